@@ -1,0 +1,387 @@
+//! Accounts and sessions: registration, login with throttling, logout, bot tokens and the
+//! lookup that turns a presented token into a user.
+//!
+//! - [`password`]: PBKDF2 PHC hashes.
+//! - [`token`]: random session tokens and their stored digests.
+
+pub mod password;
+pub mod token;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use crate::config::AuthConfig;
+use crate::db::{self, queries, Db, DbError, SessionKind, SessionRow, User};
+use crate::domain::{check_password, PasswordProblem, Username};
+
+/// Failed logins counted per account and per address within this window.
+const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Failures allowed per username (existing or not) within the window.
+const FAILURES_PER_ACCOUNT: usize = 10;
+/// Failures allowed per client address within the window.
+const FAILURES_PER_ADDRESS: usize = 50;
+/// Hash computations allowed to wait for a core before new ones are refused.
+const MAX_HASH_WAITERS: usize = 64;
+/// A session's `last_seen_at` is rewritten at most this often.
+const TOUCH_EVERY_MS: i64 = 60 * 60 * 1000;
+
+/// Why an account operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The username breaks the naming rules.
+    #[error("{0}")]
+    InvalidUsername(&'static str),
+    /// Password shorter than 8 bytes.
+    #[error("Passwords need at least 8 characters.")]
+    WeakPassword,
+    /// Password longer than 1024 bytes.
+    #[error("Passwords may be at most 1024 bytes long.")]
+    PasswordTooLong,
+    /// Someone already has this name (ignoring case).
+    #[error("That username is taken.")]
+    UsernameTaken,
+    /// Unknown user or wrong password: deliberately the same answer.
+    #[error("Wrong username or password.")]
+    InvalidCredentials,
+    /// Too many failures or registrations; retry after this many seconds.
+    #[error("Too many attempts. Try again in {0} seconds.")]
+    TooManyAttempts(u64),
+    /// Every core is busy hashing; retry shortly.
+    #[error("The server is busy. Try again in a moment.")]
+    Busy,
+    /// The store failed.
+    #[error("storage: {0}")]
+    Storage(#[from] DbError),
+}
+
+/// A successful sign-in: the user and the token to hand out.
+#[derive(Debug)]
+pub struct NewSession {
+    /// Who signed in.
+    pub user: User,
+    /// The raw token (cookie value or bearer token), shown once.
+    pub token: String,
+}
+
+/// The identity behind a presented token.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The user.
+    pub user: User,
+    /// How the token was issued.
+    pub kind: SessionKind,
+    /// Digest of the token, to revoke it.
+    pub token_hash: [u8; 32],
+}
+
+#[derive(Default)]
+struct Windows {
+    by_key: HashMap<String, VecDeque<Instant>>,
+}
+
+impl Windows {
+    /// Events for `key` still inside `window`, pruning old ones.
+    fn count(&mut self, key: &str, window: Duration, now: Instant) -> (usize, Option<Instant>) {
+        let Some(q) = self.by_key.get_mut(key) else {
+            return (0, None);
+        };
+        while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
+            q.pop_front();
+        }
+        (q.len(), q.front().copied())
+    }
+
+    fn add(&mut self, key: String, now: Instant, window: Duration) {
+        if self.by_key.len() > 100_000 {
+            self.by_key
+                .retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
+        }
+        self.by_key.entry(key).or_default().push_back(now);
+    }
+
+    fn clear(&mut self, key: &str) {
+        self.by_key.remove(key);
+    }
+}
+
+/// Accounts and sessions. Cheap to clone.
+#[derive(Clone)]
+pub struct Auth {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    config: AuthConfig,
+    registrations_per_hour: u32,
+    dummy_hash: String,
+    hashing: Semaphore,
+    hash_waiters: AtomicUsize,
+    failures: Mutex<Windows>,
+    registrations: Mutex<Windows>,
+}
+
+fn retry_after(oldest: Option<Instant>, window: Duration, now: Instant) -> u64 {
+    oldest
+        .map(|t| {
+            window
+                .saturating_sub(now.duration_since(t))
+                .as_secs()
+                .max(1)
+        })
+        .unwrap_or(1)
+}
+
+impl Auth {
+    /// Build the service over the store.
+    pub fn new(db: Db, config: AuthConfig, registrations_per_hour: u32) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Auth {
+            inner: Arc::new(Inner {
+                db,
+                dummy_hash: password::dummy(config.pbkdf2_iterations),
+                config,
+                registrations_per_hour,
+                hashing: Semaphore::new(cores),
+                hash_waiters: AtomicUsize::new(0),
+                failures: Mutex::new(Windows::default()),
+                registrations: Mutex::new(Windows::default()),
+            }),
+        }
+    }
+
+    /// Run a PBKDF2 computation on a blocking thread, at most one per core at a time.
+    async fn hashing<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let inner = &self.inner;
+        if inner.hash_waiters.fetch_add(1, Ordering::AcqRel) >= MAX_HASH_WAITERS {
+            inner.hash_waiters.fetch_sub(1, Ordering::AcqRel);
+            return Err(AuthError::Busy);
+        }
+        let permit = inner.hashing.acquire().await;
+        inner.hash_waiters.fetch_sub(1, Ordering::AcqRel);
+        let _permit = permit.map_err(|_| AuthError::Busy)?;
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| AuthError::Storage(DbError::Task(e.to_string())))
+    }
+
+    /// Create an account and sign it in.
+    pub async fn register(
+        &self,
+        username: &str,
+        password: &str,
+        client: IpAddr,
+    ) -> Result<NewSession, AuthError> {
+        let name = Username::parse(username).map_err(AuthError::InvalidUsername)?;
+        check_password(password).map_err(|p| match p {
+            PasswordProblem::TooShort => AuthError::WeakPassword,
+            PasswordProblem::TooLong => AuthError::PasswordTooLong,
+        })?;
+        let per_hour = self.inner.registrations_per_hour as usize;
+        let ip_key = client.to_string();
+        let hour = Duration::from_secs(3600);
+        if per_hour > 0 {
+            let now = Instant::now();
+            let mut regs = self
+                .inner
+                .registrations
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let (n, oldest) = regs.count(&ip_key, hour, now);
+            if n >= per_hour {
+                return Err(AuthError::TooManyAttempts(retry_after(oldest, hour, now)));
+            }
+        }
+        let iterations = self.inner.config.pbkdf2_iterations;
+        let pw = password.to_string();
+        let hash = self
+            .hashing(move || password::hash(&pw, iterations))
+            .await?;
+        let (uname, key) = (name.as_str().to_string(), name.key());
+        let now = db::now_ms();
+        let user = self
+            .inner
+            .db
+            .write(move |c| queries::insert_user(c, &uname, &key, &hash, now))
+            .await?
+            .ok_or(AuthError::UsernameTaken)?;
+        if per_hour > 0 {
+            let mut regs = self
+                .inner
+                .registrations
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            regs.add(ip_key, Instant::now(), hour);
+        }
+        tracing::info!(user = %user.username, "account created");
+        self.start_session(user, SessionKind::Cookie, None).await
+    }
+
+    /// Check credentials, with throttling per account and per address, and sign in.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        client: IpAddr,
+    ) -> Result<NewSession, AuthError> {
+        if password.len() > 1024 {
+            return Err(AuthError::PasswordTooLong);
+        }
+        let account_key = format!("u:{}", username.to_ascii_lowercase());
+        let ip_key = format!("a:{client}");
+        {
+            let now = Instant::now();
+            let mut f = self
+                .inner
+                .failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let (by_account, oldest_a) = f.count(&account_key, FAILURE_WINDOW, now);
+            let (by_ip, oldest_i) = f.count(&ip_key, FAILURE_WINDOW, now);
+            if by_account >= FAILURES_PER_ACCOUNT {
+                return Err(AuthError::TooManyAttempts(retry_after(
+                    oldest_a,
+                    FAILURE_WINDOW,
+                    now,
+                )));
+            }
+            if by_ip >= FAILURES_PER_ADDRESS {
+                return Err(AuthError::TooManyAttempts(retry_after(
+                    oldest_i,
+                    FAILURE_WINDOW,
+                    now,
+                )));
+            }
+        }
+        let found = match Username::parse(username) {
+            Ok(name) => {
+                let key = name.key();
+                self.inner
+                    .db
+                    .read(move |c| queries::user_for_login(c, &key))
+                    .await?
+            }
+            Err(_) => None,
+        };
+        let stored = found
+            .as_ref()
+            .map_or(self.inner.dummy_hash.clone(), |(_, h)| h.clone());
+        let pw = password.to_string();
+        let ok = self.hashing(move || password::verify(&pw, &stored)).await?;
+        let Some((user, old_hash)) = found.filter(|_| ok) else {
+            let now = Instant::now();
+            let mut f = self
+                .inner
+                .failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            f.add(account_key, now, FAILURE_WINDOW);
+            f.add(ip_key, now, FAILURE_WINDOW);
+            return Err(AuthError::InvalidCredentials);
+        };
+        self.inner
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear(&account_key);
+        let iterations = self.inner.config.pbkdf2_iterations;
+        if password::needs_rehash(&old_hash, iterations) {
+            let pw = password.to_string();
+            let hash = self
+                .hashing(move || password::hash(&pw, iterations))
+                .await?;
+            let id = user.id;
+            self.inner
+                .db
+                .write(move |c| queries::set_password_hash(c, id, &hash))
+                .await?;
+        }
+        self.start_session(user, SessionKind::Cookie, None).await
+    }
+
+    /// Issue a new token for `user`.
+    pub async fn start_session(
+        &self,
+        user: User,
+        kind: SessionKind,
+        name: Option<String>,
+    ) -> Result<NewSession, AuthError> {
+        let (token, token_hash) = token::generate();
+        let now = db::now_ms();
+        let expires_at = match kind {
+            SessionKind::Cookie => {
+                Some(now + i64::from(self.inner.config.session_max_hours) * 3_600_000)
+            }
+            SessionKind::Bot => None,
+        };
+        let row = SessionRow {
+            token_hash,
+            user_id: user.id,
+            kind,
+            name,
+            created_at: now,
+            expires_at,
+        };
+        self.inner
+            .db
+            .write(move |c| queries::insert_session(c, &row))
+            .await?;
+        Ok(NewSession { user, token })
+    }
+
+    /// Revoke the session behind a token.
+    pub async fn logout(&self, token_hash: [u8; 32]) -> Result<(), AuthError> {
+        self.inner
+            .db
+            .write(move |c| queries::delete_session(c, &token_hash))
+            .await?;
+        Ok(())
+    }
+
+    /// The user behind a presented token, if it is live. Cookie sessions also expire when idle.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Identity>, AuthError> {
+        if !token::well_formed(token) {
+            return Ok(None);
+        }
+        let token_hash = token::digest(token);
+        let now = db::now_ms();
+        let found = self
+            .inner
+            .db
+            .read(move |c| queries::session_user(c, &token_hash, now))
+            .await?;
+        let Some((user, kind, _created, last_seen)) = found else {
+            return Ok(None);
+        };
+        if kind == SessionKind::Cookie {
+            let idle_ms = i64::from(self.inner.config.session_idle_hours) * 3_600_000;
+            if now - last_seen > idle_ms {
+                return Ok(None);
+            }
+        }
+        if now - last_seen > TOUCH_EVERY_MS {
+            let db = self.inner.db.clone();
+            tokio::spawn(async move {
+                if let Err(e) = db
+                    .write(move |c| queries::touch_session(c, &token_hash, now))
+                    .await
+                {
+                    tracing::warn!("could not record session activity: {e}");
+                }
+            });
+        }
+        Ok(Some(Identity {
+            user,
+            kind,
+            token_hash,
+        }))
+    }
+}

@@ -1,0 +1,393 @@
+//! Configuration: built-in defaults, then `chat.toml`, then `CHAT_*` environment variables.
+//!
+//! Loading happens in two steps: figment extracts the raw [`Config`] (unknown keys and wrong
+//! types are errors), then [`Config::validate`] checks values and derives typed settings.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration, as written in `chat.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Network settings.
+    pub server: ServerConfig,
+    /// Storage settings.
+    pub database: DatabaseConfig,
+    /// Abuse and resource limits.
+    pub limits: LimitsConfig,
+    /// Password hashing and session lifetimes.
+    pub auth: AuthConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind; 0 picks any free port.
+    pub port: u16,
+    /// The URL browsers use to reach Hearth. Empty: derived per request from the Host header.
+    pub public_url: String,
+    /// Extra origins (scheme://host[:port]) allowed to open WebSockets and use cookies.
+    pub allowed_origins: Vec<String>,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Path of the SQLite file; created with its schema on first run.
+    pub path: PathBuf,
+    /// `full` (every acknowledged message survives power loss) or `normal` (survives a crash of
+    /// Hearth, may lose the last commits on power loss).
+    pub synchronous: Synchronous,
+}
+
+/// SQLite durability level for the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// `PRAGMA synchronous=FULL`.
+    Full,
+    /// `PRAGMA synchronous=NORMAL`.
+    Normal,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Sustained messages per second per user; 0 disables the limit.
+    pub messages_per_second: f64,
+    /// Messages a user may send in a burst above the rate.
+    pub message_burst: u32,
+    /// Open WebSockets per user; 0 = unlimited.
+    pub connections_per_user: u32,
+    /// Open WebSockets per client address; 0 = unlimited.
+    pub connections_per_address: u32,
+    /// Accounts created per client address per hour; 0 = unlimited.
+    pub registrations_per_hour: u32,
+    /// Frames queued for one connection before it counts as too slow and is closed (4008).
+    pub outgoing_queue: usize,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// PBKDF2-HMAC-SHA256 iterations for new password hashes.
+    pub pbkdf2_iterations: u32,
+    /// A session unused for this many hours expires.
+    pub session_idle_hours: u32,
+    /// A session expires this many hours after sign-in, however active.
+    pub session_max_hours: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: 12345,
+            public_url: String::new(),
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("chat.db"),
+            synchronous: Synchronous::Full,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            messages_per_second: 5.0,
+            message_burst: 20,
+            connections_per_user: 20,
+            connections_per_address: 200,
+            registrations_per_hour: 20,
+            outgoing_queue: 1024,
+        }
+    }
+}
+
+/// Iterations used when the configuration does not say otherwise (OWASP 2023 guidance).
+pub const DEFAULT_PBKDF2_ITERATIONS: u32 = 600_000;
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            pbkdf2_iterations: DEFAULT_PBKDF2_ITERATIONS,
+            session_idle_hours: 24 * 30,
+            session_max_hours: 24 * 365,
+        }
+    }
+}
+
+/// Why the configuration could not be loaded; the message names the file and key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+/// Where the configuration came from, for the start-up banner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The file existed and was read.
+    File(PathBuf),
+    /// No file at this path: built-in defaults (plus environment).
+    Defaults(PathBuf),
+}
+
+impl Config {
+    /// Load from `path` (a missing file means defaults) with `CHAT_*` overrides, then validate.
+    pub fn load(path: &Path) -> Result<(Config, Source), ConfigError> {
+        let source = if path.exists() {
+            Source::File(path.to_path_buf())
+        } else {
+            Source::Defaults(path.to_path_buf())
+        };
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if path.exists() {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed("CHAT_").split("__"));
+        let config: Config = figment.extract().map_err(|e| describe(e, path))?;
+        config
+            .validate()
+            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        Ok((config, source))
+    }
+
+    /// Check values that serde cannot: addresses, URLs, ranges.
+    pub fn validate(&self) -> Result<(), String> {
+        self.bind_addr()?;
+        if !self.server.public_url.is_empty() {
+            parse_origin(&self.server.public_url).map_err(|e| format!("server.public_url: {e}"))?;
+        }
+        for o in &self.server.allowed_origins {
+            parse_origin(o).map_err(|e| format!("server.allowed_origins: {e}"))?;
+        }
+        if self.database.path.as_os_str().is_empty() {
+            return Err("database.path: must not be empty".into());
+        }
+        let rate = self.limits.messages_per_second;
+        if !rate.is_finite() || rate < 0.0 {
+            return Err("limits.messages_per_second: must be a number ≥ 0".into());
+        }
+        if rate > 0.0 && self.limits.message_burst == 0 {
+            return Err("limits.message_burst: must be at least 1 when a rate is set".into());
+        }
+        if self.limits.outgoing_queue < 16 {
+            return Err("limits.outgoing_queue: must be at least 16".into());
+        }
+        if self.auth.pbkdf2_iterations < 1_000 {
+            return Err(format!(
+                "auth.pbkdf2_iterations: must be at least 1000 (the default, {DEFAULT_PBKDF2_ITERATIONS}, is the safe choice)"
+            ));
+        }
+        if self.auth.session_idle_hours == 0 || self.auth.session_max_hours == 0 {
+            return Err(
+                "auth.session_idle_hours and auth.session_max_hours must be at least 1".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The socket address to bind.
+    pub fn bind_addr(&self) -> Result<SocketAddr, String> {
+        let ip: IpAddr = self
+            .server
+            .host
+            .parse()
+            .map_err(|_| format!("server.host: {:?} is not an IP address", self.server.host))?;
+        Ok(SocketAddr::new(ip, self.server.port))
+    }
+
+    /// The configured public URL without a trailing slash, if one is set.
+    pub fn public_url(&self) -> Option<&str> {
+        let url = self.server.public_url.trim_end_matches('/');
+        (!url.is_empty()).then_some(url)
+    }
+
+    /// Whether cookies must carry `Secure`.
+    pub fn is_https(&self) -> bool {
+        self.public_url().is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+/// Check that `url` is `http(s)://host[:port][/path]` and return its origin (`scheme://host[:port]`).
+pub fn parse_origin(url: &str) -> Result<String, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("{url:?} is not a URL (expected http://host:port)"))?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return Err(format!("{url:?} must start with http:// or https://"));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace) {
+        return Err(format!("{url:?} has no valid host"));
+    }
+    if let Some((_, port)) = authority.rsplit_once(':') {
+        if !authority.ends_with(']') && port.parse::<u16>().is_err() {
+            return Err(format!("{url:?} has an invalid port"));
+        }
+    }
+    Ok(format!("{scheme}://{}", authority.to_ascii_lowercase()))
+}
+
+fn describe(err: figment::Error, path: &Path) -> ConfigError {
+    let mut lines = Vec::new();
+    for e in err {
+        let key = e.path.join(".");
+        let origin = match &e.metadata {
+            Some(m) if m.name.contains("environment") => "environment".to_string(),
+            _ => path.display().to_string(),
+        };
+        let what = e.kind.to_string();
+        if key.is_empty() {
+            lines.push(format!("{origin}: {what}"));
+        } else {
+            lines.push(format!("{origin}: {key}: {what}"));
+        }
+    }
+    ConfigError(lines.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn defaults_match_protocol() {
+        let c = Config::default();
+        assert_eq!(c.server.host, "0.0.0.0");
+        assert_eq!(c.server.port, 12345);
+        assert_eq!(c.database.path, PathBuf::from("chat.db"));
+        assert_eq!(c.limits.messages_per_second, 5.0);
+        assert_eq!(c.limits.message_burst, 20);
+        assert_eq!(c.auth.pbkdf2_iterations, 600_000);
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn shipped_chat_toml_equals_defaults() {
+        let text = include_str!("../chat.toml");
+        let parsed: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .expect("chat.toml parses");
+        assert_eq!(parsed, Config::default());
+        // Every key is written out, not left to the defaults.
+        for key in [
+            "host",
+            "port",
+            "public_url",
+            "allowed_origins",
+            "path",
+            "synchronous",
+            "messages_per_second",
+            "message_burst",
+            "connections_per_user",
+            "connections_per_address",
+            "registrations_per_hour",
+            "outgoing_queue",
+            "pbkdf2_iterations",
+            "session_idle_hours",
+            "session_max_hours",
+        ] {
+            assert!(
+                text.lines().any(|l| l.trim_start().starts_with(key)),
+                "chat.toml lacks {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_env_overrides_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "[server]\nport = 8080\nhost = \"127.0.0.1\"\n[limits]\nmessage_burst = 3\n",
+            )?;
+            jail.set_env("CHAT_SERVER__PORT", "9090");
+            jail.set_env("CHAT_DATABASE__PATH", "/tmp/x.db");
+            let (c, src) = Config::load(Path::new("c.toml")).expect("loads");
+            assert_eq!(src, Source::File(PathBuf::from("c.toml")));
+            assert_eq!(c.server.port, 9090);
+            assert_eq!(c.server.host, "127.0.0.1");
+            assert_eq!(c.limits.message_burst, 3);
+            assert_eq!(c.limits.messages_per_second, 5.0);
+            assert_eq!(c.database.path, PathBuf::from("/tmp/x.db"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_file_means_defaults() {
+        Jail::expect_with(|_| {
+            let (c, src) = Config::load(Path::new("absent.toml")).expect("loads");
+            assert_eq!(src, Source::Defaults(PathBuf::from("absent.toml")));
+            assert_eq!(c, Config::default());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn errors_name_the_file_and_key() {
+        Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "[server]\nport = \"high\"\n")?;
+            let e = Config::load(Path::new("bad.toml")).unwrap_err().to_string();
+            assert!(e.contains("bad.toml") && e.contains("server.port"), "{e}");
+
+            jail.create_file("typo.toml", "[server]\nprot = 1\n")?;
+            let e = Config::load(Path::new("typo.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("prot"), "{e}");
+
+            jail.create_file("broken.toml", "[server\n")?;
+            let e = Config::load(Path::new("broken.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("broken.toml"), "{e}");
+
+            jail.create_file("url.toml", "[server]\npublic_url = \"chat.example.org\"\n")?;
+            let e = Config::load(Path::new("url.toml")).unwrap_err().to_string();
+            assert!(e.contains("server.public_url"), "{e}");
+
+            jail.create_file("ok.toml", "")?;
+            jail.set_env("CHAT_LIMITS__MESSAGE_BURST", "lots");
+            let e = Config::load(Path::new("ok.toml")).unwrap_err().to_string();
+            assert!(e.contains("limits.message_burst"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn origins_are_normalised() {
+        assert_eq!(
+            parse_origin("HTTPS://Chat.Example.org/chat/").unwrap(),
+            "https://chat.example.org"
+        );
+        assert_eq!(
+            parse_origin("http://127.0.0.1:12345").unwrap(),
+            "http://127.0.0.1:12345"
+        );
+        assert!(parse_origin("ftp://x").is_err());
+        assert!(parse_origin("http://").is_err());
+        assert!(parse_origin("http://host:notaport").is_err());
+    }
+}

@@ -1,0 +1,269 @@
+//! Storage: one writer thread owns the SQLite write connection; a small pool of read-only
+//! connections serves lookups off the async runtime.
+//!
+//! - [`schema`]: versioned migrations.
+//! - [`queries`]: every SQL statement.
+//! - [`writer`]: the writer thread and its group commit.
+
+pub mod queries;
+pub mod schema;
+pub mod writer;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Synchronous;
+pub use writer::{Committed, NewMessage};
+
+/// A registered account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Row id.
+    pub id: i64,
+    /// Name as chosen at registration.
+    pub username: String,
+}
+
+/// A room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Room {
+    /// Row id.
+    pub id: i64,
+    /// Unique name used in URLs and frames.
+    pub name: String,
+    /// Free-text topic.
+    pub topic: String,
+}
+
+/// A committed message with everything a frame needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Global, increasing id.
+    pub id: i64,
+    /// Room row id.
+    pub room_id: i64,
+    /// Room name.
+    pub room: String,
+    /// Author's username.
+    pub user: String,
+    /// Trimmed body.
+    pub body: String,
+    /// The sender's nonce, if it gave one.
+    pub nonce: Option<String>,
+    /// Commit time, milliseconds since the Unix epoch.
+    pub ts_ms: i64,
+}
+
+/// How a session token was issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// Browser session cookie.
+    Cookie,
+    /// Bearer token for bots.
+    Bot,
+}
+
+impl SessionKind {
+    /// Value stored in the `kind` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Cookie => "cookie",
+            SessionKind::Bot => "bot",
+        }
+    }
+}
+
+/// A session row to insert.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    /// SHA-256 of the token.
+    pub token_hash: [u8; 32],
+    /// Owner.
+    pub user_id: i64,
+    /// Cookie or bot.
+    pub kind: SessionKind,
+    /// Bot token name.
+    pub name: Option<String>,
+    /// Creation time (ms).
+    pub created_at: i64,
+    /// Absolute expiry (ms), none for bot tokens.
+    pub expires_at: Option<i64>,
+}
+
+/// Storage failures. Their text is logged, never sent to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// SQLite reported an error.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The transaction holding this change failed to commit.
+    #[error("commit failed: {0}")]
+    Commit(String),
+    /// The writer has shut down.
+    #[error("the database writer has stopped")]
+    Closed,
+    /// A blocking task panicked or was cancelled.
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("database {path}: {reason}")]
+pub struct OpenError {
+    path: String,
+    reason: String,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+struct ReadPool {
+    conns: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+/// Cheap-to-clone handle to the store.
+#[derive(Clone)]
+pub struct Db {
+    writer: mpsc::Sender<writer::WriteCmd>,
+    readers: Arc<ReadPool>,
+}
+
+/// Set on every connection, writer and readers.
+fn common_pragmas(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+impl Db {
+    /// Open (creating if needed) the database, migrate it, start the writer thread.
+    ///
+    /// Committed messages are handed, batch by batch, to `commits`.
+    pub fn open(
+        path: &Path,
+        synchronous: Synchronous,
+        commits: std::sync::mpsc::Sender<Vec<Committed>>,
+    ) -> Result<(Db, writer::WriterHandle), OpenError> {
+        let fail = |reason: String| OpenError {
+            path: path.display().to_string(),
+            reason,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                return Err(fail(format!("folder {} does not exist", dir.display())));
+            }
+        }
+        let mut conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
+        let setup = |conn: &mut Connection| -> rusqlite::Result<Result<u32, String>> {
+            common_pragmas(conn)?;
+            let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Ok(Err(format!(
+                    "could not enable WAL (journal_mode is {mode})"
+                )));
+            }
+            let sync = match synchronous {
+                Synchronous::Full => "FULL",
+                Synchronous::Normal => "NORMAL",
+            };
+            conn.pragma_update(None, "synchronous", sync)?;
+            schema::migrate(conn)
+        };
+        setup(&mut conn)
+            .map_err(|e| fail(e.to_string()))?
+            .map_err(fail)?;
+
+        let readers = (0..4)
+            .map(|_| {
+                let c = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                common_pragmas(&c)?;
+                Ok(Mutex::new(c))
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| fail(e.to_string()))?;
+
+        let (tx, handle) = writer::spawn(conn, commits).map_err(|e| fail(e.to_string()))?;
+        Ok((
+            Db {
+                writer: tx,
+                readers: Arc::new(ReadPool {
+                    conns: readers,
+                    next: AtomicUsize::new(0),
+                }),
+            },
+            handle,
+        ))
+    }
+
+    /// Run a read-only closure on a pooled connection, off the async runtime.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let n = pool.conns.len();
+            let start = pool.next.fetch_add(1, Ordering::Relaxed);
+            // Take the first idle connection, else wait for the round-robin one.
+            let guard = (0..n)
+                .find_map(|i| pool.conns[(start + i) % n].try_lock().ok())
+                .map(Ok)
+                .unwrap_or_else(|| pool.conns[start % n].lock());
+            let conn = guard.map_err(|_| DbError::Task("reader poisoned".into()))?;
+            f(&conn).map_err(DbError::from)
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?
+    }
+
+    /// Run a closure on the write connection inside the writer's next transaction.
+    ///
+    /// The result is returned only after that transaction committed; if the closure fails,
+    /// its changes are rolled back and the rest of the batch is unaffected.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: writer::Job = Box::new(move |conn| {
+            let result = f(conn);
+            let ok = result.is_ok();
+            let reply: writer::Reply = Box::new(move |commit: Result<(), DbError>| {
+                let _ = tx.send(commit.and_then(|()| result.map_err(DbError::from)));
+            });
+            (ok, reply)
+        });
+        self.writer
+            .send(writer::WriteCmd::Exec(job))
+            .await
+            .map_err(|_| DbError::Closed)?;
+        rx.await.map_err(|_| DbError::Closed)?
+    }
+
+    /// Queue a message for the next commit. Its outcome arrives through the commit channel.
+    /// Waits only if the writer's queue is full.
+    pub async fn submit(&self, msg: NewMessage) -> Result<(), DbError> {
+        self.writer
+            .send(writer::WriteCmd::Message(msg))
+            .await
+            .map_err(|_| DbError::Closed)
+    }
+}

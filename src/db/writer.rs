@@ -1,0 +1,255 @@
+//! The writer thread: it owns the only write connection, takes everything queued, commits it
+//! in one transaction (group commit), then hands the committed messages on for fan-out.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use rusqlite::Connection;
+use tokio::sync::mpsc;
+
+use super::{now_ms, queries, DbError, StoredMessage};
+
+/// Most commands committed in one transaction.
+const MAX_BATCH: usize = 4096;
+/// Commands waiting for the writer before senders have to wait.
+const QUEUE: usize = 16 * 1024;
+
+/// Called with the commit's outcome once the transaction is over.
+pub type Reply = Box<dyn FnOnce(Result<(), DbError>) + Send>;
+/// Runs inside the transaction; says whether it succeeded and how to answer afterwards.
+pub type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+
+/// A message a connection wants stored.
+#[derive(Debug)]
+pub struct NewMessage {
+    /// Room row id.
+    pub room_id: i64,
+    /// Room name, for the frame.
+    pub room: Arc<str>,
+    /// Author row id.
+    pub user_id: i64,
+    /// Author name, for the frame.
+    pub username: Arc<str>,
+    /// Trimmed, validated body.
+    pub body: String,
+    /// Client nonce for de-duplication.
+    pub nonce: Option<String>,
+    /// The connection that sent it (for acknowledgements and errors).
+    pub origin: u64,
+}
+
+/// The outcome of one queued message.
+#[derive(Debug)]
+pub enum Committed {
+    /// Durably stored (or found already stored under the same nonce).
+    Stored {
+        /// The message as stored.
+        msg: StoredMessage,
+        /// The sending connection.
+        origin: u64,
+        /// A retry of a nonce already stored: goes back to the sender only.
+        duplicate: bool,
+    },
+    /// Could not be stored; nothing was acknowledged.
+    Failed {
+        /// The sending connection.
+        origin: u64,
+        /// The nonce the client gave.
+        nonce: Option<String>,
+    },
+}
+
+pub(super) enum WriteCmd {
+    Message(NewMessage),
+    Exec(Job),
+    Shutdown,
+}
+
+/// Owned by the server; stops the writer after it committed everything queued.
+pub struct WriterHandle {
+    tx: mpsc::Sender<WriteCmd>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl WriterHandle {
+    /// Commit everything already queued, then stop the thread and wait for it.
+    pub async fn shutdown(mut self) {
+        let _ = self.tx.send(WriteCmd::Shutdown).await;
+        if let Some(t) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+}
+
+pub(super) fn spawn(
+    conn: Connection,
+    commits: std::sync::mpsc::Sender<Vec<Committed>>,
+) -> std::io::Result<(mpsc::Sender<WriteCmd>, WriterHandle)> {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let thread = std::thread::Builder::new()
+        .name("hearth-writer".into())
+        .spawn(move || run(conn, rx, commits))?;
+    Ok((
+        tx.clone(),
+        WriterHandle {
+            tx,
+            thread: Some(thread),
+        },
+    ))
+}
+
+fn run(
+    conn: Connection,
+    mut rx: mpsc::Receiver<WriteCmd>,
+    commits: std::sync::mpsc::Sender<Vec<Committed>>,
+) {
+    let mut batch = Vec::with_capacity(64);
+    let mut stopping = false;
+    while !stopping {
+        match rx.blocking_recv() {
+            Some(cmd) => batch.push(cmd),
+            None => break,
+        }
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(cmd) => batch.push(cmd),
+                Err(_) => break,
+            }
+        }
+        if batch.iter().any(|c| matches!(c, WriteCmd::Shutdown)) {
+            // Take whatever is still queued, refuse anything later.
+            rx.close();
+            while let Ok(cmd) = rx.try_recv() {
+                batch.push(cmd);
+            }
+            stopping = true;
+        }
+        let out = commit_batch(&conn, &mut batch);
+        if !out.is_empty() && commits.send(out).is_err() {
+            tracing::warn!("fan-out has stopped; committed messages are not delivered live");
+        }
+    }
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+        tracing::warn!("checkpoint at shutdown failed: {e}");
+    }
+    tracing::debug!("writer stopped");
+}
+
+/// Run one transaction over `batch` (emptying it); returns the message outcomes.
+fn commit_batch(conn: &Connection, batch: &mut Vec<WriteCmd>) -> Vec<Committed> {
+    let now = now_ms();
+    let mut outcomes = Vec::new();
+    let mut replies: Vec<Reply> = Vec::new();
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        tracing::error!("cannot start a write transaction: {e}");
+        fail_all(batch.drain(..), &mut outcomes);
+        return outcomes;
+    }
+    for cmd in batch.drain(..) {
+        match cmd {
+            WriteCmd::Message(m) => outcomes.push(store_message(conn, m, now)),
+            WriteCmd::Exec(job) => {
+                if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+                    tracing::error!("savepoint failed: {e}");
+                }
+                let (ok, reply) = job(conn);
+                let end = if ok {
+                    "RELEASE job"
+                } else {
+                    "ROLLBACK TO job; RELEASE job"
+                };
+                if let Err(e) = conn.execute_batch(end) {
+                    tracing::error!("savepoint end failed: {e}");
+                }
+                replies.push(reply);
+            }
+            WriteCmd::Shutdown => {}
+        }
+    }
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => {
+            for r in replies {
+                r(Ok(()));
+            }
+            outcomes
+        }
+        Err(e) => {
+            tracing::error!("commit failed, {} messages refused: {e}", outcomes.len());
+            let _ = conn.execute_batch("ROLLBACK");
+            for r in replies {
+                r(Err(DbError::Commit(e.to_string())));
+            }
+            outcomes
+                .into_iter()
+                .map(|c| match c {
+                    Committed::Stored {
+                        msg,
+                        origin,
+                        duplicate: false,
+                    } => Committed::Failed {
+                        origin,
+                        nonce: msg.nonce,
+                    },
+                    other => other,
+                })
+                .collect()
+        }
+    }
+}
+
+fn store_message(conn: &Connection, m: NewMessage, now: i64) -> Committed {
+    if let Some(nonce) = &m.nonce {
+        match queries::message_by_nonce(conn, m.user_id, nonce) {
+            Ok(Some(msg)) => {
+                return Committed::Stored {
+                    msg,
+                    origin: m.origin,
+                    duplicate: true,
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!("nonce lookup failed: {e}");
+                return Committed::Failed {
+                    origin: m.origin,
+                    nonce: m.nonce,
+                };
+            }
+        }
+    }
+    match queries::insert_message(conn, m.room_id, m.user_id, &m.body, m.nonce.as_deref(), now) {
+        Ok(id) => Committed::Stored {
+            msg: StoredMessage {
+                id,
+                room_id: m.room_id,
+                room: m.room.to_string(),
+                user: m.username.to_string(),
+                body: m.body,
+                nonce: m.nonce,
+                ts_ms: now,
+            },
+            origin: m.origin,
+            duplicate: false,
+        },
+        Err(e) => {
+            tracing::error!("message insert failed: {e}");
+            Committed::Failed {
+                origin: m.origin,
+                nonce: m.nonce,
+            }
+        }
+    }
+}
+
+/// Refuse a batch that could not even start a transaction. Dropping an `Exec` job drops its
+/// reply channel, which its caller sees as [`DbError::Closed`].
+fn fail_all(cmds: impl Iterator<Item = WriteCmd>, outcomes: &mut Vec<Committed>) {
+    for cmd in cmds {
+        if let WriteCmd::Message(m) = cmd {
+            outcomes.push(Committed::Failed {
+                origin: m.origin,
+                nonce: m.nonce,
+            });
+        }
+    }
+}

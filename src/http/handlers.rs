@@ -1,0 +1,328 @@
+//! Thin handlers: parse, call auth or db, reply.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use serde::Deserialize;
+use serde_json::json;
+use warp::http::{header, StatusCode};
+use warp::reply::Response;
+use warp::{Rejection, Reply};
+
+use super::error::ApiError;
+use super::filters::{RequestOrigin, SESSION_COOKIE};
+use crate::auth::{Identity, NewSession};
+use crate::db::{queries, SessionKind};
+use crate::ws::protocol::{MessageView, RoomView, UserView};
+use crate::ws::session::CLOSE_SESSION_ENDED;
+use crate::AppState;
+
+/// Largest `limit` for history pages.
+pub const MAX_PAGE: i64 = 200;
+/// `limit` when none is given.
+pub const DEFAULT_PAGE: i64 = 50;
+
+/// `{"username","password"}`
+#[derive(Debug, Deserialize)]
+pub struct Credentials {
+    username: String,
+    password: String,
+}
+
+/// `{"name"}`
+#[derive(Debug, Deserialize)]
+pub struct TokenRequest {
+    name: String,
+}
+
+fn json_reply(status: StatusCode, value: serde_json::Value) -> Response {
+    warp::reply::with_status(warp::reply::json(&value), status).into_response()
+}
+
+fn session_cookie(state: &AppState, token: &str, max_age_secs: i64) -> String {
+    let secure = if state.config.is_https() {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_secs}{secure}"
+    )
+}
+
+fn signed_in(state: &AppState, status: StatusCode, s: NewSession) -> Response {
+    let mut res = json_reply(status, json!({ "user": UserView::from(&s.user) }));
+    let max_age = i64::from(state.config.auth.session_max_hours) * 3600;
+    if let Ok(v) = session_cookie(state, &s.token, max_age).parse() {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res
+}
+
+/// POST /api/register
+pub async fn register(
+    body: Credentials,
+    ip: IpAddr,
+    origin: RequestOrigin,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    origin.check(&state, false).map_err(ApiError::reject)?;
+    let s = state
+        .auth
+        .register(&body.username, &body.password, ip)
+        .await
+        .map_err(|e| ApiError::from(e).reject())?;
+    Ok(signed_in(&state, StatusCode::CREATED, s))
+}
+
+/// POST /api/login
+pub async fn login(
+    body: Credentials,
+    ip: IpAddr,
+    origin: RequestOrigin,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    origin.check(&state, false).map_err(ApiError::reject)?;
+    let s = state
+        .auth
+        .login(&body.username, &body.password, ip)
+        .await
+        .map_err(|e| ApiError::from(e).reject())?;
+    Ok(signed_in(&state, StatusCode::OK, s))
+}
+
+/// POST /api/logout
+pub async fn logout(
+    id: Identity,
+    origin: RequestOrigin,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    origin
+        .check(&state, id.kind == SessionKind::Cookie)
+        .map_err(ApiError::reject)?;
+    state
+        .auth
+        .logout(id.token_hash)
+        .await
+        .map_err(|e| ApiError::from(e).reject())?;
+    state
+        .hub
+        .close_session(id.token_hash, CLOSE_SESSION_ENDED, "signed out");
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    if let Ok(v) = session_cookie(&state, "", 0).parse() {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(res)
+}
+
+/// GET /api/me
+pub async fn me(id: Identity) -> Result<Response, Rejection> {
+    Ok(json_reply(
+        StatusCode::OK,
+        json!({ "user": UserView::from(&id.user) }),
+    ))
+}
+
+/// POST /api/tokens
+pub async fn create_token(
+    id: Identity,
+    origin: RequestOrigin,
+    body: TokenRequest,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    origin
+        .check(&state, id.kind == SessionKind::Cookie)
+        .map_err(ApiError::reject)?;
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(ApiError::bad_request("A token name is 1 to 64 characters.").reject());
+    }
+    let s = state
+        .auth
+        .start_session(id.user, SessionKind::Bot, Some(name.to_string()))
+        .await
+        .map_err(|e| ApiError::from(e).reject())?;
+    Ok(json_reply(
+        StatusCode::CREATED,
+        json!({ "token": s.token, "name": name }),
+    ))
+}
+
+/// GET /api/rooms
+pub async fn rooms(id: Identity, state: AppState) -> Result<Response, Rejection> {
+    let uid = id.user.id;
+    let rooms = state
+        .db
+        .read(move |c| queries::rooms_for_user(c, uid))
+        .await
+        .map_err(|e| ApiError::from(e).reject())?;
+    let views: Vec<RoomView> = rooms.iter().map(RoomView::from).collect();
+    Ok(json_reply(StatusCode::OK, json!({ "rooms": views })))
+}
+
+fn id_param(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, ApiError> {
+    match q.get(key) {
+        None => Ok(None),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "`{key}` must be a message id (a whole number ≥ 0)."
+                ))
+            }),
+    }
+}
+
+/// GET /api/rooms/{room}/messages?before=&after=&limit=
+pub async fn messages(
+    room: String,
+    id: Identity,
+    q: HashMap<String, String>,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    let before = id_param(&q, "before").map_err(ApiError::reject)?;
+    let after = id_param(&q, "after").map_err(ApiError::reject)?;
+    if before.is_some() && after.is_some() {
+        return Err(ApiError::bad_request("Give either `before` or `after`, not both.").reject());
+    }
+    let limit = match q.get("limit") {
+        None => DEFAULT_PAGE,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 1 => n.min(MAX_PAGE),
+            _ => {
+                return Err(
+                    ApiError::bad_request("`limit` must be a whole number from 1 to 200.").reject(),
+                )
+            }
+        },
+    } as u32;
+    let uid = id.user.id;
+    let rows = state
+        .db
+        .read(move |c| {
+            let Some((room, member)) = queries::room_for_user(c, &room, uid)? else {
+                return Ok(Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown_room",
+                    "There is no room with that name.",
+                )));
+            };
+            if !member {
+                return Ok(Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "not_a_member",
+                    "You are not a member of that room.",
+                )));
+            }
+            let rows = match after {
+                Some(a) => queries::messages_after(c, room.id, a, limit)?,
+                None => queries::messages_before(c, room.id, before, limit)?,
+            };
+            Ok(Ok(rows))
+        })
+        .await
+        .map_err(|e| ApiError::from(e).reject())?
+        .map_err(ApiError::reject)?;
+    let views: Vec<MessageView> = rows.iter().map(MessageView::from).collect();
+    Ok(json_reply(StatusCode::OK, json!({ "messages": views })))
+}
+
+/// GET /healthz: reads and writes the database.
+pub async fn healthz(state: AppState) -> Result<Response, Rejection> {
+    let read = state
+        .db
+        .read(|c| c.query_row("SELECT COUNT(*) FROM rooms", [], |r| r.get::<_, i64>(0)))
+        .await;
+    let write = state
+        .db
+        .write(|c| c.execute("UPDATE rooms SET id = id WHERE id = 0", []))
+        .await;
+    let text_plain = "text/plain; charset=utf-8";
+    let res = match (read, write) {
+        (Ok(_), Ok(_)) => {
+            warp::reply::with_header("ok", header::CONTENT_TYPE, text_plain).into_response()
+        }
+        (r, w) => {
+            let why = r
+                .err()
+                .or(w.err())
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            tracing::error!("health check failed: {why}");
+            warp::reply::with_status(
+                warp::reply::with_header(
+                    "unavailable: the database cannot be read or written",
+                    header::CONTENT_TYPE,
+                    text_plain,
+                ),
+                StatusCode::SERVICE_UNAVAILABLE,
+            )
+            .into_response()
+        }
+    };
+    Ok(res)
+}
+
+/// The public base URL for this request: `public_url`, else `http://HOST`.
+pub fn base_url(state: &AppState, host: Option<&str>) -> String {
+    match state.config.public_url() {
+        Some(u) => u.to_string(),
+        None => {
+            let host = host
+                .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+                .unwrap_or("127.0.0.1");
+            format!("http://{host}")
+        }
+    }
+}
+
+/// The WebSocket URL derived from a base URL.
+pub fn ws_url(base: &str) -> String {
+    let rest = base
+        .strip_prefix("https://")
+        .map(|r| format!("wss://{r}"))
+        .or_else(|| base.strip_prefix("http://").map(|r| format!("ws://{r}")))
+        .unwrap_or_else(|| base.to_string());
+    format!("{}/ws", rest.trim_end_matches('/'))
+}
+
+/// GET /config.js
+pub async fn config_js(host: Option<String>, state: AppState) -> Result<Response, Rejection> {
+    let url = base_url(&state, host.as_deref());
+    let body = format!(
+        "window.HEARTH = {};\n",
+        json!({ "url": url, "ws": ws_url(&url) })
+    );
+    let mut res = warp::reply::with_header(
+        body,
+        header::CONTENT_TYPE,
+        "application/javascript; charset=utf-8",
+    )
+    .into_response();
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-cache"),
+    );
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ws_url;
+
+    #[test]
+    fn ws_urls_follow_the_scheme() {
+        assert_eq!(ws_url("http://127.0.0.1:12345"), "ws://127.0.0.1:12345/ws");
+        assert_eq!(
+            ws_url("https://chat.example.org"),
+            "wss://chat.example.org/ws"
+        );
+        assert_eq!(
+            ws_url("https://example.org/chat/"),
+            "wss://example.org/chat/ws"
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! HTTP routes. `routes(state)` is the whole application as one warp filter.
+//!
+//! - [`filters`]: state, client address, JSON bodies, authentication, Origin.
+//! - [`handlers`]: one function per route.
+//! - [`error`]: the JSON error shape and the root rejection handler.
+
+pub mod error;
+pub mod filters;
+pub mod handlers;
+
+use std::convert::Infallible;
+
+use warp::http::{header, HeaderValue};
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use crate::AppState;
+use filters::{authenticated, client_ip, json_body, request_origin, with_state};
+
+/// Body limit for the small JSON bodies of the API.
+const SMALL_BODY: u64 = 16 * 1024;
+
+/// Every route, with error handling and the security headers.
+pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let https = state.config.is_https();
+    api(state.clone())
+        .map(|r: Response| no_store(r))
+        .or(crate::ws::route(state.clone()))
+        .unify()
+        .or(site(state))
+        .unify()
+        .recover(error::handle_rejection)
+        .unify()
+        .map(move |r: Response| security_headers(r, https))
+}
+
+fn no_store(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn security_headers(mut r: Response, https: bool) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    if https {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    r
+}
+
+/// The JSON API under `/api`.
+fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let s = state;
+    // POST /api/register
+    let register = warp::path!("api" / "register")
+        .and(warp::post())
+        .and(json_body(SMALL_BODY))
+        .and(client_ip())
+        .and(request_origin())
+        .and(with_state(s.clone()))
+        .and_then(handlers::register);
+    // POST /api/login
+    let login = warp::path!("api" / "login")
+        .and(warp::post())
+        .and(json_body(SMALL_BODY))
+        .and(client_ip())
+        .and(request_origin())
+        .and(with_state(s.clone()))
+        .and_then(handlers::login);
+    // POST /api/logout
+    let logout = warp::path!("api" / "logout")
+        .and(warp::post())
+        .and(authenticated(s.clone()))
+        .and(request_origin())
+        .and(with_state(s.clone()))
+        .and_then(handlers::logout);
+    // GET /api/me
+    let me = warp::path!("api" / "me")
+        .and(warp::get())
+        .and(authenticated(s.clone()))
+        .and_then(handlers::me);
+    // POST /api/tokens
+    let tokens = warp::path!("api" / "tokens")
+        .and(warp::post())
+        .and(authenticated(s.clone()))
+        .and(request_origin())
+        .and(json_body(SMALL_BODY))
+        .and(with_state(s.clone()))
+        .and_then(handlers::create_token);
+    // GET /api/rooms
+    let rooms = warp::path!("api" / "rooms")
+        .and(warp::get())
+        .and(authenticated(s.clone()))
+        .and(with_state(s.clone()))
+        .and_then(handlers::rooms);
+    // GET /api/rooms/{room}/messages
+    let messages = warp::path!("api" / "rooms" / String / "messages")
+        .and(warp::get())
+        .and(authenticated(s.clone()))
+        .and(warp::query::<std::collections::HashMap<String, String>>())
+        .and(with_state(s))
+        .and_then(handlers::messages);
+    register
+        .or(login)
+        .unify()
+        .or(logout)
+        .unify()
+        .or(me)
+        .unify()
+        .or(tokens)
+        .unify()
+        .or(rooms)
+        .unify()
+        .or(messages)
+        .unify()
+}
+
+/// `/config.js`, `/healthz` and the embedded UI.
+fn site(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    // GET /config.js
+    let config_js = warp::path!("config.js")
+        .and(warp::get())
+        .and(warp::header::optional::<String>("host"))
+        .and(with_state(state.clone()))
+        .and_then(handlers::config_js);
+    // GET /healthz
+    let healthz = warp::path!("healthz")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and_then(handlers::healthz);
+    // GET /{asset}
+    let assets =
+        warp::get()
+            .and(warp::path::tail())
+            .and(warp::header::optional::<String>("if-none-match"))
+            .and(warp::header::optional::<String>("host"))
+            .and(with_state(state))
+            .and_then(
+                |tail: warp::path::Tail,
+                 inm: Option<String>,
+                 host: Option<String>,
+                 state: AppState| async move {
+                    if tail.as_str().starts_with("api/") {
+                        return Err(warp::reject::not_found());
+                    }
+                    let base = handlers::base_url(&state, host.as_deref());
+                    let ws = handlers::ws_url(&base);
+                    let ws_origin = ws.trim_end_matches("/ws");
+                    let csp = crate::assets::content_security_policy(ws_origin);
+                    crate::assets::serve(tail.as_str(), inm.as_deref(), &csp)
+                        .ok_or_else(warp::reject::not_found)
+                },
+            );
+    config_js.or(healthz).unify().or(assets).unify()
+}

@@ -1,0 +1,460 @@
+//! The hub: which connections are open, which rooms they listen to, who is online, and the
+//! fan-out of committed messages.
+//!
+//! Every connection has a bounded queue of outgoing frames. The hub only ever `try_send`s: a
+//! connection whose queue is full is unregistered on the spot (it then drains what it has and
+//! closes with 4008), so one slow reader never delays anyone else.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::db::{Committed, Room, User};
+use crate::ws::protocol::ServerMsg;
+
+/// Identifies one WebSocket connection.
+pub type ConnId = u64;
+
+/// What a connection's writer receives.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// A text frame. `msg_id` is the message id for broadcast `message` frames (used to skip
+    /// what a `?since=` replay already sent) and 0 for everything else.
+    Frame {
+        /// Encoded JSON.
+        frame: Utf8Bytes,
+        /// Message id or 0.
+        msg_id: i64,
+    },
+    /// Close the connection with this code and reason.
+    Close(u16, &'static str),
+}
+
+/// Why a connection was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdmitError {
+    /// The user has too many open connections.
+    TooManyForUser,
+    /// The client address has too many open connections.
+    TooManyForAddress,
+}
+
+/// Limits applied when connections register.
+#[derive(Debug, Clone, Copy)]
+pub struct HubLimits {
+    /// Queue length per connection.
+    pub queue: usize,
+    /// Connections per user (0 = unlimited).
+    pub per_user: u32,
+    /// Connections per address (0 = unlimited).
+    pub per_address: u32,
+    /// Sustained messages per second per user (0 = unlimited).
+    pub rate: f64,
+    /// Burst above the rate.
+    pub burst: u32,
+}
+
+struct Member {
+    conn: ConnId,
+    user_id: i64,
+    tx: mpsc::Sender<Outgoing>,
+}
+
+struct Conn {
+    user_id: i64,
+    addr: IpAddr,
+    session: [u8; 32],
+    rooms: Vec<i64>,
+    tx: mpsc::Sender<Outgoing>,
+    slow: Arc<AtomicBool>,
+}
+
+struct OnlineUser {
+    username: Arc<str>,
+    conns: u32,
+}
+
+#[derive(Default)]
+struct State {
+    conns: HashMap<ConnId, Conn>,
+    rooms: HashMap<i64, Vec<Member>>,
+    users: HashMap<i64, OnlineUser>,
+    per_addr: HashMap<IpAddr, u32>,
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Shared, cheaply cloned handle to the hub.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: RwLock<State>,
+    limits: HubLimits,
+    next_id: AtomicU64,
+    buckets: Mutex<HashMap<i64, Bucket>>,
+    stats: Stats,
+}
+
+/// Counters for operators and benchmarks.
+#[derive(Default)]
+pub struct Stats {
+    /// Frames queued for delivery.
+    pub delivered: AtomicU64,
+    /// Connections dropped for falling behind.
+    pub dropped_slow: AtomicU64,
+}
+
+/// A connection's place in the hub; unregisters itself when dropped.
+pub struct Registration {
+    /// This connection's id.
+    pub id: ConnId,
+    /// Frames to write to the socket, in order.
+    pub rx: mpsc::Receiver<Outgoing>,
+    /// Set when the hub dropped this connection for falling behind.
+    pub slow: Arc<AtomicBool>,
+    hub: Hub,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.hub.unregister(self.id);
+    }
+}
+
+fn lock_write(l: &RwLock<State>) -> std::sync::RwLockWriteGuard<'_, State> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+fn lock_read(l: &RwLock<State>) -> std::sync::RwLockReadGuard<'_, State> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new(limits: HubLimits) -> Self {
+        Hub {
+            inner: Arc::new(Inner {
+                state: RwLock::new(State::default()),
+                limits,
+                next_id: AtomicU64::new(1),
+                buckets: Mutex::new(HashMap::new()),
+                stats: Stats::default(),
+            }),
+        }
+    }
+
+    /// Delivery counters.
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    /// Number of open connections.
+    pub fn connection_count(&self) -> usize {
+        lock_read(&self.inner.state).conns.len()
+    }
+
+    /// Admit a connection for `user` listening to `rooms`. Announces the user as online if this
+    /// is their first connection.
+    pub fn register(
+        &self,
+        user: &User,
+        addr: IpAddr,
+        session: [u8; 32],
+        rooms: &[Room],
+    ) -> Result<Registration, AdmitError> {
+        let limits = self.inner.limits;
+        let (tx, rx) = mpsc::channel(limits.queue);
+        let slow = Arc::new(AtomicBool::new(false));
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut st = lock_write(&self.inner.state);
+        let user_conns = st.users.get(&user.id).map_or(0, |u| u.conns);
+        if limits.per_user > 0 && user_conns >= limits.per_user {
+            return Err(AdmitError::TooManyForUser);
+        }
+        let addr_conns = st.per_addr.get(&addr).copied().unwrap_or(0);
+        if limits.per_address > 0 && addr_conns >= limits.per_address {
+            return Err(AdmitError::TooManyForAddress);
+        }
+        *st.per_addr.entry(addr).or_default() += 1;
+        for room in rooms {
+            st.rooms.entry(room.id).or_default().push(Member {
+                conn: id,
+                user_id: user.id,
+                tx: tx.clone(),
+            });
+        }
+        st.conns.insert(
+            id,
+            Conn {
+                user_id: user.id,
+                addr,
+                session,
+                rooms: rooms.iter().map(|r| r.id).collect(),
+                tx,
+                slow: slow.clone(),
+            },
+        );
+        let entry = st.users.entry(user.id).or_insert_with(|| OnlineUser {
+            username: Arc::from(user.username.as_str()),
+            conns: 0,
+        });
+        entry.conns += 1;
+        if entry.conns == 1 {
+            let frame = ServerMsg::Presence {
+                user: &user.username,
+                online: true,
+            }
+            .encode();
+            self.broadcast_all(&st, &frame, Some(id));
+        }
+        drop(st);
+        Ok(Registration {
+            id,
+            rx,
+            slow,
+            hub: self.clone(),
+        })
+    }
+
+    /// Remove a connection (idempotent). Announces the user offline with their last connection.
+    fn unregister(&self, id: ConnId) {
+        let mut st = lock_write(&self.inner.state);
+        let Some(conn) = st.conns.remove(&id) else {
+            return;
+        };
+        for room in &conn.rooms {
+            if let Some(members) = st.rooms.get_mut(room) {
+                if let Some(pos) = members.iter().position(|m| m.conn == id) {
+                    members.swap_remove(pos);
+                }
+            }
+        }
+        if let Some(n) = st.per_addr.get_mut(&conn.addr) {
+            *n -= 1;
+            if *n == 0 {
+                st.per_addr.remove(&conn.addr);
+            }
+        }
+        let gone = match st.users.get_mut(&conn.user_id) {
+            Some(u) => {
+                u.conns -= 1;
+                (u.conns == 0).then(|| u.username.clone())
+            }
+            None => None,
+        };
+        if let Some(name) = gone {
+            st.users.remove(&conn.user_id);
+            let frame = ServerMsg::Presence {
+                user: &name,
+                online: false,
+            }
+            .encode();
+            self.broadcast_all(&st, &frame, None);
+        }
+    }
+
+    /// Usernames with at least one open connection, sorted.
+    pub fn online(&self) -> Vec<String> {
+        let st = lock_read(&self.inner.state);
+        let mut names: Vec<String> = st.users.values().map(|u| u.username.to_string()).collect();
+        names.sort_unstable_by_key(|n| n.to_ascii_lowercase());
+        names
+    }
+
+    /// Spend one message from the user's token bucket; `Err(ms)` says when to retry.
+    pub fn take_message_token(&self, user_id: i64) -> Result<(), u64> {
+        let HubLimits { rate, burst, .. } = self.inner.limits;
+        if rate <= 0.0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut buckets = self.inner.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() > 100_000 {
+            buckets.retain(|_, b| {
+                b.tokens + now.duration_since(b.at).as_secs_f64() * rate < f64::from(burst)
+            });
+        }
+        let b = buckets.entry(user_id).or_insert(Bucket {
+            tokens: f64::from(burst),
+            at: now,
+        });
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(f64::from(burst));
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err((((1.0 - b.tokens) / rate) * 1000.0).ceil() as u64)
+        }
+    }
+
+    /// Send `typing` to the room's members other than `user_id`.
+    pub fn typing(&self, room_id: i64, room: &str, user_id: i64, username: &str) {
+        let frame = ServerMsg::Typing {
+            room,
+            user: username,
+        }
+        .encode();
+        let st = lock_read(&self.inner.state);
+        let mut slow = Vec::new();
+        if let Some(members) = st.rooms.get(&room_id) {
+            for m in members.iter().filter(|m| m.user_id != user_id) {
+                self.offer(&m.tx, m.conn, &frame, 0, &mut slow);
+            }
+        }
+        drop(st);
+        self.drop_slow(slow);
+    }
+
+    /// Queue a frame for one connection.
+    pub fn send_to(&self, conn: ConnId, frame: Utf8Bytes) {
+        let st = lock_read(&self.inner.state);
+        let mut slow = Vec::new();
+        if let Some(c) = st.conns.get(&conn) {
+            self.offer(&c.tx, conn, &frame, 0, &mut slow);
+        }
+        drop(st);
+        self.drop_slow(slow);
+    }
+
+    /// Close every connection of a session (after logout) with `code`.
+    pub fn close_session(&self, session: [u8; 32], code: u16, reason: &'static str) {
+        let st = lock_read(&self.inner.state);
+        for c in st.conns.values().filter(|c| c.session == session) {
+            let _ = c.tx.try_send(Outgoing::Close(code, reason));
+        }
+    }
+
+    /// Queue `frame` for every connection (presence), optionally skipping one.
+    fn broadcast_all(&self, st: &State, frame: &Utf8Bytes, skip: Option<ConnId>) {
+        // Slow connections found here are left for the next message fan-out to drop: we
+        // already hold the write lock.
+        for (id, c) in st.conns.iter().filter(|(id, _)| Some(**id) != skip) {
+            let _ = c.tx.try_send(Outgoing::Frame {
+                frame: frame.clone(),
+                msg_id: 0,
+            });
+            let _ = id;
+        }
+    }
+
+    fn offer(
+        &self,
+        tx: &mpsc::Sender<Outgoing>,
+        conn: ConnId,
+        frame: &Utf8Bytes,
+        msg_id: i64,
+        slow: &mut Vec<ConnId>,
+    ) {
+        match tx.try_send(Outgoing::Frame {
+            frame: frame.clone(),
+            msg_id,
+        }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => slow.push(conn),
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Unregister connections whose queue overflowed; their sessions close with 4008.
+    fn drop_slow(&self, slow: Vec<ConnId>) {
+        if slow.is_empty() {
+            return;
+        }
+        for id in slow {
+            let flag = lock_read(&self.inner.state)
+                .conns
+                .get(&id)
+                .map(|c| c.slow.clone());
+            if let Some(flag) = flag {
+                flag.store(true, Ordering::Release);
+                self.inner
+                    .stats
+                    .dropped_slow
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(conn = id, "dropping a connection that stopped reading");
+            }
+            self.unregister(id);
+        }
+    }
+
+    /// Deliver one committed batch, in id order.
+    pub fn fan_out(&self, batch: Vec<Committed>) {
+        let mut slow = Vec::new();
+        let mut delivered = 0u64;
+        {
+            let st = lock_read(&self.inner.state);
+            for c in &batch {
+                match c {
+                    Committed::Stored {
+                        msg,
+                        origin,
+                        duplicate,
+                    } => {
+                        let frame = ServerMsg::Message(msg.into()).encode();
+                        if *duplicate {
+                            if let Some(conn) = st.conns.get(origin) {
+                                self.offer(&conn.tx, *origin, &frame, 0, &mut slow);
+                                delivered += 1;
+                            }
+                            continue;
+                        }
+                        if let Some(members) = st.rooms.get(&msg.room_id) {
+                            for m in members {
+                                self.offer(&m.tx, m.conn, &frame, msg.id, &mut slow);
+                            }
+                            delivered += members.len() as u64;
+                        }
+                    }
+                    Committed::Failed { origin, nonce } => {
+                        if let Some(conn) = st.conns.get(origin) {
+                            let frame = ServerMsg::Error {
+                                code: "unavailable",
+                                message:
+                                    "The message could not be stored. It was not sent; try again.",
+                                nonce: nonce.as_deref(),
+                                retry_after_ms: Some(1000),
+                            }
+                            .encode();
+                            self.offer(&conn.tx, *origin, &frame, 0, &mut slow);
+                        }
+                    }
+                }
+            }
+        }
+        self.inner
+            .stats
+            .delivered
+            .fetch_add(delivered, Ordering::Relaxed);
+        slow.sort_unstable();
+        slow.dedup();
+        self.drop_slow(slow);
+    }
+
+    /// Start the fan-out thread: it delivers each batch the writer commits, until the writer
+    /// stops.
+    pub fn spawn_fan_out(
+        &self,
+        commits: std::sync::mpsc::Receiver<Vec<Committed>>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let hub = self.clone();
+        std::thread::Builder::new()
+            .name("hearth-fanout".into())
+            .spawn(move || {
+                while let Ok(batch) = commits.recv() {
+                    hub.fan_out(batch);
+                }
+            })
+    }
+}
