@@ -206,9 +206,11 @@ impl Config {
 
     /// The socket address to bind.
     pub fn bind_addr(&self) -> Result<SocketAddr, String> {
-        let ip: IpAddr = self
-            .server
-            .host
+        let host = match self.server.host.as_str() {
+            "localhost" => "127.0.0.1",
+            h => h,
+        };
+        let ip: IpAddr = host
             .parse()
             .map_err(|_| format!("server.host: {:?} is not an IP address", self.server.host))?;
         Ok(SocketAddr::new(ip, self.server.port))
@@ -252,10 +254,25 @@ fn describe(err: figment::Error, path: &Path) -> ConfigError {
     for e in err {
         let key = e.path.join(".");
         let origin = match &e.metadata {
-            Some(m) if m.name.contains("environment") => "environment".to_string(),
+            Some(m) if m.name.contains("environment") => format!(
+                "environment variable CHAT_{}",
+                e.path
+                    .iter()
+                    .map(|p| p.to_ascii_uppercase())
+                    .collect::<Vec<_>>()
+                    .join("__")
+            ),
             _ => path.display().to_string(),
         };
-        let what = e.kind.to_string();
+        // One line: drop the source excerpt that TOML errors draw over several lines.
+        let what = e
+            .kind
+            .to_string()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.contains('|'))
+            .collect::<Vec<_>>()
+            .join("; ");
         if key.is_empty() {
             lines.push(format!("{origin}: {what}"));
         } else {
@@ -266,6 +283,7 @@ fn describe(err: figment::Error, path: &Path) -> ConfigError {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
 mod tests {
     use super::*;
     use figment::Jail;

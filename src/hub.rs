@@ -340,12 +340,11 @@ impl Hub {
     fn broadcast_all(&self, st: &State, frame: &Utf8Bytes, skip: Option<ConnId>) {
         // Slow connections found here are left for the next message fan-out to drop: we
         // already hold the write lock.
-        for (id, c) in st.conns.iter().filter(|(id, _)| Some(**id) != skip) {
+        for (_, c) in st.conns.iter().filter(|(id, _)| Some(**id) != skip) {
             let _ = c.tx.try_send(Outgoing::Frame {
                 frame: frame.clone(),
                 msg_id: 0,
             });
-            let _ = id;
         }
     }
 

@@ -96,6 +96,10 @@ impl ApiError {
             },
         });
         let mut res = warp::reply::with_status(json, self.status).into_response();
+        res.headers_mut().insert(
+            warp::http::header::CACHE_CONTROL,
+            warp::http::HeaderValue::from_static("no-store"),
+        );
         if let Some(secs) = self.retry_after {
             if let Ok(v) = secs.to_string().parse() {
                 res.headers_mut().insert("retry-after", v);
