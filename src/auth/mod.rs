@@ -351,7 +351,15 @@ impl Auth {
         if !token::well_formed(token) {
             return Ok(None);
         }
-        let token_hash = token::digest(token);
+        self.lookup(token::digest(token)).await
+    }
+
+    /// Whether a session is still live (long-lived WebSockets re-check this periodically).
+    pub async fn still_valid(&self, token_hash: [u8; 32]) -> Result<bool, AuthError> {
+        Ok(self.lookup(token_hash).await?.is_some())
+    }
+
+    async fn lookup(&self, token_hash: [u8; 32]) -> Result<Option<Identity>, AuthError> {
         let now = db::now_ms();
         let found = self
             .inner

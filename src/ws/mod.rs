@@ -152,6 +152,7 @@ async fn upgrade(
         user: identity.user,
         rooms,
         since,
+        token_hash: identity.token_hash,
         reg,
         guard: state.tracker.track(),
         state,

@@ -49,6 +49,8 @@ pub struct Session {
     pub rooms: Vec<Room>,
     /// `?since=` value.
     pub since: Option<i64>,
+    /// Digest of the token this connection authenticated with.
+    pub token_hash: [u8; 32],
     /// Hub registration (unregisters on drop).
     pub reg: Registration,
     /// Shared server state.
@@ -164,6 +166,10 @@ impl Session {
                 _ = ping.tick() => {
                     if last_heard.elapsed() >= IDLE_LIMIT {
                         let _ = timeout(Duration::from_secs(2), ws.send(close(1001, "idle timeout"))).await;
+                        break;
+                    }
+                    if let Ok(false) = self.state.auth.still_valid(self.token_hash).await {
+                        let _ = timeout(Duration::from_secs(2), ws.send(close(CLOSE_SESSION_ENDED, "session ended"))).await;
                         break;
                     }
                     if timeout(WRITE_STALL, ws.send(Message::Ping(Default::default()))).await.map_or(true, |r| r.is_err()) {

@@ -1,0 +1,127 @@
+//! Micro-benchmarks of the hot spots: encoding a `message` frame, committing a batch through
+//! the writer thread, and the history queries.
+//!
+//! `cargo bench --bench hot_paths`
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use hearth::config::Synchronous;
+use hearth::db::{queries, Committed, Db, NewMessage, StoredMessage};
+use hearth::ws::protocol::ServerMsg;
+
+fn sample_message() -> StoredMessage {
+    StoredMessage {
+        id: 1_234_567,
+        room_id: 1,
+        room: "general".into(),
+        user: "alice".into(),
+        body: "Are we still on for Saturday? I can bring the board games.".into(),
+        nonce: Some("0f8c2d4e-6a1b-4c3d-9e8f-7a6b5c4d3e2f".into()),
+        ts_ms: 1_764_108_674_123,
+    }
+}
+
+fn frame_encode(c: &mut Criterion) {
+    let m = sample_message();
+    c.bench_function("encode message frame", |b| {
+        b.iter(|| black_box(ServerMsg::Message(black_box(&m).into()).encode()))
+    });
+}
+
+/// Open a fresh store with one user; returns the runtime, store, commit receiver and user id.
+fn store(
+    sync: Synchronous,
+) -> (
+    tokio::runtime::Runtime,
+    Db,
+    std::sync::mpsc::Receiver<Vec<Committed>>,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (db, writer) = Db::open(&dir.path().join("bench.db"), sync, tx).expect("open");
+    std::mem::forget(writer); // lives for the whole benchmark process
+    rt.block_on(db.write(|c| queries::insert_user(c, "alice", "alice", "x", 0)))
+        .expect("user");
+    (rt, db, rx, dir)
+}
+
+fn batch_commit(c: &mut Criterion) {
+    let mut group = c.benchmark_group("commit batch of 256 messages");
+    group.measurement_time(Duration::from_secs(5));
+    for sync in [Synchronous::Full, Synchronous::Normal] {
+        let (rt, db, rx, _dir) = store(sync);
+        let room: Arc<str> = Arc::from("general");
+        let user: Arc<str> = Arc::from("alice");
+        group.bench_function(format!("{sync:?}"), |b| {
+            b.iter_batched(
+                || {
+                    (0..256)
+                        .map(|i| NewMessage {
+                            room_id: 1,
+                            room: room.clone(),
+                            user_id: 1,
+                            username: user.clone(),
+                            body: format!("message {i}"),
+                            nonce: None,
+                            origin: 0,
+                        })
+                        .collect::<Vec<_>>()
+                },
+                |msgs| {
+                    rt.block_on(async {
+                        for m in msgs {
+                            db.submit(m).await.expect("queued");
+                        }
+                    });
+                    let mut got = 0;
+                    while got < 256 {
+                        got += rx.recv().expect("commit").len();
+                    }
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+fn history(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("history.db");
+    let (tx, _rx) = std::sync::mpsc::channel();
+    let (db, writer) = Db::open(&path, Synchronous::Normal, tx).expect("open");
+    std::mem::forget(writer);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(db.write(|c| {
+        queries::insert_user(c, "alice", "alice", "x", 0)?;
+        for i in 0..100_000 {
+            queries::insert_message(c, 1, 1, &format!("message number {i}"), None, i)?;
+        }
+        Ok(())
+    }))
+    .expect("filled");
+    let conn = rusqlite::Connection::open(&path).expect("reader");
+    c.bench_function("history: latest 50 of 100k", |b| {
+        b.iter(|| black_box(queries::messages_before(&conn, 1, None, 50).expect("rows")))
+    });
+    c.bench_function("history: 50 before id 50000", |b| {
+        b.iter(|| black_box(queries::messages_before(&conn, 1, Some(50_000), 50).expect("rows")))
+    });
+    c.bench_function("replay: 1000 after id 90000", |b| {
+        b.iter(|| {
+            black_box(queries::messages_since_for_user(&conn, 1, 90_000, 1000).expect("rows"))
+        })
+    });
+}
+
+criterion_group!(benches, frame_encode, batch_commit, history);
+criterion_main!(benches);
