@@ -157,16 +157,52 @@ impl Config {
         } else {
             Source::Defaults(path.to_path_buf())
         };
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        if path.exists() {
-            figment = figment.merge(Toml::file_exact(path));
-        }
-        figment = figment.merge(Env::prefixed("CHAT_").split("__"));
-        let config: Config = figment.extract().map_err(|e| describe(e, path))?;
+        let config: Config = Self::figment(path)
+            .extract()
+            .map_err(|e| describe(e, path))?;
         config
             .validate()
             .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
         Ok((config, source))
+    }
+
+    /// The layered providers: defaults, then the file (if it exists), then `CHAT_*`.
+    pub fn figment(path: &Path) -> Figment {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if path.exists() {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment.merge(Env::prefixed("CHAT_").split("__"))
+    }
+
+    /// Every key with its effective value (as TOML) and where it came from: `default`, the
+    /// file's path, or the environment variable's name.
+    pub fn explain(path: &Path) -> Result<Vec<(String, String, String)>, ConfigError> {
+        let (config, _) = Self::load(path)?;
+        let figment = Self::figment(path);
+        let table = toml::Value::try_from(&config).map_err(|e| ConfigError(e.to_string()))?;
+        let mut out = Vec::new();
+        if let toml::Value::Table(sections) = table {
+            for (section, keys) in sections {
+                let toml::Value::Table(keys) = keys else {
+                    continue;
+                };
+                for (key, value) in keys {
+                    let dotted = format!("{section}.{key}");
+                    let source = match figment.find_metadata(&dotted) {
+                        Some(m) if m.name.contains("environment") => format!(
+                            "env CHAT_{}__{}",
+                            section.to_ascii_uppercase(),
+                            key.to_ascii_uppercase()
+                        ),
+                        Some(m) if m.name.contains("TOML") => path.display().to_string(),
+                        _ => "default".to_string(),
+                    };
+                    out.push((dotted, value.to_string(), source));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Check values that serde cannot: addresses, URLs, ranges.

@@ -3,6 +3,7 @@
 //! A self-hosted, real-time web chat in one binary.
 //!
 //! # Layout
+//! - [`admin`]: operator commands (init, check-config, user, backup, export).
 //! - [`config`]: `chat.toml` + `CHAT_*` environment, validated.
 //! - [`domain`]: validated usernames, passwords, bodies, nonces.
 //! - [`db`]: SQLite store: migrations, all SQL, the group-committing writer thread, read pool.
@@ -19,6 +20,7 @@
 //! the hub's fan-out thread, serialized once and queued (same bytes) on every member
 //! connection, whose session writes and flushes it.
 
+pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod config;

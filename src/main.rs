@@ -1,9 +1,11 @@
-//! `hearth`: load the configuration, serve until SIGINT/SIGTERM, stop cleanly.
+//! `hearth`: parse the command line, then serve (the default) or run an operator command.
 
-use std::path::PathBuf;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand, ValueEnum};
+use hearth::admin::{self, AdminError};
 use hearth::config::{Config, Source};
 
 /// A self-hosted, real-time web chat in one binary.
@@ -11,8 +13,89 @@ use hearth::config::{Config, Source};
 #[command(version, about)]
 struct Cli {
     /// Configuration file (a missing file means built-in defaults).
-    #[arg(long, short, default_value = "chat.toml", value_name = "PATH")]
+    #[arg(
+        long,
+        short,
+        default_value = "chat.toml",
+        value_name = "PATH",
+        global = true
+    )]
     config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the chat (the default).
+    Serve,
+    /// Write a fully commented chat.toml.
+    Init {
+        /// Where to write it.
+        #[arg(default_value = "chat.toml")]
+        path: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Validate the configuration and print every effective value with its source.
+    CheckConfig,
+    /// Manage accounts (works while the server runs).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Copy the database to a new file, consistently, even while the server is running.
+    Backup {
+        /// The new file.
+        out: PathBuf,
+    },
+    /// Write every room and message to stdout.
+    Export {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    /// One JSON document: {"rooms":[...],"messages":[...]}.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create an account; the password is read from the first line of stdin.
+    Add {
+        /// Username.
+        name: String,
+    },
+    /// Set a new password (first line of stdin) and sign the user's browsers out.
+    Passwd {
+        /// Username.
+        name: String,
+    },
+    /// Block sign-in and revoke every session of the user.
+    Disable {
+        /// Username.
+        name: String,
+    },
+    /// Allow a disabled user to sign in again.
+    Enable {
+        /// Username.
+        name: String,
+    },
+    /// Make the user an administrator.
+    Promote {
+        /// Username.
+        name: String,
+    },
+    /// Remove administrator rights.
+    Demote {
+        /// Username.
+        name: String,
+    },
+    /// List every account.
+    List,
 }
 
 fn main() -> ExitCode {
@@ -24,7 +107,85 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,hyper=warn,warp=warn".into()),
         )
         .init();
-    let (config, source) = match Config::load(&cli.config) {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&cli.config),
+        Command::Init { path, force } => report(admin::init(&path, force).map(|()| {
+            format!(
+                "wrote {}; edit it, then start Hearth with: hearth --config {}",
+                path.display(),
+                path.display()
+            )
+        })),
+        Command::CheckConfig => {
+            report(admin::check_config(&cli.config, &mut std::io::stdout()).map(|()| String::new()))
+        }
+        Command::User(cmd) => with_config(&cli.config, |config| user(config, cmd)),
+        Command::Backup { out } => with_config(&cli.config, |config| admin::backup(config, &out)),
+        Command::Export {
+            format: Format::Json,
+        } => with_config(&cli.config, |config| {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            admin::export_json(config, &mut out)?;
+            out.flush()?;
+            Ok(String::new())
+        }),
+    }
+}
+
+fn read_password() -> Result<String, AdminError> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_string();
+    if pw.is_empty() {
+        return Err(AdminError(
+            "give the password on the first line of stdin".into(),
+        ));
+    }
+    Ok(pw)
+}
+
+fn user(config: &Config, cmd: UserCommand) -> Result<String, AdminError> {
+    match cmd {
+        UserCommand::Add { name } => admin::user_add(config, &name, &read_password()?),
+        UserCommand::Passwd { name } => admin::user_passwd(config, &name, &read_password()?),
+        UserCommand::Disable { name } => admin::user_set_disabled(config, &name, true),
+        UserCommand::Enable { name } => admin::user_set_disabled(config, &name, false),
+        UserCommand::Promote { name } => admin::user_set_admin(config, &name, true),
+        UserCommand::Demote { name } => admin::user_set_admin(config, &name, false),
+        UserCommand::List => {
+            admin::user_list(config, &mut std::io::stdout()).map(|()| String::new())
+        }
+    }
+}
+
+fn with_config(path: &Path, f: impl FnOnce(&Config) -> Result<String, AdminError>) -> ExitCode {
+    match Config::load(path) {
+        Ok((config, _)) => report(f(&config)),
+        Err(e) => {
+            eprintln!("hearth: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn report(result: Result<String, AdminError>) -> ExitCode {
+    match result {
+        Ok(msg) => {
+            if !msg.is_empty() {
+                println!("{msg}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hearth: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(path: &Path) -> ExitCode {
+    let (config, source) = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("hearth: {e}");
@@ -38,14 +199,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(config, source))
+    runtime.block_on(run(config, source))
 }
 
-async fn serve(config: Config, source: Source) -> ExitCode {
+async fn run(config: Config, source: Source) -> ExitCode {
     match &source {
         Source::File(p) => tracing::info!("configuration from {}", p.display()),
         Source::Defaults(p) => tracing::info!(
-            "no {} found: using built-in defaults (see README for every key)",
+            "no {} found: using built-in defaults (write one with `hearth init`)",
             p.display()
         ),
     }

@@ -148,6 +148,40 @@ fn common_pragmas(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Open a read-write connection: create the file if needed, WAL, pragmas, migrations. Used by
+/// the writer thread and by the operator commands (which may run beside a live server).
+pub fn open_writable(path: &Path, synchronous: Synchronous) -> Result<Connection, OpenError> {
+    let fail = |reason: String| OpenError {
+        path: path.display().to_string(),
+        reason,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(fail(format!("folder {} does not exist", dir.display())));
+        }
+    }
+    let mut conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
+    let setup = |conn: &mut Connection| -> rusqlite::Result<Result<u32, String>> {
+        common_pragmas(conn)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Ok(Err(format!(
+                "could not enable WAL (journal_mode is {mode})"
+            )));
+        }
+        let sync = match synchronous {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", sync)?;
+        schema::migrate(conn)
+    };
+    setup(&mut conn)
+        .map_err(|e| fail(e.to_string()))?
+        .map_err(fail)?;
+    Ok(conn)
+}
+
 impl Db {
     /// Open (creating if needed) the database, migrate it, start the writer thread.
     ///
@@ -161,31 +195,7 @@ impl Db {
             path: path.display().to_string(),
             reason,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.is_dir() {
-                return Err(fail(format!("folder {} does not exist", dir.display())));
-            }
-        }
-        let mut conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
-        let setup = |conn: &mut Connection| -> rusqlite::Result<Result<u32, String>> {
-            common_pragmas(conn)?;
-            let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-            if !mode.eq_ignore_ascii_case("wal") {
-                return Ok(Err(format!(
-                    "could not enable WAL (journal_mode is {mode})"
-                )));
-            }
-            let sync = match synchronous {
-                Synchronous::Full => "FULL",
-                Synchronous::Normal => "NORMAL",
-            };
-            conn.pragma_update(None, "synchronous", sync)?;
-            schema::migrate(conn)
-        };
-        setup(&mut conn)
-            .map_err(|e| fail(e.to_string()))?
-            .map_err(fail)?;
-
+        let conn = open_writable(path, synchronous)?;
         let readers = (0..4)
             .map(|_| {
                 let c = Connection::open_with_flags(

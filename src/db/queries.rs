@@ -272,3 +272,109 @@ pub fn head(conn: &Connection) -> rusqlite::Result<i64> {
     conn.prepare_cached("SELECT COALESCE(MAX(id), 0) FROM messages")?
         .query_row([], |r| r.get(0))
 }
+
+// ---- operator commands -------------------------------------------------------------------
+
+/// One row of `hearth user list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    /// Row id.
+    pub id: i64,
+    /// Name.
+    pub username: String,
+    /// Administrator?
+    pub is_admin: bool,
+    /// Disabled accounts cannot sign in and lose their sessions.
+    pub disabled: bool,
+    /// Account creation time (ms).
+    pub created_at: i64,
+    /// Most recent session activity (ms), if any session exists.
+    pub last_seen: Option<i64>,
+}
+
+/// Every account, by id.
+pub fn list_users(conn: &Connection) -> rusqlite::Result<Vec<UserSummary>> {
+    let mut stmt = conn.prepare(
+        "SELECT u.id, u.username, u.is_admin, u.disabled, u.created_at, \
+         (SELECT MAX(last_seen_at) FROM sessions s WHERE s.user_id = u.id) \
+         FROM users u ORDER BY u.id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(UserSummary {
+            id: r.get(0)?,
+            username: r.get(1)?,
+            is_admin: r.get(2)?,
+            disabled: r.get(3)?,
+            created_at: r.get(4)?,
+            last_seen: r.get(5)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Set `disabled`; disabling also revokes every session. Returns false for an unknown user.
+pub fn set_disabled(conn: &Connection, key: &str, disabled: bool) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        "UPDATE users SET disabled = ?2 WHERE username_key = ?1",
+        params![key, disabled],
+    )?;
+    if n > 0 && disabled {
+        conn.execute(
+            "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username_key = ?1)",
+            [key],
+        )?;
+    }
+    Ok(n > 0)
+}
+
+/// Set `is_admin`. Returns false for an unknown user.
+pub fn set_admin(conn: &Connection, key: &str, admin: bool) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "UPDATE users SET is_admin = ?2 WHERE username_key = ?1",
+        params![key, admin],
+    )? > 0)
+}
+
+/// Replace a password by name and revoke that user's browser sessions. False if unknown.
+pub fn reset_password(conn: &Connection, key: &str, hash: &str) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        "UPDATE users SET password_hash = ?2 WHERE username_key = ?1",
+        params![key, hash],
+    )?;
+    if n > 0 {
+        conn.execute(
+            "DELETE FROM sessions WHERE kind = 'cookie' AND \
+             user_id = (SELECT id FROM users WHERE username_key = ?1)",
+            [key],
+        )?;
+    }
+    Ok(n > 0)
+}
+
+/// Every room, by id.
+pub fn all_rooms(conn: &Connection) -> rusqlite::Result<Vec<Room>> {
+    let mut stmt = conn.prepare("SELECT id, name, topic FROM rooms ORDER BY id")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Room {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            topic: r.get(2)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Visit every message in id order without loading them all.
+pub fn for_each_message(
+    conn: &Connection,
+    mut f: impl FnMut(StoredMessage) -> std::io::Result<()>,
+) -> rusqlite::Result<std::io::Result<()>> {
+    let mut stmt = conn.prepare(&format!("SELECT {MESSAGE_COLUMNS} ORDER BY m.id"))?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        if let Err(e) = f(message_row(row)?) {
+            return Ok(Err(e));
+        }
+    }
+    Ok(Ok(()))
+}
