@@ -47,7 +47,8 @@ fn store(
         .enable_all()
         .build()
         .expect("runtime");
-    let (db, writer) = Db::open(&dir.path().join("bench.db"), sync, tx).expect("open");
+    let (db, writer) =
+        Db::open(&dir.path().join("bench.db"), sync, tx, Default::default()).expect("open");
     std::mem::forget(writer); // lives for the whole benchmark process
     rt.block_on(db.write(|c| queries::insert_user(c, "alice", "alice", "x", 0)))
         .expect("user");
@@ -73,6 +74,7 @@ fn batch_commit(c: &mut Criterion) {
                             body: format!("message {i}"),
                             nonce: None,
                             origin: 0,
+                            queued_at: std::time::Instant::now(),
                         })
                         .collect::<Vec<_>>()
                 },
@@ -98,7 +100,7 @@ fn history(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("history.db");
     let (tx, _rx) = std::sync::mpsc::channel();
-    let (db, writer) = Db::open(&path, Synchronous::Normal, tx).expect("open");
+    let (db, writer) = Db::open(&path, Synchronous::Normal, tx, Default::default()).expect("open");
     std::mem::forget(writer);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(db.write(|c| {

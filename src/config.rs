@@ -22,6 +22,49 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Password hashing and session lifetimes.
     pub auth: AuthConfig,
+    /// The Prometheus endpoint.
+    pub metrics: MetricsConfig,
+    /// Log output.
+    pub log: LogConfig,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics`.
+    pub enabled: bool,
+    /// When set, `/metrics` requires `Authorization: Bearer <token>`.
+    pub token: String,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (for people) or `json` (for log collectors).
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `hearth=debug,info`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
 }
 
 /// `[server]`
@@ -198,7 +241,12 @@ impl Config {
                         Some(m) if m.name.contains("TOML") => path.display().to_string(),
                         _ => "default".to_string(),
                     };
-                    out.push((dotted, value.to_string(), source));
+                    let shown = if key == "token" && value.as_str().is_some_and(|t| !t.is_empty()) {
+                        "\"********\"".to_string()
+                    } else {
+                        value.to_string()
+                    };
+                    out.push((dotted, shown, source));
                 }
             }
         }
@@ -230,6 +278,12 @@ impl Config {
         if self.auth.pbkdf2_iterations < 1_000 {
             return Err(format!(
                 "auth.pbkdf2_iterations: must be at least 1000 (the default, {DEFAULT_PBKDF2_ITERATIONS}, is the safe choice)"
+            ));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(format!(
+                "log.level: {:?} is not a log filter (try \"info\" or \"debug\")",
+                self.log.level
             ));
         }
         if self.auth.session_idle_hours == 0 || self.auth.session_max_hours == 0 {
@@ -361,6 +415,10 @@ mod tests {
             "pbkdf2_iterations",
             "session_idle_hours",
             "session_max_hours",
+            "enabled",
+            "token",
+            "format",
+            "level",
         ] {
             assert!(
                 text.lines().any(|l| l.trim_start().starts_with(key)),

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::db::{Committed, Room, User};
+use crate::metrics::Metrics;
 use crate::ws::protocol::ServerMsg;
 
 /// Identifies one WebSocket connection.
@@ -103,16 +104,7 @@ struct Inner {
     limits: HubLimits,
     next_id: AtomicU64,
     buckets: Mutex<HashMap<i64, Bucket>>,
-    stats: Stats,
-}
-
-/// Counters for operators and benchmarks.
-#[derive(Default)]
-pub struct Stats {
-    /// Frames queued for delivery.
-    pub delivered: AtomicU64,
-    /// Connections dropped for falling behind.
-    pub dropped_slow: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 /// A connection's place in the hub; unregisters itself when dropped.
@@ -142,21 +134,21 @@ fn lock_read(l: &RwLock<State>) -> std::sync::RwLockReadGuard<'_, State> {
 
 impl Hub {
     /// An empty hub.
-    pub fn new(limits: HubLimits) -> Self {
+    pub fn new(limits: HubLimits, metrics: Arc<Metrics>) -> Self {
         Hub {
             inner: Arc::new(Inner {
                 state: RwLock::new(State::default()),
                 limits,
                 next_id: AtomicU64::new(1),
                 buckets: Mutex::new(HashMap::new()),
-                stats: Stats::default(),
+                metrics,
             }),
         }
     }
 
-    /// Delivery counters.
-    pub fn stats(&self) -> &Stats {
-        &self.inner.stats
+    /// Shared counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// Number of open connections.
@@ -295,6 +287,10 @@ impl Hub {
             b.tokens -= 1.0;
             Ok(())
         } else {
+            self.inner
+                .metrics
+                .rate_limited
+                .fetch_add(1, Ordering::Relaxed);
             Err((((1.0 - b.tokens) / rate) * 1000.0).ceil() as u64)
         }
     }
@@ -379,7 +375,7 @@ impl Hub {
             if let Some(flag) = flag {
                 flag.store(true, Ordering::Release);
                 self.inner
-                    .stats
+                    .metrics
                     .dropped_slow
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::info!(conn = id, "dropping a connection that stopped reading");
@@ -433,8 +429,8 @@ impl Hub {
             }
         }
         self.inner
-            .stats
-            .delivered
+            .metrics
+            .messages_delivered
             .fetch_add(delivered, Ordering::Relaxed);
         slow.sort_unstable();
         slow.dedup();

@@ -9,6 +9,7 @@
 //! - [`db`]: SQLite store: migrations, all SQL, the group-committing writer thread, read pool.
 //! - [`auth`]: accounts, password hashing, sessions, login throttling.
 //! - [`hub`]: open connections, rooms, presence, fan-out with bounded per-connection queues.
+//! - [`metrics`]: counters and histograms for `/metrics`.
 //! - [`ws`]: the `/ws` endpoint, wire protocol and per-connection session loop.
 //! - [`http`]: warp routes, handlers and the JSON error shape.
 //! - [`assets`]: the embedded browser UI.
@@ -28,6 +29,7 @@ pub mod db;
 pub mod domain;
 pub mod http;
 pub mod hub;
+pub mod metrics;
 pub mod server;
 pub mod shutdown;
 pub mod ws;
@@ -99,18 +101,23 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
     config.validate().map_err(StartupError::Config)?;
     let addr = config.bind_addr().map_err(StartupError::Config)?;
     let (commit_tx, commit_rx) = std::sync::mpsc::channel();
+    let metrics = Arc::new(metrics::Metrics::default());
     let (db, writer) = Db::open(
         &config.database.path,
         config.database.synchronous,
         commit_tx,
+        metrics.clone(),
     )?;
-    let hub = Hub::new(HubLimits {
-        queue: config.limits.outgoing_queue,
-        per_user: config.limits.connections_per_user,
-        per_address: config.limits.connections_per_address,
-        rate: config.limits.messages_per_second,
-        burst: config.limits.message_burst,
-    });
+    let hub = Hub::new(
+        HubLimits {
+            queue: config.limits.outgoing_queue,
+            per_user: config.limits.connections_per_user,
+            per_address: config.limits.connections_per_address,
+            rate: config.limits.messages_per_second,
+            burst: config.limits.message_burst,
+        },
+        metrics,
+    );
     let fan_out = hub.spawn_fan_out(commit_rx)?;
     let auth = Auth::new(
         db.clone(),

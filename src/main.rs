@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use hearth::admin::{self, AdminError};
-use hearth::config::{Config, Source};
+use hearth::config::{Config, LogConfig, LogFormat, Source};
 
 /// A self-hosted, real-time web chat in one binary.
 #[derive(Debug, Parser)]
@@ -100,14 +100,11 @@ enum UserCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,hyper=warn,warp=warn".into()),
-        )
-        .init();
-    match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if !matches!(command, Command::Serve) {
+        init_logging(&LogConfig::default());
+    }
+    match command {
         Command::Serve => serve(&cli.config),
         Command::Init { path, force } => report(admin::init(&path, force).map(|()| {
             format!(
@@ -184,6 +181,21 @@ fn report(result: Result<String, AdminError>) -> ExitCode {
     }
 }
 
+/// Logs go to stderr, as text or JSON; `RUST_LOG` overrides the configured level.
+fn init_logging(log: &LogConfig) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(format!("{},hyper=warn,warp=warn", log.level)))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
 fn serve(path: &Path) -> ExitCode {
     let (config, source) = match Config::load(path) {
         Ok(c) => c,
@@ -192,6 +204,7 @@ fn serve(path: &Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    init_logging(&config.log);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

@@ -190,6 +190,7 @@ impl Db {
         path: &Path,
         synchronous: Synchronous,
         commits: std::sync::mpsc::Sender<Vec<Committed>>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<(Db, writer::WriterHandle), OpenError> {
         let fail = |reason: String| OpenError {
             path: path.display().to_string(),
@@ -208,7 +209,8 @@ impl Db {
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| fail(e.to_string()))?;
 
-        let (tx, handle) = writer::spawn(conn, commits).map_err(|e| fail(e.to_string()))?;
+        let (tx, handle) =
+            writer::spawn(conn, commits, metrics).map_err(|e| fail(e.to_string()))?;
         Ok((
             Db {
                 writer: tx,

@@ -1,13 +1,16 @@
 //! The writer thread: it owns the only write connection, takes everything queued, commits it
 //! in one transaction (group commit), then hands the committed messages on for fan-out.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use rusqlite::Connection;
 use tokio::sync::mpsc;
 
 use super::{now_ms, queries, DbError, StoredMessage};
+use crate::metrics::Metrics;
 
 /// Most commands committed in one transaction.
 const MAX_BATCH: usize = 4096;
@@ -36,6 +39,8 @@ pub struct NewMessage {
     pub nonce: Option<String>,
     /// The connection that sent it (for acknowledgements and errors).
     pub origin: u64,
+    /// When it was queued, for the send-to-commit latency metric.
+    pub queued_at: Instant,
 }
 
 /// The outcome of one queued message.
@@ -84,11 +89,12 @@ impl WriterHandle {
 pub(super) fn spawn(
     conn: Connection,
     commits: std::sync::mpsc::Sender<Vec<Committed>>,
+    metrics: Arc<Metrics>,
 ) -> std::io::Result<(mpsc::Sender<WriteCmd>, WriterHandle)> {
     let (tx, rx) = mpsc::channel(QUEUE);
     let thread = std::thread::Builder::new()
         .name("hearth-writer".into())
-        .spawn(move || run(conn, rx, commits))?;
+        .spawn(move || run(conn, rx, commits, metrics))?;
     Ok((
         tx.clone(),
         WriterHandle {
@@ -102,6 +108,7 @@ fn run(
     conn: Connection,
     mut rx: mpsc::Receiver<WriteCmd>,
     commits: std::sync::mpsc::Sender<Vec<Committed>>,
+    metrics: Arc<Metrics>,
 ) {
     let mut batch = Vec::with_capacity(64);
     let mut stopping = false;
@@ -124,7 +131,35 @@ fn run(
             }
             stopping = true;
         }
+        metrics.batch_size.observe(batch.len() as f64);
+        let queued: Vec<Instant> = batch
+            .iter()
+            .filter_map(|c| match c {
+                WriteCmd::Message(m) => Some(m.queued_at),
+                _ => None,
+            })
+            .collect();
         let out = commit_batch(&conn, &mut batch);
+        let stored = out
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c,
+                    Committed::Stored {
+                        duplicate: false,
+                        ..
+                    }
+                )
+            })
+            .count();
+        metrics
+            .messages_stored
+            .fetch_add(stored as u64, Ordering::Relaxed);
+        if stored > 0 {
+            for t in queued {
+                metrics.commit_latency.observe(t.elapsed().as_secs_f64());
+            }
+        }
         if !out.is_empty() && commits.send(out).is_err() {
             tracing::warn!("fan-out has stopped; committed messages are not delivered live");
         }

@@ -266,6 +266,32 @@ pub async fn healthz(state: AppState) -> Result<Response, Rejection> {
     Ok(res)
 }
 
+/// GET /metrics: Prometheus text, when enabled (and with the configured bearer token).
+pub async fn metrics(auth: Option<String>, state: AppState) -> Result<Response, Rejection> {
+    let cfg = &state.config.metrics;
+    if !cfg.enabled {
+        return Err(warp::reject::not_found());
+    }
+    if !cfg.token.is_empty() {
+        use subtle::ConstantTimeEq;
+        let presented = auth
+            .as_deref()
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let ok: bool = presented.as_bytes().ct_eq(cfg.token.as_bytes()).into();
+        if !ok {
+            return Err(ApiError::unauthorized().reject());
+        }
+    }
+    let body = state.hub.metrics().render(state.hub.connection_count());
+    Ok(warp::reply::with_header(
+        body,
+        header::CONTENT_TYPE,
+        "text/plain; version=0.0.4; charset=utf-8",
+    )
+    .into_response())
+}
+
 /// The public base URL for this request: `public_url`, else `http://HOST`.
 pub fn base_url(state: &AppState, host: Option<&str>) -> String {
     match state.config.public_url() {

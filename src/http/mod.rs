@@ -137,6 +137,12 @@ fn site(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection
         .and(warp::get())
         .and(with_state(state.clone()))
         .and_then(handlers::healthz);
+    // GET /metrics
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(with_state(state.clone()))
+        .and_then(handlers::metrics);
     // GET /{asset}
     let assets =
         warp::get()
@@ -160,5 +166,11 @@ fn site(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection
                         .ok_or_else(warp::reject::not_found)
                 },
             );
-    config_js.or(healthz).unify().or(assets).unify()
+    config_js
+        .or(healthz)
+        .unify()
+        .or(metrics)
+        .unify()
+        .or(assets)
+        .unify()
 }

@@ -354,6 +354,7 @@ impl Session {
                         body,
                         nonce: nonce.clone(),
                         origin: self.reg.id,
+                        queued_at: std::time::Instant::now(),
                     })
                     .await;
                 if submitted.is_err() {

@@ -1,0 +1,152 @@
+//! Counters and histograms for `GET /metrics` (Prometheus text format). Lock-free: every update
+//! is one or two relaxed atomic additions, cheap enough for the message path.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A fixed-bucket histogram.
+pub struct Histogram {
+    bounds: &'static [f64],
+    buckets: Vec<AtomicU64>,
+    count: AtomicU64,
+    /// Sum in millionths of the unit, to stay integral.
+    sum_micro: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_micro: AtomicU64::new(0),
+        }
+    }
+
+    /// Record one observation.
+    pub fn observe(&self, v: f64) {
+        if let Some(i) = self.bounds.iter().position(|b| v <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micro
+            .fetch_add((v.max(0.0) * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (b, n) in self.bounds.iter().zip(&self.buckets) {
+            cumulative += n.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.sum_micro.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+    }
+}
+
+/// Everything `/metrics` reports besides live gauges.
+pub struct Metrics {
+    /// Messages committed.
+    pub messages_stored: AtomicU64,
+    /// Frames queued to connections.
+    pub messages_delivered: AtomicU64,
+    /// Connections closed for not reading (4008).
+    pub dropped_slow: AtomicU64,
+    /// `send` frames refused by the rate limit.
+    pub rate_limited: AtomicU64,
+    /// Time from a `send` being queued to its commit, seconds.
+    pub commit_latency: Histogram,
+    /// Commands per writer transaction.
+    pub batch_size: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            messages_stored: AtomicU64::new(0),
+            messages_delivered: AtomicU64::new(0),
+            dropped_slow: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
+            commit_latency: Histogram::new(&[
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+            batch_size: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0, 4096.0]),
+        }
+    }
+}
+
+fn counter(out: &mut String, name: &str, help: &str, v: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+    );
+}
+
+impl Metrics {
+    /// Prometheus text exposition, with the live connection count.
+    pub fn render(&self, connections: usize) -> String {
+        let mut out = String::with_capacity(2048);
+        let _ = writeln!(
+            out,
+            "# HELP hearth_connections Open WebSocket connections.\n# TYPE hearth_connections gauge\nhearth_connections {connections}"
+        );
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        counter(
+            &mut out,
+            "hearth_messages_stored_total",
+            "Messages committed to the database.",
+            load(&self.messages_stored),
+        );
+        counter(
+            &mut out,
+            "hearth_messages_delivered_total",
+            "Message frames queued to connections.",
+            load(&self.messages_delivered),
+        );
+        counter(
+            &mut out,
+            "hearth_slow_clients_dropped_total",
+            "Connections closed with 4008 for not reading.",
+            load(&self.dropped_slow),
+        );
+        counter(
+            &mut out,
+            "hearth_rate_limited_total",
+            "Frames refused by the per-user message rate.",
+            load(&self.rate_limited),
+        );
+        self.commit_latency.render(
+            &mut out,
+            "hearth_commit_latency_seconds",
+            "Time from a send frame being queued to its commit.",
+        );
+        self.batch_size.render(
+            &mut out,
+            "hearth_writer_batch_size",
+            "Commands committed per writer transaction.",
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_cumulative() {
+        let m = Metrics::default();
+        m.batch_size.observe(1.0);
+        m.batch_size.observe(3.0);
+        m.batch_size.observe(5000.0);
+        let text = m.render(7);
+        assert!(text.contains("hearth_connections 7"));
+        assert!(text.contains("hearth_writer_batch_size_bucket{le=\"1\"} 1"));
+        assert!(text.contains("hearth_writer_batch_size_bucket{le=\"4\"} 2"));
+        assert!(text.contains("hearth_writer_batch_size_bucket{le=\"+Inf\"} 3"));
+        assert!(text.contains("hearth_writer_batch_size_count 3"));
+    }
+}
