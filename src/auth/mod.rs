@@ -307,6 +307,55 @@ impl Auth {
         self.start_session(user, SessionKind::Cookie, None).await
     }
 
+    /// Change a password after checking the current one. With `sign_out_others`, every other
+    /// browser session of the user is revoked (the caller closes their sockets).
+    pub async fn change_password(
+        &self,
+        who: &Identity,
+        current: &str,
+        new: &str,
+        sign_out_others: bool,
+    ) -> Result<Vec<[u8; 32]>, AuthError> {
+        check_password(new).map_err(|p| match p {
+            PasswordProblem::TooShort => AuthError::WeakPassword,
+            PasswordProblem::TooLong => AuthError::PasswordTooLong,
+        })?;
+        if current.len() > 1024 {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let uid = who.user.id;
+        let stored = self
+            .inner
+            .db
+            .read(move |c| queries::password_hash(c, uid))
+            .await?
+            .unwrap_or_else(|| self.inner.dummy_hash.clone());
+        let pw = current.to_string();
+        if !self.hashing(move || password::verify(&pw, &stored)).await? {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let iterations = self.inner.config.pbkdf2_iterations;
+        let pw = new.to_string();
+        let hash = self
+            .hashing(move || password::hash(&pw, iterations))
+            .await?;
+        let keep = who.token_hash;
+        let revoked = self
+            .inner
+            .db
+            .write(move |c| {
+                queries::set_password_hash(c, uid, &hash)?;
+                if sign_out_others {
+                    queries::delete_other_sessions(c, uid, &keep)
+                } else {
+                    Ok(Vec::new())
+                }
+            })
+            .await?;
+        tracing::info!(user = %who.user.username, sign_out_others, "password changed");
+        Ok(revoked)
+    }
+
     /// Issue a new token for `user`.
     pub async fn start_session(
         &self,

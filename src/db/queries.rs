@@ -141,6 +141,27 @@ pub fn delete_session(conn: &Connection, token_hash: &[u8]) -> rusqlite::Result<
         > 0)
 }
 
+/// Revoke every browser session of a user except `keep`; returns the revoked token hashes.
+pub fn delete_other_sessions(
+    conn: &Connection,
+    user_id: i64,
+    keep: &[u8],
+) -> rusqlite::Result<Vec<[u8; 32]>> {
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM sessions WHERE user_id = ?1 AND kind = 'cookie' AND token_hash != ?2 \
+         RETURNING token_hash",
+    )?;
+    let rows = stmt.query_map(params![user_id, keep], |r| r.get::<_, [u8; 32]>(0))?;
+    rows.collect()
+}
+
+/// The stored hash of a user's password.
+pub fn password_hash(conn: &Connection, user_id: i64) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT password_hash FROM users WHERE id = ?1")?
+        .query_row([user_id], |r| r.get(0))
+        .optional()
+}
+
 /// Remove sessions past their expiry. Returns how many were removed.
 pub fn delete_expired_sessions(conn: &Connection, now_ms: i64) -> rusqlite::Result<usize> {
     conn.prepare_cached("DELETE FROM sessions WHERE expires_at IS NOT NULL AND expires_at <= ?1")?

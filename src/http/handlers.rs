@@ -29,6 +29,19 @@ pub struct Credentials {
     password: String,
 }
 
+/// `{"current_password","new_password","sign_out_others"}`
+#[derive(Debug, Deserialize)]
+pub struct PasswordChange {
+    current_password: String,
+    new_password: String,
+    #[serde(default = "yes")]
+    sign_out_others: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
 /// `{"name"}`
 #[derive(Debug, Deserialize)]
 pub struct TokenRequest {
@@ -113,6 +126,34 @@ pub async fn logout(
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(res)
+}
+
+/// POST /api/password
+pub async fn change_password(
+    id: Identity,
+    origin: RequestOrigin,
+    body: PasswordChange,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    origin
+        .check(&state, id.kind == SessionKind::Cookie)
+        .map_err(ApiError::reject)?;
+    let revoked = state
+        .auth
+        .change_password(
+            &id,
+            &body.current_password,
+            &body.new_password,
+            body.sign_out_others,
+        )
+        .await
+        .map_err(|e| ApiError::from(e).reject())?;
+    for session in revoked {
+        state
+            .hub
+            .close_session(session, CLOSE_SESSION_ENDED, "password changed");
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// GET /api/me

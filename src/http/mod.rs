@@ -96,6 +96,14 @@ fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection>
         .and(json_body(SMALL_BODY))
         .and(with_state(s.clone()))
         .and_then(handlers::create_token);
+    // POST /api/password
+    let password = warp::path!("api" / "password")
+        .and(warp::post())
+        .and(authenticated(s.clone()))
+        .and(request_origin())
+        .and(json_body(SMALL_BODY))
+        .and(with_state(s.clone()))
+        .and_then(handlers::change_password);
     // GET /api/rooms
     let rooms = warp::path!("api" / "rooms")
         .and(warp::get())
@@ -117,6 +125,8 @@ fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection>
         .or(me)
         .unify()
         .or(tokens)
+        .unify()
+        .or(password)
         .unify()
         .or(rooms)
         .unify()

@@ -1,0 +1,92 @@
+// HTTP API client. Same-origin, cookie-authenticated JSON.
+
+export class ApiError extends Error {
+  /**
+   * @param {number} status HTTP status (0 when the server could not be reached)
+   * @param {string} code   machine-readable code from the server, e.g. "username_taken"
+   * @param {string} message human sentence, suitable to show as is
+   * @param {number|null} retryAfter seconds, from the Retry-After header
+   */
+  constructor(status, code, message, retryAfter = null) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+
+  get isNetwork() { return this.status === 0; }
+  get isUnauthorized() { return this.status === 401; }
+}
+
+const FALLBACK_MESSAGES = {
+  400: 'The server did not understand that request.',
+  401: 'Please sign in to continue.',
+  403: 'That is not allowed.',
+  404: 'That could not be found.',
+  409: 'That conflicts with something that already exists.',
+  413: 'That is too large.',
+  415: 'The server did not accept that request.',
+  429: 'Too many attempts. Please wait a moment and try again.',
+};
+
+function parseRetryAfter(res) {
+  const value = res.headers.get('Retry-After');
+  if (!value) return null;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}
+
+async function request(method, path, body) {
+  const init = {
+    method,
+    credentials: 'same-origin',
+    cache: 'no-store',
+    headers: { Accept: 'application/json' },
+  };
+  if (method !== 'GET') init.headers['Content-Type'] = 'application/json';
+  if (body !== undefined) init.body = JSON.stringify(body);
+
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, 'network', 'Can’t reach the server. Check your connection and try again.');
+  }
+
+  let data = null;
+  if (res.status !== 204) {
+    const text = await res.text().catch(() => '');
+    if (text) {
+      try { data = JSON.parse(text); } catch { data = null; }
+    }
+  }
+
+  if (!res.ok) {
+    const err = (data && data.error) || {};
+    const message = typeof err.message === 'string' && err.message
+      ? err.message
+      : FALLBACK_MESSAGES[res.status] || `Something went wrong (HTTP ${res.status}). Please try again.`;
+    throw new ApiError(res.status, err.code || `http_${res.status}`, message, parseRetryAfter(res));
+  }
+  return data;
+}
+
+function messagesQuery(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v != null) q.set(k, String(v));
+  return q.toString();
+}
+
+export const api = {
+  me: () => request('GET', '/api/me'),
+  login: (username, password) => request('POST', '/api/login', { username, password }),
+  register: (username, password) => request('POST', '/api/register', { username, password }),
+  logout: () => request('POST', '/api/logout'),
+  rooms: () => request('GET', '/api/rooms'),
+  /** params: { limit, before } or { limit, after } */
+  messages: (room, params = {}) =>
+    request('GET', `/api/rooms/${encodeURIComponent(room)}/messages?${messagesQuery(params)}`),
+};

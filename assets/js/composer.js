@@ -1,0 +1,140 @@
+// The message composer: auto-growing textarea, Enter to send, typing pings,
+// length counter and a notice line for errors.
+
+import { setText } from './dom.js';
+import { charCount } from './format.js';
+
+export const MAX_CHARS = 4000;
+const COUNTER_FROM = MAX_CHARS - 500;
+const TYPING_EVERY_MS = 3000;
+
+export class Composer {
+  /**
+   * @param {object} o
+   * @param {HTMLFormElement} o.form
+   * @param {HTMLTextAreaElement} o.input
+   * @param {HTMLButtonElement} o.button
+   * @param {HTMLElement} o.notice   role=alert line above the box
+   * @param {HTMLElement} o.counter
+   * @param {(body: string) => void} o.onSend
+   * @param {() => void} o.onTyping
+   */
+  constructor(o) {
+    this.o = o;
+    this.input = o.input;
+    this.lastTypingAt = 0;
+    this.noticeTimer = null;
+    this.noticeSticky = false;
+
+    o.form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.submit();
+    });
+
+    this.input.addEventListener('keydown', (e) => {
+      if (e.key !== 'Enter' || e.shiftKey || e.altKey || e.isComposing || e.keyCode === 229) return;
+      e.preventDefault();
+      this.submit();
+    });
+
+    this.input.addEventListener('input', () => {
+      this.autosize();
+      this.updateCounter();
+      if (!this.noticeSticky) this.clearNotice();
+      if (this.input.value.trim() && Date.now() - this.lastTypingAt > TYPING_EVERY_MS) {
+        this.lastTypingAt = Date.now();
+        this.o.onTyping();
+      }
+    });
+
+    window.addEventListener('resize', () => this.autosize());
+    this.updateCounter();
+  }
+
+  setRoom(room) {
+    this.input.placeholder = `Message #${room}`;
+  }
+
+  focus() {
+    // Do not pop up the on-screen keyboard on phones just because a page loaded.
+    if (window.matchMedia('(pointer: coarse)').matches) return;
+    this.input.focus({ preventScroll: true });
+  }
+
+  reset() {
+    this.input.value = '';
+    this.lastTypingAt = 0;
+    this.clearNotice(true);
+    this.autosize();
+    this.updateCounter();
+  }
+
+  submit() {
+    const body = this.input.value.trim();
+    if (!body) {
+      this.input.focus();
+      return;
+    }
+    const n = charCount(body);
+    if (n > MAX_CHARS) {
+      this.showNotice(`That message is too long: ${n.toLocaleString()} characters, the limit is ${MAX_CHARS.toLocaleString()}.`);
+      return;
+    }
+    this.o.onSend(body);
+    this.input.value = '';
+    this.lastTypingAt = 0;
+    this.autosize();
+    this.updateCounter();
+    this.input.focus();
+  }
+
+  autosize() {
+    const el = this.input;
+    el.style.height = 'auto';
+    const max = Math.max(120, Math.round(window.innerHeight * 0.4));
+    const height = Math.min(el.scrollHeight, max);
+    el.style.height = `${height}px`;
+    el.classList.toggle('is-scrolling', el.scrollHeight > max);
+  }
+
+  updateCounter() {
+    const n = charCount(this.input.value.trim());
+    const counter = this.o.counter;
+    const over = n > MAX_CHARS;
+    this.o.button.disabled = over;
+    this.o.form.classList.toggle('is-over', over);
+    if (n < COUNTER_FROM) {
+      counter.hidden = true;
+      return;
+    }
+    counter.hidden = false;
+    counter.classList.toggle('is-over', over);
+    setText(counter, over
+      ? `${(n - MAX_CHARS).toLocaleString()} over the limit`
+      : `${(MAX_CHARS - n).toLocaleString()} characters left`);
+  }
+
+  /**
+   * Show a short message above the composer.
+   * @param {string} text
+   * @param {object} [opts]
+   * @param {number} [opts.timeoutMs] hide after this long (default 8 s; 0 = until cleared)
+   * @param {'error'|'info'} [opts.tone]
+   */
+  showNotice(text, { timeoutMs = 8000, tone = 'error' } = {}) {
+    const el = this.o.notice;
+    clearTimeout(this.noticeTimer);
+    el.dataset.tone = tone;
+    setText(el, text);
+    this.noticeSticky = true;
+    // Typing right away should not hide what just appeared.
+    setTimeout(() => { this.noticeSticky = false; }, 1500);
+    if (timeoutMs) this.noticeTimer = setTimeout(() => this.clearNotice(true), timeoutMs);
+  }
+
+  clearNotice(force = false) {
+    if (!force && !this.o.notice.textContent) return;
+    clearTimeout(this.noticeTimer);
+    setText(this.o.notice, '');
+  }
+}

@@ -1,0 +1,105 @@
+// Who is online, and who is typing.
+
+import { h, setText } from './dom.js';
+import { avatar, listNames } from './format.js';
+
+const TYPING_TTL_MS = 5000;
+
+export class OnlineList {
+  constructor({ listEl, countEls }) {
+    this.listEl = listEl;
+    this.countEls = countEls;
+    this.me = '';
+    this.users = new Map(); // lowercased -> display name
+  }
+
+  setMe(name) {
+    this.me = name;
+    this.render();
+  }
+
+  reset(usernames = []) {
+    this.users.clear();
+    for (const u of usernames) this.users.set(String(u).toLowerCase(), String(u));
+    this.render();
+  }
+
+  set(user, online) {
+    const key = String(user).toLowerCase();
+    if (online) this.users.set(key, String(user));
+    else this.users.delete(key);
+    this.render();
+  }
+
+  has(user) { return this.users.has(String(user).toLowerCase()); }
+
+  render() {
+    const meKey = this.me.toLowerCase();
+    const names = Array.from(this.users.values()).sort((a, b) => {
+      const ak = a.toLowerCase() === meKey ? 0 : 1;
+      const bk = b.toLowerCase() === meKey ? 0 : 1;
+      return ak - bk || a.localeCompare(b, undefined, { sensitivity: 'base' });
+    });
+    this.listEl.replaceChildren(...names.map((name) => {
+      const self = name.toLowerCase() === meKey;
+      return h('li', { class: `person${self ? ' is-self' : ''}` },
+        h('span', { class: 'person-avatar' }, avatar(name), h('span', { class: 'presence-dot', 'aria-hidden': 'true' })),
+        h('span', { class: 'person-name' }, name),
+        self ? h('span', { class: 'person-tag' }, 'you') : null);
+    }));
+    if (!names.length) {
+      this.listEl.append(h('li', { class: 'person-empty' }, 'Nobody is here yet.'));
+    }
+    for (const el of this.countEls) setText(el, String(names.length));
+  }
+}
+
+export class TypingIndicator {
+  constructor(el) {
+    this.el = el;
+    this.timers = new Map(); // lowercased user -> { name, timer }
+  }
+
+  add(user) {
+    const key = String(user).toLowerCase();
+    const entry = this.timers.get(key);
+    if (entry) clearTimeout(entry.timer);
+    this.timers.set(key, {
+      name: String(user),
+      timer: setTimeout(() => this.remove(user), TYPING_TTL_MS),
+    });
+    this.render();
+  }
+
+  remove(user) {
+    const key = String(user).toLowerCase();
+    const entry = this.timers.get(key);
+    if (!entry) return;
+    clearTimeout(entry.timer);
+    this.timers.delete(key);
+    this.render();
+  }
+
+  clear() {
+    for (const { timer } of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+    this.render();
+  }
+
+  render() {
+    const names = Array.from(this.timers.values(), (e) => e.name);
+    if (!names.length) {
+      this.el.classList.remove('is-active');
+      this.el.replaceChildren();
+      return;
+    }
+    const text = names.length > 3
+      ? 'Several people are typing…'
+      : `${listNames(names)} ${names.length === 1 ? 'is' : 'are'} typing…`;
+    this.el.classList.add('is-active');
+    this.el.replaceChildren(
+      h('span', { class: 'typing-dots', 'aria-hidden': 'true' }, h('span'), h('span'), h('span')),
+      h('span', { class: 'typing-text' }, text),
+    );
+  }
+}
