@@ -79,6 +79,63 @@ pub struct ServerConfig {
     pub public_url: String,
     /// Extra origins (scheme://host[:port]) allowed to open WebSockets and use cookies.
     pub allowed_origins: Vec<String>,
+    /// Reverse proxies (IP or CIDR, e.g. "127.0.0.1/32") whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+}
+
+/// An IP network such as `10.0.0.0/8` or `::1/128`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parse `IP` or `IP/PREFIX`.
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let (ip, prefix) = match s.split_once('/') {
+            Some((ip, p)) => (ip, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = ip
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR range"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?} has an invalid prefix length"))?,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+
+    /// Whether `ip` is inside this network (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 /// `[database]`
@@ -139,6 +196,7 @@ impl Default for ServerConfig {
             port: 12345,
             public_url: String::new(),
             allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -261,6 +319,9 @@ impl Config {
         }
         for o in &self.server.allowed_origins {
             parse_origin(o).map_err(|e| format!("server.allowed_origins: {e}"))?;
+        }
+        for p in &self.server.trusted_proxies {
+            Cidr::parse(p).map_err(|e| format!("server.trusted_proxies: {e}"))?;
         }
         if self.database.path.as_os_str().is_empty() {
             return Err("database.path: must not be empty".into());
@@ -404,6 +465,7 @@ mod tests {
             "port",
             "public_url",
             "allowed_origins",
+            "trusted_proxies",
             "path",
             "synchronous",
             "messages_per_second",
@@ -486,6 +548,26 @@ mod tests {
             assert!(e.contains("limits.message_burst"), "{e}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn cidr_matching() {
+        let lo = Cidr::parse("127.0.0.0/8").unwrap();
+        assert!(lo.contains("127.1.2.3".parse().unwrap()));
+        assert!(lo.contains("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!lo.contains("10.0.0.1".parse().unwrap()));
+        let one = Cidr::parse("10.0.0.7").unwrap();
+        assert!(one.contains("10.0.0.7".parse().unwrap()));
+        assert!(!one.contains("10.0.0.8".parse().unwrap()));
+        assert!(Cidr::parse("::/0")
+            .unwrap()
+            .contains("2001:db8::1".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        for bad in ["", "x", "10.0.0.0/33", "::1/129", "1.2.3.4/-1"] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -69,7 +69,7 @@ fn check_config_names_the_source_of_every_value() {
     assert!(line("server.port").contains("8080") && line("server.port").contains("c.toml"));
     assert!(line("server.host").contains("default"));
     assert!(line("auth.pbkdf2_iterations").contains("600000"));
-    assert_eq!(text.lines().count(), 19, "{text}");
+    assert_eq!(text.lines().count(), 20, "{text}");
 }
 
 #[test]

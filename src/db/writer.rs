@@ -214,18 +214,17 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<WriteCmd>) -> Vec<Committed> 
             for r in replies {
                 r(Err(DbError::Commit(e.to_string())));
             }
+            // Nothing from this batch is acknowledged, not even a "duplicate": its original may
+            // have been inserted earlier in this same, now rolled back, transaction. A retry
+            // with the same nonce finds whatever really is stored.
             outcomes
                 .into_iter()
                 .map(|c| match c {
-                    Committed::Stored {
-                        msg,
-                        origin,
-                        duplicate: false,
-                    } => Committed::Failed {
+                    Committed::Stored { msg, origin, .. } => Committed::Failed {
                         origin,
                         nonce: msg.nonce,
                     },
-                    other => other,
+                    failed => failed,
                 })
                 .collect()
         }

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use warp::http::StatusCode;
@@ -10,7 +11,7 @@ use warp::{Filter, Rejection};
 
 use super::error::ApiError;
 use crate::auth::Identity;
-use crate::config::parse_origin;
+use crate::config::{parse_origin, Cidr};
 use crate::AppState;
 
 /// Name of the session cookie.
@@ -27,10 +28,45 @@ pub fn with_state(
     warp::any().map(move || state.clone())
 }
 
-/// The client's IP address.
-pub fn client_ip() -> impl Filter<Extract = (IpAddr,), Error = Infallible> + Clone {
+/// The client's IP address: the peer, or — when the peer is a trusted proxy — the rightmost
+/// address in `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_ip(state: &AppState) -> impl Filter<Extract = (IpAddr,), Error = Rejection> + Clone {
+    let trusted: Arc<Vec<Cidr>> = Arc::new(
+        state
+            .config
+            .server
+            .trusted_proxies
+            .iter()
+            .filter_map(|c| Cidr::parse(c).ok())
+            .collect(),
+    );
     warp::ext::optional::<ClientAddr>()
-        .map(|a: Option<ClientAddr>| a.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0.ip()))
+        .and(warp::header::optional::<String>("x-forwarded-for"))
+        .map(move |a: Option<ClientAddr>, xff: Option<String>| {
+            let peer = a.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0.ip());
+            resolve_client(peer, xff.as_deref(), &trusted)
+        })
+}
+
+/// Walk `X-Forwarded-For` from the right while the hop is a trusted proxy.
+pub fn resolve_client(peer: IpAddr, xff: Option<&str>, trusted: &[Cidr]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for hop in xff.unwrap_or_default().rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 /// A JSON body of at most `limit` bytes, parsed into `T`; errors use the API shape.
@@ -153,4 +189,51 @@ pub fn authenticated(
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted = vec![
+            Cidr::parse("127.0.0.1").unwrap(),
+            Cidr::parse("10.0.0.0/8").unwrap(),
+        ];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // Direct client: header ignored.
+        assert_eq!(
+            resolve_client(ip("203.0.113.9"), Some("1.2.3.4"), &trusted),
+            ip("203.0.113.9")
+        );
+        // Through one proxy.
+        assert_eq!(
+            resolve_client(ip("127.0.0.1"), Some("198.51.100.7"), &trusted),
+            ip("198.51.100.7")
+        );
+        // A spoofed entry on the left is skipped: the rightmost untrusted hop wins.
+        assert_eq!(
+            resolve_client(
+                ip("127.0.0.1"),
+                Some("6.6.6.6, 198.51.100.7, 10.1.1.1"),
+                &trusted
+            ),
+            ip("198.51.100.7")
+        );
+        // No header or garbage: the proxy itself.
+        assert_eq!(
+            resolve_client(ip("127.0.0.1"), None, &trusted),
+            ip("127.0.0.1")
+        );
+        assert_eq!(
+            resolve_client(ip("127.0.0.1"), Some("junk"), &trusted),
+            ip("127.0.0.1")
+        );
+        // Nothing trusted: always the peer.
+        assert_eq!(
+            resolve_client(ip("127.0.0.1"), Some("1.2.3.4"), &[]),
+            ip("127.0.0.1")
+        );
+    }
 }

@@ -64,7 +64,7 @@ fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection>
     let register = warp::path!("api" / "register")
         .and(warp::post())
         .and(json_body(SMALL_BODY))
-        .and(client_ip())
+        .and(client_ip(&s))
         .and(request_origin())
         .and(with_state(s.clone()))
         .and_then(handlers::register);
@@ -72,7 +72,7 @@ fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection>
     let login = warp::path!("api" / "login")
         .and(warp::post())
         .and(json_body(SMALL_BODY))
-        .and(client_ip())
+        .and(client_ip(&s))
         .and(request_origin())
         .and(with_state(s.clone()))
         .and_then(handlers::login);

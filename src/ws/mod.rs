@@ -57,7 +57,7 @@ pub fn route(state: AppState) -> impl Filter<Extract = (Response,), Error = Reje
         .and(warp::header::headers_cloned())
         .and(warp::query::<HashMap<String, String>>())
         .and(warp::ext::optional::<UpgradeSlot>())
-        .and(client_ip())
+        .and(client_ip(&state))
         .and(request_origin())
         .and(presented_token())
         .and(with_state(state))
