@@ -332,6 +332,14 @@ impl Hub {
         }
     }
 
+    /// Close every connection of a user (account disabled or signed out by an administrator).
+    pub fn close_user(&self, user_id: i64, code: u16, reason: &'static str) {
+        let st = lock_read(&self.inner.state);
+        for c in st.conns.values().filter(|c| c.user_id == user_id) {
+            let _ = c.tx.try_send(Outgoing::Close(code, reason));
+        }
+    }
+
     /// Queue `frame` for every connection (presence), optionally skipping one.
     fn broadcast_all(&self, st: &State, frame: &Utf8Bytes, skip: Option<ConnId>) {
         // Slow connections found here are left for the next message fan-out to drop: we

@@ -77,6 +77,8 @@ pub struct Identity {
     pub kind: SessionKind,
     /// Digest of the token, to revoke it.
     pub token_hash: [u8; 32],
+    /// Whether the user is an administrator.
+    pub is_admin: bool,
 }
 
 #[derive(Default)]
@@ -415,9 +417,10 @@ impl Auth {
             .db
             .read(move |c| queries::session_user(c, &token_hash, now))
             .await?;
-        let Some((user, kind, _created, last_seen)) = found else {
+        let Some(info) = found else {
             return Ok(None);
         };
+        let (kind, last_seen) = (info.kind, info.last_seen_at);
         if kind == SessionKind::Cookie {
             let idle_ms = i64::from(self.inner.config.session_idle_hours) * 3_600_000;
             if now - last_seen > idle_ms {
@@ -436,9 +439,10 @@ impl Auth {
             });
         }
         Ok(Some(Identity {
-            user,
+            user: info.user,
             kind,
             token_hash,
+            is_admin: info.is_admin,
         }))
     }
 }

@@ -78,6 +78,19 @@ impl SessionKind {
     }
 }
 
+/// A live session, as looked up by token.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// Owner.
+    pub user: User,
+    /// Cookie or bot.
+    pub kind: SessionKind,
+    /// Last recorded activity (ms).
+    pub last_seen_at: i64,
+    /// Whether the owner is an administrator.
+    pub is_admin: bool,
+}
+
 /// A session row to insert.
 #[derive(Debug, Clone)]
 pub struct SessionRow {

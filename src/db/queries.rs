@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{Room, SessionKind, SessionRow, StoredMessage, User};
+use super::{Room, SessionInfo, SessionKind, SessionRow, StoredMessage, User};
 
 const MESSAGE_COLUMNS: &str =
     "m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at FROM messages m \
@@ -101,29 +101,40 @@ pub fn session_user(
     conn: &Connection,
     token_hash: &[u8],
     now_ms: i64,
-) -> rusqlite::Result<Option<(User, SessionKind, i64, i64)>> {
+) -> rusqlite::Result<Option<SessionInfo>> {
     conn.prepare_cached(
-        "SELECT u.id, u.username, s.kind, s.created_at, s.last_seen_at FROM sessions s \
+        "SELECT u.id, u.username, s.kind, s.last_seen_at, u.is_admin FROM sessions s \
          JOIN users u ON u.id = s.user_id \
          WHERE s.token_hash = ?1 AND u.disabled = 0 AND (s.expires_at IS NULL OR s.expires_at > ?2)",
     )?
     .query_row(params![token_hash, now_ms], |r| {
         let kind: String = r.get(2)?;
-        Ok((
-            User {
+        Ok(SessionInfo {
+            user: User {
                 id: r.get(0)?,
                 username: r.get(1)?,
             },
-            if kind == "bot" {
+            kind: if kind == "bot" {
                 SessionKind::Bot
             } else {
                 SessionKind::Cookie
             },
-            r.get(3)?,
-            r.get(4)?,
-        ))
+            last_seen_at: r.get(3)?,
+            is_admin: r.get(4)?,
+        })
     })
     .optional()
+}
+
+/// Revoke every session (browser and bot) of a user.
+pub fn delete_user_sessions(conn: &Connection, user_id: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM sessions WHERE user_id = ?1")?
+        .execute([user_id])
+}
+
+/// One account by case-folded name.
+pub fn user_summary(conn: &Connection, key: &str) -> rusqlite::Result<Option<UserSummary>> {
+    Ok(list_users_where(conn, "WHERE u.username_key = ?1", [key])?.pop())
 }
 
 /// Record activity on a session.
@@ -315,12 +326,20 @@ pub struct UserSummary {
 
 /// Every account, by id.
 pub fn list_users(conn: &Connection) -> rusqlite::Result<Vec<UserSummary>> {
-    let mut stmt = conn.prepare(
+    list_users_where(conn, "", [])
+}
+
+fn list_users_where(
+    conn: &Connection,
+    filter: &str,
+    args: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<UserSummary>> {
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT u.id, u.username, u.is_admin, u.disabled, u.created_at, \
          (SELECT MAX(last_seen_at) FROM sessions s WHERE s.user_id = u.id) \
-         FROM users u ORDER BY u.id",
-    )?;
-    let rows = stmt.query_map([], |r| {
+         FROM users u {filter} ORDER BY u.id"
+    ))?;
+    let rows = stmt.query_map(args, |r| {
         Ok(UserSummary {
             id: r.get(0)?,
             username: r.get(1)?,

@@ -160,7 +160,7 @@ pub async fn change_password(
 pub async fn me(id: Identity) -> Result<Response, Rejection> {
     Ok(json_reply(
         StatusCode::OK,
-        json!({ "user": UserView::from(&id.user) }),
+        json!({ "user": UserView::from(&id.user), "is_admin": id.is_admin }),
     ))
 }
 

@@ -4,6 +4,7 @@
 //! - [`handlers`]: one function per route.
 //! - [`error`]: the JSON error shape and the root rejection handler.
 
+pub mod admin;
 pub mod error;
 pub mod filters;
 pub mod handlers;
@@ -104,6 +105,20 @@ fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection>
         .and(json_body(SMALL_BODY))
         .and(with_state(s.clone()))
         .and_then(handlers::change_password);
+    // GET /api/admin/users
+    let admin_users = warp::path!("api" / "admin" / "users")
+        .and(warp::get())
+        .and(authenticated(s.clone()))
+        .and(with_state(s.clone()))
+        .and_then(admin::list_users);
+    // POST /api/admin/users/{name}
+    let admin_action = warp::path!("api" / "admin" / "users" / String)
+        .and(warp::post())
+        .and(authenticated(s.clone()))
+        .and(request_origin())
+        .and(json_body(SMALL_BODY))
+        .and(with_state(s.clone()))
+        .and_then(admin::user_action);
     // GET /api/rooms
     let rooms = warp::path!("api" / "rooms")
         .and(warp::get())
@@ -127,6 +142,10 @@ fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection>
         .or(tokens)
         .unify()
         .or(password)
+        .unify()
+        .or(admin_users)
+        .unify()
+        .or(admin_action)
         .unify()
         .or(rooms)
         .unify()
