@@ -61,6 +61,8 @@ pub struct Metrics {
     pub commit_latency: Histogram,
     /// Commands per writer transaction.
     pub batch_size: Histogram,
+    /// Why the last write transaction failed, until one succeeds again (for `/healthz`).
+    pub write_error: std::sync::Mutex<Option<String>>,
 }
 
 impl Default for Metrics {
@@ -74,6 +76,7 @@ impl Default for Metrics {
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
             ]),
             batch_size: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0, 4096.0]),
+            write_error: std::sync::Mutex::new(None),
         }
     }
 }

@@ -139,7 +139,15 @@ fn run(
                 _ => None,
             })
             .collect();
-        let out = commit_batch(&conn, &mut batch);
+        let carries_messages = !queued.is_empty();
+        let (out, result) = commit_batch(&conn, &mut batch);
+        // Remember a failure until a batch with messages commits again: a passing health probe
+        // alone does not prove messages can be stored (e.g. the database may not grow).
+        if result.is_err() || carries_messages {
+            if let Ok(mut e) = metrics.write_error.lock() {
+                *e = result.err();
+            }
+        }
         let stored = out
             .iter()
             .filter(|c| {
@@ -170,54 +178,76 @@ fn run(
     tracing::debug!("writer stopped");
 }
 
-/// Run one transaction over `batch` (emptying it); returns the message outcomes.
-fn commit_batch(conn: &Connection, batch: &mut Vec<WriteCmd>) -> Vec<Committed> {
+/// Run one transaction over `batch` (emptying it); returns the message outcomes and whether
+/// the transaction committed.
+fn commit_batch(
+    conn: &Connection,
+    batch: &mut Vec<WriteCmd>,
+) -> (Vec<Committed>, Result<(), String>) {
     let now = now_ms();
     let mut outcomes = Vec::new();
     let mut replies: Vec<Reply> = Vec::new();
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!("cannot start a write transaction: {e}");
         fail_all(batch.drain(..), &mut outcomes);
-        return outcomes;
+        return (outcomes, Err(e.to_string()));
     }
-    for cmd in batch.drain(..) {
+    // The first statement error, if any; some (disk full, I/O) make SQLite roll the whole
+    // transaction back, after which nothing more may run in it.
+    let mut first_error: Option<String> = None;
+    let mut cmds = batch.drain(..);
+    for cmd in cmds.by_ref() {
         match cmd {
-            WriteCmd::Message(m) => outcomes.push(store_message(conn, m, now)),
+            WriteCmd::Message(m) => outcomes.push(store_message(conn, m, now, &mut first_error)),
             WriteCmd::Exec(job) => {
                 if let Err(e) = conn.execute_batch("SAVEPOINT job") {
-                    tracing::error!("savepoint failed: {e}");
+                    first_error.get_or_insert(e.to_string());
                 }
                 let (ok, reply) = job(conn);
                 let end = if ok {
                     "RELEASE job"
                 } else {
+                    first_error.get_or_insert("a write failed".into());
                     "ROLLBACK TO job; RELEASE job"
                 };
                 if let Err(e) = conn.execute_batch(end) {
-                    tracing::error!("savepoint end failed: {e}");
+                    first_error.get_or_insert(e.to_string());
                 }
                 replies.push(reply);
             }
             WriteCmd::Shutdown => {}
         }
+        if conn.is_autocommit() {
+            break; // the transaction is gone
+        }
     }
-    match conn.execute_batch("COMMIT") {
+    fail_all(cmds, &mut outcomes);
+    let committed = if conn.is_autocommit() {
+        Err(first_error
+            .clone()
+            .unwrap_or_else(|| "the transaction was rolled back".into()))
+    } else {
+        conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+    };
+    match committed {
         Ok(()) => {
             for r in replies {
                 r(Ok(()));
             }
-            outcomes
+            (outcomes, Ok(()))
         }
         Err(e) => {
             tracing::error!("commit failed, {} messages refused: {e}", outcomes.len());
-            let _ = conn.execute_batch("ROLLBACK");
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
             for r in replies {
-                r(Err(DbError::Commit(e.to_string())));
+                r(Err(DbError::Commit(e.clone())));
             }
             // Nothing from this batch is acknowledged, not even a "duplicate": its original may
             // have been inserted earlier in this same, now rolled back, transaction. A retry
             // with the same nonce finds whatever really is stored.
-            outcomes
+            let failed = outcomes
                 .into_iter()
                 .map(|c| match c {
                     Committed::Stored { msg, origin, .. } => Committed::Failed {
@@ -226,12 +256,18 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<WriteCmd>) -> Vec<Committed> 
                     },
                     failed => failed,
                 })
-                .collect()
+                .collect();
+            (failed, Err(e))
         }
     }
 }
 
-fn store_message(conn: &Connection, m: NewMessage, now: i64) -> Committed {
+fn store_message(
+    conn: &Connection,
+    m: NewMessage,
+    now: i64,
+    first_error: &mut Option<String>,
+) -> Committed {
     if let Some(nonce) = &m.nonce {
         match queries::message_by_nonce(conn, m.user_id, nonce) {
             Ok(Some(msg)) => {
@@ -244,6 +280,7 @@ fn store_message(conn: &Connection, m: NewMessage, now: i64) -> Committed {
             Ok(None) => {}
             Err(e) => {
                 tracing::error!("nonce lookup failed: {e}");
+                first_error.get_or_insert(e.to_string());
                 return Committed::Failed {
                     origin: m.origin,
                     nonce: m.nonce,
@@ -267,6 +304,7 @@ fn store_message(conn: &Connection, m: NewMessage, now: i64) -> Committed {
         },
         Err(e) => {
             tracing::error!("message insert failed: {e}");
+            first_error.get_or_insert(e.to_string());
             Committed::Failed {
                 origin: m.origin,
                 nonce: m.nonce,

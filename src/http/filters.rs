@@ -74,25 +74,74 @@ pub fn json_body<T: DeserializeOwned + Send>(
     limit: u64,
 ) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
     warp::header::optional::<String>("content-type")
-        .and(warp::body::content_length_limit(limit))
-        .and(warp::body::bytes())
-        .and_then(|ct: Option<String>, body: bytes::Bytes| async move {
-            let is_json = ct
-                .as_deref()
-                .and_then(|c| c.split(';').next())
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-            if !is_json {
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    "Send the body as application/json.",
-                )
-                .reject());
-            }
-            serde_json::from_slice::<T>(&body).map_err(|e| {
-                ApiError::bad_request(format!("The JSON body is not valid: {e}.")).reject()
-            })
-        })
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .and_then(
+            move |ct: Option<String>, declared: Option<u64>, stream| async move {
+                let too_large = || {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        format!("The request body may be at most {limit} bytes."),
+                    )
+                    .reject()
+                };
+                if declared.is_some_and(|n| n > limit) {
+                    return Err(too_large());
+                }
+                // No Content-Length (chunked, or no body at all) is read up to the same limit.
+                let body = read_limited(stream, limit).await.map_err(|e| match e {
+                    BodyError::TooLarge => too_large(),
+                    BodyError::Broken => {
+                        ApiError::bad_request("The request body could not be read.").reject()
+                    }
+                })?;
+                let is_json = ct
+                    .as_deref()
+                    .and_then(|c| c.split(';').next())
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+                if !is_json {
+                    return Err(ApiError::new(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "unsupported_media_type",
+                        "Send the body as application/json.",
+                    )
+                    .reject());
+                }
+                serde_json::from_slice::<T>(&body).map_err(|e| {
+                    ApiError::bad_request(format!("The JSON body is not valid: {e}.")).reject()
+                })
+            },
+        )
+}
+
+enum BodyError {
+    TooLarge,
+    Broken,
+}
+
+async fn read_limited<S, B>(stream: S, limit: u64) -> Result<Vec<u8>, BodyError>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    use futures_util::StreamExt;
+    let mut out = Vec::new();
+    futures_util::pin_mut!(stream);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Broken)?;
+        if out.len() as u64 + chunk.remaining() as u64 > limit {
+            return Err(BodyError::TooLarge);
+        }
+        let mut chunk = chunk;
+        while chunk.has_remaining() {
+            let piece = chunk.chunk();
+            let n = piece.len();
+            out.extend_from_slice(piece);
+            chunk.advance(n);
+        }
+    }
+    Ok(out)
 }
 
 /// The headers that say where a request came from.

@@ -273,6 +273,25 @@ pub async fn messages(
 
 /// GET /healthz: reads and writes the database.
 pub async fn healthz(state: AppState) -> Result<Response, Rejection> {
+    let text_plain = "text/plain; charset=utf-8";
+    let write_error = state
+        .hub
+        .metrics()
+        .write_error
+        .lock()
+        .ok()
+        .and_then(|e| e.clone());
+    if let Some(why) = write_error {
+        return Ok(warp::reply::with_status(
+            warp::reply::with_header(
+                format!("unavailable: the last database write failed: {why}"),
+                header::CONTENT_TYPE,
+                text_plain,
+            ),
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+        .into_response());
+    }
     let read = state
         .db
         .read(|c| c.query_row("SELECT COUNT(*) FROM rooms", [], |r| r.get::<_, i64>(0)))
@@ -281,7 +300,6 @@ pub async fn healthz(state: AppState) -> Result<Response, Rejection> {
         .db
         .write(|c| c.execute("UPDATE rooms SET id = id WHERE id = 0", []))
         .await;
-    let text_plain = "text/plain; charset=utf-8";
     let res = match (read, write) {
         (Ok(_), Ok(_)) => {
             warp::reply::with_header("ok", header::CONTENT_TYPE, text_plain).into_response()

@@ -1,0 +1,177 @@
+//! The embedded browser UI: security headers, caching, and no way out of the asset folder.
+
+use serde_json::Value;
+
+use crate::helpers::{assert_error, assert_error_shape, raw_get, spawn_app, text};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_is_html_with_a_strict_content_security_policy_and_nosniff() {
+    let app = spawn_app().await;
+
+    let res = app.get("/").await;
+
+    assert_eq!(res.status(), 200);
+    let h = res.headers().clone();
+    let ct = h["content-type"].to_str().unwrap();
+    assert!(ct.starts_with("text/html"), "content type {ct:?}");
+    let csp = h
+        .get("content-security-policy")
+        .expect("a Content-Security-Policy header")
+        .to_str()
+        .unwrap();
+    for directive in [
+        "default-src 'self'",
+        "object-src 'none'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "CSP lacks {directive:?}: {csp}");
+    }
+    assert!(!csp.contains("'unsafe-inline'"), "{csp}");
+    assert!(!csp.contains("'unsafe-eval'"), "{csp}");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    let body = text(res).await;
+    assert!(body.to_ascii_lowercase().contains("<html"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_responses_and_errors_carry_nosniff_too() {
+    let app = spawn_app().await;
+
+    for path in ["/api/me", "/healthz", "/config.js", "/nope"] {
+        let res = app.get(path).await;
+
+        assert_eq!(
+            res.headers()
+                .get("x-content-type-options")
+                .map(|v| v.to_str().unwrap()),
+            Some("nosniff"),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_matching_if_none_match_is_answered_304() {
+    let app = spawn_app().await;
+    let first = app.get("/").await;
+    let etag = first
+        .headers()
+        .get("etag")
+        .expect("an ETag")
+        .to_str()
+        .unwrap()
+        .to_string();
+
+    let res = app
+        .send(app.http.get(app.url("/")).header("if-none-match", &etag))
+        .await;
+
+    assert_eq!(res.status(), 304);
+    assert_eq!(res.headers()["etag"].to_str().unwrap(), etag);
+    assert!(text(res).await.is_empty());
+    let stale = app
+        .send(
+            app.http
+                .get(app.url("/"))
+                .header("if-none-match", "\"stale\""),
+        )
+        .await;
+    assert_eq!(stale.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_referenced_by_the_index_are_served_as_javascript() {
+    let app = spawn_app().await;
+    let index = text(app.get("/").await).await;
+    let scripts: Vec<&str> = index
+        .split("src=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .filter(|s| s.ends_with(".js"))
+        .collect();
+    assert!(!scripts.is_empty(), "the index loads scripts: {index}");
+
+    for src in scripts {
+        let path = if src.starts_with('/') {
+            src.to_string()
+        } else {
+            format!("/{src}")
+        };
+        let res = app.get(&path).await;
+
+        assert_eq!(res.status(), 200, "{path}");
+        let ct = res.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.contains("javascript"), "{path}: {ct}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_traversal_attempts_are_404_with_the_json_error_shape() {
+    let app = spawn_app().await;
+
+    for path in [
+        "/../Cargo.toml",
+        "/%2e%2e/Cargo.toml",
+        "/%2E%2E/Cargo.toml",
+        "/%252e%252e/x",
+        "/..%5cCargo.toml",
+        "/..%2fCargo.toml",
+        "/js/../../Cargo.toml",
+        "/js/../../../../etc/passwd",
+        "/./index.html/..",
+        "/js//app.js",
+        "/..\\Cargo.toml",
+    ] {
+        let res = raw_get(app.addr, path).await;
+
+        assert!(
+            res.status == 404 || res.status == 400,
+            "{path}: status {} body {}",
+            res.status,
+            res.body
+        );
+        assert!(!res.body.contains("[package]"), "{path} leaked Cargo.toml");
+        if res.status == 404 {
+            let body: Value = serde_json::from_str(&res.body)
+                .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {}", res.body));
+            assert_error_shape(&body, "not_found");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plain_traversal_paths_of_the_contract_are_exactly_404() {
+    let app = spawn_app().await;
+
+    for path in [
+        "/../Cargo.toml",
+        "/%2e%2e/Cargo.toml",
+        "/%252e%252e/x",
+        "/..%5cCargo.toml",
+        "/js/../../Cargo.toml",
+    ] {
+        let res = raw_get(app.addr, path).await;
+
+        assert_eq!(res.status, 404, "{path}: {}", res.body);
+        let body: Value = serde_json::from_str(&res.body).expect("JSON");
+        assert_error_shape(&body, "not_found");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_path_is_404_with_the_json_error_shape() {
+    let app = spawn_app().await;
+
+    for path in [
+        "/nope",
+        "/js/nope.js",
+        "/api/nope",
+        "/api",
+        "/Cargo.toml",
+        "/src/lib.rs",
+    ] {
+        let res = app.get(path).await;
+
+        assert_error(res, 404, "not_found").await;
+    }
+}

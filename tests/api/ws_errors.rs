@@ -1,0 +1,330 @@
+//! Refused upgrades and refused frames: every `error` code, and the connection stays usable.
+
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{
+    assert_error_shape, raw_http, send_frame, spawn_app, spawn_app_with, Auth, Ws,
+};
+
+/// After an error frame the same connection must still deliver a message.
+async fn assert_still_works(ws: &mut Ws, nonce: &str) {
+    let ack = ws.send_and_ack("still here", nonce).await;
+    assert_eq!(ack["body"], "still here");
+}
+
+/// The next frame, which must be an `error` with `code`.
+async fn expect_error(ws: &mut Ws, code: &str) -> Value {
+    let f = ws.next_skipping(&["presence", "typing"]).await;
+    assert_eq!(f["type"], "error", "expected a {code} error, got {f}");
+    assert_eq!(f["code"], code, "{f}");
+    assert!(
+        f["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "error frames carry a message: {f}"
+    );
+    f
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_without_credentials_is_refused_with_401() {
+    let app = spawn_app().await;
+
+    let none = app.try_ws(None, "", None).await;
+    let bogus = app
+        .try_ws(Some(&Auth::Cookie("nope".into())), "", None)
+        .await;
+    let bearer = app
+        .try_ws(Some(&Auth::Bearer("A".repeat(43))), "", None)
+        .await;
+
+    assert_eq!(none.err().map(|e| e.0), Some(401));
+    assert_eq!(bogus.err().map(|e| e.0), Some(401));
+    assert_eq!(bearer.err().map(|e| e.0), Some(401));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_upgrade_answers_with_the_json_error_shape() {
+    let app = spawn_app().await;
+
+    let res = raw_http(
+        app.addr,
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            app.addr
+        )
+        .as_bytes(),
+    )
+    .await;
+
+    assert_eq!(res.status, 401, "{res:?}");
+    let body: Value = serde_json::from_str(&res.body).expect("JSON body");
+    assert_error_shape(&body, "unauthorized");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn since_that_is_not_a_whole_number_is_refused_with_400() {
+    let app = spawn_app().await;
+    let auth = app.signup("alice").await;
+
+    for q in ["since=abc", "since=-1", "since=1.5"] {
+        let refused = app.try_ws(Some(&auth), q, None).await;
+
+        assert_eq!(refused.err().map(|e| e.0), Some(400), "{q}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whitespace_only_body_is_empty_message() {
+    let app = spawn_app().await;
+    let auth = app.signup("alice").await;
+    let mut ws = app.ws_connect(&auth, None).await;
+
+    ws.send_json(&send_frame(" \n\t  \r\n", Some("e-1"))).await;
+
+    let err = expect_error(&mut ws, "empty_message").await;
+    assert_eq!(err["nonce"], "e-1");
+    ws.send_json(&send_frame("", None)).await;
+    let err = expect_error(&mut ws, "empty_message").await;
+    assert!(err["nonce"].is_null(), "{err}");
+    assert_still_works(&mut ws, "e-2").await;
+    assert_eq!(app.history(&auth, "general", "").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_of_4001_characters_is_message_too_long() {
+    let app = spawn_app().await;
+    let auth = app.signup("alice").await;
+    let mut ws = app.ws_connect(&auth, None).await;
+
+    ws.send_json(&send_frame(&"a".repeat(4001), Some("long")))
+        .await;
+
+    let err = expect_error(&mut ws, "message_too_long").await;
+    assert_eq!(err["nonce"], "long");
+    ws.send_json(&send_frame(&"é".repeat(4001), None)).await;
+    expect_error(&mut ws, "message_too_long").await;
+    assert_still_works(&mut ws, "after-long").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_of_4000_multibyte_characters_is_accepted() {
+    let app = spawn_app().await;
+    let auth = app.signup("alice").await;
+    let mut ws = app.ws_connect(&auth, None).await;
+    let body = "é".repeat(3999) + "🔥";
+    // Surrounding whitespace does not count.
+    let padded = format!("   {body}\n\n");
+
+    let ack = ws.send_and_ack(&padded, "max").await;
+
+    assert_eq!(ack["body"], body.as_str());
+    assert_eq!(
+        app.history(&auth, "general", "").await[0]["body"],
+        body.as_str()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sending_to_a_room_that_does_not_exist_is_unknown_room() {
+    let app = spawn_app().await;
+    let auth = app.signup("alice").await;
+    let mut ws = app.ws_connect(&auth, None).await;
+
+    ws.send_json(&json!({ "type": "send", "room": "nowhere", "body": "hi", "nonce": "u-1" }))
+        .await;
+
+    let err = expect_error(&mut ws, "unknown_room").await;
+    assert_eq!(err["nonce"], "u-1");
+    ws.send_json(&json!({ "type": "typing", "room": "nowhere" }))
+        .await;
+    expect_error(&mut ws, "unknown_room").await;
+    assert_still_works(&mut ws, "u-2").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_are_bad_frame_and_the_connection_stays_open() {
+    let app = spawn_app().await;
+    let auth = app.signup("alice").await;
+    let mut ws = app.ws_connect(&auth, None).await;
+    let long_nonce = "n".repeat(65);
+
+    for (what, raw) in [
+        ("not JSON", "hello".to_string()),
+        ("truncated JSON", r#"{"type":"send","room":"#.to_string()),
+        ("a JSON array", "[1,2,3]".to_string()),
+        ("a JSON string", r#""send""#.to_string()),
+        (
+            "no type",
+            json!({ "room": "general", "body": "x" }).to_string(),
+        ),
+        (
+            "unknown type",
+            json!({ "type": "shout", "room": "general" }).to_string(),
+        ),
+        (
+            "missing body",
+            json!({ "type": "send", "room": "general" }).to_string(),
+        ),
+        (
+            "missing room",
+            json!({ "type": "send", "body": "x" }).to_string(),
+        ),
+        (
+            "room not a string",
+            json!({ "type": "send", "room": 1, "body": "x" }).to_string(),
+        ),
+        (
+            "body not a string",
+            json!({ "type": "send", "room": "general", "body": 5 }).to_string(),
+        ),
+        (
+            "nonce not a string",
+            json!({ "type": "send", "room": "general", "body": "x", "nonce": 7 }).to_string(),
+        ),
+        (
+            "65-character nonce",
+            json!({ "type": "send", "room": "general", "body": "x", "nonce": long_nonce })
+                .to_string(),
+        ),
+        (
+            "typing without room",
+            json!({ "type": "typing" }).to_string(),
+        ),
+    ] {
+        ws.send_text(&raw).await;
+
+        let f = ws.next_skipping(&["presence", "typing"]).await;
+        assert_eq!(f["type"], "error", "{what}: {f}");
+        assert_eq!(f["code"], "bad_frame", "{what}: {f}");
+    }
+
+    assert_still_works(&mut ws, &"n".repeat(64)).await;
+    assert_eq!(app.history(&auth, "general", "").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binary_frame_is_bad_frame_and_the_connection_stays_open() {
+    let app = spawn_app().await;
+    let auth = app.signup("alice").await;
+    let mut ws = app.ws_connect(&auth, None).await;
+
+    ws.send_raw(Message::binary(
+        send_frame("binary", None).to_string().into_bytes(),
+    ))
+    .await;
+
+    expect_error(&mut ws, "bad_frame").await;
+    assert_still_works(&mut ws, "after-binary").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sending_faster_than_the_rate_limit_is_rate_limited_with_retry_after_ms() {
+    let app = spawn_app_with(|c| {
+        c.limits.messages_per_second = 1.0;
+        c.limits.message_burst = 2;
+    })
+    .await;
+    let auth = app.signup("alice").await;
+    let mut ws = app.ws_connect(&auth, None).await;
+
+    ws.send_all(&[
+        send_frame("one", Some("r-1")),
+        send_frame("two", Some("r-2")),
+        send_frame("three", Some("r-3")),
+    ])
+    .await;
+
+    let mut acked = Vec::new();
+    let mut refused = Vec::new();
+    for _ in 0..3 {
+        let f = ws.next_skipping(&["presence", "typing"]).await;
+        match f["type"].as_str() {
+            Some("message") => acked.push(f["nonce"].as_str().unwrap().to_string()),
+            Some("error") => refused.push(f),
+            _ => panic!("unexpected frame {f}"),
+        }
+    }
+    acked.sort();
+    assert_eq!(acked, ["r-1", "r-2"]);
+    assert_eq!(refused.len(), 1);
+    let err = &refused[0];
+    assert_eq!(err["code"], "rate_limited");
+    assert_eq!(err["nonce"], "r-3");
+    let retry = err["retry_after_ms"].as_u64().expect("retry_after_ms");
+    assert!(retry > 0 && retry <= 1000, "retry_after_ms {retry}");
+    assert_eq!(app.history(&auth, "general", "").await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_over_64_kib_closes_the_connection_with_1009() {
+    let app = spawn_app().await;
+    let auth = app.signup("alice").await;
+    let mut ws = app.ws_connect(&auth, None).await;
+
+    ws.send_json(&send_frame(&"x".repeat(64 * 1024 + 1), None))
+        .await;
+
+    assert_eq!(ws.expect_close().await, 1009);
+    assert!(app.history(&auth, "general", "").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_is_per_user_across_all_their_connections() {
+    let app = spawn_app_with(|c| {
+        c.limits.messages_per_second = 1.0;
+        c.limits.message_burst = 2;
+    })
+    .await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    let mut a1 = app.ws_connect(&alice, None).await;
+    let mut a2 = app.ws_connect(&alice, None).await;
+    let mut b = app.ws_connect(&bob, None).await;
+    a1.send_and_ack("one", "pu-1").await;
+    a2.send_and_ack("two", "pu-2").await;
+    assert_eq!(a1.next_of_type("message").await["nonce"], "pu-2");
+
+    a1.send_json(&send_frame("three", Some("pu-3"))).await;
+
+    let err = expect_error(&mut a1, "rate_limited").await;
+    assert_eq!(err["nonce"], "pu-3");
+    assert!(
+        err["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0),
+        "{err}"
+    );
+    // Another user has a bucket of their own.
+    b.send_and_ack("bob is fine", "pu-b").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nonces_are_limited_to_64_characters_not_bytes() {
+    let app = spawn_app().await;
+    let auth = app.signup("alice").await;
+    let mut ws = app.ws_connect(&auth, None).await;
+
+    let ack = ws.send_and_ack("multibyte nonce", &"é".repeat(64)).await;
+    assert_eq!(ack["nonce"], "é".repeat(64));
+
+    ws.send_json(&send_frame("too long", Some(&"é".repeat(65))))
+        .await;
+    expect_error(&mut ws, "bad_frame").await;
+    assert_still_works(&mut ws, "after-nonce").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_frames_echo_the_nonce_of_the_refused_frame() {
+    let app = spawn_app().await;
+    let auth = app.signup("alice").await;
+    let mut ws = app.ws_connect(&auth, None).await;
+
+    ws.send_json(&json!({ "type": "send", "room": "general", "nonce": "no-body" }))
+        .await;
+    let missing_body = expect_error(&mut ws, "bad_frame").await;
+    ws.send_json(&json!({ "type": "send", "room": "general", "body": 1, "nonce": "typed" }))
+        .await;
+    let wrong_type = expect_error(&mut ws, "bad_frame").await;
+
+    assert_eq!(missing_body["nonce"], "no-body");
+    assert_eq!(wrong_type["nonce"], "typed");
+}
