@@ -1,0 +1,801 @@
+//! What the browser tests stand on: a real Hearth server in-process on a free port with its own
+//! SQLite file, a chromedriver process, headless Chromium sessions with fresh profiles, and
+//! small helpers that find elements by the accessible names the contract promises and wait by
+//! polling with a hang guard (never a fixed sleep).
+
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use fantoccini::elements::Element;
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::{SinkExt, StreamExt};
+use hearth::config::Config;
+use hearth::Server;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+
+/// The longest any single wait in a test may take before the test fails instead of hanging.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Starting a browser is slower than anything the page does, especially on a busy machine.
+const SESSION_START: Duration = Duration::from_secs(60);
+
+/// How often a wait looks again.
+const POLL: Duration = Duration::from_millis(50);
+
+/// A password every test account may use.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The flags every Chromium gets (headless, no network chatter of its own).
+const CHROMIUM_ARGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+];
+
+/// Write a line straight to the process's stderr, past the test harness's output capture, so
+/// that it shows in every `cargo test` run.
+pub fn say(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{line}");
+}
+
+/// Await `fut`, failing the test with `what` if it takes longer than `limit`.
+pub async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {limit:?} waiting for {what}"),
+    }
+}
+
+// ---- finding the browser ------------------------------------------------------------------
+
+/// Where the browser and its driver are installed.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    chromedriver: PathBuf,
+    chromium: PathBuf,
+}
+
+fn on_path(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    for dir in std::env::split_paths(&path) {
+        for name in names {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    None
+}
+
+fn from_env_or_path(var: &str, names: &[&str]) -> Option<PathBuf> {
+    match std::env::var_os(var) {
+        Some(v) if !v.is_empty() => Some(PathBuf::from(v)).filter(|p| p.is_file()),
+        _ => on_path(names),
+    }
+}
+
+/// The installed chromedriver and Chromium (`CHROMEDRIVER` / `CHROMIUM` override the `PATH`
+/// search). When either is missing: outside CI the test is skipped with a note; under CI
+/// (`CI` set) that is a failure, because CI must run these tests for real.
+pub fn browser_tools() -> Option<Tools> {
+    let chromedriver = from_env_or_path("CHROMEDRIVER", &["chromedriver"]);
+    let chromium = from_env_or_path(
+        "CHROMIUM",
+        &["chromium", "chromium-browser", "google-chrome"],
+    );
+    match (chromedriver, chromium) {
+        (Some(chromedriver), Some(chromium)) => Some(Tools {
+            chromedriver,
+            chromium,
+        }),
+        (driver, browser) => {
+            let missing = match (driver.is_none(), browser.is_none()) {
+                (true, true) => "chromium and chromedriver were",
+                (true, false) => "chromedriver was",
+                _ => "chromium was",
+            };
+            if std::env::var_os("CI").is_some() {
+                panic!(
+                    "CI is set but {missing} not found on PATH: run scripts/install-browser.sh \
+                     before the browser tests"
+                );
+            }
+            say("skipping: chromium/chromedriver not installed (run scripts/install-browser.sh)");
+            None
+        }
+    }
+}
+
+// ---- the server -----------------------------------------------------------------------------
+
+/// A running Hearth server plus the directory holding its database.
+pub struct App {
+    /// `http://127.0.0.1:PORT/`.
+    pub base: String,
+    /// The bound address; kept across [`App::restart`].
+    pub addr: SocketAddr,
+    server: Option<Server>,
+    config: Config,
+    http: reqwest::Client,
+    _dir: TempDir,
+}
+
+impl App {
+    /// A server on a free port of 127.0.0.1 with a fresh database, fast test hashing and no
+    /// message rate limit.
+    pub async fn start() -> App {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut config = Config::default();
+        config.server.host = "127.0.0.1".into();
+        config.server.port = 0;
+        config.database.path = dir.path().join("chat.db");
+        config.auth.pbkdf2_iterations = 1000;
+        config.limits.messages_per_second = 0.0;
+        config.limits.registrations_per_hour = 0;
+        let server = within(WAIT, "the server to start", hearth::run(config.clone()))
+            .await
+            .expect("the server starts");
+        let addr = server.local_addr();
+        // From now on the same port: a restart must come back where the browsers look.
+        config.server.port = addr.port();
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(WAIT)
+            .build()
+            .expect("an HTTP client");
+        App {
+            base: format!("http://{addr}/"),
+            addr,
+            server: Some(server),
+            config,
+            http,
+            _dir: dir,
+        }
+    }
+
+    /// Graceful stop, then start again on the same database file and the same address.
+    pub async fn restart(&mut self) {
+        if let Some(server) = self.server.take() {
+            within(
+                Duration::from_secs(30),
+                "the server to shut down",
+                server.shutdown(),
+            )
+            .await;
+        }
+        let deadline = Instant::now() + WAIT;
+        let server = loop {
+            match hearth::run(self.config.clone()).await {
+                Ok(server) => break server,
+                // The old listener's port can take a moment to be free again.
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("restart: {e}; trying again");
+                    tokio::time::sleep(POLL).await;
+                }
+                Err(e) => panic!("the server did not start again on {}: {e}", self.addr),
+            }
+        };
+        assert_eq!(
+            server.local_addr(),
+            self.addr,
+            "restarted on the same address"
+        );
+        self.server = Some(server);
+    }
+
+    /// `POST /api/{path}` with a JSON body and no Origin (as a bot or curl would).
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        within(
+            WAIT,
+            "an HTTP response",
+            self.http
+                .post(format!("{}api/{path}", self.base))
+                .json(body)
+                .send(),
+        )
+        .await
+        .expect("the HTTP request completes")
+    }
+
+    /// Register `username` with [`PASSWORD`]; returns the session cookie value.
+    pub async fn register(&self, username: &str) -> String {
+        let res = self
+            .post(
+                "register",
+                &json!({"username": username, "password": PASSWORD}),
+            )
+            .await;
+        let status = res.status();
+        let cookie = res
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| {
+                let (pair, _) = c.split_once(';').unwrap_or((c, ""));
+                let (name, value) = pair.split_once('=')?;
+                (name.trim() == "hearth_session").then(|| value.trim().to_string())
+            });
+        let body = res.text().await.unwrap_or_default();
+        assert_eq!(status.as_u16(), 201, "register {username}: {body}");
+        cookie.unwrap_or_else(|| panic!("register {username}: no session cookie"))
+    }
+
+    /// The `error.message` the server gives for `POST /api/{path}` with this body.
+    pub async fn error_message(&self, path: &str, body: &Value) -> String {
+        let res = self.post(path, body).await;
+        let status = res.status();
+        let v: Value = res.json().await.expect("an error answers JSON");
+        assert!(
+            status.is_client_error(),
+            "{path}: expected an error, got {status} {v}"
+        );
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{path}: no error.message in {v}"))
+            .to_string()
+    }
+
+    /// A WebSocket client signed in with `cookie`, past its `ready` frame.
+    pub async fn ws(&self, cookie: &str) -> Ws {
+        let mut req = format!("ws://{}/ws", self.addr)
+            .into_client_request()
+            .expect("a WebSocket request");
+        req.headers_mut().insert(
+            "cookie",
+            HeaderValue::from_str(&format!("hearth_session={cookie}")).expect("a cookie header"),
+        );
+        let (stream, _) = within(
+            WAIT,
+            "the WebSocket upgrade",
+            tokio_tungstenite::connect_async(req),
+        )
+        .await
+        .expect("the WebSocket upgrade succeeds");
+        let mut ws = Ws { stream, sent: 0 };
+        let ready = ws.next_frame().await;
+        assert_eq!(ready["type"], "ready", "first frame: {ready}");
+        ws
+    }
+}
+
+/// A bot-like WebSocket client, for sending many messages fast.
+pub struct Ws {
+    stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    sent: u64,
+}
+
+impl Ws {
+    async fn next_frame(&mut self) -> Value {
+        loop {
+            let msg = within(WAIT, "a WebSocket frame", self.stream.next())
+                .await
+                .expect("the WebSocket stays open")
+                .expect("a WebSocket frame");
+            if let Message::Text(text) = msg {
+                return serde_json::from_str(&text).expect("frames are JSON");
+            }
+        }
+    }
+
+    /// Send `body` to `general` and wait for its acknowledgement (the echo with our nonce).
+    pub async fn say(&mut self, body: &str) -> Value {
+        self.sent += 1;
+        let nonce = format!("browser-test-{}", self.sent);
+        let frame = json!({"type": "send", "room": "general", "body": body, "nonce": nonce});
+        within(
+            WAIT,
+            "sending a frame",
+            self.stream.send(Message::text(frame.to_string())),
+        )
+        .await
+        .expect("the frame is sent");
+        loop {
+            let frame = self.next_frame().await;
+            match frame["type"].as_str() {
+                Some("message") if frame["nonce"] == nonce.as_str() => return frame,
+                Some("error") => panic!("the server refused {body:?}: {frame}"),
+                _ => {}
+            }
+        }
+    }
+}
+
+// ---- chromedriver and the browsers ------------------------------------------------------------
+
+/// One chromedriver process; every [`Browser`] it starts has its own Chromium and profile.
+/// Dropping it ends the browser sessions it still has and then the process.
+pub struct Driver {
+    tools: Tools,
+    child: Child,
+    url: String,
+    sessions: Mutex<Vec<String>>,
+    dir: TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// One blocking HTTP/1.1 request to chromedriver (also used from `Drop`, where nothing can
+/// await). Returns the response body. chromedriver keeps connections open whatever the request
+/// says, so the body is read by its `Content-Length`.
+fn raw_http(port: u16, method: &str, path: &str) -> Option<String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .ok()?;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\
+         Connection: close\r\n\r\n"
+    );
+    stream.write_all(req.as_bytes()).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let (head_len, body_len) = loop {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            break (end + 4, len);
+        }
+    };
+    while buf.len() < head_len + body_len {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let end = buf.len().min(head_len + body_len);
+    Some(String::from_utf8_lossy(&buf[head_len..end]).into_owned())
+}
+
+impl Driver {
+    /// Start chromedriver on a free port and wait until it answers.
+    pub async fn start(tools: &Tools) -> Driver {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut last_error = String::new();
+        // The free port is released before chromedriver binds it; another process could take
+        // it in between, so try a few.
+        for _ in 0..3 {
+            let port = free_port();
+            let log = dir.path().join("chromedriver.log");
+            let mut child = Command::new(&tools.chromedriver)
+                .arg(format!("--port={port}"))
+                .arg(format!("--log-path={}", log.display()))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", tools.chromedriver.display()));
+            let deadline = Instant::now() + WAIT;
+            loop {
+                if let Some(status) = child.try_wait().expect("chromedriver's status") {
+                    last_error = format!("chromedriver exited with {status}");
+                    break;
+                }
+                let answer = tokio::task::spawn_blocking(move || raw_http(port, "GET", "/status"))
+                    .await
+                    .expect("the status probe runs");
+                if answer.is_some_and(|a| a.contains("\"ready\":true")) {
+                    return Driver {
+                        tools: tools.clone(),
+                        child,
+                        url: format!("http://127.0.0.1:{port}"),
+                        sessions: Mutex::new(Vec::new()),
+                        dir,
+                    };
+                }
+                if Instant::now() > deadline {
+                    last_error = "chromedriver did not answer within 10 s".into();
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        }
+        panic!("could not start chromedriver: {last_error}");
+    }
+
+    /// A new headless Chromium with a fresh profile, at `width`×`height` CSS pixels of viewport.
+    pub async fn browser(&self, name: &str, width: u32, height: u32) -> Browser {
+        let profile = tempfile::Builder::new()
+            .prefix("profile-")
+            .tempdir_in(self.dir.path())
+            .expect("a profile directory");
+        let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|s| s.to_string()).collect();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        args.push(format!("--window-size={width},{height}"));
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({ "binary": self.tools.chromium, "args": args }),
+        );
+        // An alert() from a message would be a finding: keep it open so the next command
+        // reports it instead of letting it be dismissed silently.
+        caps.insert("unhandledPromptBehavior".into(), json!("ignore"));
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = within(
+            SESSION_START,
+            "a browser session",
+            ClientBuilder::new(connector)
+                .capabilities(caps)
+                .connect(&self.url),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name}: cannot start a browser session: {e}"));
+        if let Ok(Some(id)) = client.session_id().await {
+            self.sessions.lock().expect("sessions").push(id);
+        }
+        let browser = Browser {
+            client,
+            name: name.to_string(),
+            _profile: profile,
+        };
+        browser.set_viewport(width, height).await;
+        browser
+    }
+
+    fn log_tail(&self) -> String {
+        let text =
+            std::fs::read_to_string(self.dir.path().join("chromedriver.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- chromedriver log (last lines) ---\n{}", self.log_tail());
+        }
+        // Quit the browsers through chromedriver (it knows their processes), then chromedriver.
+        let port: u16 = self
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        for id in self.sessions.lock().map(|s| s.clone()).unwrap_or_default() {
+            let _ = raw_http(port, "DELETE", &format!("/session/{id}"));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// XPath for the form control whose `<label>` (or `aria-label`) is `label`.
+fn labelled(tag: &str, label: &str) -> String {
+    format!(
+        "//{tag}[@id = //label[normalize-space(.) = '{label}']/@for \
+         or @aria-label = '{label}' \
+         or ancestor::label[normalize-space(.) = '{label}']]"
+    )
+}
+
+/// XPath for a button (or link acting as one) whose accessible name is `name`.
+fn button(name: &str) -> String {
+    format!(
+        "//*[(self::button or self::a or @role = 'button') \
+         and (normalize-space(.) = '{name}' or @aria-label = '{name}')]"
+    )
+}
+
+/// The text box labelled "Username".
+pub fn username_field() -> String {
+    labelled("input", "Username")
+}
+/// The text box labelled "Password".
+pub fn password_field() -> String {
+    labelled("input", "Password")
+}
+/// The message box labelled "Message".
+pub fn message_box() -> String {
+    labelled("textarea", "Message")
+}
+/// The "Sign out" control.
+pub fn sign_out_button() -> String {
+    button("Sign out")
+}
+
+/// The JavaScript expression for the message list (`role="log"`).
+pub const LOG: &str = "document.querySelector('[role=\"log\"]')";
+
+/// One headless Chromium session.
+pub struct Browser {
+    /// The WebDriver client.
+    pub client: Client,
+    name: String,
+    _profile: TempDir,
+}
+
+impl Browser {
+    /// Run `script` (a function body; `arguments[i]` are `args`) in the page.
+    pub async fn eval(&self, script: &str, args: Vec<Value>) -> Value {
+        within(
+            WAIT,
+            "a script in the page",
+            self.client.execute(script, args),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: script failed: {e}\n{script}", self.name))
+    }
+
+    /// Make the layout viewport exactly `width`×`height` (the window has no chrome when
+    /// headless, but check rather than assume).
+    pub async fn set_viewport(&self, width: u32, height: u32) {
+        let mut outer = (width, height);
+        for _ in 0..3 {
+            within(
+                WAIT,
+                "resizing the window",
+                self.client.set_window_size(outer.0, outer.1),
+            )
+            .await
+            .expect("the window can be resized");
+            let v = self
+                .eval("return [window.innerWidth, window.innerHeight];", vec![])
+                .await;
+            let (w, h) = (
+                v[0].as_u64().unwrap_or(0) as i64,
+                v[1].as_u64().unwrap_or(0) as i64,
+            );
+            if w == width as i64 && h == height as i64 {
+                return;
+            }
+            outer = (
+                (outer.0 as i64 + width as i64 - w).max(1) as u32,
+                (outer.1 as i64 + height as i64 - h).max(1) as u32,
+            );
+        }
+        let v = self
+            .eval("return [window.innerWidth, window.innerHeight];", vec![])
+            .await;
+        panic!(
+            "{}: could not set the viewport to {width}x{height}: {v}",
+            self.name
+        );
+    }
+
+    /// Navigate and wait for the page to load.
+    pub async fn goto(&self, url: &str) {
+        within(WAIT, "a page load", self.client.goto(url))
+            .await
+            .unwrap_or_else(|e| panic!("{}: cannot open {url}: {e}", self.name));
+    }
+
+    /// Reload the page.
+    pub async fn reload(&self) {
+        within(WAIT, "a page reload", self.client.refresh())
+            .await
+            .unwrap_or_else(|e| panic!("{}: reload failed: {e}", self.name));
+    }
+
+    /// The first displayed element matching `xpath`, if any, right now.
+    pub async fn visible(&self, xpath: &str) -> Option<Element> {
+        let found = within(
+            WAIT,
+            "finding elements",
+            self.client.find_all(Locator::XPath(xpath)),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: bad lookup {xpath}: {e}", self.name));
+        for el in found {
+            // An element can go stale between the lookup and the question.
+            if let Ok(true) = el.is_displayed().await {
+                return Some(el);
+            }
+        }
+        None
+    }
+
+    /// Poll until `check` gives `Some`, for at most [`WAIT`].
+    pub async fn wait_for<T, F, Fut>(&self, what: &str, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left.max(POLL), check()).await {
+                Ok(Some(v)) => return v,
+                Ok(None) if Instant::now() < deadline => tokio::time::sleep(POLL).await,
+                _ => {
+                    let state = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        self.client.execute(
+                            "return document.body ? document.body.innerText.slice(0, 2000) : ''",
+                            vec![],
+                        ),
+                    )
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
+                    panic!(
+                        "{}: timed out after {WAIT:?} waiting for {what}; the page shows:\n{}",
+                        self.name,
+                        state.as_ref().and_then(Value::as_str).unwrap_or("?")
+                    );
+                }
+            }
+        }
+    }
+
+    /// Wait until an element matching `xpath` is displayed.
+    pub async fn wait_visible(&self, what: &str, xpath: &str) -> Element {
+        self.wait_for(what, || self.visible(xpath)).await
+    }
+
+    /// Wait until nothing matching `xpath` is displayed.
+    pub async fn wait_gone(&self, what: &str, xpath: &str) {
+        self.wait_for(what, || async {
+            self.visible(xpath).await.is_none().then_some(())
+        })
+        .await
+    }
+
+    /// Wait until `script` returns something truthy, and return it.
+    pub async fn wait_js(&self, what: &str, script: &str, args: Vec<Value>) -> Value {
+        self.wait_for(what, || async {
+            let v = self.eval(script, args.clone()).await;
+            let truthy = match &v {
+                Value::Null => false,
+                Value::Bool(b) => *b,
+                Value::Number(n) => n.as_f64() != Some(0.0),
+                Value::String(s) => !s.is_empty(),
+                _ => true,
+            };
+            truthy.then_some(v)
+        })
+        .await
+    }
+
+    /// Type into the element (WebDriver key events, as a person would).
+    pub async fn type_into(&self, el: &Element, text: &str) {
+        within(WAIT, "typing", el.send_keys(text))
+            .await
+            .unwrap_or_else(|e| panic!("{}: cannot type {text:?}: {e}", self.name));
+    }
+
+    /// Click the element.
+    pub async fn click(&self, el: &Element) {
+        within(WAIT, "a click", el.click())
+            .await
+            .unwrap_or_else(|e| panic!("{}: click failed: {e}", self.name));
+    }
+
+    /// Open `base`, fill in the sign-in form and press `action` ("Create account" or "Sign
+    /// in"), without waiting for the outcome.
+    pub async fn submit_sign_in(&self, base: &str, action: &str, username: &str, password: &str) {
+        if !self
+            .eval("return location.href;", vec![])
+            .await
+            .as_str()
+            .is_some_and(|u| u.starts_with(base))
+        {
+            self.goto(base).await;
+        }
+        let user = self
+            .wait_visible("the Username field", &username_field())
+            .await;
+        within(WAIT, "clearing a field", user.clear())
+            .await
+            .expect("clear Username");
+        self.type_into(&user, username).await;
+        let pass = self
+            .wait_visible("the Password field", &password_field())
+            .await;
+        within(WAIT, "clearing a field", pass.clear())
+            .await
+            .expect("clear Password");
+        self.type_into(&pass, password).await;
+        let btn = self
+            .wait_visible(&format!("the {action} button"), &button(action))
+            .await;
+        self.click(&btn).await;
+    }
+
+    /// Sign up through the UI and wait for the chat page to be live.
+    pub async fn create_account(&self, base: &str, username: &str) {
+        self.submit_sign_in(base, "Create account", username, PASSWORD)
+            .await;
+        self.wait_chat_ready().await;
+    }
+
+    /// Wait for the chat page: message box, log, "Sign out", and a live connection.
+    pub async fn wait_chat_ready(&self) {
+        self.wait_visible("the Message box", &message_box()).await;
+        self.wait_visible("the Sign out control", &sign_out_button())
+            .await;
+        self.wait_visible("the message log", "//*[@role = 'log']")
+            .await;
+        self.wait_visible(
+            "the connection to be live",
+            "//*[@role = 'status' and normalize-space(.) = 'Connected']",
+        )
+        .await;
+    }
+
+    /// Type `text` into the Message box and press Enter.
+    pub async fn send_with_enter(&self, text: &str) {
+        let input = self.wait_visible("the Message box", &message_box()).await;
+        self.type_into(&input, text).await;
+        self.type_into(&input, &char::from(Key::Enter).to_string())
+            .await;
+        // Enter sends and empties the box.
+        self.wait_js(
+            "the Message box to empty after Enter",
+            "return arguments[0].value === '';",
+            vec![serde_json::to_value(&input).expect("an element reference")],
+        )
+        .await;
+    }
+
+    /// The log's text.
+    pub async fn log_text(&self) -> String {
+        let v = self
+            .eval(
+                &format!("const l = {LOG}; return l ? l.textContent : null;"),
+                vec![],
+            )
+            .await;
+        v.as_str()
+            .unwrap_or_else(|| panic!("{}: no role=log element", self.name))
+            .to_string()
+    }
+
+    /// Wait until every one of `texts` is in the log, in this order, and return the log text.
+    pub async fn wait_log_has(&self, what: &str, texts: &[&str]) -> String {
+        self.wait_for(what, || async {
+            let log = self.log_text().await;
+            let mut from = 0;
+            for t in texts {
+                from += log[from..].find(t)? + t.len();
+            }
+            Some(log)
+        })
+        .await
+    }
+
+    /// Close the session (the browser quits).
+    pub async fn close(self) {
+        let _ = within(WAIT, "closing the browser", self.client.close()).await;
+    }
+}
