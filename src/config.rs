@@ -81,6 +81,25 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
     /// Reverse proxies (IP or CIDR, e.g. "127.0.0.1/32") whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<String>,
+    /// Serve HTTPS/WSS directly.
+    pub tls: TlsConfig,
+}
+
+/// `[server.tls]`: both paths set = HTTPS; both empty = plain HTTP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
+}
+
+impl TlsConfig {
+    /// Whether TLS is configured.
+    pub fn enabled(&self) -> bool {
+        !self.cert.is_empty() || !self.key.is_empty()
+    }
 }
 
 /// An IP network such as `10.0.0.0/8` or `::1/128`.
@@ -197,6 +216,7 @@ impl Default for ServerConfig {
             public_url: String::new(),
             allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -288,18 +308,31 @@ impl Config {
                 let toml::Value::Table(keys) = keys else {
                     continue;
                 };
+                let mut flat = Vec::new();
                 for (key, value) in keys {
+                    match value {
+                        toml::Value::Table(sub) => {
+                            for (k, v) in sub {
+                                flat.push((format!("{key}.{k}"), v));
+                            }
+                        }
+                        v => flat.push((key, v)),
+                    }
+                }
+                for (key, value) in flat {
                     let dotted = format!("{section}.{key}");
                     let source = match figment.find_metadata(&dotted) {
                         Some(m) if m.name.contains("environment") => format!(
                             "env CHAT_{}__{}",
                             section.to_ascii_uppercase(),
-                            key.to_ascii_uppercase()
+                            key.to_ascii_uppercase().replace('.', "__")
                         ),
                         Some(m) if m.name.contains("TOML") => path.display().to_string(),
                         _ => "default".to_string(),
                     };
-                    let shown = if key == "token" && value.as_str().is_some_and(|t| !t.is_empty()) {
+                    let shown = if (key == "token" || key == "tls.key")
+                        && value.as_str().is_some_and(|t| !t.is_empty())
+                    {
                         "\"********\"".to_string()
                     } else {
                         value.to_string()
@@ -319,6 +352,10 @@ impl Config {
         }
         for o in &self.server.allowed_origins {
             parse_origin(o).map_err(|e| format!("server.allowed_origins: {e}"))?;
+        }
+        let tls = &self.server.tls;
+        if tls.enabled() && (tls.cert.is_empty() || tls.key.is_empty()) {
+            return Err("server.tls: set both cert and key (or neither)".into());
         }
         for p in &self.server.trusted_proxies {
             Cidr::parse(p).map_err(|e| format!("server.trusted_proxies: {e}"))?;
@@ -373,9 +410,12 @@ impl Config {
         (!url.is_empty()).then_some(url)
     }
 
-    /// Whether cookies must carry `Secure`.
+    /// Whether browsers reach Hearth over HTTPS (cookies get `Secure`, HSTS is sent).
     pub fn is_https(&self) -> bool {
-        self.public_url().is_some_and(|u| u.starts_with("https://"))
+        match self.public_url() {
+            Some(u) => u.starts_with("https://"),
+            None => self.server.tls.enabled(),
+        }
     }
 }
 
@@ -466,6 +506,8 @@ mod tests {
             "public_url",
             "allowed_origins",
             "trusted_proxies",
+            "cert",
+            "key",
             "path",
             "synchronous",
             "messages_per_second",

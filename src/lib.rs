@@ -124,6 +124,17 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
         config.auth.clone(),
         config.limits.registrations_per_hour,
     );
+    let tls = if config.server.tls.enabled() {
+        Some(
+            server::tls_acceptor(
+                std::path::Path::new(&config.server.tls.cert),
+                std::path::Path::new(&config.server.tls.key),
+            )
+            .map_err(StartupError::Config)?,
+        )
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StartupError::Bind { addr, source })?;
@@ -141,7 +152,7 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
         tracker: tracker.clone(),
     };
     let routes = http::routes(state.clone());
-    let accept = tokio::spawn(server::accept_loop(listener, routes, stop_rx));
+    let accept = tokio::spawn(server::accept_loop(listener, tls, routes, stop_rx));
     Ok(Server {
         addr,
         stop,

@@ -359,7 +359,12 @@ pub fn base_url(state: &AppState, host: Option<&str>) -> String {
             let host = host
                 .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
                 .unwrap_or("127.0.0.1");
-            format!("http://{host}")
+            let scheme = if state.config.server.tls.enabled() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{host}")
         }
     }
 }
