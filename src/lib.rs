@@ -151,6 +151,7 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
         shutdown: stop_rx.clone(),
         tracker: tracker.clone(),
     };
+    state.auth.prewarm();
     let routes = http::routes(state.clone());
     let accept = tokio::spawn(server::accept_loop(listener, tls, routes, stop_rx));
     Ok(Server {

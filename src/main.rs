@@ -181,6 +181,22 @@ fn report(result: Result<String, AdminError>) -> ExitCode {
     }
 }
 
+/// A one-line hint when `public_url` cannot reach the bind address as configured.
+fn reachability_hint(config: &Config) -> Option<String> {
+    let url = config.public_url()?;
+    let origin = hearth::config::parse_origin(url).ok()?;
+    let host = origin.split("://").nth(1)?;
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    let url_is_local = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+    let bind = config.bind_addr().ok()?;
+    (bind.ip().is_loopback() && !url_is_local).then(|| {
+        format!(
+            "public_url is {url} but Hearth listens on {bind} only: people can reach it only \
+             through a reverse proxy on this machine (set server.host = \"0.0.0.0\" otherwise)"
+        )
+    })
+}
+
 /// Logs go to stderr, as text or JSON; `RUST_LOG` overrides the configured level.
 fn init_logging(log: &LogConfig) {
     use tracing_subscriber::EnvFilter;
@@ -224,6 +240,9 @@ async fn run(config: Config, source: Source) -> ExitCode {
         ),
     }
     let db_path = config.database.path.clone();
+    if let Some(hint) = reachability_hint(&config) {
+        tracing::warn!("{hint}");
+    }
     let server = match hearth::run(config).await {
         Ok(s) => s,
         Err(e) => {

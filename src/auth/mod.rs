@@ -121,7 +121,8 @@ struct Inner {
     db: Db,
     config: AuthConfig,
     registrations_per_hour: u32,
-    dummy_hash: String,
+    /// Computed on first need (600,000 iterations would delay start-up by a quarter second).
+    dummy_hash: Arc<std::sync::OnceLock<String>>,
     hashing: Semaphore,
     hash_waiters: AtomicUsize,
     failures: Mutex<Windows>,
@@ -146,7 +147,7 @@ impl Auth {
         Auth {
             inner: Arc::new(Inner {
                 db,
-                dummy_hash: password::dummy(config.pbkdf2_iterations),
+                dummy_hash: Arc::new(std::sync::OnceLock::new()),
                 config,
                 registrations_per_hour,
                 hashing: Semaphore::new(cores),
@@ -155,6 +156,15 @@ impl Auth {
                 registrations: Mutex::new(Windows::default()),
             }),
         }
+    }
+
+    /// Compute the dummy hash in the background so the first unknown-user login is not slower.
+    pub fn prewarm(&self) {
+        let dummy = self.inner.dummy_hash.clone();
+        let iterations = self.inner.config.pbkdf2_iterations;
+        tokio::task::spawn_blocking(move || {
+            dummy.get_or_init(|| password::dummy(iterations));
+        });
     }
 
     /// Run a PBKDF2 computation on a blocking thread, at most one per core at a time.
@@ -273,11 +283,17 @@ impl Auth {
             }
             Err(_) => None,
         };
-        let stored = found
-            .as_ref()
-            .map_or(self.inner.dummy_hash.clone(), |(_, h)| h.clone());
+        let stored = found.as_ref().map(|(_, h)| h.clone());
         let pw = password.to_string();
-        let ok = self.hashing(move || password::verify(&pw, &stored)).await?;
+        let dummy = self.inner.dummy_hash.clone();
+        let iterations = self.inner.config.pbkdf2_iterations;
+        let ok = self
+            .hashing(move || {
+                let hash = stored
+                    .unwrap_or_else(|| dummy.get_or_init(|| password::dummy(iterations)).clone());
+                password::verify(&pw, &hash)
+            })
+            .await?;
         let Some((user, old_hash)) = found.filter(|_| ok) else {
             let now = Instant::now();
             let mut f = self
@@ -326,12 +342,14 @@ impl Auth {
             return Err(AuthError::InvalidCredentials);
         }
         let uid = who.user.id;
-        let stored = self
+        let Some(stored) = self
             .inner
             .db
             .read(move |c| queries::password_hash(c, uid))
             .await?
-            .unwrap_or_else(|| self.inner.dummy_hash.clone());
+        else {
+            return Err(AuthError::InvalidCredentials);
+        };
         let pw = current.to_string();
         if !self.hashing(move || password::verify(&pw, &stored)).await? {
             return Err(AuthError::InvalidCredentials);
