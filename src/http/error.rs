@@ -167,17 +167,19 @@ pub async fn handle_rejection(err: Rejection) -> Result<warp::reply::Response, I
             "unsupported_media_type",
             "Send the body as application/json.",
         )
+    } else if err.find::<warp::reject::InvalidQuery>().is_some()
+        || err.find::<warp::reject::InvalidHeader>().is_some()
+        || err.find::<warp::reject::MissingHeader>().is_some()
+    {
+        // Before MethodNotAllowed: `find` searches every combined rejection, and the GET-only
+        // routes always add a MethodNotAllowed to a POST that failed elsewhere.
+        ApiError::bad_request("The request is malformed.")
     } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
         ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "That method is not allowed here.",
         )
-    } else if err.find::<warp::reject::InvalidQuery>().is_some()
-        || err.find::<warp::reject::InvalidHeader>().is_some()
-        || err.find::<warp::reject::MissingHeader>().is_some()
-    {
-        ApiError::bad_request("The request is malformed.")
     } else {
         tracing::error!("unhandled rejection: {err:?}");
         ApiError::new(

@@ -89,13 +89,23 @@ pub fn json_body<T: DeserializeOwned + Send>(
                 if declared.is_some_and(|n| n > limit) {
                     return Err(too_large());
                 }
-                // No Content-Length (chunked, or no body at all) is read up to the same limit.
-                let body = read_limited(stream, limit).await.map_err(|e| match e {
-                    BodyError::TooLarge => too_large(),
-                    BodyError::Broken => {
-                        ApiError::bad_request("The request body could not be read.").reject()
-                    }
-                })?;
+                // No Content-Length (chunked, or no body at all) is read up to the same limit,
+                // and a body that stops arriving does not hold the connection.
+                let read = tokio::time::timeout(BODY_TIMEOUT, read_limited(stream, limit)).await;
+                let body = read
+                    .unwrap_or(Err(BodyError::TimedOut))
+                    .map_err(|e| match e {
+                        BodyError::TimedOut => ApiError::new(
+                            StatusCode::REQUEST_TIMEOUT,
+                            "request_timeout",
+                            "The request body did not arrive in time.",
+                        )
+                        .reject(),
+                        BodyError::TooLarge => too_large(),
+                        BodyError::Broken => {
+                            ApiError::bad_request("The request body could not be read.").reject()
+                        }
+                    })?;
                 let is_json = ct
                     .as_deref()
                     .and_then(|c| c.split(';').next())
@@ -108,6 +118,10 @@ pub fn json_body<T: DeserializeOwned + Send>(
                     )
                     .reject());
                 }
+                // Objects only: serde would also accept `["name","password"]` for a struct.
+                if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+                    return Err(ApiError::bad_request("The body must be a JSON object.").reject());
+                }
                 serde_json::from_slice::<T>(&body).map_err(|e| {
                     ApiError::bad_request(format!("The JSON body is not valid: {e}.")).reject()
                 })
@@ -115,9 +129,13 @@ pub fn json_body<T: DeserializeOwned + Send>(
         )
 }
 
+/// Time allowed for a request body to arrive.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 enum BodyError {
     TooLarge,
     Broken,
+    TimedOut,
 }
 
 async fn read_limited<S, B>(stream: S, limit: u64) -> Result<Vec<u8>, BodyError>

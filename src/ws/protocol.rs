@@ -30,6 +30,9 @@ pub enum ClientMsg {
 impl ClientMsg {
     /// Parse a text frame; any failure is a `bad_frame`.
     pub fn parse(text: &str) -> Result<Self, String> {
+        if !text.trim_start().starts_with('{') {
+            return Err("A frame must be one JSON object.".to_string());
+        }
         serde_json::from_str(text).map_err(|e| {
             let e = e.to_string();
             if e.contains("unknown variant") {
@@ -207,6 +210,7 @@ mod tests {
             r#"{"type":"send","room":1,"body":"x"}"#,
             r#"{"room":"general","body":"x"}"#,
             r#"{"type":"send","room":"general","body":"x","nonce":5}"#,
+            r#"["send","general","hi"]"#,
         ] {
             assert!(ClientMsg::parse(bad).is_err(), "{bad}");
         }

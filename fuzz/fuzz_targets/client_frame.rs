@@ -1,0 +1,28 @@
+//! WebSocket client frames: `ClientMsg::parse` on arbitrary text, plus the body and nonce
+//! checks a parsed `send` frame goes through. None of them may panic.
+
+#![no_main]
+
+use hearth::domain::{parse_body, valid_nonce, BodyProblem, MAX_BODY_CHARS};
+use hearth::ws::protocol::ClientMsg;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    // Text frames are UTF-8 by the time the session sees them.
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(ClientMsg::Send { body, nonce, .. }) = ClientMsg::parse(text) {
+        match parse_body(&body) {
+            Ok(b) => {
+                assert_eq!(b, body.trim());
+                assert!(!b.is_empty() && b.chars().count() <= MAX_BODY_CHARS);
+            }
+            Err(BodyProblem::Empty) => assert!(body.trim().is_empty()),
+            Err(BodyProblem::TooLong) => assert!(body.trim().chars().count() > MAX_BODY_CHARS),
+        }
+        if let Some(n) = nonce {
+            assert_eq!(valid_nonce(&n), n.chars().count() <= 64);
+        }
+    }
+});
