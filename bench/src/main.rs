@@ -121,8 +121,9 @@ enum Cmd {
         body: usize,
     },
     /// Fan-out with a share of clients that stop reading: a clean phase, then a slow phase.
-    /// Defaults: 1,000 members at 100,000 deliveries/s (100 messages/s of 1,000 bytes), so that
-    /// a stalled reader overflows a 1,024-message queue within the 30 s phase.
+    /// Defaults: 1,000 members at 100,000 deliveries/s (100 messages/s of 1,000 bytes), 30 s
+    /// clean then 60 s with 5% stalled readers, so that a stalled reader can overflow the
+    /// server's socket buffer and a 1,024-message queue.
     Slow {
         #[arg(long)]
         members: Option<usize>,
@@ -133,9 +134,13 @@ enum Cmd {
         /// Deliveries/s (messages/s x members).
         #[arg(long)]
         rate: Option<f64>,
-        /// Seconds per phase.
+        /// Seconds of the clean phase.
         #[arg(long)]
         secs: Option<f64>,
+        /// Seconds of the slow phase: long enough for a stalled reader to fill the kernel's
+        /// socket buffers (up to ~4 MB on loopback) and then the server's queue.
+        #[arg(long)]
+        slow_secs: Option<f64>,
         /// Percentage of connections that stop reading in the second phase.
         #[arg(long, default_value_t = 5.0)]
         slow_pct: f64,
@@ -403,6 +408,7 @@ async fn run(cli: Cli) -> Res<bool> {
             senders,
             rate,
             secs,
+            slow_secs,
             slow_pct,
             slow_rcvbuf,
             body,
@@ -411,8 +417,9 @@ async fn run(cli: Cli) -> Res<bool> {
             let members = pick(members, tiny, 60, 1000);
             let rate = pick(rate, tiny, 600.0, 100_000.0);
             let secs = pick(secs, tiny, 3.0, 30.0);
+            let slow_secs = pick(slow_secs, tiny, 3.0, 60.0);
             let slow = ((members as f64) * slow_pct / 100.0).round() as usize;
-            let step = |label: &str, pause| fanout::StepSpec {
+            let step = |label: &str, pause, secs| fanout::StepSpec {
                 label: label.to_string(),
                 msgs_per_s: rate / members as f64,
                 secs,
@@ -422,7 +429,10 @@ async fn run(cli: Cli) -> Res<bool> {
                 members,
                 users: pick(users, tiny, 6, 100),
                 senders: pick(senders, tiny, 6, 50),
-                steps: vec![step("clean", false), step("slow readers", true)],
+                steps: vec![
+                    step("clean", false, secs),
+                    step("slow readers", true, slow_secs),
+                ],
                 body_bytes: body,
                 slow,
                 slow_rcvbuf: (slow_rcvbuf > 0).then_some(slow_rcvbuf),
@@ -436,7 +446,8 @@ async fn run(cli: Cli) -> Res<bool> {
             r.param("members", members);
             r.param("slow_clients", slow);
             r.param("rate_dps", rate);
-            r.param("secs_per_phase", secs);
+            r.param("clean_secs", secs);
+            r.param("slow_secs", slow_secs);
             r.param("slow_rcvbuf", slow_rcvbuf);
             r.param("body", body);
             let accounts = client::make_accounts(&t, &client::user_prefix("sl"), cfg.users).await?;
