@@ -9,6 +9,14 @@ const MESSAGE_COLUMNS: &str =
     "m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at FROM messages m \
      JOIN users u ON u.id = m.user_id JOIN rooms r ON r.id = m.room_id";
 
+fn room_row(row: &Row<'_>) -> rusqlite::Result<Room> {
+    Ok(Room {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        topic: row.get(2)?,
+    })
+}
+
 fn message_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
     Ok(StoredMessage {
         id: row.get(0)?,
@@ -187,13 +195,7 @@ pub fn rooms_for_user(conn: &Connection, user_id: i64) -> rusqlite::Result<Vec<R
         "SELECT r.id, r.name, r.topic FROM rooms r JOIN memberships m ON m.room_id = r.id \
          WHERE m.user_id = ?1 ORDER BY r.name",
     )?;
-    let rows = stmt.query_map([user_id], |r| {
-        Ok(Room {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            topic: r.get(2)?,
-        })
-    })?;
+    let rows = stmt.query_map([user_id], room_row)?;
     rows.collect()
 }
 
@@ -394,13 +396,7 @@ pub fn reset_password(conn: &Connection, key: &str, hash: &str) -> rusqlite::Res
 /// Every room, by id.
 pub fn all_rooms(conn: &Connection) -> rusqlite::Result<Vec<Room>> {
     let mut stmt = conn.prepare("SELECT id, name, topic FROM rooms ORDER BY id")?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Room {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            topic: r.get(2)?,
-        })
-    })?;
+    let rows = stmt.query_map([], room_row)?;
     rows.collect()
 }
 

@@ -60,6 +60,7 @@ pub struct Session {
 }
 
 type Ws<S> = WebSocketStream<S>;
+type Rooms = HashMap<String, (i64, Arc<str>)>;
 
 enum Flow {
     Continue,
@@ -108,8 +109,12 @@ impl Session {
                 return;
             }
         };
-        let rooms: HashMap<String, i64> =
-            self.rooms.iter().map(|r| (r.name.clone(), r.id)).collect();
+        // Room name → (id, shared name for the frames), built once per connection.
+        let rooms: Rooms = self
+            .rooms
+            .iter()
+            .map(|r| (r.name.clone(), (r.id, Arc::from(r.name.as_str()))))
+            .collect();
         let mut ping = interval_at(Instant::now() + PING_EVERY, PING_EVERY);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
@@ -285,7 +290,7 @@ impl Session {
     async fn handle_text(
         &self,
         text: &str,
-        rooms: &HashMap<String, i64>,
+        rooms: &Rooms,
         last_typing: &mut Option<Instant>,
     ) -> Option<Message> {
         let msg = match ClientMsg::parse(text) {
@@ -306,8 +311,8 @@ impl Session {
                         None,
                     ));
                 }
-                let room_id = match self.room_id(&room, rooms).await {
-                    Ok(id) => id,
+                let (room_id, room_name) = match self.room_id(&room, rooms).await {
+                    Ok(r) => r,
                     Err((code, why)) => return Some(error_frame(code, why, n, None)),
                 };
                 let body = match parse_body(&body) {
@@ -337,12 +342,6 @@ impl Session {
                         Some(ms),
                     ));
                 }
-                let room_name = self
-                    .rooms
-                    .iter()
-                    .find(|r| r.id == room_id)
-                    .map(|r| Arc::<str>::from(r.name.as_str()))
-                    .unwrap_or_else(|| Arc::from(room.as_str()));
                 let submitted = self
                     .state
                     .db
@@ -368,8 +367,8 @@ impl Session {
                 None
             }
             ClientMsg::Typing { room } => {
-                let room_id = match self.room_id(&room, rooms).await {
-                    Ok(id) => id,
+                let (room_id, _) = match self.room_id(&room, rooms).await {
+                    Ok(r) => r,
                     Err((code, why)) => return Some(error_frame(code, why, None, None)),
                 };
                 let now = Instant::now();
@@ -388,10 +387,10 @@ impl Session {
     async fn room_id(
         &self,
         room: &str,
-        rooms: &HashMap<String, i64>,
-    ) -> Result<i64, (&'static str, &'static str)> {
-        if let Some(id) = rooms.get(room) {
-            return Ok(*id);
+        rooms: &Rooms,
+    ) -> Result<(i64, Arc<str>), (&'static str, &'static str)> {
+        if let Some((id, name)) = rooms.get(room) {
+            return Ok((*id, name.clone()));
         }
         let name = room.to_string();
         let uid = self.user.id;
