@@ -55,6 +55,52 @@ pub const MIGRATIONS: &[&str] = &[
     INSERT INTO rooms (name, topic, is_public, created_at)
         VALUES ('general', 'Everyone is here.', 1, CAST(unixepoch('subsec') * 1000 AS INTEGER));
     "#,
+    // 2: rooms and DMs, read markers and notification levels, mentions, full-text search,
+    //    registration settings and invitations.
+    r#"
+    ALTER TABLE rooms ADD COLUMN kind TEXT NOT NULL DEFAULT 'room' CHECK (kind IN ('room', 'dm'));
+    ALTER TABLE rooms ADD COLUMN created_by INTEGER REFERENCES users(id) ON DELETE SET NULL;
+    ALTER TABLE memberships ADD COLUMN last_read INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE memberships ADD COLUMN notify TEXT NOT NULL DEFAULT 'all'
+        CHECK (notify IN ('all', 'mentions', 'nothing'));
+    UPDATE memberships SET last_read =
+        COALESCE((SELECT MAX(id) FROM messages m WHERE m.room_id = memberships.room_id), 0);
+    CREATE TABLE mentions (
+        user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        room_id    INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        PRIMARY KEY (user_id, room_id, message_id)
+    ) WITHOUT ROWID;
+    CREATE VIRTUAL TABLE messages_fts USING fts5(
+        body, content = 'messages', content_rowid = 'id',
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, body) VALUES (new.id, new.body);
+    END;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.id, old.body);
+    END;
+    CREATE TRIGGER messages_fts_update AFTER UPDATE OF body ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.id, old.body);
+        INSERT INTO messages_fts (rowid, body) VALUES (new.id, new.body);
+    END;
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE invites (
+        id         INTEGER PRIMARY KEY,
+        code_hash  BLOB    NOT NULL UNIQUE,
+        created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        max_uses   INTEGER NOT NULL,
+        uses       INTEGER NOT NULL DEFAULT 0,
+        revoked    INTEGER NOT NULL DEFAULT 0
+    );
+    "#,
 ];
 
 /// Bring the database to the latest schema. Refuses a database newer than this binary.

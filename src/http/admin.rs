@@ -17,6 +17,29 @@ use crate::ws::protocol::rfc3339;
 use crate::ws::session::CLOSE_SESSION_ENDED;
 use crate::AppState;
 
+use super::filters::{authenticated, json_body, request_origin, with_state};
+use super::SMALL_BODY;
+use warp::Filter;
+
+/// Every route under `/api/admin`.
+pub fn routes(s: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    // GET /api/admin/users
+    let admin_users = warp::path!("api" / "admin" / "users")
+        .and(warp::get())
+        .and(authenticated(s.clone()))
+        .and(with_state(s.clone()))
+        .and_then(list_users);
+    // POST /api/admin/users/{name}
+    let admin_action = warp::path!("api" / "admin" / "users" / String)
+        .and(warp::post())
+        .and(authenticated(s.clone()))
+        .and(request_origin())
+        .and(json_body(SMALL_BODY))
+        .and(with_state(s.clone()))
+        .and_then(user_action);
+    admin_users.or(admin_action).unify()
+}
+
 /// `{"action"}` for `POST /api/admin/users/{name}`.
 #[derive(Debug, Deserialize)]
 pub struct UserAction {

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod error;
 pub mod filters;
 pub mod handlers;
+pub mod rooms;
 
 use std::convert::Infallible;
 
@@ -19,7 +20,7 @@ use crate::AppState;
 use filters::{authenticated, client_ip, json_body, request_origin, with_state};
 
 /// Body limit for the small JSON bodies of the API.
-const SMALL_BODY: u64 = 16 * 1024;
+pub(crate) const SMALL_BODY: u64 = 16 * 1024;
 
 /// Every route, with error handling and the security headers.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
@@ -105,20 +106,6 @@ fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection>
         .and(json_body(SMALL_BODY))
         .and(with_state(s.clone()))
         .and_then(handlers::change_password);
-    // GET /api/admin/users
-    let admin_users = warp::path!("api" / "admin" / "users")
-        .and(warp::get())
-        .and(authenticated(s.clone()))
-        .and(with_state(s.clone()))
-        .and_then(admin::list_users);
-    // POST /api/admin/users/{name}
-    let admin_action = warp::path!("api" / "admin" / "users" / String)
-        .and(warp::post())
-        .and(authenticated(s.clone()))
-        .and(request_origin())
-        .and(json_body(SMALL_BODY))
-        .and(with_state(s.clone()))
-        .and_then(admin::user_action);
     // GET /api/rooms
     let rooms = warp::path!("api" / "rooms")
         .and(warp::get())
@@ -130,7 +117,7 @@ fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection>
         .and(warp::get())
         .and(authenticated(s.clone()))
         .and(warp::query::<std::collections::HashMap<String, String>>())
-        .and(with_state(s))
+        .and(with_state(s.clone()))
         .and_then(handlers::messages);
     register
         .or(login)
@@ -143,9 +130,9 @@ fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection>
         .unify()
         .or(password)
         .unify()
-        .or(admin_users)
+        .or(admin::routes(s.clone()))
         .unify()
-        .or(admin_action)
+        .or(rooms::routes(s.clone()))
         .unify()
         .or(rooms)
         .unify()
