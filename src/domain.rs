@@ -84,6 +84,114 @@ pub fn valid_nonce(nonce: &str) -> bool {
     nonce.chars().count() <= MAX_NONCE_CHARS
 }
 
+/// Longest room name.
+pub const MAX_ROOM_NAME: usize = 48;
+/// Longest room topic, in characters.
+pub const MAX_TOPIC_CHARS: usize = 250;
+/// Most participants in a DM, the creator included.
+pub const MAX_DM_USERS: usize = 8;
+
+/// Validate a room name as typed; returns it lowercased. 1–48 characters of `a-z 0-9 - _`,
+/// starting with a letter or digit.
+pub fn parse_room_name(raw: &str) -> Result<String, &'static str> {
+    let name = raw.trim().to_ascii_lowercase();
+    if name.is_empty() || name.len() > MAX_ROOM_NAME {
+        return Err("Room names are 1 to 48 characters long.");
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err("Room names start with a letter or a digit.");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+    {
+        return Err("Room names may contain only letters, digits, '-' and '_'.");
+    }
+    Ok(name)
+}
+
+/// Trim a topic and check its length.
+pub fn parse_topic(raw: &str) -> Option<&str> {
+    let t = raw.trim();
+    (t.chars().count() <= MAX_TOPIC_CHARS).then_some(t)
+}
+
+/// The name of the DM between these case-folded usernames: `dm:` + sorted keys joined by `,`.
+pub fn dm_name(keys: &[String]) -> String {
+    let mut keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    format!("dm:{}", keys.join(","))
+}
+
+fn username_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
+}
+
+/// Case-folded usernames `@mentioned` in a body, without repeats. A mention starts the body or
+/// follows a character that cannot be part of a username. Trailing `.`/`-` (end of a sentence)
+/// are offered as a second candidate: `@bob.` yields `bob.` and `bob`.
+pub fn mention_candidates(body: &str) -> Vec<String> {
+    let bytes = body.as_bytes();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while let Some(pos) = body[i..].find('@') {
+        let at = i + pos;
+        i = at + 1;
+        if at > 0 && username_byte(bytes[at - 1]) {
+            continue;
+        }
+        let len = bytes[at + 1..]
+            .iter()
+            .take_while(|b| username_byte(**b))
+            .count();
+        if len == 0 {
+            continue;
+        }
+        let name = body[at + 1..at + 1 + len].to_ascii_lowercase();
+        let trimmed = name.trim_end_matches(['.', '-']).to_string();
+        for n in [name, trimmed] {
+            if !n.is_empty() && n.len() <= Username::MAX_LEN && !out.contains(&n) {
+                out.push(n);
+            }
+        }
+        if out.len() >= 32 {
+            break;
+        }
+    }
+    out
+}
+
+/// Longest search query, in characters.
+pub const MAX_QUERY_CHARS: usize = 200;
+
+/// Turn what a user typed into a safe FTS5 query: every word and every `"quoted phrase"`
+/// becomes a quoted string (so no FTS5 operator or syntax error can come from input), all of
+/// which must match. `None` when nothing searchable is left.
+pub fn fts_query(raw: &str) -> Option<String> {
+    let mut terms: Vec<String> = Vec::new();
+    let mut rest = raw.trim();
+    while !rest.is_empty() {
+        let (term, next) = if let Some(after) = rest.strip_prefix('"') {
+            match after.find('"') {
+                Some(end) => (&after[..end], &after[end + 1..]),
+                None => (after, ""),
+            }
+        } else {
+            match rest.find(char::is_whitespace) {
+                Some(end) => (&rest[..end], &rest[end..]),
+                None => (rest, ""),
+            }
+        };
+        // Only words made of something the tokenizer indexes can match anything.
+        if term.chars().any(char::is_alphanumeric) {
+            terms.push(format!("\"{}\"", term.replace('"', "\"\"")));
+        }
+        rest = next.trim_start();
+    }
+    (!terms.is_empty()).then(|| terms.join(" "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +239,32 @@ mod tests {
     fn nonces() {
         assert!(valid_nonce(&"n".repeat(64)));
         assert!(!valid_nonce(&"n".repeat(65)));
+    }
+
+    #[test]
+    fn room_names() {
+        assert_eq!(parse_room_name(" Dev-Ops_2 "), Ok("dev-ops_2".to_string()));
+        for bad in ["", "-x", "_x", "a b", "dm:alice", "émile", &"a".repeat(49)] {
+            assert!(parse_room_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(dm_name(&["bob".into(), "alice".into()]), "dm:alice,bob");
+    }
+
+    #[test]
+    fn mentions() {
+        assert_eq!(mention_candidates("hi @Bob and @carol."), ["bob", "carol.", "carol"]);
+        assert!(mention_candidates("mail me at a@b.org").is_empty());
+        assert_eq!(mention_candidates("@a @a @"), ["a"]);
+        assert_eq!(mention_candidates("(@x_y)"), ["x_y"]);
+    }
+
+    #[test]
+    fn fts_queries() {
+        assert_eq!(fts_query("hello world").as_deref(), Some("\"hello\" \"world\""));
+        assert_eq!(fts_query("\"red fox\" jumps").as_deref(), Some("\"red fox\" \"jumps\""));
+        assert_eq!(fts_query("a\"b").as_deref(), Some("\"a\"\"b\""));
+        assert_eq!(fts_query("NEAR( OR AND *").as_deref(), Some("\"NEAR(\" \"OR\" \"AND\""));
+        assert_eq!(fts_query("  !!! "), None);
+        assert_eq!(fts_query(""), None);
     }
 }

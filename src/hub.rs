@@ -34,6 +34,19 @@ pub enum Outgoing {
     },
     /// Close the connection with this code and reason.
     Close(u16, &'static str),
+    /// The connection's rooms changed; the frame telling the client follows.
+    Room(RoomChange),
+}
+
+/// A change to the rooms one connection listens to and may post to.
+#[derive(Debug, Clone)]
+pub enum RoomChange {
+    /// Now a member of this room (id, name).
+    Joined(i64, Arc<str>),
+    /// No longer a member.
+    Left(i64),
+    /// The room was renamed.
+    Renamed(i64, Arc<str>),
 }
 
 /// Why a connection was not admitted.
@@ -324,6 +337,115 @@ impl Hub {
         self.drop_slow(slow);
     }
 
+    /// Queue a frame for every connection of a user.
+    pub fn to_user(&self, user_id: i64, frame: &Utf8Bytes) {
+        let st = lock_read(&self.inner.state);
+        let mut slow = Vec::new();
+        for (id, c) in st.conns.iter().filter(|(_, c)| c.user_id == user_id) {
+            self.offer(&c.tx, *id, frame, 0, &mut slow);
+        }
+        drop(st);
+        self.drop_slow(slow);
+    }
+
+    /// Queue a frame for every connection listening to a room, except those of `skip_user`.
+    pub fn to_room(&self, room_id: i64, frame: &Utf8Bytes, skip_user: Option<i64>) {
+        let st = lock_read(&self.inner.state);
+        let mut slow = Vec::new();
+        if let Some(members) = st.rooms.get(&room_id) {
+            for m in members.iter().filter(|m| Some(m.user_id) != skip_user) {
+                self.offer(&m.tx, m.conn, frame, 0, &mut slow);
+            }
+        }
+        drop(st);
+        self.drop_slow(slow);
+    }
+
+    /// Queue a frame for every connection.
+    pub fn to_all(&self, frame: &Utf8Bytes) {
+        let st = lock_read(&self.inner.state);
+        let mut slow = Vec::new();
+        for (id, c) in &st.conns {
+            self.offer(&c.tx, *id, frame, 0, &mut slow);
+        }
+        drop(st);
+        self.drop_slow(slow);
+    }
+
+    /// Every connection of `user_id` starts listening to a room, then gets `frame`.
+    pub fn join_room(&self, user_id: i64, room_id: i64, name: &str, frame: &Utf8Bytes) {
+        let name: Arc<str> = Arc::from(name);
+        let mut slow = Vec::new();
+        let mut st = lock_write(&self.inner.state);
+        let joining: Vec<(ConnId, mpsc::Sender<Outgoing>)> = st
+            .conns
+            .iter_mut()
+            .filter(|(_, c)| c.user_id == user_id)
+            .filter_map(|(id, c)| {
+                (!c.rooms.contains(&room_id)).then(|| {
+                    c.rooms.push(room_id);
+                    (*id, c.tx.clone())
+                })
+            })
+            .collect();
+        let members = st.rooms.entry(room_id).or_default();
+        for (conn, tx) in &joining {
+            members.push(Member {
+                conn: *conn,
+                user_id,
+                tx: tx.clone(),
+            });
+        }
+        for (id, c) in st.conns.iter().filter(|(_, c)| c.user_id == user_id) {
+            let change = Outgoing::Room(RoomChange::Joined(room_id, name.clone()));
+            if c.tx.try_send(change).is_err() {
+                slow.push(*id);
+                continue;
+            }
+            self.offer(&c.tx, *id, frame, 0, &mut slow);
+        }
+        drop(st);
+        self.drop_slow(slow);
+    }
+
+    /// Every connection of `user_id` stops listening to a room, then gets `frame`.
+    pub fn leave_room(&self, user_id: i64, room_id: i64, frame: &Utf8Bytes) {
+        let mut slow = Vec::new();
+        let mut st = lock_write(&self.inner.state);
+        if let Some(members) = st.rooms.get_mut(&room_id) {
+            members.retain(|m| m.user_id != user_id);
+        }
+        for (id, c) in st.conns.iter_mut().filter(|(_, c)| c.user_id == user_id) {
+            c.rooms.retain(|r| *r != room_id);
+            if c.tx.try_send(Outgoing::Room(RoomChange::Left(room_id))).is_err() {
+                slow.push(*id);
+                continue;
+            }
+            self.offer(&c.tx, *id, frame, 0, &mut slow);
+        }
+        drop(st);
+        self.drop_slow(slow);
+    }
+
+    /// Every connection listening to a room learns its new name, then gets `frame`.
+    pub fn rename_room(&self, room_id: i64, name: &str, frame: &Utf8Bytes) {
+        let name: Arc<str> = Arc::from(name);
+        let st = lock_read(&self.inner.state);
+        let mut slow = Vec::new();
+        if let Some(members) = st.rooms.get(&room_id) {
+            for m in members {
+                let change = Outgoing::Room(RoomChange::Renamed(room_id, name.clone()));
+                if m.tx.try_send(change).is_err() {
+                    slow.push(m.conn);
+                    continue;
+                }
+                self.offer(&m.tx, m.conn, frame, 0, &mut slow);
+            }
+        }
+        drop(st);
+        self.drop_slow(slow);
+    }
+
     /// Close every connection of a session (after logout) with `code`.
     pub fn close_session(&self, session: [u8; 32], code: u16, reason: &'static str) {
         let st = lock_read(&self.inner.state);
@@ -404,6 +526,7 @@ impl Hub {
                         msg,
                         origin,
                         duplicate,
+                        mentioned,
                     } => {
                         let frame = ServerMsg::Message(msg.into()).encode();
                         if *duplicate {
@@ -418,6 +541,17 @@ impl Hub {
                                 self.offer(&m.tx, m.conn, &frame, msg.id, &mut slow);
                             }
                             delivered += members.len() as u64;
+                            if !mentioned.is_empty() {
+                                let note = ServerMsg::Mention {
+                                    room: &msg.room,
+                                    id: msg.id,
+                                    user: &msg.user,
+                                }
+                                .encode();
+                                for m in members.iter().filter(|m| mentioned.contains(&m.user_id)) {
+                                    self.offer(&m.tx, m.conn, &note, 0, &mut slow);
+                                }
+                            }
                         }
                     }
                     Committed::Failed { origin, nonce } => {

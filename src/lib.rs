@@ -8,6 +8,7 @@
 //! - [`domain`]: validated usernames, passwords, bodies, nonces.
 //! - [`db`]: SQLite store: migrations, all SQL, the group-committing writer thread, read pool.
 //! - [`auth`]: accounts, password hashing, sessions, login throttling.
+//! - [`rooms`]: rooms and DMs: membership rules, read markers, notification levels.
 //! - [`hub`]: open connections, rooms, presence, fan-out with bounded per-connection queues.
 //! - [`metrics`]: counters and histograms for `/metrics`.
 //! - [`ws`]: the `/ws` endpoint, wire protocol and per-connection session loop.
@@ -30,6 +31,7 @@ pub mod domain;
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod rooms;
 pub mod server;
 pub mod shutdown;
 pub mod ws;
@@ -61,6 +63,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Live WebSocket sessions.
     pub tracker: Tracker,
+    /// When the server started (for the uptime shown to administrators).
+    pub started: std::time::Instant,
 }
 
 /// Why the server could not start.
@@ -150,10 +154,12 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
         hub,
         shutdown: stop_rx.clone(),
         tracker: tracker.clone(),
+        started: std::time::Instant::now(),
     };
     state.auth.prewarm();
     let routes = http::routes(state.clone());
-    let accept = tokio::spawn(server::accept_loop(listener, tls, routes, stop_rx));
+    let front = server::Front::new(&state.config);
+    let accept = tokio::spawn(server::accept_loop(listener, tls, routes, front, stop_rx));
     Ok(Server {
         addr,
         stop,

@@ -29,7 +29,7 @@ pub struct User {
     pub username: String,
 }
 
-/// A room.
+/// A room or direct conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Room {
     /// Row id.
@@ -38,7 +38,87 @@ pub struct Room {
     pub name: String,
     /// Free-text topic.
     pub topic: String,
+    /// A room or a DM.
+    pub kind: RoomKind,
+    /// Listed in the directory and readable by everyone.
+    pub public: bool,
+    /// Creator's username (none for `general` and DMs).
+    pub created_by: Option<String>,
+    /// Number of members.
+    pub members: i64,
+    /// DMs: every participant's username, sorted ignoring case. Empty for rooms.
+    pub users: Vec<String>,
+    /// Newest message id in the room (0 when empty).
+    pub last_id: i64,
+    /// The asking user's membership, when they are a member.
+    pub membership: Option<Membership>,
 }
+
+/// Whether a room is a named room or a direct conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomKind {
+    /// A named room, public or private.
+    Room,
+    /// A direct conversation between 2–8 users.
+    Dm,
+}
+
+impl RoomKind {
+    /// Value stored in the `kind` column and sent to clients.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomKind::Room => "room",
+            RoomKind::Dm => "dm",
+        }
+    }
+}
+
+/// How much a member wants to be notified about a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Notify {
+    /// Every message.
+    All,
+    /// Only mentions.
+    Mentions,
+    /// Nothing.
+    Nothing,
+}
+
+impl Notify {
+    /// Value stored in the `notify` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Notify::All => "all",
+            Notify::Mentions => "mentions",
+            Notify::Nothing => "nothing",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Notify {
+        match s {
+            "mentions" => Notify::Mentions,
+            "nothing" => Notify::Nothing,
+            _ => Notify::All,
+        }
+    }
+}
+
+/// One user's state in a room they belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Membership {
+    /// Highest message id read.
+    pub last_read: i64,
+    /// Messages by others after `last_read` (counted up to [`UNREAD_CAP`]).
+    pub unread: i64,
+    /// Of those, the ones that mention the user.
+    pub mentions: i64,
+    /// Notification level.
+    pub notify: Notify,
+}
+
+/// Unread counts stop at this number.
+pub const UNREAD_CAP: i64 = 1000;
 
 /// A committed message with everything a frame needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +137,15 @@ pub struct StoredMessage {
     pub nonce: Option<String>,
     /// Commit time, milliseconds since the Unix epoch.
     pub ts_ms: i64,
+}
+
+/// A search hit: the message and a snippet with matches between U+0002 and U+0003.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchHit {
+    /// The message.
+    pub msg: StoredMessage,
+    /// Part of the body around the match.
+    pub snippet: String,
 }
 
 /// How a session token was issued.

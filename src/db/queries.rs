@@ -3,17 +3,58 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{Room, SessionInfo, SessionKind, SessionRow, StoredMessage, User};
+use super::{
+    Membership, Notify, Room, RoomKind, SearchHit, SessionInfo, SessionKind, SessionRow,
+    StoredMessage, User, UNREAD_CAP,
+};
 
 const MESSAGE_COLUMNS: &str =
     "m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at FROM messages m \
      JOIN users u ON u.id = m.user_id JOIN rooms r ON r.id = m.room_id";
 
+/// Columns of a room as [`room_row`] reads them; `?1` is the asking user.
+const ROOM_COLUMNS: &str = "r.id, r.name, r.topic, r.kind, r.is_public, cu.username, \
+     (SELECT COUNT(*) FROM memberships x WHERE x.room_id = r.id), \
+     CASE WHEN r.kind = 'dm' THEN (SELECT group_concat(du.username, char(10)) \
+        FROM memberships x JOIN users du ON du.id = x.user_id WHERE x.room_id = r.id) END, \
+     COALESCE((SELECT MAX(id) FROM messages WHERE room_id = r.id), 0), \
+     me.last_read, \
+     CASE WHEN me.user_id IS NULL THEN 0 ELSE (SELECT COUNT(*) FROM (SELECT 1 FROM messages mm \
+        WHERE mm.room_id = r.id AND mm.id > me.last_read AND mm.user_id != ?1 LIMIT 1000)) END, \
+     CASE WHEN me.user_id IS NULL THEN 0 ELSE (SELECT COUNT(*) FROM (SELECT 1 FROM mentions mn \
+        WHERE mn.user_id = ?1 AND mn.room_id = r.id AND mn.message_id > me.last_read LIMIT 1000)) END, \
+     me.notify \
+     FROM rooms r LEFT JOIN users cu ON cu.id = r.created_by \
+     LEFT JOIN memberships me ON me.room_id = r.id AND me.user_id = ?1";
+
 fn room_row(row: &Row<'_>) -> rusqlite::Result<Room> {
+    let kind: String = row.get(3)?;
+    let users: Option<String> = row.get(7)?;
+    let mut users: Vec<String> = users
+        .map(|u| u.split('\n').map(str::to_string).collect())
+        .unwrap_or_default();
+    users.sort_unstable_by_key(|u| u.to_ascii_lowercase());
+    let last_read: Option<i64> = row.get(9)?;
+    let membership = match last_read {
+        Some(last_read) => Some(Membership {
+            last_read,
+            unread: row.get::<_, i64>(10)?.min(UNREAD_CAP),
+            mentions: row.get::<_, i64>(11)?.min(UNREAD_CAP),
+            notify: Notify::parse(&row.get::<_, String>(12)?),
+        }),
+        None => None,
+    };
     Ok(Room {
         id: row.get(0)?,
         name: row.get(1)?,
         topic: row.get(2)?,
+        kind: if kind == "dm" { RoomKind::Dm } else { RoomKind::Room },
+        public: row.get(4)?,
+        created_by: row.get(5)?,
+        members: row.get(6)?,
+        users,
+        last_id: row.get(8)?,
+        membership,
     })
 }
 
@@ -31,7 +72,7 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
 
 // ---- users -------------------------------------------------------------------------------
 
-/// Create a user and make them a member of every public room. `None` if the name is taken.
+/// Create a user and make them a member of `general`, with nothing unread. `None` if the name is taken.
 pub fn insert_user(
     conn: &Connection,
     username: &str,
@@ -51,8 +92,9 @@ pub fn insert_user(
     }
     let id = conn.last_insert_rowid();
     conn.prepare_cached(
-        "INSERT INTO memberships (room_id, user_id, joined_at) \
-         SELECT id, ?1, ?2 FROM rooms WHERE is_public = 1",
+        "INSERT INTO memberships (room_id, user_id, joined_at, last_read) \
+         SELECT r.id, ?1, ?2, COALESCE((SELECT MAX(id) FROM messages WHERE room_id = r.id), 0) \
+         FROM rooms r WHERE r.name = 'general'",
     )?
     .execute(params![id, now_ms])?;
     Ok(Some(User {
@@ -189,14 +231,36 @@ pub fn delete_expired_sessions(conn: &Connection, now_ms: i64) -> rusqlite::Resu
 
 // ---- rooms -------------------------------------------------------------------------------
 
-/// The rooms a user belongs to, by name.
+/// The rooms and DMs a user belongs to, with their unread state: rooms by name, then DMs.
 pub fn rooms_for_user(conn: &Connection, user_id: i64) -> rusqlite::Result<Vec<Room>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT r.id, r.name, r.topic FROM rooms r JOIN memberships m ON m.room_id = r.id \
-         WHERE m.user_id = ?1 ORDER BY r.name",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ROOM_COLUMNS} WHERE me.user_id IS NOT NULL ORDER BY r.kind DESC, r.name"
+    ))?;
     let rows = stmt.query_map([user_id], room_row)?;
     rows.collect()
+}
+
+/// Every public room, by name, with the user's membership when they have one.
+pub fn public_rooms(conn: &Connection, user_id: i64) -> rusqlite::Result<Vec<Room>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ROOM_COLUMNS} WHERE r.kind = 'room' AND r.is_public = 1 ORDER BY r.name"
+    ))?;
+    let rows = stmt.query_map([user_id], room_row)?;
+    rows.collect()
+}
+
+/// A room by name, seen by `user_id` (membership filled in when they are a member).
+pub fn room_by_name(conn: &Connection, name: &str, user_id: i64) -> rusqlite::Result<Option<Room>> {
+    conn.prepare_cached(&format!("SELECT {ROOM_COLUMNS} WHERE r.name = ?2"))?
+        .query_row(params![user_id, name], room_row)
+        .optional()
+}
+
+/// A room by id, seen by `user_id`.
+pub fn room_by_id(conn: &Connection, id: i64, user_id: i64) -> rusqlite::Result<Option<Room>> {
+    conn.prepare_cached(&format!("SELECT {ROOM_COLUMNS} WHERE r.id = ?2"))?
+        .query_row(params![user_id, id], room_row)
+        .optional()
 }
 
 /// A room by name, and whether `user_id` is a member of it.
@@ -205,21 +269,148 @@ pub fn room_for_user(
     name: &str,
     user_id: i64,
 ) -> rusqlite::Result<Option<(Room, bool)>> {
+    Ok(room_by_name(conn, name, user_id)?.map(|r| {
+        let member = r.membership.is_some();
+        (r, member)
+    }))
+}
+
+/// Create a room; `None` if the name is taken.
+pub fn insert_room(
+    conn: &Connection,
+    name: &str,
+    topic: &str,
+    kind: RoomKind,
+    public: bool,
+    created_by: Option<i64>,
+    now_ms: i64,
+) -> rusqlite::Result<Option<i64>> {
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO rooms (name, topic, kind, is_public, created_by, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO NOTHING",
+        )?
+        .execute(params![name, topic, kind.as_str(), public, created_by, now_ms])?;
+    Ok((n > 0).then(|| conn.last_insert_rowid()))
+}
+
+/// Make a user a member, reading from the room's newest message on. False if already one.
+pub fn add_member(
+    conn: &Connection,
+    room_id: i64,
+    user_id: i64,
+    now_ms: i64,
+) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "INSERT INTO memberships (room_id, user_id, joined_at, last_read) \
+             VALUES (?1, ?2, ?3, COALESCE((SELECT MAX(id) FROM messages WHERE room_id = ?1), 0)) \
+             ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![room_id, user_id, now_ms])?
+        > 0)
+}
+
+/// End a membership. False if there was none.
+pub fn remove_member(conn: &Connection, room_id: i64, user_id: i64) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM memberships WHERE room_id = ?1 AND user_id = ?2")?
+        .execute(params![room_id, user_id])?
+        > 0)
+}
+
+/// Members of a room: `(user id, username)`, sorted ignoring case.
+pub fn room_members(conn: &Connection, room_id: i64) -> rusqlite::Result<Vec<(i64, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.id, u.username FROM memberships m JOIN users u ON u.id = m.user_id \
+         WHERE m.room_id = ?1 ORDER BY u.username_key",
+    )?;
+    let rows = stmt.query_map([room_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// Change a room's name and/or topic. False if the new name is taken.
+pub fn update_room(
+    conn: &Connection,
+    room_id: i64,
+    name: Option<&str>,
+    topic: Option<&str>,
+) -> rusqlite::Result<bool> {
+    if let Some(name) = name {
+        let taken: bool = conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM rooms WHERE name = ?1 AND id != ?2)")?
+            .query_row(params![name, room_id], |r| r.get(0))?;
+        if taken {
+            return Ok(false);
+        }
+        conn.prepare_cached("UPDATE rooms SET name = ?2 WHERE id = ?1")?
+            .execute(params![room_id, name])?;
+    }
+    if let Some(topic) = topic {
+        conn.prepare_cached("UPDATE rooms SET topic = ?2 WHERE id = ?1")?
+            .execute(params![room_id, topic])?;
+    }
+    Ok(true)
+}
+
+/// Move a member's read marker forward (never back). Returns the marker now stored, or
+/// `None` when the user is not a member.
+pub fn set_last_read(
+    conn: &Connection,
+    room_id: i64,
+    user_id: i64,
+    id: i64,
+) -> rusqlite::Result<Option<i64>> {
     conn.prepare_cached(
-        "SELECT r.id, r.name, r.topic, EXISTS (SELECT 1 FROM memberships m \
-         WHERE m.room_id = r.id AND m.user_id = ?2) FROM rooms r WHERE r.name = ?1",
+        "UPDATE memberships SET last_read = MAX(last_read, ?3) \
+         WHERE room_id = ?1 AND user_id = ?2 RETURNING last_read",
     )?
-    .query_row(params![name, user_id], |r| {
-        Ok((
-            Room {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                topic: r.get(2)?,
-            },
-            r.get(3)?,
-        ))
-    })
+    .query_row(params![room_id, user_id, id], |r| r.get(0))
     .optional()
+}
+
+/// Set a member's notification level. False when the user is not a member.
+pub fn set_notify(
+    conn: &Connection,
+    room_id: i64,
+    user_id: i64,
+    level: Notify,
+) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("UPDATE memberships SET notify = ?3 WHERE room_id = ?1 AND user_id = ?2")?
+        .execute(params![room_id, user_id, level.as_str()])?
+        > 0)
+}
+
+/// Users by case-folded name: `(id, username)`; disabled accounts are not found.
+pub fn user_by_key(conn: &Connection, key: &str) -> rusqlite::Result<Option<(i64, String)>> {
+    conn.prepare_cached("SELECT id, username FROM users WHERE username_key = ?1 AND disabled = 0")?
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
+/// The member of `room_id` called `key` (case-folded), if any: their user id.
+pub fn member_by_key(conn: &Connection, room_id: i64, key: &str) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(
+        "SELECT u.id FROM users u JOIN memberships m ON m.user_id = u.id AND m.room_id = ?1 \
+         WHERE u.username_key = ?2",
+    )?
+    .query_row(params![room_id, key], |r| r.get(0))
+    .optional()
+}
+
+/// Record that `message_id` mentions `user_id`.
+pub fn insert_mention(
+    conn: &Connection,
+    user_id: i64,
+    room_id: i64,
+    message_id: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO mentions (user_id, room_id, message_id) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![user_id, room_id, message_id])?;
+    Ok(())
 }
 
 // ---- messages ----------------------------------------------------------------------------
@@ -283,6 +474,79 @@ pub fn messages_after(
         "SELECT {MESSAGE_COLUMNS} WHERE m.room_id = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3"
     ))?;
     let rows = stmt.query_map(params![room_id, after, limit], message_row)?;
+    rows.collect()
+}
+
+/// Up to `limit` messages of a room around `id`, oldest first: `id` itself when it is in the
+/// room, up to `(limit - 1) / 2` before it and the rest after it.
+pub fn messages_around(
+    conn: &Connection,
+    room_id: i64,
+    id: i64,
+    limit: u32,
+) -> rusqlite::Result<Vec<StoredMessage>> {
+    let before_n = limit.saturating_sub(1) / 2;
+    let mut out = messages_before(conn, room_id, Some(id), before_n)?;
+    let after_n = limit - out.len() as u32;
+    out.extend(messages_after(conn, room_id, id - 1, after_n)?);
+    Ok(out)
+}
+
+/// What to search for; see [`search`].
+#[derive(Debug, Clone)]
+pub struct SearchQuery {
+    /// An FTS5 query (already made safe).
+    pub fts: String,
+    /// The asking user: results come from their rooms and public rooms.
+    pub user_id: i64,
+    /// Only this room.
+    pub room_id: Option<i64>,
+    /// Only this author (case-folded name).
+    pub author_key: Option<String>,
+    /// Newest first below this id; `None` orders by relevance.
+    pub before: Option<i64>,
+    /// Relevance paging offset.
+    pub offset: u32,
+    /// Results wanted.
+    pub limit: u32,
+    /// Order by relevance (bm25) instead of newest first.
+    pub by_relevance: bool,
+}
+
+/// Full-text search over every message `q.user_id` may read.
+pub fn search(conn: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<SearchHit>> {
+    let order = if q.by_relevance {
+        "ORDER BY bm25(messages_fts), f.rowid DESC LIMIT ?6 OFFSET ?7"
+    } else {
+        "ORDER BY f.rowid DESC LIMIT ?6 OFFSET ?7"
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at, \
+         snippet(messages_fts, 0, char(2), char(3), '…', 24) \
+         FROM messages_fts f JOIN messages m ON m.id = f.rowid \
+         JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id \
+         WHERE messages_fts MATCH ?1 AND f.rowid < ?2 \
+         AND ((r.kind = 'room' AND r.is_public = 1) OR EXISTS (SELECT 1 FROM memberships x \
+              WHERE x.room_id = m.room_id AND x.user_id = ?3)) \
+         AND (?4 IS NULL OR m.room_id = ?4) AND (?5 IS NULL OR u.username_key = ?5) {order}"
+    ))?;
+    let rows = stmt.query_map(
+        params![
+            q.fts,
+            q.before.unwrap_or(i64::MAX),
+            q.user_id,
+            q.room_id,
+            q.author_key,
+            q.limit,
+            q.offset
+        ],
+        |r| {
+            Ok(SearchHit {
+                msg: message_row(r)?,
+                snippet: r.get(7)?,
+            })
+        },
+    )?;
     rows.collect()
 }
 
@@ -395,8 +659,8 @@ pub fn reset_password(conn: &Connection, key: &str, hash: &str) -> rusqlite::Res
 
 /// Every room, by id.
 pub fn all_rooms(conn: &Connection) -> rusqlite::Result<Vec<Room>> {
-    let mut stmt = conn.prepare("SELECT id, name, topic FROM rooms ORDER BY id")?;
-    let rows = stmt.query_map([], room_row)?;
+    let mut stmt = conn.prepare(&format!("SELECT {ROOM_COLUMNS} ORDER BY r.id"))?;
+    let rows = stmt.query_map([0], room_row)?;
     rows.collect()
 }
 
@@ -413,4 +677,221 @@ pub fn for_each_message(
         }
     }
     Ok(Ok(()))
+}
+
+// ---- registration and invites --------------------------------------------------------------
+
+/// Who may create an account through `POST /api/register`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationMode {
+    /// Anyone who can reach the server.
+    #[default]
+    Open,
+    /// Only people with a valid invite code.
+    Invite,
+    /// Nobody (operators still add accounts with `hearth user add`).
+    Closed,
+}
+
+impl RegistrationMode {
+    /// The stored and wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistrationMode::Open => "open",
+            RegistrationMode::Invite => "invite",
+            RegistrationMode::Closed => "closed",
+        }
+    }
+
+    /// Parse the stored and wire form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(RegistrationMode::Open),
+            "invite" => Some(RegistrationMode::Invite),
+            "closed" => Some(RegistrationMode::Closed),
+            _ => None,
+        }
+    }
+}
+
+/// `settings` key of the registration mode.
+const REGISTRATION_KEY: &str = "registration";
+
+/// A value from `settings`.
+pub fn setting(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()
+}
+
+/// Store a value in `settings`.
+pub fn set_setting(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![key, value])?;
+    Ok(())
+}
+
+/// The registration mode (`open` when never set or unreadable).
+pub fn registration_mode(conn: &Connection) -> rusqlite::Result<RegistrationMode> {
+    Ok(setting(conn, REGISTRATION_KEY)?
+        .and_then(|v| RegistrationMode::parse(&v))
+        .unwrap_or_default())
+}
+
+/// Change the registration mode.
+pub fn set_registration_mode(conn: &Connection, mode: RegistrationMode) -> rusqlite::Result<()> {
+    set_setting(conn, REGISTRATION_KEY, mode.as_str())
+}
+
+/// Whether at least one account exists.
+pub fn any_users(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM users)")?
+        .query_row([], |r| r.get(0))
+}
+
+/// An invitation as listed to administrators (the code itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteRow {
+    /// Row id.
+    pub id: i64,
+    /// Username of the administrator who made it; `None` for the command line.
+    pub created_by: Option<String>,
+    /// Creation time (ms).
+    pub created_at: i64,
+    /// Expiry (ms): unusable from this instant on.
+    pub expires_at: i64,
+    /// Accounts it may create.
+    pub max_uses: i64,
+    /// Accounts it created.
+    pub uses: i64,
+    /// Revoked by an administrator.
+    pub revoked: bool,
+}
+
+impl InviteRow {
+    /// `revoked`, `used_up`, `expired` or `active` at `now_ms`.
+    pub fn state(&self, now_ms: i64) -> &'static str {
+        if self.revoked {
+            "revoked"
+        } else if self.uses >= self.max_uses {
+            "used_up"
+        } else if self.expires_at <= now_ms {
+            "expired"
+        } else {
+            "active"
+        }
+    }
+}
+
+/// Store a new invitation by the SHA-256 of its code; returns its id.
+pub fn insert_invite(
+    conn: &Connection,
+    code_hash: &[u8],
+    created_by: Option<i64>,
+    now_ms: i64,
+    expires_at: i64,
+    max_uses: i64,
+) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO invites (code_hash, created_by, created_at, expires_at, max_uses) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![code_hash, created_by, now_ms, expires_at, max_uses])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// One invitation by id.
+pub fn invite(conn: &Connection, id: i64) -> rusqlite::Result<Option<InviteRow>> {
+    Ok(list_invites_where(conn, "WHERE i.id = ?1", [id])?.pop())
+}
+
+/// Every invitation, newest first.
+pub fn list_invites(conn: &Connection) -> rusqlite::Result<Vec<InviteRow>> {
+    list_invites_where(conn, "", [])
+}
+
+fn list_invites_where(
+    conn: &Connection,
+    filter: &str,
+    args: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<InviteRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT i.id, u.username, i.created_at, i.expires_at, i.max_uses, i.uses, i.revoked \
+         FROM invites i LEFT JOIN users u ON u.id = i.created_by {filter} ORDER BY i.id DESC"
+    ))?;
+    let rows = stmt.query_map(args, |r| {
+        Ok(InviteRow {
+            id: r.get(0)?,
+            created_by: r.get(1)?,
+            created_at: r.get(2)?,
+            expires_at: r.get(3)?,
+            max_uses: r.get(4)?,
+            uses: r.get(5)?,
+            revoked: r.get(6)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Revoke an invitation. Returns false for an unknown id.
+pub fn revoke_invite(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("UPDATE invites SET revoked = 1 WHERE id = ?1")?
+        .execute([id])?
+        > 0)
+}
+
+/// The id of the invitation with this code hash if it can still create an account.
+pub fn usable_invite(
+    conn: &Connection,
+    code_hash: &[u8],
+    now_ms: i64,
+) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(
+        "SELECT id FROM invites WHERE code_hash = ?1 AND revoked = 0 AND uses < max_uses \
+         AND expires_at > ?2",
+    )?
+    .query_row(params![code_hash, now_ms], |r| r.get(0))
+    .optional()
+}
+
+/// Count one use of an invitation, only if it is still usable. Returns whether it was.
+pub fn use_invite(conn: &Connection, id: i64, now_ms: i64) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE invites SET uses = uses + 1 WHERE id = ?1 AND revoked = 0 \
+             AND uses < max_uses AND expires_at > ?2",
+        )?
+        .execute(params![id, now_ms])?
+        > 0)
+}
+
+/// Figures for the administrators' status panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    /// Accounts.
+    pub users: i64,
+    /// Rooms and direct conversations.
+    pub rooms: i64,
+    /// Stored messages.
+    pub messages: i64,
+}
+
+/// Count accounts, rooms and messages (one read snapshot).
+pub fn totals(conn: &Connection) -> rusqlite::Result<Totals> {
+    conn.prepare_cached(
+        "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM rooms), \
+         (SELECT COUNT(*) FROM messages)",
+    )?
+    .query_row([], |r| {
+        Ok(Totals {
+            users: r.get(0)?,
+            rooms: r.get(1)?,
+            messages: r.get(2)?,
+        })
+    })
 }

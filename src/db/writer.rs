@@ -54,6 +54,8 @@ pub enum Committed {
         origin: u64,
         /// A retry of a nonce already stored: goes back to the sender only.
         duplicate: bool,
+        /// Members this message mentions (never the author).
+        mentioned: Vec<i64>,
     },
     /// Could not be stored; nothing was acknowledged.
     Failed {
@@ -275,6 +277,7 @@ fn store_message(
                     msg,
                     origin: m.origin,
                     duplicate: true,
+                    mentioned: Vec::new(),
                 }
             }
             Ok(None) => {}
@@ -288,8 +291,11 @@ fn store_message(
             }
         }
     }
-    match queries::insert_message(conn, m.room_id, m.user_id, &m.body, m.nonce.as_deref(), now) {
-        Ok(id) => Committed::Stored {
+    let inserted =
+        queries::insert_message(conn, m.room_id, m.user_id, &m.body, m.nonce.as_deref(), now)
+            .and_then(|id| Ok((id, record_mentions(conn, &m, id)?)));
+    match inserted {
+        Ok((id, mentioned)) => Committed::Stored {
             msg: StoredMessage {
                 id,
                 room_id: m.room_id,
@@ -301,6 +307,7 @@ fn store_message(
             },
             origin: m.origin,
             duplicate: false,
+            mentioned,
         },
         Err(e) => {
             tracing::error!("message insert failed: {e}");
@@ -311,6 +318,23 @@ fn store_message(
             }
         }
     }
+}
+
+/// Store the mentions of a new message: members of its room named with `@`, not the author.
+fn record_mentions(conn: &Connection, m: &NewMessage, id: i64) -> rusqlite::Result<Vec<i64>> {
+    let mut mentioned = Vec::new();
+    if !m.body.contains('@') {
+        return Ok(mentioned);
+    }
+    for key in crate::domain::mention_candidates(&m.body) {
+        if let Some(uid) = queries::member_by_key(conn, m.room_id, &key)? {
+            if uid != m.user_id && !mentioned.contains(&uid) {
+                queries::insert_mention(conn, uid, m.room_id, id)?;
+                mentioned.push(uid);
+            }
+        }
+    }
+    Ok(mentioned)
 }
 
 /// Refuse a batch that could not even start a transaction. Dropping an `Exec` job drops its

@@ -1,11 +1,520 @@
 //! Rooms, direct messages, read markers, notification levels and search.
 
-use warp::reply::Response;
-use warp::{Filter, Rejection};
+use std::collections::HashMap;
 
+use serde::Deserialize;
+use serde_json::json;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use super::error::ApiError;
+use super::filters::{authenticated, json_body, request_origin, with_state, RequestOrigin};
+use super::SMALL_BODY;
+use crate::auth::Identity;
+use crate::db::{queries, Notify, SessionKind};
+use crate::domain::{self, Username, MAX_QUERY_CHARS};
+use crate::rooms::{self, RoomError};
+use crate::ws::protocol::{MessageView, RoomView};
 use crate::AppState;
 
+/// Default and largest number of search results per page.
+const SEARCH_PAGE: u32 = 20;
+const SEARCH_MAX: u32 = 50;
+
+/// `{"name","topic","public"}`
+#[derive(Debug, Deserialize)]
+pub struct NewRoom {
+    name: String,
+    #[serde(default)]
+    topic: String,
+    #[serde(default = "yes")]
+    public: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `{"name","topic"}`, both optional.
+#[derive(Debug, Deserialize)]
+pub struct RoomChanges {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    topic: Option<String>,
+}
+
+/// `{"username"}`
+#[derive(Debug, Deserialize)]
+pub struct Invitation {
+    username: String,
+}
+
+/// `{"users":[...]}`
+#[derive(Debug, Deserialize)]
+pub struct NewDm {
+    users: Vec<String>,
+}
+
+/// `{"id"}`
+#[derive(Debug, Deserialize)]
+pub struct ReadMarker {
+    id: i64,
+}
+
+/// `{"level"}`
+#[derive(Debug, Deserialize)]
+pub struct NotifyLevel {
+    level: Notify,
+}
+
+impl From<RoomError> for ApiError {
+    fn from(e: RoomError) -> Self {
+        let status = match &e {
+            RoomError::UnknownRoom | RoomError::UnknownUser(_) => StatusCode::NOT_FOUND,
+            RoomError::NotAMember | RoomError::Forbidden(_) => StatusCode::FORBIDDEN,
+            RoomError::RoomExists => StatusCode::CONFLICT,
+            RoomError::Db(db) => return ApiError::storage(db),
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+fn reject(e: RoomError) -> Rejection {
+    ApiError::from(e).reject()
+}
+
+fn room_reply(status: StatusCode, room: &crate::db::Room) -> Response {
+    warp::reply::with_status(
+        warp::reply::json(&json!({ "room": RoomView::from(room) })),
+        status,
+    )
+    .into_response()
+}
+
+/// A room name from the URL, percent-decoded (clients may encode the `:` and `,` of DM names).
+pub fn room_param(raw: &str) -> Result<String, Rejection> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = raw
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                None => {
+                    return Err(ApiError::bad_request("Malformed room name in the URL.").reject())
+                }
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| ApiError::bad_request("Room names are UTF-8.").reject())
+}
+
+fn check_origin(origin: &RequestOrigin, state: &AppState, id: &Identity) -> Result<(), Rejection> {
+    origin
+        .check(state, id.kind == SessionKind::Cookie)
+        .map_err(ApiError::reject)
+}
+
 /// Every route for rooms, DMs and search.
-pub fn routes(_s: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::any().and_then(|| async { Err::<Response, Rejection>(warp::reject::not_found()) })
+pub fn routes(s: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    // GET /api/directory
+    let directory = warp::path!("api" / "directory")
+        .and(warp::get())
+        .and(authenticated(s.clone()))
+        .and(with_state(s.clone()))
+        .and_then(directory);
+    // POST /api/rooms
+    let create = warp::path!("api" / "rooms")
+        .and(warp::post())
+        .and(authenticated(s.clone()))
+        .and(request_origin())
+        .and(json_body(SMALL_BODY))
+        .and(with_state(s.clone()))
+        .and_then(create);
+    // GET /api/rooms/{room}
+    let details = warp::path!("api" / "rooms" / String)
+        .and(warp::get())
+        .and(authenticated(s.clone()))
+        .and(with_state(s.clone()))
+        .and_then(details);
+    // PATCH /api/rooms/{room}
+    let update = warp::path!("api" / "rooms" / String)
+        .and(warp::patch())
+        .and(authenticated(s.clone()))
+        .and(request_origin())
+        .and(json_body(SMALL_BODY))
+        .and(with_state(s.clone()))
+        .and_then(update);
+    // POST /api/rooms/{room}/join
+    let join = warp::path!("api" / "rooms" / String / "join")
+        .and(warp::post())
+        .and(authenticated(s.clone()))
+        .and(request_origin())
+        .and(with_state(s.clone()))
+        .and_then(join);
+    // POST /api/rooms/{room}/leave
+    let leave = warp::path!("api" / "rooms" / String / "leave")
+        .and(warp::post())
+        .and(authenticated(s.clone()))
+        .and(request_origin())
+        .and(with_state(s.clone()))
+        .and_then(leave);
+    // POST /api/rooms/{room}/members
+    let invite = warp::path!("api" / "rooms" / String / "members")
+        .and(warp::post())
+        .and(authenticated(s.clone()))
+        .and(request_origin())
+        .and(json_body(SMALL_BODY))
+        .and(with_state(s.clone()))
+        .and_then(invite);
+    // POST /api/rooms/{room}/read
+    let read = warp::path!("api" / "rooms" / String / "read")
+        .and(warp::post())
+        .and(authenticated(s.clone()))
+        .and(request_origin())
+        .and(json_body(SMALL_BODY))
+        .and(with_state(s.clone()))
+        .and_then(mark_read);
+    // PUT /api/rooms/{room}/notify
+    let notify = warp::path!("api" / "rooms" / String / "notify")
+        .and(warp::put())
+        .and(authenticated(s.clone()))
+        .and(request_origin())
+        .and(json_body(SMALL_BODY))
+        .and(with_state(s.clone()))
+        .and_then(set_notify);
+    // POST /api/dms
+    let dm = warp::path!("api" / "dms")
+        .and(warp::post())
+        .and(authenticated(s.clone()))
+        .and(request_origin())
+        .and(json_body(SMALL_BODY))
+        .and(with_state(s.clone()))
+        .and_then(open_dm);
+    // GET /api/search
+    let search = warp::path!("api" / "search")
+        .and(warp::get())
+        .and(authenticated(s.clone()))
+        .and(warp::query::<HashMap<String, String>>())
+        .and(with_state(s))
+        .and_then(search);
+    directory
+        .or(create)
+        .unify()
+        .or(details)
+        .unify()
+        .or(update)
+        .unify()
+        .or(join)
+        .unify()
+        .or(leave)
+        .unify()
+        .or(invite)
+        .unify()
+        .or(read)
+        .unify()
+        .or(notify)
+        .unify()
+        .or(dm)
+        .unify()
+        .or(search)
+        .unify()
+}
+
+/// GET /api/directory
+pub async fn directory(id: Identity, state: AppState) -> Result<Response, Rejection> {
+    let rooms = rooms::directory(&state, id.user.id).await.map_err(reject)?;
+    let views: Vec<RoomView> = rooms
+        .iter()
+        .map(|r| RoomView {
+            joined: Some(r.membership.is_some()),
+            ..RoomView::from(r)
+        })
+        .collect();
+    Ok(warp::reply::json(&json!({ "rooms": views })).into_response())
+}
+
+/// POST /api/rooms
+pub async fn create(
+    id: Identity,
+    origin: RequestOrigin,
+    body: NewRoom,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    check_origin(&origin, &state, &id)?;
+    let room = rooms::create(&state, &id.user, &body.name, &body.topic, body.public)
+        .await
+        .map_err(reject)?;
+    Ok(room_reply(StatusCode::CREATED, &room))
+}
+
+/// GET /api/rooms/{room}
+pub async fn details(room: String, id: Identity, state: AppState) -> Result<Response, Rejection> {
+    let room = room_param(&room)?;
+    let (room, members) = rooms::details(&state, id.user.id, &room)
+        .await
+        .map_err(reject)?;
+    let members: Vec<_> = members
+        .iter()
+        .map(|(name, online)| json!({ "username": name, "online": online }))
+        .collect();
+    Ok(warp::reply::json(&json!({ "room": RoomView::from(&room), "members": members })).into_response())
+}
+
+/// PATCH /api/rooms/{room}
+pub async fn update(
+    room: String,
+    id: Identity,
+    origin: RequestOrigin,
+    body: RoomChanges,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    check_origin(&origin, &state, &id)?;
+    let room = room_param(&room)?;
+    if body.name.is_none() && body.topic.is_none() {
+        return Err(ApiError::bad_request("Give a new `name`, a new `topic`, or both.").reject());
+    }
+    let room = rooms::update(
+        &state,
+        &id.user,
+        id.is_admin,
+        &room,
+        body.name.as_deref(),
+        body.topic.as_deref(),
+    )
+    .await
+    .map_err(reject)?;
+    Ok(room_reply(StatusCode::OK, &room))
+}
+
+/// POST /api/rooms/{room}/join
+pub async fn join(
+    room: String,
+    id: Identity,
+    origin: RequestOrigin,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    check_origin(&origin, &state, &id)?;
+    let room = room_param(&room)?;
+    let room = rooms::join(&state, &id.user, &room)
+        .await
+        .map_err(reject)?;
+    Ok(room_reply(StatusCode::OK, &room))
+}
+
+/// POST /api/rooms/{room}/leave
+pub async fn leave(
+    room: String,
+    id: Identity,
+    origin: RequestOrigin,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    check_origin(&origin, &state, &id)?;
+    let room = room_param(&room)?;
+    rooms::leave(&state, &id.user, &room)
+        .await
+        .map_err(reject)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// POST /api/rooms/{room}/members
+pub async fn invite(
+    room: String,
+    id: Identity,
+    origin: RequestOrigin,
+    body: Invitation,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    check_origin(&origin, &state, &id)?;
+    let room = room_param(&room)?;
+    let room = rooms::invite(&state, &id.user, &room, &body.username)
+        .await
+        .map_err(reject)?;
+    Ok(room_reply(StatusCode::OK, &room))
+}
+
+/// POST /api/rooms/{room}/read
+pub async fn mark_read(
+    room: String,
+    id: Identity,
+    origin: RequestOrigin,
+    body: ReadMarker,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    check_origin(&origin, &state, &id)?;
+    let room = room_param(&room)?;
+    if body.id < 0 {
+        return Err(ApiError::bad_request("`id` must be a message id (≥ 0).").reject());
+    }
+    let room = rooms::mark_read(&state, id.user.id, &room, body.id)
+        .await
+        .map_err(reject)?;
+    let m = room.membership.unwrap_or(crate::db::Membership {
+        last_read: body.id,
+        unread: 0,
+        mentions: 0,
+        notify: Notify::All,
+    });
+    Ok(warp::reply::json(&json!({
+        "room": room.name,
+        "last_read": m.last_read,
+        "unread": m.unread,
+        "mentions": m.mentions,
+    }))
+    .into_response())
+}
+
+/// PUT /api/rooms/{room}/notify
+pub async fn set_notify(
+    room: String,
+    id: Identity,
+    origin: RequestOrigin,
+    body: NotifyLevel,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    check_origin(&origin, &state, &id)?;
+    let room = room_param(&room)?;
+    let room = rooms::set_notify(&state, id.user.id, &room, body.level)
+        .await
+        .map_err(reject)?;
+    Ok(room_reply(StatusCode::OK, &room))
+}
+
+/// POST /api/dms
+pub async fn open_dm(
+    id: Identity,
+    origin: RequestOrigin,
+    body: NewDm,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    check_origin(&origin, &state, &id)?;
+    if body.users.len() > 64 {
+        return Err(reject(RoomError::TooManyMembers));
+    }
+    let (room, created) = rooms::open_dm(&state, &id.user, &body.users)
+        .await
+        .map_err(reject)?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(room_reply(status, &room))
+}
+
+fn number(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, Rejection> {
+    match q.get(key) {
+        None => Ok(None),
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 0 => Ok(Some(n)),
+            _ => Err(ApiError::bad_request(format!("`{key}` must be a whole number ≥ 0.")).reject()),
+        },
+    }
+}
+
+/// GET /api/search
+pub async fn search(
+    id: Identity,
+    q: HashMap<String, String>,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    let text = q.get("q").map(String::as_str).unwrap_or("").trim();
+    if text.is_empty() {
+        return Err(ApiError::bad_request("Type something to search for (`q`).").reject());
+    }
+    if text.chars().count() > MAX_QUERY_CHARS {
+        return Err(ApiError::bad_request("Searches are at most 200 characters.").reject());
+    }
+    let by_relevance = match q.get("sort").map(String::as_str) {
+        None | Some("newest") => false,
+        Some("relevance") => true,
+        Some(_) => {
+            return Err(ApiError::bad_request("`sort` is `newest` or `relevance`.").reject());
+        }
+    };
+    let limit = match number(&q, "limit")? {
+        None => SEARCH_PAGE,
+        Some(0) => {
+            return Err(ApiError::bad_request("`limit` must be at least 1.").reject());
+        }
+        Some(n) => n.min(i64::from(SEARCH_MAX)) as u32,
+    };
+    let before = number(&q, "before")?;
+    let offset = number(&q, "offset")?.unwrap_or(0).min(100_000) as u32;
+    let room_id = match q.get("room").filter(|r| !r.is_empty()) {
+        Some(name) => Some(
+            rooms::readable(&state, id.user.id, name)
+                .await
+                .map_err(reject)?
+                .id,
+        ),
+        None => None,
+    };
+    let author_key = match q.get("user").filter(|u| !u.is_empty()) {
+        Some(name) => match Username::parse(name) {
+            Ok(u) => Some(u.key()),
+            // No account can have that name: nothing to find.
+            Err(_) => return Ok(search_reply(&[], limit, by_relevance, offset)),
+        },
+        None => None,
+    };
+    let Some(fts) = domain::fts_query(text) else {
+        return Ok(search_reply(&[], limit, by_relevance, offset));
+    };
+    let query = queries::SearchQuery {
+        fts,
+        user_id: id.user.id,
+        room_id,
+        author_key,
+        before: if by_relevance { None } else { before },
+        offset: if by_relevance { offset } else { 0 },
+        limit: limit + 1,
+        by_relevance,
+    };
+    let hits = state
+        .db
+        .read(move |c| queries::search(c, &query))
+        .await
+        .map_err(|e| ApiError::from(e).reject())?;
+    Ok(search_reply(&hits, limit, by_relevance, offset))
+}
+
+fn search_reply(
+    hits: &[crate::db::SearchHit],
+    limit: u32,
+    by_relevance: bool,
+    offset: u32,
+) -> Response {
+    let more = hits.len() > limit as usize;
+    let page = &hits[..hits.len().min(limit as usize)];
+    let results: Vec<serde_json::Value> = page
+        .iter()
+        .map(|h| {
+            let mut v = serde_json::to_value(MessageView::from(&h.msg)).unwrap_or_default();
+            v["snippet"] = json!(h.snippet);
+            v
+        })
+        .collect();
+    let next_before = (more && !by_relevance)
+        .then(|| page.last().map(|h| h.msg.id))
+        .flatten();
+    let next_offset = (more && by_relevance).then_some(offset + limit);
+    warp::reply::json(&json!({
+        "results": results,
+        "next_before": next_before,
+        "next_offset": next_offset,
+    }))
+    .into_response()
 }

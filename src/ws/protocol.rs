@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::db::{Room, StoredMessage, User};
+use crate::db::{Notify, Room, RoomKind, StoredMessage, User};
 
 /// A frame from a client.
 #[derive(Debug, Deserialize, PartialEq, Eq)]
@@ -24,6 +24,13 @@ pub enum ClientMsg {
     Typing {
         /// Room name.
         room: String,
+    },
+    /// Move the read marker of a room forward.
+    Read {
+        /// Room name.
+        room: String,
+        /// Highest message id read.
+        id: i64,
     },
 }
 
@@ -62,7 +69,7 @@ impl<'a> From<&'a User> for UserView<'a> {
     }
 }
 
-/// A room as clients see it.
+/// A room as clients see it. Membership fields appear only for the asking user's rooms.
 #[derive(Debug, Serialize)]
 pub struct RoomView<'a> {
     /// Row id.
@@ -71,14 +78,67 @@ pub struct RoomView<'a> {
     pub name: &'a str,
     /// Topic.
     pub topic: &'a str,
+    /// `room` or `dm`.
+    pub kind: &'static str,
+    /// Public room?
+    pub public: bool,
+    /// Number of members.
+    pub members: i64,
+    /// DM participants.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<&'a [String]>,
+    /// Newest message id.
+    pub last_id: i64,
+    /// Creator's username.
+    pub created_by: Option<&'a str>,
+    /// The user's read marker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_read: Option<i64>,
+    /// Unread messages by others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread: Option<i64>,
+    /// Unread mentions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mentions: Option<i64>,
+    /// Notification level.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Notify>,
+    /// Directory listings: whether the user is a member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joined: Option<bool>,
 }
 
 impl<'a> From<&'a Room> for RoomView<'a> {
     fn from(r: &'a Room) -> Self {
+        let m = r.membership.as_ref();
         RoomView {
             id: r.id,
             name: &r.name,
             topic: &r.topic,
+            kind: r.kind.as_str(),
+            public: r.public,
+            members: r.members,
+            users: (r.kind == RoomKind::Dm).then_some(r.users.as_slice()),
+            last_id: r.last_id,
+            created_by: r.created_by.as_deref(),
+            last_read: m.map(|m| m.last_read),
+            unread: m.map(|m| m.unread),
+            mentions: m.map(|m| m.mentions),
+            notify: m.map(|m| m.notify),
+            joined: None,
+        }
+    }
+}
+
+impl<'a> RoomView<'a> {
+    /// The same view without the asking user's membership state (for frames sent to others).
+    pub fn shared(r: &'a Room) -> Self {
+        RoomView {
+            last_read: None,
+            unread: None,
+            mentions: None,
+            notify: None,
+            ..RoomView::from(r)
         }
     }
 }
@@ -157,6 +217,63 @@ pub enum ServerMsg<'a> {
         complete: bool,
         /// Highest committed id when the replay was read.
         head: i64,
+    },
+    /// The user is now a member of a room (created, joined, invited, DM).
+    RoomJoined {
+        /// The room with the user's state.
+        room: RoomView<'a>,
+    },
+    /// The user left a room.
+    RoomLeft {
+        /// Room name.
+        room: &'a str,
+    },
+    /// A public room was created.
+    RoomCreated {
+        /// The room.
+        room: RoomView<'a>,
+    },
+    /// A room's name or topic changed.
+    RoomUpdated {
+        /// The room as it is now.
+        room: RoomView<'a>,
+        /// The previous name, when it was renamed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        old_name: Option<&'a str>,
+    },
+    /// Someone joined a room.
+    MemberJoined {
+        /// Room name.
+        room: &'a str,
+        /// Username.
+        user: &'a str,
+    },
+    /// Someone left a room.
+    MemberLeft {
+        /// Room name.
+        room: &'a str,
+        /// Username.
+        user: &'a str,
+    },
+    /// The user's read marker of a room moved.
+    Read {
+        /// Room name.
+        room: &'a str,
+        /// The new marker.
+        id: i64,
+        /// Unread messages after it.
+        unread: i64,
+        /// Unread mentions after it.
+        mentions: i64,
+    },
+    /// The user was mentioned.
+    Mention {
+        /// Room name.
+        room: &'a str,
+        /// Message id.
+        id: i64,
+        /// Author.
+        user: &'a str,
     },
     /// A frame was refused.
     Error {

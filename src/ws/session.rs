@@ -17,7 +17,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::db::{queries, NewMessage, Room, StoredMessage, User};
 use crate::domain::{parse_body, valid_nonce, BodyProblem};
-use crate::hub::{Outgoing, Registration};
+use crate::hub::{Outgoing, Registration, RoomChange};
 use crate::ws::protocol::{ClientMsg, RoomView, ServerMsg, UserView};
 use crate::AppState;
 
@@ -110,7 +110,7 @@ impl Session {
             }
         };
         // Room name → (id, shared name for the frames), built once per connection.
-        let rooms: Rooms = self
+        let mut rooms: Rooms = self
             .rooms
             .iter()
             .map(|r| (r.name.clone(), (r.id, Arc::from(r.name.as_str()))))
@@ -129,7 +129,7 @@ impl Session {
                 }
                 out = self.reg.rx.recv() => {
                     let flow = match out {
-                        Some(first) => self.forward(&mut ws, first, skip_upto).await,
+                        Some(first) => self.forward(&mut ws, first, skip_upto, &mut rooms).await,
                         None => {
                             if self.reg.slow.load(Ordering::Acquire) {
                                 let _ = timeout(WRITE_STALL, ws.send(close(CLOSE_TOO_SLOW, "too slow: reconnect with ?since="))).await;
@@ -249,7 +249,13 @@ impl Session {
     }
 
     /// Write one queued frame plus whatever else is queued, then flush once.
-    async fn forward<S>(&mut self, ws: &mut Ws<S>, first: Outgoing, skip_upto: i64) -> Flow
+    async fn forward<S>(
+        &mut self,
+        ws: &mut Ws<S>,
+        first: Outgoing,
+        skip_upto: i64,
+        rooms: &mut Rooms,
+    ) -> Flow
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -271,6 +277,7 @@ impl Session {
                     stop = true;
                     break;
                 }
+                Outgoing::Room(change) => apply_room_change(rooms, change),
             }
             if written >= MAX_COALESCE {
                 break;
@@ -366,6 +373,27 @@ impl Session {
                 }
                 None
             }
+            ClientMsg::Read { room, id } => {
+                let state = self.state.clone();
+                let (uid, conn) = (self.user.id, self.reg.id);
+                // Off the frame loop: the marker is committed by the writer.
+                tokio::spawn(async move {
+                    if let Err(e) = crate::rooms::mark_read(&state, uid, &room, id).await {
+                        if let crate::rooms::RoomError::Db(db) = &e {
+                            tracing::error!("read marker not stored: {db}");
+                        }
+                        let frame = ServerMsg::Error {
+                            code: e.code(),
+                            message: &e.to_string(),
+                            nonce: None,
+                            retry_after_ms: None,
+                        }
+                        .encode();
+                        state.hub.send_to(conn, frame);
+                    }
+                });
+                None
+            }
             ClientMsg::Typing { room } => {
                 let (room_id, _) = match self.room_id(&room, rooms).await {
                     Ok(r) => r,
@@ -400,12 +428,27 @@ impl Session {
             .read(move |c| queries::room_for_user(c, &name, uid))
             .await
         {
+            // Joined a moment ago; the hub's notice is still on its way to this connection.
+            Ok(Some((r, true))) => Ok((r.id, Arc::from(r.name.as_str()))),
             Ok(Some(_)) => Err(("not_a_member", "You are not a member of that room.")),
             Ok(None) => Err(("unknown_room", "There is no room with that name.")),
             Err(e) => {
                 tracing::error!("room lookup failed: {e}");
                 Err(("unavailable", "The server could not look up the room."))
             }
+        }
+    }
+}
+
+fn apply_room_change(rooms: &mut Rooms, change: RoomChange) {
+    match change {
+        RoomChange::Joined(id, name) => {
+            rooms.insert(name.to_string(), (id, name));
+        }
+        RoomChange::Left(id) => rooms.retain(|_, (r, _)| *r != id),
+        RoomChange::Renamed(id, name) => {
+            rooms.retain(|_, (r, _)| *r != id);
+            rooms.insert(name.to_string(), (id, name));
         }
     }
 }

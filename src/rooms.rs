@@ -1,0 +1,461 @@
+//! Rooms and direct messages: who may read, join, invite, rename; read markers and
+//! notification levels. Shared by the HTTP routes and the WebSocket session, it keeps the
+//! database and the hub in step: a change is committed first, then every affected connection
+//! is told (and starts or stops listening).
+
+use std::collections::HashSet;
+
+use crate::db::{self, queries, DbError, Notify, Room, RoomKind, User};
+use crate::domain::{self, Username, MAX_DM_USERS};
+use crate::ws::protocol::{RoomView, ServerMsg};
+use crate::AppState;
+
+/// Name of the room every user belongs to.
+pub const GENERAL: &str = "general";
+
+/// Why a room operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RoomError {
+    /// No room has that name.
+    #[error("There is no room with that name.")]
+    UnknownRoom,
+    /// The room is private (or a DM) and the user is not a member.
+    #[error("You are not a member of that room.")]
+    NotAMember,
+    /// No (enabled) account has that name.
+    #[error("There is no user called {0}.")]
+    UnknownUser(String),
+    /// The new name is not valid.
+    #[error("{0}")]
+    InvalidName(&'static str),
+    /// The topic is too long.
+    #[error("Topics may be at most 250 characters.")]
+    TopicTooLong,
+    /// Another room already has that name.
+    #[error("A room with that name already exists.")]
+    RoomExists,
+    /// `general` cannot be left.
+    #[error("Everyone stays in #general.")]
+    CannotLeave,
+    /// Allowed only to the creator or an administrator.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// Not possible for this kind of room.
+    #[error("{0}")]
+    BadRequest(&'static str),
+    /// A DM with more than eight participants.
+    #[error("A direct conversation has at most 8 people, you included.")]
+    TooManyMembers,
+    /// The database failed.
+    #[error("storage: {0}")]
+    Db(#[from] DbError),
+}
+
+impl RoomError {
+    /// The snake_case code sent to clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RoomError::UnknownRoom => "unknown_room",
+            RoomError::NotAMember => "not_a_member",
+            RoomError::UnknownUser(_) => "unknown_user",
+            RoomError::InvalidName(_) => "invalid_room_name",
+            RoomError::TopicTooLong => "topic_too_long",
+            RoomError::RoomExists => "room_exists",
+            RoomError::CannotLeave => "cannot_leave",
+            RoomError::Forbidden(_) => "forbidden",
+            RoomError::BadRequest(_) => "bad_request",
+            RoomError::TooManyMembers => "too_many_members",
+            RoomError::Db(_) => "unavailable",
+        }
+    }
+}
+
+impl From<rusqlite::Error> for RoomError {
+    fn from(e: rusqlite::Error) -> Self {
+        RoomError::Db(DbError::from(e))
+    }
+}
+
+type Outcome<T> = Result<T, RoomError>;
+
+/// Run `f` on the write connection inside the writer's next transaction. A refusal
+/// (`Err(RoomError)`) is decided before anything is written.
+async fn write<T, F>(state: &AppState, f: F) -> Outcome<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Connection) -> Outcome<T> + Send + 'static,
+{
+    state
+        .db
+        .write(move |c| Ok(f(c)))
+        .await
+        .map_err(RoomError::Db)?
+}
+
+async fn read<T, F>(state: &AppState, f: F) -> Outcome<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Connection) -> Outcome<T> + Send + 'static,
+{
+    state
+        .db
+        .read(move |c| Ok(f(c)))
+        .await
+        .map_err(RoomError::Db)?
+}
+
+fn lookup(c: &rusqlite::Connection, name: &str, user_id: i64) -> Outcome<Room> {
+    queries::room_by_name(c, name, user_id)?.ok_or(RoomError::UnknownRoom)
+}
+
+/// The room if `user_id` may read it: a member, or any user for a public room.
+fn readable_in(c: &rusqlite::Connection, name: &str, user_id: i64) -> Outcome<Room> {
+    let room = lookup(c, name, user_id)?;
+    if room.membership.is_some() || (room.public && room.kind == RoomKind::Room) {
+        Ok(room)
+    } else {
+        Err(RoomError::NotAMember)
+    }
+}
+
+/// The room if `user_id` is a member of it.
+fn member_in(c: &rusqlite::Connection, name: &str, user_id: i64) -> Outcome<Room> {
+    let room = lookup(c, name, user_id)?;
+    if room.membership.is_some() {
+        Ok(room)
+    } else {
+        Err(RoomError::NotAMember)
+    }
+}
+
+/// The user's rooms and DMs with their unread state.
+pub async fn list(state: &AppState, user_id: i64) -> Outcome<Vec<Room>> {
+    read(state, move |c| Ok(queries::rooms_for_user(c, user_id)?)).await
+}
+
+/// Every public room (membership filled in where the user has one).
+pub async fn directory(state: &AppState, user_id: i64) -> Outcome<Vec<Room>> {
+    read(state, move |c| Ok(queries::public_rooms(c, user_id)?)).await
+}
+
+/// A room the user may read.
+pub async fn readable(state: &AppState, user_id: i64, name: &str) -> Outcome<Room> {
+    let name = name.to_string();
+    read(state, move |c| readable_in(c, &name, user_id)).await
+}
+
+/// A room the user may read, with its members (username, online).
+pub async fn details(
+    state: &AppState,
+    user_id: i64,
+    name: &str,
+) -> Outcome<(Room, Vec<(String, bool)>)> {
+    let name = name.to_string();
+    let (room, members) = read(state, move |c| {
+        let room = readable_in(c, &name, user_id)?;
+        let members = queries::room_members(c, room.id)?;
+        Ok((room, members))
+    })
+    .await?;
+    let online: HashSet<String> = state.hub.online().into_iter().collect();
+    let members = members
+        .into_iter()
+        .map(|(_, name)| {
+            let on = online.contains(&name);
+            (name, on)
+        })
+        .collect();
+    Ok((room, members))
+}
+
+/// Create a room; the creator is its first member.
+pub async fn create(
+    state: &AppState,
+    user: &User,
+    name: &str,
+    topic: &str,
+    public: bool,
+) -> Outcome<Room> {
+    let name = domain::parse_room_name(name).map_err(RoomError::InvalidName)?;
+    let topic = domain::parse_topic(topic)
+        .ok_or(RoomError::TopicTooLong)?
+        .to_string();
+    let uid = user.id;
+    let room = write(state, move |c| {
+        let now = db::now_ms();
+        let id = queries::insert_room(c, &name, &topic, RoomKind::Room, public, Some(uid), now)?
+            .ok_or(RoomError::RoomExists)?;
+        queries::add_member(c, id, uid, now)?;
+        queries::room_by_id(c, id, uid)?.ok_or(RoomError::UnknownRoom)
+    })
+    .await?;
+    tracing::info!(user = %user.username, room = %room.name, public, "room created");
+    let joined = ServerMsg::RoomJoined {
+        room: RoomView::from(&room),
+    }
+    .encode();
+    state.hub.join_room(uid, room.id, &room.name, &joined);
+    if public {
+        let created = ServerMsg::RoomCreated {
+            room: RoomView::shared(&room),
+        }
+        .encode();
+        state.hub.to_all(&created);
+    }
+    Ok(room)
+}
+
+/// Join a public room (a no-op for a member).
+pub async fn join(state: &AppState, user: &User, name: &str) -> Outcome<Room> {
+    let name = name.to_string();
+    let uid = user.id;
+    let (room, added) = write(state, move |c| {
+        let room = lookup(c, &name, uid)?;
+        if room.membership.is_some() {
+            return Ok((room, false));
+        }
+        if !(room.public && room.kind == RoomKind::Room) {
+            return Err(RoomError::NotAMember);
+        }
+        queries::add_member(c, room.id, uid, db::now_ms())?;
+        let room = queries::room_by_id(c, room.id, uid)?.ok_or(RoomError::UnknownRoom)?;
+        Ok((room, true))
+    })
+    .await?;
+    if added {
+        announce_join(state, uid, &user.username, &room);
+    }
+    Ok(room)
+}
+
+fn announce_join(state: &AppState, uid: i64, username: &str, room: &Room) {
+    let joined = ServerMsg::RoomJoined {
+        room: RoomView::from(room),
+    }
+    .encode();
+    state.hub.join_room(uid, room.id, &room.name, &joined);
+    let note = ServerMsg::MemberJoined {
+        room: &room.name,
+        user: username,
+    }
+    .encode();
+    state.hub.to_room(room.id, &note, Some(uid));
+}
+
+/// Leave a room or DM (not `general`).
+pub async fn leave(state: &AppState, user: &User, name: &str) -> Outcome<()> {
+    if name == GENERAL {
+        return Err(RoomError::CannotLeave);
+    }
+    let name = name.to_string();
+    let uid = user.id;
+    let room = write(state, move |c| {
+        let room = member_in(c, &name, uid)?;
+        queries::remove_member(c, room.id, uid)?;
+        Ok(room)
+    })
+    .await?;
+    let left = ServerMsg::RoomLeft { room: &room.name }.encode();
+    state.hub.leave_room(uid, room.id, &left);
+    let note = ServerMsg::MemberLeft {
+        room: &room.name,
+        user: &user.username,
+    }
+    .encode();
+    state.hub.to_room(room.id, &note, None);
+    Ok(())
+}
+
+/// Add `username` to a room the caller belongs to.
+pub async fn invite(state: &AppState, user: &User, name: &str, username: &str) -> Outcome<Room> {
+    let key = Username::parse(username)
+        .map_err(|_| RoomError::UnknownUser(username.to_string()))?
+        .key();
+    let name = name.to_string();
+    let uid = user.id;
+    let shown = username.to_string();
+    let (room, target, added) = write(state, move |c| {
+        let room = member_in(c, &name, uid)?;
+        if room.kind == RoomKind::Dm {
+            return Err(RoomError::BadRequest(
+                "A conversation's members are fixed; start a new one with everyone you want.",
+            ));
+        }
+        let (target, target_name) =
+            queries::user_by_key(c, &key)?.ok_or(RoomError::UnknownUser(shown))?;
+        let added = queries::add_member(c, room.id, target, db::now_ms())?;
+        let room = queries::room_by_id(c, room.id, target)?.ok_or(RoomError::UnknownRoom)?;
+        Ok((room, (target, target_name), added))
+    })
+    .await?;
+    if added {
+        tracing::info!(by = %user.username, user = %target.1, room = %room.name, "member added");
+        announce_join(state, target.0, &target.1, &room);
+    }
+    // The caller sees the room from their own side.
+    let name = room.name.clone();
+    read(state, move |c| lookup(c, &name, uid)).await
+}
+
+/// Find or create the DM between the caller and `usernames`. Returns the room and whether it
+/// was created.
+pub async fn open_dm(state: &AppState, user: &User, usernames: &[String]) -> Outcome<(Room, bool)> {
+    let mut keys = vec![user.username.to_ascii_lowercase()];
+    for name in usernames {
+        let key = Username::parse(name)
+            .map_err(|_| RoomError::UnknownUser(name.clone()))?
+            .key();
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    if keys.len() < 2 {
+        return Err(RoomError::BadRequest(
+            "Name at least one other person to talk to.",
+        ));
+    }
+    if keys.len() > MAX_DM_USERS {
+        return Err(RoomError::TooManyMembers);
+    }
+    let uid = user.id;
+    let (room, created, added) = write(state, move |c| {
+        let mut ids = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let (id, name) =
+                queries::user_by_key(c, key)?.ok_or_else(|| RoomError::UnknownUser(key.clone()))?;
+            ids.push((id, name));
+        }
+        let name = domain::dm_name(&keys);
+        let now = db::now_ms();
+        let (id, created) =
+            match queries::insert_room(c, &name, "", RoomKind::Dm, false, None, now)? {
+                Some(id) => (id, true),
+                None => (lookup(c, &name, uid)?.id, false),
+            };
+        let mut added = Vec::new();
+        for (member, member_name) in ids {
+            if queries::add_member(c, id, member, now)? {
+                let view = queries::room_by_id(c, id, member)?.ok_or(RoomError::UnknownRoom)?;
+                added.push((member, member_name, view));
+            }
+        }
+        let room = queries::room_by_id(c, id, uid)?.ok_or(RoomError::UnknownRoom)?;
+        Ok((room, created, added))
+    })
+    .await?;
+    for (member, _, view) in &added {
+        let joined = ServerMsg::RoomJoined {
+            room: RoomView::from(view),
+        }
+        .encode();
+        state.hub.join_room(*member, room.id, &room.name, &joined);
+    }
+    if !created {
+        for (member, member_name, _) in &added {
+            let note = ServerMsg::MemberJoined {
+                room: &room.name,
+                user: member_name,
+            }
+            .encode();
+            state.hub.to_room(room.id, &note, Some(*member));
+        }
+    }
+    Ok((room, created))
+}
+
+/// Rename a room and/or change its topic.
+pub async fn update(
+    state: &AppState,
+    user: &User,
+    is_admin: bool,
+    name: &str,
+    new_name: Option<&str>,
+    topic: Option<&str>,
+) -> Outcome<Room> {
+    let new_name = new_name
+        .map(domain::parse_room_name)
+        .transpose()
+        .map_err(RoomError::InvalidName)?;
+    let topic = topic
+        .map(|t| domain::parse_topic(t).ok_or(RoomError::TopicTooLong))
+        .transpose()?
+        .map(str::to_string);
+    let name = name.to_string();
+    let uid = user.id;
+    let username = user.username.clone();
+    let (room, old_name) = write(state, move |c| {
+        let room = member_in(c, &name, uid)?;
+        if room.kind == RoomKind::Dm {
+            return Err(RoomError::BadRequest(
+                "A direct conversation has no name or topic to change.",
+            ));
+        }
+        let rename = new_name.filter(|n| *n != room.name);
+        if rename.is_some() {
+            if room.name == GENERAL {
+                return Err(RoomError::BadRequest("#general keeps its name."));
+            }
+            if !is_admin && room.created_by.as_deref() != Some(username.as_str()) {
+                return Err(RoomError::Forbidden(
+                    "Only the room's creator or an administrator can rename it.",
+                ));
+            }
+        }
+        if !queries::update_room(c, room.id, rename.as_deref(), topic.as_deref())? {
+            return Err(RoomError::RoomExists);
+        }
+        let updated = queries::room_by_id(c, room.id, uid)?.ok_or(RoomError::UnknownRoom)?;
+        Ok((updated, rename.map(|_| room.name)))
+    })
+    .await?;
+    tracing::info!(user = %user.username, room = %room.name, renamed_from = ?old_name, "room updated");
+    let frame = ServerMsg::RoomUpdated {
+        room: RoomView::shared(&room),
+        old_name: old_name.as_deref(),
+    }
+    .encode();
+    if old_name.is_some() {
+        state.hub.rename_room(room.id, &room.name, &frame);
+    } else {
+        state.hub.to_room(room.id, &frame, None);
+    }
+    Ok(room)
+}
+
+/// Move the user's read marker forward and tell all their connections.
+pub async fn mark_read(state: &AppState, user_id: i64, name: &str, id: i64) -> Outcome<Room> {
+    let name = name.to_string();
+    let room = write(state, move |c| {
+        let room = member_in(c, &name, user_id)?;
+        queries::set_last_read(c, room.id, user_id, id)?;
+        queries::room_by_id(c, room.id, user_id)?.ok_or(RoomError::UnknownRoom)
+    })
+    .await?;
+    if let Some(m) = &room.membership {
+        let frame = ServerMsg::Read {
+            room: &room.name,
+            id: m.last_read,
+            unread: m.unread,
+            mentions: m.mentions,
+        }
+        .encode();
+        state.hub.to_user(user_id, &frame);
+    }
+    Ok(room)
+}
+
+/// Set the user's notification level for a room.
+pub async fn set_notify(
+    state: &AppState,
+    user_id: i64,
+    name: &str,
+    level: Notify,
+) -> Outcome<Room> {
+    let name = name.to_string();
+    write(state, move |c| {
+        let room = member_in(c, &name, user_id)?;
+        queries::set_notify(c, room.id, user_id, level)?;
+        queries::room_by_id(c, room.id, user_id)?.ok_or(RoomError::UnknownRoom)
+    })
+    .await
+}
