@@ -276,12 +276,31 @@ pub fn open_writable(path: &Path, synchronous: Synchronous) -> Result<Connection
             Synchronous::Normal => "NORMAL",
         };
         conn.pragma_update(None, "synchronous", sync)?;
+        let current = schema::version(conn)?;
+        if current > 0 && current < schema::MIGRATIONS.len() as u32 {
+            let copy = backup_path(path, current);
+            tracing::info!(
+                "upgrading the database from schema {current}; a copy of it is kept at {}",
+                copy.display()
+            );
+            if !copy.exists() {
+                conn.backup(rusqlite::MAIN_DB, &copy, None)?;
+            }
+        }
         schema::migrate(conn)
     };
     setup(&mut conn)
         .map_err(|e| fail(e.to_string()))?
         .map_err(fail)?;
     Ok(conn)
+}
+
+/// Where the copy taken before upgrading from schema `version` goes: `chat.db` →
+/// `chat.db.schema-1.bak`, next to the database.
+pub fn backup_path(path: &Path, version: u32) -> std::path::PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".schema-{version}.bak"));
+    path.with_file_name(name)
 }
 
 impl Db {

@@ -103,9 +103,14 @@ pub const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+/// The schema version a database is at (0 for a new file).
+pub fn version(conn: &Connection) -> rusqlite::Result<u32> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
 /// Bring the database to the latest schema. Refuses a database newer than this binary.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Result<u32, String>> {
-    let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let current = version(conn)?;
     let latest = MIGRATIONS.len() as u32;
     if current > latest {
         return Ok(Err(format!(
