@@ -75,11 +75,13 @@ pub struct ServerConfig {
     pub host: String,
     /// Port to bind; 0 picks any free port.
     pub port: u16,
-    /// The URL browsers use to reach Hearth. Empty: derived per request from the Host header.
+    /// The URL browsers use to reach Hearth, possibly with a path prefix
+    /// (`https://example.org/chat/`). Empty: derived per request from the Host header.
     pub public_url: String,
     /// Extra origins (scheme://host[:port]) allowed to open WebSockets and use cookies.
     pub allowed_origins: Vec<String>,
-    /// Reverse proxies (IP or CIDR, e.g. "127.0.0.1/32") whose `X-Forwarded-For` is believed.
+    /// Reverse proxies (IP or CIDR, e.g. "127.0.0.1/32") whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` are believed.
     pub trusted_proxies: Vec<String>,
     /// Serve HTTPS/WSS directly.
     pub tls: TlsConfig,
@@ -349,6 +351,8 @@ impl Config {
         self.bind_addr()?;
         if !self.server.public_url.is_empty() {
             parse_origin(&self.server.public_url).map_err(|e| format!("server.public_url: {e}"))?;
+            check_url_path(&self.server.public_url)
+                .map_err(|e| format!("server.public_url: {e}"))?;
         }
         for o in &self.server.allowed_origins {
             parse_origin(o).map_err(|e| format!("server.allowed_origins: {e}"))?;
@@ -410,13 +414,68 @@ impl Config {
         (!url.is_empty()).then_some(url)
     }
 
+    /// The path prefix Hearth is served under, taken from `public_url`'s path: `/chat` for
+    /// `https://example.org/chat/`, `None` when Hearth is served at the root.
+    pub fn path_prefix(&self) -> Option<&str> {
+        let url = self.public_url()?;
+        let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+        let path = &rest[rest.find('/')?..];
+        (path.len() > 1).then_some(path)
+    }
+
+    /// The `Path` attribute of the session cookie: `/`, or the prefix with a trailing slash.
+    pub fn cookie_path(&self) -> String {
+        match self.path_prefix() {
+            Some(prefix) => format!("{prefix}/"),
+            None => "/".into(),
+        }
+    }
+
     /// Whether browsers reach Hearth over HTTPS (cookies get `Secure`, HSTS is sent).
     pub fn is_https(&self) -> bool {
         match self.public_url() {
-            Some(u) => u.starts_with("https://"),
+            Some(u) => u
+                .get(..8)
+                .is_some_and(|s| s.eq_ignore_ascii_case("https://")),
             None => self.server.tls.enabled(),
         }
     }
+}
+
+/// First path segments that Hearth's own routes use: a prefix starting with one would hide them.
+const RESERVED_SEGMENTS: [&str; 6] = ["api", "ws", "js", "config.js", "healthz", "metrics"];
+
+/// Check the path of a public URL: empty or `/`, or `/seg/seg[/]` of plain characters, with no
+/// query or fragment.
+fn check_url_path(url: &str) -> Result<(), String> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    if rest.contains(['?', '#']) {
+        return Err(format!("{url:?} must not have a query (?) or fragment (#)"));
+    }
+    let Some(start) = rest.find('/') else {
+        return Ok(());
+    };
+    let path = rest[start..].trim_end_matches('/');
+    if path.is_empty() {
+        return Ok(());
+    }
+    for (i, seg) in path[1..].split('/').enumerate() {
+        let plain = seg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+        if seg.is_empty() || seg == "." || seg == ".." || !plain {
+            return Err(format!(
+                "{url:?}: the path prefix may only hold letters, digits and - . _ ~ between \
+                 single slashes (like https://example.org/chat/)"
+            ));
+        }
+        if i == 0 && RESERVED_SEGMENTS.contains(&seg) {
+            return Err(format!(
+                "{url:?}: the path prefix must not start with /{seg}, which Hearth itself uses"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Check that `url` is `http(s)://host[:port][/path]` and return its origin (`scheme://host[:port]`).
@@ -610,6 +669,49 @@ mod tests {
         for bad in ["", "x", "10.0.0.0/33", "::1/129", "1.2.3.4/-1"] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn path_prefixes_come_from_the_public_url() {
+        let with = |url: &str| {
+            let mut c = Config::default();
+            c.server.public_url = url.into();
+            c
+        };
+        for (url, prefix, cookie) in [
+            ("", None, "/"),
+            ("https://chat.example.org", None, "/"),
+            ("https://chat.example.org/", None, "/"),
+            ("https://example.org/chat/", Some("/chat"), "/chat/"),
+            ("https://example.org/chat", Some("/chat"), "/chat/"),
+            (
+                "http://10.0.0.5:8080/apps/hearth//",
+                Some("/apps/hearth"),
+                "/apps/hearth/",
+            ),
+        ] {
+            let c = with(url);
+            assert!(c.validate().is_ok(), "{url}");
+            assert_eq!(c.path_prefix(), prefix, "{url}");
+            assert_eq!(c.cookie_path(), cookie, "{url}");
+        }
+        for bad in [
+            "https://example.org/chat?x=1",
+            "https://example.org/chat/#top",
+            "https://example.org/a//b",
+            "https://example.org/../etc",
+            "https://example.org/./chat",
+            "https://example.org/ch%20at",
+            "https://example.org/ch at",
+            "https://example.org/api",
+            "https://example.org/ws/",
+            "https://example.org/config.js",
+        ] {
+            let e = with(bad).validate().unwrap_err();
+            assert!(e.starts_with("server.public_url:"), "{bad}: {e}");
+        }
+        assert!(with("HTTPS://Example.org/chat").is_https());
+        assert!(!with("http://example.org/chat").is_https());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! A self-hosted, real-time web chat in one binary.
 //!
 //! # Layout
-//! - [`admin`]: operator commands (init, check-config, user, backup, export).
+//! - [`admin`]: operator commands (init, check-config, user, registration, invite, backup,
+//!   export).
 //! - [`config`]: `chat.toml` + `CHAT_*` environment, validated.
 //! - [`domain`]: validated usernames, passwords, bodies, nonces.
 //! - [`db`]: SQLite store: migrations, all SQL, the group-committing writer thread, read pool.

@@ -21,6 +21,45 @@ pub const SESSION_COOKIE: &str = "hearth_session";
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
+/// The scheme a trusted reverse proxy says the visitor used, from `X-Forwarded-Proto`.
+///
+/// The accept loop puts it into a request only when the peer is one of
+/// `server.trusted_proxies`, no `public_url` is configured and Hearth itself serves plain
+/// HTTP, so whoever reads it may believe it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardedProto {
+    /// The visitor used plain HTTP.
+    Http,
+    /// The visitor used HTTPS (the proxy terminated TLS).
+    Https,
+}
+
+impl ForwardedProto {
+    /// Parse an `X-Forwarded-Proto` value. A list (`https, http`) is read from the right: the
+    /// last entry is the one the trusted proxy itself added. Anything else is `None`.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.rsplit(',').next()?.trim() {
+            v if v.eq_ignore_ascii_case("https") => Some(Self::Https),
+            v if v.eq_ignore_ascii_case("http") => Some(Self::Http),
+            _ => None,
+        }
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Https => "https",
+        }
+    }
+}
+
+/// The scheme forwarded by a trusted proxy, if any (see [`ForwardedProto`]).
+pub fn forwarded_proto(
+) -> impl Filter<Extract = (Option<ForwardedProto>,), Error = Infallible> + Clone {
+    warp::ext::optional::<ForwardedProto>()
+}
+
 /// Hand the shared state to a handler.
 pub fn with_state(
     state: AppState,
@@ -168,17 +207,20 @@ pub struct RequestOrigin {
     origin: Option<String>,
     referer: Option<String>,
     host: Option<String>,
+    forwarded: Option<ForwardedProto>,
 }
 
-/// Collect Origin, Referer and Host.
+/// Collect Origin, Referer, Host and the scheme a trusted proxy forwarded.
 pub fn request_origin() -> impl Filter<Extract = (RequestOrigin,), Error = Rejection> + Clone {
     warp::header::optional::<String>("origin")
         .and(warp::header::optional::<String>("referer"))
         .and(warp::header::optional::<String>("host"))
-        .map(|origin, referer, host| RequestOrigin {
+        .and(forwarded_proto())
+        .map(|origin, referer, host, forwarded| RequestOrigin {
             origin,
             referer,
             host,
+            forwarded,
         })
 }
 
@@ -192,7 +234,8 @@ impl RequestOrigin {
         }
     }
 
-    /// Whether `claimed` is one of ours.
+    /// Whether `claimed` is one of ours. Origins carry no path, so a `public_url` with a path
+    /// prefix is compared by scheme, host and port only.
     fn allowed(&self, state: &AppState, claimed: &str) -> bool {
         if state
             .config
@@ -208,7 +251,11 @@ impl RequestOrigin {
             Some(url) => parse_origin(url).is_ok_and(|o| o == claimed),
             None => self.host.as_deref().is_some_and(|h| {
                 let h = h.to_ascii_lowercase();
-                claimed == format!("http://{h}") || claimed == format!("https://{h}")
+                match self.forwarded {
+                    // A trusted proxy said how the visitor came: only that scheme is ours.
+                    Some(proto) => claimed == format!("{}://{h}", proto.scheme()),
+                    None => claimed == format!("http://{h}") || claimed == format!("https://{h}"),
+                }
             }),
         }
     }
@@ -261,6 +308,24 @@ pub fn authenticated(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_proto_values() {
+        use ForwardedProto::{Http, Https};
+        for (v, want) in [
+            ("https", Some(Https)),
+            ("HTTPS", Some(Https)),
+            (" http ", Some(Http)),
+            ("http, https", Some(Https)),
+            ("https,http", Some(Http)),
+            ("", None),
+            ("wss", None),
+            ("https;", None),
+            ("https, junk", None),
+        ] {
+            assert_eq!(ForwardedProto::parse(v), want, "{v:?}");
+        }
+    }
 
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {

@@ -10,7 +10,7 @@ use warp::reply::Response;
 use warp::{Rejection, Reply};
 
 use super::error::ApiError;
-use super::filters::{RequestOrigin, SESSION_COOKIE};
+use super::filters::{ForwardedProto, RequestOrigin, SESSION_COOKIE};
 use crate::auth::{Identity, NewSession};
 use crate::db::{queries, SessionKind};
 use crate::ws::protocol::{MessageView, RoomView, UserView};
@@ -22,11 +22,13 @@ pub const MAX_PAGE: i64 = 200;
 /// `limit` when none is given.
 pub const DEFAULT_PAGE: i64 = 50;
 
-/// `{"username","password"}`
+/// `{"username","password"}`, plus `"invite"` (a code from an invite link) on registration.
 #[derive(Debug, Deserialize)]
 pub struct Credentials {
     username: String,
     password: String,
+    #[serde(default)]
+    invite: Option<String>,
 }
 
 /// `{"current_password","new_password","sign_out_others"}`
@@ -58,8 +60,11 @@ fn session_cookie(state: &AppState, token: &str, max_age_secs: i64) -> String {
     } else {
         ""
     };
+    // Under a path prefix (`public_url = "https://example.org/chat/"`) the cookie is scoped
+    // to it: `Path=/chat/`. A proxy that forwards HTTPS gets `Secure` added in `http::routes`.
+    let path = state.config.cookie_path();
     format!(
-        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_secs}{secure}"
+        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path={path}; Max-Age={max_age_secs}{secure}"
     )
 }
 
@@ -82,7 +87,7 @@ pub async fn register(
     origin.check(&state, false).map_err(ApiError::reject)?;
     let s = state
         .auth
-        .register(&body.username, &body.password, ip)
+        .register_with_invite(&body.username, &body.password, body.invite.as_deref(), ip)
         .await
         .map_err(|e| ApiError::from(e).reject())?;
     Ok(signed_in(&state, StatusCode::CREATED, s))
@@ -224,10 +229,14 @@ pub async fn messages(
     q: HashMap<String, String>,
     state: AppState,
 ) -> Result<Response, Rejection> {
+    let room = super::rooms::room_param(&room)?;
     let before = id_param(&q, "before").map_err(ApiError::reject)?;
     let after = id_param(&q, "after").map_err(ApiError::reject)?;
-    if before.is_some() && after.is_some() {
-        return Err(ApiError::bad_request("Give either `before` or `after`, not both.").reject());
+    let around = id_param(&q, "around").map_err(ApiError::reject)?;
+    if [before, after, around].iter().filter(|p| p.is_some()).count() > 1 {
+        return Err(
+            ApiError::bad_request("Give at most one of `before`, `after` and `around`.").reject(),
+        );
     }
     let limit = match q.get("limit") {
         None => DEFAULT_PAGE,
@@ -244,23 +253,26 @@ pub async fn messages(
     let rows = state
         .db
         .read(move |c| {
-            let Some((room, member)) = queries::room_for_user(c, &room, uid)? else {
+            let Some(room) = queries::room_by_name(c, &room, uid)? else {
                 return Ok(Err(ApiError::new(
                     StatusCode::NOT_FOUND,
                     "unknown_room",
                     "There is no room with that name.",
                 )));
             };
-            if !member {
+            // Public rooms can be read before joining them (a preview).
+            let public = room.public && room.kind == crate::db::RoomKind::Room;
+            if room.membership.is_none() && !public {
                 return Ok(Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     "not_a_member",
                     "You are not a member of that room.",
                 )));
             }
-            let rows = match after {
-                Some(a) => queries::messages_after(c, room.id, a, limit)?,
-                None => queries::messages_before(c, room.id, before, limit)?,
+            let rows = match (after, around) {
+                (Some(a), _) => queries::messages_after(c, room.id, a, limit)?,
+                (_, Some(id)) => queries::messages_around(c, room.id, id, limit)?,
+                _ => queries::messages_before(c, room.id, before, limit)?,
             };
             Ok(Ok(rows))
         })
@@ -351,18 +363,38 @@ pub async fn metrics(auth: Option<String>, state: AppState) -> Result<Response, 
     .into_response())
 }
 
-/// The public base URL for this request: `public_url`, else `http://HOST`.
+/// The public base URL, without a trailing slash: `public_url` (scheme and host lowercased,
+/// path prefix kept), else `http://HOST` (`https://HOST` when Hearth serves TLS itself).
 pub fn base_url(state: &AppState, host: Option<&str>) -> String {
+    request_base_url(state, host, None)
+}
+
+/// [`base_url`] for one request: without `public_url`, the scheme a trusted proxy forwarded
+/// (`X-Forwarded-Proto`) wins.
+pub fn request_base_url(
+    state: &AppState,
+    host: Option<&str>,
+    forwarded: Option<ForwardedProto>,
+) -> String {
     match state.config.public_url() {
-        Some(u) => u.to_string(),
+        Some(u) => match crate::config::parse_origin(u) {
+            Ok(origin) => format!("{origin}{}", state.config.path_prefix().unwrap_or("")),
+            Err(_) => u.to_string(),
+        },
         None => {
             let host = host
-                .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+                .filter(|h| {
+                    !h.is_empty()
+                        && h.bytes().all(|b| {
+                            b.is_ascii_alphanumeric()
+                                || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']')
+                        })
+                })
                 .unwrap_or("127.0.0.1");
-            let scheme = if state.config.server.tls.enabled() {
-                "https"
-            } else {
-                "http"
+            let scheme = match forwarded {
+                Some(proto) => proto.scheme(),
+                None if state.config.server.tls.enabled() => "https",
+                None => "http",
             };
             format!("{scheme}://{host}")
         }
@@ -379,9 +411,14 @@ pub fn ws_url(base: &str) -> String {
     format!("{}/ws", rest.trim_end_matches('/'))
 }
 
-/// GET /config.js
-pub async fn config_js(host: Option<String>, state: AppState) -> Result<Response, Rejection> {
-    let url = base_url(&state, host.as_deref());
+/// GET /config.js: `url` is the public base URL without a trailing slash (with the path
+/// prefix, if any), `ws` the WebSocket URL under it.
+pub async fn config_js(
+    host: Option<String>,
+    forwarded: Option<ForwardedProto>,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    let url = request_base_url(&state, host.as_deref(), forwarded);
     let body = format!(
         "window.HEARTH = {};\n",
         json!({ "url": url, "ws": ws_url(&url) })

@@ -17,7 +17,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use crate::AppState;
-use filters::{authenticated, client_ip, json_body, request_origin, with_state};
+use filters::{authenticated, client_ip, json_body, request_origin, with_state, ForwardedProto};
 
 /// Body limit for the small JSON bodies of the API.
 pub(crate) const SMALL_BODY: u64 = 16 * 1024;
@@ -25,15 +25,65 @@ pub(crate) const SMALL_BODY: u64 = 16 * 1024;
 /// Every route, with error handling and the security headers.
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let https = state.config.is_https();
-    api(state.clone())
-        .map(|r: Response| no_store(r))
-        .or(crate::ws::route(state.clone()))
-        .unify()
-        .or(site(state))
-        .unify()
-        .recover(error::handle_rejection)
-        .unify()
-        .map(move |r: Response| security_headers(r, https))
+    filters::forwarded_proto()
+        .and(
+            api(state.clone())
+                .map(|r: Response| no_store(r))
+                .or(crate::ws::route(state.clone()))
+                .unify()
+                .or(site(state))
+                .unify()
+                .recover(error::handle_rejection)
+                .unify(),
+        )
+        .map(move |forwarded: Option<ForwardedProto>, r: Response| {
+            // A trusted proxy that terminated TLS: cookies get `Secure`, HSTS is sent.
+            let forwarded_https = forwarded == Some(ForwardedProto::Https);
+            let r = if forwarded_https && !https {
+                secure_cookies(r)
+            } else {
+                r
+            };
+            security_headers(r, https || forwarded_https)
+        })
+}
+
+/// Add `Secure` to every cookie the response sets that lacks it.
+fn secure_cookies(mut r: Response) -> Response {
+    let cookies: Vec<HeaderValue> = r
+        .headers_mut()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| match v.to_str() {
+            Ok(c)
+                if !c
+                    .split(';')
+                    .any(|a| a.trim().eq_ignore_ascii_case("secure")) =>
+            {
+                HeaderValue::from_str(&format!("{c}; Secure")).unwrap_or_else(|_| v.clone())
+            }
+            _ => v.clone(),
+        })
+        .collect();
+    if !cookies.is_empty() {
+        r.headers_mut().remove(header::SET_COOKIE);
+        for c in cookies {
+            r.headers_mut().append(header::SET_COOKIE, c);
+        }
+    }
+    r
+}
+
+/// The origin (`ws://host:port`) of a WebSocket URL, for the CSP's `connect-src`: a source
+/// with a path would allow that exact path only.
+fn ws_origin(ws: &str) -> &str {
+    let Some(start) = ws.find("://").map(|i| i + 3) else {
+        return ws;
+    };
+    match ws[start..].find('/') {
+        Some(end) => &ws[..start + end],
+        None => ws,
+    }
 }
 
 fn no_store(mut r: Response) -> Response {
@@ -42,7 +92,7 @@ fn no_store(mut r: Response) -> Response {
     r
 }
 
-fn security_headers(mut r: Response, https: bool) -> Response {
+pub(crate) fn security_headers(mut r: Response, https: bool) -> Response {
     let h = r.headers_mut();
     h.insert(
         "x-content-type-options",
@@ -146,6 +196,7 @@ fn site(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection
     let config_js = warp::path!("config.js")
         .and(warp::get())
         .and(warp::header::optional::<String>("host"))
+        .and(filters::forwarded_proto())
         .and(with_state(state.clone()))
         .and_then(handlers::config_js);
     // GET /healthz
@@ -160,28 +211,28 @@ fn site(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection
         .and(with_state(state.clone()))
         .and_then(handlers::metrics);
     // GET /{asset}
-    let assets =
-        warp::get()
-            .and(warp::path::tail())
-            .and(warp::header::optional::<String>("if-none-match"))
-            .and(warp::header::optional::<String>("host"))
-            .and(with_state(state))
-            .and_then(
-                |tail: warp::path::Tail,
-                 inm: Option<String>,
-                 host: Option<String>,
-                 state: AppState| async move {
-                    if tail.as_str().starts_with("api/") {
-                        return Err(warp::reject::not_found());
-                    }
-                    let base = handlers::base_url(&state, host.as_deref());
-                    let ws = handlers::ws_url(&base);
-                    let ws_origin = ws.trim_end_matches("/ws");
-                    let csp = crate::assets::content_security_policy(ws_origin);
-                    crate::assets::serve(tail.as_str(), inm.as_deref(), &csp)
-                        .ok_or_else(warp::reject::not_found)
-                },
-            );
+    let assets = warp::get()
+        .and(warp::path::tail())
+        .and(warp::header::optional::<String>("if-none-match"))
+        .and(warp::header::optional::<String>("host"))
+        .and(filters::forwarded_proto())
+        .and(with_state(state))
+        .and_then(
+            |tail: warp::path::Tail,
+             inm: Option<String>,
+             host: Option<String>,
+             forwarded: Option<ForwardedProto>,
+             state: AppState| async move {
+                if tail.as_str().starts_with("api/") {
+                    return Err(warp::reject::not_found());
+                }
+                let base = handlers::request_base_url(&state, host.as_deref(), forwarded);
+                let ws = handlers::ws_url(&base);
+                let csp = crate::assets::content_security_policy(ws_origin(&ws));
+                crate::assets::serve(tail.as_str(), inm.as_deref(), &csp)
+                    .ok_or_else(warp::reject::not_found)
+            },
+        );
     config_js
         .or(healthz)
         .unify()
@@ -189,4 +240,28 @@ fn site(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection
         .unify()
         .or(assets)
         .unify()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ws_origins_drop_the_path() {
+        assert_eq!(ws_origin("ws://127.0.0.1:12345/ws"), "ws://127.0.0.1:12345");
+        assert_eq!(ws_origin("wss://example.org/chat/ws"), "wss://example.org");
+        assert_eq!(ws_origin("wss://example.org"), "wss://example.org");
+        assert_eq!(ws_origin("nonsense"), "nonsense");
+    }
+
+    #[test]
+    fn secure_is_added_once_to_every_cookie() {
+        let mut r = Response::new(Default::default());
+        let h = r.headers_mut();
+        h.append(header::SET_COOKIE, HeaderValue::from_static("a=1; Path=/"));
+        h.append(header::SET_COOKIE, HeaderValue::from_static("b=2; Secure"));
+        let r = secure_cookies(r);
+        let all: Vec<_> = r.headers().get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(all, ["a=1; Path=/; Secure", "b=2; Secure"]);
+    }
 }
