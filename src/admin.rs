@@ -1,4 +1,5 @@
-//! Operator commands: `init`, `check-config`, `user …`, `backup`, `export`.
+//! Operator commands: `init`, `check-config`, `user …`, `registration`, `invite …`, `backup`,
+//! `export`.
 //!
 //! They open the database file directly with their own connection (WAL, 5 s busy timeout), so
 //! they work whether or not a server is running on it, and never hold a lock for long.
@@ -11,6 +12,7 @@ use serde::Serialize;
 
 use crate::auth::password;
 use crate::config::Config;
+use crate::db::queries::RegistrationMode;
 use crate::db::{self, queries};
 use crate::domain::{check_password, PasswordProblem, Username};
 use crate::ws::protocol::{rfc3339, MessageView};
@@ -177,6 +179,117 @@ pub fn user_list(config: &Config, out: &mut impl Write) -> Result<(), AdminError
         )?;
     }
     Ok(())
+}
+
+/// `hearth registration [open|invite|closed]`: change who may create an account, or show it.
+pub fn registration(config: &Config, mode: Option<RegistrationMode>) -> Result<String, AdminError> {
+    let conn = open(config)?;
+    let describe = |m: RegistrationMode| match m {
+        RegistrationMode::Open => "open: anyone who can reach the server may create an account",
+        RegistrationMode::Invite => "invite: new accounts need an invite link",
+        RegistrationMode::Closed => {
+            "closed: nobody may create an account (hearth user add still works)"
+        }
+    };
+    match mode {
+        None => Ok(format!(
+            "registration is {}",
+            describe(queries::registration_mode(&conn)?)
+        )),
+        Some(m) => {
+            queries::set_registration_mode(&conn, m)?;
+            tracing::info!(
+                mode = m.as_str(),
+                "registration mode changed from the command line"
+            );
+            Ok(format!("registration is now {}", describe(m)))
+        }
+    }
+}
+
+/// `hearth invite create [--uses N] [--hours H]`: a new invite code, printed once with its link.
+pub fn invite_create(
+    config: &Config,
+    uses: Option<i64>,
+    hours: Option<i64>,
+) -> Result<String, AdminError> {
+    let (max_uses, hours) = crate::http::admin::invite_limits(uses, hours).map_err(|m| {
+        AdminError(
+            m.replace("`max_uses`", "--uses")
+                .replace("`expires_in_hours`", "--hours"),
+        )
+    })?;
+    let conn = open(config)?;
+    let (code, code_hash) = crate::auth::token::generate();
+    let now = db::now_ms();
+    let expires_at = now + hours * 3_600_000;
+    let id = queries::insert_invite(&conn, &code_hash, None, now, expires_at, max_uses)?;
+    tracing::info!(
+        invite = id,
+        max_uses,
+        expires_in_hours = hours,
+        "invite created from the command line"
+    );
+    let link = match config.public_url() {
+        Some(base) => crate::http::admin::invite_url(base, &code),
+        None => format!(
+            "{} (HOST: the address people reach Hearth at; set server.public_url to print it)",
+            crate::http::admin::invite_url("http://HOST", &code)
+        ),
+    };
+    let mode = queries::registration_mode(&conn)?;
+    let note = match mode {
+        RegistrationMode::Invite => "",
+        RegistrationMode::Open => {
+            "\nnote: registration is open, so nobody needs an invite yet; \
+             `hearth registration invite` makes invites required"
+        }
+        RegistrationMode::Closed => {
+            "\nnote: registration is closed, so the invite works only after \
+             `hearth registration invite`"
+        }
+    };
+    Ok(format!(
+        "invite {id}: {max_uses} use{}, expires {}\ncode: {code}\nlink: {link}\n\
+         The code is shown only this once.{note}",
+        if max_uses == 1 { "" } else { "s" },
+        rfc3339(expires_at)
+    ))
+}
+
+/// `hearth invite list`.
+pub fn invite_list(config: &Config, out: &mut impl Write) -> Result<(), AdminError> {
+    let conn = open(config)?;
+    let now = db::now_ms();
+    writeln!(
+        out,
+        "{:>6}  {:<8}  {:>9}  {:<24}  {:<24}  created by",
+        "id", "state", "uses", "created", "expires"
+    )?;
+    for i in queries::list_invites(&conn)? {
+        writeln!(
+            out,
+            "{:>6}  {:<8}  {:>9}  {:<24}  {:<24}  {}",
+            i.id,
+            i.state(now),
+            format!("{}/{}", i.uses, i.max_uses),
+            rfc3339(i.created_at),
+            rfc3339(i.expires_at),
+            i.created_by.as_deref().unwrap_or("(command line)")
+        )?;
+    }
+    Ok(())
+}
+
+/// `hearth invite revoke ID`.
+pub fn invite_revoke(config: &Config, id: i64) -> Result<String, AdminError> {
+    let conn = open(config)?;
+    if queries::revoke_invite(&conn, id)? {
+        tracing::info!(invite = id, "invite revoked from the command line");
+        Ok(format!("invite {id} revoked"))
+    } else {
+        Err(AdminError(format!("no invite {id}")))
+    }
 }
 
 /// `hearth backup OUT.db`: a consistent copy through SQLite's online backup API, safe while

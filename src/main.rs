@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use hearth::admin::{self, AdminError};
 use hearth::config::{Config, LogConfig, LogFormat, Source};
+use hearth::db::queries::RegistrationMode;
 
 /// A self-hosted, real-time web chat in one binary.
 #[derive(Debug, Parser)]
@@ -43,6 +44,15 @@ enum Command {
     /// Manage accounts (works while the server runs).
     #[command(subcommand)]
     User(UserCommand),
+    /// Show or set who may create an account (works while the server runs).
+    Registration {
+        /// open: anyone; invite: only with an invite link; closed: nobody. Omit to show it.
+        #[arg(value_enum)]
+        mode: Option<ModeArg>,
+    },
+    /// Manage invite links (works while the server runs).
+    #[command(subcommand)]
+    Invite(InviteCommand),
     /// Copy the database to a new file, consistently, even while the server is running.
     Backup {
         /// The new file.
@@ -60,6 +70,36 @@ enum Command {
 enum Format {
     /// One JSON document: {"rooms":[...],"messages":[...]}.
     Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ModeArg {
+    /// Anyone who can reach the server may create an account.
+    Open,
+    /// New accounts need an invite link.
+    Invite,
+    /// Nobody may create an account (`hearth user add` still works).
+    Closed,
+}
+
+#[derive(Debug, Subcommand)]
+enum InviteCommand {
+    /// Make an invite link; its code is printed only once.
+    Create {
+        /// How many accounts it may create (1 to 1000).
+        #[arg(long, value_name = "N")]
+        uses: Option<i64>,
+        /// Hours until it expires (1 to 720).
+        #[arg(long, value_name = "H")]
+        hours: Option<i64>,
+    },
+    /// List every invite with its state (codes are never stored, so never shown).
+    List,
+    /// Revoke an invite by id.
+    Revoke {
+        /// Invite id, from `hearth invite list`.
+        id: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +157,21 @@ fn main() -> ExitCode {
             report(admin::check_config(&cli.config, &mut std::io::stdout()).map(|()| String::new()))
         }
         Command::User(cmd) => with_config(&cli.config, |config| user(config, cmd)),
+        Command::Registration { mode } => with_config(&cli.config, |config| {
+            let mode = mode.map(|m| match m {
+                ModeArg::Open => RegistrationMode::Open,
+                ModeArg::Invite => RegistrationMode::Invite,
+                ModeArg::Closed => RegistrationMode::Closed,
+            });
+            admin::registration(config, mode)
+        }),
+        Command::Invite(cmd) => with_config(&cli.config, |config| match cmd {
+            InviteCommand::Create { uses, hours } => admin::invite_create(config, uses, hours),
+            InviteCommand::List => {
+                admin::invite_list(config, &mut std::io::stdout()).map(|()| String::new())
+            }
+            InviteCommand::Revoke { id } => admin::invite_revoke(config, id),
+        }),
         Command::Backup { out } => with_config(&cli.config, |config| admin::backup(config, &out)),
         Command::Export {
             format: Format::Json,

@@ -240,3 +240,151 @@ async fn export_streams_every_room_and_message_as_json() {
     assert_eq!(msgs[3]["body"], "<b>hello</b> 3");
     assert_eq!(msgs[3]["user"], "frank");
 }
+
+/// Run the `hearth` binary on the database in `dir`; (exit code, stdout, stderr).
+fn hearth(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"));
+    cmd.current_dir(dir)
+        .arg("--config")
+        .arg(dir.join("absent.toml"))
+        .args(args)
+        .env("CHAT_DATABASE__PATH", dir.join("chat.db"))
+        .env("CHAT_AUTH__PBKDF2_ITERATIONS", "1000")
+        .env_remove("CHAT_SERVER__PUBLIC_URL");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("hearth runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_and_invite_commands_take_effect_on_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(dir.path());
+    let server = hearth::run(c.clone()).await.expect("server starts");
+    let base = format!("http://{}", server.local_addr());
+    let register = |name: &str, invite: Option<&str>| {
+        let mut body = serde_json::json!({"username": name, "password": "password123"});
+        if let Some(code) = invite {
+            body["invite"] = serde_json::json!(code);
+        }
+        let url = format!("{base}/api/register");
+        async move {
+            let res = post_json(&url, body).await;
+            let status = res.status().as_u16();
+            let v: serde_json::Value = res.json().await.unwrap_or_default();
+            (
+                status,
+                v["error"]["code"].as_str().unwrap_or("").to_string(),
+            )
+        }
+    };
+
+    let (code, out, err) = hearth(dir.path(), &["registration"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("registration is open"), "{out}");
+
+    let (code, out, err) = hearth(dir.path(), &["registration", "closed"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("now closed"), "{out}");
+    assert_eq!(
+        register("alice", None).await,
+        (403, "registration_closed".into())
+    );
+
+    let (code, out, _) = hearth(dir.path(), &["registration", "invite"], &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("now invite"), "{out}");
+    assert_eq!(
+        register("alice", None).await,
+        (403, "invite_required".into())
+    );
+
+    // An invite from the command line, printed once with its link.
+    let (code, out, err) = hearth(
+        dir.path(),
+        &["invite", "create", "--uses", "2", "--hours", "1"],
+        &[("CHAT_SERVER__PUBLIC_URL", "https://chat.example.org")],
+    );
+    assert_eq!(code, 0, "{err}");
+    let line = |prefix: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in\n{out}"))
+            .to_string()
+    };
+    let invite = line("code: ");
+    assert_eq!(invite.len(), 43);
+    assert_eq!(
+        line("link: "),
+        format!("https://chat.example.org/?invite={invite}")
+    );
+    assert!(out.contains("2 uses"), "{out}");
+
+    assert_eq!(register("alice", Some(&invite)).await.0, 201);
+    assert_eq!(register("bob", Some(&invite)).await.0, 201);
+    assert_eq!(
+        register("carol", Some(&invite)).await,
+        (403, "invalid_invite".into())
+    );
+
+    // Listing shows the use count, never the code; revoking stops a fresh invite.
+    let (code, out, _) = hearth(dir.path(), &["invite", "create"], &[]);
+    assert_eq!(code, 0);
+    let second = out
+        .lines()
+        .find_map(|l| l.strip_prefix("code: "))
+        .unwrap()
+        .to_string();
+    assert!(out.contains("1 use,"), "default is one use: {out}");
+    assert!(out.contains("/?invite="), "{out}");
+    let (_, list, _) = hearth(dir.path(), &["invite", "list"], &[]);
+    assert!(list.contains("used_up") && list.contains("2/2"), "{list}");
+    assert!(list.contains("active") && list.contains("0/1"), "{list}");
+    assert!(!list.contains(&invite) && !list.contains(&second), "{list}");
+    let id = list
+        .lines()
+        .find(|l| l.contains("active"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let (code, out, _) = hearth(dir.path(), &["invite", "revoke", &id], &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("revoked"), "{out}");
+    assert_eq!(
+        register("carol", Some(&second)).await,
+        (403, "invalid_invite".into())
+    );
+
+    // Back to open.
+    assert_eq!(hearth(dir.path(), &["registration", "open"], &[]).0, 0);
+    assert_eq!(register("carol", None).await.0, 201);
+    server.shutdown().await;
+}
+
+#[test]
+fn registration_and_invite_commands_refuse_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = hearth(dir.path(), &["registration", "sometimes"], &[]);
+    assert_eq!(code, 2, "clap refuses an unknown mode: {err}");
+    for args in [
+        &["invite", "create", "--uses", "0"][..],
+        &["invite", "create", "--uses", "1001"],
+        &["invite", "create", "--hours", "0"],
+        &["invite", "create", "--hours", "721"],
+    ] {
+        let (code, out, err) = hearth(dir.path(), args, &[]);
+        assert_eq!(code, 1, "{args:?}: {out}");
+        assert!(err.contains("--uses") || err.contains("--hours"), "{err}");
+    }
+    let (code, _, err) = hearth(dir.path(), &["invite", "revoke", "42"], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no invite 42"), "{err}");
+    let (code, _, _) = hearth(dir.path(), &["invite", "create", "--uses", "many"], &[]);
+    assert_eq!(code, 2);
+}

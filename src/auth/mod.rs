@@ -54,6 +54,15 @@ pub enum AuthError {
     /// Every core is busy hashing; retry shortly.
     #[error("The server is busy. Try again in a moment.")]
     Busy,
+    /// The registration mode is `closed`.
+    #[error("Registration is closed on this server. Ask an administrator for an account.")]
+    RegistrationClosed,
+    /// The registration mode is `invite` and no invite code was given.
+    #[error("New accounts on this server need an invite link. Ask an administrator for one.")]
+    InviteRequired,
+    /// The invite code is unknown, expired, used up or revoked.
+    #[error("This invite link is not valid: it may have expired, been used up or been revoked.")]
+    InvalidInvite,
     /// The store failed.
     #[error("storage: {0}")]
     Storage(#[from] DbError),
@@ -129,6 +138,25 @@ struct Inner {
     registrations: Mutex<Windows>,
 }
 
+/// Whether the registration mode lets a new account in: `Ok(Some(id))` with the usable invite
+/// it would use, `Ok(None)` when no invite is needed.
+fn admission(
+    c: &rusqlite::Connection,
+    code_hash: Option<&[u8; 32]>,
+    now_ms: i64,
+) -> rusqlite::Result<Result<Option<i64>, AuthError>> {
+    Ok(match queries::registration_mode(c)? {
+        queries::RegistrationMode::Open => Ok(None),
+        queries::RegistrationMode::Closed => Err(AuthError::RegistrationClosed),
+        queries::RegistrationMode::Invite => match code_hash {
+            None => Err(AuthError::InviteRequired),
+            Some(h) => queries::usable_invite(c, h, now_ms)?
+                .map(Some)
+                .ok_or(AuthError::InvalidInvite),
+        },
+    })
+}
+
 fn retry_after(oldest: Option<Instant>, window: Duration, now: Instant) -> u64 {
     oldest
         .map(|t| {
@@ -185,13 +213,37 @@ impl Auth {
             .map_err(|e| AuthError::Storage(DbError::Task(e.to_string())))
     }
 
-    /// Create an account and sign it in.
+    /// Create an account and sign it in (no invite code).
     pub async fn register(
         &self,
         username: &str,
         password: &str,
         client: IpAddr,
     ) -> Result<NewSession, AuthError> {
+        self.register_with_invite(username, password, None, client)
+            .await
+    }
+
+    /// Create an account and sign it in, as the registration mode allows: `open` lets anyone
+    /// in (an invite code is then ignored), `invite` needs a usable invite code, whose use is
+    /// counted in the same transaction that inserts the user, `closed` lets nobody in.
+    pub async fn register_with_invite(
+        &self,
+        username: &str,
+        password: &str,
+        invite: Option<&str>,
+        client: IpAddr,
+    ) -> Result<NewSession, AuthError> {
+        let code_hash = invite
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(token::digest);
+        // A cheap early answer before spending a password hash; checked again when writing.
+        let now = db::now_ms();
+        self.inner
+            .db
+            .read(move |c| admission(c, code_hash.as_ref(), now))
+            .await??;
         let name = Username::parse(username).map_err(AuthError::InvalidUsername)?;
         check_password(password).map_err(|p| match p {
             PasswordProblem::TooShort => AuthError::WeakPassword,
@@ -219,12 +271,27 @@ impl Auth {
             .await?;
         let (uname, key) = (name.as_str().to_string(), name.key());
         let now = db::now_ms();
-        let user = self
+        let (user, invite_id) = self
             .inner
             .db
-            .write(move |c| queries::insert_user(c, &uname, &key, &hash, now))
-            .await?
-            .ok_or(AuthError::UsernameTaken)?;
+            .write(move |c| {
+                let invite_id = match admission(c, code_hash.as_ref(), now)? {
+                    Ok(id) => id,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let Some(user) = queries::insert_user(c, &uname, &key, &hash, now)? else {
+                    return Ok(Err(AuthError::UsernameTaken));
+                };
+                if let Some(id) = invite_id {
+                    // Checked usable above in this same transaction; a refusal here rolls the
+                    // new account back.
+                    if !queries::use_invite(c, id, now)? {
+                        return Err(rusqlite::Error::StatementChangedRows(0));
+                    }
+                }
+                Ok(Ok((user, invite_id)))
+            })
+            .await??;
         if per_hour > 0 {
             let mut regs = self
                 .inner
@@ -233,8 +300,15 @@ impl Auth {
                 .unwrap_or_else(|p| p.into_inner());
             regs.add(ip_key, Instant::now(), hour);
         }
-        tracing::info!(user = %user.username, "account created");
+        tracing::info!(user = %user.username, invite = ?invite_id, "account created");
         self.start_session(user, SessionKind::Cookie, None).await
+    }
+
+    /// Hash a new password with the configured iterations, off the async runtime.
+    pub async fn hash_new_password(&self, password: String) -> Result<String, AuthError> {
+        let iterations = self.inner.config.pbkdf2_iterations;
+        self.hashing(move || password::hash(&password, iterations))
+            .await
     }
 
     /// Check credentials, with throttling per account and per address, and sign in.

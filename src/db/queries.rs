@@ -353,8 +353,9 @@ pub fn update_room(
     Ok(true)
 }
 
-/// Move a member's read marker forward (never back). Returns the marker now stored, or
-/// `None` when the user is not a member.
+/// Move a member's read marker forward (never back, and never past the room's newest
+/// message, so a made-up id cannot hide messages that arrive later). Returns the marker now
+/// stored, or `None` when the user is not a member.
 pub fn set_last_read(
     conn: &Connection,
     room_id: i64,
@@ -362,7 +363,8 @@ pub fn set_last_read(
     id: i64,
 ) -> rusqlite::Result<Option<i64>> {
     conn.prepare_cached(
-        "UPDATE memberships SET last_read = MAX(last_read, ?3) \
+        "UPDATE memberships SET last_read = MAX(last_read, \
+         MIN(?3, COALESCE((SELECT MAX(id) FROM messages WHERE room_id = ?1), 0))) \
          WHERE room_id = ?1 AND user_id = ?2 RETURNING last_read",
     )?
     .query_row(params![room_id, user_id, id], |r| r.get(0))

@@ -132,6 +132,13 @@ impl From<AuthError> for ApiError {
                 retry_after: Some(1),
                 ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "busy", msg)
             },
+            AuthError::RegistrationClosed => {
+                ApiError::new(StatusCode::FORBIDDEN, "registration_closed", msg)
+            }
+            AuthError::InviteRequired => {
+                ApiError::new(StatusCode::FORBIDDEN, "invite_required", msg)
+            }
+            AuthError::InvalidInvite => ApiError::new(StatusCode::FORBIDDEN, "invalid_invite", msg),
             AuthError::Storage(e) => ApiError::storage(&e),
         }
     }
