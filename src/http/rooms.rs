@@ -110,15 +110,18 @@ pub fn room_param(raw: &str) -> Result<String, Rejection> {
                     i += 3;
                     continue;
                 }
-                None => {
-                    return Err(ApiError::bad_request("Malformed room name in the URL.").reject())
-                }
+                None => return Err(no_such_room()),
             }
         }
         out.push(bytes[i]);
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| ApiError::bad_request("Room names are UTF-8.").reject())
+    // No room can have a name that does not decode.
+    String::from_utf8(out).map_err(|_| no_such_room())
+}
+
+fn no_such_room() -> Rejection {
+    reject(RoomError::UnknownRoom)
 }
 
 fn check_origin(origin: &RequestOrigin, state: &AppState, id: &Identity) -> Result<(), Rejection> {
