@@ -14,9 +14,11 @@ mod harness;
 
 use std::time::Instant;
 
+use fantoccini::elements::Element;
+use fantoccini::key::Key;
 use harness::{
-    browser_tools, message_box, password_field, say, sign_out_button, username_field, App, Driver,
-    LOG, PASSWORD,
+    browser_tools, button, labelled, message_box, password_field, say, sign_out_button,
+    username_field, App, Driver, LOG, PASSWORD,
 };
 use serde_json::json;
 
@@ -545,4 +547,565 @@ async fn sign_in_errors_are_shown_inline() {
     b.close().await;
     drop(driver);
     eprintln!("sign_in_errors: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+// ---- rooms, direct messages, unread state, search and the phone layout ---------------------
+
+/// XPath for the sidebar entry of `room` (its name as the API spells it).
+fn room_link(room: &str) -> String {
+    format!("//nav//a[@data-room = '{room}']")
+}
+
+/// XPath for the unread-count badge of the sidebar entry of `room`.
+fn unread_badge(room: &str) -> String {
+    format!(
+        "{}//span[contains(concat(' ', @class, ' '), ' room-unread ')]",
+        room_link(room)
+    )
+}
+
+/// Wait until `room` is the open room: its sidebar entry is the current page and the
+/// conversation header shows `title`.
+async fn wait_room_open(b: &harness::Browser, room: &str, title: &str) {
+    b.wait_js(
+        &format!("{room} to be the open room"),
+        "const a = document.querySelector('nav a[aria-current=\"page\"]');
+         const h = document.getElementById('room-name');
+         return !!a && a.dataset.room === arguments[0] && !!h && h.textContent === arguments[1];",
+        vec![json!(room), json!(title)],
+    )
+    .await;
+}
+
+/// Wait until the page title is exactly `title`.
+async fn wait_title(b: &harness::Browser, title: &str) {
+    b.wait_js(
+        &format!("the page title to be {title:?}"),
+        "return document.title === arguments[0];",
+        vec![json!(title)],
+    )
+    .await;
+}
+
+/// Find the visible element at `xpath` and click it.
+async fn click_on(b: &harness::Browser, what: &str, xpath: &str) {
+    b.click_xpath(what, xpath).await;
+}
+
+/// Find the visible field at `xpath` and type `text` into it.
+async fn type_in(b: &harness::Browser, what: &str, xpath: &str, text: &str) -> Element {
+    let el = b.wait_visible(what, xpath).await;
+    b.type_into(&el, text).await;
+    el
+}
+
+fn key(k: Key) -> String {
+    char::from(k).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_rooms_invitations_unread_badges_and_direct_messages() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let started = Instant::now();
+    let app = App::start().await;
+    let driver = Driver::start(&tools).await;
+    let (alice, bob) = tokio::join!(
+        driver.browser("alice", 1280, 800),
+        driver.browser("bob", 1280, 800)
+    );
+    tokio::join!(
+        alice.create_account(&app.base, "alice"),
+        bob.create_account(&app.base, "bob")
+    );
+    // Bob's second tab (another browser, same account): read markers must reach it too.
+    let bob2 = driver.browser("bob-tab-2", 1280, 800).await;
+    bob2.submit_sign_in(&app.base, "Sign in", "bob", PASSWORD)
+        .await;
+    bob2.wait_chat_ready().await;
+    for b in [&alice, &bob, &bob2] {
+        wait_room_open(b, "general", "general").await;
+    }
+
+    // Alice creates a private room.
+    click_on(&alice, "the Create a room button", &button("Create a room")).await;
+    type_in(
+        &alice,
+        "the Room name field",
+        &labelled("input", "Room name"),
+        "secret",
+    )
+    .await;
+    type_in(
+        &alice,
+        "the Topic field",
+        &labelled("input", "Topic (optional)"),
+        "Plans nobody else should read",
+    )
+    .await;
+    click_on(
+        &alice,
+        "the Private choice",
+        "//dialog//input[@name = 'visibility' and @value = 'private']",
+    )
+    .await;
+    click_on(&alice, "the Create room button", &button("Create room")).await;
+    wait_room_open(&alice, "secret", "secret").await;
+    alice
+        .wait_visible(
+            "the topic in the header",
+            "//*[@id = 'room-topic' and normalize-space(.) = 'Plans nobody else should read']",
+        )
+        .await;
+
+    // ... and invites Bob.
+    click_on(
+        &alice,
+        "the Invite someone button",
+        &button("Invite someone"),
+    )
+    .await;
+    let field = type_in(
+        &alice,
+        "the invite field",
+        &labelled("input", "Username to invite"),
+        "bob",
+    )
+    .await;
+    click_on(&alice, "the Invite button", &button("Invite")).await;
+    alice
+        .wait_visible(
+            "the invitation to be confirmed",
+            "//*[@role = 'status' and contains(normalize-space(.), 'bob is now a member')]",
+        )
+        .await;
+    alice.type_into(&field, &key(Key::Escape)).await;
+    alice
+        .wait_gone("the room dialog to close", "//dialog[@id = 'room-dialog']")
+        .await;
+
+    // Both of Bob's tabs learn about the room live, and stay in general.
+    for b in [&bob, &bob2] {
+        b.wait_visible("the new room in the sidebar", &room_link("secret"))
+            .await;
+        wait_room_open(b, "general", "general").await;
+    }
+
+    // Alice writes while Bob is elsewhere: an unread badge (and the title) on both tabs.
+    let first = "Meet me by the old oak at noon";
+    alice.send_with_enter(first).await;
+    for b in [&bob, &bob2] {
+        let badge = b
+            .wait_visible("the unread badge of secret", &unread_badge("secret"))
+            .await;
+        assert_eq!(badge.text().await.expect("badge text").trim(), "1");
+        wait_title(b, "(1) Hearth").await;
+        let bold = b
+            .eval(
+                "return document.querySelector('nav a[data-room=\"secret\"]').classList.contains('is-unread');",
+                vec![],
+            )
+            .await;
+        assert_eq!(bold, json!(true), "an unread room is shown in bold");
+    }
+    assert!(
+        !bob.log_text().await.contains(first),
+        "the message stays out of general's log"
+    );
+
+    // Bob opens the room: the message is there, after a "New messages" divider, and the badge
+    // clears here and, through the server's read marker, on his other tab.
+    click_on(&bob, "the secret room", &room_link("secret")).await;
+    wait_room_open(&bob, "secret", "secret").await;
+    bob.wait_log_has("alice's message in secret", &[first])
+        .await;
+    bob.wait_visible(
+        "the New messages divider",
+        "//*[@role = 'log']//*[contains(@class, 'new-sep') and normalize-space(.) = 'New messages']",
+    )
+    .await;
+    bob.wait_gone("bob's badge to clear", &unread_badge("secret"))
+        .await;
+    wait_title(&bob, "Hearth").await;
+    bob2.wait_gone(
+        "the badge to clear on bob's other tab",
+        &unread_badge("secret"),
+    )
+    .await;
+    wait_title(&bob2, "Hearth").await;
+
+    // The reply mentions alice through the @ autocomplete: type "@al", pick from the listbox.
+    let reply = "On my way, @alice";
+    let input = type_in(&bob, "the Message box", &message_box(), "On my way, @al").await;
+    bob.wait_visible(
+        "alice offered in the mention listbox",
+        "//*[@role = 'listbox']//*[@role = 'option' and @aria-selected = 'true'][.//span[normalize-space(.) = 'alice']]",
+    )
+    .await;
+    let active = bob
+        .eval(
+            "return arguments[0].getAttribute('aria-activedescendant');",
+            vec![serde_json::to_value(&input).expect("an element reference")],
+        )
+        .await;
+    assert!(
+        active.as_str().is_some_and(|id| !id.is_empty()),
+        "the message box points at the active option: {active}"
+    );
+    bob.type_into(&input, &key(Key::Enter)).await;
+    bob.wait_js(
+        "the mention to be completed",
+        "return arguments[0].value === 'On my way, @alice ';",
+        vec![serde_json::to_value(&input).expect("an element reference")],
+    )
+    .await;
+    bob.type_into(&input, &key(Key::Enter)).await;
+    bob.wait_js(
+        "Enter to send the reply",
+        "return arguments[0].value === '';",
+        vec![serde_json::to_value(&input).expect("an element reference")],
+    )
+    .await;
+    alice
+        .wait_log_has("bob's reply in secret", &[first, reply])
+        .await;
+    // The mention of alice is highlighted on her page, as text.
+    alice
+        .wait_visible(
+            "the highlighted mention",
+            "//*[@role = 'log']//mark[contains(@class, 'mention-me') and normalize-space(.) = '@alice']",
+        )
+        .await;
+
+    // A direct message, started from the online list.
+    click_on(
+        &alice,
+        "Message bob in the online list",
+        &button("Message bob"),
+    )
+    .await;
+    wait_room_open(&alice, "dm:alice,bob", "bob").await;
+    let dm = "Just between us: the cake is for Carol";
+    alice.send_with_enter(dm).await;
+    alice.wait_log_has("the direct message", &[dm]).await;
+    let badge = bob
+        .wait_visible(
+            "the direct message's unread badge",
+            &unread_badge("dm:alice,bob"),
+        )
+        .await;
+    assert_eq!(badge.text().await.expect("badge text").trim(), "1");
+    let in_dm_list = bob
+        .eval(
+            "return !!document.querySelector('#dm-list a[data-room=\"dm:alice,bob\"]');",
+            vec![],
+        )
+        .await;
+    assert_eq!(in_dm_list, json!(true), "listed under Direct messages");
+    click_on(&bob, "the direct message", &room_link("dm:alice,bob")).await;
+    wait_room_open(&bob, "dm:alice,bob", "alice").await;
+    bob.wait_log_has("the direct message on bob's page", &[dm])
+        .await;
+    assert!(
+        !bob.log_text().await.contains(first),
+        "each room shows only its own messages"
+    );
+
+    // Switching back is instant and keeps the room's messages.
+    click_on(&bob, "the secret room", &room_link("secret")).await;
+    wait_room_open(&bob, "secret", "secret").await;
+    let log = bob
+        .wait_log_has("secret's messages again", &[first, reply])
+        .await;
+    assert_eq!(count(&log, first), 1, "no duplicate: {log}");
+
+    alice.close().await;
+    bob.close().await;
+    bob2.close().await;
+    drop(driver);
+    eprintln!("rooms_and_dms: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Is message `id` in the log, highlighted as the one jumped to, and fully on screen in the
+/// log?
+const TARGET_SHOWN: &str = r#"
+const log = document.querySelector('[role="log"]');
+const el = log && log.querySelector('[data-id="' + arguments[0] + '"]');
+if (!el) return false;
+if (!el.classList.contains('is-target')) return false;
+const r = el.getBoundingClientRect();
+const l = log.getBoundingClientRect();
+return r.height > 0 && r.top >= l.top - 1 && r.bottom <= l.bottom + 1;
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_a_message_and_jumps_to_it_in_context() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let started = Instant::now();
+    let app = App::start().await;
+    let driver = Driver::start(&tools).await;
+    let reader = driver.browser("reader", 1280, 800).await;
+    reader.create_account(&app.base, "reader").await;
+
+    let cookie = app.register("talker").await;
+    let mut bot = app.ws(&cookie).await;
+    let target_text = "The pineapple recipe is in the blue binder";
+    let target = bot.say(target_text).await;
+    let target_id = target["id"].as_i64().expect("a message id");
+    let fillers: Vec<String> = (1..=120).map(|i| format!("filler #{i:03}")).collect();
+    for f in &fillers {
+        bot.say(f).await;
+    }
+
+    // A fresh page shows only the newest page of history: the target is far above it.
+    reader.reload().await;
+    reader.wait_chat_ready().await;
+    let log = reader
+        .wait_log_has("the newest fillers", &["filler #120"])
+        .await;
+    assert!(
+        !log.contains(target_text),
+        "the target is not in the first page"
+    );
+
+    let search = type_in(
+        &reader,
+        "the Search messages box",
+        &labelled("input", "Search messages"),
+        "pineapple",
+    )
+    .await;
+    reader.type_into(&search, &key(Key::Enter)).await;
+    let result = reader
+        .wait_visible(
+            "a search result with the word highlighted",
+            "//*[@id = 'search-results']//button[.//mark[normalize-space(.) = 'pineapple']]",
+        )
+        .await;
+    let text = result.text().await.expect("result text");
+    assert!(
+        text.contains("talker"),
+        "the result names its author: {text}"
+    );
+    reader.click(&result).await;
+
+    reader
+        .wait_js(
+            "the message to be shown in context and highlighted",
+            TARGET_SHOWN,
+            vec![json!(target_id)],
+        )
+        .await;
+    // In context: its neighbours are there too.
+    reader
+        .wait_log_has("the messages after it", &[target_text, "filler #001"])
+        .await;
+    assert!(
+        !reader.log_text().await.contains("filler #120"),
+        "the window around the message does not reach the newest one"
+    );
+
+    // Scrolling down pages in the newer messages until the newest one, each once.
+    let log = reader
+        .wait_js(
+            "the newer messages to load down to the newest",
+            &format!(
+                "const l = {LOG}; l.scrollTop = l.scrollHeight;
+                 const t = l.textContent;
+                 return t.includes('filler #120') && document.getElementById('log-newer').hidden ? t : '';"
+            ),
+            vec![],
+        )
+        .await;
+    let log = log.as_str().unwrap_or_default().to_string();
+    for f in &fillers {
+        assert_eq!(count(&log, f), 1, "{f} exactly once after paging");
+    }
+    assert_eq!(count(&log, target_text), 1);
+
+    // Live messages keep arriving at the bottom.
+    let live = "filler live, after the jump";
+    bot.say(live).await;
+    reader
+        .wait_log_has("a live message after paging", &["filler #120", live])
+        .await;
+
+    reader.close().await;
+    drop(driver);
+    eprintln!("search_jump: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Is the rooms drawer on screen?
+const DRAWER_OPEN: &str = r#"
+const nav = document.getElementById('sidebar');
+const r = nav.getBoundingClientRect();
+const shown = getComputedStyle(nav).visibility === 'visible' && r.right > 100 && r.left >= -1;
+return shown;
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_drawer_and_quick_switcher() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let started = Instant::now();
+    let app = App::start().await;
+    let driver = Driver::start(&tools).await;
+    let phone = driver.browser("phone", 360, 740).await;
+    phone.create_account(&app.base, "thumbs").await;
+    assert_no_horizontal_scroll(&phone, "chat").await;
+
+    let open_rooms = button("Open rooms");
+    let drawer_closed = || async {
+        let open = phone.eval(DRAWER_OPEN, vec![]).await;
+        (open == json!(false)).then_some(())
+    };
+    phone
+        .wait_for("the drawer to start closed", drawer_closed)
+        .await;
+    assert!(
+        phone.visible(&room_link("general")).await.is_none(),
+        "the room list is hidden"
+    );
+
+    // Open with the menu button, close with Escape.
+    click_on(&phone, "the Open rooms button", &open_rooms).await;
+    phone
+        .wait_js("the drawer to open", DRAWER_OPEN, vec![])
+        .await;
+    phone
+        .wait_visible("general in the drawer", &room_link("general"))
+        .await;
+    assert_no_horizontal_scroll(&phone, "drawer open").await;
+    let expanded = phone
+        .eval(
+            "return document.getElementById('drawer-toggle').getAttribute('aria-expanded');",
+            vec![],
+        )
+        .await;
+    assert_eq!(expanded, json!("true"));
+    let focused = phone
+        .eval(
+            "return document.activeElement.closest('#sidebar') !== null;",
+            vec![],
+        )
+        .await;
+    assert_eq!(focused, json!(true), "focus moves into the drawer");
+    phone
+        .eval(
+            "document.activeElement.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape', bubbles: true}));",
+            vec![],
+        )
+        .await;
+    phone
+        .wait_for("Escape to close the drawer", drawer_closed)
+        .await;
+
+    // Open, then tap outside it.
+    click_on(&phone, "the Open rooms button", &open_rooms).await;
+    phone
+        .wait_js("the drawer to open again", DRAWER_OPEN, vec![])
+        .await;
+    phone
+        .eval("document.elementFromPoint(350, 400).click();", vec![])
+        .await;
+    phone
+        .wait_for("a tap outside to close the drawer", drawer_closed)
+        .await;
+
+    // Create a room from the drawer: choosing it closes the drawer.
+    click_on(&phone, "the Open rooms button", &open_rooms).await;
+    phone
+        .wait_js("the drawer to open a third time", DRAWER_OPEN, vec![])
+        .await;
+    click_on(&phone, "the Create a room button", &button("Create a room")).await;
+    let name = type_in(
+        &phone,
+        "the Room name field",
+        &labelled("input", "Room name"),
+        "Pocket-Room",
+    )
+    .await;
+    assert_no_horizontal_scroll(&phone, "dialog open").await;
+    phone.type_into(&name, &key(Key::Enter)).await;
+    wait_room_open(&phone, "pocket-room", "pocket-room").await;
+    phone
+        .wait_for("the drawer to close after choosing a room", drawer_closed)
+        .await;
+    let hello = "Small screens, big plans.";
+    phone.send_with_enter(hello).await;
+    phone
+        .wait_log_has("the message in pocket-room", &[hello])
+        .await;
+    assert_no_horizontal_scroll(&phone, "in a new room").await;
+
+    // Back to general through the drawer: selecting a room closes it.
+    click_on(&phone, "the Open rooms button", &open_rooms).await;
+    click_on(&phone, "general in the drawer", &room_link("general")).await;
+    wait_room_open(&phone, "general", "general").await;
+    phone
+        .wait_for("selecting a room to close the drawer", drawer_closed)
+        .await;
+
+    // Ctrl+K: the quick switcher, filtered, Enter opens.
+    let input = phone.wait_visible("the Message box", &message_box()).await;
+    phone
+        .type_into(&input, &format!("{}k", key(Key::Control)))
+        .await;
+    let filter = phone
+        .wait_visible(
+            "the quick switcher",
+            &labelled("input", "Find a room or conversation"),
+        )
+        .await;
+    assert_no_horizontal_scroll(&phone, "switcher open").await;
+    phone.type_into(&filter, "pock").await;
+    phone
+        .wait_js(
+            "the list to be filtered",
+            "const o = document.querySelectorAll('#switcher-list [role=\"option\"]');
+             return o.length === 1 && o[0].dataset.room === 'pocket-room';",
+            vec![],
+        )
+        .await;
+    phone.type_into(&filter, &key(Key::Enter)).await;
+    wait_room_open(&phone, "pocket-room", "pocket-room").await;
+    phone
+        .wait_gone("the switcher to close", "//dialog[@id = 'switcher']")
+        .await;
+    phone.wait_log_has("pocket-room's message", &[hello]).await;
+
+    // Ctrl+K again, then Escape closes it and focus returns.
+    let input = phone.wait_visible("the Message box", &message_box()).await;
+    phone
+        .type_into(&input, &format!("{}k", key(Key::Control)))
+        .await;
+    let filter = phone
+        .wait_visible(
+            "the quick switcher again",
+            &labelled("input", "Find a room or conversation"),
+        )
+        .await;
+    phone.type_into(&filter, &key(Key::Escape)).await;
+    phone
+        .wait_gone("Escape to close the switcher", "//dialog[@id = 'switcher']")
+        .await;
+    let back = phone
+        .eval(
+            "return document.activeElement && document.activeElement.id;",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        back,
+        json!("composer-input"),
+        "focus returns to the message box"
+    );
+
+    phone.close().await;
+    drop(driver);
+    eprintln!("phone_drawer: {:.1} s", started.elapsed().as_secs_f64());
 }

@@ -24,6 +24,7 @@ const FALLBACK_MESSAGES = {
   401: 'Please sign in to continue.',
   403: 'That is not allowed.',
   404: 'That could not be found.',
+  405: 'The server does not support that yet.',
   409: 'That conflicts with something that already exists.',
   413: 'That is too large.',
   415: 'The server did not accept that request.',
@@ -74,19 +75,36 @@ async function request(method, path, body) {
   return data;
 }
 
-function messagesQuery(params) {
+function query(params) {
   const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v != null) q.set(k, String(v));
-  return q.toString();
+  for (const [k, v] of Object.entries(params || {})) if (v != null && v !== '') q.set(k, String(v));
+  const text = q.toString();
+  return text ? `?${text}` : '';
 }
 
+const room = (name) => `api/rooms/${encodeURIComponent(name)}`;
+
+// Every path is relative to the page, so the UI works at `/` and under a path prefix.
 export const api = {
-  me: () => request('GET', '/api/me'),
-  login: (username, password) => request('POST', '/api/login', { username, password }),
-  register: (username, password) => request('POST', '/api/register', { username, password }),
-  logout: () => request('POST', '/api/logout'),
-  rooms: () => request('GET', '/api/rooms'),
-  /** params: { limit, before } or { limit, after } */
-  messages: (room, params = {}) =>
-    request('GET', `/api/rooms/${encodeURIComponent(room)}/messages?${messagesQuery(params)}`),
+  me: () => request('GET', 'api/me'),
+  login: (username, password) => request('POST', 'api/login', { username, password }),
+  /** `extra` adds fields to the body (e.g. an invitation code). */
+  register: (username, password, extra = {}) =>
+    request('POST', 'api/register', { ...extra, username, password }),
+  logout: () => request('POST', 'api/logout'),
+  rooms: () => request('GET', 'api/rooms'),
+  directory: () => request('GET', 'api/directory'),
+  createRoom: (body) => request('POST', 'api/rooms', body),
+  room: (name) => request('GET', room(name)),
+  updateRoom: (name, body) => request('PATCH', room(name), body),
+  join: (name) => request('POST', `${room(name)}/join`),
+  leave: (name) => request('POST', `${room(name)}/leave`),
+  invite: (name, username) => request('POST', `${room(name)}/members`, { username }),
+  read: (name, id) => request('POST', `${room(name)}/read`, { id }),
+  setNotify: (name, level) => request('PUT', `${room(name)}/notify`, { level }),
+  createDm: (users) => request('POST', 'api/dms', { users }),
+  /** params: { limit, before } or { limit, after } or { limit, around } */
+  messages: (name, params = {}) => request('GET', `${room(name)}/messages${query(params)}`),
+  /** params: { q, room, user, limit, sort, before, offset } */
+  search: (params) => request('GET', `api/search${query(params)}`),
 };

@@ -1,17 +1,24 @@
-// The chat view: wires the HTTP history, the WebSocket, the message log,
-// the composer and the presence panel together.
+// The chat view: wires the HTTP API, the WebSocket, the rooms sidebar, the
+// message log, the composer, presence, search, dialogs and notifications.
 
 import { api, ApiError } from './api.js';
-import { $, h, setText } from './dom.js';
-import { makeNonce, setAvatar } from './format.js';
+import { $, setText } from './dom.js';
+import { makeNonce, mentions, setAvatar } from './format.js';
 import { MessageLog } from './log.js';
 import { Composer } from './composer.js';
 import { OnlineList, TypingIndicator } from './presence.js';
 import { ChatSocket } from './socket.js';
+import { RoomStore, Sidebar, lockIcon } from './rooms.js';
+import { MentionAutocomplete } from './mentions.js';
+import { Notifier } from './notify.js';
+import { SearchPanel } from './search.js';
+import { Switcher } from './switcher.js';
+import { Dialogs } from './dialogs.js';
 
 const PAGE = 50;
 const GAP_PAGE = 200;
 const DEFAULT_ROOM = 'general';
+const READ_DEBOUNCE_MS = 400;
 
 const CONNECTION_TEXT = {
   connected: 'Connected',
@@ -28,19 +35,29 @@ export class ChatView {
     this.o = o;
     this.root = $('#chat-view');
     this.me = null;
-    this.room = DEFAULT_ROOM;
-    this.rooms = [];
-    this.unreadByRoom = new Map();
-    this.lastId = 0;       // highest message id seen, in any room
+    this.isAdmin = false;
+    this.store = new RoomStore();
+    this.current = DEFAULT_ROOM;
+    this.preview = null;       // a public room shown without being a member
+    this.members = new Map();  // room -> [{username, online}]
+    this.lastId = 0;           // highest message id seen, in any room
     this.socket = null;
-    this.session = 0;      // bumps on every start/stop, to drop stale async results
-    this.unseen = 0;       // for the tab title while hidden
+    this.session = 0;          // bumps on every start/stop, to drop stale async results
+    this.readies = 0;          // `ready` frames on this session
     this.gapFilling = false;
+    this.readTimer = null;
+    this.openSeq = 0;
+    this.renderQueued = false;
+    this.readyMentionFloor = new Map(); // room -> last_id when its counts came from the server
 
     this.connEl = $('#conn');
     this.connText = $('#conn-text');
     this.onlineToggle = $('#online-toggle');
     this.onlinePanel = $('#online-panel');
+    this.drawerToggle = $('#drawer-toggle');
+    this.sidebarEl = $('#sidebar');
+    this.backdrop = $('#drawer-backdrop');
+    this.narrow = window.matchMedia('(max-width: 760px)');
 
     this.log = new MessageLog({
       logEl: $('#log'),
@@ -49,13 +66,27 @@ export class ChatView {
       loaderEl: $('#log-loader'),
       loadBtn: $('#load-older'),
       loadingEl: $('#log-loading'),
+      newerEl: $('#log-newer'),
+      newerBtn: $('#load-newer'),
+      newerLoadingEl: $('#log-newer-loading'),
       jumpBtn: $('#jump'),
-      onLoadOlder: (before) => this.fetchOlder(before),
+      onLoadOlder: (room, before) => this.fetchOlder(room, before),
+      onLoadNewer: (room, after) => this.fetchNewer(room, after),
+      onJumpToLatest: () => this.jumpToLatest(),
       onRetry: (nonce) => this.retry(nonce),
       onDiscard: (nonce) => {
         this.log.discard(nonce);
         this.composer.focus();
       },
+      onSeen: () => this.scheduleRead(),
+    });
+
+    this.mentionBox = new MentionAutocomplete({
+      input: $('#composer-input'),
+      listEl: $('#mention-list'),
+      statusEl: $('#mention-status'),
+      candidates: () => this.mentionCandidates(),
+      me: () => (this.me ? this.me.username : ''),
     });
 
     this.composer = new Composer({
@@ -65,36 +96,59 @@ export class ChatView {
       notice: $('#composer-notice'),
       counter: $('#composer-count'),
       onSend: (body) => this.send(body),
-      onTyping: () => this.socket && this.socket.send({ type: 'typing', room: this.room }),
+      onTyping: () => this.socket && !this.preview && this.socket.send({ type: 'typing', room: this.current }),
+      interceptKey: (e) => this.mentionBox.onKeyDown(e),
     });
 
     this.online = new OnlineList({
       listEl: $('#online-list'),
       countEls: [$('#online-count'), $('#online-toggle-count')],
+      onPick: (user) => this.startDm([user]),
     });
     this.typing = new TypingIndicator($('#typing'));
 
+    this.sidebar = new Sidebar({
+      store: this.store,
+      roomList: $('#room-list'),
+      dmList: $('#dm-list'),
+      onOpen: (name) => this.openRoom(name),
+    });
+
+    this.notifier = new Notifier({ onOpen: (room, id) => this.openRoom(room, { at: id }) });
+    this.search = new SearchPanel(this);
+    this.switcher = new Switcher(this);
+    this.dialogs = new Dialogs(this);
+
     $('#signout').addEventListener('click', () => this.signOut());
+    $('#preview-join').addEventListener('click', () => this.joinPreview());
 
     // Narrow screens: the online panel opens as a sheet below the header.
     this.onlineToggle.addEventListener('click', () => this.setPanelOpen(!this.panelOpen));
-    document.addEventListener('keydown', (e) => {
-      if (e.key === 'Escape' && this.panelOpen) {
-        this.setPanelOpen(false);
-        this.onlineToggle.focus();
-      }
+    this.panelOpen = false;
+    // Phones: the sidebar is a drawer.
+    this.drawerToggle.addEventListener('click', () => this.setDrawerOpen(!this.drawerOpen));
+    this.backdrop.addEventListener('click', () => this.setDrawerOpen(false));
+    this.drawerOpen = false;
+    this.narrow.addEventListener('change', () => {
+      if (!this.narrow.matches) this.setDrawerOpen(false);
+      this.syncDrawerA11y();
     });
+
+    document.addEventListener('keydown', (e) => this.onKey(e));
     document.addEventListener('pointerdown', (e) => {
       if (this.panelOpen && !this.onlinePanel.contains(e.target) && !this.onlineToggle.contains(e.target)) {
         this.setPanelOpen(false);
       }
     });
-    this.panelOpen = false;
 
     document.addEventListener('visibilitychange', () => {
-      if (document.visibilityState === 'visible') this.setUnseen(0);
+      if (document.visibilityState === 'visible') this.scheduleRead();
     });
-    window.addEventListener('focus', () => this.setUnseen(0));
+    window.addEventListener('focus', () => this.scheduleRead());
+    window.addEventListener('hashchange', () => {
+      const name = roomFromHash();
+      if (name && name !== this.current && this.me) this.openRoom(name);
+    });
   }
 
   // ---- lifecycle ---------------------------------------------------------------
@@ -102,40 +156,58 @@ export class ChatView {
   async start(user) {
     const session = ++this.session;
     this.me = user;
-    this.room = DEFAULT_ROOM;
+    this.isAdmin = false;
     this.lastId = 0;
-    this.rooms = [{ name: DEFAULT_ROOM }];
-    this.unreadByRoom.clear();
+    this.readies = 0;
+    this.preview = null;
+    this.members.clear();
+    this.store.clear();
+    this.store.setMe(user.username);
+    this.store.upsert({ name: DEFAULT_ROOM, topic: '', kind: 'room', public: true });
+    this.readyMentionFloor.clear();
     this.gapFilling = false;
+    this.current = roomFromHash() || DEFAULT_ROOM;
 
     this.root.hidden = false;
     document.body.classList.add('in-chat');
     setText($('#me-name'), user.username);
     setAvatar($('#me-avatar'), user.username);
+    $('#admin-link').hidden = true;
     this.setConnection('connecting');
-    this.setRoomHeader(DEFAULT_ROOM, '');
-    this.renderRooms();
     this.online.setMe(user.username);
     this.online.reset([user.username]);
     this.typing.clear();
     this.composer.reset();
-    this.composer.setRoom(this.room);
-    this.log.reset({ room: this.room, me: user.username });
-    this.composer.focus();
+    this.log.resetAll(user.username);
+    this.search.reset();
+    this.syncDrawerA11y();
+    this.render();
 
-    // History first, then the socket (with ?since= the newest shown id).
-    const ok = await this.loadHistory(session);
-    if (!ok || session !== this.session) return;
+    api.me().then((data) => {
+      if (session !== this.session || !data) return;
+      this.isAdmin = Boolean(data.is_admin);
+      $('#admin-link').hidden = !this.isAdmin;
+    }).catch(() => {});
 
     this.socket = new ChatSocket({
       url: (window.HEARTH && window.HEARTH.ws) || defaultWsUrl(),
-      since: () => this.lastId,
+      since: () => this.lastId || null,
       onFrame: (frame) => this.onFrame(frame),
       onState: (state) => this.setConnection(state),
       onSessionEnded: () => this.sessionEnded(),
       onConnectFailed: () => this.checkSession(session),
     });
     this.socket.start();
+
+    // The rooms (with unread state) and the first room's history, while the socket connects.
+    api.rooms().then((data) => {
+      if (session !== this.session || this.readies > 0 || !data || !Array.isArray(data.rooms)) return;
+      this.store.setAll(data.rooms);
+      this.render();
+      this.refreshHeader();
+    }).catch(() => {});
+    await this.openRoom(this.current, { initial: true });
+    this.composer.focus();
   }
 
   /** Tear everything down (no network calls). */
@@ -145,42 +217,14 @@ export class ChatView {
     this.socket = null;
     this.typing.clear();
     this.setPanelOpen(false);
+    this.setDrawerOpen(false);
+    this.search.close(false);
+    this.dialogs.closeAll();
+    this.switcher.close();
     this.root.hidden = true;
     document.body.classList.remove('in-chat');
-    this.setUnseen(0);
-  }
-
-  async loadHistory(session) {
-    let delay = 1000;
-    for (;;) {
-      try {
-        const data = await api.messages(this.room, { limit: PAGE });
-        if (session !== this.session) return false;
-        const messages = (data && data.messages) || [];
-        for (const m of messages) this.noteId(m.id);
-        this.log.setHistory(messages, messages.length < PAGE);
-        return true;
-      } catch (err) {
-        if (session !== this.session) return false;
-        if (err instanceof ApiError && err.isUnauthorized) {
-          this.sessionEnded();
-          return false;
-        }
-        this.setConnection('offline');
-        await sleep(delay);
-        if (session !== this.session) return false;
-        this.setConnection('connecting');
-        delay = Math.min(delay * 2, 15000);
-      }
-    }
-  }
-
-  async fetchOlder(before) {
-    const session = this.session;
-    const data = await api.messages(this.room, { before, limit: PAGE });
-    if (session !== this.session) return { messages: [], reachedStart: false };
-    const messages = (data && data.messages) || [];
-    return { messages, reachedStart: messages.length < PAGE };
+    clearTimeout(this.readTimer);
+    document.title = 'Hearth';
   }
 
   /** After a connection failed before `ready`: is the session still valid? */
@@ -211,91 +255,470 @@ export class ChatView {
     this.o.onSignedOut('');
   }
 
+  // ---- opening rooms --------------------------------------------------------------
+
+  /**
+   * Show a room (or DM). With `at`, load the history around that message and
+   * highlight it.
+   */
+  async openRoom(name, { at = null, initial = false } = {}) {
+    const session = this.session;
+    const seq = ++this.openSeq;
+    name = String(name || DEFAULT_ROOM);
+    this.showRoomError('');
+    if (this.narrow.matches) this.setDrawerOpen(false);
+
+    let room = this.store.get(name);
+    let preview = null;
+    if (!room) {
+      // Not a member: a public room can be read without joining.
+      try {
+        const data = await api.room(name);
+        if (session !== this.session || seq !== this.openSeq) return;
+        room = this.store.get(name);
+        if (!room) preview = data && data.room ? { ...data.room, name: data.room.name || name } : null;
+        if (data && Array.isArray(data.members)) this.members.set(name, data.members);
+      } catch (err) {
+        if (session !== this.session || seq !== this.openSeq) return;
+        if (err instanceof ApiError && err.isUnauthorized) return this.sessionEnded();
+        this.showRoomError(roomErrorText(err, name));
+        if (name !== DEFAULT_ROOM && !initial) return undefined;
+        if (name !== DEFAULT_ROOM) return this.openRoom(DEFAULT_ROOM);
+        room = this.store.get(DEFAULT_ROOM);
+      }
+      if (!room && !preview) return undefined;
+    }
+
+    const switching = this.current !== name;
+    this.current = name;
+    this.preview = room ? null : preview;
+    if (switching) this.typing.clear();
+    writeHash(name);
+
+    const info = room || this.preview;
+    const lastReadAtOpen = room && room.unread > 0 ? room.last_read : null;
+    const s = this.log.show(name, this.store.label(info));
+    s.preview = Boolean(this.preview);
+    this.refreshHeader();
+    this.render();
+    this.composer.setRoom(this.store.label(info));
+    this.composer.setEnabled(!this.preview);
+    this.mentionBox.close();
+    this.loadMembers(name);
+    this.notifier.closeFor(name);
+
+    if (at != null && s.byId.has(at)) {
+      this.log.highlight(at);
+      this.scheduleRead();
+      return undefined;
+    }
+    try {
+      if (at != null) {
+        await this.loadAround(s, at);
+      } else if (!s.loaded) {
+        await this.loadLatest(s, { retry: initial });
+      }
+    } catch (err) {
+      if (session !== this.session) return undefined;
+      if (err instanceof ApiError && err.isUnauthorized) return this.sessionEnded();
+      if (this.log.current === s) this.showRoomError(roomErrorText(err, this.store.label(info)));
+      return undefined;
+    }
+    if (session !== this.session || this.log.current !== s) return undefined;
+
+    this.log.markUnread(s, lastReadAtOpen);
+    if (at != null) {
+      if (!this.log.highlight(at)) this.showRoomError('That message is not in this conversation any more.');
+    } else if (!s.settled) {
+      s.settled = true;
+      this.log.settle();
+      this.log.revealDivider();
+    } else {
+      this.log.revealDivider();
+    }
+    this.scheduleRead();
+    return undefined;
+  }
+
+  /** The newest page of a room, merged with what is shown. */
+  async loadLatest(s, { retry = false } = {}) {
+    const session = this.session;
+    let delay = 1000;
+    for (;;) {
+      const readiesBefore = this.readies;
+      try {
+        const data = await api.messages(s.room, { limit: PAGE });
+        if (session !== this.session) return;
+        const messages = (data && data.messages) || [];
+        for (const m of messages) this.noteId(m.id);
+        this.log.setHistory(s, messages, { reachedStart: messages.length < PAGE, reachedEnd: true });
+        // A connection became ready while this was loading: close any gap in between.
+        if (this.readies !== readiesBefore) this.catchUp(s);
+        return;
+      } catch (err) {
+        if (!retry || session !== this.session || (err instanceof ApiError && !err.isNetwork && err.status < 500)) throw err;
+        this.setConnection('offline');
+        await sleep(delay);
+        if (session !== this.session) return;
+        this.setConnection(this.socket && this.socket.isReady ? 'connected' : 'connecting');
+        delay = Math.min(delay * 2, 15000);
+      }
+    }
+  }
+
+  /** A window of history around message `id`. */
+  async loadAround(s, id) {
+    const session = this.session;
+    s.clearHistory();
+    s.settled = true;
+    s.reachedEnd = false; // hold live messages until we know where the window ends
+    this.log.updateLoaders();
+    const data = await api.messages(s.room, { around: id, limit: PAGE });
+    if (session !== this.session) return;
+    const messages = (data && data.messages) || [];
+    const half = Math.floor((PAGE - 1) / 2);
+    const before = messages.filter((m) => m.id < id).length;
+    const after = messages.filter((m) => m.id > id).length;
+    const room = this.store.get(s.room);
+    const newest = messages.length ? messages[messages.length - 1].id : 0;
+    const reachedEnd = after < PAGE - 1 - half || Boolean(room && room.last_id && newest >= room.last_id);
+    for (const m of messages) this.noteId(m.id);
+    s.pinned = false;
+    this.log.setHistory(s, messages, { reachedStart: before < half, reachedEnd });
+  }
+
+  async fetchOlder(room, before) {
+    const data = await api.messages(room, { before, limit: PAGE });
+    const messages = (data && data.messages) || [];
+    return { messages, reachedStart: messages.length < PAGE };
+  }
+
+  async fetchNewer(room, after) {
+    const data = await api.messages(room, { after, limit: PAGE });
+    const messages = (data && data.messages) || [];
+    for (const m of messages) this.noteId(m.id);
+    return { messages, reachedEnd: messages.length < PAGE };
+  }
+
+  /** Leave a window into the past: show the newest messages again. */
+  async jumpToLatest() {
+    const s = this.log.current;
+    if (!s) return;
+    s.clearHistory();
+    s.settled = false;
+    this.log.updateLoaders();
+    try {
+      await this.loadLatest(s);
+    } catch (err) {
+      this.showRoomError(roomErrorText(err, s.title));
+      return;
+    }
+    if (this.log.current !== s) return;
+    s.settled = true;
+    this.log.settle();
+  }
+
+  /** Page `after=` the newest shown message until the end (fills a gap). */
+  async catchUp(s) {
+    const session = this.session;
+    let after = s.newestId;
+    if (!after || !s.reachedEnd) return;
+    try {
+      for (let i = 0; i < 50; i++) {
+        const data = await api.messages(s.room, { after, limit: GAP_PAGE });
+        if (session !== this.session) return;
+        const messages = (data && data.messages) || [];
+        if (!messages.length) break;
+        for (const m of messages) this.noteId(m.id);
+        this.log.addMessages(s, messages);
+        after = messages[messages.length - 1].id;
+        if (messages.length < GAP_PAGE) break;
+      }
+    } catch {
+      // The next reconnect's ?since= replay picks up where this stopped.
+    }
+  }
+
+  async loadMembers(name) {
+    const session = this.session;
+    if (!this.store.has(name)) return;
+    try {
+      const data = await api.room(name);
+      if (session !== this.session || !data) return;
+      if (Array.isArray(data.members)) this.members.set(name, data.members);
+      if (data.room && this.store.has(name)) {
+        const r = data.room;
+        // Only the fields that describe the room; unread state comes from frames.
+        this.store.upsert(pickDefined({ name, topic: r.topic, public: r.public, kind: r.kind, users: r.users, members: Array.isArray(data.members) ? data.members.length : r.members, created_by: r.created_by }));
+      }
+      if (name === this.current) this.refreshHeader();
+      this.dialogs.membersChanged(name);
+    } catch {
+      // The member list is a nicety; the header keeps its count.
+    }
+  }
+
+  async joinPreview() {
+    const room = this.preview;
+    if (!room) return;
+    const btn = $('#preview-join');
+    btn.disabled = true;
+    try {
+      const data = await api.join(room.name);
+      this.store.upsert({ ...(data && data.room ? data.room : room) });
+      this.preview = null;
+      this.render();
+      await this.openRoom(room.name);
+      this.announce(`You joined ${this.store.label(this.store.get(room.name))}.`);
+      this.composer.focus();
+    } catch (err) {
+      this.showRoomError(err.message || 'Could not join that room.');
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  /** Open (creating when needed) the DM with these users. */
+  async startDm(users) {
+    try {
+      const data = await api.createDm(users);
+      const room = data && data.room;
+      if (!room) throw new ApiError(0, 'bad_answer', 'The server gave an unexpected answer.');
+      this.store.upsert(room);
+      this.setPanelOpen(false);
+      await this.openRoom(room.name);
+      this.composer.focus();
+      return null;
+    } catch (err) {
+      const text = err instanceof ApiError ? err.message : 'Could not start that conversation.';
+      this.showRoomError(text);
+      return text;
+    }
+  }
+
   // ---- frames ---------------------------------------------------------------------
 
   onFrame(frame) {
     switch (frame.type) {
       case 'ready': return this.onReady(frame);
       case 'message': return this.onMessage(frame);
-      case 'presence': return this.online.set(frame.user, Boolean(frame.online));
+      case 'presence': return this.onPresence(frame);
       case 'typing':
-        if (frame.room === this.room && this.me && String(frame.user).toLowerCase() !== this.me.username.toLowerCase()) {
+        if (frame.room === this.current && this.me && String(frame.user).toLowerCase() !== this.me.username.toLowerCase()) {
           this.typing.add(frame.user);
         }
         return undefined;
       case 'resumed': return this.onResumed(frame);
       case 'error': return this.onError(frame);
+      case 'room_joined': return this.onRoomJoined(frame);
+      case 'room_left': return this.onRoomLeft(frame);
+      case 'room_created': return this.dialogs.directoryChanged(frame.room);
+      case 'room_updated': return this.onRoomUpdated(frame);
+      case 'member_joined': return this.onMember(frame, true);
+      case 'member_left': return this.onMember(frame, false);
+      case 'read': return this.onRead(frame);
+      case 'mention': return this.onMention(frame);
       default: return undefined; // unknown frame types are ignored (forward compatible)
     }
   }
 
   onReady(frame) {
+    const first = this.readies === 0;
+    this.readies++;
     if (frame.user && frame.user.username) {
       this.me = frame.user;
       setText($('#me-name'), frame.user.username);
       this.log.setMe(frame.user.username);
       this.online.setMe(frame.user.username);
+      this.store.setMe(frame.user.username);
     }
+    if (typeof frame.last_id === 'number' && frame.last_id > this.lastId) this.lastId = frame.last_id;
     if (Array.isArray(frame.rooms) && frame.rooms.length) {
-      this.rooms = frame.rooms;
-      const current = frame.rooms.find((r) => r.name === this.room);
-      if (current) this.setRoomHeader(current.name, current.topic || '');
-      this.renderRooms();
+      this.store.setAll(frame.rooms);
+      this.readyMentionFloor.clear();
+      for (const r of this.store.all()) this.readyMentionFloor.set(r.name, r.last_id);
+      // Rooms this page shows but the user no longer belongs to.
+      for (const name of Array.from(this.log.rooms.keys())) {
+        if (!this.store.has(name) && !(this.preview && this.preview.name === name)) this.log.drop(name);
+      }
+      if (!this.store.has(this.current) && !this.preview) this.openRoom(DEFAULT_ROOM);
     }
     this.online.reset(Array.isArray(frame.online) ? frame.online : []);
     if (this.me && !this.online.has(this.me.username)) this.online.set(this.me.username, true);
     this.typing.clear();
+    this.render();
+    this.refreshHeader();
+
+    const s = this.log.current;
+    if (first && s && s.loaded) this.catchUp(s);
 
     // Resend what never got acknowledged, with the same nonces: the server
     // stores nothing twice and echoes the stored message back.
     for (const m of this.log.unsent()) {
       this.socket.send({ type: 'send', room: m.room, body: m.body, nonce: m.nonce });
     }
+    this.scheduleRead();
   }
 
   onMessage(m) {
     if (typeof m.id !== 'number') return;
     this.noteId(m.id);
-    if (m.room !== this.room) {
-      this.unreadByRoom.set(m.room, (this.unreadByRoom.get(m.room) || 0) + 1);
-      this.renderRooms();
-      return;
+    const own = this.isMe(m.user);
+    const room = this.store.get(m.room);
+    let fresh = false;
+    if (room) {
+      fresh = m.id > room.last_id;
+      if (fresh) room.last_id = m.id;
+      if (fresh && !own && m.id > room.last_read) room.unread += 1;
     }
-    this.typing.remove(m.user);
-    const added = this.log.addMessages([m]);
-    const own = this.me && String(m.user).toLowerCase() === this.me.username.toLowerCase();
-    if (added && !own && document.visibilityState !== 'visible') this.setUnseen(this.unseen + 1);
+    const s = this.log.state(m.room);
+    if (s) {
+      if (m.room === this.current) this.typing.remove(m.user);
+      this.log.addMessages(s, [m]);
+    }
+    if (room && fresh && !own) this.maybeNotify(room, m);
+    this.queueRender();
+  }
+
+  maybeNotify(room, m) {
+    const watching = document.visibilityState === 'visible' && m.room === this.current && this.log.newestVisible();
+    if (watching || room.notify === 'nothing') return;
+    const mentioned = mentions(m.body, this.me.username);
+    const isDm = room.kind === 'dm';
+    if (!(mentioned || (isDm && room.notify === 'all'))) return;
+    const where = isDm ? (room.users.length > 2 ? ` in ${this.store.title(room)}` : '') : ` in #${room.name}`;
+    this.notifier.notify({
+      room: room.name,
+      id: m.id,
+      title: mentioned && !isDm ? `${m.user} mentioned you${where}` : `${m.user}${where}`,
+      body: m.body,
+    });
+    if (document.visibilityState === 'visible' && m.room !== this.current) {
+      this.announce(mentioned ? `${m.user} mentioned you${where}.` : `New message from ${m.user}${where}.`);
+    }
+  }
+
+  onMention(frame) {
+    const room = this.store.get(frame.room);
+    if (!room || typeof frame.id !== 'number') return;
+    if (frame.id <= room.last_read) return;
+    if (frame.id <= (this.readyMentionFloor.get(room.name) || 0)) return; // already counted by the server
+    room.mentions += 1;
+    this.queueRender();
+  }
+
+  onRead(frame) {
+    const room = this.store.get(frame.room);
+    if (!room) return;
+    if (typeof frame.id === 'number' && frame.id > room.last_read) room.last_read = frame.id;
+    if (typeof frame.unread === 'number') room.unread = frame.unread;
+    if (typeof frame.mentions === 'number') room.mentions = frame.mentions;
+    if (room.unread === 0) this.notifier.closeFor(room.name);
+    this.queueRender();
+  }
+
+  onRoomJoined(frame) {
+    if (!frame.room || !frame.room.name) return;
+    const room = this.store.upsert(frame.room);
+    this.readyMentionFloor.set(room.name, room.last_id);
+    if (this.preview && this.preview.name === room.name) {
+      this.preview = null;
+      this.composer.setEnabled(true);
+      const s = this.log.current;
+      if (s) s.preview = false;
+      this.refreshHeader();
+    }
+    // Messages between the membership change and this frame came over no socket.
+    const s = this.log.state(room.name);
+    if (s && s.loaded) this.catchUp(s);
+    this.render();
+  }
+
+  onRoomLeft(frame) {
+    const name = typeof frame.room === 'string' ? frame.room : frame.room && frame.room.name;
+    if (!name) return;
+    this.store.remove(name);
+    this.members.delete(name);
+    this.log.drop(name);
+    this.dialogs.roomGone(name);
+    if (this.current === name) {
+      this.current = '';
+      this.openRoom(DEFAULT_ROOM);
+    }
+    this.render();
+  }
+
+  onRoomUpdated(frame) {
+    const r = frame.room;
+    if (!r || !r.name) return;
+    const oldName = frame.old_name && frame.old_name !== r.name ? frame.old_name : null;
+    const fields = pickDefined({ name: r.name, topic: r.topic, public: r.public, kind: r.kind, members: r.members, users: r.users, created_by: r.created_by });
+    if (oldName) {
+      if (!this.store.has(oldName)) return;
+      this.store.rename(oldName, fields);
+      this.log.rename(oldName, r.name);
+      if (this.members.has(oldName)) {
+        this.members.set(r.name, this.members.get(oldName));
+        this.members.delete(oldName);
+      }
+      this.dialogs.roomRenamed(oldName, r.name);
+      if (this.current === oldName) {
+        this.current = r.name;
+        writeHash(r.name);
+      }
+    } else if (this.store.has(r.name)) {
+      this.store.upsert(fields);
+    }
+    if (this.current === r.name) this.refreshHeaderAndLog();
+    this.dialogs.roomChanged(r.name);
+    this.render();
+  }
+
+  onMember(frame, joined) {
+    const room = this.store.get(frame.room);
+    if (!room) return;
+    const list = this.members.get(frame.room);
+    if (list) {
+      const key = String(frame.user).toLowerCase();
+      const rest = list.filter((m) => String(m.username).toLowerCase() !== key);
+      if (joined) rest.push({ username: frame.user, online: this.online.has(frame.user) });
+      this.members.set(frame.room, rest);
+      room.members = rest.length;
+    } else if (typeof room.members === 'number') {
+      room.members = Math.max(0, room.members + (joined ? 1 : -1));
+    }
+    if (frame.room === this.current) this.refreshHeader();
+    this.dialogs.membersChanged(frame.room);
+  }
+
+  onPresence(frame) {
+    const online = Boolean(frame.online);
+    this.online.set(frame.user, online);
+    const key = String(frame.user).toLowerCase();
+    for (const [name, list] of this.members) {
+      for (const m of list) if (String(m.username).toLowerCase() === key) m.online = online;
+      this.dialogs.membersChanged(name);
+    }
   }
 
   async onResumed(frame) {
     if (frame.complete !== false) return;
-    // More was missed than the server replays: page the rest over HTTP.
+    // More was missed than the server replays: page the rest of the open room over HTTP.
     if (this.gapFilling) return;
     this.gapFilling = true;
-    const session = this.session;
-    const head = Number(frame.head) || 0;
-    let after = this.log.newestId || this.lastId;
     try {
-      for (let i = 0; i < 1000 && after < head; i++) {
-        const data = await api.messages(this.room, { after, limit: GAP_PAGE });
-        if (session !== this.session) return;
-        const messages = (data && data.messages) || [];
-        if (!messages.length) break;
-        for (const m of messages) this.noteId(m.id);
-        this.log.addMessages(messages, { quiet: true });
-        after = messages[messages.length - 1].id;
-        if (messages.length < GAP_PAGE) break;
-      }
-    } catch {
-      // The next reconnect's ?since= replay picks up where this stopped.
+      const s = this.log.current;
+      if (s) await this.catchUp(s);
     } finally {
       this.gapFilling = false;
     }
   }
 
   onError(frame) {
+    // Refused read markers and typing pings carry no nonce and need no words on screen.
+    if (!frame.nonce && frame.code !== 'rate_limited') return;
     const text = describeError(frame);
-    if (frame.nonce && this.log.hasPending(frame.nonce)) this.log.markFailed(frame.nonce, shortReason(frame));
+    if (frame.nonce) this.log.markFailed(frame.nonce, shortReason(frame));
     const retryMs = Number(frame.retry_after_ms) || 0;
     this.composer.showNotice(text, { timeoutMs: frame.code === 'rate_limited' ? Math.max(3000, retryMs + 500) : 8000 });
   }
@@ -303,9 +726,14 @@ export class ChatView {
   // ---- sending -------------------------------------------------------------------
 
   send(body) {
+    if (this.preview) return;
     const nonce = makeNonce();
-    const room = this.room;
-    this.log.addPending({ nonce, body, room, user: this.me.username });
+    const room = this.current;
+    const s = this.log.current;
+    if (!s) return;
+    if (!s.reachedEnd) this.jumpToLatest();
+    this.mentionBox.close();
+    this.log.addPending(s, { nonce, body, room, user: this.me.username });
     if (this.socket) this.socket.send({ type: 'send', room, body, nonce });
     // Otherwise it stays pending and goes out after the next `ready`.
   }
@@ -318,10 +746,141 @@ export class ChatView {
     this.composer.focus();
   }
 
+  // ---- read markers -------------------------------------------------------------------
+
+  /** The newest message of the open room may be on screen: mark it read (debounced). */
+  scheduleRead() {
+    if (this.readTimer) return;
+    this.readTimer = setTimeout(() => {
+      this.readTimer = null;
+      this.markRead();
+    }, READ_DEBOUNCE_MS);
+  }
+
+  markRead() {
+    if (!this.me || document.visibilityState !== 'visible' || this.preview) return;
+    const s = this.log.current;
+    const room = s && this.store.get(s.room);
+    if (!room || !this.log.newestVisible()) return;
+    const id = s.newestId;
+    if (!id || id <= room.last_read) {
+      if (room.unread === 0 && room.mentions === 0) return;
+      if (!id || id < room.last_id) return;
+    }
+    room.last_read = Math.max(room.last_read, id);
+    if (id >= room.last_id) {
+      room.unread = 0;
+      room.mentions = 0;
+    }
+    this.notifier.closeFor(room.name);
+    const sent = this.socket && this.socket.send({ type: 'read', room: room.name, id });
+    if (!sent) api.read(room.name, id).then((d) => d && this.onRead({ room: room.name, id: d.last_read, unread: d.unread, mentions: d.mentions })).catch(() => {});
+    this.queueRender();
+  }
+
   // ---- bits of UI -----------------------------------------------------------------
+
+  isMe(user) { return Boolean(this.me) && String(user).toLowerCase() === this.me.username.toLowerCase(); }
 
   noteId(id) {
     if (typeof id === 'number' && id > this.lastId) this.lastId = id;
+  }
+
+  /** Usernames for @mentions: this room's members first, then everyone else this page knows. */
+  mentionCandidates() {
+    const out = [];
+    const members = this.members.get(this.current) || [];
+    for (const m of members) out.push(m.username);
+    const room = this.store.get(this.current);
+    if (room && room.kind === 'dm') out.push(...room.users);
+    if (!members.length) {
+      out.push(...this.online.names());
+      out.push(...this.store.knownUsers());
+    }
+    return out.sort((a, b) => {
+      const ao = this.online.has(a) ? 0 : 1;
+      const bo = this.online.has(b) ? 0 : 1;
+      return ao - bo || a.localeCompare(b, undefined, { sensitivity: 'base' });
+    });
+  }
+
+  queueRender() {
+    if (this.renderQueued) return;
+    this.renderQueued = true;
+    requestAnimationFrame(() => {
+      this.renderQueued = false;
+      this.render();
+    });
+    // rAF does not run in hidden tabs: make sure the title still updates.
+    if (document.visibilityState !== 'visible') {
+      setTimeout(() => {
+        if (this.renderQueued) {
+          this.renderQueued = false;
+          this.render();
+        }
+      }, 200);
+    }
+  }
+
+  /** Sidebar, page title and the drawer button's dot. */
+  render() {
+    this.sidebar.render(this.current);
+    const total = this.store.totalUnread();
+    document.title = total > 0 ? `(${total}) Hearth` : 'Hearth';
+    const elsewhere = this.store.all().some((r) => r.name !== this.current && this.store.countFor(r) > 0);
+    $('#drawer-dot').hidden = !elsewhere;
+    this.drawerToggle.setAttribute('aria-label', 'Open rooms');
+    this.drawerToggle.title = elsewhere ? 'Rooms (unread messages)' : 'Rooms';
+    this.switcher.refresh();
+    this.search.roomsChanged();
+  }
+
+  refreshHeaderAndLog() {
+    this.refreshHeader();
+    const room = this.store.get(this.current);
+    if (room) this.composer.setRoom(this.store.label(room));
+  }
+
+  refreshHeader() {
+    const room = this.store.get(this.current) || this.preview;
+    const icon = $('#room-icon');
+    if (!room) return;
+    const isDm = room.kind === 'dm';
+    setText($('#room-name'), this.store.title(room));
+    icon.replaceChildren();
+    icon.className = isDm ? 'room-hash room-hash-dm' : 'room-hash';
+    if (isDm) icon.textContent = '@';
+    else if (room.public) icon.textContent = '#';
+    else icon.append(lockIcon());
+    const topic = isDm ? (room.users.length > 2 ? `Group conversation with ${room.users.length} people` : 'Direct message') : room.topic;
+    const topicEl = $('#room-topic');
+    setText(topicEl, topic || '');
+    topicEl.hidden = !topic;
+    const members = this.members.get(room.name);
+    const count = members ? members.length : room.members;
+    setText($('#room-members-count'), count == null ? '–' : String(count));
+    setText($('#room-members-label'), count === 1 ? ' member, show list' : ' members, show list');
+    $('#room-invite').hidden = isDm || Boolean(this.preview);
+    $('#room-settings').hidden = Boolean(this.preview);
+    const bar = $('#preview-bar');
+    bar.hidden = !this.preview;
+    if (this.preview) setText($('#preview-text'), `You are reading #${this.preview.name} without being a member.`);
+    $('#composer').hidden = Boolean(this.preview);
+  }
+
+  showRoomError(text) {
+    const el = $('#room-error');
+    setText(el, text);
+    el.hidden = !text;
+    clearTimeout(this.roomErrorTimer);
+    if (text) this.roomErrorTimer = setTimeout(() => this.showRoomError(''), 12000);
+  }
+
+  /** A polite announcement for screen readers (one at a time). */
+  announce(text) {
+    const el = $('#announcer');
+    setText(el, '');
+    setTimeout(() => setText(el, text), 50);
   }
 
   setConnection(state) {
@@ -333,40 +892,66 @@ export class ChatView {
     this.root.classList.toggle('is-offline', state !== 'connected');
   }
 
-  setRoomHeader(name, topic) {
-    setText($('#room-name'), name);
-    const topicEl = $('#room-topic');
-    setText(topicEl, topic);
-    topicEl.hidden = !topic;
-  }
-
-  renderRooms() {
-    const list = $('#room-list');
-    list.replaceChildren(...this.rooms.map((room) => {
-      const current = room.name === this.room;
-      const unread = this.unreadByRoom.get(room.name) || 0;
-      return h('li', null,
-        h('a', {
-          class: `room-link${current ? ' is-current' : ''}`,
-          href: `#${encodeURIComponent(room.name)}`,
-          'aria-current': current ? 'page' : null,
-          onclick: (e) => e.preventDefault(),
-        },
-        h('span', { class: 'room-link-hash', 'aria-hidden': 'true' }, '#'),
-        h('span', { class: 'room-link-name' }, room.name),
-        unread && !current ? h('span', { class: 'room-unread' }, String(unread), h('span', { class: 'visually-hidden' }, ' unread')) : null));
-    }));
-  }
-
   setPanelOpen(open) {
     this.panelOpen = open;
     this.onlineToggle.setAttribute('aria-expanded', open ? 'true' : 'false');
     this.onlinePanel.classList.toggle('is-open', open);
   }
 
-  setUnseen(n) {
-    this.unseen = n;
-    document.title = n > 0 ? `(${n}) Hearth` : 'Hearth';
+  setDrawerOpen(open) {
+    const was = this.drawerOpen;
+    this.drawerOpen = open && this.narrow.matches;
+    this.drawerToggle.setAttribute('aria-expanded', this.drawerOpen ? 'true' : 'false');
+    this.sidebarEl.classList.toggle('is-open', this.drawerOpen);
+    this.backdrop.hidden = !this.drawerOpen;
+    this.syncDrawerA11y();
+    if (this.drawerOpen && !was) {
+      const target = this.sidebarEl.querySelector('[aria-current="page"]') || this.sidebarEl.querySelector('a, button');
+      if (target) target.focus();
+    } else if (!this.drawerOpen && was && this.sidebarEl.contains(document.activeElement)) {
+      this.drawerToggle.focus();
+    }
+  }
+
+  /** A closed drawer is out of the tab order and the accessibility tree. */
+  syncDrawerA11y() {
+    const hiddenDrawer = this.narrow.matches && !this.drawerOpen;
+    if (hiddenDrawer) this.sidebarEl.setAttribute('inert', '');
+    else this.sidebarEl.removeAttribute('inert');
+  }
+
+  onKey(e) {
+    if (this.root.hidden) return;
+    if ((e.ctrlKey || e.metaKey) && !e.altKey && !e.shiftKey && (e.key === 'k' || e.key === 'K')) {
+      e.preventDefault();
+      if (this.switcher.isOpen) this.switcher.close();
+      else {
+        this.dialogs.closeAll();
+        this.switcher.open();
+      }
+      return;
+    }
+    if (e.key !== 'Escape' || e.defaultPrevented) return;
+    // Open <dialog>s close themselves on Escape.
+    if (document.querySelector('dialog[open]')) return;
+    if (this.drawerOpen) {
+      this.setDrawerOpen(false);
+      this.drawerToggle.focus();
+    } else if (this.panelOpen) {
+      this.setPanelOpen(false);
+      this.onlineToggle.focus();
+    } else if (this.search.isOpen) {
+      this.search.close(true);
+    }
+  }
+}
+
+function roomErrorText(err, label) {
+  if (!(err instanceof ApiError)) return 'Something went wrong. Please try again.';
+  switch (err.code) {
+    case 'not_a_member': return `You are not a member of ${label}. Ask a member to invite you.`;
+    case 'unknown_room': return `There is no room called ${label}.`;
+    default: return err.message;
   }
 }
 
@@ -389,13 +974,42 @@ function shortReason(frame) {
     case 'rate_limited': return 'too many messages at once';
     case 'message_too_long': return 'too long';
     case 'empty_message': return 'empty';
+    case 'not_a_member': return 'not a member';
     default: return frame.message || frame.code || '';
   }
 }
 
+function pickDefined(obj) {
+  const out = {};
+  for (const [k, v] of Object.entries(obj)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+/** The room named in the address (`#general`, `#dm%3Aalice%2Cbob`). */
+function roomFromHash() {
+  const raw = window.location.hash.replace(/^#/, '');
+  if (!raw) return '';
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return '';
+  }
+}
+
+function writeHash(name) {
+  const hash = `#${encodeURIComponent(name)}`;
+  if (window.location.hash !== hash) {
+    try {
+      window.history.replaceState(null, '', hash);
+    } catch { /* ignore */ }
+  }
+}
+
 function defaultWsUrl() {
-  const proto = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${proto}//${window.location.host}/ws`;
+  const url = new URL('ws', document.baseURI);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  return url.href;
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+

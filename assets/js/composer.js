@@ -18,6 +18,7 @@ export class Composer {
    * @param {HTMLElement} o.counter
    * @param {(body: string) => void} o.onSend
    * @param {() => void} o.onTyping
+   * @param {(e: KeyboardEvent) => boolean} [o.interceptKey]  true when the key was used elsewhere
    */
   constructor(o) {
     this.o = o;
@@ -32,6 +33,7 @@ export class Composer {
     });
 
     this.input.addEventListener('keydown', (e) => {
+      if (this.o.interceptKey && this.o.interceptKey(e)) return;
       if (e.key !== 'Enter' || e.shiftKey || e.altKey || e.isComposing || e.keyCode === 229) return;
       e.preventDefault();
       this.submit();
@@ -51,8 +53,16 @@ export class Composer {
     this.updateCounter();
   }
 
-  setRoom(room) {
-    this.input.placeholder = `Message #${room}`;
+  /** @param {string} label "#general" or "alice, bob" */
+  setRoom(label) {
+    this.input.placeholder = `Message ${label}`;
+  }
+
+  /** Disable the composer (a room previewed without joining it). */
+  setEnabled(on) {
+    this.input.disabled = !on;
+    this.o.button.disabled = !on;
+    if (on) this.updateCounter();
   }
 
   focus() {

@@ -67,11 +67,79 @@ export const charCount = (s) => {
 const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
 const TRAILING = /[.,;:!?'"»”’)\]}]+$/;
 
+const NAME_CHAR = /[A-Za-z0-9_.\-]/;
+
+/**
+ * Where `text` mentions `name` (`@name`, any case, as the server counts it):
+ * `@` starts the text or follows a character that cannot be part of a username,
+ * and the name is not followed by another username character.
+ * Returns [start, end] pairs.
+ */
+export function findMentions(text, name) {
+  const out = [];
+  if (!name) return out;
+  const lower = text.toLowerCase();
+  const needle = `@${String(name).toLowerCase()}`;
+  let from = 0;
+  for (;;) {
+    const i = lower.indexOf(needle, from);
+    if (i < 0) break;
+    const end = i + needle.length;
+    const before = i > 0 ? text[i - 1] : '';
+    const after = end < text.length ? text[end] : '';
+    // A trailing '.' or '-' is punctuation ("thanks @bob.") unless a name character follows it.
+    const afterOk = !after || !NAME_CHAR.test(after)
+      || ((after === '.' || after === '-') && !(end + 1 < text.length && NAME_CHAR.test(text[end + 1])));
+    if ((!before || !NAME_CHAR.test(before)) && afterOk) out.push([i, end]);
+    from = end;
+  }
+  return out;
+}
+
+/** Does `text` mention `name`? */
+export const mentions = (text, name) => findMentions(String(text || ''), name).length > 0;
+
+/** Text nodes, with mentions of `me` wrapped in <mark class="mention-me">. */
+function textWithMentions(text, me) {
+  const spans = me ? findMentions(text, me) : [];
+  if (!spans.length) return [document.createTextNode(text)];
+  const nodes = [];
+  let last = 0;
+  for (const [a, b] of spans) {
+    if (a > last) nodes.push(document.createTextNode(text.slice(last, a)));
+    nodes.push(h('mark', { class: 'mention-me' }, text.slice(a, b)));
+    last = b;
+  }
+  if (last < text.length) nodes.push(document.createTextNode(text.slice(last)));
+  return nodes;
+}
+
+/**
+ * A search snippet as DOM nodes: the server wraps each matched word in
+ * U+0002 ... U+0003; those become <mark> elements, everything else is text.
+ */
+export function renderSnippet(snippet) {
+  const nodes = [];
+  let buf = '';
+  let inMark = false;
+  const flush = () => {
+    if (!buf) return;
+    nodes.push(inMark ? h('mark', null, buf) : document.createTextNode(buf));
+    buf = '';
+  };
+  for (const ch of String(snippet || '')) {
+    if (ch === '\u0002') { flush(); inMark = true; } else if (ch === '\u0003') { flush(); inMark = false; } else buf += ch;
+  }
+  flush();
+  return nodes;
+}
+
 /**
  * Turn a message body into DOM nodes: text nodes, plus <a> elements for
- * http(s) links. The text itself is never interpreted as markup.
+ * http(s) links, and <mark> around mentions of `me`. The text itself is never
+ * interpreted as markup.
  */
-export function renderBody(text) {
+export function renderBody(text, me = '') {
   const nodes = [];
   let last = 0;
   URL_RE.lastIndex = 0;
@@ -95,11 +163,11 @@ export function renderBody(text) {
       if (parsed.protocol === 'http:' || parsed.protocol === 'https:') href = parsed.href;
     } catch { /* not a URL after all */ }
     if (!href || url.length < 10) continue;
-    if (match.index > last) nodes.push(document.createTextNode(text.slice(last, match.index)));
+    if (match.index > last) nodes.push(...textWithMentions(text.slice(last, match.index), me));
     nodes.push(h('a', { href, target: '_blank', rel: 'noopener noreferrer nofollow ugc' }, url));
     last = match.index + url.length;
   }
-  if (last < text.length) nodes.push(document.createTextNode(text.slice(last)));
+  if (last < text.length) nodes.push(...textWithMentions(text.slice(last), me));
   return nodes;
 }
 

@@ -1,50 +1,102 @@
 // The message list: ordering by id, de-duplication, grouping, day separators,
-// pending/failed messages and scroll behaviour.
+// pending/failed messages, the "New messages" divider, windows of history
+// around a message (with newer pages below), and scroll behaviour.
+//
+// One role=log element shows one room at a time. Every room that was opened
+// keeps its own RoomLog (rows, scroll position, paging state), so switching
+// back is instant; live messages keep flowing into rooms that are not shown.
 
 import { h, setText, prefersReducedMotion } from './dom.js';
-import { avatar, dayKey, dayLabel, formatFull, formatTime, parseTs, renderBody } from './format.js';
+import { avatar, dayKey, dayLabel, formatFull, formatTime, mentions, parseTs, renderBody } from './format.js';
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000;
 const PIN_THRESHOLD_PX = 56;
-const LOAD_OLDER_THRESHOLD_PX = 400;
+const LOAD_THRESHOLD_PX = 400;
+
+/** Everything the log knows about one room. */
+export class RoomLog {
+  constructor(room) {
+    this.room = room;
+    this.title = room;
+    this.el = h('div', { class: 'messages' });
+    this.confirmed = []; // rows ordered by id
+    this.pending = [];   // own unsent/unacknowledged rows, in the order written
+    this.byId = new Map();
+    this.byNonce = new Map();
+    this.loaded = false;       // a first page of history arrived
+    this.reachedStart = false; // the oldest message is shown
+    this.reachedEnd = true;    // the newest message is shown (false after a jump into the past)
+    this.buffer = [];          // live messages that arrived while !reachedEnd
+    this.loadingOlder = false;
+    this.olderFailed = false;
+    this.loadingNewer = false;
+    this.newerFailed = false;
+    this.pinned = true;
+    this.scrollTop = 0;
+    this.dividerRow = null;
+    this.targetRow = null;
+    this.preview = false;
+  }
+
+  get oldestId() { return this.confirmed.length ? this.confirmed[0].id : 0; }
+  get newestId() { return this.confirmed.length ? this.confirmed[this.confirmed.length - 1].id : 0; }
+
+  /** Forget the confirmed history (pending messages stay). */
+  clearHistory() {
+    for (const row of this.confirmed) row.el.remove();
+    this.confirmed = [];
+    this.byId.clear();
+    this.loaded = false;
+    this.reachedStart = false;
+    this.reachedEnd = true;
+    this.buffer = [];
+    this.dividerRow = null;
+    this.targetRow = null;
+    this.olderFailed = false;
+    this.newerFailed = false;
+  }
+}
 
 export class MessageLog {
   /**
    * @param {object} o
    * @param {HTMLElement} o.logEl      the scrolling role=log element
-   * @param {HTMLElement} o.listEl     container of message rows
+   * @param {HTMLElement} o.listEl     holds the shown room's message container
    * @param {HTMLElement} o.startEl    "Beginning of #room"
    * @param {HTMLElement} o.loaderEl   holds the load-older button and spinner
    * @param {HTMLButtonElement} o.loadBtn
    * @param {HTMLElement} o.loadingEl
+   * @param {HTMLElement} o.newerEl    holds the load-newer button and spinner
+   * @param {HTMLButtonElement} o.newerBtn
+   * @param {HTMLElement} o.newerLoadingEl
    * @param {HTMLButtonElement} o.jumpBtn "New messages ↓"
-   * @param {(beforeId: number) => Promise<{messages: object[], reachedStart: boolean}>} o.onLoadOlder
+   * @param {(room: string, beforeId: number) => Promise<{messages: object[], reachedStart: boolean}>} o.onLoadOlder
+   * @param {(room: string, afterId: number) => Promise<{messages: object[], reachedEnd: boolean}>} o.onLoadNewer
+   * @param {() => void} o.onJumpToLatest   the reader wants the newest messages (after a jump into the past)
    * @param {(nonce: string) => void} o.onRetry
    * @param {(nonce: string) => void} o.onDiscard
+   * @param {() => void} o.onSeen      the newest messages may have become visible
    */
   constructor(o) {
     this.o = o;
     this.logEl = o.logEl;
     this.listEl = o.listEl;
     this.me = '';
-    this.room = '';
-    this.confirmed = []; // rows ordered by id
-    this.pending = [];   // own unsent/unacknowledged rows, in the order written
-    this.byId = new Map();
-    this.byNonce = new Map();
-    this.pinned = true;
-    this.reachedStart = false;
-    this.loadingOlder = false;
-    this.olderFailed = false;
-    this.ready = false;
+    this.rooms = new Map(); // name -> RoomLog
+    this.s = null;          // the RoomLog shown
     this.scrollQueued = false;
     this.lastDayKey = dayKey(new Date());
 
     this.logEl.addEventListener('scroll', () => this.onScroll(), { passive: true });
     o.loadBtn.addEventListener('click', () => this.loadOlder());
+    o.newerBtn.addEventListener('click', () => this.loadNewer());
     o.jumpBtn.addEventListener('click', () => {
-      this.scrollToBottom(!prefersReducedMotion());
       this.o.jumpBtn.hidden = true;
+      if (this.s && !this.s.reachedEnd) {
+        this.o.onJumpToLatest();
+      } else {
+        this.scrollToBottom(!prefersReducedMotion());
+      }
       // Keep keyboard users in the conversation.
       this.logEl.focus({ preventScroll: true });
     });
@@ -52,7 +104,7 @@ export class MessageLog {
     // Stay at the bottom when the list grows or the log shrinks (composer grows).
     if ('ResizeObserver' in window) {
       const ro = new ResizeObserver(() => {
-        if (this.pinned) this.scrollToBottom(false);
+        if (this.s && this.s.pinned) this.scrollToBottom(false);
       });
       ro.observe(this.logEl);
       ro.observe(this.listEl);
@@ -63,71 +115,144 @@ export class MessageLog {
       const k = dayKey(new Date());
       if (k !== this.lastDayKey) {
         this.lastDayKey = k;
-        this.refreshAll();
+        for (const s of this.rooms.values()) this.refreshAll(s);
       }
     }, 60_000);
   }
 
-  reset({ room, me }) {
-    this.room = room;
+  /** Forget every room (sign-out). */
+  resetAll(me) {
     this.me = me;
-    this.confirmed = [];
-    this.pending = [];
-    this.byId.clear();
-    this.byNonce.clear();
+    this.rooms.clear();
+    this.s = null;
     this.listEl.replaceChildren();
-    this.pinned = true;
-    this.reachedStart = false;
-    this.loadingOlder = false;
-    this.olderFailed = false;
-    this.ready = false;
     this.o.jumpBtn.hidden = true;
     this.o.startEl.hidden = true;
     this.o.loaderEl.hidden = true;
-    for (const el of this.o.startEl.querySelectorAll('.log-start-room')) setText(el, `#${room}`);
-    this.logEl.setAttribute('aria-label', `#${room} conversation`);
+    this.o.newerEl.hidden = true;
   }
 
   setMe(name) { this.me = name; }
 
-  isOwn(user) { return this.me && String(user).toLowerCase() === this.me.toLowerCase(); }
+  isOwn(user) { return Boolean(this.me) && String(user).toLowerCase() === this.me.toLowerCase(); }
 
-  get oldestId() { return this.confirmed.length ? this.confirmed[0].id : 0; }
-  get newestId() { return this.confirmed.length ? this.confirmed[this.confirmed.length - 1].id : 0; }
-  get isEmpty() { return this.confirmed.length === 0 && this.pending.length === 0; }
+  /** The RoomLog of `room`, created when `create`. */
+  state(room, create = false) {
+    let s = this.rooms.get(room);
+    if (!s && create) {
+      s = new RoomLog(room);
+      this.rooms.set(room, s);
+    }
+    return s || null;
+  }
+
+  /** A room was renamed: its RoomLog follows. */
+  rename(oldName, newName) {
+    const s = this.rooms.get(oldName);
+    if (!s) return;
+    this.rooms.delete(oldName);
+    s.room = newName;
+    for (const row of s.confirmed.concat(s.pending)) row.msg.room = newName;
+    this.rooms.set(newName, s);
+  }
+
+  /** Forget a room (left it). */
+  drop(room) {
+    const s = this.rooms.get(room);
+    if (!s) return;
+    this.rooms.delete(room);
+    if (this.s === s) {
+      this.s = null;
+      this.listEl.replaceChildren();
+    }
+  }
+
+  get current() { return this.s; }
+  get room() { return this.s ? this.s.room : ''; }
+
+  /**
+   * Show `room` in the log (creating its RoomLog), keeping the scroll
+   * position of the room shown before.
+   * @param {string} room
+   * @param {string} title  how the room is named to people ("#general", "alice, bob")
+   */
+  show(room, title) {
+    if (this.s) {
+      this.s.scrollTop = this.logEl.scrollTop;
+      this.clearTarget(this.s);
+    }
+    const s = this.state(room, true);
+    s.title = title;
+    this.s = s;
+    this.logEl.setAttribute('aria-busy', 'true');
+    this.listEl.replaceChildren(s.el);
+    this.logEl.setAttribute('aria-label', `${title} conversation`);
+    for (const el of this.o.startEl.querySelectorAll('.log-start-room')) setText(el, title);
+    this.o.jumpBtn.hidden = true;
+    this.updateLoaders();
+    if (s.pinned) this.scrollToBottom(false);
+    else this.logEl.scrollTop = s.scrollTop;
+    // Announce only what arrives from now on, not the swap itself.
+    requestAnimationFrame(() => {
+      if (this.s === s) this.logEl.setAttribute('aria-busy', 'false');
+    });
+    return s;
+  }
+
+  isShown(s) { return Boolean(s) && this.s === s; }
+
+  updateLoaders() {
+    const s = this.s;
+    if (!s) return;
+    const start = s.loaded && s.reachedStart;
+    this.o.startEl.hidden = !start;
+    this.o.loaderEl.hidden = !s.loaded || start;
+    this.o.loadBtn.hidden = s.loadingOlder;
+    this.o.loadingEl.hidden = !s.loadingOlder;
+    this.o.newerEl.hidden = !s.loaded || s.reachedEnd;
+    this.o.newerBtn.hidden = s.loadingNewer;
+    this.o.newerLoadingEl.hidden = !s.loadingNewer;
+  }
 
   // ---- loading -------------------------------------------------------------
 
-  /** Initial history (oldest first). */
-  setHistory(messages, reachedStart) {
-    this.logEl.setAttribute('aria-busy', 'true');
-    for (const m of messages) this.insertMessage(m);
-    this.refreshAll();
-    this.setReachedStart(reachedStart);
-    this.ready = true;
-    this.logEl.setAttribute('aria-busy', 'false');
-    this.pinned = true;
+  /**
+   * A page of history for `s` (oldest first): the newest page, or a window
+   * around a message. Merged with what is there already.
+   */
+  setHistory(s, messages, { reachedStart, reachedEnd = true }) {
+    const shown = this.isShown(s);
+    if (shown) this.logEl.setAttribute('aria-busy', 'true');
+    for (const m of messages) this.insertMessage(s, m);
+    s.loaded = true;
+    s.reachedStart = reachedStart;
+    s.reachedEnd = reachedEnd;
+    if (reachedEnd) this.flushBuffer(s);
+    this.refreshAll(s);
+    if (shown) {
+      this.updateLoaders();
+      this.logEl.setAttribute('aria-busy', 'false');
+    }
+  }
+
+  /** After the first page: scroll to the bottom and fill the viewport. */
+  settle() {
+    if (!this.s) return;
+    this.s.pinned = true;
     this.scrollToBottom(false);
     this.fillViewport();
-  }
-
-  setReachedStart(value) {
-    this.reachedStart = value;
-    this.o.startEl.hidden = !value;
-    this.o.loaderEl.hidden = value;
-  }
-
-  setLoadingOlder(loading) {
-    this.loadingOlder = loading;
-    this.o.loadBtn.hidden = loading;
-    this.o.loadingEl.hidden = !loading;
+    this.o.onSeen();
   }
 
   onScroll() {
-    const wasPinned = this.pinned;
-    this.pinned = this.distanceFromBottom() < PIN_THRESHOLD_PX;
-    if (this.pinned && !wasPinned) this.o.jumpBtn.hidden = true;
-    if (this.logEl.scrollTop < LOAD_OLDER_THRESHOLD_PX && !this.olderFailed) this.loadOlder();
+    const s = this.s;
+    if (!s) return;
+    const wasPinned = s.pinned;
+    s.pinned = s.reachedEnd && this.distanceFromBottom() < PIN_THRESHOLD_PX;
+    if (s.pinned && !wasPinned) this.o.jumpBtn.hidden = true;
+    if (this.logEl.scrollTop < LOAD_THRESHOLD_PX && !s.olderFailed) this.loadOlder();
+    if (!s.reachedEnd && this.distanceFromBottom() < LOAD_THRESHOLD_PX && !s.newerFailed) this.loadNewer();
+    this.o.onSeen();
   }
 
   distanceFromBottom() {
@@ -135,70 +260,141 @@ export class MessageLog {
     return el.scrollHeight - el.scrollTop - el.clientHeight;
   }
 
+  /** Is the newest message of the shown room on screen? */
+  newestVisible() {
+    const s = this.s;
+    if (!s || !s.loaded || !s.reachedEnd) return false;
+    if (s.pinned || this.distanceFromBottom() < PIN_THRESHOLD_PX) return true;
+    const last = s.confirmed[s.confirmed.length - 1];
+    if (!last) return true;
+    const r = last.el.getBoundingClientRect();
+    const box = this.logEl.getBoundingClientRect();
+    return r.bottom <= box.bottom + 2 && r.bottom >= box.top;
+  }
+
   /** Keep loading older pages until the log can scroll (or the start is reached). */
   fillViewport() {
-    if (!this.reachedStart && this.logEl.scrollHeight <= this.logEl.clientHeight + 8) this.loadOlder();
+    const s = this.s;
+    if (s && !s.reachedStart && this.logEl.scrollHeight <= this.logEl.clientHeight + 8) this.loadOlder();
   }
 
   async loadOlder() {
-    if (!this.ready || this.loadingOlder || this.reachedStart || this.confirmed.length === 0) return;
-    this.setLoadingOlder(true);
-    this.olderFailed = false;
-    const before = this.oldestId;
-    let messages = null;
+    const s = this.s;
+    if (!s || !s.loaded || s.loadingOlder || s.reachedStart || s.confirmed.length === 0) return;
+    s.loadingOlder = true;
+    s.olderFailed = false;
+    this.updateLoaders();
+    const before = s.oldestId;
+    let page = null;
     try {
-      messages = await this.o.onLoadOlder(before);
+      page = await this.o.onLoadOlder(s.room, before);
     } catch {
-      messages = null;
+      page = null;
     }
-    this.setLoadingOlder(false);
-    if (messages == null) {
+    s.loadingOlder = false;
+    if (this.rooms.get(s.room) !== s) return;
+    if (page == null) {
       // Failed: leave the button so the reader can try again.
-      this.olderFailed = true;
+      s.olderFailed = true;
       setText(this.o.loadBtn, 'Couldn’t load older messages. Try again');
+      if (this.isShown(s)) this.updateLoaders();
       return;
     }
     setText(this.o.loadBtn, 'Load older messages');
-    this.prependOlder(messages.messages, messages.reachedStart);
-    this.fillViewport();
+    this.prependOlder(s, page.messages, page.reachedStart);
+    if (this.isShown(s)) this.fillViewport();
   }
 
-  prependOlder(messages, reachedStart) {
+  prependOlder(s, messages, reachedStart) {
+    const shown = this.isShown(s);
     const el = this.logEl;
     const heightBefore = el.scrollHeight;
     const topBefore = el.scrollTop;
-    el.setAttribute('aria-busy', 'true');
-    for (const m of messages) this.insertMessage(m);
-    this.refreshAll();
-    this.setReachedStart(reachedStart);
+    if (shown) el.setAttribute('aria-busy', 'true');
+    for (const m of messages) this.insertMessage(s, m);
+    this.refreshAll(s);
+    s.reachedStart = reachedStart;
+    if (!shown) return;
+    this.updateLoaders();
     el.setAttribute('aria-busy', 'false');
-    if (!this.pinned) el.scrollTop = topBefore + (el.scrollHeight - heightBefore);
+    if (!s.pinned) el.scrollTop = topBefore + (el.scrollHeight - heightBefore);
     else this.scrollToBottom(false);
+  }
+
+  async loadNewer() {
+    const s = this.s;
+    if (!s || !s.loaded || s.loadingNewer || s.reachedEnd || s.confirmed.length === 0) return;
+    s.loadingNewer = true;
+    s.newerFailed = false;
+    this.updateLoaders();
+    let page = null;
+    try {
+      page = await this.o.onLoadNewer(s.room, s.newestId);
+    } catch {
+      page = null;
+    }
+    s.loadingNewer = false;
+    if (this.rooms.get(s.room) !== s) return;
+    if (page == null) {
+      s.newerFailed = true;
+      setText(this.o.newerBtn, 'Couldn’t load newer messages. Try again');
+      if (this.isShown(s)) this.updateLoaders();
+      return;
+    }
+    setText(this.o.newerBtn, 'Load newer messages');
+    const shown = this.isShown(s);
+    const top = this.logEl.scrollTop;
+    if (shown) this.logEl.setAttribute('aria-busy', 'true');
+    for (const m of page.messages) this.insertMessage(s, m);
+    if (page.reachedEnd) {
+      s.reachedEnd = true;
+      this.flushBuffer(s);
+    }
+    this.refreshAll(s);
+    if (!shown) return;
+    this.updateLoaders();
+    this.logEl.setAttribute('aria-busy', 'false');
+    this.logEl.scrollTop = top; // content grew below: keep the reader where they were
+    this.o.onSeen();
+  }
+
+  /** Live messages held back while the window did not reach the newest one. */
+  flushBuffer(s) {
+    const held = s.buffer;
+    s.buffer = [];
+    for (const m of held) this.insertMessage(s, m, true);
   }
 
   // ---- live messages ------------------------------------------------------------
 
   /**
-   * Add messages from the server (live, replayed or paged after a gap).
-   * Returns the number of messages that were new to the list.
+   * Add live (or replayed) messages of room `s`. Returns the number of
+   * messages that were new to the list.
    */
-  addMessages(messages, { quiet = false } = {}) {
+  addMessages(s, messages) {
+    if (!s.reachedEnd) {
+      // A window into the past is shown: hold these until the reader pages down to them.
+      s.buffer.push(...messages);
+      const own = messages.filter((m) => m.nonce && this.isOwn(m.user) && s.byNonce.has(m.nonce));
+      for (const m of own) this.insertMessage(s, m, true);
+      if (this.isShown(s) && messages.some((m) => !this.isOwn(m.user))) this.o.jumpBtn.hidden = false;
+      return 0;
+    }
     let added = 0;
     let fromOthers = false;
     let own = false;
-    if (quiet) this.logEl.setAttribute('aria-busy', 'true');
     for (const m of messages) {
-      const result = this.insertMessage(m, true);
+      const result = this.insertMessage(s, m, true);
       if (!result) continue;
       added++;
       if (result === 'confirmed-own') continue;
       if (this.isOwn(m.user)) own = true;
       else fromOthers = true;
     }
-    if (quiet) this.logEl.setAttribute('aria-busy', 'false');
-    if (!added) return 0;
-    if (this.pinned || own) this.queueScrollToBottom();
+    if (!added || !this.isShown(s)) return added;
+    if (s.pinned || own) this.queueScrollToBottom();
     else if (fromOthers) this.o.jumpBtn.hidden = false;
+    this.o.onSeen();
     return added;
   }
 
@@ -206,13 +402,13 @@ export class MessageLog {
    * Insert one message. Returns false when it was already shown,
    * 'confirmed-own' when it acknowledged a pending message, true otherwise.
    */
-  insertMessage(m, refresh = false) {
+  insertMessage(s, m, refresh = false) {
     if (!m || typeof m.id !== 'number') return false;
-    const pendingRow = m.nonce && this.isOwn(m.user) ? this.byNonce.get(m.nonce) : null;
+    const pendingRow = m.nonce && this.isOwn(m.user) ? s.byNonce.get(m.nonce) : null;
 
-    if (this.byId.has(m.id)) {
+    if (s.byId.has(m.id)) {
       // Already shown; a duplicate echo can still settle a pending copy.
-      if (pendingRow) this.removeRow(pendingRow);
+      if (pendingRow) this.removeRow(s, pendingRow);
       return false;
     }
 
@@ -220,8 +416,8 @@ export class MessageLog {
     let result = true;
     if (pendingRow) {
       row = pendingRow;
-      this.removeFromArray(this.pending, row);
-      this.byNonce.delete(m.nonce);
+      removeFrom(s.pending, row);
+      s.byNonce.delete(m.nonce);
       row.msg = m;
       row.id = m.id;
       row.date = parseTs(m.ts);
@@ -235,66 +431,67 @@ export class MessageLog {
       row = this.buildRow(m, false);
     }
 
-    const index = this.sortedIndex(m.id);
-    const next = this.confirmed[index] || this.pending[0] || null;
-    this.listEl.insertBefore(row.el, next ? next.el : null);
-    this.confirmed.splice(index, 0, row);
-    this.byId.set(m.id, row);
+    const index = sortedIndex(s.confirmed, m.id);
+    const next = s.confirmed[index] || s.pending[0] || null;
+    s.el.insertBefore(row.el, next ? next.el : null);
+    s.confirmed.splice(index, 0, row);
+    s.byId.set(m.id, row);
 
     if (refresh) {
-      this.refreshRow(row);
-      if (next) this.refreshRow(next);
+      this.refreshRow(s, row);
+      if (next) this.refreshRow(s, next);
       // The pending row may have left a hole where it was.
-      if (pendingRow) for (const p of this.pending.slice(0, 1)) this.refreshRow(p);
+      if (pendingRow) for (const p of s.pending.slice(0, 1)) this.refreshRow(s, p);
     }
     return result;
   }
 
-  sortedIndex(id) {
-    let lo = 0;
-    let hi = this.confirmed.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.confirmed[mid].id < id) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-
   // ---- pending messages -----------------------------------------------------
 
-  addPending({ nonce, body, room, user }) {
+  addPending(s, { nonce, body, room, user }) {
     const msg = { id: null, room, user, body, ts: new Date().toISOString(), nonce };
     const row = this.buildRow(msg, true);
     row.nonce = nonce;
-    this.pending.push(row);
-    this.byNonce.set(nonce, row);
-    this.listEl.append(row.el);
-    this.refreshRow(row);
-    this.pinned = true;
-    this.o.jumpBtn.hidden = true;
-    this.queueScrollToBottom();
+    s.pending.push(row);
+    s.byNonce.set(nonce, row);
+    s.el.append(row.el);
+    this.refreshRow(s, row);
+    s.pinned = true;
+    if (this.isShown(s)) {
+      this.o.jumpBtn.hidden = true;
+      this.queueScrollToBottom();
+    }
     return row;
   }
 
-  hasPending(nonce) { return this.byNonce.has(nonce); }
+  /** The RoomLog holding the pending message `nonce`, if any. */
+  pendingState(nonce) {
+    for (const s of this.rooms.values()) if (s.byNonce.has(nonce)) return s;
+    return null;
+  }
 
-  /** Pending (not failed) messages in the order they were written. */
-  unsent() { return this.pending.filter((r) => !r.failed).map((r) => r.msg); }
+  /** Pending (not failed) messages of every room, in the order written. */
+  unsent() {
+    const out = [];
+    for (const s of this.rooms.values()) for (const r of s.pending) if (!r.failed) out.push(r.msg);
+    return out;
+  }
 
   markFailed(nonce, reason) {
-    const row = this.byNonce.get(nonce);
+    const s = this.pendingState(nonce);
+    const row = s && s.byNonce.get(nonce);
     if (!row) return false;
     row.failed = true;
     row.el.classList.add('failed');
     row.el.classList.remove('pending');
     this.setStatus(row, 'failed', reason);
-    this.refreshRow(row);
+    this.refreshRow(s, row);
     return true;
   }
 
   markRetrying(nonce) {
-    const row = this.byNonce.get(nonce);
+    const s = this.pendingState(nonce);
+    const row = s && s.byNonce.get(nonce);
     if (!row) return null;
     row.failed = false;
     row.el.classList.remove('failed');
@@ -304,28 +501,80 @@ export class MessageLog {
   }
 
   discard(nonce) {
-    const row = this.byNonce.get(nonce);
-    if (!row) return;
-    this.removeRow(row);
+    const s = this.pendingState(nonce);
+    const row = s && s.byNonce.get(nonce);
+    if (row) this.removeRow(s, row);
   }
 
-  removeRow(row) {
-    const seq = this.sequence();
+  removeRow(s, row) {
+    const seq = s.confirmed.concat(s.pending);
     const i = seq.indexOf(row);
     const next = i >= 0 ? seq[i + 1] : null;
-    if (row.nonce) this.byNonce.delete(row.nonce);
-    this.removeFromArray(this.pending, row);
-    if (row.id != null && this.byId.get(row.id) === row) {
-      this.byId.delete(row.id);
-      this.removeFromArray(this.confirmed, row);
+    if (row.nonce) s.byNonce.delete(row.nonce);
+    removeFrom(s.pending, row);
+    if (row.id != null && s.byId.get(row.id) === row) {
+      s.byId.delete(row.id);
+      removeFrom(s.confirmed, row);
     }
     row.el.remove();
-    if (next) this.refreshRow(next);
+    if (next) this.refreshRow(s, next);
   }
 
-  removeFromArray(arr, row) {
-    const i = arr.indexOf(row);
-    if (i >= 0) arr.splice(i, 1);
+  // ---- divider and highlight ---------------------------------------------------
+
+  /**
+   * Put the "New messages" divider before the first message after `lastRead`
+   * that someone else wrote (none when `lastRead` is null). Returns its row.
+   */
+  markUnread(s, lastRead) {
+    const old = s.dividerRow;
+    if (old) {
+      old.newEl.hidden = true;
+      s.dividerRow = null;
+      this.refreshRow(s, old);
+    }
+    if (lastRead == null) return null;
+    const row = s.confirmed.find((r) => r.id > lastRead && !r.own);
+    if (!row) return null;
+    row.newEl.hidden = false;
+    s.dividerRow = row;
+    this.refreshRow(s, row);
+    return row;
+  }
+
+  /** After opening a room: show the divider near the top when it is off screen. */
+  revealDivider() {
+    const s = this.s;
+    const row = s && s.dividerRow;
+    if (!row) return;
+    const r = row.el.getBoundingClientRect();
+    const box = this.logEl.getBoundingClientRect();
+    if (r.top >= box.top) return; // already on screen at the bottom
+    this.logEl.scrollTop += r.top - box.top - 8;
+    s.pinned = false;
+    this.o.jumpBtn.hidden = false;
+  }
+
+  /** Scroll to message `id` of the shown room and highlight it. */
+  highlight(id) {
+    const s = this.s;
+    const row = s && s.byId.get(id);
+    if (!row) return false;
+    this.clearTarget(s);
+    s.targetRow = row;
+    row.el.classList.add('is-target');
+    row.el.dataset.target = 'true';
+    s.pinned = false;
+    row.el.scrollIntoView({ block: 'center', behavior: 'auto' });
+    s.pinned = s.reachedEnd && this.distanceFromBottom() < PIN_THRESHOLD_PX;
+    return true;
+  }
+
+  clearTarget(s) {
+    if (!s.targetRow) return;
+    s.targetRow.el.classList.remove('is-target');
+    delete s.targetRow.el.dataset.target;
+    s.targetRow = null;
   }
 
   // ---- rendering -----------------------------------------------------------------
@@ -337,21 +586,24 @@ export class MessageLog {
       id: msg.id, msg, date, pending, failed: false, nonce: msg.nonce || null,
       own, cont: null, dayText: null,
     };
+    const mentionsMe = !own && mentions(msg.body, this.me);
 
+    row.newEl = h('div', { class: 'new-sep', hidden: true }, h('span', { class: 'new-sep-label' }, 'New messages'));
     row.dayEl = h('div', { class: 'day-sep', hidden: true }, h('span', { class: 'day-sep-label' }));
     row.timeEl = h('time', { class: 'msg-time' });
     row.headEl = h('div', { class: 'msg-head' },
       h('span', { class: 'msg-author' }, msg.user),
       h('span', { class: 'visually-hidden' }, ', '),
       row.timeEl);
-    row.bubbleEl = h('div', { class: 'msg-bubble' }, h('div', { class: 'msg-body' }, renderBody(msg.body)));
+    row.bubbleEl = h('div', { class: 'msg-bubble' }, h('div', { class: 'msg-body' }, renderBody(msg.body, this.me)));
     row.statusEl = h('div', { class: 'msg-status', hidden: true });
 
     row.el = h('div', {
-      class: `msg${own ? ' own' : ''}${pending ? ' pending' : ''}`,
+      class: `msg${own ? ' own' : ''}${pending ? ' pending' : ''}${mentionsMe ? ' mentions-me' : ''}`,
       dataset: msg.id != null ? { id: String(msg.id) } : {},
     },
     row.dayEl,
+    row.newEl,
     h('div', { class: 'msg-row' },
       own ? null : avatar(msg.user),
       h('div', { class: 'msg-content' }, row.headEl, row.bubbleEl, row.statusEl)));
@@ -394,33 +646,31 @@ export class MessageLog {
     );
   }
 
-  /** The displayed order: confirmed by id, then pending. */
-  sequence() { return this.confirmed.concat(this.pending); }
-
-  prevOf(row) {
-    let i = this.confirmed.indexOf(row);
-    if (i >= 0) return i > 0 ? this.confirmed[i - 1] : null;
-    i = this.pending.indexOf(row);
-    if (i > 0) return this.pending[i - 1];
-    return this.confirmed.length ? this.confirmed[this.confirmed.length - 1] : null;
+  prevOf(s, row) {
+    let i = s.confirmed.indexOf(row);
+    if (i >= 0) return i > 0 ? s.confirmed[i - 1] : null;
+    i = s.pending.indexOf(row);
+    if (i > 0) return s.pending[i - 1];
+    return s.confirmed.length ? s.confirmed[s.confirmed.length - 1] : null;
   }
 
-  refreshAll() {
+  refreshAll(s) {
     let prev = null;
-    for (const row of this.sequence()) {
+    for (const row of s.confirmed.concat(s.pending)) {
       this.applyGrouping(row, prev);
       prev = row;
     }
   }
 
-  refreshRow(row) {
-    this.applyGrouping(row, this.prevOf(row));
+  refreshRow(s, row) {
+    this.applyGrouping(row, this.prevOf(s, row));
   }
 
   applyGrouping(row, prev) {
     const key = dayKey(row.date);
     const newDay = !prev || dayKey(prev.date) !== key;
     const cont = !newDay
+      && row.newEl.hidden
       && String(prev.msg.user).toLowerCase() === String(row.msg.user).toLowerCase()
       && Math.abs(row.date - prev.date) < GROUP_WINDOW_MS;
 
@@ -443,7 +693,8 @@ export class MessageLog {
     this.scrollQueued = true;
     const run = () => {
       this.scrollQueued = false;
-      this.scrollToBottom(false);
+      if (this.s && this.s.pinned) this.scrollToBottom(false);
+      this.o.onSeen();
     };
     if (document.visibilityState === 'visible') requestAnimationFrame(run);
     else setTimeout(run, 30);
@@ -451,7 +702,7 @@ export class MessageLog {
 
   scrollToBottom(smooth) {
     const el = this.logEl;
-    this.pinned = true;
+    if (this.s) this.s.pinned = this.s.reachedEnd;
     if (smooth && typeof el.scrollTo === 'function') {
       // Jump most of a long way at once; glide only over the last screenful.
       const target = el.scrollHeight - el.clientHeight;
@@ -461,4 +712,20 @@ export class MessageLog {
       el.scrollTop = el.scrollHeight;
     }
   }
+}
+
+function sortedIndex(rows, id) {
+  let lo = 0;
+  let hi = rows.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (rows[mid].id < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function removeFrom(arr, row) {
+  const i = arr.indexOf(row);
+  if (i >= 0) arr.splice(i, 1);
 }

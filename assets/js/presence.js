@@ -6,9 +6,16 @@ import { avatar, listNames } from './format.js';
 const TYPING_TTL_MS = 5000;
 
 export class OnlineList {
-  constructor({ listEl, countEls }) {
+  /**
+   * @param {object} o
+   * @param {HTMLElement} o.listEl
+   * @param {HTMLElement[]} o.countEls
+   * @param {(user: string) => void} [o.onPick]  a person was chosen (start a direct message)
+   */
+  constructor({ listEl, countEls, onPick }) {
     this.listEl = listEl;
     this.countEls = countEls;
+    this.onPick = onPick || null;
     this.me = '';
     this.users = new Map(); // lowercased -> display name
   }
@@ -33,6 +40,8 @@ export class OnlineList {
 
   has(user) { return this.users.has(String(user).toLowerCase()); }
 
+  names() { return Array.from(this.users.values()); }
+
   render() {
     const meKey = this.me.toLowerCase();
     const names = Array.from(this.users.values()).sort((a, b) => {
@@ -42,10 +51,21 @@ export class OnlineList {
     });
     this.listEl.replaceChildren(...names.map((name) => {
       const self = name.toLowerCase() === meKey;
-      return h('li', { class: `person${self ? ' is-self' : ''}` },
+      const content = [
         h('span', { class: 'person-avatar' }, avatar(name), h('span', { class: 'presence-dot', 'aria-hidden': 'true' })),
         h('span', { class: 'person-name' }, name),
-        self ? h('span', { class: 'person-tag' }, 'you') : null);
+        self ? h('span', { class: 'person-tag' }, 'you') : null,
+      ];
+      if (self || !this.onPick) return h('li', { class: `person${self ? ' is-self' : ''}` }, content);
+      return h('li', { class: 'person' },
+        h('button', {
+          type: 'button',
+          class: 'person-btn',
+          'aria-label': `Message ${name}`,
+          title: `Send ${name} a direct message`,
+          dataset: { user: name },
+          onclick: () => this.onPick(name),
+        }, content));
     }));
     if (!names.length) {
       this.listEl.append(h('li', { class: 'person-empty' }, 'Nobody is here yet.'));

@@ -1,4 +1,6 @@
-// The sign-in / create-account view.
+// The sign-in / create-account view. It asks the server who may register (open, invite-only
+// or closed) and, when the page was opened from an invite link (`?invite=CODE`), sends the code
+// along with the new account.
 
 import { api, ApiError } from './api.js';
 import { $, setText } from './dom.js';
@@ -17,7 +19,12 @@ export class SignInView {
     this.error = $('#signin-error');
     this.submitBtn = $('#signin-submit');
     this.createBtn = $('#signin-create');
+    this.divider = $('#signin-divider');
+    this.note = $('#signin-note');
     this.busy = false;
+    this.invite = inviteFromUrl();
+    this.mode = 'open';
+    this.loadMode();
 
     this.form.addEventListener('submit', (e) => {
       e.preventDefault();
@@ -26,6 +33,59 @@ export class SignInView {
     this.createBtn.addEventListener('click', () => this.run('register', this.createBtn));
     for (const input of [this.username, this.password]) {
       input.addEventListener('input', () => input.removeAttribute('aria-invalid'));
+    }
+  }
+
+  /** Ask the server who may create an account, then show or hide "Create account". */
+  async loadMode() {
+    try {
+      const res = await fetch('api/registration', {
+        credentials: 'same-origin',
+        cache: 'no-store',
+        headers: { Accept: 'application/json' },
+      });
+      if (!res.ok) return;
+      const data = await res.json();
+      if (['open', 'invite', 'closed'].includes(data.mode)) this.applyMode(data.mode);
+    } catch {
+      // Unknown: keep offering "Create account"; the server still decides.
+    }
+  }
+
+  applyMode(mode) {
+    this.mode = mode;
+    const canCreate = mode === 'open' || (mode === 'invite' && Boolean(this.invite));
+    if (!canCreate && document.activeElement === this.createBtn) this.submitBtn.focus();
+    this.createBtn.hidden = !canCreate;
+    this.divider.hidden = !canCreate;
+    const strong = (text) => {
+      const el = document.createElement('strong');
+      el.textContent = text;
+      return el;
+    };
+    if (mode === 'closed') {
+      this.note.replaceChildren(
+        strong('Registration is closed on this server.'),
+        ' Ask an administrator if you need an account.',
+      );
+    } else if (mode === 'invite' && !this.invite) {
+      this.note.replaceChildren(
+        strong('New accounts need an invite link.'),
+        ' Ask an administrator of this server for one, then open it to create your account.',
+      );
+    } else if (this.invite) {
+      this.note.replaceChildren(
+        strong('You have been invited!'),
+        ' Choose a username and a password of at least 8 characters, then select ',
+        strong('Create account'),
+        '.',
+      );
+    } else {
+      this.note.replaceChildren(
+        'New here? Choose a username and a password of at least 8 characters, then select ',
+        strong('Create account'),
+        '.',
+      );
     }
   }
 
@@ -77,14 +137,18 @@ export class SignInView {
     try {
       const data = action === 'login'
         ? await api.login(username, password)
-        : await api.register(username, password);
+        : await api.register(username, password, this.invite ? { invite: this.invite } : {});
       this.setBusy(false, null);
       this.password.value = '';
+      if (this.invite) forgetInvite();
+      this.invite = null;
       this.o.onSignedIn(data.user);
     } catch (err) {
       this.setBusy(false, null);
       const e = err instanceof ApiError ? err : new ApiError(0, 'unknown', 'Something went wrong. Please try again.');
-      let message = e.message;
+      let message = INVITE_MESSAGES[e.code] || e.message;
+      if (e.code === 'invalid_invite') this.invite = null;
+      if (INVITE_MESSAGES[e.code]) this.loadMode();
       if (e.status === 429 && e.retryAfter && !/\d/.test(message)) {
         message += ` Try again in ${formatWait(e.retryAfter)}.`;
       }
@@ -98,6 +162,33 @@ export class SignInView {
       this.showError(message, fields);
       (fields.includes(this.password) && !fields.includes(this.username) ? this.password : this.username).focus();
     }
+  }
+}
+
+const INVITE_MESSAGES = {
+  registration_closed: 'Registration is closed on this server, so no new accounts can be created. Ask an administrator if you need one.',
+  invite_required: 'This server only accepts new accounts with an invite link. Ask an administrator for one, then open it.',
+  invalid_invite: 'This invite link no longer works: it may have expired, been used up or been revoked. Ask an administrator for a new one.',
+};
+
+/** The invite code from `?invite=CODE`, if the page was opened from an invite link. */
+function inviteFromUrl() {
+  try {
+    const code = new URLSearchParams(window.location.search).get('invite');
+    return code && code.trim() ? code.trim() : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Drop `?invite=` from the address once it has been used, so a reload does not reuse it. */
+function forgetInvite() {
+  try {
+    const url = new URL(window.location.href);
+    url.searchParams.delete('invite');
+    window.history.replaceState(window.history.state, '', url.pathname + url.search + url.hash);
+  } catch {
+    // Not important enough to fail over.
   }
 }
 

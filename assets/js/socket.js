@@ -16,7 +16,7 @@ export class ChatSocket {
   /**
    * @param {object} opts
    * @param {string} opts.url           base ws:// or wss:// URL of /ws
-   * @param {() => number} opts.since   the highest message id already shown
+   * @param {() => number|null} opts.since   the highest message id already seen (null: none yet)
    * @param {(frame: object) => void} opts.onFrame
    * @param {(state: string, info: object) => void} opts.onState
    * @param {() => void} opts.onSessionEnded   close code 4001
@@ -94,7 +94,9 @@ export class ChatSocket {
     const url = new URL(this.opts.url, window.location.href);
     if (url.protocol === 'http:') url.protocol = 'ws:';
     if (url.protocol === 'https:') url.protocol = 'wss:';
-    url.searchParams.set('since', String(Math.max(0, this.opts.since() || 0)));
+    // No `since` on the very first connection: nothing to replay yet.
+    const since = this.opts.since();
+    if (since != null) url.searchParams.set('since', String(Math.max(0, since)));
     return url.toString();
   }
 

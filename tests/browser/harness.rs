@@ -301,9 +301,14 @@ impl Ws {
 
     /// Send `body` to `general` and wait for its acknowledgement (the echo with our nonce).
     pub async fn say(&mut self, body: &str) -> Value {
+        self.say_in("general", body).await
+    }
+
+    /// Send `body` to `room` and wait for its acknowledgement (the echo with our nonce).
+    pub async fn say_in(&mut self, room: &str, body: &str) -> Value {
         self.sent += 1;
         let nonce = format!("browser-test-{}", self.sent);
-        let frame = json!({"type": "send", "room": "general", "body": body, "nonce": nonce});
+        let frame = json!({"type": "send", "room": room, "body": body, "nonce": nonce});
         within(
             WAIT,
             "sending a frame",
@@ -501,7 +506,7 @@ impl Drop for Driver {
 }
 
 /// XPath for the form control whose `<label>` (or `aria-label`) is `label`.
-fn labelled(tag: &str, label: &str) -> String {
+pub fn labelled(tag: &str, label: &str) -> String {
     format!(
         "//{tag}[@id = //label[normalize-space(.) = '{label}']/@for \
          or @aria-label = '{label}' \
@@ -510,7 +515,7 @@ fn labelled(tag: &str, label: &str) -> String {
 }
 
 /// XPath for a button (or link acting as one) whose accessible name is `name`.
-fn button(name: &str) -> String {
+pub fn button(name: &str) -> String {
     format!(
         "//*[(self::button or self::a or @role = 'button') \
          and (normalize-space(.) = '{name}' or @aria-label = '{name}')]"
@@ -692,6 +697,16 @@ impl Browser {
         within(WAIT, "typing", el.send_keys(text))
             .await
             .unwrap_or_else(|e| panic!("{}: cannot type {text:?}: {e}", self.name));
+    }
+
+    /// Find the displayed element at `xpath` and click it, looking again when the page
+    /// replaced the element in between (a re-rendered list).
+    pub async fn click_xpath(&self, what: &str, xpath: &str) {
+        self.wait_for(what, || async {
+            let el = self.visible(xpath).await?;
+            within(WAIT, "a click", el.click()).await.ok()
+        })
+        .await
     }
 
     /// Click the element.

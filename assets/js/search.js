@@ -1,0 +1,188 @@
+// Message search: the box in the header and the results panel (newest first,
+// highlighted snippets, room and author filters, "Load more").
+
+import { api, ApiError } from './api.js';
+import { $, h, setText } from './dom.js';
+import { avatar, formatFull, formatTime, dayLabel, parseTs, renderSnippet } from './format.js';
+
+const LIMIT = 20;
+
+export class SearchPanel {
+  constructor(app) {
+    this.app = app;
+    this.panel = $('#search-panel');
+    this.input = $('#search-input');
+    this.roomSel = $('#search-room');
+    this.userInput = $('#search-user');
+    this.list = $('#search-results');
+    this.status = $('#search-status');
+    this.error = $('#search-error');
+    this.moreBtn = $('#search-more');
+    this.query = null;   // { q, room, user }
+    this.next = null;    // next_before
+    this.seq = 0;
+    this.loading = false;
+    this.isOpen = false;
+    this.wide = window.matchMedia('(min-width: 1025px)');
+
+    $('#search-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.run();
+    });
+    this.input.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape' && this.isOpen) {
+        e.preventDefault();
+        this.close(false);
+      }
+    });
+    $('#search-close').addEventListener('click', () => this.close(true));
+    $('#search-filters').addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.run();
+    });
+    this.roomSel.addEventListener('change', () => this.run());
+    this.userInput.addEventListener('change', () => this.run());
+    this.moreBtn.addEventListener('click', () => this.loadMore());
+    this.panel.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        this.close(true);
+      }
+    });
+    this.roomsChanged();
+  }
+
+  reset() {
+    this.close(false);
+    this.input.value = '';
+    this.userInput.value = '';
+    this.roomSel.value = '';
+    this.list.replaceChildren();
+    setText(this.status, '');
+    setText(this.error, '');
+    this.moreBtn.hidden = true;
+    this.query = null;
+  }
+
+  /** Keep the room filter's options in step with the sidebar. */
+  roomsChanged() {
+    const store = this.app.store;
+    const current = this.roomSel.value;
+    const options = [h('option', { value: '' }, 'All rooms')];
+    for (const r of store.rooms()) options.push(h('option', { value: r.name }, `#${r.name}`));
+    for (const r of store.dms()) options.push(h('option', { value: r.name }, store.title(r)));
+    const key = options.map((o) => o.value + o.textContent).join('|');
+    if (key === this.optionsKey) return;
+    this.optionsKey = key;
+    this.roomSel.replaceChildren(...options);
+    this.roomSel.value = Array.from(this.roomSel.options).some((o) => o.value === current) ? current : '';
+  }
+
+  open() {
+    if (this.isOpen) return;
+    this.isOpen = true;
+    this.panel.hidden = false;
+    $('#workspace').classList.add('is-searching');
+    this.app.setPanelOpen(false);
+  }
+
+  /** @param {boolean} focusBox  give focus back to the search box */
+  close(focusBox) {
+    if (!this.isOpen) return;
+    this.isOpen = false;
+    this.panel.hidden = true;
+    $('#workspace').classList.remove('is-searching');
+    if (focusBox) this.input.focus();
+  }
+
+  async run() {
+    const q = this.input.value.trim();
+    if (!q) {
+      this.input.focus();
+      return;
+    }
+    this.open();
+    this.query = { q, room: this.roomSel.value || null, user: this.userInput.value.trim().replace(/^@/, '') || null };
+    this.next = null;
+    this.list.replaceChildren();
+    this.moreBtn.hidden = true;
+    await this.fetchPage(true);
+  }
+
+  async loadMore() {
+    if (this.next == null || this.loading) return;
+    await this.fetchPage(false);
+  }
+
+  async fetchPage(first) {
+    const seq = ++this.seq;
+    this.loading = true;
+    setText(this.error, '');
+    setText(this.status, first ? 'Searching…' : 'Loading more results…');
+    this.moreBtn.disabled = true;
+    try {
+      const data = await api.search({ ...this.query, limit: LIMIT, before: first ? null : this.next });
+      if (seq !== this.seq) return;
+      const results = (data && Array.isArray(data.results)) ? data.results : [];
+      this.next = data && data.next_before != null ? data.next_before : null;
+      const focusFrom = this.list.children.length;
+      this.list.append(...results.map((r) => this.item(r)));
+      const total = this.list.children.length;
+      setText(this.status, total === 0
+        ? `No messages match “${this.query.q}”.`
+        : `${total}${this.next != null ? '+' : ''} message${total === 1 ? ' matches' : 's match'} “${this.query.q}”.`);
+      this.moreBtn.hidden = this.next == null;
+      // Keep keyboard users where the new results begin.
+      if (!first && results.length) {
+        const btn = this.list.children[focusFrom] && this.list.children[focusFrom].querySelector('button');
+        if (btn) btn.focus();
+      }
+    } catch (err) {
+      if (seq !== this.seq) return;
+      setText(this.status, '');
+      setText(this.error, err instanceof ApiError ? searchError(err) : 'Search failed. Please try again.');
+    } finally {
+      if (seq === this.seq) {
+        this.loading = false;
+        this.moreBtn.disabled = false;
+      }
+    }
+  }
+
+  item(r) {
+    const store = this.app.store;
+    const room = store.get(r.room);
+    const where = room ? store.label(room) : String(r.room).startsWith('dm:') ? 'a direct message' : `#${r.room}`;
+    const date = parseTs(r.ts);
+    const snippet = r.snippet != null ? r.snippet : r.body;
+    return h('li', { class: 'result' },
+      h('button', {
+        type: 'button',
+        class: 'result-btn',
+        dataset: { id: String(r.id), room: r.room },
+        onclick: () => this.choose(r),
+      },
+      h('span', { class: 'result-meta' },
+        avatar(r.user, 'xs'),
+        h('span', { class: 'result-author' }, r.user),
+        h('span', { class: 'result-room' }, where),
+        h('time', { class: 'result-time', datetime: date.toISOString(), title: formatFull(date) }, `${dayLabel(date)}, ${formatTime(date)}`)),
+      h('span', { class: 'result-snippet' }, renderSnippet(snippet))));
+  }
+
+  async choose(r) {
+    if (!this.wide.matches) this.close(false);
+    await this.app.openRoom(r.room, { at: r.id });
+    // Reading it: move focus to the conversation so the reader lands there.
+    if (!this.isOpen) this.app.log.logEl.focus({ preventScroll: true });
+  }
+}
+
+function searchError(err) {
+  switch (err.code) {
+    case 'not_a_member': return 'You cannot search that room: you are not a member.';
+    case 'unknown_room': return 'That room does not exist.';
+    case 'bad_request': return err.message || 'Type between 1 and 200 characters to search.';
+    default: return err.message;
+  }
+}
