@@ -745,3 +745,297 @@ pub async fn assert_healthy(app: &TestApp) {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(text(res).await, "ok");
 }
+
+// ---- rooms, DMs, unread state and search -------------------------------------------------
+
+/// A server on a database file prepared beforehand in `dir` (`dir/chat.db`).
+pub async fn spawn_app_in(dir: TempDir) -> TestApp {
+    let mut config = Config::default();
+    config.server.host = "127.0.0.1".into();
+    config.server.port = 0;
+    config.database.path = dir.path().join("chat.db");
+    config.auth.pbkdf2_iterations = 1000;
+    config.limits.messages_per_second = 0.0;
+    config.limits.registrations_per_hour = 0;
+    let server = within(
+        Duration::from_secs(10),
+        "the server to start",
+        hearth::run(config.clone()),
+    )
+    .await
+    .expect("the server starts");
+    let addr = server.local_addr();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client");
+    TestApp {
+        addr,
+        base: format!("http://{addr}"),
+        dir,
+        server: Some(server),
+        config,
+        http,
+    }
+}
+
+impl TestApp {
+    /// A same-origin API call with an optional JSON body; returns the status and the JSON body
+    /// (`Null` when the body is empty).
+    pub async fn api(
+        &self,
+        method: Method,
+        path: &str,
+        auth: &Auth,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut rb = self.request(method, path, Some(auth));
+        rb = rb.header("origin", &self.base);
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let res = self.send(rb).await;
+        let status = res.status().as_u16();
+        let body = text(res).await;
+        let v = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&body)
+                .unwrap_or_else(|e| panic!("{path}: body is not JSON ({e}): {body:?}"))
+        };
+        (status, v)
+    }
+
+    /// An API call that must answer `status`; returns the body.
+    pub async fn api_ok(
+        &self,
+        method: Method,
+        path: &str,
+        auth: &Auth,
+        body: Option<&Value>,
+        status: u16,
+    ) -> Value {
+        let (got, v) = self.api(method.clone(), path, auth, body).await;
+        assert_eq!(got, status, "{method} {path}: {v}");
+        v
+    }
+
+    /// An API call that must fail with `status` and error `code`.
+    pub async fn api_err(
+        &self,
+        method: Method,
+        path: &str,
+        auth: &Auth,
+        body: Option<&Value>,
+        status: u16,
+        code: &str,
+    ) -> Value {
+        let (got, v) = self.api(method.clone(), path, auth, body).await;
+        assert_eq!(got, status, "{method} {path} (expected {code}): {v}");
+        assert_error_shape(&v, code);
+        v
+    }
+
+    /// `POST /api/rooms`, asserting 201; returns the room object.
+    pub async fn create_room(&self, auth: &Auth, name: &str, public: bool) -> Value {
+        self.api_ok(
+            Method::POST,
+            "/api/rooms",
+            auth,
+            Some(&json!({ "name": name, "public": public })),
+            201,
+        )
+        .await["room"]
+            .clone()
+    }
+
+    /// `POST /api/rooms/{room}/join`, asserting 200; returns the room object.
+    pub async fn join_room(&self, auth: &Auth, room: &str) -> Value {
+        self.api_ok(
+            Method::POST,
+            &format!("/api/rooms/{}/join", encode_room(room)),
+            auth,
+            None,
+            200,
+        )
+        .await["room"]
+            .clone()
+    }
+
+    /// `POST /api/rooms/{room}/members`, asserting 200; returns the room object.
+    pub async fn invite(&self, auth: &Auth, room: &str, username: &str) -> Value {
+        self.api_ok(
+            Method::POST,
+            &format!("/api/rooms/{}/members", encode_room(room)),
+            auth,
+            Some(&json!({ "username": username })),
+            200,
+        )
+        .await["room"]
+            .clone()
+    }
+
+    /// `POST /api/dms`; returns the status and the room object.
+    pub async fn open_dm(&self, auth: &Auth, users: &[&str]) -> (u16, Value) {
+        let (status, v) = self
+            .api(
+                Method::POST,
+                "/api/dms",
+                auth,
+                Some(&json!({ "users": users })),
+            )
+            .await;
+        assert!(
+            status == 200 || status == 201,
+            "POST /api/dms: {status} {v}"
+        );
+        (status, v["room"].clone())
+    }
+
+    /// The caller's rooms (`GET /api/rooms`).
+    pub async fn my_rooms(&self, auth: &Auth) -> Vec<Value> {
+        let v = self
+            .api_ok(Method::GET, "/api/rooms", auth, None, 200)
+            .await;
+        v["rooms"].as_array().expect("a rooms array").clone()
+    }
+
+    /// The caller's room called `name` from `GET /api/rooms`, if they belong to it.
+    pub async fn my_room(&self, auth: &Auth, name: &str) -> Option<Value> {
+        self.my_rooms(auth)
+            .await
+            .into_iter()
+            .find(|r| r["name"] == name)
+    }
+
+    /// `GET /api/search?{query}` (the query already encoded); returns status and body.
+    pub async fn search(&self, auth: &Auth, query: &str) -> (u16, Value) {
+        self.api(Method::GET, &format!("/api/search?{query}"), auth, None)
+            .await
+    }
+
+    /// Search for `q` (encoded here) plus `extra` parameters, asserting 200; returns the body.
+    pub async fn search_ok(&self, auth: &Auth, q: &str, extra: &str) -> Value {
+        let mut query = format!("q={}", urlencode(q));
+        if !extra.is_empty() {
+            query.push('&');
+            query.push_str(extra);
+        }
+        let (status, v) = self.search(auth, &query).await;
+        assert_eq!(status, 200, "search {query}: {v}");
+        assert!(v["results"].is_array(), "search {query}: {v}");
+        v
+    }
+}
+
+/// Percent-encode everything but unreserved characters.
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A room name for a URL path (DM names have `:` and `,`).
+pub fn encode_room(name: &str) -> String {
+    urlencode(name)
+}
+
+/// The ids of search results, in order.
+pub fn result_ids(v: &Value) -> Vec<i64> {
+    v["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no results array in {v}"))
+        .iter()
+        .map(id_of)
+        .collect()
+}
+
+/// A `send` frame for any room.
+pub fn send_in(room: &str, body: &str, nonce: &str) -> Value {
+    json!({ "type": "send", "room": room, "body": body, "nonce": nonce })
+}
+
+impl Ws {
+    /// This connection's username.
+    pub fn username(&self) -> String {
+        self.ready["user"]["username"]
+            .as_str()
+            .expect("ready names the user")
+            .to_string()
+    }
+
+    /// The next frame for which `pred` holds; every other frame is skipped.
+    pub async fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let wait = async {
+            loop {
+                let f = self.next_frame().await;
+                if pred(&f) {
+                    return f;
+                }
+            }
+        };
+        within(Duration::from_secs(10), what, wait).await
+    }
+
+    /// The next frame of type `ty`, skipping every other frame.
+    pub async fn wait_type(&mut self, ty: &str) -> Value {
+        self.wait_for(ty, |f| f["type"] == ty).await
+    }
+
+    /// Every frame up to and including the first for which `pred` holds.
+    pub async fn frames_until(&mut self, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let mut out = Vec::new();
+        loop {
+            let f = self.next_frame().await;
+            let done = pred(&f);
+            out.push(f);
+            if done {
+                return out;
+            }
+        }
+    }
+
+    /// Every frame up to and including the `message` frame with this nonce.
+    pub async fn frames_until_nonce(&mut self, nonce: &str) -> Vec<Value> {
+        self.frames_until(|f| f["type"] == "message" && f["nonce"] == nonce)
+            .await
+    }
+
+    /// Send to `room` and wait for the acknowledgement (skipping every other frame); returns
+    /// the stored message.
+    pub async fn say(&mut self, room: &str, body: &str, nonce: &str) -> Value {
+        self.send_json(&send_in(room, body, nonce)).await;
+        let me = self.username();
+        let f = self
+            .wait_for(&format!("the ack of {nonce}"), |f| {
+                (f["type"] == "message" && f["nonce"] == nonce && f["user"] == me.as_str())
+                    || (f["type"] == "error" && f["nonce"] == nonce)
+            })
+            .await;
+        assert_eq!(f["type"], "message", "sending {nonce} to {room}: {f}");
+        f
+    }
+
+    /// Send to `room` and return the `error` frame that refuses it.
+    pub async fn say_refused(&mut self, room: &str, body: &str, nonce: &str) -> Value {
+        self.send_json(&send_in(room, body, nonce)).await;
+        let f = self
+            .wait_for(&format!("the answer to {nonce}"), |f| {
+                f["nonce"] == nonce && (f["type"] == "error" || f["type"] == "message")
+            })
+            .await;
+        assert_eq!(
+            f["type"], "error",
+            "sending {nonce} to {room} succeeded: {f}"
+        );
+        f
+    }
+}
