@@ -169,8 +169,14 @@ pub const MAX_QUERY_CHARS: usize = 200;
 /// becomes a quoted string (so no FTS5 operator or syntax error can come from input), all of
 /// which must match. `None` when nothing searchable is left.
 pub fn fts_query(raw: &str) -> Option<String> {
+    // FTS5 reads a query as a C string: a NUL inside a quoted term would end it early and
+    // leave an unterminated string (a syntax error). Control characters never match anyway.
+    let cleaned: String = raw
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let mut terms: Vec<String> = Vec::new();
-    let mut rest = raw.trim();
+    let mut rest = cleaned.trim();
     while !rest.is_empty() {
         let (term, next) = if let Some(after) = rest.strip_prefix('"') {
             match after.find('"') {
@@ -252,7 +258,10 @@ mod tests {
 
     #[test]
     fn mentions() {
-        assert_eq!(mention_candidates("hi @Bob and @carol."), ["bob", "carol.", "carol"]);
+        assert_eq!(
+            mention_candidates("hi @Bob and @carol."),
+            ["bob", "carol.", "carol"]
+        );
         assert!(mention_candidates("mail me at a@b.org").is_empty());
         assert_eq!(mention_candidates("@a @a @"), ["a"]);
         assert_eq!(mention_candidates("(@x_y)"), ["x_y"]);
@@ -260,11 +269,22 @@ mod tests {
 
     #[test]
     fn fts_queries() {
-        assert_eq!(fts_query("hello world").as_deref(), Some("\"hello\" \"world\""));
-        assert_eq!(fts_query("\"red fox\" jumps").as_deref(), Some("\"red fox\" \"jumps\""));
+        assert_eq!(
+            fts_query("hello world").as_deref(),
+            Some("\"hello\" \"world\"")
+        );
+        assert_eq!(
+            fts_query("\"red fox\" jumps").as_deref(),
+            Some("\"red fox\" \"jumps\"")
+        );
         assert_eq!(fts_query("a\"b").as_deref(), Some("\"a\"\"b\""));
-        assert_eq!(fts_query("NEAR( OR AND *").as_deref(), Some("\"NEAR(\" \"OR\" \"AND\""));
+        assert_eq!(
+            fts_query("NEAR( OR AND *").as_deref(),
+            Some("\"NEAR(\" \"OR\" \"AND\"")
+        );
         assert_eq!(fts_query("  !!! "), None);
+        assert_eq!(fts_query("a\0b").as_deref(), Some("\"a\" \"b\""));
+        assert_eq!(fts_query("\"x\0y\"").as_deref(), Some("\"x y\""));
         assert_eq!(fts_query(""), None);
     }
 }

@@ -408,6 +408,43 @@ impl Hub {
         self.drop_slow(slow);
     }
 
+    /// Make one connection listen to exactly `rooms` (a fresher read than the one it was
+    /// registered with: membership may have changed in between).
+    pub fn sync_rooms(&self, conn: ConnId, rooms: &[i64]) {
+        let mut st = lock_write(&self.inner.state);
+        let Some(c) = st.conns.get_mut(&conn) else {
+            return;
+        };
+        let (user_id, tx) = (c.user_id, c.tx.clone());
+        let added: Vec<i64> = rooms
+            .iter()
+            .copied()
+            .filter(|r| !c.rooms.contains(r))
+            .collect();
+        let removed: Vec<i64> = c
+            .rooms
+            .iter()
+            .copied()
+            .filter(|r| !rooms.contains(r))
+            .collect();
+        if added.is_empty() && removed.is_empty() {
+            return;
+        }
+        c.rooms = rooms.to_vec();
+        for r in added {
+            st.rooms.entry(r).or_default().push(Member {
+                conn,
+                user_id,
+                tx: tx.clone(),
+            });
+        }
+        for r in removed {
+            if let Some(members) = st.rooms.get_mut(&r) {
+                members.retain(|m| m.conn != conn);
+            }
+        }
+    }
+
     /// Every connection of `user_id` stops listening to a room, then gets `frame`.
     pub fn leave_room(&self, user_id: i64, room_id: i64, frame: &Utf8Bytes) {
         let mut slow = Vec::new();
@@ -417,7 +454,10 @@ impl Hub {
         }
         for (id, c) in st.conns.iter_mut().filter(|(_, c)| c.user_id == user_id) {
             c.rooms.retain(|r| *r != room_id);
-            if c.tx.try_send(Outgoing::Room(RoomChange::Left(room_id))).is_err() {
+            if c.tx
+                .try_send(Outgoing::Room(RoomChange::Left(room_id)))
+                .is_err()
+            {
                 slow.push(*id);
                 continue;
             }

@@ -390,6 +390,11 @@ pub async fn update(
                 "A direct conversation has no name or topic to change.",
             ));
         }
+        if room.name == GENERAL && !is_admin {
+            return Err(RoomError::Forbidden(
+                "Only an administrator can change #general.",
+            ));
+        }
         let rename = new_name.filter(|n| *n != room.name);
         if rename.is_some() {
             if room.name == GENERAL {

@@ -48,7 +48,11 @@ fn room_row(row: &Row<'_>) -> rusqlite::Result<Room> {
         id: row.get(0)?,
         name: row.get(1)?,
         topic: row.get(2)?,
-        kind: if kind == "dm" { RoomKind::Dm } else { RoomKind::Room },
+        kind: if kind == "dm" {
+            RoomKind::Dm
+        } else {
+            RoomKind::Room
+        },
         public: row.get(4)?,
         created_by: row.get(5)?,
         members: row.get(6)?,
@@ -290,7 +294,14 @@ pub fn insert_room(
             "INSERT INTO rooms (name, topic, kind, is_public, created_by, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO NOTHING",
         )?
-        .execute(params![name, topic, kind.as_str(), public, created_by, now_ms])?;
+        .execute(params![
+            name,
+            topic,
+            kind.as_str(),
+            public,
+            created_by,
+            now_ms
+        ])?;
     Ok((n > 0).then(|| conn.last_insert_rowid()))
 }
 

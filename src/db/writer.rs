@@ -236,7 +236,15 @@ fn commit_batch(
             for r in replies {
                 r(Ok(()));
             }
-            (outcomes, Ok(()))
+            // SQLite may undo only the failing statement (e.g. disk full inside the search
+            // index's trigger) and commit the rest: still a failed write for the health check.
+            let refused = outcomes
+                .iter()
+                .any(|c| matches!(c, Committed::Failed { .. }));
+            match first_error {
+                Some(e) if refused => (outcomes, Err(e)),
+                _ => (outcomes, Ok(())),
+            }
         }
         Err(e) => {
             tracing::error!("commit failed, {} messages refused: {e}", outcomes.len());

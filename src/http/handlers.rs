@@ -233,7 +233,12 @@ pub async fn messages(
     let before = id_param(&q, "before").map_err(ApiError::reject)?;
     let after = id_param(&q, "after").map_err(ApiError::reject)?;
     let around = id_param(&q, "around").map_err(ApiError::reject)?;
-    if [before, after, around].iter().filter(|p| p.is_some()).count() > 1 {
+    if [before, after, around]
+        .iter()
+        .filter(|p| p.is_some())
+        .count()
+        > 1
+    {
         return Err(
             ApiError::bad_request("Give at most one of `before`, `after` and `around`.").reject(),
         );

@@ -273,7 +273,10 @@ pub async fn details(room: String, id: Identity, state: AppState) -> Result<Resp
         .iter()
         .map(|(name, online)| json!({ "username": name, "online": online }))
         .collect();
-    Ok(warp::reply::json(&json!({ "room": RoomView::from(&room), "members": members })).into_response())
+    Ok(
+        warp::reply::json(&json!({ "room": RoomView::from(&room), "members": members }))
+            .into_response(),
+    )
 }
 
 /// PATCH /api/rooms/{room}
@@ -311,9 +314,7 @@ pub async fn join(
 ) -> Result<Response, Rejection> {
     check_origin(&origin, &state, &id)?;
     let room = room_param(&room)?;
-    let room = rooms::join(&state, &id.user, &room)
-        .await
-        .map_err(reject)?;
+    let room = rooms::join(&state, &id.user, &room).await.map_err(reject)?;
     Ok(room_reply(StatusCode::OK, &room))
 }
 
@@ -422,7 +423,9 @@ fn number(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, Rejecti
         None => Ok(None),
         Some(v) => match v.parse::<i64>() {
             Ok(n) if n >= 0 => Ok(Some(n)),
-            _ => Err(ApiError::bad_request(format!("`{key}` must be a whole number ≥ 0.")).reject()),
+            _ => {
+                Err(ApiError::bad_request(format!("`{key}` must be a whole number ≥ 0.")).reject())
+            }
         },
     }
 }

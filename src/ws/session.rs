@@ -187,7 +187,7 @@ impl Session {
 
     /// Send `ready` and, for `?since=`, the replay and `resumed`. Returns the id up to which
     /// live messages were already covered by the replay.
-    async fn greet<S>(&self, ws: &mut Ws<S>) -> Result<i64, WsError>
+    async fn greet<S>(&mut self, ws: &mut Ws<S>) -> Result<i64, WsError>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -201,6 +201,7 @@ impl Session {
             .read(move |c| {
                 let tx = c.unchecked_transaction()?;
                 let head = queries::head(&tx)?;
+                let rooms = queries::rooms_for_user(&tx, uid)?;
                 let replay = match since {
                     Some(s) => Some(queries::messages_since_for_user(
                         &tx,
@@ -211,10 +212,10 @@ impl Session {
                     None => None,
                 };
                 tx.finish()?;
-                Ok((head, replay))
+                Ok((head, rooms, replay))
             })
             .await;
-        let (head, replay) = match read {
+        let (head, rooms, replay) = match read {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!("cannot read history for a new connection: {e}");
@@ -222,6 +223,10 @@ impl Session {
                 return Err(WsError::ConnectionClosed);
             }
         };
+        // Membership may have changed since the connection was registered with the hub.
+        let ids: Vec<i64> = rooms.iter().map(|r| r.id).collect();
+        self.state.hub.sync_rooms(self.reg.id, &ids);
+        self.rooms = rooms;
         let online = self.state.hub.online();
         let ready = ServerMsg::Ready {
             user: UserView::from(&self.user),
