@@ -670,12 +670,21 @@ async fn topic_changes_reach_every_member() {
         "not_a_member",
     )
     .await;
-    // general's topic can change (by a member), its name cannot.
+    // Only an administrator changes general (alice registered first, so she is one).
+    app.api_err(
+        Method::PATCH,
+        "/api/rooms/general",
+        &carol,
+        Some(&json!({ "topic": "mine" })),
+        403,
+        "forbidden",
+    )
+    .await;
     let v = app
         .api_ok(
             Method::PATCH,
             "/api/rooms/general",
-            &carol,
+            &alice,
             Some(&json!({ "topic": "hello all" })),
             200,
         )
