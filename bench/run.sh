@@ -4,7 +4,7 @@
 #
 #   bench/run.sh [--tiny] [--runs N] [--no-raw] [--out FILE] SCENARIO [hearth-bench args...]
 #
-# SCENARIO: ingest | fanout | everyday | idle | history | slow | startup | all
+# SCENARIO: ingest | fanout | everyday | idle | history | slow | startup | search | all
 #   --tiny     small sizes, a few seconds per scenario (CI smoke test); fails on any lost,
 #              duplicated or reordered delivery
 #   --runs N   repeat N times, each on a fresh server and database (summary shows medians)
@@ -15,6 +15,9 @@
 # Environment:
 #   BENCH_DB=PATH          database for history/startup; kept afterwards and reused (filled once)
 #   STARTUP_MESSAGES=N     messages in the startup database (default 1,000,000; tiny 2,000)
+#   SEARCH_DB=PATH         database for search; kept afterwards and reused (generated once)
+#   SEARCH_MESSAGES=N      messages in the search database (default 1,000,000; tiny 20,000)
+#   SEARCH_TIME_REBUILD=1  also time a full rebuild of the search index (rolled back)
 #   KEEP_TMP=1             keep the temporary directory (server logs, databases, results)
 #   BENCH_BIN_DIR=DIR      use the binaries in DIR instead of building (a frozen copy)
 #   BENCH_NICE=N           niceness of server and load generator (default -10 as root, else 0)
@@ -25,7 +28,7 @@
 # exist). Everything this script starts is stopped on exit.
 set -euo pipefail
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
 
 TINY=0
 RUNS=1
@@ -182,6 +185,7 @@ run_scenario() {
         fanout|everyday|slow|idle) [[ $RAW == 1 ]] && targets+=(raw) ;;
         ingest|history) ;;
         startup) run_startup "$@"; return ;;
+        search) run_search "$@"; return ;;
         *) echo "run.sh: unknown scenario $s" >&2; exit 2 ;;
     esac
     local run kind db
@@ -231,8 +235,46 @@ run_startup() {
     done
 }
 
+# run_search ARGS...: generate the search database once (hearth creates the schema, then
+# hearth-bench search-db writes the messages; the server's triggers index them), then run the
+# search scenario RUNS times, each on a freshly started server.
+run_search() {
+    local db=${SEARCH_DB:-$TMP/search.db}
+    local gen=()
+    [[ -n ${SEARCH_MESSAGES:-} ]] && gen+=(--messages "$SEARCH_MESSAGES")
+    [[ ${SEARCH_TIME_REBUILD:-0} == 1 ]] && gen+=(--time-rebuild)
+    [[ $TINY == 1 ]] && gen+=(--tiny)
+    echo
+    echo "### search: generating $db"
+    if [[ ! -e $db ]]; then
+        start_server hearth "$db"   # creates the database with the current schema
+        stop_server
+    fi
+    local rc=0 t0 t1
+    t0=$(date +%s.%N)
+    "${PIN_CLIENT[@]}" "$BIN/hearth-bench" search-db --db "$db" "${gen[@]}" >"$TMP/bench.out" 2>&1 || rc=$?
+    t1=$(date +%s.%N)
+    cat "$TMP/bench.out"
+    echo "run.sh: search-db took $(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }") s; $db is $(du -m "$db" | cut -f1) MiB"
+    grep '^RESULT ' "$TMP/bench.out" >>"$RESULTS" || true
+    if [[ $rc -ne 0 ]]; then
+        PROBLEMS+=("search-db exited with $rc")
+        FAILED=1
+        return
+    fi
+    local run
+    for run in $(seq "$RUNS"); do
+        echo
+        echo "### search, run $run/$RUNS, hearth"
+        wait_quiet
+        start_server hearth "$db"
+        bench hearth "$run" search "$@"
+        stop_server
+    done
+}
+
 if [[ $SCENARIO == all ]]; then
-    for s in ingest fanout everyday idle history slow startup; do
+    for s in ingest fanout everyday idle history slow startup search; do
         run_scenario "$s"
     done
 else

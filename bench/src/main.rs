@@ -9,6 +9,7 @@ mod fanout;
 mod history;
 mod idle;
 mod ingest;
+mod search;
 mod startup;
 mod summary;
 mod util;
@@ -194,6 +195,50 @@ enum Cmd {
         #[arg(long)]
         fill_window: Option<usize>,
     },
+    /// Write N messages of natural-language-like text over several rooms, users and DMs into a
+    /// database that hearth created (the server's triggers keep its search index). Adds only
+    /// what is missing, so an existing database is reused.
+    SearchDb {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long)]
+        messages: Option<u64>,
+        #[arg(long, default_value_t = 500)]
+        users: usize,
+        #[arg(long, default_value_t = 60)]
+        dms: usize,
+        /// The messages are spread over this many days up to now.
+        #[arg(long, default_value_t = 180)]
+        days: u64,
+        /// Messages per transaction.
+        #[arg(long, default_value_t = 20_000)]
+        batch: usize,
+        /// Also time rebuilding the whole index (what migration 2 does to an older database),
+        /// then roll that back.
+        #[arg(long)]
+        time_rebuild: bool,
+    },
+    /// Sign in, then time one-word (common, medium, rare, no match), two-word, room-filtered and
+    /// relevance-ordered searches, sequentially and concurrently. Needs a `search-db` database.
+    Search {
+        /// Sequential queries per one-word class (half as many two-word and room-filtered).
+        #[arg(long)]
+        queries: Option<usize>,
+        /// Concurrent clients in the throughput phase.
+        #[arg(long)]
+        clients: Option<usize>,
+        /// Seconds of the throughput phase.
+        #[arg(long)]
+        secs: Option<f64>,
+        /// Relevance-ordered queries (also stopped after --rel-secs).
+        #[arg(long)]
+        rel_queries: Option<usize>,
+        #[arg(long, default_value_t = 30.0)]
+        rel_secs: f64,
+        /// Unrecorded warm-up queries per one-word class.
+        #[arg(long)]
+        warmup: Option<usize>,
+    },
     /// Spawn the server on an existing database; time to the `listening on` line.
     Startup {
         #[arg(long)]
@@ -278,6 +323,54 @@ async fn run(cli: Cli) -> Res<bool> {
             r.param("runs", cfg.runs);
             r.param("db", cfg.db.display().to_string());
             startup::run(&cfg, &mut r).await?;
+            r
+        }
+        Cmd::SearchDb {
+            db,
+            messages,
+            users,
+            dms,
+            days,
+            batch,
+            time_rebuild,
+        } => {
+            let cfg = search::GenCfg {
+                db,
+                messages: pick(messages, tiny, 20_000, 1_000_000),
+                users,
+                dms,
+                days,
+                batch: batch.max(1),
+                time_rebuild,
+            };
+            let mut r = Report::new("search-db", "hearth", c.run);
+            r.param("messages", cfg.messages);
+            r.param("db", cfg.db.display().to_string());
+            search::generate(&cfg, &mut r)?;
+            r
+        }
+        Cmd::Search {
+            queries,
+            clients,
+            secs,
+            rel_queries,
+            rel_secs,
+            warmup,
+        } => {
+            let t = target()?;
+            let cfg = search::SearchCfg {
+                queries: pick(queries, tiny, 8, 200),
+                clients: pick(clients, tiny, 2, 8),
+                secs: pick(secs, tiny, 1.0, 10.0),
+                rel_queries: pick(rel_queries, tiny, 4, 40),
+                rel_secs: if tiny { 5.0 } else { rel_secs },
+                warmup: pick(warmup, tiny, 2, 10),
+            };
+            let mut r = Report::new("search", &t.name, c.run);
+            r.param("queries_per_class", cfg.queries);
+            r.param("clients", cfg.clients);
+            r.param("secs", cfg.secs);
+            search::run(&t, &cfg, &mut r).await?;
             r
         }
         Cmd::Ingest {
