@@ -528,20 +528,16 @@ pub struct SearchQuery {
 
 /// Full-text search over every message `q.user_id` may read.
 pub fn search(conn: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<SearchHit>> {
-    let order = if q.by_relevance {
-        "ORDER BY bm25(messages_fts), f.rowid DESC LIMIT ?6 OFFSET ?7"
-    } else {
-        "ORDER BY f.rowid DESC LIMIT ?6 OFFSET ?7"
-    };
+    if q.by_relevance {
+        return search_by_relevance(conn, q);
+    }
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at, \
          snippet(messages_fts, 0, char(2), char(3), '…', 24) \
          FROM messages_fts f JOIN messages m ON m.id = f.rowid \
          JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id \
-         WHERE messages_fts MATCH ?1 AND f.rowid < ?2 \
-         AND ((r.kind = 'room' AND r.is_public = 1) OR EXISTS (SELECT 1 FROM memberships x \
-              WHERE x.room_id = m.room_id AND x.user_id = ?3)) \
-         AND (?4 IS NULL OR m.room_id = ?4) AND (?5 IS NULL OR u.username_key = ?5) {order}"
+         WHERE messages_fts MATCH ?1 AND f.rowid < ?2 AND {SEARCH_FILTER} \
+         ORDER BY f.rowid DESC LIMIT ?6"
     ))?;
     let rows = stmt.query_map(
         params![
@@ -550,17 +546,74 @@ pub fn search(conn: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<Search
             q.user_id,
             q.room_id,
             q.author_key,
-            q.limit,
-            q.offset
+            q.limit
         ],
-        |r| {
-            Ok(SearchHit {
-                msg: message_row(r)?,
-                snippet: r.get(7)?,
-            })
-        },
+        search_hit,
     )?;
     rows.collect()
+}
+
+/// Who may read a search hit and the optional room/author filters (`?3`–`?5`).
+const SEARCH_FILTER: &str = "((r.kind = 'room' AND r.is_public = 1) OR EXISTS (SELECT 1 \
+     FROM memberships x WHERE x.room_id = m.room_id AND x.user_id = ?3)) \
+     AND (?4 IS NULL OR m.room_id = ?4) AND (?5 IS NULL OR u.username_key = ?5)";
+
+/// Relevance is ranked among the newest this many matches, so a very common word costs the
+/// same as a rare one.
+pub const RELEVANCE_WINDOW: u32 = 5000;
+
+fn search_hit(r: &Row<'_>) -> rusqlite::Result<SearchHit> {
+    Ok(SearchHit {
+        msg: message_row(r)?,
+        snippet: r.get(7)?,
+    })
+}
+
+/// bm25 order over the newest [`RELEVANCE_WINDOW`] matches: rank and page the ids first, then
+/// build snippets for the page only.
+fn search_by_relevance(conn: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<SearchHit>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "WITH hits AS (SELECT rowid AS id, bm25(messages_fts) AS score FROM messages_fts \
+             WHERE messages_fts MATCH ?1 ORDER BY rowid DESC LIMIT {RELEVANCE_WINDOW}) \
+         SELECT h.id FROM hits h JOIN messages m ON m.id = h.id \
+         JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id \
+         WHERE {SEARCH_FILTER} \
+         ORDER BY h.score, h.id DESC LIMIT ?6 OFFSET ?7"
+    ))?;
+    let ids = stmt
+        .query_map(
+            params![
+                q.fts,
+                0,
+                q.user_id,
+                q.room_id,
+                q.author_key,
+                q.limit,
+                q.offset
+            ],
+            |r| r.get::<_, i64>(0),
+        )?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = ids
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at, \
+         snippet(messages_fts, 0, char(2), char(3), '…', 24) \
+         FROM messages_fts f JOIN messages m ON m.id = f.rowid \
+         JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id \
+         WHERE messages_fts MATCH ?1 AND f.rowid IN (SELECT value FROM json_each(?2))",
+    )?;
+    let mut hits = stmt
+        .query_map(params![q.fts, format!("[{list}]")], search_hit)?
+        .collect::<rusqlite::Result<Vec<SearchHit>>>()?;
+    hits.sort_by_key(|h| ids.iter().position(|id| *id == h.msg.id));
+    Ok(hits)
 }
 
 /// Messages with id > `since` in any room the user belongs to, oldest first, at most `limit`.
