@@ -1,15 +1,29 @@
 #!/usr/bin/env bash
-# Produce the README screenshots of the chat page from a running Hearth server.
+# Produce the README screenshots from a running Hearth server, and check every
+# screen with axe-core when it is available.
 #
 #   scripts/screenshot.sh [SERVER_URL] [OUT_DIR]
 #
-# SERVER_URL defaults to http://127.0.0.1:12345 and OUT_DIR to docs/. Use a fresh
-# server (empty database): the script registers four people, has them chat a
-# little over the WebSocket, then opens the chat page as one of them in headless
+# SERVER_URL defaults to http://127.0.0.1:12345 (it may end in a path prefix,
+# e.g. http://127.0.0.1:12345/chat/) and OUT_DIR to docs/. Use a fresh server
+# (empty database): the script registers four people (the viewer, sam, first,
+# so that they are the administrator), makes a few rooms and direct messages,
+# has everyone chat over the WebSocket, then opens the app as sam in headless
 # Chromium and saves:
-#   OUT_DIR/screenshot.png        1280x800, light
-#   OUT_DIR/screenshot-dark.png   1280x800, dark
-#   OUT_DIR/screenshot-phone.png  360x740, light
+#   OUT_DIR/screenshot.png         1280x800, light: rooms with unread and mention badges
+#   OUT_DIR/screenshot-dark.png    1280x800, dark: the same, with search results open
+#   OUT_DIR/screenshot-phone.png   360x740, light
+#
+# Environment:
+#   AXE_JS=/path/to/axe.min.js  run axe-core (npm package axe-core) on every screen
+#                               (chat, search, dialogs, switcher, drawer, admin, sign-in)
+#                               at 1280x800 and 360x740, light and dark; it is also
+#                               looked for in ./node_modules. Exit 1 on any violation.
+#   SHOTS_DIR=DIR               also save a picture of every audited screen there
+#   CHROMIUM=/path/to/chrome    the browser (default: chromium from PATH)
+#
+# Besides axe, every screen is checked for failed requests (HTTP >= 400), CSP
+# violations, console errors and horizontal overflow.
 #
 # Needs: python3 (standard library only) and chromium (Debian: apt-get install chromium).
 # A quick way to get a suitable server:
@@ -20,6 +34,8 @@ set -euo pipefail
 URL="${1:-http://127.0.0.1:12345}"
 OUT="${2:-$(cd "$(dirname "$0")/.." && pwd)/docs}"
 CHROMIUM="${CHROMIUM:-$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)}"
+if [[ -z "${AXE_JS:-}" && -f node_modules/axe-core/axe.min.js ]]; then AXE_JS="$PWD/node_modules/axe-core/axe.min.js"; fi
+export AXE_JS="${AXE_JS:-}" SHOTS_DIR="${SHOTS_DIR:-}"
 
 if [[ -z "$CHROMIUM" ]]; then
   echo "screenshot.sh: chromium not found (set CHROMIUM=/path/to/chrome)" >&2
@@ -37,6 +53,7 @@ trap cleanup EXIT
 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
   --disable-background-networking --disable-component-update --disable-sync \
   --hide-scrollbars --remote-debugging-port=0 --user-data-dir="$PROFILE" \
+  --lang=en-US --font-render-hinting=none \
   about:blank >/dev/null 2>&1 &
 CHROME_PID=$!
 
@@ -44,6 +61,8 @@ python3 - "$URL" "$OUT" "$PROFILE" <<'PY'
 import base64, json, os, socket, struct, sys, time, urllib.error, urllib.parse, urllib.request
 
 URL, OUT, PROFILE = sys.argv[1].rstrip('/'), sys.argv[2], sys.argv[3]
+AXE_JS, SHOTS_DIR = os.environ.get('AXE_JS', ''), os.environ.get('SHOTS_DIR', '')
+ORIGIN = '{0.scheme}://{0.netloc}'.format(urllib.parse.urlsplit(URL))
 PASSWORD = 'hearth-screenshot-1'
 
 
@@ -128,9 +147,12 @@ class WebSocket:
         self.sock.close()
 
 
-def post(path, body):
-    req = urllib.request.Request(URL + path, data=json.dumps(body).encode(), method='POST',
-                                 headers={'Content-Type': 'application/json'})
+def request(method, path, body=None, cookie=None):
+    headers = {'Content-Type': 'application/json', 'Origin': ORIGIN}
+    if cookie:
+        headers['Cookie'] = f'hearth_session={cookie}'
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(URL + path, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req) as res:
             return res.status, res.headers.get_all('Set-Cookie') or []
@@ -139,9 +161,9 @@ def post(path, body):
 
 
 def session_for(username):
-    status, cookies = post('/api/register', {'username': username, 'password': PASSWORD})
+    status, cookies = request('POST', '/api/register', {'username': username, 'password': PASSWORD})
     if status == 409:
-        status, cookies = post('/api/login', {'username': username, 'password': PASSWORD})
+        status, cookies = request('POST', '/api/login', {'username': username, 'password': PASSWORD})
     if status not in (200, 201):
         raise SystemExit(f'could not register or sign in {username}: HTTP {status}')
     for c in cookies:
@@ -158,43 +180,84 @@ def ws_url():
     return config['ws']
 
 
-# ---- 1. A short conversation -----------------------------------------------------
-PEOPLE = ['maya', 'theo', 'priya', 'sam']
+# ---- 1. People, rooms and conversations -------------------------------------------------
 VIEWER = 'sam'
+PEOPLE = ['sam', 'maya', 'theo', 'priya']   # the first account is the administrator
+cookies = {p: session_for(p) for p in PEOPLE}
+
+
+def api(who, method, path, body=None, ok=(200, 201, 204, 409)):
+    status, _ = request(method, path, body, cookies[who])
+    if status not in ok:
+        raise SystemExit(f'{method} {path} as {who}: HTTP {status}')
+
+
+ROOMS = [  # (creator, name, topic, public, members)
+    ('maya', 'cabin-weekend', 'Saturday and Sunday at the lake cabin: who brings what', True, ['sam', 'theo', 'priya']),
+    ('theo', 'book-club', 'This month: The Left Hand of Darkness', True, ['sam', 'maya', 'priya']),
+    ('priya', 'garden', 'Allotment plot 14', False, ['sam', 'maya']),
+    ('theo', 'random', '', True, ['sam', 'maya', 'priya']),
+]
+for creator, name, topic, public, members in ROOMS:
+    api(creator, 'POST', '/api/rooms', {'name': name, 'topic': topic, 'public': public})
+    for m in members:
+        if public:
+            api(m, 'POST', f'/api/rooms/{name}/join')
+        else:
+            api(creator, 'POST', f'/api/rooms/{name}/members', {'username': m})
+api(VIEWER, 'PUT', '/api/rooms/random/notify', {'level': 'nothing'})
+api('maya', 'POST', '/api/dms', {'users': ['sam']})
+api('theo', 'POST', '/api/dms', {'users': ['sam', 'priya']})
+DM_MAYA, DM_GROUP = 'dm:maya,sam', 'dm:priya,sam,theo'
+
+# Everything but the open room (cabin-weekend) stays unread for sam.
 CONVERSATION = [
-    ('maya', 'Morning all! Is the cabin weekend still on for Saturday?'),
-    ('theo', 'Yes! Booked it last night.'),
-    ('theo', 'Check-in is from 3 pm. The key is in the lockbox by the door, code is in the notes.'),
-    ('priya', 'Amazing. I can drive from the station: room for three more people and a cooler.'),
-    ('sam', 'Count me in for a seat. I will bring the board games and the good coffee.'),
-    ('maya', 'Perfect. Who is doing dinner on Saturday?'),
-    ('priya', 'I will do my dal and rice, it scales well.\nSomeone else on dessert?'),
-    ('theo', 'Dessert is mine. Thinking apple crumble with a lot of custard.'),
-    ('sam', 'Then breakfast on Sunday is on me: pancakes for everyone.'),
-    ('maya', 'This is going to be great. Leave around noon?'),
+    ('random', 'theo', 'The sunset from the ferry tonight was unreal.'),
+    ('general', 'theo', 'Reminder: the water is off on Thursday from 9 to 11 am.'),
+    ('book-club', 'theo', 'Chapter 12 thread! No spoilers past the blizzard, please.'),
+    ('book-club', 'maya', 'The loneliness in that chapter is something else.'),
+    ('garden', 'priya', 'The tomatoes are finally turning red.'),
+    ('cabin-weekend', 'maya', 'Morning all! Is the cabin weekend still on for Saturday?'),
+    ('cabin-weekend', 'theo', 'Yes! Booked it last night.'),
+    ('cabin-weekend', 'theo', 'Check-in is from 3 pm. The key is in the lockbox by the door, the code is in the notes.'),
+    ('cabin-weekend', 'priya', 'Amazing. I can drive from the station: room for three more people and a cooler.'),
+    ('cabin-weekend', 'sam', 'Count me in for a seat. I will bring the good coffee.'),
+    ('book-club', 'priya', 'Only halfway through, see you next week.'),
+    ('cabin-weekend', 'maya', '@sam could you bring the board games too?'),
+    ('cabin-weekend', 'sam', 'Already packed: Carcassonne and the card game everyone loves.'),
+    ('cabin-weekend', 'priya', 'I will do my dal and rice on Saturday, it scales well.\nSomeone else on dessert?'),
+    ('general', 'priya', '@sam did you get the parcel I left at the front desk?'),
+    ('cabin-weekend', 'theo', 'Dessert is mine. Thinking apple crumble with a lot of custard.'),
+    (DM_GROUP, 'theo', 'Surprise cake for Maya on Saturday?'),
+    (DM_GROUP, 'priya', 'Yes! I will hide it in the cooler.'),
+    ('book-club', 'theo', 'Next meeting: Thursday at 7, my place.'),
+    (DM_MAYA, 'maya', 'Hey, do you still have the spare sleeping bag?'),
+    (DM_MAYA, 'maya', 'The lake is cold this time of year, pack a towel!'),
+    ('cabin-weekend', 'maya', 'This is going to be great. Leave around noon on Saturday?'),
 ]
 
 ws_base = ws_url()
-cookies = {p: session_for(p) for p in PEOPLE}
 sockets = {}
 for p in PEOPLE:
-    ws = WebSocket(f'{ws_base}?since=0', {'Cookie': f'hearth_session={cookies[p]}'})
+    ws = WebSocket(f'{ws_base}?since=0', {'Cookie': f'hearth_session={cookies[p]}', 'Origin': ORIGIN})
     frame = ws.recv()
     if frame.get('type') != 'ready':
         raise SystemExit(f'expected ready, got {frame}')
     sockets[p] = ws
 
-for i, (who, body) in enumerate(CONVERSATION):
+for i, (room, who, body) in enumerate(CONVERSATION):
     ws = sockets[who]
     nonce = f'shot-{int(time.time())}-{i}'
-    ws.send({'type': 'send', 'room': 'general', 'body': body, 'nonce': nonce})
+    ws.send({'type': 'send', 'room': room, 'body': body, 'nonce': nonce})
     while True:
         frame = ws.recv()
         if frame.get('type') == 'message' and frame.get('nonce') == nonce:
             break
         if frame.get('type') == 'error':
             raise SystemExit(f'server refused a message: {frame}')
-    time.sleep(0.15)
+    time.sleep(0.05)
+# The viewer's other connection goes away so that the page is their only one.
+sockets.pop(VIEWER).close()
 
 # ---- 2. Chromium over the DevTools protocol ------------------------------------------
 port_file = os.path.join(PROFILE, 'DevToolsActivePort')
@@ -209,6 +272,26 @@ with urllib.request.urlopen(f'http://127.0.0.1:{devtools_port}/json/list') as re
     page = next(t for t in json.load(res) if t['type'] == 'page')
 cdp = WebSocket(page['webSocketDebuggerUrl'], timeout=60)
 next_id = 0
+events = []   # problems seen by the browser since the last screen was checked
+
+
+def on_event(msg):
+    method, p = msg.get('method'), msg.get('params', {})
+    if method == 'Network.responseReceived':
+        r = p['response']
+        if r['status'] >= 400:
+            events.append(f"HTTP {r['status']} {r['url']}")
+    elif method == 'Network.loadingFailed' and not p.get('canceled'):
+        events.append(f"request failed: {p.get('errorText')} ({p.get('blockedReason') or p.get('type')})")
+    elif method == 'Log.entryAdded':
+        e = p['entry']
+        if e['level'] == 'error':
+            events.append(f"console ({e['source']}): {e['text']} {e.get('url', '')}")
+    elif method == 'Runtime.exceptionThrown':
+        d = p['exceptionDetails']
+        events.append(f"exception: {d.get('exception', {}).get('description') or d.get('text')}")
+    elif method == 'Runtime.consoleAPICalled' and p.get('type') == 'error':
+        events.append('console.error: ' + ' '.join(str(a.get('value', a.get('description', ''))) for a in p['args']))
 
 
 def call(method, **params):
@@ -221,57 +304,297 @@ def call(method, **params):
             if 'error' in msg:
                 raise SystemExit(f'{method}: {msg["error"]}')
             return msg.get('result', {})
+        if 'method' in msg:
+            on_event(msg)
 
 
-def evaluate(expression):
-    return call('Runtime.evaluate', expression=expression, returnByValue=True)['result'].get('value')
+def evaluate(expression, awaitPromise=False):
+    r = call('Runtime.evaluate', expression=expression, returnByValue=True, awaitPromise=awaitPromise)
+    if 'exceptionDetails' in r:
+        raise SystemExit(f'page script failed: {r["exceptionDetails"]}')
+    return r['result'].get('value')
 
 
 def wait_for(expression, what, timeout=20):
     deadline = time.time() + timeout
+    guarded = f'(() => {{ try {{ return !!({expression}); }} catch (e) {{ return false; }} }})()'
     while time.time() < deadline:
-        if evaluate(expression):
+        if evaluate(guarded):
             return
         time.sleep(0.1)
-    raise SystemExit(f'timed out waiting for {what}')
+    if SHOTS_DIR:
+        capture(os.path.join(SHOTS_DIR, 'timed-out.png'))
+    raise SystemExit(f'timed out waiting for {what}: {expression}')
+
+
+def key(k, code, vk, modifiers=0):
+    for kind in ('rawKeyDown', 'keyUp'):
+        call('Input.dispatchKeyEvent', type=kind, key=k, code=code, windowsVirtualKeyCode=vk, modifiers=modifiers)
 
 
 call('Network.enable')
-call('Network.setCookie', name='hearth_session', value=cookies[VIEWER], url=URL + '/', httpOnly=True)
-count = len(CONVERSATION)
-READY = ("document.querySelector('#conn') && document.querySelector('#conn').dataset.state === 'connected'"
-         f" && document.querySelectorAll('#messages .msg').length >= {count}")
+call('Log.enable')
+call('Runtime.enable')
+# CSP violations are also recorded by the page itself.
+call('Page.addScriptToEvaluateOnNewDocument', source=(
+    "window.__csp = []; document.addEventListener('securitypolicyviolation',"
+    " (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"))
 
 
-def shot(name, width, height, dark=False, mobile=False):
-    call('Emulation.setDeviceMetricsOverride', width=width, height=height, deviceScaleFactor=1, mobile=mobile)
-    call('Emulation.setEmulatedMedia', features=[
-        {'name': 'prefers-color-scheme', 'value': 'dark' if dark else 'light'},
-        {'name': 'prefers-reduced-motion', 'value': 'reduce'},
-    ])
-    call('Page.navigate', url=URL + '/')
+def goto(url):
+    """A fresh page load (also when only the #fragment differs from the current address)."""
+    for ws in sockets.values():  # keep everyone online: the server drops silent connections
+        ws._frame(9, b'')
+    call('Page.navigate', url='about:blank')
+    wait_for("location.href === 'about:blank'", 'a blank page')
+    call('Page.navigate', url=url)
+    wait_for(f"location.href.startsWith({json.dumps(url)}) && document.readyState !== 'loading'", url)
+
+
+def sign_in_browser():
+    call('Network.setCookie', name='hearth_session', value=cookies[VIEWER], url=URL + '/', httpOnly=True)
+
+
+ROOM = 'cabin-weekend'
+READY = ("(() => { const c = document.querySelector('#conn'); return c && c.dataset.state === 'connected'"
+         " && document.querySelectorAll('#messages .msg').length >= 10"
+         " && !!document.querySelector('#room-list a[data-room=\"book-club\"] .room-unread')"
+         " && !!document.querySelector('#dm-list a[data-room]'); })()")
+
+
+def open_chat():
+    goto(f'{URL}/#{ROOM}')
     wait_for(READY, 'the chat page')
-    # Someone typing makes the picture feel alive.
-    # (The server may throttle typing notices, so repeat until one shows.)
+    time.sleep(0.3)
+
+
+def show_typing():
+    # Someone typing makes the picture feel alive (typing notices are throttled: repeat).
     for _ in range(40):
-        sockets['priya'].send({'type': 'typing', 'room': 'general'})
+        sockets['priya'].send({'type': 'typing', 'room': ROOM})
         if evaluate("document.querySelector('#typing').textContent.includes('typing')"):
-            break
+            return
         time.sleep(0.5)
+
+
+def blur():
     evaluate("document.activeElement && document.activeElement.blur()")
-    time.sleep(0.4)
+
+
+def scene_chat(phone):
+    open_chat()
+    show_typing()
+    blur()
+
+
+def scene_search(phone):
+    open_chat()
+    evaluate("document.querySelector('#search-input').value = 'saturday';"
+             " document.querySelector('#search-form').requestSubmit()")
+    wait_for("document.querySelectorAll('#search-results .result').length >= 3", 'search results')
+    blur()
+
+
+def open_dialog(button, dialog):
+    open_chat()
+    evaluate(f"document.querySelector('{button}').click()")
+    wait_for(f"document.querySelector('{dialog}').open", dialog)
+
+
+def scene_room_dialog(phone):
+    open_dialog('#room-settings', '#room-dialog')
+    wait_for("document.querySelectorAll('#member-list .member').length >= 4", 'the member list')
+
+
+def scene_create_room(phone):
+    open_dialog('#create-room', '#create-room-dialog')
+
+
+def scene_directory(phone):
+    open_dialog('#browse-rooms', '#directory-dialog')
+    wait_for("document.querySelectorAll('#directory-list li').length >= 3", 'the directory')
+
+
+def scene_dm(phone):
+    open_dialog('#new-dm', '#dm-dialog')
+
+
+def scene_notify(phone):
+    open_dialog('#notify-open', '#notify-dialog')
+
+
+def scene_switcher(phone):
+    open_chat()
+    key('k', 'KeyK', 75, modifiers=2)
+    wait_for("document.querySelector('#switcher').open && document.querySelectorAll('#switcher-list [role=option]').length >= 5", 'the switcher')
+
+
+def scene_drawer(phone):
+    open_chat()
+    evaluate("document.querySelector('#drawer-toggle').click()")
+    wait_for("document.querySelector('#sidebar').classList.contains('is-open')", 'the drawer')
+    time.sleep(0.3)
+
+
+def scene_online(phone):
+    open_chat()
+    evaluate("document.querySelector('#online-toggle').click()")
+    wait_for("document.querySelector('#online-panel').classList.contains('is-open')", 'the online list')
+
+
+def scene_admin(phone):
+    goto(f'{URL}/admin.html')
+    wait_for("!document.querySelector('#admin-content').hidden && document.querySelectorAll('#users-body tr').length >= 4", 'the admin page')
+    time.sleep(0.3)
+
+
+def scene_signin(phone):
+    call('Network.deleteCookies', name='hearth_session', url=URL + '/')
+    goto(f'{URL}/')
+    wait_for("!document.querySelector('#signin-view').hidden", 'the sign-in page')
+    time.sleep(0.3)
+    sign_in_browser()
+
+
+SCENES = [('chat', scene_chat), ('search', scene_search), ('room-dialog', scene_room_dialog),
+          ('create-room', scene_create_room), ('directory', scene_directory), ('dm-dialog', scene_dm),
+          ('notify-dialog', scene_notify), ('switcher', scene_switcher), ('drawer', scene_drawer),
+          ('online', scene_online), ('admin', scene_admin), ('signin', scene_signin)]
+PHONE_ONLY = {'drawer', 'online'}
+
+OVERFLOW_JS = r'''(() => {
+  const W = document.documentElement.clientWidth, out = [];
+  if (document.documentElement.scrollWidth > W + 1) out.push(`page is ${document.documentElement.scrollWidth}px wide`);
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+    (typeof el.className === 'string' && el.className ? '.' + el.className.trim().split(/\s+/).join('.') : '');
+  for (const el of document.querySelectorAll('body *')) {
+    const cs = getComputedStyle(el);
+    if (cs.display === 'none' || cs.visibility === 'hidden' || el.closest('.visually-hidden, [inert], dialog:not([open])')) continue;
+    if (cs.clipPath !== 'none' && cs.clipPath.includes('inset(50%')) continue;
+    if (['auto', 'scroll'].includes(cs.overflowX) && el.scrollWidth > el.clientWidth + 1) out.push(`${name(el)} scrolls sideways (${el.scrollWidth} > ${el.clientWidth})`);
+    const r = el.getBoundingClientRect();
+    if (r.width && (r.right > W + 1 || r.left < -1) && !el.closest('.rooms:not(.is-open)')) {
+      let clipped = false;
+      for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+        const pr = p.getBoundingClientRect(), pcs = getComputedStyle(p);
+        if (pcs.overflowX !== 'visible' && pr.right <= W + 1 && pr.left >= -1) { clipped = true; break; }
+      }
+      if (!clipped) out.push(`${name(el)} sticks out (${Math.round(r.left)}..${Math.round(r.right)})`);
+    }
+  }
+  return out.slice(0, 8);
+})()'''
+
+axe_source = open(AXE_JS).read() if AXE_JS else ''
+if SHOTS_DIR:
+    os.makedirs(SHOTS_DIR, exist_ok=True)
+
+
+def capture(path):
     data = call('Page.captureScreenshot', format='png')['data']
-    path = os.path.join(OUT, name)
     with open(path, 'wb') as f:
         f.write(base64.b64decode(data))
     print(f'wrote {path}')
 
 
-shot('screenshot.png', 1280, 800)
-shot('screenshot-dark.png', 1280, 800, dark=True)
-shot('screenshot-phone.png', 360, 740, mobile=True)
+def check(label, signed_out=False):
+    """axe-core, failed requests, CSP, console errors and overflow for the screen shown."""
+    time.sleep(0.3)
+    evaluate('1')  # collect pending events
+    # Signed out, the page asks /api/me once and is told 401: that is how it learns it.
+    problems = [e for e in events if not (signed_out and '401' in e and '/api/me' in e)]
+    events.clear()
+    problems += [f'CSP: {v}' for v in (evaluate('window.__csp || []') or [])]
+    problems += evaluate(OVERFLOW_JS) or []
+    violations = []
+    if axe_source:
+        if not evaluate("typeof axe !== 'undefined'"):
+            evaluate(axe_source)
+        result = evaluate("axe.run(document, { resultTypes: ['violations'] })"
+                          ".then((r) => r.violations.map((v) => ({ id: v.id, impact: v.impact,"
+                          " nodes: v.nodes.map((n) => n.target.join(' ') + ': ' + n.failureSummary.split('\\n').slice(1, 2).join(' ')) })))",
+                          awaitPromise=True)
+        violations = result or []
+    n = sum(len(v['nodes']) for v in violations)
+    audit.append((label, n, len(problems)))
+    status = f'{n} axe violation(s)' if axe_source else 'axe not run'
+    print(f'{label:40} {status}, {len(problems)} other problem(s)')
+    for v in violations:
+        print(f"    axe {v['id']} ({v['impact']}): {len(v['nodes'])} node(s)")
+        for node in v['nodes'][:6]:
+            print(f'      {node}')
+    for p in problems:
+        print(f'    {p}')
+
+
+audit = []
+sign_in_browser()
+SIZES = [('desktop', 1280, 800, False), ('phone', 360, 740, True)]
+for size, width, height, phone in SIZES:
+    for theme in ('light', 'dark'):
+        call('Emulation.setDeviceMetricsOverride', width=width, height=height, deviceScaleFactor=1, mobile=phone)
+        call('Emulation.setEmulatedMedia', features=[
+            {'name': 'prefers-color-scheme', 'value': theme},
+            {'name': 'prefers-reduced-motion', 'value': 'reduce'},
+        ])
+        for name, scene in SCENES:
+            if name in PHONE_ONLY and not phone:
+                continue
+            if not axe_source and not SHOTS_DIR:
+                break
+            scene(phone)
+            label = f'{name} {width}x{height} {theme}'
+            check(label, signed_out=(name == 'signin'))
+            if SHOTS_DIR:
+                capture(os.path.join(SHOTS_DIR, f'{name}-{size}-{theme}.png'))
+
+# ---- 3. The README pictures ----------------------------------------------------------------
+# Once the open room has been read, it opens at its newest messages like any day.
+open_chat()
+time.sleep(1)
+README_SHOTS = [('screenshot.png', 1280, 800, 'light', scene_chat),
+                ('screenshot-dark.png', 1280, 800, 'dark', scene_search),
+                ('screenshot-phone.png', 360, 740, 'light', scene_chat)]
+for file, width, height, theme, scene in README_SHOTS:
+    call('Emulation.setDeviceMetricsOverride', width=width, height=height, deviceScaleFactor=1, mobile=width < 500)
+    call('Emulation.setEmulatedMedia', features=[
+        {'name': 'prefers-color-scheme', 'value': theme},
+        {'name': 'prefers-reduced-motion', 'value': 'reduce'},
+    ])
+    scene(width < 500)
+    if scene is scene_chat:
+        show_typing()
+        blur()
+    time.sleep(0.4)
+    capture(os.path.join(OUT, file))
+
+# ---- 4. A newcomer signs up through the page, chats, joins a room and searches --------
+call('Network.deleteCookies', name='hearth_session', url=URL + '/')
+goto(f'{URL}/')
+wait_for("!document.querySelector('#signin-view').hidden", 'the sign-in page')
+evaluate(f"document.querySelector('#signin-username').value = 'newcomer';"
+         f" document.querySelector('#signin-password').value = {json.dumps(PASSWORD)};"
+         " document.querySelector('#signin-create').click()")
+wait_for("document.querySelector('#conn').dataset.state === 'connected'", 'the newcomer to be signed in')
+evaluate("const box = document.querySelector('#composer-input'); box.value = 'Hello everyone, just joined!';"
+         " box.dispatchEvent(new Event('input')); document.querySelector('#composer').requestSubmit()")
+wait_for("[...document.querySelectorAll('#messages .msg:not(.pending) .msg-body')].some((b) => b.textContent.includes('just joined'))", 'the message to be sent')
+evaluate("document.querySelector('#browse-rooms').click()")
+wait_for("!!document.querySelector('button[aria-label=\"Join #book-club\"]')", 'the directory')
+evaluate("document.querySelector('button[aria-label=\"Join #book-club\"]').click()")
+wait_for("document.querySelector('#room-name').textContent === 'book-club' && document.querySelectorAll('#messages .msg').length >= 1", 'book-club to open')
+evaluate("document.querySelector('#search-input').value = 'joined'; document.querySelector('#search-form').requestSubmit()")
+wait_for("document.querySelectorAll('#search-results .result').length >= 1", 'the search result')
+check('sign up, chat, join, search', signed_out=True)
 
 cdp.close()
 for ws in sockets.values():
     ws.close()
+
+if audit:
+    bad = [a for a in audit if a[1] or a[2]]
+    total = sum(a[1] for a in audit)
+    print(f'checked {len(audit)} screens: {total} axe violation(s), {len(bad)} screen(s) with problems')
+    if bad:
+        sys.exit(1)
 PY

@@ -128,6 +128,7 @@ export class ChatView {
     // Phones: the sidebar is a drawer.
     this.drawerToggle.addEventListener('click', () => this.setDrawerOpen(!this.drawerOpen));
     this.backdrop.addEventListener('click', () => this.setDrawerOpen(false));
+    $('#drawer-close').addEventListener('click', () => this.setDrawerOpen(false));
     this.drawerOpen = false;
     this.narrow.addEventListener('change', () => {
       if (!this.narrow.matches) this.setDrawerOpen(false);
@@ -203,6 +204,7 @@ export class ChatView {
     api.rooms().then((data) => {
       if (session !== this.session || this.readies > 0 || !data || !Array.isArray(data.rooms)) return;
       this.store.setAll(data.rooms);
+      this.endPreviewIfMember();
       this.render();
       this.refreshHeader();
     }).catch(() => {});
@@ -542,6 +544,7 @@ export class ChatView {
         if (!this.store.has(name) && !(this.preview && this.preview.name === name)) this.log.drop(name);
       }
       if (!this.store.has(this.current) && !this.preview) this.openRoom(DEFAULT_ROOM);
+      this.endPreviewIfMember();
     }
     this.online.reset(Array.isArray(frame.online) ? frame.online : []);
     if (this.me && !this.online.has(this.me.username)) this.online.set(this.me.username, true);
@@ -621,17 +624,27 @@ export class ChatView {
     if (!frame.room || !frame.room.name) return;
     const room = this.store.upsert(frame.room);
     this.readyMentionFloor.set(room.name, room.last_id);
-    if (this.preview && this.preview.name === room.name) {
-      this.preview = null;
-      this.composer.setEnabled(true);
-      const s = this.log.current;
-      if (s) s.preview = false;
-      this.refreshHeader();
-    }
+    this.endPreviewIfMember();
     // Messages between the membership change and this frame came over no socket.
     const s = this.log.state(room.name);
     if (s && s.loaded) this.catchUp(s);
     this.render();
+  }
+
+  /**
+   * The room shown as a preview is one of the user's own after all: the room list
+   * arrived after the page opened it (a link to #room), or the user joined it.
+   */
+  endPreviewIfMember() {
+    if (!this.preview || !this.store.has(this.preview.name)) return;
+    this.preview = null;
+    const s = this.log.current;
+    if (s) s.preview = false;
+    this.composer.setEnabled(true);
+    const room = this.store.get(this.current);
+    if (room) this.composer.setRoom(this.store.label(room));
+    this.refreshHeader();
+    this.scheduleRead();
   }
 
   onRoomLeft(frame) {
@@ -913,11 +926,17 @@ export class ChatView {
     }
   }
 
-  /** A closed drawer is out of the tab order and the accessibility tree. */
+  /**
+   * A closed drawer is out of the tab order and the accessibility tree; an open one
+   * is modal: everything behind it is, until it closes.
+   */
   syncDrawerA11y() {
     const hiddenDrawer = this.narrow.matches && !this.drawerOpen;
-    if (hiddenDrawer) this.sidebarEl.setAttribute('inert', '');
-    else this.sidebarEl.removeAttribute('inert');
+    this.sidebarEl.toggleAttribute('inert', hiddenDrawer);
+    const modal = this.narrow.matches && this.drawerOpen;
+    for (const el of this.root.querySelectorAll('.topbar, #conversation, #online-panel, #search-panel')) {
+      el.toggleAttribute('inert', modal);
+    }
   }
 
   onKey(e) {

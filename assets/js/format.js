@@ -45,16 +45,20 @@ export function initial(name) {
 }
 
 /** An avatar bubble with the user's initial; decorative (aria-hidden). */
+// The initial is drawn by CSS (`content: attr(data-initial)`): it is decoration, so it
+// stays out of the text (and the accessible names) of the buttons and rows it sits in.
 export function avatar(name, size = '') {
   return h('span', {
     class: `avatar hue-${hueIndex(name)}${size ? ` avatar-${size}` : ''}`,
     'aria-hidden': 'true',
-  }, initial(name));
+    dataset: { initial: initial(name) },
+  });
 }
 
 export function setAvatar(el, name) {
   el.className = el.className.replace(/\bhue-\d\b/g, '').trim() + ` hue-${hueIndex(name)}`;
-  el.textContent = initial(name);
+  el.textContent = '';
+  el.dataset.initial = initial(name);
 }
 
 /** Number of Unicode code points (what the server counts). */

@@ -8,6 +8,14 @@ import { openDialog, wireDialog } from './dialogs.js';
 
 const MAX = 50;
 
+/** "3 unread, 1 mention" for screen readers (the badges are pictures of it). */
+function badgeText(r) {
+  const parts = [];
+  if (r.unread > 0 && r.notify !== 'nothing') parts.push(`${r.unread} unread`);
+  if (r.mentions > 0) parts.push(`${r.mentions} mention${r.mentions === 1 ? '' : 's'}`);
+  return parts.join(', ');
+}
+
 export class Switcher {
   constructor(app) {
     this.app = app;
@@ -99,7 +107,9 @@ export class Switcher {
       isDm ? avatar(store.others(r)[0] || '?', 'xs') : h('span', { class: 'room-link-hash', 'aria-hidden': 'true' }, '#'),
       h('span', { class: 'switcher-name' }, store.title(r)),
       r.name === this.app.current ? h('span', { class: 'switcher-tag' }, 'open') : null,
-      count > 0 ? h('span', { class: 'room-unread' }, String(count), h('span', { class: 'visually-hidden' }, ' unread')) : null);
+      r.mentions > 0 ? h('span', { class: 'room-mentions', 'aria-hidden': 'true' }, `@${r.mentions}`) : null,
+      count > 0 && r.notify === 'all' ? h('span', { class: 'room-unread', 'aria-hidden': 'true' }, String(count)) : null,
+      badgeText(r) ? h('span', { class: 'visually-hidden' }, `, ${badgeText(r)}`) : null);
     }));
     if (!this.items.length) {
       this.list.append(h('li', { class: 'switcher-empty', role: 'presentation' }, 'Nothing matches.'));
