@@ -164,10 +164,13 @@ pub fn mention_candidates(body: &str) -> Vec<String> {
 
 /// Longest search query, in characters.
 pub const MAX_QUERY_CHARS: usize = 200;
+/// Different words or phrases used from one query; the rest are ignored.
+pub const MAX_QUERY_TERMS: usize = 8;
 
 /// Turn what a user typed into a safe FTS5 query: every word and every `"quoted phrase"`
 /// becomes a quoted string (so no FTS5 operator or syntax error can come from input), all of
-/// which must match. `None` when nothing searchable is left.
+/// which must match. Repeats are dropped and at most [`MAX_QUERY_TERMS`] are kept. `None`
+/// when nothing searchable is left.
 pub fn fts_query(raw: &str) -> Option<String> {
     // FTS5 reads a query as a C string: a NUL inside a quoted term would end it early and
     // leave an unterminated string (a syntax error). Control characters never match anyway.
@@ -190,8 +193,12 @@ pub fn fts_query(raw: &str) -> Option<String> {
             }
         };
         // Only words made of something the tokenizer indexes can match anything.
-        if term.chars().any(char::is_alphanumeric) {
-            terms.push(format!("\"{}\"", term.replace('"', "\"\"")));
+        let quoted = format!("\"{}\"", term.replace('"', "\"\""));
+        if term.chars().any(char::is_alphanumeric) && !terms.contains(&quoted) {
+            terms.push(quoted);
+            if terms.len() == MAX_QUERY_TERMS {
+                break;
+            }
         }
         rest = next.trim_start();
     }

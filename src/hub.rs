@@ -14,7 +14,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::db::{Committed, Room, User};
+use crate::db::{Committed, User};
 use crate::metrics::Metrics;
 use crate::ws::protocol::ServerMsg;
 
@@ -118,6 +118,8 @@ struct Inner {
     next_id: AtomicU64,
     buckets: Mutex<HashMap<i64, Bucket>>,
     metrics: Arc<Metrics>,
+    /// Bumped by every membership change the hub applies (see [`Hub::sync_rooms`]).
+    membership_epoch: AtomicU64,
 }
 
 /// A connection's place in the hub; unregisters itself when dropped.
@@ -155,6 +157,7 @@ impl Hub {
                 next_id: AtomicU64::new(1),
                 buckets: Mutex::new(HashMap::new()),
                 metrics,
+                membership_epoch: AtomicU64::new(0),
             }),
         }
     }
@@ -176,7 +179,7 @@ impl Hub {
         user: &User,
         addr: IpAddr,
         session: [u8; 32],
-        rooms: &[Room],
+        rooms: &[i64],
     ) -> Result<Registration, AdmitError> {
         let limits = self.inner.limits;
         let (tx, rx) = mpsc::channel(limits.queue);
@@ -193,7 +196,7 @@ impl Hub {
         }
         *st.per_addr.entry(addr).or_default() += 1;
         for room in rooms {
-            st.rooms.entry(room.id).or_default().push(Member {
+            st.rooms.entry(*room).or_default().push(Member {
                 conn: id,
                 user_id: user.id,
                 tx: tx.clone(),
@@ -205,7 +208,7 @@ impl Hub {
                 user_id: user.id,
                 addr,
                 session,
-                rooms: rooms.iter().map(|r| r.id).collect(),
+                rooms: rooms.to_vec(),
                 tx,
                 slow: slow.clone(),
             },
@@ -377,6 +380,7 @@ impl Hub {
         let name: Arc<str> = Arc::from(name);
         let mut slow = Vec::new();
         let mut st = lock_write(&self.inner.state);
+        self.inner.membership_epoch.fetch_add(1, Ordering::AcqRel);
         let joining: Vec<(ConnId, mpsc::Sender<Outgoing>)> = st
             .conns
             .iter_mut()
@@ -408,12 +412,23 @@ impl Hub {
         self.drop_slow(slow);
     }
 
-    /// Make one connection listen to exactly `rooms` (a fresher read than the one it was
-    /// registered with: membership may have changed in between).
-    pub fn sync_rooms(&self, conn: ConnId, rooms: &[i64]) {
+    /// The current membership epoch: read it before reading a user's rooms from the
+    /// database, and hand it to [`Hub::sync_rooms`].
+    pub fn membership_epoch(&self) -> u64 {
+        self.inner.membership_epoch.load(Ordering::Acquire)
+    }
+
+    /// Make one connection listen to exactly `rooms`, read from the database after `epoch`
+    /// was taken. Refused (false) if a membership change reached the hub since then: the read
+    /// may miss it, so the caller reads again. Changes committed later reach the connection
+    /// through [`Hub::join_room`] / [`Hub::leave_room`] as usual.
+    pub fn sync_rooms(&self, conn: ConnId, rooms: &[i64], epoch: u64) -> bool {
         let mut st = lock_write(&self.inner.state);
+        if self.membership_epoch() != epoch {
+            return false;
+        }
         let Some(c) = st.conns.get_mut(&conn) else {
-            return;
+            return true;
         };
         let (user_id, tx) = (c.user_id, c.tx.clone());
         let added: Vec<i64> = rooms
@@ -428,7 +443,7 @@ impl Hub {
             .filter(|r| !rooms.contains(r))
             .collect();
         if added.is_empty() && removed.is_empty() {
-            return;
+            return true;
         }
         c.rooms = rooms.to_vec();
         for r in added {
@@ -443,12 +458,14 @@ impl Hub {
                 members.retain(|m| m.conn != conn);
             }
         }
+        true
     }
 
     /// Every connection of `user_id` stops listening to a room, then gets `frame`.
     pub fn leave_room(&self, user_id: i64, room_id: i64, frame: &Utf8Bytes) {
         let mut slow = Vec::new();
         let mut st = lock_write(&self.inner.state);
+        self.inner.membership_epoch.fetch_add(1, Ordering::AcqRel);
         if let Some(members) = st.rooms.get_mut(&room_id) {
             members.retain(|m| m.user_id != user_id);
         }
@@ -558,10 +575,13 @@ impl Hub {
     pub fn fan_out(&self, batch: Vec<Committed>) {
         let mut slow = Vec::new();
         let mut delivered = 0u64;
-        {
+        let mut batch = batch.into_iter().peekable();
+        while batch.peek().is_some() {
+            // Messages under the read lock; a committed membership change (`Then`) runs
+            // between them, without the lock, exactly where it was committed.
             let st = lock_read(&self.inner.state);
-            for c in &batch {
-                match c {
+            while let Some(c) = batch.next_if(|c| !matches!(c, Committed::Then(_))) {
+                match &c {
                     Committed::Stored {
                         msg,
                         origin,
@@ -607,7 +627,12 @@ impl Hub {
                             self.offer(&conn.tx, *origin, &frame, 0, &mut slow);
                         }
                     }
+                    Committed::Then(_) => {}
                 }
+            }
+            drop(st);
+            if let Some(Committed::Then(hook)) = batch.next() {
+                hook();
             }
         }
         self.inner

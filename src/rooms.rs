@@ -78,18 +78,17 @@ impl From<rusqlite::Error> for RoomError {
 
 type Outcome<T> = Result<T, RoomError>;
 
-/// Run `f` on the write connection inside the writer's next transaction. A refusal
-/// (`Err(RoomError)`) is decided before anything is written.
-async fn write<T, F>(state: &AppState, f: F) -> Outcome<T>
+/// Run `f` on the write connection inside the writer's next transaction; a refusal
+/// (`Err`) rolls back everything it wrote. Once committed, `then` tells the hub, in order with
+/// the messages committed around the change, so nobody receives a message of a room they have
+/// left nor misses one of a room they joined.
+async fn write<T, F, H>(state: &AppState, f: F, then: H) -> Outcome<T>
 where
     T: Send + 'static,
     F: FnOnce(&rusqlite::Connection) -> Outcome<T> + Send + 'static,
+    H: FnOnce(&T) + Send + 'static,
 {
-    state
-        .db
-        .write(move |c| Ok(f(c)))
-        .await
-        .map_err(RoomError::Db)?
+    state.db.transact(f, then).await.map_err(RoomError::Db)?
 }
 
 async fn read<T, F>(state: &AppState, f: F) -> Outcome<T>
@@ -181,27 +180,34 @@ pub async fn create(
         .ok_or(RoomError::TopicTooLong)?
         .to_string();
     let uid = user.id;
-    let room = write(state, move |c| {
-        let now = db::now_ms();
-        let id = queries::insert_room(c, &name, &topic, RoomKind::Room, public, Some(uid), now)?
-            .ok_or(RoomError::RoomExists)?;
-        queries::add_member(c, id, uid, now)?;
-        queries::room_by_id(c, id, uid)?.ok_or(RoomError::UnknownRoom)
-    })
+    let hub = state.hub.clone();
+    let room = write(
+        state,
+        move |c| {
+            let now = db::now_ms();
+            let id =
+                queries::insert_room(c, &name, &topic, RoomKind::Room, public, Some(uid), now)?
+                    .ok_or(RoomError::RoomExists)?;
+            queries::add_member(c, id, uid, now)?;
+            queries::room_by_id(c, id, uid)?.ok_or(RoomError::UnknownRoom)
+        },
+        move |room: &Room| {
+            let joined = ServerMsg::RoomJoined {
+                room: RoomView::from(room),
+            }
+            .encode();
+            hub.join_room(uid, room.id, &room.name, &joined);
+            if public {
+                let created = ServerMsg::RoomCreated {
+                    room: RoomView::shared(room),
+                }
+                .encode();
+                hub.to_all(&created);
+            }
+        },
+    )
     .await?;
     tracing::info!(user = %user.username, room = %room.name, public, "room created");
-    let joined = ServerMsg::RoomJoined {
-        room: RoomView::from(&room),
-    }
-    .encode();
-    state.hub.join_room(uid, room.id, &room.name, &joined);
-    if public {
-        let created = ServerMsg::RoomCreated {
-            room: RoomView::shared(&room),
-        }
-        .encode();
-        state.hub.to_all(&created);
-    }
     Ok(room)
 }
 
@@ -209,37 +215,44 @@ pub async fn create(
 pub async fn join(state: &AppState, user: &User, name: &str) -> Outcome<Room> {
     let name = name.to_string();
     let uid = user.id;
-    let (room, added) = write(state, move |c| {
-        let room = lookup(c, &name, uid)?;
-        if room.membership.is_some() {
-            return Ok((room, false));
-        }
-        if !(room.public && room.kind == RoomKind::Room) {
-            return Err(RoomError::NotAMember);
-        }
-        queries::add_member(c, room.id, uid, db::now_ms())?;
-        let room = queries::room_by_id(c, room.id, uid)?.ok_or(RoomError::UnknownRoom)?;
-        Ok((room, true))
-    })
+    let hub = state.hub.clone();
+    let username = user.username.clone();
+    let (room, _) = write(
+        state,
+        move |c| {
+            let room = lookup(c, &name, uid)?;
+            if room.membership.is_some() {
+                return Ok((room, false));
+            }
+            if !(room.public && room.kind == RoomKind::Room) {
+                return Err(RoomError::NotAMember);
+            }
+            queries::add_member(c, room.id, uid, db::now_ms())?;
+            let room = queries::room_by_id(c, room.id, uid)?.ok_or(RoomError::UnknownRoom)?;
+            Ok((room, true))
+        },
+        move |(room, added): &(Room, bool)| {
+            if *added {
+                announce_join(&hub, uid, &username, room);
+            }
+        },
+    )
     .await?;
-    if added {
-        announce_join(state, uid, &user.username, &room);
-    }
     Ok(room)
 }
 
-fn announce_join(state: &AppState, uid: i64, username: &str, room: &Room) {
+fn announce_join(hub: &crate::hub::Hub, uid: i64, username: &str, room: &Room) {
     let joined = ServerMsg::RoomJoined {
         room: RoomView::from(room),
     }
     .encode();
-    state.hub.join_room(uid, room.id, &room.name, &joined);
+    hub.join_room(uid, room.id, &room.name, &joined);
     let note = ServerMsg::MemberJoined {
         room: &room.name,
         user: username,
     }
     .encode();
-    state.hub.to_room(room.id, &note, Some(uid));
+    hub.to_room(room.id, &note, Some(uid));
 }
 
 /// Leave a room or DM (not `general`).
@@ -249,20 +262,27 @@ pub async fn leave(state: &AppState, user: &User, name: &str) -> Outcome<()> {
     }
     let name = name.to_string();
     let uid = user.id;
-    let room = write(state, move |c| {
-        let room = member_in(c, &name, uid)?;
-        queries::remove_member(c, room.id, uid)?;
-        Ok(room)
-    })
+    let hub = state.hub.clone();
+    let username = user.username.clone();
+    write(
+        state,
+        move |c| {
+            let room = member_in(c, &name, uid)?;
+            queries::remove_member(c, room.id, uid)?;
+            Ok(room)
+        },
+        move |room: &Room| {
+            let left = ServerMsg::RoomLeft { room: &room.name }.encode();
+            hub.leave_room(uid, room.id, &left);
+            let note = ServerMsg::MemberLeft {
+                room: &room.name,
+                user: &username,
+            }
+            .encode();
+            hub.to_room(room.id, &note, None);
+        },
+    )
     .await?;
-    let left = ServerMsg::RoomLeft { room: &room.name }.encode();
-    state.hub.leave_room(uid, room.id, &left);
-    let note = ServerMsg::MemberLeft {
-        room: &room.name,
-        user: &user.username,
-    }
-    .encode();
-    state.hub.to_room(room.id, &note, None);
     Ok(())
 }
 
@@ -274,23 +294,31 @@ pub async fn invite(state: &AppState, user: &User, name: &str, username: &str) -
     let name = name.to_string();
     let uid = user.id;
     let shown = username.to_string();
-    let (room, target, added) = write(state, move |c| {
-        let room = member_in(c, &name, uid)?;
-        if room.kind == RoomKind::Dm {
-            return Err(RoomError::BadRequest(
-                "A conversation's members are fixed; start a new one with everyone you want.",
-            ));
-        }
-        let (target, target_name) =
-            queries::user_by_key(c, &key)?.ok_or(RoomError::UnknownUser(shown))?;
-        let added = queries::add_member(c, room.id, target, db::now_ms())?;
-        let room = queries::room_by_id(c, room.id, target)?.ok_or(RoomError::UnknownRoom)?;
-        Ok((room, (target, target_name), added))
-    })
+    let hub = state.hub.clone();
+    let (room, target, added) = write(
+        state,
+        move |c| {
+            let room = member_in(c, &name, uid)?;
+            if room.kind == RoomKind::Dm {
+                return Err(RoomError::BadRequest(
+                    "A conversation's members are fixed; start a new one with everyone you want.",
+                ));
+            }
+            let (target, target_name) =
+                queries::user_by_key(c, &key)?.ok_or(RoomError::UnknownUser(shown))?;
+            let added = queries::add_member(c, room.id, target, db::now_ms())?;
+            let room = queries::room_by_id(c, room.id, target)?.ok_or(RoomError::UnknownRoom)?;
+            Ok((room, (target, target_name), added))
+        },
+        move |(room, target, added): &(Room, (i64, String), bool)| {
+            if *added {
+                announce_join(&hub, target.0, &target.1, room);
+            }
+        },
+    )
     .await?;
     if added {
         tracing::info!(by = %user.username, user = %target.1, room = %room.name, "member added");
-        announce_join(state, target.0, &target.1, &room);
     }
     // The caller sees the room from their own side.
     let name = room.name.clone();
@@ -318,48 +346,54 @@ pub async fn open_dm(state: &AppState, user: &User, usernames: &[String]) -> Out
         return Err(RoomError::TooManyMembers);
     }
     let uid = user.id;
-    let (room, created, added) = write(state, move |c| {
-        let mut ids = Vec::with_capacity(keys.len());
-        for key in &keys {
-            let (id, name) =
-                queries::user_by_key(c, key)?.ok_or_else(|| RoomError::UnknownUser(key.clone()))?;
-            ids.push((id, name));
-        }
-        let name = domain::dm_name(&keys);
-        let now = db::now_ms();
-        let (id, created) =
-            match queries::insert_room(c, &name, "", RoomKind::Dm, false, None, now)? {
-                Some(id) => (id, true),
-                None => (lookup(c, &name, uid)?.id, false),
-            };
-        let mut added = Vec::new();
-        for (member, member_name) in ids {
-            if queries::add_member(c, id, member, now)? {
-                let view = queries::room_by_id(c, id, member)?.ok_or(RoomError::UnknownRoom)?;
-                added.push((member, member_name, view));
+    let hub = state.hub.clone();
+    let (room, created, _) = write(
+        state,
+        move |c| {
+            let mut ids = Vec::with_capacity(keys.len());
+            for key in &keys {
+                let (id, name) = queries::user_by_key(c, key)?
+                    .ok_or_else(|| RoomError::UnknownUser(key.clone()))?;
+                ids.push((id, name));
             }
-        }
-        let room = queries::room_by_id(c, id, uid)?.ok_or(RoomError::UnknownRoom)?;
-        Ok((room, created, added))
-    })
+            let name = domain::dm_name(&keys);
+            let now = db::now_ms();
+            let (id, created) =
+                match queries::insert_room(c, &name, "", RoomKind::Dm, false, None, now)? {
+                    Some(id) => (id, true),
+                    None => (lookup(c, &name, uid)?.id, false),
+                };
+            let mut added = Vec::new();
+            for (member, member_name) in ids {
+                if queries::add_member(c, id, member, now)? {
+                    let view = queries::room_by_id(c, id, member)?.ok_or(RoomError::UnknownRoom)?;
+                    added.push((member, member_name, view));
+                }
+            }
+            let room = queries::room_by_id(c, id, uid)?.ok_or(RoomError::UnknownRoom)?;
+            Ok((room, created, added))
+        },
+        move |(room, created, added): &(Room, bool, Vec<(i64, String, Room)>)| {
+            for (member, _, view) in added {
+                let joined = ServerMsg::RoomJoined {
+                    room: RoomView::from(view),
+                }
+                .encode();
+                hub.join_room(*member, room.id, &room.name, &joined);
+            }
+            if !*created {
+                for (member, member_name, _) in added {
+                    let note = ServerMsg::MemberJoined {
+                        room: &room.name,
+                        user: member_name,
+                    }
+                    .encode();
+                    hub.to_room(room.id, &note, Some(*member));
+                }
+            }
+        },
+    )
     .await?;
-    for (member, _, view) in &added {
-        let joined = ServerMsg::RoomJoined {
-            room: RoomView::from(view),
-        }
-        .encode();
-        state.hub.join_room(*member, room.id, &room.name, &joined);
-    }
-    if !created {
-        for (member, member_name, _) in &added {
-            let note = ServerMsg::MemberJoined {
-                room: &room.name,
-                user: member_name,
-            }
-            .encode();
-            state.hub.to_room(room.id, &note, Some(*member));
-        }
-    }
     Ok((room, created))
 }
 
@@ -383,70 +417,81 @@ pub async fn update(
     let name = name.to_string();
     let uid = user.id;
     let username = user.username.clone();
-    let (room, old_name) = write(state, move |c| {
-        let room = member_in(c, &name, uid)?;
-        if room.kind == RoomKind::Dm {
-            return Err(RoomError::BadRequest(
-                "A direct conversation has no name or topic to change.",
-            ));
-        }
-        if room.name == GENERAL && !is_admin {
-            return Err(RoomError::Forbidden(
-                "Only an administrator can change #general.",
-            ));
-        }
-        let rename = new_name.filter(|n| *n != room.name);
-        if rename.is_some() {
-            if room.name == GENERAL {
-                return Err(RoomError::BadRequest("#general keeps its name."));
-            }
-            if !is_admin && room.created_by.as_deref() != Some(username.as_str()) {
-                return Err(RoomError::Forbidden(
-                    "Only the room's creator or an administrator can rename it.",
+    let hub = state.hub.clone();
+    let (room, old_name) = write(
+        state,
+        move |c| {
+            let room = member_in(c, &name, uid)?;
+            if room.kind == RoomKind::Dm {
+                return Err(RoomError::BadRequest(
+                    "A direct conversation has no name or topic to change.",
                 ));
             }
-        }
-        if !queries::update_room(c, room.id, rename.as_deref(), topic.as_deref())? {
-            return Err(RoomError::RoomExists);
-        }
-        let updated = queries::room_by_id(c, room.id, uid)?.ok_or(RoomError::UnknownRoom)?;
-        Ok((updated, rename.map(|_| room.name)))
-    })
+            if room.name == GENERAL && !is_admin {
+                return Err(RoomError::Forbidden(
+                    "Only an administrator can change #general.",
+                ));
+            }
+            let rename = new_name.filter(|n| *n != room.name);
+            if rename.is_some() {
+                if room.name == GENERAL {
+                    return Err(RoomError::BadRequest("#general keeps its name."));
+                }
+                if !is_admin && room.created_by.as_deref() != Some(username.as_str()) {
+                    return Err(RoomError::Forbidden(
+                        "Only the room's creator or an administrator can rename it.",
+                    ));
+                }
+            }
+            if !queries::update_room(c, room.id, rename.as_deref(), topic.as_deref())? {
+                return Err(RoomError::RoomExists);
+            }
+            let updated = queries::room_by_id(c, room.id, uid)?.ok_or(RoomError::UnknownRoom)?;
+            Ok((updated, rename.map(|_| room.name)))
+        },
+        move |(room, old_name): &(Room, Option<String>)| {
+            let frame = ServerMsg::RoomUpdated {
+                room: RoomView::shared(room),
+                old_name: old_name.as_deref(),
+            }
+            .encode();
+            if old_name.is_some() {
+                hub.rename_room(room.id, &room.name, &frame);
+            } else {
+                hub.to_room(room.id, &frame, None);
+            }
+        },
+    )
     .await?;
     tracing::info!(user = %user.username, room = %room.name, renamed_from = ?old_name, "room updated");
-    let frame = ServerMsg::RoomUpdated {
-        room: RoomView::shared(&room),
-        old_name: old_name.as_deref(),
-    }
-    .encode();
-    if old_name.is_some() {
-        state.hub.rename_room(room.id, &room.name, &frame);
-    } else {
-        state.hub.to_room(room.id, &frame, None);
-    }
     Ok(room)
 }
 
 /// Move the user's read marker forward and tell all their connections.
 pub async fn mark_read(state: &AppState, user_id: i64, name: &str, id: i64) -> Outcome<Room> {
     let name = name.to_string();
-    let room = write(state, move |c| {
-        let room = member_in(c, &name, user_id)?;
-        queries::set_last_read(c, room.id, user_id, id)?;
-        queries::room_by_id(c, room.id, user_id)?.ok_or(RoomError::UnknownRoom)
-    })
-    .await?;
-    if let Some(m) = &room.membership {
-        let frame = ServerMsg::Read {
-            room: &room.name,
-            id: m.last_read,
-            unread: m.unread,
-            mentions: m.mentions,
-        }
-        .encode();
-        state.hub.to_user(user_id, &frame);
-    }
-    Ok(room)
+    let hub = state.hub.clone();
+    write(
+        state,
+        move |c| {
+            let room = member_in(c, &name, user_id)?;
+            queries::set_last_read(c, room.id, user_id, id)?;
+            queries::room_by_id(c, room.id, user_id)?.ok_or(RoomError::UnknownRoom)
+        },
+        move |room: &Room| {
+            if let Some(m) = &room.membership {
+                let frame = ServerMsg::Read {
+                    room: &room.name,
+                    id: m.last_read,
+                    unread: m.unread,
+                    mentions: m.mentions,
+                }
+                .encode();
+                hub.to_user(user_id, &frame);
+            }
+        },
+    )
+    .await
 }
 
 /// Set the user's notification level for a room.
@@ -457,10 +502,14 @@ pub async fn set_notify(
     level: Notify,
 ) -> Outcome<Room> {
     let name = name.to_string();
-    write(state, move |c| {
-        let room = member_in(c, &name, user_id)?;
-        queries::set_notify(c, room.id, user_id, level)?;
-        queries::room_by_id(c, room.id, user_id)?.ok_or(RoomError::UnknownRoom)
-    })
+    write(
+        state,
+        move |c| {
+            let room = member_in(c, &name, user_id)?;
+            queries::set_notify(c, room.id, user_id, level)?;
+            queries::room_by_id(c, room.id, user_id)?.ok_or(RoomError::UnknownRoom)
+        },
+        |_: &Room| {},
+    )
     .await
 }

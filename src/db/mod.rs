@@ -375,14 +375,54 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let job: writer::Job = Box::new(move |conn| {
-            let result = f(conn);
-            let ok = result.is_ok();
-            let reply: writer::Reply = Box::new(move |commit: Result<(), DbError>| {
-                let _ = tx.send(commit.and_then(|()| result.map_err(DbError::from)));
-            });
-            (ok, reply)
+        match self
+            .transact(move |c| f(c).map_err(DbError::from), |_| {})
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Like [`Db::write`] for changes that others must see in order with messages: `then`
+    /// runs on the fan-out thread after the commit, after every message committed before
+    /// this change was delivered and before any committed after it, and the result is
+    /// returned once it ran. When `f` fails (`Err(E)`), everything it wrote is rolled back and
+    /// `then` does not run.
+    pub async fn transact<T, E, F, H>(&self, f: F, then: H) -> Result<Result<T, E>, DbError>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        H: FnOnce(&T) + Send + 'static,
+    {
+        type Answer<T, E> = Result<Result<T, E>, DbError>;
+        let (tx, rx) = oneshot::channel::<Answer<T, E>>();
+        let job: writer::Job = Box::new(move |conn| match f(conn) {
+            Ok(value) => {
+                let tx = Arc::new(Mutex::new(Some(tx)));
+                let on_fail = tx.clone();
+                let reply: writer::Reply = Box::new(move |commit: Result<(), DbError>| {
+                    if let Err(e) = commit {
+                        if let Some(tx) = on_fail.lock().ok().and_then(|mut t| t.take()) {
+                            let _ = tx.send(Err(e));
+                        }
+                    }
+                });
+                let hook: writer::Hook = Box::new(move || {
+                    then(&value);
+                    if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
+                        let _ = tx.send(Ok(Ok(value)));
+                    }
+                });
+                (true, reply, Some(hook))
+            }
+            Err(e) => {
+                let reply: writer::Reply = Box::new(move |commit: Result<(), DbError>| {
+                    let _ = tx.send(commit.map(|()| Err(e)));
+                });
+                (false, reply, None)
+            }
         });
         self.writer
             .send(writer::WriteCmd::Exec(job))

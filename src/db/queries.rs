@@ -244,6 +244,13 @@ pub fn rooms_for_user(conn: &Connection, user_id: i64) -> rusqlite::Result<Vec<R
     rows.collect()
 }
 
+/// Ids of the rooms and DMs a user belongs to.
+pub fn room_ids_for_user(conn: &Connection, user_id: i64) -> rusqlite::Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached("SELECT room_id FROM memberships WHERE user_id = ?1")?;
+    let rows = stmt.query_map([user_id], |r| r.get(0))?;
+    rows.collect()
+}
+
 /// Every public room, by name, with the user's membership when they have one.
 pub fn public_rooms(conn: &Connection, user_id: i64) -> rusqlite::Result<Vec<Room>> {
     let mut stmt = conn.prepare_cached(&format!(
@@ -528,6 +535,15 @@ pub struct SearchQuery {
 
 /// Full-text search over every message `q.user_id` may read.
 pub fn search(conn: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<SearchHit>> {
+    if let Some(key) = &q.author_key {
+        // An author filter that matches nobody would otherwise walk every match.
+        let known: bool = conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE username_key = ?1)")?
+            .query_row([key], |r| r.get(0))?;
+        if !known {
+            return Ok(Vec::new());
+        }
+    }
     if q.by_relevance {
         return search_by_relevance(conn, q);
     }
@@ -558,8 +574,8 @@ const SEARCH_FILTER: &str = "((r.kind = 'room' AND r.is_public = 1) OR EXISTS (S
      FROM memberships x WHERE x.room_id = m.room_id AND x.user_id = ?3)) \
      AND (?4 IS NULL OR m.room_id = ?4) AND (?5 IS NULL OR u.username_key = ?5)";
 
-/// Relevance is ranked among the newest this many matches, so a very common word costs the
-/// same as a rare one.
+/// Relevance is ranked among the newest this many matches the user may read, so a very
+/// common word costs about the same as a rare one.
 pub const RELEVANCE_WINDOW: u32 = 5000;
 
 fn search_hit(r: &Row<'_>) -> rusqlite::Result<SearchHit> {
@@ -573,12 +589,12 @@ fn search_hit(r: &Row<'_>) -> rusqlite::Result<SearchHit> {
 /// build snippets for the page only.
 fn search_by_relevance(conn: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<SearchHit>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "WITH hits AS (SELECT rowid AS id, bm25(messages_fts) AS score FROM messages_fts \
-             WHERE messages_fts MATCH ?1 ORDER BY rowid DESC LIMIT {RELEVANCE_WINDOW}) \
-         SELECT h.id FROM hits h JOIN messages m ON m.id = h.id \
-         JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id \
-         WHERE {SEARCH_FILTER} \
-         ORDER BY h.score, h.id DESC LIMIT ?6 OFFSET ?7"
+        "WITH hits AS (SELECT f.rowid AS id, bm25(messages_fts) AS score \
+             FROM messages_fts f JOIN messages m ON m.id = f.rowid \
+             JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id \
+             WHERE messages_fts MATCH ?1 AND {SEARCH_FILTER} \
+             ORDER BY f.rowid DESC LIMIT {RELEVANCE_WINDOW}) \
+         SELECT id FROM hits ORDER BY score, id DESC LIMIT ?6 OFFSET ?7"
     ))?;
     let ids = stmt
         .query_map(
@@ -597,11 +613,7 @@ fn search_by_relevance(conn: &Connection, q: &SearchQuery) -> rusqlite::Result<V
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let list = ids
-        .iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
     let mut stmt = conn.prepare_cached(
         "SELECT m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at, \
          snippet(messages_fts, 0, char(2), char(3), '…', 24) \

@@ -19,8 +19,12 @@ const QUEUE: usize = 16 * 1024;
 
 /// Called with the commit's outcome once the transaction is over.
 pub type Reply = Box<dyn FnOnce(Result<(), DbError>) + Send>;
-/// Runs inside the transaction; says whether it succeeded and how to answer afterwards.
-pub type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+/// Runs on the fan-out thread after the transaction committed, in commit order with the
+/// messages around it.
+pub type Hook = Box<dyn FnOnce() + Send>;
+/// Runs inside the transaction; says whether it succeeded, how to answer afterwards, and what
+/// to do, in order with the fan-out, once committed.
+pub type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply, Option<Hook>) + Send>;
 
 /// A message a connection wants stored.
 #[derive(Debug)]
@@ -43,8 +47,7 @@ pub struct NewMessage {
     pub queued_at: Instant,
 }
 
-/// The outcome of one queued message.
-#[derive(Debug)]
+/// The outcome of one queued message, or a hook of a committed write, in commit order.
 pub enum Committed {
     /// Durably stored (or found already stored under the same nonce).
     Stored {
@@ -64,6 +67,20 @@ pub enum Committed {
         /// The nonce the client gave.
         nonce: Option<String>,
     },
+    /// A committed write's follow-up (e.g. membership changes reaching the hub).
+    Then(Hook),
+}
+
+impl std::fmt::Debug for Committed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Committed::Stored { msg, origin, .. } => {
+                write!(f, "Stored({} from {origin})", msg.id)
+            }
+            Committed::Failed { origin, .. } => write!(f, "Failed(from {origin})"),
+            Committed::Then(_) => f.write_str("Then"),
+        }
+    }
 }
 
 pub(super) enum WriteCmd {
@@ -205,7 +222,10 @@ fn commit_batch(
                 if let Err(e) = conn.execute_batch("SAVEPOINT job") {
                     first_error.get_or_insert(e.to_string());
                 }
-                let (ok, reply) = job(conn);
+                let (ok, reply, hook) = job(conn);
+                if let Some(hook) = hook.filter(|_| ok) {
+                    outcomes.push(Committed::Then(hook));
+                }
                 let end = if ok {
                     "RELEASE job"
                 } else {
@@ -247,6 +267,7 @@ fn commit_batch(
             }
         }
         Err(e) => {
+            outcomes.retain(|c| !matches!(c, Committed::Then(_)));
             tracing::error!("commit failed, {} messages refused: {e}", outcomes.len());
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
@@ -299,9 +320,25 @@ fn store_message(
             }
         }
     }
-    let inserted =
-        queries::insert_message(conn, m.room_id, m.user_id, &m.body, m.nonce.as_deref(), now)
-            .and_then(|id| Ok((id, record_mentions(conn, &m, id)?)));
+    // A message with mentions is several statements: all of them or none.
+    let several = m.body.contains('@');
+    let inserted = (|| {
+        if several {
+            conn.execute_batch("SAVEPOINT msg")?;
+        }
+        let stored =
+            queries::insert_message(conn, m.room_id, m.user_id, &m.body, m.nonce.as_deref(), now)
+                .and_then(|id| Ok((id, record_mentions(conn, &m, id)?)));
+        if several {
+            let end = if stored.is_ok() {
+                "RELEASE msg"
+            } else {
+                "ROLLBACK TO msg; RELEASE msg"
+            };
+            conn.execute_batch(end)?;
+        }
+        stored
+    })();
     match inserted {
         Ok((id, mentioned)) => Committed::Stored {
             msg: StoredMessage {

@@ -124,10 +124,12 @@ async fn upgrade(
             ApiError::bad_request("`since` must be a message id (a whole number ≥ 0).").reject()
         })?),
     };
+    // Join the fan-out of the user's rooms before the session's first snapshot, so nothing
+    // committed after that snapshot is missed; the session then reads the rooms in full.
     let uid = identity.user.id;
-    let rooms = state
+    let room_ids = state
         .db
-        .read(move |c| queries::rooms_for_user(c, uid))
+        .read(move |c| queries::room_ids_for_user(c, uid))
         .await
         .map_err(|e| ApiError::from(e).reject())?;
     let Some(on_upgrade) = slot.and_then(|s| s.0.lock().ok().and_then(|mut g| g.take())) else {
@@ -135,7 +137,7 @@ async fn upgrade(
     };
     let reg = state
         .hub
-        .register(&identity.user, ip, identity.token_hash, &rooms)
+        .register(&identity.user, ip, identity.token_hash, &room_ids)
         .map_err(|e| {
             let why = match e {
                 AdmitError::TooManyForUser => "You have too many open connections.",
@@ -150,7 +152,7 @@ async fn upgrade(
     let session = Session {
         username: Arc::from(identity.user.username.as_str()),
         user: identity.user,
-        rooms,
+        rooms: Vec::new(),
         since,
         token_hash: identity.token_hash,
         reg,

@@ -194,39 +194,49 @@ impl Session {
         let uid = self.user.id;
         let since = self.since;
         // Registered with the hub already, so anything committed from here on is queued; the
-        // replay and head are read in one snapshot, and queued ids ≤ head are skipped.
-        let read = self
-            .state
-            .db
-            .read(move |c| {
-                let tx = c.unchecked_transaction()?;
-                let head = queries::head(&tx)?;
-                let rooms = queries::rooms_for_user(&tx, uid)?;
-                let replay = match since {
-                    Some(s) => Some(queries::messages_since_for_user(
-                        &tx,
-                        uid,
-                        s,
-                        REPLAY_LIMIT + 1,
-                    )?),
-                    None => None,
-                };
-                tx.finish()?;
-                Ok((head, rooms, replay))
-            })
-            .await;
-        let (head, rooms, replay) = match read {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!("cannot read history for a new connection: {e}");
-                let _ = ws.send(close(1011, "storage unavailable")).await;
-                return Err(WsError::ConnectionClosed);
+        // rooms, replay and head are read in one snapshot, and queued ids ≤ head are skipped.
+        // A membership change reaching the hub during the read means reading again.
+        let mut attempts = 0;
+        let (head, replay) = loop {
+            attempts += 1;
+            let epoch = self.state.hub.membership_epoch();
+            let read = self
+                .state
+                .db
+                .read(move |c| {
+                    let tx = c.unchecked_transaction()?;
+                    let head = queries::head(&tx)?;
+                    let rooms = queries::rooms_for_user(&tx, uid)?;
+                    let replay = match since {
+                        Some(s) => Some(queries::messages_since_for_user(
+                            &tx,
+                            uid,
+                            s,
+                            REPLAY_LIMIT + 1,
+                        )?),
+                        None => None,
+                    };
+                    tx.finish()?;
+                    Ok((head, rooms, replay))
+                })
+                .await;
+            let (head, rooms, replay) = match read {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!("cannot read history for a new connection: {e}");
+                    let _ = ws.send(close(1011, "storage unavailable")).await;
+                    return Err(WsError::ConnectionClosed);
+                }
+            };
+            let ids: Vec<i64> = rooms.iter().map(|r| r.id).collect();
+            let hub = &self.state.hub;
+            if hub.sync_rooms(self.reg.id, &ids, epoch)
+                || (attempts >= 20 && hub.sync_rooms(self.reg.id, &ids, hub.membership_epoch()))
+            {
+                self.rooms = rooms;
+                break (head, replay);
             }
         };
-        // Membership may have changed since the connection was registered with the hub.
-        let ids: Vec<i64> = rooms.iter().map(|r| r.id).collect();
-        self.state.hub.sync_rooms(self.reg.id, &ids);
-        self.rooms = rooms;
         let online = self.state.hub.online();
         let ready = ServerMsg::Ready {
             user: UserView::from(&self.user),
@@ -379,25 +389,28 @@ impl Session {
                 None
             }
             ClientMsg::Read { room, id } => {
-                let state = self.state.clone();
-                let (uid, conn) = (self.user.id, self.reg.id);
-                // Off the frame loop: the marker is committed by the writer.
-                tokio::spawn(async move {
-                    if let Err(e) = crate::rooms::mark_read(&state, uid, &room, id).await {
-                        if let crate::rooms::RoomError::Db(db) = &e {
-                            tracing::error!("read marker not stored: {db}");
-                        }
-                        let frame = ServerMsg::Error {
-                            code: e.code(),
-                            message: &e.to_string(),
-                            nonce: None,
-                            retry_after_ms: None,
-                        }
-                        .encode();
-                        state.hub.send_to(conn, frame);
+                if id < 0 {
+                    return Some(error_frame(
+                        "bad_frame",
+                        "`id` must be a message id (≥ 0).",
+                        None,
+                        None,
+                    ));
+                }
+                // Awaited here, so a client flooding `read` frames waits for its own commits.
+                match crate::rooms::mark_read(&self.state, self.user.id, &room, id).await {
+                    Ok(_) => None,
+                    Err(crate::rooms::RoomError::Db(e)) => {
+                        tracing::error!("read marker not stored: {e}");
+                        Some(error_frame(
+                            "unavailable",
+                            "The read marker could not be stored; try again.",
+                            None,
+                            Some(1000),
+                        ))
                     }
-                });
-                None
+                    Err(e) => Some(error_frame(e.code(), &e.to_string(), None, None)),
+                }
             }
             ClientMsg::Typing { room } => {
                 let (room_id, _) = match self.room_id(&room, rooms).await {
