@@ -375,13 +375,21 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        match self
-            .transact(move |c| f(c).map_err(DbError::from), |_| {})
+        // Answered on commit, from the writer thread: no detour through the fan-out.
+        let (tx, rx) = oneshot::channel();
+        let job: writer::Job = Box::new(move |conn| {
+            let result = f(conn);
+            let ok = result.is_ok();
+            let reply: writer::Reply = Box::new(move |commit: Result<(), DbError>| {
+                let _ = tx.send(commit.and_then(|()| result.map_err(DbError::from)));
+            });
+            (ok, reply, None)
+        });
+        self.writer
+            .send(writer::WriteCmd::Exec(job))
             .await
-        {
-            Ok(r) => r,
-            Err(e) => Err(e),
-        }
+            .map_err(|_| DbError::Closed)?;
+        rx.await.map_err(|_| DbError::Closed)?
     }
 
     /// Like [`Db::write`] for changes that others must see in order with messages: `then`
