@@ -50,8 +50,10 @@ fn store(
     let (db, writer) =
         Db::open(&dir.path().join("bench.db"), sync, tx, Default::default()).expect("open");
     std::mem::forget(writer); // lives for the whole benchmark process
-    rt.block_on(db.write(|c| queries::insert_user(c, "alice", "alice", "x", 0)))
-        .expect("user");
+    rt.block_on(db.write(|c| {
+        queries::insert_user(c, "alice", "alice", "x", hearth::db::NewAdmin::IfFirst, 0)
+    }))
+    .expect("user");
     (rt, db, rx, dir)
 }
 
@@ -104,7 +106,7 @@ fn history(c: &mut Criterion) {
     std::mem::forget(writer);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(db.write(|c| {
-        queries::insert_user(c, "alice", "alice", "x", 0)?;
+        queries::insert_user(c, "alice", "alice", "x", hearth::db::NewAdmin::IfFirst, 0)?;
         for i in 0..100_000 {
             queries::insert_message(c, 1, 1, &format!("message number {i}"), None, i)?;
         }

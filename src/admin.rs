@@ -99,7 +99,14 @@ pub fn user_add(config: &Config, name: &str, pw: &str) -> Result<String, AdminEr
     let name = username(name)?;
     let hash = new_hash(config, pw)?;
     let conn = open(config)?;
-    match queries::insert_user(&conn, name.as_str(), &name.key(), &hash, db::now_ms())? {
+    match queries::insert_user(
+        &conn,
+        name.as_str(),
+        &name.key(),
+        &hash,
+        db::NewAdmin::IfFirst,
+        db::now_ms(),
+    )? {
         Some(u) => Ok(format!("created {} (id {})", u.username, u.id)),
         None => Err(AdminError(format!("{} is taken", name.as_str()))),
     }

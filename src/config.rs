@@ -22,10 +22,31 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Password hashing and session lifetimes.
     pub auth: AuthConfig,
+    /// Who may create rooms.
+    pub rooms: RoomsConfig,
     /// The Prometheus endpoint.
     pub metrics: MetricsConfig,
     /// Log output.
     pub log: LogConfig,
+}
+
+/// `[rooms]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoomsConfig {
+    /// Who may create rooms (`everyone` or `admins`). Direct conversations are not rooms.
+    pub creation: RoomCreation,
+}
+
+/// `rooms.creation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomCreation {
+    /// Every signed-in user.
+    #[default]
+    Everyone,
+    /// Administrators only.
+    Admins,
 }
 
 /// `[metrics]`
@@ -196,6 +217,21 @@ pub struct LimitsConfig {
     pub registrations_per_hour: u32,
     /// Frames queued for one connection before it counts as too slow and is closed (4008).
     pub outgoing_queue: usize,
+    /// Open HTTP connections (before any WebSocket upgrade) per client address (IPv6: per
+    /// /64); 0 = unlimited.
+    pub http_connections_per_address: u32,
+    /// Open connections of every kind in total; 0 = derived from the open-file limit.
+    pub max_connections: u32,
+    /// Bot tokens a user may hold; 0 = unlimited.
+    pub tokens_per_user: u32,
+    /// Rooms a user may create per hour; 0 = unlimited.
+    pub rooms_per_hour: u32,
+    /// New direct conversations a user may start per hour; 0 = unlimited.
+    pub dms_per_hour: u32,
+    /// People a user may add to rooms per hour; 0 = unlimited.
+    pub invites_per_hour: u32,
+    /// Searches one user may run at once; 0 = unlimited.
+    pub searches_per_user: u32,
 }
 
 /// `[auth]`
@@ -241,6 +277,13 @@ impl Default for LimitsConfig {
             connections_per_address: 200,
             registrations_per_hour: 20,
             outgoing_queue: 1024,
+            http_connections_per_address: 256,
+            max_connections: 0,
+            tokens_per_user: 20,
+            rooms_per_hour: 20,
+            dms_per_hour: 60,
+            invites_per_hour: 100,
+            searches_per_user: 2,
         }
     }
 }
@@ -575,6 +618,14 @@ mod tests {
             "connections_per_address",
             "registrations_per_hour",
             "outgoing_queue",
+            "http_connections_per_address",
+            "max_connections",
+            "tokens_per_user",
+            "rooms_per_hour",
+            "dms_per_hour",
+            "invites_per_hour",
+            "searches_per_user",
+            "creation",
             "pbkdf2_iterations",
             "session_idle_hours",
             "session_max_hours",

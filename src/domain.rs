@@ -63,9 +63,18 @@ pub enum BodyProblem {
 /// Longest message body, in Unicode scalar values after trimming.
 pub const MAX_BODY_CHARS: usize = 4000;
 
-/// Trim a body and check its length; inner newlines are kept.
-pub fn parse_body(raw: &str) -> Result<&str, BodyProblem> {
-    let body = raw.trim();
+/// The characters search snippets use to mark highlighted words (STX, ETX). A body may not
+/// contain them, or it could make any words of its own look highlighted.
+pub const SNIPPET_MARKERS: [char; 2] = ['\u{2}', '\u{3}'];
+
+/// Drop the snippet markers, trim, and check the length; inner newlines are kept.
+pub fn parse_body(raw: &str) -> Result<std::borrow::Cow<'_, str>, BodyProblem> {
+    use std::borrow::Cow;
+    let body = if raw.contains(SNIPPET_MARKERS) {
+        Cow::Owned(raw.replace(SNIPPET_MARKERS, "").trim().to_string())
+    } else {
+        Cow::Borrowed(raw.trim())
+    };
     if body.is_empty() {
         return Err(BodyProblem::Empty);
     }
@@ -241,9 +250,17 @@ mod tests {
 
     #[test]
     fn bodies() {
-        assert_eq!(parse_body("  hi\nthere \n"), Ok("hi\nthere"));
+        assert_eq!(parse_body("  hi\nthere \n").as_deref(), Ok("hi\nthere"));
         assert_eq!(parse_body(" \n\t "), Err(BodyProblem::Empty));
-        assert_eq!(parse_body(&"é".repeat(4000)), Ok("é".repeat(4000).as_str()));
+        assert_eq!(
+            parse_body(&"é".repeat(4000)).as_deref(),
+            Ok("é".repeat(4000).as_str())
+        );
+        assert_eq!(
+            parse_body(" \u{2}fake\u{3} highlight ").as_deref(),
+            Ok("fake highlight")
+        );
+        assert_eq!(parse_body("\u{2}\u{3} "), Err(BodyProblem::Empty));
         assert_eq!(parse_body(&"é".repeat(4001)), Err(BodyProblem::TooLong));
         assert_eq!(parse_body(&"a".repeat(4001)), Err(BodyProblem::TooLong));
     }

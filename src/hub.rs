@@ -182,6 +182,8 @@ impl Hub {
         rooms: &[i64],
     ) -> Result<Registration, AdmitError> {
         let limits = self.inner.limits;
+        // Counted per IPv4 address or IPv6 /64.
+        let addr = crate::limits::address_key(addr);
         let (tx, rx) = mpsc::channel(limits.queue);
         let slow = Arc::new(AtomicBool::new(false));
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -503,6 +505,15 @@ impl Hub {
         self.drop_slow(slow);
     }
 
+    /// The distinct session digests behind the open connections.
+    pub fn live_sessions(&self) -> Vec<[u8; 32]> {
+        let st = lock_read(&self.inner.state);
+        let mut all: Vec<[u8; 32]> = st.conns.values().map(|c| c.session).collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
     /// Close every connection of a session (after logout) with `code`.
     pub fn close_session(&self, session: [u8; 32], code: u16, reason: &'static str) {
         let st = lock_read(&self.inner.state);
@@ -622,6 +633,27 @@ impl Hub {
                                     "The message could not be stored. It was not sent; try again.",
                                 nonce: nonce.as_deref(),
                                 retry_after_ms: Some(1000),
+                            }
+                            .encode();
+                            self.offer(&conn.tx, *origin, &frame, 0, &mut slow);
+                        }
+                    }
+                    Committed::Refused {
+                        origin,
+                        nonce,
+                        public,
+                    } => {
+                        if let Some(conn) = st.conns.get(origin) {
+                            let (code, message) = if *public {
+                                ("not_a_member", "You are not a member of that room.")
+                            } else {
+                                ("unknown_room", "There is no room with that name.")
+                            };
+                            let frame = ServerMsg::Error {
+                                code,
+                                message,
+                                nonce: nonce.as_deref(),
+                                retry_after_ms: None,
                             }
                             .encode();
                             self.offer(&conn.tx, *origin, &frame, 0, &mut slow);

@@ -11,6 +11,8 @@
 //! - [`auth`]: accounts, password hashing, sessions, login throttling.
 //! - [`rooms`]: rooms and DMs: membership rules, read markers, notification levels.
 //! - [`hub`]: open connections, rooms, presence, fan-out with bounded per-connection queues.
+//! - [`limits`]: sliding-window counters with atomic reservations, per-user quotas and the
+//!   per-address key (IPv6 /64).
 //! - [`metrics`]: counters and histograms for `/metrics`.
 //! - [`ws`]: the `/ws` endpoint, wire protocol and per-connection session loop.
 //! - [`http`]: warp routes, handlers and the JSON error shape.
@@ -31,6 +33,7 @@ pub mod db;
 pub mod domain;
 pub mod http;
 pub mod hub;
+pub mod limits;
 pub mod metrics;
 pub mod rooms;
 pub mod server;
@@ -66,6 +69,10 @@ pub struct AppState {
     pub tracker: Tracker,
     /// When the server started (for the uptime shown to administrators).
     pub started: std::time::Instant,
+    /// Per-user quotas on rooms, DMs and invitations.
+    pub quotas: Arc<limits::Counter>,
+    /// Searches running now, bounded per user and in total.
+    pub searches: Arc<limits::Concurrency>,
 }
 
 /// Why the server could not start.
@@ -92,6 +99,7 @@ pub enum StartupError {
 
 /// A running server.
 pub struct Server {
+    setup_code: Option<String>,
     addr: SocketAddr,
     stop: watch::Sender<bool>,
     accept: tokio::task::JoinHandle<()>,
@@ -99,6 +107,111 @@ pub struct Server {
     fan_out: std::thread::JoinHandle<()>,
     tracker: Tracker,
     state: AppState,
+}
+
+/// Searches running at once over the whole server: each holds one of the dedicated search
+/// readers, so authentication and history keep the general readers.
+const SEARCHES_AT_ONCE: usize = 2;
+/// How often the server looks for sessions revoked by a command-line tool.
+const REVOCATION_POLL: Duration = Duration::from_secs(1);
+/// How often expired sessions are deleted.
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// While no account administers the server, make a one-time setup code and log the link
+/// whose registration becomes the administrator (on stderr; stdout keeps its one line).
+async fn announce_setup(state: &AppState, addr: SocketAddr) -> Option<String> {
+    let code = match state.auth.prepare_setup().await {
+        Ok(code) => code?,
+        Err(e) => {
+            tracing::warn!("cannot check for an administrator: {e}");
+            return None;
+        }
+    };
+    let base = match state.config.public_url() {
+        Some(_) => http::handlers::base_url(state, None),
+        None => {
+            let host = if addr.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                addr.ip().to_string()
+            };
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host
+            };
+            let scheme = if state.config.server.tls.enabled() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{host}:{}", addr.port())
+        }
+    };
+    tracing::warn!(
+        "this server has no administrator yet: open {base}/?setup={code} to create the \
+         administrator account (or run `hearth user add NAME`); registrations without this \
+         link make ordinary members"
+    );
+    Some(code)
+}
+
+/// Background upkeep until the server stops: close sockets whose sessions another process
+/// revoked (`hearth user passwd`, `hearth user disable`) within a second, and delete expired
+/// sessions every hour.
+async fn housekeeping(state: AppState) {
+    let mut stop = state.shutdown.clone();
+    let mut poll = tokio::time::interval(REVOCATION_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sweep: Option<std::time::Instant> = None;
+    let mut epoch = state.db.read(db::queries::sessions_epoch).await.ok();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = poll.tick() => {}
+        }
+        if last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
+            last_sweep = Some(std::time::Instant::now());
+            match state.auth.sweep_expired().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("deleted {n} expired sessions"),
+                Err(e) => tracing::warn!("cannot delete expired sessions: {e}"),
+            }
+        }
+        let now = state.db.read(db::queries::sessions_epoch).await.ok();
+        if now.is_some() && now != epoch {
+            epoch = now;
+            close_revoked(&state).await;
+        }
+    }
+}
+
+/// Close, with 4001, every socket whose session no longer exists or whose user is disabled.
+async fn close_revoked(state: &AppState) {
+    let live = state.hub.live_sessions();
+    let now = db::now_ms();
+    let gone = state
+        .db
+        .read(move |c| {
+            let mut gone = Vec::new();
+            for hash in live {
+                if db::queries::session_user(c, &hash, now)?.is_none() {
+                    gone.push(hash);
+                }
+            }
+            Ok(gone)
+        })
+        .await;
+    match gone {
+        Ok(gone) => {
+            for hash in gone {
+                state
+                    .hub
+                    .close_session(hash, ws::session::CLOSE_SESSION_ENDED, "session ended");
+            }
+        }
+        Err(e) => tracing::warn!("cannot check sessions for revocation: {e}"),
+    }
 }
 
 /// Open the database, bind, and start serving. Returns once the socket is listening.
@@ -113,6 +226,8 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
         commit_tx,
         metrics.clone(),
     )?;
+    let caps_metrics = metrics.clone();
+    let auth_metrics = metrics.clone();
     let hub = Hub::new(
         HubLimits {
             queue: config.limits.outgoing_queue,
@@ -127,8 +242,10 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
     let auth = Auth::new(
         db.clone(),
         config.auth.clone(),
-        config.limits.registrations_per_hour,
+        &config.limits,
+        auth_metrics,
     );
+    let max_connections = server::connection_budget(config.limits.max_connections);
     let tls = if config.server.tls.enabled() {
         Some(
             server::tls_acceptor(
@@ -148,6 +265,7 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
         .map_err(|source| StartupError::Bind { addr, source })?;
     let (stop, stop_rx) = watch::channel(false);
     let tracker = Tracker::default();
+    let searches_per_user = config.limits.searches_per_user;
     let state = AppState {
         config: Arc::new(config),
         db,
@@ -156,12 +274,31 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
         shutdown: stop_rx.clone(),
         tracker: tracker.clone(),
         started: std::time::Instant::now(),
+        quotas: Arc::new(limits::Counter::default()),
+        searches: Arc::new(limits::Concurrency::new(
+            SEARCHES_AT_ONCE,
+            match searches_per_user {
+                0 => usize::MAX,
+                n => n as usize,
+            },
+        )),
     };
     state.auth.prewarm();
+    let setup_code = announce_setup(&state, addr).await;
+    tokio::spawn(housekeeping(state.clone()));
     let routes = http::routes(state.clone());
     let front = server::Front::new(&state.config);
-    let accept = tokio::spawn(server::accept_loop(listener, tls, routes, front, stop_rx));
+    let caps = server::Caps {
+        per_address: state.config.limits.http_connections_per_address as usize,
+        total: max_connections,
+        websockets: tracker.clone(),
+        metrics: caps_metrics,
+    };
+    let accept = tokio::spawn(server::accept_loop(
+        listener, tls, routes, front, caps, stop_rx,
+    ));
     Ok(Server {
+        setup_code,
         addr,
         stop,
         accept,
@@ -176,6 +313,12 @@ impl Server {
     /// The bound address (with the real port when 0 was configured).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The one-time setup code logged at start when the server had no administrator: the
+    /// account registered with it becomes the administrator.
+    pub fn setup_code(&self) -> Option<&str> {
+        self.setup_code.as_deref()
     }
 
     /// Shared state, for tests and tools that need to look inside.

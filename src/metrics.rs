@@ -57,6 +57,10 @@ pub struct Metrics {
     pub dropped_slow: AtomicU64,
     /// `send` frames refused by the rate limit.
     pub rate_limited: AtomicU64,
+    /// PBKDF2 computations (sign-ins, registrations, password changes).
+    pub password_hashes: AtomicU64,
+    /// Connections closed at accept because a connection cap was reached.
+    pub connections_refused: AtomicU64,
     /// Time from a `send` being queued to its commit, seconds.
     pub commit_latency: Histogram,
     /// Commands per writer transaction.
@@ -72,6 +76,8 @@ impl Default for Metrics {
             messages_delivered: AtomicU64::new(0),
             dropped_slow: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
+            password_hashes: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
             commit_latency: Histogram::new(&[
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
             ]),
@@ -120,6 +126,18 @@ impl Metrics {
             "hearth_rate_limited_total",
             "Frames refused by the per-user message rate.",
             load(&self.rate_limited),
+        );
+        counter(
+            &mut out,
+            "hearth_password_hashes_total",
+            "PBKDF2 password hashes computed (sign-ins, registrations, password changes).",
+            load(&self.password_hashes),
+        );
+        counter(
+            &mut out,
+            "hearth_connections_refused_total",
+            "Connections closed at accept because a connection cap was reached.",
+            load(&self.connections_refused),
         );
         self.commit_latency.render(
             &mut out,

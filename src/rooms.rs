@@ -5,8 +5,10 @@
 
 use std::collections::HashSet;
 
+use crate::config::RoomCreation;
 use crate::db::{self, queries, DbError, Notify, Room, RoomKind, User};
 use crate::domain::{self, Username, MAX_DM_USERS};
+use crate::limits::{Counter, Limit, Reservation};
 use crate::ws::protocol::{RoomView, ServerMsg};
 use crate::AppState;
 
@@ -46,6 +48,9 @@ pub enum RoomError {
     /// A DM with more than eight participants.
     #[error("A direct conversation has at most 8 people, you included.")]
     TooManyMembers,
+    /// A per-user quota is used up; retry after this many seconds.
+    #[error("{0}")]
+    Quota(&'static str, u64),
     /// The database failed.
     #[error("storage: {0}")]
     Db(#[from] DbError),
@@ -65,6 +70,7 @@ impl RoomError {
             RoomError::Forbidden(_) => "forbidden",
             RoomError::BadRequest(_) => "bad_request",
             RoomError::TooManyMembers => "too_many_members",
+            RoomError::Quota(..) => "rate_limited",
             RoomError::Db(_) => "unavailable",
         }
     }
@@ -107,24 +113,63 @@ fn lookup(c: &rusqlite::Connection, name: &str, user_id: i64) -> Outcome<Room> {
     queries::room_by_name(c, name, user_id)?.ok_or(RoomError::UnknownRoom)
 }
 
-/// The room if `user_id` may read it: a member, or any user for a public room.
-fn readable_in(c: &rusqlite::Connection, name: &str, user_id: i64) -> Outcome<Room> {
+/// A room whose existence `user_id` may learn of: any public room, and private rooms and
+/// DMs they belong to. Anything else is answered exactly as a room that does not exist, so
+/// nobody learns who talks to whom.
+fn visible_in(c: &rusqlite::Connection, name: &str, user_id: i64) -> Outcome<Room> {
     let room = lookup(c, name, user_id)?;
     if room.membership.is_some() || (room.public && room.kind == RoomKind::Room) {
+        Ok(room)
+    } else {
+        Err(RoomError::UnknownRoom)
+    }
+}
+
+/// The room if `user_id` may read it: a member, or any user for a public room.
+fn readable_in(c: &rusqlite::Connection, name: &str, user_id: i64) -> Outcome<Room> {
+    visible_in(c, name, user_id)
+}
+
+/// The room if `user_id` is a member of it: `not_a_member` for a public room they have not
+/// joined, `unknown_room` for a private room or DM they do not belong to.
+fn member_in(c: &rusqlite::Connection, name: &str, user_id: i64) -> Outcome<Room> {
+    let room = visible_in(c, name, user_id)?;
+    if room.membership.is_some() {
         Ok(room)
     } else {
         Err(RoomError::NotAMember)
     }
 }
 
-/// The room if `user_id` is a member of it.
-fn member_in(c: &rusqlite::Connection, name: &str, user_id: i64) -> Outcome<Room> {
-    let room = lookup(c, name, user_id)?;
-    if room.membership.is_some() {
-        Ok(room)
-    } else {
-        Err(RoomError::NotAMember)
-    }
+/// Window of the per-user room, DM and invitation quotas.
+const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Count one use of a per-user quota (`max == 0`: none), or say when to retry.
+fn take_quota(
+    state: &AppState,
+    what: &'static str,
+    uid: i64,
+    max: u32,
+    refusal: &'static str,
+) -> Outcome<Reservation> {
+    take_quota_in(&state.quotas, what, uid, max, refusal)
+}
+
+fn take_quota_in(
+    quotas: &Counter,
+    what: &'static str,
+    uid: i64,
+    max: u32,
+    refusal: &'static str,
+) -> Outcome<Reservation> {
+    let key = format!("{what}:{uid}");
+    let limit = Limit {
+        max: max as usize,
+        window: HOUR,
+    };
+    quotas
+        .reserve(&[(&key, limit)])
+        .map_err(|secs| RoomError::Quota(refusal, secs))
 }
 
 /// The user's rooms and DMs with their unread state.
@@ -167,21 +212,35 @@ pub async fn details(
     Ok((room, members))
 }
 
-/// Create a room; the creator is its first member.
+/// Create a room; the creator is its first member. Counts against `limits.rooms_per_hour`;
+/// with `rooms.creation = "admins"` only administrators may.
 pub async fn create(
     state: &AppState,
     user: &User,
+    is_admin: bool,
     name: &str,
     topic: &str,
     public: bool,
 ) -> Outcome<Room> {
+    if state.config.rooms.creation == RoomCreation::Admins && !is_admin {
+        return Err(RoomError::Forbidden(
+            "Only administrators create rooms on this server.",
+        ));
+    }
     let name = domain::parse_room_name(name).map_err(RoomError::InvalidName)?;
     let topic = domain::parse_topic(topic)
         .ok_or(RoomError::TopicTooLong)?
         .to_string();
     let uid = user.id;
+    let quota = take_quota(
+        state,
+        "rooms",
+        uid,
+        state.config.limits.rooms_per_hour,
+        "You have created many rooms in the last hour; try again later.",
+    )?;
     let hub = state.hub.clone();
-    let room = write(
+    let created = write(
         state,
         move |c| {
             let now = db::now_ms();
@@ -206,7 +265,8 @@ pub async fn create(
             }
         },
     )
-    .await?;
+    .await;
+    let room = created.inspect_err(|_| state.quotas.release(&quota))?;
     tracing::info!(user = %user.username, room = %room.name, public, "room created");
     Ok(room)
 }
@@ -220,12 +280,9 @@ pub async fn join(state: &AppState, user: &User, name: &str) -> Outcome<Room> {
     let (room, _) = write(
         state,
         move |c| {
-            let room = lookup(c, &name, uid)?;
+            let room = visible_in(c, &name, uid)?;
             if room.membership.is_some() {
                 return Ok((room, false));
-            }
-            if !(room.public && room.kind == RoomKind::Room) {
-                return Err(RoomError::NotAMember);
             }
             queries::add_member(c, room.id, uid, db::now_ms())?;
             let room = queries::room_by_id(c, room.id, uid)?.ok_or(RoomError::UnknownRoom)?;
@@ -286,6 +343,32 @@ pub async fn leave(state: &AppState, user: &User, name: &str) -> Outcome<()> {
     Ok(())
 }
 
+/// Most rooms one request may leave.
+pub const MAX_LEAVE_MANY: usize = 500;
+
+/// Leave several rooms and DMs at once (a way out for someone added to many rooms against
+/// their will). `general`, rooms the caller is not in and unknown names are skipped. Returns
+/// the names left.
+pub async fn leave_many(state: &AppState, user: &User, names: &[String]) -> Outcome<Vec<String>> {
+    if names.len() > MAX_LEAVE_MANY {
+        return Err(RoomError::BadRequest(
+            "Leave at most 500 rooms in one request.",
+        ));
+    }
+    let mut left = Vec::new();
+    for name in names {
+        if name == GENERAL || left.contains(name) {
+            continue;
+        }
+        match leave(state, user, name).await {
+            Ok(()) => left.push(name.clone()),
+            Err(RoomError::UnknownRoom | RoomError::NotAMember) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(left)
+}
+
 /// Add `username` to a room the caller belongs to.
 pub async fn invite(state: &AppState, user: &User, name: &str, username: &str) -> Outcome<Room> {
     let key = Username::parse(username)
@@ -295,7 +378,14 @@ pub async fn invite(state: &AppState, user: &User, name: &str, username: &str) -
     let uid = user.id;
     let shown = username.to_string();
     let hub = state.hub.clone();
-    let (room, target, added) = write(
+    let quota = take_quota(
+        state,
+        "invites",
+        uid,
+        state.config.limits.invites_per_hour,
+        "You have added many people to rooms in the last hour; try again later.",
+    )?;
+    let outcome = write(
         state,
         move |c| {
             let room = member_in(c, &name, uid)?;
@@ -316,7 +406,11 @@ pub async fn invite(state: &AppState, user: &User, name: &str, username: &str) -
             }
         },
     )
-    .await?;
+    .await;
+    let (room, target, added) = outcome.inspect_err(|_| state.quotas.release(&quota))?;
+    if !added {
+        state.quotas.release(&quota);
+    }
     if added {
         tracing::info!(by = %user.username, user = %target.1, room = %room.name, "member added");
     }
@@ -347,7 +441,9 @@ pub async fn open_dm(state: &AppState, user: &User, usernames: &[String]) -> Out
     }
     let uid = user.id;
     let hub = state.hub.clone();
-    let (room, created, _) = write(
+    let quotas = state.quotas.clone();
+    let per_hour = state.config.limits.dms_per_hour;
+    let outcome = write(
         state,
         move |c| {
             let mut ids = Vec::with_capacity(keys.len());
@@ -358,11 +454,23 @@ pub async fn open_dm(state: &AppState, user: &User, usernames: &[String]) -> Out
             }
             let name = domain::dm_name(&keys);
             let now = db::now_ms();
-            let (id, created) =
-                match queries::insert_room(c, &name, "", RoomKind::Dm, false, None, now)? {
-                    Some(id) => (id, true),
-                    None => (lookup(c, &name, uid)?.id, false),
-                };
+            // Finding a conversation again is free; only a new one counts.
+            let (id, created) = match lookup(c, &name, uid) {
+                Ok(room) => (room.id, false),
+                Err(RoomError::UnknownRoom) => {
+                    take_quota_in(
+                        &quotas,
+                        "dms",
+                        uid,
+                        per_hour,
+                        "You have started many conversations in the last hour; try again later.",
+                    )?;
+                    let id = queries::insert_room(c, &name, "", RoomKind::Dm, false, None, now)?
+                        .ok_or(RoomError::UnknownRoom)?;
+                    (id, true)
+                }
+                Err(e) => return Err(e),
+            };
             let mut added = Vec::new();
             for (member, member_name) in ids {
                 if queries::add_member(c, id, member, now)? {
@@ -393,7 +501,8 @@ pub async fn open_dm(state: &AppState, user: &User, usernames: &[String]) -> Out
             }
         },
     )
-    .await?;
+    .await;
+    let (room, created, _) = outcome?;
     Ok((room, created))
 }
 

@@ -19,12 +19,109 @@ use warp::http::{header, Request};
 use warp::Filter;
 
 use crate::config::{Cidr, Config};
-use crate::http::filters::{ClientAddr, ForwardedProto};
+use crate::http::filters::{ClientAddr, ForwardedFor, ForwardedProto};
 use crate::shutdown::Tracker;
 use crate::ws::UpgradeSlot;
 
-/// Time a client has to finish the TLS handshake and to send its request headers.
+/// Time a client has to finish the TLS handshake and to send its request headers; also how
+/// long an idle keep-alive connection stays open waiting for its next request.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open files kept free for the database, logs and the like when the connection cap is
+/// derived from the open-file limit.
+const RESERVED_FILES: u64 = 128;
+
+/// Raise the open-file limit to its hard maximum and return the total connection cap:
+/// `configured` when set, else just below that limit, so a flood of sockets can never leave
+/// Hearth unable to open its database or accept a real request.
+pub fn connection_budget(configured: u32) -> usize {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!("cannot raise the open-file limit: {e}");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    };
+    let derived = limit.saturating_sub(RESERVED_FILES).max(64);
+    if configured > 0 {
+        if u64::from(configured) > derived {
+            tracing::warn!(
+                "limits.max_connections = {configured} is above what the open-file limit ({limit}) allows"
+            );
+        }
+        configured as usize
+    } else {
+        derived as usize
+    }
+}
+
+/// Connection caps enforced at accept time.
+#[derive(Clone)]
+pub struct Caps {
+    /// Open HTTP connections per client address (IPv4, or IPv6 /64); 0 = unlimited. Trusted
+    /// proxies are exempt: many visitors share them.
+    pub per_address: usize,
+    /// All open connections, WebSockets included.
+    pub total: usize,
+    /// The live WebSocket sessions (no longer HTTP connections once upgraded).
+    pub websockets: Tracker,
+    /// Where refusals are counted.
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// Counts of open HTTP connections, overall and per address.
+#[derive(Default)]
+struct Open {
+    total: std::sync::atomic::AtomicUsize,
+    by_addr: Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One admitted HTTP connection; dropping it gives its place back.
+struct Admitted {
+    open: Arc<Open>,
+    addr: Option<std::net::IpAddr>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.open
+            .total
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        if let Some(addr) = self.addr {
+            let mut m = self.open.by_addr.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = m.get_mut(&addr) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(&addr);
+                }
+            }
+        }
+    }
+}
+
+impl Caps {
+    /// Admit a new connection from `peer`, or `None` when a cap is reached.
+    fn admit(&self, open: &Arc<Open>, peer: SocketAddr, exempt: bool) -> Option<Admitted> {
+        use std::sync::atomic::Ordering;
+        let http = open.total.load(Ordering::Acquire);
+        if http + self.websockets.live() >= self.total {
+            return None;
+        }
+        let addr = (!exempt && self.per_address > 0).then(|| crate::limits::address_key(peer.ip()));
+        if let Some(addr) = addr {
+            let mut m = open.by_addr.lock().unwrap_or_else(|p| p.into_inner());
+            let n = m.entry(addr).or_insert(0);
+            if *n >= self.per_address {
+                return None;
+            }
+            *n += 1;
+        }
+        open.total.fetch_add(1, Ordering::AcqRel);
+        Some(Admitted {
+            open: open.clone(),
+            addr,
+        })
+    }
+}
 /// Largest request head (line plus headers) accepted.
 const MAX_HEAD: usize = 16 * 1024;
 
@@ -92,12 +189,18 @@ impl Front {
         }
     }
 
-    /// Mark the request with the scheme a trusted proxy forwarded, and take the path prefix
-    /// off its path. The prefix itself without its slash (`/chat`) is redirected to `/chat/`
+    /// Mark the request with the client addresses and the scheme a trusted proxy forwarded,
+    /// and take the path prefix off its path. The prefix itself without its slash (`/chat`) is redirected to `/chat/`
     /// so that relative URLs in the page resolve under it. Paths without the prefix are left
     /// alone: a proxy that strips the prefix itself works too.
     pub fn prepare(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Prepared {
-        if self.honour_proto && self.trusted.iter().any(|c| c.contains(peer.ip())) {
+        let trusted = self.trusted.iter().any(|c| c.contains(peer.ip()));
+        if trusted {
+            if let Some(xff) = ForwardedFor::from_headers(req.headers()) {
+                req.extensions_mut().insert(xff);
+            }
+        }
+        if self.honour_proto && trusted {
             let proto = req
                 .headers()
                 .get_all("x-forwarded-proto")
@@ -160,6 +263,7 @@ pub async fn accept_loop<F>(
     tls: Option<TlsAcceptor>,
     filter: F,
     front: Front,
+    caps: Caps,
     mut shutdown: watch::Receiver<bool>,
 ) where
     F: Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible>
@@ -169,6 +273,8 @@ pub async fn accept_loop<F>(
         + 'static,
 {
     let open = Tracker::default();
+    let counts = Arc::new(Open::default());
+    let mut refused_logged: Option<std::time::Instant> = None;
     let front = Arc::new(front);
     loop {
         let (stream, peer) = tokio::select! {
@@ -183,6 +289,19 @@ pub async fn accept_loop<F>(
                 }
             },
         };
+        let exempt = front.trusted.iter().any(|c| c.contains(peer.ip()));
+        let Some(admitted) = caps.admit(&counts, peer, exempt) else {
+            caps.metrics
+                .connections_refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // Closed at once: holding it open would spend the very descriptors the cap saves.
+            if refused_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                refused_logged = Some(std::time::Instant::now());
+                tracing::warn!(%peer, "connection refused: too many open connections");
+            }
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let svc = warp::service(filter.clone());
         let guard = open.track();
@@ -191,6 +310,7 @@ pub async fn accept_loop<F>(
         let front = front.clone();
         tokio::spawn(async move {
             let _guard = guard;
+            let _admitted = admitted;
             match tls {
                 None => drive(stream, peer, svc, front, stop).await,
                 Some(acceptor) => {

@@ -48,10 +48,16 @@ async fn start() -> App {
 }
 
 impl App {
+    /// Register or log in. Registrations carry the server's setup code, so the first account
+    /// created is the administrator (the code is used up by it).
     async fn account(&self, route: &str, name: &str) -> (u16, Option<String>) {
         let res = reqwest::Client::new()
             .post(format!("{}/api/{route}", self.base))
-            .json(&json!({"username": name, "password": "password123"}))
+            .json(&json!({
+                "username": name,
+                "password": "password123",
+                "setup": self.server.setup_code(),
+            }))
             .send()
             .await
             .unwrap();
@@ -174,7 +180,7 @@ impl App {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_first_account_administers_and_disabling_closes_sockets_at_once() {
+async fn the_setup_account_administers_and_disabling_closes_sockets_at_once() {
     let app = start().await;
     let (_, admin) = app.account("register", "alice").await;
     let admin = admin.unwrap();

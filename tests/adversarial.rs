@@ -13,7 +13,9 @@
 //! own code, not 405.
 //!
 //! `cargo test --test adversarial -- --nocapture` prints the summary line
-//! `adversarial: N HTTP requests, M WebSocket frames, 0 server errors`.
+//! `adversarial: N HTTP requests, M WebSocket frames, 0 server errors`, and for the resource
+//! abuse cases (abandoned password hashes, raced throttles, connection floods, quota abuse)
+//! `adversarial: abuse (...): N requests, 0 server errors`.
 //! `HEARTH_ADVERSARIAL_SEED=<u64>` replays another sequence of generated (mutated) inputs.
 
 use std::net::SocketAddr;
@@ -51,6 +53,10 @@ struct App {
 }
 
 async fn start() -> App {
+    start_with(|_| {}).await
+}
+
+async fn start_with(tweak: impl FnOnce(&mut hearth::config::Config)) -> App {
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut config = hearth::config::Config::default();
     config.server.host = "127.0.0.1".into();
@@ -59,6 +65,7 @@ async fn start() -> App {
     config.auth.pbkdf2_iterations = 1000;
     config.limits.messages_per_second = 0.0;
     config.limits.registrations_per_hour = 0;
+    tweak(&mut config);
     let server = timeout(Duration::from_secs(10), hearth::run(config))
         .await
         .expect("the server starts in time")
@@ -264,13 +271,14 @@ fn documented_statuses(code: &str) -> Option<&'static [u16]> {
         "invalid_username" | "weak_password" | "password_too_long" => &[400],
         "unauthorized" | "invalid_credentials" => &[401],
         "bad_origin" | "not_a_member" => &[403],
-        "not_found" | "unknown_room" => &[404],
+        "not_found" | "unknown_room" | "unknown_session" => &[404],
         "method_not_allowed" => &[405],
-        "username_taken" => &[409],
+        "username_taken" | "too_many_tokens" => &[409],
+        "search_too_broad" => &[400],
         "length_required" => &[411],
         "payload_too_large" => &[413],
         "unsupported_media_type" => &[415],
-        "too_many_attempts" | "busy" | "too_many_connections" => &[429],
+        "too_many_attempts" | "busy" | "too_many_connections" | "rate_limited" => &[429],
         "unavailable" => &[503],
         _ => return None,
     })
@@ -1771,6 +1779,8 @@ async fn http_phase(app: &App, tally: &Tally, cookie: &str, seed: u64) {
         "busy",
         "unsupported_media_type",
         "length_required",
+        // Valid token requests past `limits.tokens_per_user`.
+        "too_many_tokens",
     ];
     futures_util::stream::iter(jobs)
         .for_each_concurrent(4, |(i, path, authed, body, ct)| async move {
@@ -2806,16 +2816,7 @@ async fn malformed_input_gets_documented_answers_and_the_server_stays_healthy() 
         .expect("me");
     assert_eq!(res.status(), 200);
 
-    let problems = tally
-        .problems
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    if let Some(server) = app.server.take() {
-        timeout(Duration::from_secs(30), server.shutdown())
-            .await
-            .expect("the server shuts down in time");
-    }
+    let problems = stop_and_collect(&mut app, &tally).await;
     assert!(
         problems.is_empty() && server_errors == 0,
         "{} problems (seed {seed}):\n{}",
@@ -2825,6 +2826,281 @@ async fn malformed_input_gets_documented_answers_and_the_server_stays_healthy() 
     assert!(
         http >= 1000 && ws >= 1000,
         "too few inputs: {http} HTTP, {ws} WebSocket"
+    );
+}
+
+/// Shut the server down (gracefully, in time) and return the problems recorded.
+async fn stop_and_collect(app: &mut App, tally: &Tally) -> Vec<String> {
+    if let Some(server) = app.server.take() {
+        timeout(Duration::from_secs(30), server.shutdown())
+            .await
+            .expect("the server shuts down in time");
+    }
+    tally
+        .problems
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resource abuse: hash admission, raced throttles, connection floods, quota abuse
+
+/// Send one JSON request and record its answer: a 5xx or a hang is a server error; the status
+/// is returned for the phase's own counting (0 when nothing came back).
+async fn abuse_call(
+    app: &App,
+    tally: &Tally,
+    method: Method,
+    path: &str,
+    cookie: Option<&str>,
+    body: Option<Value>,
+) -> u16 {
+    let mut rb = app
+        .http
+        .request(method, app.url(path))
+        .header("origin", &app.base);
+    if let Some(c) = cookie {
+        rb = rb.header("cookie", format!("hearth_session={c}"));
+    }
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    tally.http(1);
+    match timeout(Duration::from_secs(30), rb.send()).await {
+        Ok(Ok(res)) => {
+            let status = res.status().as_u16();
+            if status >= 500 {
+                tally.server_errors.fetch_add(1, Ordering::Relaxed);
+                tally.problem(format!("{path}: {status}"));
+            }
+            status
+        }
+        // Refused at accept by a connection cap: no HTTP answer; the caller decides.
+        Ok(Err(_)) => 0,
+        Err(_) => {
+            tally.server_errors.fetch_add(1, Ordering::Relaxed);
+            tally.problem(format!("{path}: hung"));
+            0
+        }
+    }
+}
+
+/// 200 registrations that hang up while they wait for a password-hashing slot, then a real
+/// registration and login must still work at once.
+async fn hash_admission_phase(app: &App, tally: &Tally) {
+    let mut sockets = Vec::new();
+    for i in 0..200 {
+        let body = json!({ "username": format!("ghost{i}"), "password": PASSWORD }).to_string();
+        let request = format!(
+            "POST /api/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let Ok(mut s) = TcpStream::connect(app.addr).await else {
+            tally.problem("hash admission: cannot connect".into());
+            continue;
+        };
+        let _ = s.write_all(request.as_bytes()).await;
+        tally.http(1);
+        sockets.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(sockets);
+    // While the server is still closing the abandoned connections, the per-address cap may
+    // refuse a new one for a moment (no answer at all); a leaked hashing place would instead
+    // answer 429 `busy` for good.
+    let mut status = 0;
+    for _ in 0..20 {
+        status = abuse_call(
+            app,
+            tally,
+            Method::POST,
+            "/api/register",
+            None,
+            Some(json!({ "username": "realperson", "password": PASSWORD })),
+        )
+        .await;
+        if status != 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if status != 201 {
+        tally.problem(format!("hash admission: a real registration got {status}"));
+    }
+    let status = abuse_call(
+        app,
+        tally,
+        Method::POST,
+        "/api/login",
+        None,
+        Some(json!({ "username": "realperson", "password": PASSWORD })),
+    )
+    .await;
+    if status != 200 {
+        tally.problem(format!("hash admission: a real login got {status}"));
+    }
+}
+
+/// 40 concurrent wrong passwords for one account: at most the documented 10 are checked.
+async fn raced_throttle_phase(app: &App, tally: &Tally) {
+    app.signup("target").await;
+    let guesses = (0..40).map(|i| {
+        abuse_call(
+            app,
+            tally,
+            Method::POST,
+            "/api/login",
+            None,
+            Some(json!({ "username": "target", "password": format!("guess {i}") })),
+        )
+    });
+    let answers = futures_util::future::join_all(guesses).await;
+    let checked = answers.iter().filter(|s| **s == 401).count();
+    let throttled = answers.iter().filter(|s| **s == 429).count();
+    if checked > 10 || checked + throttled != answers.len() {
+        tally.problem(format!(
+            "raced throttle: {checked} guesses checked, {throttled} throttled of {}",
+            answers.len()
+        ));
+    }
+}
+
+/// 600 idle sockets from one address: the server keeps answering everyone else.
+async fn connection_flood_phase(app: &App, tally: &Tally) {
+    let mut flood = Vec::new();
+    for _ in 0..600 {
+        let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
+            break;
+        };
+        if socket.bind("127.0.0.4:0".parse().unwrap()).is_err() {
+            tally.problem("connection flood: cannot bind 127.0.0.4".into());
+            break;
+        }
+        match socket.connect(app.addr).await {
+            Ok(s) => flood.push(s),
+            Err(e) => {
+                tally.problem(format!("connection flood: connect failed: {e}"));
+                break;
+            }
+        }
+    }
+    for _ in 0..20 {
+        let status = abuse_call(app, tally, Method::GET, "/healthz", None, None).await;
+        if status != 200 {
+            tally.problem(format!("connection flood: /healthz answered {status}"));
+        }
+    }
+    drop(flood);
+}
+
+/// One account tries to create 50 rooms, make 160 people-to-room additions, mint 50 tokens and
+/// start 70 conversations: the quotas stop each with documented answers.
+async fn quota_phase(app: &App, tally: &Tally) {
+    let spammer = app.signup("spammer").await;
+    for v in 0..8 {
+        app.signup(&format!("victim{v}")).await;
+    }
+    let mut created = Vec::new();
+    let mut refused = 0;
+    for i in 0..50 {
+        let name = format!("spam-{i}");
+        let body = Some(json!({ "name": name, "public": true }));
+        match abuse_call(app, tally, Method::POST, "/api/rooms", Some(&spammer), body).await {
+            201 => created.push(name),
+            429 => refused += 1,
+            other => tally.problem(format!("quota: room creation answered {other}")),
+        }
+    }
+    if created.len() != 20 || refused != 30 {
+        tally.problem(format!(
+            "quota: {} rooms created, {refused} refused",
+            created.len()
+        ));
+    }
+    let (mut added, mut limited) = (0, 0);
+    for v in 0..8 {
+        for room in &created {
+            let path = format!("/api/rooms/{room}/members");
+            let body = Some(json!({ "username": format!("victim{v}") }));
+            match abuse_call(app, tally, Method::POST, &path, Some(&spammer), body).await {
+                200 => added += 1,
+                429 => limited += 1,
+                other => tally.problem(format!("quota: an invitation answered {other}")),
+            }
+        }
+    }
+    if added != 100 || limited != 60 {
+        tally.problem(format!(
+            "quota: {added} invitations passed and {limited} were limited (cap 100 of 160)"
+        ));
+    }
+    let mut tokens = 0;
+    for i in 0..50 {
+        let body = Some(json!({ "name": format!("bot {i}") }));
+        if abuse_call(
+            app,
+            tally,
+            Method::POST,
+            "/api/tokens",
+            Some(&spammer),
+            body,
+        )
+        .await
+            == 201
+        {
+            tokens += 1;
+        }
+    }
+    if tokens != 20 {
+        tally.problem(format!("quota: {tokens} tokens minted past a cap of 20"));
+    }
+    for i in 0..70 {
+        app.signup(&format!("dm{i}")).await;
+    }
+    let mut dms = 0;
+    for i in 0..70 {
+        let body = Some(json!({ "users": [format!("dm{i}")] }));
+        if abuse_call(app, tally, Method::POST, "/api/dms", Some(&spammer), body).await == 201 {
+            dms += 1;
+        }
+    }
+    if dms != 60 {
+        tally.problem(format!(
+            "quota: {dms} conversations started past a cap of 60"
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_abuse_is_refused_without_server_errors() {
+    let mut app = start_with(|c| {
+        // Hashes slow enough that abandoned requests queue up for the cores.
+        c.auth.pbkdf2_iterations = 20_000;
+        c.limits.http_connections_per_address = 64;
+    })
+    .await;
+    let tally = Tally::default();
+    let started = std::time::Instant::now();
+    hash_admission_phase(&app, &tally).await;
+    raced_throttle_phase(&app, &tally).await;
+    connection_flood_phase(&app, &tally).await;
+    quota_phase(&app, &tally).await;
+    let http = tally.http.load(Ordering::Relaxed);
+    let server_errors = tally.server_errors.load(Ordering::Relaxed);
+    println!(
+        "adversarial: abuse (hash admission, raced throttles, connection floods, quotas): \
+         {http} requests, {server_errors} server errors, {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_healthy(&app, "abusesurvivor").await;
+    let problems = stop_and_collect(&mut app, &tally).await;
+    assert!(
+        problems.is_empty() && server_errors == 0,
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
     );
 }
 
@@ -2840,15 +3116,6 @@ async fn headers_that_are_not_text_are_bad_requests() {
         raw_case(&app, &tally, label, &bytes, Expect::OneOf(codes)).await;
     }
     assert_healthy(&app, "afterheaders").await;
-    if let Some(server) = app.server.take() {
-        timeout(Duration::from_secs(30), server.shutdown())
-            .await
-            .expect("the server shuts down in time");
-    }
-    let problems = tally
-        .problems
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let problems = stop_and_collect(&mut app, &tally).await;
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -157,9 +157,18 @@ async fn backup_during_writes_holds_every_message_committed_before_it_started() 
     let c = config(dir.path());
     let server = hearth::run(c.clone()).await.expect("server starts");
     let db = server.state().db.clone();
-    db.write(|conn| queries::insert_user(conn, "writer", "writer", "x", 0))
-        .await
-        .expect("user");
+    db.write(|conn| {
+        queries::insert_user(
+            conn,
+            "writer",
+            "writer",
+            "x",
+            hearth::db::NewAdmin::IfFirst,
+            0,
+        )
+    })
+    .await
+    .expect("user");
 
     // Writers commit through the server's own writer thread and record each committed id.
     let committed = Arc::new(Mutex::new(Vec::<i64>::new()));
@@ -174,7 +183,8 @@ async fn backup_during_writes_holds_every_message_committed_before_it_started() 
                 let id = db
                     .write(move |conn| queries::insert_message(conn, 1, 1, &body, None, 0))
                     .await
-                    .expect("committed");
+                    .expect("committed")
+                    .expect("the writer is a member of general");
                 committed.lock().unwrap().push(id);
                 i += 1;
             }
@@ -222,7 +232,14 @@ async fn export_streams_every_room_and_message_as_json() {
     let server = hearth::run(c.clone()).await.expect("server starts");
     let db = server.state().db.clone();
     db.write(|conn| {
-        queries::insert_user(conn, "frank", "frank", "x", 0)?;
+        queries::insert_user(
+            conn,
+            "frank",
+            "frank",
+            "x",
+            hearth::db::NewAdmin::IfFirst,
+            0,
+        )?;
         for i in 0..10 {
             queries::insert_message(conn, 1, 1, &format!("<b>hello</b> {i}"), None, i)?;
         }

@@ -741,10 +741,11 @@ proptest! {
 
     #[test]
     fn parse_body_returns_the_trimmed_input_or_says_why_not(raw in body_like()) {
-        let trimmed = raw.trim();
+        let cleaned = raw.replace(['\u{2}', '\u{3}'], "");
+        let trimmed = cleaned.trim();
         match parse_body(&raw) {
             Ok(body) => {
-                prop_assert_eq!(body, trimmed);
+                prop_assert_eq!(body.as_ref(), trimmed);
                 prop_assert!(!body.is_empty());
                 prop_assert!(body.chars().count() <= MAX_BODY_CHARS);
             }

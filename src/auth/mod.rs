@@ -7,24 +7,27 @@
 pub mod password;
 pub mod token;
 
-use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
 use crate::config::AuthConfig;
-use crate::db::{self, queries, Db, DbError, SessionKind, SessionRow, User};
+use crate::db::{self, queries, Db, DbError, NewAdmin, SessionKind, SessionRow, User};
 use crate::domain::{check_password, PasswordProblem, Username};
+use crate::limits::{address_key, Counter, Limit, Reservation};
 
 /// Failed logins counted per account and per address within this window.
 const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Failures allowed per username (existing or not) within the window.
+/// Failures allowed per username (existing or not) within the window; the same number of
+/// wrong current passwords is allowed per account on `POST /api/password`.
 const FAILURES_PER_ACCOUNT: usize = 10;
 /// Failures allowed per client address within the window.
 const FAILURES_PER_ADDRESS: usize = 50;
+/// Window of `limits.registrations_per_hour`.
+const HOUR: Duration = Duration::from_secs(3600);
 /// Hash computations allowed to wait for a core before new ones are refused.
 const MAX_HASH_WAITERS: usize = 64;
 /// A session's `last_seen_at` is rewritten at most this often.
@@ -63,6 +66,9 @@ pub enum AuthError {
     /// The invite code is unknown, expired, used up or revoked.
     #[error("This invite link is not valid: it may have expired, been used up or been revoked.")]
     InvalidInvite,
+    /// The user already holds `limits.tokens_per_user` bot tokens.
+    #[error("You already have {0} bot tokens; revoke one you no longer use first.")]
+    TooManyTokens(u32),
     /// The store failed.
     #[error("storage: {0}")]
     Storage(#[from] DbError),
@@ -90,36 +96,6 @@ pub struct Identity {
     pub is_admin: bool,
 }
 
-#[derive(Default)]
-struct Windows {
-    by_key: HashMap<String, VecDeque<Instant>>,
-}
-
-impl Windows {
-    /// Events for `key` still inside `window`, pruning old ones.
-    fn count(&mut self, key: &str, window: Duration, now: Instant) -> (usize, Option<Instant>) {
-        let Some(q) = self.by_key.get_mut(key) else {
-            return (0, None);
-        };
-        while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
-            q.pop_front();
-        }
-        (q.len(), q.front().copied())
-    }
-
-    fn add(&mut self, key: String, now: Instant, window: Duration) {
-        if self.by_key.len() > 100_000 {
-            self.by_key
-                .retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
-        }
-        self.by_key.entry(key).or_default().push_back(now);
-    }
-
-    fn clear(&mut self, key: &str) {
-        self.by_key.remove(key);
-    }
-}
-
 /// Accounts and sessions. Cheap to clone.
 #[derive(Clone)]
 pub struct Auth {
@@ -130,12 +106,33 @@ struct Inner {
     db: Db,
     config: AuthConfig,
     registrations_per_hour: u32,
+    tokens_per_user: u32,
     /// Computed on first need (600,000 iterations would delay start-up by a quarter second).
     dummy_hash: Arc<std::sync::OnceLock<String>>,
-    hashing: Semaphore,
+    /// One permit per core; a permit travels into the blocking hash and is released when the
+    /// hash ends, whether or not its client is still there.
+    hashing: Arc<Semaphore>,
+    /// Requests waiting for a permit, given back by [`WaitingForHash`] however they end.
     hash_waiters: AtomicUsize,
-    failures: Mutex<Windows>,
-    registrations: Mutex<Windows>,
+    /// Failed logins and password checks, per account and per address.
+    failures: Counter,
+    /// Registration attempts per address.
+    registrations: Counter,
+    /// Digest of the one-time setup code whose registration becomes the first
+    /// administrator, while the server has none.
+    setup: Mutex<Option<[u8; 32]>>,
+    /// Counts the hashes computed.
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// A place in the queue for a hashing permit; dropping it (also when the request is
+/// cancelled because its client hung up) gives the place back.
+struct WaitingForHash<'a>(&'a AtomicUsize);
+
+impl Drop for WaitingForHash<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Whether the registration mode lets a new account in: `Ok(Some(id))` with the usable invite
@@ -157,31 +154,28 @@ fn admission(
     })
 }
 
-fn retry_after(oldest: Option<Instant>, window: Duration, now: Instant) -> u64 {
-    oldest
-        .map(|t| {
-            window
-                .saturating_sub(now.duration_since(t))
-                .as_secs()
-                .max(1)
-        })
-        .unwrap_or(1)
-}
-
 impl Auth {
     /// Build the service over the store.
-    pub fn new(db: Db, config: AuthConfig, registrations_per_hour: u32) -> Self {
+    pub fn new(
+        db: Db,
+        config: AuthConfig,
+        limits: &crate::config::LimitsConfig,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Auth {
             inner: Arc::new(Inner {
                 db,
                 dummy_hash: Arc::new(std::sync::OnceLock::new()),
                 config,
-                registrations_per_hour,
-                hashing: Semaphore::new(cores),
+                registrations_per_hour: limits.registrations_per_hour,
+                tokens_per_user: limits.tokens_per_user,
+                hashing: Arc::new(Semaphore::new(cores)),
                 hash_waiters: AtomicUsize::new(0),
-                failures: Mutex::new(Windows::default()),
-                registrations: Mutex::new(Windows::default()),
+                failures: Counter::default(),
+                registrations: Counter::default(),
+                setup: Mutex::new(None),
+                metrics,
             }),
         }
     }
@@ -196,6 +190,10 @@ impl Auth {
     }
 
     /// Run a PBKDF2 computation on a blocking thread, at most one per core at a time.
+    ///
+    /// Cancellation-safe: a request dropped while it waits gives its place back, and the
+    /// permit is held by the blocking computation itself, so a hash that keeps running after
+    /// its client left still occupies its core.
     async fn hashing<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
@@ -205,12 +203,44 @@ impl Auth {
             inner.hash_waiters.fetch_sub(1, Ordering::AcqRel);
             return Err(AuthError::Busy);
         }
-        let permit = inner.hashing.acquire().await;
-        inner.hash_waiters.fetch_sub(1, Ordering::AcqRel);
-        let _permit = permit.map_err(|_| AuthError::Busy)?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| AuthError::Storage(DbError::Task(e.to_string())))
+        let waiting = WaitingForHash(&inner.hash_waiters);
+        let permit = inner.hashing.clone().acquire_owned().await;
+        drop(waiting);
+        let permit = permit.map_err(|_| AuthError::Busy)?;
+        inner
+            .metrics
+            .password_hashes
+            .fetch_add(1, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || {
+            let out = f();
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|e| AuthError::Storage(DbError::Task(e.to_string())))
+    }
+
+    /// Make a one-time setup code when the server has no administrator yet: whoever
+    /// registers with it becomes the administrator. Returns the code to show the operator.
+    pub async fn prepare_setup(&self) -> Result<Option<String>, AuthError> {
+        let has_admin = self.inner.db.read(queries::has_admin).await?;
+        let mut slot = self.inner.setup.lock().unwrap_or_else(|p| p.into_inner());
+        if has_admin {
+            *slot = None;
+            return Ok(None);
+        }
+        let (code, digest) = token::generate();
+        *slot = Some(digest);
+        Ok(Some(code))
+    }
+
+    fn setup_matches(&self, code: Option<&str>) -> bool {
+        use subtle::ConstantTimeEq;
+        let Some(code) = code.map(str::trim).filter(|c| token::well_formed(c)) else {
+            return false;
+        };
+        let slot = self.inner.setup.lock().unwrap_or_else(|p| p.into_inner());
+        slot.is_some_and(|d| bool::from(d.ct_eq(&token::digest(code))))
     }
 
     /// Create an account and sign it in (no invite code).
@@ -220,50 +250,63 @@ impl Auth {
         password: &str,
         client: IpAddr,
     ) -> Result<NewSession, AuthError> {
-        self.register_with_invite(username, password, None, client)
+        self.register_with_invite(username, password, None, None, client)
             .await
     }
 
     /// Create an account and sign it in, as the registration mode allows: `open` lets anyone
     /// in (an invite code is then ignored), `invite` needs a usable invite code, whose use is
     /// counted in the same transaction that inserts the user, `closed` lets nobody in.
+    ///
+    /// A valid `setup` code (see [`Auth::prepare_setup`]) makes the account the first
+    /// administrator and is then used up; without it a new account is an ordinary member.
+    /// Every attempt that gets as far as the password hash counts against
+    /// `limits.registrations_per_hour` for the client's address, reserved before the hash.
     pub async fn register_with_invite(
         &self,
         username: &str,
         password: &str,
         invite: Option<&str>,
+        setup: Option<&str>,
         client: IpAddr,
     ) -> Result<NewSession, AuthError> {
         let code_hash = invite
             .map(str::trim)
             .filter(|c| !c.is_empty())
             .map(token::digest);
-        // A cheap early answer before spending a password hash; checked again when writing.
-        let now = db::now_ms();
-        self.inner
-            .db
-            .read(move |c| admission(c, code_hash.as_ref(), now))
-            .await??;
         let name = Username::parse(username).map_err(AuthError::InvalidUsername)?;
         check_password(password).map_err(|p| match p {
             PasswordProblem::TooShort => AuthError::WeakPassword,
             PasswordProblem::TooLong => AuthError::PasswordTooLong,
         })?;
-        let per_hour = self.inner.registrations_per_hour as usize;
-        let ip_key = client.to_string();
-        let hour = Duration::from_secs(3600);
-        if per_hour > 0 {
-            let now = Instant::now();
-            let mut regs = self
-                .inner
-                .registrations
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let (n, oldest) = regs.count(&ip_key, hour, now);
-            if n >= per_hour {
-                return Err(AuthError::TooManyAttempts(retry_after(oldest, hour, now)));
-            }
+        // Cheap early answers before spending a password hash; checked again when writing.
+        let now = db::now_ms();
+        let key = name.key();
+        let taken = self
+            .inner
+            .db
+            .read(move |c| match admission(c, code_hash.as_ref(), now)? {
+                Err(e) => Ok(Err(e)),
+                Ok(_) => Ok(Ok(queries::username_taken(c, &key)?)),
+            })
+            .await??;
+        let ip_key = format!("r:{}", address_key(client));
+        let limit = Limit {
+            max: self.inner.registrations_per_hour as usize,
+            window: HOUR,
+        };
+        self.inner
+            .registrations
+            .reserve(&[(&ip_key, limit)])
+            .map_err(AuthError::TooManyAttempts)?;
+        if taken {
+            return Err(AuthError::UsernameTaken);
         }
+        let admin = if self.setup_matches(setup) {
+            NewAdmin::IfNoAdmin
+        } else {
+            NewAdmin::No
+        };
         let iterations = self.inner.config.pbkdf2_iterations;
         let pw = password.to_string();
         let hash = self
@@ -279,7 +322,7 @@ impl Auth {
                     Ok(id) => id,
                     Err(e) => return Ok(Err(e)),
                 };
-                let Some(user) = queries::insert_user(c, &uname, &key, &hash, now)? else {
+                let Some(user) = queries::insert_user(c, &uname, &key, &hash, admin, now)? else {
                     return Ok(Err(AuthError::UsernameTaken));
                 };
                 if let Some(id) = invite_id {
@@ -292,13 +335,9 @@ impl Auth {
                 Ok(Ok((user, invite_id)))
             })
             .await??;
-        if per_hour > 0 {
-            let mut regs = self
-                .inner
-                .registrations
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            regs.add(ip_key, Instant::now(), hour);
+        if admin == NewAdmin::IfNoAdmin {
+            *self.inner.setup.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            tracing::info!(user = %user.username, "the setup link was used: this account administers the server");
         }
         tracing::info!(user = %user.username, invite = ?invite_id, "account created");
         self.start_session(user, SessionKind::Cookie, None).await
@@ -311,51 +350,63 @@ impl Auth {
             .await
     }
 
-    /// Check credentials, with throttling per account and per address, and sign in.
-    pub async fn login(
+    /// Count a failure ahead of a password check, per account (when there is one) and per
+    /// address, refusing when either limit is reached. Reserving before the hash means
+    /// concurrent guesses cannot all pass a limit they jointly exceed.
+    fn reserve_failure(
         &self,
-        username: &str,
-        password: &str,
+        account: Option<&str>,
         client: IpAddr,
-    ) -> Result<NewSession, AuthError> {
-        if password.len() > 1024 {
-            return Err(AuthError::PasswordTooLong);
+    ) -> Result<Reservation, AuthError> {
+        let window = FAILURE_WINDOW;
+        let ip_key = format!("a:{}", address_key(client));
+        let mut checks = vec![(
+            ip_key.as_str(),
+            Limit {
+                max: FAILURES_PER_ADDRESS,
+                window,
+            },
+        )];
+        if let Some(key) = account {
+            checks.push((
+                key,
+                Limit {
+                    max: FAILURES_PER_ACCOUNT,
+                    window,
+                },
+            ));
         }
-        let account_key = format!("u:{}", username.to_ascii_lowercase());
-        let ip_key = format!("a:{client}");
-        {
-            let now = Instant::now();
-            let mut f = self
-                .inner
-                .failures
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let (by_account, oldest_a) = f.count(&account_key, FAILURE_WINDOW, now);
-            let (by_ip, oldest_i) = f.count(&ip_key, FAILURE_WINDOW, now);
-            if by_account >= FAILURES_PER_ACCOUNT {
-                return Err(AuthError::TooManyAttempts(retry_after(
-                    oldest_a,
-                    FAILURE_WINDOW,
-                    now,
-                )));
-            }
-            if by_ip >= FAILURES_PER_ADDRESS {
-                return Err(AuthError::TooManyAttempts(retry_after(
-                    oldest_i,
-                    FAILURE_WINDOW,
-                    now,
-                )));
-            }
+        self.inner
+            .failures
+            .reserve(&checks)
+            .map_err(AuthError::TooManyAttempts)
+    }
+
+    /// The password check succeeded: its reserved failure does not count, and the account's
+    /// earlier failures are forgiven.
+    fn forgive(&self, reserved: &Reservation, account: Option<&str>) {
+        self.inner.failures.release(reserved);
+        if let Some(key) = account {
+            self.inner.failures.clear(key);
         }
-        let found = match Username::parse(username) {
-            Ok(name) => {
+    }
+
+    /// The user and stored hash when `password` is theirs; the dummy hash keeps unknown
+    /// names as slow as known ones.
+    async fn check_login(
+        &self,
+        name: Option<Username>,
+        password: &str,
+    ) -> Result<Option<(User, String)>, AuthError> {
+        let found = match name {
+            Some(name) => {
                 let key = name.key();
                 self.inner
                     .db
                     .read(move |c| queries::user_for_login(c, &key))
                     .await?
             }
-            Err(_) => None,
+            None => None,
         };
         let stored = found.as_ref().map(|(_, h)| h.clone());
         let pw = password.to_string();
@@ -368,22 +419,37 @@ impl Auth {
                 password::verify(&pw, &hash)
             })
             .await?;
-        let Some((user, old_hash)) = found.filter(|_| ok) else {
-            let now = Instant::now();
-            let mut f = self
-                .inner
-                .failures
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            f.add(account_key, now, FAILURE_WINDOW);
-            f.add(ip_key, now, FAILURE_WINDOW);
+        Ok(found.filter(|_| ok))
+    }
+
+    /// Check credentials, with throttling per account and per address, and sign in.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        client: IpAddr,
+    ) -> Result<NewSession, AuthError> {
+        if password.len() > 1024 {
+            return Err(AuthError::PasswordTooLong);
+        }
+        // A name that cannot exist has no account to protect: the address limit still applies,
+        // and the key stays bounded (at most 32 characters) whatever the client sends.
+        let name = Username::parse(username).ok();
+        let account_key = name.as_ref().map(|n| format!("u:{}", n.key()));
+        let reserved = self.reserve_failure(account_key.as_deref(), client)?;
+        let checked = self.check_login(name, password).await;
+        let found = match checked {
+            Ok(found) => found,
+            Err(e) => {
+                // Not a wrong password: the server could not check it. Nothing counts.
+                self.inner.failures.release(&reserved);
+                return Err(e);
+            }
+        };
+        let Some((user, old_hash)) = found else {
             return Err(AuthError::InvalidCredentials);
         };
-        self.inner
-            .failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear(&account_key);
+        self.forgive(&reserved, account_key.as_deref());
         let iterations = self.inner.config.pbkdf2_iterations;
         if password::needs_rehash(&old_hash, iterations) {
             let pw = password.to_string();
@@ -399,14 +465,17 @@ impl Auth {
         self.start_session(user, SessionKind::Cookie, None).await
     }
 
-    /// Change a password after checking the current one. With `sign_out_others`, every other
-    /// browser session of the user is revoked (the caller closes their sockets).
+    /// Change a password after checking the current one, throttled like logins (wrong
+    /// current passwords per account and per address). Every bot token of the user is
+    /// revoked; with `sign_out_others`, so is every other browser session. Returns the
+    /// revoked token digests (the caller closes their sockets).
     pub async fn change_password(
         &self,
         who: &Identity,
         current: &str,
         new: &str,
         sign_out_others: bool,
+        client: IpAddr,
     ) -> Result<Vec<[u8; 32]>, AuthError> {
         check_password(new).map_err(|p| match p {
             PasswordProblem::TooShort => AuthError::WeakPassword,
@@ -416,18 +485,27 @@ impl Auth {
             return Err(AuthError::InvalidCredentials);
         }
         let uid = who.user.id;
-        let Some(stored) = self
-            .inner
-            .db
-            .read(move |c| queries::password_hash(c, uid))
-            .await?
-        else {
-            return Err(AuthError::InvalidCredentials);
+        let account_key = format!("p:{uid}");
+        let reserved = self.reserve_failure(Some(&account_key), client)?;
+        let verified = async {
+            let stored = self
+                .inner
+                .db
+                .read(move |c| queries::password_hash(c, uid))
+                .await?
+                .unwrap_or_default();
+            let pw = current.to_string();
+            self.hashing(move || password::verify(&pw, &stored)).await
         };
-        let pw = current.to_string();
-        if !self.hashing(move || password::verify(&pw, &stored)).await? {
-            return Err(AuthError::InvalidCredentials);
+        match verified.await {
+            Ok(true) => {}
+            Ok(false) => return Err(AuthError::InvalidCredentials),
+            Err(e) => {
+                self.inner.failures.release(&reserved);
+                return Err(e);
+            }
         }
+        self.forgive(&reserved, Some(&account_key));
         let iterations = self.inner.config.pbkdf2_iterations;
         let pw = new.to_string();
         let hash = self
@@ -439,18 +517,19 @@ impl Auth {
             .db
             .write(move |c| {
                 queries::set_password_hash(c, uid, &hash)?;
+                let mut revoked = queries::delete_bot_sessions(c, uid)?;
                 if sign_out_others {
-                    queries::delete_other_sessions(c, uid, &keep)
-                } else {
-                    Ok(Vec::new())
+                    revoked.extend(queries::delete_other_sessions(c, uid, &keep)?);
                 }
+                Ok(revoked)
             })
             .await?;
         tracing::info!(user = %who.user.username, sign_out_others, "password changed");
         Ok(revoked)
     }
 
-    /// Issue a new token for `user`.
+    /// Issue a new token for `user`. Bot tokens are capped at `tokens_per_user` per user
+    /// (0 = no cap), counted in the transaction that stores the new one.
     pub async fn start_session(
         &self,
         user: User,
@@ -473,11 +552,54 @@ impl Auth {
             created_at: now,
             expires_at,
         };
+        let cap = self.inner.tokens_per_user;
         self.inner
             .db
-            .write(move |c| queries::insert_session(c, &row))
-            .await?;
+            .write(move |c| {
+                if kind == SessionKind::Bot
+                    && cap > 0
+                    && queries::bot_session_count(c, row.user_id)? >= i64::from(cap)
+                {
+                    return Ok(Err(AuthError::TooManyTokens(cap)));
+                }
+                queries::insert_session(c, &row).map(Ok)
+            })
+            .await??;
         Ok(NewSession { user, token })
+    }
+
+    /// The user's live sessions and bot tokens, newest first.
+    pub async fn sessions(&self, user_id: i64) -> Result<Vec<queries::SessionListing>, AuthError> {
+        let now = db::now_ms();
+        let idle_ms = i64::from(self.inner.config.session_idle_hours) * 3_600_000;
+        Ok(self
+            .inner
+            .db
+            .read(move |c| queries::sessions_of_user(c, user_id, now, idle_ms))
+            .await?)
+    }
+
+    /// Revoke one of the user's own sessions or tokens by its listing id; returns its digest
+    /// (to close its sockets), or `None` when the user has no such session.
+    pub async fn revoke(&self, user_id: i64, id: &str) -> Result<Option<[u8; 32]>, AuthError> {
+        let id = id.to_ascii_lowercase();
+        Ok(self
+            .inner
+            .db
+            .write(move |c| queries::delete_session_by_listing_id(c, user_id, &id))
+            .await?)
+    }
+
+    /// Delete expired sessions (past their lifetime, or cookies idle too long). Returns
+    /// how many were removed.
+    pub async fn sweep_expired(&self) -> Result<usize, AuthError> {
+        let now = db::now_ms();
+        let idle_ms = i64::from(self.inner.config.session_idle_hours) * 3_600_000;
+        Ok(self
+            .inner
+            .db
+            .write(move |c| queries::delete_expired_sessions(c, now, idle_ms))
+            .await?)
     }
 
     /// Revoke the session behind a token.

@@ -10,15 +10,26 @@ pub mod schema;
 pub mod writer;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Synchronous;
 pub use writer::{Committed, NewMessage};
+
+/// Whether a new account administers the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewAdmin {
+    /// An ordinary member.
+    No,
+    /// An administrator when it is the first account (`hearth user add`).
+    IfFirst,
+    /// An administrator when the server has none (registration with the setup link).
+    IfNoAdmin,
+}
 
 /// A registered account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +176,15 @@ impl SessionKind {
             SessionKind::Bot => "bot",
         }
     }
+
+    /// The kind stored as `s` in the `kind` column (`cookie` unless it says `bot`).
+    pub fn parse(s: &str) -> Self {
+        if s == "bot" {
+            SessionKind::Bot
+        } else {
+            SessionKind::Cookie
+        }
+    }
 }
 
 /// A live session, as looked up by token.
@@ -212,6 +232,9 @@ pub enum DbError {
     /// A blocking task panicked or was cancelled.
     #[error("database task failed: {0}")]
     Task(String),
+    /// A bounded read used up its time budget (or its caller went away) and was stopped.
+    #[error("the query took too long and was stopped")]
+    Interrupted,
 }
 
 /// Why the database could not be opened.
@@ -235,12 +258,35 @@ struct ReadPool {
     next: AtomicUsize,
 }
 
+impl ReadPool {
+    /// The first idle connection, else wait for the round-robin one.
+    fn take(&self) -> Result<std::sync::MutexGuard<'_, Connection>, DbError> {
+        let n = self.conns.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .find_map(|i| self.conns[(start + i) % n].try_lock().ok())
+            .map(Ok)
+            .unwrap_or_else(|| self.conns[start % n].lock())
+            .map_err(|_| DbError::Task("reader poisoned".into()))
+    }
+}
+
 /// Cheap-to-clone handle to the store.
 #[derive(Clone)]
 pub struct Db {
     writer: mpsc::Sender<writer::WriteCmd>,
     readers: Arc<ReadPool>,
+    /// Connections for expensive, bounded reads (search), so those never hold the readers
+    /// that sign-ins, history and new connections need.
+    heavy: Arc<ReadPool>,
 }
+
+/// Connections in the general read pool.
+const READERS: usize = 4;
+/// Connections reserved for bounded, expensive reads.
+const HEAVY_READERS: usize = 2;
+/// SQLite virtual machine steps between two checks of a bounded read's deadline.
+const PROGRESS_STEPS: i32 = 4096;
 
 /// Set on every connection, writer and readers.
 fn common_pragmas(conn: &Connection) -> rusqlite::Result<()> {
@@ -318,27 +364,35 @@ impl Db {
             reason,
         };
         let conn = open_writable(path, synchronous)?;
-        let readers = (0..4)
-            .map(|_| {
-                let c = Connection::open_with_flags(
-                    path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                common_pragmas(&c)?;
-                Ok(Mutex::new(c))
-            })
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| fail(e.to_string()))?;
+        let pool = |n: usize| {
+            (0..n)
+                .map(|_| {
+                    let c = Connection::open_with_flags(
+                        path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )?;
+                    common_pragmas(&c)?;
+                    Ok(Mutex::new(c))
+                })
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map(|conns| {
+                    Arc::new(ReadPool {
+                        conns,
+                        next: AtomicUsize::new(0),
+                    })
+                })
+                .map_err(|e| fail(e.to_string()))
+        };
+        let readers = pool(READERS)?;
+        let heavy = pool(HEAVY_READERS)?;
 
         let (tx, handle) =
             writer::spawn(conn, commits, metrics).map_err(|e| fail(e.to_string()))?;
         Ok((
             Db {
                 writer: tx,
-                readers: Arc::new(ReadPool {
-                    conns: readers,
-                    next: AtomicUsize::new(0),
-                }),
+                readers,
+                heavy,
             },
             handle,
         ))
@@ -352,15 +406,51 @@ impl Db {
     {
         let pool = self.readers.clone();
         tokio::task::spawn_blocking(move || {
-            let n = pool.conns.len();
-            let start = pool.next.fetch_add(1, Ordering::Relaxed);
-            // Take the first idle connection, else wait for the round-robin one.
-            let guard = (0..n)
-                .find_map(|i| pool.conns[(start + i) % n].try_lock().ok())
-                .map(Ok)
-                .unwrap_or_else(|| pool.conns[start % n].lock());
-            let conn = guard.map_err(|_| DbError::Task("reader poisoned".into()))?;
+            let conn = pool.take()?;
             f(&conn).map_err(DbError::from)
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?
+    }
+
+    /// Run an expensive read-only closure on one of the connections kept for such reads,
+    /// stopped with [`DbError::Interrupted`] once it has run for `budget` or as soon as the
+    /// returned future is dropped (its client went away).
+    pub async fn read_bounded<T, F>(&self, budget: Duration, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        struct CancelOnDrop(Arc<AtomicBool>);
+        impl Drop for CancelOnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let _cancel = CancelOnDrop(cancelled.clone());
+        let pool = self.heavy.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.take()?;
+            if cancelled.load(Ordering::Relaxed) {
+                return Err(DbError::Interrupted);
+            }
+            let deadline = std::time::Instant::now() + budget;
+            let stop = cancelled.clone();
+            conn.progress_handler(
+                PROGRESS_STEPS,
+                Some(move || stop.load(Ordering::Relaxed) || std::time::Instant::now() >= deadline),
+            );
+            let result = f(&conn);
+            conn.progress_handler(0, None::<fn() -> bool>);
+            result.map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(ref err, _)
+                    if err.code == rusqlite::ErrorCode::OperationInterrupted =>
+                {
+                    DbError::Interrupted
+                }
+                e => DbError::from(e),
+            })
         })
         .await
         .map_err(|e| DbError::Task(e.to_string()))?

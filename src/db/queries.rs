@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
-    Membership, Notify, Room, RoomKind, SearchHit, SessionInfo, SessionKind, SessionRow,
+    Membership, NewAdmin, Notify, Room, RoomKind, SearchHit, SessionInfo, SessionKind, SessionRow,
     StoredMessage, User, UNREAD_CAP,
 };
 
@@ -76,20 +76,27 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
 
 // ---- users -------------------------------------------------------------------------------
 
-/// Create a user and make them a member of `general`, with nothing unread. `None` if the name is taken.
+/// Create a user and make them a member of `general`, with nothing unread. `None` if the name
+/// is taken. `admin` says whether the new account administers the server.
 pub fn insert_user(
     conn: &Connection,
     username: &str,
     key: &str,
     password_hash: &str,
+    admin: NewAdmin,
     now_ms: i64,
 ) -> rusqlite::Result<Option<User>> {
+    let is_admin = match admin {
+        NewAdmin::No => "0",
+        NewAdmin::IfFirst => "NOT EXISTS (SELECT 1 FROM users)",
+        NewAdmin::IfNoAdmin => "NOT EXISTS (SELECT 1 FROM users WHERE is_admin = 1)",
+    };
     let inserted = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "INSERT INTO users (username, username_key, password_hash, created_at, is_admin) \
-             VALUES (?1, ?2, ?3, ?4, NOT EXISTS (SELECT 1 FROM users)) \
-             ON CONFLICT (username_key) DO NOTHING",
-        )?
+             VALUES (?1, ?2, ?3, ?4, {is_admin}) \
+             ON CONFLICT (username_key) DO NOTHING"
+        ))?
         .execute(params![username, key, password_hash, now_ms])?;
     if inserted == 0 {
         return Ok(None);
@@ -162,17 +169,12 @@ pub fn session_user(
          WHERE s.token_hash = ?1 AND u.disabled = 0 AND (s.expires_at IS NULL OR s.expires_at > ?2)",
     )?
     .query_row(params![token_hash, now_ms], |r| {
-        let kind: String = r.get(2)?;
         Ok(SessionInfo {
             user: User {
                 id: r.get(0)?,
                 username: r.get(1)?,
             },
-            kind: if kind == "bot" {
-                SessionKind::Bot
-            } else {
-                SessionKind::Cookie
-            },
+            kind: SessionKind::parse(&r.get::<_, String>(2)?),
             last_seen_at: r.get(3)?,
             is_admin: r.get(4)?,
         })
@@ -227,10 +229,139 @@ pub fn password_hash(conn: &Connection, user_id: i64) -> rusqlite::Result<Option
         .optional()
 }
 
-/// Remove sessions past their expiry. Returns how many were removed.
-pub fn delete_expired_sessions(conn: &Connection, now_ms: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached("DELETE FROM sessions WHERE expires_at IS NOT NULL AND expires_at <= ?1")?
-        .execute([now_ms])
+/// Remove sessions past their expiry, and browser sessions unused for longer than
+/// `idle_ms`. Returns how many were removed.
+pub fn delete_expired_sessions(
+    conn: &Connection,
+    now_ms: i64,
+    idle_ms: i64,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM sessions WHERE (expires_at IS NOT NULL AND expires_at <= ?1) \
+         OR (kind = 'cookie' AND last_seen_at < ?1 - ?2)",
+    )?
+    .execute(params![now_ms, idle_ms])
+}
+
+/// Revoke every bot token of a user; returns the revoked token hashes.
+pub fn delete_bot_sessions(conn: &Connection, user_id: i64) -> rusqlite::Result<Vec<[u8; 32]>> {
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM sessions WHERE user_id = ?1 AND kind = 'bot' RETURNING token_hash",
+    )?;
+    let rows = stmt.query_map([user_id], |r| r.get::<_, [u8; 32]>(0))?;
+    rows.collect()
+}
+
+/// How many bot tokens a user holds.
+pub fn bot_session_count(conn: &Connection, user_id: i64) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT COUNT(*) FROM sessions WHERE user_id = ?1 AND kind = 'bot'")?
+        .query_row([user_id], |r| r.get(0))
+}
+
+/// Whether a name (case-folded) belongs to an account.
+pub fn username_taken(conn: &Connection, key: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE username_key = ?1)")?
+        .query_row([key], |r| r.get(0))
+}
+
+/// Whether any account administers the server.
+pub fn has_admin(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE is_admin = 1)")?
+        .query_row([], |r| r.get(0))
+}
+
+/// One of a user's sessions or bot tokens, as listed to that user.
+#[derive(Debug, Clone)]
+pub struct SessionListing {
+    /// Digest of the token (never shown whole; its first 8 bytes in hex are the listing id).
+    pub token_hash: [u8; 32],
+    /// Browser session or bot token.
+    pub kind: SessionKind,
+    /// A bot token's name.
+    pub name: Option<String>,
+    /// Created, ms since the epoch.
+    pub created_at: i64,
+    /// Last used, ms since the epoch (updated at most hourly).
+    pub last_seen_at: i64,
+    /// Hard expiry, if any.
+    pub expires_at: Option<i64>,
+}
+
+impl SessionListing {
+    /// The id a user names a session by: the first 8 bytes of its digest, in hex.
+    pub fn listing_id(&self) -> String {
+        listing_id(&self.token_hash)
+    }
+}
+
+/// The first 8 bytes of a token digest in hex: enough to tell one user's sessions apart,
+/// and useless for signing in.
+pub fn listing_id(hash: &[u8; 32]) -> String {
+    hash[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A user's live sessions and tokens, newest first.
+pub fn sessions_of_user(
+    conn: &Connection,
+    user_id: i64,
+    now_ms: i64,
+    idle_ms: i64,
+) -> rusqlite::Result<Vec<SessionListing>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT token_hash, kind, name, created_at, last_seen_at, expires_at FROM sessions \
+         WHERE user_id = ?1 AND (expires_at IS NULL OR expires_at > ?2) \
+         AND (kind = 'bot' OR last_seen_at >= ?2 - ?3) \
+         ORDER BY created_at DESC, token_hash",
+    )?;
+    let rows = stmt.query_map(params![user_id, now_ms, idle_ms], |r| {
+        Ok(SessionListing {
+            token_hash: r.get(0)?,
+            kind: SessionKind::parse(&r.get::<_, String>(1)?),
+            name: r.get(2)?,
+            created_at: r.get(3)?,
+            last_seen_at: r.get(4)?,
+            expires_at: r.get(5)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Delete the user's session whose listing id is `id`; returns its digest.
+pub fn delete_session_by_listing_id(
+    conn: &Connection,
+    user_id: i64,
+    id: &str,
+) -> rusqlite::Result<Option<[u8; 32]>> {
+    let mut stmt = conn.prepare_cached("SELECT token_hash FROM sessions WHERE user_id = ?1")?;
+    let hashes = stmt
+        .query_map([user_id], |r| r.get::<_, [u8; 32]>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let Some(hash) = hashes.into_iter().find(|h| listing_id(h) == id) else {
+        return Ok(None);
+    };
+    delete_session(conn, &hash)?;
+    Ok(Some(hash))
+}
+
+/// `settings` key bumped whenever a command-line tool revokes sessions or disables an
+/// account, so a running server closes the affected sockets at once.
+const SESSIONS_EPOCH: &str = "sessions_epoch";
+
+/// Record that sessions were revoked by another process.
+pub fn bump_sessions_epoch(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO settings (key, value) VALUES (?1, '1') \
+         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+    )?
+    .execute([SESSIONS_EPOCH])?;
+    Ok(())
+}
+
+/// The current value of the revocation counter (0 before any).
+pub fn sessions_epoch(conn: &Connection) -> rusqlite::Result<i64> {
+    Ok(setting(conn, SESSIONS_EPOCH)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
 }
 
 // ---- rooms -------------------------------------------------------------------------------
@@ -443,12 +574,26 @@ pub fn insert_message(
     body: &str,
     nonce: Option<&str>,
     now_ms: i64,
-) -> rusqlite::Result<i64> {
-    conn.prepare_cached(
-        "INSERT INTO messages (room_id, user_id, body, nonce, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![room_id, user_id, body, nonce, now_ms])?;
-    Ok(conn.last_insert_rowid())
+) -> rusqlite::Result<Option<i64>> {
+    // Membership is checked by the insert itself, inside the writer's transaction: a send
+    // that raced its author's leave (or removal) is not stored.
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO messages (room_id, user_id, body, nonce, created_at) \
+             SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS \
+             (SELECT 1 FROM memberships WHERE room_id = ?1 AND user_id = ?2)",
+        )?
+        .execute(params![room_id, user_id, body, nonce, now_ms])?;
+    Ok((n > 0).then(|| conn.last_insert_rowid()))
+}
+
+/// Whether a room is a public room (not a private room or DM).
+pub fn room_is_public(conn: &Connection, room_id: i64) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT kind = 'room' AND is_public = 1 FROM rooms WHERE id = ?1")?
+        .query_row([room_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false))
 }
 
 /// The message a user already stored with this nonce, if any.
@@ -547,6 +692,9 @@ pub fn search(conn: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<Search
     if q.by_relevance {
         return search_by_relevance(conn, q);
     }
+    if let Some(room_id) = q.room_id {
+        return search_in_room(conn, q, room_id);
+    }
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at, \
          snippet(messages_fts, 0, char(2), char(3), '…', 24) \
@@ -567,6 +715,57 @@ pub fn search(conn: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<Search
         search_hit,
     )?;
     rows.collect()
+}
+
+/// Newest-first search in one room (whose readability the caller checked), driven by the
+/// room's own messages: the matches of the query are collected once from the index (`+m.id`
+/// keeps SQLite from looking each of them up in `messages` instead), and the room is walked
+/// newest first until the page is full. A common word in a small room no longer costs a
+/// lookup per match in every other room.
+fn search_in_room(
+    conn: &Connection,
+    q: &SearchQuery,
+    room_id: i64,
+) -> rusqlite::Result<Vec<SearchHit>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.id FROM messages m JOIN users u ON u.id = m.user_id \
+         WHERE m.room_id = ?1 AND m.id < ?2 AND (?3 IS NULL OR u.username_key = ?3) \
+         AND +m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?4) \
+         ORDER BY m.id DESC LIMIT ?5",
+    )?;
+    let ids = stmt
+        .query_map(
+            params![
+                room_id,
+                q.before.unwrap_or(i64::MAX),
+                q.author_key,
+                q.fts,
+                q.limit
+            ],
+            |r| r.get::<_, i64>(0),
+        )?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    hits_in_order(conn, &q.fts, &ids)
+}
+
+/// Full hits with snippets for `ids`, in the order given.
+fn hits_in_order(conn: &Connection, fts: &str, ids: &[i64]) -> rusqlite::Result<Vec<SearchHit>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at, \
+         snippet(messages_fts, 0, char(2), char(3), '…', 24) \
+         FROM messages_fts f JOIN messages m ON m.id = f.rowid \
+         JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id \
+         WHERE messages_fts MATCH ?1 AND f.rowid IN (SELECT value FROM json_each(?2))",
+    )?;
+    let mut hits = stmt
+        .query_map(params![fts, format!("[{list}]")], search_hit)?
+        .collect::<rusqlite::Result<Vec<SearchHit>>>()?;
+    hits.sort_by_key(|h| ids.iter().position(|id| *id == h.msg.id));
+    Ok(hits)
 }
 
 /// Who may read a search hit and the optional room/author filters (`?3`–`?5`).
@@ -610,22 +809,7 @@ fn search_by_relevance(conn: &Connection, q: &SearchQuery) -> rusqlite::Result<V
             |r| r.get::<_, i64>(0),
         )?
         .collect::<rusqlite::Result<Vec<i64>>>()?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-    let mut stmt = conn.prepare_cached(
-        "SELECT m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at, \
-         snippet(messages_fts, 0, char(2), char(3), '…', 24) \
-         FROM messages_fts f JOIN messages m ON m.id = f.rowid \
-         JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id \
-         WHERE messages_fts MATCH ?1 AND f.rowid IN (SELECT value FROM json_each(?2))",
-    )?;
-    let mut hits = stmt
-        .query_map(params![q.fts, format!("[{list}]")], search_hit)?
-        .collect::<rusqlite::Result<Vec<SearchHit>>>()?;
-    hits.sort_by_key(|h| ids.iter().position(|id| *id == h.msg.id));
-    Ok(hits)
+    hits_in_order(conn, &q.fts, &ids)
 }
 
 /// Messages with id > `since` in any room the user belongs to, oldest first, at most `limit`.
@@ -707,6 +891,7 @@ pub fn set_disabled(conn: &Connection, key: &str, disabled: bool) -> rusqlite::R
             "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username_key = ?1)",
             [key],
         )?;
+        bump_sessions_epoch(conn)?;
     }
     Ok(n > 0)
 }
@@ -726,11 +911,12 @@ pub fn reset_password(conn: &Connection, key: &str, hash: &str) -> rusqlite::Res
         params![key, hash],
     )?;
     if n > 0 {
+        // Bot tokens too: whoever knew the old password may have made one.
         conn.execute(
-            "DELETE FROM sessions WHERE kind = 'cookie' AND \
-             user_id = (SELECT id FROM users WHERE username_key = ?1)",
+            "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username_key = ?1)",
             [key],
         )?;
+        bump_sessions_epoch(conn)?;
     }
     Ok(n > 0)
 }

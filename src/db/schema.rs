@@ -101,6 +101,12 @@ pub const MIGRATIONS: &[&str] = &[
         revoked    INTEGER NOT NULL DEFAULT 0
     );
     "#,
+    // 3: bodies lose the search-snippet markers (STX, ETX) that new messages may no longer
+    //    contain, so old ones cannot fake highlights either.
+    r#"
+    UPDATE messages SET body = replace(replace(body, char(2), ''), char(3), '')
+        WHERE instr(body, char(2)) > 0 OR instr(body, char(3)) > 0;
+    "#,
 ];
 
 /// The schema version a database is at (0 for a new file).

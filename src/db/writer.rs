@@ -67,6 +67,16 @@ pub enum Committed {
         /// The nonce the client gave.
         nonce: Option<String>,
     },
+    /// Not stored because the author is no longer a member of the room (a send that raced
+    /// a leave or a removal); nothing was acknowledged.
+    Refused {
+        /// The sending connection.
+        origin: u64,
+        /// The nonce the client gave.
+        nonce: Option<String>,
+        /// Whether the room is public (`not_a_member`) or not (`unknown_room`).
+        public: bool,
+    },
     /// A committed write's follow-up (e.g. membership changes reaching the hub).
     Then(Hook),
 }
@@ -78,6 +88,7 @@ impl std::fmt::Debug for Committed {
                 write!(f, "Stored({} from {origin})", msg.id)
             }
             Committed::Failed { origin, .. } => write!(f, "Failed(from {origin})"),
+            Committed::Refused { origin, .. } => write!(f, "Refused(from {origin})"),
             Committed::Then(_) => f.write_str("Then"),
         }
     }
@@ -328,7 +339,10 @@ fn store_message(
         }
         let stored =
             queries::insert_message(conn, m.room_id, m.user_id, &m.body, m.nonce.as_deref(), now)
-                .and_then(|id| Ok((id, record_mentions(conn, &m, id)?)));
+                .and_then(|id| match id {
+                    Some(id) => Ok(Some((id, record_mentions(conn, &m, id)?))),
+                    None => Ok(None),
+                });
         if several {
             let end = if stored.is_ok() {
                 "RELEASE msg"
@@ -340,7 +354,15 @@ fn store_message(
         stored
     })();
     match inserted {
-        Ok((id, mentioned)) => Committed::Stored {
+        Ok(None) => {
+            let public = queries::room_is_public(conn, m.room_id).unwrap_or(false);
+            Committed::Refused {
+                origin: m.origin,
+                nonce: m.nonce,
+                public,
+            }
+        }
+        Ok(Some((id, mentioned))) => Committed::Stored {
             msg: StoredMessage {
                 id,
                 room_id: m.room_id,

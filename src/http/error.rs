@@ -128,6 +128,9 @@ impl From<AuthError> for ApiError {
                 retry_after: Some(secs),
                 ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", msg)
             },
+            AuthError::TooManyTokens(_) => {
+                ApiError::new(StatusCode::CONFLICT, "too_many_tokens", msg)
+            }
             AuthError::Busy => ApiError {
                 retry_after: Some(1),
                 ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "busy", msg)

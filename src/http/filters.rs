@@ -69,7 +69,7 @@ pub fn with_state(
 
 /// The client's IP address: the peer, or — when the peer is a trusted proxy — the rightmost
 /// address in `X-Forwarded-For` that is not itself a trusted proxy.
-pub fn client_ip(state: &AppState) -> impl Filter<Extract = (IpAddr,), Error = Rejection> + Clone {
+pub fn client_ip(state: &AppState) -> impl Filter<Extract = (IpAddr,), Error = Infallible> + Clone {
     let trusted: Arc<Vec<Cidr>> = Arc::new(
         state
             .config
@@ -80,11 +80,37 @@ pub fn client_ip(state: &AppState) -> impl Filter<Extract = (IpAddr,), Error = R
             .collect(),
     );
     warp::ext::optional::<ClientAddr>()
-        .and(warp::header::optional::<String>("x-forwarded-for"))
-        .map(move |a: Option<ClientAddr>, xff: Option<String>| {
+        .and(warp::ext::optional::<ForwardedFor>())
+        .map(move |a: Option<ClientAddr>, xff: Option<ForwardedFor>| {
             let peer = a.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0.ip());
-            resolve_client(peer, xff.as_deref(), &trusted)
+            resolve_client(peer, xff.as_ref().map(|x| x.0.as_str()), &trusted)
         })
+}
+
+/// Every `X-Forwarded-For` line of a request from a trusted proxy, joined in order into one
+/// list. A proxy may append its own header line instead of extending the last one (HAProxy
+/// does), so every line counts. The accept loop puts it into the request only when the peer
+/// is one of `server.trusted_proxies`.
+#[derive(Debug, Clone)]
+pub struct ForwardedFor(pub String);
+
+impl ForwardedFor {
+    /// The joined lines of `headers` (`None` when there is none, or when a line is not text,
+    /// which no proxy sends).
+    pub fn from_headers(headers: &warp::http::HeaderMap) -> Option<Self> {
+        let mut joined: Option<String> = None;
+        for line in headers.get_all("x-forwarded-for") {
+            let line = line.to_str().ok()?;
+            match joined.as_mut() {
+                Some(j) => {
+                    j.push(',');
+                    j.push_str(line);
+                }
+                None => joined = Some(line.to_string()),
+            }
+        }
+        joined.map(Self)
+    }
 }
 
 /// Walk `X-Forwarded-For` from the right while the hop is a trusted proxy.

@@ -29,6 +29,8 @@ pub struct Credentials {
     password: String,
     #[serde(default)]
     invite: Option<String>,
+    #[serde(default)]
+    setup: Option<String>,
 }
 
 /// `{"current_password","new_password","sign_out_others"}`
@@ -87,7 +89,13 @@ pub async fn register(
     origin.check(&state, false).map_err(ApiError::reject)?;
     let s = state
         .auth
-        .register_with_invite(&body.username, &body.password, body.invite.as_deref(), ip)
+        .register_with_invite(
+            &body.username,
+            &body.password,
+            body.invite.as_deref(),
+            body.setup.as_deref(),
+            ip,
+        )
         .await
         .map_err(|e| ApiError::from(e).reject())?;
     Ok(signed_in(&state, StatusCode::CREATED, s))
@@ -109,6 +117,21 @@ pub async fn login(
     Ok(signed_in(&state, StatusCode::OK, s))
 }
 
+/// A revoked session's sockets are closed (4001); 204, clearing the cookie when it was the
+/// caller's own browser session.
+fn signed_out(state: &AppState, session: [u8; 32], clear_cookie: bool) -> Response {
+    state
+        .hub
+        .close_session(session, CLOSE_SESSION_ENDED, "signed out");
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    if clear_cookie {
+        if let Ok(v) = session_cookie(state, "", 0).parse() {
+            res.headers_mut().insert(header::SET_COOKIE, v);
+        }
+    }
+    res
+}
+
 /// POST /api/logout
 pub async fn logout(
     id: Identity,
@@ -123,14 +146,7 @@ pub async fn logout(
         .logout(id.token_hash)
         .await
         .map_err(|e| ApiError::from(e).reject())?;
-    state
-        .hub
-        .close_session(id.token_hash, CLOSE_SESSION_ENDED, "signed out");
-    let mut res = StatusCode::NO_CONTENT.into_response();
-    if let Ok(v) = session_cookie(&state, "", 0).parse() {
-        res.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    Ok(res)
+    Ok(signed_out(&state, id.token_hash, true))
 }
 
 /// POST /api/password
@@ -138,6 +154,7 @@ pub async fn change_password(
     id: Identity,
     origin: RequestOrigin,
     body: PasswordChange,
+    ip: IpAddr,
     state: AppState,
 ) -> Result<Response, Rejection> {
     origin
@@ -150,6 +167,7 @@ pub async fn change_password(
             &body.current_password,
             &body.new_password,
             body.sign_out_others,
+            ip,
         )
         .await
         .map_err(|e| ApiError::from(e).reject())?;
@@ -192,6 +210,63 @@ pub async fn create_token(
         StatusCode::CREATED,
         json!({ "token": s.token, "name": name }),
     ))
+}
+
+/// GET /api/sessions: the caller's signed-in browsers and bot tokens.
+pub async fn sessions(id: Identity, state: AppState) -> Result<Response, Rejection> {
+    let list = state
+        .auth
+        .sessions(id.user.id)
+        .await
+        .map_err(|e| ApiError::from(e).reject())?;
+    let rfc = crate::ws::protocol::rfc3339;
+    let views: Vec<serde_json::Value> = list
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.listing_id(),
+                "kind": s.kind.as_str(),
+                "name": s.name,
+                "created_at": rfc(s.created_at),
+                "last_seen": rfc(s.last_seen_at),
+                "expires_at": s.expires_at.map(rfc),
+                "current": s.token_hash == id.token_hash,
+            })
+        })
+        .collect();
+    Ok(json_reply(StatusCode::OK, json!({ "sessions": views })))
+}
+
+/// DELETE /api/sessions/{id}: revoke one of the caller's sessions or tokens and close its
+/// sockets (4001).
+pub async fn revoke_session(
+    session: String,
+    id: Identity,
+    origin: RequestOrigin,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    origin
+        .check(&state, id.kind == SessionKind::Cookie)
+        .map_err(ApiError::reject)?;
+    let unknown = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_session",
+            "You have no session or token with that id.",
+        )
+        .reject()
+    };
+    if session.len() != 16 || !session.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(unknown());
+    }
+    let revoked = state
+        .auth
+        .revoke(id.user.id, &session)
+        .await
+        .map_err(|e| ApiError::from(e).reject())?
+        .ok_or_else(unknown)?;
+    let own_cookie = revoked == id.token_hash && id.kind == SessionKind::Cookie;
+    Ok(signed_out(&state, revoked, own_cookie))
 }
 
 /// GET /api/rooms
@@ -265,13 +340,14 @@ pub async fn messages(
                     "There is no room with that name.",
                 )));
             };
-            // Public rooms can be read before joining them (a preview).
+            // Public rooms can be read before joining them (a preview); a private room or DM
+            // of others is answered as one that does not exist.
             let public = room.public && room.kind == crate::db::RoomKind::Room;
             if room.membership.is_none() && !public {
                 return Ok(Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "not_a_member",
-                    "You are not a member of that room.",
+                    StatusCode::NOT_FOUND,
+                    "unknown_room",
+                    "There is no room with that name.",
                 )));
             }
             let rows = match (after, around) {

@@ -154,8 +154,22 @@ fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection>
         .and(authenticated(s.clone()))
         .and(request_origin())
         .and(json_body(SMALL_BODY))
+        .and(client_ip(&s))
         .and(with_state(s.clone()))
         .and_then(handlers::change_password);
+    // GET /api/sessions
+    let sessions = warp::path!("api" / "sessions")
+        .and(warp::get())
+        .and(authenticated(s.clone()))
+        .and(with_state(s.clone()))
+        .and_then(handlers::sessions);
+    // DELETE /api/sessions/{id}
+    let revoke = warp::path!("api" / "sessions" / String)
+        .and(warp::delete())
+        .and(authenticated(s.clone()))
+        .and(request_origin())
+        .and(with_state(s.clone()))
+        .and_then(handlers::revoke_session);
     // GET /api/rooms
     let rooms = warp::path!("api" / "rooms")
         .and(warp::get())
@@ -179,6 +193,10 @@ fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection>
         .or(tokens)
         .unify()
         .or(password)
+        .unify()
+        .or(sessions)
+        .unify()
+        .or(revoke)
         .unify()
         .or(admin::routes(s.clone()))
         .unify()

@@ -1,6 +1,7 @@
 //! Rooms, direct messages, read markers, notification levels and search.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
@@ -12,8 +13,9 @@ use super::error::ApiError;
 use super::filters::{authenticated, json_body, request_origin, with_state, RequestOrigin};
 use super::SMALL_BODY;
 use crate::auth::Identity;
-use crate::db::{queries, Notify, SessionKind};
+use crate::db::{queries, DbError, Notify, SessionKind};
 use crate::domain::{self, Username, MAX_QUERY_CHARS};
+use crate::limits::Crowded;
 use crate::rooms::{self, RoomError};
 use crate::ws::protocol::{MessageView, RoomView};
 use crate::AppState;
@@ -75,6 +77,12 @@ impl From<RoomError> for ApiError {
             RoomError::UnknownRoom | RoomError::UnknownUser(_) => StatusCode::NOT_FOUND,
             RoomError::NotAMember | RoomError::Forbidden(_) => StatusCode::FORBIDDEN,
             RoomError::RoomExists => StatusCode::CONFLICT,
+            RoomError::Quota(why, secs) => {
+                return ApiError {
+                    retry_after: Some(*secs),
+                    ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", *why)
+                }
+            }
             RoomError::Db(db) => return ApiError::storage(db),
             _ => StatusCode::BAD_REQUEST,
         };
@@ -206,6 +214,14 @@ pub fn routes(s: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
         .and(json_body(SMALL_BODY))
         .and(with_state(s.clone()))
         .and_then(open_dm);
+    // POST /api/rooms/leave
+    let leave_many = warp::path!("api" / "rooms" / "leave")
+        .and(warp::post())
+        .and(authenticated(s.clone()))
+        .and(request_origin())
+        .and(json_body(LEAVE_MANY_BODY))
+        .and(with_state(s.clone()))
+        .and_then(leave_many);
     // GET /api/search
     let search = warp::path!("api" / "search")
         .and(warp::get())
@@ -215,6 +231,8 @@ pub fn routes(s: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
         .and_then(search);
     directory
         .or(create)
+        .unify()
+        .or(leave_many)
         .unify()
         .or(details)
         .unify()
@@ -257,9 +275,16 @@ pub async fn create(
     state: AppState,
 ) -> Result<Response, Rejection> {
     check_origin(&origin, &state, &id)?;
-    let room = rooms::create(&state, &id.user, &body.name, &body.topic, body.public)
-        .await
-        .map_err(reject)?;
+    let room = rooms::create(
+        &state,
+        &id.user,
+        id.is_admin,
+        &body.name,
+        &body.topic,
+        body.public,
+    )
+    .await
+    .map_err(reject)?;
     Ok(room_reply(StatusCode::CREATED, &room))
 }
 
@@ -331,6 +356,29 @@ pub async fn leave(
         .await
         .map_err(reject)?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `{"rooms":[name, ...]}`
+#[derive(Debug, Deserialize)]
+pub struct LeaveMany {
+    rooms: Vec<String>,
+}
+
+/// Body limit of `POST /api/rooms/leave`: 500 of the longest DM names fit.
+const LEAVE_MANY_BODY: u64 = 160 * 1024;
+
+/// POST /api/rooms/leave
+pub async fn leave_many(
+    id: Identity,
+    origin: RequestOrigin,
+    body: LeaveMany,
+    state: AppState,
+) -> Result<Response, Rejection> {
+    check_origin(&origin, &state, &id)?;
+    let left = rooms::leave_many(&state, &id.user, &body.rooms)
+        .await
+        .map_err(reject)?;
+    Ok(warp::reply::json(&json!({ "left": left })).into_response())
 }
 
 /// POST /api/rooms/{room}/members
@@ -430,6 +478,11 @@ fn number(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, Rejecti
     }
 }
 
+/// The most time one search may take before it is stopped.
+const SEARCH_BUDGET: Duration = Duration::from_secs(2);
+/// How long a search waits for one of the server's search slots.
+const SEARCH_QUEUE_WAIT: Duration = Duration::from_secs(3);
+
 /// GET /api/search
 pub async fn search(
     id: Identity,
@@ -489,11 +542,34 @@ pub async fn search(
         limit: limit + 1,
         by_relevance,
     };
+    let _running = state
+        .searches
+        .enter(id.user.id, SEARCH_QUEUE_WAIT)
+        .await
+        .map_err(|crowded| {
+            let why = match crowded {
+                Crowded::User => "Your previous search is still running; try again in a moment.",
+                Crowded::Server => "The server is busy with other searches; try again in a moment.",
+            };
+            ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "busy", why)
+            }
+            .reject()
+        })?;
     let hits = state
         .db
-        .read(move |c| queries::search(c, &query))
+        .read_bounded(SEARCH_BUDGET, move |c| queries::search(c, &query))
         .await
-        .map_err(|e| ApiError::from(e).reject())?;
+        .map_err(|e| match e {
+            DbError::Interrupted => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "search_too_broad",
+                "That search took too long. Add words, or search one room or one person.",
+            )
+            .reject(),
+            e => ApiError::from(e).reject(),
+        })?;
     Ok(search_reply(&hits, limit, by_relevance, offset))
 }
 

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::db::{queries, NewMessage, Room, StoredMessage, User};
+use crate::db::{queries, NewMessage, Room, RoomKind, StoredMessage, User};
 use crate::domain::{parse_body, valid_nonce, BodyProblem};
 use crate::hub::{Outgoing, Registration, RoomChange};
 use crate::ws::protocol::{ClientMsg, RoomView, ServerMsg, UserView};
@@ -65,6 +65,34 @@ type Rooms = HashMap<String, (i64, Arc<str>)>;
 enum Flow {
     Continue,
     Stop,
+    /// Close the connection with this code and reason.
+    Close(u16, &'static str),
+}
+
+/// How long a closing connection waits for the client's own close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Close cleanly: send the close frame, then keep reading (and discarding) what the client
+/// still sends until its close frame arrives, the connection ends or [`CLOSE_GRACE`] passes.
+/// Dropping a socket with unread input would make the kernel reset it, and the client would
+/// see an abnormal closure instead of our close code.
+async fn close_gracefully<S>(ws: &mut Ws<S>, code: u16, reason: &'static str)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let _ = timeout(CLOSE_GRACE, async {
+        if ws.send(close(code, reason)).await.is_err() {
+            return;
+        }
+        while let Some(Ok(msg)) = ws.next().await {
+            if matches!(msg, Message::Close(_)) {
+                // tungstenite answers nothing more; flush anything still buffered.
+                let _ = ws.flush().await;
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 fn close(code: u16, reason: &'static str) -> Message {
@@ -124,20 +152,25 @@ impl Session {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => {
-                    let _ = timeout(Duration::from_secs(2), ws.send(close(1001, "server shutting down"))).await;
+                    close_gracefully(&mut ws, 1001, "server shutting down").await;
                     break;
                 }
                 out = self.reg.rx.recv() => {
                     let flow = match out {
                         Some(first) => self.forward(&mut ws, first, skip_upto, &mut rooms).await,
-                        None => {
-                            if self.reg.slow.load(Ordering::Acquire) {
-                                let _ = timeout(WRITE_STALL, ws.send(close(CLOSE_TOO_SLOW, "too slow: reconnect with ?since="))).await;
-                            }
-                            Flow::Stop
+                        None if self.reg.slow.load(Ordering::Acquire) => {
+                            Flow::Close(CLOSE_TOO_SLOW, "too slow: reconnect with ?since=")
                         }
+                        None => Flow::Stop,
                     };
-                    if let Flow::Stop = flow { break; }
+                    match flow {
+                        Flow::Continue => {}
+                        Flow::Stop => break,
+                        Flow::Close(code, reason) => {
+                            close_gracefully(&mut ws, code, reason).await;
+                            break;
+                        }
+                    }
                 }
                 incoming = ws.next() => {
                     last_heard = Instant::now();
@@ -159,7 +192,7 @@ impl Session {
                         Some(Ok(_)) => {} // ping/pong: answered by the library
                         Some(Err(WsError::Capacity(e))) => {
                             tracing::debug!("frame too large: {e}");
-                            let _ = timeout(Duration::from_secs(2), ws.send(close(1009, "frame too large (max 64 KiB)"))).await;
+                            close_gracefully(&mut ws, 1009, "frame too large (max 64 KiB)").await;
                             break;
                         }
                         Some(Err(e)) => {
@@ -170,11 +203,11 @@ impl Session {
                 }
                 _ = ping.tick() => {
                     if last_heard.elapsed() >= IDLE_LIMIT {
-                        let _ = timeout(Duration::from_secs(2), ws.send(close(1001, "idle timeout"))).await;
+                        close_gracefully(&mut ws, 1001, "idle timeout").await;
                         break;
                     }
                     if let Ok(false) = self.state.auth.still_valid(self.token_hash).await {
-                        let _ = timeout(Duration::from_secs(2), ws.send(close(CLOSE_SESSION_ENDED, "session ended"))).await;
+                        close_gracefully(&mut ws, CLOSE_SESSION_ENDED, "session ended").await;
                         break;
                     }
                     if timeout(WRITE_STALL, ws.send(Message::Ping(Default::default()))).await.map_or(true, |r| r.is_err()) {
@@ -276,7 +309,7 @@ impl Session {
     {
         let mut next = Some(first);
         let mut written = 0;
-        let mut stop = false;
+        let mut closing = None;
         while let Some(out) = next.take() {
             match out {
                 Outgoing::Frame { frame, msg_id } => {
@@ -288,8 +321,7 @@ impl Session {
                     }
                 }
                 Outgoing::Close(code, reason) => {
-                    let _ = ws.feed(close(code, reason)).await;
-                    stop = true;
+                    closing = Some((code, reason));
                     break;
                 }
                 Outgoing::Room(change) => apply_room_change(rooms, change),
@@ -302,8 +334,9 @@ impl Session {
                 Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => None,
             };
         }
-        match timeout(WRITE_STALL, ws.flush()).await {
-            Ok(Ok(())) if !stop => Flow::Continue,
+        match (timeout(WRITE_STALL, ws.flush()).await, closing) {
+            (Ok(Ok(())), Some((code, reason))) => Flow::Close(code, reason),
+            (Ok(Ok(())), None) => Flow::Continue,
             _ => Flow::Stop,
         }
     }
@@ -338,7 +371,7 @@ impl Session {
                     Err((code, why)) => return Some(error_frame(code, why, n, None)),
                 };
                 let body = match parse_body(&body) {
-                    Ok(b) => b.to_string(),
+                    Ok(b) => b.into_owned(),
                     Err(BodyProblem::Empty) => {
                         return Some(error_frame(
                             "empty_message",
@@ -448,8 +481,11 @@ impl Session {
         {
             // Joined a moment ago; the hub's notice is still on its way to this connection.
             Ok(Some((r, true))) => Ok((r.id, Arc::from(r.name.as_str()))),
-            Ok(Some(_)) => Err(("not_a_member", "You are not a member of that room.")),
-            Ok(None) => Err(("unknown_room", "There is no room with that name.")),
+            // A private room or DM of others is answered as one that does not exist.
+            Ok(Some((r, false))) if r.public && r.kind == RoomKind::Room => {
+                Err(("not_a_member", "You are not a member of that room."))
+            }
+            Ok(_) => Err(("unknown_room", "There is no room with that name.")),
             Err(e) => {
                 tracing::error!("room lookup failed: {e}");
                 Err(("unavailable", "The server could not look up the room."))

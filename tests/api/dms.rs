@@ -215,8 +215,8 @@ async fn leaving_a_dm_and_being_added_back_when_it_is_opened_again() {
         "/api/rooms/dm:alice,bob/messages",
         &bob,
         None,
-        403,
-        "not_a_member",
+        404,
+        "unknown_room",
     )
     .await;
     app.api_err(
@@ -224,8 +224,8 @@ async fn leaving_a_dm_and_being_added_back_when_it_is_opened_again() {
         "/api/rooms/dm:alice,bob/join",
         &bob,
         None,
-        403,
-        "not_a_member",
+        404,
+        "unknown_room",
     )
     .await;
 
@@ -320,14 +320,14 @@ async fn dm_names_work_in_every_route_encoded_or_not() {
         "bad_request",
     )
     .await;
-    // An outsider is refused, not told it does not exist.
+    // An outsider is answered as if it did not exist.
     app.api_err(
         Method::GET,
         "/api/rooms/dm%3Aalice%2Cbob",
         &carol,
         None,
-        403,
-        "not_a_member",
+        404,
+        "unknown_room",
     )
     .await;
     app.api_err(

@@ -237,6 +237,29 @@ impl TestApp {
         Auth::Cookie(self.register(username, PASSWORD).await.1)
     }
 
+    /// Register `username` with [`PASSWORD`] through the server's setup link, which makes the
+    /// account the administrator; returns its cookie credentials.
+    pub async fn signup_admin(&self, username: &str) -> Auth {
+        let code = self
+            .server
+            .as_ref()
+            .and_then(|s| s.setup_code())
+            .expect("a server without an administrator has a setup code")
+            .to_string();
+        let res = self
+            .post_json(
+                "/api/register",
+                &json!({ "username": username, "password": PASSWORD, "setup": code }),
+            )
+            .await;
+        assert_eq!(
+            res.status(),
+            StatusCode::CREATED,
+            "register {username} with the setup link"
+        );
+        Auth::Cookie(session_cookie(&res).expect("a session cookie"))
+    }
+
     /// Create a bot token for the user behind `cookie` (same-origin request).
     pub async fn token(&self, cookie: &str) -> String {
         let res = self

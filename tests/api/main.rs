@@ -7,6 +7,7 @@ mod assets;
 mod auth;
 mod config_js;
 mod dms;
+mod hardening;
 mod health;
 mod helpers;
 mod history;

@@ -221,8 +221,8 @@ async fn notification_levels_are_stored_per_member() {
         "/api/rooms/ops/notify",
         &bob,
         Some(&json!({ "level": "all" })),
-        403,
-        "not_a_member",
+        404,
+        "unknown_room",
     )
     .await;
     app.api_err(

@@ -88,8 +88,8 @@ async fn world() -> (World, Ws) {
     )
 }
 
-/// Every HTTP route that names `room` refuses `who` with 403 `not_a_member`, and search finds
-/// nothing from it.
+/// Every HTTP route that names `room` answers `who` exactly as for a room that does not exist
+/// (404 `unknown_room`), and search finds nothing from it.
 async fn assert_http_closed(app: &TestApp, who: &Auth, room: &str, ids: &[i64]) {
     let enc = encode_room(room);
     let first = ids[0];
@@ -107,7 +107,7 @@ async fn assert_http_closed(app: &TestApp, who: &Auth, room: &str, ids: &[i64]) 
         } else {
             format!("/api/rooms/{enc}/messages?{query}")
         };
-        app.api_err(Method::GET, &path, who, None, 403, "not_a_member")
+        app.api_err(Method::GET, &path, who, None, 404, "unknown_room")
             .await;
     }
     let forbidden = [
@@ -136,7 +136,7 @@ async fn assert_http_closed(app: &TestApp, who: &Auth, room: &str, ids: &[i64]) 
         ),
     ];
     for (method, path, body) in forbidden {
-        app.api_err(method, &path, who, body.as_ref(), 403, "not_a_member")
+        app.api_err(method, &path, who, body.as_ref(), 404, "unknown_room")
             .await;
     }
     // Search: nothing from the room, even with exact words, phrases or any sort.
@@ -155,8 +155,8 @@ async fn assert_http_closed(app: &TestApp, who: &Auth, room: &str, ids: &[i64]) 
     let v = app.search_ok(who, "zanzibar", "user=alice").await;
     assert_eq!(result_ids(&v), Vec::<i64>::new(), "{v}");
     let (status, v) = app.search(who, &format!("q=zanzibar&room={enc}")).await;
-    assert_eq!(status, 403, "{v}");
-    assert_error_shape(&v, "not_a_member");
+    assert_eq!(status, 404, "{v}");
+    assert_error_shape(&v, "unknown_room");
     // The room is listed nowhere for them.
     assert!(app.my_room(who, room).await.is_none());
     let dir = app
@@ -216,15 +216,15 @@ async fn a_non_member_gets_nothing_over_websockets() {
         let err = e1
             .say_refused(room, "let me in", &format!("e-{room}"))
             .await;
-        assert_eq!(err["code"], "not_a_member", "{err}");
+        assert_eq!(err["code"], "unknown_room", "{err}");
         e1.send_json(&json!({ "type": "typing", "room": room }))
             .await;
         let err = e1.wait_type("error").await;
-        assert_eq!(err["code"], "not_a_member", "typing: {err}");
+        assert_eq!(err["code"], "unknown_room", "typing: {err}");
         e1.send_json(&json!({ "type": "read", "room": room, "id": w.vault_ids[2] }))
             .await;
         let err = e1.wait_type("error").await;
-        assert_eq!(err["code"], "not_a_member", "read: {err}");
+        assert_eq!(err["code"], "unknown_room", "read: {err}");
     }
     // Members typing and talking in private reach no one else.
     let mut b1 = w.app.ws_connect(&w.bob, None).await;
@@ -288,13 +288,13 @@ async fn after_leaving_a_private_room_nothing_more_is_readable() {
     assert_replay_closed(&w.app, &w.bob).await;
     for room in [VAULT, DM] {
         let err = b1.say_refused(room, "hello?", &format!("b-{room}")).await;
-        assert_eq!(err["code"], "not_a_member");
+        assert_eq!(err["code"], "unknown_room");
         b1.send_json(&json!({ "type": "typing", "room": room }))
             .await;
-        assert_eq!(b1.wait_type("error").await["code"], "not_a_member");
+        assert_eq!(b1.wait_type("error").await["code"], "unknown_room");
         b1.send_json(&json!({ "type": "read", "room": room, "id": more[0] }))
             .await;
-        assert_eq!(b1.wait_type("error").await["code"], "not_a_member");
+        assert_eq!(b1.wait_type("error").await["code"], "unknown_room");
     }
     // alice still reads everything.
     assert_eq!(w.app.history(&w.alice, VAULT, "").await.len(), 4);

@@ -403,8 +403,8 @@ async fn public_rooms_are_searched_without_joining_private_ones_are_not() {
     let v = app.search_ok(&bob, "mango", "room=pubroom").await;
     assert_eq!(result_ids(&v), [public]);
     let (status, v) = app.search(&bob, "q=mango&room=privroom").await;
-    assert_eq!(status, 403, "{v}");
-    assert_error_shape(&v, "not_a_member");
+    assert_eq!(status, 404, "{v}");
+    assert_error_shape(&v, "unknown_room");
     let v = app.search_ok(&bob, "secrets", "").await;
     assert_eq!(result_ids(&v), Vec::<i64>::new());
     // alice, a member, finds all three.

@@ -1,0 +1,304 @@
+//! Counting what clients do: sliding windows keyed by user or address, with an atomic
+//! check-and-reserve so concurrent requests cannot all slip under a limit, and the address
+//! key that makes limits apply per IPv4 address or per IPv6 /64.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Keys past which old windows are pruned, so a flood of distinct keys cannot grow the map
+/// without bound.
+const PRUNE_ABOVE: usize = 100_000;
+
+/// The address limits are counted against: an IPv4 address as is (also when it arrives as an
+/// IPv4-mapped IPv6 address), an IPv6 address as its /64, since one subscriber usually holds
+/// a whole /64 and can pick any address in it.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+/// Events per key within a window.
+#[derive(Default)]
+pub struct Windows {
+    by_key: HashMap<String, VecDeque<Instant>>,
+}
+
+impl Windows {
+    fn prune(q: &mut VecDeque<Instant>, window: Duration, now: Instant) {
+        while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
+            q.pop_front();
+        }
+    }
+
+    /// Events for `key` still inside `window`, and the oldest of them.
+    pub fn count(&mut self, key: &str, window: Duration, now: Instant) -> (usize, Option<Instant>) {
+        let Some(q) = self.by_key.get_mut(key) else {
+            return (0, None);
+        };
+        Self::prune(q, window, now);
+        (q.len(), q.front().copied())
+    }
+
+    /// Record an event for `key` now.
+    pub fn add(&mut self, key: &str, now: Instant, window: Duration) {
+        if self.by_key.len() > PRUNE_ABOVE {
+            self.by_key
+                .retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
+        }
+        match self.by_key.get_mut(key) {
+            Some(q) => q.push_back(now),
+            None => {
+                self.by_key.insert(key.to_string(), VecDeque::from([now]));
+            }
+        }
+    }
+
+    /// Forget one event recorded at `at` (a reservation that turned out not to count).
+    pub fn remove(&mut self, key: &str, at: Instant) {
+        if let Some(q) = self.by_key.get_mut(key) {
+            if let Some(i) = q.iter().rposition(|t| *t == at) {
+                q.remove(i);
+            }
+            if q.is_empty() {
+                self.by_key.remove(key);
+            }
+        }
+    }
+
+    /// Forget every event of `key`.
+    pub fn clear(&mut self, key: &str) {
+        self.by_key.remove(key);
+    }
+}
+
+/// Seconds until the oldest event leaves the window (at least 1).
+pub fn retry_after(oldest: Option<Instant>, window: Duration, now: Instant) -> u64 {
+    oldest
+        .map(|t| {
+            window
+                .saturating_sub(now.duration_since(t))
+                .as_secs()
+                .max(1)
+        })
+        .unwrap_or(1)
+}
+
+/// A limit: at most `max` events per key within `window`; `max == 0` means no limit.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    /// Events allowed within the window.
+    pub max: usize,
+    /// The window.
+    pub window: Duration,
+}
+
+/// Sliding-window counters for several limits at once, behind one lock.
+#[derive(Default)]
+pub struct Counter {
+    windows: Mutex<Windows>,
+}
+
+/// An event counted ahead of the work it stands for; [`Counter::release`] takes it back.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    keys: Vec<String>,
+    at: Instant,
+}
+
+impl Counter {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Windows> {
+        self.windows.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Check every `(key, limit)` and, only if all of them have room, count one event for
+    /// each, in one step: concurrent callers cannot all pass a limit they jointly exceed.
+    /// `Err(seconds)` says when to retry.
+    pub fn reserve(&self, checks: &[(&str, Limit)]) -> Result<Reservation, u64> {
+        let now = Instant::now();
+        let mut w = self.lock();
+        for (key, limit) in checks {
+            if limit.max == 0 {
+                continue;
+            }
+            let (n, oldest) = w.count(key, limit.window, now);
+            if n >= limit.max {
+                return Err(retry_after(oldest, limit.window, now));
+            }
+        }
+        let mut keys = Vec::with_capacity(checks.len());
+        for (key, limit) in checks {
+            if limit.max > 0 {
+                w.add(key, now, limit.window);
+                keys.push(key.to_string());
+            }
+        }
+        Ok(Reservation { keys, at: now })
+    }
+
+    /// Take a reservation back: the event did not happen or does not count.
+    pub fn release(&self, r: &Reservation) {
+        let mut w = self.lock();
+        for key in &r.keys {
+            w.remove(key, r.at);
+        }
+    }
+
+    /// Forget everything counted for `key`.
+    pub fn clear(&self, key: &str) {
+        self.lock().clear(key);
+    }
+}
+
+/// Work that may run only so many times at once, overall and per user.
+pub struct Concurrency {
+    total: std::sync::Arc<tokio::sync::Semaphore>,
+    per_user: usize,
+    by_user: Mutex<HashMap<i64, usize>>,
+}
+
+/// Why [`Concurrency::enter`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crowded {
+    /// The user already runs as many as allowed.
+    User,
+    /// No slot came free in time.
+    Server,
+}
+
+/// A running unit of work; dropping it frees its slots.
+pub struct Running<'a> {
+    owner: &'a Concurrency,
+    user: i64,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut m = self.owner.by_user.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.user);
+            }
+        }
+    }
+}
+
+impl Concurrency {
+    /// At most `total` at once, and `per_user` for any one user.
+    pub fn new(total: usize, per_user: usize) -> Self {
+        Self {
+            total: std::sync::Arc::new(tokio::sync::Semaphore::new(total.max(1))),
+            per_user: per_user.max(1),
+            by_user: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Take a slot for `user`: refused at once when the user is at their limit, else waits
+    /// up to `wait` for an overall slot. Cancellation-safe.
+    pub async fn enter(&self, user: i64, wait: Duration) -> Result<Running<'_>, Crowded> {
+        {
+            let mut m = self.by_user.lock().unwrap_or_else(|p| p.into_inner());
+            let n = m.entry(user).or_insert(0);
+            if *n >= self.per_user {
+                return Err(Crowded::User);
+            }
+            *n += 1;
+        }
+        // From here on the user's count is given back by `Running` or by `Undo`.
+        struct Undo<'a>(&'a Concurrency, i64, bool);
+        impl Drop for Undo<'_> {
+            fn drop(&mut self) {
+                if self.2 {
+                    let mut m = self.0.by_user.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(n) = m.get_mut(&self.1) {
+                        *n -= 1;
+                        if *n == 0 {
+                            m.remove(&self.1);
+                        }
+                    }
+                }
+            }
+        }
+        let mut undo = Undo(self, user, true);
+        let slot = tokio::time::timeout(wait, self.total.clone().acquire_owned()).await;
+        match slot {
+            Ok(Ok(slot)) => {
+                undo.2 = false;
+                Ok(Running {
+                    owner: self,
+                    user,
+                    _slot: slot,
+                })
+            }
+            _ => Err(Crowded::Server),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_addresses_share_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_key(a), address_key(b));
+        assert_ne!(address_key(a), address_key(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(address_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+    }
+
+    #[tokio::test]
+    async fn concurrency_is_bounded_per_user_and_overall() {
+        let c = Concurrency::new(2, 1);
+        assert_eq!(Concurrency::new(1, 0).per_user, 1, "at least one per user");
+        let wait = Duration::from_millis(20);
+        let a = c.enter(1, wait).await.unwrap();
+        assert_eq!(c.enter(1, wait).await.err(), Some(Crowded::User));
+        let b = c.enter(2, wait).await.unwrap();
+        assert_eq!(c.enter(3, wait).await.err(), Some(Crowded::Server));
+        // A refusal for lack of room overall leaves the user's own count untouched.
+        drop(a);
+        let again = c.enter(3, wait).await;
+        assert!(again.is_ok());
+        drop(again);
+        drop(b);
+        assert!(c.by_user.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn reservations_are_atomic_and_can_be_released() {
+        let c = Counter::default();
+        let limit = Limit {
+            max: 3,
+            window: Duration::from_secs(60),
+        };
+        let r: Vec<_> = (0..3)
+            .map(|_| c.reserve(&[("k", limit)]).unwrap())
+            .collect();
+        assert!(c.reserve(&[("k", limit)]).is_err());
+        c.release(&r[0]);
+        assert!(c.reserve(&[("k", limit)]).is_ok());
+        // A refusal by one key counts nothing for the others.
+        let other = Limit {
+            max: 10,
+            window: Duration::from_secs(60),
+        };
+        assert!(c.reserve(&[("o", other), ("k", limit)]).is_err());
+        let (n, _) = c.lock().count("o", other.window, Instant::now());
+        assert_eq!(n, 0);
+    }
+}
