@@ -1109,3 +1109,163 @@ async fn phone_drawer_and_quick_switcher() {
     drop(driver);
     eprintln!("phone_drawer: {:.1} s", started.elapsed().as_secs_f64());
 }
+
+// ---- signed-in devices ------------------------------------------------------------------------
+
+/// XPath for the open dialog whose accessible name (its `aria-labelledby` heading) is `name`.
+fn dialog_named(name: &str) -> String {
+    format!("//dialog[@open and @aria-labelledby = //*[normalize-space(.) = '{name}']/@id]")
+}
+
+/// `GET /api/me` with `token` as a bearer token, as a bot would: the status code.
+async fn me_status_with_token(base: &str, token: &str) -> u16 {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(harness::WAIT)
+        .build()
+        .expect("an HTTP client");
+    let res = harness::within(
+        harness::WAIT,
+        "GET /api/me with a bot token",
+        http.get(format!("{base}api/me")).bearer_auth(token).send(),
+    )
+    .await
+    .expect("the HTTP request completes");
+    res.status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_in_devices_can_be_listed_and_revoked() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let started = Instant::now();
+    let app = App::start().await;
+    let driver = Driver::start(&tools).await;
+    let b = driver.browser("dana", 1280, 800).await;
+    b.create_account(&app.base, "dana").await;
+
+    // A bot token, made with the page's own session (its cookie, a same-origin Origin).
+    let made = b
+        .eval(
+            "return fetch('api/tokens', {
+                 method: 'POST',
+                 credentials: 'same-origin',
+                 headers: {'Content-Type': 'application/json'},
+                 body: JSON.stringify({name: 'ci bot'}),
+             }).then(async (r) => ({status: r.status, body: await r.json()}));",
+            vec![],
+        )
+        .await;
+    assert_eq!(made["status"], json!(201), "POST /api/tokens: {made}");
+    let token = made["body"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token in {made}"))
+        .to_string();
+    assert_eq!(
+        me_status_with_token(&app.base, &token).await,
+        200,
+        "the new token works"
+    );
+
+    // The Devices button opens the "Signed-in devices" dialog, listing both.
+    click_on(&b, "the Devices button", &button("Devices")).await;
+    let dialog = dialog_named("Signed-in devices");
+    b.wait_visible("the Signed-in devices dialog", &dialog)
+        .await;
+    let this_device =
+        format!("{dialog}//li[contains(normalize-space(.), 'Browser session (this device)')]");
+    let bot_row = format!("{dialog}//li[contains(normalize-space(.), 'Bot token: ci bot')]");
+    b.wait_visible("this browser's session in the list", &this_device)
+        .await;
+    b.wait_visible("the ci bot token in the list", &bot_row)
+        .await;
+    b.wait_visible(
+        "the Sign out this device button on this browser's row",
+        &format!("{this_device}{}", button("Sign out this device")),
+    )
+    .await;
+
+    // Revoke the token with its own button: the row goes, the token stops working.
+    click_on(
+        &b,
+        "the Revoke button of the ci bot token",
+        &format!("{dialog}{}", button("Revoke Bot token: ci bot")),
+    )
+    .await;
+    b.wait_gone("the ci bot token to leave the list", &bot_row)
+        .await;
+    b.wait_visible(
+        "the revocation to be confirmed",
+        &format!(
+            "{dialog}//*[@role = 'status' and contains(normalize-space(.), 'Bot token: ci bot revoked.')]"
+        ),
+    )
+    .await;
+    b.wait_visible("this browser's session to stay listed", &this_device)
+        .await;
+    let errors = b
+        .eval(
+            "return [...document.querySelectorAll('#devices-dialog [role=\"alert\"]')]
+                 .map((e) => e.textContent).join('');",
+            vec![],
+        )
+        .await;
+    assert_eq!(errors, json!(""), "no error in the dialog");
+    assert_eq!(
+        me_status_with_token(&app.base, &token).await,
+        401,
+        "a revoked token is refused"
+    );
+
+    // At phone width the dialog and the header still fit.
+    b.set_viewport(360, 740).await;
+    let sign_out_here = b
+        .wait_visible(
+            "Sign out this device at 360px",
+            &format!("{dialog}{}", button("Sign out this device")),
+        )
+        .await;
+    let v = b
+        .eval(
+            ON_SCREEN,
+            vec![serde_json::to_value(&sign_out_here).expect("an element reference")],
+        )
+        .await;
+    assert_eq!(v, json!("ok"), "Sign out this device at 360x740");
+    assert_no_horizontal_scroll(&b, "devices dialog at 360px").await;
+    b.type_into(&sign_out_here, &key(Key::Escape)).await;
+    b.wait_gone("Escape to close the dialog", &dialog).await;
+    let devices = b
+        .wait_visible("the Devices button", &button("Devices"))
+        .await;
+    let v = b
+        .eval(
+            ON_SCREEN,
+            vec![serde_json::to_value(&devices).expect("an element reference")],
+        )
+        .await;
+    assert_eq!(v, json!("ok"), "the Devices button at 360x740");
+    assert_no_horizontal_scroll(&b, "chat with the Devices button at 360px").await;
+
+    // Signing this device out from the list ends the session here, like Sign out does.
+    b.click(&devices).await;
+    click_on(
+        &b,
+        "Sign out this device",
+        &format!("{dialog}{}", button("Sign out this device")),
+    )
+    .await;
+    b.wait_visible("the sign-in page", &username_field()).await;
+    b.wait_gone("the chat to close", &message_box()).await;
+    b.reload().await;
+    b.wait_visible("the sign-in page after a reload", &username_field())
+        .await;
+
+    b.close().await;
+    drop(driver);
+    eprintln!(
+        "signed_in_devices: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}

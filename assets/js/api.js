@@ -92,6 +92,10 @@ export const api = {
   register: (username, password, extra = {}) =>
     request('POST', 'api/register', { ...extra, username, password }),
   logout: () => request('POST', 'api/logout'),
+  /** The signed-in browsers and bot tokens of this account, newest first. */
+  sessions: () => request('GET', 'api/sessions'),
+  /** End one of them (its sockets close with 4001); `id` is the listing id, not the token. */
+  revokeSession: (id) => request('DELETE', `api/sessions/${encodeURIComponent(id)}`),
   rooms: () => request('GET', 'api/rooms'),
   directory: () => request('GET', 'api/directory'),
   createRoom: (body) => request('POST', 'api/rooms', body),

@@ -1,6 +1,8 @@
 // The sign-in / create-account view. It asks the server who may register (open, invite-only
 // or closed) and, when the page was opened from an invite link (`?invite=CODE`), sends the code
-// along with the new account.
+// along with the new account. The one-time setup link the server logs while it has no
+// administrator (`?setup=CODE`) works the same way: the account created with it administers
+// the server.
 
 import { api, ApiError } from './api.js';
 import { $, setText } from './dom.js';
@@ -22,8 +24,11 @@ export class SignInView {
     this.divider = $('#signin-divider');
     this.note = $('#signin-note');
     this.busy = false;
-    this.invite = inviteFromUrl();
+    this.invite = codeFromUrl('invite');
+    this.setup = codeFromUrl('setup');
     this.mode = 'open';
+    // Say what a link was for straight away, not only once the server has answered.
+    if (this.invite || this.setup) this.applyMode(this.mode);
     this.loadMode();
 
     this.form.addEventListener('submit', (e) => {
@@ -73,6 +78,14 @@ export class SignInView {
         strong('New accounts need an invite link.'),
         ' Ask an administrator of this server for one, then open it to create your account.',
       );
+    } else if (this.setup) {
+      // Whether the code is still good is the server's call; a spent one makes an ordinary account.
+      this.note.replaceChildren(
+        strong('Create the administrator account:'),
+        ' choose a username and a password of at least 8 characters, then select ',
+        strong('Create account'),
+        '.',
+      );
     } else if (this.invite) {
       this.note.replaceChildren(
         strong('You have been invited!'),
@@ -119,6 +132,14 @@ export class SignInView {
     }
   }
 
+  /** The codes from the address that go along with a new account. */
+  registerExtras() {
+    const extra = {};
+    if (this.invite) extra.invite = this.invite;
+    if (this.setup) extra.setup = this.setup;
+    return extra;
+  }
+
   async run(action, button) {
     if (this.busy) return;
     const username = this.username.value.trim();
@@ -137,11 +158,18 @@ export class SignInView {
     try {
       const data = action === 'login'
         ? await api.login(username, password)
-        : await api.register(username, password, this.invite ? { invite: this.invite } : {});
+        : await api.register(username, password, this.registerExtras());
       this.setBusy(false, null);
       this.password.value = '';
-      if (this.invite) forgetInvite();
+      if (this.invite) forgetParam('invite');
       this.invite = null;
+      // Signing in to an existing account leaves the setup link for the account still to create.
+      if (action === 'register' && this.setup) {
+        forgetParam('setup');
+        this.setup = null;
+      }
+      // The codes are spent: after a sign-out the note no longer mentions them.
+      this.applyMode(this.mode);
       this.o.onSignedIn(data.user);
     } catch (err) {
       this.setBusy(false, null);
@@ -171,21 +199,21 @@ const INVITE_MESSAGES = {
   invalid_invite: 'This invite link no longer works: it may have expired, been used up or been revoked. Ask an administrator for a new one.',
 };
 
-/** The invite code from `?invite=CODE`, if the page was opened from an invite link. */
-function inviteFromUrl() {
+/** The code from `?invite=CODE` or `?setup=CODE`, if the page was opened from such a link. */
+function codeFromUrl(param) {
   try {
-    const code = new URLSearchParams(window.location.search).get('invite');
+    const code = new URLSearchParams(window.location.search).get(param);
     return code && code.trim() ? code.trim() : null;
   } catch {
     return null;
   }
 }
 
-/** Drop `?invite=` from the address once it has been used, so a reload does not reuse it. */
-function forgetInvite() {
+/** Drop `?invite=` / `?setup=` from the address once used, so a reload does not reuse it. */
+function forgetParam(param) {
   try {
     const url = new URL(window.location.href);
-    url.searchParams.delete('invite');
+    url.searchParams.delete(param);
     window.history.replaceState(window.history.state, '', url.pathname + url.search + url.hash);
   } catch {
     // Not important enough to fail over.
