@@ -7,7 +7,7 @@
 # SERVER_URL defaults to http://127.0.0.1:12345 (it may end in a path prefix,
 # e.g. http://127.0.0.1:12345/chat/) and OUT_DIR to docs/. Use a fresh server
 # (empty database): the script registers four people (the viewer, sam, first,
-# so that they are the administrator), makes a few rooms and direct messages,
+# with the server's setup code so that they are the administrator), makes a few rooms and direct messages,
 # has everyone chat over the WebSocket, then opens the app as sam in headless
 # Chromium and saves:
 #   OUT_DIR/screenshot.png         1280x800, light: rooms with unread and mention badges
@@ -21,6 +21,8 @@
 #                               looked for in ./node_modules. Exit 1 on any violation.
 #   SHOTS_DIR=DIR               also save a picture of every audited screen there
 #   CHROMIUM=/path/to/chrome    the browser (default: chromium from PATH)
+#   SETUP_CODE=CODE             the code of the setup link a fresh server logs on stderr
+#                               (`...?setup=CODE`); the first person registers with it
 #
 # Besides axe, every screen is checked for failed requests (HTTP >= 400), CSP
 # violations, console errors and horizontal overflow.
@@ -28,7 +30,8 @@
 # Needs: python3 (standard library only) and chromium (Debian: apt-get install chromium).
 # A quick way to get a suitable server:
 #   CHAT_SERVER__PORT=12345 CHAT_DATABASE__PATH=$(mktemp -d)/shot.db \
-#     CHAT_AUTH__PBKDF2_ITERATIONS=1000 ./target/debug/hearth &
+#     CHAT_AUTH__PBKDF2_ITERATIONS=1000 ./target/debug/hearth 2>hearth.log &
+#   sleep 1; export SETUP_CODE=$(grep -o 'setup=[A-Za-z0-9_-]*' hearth.log | cut -d= -f2)
 set -euo pipefail
 
 URL="${1:-http://127.0.0.1:12345}"
@@ -161,7 +164,10 @@ def request(method, path, body=None, cookie=None):
 
 
 def session_for(username):
-    status, cookies = request('POST', '/api/register', {'username': username, 'password': PASSWORD})
+    account = {'username': username, 'password': PASSWORD}
+    if os.environ.get('SETUP_CODE'):
+        account['setup'] = os.environ['SETUP_CODE']
+    status, cookies = request('POST', '/api/register', account)
     if status == 409:
         status, cookies = request('POST', '/api/login', {'username': username, 'password': PASSWORD})
     if status not in (200, 201):
