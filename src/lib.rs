@@ -25,6 +25,10 @@
 //! the hub's fan-out thread, serialized once and queued (same bytes) on every member
 //! connection, whose session writes and flushes it.
 
+// warp routes are deeply nested generic types; release builds need more room than the
+// default recursion limit to lay out their futures.
+#![recursion_limit = "256"]
+
 pub mod admin;
 pub mod assets;
 pub mod auth;

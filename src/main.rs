@@ -1,5 +1,9 @@
 //! `hearth`: parse the command line, then serve (the default) or run an operator command.
 
+// warp routes are deeply nested generic types; release builds need more room than the
+// default recursion limit to lay out their futures.
+#![recursion_limit = "256"]
+
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -109,9 +109,9 @@ pub(crate) fn security_headers(mut r: Response, https: bool) -> Response {
     r
 }
 
-/// The JSON API under `/api`.
-fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let s = state;
+/// Accounts and sessions: register, login, logout, me, tokens, password, sessions. Boxed: the
+/// whole API as one nested filter type is deeper than the compiler's recursion limit.
+fn account(s: AppState) -> warp::filters::BoxedFilter<(Response,)> {
     // POST /api/register
     let register = warp::path!("api" / "register")
         .and(warp::post())
@@ -170,19 +170,6 @@ fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection>
         .and(request_origin())
         .and(with_state(s.clone()))
         .and_then(handlers::revoke_session);
-    // GET /api/rooms
-    let rooms = warp::path!("api" / "rooms")
-        .and(warp::get())
-        .and(authenticated(s.clone()))
-        .and(with_state(s.clone()))
-        .and_then(handlers::rooms);
-    // GET /api/rooms/{room}/messages
-    let messages = warp::path!("api" / "rooms" / String / "messages")
-        .and(warp::get())
-        .and(authenticated(s.clone()))
-        .and(warp::query::<std::collections::HashMap<String, String>>())
-        .and(with_state(s.clone()))
-        .and_then(handlers::messages);
     register
         .or(login)
         .unify()
@@ -198,6 +185,26 @@ fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection>
         .unify()
         .or(revoke)
         .unify()
+        .boxed()
+}
+
+/// The JSON API under `/api`.
+fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let s = state;
+    // GET /api/rooms
+    let rooms = warp::path!("api" / "rooms")
+        .and(warp::get())
+        .and(authenticated(s.clone()))
+        .and(with_state(s.clone()))
+        .and_then(handlers::rooms);
+    // GET /api/rooms/{room}/messages
+    let messages = warp::path!("api" / "rooms" / String / "messages")
+        .and(warp::get())
+        .and(authenticated(s.clone()))
+        .and(warp::query::<std::collections::HashMap<String, String>>())
+        .and(with_state(s.clone()))
+        .and_then(handlers::messages);
+    account(s.clone())
         .or(admin::routes(s.clone()))
         .unify()
         .or(rooms::routes(s.clone()))

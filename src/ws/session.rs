@@ -72,18 +72,22 @@ enum Flow {
 /// How long a closing connection waits for the client's own close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// Close cleanly: send the close frame, then keep reading (and discarding) what the client
-/// still sends until its close frame arrives, the connection ends or [`CLOSE_GRACE`] passes.
-/// Dropping a socket with unread input would make the kernel reset it, and the client would
-/// see an abnormal closure instead of our close code.
-async fn close_gracefully<S>(ws: &mut Ws<S>, code: u16, reason: &'static str)
+/// Close cleanly: send the close frame (waiting up to `send_within` for the socket to take
+/// it), then keep reading (and discarding) what the client still sends until its close frame
+/// arrives, the connection ends or [`CLOSE_GRACE`] passes. Dropping a socket with unread input
+/// would make the kernel reset it, and the client would see an abnormal closure instead of our
+/// close code.
+async fn close_gracefully<S>(ws: &mut Ws<S>, code: u16, reason: &'static str, send_within: Duration)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    if !matches!(
+        timeout(send_within, ws.send(close(code, reason))).await,
+        Ok(Ok(()))
+    ) {
+        return;
+    }
     let _ = timeout(CLOSE_GRACE, async {
-        if ws.send(close(code, reason)).await.is_err() {
-            return;
-        }
         while let Some(Ok(msg)) = ws.next().await {
             if matches!(msg, Message::Close(_)) {
                 // tungstenite answers nothing more; flush anything still buffered.
@@ -152,7 +156,7 @@ impl Session {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => {
-                    close_gracefully(&mut ws, 1001, "server shutting down").await;
+                    close_gracefully(&mut ws, 1001, "server shutting down", CLOSE_GRACE).await;
                     break;
                 }
                 out = self.reg.rx.recv() => {
@@ -167,7 +171,9 @@ impl Session {
                         Flow::Continue => {}
                         Flow::Stop => break,
                         Flow::Close(code, reason) => {
-                            close_gracefully(&mut ws, code, reason).await;
+                            // Queued behind the frames before it (4001, 4008): as patient
+                            // as any other write.
+                            close_gracefully(&mut ws, code, reason, WRITE_STALL).await;
                             break;
                         }
                     }
@@ -192,7 +198,7 @@ impl Session {
                         Some(Ok(_)) => {} // ping/pong: answered by the library
                         Some(Err(WsError::Capacity(e))) => {
                             tracing::debug!("frame too large: {e}");
-                            close_gracefully(&mut ws, 1009, "frame too large (max 64 KiB)").await;
+                            close_gracefully(&mut ws, 1009, "frame too large (max 64 KiB)", CLOSE_GRACE).await;
                             break;
                         }
                         Some(Err(e)) => {
@@ -203,11 +209,11 @@ impl Session {
                 }
                 _ = ping.tick() => {
                     if last_heard.elapsed() >= IDLE_LIMIT {
-                        close_gracefully(&mut ws, 1001, "idle timeout").await;
+                        close_gracefully(&mut ws, 1001, "idle timeout", CLOSE_GRACE).await;
                         break;
                     }
                     if let Ok(false) = self.state.auth.still_valid(self.token_hash).await {
-                        close_gracefully(&mut ws, CLOSE_SESSION_ENDED, "session ended").await;
+                        close_gracefully(&mut ws, CLOSE_SESSION_ENDED, "session ended", CLOSE_GRACE).await;
                         break;
                     }
                     if timeout(WRITE_STALL, ws.send(Message::Ping(Default::default()))).await.map_or(true, |r| r.is_err()) {
