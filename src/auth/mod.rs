@@ -125,6 +125,13 @@ struct Inner {
     metrics: Arc<crate::metrics::Metrics>,
 }
 
+/// The key failed logins are counted under for an account: its validated, case-folded name,
+/// so the key is at most 35 bytes whatever a client sends, and `Alice` and `alice` share it.
+/// A name that cannot exist has no key (only the per-address limit applies to it).
+fn login_key(name: &Username) -> String {
+    format!("u:{}", name.key())
+}
+
 /// A place in the queue for a hashing permit; dropping it (also when the request is
 /// cancelled because its client hung up) gives the place back.
 struct WaitingForHash<'a>(&'a AtomicUsize);
@@ -435,7 +442,7 @@ impl Auth {
         // A name that cannot exist has no account to protect: the address limit still applies,
         // and the key stays bounded (at most 32 characters) whatever the client sends.
         let name = Username::parse(username).ok();
-        let account_key = name.as_ref().map(|n| format!("u:{}", n.key()));
+        let account_key = name.as_ref().map(login_key);
         let reserved = self.reserve_failure(account_key.as_deref(), client)?;
         let checked = self.check_login(name, password).await;
         let found = match checked {
@@ -658,5 +665,21 @@ impl Auth {
             token_hash,
             is_admin: info.is_admin,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_logins_are_keyed_by_the_bounded_case_folded_name() {
+        let key = |raw: &str| Username::parse(raw).ok().as_ref().map(login_key);
+        assert_eq!(key("Alice"), key("alice"));
+        assert_eq!(key("alice").as_deref(), Some("u:alice"));
+        // Names no account can have are not tracked per account at all.
+        assert_eq!(key(&"a".repeat(10_000)), None);
+        assert_eq!(key("no spaces allowed"), None);
+        assert!(key(&"Z".repeat(32)).is_some_and(|k| k.len() <= 35));
     }
 }
