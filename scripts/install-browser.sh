@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the headless browser the end-to-end tests (tests/browser.rs) drive:
+# Install the headless browser the end-to-end tests (tests/browser/) drive:
 # Chromium and its WebDriver server, chromedriver, from Debian's packages.
 # Idempotent: does nothing when /usr/bin/chromedriver is already there.
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the reverse proxies that tests/reverse_proxy.rs runs in front of Hearth, using the
+# Install the reverse proxies that tests/system/reverse_proxy.rs runs in front of Hearth, using the
 # snippets in docs/: nginx, and Caddy when the distribution packages it (Debian 12 does).
 # Idempotent: installs only what is missing. The packages' own services are not needed by the
 # tests, which start their own nginx and Caddy on free ports.

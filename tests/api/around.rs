@@ -2,7 +2,7 @@
 
 use reqwest::Method;
 
-use crate::helpers::*;
+use crate::common::*;
 
 fn ids(page: &[serde_json::Value]) -> Vec<i64> {
     page.iter().map(id_of).collect()
@@ -10,7 +10,7 @@ fn ids(page: &[serde_json::Value]) -> Vec<i64> {
 
 #[tokio::test]
 async fn around_returns_the_message_and_its_neighbours_in_that_room() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let mut ws = app.ws_connect(&alice, None).await;
     app.create_room(&alice, "side", true).await;

@@ -2,11 +2,11 @@
 
 use serde_json::Value;
 
-use crate::helpers::{assert_error, assert_error_shape, raw_get, spawn_app, text};
+use crate::common::{assert_error, assert_error_shape, raw_get, text, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_index_is_html_with_a_strict_content_security_policy_and_nosniff() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     let res = app.get("/").await;
 
@@ -35,7 +35,7 @@ async fn the_index_is_html_with_a_strict_content_security_policy_and_nosniff() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_responses_and_errors_carry_nosniff_too() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     for path in ["/api/me", "/healthz", "/config.js", "/nope"] {
         let res = app.get(path).await;
@@ -52,7 +52,7 @@ async fn api_responses_and_errors_carry_nosniff_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_matching_if_none_match_is_answered_304() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let first = app.get("/").await;
     let etag = first
         .headers()
@@ -81,7 +81,7 @@ async fn a_matching_if_none_match_is_answered_304() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_referenced_by_the_index_are_served_as_javascript() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let index = text(app.get("/").await).await;
     let scripts: Vec<&str> = index
         .split("src=\"")
@@ -107,7 +107,7 @@ async fn scripts_referenced_by_the_index_are_served_as_javascript() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn path_traversal_attempts_are_404_with_the_json_error_shape() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     for path in [
         "/../Cargo.toml",
@@ -141,7 +141,7 @@ async fn path_traversal_attempts_are_404_with_the_json_error_shape() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plain_traversal_paths_of_the_contract_are_exactly_404() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     for path in [
         "/../Cargo.toml",
@@ -160,7 +160,7 @@ async fn the_plain_traversal_paths_of_the_contract_are_exactly_404() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_path_is_404_with_the_json_error_shape() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     for path in [
         "/nope",

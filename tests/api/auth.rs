@@ -3,14 +3,13 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{
-    assert_error, json_body, session_cookie, set_cookie, spawn_app, spawn_app_with, text, Auth,
-    PASSWORD,
+use crate::common::{
+    assert_error, json_body, session_cookie, set_cookie, text, Auth, TestApp, PASSWORD,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_is_201_with_the_user_and_a_working_session_cookie() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     let res = app.try_register("alice", PASSWORD).await;
 
@@ -25,7 +24,7 @@ async fn register_is_201_with_the_user_and_a_working_session_cookie() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_cookie_is_httponly_samesite_lax_path_root_and_not_secure_over_http() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     let res = app.try_register("alice", PASSWORD).await;
 
@@ -43,7 +42,8 @@ async fn session_cookie_is_httponly_samesite_lax_path_root_and_not_secure_over_h
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_cookie_is_secure_when_the_public_url_is_https() {
-    let app = spawn_app_with(|c| c.server.public_url = "https://chat.example.org".into()).await;
+    let app =
+        TestApp::with_config(|c| c.server.public_url = "https://chat.example.org".into()).await;
 
     let res = app.try_register("alice", PASSWORD).await;
     assert_eq!(res.status(), 201);
@@ -64,7 +64,7 @@ async fn session_cookie_is_secure_when_the_public_url_is_https() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_with_an_invalid_username_is_400_invalid_username() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let too_long = "a".repeat(33);
 
     for name in [
@@ -85,7 +85,7 @@ async fn register_with_an_invalid_username_is_400_invalid_username() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_accepts_32_characters_of_letters_digits_underscore_dot_and_dash() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let name = format!("Az09_.-{}", "x".repeat(25));
     assert_eq!(name.len(), 32);
 
@@ -98,7 +98,7 @@ async fn register_accepts_32_characters_of_letters_digits_underscore_dot_and_das
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_with_a_password_under_8_bytes_is_400_weak_password() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     // 7 ASCII bytes, and 6 bytes of 3 two-byte characters: both too short.
     for pw in ["1234567", "ééé", ""] {
@@ -110,7 +110,7 @@ async fn register_with_a_password_under_8_bytes_is_400_weak_password() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_accepts_passwords_of_exactly_8_and_1024_bytes() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     app.register("eight", "12345678").await;
     app.register("multibyte", "éééé").await; // 4 characters, 8 bytes
@@ -121,7 +121,7 @@ async fn register_accepts_passwords_of_exactly_8_and_1024_bytes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_with_a_password_over_1024_bytes_is_400_password_too_long() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     let res = app.try_register("alice", &"p".repeat(1025)).await;
 
@@ -133,7 +133,7 @@ async fn register_with_a_password_over_1024_bytes_is_400_password_too_long() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_with_a_name_taken_in_another_case_is_409_username_taken() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     app.register("alice", PASSWORD).await;
 
     let res = app.try_register("Alice", PASSWORD).await;
@@ -149,7 +149,7 @@ async fn register_with_a_name_taken_in_another_case_is_409_username_taken() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_with_missing_or_wrongly_typed_fields_is_400_bad_request() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     for body in [
         json!({}),
@@ -171,7 +171,7 @@ async fn register_with_missing_or_wrongly_typed_fields_is_400_bad_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_and_login_with_malformed_json_are_400_bad_request() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     for path in ["/api/register", "/api/login"] {
         for raw in ["{", "{\"username\":\"a\",", "not json", "\u{0}", " "] {
@@ -190,7 +190,7 @@ async fn register_and_login_with_malformed_json_are_400_bad_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_with_a_non_json_content_type_is_415() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let body = json!({ "username": "alice", "password": PASSWORD }).to_string();
 
     for ct in [
@@ -214,7 +214,7 @@ async fn register_with_a_non_json_content_type_is_415() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_with_a_huge_body_is_413() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let body = json!({ "username": "alice", "password": "x".repeat(64 * 1024) });
 
     let res = app.post_json("/api/register", &body).await;
@@ -224,7 +224,7 @@ async fn register_with_a_huge_body_is_413() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_is_200_with_a_new_session_cookie_different_from_the_register_one() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let (registered, first) = app.register("alice", PASSWORD).await;
 
     let res = app.try_login("alice", PASSWORD).await;
@@ -242,7 +242,7 @@ async fn login_is_200_with_a_new_session_cookie_different_from_the_register_one(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_with_a_wrong_password_is_401_invalid_credentials() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     app.register("alice", PASSWORD).await;
 
     let res = app.try_login("alice", "not the password").await;
@@ -253,7 +253,7 @@ async fn login_with_a_wrong_password_is_401_invalid_credentials() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_of_an_unknown_user_gets_exactly_the_wrong_password_answer() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     app.register("alice", PASSWORD).await;
 
     let wrong_pw = app.try_login("alice", "not the password").await;
@@ -275,7 +275,7 @@ async fn login_of_an_unknown_user_gets_exactly_the_wrong_password_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_failed_logins_for_one_username_make_the_next_one_429_too_many_attempts() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     app.register("alice", PASSWORD).await;
 
     for _ in 0..10 {
@@ -300,7 +300,7 @@ async fn ten_failed_logins_for_one_username_make_the_next_one_429_too_many_attem
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_failed_logins_for_a_username_that_does_not_exist_are_throttled_the_same_way() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     for _ in 0..10 {
         let res = app.try_login("ghost", "not the password").await;
@@ -314,7 +314,7 @@ async fn ten_failed_logins_for_a_username_that_does_not_exist_are_throttled_the_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_locked_account_does_not_lock_other_accounts() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     app.register("alice", PASSWORD).await;
     app.register("bob", PASSWORD).await;
     for _ in 0..11 {
@@ -328,7 +328,7 @@ async fn one_locked_account_does_not_lock_other_accounts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_is_204_and_revokes_the_session_server_side() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let (_, cookie) = app.register("alice", PASSWORD).await;
     let auth = Auth::Cookie(cookie);
 
@@ -349,7 +349,7 @@ async fn logout_is_204_and_revokes_the_session_server_side() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_leaves_the_users_other_sessions_signed_in() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let (_, first) = app.register("alice", PASSWORD).await;
     let (_, second) = app.login("alice", PASSWORD).await;
 
@@ -369,7 +369,7 @@ async fn logout_leaves_the_users_other_sessions_signed_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_closes_that_sessions_open_websocket_with_4001() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let (_, cookie) = app.register("alice", PASSWORD).await;
     let auth = Auth::Cookie(cookie);
     let mut ws = app.ws_connect(&auth, None).await;
@@ -387,7 +387,7 @@ async fn logout_closes_that_sessions_open_websocket_with_4001() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn me_without_credentials_is_401_unauthorized() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     assert_error(app.get("/api/me").await, 401, "unauthorized").await;
     let bogus = Auth::Cookie("not-a-real-session".into());
@@ -400,7 +400,7 @@ async fn me_without_credentials_is_401_unauthorized() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_201_and_work_as_bearer_for_me_and_the_websocket() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let (user, cookie) = app.register("alice", PASSWORD).await;
 
     let res = app
@@ -431,7 +431,7 @@ async fn tokens_are_201_and_work_as_bearer_for_me_and_the_websocket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_lists_general_for_every_user() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
 
     let body = json_body(app.get_as("/api/rooms", &auth).await).await;
@@ -447,7 +447,7 @@ async fn rooms_lists_general_for_every_user() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_with_an_empty_body_is_400_bad_request() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     for framing in ["Content-Length: 0\r\n", ""] {
         let req = format!(
@@ -455,17 +455,17 @@ async fn register_with_an_empty_body_is_400_bad_request() {
              {framing}Connection: close\r\n\r\n",
             app.addr
         );
-        let res = crate::helpers::raw_http(app.addr, req.as_bytes()).await;
+        let res = crate::common::raw_http(app.addr, req.as_bytes()).await;
 
         assert_eq!(res.status, 400, "{framing:?}: {}", res.body);
         let body: serde_json::Value = serde_json::from_str(&res.body).expect("JSON");
-        crate::helpers::assert_error_shape(&body, "bad_request");
+        crate::common::assert_error_shape(&body, "bad_request");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_failed_logins_from_one_address_make_the_next_one_429() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     app.register("alice", PASSWORD).await;
 
     for i in 0..50 {

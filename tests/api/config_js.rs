@@ -1,11 +1,11 @@
 //! `GET /config.js`: generated from the configuration, or from the `Host` header when no
 //! public URL is configured.
 
-use crate::helpers::{raw_http, spawn_app, spawn_app_with, text};
+use crate::common::{raw_http, text, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_js_without_public_url_is_derived_from_the_host_header() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let port = app.addr.port();
 
     let res = app.get("/config.js").await;
@@ -27,7 +27,7 @@ async fn config_js_without_public_url_is_derived_from_the_host_header() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_js_follows_the_host_a_friend_used_to_reach_the_server() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     let res = raw_http(
         app.addr,
@@ -46,7 +46,8 @@ async fn config_js_follows_the_host_a_friend_used_to_reach_the_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_js_with_an_https_public_url_shows_it_and_a_wss_url() {
-    let app = spawn_app_with(|c| c.server.public_url = "https://chat.example.org".into()).await;
+    let app =
+        TestApp::with_config(|c| c.server.public_url = "https://chat.example.org".into()).await;
 
     let res = app.get("/config.js").await;
 
@@ -59,7 +60,7 @@ async fn config_js_with_an_https_public_url_shows_it_and_a_wss_url() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_js_with_a_public_url_ignores_the_host_header() {
-    let app = spawn_app_with(|c| c.server.public_url = "http://10.0.0.5:8080".into()).await;
+    let app = TestApp::with_config(|c| c.server.public_url = "http://10.0.0.5:8080".into()).await;
 
     let res = raw_http(
         app.addr,

@@ -4,11 +4,11 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn a_dm_is_created_once_and_found_again() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("Bob").await;
     let mut b1 = app.ws_connect(&bob, None).await;
@@ -74,7 +74,7 @@ async fn a_dm_is_created_once_and_found_again() {
 
 #[tokio::test]
 async fn group_dms_have_at_most_eight_people() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let me = app.signup("u0").await;
     for i in 1..=9 {
         app.signup(&format!("u{i}")).await;
@@ -128,7 +128,7 @@ async fn group_dms_have_at_most_eight_people() {
 
 #[tokio::test]
 async fn a_dm_needs_someone_else_who_exists() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     for users in [json!([]), json!(["alice"]), json!(["ALICE", "alice"])] {
         app.api_err(
@@ -173,7 +173,7 @@ async fn a_dm_needs_someone_else_who_exists() {
 
 #[tokio::test]
 async fn leaving_a_dm_and_being_added_back_when_it_is_opened_again() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut a1 = app.ws_connect(&alice, None).await;
@@ -257,7 +257,7 @@ async fn leaving_a_dm_and_being_added_back_when_it_is_opened_again() {
 
 #[tokio::test]
 async fn dm_names_work_in_every_route_encoded_or_not() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let carol = app.signup("carol").await;

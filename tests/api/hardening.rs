@@ -12,7 +12,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::helpers::*;
+use crate::common::*;
 
 /// A raw `POST` with a JSON body, as bytes.
 fn raw_post(path: &str, body: &Value, extra_headers: &str) -> Vec<u8> {
@@ -37,7 +37,7 @@ async fn counter(app: &TestApp, name: &str) -> u64 {
 #[tokio::test]
 async fn abandoned_sign_ins_give_their_place_back() {
     // Slow enough hashes that hundreds of requests queue up for the cores.
-    let app = spawn_app_with(|c| c.auth.pbkdf2_iterations = 20_000).await;
+    let app = TestApp::with_config(|c| c.auth.pbkdf2_iterations = 20_000).await;
     app.signup("alice").await;
     // 200 registrations that hang up while they wait for a hashing slot (failed logins would
     // be stopped by the per-address throttle before they reach the hash).
@@ -74,7 +74,7 @@ async fn abandoned_sign_ins_give_their_place_back() {
 
 #[tokio::test]
 async fn a_taken_name_costs_no_hash_and_every_attempt_counts() {
-    let app = spawn_app_with(|c| {
+    let app = TestApp::with_config(|c| {
         c.metrics.enabled = true;
         c.limits.registrations_per_hour = 3;
     })
@@ -96,7 +96,7 @@ async fn a_taken_name_costs_no_hash_and_every_attempt_counts() {
 
 #[tokio::test]
 async fn concurrent_registrations_cannot_pass_the_hourly_cap() {
-    let app = Arc::new(spawn_app_with(|c| c.limits.registrations_per_hour = 3).await);
+    let app = Arc::new(TestApp::with_config(|c| c.limits.registrations_per_hour = 3).await);
     let attempts = (0..12).map(|i| {
         let app = app.clone();
         tokio::spawn(async move {
@@ -119,7 +119,7 @@ async fn concurrent_registrations_cannot_pass_the_hourly_cap() {
 
 #[tokio::test]
 async fn concurrent_wrong_passwords_cannot_pass_the_account_limit() {
-    let app = Arc::new(spawn_app().await);
+    let app = Arc::new(TestApp::start().await);
     app.signup("alice").await;
     let guesses = (0..30).map(|i| {
         let app = app.clone();
@@ -143,7 +143,7 @@ async fn concurrent_wrong_passwords_cannot_pass_the_account_limit() {
 
 #[tokio::test]
 async fn wrong_current_passwords_are_throttled() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let wrong =
         json!({ "current_password": "not my password", "new_password": "another password" });
@@ -195,7 +195,7 @@ async fn make_token(app: &TestApp, auth: &Auth, name: &str) -> (u16, Value) {
 
 #[tokio::test]
 async fn a_password_change_revokes_bot_tokens_and_closes_their_sockets() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let Auth::Cookie(cookie) = &alice else {
         unreachable!()
@@ -217,7 +217,7 @@ async fn a_password_change_revokes_bot_tokens_and_closes_their_sockets() {
 
 #[tokio::test]
 async fn tokens_are_capped_listed_and_revocable() {
-    let app = spawn_app_with(|c| c.limits.tokens_per_user = 3).await;
+    let app = TestApp::with_config(|c| c.limits.tokens_per_user = 3).await;
     let alice = app.signup("alice").await;
     let mut tokens = Vec::new();
     for i in 0..3 {
@@ -289,7 +289,7 @@ async fn tokens_are_capped_listed_and_revocable() {
 
 #[tokio::test]
 async fn command_line_password_reset_and_disable_close_sockets_at_once() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let Auth::Cookie(cookie) = &alice else {
         unreachable!()
@@ -324,7 +324,7 @@ async fn command_line_password_reset_and_disable_close_sockets_at_once() {
 
 #[tokio::test]
 async fn an_abandoned_expensive_search_does_not_stall_other_requests() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let users: Vec<Auth> = {
         let mut v = Vec::new();
         for i in 0..4 {
@@ -400,7 +400,7 @@ async fn idle_sockets(app: &TestApp, source: &str, n: usize) -> Vec<TcpStream> {
 
 #[tokio::test]
 async fn a_flood_of_idle_sockets_from_one_address_leaves_the_server_answering() {
-    let app = spawn_app_with(|c| {
+    let app = TestApp::with_config(|c| {
         c.limits.http_connections_per_address = 50;
         c.metrics.enabled = true;
     })
@@ -427,7 +427,7 @@ async fn a_flood_of_idle_sockets_from_one_address_leaves_the_server_answering() 
 
 #[tokio::test]
 async fn idle_keep_alive_connections_are_closed() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let mut s = TcpStream::connect(app.addr).await.expect("connects");
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
@@ -450,7 +450,7 @@ async fn idle_keep_alive_connections_are_closed() {
 
 #[tokio::test]
 async fn the_total_connection_cap_holds() {
-    let app = spawn_app_with(|c| {
+    let app = TestApp::with_config(|c| {
         c.limits.max_connections = 40;
         c.limits.http_connections_per_address = 0;
     })
@@ -475,7 +475,7 @@ async fn the_total_connection_cap_holds() {
 
 #[tokio::test]
 async fn quotas_bound_rooms_dms_and_invitations() {
-    let app = spawn_app_with(|c| {
+    let app = TestApp::with_config(|c| {
         c.limits.rooms_per_hour = 2;
         c.limits.dms_per_hour = 1;
         c.limits.invites_per_hour = 2;
@@ -525,7 +525,8 @@ async fn quotas_bound_rooms_dms_and_invitations() {
 
 #[tokio::test]
 async fn operators_can_reserve_room_creation_to_administrators() {
-    let app = spawn_app_with(|c| c.rooms.creation = hearth::config::RoomCreation::Admins).await;
+    let app =
+        TestApp::with_config(|c| c.rooms.creation = hearth::config::RoomCreation::Admins).await;
     let code = app
         .server
         .as_ref()
@@ -558,7 +559,7 @@ async fn operators_can_reserve_room_creation_to_administrators() {
 
 #[tokio::test]
 async fn many_rooms_can_be_left_at_once() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let mallory = app.signup("mallory").await;
     let victim = app.signup("victim").await;
     let mut names = Vec::new();
@@ -607,7 +608,7 @@ async fn many_rooms_can_be_left_at_once() {
 
 #[tokio::test]
 async fn every_forwarded_for_line_counts() {
-    let app = spawn_app_with(|c| {
+    let app = TestApp::with_config(|c| {
         c.server.trusted_proxies = vec!["127.0.0.1/32".into()];
         c.limits.registrations_per_hour = 1;
     })
@@ -635,7 +636,7 @@ async fn every_forwarded_for_line_counts() {
 
 #[tokio::test]
 async fn a_private_room_of_others_is_indistinguishable_from_no_room() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     app.signup("carol").await;
@@ -683,7 +684,7 @@ async fn a_private_room_of_others_is_indistinguishable_from_no_room() {
 
 #[tokio::test]
 async fn bodies_cannot_fake_search_highlights() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let mut ws = app.ws_connect(&alice, None).await;
     let m = ws
@@ -702,7 +703,7 @@ async fn bodies_cannot_fake_search_highlights() {
 
 #[tokio::test]
 async fn a_send_that_lost_its_race_with_a_leave_is_not_stored() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     app.create_room(&alice, "club", false).await;
@@ -796,7 +797,7 @@ async fn flood_until_closed(addr: std::net::SocketAddr, auth: Auth, tag: String)
 #[tokio::test]
 async fn sockets_flooding_sends_receive_1001_on_shutdown() {
     // The production rate limit: most of the flood is answered with error frames.
-    let mut app = spawn_app_with(|c| {
+    let mut app = TestApp::with_config(|c| {
         c.limits.messages_per_second = 5.0;
         c.limits.message_burst = 20;
     })
@@ -822,7 +823,7 @@ async fn sockets_flooding_sends_receive_1001_on_shutdown() {
 
 #[tokio::test]
 async fn sockets_flooding_sends_receive_4001_when_signed_out() {
-    let app = spawn_app_with(|c| {
+    let app = TestApp::with_config(|c| {
         c.limits.messages_per_second = 5.0;
         c.limits.message_burst = 20;
     })
@@ -840,7 +841,7 @@ async fn sockets_flooding_sends_receive_4001_when_signed_out() {
 
 #[tokio::test]
 async fn expired_sessions_are_deleted() {
-    let mut app = spawn_app().await;
+    let mut app = TestApp::start().await;
     app.signup("alice").await;
     let state = app.server.as_ref().unwrap().state().clone();
     state
@@ -890,7 +891,7 @@ async fn expired_sessions_are_deleted() {
 
 #[tokio::test]
 async fn only_the_setup_link_makes_the_first_administrator() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let code = app
         .server
         .as_ref()

@@ -1,10 +1,10 @@
 //! `GET /healthz`.
 
-use crate::helpers::{spawn_app, text};
+use crate::common::{text, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_answers_200_text_plain_ok() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     let res = app.get("/healthz").await;
 
@@ -16,8 +16,8 @@ async fn healthz_answers_200_text_plain_ok() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_needs_no_authentication_and_keeps_answering_after_a_restart() {
-    let mut app = spawn_app().await;
-    app.register("alice", crate::helpers::PASSWORD).await;
+    let mut app = TestApp::start().await;
+    app.register("alice", crate::common::PASSWORD).await;
 
     app.restart().await;
     let res = app.get("/healthz").await;

@@ -1,10 +1,10 @@
 //! `GET /api/rooms/{room}/messages`: pages of history, oldest first.
 
-use crate::helpers::{assert_error, id_of, spawn_app, Auth, TestApp};
+use crate::common::{assert_error, id_of, Auth, TestApp};
 
 /// A server with one user who posted `n` messages; returns their ids in order.
 async fn with_messages(n: usize) -> (TestApp, Auth, Vec<i64>) {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
     let mut ws = app.ws_connect(&auth, None).await;
     let ids = ws.post_many(n, "h").await;
@@ -26,11 +26,11 @@ async fn history_without_parameters_is_the_newest_50_oldest_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_messages_carry_id_room_user_body_ts_and_nonce() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
     let mut ws = app.ws_connect(&auth, None).await;
     let ack = ws.send_and_ack("  hello\nworld  ", "n-1").await;
-    ws.send_json(&crate::helpers::send_frame("no nonce", None))
+    ws.send_json(&crate::common::send_frame("no nonce", None))
         .await;
     let plain = ws.next_of_type("message").await;
 
@@ -50,7 +50,7 @@ async fn history_messages_carry_id_room_user_body_ts_and_nonce() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_of_an_empty_room_is_an_empty_list() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
 
     let page = app.history(&auth, "general", "").await;
@@ -82,7 +82,7 @@ async fn history_limit_is_honoured_between_1_and_200() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_limit_below_1_or_not_a_number_is_400_bad_request() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
 
     for q in ["limit=0", "limit=-1", "limit=abc", "limit=", "limit=1.5"] {
@@ -96,7 +96,7 @@ async fn history_limit_below_1_or_not_a_number_is_400_bad_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_before_and_after_must_be_whole_numbers() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
 
     for q in [
@@ -163,7 +163,7 @@ async fn history_after_gives_the_oldest_n_above_the_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_of_an_unknown_room_is_404_unknown_room() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
 
     let res = app.get_as("/api/rooms/nowhere/messages", &auth).await;
@@ -173,7 +173,7 @@ async fn history_of_an_unknown_room_is_404_unknown_room() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_without_authentication_is_401() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     let res = app.get("/api/rooms/general/messages").await;
 
@@ -182,8 +182,8 @@ async fn history_without_authentication_is_401() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_works_with_a_bearer_token() {
-    let app = spawn_app().await;
-    let (_, cookie) = app.register("alice", crate::helpers::PASSWORD).await;
+    let app = TestApp::start().await;
+    let (_, cookie) = app.register("alice", crate::common::PASSWORD).await;
     let bot = Auth::Bearer(app.token(&cookie).await);
     let mut ws = app.ws_connect(&bot, None).await;
     let posted = ws.post_many(3, "b").await;

@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{id_of, send_frame, spawn_app, within, Auth, PASSWORD};
+use crate::common::{id_of, send_frame, within, Auth, TestApp, PASSWORD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_and_messages_survive_a_restart() {
-    let mut app = spawn_app().await;
+    let mut app = TestApp::start().await;
     let (user, cookie) = app.register("alice", PASSWORD).await;
     let mut ws = app.ws_connect(&Auth::Cookie(cookie), None).await;
     let posted = ws.post_many(5, "kept").await;
@@ -34,7 +34,7 @@ async fn accounts_and_messages_survive_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nonces_are_still_recognised_after_a_restart() {
-    let mut app = spawn_app().await;
+    let mut app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let mut ws = app.ws_connect(&alice, None).await;
     let first = ws.send_and_ack("before restart", "persisted-nonce").await;
@@ -52,7 +52,7 @@ async fn nonces_are_still_recognised_after_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_closes_open_websockets_with_1001() {
-    let mut app = spawn_app().await;
+    let mut app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut a = app.ws_connect(&alice, None).await;
@@ -70,7 +70,7 @@ async fn graceful_shutdown_closes_open_websockets_with_1001() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acknowledged_message_is_in_the_database_after_shutdown_and_restart() {
-    let mut app = spawn_app().await;
+    let mut app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let mut ws = app.ws_connect(&alice, None).await;
     let ack = ws.send_and_ack("right before the end", "last").await;
@@ -93,7 +93,7 @@ async fn an_acknowledged_message_is_in_the_database_after_shutdown_and_restart()
 /// Messages still in flight when the stop begins: whatever was acknowledged must be stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_message_acknowledged_before_a_shutdown_is_stored() {
-    let mut app = spawn_app().await;
+    let mut app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let mut ws = app.ws_connect(&alice, None).await;
     let frames: Vec<_> = (0..50)

@@ -1,25 +1,36 @@
 //! End-to-end tests of the public contract (PROTOCOL.md): each test starts a real Hearth server
 //! on a free port with its own SQLite file, and talks to it over real HTTP and WebSocket
-//! connections.
+//! connections. The operator commands, TLS, proxies and path prefixes are tested here too.
 
+#[path = "../common/mod.rs"]
+mod common;
+
+mod account;
+mod admin_api;
 mod around;
 mod assets;
 mod auth;
 mod config_js;
+mod degraded;
 mod dms;
 mod hardening;
 mod health;
-mod helpers;
 mod history;
 mod lifecycle;
 mod mentions;
+mod metrics;
 mod migration;
+mod operator;
+mod prefix;
 mod privacy;
+mod proxy;
 mod resume;
 mod robustness;
 mod rooms;
 mod search;
 mod security;
+mod tls;
 mod unread;
+mod upgrade;
 mod ws_chat;
 mod ws_errors;

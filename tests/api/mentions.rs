@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use crate::common::*;
 
 fn mentions_in(frames: &[Value]) -> Vec<Value> {
     frames
@@ -16,7 +16,7 @@ fn mentions_in(frames: &[Value]) -> Vec<Value> {
 
 #[tokio::test]
 async fn mentions_reach_the_mentioned_member_only() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let carol = app.signup("carol").await;
@@ -133,7 +133,7 @@ async fn mentions_reach_the_mentioned_member_only() {
 
 #[tokio::test]
 async fn a_mention_in_a_dm_and_a_newly_joined_member() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut a1 = app.ws_connect(&alice, None).await;
@@ -162,7 +162,7 @@ async fn a_mention_in_a_dm_and_a_newly_joined_member() {
 
 #[tokio::test]
 async fn notification_levels_are_stored_per_member() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     app.create_room(&alice, "ops", false).await;

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use rusqlite::{params, Connection};
 
-use crate::helpers::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn a_version_1_database_is_upgraded_and_indexed() {
@@ -50,7 +50,7 @@ async fn a_version_1_database_is_upgraded_and_indexed() {
         }
     }
 
-    let app = spawn_app_in(dir).await;
+    let app = TestApp::builder().in_dir(dir).start().await;
     let (_, cookie) = app.login("alice", PASSWORD).await;
     let alice = Auth::Cookie(cookie);
     let (_, cookie) = app.login("bob", PASSWORD).await;

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use crate::common::*;
 
 const VAULT: &str = "vault";
 const DM: &str = "dm:alice,bob";
@@ -39,7 +39,7 @@ struct World {
 /// alice and bob share a private room and a DM, each with messages containing "zanzibar";
 /// eve is in neither. eve's socket (`e1`) was open before anything private happened.
 async fn world() -> (World, Ws) {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let eve = app.signup("eve").await;
@@ -302,7 +302,7 @@ async fn after_leaving_a_private_room_nothing_more_is_readable() {
 
 #[tokio::test]
 async fn public_rooms_are_readable_but_sending_and_typing_need_membership() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut a1 = app.ws_connect(&alice, None).await;

@@ -6,7 +6,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{id_of, send_frame, spawn_app, spawn_app_with, within, Auth, Ws};
+use crate::common::{id_of, send_frame, within, Auth, TestApp, Ws};
 
 /// Read the replay after `ready`: the message frames, then the `resumed` frame.
 async fn read_replay(ws: &mut Ws) -> (Vec<Value>, Value) {
@@ -23,7 +23,7 @@ async fn read_replay(ws: &mut Ws) -> (Vec<Value>, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn since_replays_the_missed_messages_in_order_then_resumed_complete() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut a = app.ws_connect(&alice, None).await;
@@ -46,7 +46,7 @@ async fn since_replays_the_missed_messages_in_order_then_resumed_complete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn since_the_last_id_replays_nothing_and_resumes_complete() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let mut a = app.ws_connect(&alice, None).await;
     a.post_many(3, "seen").await;
@@ -63,7 +63,7 @@ async fn since_the_last_id_replays_nothing_and_resumes_complete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn since_zero_on_an_empty_database_resumes_with_head_zero() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
 
     let mut ws = app.ws_connect(&alice, Some(0)).await;
@@ -77,7 +77,8 @@ async fn since_zero_on_an_empty_database_resumes_with_head_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_than_1000_missed_replays_the_oldest_1000_and_after_paging_reaches_head() {
     let app =
-        spawn_app_with(|c| c.database.synchronous = hearth::config::Synchronous::Normal).await;
+        TestApp::with_config(|c| c.database.synchronous = hearth::config::Synchronous::Normal)
+            .await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut a = app.ws_connect(&alice, None).await;
@@ -103,7 +104,7 @@ async fn more_than_1000_missed_replays_the_oldest_1000_and_after_paging_reaches_
 async fn a_replay_racing_live_traffic_has_no_gap_and_no_duplicate() {
     const TOTAL: usize = 400;
     const CHUNK: usize = 10;
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut a = app.ws_connect(&alice, None).await;
@@ -175,7 +176,7 @@ async fn a_replay_racing_live_traffic_has_no_gap_and_no_duplicate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resending_a_nonce_stores_nothing_new_and_returns_the_stored_message_to_the_sender_only() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut a = app.ws_connect(&alice, None).await;
@@ -201,7 +202,7 @@ async fn resending_a_nonce_stores_nothing_new_and_returns_the_stored_message_to_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resending_a_nonce_after_a_reconnect_returns_the_original_message() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut b = app.ws_connect(&bob, None).await;
@@ -228,7 +229,7 @@ async fn resending_a_nonce_after_a_reconnect_returns_the_original_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_nonce_from_different_users_stores_two_messages() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut a = app.ws_connect(&alice, None).await;
@@ -244,8 +245,8 @@ async fn the_same_nonce_from_different_users_stores_two_messages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bots_resume_with_since_too() {
-    let app = spawn_app().await;
-    let (_, cookie) = app.register("alice", crate::helpers::PASSWORD).await;
+    let app = TestApp::start().await;
+    let (_, cookie) = app.register("alice", crate::common::PASSWORD).await;
     let bot = Auth::Bearer(app.token(&cookie).await);
     let mut human = app.ws_connect(&Auth::Cookie(cookie), None).await;
     let posted = human.post_many(5, "for-bot").await;
@@ -266,7 +267,7 @@ async fn bots_resume_with_since_too() {
 async fn a_client_that_stops_reading_is_closed_with_4008_and_loses_nothing_by_resuming() {
     const CHUNK: usize = 16;
     const MAX_MESSAGES: usize = 20_000;
-    let app = spawn_app_with(|c| {
+    let app = TestApp::with_config(|c| {
         c.limits.outgoing_queue = 64;
         c.database.synchronous = hearth::config::Synchronous::Normal;
     })

@@ -2,11 +2,11 @@
 
 use reqwest::Method;
 
-use crate::helpers::{assert_healthy, raw_http, spawn_app, PASSWORD};
+use crate::common::{assert_healthy, raw_http, TestApp, PASSWORD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bodies_on_every_route_are_client_errors() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
     let bodies: [&[u8]; 6] = [
         b"{",
@@ -37,7 +37,7 @@ async fn malformed_bodies_on_every_route_are_client_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_methods_are_client_errors() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
 
     for (method, path) in [
@@ -68,7 +68,7 @@ async fn wrong_methods_are_client_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_headers_are_refused_without_a_500() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let big = "x".repeat(64 * 1024);
 
     let res = raw_http(
@@ -99,7 +99,7 @@ async fn huge_headers_are_refused_without_a_500() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_on_the_socket_gets_no_500_and_the_server_stays_healthy() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     for garbage in [
         &b"\x00\x01\x02\x03\r\n\r\n"[..],
@@ -127,17 +127,17 @@ async fn garbage_on_the_socket_gets_no_500_and_the_server_stays_healthy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_get_of_the_websocket_endpoint_is_400() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
 
     let res = app.get_as("/ws", &auth).await;
 
-    crate::helpers::assert_error(res, 400, "bad_request").await;
+    crate::common::assert_error(res, 400, "bad_request").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_very_long_url_is_a_client_error() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
     let long = "a".repeat(20 * 1024);
 

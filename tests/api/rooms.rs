@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use crate::common::*;
 
 fn names(rooms: &[Value]) -> Vec<String> {
     rooms
@@ -23,7 +23,7 @@ fn assert_nothing_from(frames: &[Value], room: &str) {
 
 #[tokio::test]
 async fn creating_a_room_makes_the_creator_a_member_and_announces_public_rooms() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut a1 = app.ws_connect(&alice, None).await;
@@ -86,7 +86,7 @@ async fn creating_a_room_makes_the_creator_a_member_and_announces_public_rooms()
 
 #[tokio::test]
 async fn invalid_room_names_and_long_topics_are_refused() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let long = "a".repeat(49);
     for bad in [
@@ -150,7 +150,7 @@ async fn invalid_room_names_and_long_topics_are_refused() {
 
 #[tokio::test]
 async fn duplicate_room_names_conflict_ignoring_case() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     app.create_room(&alice, "Team", true).await;
@@ -179,7 +179,7 @@ async fn duplicate_room_names_conflict_ignoring_case() {
 
 #[tokio::test]
 async fn cookie_requests_without_origin_are_refused() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let res = app
         .send(
@@ -207,7 +207,7 @@ async fn cookie_requests_without_origin_are_refused() {
 
 #[tokio::test]
 async fn the_directory_lists_public_rooms_with_joined() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     app.create_room(&alice, "zeta", true).await;
@@ -236,7 +236,7 @@ async fn the_directory_lists_public_rooms_with_joined() {
 
 #[tokio::test]
 async fn joining_a_public_room_delivers_its_messages_to_open_sockets() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut a1 = app.ws_connect(&alice, None).await;
@@ -309,7 +309,7 @@ async fn joining_a_public_room_delivers_its_messages_to_open_sockets() {
 
 #[tokio::test]
 async fn leaving_a_room_stops_its_frames() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut a1 = app.ws_connect(&alice, None).await;
@@ -379,7 +379,7 @@ async fn leaving_a_room_stops_its_frames() {
 
 #[tokio::test]
 async fn inviting_into_a_private_room_lets_the_invitee_talk_live() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let carol = app.signup("carol").await;
@@ -480,7 +480,7 @@ async fn inviting_into_a_private_room_lets_the_invitee_talk_live() {
 
 #[tokio::test]
 async fn renaming_is_for_the_creator_and_open_sockets_follow_the_new_name() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     // The owner registers through the setup link and administers the server.
     let root = app.signup_admin("root").await;
     let alice = app.signup("alice").await;
@@ -620,7 +620,7 @@ async fn renaming_is_for_the_creator_and_open_sockets_follow_the_new_name() {
 
 #[tokio::test]
 async fn topic_changes_reach_every_member() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup_admin("alice").await;
     let bob = app.signup("bob").await;
     let carol = app.signup("carol").await;
@@ -700,7 +700,7 @@ async fn topic_changes_reach_every_member() {
 
 #[tokio::test]
 async fn membership_changes_apply_to_the_very_next_frame() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut a1 = app.ws_connect(&alice, None).await;

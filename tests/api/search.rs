@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::helpers::*;
+use crate::common::*;
 
 fn results(v: &Value) -> Vec<Value> {
     v["results"].as_array().expect("results").clone()
@@ -14,7 +14,7 @@ fn results(v: &Value) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_message_is_searchable_as_soon_as_it_is_delivered() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut a1 = app.ws_connect(&alice, None).await;
@@ -56,7 +56,7 @@ async fn a_message_is_searchable_as_soon_as_it_is_delivered() {
 
 #[tokio::test]
 async fn newest_first_with_disjoint_pages() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let mut a1 = app.ws_connect(&alice, None).await;
     let mut all = Vec::new();
@@ -105,7 +105,7 @@ async fn newest_first_with_disjoint_pages() {
 
 #[tokio::test]
 async fn relevance_ranks_by_bm25_and_pages_by_offset() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let mut a1 = app.ws_connect(&alice, None).await;
     let best = id_of(&a1.say("general", "apple apple apple", "best").await);
@@ -166,7 +166,7 @@ async fn relevance_ranks_by_bm25_and_pages_by_offset() {
 
 #[tokio::test]
 async fn room_and_user_filters() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("Bob").await;
     let mut a1 = app.ws_connect(&alice, None).await;
@@ -202,7 +202,7 @@ async fn room_and_user_filters() {
 
 #[tokio::test]
 async fn phrases_case_and_accents() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let mut a1 = app.ws_connect(&alice, None).await;
     let red_fox = id_of(&a1.say("general", "the red fox jumps", "1").await);
@@ -248,7 +248,7 @@ async fn phrases_case_and_accents() {
 
 #[tokio::test]
 async fn search_syntax_in_input_never_breaks_the_server() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let mut a1 = app.ws_connect(&alice, None).await;
     let plain = id_of(&a1.say("general", "alpha beta gamma", "1").await);
@@ -349,7 +349,7 @@ async fn search_syntax_in_input_never_breaks_the_server() {
 
 #[tokio::test]
 async fn empty_long_and_malformed_queries_are_refused() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     for query in [
         "",
@@ -383,7 +383,7 @@ async fn empty_long_and_malformed_queries_are_refused() {
 
 #[tokio::test]
 async fn public_rooms_are_searched_without_joining_private_ones_are_not() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut a1 = app.ws_connect(&alice, None).await;

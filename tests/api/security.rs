@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, Auth, TestApp, PASSWORD};
+use crate::common::{assert_error, Auth, TestApp, PASSWORD};
 
 const FOREIGN: &str = "https://evil.example";
 
@@ -42,7 +42,7 @@ async fn post_credentials(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookie_authenticated_token_creation_without_origin_is_403_bad_origin() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
 
     let res = post_tokens(&app, &auth, None).await;
@@ -52,7 +52,7 @@ async fn cookie_authenticated_token_creation_without_origin_is_403_bad_origin() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookie_authenticated_token_creation_with_a_foreign_origin_is_403_bad_origin() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
 
     for origin in [
@@ -70,7 +70,7 @@ async fn cookie_authenticated_token_creation_with_a_foreign_origin_is_403_bad_or
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookie_authenticated_token_creation_with_the_same_origin_is_201() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
 
     let res = post_tokens(&app, &auth, Some(&app.base)).await;
@@ -81,7 +81,7 @@ async fn cookie_authenticated_token_creation_with_the_same_origin_is_201() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookie_authenticated_logout_without_or_with_a_foreign_origin_is_403_and_keeps_the_session()
 {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
 
     assert_error(post_logout(&app, &auth, None).await, 403, "bad_origin").await;
@@ -101,7 +101,7 @@ async fn cookie_authenticated_logout_without_or_with_a_foreign_origin_is_403_and
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_same_origin_referer_stands_in_for_a_missing_origin() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
 
     let res = app
@@ -124,7 +124,7 @@ async fn a_same_origin_referer_stands_in_for_a_missing_origin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_authenticated_state_changes_need_no_origin() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let (_, cookie) = app.register("alice", PASSWORD).await;
     let bot = Auth::Bearer(app.token(&cookie).await);
 
@@ -135,7 +135,7 @@ async fn bearer_authenticated_state_changes_need_no_origin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_and_login_with_a_foreign_origin_are_403_bad_origin() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     let res = post_credentials(&app, "/api/register", "alice", Some(FOREIGN)).await;
     assert_error(res, 403, "bad_origin").await;
@@ -149,7 +149,7 @@ async fn register_and_login_with_a_foreign_origin_are_403_bad_origin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_and_login_without_an_origin_or_with_the_same_origin_are_allowed() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     let res = post_credentials(&app, "/api/register", "alice", None).await;
     assert_eq!(res.status(), 201);
@@ -164,7 +164,8 @@ async fn register_and_login_without_an_origin_or_with_the_same_origin_are_allowe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_public_url_the_origin_must_match_it_exactly() {
-    let app = spawn_app_with(|c| c.server.public_url = "https://chat.example.org".into()).await;
+    let app =
+        TestApp::with_config(|c| c.server.public_url = "https://chat.example.org".into()).await;
 
     for wrong in [
         "http://chat.example.org",
@@ -188,7 +189,7 @@ async fn with_a_public_url_the_origin_must_match_it_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_public_url_the_origin_is_compared_with_the_host_used() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
 
     let res = app
@@ -214,7 +215,7 @@ async fn without_a_public_url_the_origin_is_compared_with_the_host_used() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_with_a_foreign_origin_is_refused_with_403() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
 
     let refused = app.try_ws(Some(&auth), "", Some(FOREIGN)).await;
@@ -224,7 +225,7 @@ async fn websocket_with_a_foreign_origin_is_refused_with_403() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_origin_is_compared_with_the_host_used_when_no_public_url_is_set() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
     let lan = "192.168.1.20:12345";
 
@@ -239,7 +240,7 @@ async fn websocket_origin_is_compared_with_the_host_used_when_no_public_url_is_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_with_the_same_origin_or_none_is_accepted() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
 
     let with_origin = app.try_ws(Some(&auth), "", Some(&app.base)).await;
@@ -267,7 +268,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passwords_are_stored_as_salted_pbkdf2_phc_strings_never_in_clear() {
-    let mut app = spawn_app().await;
+    let mut app = TestApp::start().await;
     let secret = "a very distinctive password 8472";
     app.register("alice", secret).await;
     app.register("bob", secret).await;
@@ -293,7 +294,7 @@ async fn passwords_are_stored_as_salted_pbkdf2_phc_strings_never_in_clear() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_and_bot_tokens_are_not_stored_in_clear() {
-    let mut app = spawn_app().await;
+    let mut app = TestApp::start().await;
     let (_, cookie) = app.register("alice", PASSWORD).await;
     let token = app.token(&cookie).await;
     app.stop().await;
@@ -312,7 +313,7 @@ async fn session_and_bot_tokens_are_not_stored_in_clear() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn html_in_a_message_is_stored_and_delivered_verbatim() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
     let mut ws = app.ws_connect(&auth, None).await;
     let body = r#"<img src=x onerror="alert(1)"> & <b>bold</b>"#;

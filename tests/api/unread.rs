@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use crate::common::*;
 
 fn unread(room: &Value) -> (i64, i64, i64) {
     (
@@ -25,7 +25,7 @@ fn ready_room<'a>(ws: &'a Ws, name: &str) -> &'a Value {
 
 #[tokio::test]
 async fn unread_counts_follow_read_markers_across_connections() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut a1 = app.ws_connect(&alice, None).await;
@@ -125,7 +125,7 @@ async fn unread_counts_follow_read_markers_across_connections() {
 
 #[tokio::test]
 async fn read_frames_and_routes_reject_bad_input() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let mut a1 = app.ws_connect(&alice, None).await;
     for bad in [
@@ -167,7 +167,7 @@ async fn read_frames_and_routes_reject_bad_input() {
 
 #[tokio::test]
 async fn read_markers_survive_a_restart() {
-    let mut app = spawn_app().await;
+    let mut app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     app.create_room(&alice, "lobby", true).await;
@@ -219,7 +219,7 @@ async fn read_markers_survive_a_restart() {
 
 #[tokio::test]
 async fn new_members_start_with_nothing_unread() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let mut a1 = app.ws_connect(&alice, None).await;
     app.create_room(&alice, "lobby", true).await;
@@ -278,7 +278,7 @@ async fn new_members_start_with_nothing_unread() {
 
 #[tokio::test]
 async fn a_read_marker_never_passes_the_newest_message() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut b1 = app.ws_connect(&bob, None).await;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{id_of, send_frame, spawn_app, within, Auth, PASSWORD};
+use crate::common::{id_of, send_frame, within, Auth, TestApp, PASSWORD};
 
 fn assert_rfc3339_utc(ts: &Value) {
     let s = ts
@@ -17,7 +17,7 @@ fn assert_rfc3339_utc(ts: &Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_is_the_first_frame_with_user_rooms_online_and_last_id() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let (user, cookie) = app.register("alice", PASSWORD).await;
 
     let ws = app.ws_connect(&Auth::Cookie(cookie), None).await;
@@ -35,7 +35,7 @@ async fn ready_is_the_first_frame_with_user_rooms_online_and_last_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_lists_everyone_online_and_the_highest_committed_id() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut a = app.ws_connect(&alice, None).await;
@@ -56,7 +56,7 @@ async fn ready_lists_everyone_online_and_the_highest_committed_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sent_message_reaches_every_member_connection_including_the_senders() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut a1 = app.ws_connect(&alice, None).await;
@@ -83,7 +83,7 @@ async fn a_sent_message_reaches_every_member_connection_including_the_senders() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_without_a_nonce_has_no_nonce() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let mut ws = app.ws_connect(&alice, None).await;
 
@@ -96,7 +96,7 @@ async fn a_message_without_a_nonce_has_no_nonce() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_are_trimmed_and_inner_newlines_kept() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let mut ws = app.ws_connect(&alice, None).await;
 
@@ -111,7 +111,7 @@ async fn bodies_are_trimmed_and_inner_newlines_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_ids_grow_with_every_message() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let mut ws = app.ws_connect(&alice, None).await;
 
@@ -123,7 +123,7 @@ async fn message_ids_grow_with_every_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_users_first_connection_is_announced_to_others_but_not_a_second_one() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut a = app.ws_connect(&alice, None).await;
@@ -149,7 +149,7 @@ async fn a_users_first_connection_is_announced_to_others_but_not_a_second_one() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_is_announced_offline_when_their_last_connection_closes() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut a = app.ws_connect(&alice, None).await;
@@ -181,7 +181,7 @@ async fn a_user_is_announced_offline_when_their_last_connection_closes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typing_reaches_the_other_members_but_none_of_the_senders_connections() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut a1 = app.ws_connect(&alice, None).await;
@@ -208,7 +208,7 @@ async fn typing_reaches_the_other_members_but_none_of_the_senders_connections() 
 async fn concurrent_senders_are_seen_by_every_receiver_in_the_same_order_without_loss() {
     const SENDERS: usize = 4;
     const EACH: usize = 50;
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let mut clients = Vec::new();
     for i in 0..SENDERS {
         let auth = app.signup(&format!("sender{i}")).await;

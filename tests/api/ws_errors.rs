@@ -3,9 +3,7 @@
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{
-    assert_error_shape, raw_http, send_frame, spawn_app, spawn_app_with, Auth, Ws,
-};
+use crate::common::{assert_error_shape, raw_http, send_frame, Auth, TestApp, Ws};
 
 /// After an error frame the same connection must still deliver a message.
 async fn assert_still_works(ws: &mut Ws, nonce: &str) {
@@ -27,7 +25,7 @@ async fn expect_error(ws: &mut Ws, code: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_without_credentials_is_refused_with_401() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     let none = app.try_ws(None, "", None).await;
     let bogus = app
@@ -44,7 +42,7 @@ async fn upgrade_without_credentials_is_refused_with_401() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_upgrade_answers_with_the_json_error_shape() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
 
     let res = raw_http(
         app.addr,
@@ -64,7 +62,7 @@ async fn a_refused_upgrade_answers_with_the_json_error_shape() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn since_that_is_not_a_whole_number_is_refused_with_400() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
 
     for q in ["since=abc", "since=-1", "since=1.5"] {
@@ -76,7 +74,7 @@ async fn since_that_is_not_a_whole_number_is_refused_with_400() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whitespace_only_body_is_empty_message() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
     let mut ws = app.ws_connect(&auth, None).await;
 
@@ -93,7 +91,7 @@ async fn a_whitespace_only_body_is_empty_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_of_4001_characters_is_message_too_long() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
     let mut ws = app.ws_connect(&auth, None).await;
 
@@ -109,7 +107,7 @@ async fn a_body_of_4001_characters_is_message_too_long() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_of_4000_multibyte_characters_is_accepted() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
     let mut ws = app.ws_connect(&auth, None).await;
     let body = "é".repeat(3999) + "🔥";
@@ -127,7 +125,7 @@ async fn a_body_of_4000_multibyte_characters_is_accepted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sending_to_a_room_that_does_not_exist_is_unknown_room() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
     let mut ws = app.ws_connect(&auth, None).await;
 
@@ -144,7 +142,7 @@ async fn sending_to_a_room_that_does_not_exist_is_unknown_room() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_frames_are_bad_frame_and_the_connection_stays_open() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
     let mut ws = app.ws_connect(&auth, None).await;
     let long_nonce = "n".repeat(65);
@@ -205,7 +203,7 @@ async fn malformed_frames_are_bad_frame_and_the_connection_stays_open() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_binary_frame_is_bad_frame_and_the_connection_stays_open() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
     let mut ws = app.ws_connect(&auth, None).await;
 
@@ -220,7 +218,7 @@ async fn a_binary_frame_is_bad_frame_and_the_connection_stays_open() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sending_faster_than_the_rate_limit_is_rate_limited_with_retry_after_ms() {
-    let app = spawn_app_with(|c| {
+    let app = TestApp::with_config(|c| {
         c.limits.messages_per_second = 1.0;
         c.limits.message_burst = 2;
     })
@@ -258,7 +256,7 @@ async fn sending_faster_than_the_rate_limit_is_rate_limited_with_retry_after_ms(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frame_over_64_kib_closes_the_connection_with_1009() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
     let mut ws = app.ws_connect(&auth, None).await;
 
@@ -271,7 +269,7 @@ async fn a_frame_over_64_kib_closes_the_connection_with_1009() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rate_limit_is_per_user_across_all_their_connections() {
-    let app = spawn_app_with(|c| {
+    let app = TestApp::with_config(|c| {
         c.limits.messages_per_second = 1.0;
         c.limits.message_burst = 2;
     })
@@ -299,7 +297,7 @@ async fn the_rate_limit_is_per_user_across_all_their_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nonces_are_limited_to_64_characters_not_bytes() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
     let mut ws = app.ws_connect(&auth, None).await;
 
@@ -314,7 +312,7 @@ async fn nonces_are_limited_to_64_characters_not_bytes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_frames_echo_the_nonce_of_the_refused_frame() {
-    let app = spawn_app().await;
+    let app = TestApp::start().await;
     let auth = app.signup("alice").await;
     let mut ws = app.ws_connect(&auth, None).await;
 

@@ -14,14 +14,11 @@ use std::time::{Duration, Instant};
 use fantoccini::elements::Element;
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
-use futures_util::{SinkExt, StreamExt};
-use hearth::config::Config;
-use hearth::Server;
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::Message;
+
+use crate::common::{json_body, Auth, TestApp, Ws};
+pub use crate::common::{within, PASSWORD};
 
 /// The longest any single wait in a test may take before the test fails instead of hanging.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -31,9 +28,6 @@ const SESSION_START: Duration = Duration::from_secs(60);
 
 /// How often a wait looks again.
 const POLL: Duration = Duration::from_millis(50);
-
-/// A password every test account may use.
-pub const PASSWORD: &str = "correct horse battery staple";
 
 /// The flags every Chromium gets (headless, no network chatter of its own).
 const CHROMIUM_ARGS: &[&str] = &[
@@ -53,14 +47,6 @@ const CHROMIUM_ARGS: &[&str] = &[
 pub fn say(line: &str) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "{line}");
-}
-
-/// Await `fut`, failing the test with `what` if it takes longer than `limit`.
-pub async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out after {limit:?} waiting for {what}"),
-    }
 }
 
 // ---- finding the browser ------------------------------------------------------------------
@@ -126,125 +112,43 @@ pub fn browser_tools() -> Option<Tools> {
 
 // ---- the server -----------------------------------------------------------------------------
 
-/// A running Hearth server plus the directory holding its database.
+/// A running Hearth server (the shared test kit's) as the browsers see it.
 pub struct App {
     /// `http://127.0.0.1:PORT/`.
     pub base: String,
-    /// The bound address; kept across [`App::restart`].
-    pub addr: SocketAddr,
-    server: Option<Server>,
-    config: Config,
-    http: reqwest::Client,
-    _dir: TempDir,
+    inner: TestApp,
 }
 
 impl App {
-    /// A server on a free port of 127.0.0.1 with a fresh database, fast test hashing and no
-    /// message rate limit.
+    /// A server on a free port of 127.0.0.1 with a fresh database and the test configuration.
     pub async fn start() -> App {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let mut config = Config::default();
-        config.server.host = "127.0.0.1".into();
-        config.server.port = 0;
-        config.database.path = dir.path().join("chat.db");
-        config.auth.pbkdf2_iterations = 1000;
-        config.limits.messages_per_second = 0.0;
-        config.limits.registrations_per_hour = 0;
-        let server = within(WAIT, "the server to start", hearth::run(config.clone()))
-            .await
-            .expect("the server starts");
-        let addr = server.local_addr();
-        // From now on the same port: a restart must come back where the browsers look.
-        config.server.port = addr.port();
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(WAIT)
-            .build()
-            .expect("an HTTP client");
+        let inner = TestApp::start().await;
         App {
-            base: format!("http://{addr}/"),
-            addr,
-            server: Some(server),
-            config,
-            http,
-            _dir: dir,
+            base: format!("{}/", inner.base),
+            inner,
         }
     }
 
     /// Graceful stop, then start again on the same database file and the same address.
     pub async fn restart(&mut self) {
-        if let Some(server) = self.server.take() {
-            within(
-                Duration::from_secs(30),
-                "the server to shut down",
-                server.shutdown(),
-            )
-            .await;
-        }
-        let deadline = Instant::now() + WAIT;
-        let server = loop {
-            match hearth::run(self.config.clone()).await {
-                Ok(server) => break server,
-                // The old listener's port can take a moment to be free again.
-                Err(e) if Instant::now() < deadline => {
-                    eprintln!("restart: {e}; trying again");
-                    tokio::time::sleep(POLL).await;
-                }
-                Err(e) => panic!("the server did not start again on {}: {e}", self.addr),
-            }
-        };
-        assert_eq!(
-            server.local_addr(),
-            self.addr,
-            "restarted on the same address"
-        );
-        self.server = Some(server);
+        self.inner.restart_on_same_address().await;
     }
 
     /// `POST /api/{path}` with a JSON body and no Origin (as a bot or curl would).
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
-        within(
-            WAIT,
-            "an HTTP response",
-            self.http
-                .post(format!("{}api/{path}", self.base))
-                .json(body)
-                .send(),
-        )
-        .await
-        .expect("the HTTP request completes")
+        self.inner.post_json(&format!("/api/{path}"), body).await
     }
 
     /// Register `username` with [`PASSWORD`]; returns the session cookie value.
     pub async fn register(&self, username: &str) -> String {
-        let res = self
-            .post(
-                "register",
-                &json!({"username": username, "password": PASSWORD}),
-            )
-            .await;
-        let status = res.status();
-        let cookie = res
-            .headers()
-            .get_all(reqwest::header::SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|c| {
-                let (pair, _) = c.split_once(';').unwrap_or((c, ""));
-                let (name, value) = pair.split_once('=')?;
-                (name.trim() == "hearth_session").then(|| value.trim().to_string())
-            });
-        let body = res.text().await.unwrap_or_default();
-        assert_eq!(status.as_u16(), 201, "register {username}: {body}");
-        cookie.unwrap_or_else(|| panic!("register {username}: no session cookie"))
+        self.inner.register(username, PASSWORD).await.1
     }
 
     /// The `error.message` the server gives for `POST /api/{path}` with this body.
     pub async fn error_message(&self, path: &str, body: &Value) -> String {
         let res = self.post(path, body).await;
         let status = res.status();
-        let v: Value = res.json().await.expect("an error answers JSON");
+        let v = json_body(res).await;
         assert!(
             status.is_client_error(),
             "{path}: expected an error, got {status} {v}"
@@ -255,50 +159,23 @@ impl App {
             .to_string()
     }
 
-    /// A WebSocket client signed in with `cookie`, past its `ready` frame.
-    pub async fn ws(&self, cookie: &str) -> Ws {
-        let mut req = format!("ws://{}/ws", self.addr)
-            .into_client_request()
-            .expect("a WebSocket request");
-        req.headers_mut().insert(
-            "cookie",
-            HeaderValue::from_str(&format!("hearth_session={cookie}")).expect("a cookie header"),
-        );
-        let (stream, _) = within(
-            WAIT,
-            "the WebSocket upgrade",
-            tokio_tungstenite::connect_async(req),
-        )
-        .await
-        .expect("the WebSocket upgrade succeeds");
-        let mut ws = Ws { stream, sent: 0 };
-        let ready = ws.next_frame().await;
-        assert_eq!(ready["type"], "ready", "first frame: {ready}");
-        ws
+    /// A bot-like WebSocket client signed in with `cookie`, past its `ready` frame.
+    pub async fn ws(&self, cookie: &str) -> Bot {
+        let ws = self
+            .inner
+            .ws_connect(&Auth::Cookie(cookie.to_string()), None)
+            .await;
+        Bot { ws, sent: 0 }
     }
 }
 
 /// A bot-like WebSocket client, for sending many messages fast.
-pub struct Ws {
-    stream: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
+pub struct Bot {
+    ws: Ws,
     sent: u64,
 }
 
-impl Ws {
-    async fn next_frame(&mut self) -> Value {
-        loop {
-            let msg = within(WAIT, "a WebSocket frame", self.stream.next())
-                .await
-                .expect("the WebSocket stays open")
-                .expect("a WebSocket frame");
-            if let Message::Text(text) = msg {
-                return serde_json::from_str(&text).expect("frames are JSON");
-            }
-        }
-    }
-
+impl Bot {
     /// Send `body` to `general` and wait for its acknowledgement (the echo with our nonce).
     pub async fn say(&mut self, body: &str) -> Value {
         self.say_in("general", body).await
@@ -308,22 +185,7 @@ impl Ws {
     pub async fn say_in(&mut self, room: &str, body: &str) -> Value {
         self.sent += 1;
         let nonce = format!("browser-test-{}", self.sent);
-        let frame = json!({"type": "send", "room": room, "body": body, "nonce": nonce});
-        within(
-            WAIT,
-            "sending a frame",
-            self.stream.send(Message::text(frame.to_string())),
-        )
-        .await
-        .expect("the frame is sent");
-        loop {
-            let frame = self.next_frame().await;
-            match frame["type"].as_str() {
-                Some("message") if frame["nonce"] == nonce.as_str() => return frame,
-                Some("error") => panic!("the server refused {body:?}: {frame}"),
-                _ => {}
-            }
-        }
+        self.ws.say(room, body, &nonce).await
     }
 }
 

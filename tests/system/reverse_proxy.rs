@@ -14,22 +14,23 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
+use hearth::config::Config;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
-use tokio_rustls::rustls;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-const NGINX_SNIPPET: &str = include_str!("../docs/nginx.conf");
-const CADDY_SNIPPET: &str = include_str!("../docs/Caddyfile");
+use crate::common::{next_json, send_in, tls_connector, TestApp};
+
+const NGINX_SNIPPET: &str = include_str!("../../docs/nginx.conf");
+const CADDY_SNIPPET: &str = include_str!("../../docs/Caddyfile");
 /// The upstream address the snippets use.
 const DOC_UPSTREAM: &str = "127.0.0.1:12345";
 
@@ -122,95 +123,126 @@ fn certificate(dir: &Path) -> (String, PathBuf, PathBuf) {
     (certified.cert.pem(), cert, key)
 }
 
-/// Two Hearth servers behind the proxy: `root` at `https://localhost:ROOT/` with no
-/// `public_url`, `prefixed` at `https://localhost:PREFIXED/chat/`.
-struct Upstreams {
-    root: hearth::Server,
-    prefixed: hearth::Server,
-    _dir: tempfile::TempDir,
+/// Hearth as deployed behind the proxy: the proxy on this machine is trusted with
+/// `X-Forwarded-*`, and one WebSocket per visitor address shows which address Hearth believes.
+fn behind_the_proxy(c: &mut Config) {
+    c.server.trusted_proxies = vec!["127.0.0.1/32".into()];
+    c.limits.connections_per_address = 1;
 }
 
-async fn upstreams(prefixed_port: u16) -> Upstreams {
-    let dir = tempfile::tempdir().unwrap();
-    let config = |name: &str, public_url: String| {
-        let mut c = hearth::config::Config::default();
-        c.server.host = "127.0.0.1".into();
-        c.server.port = 0;
-        c.server.public_url = public_url;
-        c.server.trusted_proxies = vec!["127.0.0.1/32".into()];
-        c.database.path = dir.path().join(name);
-        c.auth.pbkdf2_iterations = 1000;
-        c.limits.registrations_per_hour = 0;
-        // One WebSocket per visitor address: shows which address Hearth believes.
-        c.limits.connections_per_address = 1;
-        c
-    };
-    let root = hearth::run(config("root.db", String::new()))
-        .await
-        .expect("starts");
-    let prefixed = hearth::run(config(
-        "prefixed.db",
-        format!("https://localhost:{prefixed_port}/chat/"),
-    ))
-    .await
-    .expect("starts");
-    Upstreams {
-        root,
-        prefixed,
-        _dir: dir,
+/// Two Hearth servers behind the proxy: `[root, prefixed]`, `root` at
+/// `https://localhost:ROOT/` with no `public_url`, `prefixed` at
+/// `https://localhost:PREFIXED/chat/`.
+async fn upstreams(prefixed_port: u16) -> [TestApp; 2] {
+    let root = TestApp::builder().config(behind_the_proxy).start().await;
+    let prefixed = TestApp::builder()
+        .config(behind_the_proxy)
+        .config(move |c| c.server.public_url = format!("https://localhost:{prefixed_port}/chat/"))
+        .start()
+        .await;
+    [root, prefixed]
+}
+
+/// One kind of documented line the test replaces: `matches` picks it (trimmed), `replace`
+/// gets it with the number of earlier lines this rule replaced (0 for the host's block, 1 for
+/// the `/chat/` prefix's).
+struct Rule<'a> {
+    matches: Box<dyn Fn(&str) -> bool + 'a>,
+    replace: Replace<'a>,
+}
+
+/// A replacement line from a documented line and the number of earlier lines replaced.
+type Replace<'a> = Box<dyn Fn(&str, usize) -> String + 'a>;
+
+fn rule<'a>(
+    matches: impl Fn(&str) -> bool + 'a,
+    replace: impl Fn(&str, usize) -> String + 'a,
+) -> Rule<'a> {
+    Rule {
+        matches: Box::new(matches),
+        replace: Box::new(replace),
     }
 }
 
-/// Replace whole lines of `text`: `edit` gets each trimmed line and returns its replacement.
-fn rewrite(text: &str, mut edit: impl FnMut(&str) -> Option<String>) -> String {
-    text.lines()
-        .map(|line| edit(line.trim()).unwrap_or_else(|| line.to_string()))
-        .collect::<Vec<_>>()
-        .join("\n")
+/// Lines starting with `prefix`.
+fn starts(prefix: &'static str) -> impl Fn(&str) -> bool {
+    move |line| line.starts_with(prefix)
+}
+
+/// Replace whole lines of `text` by the first rule that matches each (a line no rule matches
+/// is kept). Returns the text and how many lines each rule replaced, so that a test can tell
+/// that the snippet still has the shape it expects.
+fn rewrite(text: &str, rules: &[Rule]) -> (String, Vec<usize>) {
+    let mut counts = vec![0; rules.len()];
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let trimmed = line.trim();
+            match rules.iter().position(|r| (r.matches)(trimmed)) {
+                Some(i) => {
+                    counts[i] += 1;
+                    (rules[i].replace)(trimmed, counts[i] - 1)
+                }
+                None => line.to_string(),
+            }
+        })
+        .collect();
+    (lines.join("\n"), counts)
+}
+
+/// A documented `proxy_pass` or `reverse_proxy` line, indented by `indent`, forwarding to
+/// `upstream` instead of the documentation's example address.
+fn point_at(upstream: SocketAddr, indent: &str, line: &str) -> String {
+    format!(
+        "{indent}{}",
+        line.replace(DOC_UPSTREAM, &upstream.to_string())
+    )
+}
+
+/// What a proxy configuration is written from: a temporary directory for the proxy's own
+/// files, its two HTTPS ports (the host's, then the `/chat/` prefix's), the Hearth server
+/// behind each, and the self-signed certificate and its key.
+struct Setup<'a> {
+    tmp: &'a Path,
+    ports: [u16; 2],
+    upstreams: [SocketAddr; 2],
+    cert: &'a Path,
+    key: &'a Path,
 }
 
 /// `docs/nginx.conf` with the test's ports, certificate and upstreams; every other directive
 /// is kept as documented.
-fn nginx_conf(
-    tmp: &Path,
-    ports: [u16; 2],
-    upstreams: [SocketAddr; 2],
-    cert: &Path,
-    key: &Path,
-) -> String {
-    let (mut listens, mut passes, mut certs, mut keys) = (0, 0, 0, 0);
-    let servers = rewrite(NGINX_SNIPPET, |line| {
-        if line.starts_with("listen [::]") {
-            Some(String::new())
-        } else if line.starts_with("listen ") {
-            listens += 1;
-            Some(format!("    listen 127.0.0.1:{} ssl;", ports[listens - 1]))
-        } else if line.starts_with("server_name ") {
-            Some("    server_name localhost;".into())
-        } else if line.starts_with("ssl_certificate ") {
-            certs += 1;
-            Some(format!("    ssl_certificate {};", cert.display()))
-        } else if line.starts_with("ssl_certificate_key ") {
-            keys += 1;
-            Some(format!("    ssl_certificate_key {};", key.display()))
-        } else if line.starts_with("proxy_pass ") {
-            passes += 1;
-            Some(format!(
-                "        {}",
-                line.replace(DOC_UPSTREAM, &upstreams[passes - 1].to_string())
-            ))
-        } else {
-            None
-        }
-    });
+fn nginx_conf(setup: &Setup) -> String {
+    let (servers, n) = rewrite(
+        NGINX_SNIPPET,
+        &[
+            rule(starts("listen [::]"), |_, _| String::new()),
+            rule(starts("listen "), |_, i| {
+                format!("    listen 127.0.0.1:{} ssl;", setup.ports[i])
+            }),
+            rule(starts("server_name "), |_, _| {
+                "    server_name localhost;".into()
+            }),
+            rule(starts("ssl_certificate "), |_, _| {
+                format!("    ssl_certificate {};", setup.cert.display())
+            }),
+            rule(starts("ssl_certificate_key "), |_, _| {
+                format!("    ssl_certificate_key {};", setup.key.display())
+            }),
+            rule(starts("proxy_pass "), |line, i| {
+                point_at(setup.upstreams[i], "        ", line)
+            }),
+        ],
+    );
+    // listen, proxy_pass, ssl_certificate, ssl_certificate_key.
     assert_eq!(
-        (listens, passes, certs, keys),
+        (n[1], n[5], n[3], n[4]),
         (2, 2, 2, 2),
         "docs/nginx.conf: expected two server blocks (host, then /chat/ prefix) with one \
          `listen 443 ssl`, ssl_certificate, ssl_certificate_key and proxy_pass each"
     );
     assert!(servers.contains("X-Forwarded-Proto $scheme"));
-    let t = tmp.display();
+    let t = setup.tmp.display();
     format!(
         "master_process off;\n\
          worker_processes 1;\n\
@@ -231,39 +263,32 @@ fn nginx_conf(
 
 /// `docs/Caddyfile` with the test's ports, certificate and upstreams, and global options that
 /// keep Caddy to its temporary directory (no admin endpoint, no port 80, no trust store).
-fn caddyfile(
-    tmp: &Path,
-    ports: [u16; 2],
-    upstreams: [SocketAddr; 2],
-    cert: &Path,
-    key: &Path,
-) -> String {
-    let (mut sites, mut proxies) = (0, 0);
-    let body = rewrite(CADDY_SNIPPET, |line| {
-        if line.ends_with('{') && !line.starts_with('{') && line.contains("example.org") {
-            sites += 1;
-            Some(format!(
-                "https://localhost:{} {{\n\ttls {} {}",
-                ports[sites - 1],
-                cert.display(),
-                key.display()
-            ))
-        } else if line.starts_with("reverse_proxy ") {
-            proxies += 1;
-            Some(format!(
-                "\t{}",
-                line.replace(DOC_UPSTREAM, &upstreams[proxies - 1].to_string())
-            ))
-        } else {
-            None
-        }
-    });
+fn caddyfile(setup: &Setup) -> String {
+    let site =
+        |line: &str| line.ends_with('{') && !line.starts_with('{') && line.contains("example.org");
+    let (body, n) = rewrite(
+        CADDY_SNIPPET,
+        &[
+            rule(site, |_, i| {
+                format!(
+                    "https://localhost:{} {{\n\ttls {} {}",
+                    setup.ports[i],
+                    setup.cert.display(),
+                    setup.key.display()
+                )
+            }),
+            rule(starts("reverse_proxy "), |line, i| {
+                point_at(setup.upstreams[i], "\t", line)
+            }),
+        ],
+    );
+    // Sites, reverse_proxy.
     assert_eq!(
-        (sites, proxies),
+        (n[0], n[1]),
         (2, 2),
         "docs/Caddyfile: expected two sites (host, then /chat/ prefix) with one reverse_proxy each"
     );
-    let t = tmp.display();
+    let t = setup.tmp.display();
     format!(
         "{{\n\
          \tadmin off\n\
@@ -327,21 +352,8 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
 
 impl Visitor {
     fn new(cert_pem: &str) -> Self {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::CertificateDer;
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_slice_iter(cert_pem.as_bytes()) {
-            roots.add(c.unwrap()).unwrap();
-        }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
         Self {
-            tls: TlsConnector::from(Arc::new(config)),
+            tls: tls_connector(cert_pem),
         }
     }
 
@@ -451,7 +463,7 @@ impl Visitor {
         }
         match tokio_tungstenite::client_async(req, stream).await {
             Ok((mut ws, _)) => {
-                let ready = next_frame(&mut ws).await;
+                let ready = next_json(&mut ws).await;
                 assert_eq!(ready["type"], "ready", "{ready}");
                 Ok(ws)
             }
@@ -461,21 +473,60 @@ impl Visitor {
     }
 }
 
-async fn next_frame<S>(ws: &mut WebSocketStream<S>) -> Value
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
-        .await
-        .expect("a frame in time")
-        .expect("the socket is open")
-        .expect("a frame");
-    serde_json::from_str(m.to_text().unwrap()).unwrap()
-}
-
 /// register → login → WebSocket chat → history, through the proxy on `port`, with every path
 /// under `prefix` ("" or "/chat").
 async fn chat_through(v: &Visitor, proxy: &str, port: u16, prefix: &str) {
+    let cookie = sign_in(v, proxy, port, prefix).await;
+
+    // The WebSocket through the proxy: send, and get the message back as its acknowledgement.
+    let ws_path = format!("{prefix}/ws");
+    let mut ws = v
+        .websocket(ALICE, port, &ws_path, &cookie, None)
+        .await
+        .unwrap_or_else(|s| panic!("{proxy}: WebSocket refused with {s}"));
+    let text = format!("hello through {proxy}");
+    ws.send(Message::Text(
+        send_in("general", &text, "n1").to_string().into(),
+    ))
+    .await
+    .unwrap();
+    let echo = next_json(&mut ws).await;
+    assert_eq!(echo["type"], "message", "{proxy}: {echo}");
+    assert_eq!(echo["body"], text.as_str());
+
+    // Hearth sees each visitor's own address, not the proxy's: with one WebSocket allowed per
+    // address, Bob still gets one while Alice's is open, and Alice's second is refused even
+    // when she claims another address in her own X-Forwarded-For.
+    let bob = v.websocket(BOB, port, &ws_path, &cookie, None).await;
+    assert!(bob.is_ok(), "{proxy}: another visitor is another address");
+    assert_eq!(
+        v.websocket(ALICE, port, &ws_path, &cookie, Some("198.51.100.7"))
+            .await
+            .err(),
+        Some(429),
+        "{proxy}: Hearth counts Alice's real address, whatever she claims"
+    );
+
+    let history = v
+        .request(
+            ALICE,
+            port,
+            "GET",
+            &format!("{prefix}/api/rooms/general/messages"),
+            Some(&cookie),
+            None,
+        )
+        .await;
+    assert_eq!(history.status, 200, "{proxy}: {history:?}");
+    let messages = history.json()["messages"].clone();
+    assert_eq!(messages[0]["body"], text.as_str(), "{proxy}: {messages}");
+    assert_eq!(messages[0]["id"], echo["id"]);
+    drop(ws);
+}
+
+/// Register and sign in as Alice through the proxy; the session cookie must be scoped to
+/// `prefix` and `Secure` (Hearth learnt that the visitor came over HTTPS). Returns the cookie.
+async fn sign_in(v: &Visitor, proxy: &str, port: u16, prefix: &str) -> String {
     let user = format!("alice{}", prefix.replace('/', "_"));
     let creds = json!({"username": user, "password": "password123"});
     let res = v
@@ -522,53 +573,7 @@ async fn chat_through(v: &Visitor, proxy: &str, port: u16, prefix: &str) {
         )
         .await;
     assert_eq!(me.json()["user"]["username"], user.as_str(), "{proxy}");
-
-    // The WebSocket through the proxy: send, and get the message back as its acknowledgement.
-    let ws_path = format!("{prefix}/ws");
-    let mut ws = v
-        .websocket(ALICE, port, &ws_path, &cookie, None)
-        .await
-        .unwrap_or_else(|s| panic!("{proxy}: WebSocket refused with {s}"));
-    let text = format!("hello through {proxy}");
-    ws.send(Message::Text(
-        json!({"type":"send","room":"general","body":text,"nonce":"n1"})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
-    let echo = next_frame(&mut ws).await;
-    assert_eq!(echo["type"], "message", "{proxy}: {echo}");
-    assert_eq!(echo["body"], text.as_str());
-
-    // Hearth sees each visitor's own address, not the proxy's: with one WebSocket allowed per
-    // address, Bob still gets one while Alice's is open, and Alice's second is refused even
-    // when she claims another address in her own X-Forwarded-For.
-    let bob = v.websocket(BOB, port, &ws_path, &cookie, None).await;
-    assert!(bob.is_ok(), "{proxy}: another visitor is another address");
-    assert_eq!(
-        v.websocket(ALICE, port, &ws_path, &cookie, Some("198.51.100.7"))
-            .await
-            .err(),
-        Some(429),
-        "{proxy}: Hearth counts Alice's real address, whatever she claims"
-    );
-
-    let history = v
-        .request(
-            ALICE,
-            port,
-            "GET",
-            &format!("{prefix}/api/rooms/general/messages"),
-            Some(&cookie),
-            None,
-        )
-        .await;
-    assert_eq!(history.status, 200, "{proxy}: {history:?}");
-    let messages = history.json()["messages"].clone();
-    assert_eq!(messages[0]["body"], text.as_str(), "{proxy}: {messages}");
-    assert_eq!(messages[0]["id"], echo["id"]);
-    drop(ws);
+    cookie
 }
 
 /// Everything a browser does against both deployments behind `proxy`.
@@ -627,46 +632,61 @@ async fn exercise(proxy: &str, v: &Visitor, root_port: u16, prefixed_port: u16) 
     chat_through(v, proxy, prefixed_port, "/chat").await;
 }
 
+/// Write a configuration with `configure` for two Hearth servers behind a proxy (on two
+/// free ports, with a self-signed certificate), start the proxy with `spawn`, and run
+/// everything a browser does through it.
+async fn behind_proxy(
+    proxy: &str,
+    conf_file: &str,
+    configure: fn(&Setup) -> String,
+    spawn: impl FnOnce(&Path, &Path) -> Proxy,
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert_pem, cert, key) = certificate(tmp.path());
+    let ports = [free_port(), free_port()];
+    let [mut root, mut prefixed] = upstreams(ports[1]).await;
+    let conf = configure(&Setup {
+        tmp: tmp.path(),
+        ports,
+        upstreams: [root.addr, prefixed.addr],
+        cert: &cert,
+        key: &key,
+    });
+    let conf_path = tmp.path().join(conf_file);
+    std::fs::write(&conf_path, &conf).unwrap();
+    let mut running = spawn(tmp.path(), &conf_path);
+    running.wait_ready(&ports).await;
+
+    exercise(proxy, &Visitor::new(&cert_pem), ports[0], ports[1]).await;
+
+    drop(running);
+    root.stop().await;
+    prefixed.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_from_the_documented_snippet() {
     let Some(nginx) = find_program("nginx", true) else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let (cert_pem, cert, key) = certificate(tmp.path());
-    let ports = [free_port(), free_port()];
-    let up = upstreams(ports[1]).await;
-    let conf = nginx_conf(
-        tmp.path(),
-        ports,
-        [up.root.local_addr(), up.prefixed.local_addr()],
-        &cert,
-        &key,
-    );
-    let conf_path = tmp.path().join("nginx.conf");
-    std::fs::write(&conf_path, &conf).unwrap();
-    let log = tmp.path().join("error.log");
-    let child = Command::new(nginx)
-        .arg("-e")
-        .arg(&log)
-        .arg("-p")
-        .arg(tmp.path())
-        .arg("-c")
-        .arg(&conf_path)
-        .args(["-g", "daemon off;"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nginx starts");
-    let mut proxy = Proxy { child, log };
-    proxy.wait_ready(&ports).await;
-
-    exercise("nginx", &Visitor::new(&cert_pem), ports[0], ports[1]).await;
-
-    drop(proxy);
-    up.root.shutdown().await;
-    up.prefixed.shutdown().await;
+    behind_proxy("nginx", "nginx.conf", nginx_conf, |tmp, conf| {
+        let log = tmp.join("error.log");
+        let child = Command::new(nginx)
+            .arg("-e")
+            .arg(&log)
+            .arg("-p")
+            .arg(tmp)
+            .arg("-c")
+            .arg(conf)
+            .args(["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx starts");
+        Proxy { child, log }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -674,38 +694,21 @@ async fn caddy_from_the_documented_snippet() {
     let Some(caddy) = find_program("caddy", apt_has("caddy")) else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let (cert_pem, cert, key) = certificate(tmp.path());
-    let ports = [free_port(), free_port()];
-    let up = upstreams(ports[1]).await;
-    let conf = caddyfile(
-        tmp.path(),
-        ports,
-        [up.root.local_addr(), up.prefixed.local_addr()],
-        &cert,
-        &key,
-    );
-    let conf_path = tmp.path().join("Caddyfile");
-    std::fs::write(&conf_path, &conf).unwrap();
-    let log = tmp.path().join("caddy.out");
-    let out = std::fs::File::create(&log).unwrap();
-    let child = Command::new(caddy)
-        .args(["run", "--adapter", "caddyfile", "--config"])
-        .arg(&conf_path)
-        .env("HOME", tmp.path())
-        .env("XDG_CONFIG_HOME", tmp.path().join("config"))
-        .env("XDG_DATA_HOME", tmp.path().join("data"))
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .expect("caddy starts");
-    let mut proxy = Proxy { child, log };
-    proxy.wait_ready(&ports).await;
-
-    exercise("caddy", &Visitor::new(&cert_pem), ports[0], ports[1]).await;
-
-    drop(proxy);
-    up.root.shutdown().await;
-    up.prefixed.shutdown().await;
+    behind_proxy("caddy", "Caddyfile", caddyfile, |tmp, conf| {
+        let log = tmp.join("caddy.out");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(caddy)
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(conf)
+            .env("HOME", tmp)
+            .env("XDG_CONFIG_HOME", tmp.join("config"))
+            .env("XDG_DATA_HOME", tmp.join("data"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("caddy starts");
+        Proxy { child, log }
+    })
+    .await;
 }

@@ -1,9 +1,13 @@
 //! Upgrading a database from an older schema: a copy is kept first, the new schema is
 //! applied, and the old data stays readable (and searchable) through the real server.
 
-use hearth::config::Config;
 use hearth::db::schema::MIGRATIONS;
 use rusqlite::Connection;
+
+use crate::common::{Auth, TestApp};
+
+/// The bot token [`make_v1`] stores for `bob`.
+const TOKEN: &str = "upgrade-test-token-0123456789abcdefghijklmn";
 
 /// A database as the first release left it: schema 1, two users, a few messages.
 fn make_v1(path: &std::path::Path) {
@@ -23,7 +27,7 @@ fn make_v1(path: &std::path::Path) {
     .unwrap();
     let token_hash: [u8; 32] = {
         use sha2::Digest;
-        sha2::Sha256::digest(b"upgrade-test-token-0123456789abcdefghijklmn").into()
+        sha2::Sha256::digest(TOKEN.as_bytes()).into()
     };
     conn.execute(
         "INSERT INTO sessions (token_hash, user_id, kind, name, created_at, last_seen_at)
@@ -38,14 +42,7 @@ async fn an_old_database_is_copied_then_upgraded_and_stays_usable() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chat.db");
     make_v1(&path);
-
-    let mut c = Config::default();
-    c.server.host = "127.0.0.1".into();
-    c.server.port = 0;
-    c.database.path = path.clone();
-    c.auth.pbkdf2_iterations = 1000;
-    let server = hearth::run(c).await.expect("starts on an old database");
-    let base = format!("http://{}", server.local_addr());
+    let mut app = TestApp::builder().in_dir(dir).start().await;
 
     // The copy was taken before the upgrade: still schema 1, same messages.
     let copy = hearth::db::backup_path(&path, 1);
@@ -60,49 +57,26 @@ async fn an_old_database_is_copied_then_upgraded_and_stays_usable() {
         .unwrap();
     assert_eq!(n, 3);
 
-    let client = reqwest::Client::new();
-    let get = |url: String| {
-        client
-            .get(url)
-            .header(
-                "authorization",
-                "Bearer upgrade-test-token-0123456789abcdefghijklmn",
-            )
-            .send()
-    };
+    let bob = Auth::Bearer(TOKEN.into());
     // Existing members start with nothing unread.
-    let rooms: serde_json::Value = get(format!("{base}/api/rooms"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let general = &rooms["rooms"][0];
+    let rooms = app.my_rooms(&bob).await;
+    let general = &rooms[0];
     assert_eq!(general["name"], "general");
-    assert_eq!(general["unread"], 0, "{rooms}");
+    assert_eq!(general["unread"], 0, "{rooms:?}");
     assert_eq!(general["last_read"], 3);
     // Old messages are in the new search index, accents folded.
-    let found: serde_json::Value = get(format!("{base}/api/search?q=cafe"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let found = app.search_ok(&bob, "cafe", "").await;
     let results = found["results"].as_array().unwrap();
     assert_eq!(results.len(), 1, "{found}");
     assert_eq!(results[0]["body"], "Café au lait for me");
-    server.shutdown().await;
+    app.stop().await;
 
     // A second start neither copies again nor fails.
     let before = std::fs::metadata(&copy).unwrap().modified().unwrap();
-    let mut c = Config::default();
-    c.server.host = "127.0.0.1".into();
-    c.server.port = 0;
-    c.database.path = path.clone();
-    let server = hearth::run(c).await.expect("starts again");
+    app.restart().await;
     assert_eq!(
         std::fs::metadata(&copy).unwrap().modified().unwrap(),
         before
     );
-    server.shutdown().await;
+    app.stop().await;
 }

@@ -9,7 +9,8 @@
 //! Needs `chromedriver` and `chromium` on PATH (`scripts/install-browser.sh` installs both).
 //! Without them each test prints a note and passes, unless `CI` is set: then it fails.
 
-#[path = "browser/harness.rs"]
+#[path = "../common/mod.rs"]
+mod common;
 mod harness;
 
 use std::time::Instant;

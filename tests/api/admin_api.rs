@@ -1,62 +1,42 @@
 //! Administrator routes: enforced on the server, effective at once on open sockets.
 
-use std::time::Duration;
+use std::ops::{Deref, DerefMut};
 
-use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use crate::common::{http_client, json_body, Auth, TestApp, Ws};
 
-/// The close code the socket ends with (within 5 s).
-async fn close_code(ws: &mut Ws) -> Option<u16> {
-    tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
-                Some(Ok(_)) => continue,
-                _ => return None,
-            }
-        }
-    })
-    .await
-    .expect("closed")
+/// A test server plus the calls these tests make with raw `hearth_session=…` cookie pairs.
+struct App(TestApp);
+
+impl Deref for App {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.0
+    }
 }
 
-struct App {
-    server: hearth::Server,
-    base: String,
-    _dir: tempfile::TempDir,
+impl DerefMut for App {
+    fn deref_mut(&mut self) -> &mut TestApp {
+        &mut self.0
+    }
 }
 
 async fn start() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = hearth::config::Config::default();
-    c.server.host = "127.0.0.1".into();
-    c.server.port = 0;
-    c.database.path = dir.path().join("chat.db");
-    c.auth.pbkdf2_iterations = 1000;
-    let server = hearth::run(c).await.expect("starts");
-    let base = format!("http://{}", server.local_addr());
-    App {
-        server,
-        base,
-        _dir: dir,
-    }
+    App(TestApp::start().await)
 }
 
 impl App {
     /// Register or log in. Registrations carry the server's setup code, so the first account
     /// created is the administrator (the code is used up by it).
     async fn account(&self, route: &str, name: &str) -> (u16, Option<String>) {
-        let res = reqwest::Client::new()
+        let res = self
+            .http
             .post(format!("{}/api/{route}", self.base))
             .json(&json!({
                 "username": name,
                 "password": "password123",
-                "setup": self.server.setup_code(),
+                "setup": self.server().setup_code(),
             }))
             .send()
             .await
@@ -69,7 +49,8 @@ impl App {
     }
 
     async fn act(&self, cookie: &str, target: &str, action: &str) -> (u16, Value) {
-        let res = reqwest::Client::new()
+        let res = self
+            .http
             .post(format!("{}/api/admin/users/{target}", self.base))
             .header("cookie", cookie)
             .header("origin", &self.base)
@@ -90,7 +71,7 @@ impl App {
         origin: bool,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut rb = reqwest::Client::new().request(method, format!("{}{path}", self.base));
+        let mut rb = self.http.request(method, format!("{}{path}", self.base));
         if let Some(c) = cookie {
             rb = rb.header("cookie", c);
         }
@@ -158,17 +139,13 @@ impl App {
     }
 
     async fn ws(&self, cookie: &str) -> Ws {
-        let mut req = format!("ws://{}/ws", self.server.local_addr())
-            .into_client_request()
-            .unwrap();
-        req.headers_mut().insert("cookie", cookie.parse().unwrap());
-        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-        ws.next().await.unwrap().unwrap(); // ready
-        ws
+        let value = cookie.trim_start_matches("hearth_session=").to_string();
+        self.ws_connect(&Auth::Cookie(value), None).await
     }
 
     async fn list(&self, cookie: &str) -> (u16, Value) {
-        let res = reqwest::Client::new()
+        let res = self
+            .http
             .get(format!("{}/api/admin/users", self.base))
             .header("cookie", cookie)
             .send()
@@ -181,7 +158,7 @@ impl App {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_setup_account_administers_and_disabling_closes_sockets_at_once() {
-    let app = start().await;
+    let mut app = start().await;
     let (_, admin) = app.account("register", "alice").await;
     let admin = admin.unwrap();
     let (_, member) = app.account("register", "bob").await;
@@ -202,27 +179,11 @@ async fn the_setup_account_administers_and_disabling_closes_sockets_at_once() {
     assert_eq!(users[1]["is_admin"], false);
 
     // Bob has a socket open; disabling him closes it with 4001.
-    let mut req = format!("ws://{}/ws", app.server.local_addr())
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert("cookie", member.parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    ws.next().await.unwrap().unwrap(); // ready
+    let mut ws = app.ws(&member).await;
     let (status, body) = app.act(&admin, "Bob", "disable").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["user"]["disabled"], true);
-    let code = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
-                Some(Ok(_)) => continue,
-                _ => return None,
-            }
-        }
-    })
-    .await
-    .expect("closed");
-    assert_eq!(code, Some(4001));
+    assert_eq!(ws.expect_close().await, 4001);
     assert_eq!(app.account("login", "bob").await.0, 401);
 
     assert_eq!(app.act(&admin, "bob", "enable").await.0, 200);
@@ -245,7 +206,8 @@ async fn the_setup_account_administers_and_disabling_closes_sockets_at_once() {
         "unknown_user"
     );
     assert_eq!(app.act(&admin, "bob", "explode").await.0, 400);
-    let res = reqwest::Client::new()
+    let res = app
+        .http
         .post(format!("{}/api/admin/users/bob", app.base))
         .header("cookie", &admin)
         .json(&json!({"action": "demote"}))
@@ -253,12 +215,12 @@ async fn the_setup_account_administers_and_disabling_closes_sockets_at_once() {
         .await
         .unwrap();
     assert_eq!(res.status(), 403, "cookie auth without Origin is refused");
-    app.server.shutdown().await;
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_reports_version_uptime_connections_and_totals() {
-    let app = start().await;
+    let mut app = start().await;
     let (_, admin) = app.account("register", "alice").await;
     let admin = admin.unwrap();
     let (_, member) = app.account("register", "bob").await;
@@ -280,7 +242,7 @@ async fn status_reports_version_uptime_connections_and_totals() {
     assert_eq!(s["registration"], "open");
 
     // Counts follow the database.
-    app.server
+    app.server()
         .state()
         .db
         .write(|c| hearth::db::queries::insert_message(c, 1, 1, "hello", None, 0))
@@ -292,12 +254,12 @@ async fn status_reports_version_uptime_connections_and_totals() {
     let (status, body) = app.get("/api/admin/status", &member).await;
     assert_eq!(status, 403);
     assert_eq!(body["error"]["code"], "forbidden");
-    app.server.shutdown().await;
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_password_hands_out_a_temporary_password_once_and_signs_out_everywhere() {
-    let app = start().await;
+    let mut app = start().await;
     let (_, admin) = app.account("register", "alice").await;
     let admin = admin.unwrap();
     let (_, member) = app.account("register", "bob").await;
@@ -316,7 +278,7 @@ async fn reset_password_hands_out_a_temporary_password_once_and_signs_out_everyw
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
     assert_eq!(
-        close_code(&mut ws).await,
+        Some(ws.expect_close().await),
         Some(4001),
         "socket closed at once"
     );
@@ -325,7 +287,8 @@ async fn reset_password_hands_out_a_temporary_password_once_and_signs_out_everyw
     let (status, _) = app.get("/api/me", &member).await;
     assert_eq!(status, 401);
     assert_eq!(app.account("login", "bob").await.0, 401);
-    let res = reqwest::Client::new()
+    let res = app
+        .http
         .post(format!("{}/api/login", app.base))
         .json(&json!({"username": "bob", "password": temp}))
         .send()
@@ -341,22 +304,19 @@ async fn reset_password_hands_out_a_temporary_password_once_and_signs_out_everyw
     let (status, body) = app.act(&admin, "nobody", "reset_password").await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "unknown_user");
-    app.server.shutdown().await;
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registration_modes_open_invite_and_closed_are_enforced() {
-    let app = start().await;
+    let mut app = start().await;
     let (_, admin) = app.account("register", "alice").await;
     let admin = admin.unwrap();
 
-    let public = |app: &App| {
-        let url = format!("{}/api/registration", app.base);
-        async move {
-            let v: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-            v["mode"].as_str().unwrap().to_string()
-        }
-    };
+    async fn public(app: &App) -> String {
+        let v = json_body(app.0.get("/api/registration").await).await;
+        v["mode"].as_str().unwrap().to_string()
+    }
     assert_eq!(public(&app).await, "open");
     assert_eq!(
         app.get("/api/admin/registration", &admin).await.1["mode"],
@@ -414,12 +374,12 @@ async fn registration_modes_open_invite_and_closed_are_enforced() {
         assert_eq!(status, 400);
         assert_eq!(body["error"]["code"], "bad_request");
     }
-    app.server.shutdown().await;
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invites_are_counted_expire_run_out_and_can_be_revoked() {
-    let app = start().await;
+    let mut app = start().await;
     let (_, admin) = app.account("register", "alice").await;
     let admin = admin.unwrap();
     assert_eq!(app.set_mode(&admin, "invite").await.0, 200);
@@ -445,7 +405,7 @@ async fn invites_are_counted_expire_run_out_and_can_be_revoked() {
     assert!(list[0].get("code").is_none() && list[0].get("url").is_none());
     assert_eq!(list[0]["created_by"], "alice");
     let stored: Vec<u8> = app
-        .server
+        .server()
         .state()
         .db
         .read(|c| c.query_row("SELECT code_hash FROM invites", [], |r| r.get(0)))
@@ -478,7 +438,7 @@ async fn invites_are_counted_expire_run_out_and_can_be_revoked() {
     assert_eq!(body["invite"]["max_uses"], 1, "default: one use");
     let expiring = body["invite"]["code"].as_str().unwrap().to_string();
     let expiring_id = body["invite"]["id"].as_i64().unwrap();
-    app.server
+    app.server()
         .state()
         .db
         .write(move |c| {
@@ -574,12 +534,12 @@ async fn invites_are_counted_expire_run_out_and_can_be_revoked() {
     let (_, body) = app.invite(&admin, json!({})).await;
     let spare = body["invite"]["code"].as_str().unwrap().to_string();
     assert_eq!(app.join("erin", Some(&spare)).await.0, 201);
-    app.server.shutdown().await;
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_one_use_invite_admits_exactly_one_of_many_concurrent_registrations() {
-    let app = start().await;
+    let mut app = start().await;
     let (_, admin) = app.account("register", "alice").await;
     let admin = admin.unwrap();
     assert_eq!(app.set_mode(&admin, "invite").await.0, 200);
@@ -591,7 +551,7 @@ async fn a_one_use_invite_admits_exactly_one_of_many_concurrent_registrations() 
         .map(|i| {
             let (url, code) = (url.clone(), code.clone());
             tokio::spawn(async move {
-                reqwest::Client::new()
+                http_client()
                     .post(url)
                     .json(&json!({
                         "username": format!("racer{i}"),
@@ -619,13 +579,13 @@ async fn a_one_use_invite_admits_exactly_one_of_many_concurrent_registrations() 
     );
     let (_, users) = app.list(&admin).await;
     assert_eq!(users["users"].as_array().unwrap().len(), 2);
-    app.server.shutdown().await;
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_admin_route_refuses_members_strangers_and_foreign_origins() {
     use reqwest::Method;
-    let app = start().await;
+    let mut app = start().await;
     let (_, admin) = app.account("register", "alice").await;
     let admin = admin.unwrap();
     let (_, member) = app.account("register", "bob").await;
@@ -669,7 +629,8 @@ async fn every_admin_route_refuses_members_strangers_and_foreign_origins() {
             .await;
         assert_eq!(status, 403, "{method} {path}: {v}");
         assert_eq!(v["error"]["code"], "bad_origin", "{method} {path}");
-        let mut rb = reqwest::Client::new()
+        let mut rb = app
+            .http
             .request(method.clone(), format!("{}{path}", app.base))
             .header("cookie", &admin)
             .header("origin", "http://evil.example");
@@ -689,7 +650,8 @@ async fn every_admin_route_refuses_members_strangers_and_foreign_origins() {
     assert!(app.invites(&admin).await.is_empty());
 
     // A bearer token needs no Origin.
-    let res = reqwest::Client::new()
+    let res = app
+        .http
         .post(format!("{}/api/tokens", app.base))
         .header("cookie", &admin)
         .header("origin", &app.base)
@@ -701,7 +663,8 @@ async fn every_admin_route_refuses_members_strangers_and_foreign_origins() {
         .as_str()
         .unwrap()
         .to_string();
-    let res = reqwest::Client::new()
+    let res = app
+        .http
         .post(format!("{}/api/admin/invites", app.base))
         .bearer_auth(&token)
         .json(&json!({"max_uses": 3}))
@@ -711,7 +674,8 @@ async fn every_admin_route_refuses_members_strangers_and_foreign_origins() {
     assert_eq!(res.status(), 201);
 
     // Wrong content type and oversized bodies are JSON errors too.
-    let res = reqwest::Client::new()
+    let res = app
+        .http
         .post(format!("{}/api/admin/invites", app.base))
         .header("cookie", &admin)
         .header("origin", &app.base)
@@ -733,5 +697,5 @@ async fn every_admin_route_refuses_members_strangers_and_foreign_origins() {
         (status, &v["error"]["code"]),
         (413, &json!("payload_too_large"))
     );
-    app.server.shutdown().await;
+    app.stop().await;
 }

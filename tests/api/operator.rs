@@ -7,34 +7,9 @@ use std::sync::{Arc, Mutex};
 use hearth::admin;
 use hearth::config::Config;
 use hearth::db::queries;
+use serde_json::json;
 
-fn config(dir: &std::path::Path) -> Config {
-    let mut c = Config::default();
-    c.server.host = "127.0.0.1".into();
-    c.server.port = 0;
-    c.database.path = dir.join("chat.db");
-    c.auth.pbkdf2_iterations = 1000;
-    c
-}
-
-async fn post_json(url: &str, body: serde_json::Value) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .expect("request")
-}
-
-fn cookie(res: &reqwest::Response) -> String {
-    let raw = res
-        .headers()
-        .get("set-cookie")
-        .expect("cookie")
-        .to_str()
-        .unwrap();
-    raw.split(';').next().unwrap().to_string()
-}
+use crate::common::{json_body, session_cookie, test_config, Auth, TestApp};
 
 #[test]
 fn init_writes_the_commented_defaults_and_refuses_to_overwrite() {
@@ -81,7 +56,7 @@ fn check_config_names_the_source_of_every_value() {
 #[test]
 fn user_commands_manage_accounts_on_a_database_file() {
     let dir = tempfile::tempdir().unwrap();
-    let c = config(dir.path());
+    let c = test_config(dir.path());
     admin::user_add(&c, "carol", "password123").expect("add");
     assert!(
         admin::user_add(&c, "CAROL", "password123").is_err(),
@@ -111,52 +86,32 @@ fn user_commands_manage_accounts_on_a_database_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_management_takes_effect_on_a_running_server() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = config(dir.path());
-    let server = hearth::run(c.clone()).await.expect("server starts");
-    let base = format!("http://{}", server.local_addr());
+    let mut app = TestApp::start().await;
+    let c = app.config.clone();
 
     // An account created from the command line can sign in at once.
     admin::user_add(&c, "erin", "password123").expect("add while serving");
-    let res = post_json(
-        &format!("{base}/api/login"),
-        serde_json::json!({"username":"erin","password":"password123"}),
-    )
-    .await;
+    let res = app.try_login("erin", "password123").await;
     assert_eq!(res.status(), 200);
-    let session = cookie(&res);
-    let me = reqwest::Client::new()
-        .get(format!("{base}/api/me"))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap();
+    let session = Auth::Cookie(session_cookie(&res).expect("a session cookie"));
+    let me = app.get_as("/api/me", &session).await;
     assert_eq!(me.status(), 200);
 
     // Disabling signs them out everywhere and blocks sign-in.
     admin::user_set_disabled(&c, "erin", true).expect("disable while serving");
-    let me = reqwest::Client::new()
-        .get(format!("{base}/api/me"))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap();
+    let me = app.get_as("/api/me", &session).await;
     assert_eq!(me.status(), 401);
-    let res = post_json(
-        &format!("{base}/api/login"),
-        serde_json::json!({"username":"erin","password":"password123"}),
-    )
-    .await;
+    let res = app.try_login("erin", "password123").await;
     assert_eq!(res.status(), 401);
-    server.shutdown().await;
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_during_writes_holds_every_message_committed_before_it_started() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = config(dir.path());
-    let server = hearth::run(c.clone()).await.expect("server starts");
-    let db = server.state().db.clone();
+    let mut app = TestApp::start().await;
+    let c = app.config.clone();
+    let dir = app.dir.path().to_path_buf();
+    let db = app.server().state().db.clone();
     db.write(|conn| {
         queries::insert_user(
             conn,
@@ -194,7 +149,7 @@ async fn backup_during_writes_holds_every_message_committed_before_it_started() 
         tokio::task::yield_now().await;
     }
     let before: HashSet<i64> = committed.lock().unwrap().iter().copied().collect();
-    let out = dir.path().join("backup.db");
+    let out = dir.join("backup.db");
     let c2 = c.clone();
     let out2 = out.clone();
     let msg = tokio::task::spawn_blocking(move || admin::backup(&c2, &out2))
@@ -205,7 +160,7 @@ async fn backup_during_writes_holds_every_message_committed_before_it_started() 
     for w in writers {
         w.await.unwrap();
     }
-    server.shutdown().await;
+    app.stop().await;
 
     assert!(msg.starts_with("backed up"), "{msg}");
     let copy = rusqlite::Connection::open(&out).unwrap();
@@ -227,10 +182,9 @@ async fn backup_during_writes_holds_every_message_committed_before_it_started() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_streams_every_room_and_message_as_json() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = config(dir.path());
-    let server = hearth::run(c.clone()).await.expect("server starts");
-    let db = server.state().db.clone();
+    let mut app = TestApp::start().await;
+    let c = app.config.clone();
+    let db = app.server().state().db.clone();
     db.write(|conn| {
         queries::insert_user(
             conn,
@@ -247,7 +201,7 @@ async fn export_streams_every_room_and_message_as_json() {
     })
     .await
     .unwrap();
-    server.shutdown().await;
+    app.stop().await;
     let mut out = Vec::new();
     admin::export_json(&c, &mut out).expect("export");
     let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
@@ -281,20 +235,18 @@ fn hearth(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> (i32, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registration_and_invite_commands_take_effect_on_a_running_server() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = config(dir.path());
-    let server = hearth::run(c.clone()).await.expect("server starts");
-    let base = format!("http://{}", server.local_addr());
+    let mut app = TestApp::start().await;
+    let dir = app.dir.path().to_path_buf();
     let register = |name: &str, invite: Option<&str>| {
-        let mut body = serde_json::json!({"username": name, "password": "password123"});
+        let mut body = json!({"username": name, "password": "password123"});
         if let Some(code) = invite {
-            body["invite"] = serde_json::json!(code);
+            body["invite"] = json!(code);
         }
-        let url = format!("{base}/api/register");
+        let app = &app;
         async move {
-            let res = post_json(&url, body).await;
+            let res = app.post_json("/api/register", &body).await;
             let status = res.status().as_u16();
-            let v: serde_json::Value = res.json().await.unwrap_or_default();
+            let v = json_body(res).await;
             (
                 status,
                 v["error"]["code"].as_str().unwrap_or("").to_string(),
@@ -302,11 +254,11 @@ async fn registration_and_invite_commands_take_effect_on_a_running_server() {
         }
     };
 
-    let (code, out, err) = hearth(dir.path(), &["registration"], &[]);
+    let (code, out, err) = hearth(&dir, &["registration"], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("registration is open"), "{out}");
 
-    let (code, out, err) = hearth(dir.path(), &["registration", "closed"], &[]);
+    let (code, out, err) = hearth(&dir, &["registration", "closed"], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("now closed"), "{out}");
     assert_eq!(
@@ -314,7 +266,7 @@ async fn registration_and_invite_commands_take_effect_on_a_running_server() {
         (403, "registration_closed".into())
     );
 
-    let (code, out, _) = hearth(dir.path(), &["registration", "invite"], &[]);
+    let (code, out, _) = hearth(&dir, &["registration", "invite"], &[]);
     assert_eq!(code, 0);
     assert!(out.contains("now invite"), "{out}");
     assert_eq!(
@@ -324,7 +276,7 @@ async fn registration_and_invite_commands_take_effect_on_a_running_server() {
 
     // An invite from the command line, printed once with its link.
     let (code, out, err) = hearth(
-        dir.path(),
+        &dir,
         &["invite", "create", "--uses", "2", "--hours", "1"],
         &[("CHAT_SERVER__PUBLIC_URL", "https://chat.example.org")],
     );
@@ -351,7 +303,7 @@ async fn registration_and_invite_commands_take_effect_on_a_running_server() {
     );
 
     // Listing shows the use count, never the code; revoking stops a fresh invite.
-    let (code, out, _) = hearth(dir.path(), &["invite", "create"], &[]);
+    let (code, out, _) = hearth(&dir, &["invite", "create"], &[]);
     assert_eq!(code, 0);
     let second = out
         .lines()
@@ -360,7 +312,7 @@ async fn registration_and_invite_commands_take_effect_on_a_running_server() {
         .to_string();
     assert!(out.contains("1 use,"), "default is one use: {out}");
     assert!(out.contains("/?invite="), "{out}");
-    let (_, list, _) = hearth(dir.path(), &["invite", "list"], &[]);
+    let (_, list, _) = hearth(&dir, &["invite", "list"], &[]);
     assert!(list.contains("used_up") && list.contains("2/2"), "{list}");
     assert!(list.contains("active") && list.contains("0/1"), "{list}");
     assert!(!list.contains(&invite) && !list.contains(&second), "{list}");
@@ -370,7 +322,7 @@ async fn registration_and_invite_commands_take_effect_on_a_running_server() {
         .and_then(|l| l.split_whitespace().next())
         .unwrap()
         .to_string();
-    let (code, out, _) = hearth(dir.path(), &["invite", "revoke", &id], &[]);
+    let (code, out, _) = hearth(&dir, &["invite", "revoke", &id], &[]);
     assert_eq!(code, 0);
     assert!(out.contains("revoked"), "{out}");
     assert_eq!(
@@ -379,9 +331,9 @@ async fn registration_and_invite_commands_take_effect_on_a_running_server() {
     );
 
     // Back to open.
-    assert_eq!(hearth(dir.path(), &["registration", "open"], &[]).0, 0);
+    assert_eq!(hearth(&dir, &["registration", "open"], &[]).0, 0);
     assert_eq!(register("carol", None).await.0, 201);
-    server.shutdown().await;
+    app.stop().await;
 }
 
 #[test]

@@ -1,34 +1,17 @@
 //! Built-in TLS: with `[server.tls]` set, a real TLS client signs up over HTTPS (the cookie is
 //! `Secure`) and chats over WSS; plain HTTP on the same port is refused.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use futures_util::SinkExt;
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::rustls;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-fn connector(cert_pem: &str) -> TlsConnector {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(cert_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    TlsConnector::from(Arc::new(config))
-}
+use crate::common::{next_json, tls_connector, TestApp};
 
 async fn tls_stream(
     tls: &TlsConnector,
@@ -38,18 +21,6 @@ async fn tls_stream(
     tls.connect("localhost".try_into().unwrap(), tcp)
         .await
         .expect("TLS handshake with the configured certificate")
-}
-
-async fn next<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Value
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
-        .await
-        .expect("frame")
-        .unwrap()
-        .unwrap();
-    serde_json::from_str::<Value>(m.to_text().unwrap()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,16 +35,18 @@ async fn a_tls_client_signs_up_over_https_and_chats_over_wss() {
     )
     .unwrap();
 
-    let mut c = hearth::config::Config::default();
-    c.server.host = "127.0.0.1".into();
-    c.server.port = 0;
-    c.database.path = dir.path().join("chat.db");
-    c.auth.pbkdf2_iterations = 1000;
-    c.server.tls.cert = dir.path().join("cert.pem").display().to_string();
-    c.server.tls.key = dir.path().join("key.pem").display().to_string();
-    let server = hearth::run(c).await.expect("starts with TLS");
-    let addr = server.local_addr();
-    let tls = connector(&cert_pem);
+    let cert = dir.path().join("cert.pem").display().to_string();
+    let key = dir.path().join("key.pem").display().to_string();
+    let mut app = TestApp::builder()
+        .in_dir(dir)
+        .config(move |c| {
+            c.server.tls.cert = cert;
+            c.server.tls.key = key;
+        })
+        .start()
+        .await;
+    let addr = app.addr;
+    let tls = tls_connector(&cert_pem);
 
     // HTTPS: register; the session cookie is Secure.
     let mut s = tls_stream(&tls, addr).await;
@@ -128,7 +101,7 @@ async fn a_tls_client_signs_up_over_https_and_chats_over_wss() {
     let (mut ws, _) = tokio_tungstenite::client_async(req, stream)
         .await
         .expect("WebSocket over TLS");
-    assert_eq!(next(&mut ws).await["type"], "ready");
+    assert_eq!(next_json(&mut ws).await["type"], "ready");
     ws.send(Message::Text(
         json!({"type":"send","room":"general","body":"over tls","nonce":"t1"})
             .to_string()
@@ -136,7 +109,7 @@ async fn a_tls_client_signs_up_over_https_and_chats_over_wss() {
     ))
     .await
     .unwrap();
-    let echo = next(&mut ws).await;
+    let echo = next_json(&mut ws).await;
     assert_eq!(echo["type"], "message");
     assert_eq!(echo["body"], "over tls");
 
@@ -150,19 +123,23 @@ async fn a_tls_client_signs_up_over_https_and_chats_over_wss() {
     let _ = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut buf)).await;
     assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
     drop(ws);
-    server.shutdown().await;
+    app.stop().await;
 }
 
 #[tokio::test]
 async fn unreadable_certificates_stop_start_up_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = hearth::config::Config::default();
-    c.server.host = "127.0.0.1".into();
-    c.server.port = 0;
-    c.database.path = dir.path().join("chat.db");
-    c.server.tls.cert = dir.path().join("missing.pem").display().to_string();
-    c.server.tls.key = dir.path().join("missing-key.pem").display().to_string();
-    let err = match hearth::run(c).await {
+    let cert = dir.path().join("missing.pem").display().to_string();
+    let key = dir.path().join("missing-key.pem").display().to_string();
+    let started = TestApp::builder()
+        .in_dir(dir)
+        .config(move |c| {
+            c.server.tls.cert = cert;
+            c.server.tls.key = key;
+        })
+        .try_start()
+        .await;
+    let err = match started {
         Ok(_) => panic!("must not start"),
         Err(e) => e.to_string(),
     };

@@ -1,0 +1,88 @@
+//! A database that cannot grow (the disk is full): sends are refused with an `unavailable`
+//! error frame, nothing is acknowledged, `/healthz` says what is wrong, and everything recovers
+//! once space is back — with the retried nonces stored exactly once.
+
+use serde_json::Value;
+
+use crate::common::{send_frame, text, TestApp, Ws};
+
+/// Send `body {nonce}` to `general` and return the answer (the stored message or an error).
+async fn send(ws: &mut Ws, nonce: &str) -> Value {
+    ws.send_json(&send_frame(&format!("body {nonce}"), Some(nonce)))
+        .await;
+    ws.next_skipping(&["presence", "typing"]).await
+}
+
+async fn health(app: &TestApp) -> (u16, String) {
+    let res = app.get("/healthz").await;
+    (res.status().as_u16(), text(res).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_database_refuses_sends_then_recovers_without_losing_or_duplicating() {
+    let mut app = TestApp::start().await;
+    let ivan = app.signup("ivan").await;
+    let mut ws = app.ws_connect(&ivan, None).await;
+    assert_eq!(send(&mut ws, "before").await["type"], "message");
+
+    // The disk fills up: the database may not grow by a single page.
+    let db = app.server().state().db.clone();
+    db.write(|c| {
+        let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        c.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+    })
+    .await
+    .unwrap();
+    let big = "x".repeat(3900);
+    let mut refused = Vec::new();
+    for i in 0..20 {
+        let nonce = format!("full-{i}");
+        ws.send_json(&send_frame(&big, Some(&nonce))).await;
+        let reply = ws.next_skipping(&["presence", "typing"]).await;
+        match reply["type"].as_str() {
+            Some("error") => {
+                assert_eq!(reply["code"], "unavailable", "{reply}");
+                assert_eq!(reply["nonce"], nonce.as_str());
+                assert!(reply["retry_after_ms"].as_u64().is_some());
+                refused.push(nonce);
+            }
+            Some("message") => assert_eq!(reply["nonce"], nonce.as_str()),
+            other => panic!("unexpected {other:?}: {reply}"),
+        }
+    }
+    assert!(!refused.is_empty(), "some sends must hit the full database");
+    let (status, text) = health(&app).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("full"), "{text}");
+
+    // Space comes back; the client retries what was refused, with the same nonces.
+    db.write(|c| c.query_row("PRAGMA max_page_count = 1073741823", [], |_| Ok(())))
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for nonce in &refused {
+        let reply = send(&mut ws, nonce).await;
+        assert_eq!(reply["type"], "message", "{reply}");
+        ids.push(reply["id"].as_i64().unwrap());
+    }
+    assert_eq!(health(&app).await.0, 200);
+    // Retrying again changes nothing: each refused nonce is stored exactly once.
+    for (nonce, id) in refused.iter().zip(&ids) {
+        let reply = send(&mut ws, nonce).await;
+        assert_eq!(reply["id"].as_i64(), Some(*id));
+    }
+    drop(ws);
+    drop(db);
+    app.stop().await;
+    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
+    for nonce in &refused {
+        let n: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM messages WHERE nonce = ?1",
+                [nonce],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1, "{nonce}");
+    }
+}

@@ -1,0 +1,16 @@
+//! Tests of Hearth as it is deployed: the real `hearth` binary run as a child process (its
+//! start-up line, configuration errors, signals, and crashes in the middle of traffic), and
+//! Hearth behind real nginx and Caddy reverse proxies configured from the documented snippets.
+//!
+//! These are slower than the in-process tests and need more of the machine (a built binary,
+//! and nginx/Caddy for the proxy tests), so they live in a binary of their own:
+//! `cargo test --test system`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod process;
+
+mod cli;
+mod durability;
+mod reverse_proxy;
