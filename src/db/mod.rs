@@ -1,10 +1,12 @@
 //! Storage: one writer thread owns the SQLite write connection; a small pool of read-only
 //! connections serves lookups off the async runtime.
 //!
+//! - [`model`]: the rows the store hands out (users, rooms, messages, sessions).
 //! - [`schema`]: versioned migrations.
 //! - [`queries`]: every SQL statement.
 //! - [`writer`]: the writer thread and its group commit.
 
+pub mod model;
 pub mod queries;
 pub mod schema;
 pub mod writer;
@@ -18,204 +20,8 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Synchronous;
+pub use model::*;
 pub use writer::{Committed, NewMessage};
-
-/// Whether a new account administers the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NewAdmin {
-    /// An ordinary member.
-    No,
-    /// An administrator when it is the first account (`hearth user add`).
-    IfFirst,
-    /// An administrator when the server has none (registration with the setup link).
-    IfNoAdmin,
-}
-
-/// A registered account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    /// Row id.
-    pub id: i64,
-    /// Name as chosen at registration.
-    pub username: String,
-}
-
-/// A room or direct conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Room {
-    /// Row id.
-    pub id: i64,
-    /// Unique name used in URLs and frames.
-    pub name: String,
-    /// Free-text topic.
-    pub topic: String,
-    /// A room or a DM.
-    pub kind: RoomKind,
-    /// Listed in the directory and readable by everyone.
-    pub public: bool,
-    /// Creator's username (none for `general` and DMs).
-    pub created_by: Option<String>,
-    /// Number of members.
-    pub members: i64,
-    /// DMs: every participant's username, sorted ignoring case. Empty for rooms.
-    pub users: Vec<String>,
-    /// Newest message id in the room (0 when empty).
-    pub last_id: i64,
-    /// The asking user's membership, when they are a member.
-    pub membership: Option<Membership>,
-}
-
-/// Whether a room is a named room or a direct conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RoomKind {
-    /// A named room, public or private.
-    Room,
-    /// A direct conversation between 2–8 users.
-    Dm,
-}
-
-impl RoomKind {
-    /// Value stored in the `kind` column and sent to clients.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RoomKind::Room => "room",
-            RoomKind::Dm => "dm",
-        }
-    }
-}
-
-/// How much a member wants to be notified about a room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Notify {
-    /// Every message.
-    All,
-    /// Only mentions.
-    Mentions,
-    /// Nothing.
-    Nothing,
-}
-
-impl Notify {
-    /// Value stored in the `notify` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Notify::All => "all",
-            Notify::Mentions => "mentions",
-            Notify::Nothing => "nothing",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Notify {
-        match s {
-            "mentions" => Notify::Mentions,
-            "nothing" => Notify::Nothing,
-            _ => Notify::All,
-        }
-    }
-}
-
-/// One user's state in a room they belong to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Membership {
-    /// Highest message id read.
-    pub last_read: i64,
-    /// Messages by others after `last_read` (counted up to [`UNREAD_CAP`]).
-    pub unread: i64,
-    /// Of those, the ones that mention the user.
-    pub mentions: i64,
-    /// Notification level.
-    pub notify: Notify,
-}
-
-/// Unread counts stop at this number.
-pub const UNREAD_CAP: i64 = 1000;
-
-/// A committed message with everything a frame needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredMessage {
-    /// Global, increasing id.
-    pub id: i64,
-    /// Room row id.
-    pub room_id: i64,
-    /// Room name.
-    pub room: String,
-    /// Author's username.
-    pub user: String,
-    /// Trimmed body.
-    pub body: String,
-    /// The sender's nonce, if it gave one.
-    pub nonce: Option<String>,
-    /// Commit time, milliseconds since the Unix epoch.
-    pub ts_ms: i64,
-}
-
-/// A search hit: the message and a snippet with matches between U+0002 and U+0003.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SearchHit {
-    /// The message.
-    pub msg: StoredMessage,
-    /// Part of the body around the match.
-    pub snippet: String,
-}
-
-/// How a session token was issued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionKind {
-    /// Browser session cookie.
-    Cookie,
-    /// Bearer token for bots.
-    Bot,
-}
-
-impl SessionKind {
-    /// Value stored in the `kind` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SessionKind::Cookie => "cookie",
-            SessionKind::Bot => "bot",
-        }
-    }
-
-    /// The kind stored as `s` in the `kind` column (`cookie` unless it says `bot`).
-    pub fn parse(s: &str) -> Self {
-        if s == "bot" {
-            SessionKind::Bot
-        } else {
-            SessionKind::Cookie
-        }
-    }
-}
-
-/// A live session, as looked up by token.
-#[derive(Debug, Clone)]
-pub struct SessionInfo {
-    /// Owner.
-    pub user: User,
-    /// Cookie or bot.
-    pub kind: SessionKind,
-    /// Last recorded activity (ms).
-    pub last_seen_at: i64,
-    /// Whether the owner is an administrator.
-    pub is_admin: bool,
-}
-
-/// A session row to insert.
-#[derive(Debug, Clone)]
-pub struct SessionRow {
-    /// SHA-256 of the token.
-    pub token_hash: [u8; 32],
-    /// Owner.
-    pub user_id: i64,
-    /// Cookie or bot.
-    pub kind: SessionKind,
-    /// Bot token name.
-    pub name: Option<String>,
-    /// Creation time (ms).
-    pub created_at: i64,
-    /// Absolute expiry (ms), none for bot tokens.
-    pub expires_at: Option<i64>,
-}
 
 /// Storage failures. Their text is logged, never sent to clients.
 #[derive(Debug, thiserror::Error)]

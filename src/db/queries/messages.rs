@@ -1,0 +1,132 @@
+//! Messages: inserting, paging (before, after, around) and replay since a position.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::*;
+
+/// Insert one message; returns its id.
+pub fn insert_message(
+    conn: &Connection,
+    room_id: i64,
+    user_id: i64,
+    body: &str,
+    nonce: Option<&str>,
+    now_ms: i64,
+) -> rusqlite::Result<Option<i64>> {
+    // Membership is checked by the insert itself, inside the writer's transaction: a send
+    // that raced its author's leave (or removal) is not stored.
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO messages (room_id, user_id, body, nonce, created_at) \
+             SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS \
+             (SELECT 1 FROM memberships WHERE room_id = ?1 AND user_id = ?2)",
+        )?
+        .execute(params![room_id, user_id, body, nonce, now_ms])?;
+    Ok((n > 0).then(|| conn.last_insert_rowid()))
+}
+
+/// Whether a room is a public room (not a private room or DM).
+pub fn room_is_public(conn: &Connection, room_id: i64) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT kind = 'room' AND is_public = 1 FROM rooms WHERE id = ?1")?
+        .query_row([room_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// The message a user already stored with this nonce, if any.
+pub fn message_by_nonce(
+    conn: &Connection,
+    user_id: i64,
+    nonce: &str,
+) -> rusqlite::Result<Option<StoredMessage>> {
+    conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} WHERE m.user_id = ?1 AND m.nonce = ?2"
+    ))?
+    .query_row(params![user_id, nonce], message_row)
+    .optional()
+}
+
+/// The newest `limit` messages of a room with id < `before` (all when `None`), oldest first.
+pub fn messages_before(
+    conn: &Connection,
+    room_id: i64,
+    before: Option<i64>,
+    limit: u32,
+) -> rusqlite::Result<Vec<StoredMessage>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} WHERE m.room_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(
+        params![room_id, before.unwrap_or(i64::MAX), limit],
+        message_row,
+    )?;
+    let mut out = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    out.reverse();
+    Ok(out)
+}
+
+/// The oldest `limit` messages of a room with id > `after`, oldest first.
+pub fn messages_after(
+    conn: &Connection,
+    room_id: i64,
+    after: i64,
+    limit: u32,
+) -> rusqlite::Result<Vec<StoredMessage>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} WHERE m.room_id = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(params![room_id, after, limit], message_row)?;
+    rows.collect()
+}
+
+/// Up to `limit` messages of a room around `id`, oldest first: `id` itself when it is in the
+/// room, up to `(limit - 1) / 2` before it and the rest after it.
+pub fn messages_around(
+    conn: &Connection,
+    room_id: i64,
+    id: i64,
+    limit: u32,
+) -> rusqlite::Result<Vec<StoredMessage>> {
+    let before_n = limit.saturating_sub(1) / 2;
+    let mut out = messages_before(conn, room_id, Some(id), before_n)?;
+    let after_n = limit - out.len() as u32;
+    out.extend(messages_after(conn, room_id, id - 1, after_n)?);
+    Ok(out)
+}
+
+/// Messages with id > `since` in any room the user belongs to, oldest first, at most `limit`.
+pub fn messages_since_for_user(
+    conn: &Connection,
+    user_id: i64,
+    since: i64,
+    limit: u32,
+) -> rusqlite::Result<Vec<StoredMessage>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} WHERE m.id > ?2 AND m.room_id IN \
+         (SELECT room_id FROM memberships WHERE user_id = ?1) ORDER BY m.id LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(params![user_id, since, limit], message_row)?;
+    rows.collect()
+}
+
+/// The highest committed message id (0 when there is none).
+pub fn head(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT COALESCE(MAX(id), 0) FROM messages")?
+        .query_row([], |r| r.get(0))
+}
+
+/// Visit every message in id order without loading them all.
+pub fn for_each_message(
+    conn: &Connection,
+    mut f: impl FnMut(StoredMessage) -> std::io::Result<()>,
+) -> rusqlite::Result<std::io::Result<()>> {
+    let mut stmt = conn.prepare(&format!("SELECT {MESSAGE_COLUMNS} ORDER BY m.id"))?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        if let Err(e) = f(message_row(row)?) {
+            return Ok(Err(e));
+        }
+    }
+    Ok(Ok(()))
+}

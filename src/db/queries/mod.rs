@@ -1,0 +1,94 @@
+//! Every SQL statement Hearth runs. Functions take a connection and return domain rows; the
+//! [`super::Db`] handle decides which connection (writer or reader) runs them.
+//!
+//! One file per table (or group of tables); every function is re-exported here, so callers
+//! write `queries::rooms_for_user`.
+
+mod invites;
+mod messages;
+mod rooms;
+mod search;
+mod server;
+mod sessions;
+mod users;
+
+pub use invites::*;
+pub use messages::*;
+pub use rooms::*;
+pub use search::*;
+pub use server::*;
+pub use sessions::*;
+pub use users::*;
+
+use rusqlite::Row;
+
+use super::{
+    Membership, NewAdmin, Notify, Room, RoomKind, SearchHit, SessionInfo, SessionKind, SessionRow,
+    StoredMessage, User, UNREAD_CAP,
+};
+
+const MESSAGE_COLUMNS: &str =
+    "m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at FROM messages m \
+     JOIN users u ON u.id = m.user_id JOIN rooms r ON r.id = m.room_id";
+
+/// Columns of a room as [`room_row`] reads them; `?1` is the asking user.
+const ROOM_COLUMNS: &str = "r.id, r.name, r.topic, r.kind, r.is_public, cu.username, \
+     (SELECT COUNT(*) FROM memberships x WHERE x.room_id = r.id), \
+     CASE WHEN r.kind = 'dm' THEN (SELECT group_concat(du.username, char(10)) \
+        FROM memberships x JOIN users du ON du.id = x.user_id WHERE x.room_id = r.id) END, \
+     COALESCE((SELECT MAX(id) FROM messages WHERE room_id = r.id), 0), \
+     me.last_read, \
+     CASE WHEN me.user_id IS NULL THEN 0 ELSE (SELECT COUNT(*) FROM (SELECT 1 FROM messages mm \
+        WHERE mm.room_id = r.id AND mm.id > me.last_read AND mm.user_id != ?1 LIMIT 1000)) END, \
+     CASE WHEN me.user_id IS NULL THEN 0 ELSE (SELECT COUNT(*) FROM (SELECT 1 FROM mentions mn \
+        WHERE mn.user_id = ?1 AND mn.room_id = r.id AND mn.message_id > me.last_read LIMIT 1000)) END, \
+     me.notify \
+     FROM rooms r LEFT JOIN users cu ON cu.id = r.created_by \
+     LEFT JOIN memberships me ON me.room_id = r.id AND me.user_id = ?1";
+
+fn room_row(row: &Row<'_>) -> rusqlite::Result<Room> {
+    let kind: String = row.get(3)?;
+    let users: Option<String> = row.get(7)?;
+    let mut users: Vec<String> = users
+        .map(|u| u.split('\n').map(str::to_string).collect())
+        .unwrap_or_default();
+    users.sort_unstable_by_key(|u| u.to_ascii_lowercase());
+    let last_read: Option<i64> = row.get(9)?;
+    let membership = match last_read {
+        Some(last_read) => Some(Membership {
+            last_read,
+            unread: row.get::<_, i64>(10)?.min(UNREAD_CAP),
+            mentions: row.get::<_, i64>(11)?.min(UNREAD_CAP),
+            notify: Notify::parse(&row.get::<_, String>(12)?),
+        }),
+        None => None,
+    };
+    Ok(Room {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        topic: row.get(2)?,
+        kind: if kind == "dm" {
+            RoomKind::Dm
+        } else {
+            RoomKind::Room
+        },
+        public: row.get(4)?,
+        created_by: row.get(5)?,
+        members: row.get(6)?,
+        users,
+        last_id: row.get(8)?,
+        membership,
+    })
+}
+
+fn message_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
+    Ok(StoredMessage {
+        id: row.get(0)?,
+        room_id: row.get(1)?,
+        room: row.get(2)?,
+        user: row.get(3)?,
+        body: row.get(4)?,
+        nonce: row.get(5)?,
+        ts_ms: row.get(6)?,
+    })
+}

@@ -1,0 +1,160 @@
+//! Full-text search over the messages a user may read.
+
+use rusqlite::{params, Connection, Row};
+
+use super::*;
+
+/// What to search for; see [`search`].
+#[derive(Debug, Clone)]
+pub struct SearchQuery {
+    /// An FTS5 query (already made safe).
+    pub fts: String,
+    /// The asking user: results come from their rooms and public rooms.
+    pub user_id: i64,
+    /// Only this room.
+    pub room_id: Option<i64>,
+    /// Only this author (case-folded name).
+    pub author_key: Option<String>,
+    /// Newest first below this id; `None` orders by relevance.
+    pub before: Option<i64>,
+    /// Relevance paging offset.
+    pub offset: u32,
+    /// Results wanted.
+    pub limit: u32,
+    /// Order by relevance (bm25) instead of newest first.
+    pub by_relevance: bool,
+}
+
+/// Full-text search over every message `q.user_id` may read.
+pub fn search(conn: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<SearchHit>> {
+    if let Some(key) = &q.author_key {
+        // An author filter that matches nobody would otherwise walk every match.
+        let known: bool = conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE username_key = ?1)")?
+            .query_row([key], |r| r.get(0))?;
+        if !known {
+            return Ok(Vec::new());
+        }
+    }
+    if q.by_relevance {
+        return search_by_relevance(conn, q);
+    }
+    if let Some(room_id) = q.room_id {
+        return search_in_room(conn, q, room_id);
+    }
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at, \
+         snippet(messages_fts, 0, char(2), char(3), '…', 24) \
+         FROM messages_fts f JOIN messages m ON m.id = f.rowid \
+         JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id \
+         WHERE messages_fts MATCH ?1 AND f.rowid < ?2 AND {SEARCH_FILTER} \
+         ORDER BY f.rowid DESC LIMIT ?6"
+    ))?;
+    let rows = stmt.query_map(
+        params![
+            q.fts,
+            q.before.unwrap_or(i64::MAX),
+            q.user_id,
+            q.room_id,
+            q.author_key,
+            q.limit
+        ],
+        search_hit,
+    )?;
+    rows.collect()
+}
+
+/// Newest-first search in one room (whose readability the caller checked), driven by the
+/// room's own messages: the matches of the query are collected once from the index (`+m.id`
+/// keeps SQLite from looking each of them up in `messages` instead), and the room is walked
+/// newest first until the page is full. A common word in a small room no longer costs a
+/// lookup per match in every other room.
+fn search_in_room(
+    conn: &Connection,
+    q: &SearchQuery,
+    room_id: i64,
+) -> rusqlite::Result<Vec<SearchHit>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.id FROM messages m JOIN users u ON u.id = m.user_id \
+         WHERE m.room_id = ?1 AND m.id < ?2 AND (?3 IS NULL OR u.username_key = ?3) \
+         AND +m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?4) \
+         ORDER BY m.id DESC LIMIT ?5",
+    )?;
+    let ids = stmt
+        .query_map(
+            params![
+                room_id,
+                q.before.unwrap_or(i64::MAX),
+                q.author_key,
+                q.fts,
+                q.limit
+            ],
+            |r| r.get::<_, i64>(0),
+        )?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    hits_in_order(conn, &q.fts, &ids)
+}
+
+/// Full hits with snippets for `ids`, in the order given.
+fn hits_in_order(conn: &Connection, fts: &str, ids: &[i64]) -> rusqlite::Result<Vec<SearchHit>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at, \
+         snippet(messages_fts, 0, char(2), char(3), '…', 24) \
+         FROM messages_fts f JOIN messages m ON m.id = f.rowid \
+         JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id \
+         WHERE messages_fts MATCH ?1 AND f.rowid IN (SELECT value FROM json_each(?2))",
+    )?;
+    let mut hits = stmt
+        .query_map(params![fts, format!("[{list}]")], search_hit)?
+        .collect::<rusqlite::Result<Vec<SearchHit>>>()?;
+    hits.sort_by_key(|h| ids.iter().position(|id| *id == h.msg.id));
+    Ok(hits)
+}
+
+/// Who may read a search hit and the optional room/author filters (`?3`–`?5`).
+const SEARCH_FILTER: &str = "((r.kind = 'room' AND r.is_public = 1) OR EXISTS (SELECT 1 \
+     FROM memberships x WHERE x.room_id = m.room_id AND x.user_id = ?3)) \
+     AND (?4 IS NULL OR m.room_id = ?4) AND (?5 IS NULL OR u.username_key = ?5)";
+
+/// Relevance is ranked among the newest this many matches the user may read, so a very
+/// common word costs about the same as a rare one.
+pub const RELEVANCE_WINDOW: u32 = 5000;
+
+fn search_hit(r: &Row<'_>) -> rusqlite::Result<SearchHit> {
+    Ok(SearchHit {
+        msg: message_row(r)?,
+        snippet: r.get(7)?,
+    })
+}
+
+/// bm25 order over the newest [`RELEVANCE_WINDOW`] matches: rank and page the ids first, then
+/// build snippets for the page only.
+fn search_by_relevance(conn: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<SearchHit>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "WITH hits AS (SELECT f.rowid AS id, bm25(messages_fts) AS score \
+             FROM messages_fts f JOIN messages m ON m.id = f.rowid \
+             JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id \
+             WHERE messages_fts MATCH ?1 AND {SEARCH_FILTER} \
+             ORDER BY f.rowid DESC LIMIT {RELEVANCE_WINDOW}) \
+         SELECT id FROM hits ORDER BY score, id DESC LIMIT ?6 OFFSET ?7"
+    ))?;
+    let ids = stmt
+        .query_map(
+            params![
+                q.fts,
+                0,
+                q.user_id,
+                q.room_id,
+                q.author_key,
+                q.limit,
+                q.offset
+            ],
+            |r| r.get::<_, i64>(0),
+        )?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    hits_in_order(conn, &q.fts, &ids)
+}

@@ -1,0 +1,102 @@
+//! Server-wide settings (registration mode, the sessions epoch's home) and the status totals.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// Who may create an account through `POST /api/register`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationMode {
+    /// Anyone who can reach the server.
+    #[default]
+    Open,
+    /// Only people with a valid invite code.
+    Invite,
+    /// Nobody (operators still add accounts with `hearth user add`).
+    Closed,
+}
+
+impl RegistrationMode {
+    /// The stored and wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistrationMode::Open => "open",
+            RegistrationMode::Invite => "invite",
+            RegistrationMode::Closed => "closed",
+        }
+    }
+
+    /// Parse the stored and wire form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(RegistrationMode::Open),
+            "invite" => Some(RegistrationMode::Invite),
+            "closed" => Some(RegistrationMode::Closed),
+            _ => None,
+        }
+    }
+}
+
+/// `settings` key of the registration mode.
+const REGISTRATION_KEY: &str = "registration";
+
+/// A value from `settings`.
+pub fn setting(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()
+}
+
+/// Store a value in `settings`.
+pub fn set_setting(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![key, value])?;
+    Ok(())
+}
+
+/// The registration mode (`open` when never set or unreadable).
+pub fn registration_mode(conn: &Connection) -> rusqlite::Result<RegistrationMode> {
+    Ok(setting(conn, REGISTRATION_KEY)?
+        .and_then(|v| RegistrationMode::parse(&v))
+        .unwrap_or_default())
+}
+
+/// Change the registration mode.
+pub fn set_registration_mode(conn: &Connection, mode: RegistrationMode) -> rusqlite::Result<()> {
+    set_setting(conn, REGISTRATION_KEY, mode.as_str())
+}
+
+/// Whether at least one account exists.
+pub fn any_users(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM users)")?
+        .query_row([], |r| r.get(0))
+}
+
+/// Figures for the administrators' status panel.
+/// Figures for the administrators' status panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    /// Accounts.
+    pub users: i64,
+    /// Rooms and direct conversations.
+    pub rooms: i64,
+    /// Stored messages.
+    pub messages: i64,
+}
+
+/// Count accounts, rooms and messages (one read snapshot).
+pub fn totals(conn: &Connection) -> rusqlite::Result<Totals> {
+    conn.prepare_cached(
+        "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM rooms), \
+         (SELECT COUNT(*) FROM messages)",
+    )?
+    .query_row([], |r| {
+        Ok(Totals {
+            users: r.get(0)?,
+            rooms: r.get(1)?,
+            messages: r.get(2)?,
+        })
+    })
+}

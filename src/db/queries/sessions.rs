@@ -1,0 +1,224 @@
+//! Browser sessions and bot tokens: stored by hash, listed, touched and revoked.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::*;
+
+/// Store a new session or bot token (by its hash).
+pub fn insert_session(conn: &Connection, s: &SessionRow) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO sessions (token_hash, user_id, kind, name, created_at, last_seen_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+    )?
+    .execute(params![
+        &s.token_hash[..],
+        s.user_id,
+        s.kind.as_str(),
+        s.name,
+        s.created_at,
+        s.expires_at
+    ])?;
+    Ok(())
+}
+
+/// The live session for a token hash: `(user, kind, created_at, last_seen_at)`.
+pub fn session_user(
+    conn: &Connection,
+    token_hash: &[u8],
+    now_ms: i64,
+) -> rusqlite::Result<Option<SessionInfo>> {
+    conn.prepare_cached(
+        "SELECT u.id, u.username, s.kind, s.last_seen_at, u.is_admin FROM sessions s \
+         JOIN users u ON u.id = s.user_id \
+         WHERE s.token_hash = ?1 AND u.disabled = 0 AND (s.expires_at IS NULL OR s.expires_at > ?2)",
+    )?
+    .query_row(params![token_hash, now_ms], |r| {
+        Ok(SessionInfo {
+            user: User {
+                id: r.get(0)?,
+                username: r.get(1)?,
+            },
+            kind: SessionKind::parse(&r.get::<_, String>(2)?),
+            last_seen_at: r.get(3)?,
+            is_admin: r.get(4)?,
+        })
+    })
+    .optional()
+}
+
+/// Revoke every session (browser and bot) of a user.
+pub fn delete_user_sessions(conn: &Connection, user_id: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM sessions WHERE user_id = ?1")?
+        .execute([user_id])
+}
+
+/// Record activity on a session.
+pub fn touch_session(conn: &Connection, token_hash: &[u8], now_ms: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE sessions SET last_seen_at = ?2 WHERE token_hash = ?1")?
+        .execute(params![token_hash, now_ms])?;
+    Ok(())
+}
+
+/// Revoke one session. Returns whether it existed.
+pub fn delete_session(conn: &Connection, token_hash: &[u8]) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM sessions WHERE token_hash = ?1")?
+        .execute([token_hash])?
+        > 0)
+}
+
+/// Revoke every browser session of a user except `keep`; returns the revoked token hashes.
+pub fn delete_other_sessions(
+    conn: &Connection,
+    user_id: i64,
+    keep: &[u8],
+) -> rusqlite::Result<Vec<[u8; 32]>> {
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM sessions WHERE user_id = ?1 AND kind = 'cookie' AND token_hash != ?2 \
+         RETURNING token_hash",
+    )?;
+    let rows = stmt.query_map(params![user_id, keep], |r| r.get::<_, [u8; 32]>(0))?;
+    rows.collect()
+}
+
+/// The stored hash of a user's password.
+pub fn password_hash(conn: &Connection, user_id: i64) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT password_hash FROM users WHERE id = ?1")?
+        .query_row([user_id], |r| r.get(0))
+        .optional()
+}
+
+/// Remove sessions past their expiry, and browser sessions unused for longer than
+/// `idle_ms`. Returns how many were removed.
+pub fn delete_expired_sessions(
+    conn: &Connection,
+    now_ms: i64,
+    idle_ms: i64,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM sessions WHERE (expires_at IS NOT NULL AND expires_at <= ?1) \
+         OR (kind = 'cookie' AND last_seen_at < ?1 - ?2)",
+    )?
+    .execute(params![now_ms, idle_ms])
+}
+
+/// Revoke every bot token of a user; returns the revoked token hashes.
+pub fn delete_bot_sessions(conn: &Connection, user_id: i64) -> rusqlite::Result<Vec<[u8; 32]>> {
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM sessions WHERE user_id = ?1 AND kind = 'bot' RETURNING token_hash",
+    )?;
+    let rows = stmt.query_map([user_id], |r| r.get::<_, [u8; 32]>(0))?;
+    rows.collect()
+}
+
+/// How many bot tokens a user holds.
+pub fn bot_session_count(conn: &Connection, user_id: i64) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT COUNT(*) FROM sessions WHERE user_id = ?1 AND kind = 'bot'")?
+        .query_row([user_id], |r| r.get(0))
+}
+
+/// Whether a name (case-folded) belongs to an account.
+pub fn username_taken(conn: &Connection, key: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE username_key = ?1)")?
+        .query_row([key], |r| r.get(0))
+}
+
+/// Whether any account administers the server.
+pub fn has_admin(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE is_admin = 1)")?
+        .query_row([], |r| r.get(0))
+}
+
+/// One of a user's sessions or bot tokens, as listed to that user.
+#[derive(Debug, Clone)]
+pub struct SessionListing {
+    /// Digest of the token (never shown whole; its first 8 bytes in hex are the listing id).
+    pub token_hash: [u8; 32],
+    /// Browser session or bot token.
+    pub kind: SessionKind,
+    /// A bot token's name.
+    pub name: Option<String>,
+    /// Created, ms since the epoch.
+    pub created_at: i64,
+    /// Last used, ms since the epoch (updated at most hourly).
+    pub last_seen_at: i64,
+    /// Hard expiry, if any.
+    pub expires_at: Option<i64>,
+}
+
+impl SessionListing {
+    /// The id a user names a session by: the first 8 bytes of its digest, in hex.
+    pub fn listing_id(&self) -> String {
+        listing_id(&self.token_hash)
+    }
+}
+
+/// The first 8 bytes of a token digest in hex: enough to tell one user's sessions apart,
+/// and useless for signing in.
+pub fn listing_id(hash: &[u8; 32]) -> String {
+    hash[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A user's live sessions and tokens, newest first.
+pub fn sessions_of_user(
+    conn: &Connection,
+    user_id: i64,
+    now_ms: i64,
+    idle_ms: i64,
+) -> rusqlite::Result<Vec<SessionListing>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT token_hash, kind, name, created_at, last_seen_at, expires_at FROM sessions \
+         WHERE user_id = ?1 AND (expires_at IS NULL OR expires_at > ?2) \
+         AND (kind = 'bot' OR last_seen_at >= ?2 - ?3) \
+         ORDER BY created_at DESC, token_hash",
+    )?;
+    let rows = stmt.query_map(params![user_id, now_ms, idle_ms], |r| {
+        Ok(SessionListing {
+            token_hash: r.get(0)?,
+            kind: SessionKind::parse(&r.get::<_, String>(1)?),
+            name: r.get(2)?,
+            created_at: r.get(3)?,
+            last_seen_at: r.get(4)?,
+            expires_at: r.get(5)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Delete the user's session whose listing id is `id`; returns its digest.
+pub fn delete_session_by_listing_id(
+    conn: &Connection,
+    user_id: i64,
+    id: &str,
+) -> rusqlite::Result<Option<[u8; 32]>> {
+    let mut stmt = conn.prepare_cached("SELECT token_hash FROM sessions WHERE user_id = ?1")?;
+    let hashes = stmt
+        .query_map([user_id], |r| r.get::<_, [u8; 32]>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let Some(hash) = hashes.into_iter().find(|h| listing_id(h) == id) else {
+        return Ok(None);
+    };
+    delete_session(conn, &hash)?;
+    Ok(Some(hash))
+}
+
+/// `settings` key bumped whenever a command-line tool revokes sessions or disables an
+/// account, so a running server closes the affected sockets at once.
+const SESSIONS_EPOCH: &str = "sessions_epoch";
+
+/// Record that sessions were revoked by another process.
+pub fn bump_sessions_epoch(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO settings (key, value) VALUES (?1, '1') \
+         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+    )?
+    .execute([SESSIONS_EPOCH])?;
+    Ok(())
+}
+
+/// The current value of the revocation counter (0 before any).
+pub fn sessions_epoch(conn: &Connection) -> rusqlite::Result<i64> {
+    Ok(setting(conn, SESSIONS_EPOCH)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
+}

@@ -1,0 +1,160 @@
+//! Accounts: creation, sign-in lookups, passwords and the operator's user commands.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::*;
+
+/// Create a user and make them a member of `general`, with nothing unread. `None` if the name
+/// is taken. `admin` says whether the new account administers the server.
+pub fn insert_user(
+    conn: &Connection,
+    username: &str,
+    key: &str,
+    password_hash: &str,
+    admin: NewAdmin,
+    now_ms: i64,
+) -> rusqlite::Result<Option<User>> {
+    let is_admin = match admin {
+        NewAdmin::No => "0",
+        NewAdmin::IfFirst => "NOT EXISTS (SELECT 1 FROM users)",
+        NewAdmin::IfNoAdmin => "NOT EXISTS (SELECT 1 FROM users WHERE is_admin = 1)",
+    };
+    let inserted = conn
+        .prepare_cached(&format!(
+            "INSERT INTO users (username, username_key, password_hash, created_at, is_admin) \
+             VALUES (?1, ?2, ?3, ?4, {is_admin}) \
+             ON CONFLICT (username_key) DO NOTHING"
+        ))?
+        .execute(params![username, key, password_hash, now_ms])?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached(
+        "INSERT INTO memberships (room_id, user_id, joined_at, last_read) \
+         SELECT r.id, ?1, ?2, COALESCE((SELECT MAX(id) FROM messages WHERE room_id = r.id), 0) \
+         FROM rooms r WHERE r.name = 'general'",
+    )?
+    .execute(params![id, now_ms])?;
+    Ok(Some(User {
+        id,
+        username: username.to_string(),
+    }))
+}
+
+/// A user and their password hash, looked up by case-folded name.
+pub fn user_for_login(conn: &Connection, key: &str) -> rusqlite::Result<Option<(User, String)>> {
+    conn.prepare_cached(
+        "SELECT id, username, password_hash FROM users WHERE username_key = ?1 AND disabled = 0",
+    )?
+    .query_row([key], |r| {
+        Ok((
+            User {
+                id: r.get(0)?,
+                username: r.get(1)?,
+            },
+            r.get(2)?,
+        ))
+    })
+    .optional()
+}
+
+/// Replace a user's password hash (used to raise the iteration count on login).
+pub fn set_password_hash(conn: &Connection, user_id: i64, hash: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
+        .execute(params![user_id, hash])?;
+    Ok(())
+}
+
+// ---- operator commands -------------------------------------------------------------------
+
+/// One row of `hearth user list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    /// Row id.
+    pub id: i64,
+    /// Name.
+    pub username: String,
+    /// Administrator?
+    pub is_admin: bool,
+    /// Disabled accounts cannot sign in and lose their sessions.
+    pub disabled: bool,
+    /// Account creation time (ms).
+    pub created_at: i64,
+    /// Most recent session activity (ms), if any session exists.
+    pub last_seen: Option<i64>,
+}
+
+/// Every account, by id.
+pub fn list_users(conn: &Connection) -> rusqlite::Result<Vec<UserSummary>> {
+    list_users_where(conn, "", [])
+}
+
+fn list_users_where(
+    conn: &Connection,
+    filter: &str,
+    args: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<UserSummary>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT u.id, u.username, u.is_admin, u.disabled, u.created_at, \
+         (SELECT MAX(last_seen_at) FROM sessions s WHERE s.user_id = u.id) \
+         FROM users u {filter} ORDER BY u.id"
+    ))?;
+    let rows = stmt.query_map(args, |r| {
+        Ok(UserSummary {
+            id: r.get(0)?,
+            username: r.get(1)?,
+            is_admin: r.get(2)?,
+            disabled: r.get(3)?,
+            created_at: r.get(4)?,
+            last_seen: r.get(5)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Set `disabled`; disabling also revokes every session. Returns false for an unknown user.
+pub fn set_disabled(conn: &Connection, key: &str, disabled: bool) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        "UPDATE users SET disabled = ?2 WHERE username_key = ?1",
+        params![key, disabled],
+    )?;
+    if n > 0 && disabled {
+        conn.execute(
+            "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username_key = ?1)",
+            [key],
+        )?;
+        bump_sessions_epoch(conn)?;
+    }
+    Ok(n > 0)
+}
+
+/// Set `is_admin`. Returns false for an unknown user.
+pub fn set_admin(conn: &Connection, key: &str, admin: bool) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "UPDATE users SET is_admin = ?2 WHERE username_key = ?1",
+        params![key, admin],
+    )? > 0)
+}
+
+/// Replace a password by name and revoke that user's browser sessions. False if unknown.
+pub fn reset_password(conn: &Connection, key: &str, hash: &str) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        "UPDATE users SET password_hash = ?2 WHERE username_key = ?1",
+        params![key, hash],
+    )?;
+    if n > 0 {
+        // Bot tokens too: whoever knew the old password may have made one.
+        conn.execute(
+            "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username_key = ?1)",
+            [key],
+        )?;
+        bump_sessions_epoch(conn)?;
+    }
+    Ok(n > 0)
+}
+
+/// One account by case-folded name.
+pub fn user_summary(conn: &Connection, key: &str) -> rusqlite::Result<Option<UserSummary>> {
+    Ok(list_users_where(conn, "WHERE u.username_key = ?1", [key])?.pop())
+}
