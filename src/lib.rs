@@ -29,6 +29,7 @@
 // default recursion limit to lay out their futures.
 #![recursion_limit = "256"]
 
+pub mod access;
 pub mod admin;
 pub mod assets;
 pub mod auth;
@@ -168,7 +169,7 @@ async fn housekeeping(state: AppState) {
     let mut poll = tokio::time::interval(REVOCATION_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_sweep: Option<std::time::Instant> = None;
-    let mut epoch = state.db.read(db::queries::sessions_epoch).await.ok();
+    let mut epoch = state.db.sessions_epoch().await.ok();
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -182,7 +183,7 @@ async fn housekeeping(state: AppState) {
                 Err(e) => tracing::warn!("cannot delete expired sessions: {e}"),
             }
         }
-        let now = state.db.read(db::queries::sessions_epoch).await.ok();
+        let now = state.db.sessions_epoch().await.ok();
         if now.is_some() && now != epoch {
             epoch = now;
             close_revoked(&state).await;
@@ -194,18 +195,7 @@ async fn housekeeping(state: AppState) {
 async fn close_revoked(state: &AppState) {
     let live = state.hub.live_sessions();
     let now = db::now_ms();
-    let gone = state
-        .db
-        .read(move |c| {
-            let mut gone = Vec::new();
-            for hash in live {
-                if db::queries::session_user(c, &hash, now)?.is_none() {
-                    gone.push(hash);
-                }
-            }
-            Ok(gone)
-        })
-        .await;
+    let gone = state.db.ended_sessions(live, now).await;
     match gone {
         Ok(gone) => {
             for hash in gone {

@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 
+use crate::access::{self, Access};
 use crate::config::RoomCreation;
 use crate::db::{self, queries, DbError, Notify, Room, RoomKind, User};
 use crate::domain::{self, Username, MAX_DM_USERS};
@@ -113,15 +114,13 @@ fn lookup(c: &rusqlite::Connection, name: &str, user_id: i64) -> Outcome<Room> {
     queries::room_by_name(c, name, user_id)?.ok_or(RoomError::UnknownRoom)
 }
 
-/// A room whose existence `user_id` may learn of: any public room, and private rooms and
-/// DMs they belong to. Anything else is answered exactly as a room that does not exist, so
-/// nobody learns who talks to whom.
+/// A room whose existence `user_id` may learn of (see [`access`]); anything else is answered
+/// exactly as a room that does not exist.
 fn visible_in(c: &rusqlite::Connection, name: &str, user_id: i64) -> Outcome<Room> {
     let room = lookup(c, name, user_id)?;
-    if room.membership.is_some() || (room.public && room.kind == RoomKind::Room) {
-        Ok(room)
-    } else {
-        Err(RoomError::UnknownRoom)
+    match access::access(&room) {
+        Access::Hidden => Err(RoomError::UnknownRoom),
+        Access::Preview | Access::Member => Ok(room),
     }
 }
 
@@ -133,11 +132,11 @@ fn readable_in(c: &rusqlite::Connection, name: &str, user_id: i64) -> Outcome<Ro
 /// The room if `user_id` is a member of it: `not_a_member` for a public room they have not
 /// joined, `unknown_room` for a private room or DM they do not belong to.
 fn member_in(c: &rusqlite::Connection, name: &str, user_id: i64) -> Outcome<Room> {
-    let room = visible_in(c, name, user_id)?;
-    if room.membership.is_some() {
-        Ok(room)
-    } else {
-        Err(RoomError::NotAMember)
+    let room = lookup(c, name, user_id)?;
+    match access::access(&room) {
+        Access::Hidden => Err(RoomError::UnknownRoom),
+        Access::Preview => Err(RoomError::NotAMember),
+        Access::Member => Ok(room),
     }
 }
 

@@ -15,7 +15,9 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use crate::config::AuthConfig;
-use crate::db::{self, queries, Db, DbError, NewAdmin, SessionKind, SessionRow, User};
+use crate::db::{
+    self, queries, Created, Db, DbError, Gate, NewAccount, NewAdmin, SessionKind, SessionRow, User,
+};
 use crate::domain::{check_password, PasswordProblem, Username};
 use crate::limits::{address_key, Counter, Limit, Reservation};
 
@@ -142,23 +144,14 @@ impl Drop for WaitingForHash<'_> {
     }
 }
 
-/// Whether the registration mode lets a new account in: `Ok(Some(id))` with the usable invite
-/// it would use, `Ok(None)` when no invite is needed.
-fn admission(
-    c: &rusqlite::Connection,
-    code_hash: Option<&[u8; 32]>,
-    now_ms: i64,
-) -> rusqlite::Result<Result<Option<i64>, AuthError>> {
-    Ok(match queries::registration_mode(c)? {
-        queries::RegistrationMode::Open => Ok(None),
-        queries::RegistrationMode::Closed => Err(AuthError::RegistrationClosed),
-        queries::RegistrationMode::Invite => match code_hash {
-            None => Err(AuthError::InviteRequired),
-            Some(h) => queries::usable_invite(c, h, now_ms)?
-                .map(Some)
-                .ok_or(AuthError::InvalidInvite),
-        },
-    })
+/// The refusal a registration gate stands for, if any.
+fn refusal(gate: Gate) -> Option<AuthError> {
+    match gate {
+        Gate::Open | Gate::Invite(_) => None,
+        Gate::Closed => Some(AuthError::RegistrationClosed),
+        Gate::InviteRequired => Some(AuthError::InviteRequired),
+        Gate::InvalidInvite => Some(AuthError::InvalidInvite),
+    }
 }
 
 impl Auth {
@@ -230,7 +223,7 @@ impl Auth {
     /// Make a one-time setup code when the server has no administrator yet: whoever
     /// registers with it becomes the administrator. Returns the code to show the operator.
     pub async fn prepare_setup(&self) -> Result<Option<String>, AuthError> {
-        let has_admin = self.inner.db.read(queries::has_admin).await?;
+        let has_admin = self.inner.db.has_admin().await?;
         let mut slot = self.inner.setup.lock().unwrap_or_else(|p| p.into_inner());
         if has_admin {
             *slot = None;
@@ -289,14 +282,14 @@ impl Auth {
         // Cheap early answers before spending a password hash; checked again when writing.
         let now = db::now_ms();
         let key = name.key();
-        let taken = self
+        let (gate, taken) = self
             .inner
             .db
-            .read(move |c| match admission(c, code_hash.as_ref(), now)? {
-                Err(e) => Ok(Err(e)),
-                Ok(_) => Ok(Ok(queries::username_taken(c, &key)?)),
-            })
-            .await??;
+            .registration_check(code_hash, key, now)
+            .await?;
+        if let Some(refused) = refusal(gate) {
+            return Err(refused);
+        }
         let ip_key = format!("r:{}", address_key(client));
         let limit = Limit {
             max: self.inner.registrations_per_hour as usize,
@@ -319,29 +312,19 @@ impl Auth {
         let hash = self
             .hashing(move || password::hash(&pw, iterations))
             .await?;
-        let (uname, key) = (name.as_str().to_string(), name.key());
-        let now = db::now_ms();
-        let (user, invite_id) = self
-            .inner
-            .db
-            .write(move |c| {
-                let invite_id = match admission(c, code_hash.as_ref(), now)? {
-                    Ok(id) => id,
-                    Err(e) => return Ok(Err(e)),
-                };
-                let Some(user) = queries::insert_user(c, &uname, &key, &hash, admin, now)? else {
-                    return Ok(Err(AuthError::UsernameTaken));
-                };
-                if let Some(id) = invite_id {
-                    // Checked usable above in this same transaction; a refusal here rolls the
-                    // new account back.
-                    if !queries::use_invite(c, id, now)? {
-                        return Err(rusqlite::Error::StatementChangedRows(0));
-                    }
-                }
-                Ok(Ok((user, invite_id)))
-            })
-            .await??;
+        let account = NewAccount {
+            username: name.as_str().to_string(),
+            key: name.key(),
+            password_hash: hash,
+            admin,
+            invite: code_hash,
+            now_ms: db::now_ms(),
+        };
+        let (user, invite_id) = match self.inner.db.create_account(account).await? {
+            Created::Account(user, invite) => (user, invite),
+            Created::Refused(gate) => return Err(refusal(gate).unwrap_or(AuthError::InvalidInvite)),
+            Created::NameTaken => return Err(AuthError::UsernameTaken),
+        };
         if admin == NewAdmin::IfNoAdmin {
             *self.inner.setup.lock().unwrap_or_else(|p| p.into_inner()) = None;
             tracing::info!(user = %user.username, "the setup link was used: this account administers the server");
@@ -408,10 +391,7 @@ impl Auth {
         let found = match name {
             Some(name) => {
                 let key = name.key();
-                self.inner
-                    .db
-                    .read(move |c| queries::user_for_login(c, &key))
-                    .await?
+                self.inner.db.user_for_login(key).await?
             }
             None => None,
         };
@@ -464,10 +444,7 @@ impl Auth {
                 .hashing(move || password::hash(&pw, iterations))
                 .await?;
             let id = user.id;
-            self.inner
-                .db
-                .write(move |c| queries::set_password_hash(c, id, &hash))
-                .await?;
+            self.inner.db.set_password_hash(id, hash).await?;
         }
         self.start_session(user, SessionKind::Cookie, None).await
     }
@@ -495,12 +472,7 @@ impl Auth {
         let account_key = format!("p:{uid}");
         let reserved = self.reserve_failure(Some(&account_key), client)?;
         let verified = async {
-            let stored = self
-                .inner
-                .db
-                .read(move |c| queries::password_hash(c, uid))
-                .await?
-                .unwrap_or_default();
+            let stored = self.inner.db.password_hash(uid).await?.unwrap_or_default();
             let pw = current.to_string();
             self.hashing(move || password::verify(&pw, &stored)).await
         };
@@ -518,19 +490,8 @@ impl Auth {
         let hash = self
             .hashing(move || password::hash(&pw, iterations))
             .await?;
-        let keep = who.token_hash;
-        let revoked = self
-            .inner
-            .db
-            .write(move |c| {
-                queries::set_password_hash(c, uid, &hash)?;
-                let mut revoked = queries::delete_bot_sessions(c, uid)?;
-                if sign_out_others {
-                    revoked.extend(queries::delete_other_sessions(c, uid, &keep)?);
-                }
-                Ok(revoked)
-            })
-            .await?;
+        let keep = sign_out_others.then_some(who.token_hash);
+        let revoked = self.inner.db.change_password(uid, hash, keep).await?;
         tracing::info!(user = %who.user.username, sign_out_others, "password changed");
         Ok(revoked)
     }
@@ -560,18 +521,9 @@ impl Auth {
             expires_at,
         };
         let cap = self.inner.tokens_per_user;
-        self.inner
-            .db
-            .write(move |c| {
-                if kind == SessionKind::Bot
-                    && cap > 0
-                    && queries::bot_session_count(c, row.user_id)? >= i64::from(cap)
-                {
-                    return Ok(Err(AuthError::TooManyTokens(cap)));
-                }
-                queries::insert_session(c, &row).map(Ok)
-            })
-            .await??;
+        if !self.inner.db.insert_session(row, cap).await? {
+            return Err(AuthError::TooManyTokens(cap));
+        }
         Ok(NewSession { user, token })
     }
 
@@ -582,7 +534,7 @@ impl Auth {
         Ok(self
             .inner
             .db
-            .read(move |c| queries::sessions_of_user(c, user_id, now, idle_ms))
+            .sessions_of_user(user_id, now, idle_ms)
             .await?)
     }
 
@@ -590,11 +542,7 @@ impl Auth {
     /// (to close its sockets), or `None` when the user has no such session.
     pub async fn revoke(&self, user_id: i64, id: &str) -> Result<Option<[u8; 32]>, AuthError> {
         let id = id.to_ascii_lowercase();
-        Ok(self
-            .inner
-            .db
-            .write(move |c| queries::delete_session_by_listing_id(c, user_id, &id))
-            .await?)
+        Ok(self.inner.db.revoke_listed_session(user_id, id).await?)
     }
 
     /// Delete expired sessions (past their lifetime, or cookies idle too long). Returns
@@ -602,19 +550,12 @@ impl Auth {
     pub async fn sweep_expired(&self) -> Result<usize, AuthError> {
         let now = db::now_ms();
         let idle_ms = i64::from(self.inner.config.session_idle_hours) * 3_600_000;
-        Ok(self
-            .inner
-            .db
-            .write(move |c| queries::delete_expired_sessions(c, now, idle_ms))
-            .await?)
+        Ok(self.inner.db.delete_expired_sessions(now, idle_ms).await?)
     }
 
     /// Revoke the session behind a token.
     pub async fn logout(&self, token_hash: [u8; 32]) -> Result<(), AuthError> {
-        self.inner
-            .db
-            .write(move |c| queries::delete_session(c, &token_hash))
-            .await?;
+        self.inner.db.delete_session(token_hash).await?;
         Ok(())
     }
 
@@ -633,11 +574,7 @@ impl Auth {
 
     async fn lookup(&self, token_hash: [u8; 32]) -> Result<Option<Identity>, AuthError> {
         let now = db::now_ms();
-        let found = self
-            .inner
-            .db
-            .read(move |c| queries::session_user(c, &token_hash, now))
-            .await?;
+        let found = self.inner.db.session_user(token_hash, now).await?;
         let Some(info) = found else {
             return Ok(None);
         };
@@ -651,10 +588,7 @@ impl Auth {
         if now - last_seen > TOUCH_EVERY_MS {
             let db = self.inner.db.clone();
             tokio::spawn(async move {
-                if let Err(e) = db
-                    .write(move |c| queries::touch_session(c, &token_hash, now))
-                    .await
-                {
+                if let Err(e) = db.touch_session(token_hash, now).await {
                     tracing::warn!("could not record session activity: {e}");
                 }
             });

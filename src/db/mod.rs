@@ -4,11 +4,13 @@
 //! - [`model`]: the rows the store hands out (users, rooms, messages, sessions).
 //! - [`schema`]: versioned migrations.
 //! - [`queries`]: every SQL statement.
+//! - `store`: typed methods on [`Db`], the only way the rest of Hearth reaches the data.
 //! - [`writer`]: the writer thread and its group commit.
 
 pub mod model;
 pub mod queries;
 pub mod schema;
+mod store;
 pub mod writer;
 
 use std::path::Path;
@@ -21,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Synchronous;
 pub use model::*;
+pub use store::{Created, Gate, NewAccount, Page, Snapshot};
 pub use writer::{Committed, NewMessage};
 
 /// Storage failures. Their text is logged, never sent to clients.
@@ -276,6 +279,30 @@ impl Db {
         let job: writer::Job = Box::new(move |conn| {
             let result = f(conn);
             let ok = result.is_ok();
+            let reply: writer::Reply = Box::new(move |commit: Result<(), DbError>| {
+                let _ = tx.send(commit.and_then(|()| result.map_err(DbError::from)));
+            });
+            (ok, reply, None)
+        });
+        self.writer
+            .send(writer::WriteCmd::Exec(job))
+            .await
+            .map_err(|_| DbError::Closed)?;
+        rx.await.map_err(|_| DbError::Closed)?
+    }
+
+    /// Like [`Db::write`], but everything `f` wrote is rolled back unless `keep` approves of
+    /// the value it returned (the value is returned either way). For changes that may turn
+    /// out to be refusals half-way through.
+    pub async fn write_if<T, F>(&self, f: F, keep: fn(&T) -> bool) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: writer::Job = Box::new(move |conn| {
+            let result = f(conn);
+            let ok = matches!(&result, Ok(value) if keep(value));
             let reply: writer::Reply = Box::new(move |commit: Result<(), DbError>| {
                 let _ = tx.send(commit.and_then(|()| result.map_err(DbError::from)));
             });

@@ -11,8 +11,9 @@ use warp::{Rejection, Reply};
 
 use super::error::ApiError;
 use super::filters::{ForwardedProto, RequestOrigin, SESSION_COOKIE};
+use crate::access;
 use crate::auth::{Identity, NewSession};
-use crate::db::{queries, SessionKind};
+use crate::db::{Page, SessionKind};
 use crate::ws::protocol::{MessageView, RoomView, UserView};
 use crate::ws::session::CLOSE_SESSION_ENDED;
 use crate::AppState;
@@ -274,7 +275,7 @@ pub async fn rooms(id: Identity, state: AppState) -> Result<Response, Rejection>
     let uid = id.user.id;
     let rooms = state
         .db
-        .read(move |c| queries::rooms_for_user(c, uid))
+        .rooms_for_user(uid)
         .await
         .map_err(|e| ApiError::from(e).reject())?;
     let views: Vec<RoomView> = rooms.iter().map(RoomView::from).collect();
@@ -330,36 +331,26 @@ pub async fn messages(
         },
     } as u32;
     let uid = id.user.id;
-    let rows = state
+    let page = match (after, around) {
+        (Some(a), _) => Page::After(a),
+        (_, Some(id)) => Page::Around(id),
+        _ => Page::Before(before),
+    };
+    // Public rooms can be read before joining them (a preview); a private room or DM of
+    // others is answered as one that does not exist.
+    let (_, rows) = state
         .db
-        .read(move |c| {
-            let Some(room) = queries::room_by_name(c, &room, uid)? else {
-                return Ok(Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "unknown_room",
-                    "There is no room with that name.",
-                )));
-            };
-            // Public rooms can be read before joining them (a preview); a private room or DM
-            // of others is answered as one that does not exist.
-            let public = room.public && room.kind == crate::db::RoomKind::Room;
-            if room.membership.is_none() && !public {
-                return Ok(Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "unknown_room",
-                    "There is no room with that name.",
-                )));
-            }
-            let rows = match (after, around) {
-                (Some(a), _) => queries::messages_after(c, room.id, a, limit)?,
-                (_, Some(id)) => queries::messages_around(c, room.id, id, limit)?,
-                _ => queries::messages_before(c, room.id, before, limit)?,
-            };
-            Ok(Ok(rows))
-        })
+        .room_page(&room, uid, page, limit, access::readable)
         .await
         .map_err(|e| ApiError::from(e).reject())?
-        .map_err(ApiError::reject)?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_room",
+                "There is no room with that name.",
+            )
+            .reject()
+        })?;
     let views: Vec<MessageView> = rows.iter().map(MessageView::from).collect();
     Ok(json_reply(StatusCode::OK, json!({ "messages": views })))
 }
@@ -385,14 +376,8 @@ pub async fn healthz(state: AppState) -> Result<Response, Rejection> {
         )
         .into_response());
     }
-    let read = state
-        .db
-        .read(|c| c.query_row("SELECT COUNT(*) FROM rooms", [], |r| r.get::<_, i64>(0)))
-        .await;
-    let write = state
-        .db
-        .write(|c| c.execute("UPDATE rooms SET id = id WHERE id = 0", []))
-        .await;
+    let read = state.db.ping_read().await;
+    let write = state.db.ping_write().await;
     let res = match (read, write) {
         (Ok(_), Ok(_)) => {
             warp::reply::with_header("ok", header::CONTENT_TYPE, text_plain).into_response()

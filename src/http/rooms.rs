@@ -559,7 +559,7 @@ pub async fn search(
         })?;
     let hits = state
         .db
-        .read_bounded(SEARCH_BUDGET, move |c| queries::search(c, &query))
+        .search(query, SEARCH_BUDGET)
         .await
         .map_err(|e| match e {
             DbError::Interrupted => ApiError::new(

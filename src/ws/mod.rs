@@ -24,7 +24,6 @@ use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use crate::db::queries;
 use crate::http::error::ApiError;
 use crate::http::filters::{client_ip, presented_token, request_origin, with_state, RequestOrigin};
 use crate::hub::AdmitError;
@@ -129,7 +128,7 @@ async fn upgrade(
     let uid = identity.user.id;
     let room_ids = state
         .db
-        .read(move |c| queries::room_ids_for_user(c, uid))
+        .room_ids_for_user(uid)
         .await
         .map_err(|e| ApiError::from(e).reject())?;
     let Some(on_upgrade) = slot.and_then(|s| s.0.lock().ok().and_then(|mut g| g.take())) else {

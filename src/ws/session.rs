@@ -15,7 +15,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::db::{queries, NewMessage, Room, RoomKind, StoredMessage, User};
+use crate::access::{self, Access};
+use crate::db::{NewMessage, Room, Snapshot, StoredMessage, User};
 use crate::domain::{parse_body, valid_nonce, BodyProblem};
 use crate::hub::{Outgoing, Registration, RoomChange};
 use crate::ws::protocol::{ClientMsg, RoomView, ServerMsg, UserView};
@@ -239,27 +240,12 @@ impl Session {
         let (head, replay) = loop {
             attempts += 1;
             let epoch = self.state.hub.membership_epoch();
-            let read = self
-                .state
-                .db
-                .read(move |c| {
-                    let tx = c.unchecked_transaction()?;
-                    let head = queries::head(&tx)?;
-                    let rooms = queries::rooms_for_user(&tx, uid)?;
-                    let replay = match since {
-                        Some(s) => Some(queries::messages_since_for_user(
-                            &tx,
-                            uid,
-                            s,
-                            REPLAY_LIMIT + 1,
-                        )?),
-                        None => None,
-                    };
-                    tx.finish()?;
-                    Ok((head, rooms, replay))
-                })
-                .await;
-            let (head, rooms, replay) = match read {
+            let read = self.state.db.snapshot(uid, since, REPLAY_LIMIT + 1).await;
+            let Snapshot {
+                head,
+                rooms,
+                replay,
+            } = match read {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!("cannot read history for a new connection: {e}");
@@ -479,19 +465,14 @@ impl Session {
         }
         let name = room.to_string();
         let uid = self.user.id;
-        match self
-            .state
-            .db
-            .read(move |c| queries::room_for_user(c, &name, uid))
-            .await
-        {
-            // Joined a moment ago; the hub's notice is still on its way to this connection.
-            Ok(Some((r, true))) => Ok((r.id, Arc::from(r.name.as_str()))),
-            // A private room or DM of others is answered as one that does not exist.
-            Ok(Some((r, false))) if r.public && r.kind == RoomKind::Room => {
-                Err(("not_a_member", "You are not a member of that room."))
-            }
-            Ok(_) => Err(("unknown_room", "There is no room with that name.")),
+        match self.state.db.room_by_name(&name, uid).await {
+            Ok(Some(r)) => match access::access(&r) {
+                // Joined a moment ago; the hub's notice is still on its way to this connection.
+                Access::Member => Ok((r.id, Arc::from(r.name.as_str()))),
+                Access::Preview => Err(("not_a_member", "You are not a member of that room.")),
+                Access::Hidden => Err(("unknown_room", "There is no room with that name.")),
+            },
+            Ok(None) => Err(("unknown_room", "There is no room with that name.")),
             Err(e) => {
                 tracing::error!("room lookup failed: {e}");
                 Err(("unavailable", "The server could not look up the room."))

@@ -117,18 +117,6 @@ pub fn bot_session_count(conn: &Connection, user_id: i64) -> rusqlite::Result<i6
         .query_row([user_id], |r| r.get(0))
 }
 
-/// Whether a name (case-folded) belongs to an account.
-pub fn username_taken(conn: &Connection, key: &str) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE username_key = ?1)")?
-        .query_row([key], |r| r.get(0))
-}
-
-/// Whether any account administers the server.
-pub fn has_admin(conn: &Connection) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE is_admin = 1)")?
-        .query_row([], |r| r.get(0))
-}
-
 /// One of a user's sessions or bot tokens, as listed to that user.
 #[derive(Debug, Clone)]
 pub struct SessionListing {

@@ -158,3 +158,15 @@ pub fn reset_password(conn: &Connection, key: &str, hash: &str) -> rusqlite::Res
 pub fn user_summary(conn: &Connection, key: &str) -> rusqlite::Result<Option<UserSummary>> {
     Ok(list_users_where(conn, "WHERE u.username_key = ?1", [key])?.pop())
 }
+
+/// Whether a name (case-folded) belongs to an account.
+pub fn username_taken(conn: &Connection, key: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE username_key = ?1)")?
+        .query_row([key], |r| r.get(0))
+}
+
+/// Whether any account administers the server.
+pub fn has_admin(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE is_admin = 1)")?
+        .query_row([], |r| r.get(0))
+}

@@ -1,0 +1,236 @@
+//! Accounts and sessions: sign-up with its registration gate, sign-in lookups, password
+//! changes and the sessions and bot tokens they revoke.
+
+use rusqlite::Connection;
+
+use crate::db::queries::{self, RegistrationMode, SessionListing};
+use crate::db::{Db, DbError, NewAdmin, SessionInfo, SessionKind, SessionRow, User};
+
+/// What the registration mode says about a new account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Registration is open.
+    Open,
+    /// Admitted by this (usable) invitation.
+    Invite(i64),
+    /// Registration is closed.
+    Closed,
+    /// Registration needs an invitation and none was given.
+    InviteRequired,
+    /// The invitation given is unknown, used up, expired or revoked.
+    InvalidInvite,
+}
+
+impl Gate {
+    /// Whether the account may be created.
+    pub fn admits(self) -> bool {
+        matches!(self, Gate::Open | Gate::Invite(_))
+    }
+}
+
+/// An account to create.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    /// The name as chosen.
+    pub username: String,
+    /// Its case-folded key.
+    pub key: String,
+    /// The PHC string of the password.
+    pub password_hash: String,
+    /// Whether it administers the server.
+    pub admin: NewAdmin,
+    /// SHA-256 of the invitation code presented, if any.
+    pub invite: Option<[u8; 32]>,
+    /// Creation time (ms).
+    pub now_ms: i64,
+}
+
+/// How creating an account ended.
+#[derive(Debug)]
+pub enum Created {
+    /// Created, admitted by this invitation (if one was needed), which is now used once more.
+    Account(User, Option<i64>),
+    /// The registration gate said no (checked again in the creating transaction).
+    Refused(Gate),
+    /// Someone took the name first.
+    NameTaken,
+}
+
+/// The registration gate for an invitation code hash at `now_ms`.
+fn gate(c: &Connection, invite: Option<&[u8; 32]>, now_ms: i64) -> rusqlite::Result<Gate> {
+    Ok(match queries::registration_mode(c)? {
+        RegistrationMode::Open => Gate::Open,
+        RegistrationMode::Closed => Gate::Closed,
+        RegistrationMode::Invite => match invite {
+            None => Gate::InviteRequired,
+            Some(h) => {
+                queries::usable_invite(c, h, now_ms)?.map_or(Gate::InvalidInvite, Gate::Invite)
+            }
+        },
+    })
+}
+
+impl Db {
+    /// Whether any account administers the server.
+    pub async fn has_admin(&self) -> Result<bool, DbError> {
+        self.read(queries::has_admin).await
+    }
+
+    /// The cheap checks before a sign-up spends a password hash: the registration gate, and
+    /// whether the name (by its key) is taken.
+    pub async fn registration_check(
+        &self,
+        invite: Option<[u8; 32]>,
+        key: String,
+        now_ms: i64,
+    ) -> Result<(Gate, bool), DbError> {
+        self.read(move |c| {
+            let gate = gate(c, invite.as_ref(), now_ms)?;
+            let taken = gate.admits() && queries::username_taken(c, &key)?;
+            Ok((gate, taken))
+        })
+        .await
+    }
+
+    /// Create an account: the gate is checked again and the invitation used in the same
+    /// transaction, which is rolled back unless the account was created.
+    pub async fn create_account(&self, new: NewAccount) -> Result<Created, DbError> {
+        self.write_if(
+            move |c| {
+                let gate = gate(c, new.invite.as_ref(), new.now_ms)?;
+                if !gate.admits() {
+                    return Ok(Created::Refused(gate));
+                }
+                let Some(user) = queries::insert_user(
+                    c,
+                    &new.username,
+                    &new.key,
+                    &new.password_hash,
+                    new.admin,
+                    new.now_ms,
+                )?
+                else {
+                    return Ok(Created::NameTaken);
+                };
+                let invite = match gate {
+                    Gate::Invite(id) => {
+                        // Usable a moment ago in this transaction, so this cannot fail short
+                        // of a bug; if it does, nobody gets in on a used-up invitation.
+                        if !queries::use_invite(c, id, new.now_ms)? {
+                            return Ok(Created::Refused(Gate::InvalidInvite));
+                        }
+                        Some(id)
+                    }
+                    _ => None,
+                };
+                Ok(Created::Account(user, invite))
+            },
+            |created| matches!(created, Created::Account(..)),
+        )
+        .await
+    }
+
+    /// The account and password hash for a sign-in, if it exists and is enabled.
+    pub async fn user_for_login(&self, key: String) -> Result<Option<(User, String)>, DbError> {
+        self.read(move |c| queries::user_for_login(c, &key)).await
+    }
+
+    /// The stored password hash of an account.
+    pub async fn password_hash(&self, user_id: i64) -> Result<Option<String>, DbError> {
+        self.read(move |c| queries::password_hash(c, user_id)).await
+    }
+
+    /// Replace a password hash (a rehash on sign-in; nothing is revoked).
+    pub async fn set_password_hash(&self, user_id: i64, hash: String) -> Result<(), DbError> {
+        self.write(move |c| queries::set_password_hash(c, user_id, &hash))
+            .await
+    }
+
+    /// Change a password: every bot token is revoked, and with `keep` every other session
+    /// but that one too. Returns the revoked digests (to close their sockets).
+    pub async fn change_password(
+        &self,
+        user_id: i64,
+        hash: String,
+        keep: Option<[u8; 32]>,
+    ) -> Result<Vec<[u8; 32]>, DbError> {
+        self.write(move |c| {
+            queries::set_password_hash(c, user_id, &hash)?;
+            let mut revoked = queries::delete_bot_sessions(c, user_id)?;
+            if let Some(keep) = keep {
+                revoked.extend(queries::delete_other_sessions(c, user_id, &keep)?);
+            }
+            Ok(revoked)
+        })
+        .await
+    }
+
+    /// Store a new session or token; `false` (nothing stored) when it is a bot token and the
+    /// user already has `cap` of them (0 = no cap), counted in the same transaction.
+    pub async fn insert_session(&self, row: SessionRow, cap: u32) -> Result<bool, DbError> {
+        self.write(move |c| {
+            if row.kind == SessionKind::Bot
+                && cap > 0
+                && queries::bot_session_count(c, row.user_id)? >= i64::from(cap)
+            {
+                return Ok(false);
+            }
+            queries::insert_session(c, &row)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// The user's live sessions and bot tokens, newest first.
+    pub async fn sessions_of_user(
+        &self,
+        user_id: i64,
+        now_ms: i64,
+        idle_ms: i64,
+    ) -> Result<Vec<SessionListing>, DbError> {
+        self.read(move |c| queries::sessions_of_user(c, user_id, now_ms, idle_ms))
+            .await
+    }
+
+    /// Revoke one of the user's sessions by its listing id; its digest, if it existed.
+    pub async fn revoke_listed_session(
+        &self,
+        user_id: i64,
+        id: String,
+    ) -> Result<Option<[u8; 32]>, DbError> {
+        self.write(move |c| queries::delete_session_by_listing_id(c, user_id, &id))
+            .await
+    }
+
+    /// Delete expired sessions; how many went.
+    pub async fn delete_expired_sessions(
+        &self,
+        now_ms: i64,
+        idle_ms: i64,
+    ) -> Result<usize, DbError> {
+        self.write(move |c| queries::delete_expired_sessions(c, now_ms, idle_ms))
+            .await
+    }
+
+    /// Revoke the session behind a digest.
+    pub async fn delete_session(&self, token_hash: [u8; 32]) -> Result<bool, DbError> {
+        self.write(move |c| queries::delete_session(c, &token_hash))
+            .await
+    }
+
+    /// The session behind a digest and its user, if it is live at `now_ms`.
+    pub async fn session_user(
+        &self,
+        token_hash: [u8; 32],
+        now_ms: i64,
+    ) -> Result<Option<SessionInfo>, DbError> {
+        self.read(move |c| queries::session_user(c, &token_hash, now_ms))
+            .await
+    }
+
+    /// Record activity on a session.
+    pub async fn touch_session(&self, token_hash: [u8; 32], now_ms: i64) -> Result<(), DbError> {
+        self.write(move |c| queries::touch_session(c, &token_hash, now_ms))
+            .await
+    }
+}

@@ -1,0 +1,165 @@
+//! The typed face of the store: one async method per question the rest of Hearth asks, so no
+//! SQL and no SQLite type leaves `db/`. Each method is one hop to a reader connection (or one
+//! job for the writer); the SQL itself lives in [`super::queries`].
+
+mod accounts;
+
+pub use accounts::{Created, Gate, NewAccount};
+
+use std::time::Duration;
+
+use super::queries::{self, SearchQuery};
+use super::{Db, DbError, Room, SearchHit, StoredMessage};
+
+/// Which page of a room's history to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// The newest messages older than this id (the newest of all when `None`).
+    Before(Option<i64>),
+    /// The oldest messages newer than this id.
+    After(i64),
+    /// Messages on both sides of this id, the id itself included.
+    Around(i64),
+}
+
+/// What a new connection starts from, read in one snapshot: the head position, the user's
+/// rooms, and (when resuming) what they missed.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The highest message id at the time of the snapshot.
+    pub head: i64,
+    /// The user's rooms with their unread state.
+    pub rooms: Vec<Room>,
+    /// Messages above `since` in the user's rooms, oldest first, when `since` was given.
+    pub replay: Option<Vec<StoredMessage>>,
+}
+
+impl Db {
+    /// A trivial read, to tell whether the readers work.
+    pub async fn ping_read(&self) -> Result<(), DbError> {
+        self.read(|c| c.query_row("SELECT COUNT(*) FROM rooms", [], |r| r.get::<_, i64>(0)))
+            .await
+            .map(|_| ())
+    }
+
+    /// A write that changes nothing, to tell whether the writer can commit.
+    pub async fn ping_write(&self) -> Result<(), DbError> {
+        self.write(|c| c.execute("UPDATE rooms SET id = id WHERE id = 0", []))
+            .await
+            .map(|_| ())
+    }
+
+    /// The rooms and DMs `user_id` belongs to, with their unread state.
+    pub async fn rooms_for_user(&self, user_id: i64) -> Result<Vec<Room>, DbError> {
+        self.read(move |c| queries::rooms_for_user(c, user_id))
+            .await
+    }
+
+    /// The ids of the rooms and DMs `user_id` belongs to.
+    pub async fn room_ids_for_user(&self, user_id: i64) -> Result<Vec<i64>, DbError> {
+        self.read(move |c| queries::room_ids_for_user(c, user_id))
+            .await
+    }
+
+    /// The room called `name` as `user_id` sees it (their membership filled in), if it exists.
+    pub async fn room_by_name(&self, name: &str, user_id: i64) -> Result<Option<Room>, DbError> {
+        let name = name.to_string();
+        self.read(move |c| queries::room_by_name(c, &name, user_id))
+            .await
+    }
+
+    /// The room called `name` and one page of its history, read in one hop, when `may_read`
+    /// allows `user_id` to read it; `None` when there is no such room or it is not theirs to
+    /// read (the caller answers both alike).
+    pub async fn room_page(
+        &self,
+        name: &str,
+        user_id: i64,
+        page: Page,
+        limit: u32,
+        may_read: fn(&Room) -> bool,
+    ) -> Result<Option<(Room, Vec<StoredMessage>)>, DbError> {
+        let name = name.to_string();
+        self.read(move |c| {
+            let Some(room) = queries::room_by_name(c, &name, user_id)? else {
+                return Ok(None);
+            };
+            if !may_read(&room) {
+                return Ok(None);
+            }
+            let rows = match page {
+                Page::Before(before) => queries::messages_before(c, room.id, before, limit)?,
+                Page::After(after) => queries::messages_after(c, room.id, after, limit)?,
+                Page::Around(id) => queries::messages_around(c, room.id, id, limit)?,
+            };
+            Ok(Some((room, rows)))
+        })
+        .await
+    }
+
+    /// The head position, `user_id`'s rooms and, with `since`, up to `replay_limit` messages
+    /// above it in those rooms, all from one read transaction so they agree with each other.
+    pub async fn snapshot(
+        &self,
+        user_id: i64,
+        since: Option<i64>,
+        replay_limit: u32,
+    ) -> Result<Snapshot, DbError> {
+        self.read(move |c| {
+            let tx = c.unchecked_transaction()?;
+            let head = queries::head(&tx)?;
+            let rooms = queries::rooms_for_user(&tx, user_id)?;
+            let replay = match since {
+                Some(s) => Some(queries::messages_since_for_user(
+                    &tx,
+                    user_id,
+                    s,
+                    replay_limit,
+                )?),
+                None => None,
+            };
+            tx.finish()?;
+            Ok(Snapshot {
+                head,
+                rooms,
+                replay,
+            })
+        })
+        .await
+    }
+
+    /// Run a search on a connection kept for expensive reads, stopped after `budget` (or when
+    /// the caller goes away) with [`DbError::Interrupted`].
+    pub async fn search(
+        &self,
+        query: SearchQuery,
+        budget: Duration,
+    ) -> Result<Vec<SearchHit>, DbError> {
+        self.read_bounded(budget, move |c| queries::search(c, &query))
+            .await
+    }
+
+    /// The counter bumped whenever another process revokes sessions.
+    pub async fn sessions_epoch(&self) -> Result<i64, DbError> {
+        self.read(queries::sessions_epoch).await
+    }
+
+    /// Of these session hashes, the ones that no longer sign anybody in (revoked, expired or
+    /// belonging to a disabled account) at `now_ms`.
+    pub async fn ended_sessions(
+        &self,
+        hashes: Vec<[u8; 32]>,
+        now_ms: i64,
+    ) -> Result<Vec<[u8; 32]>, DbError> {
+        self.read(move |c| {
+            let mut gone = Vec::new();
+            for hash in hashes {
+                if queries::session_user(c, &hash, now_ms)?.is_none() {
+                    gone.push(hash);
+                }
+            }
+            Ok(gone)
+        })
+        .await
+    }
+}
