@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Synchronous;
 pub use model::*;
-pub use store::{Created, Gate, NewAccount, Page, Snapshot};
+pub use store::{AccountChange, Created, Gate, NewAccount, Page, Snapshot};
 pub use writer::{Committed, NewMessage};
 
 /// Storage failures. Their text is logged, never sent to clients.

@@ -10,8 +10,8 @@ use warp::{Rejection, Reply};
 use super::error::ApiError;
 use super::filters::RequestOrigin;
 use crate::auth::Identity;
-use crate::db::queries::{self, InviteRow, RegistrationMode, UserSummary};
-use crate::db::{self, SessionKind};
+use crate::db::queries::{InviteRow, RegistrationMode, UserSummary};
+use crate::db::{self, AccountChange, SessionKind};
 use crate::domain::Username;
 use crate::ws::protocol::rfc3339;
 use crate::ws::session::CLOSE_SESSION_ENDED;
@@ -160,7 +160,7 @@ pub async fn list_users(id: Identity, state: AppState) -> Result<Response, Rejec
     require_admin(&id)?;
     let users = state
         .db
-        .read(queries::list_users)
+        .list_users()
         .await
         .map_err(|e| ApiError::from(e).reject())?;
     let users: Vec<_> = users.iter().map(view).collect();
@@ -181,20 +181,6 @@ pub async fn user_action(
         .map_err(ApiError::reject)?;
     let target = Username::parse(&name).map_err(|_| unknown_user())?.key();
     let action = body.action;
-    let temporary = match action {
-        Action::ResetPassword => Some(temporary_password()?),
-        _ => None,
-    };
-    let new_hash = match &temporary {
-        Some(pw) => Some(
-            state
-                .auth
-                .hash_new_password(pw.clone())
-                .await
-                .map_err(|e| ApiError::from(e).reject())?,
-        ),
-        None => None,
-    };
     if target == id.user.username.to_ascii_lowercase()
         && matches!(action, Action::Disable | Action::Demote)
     {
@@ -203,37 +189,27 @@ pub async fn user_action(
         )
         .reject());
     }
+    let mut temporary = None;
+    let change = match action {
+        Action::Disable => AccountChange::Disable,
+        Action::Enable => AccountChange::Enable,
+        Action::Promote => AccountChange::Promote,
+        Action::Demote => AccountChange::Demote,
+        Action::SignOut => AccountChange::SignOut,
+        Action::ResetPassword => {
+            let password = temporary_password()?;
+            let hash = state
+                .auth
+                .hash_new_password(password.clone())
+                .await
+                .map_err(|e| ApiError::from(e).reject())?;
+            temporary = Some(password);
+            AccountChange::ResetPassword(hash)
+        }
+    };
     let updated = state
         .db
-        .write(move |c| {
-            let Some(user) = queries::user_summary(c, &target)? else {
-                return Ok(None);
-            };
-            match action {
-                Action::Disable => {
-                    queries::set_disabled(c, &target, true)?;
-                }
-                Action::Enable => {
-                    queries::set_disabled(c, &target, false)?;
-                }
-                Action::Promote => {
-                    queries::set_admin(c, &target, true)?;
-                }
-                Action::Demote => {
-                    queries::set_admin(c, &target, false)?;
-                }
-                Action::SignOut => {
-                    queries::delete_user_sessions(c, user.id)?;
-                }
-                Action::ResetPassword => {
-                    if let Some(hash) = &new_hash {
-                        queries::set_password_hash(c, user.id, hash)?;
-                    }
-                    queries::delete_user_sessions(c, user.id)?;
-                }
-            }
-            queries::user_summary(c, &target)
-        })
+        .change_account(target, change)
         .await
         .map_err(|e| ApiError::from(e).reject())?
         .ok_or_else(unknown_user)?;
@@ -277,26 +253,11 @@ fn db_error(e: db::DbError) -> Rejection {
 }
 
 /// Size of a file, 0 when it does not exist.
-fn file_len(path: &std::path::Path) -> u64 {
-    std::fs::metadata(path).map_or(0, |m| m.len())
-}
-
 /// GET /api/admin/status
 pub async fn server_status(id: Identity, state: AppState) -> Result<Response, Rejection> {
     require_admin(&id)?;
     let path = state.config.database.path.clone();
-    let (totals, mode, bytes) = state
-        .db
-        .read(move |c| {
-            let totals = queries::totals(c)?;
-            let mode = queries::registration_mode(c)?;
-            let mut wal = path.clone().into_os_string();
-            wal.push("-wal");
-            let bytes = file_len(&path) + file_len(std::path::Path::new(&wal));
-            Ok((totals, mode, bytes))
-        })
-        .await
-        .map_err(db_error)?;
+    let (totals, mode, bytes) = state.db.status(path).await.map_err(db_error)?;
     Ok(warp::reply::json(&json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
@@ -312,11 +273,7 @@ pub async fn server_status(id: Identity, state: AppState) -> Result<Response, Re
 }
 
 async fn current_mode(state: &AppState) -> Result<RegistrationMode, Rejection> {
-    state
-        .db
-        .read(queries::registration_mode)
-        .await
-        .map_err(db_error)
+    state.db.registration_mode().await.map_err(db_error)
 }
 
 /// GET /api/registration: who may create an account (public).
@@ -352,7 +309,7 @@ pub async fn set_registration(
     let mode = body.mode;
     state
         .db
-        .write(move |c| queries::set_registration_mode(c, mode))
+        .set_registration_mode(mode)
         .await
         .map_err(db_error)?;
     tracing::info!(admin = %id.user.username, mode = mode.as_str(), "registration mode changed");
@@ -433,11 +390,7 @@ pub async fn new_invite(
     let creator = id.user.id;
     let row = state
         .db
-        .write(move |c| {
-            let invite_id =
-                queries::insert_invite(c, &code_hash, Some(creator), now, expires_at, max_uses)?;
-            queries::invite(c, invite_id)
-        })
+        .create_invite(code_hash, creator, now, expires_at, max_uses)
         .await
         .map_err(db_error)?
         .ok_or_else(unknown_invite)?;
@@ -462,11 +415,7 @@ pub async fn new_invite(
 /// GET /api/admin/invites
 pub async fn invites(id: Identity, state: AppState) -> Result<Response, Rejection> {
     require_admin(&id)?;
-    let rows = state
-        .db
-        .read(queries::list_invites)
-        .await
-        .map_err(db_error)?;
+    let rows = state.db.list_invites().await.map_err(db_error)?;
     let now = db::now_ms();
     let list: Vec<_> = rows.iter().map(|i| invite_view(i, now)).collect();
     Ok(warp::reply::json(&json!({ "invites": list })).into_response())
@@ -490,11 +439,7 @@ pub async fn revoke_invite(
         .ok_or_else(|| {
             ApiError::bad_request("An invite id is a whole number greater than 0.").reject()
         })?;
-    let found = state
-        .db
-        .write(move |c| queries::revoke_invite(c, invite_id))
-        .await
-        .map_err(db_error)?;
+    let found = state.db.revoke_invite(invite_id).await.map_err(db_error)?;
     if !found {
         return Err(unknown_invite());
     }

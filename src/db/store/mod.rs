@@ -3,8 +3,10 @@
 //! job for the writer); the SQL itself lives in [`super::queries`].
 
 mod accounts;
+mod admin;
 
 pub use accounts::{Created, Gate, NewAccount};
+pub use admin::AccountChange;
 
 use std::time::Duration;
 
