@@ -8,16 +8,15 @@ use warp::reply::Response;
 use warp::{Rejection, Reply};
 
 use super::error::ApiError;
-use super::filters::RequestOrigin;
 use crate::auth::Identity;
 use crate::db::queries::{InviteRow, RegistrationMode, UserSummary};
-use crate::db::{self, AccountChange, SessionKind};
+use crate::db::{self, AccountChange};
 use crate::domain::Username;
 use crate::ws::protocol::rfc3339;
 use crate::ws::session::CLOSE_SESSION_ENDED;
 use crate::AppState;
 
-use super::filters::{authenticated, json_body, request_origin, with_state};
+use super::filters::{admin, admin_write, json_body, with_state};
 use super::filters::{forwarded_proto, ForwardedProto};
 use super::handlers::request_base_url;
 use super::SMALL_BODY;
@@ -28,48 +27,45 @@ pub fn routes(s: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
     // GET /api/admin/users
     let admin_users = warp::path!("api" / "admin" / "users")
         .and(warp::get())
-        .and(authenticated(s.clone()))
+        .and(admin(s.clone()))
         .and(with_state(s.clone()))
         .and_then(list_users);
     // POST /api/admin/users/{name}
     let admin_action = warp::path!("api" / "admin" / "users" / String)
         .and(warp::post())
-        .and(authenticated(s.clone()))
-        .and(request_origin())
+        .and(admin_write(s.clone()))
         .and(json_body(SMALL_BODY))
         .and(with_state(s.clone()))
         .and_then(user_action);
     // GET /api/admin/status
     let status = warp::path!("api" / "admin" / "status")
         .and(warp::get())
-        .and(authenticated(s.clone()))
+        .and(admin(s.clone()))
         .and(with_state(s.clone()))
         .and_then(server_status);
     // GET /api/admin/registration
     let get_registration = warp::path!("api" / "admin" / "registration")
         .and(warp::get())
-        .and(authenticated(s.clone()))
+        .and(admin(s.clone()))
         .and(with_state(s.clone()))
         .and_then(admin_registration);
     // PUT /api/admin/registration
     let put_registration = warp::path!("api" / "admin" / "registration")
         .and(warp::put())
-        .and(authenticated(s.clone()))
-        .and(request_origin())
+        .and(admin_write(s.clone()))
         .and(json_body(SMALL_BODY))
         .and(with_state(s.clone()))
         .and_then(set_registration);
     // GET /api/admin/invites
     let list_invites = warp::path!("api" / "admin" / "invites")
         .and(warp::get())
-        .and(authenticated(s.clone()))
+        .and(admin(s.clone()))
         .and(with_state(s.clone()))
         .and_then(invites);
     // POST /api/admin/invites
     let create_invite = warp::path!("api" / "admin" / "invites")
         .and(warp::post())
-        .and(authenticated(s.clone()))
-        .and(request_origin())
+        .and(admin_write(s.clone()))
         .and(warp::header::optional::<String>("host"))
         .and(forwarded_proto())
         .and(json_body(SMALL_BODY))
@@ -78,8 +74,7 @@ pub fn routes(s: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
     // DELETE /api/admin/invites/{id}
     let revoke_invite = warp::path!("api" / "admin" / "invites" / String)
         .and(warp::delete())
-        .and(authenticated(s.clone()))
-        .and(request_origin())
+        .and(admin_write(s.clone()))
         .and(with_state(s.clone()))
         .and_then(revoke_invite);
     // GET /api/registration (public: the sign-in page asks what to offer)
@@ -131,19 +126,6 @@ pub enum Action {
     ResetPassword,
 }
 
-fn require_admin(id: &Identity) -> Result<(), Rejection> {
-    if id.is_admin {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "Only administrators can do that.",
-        )
-        .reject())
-    }
-}
-
 fn view(u: &UserSummary) -> serde_json::Value {
     json!({
         "id": u.id,
@@ -156,8 +138,7 @@ fn view(u: &UserSummary) -> serde_json::Value {
 }
 
 /// GET /api/admin/users
-pub async fn list_users(id: Identity, state: AppState) -> Result<Response, Rejection> {
-    require_admin(&id)?;
+pub async fn list_users(_admin: Identity, state: AppState) -> Result<Response, Rejection> {
     let users = state
         .db
         .list_users()
@@ -171,14 +152,9 @@ pub async fn list_users(id: Identity, state: AppState) -> Result<Response, Rejec
 pub async fn user_action(
     name: String,
     id: Identity,
-    origin: RequestOrigin,
     body: UserAction,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    require_admin(&id)?;
-    origin
-        .check(&state, id.kind == SessionKind::Cookie)
-        .map_err(ApiError::reject)?;
     let target = Username::parse(&name).map_err(|_| unknown_user())?.key();
     let action = body.action;
     if target == id.user.username.to_ascii_lowercase()
@@ -254,8 +230,7 @@ fn db_error(e: db::DbError) -> Rejection {
 
 /// Size of a file, 0 when it does not exist.
 /// GET /api/admin/status
-pub async fn server_status(id: Identity, state: AppState) -> Result<Response, Rejection> {
-    require_admin(&id)?;
+pub async fn server_status(_admin: Identity, state: AppState) -> Result<Response, Rejection> {
     let path = state.config.database.path.clone();
     let (totals, mode, bytes) = state.db.status(path).await.map_err(db_error)?;
     Ok(warp::reply::json(&json!({
@@ -283,8 +258,7 @@ pub async fn public_registration(state: AppState) -> Result<Response, Rejection>
 }
 
 /// GET /api/admin/registration
-pub async fn admin_registration(id: Identity, state: AppState) -> Result<Response, Rejection> {
-    require_admin(&id)?;
+pub async fn admin_registration(_admin: Identity, state: AppState) -> Result<Response, Rejection> {
     let mode = current_mode(&state).await?;
     Ok(warp::reply::json(&json!({ "mode": mode.as_str() })).into_response())
 }
@@ -298,14 +272,9 @@ pub struct ModeChange {
 /// PUT /api/admin/registration
 pub async fn set_registration(
     id: Identity,
-    origin: RequestOrigin,
     body: ModeChange,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    require_admin(&id)?;
-    origin
-        .check(&state, id.kind == SessionKind::Cookie)
-        .map_err(ApiError::reject)?;
     let mode = body.mode;
     state
         .db
@@ -372,16 +341,11 @@ pub fn invite_url(base: &str, code: &str) -> String {
 /// POST /api/admin/invites
 pub async fn new_invite(
     id: Identity,
-    origin: RequestOrigin,
     host: Option<String>,
     forwarded: Option<ForwardedProto>,
     body: InviteRequest,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    require_admin(&id)?;
-    origin
-        .check(&state, id.kind == SessionKind::Cookie)
-        .map_err(ApiError::reject)?;
     let (max_uses, hours) = invite_limits(body.max_uses, body.expires_in_hours)
         .map_err(|m| ApiError::bad_request(m).reject())?;
     let (code, code_hash) = crate::auth::token::generate();
@@ -413,8 +377,7 @@ pub async fn new_invite(
 }
 
 /// GET /api/admin/invites
-pub async fn invites(id: Identity, state: AppState) -> Result<Response, Rejection> {
-    require_admin(&id)?;
+pub async fn invites(_admin: Identity, state: AppState) -> Result<Response, Rejection> {
     let rows = state.db.list_invites().await.map_err(db_error)?;
     let now = db::now_ms();
     let list: Vec<_> = rows.iter().map(|i| invite_view(i, now)).collect();
@@ -425,13 +388,8 @@ pub async fn invites(id: Identity, state: AppState) -> Result<Response, Rejectio
 pub async fn revoke_invite(
     invite: String,
     id: Identity,
-    origin: RequestOrigin,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    require_admin(&id)?;
-    origin
-        .check(&state, id.kind == SessionKind::Cookie)
-        .map_err(ApiError::reject)?;
     let invite_id = invite
         .parse::<i64>()
         .ok()

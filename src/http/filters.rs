@@ -12,6 +12,7 @@ use warp::{Filter, Rejection};
 use super::error::ApiError;
 use crate::auth::Identity;
 use crate::config::{parse_origin, Cidr};
+use crate::db::SessionKind;
 use crate::AppState;
 
 /// Name of the session cookie.
@@ -329,6 +330,63 @@ pub fn authenticated(
             }
         },
     )
+}
+
+/// A live session or bot token: what every signed-in read needs.
+pub fn signed_in(state: AppState) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
+    authenticated(state)
+}
+
+/// A live session or bot token allowed to change something: a cookie session must also come
+/// from one of our origins (no cross-site request forgery); a bot token needs no Origin.
+pub fn signed_in_write(
+    state: AppState,
+) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
+    authenticated(state.clone())
+        .and(request_origin())
+        .and(with_state(state))
+        .and_then(
+            |id: Identity, origin: RequestOrigin, state: AppState| async move {
+                origin
+                    .check(&state, id.kind == SessionKind::Cookie)
+                    .map_err(ApiError::reject)?;
+                Ok::<_, Rejection>(id)
+            },
+        )
+}
+
+/// A signed-in administrator (`forbidden` for anyone else).
+pub fn admin(state: AppState) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
+    authenticated(state).and_then(|id: Identity| async move {
+        if id.is_admin {
+            Ok(id)
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Only administrators can do that.",
+            )
+            .reject())
+        }
+    })
+}
+
+/// An administrator allowed to change something: [`admin`], then the Origin check of
+/// [`signed_in_write`].
+pub fn admin_write(
+    state: AppState,
+) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
+    admin(state.clone())
+        .and(request_origin())
+        .and(with_state(state))
+        .and_then(
+            |id: Identity, origin: RequestOrigin, state: AppState| async move {
+                origin
+                    .check(&state, id.kind == SessionKind::Cookie)
+                    .map_err(ApiError::reject)?;
+                Ok::<_, Rejection>(id)
+            },
+        )
 }
 
 #[cfg(test)]

@@ -134,14 +134,7 @@ fn signed_out(state: &AppState, session: [u8; 32], clear_cookie: bool) -> Respon
 }
 
 /// POST /api/logout
-pub async fn logout(
-    id: Identity,
-    origin: RequestOrigin,
-    state: AppState,
-) -> Result<Response, Rejection> {
-    origin
-        .check(&state, id.kind == SessionKind::Cookie)
-        .map_err(ApiError::reject)?;
+pub async fn logout(id: Identity, state: AppState) -> Result<Response, Rejection> {
     state
         .auth
         .logout(id.token_hash)
@@ -153,14 +146,10 @@ pub async fn logout(
 /// POST /api/password
 pub async fn change_password(
     id: Identity,
-    origin: RequestOrigin,
     body: PasswordChange,
     ip: IpAddr,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    origin
-        .check(&state, id.kind == SessionKind::Cookie)
-        .map_err(ApiError::reject)?;
     let revoked = state
         .auth
         .change_password(
@@ -191,13 +180,9 @@ pub async fn me(id: Identity) -> Result<Response, Rejection> {
 /// POST /api/tokens
 pub async fn create_token(
     id: Identity,
-    origin: RequestOrigin,
     body: TokenRequest,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    origin
-        .check(&state, id.kind == SessionKind::Cookie)
-        .map_err(ApiError::reject)?;
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 64 {
         return Err(ApiError::bad_request("A token name is 1 to 64 characters.").reject());
@@ -243,12 +228,8 @@ pub async fn sessions(id: Identity, state: AppState) -> Result<Response, Rejecti
 pub async fn revoke_session(
     session: String,
     id: Identity,
-    origin: RequestOrigin,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    origin
-        .check(&state, id.kind == SessionKind::Cookie)
-        .map_err(ApiError::reject)?;
     let unknown = || {
         ApiError::new(
             StatusCode::NOT_FOUND,

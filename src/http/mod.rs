@@ -17,7 +17,9 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use crate::AppState;
-use filters::{authenticated, client_ip, json_body, request_origin, with_state, ForwardedProto};
+use filters::{
+    client_ip, json_body, request_origin, signed_in, signed_in_write, with_state, ForwardedProto,
+};
 
 /// Body limit for the small JSON bodies of the API.
 pub(crate) const SMALL_BODY: u64 = 16 * 1024;
@@ -131,28 +133,25 @@ fn account(s: AppState) -> warp::filters::BoxedFilter<(Response,)> {
     // POST /api/logout
     let logout = warp::path!("api" / "logout")
         .and(warp::post())
-        .and(authenticated(s.clone()))
-        .and(request_origin())
+        .and(signed_in_write(s.clone()))
         .and(with_state(s.clone()))
         .and_then(handlers::logout);
     // GET /api/me
     let me = warp::path!("api" / "me")
         .and(warp::get())
-        .and(authenticated(s.clone()))
+        .and(signed_in(s.clone()))
         .and_then(handlers::me);
     // POST /api/tokens
     let tokens = warp::path!("api" / "tokens")
         .and(warp::post())
-        .and(authenticated(s.clone()))
-        .and(request_origin())
+        .and(signed_in_write(s.clone()))
         .and(json_body(SMALL_BODY))
         .and(with_state(s.clone()))
         .and_then(handlers::create_token);
     // POST /api/password
     let password = warp::path!("api" / "password")
         .and(warp::post())
-        .and(authenticated(s.clone()))
-        .and(request_origin())
+        .and(signed_in_write(s.clone()))
         .and(json_body(SMALL_BODY))
         .and(client_ip(&s))
         .and(with_state(s.clone()))
@@ -160,14 +159,13 @@ fn account(s: AppState) -> warp::filters::BoxedFilter<(Response,)> {
     // GET /api/sessions
     let sessions = warp::path!("api" / "sessions")
         .and(warp::get())
-        .and(authenticated(s.clone()))
+        .and(signed_in(s.clone()))
         .and(with_state(s.clone()))
         .and_then(handlers::sessions);
     // DELETE /api/sessions/{id}
     let revoke = warp::path!("api" / "sessions" / String)
         .and(warp::delete())
-        .and(authenticated(s.clone()))
-        .and(request_origin())
+        .and(signed_in_write(s.clone()))
         .and(with_state(s.clone()))
         .and_then(handlers::revoke_session);
     register
@@ -194,13 +192,13 @@ fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection>
     // GET /api/rooms
     let rooms = warp::path!("api" / "rooms")
         .and(warp::get())
-        .and(authenticated(s.clone()))
+        .and(signed_in(s.clone()))
         .and(with_state(s.clone()))
         .and_then(handlers::rooms);
     // GET /api/rooms/{room}/messages
     let messages = warp::path!("api" / "rooms" / String / "messages")
         .and(warp::get())
-        .and(authenticated(s.clone()))
+        .and(signed_in(s.clone()))
         .and(warp::query::<std::collections::HashMap<String, String>>())
         .and(with_state(s.clone()))
         .and_then(handlers::messages);

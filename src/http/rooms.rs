@@ -10,10 +10,10 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use super::error::ApiError;
-use super::filters::{authenticated, json_body, request_origin, with_state, RequestOrigin};
+use super::filters::{json_body, signed_in, signed_in_write, with_state};
 use super::SMALL_BODY;
 use crate::auth::Identity;
-use crate::db::{queries, DbError, Notify, SessionKind};
+use crate::db::{queries, DbError, Notify};
 use crate::domain::{self, Username, MAX_QUERY_CHARS};
 use crate::limits::Crowded;
 use crate::rooms::{self, RoomError};
@@ -132,100 +132,85 @@ fn no_such_room() -> Rejection {
     reject(RoomError::UnknownRoom)
 }
 
-fn check_origin(origin: &RequestOrigin, state: &AppState, id: &Identity) -> Result<(), Rejection> {
-    origin
-        .check(state, id.kind == SessionKind::Cookie)
-        .map_err(ApiError::reject)
-}
-
 /// Every route for rooms, DMs and search.
 pub fn routes(s: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     // GET /api/directory
     let directory = warp::path!("api" / "directory")
         .and(warp::get())
-        .and(authenticated(s.clone()))
+        .and(signed_in(s.clone()))
         .and(with_state(s.clone()))
         .and_then(directory);
     // POST /api/rooms
     let create = warp::path!("api" / "rooms")
         .and(warp::post())
-        .and(authenticated(s.clone()))
-        .and(request_origin())
+        .and(signed_in_write(s.clone()))
         .and(json_body(SMALL_BODY))
         .and(with_state(s.clone()))
         .and_then(create);
     // GET /api/rooms/{room}
     let details = warp::path!("api" / "rooms" / String)
         .and(warp::get())
-        .and(authenticated(s.clone()))
+        .and(signed_in(s.clone()))
         .and(with_state(s.clone()))
         .and_then(details);
     // PATCH /api/rooms/{room}
     let update = warp::path!("api" / "rooms" / String)
         .and(warp::patch())
-        .and(authenticated(s.clone()))
-        .and(request_origin())
+        .and(signed_in_write(s.clone()))
         .and(json_body(SMALL_BODY))
         .and(with_state(s.clone()))
         .and_then(update);
     // POST /api/rooms/{room}/join
     let join = warp::path!("api" / "rooms" / String / "join")
         .and(warp::post())
-        .and(authenticated(s.clone()))
-        .and(request_origin())
+        .and(signed_in_write(s.clone()))
         .and(with_state(s.clone()))
         .and_then(join);
     // POST /api/rooms/{room}/leave
     let leave = warp::path!("api" / "rooms" / String / "leave")
         .and(warp::post())
-        .and(authenticated(s.clone()))
-        .and(request_origin())
+        .and(signed_in_write(s.clone()))
         .and(with_state(s.clone()))
         .and_then(leave);
     // POST /api/rooms/{room}/members
     let invite = warp::path!("api" / "rooms" / String / "members")
         .and(warp::post())
-        .and(authenticated(s.clone()))
-        .and(request_origin())
+        .and(signed_in_write(s.clone()))
         .and(json_body(SMALL_BODY))
         .and(with_state(s.clone()))
         .and_then(invite);
     // POST /api/rooms/{room}/read
     let read = warp::path!("api" / "rooms" / String / "read")
         .and(warp::post())
-        .and(authenticated(s.clone()))
-        .and(request_origin())
+        .and(signed_in_write(s.clone()))
         .and(json_body(SMALL_BODY))
         .and(with_state(s.clone()))
         .and_then(mark_read);
     // PUT /api/rooms/{room}/notify
     let notify = warp::path!("api" / "rooms" / String / "notify")
         .and(warp::put())
-        .and(authenticated(s.clone()))
-        .and(request_origin())
+        .and(signed_in_write(s.clone()))
         .and(json_body(SMALL_BODY))
         .and(with_state(s.clone()))
         .and_then(set_notify);
     // POST /api/dms
     let dm = warp::path!("api" / "dms")
         .and(warp::post())
-        .and(authenticated(s.clone()))
-        .and(request_origin())
+        .and(signed_in_write(s.clone()))
         .and(json_body(SMALL_BODY))
         .and(with_state(s.clone()))
         .and_then(open_dm);
     // POST /api/rooms/leave
     let leave_many = warp::path!("api" / "rooms" / "leave")
         .and(warp::post())
-        .and(authenticated(s.clone()))
-        .and(request_origin())
+        .and(signed_in_write(s.clone()))
         .and(json_body(LEAVE_MANY_BODY))
         .and(with_state(s.clone()))
         .and_then(leave_many);
     // GET /api/search
     let search = warp::path!("api" / "search")
         .and(warp::get())
-        .and(authenticated(s.clone()))
+        .and(signed_in(s.clone()))
         .and(warp::query::<HashMap<String, String>>())
         .and(with_state(s))
         .and_then(search);
@@ -268,13 +253,7 @@ pub async fn directory(id: Identity, state: AppState) -> Result<Response, Reject
 }
 
 /// POST /api/rooms
-pub async fn create(
-    id: Identity,
-    origin: RequestOrigin,
-    body: NewRoom,
-    state: AppState,
-) -> Result<Response, Rejection> {
-    check_origin(&origin, &state, &id)?;
+pub async fn create(id: Identity, body: NewRoom, state: AppState) -> Result<Response, Rejection> {
     let room = rooms::create(
         &state,
         &id.user,
@@ -308,11 +287,9 @@ pub async fn details(room: String, id: Identity, state: AppState) -> Result<Resp
 pub async fn update(
     room: String,
     id: Identity,
-    origin: RequestOrigin,
     body: RoomChanges,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    check_origin(&origin, &state, &id)?;
     let room = room_param(&room)?;
     if body.name.is_none() && body.topic.is_none() {
         return Err(ApiError::bad_request("Give a new `name`, a new `topic`, or both.").reject());
@@ -331,26 +308,14 @@ pub async fn update(
 }
 
 /// POST /api/rooms/{room}/join
-pub async fn join(
-    room: String,
-    id: Identity,
-    origin: RequestOrigin,
-    state: AppState,
-) -> Result<Response, Rejection> {
-    check_origin(&origin, &state, &id)?;
+pub async fn join(room: String, id: Identity, state: AppState) -> Result<Response, Rejection> {
     let room = room_param(&room)?;
     let room = rooms::join(&state, &id.user, &room).await.map_err(reject)?;
     Ok(room_reply(StatusCode::OK, &room))
 }
 
 /// POST /api/rooms/{room}/leave
-pub async fn leave(
-    room: String,
-    id: Identity,
-    origin: RequestOrigin,
-    state: AppState,
-) -> Result<Response, Rejection> {
-    check_origin(&origin, &state, &id)?;
+pub async fn leave(room: String, id: Identity, state: AppState) -> Result<Response, Rejection> {
     let room = room_param(&room)?;
     rooms::leave(&state, &id.user, &room)
         .await
@@ -370,11 +335,9 @@ const LEAVE_MANY_BODY: u64 = 160 * 1024;
 /// POST /api/rooms/leave
 pub async fn leave_many(
     id: Identity,
-    origin: RequestOrigin,
     body: LeaveMany,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    check_origin(&origin, &state, &id)?;
     let left = rooms::leave_many(&state, &id.user, &body.rooms)
         .await
         .map_err(reject)?;
@@ -385,11 +348,9 @@ pub async fn leave_many(
 pub async fn invite(
     room: String,
     id: Identity,
-    origin: RequestOrigin,
     body: Invitation,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    check_origin(&origin, &state, &id)?;
     let room = room_param(&room)?;
     let room = rooms::invite(&state, &id.user, &room, &body.username)
         .await
@@ -401,11 +362,9 @@ pub async fn invite(
 pub async fn mark_read(
     room: String,
     id: Identity,
-    origin: RequestOrigin,
     body: ReadMarker,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    check_origin(&origin, &state, &id)?;
     let room = room_param(&room)?;
     if body.id < 0 {
         return Err(ApiError::bad_request("`id` must be a message id (≥ 0).").reject());
@@ -432,11 +391,9 @@ pub async fn mark_read(
 pub async fn set_notify(
     room: String,
     id: Identity,
-    origin: RequestOrigin,
     body: NotifyLevel,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    check_origin(&origin, &state, &id)?;
     let room = room_param(&room)?;
     let room = rooms::set_notify(&state, id.user.id, &room, body.level)
         .await
@@ -445,13 +402,7 @@ pub async fn set_notify(
 }
 
 /// POST /api/dms
-pub async fn open_dm(
-    id: Identity,
-    origin: RequestOrigin,
-    body: NewDm,
-    state: AppState,
-) -> Result<Response, Rejection> {
-    check_origin(&origin, &state, &id)?;
+pub async fn open_dm(id: Identity, body: NewDm, state: AppState) -> Result<Response, Rejection> {
     if body.users.len() > 64 {
         return Err(reject(RoomError::TooManyMembers));
     }
