@@ -14,9 +14,9 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::db::{Committed, User};
+use crate::db::{Change, Committed, User};
 use crate::metrics::Metrics;
-use crate::ws::protocol::ServerMsg;
+use crate::ws::protocol::{RoomView, ServerMsg};
 
 /// Identifies one WebSocket connection.
 pub type ConnId = u64;
@@ -588,10 +588,10 @@ impl Hub {
         let mut delivered = 0u64;
         let mut batch = batch.into_iter().peekable();
         while batch.peek().is_some() {
-            // Messages under the read lock; a committed membership change (`Then`) runs
-            // between them, without the lock, exactly where it was committed.
+            // Messages under the read lock; committed changes to rooms and memberships are
+            // applied between them, without the lock, exactly where they were committed.
             let st = lock_read(&self.inner.state);
-            while let Some(c) = batch.next_if(|c| !matches!(c, Committed::Then(_))) {
+            while let Some(c) = batch.next_if(|c| !matches!(c, Committed::Changed(_))) {
                 match &c {
                     Committed::Stored {
                         msg,
@@ -659,12 +659,15 @@ impl Hub {
                             self.offer(&conn.tx, *origin, &frame, 0, &mut slow);
                         }
                     }
-                    Committed::Then(_) => {}
+                    Committed::Changed(_) => {}
                 }
             }
             drop(st);
-            if let Some(Committed::Then(hook)) = batch.next() {
-                hook();
+            if let Some(Committed::Changed(done)) = batch.next() {
+                for change in &done.changes {
+                    self.apply(change);
+                }
+                let _ = done.applied.send(());
             }
         }
         self.inner
@@ -674,6 +677,79 @@ impl Hub {
         slow.sort_unstable();
         slow.dedup();
         self.drop_slow(slow);
+    }
+
+    /// Bring the membership index up to date with one committed change and send the frames
+    /// that tell the people concerned.
+    pub fn apply(&self, change: &Change) {
+        match change {
+            Change::Joined { user_id, room } => {
+                let joined = ServerMsg::RoomJoined {
+                    room: RoomView::from(room),
+                }
+                .encode();
+                self.join_room(*user_id, room.id, &room.name, &joined);
+            }
+            Change::MemberJoined {
+                room_id,
+                room,
+                user_id,
+                username,
+            } => {
+                let note = ServerMsg::MemberJoined {
+                    room,
+                    user: username,
+                }
+                .encode();
+                self.to_room(*room_id, &note, Some(*user_id));
+            }
+            Change::Created { room } => {
+                let created = ServerMsg::RoomCreated {
+                    room: RoomView::shared(room),
+                }
+                .encode();
+                self.to_all(&created);
+            }
+            Change::Left {
+                user_id,
+                username,
+                room_id,
+                room,
+            } => {
+                let left = ServerMsg::RoomLeft { room }.encode();
+                self.leave_room(*user_id, *room_id, &left);
+                let note = ServerMsg::MemberLeft {
+                    room,
+                    user: username,
+                }
+                .encode();
+                self.to_room(*room_id, &note, None);
+            }
+            Change::Updated { room, old_name } => {
+                let frame = ServerMsg::RoomUpdated {
+                    room: RoomView::shared(room),
+                    old_name: old_name.as_deref(),
+                }
+                .encode();
+                if old_name.is_some() {
+                    self.rename_room(room.id, &room.name, &frame);
+                } else {
+                    self.to_room(room.id, &frame, None);
+                }
+            }
+            Change::ReadMarker { user_id, room } => {
+                if let Some(m) = &room.membership {
+                    let frame = ServerMsg::Read {
+                        room: &room.name,
+                        id: m.last_read,
+                        unread: m.unread,
+                        mentions: m.mentions,
+                    }
+                    .encode();
+                    self.to_user(*user_id, &frame);
+                }
+            }
+        }
     }
 
     /// Start the fan-out thread: it delivers each batch the writer commits, until the writer
@@ -690,5 +766,183 @@ impl Hub {
                     hub.fan_out(batch);
                 }
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::db::{Changes, Membership, Notify, Room, RoomKind, StoredMessage};
+
+    const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    fn hub(queue: usize) -> Hub {
+        let limits = HubLimits {
+            queue,
+            per_user: 0,
+            per_address: 0,
+            rate: 0.0,
+            burst: 0,
+        };
+        Hub::new(limits, Arc::new(Metrics::default()))
+    }
+
+    fn user(id: i64) -> User {
+        User {
+            id,
+            username: format!("user{id}"),
+        }
+    }
+
+    fn room(id: i64, name: &str) -> Room {
+        Room {
+            id,
+            name: name.into(),
+            topic: String::new(),
+            kind: RoomKind::Room,
+            public: true,
+            created_by: None,
+            members: 1,
+            users: Vec::new(),
+            last_id: 0,
+            membership: Some(Membership {
+                last_read: 0,
+                unread: 0,
+                mentions: 0,
+                notify: Notify::All,
+            }),
+        }
+    }
+
+    fn stored(id: i64, room_id: i64, origin: u64) -> Committed {
+        Committed::Stored {
+            msg: StoredMessage {
+                id,
+                room_id,
+                room: format!("room{room_id}"),
+                user: "user1".into(),
+                body: format!("message {id}"),
+                nonce: None,
+                ts_ms: 0,
+            },
+            origin,
+            duplicate: false,
+            mentioned: Vec::new(),
+        }
+    }
+
+    fn changed(changes: Vec<Change>) -> (Committed, oneshot::Receiver<()>) {
+        let (applied, done) = oneshot::channel();
+        (Committed::Changed(Changes { changes, applied }), done)
+    }
+
+    /// Every frame queued for a connection so far, as (type, message id).
+    fn drain(reg: &mut Registration) -> Vec<(String, i64)> {
+        let mut out = Vec::new();
+        while let Ok(item) = reg.rx.try_recv() {
+            if let Outgoing::Frame { frame, msg_id } = item {
+                let v: serde_json::Value = serde_json::from_str(frame.as_str()).unwrap();
+                out.push((v["type"].as_str().unwrap_or_default().to_string(), msg_id));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_message_reaches_every_member_once_and_nobody_else() {
+        let hub = hub(16);
+        let mut a = hub.register(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        let mut b = hub.register(&user(2), LOOPBACK, [2; 32], &[7]).unwrap();
+        let mut c = hub.register(&user(3), LOOPBACK, [3; 32], &[8]).unwrap();
+        for r in [&mut a, &mut b, &mut c] {
+            drain(r); // presence
+        }
+        hub.fan_out(vec![stored(10, 7, a.id)]);
+        assert_eq!(drain(&mut a), [("message".to_string(), 10)]);
+        assert_eq!(drain(&mut b), [("message".to_string(), 10)]);
+        assert!(drain(&mut c).is_empty(), "not a member of room 7");
+    }
+
+    #[test]
+    fn changes_apply_exactly_where_they_were_committed() {
+        let hub = hub(16);
+        let mut a = hub.register(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        let mut b = hub.register(&user(2), LOOPBACK, [2; 32], &[]).unwrap();
+        drain(&mut a);
+        drain(&mut b);
+        // Message 10 is committed before user 2 joins room 7, message 11 after it, and
+        // message 12 after user 1 left: each reaches exactly the members of that moment.
+        let (join, joined) = changed(vec![
+            Change::Joined {
+                user_id: 2,
+                room: room(7, "room7"),
+            },
+            Change::MemberJoined {
+                room_id: 7,
+                room: "room7".into(),
+                user_id: 2,
+                username: "user2".into(),
+            },
+        ]);
+        let (leave, left) = changed(vec![Change::Left {
+            user_id: 1,
+            username: "user1".into(),
+            room_id: 7,
+            room: "room7".into(),
+        }]);
+        hub.fan_out(vec![
+            stored(10, 7, a.id),
+            join,
+            stored(11, 7, a.id),
+            leave,
+            stored(12, 7, b.id),
+        ]);
+        assert!(joined.blocking_recv().is_ok() && left.blocking_recv().is_ok());
+        let frames = |v: &[(&str, i64)]| -> Vec<(String, i64)> {
+            v.iter().map(|(t, id)| (t.to_string(), *id)).collect()
+        };
+        assert_eq!(
+            drain(&mut a),
+            frames(&[
+                ("message", 10),
+                ("member_joined", 0),
+                ("message", 11),
+                ("room_left", 0),
+            ])
+        );
+        assert_eq!(
+            drain(&mut b),
+            frames(&[
+                ("room_joined", 0),
+                ("message", 11),
+                ("member_left", 0),
+                ("message", 12),
+            ])
+        );
+    }
+
+    #[test]
+    fn a_full_queue_drops_that_connection_and_spares_the_others() {
+        let hub = hub(16);
+        let mut slow = hub.register(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        let mut fast = hub.register(&user(2), LOOPBACK, [2; 32], &[7]).unwrap();
+        drain(&mut slow);
+        drain(&mut fast);
+        for id in 1..=40 {
+            hub.fan_out(vec![stored(id, 7, fast.id)]);
+            drain(&mut fast);
+        }
+        assert!(
+            slow.slow.load(Ordering::Relaxed),
+            "the reader that never read is dropped"
+        );
+        assert!(!fast.slow.load(Ordering::Relaxed));
+        assert_eq!(
+            drain(&mut slow).len(),
+            16,
+            "what fitted in its queue before it filled"
+        );
     }
 }

@@ -7,10 +7,9 @@ use std::collections::HashSet;
 
 use crate::access::{self, Access};
 use crate::config::RoomCreation;
-use crate::db::{self, queries, DbError, Notify, Room, RoomKind, User};
+use crate::db::{self, queries, Change, DbError, Notify, Room, RoomKind, User};
 use crate::domain::{self, Username, MAX_DM_USERS};
 use crate::limits::{Counter, Limit, Reservation};
-use crate::ws::protocol::{RoomView, ServerMsg};
 use crate::AppState;
 
 /// Name of the room every user belongs to.
@@ -86,16 +85,15 @@ impl From<rusqlite::Error> for RoomError {
 type Outcome<T> = Result<T, RoomError>;
 
 /// Run `f` on the write connection inside the writer's next transaction; a refusal
-/// (`Err`) rolls back everything it wrote. Once committed, `then` tells the hub, in order with
-/// the messages committed around the change, so nobody receives a message of a room they have
-/// left nor misses one of a room they joined.
-async fn write<T, F, H>(state: &AppState, f: F, then: H) -> Outcome<T>
+/// (`Err`) rolls back everything it wrote. Once committed, the [`Change`]s it returns reach
+/// the hub in order with the messages committed around them, so nobody receives a message of
+/// a room they have left nor misses one of a room they joined.
+async fn write<T, F>(state: &AppState, f: F) -> Outcome<T>
 where
     T: Send + 'static,
-    F: FnOnce(&rusqlite::Connection) -> Outcome<T> + Send + 'static,
-    H: FnOnce(&T) + Send + 'static,
+    F: FnOnce(&rusqlite::Connection) -> Outcome<(T, Vec<Change>)> + Send + 'static,
 {
-    state.db.transact(f, then).await.map_err(RoomError::Db)?
+    state.db.transact(f).await
 }
 
 async fn read<T, F>(state: &AppState, f: F) -> Outcome<T>
@@ -238,32 +236,21 @@ pub async fn create(
         state.config.limits.rooms_per_hour,
         "You have created many rooms in the last hour; try again later.",
     )?;
-    let hub = state.hub.clone();
-    let created = write(
-        state,
-        move |c| {
-            let now = db::now_ms();
-            let id =
-                queries::insert_room(c, &name, &topic, RoomKind::Room, public, Some(uid), now)?
-                    .ok_or(RoomError::RoomExists)?;
-            queries::add_member(c, id, uid, now)?;
-            queries::room_by_id(c, id, uid)?.ok_or(RoomError::UnknownRoom)
-        },
-        move |room: &Room| {
-            let joined = ServerMsg::RoomJoined {
-                room: RoomView::from(room),
-            }
-            .encode();
-            hub.join_room(uid, room.id, &room.name, &joined);
-            if public {
-                let created = ServerMsg::RoomCreated {
-                    room: RoomView::shared(room),
-                }
-                .encode();
-                hub.to_all(&created);
-            }
-        },
-    )
+    let created = write(state, move |c| {
+        let now = db::now_ms();
+        let id = queries::insert_room(c, &name, &topic, RoomKind::Room, public, Some(uid), now)?
+            .ok_or(RoomError::RoomExists)?;
+        queries::add_member(c, id, uid, now)?;
+        let room = queries::room_by_id(c, id, uid)?.ok_or(RoomError::UnknownRoom)?;
+        let mut changes = vec![Change::Joined {
+            user_id: uid,
+            room: room.clone(),
+        }];
+        if public {
+            changes.push(Change::Created { room: room.clone() });
+        }
+        Ok((room, changes))
+    })
     .await;
     let room = created.inspect_err(|_| state.quotas.release(&quota))?;
     tracing::info!(user = %user.username, room = %room.name, public, "room created");
@@ -274,41 +261,34 @@ pub async fn create(
 pub async fn join(state: &AppState, user: &User, name: &str) -> Outcome<Room> {
     let name = name.to_string();
     let uid = user.id;
-    let hub = state.hub.clone();
     let username = user.username.clone();
-    let (room, _) = write(
-        state,
-        move |c| {
-            let room = visible_in(c, &name, uid)?;
-            if room.membership.is_some() {
-                return Ok((room, false));
-            }
-            queries::add_member(c, room.id, uid, db::now_ms())?;
-            let room = queries::room_by_id(c, room.id, uid)?.ok_or(RoomError::UnknownRoom)?;
-            Ok((room, true))
-        },
-        move |(room, added): &(Room, bool)| {
-            if *added {
-                announce_join(&hub, uid, &username, room);
-            }
-        },
-    )
-    .await?;
-    Ok(room)
+    write(state, move |c| {
+        let room = visible_in(c, &name, uid)?;
+        if room.membership.is_some() {
+            return Ok((room, Vec::new()));
+        }
+        queries::add_member(c, room.id, uid, db::now_ms())?;
+        let room = queries::room_by_id(c, room.id, uid)?.ok_or(RoomError::UnknownRoom)?;
+        let changes = joined(uid, &username, &room);
+        Ok((room, changes))
+    })
+    .await
 }
 
-fn announce_join(hub: &crate::hub::Hub, uid: i64, username: &str, room: &Room) {
-    let joined = ServerMsg::RoomJoined {
-        room: RoomView::from(room),
-    }
-    .encode();
-    hub.join_room(uid, room.id, &room.name, &joined);
-    let note = ServerMsg::MemberJoined {
-        room: &room.name,
-        user: username,
-    }
-    .encode();
-    hub.to_room(room.id, &note, Some(uid));
+/// `user_id` joined `room` (as they see it): they start receiving it and the others are told.
+fn joined(user_id: i64, username: &str, room: &Room) -> Vec<Change> {
+    vec![
+        Change::Joined {
+            user_id,
+            room: room.clone(),
+        },
+        Change::MemberJoined {
+            room_id: room.id,
+            room: room.name.clone(),
+            user_id,
+            username: username.to_string(),
+        },
+    ]
 }
 
 /// Leave a room or DM (not `general`).
@@ -318,28 +298,19 @@ pub async fn leave(state: &AppState, user: &User, name: &str) -> Outcome<()> {
     }
     let name = name.to_string();
     let uid = user.id;
-    let hub = state.hub.clone();
     let username = user.username.clone();
-    write(
-        state,
-        move |c| {
-            let room = member_in(c, &name, uid)?;
-            queries::remove_member(c, room.id, uid)?;
-            Ok(room)
-        },
-        move |room: &Room| {
-            let left = ServerMsg::RoomLeft { room: &room.name }.encode();
-            hub.leave_room(uid, room.id, &left);
-            let note = ServerMsg::MemberLeft {
-                room: &room.name,
-                user: &username,
-            }
-            .encode();
-            hub.to_room(room.id, &note, None);
-        },
-    )
-    .await?;
-    Ok(())
+    write(state, move |c| {
+        let room = member_in(c, &name, uid)?;
+        queries::remove_member(c, room.id, uid)?;
+        let left = Change::Left {
+            user_id: uid,
+            username,
+            room_id: room.id,
+            room: room.name,
+        };
+        Ok(((), vec![left]))
+    })
+    .await
 }
 
 /// Most rooms one request may leave.
@@ -376,7 +347,6 @@ pub async fn invite(state: &AppState, user: &User, name: &str, username: &str) -
     let name = name.to_string();
     let uid = user.id;
     let shown = username.to_string();
-    let hub = state.hub.clone();
     let quota = take_quota(
         state,
         "invites",
@@ -384,27 +354,24 @@ pub async fn invite(state: &AppState, user: &User, name: &str, username: &str) -
         state.config.limits.invites_per_hour,
         "You have added many people to rooms in the last hour; try again later.",
     )?;
-    let outcome = write(
-        state,
-        move |c| {
-            let room = member_in(c, &name, uid)?;
-            if room.kind == RoomKind::Dm {
-                return Err(RoomError::BadRequest(
-                    "A conversation's members are fixed; start a new one with everyone you want.",
-                ));
-            }
-            let (target, target_name) =
-                queries::user_by_key(c, &key)?.ok_or(RoomError::UnknownUser(shown))?;
-            let added = queries::add_member(c, room.id, target, db::now_ms())?;
-            let room = queries::room_by_id(c, room.id, target)?.ok_or(RoomError::UnknownRoom)?;
-            Ok((room, (target, target_name), added))
-        },
-        move |(room, target, added): &(Room, (i64, String), bool)| {
-            if *added {
-                announce_join(&hub, target.0, &target.1, room);
-            }
-        },
-    )
+    let outcome = write(state, move |c| {
+        let room = member_in(c, &name, uid)?;
+        if room.kind == RoomKind::Dm {
+            return Err(RoomError::BadRequest(
+                "A conversation's members are fixed; start a new one with everyone you want.",
+            ));
+        }
+        let (target, target_name) =
+            queries::user_by_key(c, &key)?.ok_or(RoomError::UnknownUser(shown))?;
+        let added = queries::add_member(c, room.id, target, db::now_ms())?;
+        let room = queries::room_by_id(c, room.id, target)?.ok_or(RoomError::UnknownRoom)?;
+        let changes = if added {
+            joined(target, &target_name, &room)
+        } else {
+            Vec::new()
+        };
+        Ok(((room, (target, target_name), added), changes))
+    })
     .await;
     let (room, target, added) = outcome.inspect_err(|_| state.quotas.release(&quota))?;
     if !added {
@@ -439,70 +406,67 @@ pub async fn open_dm(state: &AppState, user: &User, usernames: &[String]) -> Out
         return Err(RoomError::TooManyMembers);
     }
     let uid = user.id;
-    let hub = state.hub.clone();
     let quotas = state.quotas.clone();
     let per_hour = state.config.limits.dms_per_hour;
-    let outcome = write(
-        state,
-        move |c| {
-            let mut ids = Vec::with_capacity(keys.len());
-            for key in &keys {
-                let (id, name) = queries::user_by_key(c, key)?
-                    .ok_or_else(|| RoomError::UnknownUser(key.clone()))?;
-                ids.push((id, name));
+    let outcome = write(state, move |c| {
+        let mut ids = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let (id, name) =
+                queries::user_by_key(c, key)?.ok_or_else(|| RoomError::UnknownUser(key.clone()))?;
+            ids.push((id, name));
+        }
+        let name = domain::dm_name(&keys);
+        let now = db::now_ms();
+        // Finding a conversation again is free; only a new one counts.
+        let (id, created) = match lookup(c, &name, uid) {
+            Ok(room) => (room.id, false),
+            Err(RoomError::UnknownRoom) => {
+                take_quota_in(
+                    &quotas,
+                    "dms",
+                    uid,
+                    per_hour,
+                    "You have started many conversations in the last hour; try again later.",
+                )?;
+                let id = queries::insert_room(c, &name, "", RoomKind::Dm, false, None, now)?
+                    .ok_or(RoomError::UnknownRoom)?;
+                (id, true)
             }
-            let name = domain::dm_name(&keys);
-            let now = db::now_ms();
-            // Finding a conversation again is free; only a new one counts.
-            let (id, created) = match lookup(c, &name, uid) {
-                Ok(room) => (room.id, false),
-                Err(RoomError::UnknownRoom) => {
-                    take_quota_in(
-                        &quotas,
-                        "dms",
-                        uid,
-                        per_hour,
-                        "You have started many conversations in the last hour; try again later.",
-                    )?;
-                    let id = queries::insert_room(c, &name, "", RoomKind::Dm, false, None, now)?
-                        .ok_or(RoomError::UnknownRoom)?;
-                    (id, true)
-                }
-                Err(e) => return Err(e),
-            };
-            let mut added = Vec::new();
-            for (member, member_name) in ids {
-                if queries::add_member(c, id, member, now)? {
-                    let view = queries::room_by_id(c, id, member)?.ok_or(RoomError::UnknownRoom)?;
-                    added.push((member, member_name, view));
-                }
+            Err(e) => return Err(e),
+        };
+        let mut added = Vec::new();
+        for (member, member_name) in ids {
+            if queries::add_member(c, id, member, now)? {
+                let view = queries::room_by_id(c, id, member)?.ok_or(RoomError::UnknownRoom)?;
+                added.push((member, member_name, view));
             }
-            let room = queries::room_by_id(c, id, uid)?.ok_or(RoomError::UnknownRoom)?;
-            Ok((room, created, added))
-        },
-        move |(room, created, added): &(Room, bool, Vec<(i64, String, Room)>)| {
-            for (member, _, view) in added {
-                let joined = ServerMsg::RoomJoined {
-                    room: RoomView::from(view),
-                }
-                .encode();
-                hub.join_room(*member, room.id, &room.name, &joined);
-            }
-            if !*created {
-                for (member, member_name, _) in added {
-                    let note = ServerMsg::MemberJoined {
-                        room: &room.name,
-                        user: member_name,
-                    }
-                    .encode();
-                    hub.to_room(room.id, &note, Some(*member));
-                }
-            }
-        },
-    )
+        }
+        let room = queries::room_by_id(c, id, uid)?.ok_or(RoomError::UnknownRoom)?;
+        // Everyone added starts receiving the conversation first; only then, when it
+        // existed before, are the members told who joined.
+        let mut changes: Vec<Change> = added
+            .iter()
+            .map(|(member, _, view)| Change::Joined {
+                user_id: *member,
+                room: view.clone(),
+            })
+            .collect();
+        if !created {
+            changes.extend(
+                added
+                    .iter()
+                    .map(|(member, member_name, _)| Change::MemberJoined {
+                        room_id: room.id,
+                        room: room.name.clone(),
+                        user_id: *member,
+                        username: member_name.clone(),
+                    }),
+            );
+        }
+        Ok(((room, created), changes))
+    })
     .await;
-    let (room, created, _) = outcome?;
-    Ok((room, created))
+    outcome
 }
 
 /// Rename a room and/or change its topic.
@@ -525,51 +489,40 @@ pub async fn update(
     let name = name.to_string();
     let uid = user.id;
     let username = user.username.clone();
-    let hub = state.hub.clone();
-    let (room, old_name) = write(
-        state,
-        move |c| {
-            let room = member_in(c, &name, uid)?;
-            if room.kind == RoomKind::Dm {
-                return Err(RoomError::BadRequest(
-                    "A direct conversation has no name or topic to change.",
-                ));
+    let (room, old_name) = write(state, move |c| {
+        let room = member_in(c, &name, uid)?;
+        if room.kind == RoomKind::Dm {
+            return Err(RoomError::BadRequest(
+                "A direct conversation has no name or topic to change.",
+            ));
+        }
+        if room.name == GENERAL && !is_admin {
+            return Err(RoomError::Forbidden(
+                "Only an administrator can change #general.",
+            ));
+        }
+        let rename = new_name.filter(|n| *n != room.name);
+        if rename.is_some() {
+            if room.name == GENERAL {
+                return Err(RoomError::BadRequest("#general keeps its name."));
             }
-            if room.name == GENERAL && !is_admin {
+            if !is_admin && room.created_by.as_deref() != Some(username.as_str()) {
                 return Err(RoomError::Forbidden(
-                    "Only an administrator can change #general.",
+                    "Only the room's creator or an administrator can rename it.",
                 ));
             }
-            let rename = new_name.filter(|n| *n != room.name);
-            if rename.is_some() {
-                if room.name == GENERAL {
-                    return Err(RoomError::BadRequest("#general keeps its name."));
-                }
-                if !is_admin && room.created_by.as_deref() != Some(username.as_str()) {
-                    return Err(RoomError::Forbidden(
-                        "Only the room's creator or an administrator can rename it.",
-                    ));
-                }
-            }
-            if !queries::update_room(c, room.id, rename.as_deref(), topic.as_deref())? {
-                return Err(RoomError::RoomExists);
-            }
-            let updated = queries::room_by_id(c, room.id, uid)?.ok_or(RoomError::UnknownRoom)?;
-            Ok((updated, rename.map(|_| room.name)))
-        },
-        move |(room, old_name): &(Room, Option<String>)| {
-            let frame = ServerMsg::RoomUpdated {
-                room: RoomView::shared(room),
-                old_name: old_name.as_deref(),
-            }
-            .encode();
-            if old_name.is_some() {
-                hub.rename_room(room.id, &room.name, &frame);
-            } else {
-                hub.to_room(room.id, &frame, None);
-            }
-        },
-    )
+        }
+        if !queries::update_room(c, room.id, rename.as_deref(), topic.as_deref())? {
+            return Err(RoomError::RoomExists);
+        }
+        let updated = queries::room_by_id(c, room.id, uid)?.ok_or(RoomError::UnknownRoom)?;
+        let old_name = rename.map(|_| room.name);
+        let change = Change::Updated {
+            room: updated.clone(),
+            old_name: old_name.clone(),
+        };
+        Ok(((updated, old_name), vec![change]))
+    })
     .await?;
     tracing::info!(user = %user.username, room = %room.name, renamed_from = ?old_name, "room updated");
     Ok(room)
@@ -578,27 +531,16 @@ pub async fn update(
 /// Move the user's read marker forward and tell all their connections.
 pub async fn mark_read(state: &AppState, user_id: i64, name: &str, id: i64) -> Outcome<Room> {
     let name = name.to_string();
-    let hub = state.hub.clone();
-    write(
-        state,
-        move |c| {
-            let room = member_in(c, &name, user_id)?;
-            queries::set_last_read(c, room.id, user_id, id)?;
-            queries::room_by_id(c, room.id, user_id)?.ok_or(RoomError::UnknownRoom)
-        },
-        move |room: &Room| {
-            if let Some(m) = &room.membership {
-                let frame = ServerMsg::Read {
-                    room: &room.name,
-                    id: m.last_read,
-                    unread: m.unread,
-                    mentions: m.mentions,
-                }
-                .encode();
-                hub.to_user(user_id, &frame);
-            }
-        },
-    )
+    write(state, move |c| {
+        let room = member_in(c, &name, user_id)?;
+        queries::set_last_read(c, room.id, user_id, id)?;
+        let room = queries::room_by_id(c, room.id, user_id)?.ok_or(RoomError::UnknownRoom)?;
+        let change = Change::ReadMarker {
+            user_id,
+            room: room.clone(),
+        };
+        Ok((room, vec![change]))
+    })
     .await
 }
 
@@ -610,14 +552,11 @@ pub async fn set_notify(
     level: Notify,
 ) -> Outcome<Room> {
     let name = name.to_string();
-    write(
-        state,
-        move |c| {
-            let room = member_in(c, &name, user_id)?;
-            queries::set_notify(c, room.id, user_id, level)?;
-            queries::room_by_id(c, room.id, user_id)?.ok_or(RoomError::UnknownRoom)
-        },
-        |_: &Room| {},
-    )
+    write(state, move |c| {
+        let room = member_in(c, &name, user_id)?;
+        queries::set_notify(c, room.id, user_id, level)?;
+        let room = queries::room_by_id(c, room.id, user_id)?.ok_or(RoomError::UnknownRoom)?;
+        Ok((room, Vec::new()))
+    })
     .await
 }

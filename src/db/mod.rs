@@ -7,6 +7,7 @@
 //! - `store`: typed methods on [`Db`], the only way the rest of Hearth reaches the data.
 //! - [`writer`]: the writer thread and its group commit.
 
+mod event;
 pub mod model;
 pub mod queries;
 pub mod schema;
@@ -22,6 +23,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Synchronous;
+pub use event::{Change, Changes};
 pub use model::*;
 pub use store::{AccountChange, Created, Gate, NewAccount, Page, Snapshot};
 pub use writer::{Committed, NewMessage};
@@ -315,42 +317,29 @@ impl Db {
         rx.await.map_err(|_| DbError::Closed)?
     }
 
-    /// Like [`Db::write`] for changes that others must see in order with messages: `then`
-    /// runs on the fan-out thread after the commit, after every message committed before
-    /// this change was delivered and before any committed after it, and the result is
-    /// returned once it ran. When `f` fails (`Err(E)`), everything it wrote is rolled back and
-    /// `then` does not run.
-    pub async fn transact<T, E, F, H>(&self, f: F, then: H) -> Result<Result<T, E>, DbError>
+    /// Like [`Db::write`] for changes that others must see in order with messages: `f` returns
+    /// its value and the [`Change`]s it made; once committed, the fan-out thread applies them
+    /// after every message committed before and before any committed after, and only then is
+    /// the value returned. When `f` refuses (`Err`), everything it wrote is rolled back and
+    /// nothing reaches the hub.
+    pub async fn transact<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
-        H: FnOnce(&T) + Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<(T, Vec<Change>), E> + Send + 'static,
     {
-        type Answer<T, E> = Result<Result<T, E>, DbError>;
-        let (tx, rx) = oneshot::channel::<Answer<T, E>>();
+        let (tx, rx) = oneshot::channel::<Result<T, E>>();
+        let (applied, on_applied) = oneshot::channel::<()>();
         let job: writer::Job = Box::new(move |conn| match f(conn) {
-            Ok(value) => {
-                let tx = Arc::new(Mutex::new(Some(tx)));
-                let on_fail = tx.clone();
+            Ok((value, changes)) => {
                 let reply: writer::Reply = Box::new(move |commit: Result<(), DbError>| {
-                    if let Err(e) = commit {
-                        if let Some(tx) = on_fail.lock().ok().and_then(|mut t| t.take()) {
-                            let _ = tx.send(Err(e));
-                        }
-                    }
+                    let _ = tx.send(commit.map(|()| value).map_err(E::from));
                 });
-                let hook: writer::Hook = Box::new(move || {
-                    then(&value);
-                    if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
-                        let _ = tx.send(Ok(Ok(value)));
-                    }
-                });
-                (true, reply, Some(hook))
+                (true, reply, Some(Changes { changes, applied }))
             }
             Err(e) => {
                 let reply: writer::Reply = Box::new(move |commit: Result<(), DbError>| {
-                    let _ = tx.send(commit.map(|()| Err(e)));
+                    let _ = tx.send(Err(commit.map_err(E::from).err().unwrap_or(e)));
                 });
                 (false, reply, None)
             }
@@ -358,8 +347,12 @@ impl Db {
         self.writer
             .send(writer::WriteCmd::Exec(job))
             .await
-            .map_err(|_| DbError::Closed)?;
-        rx.await.map_err(|_| DbError::Closed)?
+            .map_err(|_| E::from(DbError::Closed))?;
+        let value = rx.await.map_err(|_| E::from(DbError::Closed))??;
+        // Committed: wait until the hub has applied the changes, so the caller's next step
+        // (a message to the room just joined, say) finds the hub up to date.
+        on_applied.await.map_err(|_| E::from(DbError::Closed))?;
+        Ok(value)
     }
 
     /// Queue a message for the next commit. Its outcome arrives through the commit channel.

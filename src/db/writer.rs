@@ -9,7 +9,7 @@ use std::time::Instant;
 use rusqlite::Connection;
 use tokio::sync::mpsc;
 
-use super::{now_ms, queries, DbError, StoredMessage};
+use super::{now_ms, queries, Changes, DbError, StoredMessage};
 use crate::metrics::Metrics;
 
 /// Most commands committed in one transaction.
@@ -19,12 +19,9 @@ const QUEUE: usize = 16 * 1024;
 
 /// Called with the commit's outcome once the transaction is over.
 pub type Reply = Box<dyn FnOnce(Result<(), DbError>) + Send>;
-/// Runs on the fan-out thread after the transaction committed, in commit order with the
-/// messages around it.
-pub type Hook = Box<dyn FnOnce() + Send>;
-/// Runs inside the transaction; says whether it succeeded, how to answer afterwards, and what
-/// to do, in order with the fan-out, once committed.
-pub type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply, Option<Hook>) + Send>;
+/// Runs inside the transaction; says whether it succeeded, how to answer afterwards, and which
+/// changes the fan-out must apply, in order with the messages around it, once committed.
+pub type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply, Option<Changes>) + Send>;
 
 /// A message a connection wants stored.
 #[derive(Debug)]
@@ -47,7 +44,7 @@ pub struct NewMessage {
     pub queued_at: Instant,
 }
 
-/// The outcome of one queued message, or a hook of a committed write, in commit order.
+/// The outcome of one queued message, or the changes of a committed write, in commit order.
 pub enum Committed {
     /// Durably stored (or found already stored under the same nonce).
     Stored {
@@ -77,8 +74,8 @@ pub enum Committed {
         /// Whether the room is public (`not_a_member`) or not (`unknown_room`).
         public: bool,
     },
-    /// A committed write's follow-up (e.g. membership changes reaching the hub).
-    Then(Hook),
+    /// A committed write's changes to rooms and memberships, for the hub.
+    Changed(Changes),
 }
 
 impl std::fmt::Debug for Committed {
@@ -89,7 +86,7 @@ impl std::fmt::Debug for Committed {
             }
             Committed::Failed { origin, .. } => write!(f, "Failed(from {origin})"),
             Committed::Refused { origin, .. } => write!(f, "Refused(from {origin})"),
-            Committed::Then(_) => f.write_str("Then"),
+            Committed::Changed(c) => write!(f, "Changed({:?})", c.changes),
         }
     }
 }
@@ -233,9 +230,9 @@ fn commit_batch(
                 if let Err(e) = conn.execute_batch("SAVEPOINT job") {
                     first_error.get_or_insert(e.to_string());
                 }
-                let (ok, reply, hook) = job(conn);
-                if let Some(hook) = hook.filter(|_| ok) {
-                    outcomes.push(Committed::Then(hook));
+                let (ok, reply, changes) = job(conn);
+                if let Some(changes) = changes.filter(|_| ok) {
+                    outcomes.push(Committed::Changed(changes));
                 }
                 let end = if ok {
                     "RELEASE job"
@@ -278,7 +275,7 @@ fn commit_batch(
             }
         }
         Err(e) => {
-            outcomes.retain(|c| !matches!(c, Committed::Then(_)));
+            outcomes.retain(|c| !matches!(c, Committed::Changed(_)));
             tracing::error!("commit failed, {} messages refused: {e}", outcomes.len());
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
@@ -414,5 +411,142 @@ fn fail_all(cmds: impl Iterator<Item = WriteCmd>, outcomes: &mut Vec<Committed>)
                 nonce: m.nonce,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::db::{schema, Change, NewAdmin};
+
+    /// A writer over an in-memory database with one user (id 1, in `general`), and the
+    /// receiving end of its commits.
+    fn writer() -> (
+        mpsc::Sender<WriteCmd>,
+        WriterHandle,
+        std::sync::mpsc::Receiver<Vec<Committed>>,
+    ) {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut conn).unwrap().unwrap();
+        queries::insert_user(&conn, "ada", "ada", "x", NewAdmin::No, 0)
+            .unwrap()
+            .unwrap();
+        let (commits, received) = std::sync::mpsc::channel();
+        let (tx, handle) = spawn(conn, commits, Arc::new(Metrics::default())).unwrap();
+        (tx, handle, received)
+    }
+
+    fn message(nonce: &str, origin: u64) -> WriteCmd {
+        WriteCmd::Message(NewMessage {
+            room_id: 1,
+            room: Arc::from("general"),
+            user_id: 1,
+            username: Arc::from("ada"),
+            body: format!("body of {nonce}"),
+            nonce: Some(nonce.into()),
+            origin,
+            queued_at: Instant::now(),
+        })
+    }
+
+    /// Every outcome committed until `n` have arrived, as short labels in commit order.
+    fn outcomes(received: &std::sync::mpsc::Receiver<Vec<Committed>>, n: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let batch = received.recv_timeout(Duration::from_secs(10)).unwrap();
+            out.extend(batch.iter().map(|c| match c {
+                Committed::Stored { msg, duplicate, .. } => {
+                    format!(
+                        "stored {} {}",
+                        msg.id,
+                        if *duplicate { "again" } else { "new" }
+                    )
+                }
+                Committed::Failed { .. } => "failed".into(),
+                Committed::Refused { .. } => "refused".into(),
+                Committed::Changed(c) => format!("changed {}", c.changes.len()),
+            }));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn messages_and_changes_come_out_in_commit_order_and_retries_are_stored_once() {
+        let (tx, handle, received) = writer();
+        tx.send(message("a", 1)).await.unwrap();
+        let (applied, _applied) = oneshot::channel();
+        let job: Job = Box::new(move |_conn: &Connection| {
+            let reply: Reply = Box::new(|_| {});
+            let change = Change::MemberJoined {
+                room_id: 1,
+                room: "general".into(),
+                user_id: 1,
+                username: "ada".into(),
+            };
+            let changes = Changes {
+                changes: vec![change],
+                applied,
+            };
+            (true, reply, Some(changes))
+        });
+        tx.send(WriteCmd::Exec(job)).await.unwrap();
+        tx.send(message("b", 1)).await.unwrap();
+        tx.send(message("a", 2)).await.unwrap();
+        assert_eq!(
+            outcomes(&received, 4),
+            [
+                "stored 1 new",
+                "changed 1",
+                "stored 2 new",
+                "stored 1 again"
+            ]
+        );
+        handle.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_refused_job_is_rolled_back_and_its_changes_never_reach_the_hub() {
+        let (tx, handle, received) = writer();
+        let (applied, not_applied) = oneshot::channel();
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move |conn: &Connection| {
+            conn.execute("UPDATE rooms SET topic = 'changed' WHERE id = 1", [])
+                .unwrap();
+            let reply: Reply = Box::new(move |commit| {
+                let _ = answer.send(commit.is_ok());
+            });
+            (
+                false,
+                reply,
+                Some(Changes {
+                    changes: Vec::new(),
+                    applied,
+                }),
+            )
+        });
+        tx.send(WriteCmd::Exec(job)).await.unwrap();
+        tx.send(message("after", 1)).await.unwrap();
+        assert_eq!(outcomes(&received, 1), ["stored 1 new"]);
+        assert!(answered.await.unwrap(), "the rest of the batch committed");
+        assert!(not_applied.await.is_err(), "no changes were handed on");
+        let (check, topic) = oneshot::channel();
+        let read: Job = Box::new(move |conn: &Connection| {
+            let t: String = conn
+                .query_row("SELECT topic FROM rooms WHERE id = 1", [], |r| r.get(0))
+                .unwrap();
+            let _ = check.send(t);
+            (true, Box::new(|_| {}), None)
+        });
+        tx.send(WriteCmd::Exec(read)).await.unwrap();
+        assert_ne!(
+            topic.await.unwrap(),
+            "changed",
+            "the refused job's write was undone"
+        );
+        handle.shutdown().await;
     }
 }
