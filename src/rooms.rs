@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use crate::access::{self, Access};
 use crate::config::RoomCreation;
-use crate::db::{self, queries, Change, DbError, Notify, Room, RoomKind, User};
+use crate::db::{self, Change, DbError, Notify, Room, RoomKind, Tx, User};
 use crate::domain::{self, Username, MAX_DM_USERS};
 use crate::limits::{Counter, Limit, Reservation};
 use crate::AppState;
@@ -76,12 +76,6 @@ impl RoomError {
     }
 }
 
-impl From<rusqlite::Error> for RoomError {
-    fn from(e: rusqlite::Error) -> Self {
-        RoomError::Db(DbError::from(e))
-    }
-}
-
 type Outcome<T> = Result<T, RoomError>;
 
 /// Run `f` on the write connection inside the writer's next transaction; a refusal
@@ -91,7 +85,7 @@ type Outcome<T> = Result<T, RoomError>;
 async fn write<T, F>(state: &AppState, f: F) -> Outcome<T>
 where
     T: Send + 'static,
-    F: FnOnce(&rusqlite::Connection) -> Outcome<(T, Vec<Change>)> + Send + 'static,
+    F: FnOnce(&Tx<'_>) -> Outcome<(T, Vec<Change>)> + Send + 'static,
 {
     state.db.transact(f).await
 }
@@ -99,22 +93,18 @@ where
 async fn read<T, F>(state: &AppState, f: F) -> Outcome<T>
 where
     T: Send + 'static,
-    F: FnOnce(&rusqlite::Connection) -> Outcome<T> + Send + 'static,
+    F: FnOnce(&Tx<'_>) -> Outcome<T> + Send + 'static,
 {
-    state
-        .db
-        .read(move |c| Ok(f(c)))
-        .await
-        .map_err(RoomError::Db)?
+    state.db.read_tx(f).await
 }
 
-fn lookup(c: &rusqlite::Connection, name: &str, user_id: i64) -> Outcome<Room> {
-    queries::room_by_name(c, name, user_id)?.ok_or(RoomError::UnknownRoom)
+fn lookup(c: &Tx<'_>, name: &str, user_id: i64) -> Outcome<Room> {
+    c.room_by_name(name, user_id)?.ok_or(RoomError::UnknownRoom)
 }
 
 /// A room whose existence `user_id` may learn of (see [`access`]); anything else is answered
 /// exactly as a room that does not exist.
-fn visible_in(c: &rusqlite::Connection, name: &str, user_id: i64) -> Outcome<Room> {
+fn visible_in(c: &Tx<'_>, name: &str, user_id: i64) -> Outcome<Room> {
     let room = lookup(c, name, user_id)?;
     match access::access(&room) {
         Access::Hidden => Err(RoomError::UnknownRoom),
@@ -123,13 +113,13 @@ fn visible_in(c: &rusqlite::Connection, name: &str, user_id: i64) -> Outcome<Roo
 }
 
 /// The room if `user_id` may read it: a member, or any user for a public room.
-fn readable_in(c: &rusqlite::Connection, name: &str, user_id: i64) -> Outcome<Room> {
+fn readable_in(c: &Tx<'_>, name: &str, user_id: i64) -> Outcome<Room> {
     visible_in(c, name, user_id)
 }
 
 /// The room if `user_id` is a member of it: `not_a_member` for a public room they have not
 /// joined, `unknown_room` for a private room or DM they do not belong to.
-fn member_in(c: &rusqlite::Connection, name: &str, user_id: i64) -> Outcome<Room> {
+fn member_in(c: &Tx<'_>, name: &str, user_id: i64) -> Outcome<Room> {
     let room = lookup(c, name, user_id)?;
     match access::access(&room) {
         Access::Hidden => Err(RoomError::UnknownRoom),
@@ -171,12 +161,12 @@ fn take_quota_in(
 
 /// The user's rooms and DMs with their unread state.
 pub async fn list(state: &AppState, user_id: i64) -> Outcome<Vec<Room>> {
-    read(state, move |c| Ok(queries::rooms_for_user(c, user_id)?)).await
+    read(state, move |c| Ok(c.rooms_for_user(user_id)?)).await
 }
 
 /// Every public room (membership filled in where the user has one).
 pub async fn directory(state: &AppState, user_id: i64) -> Outcome<Vec<Room>> {
-    read(state, move |c| Ok(queries::public_rooms(c, user_id)?)).await
+    read(state, move |c| Ok(c.public_rooms(user_id)?)).await
 }
 
 /// A room the user may read.
@@ -194,7 +184,7 @@ pub async fn details(
     let name = name.to_string();
     let (room, members) = read(state, move |c| {
         let room = readable_in(c, &name, user_id)?;
-        let members = queries::room_members(c, room.id)?;
+        let members = c.room_members(room.id)?;
         Ok((room, members))
     })
     .await?;
@@ -238,10 +228,11 @@ pub async fn create(
     )?;
     let created = write(state, move |c| {
         let now = db::now_ms();
-        let id = queries::insert_room(c, &name, &topic, RoomKind::Room, public, Some(uid), now)?
+        let id = c
+            .insert_room(&name, &topic, RoomKind::Room, public, Some(uid), now)?
             .ok_or(RoomError::RoomExists)?;
-        queries::add_member(c, id, uid, now)?;
-        let room = queries::room_by_id(c, id, uid)?.ok_or(RoomError::UnknownRoom)?;
+        c.add_member(id, uid, now)?;
+        let room = c.room_by_id(id, uid)?.ok_or(RoomError::UnknownRoom)?;
         let mut changes = vec![Change::Joined {
             user_id: uid,
             room: room.clone(),
@@ -267,8 +258,8 @@ pub async fn join(state: &AppState, user: &User, name: &str) -> Outcome<Room> {
         if room.membership.is_some() {
             return Ok((room, Vec::new()));
         }
-        queries::add_member(c, room.id, uid, db::now_ms())?;
-        let room = queries::room_by_id(c, room.id, uid)?.ok_or(RoomError::UnknownRoom)?;
+        c.add_member(room.id, uid, db::now_ms())?;
+        let room = c.room_by_id(room.id, uid)?.ok_or(RoomError::UnknownRoom)?;
         let changes = joined(uid, &username, &room);
         Ok((room, changes))
     })
@@ -301,7 +292,7 @@ pub async fn leave(state: &AppState, user: &User, name: &str) -> Outcome<()> {
     let username = user.username.clone();
     write(state, move |c| {
         let room = member_in(c, &name, uid)?;
-        queries::remove_member(c, room.id, uid)?;
+        c.remove_member(room.id, uid)?;
         let left = Change::Left {
             user_id: uid,
             username,
@@ -361,10 +352,11 @@ pub async fn invite(state: &AppState, user: &User, name: &str, username: &str) -
                 "A conversation's members are fixed; start a new one with everyone you want.",
             ));
         }
-        let (target, target_name) =
-            queries::user_by_key(c, &key)?.ok_or(RoomError::UnknownUser(shown))?;
-        let added = queries::add_member(c, room.id, target, db::now_ms())?;
-        let room = queries::room_by_id(c, room.id, target)?.ok_or(RoomError::UnknownRoom)?;
+        let (target, target_name) = c.user_by_key(&key)?.ok_or(RoomError::UnknownUser(shown))?;
+        let added = c.add_member(room.id, target, db::now_ms())?;
+        let room = c
+            .room_by_id(room.id, target)?
+            .ok_or(RoomError::UnknownRoom)?;
         let changes = if added {
             joined(target, &target_name, &room)
         } else {
@@ -411,8 +403,9 @@ pub async fn open_dm(state: &AppState, user: &User, usernames: &[String]) -> Out
     let outcome = write(state, move |c| {
         let mut ids = Vec::with_capacity(keys.len());
         for key in &keys {
-            let (id, name) =
-                queries::user_by_key(c, key)?.ok_or_else(|| RoomError::UnknownUser(key.clone()))?;
+            let (id, name) = c
+                .user_by_key(key)?
+                .ok_or_else(|| RoomError::UnknownUser(key.clone()))?;
             ids.push((id, name));
         }
         let name = domain::dm_name(&keys);
@@ -428,7 +421,8 @@ pub async fn open_dm(state: &AppState, user: &User, usernames: &[String]) -> Out
                     per_hour,
                     "You have started many conversations in the last hour; try again later.",
                 )?;
-                let id = queries::insert_room(c, &name, "", RoomKind::Dm, false, None, now)?
+                let id = c
+                    .insert_room(&name, "", RoomKind::Dm, false, None, now)?
                     .ok_or(RoomError::UnknownRoom)?;
                 (id, true)
             }
@@ -436,12 +430,12 @@ pub async fn open_dm(state: &AppState, user: &User, usernames: &[String]) -> Out
         };
         let mut added = Vec::new();
         for (member, member_name) in ids {
-            if queries::add_member(c, id, member, now)? {
-                let view = queries::room_by_id(c, id, member)?.ok_or(RoomError::UnknownRoom)?;
+            if c.add_member(id, member, now)? {
+                let view = c.room_by_id(id, member)?.ok_or(RoomError::UnknownRoom)?;
                 added.push((member, member_name, view));
             }
         }
-        let room = queries::room_by_id(c, id, uid)?.ok_or(RoomError::UnknownRoom)?;
+        let room = c.room_by_id(id, uid)?.ok_or(RoomError::UnknownRoom)?;
         // Everyone added starts receiving the conversation first; only then, when it
         // existed before, are the members told who joined.
         let mut changes: Vec<Change> = added
@@ -512,10 +506,10 @@ pub async fn update(
                 ));
             }
         }
-        if !queries::update_room(c, room.id, rename.as_deref(), topic.as_deref())? {
+        if !c.update_room(room.id, rename.as_deref(), topic.as_deref())? {
             return Err(RoomError::RoomExists);
         }
-        let updated = queries::room_by_id(c, room.id, uid)?.ok_or(RoomError::UnknownRoom)?;
+        let updated = c.room_by_id(room.id, uid)?.ok_or(RoomError::UnknownRoom)?;
         let old_name = rename.map(|_| room.name);
         let change = Change::Updated {
             room: updated.clone(),
@@ -533,8 +527,10 @@ pub async fn mark_read(state: &AppState, user_id: i64, name: &str, id: i64) -> O
     let name = name.to_string();
     write(state, move |c| {
         let room = member_in(c, &name, user_id)?;
-        queries::set_last_read(c, room.id, user_id, id)?;
-        let room = queries::room_by_id(c, room.id, user_id)?.ok_or(RoomError::UnknownRoom)?;
+        c.set_last_read(room.id, user_id, id)?;
+        let room = c
+            .room_by_id(room.id, user_id)?
+            .ok_or(RoomError::UnknownRoom)?;
         let change = Change::ReadMarker {
             user_id,
             room: room.clone(),
@@ -554,8 +550,10 @@ pub async fn set_notify(
     let name = name.to_string();
     write(state, move |c| {
         let room = member_in(c, &name, user_id)?;
-        queries::set_notify(c, room.id, user_id, level)?;
-        let room = queries::room_by_id(c, room.id, user_id)?.ok_or(RoomError::UnknownRoom)?;
+        c.set_notify(room.id, user_id, level)?;
+        let room = c
+            .room_by_id(room.id, user_id)?
+            .ok_or(RoomError::UnknownRoom)?;
         Ok((room, Vec::new()))
     })
     .await

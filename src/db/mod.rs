@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::Synchronous;
 pub use event::{Change, Changes};
 pub use model::*;
-pub use store::{AccountChange, Created, Gate, NewAccount, Page, Snapshot};
+pub use store::{AccountChange, Created, Gate, NewAccount, Page, Snapshot, Tx};
 pub use writer::{Committed, NewMessage};
 
 /// Storage failures. Their text is logged, never sent to clients.
@@ -224,6 +224,17 @@ impl Db {
         .map_err(|e| DbError::Task(e.to_string()))?
     }
 
+    /// Run `f` over a [`Tx`] on a reader connection: for use cases that check their rules
+    /// against several rows in one go.
+    pub async fn read_tx<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
+    {
+        self.read(move |c| Ok(f(&Tx(c)))).await.map_err(E::from)?
+    }
+
     /// Run an expensive read-only closure on one of the connections kept for such reads,
     /// stopped with [`DbError::Interrupted`] once it has run for `budget` or as soon as the
     /// returned future is dropped (its client went away).
@@ -326,11 +337,11 @@ impl Db {
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
-        F: FnOnce(&Connection) -> Result<(T, Vec<Change>), E> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<(T, Vec<Change>), E> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T, E>>();
         let (applied, on_applied) = oneshot::channel::<()>();
-        let job: writer::Job = Box::new(move |conn| match f(conn) {
+        let job: writer::Job = Box::new(move |conn| match f(&Tx(conn)) {
             Ok((value, changes)) => {
                 let reply: writer::Reply = Box::new(move |commit: Result<(), DbError>| {
                     let _ = tx.send(commit.map(|()| value).map_err(E::from));

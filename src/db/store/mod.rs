@@ -4,9 +4,11 @@
 
 mod accounts;
 mod admin;
+mod tx;
 
 pub use accounts::{Created, Gate, NewAccount};
 pub use admin::AccountChange;
+pub use tx::Tx;
 
 use std::time::Duration;
 
