@@ -287,21 +287,7 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        // Answered on commit, from the writer thread: no detour through the fan-out.
-        let (tx, rx) = oneshot::channel();
-        let job: writer::Job = Box::new(move |conn| {
-            let result = f(conn);
-            let ok = result.is_ok();
-            let reply: writer::Reply = Box::new(move |commit: Result<(), DbError>| {
-                let _ = tx.send(commit.and_then(|()| result.map_err(DbError::from)));
-            });
-            (ok, reply, None)
-        });
-        self.writer
-            .send(writer::WriteCmd::Exec(job))
-            .await
-            .map_err(|_| DbError::Closed)?;
-        rx.await.map_err(|_| DbError::Closed)?
+        self.write_if(f, |_| true).await
     }
 
     /// Like [`Db::write`], but everything `f` wrote is rolled back unless `keep` approves of
@@ -312,6 +298,7 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
+        // Answered on commit, from the writer thread: no detour through the fan-out.
         let (tx, rx) = oneshot::channel();
         let job: writer::Job = Box::new(move |conn| {
             let result = f(conn);

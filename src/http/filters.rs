@@ -342,17 +342,23 @@ pub fn signed_in(state: AppState) -> impl Filter<Extract = (Identity,), Error = 
 pub fn signed_in_write(
     state: AppState,
 ) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
-    authenticated(state.clone())
-        .and(request_origin())
-        .and(with_state(state))
-        .and_then(
-            |id: Identity, origin: RequestOrigin, state: AppState| async move {
-                origin
-                    .check(&state, id.kind == SessionKind::Cookie)
-                    .map_err(ApiError::reject)?;
-                Ok::<_, Rejection>(id)
-            },
-        )
+    same_origin(authenticated(state.clone()), state)
+}
+
+/// `who`, then the Origin check a change needs: required for cookie sessions (cross-site
+/// request forgery), not for bot tokens.
+fn same_origin(
+    who: impl Filter<Extract = (Identity,), Error = Rejection> + Clone,
+    state: AppState,
+) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
+    who.and(request_origin()).and(with_state(state)).and_then(
+        |id: Identity, origin: RequestOrigin, state: AppState| async move {
+            origin
+                .check(&state, id.kind == SessionKind::Cookie)
+                .map_err(ApiError::reject)?;
+            Ok::<_, Rejection>(id)
+        },
+    )
 }
 
 /// A signed-in administrator (`forbidden` for anyone else).
@@ -376,17 +382,7 @@ pub fn admin(state: AppState) -> impl Filter<Extract = (Identity,), Error = Reje
 pub fn admin_write(
     state: AppState,
 ) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
-    admin(state.clone())
-        .and(request_origin())
-        .and(with_state(state))
-        .and_then(
-            |id: Identity, origin: RequestOrigin, state: AppState| async move {
-                origin
-                    .check(&state, id.kind == SessionKind::Cookie)
-                    .map_err(ApiError::reject)?;
-                Ok::<_, Rejection>(id)
-            },
-        )
+    same_origin(admin(state.clone()), state)
 }
 
 #[cfg(test)]
