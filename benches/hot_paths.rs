@@ -10,7 +10,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use hearth::config::Synchronous;
 use hearth::db::{queries, Committed, Db, NewMessage, StoredMessage};
-use hearth::ws::protocol::ServerMsg;
+use hearth::protocol::ServerMsg;
 
 fn sample_message() -> StoredMessage {
     StoredMessage {

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::db::queries::RegistrationMode;
 use crate::db::{self, queries};
 use crate::domain::{check_password, PasswordProblem, Username};
-use crate::ws::protocol::{rfc3339, MessageView};
+use crate::protocol::{rfc3339, MessageView};
 
 /// The commented default configuration written by `hearth init`.
 pub const DEFAULT_CONFIG: &str = include_str!("../chat.toml");

@@ -14,9 +14,10 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::db::{Change, Committed, User};
+use crate::events::{Change, Committed};
 use crate::metrics::Metrics;
-use crate::ws::protocol::{RoomView, ServerMsg};
+use crate::model::User;
+use crate::protocol::{RoomView, ServerMsg};
 
 /// Identifies one WebSocket connection.
 pub type ConnId = u64;
@@ -173,7 +174,8 @@ impl Hub {
     }
 
     /// Admit a connection for `user` listening to `rooms`. Announces the user as online if this
-    /// is their first connection.
+    /// is their first connection. `addr` is the caller's per-address key (an IPv4 address or
+    /// an IPv6 /64, see [`crate::limits::address_key`]).
     pub fn register(
         &self,
         user: &User,
@@ -182,8 +184,6 @@ impl Hub {
         rooms: &[i64],
     ) -> Result<Registration, AdmitError> {
         let limits = self.inner.limits;
-        // Counted per IPv4 address or IPv6 /64.
-        let addr = crate::limits::address_key(addr);
         let (tx, rx) = mpsc::channel(limits.queue);
         let slow = Arc::new(AtomicBool::new(false));
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -774,7 +774,8 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::*;
-    use crate::db::{Changes, Membership, Notify, Room, RoomKind, StoredMessage};
+    use crate::events::Changes;
+    use crate::model::{Membership, Notify, Room, RoomKind, StoredMessage};
 
     const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 

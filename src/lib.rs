@@ -3,44 +3,46 @@
 //! A self-hosted, real-time web chat in one binary.
 //!
 //! # Layout
+//! Dependencies point down this list; no module imports one above it.
 //! - [`admin`]: operator commands (init, check-config, user, registration, invite, backup,
 //!   export).
-//! - [`config`]: `chat.toml` + `CHAT_*` environment, validated.
-//! - [`domain`]: validated usernames, passwords, bodies, nonces.
-//! - [`db`]: SQLite store: migrations, all SQL, the group-committing writer thread, read pool.
-//! - [`auth`]: accounts, password hashing, sessions, login throttling.
-//! - [`rooms`]: rooms and DMs: membership rules, read markers, notification levels.
-//! - [`hub`]: open connections, rooms, presence, fan-out with bounded per-connection queues.
-//! - [`limits`]: sliding-window counters with atomic reservations, per-user quotas and the
-//!   per-address key (IPv6 /64).
-//! - [`metrics`]: counters and histograms for `/metrics`.
-//! - [`ws`]: the `/ws` endpoint, wire protocol and per-connection session loop.
-//! - [`http`]: warp routes, handlers and the JSON error shape.
-//! - [`assets`]: the embedded browser UI.
 //! - [`server`]: the accept loop (hyper connections routed through warp).
-//! - [`shutdown`]: signals and session tracking for graceful stops.
+//! - [`http`]: warp routes, guard filters, the WebSocket handshake, the JSON error shape.
+//! - [`ws`]: the per-connection session loop and its client commands.
+//! - [`app`]: the use cases (rooms, access rule) shared by HTTP, WebSocket and the CLI.
+//! - [`auth`]: accounts, password hashing, sessions, login throttling.
+//! - [`hub`]: open connections, rooms, presence, fan-out with bounded per-connection queues.
+//! - [`db`]: the SQLite store: migrations, all SQL, the group-committing writer thread, the
+//!   read pool, typed methods over them.
+//! - [`events`]: what the writer hands the fan-out, in commit order (plain data).
+//! - [`protocol`]: WebSocket frames and close codes.
+//! - [`model`]: users, rooms, memberships and messages as plain data.
+//! - [`config`], [`domain`] (validated names, passwords, bodies), [`limits`], [`metrics`],
+//!   [`assets`], [`shutdown`]: leaves.
 //!
 //! The message path: a `send` frame is validated by its [`ws::session`], queued to the
 //! [`db::writer`] thread, committed with everything else queued in one transaction, handed to
-//! the hub's fan-out thread, serialized once and queued (same bytes) on every member
-//! connection, whose session writes and flushes it.
+//! the hub's fan-out thread as [`events::Committed`], serialized once and queued (same bytes)
+//! on every member connection, whose session writes and flushes it.
 
 // warp routes are deeply nested generic types; release builds need more room than the
 // default recursion limit to lay out their futures.
 #![recursion_limit = "256"]
 
-pub mod access;
 pub mod admin;
+pub mod app;
 pub mod assets;
 pub mod auth;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod events;
 pub mod http;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
-pub mod rooms;
+pub mod model;
+pub mod protocol;
 pub mod server;
 pub mod shutdown;
 pub mod ws;
@@ -51,34 +53,12 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+pub use crate::app::App;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::db::Db;
 use crate::hub::{Hub, HubLimits};
 use crate::shutdown::Tracker;
-
-/// Shared state handed to every handler. Cloning is cheap.
-#[derive(Clone)]
-pub struct AppState {
-    /// The validated configuration.
-    pub config: Arc<Config>,
-    /// The store.
-    pub db: Db,
-    /// Accounts and sessions.
-    pub auth: Auth,
-    /// Connections and fan-out.
-    pub hub: Hub,
-    /// Flips to `true` when the server stops.
-    pub shutdown: watch::Receiver<bool>,
-    /// Live WebSocket sessions.
-    pub tracker: Tracker,
-    /// When the server started (for the uptime shown to administrators).
-    pub started: std::time::Instant,
-    /// Per-user quotas on rooms, DMs and invitations.
-    pub quotas: Arc<limits::Counter>,
-    /// Searches running now, bounded per user and in total.
-    pub searches: Arc<limits::Concurrency>,
-}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +91,7 @@ pub struct Server {
     writer: db::writer::WriterHandle,
     fan_out: std::thread::JoinHandle<()>,
     tracker: Tracker,
-    state: AppState,
+    state: App,
 }
 
 /// Searches running at once over the whole server: each holds one of the dedicated search
@@ -124,7 +104,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
 /// While no account administers the server, make a one-time setup code and log the link
 /// whose registration becomes the administrator (on stderr; stdout keeps its one line).
-async fn announce_setup(state: &AppState, addr: SocketAddr) -> Option<String> {
+async fn announce_setup(state: &App, addr: SocketAddr) -> Option<String> {
     let code = match state.auth.prepare_setup().await {
         Ok(code) => code?,
         Err(e) => {
@@ -164,7 +144,7 @@ async fn announce_setup(state: &AppState, addr: SocketAddr) -> Option<String> {
 /// Background upkeep until the server stops: close sockets whose sessions another process
 /// revoked (`hearth user passwd`, `hearth user disable`) within a second, and delete expired
 /// sessions every hour.
-async fn housekeeping(state: AppState) {
+async fn housekeeping(state: App) {
     let mut stop = state.shutdown.clone();
     let mut poll = tokio::time::interval(REVOCATION_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -192,7 +172,7 @@ async fn housekeeping(state: AppState) {
 }
 
 /// Close, with 4001, every socket whose session no longer exists or whose user is disabled.
-async fn close_revoked(state: &AppState) {
+async fn close_revoked(state: &App) {
     let live = state.hub.live_sessions();
     let now = db::now_ms();
     let gone = state.db.ended_sessions(live, now).await;
@@ -201,7 +181,7 @@ async fn close_revoked(state: &AppState) {
             for hash in gone {
                 state
                     .hub
-                    .close_session(hash, ws::session::CLOSE_SESSION_ENDED, "session ended");
+                    .close_session(hash, protocol::CLOSE_SESSION_ENDED, "session ended");
             }
         }
         Err(e) => tracing::warn!("cannot check sessions for revocation: {e}"),
@@ -260,7 +240,7 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
     let (stop, stop_rx) = watch::channel(false);
     let tracker = Tracker::default();
     let searches_per_user = config.limits.searches_per_user;
-    let state = AppState {
+    let state = App {
         config: Arc::new(config),
         db,
         auth,
@@ -316,7 +296,7 @@ impl Server {
     }
 
     /// Shared state, for tests and tools that need to look inside.
-    pub fn state(&self) -> &AppState {
+    pub fn state(&self) -> &App {
         &self.state
     }
 

@@ -20,8 +20,8 @@ use warp::Filter;
 
 use crate::config::{Cidr, Config};
 use crate::http::filters::{ClientAddr, ForwardedFor, ForwardedProto};
+use crate::http::upgrade::UpgradeSlot;
 use crate::shutdown::Tracker;
-use crate::ws::UpgradeSlot;
 
 /// Time a client has to finish the TLS handshake and to send its request headers; also how
 /// long an idle keep-alive connection stays open waiting for its next request.

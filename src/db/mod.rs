@@ -1,14 +1,12 @@
 //! Storage: one writer thread owns the SQLite write connection; a small pool of read-only
 //! connections serves lookups off the async runtime.
 //!
-//! - [`model`]: the rows the store hands out (users, rooms, messages, sessions).
+//! - [`crate::model`]: the rows the store hands out (users, rooms, messages, sessions).
 //! - [`schema`]: versioned migrations.
 //! - [`queries`]: every SQL statement.
 //! - `store`: typed methods on [`Db`], the only way the rest of Hearth reaches the data.
 //! - [`writer`]: the writer thread and its group commit.
 
-mod event;
-pub mod model;
 pub mod queries;
 pub mod schema;
 mod store;
@@ -23,10 +21,10 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Synchronous;
-pub use event::{Change, Changes};
-pub use model::*;
+pub use crate::events::{Change, Changes, Committed};
+pub use crate::model::*;
 pub use store::{AccountChange, Created, Gate, NewAccount, Page, Snapshot, Tx};
-pub use writer::{Committed, NewMessage};
+pub use writer::NewMessage;
 
 /// Storage failures. Their text is logged, never sent to clients.
 #[derive(Debug, thiserror::Error)]

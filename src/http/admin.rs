@@ -8,13 +8,13 @@ use warp::reply::Response;
 use warp::{Rejection, Reply};
 
 use super::error::ApiError;
+use crate::app::App;
 use crate::auth::Identity;
 use crate::db::queries::{InviteRow, RegistrationMode, UserSummary};
 use crate::db::{self, AccountChange};
 use crate::domain::Username;
-use crate::ws::protocol::rfc3339;
-use crate::ws::session::CLOSE_SESSION_ENDED;
-use crate::AppState;
+use crate::protocol::rfc3339;
+use crate::protocol::CLOSE_SESSION_ENDED;
 
 use super::filters::{admin, admin_write, json_body, with_state};
 use super::filters::{forwarded_proto, ForwardedProto};
@@ -23,7 +23,7 @@ use super::SMALL_BODY;
 use warp::Filter;
 
 /// Every route under `/api/admin`.
-pub fn routes(s: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+pub fn routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     // GET /api/admin/users
     let admin_users = warp::path!("api" / "admin" / "users")
         .and(warp::get())
@@ -138,7 +138,7 @@ fn view(u: &UserSummary) -> serde_json::Value {
 }
 
 /// GET /api/admin/users
-pub async fn list_users(_admin: Identity, state: AppState) -> Result<Response, Rejection> {
+pub async fn list_users(_admin: Identity, state: App) -> Result<Response, Rejection> {
     let users = state
         .db
         .list_users()
@@ -153,7 +153,7 @@ pub async fn user_action(
     name: String,
     id: Identity,
     body: UserAction,
-    state: AppState,
+    state: App,
 ) -> Result<Response, Rejection> {
     let target = Username::parse(&name).map_err(|_| unknown_user())?.key();
     let action = body.action;
@@ -230,7 +230,7 @@ fn db_error(e: db::DbError) -> Rejection {
 
 /// Size of a file, 0 when it does not exist.
 /// GET /api/admin/status
-pub async fn server_status(_admin: Identity, state: AppState) -> Result<Response, Rejection> {
+pub async fn server_status(_admin: Identity, state: App) -> Result<Response, Rejection> {
     let path = state.config.database.path.clone();
     let (totals, mode, bytes) = state.db.status(path).await.map_err(db_error)?;
     Ok(warp::reply::json(&json!({
@@ -247,18 +247,18 @@ pub async fn server_status(_admin: Identity, state: AppState) -> Result<Response
     .into_response())
 }
 
-async fn current_mode(state: &AppState) -> Result<RegistrationMode, Rejection> {
+async fn current_mode(state: &App) -> Result<RegistrationMode, Rejection> {
     state.db.registration_mode().await.map_err(db_error)
 }
 
 /// GET /api/registration: who may create an account (public).
-pub async fn public_registration(state: AppState) -> Result<Response, Rejection> {
+pub async fn public_registration(state: App) -> Result<Response, Rejection> {
     let mode = current_mode(&state).await?;
     Ok(warp::reply::json(&json!({ "mode": mode.as_str() })).into_response())
 }
 
 /// GET /api/admin/registration
-pub async fn admin_registration(_admin: Identity, state: AppState) -> Result<Response, Rejection> {
+pub async fn admin_registration(_admin: Identity, state: App) -> Result<Response, Rejection> {
     let mode = current_mode(&state).await?;
     Ok(warp::reply::json(&json!({ "mode": mode.as_str() })).into_response())
 }
@@ -273,7 +273,7 @@ pub struct ModeChange {
 pub async fn set_registration(
     id: Identity,
     body: ModeChange,
-    state: AppState,
+    state: App,
 ) -> Result<Response, Rejection> {
     let mode = body.mode;
     state
@@ -344,7 +344,7 @@ pub async fn new_invite(
     host: Option<String>,
     forwarded: Option<ForwardedProto>,
     body: InviteRequest,
-    state: AppState,
+    state: App,
 ) -> Result<Response, Rejection> {
     let (max_uses, hours) = invite_limits(body.max_uses, body.expires_in_hours)
         .map_err(|m| ApiError::bad_request(m).reject())?;
@@ -377,7 +377,7 @@ pub async fn new_invite(
 }
 
 /// GET /api/admin/invites
-pub async fn invites(_admin: Identity, state: AppState) -> Result<Response, Rejection> {
+pub async fn invites(_admin: Identity, state: App) -> Result<Response, Rejection> {
     let rows = state.db.list_invites().await.map_err(db_error)?;
     let now = db::now_ms();
     let list: Vec<_> = rows.iter().map(|i| invite_view(i, now)).collect();
@@ -388,7 +388,7 @@ pub async fn invites(_admin: Identity, state: AppState) -> Result<Response, Reje
 pub async fn revoke_invite(
     invite: String,
     id: Identity,
-    state: AppState,
+    state: App,
 ) -> Result<Response, Rejection> {
     let invite_id = invite
         .parse::<i64>()

@@ -10,10 +10,10 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection};
 
 use super::error::ApiError;
+use crate::app::App;
 use crate::auth::Identity;
 use crate::config::{parse_origin, Cidr};
 use crate::db::SessionKind;
-use crate::AppState;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "hearth_session";
@@ -62,15 +62,13 @@ pub fn forwarded_proto(
 }
 
 /// Hand the shared state to a handler.
-pub fn with_state(
-    state: AppState,
-) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
+pub fn with_state(state: App) -> impl Filter<Extract = (App,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())
 }
 
 /// The client's IP address: the peer, or — when the peer is a trusted proxy — the rightmost
 /// address in `X-Forwarded-For` that is not itself a trusted proxy.
-pub fn client_ip(state: &AppState) -> impl Filter<Extract = (IpAddr,), Error = Infallible> + Clone {
+pub fn client_ip(state: &App) -> impl Filter<Extract = (IpAddr,), Error = Infallible> + Clone {
     let trusted: Arc<Vec<Cidr>> = Arc::new(
         state
             .config
@@ -263,7 +261,7 @@ impl RequestOrigin {
 
     /// Whether `claimed` is one of ours. Origins carry no path, so a `public_url` with a path
     /// prefix is compared by scheme, host and port only.
-    fn allowed(&self, state: &AppState, claimed: &str) -> bool {
+    fn allowed(&self, state: &App, claimed: &str) -> bool {
         if state
             .config
             .server
@@ -289,7 +287,7 @@ impl RequestOrigin {
 
     /// Refuse a cross-site request. With `required`, a request that names no origin at all is
     /// refused too (cookie-authenticated state changes).
-    pub fn check(&self, state: &AppState, required: bool) -> Result<(), ApiError> {
+    pub fn check(&self, state: &App, required: bool) -> Result<(), ApiError> {
         match self.claimed() {
             Some(o) if self.allowed(state, &o) => Ok(()),
             Some(_) => Err(ApiError::bad_origin()),
@@ -315,11 +313,9 @@ pub fn presented_token() -> impl Filter<Extract = (Option<String>,), Error = Rej
 }
 
 /// Require a live session or bot token.
-pub fn authenticated(
-    state: AppState,
-) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
+pub fn authenticated(state: App) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
     presented_token().and(with_state(state)).and_then(
-        |token: Option<String>, state: AppState| async move {
+        |token: Option<String>, state: App| async move {
             let Some(token) = token else {
                 return Err(ApiError::unauthorized().reject());
             };
@@ -333,14 +329,14 @@ pub fn authenticated(
 }
 
 /// A live session or bot token: what every signed-in read needs.
-pub fn signed_in(state: AppState) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
+pub fn signed_in(state: App) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
     authenticated(state)
 }
 
 /// A live session or bot token allowed to change something: a cookie session must also come
 /// from one of our origins (no cross-site request forgery); a bot token needs no Origin.
 pub fn signed_in_write(
-    state: AppState,
+    state: App,
 ) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
     same_origin(authenticated(state.clone()), state)
 }
@@ -349,10 +345,10 @@ pub fn signed_in_write(
 /// request forgery), not for bot tokens.
 fn same_origin(
     who: impl Filter<Extract = (Identity,), Error = Rejection> + Clone,
-    state: AppState,
+    state: App,
 ) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
     who.and(request_origin()).and(with_state(state)).and_then(
-        |id: Identity, origin: RequestOrigin, state: AppState| async move {
+        |id: Identity, origin: RequestOrigin, state: App| async move {
             origin
                 .check(&state, id.kind == SessionKind::Cookie)
                 .map_err(ApiError::reject)?;
@@ -362,7 +358,7 @@ fn same_origin(
 }
 
 /// A signed-in administrator (`forbidden` for anyone else).
-pub fn admin(state: AppState) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
+pub fn admin(state: App) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
     authenticated(state).and_then(|id: Identity| async move {
         if id.is_admin {
             Ok(id)
@@ -379,9 +375,7 @@ pub fn admin(state: AppState) -> impl Filter<Extract = (Identity,), Error = Reje
 
 /// An administrator allowed to change something: [`admin`], then the Origin check of
 /// [`signed_in_write`].
-pub fn admin_write(
-    state: AppState,
-) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
+pub fn admin_write(state: App) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
     same_origin(admin(state.clone()), state)
 }
 

@@ -11,12 +11,12 @@ use warp::{Rejection, Reply};
 
 use super::error::ApiError;
 use super::filters::{ForwardedProto, RequestOrigin, SESSION_COOKIE};
-use crate::access;
+use crate::app::access;
+use crate::app::App;
 use crate::auth::{Identity, NewSession};
 use crate::db::{Page, SessionKind};
-use crate::ws::protocol::{MessageView, RoomView, UserView};
-use crate::ws::session::CLOSE_SESSION_ENDED;
-use crate::AppState;
+use crate::protocol::CLOSE_SESSION_ENDED;
+use crate::protocol::{MessageView, RoomView, UserView};
 
 /// Largest `limit` for history pages.
 pub const MAX_PAGE: i64 = 200;
@@ -57,7 +57,7 @@ fn json_reply(status: StatusCode, value: serde_json::Value) -> Response {
     warp::reply::with_status(warp::reply::json(&value), status).into_response()
 }
 
-fn session_cookie(state: &AppState, token: &str, max_age_secs: i64) -> String {
+fn session_cookie(state: &App, token: &str, max_age_secs: i64) -> String {
     let secure = if state.config.is_https() {
         "; Secure"
     } else {
@@ -71,7 +71,7 @@ fn session_cookie(state: &AppState, token: &str, max_age_secs: i64) -> String {
     )
 }
 
-fn signed_in(state: &AppState, status: StatusCode, s: NewSession) -> Response {
+fn signed_in(state: &App, status: StatusCode, s: NewSession) -> Response {
     let mut res = json_reply(status, json!({ "user": UserView::from(&s.user) }));
     let max_age = i64::from(state.config.auth.session_max_hours) * 3600;
     if let Ok(v) = session_cookie(state, &s.token, max_age).parse() {
@@ -85,7 +85,7 @@ pub async fn register(
     body: Credentials,
     ip: IpAddr,
     origin: RequestOrigin,
-    state: AppState,
+    state: App,
 ) -> Result<Response, Rejection> {
     origin.check(&state, false).map_err(ApiError::reject)?;
     let s = state
@@ -107,7 +107,7 @@ pub async fn login(
     body: Credentials,
     ip: IpAddr,
     origin: RequestOrigin,
-    state: AppState,
+    state: App,
 ) -> Result<Response, Rejection> {
     origin.check(&state, false).map_err(ApiError::reject)?;
     let s = state
@@ -120,7 +120,7 @@ pub async fn login(
 
 /// A revoked session's sockets are closed (4001); 204, clearing the cookie when it was the
 /// caller's own browser session.
-fn signed_out(state: &AppState, session: [u8; 32], clear_cookie: bool) -> Response {
+fn signed_out(state: &App, session: [u8; 32], clear_cookie: bool) -> Response {
     state
         .hub
         .close_session(session, CLOSE_SESSION_ENDED, "signed out");
@@ -134,7 +134,7 @@ fn signed_out(state: &AppState, session: [u8; 32], clear_cookie: bool) -> Respon
 }
 
 /// POST /api/logout
-pub async fn logout(id: Identity, state: AppState) -> Result<Response, Rejection> {
+pub async fn logout(id: Identity, state: App) -> Result<Response, Rejection> {
     state
         .auth
         .logout(id.token_hash)
@@ -148,7 +148,7 @@ pub async fn change_password(
     id: Identity,
     body: PasswordChange,
     ip: IpAddr,
-    state: AppState,
+    state: App,
 ) -> Result<Response, Rejection> {
     let revoked = state
         .auth
@@ -181,7 +181,7 @@ pub async fn me(id: Identity) -> Result<Response, Rejection> {
 pub async fn create_token(
     id: Identity,
     body: TokenRequest,
-    state: AppState,
+    state: App,
 ) -> Result<Response, Rejection> {
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 64 {
@@ -199,13 +199,13 @@ pub async fn create_token(
 }
 
 /// GET /api/sessions: the caller's signed-in browsers and bot tokens.
-pub async fn sessions(id: Identity, state: AppState) -> Result<Response, Rejection> {
+pub async fn sessions(id: Identity, state: App) -> Result<Response, Rejection> {
     let list = state
         .auth
         .sessions(id.user.id)
         .await
         .map_err(|e| ApiError::from(e).reject())?;
-    let rfc = crate::ws::protocol::rfc3339;
+    let rfc = crate::protocol::rfc3339;
     let views: Vec<serde_json::Value> = list
         .iter()
         .map(|s| {
@@ -228,7 +228,7 @@ pub async fn sessions(id: Identity, state: AppState) -> Result<Response, Rejecti
 pub async fn revoke_session(
     session: String,
     id: Identity,
-    state: AppState,
+    state: App,
 ) -> Result<Response, Rejection> {
     let unknown = || {
         ApiError::new(
@@ -252,7 +252,7 @@ pub async fn revoke_session(
 }
 
 /// GET /api/rooms
-pub async fn rooms(id: Identity, state: AppState) -> Result<Response, Rejection> {
+pub async fn rooms(id: Identity, state: App) -> Result<Response, Rejection> {
     let uid = id.user.id;
     let rooms = state
         .db
@@ -284,7 +284,7 @@ pub async fn messages(
     room: String,
     id: Identity,
     q: HashMap<String, String>,
-    state: AppState,
+    state: App,
 ) -> Result<Response, Rejection> {
     let room = super::rooms::room_param(&room)?;
     let before = id_param(&q, "before").map_err(ApiError::reject)?;
@@ -337,7 +337,7 @@ pub async fn messages(
 }
 
 /// GET /healthz: reads and writes the database.
-pub async fn healthz(state: AppState) -> Result<Response, Rejection> {
+pub async fn healthz(state: App) -> Result<Response, Rejection> {
     let text_plain = "text/plain; charset=utf-8";
     let write_error = state
         .hub
@@ -385,7 +385,7 @@ pub async fn healthz(state: AppState) -> Result<Response, Rejection> {
 }
 
 /// GET /metrics: Prometheus text, when enabled (and with the configured bearer token).
-pub async fn metrics(auth: Option<String>, state: AppState) -> Result<Response, Rejection> {
+pub async fn metrics(auth: Option<String>, state: App) -> Result<Response, Rejection> {
     let cfg = &state.config.metrics;
     if !cfg.enabled {
         return Err(warp::reject::not_found());
@@ -412,14 +412,14 @@ pub async fn metrics(auth: Option<String>, state: AppState) -> Result<Response, 
 
 /// The public base URL, without a trailing slash: `public_url` (scheme and host lowercased,
 /// path prefix kept), else `http://HOST` (`https://HOST` when Hearth serves TLS itself).
-pub fn base_url(state: &AppState, host: Option<&str>) -> String {
+pub fn base_url(state: &App, host: Option<&str>) -> String {
     request_base_url(state, host, None)
 }
 
 /// [`base_url`] for one request: without `public_url`, the scheme a trusted proxy forwarded
 /// (`X-Forwarded-Proto`) wins.
 pub fn request_base_url(
-    state: &AppState,
+    state: &App,
     host: Option<&str>,
     forwarded: Option<ForwardedProto>,
 ) -> String {
@@ -463,7 +463,7 @@ pub fn ws_url(base: &str) -> String {
 pub async fn config_js(
     host: Option<String>,
     forwarded: Option<ForwardedProto>,
-    state: AppState,
+    state: App,
 ) -> Result<Response, Rejection> {
     let url = request_base_url(&state, host.as_deref(), forwarded);
     let body = format!(

@@ -9,6 +9,7 @@ pub mod error;
 pub mod filters;
 pub mod handlers;
 pub mod rooms;
+pub mod upgrade;
 
 use std::convert::Infallible;
 
@@ -16,7 +17,7 @@ use warp::http::{header, HeaderValue};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use crate::AppState;
+use crate::app::App;
 use filters::{
     client_ip, json_body, request_origin, signed_in, signed_in_write, with_state, ForwardedProto,
 };
@@ -25,13 +26,13 @@ use filters::{
 pub(crate) const SMALL_BODY: u64 = 16 * 1024;
 
 /// Every route, with error handling and the security headers.
-pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+pub fn routes(state: App) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let https = state.config.is_https();
     filters::forwarded_proto()
         .and(
             api(state.clone())
                 .map(|r: Response| no_store(r))
-                .or(crate::ws::route(state.clone()))
+                .or(upgrade::route(state.clone()))
                 .unify()
                 .or(site(state))
                 .unify()
@@ -113,7 +114,7 @@ pub(crate) fn security_headers(mut r: Response, https: bool) -> Response {
 
 /// Accounts and sessions: register, login, logout, me, tokens, password, sessions. Boxed: the
 /// whole API as one nested filter type is deeper than the compiler's recursion limit.
-fn account(s: AppState) -> warp::filters::BoxedFilter<(Response,)> {
+fn account(s: App) -> warp::filters::BoxedFilter<(Response,)> {
     // POST /api/register
     let register = warp::path!("api" / "register")
         .and(warp::post())
@@ -187,7 +188,7 @@ fn account(s: AppState) -> warp::filters::BoxedFilter<(Response,)> {
 }
 
 /// The JSON API under `/api`.
-fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+fn api(state: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let s = state;
     // GET /api/rooms
     let rooms = warp::path!("api" / "rooms")
@@ -214,7 +215,7 @@ fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection>
 }
 
 /// `/config.js`, `/healthz` and the embedded UI.
-fn site(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+fn site(state: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     // GET /config.js
     let config_js = warp::path!("config.js")
         .and(warp::get())
@@ -245,7 +246,7 @@ fn site(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection
              inm: Option<String>,
              host: Option<String>,
              forwarded: Option<ForwardedProto>,
-             state: AppState| async move {
+             state: App| async move {
                 if tail.as_str().starts_with("api/") {
                     return Err(warp::reject::not_found());
                 }

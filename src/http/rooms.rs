@@ -12,13 +12,13 @@ use warp::{Filter, Rejection, Reply};
 use super::error::ApiError;
 use super::filters::{json_body, signed_in, signed_in_write, with_state};
 use super::SMALL_BODY;
+use crate::app::rooms::{self, RoomError};
+use crate::app::App;
 use crate::auth::Identity;
 use crate::db::{queries, DbError, Notify};
 use crate::domain::{self, Username, MAX_QUERY_CHARS};
 use crate::limits::Crowded;
-use crate::rooms::{self, RoomError};
-use crate::ws::protocol::{MessageView, RoomView};
-use crate::AppState;
+use crate::protocol::{MessageView, RoomView};
 
 /// Default and largest number of search results per page.
 const SEARCH_PAGE: u32 = 20;
@@ -133,7 +133,7 @@ fn no_such_room() -> Rejection {
 }
 
 /// Every route for rooms, DMs and search.
-pub fn routes(s: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+pub fn routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     // GET /api/directory
     let directory = warp::path!("api" / "directory")
         .and(warp::get())
@@ -240,7 +240,7 @@ pub fn routes(s: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
 }
 
 /// GET /api/directory
-pub async fn directory(id: Identity, state: AppState) -> Result<Response, Rejection> {
+pub async fn directory(id: Identity, state: App) -> Result<Response, Rejection> {
     let rooms = rooms::directory(&state, id.user.id).await.map_err(reject)?;
     let views: Vec<RoomView> = rooms
         .iter()
@@ -253,7 +253,7 @@ pub async fn directory(id: Identity, state: AppState) -> Result<Response, Reject
 }
 
 /// POST /api/rooms
-pub async fn create(id: Identity, body: NewRoom, state: AppState) -> Result<Response, Rejection> {
+pub async fn create(id: Identity, body: NewRoom, state: App) -> Result<Response, Rejection> {
     let room = rooms::create(
         &state,
         &id.user,
@@ -268,7 +268,7 @@ pub async fn create(id: Identity, body: NewRoom, state: AppState) -> Result<Resp
 }
 
 /// GET /api/rooms/{room}
-pub async fn details(room: String, id: Identity, state: AppState) -> Result<Response, Rejection> {
+pub async fn details(room: String, id: Identity, state: App) -> Result<Response, Rejection> {
     let room = room_param(&room)?;
     let (room, members) = rooms::details(&state, id.user.id, &room)
         .await
@@ -288,7 +288,7 @@ pub async fn update(
     room: String,
     id: Identity,
     body: RoomChanges,
-    state: AppState,
+    state: App,
 ) -> Result<Response, Rejection> {
     let room = room_param(&room)?;
     if body.name.is_none() && body.topic.is_none() {
@@ -308,14 +308,14 @@ pub async fn update(
 }
 
 /// POST /api/rooms/{room}/join
-pub async fn join(room: String, id: Identity, state: AppState) -> Result<Response, Rejection> {
+pub async fn join(room: String, id: Identity, state: App) -> Result<Response, Rejection> {
     let room = room_param(&room)?;
     let room = rooms::join(&state, &id.user, &room).await.map_err(reject)?;
     Ok(room_reply(StatusCode::OK, &room))
 }
 
 /// POST /api/rooms/{room}/leave
-pub async fn leave(room: String, id: Identity, state: AppState) -> Result<Response, Rejection> {
+pub async fn leave(room: String, id: Identity, state: App) -> Result<Response, Rejection> {
     let room = room_param(&room)?;
     rooms::leave(&state, &id.user, &room)
         .await
@@ -333,11 +333,7 @@ pub struct LeaveMany {
 const LEAVE_MANY_BODY: u64 = 160 * 1024;
 
 /// POST /api/rooms/leave
-pub async fn leave_many(
-    id: Identity,
-    body: LeaveMany,
-    state: AppState,
-) -> Result<Response, Rejection> {
+pub async fn leave_many(id: Identity, body: LeaveMany, state: App) -> Result<Response, Rejection> {
     let left = rooms::leave_many(&state, &id.user, &body.rooms)
         .await
         .map_err(reject)?;
@@ -349,7 +345,7 @@ pub async fn invite(
     room: String,
     id: Identity,
     body: Invitation,
-    state: AppState,
+    state: App,
 ) -> Result<Response, Rejection> {
     let room = room_param(&room)?;
     let room = rooms::invite(&state, &id.user, &room, &body.username)
@@ -363,7 +359,7 @@ pub async fn mark_read(
     room: String,
     id: Identity,
     body: ReadMarker,
-    state: AppState,
+    state: App,
 ) -> Result<Response, Rejection> {
     let room = room_param(&room)?;
     if body.id < 0 {
@@ -392,7 +388,7 @@ pub async fn set_notify(
     room: String,
     id: Identity,
     body: NotifyLevel,
-    state: AppState,
+    state: App,
 ) -> Result<Response, Rejection> {
     let room = room_param(&room)?;
     let room = rooms::set_notify(&state, id.user.id, &room, body.level)
@@ -402,7 +398,7 @@ pub async fn set_notify(
 }
 
 /// POST /api/dms
-pub async fn open_dm(id: Identity, body: NewDm, state: AppState) -> Result<Response, Rejection> {
+pub async fn open_dm(id: Identity, body: NewDm, state: App) -> Result<Response, Rejection> {
     if body.users.len() > 64 {
         return Err(reject(RoomError::TooManyMembers));
     }
@@ -438,7 +434,7 @@ const SEARCH_QUEUE_WAIT: Duration = Duration::from_secs(3);
 pub async fn search(
     id: Identity,
     q: HashMap<String, String>,
-    state: AppState,
+    state: App,
 ) -> Result<Response, Rejection> {
     let text = q.get("q").map(String::as_str).unwrap_or("").trim();
     if text.is_empty() {

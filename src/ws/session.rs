@@ -15,12 +15,14 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::access::{self, Access};
+use crate::app::access::{self, Access};
+use crate::app::App;
 use crate::db::{NewMessage, Room, Snapshot, StoredMessage, User};
 use crate::domain::{parse_body, valid_nonce, BodyProblem};
 use crate::hub::{Outgoing, Registration, RoomChange};
-use crate::ws::protocol::{ClientMsg, RoomView, ServerMsg, UserView};
-use crate::AppState;
+use crate::protocol::{
+    ClientMsg, RoomView, ServerMsg, UserView, CLOSE_SESSION_ENDED, CLOSE_TOO_SLOW,
+};
 
 /// Most messages replayed after `?since=`.
 pub const REPLAY_LIMIT: u32 = 1000;
@@ -34,11 +36,6 @@ const WRITE_STALL: Duration = Duration::from_secs(30);
 const MAX_COALESCE: usize = 256;
 /// Typing notices relayed per connection, at most one per this interval.
 const TYPING_EVERY: Duration = Duration::from_millis(1000);
-
-/// Close code for a client that fell behind.
-pub const CLOSE_TOO_SLOW: u16 = 4008;
-/// Close code when the session was revoked (logout).
-pub const CLOSE_SESSION_ENDED: u16 = 4001;
 
 /// Everything a session needs, gathered before the upgrade.
 pub struct Session {
@@ -55,7 +52,7 @@ pub struct Session {
     /// Hub registration (unregisters on drop).
     pub reg: Registration,
     /// Shared server state.
-    pub state: AppState,
+    pub state: App,
     /// Keeps shutdown waiting until this session has closed.
     pub guard: crate::shutdown::TrackGuard,
 }
@@ -423,9 +420,9 @@ impl Session {
                     ));
                 }
                 // Awaited here, so a client flooding `read` frames waits for its own commits.
-                match crate::rooms::mark_read(&self.state, self.user.id, &room, id).await {
+                match crate::app::rooms::mark_read(&self.state, self.user.id, &room, id).await {
                     Ok(_) => None,
-                    Err(crate::rooms::RoomError::Db(e)) => {
+                    Err(crate::app::rooms::RoomError::Db(e)) => {
                         tracing::error!("read marker not stored: {e}");
                         Some(error_frame(
                             "unavailable",

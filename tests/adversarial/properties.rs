@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 use tokio::runtime::Runtime;
 
 use hearth::domain::{parse_body, BodyProblem, MAX_BODY_CHARS};
-use hearth::ws::protocol::ClientMsg;
+use hearth::protocol::ClientMsg;
 
 use crate::common::{id_of, send_frame, Auth, TestApp, Ws};
 

@@ -5,12 +5,12 @@
 
 use std::collections::HashSet;
 
-use crate::access::{self, Access};
+use crate::app::access::{self, Access};
+use crate::app::App;
 use crate::config::RoomCreation;
 use crate::db::{self, Change, DbError, Notify, Room, RoomKind, Tx, User};
 use crate::domain::{self, Username, MAX_DM_USERS};
 use crate::limits::{Counter, Limit, Reservation};
-use crate::AppState;
 
 /// Name of the room every user belongs to.
 pub const GENERAL: &str = "general";
@@ -82,7 +82,7 @@ type Outcome<T> = Result<T, RoomError>;
 /// (`Err`) rolls back everything it wrote. Once committed, the [`Change`]s it returns reach
 /// the hub in order with the messages committed around them, so nobody receives a message of
 /// a room they have left nor misses one of a room they joined.
-async fn write<T, F>(state: &AppState, f: F) -> Outcome<T>
+async fn write<T, F>(state: &App, f: F) -> Outcome<T>
 where
     T: Send + 'static,
     F: FnOnce(&Tx<'_>) -> Outcome<(T, Vec<Change>)> + Send + 'static,
@@ -90,7 +90,7 @@ where
     state.db.transact(f).await
 }
 
-async fn read<T, F>(state: &AppState, f: F) -> Outcome<T>
+async fn read<T, F>(state: &App, f: F) -> Outcome<T>
 where
     T: Send + 'static,
     F: FnOnce(&Tx<'_>) -> Outcome<T> + Send + 'static,
@@ -133,7 +133,7 @@ const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Count one use of a per-user quota (`max == 0`: none), or say when to retry.
 fn take_quota(
-    state: &AppState,
+    state: &App,
     what: &'static str,
     uid: i64,
     max: u32,
@@ -160,24 +160,24 @@ fn take_quota_in(
 }
 
 /// The user's rooms and DMs with their unread state.
-pub async fn list(state: &AppState, user_id: i64) -> Outcome<Vec<Room>> {
+pub async fn list(state: &App, user_id: i64) -> Outcome<Vec<Room>> {
     read(state, move |c| Ok(c.rooms_for_user(user_id)?)).await
 }
 
 /// Every public room (membership filled in where the user has one).
-pub async fn directory(state: &AppState, user_id: i64) -> Outcome<Vec<Room>> {
+pub async fn directory(state: &App, user_id: i64) -> Outcome<Vec<Room>> {
     read(state, move |c| Ok(c.public_rooms(user_id)?)).await
 }
 
 /// A room the user may read.
-pub async fn readable(state: &AppState, user_id: i64, name: &str) -> Outcome<Room> {
+pub async fn readable(state: &App, user_id: i64, name: &str) -> Outcome<Room> {
     let name = name.to_string();
     read(state, move |c| readable_in(c, &name, user_id)).await
 }
 
 /// A room the user may read, with its members (username, online).
 pub async fn details(
-    state: &AppState,
+    state: &App,
     user_id: i64,
     name: &str,
 ) -> Outcome<(Room, Vec<(String, bool)>)> {
@@ -202,7 +202,7 @@ pub async fn details(
 /// Create a room; the creator is its first member. Counts against `limits.rooms_per_hour`;
 /// with `rooms.creation = "admins"` only administrators may.
 pub async fn create(
-    state: &AppState,
+    state: &App,
     user: &User,
     is_admin: bool,
     name: &str,
@@ -249,7 +249,7 @@ pub async fn create(
 }
 
 /// Join a public room (a no-op for a member).
-pub async fn join(state: &AppState, user: &User, name: &str) -> Outcome<Room> {
+pub async fn join(state: &App, user: &User, name: &str) -> Outcome<Room> {
     let name = name.to_string();
     let uid = user.id;
     let username = user.username.clone();
@@ -283,7 +283,7 @@ fn joined(user_id: i64, username: &str, room: &Room) -> Vec<Change> {
 }
 
 /// Leave a room or DM (not `general`).
-pub async fn leave(state: &AppState, user: &User, name: &str) -> Outcome<()> {
+pub async fn leave(state: &App, user: &User, name: &str) -> Outcome<()> {
     if name == GENERAL {
         return Err(RoomError::CannotLeave);
     }
@@ -310,7 +310,7 @@ pub const MAX_LEAVE_MANY: usize = 500;
 /// Leave several rooms and DMs at once (a way out for someone added to many rooms against
 /// their will). `general`, rooms the caller is not in and unknown names are skipped. Returns
 /// the names left.
-pub async fn leave_many(state: &AppState, user: &User, names: &[String]) -> Outcome<Vec<String>> {
+pub async fn leave_many(state: &App, user: &User, names: &[String]) -> Outcome<Vec<String>> {
     if names.len() > MAX_LEAVE_MANY {
         return Err(RoomError::BadRequest(
             "Leave at most 500 rooms in one request.",
@@ -331,7 +331,7 @@ pub async fn leave_many(state: &AppState, user: &User, names: &[String]) -> Outc
 }
 
 /// Add `username` to a room the caller belongs to.
-pub async fn invite(state: &AppState, user: &User, name: &str, username: &str) -> Outcome<Room> {
+pub async fn invite(state: &App, user: &User, name: &str, username: &str) -> Outcome<Room> {
     let key = Username::parse(username)
         .map_err(|_| RoomError::UnknownUser(username.to_string()))?
         .key();
@@ -379,7 +379,7 @@ pub async fn invite(state: &AppState, user: &User, name: &str, username: &str) -
 
 /// Find or create the DM between the caller and `usernames`. Returns the room and whether it
 /// was created.
-pub async fn open_dm(state: &AppState, user: &User, usernames: &[String]) -> Outcome<(Room, bool)> {
+pub async fn open_dm(state: &App, user: &User, usernames: &[String]) -> Outcome<(Room, bool)> {
     let mut keys = vec![user.username.to_ascii_lowercase()];
     for name in usernames {
         let key = Username::parse(name)
@@ -465,7 +465,7 @@ pub async fn open_dm(state: &AppState, user: &User, usernames: &[String]) -> Out
 
 /// Rename a room and/or change its topic.
 pub async fn update(
-    state: &AppState,
+    state: &App,
     user: &User,
     is_admin: bool,
     name: &str,
@@ -523,7 +523,7 @@ pub async fn update(
 }
 
 /// Move the user's read marker forward and tell all their connections.
-pub async fn mark_read(state: &AppState, user_id: i64, name: &str, id: i64) -> Outcome<Room> {
+pub async fn mark_read(state: &App, user_id: i64, name: &str, id: i64) -> Outcome<Room> {
     let name = name.to_string();
     write(state, move |c| {
         let room = member_in(c, &name, user_id)?;
@@ -541,12 +541,7 @@ pub async fn mark_read(state: &AppState, user_id: i64, name: &str, id: i64) -> O
 }
 
 /// Set the user's notification level for a room.
-pub async fn set_notify(
-    state: &AppState,
-    user_id: i64,
-    name: &str,
-    level: Notify,
-) -> Outcome<Room> {
+pub async fn set_notify(state: &App, user_id: i64, name: &str, level: Notify) -> Outcome<Room> {
     let name = name.to_string();
     write(state, move |c| {
         let room = member_in(c, &name, user_id)?;

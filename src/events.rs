@@ -1,11 +1,11 @@
 //! Typed changes that must reach open connections in commit order with the messages around
-//! them: the writer emits them (as [`super::Committed::Changed`]) exactly where their
+//! them: the writer emits them (as [`Committed::Changed`]) exactly where their
 //! transaction committed, and the fan-out thread turns each into hub updates and frames.
 //! Plain data, so they could cross a process boundary.
 
 use tokio::sync::oneshot;
 
-use super::Room;
+use crate::model::{Room, StoredMessage};
 
 /// One committed change to rooms and memberships.
 #[derive(Debug, Clone)]
@@ -69,4 +69,51 @@ pub struct Changes {
     pub changes: Vec<Change>,
     /// Answered once every change was applied (dropped unanswered if the commit failed).
     pub applied: oneshot::Sender<()>,
+}
+
+/// The outcome of one queued message, or the changes of a committed write, in commit order.
+pub enum Committed {
+    /// Durably stored (or found already stored under the same nonce).
+    Stored {
+        /// The message as stored.
+        msg: StoredMessage,
+        /// The sending connection.
+        origin: u64,
+        /// A retry of a nonce already stored: goes back to the sender only.
+        duplicate: bool,
+        /// Members this message mentions (never the author).
+        mentioned: Vec<i64>,
+    },
+    /// Could not be stored; nothing was acknowledged.
+    Failed {
+        /// The sending connection.
+        origin: u64,
+        /// The nonce the client gave.
+        nonce: Option<String>,
+    },
+    /// Not stored because the author is no longer a member of the room (a send that raced
+    /// a leave or a removal); nothing was acknowledged.
+    Refused {
+        /// The sending connection.
+        origin: u64,
+        /// The nonce the client gave.
+        nonce: Option<String>,
+        /// Whether the room is public (`not_a_member`) or not (`unknown_room`).
+        public: bool,
+    },
+    /// A committed write's changes to rooms and memberships, for the hub.
+    Changed(Changes),
+}
+
+impl std::fmt::Debug for Committed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Committed::Stored { msg, origin, .. } => {
+                write!(f, "Stored({} from {origin})", msg.id)
+            }
+            Committed::Failed { origin, .. } => write!(f, "Failed(from {origin})"),
+            Committed::Refused { origin, .. } => write!(f, "Refused(from {origin})"),
+            Committed::Changed(c) => write!(f, "Changed({:?})", c.changes),
+        }
+    }
 }

@@ -1,10 +1,17 @@
-//! WebSocket frames: what clients send ([`ClientMsg`]) and what the server sends
-//! ([`ServerMsg`]). Pure: parsing and encoding only.
+//! The wire protocol: what clients send ([`ClientMsg`]), what the server sends ([`ServerMsg`])
+//! and the close codes. Pure: parsing and encoding only; it knows the data model, not the store.
 
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::db::{Notify, Room, RoomKind, StoredMessage, User};
+use crate::model::{Notify, Room, RoomKind, StoredMessage, User};
+
+/// Largest message or frame a client may send.
+pub const MAX_FRAME: usize = 64 * 1024;
+/// Close code for a client that fell behind.
+pub const CLOSE_TOO_SLOW: u16 = 4008;
+/// Close code when the session was revoked (logout, password change, disabled account).
+pub const CLOSE_SESSION_ENDED: u16 = 4001;
 
 /// A frame from a client.
 #[derive(Debug, Deserialize, PartialEq, Eq)]

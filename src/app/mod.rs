@@ -1,0 +1,42 @@
+//! The use cases, independent of the transport: HTTP handlers and WebSocket commands parse
+//! their input, call in here, and render what comes back.
+//!
+//! - [`access`]: the one rule for who may read or post in a room.
+//! - [`rooms`]: rooms and DMs: membership rules, read markers, notification levels.
+
+pub mod access;
+pub mod rooms;
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::db::Db;
+use crate::hub::Hub;
+use crate::limits;
+use crate::shutdown::Tracker;
+
+/// Shared state handed to every handler. Cloning is cheap.
+#[derive(Clone)]
+pub struct App {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// The store.
+    pub db: Db,
+    /// Accounts and sessions.
+    pub auth: Auth,
+    /// Connections and fan-out.
+    pub hub: Hub,
+    /// Flips to `true` when the server stops.
+    pub shutdown: watch::Receiver<bool>,
+    /// Live WebSocket sessions.
+    pub tracker: Tracker,
+    /// When the server started (for the uptime shown to administrators).
+    pub started: std::time::Instant,
+    /// Per-user quotas on rooms, DMs and invitations.
+    pub quotas: Arc<limits::Counter>,
+    /// Searches running now, bounded per user and in total.
+    pub searches: Arc<limits::Concurrency>,
+}

@@ -1,0 +1,179 @@
+//! `GET /ws`: the WebSocket handshake.
+//!
+//! The upgrade is taken here rather than through `warp::ws()`: warp's `Ws` gives no way to set
+//! tungstenite's read buffer. The accept loop parks hyper's `OnUpgrade` in an [`UpgradeSlot`];
+//! this handler checks the handshake, authenticates, admits the connection to the hub, answers
+//! `101`, and hands the socket to [`crate::ws::spawn`].
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use hyper::upgrade::OnUpgrade;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use super::error::ApiError;
+use super::filters::{client_ip, presented_token, request_origin, with_state, RequestOrigin};
+use crate::app::App;
+use crate::auth::Identity;
+use crate::hub::AdmitError;
+use crate::limits::address_key;
+use crate::ws::Admitted;
+
+/// hyper's pending upgrade for this request, taken at most once.
+#[derive(Clone, Default)]
+pub struct UpgradeSlot(pub Arc<Mutex<Option<OnUpgrade>>>);
+
+/// GET /ws
+pub fn route(state: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path("ws")
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(warp::header::headers_cloned())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(warp::ext::optional::<UpgradeSlot>())
+        .and(client_ip(&state))
+        .and(request_origin())
+        .and(presented_token())
+        .and(with_state(state))
+        .and_then(upgrade)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn upgrade(
+    headers: HeaderMap,
+    query: HashMap<String, String>,
+    slot: Option<UpgradeSlot>,
+    ip: IpAddr,
+    origin: RequestOrigin,
+    token: Option<String>,
+    state: App,
+) -> Result<Response, Rejection> {
+    let Some(key) = upgrade_key(&headers) else {
+        return Err(ApiError::bad_request("This endpoint speaks WebSocket only.").reject());
+    };
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v.as_bytes() != b"13")
+    {
+        return Ok(version_required());
+    }
+    origin.check(&state, false).map_err(ApiError::reject)?;
+    let identity = identify(&state, token).await.map_err(ApiError::reject)?;
+    let since = parse_since(&query).map_err(ApiError::reject)?;
+    let room_ids = state
+        .db
+        .room_ids_for_user(identity.user.id)
+        .await
+        .map_err(|e| ApiError::from(e).reject())?;
+    let Some(on_upgrade) = slot.and_then(|s| s.0.lock().ok().and_then(|mut g| g.take())) else {
+        return Err(ApiError::bad_request("The connection cannot be upgraded.").reject());
+    };
+    let admitted = admit(&state, identity, ip, since, &room_ids).map_err(ApiError::reject)?;
+    crate::ws::spawn(state, admitted, on_upgrade);
+    Ok(switching_protocols(&key))
+}
+
+/// The `Sec-WebSocket-Key` of a request that asks for a WebSocket upgrade.
+fn upgrade_key(headers: &HeaderMap) -> Option<HeaderValue> {
+    let is_ws = header_has(headers, header::UPGRADE, "websocket")
+        && header_has(headers, header::CONNECTION, "upgrade");
+    is_ws
+        .then(|| headers.get(header::SEC_WEBSOCKET_KEY).cloned())
+        .flatten()
+}
+
+/// 426 for any WebSocket version but 13.
+fn version_required() -> Response {
+    let mut res = ApiError::new(
+        StatusCode::UPGRADE_REQUIRED,
+        "bad_request",
+        "Only WebSocket version 13 is supported.",
+    )
+    .to_reply();
+    res.headers_mut().insert(
+        header::SEC_WEBSOCKET_VERSION,
+        HeaderValue::from_static("13"),
+    );
+    res
+}
+
+fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}
+
+/// `?since=`: absent, or a message id.
+fn parse_since(query: &HashMap<String, String>) -> Result<Option<i64>, ApiError> {
+    let Some(v) = query.get("since") else {
+        return Ok(None);
+    };
+    match v.parse::<i64>() {
+        Ok(n) if n >= 0 => Ok(Some(n)),
+        _ => Err(ApiError::bad_request(
+            "`since` must be a message id (a whole number ≥ 0).",
+        )),
+    }
+}
+
+async fn identify(state: &App, token: Option<String>) -> Result<Identity, ApiError> {
+    let token = token.ok_or_else(ApiError::unauthorized)?;
+    state
+        .auth
+        .authenticate(&token)
+        .await?
+        .ok_or_else(ApiError::unauthorized)
+}
+
+/// Take a place in the hub. The connection joins the fan-out of the user's rooms before the
+/// session's first snapshot, so nothing committed after that snapshot is missed; the session
+/// then reads the rooms in full.
+fn admit(
+    state: &App,
+    identity: Identity,
+    ip: IpAddr,
+    since: Option<i64>,
+    room_ids: &[i64],
+) -> Result<Admitted, ApiError> {
+    let reg = state
+        .hub
+        .register(
+            &identity.user,
+            address_key(ip),
+            identity.token_hash,
+            room_ids,
+        )
+        .map_err(|e| {
+            let why = match e {
+                AdmitError::TooManyForUser => "You have too many open connections.",
+                AdmitError::TooManyForAddress => "Too many connections from your address.",
+            };
+            ApiError {
+                retry_after: Some(5),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_connections", why)
+            }
+        })?;
+    Ok(Admitted {
+        user: identity.user,
+        token_hash: identity.token_hash,
+        since,
+        reg,
+    })
+}
+
+fn switching_protocols(key: &HeaderValue) -> Response {
+    let mut res = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    res
+}
