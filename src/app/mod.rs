@@ -2,9 +2,11 @@
 //! their input, call in here, and render what comes back.
 //!
 //! - [`access`]: the one rule for who may read or post in a room.
+//! - [`error`]: [`error::AppError`] and the one table of error codes.
 //! - [`rooms`]: rooms and DMs: membership rules, read markers, notification levels.
 
 pub mod access;
+pub mod error;
 pub mod rooms;
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! API errors: one JSON shape, `{"error":{"code","message"}}`, for every refusal, including
+//! API errors: [`AppError`]s and warp's own rejections rendered in one JSON shape, `{"error":{"code","message"}}`, for every refusal, including
 //! warp's own rejections. Internal causes are logged, never sent.
 
 use std::convert::Infallible;
@@ -8,6 +8,8 @@ use warp::http::StatusCode;
 use warp::reject::Rejection;
 use warp::Reply;
 
+use crate::app::error::AppError;
+use crate::app::rooms::RoomError;
 use crate::auth::AuthError;
 use crate::db::DbError;
 
@@ -62,15 +64,7 @@ impl ApiError {
 
     /// 503 `unavailable` for storage failures; the cause is logged.
     pub fn storage(e: &DbError) -> Self {
-        tracing::error!("storage error: {e}");
-        ApiError {
-            retry_after: Some(1),
-            ..Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "The server cannot reach its database right now. Try again shortly.",
-            )
-        }
+        AppError::storage(e).into()
     }
 
     /// Turn into a rejection.
@@ -109,47 +103,37 @@ impl ApiError {
     }
 }
 
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        let status =
+            StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError {
+            status,
+            code: e.code.as_str(),
+            message: e.message.into_owned(),
+            // Whole seconds, rounded up: a client that waits this long will not be refused.
+            retry_after: e
+                .retry_after
+                .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)),
+        }
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
-        let msg = e.to_string();
-        match e {
-            AuthError::InvalidUsername(_) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_username", msg)
-            }
-            AuthError::WeakPassword => ApiError::new(StatusCode::BAD_REQUEST, "weak_password", msg),
-            AuthError::PasswordTooLong => {
-                ApiError::new(StatusCode::BAD_REQUEST, "password_too_long", msg)
-            }
-            AuthError::UsernameTaken => ApiError::new(StatusCode::CONFLICT, "username_taken", msg),
-            AuthError::InvalidCredentials => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", msg)
-            }
-            AuthError::TooManyAttempts(secs) => ApiError {
-                retry_after: Some(secs),
-                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", msg)
-            },
-            AuthError::TooManyTokens(_) => {
-                ApiError::new(StatusCode::CONFLICT, "too_many_tokens", msg)
-            }
-            AuthError::Busy => ApiError {
-                retry_after: Some(1),
-                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "busy", msg)
-            },
-            AuthError::RegistrationClosed => {
-                ApiError::new(StatusCode::FORBIDDEN, "registration_closed", msg)
-            }
-            AuthError::InviteRequired => {
-                ApiError::new(StatusCode::FORBIDDEN, "invite_required", msg)
-            }
-            AuthError::InvalidInvite => ApiError::new(StatusCode::FORBIDDEN, "invalid_invite", msg),
-            AuthError::Storage(e) => ApiError::storage(&e),
-        }
+        AppError::from(e).into()
+    }
+}
+
+impl From<RoomError> for ApiError {
+    fn from(e: RoomError) -> Self {
+        AppError::from(e).into()
     }
 }
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
-        ApiError::storage(&e)
+        AppError::from(e).into()
     }
 }
 

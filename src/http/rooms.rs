@@ -71,25 +71,6 @@ pub struct NotifyLevel {
     level: Notify,
 }
 
-impl From<RoomError> for ApiError {
-    fn from(e: RoomError) -> Self {
-        let status = match &e {
-            RoomError::UnknownRoom | RoomError::UnknownUser(_) => StatusCode::NOT_FOUND,
-            RoomError::NotAMember | RoomError::Forbidden(_) => StatusCode::FORBIDDEN,
-            RoomError::RoomExists => StatusCode::CONFLICT,
-            RoomError::Quota(why, secs) => {
-                return ApiError {
-                    retry_after: Some(*secs),
-                    ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", *why)
-                }
-            }
-            RoomError::Db(db) => return ApiError::storage(db),
-            _ => StatusCode::BAD_REQUEST,
-        };
-        ApiError::new(status, e.code(), e.to_string())
-    }
-}
-
 fn reject(e: RoomError) -> Rejection {
     ApiError::from(e).reject()
 }
