@@ -1,0 +1,480 @@
+//! The fan-out: what the writer committed, turned into frames on the right queues, in commit
+//! order.
+//!
+//! The ordering promise: a batch is walked in id order, and each committed change to rooms or
+//! memberships is applied exactly between the messages it was committed between. So nobody
+//! receives a message of a room committed after they left it, and a new member receives every
+//! message committed after they joined.
+//!
+//! This is also the one place that turns a message outcome the writer could not store
+//! ([`Committed::Failed`], [`Committed::Refused`]) into the error frame its sender sees.
+
+use std::iter::Peekable;
+use std::sync::atomic::Ordering;
+
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use super::{lock_read, ConnId, Hub, Member, State};
+use crate::events::{Change, Committed};
+use crate::model::{Room, StoredMessage};
+use crate::protocol::{RoomView, ServerMsg};
+
+/// What one [`Hub::fan_out`] call gathers on its way through a batch.
+#[derive(Default)]
+struct Tally {
+    /// Connections whose queue was full, dropped once the lock is released.
+    slow: Vec<ConnId>,
+    /// Message frames queued, for the `messages_delivered` counter.
+    delivered: u64,
+}
+
+/// The committed items of a batch, consumed as they are delivered.
+type Batch = Peekable<std::vec::IntoIter<Committed>>;
+
+impl Hub {
+    /// Deliver one committed batch, in id order.
+    pub fn fan_out(&self, batch: Vec<Committed>) {
+        let mut tally = Tally::default();
+        let mut batch = batch.into_iter().peekable();
+        while batch.peek().is_some() {
+            // Messages under the read lock; committed changes to rooms and memberships are
+            // applied between them, without the lock, exactly where they were committed.
+            self.deliver_until_change(&mut batch, &mut tally);
+            if let Some(Committed::Changed(done)) = batch.next() {
+                for change in &done.changes {
+                    self.apply(change);
+                }
+                let _ = done.applied.send(());
+            }
+        }
+        self.inner
+            .metrics
+            .messages_delivered
+            .fetch_add(tally.delivered, Ordering::Relaxed);
+        tally.slow.sort_unstable();
+        tally.slow.dedup();
+        self.drop_slow(tally.slow);
+    }
+
+    /// Deliver the message outcomes up to (not including) the next change, under one read
+    /// lock.
+    fn deliver_until_change(&self, batch: &mut Batch, tally: &mut Tally) {
+        let st = lock_read(&self.inner.state);
+        while let Some(c) = batch.next_if(|c| !matches!(c, Committed::Changed(_))) {
+            match c {
+                Committed::Stored {
+                    msg,
+                    origin,
+                    duplicate: true,
+                    ..
+                } => self.deliver_duplicate(&st, &msg, origin, tally),
+                Committed::Stored { msg, mentioned, .. } => {
+                    self.deliver_stored(&st, &msg, &mentioned, tally)
+                }
+                Committed::Failed { origin, nonce } => {
+                    self.answer_sender(&st, origin, tally, || failed_frame(nonce.as_deref()));
+                }
+                Committed::Refused {
+                    origin,
+                    nonce,
+                    public,
+                } => {
+                    let frame = || refused_frame(public, nonce.as_deref());
+                    self.answer_sender(&st, origin, tally, frame);
+                }
+                Committed::Changed(_) => {}
+            }
+        }
+    }
+
+    /// A new message: to every connection listening to its room, then a `mention` to the
+    /// connections of the members it mentions.
+    fn deliver_stored(
+        &self,
+        st: &State,
+        msg: &StoredMessage,
+        mentioned: &[i64],
+        tally: &mut Tally,
+    ) {
+        let frame = ServerMsg::Message(msg.into()).encode();
+        let Some(members) = st.rooms.get(&msg.room_id) else {
+            return;
+        };
+        for m in members {
+            self.offer(&m.tx, m.conn, &frame, msg.id, &mut tally.slow);
+        }
+        tally.delivered += members.len() as u64;
+        if !mentioned.is_empty() {
+            self.notify_mentioned(members, msg, mentioned, &mut tally.slow);
+        }
+    }
+
+    /// Queue a `mention` note for the connections of the mentioned members of a room.
+    fn notify_mentioned(
+        &self,
+        members: &[Member],
+        msg: &StoredMessage,
+        mentioned: &[i64],
+        slow: &mut Vec<ConnId>,
+    ) {
+        let note = ServerMsg::Mention {
+            room: &msg.room,
+            id: msg.id,
+            user: &msg.user,
+        }
+        .encode();
+        for m in members.iter().filter(|m| mentioned.contains(&m.user_id)) {
+            self.offer(&m.tx, m.conn, &note, 0, slow);
+        }
+    }
+
+    /// A retried nonce that was already stored: only the sending connection hears of it
+    /// again (with message id 0, so a replay filter does not skip it), everyone else already
+    /// has it.
+    fn deliver_duplicate(&self, st: &State, msg: &StoredMessage, origin: u64, tally: &mut Tally) {
+        let frame = ServerMsg::Message(msg.into()).encode();
+        if let Some(conn) = st.conns.get(&origin) {
+            self.offer(&conn.tx, origin, &frame, 0, &mut tally.slow);
+            tally.delivered += 1;
+        }
+    }
+
+    /// Queue an answer for the connection that sent a message, if it is still open. The frame
+    /// is only encoded then.
+    fn answer_sender(
+        &self,
+        st: &State,
+        origin: u64,
+        tally: &mut Tally,
+        frame: impl FnOnce() -> Utf8Bytes,
+    ) {
+        if let Some(conn) = st.conns.get(&origin) {
+            self.offer(&conn.tx, origin, &frame(), 0, &mut tally.slow);
+        }
+    }
+
+    /// Bring the membership index up to date with one committed change and send the frames
+    /// that tell the people concerned.
+    pub fn apply(&self, change: &Change) {
+        match change {
+            Change::Joined { user_id, room } => {
+                let joined = ServerMsg::RoomJoined {
+                    room: RoomView::from(room),
+                }
+                .encode();
+                self.join_room(*user_id, room.id, &room.name, &joined);
+            }
+            Change::MemberJoined {
+                room_id,
+                room,
+                user_id,
+                username,
+            } => {
+                let note = ServerMsg::MemberJoined {
+                    room,
+                    user: username,
+                }
+                .encode();
+                self.to_room(*room_id, &note, Some(*user_id));
+            }
+            Change::Created { room } => {
+                let room = RoomView::shared(room);
+                self.to_all(&ServerMsg::RoomCreated { room }.encode());
+            }
+            Change::Left {
+                user_id,
+                username,
+                room_id,
+                room,
+            } => self.apply_left(*user_id, username, *room_id, room),
+            Change::Updated { room, old_name } => self.apply_updated(room, old_name.as_deref()),
+            Change::ReadMarker { user_id, room } => self.apply_read_marker(*user_id, room),
+        }
+    }
+
+    /// The leaver's connections stop listening (`room_left`), then the members that remain
+    /// hear of it (`member_left`): in that order, so the leaver is not told.
+    fn apply_left(&self, user_id: i64, username: &str, room_id: i64, room: &str) {
+        let left = ServerMsg::RoomLeft { room }.encode();
+        self.leave_room(user_id, room_id, &left);
+        let note = ServerMsg::MemberLeft {
+            room,
+            user: username,
+        }
+        .encode();
+        self.to_room(room_id, &note, None);
+    }
+
+    /// A renamed room also renames it in each member connection's own list; a new topic only
+    /// needs the frame.
+    fn apply_updated(&self, room: &Room, old_name: Option<&str>) {
+        let frame = ServerMsg::RoomUpdated {
+            room: RoomView::shared(room),
+            old_name,
+        }
+        .encode();
+        if old_name.is_some() {
+            self.rename_room(room.id, &room.name, &frame);
+        } else {
+            self.to_room(room.id, &frame, None);
+        }
+    }
+
+    /// The moved read marker, to every connection of its owner (other tabs clear their
+    /// unread badge).
+    fn apply_read_marker(&self, user_id: i64, room: &Room) {
+        if let Some(m) = &room.membership {
+            let frame = ServerMsg::Read {
+                room: &room.name,
+                id: m.last_read,
+                unread: m.unread,
+                mentions: m.mentions,
+            }
+            .encode();
+            self.to_user(user_id, &frame);
+        }
+    }
+
+    /// Start the fan-out thread: it delivers each batch the writer commits, until the writer
+    /// stops.
+    pub fn spawn_fan_out(
+        &self,
+        commits: std::sync::mpsc::Receiver<Vec<Committed>>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let hub = self.clone();
+        std::thread::Builder::new()
+            .name("hearth-fanout".into())
+            .spawn(move || {
+                while let Ok(batch) = commits.recv() {
+                    hub.fan_out(batch);
+                }
+            })
+    }
+}
+
+/// The error frame for a message the writer could not store: nothing was sent, so the client
+/// may try again after a second.
+fn failed_frame(nonce: Option<&str>) -> Utf8Bytes {
+    ServerMsg::Error {
+        code: "unavailable",
+        message: "The message could not be stored. It was not sent; try again.",
+        nonce,
+        retry_after_ms: Some(1000),
+    }
+    .encode()
+}
+
+/// The error frame for a message refused because its author is no longer a member (a send
+/// that raced a leave or a removal). A private room's existence is not revealed to someone
+/// outside it, so it reads as an unknown room.
+fn refused_frame(public: bool, nonce: Option<&str>) -> Utf8Bytes {
+    let (code, message) = if public {
+        ("not_a_member", "You are not a member of that room.")
+    } else {
+        ("unknown_room", "There is no room with that name.")
+    };
+    ServerMsg::Error {
+        code,
+        message,
+        nonce,
+        retry_after_ms: None,
+    }
+    .encode()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{
+        changed, drain, drain_json, frames, hub, room, stored, user, LOOPBACK,
+    };
+    use super::*;
+
+    #[test]
+    fn a_message_reaches_every_member_once_and_nobody_else() {
+        let hub = hub(16);
+        let mut a = hub.register(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        let mut b = hub.register(&user(2), LOOPBACK, [2; 32], &[7]).unwrap();
+        let mut c = hub.register(&user(3), LOOPBACK, [3; 32], &[8]).unwrap();
+        for r in [&mut a, &mut b, &mut c] {
+            drain(r); // presence
+        }
+        hub.fan_out(vec![stored(10, 7, a.id)]);
+        assert_eq!(drain(&mut a), [("message".to_string(), 10)]);
+        assert_eq!(drain(&mut b), [("message".to_string(), 10)]);
+        assert!(drain(&mut c).is_empty(), "not a member of room 7");
+    }
+
+    #[test]
+    fn changes_apply_exactly_where_they_were_committed() {
+        let hub = hub(16);
+        let mut a = hub.register(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        let mut b = hub.register(&user(2), LOOPBACK, [2; 32], &[]).unwrap();
+        drain(&mut a);
+        drain(&mut b);
+        // Message 10 is committed before user 2 joins room 7, message 11 after it, and
+        // message 12 after user 1 left: each reaches exactly the members of that moment.
+        let (join, joined) = changed(vec![
+            Change::Joined {
+                user_id: 2,
+                room: room(7, "room7"),
+            },
+            Change::MemberJoined {
+                room_id: 7,
+                room: "room7".into(),
+                user_id: 2,
+                username: "user2".into(),
+            },
+        ]);
+        let (leave, left) = changed(vec![Change::Left {
+            user_id: 1,
+            username: "user1".into(),
+            room_id: 7,
+            room: "room7".into(),
+        }]);
+        hub.fan_out(vec![
+            stored(10, 7, a.id),
+            join,
+            stored(11, 7, a.id),
+            leave,
+            stored(12, 7, b.id),
+        ]);
+        assert!(joined.blocking_recv().is_ok() && left.blocking_recv().is_ok());
+        assert_eq!(
+            drain(&mut a),
+            frames(&[
+                ("message", 10),
+                ("member_joined", 0),
+                ("message", 11),
+                ("room_left", 0),
+            ])
+        );
+        assert_eq!(
+            drain(&mut b),
+            frames(&[
+                ("room_joined", 0),
+                ("message", 11),
+                ("member_left", 0),
+                ("message", 12),
+            ])
+        );
+    }
+
+    #[test]
+    fn a_full_queue_drops_that_connection_and_spares_the_others() {
+        let hub = hub(16);
+        let mut slow = hub.register(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        let mut fast = hub.register(&user(2), LOOPBACK, [2; 32], &[7]).unwrap();
+        drain(&mut slow);
+        drain(&mut fast);
+        for id in 1..=40 {
+            hub.fan_out(vec![stored(id, 7, fast.id)]);
+            drain(&mut fast);
+        }
+        assert!(
+            slow.slow.load(Ordering::Relaxed),
+            "the reader that never read is dropped"
+        );
+        assert!(!fast.slow.load(Ordering::Relaxed));
+        assert_eq!(
+            drain(&mut slow).len(),
+            16,
+            "what fitted in its queue before it filled"
+        );
+    }
+
+    #[test]
+    fn nobody_receives_a_message_of_a_room_they_left() {
+        let hub = hub(16);
+        // The leaver has two connections; both stop receiving room 7, and room 8 goes on.
+        let mut tab1 = hub.register(&user(1), LOOPBACK, [1; 32], &[7, 8]).unwrap();
+        let mut tab2 = hub.register(&user(1), LOOPBACK, [1; 32], &[7, 8]).unwrap();
+        let mut stayer = hub.register(&user(2), LOOPBACK, [2; 32], &[7]).unwrap();
+        for r in [&mut tab1, &mut tab2, &mut stayer] {
+            drain(r);
+        }
+        let (leave, _left) = changed(vec![Change::Left {
+            user_id: 1,
+            username: "user1".into(),
+            room_id: 7,
+            room: "room7".into(),
+        }]);
+        hub.fan_out(vec![
+            stored(20, 7, stayer.id),
+            leave,
+            stored(21, 7, stayer.id),
+        ]);
+        hub.fan_out(vec![stored(22, 7, stayer.id), stored(23, 8, tab1.id)]);
+        let leaver = frames(&[("message", 20), ("room_left", 0), ("message", 23)]);
+        assert_eq!(drain(&mut tab1), leaver);
+        assert_eq!(drain(&mut tab2), leaver);
+        assert_eq!(
+            drain(&mut stayer),
+            frames(&[
+                ("message", 20),
+                ("member_left", 0),
+                ("message", 21),
+                ("message", 22),
+            ])
+        );
+    }
+
+    #[test]
+    fn refusals_and_failures_answer_only_the_sender() {
+        let hub = hub(16);
+        let mut sender = hub.register(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        let mut other_tab = hub.register(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        let mut member = hub.register(&user(2), LOOPBACK, [2; 32], &[7]).unwrap();
+        for r in [&mut sender, &mut other_tab, &mut member] {
+            drain(r);
+        }
+        let refused = |public, nonce: &str| Committed::Refused {
+            origin: sender.id,
+            nonce: Some(nonce.into()),
+            public,
+        };
+        let failed = Committed::Failed {
+            origin: sender.id,
+            nonce: None,
+        };
+        hub.fan_out(vec![refused(true, "n1"), refused(false, "n2"), failed]);
+        let got = drain_json(&mut sender);
+        let codes: Vec<_> = got.iter().map(|v| (&v["code"], &v["nonce"])).collect();
+        assert_eq!(
+            codes,
+            [
+                (&"not_a_member".into(), &"n1".into()),
+                (&"unknown_room".into(), &"n2".into()),
+                (&"unavailable".into(), &serde_json::Value::Null),
+            ]
+        );
+        assert_eq!(got[2]["retry_after_ms"], 1000);
+        assert!(
+            drain(&mut other_tab).is_empty(),
+            "only the sending connection"
+        );
+        assert!(drain(&mut member).is_empty());
+    }
+
+    #[test]
+    fn a_duplicate_goes_back_to_its_sender_only_and_mentions_only_to_the_mentioned() {
+        let hub = hub(16);
+        let mut a = hub.register(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        let mut b = hub.register(&user(2), LOOPBACK, [2; 32], &[7]).unwrap();
+        let mut c = hub.register(&user(3), LOOPBACK, [3; 32], &[7]).unwrap();
+        for r in [&mut a, &mut b, &mut c] {
+            drain(r);
+        }
+        let mut dup = stored(30, 7, a.id);
+        let mut mention = stored(31, 7, a.id);
+        if let Committed::Stored { duplicate, .. } = &mut dup {
+            *duplicate = true;
+        }
+        if let Committed::Stored { mentioned, .. } = &mut mention {
+            *mentioned = vec![3];
+        }
+        hub.fan_out(vec![dup, mention]);
+        assert_eq!(drain(&mut a), frames(&[("message", 0), ("message", 31)]));
+        assert_eq!(drain(&mut b), frames(&[("message", 31)]));
+        assert_eq!(drain(&mut c), frames(&[("message", 31), ("mention", 0)]));
+    }
+}

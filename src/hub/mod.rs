@@ -1,0 +1,325 @@
+//! The hub: which connections are open, which rooms they listen to, who is online, and the
+//! fan-out of committed messages.
+//!
+//! Every connection has a bounded queue of outgoing frames. The hub only ever `try_send`s: a
+//! connection whose queue is full is unregistered on the spot (it then drains what it has and
+//! closes with 4008), so one slow reader never delays anyone else.
+//!
+//! - `registry`: admitting and removing connections, presence, closing sessions.
+//! - `rooms`: the room membership index and the epoch that keeps it in step with the store.
+//! - `deliver`: queueing frames for a connection, a user, a room or everyone.
+//! - `fanout`: turning what the writer committed into frames and index updates, in commit
+//!   order.
+//!
+//! The hub knows nothing of the store, the rate limits or the transport: it is fed
+//! [`events::Committed`](crate::events::Committed) batches and direct calls, and answers
+//! with [`Outgoing`] items on each connection's queue.
+
+mod deliver;
+mod fanout;
+mod registry;
+mod rooms;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::metrics::Metrics;
+
+/// Identifies one WebSocket connection.
+pub type ConnId = u64;
+
+/// What a connection's writer receives.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// A text frame. `msg_id` is the message id for broadcast `message` frames (used to skip
+    /// what a `?since=` replay already sent) and 0 for everything else.
+    Frame {
+        /// Encoded JSON.
+        frame: Utf8Bytes,
+        /// Message id or 0.
+        msg_id: i64,
+    },
+    /// Close the connection with this code and reason.
+    Close(u16, &'static str),
+    /// The connection's rooms changed; the frame telling the client follows.
+    Room(RoomChange),
+}
+
+/// A change to the rooms one connection listens to and may post to.
+#[derive(Debug, Clone)]
+pub enum RoomChange {
+    /// Now a member of this room (id, name).
+    Joined(i64, Arc<str>),
+    /// No longer a member.
+    Left(i64),
+    /// The room was renamed.
+    Renamed(i64, Arc<str>),
+}
+
+/// Why a connection was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdmitError {
+    /// The user has too many open connections.
+    TooManyForUser,
+    /// The client address has too many open connections.
+    TooManyForAddress,
+}
+
+/// Limits applied when connections register. (The per-user message rate is not the hub's
+/// business: it lives in the limits module and is checked before a message is queued.)
+#[derive(Debug, Clone, Copy)]
+pub struct HubLimits {
+    /// Queue length per connection.
+    pub queue: usize,
+    /// Connections per user (0 = unlimited).
+    pub per_user: u32,
+    /// Connections per address (0 = unlimited).
+    pub per_address: u32,
+}
+
+/// One connection's entry in a room's member list. It repeats the connection's user and
+/// sender so that delivering to a room walks one `Vec` and never looks up `conns`.
+struct Member {
+    /// The connection listening.
+    conn: ConnId,
+    /// Its user, so `typing` and `member_joined` can skip the user concerned.
+    user_id: i64,
+    /// A clone of the connection's queue.
+    tx: mpsc::Sender<Outgoing>,
+}
+
+/// One open connection, as the hub knows it.
+struct Conn {
+    /// Whose connection: frames for a user and presence counting go by it.
+    user_id: i64,
+    /// The per-address key it was admitted under, given back when it goes.
+    addr: IpAddr,
+    /// Digest of the session it authenticated with, so a logout or a revocation can close
+    /// exactly that session's sockets.
+    session: [u8; 32],
+    /// The rooms it listens to: the other side of the membership index in [`State::rooms`].
+    rooms: Vec<i64>,
+    /// Its outgoing queue (bounded; only ever `try_send`).
+    tx: mpsc::Sender<Outgoing>,
+    /// Shared with its [`Registration`]: set when the hub drops it for falling behind, so the
+    /// session closes with 4008 rather than as a normal close.
+    slow: Arc<AtomicBool>,
+}
+
+/// A user with at least one open connection.
+struct OnlineUser {
+    /// Kept to announce them offline (and to list who is online) without the store.
+    username: Arc<str>,
+    /// How many of their connections are open: they are online while it is above 0.
+    conns: u32,
+}
+
+/// Everything behind the hub's lock.
+///
+/// Invariants, kept by every method that takes the write lock (and only changed under it):
+/// - **Membership index.** A connection id appears in `rooms[r]` if and only if `r` is in
+///   `conns[id].rooms`, and then exactly once. Delivering to a room reads `rooms`; the
+///   connection's own list is how it is taken out of every room when it goes.
+/// - **Presence.** `users[u].conns` is the number of entries of `conns` with
+///   `user_id == u`, and `users` has no entry with 0: a user is online iff they have an
+///   entry.
+/// - **Addresses.** `per_addr[a]` is the number of entries of `conns` with `addr == a`, and
+///   there is no entry with 0.
+#[derive(Default)]
+struct State {
+    /// Every open connection: the source of truth for what is open.
+    conns: HashMap<ConnId, Conn>,
+    /// Room id → the connections listening to it (the membership index), so a room's
+    /// fan-out costs its members, not every connection.
+    rooms: HashMap<i64, Vec<Member>>,
+    /// Users with at least one open connection (presence, and the per-user admission limit).
+    users: HashMap<i64, OnlineUser>,
+    /// Open connections per address key (the per-address admission limit).
+    per_addr: HashMap<IpAddr, u32>,
+}
+
+/// Shared, cheaply cloned handle to the hub.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+/// What every [`Hub`] clone shares.
+struct Inner {
+    /// The connection, membership and presence maps. An `RwLock` because delivery (every
+    /// message) only reads; joins, leaves, connects and disconnects write.
+    state: RwLock<State>,
+    /// Admission limits and the queue length, fixed at start.
+    limits: HubLimits,
+    /// The next connection id; ids are never reused, so a stale id can only miss.
+    next_id: AtomicU64,
+    /// Where the delivered, dropped-as-slow counts go (shared with `/metrics`).
+    metrics: Arc<Metrics>,
+    /// Bumped by every membership change the hub applies (see [`Hub::sync_rooms`]).
+    membership_epoch: AtomicU64,
+}
+
+/// A connection's place in the hub; unregisters itself when dropped.
+pub struct Registration {
+    /// This connection's id.
+    pub id: ConnId,
+    /// Frames to write to the socket, in order.
+    pub rx: mpsc::Receiver<Outgoing>,
+    /// Set when the hub dropped this connection for falling behind.
+    pub slow: Arc<AtomicBool>,
+    hub: Hub,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.hub.unregister(self.id);
+    }
+}
+
+/// The state for writing. A panic while holding the lock leaves maps that are still
+/// well-formed (every update is a few plain inserts/removes), so poisoning is ignored rather
+/// than taking the whole hub down with one connection.
+fn lock_write(l: &RwLock<State>) -> std::sync::RwLockWriteGuard<'_, State> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The state for reading; poisoning ignored as for [`lock_write`].
+fn lock_read(l: &RwLock<State>) -> std::sync::RwLockReadGuard<'_, State> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new(limits: HubLimits, metrics: Arc<Metrics>) -> Self {
+        Hub {
+            inner: Arc::new(Inner {
+                state: RwLock::new(State::default()),
+                limits,
+                next_id: AtomicU64::new(1),
+                metrics,
+                membership_epoch: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Shared counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+}
+
+/// Helpers shared by the tests of the submodules.
+#[cfg(test)]
+mod test_support {
+    use std::net::IpAddr;
+    use std::sync::Arc;
+
+    use tokio::sync::oneshot;
+
+    use super::{Hub, HubLimits, Outgoing, Registration};
+    use crate::events::{Change, Changes, Committed};
+    use crate::metrics::Metrics;
+    use crate::model::{Membership, Notify, Room, RoomKind, StoredMessage, User};
+
+    pub const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    pub fn hub(queue: usize) -> Hub {
+        let limits = HubLimits {
+            queue,
+            per_user: 0,
+            per_address: 0,
+        };
+        Hub::new(limits, Arc::new(Metrics::default()))
+    }
+
+    pub fn user(id: i64) -> User {
+        User {
+            id,
+            username: format!("user{id}"),
+        }
+    }
+
+    pub fn room(id: i64, name: &str) -> Room {
+        Room {
+            id,
+            name: name.into(),
+            topic: String::new(),
+            kind: RoomKind::Room,
+            public: true,
+            created_by: None,
+            members: 1,
+            users: Vec::new(),
+            last_id: 0,
+            membership: Some(Membership {
+                last_read: 0,
+                unread: 0,
+                mentions: 0,
+                notify: Notify::All,
+            }),
+        }
+    }
+
+    pub fn stored(id: i64, room_id: i64, origin: u64) -> Committed {
+        Committed::Stored {
+            msg: StoredMessage {
+                id,
+                room_id,
+                room: format!("room{room_id}"),
+                user: "user1".into(),
+                body: format!("message {id}"),
+                nonce: None,
+                ts_ms: 0,
+            },
+            origin,
+            duplicate: false,
+            mentioned: Vec::new(),
+        }
+    }
+
+    pub fn changed(changes: Vec<Change>) -> (Committed, oneshot::Receiver<()>) {
+        let (applied, done) = oneshot::channel();
+        (Committed::Changed(Changes { changes, applied }), done)
+    }
+
+    /// Every frame queued for a connection so far, parsed, skipping non-frame items.
+    pub fn drain_json(reg: &mut Registration) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        while let Ok(item) = reg.rx.try_recv() {
+            if let Outgoing::Frame { frame, .. } = item {
+                out.push(serde_json::from_str(frame.as_str()).unwrap());
+            }
+        }
+        out
+    }
+
+    /// Every frame queued for a connection so far, as (type, message id).
+    pub fn drain(reg: &mut Registration) -> Vec<(String, i64)> {
+        let mut out = Vec::new();
+        while let Ok(item) = reg.rx.try_recv() {
+            if let Outgoing::Frame { frame, msg_id } = item {
+                let v: serde_json::Value = serde_json::from_str(frame.as_str()).unwrap();
+                out.push((v["type"].as_str().unwrap_or_default().to_string(), msg_id));
+            }
+        }
+        out
+    }
+
+    /// Every item queued for a connection so far, unparsed.
+    pub fn drain_items(reg: &mut Registration) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        while let Ok(item) = reg.rx.try_recv() {
+            out.push(item);
+        }
+        out
+    }
+
+    /// (type, message id) pairs from string literals, for comparing with [`drain`].
+    pub fn frames(v: &[(&str, i64)]) -> Vec<(String, i64)> {
+        v.iter().map(|(t, id)| (t.to_string(), *id)).collect()
+    }
+}

@@ -1,0 +1,274 @@
+//! Connections coming and going: admission against the per-user and per-address limits,
+//! presence (online with the first connection, offline with the last), and closing the
+//! connections of a session or a user.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::{
+    lock_read, lock_write, AdmitError, Conn, ConnId, Hub, HubLimits, Member, OnlineUser, Outgoing,
+    Registration, State,
+};
+use crate::model::User;
+use crate::protocol::ServerMsg;
+
+impl State {
+    /// Whether one more connection of `user_id` from `addr` fits the limits.
+    fn admit(&self, limits: &HubLimits, user_id: i64, addr: IpAddr) -> Result<(), AdmitError> {
+        let user_conns = self.users.get(&user_id).map_or(0, |u| u.conns);
+        if limits.per_user > 0 && user_conns >= limits.per_user {
+            return Err(AdmitError::TooManyForUser);
+        }
+        let addr_conns = self.per_addr.get(&addr).copied().unwrap_or(0);
+        if limits.per_address > 0 && addr_conns >= limits.per_address {
+            return Err(AdmitError::TooManyForAddress);
+        }
+        Ok(())
+    }
+
+    /// Add an admitted connection to `conns`, the membership index and the address count.
+    fn insert_conn(&mut self, id: ConnId, conn: Conn) {
+        *self.per_addr.entry(conn.addr).or_default() += 1;
+        for room in &conn.rooms {
+            self.rooms.entry(*room).or_default().push(Member {
+                conn: id,
+                user_id: conn.user_id,
+                tx: conn.tx.clone(),
+            });
+        }
+        self.conns.insert(id, conn);
+    }
+
+    /// Take a connection out of `conns`, every room it listened to and the address count.
+    fn remove_conn(&mut self, id: ConnId) -> Option<Conn> {
+        let conn = self.conns.remove(&id)?;
+        for room in &conn.rooms {
+            if let Some(members) = self.rooms.get_mut(room) {
+                if let Some(pos) = members.iter().position(|m| m.conn == id) {
+                    members.swap_remove(pos);
+                }
+            }
+        }
+        if let Some(n) = self.per_addr.get_mut(&conn.addr) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_addr.remove(&conn.addr);
+            }
+        }
+        Some(conn)
+    }
+
+    /// Count one more connection for `user`; true if it is their first (they came online).
+    fn user_connected(&mut self, user: &User) -> bool {
+        let entry = self.users.entry(user.id).or_insert_with(|| OnlineUser {
+            username: Arc::from(user.username.as_str()),
+            conns: 0,
+        });
+        entry.conns += 1;
+        entry.conns == 1
+    }
+
+    /// Count one connection less for `user_id`; their name if it was the last (they went
+    /// offline).
+    fn user_disconnected(&mut self, user_id: i64) -> Option<Arc<str>> {
+        let u = self.users.get_mut(&user_id)?;
+        u.conns -= 1;
+        if u.conns > 0 {
+            return None;
+        }
+        self.users.remove(&user_id).map(|u| u.username)
+    }
+}
+
+impl Hub {
+    /// Number of open connections.
+    pub fn connection_count(&self) -> usize {
+        lock_read(&self.inner.state).conns.len()
+    }
+
+    /// Admit a connection for `user` listening to `rooms`. Announces the user as online if this
+    /// is their first connection. `addr` is the caller's per-address key (an IPv4 address or
+    /// an IPv6 /64, see `address_key` in the limits module).
+    pub fn register(
+        &self,
+        user: &User,
+        addr: IpAddr,
+        session: [u8; 32],
+        rooms: &[i64],
+    ) -> Result<Registration, AdmitError> {
+        let limits = self.inner.limits;
+        let (tx, rx) = mpsc::channel(limits.queue);
+        let slow = Arc::new(AtomicBool::new(false));
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut st = lock_write(&self.inner.state);
+        st.admit(&limits, user.id, addr)?;
+        let conn = Conn {
+            user_id: user.id,
+            addr,
+            session,
+            rooms: rooms.to_vec(),
+            tx,
+            slow: slow.clone(),
+        };
+        st.insert_conn(id, conn);
+        if st.user_connected(user) {
+            let frame = ServerMsg::Presence {
+                user: &user.username,
+                online: true,
+            }
+            .encode();
+            self.broadcast_all(&st, &frame, Some(id));
+        }
+        drop(st);
+        Ok(Registration {
+            id,
+            rx,
+            slow,
+            hub: self.clone(),
+        })
+    }
+
+    /// Remove a connection (idempotent). Announces the user offline with their last connection.
+    pub(super) fn unregister(&self, id: ConnId) {
+        let mut st = lock_write(&self.inner.state);
+        let Some(conn) = st.remove_conn(id) else {
+            return;
+        };
+        if let Some(name) = st.user_disconnected(conn.user_id) {
+            let frame = ServerMsg::Presence {
+                user: &name,
+                online: false,
+            }
+            .encode();
+            self.broadcast_all(&st, &frame, None);
+        }
+    }
+
+    /// Usernames with at least one open connection, sorted.
+    pub fn online(&self) -> Vec<String> {
+        let st = lock_read(&self.inner.state);
+        let mut names: Vec<String> = st.users.values().map(|u| u.username.to_string()).collect();
+        names.sort_unstable_by_key(|n| n.to_ascii_lowercase());
+        names
+    }
+
+    /// The distinct session digests behind the open connections.
+    pub fn live_sessions(&self) -> Vec<[u8; 32]> {
+        let st = lock_read(&self.inner.state);
+        let mut all: Vec<[u8; 32]> = st.conns.values().map(|c| c.session).collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// Close every connection of a session (after logout) with `code`.
+    pub fn close_session(&self, session: [u8; 32], code: u16, reason: &'static str) {
+        let st = lock_read(&self.inner.state);
+        for c in st.conns.values().filter(|c| c.session == session) {
+            let _ = c.tx.try_send(Outgoing::Close(code, reason));
+        }
+    }
+
+    /// Close every connection of a user (account disabled or signed out by an administrator).
+    pub fn close_user(&self, user_id: i64, code: u16, reason: &'static str) {
+        let st = lock_read(&self.inner.state);
+        for c in st.conns.values().filter(|c| c.user_id == user_id) {
+            let _ = c.tx.try_send(Outgoing::Close(code, reason));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{drain_items, drain_json, hub, user, LOOPBACK};
+    use super::*;
+
+    fn limited(per_user: u32, per_address: u32) -> Hub {
+        let limits = HubLimits {
+            queue: 16,
+            per_user,
+            per_address,
+        };
+        Hub::new(limits, Arc::new(crate::metrics::Metrics::default()))
+    }
+
+    /// (user, online) of every presence frame in `frames`.
+    fn presence(frames: &[serde_json::Value]) -> Vec<(String, bool)> {
+        frames
+            .iter()
+            .filter(|v| v["type"] == "presence")
+            .map(|v| {
+                let user = v["user"].as_str().unwrap().to_string();
+                (user, v["online"].as_bool().unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn presence_is_announced_on_the_first_connection_and_after_the_last() {
+        let hub = hub(16);
+        let mut watcher = hub.register(&user(9), LOOPBACK, [9; 32], &[]).unwrap();
+        let mut first = hub.register(&user(1), LOOPBACK, [1; 32], &[]).unwrap();
+        assert!(drain_json(&mut first).is_empty(), "not told about itself");
+        assert_eq!(
+            presence(&drain_json(&mut watcher)),
+            [("user1".into(), true)]
+        );
+        let second = hub.register(&user(1), LOOPBACK, [1; 32], &[]).unwrap();
+        assert!(drain_json(&mut watcher).is_empty(), "already online");
+        assert_eq!(hub.online(), ["user1", "user9"]);
+        drop(first);
+        assert!(drain_json(&mut watcher).is_empty(), "one connection left");
+        assert_eq!(hub.online(), ["user1", "user9"]);
+        drop(second);
+        assert_eq!(
+            presence(&drain_json(&mut watcher)),
+            [("user1".into(), false)]
+        );
+        assert_eq!(hub.online(), ["user9"]);
+        assert_eq!(hub.connection_count(), 1);
+    }
+
+    #[test]
+    fn close_session_closes_only_that_sessions_connections() {
+        let hub = hub(16);
+        let mut a1 = hub.register(&user(1), LOOPBACK, [1; 32], &[]).unwrap();
+        let mut a2 = hub.register(&user(1), LOOPBACK, [1; 32], &[]).unwrap();
+        let mut other_session = hub.register(&user(1), LOOPBACK, [2; 32], &[]).unwrap();
+        let mut other_user = hub.register(&user(3), LOOPBACK, [3; 32], &[]).unwrap();
+        for r in [&mut a1, &mut a2, &mut other_session, &mut other_user] {
+            drain_items(r); // presence
+        }
+        hub.close_session([1; 32], 4001, "session ended");
+        for r in [&mut a1, &mut a2] {
+            let items = drain_items(r);
+            assert!(
+                matches!(items[..], [Outgoing::Close(4001, "session ended")]),
+                "{items:?}"
+            );
+        }
+        assert!(drain_items(&mut other_session).is_empty());
+        assert!(drain_items(&mut other_user).is_empty());
+        assert_eq!(hub.live_sessions(), [[1; 32], [2; 32], [3; 32]]);
+    }
+
+    #[test]
+    fn admission_limits_count_open_connections_only() {
+        let hub = limited(2, 3);
+        let other: IpAddr = "192.0.2.1".parse().unwrap();
+        let a = hub.register(&user(1), LOOPBACK, [1; 32], &[]).unwrap();
+        let _b = hub.register(&user(1), other, [1; 32], &[]).unwrap();
+        let third = hub.register(&user(1), other, [1; 32], &[]).err();
+        assert_eq!(third, Some(AdmitError::TooManyForUser));
+        let _c = hub.register(&user(2), LOOPBACK, [2; 32], &[]).unwrap();
+        let _d = hub.register(&user(3), LOOPBACK, [3; 32], &[]).unwrap();
+        let refused = hub.register(&user(4), LOOPBACK, [4; 32], &[]).err();
+        assert_eq!(refused, Some(AdmitError::TooManyForAddress));
+        drop(a);
+        assert!(hub.register(&user(4), LOOPBACK, [4; 32], &[]).is_ok());
+        assert!(hub.register(&user(1), other, [1; 32], &[]).is_ok());
+    }
+}

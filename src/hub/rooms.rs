@@ -1,0 +1,155 @@
+//! The membership index: which connections listen to which room, kept in step with the
+//! store by the committed changes the fan-out applies, and the epoch that lets a new
+//! connection load its rooms from the store without missing a change that raced the read.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use super::{lock_read, lock_write, ConnId, Hub, Member, Outgoing, RoomChange};
+
+impl Hub {
+    /// Every connection of `user_id` starts listening to a room, then gets `frame`.
+    pub fn join_room(&self, user_id: i64, room_id: i64, name: &str, frame: &Utf8Bytes) {
+        let name: Arc<str> = Arc::from(name);
+        let mut slow = Vec::new();
+        let mut st = lock_write(&self.inner.state);
+        self.inner.membership_epoch.fetch_add(1, Ordering::AcqRel);
+        let joining: Vec<(ConnId, mpsc::Sender<Outgoing>)> = st
+            .conns
+            .iter_mut()
+            .filter(|(_, c)| c.user_id == user_id)
+            .filter_map(|(id, c)| {
+                (!c.rooms.contains(&room_id)).then(|| {
+                    c.rooms.push(room_id);
+                    (*id, c.tx.clone())
+                })
+            })
+            .collect();
+        let members = st.rooms.entry(room_id).or_default();
+        for (conn, tx) in joining {
+            members.push(Member { conn, user_id, tx });
+        }
+        for (id, c) in st.conns.iter().filter(|(_, c)| c.user_id == user_id) {
+            let change = Outgoing::Room(RoomChange::Joined(room_id, name.clone()));
+            if c.tx.try_send(change).is_err() {
+                slow.push(*id);
+                continue;
+            }
+            self.offer(&c.tx, *id, frame, 0, &mut slow);
+        }
+        drop(st);
+        self.drop_slow(slow);
+    }
+
+    /// Every connection of `user_id` stops listening to a room, then gets `frame`.
+    pub fn leave_room(&self, user_id: i64, room_id: i64, frame: &Utf8Bytes) {
+        let mut slow = Vec::new();
+        let mut st = lock_write(&self.inner.state);
+        self.inner.membership_epoch.fetch_add(1, Ordering::AcqRel);
+        if let Some(members) = st.rooms.get_mut(&room_id) {
+            members.retain(|m| m.user_id != user_id);
+        }
+        for (id, c) in st.conns.iter_mut().filter(|(_, c)| c.user_id == user_id) {
+            c.rooms.retain(|r| *r != room_id);
+            if c.tx
+                .try_send(Outgoing::Room(RoomChange::Left(room_id)))
+                .is_err()
+            {
+                slow.push(*id);
+                continue;
+            }
+            self.offer(&c.tx, *id, frame, 0, &mut slow);
+        }
+        drop(st);
+        self.drop_slow(slow);
+    }
+
+    /// Every connection listening to a room learns its new name, then gets `frame`.
+    pub fn rename_room(&self, room_id: i64, name: &str, frame: &Utf8Bytes) {
+        let name: Arc<str> = Arc::from(name);
+        let st = lock_read(&self.inner.state);
+        let mut slow = Vec::new();
+        if let Some(members) = st.rooms.get(&room_id) {
+            for m in members {
+                let change = Outgoing::Room(RoomChange::Renamed(room_id, name.clone()));
+                if m.tx.try_send(change).is_err() {
+                    slow.push(m.conn);
+                    continue;
+                }
+                self.offer(&m.tx, m.conn, frame, 0, &mut slow);
+            }
+        }
+        drop(st);
+        self.drop_slow(slow);
+    }
+
+    /// The current membership epoch: read it before reading a user's rooms from the
+    /// database, and hand it to [`Hub::sync_rooms`].
+    pub fn membership_epoch(&self) -> u64 {
+        self.inner.membership_epoch.load(Ordering::Acquire)
+    }
+
+    /// Make one connection listen to exactly `rooms`, read from the database after `epoch`
+    /// was taken. Refused (false) if a membership change reached the hub since then: the read
+    /// may miss it, so the caller reads again. Changes committed later reach the connection
+    /// through [`Hub::join_room`] / [`Hub::leave_room`] as usual.
+    pub fn sync_rooms(&self, conn: ConnId, rooms: &[i64], epoch: u64) -> bool {
+        let mut st = lock_write(&self.inner.state);
+        if self.membership_epoch() != epoch {
+            return false;
+        }
+        let Some(c) = st.conns.get_mut(&conn) else {
+            return true;
+        };
+        let (user_id, tx) = (c.user_id, c.tx.clone());
+        let (added, removed) = difference(&c.rooms, rooms);
+        if added.is_empty() && removed.is_empty() {
+            return true;
+        }
+        c.rooms = rooms.to_vec();
+        for r in added {
+            st.rooms.entry(r).or_default().push(Member {
+                conn,
+                user_id,
+                tx: tx.clone(),
+            });
+        }
+        for r in removed {
+            if let Some(members) = st.rooms.get_mut(&r) {
+                members.retain(|m| m.conn != conn);
+            }
+        }
+        true
+    }
+}
+
+/// The rooms in `want` but not in `have`, and those in `have` but not in `want`.
+fn difference(have: &[i64], want: &[i64]) -> (Vec<i64>, Vec<i64>) {
+    let added = want.iter().copied().filter(|r| !have.contains(r)).collect();
+    let removed = have.iter().copied().filter(|r| !want.contains(r)).collect();
+    (added, removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{drain, drain_items, frames, hub, stored, user, LOOPBACK};
+
+    #[test]
+    fn sync_rooms_is_refused_after_a_membership_change_and_then_applies() {
+        let hub = hub(16);
+        let mut a = hub.register(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        let epoch = hub.membership_epoch();
+        hub.leave_room(2, 9, &"{\"type\":\"room_left\"}".into());
+        assert!(
+            !hub.sync_rooms(a.id, &[8], epoch),
+            "a change raced the read"
+        );
+        assert!(hub.sync_rooms(a.id, &[8], hub.membership_epoch()));
+        drain_items(&mut a);
+        hub.fan_out(vec![stored(1, 7, a.id), stored(2, 8, a.id)]);
+        assert_eq!(drain(&mut a), frames(&[("message", 2)]));
+    }
+}
