@@ -2,7 +2,9 @@
 //! handshake (authentication, admission, `101`) is HTTP's: `http::upgrade`.
 //!
 //! - [`session`]: the per-connection loop.
+//! - [`commands`]: one command per client frame, carried out for the session.
 
+pub mod commands;
 pub mod session;
 
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use crate::app::App;
 use crate::hub::Registration;
 use crate::model::User;
 use crate::protocol::MAX_FRAME;
+use commands::{Context, Rooms};
 use session::Session;
 
 /// The tungstenite settings for every connection: a small read buffer (tungstenite's default
@@ -44,15 +47,20 @@ pub struct Admitted {
 
 /// Run the session of an admitted connection once hyper hands over the upgraded socket.
 pub fn spawn(state: App, admitted: Admitted, on_upgrade: OnUpgrade) {
+    let guard = state.tracker.track();
     let session = Session {
-        username: Arc::from(admitted.user.username.as_str()),
-        user: admitted.user,
-        rooms: Vec::new(),
+        cx: Context {
+            state,
+            username: Arc::from(admitted.user.username.as_str()),
+            user: admitted.user,
+            conn: admitted.reg.id,
+            rooms: Rooms::new(),
+            last_typing: None,
+        },
         since: admitted.since,
         token_hash: admitted.token_hash,
         reg: admitted.reg,
-        guard: state.tracker.track(),
-        state,
+        guard,
     };
     tokio::spawn(async move {
         match on_upgrade.await {

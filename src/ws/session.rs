@@ -1,7 +1,8 @@
 //! One WebSocket connection: `ready`, the optional `?since=` replay, then a single `select!`
-//! loop over client frames, the hub queue, keep-alive pings and server shutdown.
+//! loop over client frames, the hub queue, keep-alive pings and server shutdown. Each client
+//! frame becomes a [`Command`]; a refused one is answered with an `error` frame rendered from
+//! its [`AppError`].
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,17 +13,18 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::app::access::{self, Access};
+use crate::app::error::{AppError, Code};
 use crate::app::App;
-use crate::db::{NewMessage, Room, Snapshot, StoredMessage, User};
-use crate::domain::{parse_body, valid_nonce, BodyProblem};
-use crate::hub::{Outgoing, Registration, RoomChange};
+use crate::db::{Room, Snapshot, StoredMessage};
+use crate::domain::valid_nonce;
+use crate::hub::{ConnId, Outgoing, Registration, RoomChange};
 use crate::protocol::{
     ClientMsg, RoomView, ServerMsg, UserView, CLOSE_SESSION_ENDED, CLOSE_TOO_SLOW,
 };
+use crate::ws::commands::{Command, Context, Rooms};
 
 /// Most messages replayed after `?since=`.
 pub const REPLAY_LIMIT: u32 = 1000;
@@ -34,41 +36,33 @@ const IDLE_LIMIT: Duration = Duration::from_secs(60);
 const WRITE_STALL: Duration = Duration::from_secs(30);
 /// Frames written before one flush.
 const MAX_COALESCE: usize = 256;
-/// Typing notices relayed per connection, at most one per this interval.
-const TYPING_EVERY: Duration = Duration::from_millis(1000);
+/// How long a closing connection waits for the client's own close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Everything a session needs, gathered before the upgrade.
 pub struct Session {
-    /// The authenticated user.
-    pub user: User,
-    /// Shared name for frames.
-    pub username: Arc<str>,
-    /// Rooms the user belongs to.
-    pub rooms: Vec<Room>,
+    /// What the commands see: the user, the server state, the rooms it may post to.
+    pub cx: Context,
     /// `?since=` value.
     pub since: Option<i64>,
     /// Digest of the token this connection authenticated with.
     pub token_hash: [u8; 32],
     /// Hub registration (unregisters on drop).
     pub reg: Registration,
-    /// Shared server state.
-    pub state: App,
     /// Keeps shutdown waiting until this session has closed.
     pub guard: crate::shutdown::TrackGuard,
 }
 
 type Ws<S> = WebSocketStream<S>;
-type Rooms = HashMap<String, (i64, Arc<str>)>;
 
+/// What the loop does after one event.
 enum Flow {
     Continue,
     Stop,
-    /// Close the connection with this code and reason.
-    Close(u16, &'static str),
+    /// Close the connection with this code and reason, waiting this long to hand the close
+    /// frame to the socket.
+    Close(u16, &'static str, Duration),
 }
-
-/// How long a closing connection waits for the client's own close frame.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Close cleanly: send the close frame (waiting up to `send_within` for the socket to take
 /// it), then keep reading (and discarding) what the client still sends until its close frame
@@ -104,13 +98,29 @@ fn close(code: u16, reason: &'static str) -> Message {
     }))
 }
 
-fn error_frame(code: &str, message: &str, nonce: Option<&str>, retry: Option<u64>) -> Message {
+/// Send one frame, as patient as any write; a stalled or broken socket ends the connection.
+async fn send<S>(ws: &mut Ws<S>, msg: Message) -> Flow
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match timeout(WRITE_STALL, ws.send(msg)).await {
+        Ok(Ok(())) => Flow::Continue,
+        _ => Flow::Stop,
+    }
+}
+
+/// The `error` frame for a refusal: the code and sentence of the one table, the refused
+/// frame's nonce, and when to retry where that is known.
+fn error_frame(e: &AppError, nonce: Option<&str>) -> Message {
+    let retry_after_ms = e
+        .retry_after
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     Message::Text(
         ServerMsg::Error {
-            code,
-            message,
+            code: e.code.as_str(),
+            message: &e.message,
             nonce,
-            retry_after_ms: retry,
+            retry_after_ms,
         }
         .encode(),
     )
@@ -131,7 +141,8 @@ impl Session {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let mut shutdown = self.state.shutdown.clone();
+        // Taken before the greeting, so a shutdown that starts meanwhile is still seen.
+        let mut shutdown = self.cx.state.shutdown.clone();
         let skip_upto = match self.greet(&mut ws).await {
             Ok(s) => s,
             Err(e) => {
@@ -139,84 +150,26 @@ impl Session {
                 return;
             }
         };
-        // Room name → (id, shared name for the frames), built once per connection.
-        let mut rooms: Rooms = self
-            .rooms
-            .iter()
-            .map(|r| (r.name.clone(), (r.id, Arc::from(r.name.as_str()))))
-            .collect();
         let mut ping = interval_at(Instant::now() + PING_EVERY, PING_EVERY);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
-        let mut last_typing: Option<Instant> = None;
-
         loop {
-            tokio::select! {
+            let flow = tokio::select! {
                 biased;
-                _ = shutdown.changed() => {
-                    close_gracefully(&mut ws, 1001, "server shutting down", CLOSE_GRACE).await;
-                    break;
-                }
-                out = self.reg.rx.recv() => {
-                    let flow = match out {
-                        Some(first) => self.forward(&mut ws, first, skip_upto, &mut rooms).await,
-                        None if self.reg.slow.load(Ordering::Acquire) => {
-                            Flow::Close(CLOSE_TOO_SLOW, "too slow: reconnect with ?since=")
-                        }
-                        None => Flow::Stop,
-                    };
-                    match flow {
-                        Flow::Continue => {}
-                        Flow::Stop => break,
-                        Flow::Close(code, reason) => {
-                            // Queued behind the frames before it (4001, 4008): as patient
-                            // as any other write.
-                            close_gracefully(&mut ws, code, reason, WRITE_STALL).await;
-                            break;
-                        }
-                    }
-                }
+                _ = shutdown.changed() => Flow::Close(1001, "server shutting down", CLOSE_GRACE),
+                out = self.reg.rx.recv() => self.on_queue(&mut ws, out, skip_upto).await,
                 incoming = ws.next() => {
                     last_heard = Instant::now();
-                    match incoming {
-                        Some(Ok(Message::Text(text))) => {
-                            if let Some(reply) = self.handle_text(&text, &rooms, &mut last_typing).await {
-                                if timeout(WRITE_STALL, ws.send(reply)).await.map_or(true, |r| r.is_err()) {
-                                    break;
-                                }
-                            }
-                        }
-                        Some(Ok(Message::Binary(_))) => {
-                            let reply = error_frame("bad_frame", "Binary frames are not supported; send JSON text.", None, None);
-                            if timeout(WRITE_STALL, ws.send(reply)).await.map_or(true, |r| r.is_err()) {
-                                break;
-                            }
-                        }
-                        Some(Ok(Message::Close(_))) | None => break,
-                        Some(Ok(_)) => {} // ping/pong: answered by the library
-                        Some(Err(WsError::Capacity(e))) => {
-                            tracing::debug!("frame too large: {e}");
-                            close_gracefully(&mut ws, 1009, "frame too large (max 64 KiB)", CLOSE_GRACE).await;
-                            break;
-                        }
-                        Some(Err(e)) => {
-                            tracing::debug!("websocket read error: {e}");
-                            break;
-                        }
-                    }
+                    self.on_incoming(&mut ws, incoming).await
                 }
-                _ = ping.tick() => {
-                    if last_heard.elapsed() >= IDLE_LIMIT {
-                        close_gracefully(&mut ws, 1001, "idle timeout", CLOSE_GRACE).await;
-                        break;
-                    }
-                    if let Ok(false) = self.state.auth.still_valid(self.token_hash).await {
-                        close_gracefully(&mut ws, CLOSE_SESSION_ENDED, "session ended", CLOSE_GRACE).await;
-                        break;
-                    }
-                    if timeout(WRITE_STALL, ws.send(Message::Ping(Default::default()))).await.map_or(true, |r| r.is_err()) {
-                        break;
-                    }
+                _ = ping.tick() => self.on_tick(&mut ws, last_heard).await,
+            };
+            match flow {
+                Flow::Continue => {}
+                Flow::Stop => break,
+                Flow::Close(code, reason, within) => {
+                    close_gracefully(&mut ws, code, reason, within).await;
+                    break;
                 }
             }
         }
@@ -228,71 +181,59 @@ impl Session {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let uid = self.user.id;
-        let since = self.since;
-        // Registered with the hub already, so anything committed from here on is queued; the
-        // rooms, replay and head are read in one snapshot, and queued ids ≤ head are skipped.
-        // A membership change reaching the hub during the read means reading again.
-        let mut attempts = 0;
-        let (head, replay) = loop {
-            attempts += 1;
-            let epoch = self.state.hub.membership_epoch();
-            let read = self.state.db.snapshot(uid, since, REPLAY_LIMIT + 1).await;
-            let Snapshot {
-                head,
-                rooms,
-                replay,
-            } = match read {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!("cannot read history for a new connection: {e}");
-                    let _ = ws.send(close(1011, "storage unavailable")).await;
-                    return Err(WsError::ConnectionClosed);
-                }
-            };
-            let ids: Vec<i64> = rooms.iter().map(|r| r.id).collect();
-            let hub = &self.state.hub;
-            if hub.sync_rooms(self.reg.id, &ids, epoch)
-                || (attempts >= 20 && hub.sync_rooms(self.reg.id, &ids, hub.membership_epoch()))
-            {
-                self.rooms = rooms;
-                break (head, replay);
-            }
+        let read = snapshot(&self.cx.state, self.cx.user.id, self.since, self.reg.id).await;
+        let Some(Snapshot {
+            head,
+            rooms,
+            replay,
+        }) = read
+        else {
+            let _ = ws.send(close(1011, "storage unavailable")).await;
+            return Err(WsError::ConnectionClosed);
         };
-        let online = self.state.hub.online();
+        let online = self.cx.state.hub.online();
         let ready = ServerMsg::Ready {
-            user: UserView::from(&self.user),
-            rooms: self.rooms.iter().map(RoomView::from).collect(),
+            user: UserView::from(&self.cx.user),
+            rooms: rooms.iter().map(RoomView::from).collect(),
             online: online.iter().map(String::as_str).collect(),
             last_id: head,
         }
         .encode();
+        self.cx.rooms = postable(rooms);
         ws.feed(Message::Text(ready)).await?;
-        let Some(mut replay) = replay else {
-            ws.flush().await?;
-            return Ok(0);
+        let skip_upto = match replay {
+            Some(replay) => {
+                feed_replay(ws, replay, head).await?;
+                head
+            }
+            None => 0,
         };
-        let complete = replay.len() <= REPLAY_LIMIT as usize;
-        replay.truncate(REPLAY_LIMIT as usize);
-        for m in &replay {
-            ws.feed(Message::Text(message_frame(m))).await?;
-        }
-        ws.feed(Message::Text(
-            ServerMsg::Resumed { complete, head }.encode(),
-        ))
-        .await?;
         ws.flush().await?;
-        Ok(head)
+        Ok(skip_upto)
     }
 
-    /// Write one queued frame plus whatever else is queued, then flush once.
-    async fn forward<S>(
-        &mut self,
-        ws: &mut Ws<S>,
-        first: Outgoing,
-        skip_upto: i64,
-        rooms: &mut Rooms,
-    ) -> Flow
+    /// A hub queue event: frames to forward, or the queue's end (dropped as too slow, or
+    /// unregistered).
+    async fn on_queue<S>(&mut self, ws: &mut Ws<S>, out: Option<Outgoing>, skip_upto: i64) -> Flow
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        match out {
+            Some(first) => self.forward(ws, first, skip_upto).await,
+            // Dropped by the hub for falling behind (4008): the close is as patient as any
+            // other write.
+            None if self.reg.slow.load(Ordering::Acquire) => Flow::Close(
+                CLOSE_TOO_SLOW,
+                "too slow: reconnect with ?since=",
+                WRITE_STALL,
+            ),
+            None => Flow::Stop,
+        }
+    }
+
+    /// Write one queued frame plus whatever else is queued (up to [`MAX_COALESCE`]), then
+    /// flush once.
+    async fn forward<S>(&mut self, ws: &mut Ws<S>, first: Outgoing, skip_upto: i64) -> Flow
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -301,6 +242,7 @@ impl Session {
         let mut closing = None;
         while let Some(out) = next.take() {
             match out {
+                // Messages up to `skip_upto` were in the replay already.
                 Outgoing::Frame { frame, msg_id } => {
                     if msg_id == 0 || msg_id > skip_upto {
                         if ws.feed(Message::Text(frame)).await.is_err() {
@@ -313,7 +255,7 @@ impl Session {
                     closing = Some((code, reason));
                     break;
                 }
-                Outgoing::Room(change) => apply_room_change(rooms, change),
+                Outgoing::Room(change) => apply_room_change(&mut self.cx.rooms, change),
             }
             if written >= MAX_COALESCE {
                 break;
@@ -324,158 +266,132 @@ impl Session {
             };
         }
         match (timeout(WRITE_STALL, ws.flush()).await, closing) {
-            (Ok(Ok(())), Some((code, reason))) => Flow::Close(code, reason),
+            // Queued behind the frames before it (4001, 4008): as patient as any other write.
+            (Ok(Ok(())), Some((code, reason))) => Flow::Close(code, reason, WRITE_STALL),
             (Ok(Ok(())), None) => Flow::Continue,
             _ => Flow::Stop,
         }
     }
 
-    /// Act on one client text frame; returns an immediate reply (errors) if any.
-    async fn handle_text(
-        &self,
-        text: &str,
-        rooms: &Rooms,
-        last_typing: &mut Option<Instant>,
-    ) -> Option<Message> {
-        let msg = match ClientMsg::parse(text) {
-            Ok(m) => m,
-            Err(why) => {
-                let nonce = salvage_nonce(text);
-                return Some(error_frame("bad_frame", &why, nonce.as_deref(), None));
+    /// Something from the client: a frame, its close, or a read error.
+    async fn on_incoming<S>(
+        &mut self,
+        ws: &mut Ws<S>,
+        incoming: Option<Result<Message, WsError>>,
+    ) -> Flow
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        match incoming {
+            Some(Ok(Message::Text(text))) => match self.handle_text(&text).await {
+                Some(reply) => send(ws, reply).await,
+                None => Flow::Continue,
+            },
+            Some(Ok(Message::Binary(_))) => {
+                let e = AppError::new(
+                    Code::BadFrame,
+                    "Binary frames are not supported; send JSON text.",
+                );
+                send(ws, error_frame(&e, None)).await
             }
-        };
-        match msg {
-            ClientMsg::Send { room, body, nonce } => {
-                let n = nonce.as_deref();
-                if nonce.as_deref().is_some_and(|n| !valid_nonce(n)) {
-                    return Some(error_frame(
-                        "bad_frame",
-                        "The nonce may be at most 64 characters.",
-                        None,
-                        None,
-                    ));
-                }
-                let (room_id, room_name) = match self.room_id(&room, rooms).await {
-                    Ok(r) => r,
-                    Err((code, why)) => return Some(error_frame(code, why, n, None)),
-                };
-                let body = match parse_body(&body) {
-                    Ok(b) => b.into_owned(),
-                    Err(BodyProblem::Empty) => {
-                        return Some(error_frame(
-                            "empty_message",
-                            "The message is empty.",
-                            n,
-                            None,
-                        ))
-                    }
-                    Err(BodyProblem::TooLong) => {
-                        return Some(error_frame(
-                            "message_too_long",
-                            "Messages may be at most 4000 characters.",
-                            n,
-                            None,
-                        ))
-                    }
-                };
-                if let Err(ms) = self.state.hub.take_message_token(self.user.id) {
-                    return Some(error_frame(
-                        "rate_limited",
-                        "You are sending messages too fast.",
-                        n,
-                        Some(ms),
-                    ));
-                }
-                let submitted = self
-                    .state
-                    .db
-                    .submit(NewMessage {
-                        room_id,
-                        room: room_name,
-                        user_id: self.user.id,
-                        username: self.username.clone(),
-                        body,
-                        nonce: nonce.clone(),
-                        origin: self.reg.id,
-                        queued_at: std::time::Instant::now(),
-                    })
-                    .await;
-                if submitted.is_err() {
-                    return Some(error_frame(
-                        "unavailable",
-                        "The server is shutting down; the message was not stored.",
-                        nonce.as_deref(),
-                        Some(1000),
-                    ));
-                }
-                None
+            Some(Ok(Message::Close(_))) | None => Flow::Stop,
+            Some(Ok(_)) => Flow::Continue, // ping/pong: answered by the library
+            Some(Err(WsError::Capacity(e))) => {
+                tracing::debug!("frame too large: {e}");
+                Flow::Close(1009, "frame too large (max 64 KiB)", CLOSE_GRACE)
             }
-            ClientMsg::Read { room, id } => {
-                if id < 0 {
-                    return Some(error_frame(
-                        "bad_frame",
-                        "`id` must be a message id (≥ 0).",
-                        None,
-                        None,
-                    ));
-                }
-                // Awaited here, so a client flooding `read` frames waits for its own commits.
-                match crate::app::rooms::mark_read(&self.state, self.user.id, &room, id).await {
-                    Ok(_) => None,
-                    Err(crate::app::rooms::RoomError::Db(e)) => {
-                        tracing::error!("read marker not stored: {e}");
-                        Some(error_frame(
-                            "unavailable",
-                            "The read marker could not be stored; try again.",
-                            None,
-                            Some(1000),
-                        ))
-                    }
-                    Err(e) => Some(error_frame(e.code(), &e.to_string(), None, None)),
-                }
-            }
-            ClientMsg::Typing { room } => {
-                let (room_id, _) = match self.room_id(&room, rooms).await {
-                    Ok(r) => r,
-                    Err((code, why)) => return Some(error_frame(code, why, None, None)),
-                };
-                let now = Instant::now();
-                if last_typing.is_none_or(|t| now.duration_since(t) >= TYPING_EVERY) {
-                    *last_typing = Some(now);
-                    self.state
-                        .hub
-                        .typing(room_id, &room, self.user.id, &self.user.username);
-                }
-                None
+            Some(Err(e)) => {
+                tracing::debug!("websocket read error: {e}");
+                Flow::Stop
             }
         }
     }
 
-    /// Resolve a room name this connection may post to.
-    async fn room_id(
-        &self,
-        room: &str,
-        rooms: &Rooms,
-    ) -> Result<(i64, Arc<str>), (&'static str, &'static str)> {
-        if let Some((id, name)) = rooms.get(room) {
-            return Ok((*id, name.clone()));
-        }
-        let name = room.to_string();
-        let uid = self.user.id;
-        match self.state.db.room_by_name(&name, uid).await {
-            Ok(Some(r)) => match access::access(&r) {
-                // Joined a moment ago; the hub's notice is still on its way to this connection.
-                Access::Member => Ok((r.id, Arc::from(r.name.as_str()))),
-                Access::Preview => Err(("not_a_member", "You are not a member of that room.")),
-                Access::Hidden => Err(("unknown_room", "There is no room with that name.")),
-            },
-            Ok(None) => Err(("unknown_room", "There is no room with that name.")),
-            Err(e) => {
-                tracing::error!("room lookup failed: {e}");
-                Err(("unavailable", "The server could not look up the room."))
+    /// Act on one client text frame; returns the `error` frame when it was refused.
+    async fn handle_text(&mut self, text: &str) -> Option<Message> {
+        let cmd = match ClientMsg::parse(text) {
+            Ok(msg) => Command::from_frame(msg),
+            Err(why) => {
+                let e = AppError::new(Code::BadFrame, why);
+                return Some(error_frame(&e, salvage_nonce(text).as_deref()));
             }
+        };
+        // `apply` consumes the command (the nonce goes on to the writer), so the refusal keeps
+        // its own copy.
+        let nonce = cmd.nonce().map(str::to_owned);
+        let refused = cmd.apply(&mut self.cx).await.err()?;
+        Some(error_frame(&refused, nonce.as_deref()))
+    }
+
+    /// A ping tick: close an idle or revoked connection, else ping it.
+    async fn on_tick<S>(&mut self, ws: &mut Ws<S>, last_heard: Instant) -> Flow
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        if last_heard.elapsed() >= IDLE_LIMIT {
+            return Flow::Close(1001, "idle timeout", CLOSE_GRACE);
+        }
+        if let Ok(false) = self.cx.state.auth.still_valid(self.token_hash).await {
+            return Flow::Close(CLOSE_SESSION_ENDED, "session ended", CLOSE_GRACE);
+        }
+        send(ws, Message::Ping(Default::default())).await
+    }
+}
+
+/// Read the user's rooms, the replay after `since` and the head in one snapshot; `None` when
+/// storage failed (logged).
+async fn snapshot(state: &App, uid: i64, since: Option<i64>, conn: ConnId) -> Option<Snapshot> {
+    // Registered with the hub already, so anything committed from here on is queued; the
+    // rooms, replay and head are read in one snapshot, and queued ids ≤ head are skipped.
+    // A membership change reaching the hub during the read means reading again.
+    let hub = &state.hub;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let epoch = hub.membership_epoch();
+        let snap = match state.db.snapshot(uid, since, REPLAY_LIMIT + 1).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cannot read history for a new connection: {e}");
+                return None;
+            }
+        };
+        let ids: Vec<i64> = snap.rooms.iter().map(|r| r.id).collect();
+        if hub.sync_rooms(conn, &ids, epoch)
+            || (attempts >= 20 && hub.sync_rooms(conn, &ids, hub.membership_epoch()))
+        {
+            return Some(snap);
         }
     }
+}
+
+/// Feed (not flush) the replay, at most [`REPLAY_LIMIT`] messages, and `resumed`.
+async fn feed_replay<S>(
+    ws: &mut Ws<S>,
+    mut replay: Vec<StoredMessage>,
+    head: i64,
+) -> Result<(), WsError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let complete = replay.len() <= REPLAY_LIMIT as usize;
+    replay.truncate(REPLAY_LIMIT as usize);
+    for m in &replay {
+        ws.feed(Message::Text(message_frame(m))).await?;
+    }
+    let resumed = ServerMsg::Resumed { complete, head }.encode();
+    ws.feed(Message::Text(resumed)).await
+}
+
+/// The room cache of a connection whose rooms are `rooms`.
+fn postable(rooms: Vec<Room>) -> Rooms {
+    rooms
+        .into_iter()
+        .map(|r| {
+            let name = Arc::from(r.name.as_str());
+            (r.name, (r.id, name))
+        })
+        .collect()
 }
 
 fn apply_room_change(rooms: &mut Rooms, change: RoomChange) {
@@ -491,6 +407,6 @@ fn apply_room_change(rooms: &mut Rooms, change: RoomChange) {
     }
 }
 
-fn message_frame(m: &StoredMessage) -> tokio_tungstenite::tungstenite::Utf8Bytes {
+fn message_frame(m: &StoredMessage) -> Utf8Bytes {
     ServerMsg::Message(m.into()).encode()
 }

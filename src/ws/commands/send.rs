@@ -1,0 +1,52 @@
+//! `send`: post a message. The checks and the hand-off to the writer are the use case's
+//! ([`messages::send`]); the connection adds what it knows (its rooms) and its per-user rate
+//! limit.
+
+use std::time::Duration;
+
+use super::Context;
+use crate::app::error::{AppError, Code};
+use crate::app::messages::{self, Draft};
+use crate::domain::valid_nonce;
+
+/// `{"type":"send","room","body","nonce"?}`.
+pub struct SendMessage {
+    /// Room name.
+    pub room: String,
+    /// Message text, as sent.
+    pub body: String,
+    /// Client id for de-duplicating retries.
+    pub nonce: Option<String>,
+}
+
+impl SendMessage {
+    /// The nonce refusals name: none when the nonce itself is what is refused.
+    pub fn nonce(&self) -> Option<&str> {
+        self.nonce.as_deref().filter(|n| valid_nonce(n))
+    }
+
+    /// Queue the message to the writer; the sender's acknowledgement is the `message` frame
+    /// the hub sends once it is committed.
+    pub async fn apply(self, cx: &mut Context) -> Result<(), AppError> {
+        let cx = &*cx;
+        let draft = Draft {
+            user_id: cx.user.id,
+            username: &cx.username,
+            origin: cx.conn,
+            room: &self.room,
+            known: cx.rooms.get(&self.room).cloned(),
+            body: self.body,
+            nonce: self.nonce,
+        };
+        messages::send(&cx.state, draft, || {
+            cx.state.message_rate.take(cx.user.id).map_err(rate_limited)
+        })
+        .await
+    }
+}
+
+/// `rate_limited`, to retry after `ms`.
+fn rate_limited(ms: u64) -> AppError {
+    AppError::new(Code::RateLimited, "You are sending messages too fast.")
+        .retry_after(Duration::from_millis(ms))
+}
