@@ -1,5 +1,6 @@
-//! API errors: [`AppError`]s and warp's own rejections rendered in one JSON shape, `{"error":{"code","message"}}`, for every refusal, including
-//! warp's own rejections. Internal causes are logged, never sent.
+//! API errors: [`AppError`]s and warp's own rejections rendered in one JSON shape,
+//! `{"error":{"code","message"}}`, for every refusal. The code and its status come from the one
+//! table in [`crate::app::error`]; internal causes are logged, never sent.
 
 use std::convert::Infallible;
 
@@ -8,63 +9,30 @@ use warp::http::StatusCode;
 use warp::reject::Rejection;
 use warp::Reply;
 
-use crate::app::error::AppError;
+use crate::app::error::{AppError, Code};
 use crate::app::rooms::RoomError;
 use crate::auth::AuthError;
 use crate::db::DbError;
 
-/// A refusal with its HTTP status, code and human message.
+/// A refusal as HTTP sends it: an [`AppError`] with the status of its code. Built only from an
+/// `AppError` (the fields are private), so a code always goes out with its status from the
+/// table; [`ApiError::with_status`] is the one way around it, for what HTTP itself prescribes.
 #[derive(Debug)]
 pub struct ApiError {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// snake_case code.
-    pub code: &'static str,
-    /// Human sentence.
-    pub message: String,
+    status: StatusCode,
+    code: &'static str,
+    message: String,
     /// Seconds for `Retry-After` (429, 503).
-    pub retry_after: Option<u64>,
+    retry_after: Option<u64>,
 }
 
 impl warp::reject::Reject for ApiError {}
 
 impl ApiError {
-    /// Build an error.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-
-    /// 400 `bad_request`.
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
-    }
-
-    /// 401 `unauthorized`.
-    pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Sign in first: no valid session cookie or bearer token.",
-        )
-    }
-
-    /// 403 `bad_origin`.
-    pub fn bad_origin() -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "bad_origin",
-            "This request came from a page on another site and was refused.",
-        )
-    }
-
-    /// 503 `unavailable` for storage failures; the cause is logged.
-    pub fn storage(e: &DbError) -> Self {
-        AppError::storage(e).into()
+    /// The same refusal sent with another status than its code's, for the few places where
+    /// HTTP itself prescribes one (426 for a WebSocket version we do not speak).
+    pub fn with_status(self, status: StatusCode) -> Self {
+        ApiError { status, ..self }
     }
 
     /// Turn into a rejection.
@@ -137,28 +105,74 @@ impl From<DbError> for ApiError {
     }
 }
 
+// Handlers return `Result<Response, Rejection>` and call use cases that refuse with
+// `AppError` (or an error that becomes one): these let `?` render a refusal on the spot.
+// (`ApiError` itself is a `Reject`, which warp already turns into a `Rejection`.)
+
+impl From<AppError> for Rejection {
+    fn from(e: AppError) -> Self {
+        ApiError::from(e).reject()
+    }
+}
+
+impl From<RoomError> for Rejection {
+    fn from(e: RoomError) -> Self {
+        ApiError::from(e).reject()
+    }
+}
+
+impl From<AuthError> for Rejection {
+    fn from(e: AuthError) -> Self {
+        ApiError::from(e).reject()
+    }
+}
+
+impl From<DbError> for Rejection {
+    fn from(e: DbError) -> Self {
+        ApiError::from(e).reject()
+    }
+}
+
+/// 401 `unauthorized`: no valid session cookie or bearer token.
+pub fn unauthorized() -> AppError {
+    AppError::new(
+        Code::Unauthorized,
+        "Sign in first: no valid session cookie or bearer token.",
+    )
+}
+
+/// 403 `bad_origin`: a write from a page on another site.
+pub fn bad_origin() -> AppError {
+    AppError::new(
+        Code::BadOrigin,
+        "This request came from a page on another site and was refused.",
+    )
+}
+
 /// The root `recover`: every rejection becomes the JSON error shape.
 pub async fn handle_rejection(err: Rejection) -> Result<warp::reply::Response, Infallible> {
-    let api = if let Some(e) = err.find::<ApiError>() {
-        return Ok(e.to_reply());
-    } else if err.is_not_found() {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", "Nothing here.")
+    let reply = match err.find::<ApiError>() {
+        Some(e) => e.to_reply(),
+        None => ApiError::from(warp_refusal(&err)).to_reply(),
+    };
+    Ok(reply)
+}
+
+/// One of warp's own rejections as a refusal from the table (each of these codes is sent with
+/// the status warp meant, so none needs another).
+fn warp_refusal(err: &Rejection) -> AppError {
+    if err.is_not_found() {
+        AppError::new(Code::NotFound, "Nothing here.")
     } else if err.find::<warp::reject::PayloadTooLarge>().is_some() {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "The request body is too large.",
-        )
+        AppError::new(Code::PayloadTooLarge, "The request body is too large.")
     } else if err.find::<warp::reject::LengthRequired>().is_some() {
-        ApiError::new(
-            StatusCode::LENGTH_REQUIRED,
-            "length_required",
+        AppError::new(
+            Code::LengthRequired,
             "Send a Content-Length header with the body.",
         )
     } else if err.find::<warp::reject::UnsupportedMediaType>().is_some() {
-        ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+        AppError::new(
+            Code::UnsupportedMediaType,
             "Send the body as application/json.",
         )
     } else if err.find::<warp::reject::InvalidQuery>().is_some()
@@ -167,20 +181,40 @@ pub async fn handle_rejection(err: Rejection) -> Result<warp::reply::Response, I
     {
         // Before MethodNotAllowed: `find` searches every combined rejection, and the GET-only
         // routes always add a MethodNotAllowed to a POST that failed elsewhere.
-        ApiError::bad_request("The request is malformed.")
+        AppError::bad_request("The request is malformed.")
     } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
-        ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "That method is not allowed here.",
-        )
+        AppError::new(Code::MethodNotAllowed, "That method is not allowed here.")
     } else {
         tracing::error!("unhandled rejection: {err:?}");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "Something went wrong on the server.",
-        )
-    };
-    Ok(api.to_reply())
+        AppError::new(Code::Internal, "Something went wrong on the server.")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_come_from_the_table() {
+        for &code in Code::ALL {
+            let e = ApiError::from(AppError::new(code, "x"));
+            assert_eq!(e.status.as_u16(), code.http_status(), "{}", code.as_str());
+            assert_eq!(e.code, code.as_str());
+        }
+        let e =
+            ApiError::from(AppError::bad_request("x")).with_status(StatusCode::UPGRADE_REQUIRED);
+        assert_eq!((e.status.as_u16(), e.code), (426, "bad_request"));
+    }
+
+    #[test]
+    fn retry_hints_round_up_to_whole_seconds() {
+        let after = |ms| {
+            let e =
+                AppError::new(Code::Busy, "x").retry_after(std::time::Duration::from_millis(ms));
+            ApiError::from(e).retry_after
+        };
+        assert_eq!(after(1000), Some(1));
+        assert_eq!(after(1001), Some(2));
+        assert_eq!(after(0), Some(0));
+    }
 }

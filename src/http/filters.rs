@@ -6,10 +6,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
-use warp::http::StatusCode;
 use warp::{Filter, Rejection};
 
-use super::error::ApiError;
+use super::error::{bad_origin, unauthorized};
+use crate::app::error::{AppError, Code};
 use crate::app::App;
 use crate::auth::Identity;
 use crate::config::{parse_origin, Cidr};
@@ -141,56 +141,58 @@ pub fn json_body<T: DeserializeOwned + Send>(
         .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
         .and_then(
-            move |ct: Option<String>, declared: Option<u64>, stream| async move {
-                let too_large = || {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        format!("The request body may be at most {limit} bytes."),
-                    )
-                    .reject()
-                };
-                if declared.is_some_and(|n| n > limit) {
-                    return Err(too_large());
-                }
-                // No Content-Length (chunked, or no body at all) is read up to the same limit,
-                // and a body that stops arriving does not hold the connection.
-                let read = tokio::time::timeout(BODY_TIMEOUT, read_limited(stream, limit)).await;
-                let body = read
-                    .unwrap_or(Err(BodyError::TimedOut))
-                    .map_err(|e| match e {
-                        BodyError::TimedOut => ApiError::new(
-                            StatusCode::REQUEST_TIMEOUT,
-                            "request_timeout",
-                            "The request body did not arrive in time.",
-                        )
-                        .reject(),
-                        BodyError::TooLarge => too_large(),
-                        BodyError::Broken => {
-                            ApiError::bad_request("The request body could not be read.").reject()
-                        }
-                    })?;
-                let is_json = ct
-                    .as_deref()
-                    .and_then(|c| c.split(';').next())
-                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-                if !is_json {
-                    return Err(ApiError::new(
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        "unsupported_media_type",
-                        "Send the body as application/json.",
-                    )
-                    .reject());
-                }
-                // Objects only: serde would also accept `["name","password"]` for a struct.
-                if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-                    return Err(ApiError::bad_request("The body must be a JSON object.").reject());
-                }
-                serde_json::from_slice::<T>(&body).map_err(|e| {
-                    ApiError::bad_request(format!("The JSON body is not valid: {e}.")).reject()
-                })
+            move |content_type: Option<String>, declared: Option<u64>, stream| async move {
+                let body = read_body(stream, declared, limit).await?;
+                parse_json::<T>(content_type.as_deref(), &body).map_err(Rejection::from)
             },
         )
+}
+
+/// The whole body, refused when it is (or says it is) over `limit` bytes, breaks off, or does
+/// not arrive within [`BODY_TIMEOUT`].
+async fn read_body<S, B>(stream: S, declared: Option<u64>, limit: u64) -> Result<Vec<u8>, AppError>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    let too_large = || {
+        let why = format!("The request body may be at most {limit} bytes.");
+        AppError::new(Code::PayloadTooLarge, why)
+    };
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    // No Content-Length (chunked, or no body at all) is read up to the same limit, and a body
+    // that stops arriving does not hold the connection.
+    let read = tokio::time::timeout(BODY_TIMEOUT, read_limited(stream, limit)).await;
+    read.unwrap_or(Err(BodyError::TimedOut))
+        .map_err(|e| match e {
+            BodyError::TimedOut => AppError::new(
+                Code::RequestTimeout,
+                "The request body did not arrive in time.",
+            ),
+            BodyError::TooLarge => too_large(),
+            BodyError::Broken => AppError::bad_request("The request body could not be read."),
+        })
+}
+
+/// `body` as a `T`, when it is declared as JSON and is a JSON object.
+fn parse_json<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Result<T, AppError> {
+    let is_json = content_type
+        .and_then(|c| c.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(AppError::new(
+            Code::UnsupportedMediaType,
+            "Send the body as application/json.",
+        ));
+    }
+    // Objects only: serde would also accept `["name","password"]` for a struct.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(AppError::bad_request("The body must be a JSON object."));
+    }
+    serde_json::from_slice::<T>(body)
+        .map_err(|e| AppError::bad_request(format!("The JSON body is not valid: {e}.")))
 }
 
 /// Time allowed for a request body to arrive.
@@ -287,11 +289,11 @@ impl RequestOrigin {
 
     /// Refuse a cross-site request. With `required`, a request that names no origin at all is
     /// refused too (cookie-authenticated state changes).
-    pub fn check(&self, state: &App, required: bool) -> Result<(), ApiError> {
+    pub fn check(&self, state: &App, required: bool) -> Result<(), AppError> {
         match self.claimed() {
             Some(o) if self.allowed(state, &o) => Ok(()),
-            Some(_) => Err(ApiError::bad_origin()),
-            None if required => Err(ApiError::bad_origin()),
+            Some(_) => Err(bad_origin()),
+            None if required => Err(bad_origin()),
             None => Ok(()),
         }
     }
@@ -317,12 +319,12 @@ pub fn authenticated(state: App) -> impl Filter<Extract = (Identity,), Error = R
     presented_token().and(with_state(state)).and_then(
         |token: Option<String>, state: App| async move {
             let Some(token) = token else {
-                return Err(ApiError::unauthorized().reject());
+                return Err(Rejection::from(unauthorized()));
             };
             match state.auth.authenticate(&token).await {
                 Ok(Some(id)) => Ok(id),
-                Ok(None) => Err(ApiError::unauthorized().reject()),
-                Err(e) => Err(ApiError::from(e).reject()),
+                Ok(None) => Err(Rejection::from(unauthorized())),
+                Err(e) => Err(Rejection::from(e)),
             }
         },
     )
@@ -349,9 +351,7 @@ fn same_origin(
 ) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
     who.and(request_origin()).and(with_state(state)).and_then(
         |id: Identity, origin: RequestOrigin, state: App| async move {
-            origin
-                .check(&state, id.kind == SessionKind::Cookie)
-                .map_err(ApiError::reject)?;
+            origin.check(&state, id.kind == SessionKind::Cookie)?;
             Ok::<_, Rejection>(id)
         },
     )
@@ -363,12 +363,8 @@ pub fn admin(state: App) -> impl Filter<Extract = (Identity,), Error = Rejection
         if id.is_admin {
             Ok(id)
         } else {
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "Only administrators can do that.",
-            )
-            .reject())
+            let why = "Only administrators can do that.";
+            Err(Rejection::from(AppError::new(Code::Forbidden, why)))
         }
     })
 }

@@ -1,6 +1,6 @@
-//! Thin handlers: parse, call auth or db, reply.
+//! The handlers of the account, session and site routes (`http::routes`): parse, call
+//! `auth` or the app, render.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use serde::Deserialize;
@@ -9,19 +9,13 @@ use warp::http::{header, StatusCode};
 use warp::reply::Response;
 use warp::{Rejection, Reply};
 
-use super::error::ApiError;
+use super::error::unauthorized;
 use super::filters::{ForwardedProto, RequestOrigin, SESSION_COOKIE};
-use crate::app::access;
+use crate::app::error::{AppError, Code};
 use crate::app::App;
 use crate::auth::{Identity, NewSession};
-use crate::db::{Page, SessionKind};
-use crate::protocol::CLOSE_SESSION_ENDED;
-use crate::protocol::{MessageView, RoomView, UserView};
-
-/// Largest `limit` for history pages.
-pub const MAX_PAGE: i64 = 200;
-/// `limit` when none is given.
-pub const DEFAULT_PAGE: i64 = 50;
+use crate::db::SessionKind;
+use crate::protocol::{UserView, CLOSE_SESSION_ENDED};
 
 /// `{"username","password"}`, plus `"invite"` (a code from an invite link) on registration.
 #[derive(Debug, Deserialize)]
@@ -87,7 +81,7 @@ pub async fn register(
     origin: RequestOrigin,
     state: App,
 ) -> Result<Response, Rejection> {
-    origin.check(&state, false).map_err(ApiError::reject)?;
+    origin.check(&state, false)?;
     let s = state
         .auth
         .register_with_invite(
@@ -97,8 +91,7 @@ pub async fn register(
             body.setup.as_deref(),
             ip,
         )
-        .await
-        .map_err(|e| ApiError::from(e).reject())?;
+        .await?;
     Ok(signed_in(&state, StatusCode::CREATED, s))
 }
 
@@ -109,12 +102,8 @@ pub async fn login(
     origin: RequestOrigin,
     state: App,
 ) -> Result<Response, Rejection> {
-    origin.check(&state, false).map_err(ApiError::reject)?;
-    let s = state
-        .auth
-        .login(&body.username, &body.password, ip)
-        .await
-        .map_err(|e| ApiError::from(e).reject())?;
+    origin.check(&state, false)?;
+    let s = state.auth.login(&body.username, &body.password, ip).await?;
     Ok(signed_in(&state, StatusCode::OK, s))
 }
 
@@ -135,11 +124,7 @@ fn signed_out(state: &App, session: [u8; 32], clear_cookie: bool) -> Response {
 
 /// POST /api/logout
 pub async fn logout(id: Identity, state: App) -> Result<Response, Rejection> {
-    state
-        .auth
-        .logout(id.token_hash)
-        .await
-        .map_err(|e| ApiError::from(e).reject())?;
+    state.auth.logout(id.token_hash).await?;
     Ok(signed_out(&state, id.token_hash, true))
 }
 
@@ -159,8 +144,7 @@ pub async fn change_password(
             body.sign_out_others,
             ip,
         )
-        .await
-        .map_err(|e| ApiError::from(e).reject())?;
+        .await?;
     for session in revoked {
         state
             .hub
@@ -185,13 +169,12 @@ pub async fn create_token(
 ) -> Result<Response, Rejection> {
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 64 {
-        return Err(ApiError::bad_request("A token name is 1 to 64 characters.").reject());
+        return Err(AppError::bad_request("A token name is 1 to 64 characters.").into());
     }
     let s = state
         .auth
         .start_session(id.user, SessionKind::Bot, Some(name.to_string()))
-        .await
-        .map_err(|e| ApiError::from(e).reject())?;
+        .await?;
     Ok(json_reply(
         StatusCode::CREATED,
         json!({ "token": s.token, "name": name }),
@@ -200,11 +183,7 @@ pub async fn create_token(
 
 /// GET /api/sessions: the caller's signed-in browsers and bot tokens.
 pub async fn sessions(id: Identity, state: App) -> Result<Response, Rejection> {
-    let list = state
-        .auth
-        .sessions(id.user.id)
-        .await
-        .map_err(|e| ApiError::from(e).reject())?;
+    let list = state.auth.sessions(id.user.id).await?;
     let rfc = crate::protocol::rfc3339;
     let views: Vec<serde_json::Value> = list
         .iter()
@@ -231,12 +210,8 @@ pub async fn revoke_session(
     state: App,
 ) -> Result<Response, Rejection> {
     let unknown = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_session",
-            "You have no session or token with that id.",
-        )
-        .reject()
+        let why = "You have no session or token with that id.";
+        Rejection::from(AppError::new(Code::UnknownSession, why))
     };
     if session.len() != 16 || !session.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(unknown());
@@ -244,101 +219,14 @@ pub async fn revoke_session(
     let revoked = state
         .auth
         .revoke(id.user.id, &session)
-        .await
-        .map_err(|e| ApiError::from(e).reject())?
+        .await?
         .ok_or_else(unknown)?;
     let own_cookie = revoked == id.token_hash && id.kind == SessionKind::Cookie;
     Ok(signed_out(&state, revoked, own_cookie))
 }
 
-/// GET /api/rooms
-pub async fn rooms(id: Identity, state: App) -> Result<Response, Rejection> {
-    let uid = id.user.id;
-    let rooms = state
-        .db
-        .rooms_for_user(uid)
-        .await
-        .map_err(|e| ApiError::from(e).reject())?;
-    let views: Vec<RoomView> = rooms.iter().map(RoomView::from).collect();
-    Ok(json_reply(StatusCode::OK, json!({ "rooms": views })))
-}
-
-fn id_param(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, ApiError> {
-    match q.get(key) {
-        None => Ok(None),
-        Some(v) => v
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .map(Some)
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "`{key}` must be a message id (a whole number ≥ 0)."
-                ))
-            }),
-    }
-}
-
-/// GET /api/rooms/{room}/messages?before=&after=&limit=
-pub async fn messages(
-    room: String,
-    id: Identity,
-    q: HashMap<String, String>,
-    state: App,
-) -> Result<Response, Rejection> {
-    let room = super::rooms::room_param(&room)?;
-    let before = id_param(&q, "before").map_err(ApiError::reject)?;
-    let after = id_param(&q, "after").map_err(ApiError::reject)?;
-    let around = id_param(&q, "around").map_err(ApiError::reject)?;
-    if [before, after, around]
-        .iter()
-        .filter(|p| p.is_some())
-        .count()
-        > 1
-    {
-        return Err(
-            ApiError::bad_request("Give at most one of `before`, `after` and `around`.").reject(),
-        );
-    }
-    let limit = match q.get("limit") {
-        None => DEFAULT_PAGE,
-        Some(v) => match v.parse::<i64>() {
-            Ok(n) if n >= 1 => n.min(MAX_PAGE),
-            _ => {
-                return Err(
-                    ApiError::bad_request("`limit` must be a whole number from 1 to 200.").reject(),
-                )
-            }
-        },
-    } as u32;
-    let uid = id.user.id;
-    let page = match (after, around) {
-        (Some(a), _) => Page::After(a),
-        (_, Some(id)) => Page::Around(id),
-        _ => Page::Before(before),
-    };
-    // Public rooms can be read before joining them (a preview); a private room or DM of
-    // others is answered as one that does not exist.
-    let (_, rows) = state
-        .db
-        .room_page(&room, uid, page, limit, access::readable)
-        .await
-        .map_err(|e| ApiError::from(e).reject())?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_room",
-                "There is no room with that name.",
-            )
-            .reject()
-        })?;
-    let views: Vec<MessageView> = rows.iter().map(MessageView::from).collect();
-    Ok(json_reply(StatusCode::OK, json!({ "messages": views })))
-}
-
 /// GET /healthz: reads and writes the database.
 pub async fn healthz(state: App) -> Result<Response, Rejection> {
-    let text_plain = "text/plain; charset=utf-8";
     let write_error = state
         .hub
         .metrics()
@@ -347,41 +235,22 @@ pub async fn healthz(state: App) -> Result<Response, Rejection> {
         .ok()
         .and_then(|e| e.clone());
     if let Some(why) = write_error {
-        return Ok(warp::reply::with_status(
-            warp::reply::with_header(
-                format!("unavailable: the last database write failed: {why}"),
-                header::CONTENT_TYPE,
-                text_plain,
-            ),
-            StatusCode::SERVICE_UNAVAILABLE,
-        )
-        .into_response());
+        let body = format!("unavailable: the last database write failed: {why}");
+        return Ok(plain_text(StatusCode::SERVICE_UNAVAILABLE, body));
     }
     let read = state.db.ping_read().await;
     let write = state.db.ping_write().await;
-    let res = match (read, write) {
-        (Ok(_), Ok(_)) => {
-            warp::reply::with_header("ok", header::CONTENT_TYPE, text_plain).into_response()
-        }
-        (r, w) => {
-            let why = r
-                .err()
-                .or(w.err())
-                .map(|e| e.to_string())
-                .unwrap_or_default();
-            tracing::error!("health check failed: {why}");
-            warp::reply::with_status(
-                warp::reply::with_header(
-                    "unavailable: the database cannot be read or written",
-                    header::CONTENT_TYPE,
-                    text_plain,
-                ),
-                StatusCode::SERVICE_UNAVAILABLE,
-            )
-            .into_response()
-        }
-    };
-    Ok(res)
+    if let Some(e) = read.err().or(write.err()) {
+        tracing::error!("health check failed: {e}");
+        let body = "unavailable: the database cannot be read or written";
+        return Ok(plain_text(StatusCode::SERVICE_UNAVAILABLE, body.into()));
+    }
+    Ok(plain_text(StatusCode::OK, "ok".into()))
+}
+
+fn plain_text(status: StatusCode, body: String) -> Response {
+    let text = warp::reply::with_header(body, header::CONTENT_TYPE, "text/plain; charset=utf-8");
+    warp::reply::with_status(text, status).into_response()
 }
 
 /// GET /metrics: Prometheus text, when enabled (and with the configured bearer token).
@@ -398,7 +267,7 @@ pub async fn metrics(auth: Option<String>, state: App) -> Result<Response, Rejec
             .unwrap_or("");
         let ok: bool = presented.as_bytes().ct_eq(cfg.token.as_bytes()).into();
         if !ok {
-            return Err(ApiError::unauthorized().reject());
+            return Err(unauthorized().into());
         }
     }
     let body = state.hub.metrics().render(state.hub.connection_count());
@@ -481,6 +350,26 @@ pub async fn config_js(
         header::HeaderValue::from_static("no-cache"),
     );
     Ok(res)
+}
+
+/// GET /{asset}: the embedded UI, with a Content-Security-Policy that lets it reach this
+/// server's WebSocket.
+pub async fn asset(
+    tail: warp::path::Tail,
+    if_none_match: Option<String>,
+    host: Option<String>,
+    forwarded: Option<ForwardedProto>,
+    state: App,
+) -> Result<Response, Rejection> {
+    // Nothing under /api/ is a file of the UI, whatever the embedded files are called.
+    if tail.as_str().starts_with("api/") {
+        return Err(warp::reject::not_found());
+    }
+    let base = request_base_url(&state, host.as_deref(), forwarded);
+    let ws = ws_url(&base);
+    let csp = crate::assets::content_security_policy(super::ws_origin(&ws));
+    crate::assets::serve(tail.as_str(), if_none_match.as_deref(), &csp)
+        .ok_or_else(warp::reject::not_found)
 }
 
 #[cfg(test)]

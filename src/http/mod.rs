@@ -1,7 +1,10 @@
 //! HTTP routes. `routes(state)` is the whole application as one warp filter.
 //!
 //! - [`filters`]: state, client address, JSON bodies, authentication, Origin.
-//! - [`handlers`]: one function per route.
+//! - [`handlers`]: the account, session and site handlers.
+//! - [`rooms`]: rooms, DMs, history and search: routes and handlers.
+//! - [`upgrade`]: the WebSocket handshake.
+//! - [`admin`]: the administrators' routes.
 //! - [`error`]: the JSON error shape and the root rejection handler.
 
 pub mod admin;
@@ -51,6 +54,132 @@ pub fn routes(state: App) -> impl Filter<Extract = (Response,), Error = Infallib
         })
 }
 
+/// The JSON API under `/api`.
+fn api(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    account(s.clone())
+        .or(admin::routes(s.clone()))
+        .unify()
+        .or(rooms::routes(s))
+        .unify()
+}
+
+/// Accounts and sessions: register, login, logout, me, tokens, password, sessions. Boxed: the
+/// whole API as one nested filter type is deeper than the compiler's recursion limit.
+fn account(s: App) -> warp::filters::BoxedFilter<(Response,)> {
+    sign_in_routes(s.clone())
+        .or(profile_routes(s.clone()))
+        .unify()
+        .or(session_routes(s))
+        .unify()
+        .boxed()
+}
+
+/// Register, log in, log out.
+fn sign_in_routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    // POST /api/register
+    let register = warp::path!("api" / "register")
+        .and(warp::post())
+        .and(json_body(SMALL_BODY))
+        .and(client_ip(&s))
+        .and(request_origin())
+        .and(with_state(s.clone()))
+        .and_then(handlers::register);
+    // POST /api/login
+    let login = warp::path!("api" / "login")
+        .and(warp::post())
+        .and(json_body(SMALL_BODY))
+        .and(client_ip(&s))
+        .and(request_origin())
+        .and(with_state(s.clone()))
+        .and_then(handlers::login);
+    // POST /api/logout
+    let logout = warp::path!("api" / "logout")
+        .and(warp::post())
+        .and(signed_in_write(s.clone()))
+        .and(with_state(s))
+        .and_then(handlers::logout);
+    register.or(login).unify().or(logout).unify()
+}
+
+/// The signed-in user: who they are, their password, their bot tokens.
+fn profile_routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    // GET /api/me
+    let me = warp::path!("api" / "me")
+        .and(warp::get())
+        .and(signed_in(s.clone()))
+        .and_then(handlers::me);
+    // POST /api/password
+    let password = warp::path!("api" / "password")
+        .and(warp::post())
+        .and(signed_in_write(s.clone()))
+        .and(json_body(SMALL_BODY))
+        .and(client_ip(&s))
+        .and(with_state(s.clone()))
+        .and_then(handlers::change_password);
+    // POST /api/tokens
+    let tokens = warp::path!("api" / "tokens")
+        .and(warp::post())
+        .and(signed_in_write(s.clone()))
+        .and(json_body(SMALL_BODY))
+        .and(with_state(s))
+        .and_then(handlers::create_token);
+    me.or(password).unify().or(tokens).unify()
+}
+
+/// The signed-in user's sessions and tokens: listing and revoking them.
+fn session_routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    // GET /api/sessions
+    let sessions = warp::path!("api" / "sessions")
+        .and(warp::get())
+        .and(signed_in(s.clone()))
+        .and(with_state(s.clone()))
+        .and_then(handlers::sessions);
+    // DELETE /api/sessions/{id}
+    let revoke = warp::path!("api" / "sessions" / String)
+        .and(warp::delete())
+        .and(signed_in_write(s.clone()))
+        .and(with_state(s))
+        .and_then(handlers::revoke_session);
+    sessions.or(revoke).unify()
+}
+
+/// `/config.js`, `/healthz`, `/metrics` and the embedded UI.
+fn site(state: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    // GET /config.js
+    let config_js = warp::path!("config.js")
+        .and(warp::get())
+        .and(warp::header::optional::<String>("host"))
+        .and(filters::forwarded_proto())
+        .and(with_state(state.clone()))
+        .and_then(handlers::config_js);
+    // GET /healthz
+    let healthz = warp::path!("healthz")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and_then(handlers::healthz);
+    // GET /metrics
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(with_state(state.clone()))
+        .and_then(handlers::metrics);
+    // GET /{asset}
+    let assets = warp::get()
+        .and(warp::path::tail())
+        .and(warp::header::optional::<String>("if-none-match"))
+        .and(warp::header::optional::<String>("host"))
+        .and(filters::forwarded_proto())
+        .and(with_state(state))
+        .and_then(handlers::asset);
+    config_js
+        .or(healthz)
+        .unify()
+        .or(metrics)
+        .unify()
+        .or(assets)
+        .unify()
+}
+
 /// Add `Secure` to every cookie the response sets that lacks it.
 fn secure_cookies(mut r: Response) -> Response {
     let cookies: Vec<HeaderValue> = r
@@ -89,12 +218,15 @@ fn ws_origin(ws: &str) -> &str {
     }
 }
 
+/// API answers belong to one user and change at any time: no cache may keep them.
 fn no_store(mut r: Response) -> Response {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
+/// The headers every response carries (the accept loop's own answers too): no MIME sniffing,
+/// no framing, the referrer kept to this site, and HSTS when the visitor came over HTTPS.
 pub(crate) fn security_headers(mut r: Response, https: bool) -> Response {
     let h = r.headers_mut();
     h.insert(
@@ -110,160 +242,6 @@ pub(crate) fn security_headers(mut r: Response, https: bool) -> Response {
         );
     }
     r
-}
-
-/// Accounts and sessions: register, login, logout, me, tokens, password, sessions. Boxed: the
-/// whole API as one nested filter type is deeper than the compiler's recursion limit.
-fn account(s: App) -> warp::filters::BoxedFilter<(Response,)> {
-    // POST /api/register
-    let register = warp::path!("api" / "register")
-        .and(warp::post())
-        .and(json_body(SMALL_BODY))
-        .and(client_ip(&s))
-        .and(request_origin())
-        .and(with_state(s.clone()))
-        .and_then(handlers::register);
-    // POST /api/login
-    let login = warp::path!("api" / "login")
-        .and(warp::post())
-        .and(json_body(SMALL_BODY))
-        .and(client_ip(&s))
-        .and(request_origin())
-        .and(with_state(s.clone()))
-        .and_then(handlers::login);
-    // POST /api/logout
-    let logout = warp::path!("api" / "logout")
-        .and(warp::post())
-        .and(signed_in_write(s.clone()))
-        .and(with_state(s.clone()))
-        .and_then(handlers::logout);
-    // GET /api/me
-    let me = warp::path!("api" / "me")
-        .and(warp::get())
-        .and(signed_in(s.clone()))
-        .and_then(handlers::me);
-    // POST /api/tokens
-    let tokens = warp::path!("api" / "tokens")
-        .and(warp::post())
-        .and(signed_in_write(s.clone()))
-        .and(json_body(SMALL_BODY))
-        .and(with_state(s.clone()))
-        .and_then(handlers::create_token);
-    // POST /api/password
-    let password = warp::path!("api" / "password")
-        .and(warp::post())
-        .and(signed_in_write(s.clone()))
-        .and(json_body(SMALL_BODY))
-        .and(client_ip(&s))
-        .and(with_state(s.clone()))
-        .and_then(handlers::change_password);
-    // GET /api/sessions
-    let sessions = warp::path!("api" / "sessions")
-        .and(warp::get())
-        .and(signed_in(s.clone()))
-        .and(with_state(s.clone()))
-        .and_then(handlers::sessions);
-    // DELETE /api/sessions/{id}
-    let revoke = warp::path!("api" / "sessions" / String)
-        .and(warp::delete())
-        .and(signed_in_write(s.clone()))
-        .and(with_state(s.clone()))
-        .and_then(handlers::revoke_session);
-    register
-        .or(login)
-        .unify()
-        .or(logout)
-        .unify()
-        .or(me)
-        .unify()
-        .or(tokens)
-        .unify()
-        .or(password)
-        .unify()
-        .or(sessions)
-        .unify()
-        .or(revoke)
-        .unify()
-        .boxed()
-}
-
-/// The JSON API under `/api`.
-fn api(state: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let s = state;
-    // GET /api/rooms
-    let rooms = warp::path!("api" / "rooms")
-        .and(warp::get())
-        .and(signed_in(s.clone()))
-        .and(with_state(s.clone()))
-        .and_then(handlers::rooms);
-    // GET /api/rooms/{room}/messages
-    let messages = warp::path!("api" / "rooms" / String / "messages")
-        .and(warp::get())
-        .and(signed_in(s.clone()))
-        .and(warp::query::<std::collections::HashMap<String, String>>())
-        .and(with_state(s.clone()))
-        .and_then(handlers::messages);
-    account(s.clone())
-        .or(admin::routes(s.clone()))
-        .unify()
-        .or(rooms::routes(s.clone()))
-        .unify()
-        .or(rooms)
-        .unify()
-        .or(messages)
-        .unify()
-}
-
-/// `/config.js`, `/healthz` and the embedded UI.
-fn site(state: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    // GET /config.js
-    let config_js = warp::path!("config.js")
-        .and(warp::get())
-        .and(warp::header::optional::<String>("host"))
-        .and(filters::forwarded_proto())
-        .and(with_state(state.clone()))
-        .and_then(handlers::config_js);
-    // GET /healthz
-    let healthz = warp::path!("healthz")
-        .and(warp::get())
-        .and(with_state(state.clone()))
-        .and_then(handlers::healthz);
-    // GET /metrics
-    let metrics = warp::path!("metrics")
-        .and(warp::get())
-        .and(warp::header::optional::<String>("authorization"))
-        .and(with_state(state.clone()))
-        .and_then(handlers::metrics);
-    // GET /{asset}
-    let assets = warp::get()
-        .and(warp::path::tail())
-        .and(warp::header::optional::<String>("if-none-match"))
-        .and(warp::header::optional::<String>("host"))
-        .and(filters::forwarded_proto())
-        .and(with_state(state))
-        .and_then(
-            |tail: warp::path::Tail,
-             inm: Option<String>,
-             host: Option<String>,
-             forwarded: Option<ForwardedProto>,
-             state: App| async move {
-                if tail.as_str().starts_with("api/") {
-                    return Err(warp::reject::not_found());
-                }
-                let base = handlers::request_base_url(&state, host.as_deref(), forwarded);
-                let ws = handlers::ws_url(&base);
-                let csp = crate::assets::content_security_policy(ws_origin(&ws));
-                crate::assets::serve(tail.as_str(), inm.as_deref(), &csp)
-                    .ok_or_else(warp::reject::not_found)
-            },
-        );
-    config_js
-        .or(healthz)
-        .unify()
-        .or(metrics)
-        .unify()
-        .or(assets)
-        .unify()
 }
 
 #[cfg(test)]

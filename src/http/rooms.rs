@@ -1,7 +1,6 @@
-//! Rooms, direct messages, read markers, notification levels and search.
+//! Rooms, direct messages, read markers, notification levels, history and search.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
@@ -9,20 +8,155 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use super::error::ApiError;
 use super::filters::{json_body, signed_in, signed_in_write, with_state};
 use super::SMALL_BODY;
+use crate::app::error::AppError;
+use crate::app::history::{self, SearchPage};
 use crate::app::rooms::{self, RoomError};
 use crate::app::App;
 use crate::auth::Identity;
-use crate::db::{queries, DbError, Notify};
-use crate::domain::{self, Username, MAX_QUERY_CHARS};
-use crate::limits::Crowded;
+use crate::db::Notify;
 use crate::protocol::{MessageView, RoomView};
 
-/// Default and largest number of search results per page.
-const SEARCH_PAGE: u32 = 20;
-const SEARCH_MAX: u32 = 50;
+/// Body limit of `POST /api/rooms/leave`: 500 of the longest DM names fit.
+const LEAVE_MANY_BODY: u64 = 160 * 1024;
+
+/// Every route for rooms, DMs, history and search.
+pub fn routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    directory_routes(s.clone())
+        .or(room_routes(s.clone()))
+        .unify()
+        .or(member_routes(s.clone()))
+        .unify()
+        .or(marker_routes(s.clone()))
+        .unify()
+        .or(message_routes(s))
+        .unify()
+}
+
+/// The public rooms, the user's rooms, and creating one.
+fn directory_routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    // GET /api/directory
+    let directory = warp::path!("api" / "directory")
+        .and(warp::get())
+        .and(signed_in(s.clone()))
+        .and(with_state(s.clone()))
+        .and_then(directory);
+    // GET /api/rooms
+    let list = warp::path!("api" / "rooms")
+        .and(warp::get())
+        .and(signed_in(s.clone()))
+        .and(with_state(s.clone()))
+        .and_then(list);
+    // POST /api/rooms
+    let create = warp::path!("api" / "rooms")
+        .and(warp::post())
+        .and(signed_in_write(s.clone()))
+        .and(json_body(SMALL_BODY))
+        .and(with_state(s))
+        .and_then(create);
+    directory.or(list).unify().or(create).unify()
+}
+
+/// One room: its details, changing it, joining and leaving it.
+fn room_routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    // GET /api/rooms/{room}
+    let details = warp::path!("api" / "rooms" / String)
+        .and(warp::get())
+        .and(signed_in(s.clone()))
+        .and(with_state(s.clone()))
+        .and_then(details);
+    // PATCH /api/rooms/{room}
+    let update = warp::path!("api" / "rooms" / String)
+        .and(warp::patch())
+        .and(signed_in_write(s.clone()))
+        .and(json_body(SMALL_BODY))
+        .and(with_state(s.clone()))
+        .and_then(update);
+    // POST /api/rooms/{room}/join
+    let join = warp::path!("api" / "rooms" / String / "join")
+        .and(warp::post())
+        .and(signed_in_write(s.clone()))
+        .and(with_state(s.clone()))
+        .and_then(join);
+    // POST /api/rooms/{room}/leave
+    let leave = warp::path!("api" / "rooms" / String / "leave")
+        .and(warp::post())
+        .and(signed_in_write(s.clone()))
+        .and(with_state(s))
+        .and_then(leave);
+    details
+        .or(update)
+        .unify()
+        .or(join)
+        .unify()
+        .or(leave)
+        .unify()
+}
+
+/// Adding people to a room, leaving many at once, and direct conversations.
+fn member_routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    // POST /api/rooms/{room}/members
+    let invite = warp::path!("api" / "rooms" / String / "members")
+        .and(warp::post())
+        .and(signed_in_write(s.clone()))
+        .and(json_body(SMALL_BODY))
+        .and(with_state(s.clone()))
+        .and_then(invite);
+    // POST /api/rooms/leave
+    let leave_many = warp::path!("api" / "rooms" / "leave")
+        .and(warp::post())
+        .and(signed_in_write(s.clone()))
+        .and(json_body(LEAVE_MANY_BODY))
+        .and(with_state(s.clone()))
+        .and_then(leave_many);
+    // POST /api/dms
+    let dm = warp::path!("api" / "dms")
+        .and(warp::post())
+        .and(signed_in_write(s.clone()))
+        .and(json_body(SMALL_BODY))
+        .and(with_state(s))
+        .and_then(open_dm);
+    invite.or(leave_many).unify().or(dm).unify()
+}
+
+/// The member's own state in a room: read marker and notification level.
+fn marker_routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    // POST /api/rooms/{room}/read
+    let read = warp::path!("api" / "rooms" / String / "read")
+        .and(warp::post())
+        .and(signed_in_write(s.clone()))
+        .and(json_body(SMALL_BODY))
+        .and(with_state(s.clone()))
+        .and_then(mark_read);
+    // PUT /api/rooms/{room}/notify
+    let notify = warp::path!("api" / "rooms" / String / "notify")
+        .and(warp::put())
+        .and(signed_in_write(s.clone()))
+        .and(json_body(SMALL_BODY))
+        .and(with_state(s))
+        .and_then(set_notify);
+    read.or(notify).unify()
+}
+
+/// History and search.
+fn message_routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    // GET /api/rooms/{room}/messages
+    let messages = warp::path!("api" / "rooms" / String / "messages")
+        .and(warp::get())
+        .and(signed_in(s.clone()))
+        .and(warp::query::<HashMap<String, String>>())
+        .and(with_state(s.clone()))
+        .and_then(messages);
+    // GET /api/search
+    let search = warp::path!("api" / "search")
+        .and(warp::get())
+        .and(signed_in(s.clone()))
+        .and(warp::query::<HashMap<String, String>>())
+        .and(with_state(s))
+        .and_then(search);
+    messages.or(search).unify()
+}
 
 /// `{"name","topic","public"}`
 #[derive(Debug, Deserialize)]
@@ -59,6 +193,12 @@ pub struct NewDm {
     users: Vec<String>,
 }
 
+/// `{"rooms":[name, ...]}`
+#[derive(Debug, Deserialize)]
+pub struct LeaveMany {
+    rooms: Vec<String>,
+}
+
 /// `{"id"}`
 #[derive(Debug, Deserialize)]
 pub struct ReadMarker {
@@ -69,18 +209,6 @@ pub struct ReadMarker {
 #[derive(Debug, Deserialize)]
 pub struct NotifyLevel {
     level: Notify,
-}
-
-fn reject(e: RoomError) -> Rejection {
-    ApiError::from(e).reject()
-}
-
-fn room_reply(status: StatusCode, room: &crate::db::Room) -> Response {
-    warp::reply::with_status(
-        warp::reply::json(&json!({ "room": RoomView::from(room) })),
-        status,
-    )
-    .into_response()
 }
 
 /// A room name from the URL, percent-decoded (clients may encode the `:` and `,` of DM names).
@@ -110,119 +238,27 @@ pub fn room_param(raw: &str) -> Result<String, Rejection> {
 }
 
 fn no_such_room() -> Rejection {
-    reject(RoomError::UnknownRoom)
+    RoomError::UnknownRoom.into()
 }
 
-/// Every route for rooms, DMs and search.
-pub fn routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    // GET /api/directory
-    let directory = warp::path!("api" / "directory")
-        .and(warp::get())
-        .and(signed_in(s.clone()))
-        .and(with_state(s.clone()))
-        .and_then(directory);
-    // POST /api/rooms
-    let create = warp::path!("api" / "rooms")
-        .and(warp::post())
-        .and(signed_in_write(s.clone()))
-        .and(json_body(SMALL_BODY))
-        .and(with_state(s.clone()))
-        .and_then(create);
-    // GET /api/rooms/{room}
-    let details = warp::path!("api" / "rooms" / String)
-        .and(warp::get())
-        .and(signed_in(s.clone()))
-        .and(with_state(s.clone()))
-        .and_then(details);
-    // PATCH /api/rooms/{room}
-    let update = warp::path!("api" / "rooms" / String)
-        .and(warp::patch())
-        .and(signed_in_write(s.clone()))
-        .and(json_body(SMALL_BODY))
-        .and(with_state(s.clone()))
-        .and_then(update);
-    // POST /api/rooms/{room}/join
-    let join = warp::path!("api" / "rooms" / String / "join")
-        .and(warp::post())
-        .and(signed_in_write(s.clone()))
-        .and(with_state(s.clone()))
-        .and_then(join);
-    // POST /api/rooms/{room}/leave
-    let leave = warp::path!("api" / "rooms" / String / "leave")
-        .and(warp::post())
-        .and(signed_in_write(s.clone()))
-        .and(with_state(s.clone()))
-        .and_then(leave);
-    // POST /api/rooms/{room}/members
-    let invite = warp::path!("api" / "rooms" / String / "members")
-        .and(warp::post())
-        .and(signed_in_write(s.clone()))
-        .and(json_body(SMALL_BODY))
-        .and(with_state(s.clone()))
-        .and_then(invite);
-    // POST /api/rooms/{room}/read
-    let read = warp::path!("api" / "rooms" / String / "read")
-        .and(warp::post())
-        .and(signed_in_write(s.clone()))
-        .and(json_body(SMALL_BODY))
-        .and(with_state(s.clone()))
-        .and_then(mark_read);
-    // PUT /api/rooms/{room}/notify
-    let notify = warp::path!("api" / "rooms" / String / "notify")
-        .and(warp::put())
-        .and(signed_in_write(s.clone()))
-        .and(json_body(SMALL_BODY))
-        .and(with_state(s.clone()))
-        .and_then(set_notify);
-    // POST /api/dms
-    let dm = warp::path!("api" / "dms")
-        .and(warp::post())
-        .and(signed_in_write(s.clone()))
-        .and(json_body(SMALL_BODY))
-        .and(with_state(s.clone()))
-        .and_then(open_dm);
-    // POST /api/rooms/leave
-    let leave_many = warp::path!("api" / "rooms" / "leave")
-        .and(warp::post())
-        .and(signed_in_write(s.clone()))
-        .and(json_body(LEAVE_MANY_BODY))
-        .and(with_state(s.clone()))
-        .and_then(leave_many);
-    // GET /api/search
-    let search = warp::path!("api" / "search")
-        .and(warp::get())
-        .and(signed_in(s.clone()))
-        .and(warp::query::<HashMap<String, String>>())
-        .and(with_state(s))
-        .and_then(search);
-    directory
-        .or(create)
-        .unify()
-        .or(leave_many)
-        .unify()
-        .or(details)
-        .unify()
-        .or(update)
-        .unify()
-        .or(join)
-        .unify()
-        .or(leave)
-        .unify()
-        .or(invite)
-        .unify()
-        .or(read)
-        .unify()
-        .or(notify)
-        .unify()
-        .or(dm)
-        .unify()
-        .or(search)
-        .unify()
+fn room_reply(status: StatusCode, room: &crate::db::Room) -> Response {
+    warp::reply::with_status(
+        warp::reply::json(&json!({ "room": RoomView::from(room) })),
+        status,
+    )
+    .into_response()
+}
+
+/// GET /api/rooms
+pub async fn list(id: Identity, state: App) -> Result<Response, Rejection> {
+    let rooms = rooms::list(&state, id.user.id).await?;
+    let views: Vec<RoomView> = rooms.iter().map(RoomView::from).collect();
+    Ok(warp::reply::json(&json!({ "rooms": views })).into_response())
 }
 
 /// GET /api/directory
 pub async fn directory(id: Identity, state: App) -> Result<Response, Rejection> {
-    let rooms = rooms::directory(&state, id.user.id).await.map_err(reject)?;
+    let rooms = rooms::directory(&state, id.user.id).await?;
     let views: Vec<RoomView> = rooms
         .iter()
         .map(|r| RoomView {
@@ -243,17 +279,14 @@ pub async fn create(id: Identity, body: NewRoom, state: App) -> Result<Response,
         &body.topic,
         body.public,
     )
-    .await
-    .map_err(reject)?;
+    .await?;
     Ok(room_reply(StatusCode::CREATED, &room))
 }
 
 /// GET /api/rooms/{room}
 pub async fn details(room: String, id: Identity, state: App) -> Result<Response, Rejection> {
     let room = room_param(&room)?;
-    let (room, members) = rooms::details(&state, id.user.id, &room)
-        .await
-        .map_err(reject)?;
+    let (room, members) = rooms::details(&state, id.user.id, &room).await?;
     let members: Vec<_> = members
         .iter()
         .map(|(name, online)| json!({ "username": name, "online": online }))
@@ -273,7 +306,8 @@ pub async fn update(
 ) -> Result<Response, Rejection> {
     let room = room_param(&room)?;
     if body.name.is_none() && body.topic.is_none() {
-        return Err(ApiError::bad_request("Give a new `name`, a new `topic`, or both.").reject());
+        let why = "Give a new `name`, a new `topic`, or both.";
+        return Err(AppError::bad_request(why).into());
     }
     let room = rooms::update(
         &state,
@@ -283,41 +317,27 @@ pub async fn update(
         body.name.as_deref(),
         body.topic.as_deref(),
     )
-    .await
-    .map_err(reject)?;
+    .await?;
     Ok(room_reply(StatusCode::OK, &room))
 }
 
 /// POST /api/rooms/{room}/join
 pub async fn join(room: String, id: Identity, state: App) -> Result<Response, Rejection> {
     let room = room_param(&room)?;
-    let room = rooms::join(&state, &id.user, &room).await.map_err(reject)?;
+    let room = rooms::join(&state, &id.user, &room).await?;
     Ok(room_reply(StatusCode::OK, &room))
 }
 
 /// POST /api/rooms/{room}/leave
 pub async fn leave(room: String, id: Identity, state: App) -> Result<Response, Rejection> {
     let room = room_param(&room)?;
-    rooms::leave(&state, &id.user, &room)
-        .await
-        .map_err(reject)?;
+    rooms::leave(&state, &id.user, &room).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// `{"rooms":[name, ...]}`
-#[derive(Debug, Deserialize)]
-pub struct LeaveMany {
-    rooms: Vec<String>,
-}
-
-/// Body limit of `POST /api/rooms/leave`: 500 of the longest DM names fit.
-const LEAVE_MANY_BODY: u64 = 160 * 1024;
-
 /// POST /api/rooms/leave
 pub async fn leave_many(id: Identity, body: LeaveMany, state: App) -> Result<Response, Rejection> {
-    let left = rooms::leave_many(&state, &id.user, &body.rooms)
-        .await
-        .map_err(reject)?;
+    let left = rooms::leave_many(&state, &id.user, &body.rooms).await?;
     Ok(warp::reply::json(&json!({ "left": left })).into_response())
 }
 
@@ -329,9 +349,7 @@ pub async fn invite(
     state: App,
 ) -> Result<Response, Rejection> {
     let room = room_param(&room)?;
-    let room = rooms::invite(&state, &id.user, &room, &body.username)
-        .await
-        .map_err(reject)?;
+    let room = rooms::invite(&state, &id.user, &room, &body.username).await?;
     Ok(room_reply(StatusCode::OK, &room))
 }
 
@@ -344,11 +362,9 @@ pub async fn mark_read(
 ) -> Result<Response, Rejection> {
     let room = room_param(&room)?;
     if body.id < 0 {
-        return Err(ApiError::bad_request("`id` must be a message id (≥ 0).").reject());
+        return Err(AppError::bad_request("`id` must be a message id (≥ 0).").into());
     }
-    let room = rooms::mark_read(&state, id.user.id, &room, body.id)
-        .await
-        .map_err(reject)?;
+    let room = rooms::mark_read(&state, id.user.id, &room, body.id).await?;
     let m = room.membership.unwrap_or(crate::db::Membership {
         last_read: body.id,
         unread: 0,
@@ -372,20 +388,17 @@ pub async fn set_notify(
     state: App,
 ) -> Result<Response, Rejection> {
     let room = room_param(&room)?;
-    let room = rooms::set_notify(&state, id.user.id, &room, body.level)
-        .await
-        .map_err(reject)?;
+    let room = rooms::set_notify(&state, id.user.id, &room, body.level).await?;
     Ok(room_reply(StatusCode::OK, &room))
 }
 
 /// POST /api/dms
 pub async fn open_dm(id: Identity, body: NewDm, state: App) -> Result<Response, Rejection> {
+    // Refused before any name is looked at: a long list is no reason to do work.
     if body.users.len() > 64 {
-        return Err(reject(RoomError::TooManyMembers));
+        return Err(RoomError::TooManyMembers.into());
     }
-    let (room, created) = rooms::open_dm(&state, &id.user, &body.users)
-        .await
-        .map_err(reject)?;
+    let (room, created) = rooms::open_dm(&state, &id.user, &body.users).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -394,122 +407,95 @@ pub async fn open_dm(id: Identity, body: NewDm, state: App) -> Result<Response, 
     Ok(room_reply(status, &room))
 }
 
-fn number(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, Rejection> {
+/// GET /api/rooms/{room}/messages?before=&after=&around=&limit=
+pub async fn messages(
+    room: String,
+    id: Identity,
+    q: HashMap<String, String>,
+    state: App,
+) -> Result<Response, Rejection> {
+    let room = room_param(&room)?;
+    let before = id_param(&q, "before")?;
+    let after = id_param(&q, "after")?;
+    let around = id_param(&q, "around")?;
+    let page = history::page(before, after, around)?;
+    let limit = history::page_size(limit_param(&q))?;
+    let rows = history::messages(&state, id.user.id, &room, page, limit).await?;
+    let views: Vec<MessageView> = rows.iter().map(MessageView::from).collect();
+    Ok(warp::reply::json(&json!({ "messages": views })).into_response())
+}
+
+/// A message id in the query (`before`, `after`, `around`), if given.
+fn id_param(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, AppError> {
     match q.get(key) {
         None => Ok(None),
-        Some(v) => match v.parse::<i64>() {
-            Ok(n) if n >= 0 => Ok(Some(n)),
-            _ => {
-                Err(ApiError::bad_request(format!("`{key}` must be a whole number ≥ 0.")).reject())
-            }
-        },
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(Some)
+            .ok_or_else(|| {
+                let why = format!("`{key}` must be a message id (a whole number ≥ 0).");
+                AppError::bad_request(why)
+            }),
     }
 }
 
-/// The most time one search may take before it is stopped.
-const SEARCH_BUDGET: Duration = Duration::from_secs(2);
-/// How long a search waits for one of the server's search slots.
-const SEARCH_QUEUE_WAIT: Duration = Duration::from_secs(3);
+/// `limit` in the query, if given. Text that is not a whole number reads as 0, which
+/// [`history::page_size`] refuses with the sentence for both.
+fn limit_param(q: &HashMap<String, String>) -> Option<i64> {
+    q.get("limit").map(|v| v.parse::<i64>().unwrap_or(0))
+}
 
-/// GET /api/search
+/// GET /api/search?q=&sort=&limit=&before=&offset=&room=&user=
 pub async fn search(
     id: Identity,
     q: HashMap<String, String>,
     state: App,
 ) -> Result<Response, Rejection> {
-    let text = q.get("q").map(String::as_str).unwrap_or("").trim();
-    if text.is_empty() {
-        return Err(ApiError::bad_request("Type something to search for (`q`).").reject());
-    }
-    if text.chars().count() > MAX_QUERY_CHARS {
-        return Err(ApiError::bad_request("Searches are at most 200 characters.").reject());
-    }
+    let search = search_params(&q)?;
+    let page = history::search(&state, id.user.id, search).await?;
+    Ok(search_reply(&page))
+}
+
+/// The parameters of a search, refused in this order: `q`, `sort`, `limit`, `before`,
+/// `offset`.
+fn search_params(q: &HashMap<String, String>) -> Result<history::Search<'_>, AppError> {
+    let text = history::search_text(q.get("q").map(String::as_str).unwrap_or(""))?;
     let by_relevance = match q.get("sort").map(String::as_str) {
         None | Some("newest") => false,
         Some("relevance") => true,
-        Some(_) => {
-            return Err(ApiError::bad_request("`sort` is `newest` or `relevance`.").reject());
-        }
+        Some(_) => return Err(AppError::bad_request("`sort` is `newest` or `relevance`.")),
     };
-    let limit = match number(&q, "limit")? {
-        None => SEARCH_PAGE,
-        Some(0) => {
-            return Err(ApiError::bad_request("`limit` must be at least 1.").reject());
-        }
-        Some(n) => n.min(i64::from(SEARCH_MAX)) as u32,
-    };
-    let before = number(&q, "before")?;
-    let offset = number(&q, "offset")?.unwrap_or(0).min(100_000) as u32;
-    let room_id = match q.get("room").filter(|r| !r.is_empty()) {
-        Some(name) => Some(
-            rooms::readable(&state, id.user.id, name)
-                .await
-                .map_err(reject)?
-                .id,
-        ),
-        None => None,
-    };
-    let author_key = match q.get("user").filter(|u| !u.is_empty()) {
-        Some(name) => match Username::parse(name) {
-            Ok(u) => Some(u.key()),
-            // No account can have that name: nothing to find.
-            Err(_) => return Ok(search_reply(&[], limit, by_relevance, offset)),
-        },
-        None => None,
-    };
-    let Some(fts) = domain::fts_query(text) else {
-        return Ok(search_reply(&[], limit, by_relevance, offset));
-    };
-    let query = queries::SearchQuery {
-        fts,
-        user_id: id.user.id,
-        room_id,
-        author_key,
-        before: if by_relevance { None } else { before },
-        offset: if by_relevance { offset } else { 0 },
-        limit: limit + 1,
+    let limit = history::search_size(number(q, "limit")?)?;
+    Ok(history::Search {
+        text,
         by_relevance,
-    };
-    let _running = state
-        .searches
-        .enter(id.user.id, SEARCH_QUEUE_WAIT)
-        .await
-        .map_err(|crowded| {
-            let why = match crowded {
-                Crowded::User => "Your previous search is still running; try again in a moment.",
-                Crowded::Server => "The server is busy with other searches; try again in a moment.",
-            };
-            ApiError {
-                retry_after: Some(1),
-                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "busy", why)
-            }
-            .reject()
-        })?;
-    let hits = state
-        .db
-        .search(query, SEARCH_BUDGET)
-        .await
-        .map_err(|e| match e {
-            DbError::Interrupted => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "search_too_broad",
-                "That search took too long. Add words, or search one room or one person.",
-            )
-            .reject(),
-            e => ApiError::from(e).reject(),
-        })?;
-    Ok(search_reply(&hits, limit, by_relevance, offset))
+        limit,
+        before: number(q, "before")?,
+        offset: number(q, "offset")?,
+        room: q.get("room").map(String::as_str),
+        author: q.get("user").map(String::as_str),
+    })
 }
 
-fn search_reply(
-    hits: &[crate::db::SearchHit],
-    limit: u32,
-    by_relevance: bool,
-    offset: u32,
-) -> Response {
-    let more = hits.len() > limit as usize;
-    let page = &hits[..hits.len().min(limit as usize)];
+/// A whole number ≥ 0 in the query, if given.
+fn number(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, AppError> {
+    match q.get(key) {
+        None => Ok(None),
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 0 => Ok(Some(n)),
+            _ => Err(AppError::bad_request(format!(
+                "`{key}` must be a whole number ≥ 0."
+            ))),
+        },
+    }
+}
+
+/// `{"results":[message + "snippet"...],"next_before","next_offset"}`
+fn search_reply(page: &SearchPage) -> Response {
     let results: Vec<serde_json::Value> = page
+        .hits
         .iter()
         .map(|h| {
             let mut v = serde_json::to_value(MessageView::from(&h.msg)).unwrap_or_default();
@@ -517,14 +503,10 @@ fn search_reply(
             v
         })
         .collect();
-    let next_before = (more && !by_relevance)
-        .then(|| page.last().map(|h| h.msg.id))
-        .flatten();
-    let next_offset = (more && by_relevance).then_some(offset + limit);
     warp::reply::json(&json!({
         "results": results,
-        "next_before": next_before,
-        "next_offset": next_offset,
+        "next_before": page.next_before,
+        "next_offset": page.next_offset,
     }))
     .into_response()
 }

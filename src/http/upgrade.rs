@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use hyper::upgrade::OnUpgrade;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -15,8 +16,9 @@ use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use super::error::ApiError;
+use super::error::{unauthorized, ApiError};
 use super::filters::{client_ip, presented_token, request_origin, with_state, RequestOrigin};
+use crate::app::error::{AppError, Code};
 use crate::app::App;
 use crate::auth::Identity;
 use crate::hub::AdmitError;
@@ -53,7 +55,7 @@ async fn upgrade(
     state: App,
 ) -> Result<Response, Rejection> {
     let Some(key) = upgrade_key(&headers) else {
-        return Err(ApiError::bad_request("This endpoint speaks WebSocket only.").reject());
+        return Err(AppError::bad_request("This endpoint speaks WebSocket only.").into());
     };
     if headers
         .get(header::SEC_WEBSOCKET_VERSION)
@@ -61,18 +63,14 @@ async fn upgrade(
     {
         return Ok(version_required());
     }
-    origin.check(&state, false).map_err(ApiError::reject)?;
-    let identity = identify(&state, token).await.map_err(ApiError::reject)?;
-    let since = parse_since(&query).map_err(ApiError::reject)?;
-    let room_ids = state
-        .db
-        .room_ids_for_user(identity.user.id)
-        .await
-        .map_err(|e| ApiError::from(e).reject())?;
+    origin.check(&state, false)?;
+    let identity = identify(&state, token).await?;
+    let since = parse_since(&query)?;
+    let room_ids = state.db.room_ids_for_user(identity.user.id).await?;
     let Some(on_upgrade) = slot.and_then(|s| s.0.lock().ok().and_then(|mut g| g.take())) else {
-        return Err(ApiError::bad_request("The connection cannot be upgraded.").reject());
+        return Err(AppError::bad_request("The connection cannot be upgraded.").into());
     };
-    let admitted = admit(&state, identity, ip, since, &room_ids).map_err(ApiError::reject)?;
+    let admitted = admit(&state, identity, ip, since, &room_ids)?;
     crate::ws::spawn(state, admitted, on_upgrade);
     Ok(switching_protocols(&key))
 }
@@ -88,12 +86,12 @@ fn upgrade_key(headers: &HeaderMap) -> Option<HeaderValue> {
 
 /// 426 for any WebSocket version but 13.
 fn version_required() -> Response {
-    let mut res = ApiError::new(
-        StatusCode::UPGRADE_REQUIRED,
-        "bad_request",
-        "Only WebSocket version 13 is supported.",
-    )
-    .to_reply();
+    // RFC 6455 (4.4) answers an unsupported version with 426 and the versions spoken; the
+    // code stays `bad_request`, whose status in the table is 400.
+    let refusal = AppError::bad_request("Only WebSocket version 13 is supported.");
+    let mut res = ApiError::from(refusal)
+        .with_status(StatusCode::UPGRADE_REQUIRED)
+        .to_reply();
     res.headers_mut().insert(
         header::SEC_WEBSOCKET_VERSION,
         HeaderValue::from_static("13"),
@@ -110,25 +108,25 @@ fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> boo
 }
 
 /// `?since=`: absent, or a message id.
-fn parse_since(query: &HashMap<String, String>) -> Result<Option<i64>, ApiError> {
+fn parse_since(query: &HashMap<String, String>) -> Result<Option<i64>, AppError> {
     let Some(v) = query.get("since") else {
         return Ok(None);
     };
     match v.parse::<i64>() {
         Ok(n) if n >= 0 => Ok(Some(n)),
-        _ => Err(ApiError::bad_request(
+        _ => Err(AppError::bad_request(
             "`since` must be a message id (a whole number ≥ 0).",
         )),
     }
 }
 
-async fn identify(state: &App, token: Option<String>) -> Result<Identity, ApiError> {
-    let token = token.ok_or_else(ApiError::unauthorized)?;
+async fn identify(state: &App, token: Option<String>) -> Result<Identity, AppError> {
+    let token = token.ok_or_else(unauthorized)?;
     state
         .auth
         .authenticate(&token)
         .await?
-        .ok_or_else(ApiError::unauthorized)
+        .ok_or_else(unauthorized)
 }
 
 /// Take a place in the hub. The connection joins the fan-out of the user's rooms before the
@@ -140,7 +138,7 @@ fn admit(
     ip: IpAddr,
     since: Option<i64>,
     room_ids: &[i64],
-) -> Result<Admitted, ApiError> {
+) -> Result<Admitted, AppError> {
     let reg = state
         .hub
         .register(
@@ -154,10 +152,7 @@ fn admit(
                 AdmitError::TooManyForUser => "You have too many open connections.",
                 AdmitError::TooManyForAddress => "Too many connections from your address.",
             };
-            ApiError {
-                retry_after: Some(5),
-                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_connections", why)
-            }
+            AppError::new(Code::TooManyConnections, why).retry_after(Duration::from_secs(5))
         })?;
     Ok(Admitted {
         user: identity.user,
