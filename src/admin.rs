@@ -1,19 +1,23 @@
 //! Operator commands: `init`, `check-config`, `user …`, `registration`, `invite …`, `backup`,
 //! `export`.
 //!
-//! They open the database file directly with their own connection (WAL, 5 s busy timeout), so
-//! they work whether or not a server is running on it, and never hold a lock for long.
+//! They run without a server, on a [`FileStore`]: a connection of their own to the database
+//! file (WAL, 5 s busy timeout), so they work whether or not a server is running on it and
+//! never hold a lock for long. Account changes are the store's [`AccountChange`]s and the
+//! invitation rules are [`crate::app::admin`]'s, the same as the admin page's; what is here is
+//! how the operator types a command and reads its answer.
 
 use std::io::Write;
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
+use crate::app::admin::{invite_url, mint_invite, InviteLimits, LimitNames};
+use crate::app::error::AppError;
 use crate::auth::password;
 use crate::config::Config;
 use crate::db::queries::RegistrationMode;
-use crate::db::{self, queries};
+use crate::db::{self, AccountChange, BackupError, DbError, Exported, FileStore, NewAdmin, Room};
 use crate::domain::{check_password, PasswordProblem, Username};
 use crate::protocol::{rfc3339, MessageView};
 
@@ -25,9 +29,13 @@ pub const DEFAULT_CONFIG: &str = include_str!("../chat.toml");
 #[error("{0}")]
 pub struct AdminError(pub String);
 
-impl From<rusqlite::Error> for AdminError {
-    fn from(e: rusqlite::Error) -> Self {
-        AdminError(format!("database: {e}"))
+impl From<DbError> for AdminError {
+    fn from(e: DbError) -> Self {
+        match e {
+            // SQLite's own words, as the operator has always seen them.
+            DbError::Sqlite(e) => AdminError(format!("database: {e}")),
+            e => AdminError(format!("database: {e}")),
+        }
     }
 }
 
@@ -40,6 +48,12 @@ impl From<db::OpenError> for AdminError {
 impl From<std::io::Error> for AdminError {
     fn from(e: std::io::Error) -> Self {
         AdminError(e.to_string())
+    }
+}
+
+impl From<AppError> for AdminError {
+    fn from(e: AppError) -> Self {
+        AdminError(e.message.into_owned())
     }
 }
 
@@ -71,8 +85,8 @@ pub fn check_config(path: &Path, out: &mut impl Write) -> Result<(), AdminError>
     Ok(())
 }
 
-fn open(config: &Config) -> Result<Connection, AdminError> {
-    Ok(db::open_writable(
+fn open(config: &Config) -> Result<FileStore, AdminError> {
+    Ok(FileStore::open(
         &config.database.path,
         config.database.synchronous,
     )?)
@@ -94,17 +108,28 @@ fn new_hash(config: &Config, pw: &str) -> Result<String, AdminError> {
     }
 }
 
+/// Apply `change` to the account called `name`: "no user NAME" when there is none.
+fn change_account(
+    config: &Config,
+    name: &Username,
+    change: AccountChange,
+) -> Result<(), AdminError> {
+    match open(config)?.change_account(&name.key(), &change)? {
+        Some(_) => Ok(()),
+        None => Err(AdminError(format!("no user {}", name.as_str()))),
+    }
+}
+
 /// `hearth user add NAME` (password from stdin).
 pub fn user_add(config: &Config, name: &str, pw: &str) -> Result<String, AdminError> {
     let name = username(name)?;
     let hash = new_hash(config, pw)?;
-    let conn = open(config)?;
-    match queries::insert_user(
-        &conn,
+    let store = open(config)?;
+    match store.create_user(
         name.as_str(),
         &name.key(),
         &hash,
-        db::NewAdmin::IfFirst,
+        NewAdmin::IfFirst,
         db::now_ms(),
     )? {
         Some(u) => Ok(format!("created {} (id {})", u.username, u.id)),
@@ -112,19 +137,16 @@ pub fn user_add(config: &Config, name: &str, pw: &str) -> Result<String, AdminEr
     }
 }
 
-/// `hearth user passwd NAME` (password from stdin); signs out the user's browsers.
+/// `hearth user passwd NAME` (password from stdin); revokes every session and bot token of
+/// the user.
 pub fn user_passwd(config: &Config, name: &str, pw: &str) -> Result<String, AdminError> {
     let name = username(name)?;
     let hash = new_hash(config, pw)?;
-    let conn = open(config)?;
-    if queries::reset_password(&conn, &name.key(), &hash)? {
-        Ok(format!(
-            "password of {} changed; their sessions were signed out",
-            name.as_str()
-        ))
-    } else {
-        Err(AdminError(format!("no user {}", name.as_str())))
-    }
+    change_account(config, &name, AccountChange::ResetPassword(hash))?;
+    Ok(format!(
+        "password of {} changed; their sessions were signed out",
+        name.as_str()
+    ))
 }
 
 /// `hearth user disable|enable NAME`.
@@ -134,42 +156,43 @@ pub fn user_set_disabled(
     disabled: bool,
 ) -> Result<String, AdminError> {
     let name = username(name)?;
-    let conn = open(config)?;
-    if queries::set_disabled(&conn, &name.key(), disabled)? {
-        Ok(if disabled {
-            format!("{} disabled and signed out everywhere", name.as_str())
-        } else {
-            format!("{} enabled", name.as_str())
-        })
+    if disabled {
+        change_account(config, &name, AccountChange::Disable)?;
+        Ok(format!(
+            "{} disabled and signed out everywhere",
+            name.as_str()
+        ))
     } else {
-        Err(AdminError(format!("no user {}", name.as_str())))
+        change_account(config, &name, AccountChange::Enable)?;
+        Ok(format!("{} enabled", name.as_str()))
     }
 }
 
 /// `hearth user promote|demote NAME`.
 pub fn user_set_admin(config: &Config, name: &str, admin: bool) -> Result<String, AdminError> {
     let name = username(name)?;
-    let conn = open(config)?;
-    if queries::set_admin(&conn, &name.key(), admin)? {
-        Ok(format!(
-            "{} is {} an administrator",
-            name.as_str(),
-            if admin { "now" } else { "no longer" }
-        ))
+    let change = if admin {
+        AccountChange::Promote
     } else {
-        Err(AdminError(format!("no user {}", name.as_str())))
-    }
+        AccountChange::Demote
+    };
+    change_account(config, &name, change)?;
+    Ok(format!(
+        "{} is {} an administrator",
+        name.as_str(),
+        if admin { "now" } else { "no longer" }
+    ))
 }
 
 /// `hearth user list`.
 pub fn user_list(config: &Config, out: &mut impl Write) -> Result<(), AdminError> {
-    let conn = open(config)?;
+    let store = open(config)?;
     writeln!(
         out,
         "{:>6}  {:<32}  {:<8}  {:<24}  last seen",
         "id", "username", "role", "created"
     )?;
-    for u in queries::list_users(&conn)? {
+    for u in store.list_users()? {
         let role = match (u.is_admin, u.disabled) {
             (_, true) => "disabled",
             (true, false) => "admin",
@@ -188,23 +211,27 @@ pub fn user_list(config: &Config, out: &mut impl Write) -> Result<(), AdminError
     Ok(())
 }
 
-/// `hearth registration [open|invite|closed]`: change who may create an account, or show it.
-pub fn registration(config: &Config, mode: Option<RegistrationMode>) -> Result<String, AdminError> {
-    let conn = open(config)?;
-    let describe = |m: RegistrationMode| match m {
+/// What a registration mode means, in the operator's words.
+fn describe(mode: RegistrationMode) -> &'static str {
+    match mode {
         RegistrationMode::Open => "open: anyone who can reach the server may create an account",
         RegistrationMode::Invite => "invite: new accounts need an invite link",
         RegistrationMode::Closed => {
             "closed: nobody may create an account (hearth user add still works)"
         }
-    };
+    }
+}
+
+/// `hearth registration [open|invite|closed]`: change who may create an account, or show it.
+pub fn registration(config: &Config, mode: Option<RegistrationMode>) -> Result<String, AdminError> {
+    let store = open(config)?;
     match mode {
         None => Ok(format!(
             "registration is {}",
-            describe(queries::registration_mode(&conn)?)
+            describe(store.registration_mode()?)
         )),
         Some(m) => {
-            queries::set_registration_mode(&conn, m)?;
+            store.set_registration_mode(m)?;
             tracing::info!(
                 mode = m.as_str(),
                 "registration mode changed from the command line"
@@ -220,32 +247,37 @@ pub fn invite_create(
     uses: Option<i64>,
     hours: Option<i64>,
 ) -> Result<String, AdminError> {
-    let (max_uses, hours) = crate::http::admin::invite_limits(uses, hours).map_err(|m| {
-        AdminError(
-            m.replace("`max_uses`", "--uses")
-                .replace("`expires_in_hours`", "--hours"),
-        )
-    })?;
-    let conn = open(config)?;
-    let (code, code_hash) = crate::auth::token::generate();
-    let now = db::now_ms();
-    let expires_at = now + hours * 3_600_000;
-    let id = queries::insert_invite(&conn, &code_hash, None, now, expires_at, max_uses)?;
+    let limits = InviteLimits::check(uses, hours, LimitNames::FLAGS)?;
+    let store = open(config)?;
+    let (code, invite) = mint_invite(limits, None);
+    let row = store.create_invite(&invite)?;
     tracing::info!(
-        invite = id,
-        max_uses,
-        expires_in_hours = hours,
+        invite = row.id,
+        max_uses = limits.max_uses,
+        expires_in_hours = limits.hours,
         "invite created from the command line"
     );
     let link = match config.public_url() {
-        Some(base) => crate::http::admin::invite_url(base, &code),
+        Some(base) => invite_url(base, &code),
         None => format!(
             "{} (HOST: the address people reach Hearth at; set server.public_url to print it)",
-            crate::http::admin::invite_url("http://HOST", &code)
+            invite_url("http://HOST", &code)
         ),
     };
-    let mode = queries::registration_mode(&conn)?;
-    let note = match mode {
+    let note = invite_note(store.registration_mode()?);
+    Ok(format!(
+        "invite {}: {} use{}, expires {}\ncode: {code}\nlink: {link}\n\
+         The code is shown only this once.{note}",
+        row.id,
+        limits.max_uses,
+        if limits.max_uses == 1 { "" } else { "s" },
+        rfc3339(row.expires_at)
+    ))
+}
+
+/// What the operator should know about a new invite under this registration mode.
+fn invite_note(mode: RegistrationMode) -> &'static str {
+    match mode {
         RegistrationMode::Invite => "",
         RegistrationMode::Open => {
             "\nnote: registration is open, so nobody needs an invite yet; \
@@ -255,25 +287,19 @@ pub fn invite_create(
             "\nnote: registration is closed, so the invite works only after \
              `hearth registration invite`"
         }
-    };
-    Ok(format!(
-        "invite {id}: {max_uses} use{}, expires {}\ncode: {code}\nlink: {link}\n\
-         The code is shown only this once.{note}",
-        if max_uses == 1 { "" } else { "s" },
-        rfc3339(expires_at)
-    ))
+    }
 }
 
 /// `hearth invite list`.
 pub fn invite_list(config: &Config, out: &mut impl Write) -> Result<(), AdminError> {
-    let conn = open(config)?;
+    let store = open(config)?;
     let now = db::now_ms();
     writeln!(
         out,
         "{:>6}  {:<8}  {:>9}  {:<24}  {:<24}  created by",
         "id", "state", "uses", "created", "expires"
     )?;
-    for i in queries::list_invites(&conn)? {
+    for i in store.list_invites()? {
         writeln!(
             out,
             "{:>6}  {:<8}  {:>9}  {:<24}  {:<24}  {}",
@@ -290,8 +316,7 @@ pub fn invite_list(config: &Config, out: &mut impl Write) -> Result<(), AdminErr
 
 /// `hearth invite revoke ID`.
 pub fn invite_revoke(config: &Config, id: i64) -> Result<String, AdminError> {
-    let conn = open(config)?;
-    if queries::revoke_invite(&conn, id)? {
+    if open(config)?.revoke_invite(id)? {
         tracing::info!(invite = id, "invite revoked from the command line");
         Ok(format!("invite {id} revoked"))
     } else {
@@ -300,7 +325,8 @@ pub fn invite_revoke(config: &Config, id: i64) -> Result<String, AdminError> {
 }
 
 /// `hearth backup OUT.db`: a consistent copy through SQLite's online backup API, safe while
-/// the server is writing (the copy is one snapshot).
+/// the server is writing (the copy is one snapshot), integrity-checked before it is moved to
+/// `out`.
 pub fn backup(config: &Config, out: &Path) -> Result<String, AdminError> {
     if out.exists() {
         return Err(AdminError(format!(
@@ -314,40 +340,12 @@ pub fn backup(config: &Config, out: &Path) -> Result<String, AdminError> {
             config.database.path.display()
         )));
     }
-    let src = Connection::open_with_flags(
-        &config.database.path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    src.busy_timeout(std::time::Duration::from_secs(5))?;
-    let tmp = out.with_extension("partial");
-    let mut dst = Connection::open(&tmp)?;
-    {
-        use rusqlite::backup::{Backup, StepResult};
-        let b = Backup::new(&src, &mut dst)?;
-        // All pages in one step (-1): the copy is a single read snapshot.
-        let mut tries = 0;
-        loop {
-            match b.step(-1)? {
-                StepResult::Done => break,
-                StepResult::More => {}
-                StepResult::Busy | StepResult::Locked if tries < 100 => {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                other => return Err(AdminError(format!("backup stalled: {other:?}"))),
-            }
-        }
-    }
-    let check: String = dst.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-    let messages: i64 = dst.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?;
-    drop(dst);
-    if check != "ok" {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(AdminError(format!(
-            "the copy failed its integrity check: {check}"
-        )));
-    }
-    std::fs::rename(&tmp, out)?;
+    let messages = FileStore::open_read_only(&config.database.path)?
+        .backup(out)
+        .map_err(|e| match e {
+            BackupError::Db(e) => AdminError::from(e),
+            e => AdminError(e.to_string()),
+        })?;
     Ok(format!(
         "backed up {messages} messages to {}",
         out.display()
@@ -356,38 +354,45 @@ pub fn backup(config: &Config, out: &Path) -> Result<String, AdminError> {
 
 /// `hearth export --format json`: every room and message as one JSON document, streamed.
 pub fn export_json(config: &Config, out: &mut impl Write) -> Result<(), AdminError> {
-    #[derive(Serialize)]
-    struct RoomOut<'a> {
-        id: i64,
-        name: &'a str,
-        topic: &'a str,
-    }
-    let conn = Connection::open_with_flags(
-        &config.database.path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    let tx = conn.unchecked_transaction()?;
-    let rooms = queries::all_rooms(&tx)?;
-    let rooms: Vec<RoomOut> = rooms
+    let store = FileStore::open_read_only(&config.database.path)?;
+    let mut first = true;
+    store.export(|part| match part {
+        Exported::Rooms(rooms) => {
+            write!(out, "{{\"rooms\":")?;
+            write_json(out, &rooms_out(rooms))?;
+            Ok(write!(out, ",\"messages\":[")?)
+        }
+        Exported::Message(m) => {
+            if !first {
+                out.write_all(b",\n")?;
+            }
+            first = false;
+            write_json(out, &MessageView::from(&m))
+        }
+    })?;
+    writeln!(out, "]}}")?;
+    Ok(())
+}
+
+/// A room as the export shows it.
+#[derive(Serialize)]
+struct RoomOut<'a> {
+    id: i64,
+    name: &'a str,
+    topic: &'a str,
+}
+
+fn rooms_out(rooms: &[Room]) -> Vec<RoomOut<'_>> {
+    rooms
         .iter()
         .map(|r| RoomOut {
             id: r.id,
             name: &r.name,
             topic: &r.topic,
         })
-        .collect();
-    write!(out, "{{\"rooms\":")?;
-    serde_json::to_writer(&mut *out, &rooms).map_err(|e| AdminError(e.to_string()))?;
-    write!(out, ",\"messages\":[")?;
-    let mut first = true;
-    queries::for_each_message(&tx, |m| {
-        if !first {
-            out.write_all(b",\n")?;
-        }
-        first = false;
-        serde_json::to_writer(&mut *out, &MessageView::from(&m)).map_err(std::io::Error::other)
-    })??;
-    writeln!(out, "]}}")?;
-    Ok(())
+        .collect()
+}
+
+fn write_json(out: &mut impl Write, value: &impl Serialize) -> Result<(), AdminError> {
+    serde_json::to_writer(out, value).map_err(|e| AdminError(e.to_string()))
 }

@@ -2,6 +2,9 @@
 //! error frame, nothing is acknowledged, `/healthz` says what is wrong, and everything recovers
 //! once space is back — with the retried nonces stored exactly once.
 
+use std::path::Path;
+
+use hearth::db::{Db, DbError, Exported, FileStore};
 use serde_json::Value;
 
 use crate::common::{send_frame, text, TestApp, Ws};
@@ -18,21 +21,25 @@ async fn health(app: &TestApp) -> (u16, String) {
     (res.status().as_u16(), text(res).await)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_database_refuses_sends_then_recovers_without_losing_or_duplicating() {
-    let mut app = TestApp::start().await;
-    let ivan = app.signup("ivan").await;
-    let mut ws = app.ws_connect(&ivan, None).await;
-    assert_eq!(send(&mut ws, "before").await["type"], "message");
-
-    // The disk fills up: the database may not grow by a single page.
-    let db = app.server().state().db.clone();
-    db.write(|c| {
-        let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+/// The disk fills up (`full`) or has room again: the database may not grow by a single page,
+/// or may grow as SQLite allows. Raw SQL on purpose: a full disk is a state of SQLite's file,
+/// which no store method or API can produce.
+async fn disk_full(db: &Db, full: bool) {
+    db.write(move |c| {
+        let pages: i64 = if full {
+            c.query_row("PRAGMA page_count", [], |r| r.get(0))?
+        } else {
+            1_073_741_823
+        };
         c.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
     })
     .await
     .unwrap();
+}
+
+/// Send 20 large messages to a full database: the nonces refused with `unavailable` (the
+/// others may still fit in the last page).
+async fn sends_to_a_full_database(ws: &mut Ws) -> Vec<String> {
     let big = "x".repeat(3900);
     let mut refused = Vec::new();
     for i in 0..20 {
@@ -50,15 +57,41 @@ async fn a_full_database_refuses_sends_then_recovers_without_losing_or_duplicati
             other => panic!("unexpected {other:?}: {reply}"),
         }
     }
+    refused
+}
+
+/// The nonces of every message in the database file at `path`, read with the server stopped.
+fn stored_nonces(path: &Path) -> Vec<String> {
+    let mut stored = Vec::new();
+    FileStore::open_read_only(path)
+        .expect("the database opens")
+        .export(|part| {
+            if let Exported::Message(m) = part {
+                stored.extend(m.nonce);
+            }
+            Ok::<_, DbError>(())
+        })
+        .expect("the database reads");
+    stored
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_database_refuses_sends_then_recovers_without_losing_or_duplicating() {
+    let mut app = TestApp::start().await;
+    let ivan = app.signup("ivan").await;
+    let mut ws = app.ws_connect(&ivan, None).await;
+    assert_eq!(send(&mut ws, "before").await["type"], "message");
+
+    let db = app.server().state().db.clone();
+    disk_full(&db, true).await;
+    let refused = sends_to_a_full_database(&mut ws).await;
     assert!(!refused.is_empty(), "some sends must hit the full database");
     let (status, text) = health(&app).await;
     assert_eq!(status, 503, "{text}");
     assert!(text.contains("full"), "{text}");
 
     // Space comes back; the client retries what was refused, with the same nonces.
-    db.write(|c| c.query_row("PRAGMA max_page_count = 1073741823", [], |_| Ok(())))
-        .await
-        .unwrap();
+    disk_full(&db, false).await;
     let mut ids = Vec::new();
     for nonce in &refused {
         let reply = send(&mut ws, nonce).await;
@@ -74,15 +107,9 @@ async fn a_full_database_refuses_sends_then_recovers_without_losing_or_duplicati
     drop(ws);
     drop(db);
     app.stop().await;
-    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
+    let stored = stored_nonces(&app.db_path());
     for nonce in &refused {
-        let n: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM messages WHERE nonce = ?1",
-                [nonce],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let n = stored.iter().filter(|s| *s == nonce).count();
         assert_eq!(n, 1, "{nonce}");
     }
 }

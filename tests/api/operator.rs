@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use hearth::admin;
 use hearth::config::Config;
-use hearth::db::queries;
+use hearth::db::{queries, Db};
 use serde_json::json;
 
-use crate::common::{json_body, session_cookie, test_config, Auth, TestApp};
+use crate::common::{json_body, send_frame, session_cookie, test_config, Auth, TestApp};
 
 #[test]
 fn init_writes_the_commented_defaults_and_refuses_to_overwrite() {
@@ -53,8 +53,8 @@ fn check_config_names_the_source_of_every_value() {
     assert!(line("server.tls.cert").contains("default"));
 }
 
-#[test]
-fn user_commands_manage_accounts_on_a_database_file() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_commands_manage_accounts_on_a_database_file() {
     let dir = tempfile::tempdir().unwrap();
     let c = test_config(dir.path());
     admin::user_add(&c, "carol", "password123").expect("add");
@@ -76,12 +76,14 @@ fn user_commands_manage_accounts_on_a_database_file() {
     );
     admin::user_set_disabled(&c, "carol", false).expect("enable");
     admin::user_passwd(&c, "carol", "another-password").expect("passwd");
-    let conn = rusqlite::Connection::open(&c.database.path).unwrap();
-    let (user, hash) = queries::user_for_login(&conn, "carol")
-        .unwrap()
-        .expect("enabled");
-    assert_eq!(user.username, "carol");
-    assert!(hearth::auth::password::verify("another-password", &hash));
+    // A server started on the same file signs carol in, enabled, with the new password only.
+    let mut app = TestApp::builder().in_dir(dir).start().await;
+    assert_eq!(app.try_login("carol", "password123").await.status(), 401);
+    let res = app.try_login("carol", "another-password").await;
+    assert_eq!(res.status(), 200);
+    let me = json_body(res).await;
+    assert_eq!(me["user"]["username"], "carol", "{me}");
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,52 +108,65 @@ async fn user_management_takes_effect_on_a_running_server() {
     app.stop().await;
 }
 
+/// Four tasks committing messages by `general`'s first member through the server's own writer
+/// thread until `stop`, each id recorded in `committed` once committed. Raw inserts on
+/// purpose: thousands of commits with their ids known, which no API offers (sends are
+/// acknowledged through the fan-out, at a client's pace).
+fn spawn_writers(
+    db: &Db,
+    committed: &Arc<Mutex<Vec<i64>>>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..4)
+        .map(|w| {
+            let (db, committed, stop) = (db.clone(), committed.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) && i < 5_000 {
+                    let body = format!("writer {w} message {i}");
+                    let id = db
+                        .write(move |conn| queries::insert_message(conn, 1, 1, &body, None, 0))
+                        .await
+                        .expect("committed")
+                        .expect("the writer is a member of general");
+                    committed.lock().unwrap().push(id);
+                    i += 1;
+                }
+            })
+        })
+        .collect()
+}
+
+/// The message ids in the database at `path`, as `hearth export` lists them.
+fn exported_ids(config: &Config, path: &std::path::Path) -> HashSet<i64> {
+    let mut on_copy = config.clone();
+    on_copy.database.path = path.to_path_buf();
+    let mut json = Vec::new();
+    admin::export_json(&on_copy, &mut json).expect("the copy exports");
+    let json: serde_json::Value = serde_json::from_slice(&json).expect("valid JSON");
+    json["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["id"].as_i64())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_during_writes_holds_every_message_committed_before_it_started() {
     let mut app = TestApp::start().await;
     let c = app.config.clone();
-    let dir = app.dir.path().to_path_buf();
+    let out = app.dir.path().join("backup.db");
     let db = app.server().state().db.clone();
-    db.write(|conn| {
-        queries::insert_user(
-            conn,
-            "writer",
-            "writer",
-            "x",
-            hearth::db::NewAdmin::IfFirst,
-            0,
-        )
-    })
-    .await
-    .expect("user");
-
-    // Writers commit through the server's own writer thread and record each committed id.
+    app.signup("writer").await; // user 1, a member of general (room 1)
     let committed = Arc::new(Mutex::new(Vec::<i64>::new()));
     let stop = Arc::new(AtomicBool::new(false));
-    let mut writers = Vec::new();
-    for w in 0..4 {
-        let (db, committed, stop) = (db.clone(), committed.clone(), stop.clone());
-        writers.push(tokio::spawn(async move {
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) && i < 5_000 {
-                let body = format!("writer {w} message {i}");
-                let id = db
-                    .write(move |conn| queries::insert_message(conn, 1, 1, &body, None, 0))
-                    .await
-                    .expect("committed")
-                    .expect("the writer is a member of general");
-                committed.lock().unwrap().push(id);
-                i += 1;
-            }
-        }));
-    }
+    let writers = spawn_writers(&db, &committed, &stop);
     while committed.lock().unwrap().len() < 200 {
         tokio::task::yield_now().await;
     }
     let before: HashSet<i64> = committed.lock().unwrap().iter().copied().collect();
-    let out = dir.join("backup.db");
-    let c2 = c.clone();
-    let out2 = out.clone();
+    let (c2, out2) = (c.clone(), out.clone());
     let msg = tokio::task::spawn_blocking(move || admin::backup(&c2, &out2))
         .await
         .unwrap()
@@ -163,16 +178,11 @@ async fn backup_during_writes_holds_every_message_committed_before_it_started() 
     app.stop().await;
 
     assert!(msg.starts_with("backed up"), "{msg}");
-    let copy = rusqlite::Connection::open(&out).unwrap();
-    let ids: HashSet<i64> = copy
-        .prepare("SELECT id FROM messages")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let ids = exported_ids(&c, &out);
     let missing: Vec<_> = before.difference(&ids).collect();
     assert!(missing.is_empty(), "backup lacks committed ids {missing:?}");
+    // Raw on purpose: the copy's soundness, checked apart from the command's own check.
+    let copy = rusqlite::Connection::open(&out).unwrap();
     let check: String = copy
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
@@ -184,23 +194,16 @@ async fn backup_during_writes_holds_every_message_committed_before_it_started() 
 async fn export_streams_every_room_and_message_as_json() {
     let mut app = TestApp::start().await;
     let c = app.config.clone();
-    let db = app.server().state().db.clone();
-    db.write(|conn| {
-        queries::insert_user(
-            conn,
-            "frank",
-            "frank",
-            "x",
-            hearth::db::NewAdmin::IfFirst,
-            0,
-        )?;
-        for i in 0..10 {
-            queries::insert_message(conn, 1, 1, &format!("<b>hello</b> {i}"), None, i)?;
-        }
-        Ok(())
-    })
-    .await
-    .unwrap();
+    let frank = app.signup("frank").await;
+    let mut ws = app.ws_connect(&frank, None).await;
+    for i in 0..10 {
+        let nonce = format!("n{i}");
+        ws.send_json(&send_frame(&format!("<b>hello</b> {i}"), Some(&nonce)))
+            .await;
+        let ack = ws.next_skipping(&["presence", "typing"]).await;
+        assert_eq!(ack["nonce"], nonce.as_str(), "{ack}");
+    }
+    drop(ws);
     app.stop().await;
     let mut out = Vec::new();
     admin::export_json(&c, &mut out).expect("export");
@@ -233,83 +236,80 @@ fn hearth(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> (i32, 
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn registration_and_invite_commands_take_effect_on_a_running_server() {
-    let mut app = TestApp::start().await;
-    let dir = app.dir.path().to_path_buf();
-    let register = |name: &str, invite: Option<&str>| {
-        let mut body = json!({"username": name, "password": "password123"});
-        if let Some(code) = invite {
-            body["invite"] = json!(code);
-        }
-        let app = &app;
-        async move {
-            let res = app.post_json("/api/register", &body).await;
-            let status = res.status().as_u16();
-            let v = json_body(res).await;
-            (
-                status,
-                v["error"]["code"].as_str().unwrap_or("").to_string(),
-            )
-        }
-    };
+/// `POST /api/register` as `name`, with an invite code if given: the status and the error code
+/// (empty on success).
+async fn register(app: &TestApp, name: &str, invite: Option<&str>) -> (u16, String) {
+    let mut body = json!({"username": name, "password": "password123"});
+    if let Some(code) = invite {
+        body["invite"] = json!(code);
+    }
+    let res = app.post_json("/api/register", &body).await;
+    let status = res.status().as_u16();
+    let v = json_body(res).await;
+    let code = v["error"]["code"].as_str().unwrap_or("").to_string();
+    (status, code)
+}
 
-    let (code, out, err) = hearth(&dir, &["registration"], &[]);
+/// The rest of the line of `out` that starts with `prefix`.
+fn line_after(out: &str, prefix: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} in\n{out}"))
+        .to_string()
+}
+
+/// `hearth registration` shows the mode and sets it, and the running server obeys at once.
+async fn registration_modes_from_the_command_line(app: &TestApp, dir: &std::path::Path) {
+    let (code, out, err) = hearth(dir, &["registration"], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("registration is open"), "{out}");
 
-    let (code, out, err) = hearth(&dir, &["registration", "closed"], &[]);
+    let (code, out, err) = hearth(dir, &["registration", "closed"], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("now closed"), "{out}");
-    assert_eq!(
-        register("alice", None).await,
-        (403, "registration_closed".into())
-    );
+    let refused = register(app, "alice", None).await;
+    assert_eq!(refused, (403, "registration_closed".into()));
 
-    let (code, out, _) = hearth(&dir, &["registration", "invite"], &[]);
+    let (code, out, _) = hearth(dir, &["registration", "invite"], &[]);
     assert_eq!(code, 0);
     assert!(out.contains("now invite"), "{out}");
-    assert_eq!(
-        register("alice", None).await,
-        (403, "invite_required".into())
-    );
+    let refused = register(app, "alice", None).await;
+    assert_eq!(refused, (403, "invite_required".into()));
+}
 
-    // An invite from the command line, printed once with its link.
+/// An invite from the command line, printed once with its link, admits as many accounts as
+/// it has uses; its code.
+async fn a_two_use_invite_from_the_command_line(app: &TestApp, dir: &std::path::Path) -> String {
     let (code, out, err) = hearth(
-        &dir,
+        dir,
         &["invite", "create", "--uses", "2", "--hours", "1"],
         &[("CHAT_SERVER__PUBLIC_URL", "https://chat.example.org")],
     );
     assert_eq!(code, 0, "{err}");
-    let line = |prefix: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(prefix))
-            .unwrap_or_else(|| panic!("no {prefix:?} in\n{out}"))
-            .to_string()
-    };
-    let invite = line("code: ");
+    let invite = line_after(&out, "code: ");
     assert_eq!(invite.len(), 43);
-    assert_eq!(
-        line("link: "),
-        format!("https://chat.example.org/?invite={invite}")
-    );
+    let link = line_after(&out, "link: ");
+    assert_eq!(link, format!("https://chat.example.org/?invite={invite}"));
     assert!(out.contains("2 uses"), "{out}");
 
-    assert_eq!(register("alice", Some(&invite)).await.0, 201);
-    assert_eq!(register("bob", Some(&invite)).await.0, 201);
-    assert_eq!(
-        register("carol", Some(&invite)).await,
-        (403, "invalid_invite".into())
-    );
+    assert_eq!(register(app, "alice", Some(&invite)).await.0, 201);
+    assert_eq!(register(app, "bob", Some(&invite)).await.0, 201);
+    let refused = register(app, "carol", Some(&invite)).await;
+    assert_eq!(refused, (403, "invalid_invite".into()));
+    invite
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_and_invite_commands_take_effect_on_a_running_server() {
+    let mut app = TestApp::start().await;
+    let dir = app.dir.path().to_path_buf();
+    registration_modes_from_the_command_line(&app, &dir).await;
+    let invite = a_two_use_invite_from_the_command_line(&app, &dir).await;
 
     // Listing shows the use count, never the code; revoking stops a fresh invite.
     let (code, out, _) = hearth(&dir, &["invite", "create"], &[]);
     assert_eq!(code, 0);
-    let second = out
-        .lines()
-        .find_map(|l| l.strip_prefix("code: "))
-        .unwrap()
-        .to_string();
+    let second = line_after(&out, "code: ");
     assert!(out.contains("1 use,"), "default is one use: {out}");
     assert!(out.contains("/?invite="), "{out}");
     let (_, list, _) = hearth(&dir, &["invite", "list"], &[]);
@@ -325,14 +325,12 @@ async fn registration_and_invite_commands_take_effect_on_a_running_server() {
     let (code, out, _) = hearth(&dir, &["invite", "revoke", &id], &[]);
     assert_eq!(code, 0);
     assert!(out.contains("revoked"), "{out}");
-    assert_eq!(
-        register("carol", Some(&second)).await,
-        (403, "invalid_invite".into())
-    );
+    let refused = register(&app, "carol", Some(&second)).await;
+    assert_eq!(refused, (403, "invalid_invite".into()));
 
     // Back to open.
     assert_eq!(hearth(&dir, &["registration", "open"], &[]).0, 0);
-    assert_eq!(register("carol", None).await.0, 201);
+    assert_eq!(register(&app, "carol", None).await.0, 201);
     app.stop().await;
 }
 

@@ -67,11 +67,11 @@ fn list_invites_where(
     filter: &str,
     args: impl rusqlite::Params,
 ) -> rusqlite::Result<Vec<InviteRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
+    let sql = format!(
         "SELECT i.id, u.username, i.created_at, i.expires_at, i.max_uses, i.uses, i.revoked \
          FROM invites i LEFT JOIN users u ON u.id = i.created_by {filter} ORDER BY i.id DESC"
-    ))?;
-    let rows = stmt.query_map(args, |r| {
+    );
+    super::all_rows(conn, &sql, args, |r| {
         Ok(InviteRow {
             id: r.get(0)?,
             created_by: r.get(1)?,
@@ -81,8 +81,7 @@ fn list_invites_where(
             uses: r.get(5)?,
             revoked: r.get(6)?,
         })
-    })?;
-    rows.collect()
+    })
 }
 
 /// Revoke an invitation. Returns false for an unknown id.

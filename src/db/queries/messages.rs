@@ -54,14 +54,15 @@ pub fn messages_before(
     before: Option<i64>,
     limit: u32,
 ) -> rusqlite::Result<Vec<StoredMessage>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} WHERE m.room_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3"
-    ))?;
-    let rows = stmt.query_map(
+    let mut out = all_rows(
+        conn,
+        &format!(
+            "SELECT {MESSAGE_COLUMNS} WHERE m.room_id = ?1 AND m.id < ?2 \
+             ORDER BY m.id DESC LIMIT ?3"
+        ),
         params![room_id, before.unwrap_or(i64::MAX), limit],
         message_row,
     )?;
-    let mut out = rows.collect::<rusqlite::Result<Vec<_>>>()?;
     out.reverse();
     Ok(out)
 }
@@ -73,11 +74,14 @@ pub fn messages_after(
     after: i64,
     limit: u32,
 ) -> rusqlite::Result<Vec<StoredMessage>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} WHERE m.room_id = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3"
-    ))?;
-    let rows = stmt.query_map(params![room_id, after, limit], message_row)?;
-    rows.collect()
+    all_rows(
+        conn,
+        &format!(
+            "SELECT {MESSAGE_COLUMNS} WHERE m.room_id = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3"
+        ),
+        params![room_id, after, limit],
+        message_row,
+    )
 }
 
 /// Up to `limit` messages of a room around `id`, oldest first: `id` itself when it is in the
@@ -102,12 +106,15 @@ pub fn messages_since_for_user(
     since: i64,
     limit: u32,
 ) -> rusqlite::Result<Vec<StoredMessage>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} WHERE m.id > ?2 AND m.room_id IN \
-         (SELECT room_id FROM memberships WHERE user_id = ?1) ORDER BY m.id LIMIT ?3"
-    ))?;
-    let rows = stmt.query_map(params![user_id, since, limit], message_row)?;
-    rows.collect()
+    all_rows(
+        conn,
+        &format!(
+            "SELECT {MESSAGE_COLUMNS} WHERE m.id > ?2 AND m.room_id IN \
+             (SELECT room_id FROM memberships WHERE user_id = ?1) ORDER BY m.id LIMIT ?3"
+        ),
+        params![user_id, since, limit],
+        message_row,
+    )
 }
 
 /// The highest committed message id (0 when there is none).
@@ -116,11 +123,12 @@ pub fn head(conn: &Connection) -> rusqlite::Result<i64> {
         .query_row([], |r| r.get(0))
 }
 
-/// Visit every message in id order without loading them all.
-pub fn for_each_message(
+/// Visit every message in id order without loading them all; stops at the first error `f`
+/// returns, and returns it.
+pub fn for_each_message<E>(
     conn: &Connection,
-    mut f: impl FnMut(StoredMessage) -> std::io::Result<()>,
-) -> rusqlite::Result<std::io::Result<()>> {
+    mut f: impl FnMut(StoredMessage) -> Result<(), E>,
+) -> rusqlite::Result<Result<(), E>> {
     let mut stmt = conn.prepare(&format!("SELECT {MESSAGE_COLUMNS} ORDER BY m.id"))?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {

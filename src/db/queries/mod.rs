@@ -20,12 +20,24 @@ pub use server::*;
 pub use sessions::*;
 pub use users::*;
 
-use rusqlite::Row;
+use rusqlite::{Connection, Params, Row};
 
 use super::{
     Membership, NewAdmin, Notify, Room, RoomKind, SearchHit, SessionInfo, SessionKind, SessionRow,
     StoredMessage, User, UNREAD_CAP,
 };
+
+/// Every row the cached statement `sql` returns for `args`, each read by `row`.
+fn all_rows<T>(
+    conn: &Connection,
+    sql: &str,
+    args: impl Params,
+    row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(args, row)?;
+    rows.collect()
+}
 
 const MESSAGE_COLUMNS: &str =
     "m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at FROM messages m \

@@ -6,27 +6,32 @@ use super::*;
 
 /// The rooms and DMs a user belongs to, with their unread state: rooms by name, then DMs.
 pub fn rooms_for_user(conn: &Connection, user_id: i64) -> rusqlite::Result<Vec<Room>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {ROOM_COLUMNS} WHERE me.user_id IS NOT NULL ORDER BY r.kind DESC, r.name"
-    ))?;
-    let rows = stmt.query_map([user_id], room_row)?;
-    rows.collect()
+    all_rows(
+        conn,
+        &format!("SELECT {ROOM_COLUMNS} WHERE me.user_id IS NOT NULL ORDER BY r.kind DESC, r.name"),
+        [user_id],
+        room_row,
+    )
 }
 
 /// Ids of the rooms and DMs a user belongs to.
 pub fn room_ids_for_user(conn: &Connection, user_id: i64) -> rusqlite::Result<Vec<i64>> {
-    let mut stmt = conn.prepare_cached("SELECT room_id FROM memberships WHERE user_id = ?1")?;
-    let rows = stmt.query_map([user_id], |r| r.get(0))?;
-    rows.collect()
+    all_rows(
+        conn,
+        "SELECT room_id FROM memberships WHERE user_id = ?1",
+        [user_id],
+        |r| r.get(0),
+    )
 }
 
 /// Every public room, by name, with the user's membership when they have one.
 pub fn public_rooms(conn: &Connection, user_id: i64) -> rusqlite::Result<Vec<Room>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {ROOM_COLUMNS} WHERE r.kind = 'room' AND r.is_public = 1 ORDER BY r.name"
-    ))?;
-    let rows = stmt.query_map([user_id], room_row)?;
-    rows.collect()
+    all_rows(
+        conn,
+        &format!("SELECT {ROOM_COLUMNS} WHERE r.kind = 'room' AND r.is_public = 1 ORDER BY r.name"),
+        [user_id],
+        room_row,
+    )
 }
 
 /// A room by name, seen by `user_id` (membership filled in when they are a member).
@@ -108,12 +113,13 @@ pub fn remove_member(conn: &Connection, room_id: i64, user_id: i64) -> rusqlite:
 
 /// Members of a room: `(user id, username)`, sorted ignoring case.
 pub fn room_members(conn: &Connection, room_id: i64) -> rusqlite::Result<Vec<(i64, String)>> {
-    let mut stmt = conn.prepare_cached(
+    all_rows(
+        conn,
         "SELECT u.id, u.username FROM memberships m JOIN users u ON u.id = m.user_id \
          WHERE m.room_id = ?1 ORDER BY u.username_key",
-    )?;
-    let rows = stmt.query_map([room_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    rows.collect()
+        [room_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
 /// Change a room's name and/or topic. False if the new name is taken.

@@ -1,6 +1,6 @@
 //! Full-text search over the messages a user may read.
 
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection, Params, Row};
 
 use super::*;
 
@@ -29,10 +29,7 @@ pub struct SearchQuery {
 pub fn search(conn: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<SearchHit>> {
     if let Some(key) = &q.author_key {
         // An author filter that matches nobody would otherwise walk every match.
-        let known: bool = conn
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE username_key = ?1)")?
-            .query_row([key], |r| r.get(0))?;
-        if !known {
+        if !username_taken(conn, key)? {
             return Ok(Vec::new());
         }
     }
@@ -42,26 +39,14 @@ pub fn search(conn: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<Search
     if let Some(room_id) = q.room_id {
         return search_in_room(conn, q, room_id);
     }
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at, \
-         snippet(messages_fts, 0, char(2), char(3), '…', 24) \
-         FROM messages_fts f JOIN messages m ON m.id = f.rowid \
-         JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id \
+    let sql = format!(
+        "SELECT {HIT_COLUMNS} \
          WHERE messages_fts MATCH ?1 AND f.rowid < ?2 AND {SEARCH_FILTER} \
          ORDER BY f.rowid DESC LIMIT ?6"
-    ))?;
-    let rows = stmt.query_map(
-        params![
-            q.fts,
-            q.before.unwrap_or(i64::MAX),
-            q.user_id,
-            q.room_id,
-            q.author_key,
-            q.limit
-        ],
-        search_hit,
-    )?;
-    rows.collect()
+    );
+    let before = q.before.unwrap_or(i64::MAX);
+    let args = params![q.fts, before, q.user_id, q.room_id, q.author_key, q.limit];
+    all_rows(conn, &sql, args, search_hit)
 }
 
 /// Newest-first search in one room (whose readability the caller checked), driven by the
@@ -74,25 +59,25 @@ fn search_in_room(
     q: &SearchQuery,
     room_id: i64,
 ) -> rusqlite::Result<Vec<SearchHit>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT m.id FROM messages m JOIN users u ON u.id = m.user_id \
+    let ids = "SELECT m.id FROM messages m JOIN users u ON u.id = m.user_id \
          WHERE m.room_id = ?1 AND m.id < ?2 AND (?3 IS NULL OR u.username_key = ?3) \
          AND +m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?4) \
-         ORDER BY m.id DESC LIMIT ?5",
-    )?;
-    let ids = stmt
-        .query_map(
-            params![
-                room_id,
-                q.before.unwrap_or(i64::MAX),
-                q.author_key,
-                q.fts,
-                q.limit
-            ],
-            |r| r.get::<_, i64>(0),
-        )?
-        .collect::<rusqlite::Result<Vec<i64>>>()?;
-    hits_in_order(conn, &q.fts, &ids)
+         ORDER BY m.id DESC LIMIT ?5";
+    let before = q.before.unwrap_or(i64::MAX);
+    let args = params![room_id, before, q.author_key, q.fts, q.limit];
+    hits_for_ids(conn, &q.fts, ids, args)
+}
+
+/// Full hits for the message ids the query `ids_sql` picks with `args`, in its order: the ids
+/// are chosen and paged first, so snippets are built for the page only.
+fn hits_for_ids(
+    conn: &Connection,
+    fts: &str,
+    ids_sql: &str,
+    args: impl Params,
+) -> rusqlite::Result<Vec<SearchHit>> {
+    let ids: Vec<i64> = all_rows(conn, ids_sql, args, |r| r.get(0))?;
+    hits_in_order(conn, fts, &ids)
 }
 
 /// Full hits with snippets for `ids`, in the order given.
@@ -101,19 +86,21 @@ fn hits_in_order(conn: &Connection, fts: &str, ids: &[i64]) -> rusqlite::Result<
         return Ok(Vec::new());
     }
     let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-    let mut stmt = conn.prepare_cached(
-        "SELECT m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at, \
-         snippet(messages_fts, 0, char(2), char(3), '…', 24) \
-         FROM messages_fts f JOIN messages m ON m.id = f.rowid \
-         JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id \
-         WHERE messages_fts MATCH ?1 AND f.rowid IN (SELECT value FROM json_each(?2))",
-    )?;
-    let mut hits = stmt
-        .query_map(params![fts, format!("[{list}]")], search_hit)?
-        .collect::<rusqlite::Result<Vec<SearchHit>>>()?;
+    let sql = format!(
+        "SELECT {HIT_COLUMNS} \
+         WHERE messages_fts MATCH ?1 AND f.rowid IN (SELECT value FROM json_each(?2))"
+    );
+    let mut hits = all_rows(conn, &sql, params![fts, format!("[{list}]")], search_hit)?;
     hits.sort_by_key(|h| ids.iter().position(|id| *id == h.msg.id));
     Ok(hits)
 }
+
+/// Columns of a hit as [`search_hit`] reads them (a message, then its snippet), from the index
+/// joined with the messages, their rooms and authors.
+const HIT_COLUMNS: &str = "m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at, \
+     snippet(messages_fts, 0, char(2), char(3), '…', 24) \
+     FROM messages_fts f JOIN messages m ON m.id = f.rowid \
+     JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id";
 
 /// Who may read a search hit and the optional room/author filters (`?3`–`?5`).
 const SEARCH_FILTER: &str = "((r.kind = 'room' AND r.is_public = 1) OR EXISTS (SELECT 1 \
@@ -134,27 +121,22 @@ fn search_hit(r: &Row<'_>) -> rusqlite::Result<SearchHit> {
 /// bm25 order over the newest [`RELEVANCE_WINDOW`] matches: rank and page the ids first, then
 /// build snippets for the page only.
 fn search_by_relevance(conn: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<SearchHit>> {
-    let mut stmt = conn.prepare_cached(&format!(
+    let ids = format!(
         "WITH hits AS (SELECT f.rowid AS id, bm25(messages_fts) AS score \
              FROM messages_fts f JOIN messages m ON m.id = f.rowid \
              JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id \
              WHERE messages_fts MATCH ?1 AND {SEARCH_FILTER} \
              ORDER BY f.rowid DESC LIMIT {RELEVANCE_WINDOW}) \
          SELECT id FROM hits ORDER BY score, id DESC LIMIT ?6 OFFSET ?7"
-    ))?;
-    let ids = stmt
-        .query_map(
-            params![
-                q.fts,
-                0,
-                q.user_id,
-                q.room_id,
-                q.author_key,
-                q.limit,
-                q.offset
-            ],
-            |r| r.get::<_, i64>(0),
-        )?
-        .collect::<rusqlite::Result<Vec<i64>>>()?;
-    hits_in_order(conn, &q.fts, &ids)
+    );
+    let args = params![
+        q.fts,
+        0,
+        q.user_id,
+        q.room_id,
+        q.author_key,
+        q.limit,
+        q.offset
+    ];
+    hits_for_ids(conn, &q.fts, &ids, args)
 }

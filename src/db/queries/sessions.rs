@@ -73,12 +73,13 @@ pub fn delete_other_sessions(
     user_id: i64,
     keep: &[u8],
 ) -> rusqlite::Result<Vec<[u8; 32]>> {
-    let mut stmt = conn.prepare_cached(
+    all_rows(
+        conn,
         "DELETE FROM sessions WHERE user_id = ?1 AND kind = 'cookie' AND token_hash != ?2 \
          RETURNING token_hash",
-    )?;
-    let rows = stmt.query_map(params![user_id, keep], |r| r.get::<_, [u8; 32]>(0))?;
-    rows.collect()
+        params![user_id, keep],
+        |r| r.get(0),
+    )
 }
 
 /// The stored hash of a user's password.
@@ -104,11 +105,12 @@ pub fn delete_expired_sessions(
 
 /// Revoke every bot token of a user; returns the revoked token hashes.
 pub fn delete_bot_sessions(conn: &Connection, user_id: i64) -> rusqlite::Result<Vec<[u8; 32]>> {
-    let mut stmt = conn.prepare_cached(
+    all_rows(
+        conn,
         "DELETE FROM sessions WHERE user_id = ?1 AND kind = 'bot' RETURNING token_hash",
-    )?;
-    let rows = stmt.query_map([user_id], |r| r.get::<_, [u8; 32]>(0))?;
-    rows.collect()
+        [user_id],
+        |r| r.get(0),
+    )
 }
 
 /// How many bot tokens a user holds.
@@ -154,13 +156,11 @@ pub fn sessions_of_user(
     now_ms: i64,
     idle_ms: i64,
 ) -> rusqlite::Result<Vec<SessionListing>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT token_hash, kind, name, created_at, last_seen_at, expires_at FROM sessions \
+    let sql = "SELECT token_hash, kind, name, created_at, last_seen_at, expires_at FROM sessions \
          WHERE user_id = ?1 AND (expires_at IS NULL OR expires_at > ?2) \
          AND (kind = 'bot' OR last_seen_at >= ?2 - ?3) \
-         ORDER BY created_at DESC, token_hash",
-    )?;
-    let rows = stmt.query_map(params![user_id, now_ms, idle_ms], |r| {
+         ORDER BY created_at DESC, token_hash";
+    all_rows(conn, sql, params![user_id, now_ms, idle_ms], |r| {
         Ok(SessionListing {
             token_hash: r.get(0)?,
             kind: SessionKind::parse(&r.get::<_, String>(1)?),
@@ -169,8 +169,7 @@ pub fn sessions_of_user(
             last_seen_at: r.get(4)?,
             expires_at: r.get(5)?,
         })
-    })?;
-    rows.collect()
+    })
 }
 
 /// Delete the user's session whose listing id is `id`; returns its digest.

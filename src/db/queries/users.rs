@@ -1,4 +1,4 @@
-//! Accounts: creation, sign-in lookups, passwords and the operator's user commands.
+//! Accounts: creation, sign-in lookups, passwords, and what administrators read and change.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -66,9 +66,9 @@ pub fn set_password_hash(conn: &Connection, user_id: i64, hash: &str) -> rusqlit
     Ok(())
 }
 
-// ---- operator commands -------------------------------------------------------------------
+// ---- administration: the admin page and the operator commands ---------------------------
 
-/// One row of `hearth user list`.
+/// An account as administrators see it (`GET /api/admin/users`, `hearth user list`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserSummary {
     /// Row id.
@@ -95,12 +95,12 @@ fn list_users_where(
     filter: &str,
     args: impl rusqlite::Params,
 ) -> rusqlite::Result<Vec<UserSummary>> {
-    let mut stmt = conn.prepare_cached(&format!(
+    let sql = format!(
         "SELECT u.id, u.username, u.is_admin, u.disabled, u.created_at, \
          (SELECT MAX(last_seen_at) FROM sessions s WHERE s.user_id = u.id) \
          FROM users u {filter} ORDER BY u.id"
-    ))?;
-    let rows = stmt.query_map(args, |r| {
+    );
+    all_rows(conn, &sql, args, |r| {
         Ok(UserSummary {
             id: r.get(0)?,
             username: r.get(1)?,
@@ -109,49 +109,22 @@ fn list_users_where(
             created_at: r.get(4)?,
             last_seen: r.get(5)?,
         })
-    })?;
-    rows.collect()
+    })
 }
 
-/// Set `disabled`; disabling also revokes every session. Returns false for an unknown user.
-pub fn set_disabled(conn: &Connection, key: &str, disabled: bool) -> rusqlite::Result<bool> {
-    let n = conn.execute(
-        "UPDATE users SET disabled = ?2 WHERE username_key = ?1",
-        params![key, disabled],
-    )?;
-    if n > 0 && disabled {
-        conn.execute(
-            "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username_key = ?1)",
-            [key],
-        )?;
-        bump_sessions_epoch(conn)?;
-    }
-    Ok(n > 0)
+/// Set whether an account is disabled. Revoking its sessions is the caller's part (the store
+/// does it in the same transaction).
+pub fn set_disabled(conn: &Connection, user_id: i64, disabled: bool) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE users SET disabled = ?2 WHERE id = ?1")?
+        .execute(params![user_id, disabled])?;
+    Ok(())
 }
 
-/// Set `is_admin`. Returns false for an unknown user.
-pub fn set_admin(conn: &Connection, key: &str, admin: bool) -> rusqlite::Result<bool> {
-    Ok(conn.execute(
-        "UPDATE users SET is_admin = ?2 WHERE username_key = ?1",
-        params![key, admin],
-    )? > 0)
-}
-
-/// Replace a password by name and revoke that user's browser sessions. False if unknown.
-pub fn reset_password(conn: &Connection, key: &str, hash: &str) -> rusqlite::Result<bool> {
-    let n = conn.execute(
-        "UPDATE users SET password_hash = ?2 WHERE username_key = ?1",
-        params![key, hash],
-    )?;
-    if n > 0 {
-        // Bot tokens too: whoever knew the old password may have made one.
-        conn.execute(
-            "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username_key = ?1)",
-            [key],
-        )?;
-        bump_sessions_epoch(conn)?;
-    }
-    Ok(n > 0)
+/// Set whether an account administers the server.
+pub fn set_admin(conn: &Connection, user_id: i64, admin: bool) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE users SET is_admin = ?2 WHERE id = ?1")?
+        .execute(params![user_id, admin])?;
+    Ok(())
 }
 
 /// One account by case-folded name.

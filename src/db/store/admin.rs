@@ -1,7 +1,11 @@
 //! What administrators change and read: accounts, the registration mode, invitations and the
-//! status totals.
+//! status totals. Each change is one function over a connection, run by [`Db`] in the writer's
+//! transaction and by [`super::FileStore`] in the operator's own, so the admin page and the
+//! command line change an account in exactly the same way.
 
 use std::path::PathBuf;
+
+use rusqlite::Connection;
 
 use crate::db::queries::{self, InviteRow, RegistrationMode, Totals, UserSummary};
 use crate::db::{Db, DbError};
@@ -9,7 +13,7 @@ use crate::db::{Db, DbError};
 /// A change an administrator makes to an account.
 #[derive(Debug, Clone)]
 pub enum AccountChange {
-    /// Block sign-in (and revoke every session).
+    /// Block sign-in and revoke every session and bot token.
     Disable,
     /// Allow sign-in again.
     Enable,
@@ -17,10 +21,74 @@ pub enum AccountChange {
     Promote,
     /// Remove the administrator role.
     Demote,
-    /// Revoke every session.
+    /// Revoke every session and bot token.
     SignOut,
-    /// Store this password hash and revoke every session.
+    /// Store this password hash and revoke every session and bot token: whoever knew the old
+    /// password may have made one.
     ResetPassword(String),
+}
+
+/// An invitation to store: the digest of its code, never the code itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewInvite {
+    /// SHA-256 of the code.
+    pub code_hash: [u8; 32],
+    /// The administrator who made it; `None` for the command line.
+    pub created_by: Option<i64>,
+    /// Creation time (ms).
+    pub created_at: i64,
+    /// Expiry (ms).
+    pub expires_at: i64,
+    /// Accounts it may create.
+    pub max_uses: i64,
+}
+
+/// Revoke every session and bot token of a user, and bump the sessions epoch so that a server
+/// other than the one revoking (the command line beside a running server) closes their
+/// sockets too.
+fn revoke_sessions(c: &Connection, user_id: i64) -> rusqlite::Result<()> {
+    queries::delete_user_sessions(c, user_id)?;
+    queries::bump_sessions_epoch(c)
+}
+
+/// Apply `change` to the account with this key; the account afterwards, or `None` when there
+/// is no such account. Runs inside the caller's transaction.
+pub(super) fn change_account(
+    c: &Connection,
+    key: &str,
+    change: &AccountChange,
+) -> rusqlite::Result<Option<UserSummary>> {
+    let Some(user) = queries::user_summary(c, key)? else {
+        return Ok(None);
+    };
+    match change {
+        AccountChange::Disable => {
+            queries::set_disabled(c, user.id, true)?;
+            revoke_sessions(c, user.id)?;
+        }
+        AccountChange::Enable => queries::set_disabled(c, user.id, false)?,
+        AccountChange::Promote => queries::set_admin(c, user.id, true)?,
+        AccountChange::Demote => queries::set_admin(c, user.id, false)?,
+        AccountChange::SignOut => revoke_sessions(c, user.id)?,
+        AccountChange::ResetPassword(hash) => {
+            queries::set_password_hash(c, user.id, hash)?;
+            revoke_sessions(c, user.id)?;
+        }
+    }
+    queries::user_summary(c, key)
+}
+
+/// Store an invitation; the stored row, read back in the same transaction.
+pub(super) fn create_invite(c: &Connection, new: &NewInvite) -> rusqlite::Result<InviteRow> {
+    let id = queries::insert_invite(
+        c,
+        &new.code_hash,
+        new.created_by,
+        new.created_at,
+        new.expires_at,
+        new.max_uses,
+    )?;
+    queries::invite(c, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
 }
 
 /// The store's size on disk: the database file plus its write-ahead log.
@@ -44,24 +112,7 @@ impl Db {
         key: String,
         change: AccountChange,
     ) -> Result<Option<UserSummary>, DbError> {
-        self.write(move |c| {
-            let Some(user) = queries::user_summary(c, &key)? else {
-                return Ok(None);
-            };
-            match &change {
-                AccountChange::Disable => queries::set_disabled(c, &key, true).map(drop)?,
-                AccountChange::Enable => queries::set_disabled(c, &key, false).map(drop)?,
-                AccountChange::Promote => queries::set_admin(c, &key, true).map(drop)?,
-                AccountChange::Demote => queries::set_admin(c, &key, false).map(drop)?,
-                AccountChange::SignOut => queries::delete_user_sessions(c, user.id).map(drop)?,
-                AccountChange::ResetPassword(hash) => {
-                    queries::set_password_hash(c, user.id, hash)?;
-                    queries::delete_user_sessions(c, user.id)?;
-                }
-            }
-            queries::user_summary(c, &key)
-        })
-        .await
+        self.write(move |c| change_account(c, &key, &change)).await
     }
 
     /// Accounts, rooms and messages, the registration mode, and the bytes the database at
@@ -86,21 +137,9 @@ impl Db {
             .await
     }
 
-    /// Store a new invitation by its code's digest; the stored row.
-    pub async fn create_invite(
-        &self,
-        code_hash: [u8; 32],
-        creator: i64,
-        now_ms: i64,
-        expires_at: i64,
-        max_uses: i64,
-    ) -> Result<Option<InviteRow>, DbError> {
-        self.write(move |c| {
-            let id =
-                queries::insert_invite(c, &code_hash, Some(creator), now_ms, expires_at, max_uses)?;
-            queries::invite(c, id)
-        })
-        .await
+    /// Store a new invitation; the stored row.
+    pub async fn create_invite(&self, new: NewInvite) -> Result<InviteRow, DbError> {
+        self.write(move |c| create_invite(c, &new)).await
     }
 
     /// Every invitation, newest first.

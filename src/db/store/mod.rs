@@ -1,13 +1,16 @@
 //! The typed face of the store: one async method per question the rest of Hearth asks, so no
 //! SQL and no SQLite type leaves `db/`. Each method is one hop to a reader connection (or one
-//! job for the writer); the SQL itself lives in [`super::queries`].
+//! job for the writer); the SQL itself lives in [`super::queries`]. The operator commands,
+//! which run without a server, use [`FileStore`], a synchronous handle on the same file.
 
 mod accounts;
 mod admin;
+mod file;
 mod tx;
 
 pub use accounts::{Created, Gate, NewAccount};
-pub use admin::AccountChange;
+pub use admin::{AccountChange, NewInvite};
+pub use file::{BackupError, Exported, FileStore};
 pub use tx::Tx;
 
 use std::time::Duration;
