@@ -200,37 +200,16 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
         commit_tx,
         metrics.clone(),
     )?;
-    let caps_metrics = metrics.clone();
-    let auth_metrics = metrics.clone();
     let hub = Hub::new(
         HubLimits {
             queue: config.limits.outgoing_queue,
             per_user: config.limits.connections_per_user,
             per_address: config.limits.connections_per_address,
-            rate: config.limits.messages_per_second,
-            burst: config.limits.message_burst,
         },
-        metrics,
+        metrics.clone(),
     );
     let fan_out = hub.spawn_fan_out(commit_rx)?;
-    let auth = Auth::new(
-        db.clone(),
-        config.auth.clone(),
-        &config.limits,
-        auth_metrics,
-    );
-    let max_connections = server::connection_budget(config.limits.max_connections);
-    let tls = if config.server.tls.enabled() {
-        Some(
-            server::tls_acceptor(
-                std::path::Path::new(&config.server.tls.cert),
-                std::path::Path::new(&config.server.tls.key),
-            )
-            .map_err(StartupError::Config)?,
-        )
-    } else {
-        None
-    };
+    let tls = tls_acceptor(&config)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StartupError::Bind { addr, source })?;
@@ -238,39 +217,11 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
         .local_addr()
         .map_err(|source| StartupError::Bind { addr, source })?;
     let (stop, stop_rx) = watch::channel(false);
-    let tracker = Tracker::default();
-    let searches_per_user = config.limits.searches_per_user;
-    let state = App {
-        config: Arc::new(config),
-        db,
-        auth,
-        hub,
-        shutdown: stop_rx.clone(),
-        tracker: tracker.clone(),
-        started: std::time::Instant::now(),
-        quotas: Arc::new(limits::Counter::default()),
-        searches: Arc::new(limits::Concurrency::new(
-            SEARCHES_AT_ONCE,
-            match searches_per_user {
-                0 => usize::MAX,
-                n => n as usize,
-            },
-        )),
-    };
+    let state = app(config, db, hub, metrics.clone(), stop_rx.clone());
     state.auth.prewarm();
     let setup_code = announce_setup(&state, addr).await;
     tokio::spawn(housekeeping(state.clone()));
-    let routes = http::routes(state.clone());
-    let front = server::Front::new(&state.config);
-    let caps = server::Caps {
-        per_address: state.config.limits.http_connections_per_address as usize,
-        total: max_connections,
-        websockets: tracker.clone(),
-        metrics: caps_metrics,
-    };
-    let accept = tokio::spawn(server::accept_loop(
-        listener, tls, routes, front, caps, stop_rx,
-    ));
+    let accept = tokio::spawn(accept(&state, listener, tls, metrics, stop_rx));
     Ok(Server {
         setup_code,
         addr,
@@ -278,9 +229,84 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
         accept,
         writer,
         fan_out,
-        tracker,
+        tracker: state.tracker.clone(),
         state,
     })
+}
+
+fn tls_acceptor(config: &Config) -> Result<Option<tokio_rustls::TlsAcceptor>, StartupError> {
+    if !config.server.tls.enabled() {
+        return Ok(None);
+    }
+    server::tls_acceptor(
+        std::path::Path::new(&config.server.tls.cert),
+        std::path::Path::new(&config.server.tls.key),
+    )
+    .map(Some)
+    .map_err(StartupError::Config)
+}
+
+/// The state every handler shares.
+fn app(
+    config: Config,
+    db: Db,
+    hub: Hub,
+    metrics: Arc<metrics::Metrics>,
+    shutdown: watch::Receiver<bool>,
+) -> App {
+    let auth = Auth::new(
+        db.clone(),
+        config.auth.clone(),
+        &config.limits,
+        metrics.clone(),
+    );
+    let message_rate = Arc::new(limits::MessageRate::new(
+        config.limits.messages_per_second,
+        config.limits.message_burst,
+        metrics,
+    ));
+    let per_user = match config.limits.searches_per_user {
+        0 => usize::MAX,
+        n => n as usize,
+    };
+    App {
+        config: Arc::new(config),
+        db,
+        auth,
+        hub,
+        shutdown,
+        tracker: Tracker::default(),
+        started: std::time::Instant::now(),
+        quotas: Arc::new(limits::Counter::default()),
+        message_rate,
+        searches: Arc::new(limits::Concurrency::new(SEARCHES_AT_ONCE, per_user)),
+    }
+}
+
+/// The accept loop over the routes, within the connection caps.
+fn accept(
+    state: &App,
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    metrics: Arc<metrics::Metrics>,
+    stop: watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let limits = &state.config.limits;
+    let caps = server::Caps {
+        per_address: limits.http_connections_per_address as usize,
+        total: server::connection_budget(limits.max_connections),
+        websockets: state.tracker.clone(),
+        metrics,
+    };
+    let front = server::Front::new(&state.config);
+    server::accept_loop(
+        listener,
+        tls,
+        http::routes(state.clone()),
+        front,
+        caps,
+        stop,
+    )
 }
 
 impl Server {

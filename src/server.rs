@@ -274,19 +274,14 @@ pub async fn accept_loop<F>(
 {
     let open = Tracker::default();
     let counts = Arc::new(Open::default());
-    let mut refused_logged: Option<std::time::Instant> = None;
+    let mut refused = RefusalLog::default();
     let front = Arc::new(front);
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.changed() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
+            accepted = next_connection(&listener) => match accepted {
+                Some(pair) => pair,
+                None => continue,
             },
         };
         let exempt = front.trusted.iter().any(|c| c.contains(peer.ip()));
@@ -294,33 +289,24 @@ pub async fn accept_loop<F>(
             caps.metrics
                 .connections_refused
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            refused.note(peer);
             // Closed at once: holding it open would spend the very descriptors the cap saves.
-            if refused_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-                refused_logged = Some(std::time::Instant::now());
-                tracing::warn!(%peer, "connection refused: too many open connections");
-            }
             drop(stream);
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let svc = warp::service(filter.clone());
+        let conn = Conn {
+            peer,
+            svc: warp::service(filter.clone()),
+            front: front.clone(),
+            stop: shutdown.clone(),
+        };
         let guard = open.track();
-        let stop = shutdown.clone();
         let tls = tls.clone();
-        let front = front.clone();
         tokio::spawn(async move {
             let _guard = guard;
             let _admitted = admitted;
-            match tls {
-                None => drive(stream, peer, svc, front, stop).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => drive(tls_stream, peer, svc, front, stop).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                }
-            }
+            conn.serve(stream, tls).await;
         });
     }
     drop(listener);
@@ -329,6 +315,86 @@ pub async fn accept_loop<F>(
         .is_err()
     {
         tracing::warn!("some HTTP connections did not finish within 5 s");
+    }
+}
+
+/// The next accepted connection; after a failure (out of file descriptors and the like),
+/// `None` after a short pause instead of spinning.
+async fn next_connection(listener: &TcpListener) -> Option<(tokio::net::TcpStream, SocketAddr)> {
+    match listener.accept().await {
+        Ok(pair) => Some(pair),
+        Err(e) => {
+            tracing::warn!("accept failed: {e}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
+
+/// Logs refused connections at most once every 10 s: a flood must not flood the log too.
+#[derive(Default)]
+struct RefusalLog(Option<std::time::Instant>);
+
+impl RefusalLog {
+    fn note(&mut self, peer: SocketAddr) {
+        if self
+            .0
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+        {
+            self.0 = Some(std::time::Instant::now());
+            tracing::warn!(%peer, "connection refused: too many open connections");
+        }
+    }
+}
+
+/// What serves one connection's requests: warp's routes as a service.
+pub trait HttpService:
+    Service<Request<Incoming>, Response = warp::reply::Response, Error = std::convert::Infallible>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> HttpService for S where
+    S: Service<
+            Request<Incoming>,
+            Response = warp::reply::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+/// One accepted connection, ready to be served.
+struct Conn<S> {
+    peer: SocketAddr,
+    svc: S,
+    front: Arc<Front>,
+    stop: watch::Receiver<bool>,
+}
+
+impl<S: HttpService> Conn<S>
+where
+    S::Future: Send + 'static,
+{
+    /// The TLS handshake (bounded like the request head), then HTTP.
+    async fn serve(self, stream: tokio::net::TcpStream, tls: Option<TlsAcceptor>) {
+        let Conn {
+            peer,
+            svc,
+            front,
+            stop,
+        } = self;
+        let Some(acceptor) = tls else {
+            return drive(stream, peer, svc, front, stop).await;
+        };
+        match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(tls_stream)) => drive(tls_stream, peer, svc, front, stop).await,
+            Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        }
     }
 }
 
@@ -341,13 +407,7 @@ async fn drive<I, S>(
     mut stop: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<
-            Request<Incoming>,
-            Response = warp::reply::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
+    S: HttpService,
     S::Future: Send + 'static,
 {
     let service = service_fn(move |mut req: Request<Incoming>| {

@@ -2,11 +2,19 @@
 //! their input, call in here, and render what comes back.
 //!
 //! - [`access`]: the one rule for who may read or post in a room.
+//! - [`admin`]: accounts, registration mode, invitations and status, for the admin routes and
+//!   the operator commands.
 //! - [`error`]: [`error::AppError`] and the one table of error codes.
+//! - [`history`]: reading a room's history and searching messages.
+//! - [`messages`]: posting a message: the checks, the room it goes to, the hand-off to the
+//!   writer.
 //! - [`rooms`]: rooms and DMs: membership rules, read markers, notification levels.
 
 pub mod access;
+pub mod admin;
 pub mod error;
+pub mod history;
+pub mod messages;
 pub mod rooms;
 
 use std::sync::Arc;
@@ -39,6 +47,8 @@ pub struct App {
     pub started: std::time::Instant,
     /// Per-user quotas on rooms, DMs and invitations.
     pub quotas: Arc<limits::Counter>,
+    /// The per-user message rate, checked before a message is queued for the writer.
+    pub message_rate: Arc<limits::MessageRate>,
     /// Searches running now, bounded per user and in total.
     pub searches: Arc<limits::Concurrency>,
 }

@@ -56,26 +56,6 @@ pub enum RoomError {
     Db(#[from] DbError),
 }
 
-impl RoomError {
-    /// The snake_case code sent to clients.
-    pub fn code(&self) -> &'static str {
-        match self {
-            RoomError::UnknownRoom => "unknown_room",
-            RoomError::NotAMember => "not_a_member",
-            RoomError::UnknownUser(_) => "unknown_user",
-            RoomError::InvalidName(_) => "invalid_room_name",
-            RoomError::TopicTooLong => "topic_too_long",
-            RoomError::RoomExists => "room_exists",
-            RoomError::CannotLeave => "cannot_leave",
-            RoomError::Forbidden(_) => "forbidden",
-            RoomError::BadRequest(_) => "bad_request",
-            RoomError::TooManyMembers => "too_many_members",
-            RoomError::Quota(..) => "rate_limited",
-            RoomError::Db(_) => "unavailable",
-        }
-    }
-}
-
 type Outcome<T> = Result<T, RoomError>;
 
 /// Run `f` on the write connection inside the writer's next transaction; a refusal
@@ -380,33 +360,17 @@ pub async fn invite(state: &App, user: &User, name: &str, username: &str) -> Out
 /// Find or create the DM between the caller and `usernames`. Returns the room and whether it
 /// was created.
 pub async fn open_dm(state: &App, user: &User, usernames: &[String]) -> Outcome<(Room, bool)> {
-    let mut keys = vec![user.username.to_ascii_lowercase()];
-    for name in usernames {
-        let key = Username::parse(name)
-            .map_err(|_| RoomError::UnknownUser(name.clone()))?
-            .key();
-        if !keys.contains(&key) {
-            keys.push(key);
-        }
-    }
-    if keys.len() < 2 {
-        return Err(RoomError::BadRequest(
-            "Name at least one other person to talk to.",
-        ));
-    }
-    if keys.len() > MAX_DM_USERS {
-        return Err(RoomError::TooManyMembers);
-    }
+    let keys = dm_keys(user, usernames)?;
     let uid = user.id;
     let quotas = state.quotas.clone();
     let per_hour = state.config.limits.dms_per_hour;
-    let outcome = write(state, move |c| {
-        let mut ids = Vec::with_capacity(keys.len());
+    write(state, move |c| {
+        let mut people = Vec::with_capacity(keys.len());
         for key in &keys {
             let (id, name) = c
                 .user_by_key(key)?
                 .ok_or_else(|| RoomError::UnknownUser(key.clone()))?;
-            ids.push((id, name));
+            people.push((id, name));
         }
         let name = domain::dm_name(&keys);
         let now = db::now_ms();
@@ -428,39 +392,77 @@ pub async fn open_dm(state: &App, user: &User, usernames: &[String]) -> Outcome<
             }
             Err(e) => return Err(e),
         };
-        let mut added = Vec::new();
-        for (member, member_name) in ids {
-            if c.add_member(id, member, now)? {
-                let view = c.room_by_id(id, member)?.ok_or(RoomError::UnknownRoom)?;
-                added.push((member, member_name, view));
-            }
-        }
+        let added = add_dm_members(c, id, people, now)?;
         let room = c.room_by_id(id, uid)?.ok_or(RoomError::UnknownRoom)?;
-        // Everyone added starts receiving the conversation first; only then, when it
-        // existed before, are the members told who joined.
-        let mut changes: Vec<Change> = added
-            .iter()
-            .map(|(member, _, view)| Change::Joined {
-                user_id: *member,
-                room: view.clone(),
-            })
-            .collect();
-        if !created {
-            changes.extend(
-                added
-                    .iter()
-                    .map(|(member, member_name, _)| Change::MemberJoined {
-                        room_id: room.id,
-                        room: room.name.clone(),
-                        user_id: *member,
-                        username: member_name.clone(),
-                    }),
-            );
-        }
+        let changes = dm_changes(&room, added, created);
         Ok(((room, created), changes))
     })
-    .await;
-    outcome
+    .await
+}
+
+/// The case-folded names of a DM's people, the opener first, each once.
+fn dm_keys(user: &User, usernames: &[String]) -> Outcome<Vec<String>> {
+    let mut keys = vec![user.username.to_ascii_lowercase()];
+    for name in usernames {
+        let key = Username::parse(name)
+            .map_err(|_| RoomError::UnknownUser(name.clone()))?
+            .key();
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    if keys.len() < 2 {
+        return Err(RoomError::BadRequest(
+            "Name at least one other person to talk to.",
+        ));
+    }
+    if keys.len() > MAX_DM_USERS {
+        return Err(RoomError::TooManyMembers);
+    }
+    Ok(keys)
+}
+
+/// Make everyone named a member of the DM; returns who was added, with the room as they see
+/// it.
+fn add_dm_members(
+    c: &Tx<'_>,
+    id: i64,
+    people: Vec<(i64, String)>,
+    now: i64,
+) -> Outcome<Vec<(i64, String, Room)>> {
+    let mut added = Vec::new();
+    for (member, member_name) in people {
+        if c.add_member(id, member, now)? {
+            let view = c.room_by_id(id, member)?.ok_or(RoomError::UnknownRoom)?;
+            added.push((member, member_name, view));
+        }
+    }
+    Ok(added)
+}
+
+/// Everyone added starts receiving the conversation first; only then, when it existed
+/// before, are the members told who joined.
+fn dm_changes(room: &Room, added: Vec<(i64, String, Room)>, created: bool) -> Vec<Change> {
+    let mut changes: Vec<Change> = added
+        .iter()
+        .map(|(member, _, view)| Change::Joined {
+            user_id: *member,
+            room: view.clone(),
+        })
+        .collect();
+    if !created {
+        changes.extend(
+            added
+                .into_iter()
+                .map(|(member, username, _)| Change::MemberJoined {
+                    room_id: room.id,
+                    room: room.name.clone(),
+                    user_id: member,
+                    username,
+                }),
+        );
+    }
+    changes
 }
 
 /// Rename a room and/or change its topic.
@@ -526,11 +528,9 @@ pub async fn update(
 pub async fn mark_read(state: &App, user_id: i64, name: &str, id: i64) -> Outcome<Room> {
     let name = name.to_string();
     write(state, move |c| {
-        let room = member_in(c, &name, user_id)?;
-        c.set_last_read(room.id, user_id, id)?;
-        let room = c
-            .room_by_id(room.id, user_id)?
-            .ok_or(RoomError::UnknownRoom)?;
+        let room = update_membership(c, &name, user_id, |c, room| {
+            c.set_last_read(room, user_id, id)
+        })?;
         let change = Change::ReadMarker {
             user_id,
             room: room.clone(),
@@ -544,12 +544,23 @@ pub async fn mark_read(state: &App, user_id: i64, name: &str, id: i64) -> Outcom
 pub async fn set_notify(state: &App, user_id: i64, name: &str, level: Notify) -> Outcome<Room> {
     let name = name.to_string();
     write(state, move |c| {
-        let room = member_in(c, &name, user_id)?;
-        c.set_notify(room.id, user_id, level)?;
-        let room = c
-            .room_by_id(room.id, user_id)?
-            .ok_or(RoomError::UnknownRoom)?;
+        let room = update_membership(c, &name, user_id, |c, room| {
+            c.set_notify(room, user_id, level)
+        })?;
         Ok((room, Vec::new()))
     })
     .await
+}
+
+/// Change the user's own membership of a room they belong to, and read the room back.
+fn update_membership<R>(
+    c: &Tx<'_>,
+    name: &str,
+    user_id: i64,
+    set: impl FnOnce(&Tx<'_>, i64) -> Result<R, DbError>,
+) -> Outcome<Room> {
+    let room = member_in(c, name, user_id)?;
+    set(c, room.id)?;
+    c.room_by_id(room.id, user_id)?
+        .ok_or(RoomError::UnknownRoom)
 }

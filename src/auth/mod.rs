@@ -279,39 +279,13 @@ impl Auth {
             PasswordProblem::TooShort => AuthError::WeakPassword,
             PasswordProblem::TooLong => AuthError::PasswordTooLong,
         })?;
-        // Cheap early answers before spending a password hash; checked again when writing.
-        let now = db::now_ms();
-        let key = name.key();
-        let (gate, taken) = self
-            .inner
-            .db
-            .registration_check(code_hash, key, now)
-            .await?;
-        if let Some(refused) = refusal(gate) {
-            return Err(refused);
-        }
-        let ip_key = format!("r:{}", address_key(client));
-        let limit = Limit {
-            max: self.inner.registrations_per_hour as usize,
-            window: HOUR,
-        };
-        self.inner
-            .registrations
-            .reserve(&[(&ip_key, limit)])
-            .map_err(AuthError::TooManyAttempts)?;
-        if taken {
-            return Err(AuthError::UsernameTaken);
-        }
+        self.admit_registration(&name, code_hash, client).await?;
         let admin = if self.setup_matches(setup) {
             NewAdmin::IfNoAdmin
         } else {
             NewAdmin::No
         };
-        let iterations = self.inner.config.pbkdf2_iterations;
-        let pw = password.to_string();
-        let hash = self
-            .hashing(move || password::hash(&pw, iterations))
-            .await?;
+        let hash = self.hash_new_password(password.to_string()).await?;
         let account = NewAccount {
             username: name.as_str().to_string(),
             key: name.key(),
@@ -331,6 +305,39 @@ impl Auth {
         }
         tracing::info!(user = %user.username, invite = ?invite_id, "account created");
         self.start_session(user, SessionKind::Cookie, None).await
+    }
+
+    /// The cheap answers before a password hash is spent (checked again when writing): the
+    /// registration mode and invitation, the per-address attempt budget (reserved here, so
+    /// concurrent attempts cannot overrun it), and whether the name is taken.
+    async fn admit_registration(
+        &self,
+        name: &Username,
+        code_hash: Option<[u8; 32]>,
+        client: IpAddr,
+    ) -> Result<(), AuthError> {
+        let now = db::now_ms();
+        let (gate, taken) = self
+            .inner
+            .db
+            .registration_check(code_hash, name.key(), now)
+            .await?;
+        if let Some(refused) = refusal(gate) {
+            return Err(refused);
+        }
+        let ip_key = format!("r:{}", address_key(client));
+        let limit = Limit {
+            max: self.inner.registrations_per_hour as usize,
+            window: HOUR,
+        };
+        self.inner
+            .registrations
+            .reserve(&[(&ip_key, limit)])
+            .map_err(AuthError::TooManyAttempts)?;
+        if taken {
+            return Err(AuthError::UsernameTaken);
+        }
+        Ok(())
     }
 
     /// Hash a new password with the configured iterations, off the async runtime.

@@ -4,7 +4,8 @@
 //! - [`crate::model`]: the rows the store hands out (users, rooms, messages, sessions).
 //! - [`schema`]: versioned migrations.
 //! - [`queries`]: every SQL statement.
-//! - `store`: typed methods on [`Db`], the only way the rest of Hearth reaches the data.
+//! - `store`: typed methods on [`Db`], the only way the rest of Hearth reaches the data, and
+//!   [`FileStore`], the synchronous handle the operator commands open on the file.
 //! - [`writer`]: the writer thread and its group commit.
 
 pub mod queries;
@@ -23,7 +24,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::Synchronous;
 pub use crate::events::{Change, Changes, Committed};
 pub use crate::model::*;
-pub use store::{AccountChange, Created, Gate, NewAccount, Page, Snapshot, Tx};
+pub use store::{
+    AccountChange, BackupError, Created, Exported, FileStore, Gate, NewAccount, NewInvite, Page,
+    Snapshot, Tx,
+};
 pub use writer::NewMessage;
 
 /// Storage failures. Their text is logged, never sent to clients.
@@ -106,8 +110,12 @@ fn common_pragmas(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// Open a read-write connection: create the file if needed, WAL, pragmas, migrations. Used by
-/// the writer thread and by the operator commands (which may run beside a live server).
-pub fn open_writable(path: &Path, synchronous: Synchronous) -> Result<Connection, OpenError> {
+/// the writer thread and by [`FileStore`] for the operator commands (which may run beside a
+/// live server).
+pub(in crate::db) fn open_writable(
+    path: &Path,
+    synchronous: Synchronous,
+) -> Result<Connection, OpenError> {
     let fail = |reason: String| OpenError {
         path: path.display().to_string(),
         reason,
@@ -301,10 +309,10 @@ impl Db {
         let job: writer::Job = Box::new(move |conn| {
             let result = f(conn);
             let ok = matches!(&result, Ok(value) if keep(value));
-            let reply: writer::Reply = Box::new(move |commit: Result<(), DbError>| {
+            let reply = move |commit: Result<(), DbError>| {
                 let _ = tx.send(commit.and_then(|()| result.map_err(DbError::from)));
-            });
-            (ok, reply, None)
+            };
+            writer::JobDone::new(ok, reply, None)
         });
         self.writer
             .send(writer::WriteCmd::Exec(job))
@@ -327,18 +335,20 @@ impl Db {
         let (tx, rx) = oneshot::channel::<Result<T, E>>();
         let (applied, on_applied) = oneshot::channel::<()>();
         let job: writer::Job = Box::new(move |conn| match f(&Tx(conn)) {
-            Ok((value, changes)) => {
-                let reply: writer::Reply = Box::new(move |commit: Result<(), DbError>| {
+            Ok((value, changes)) => writer::JobDone::new(
+                true,
+                move |commit: Result<(), DbError>| {
                     let _ = tx.send(commit.map(|()| value).map_err(E::from));
-                });
-                (true, reply, Some(Changes { changes, applied }))
-            }
-            Err(e) => {
-                let reply: writer::Reply = Box::new(move |commit: Result<(), DbError>| {
+                },
+                Some(Changes { changes, applied }),
+            ),
+            Err(e) => writer::JobDone::new(
+                false,
+                move |commit: Result<(), DbError>| {
                     let _ = tx.send(Err(commit.map_err(E::from).err().unwrap_or(e)));
-                });
-                (false, reply, None)
-            }
+                },
+                None,
+            ),
         });
         self.writer
             .send(writer::WriteCmd::Exec(job))

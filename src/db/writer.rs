@@ -20,9 +20,34 @@ const QUEUE: usize = 16 * 1024;
 
 /// Called with the commit's outcome once the transaction is over.
 pub type Reply = Box<dyn FnOnce(Result<(), DbError>) + Send>;
-/// Runs inside the transaction; says whether it succeeded, how to answer afterwards, and which
-/// changes the fan-out must apply, in order with the messages around it, once committed.
-pub type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply, Option<Changes>) + Send>;
+/// Runs inside the transaction (in a savepoint of its own) and says what became of it.
+pub type Job = Box<dyn FnOnce(&Connection) -> JobDone + Send>;
+
+/// What a [`Job`] did.
+pub struct JobDone {
+    /// Keep what it wrote; `false` rolls its savepoint back (a refusal or an error).
+    pub keep: bool,
+    /// How to answer its caller once the transaction is over.
+    pub reply: Reply,
+    /// The changes the fan-out must apply, in order with the messages around it, once
+    /// committed (only when kept).
+    pub changes: Option<Changes>,
+}
+
+impl JobDone {
+    /// A job's outcome: whether to keep its writes, its answer, and its changes.
+    pub fn new(
+        keep: bool,
+        reply: impl FnOnce(Result<(), DbError>) + Send + 'static,
+        changes: Option<Changes>,
+    ) -> Self {
+        JobDone {
+            keep,
+            reply: Box::new(reply),
+            changes,
+        }
+    }
+}
 
 /// A message a connection wants stored.
 #[derive(Debug)]
@@ -85,6 +110,10 @@ pub(super) fn spawn(
     ))
 }
 
+/// The writer thread's loop: wait for work, take everything else already queued (up to
+/// [`MAX_BATCH`]) and commit it as one transaction. Under load, batches grow by themselves
+/// while a commit's fsync is in flight, so the cost of durability is shared by every message
+/// queued meanwhile; idle, a lone message is committed at once.
 fn run(
     conn: Connection,
     mut rx: mpsc::Receiver<WriteCmd>,
@@ -98,20 +127,7 @@ fn run(
             Some(cmd) => batch.push(cmd),
             None => break,
         }
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(cmd) => batch.push(cmd),
-                Err(_) => break,
-            }
-        }
-        if batch.iter().any(|c| matches!(c, WriteCmd::Shutdown)) {
-            // Take whatever is still queued, refuse anything later.
-            rx.close();
-            while let Ok(cmd) = rx.try_recv() {
-                batch.push(cmd);
-            }
-            stopping = true;
-        }
+        stopping = take_queued(&mut rx, &mut batch);
         metrics.batch_size.observe(batch.len() as f64);
         let queued: Vec<Instant> = batch
             .iter()
@@ -120,35 +136,8 @@ fn run(
                 _ => None,
             })
             .collect();
-        let carries_messages = !queued.is_empty();
         let (out, result) = commit_batch(&conn, &mut batch);
-        // Remember a failure until a batch with messages commits again: a passing health probe
-        // alone does not prove messages can be stored (e.g. the database may not grow).
-        if result.is_err() || carries_messages {
-            if let Ok(mut e) = metrics.write_error.lock() {
-                *e = result.err();
-            }
-        }
-        let stored = out
-            .iter()
-            .filter(|c| {
-                matches!(
-                    c,
-                    Committed::Stored {
-                        duplicate: false,
-                        ..
-                    }
-                )
-            })
-            .count();
-        metrics
-            .messages_stored
-            .fetch_add(stored as u64, Ordering::Relaxed);
-        if stored > 0 {
-            for t in queued {
-                metrics.commit_latency.observe(t.elapsed().as_secs_f64());
-            }
-        }
+        record(&metrics, &out, result, &queued);
         if !out.is_empty() && commits.send(out).is_err() {
             tracing::warn!("fan-out has stopped; committed messages are not delivered live");
         }
@@ -159,6 +148,69 @@ fn run(
     tracing::debug!("writer stopped");
 }
 
+/// Add what is queued already to `batch`. On a shutdown request, take everything still queued
+/// and close the queue, so later senders are refused rather than lost; returns whether the
+/// writer is stopping.
+fn take_queued(rx: &mut mpsc::Receiver<WriteCmd>, batch: &mut Vec<WriteCmd>) -> bool {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(cmd) => batch.push(cmd),
+            Err(_) => break,
+        }
+    }
+    if !batch.iter().any(|c| matches!(c, WriteCmd::Shutdown)) {
+        return false;
+    }
+    rx.close();
+    while let Ok(cmd) = rx.try_recv() {
+        batch.push(cmd);
+    }
+    true
+}
+
+/// Metrics of one committed (or failed) batch.
+fn record(metrics: &Metrics, out: &[Committed], result: Result<(), String>, queued: &[Instant]) {
+    // Remember a failure until a batch with messages commits again: a passing health probe
+    // alone does not prove messages can be stored (e.g. the database may not grow).
+    if result.is_err() || !queued.is_empty() {
+        if let Ok(mut e) = metrics.write_error.lock() {
+            *e = result.err();
+        }
+    }
+    let stored = out
+        .iter()
+        .filter(|c| {
+            matches!(
+                c,
+                Committed::Stored {
+                    duplicate: false,
+                    ..
+                }
+            )
+        })
+        .count();
+    metrics
+        .messages_stored
+        .fetch_add(stored as u64, Ordering::Relaxed);
+    if stored > 0 {
+        for t in queued {
+            metrics.commit_latency.observe(t.elapsed().as_secs_f64());
+        }
+    }
+}
+
+/// What one transaction has produced so far.
+#[derive(Default)]
+struct Pass {
+    /// Message outcomes and changes, in the order they were written.
+    outcomes: Vec<Committed>,
+    /// Answers to the jobs, sent once the transaction is over.
+    replies: Vec<Reply>,
+    /// The first statement error, if any; some (disk full, I/O) make SQLite roll the whole
+    /// transaction back, after which nothing more may run in it.
+    first_error: Option<String>,
+}
+
 /// Run one transaction over `batch` (emptying it); returns the message outcomes and whether
 /// the transaction committed.
 fn commit_batch(
@@ -166,145 +218,131 @@ fn commit_batch(
     batch: &mut Vec<WriteCmd>,
 ) -> (Vec<Committed>, Result<(), String>) {
     let now = now_ms();
-    let mut outcomes = Vec::new();
-    let mut replies: Vec<Reply> = Vec::new();
+    let mut pass = Pass::default();
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!("cannot start a write transaction: {e}");
-        fail_all(batch.drain(..), &mut outcomes);
-        return (outcomes, Err(e.to_string()));
+        fail_all(batch.drain(..), &mut pass.outcomes);
+        return (pass.outcomes, Err(e.to_string()));
     }
-    // The first statement error, if any; some (disk full, I/O) make SQLite roll the whole
-    // transaction back, after which nothing more may run in it.
-    let mut first_error: Option<String> = None;
     let mut cmds = batch.drain(..);
     for cmd in cmds.by_ref() {
         match cmd {
-            WriteCmd::Message(m) => outcomes.push(store_message(conn, m, now, &mut first_error)),
-            WriteCmd::Exec(job) => {
-                if let Err(e) = conn.execute_batch("SAVEPOINT job") {
-                    first_error.get_or_insert(e.to_string());
-                }
-                let (ok, reply, changes) = job(conn);
-                if let Some(changes) = changes.filter(|_| ok) {
-                    outcomes.push(Committed::Changed(changes));
-                }
-                let end = if ok {
-                    "RELEASE job"
-                } else {
-                    first_error.get_or_insert("a write failed".into());
-                    "ROLLBACK TO job; RELEASE job"
-                };
-                if let Err(e) = conn.execute_batch(end) {
-                    first_error.get_or_insert(e.to_string());
-                }
-                replies.push(reply);
+            WriteCmd::Message(m) => {
+                let outcome = store_message(conn, m, now, &mut pass.first_error);
+                pass.outcomes.push(outcome);
             }
+            WriteCmd::Exec(job) => run_job(conn, job, &mut pass),
             WriteCmd::Shutdown => {}
         }
         if conn.is_autocommit() {
             break; // the transaction is gone
         }
     }
-    fail_all(cmds, &mut outcomes);
+    fail_all(cmds, &mut pass.outcomes);
     let committed = if conn.is_autocommit() {
-        Err(first_error
+        Err(pass
+            .first_error
             .clone()
             .unwrap_or_else(|| "the transaction was rolled back".into()))
     } else {
         conn.execute_batch("COMMIT").map_err(|e| e.to_string())
     };
     match committed {
-        Ok(()) => {
-            for r in replies {
-                r(Ok(()));
-            }
-            // SQLite may undo only the failing statement (e.g. disk full inside the search
-            // index's trigger) and commit the rest: still a failed write for the health check.
-            let refused = outcomes
-                .iter()
-                .any(|c| matches!(c, Committed::Failed { .. }));
-            match first_error {
-                Some(e) if refused => (outcomes, Err(e)),
-                _ => (outcomes, Ok(())),
-            }
-        }
-        Err(e) => {
-            outcomes.retain(|c| !matches!(c, Committed::Changed(_)));
-            tracing::error!("commit failed, {} messages refused: {e}", outcomes.len());
-            if !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
-            }
-            for r in replies {
-                r(Err(DbError::Commit(e.clone())));
-            }
-            // Nothing from this batch is acknowledged, not even a "duplicate": its original may
-            // have been inserted earlier in this same, now rolled back, transaction. A retry
-            // with the same nonce finds whatever really is stored.
-            let failed = outcomes
-                .into_iter()
-                .map(|c| match c {
-                    Committed::Stored { msg, origin, .. } => Committed::Failed {
-                        origin,
-                        nonce: msg.nonce,
-                    },
-                    failed => failed,
-                })
-                .collect();
-            (failed, Err(e))
-        }
+        Ok(()) => committed_pass(pass),
+        Err(e) => failed_pass(conn, pass, e),
     }
 }
 
+/// Run a job in a savepoint of its own, so a refusal undoes only what it wrote.
+fn run_job(conn: &Connection, job: Job, pass: &mut Pass) {
+    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        pass.first_error.get_or_insert(e.to_string());
+    }
+    let done = job(conn);
+    if let Some(changes) = done.changes.filter(|_| done.keep) {
+        pass.outcomes.push(Committed::Changed(changes));
+    }
+    let end = if done.keep {
+        "RELEASE job"
+    } else {
+        pass.first_error.get_or_insert("a write failed".into());
+        "ROLLBACK TO job; RELEASE job"
+    };
+    if let Err(e) = conn.execute_batch(end) {
+        pass.first_error.get_or_insert(e.to_string());
+    }
+    pass.replies.push(done.reply);
+}
+
+fn committed_pass(pass: Pass) -> (Vec<Committed>, Result<(), String>) {
+    for r in pass.replies {
+        r(Ok(()));
+    }
+    // SQLite may undo only the failing statement (e.g. disk full inside the search index's
+    // trigger) and commit the rest: still a failed write for the health check.
+    let refused = pass
+        .outcomes
+        .iter()
+        .any(|c| matches!(c, Committed::Failed { .. }));
+    match pass.first_error {
+        Some(e) if refused => (pass.outcomes, Err(e)),
+        _ => (pass.outcomes, Ok(())),
+    }
+}
+
+fn failed_pass(conn: &Connection, pass: Pass, e: String) -> (Vec<Committed>, Result<(), String>) {
+    let mut outcomes = pass.outcomes;
+    outcomes.retain(|c| !matches!(c, Committed::Changed(_)));
+    tracing::error!("commit failed, {} messages refused: {e}", outcomes.len());
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for r in pass.replies {
+        r(Err(DbError::Commit(e.clone())));
+    }
+    // Nothing from this batch is acknowledged, not even a "duplicate": its original may have
+    // been inserted earlier in this same, now rolled back, transaction. A retry with the same
+    // nonce finds whatever really is stored.
+    let failed = outcomes
+        .into_iter()
+        .map(|c| match c {
+            Committed::Stored { msg, origin, .. } => Committed::Failed {
+                origin,
+                nonce: msg.nonce,
+            },
+            failed => failed,
+        })
+        .collect();
+    (failed, Err(e))
+}
+
+/// Store one message, or find it already stored under its nonce.
 fn store_message(
     conn: &Connection,
     m: NewMessage,
     now: i64,
     first_error: &mut Option<String>,
 ) -> Committed {
-    if let Some(nonce) = &m.nonce {
-        match queries::message_by_nonce(conn, m.user_id, nonce) {
-            Ok(Some(msg)) => {
-                return Committed::Stored {
-                    msg,
-                    origin: m.origin,
-                    duplicate: true,
-                    mentioned: Vec::new(),
-                }
+    match stored_before(conn, &m) {
+        Ok(Some(msg)) => {
+            return Committed::Stored {
+                msg,
+                origin: m.origin,
+                duplicate: true,
+                mentioned: Vec::new(),
             }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!("nonce lookup failed: {e}");
-                first_error.get_or_insert(e.to_string());
-                return Committed::Failed {
-                    origin: m.origin,
-                    nonce: m.nonce,
-                };
-            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!("nonce lookup failed: {e}");
+            first_error.get_or_insert(e.to_string());
+            return Committed::Failed {
+                origin: m.origin,
+                nonce: m.nonce,
+            };
         }
     }
-    // A message with mentions is several statements: all of them or none.
-    let several = m.body.contains('@');
-    let inserted = (|| {
-        if several {
-            conn.execute_batch("SAVEPOINT msg")?;
-        }
-        let stored =
-            queries::insert_message(conn, m.room_id, m.user_id, &m.body, m.nonce.as_deref(), now)
-                .and_then(|id| match id {
-                    Some(id) => Ok(Some((id, record_mentions(conn, &m, id)?))),
-                    None => Ok(None),
-                });
-        if several {
-            let end = if stored.is_ok() {
-                "RELEASE msg"
-            } else {
-                "ROLLBACK TO msg; RELEASE msg"
-            };
-            conn.execute_batch(end)?;
-        }
-        stored
-    })();
-    match inserted {
+    match insert_message(conn, &m, now) {
         Ok(None) => {
             let public = queries::room_is_public(conn, m.room_id).unwrap_or(false);
             Committed::Refused {
@@ -313,20 +351,7 @@ fn store_message(
                 public,
             }
         }
-        Ok(Some((id, mentioned))) => Committed::Stored {
-            msg: StoredMessage {
-                id,
-                room_id: m.room_id,
-                room: m.room.to_string(),
-                user: m.username.to_string(),
-                body: m.body,
-                nonce: m.nonce,
-                ts_ms: now,
-            },
-            origin: m.origin,
-            duplicate: false,
-            mentioned,
-        },
+        Ok(Some((id, mentioned))) => stored(m, id, now, mentioned),
         Err(e) => {
             tracing::error!("message insert failed: {e}");
             first_error.get_or_insert(e.to_string());
@@ -335,6 +360,59 @@ fn store_message(
                 nonce: m.nonce,
             }
         }
+    }
+}
+
+/// The message this author already stored under the same nonce (a retry).
+fn stored_before(conn: &Connection, m: &NewMessage) -> rusqlite::Result<Option<StoredMessage>> {
+    match &m.nonce {
+        Some(nonce) => queries::message_by_nonce(conn, m.user_id, nonce),
+        None => Ok(None),
+    }
+}
+
+/// Insert the message and its mentions; `None` when the author is no longer a member.
+fn insert_message(
+    conn: &Connection,
+    m: &NewMessage,
+    now: i64,
+) -> rusqlite::Result<Option<(i64, Vec<i64>)>> {
+    // A message with mentions is several statements: all of them or none.
+    let several = m.body.contains('@');
+    if several {
+        conn.execute_batch("SAVEPOINT msg")?;
+    }
+    let stored =
+        queries::insert_message(conn, m.room_id, m.user_id, &m.body, m.nonce.as_deref(), now)
+            .and_then(|id| match id {
+                Some(id) => Ok(Some((id, record_mentions(conn, m, id)?))),
+                None => Ok(None),
+            });
+    if several {
+        let end = if stored.is_ok() {
+            "RELEASE msg"
+        } else {
+            "ROLLBACK TO msg; RELEASE msg"
+        };
+        conn.execute_batch(end)?;
+    }
+    stored
+}
+
+fn stored(m: NewMessage, id: i64, now: i64, mentioned: Vec<i64>) -> Committed {
+    Committed::Stored {
+        msg: StoredMessage {
+            id,
+            room_id: m.room_id,
+            room: m.room.to_string(),
+            user: m.username.to_string(),
+            body: m.body,
+            nonce: m.nonce,
+            ts_ms: now,
+        },
+        origin: m.origin,
+        duplicate: false,
+        mentioned,
     }
 }
 
@@ -445,7 +523,11 @@ mod tests {
                 changes: vec![change],
                 applied,
             };
-            (true, reply, Some(changes))
+            JobDone {
+                keep: true,
+                reply,
+                changes: Some(changes),
+            }
         });
         tx.send(WriteCmd::Exec(job)).await.unwrap();
         tx.send(message("b", 1)).await.unwrap();
@@ -473,14 +555,14 @@ mod tests {
             let reply: Reply = Box::new(move |commit| {
                 let _ = answer.send(commit.is_ok());
             });
-            (
-                false,
+            JobDone {
+                keep: false,
                 reply,
-                Some(Changes {
+                changes: Some(Changes {
                     changes: Vec::new(),
                     applied,
                 }),
-            )
+            }
         });
         tx.send(WriteCmd::Exec(job)).await.unwrap();
         tx.send(message("after", 1)).await.unwrap();
@@ -493,7 +575,11 @@ mod tests {
                 .query_row("SELECT topic FROM rooms WHERE id = 1", [], |r| r.get(0))
                 .unwrap();
             let _ = check.send(t);
-            (true, Box::new(|_| {}), None)
+            JobDone {
+                keep: true,
+                reply: Box::new(|_| {}),
+                changes: None,
+            }
         });
         tx.send(WriteCmd::Exec(read)).await.unwrap();
         assert_ne!(
