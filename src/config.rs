@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration, as written in `chat.toml`.
@@ -99,7 +100,7 @@ pub struct ServerConfig {
     /// The URL browsers use to reach Hearth, possibly with a path prefix
     /// (`https://example.org/chat/`). Empty: derived per request from the Host header.
     pub public_url: String,
-    /// Extra origins (scheme://host[:port]) allowed to open WebSockets and use cookies.
+    /// Extra origins (`scheme://host[:port]`) allowed to open WebSockets and use cookies.
     pub allowed_origins: Vec<String>,
     /// Reverse proxies (IP or CIDR, e.g. "127.0.0.1/32") whose `X-Forwarded-For` and
     /// `X-Forwarded-Proto` are believed.
@@ -125,35 +126,23 @@ impl TlsConfig {
     }
 }
 
-/// An IP network such as `10.0.0.0/8` or `::1/128`.
+/// An IP network such as `10.0.0.0/8` or `::1/128`; a bare address is a network of one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(IpNet);
 
 impl Cidr {
     /// Parse `IP` or `IP/PREFIX`.
     pub fn parse(s: &str) -> Result<Cidr, String> {
-        let (ip, prefix) = match s.split_once('/') {
-            Some((ip, p)) => (ip, Some(p)),
-            None => (s, None),
-        };
-        let addr: IpAddr = ip
-            .trim()
-            .parse()
-            .map_err(|_| format!("{s:?} is not an IP address or CIDR range"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{s:?} has an invalid prefix length"))?,
-        };
-        Ok(Cidr { addr, prefix })
+        let s = s.trim();
+        if s.contains('/') {
+            s.parse::<IpNet>().map(Cidr).map_err(|_| {
+                format!("{s:?} is not an IP address or CIDR range with a valid prefix length")
+            })
+        } else {
+            s.parse::<IpAddr>()
+                .map(|ip| Cidr(IpNet::from(ip)))
+                .map_err(|_| format!("{s:?} is not an IP address or CIDR range"))
+        }
     }
 
     /// Whether `ip` is inside this network (IPv4-mapped IPv6 addresses count as IPv4).
@@ -162,21 +151,7 @@ impl Cidr {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&ip)
     }
 }
 

@@ -1,10 +1,9 @@
 //! PBKDF2-HMAC-SHA256 password hashes stored as PHC strings:
-//! `$pbkdf2-sha256$i=600000,l=32$<salt b64>$<hash b64>` (unpadded standard base64).
+//! `$pbkdf2-sha256$i=600000,l=32$<salt b64>$<hash b64>` (unpadded standard base64), written
+//! and read by the `password-hash` implementation that comes with `pbkdf2`.
 
-use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
-use base64::Engine;
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
+use pbkdf2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use pbkdf2::{Algorithm, Params, Pbkdf2};
 
 const SALT_LEN: usize = 16;
 const HASH_LEN: usize = 32;
@@ -17,62 +16,39 @@ pub fn hash(password: &str, iterations: u32) -> String {
 }
 
 fn hash_with_salt(password: &str, salt: &[u8], iterations: u32) -> String {
-    let mut out = [0u8; HASH_LEN];
-    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, iterations, &mut out);
-    format!(
-        "$pbkdf2-sha256$i={iterations},l={HASH_LEN}${}${}",
-        B64.encode(salt),
-        B64.encode(out)
-    )
-}
-
-/// A parsed PHC string.
-struct Phc {
-    iterations: u32,
-    salt: Vec<u8>,
-    hash: Vec<u8>,
-}
-
-fn parse(phc: &str) -> Option<Phc> {
-    let mut parts = phc.split('$');
-    if !parts.next()?.is_empty() || parts.next()? != "pbkdf2-sha256" {
-        return None;
-    }
-    let mut iterations = None;
-    let mut len = None;
-    for kv in parts.next()?.split(',') {
-        let (k, v) = kv.split_once('=')?;
-        match k {
-            "i" => iterations = v.parse::<u32>().ok(),
-            "l" => len = v.parse::<usize>().ok(),
-            _ => return None,
-        }
-    }
-    let salt = B64.decode(parts.next()?).ok()?;
-    let hash = B64.decode(parts.next()?).ok()?;
-    if parts.next().is_some() || hash.is_empty() || len.is_some_and(|l| l != hash.len()) {
-        return None;
-    }
-    Some(Phc {
-        iterations: iterations.filter(|i| *i > 0)?,
-        salt,
-        hash,
-    })
-}
-
-/// Check a password against a stored PHC string in constant time.
-pub fn verify(password: &str, phc: &str) -> bool {
-    let Some(p) = parse(phc) else {
-        return false;
+    let salt = SaltString::encode_b64(salt).expect("salts are 4 to 48 bytes");
+    let params = Params {
+        rounds: iterations,
+        output_length: HASH_LEN,
     };
-    let mut out = vec![0u8; p.hash.len()];
-    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &p.salt, p.iterations, &mut out);
-    out.ct_eq(&p.hash).into()
+    let alg = Some(Algorithm::Pbkdf2Sha256.ident());
+    Pbkdf2
+        .hash_password_customized(password.as_bytes(), alg, None, params, &salt)
+        .expect("PBKDF2 with these parameters cannot fail")
+        .to_string()
+}
+
+/// The PHC string, if it is a PBKDF2-SHA256 hash this module can check.
+fn parse(phc: &str) -> Option<(PasswordHash<'_>, Params)> {
+    let parsed = PasswordHash::new(phc).ok()?;
+    if parsed.algorithm != Algorithm::Pbkdf2Sha256.ident() || parsed.hash.is_none() {
+        return None;
+    }
+    // Without `i` the crate would assume its default; a stored hash always names it.
+    parsed.params.get("i")?;
+    let params = Params::try_from(&parsed).ok().filter(|p| p.rounds > 0)?;
+    Some((parsed, params))
+}
+
+/// Check a password against a stored PHC string (the hashes are compared in constant time).
+pub fn verify(password: &str, phc: &str) -> bool {
+    parse(phc)
+        .is_some_and(|(parsed, _)| Pbkdf2.verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
 /// Whether a stored hash uses fewer iterations than configured (and should be redone).
 pub fn needs_rehash(phc: &str, iterations: u32) -> bool {
-    parse(phc).is_none_or(|p| p.iterations < iterations)
+    parse(phc).is_none_or(|(_, p)| p.rounds < iterations)
 }
 
 /// A hash of a random password, verified against for unknown users so that a login for a
@@ -95,6 +71,15 @@ mod tests {
     }
 
     #[test]
+    fn hashes_written_before_the_crate_still_verify() {
+        // The layout Hearth has always stored, computed independently (hashlib.pbkdf2_hmac).
+        let old = "$pbkdf2-sha256$i=1000,l=32$c2FsdHNhbHRzYWx0c2FsdA$T7epWfxBHiKQQGlNJ3+9CM17dQuKVeWu++anuIAf6vg";
+        let fresh = hash_with_salt("pw", b"saltsaltsaltsalt", 1000);
+        assert_eq!(fresh, old);
+        assert!(verify("pw", &fresh));
+    }
+
+    #[test]
     fn salts_differ() {
         assert_ne!(hash("same", 1000), hash("same", 1000));
     }
@@ -104,8 +89,8 @@ mod tests {
         // RFC 7914 §11 PBKDF2-HMAC-SHA256 test vector: P="passwd", S="salt", c=1, dkLen=64;
         // the first 32 bytes are 55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc.
         let h = hash_with_salt("passwd", b"salt", 1);
-        let hash_b64 = h.rsplit('$').next().unwrap();
-        let bytes = B64.decode(hash_b64).unwrap();
+        let parsed = PasswordHash::new(&h).unwrap();
+        let bytes = parsed.hash.unwrap().as_bytes().to_vec();
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
             hex,
