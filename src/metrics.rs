@@ -1,5 +1,11 @@
 //! Counters and histograms for `GET /metrics` (Prometheus text format). Lock-free: every update
 //! is one or two relaxed atomic additions, cheap enough for the message path.
+//!
+//! Hand-written rather than `prometheus-client`: that crate's histograms take a lock on every
+//! observation (the writer and fan-out threads observe once per batch and per message), and its
+//! encoder writes OpenMetrics text (`# EOF`, `_total` added to counter names, `# UNIT` lines),
+//! which would change the documented `/metrics` output that operators' scrapers and dashboards
+//! already read. What is here is the exposition format and three atomic types, ~170 lines.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
