@@ -141,7 +141,7 @@ fn admit(
 ) -> Result<Admitted, AppError> {
     let reg = state
         .hub
-        .register(
+        .connect(
             &identity.user,
             address_key(ip),
             identity.token_hash,

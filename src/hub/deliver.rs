@@ -117,7 +117,7 @@ impl Hub {
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::info!(conn = id, "dropping a connection that stopped reading");
             }
-            self.unregister(id);
+            self.disconnect(id);
         }
     }
 }
@@ -129,10 +129,10 @@ mod tests {
     #[test]
     fn typing_reaches_the_other_members_but_not_the_typer() {
         let hub = hub(16);
-        let mut typer = hub.register(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
-        let mut typer_tab = hub.register(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
-        let mut member = hub.register(&user(2), LOOPBACK, [2; 32], &[7]).unwrap();
-        let mut outsider = hub.register(&user(3), LOOPBACK, [3; 32], &[8]).unwrap();
+        let mut typer = hub.connect(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        let mut typer_tab = hub.connect(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        let mut member = hub.connect(&user(2), LOOPBACK, [2; 32], &[7]).unwrap();
+        let mut outsider = hub.connect(&user(3), LOOPBACK, [3; 32], &[8]).unwrap();
         for r in [&mut typer, &mut typer_tab, &mut member, &mut outsider] {
             drain_json(r); // presence
         }

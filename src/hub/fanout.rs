@@ -292,9 +292,9 @@ mod tests {
     #[test]
     fn a_message_reaches_every_member_once_and_nobody_else() {
         let hub = hub(16);
-        let mut a = hub.register(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
-        let mut b = hub.register(&user(2), LOOPBACK, [2; 32], &[7]).unwrap();
-        let mut c = hub.register(&user(3), LOOPBACK, [3; 32], &[8]).unwrap();
+        let mut a = hub.connect(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        let mut b = hub.connect(&user(2), LOOPBACK, [2; 32], &[7]).unwrap();
+        let mut c = hub.connect(&user(3), LOOPBACK, [3; 32], &[8]).unwrap();
         for r in [&mut a, &mut b, &mut c] {
             drain(r); // presence
         }
@@ -307,8 +307,8 @@ mod tests {
     #[test]
     fn changes_apply_exactly_where_they_were_committed() {
         let hub = hub(16);
-        let mut a = hub.register(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
-        let mut b = hub.register(&user(2), LOOPBACK, [2; 32], &[]).unwrap();
+        let mut a = hub.connect(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        let mut b = hub.connect(&user(2), LOOPBACK, [2; 32], &[]).unwrap();
         drain(&mut a);
         drain(&mut b);
         // Message 10 is committed before user 2 joins room 7, message 11 after it, and
@@ -362,8 +362,8 @@ mod tests {
     #[test]
     fn a_full_queue_drops_that_connection_and_spares_the_others() {
         let hub = hub(16);
-        let mut slow = hub.register(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
-        let mut fast = hub.register(&user(2), LOOPBACK, [2; 32], &[7]).unwrap();
+        let mut slow = hub.connect(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        let mut fast = hub.connect(&user(2), LOOPBACK, [2; 32], &[7]).unwrap();
         drain(&mut slow);
         drain(&mut fast);
         for id in 1..=40 {
@@ -386,9 +386,9 @@ mod tests {
     fn nobody_receives_a_message_of_a_room_they_left() {
         let hub = hub(16);
         // The leaver has two connections; both stop receiving room 7, and room 8 goes on.
-        let mut tab1 = hub.register(&user(1), LOOPBACK, [1; 32], &[7, 8]).unwrap();
-        let mut tab2 = hub.register(&user(1), LOOPBACK, [1; 32], &[7, 8]).unwrap();
-        let mut stayer = hub.register(&user(2), LOOPBACK, [2; 32], &[7]).unwrap();
+        let mut tab1 = hub.connect(&user(1), LOOPBACK, [1; 32], &[7, 8]).unwrap();
+        let mut tab2 = hub.connect(&user(1), LOOPBACK, [1; 32], &[7, 8]).unwrap();
+        let mut stayer = hub.connect(&user(2), LOOPBACK, [2; 32], &[7]).unwrap();
         for r in [&mut tab1, &mut tab2, &mut stayer] {
             drain(r);
         }
@@ -421,9 +421,9 @@ mod tests {
     #[test]
     fn refusals_and_failures_answer_only_the_sender() {
         let hub = hub(16);
-        let mut sender = hub.register(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
-        let mut other_tab = hub.register(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
-        let mut member = hub.register(&user(2), LOOPBACK, [2; 32], &[7]).unwrap();
+        let mut sender = hub.connect(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        let mut other_tab = hub.connect(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        let mut member = hub.connect(&user(2), LOOPBACK, [2; 32], &[7]).unwrap();
         for r in [&mut sender, &mut other_tab, &mut member] {
             drain(r);
         }
@@ -458,9 +458,9 @@ mod tests {
     #[test]
     fn a_duplicate_goes_back_to_its_sender_only_and_mentions_only_to_the_mentioned() {
         let hub = hub(16);
-        let mut a = hub.register(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
-        let mut b = hub.register(&user(2), LOOPBACK, [2; 32], &[7]).unwrap();
-        let mut c = hub.register(&user(3), LOOPBACK, [3; 32], &[7]).unwrap();
+        let mut a = hub.connect(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        let mut b = hub.connect(&user(2), LOOPBACK, [2; 32], &[7]).unwrap();
+        let mut c = hub.connect(&user(3), LOOPBACK, [3; 32], &[7]).unwrap();
         for r in [&mut a, &mut b, &mut c] {
             drain(r);
         }

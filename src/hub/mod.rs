@@ -2,7 +2,7 @@
 //! fan-out of committed messages.
 //!
 //! Every connection has a bounded queue of outgoing frames. The hub only ever `try_send`s: a
-//! connection whose queue is full is unregistered on the spot (it then drains what it has and
+//! connection whose queue is full is disconnected on the spot (it then drains what it has and
 //! closes with 4008), so one slow reader never delays anyone else.
 //!
 //! - `registry`: admitting and removing connections, presence, closing sessions.
@@ -70,7 +70,7 @@ pub enum AdmitError {
     TooManyForAddress,
 }
 
-/// Limits applied when connections register. (The per-user message rate is not the hub's
+/// Limits applied when connections connect. (The per-user message rate is not the hub's
 /// business: it lives in the limits module and is checked before a message is queued.)
 #[derive(Debug, Clone, Copy)]
 pub struct HubLimits {
@@ -164,7 +164,7 @@ struct Inner {
     membership_epoch: AtomicU64,
 }
 
-/// A connection's place in the hub; unregisters itself when dropped.
+/// A connection's place in the hub; disconnects itself when dropped.
 pub struct Registration {
     /// This connection's id.
     pub id: ConnId,
@@ -177,7 +177,7 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.hub.unregister(self.id);
+        self.hub.disconnect(self.id);
     }
 }
 

@@ -92,7 +92,7 @@ impl Hub {
     /// Admit a connection for `user` listening to `rooms`. Announces the user as online if this
     /// is their first connection. `addr` is the caller's per-address key (an IPv4 address or
     /// an IPv6 /64, see `address_key` in the limits module).
-    pub fn register(
+    pub fn connect(
         &self,
         user: &User,
         addr: IpAddr,
@@ -132,7 +132,7 @@ impl Hub {
     }
 
     /// Remove a connection (idempotent). Announces the user offline with their last connection.
-    pub(super) fn unregister(&self, id: ConnId) {
+    pub(super) fn disconnect(&self, id: ConnId) {
         let mut st = lock_write(&self.inner.state);
         let Some(conn) = st.remove_conn(id) else {
             return;
@@ -210,14 +210,14 @@ mod tests {
     #[test]
     fn presence_is_announced_on_the_first_connection_and_after_the_last() {
         let hub = hub(16);
-        let mut watcher = hub.register(&user(9), LOOPBACK, [9; 32], &[]).unwrap();
-        let mut first = hub.register(&user(1), LOOPBACK, [1; 32], &[]).unwrap();
+        let mut watcher = hub.connect(&user(9), LOOPBACK, [9; 32], &[]).unwrap();
+        let mut first = hub.connect(&user(1), LOOPBACK, [1; 32], &[]).unwrap();
         assert!(drain_json(&mut first).is_empty(), "not told about itself");
         assert_eq!(
             presence(&drain_json(&mut watcher)),
             [("user1".into(), true)]
         );
-        let second = hub.register(&user(1), LOOPBACK, [1; 32], &[]).unwrap();
+        let second = hub.connect(&user(1), LOOPBACK, [1; 32], &[]).unwrap();
         assert!(drain_json(&mut watcher).is_empty(), "already online");
         assert_eq!(hub.online(), ["user1", "user9"]);
         drop(first);
@@ -235,10 +235,10 @@ mod tests {
     #[test]
     fn close_session_closes_only_that_sessions_connections() {
         let hub = hub(16);
-        let mut a1 = hub.register(&user(1), LOOPBACK, [1; 32], &[]).unwrap();
-        let mut a2 = hub.register(&user(1), LOOPBACK, [1; 32], &[]).unwrap();
-        let mut other_session = hub.register(&user(1), LOOPBACK, [2; 32], &[]).unwrap();
-        let mut other_user = hub.register(&user(3), LOOPBACK, [3; 32], &[]).unwrap();
+        let mut a1 = hub.connect(&user(1), LOOPBACK, [1; 32], &[]).unwrap();
+        let mut a2 = hub.connect(&user(1), LOOPBACK, [1; 32], &[]).unwrap();
+        let mut other_session = hub.connect(&user(1), LOOPBACK, [2; 32], &[]).unwrap();
+        let mut other_user = hub.connect(&user(3), LOOPBACK, [3; 32], &[]).unwrap();
         for r in [&mut a1, &mut a2, &mut other_session, &mut other_user] {
             drain_items(r); // presence
         }
@@ -259,16 +259,16 @@ mod tests {
     fn admission_limits_count_open_connections_only() {
         let hub = limited(2, 3);
         let other: IpAddr = "192.0.2.1".parse().unwrap();
-        let a = hub.register(&user(1), LOOPBACK, [1; 32], &[]).unwrap();
-        let _b = hub.register(&user(1), other, [1; 32], &[]).unwrap();
-        let third = hub.register(&user(1), other, [1; 32], &[]).err();
+        let a = hub.connect(&user(1), LOOPBACK, [1; 32], &[]).unwrap();
+        let _b = hub.connect(&user(1), other, [1; 32], &[]).unwrap();
+        let third = hub.connect(&user(1), other, [1; 32], &[]).err();
         assert_eq!(third, Some(AdmitError::TooManyForUser));
-        let _c = hub.register(&user(2), LOOPBACK, [2; 32], &[]).unwrap();
-        let _d = hub.register(&user(3), LOOPBACK, [3; 32], &[]).unwrap();
-        let refused = hub.register(&user(4), LOOPBACK, [4; 32], &[]).err();
+        let _c = hub.connect(&user(2), LOOPBACK, [2; 32], &[]).unwrap();
+        let _d = hub.connect(&user(3), LOOPBACK, [3; 32], &[]).unwrap();
+        let refused = hub.connect(&user(4), LOOPBACK, [4; 32], &[]).err();
         assert_eq!(refused, Some(AdmitError::TooManyForAddress));
         drop(a);
-        assert!(hub.register(&user(4), LOOPBACK, [4; 32], &[]).is_ok());
-        assert!(hub.register(&user(1), other, [1; 32], &[]).is_ok());
+        assert!(hub.connect(&user(4), LOOPBACK, [4; 32], &[]).is_ok());
+        assert!(hub.connect(&user(1), other, [1; 32], &[]).is_ok());
     }
 }

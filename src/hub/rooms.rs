@@ -140,7 +140,7 @@ mod tests {
     #[test]
     fn sync_rooms_is_refused_after_a_membership_change_and_then_applies() {
         let hub = hub(16);
-        let mut a = hub.register(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        let mut a = hub.connect(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
         let epoch = hub.membership_epoch();
         hub.leave_room(2, 9, &"{\"type\":\"room_left\"}".into());
         assert!(

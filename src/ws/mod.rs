@@ -19,7 +19,7 @@ use crate::hub::Registration;
 use crate::model::User;
 use crate::protocol::MAX_FRAME;
 use commands::{Context, Rooms};
-use session::Session;
+use session::Connection;
 
 /// The tungstenite settings for every connection: a small read buffer (tungstenite's default
 /// is 128 KiB per connection) and a bounded write buffer.
@@ -48,7 +48,7 @@ pub struct Admitted {
 /// Run the session of an admitted connection once hyper hands over the upgraded socket.
 pub fn spawn(state: App, admitted: Admitted, on_upgrade: OnUpgrade) {
     let guard = state.tracker.track();
-    let session = Session {
+    let connection = Connection {
         cx: Context {
             state,
             username: Arc::from(admitted.user.username.as_str()),
@@ -68,7 +68,7 @@ pub fn spawn(state: App, admitted: Admitted, on_upgrade: OnUpgrade) {
                 let io = TokioIo::new(upgraded);
                 let config = Some(socket_config());
                 let ws = WebSocketStream::from_raw_socket(io, Role::Server, config).await;
-                session.run(ws).await;
+                connection.run(ws).await;
             }
             Err(e) => tracing::debug!("websocket upgrade failed: {e}"),
         }

@@ -39,8 +39,10 @@ const MAX_COALESCE: usize = 256;
 /// How long a closing connection waits for the client's own close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// Everything a session needs, gathered before the upgrade.
-pub struct Session {
+/// One WebSocket connection and everything its loop needs, gathered before the upgrade. (A
+/// *session* is a sign-in: a cookie or a bot token, see `auth`; one session may hold many
+/// connections.)
+pub struct Connection {
     /// What the commands see: the user, the server state, the rooms it may post to.
     pub cx: Context,
     /// `?since=` value.
@@ -135,7 +137,7 @@ fn salvage_nonce(text: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-impl Session {
+impl Connection {
     /// Drive the connection until it closes.
     pub async fn run<S>(mut self, mut ws: Ws<S>)
     where
