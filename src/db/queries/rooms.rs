@@ -48,18 +48,6 @@ pub fn room_by_id(conn: &Connection, id: i64, user_id: i64) -> rusqlite::Result<
         .optional()
 }
 
-/// A room by name, and whether `user_id` is a member of it.
-pub fn room_for_user(
-    conn: &Connection,
-    name: &str,
-    user_id: i64,
-) -> rusqlite::Result<Option<(Room, bool)>> {
-    Ok(room_by_name(conn, name, user_id)?.map(|r| {
-        let member = r.membership.is_some();
-        (r, member)
-    }))
-}
-
 /// Create a room; `None` if the name is taken.
 pub fn insert_room(
     conn: &Connection,

@@ -68,13 +68,6 @@ pub fn set_registration_mode(conn: &Connection, mode: RegistrationMode) -> rusql
     set_setting(conn, REGISTRATION_KEY, mode.as_str())
 }
 
-/// Whether at least one account exists.
-pub fn any_users(conn: &Connection) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM users)")?
-        .query_row([], |r| r.get(0))
-}
-
-/// Figures for the administrators' status panel.
 /// Figures for the administrators' status panel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Totals {
