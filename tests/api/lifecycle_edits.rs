@@ -2,6 +2,7 @@
 //! refusals, idempotence, positions in a `?since=` replay), the search index and history
 //! following the current text, and the HTTP equivalents.
 
+use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::common::{id_of, result_ids, Auth, TestApp, Ws};
@@ -259,6 +260,10 @@ async fn a_deletion_removes_the_text_and_is_broadcast_once() {
         json!({"id": id, "room": "general", "user": "alice",
         "ts": m["ts"], "deleted": true, "body": ""})
     );
+    let got = app
+        .api_ok(Method::GET, &format!("/api/messages/{id}"), &bob, None, 200)
+        .await;
+    assert_eq!(got["message"]["body"], "");
     assert!(result_ids(&app.search_ok(&bob, "plans", "").await).is_empty());
     assert_eq!(app.my_room(&bob, "general").await.unwrap()["unread"], 0);
     refused(&mut a, edit(id, "back again", "e2"), "unknown_message").await;
@@ -294,4 +299,167 @@ async fn an_administrator_may_delete_anyones_message() {
     );
     assert_eq!(b.wait_type("deleted").await["id"], id);
     assert_eq!(in_history(&app, &bob, id).await["deleted"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_routes_read_edit_and_delete_with_their_status_codes() {
+    let app = TestApp::start().await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    let carol = app.signup("carol").await;
+    let (_, dm) = app.open_dm(&alice, &["bob"]).await;
+    let mut b = app.ws_connect(&bob, None).await;
+    let mut a = app.ws_connect(&alice, None).await;
+    let id = id_of(&a.say("general", "typo", "m1").await);
+    let private = id_of(&a.say(dm["name"].as_str().unwrap(), "hush", "m2").await);
+    let path = format!("/api/messages/{id}");
+
+    let got = app.api_ok(Method::GET, &path, &bob, None, 200).await;
+    assert_eq!(got["message"]["body"], "typo");
+    let private_path = format!("/api/messages/{private}");
+    app.api_err(
+        Method::GET,
+        &private_path,
+        &carol,
+        None,
+        404,
+        "unknown_message",
+    )
+    .await;
+    app.api_err(
+        Method::GET,
+        "/api/messages/999999",
+        &bob,
+        None,
+        404,
+        "unknown_message",
+    )
+    .await;
+    let body = json!({ "body": "fixed" });
+    app.api_err(Method::PATCH, &path, &bob, Some(&body), 403, "forbidden")
+        .await;
+    let empty = json!({ "body": "  " });
+    app.api_err(
+        Method::PATCH,
+        &path,
+        &alice,
+        Some(&empty),
+        400,
+        "empty_message",
+    )
+    .await;
+    let got = app
+        .api_ok(Method::PATCH, &path, &alice, Some(&body), 200)
+        .await;
+    assert_eq!(got["message"]["body"], "fixed");
+    assert!(got["message"]["edited_ts"].is_string(), "{got}");
+    let f = b.wait_type("edited").await;
+    assert_eq!(
+        (f["id"].clone(), f["body"].clone()),
+        (json!(id), json!("fixed"))
+    );
+    assert!(f.get("nonce").is_none(), "{f}");
+
+    app.api_err(Method::DELETE, &path, &bob, None, 403, "forbidden")
+        .await;
+    let (status, _) = app.api(Method::DELETE, &path, &alice, None).await;
+    assert_eq!(status, 204);
+    let (status, _) = app.api(Method::DELETE, &path, &alice, None).await;
+    assert_eq!(status, 204, "deleting again is still 204");
+    assert_eq!(b.wait_type("deleted").await["id"], id);
+    let got = app.api_ok(Method::GET, &path, &bob, None, 200).await;
+    assert_eq!(got["message"]["deleted"], true);
+    assert_eq!(got["message"]["body"], "");
+    app.api_err(
+        Method::PATCH,
+        &path,
+        &alice,
+        Some(&body),
+        404,
+        "unknown_message",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_the_websocket_frames_in_position_order_with_the_head() {
+    let app = TestApp::start().await;
+    let alice = app.signup("alice").await;
+    let carol = app.signup("carol").await;
+    app.create_room(&alice, "den", false).await;
+    let mut a = app.ws_connect(&alice, None).await;
+    let start = id_of(&a.say("general", "zero", "m0").await);
+    let id = id_of(&a.say("general", "one", "m1").await);
+    a.say("den", "not for carol", "m2").await;
+    a.send_json(&edit(id, "one!", "e1")).await;
+    let edited = answer(&mut a, "e1").await;
+    let seq = edited["seq"].as_i64().unwrap();
+
+    let got = app
+        .api_ok(
+            Method::GET,
+            &format!("/api/events?after={start}"),
+            &alice,
+            None,
+            200,
+        )
+        .await;
+    let types: Vec<&str> = got["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["message", "message", "edited"]);
+    assert_eq!(got["events"][0]["body"], "one!", "current state");
+    let mut replayed = edited.clone();
+    replayed.as_object_mut().unwrap().remove("nonce");
+    assert_eq!(
+        got["events"][2], replayed,
+        "the frame as the WebSocket sends it"
+    );
+    assert_eq!(got["head"], seq);
+
+    let got = app
+        .api_ok(
+            Method::GET,
+            &format!("/api/events?after={start}&limit=1"),
+            &carol,
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(got["events"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        got["events"][0]["id"], id,
+        "nothing from a room carol is not in"
+    );
+    let got = app
+        .api_ok(
+            Method::GET,
+            &format!("/api/events?after={id}"),
+            &carol,
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(got["events"].as_array().unwrap().len(), 1, "{got}");
+    app.api_err(
+        Method::GET,
+        "/api/events?after=-1",
+        &carol,
+        None,
+        400,
+        "bad_request",
+    )
+    .await;
+    app.api_err(
+        Method::GET,
+        "/api/events?limit=0",
+        &carol,
+        None,
+        400,
+        "bad_request",
+    )
+    .await;
 }
