@@ -160,3 +160,44 @@ fn change_row(r: &Row<'_>) -> rusqlite::Result<MessageChange> {
         kind,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{schema, NewAdmin};
+
+    fn db() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut conn).unwrap().unwrap();
+        insert_user(&conn, "ada", "ada", "x", NewAdmin::No, 0)
+            .unwrap()
+            .unwrap();
+        add_member(&conn, 1, 1, 0).unwrap();
+        conn
+    }
+
+    fn post(conn: &Connection, body: &str) -> i64 {
+        insert_message(conn, 1, 1, body, None, 0).unwrap().unwrap()
+    }
+
+    #[test]
+    fn positions_share_the_message_counter_and_roll_back_with_their_transaction() {
+        let conn = db();
+        assert_eq!(next_position(&conn).unwrap(), 1, "works before any message");
+        assert_eq!(
+            post(&conn, "a"),
+            2,
+            "a message id comes after a change's seq"
+        );
+        conn.execute_batch("BEGIN").unwrap();
+        assert_eq!(next_position(&conn).unwrap(), 3);
+        conn.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(
+            next_position(&conn).unwrap(),
+            3,
+            "the rolled-back seq is reused"
+        );
+        assert_eq!(post(&conn, "b"), 4);
+        assert_eq!(head(&conn).unwrap(), 4);
+    }
+}
