@@ -21,6 +21,8 @@ fn sample_message() -> StoredMessage {
         body: "Are we still on for Saturday? I can bring the board games.".into(),
         nonce: Some("0f8c2d4e-6a1b-4c3d-9e8f-7a6b5c4d3e2f".into()),
         ts_ms: 1_764_108_674_123,
+        edited_ms: None,
+        deleted: false,
     }
 }
 

@@ -5,7 +5,7 @@
 
 use tokio::sync::oneshot;
 
-use crate::model::{Room, StoredMessage};
+use crate::model::{MessageChange, Room, StoredMessage};
 
 /// One committed change to rooms and memberships.
 #[derive(Debug, Clone)]
@@ -53,6 +53,15 @@ pub enum Change {
         /// Its former name, when renamed.
         old_name: Option<String>,
     },
+    /// A message was edited or deleted (`edited`, `deleted`).
+    Message {
+        /// The change, at its position.
+        change: MessageChange,
+        /// The actor's nonce, on every copy of the frame.
+        nonce: Option<String>,
+        /// Who hears of it.
+        audience: Audience,
+    },
     /// `user_id` moved their read marker in `room` (`read`, to all their connections).
     ReadMarker {
         /// Whose marker.
@@ -60,6 +69,16 @@ pub enum Change {
         /// The room from their side, with the new marker.
         room: Room,
     },
+}
+
+/// Who hears of an edit or a deletion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Every connection listening to the message's room (a committed change).
+    Room,
+    /// Only this connection: a repeated edit or deletion that stored nothing, answered with
+    /// the current state.
+    Only(u64),
 }
 
 /// The changes of one committed transaction, and who waits until they reached the hub.

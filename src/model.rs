@@ -128,6 +128,61 @@ pub struct StoredMessage {
     pub nonce: Option<String>,
     /// Commit time, milliseconds since the Unix epoch.
     pub ts_ms: i64,
+    /// When it was last edited, milliseconds since the Unix epoch.
+    pub edited_ms: Option<i64>,
+    /// Deleted: a tombstone whose body is empty.
+    pub deleted: bool,
+}
+
+/// One committed edit or deletion of a message, at its own position `seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageChange {
+    /// Its position, from the counter message ids come from.
+    pub seq: i64,
+    /// The message changed.
+    pub id: i64,
+    /// Its room's row id.
+    pub room_id: i64,
+    /// Its room's name.
+    pub room: String,
+    /// What changed.
+    pub kind: ChangeKind,
+}
+
+/// What a [`MessageChange`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// The body became `body` (empty once the message was deleted later).
+    Edited {
+        /// The new body.
+        body: String,
+        /// When, milliseconds since the Unix epoch.
+        edited_ms: i64,
+    },
+    /// The message was deleted by `by` (a username).
+    Deleted {
+        /// Who deleted it.
+        by: String,
+    },
+}
+
+/// One item of a `?since=` replay or of `/api/events`, in position order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replayed {
+    /// A message, in its current state.
+    Message(StoredMessage),
+    /// An edit or a deletion.
+    Change(MessageChange),
+}
+
+impl Replayed {
+    /// Its position: a message's id, a change's seq.
+    pub fn position(&self) -> i64 {
+        match self {
+            Replayed::Message(m) => m.id,
+            Replayed::Change(c) => c.seq,
+        }
+    }
 }
 
 /// A search hit: the message and a snippet with matches between U+0002 and U+0003.

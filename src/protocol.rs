@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::model::{Notify, Room, RoomKind, StoredMessage, User};
+use crate::model::{
+    ChangeKind, MessageChange, Notify, Replayed, Room, RoomKind, StoredMessage, User,
+};
 
 /// Largest message or frame a client may send.
 pub const MAX_FRAME: usize = 64 * 1024;
@@ -31,6 +33,24 @@ pub enum ClientMsg {
     Typing {
         /// Room name.
         room: String,
+    },
+    /// Change the body of one's own message.
+    Edit {
+        /// Message id.
+        id: i64,
+        /// The new text (trimmed by the server).
+        body: String,
+        /// Client id, echoed on the `edited` frame and on refusals.
+        #[serde(default)]
+        nonce: Option<String>,
+    },
+    /// Delete a message (one's own, or anyone's for an administrator).
+    Delete {
+        /// Message id.
+        id: i64,
+        /// Client id, echoed on the `deleted` frame and on refusals.
+        #[serde(default)]
+        nonce: Option<String>,
     },
     /// Move the read marker of a room forward.
     Read {
@@ -166,19 +186,59 @@ pub struct MessageView<'a> {
     /// The sender's nonce, when it gave one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<&'a str>,
+    /// RFC 3339 UTC time of the last edit, when edited (and not deleted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_ts: Option<String>,
+    /// `true` for a deleted message (a tombstone with an empty body); absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 impl<'a> From<&'a StoredMessage> for MessageView<'a> {
     fn from(m: &'a StoredMessage) -> Self {
+        // A tombstone shows only where the message was and who wrote it.
         MessageView {
             id: m.id,
             room: &m.room,
             user: &m.user,
-            body: &m.body,
+            body: if m.deleted { "" } else { &m.body },
             ts: rfc3339(m.ts_ms),
-            nonce: m.nonce.as_deref(),
+            nonce: m.nonce.as_deref().filter(|_| !m.deleted),
+            edited_ts: m.edited_ms.filter(|_| !m.deleted).map(rfc3339),
+            deleted: m.deleted,
         }
     }
+}
+
+/// The frame of one replayed item, exactly as it was sent live (without the actor's nonce on
+/// a change, which is not stored).
+pub fn replayed_frame(item: &Replayed) -> Utf8Bytes {
+    match item {
+        Replayed::Message(m) => ServerMsg::Message(m.into()).encode(),
+        Replayed::Change(c) => change_frame(c, None),
+    }
+}
+
+/// The frame of an edit or a deletion (`edited`, `deleted`), with the actor's nonce if any.
+pub fn change_frame(c: &MessageChange, nonce: Option<&str>) -> Utf8Bytes {
+    match &c.kind {
+        ChangeKind::Edited { body, edited_ms } => ServerMsg::Edited {
+            seq: c.seq,
+            id: c.id,
+            room: &c.room,
+            body,
+            edited_ts: rfc3339(*edited_ms),
+            nonce,
+        },
+        ChangeKind::Deleted { by } => ServerMsg::Deleted {
+            seq: c.seq,
+            id: c.id,
+            room: &c.room,
+            by,
+            nonce,
+        },
+    }
+    .encode()
 }
 
 /// Milliseconds since the epoch as `2026-11-25T22:11:14.123Z`.
@@ -204,6 +264,36 @@ pub enum ServerMsg<'a> {
     },
     /// A committed message.
     Message(MessageView<'a>),
+    /// A message's body changed.
+    Edited {
+        /// The change's position.
+        seq: i64,
+        /// Message id.
+        id: i64,
+        /// Room name.
+        room: &'a str,
+        /// The new body (`""` in a replay once the message was deleted).
+        body: &'a str,
+        /// RFC 3339 UTC time of the edit.
+        edited_ts: String,
+        /// The editor's nonce, when it gave one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        nonce: Option<&'a str>,
+    },
+    /// A message was deleted.
+    Deleted {
+        /// The change's position.
+        seq: i64,
+        /// Message id.
+        id: i64,
+        /// Room name.
+        room: &'a str,
+        /// Who deleted it.
+        by: &'a str,
+        /// The deleter's nonce, when it gave one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        nonce: Option<&'a str>,
+    },
     /// A user's first connection opened or last one closed.
     Presence {
         /// Username.
@@ -350,6 +440,8 @@ mod tests {
             body: "<b>hi</b>".into(),
             nonce: None,
             ts_ms: 1_764_108_674_123,
+            edited_ms: None,
+            deleted: false,
         };
         let v: serde_json::Value =
             serde_json::from_str(&ServerMsg::Message((&m).into()).encode()).unwrap();

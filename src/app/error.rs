@@ -90,6 +90,8 @@ codes! {
     UnknownSession = "unknown_session", 404;
     /// No such invitation.
     UnknownInvite = "unknown_invite", 404;
+    /// No message the user may read has that id.
+    UnknownMessage = "unknown_message", 404;
     /// The method is not allowed on this route.
     MethodNotAllowed = "method_not_allowed", 405;
     /// The body did not arrive in time.

@@ -110,7 +110,7 @@ pub async fn postable_room(
 
 /// The body to store: trimmed, checked, and the sent string itself when there was nothing to
 /// trim (the usual case).
-fn trimmed_body(raw: String) -> Result<String, AppError> {
+pub(crate) fn trimmed_body(raw: String) -> Result<String, AppError> {
     let changed = match parse_body(&raw) {
         Ok(Cow::Borrowed(b)) if b.len() == raw.len() => None,
         Ok(b) => Some(b.into_owned()),

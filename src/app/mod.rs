@@ -14,6 +14,7 @@ pub mod access;
 pub mod admin;
 pub mod error;
 pub mod history;
+pub mod lifecycle;
 pub mod messages;
 pub mod rooms;
 

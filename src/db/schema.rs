@@ -107,6 +107,26 @@ pub const MIGRATIONS: &[&str] = &[
     UPDATE messages SET body = replace(replace(body, char(2), ''), char(3), '')
         WHERE instr(body, char(2)) > 0 OR instr(body, char(3)) > 0;
     "#,
+    // 4: message lifecycle. Messages may be edited (`edited_at`) and deleted (a tombstone with
+    //    an empty body); each edit or deletion is a row of `message_changes` whose `seq` comes
+    //    from the same counter as message ids (the AUTOINCREMENT sequence of `messages`), so
+    //    a `?since=` resume replays messages and changes in one order.
+    r#"
+    ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+    ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE message_changes (
+        seq        INTEGER PRIMARY KEY,
+        message_id INTEGER NOT NULL REFERENCES messages(id),
+        room_id    INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        kind       TEXT    NOT NULL CHECK (kind IN ('edit', 'delete')),
+        body       TEXT    NOT NULL DEFAULT '',
+        actor_id   INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        actor      TEXT    NOT NULL,
+        ts         INTEGER NOT NULL
+    );
+    CREATE INDEX message_changes_by_room ON message_changes(room_id, seq);
+    CREATE INDEX message_changes_by_message ON message_changes(message_id, seq);
+    "#,
 ];
 
 /// The schema version a database is at (0 for a new file).

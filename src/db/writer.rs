@@ -409,6 +409,8 @@ fn stored(m: NewMessage, id: i64, now: i64, mentioned: Vec<i64>) -> Committed {
             body: m.body,
             nonce: m.nonce,
             ts_ms: now,
+            edited_ms: None,
+            deleted: false,
         },
         origin: m.origin,
         duplicate: false,

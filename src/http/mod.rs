@@ -11,6 +11,7 @@ pub mod admin;
 pub mod error;
 pub mod filters;
 pub mod handlers;
+pub mod messages;
 pub mod rooms;
 pub mod upgrade;
 
@@ -59,7 +60,9 @@ fn api(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone 
     account(s.clone())
         .or(admin::routes(s.clone()))
         .unify()
-        .or(rooms::routes(s))
+        .or(rooms::routes(s.clone()))
+        .unify()
+        .or(messages::routes(s))
         .unify()
 }
 

@@ -45,6 +45,20 @@ impl Hub {
         self.drop_slow(slow);
     }
 
+    /// Queue a frame at position `pos` for every connection listening to a room (a
+    /// connection whose `?since=` replay already covered `pos` skips it).
+    pub fn to_room_at(&self, room_id: i64, frame: &Utf8Bytes, pos: i64) {
+        let st = lock_read(&self.inner.state);
+        let mut slow = Vec::new();
+        if let Some(members) = st.rooms.get(&room_id) {
+            for m in members {
+                self.offer(&m.tx, m.conn, frame, pos, &mut slow);
+            }
+        }
+        drop(st);
+        self.drop_slow(slow);
+    }
+
     /// Queue a frame for every connection.
     pub fn to_all(&self, frame: &Utf8Bytes) {
         let st = lock_read(&self.inner.state);

@@ -15,9 +15,9 @@ use std::sync::atomic::Ordering;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{lock_read, ConnId, Hub, Member, State};
-use crate::events::{Change, Committed};
+use crate::events::{Audience, Change, Committed};
 use crate::model::{Room, StoredMessage};
-use crate::protocol::{RoomView, ServerMsg};
+use crate::protocol::{change_frame, RoomView, ServerMsg};
 
 /// What one [`Hub::fan_out`] call gathers on its way through a batch.
 #[derive(Default)]
@@ -189,6 +189,18 @@ impl Hub {
             } => self.apply_left(*user_id, username, *room_id, room),
             Change::Updated { room, old_name } => self.apply_updated(room, old_name.as_deref()),
             Change::ReadMarker { user_id, room } => self.apply_read_marker(*user_id, room),
+            Change::Message {
+                change,
+                nonce,
+                audience,
+            } => {
+                let frame = change_frame(change, nonce.as_deref());
+                match audience {
+                    // The position lets a resuming connection skip what its replay had.
+                    Audience::Room => self.to_room_at(change.room_id, &frame, change.seq),
+                    Audience::Only(conn) => self.send_to(*conn, frame),
+                }
+            }
         }
     }
 

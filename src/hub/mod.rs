@@ -274,6 +274,8 @@ mod test_support {
                 body: format!("message {id}"),
                 nonce: None,
                 ts_ms: 0,
+                edited_ms: None,
+                deleted: false,
             },
             origin,
             duplicate: false,

@@ -13,16 +13,16 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::app::error::{AppError, Code};
 use crate::app::App;
-use crate::db::{Room, Snapshot, StoredMessage};
+use crate::db::{Replayed, Room, Snapshot};
 use crate::domain::valid_nonce;
 use crate::hub::{ConnId, Outgoing, Registration, RoomChange};
 use crate::protocol::{
-    ClientMsg, RoomView, ServerMsg, UserView, CLOSE_SESSION_ENDED, CLOSE_TOO_SLOW,
+    replayed_frame, ClientMsg, RoomView, ServerMsg, UserView, CLOSE_SESSION_ENDED, CLOSE_TOO_SLOW,
 };
 use crate::ws::commands::{Command, Context, Rooms};
 
@@ -368,18 +368,14 @@ async fn snapshot(state: &App, uid: i64, since: Option<i64>, conn: ConnId) -> Op
 }
 
 /// Feed (not flush) the replay, at most [`REPLAY_LIMIT`] messages, and `resumed`.
-async fn feed_replay<S>(
-    ws: &mut Ws<S>,
-    mut replay: Vec<StoredMessage>,
-    head: i64,
-) -> Result<(), WsError>
+async fn feed_replay<S>(ws: &mut Ws<S>, mut replay: Vec<Replayed>, head: i64) -> Result<(), WsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let complete = replay.len() <= REPLAY_LIMIT as usize;
     replay.truncate(REPLAY_LIMIT as usize);
-    for m in &replay {
-        ws.feed(Message::Text(message_frame(m))).await?;
+    for item in &replay {
+        ws.feed(Message::Text(replayed_frame(item))).await?;
     }
     let resumed = ServerMsg::Resumed { complete, head }.encode();
     ws.feed(Message::Text(resumed)).await
@@ -407,8 +403,4 @@ fn apply_room_change(rooms: &mut Rooms, change: RoomChange) {
             rooms.insert(name.to_string(), (id, name));
         }
     }
-}
-
-fn message_frame(m: &StoredMessage) -> Utf8Bytes {
-    ServerMsg::Message(m.into()).encode()
 }

@@ -17,6 +17,7 @@ mod hardening;
 mod health;
 mod history;
 mod lifecycle;
+mod lifecycle_edits;
 mod mentions;
 mod metrics;
 mod migration;

@@ -117,10 +117,13 @@ pub fn messages_since_for_user(
     )
 }
 
-/// The highest committed message id (0 when there is none).
+/// The highest committed position: message ids and change seqs (0 when there is none).
 pub fn head(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT COALESCE(MAX(id), 0) FROM messages")?
-        .query_row([], |r| r.get(0))
+    conn.prepare_cached(
+        "SELECT MAX((SELECT COALESCE(MAX(id), 0) FROM messages), \
+         (SELECT COALESCE(MAX(seq), 0) FROM message_changes))",
+    )?
+    .query_row([], |r| r.get(0))
 }
 
 /// Visit every message in id order without loading them all; stops at the first error `f`

@@ -4,6 +4,7 @@
 //! One file per table (or group of tables); every function is re-exported here, so callers
 //! write `queries::rooms_for_user`.
 
+mod changes;
 mod invites;
 mod messages;
 mod rooms;
@@ -12,6 +13,7 @@ mod server;
 mod sessions;
 mod users;
 
+pub use changes::*;
 pub use invites::*;
 pub use messages::*;
 pub use rooms::*;
@@ -23,8 +25,8 @@ pub use users::*;
 use rusqlite::{Connection, Params, Row};
 
 use super::{
-    Membership, NewAdmin, Notify, Room, RoomKind, SearchHit, SessionInfo, SessionKind, SessionRow,
-    StoredMessage, User, UNREAD_CAP,
+    Membership, NewAdmin, Notify, Replayed, Room, RoomKind, SearchHit, SessionInfo, SessionKind,
+    SessionRow, StoredMessage, User, UNREAD_CAP,
 };
 
 /// Every row the cached statement `sql` returns for `args`, each read by `row`.
@@ -40,7 +42,14 @@ fn all_rows<T>(
 }
 
 const MESSAGE_COLUMNS: &str =
-    "m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at FROM messages m \
+    "m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at, m.edited_at, m.deleted \
+     FROM messages m \
+     JOIN users u ON u.id = m.user_id JOIN rooms r ON r.id = m.room_id";
+
+/// [`MESSAGE_COLUMNS`] with the author's row id as column 9.
+const MESSAGE_COLUMNS_WITH_AUTHOR: &str =
+    "m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at, m.edited_at, m.deleted, \
+     m.user_id FROM messages m \
      JOIN users u ON u.id = m.user_id JOIN rooms r ON r.id = m.room_id";
 
 /// Columns of a room as [`room_row`] reads them; `?1` is the asking user.
@@ -51,7 +60,7 @@ const ROOM_COLUMNS: &str = "r.id, r.name, r.topic, r.kind, r.is_public, cu.usern
      COALESCE((SELECT MAX(id) FROM messages WHERE room_id = r.id), 0), \
      me.last_read, \
      CASE WHEN me.user_id IS NULL THEN 0 ELSE (SELECT COUNT(*) FROM (SELECT 1 FROM messages mm \
-        WHERE mm.room_id = r.id AND mm.id > me.last_read AND mm.user_id != ?1 LIMIT 1000)) END, \
+        WHERE mm.room_id = r.id AND mm.id > me.last_read AND mm.user_id != ?1 AND mm.deleted = 0 LIMIT 1000)) END, \
      CASE WHEN me.user_id IS NULL THEN 0 ELSE (SELECT COUNT(*) FROM (SELECT 1 FROM mentions mn \
         WHERE mn.user_id = ?1 AND mn.room_id = r.id AND mn.message_id > me.last_read LIMIT 1000)) END, \
      me.notify \
@@ -102,5 +111,7 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
         body: row.get(4)?,
         nonce: row.get(5)?,
         ts_ms: row.get(6)?,
+        edited_ms: row.get(7)?,
+        deleted: row.get(8)?,
     })
 }

@@ -98,7 +98,7 @@ fn hits_in_order(conn: &Connection, fts: &str, ids: &[i64]) -> rusqlite::Result<
 /// Columns of a hit as [`search_hit`] reads them (a message, then its snippet), from the index
 /// joined with the messages, their rooms and authors.
 const HIT_COLUMNS: &str = "m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at, \
-     snippet(messages_fts, 0, char(2), char(3), '…', 24) \
+     m.edited_at, m.deleted, snippet(messages_fts, 0, char(2), char(3), '…', 24) \
      FROM messages_fts f JOIN messages m ON m.id = f.rowid \
      JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id";
 
@@ -114,7 +114,7 @@ pub const RELEVANCE_WINDOW: u32 = 5000;
 fn search_hit(r: &Row<'_>) -> rusqlite::Result<SearchHit> {
     Ok(SearchHit {
         msg: message_row(r)?,
-        snippet: r.get(7)?,
+        snippet: r.get(9)?,
     })
 }
 

@@ -16,7 +16,7 @@ pub use tx::Tx;
 use std::time::Duration;
 
 use super::queries::{self, SearchQuery};
-use super::{Db, DbError, Room, SearchHit, StoredMessage};
+use super::{Db, DbError, Replayed, Room, SearchHit, StoredMessage};
 
 /// Which page of a room's history to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,12 +33,13 @@ pub enum Page {
 /// rooms, and (when resuming) what they missed.
 #[derive(Debug)]
 pub struct Snapshot {
-    /// The highest message id at the time of the snapshot.
+    /// The highest committed position (message id or change seq) at the time of the snapshot.
     pub head: i64,
     /// The user's rooms with their unread state.
     pub rooms: Vec<Room>,
-    /// Messages above `since` in the user's rooms, oldest first, when `since` was given.
-    pub replay: Option<Vec<StoredMessage>>,
+    /// Messages and their changes above `since` in the user's rooms, in position order, when
+    /// `since` was given.
+    pub replay: Option<Vec<Replayed>>,
 }
 
 impl Db {
@@ -117,12 +118,7 @@ impl Db {
             let head = queries::head(&tx)?;
             let rooms = queries::rooms_for_user(&tx, user_id)?;
             let replay = match since {
-                Some(s) => Some(queries::messages_since_for_user(
-                    &tx,
-                    user_id,
-                    s,
-                    replay_limit,
-                )?),
+                Some(s) => Some(queries::replay_for_user(&tx, user_id, s, replay_limit)?),
                 None => None,
             };
             tx.finish()?;
@@ -131,6 +127,29 @@ impl Db {
                 rooms,
                 replay,
             })
+        })
+        .await
+    }
+
+    /// One message by id in its current state, with its author's row id.
+    pub async fn message_by_id(&self, id: i64) -> Result<Option<(StoredMessage, i64)>, DbError> {
+        self.read(move |c| queries::message_by_id(c, id)).await
+    }
+
+    /// The head position and up to `limit` messages and changes above `after` in `user_id`'s
+    /// rooms, in position order, read in one snapshot.
+    pub async fn events(
+        &self,
+        user_id: i64,
+        after: i64,
+        limit: u32,
+    ) -> Result<(Vec<Replayed>, i64), DbError> {
+        self.read(move |c| {
+            let tx = c.unchecked_transaction()?;
+            let head = queries::head(&tx)?;
+            let events = queries::replay_for_user(&tx, user_id, after, limit)?;
+            tx.finish()?;
+            Ok((events, head))
         })
         .await
     }

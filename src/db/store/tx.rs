@@ -5,12 +5,73 @@
 use rusqlite::Connection;
 
 use crate::db::queries;
-use crate::db::{DbError, Notify, Room, RoomKind};
+use crate::db::{ChangeKind, DbError, MessageChange, Notify, Room, RoomKind, StoredMessage};
 
 /// A connection inside a read or inside the writer's transaction.
 pub struct Tx<'a>(pub(in crate::db) &'a Connection);
 
 impl Tx<'_> {
+    /// A message by id in its current state, and its author's row id.
+    pub fn message_by_id(&self, id: i64) -> Result<Option<(StoredMessage, i64)>, DbError> {
+        Ok(queries::message_by_id(self.0, id)?)
+    }
+
+    /// Whether `user_id` is an administrator (read now, so a demotion counts at once).
+    pub fn user_is_admin(&self, user_id: i64) -> Result<bool, DbError> {
+        Ok(queries::user_is_admin(self.0, user_id)?)
+    }
+
+    /// The latest edit (`"edit"`) or deletion (`"delete"`) of a message, if any.
+    pub fn last_change(&self, id: i64, kind: &str) -> Result<Option<MessageChange>, DbError> {
+        Ok(queries::last_change(self.0, id, kind)?)
+    }
+
+    /// Give `msg` the body `body` at a new position; writer only.
+    pub fn edit_message(
+        &self,
+        msg: &StoredMessage,
+        body: &str,
+        actor_id: i64,
+        now_ms: i64,
+    ) -> Result<MessageChange, DbError> {
+        let seq = queries::next_position(self.0)?;
+        queries::set_message_body(self.0, msg.id, body, now_ms)?;
+        let change = MessageChange {
+            seq,
+            id: msg.id,
+            room_id: msg.room_id,
+            room: msg.room.clone(),
+            kind: ChangeKind::Edited {
+                body: body.to_string(),
+                edited_ms: now_ms,
+            },
+        };
+        queries::insert_change(self.0, &change, actor_id, now_ms)?;
+        Ok(change)
+    }
+
+    /// Delete `msg` (its text is removed, the row stays as a tombstone) at a new position,
+    /// by `by`; writer only.
+    pub fn delete_message(
+        &self,
+        msg: &StoredMessage,
+        actor_id: i64,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<MessageChange, DbError> {
+        let seq = queries::next_position(self.0)?;
+        queries::tombstone_message(self.0, msg.id)?;
+        let change = MessageChange {
+            seq,
+            id: msg.id,
+            room_id: msg.room_id,
+            room: msg.room.clone(),
+            kind: ChangeKind::Deleted { by: by.to_string() },
+        };
+        queries::insert_change(self.0, &change, actor_id, now_ms)?;
+        Ok(change)
+    }
+
     /// A room by name as `user_id` sees it, if it exists.
     pub fn room_by_name(&self, name: &str, user_id: i64) -> Result<Option<Room>, DbError> {
         Ok(queries::room_by_name(self.0, name, user_id)?)

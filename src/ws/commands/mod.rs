@@ -5,12 +5,16 @@
 //! [`AppError`], which the session renders as an `error` frame.
 //!
 //! - [`send`]: `send`, post a message.
+//! - [`edit`]: `edit`, change the body of one's own message.
+//! - [`delete`]: `delete`, delete a message.
 //! - [`read`]: `read`, move the read marker of a room.
 //! - [`typing`]: `typing`, tell a room's other members the user is typing.
 //!
 //! A new frame is a `ClientMsg` variant, a file here with its struct and `apply`, and its arm in
 //! [`Command`].
 
+pub mod delete;
+pub mod edit;
 pub mod read;
 pub mod send;
 pub mod typing;
@@ -25,6 +29,8 @@ use crate::app::App;
 use crate::hub::ConnId;
 use crate::model::User;
 use crate::protocol::ClientMsg;
+use delete::DeleteMessage;
+use edit::EditMessage;
 use read::MarkRead;
 use send::SendMessage;
 use typing::Typing;
@@ -53,6 +59,10 @@ pub struct Context {
 pub enum Command {
     /// `send`.
     Send(SendMessage),
+    /// `edit`.
+    Edit(EditMessage),
+    /// `delete`.
+    Delete(DeleteMessage),
     /// `read`.
     Read(MarkRead),
     /// `typing`.
@@ -66,6 +76,8 @@ impl Command {
             ClientMsg::Send { room, body, nonce } => {
                 Command::Send(SendMessage { room, body, nonce })
             }
+            ClientMsg::Edit { id, body, nonce } => Command::Edit(EditMessage { id, body, nonce }),
+            ClientMsg::Delete { id, nonce } => Command::Delete(DeleteMessage { id, nonce }),
             ClientMsg::Read { room, id } => Command::Read(MarkRead { room, id }),
             ClientMsg::Typing { room } => Command::Typing(Typing { room }),
         }
@@ -76,6 +88,8 @@ impl Command {
     pub fn nonce(&self) -> Option<&str> {
         match self {
             Command::Send(c) => c.nonce(),
+            Command::Edit(c) => c.nonce(),
+            Command::Delete(c) => c.nonce(),
             Command::Read(_) | Command::Typing(_) => None,
         }
     }
@@ -84,6 +98,8 @@ impl Command {
     pub async fn apply(self, cx: &mut Context) -> Result<(), AppError> {
         match self {
             Command::Send(c) => c.apply(cx).await,
+            Command::Edit(c) => c.apply(cx).await,
+            Command::Delete(c) => c.apply(cx).await,
             Command::Read(c) => c.apply(cx).await,
             Command::Typing(c) => c.apply(cx).await,
         }

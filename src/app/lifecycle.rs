@@ -1,0 +1,193 @@
+//! Editing and deleting messages, independent of the transport. Each check runs inside the
+//! writer's transaction, next to the row it is about, and a committed change takes a position
+//! from the counter message ids come from, so a resuming client replays it in order.
+//!
+//! Repeating an edit or a deletion stores nothing and takes no position: the connection that
+//! asked (alone) gets the current state as the frame of the change that made it. For an edit
+//! to the body a message was sent with and never edited, that frame's `seq` is the message's
+//! own id and its `edited_ts` the message's `ts`.
+
+use crate::app::access;
+use crate::app::error::{AppError, Code};
+use crate::app::messages::trimmed_body;
+use crate::app::App;
+use crate::db::{now_ms, Change, ChangeKind, MessageChange, StoredMessage, Tx};
+use crate::domain::valid_nonce;
+use crate::events::Audience;
+use crate::hub::ConnId;
+
+/// Who edits or deletes, and which connection (if any) asked.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    /// Their row id.
+    pub user_id: i64,
+    /// Their name (the `by` of a deletion).
+    pub username: &'a str,
+    /// The connection that asked; `None` over HTTP, where a repeat has nobody to echo to.
+    pub origin: Option<ConnId>,
+}
+
+/// Replace the body of the actor's message `id` and broadcast `edited`; returns the message
+/// as it now is. Refusals: `bad_frame` (nonce), `empty_message`, `message_too_long`,
+/// `unknown_message` (no such id, not readable, deleted), `forbidden` (not the author).
+pub async fn edit(
+    state: &App,
+    actor: Actor<'_>,
+    id: i64,
+    body: String,
+    nonce: Option<String>,
+) -> Result<StoredMessage, AppError> {
+    check_nonce(nonce.as_deref())?;
+    let body = trimmed_body(body)?;
+    let (user_id, origin) = (actor.user_id, actor.origin);
+    let result = state
+        .db
+        .transact(move |tx| edit_in(tx, user_id, origin, id, body, nonce))
+        .await;
+    result
+}
+
+/// Delete message `id` (the author's own, or anyone's for an administrator) and broadcast
+/// `deleted`. Refusals: `bad_frame` (nonce), `unknown_message`, `forbidden`.
+pub async fn delete(
+    state: &App,
+    actor: Actor<'_>,
+    id: i64,
+    nonce: Option<String>,
+) -> Result<(), AppError> {
+    check_nonce(nonce.as_deref())?;
+    let (user_id, origin) = (actor.user_id, actor.origin);
+    let username = actor.username.to_string();
+    let result = state
+        .db
+        .transact(move |tx| delete_in(tx, user_id, &username, origin, id, nonce))
+        .await;
+    result
+}
+
+/// Message `id` in its current state if `user_id` may read it.
+pub async fn get(state: &App, user_id: i64, id: i64) -> Result<StoredMessage, AppError> {
+    let found = state
+        .db
+        .read_tx(move |tx| readable_message(tx, user_id, id))
+        .await;
+    found.map(|(m, _)| m)
+}
+
+fn edit_in(
+    tx: &Tx<'_>,
+    user_id: i64,
+    origin: Option<ConnId>,
+    id: i64,
+    body: String,
+    nonce: Option<String>,
+) -> Result<(StoredMessage, Vec<Change>), AppError> {
+    let (mut msg, author) = readable_message(tx, user_id, id)?;
+    if msg.deleted {
+        return Err(unknown_message());
+    }
+    if author != user_id {
+        return Err(AppError::new(
+            Code::Forbidden,
+            "Only the author may edit a message.",
+        ));
+    }
+    if msg.body == body {
+        let change = match tx.last_change(id, "edit")? {
+            Some(c) => c,
+            None => never_edited(&msg),
+        };
+        return Ok((msg, echo(change, nonce, origin)));
+    }
+    let now = now_ms();
+    let change = tx.edit_message(&msg, &body, user_id, now)?;
+    msg.body = body;
+    msg.edited_ms = Some(now);
+    Ok((msg, room_change(change, nonce)))
+}
+
+fn delete_in(
+    tx: &Tx<'_>,
+    user_id: i64,
+    username: &str,
+    origin: Option<ConnId>,
+    id: i64,
+    nonce: Option<String>,
+) -> Result<((), Vec<Change>), AppError> {
+    let (msg, author) = readable_message(tx, user_id, id)?;
+    if author != user_id && !tx.user_is_admin(user_id)? {
+        return Err(AppError::new(
+            Code::Forbidden,
+            "Only the author or an administrator may delete a message.",
+        ));
+    }
+    if msg.deleted {
+        let changes = match tx.last_change(id, "delete")? {
+            Some(change) => echo(change, nonce, origin),
+            None => Vec::new(),
+        };
+        return Ok(((), changes));
+    }
+    let change = tx.delete_message(&msg, user_id, username, now_ms())?;
+    Ok(((), room_change(change, nonce)))
+}
+
+/// The message and its author's id, when `user_id` may read its room; otherwise
+/// `unknown_message`, whether or not it exists, so ids of private messages reveal nothing.
+fn readable_message(tx: &Tx<'_>, user_id: i64, id: i64) -> Result<(StoredMessage, i64), AppError> {
+    let Some((msg, author)) = tx.message_by_id(id)? else {
+        return Err(unknown_message());
+    };
+    match tx.room_by_id(msg.room_id, user_id)? {
+        Some(room) if access::readable(&room) => Ok((msg, author)),
+        _ => Err(unknown_message()),
+    }
+}
+
+/// The state of a message never edited, as the frame of the change that made it: its sending.
+fn never_edited(msg: &StoredMessage) -> MessageChange {
+    MessageChange {
+        seq: msg.id,
+        id: msg.id,
+        room_id: msg.room_id,
+        room: msg.room.clone(),
+        kind: ChangeKind::Edited {
+            body: msg.body.clone(),
+            edited_ms: msg.ts_ms,
+        },
+    }
+}
+
+/// A repeat: only the asking connection hears of it (nobody over HTTP).
+fn echo(change: MessageChange, nonce: Option<String>, origin: Option<ConnId>) -> Vec<Change> {
+    origin
+        .map(|conn| Change::Message {
+            change,
+            nonce,
+            audience: Audience::Only(conn),
+        })
+        .into_iter()
+        .collect()
+}
+
+fn room_change(change: MessageChange, nonce: Option<String>) -> Vec<Change> {
+    vec![Change::Message {
+        change,
+        nonce,
+        audience: Audience::Room,
+    }]
+}
+
+fn check_nonce(nonce: Option<&str>) -> Result<(), AppError> {
+    match nonce {
+        Some(n) if !valid_nonce(n) => Err(AppError::new(
+            Code::BadFrame,
+            "The nonce may be at most 64 characters.",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn unknown_message() -> AppError {
+    AppError::new(Code::UnknownMessage, "There is no message with that id.")
+}

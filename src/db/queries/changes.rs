@@ -1,0 +1,203 @@
+//! Message lifecycle: edits and deletions, their positions, and their replay.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::*;
+use crate::model::{ChangeKind, MessageChange};
+
+/// Take the next position from the counter message ids come from (the AUTOINCREMENT sequence
+/// of `messages`). Only the writer calls this, inside its transaction: a rolled-back batch
+/// rolls the counter back with it, and the next message id is always above this position.
+pub fn next_position(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO sqlite_sequence (name, seq) SELECT 'messages', 0 \
+         WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'messages')",
+    )?
+    .execute([])?;
+    // Never below an id already used, whatever the sequence says.
+    conn.prepare_cached(
+        "UPDATE sqlite_sequence SET seq = \
+         MAX(seq, (SELECT COALESCE(MAX(id), 0) FROM messages)) + 1 WHERE name = 'messages'",
+    )?
+    .execute([])?;
+    conn.prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'messages'")?
+        .query_row([], |r| r.get(0))
+}
+
+/// One message by id, in its current state, and its author's row id.
+pub fn message_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<(StoredMessage, i64)>> {
+    conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS_WITH_AUTHOR} WHERE m.id = ?1"
+    ))?
+    .query_row([id], |r| Ok((message_row(r)?, r.get(9)?)))
+    .optional()
+}
+
+/// Replace a message's body (the search index follows through its trigger).
+pub fn set_message_body(
+    conn: &Connection,
+    id: i64,
+    body: &str,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE messages SET body = ?2, edited_at = ?3 WHERE id = ?1")?
+        .execute(params![id, body, now_ms])?;
+    Ok(())
+}
+
+/// Turn a message into a tombstone: its text leaves the row, the search index (trigger), its
+/// mentions and the bodies of its earlier edits.
+pub fn tombstone_message(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE messages SET body = '', deleted = 1 WHERE id = ?1")?
+        .execute([id])?;
+    conn.prepare_cached("DELETE FROM mentions WHERE message_id = ?1")?
+        .execute([id])?;
+    conn.prepare_cached("UPDATE message_changes SET body = '' WHERE message_id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Record a change at its position `c.seq`, made by `actor_id` at `now_ms`.
+pub fn insert_change(
+    conn: &Connection,
+    c: &MessageChange,
+    actor_id: i64,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    let (kind, body, actor, ts) = match &c.kind {
+        ChangeKind::Edited { body, edited_ms } => ("edit", body.as_str(), "", *edited_ms),
+        ChangeKind::Deleted { by } => ("delete", "", by.as_str(), now_ms),
+    };
+    conn.prepare_cached(
+        "INSERT INTO message_changes (seq, message_id, room_id, kind, body, actor_id, actor, ts) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        c.seq, c.id, c.room_id, kind, body, actor_id, actor, ts
+    ])?;
+    Ok(())
+}
+
+/// The latest change of `kind` (`edit`, `delete`) to a message, as it replays.
+pub fn last_change(
+    conn: &Connection,
+    message_id: i64,
+    kind: &str,
+) -> rusqlite::Result<Option<MessageChange>> {
+    conn.prepare_cached(&format!(
+        "SELECT {CHANGE_COLUMNS} WHERE c.message_id = ?1 AND c.kind = ?2 ORDER BY c.seq DESC LIMIT 1"
+    ))?
+    .query_row(params![message_id, kind], change_row)
+    .optional()
+}
+
+/// Changes with seq > `since` in any room the user belongs to, oldest first, at most `limit`.
+pub fn changes_since_for_user(
+    conn: &Connection,
+    user_id: i64,
+    since: i64,
+    limit: u32,
+) -> rusqlite::Result<Vec<MessageChange>> {
+    all_rows(
+        conn,
+        &format!(
+            "SELECT {CHANGE_COLUMNS} WHERE c.seq > ?2 AND c.room_id IN \
+             (SELECT room_id FROM memberships WHERE user_id = ?1) ORDER BY c.seq LIMIT ?3"
+        ),
+        params![user_id, since, limit],
+        change_row,
+    )
+}
+
+/// Messages and changes with a position above `since` in the user's rooms, in position order,
+/// at most `limit` of them together.
+pub fn replay_for_user(
+    conn: &Connection,
+    user_id: i64,
+    since: i64,
+    limit: u32,
+) -> rusqlite::Result<Vec<Replayed>> {
+    let messages = messages_since_for_user(conn, user_id, since, limit)?;
+    let changes = changes_since_for_user(conn, user_id, since, limit)?;
+    let mut all: Vec<Replayed> = messages
+        .into_iter()
+        .map(Replayed::Message)
+        .chain(changes.into_iter().map(Replayed::Change))
+        .collect();
+    all.sort_unstable_by_key(Replayed::position);
+    all.truncate(limit as usize);
+    Ok(all)
+}
+
+/// Whether `user_id` is an administrator.
+pub fn user_is_admin(conn: &Connection, user_id: i64) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT is_admin FROM users WHERE id = ?1")?
+        .query_row([user_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
+const CHANGE_COLUMNS: &str =
+    "c.seq, c.message_id, c.room_id, r.name, c.kind, c.body, c.actor, c.ts \
+     FROM message_changes c JOIN rooms r ON r.id = c.room_id";
+
+fn change_row(r: &Row<'_>) -> rusqlite::Result<MessageChange> {
+    let kind: String = r.get(4)?;
+    let kind = if kind == "edit" {
+        ChangeKind::Edited {
+            body: r.get(5)?,
+            edited_ms: r.get(7)?,
+        }
+    } else {
+        ChangeKind::Deleted { by: r.get(6)? }
+    };
+    Ok(MessageChange {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        room_id: r.get(2)?,
+        room: r.get(3)?,
+        kind,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{schema, NewAdmin};
+
+    fn db() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut conn).unwrap().unwrap();
+        insert_user(&conn, "ada", "ada", "x", NewAdmin::No, 0)
+            .unwrap()
+            .unwrap();
+        add_member(&conn, 1, 1, 0).unwrap();
+        conn
+    }
+
+    fn post(conn: &Connection, body: &str) -> i64 {
+        insert_message(conn, 1, 1, body, None, 0).unwrap().unwrap()
+    }
+
+    #[test]
+    fn positions_share_the_message_counter_and_roll_back_with_their_transaction() {
+        let conn = db();
+        assert_eq!(next_position(&conn).unwrap(), 1, "works before any message");
+        assert_eq!(
+            post(&conn, "a"),
+            2,
+            "a message id comes after a change's seq"
+        );
+        conn.execute_batch("BEGIN").unwrap();
+        assert_eq!(next_position(&conn).unwrap(), 3);
+        conn.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(
+            next_position(&conn).unwrap(),
+            3,
+            "the rolled-back seq is reused"
+        );
+        assert_eq!(post(&conn, "b"), 4);
+        assert_eq!(head(&conn).unwrap(), 4);
+    }
+}

@@ -1,0 +1,114 @@
+//! One message by id (read, edit, delete) and the catch-up feed of events, for bots and
+//! scripts: the same use cases as the `edit` and `delete` frames.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use super::filters::{json_body, signed_in, signed_in_write, with_state};
+use super::SMALL_BODY;
+use crate::app::error::AppError;
+use crate::app::history;
+use crate::app::lifecycle::{self, Actor};
+use crate::app::App;
+use crate::auth::Identity;
+use crate::db::StoredMessage;
+use crate::protocol::{replayed_frame, MessageView};
+
+/// `GET`, `PATCH`, `DELETE /api/messages/{id}` and `GET /api/events`.
+pub fn routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let get = warp::path!("api" / "messages" / i64)
+        .and(warp::get())
+        .and(signed_in(s.clone()))
+        .and(with_state(s.clone()))
+        .and_then(get);
+    let edit = warp::path!("api" / "messages" / i64)
+        .and(warp::patch())
+        .and(signed_in_write(s.clone()))
+        .and(json_body(SMALL_BODY))
+        .and(with_state(s.clone()))
+        .and_then(edit);
+    let delete = warp::path!("api" / "messages" / i64)
+        .and(warp::delete())
+        .and(signed_in_write(s.clone()))
+        .and(with_state(s.clone()))
+        .and_then(delete);
+    let events = warp::path!("api" / "events")
+        .and(warp::get())
+        .and(signed_in(s.clone()))
+        .and(warp::query::<HashMap<String, String>>())
+        .and(with_state(s))
+        .and_then(events);
+    get.or(edit).unify().or(delete).unify().or(events).unify()
+}
+
+/// `{"body"}`
+#[derive(Debug, Deserialize)]
+pub struct NewBody {
+    body: String,
+}
+
+fn actor(id: &Identity) -> Actor<'_> {
+    Actor {
+        user_id: id.user.id,
+        username: &id.user.username,
+        origin: None,
+    }
+}
+
+fn message_reply(msg: &StoredMessage) -> Response {
+    warp::reply::json(&json!({ "message": MessageView::from(msg) })).into_response()
+}
+
+/// GET /api/messages/{id}
+pub async fn get(msg_id: i64, id: Identity, state: App) -> Result<Response, Rejection> {
+    let msg = lifecycle::get(&state, id.user.id, msg_id).await?;
+    Ok(message_reply(&msg))
+}
+
+/// PATCH /api/messages/{id}
+pub async fn edit(
+    msg_id: i64,
+    id: Identity,
+    body: NewBody,
+    state: App,
+) -> Result<Response, Rejection> {
+    let msg = lifecycle::edit(&state, actor(&id), msg_id, body.body, None).await?;
+    Ok(message_reply(&msg))
+}
+
+/// DELETE /api/messages/{id}
+pub async fn delete(msg_id: i64, id: Identity, state: App) -> Result<Response, Rejection> {
+    lifecycle::delete(&state, actor(&id), msg_id, None).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// GET /api/events?after=P&limit=N: `{"events":[frames...],"head"}`, oldest first.
+pub async fn events(
+    id: Identity,
+    q: HashMap<String, String>,
+    state: App,
+) -> Result<Response, Rejection> {
+    let after = match q.get("after").map(|v| v.parse::<i64>()) {
+        None => 0,
+        Some(Ok(n)) if n >= 0 => n,
+        Some(_) => return Err(AppError::bad_request("`after` must be a whole number ≥ 0.").into()),
+    };
+    let limit = q.get("limit").map(|v| v.parse::<i64>().unwrap_or(0));
+    let limit = history::page_size(limit)?;
+    let (events, head) = state
+        .db
+        .events(id.user.id, after, limit)
+        .await
+        .map_err(AppError::from)?;
+    // Each event is the very frame the WebSocket sends, parsed back into the JSON array.
+    let events: Vec<Value> = events
+        .iter()
+        .map(|e| serde_json::from_str(replayed_frame(e).as_str()).unwrap_or_default())
+        .collect();
+    Ok(warp::reply::json(&json!({ "events": events, "head": head })).into_response())
+}

@@ -1,0 +1,37 @@
+//! `edit`: change the body of one's own message. The rules are the use case's
+//! ([`lifecycle::edit`]); the acknowledgement is the `edited` frame the hub sends once the
+//! change is committed.
+
+use super::Context;
+use crate::app::error::AppError;
+use crate::app::lifecycle::{self, Actor};
+use crate::domain::valid_nonce;
+
+/// `{"type":"edit","id","body","nonce"?}`.
+pub struct EditMessage {
+    /// Message id.
+    pub id: i64,
+    /// The new text, as sent.
+    pub body: String,
+    /// Client id, echoed on the frame and on refusals.
+    pub nonce: Option<String>,
+}
+
+impl EditMessage {
+    /// The nonce refusals name: none when the nonce itself is what is refused.
+    pub fn nonce(&self) -> Option<&str> {
+        self.nonce.as_deref().filter(|n| valid_nonce(n))
+    }
+
+    /// Edit the message; the hub's `edited` frame is the answer.
+    pub async fn apply(self, cx: &mut Context) -> Result<(), AppError> {
+        let actor = Actor {
+            user_id: cx.user.id,
+            username: &cx.username,
+            origin: Some(cx.conn),
+        };
+        lifecycle::edit(&cx.state, actor, self.id, self.body, self.nonce)
+            .await
+            .map(|_| ())
+    }
+}
