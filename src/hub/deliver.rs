@@ -21,6 +21,17 @@ impl Hub {
         self.to_room(room_id, &frame, Some(user_id));
     }
 
+    /// Queue a frame for one connection.
+    pub fn send_to(&self, conn: ConnId, frame: Utf8Bytes) {
+        let st = lock_read(&self.inner.state);
+        let mut slow = Vec::new();
+        if let Some(c) = st.conns.get(&conn) {
+            self.offer(&c.tx, conn, &frame, 0, &mut slow);
+        }
+        drop(st);
+        self.drop_slow(slow);
+    }
+
     /// Queue a frame for every connection of a user.
     pub fn to_user(&self, user_id: i64, frame: &Utf8Bytes) {
         let st = lock_read(&self.inner.state);
