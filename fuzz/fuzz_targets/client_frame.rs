@@ -4,7 +4,7 @@
 #![no_main]
 
 use hearth::domain::{parse_body, valid_nonce, BodyProblem, MAX_BODY_CHARS};
-use hearth::ws::protocol::ClientMsg;
+use hearth::protocol::ClientMsg;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
