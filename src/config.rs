@@ -25,6 +25,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Who may create rooms.
     pub rooms: RoomsConfig,
+    /// What authors may do with what they sent.
+    pub messages: MessagesConfig,
     /// The Prometheus endpoint.
     pub metrics: MetricsConfig,
     /// Log output.
@@ -37,6 +39,23 @@ pub struct Config {
 pub struct RoomsConfig {
     /// Who may create rooms (`everyone` or `admins`). Direct conversations are not rooms.
     pub creation: RoomCreation,
+}
+
+/// `[messages]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MessagesConfig {
+    /// Minutes after sending during which authors may edit or delete their own messages;
+    /// 0 (the default) = always, as in the chats people compare Hearth with. Administrators
+    /// may delete any message at any time.
+    pub edit_window_minutes: u32,
+}
+
+impl MessagesConfig {
+    /// The window in milliseconds, `None` when unlimited.
+    pub fn edit_window_ms(&self) -> Option<i64> {
+        (self.edit_window_minutes > 0).then(|| i64::from(self.edit_window_minutes) * 60_000)
+    }
 }
 
 /// `rooms.creation`.

@@ -40,9 +40,10 @@ pub async fn edit(
     check_nonce(nonce.as_deref())?;
     let body = trimmed_body(body)?;
     let (user_id, origin) = (actor.user_id, actor.origin);
+    let window = state.config.messages.edit_window_ms();
     let result = state
         .db
-        .transact(move |tx| edit_in(tx, user_id, origin, id, body, nonce))
+        .transact(move |tx| edit_in(tx, (user_id, origin, window), id, body, nonce))
         .await;
     result
 }
@@ -58,9 +59,10 @@ pub async fn delete(
     check_nonce(nonce.as_deref())?;
     let (user_id, origin) = (actor.user_id, actor.origin);
     let username = actor.username.to_string();
+    let window = state.config.messages.edit_window_ms();
     let result = state
         .db
-        .transact(move |tx| delete_in(tx, user_id, &username, origin, id, nonce))
+        .transact(move |tx| delete_in(tx, (user_id, &username, origin, window), id, nonce))
         .await;
     result
 }
@@ -74,10 +76,12 @@ pub async fn get(state: &App, user_id: i64, id: i64) -> Result<StoredMessage, Ap
     found.map(|(m, _)| m)
 }
 
+/// Who edits: the user, the asking connection, and the edit window (`None` = unlimited).
+type Editor = (i64, Option<ConnId>, Option<i64>);
+
 fn edit_in(
     tx: &Tx<'_>,
-    user_id: i64,
-    origin: Option<ConnId>,
+    (user_id, origin, window): Editor,
     id: i64,
     body: String,
     nonce: Option<String>,
@@ -100,26 +104,34 @@ fn edit_in(
         return Ok((msg, echo(change, nonce, origin)));
     }
     let now = now_ms();
+    check_window(&msg, window, now, "edited")?;
     let change = tx.edit_message(&msg, &body, user_id, now)?;
     msg.body = body;
     msg.edited_ms = Some(now);
     Ok((msg, room_change(change, nonce)))
 }
 
+/// Who deletes: the user, their name, the asking connection, and the edit window.
+type Deleter<'a> = (i64, &'a str, Option<ConnId>, Option<i64>);
+
 fn delete_in(
     tx: &Tx<'_>,
-    user_id: i64,
-    username: &str,
-    origin: Option<ConnId>,
+    (user_id, username, origin, window): Deleter<'_>,
     id: i64,
     nonce: Option<String>,
 ) -> Result<((), Vec<Change>), AppError> {
     let (msg, author) = readable_message(tx, user_id, id)?;
-    if author != user_id && !tx.user_is_admin(user_id)? {
+    // Administrators may delete anything at any time; authors their own, within the window.
+    let admin = window.is_some() || author != user_id;
+    let admin = admin && tx.user_is_admin(user_id)?;
+    if author != user_id && !admin {
         return Err(AppError::new(
             Code::Forbidden,
             "Only the author or an administrator may delete a message.",
         ));
+    }
+    if !msg.deleted && !admin {
+        check_window(&msg, window, now_ms(), "deleted")?;
     }
     if msg.deleted {
         let changes = match tx.last_change(id, "delete")? {
@@ -176,6 +188,25 @@ fn room_change(change: MessageChange, nonce: Option<String>) -> Vec<Change> {
         nonce,
         audience: Audience::Room,
     }]
+}
+
+/// Refuse an author's change to a message older than the edit window.
+fn check_window(
+    msg: &StoredMessage,
+    window: Option<i64>,
+    now: i64,
+    what: &str,
+) -> Result<(), AppError> {
+    match window {
+        Some(ms) if now - msg.ts_ms > ms => Err(AppError::new(
+            Code::Forbidden,
+            format!(
+                "Messages can be {what} only within {} minutes of sending.",
+                ms / 60_000
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn check_nonce(nonce: Option<&str>) -> Result<(), AppError> {

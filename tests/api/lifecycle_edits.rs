@@ -463,3 +463,59 @@ async fn events_are_the_websocket_frames_in_position_order_with_the_head() {
     )
     .await;
 }
+
+/// Make message `id` look `minutes` old. Raw SQL on purpose: only time can age a message, and
+/// the test cannot wait for it.
+async fn age(app: &TestApp, id: i64, minutes: i64) {
+    app.server()
+        .state()
+        .db
+        .write(move |c| {
+            c.execute(
+                "UPDATE messages SET created_at = created_at - ?1 WHERE id = ?2",
+                [minutes * 60_000, id],
+            )
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authors_edit_and_delete_only_within_the_edit_window_and_administrators_always_delete() {
+    let app = TestApp::builder()
+        .config(|c| c.messages.edit_window_minutes = 5)
+        .start()
+        .await;
+    let admin = app.signup_admin("root").await;
+    let alice = app.signup("alice").await;
+    let mut a = app.ws_connect(&alice, None).await;
+    let fresh = id_of(&a.say("general", "fresh", "m1").await);
+    let old = id_of(&a.say("general", "old", "m2").await);
+    let older = id_of(&a.say("general", "older", "m3").await);
+    age(&app, old, 6).await;
+    age(&app, older, 6).await;
+
+    a.send_json(&edit(fresh, "fresh, fixed", "e1")).await;
+    assert_eq!(answer(&mut a, "e1").await["type"], "edited");
+    refused(&mut a, edit(old, "too late", "e2"), "forbidden").await;
+    refused(&mut a, delete(old, "d1"), "forbidden").await;
+    let path = format!("/api/messages/{old}");
+    let body = json!({ "body": "too late" });
+    app.api_err(Method::PATCH, &path, &alice, Some(&body), 403, "forbidden")
+        .await;
+    app.api_err(Method::DELETE, &path, &alice, None, 403, "forbidden")
+        .await;
+    assert_eq!(in_history(&app, &alice, old).await["body"], "old");
+
+    // An administrator deletes whatever and whenever.
+    let (status, _) = app
+        .api(
+            Method::DELETE,
+            &format!("/api/messages/{older}"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(in_history(&app, &alice, older).await["deleted"], true);
+}
