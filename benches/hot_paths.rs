@@ -23,6 +23,8 @@ fn sample_message() -> StoredMessage {
         ts_ms: 1_764_108_674_123,
         edited_ms: None,
         deleted: false,
+        reply_to: None,
+        reactions: Vec::new(),
     }
 }
 
@@ -77,7 +79,9 @@ fn batch_commit(c: &mut Criterion) {
                             username: user.clone(),
                             body: format!("message {i}"),
                             nonce: None,
+                            reply_to: None,
                             origin: 0,
+                            answer: None,
                             queued_at: std::time::Instant::now(),
                         })
                         .collect::<Vec<_>>()
@@ -110,7 +114,7 @@ fn history(c: &mut Criterion) {
     rt.block_on(db.write(|c| {
         queries::insert_user(c, "alice", "alice", "x", hearth::db::NewAdmin::IfFirst, 0)?;
         for i in 0..100_000 {
-            queries::insert_message(c, 1, 1, &format!("message number {i}"), None, i)?;
+            queries::insert_message(c, (1, 1), &format!("message number {i}"), (None, None), i)?;
         }
         Ok(())
     }))

@@ -168,6 +168,19 @@ pub fn user_set_disabled(
     }
 }
 
+/// `hearth user purge NAME`.
+pub fn user_purge(config: &Config, name: &str) -> Result<String, AdminError> {
+    let name = username(name)?;
+    match open(config)?.purge_messages(&name.key())? {
+        Some((user, n)) => Ok(format!(
+            "deleted {n} message{} of {}",
+            if n == 1 { "" } else { "s" },
+            user.username
+        )),
+        None => Err(AdminError(format!("no user {}", name.as_str()))),
+    }
+}
+
 /// `hearth user promote|demote NAME`.
 pub fn user_set_admin(config: &Config, name: &str, admin: bool) -> Result<String, AdminError> {
     let name = username(name)?;

@@ -93,6 +93,28 @@ pub fn valid_nonce(nonce: &str) -> bool {
     nonce.chars().count() <= MAX_NONCE_CHARS
 }
 
+/// Most Unicode scalar values in one reaction emoji.
+pub const MAX_EMOJI_CHARS: usize = 16;
+/// Most distinct emoji on one message.
+pub const MAX_REACTIONS: i64 = 20;
+
+/// Check a reaction: 1–[`MAX_EMOJI_CHARS`] Unicode scalar values, none of them whitespace or a
+/// control character. (Which sequences are "real" emoji changes with every Unicode release,
+/// so that is left to the clients.)
+pub fn valid_emoji(emoji: &str) -> bool {
+    let n = emoji.chars().count();
+    (1..=MAX_EMOJI_CHARS).contains(&n)
+        && !emoji
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || is_invisible_format(c))
+}
+
+/// Characters that render as nothing on their own and must not make up a whole reaction;
+/// the zero-width joiner and variation selectors stay allowed inside a sequence.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}' | '\u{2060}' | '\u{FEFF}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Longest room name.
 pub const MAX_ROOM_NAME: usize = 48;
 /// Longest room topic, in characters.
@@ -269,6 +291,26 @@ mod tests {
     fn nonces() {
         assert!(valid_nonce(&"n".repeat(64)));
         assert!(!valid_nonce(&"n".repeat(65)));
+    }
+
+    #[test]
+    fn emoji() {
+        for ok in ["👍", "❤️", "👨‍👩‍👧", "🇫🇷", "+1", "ok"] {
+            assert!(valid_emoji(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            " ",
+            "👍 ",
+            "a\nb",
+            "\u{7}",
+            "\u{200B}",
+            "\u{202E}x",
+            &"x".repeat(17),
+        ] {
+            assert!(!valid_emoji(bad), "{bad:?}");
+        }
+        assert!(valid_emoji(&"x".repeat(16)));
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub enum Change {
         /// Its former name, when renamed.
         old_name: Option<String>,
     },
-    /// A message was edited or deleted (`edited`, `deleted`).
+    /// A message was edited, deleted or reacted to (`edited`, `deleted`, `reaction`).
     Message {
         /// The change, at its position.
         change: MessageChange,
@@ -61,6 +61,20 @@ pub enum Change {
         nonce: Option<String>,
         /// Who hears of it.
         audience: Audience,
+    },
+    /// An edit made message `id` mention `users`, who were not mentioned before (`mention`
+    /// to their connections).
+    Mentioned {
+        /// The room's row id.
+        room_id: i64,
+        /// Its name.
+        room: String,
+        /// The message.
+        id: i64,
+        /// Its author.
+        author: String,
+        /// The members newly mentioned.
+        users: Vec<i64>,
     },
     /// `user_id` moved their read marker in `room` (`read`, to all their connections).
     ReadMarker {
@@ -71,13 +85,13 @@ pub enum Change {
     },
 }
 
-/// Who hears of an edit or a deletion.
+/// Who hears of a change to a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Audience {
     /// Every connection listening to the message's room (a committed change).
     Room,
-    /// Only this connection: a repeated edit or deletion that stored nothing, answered with
-    /// the current state.
+    /// Only this connection: a repeated edit, deletion or reaction that stored nothing,
+    /// answered with the current state.
     Only(u64),
 }
 
@@ -88,6 +102,30 @@ pub struct Changes {
     pub changes: Vec<Change>,
     /// Answered once every change was applied (dropped unanswered if the commit failed).
     pub applied: oneshot::Sender<()>,
+}
+
+/// Why the writer did not store a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The author is no longer a member of the room (a send that raced a leave or a
+    /// removal): `not_a_member` for a public room, `unknown_room` otherwise.
+    NotMember {
+        /// Whether the room is public.
+        public: bool,
+    },
+    /// `reply_to` names no message of the room that is not deleted (`unknown_message`).
+    UnknownReply,
+}
+
+/// What became of a message sent over HTTP, answered once its transaction is over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Stored (or found stored under the same nonce).
+    Stored(StoredMessage),
+    /// Refused; nothing was stored.
+    Refused(Refusal),
+    /// The write failed; nothing was stored.
+    Failed,
 }
 
 /// The outcome of one queued message, or the changes of a committed write, in commit order.
@@ -110,15 +148,15 @@ pub enum Committed {
         /// The nonce the client gave.
         nonce: Option<String>,
     },
-    /// Not stored because the author is no longer a member of the room (a send that raced
-    /// a leave or a removal); nothing was acknowledged.
+    /// Not stored, for a reason only the writer's transaction could see; nothing was
+    /// acknowledged.
     Refused {
         /// The sending connection.
         origin: u64,
         /// The nonce the client gave.
         nonce: Option<String>,
-        /// Whether the room is public (`not_a_member`) or not (`unknown_room`).
-        public: bool,
+        /// Why.
+        reason: Refusal,
     },
     /// A committed write's changes to rooms and memberships, for the hub.
     Changed(Changes),

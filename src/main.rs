@@ -123,6 +123,12 @@ enum UserCommand {
         /// Username.
         name: String,
     },
+    /// Delete every message the user has sent (spam clean-up); the text is erased, as with
+    /// any deletion.
+    Purge {
+        /// Username.
+        name: String,
+    },
     /// Allow a disabled user to sign in again.
     Enable {
         /// Username.
@@ -207,6 +213,7 @@ fn user(config: &Config, cmd: UserCommand) -> Result<String, AdminError> {
         UserCommand::Passwd { name } => admin::user_passwd(config, &name, &read_password()?),
         UserCommand::Disable { name } => admin::user_set_disabled(config, &name, true),
         UserCommand::Enable { name } => admin::user_set_disabled(config, &name, false),
+        UserCommand::Purge { name } => admin::user_purge(config, &name),
         UserCommand::Promote { name } => admin::user_set_admin(config, &name, true),
         UserCommand::Demote { name } => admin::user_set_admin(config, &name, false),
         UserCommand::List => {

@@ -132,9 +132,33 @@ pub struct StoredMessage {
     pub edited_ms: Option<i64>,
     /// Deleted: a tombstone whose body is empty.
     pub deleted: bool,
+    /// The message this one answers, when it is a reply.
+    pub reply_to: Option<Box<ReplyTo>>,
+    /// Reactions, in order of first use (empty for a new message).
+    pub reactions: Vec<Reaction>,
 }
 
-/// One committed edit or deletion of a message, at its own position `seq`.
+/// The message a reply answers, as the reply shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyTo {
+    /// Its id.
+    pub id: i64,
+    /// Its author.
+    pub user: String,
+    /// The first 200 characters of its current body (empty once it is deleted).
+    pub excerpt: String,
+}
+
+/// One emoji on a message and who added it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reaction {
+    /// The emoji.
+    pub emoji: String,
+    /// Who reacted with it, in the order they did.
+    pub users: Vec<String>,
+}
+
+/// One committed edit, deletion or reaction change of a message, at its own position `seq`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageChange {
     /// Its position, from the counter message ids come from.
@@ -163,6 +187,15 @@ pub enum ChangeKind {
     Deleted {
         /// Who deleted it.
         by: String,
+    },
+    /// `user` added (`on`) or removed a reaction.
+    Reaction {
+        /// Who reacted.
+        user: String,
+        /// With what.
+        emoji: String,
+        /// Added (`true`) or removed.
+        on: bool,
     },
 }
 

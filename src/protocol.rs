@@ -28,6 +28,9 @@ pub enum ClientMsg {
         /// Client id for de-duplicating retries (≤ 64 chars).
         #[serde(default)]
         nonce: Option<String>,
+        /// The id of the message this one answers (same room, not deleted).
+        #[serde(default)]
+        reply_to: Option<i64>,
     },
     /// Tell the room's other members this user is typing.
     Typing {
@@ -49,6 +52,18 @@ pub enum ClientMsg {
         /// Message id.
         id: i64,
         /// Client id, echoed on the `deleted` frame and on refusals.
+        #[serde(default)]
+        nonce: Option<String>,
+    },
+    /// Add (`on`) or remove one's reaction to a message.
+    React {
+        /// Message id.
+        id: i64,
+        /// The emoji: 1–16 Unicode scalar values, no whitespace or control characters.
+        emoji: String,
+        /// Add it (`true`) or take it back.
+        on: bool,
+        /// Client id, echoed on the `reaction` frame and on refusals.
         #[serde(default)]
         nonce: Option<String>,
     },
@@ -192,6 +207,34 @@ pub struct MessageView<'a> {
     /// `true` for a deleted message (a tombstone with an empty body); absent otherwise.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    /// The message this one answers, when it is a reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<ReplyView<'a>>,
+    /// Reactions in order of first use (empty for a new message; absent from a tombstone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reactions: Option<Vec<ReactionView<'a>>>,
+}
+
+/// `{"id","user","excerpt"}`: the message a reply answers.
+#[derive(Debug, Serialize)]
+pub struct ReplyView<'a> {
+    /// Its id.
+    pub id: i64,
+    /// Its author.
+    pub user: &'a str,
+    /// The first 200 characters of its current body (`""` once deleted).
+    pub excerpt: &'a str,
+}
+
+/// `{"emoji","count","users"}`: one emoji on a message.
+#[derive(Debug, Serialize)]
+pub struct ReactionView<'a> {
+    /// The emoji.
+    pub emoji: &'a str,
+    /// How many reacted with it.
+    pub count: usize,
+    /// Who, in the order they did.
+    pub users: &'a [String],
 }
 
 impl<'a> From<&'a StoredMessage> for MessageView<'a> {
@@ -206,6 +249,21 @@ impl<'a> From<&'a StoredMessage> for MessageView<'a> {
             nonce: m.nonce.as_deref().filter(|_| !m.deleted),
             edited_ts: m.edited_ms.filter(|_| !m.deleted).map(rfc3339),
             deleted: m.deleted,
+            reply_to: m.reply_to.as_ref().map(|r| ReplyView {
+                id: r.id,
+                user: &r.user,
+                excerpt: &r.excerpt,
+            }),
+            reactions: (!m.deleted).then(|| {
+                m.reactions
+                    .iter()
+                    .map(|r| ReactionView {
+                        emoji: &r.emoji,
+                        count: r.users.len(),
+                        users: &r.users,
+                    })
+                    .collect()
+            }),
         }
     }
 }
@@ -219,7 +277,7 @@ pub fn replayed_frame(item: &Replayed) -> Utf8Bytes {
     }
 }
 
-/// The frame of an edit or a deletion (`edited`, `deleted`), with the actor's nonce if any.
+/// The frame of a change (`edited`, `deleted`, `reaction`), with the actor's nonce if any.
 pub fn change_frame(c: &MessageChange, nonce: Option<&str>) -> Utf8Bytes {
     match &c.kind {
         ChangeKind::Edited { body, edited_ms } => ServerMsg::Edited {
@@ -235,6 +293,15 @@ pub fn change_frame(c: &MessageChange, nonce: Option<&str>) -> Utf8Bytes {
             id: c.id,
             room: &c.room,
             by,
+            nonce,
+        },
+        ChangeKind::Reaction { user, emoji, on } => ServerMsg::Reaction {
+            seq: c.seq,
+            id: c.id,
+            room: &c.room,
+            user,
+            emoji,
+            on: *on,
             nonce,
         },
     }
@@ -291,6 +358,24 @@ pub enum ServerMsg<'a> {
         /// Who deleted it.
         by: &'a str,
         /// The deleter's nonce, when it gave one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        nonce: Option<&'a str>,
+    },
+    /// A reaction was added or removed.
+    Reaction {
+        /// The change's position.
+        seq: i64,
+        /// Message id.
+        id: i64,
+        /// Room name.
+        room: &'a str,
+        /// Who reacted.
+        user: &'a str,
+        /// The emoji.
+        emoji: &'a str,
+        /// Added (`true`) or removed.
+        on: bool,
+        /// The reactor's nonce, when it gave one.
         #[serde(skip_serializing_if = "Option::is_none")]
         nonce: Option<&'a str>,
     },
@@ -406,7 +491,17 @@ mod tests {
             Ok(ClientMsg::Send {
                 room: "general".into(),
                 body: "hi".into(),
-                nonce: Some("n1".into())
+                nonce: Some("n1".into()),
+                reply_to: None,
+            })
+        );
+        assert_eq!(
+            ClientMsg::parse(r#"{"type":"react","id":7,"emoji":"👍","on":true}"#),
+            Ok(ClientMsg::React {
+                id: 7,
+                emoji: "👍".into(),
+                on: true,
+                nonce: None,
             })
         );
         assert_eq!(
@@ -442,6 +537,8 @@ mod tests {
             ts_ms: 1_764_108_674_123,
             edited_ms: None,
             deleted: false,
+            reply_to: None,
+            reactions: Vec::new(),
         };
         let v: serde_json::Value =
             serde_json::from_str(&ServerMsg::Message((&m).into()).encode()).unwrap();

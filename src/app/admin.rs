@@ -9,8 +9,9 @@ use serde::Deserialize;
 use crate::app::error::{AppError, Code};
 use crate::app::App;
 use crate::db::queries::{InviteRow, RegistrationMode, Totals, UserSummary};
-use crate::db::{self, AccountChange, NewInvite, User};
+use crate::db::{self, now_ms, AccountChange, Change, NewInvite, User};
 use crate::domain::Username;
+use crate::events::Audience;
 use crate::protocol::CLOSE_SESSION_ENDED;
 
 /// Invites may create at most this many accounts each.
@@ -175,6 +176,39 @@ pub async fn act_on_account(
         user,
         temporary_password,
     })
+}
+
+/// `admin` deletes every message of the account called `target` (spam clean-up): each becomes
+/// a tombstone at its own position and the rooms' connections get the `deleted` frames.
+/// Returns the account and how many messages were deleted; `unknown_user` when there is no
+/// such account.
+pub async fn purge_messages(
+    state: &App,
+    admin: &User,
+    target: &str,
+) -> Result<(UserSummary, usize), AppError> {
+    let key = Username::parse(target).map_err(|_| unknown_user())?.key();
+    let by = (admin.id, admin.username.clone());
+    let (user, deleted) = state
+        .db
+        .transact(move |tx| {
+            let Some((user, deleted)) = tx.purge_messages(&key, (by.0, &by.1), now_ms())? else {
+                return Err(unknown_user());
+            };
+            let n = deleted.len();
+            let changes = deleted
+                .into_iter()
+                .map(|change| Change::Message {
+                    change,
+                    nonce: None,
+                    audience: Audience::Room,
+                })
+                .collect();
+            Ok(((user, n), changes))
+        })
+        .await?;
+    tracing::info!(admin = %admin.username, target = %user.username, deleted, "messages purged");
+    Ok((user, deleted))
 }
 
 /// The store's change for `action`, with the temporary password it sets, if any.

@@ -64,6 +64,8 @@ codes! {
     MessageTooLong = "message_too_long", 400;
     /// A search that could not finish within its budget.
     SearchTooBroad = "search_too_broad", 400;
+    /// A reaction that is not 1–16 characters without whitespace or control characters.
+    InvalidEmoji = "invalid_emoji", 400;
     /// No valid session cookie or token.
     Unauthorized = "unauthorized", 401;
     /// Wrong username or password.
@@ -98,6 +100,8 @@ codes! {
     RequestTimeout = "request_timeout", 408;
     /// The username is taken.
     UsernameTaken = "username_taken", 409;
+    /// A message already carries the most distinct emoji it may.
+    TooManyReactions = "too_many_reactions", 409;
     /// Another room has that name.
     RoomExists = "room_exists", 409;
     /// The user holds the most bot tokens allowed.

@@ -1,8 +1,12 @@
-//! Editing and deleting messages, independent of the transport. Each check runs inside the
+//! Editing, deleting and reacting to messages, independent of the transport. Each check runs inside the
 //! writer's transaction, next to the row it is about, and a committed change takes a position
 //! from the counter message ids come from, so a resuming client replays it in order.
 //!
-//! Repeating an edit or a deletion stores nothing and takes no position: the connection that
+//! Who may do what: the author edits (within `messages.edit_window_minutes`); the author
+//! (within the window), an administrator or the room's creator (its moderator, while a
+//! member) deletes; any member reacts.
+//!
+//! Repeating an edit, a deletion or a reaction stores nothing and takes no position: the connection that
 //! asked (alone) gets the current state as the frame of the change that made it. For an edit
 //! to the body a message was sent with and never edited, that frame's `seq` is the message's
 //! own id and its `edited_ts` the message's `ts`.
@@ -10,11 +14,13 @@
 use crate::app::access;
 use crate::app::error::{AppError, Code};
 use crate::app::messages::trimmed_body;
+use crate::app::rooms::RoomError;
 use crate::app::App;
 use crate::db::{now_ms, Change, ChangeKind, MessageChange, StoredMessage, Tx};
-use crate::domain::valid_nonce;
+use crate::domain::{valid_emoji, valid_nonce, MAX_REACTIONS};
 use crate::events::Audience;
 use crate::hub::ConnId;
+use crate::model::{Room, RoomKind};
 
 /// Who edits or deletes, and which connection (if any) asked.
 #[derive(Debug, Clone, Copy)]
@@ -73,7 +79,82 @@ pub async fn get(state: &App, user_id: i64, id: i64) -> Result<StoredMessage, Ap
         .db
         .read_tx(move |tx| readable_message(tx, user_id, id))
         .await;
-    found.map(|(m, _)| m)
+    found.map(|(m, _, _)| m)
+}
+
+/// Add (`on`) or take back the actor's reaction `emoji` to message `id` and broadcast
+/// `reaction`. Refusals: `bad_frame` (nonce), `invalid_emoji`, `unknown_message` (no such id,
+/// not readable, deleted), `not_a_member` (a public room not joined), `too_many_reactions`.
+pub async fn react(
+    state: &App,
+    actor: Actor<'_>,
+    id: i64,
+    (emoji, on): (String, bool),
+    nonce: Option<String>,
+) -> Result<(), AppError> {
+    check_nonce(nonce.as_deref())?;
+    if !valid_emoji(&emoji) {
+        return Err(AppError::new(
+            Code::InvalidEmoji,
+            "A reaction is 1 to 16 characters, without spaces.",
+        ));
+    }
+    let (user_id, origin) = (actor.user_id, actor.origin);
+    let username = actor.username.to_string();
+    let result = state
+        .db
+        .transact(move |tx| {
+            react_in(tx, (user_id, &username, origin), id, (&emoji, on), nonce).map(|c| ((), c))
+        })
+        .await;
+    result
+}
+
+/// Who reacts: the user, their name and the asking connection.
+type Reactor<'a> = (i64, &'a str, Option<ConnId>);
+
+fn react_in(
+    tx: &Tx<'_>,
+    (user_id, username, origin): Reactor<'_>,
+    id: i64,
+    (emoji, on): (&str, bool),
+    nonce: Option<String>,
+) -> Result<Vec<Change>, AppError> {
+    let (msg, _, room) = readable_message(tx, user_id, id)?;
+    if msg.deleted {
+        return Err(unknown_message());
+    }
+    if room.membership.is_none() {
+        return Err(RoomError::NotAMember.into());
+    }
+    if tx.has_reaction(id, user_id, emoji)? == on {
+        // Already so: the change that made it, or (never reacted) the message's own position.
+        let change = tx
+            .last_reaction_change(id, user_id, emoji)?
+            .unwrap_or_else(|| MessageChange {
+                seq: msg.id,
+                id: msg.id,
+                room_id: msg.room_id,
+                room: msg.room.clone(),
+                kind: ChangeKind::Reaction {
+                    user: username.to_string(),
+                    emoji: emoji.to_string(),
+                    on,
+                },
+            });
+        return Ok(echo(change, nonce, origin));
+    }
+    if on {
+        let (distinct, present) = tx.emoji_on_message(id, emoji)?;
+        if !present && distinct >= MAX_REACTIONS {
+            return Err(AppError::new(
+                Code::TooManyReactions,
+                format!("A message can carry at most {MAX_REACTIONS} different reactions."),
+            ));
+        }
+    }
+    let change = tx.set_reaction(&msg, (user_id, username), emoji, on, now_ms())?;
+    Ok(room_change(change, nonce))
 }
 
 /// Who edits: the user, the asking connection, and the edit window (`None` = unlimited).
@@ -86,7 +167,7 @@ fn edit_in(
     body: String,
     nonce: Option<String>,
 ) -> Result<(StoredMessage, Vec<Change>), AppError> {
-    let (mut msg, author) = readable_message(tx, user_id, id)?;
+    let (mut msg, author, _) = readable_message(tx, user_id, id)?;
     if msg.deleted {
         return Err(unknown_message());
     }
@@ -106,9 +187,20 @@ fn edit_in(
     let now = now_ms();
     check_window(&msg, window, now, "edited")?;
     let change = tx.edit_message(&msg, &body, user_id, now)?;
+    let newly_mentioned = tx.update_mentions(&msg, user_id, &body)?;
     msg.body = body;
     msg.edited_ms = Some(now);
-    Ok((msg, room_change(change, nonce)))
+    let mut changes = room_change(change, nonce);
+    if !newly_mentioned.is_empty() {
+        changes.push(Change::Mentioned {
+            room_id: msg.room_id,
+            room: msg.room.clone(),
+            id: msg.id,
+            author: msg.user.clone(),
+            users: newly_mentioned,
+        });
+    }
+    Ok((msg, changes))
 }
 
 /// Who deletes: the user, their name, the asking connection, and the edit window.
@@ -120,14 +212,15 @@ fn delete_in(
     id: i64,
     nonce: Option<String>,
 ) -> Result<((), Vec<Change>), AppError> {
-    let (msg, author) = readable_message(tx, user_id, id)?;
-    // Administrators may delete anything at any time; authors their own, within the window.
+    let (msg, author, room) = readable_message(tx, user_id, id)?;
+    // Administrators and the room's moderator may delete anything at any time; authors
+    // their own, within the window.
     let admin = window.is_some() || author != user_id;
-    let admin = admin && tx.user_is_admin(user_id)?;
+    let admin = admin && (moderates(&room, username) || tx.user_is_admin(user_id)?);
     if author != user_id && !admin {
         return Err(AppError::new(
             Code::Forbidden,
-            "Only the author or an administrator may delete a message.",
+            "Only the author, the room's creator or an administrator may delete a message.",
         ));
     }
     if !msg.deleted && !admin {
@@ -144,14 +237,26 @@ fn delete_in(
     Ok(((), room_change(change, nonce)))
 }
 
-/// The message and its author's id, when `user_id` may read its room; otherwise
-/// `unknown_message`, whether or not it exists, so ids of private messages reveal nothing.
-fn readable_message(tx: &Tx<'_>, user_id: i64, id: i64) -> Result<(StoredMessage, i64), AppError> {
+/// Whether `username` moderates `room`: a named room they created and still belong to.
+fn moderates(room: &Room, username: &str) -> bool {
+    room.kind == RoomKind::Room
+        && room.membership.is_some()
+        && room.created_by.as_deref() == Some(username)
+}
+
+/// The message, its author's id and its room (as `user_id` sees it), when `user_id` may read
+/// the room; otherwise `unknown_message`, whether or not it exists, so ids of private
+/// messages reveal nothing.
+fn readable_message(
+    tx: &Tx<'_>,
+    user_id: i64,
+    id: i64,
+) -> Result<(StoredMessage, i64, Room), AppError> {
     let Some((msg, author)) = tx.message_by_id(id)? else {
         return Err(unknown_message());
     };
     match tx.room_by_id(msg.room_id, user_id)? {
-        Some(room) if access::readable(&room) => Ok((msg, author)),
+        Some(room) if access::readable(&room) => Ok((msg, author, room)),
         _ => Err(unknown_message()),
     }
 }

@@ -15,8 +15,11 @@ use crate::app::access::{self, Access};
 use crate::app::error::{AppError, Code};
 use crate::app::rooms::RoomError;
 use crate::app::App;
-use crate::db::NewMessage;
+use tokio::sync::oneshot;
+
+use crate::db::{NewMessage, StoredMessage};
 use crate::domain::{parse_body, valid_nonce, BodyProblem};
+use crate::events::{Refusal, SendOutcome};
 use crate::hub::ConnId;
 
 /// A room the author may post to: its id and its name, shared by the frames.
@@ -39,6 +42,8 @@ pub struct Draft<'a> {
     pub body: String,
     /// The author's nonce for de-duplicating retries, if any.
     pub nonce: Option<String>,
+    /// The message it answers, if any (checked by the writer: same room, not deleted).
+    pub reply_to: Option<i64>,
 }
 
 /// Check `draft`, ask `admit` (the caller's rate limit: asked only once every other check has
@@ -47,6 +52,49 @@ pub struct Draft<'a> {
 /// `not_a_member`, `unavailable` (room lookup), `empty_message`, `message_too_long`, whatever
 /// `admit` says, and `unavailable` (retry in 1 s) when the writer is shutting down.
 pub async fn send<F>(state: &App, draft: Draft<'_>, admit: F) -> Result<(), AppError>
+where
+    F: FnOnce() -> Result<(), AppError>,
+{
+    queue(state, draft, admit, None).await
+}
+
+/// [`send`] for a caller with no connection to acknowledge on (HTTP): wait until the writer's
+/// transaction is over and return the message as stored (or as stored before under the same
+/// nonce). Refusals as for [`send`], plus those only the transaction sees: `not_a_member` /
+/// `unknown_room` (left meanwhile), `unknown_message` (`reply_to` not in the room, or
+/// deleted) and `unavailable` (the write failed).
+pub async fn post<F>(state: &App, draft: Draft<'_>, admit: F) -> Result<StoredMessage, AppError>
+where
+    F: FnOnce() -> Result<(), AppError>,
+{
+    let (answer, outcome) = oneshot::channel();
+    queue(state, draft, admit, Some(answer)).await?;
+    match outcome.await {
+        Ok(SendOutcome::Stored(msg)) => Ok(msg),
+        Ok(SendOutcome::Refused(Refusal::NotMember { public: true })) => {
+            Err(RoomError::NotAMember.into())
+        }
+        Ok(SendOutcome::Refused(Refusal::NotMember { public: false })) => {
+            Err(RoomError::UnknownRoom.into())
+        }
+        Ok(SendOutcome::Refused(Refusal::UnknownReply)) => Err(AppError::new(
+            Code::UnknownMessage,
+            "The message you replied to is not in this room, or was deleted.",
+        )),
+        Ok(SendOutcome::Failed) | Err(_) => Err(AppError::new(
+            Code::Unavailable,
+            "The message could not be stored. It was not sent; try again.",
+        )
+        .retry_after(Duration::from_secs(1))),
+    }
+}
+
+async fn queue<F>(
+    state: &App,
+    draft: Draft<'_>,
+    admit: F,
+    answer: Option<oneshot::Sender<SendOutcome>>,
+) -> Result<(), AppError>
 where
     F: FnOnce() -> Result<(), AppError>,
 {
@@ -66,7 +114,9 @@ where
         username: draft.username.clone(),
         body,
         nonce: draft.nonce,
+        reply_to: draft.reply_to,
         origin: draft.origin,
+        answer,
         queued_at: Instant::now(),
     };
     state.db.submit(msg).await.map_err(|_| {

@@ -127,6 +127,41 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX message_changes_by_room ON message_changes(room_id, seq);
     CREATE INDEX message_changes_by_message ON message_changes(message_id, seq);
     "#,
+    // 5: replies and reactions. A message may answer another of its room (`reply_to`); a
+    //    reaction is a row of `reactions` (one per message, emoji and user; `first_use` is the
+    //    position at which its emoji came onto the message, shared by every row of that emoji
+    //    while it stays there, so chips keep their order), and adding or removing one is a
+    //    change (`react`,
+    //    `unreact`, the emoji in `body`) at its own position. The change log is rebuilt
+    //    because SQLite cannot widen a CHECK constraint in place.
+    r#"
+    ALTER TABLE messages ADD COLUMN reply_to INTEGER;
+    CREATE TABLE reactions (
+        message_id INTEGER NOT NULL REFERENCES messages(id),
+        room_id    INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        emoji      TEXT    NOT NULL,
+        first_use  INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        UNIQUE (message_id, emoji, user_id)
+    );
+    CREATE INDEX reactions_by_room ON reactions(room_id, message_id);
+    CREATE TABLE message_changes_v5 (
+        seq        INTEGER PRIMARY KEY,
+        message_id INTEGER NOT NULL REFERENCES messages(id),
+        room_id    INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        kind       TEXT    NOT NULL CHECK (kind IN ('edit', 'delete', 'react', 'unreact')),
+        body       TEXT    NOT NULL DEFAULT '',
+        actor_id   INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        actor      TEXT    NOT NULL,
+        ts         INTEGER NOT NULL
+    );
+    INSERT INTO message_changes_v5 SELECT * FROM message_changes;
+    DROP TABLE message_changes;
+    ALTER TABLE message_changes_v5 RENAME TO message_changes;
+    CREATE INDEX message_changes_by_room ON message_changes(room_id, seq);
+    CREATE INDEX message_changes_by_message ON message_changes(message_id, seq);
+    "#,
 ];
 
 /// The schema version a database is at (0 for a new file).

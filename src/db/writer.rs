@@ -9,8 +9,8 @@ use std::time::Instant;
 use rusqlite::Connection;
 use tokio::sync::mpsc;
 
-use super::{now_ms, queries, Changes, DbError, StoredMessage};
-use crate::events::Committed;
+use super::{now_ms, queries, Changes, DbError, ReplyTo, StoredMessage};
+use crate::events::{Committed, Refusal, SendOutcome};
 use crate::metrics::Metrics;
 
 /// Most commands committed in one transaction.
@@ -64,8 +64,13 @@ pub struct NewMessage {
     pub body: String,
     /// Client nonce for de-duplication.
     pub nonce: Option<String>,
-    /// The connection that sent it (for acknowledgements and errors).
+    /// The message it answers, checked inside the transaction (same room, not deleted).
+    pub reply_to: Option<i64>,
+    /// The connection that sent it (for acknowledgements and errors); 0 for none.
     pub origin: u64,
+    /// Told the outcome once the transaction is over (a send over HTTP, which has no
+    /// connection to acknowledge on).
+    pub answer: Option<tokio::sync::oneshot::Sender<SendOutcome>>,
     /// When it was queued, for the send-to-commit latency metric.
     pub queued_at: Instant,
 }
@@ -206,6 +211,8 @@ struct Pass {
     outcomes: Vec<Committed>,
     /// Answers to the jobs, sent once the transaction is over.
     replies: Vec<Reply>,
+    /// Messages whose sender waits for their outcome, and its index in `outcomes`.
+    answers: Vec<(tokio::sync::oneshot::Sender<SendOutcome>, usize)>,
     /// The first statement error, if any; some (disk full, I/O) make SQLite roll the whole
     /// transaction back, after which nothing more may run in it.
     first_error: Option<String>,
@@ -227,7 +234,10 @@ fn commit_batch(
     let mut cmds = batch.drain(..);
     for cmd in cmds.by_ref() {
         match cmd {
-            WriteCmd::Message(m) => {
+            WriteCmd::Message(mut m) => {
+                if let Some(answer) = m.answer.take() {
+                    pass.answers.push((answer, pass.outcomes.len()));
+                }
                 let outcome = store_message(conn, m, now, &mut pass.first_error);
                 pass.outcomes.push(outcome);
             }
@@ -278,6 +288,14 @@ fn committed_pass(pass: Pass) -> (Vec<Committed>, Result<(), String>) {
     for r in pass.replies {
         r(Ok(()));
     }
+    for (answer, i) in pass.answers {
+        let outcome = match &pass.outcomes[i] {
+            Committed::Stored { msg, .. } => SendOutcome::Stored(msg.clone()),
+            Committed::Refused { reason, .. } => SendOutcome::Refused(*reason),
+            _ => SendOutcome::Failed,
+        };
+        let _ = answer.send(outcome);
+    }
     // SQLite may undo only the failing statement (e.g. disk full inside the search index's
     // trigger) and commit the rest: still a failed write for the health check.
     let refused = pass
@@ -299,6 +317,9 @@ fn failed_pass(conn: &Connection, pass: Pass, e: String) -> (Vec<Committed>, Res
     }
     for r in pass.replies {
         r(Err(DbError::Commit(e.clone())));
+    }
+    for (answer, _) in pass.answers {
+        let _ = answer.send(SendOutcome::Failed);
     }
     // Nothing from this batch is acknowledged, not even a "duplicate": its original may have
     // been inserted earlier in this same, now rolled back, transaction. A retry with the same
@@ -343,15 +364,20 @@ fn store_message(
         }
     }
     match insert_message(conn, &m, now) {
-        Ok(None) => {
+        Ok(Inserted::NotMember) => {
             let public = queries::room_is_public(conn, m.room_id).unwrap_or(false);
             Committed::Refused {
                 origin: m.origin,
                 nonce: m.nonce,
-                public,
+                reason: Refusal::NotMember { public },
             }
         }
-        Ok(Some((id, mentioned))) => stored(m, id, now, mentioned),
+        Ok(Inserted::UnknownReply) => Committed::Refused {
+            origin: m.origin,
+            nonce: m.nonce,
+            reason: Refusal::UnknownReply,
+        },
+        Ok(Inserted::Stored(id, reply, mentioned)) => stored(m, (id, reply), now, mentioned),
         Err(e) => {
             tracing::error!("message insert failed: {e}");
             first_error.get_or_insert(e.to_string());
@@ -371,23 +397,41 @@ fn stored_before(conn: &Connection, m: &NewMessage) -> rusqlite::Result<Option<S
     }
 }
 
-/// Insert the message and its mentions; `None` when the author is no longer a member.
-fn insert_message(
-    conn: &Connection,
-    m: &NewMessage,
-    now: i64,
-) -> rusqlite::Result<Option<(i64, Vec<i64>)>> {
+/// What became of an insert.
+enum Inserted {
+    /// Stored under this id, answering this message, mentioning these members.
+    Stored(i64, Option<ReplyTo>, Vec<i64>),
+    /// The author is no longer a member of the room.
+    NotMember,
+    /// The message it answers is not in the room, or deleted.
+    UnknownReply,
+}
+
+/// Insert the message and its mentions.
+fn insert_message(conn: &Connection, m: &NewMessage, now: i64) -> rusqlite::Result<Inserted> {
+    let reply = match m.reply_to {
+        Some(id) => match queries::reply_target(conn, id, m.room_id)? {
+            Some(reply) => Some(reply),
+            None => return Ok(Inserted::UnknownReply),
+        },
+        None => None,
+    };
     // A message with mentions is several statements: all of them or none.
     let several = m.body.contains('@');
     if several {
         conn.execute_batch("SAVEPOINT msg")?;
     }
-    let stored =
-        queries::insert_message(conn, m.room_id, m.user_id, &m.body, m.nonce.as_deref(), now)
-            .and_then(|id| match id {
-                Some(id) => Ok(Some((id, record_mentions(conn, m, id)?))),
-                None => Ok(None),
-            });
+    let stored = queries::insert_message(
+        conn,
+        (m.room_id, m.user_id),
+        &m.body,
+        (m.nonce.as_deref(), m.reply_to),
+        now,
+    )
+    .and_then(|id| match id {
+        Some(id) => Ok(Inserted::Stored(id, None, record_mentions(conn, m, id)?)),
+        None => Ok(Inserted::NotMember),
+    });
     if several {
         let end = if stored.is_ok() {
             "RELEASE msg"
@@ -396,10 +440,18 @@ fn insert_message(
         };
         conn.execute_batch(end)?;
     }
-    stored
+    stored.map(|s| match s {
+        Inserted::Stored(id, _, mentioned) => Inserted::Stored(id, reply, mentioned),
+        other => other,
+    })
 }
 
-fn stored(m: NewMessage, id: i64, now: i64, mentioned: Vec<i64>) -> Committed {
+fn stored(
+    m: NewMessage,
+    (id, reply_to): (i64, Option<ReplyTo>),
+    now: i64,
+    mentioned: Vec<i64>,
+) -> Committed {
     Committed::Stored {
         msg: StoredMessage {
             id,
@@ -411,6 +463,8 @@ fn stored(m: NewMessage, id: i64, now: i64, mentioned: Vec<i64>) -> Committed {
             ts_ms: now,
             edited_ms: None,
             deleted: false,
+            reply_to: reply_to.map(Box::new),
+            reactions: Vec::new(),
         },
         origin: m.origin,
         duplicate: false,
@@ -418,7 +472,6 @@ fn stored(m: NewMessage, id: i64, now: i64, mentioned: Vec<i64>) -> Committed {
     }
 }
 
-/// Store the mentions of a new message: members of its room named with `@`, not the author.
 fn record_mentions(conn: &Connection, m: &NewMessage, id: i64) -> rusqlite::Result<Vec<i64>> {
     let mut mentioned = Vec::new();
     if !m.body.contains('@') {
@@ -482,7 +535,9 @@ mod tests {
             username: Arc::from("ada"),
             body: format!("body of {nonce}"),
             nonce: Some(nonce.into()),
+            reply_to: None,
             origin,
+            answer: None,
             queued_at: Instant::now(),
         })
     }

@@ -65,8 +65,14 @@ fn account_routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejectio
         .and(json_body(SMALL_BODY))
         .and(with_state(s.clone()))
         .and_then(user_action);
+    // POST /api/admin/users/{name}/purge
+    let purge = warp::path!("api" / "admin" / "users" / String / "purge")
+        .and(warp::post())
+        .and(admin_write(s.clone()))
+        .and(with_state(s.clone()))
+        .and_then(purge_messages);
     let status = admin_get(warp::path!("api" / "admin" / "status"), &s, server_status);
-    list.or(act).unify().or(status).unify()
+    list.or(act).unify().or(purge).unify().or(status).unify()
 }
 
 /// Reading and setting the registration mode: `GET` and `PUT /api/admin/registration`.
@@ -149,6 +155,15 @@ pub async fn user_action(
         reply["temporary_password"] = json!(pw);
     }
     Ok(warp::reply::json(&reply).into_response())
+}
+
+/// POST /api/admin/users/{name}/purge: delete every message of the account;
+/// `{"user","deleted"}`.
+pub async fn purge_messages(name: String, id: Identity, state: App) -> Result<Response, Rejection> {
+    let (user, deleted) = use_case::purge_messages(&state, &id.user, &name)
+        .await
+        .map_err(reject)?;
+    Ok(warp::reply::json(&json!({ "user": view(&user), "deleted": deleted })).into_response())
 }
 
 /// GET /api/admin/status

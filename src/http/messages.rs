@@ -1,5 +1,6 @@
-//! One message by id (read, edit, delete) and the catch-up feed of events, for bots and
-//! scripts: the same use cases as the `edit` and `delete` frames.
+//! Messages over HTTP, for bots and scripts: posting one, one message by id (read, edit,
+//! delete), reactions and the catch-up feed of events; the same use cases as the `send`,
+//! `edit`, `delete` and `react` frames.
 
 use std::collections::HashMap;
 
@@ -10,17 +11,40 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use super::filters::{json_body, signed_in, signed_in_write, with_state};
-use super::SMALL_BODY;
+use super::rooms::{decode_segment, room_param};
 use crate::app::error::AppError;
 use crate::app::history;
 use crate::app::lifecycle::{self, Actor};
+use crate::app::messages::{self, Draft};
 use crate::app::App;
 use crate::auth::Identity;
 use crate::db::StoredMessage;
-use crate::protocol::{replayed_frame, MessageView};
+use crate::protocol::{replayed_frame, MessageView, MAX_FRAME};
+
+/// `POST /api/rooms/{room}/messages`, `GET`, `PATCH`, `DELETE /api/messages/{id}`,
+/// `PUT`, `DELETE /api/messages/{id}/reactions/{emoji}` and `GET /api/events`.
+pub fn routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let post = warp::path!("api" / "rooms" / String / "messages")
+        .and(warp::post())
+        .and(signed_in_write(s.clone()))
+        .and(json_body(MAX_FRAME as u64))
+        .and(with_state(s.clone()))
+        .and_then(post);
+    let react = warp::path!("api" / "messages" / i64 / "reactions" / String)
+        .and(
+            warp::put()
+                .map(|| true)
+                .or(warp::delete().map(|| false))
+                .unify(),
+        )
+        .and(signed_in_write(s.clone()))
+        .and(with_state(s.clone()))
+        .and_then(react);
+    one_message(s.clone()).or(post).unify().or(react).unify()
+}
 
 /// `GET`, `PATCH`, `DELETE /api/messages/{id}` and `GET /api/events`.
-pub fn routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+fn one_message(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let get = warp::path!("api" / "messages" / i64)
         .and(warp::get())
         .and(signed_in(s.clone()))
@@ -29,7 +53,7 @@ pub fn routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> +
     let edit = warp::path!("api" / "messages" / i64)
         .and(warp::patch())
         .and(signed_in_write(s.clone()))
-        .and(json_body(SMALL_BODY))
+        .and(json_body(MAX_FRAME as u64))
         .and(with_state(s.clone()))
         .and_then(edit);
     let delete = warp::path!("api" / "messages" / i64)
@@ -62,6 +86,71 @@ fn actor(id: &Identity) -> Actor<'_> {
 
 fn message_reply(msg: &StoredMessage) -> Response {
     warp::reply::json(&json!({ "message": MessageView::from(msg) })).into_response()
+}
+
+/// `{"body","reply_to"?,"nonce"?,"attachments"?}`
+#[derive(Debug, Deserialize)]
+pub struct NewMessageBody {
+    body: String,
+    #[serde(default)]
+    reply_to: Option<i64>,
+    #[serde(default)]
+    nonce: Option<String>,
+    #[serde(default)]
+    attachments: Vec<Value>,
+}
+
+/// POST /api/rooms/{room}/messages: 201 `{"message"}` once it is stored (and sent to the
+/// room's connections).
+pub async fn post(
+    room: String,
+    id: Identity,
+    body: NewMessageBody,
+    state: App,
+) -> Result<Response, Rejection> {
+    if !body.attachments.is_empty() {
+        return Err(
+            AppError::bad_request("This server does not take file attachments yet.").into(),
+        );
+    }
+    let room = room_param(&room)?;
+    let username = std::sync::Arc::from(id.user.username.as_str());
+    let draft = Draft {
+        user_id: id.user.id,
+        username: &username,
+        origin: 0,
+        room: &room,
+        known: None,
+        body: body.body,
+        nonce: body.nonce,
+        reply_to: body.reply_to,
+    };
+    let msg = messages::post(&state, draft, || {
+        state.message_rate.take(id.user.id).map_err(|ms| {
+            AppError::new(
+                crate::app::error::Code::RateLimited,
+                "You are sending messages too fast.",
+            )
+            .retry_after(std::time::Duration::from_millis(ms))
+        })
+    })
+    .await?;
+    let reply = warp::reply::json(&json!({ "message": MessageView::from(&msg) }));
+    Ok(warp::reply::with_status(reply, StatusCode::CREATED).into_response())
+}
+
+/// PUT / DELETE /api/messages/{id}/reactions/{emoji}: 204.
+pub async fn react(
+    msg_id: i64,
+    emoji: String,
+    on: bool,
+    id: Identity,
+    state: App,
+) -> Result<Response, Rejection> {
+    // A segment that does not decode is no emoji either.
+    let emoji = decode_segment(&emoji).unwrap_or_default();
+    lifecycle::react(&state, actor(&id), msg_id, (emoji, on), None).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// GET /api/messages/{id}

@@ -213,28 +213,27 @@ pub struct NotifyLevel {
 
 /// A room name from the URL, percent-decoded (clients may encode the `:` and `,` of DM names).
 pub fn room_param(raw: &str) -> Result<String, Rejection> {
+    // No room can have a name that does not decode.
+    decode_segment(raw).ok_or_else(no_such_room)
+}
+
+/// A path segment percent-decoded to text; `None` for a bad escape or bytes that are not
+/// UTF-8.
+pub fn decode_segment(raw: &str) -> Option<String> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = raw
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            match hex {
-                Some(b) => {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
-                None => return Err(no_such_room()),
-            }
+            let hex = raw.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
     }
-    // No room can have a name that does not decode.
-    String::from_utf8(out).map_err(|_| no_such_room())
+    String::from_utf8(out).ok()
 }
 
 fn no_such_room() -> Rejection {

@@ -45,10 +45,15 @@ impl Hub {
 
     /// Queue a frame for every connection listening to a room, except those of `skip_user`.
     pub fn to_room(&self, room_id: i64, frame: &Utf8Bytes, skip_user: Option<i64>) {
+        self.to_room_where(room_id, frame, |user| Some(user) != skip_user);
+    }
+
+    /// Queue a frame for the connections listening to a room whose user `wanted` accepts.
+    pub fn to_room_where(&self, room_id: i64, frame: &Utf8Bytes, wanted: impl Fn(i64) -> bool) {
         let st = lock_read(&self.inner.state);
         let mut slow = Vec::new();
         if let Some(members) = st.rooms.get(&room_id) {
-            for m in members.iter().filter(|m| Some(m.user_id) != skip_user) {
+            for m in members.iter().filter(|m| wanted(m.user_id)) {
                 self.offer(&m.tx, m.conn, frame, 0, &mut slow);
             }
         }

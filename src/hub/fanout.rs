@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{lock_read, ConnId, Hub, Member, State};
-use crate::events::{Audience, Change, Committed};
+use crate::events::{Audience, Change, Committed, Refusal};
 use crate::model::{Room, StoredMessage};
 use crate::protocol::{change_frame, RoomView, ServerMsg};
 
@@ -77,9 +77,9 @@ impl Hub {
                 Committed::Refused {
                     origin,
                     nonce,
-                    public,
+                    reason,
                 } => {
-                    let frame = || refused_frame(public, nonce.as_deref());
+                    let frame = || refused_frame(reason, nonce.as_deref());
                     self.answer_sender(&st, origin, tally, frame);
                 }
                 Committed::Changed(_) => {}
@@ -189,6 +189,21 @@ impl Hub {
             } => self.apply_left(*user_id, username, *room_id, room),
             Change::Updated { room, old_name } => self.apply_updated(room, old_name.as_deref()),
             Change::ReadMarker { user_id, room } => self.apply_read_marker(*user_id, room),
+            Change::Mentioned {
+                room_id,
+                room,
+                id,
+                author,
+                users,
+            } => {
+                let note = ServerMsg::Mention {
+                    room,
+                    id: *id,
+                    user: author,
+                }
+                .encode();
+                self.to_room_where(*room_id, &note, |user| users.contains(&user));
+            }
             Change::Message {
                 change,
                 nonce,
@@ -276,14 +291,21 @@ fn failed_frame(nonce: Option<&str>) -> Utf8Bytes {
     .encode()
 }
 
-/// The error frame for a message refused because its author is no longer a member (a send
-/// that raced a leave or a removal). A private room's existence is not revealed to someone
-/// outside it, so it reads as an unknown room.
-fn refused_frame(public: bool, nonce: Option<&str>) -> Utf8Bytes {
-    let (code, message) = if public {
-        ("not_a_member", "You are not a member of that room.")
-    } else {
-        ("unknown_room", "There is no room with that name.")
+/// The error frame for a message the writer refused: its author is no longer a member (a
+/// send that raced a leave or a removal; a private room's existence is not revealed to
+/// someone outside it, so it reads as an unknown room), or the message it answers is gone.
+fn refused_frame(reason: Refusal, nonce: Option<&str>) -> Utf8Bytes {
+    let (code, message) = match reason {
+        Refusal::NotMember { public: true } => {
+            ("not_a_member", "You are not a member of that room.")
+        }
+        Refusal::NotMember { public: false } => {
+            ("unknown_room", "There is no room with that name.")
+        }
+        Refusal::UnknownReply => (
+            "unknown_message",
+            "The message you replied to is not in this room, or was deleted.",
+        ),
     };
     ServerMsg::Error {
         code,
@@ -442,7 +464,7 @@ mod tests {
         let refused = |public, nonce: &str| Committed::Refused {
             origin: sender.id,
             nonce: Some(nonce.into()),
-            public,
+            reason: Refusal::NotMember { public },
         };
         let failed = Committed::Failed {
             origin: sender.id,

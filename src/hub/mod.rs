@@ -276,6 +276,8 @@ mod test_support {
                 ts_ms: 0,
                 edited_ms: None,
                 deleted: false,
+                reply_to: None,
+                reactions: Vec::new(),
             },
             origin,
             duplicate: false,

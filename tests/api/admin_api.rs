@@ -245,7 +245,7 @@ async fn status_reports_version_uptime_connections_and_totals() {
     app.server()
         .state()
         .db
-        .write(|c| hearth::db::queries::insert_message(c, 1, 1, "hello", None, 0))
+        .write(|c| hearth::db::queries::insert_message(c, (1, 1), "hello", (None, None), 0))
         .await
         .unwrap();
     let (_, s) = app.get("/api/admin/status", &admin).await;

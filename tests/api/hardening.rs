@@ -728,7 +728,9 @@ async fn a_send_that_lost_its_race_with_a_leave_is_not_stored() {
             username: Arc::from("bob"),
             body: "sent as I left".into(),
             nonce: Some("late".into()),
+            reply_to: None,
             origin: u64::MAX,
+            answer: None,
             queued_at: std::time::Instant::now(),
         })
         .await

@@ -18,6 +18,7 @@ mod health;
 mod history;
 mod lifecycle;
 mod lifecycle_edits;
+mod lifecycle_reactions;
 mod mentions;
 mod metrics;
 mod migration;

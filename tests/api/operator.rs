@@ -125,7 +125,9 @@ fn spawn_writers(
                 while !stop.load(Ordering::Relaxed) && i < 5_000 {
                     let body = format!("writer {w} message {i}");
                     let id = db
-                        .write(move |conn| queries::insert_message(conn, 1, 1, &body, None, 0))
+                        .write(move |conn| {
+                            queries::insert_message(conn, (1, 1), &body, (None, None), 0)
+                        })
                         .await
                         .expect("committed")
                         .expect("the writer is a member of general");

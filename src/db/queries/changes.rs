@@ -1,4 +1,4 @@
-//! Message lifecycle: edits and deletions, their positions, and their replay.
+//! Message lifecycle: edits, deletions and reaction changes, their positions, and their replay.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -29,8 +29,15 @@ pub fn message_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<(Sto
     conn.prepare_cached(&format!(
         "SELECT {MESSAGE_COLUMNS_WITH_AUTHOR} WHERE m.id = ?1"
     ))?
-    .query_row([id], |r| Ok((message_row(r)?, r.get(9)?)))
-    .optional()
+    .query_row([id], |r| Ok((message_row(r)?, r.get(12)?)))
+    .optional()?
+    .map(|(msg, author)| {
+        let mut one = [msg];
+        fill_reactions(conn, &mut one)?;
+        let [msg] = one;
+        Ok((msg, author))
+    })
+    .transpose()
 }
 
 /// Replace a message's body (the search index follows through its trigger).
@@ -46,8 +53,9 @@ pub fn set_message_body(
 }
 
 /// Turn a message into a tombstone: its text leaves the row, the search index (trigger), its
-/// mentions and the bodies of its earlier edits.
+/// mentions, its reactions and the bodies of its earlier edits.
 pub fn tombstone_message(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    erase_reactions(conn, id)?;
     conn.prepare_cached("UPDATE messages SET body = '', deleted = 1 WHERE id = ?1")?
         .execute([id])?;
     conn.prepare_cached("DELETE FROM mentions WHERE message_id = ?1")?
@@ -57,16 +65,40 @@ pub fn tombstone_message(conn: &Connection, id: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Delete `msg` (a tombstone) at a new position, by `by` (`actor_id` `None`: the operator).
+pub fn delete_message(
+    conn: &Connection,
+    msg: &StoredMessage,
+    (actor_id, by): (Option<i64>, &str),
+    now_ms: i64,
+) -> rusqlite::Result<MessageChange> {
+    let seq = next_position(conn)?;
+    tombstone_message(conn, msg.id)?;
+    let change = MessageChange {
+        seq,
+        id: msg.id,
+        room_id: msg.room_id,
+        room: msg.room.clone(),
+        kind: ChangeKind::Deleted { by: by.to_string() },
+    };
+    insert_change(conn, &change, actor_id, now_ms)?;
+    Ok(change)
+}
+
 /// Record a change at its position `c.seq`, made by `actor_id` at `now_ms`.
 pub fn insert_change(
     conn: &Connection,
     c: &MessageChange,
-    actor_id: i64,
+    actor_id: Option<i64>,
     now_ms: i64,
 ) -> rusqlite::Result<()> {
     let (kind, body, actor, ts) = match &c.kind {
         ChangeKind::Edited { body, edited_ms } => ("edit", body.as_str(), "", *edited_ms),
         ChangeKind::Deleted { by } => ("delete", "", by.as_str(), now_ms),
+        ChangeKind::Reaction { user, emoji, on } => {
+            let kind = if *on { "react" } else { "unreact" };
+            (kind, emoji.as_str(), user.as_str(), now_ms)
+        }
     };
     conn.prepare_cached(
         "INSERT INTO message_changes (seq, message_id, room_id, kind, body, actor_id, actor, ts) \
@@ -88,6 +120,21 @@ pub fn last_change(
         "SELECT {CHANGE_COLUMNS} WHERE c.message_id = ?1 AND c.kind = ?2 ORDER BY c.seq DESC LIMIT 1"
     ))?
     .query_row(params![message_id, kind], change_row)
+    .optional()
+}
+
+/// The latest change of `actor_id`'s reaction `emoji` to a message, if any.
+pub fn last_reaction_change(
+    conn: &Connection,
+    message_id: i64,
+    actor_id: i64,
+    emoji: &str,
+) -> rusqlite::Result<Option<MessageChange>> {
+    conn.prepare_cached(&format!(
+        "SELECT {CHANGE_COLUMNS} WHERE c.message_id = ?1 AND c.kind IN ('react', 'unreact') \
+         AND c.actor_id = ?2 AND c.body = ?3 ORDER BY c.seq DESC LIMIT 1"
+    ))?
+    .query_row(params![message_id, actor_id, emoji], change_row)
     .optional()
 }
 
@@ -117,7 +164,8 @@ pub fn replay_for_user(
     since: i64,
     limit: u32,
 ) -> rusqlite::Result<Vec<Replayed>> {
-    let messages = messages_since_for_user(conn, user_id, since, limit)?;
+    let mut messages = messages_since_for_user(conn, user_id, since, limit)?;
+    fill_reactions(conn, &mut messages)?;
     let changes = changes_since_for_user(conn, user_id, since, limit)?;
     let mut all: Vec<Replayed> = messages
         .into_iter()
@@ -144,13 +192,17 @@ const CHANGE_COLUMNS: &str =
 
 fn change_row(r: &Row<'_>) -> rusqlite::Result<MessageChange> {
     let kind: String = r.get(4)?;
-    let kind = if kind == "edit" {
-        ChangeKind::Edited {
+    let kind = match kind.as_str() {
+        "edit" => ChangeKind::Edited {
             body: r.get(5)?,
             edited_ms: r.get(7)?,
-        }
-    } else {
-        ChangeKind::Deleted { by: r.get(6)? }
+        },
+        "react" | "unreact" => ChangeKind::Reaction {
+            user: r.get(6)?,
+            emoji: r.get(5)?,
+            on: kind == "react",
+        },
+        _ => ChangeKind::Deleted { by: r.get(6)? },
     };
     Ok(MessageChange {
         seq: r.get(0)?,
@@ -177,7 +229,9 @@ mod tests {
     }
 
     fn post(conn: &Connection, body: &str) -> i64 {
-        insert_message(conn, 1, 1, body, None, 0).unwrap().unwrap()
+        insert_message(conn, (1, 1), body, (None, None), 0)
+            .unwrap()
+            .unwrap()
     }
 
     #[test]

@@ -7,22 +7,47 @@ use super::*;
 /// Insert one message; returns its id.
 pub fn insert_message(
     conn: &Connection,
-    room_id: i64,
-    user_id: i64,
+    (room_id, user_id): (i64, i64),
     body: &str,
-    nonce: Option<&str>,
+    (nonce, reply_to): (Option<&str>, Option<i64>),
     now_ms: i64,
 ) -> rusqlite::Result<Option<i64>> {
     // Membership is checked by the insert itself, inside the writer's transaction: a send
     // that raced its author's leave (or removal) is not stored.
     let n = conn
         .prepare_cached(
-            "INSERT INTO messages (room_id, user_id, body, nonce, created_at) \
-             SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS \
+            "INSERT INTO messages (room_id, user_id, body, nonce, created_at, reply_to) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS \
              (SELECT 1 FROM memberships WHERE room_id = ?1 AND user_id = ?2)",
         )?
-        .execute(params![room_id, user_id, body, nonce, now_ms])?;
+        .execute(params![room_id, user_id, body, nonce, now_ms, reply_to])?;
     Ok((n > 0).then(|| conn.last_insert_rowid()))
+}
+
+/// The message `id` as a reply to it shows it, when it is in room `room_id` and not deleted.
+pub fn reply_target(conn: &Connection, id: i64, room_id: i64) -> rusqlite::Result<Option<ReplyTo>> {
+    conn.prepare_cached(
+        "SELECT u.username, substr(m.body, 1, 200) FROM messages m JOIN users u ON u.id = m.user_id \
+         WHERE m.id = ?1 AND m.room_id = ?2 AND m.deleted = 0",
+    )?
+    .query_row([id, room_id], |r| {
+        Ok(ReplyTo {
+            id,
+            user: r.get(0)?,
+            excerpt: r.get(1)?,
+        })
+    })
+    .optional()
+}
+
+/// Ids of the messages by `user_id` that are not deleted, oldest first.
+pub fn live_message_ids_by(conn: &Connection, user_id: i64) -> rusqlite::Result<Vec<i64>> {
+    all_rows(
+        conn,
+        "SELECT id FROM messages WHERE user_id = ?1 AND deleted = 0 ORDER BY id",
+        [user_id],
+        |r| r.get(0),
+    )
 }
 
 /// Whether a room is a public room (not a private room or DM).

@@ -7,6 +7,7 @@
 mod changes;
 mod invites;
 mod messages;
+mod reactions;
 mod rooms;
 mod search;
 mod server;
@@ -16,6 +17,7 @@ mod users;
 pub use changes::*;
 pub use invites::*;
 pub use messages::*;
+pub use reactions::*;
 pub use rooms::*;
 pub use search::*;
 pub use server::*;
@@ -25,8 +27,8 @@ pub use users::*;
 use rusqlite::{Connection, Params, Row};
 
 use super::{
-    Membership, NewAdmin, Notify, Replayed, Room, RoomKind, SearchHit, SessionInfo, SessionKind,
-    SessionRow, StoredMessage, User, UNREAD_CAP,
+    Membership, NewAdmin, Notify, Replayed, ReplyTo, Room, RoomKind, SearchHit, SessionInfo,
+    SessionKind, SessionRow, StoredMessage, User, UNREAD_CAP,
 };
 
 /// Every row the cached statement `sql` returns for `args`, each read by `row`.
@@ -42,15 +44,19 @@ fn all_rows<T>(
 }
 
 const MESSAGE_COLUMNS: &str =
-    "m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at, m.edited_at, m.deleted \
+    "m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at, m.edited_at, m.deleted, \
+     m.reply_to, pu.username, substr(p.body, 1, 200) \
      FROM messages m \
-     JOIN users u ON u.id = m.user_id JOIN rooms r ON r.id = m.room_id";
+     JOIN users u ON u.id = m.user_id JOIN rooms r ON r.id = m.room_id \
+     LEFT JOIN messages p ON p.id = m.reply_to LEFT JOIN users pu ON pu.id = p.user_id";
 
-/// [`MESSAGE_COLUMNS`] with the author's row id as column 9.
+/// [`MESSAGE_COLUMNS`] with the author's row id as column 12.
 const MESSAGE_COLUMNS_WITH_AUTHOR: &str =
     "m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at, m.edited_at, m.deleted, \
-     m.user_id FROM messages m \
-     JOIN users u ON u.id = m.user_id JOIN rooms r ON r.id = m.room_id";
+     m.reply_to, pu.username, substr(p.body, 1, 200), m.user_id \
+     FROM messages m \
+     JOIN users u ON u.id = m.user_id JOIN rooms r ON r.id = m.room_id \
+     LEFT JOIN messages p ON p.id = m.reply_to LEFT JOIN users pu ON pu.id = p.user_id";
 
 /// Columns of a room as [`room_row`] reads them; `?1` is the asking user.
 const ROOM_COLUMNS: &str = "r.id, r.name, r.topic, r.kind, r.is_public, cu.username, \
@@ -113,5 +119,14 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
         ts_ms: row.get(6)?,
         edited_ms: row.get(7)?,
         deleted: row.get(8)?,
+        reply_to: match row.get::<_, Option<i64>>(9)? {
+            Some(id) => Some(Box::new(ReplyTo {
+                id,
+                user: row.get::<_, Option<String>>(10)?.unwrap_or_default(),
+                excerpt: row.get::<_, Option<String>>(11)?.unwrap_or_default(),
+            })),
+            None => None,
+        },
+        reactions: Vec::new(),
     })
 }

@@ -196,6 +196,23 @@ pub fn insert_mention(
     Ok(())
 }
 
+/// The users message `message_id` mentions.
+pub fn mentioned_by(conn: &Connection, message_id: i64) -> rusqlite::Result<Vec<i64>> {
+    all_rows(
+        conn,
+        "SELECT user_id FROM mentions WHERE message_id = ?1",
+        [message_id],
+        |r| r.get(0),
+    )
+}
+
+/// Forget that `message_id` mentions `user_id`.
+pub fn delete_mention(conn: &Connection, user_id: i64, message_id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM mentions WHERE user_id = ?1 AND message_id = ?2")?
+        .execute(params![user_id, message_id])?;
+    Ok(())
+}
+
 /// Every room, by id.
 pub fn all_rooms(conn: &Connection) -> rusqlite::Result<Vec<Room>> {
     let mut stmt = conn.prepare(&format!("SELECT {ROOM_COLUMNS} ORDER BY r.id"))?;

@@ -98,9 +98,11 @@ fn hits_in_order(conn: &Connection, fts: &str, ids: &[i64]) -> rusqlite::Result<
 /// Columns of a hit as [`search_hit`] reads them (a message, then its snippet), from the index
 /// joined with the messages, their rooms and authors.
 const HIT_COLUMNS: &str = "m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at, \
-     m.edited_at, m.deleted, snippet(messages_fts, 0, char(2), char(3), '…', 24) \
+     m.edited_at, m.deleted, m.reply_to, pu.username, substr(p.body, 1, 200), \
+     snippet(messages_fts, 0, char(2), char(3), '…', 24) \
      FROM messages_fts f JOIN messages m ON m.id = f.rowid \
-     JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id";
+     JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id \
+     LEFT JOIN messages p ON p.id = m.reply_to LEFT JOIN users pu ON pu.id = p.user_id";
 
 /// Who may read a search hit and the optional room/author filters (`?3`–`?5`).
 const SEARCH_FILTER: &str = "((r.kind = 'room' AND r.is_public = 1) OR EXISTS (SELECT 1 \
@@ -114,7 +116,7 @@ pub const RELEVANCE_WINDOW: u32 = 5000;
 fn search_hit(r: &Row<'_>) -> rusqlite::Result<SearchHit> {
     Ok(SearchHit {
         msg: message_row(r)?,
-        snippet: r.get(9)?,
+        snippet: r.get(12)?,
     })
 }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use rusqlite::Connection;
 
 use crate::db::queries::{self, InviteRow, RegistrationMode, Totals, UserSummary};
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, MessageChange};
 
 /// A change an administrator makes to an account.
 #[derive(Debug, Clone)]
@@ -76,6 +76,28 @@ pub(super) fn change_account(
         }
     }
     queries::user_summary(c, key)
+}
+
+/// Delete every message of the account with this key that is not deleted yet, each a
+/// tombstone at its own position, by `by` (`(None, "")` for the operator's command line);
+/// the account and the deletions, or `None` when there is no such account. Runs inside the
+/// caller's transaction.
+pub(super) fn purge_messages(
+    c: &Connection,
+    key: &str,
+    by: (Option<i64>, &str),
+    now_ms: i64,
+) -> rusqlite::Result<Option<(UserSummary, Vec<MessageChange>)>> {
+    let Some(user) = queries::user_summary(c, key)? else {
+        return Ok(None);
+    };
+    let mut deleted = Vec::new();
+    for id in queries::live_message_ids_by(c, user.id)? {
+        if let Some((msg, _)) = queries::message_by_id(c, id)? {
+            deleted.push(queries::delete_message(c, &msg, by, now_ms)?);
+        }
+    }
+    Ok(Some((user, deleted)))
 }
 
 /// Store an invitation; the stored row, read back in the same transaction.

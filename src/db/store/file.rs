@@ -115,6 +115,16 @@ impl FileStore {
         self.write(|c| admin::change_account(c, key, change))
     }
 
+    /// Delete every message of the account with this key (spam clean-up); the account and
+    /// how many messages were deleted, or `None` when there is no such account. Connected
+    /// clients of a running server see the tombstones when they next load the history or
+    /// resume.
+    pub fn purge_messages(&self, key: &str) -> Result<Option<(UserSummary, usize)>, DbError> {
+        let now = crate::db::now_ms();
+        self.write(|c| admin::purge_messages(c, key, (None, ""), now))
+            .map(|r| r.map(|(user, deleted)| (user, deleted.len())))
+    }
+
     /// Every account, by id.
     pub fn list_users(&self) -> Result<Vec<UserSummary>, DbError> {
         self.read(queries::list_users)

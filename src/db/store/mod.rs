@@ -95,11 +95,12 @@ impl Db {
             if !may_read(&room) {
                 return Ok(None);
             }
-            let rows = match page {
+            let mut rows = match page {
                 Page::Before(before) => queries::messages_before(c, room.id, before, limit)?,
                 Page::After(after) => queries::messages_after(c, room.id, after, limit)?,
                 Page::Around(id) => queries::messages_around(c, room.id, id, limit)?,
             };
+            queries::fill_reactions(c, &mut rows)?;
             Ok(Some((room, rows)))
         })
         .await

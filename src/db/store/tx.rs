@@ -5,6 +5,7 @@
 use rusqlite::Connection;
 
 use crate::db::queries;
+use crate::db::queries::UserSummary;
 use crate::db::{ChangeKind, DbError, MessageChange, Notify, Room, RoomKind, StoredMessage};
 
 /// A connection inside a read or inside the writer's transaction.
@@ -46,7 +47,7 @@ impl Tx<'_> {
                 edited_ms: now_ms,
             },
         };
-        queries::insert_change(self.0, &change, actor_id, now_ms)?;
+        queries::insert_change(self.0, &change, Some(actor_id), now_ms)?;
         Ok(change)
     }
 
@@ -59,17 +60,108 @@ impl Tx<'_> {
         by: &str,
         now_ms: i64,
     ) -> Result<MessageChange, DbError> {
+        Ok(queries::delete_message(
+            self.0,
+            msg,
+            (Some(actor_id), by),
+            now_ms,
+        )?)
+    }
+
+    /// Delete every message of the account with this key that is not deleted yet, as
+    /// `(admin_id, admin)`; the account and the deletions, or `None` when there is no such
+    /// account. Writer only.
+    pub fn purge_messages(
+        &self,
+        key: &str,
+        by: (i64, &str),
+        now_ms: i64,
+    ) -> Result<Option<(UserSummary, Vec<MessageChange>)>, DbError> {
+        Ok(super::admin::purge_messages(
+            self.0,
+            key,
+            (Some(by.0), by.1),
+            now_ms,
+        )?)
+    }
+
+    /// Whether `user_id` has reacted to message `id` with `emoji`.
+    pub fn has_reaction(&self, id: i64, user_id: i64, emoji: &str) -> Result<bool, DbError> {
+        Ok(queries::has_reaction(self.0, id, user_id, emoji)?)
+    }
+
+    /// How many distinct emoji message `id` carries, and whether `emoji` is among them.
+    pub fn emoji_on_message(&self, id: i64, emoji: &str) -> Result<(i64, bool), DbError> {
+        Ok(queries::emoji_on_message(self.0, id, emoji)?)
+    }
+
+    /// The latest change of `user_id`'s reaction `emoji` to message `id`, if any.
+    pub fn last_reaction_change(
+        &self,
+        id: i64,
+        user_id: i64,
+        emoji: &str,
+    ) -> Result<Option<MessageChange>, DbError> {
+        Ok(queries::last_reaction_change(self.0, id, user_id, emoji)?)
+    }
+
+    /// Add (`on`) or remove `user`'s reaction `emoji` to `msg` at a new position; writer only.
+    pub fn set_reaction(
+        &self,
+        msg: &StoredMessage,
+        (user_id, user): (i64, &str),
+        emoji: &str,
+        on: bool,
+        now_ms: i64,
+    ) -> Result<MessageChange, DbError> {
         let seq = queries::next_position(self.0)?;
-        queries::tombstone_message(self.0, msg.id)?;
+        queries::set_reaction(
+            self.0,
+            (msg.id, msg.room_id),
+            (user_id, emoji),
+            (on, seq),
+            now_ms,
+        )?;
         let change = MessageChange {
             seq,
             id: msg.id,
             room_id: msg.room_id,
             room: msg.room.clone(),
-            kind: ChangeKind::Deleted { by: by.to_string() },
+            kind: ChangeKind::Reaction {
+                user: user.to_string(),
+                emoji: emoji.to_string(),
+                on,
+            },
         };
-        queries::insert_change(self.0, &change, actor_id, now_ms)?;
+        queries::insert_change(self.0, &change, Some(user_id), now_ms)?;
         Ok(change)
+    }
+
+    /// Make the mentions of message `msg` (by `author_id`) those of its new `body`; returns
+    /// the members mentioned now who were not before.
+    pub fn update_mentions(
+        &self,
+        msg: &StoredMessage,
+        author_id: i64,
+        body: &str,
+    ) -> Result<Vec<i64>, DbError> {
+        let before = queries::mentioned_by(self.0, msg.id)?;
+        let mut now = Vec::new();
+        for key in crate::domain::mention_candidates(body) {
+            if let Some(uid) = queries::member_by_key(self.0, msg.room_id, &key)? {
+                if uid != author_id && !now.contains(&uid) {
+                    now.push(uid);
+                }
+            }
+        }
+        for gone in before.iter().filter(|u| !now.contains(u)) {
+            queries::delete_mention(self.0, *gone, msg.id)?;
+        }
+        let added: Vec<i64> = now.into_iter().filter(|u| !before.contains(u)).collect();
+        for uid in &added {
+            queries::insert_mention(self.0, *uid, msg.room_id, msg.id)?;
+        }
+        Ok(added)
     }
 
     /// A room by name as `user_id` sees it, if it exists.

@@ -7,6 +7,7 @@
 //! - [`send`]: `send`, post a message.
 //! - [`edit`]: `edit`, change the body of one's own message.
 //! - [`delete`]: `delete`, delete a message.
+//! - [`react`]: `react`, add or take back a reaction.
 //! - [`read`]: `read`, move the read marker of a room.
 //! - [`typing`]: `typing`, tell a room's other members the user is typing.
 //!
@@ -15,6 +16,7 @@
 
 pub mod delete;
 pub mod edit;
+pub mod react;
 pub mod read;
 pub mod send;
 pub mod typing;
@@ -31,6 +33,7 @@ use crate::model::User;
 use crate::protocol::ClientMsg;
 use delete::DeleteMessage;
 use edit::EditMessage;
+use react::React;
 use read::MarkRead;
 use send::SendMessage;
 use typing::Typing;
@@ -63,6 +66,8 @@ pub enum Command {
     Edit(EditMessage),
     /// `delete`.
     Delete(DeleteMessage),
+    /// `react`.
+    React(React),
     /// `read`.
     Read(MarkRead),
     /// `typing`.
@@ -73,11 +78,30 @@ impl Command {
     /// The command a parsed frame asks for.
     pub fn from_frame(msg: ClientMsg) -> Self {
         match msg {
-            ClientMsg::Send { room, body, nonce } => {
-                Command::Send(SendMessage { room, body, nonce })
-            }
+            ClientMsg::Send {
+                room,
+                body,
+                nonce,
+                reply_to,
+            } => Command::Send(SendMessage {
+                room,
+                body,
+                nonce,
+                reply_to,
+            }),
             ClientMsg::Edit { id, body, nonce } => Command::Edit(EditMessage { id, body, nonce }),
             ClientMsg::Delete { id, nonce } => Command::Delete(DeleteMessage { id, nonce }),
+            ClientMsg::React {
+                id,
+                emoji,
+                on,
+                nonce,
+            } => Command::React(React {
+                id,
+                emoji,
+                on,
+                nonce,
+            }),
             ClientMsg::Read { room, id } => Command::Read(MarkRead { room, id }),
             ClientMsg::Typing { room } => Command::Typing(Typing { room }),
         }
@@ -90,6 +114,7 @@ impl Command {
             Command::Send(c) => c.nonce(),
             Command::Edit(c) => c.nonce(),
             Command::Delete(c) => c.nonce(),
+            Command::React(c) => c.nonce(),
             Command::Read(_) | Command::Typing(_) => None,
         }
     }
@@ -100,6 +125,7 @@ impl Command {
             Command::Send(c) => c.apply(cx).await,
             Command::Edit(c) => c.apply(cx).await,
             Command::Delete(c) => c.apply(cx).await,
+            Command::React(c) => c.apply(cx).await,
             Command::Read(c) => c.apply(cx).await,
             Command::Typing(c) => c.apply(cx).await,
         }

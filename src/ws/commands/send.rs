@@ -9,7 +9,7 @@ use crate::app::error::{AppError, Code};
 use crate::app::messages::{self, Draft};
 use crate::domain::valid_nonce;
 
-/// `{"type":"send","room","body","nonce"?}`.
+/// `{"type":"send","room","body","nonce"?,"reply_to"?}`.
 pub struct SendMessage {
     /// Room name.
     pub room: String,
@@ -17,6 +17,8 @@ pub struct SendMessage {
     pub body: String,
     /// Client id for de-duplicating retries.
     pub nonce: Option<String>,
+    /// The message it answers.
+    pub reply_to: Option<i64>,
 }
 
 impl SendMessage {
@@ -37,6 +39,7 @@ impl SendMessage {
             known: cx.rooms.get(&self.room).cloned(),
             body: self.body,
             nonce: self.nonce,
+            reply_to: self.reply_to,
         };
         messages::send(&cx.state, draft, || {
             cx.state.message_rate.take(cx.user.id).map_err(rate_limited)

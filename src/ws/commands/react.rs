@@ -1,0 +1,37 @@
+//! `react`: add or take back one's reaction to a message. The rules are the use case's
+//! ([`lifecycle::react`]); the acknowledgement is the `reaction` frame the hub sends once the
+//! change is committed.
+
+use super::Context;
+use crate::app::error::AppError;
+use crate::app::lifecycle::{self, Actor};
+use crate::domain::valid_nonce;
+
+/// `{"type":"react","id","emoji","on","nonce"?}`.
+pub struct React {
+    /// Message id.
+    pub id: i64,
+    /// The emoji.
+    pub emoji: String,
+    /// Add it or take it back.
+    pub on: bool,
+    /// Client id, echoed on the frame and on refusals.
+    pub nonce: Option<String>,
+}
+
+impl React {
+    /// The nonce refusals name: none when the nonce itself is what is refused.
+    pub fn nonce(&self) -> Option<&str> {
+        self.nonce.as_deref().filter(|n| valid_nonce(n))
+    }
+
+    /// Change the reaction; the hub's `reaction` frame is the answer.
+    pub async fn apply(self, cx: &mut Context) -> Result<(), AppError> {
+        let actor = Actor {
+            user_id: cx.user.id,
+            username: &cx.username,
+            origin: Some(cx.conn),
+        };
+        lifecycle::react(&cx.state, actor, self.id, (self.emoji, self.on), self.nonce).await
+    }
+}
