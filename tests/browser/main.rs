@@ -11,6 +11,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod emoji;
 mod harness;
 
 use std::time::Instant;
