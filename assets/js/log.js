@@ -7,7 +7,8 @@
 // back is instant; live messages keep flowing into rooms that are not shown.
 
 import { h, setText, prefersReducedMotion } from './dom.js';
-import { avatar, dayKey, dayLabel, formatFull, formatTime, mentions, parseTs, renderBody } from './format.js';
+import { avatar, dayKey, dayLabel, formatFull, formatTime, mentions, parseTs } from './format.js';
+import { renderMarkdown } from './markdown.js';
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000;
 const PIN_THRESHOLD_PX = 56;
@@ -595,7 +596,7 @@ export class MessageLog {
       h('span', { class: 'msg-author' }, msg.user),
       h('span', { class: 'visually-hidden' }, ', '),
       row.timeEl);
-    row.bubbleEl = h('div', { class: 'msg-bubble' }, h('div', { class: 'msg-body' }, renderBody(msg.body, this.me)));
+    row.bubbleEl = h('div', { class: 'msg-bubble' }, h('div', { class: 'msg-body' }, renderMarkdown(msg.body, this.me)));
     row.statusEl = h('div', { class: 'msg-status', hidden: true });
 
     row.el = h('div', {

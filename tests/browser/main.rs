@@ -13,6 +13,7 @@
 mod common;
 mod emoji;
 mod harness;
+mod markdown;
 
 use std::time::Instant;
 
@@ -142,7 +143,8 @@ fn hostile_bodies() -> Vec<String> {
         "'><iframe src=\"javascript:parent.__xss=§\"></iframe>".into(),
         "{{constructor.constructor('window.__xss=§')()}}".into(),
         "${window.__xss=§}".into(),
-        "`${window.__xss=§}`".into(),
+        // Two backticks open and one closes: not a Markdown code span, so it shows as typed.
+        "``${window.__xss=§}`".into(),
         "x\u{202E}gnp.exe<img src=x onerror=window.__xss=§>".into(),
         "zero\u{200B}width\u{200C}join\u{200D}bom\u{FEFF}<scr\u{200B}ipt>window.__xss=§</scr\u{200B}ipt>"
             .into(),
