@@ -4,7 +4,7 @@
 #
 #   bench/run.sh [--tiny] [--runs N] [--no-raw] [--out FILE] SCENARIO [hearth-bench args...]
 #
-# SCENARIO: ingest | fanout | everyday | idle | history | slow | startup | search | all
+# SCENARIO: ingest | fanout | reactions | everyday | idle | history | slow | startup | search | all
 #   --tiny     small sizes, a few seconds per scenario (CI smoke test); fails on any lost,
 #              duplicated or reordered delivery
 #   --runs N   repeat N times, each on a fresh server and database (summary shows medians)
@@ -184,7 +184,7 @@ run_scenario() {
     local targets=(hearth)
     case $s in
         fanout|everyday|slow|idle) [[ $RAW == 1 ]] && targets+=(raw) ;;
-        ingest|history) ;;
+        ingest|history|reactions) ;;
         startup) run_startup "$@"; return ;;
         search) run_search "$@"; return ;;
         *) echo "run.sh: unknown scenario $s" >&2; exit 2 ;;
@@ -275,7 +275,7 @@ run_search() {
 }
 
 if [[ $SCENARIO == all ]]; then
-    for s in ingest fanout everyday idle history slow startup search; do
+    for s in ingest fanout reactions everyday idle history slow startup search; do
         run_scenario "$s"
     done
 else

@@ -1,7 +1,10 @@
-//! Open-loop fan-out engine, shared by the `fanout`, `everyday` and `slow` scenarios.
+//! Open-loop fan-out engine, shared by the `fanout`, `everyday`, `slow` and `reactions`
+//! scenarios.
 //!
 //! M connections join room `general`; S of them also send, each on a fixed schedule (open
-//! loop). The nonce of every message carries its *intended* send time, and every receiver
+//! loop). In the `reactions` scenario the senders do not post messages: each toggles its own
+//! emoji on one of a few messages posted beforehand (on, off, on, ...), so every frame is a
+//! real change and reaches every member as a `reaction` frame tracked by its position. The nonce of every message carries its *intended* send time, and every receiver
 //! measures latency from that instant, so a server that falls behind is charged for the whole
 //! backlog (no coordinated omission). Every receiver checks that it sees every message id exactly
 //! once and in increasing order.
@@ -61,6 +64,21 @@ pub struct FanoutCfg {
     /// Skip the remaining steps once a step is not drained or its p99 exceeds this.
     pub stop_p99_ms: Option<f64>,
     pub connect_concurrency: usize,
+    /// Senders toggle reactions instead of posting messages (Hearth only).
+    pub reactions: bool,
+}
+
+/// Distinct emoji the reaction senders use on one message (the server's limit is 20).
+const EMOJI: [&str; 20] = [
+    "👍", "❤️", "😂", "🎉", "😮", "😢", "🔥", "👀", "🚀", "✅", "🙏", "💯", "🤔", "👏", "🍕", "☕",
+    "🌟", "🎈", "🐢", "🦀",
+];
+
+/// What one reaction sender toggles: a message id and an emoji no other sender uses on it.
+#[derive(Clone)]
+struct Toggle {
+    id: i64,
+    emoji: &'static str,
 }
 
 #[derive(Default)]
@@ -105,6 +123,16 @@ struct RecvEnd {
 fn handle_text(text: &str, track: &mut Track, shared: &Shared, healthy: bool) {
     let sc = scan(text);
     match sc.kind {
+        "reaction" => {
+            let Some(seq) = sc.id else {
+                shared.invalid.fetch_add(1, Relaxed);
+                shared.problem(format!("reaction frame without seq: {text}"));
+                return;
+            };
+            if track.see(seq) && healthy {
+                record_latency(sc.nonce, shared);
+            }
+        }
         "message" => {
             let Some(id) = sc.id else {
                 shared.invalid.fetch_add(1, Relaxed);
@@ -121,22 +149,28 @@ fn handle_text(text: &str, track: &mut Track, shared: &Shared, healthy: bool) {
             if !track.see(id) || !healthy {
                 return;
             }
-            if let Some(n) = sc.nonce.and_then(Nonce::parse) {
-                let step = n.step as usize;
-                if step < shared.hist.len() {
-                    let now = now_us();
-                    let lat = now.saturating_sub(n.t_us).max(1);
-                    shared.hist[step].lock().unwrap().saturating_record(lat);
-                    shared.delivered[step].fetch_add(1, Relaxed);
-                    shared.last_delivery_us[step].fetch_max(now, Relaxed);
-                }
-            }
+            record_latency(sc.nonce, shared);
         }
         "error" => {
             shared.error_frames.fetch_add(1, Relaxed);
             shared.problem(format!("error frame: {text}"));
         }
         _ => {} // presence, typing, ...
+    }
+}
+
+/// Count one delivery of the step its nonce names, with its latency from the intended send
+/// time.
+fn record_latency(nonce: Option<&str>, shared: &Shared) {
+    if let Some(n) = nonce.and_then(Nonce::parse) {
+        let step = n.step as usize;
+        if step < shared.hist.len() {
+            let now = now_us();
+            let lat = now.saturating_sub(n.t_us).max(1);
+            shared.hist[step].lock().unwrap().saturating_record(lat);
+            shared.delivered[step].fetch_add(1, Relaxed);
+            shared.last_delivery_us[step].fetch_max(now, Relaxed);
+        }
     }
 }
 
@@ -226,14 +260,21 @@ async fn receive(
 
 type Sink = Arc<tokio::sync::Mutex<SplitSink<Ws, Message>>>;
 
-/// Sends the messages of one step on one connection when the pacer says so.
+/// What a sender sends on each tick: a message with this body, or a toggle of its reaction.
+#[derive(Clone)]
+enum Payload {
+    Message(Arc<String>),
+    Reaction(Toggle),
+}
+
+/// Sends the frames of one step on one connection when the pacer says so.
 async fn send_step(
     sink: Sink,
-    sender: u32,
-    step: usize,
+    (sender, step): (u32, usize),
     mut ticks: mpsc::UnboundedReceiver<(u64, u64)>,
-    body: Arc<String>,
+    payload: Payload,
     shared: Arc<Shared>,
+    on: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let mut sink = sink.lock().await;
     while let Some((seq, t)) = ticks.recv().await {
@@ -246,7 +287,17 @@ async fn send_step(
             t_us: t,
         }
         .encode();
-        if let Err(e) = send_text(&mut *sink, send_frame(ROOM, &body, &nonce)).await {
+        let frame = match &payload {
+            Payload::Message(body) => send_frame(ROOM, body, &nonce),
+            Payload::Reaction(Toggle { id, emoji }) => {
+                // Alternate on and off, so that every frame is a change.
+                let now_on = !on.fetch_xor(true, Relaxed);
+                format!(
+                    r#"{{"type":"react","id":{id},"emoji":"{emoji}","on":{now_on},"nonce":"{nonce}"}}"#
+                )
+            }
+        };
+        if let Err(e) = send_text(&mut *sink, frame).await {
             shared.send_failures.fetch_add(1, Relaxed);
             shared.problem(format!("send failed: {e}"));
             break;
@@ -306,6 +357,11 @@ pub async fn run(
     let healthy = (members - slow) as u64;
     let rss0 = pid.and_then(rss_kib).map(|r| r.0).unwrap_or(0);
 
+    let toggles = if cfg.reactions {
+        post_targets(t, &accounts[0], senders).await?
+    } else {
+        Vec::new()
+    };
     let t0 = std::time::Instant::now();
     let rcvbuf = cfg.slow_rcvbuf;
     let conns = client::connect_many_on(
@@ -370,6 +426,10 @@ pub async fn run(
     });
 
     let body = Arc::new(make_body(cfg.body_bytes, 7));
+    // Each reaction sender's state (on or off) carries over from one step to the next.
+    let reacted: Vec<_> = (0..senders)
+        .map(|_| Arc::new(std::sync::atomic::AtomicBool::new(false)))
+        .collect();
     let mut p99_by_step = Vec::new();
     for (si, step) in cfg.steps.iter().enumerate() {
         if step.pause_slow && !*pause_tx.borrow() {
@@ -384,9 +444,20 @@ pub async fn run(
         for (j, sink) in sinks.iter().enumerate() {
             let (tx, rx) = mpsc::unbounded_channel();
             txs.push(tx);
+            let payload = match toggles.get(j) {
+                Some(toggle) => Payload::Reaction(toggle.clone()),
+                None => Payload::Message(body.clone()),
+            };
             tasks.push(spawn_on(
                 true,
-                send_step(sink.clone(), j as u32, si, rx, body.clone(), shared.clone()),
+                send_step(
+                    sink.clone(),
+                    (j as u32, si),
+                    rx,
+                    payload,
+                    shared.clone(),
+                    reacted[j].clone(),
+                ),
             ));
         }
         let pacer = pacer(txs, start_us, end_us, step.msgs_per_s);
@@ -585,4 +656,34 @@ pub async fn run(
         report.notes.push(format!("first problem seen: {p}"));
     }
     Ok(())
+}
+
+/// Post the messages the reaction senders react to (one per 20 senders, over HTTP as
+/// `account`) and give each sender its message and emoji.
+async fn post_targets(t: &Target, account: &Account, senders: usize) -> Res<Vec<Toggle>> {
+    let http = t.http()?;
+    let token = account
+        .token
+        .as_deref()
+        .ok_or("reactions need Hearth accounts")?;
+    let mut ids = Vec::new();
+    for i in 0..senders.div_ceil(EMOJI.len()) {
+        let resp = http
+            .post(format!("{}/api/rooms/{ROOM}/messages", t.base))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "body": format!("react to me ({i})") }))
+            .send()
+            .await?;
+        if resp.status().as_u16() != 201 {
+            return Err(format!("posting a message to react to: {}", resp.status()).into());
+        }
+        let v: serde_json::Value = resp.json().await?;
+        ids.push(v["message"]["id"].as_i64().ok_or("no message id")?);
+    }
+    Ok((0..senders)
+        .map(|j| Toggle {
+            id: ids[j / EMOJI.len()],
+            emoji: EMOJI[j % EMOJI.len()],
+        })
+        .collect())
 }

@@ -105,6 +105,21 @@ enum Cmd {
         #[arg(long, default_value_t = 64)]
         body: usize,
     },
+    /// A reaction storm: M members in one room, senders toggling reactions on a few messages
+    /// at stepped rates; every change reaches every member (Hearth only).
+    Reactions {
+        #[arg(long)]
+        members: Option<usize>,
+        #[arg(long)]
+        users: Option<usize>,
+        #[arg(long)]
+        senders: Option<usize>,
+        /// Comma-separated reaction changes per second, one step each.
+        #[arg(long)]
+        rates: Option<String>,
+        #[arg(long)]
+        step_secs: Option<f64>,
+    },
     /// 1,000 clients, 200 messages/s into one room: e2e latency and server CPU.
     Everyday {
         #[arg(long)]
@@ -442,6 +457,7 @@ async fn run(cli: Cli) -> Res<bool> {
                     Some(stop_p99_ms.unwrap_or(1000.0))
                 },
                 connect_concurrency: 256,
+                reactions: false,
             };
             let mut r = Report::new("fanout", &t.name, c.run);
             r.param("members", cfg.members);
@@ -450,6 +466,54 @@ async fn run(cli: Cli) -> Res<bool> {
             r.param("step_secs", secs);
             r.param("body", body);
             let accounts = client::make_accounts(&t, &client::user_prefix("fo"), cfg.users).await?;
+            fanout::run(&t, &cfg, &accounts, &mut r).await?;
+            r
+        }
+        Cmd::Reactions {
+            members,
+            users,
+            senders,
+            rates,
+            step_secs,
+        } => {
+            let t = target()?;
+            if t.raw {
+                return Err(
+                    "the reactions scenario needs Hearth (raw-broadcast has no reactions)".into(),
+                );
+            }
+            let members = pick(members, tiny, 40, 1000);
+            let rates = parse_steps(&pick(rates, tiny, "20,40".into(), "50,100,200,400".into()))?;
+            let secs = pick(step_secs, tiny, 2.0, 10.0);
+            let cfg = fanout::FanoutCfg {
+                members,
+                users: pick(users, tiny, 6, 100),
+                senders: pick(senders, tiny, 6, 40),
+                steps: rates
+                    .iter()
+                    .map(|r| fanout::StepSpec {
+                        label: format!("{r} reactions/s"),
+                        msgs_per_s: *r,
+                        secs,
+                        pause_slow: false,
+                    })
+                    .collect(),
+                body_bytes: 0,
+                slow: 0,
+                slow_rcvbuf: None,
+                drain_secs: 5.0,
+                final_drain_secs: if tiny { 10.0 } else { 60.0 },
+                settle_secs: if tiny { 0.5 } else { 2.0 },
+                stop_p99_ms: None,
+                connect_concurrency: 256,
+                reactions: true,
+            };
+            let mut r = Report::new("reactions", &t.name, c.run);
+            r.param("members", cfg.members);
+            r.param("users", cfg.users);
+            r.param("senders", cfg.senders);
+            r.param("step_secs", secs);
+            let accounts = client::make_accounts(&t, &client::user_prefix("re"), cfg.users).await?;
             fanout::run(&t, &cfg, &accounts, &mut r).await?;
             r
         }
@@ -483,6 +547,7 @@ async fn run(cli: Cli) -> Res<bool> {
                 settle_secs: if tiny { 0.5 } else { 3.0 },
                 stop_p99_ms: None,
                 connect_concurrency: 256,
+                reactions: false,
             };
             let mut r = Report::new("everyday", &t.name, c.run);
             r.param("clients", cfg.members);
@@ -534,6 +599,7 @@ async fn run(cli: Cli) -> Res<bool> {
                 settle_secs: if tiny { 0.5 } else { 2.0 },
                 stop_p99_ms: None,
                 connect_concurrency: 256,
+                reactions: false,
             };
             let mut r = Report::new("slow", &t.name, c.run);
             r.param("members", members);

@@ -287,10 +287,12 @@ pub struct Scanned<'a> {
 
 pub fn scan(text: &str) -> Scanned<'_> {
     let kind = raw_field(text, "type").unwrap_or("");
-    if kind == "message" {
+    if kind == "message" || kind == "reaction" {
+        // A reaction is tracked by its position, `seq`.
+        let pos = if kind == "message" { "id" } else { "seq" };
         Scanned {
             kind,
-            id: raw_field(text, "id").and_then(|v| v.parse().ok()),
+            id: raw_field(text, pos).and_then(|v| v.parse().ok()),
             nonce: raw_field(text, "nonce"),
         }
     } else {
