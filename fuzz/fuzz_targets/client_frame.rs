@@ -1,9 +1,12 @@
 //! WebSocket client frames: `ClientMsg::parse` on arbitrary text, plus the body and nonce
-//! checks a parsed `send` frame goes through. None of them may panic.
+//! checks a parsed `send` frame goes through and the emoji check of a `react` frame. None of
+//! them may panic.
 
 #![no_main]
 
-use hearth::domain::{parse_body, valid_nonce, BodyProblem, MAX_BODY_CHARS};
+use hearth::domain::{
+    parse_body, valid_emoji, valid_nonce, BodyProblem, MAX_BODY_CHARS, MAX_EMOJI_CHARS,
+};
 use hearth::protocol::ClientMsg;
 use libfuzzer_sys::fuzz_target;
 
@@ -12,7 +15,15 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(ClientMsg::Send { body, nonce, .. }) = ClientMsg::parse(text) {
+    let parsed = ClientMsg::parse(text);
+    if let Ok(ClientMsg::React { emoji, .. }) = &parsed {
+        if valid_emoji(emoji) {
+            let n = emoji.chars().count();
+            assert!((1..=MAX_EMOJI_CHARS).contains(&n));
+            assert!(!emoji.chars().any(|c| c.is_whitespace() || c.is_control()));
+        }
+    }
+    if let Ok(ClientMsg::Send { body, nonce, .. }) = parsed {
         // The search-snippet markers are dropped before trimming.
         let cleaned = body.replace(['\u{2}', '\u{3}'], "");
         match parse_body(&body) {

@@ -96,3 +96,90 @@ async fn a_version_1_database_is_upgraded_and_indexed() {
         .await;
     assert_eq!(dir["rooms"].as_array().unwrap().len(), 1);
 }
+
+/// A database at schema 4 (edits and deletions, no replies or reactions) keeps its change log
+/// through the upgrade: a copy is taken first, positions and replay go on, and the new
+/// features work on the old messages.
+#[tokio::test]
+async fn a_version_4_change_log_survives_the_upgrade_to_reactions() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("chat.db");
+    {
+        let conn = Connection::open(&path).expect("open");
+        for sql in &hearth::db::schema::MIGRATIONS[..4] {
+            conn.execute_batch(sql).expect("schema 1 to 4");
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        let hash = hearth::auth::password::hash(PASSWORD, 1000);
+        let now = 1_700_000_000_000i64;
+        conn.execute(
+            "INSERT INTO users (username, username_key, password_hash, created_at, is_admin) \
+             VALUES ('alice', 'alice', ?1, ?2, 1)",
+            params![hash, now],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO memberships (room_id, user_id, joined_at, last_read) VALUES (1, 1, ?1, 0)",
+            params![now],
+        )
+        .unwrap();
+        // Message 1 edited at position 2, message 3 deleted at position 4.
+        conn.execute_batch(
+            "INSERT INTO messages (id, room_id, user_id, body, created_at, edited_at) \
+               VALUES (1, 1, 1, 'fixed words', 1700000000000, 1700000000500);
+             UPDATE sqlite_sequence SET seq = 2 WHERE name = 'messages';
+             INSERT INTO message_changes (seq, message_id, room_id, kind, body, actor_id, actor, ts)
+               VALUES (2, 1, 1, 'edit', 'fixed words', 1, '', 1700000000500);
+             INSERT INTO messages (id, room_id, user_id, body, created_at, deleted)
+               VALUES (3, 1, 1, '', 1700000001000, 1);
+             UPDATE sqlite_sequence SET seq = 4 WHERE name = 'messages';
+             INSERT INTO message_changes (seq, message_id, room_id, kind, body, actor_id, actor, ts)
+               VALUES (4, 3, 1, 'delete', '', 1, 'alice', 1700000001500);",
+        )
+        .expect("a schema-4 change log");
+    }
+
+    let app = TestApp::builder().in_dir(dir).start().await;
+    assert!(
+        hearth::db::backup_path(&app.db_path(), 4).exists(),
+        "the schema-4 file is copied before the upgrade"
+    );
+    let (_, cookie) = app.login("alice", PASSWORD).await;
+    let alice = Auth::Cookie(cookie);
+    let events = app
+        .api_ok(Method::GET, "/api/events?after=0", &alice, None, 200)
+        .await;
+    let kinds: Vec<(&str, i64)> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let pos = e.get("seq").unwrap_or(&e["id"]);
+            (e["type"].as_str().unwrap(), pos.as_i64().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("message", 1),
+            ("edited", 2),
+            ("message", 3),
+            ("deleted", 4)
+        ]
+    );
+    assert_eq!(events["head"], 4);
+
+    let mut a = app.ws_connect(&alice, None).await;
+    assert_eq!(a.ready["last_id"], 4);
+    a.send_json(
+        &serde_json::json!({"type": "react", "id": 1, "emoji": "👍", "on": true, "nonce": "r"}),
+    )
+    .await;
+    let r = a.wait_type("reaction").await;
+    assert_eq!(r["seq"], 5, "the next position after the old log");
+    let reply = serde_json::json!({"type": "send", "room": "general", "body": "re", "reply_to": 1, "nonce": "n"});
+    a.send_json(&reply).await;
+    let m = a.wait_type("message").await;
+    assert_eq!(id_of(&m), 6);
+    assert_eq!(m["reply_to"]["excerpt"], "fixed words");
+}
