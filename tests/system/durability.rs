@@ -42,25 +42,26 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::common::{http_client, json_body, seed, send_in, session_cookie, Rng, PASSWORD};
 use crate::process::{command, Hearth, HANG};
 
-const ROOM: &str = "general";
+pub(crate) const ROOM: &str = "general";
 /// Kill cycles in `kill_9_cycles_lose_no_acknowledged_message` unless `HEARTH_CRASH_CYCLES`.
 const DEFAULT_CYCLES: usize = 10;
 const CLIENTS: usize = 4;
 /// The environment variable that replays a run's random choices.
-const SEED_VAR: &str = "HEARTH_CRASH_SEED";
+pub(crate) const SEED_VAR: &str = "HEARTH_CRASH_SEED";
 
-fn crash_cycles() -> usize {
+/// Kill cycles to run: `HEARTH_CRASH_CYCLES` when set, else `default`.
+pub(crate) fn crash_cycles(default: usize) -> usize {
     match std::env::var("HEARTH_CRASH_CYCLES") {
         Ok(s) => s
             .trim()
             .parse()
             .unwrap_or_else(|_| panic!("HEARTH_CRASH_CYCLES must be a whole number, not {s:?}")),
-        Err(_) => DEFAULT_CYCLES,
+        Err(_) => default,
     }
 }
 
 /// A body that starts with the nonce and has some varied, trimmed, multi-byte content.
-fn make_body(rng: &mut Rng, nonce: &str) -> String {
+pub(crate) fn make_body(rng: &mut Rng, nonce: &str) -> String {
     const PIECES: &[&str] = &[
         "a", "b", "z", " ", "é", "✓", "火", "🔥", "\n", "<b>", "&", "\"",
     ];
@@ -78,7 +79,7 @@ fn make_body(rng: &mut Rng, nonce: &str) -> String {
 
 /// Start `hearth` on `dir/chat.db` (created on first start), its log appended to
 /// `dir/server.log` so that every restart's lines end up in one place for failure reports.
-fn start_server(dir: &Path) -> Hearth {
+pub(crate) fn start_server(dir: &Path) -> Hearth {
     let log = File::options()
         .create(true)
         .append(true)
@@ -93,7 +94,7 @@ fn start_server(dir: &Path) -> Hearth {
 }
 
 /// The end of the server's log, for failure messages.
-fn log_tail(dir: &Path) -> String {
+pub(crate) fn log_tail(dir: &Path) -> String {
     let mut text = String::new();
     if let Ok(mut f) = File::open(dir.join("server.log")) {
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);
@@ -103,7 +104,7 @@ fn log_tail(dir: &Path) -> String {
     format!("--- end of server.log ---\n{text}")
 }
 
-fn db_path(dir: &Path) -> PathBuf {
+pub(crate) fn db_path(dir: &Path) -> PathBuf {
     dir.join("chat.db")
 }
 
@@ -111,7 +112,7 @@ fn db_path(dir: &Path) -> PathBuf {
 // Accounts
 
 /// Register `username` and mint a bearer token for it (tokens survive restarts: they are rows).
-async fn create_account(http: &reqwest::Client, port: u16, username: &str) -> String {
+pub(crate) async fn create_account(http: &reqwest::Client, port: u16, username: &str) -> String {
     let base = format!("http://127.0.0.1:{port}");
     let res = http
         .post(format!("{base}/api/register"))
@@ -238,7 +239,7 @@ struct Client {
 
 /// How a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum End {
+pub(crate) enum End {
     /// The client finished its plan and closed.
     Finished,
     /// The server went away; with the close code if it sent a close frame.
@@ -294,10 +295,10 @@ enum Event {
     Refused(String),
 }
 
-type WsSink = SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>;
-type WsStream = SplitStream<WebSocketStream<MaybeTlsStream<TcpStream>>>;
+pub(crate) type WsSink = SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>;
+pub(crate) type WsStream = SplitStream<WebSocketStream<MaybeTlsStream<TcpStream>>>;
 /// What one read from the socket gave: nothing for [`HANG`], the end, an error, or a message.
-type Incoming = Result<
+pub(crate) type Incoming = Result<
     Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
     tokio::time::error::Elapsed,
 >;
@@ -312,7 +313,7 @@ fn parse_message(m: &Value) -> Option<(i64, Seen)> {
         },
     ))
 }
-async fn open_socket(
+pub(crate) async fn open_socket(
     port: u16,
     token: &str,
     since: i64,
@@ -812,7 +813,8 @@ async fn make_clients(http: &reqwest::Client, port: u16, seed: u64) -> Vec<Clien
     clients
 }
 
-type Running = Vec<tokio::task::JoinHandle<(Client, End)>>;
+/// One task per client, each running one connection.
+pub(crate) type Running<C> = Vec<tokio::task::JoinHandle<(C, End)>>;
 
 /// Start one connection per client.
 fn spawn_round(
@@ -821,7 +823,7 @@ fn spawn_round(
     plan: Plan,
     stop: &watch::Receiver<bool>,
     http: &reqwest::Client,
-) -> Running {
+) -> Running<Client> {
     clients
         .into_iter()
         .map(|mut c| {
@@ -838,7 +840,8 @@ fn spawn_round(
         .collect()
 }
 
-async fn join_round(running: Running, what: &str) -> Vec<(Client, End)> {
+/// Wait for every client's connection to end; a task that fails or hangs fails the test.
+pub(crate) async fn join_round<C>(running: Running<C>, what: &str) -> Vec<(C, End)> {
     let mut out = Vec::new();
     for h in running {
         match tokio::time::timeout(HANG + Duration::from_secs(5), h).await {
@@ -903,12 +906,12 @@ struct Row {
 }
 
 #[derive(Default)]
-struct Verdict {
-    rows: usize,
-    lost: Vec<String>,
-    duplicated: Vec<String>,
-    unexpected: Vec<String>,
-    other: Vec<String>,
+pub(crate) struct Verdict {
+    pub(crate) rows: usize,
+    pub(crate) lost: Vec<String>,
+    pub(crate) duplicated: Vec<String>,
+    pub(crate) unexpected: Vec<String>,
+    pub(crate) other: Vec<String>,
 }
 
 impl Verdict {
@@ -920,7 +923,7 @@ impl Verdict {
     }
 
     /// `N rows checked, N lost, N duplicated, N unexpected, N other`, for the summary lines.
-    fn counts(&self) -> String {
+    pub(crate) fn counts(&self) -> String {
         format!(
             "{} rows checked, {} lost, {} duplicated, {} unexpected, {} other",
             self.rows,
@@ -1128,7 +1131,7 @@ fn check_histories(
     }
 }
 
-fn assert_clean(v: &Verdict, test: &str, seed: u64, dir: &Path) {
+pub(crate) fn assert_clean(v: &Verdict, test: &str, seed: u64, dir: &Path) {
     if v.is_clean() {
         return;
     }
@@ -1190,7 +1193,7 @@ fn progress(clients: &[Client]) -> (usize, usize) {
 async fn kill_9_cycles_lose_no_acknowledged_message() {
     let test = "kill_9_cycles_lose_no_acknowledged_message";
     let seed = seed(test, SEED_VAR, None);
-    let cycles = crash_cycles();
+    let cycles = crash_cycles(DEFAULT_CYCLES);
     let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().expect("tempdir");
     let http = http_client();

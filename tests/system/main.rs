@@ -13,4 +13,5 @@ mod process;
 
 mod cli;
 mod durability;
+mod durability_changes;
 mod reverse_proxy;
