@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{lock_read, ConnId, Hub, Member, State};
 use crate::events::{Audience, Change, Committed, Refusal};
-use crate::model::{Room, StoredMessage};
+use crate::model::{MessageChange, Room, StoredMessage};
 use crate::protocol::{change_frame, RoomView, ServerMsg};
 
 /// What one [`Hub::fan_out`] call gathers on its way through a batch.
@@ -208,14 +208,17 @@ impl Hub {
                 change,
                 nonce,
                 audience,
-            } => {
-                let frame = change_frame(change, nonce.as_deref());
-                match audience {
-                    // The position lets a resuming connection skip what its replay had.
-                    Audience::Room => self.to_room_at(change.room_id, &frame, change.seq),
-                    Audience::Only(conn) => self.send_to(*conn, frame),
-                }
-            }
+            } => self.apply_message_change(change, nonce.as_deref(), *audience),
+        }
+    }
+
+    /// An edit, deletion or reaction: to the room at its position (a resuming connection
+    /// skips what its replay had), or to the one connection whose repeat it answers.
+    fn apply_message_change(&self, change: &MessageChange, nonce: Option<&str>, to: Audience) {
+        let frame = change_frame(change, nonce);
+        match to {
+            Audience::Room => self.to_room_at(change.room_id, &frame, change.seq),
+            Audience::Only(conn) => self.send_to(conn, frame),
         }
     }
 
