@@ -4,7 +4,7 @@
 
 use super::Context;
 use crate::app::error::AppError;
-use crate::app::lifecycle::{self, Actor};
+use crate::app::lifecycle;
 use crate::domain::valid_nonce;
 
 /// `{"type":"delete","id","nonce"?}`.
@@ -23,11 +23,7 @@ impl DeleteMessage {
 
     /// Delete the message; the hub's `deleted` frame is the answer.
     pub async fn apply(self, cx: &mut Context) -> Result<(), AppError> {
-        let actor = Actor {
-            user_id: cx.user.id,
-            username: &cx.username,
-            origin: Some(cx.conn),
-        };
+        let actor = cx.actor();
         lifecycle::delete(&cx.state, actor, self.id, self.nonce).await
     }
 }

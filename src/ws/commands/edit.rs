@@ -4,7 +4,7 @@
 
 use super::Context;
 use crate::app::error::AppError;
-use crate::app::lifecycle::{self, Actor};
+use crate::app::lifecycle;
 use crate::domain::valid_nonce;
 
 /// `{"type":"edit","id","body","nonce"?}`.
@@ -25,11 +25,7 @@ impl EditMessage {
 
     /// Edit the message; the hub's `edited` frame is the answer.
     pub async fn apply(self, cx: &mut Context) -> Result<(), AppError> {
-        let actor = Actor {
-            user_id: cx.user.id,
-            username: &cx.username,
-            origin: Some(cx.conn),
-        };
+        let actor = cx.actor();
         lifecycle::edit(&cx.state, actor, self.id, self.body, self.nonce)
             .await
             .map(|_| ())

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::app::error::AppError;
+use crate::app::lifecycle::Actor;
 use crate::app::App;
 use crate::hub::ConnId;
 use crate::model::User;
@@ -56,6 +57,17 @@ pub struct Context {
     pub rooms: Rooms,
     /// When this connection last relayed a typing notice.
     pub last_typing: Option<Instant>,
+}
+
+impl Context {
+    /// The user acting on messages through this connection (the one a repeat answers).
+    pub fn actor(&self) -> Actor<'_> {
+        Actor {
+            user_id: self.user.id,
+            username: &self.username,
+            origin: Some(self.conn),
+        }
+    }
 }
 
 /// One client frame, ready to be carried out.

@@ -4,7 +4,7 @@
 
 use super::Context;
 use crate::app::error::AppError;
-use crate::app::lifecycle::{self, Actor};
+use crate::app::lifecycle;
 use crate::domain::valid_nonce;
 
 /// `{"type":"react","id","emoji","on","nonce"?}`.
@@ -27,11 +27,7 @@ impl React {
 
     /// Change the reaction; the hub's `reaction` frame is the answer.
     pub async fn apply(self, cx: &mut Context) -> Result<(), AppError> {
-        let actor = Actor {
-            user_id: cx.user.id,
-            username: &cx.username,
-            origin: Some(cx.conn),
-        };
+        let actor = cx.actor();
         lifecycle::react(&cx.state, actor, self.id, (self.emoji, self.on), self.nonce).await
     }
 }
