@@ -1,4 +1,5 @@
-// The administration page: server status, users, registration mode and invite links.
+// The administration page: server status, users (including deleting everything a user
+// wrote), registration mode and invite links.
 //
 // Every URL is relative (the app may be served under a path prefix). Everything that comes
 // from the server is inserted as text, never parsed as HTML. The server enforces every rule;
@@ -69,6 +70,7 @@ const api = {
   status: () => call('GET', 'api/admin/status'),
   users: () => call('GET', 'api/admin/users'),
   act: (name, action) => call('POST', `api/admin/users/${encodeURIComponent(name)}`, { action }),
+  purge: (name) => call('POST', `api/admin/users/${encodeURIComponent(name)}/purge`),
   registration: () => call('GET', 'api/admin/registration'),
   setRegistration: (mode) => call('PUT', 'api/admin/registration', { mode }),
   invites: () => call('GET', 'api/admin/invites'),
@@ -270,8 +272,8 @@ function renderUsers(focus) {
       'data-slot': slot,
       disabled: extra.disabled,
       title: extra.title,
-      onclick: () => userAction(u, action, slot),
-    }, label);
+      onclick: () => (action === 'purge' ? purgeUser(u, slot) : userAction(u, action, slot)),
+    }, extra.text || label);
     const cantSelf = 'You cannot do this to your own account; ask another administrator.';
     return h('tr', { class: u.disabled ? 'is-disabled' : null },
       h('th', { scope: 'row', 'data-label': 'Username' },
@@ -293,7 +295,8 @@ function renderUsers(focus) {
           u.is_admin
             ? button('role', 'Demote', 'demote', { disabled: self, title: self ? cantSelf : null })
             : button('role', 'Promote', 'promote'),
-          button('signout', 'Sign out everywhere', 'sign_out', { danger: true, forUser: true }))));
+          button('signout', 'Sign out everywhere', 'sign_out', { danger: true, forUser: true }),
+          button('purge', 'Delete all messages by', 'purge', { danger: true, text: 'Delete all messages' }))));
   }));
   if (focus) {
     const target = usersBody.querySelector(`button[data-user="${CSS.escape(focus.user)}"][data-slot="${focus.slot}"]`);
@@ -359,6 +362,29 @@ async function userAction(u, action, slot) {
     loadStatus();
   } catch (err) {
     renderUsers({ user: u.username, slot });
+    showError(err);
+  }
+}
+
+/** Delete every message of `u` (each becomes a tombstone in the chat). */
+async function purgeUser(u, slot) {
+  const n = u.username;
+  const ok = await confirmAction(`Delete every message by ${n}?`,
+    `Everything ${n} has written, in every room and conversation, is deleted for everyone and reads “This message was deleted.” This cannot be undone. The account itself stays.`,
+    'Delete all messages');
+  if (!ok) return;
+  clearError();
+  const buttons = usersBody.querySelectorAll(`button[data-user="${CSS.escape(n)}"]`);
+  for (const b of buttons) b.disabled = true;
+  try {
+    const data = await api.purge(n);
+    const count = Number(data && data.deleted) || 0;
+    const who = (data && typeof data.user === 'string' && data.user) || n;
+    renderUsers({ user: n, slot });
+    announce(`Deleted ${numberFormat.format(count)} message${count === 1 ? '' : 's'} by ${who}.`);
+    loadStatus();
+  } catch (err) {
+    renderUsers({ user: n, slot });
     showError(err);
   }
 }

@@ -1,10 +1,11 @@
 // The chat view: wires the HTTP API, the WebSocket, the rooms sidebar, the
-// message log, the composer, presence, search, dialogs and notifications.
+// message log, the composer, presence, search, dialogs and notifications, and
+// what people do with messages: reply, react, edit and delete.
 
 import { api, ApiError } from './api.js';
-import { $, setText } from './dom.js';
-import { makeNonce, mentions, setAvatar } from './format.js';
-import { MessageLog } from './log.js';
+import { $, h, setText } from './dom.js';
+import { makeNonce, mentions, parseTs, setAvatar } from './format.js';
+import { MessageLog, excerpt, plainText } from './log.js';
 import { Composer } from './composer.js';
 import { OnlineList, TypingIndicator } from './presence.js';
 import { ChatSocket } from './socket.js';
@@ -13,12 +14,15 @@ import { MentionAutocomplete } from './mentions.js';
 import { Notifier } from './notify.js';
 import { SearchPanel } from './search.js';
 import { Switcher } from './switcher.js';
-import { Dialogs } from './dialogs.js';
+import { Dialogs, confirmAction } from './dialogs.js';
+import { rememberEmoji } from './emoji.js';
 
 const PAGE = 50;
 const GAP_PAGE = 200;
 const DEFAULT_ROOM = 'general';
 const READ_DEBOUNCE_MS = 400;
+
+const OFFLINE_TEXT = 'You are offline. Try again once Hearth is connected.';
 
 const CONNECTION_TEXT = {
   connected: 'Connected',
@@ -49,6 +53,9 @@ export class ChatView {
     this.openSeq = 0;
     this.renderQueued = false;
     this.readyMentionFloor = new Map(); // room -> last_id when its counts came from the server
+    this.readyHead = 0;        // the position the last `ready` counted unread messages at
+    this.ops = new Map();      // nonce -> {frame, own}: edits, deletions and reactions not yet answered
+    this.replies = new Map();  // room -> {id, user, excerpt}: the message the next send answers
 
     this.connEl = $('#conn');
     this.connText = $('#conn-text');
@@ -79,6 +86,12 @@ export class ChatView {
         this.composer.focus();
       },
       onSeen: () => this.scheduleRead(),
+      permissions: (s, row) => this.permissions(s, row),
+      onReply: (s, row) => this.startReply(s, row),
+      onReact: (s, row, emoji, on) => this.react(row, emoji, on),
+      onEdit: (s, row, body) => this.edit(row, body),
+      onDelete: (s, row) => this.confirmDelete(s, row),
+      onQuote: (s, row) => this.showOriginal(s, row),
     });
 
     this.mentionBox = new MentionAutocomplete({
@@ -97,8 +110,9 @@ export class ChatView {
       counter: $('#composer-count'),
       onSend: (body) => this.send(body),
       onTyping: () => this.socket && !this.preview && this.socket.send({ type: 'typing', room: this.current }),
-      interceptKey: (e) => this.mentionBox.onKeyDown(e),
+      interceptKey: (e) => this.mentionBox.onKeyDown(e) || this.onComposerKey(e),
     });
+    $('#reply-cancel').addEventListener('click', () => this.cancelReply(true));
 
     this.online = new OnlineList({
       listEl: $('#online-list'),
@@ -166,6 +180,9 @@ export class ChatView {
     this.store.setMe(user.username);
     this.store.upsert({ name: DEFAULT_ROOM, topic: '', kind: 'room', public: true });
     this.readyMentionFloor.clear();
+    this.readyHead = 0;
+    this.ops.clear();
+    this.replies.clear();
     this.gapFilling = false;
     this.current = roomFromHash() || DEFAULT_ROOM;
 
@@ -188,6 +205,7 @@ export class ChatView {
       if (session !== this.session || !data) return;
       this.isAdmin = Boolean(data.is_admin);
       $('#admin-link').hidden = !this.isAdmin;
+      this.log.actions.refresh();
     }).catch(() => {});
 
     this.socket = new ChatSocket({
@@ -453,7 +471,10 @@ export class ChatView {
         // Only the fields that describe the room; unread state comes from frames.
         this.store.upsert(pickDefined({ name, topic: r.topic, public: r.public, kind: r.kind, users: r.users, members: Array.isArray(data.members) ? data.members.length : r.members, created_by: r.created_by }));
       }
-      if (name === this.current) this.refreshHeader();
+      if (name === this.current) {
+        this.refreshHeader();
+        this.log.actions.refresh();
+      }
       this.dialogs.membersChanged(name);
     } catch {
       // The member list is a nicety; the header keeps its count.
@@ -520,6 +541,9 @@ export class ChatView {
       case 'member_left': return this.onMember(frame, false);
       case 'read': return this.onRead(frame);
       case 'mention': return this.onMention(frame);
+      case 'edited': return this.onEdited(frame);
+      case 'deleted': return this.onDeleted(frame);
+      case 'reaction': return this.onReaction(frame);
       default: return undefined; // unknown frame types are ignored (forward compatible)
     }
   }
@@ -535,6 +559,7 @@ export class ChatView {
       this.store.setMe(frame.user.username);
     }
     if (typeof frame.last_id === 'number' && frame.last_id > this.lastId) this.lastId = frame.last_id;
+    if (typeof frame.last_id === 'number') this.readyHead = frame.last_id;
     if (Array.isArray(frame.rooms) && frame.rooms.length) {
       this.store.setAll(frame.rooms);
       this.readyMentionFloor.clear();
@@ -557,9 +582,10 @@ export class ChatView {
 
     // Resend what never got acknowledged, with the same nonces: the server
     // stores nothing twice and echoes the stored message back.
-    for (const m of this.log.unsent()) {
-      this.socket.send({ type: 'send', room: m.room, body: m.body, nonce: m.nonce });
-    }
+    for (const m of this.log.unsent()) this.socket.send(sendFrame(m));
+    // Changes sent just before the connection dropped: repeats are harmless (the server
+    // answers a repeat with the current state and stores nothing).
+    for (const op of this.ops.values()) this.socket.send(op.frame);
     this.scheduleRead();
   }
 
@@ -652,6 +678,7 @@ export class ChatView {
     if (!name) return;
     this.store.remove(name);
     this.members.delete(name);
+    this.replies.delete(name);
     this.log.drop(name);
     this.dialogs.roomGone(name);
     if (this.current === name) {
@@ -670,6 +697,10 @@ export class ChatView {
       if (!this.store.has(oldName)) return;
       this.store.rename(oldName, fields);
       this.log.rename(oldName, r.name);
+      if (this.replies.has(oldName)) {
+        this.replies.set(r.name, this.replies.get(oldName));
+        this.replies.delete(oldName);
+      }
       if (this.members.has(oldName)) {
         this.members.set(r.name, this.members.get(oldName));
         this.members.delete(oldName);
@@ -682,7 +713,10 @@ export class ChatView {
     } else if (this.store.has(r.name)) {
       this.store.upsert(fields);
     }
-    if (this.current === r.name) this.refreshHeaderAndLog();
+    if (this.current === r.name) {
+      this.refreshHeaderAndLog();
+      this.log.actions.refresh();
+    }
     this.dialogs.roomChanged(r.name);
     this.render();
   }
@@ -728,6 +762,12 @@ export class ChatView {
   }
 
   onError(frame) {
+    const op = frame.nonce ? this.ops.get(frame.nonce) : null;
+    if (op) {
+      this.ops.delete(frame.nonce);
+      this.opFailed(op, frame);
+      return;
+    }
     // Refused read markers and typing pings carry no nonce and need no words on screen.
     if (!frame.nonce && frame.code !== 'rate_limited') return;
     const text = describeError(frame);
@@ -746,8 +786,13 @@ export class ChatView {
     if (!s) return;
     if (!s.reachedEnd) this.jumpToLatest();
     this.mentionBox.close();
-    this.log.addPending(s, { nonce, body, room, user: this.me.username });
-    if (this.socket) this.socket.send({ type: 'send', room, body, nonce });
+    const reply = this.replies.get(room) || null;
+    if (reply) {
+      this.replies.delete(room);
+      this.renderReply();
+    }
+    const row = this.log.addPending(s, { nonce, body, room, user: this.me.username, reply_to: reply });
+    if (this.socket) this.socket.send(sendFrame(row.msg));
     // Otherwise it stays pending and goes out after the next `ready`.
   }
 
@@ -755,8 +800,210 @@ export class ChatView {
     const m = this.log.markRetrying(nonce);
     if (!m) return;
     this.composer.clearNotice(true);
-    if (this.socket) this.socket.send({ type: 'send', room: m.room, body: m.body, nonce: m.nonce });
+    if (this.socket) this.socket.send(sendFrame(m));
     this.composer.focus();
+  }
+
+  // ---- replies, reactions, edits and deletions ----------------------------------------
+
+  /** What the reader may do with message `row` of the room log `s` (null: nothing). */
+  permissions(s, row) {
+    const m = row.msg;
+    if (!this.me || row.pending || m.id == null || m.deleted) return null;
+    const room = this.store.get(s.room);
+    const member = Boolean(room) && !s.preview;
+    const own = this.isMe(m.user);
+    const inWindow = editWindowOpen(m.ts);
+    const moderator = member && room.kind !== 'dm' && room.created_by != null && this.isMe(room.created_by);
+    return {
+      reply: member,
+      react: member,
+      edit: own && inWindow,
+      delete: (own && inWindow) || this.isAdmin || moderator,
+    };
+  }
+
+  /** Send an `edit`, `delete` or `react` frame with a nonce; false when offline. */
+  sendOp(frame, own = false) {
+    const op = { frame: { ...frame, nonce: makeNonce() }, own };
+    if (!this.socket || !this.socket.send(op.frame)) return null;
+    this.ops.set(op.frame.nonce, op);
+    return op.frame.nonce;
+  }
+
+  /** The server answered the change with this nonce (the echo is the acknowledgement). */
+  settleOp(nonce) {
+    if (nonce) this.ops.delete(nonce);
+  }
+
+  opFailed(op, frame) {
+    const text = opErrorText(op, frame);
+    if (op.frame.type === 'edit') {
+      const row = this.findRow(op.frame.id);
+      if (row && row.editor) {
+        this.log.actions.editFailed(row, text);
+        return;
+      }
+    }
+    const retryMs = Number(frame.retry_after_ms) || 0;
+    this.composer.showNotice(text, { timeoutMs: frame.code === 'rate_limited' ? Math.max(3000, retryMs + 500) : 8000 });
+  }
+
+  findRow(id) {
+    for (const s of this.log.rooms.values()) {
+      const row = s.byId.get(id);
+      if (row) return row;
+    }
+    return null;
+  }
+
+  react(row, emoji, on) {
+    if (!this.sendOp({ type: 'react', id: row.id, emoji, on })) {
+      this.composer.showNotice(OFFLINE_TEXT);
+      return;
+    }
+    if (on) rememberEmoji(emoji);
+  }
+
+  edit(row, body) {
+    const nonce = this.sendOp({ type: 'edit', id: row.id, body }, true);
+    return nonce ? { nonce } : { error: OFFLINE_TEXT };
+  }
+
+  async confirmDelete(s, row) {
+    const m = row.msg;
+    const own = this.isMe(m.user);
+    const ok = await confirmAction({
+      title: 'Delete this message?',
+      text: own
+        ? 'It is removed for everyone in the conversation. This can’t be undone.'
+        : `This message by ${m.user} is removed for everyone in the conversation. This can’t be undone.`,
+      quote: m.body,
+      ok: 'Delete',
+    });
+    if (!ok || row.msg.deleted) return;
+    if (!this.sendOp({ type: 'delete', id: row.id }, own)) {
+      this.composer.showNotice(OFFLINE_TEXT);
+      return;
+    }
+    if (row.el.isConnected) row.el.focus({ preventScroll: true });
+  }
+
+  /** "Reply": the next message sent in this room answers `row`. */
+  startReply(s, row) {
+    const m = row.msg;
+    this.replies.set(s.room, { id: m.id, user: m.user, excerpt: excerpt(m.body) });
+    this.renderReply();
+    // Asked for: focus the box even where the on-screen keyboard then opens.
+    this.composer.input.focus({ preventScroll: true });
+  }
+
+  cancelReply(focus) {
+    if (!this.replies.delete(this.current)) return;
+    this.renderReply();
+    if (focus) this.composer.input.focus({ preventScroll: true });
+  }
+
+  /** The "Replying to …" bar above the message box, for the open room. */
+  renderReply() {
+    const r = this.preview ? null : this.replies.get(this.current);
+    const bar = $('#reply-bar');
+    const input = this.composer.input;
+    const described = (input.getAttribute('aria-describedby') || '').split(/\s+/).filter((x) => x && x !== 'reply-text');
+    bar.hidden = !r;
+    if (r) {
+      const text = plainText(r.excerpt) || String(r.excerpt || '').trim();
+      $('#reply-text').replaceChildren(
+        'Replying to ',
+        h('strong', { class: 'reply-author' }, r.user),
+        text ? ': ' : '',
+        text ? h('span', { class: 'reply-excerpt' }, text) : '');
+      described.unshift('reply-text');
+    }
+    input.setAttribute('aria-describedby', described.join(' '));
+  }
+
+  /** A click on a reply's quote: show the message it answers, loading history around it. */
+  async showOriginal(s, row) {
+    const id = row.msg.reply_to && row.msg.reply_to.id;
+    if (typeof id !== 'number') return;
+    if (s.byId.has(id)) {
+      this.log.highlight(id);
+    } else {
+      await this.openRoom(s.room, { at: id });
+    }
+    const target = this.log.current && this.log.current.byId.get(id);
+    if (target) target.el.focus({ preventScroll: true });
+  }
+
+  /** Up arrow in the empty message box: edit the reader's last message here. */
+  onComposerKey(e) {
+    if (e.defaultPrevented || e.altKey || e.ctrlKey || e.metaKey || e.shiftKey || e.isComposing) return false;
+    if (e.key === 'Escape' && this.replies.has(this.current) && !this.preview) {
+      e.preventDefault();
+      e.stopPropagation();
+      this.cancelReply(false);
+      return true;
+    }
+    if (e.key !== 'ArrowUp' || this.composer.input.value !== '') return false;
+    const s = this.log.current;
+    if (!s) return false;
+    for (let i = s.confirmed.length - 1; i >= 0; i--) {
+      const row = s.confirmed[i];
+      if (!row.own || row.msg.deleted) continue;
+      const may = this.permissions(s, row);
+      if (!may || !may.edit) return false;
+      e.preventDefault();
+      this.log.actions.startEdit(row, { returnTo: this.composer.input });
+      return true;
+    }
+    return false;
+  }
+
+  onEdited(f) {
+    this.noteId(f.seq);
+    const s = this.log.state(f.room);
+    if (s) {
+      const row = this.log.applyEdited(s, f);
+      if (row && f.nonce) this.log.actions.editSaved(row, f.nonce);
+    }
+    this.settleOp(f.nonce);
+    const r = this.replies.get(f.room);
+    if (r && r.id === f.id && f.body) {
+      r.excerpt = excerpt(f.body);
+      if (f.room === this.current) this.renderReply();
+    }
+  }
+
+  onDeleted(f) {
+    this.noteId(f.seq);
+    const s = this.log.state(f.room);
+    const before = s ? this.log.applyDeleted(s, f) : null;
+    this.settleOp(f.nonce);
+    const r = this.replies.get(f.room);
+    if (r && r.id === f.id) {
+      this.replies.delete(f.room);
+      if (f.room === this.current) {
+        this.renderReply();
+        this.composer.showNotice('The message you were replying to was deleted.', { tone: 'info' });
+      }
+    }
+    // A deleted message no longer counts as unread (the server's counts already knew of
+    // deletions up to the last `ready`).
+    const room = this.store.get(f.room);
+    if (room && before && !before.deleted && typeof f.seq === 'number' && f.seq > this.readyHead
+        && !this.isMe(before.user) && f.id > room.last_read && room.unread > 0) {
+      room.unread -= 1;
+      if (room.mentions > 0 && mentions(before.body, this.me.username)) room.mentions -= 1;
+      this.queueRender();
+    }
+  }
+
+  onReaction(f) {
+    this.noteId(f.seq);
+    const s = this.log.state(f.room);
+    if (s) this.log.applyReaction(s, f);
+    this.settleOp(f.nonce);
   }
 
   // ---- read markers -------------------------------------------------------------------
@@ -879,6 +1126,7 @@ export class ChatView {
     bar.hidden = !this.preview;
     if (this.preview) setText($('#preview-text'), `You are reading #${this.preview.name} without being a member.`);
     $('#composer').hidden = Boolean(this.preview);
+    this.renderReply();
   }
 
   showRoomError(text) {
@@ -984,6 +1232,7 @@ function describeError(frame) {
     case 'empty_message': return 'You can’t send an empty message.';
     case 'unknown_room': return 'That room doesn’t exist any more.';
     case 'not_a_member': return 'You are not a member of that room.';
+    case 'unknown_message': return 'The message you replied to was deleted.';
     default: return frame.message || 'The server refused that message.';
   }
 }
@@ -994,7 +1243,47 @@ function shortReason(frame) {
     case 'message_too_long': return 'too long';
     case 'empty_message': return 'empty';
     case 'not_a_member': return 'not a member';
+    case 'unknown_message': return 'the message it answers was deleted';
     default: return frame.message || frame.code || '';
+  }
+}
+
+/** A `send` frame for a (pending) message, with the id of the message it answers. */
+function sendFrame(m) {
+  const frame = { type: 'send', room: m.room, body: m.body, nonce: m.nonce };
+  if (m.reply_to && typeof m.reply_to.id === 'number') frame.reply_to = m.reply_to.id;
+  return frame;
+}
+
+/** `messages.edit_window_minutes`, as config.js gives it (0: no limit). */
+function editWindowMinutes() {
+  const n = Number(window.HEARTH && window.HEARTH.edit_window_minutes);
+  return Number.isFinite(n) && n > 0 ? n : 0;
+}
+
+/** May an author still edit (or delete) a message sent at `ts`? */
+function editWindowOpen(ts) {
+  const minutes = editWindowMinutes();
+  return !minutes || Date.now() - parseTs(ts).getTime() < minutes * 60_000;
+}
+
+function opErrorText(op, frame) {
+  const type = op.frame.type;
+  const minutes = editWindowMinutes();
+  const span = `${minutes} minute${minutes === 1 ? '' : 's'}`;
+  switch (frame.code) {
+    case 'forbidden':
+      if (type === 'edit') return minutes ? `Messages can only be edited within ${span} of sending them.` : 'You can only edit your own messages.';
+      if (op.own && minutes) return `Your messages can only be deleted within ${span} of sending them.`;
+      return 'Only its author, the room’s creator or an administrator can delete that message.';
+    case 'unknown_message':
+      if (type === 'delete') return 'That message is already gone.';
+      return type === 'edit' ? 'That message was deleted, so it can’t be edited.' : 'That message was deleted, so it can’t take reactions.';
+    case 'invalid_emoji': return 'That can’t be used as a reaction: choose a single emoji.';
+    case 'too_many_reactions': return 'That message already has 20 different reactions. Add one of those instead.';
+    case 'not_a_member': return 'Join the room to react to its messages.';
+    case 'empty_message': return 'A message can’t be empty. To remove it, use Delete instead.';
+    default: return describeError(frame);
   }
 }
 

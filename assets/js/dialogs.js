@@ -1,8 +1,9 @@
 // The modal dialogs: create a room, browse public rooms, start a direct
 // message, room details (members, invite, rename/topic, notification level,
-// leave), notification preferences and the signed-in devices (browser
-// sessions and bot tokens, each revocable). Each is a <dialog>: Escape closes
-// it, focus moves into it and back to where it was.
+// leave), notification preferences, the signed-in devices (browser
+// sessions and bot tokens, each revocable) and the confirmation asked before
+// something that cannot be undone. Each is a <dialog>: Escape closes it, focus
+// moves into it and back to where it was.
 
 import { api, ApiError } from './api.js';
 import { $, h, setText } from './dom.js';
@@ -34,12 +35,37 @@ export function wireDialog(dialog) {
   });
 }
 
+/**
+ * Ask before something that cannot be undone, in the page's confirmation dialog. Resolves to
+ * true when the reader chose `ok`; "Cancel", Escape or a click outside resolve to false.
+ * `quote` (optional) shows what the action is about, as plain text.
+ * @param {{title: string, text: string, quote?: string, ok: string}} o
+ */
+export function confirmAction({ title, text, quote = '', ok }) {
+  const dialog = $('#confirm-dialog');
+  if (!dialog || typeof dialog.showModal !== 'function') {
+    return Promise.resolve(window.confirm(`${title}\n\n${text}`));
+  }
+  if (dialog.open) dialog.close();
+  setText($('#confirm-dialog-title'), title);
+  setText($('#confirm-dialog-text'), text);
+  const q = $('#confirm-dialog-quote');
+  setText(q, quote);
+  q.hidden = !quote;
+  setText($('#confirm-dialog-ok'), ok);
+  return new Promise((resolve) => {
+    dialog.returnValue = 'cancel';
+    openDialog(dialog, $('#confirm-dialog-cancel'));
+    dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true });
+  });
+}
+
 const errorText = (err, fallback) => (err instanceof ApiError ? err.message : fallback);
 
 export class Dialogs {
   constructor(app) {
     this.app = app;
-    this.all = ['#create-room-dialog', '#directory-dialog', '#dm-dialog', '#room-dialog', '#notify-dialog', '#devices-dialog'].map((s) => $(s));
+    this.all = ['#create-room-dialog', '#directory-dialog', '#dm-dialog', '#room-dialog', '#notify-dialog', '#devices-dialog', '#confirm-dialog'].map((s) => $(s));
     for (const d of this.all) wireDialog(d);
     this.directory = [];
     this.roomDialogFor = '';

@@ -1,6 +1,9 @@
 // The message list: ordering by id, de-duplication, grouping, day separators,
 // pending/failed messages, the "New messages" divider, windows of history
-// around a message (with newer pages below), and scroll behaviour.
+// around a message (with newer pages below), and scroll behaviour. Each row shows
+// its message in its current state: edits ("(edited)"), deletions (a tombstone),
+// reactions and the quote of the message it replies to; actions.js adds what a
+// reader can do with it.
 //
 // One role=log element shows one room at a time. Every room that was opened
 // keeps its own RoomLog (rows, scroll position, paging state), so switching
@@ -9,10 +12,14 @@
 import { h, setText, prefersReducedMotion } from './dom.js';
 import { avatar, dayKey, dayLabel, formatFull, formatTime, mentions, parseTs } from './format.js';
 import { renderMarkdown } from './markdown.js';
+import { MessageActions } from './actions.js';
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000;
 const PIN_THRESHOLD_PX = 56;
 const LOAD_THRESHOLD_PX = 400;
+/** How much of the original a reply quotes (as the server does). */
+const EXCERPT_CHARS = 200;
+const DELETED_TEXT = 'This message was deleted.';
 
 /** Everything the log knows about one room. */
 export class RoomLog {
@@ -37,6 +44,8 @@ export class RoomLog {
     this.dividerRow = null;
     this.targetRow = null;
     this.preview = false;
+    this.focusRow = null;      // the row that is the log's tab stop
+    this.followNewest = true;  // ...and it moves to each new newest message
   }
 
   get oldestId() { return this.confirmed.length ? this.confirmed[0].id : 0; }
@@ -55,6 +64,8 @@ export class RoomLog {
     this.targetRow = null;
     this.olderFailed = false;
     this.newerFailed = false;
+    this.focusRow = null;
+    this.followNewest = true;
   }
 }
 
@@ -77,6 +88,13 @@ export class MessageLog {
    * @param {(nonce: string) => void} o.onRetry
    * @param {(nonce: string) => void} o.onDiscard
    * @param {() => void} o.onSeen      the newest messages may have become visible
+   * @param {(s: RoomLog, row: object) => ({reply, react, edit, delete}|null)} o.permissions
+   *   what the reader may do with a confirmed message
+   * @param {(s: RoomLog, row: object) => void} o.onReply
+   * @param {(s: RoomLog, row: object, emoji: string, on: boolean) => void} o.onReact
+   * @param {(s: RoomLog, row: object, body: string) => ({nonce: string}|{error: string})} o.onEdit
+   * @param {(s: RoomLog, row: object) => Promise<void>} o.onDelete  asks first
+   * @param {(s: RoomLog, row: object) => void} o.onQuote  show the message a reply answers
    */
   constructor(o) {
     this.o = o;
@@ -87,6 +105,8 @@ export class MessageLog {
     this.s = null;          // the RoomLog shown
     this.scrollQueued = false;
     this.lastDayKey = dayKey(new Date());
+    this.rowEls = new WeakMap(); // row element -> row
+    this.actions = new MessageActions(this, o);
 
     this.logEl.addEventListener('scroll', () => this.onScroll(), { passive: true });
     o.loadBtn.addEventListener('click', () => this.loadOlder());
@@ -182,6 +202,7 @@ export class MessageLog {
       this.s.scrollTop = this.logEl.scrollTop;
       this.clearTarget(this.s);
     }
+    this.actions.hide();
     const s = this.state(room, true);
     s.title = title;
     this.s = s;
@@ -230,6 +251,7 @@ export class MessageLog {
     s.reachedEnd = reachedEnd;
     if (reachedEnd) this.flushBuffer(s);
     this.refreshAll(s);
+    this.ensureRoving(s);
     if (shown) {
       this.updateLoaders();
       this.logEl.setAttribute('aria-busy', 'false');
@@ -314,6 +336,7 @@ export class MessageLog {
     if (shown) el.setAttribute('aria-busy', 'true');
     for (const m of messages) this.insertMessage(s, m);
     this.refreshAll(s);
+    this.ensureRoving(s);
     s.reachedStart = reachedStart;
     if (!shown) return;
     this.updateLoaders();
@@ -352,6 +375,7 @@ export class MessageLog {
       this.flushBuffer(s);
     }
     this.refreshAll(s);
+    this.ensureRoving(s);
     if (!shown) return;
     this.updateLoaders();
     this.logEl.setAttribute('aria-busy', 'false');
@@ -392,6 +416,7 @@ export class MessageLog {
       if (this.isOwn(m.user)) own = true;
       else fromOthers = true;
     }
+    if (added) this.ensureRoving(s);
     if (!added || !this.isShown(s)) return added;
     if (s.pinned || own) this.queueScrollToBottom();
     else if (fromOthers) this.o.jumpBtn.hidden = false;
@@ -407,9 +432,12 @@ export class MessageLog {
     if (!m || typeof m.id !== 'number') return false;
     const pendingRow = m.nonce && this.isOwn(m.user) ? s.byNonce.get(m.nonce) : null;
 
-    if (s.byId.has(m.id)) {
-      // Already shown; a duplicate echo can still settle a pending copy.
+    const shownRow = s.byId.get(m.id);
+    if (shownRow) {
+      // Already shown; a duplicate echo can still settle a pending copy, and a
+      // message object carries the message's current state.
       if (pendingRow) this.removeRow(s, pendingRow);
+      this.setState(s, shownRow, m);
       return false;
     }
 
@@ -426,7 +454,9 @@ export class MessageLog {
       row.failed = false;
       this.renderTime(row);
       this.setStatus(row, null);
+      this.renderMessage(row);
       row.el.dataset.id = String(m.id);
+      row.el.tabIndex = -1;
       result = 'confirmed-own';
     } else {
       row = this.buildRow(m, false);
@@ -449,8 +479,10 @@ export class MessageLog {
 
   // ---- pending messages -----------------------------------------------------
 
-  addPending(s, { nonce, body, room, user }) {
+  /** `reply_to`, when given, is the `{id, user, excerpt}` of the message answered. */
+  addPending(s, { nonce, body, room, user, reply_to = null }) {
     const msg = { id: null, room, user, body, ts: new Date().toISOString(), nonce };
+    if (reply_to) msg.reply_to = reply_to;
     const row = this.buildRow(msg, true);
     row.nonce = nonce;
     s.pending.push(row);
@@ -517,8 +549,10 @@ export class MessageLog {
       s.byId.delete(row.id);
       removeFrom(s.confirmed, row);
     }
+    this.actions.forget(row);
     row.el.remove();
     if (next) this.refreshRow(s, next);
+    if (s.focusRow === row) this.ensureRoving(s);
   }
 
   // ---- divider and highlight ---------------------------------------------------
@@ -585,9 +619,8 @@ export class MessageLog {
     const date = parseTs(msg.ts);
     const row = {
       id: msg.id, msg, date, pending, failed: false, nonce: msg.nonce || null,
-      own, cont: null, dayText: null,
+      own, cont: null, dayText: null, bodyKey: null, replyKey: null, editor: null,
     };
-    const mentionsMe = !own && mentions(msg.body, this.me);
 
     row.newEl = h('div', { class: 'new-sep', hidden: true }, h('span', { class: 'new-sep-label' }, 'New messages'));
     row.dayEl = h('div', { class: 'day-sep', hidden: true }, h('span', { class: 'day-sep-label' }));
@@ -596,22 +629,191 @@ export class MessageLog {
       h('span', { class: 'msg-author' }, msg.user),
       h('span', { class: 'visually-hidden' }, ', '),
       row.timeEl);
-    row.bubbleEl = h('div', { class: 'msg-bubble' }, h('div', { class: 'msg-body' }, renderMarkdown(msg.body, this.me)));
+    row.bubbleEl = h('div', { class: 'msg-bubble' });
+    row.reactionsEl = h('div', { class: 'msg-reactions', role: 'group', 'aria-label': 'Reactions', hidden: true });
     row.statusEl = h('div', { class: 'msg-status', hidden: true });
+    row.contentEl = h('div', { class: 'msg-content' }, row.headEl, row.bubbleEl, row.reactionsEl, row.statusEl);
 
     row.el = h('div', {
-      class: `msg${own ? ' own' : ''}${pending ? ' pending' : ''}${mentionsMe ? ' mentions-me' : ''}`,
+      class: `msg${own ? ' own' : ''}${pending ? ' pending' : ''}`,
       dataset: msg.id != null ? { id: String(msg.id) } : {},
     },
     row.dayEl,
     row.newEl,
     h('div', { class: 'msg-row' },
       own ? null : avatar(msg.user),
-      h('div', { class: 'msg-content' }, row.headEl, row.bubbleEl, row.statusEl)));
+      row.contentEl));
+    // Confirmed messages can take focus (the log's roving tab stop, see actions.js).
+    if (msg.id != null) row.el.tabIndex = -1;
+    this.rowEls.set(row.el, row);
 
+    this.renderMessage(row);
     this.renderTime(row);
     if (pending) this.setStatus(row, 'pending');
     return row;
+  }
+
+  /** The row of a message element of the shown room. */
+  rowOf(el) {
+    const row = this.rowEls.get(el);
+    return row && this.s && (this.s.byId.get(row.id) === row || this.s.pending.includes(row)) ? row : null;
+  }
+
+  /** The bubble (quote, text, "(edited)"), the reactions and the mention mark, from row.msg. */
+  renderMessage(row) {
+    const m = row.msg;
+    const deleted = Boolean(m.deleted);
+    row.el.classList.toggle('is-deleted', deleted);
+    row.el.classList.toggle('mentions-me', !deleted && !row.own && mentions(m.body, this.me));
+    const bodyKey = deleted ? '' : `${m.edited_ts || ''}\u0000${m.body}`;
+    const reply = !deleted && m.reply_to && typeof m.reply_to === 'object' ? m.reply_to : null;
+    const replyKey = reply ? `${reply.id}\u0000${reply.user}\u0000${reply.excerpt}` : '';
+    if (bodyKey !== row.bodyKey || replyKey !== row.replyKey) {
+      row.bodyKey = bodyKey;
+      row.replyKey = replyKey;
+      if (deleted) {
+        row.bubbleEl.replaceChildren(h('p', { class: 'msg-deleted' }, DELETED_TEXT));
+      } else {
+        const parts = [];
+        if (reply) parts.push(quoteOf(reply));
+        parts.push(h('div', { class: 'msg-body' }, renderMarkdown(m.body, this.me)));
+        if (m.edited_ts) {
+          const when = parseTs(m.edited_ts);
+          parts.push(h('span', { class: 'msg-edited', title: `Edited ${formatFull(when)}` }, '(edited)'));
+        }
+        row.bubbleEl.replaceChildren(...parts);
+      }
+    }
+    this.renderReactions(row);
+  }
+
+  /**
+   * The reaction chips, updated in place (a chip keeps its element, and so the focus, while
+   * its count changes), in the order the emoji were first used.
+   */
+  renderReactions(row) {
+    const list = row.msg.deleted || !Array.isArray(row.msg.reactions) ? [] : row.msg.reactions;
+    const box = row.reactionsEl;
+    const old = new Map();
+    for (const chip of Array.from(box.children)) old.set(chip.dataset.emoji, chip);
+    const chips = list.map((r) => {
+      const users = Array.isArray(r.users) ? r.users : [];
+      const count = users.length || Number(r.count) || 0;
+      const mine = users.some((u) => this.isOwn(u));
+      let chip = old.get(r.emoji);
+      old.delete(r.emoji);
+      if (!chip) {
+        chip = h('button', { type: 'button', class: 'reaction', dataset: { emoji: r.emoji } },
+          h('span', { class: 'reaction-emoji', 'aria-hidden': 'true' }, r.emoji),
+          h('span', { class: 'reaction-count', 'aria-hidden': 'true' }));
+      }
+      chip.setAttribute('aria-pressed', mine ? 'true' : 'false');
+      chip.setAttribute('aria-label', `${r.emoji} ${count}`);
+      chip.title = users.join(', ');
+      setText(chip.lastChild, String(count));
+      return chip;
+    });
+    let lostFocus = false;
+    for (const chip of old.values()) {
+      if (chip.contains(document.activeElement)) lostFocus = true;
+      chip.remove();
+    }
+    chips.forEach((chip, i) => {
+      if (box.children[i] !== chip) box.insertBefore(chip, box.children[i] || null);
+    });
+    box.hidden = chips.length === 0;
+    if (lostFocus && row.el.isConnected) (chips[0] || row.el).focus({ preventScroll: true });
+  }
+
+  // ---- changes to messages ----------------------------------------------------------
+
+  /** A message object for a row already shown: take over its current state. */
+  setState(s, row, m) {
+    if (row.pending || !m) return;
+    const prev = row.msg;
+    // A copy fetched before a change arrived live must not undo it: deletions are final,
+    // and an older edit does not replace a newer one.
+    if (prev.deleted && !m.deleted) return;
+    if (!m.deleted && prev.edited_ts && (!m.edited_ts || parseTs(m.edited_ts) < parseTs(prev.edited_ts))) {
+      m = { ...m, body: prev.body, edited_ts: prev.edited_ts };
+    }
+    row.msg = m;
+    if (m.deleted && !prev.deleted) this.actions.forget(row);
+    this.renderMessage(row);
+    if (row.editor && m.deleted) this.actions.closeEditor(row, false);
+  }
+
+  /**
+   * Apply `update` (a function from the old message object to the new one) to message `id`
+   * of `s`, whether it is shown or held back. Returns the message as it was, or null when
+   * `s` does not have it.
+   */
+  change(s, id, update) {
+    let before = null;
+    const row = s.byId.get(id);
+    if (row) {
+      before = row.msg;
+      this.setState(s, row, update(row.msg));
+    }
+    s.buffer.forEach((m, i) => {
+      if (m && m.id === id) {
+        if (!before) before = m;
+        s.buffer[i] = update(m);
+      }
+    });
+    return before;
+  }
+
+  /** An `edited` frame. Returns the row when it is shown. */
+  applyEdited(s, f) {
+    // A replayed edit of a message deleted since carries no text: its `deleted` frame follows.
+    if (typeof f.body !== 'string' || f.body === '') return null;
+    const before = this.change(s, f.id, (m) => (m.deleted ? m : { ...m, body: f.body, edited_ts: f.edited_ts || m.edited_ts }));
+    if (before && !before.deleted) this.updateQuotes(s, f.id, excerpt(f.body));
+    return s.byId.get(f.id) || null;
+  }
+
+  /** A `deleted` frame. Returns the message as it was before (null when not known). */
+  applyDeleted(s, f) {
+    const before = this.change(s, f.id, (m) => ({ id: m.id, room: m.room, user: m.user, ts: m.ts, deleted: true, body: '' }));
+    this.updateQuotes(s, f.id, '');
+    return before;
+  }
+
+  /** A `reaction` frame: `user` reacts with `emoji` (or not) after it, whatever was before. */
+  applyReaction(s, f) {
+    if (typeof f.emoji !== 'string' || !f.emoji) return;
+    this.change(s, f.id, (m) => (m.deleted ? m : { ...m, reactions: withReaction(m.reactions, f.emoji, f.user, Boolean(f.on)) }));
+  }
+
+  /** The quotes of the replies to message `id` follow its text (`''` once it is deleted). */
+  updateQuotes(s, id, text) {
+    const update = (m) => (m.reply_to && m.reply_to.id === id ? { ...m, reply_to: { ...m.reply_to, excerpt: text } } : m);
+    for (const row of s.confirmed.concat(s.pending)) {
+      if (!row.msg.reply_to || row.msg.reply_to.id !== id) continue;
+      row.msg = update(row.msg);
+      this.renderMessage(row);
+    }
+    s.buffer = s.buffer.map((m) => (m ? update(m) : m));
+  }
+
+  // ---- keyboard focus ---------------------------------------------------------------
+
+  /** Make `row` the log's tab stop (`byUser`: the reader put focus there). */
+  setRoving(s, row, byUser = false) {
+    if (byUser) s.followNewest = row === s.confirmed[s.confirmed.length - 1];
+    if (s.focusRow === row) return;
+    if (s.focusRow) s.focusRow.el.tabIndex = -1;
+    s.focusRow = row;
+    if (row) row.el.tabIndex = 0;
+  }
+
+  /** Keep a tab stop on a message that is there: the newest, or the one chosen last. */
+  ensureRoving(s) {
+    let row = s.focusRow;
+    if (row && s.byId.get(row.id) !== row) row = null;
+    if (!row || s.followNewest) row = s.confirmed[s.confirmed.length - 1] || null;
+    this.setRoving(s, row);
   }
 
   renderTime(row) {
@@ -729,4 +931,48 @@ function sortedIndex(rows, id) {
 function removeFrom(arr, row) {
   const i = arr.indexOf(row);
   if (i >= 0) arr.splice(i, 1);
+}
+
+/** The first characters of a body, as a reply quotes it. */
+export function excerpt(body) {
+  return Array.from(String(body || '')).slice(0, EXCERPT_CHARS).join('');
+}
+
+/**
+ * Markdown as the words a reader sees, on one line (for quotes of it): rendered by
+ * renderMarkdown, so the markers go and nothing is ever parsed as HTML.
+ */
+export function plainText(markdown) {
+  const box = document.createElement('div');
+  box.append(...renderMarkdown(markdown, '', { roomLinks: false, copyButtons: false }));
+  for (const el of box.querySelectorAll('p, li, pre, blockquote, br')) el.after(' ');
+  return box.textContent.replace(/\s+/g, ' ').trim();
+}
+
+/** A quote of the message a reply answers: its author and the start of its text. */
+function quoteOf(reply) {
+  const raw = String(reply.excerpt || '');
+  const text = plainText(raw) || raw.replace(/\s+/g, ' ').trim();
+  return h('button', { type: 'button', class: 'msg-quote', title: 'Show the original message', dataset: { replyTo: String(reply.id) } },
+    h('span', { class: 'visually-hidden' }, 'In reply to '),
+    h('span', { class: 'msg-quote-author' }, reply.user),
+    h('span', { class: 'visually-hidden' }, ': '),
+    text
+      ? h('span', { class: 'msg-quote-text' }, text)
+      : h('span', { class: 'msg-quote-text is-gone' }, 'Original message deleted'));
+}
+
+/** `reactions` after `user` reacted with `emoji` (`on`) or took it back. */
+export function withReaction(reactions, emoji, user, on) {
+  const list = Array.isArray(reactions) ? reactions.map((r) => ({ ...r, users: Array.isArray(r.users) ? r.users.slice() : [] })) : [];
+  const key = String(user).toLowerCase();
+  const i = list.findIndex((r) => r.emoji === emoji);
+  const r = i >= 0 ? list[i] : { emoji, count: 0, users: [] };
+  const has = r.users.some((u) => String(u).toLowerCase() === key);
+  if (on && !has) r.users.push(user);
+  if (!on && has) r.users = r.users.filter((u) => String(u).toLowerCase() !== key);
+  r.count = r.users.length;
+  if (i < 0 && r.count > 0) list.push(r);
+  if (i >= 0 && r.count === 0) list.splice(i, 1);
+  return list;
 }

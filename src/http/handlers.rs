@@ -328,17 +328,21 @@ pub fn ws_url(base: &str) -> String {
 }
 
 /// GET /config.js: `url` is the public base URL without a trailing slash (with the path
-/// prefix, if any), `ws` the WebSocket URL under it.
+/// prefix, if any), `ws` the WebSocket URL under it, and `edit_window_minutes` when
+/// `messages.edit_window_minutes` limits editing (absent when it does not, so the default
+/// answer stays exactly the contract's two keys).
 pub async fn config_js(
     host: Option<String>,
     forwarded: Option<ForwardedProto>,
     state: App,
 ) -> Result<Response, Rejection> {
     let url = request_base_url(&state, host.as_deref(), forwarded);
-    let body = format!(
-        "window.HEARTH = {};\n",
-        json!({ "url": url, "ws": ws_url(&url) })
-    );
+    let mut config = json!({ "url": url, "ws": ws_url(&url) });
+    let window = state.config.messages.edit_window_minutes;
+    if window > 0 {
+        config["edit_window_minutes"] = json!(window);
+    }
+    let body = format!("window.HEARTH = {config};\n");
     let mut res = warp::reply::with_header(
         body,
         header::CONTENT_TYPE,

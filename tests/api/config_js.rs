@@ -74,3 +74,20 @@ async fn config_js_with_a_public_url_ignores_the_host_header() {
         r#"window.HEARTH = {"url":"http://10.0.0.5:8080","ws":"ws://10.0.0.5:8080/ws"};"#
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_js_tells_the_page_about_a_limited_edit_window() {
+    let app = TestApp::with_config(|c| {
+        c.server.public_url = "http://10.0.0.5:8080".into();
+        c.messages.edit_window_minutes = 15;
+    })
+    .await;
+
+    let res = app.get("/config.js").await;
+
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        text(res).await.trim_end(),
+        r#"window.HEARTH = {"edit_window_minutes":15,"url":"http://10.0.0.5:8080","ws":"ws://10.0.0.5:8080/ws"};"#
+    );
+}

@@ -11,6 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use fantoccini::actions::{
+    InputSource, MouseActions, PointerAction, TouchActions, MOUSE_BUTTON_LEFT,
+};
 use fantoccini::elements::Element;
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -129,6 +132,11 @@ impl App {
         }
     }
 
+    /// Graceful stop (open pages go offline until [`App::restart`]).
+    pub async fn stop(&mut self) {
+        self.inner.stop().await;
+    }
+
     /// Graceful stop, then start again on the same database file and the same address.
     pub async fn restart(&mut self) {
         self.inner.restart_on_same_address().await;
@@ -142,6 +150,15 @@ impl App {
     /// Register `username` with [`PASSWORD`]; returns the session cookie value.
     pub async fn register(&self, username: &str) -> String {
         self.inner.register(username, PASSWORD).await.1
+    }
+
+    /// Register `username` with [`PASSWORD`] through the server's setup link, which makes it
+    /// the administrator; returns the session cookie value.
+    pub async fn register_admin(&self, username: &str) -> String {
+        match self.inner.signup_admin(username).await {
+            Auth::Cookie(cookie) => cookie,
+            Auth::Bearer(_) => unreachable!("signing up gives a cookie"),
+        }
     }
 
     /// The `error.message` the server gives for `POST /api/{path}` with this body.
@@ -569,6 +586,40 @@ impl Browser {
             within(WAIT, "a click", el.click()).await.ok()
         })
         .await
+    }
+
+    /// Move the mouse over the middle of the element (a hover).
+    pub async fn hover(&self, el: &Element) {
+        let mouse = MouseActions::new("mouse".into()).then(PointerAction::MoveToElement {
+            element: el.clone(),
+            duration: None,
+            x: 0.0,
+            y: 0.0,
+        });
+        within(WAIT, "a hover", self.client.perform_actions(mouse))
+            .await
+            .unwrap_or_else(|e| panic!("{}: hover failed: {e}", self.name));
+    }
+
+    /// Tap the middle of the element with a finger (touch pointer events, then the click).
+    pub async fn tap(&self, el: &Element) {
+        let finger = TouchActions::new("finger".into())
+            .then(PointerAction::MoveToElement {
+                element: el.clone(),
+                duration: None,
+                x: 0.0,
+                y: 0.0,
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        within(WAIT, "a tap", self.client.perform_actions(finger))
+            .await
+            .unwrap_or_else(|e| panic!("{}: tap failed: {e}", self.name));
+        let _ = within(WAIT, "releasing the finger", self.client.release_actions()).await;
     }
 
     /// Click the element.

@@ -13,6 +13,7 @@
 mod common;
 mod emoji;
 mod harness;
+mod lifecycle;
 mod markdown;
 
 use std::time::Instant;
