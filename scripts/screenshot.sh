@@ -230,10 +230,10 @@ CONVERSATION = [
     ('cabin-weekend', 'sam', 'Count me in for a seat. I will bring the good coffee.'),
     ('book-club', 'priya', 'Only halfway through, see you next week.'),
     ('cabin-weekend', 'maya', '@sam could you bring the board games too?'),
-    ('cabin-weekend', 'sam', 'Already packed: Carcassonne and the card game everyone loves.'),
-    ('cabin-weekend', 'priya', 'I will do my dal and rice on Saturday, it scales well.\nSomeone else on dessert?'),
+    ('cabin-weekend', 'sam', 'Already packed: *Carcassonne* and the card game everyone loves.', 11),
+    ('cabin-weekend', 'priya', 'I will do my **dal and rice** on Saturday, it scales well.\nSomeone else on dessert?'),
     ('general', 'priya', '@sam did you get the parcel I left at the front desk?'),
-    ('cabin-weekend', 'theo', 'Dessert is mine. Thinking apple crumble with a lot of custard.'),
+    ('cabin-weekend', 'theo', 'Dessert is mine. Thinking apple crumble with a lot of custard.', 13),
     (DM_GROUP, 'theo', 'Surprise cake for Maya on Saturday?'),
     (DM_GROUP, 'priya', 'Yes! I will hide it in the cooler.'),
     ('book-club', 'theo', 'Next meeting: Thursday at 7, my place.'),
@@ -251,17 +251,39 @@ for p in PEOPLE:
         raise SystemExit(f'expected ready, got {frame}')
     sockets[p] = ws
 
-for i, (room, who, body) in enumerate(CONVERSATION):
-    ws = sockets[who]
-    nonce = f'shot-{int(time.time())}-{i}'
-    ws.send({'type': 'send', 'room': room, 'body': body, 'nonce': nonce})
+# What happened to some of those messages afterwards (by index in CONVERSATION).
+REACTIONS = [(6, 'maya', '🎉'), (6, 'priya', '🎉'), (6, 'sam', '🎉'), (6, 'priya', '❤️'),
+             (15, 'priya', '👍'), (15, 'sam', '😋')]
+EDITS = [(7, 'Check-in is from **3 pm**. The key is in the lockbox by the door, code `4821`.')]
+
+
+def answered(ws, nonce, kind):
     while True:
         frame = ws.recv()
-        if frame.get('type') == 'message' and frame.get('nonce') == nonce:
-            break
+        if frame.get('type') == kind and frame.get('nonce') == nonce:
+            return frame
         if frame.get('type') == 'error':
-            raise SystemExit(f'server refused a message: {frame}')
+            raise SystemExit(f'server refused {kind}: {frame}')
+
+
+ids = []
+for i, (room, who, body, *reply) in enumerate(CONVERSATION):
+    nonce = f'shot-{int(time.time())}-{i}'
+    frame = {'type': 'send', 'room': room, 'body': body, 'nonce': nonce}
+    if reply:
+        frame['reply_to'] = ids[reply[0]]
+    sockets[who].send(frame)
+    ids.append(answered(sockets[who], nonce, 'message')['id'])
     time.sleep(0.05)
+for i, (index, who, emoji) in enumerate(REACTIONS):
+    nonce = f'shot-react-{i}'
+    sockets[who].send({'type': 'react', 'id': ids[index], 'emoji': emoji, 'on': True, 'nonce': nonce})
+    answered(sockets[who], nonce, 'reaction')
+for i, (index, body) in enumerate(EDITS):
+    who = CONVERSATION[index][1]
+    nonce = f'shot-edit-{i}'
+    sockets[who].send({'type': 'edit', 'id': ids[index], 'body': body, 'nonce': nonce})
+    answered(sockets[who], nonce, 'edited')
 # The viewer's other connection goes away so that the page is their only one.
 sockets.pop(VIEWER).close()
 

@@ -68,9 +68,6 @@ export const charCount = (s) => {
   return n;
 };
 
-const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
-const TRAILING = /[.,;:!?'"»”’)\]}]+$/;
-
 const NAME_CHAR = /[A-Za-z0-9_.\-]/;
 
 /**
@@ -103,21 +100,6 @@ export function findMentions(text, name) {
 /** Does `text` mention `name`? */
 export const mentions = (text, name) => findMentions(String(text || ''), name).length > 0;
 
-/** Text nodes, with mentions of `me` wrapped in <mark class="mention-me">. */
-function textWithMentions(text, me) {
-  const spans = me ? findMentions(text, me) : [];
-  if (!spans.length) return [document.createTextNode(text)];
-  const nodes = [];
-  let last = 0;
-  for (const [a, b] of spans) {
-    if (a > last) nodes.push(document.createTextNode(text.slice(last, a)));
-    nodes.push(h('mark', { class: 'mention-me' }, text.slice(a, b)));
-    last = b;
-  }
-  if (last < text.length) nodes.push(document.createTextNode(text.slice(last)));
-  return nodes;
-}
-
 /**
  * A search snippet as DOM nodes: the server wraps each matched word in
  * U+0002 ... U+0003; those become <mark> elements, everything else is text.
@@ -135,43 +117,6 @@ export function renderSnippet(snippet) {
     if (ch === '\u0002') { flush(); inMark = true; } else if (ch === '\u0003') { flush(); inMark = false; } else buf += ch;
   }
   flush();
-  return nodes;
-}
-
-/**
- * Turn a message body into DOM nodes: text nodes, plus <a> elements for
- * http(s) links, and <mark> around mentions of `me`. The text itself is never
- * interpreted as markup.
- */
-export function renderBody(text, me = '') {
-  const nodes = [];
-  let last = 0;
-  URL_RE.lastIndex = 0;
-  let match;
-  while ((match = URL_RE.exec(text))) {
-    let url = match[0];
-    // Trim trailing punctuation, but keep a closing paren that has its opener.
-    let trail = '';
-    const t = url.match(TRAILING);
-    if (t) {
-      trail = t[0];
-      url = url.slice(0, -trail.length);
-      if (trail.startsWith(')') && url.includes('(') && !url.includes(')')) {
-        url += ')';
-        trail = trail.slice(1);
-      }
-    }
-    let href = null;
-    try {
-      const parsed = new URL(url);
-      if (parsed.protocol === 'http:' || parsed.protocol === 'https:') href = parsed.href;
-    } catch { /* not a URL after all */ }
-    if (!href || url.length < 10) continue;
-    if (match.index > last) nodes.push(...textWithMentions(text.slice(last, match.index), me));
-    nodes.push(h('a', { href, target: '_blank', rel: 'noopener noreferrer nofollow ugc' }, url));
-    last = match.index + url.length;
-  }
-  if (last < text.length) nodes.push(...textWithMentions(text.slice(last), me));
   return nodes;
 }
 

@@ -39,7 +39,7 @@ const ROOM_CHAR = /[A-Za-z0-9_-]/;
 const ALNUM = /[A-Za-z0-9]/;
 /** Characters after which `#room` is a reference (besides whitespace and the start). */
 const ROOM_LEAD = '(*_~';
-/** Characters that end a bare URL (as in renderBody, format.js). */
+/** Characters that end a bare URL. */
 const URL_STOP = '<>"\'`';
 /** Trailing characters taken off a bare URL: punctuation, and emphasis markers around it. */
 const URL_TRAILING = '.,;:!?\'"»”’)]}*_~';
@@ -48,7 +48,7 @@ const LANG = /^[A-Za-z0-9_+#.-]{1,32}$/;
 /**
  * Render a message body as DOM nodes (an array of block elements).
  *
- * `me` is the reader's username: their mentions are highlighted as in renderBody.
+ * `me` is the reader's username: their mentions are highlighted.
  * Options: `roomLinks` (default true) turns `#room` into links to `#room` (the chat page
  * opens the room on `hashchange`); `copyButtons` (default true) adds a "Copy code" button
  * to each fenced code block.
@@ -377,8 +377,8 @@ function linkDestination(src, p) {
 }
 
 /**
- * A bare http(s) URL starting at `i` (the same rules as renderBody in format.js: trailing
- * punctuation is left out, a closing parenthesis kept when the URL opened one). Returns
+ * A bare http(s) URL starting at `i` (trailing punctuation is left out, a closing
+ * parenthesis kept when the URL opened one). Returns
  * { text, href, end }, or { end } for something URL-like that is not a link (shown as text).
  */
 function bareUrl(src, i, inBrackets) {
