@@ -139,6 +139,10 @@ pub(in crate::db) fn open_writable(
             Synchronous::Normal => "NORMAL",
         };
         conn.pragma_update(None, "synchronous", sync)?;
+        // A deleted message must be gone from the file, not just unlinked: SQLite overwrites
+        // the space of deleted rows and freed pages with zeros, so neither the database nor
+        // a backup made afterwards holds the text.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         let current = schema::version(conn)?;
         if current > 0 && current < schema::MIGRATIONS.len() as u32 {
             let copy = backup_path(path, current);

@@ -133,7 +133,10 @@ pub const MIGRATIONS: &[&str] = &[
     //    while it stays there, so chips keep their order), and adding or removing one is a
     //    change (`react`,
     //    `unreact`, the emoji in `body`) at its own position. The change log is rebuilt
-    //    because SQLite cannot widen a CHECK constraint in place.
+    //    because SQLite cannot widen a CHECK constraint in place. The search index turns on
+    //    FTS5's secure-delete, so removing a message's entry removes its words from the index
+    //    itself rather than adding a deletion marker beside them, and is rewritten once
+    //    ('optimize') so words of messages deleted before this version are gone too.
     r#"
     ALTER TABLE messages ADD COLUMN reply_to INTEGER;
     CREATE TABLE reactions (
@@ -161,6 +164,8 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE message_changes_v5 RENAME TO message_changes;
     CREATE INDEX message_changes_by_room ON message_changes(room_id, seq);
     CREATE INDEX message_changes_by_message ON message_changes(message_id, seq);
+    INSERT INTO messages_fts (messages_fts, rank) VALUES ('secure-delete', 1);
+    INSERT INTO messages_fts (messages_fts) VALUES ('optimize');
     "#,
 ];
 

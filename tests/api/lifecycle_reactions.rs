@@ -679,3 +679,70 @@ async fn the_purge_command_deletes_a_users_messages_in_the_database_file() {
         (&json!(true), &json!(""), &json!("spammer"))
     );
 }
+
+/// Whether `needle` occurs anywhere in the file at `path` (absent files hold nothing).
+fn file_holds(path: &std::path::Path, needle: &str) -> bool {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_message_is_gone_from_the_file_and_from_a_backup_made_afterwards() {
+    let app = TestApp::start().await;
+    let alice = app.signup("alice").await;
+    let mut a = app.ws_connect(&alice, None).await;
+    // Words that appear nowhere else: the first version, its edit, and a message kept.
+    let (first, edited, kept) = ("plumbobfizzwort", "zanzibarquuxel", "keepsakeword");
+    a.say("general", &format!("note {kept}"), "k").await;
+    let id = id_of(&a.say("general", &format!("secret {first}"), "m").await);
+    a.send_json(
+        &json!({"type": "edit", "id": id, "body": format!("secret {edited}"), "nonce": "e"}),
+    )
+    .await;
+    answer(&mut a, "e").await;
+    a.send_json(&react(id, "🤫", true, "r")).await;
+    answer(&mut a, "r").await;
+    // Fold the write-ahead log into the file, as it happens on its own over time.
+    let path = app.db_path();
+    let checkpoint = || {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    };
+    checkpoint();
+    assert!(
+        file_holds(&path, edited),
+        "the test can see text in the file"
+    );
+
+    a.send_json(&json!({"type": "delete", "id": id, "nonce": "d"}))
+        .await;
+    answer(&mut a, "d").await;
+    checkpoint();
+    let mut wal = path.clone().into_os_string();
+    wal.push("-wal");
+    for word in [first, edited] {
+        assert!(
+            !file_holds(&path, word),
+            "{word} is still in the database file"
+        );
+        assert!(
+            !file_holds(std::path::Path::new(&wal), word),
+            "{word} in the WAL"
+        );
+    }
+    let copy = app.dir.path().join("after.db");
+    hearth::admin::backup(&app.config, &copy).expect("backup");
+    assert!(
+        file_holds(&copy, kept),
+        "the backup holds the messages kept"
+    );
+    for word in [first, edited] {
+        assert!(
+            !file_holds(&copy, word),
+            "{word} is in a backup made afterwards"
+        );
+    }
+    let hits = app.search_ok(&alice, edited, "").await;
+    assert_eq!(hits["results"], json!([]));
+}
