@@ -27,7 +27,8 @@
 # Besides axe, every screen is checked for failed requests (HTTP >= 400), CSP
 # violations, console errors and horizontal overflow.
 #
-# Needs: python3 (standard library only) and chromium (Debian: apt-get install chromium).
+# Needs: python3 (standard library only), chromium and a colour emoji font for the reactions
+# (Debian: apt-get install chromium fonts-noto-color-emoji).
 # A quick way to get a suitable server:
 #   CHAT_SERVER__PORT=12345 CHAT_DATABASE__PATH=$(mktemp -d)/shot.db \
 #     CHAT_AUTH__PBKDF2_ITERATIONS=1000 ./target/debug/hearth 2>hearth.log &
@@ -284,6 +285,8 @@ for i, (index, body) in enumerate(EDITS):
     nonce = f'shot-edit-{i}'
     sockets[who].send({'type': 'edit', 'id': ids[index], 'body': body, 'nonce': nonce})
     answered(sockets[who], nonce, 'edited')
+# The viewer has read the open room up to its last message, so it opens at the bottom.
+api(VIEWER, 'POST', '/api/rooms/cabin-weekend/read', {'id': ids[-1]})
 # The viewer's other connection goes away so that the page is their only one.
 sockets.pop(VIEWER).close()
 
