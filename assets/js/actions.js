@@ -5,6 +5,8 @@
 // The toolbar is built for one message at a time, the active one: the message under the mouse,
 // the one holding keyboard focus, or the one last tapped on a touch screen (a second tap hides
 // it again). It stays where it is while the emoji picker or a confirmation it opened is up.
+// A tap also shows the time of a message that is grouped under the one before it (which
+// otherwise shows no time: there is no hover on a touch screen).
 //
 // Keyboard: the message rows form a roving tab stop inside the log. Tab reaches one message
 // (the newest, or the one last focused); Up and Down (Home, End) move between messages; Tab
@@ -63,6 +65,7 @@ export class MessageActions {
     this.input = '';      // what the reader used last: 'mouse', 'touch', 'pen' or 'keyboard'
     this.editing = null;  // the row being edited
     this.quiet = false;   // moving focus ourselves: not a reason to show a toolbar
+    this.timeRow = null;  // the row whose time a tap revealed
 
     const el = this.logEl;
     // Hover follows real mouse movement only: after a tap, browsers may report the pointer
@@ -90,6 +93,7 @@ export class MessageActions {
     // A tap or click anywhere else lets go of a tapped message.
     document.addEventListener('pointerdown', (e) => {
       this.input = e.pointerType || 'mouse';
+      if (this.timeRow && !this.pinned && !this.timeRow.el.contains(e.target)) this.revealTime(null);
       const a = this.active;
       if (!a || this.pinned || a.row.el.contains(e.target)) return;
       a.tapped = false;
@@ -161,7 +165,16 @@ export class MessageActions {
     const hadFocus = a.bar.contains(document.activeElement);
     a.bar.remove();
     a.row.el.classList.remove('is-active');
+    if (this.timeRow === a.row) this.revealTime(null);
     if (hadFocus && a.row.el.isConnected) this.focusQuietly(a.row.el);
+  }
+
+  /** Show the time of `row` even where it is grouped under the message before (null: none). */
+  revealTime(row) {
+    if (this.timeRow === row) return;
+    if (this.timeRow) this.timeRow.el.classList.remove('show-time');
+    this.timeRow = row;
+    if (row) row.el.classList.add('show-time');
   }
 
   /** Focus `el` without that showing a toolbar. */
@@ -194,6 +207,7 @@ export class MessageActions {
       this.hide();
     }
     if (this.hovered === row) this.hovered = null;
+    if (this.timeRow === row) this.revealTime(null);
     if (row.editor) this.closeEditor(row, false);
   }
 
@@ -277,14 +291,18 @@ export class MessageActions {
     if (target.closest(INTERACTIVE)) return;
     const row = this.rowAt(target);
     if (!row || !this.touching()) return;
-    // A tap on a message shows its toolbar; a second tap hides it.
+    // A tap on a message shows its toolbar and its time; a second tap hides them.
     const a = this.active;
-    if (a && a.row === row && a.tapped) {
-      a.tapped = false;
-      this.hide();
+    if ((a && a.row === row && a.tapped) || (this.timeRow === row && !(a && a.row === row))) {
+      if (a && a.row === row) {
+        a.tapped = false;
+        this.hide();
+      }
+      this.revealTime(null);
     } else if (!this.pinned) {
       if (a && a.row === row) a.tapped = true;
       else this.show(row, true);
+      this.revealTime(row);
     }
   }
 
@@ -387,7 +405,7 @@ export class MessageActions {
     autosize(input);
     input.focus({ preventScroll: true });
     input.setSelectionRange(input.value.length, input.value.length);
-    el.scrollIntoView({ block: 'nearest' });
+    this.log.scrollIntoLog(el, 'nearest');
   }
 
   saveEdit(row) {

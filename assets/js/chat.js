@@ -16,6 +16,7 @@ import { SearchPanel } from './search.js';
 import { Switcher } from './switcher.js';
 import { Dialogs, confirmAction } from './dialogs.js';
 import { rememberEmoji } from './emoji.js';
+import { Drafts } from './drafts.js';
 
 const PAGE = 50;
 const GAP_PAGE = 200;
@@ -56,6 +57,9 @@ export class ChatView {
     this.readyHead = 0;        // the position the last `ready` counted unread messages at
     this.ops = new Map();      // nonce -> {frame, own}: edits, deletions and reactions not yet answered
     this.replies = new Map();  // room -> {id, user, excerpt}: the message the next send answers
+    this.drafts = new Drafts(); // room -> what is half written there (and the outbox), kept per user
+    this.unreadKnown = Promise.resolve(); // settles once the rooms' unread state arrived (or failed)
+    this.unreadArrived = null;
 
     this.connEl = $('#conn');
     this.connText = $('#conn-text');
@@ -65,6 +69,8 @@ export class ChatView {
     this.sidebarEl = $('#sidebar');
     this.backdrop = $('#drawer-backdrop');
     this.narrow = window.matchMedia('(max-width: 760px)');
+    this.accountToggle = $('#account-toggle');
+    this.accountMenu = $('#account-menu');
 
     this.log = new MessageLog({
       logEl: $('#log'),
@@ -77,12 +83,14 @@ export class ChatView {
       newerBtn: $('#load-newer'),
       newerLoadingEl: $('#log-newer-loading'),
       jumpBtn: $('#jump'),
+      unreadBtn: $('#jump-unread'),
       onLoadOlder: (room, before) => this.fetchOlder(room, before),
       onLoadNewer: (room, after) => this.fetchNewer(room, after),
       onJumpToLatest: () => this.jumpToLatest(),
       onRetry: (nonce) => this.retry(nonce),
       onDiscard: (nonce) => {
         this.log.discard(nonce);
+        this.saveOutbox();
         this.composer.focus();
       },
       onSeen: () => this.scheduleRead(),
@@ -113,6 +121,8 @@ export class ChatView {
       interceptKey: (e) => this.mentionBox.onKeyDown(e) || this.onComposerKey(e),
     });
     $('#reply-cancel').addEventListener('click', () => this.cancelReply(true));
+    // Each room keeps its own draft.
+    $('#composer-input').addEventListener('input', () => this.keepDraft());
 
     this.online = new OnlineList({
       listEl: $('#online-list'),
@@ -133,11 +143,26 @@ export class ChatView {
     this.switcher = new Switcher(this);
     this.dialogs = new Dialogs(this);
 
-    $('#signout').addEventListener('click', () => this.signOut());
+    $('#signout').addEventListener('click', () => this.confirmSignOut());
+    // The account menu: who is signed in, Devices, Sign out (and the online list on narrower
+    // screens). A disclosure: Escape or a click elsewhere closes it.
+    this.accountToggle.addEventListener('click', () => this.setAccountOpen(!this.accountOpen));
+    // Choosing an item closes the menu first (capture phase), with focus on the account
+    // button, so that the dialog an item opens gives focus back there.
+    this.accountMenu.addEventListener('click', (e) => {
+      if (e.target instanceof Element && e.target.closest('button')) this.setAccountOpen(false);
+    }, true);
+    this.accountOpen = false;
     $('#preview-join').addEventListener('click', () => this.joinPreview());
 
     // Narrow screens: the online panel opens as a sheet below the header.
-    this.onlineToggle.addEventListener('click', () => this.setPanelOpen(!this.panelOpen));
+    this.onlineToggle.addEventListener('click', () => {
+      this.setPanelOpen(!this.panelOpen);
+      if (this.panelOpen) {
+        const first = this.onlinePanel.querySelector('button');
+        if (first) first.focus({ preventScroll: true });
+      }
+    });
     this.panelOpen = false;
     // Phones: the sidebar is a drawer.
     this.drawerToggle.addEventListener('click', () => this.setDrawerOpen(!this.drawerOpen));
@@ -151,6 +176,9 @@ export class ChatView {
 
     document.addEventListener('keydown', (e) => this.onKey(e));
     document.addEventListener('pointerdown', (e) => {
+      if (this.accountOpen && !this.accountMenu.contains(e.target) && !this.accountToggle.contains(e.target)) {
+        this.setAccountOpen(false, false);
+      }
       if (this.panelOpen && !this.onlinePanel.contains(e.target) && !this.onlineToggle.contains(e.target)) {
         this.setPanelOpen(false);
       }
@@ -185,11 +213,14 @@ export class ChatView {
     this.replies.clear();
     this.gapFilling = false;
     this.current = roomFromHash() || DEFAULT_ROOM;
+    this.drafts.open(user.username);
+    // The first room opens at the first unread message: that needs the unread state (from the
+    // room list or the first `ready`, whichever comes first).
+    this.unreadKnown = new Promise((resolve) => { this.unreadArrived = resolve; });
 
     this.root.hidden = false;
     document.body.classList.add('in-chat');
-    setText($('#me-name'), user.username);
-    setAvatar($('#me-avatar'), user.username);
+    this.showMe(user.username);
     $('#admin-link').hidden = true;
     this.setConnection('connecting');
     this.online.setMe(user.username);
@@ -197,6 +228,14 @@ export class ChatView {
     this.typing.clear();
     this.composer.reset();
     this.log.resetAll(user.username);
+    // Messages written before a reload (while the server was out of reach) go out again,
+    // with the same nonces: the server stores each one once.
+    const outbox = this.drafts.outbox();
+    this.drafts.adopt(outbox);
+    for (const m of outbox) {
+      this.log.addPending(this.log.state(m.room, true), { ...m, user: user.username });
+    }
+    this.composer.setValue(this.drafts.get(this.current));
     this.search.reset();
     this.syncDrawerA11y();
     this.render();
@@ -225,7 +264,9 @@ export class ChatView {
       this.endPreviewIfMember();
       this.render();
       this.refreshHeader();
-    }).catch(() => {});
+    }).catch(() => {}).finally(() => {
+      if (session === this.session && this.unreadArrived) this.unreadArrived();
+    });
     await this.openRoom(this.current, { initial: true });
     this.composer.focus();
   }
@@ -237,6 +278,7 @@ export class ChatView {
     this.socket = null;
     this.typing.clear();
     this.setPanelOpen(false);
+    this.setAccountOpen(false, false);
     this.setDrawerOpen(false);
     this.search.close(false);
     this.dialogs.closeAll();
@@ -261,9 +303,27 @@ export class ChatView {
     this.o.onSignedOut('Your session has ended. Please sign in again.');
   }
 
+  /** "Sign out" in the account menu: ask first (unsent messages would be lost). */
+  async confirmSignOut() {
+    const unsent = this.log.unsent().length;
+    const ok = await confirmAction({
+      title: 'Sign out?',
+      text: `You are signed in as ${this.me.username}.${unsent
+        ? ` ${unsent === 1 ? 'A message has' : `${unsent} messages have`} not been sent yet and will be lost.`
+        : ''}${this.drafts.drafts.size ? ' Your unfinished drafts are removed from this browser.' : ''}`,
+      ok: 'Sign out',
+    });
+    if (!ok) {
+      this.accountToggle.focus({ preventScroll: true });
+      return;
+    }
+    await this.signOut();
+  }
+
   async signOut() {
     const btn = $('#signout');
     btn.disabled = true;
+    this.drafts.forget();
     if (this.socket) this.socket.stop();
     try {
       await api.logout();
@@ -285,6 +345,15 @@ export class ChatView {
     const session = this.session;
     const seq = ++this.openSeq;
     name = String(name || DEFAULT_ROOM);
+    if (initial) {
+      this.openingFirst = true;
+      try {
+        await this.unreadKnown;
+      } finally {
+        this.openingFirst = false;
+      }
+      if (session !== this.session || seq !== this.openSeq) return undefined;
+    }
     this.showRoomError('');
     if (this.narrow.matches) this.setDrawerOpen(false);
 
@@ -310,6 +379,7 @@ export class ChatView {
     }
 
     const switching = this.current !== name;
+    if (switching) this.keepDraft();
     this.current = name;
     this.preview = room ? null : preview;
     if (switching) this.typing.clear();
@@ -322,6 +392,7 @@ export class ChatView {
     this.refreshHeader();
     this.render();
     this.composer.setRoom(this.store.label(info));
+    if (switching) this.composer.setValue(this.preview ? '' : this.drafts.get(name));
     this.composer.setEnabled(!this.preview);
     this.mentionBox.close();
     this.loadMembers(name);
@@ -551,9 +622,10 @@ export class ChatView {
   onReady(frame) {
     const first = this.readies === 0;
     this.readies++;
+    if (this.unreadArrived) this.unreadArrived();
     if (frame.user && frame.user.username) {
       this.me = frame.user;
-      setText($('#me-name'), frame.user.username);
+      this.showMe(frame.user.username);
       this.log.setMe(frame.user.username);
       this.online.setMe(frame.user.username);
       this.store.setMe(frame.user.username);
@@ -568,7 +640,9 @@ export class ChatView {
       for (const name of Array.from(this.log.rooms.keys())) {
         if (!this.store.has(name) && !(this.preview && this.preview.name === name)) this.log.drop(name);
       }
-      if (!this.store.has(this.current) && !this.preview) this.openRoom(DEFAULT_ROOM);
+      // (The room the page is opening first finds out for itself: it may be a public room to
+      // preview.)
+      if (!this.store.has(this.current) && !this.preview && !this.openingFirst) this.openRoom(DEFAULT_ROOM);
       this.endPreviewIfMember();
     }
     this.online.reset(Array.isArray(frame.online) ? frame.online : []);
@@ -679,6 +753,7 @@ export class ChatView {
     this.store.remove(name);
     this.members.delete(name);
     this.replies.delete(name);
+    this.drafts.delete(name);
     this.log.drop(name);
     this.dialogs.roomGone(name);
     if (this.current === name) {
@@ -692,11 +767,15 @@ export class ChatView {
     const r = frame.room;
     if (!r || !r.name) return;
     const oldName = frame.old_name && frame.old_name !== r.name ? frame.old_name : null;
+    const before = this.store.get(oldName || r.name);
+    const topicChanged = Boolean(before) && before.kind !== 'dm' && typeof r.topic === 'string'
+      && r.topic !== (before.topic || '');
     const fields = pickDefined({ name: r.name, topic: r.topic, public: r.public, kind: r.kind, members: r.members, users: r.users, created_by: r.created_by });
     if (oldName) {
       if (!this.store.has(oldName)) return;
       this.store.rename(oldName, fields);
       this.log.rename(oldName, r.name);
+      this.drafts.rename(oldName, r.name);
       if (this.replies.has(oldName)) {
         this.replies.set(r.name, this.replies.get(oldName));
         this.replies.delete(oldName);
@@ -712,6 +791,13 @@ export class ChatView {
       }
     } else if (this.store.has(r.name)) {
       this.store.upsert(fields);
+    }
+    // Say so in the conversation (the same change can arrive twice: from the frame and from
+    // the answer to the reader's own request; only the first one differs from what is known).
+    const s = this.log.state(r.name);
+    if (s && before) {
+      if (oldName) this.log.addNote(s, `Room renamed from #${oldName} to #${r.name}`);
+      if (topicChanged) this.log.addNote(s, r.topic ? `Topic changed to “${r.topic}”` : 'Topic cleared');
     }
     if (this.current === r.name) {
       this.refreshHeaderAndLog();
@@ -736,6 +822,8 @@ export class ChatView {
     }
     if (frame.room === this.current) this.refreshHeader();
     this.dialogs.membersChanged(frame.room);
+    const s = this.log.state(frame.room);
+    if (s && frame.user) this.log.addNote(s, `${frame.user} ${joined ? 'joined' : 'left'}`);
   }
 
   onPresence(frame) {
@@ -771,7 +859,7 @@ export class ChatView {
     // Refused read markers and typing pings carry no nonce and need no words on screen.
     if (!frame.nonce && frame.code !== 'rate_limited') return;
     const text = describeError(frame);
-    if (frame.nonce) this.log.markFailed(frame.nonce, shortReason(frame));
+    if (frame.nonce && this.log.markFailed(frame.nonce, shortReason(frame))) this.saveOutbox();
     const retryMs = Number(frame.retry_after_ms) || 0;
     this.composer.showNotice(text, { timeoutMs: frame.code === 'rate_limited' ? Math.max(3000, retryMs + 500) : 8000 });
   }
@@ -792,6 +880,8 @@ export class ChatView {
       this.renderReply();
     }
     const row = this.log.addPending(s, { nonce, body, room, user: this.me.username, reply_to: reply });
+    this.drafts.delete(room);
+    this.saveOutbox();
     if (this.socket) this.socket.send(sendFrame(row.msg));
     // Otherwise it stays pending and goes out after the next `ready`.
   }
@@ -799,6 +889,7 @@ export class ChatView {
   retry(nonce) {
     const m = this.log.markRetrying(nonce);
     if (!m) return;
+    this.saveOutbox();
     this.composer.clearNotice(true);
     if (this.socket) this.socket.send(sendFrame(m));
     this.composer.focus();
@@ -1082,8 +1173,48 @@ export class ChatView {
     }
   }
 
+  /** The open room's draft, as typed so far. */
+  keepDraft() {
+    if (!this.me || this.preview || !this.current) return;
+    this.drafts.set(this.current, this.composer.input.value);
+  }
+
+  /** What has not reached the server yet, for the next page load. */
+  saveOutbox() {
+    if (!this.me) return;
+    this.drafts.setOutbox(this.log.unsent().map((m) => pickDefined({
+      nonce: m.nonce,
+      room: m.room,
+      body: m.body,
+      reply_to: m.reply_to && typeof m.reply_to.id === 'number' ? m.reply_to : undefined,
+    })));
+  }
+
+  /** Who is signed in: the avatar on the account button and the name in its menu. */
+  showMe(username) {
+    setText($('#me-name'), username);
+    setAvatar($('#me-avatar'), username);
+    setAvatar($('#account-avatar'), username);
+    this.accountToggle.title = `Signed in as ${username}`;
+  }
+
+  setAccountOpen(open, focusToggle = true) {
+    const was = this.accountOpen;
+    this.accountOpen = open;
+    this.accountToggle.setAttribute('aria-expanded', open ? 'true' : 'false');
+    this.accountMenu.hidden = !open;
+    if (open && !was) {
+      this.setPanelOpen(false);
+      const first = Array.from(this.accountMenu.querySelectorAll('button')).find((b) => b.getClientRects().length);
+      if (first) first.focus({ preventScroll: true });
+    } else if (!open && was && focusToggle) {
+      this.accountToggle.focus({ preventScroll: true });
+    }
+  }
+
   /** Sidebar, page title and the drawer button's dot. */
   render() {
+    this.saveOutbox();
     this.sidebar.render(this.current);
     const total = this.store.totalUnread();
     document.title = total > 0 ? `(${total}) Hearth` : 'Hearth';
@@ -1204,9 +1335,11 @@ export class ChatView {
     if (this.drawerOpen) {
       this.setDrawerOpen(false);
       this.drawerToggle.focus();
+    } else if (this.accountOpen) {
+      this.setAccountOpen(false);
     } else if (this.panelOpen) {
       this.setPanelOpen(false);
-      this.onlineToggle.focus();
+      this.accountToggle.focus();
     } else if (this.search.isOpen) {
       this.search.close(true);
     }

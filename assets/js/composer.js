@@ -71,6 +71,14 @@ export class Composer {
     this.input.focus({ preventScroll: true });
   }
 
+  /** Put `text` in the box (the draft of the room just opened). */
+  setValue(text) {
+    this.input.value = text || '';
+    this.lastTypingAt = 0;
+    this.autosize();
+    this.updateCounter();
+  }
+
   reset() {
     this.input.value = '';
     this.lastTypingAt = 0;

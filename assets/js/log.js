@@ -46,6 +46,7 @@ export class RoomLog {
     this.preview = false;
     this.focusRow = null;      // the row that is the log's tab stop
     this.followNewest = true;  // ...and it moves to each new newest message
+    this.notes = [];           // system lines ("carol joined"): elements, live only
   }
 
   get oldestId() { return this.confirmed.length ? this.confirmed[0].id : 0; }
@@ -54,6 +55,8 @@ export class RoomLog {
   /** Forget the confirmed history (pending messages stay). */
   clearHistory() {
     for (const row of this.confirmed) row.el.remove();
+    for (const el of this.notes) el.remove();
+    this.notes = [];
     this.confirmed = [];
     this.byId.clear();
     this.loaded = false;
@@ -82,6 +85,8 @@ export class MessageLog {
    * @param {HTMLButtonElement} o.newerBtn
    * @param {HTMLElement} o.newerLoadingEl
    * @param {HTMLButtonElement} o.jumpBtn "New messages ↓"
+   * @param {HTMLButtonElement} o.unreadBtn "Jump to first unread" (shown while the "New messages"
+   *   divider is out of view)
    * @param {(room: string, beforeId: number) => Promise<{messages: object[], reachedStart: boolean}>} o.onLoadOlder
    * @param {(room: string, afterId: number) => Promise<{messages: object[], reachedEnd: boolean}>} o.onLoadNewer
    * @param {() => void} o.onJumpToLatest   the reader wants the newest messages (after a jump into the past)
@@ -104,6 +109,7 @@ export class MessageLog {
     this.rooms = new Map(); // name -> RoomLog
     this.s = null;          // the RoomLog shown
     this.scrollQueued = false;
+    this.quietScroll = false; // the next scroll event is the log placing the divider
     this.lastDayKey = dayKey(new Date());
     this.rowEls = new WeakMap(); // row element -> row
     this.actions = new MessageActions(this, o);
@@ -121,6 +127,7 @@ export class MessageLog {
       // Keep keyboard users in the conversation.
       this.logEl.focus({ preventScroll: true });
     });
+    o.unreadBtn.addEventListener('click', () => this.jumpToDivider());
 
     // Stay at the bottom when the list grows or the log shrinks (composer grows).
     if ('ResizeObserver' in window) {
@@ -148,6 +155,7 @@ export class MessageLog {
     this.s = null;
     this.listEl.replaceChildren();
     this.o.jumpBtn.hidden = true;
+    this.o.unreadBtn.hidden = true;
     this.o.startEl.hidden = true;
     this.o.loaderEl.hidden = true;
     this.o.newerEl.hidden = true;
@@ -214,6 +222,7 @@ export class MessageLog {
     this.updateLoaders();
     if (s.pinned) this.scrollToBottom(false);
     else this.logEl.scrollTop = s.scrollTop;
+    this.updateUnreadJump();
     // Announce only what arrives from now on, not the swap itself.
     requestAnimationFrame(() => {
       if (this.s === s) this.logEl.setAttribute('aria-busy', 'false');
@@ -273,8 +282,12 @@ export class MessageLog {
     const wasPinned = s.pinned;
     s.pinned = s.reachedEnd && this.distanceFromBottom() < PIN_THRESHOLD_PX;
     if (s.pinned && !wasPinned) this.o.jumpBtn.hidden = true;
-    if (this.logEl.scrollTop < LOAD_THRESHOLD_PX && !s.olderFailed) this.loadOlder();
+    // Opening a room at its divider does not by itself page in older history; scrolling up does.
+    const quiet = this.quietScroll;
+    this.quietScroll = false;
+    if (!quiet && this.logEl.scrollTop < LOAD_THRESHOLD_PX && !s.olderFailed) this.loadOlder();
     if (!s.reachedEnd && this.distanceFromBottom() < LOAD_THRESHOLD_PX && !s.newerFailed) this.loadNewer();
+    this.updateUnreadJump();
     this.o.onSeen();
   }
 
@@ -477,6 +490,25 @@ export class MessageLog {
     return result;
   }
 
+  // ---- system lines -----------------------------------------------------------
+
+  /**
+   * A compact line about the room itself ("carol joined", "Topic changed to …") after the
+   * newest message. Not a message: no toolbar, no tab stop, never unread. Live only: the
+   * history does not carry these.
+   */
+  addNote(s, text) {
+    const now = new Date();
+    const el = h('div', { class: 'sys-line' },
+      h('span', { class: 'sys-line-text' }, text),
+      h('span', { class: 'visually-hidden' }, ', '),
+      h('time', { class: 'sys-line-time', datetime: now.toISOString(), title: formatFull(now) }, formatTime(now)));
+    s.el.insertBefore(el, s.pending[0] ? s.pending[0].el : null);
+    s.notes.push(el);
+    if (this.isShown(s) && s.pinned) this.queueScrollToBottom();
+    return el;
+  }
+
   // ---- pending messages -----------------------------------------------------
 
   /** `reply_to`, when given, is the `{id, user, excerpt}` of the message answered. */
@@ -568,13 +600,49 @@ export class MessageLog {
       s.dividerRow = null;
       this.refreshRow(s, old);
     }
-    if (lastRead == null) return null;
-    const row = s.confirmed.find((r) => r.id > lastRead && !r.own);
-    if (!row) return null;
-    row.newEl.hidden = false;
-    s.dividerRow = row;
-    this.refreshRow(s, row);
-    return row;
+    if (lastRead == null) {
+      if (this.isShown(s)) this.updateUnreadJump();
+      return null;
+    }
+    // Only where that is the first unread message: the history shown reaches back to the last
+    // message read (with more unread messages than a page, the first of them is not here).
+    const reachesBack = s.reachedStart || (s.confirmed.length > 0 && s.oldestId <= lastRead);
+    const row = reachesBack ? s.confirmed.find((r) => r.id > lastRead && !r.own) : null;
+    if (row) {
+      row.newEl.hidden = false;
+      s.dividerRow = row;
+      this.refreshRow(s, row);
+    }
+    if (this.isShown(s)) this.updateUnreadJump();
+    return row || null;
+  }
+
+  /** "Jump to first unread" is there while the "New messages" divider is out of view. */
+  updateUnreadJump() {
+    const btn = this.o.unreadBtn;
+    const s = this.s;
+    const row = s && s.dividerRow;
+    let out = false;
+    if (row && row.el.isConnected) {
+      const r = row.el.getBoundingClientRect();
+      const box = this.logEl.getBoundingClientRect();
+      out = r.height > 0 && (r.top + 24 < box.top || r.top > box.bottom - 24);
+    }
+    if (btn.hidden === !out) return;
+    if (!out && btn.contains(document.activeElement)) this.logEl.focus({ preventScroll: true });
+    btn.hidden = !out;
+  }
+
+  /** Scroll back to the "New messages" divider. */
+  jumpToDivider() {
+    const s = this.s;
+    const row = s && s.dividerRow;
+    if (!row || !row.el.isConnected) return;
+    this.scrollIntoLog(row.el, 'start');
+    s.pinned = s.reachedEnd && this.distanceFromBottom() < PIN_THRESHOLD_PX;
+    if (!s.pinned && !this.newestVisible()) this.o.jumpBtn.hidden = false;
+    this.actions.focusQuietly(row.el);
+    this.updateUnreadJump();
   }
 
   /** After opening a room: show the divider near the top when it is off screen. */
@@ -585,9 +653,11 @@ export class MessageLog {
     const r = row.el.getBoundingClientRect();
     const box = this.logEl.getBoundingClientRect();
     if (r.top >= box.top) return; // already on screen at the bottom
+    this.quietScroll = true;
     this.logEl.scrollTop += r.top - box.top - 8;
     s.pinned = false;
     this.o.jumpBtn.hidden = false;
+    this.updateUnreadJump();
   }
 
   /** Scroll to message `id` of the shown room and highlight it. */
@@ -600,9 +670,31 @@ export class MessageLog {
     row.el.classList.add('is-target');
     row.el.dataset.target = 'true';
     s.pinned = false;
-    row.el.scrollIntoView({ block: 'center', behavior: 'auto' });
+    this.scrollIntoLog(row.el, 'center');
     s.pinned = s.reachedEnd && this.distanceFromBottom() < PIN_THRESHOLD_PX;
     return true;
+  }
+
+  /**
+   * Scroll the log (and nothing else: not the page, not the app shell, as
+   * `Element.scrollIntoView` would) so that `el` is in view: in the middle
+   * (`'center'`), at the top (`'start'`) or just inside the nearest edge (`'nearest'`).
+   */
+  scrollIntoLog(el, block = 'nearest') {
+    const log = this.logEl;
+    const r = el.getBoundingClientRect();
+    const box = log.getBoundingClientRect();
+    let delta = 0;
+    if (block === 'center') {
+      delta = r.top - box.top - Math.max(0, (box.height - r.height) / 2);
+    } else if (block === 'start') {
+      delta = r.top - box.top - 8;
+    } else if (r.top < box.top) {
+      delta = r.top - box.top - 8;
+    } else if (r.bottom > box.bottom) {
+      delta = Math.min(r.bottom - box.bottom + 8, r.top - box.top - 8);
+    }
+    if (delta) log.scrollTop += delta;
   }
 
   clearTarget(s) {

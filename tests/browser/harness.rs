@@ -142,6 +142,11 @@ impl App {
         self.inner.restart_on_same_address().await;
     }
 
+    /// The shared test kit's server, for API calls as a user (`api_ok`, `join_room`, ...).
+    pub fn kit(&self) -> &TestApp {
+        &self.inner
+    }
+
     /// `POST /api/{path}` with a JSON body and no Origin (as a bot or curl would).
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
         self.inner.post_json(&format!("/api/{path}"), body).await
@@ -413,9 +418,13 @@ pub fn password_field() -> String {
 pub fn message_box() -> String {
     labelled("textarea", "Message")
 }
-/// The "Sign out" control.
+/// The "Sign out" control (in the account menu; the confirmation's button has the name too).
 pub fn sign_out_button() -> String {
     button("Sign out")
+}
+/// The account button (the reader's avatar), which opens the menu with "Sign out".
+pub fn account_menu_button() -> String {
+    button("Account menu")
 }
 
 /// The JavaScript expression for the message list (`role="log"`).
@@ -667,16 +676,41 @@ impl Browser {
         self.wait_chat_ready().await;
     }
 
-    /// Wait for the chat page: message box, log, "Sign out", and a live connection.
+    /// Wait for the chat page: message box, log, "Sign out" (or the account menu that holds
+    /// it), and a live connection.
     pub async fn wait_chat_ready(&self) {
         self.wait_visible("the Message box", &message_box()).await;
-        self.wait_visible("the Sign out control", &sign_out_button())
-            .await;
+        self.wait_visible(
+            "the Sign out control or the Account menu",
+            &format!("{} | {}", sign_out_button(), account_menu_button()),
+        )
+        .await;
         self.wait_visible("the message log", "//*[@role = 'log']")
             .await;
         self.wait_visible(
             "the connection to be live",
             "//*[@role = 'status' and normalize-space(.) = 'Connected']",
+        )
+        .await;
+    }
+
+    /// Open the account menu and choose "Sign out" (without confirming).
+    pub async fn choose_sign_out(&self) {
+        self.click_xpath("the Account menu button", &account_menu_button())
+            .await;
+        self.click_xpath(
+            "Sign out in the account menu",
+            &format!("//*[@id = 'account-menu']{}", sign_out_button()),
+        )
+        .await;
+    }
+
+    /// Sign out: "Sign out" in the account menu, then "Sign out" in the confirmation.
+    pub async fn sign_out(&self) {
+        self.choose_sign_out().await;
+        self.click_xpath(
+            "Sign out in the confirmation",
+            &format!("//dialog[@open]{}", sign_out_button()),
         )
         .await;
     }

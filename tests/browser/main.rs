@@ -15,13 +15,14 @@ mod emoji;
 mod harness;
 mod lifecycle;
 mod markdown;
+mod ux;
 
 use std::time::Instant;
 
 use fantoccini::elements::Element;
 use fantoccini::key::Key;
 use harness::{
-    browser_tools, button, labelled, message_box, password_field, say, sign_out_button,
+    account_menu_button, browser_tools, button, labelled, message_box, password_field, say,
     username_field, App, Driver, LOG, PASSWORD,
 };
 use serde_json::json;
@@ -444,7 +445,7 @@ async fn phone_width_layout_has_no_horizontal_scroll() {
     phone.create_account(&app.base, "pocket").await;
     for (what, xpath) in [
         ("the Message box", message_box()),
-        ("the Sign out control", sign_out_button()),
+        ("the Account menu button", account_menu_button()),
     ] {
         let el = phone.wait_visible(what, &xpath).await;
         let v = phone
@@ -526,10 +527,7 @@ async fn sign_in_errors_are_shown_inline() {
         .await;
     b.wait_chat_ready().await;
 
-    let out = b
-        .wait_visible("the Sign out control", &sign_out_button())
-        .await;
-    b.click(&out).await;
+    b.sign_out().await;
     b.wait_visible("the sign-in page after Sign out", &username_field())
         .await;
     b.wait_visible("the Password field", &password_field())
@@ -1173,7 +1171,8 @@ async fn signed_in_devices_can_be_listed_and_revoked() {
         "the new token works"
     );
 
-    // The Devices button opens the "Signed-in devices" dialog, listing both.
+    // Devices, in the account menu, opens the "Signed-in devices" dialog, listing both.
+    click_on(&b, "the Account menu button", &account_menu_button()).await;
     click_on(&b, "the Devices button", &button("Devices")).await;
     let dialog = dialog_named("Signed-in devices");
     b.wait_visible("the Signed-in devices dialog", &dialog)
@@ -1241,6 +1240,7 @@ async fn signed_in_devices_can_be_listed_and_revoked() {
     assert_no_horizontal_scroll(&b, "devices dialog at 360px").await;
     b.type_into(&sign_out_here, &key(Key::Escape)).await;
     b.wait_gone("Escape to close the dialog", &dialog).await;
+    click_on(&b, "the Account menu button", &account_menu_button()).await;
     let devices = b
         .wait_visible("the Devices button", &button("Devices"))
         .await;
