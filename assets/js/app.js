@@ -4,6 +4,7 @@ import { api, ApiError } from './api.js';
 import { $, setText } from './dom.js';
 import { SignInView } from './signin.js';
 import { ChatView } from './chat.js';
+import { keepShell, lastUser, rememberUser } from './offline.js';
 
 const boot = $('#boot');
 const bootStatus = $('#boot-status');
@@ -18,12 +19,14 @@ const signIn = new SignInView({
 
 function showSignIn(notice = '') {
   boot.hidden = true;
+  rememberUser(null);
   chat.stop();
   signIn.show(notice);
 }
 
 function showChat(user) {
   boot.hidden = true;
+  rememberUser(user);
   signIn.hide();
   chat.start(user);
 }
@@ -40,6 +43,13 @@ async function start() {
         showSignIn();
         return;
       }
+      // The server is out of reach but this browser was signed in: open the app as it was
+      // (drafts, unsent messages), reconnecting; the session is checked once it answers.
+      const known = lastUser();
+      if (known && err instanceof ApiError && (err.isNetwork || err.status >= 500)) {
+        showChat(known);
+        return;
+      }
       setText(bootStatus, `Can’t reach Hearth. Trying again in ${Math.round(delay / 1000)} s…`);
       await new Promise((r) => setTimeout(r, delay));
       setText(bootStatus, 'Loading…');
@@ -49,3 +59,4 @@ async function start() {
 }
 
 start();
+keepShell();

@@ -28,7 +28,7 @@ const OFFLINE_TEXT = 'You are offline. Try again once Hearth is connected.';
 const CONNECTION_TEXT = {
   connected: 'Connected',
   connecting: 'Connecting…',
-  offline: 'Offline',
+  offline: 'Offline, reconnecting…',
 };
 
 export class ChatView {

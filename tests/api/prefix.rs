@@ -52,7 +52,12 @@ async fn page_assets_config_api_and_websocket_answer_under_the_prefix() {
         "the CSP allows the WebSocket URL: {csp}"
     );
     assert!(text(page).await.contains("<html"));
-    for asset in ["/chat/index.html", "/chat/main.css", "/chat/js/app.js"] {
+    for asset in [
+        "/chat/index.html",
+        "/chat/main.css",
+        "/chat/js/app.js",
+        "/chat/sw.js",
+    ] {
         assert_eq!(app.get(asset).await.status(), StatusCode::OK, "{asset}");
     }
     assert_eq!(

@@ -293,8 +293,9 @@ async fn every_room_keeps_its_own_draft_and_unsent_messages_survive_a_reload() {
     b.send_with_enter(offline).await;
     b.wait_log_has("the unsent message in the log", &[offline])
         .await;
-    // The server is down: the reload shows the browser's error page (or fails); either way the
-    // page's storage stays.
+    // The server is down: the reload shows the kept app shell (tests/browser/offline.rs) or,
+    // before the service worker took over, the browser's error page; either way the page's
+    // storage stays.
     let _ = within(
         WAIT,
         "a reload while the server is down",

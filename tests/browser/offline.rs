@@ -1,0 +1,131 @@
+//! The app without its server: once a page has been open, a reload while the server is down
+//! opens the app itself (kept by the service worker) in its "reconnecting" state, with the
+//! drafts and unsent messages of before; when the server is back the page reconnects on its
+//! own, loads the room and sends what was written, once. A browser that signed out gets the
+//! boot screen instead, never someone's chat.
+
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::harness::{browser_tools, message_box, App, Browser, Driver};
+use crate::{wait_room_open, WATCH_CSP};
+
+/// Wait until the service worker controls the page and keeps the page and its script.
+async fn wait_shell_kept(b: &Browser) {
+    b.wait_js(
+        "the service worker to control the page and keep the shell",
+        "if (!navigator.serviceWorker || !navigator.serviceWorker.controller) return false;
+         return caches.open('hearth-shell-v1')
+           .then((c) => c.keys())
+           .then((keys) => {
+             const paths = keys.map((r) => new URL(r.url).pathname);
+             return paths.includes('/') && paths.includes('/js/app.js') && paths.includes('/js/chat.js')
+                 && paths.includes('/main.css') && paths.includes('/config.js');
+           })
+           .catch(() => false);",
+        vec![],
+    )
+    .await;
+}
+
+async fn connection_text(b: &Browser) -> String {
+    b.eval(
+        "return document.getElementById('conn-text').textContent;",
+        vec![],
+    )
+    .await
+    .as_str()
+    .unwrap_or_default()
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_while_the_server_is_down_opens_the_app_reconnecting() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let started = Instant::now();
+    let mut app = App::start().await;
+    let driver = Driver::start(&tools).await;
+    let b = driver.browser("alice", 1280, 800).await;
+    b.create_account(&app.base, "alice").await;
+    let before = "Said before the outage";
+    b.send_with_enter(before).await;
+    b.wait_log_has("the first message", &[before]).await;
+    wait_shell_kept(&b).await;
+
+    // The server goes away; the reload still opens the app (not an error page), reconnecting.
+    app.stop().await;
+    b.reload().await;
+    b.eval(WATCH_CSP, vec![]).await;
+    b.wait_visible("the Message box after an offline reload", &message_box())
+        .await;
+    b.wait_js(
+        "the connection status to say the app is offline and reconnecting",
+        "const c = document.getElementById('conn');
+         return c.dataset.state !== 'connected' && !document.getElementById('boot').checkVisibility();",
+        vec![],
+    )
+    .await;
+    b.wait_js(
+        "the offline status text",
+        "return document.getElementById('conn-text').textContent === 'Offline, reconnecting…';",
+        vec![],
+    )
+    .await;
+    assert_ne!(connection_text(&b).await, "Connected");
+
+    // Written while offline: kept, shown as pending, sent once the server is back.
+    let offline = "Written after an offline reload";
+    b.send_with_enter(offline).await;
+    b.wait_log_has("the pending message", &[offline]).await;
+
+    app.restart().await;
+    b.wait_visible(
+        "the connection to come back by itself",
+        "//*[@role = 'status' and normalize-space(.) = 'Connected']",
+    )
+    .await;
+    wait_room_open(&b, "general", "general").await;
+    b.wait_log_has("the history and the kept message", &[before, offline])
+        .await;
+    let stored = b
+        .wait_js(
+            "the kept message to be stored once",
+            "return fetch('api/rooms/general/messages?limit=50', { credentials: 'same-origin' })
+               .then((r) => r.json())
+               .then((d) => d.messages.filter((m) => m.body === arguments[0]).length === 1 ? 1 : false)
+               .catch(() => false);",
+            vec![json!(offline)],
+        )
+        .await;
+    assert_eq!(stored, json!(1));
+    let csp = b.eval("return window.__csp || [];", vec![]).await;
+    assert_eq!(csp, json!([]), "no CSP violations");
+
+    // Signed out: an offline reload shows the boot screen, not the last person's chat.
+    b.sign_out().await;
+    b.wait_visible(
+        "the sign-in page",
+        "//button[normalize-space(.) = 'Sign in']",
+    )
+    .await;
+    app.stop().await;
+    b.reload().await;
+    b.wait_js(
+        "the boot screen saying Hearth cannot be reached",
+        "const s = document.getElementById('boot-status');
+         return Boolean(s && s.checkVisibility() && s.textContent.includes('Can’t reach Hearth'));",
+        vec![],
+    )
+    .await;
+    let chat_shown = b
+        .eval(
+            "return Boolean(document.querySelector('[role=\"log\"]')?.checkVisibility());",
+            vec![],
+        )
+        .await;
+    assert_eq!(chat_shown, json!(false), "no chat for a signed-out browser");
+    eprintln!("offline_reload: {:.1} s", started.elapsed().as_secs_f64());
+}
