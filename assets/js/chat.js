@@ -406,6 +406,9 @@ export class ChatView {
     try {
       if (at != null) {
         await this.loadAround(s, at);
+      } else if (!s.loaded && lastReadAtOpen != null && room.unread >= PAGE) {
+        // More unread than a page: open where they start, not at the newest.
+        await this.loadFromUnread(s, lastReadAtOpen).catch(() => this.loadLatest(s, { retry: initial }));
       } else if (!s.loaded) {
         await this.loadLatest(s, { retry: initial });
       }
@@ -455,6 +458,23 @@ export class ChatView {
         delay = Math.min(delay * 2, 15000);
       }
     }
+  }
+
+  /** A window of history starting at the first unread message (the one after `lastRead`). */
+  async loadFromUnread(s, lastRead) {
+    if (lastRead > 0) return this.loadAround(s, lastRead);
+    const session = this.session;
+    s.clearHistory();
+    s.settled = true;
+    s.reachedEnd = false;
+    this.log.updateLoaders();
+    const data = await api.messages(s.room, { after: 0, limit: PAGE });
+    if (session !== this.session) return undefined;
+    const messages = (data && data.messages) || [];
+    for (const m of messages) this.noteId(m.id);
+    s.pinned = false;
+    this.log.setHistory(s, messages, { reachedStart: true, reachedEnd: messages.length < PAGE });
+    return undefined;
   }
 
   /** A window of history around message `id`. */

@@ -652,7 +652,7 @@ export class MessageLog {
     if (!row) return;
     const r = row.el.getBoundingClientRect();
     const box = this.logEl.getBoundingClientRect();
-    if (r.top >= box.top) return; // already on screen at the bottom
+    if (r.top >= box.top && r.top < box.bottom - 8) return; // already on screen
     this.quietScroll = true;
     this.logEl.scrollTop += r.top - box.top - 8;
     s.pinned = false;

@@ -456,6 +456,52 @@ async fn a_fresh_page_opens_at_the_first_unread_message() {
             &button("Jump to first unread"),
         )
         .await;
+
+    // More unread than a page of history (50): the page still opens at the first of them, and
+    // reading on down to the newest (loading the newer pages) marks them read.
+    alice.goto("about:blank").await;
+    let deep = 120;
+    for i in 1..=deep {
+        bob.say(&format!("deep unread #{i:03}")).await;
+    }
+    alice.goto(&app.base).await;
+    alice.wait_chat_ready().await;
+    alice.eval(WATCH_CSP, vec![]).await;
+    let d = alice
+        .wait_js(
+            "the New messages divider above a long backlog",
+            &format!("const d = (() => {{ {DIVIDER} }})(); return d.count === 1 ? d : null;"),
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        d["next"],
+        json!("deep unread #001"),
+        "the divider is right before the first of 120 unread messages: {d}"
+    );
+    alice
+        .wait_js(
+            "the divider in view",
+            &format!("const d = (() => {{ {DIVIDER} }})(); return d.inView;"),
+            vec![],
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(unread_on_server(&alice, "general").await, deep);
+    alice
+        .wait_for("reading down to the newest of the backlog", || async {
+            alice
+                .eval(
+                    &format!("const l = {LOG}; l.scrollTop = l.scrollHeight;"),
+                    vec![],
+                )
+                .await;
+            (unread_on_server(&alice, "general").await == 0).then_some(())
+        })
+        .await;
+    alice
+        .wait_log_has("the newest of the backlog", &["deep unread #120"])
+        .await;
     no_csp_violations(&alice, "alice").await;
 
     alice.close().await;
