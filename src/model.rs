@@ -266,6 +266,8 @@ pub struct SessionInfo {
     pub last_seen_at: i64,
     /// Whether the owner is an administrator.
     pub is_admin: bool,
+    /// When it ends whatever its use (ms; bot tokens may have none).
+    pub expires_at: Option<i64>,
 }
 
 /// A session row to insert.

@@ -4,6 +4,7 @@
 //! - [`password`]: PBKDF2 PHC hashes.
 //! - [`token`]: random session tokens and their stored digests.
 
+mod cache;
 pub mod password;
 pub mod token;
 
@@ -16,7 +17,8 @@ use tokio::sync::Semaphore;
 
 use crate::config::AuthConfig;
 use crate::db::{
-    self, queries, Created, Db, DbError, Gate, NewAccount, NewAdmin, SessionKind, SessionRow, User,
+    self, queries, Created, Db, DbError, Gate, NewAccount, NewAdmin, SessionInfo, SessionKind,
+    SessionRow, User,
 };
 use crate::domain::{check_password, PasswordProblem, Username};
 use crate::limits::{address_key, Counter, Limit, Reservation};
@@ -125,6 +127,8 @@ struct Inner {
     setup: Mutex<Option<[u8; 32]>>,
     /// Counts the hashes computed.
     metrics: Arc<crate::metrics::Metrics>,
+    /// Sessions already looked up (current while the store's sessions generation is).
+    sessions: cache::SessionCache,
 }
 
 /// The key failed logins are counted under for an account: its validated, case-folded name,
@@ -176,6 +180,7 @@ impl Auth {
                 registrations: Counter::default(),
                 setup: Mutex::new(None),
                 metrics,
+                sessions: cache::SessionCache::default(),
             }),
         }
     }
@@ -579,10 +584,29 @@ impl Auth {
         Ok(self.lookup(token_hash).await?.is_some())
     }
 
+    /// The live session behind a digest: from the cache when it is current, else from the
+    /// store (then cached).
+    async fn session(
+        &self,
+        token_hash: [u8; 32],
+        now: i64,
+    ) -> Result<Option<SessionInfo>, AuthError> {
+        let generation = self.inner.db.sessions_generation();
+        if let Some(info) = self.inner.sessions.get(&token_hash, generation, now) {
+            return Ok(Some(info));
+        }
+        let found = self.inner.db.session_user(token_hash, now).await?;
+        if let Some(info) = &found {
+            self.inner
+                .sessions
+                .put(token_hash, info.clone(), generation);
+        }
+        Ok(found)
+    }
+
     async fn lookup(&self, token_hash: [u8; 32]) -> Result<Option<Identity>, AuthError> {
         let now = db::now_ms();
-        let found = self.inner.db.session_user(token_hash, now).await?;
-        let Some(info) = found else {
+        let Some(info) = self.session(token_hash, now).await? else {
             return Ok(None);
         };
         let (kind, last_seen) = (info.kind, info.last_seen_at);
@@ -593,6 +617,7 @@ impl Auth {
             }
         }
         if now - last_seen > TOUCH_EVERY_MS {
+            self.inner.sessions.touched(&token_hash, now);
             let db = self.inner.db.clone();
             tokio::spawn(async move {
                 if let Err(e) = db.touch_session(token_hash, now).await {

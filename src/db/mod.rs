@@ -14,7 +14,7 @@ mod store;
 pub mod writer;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -92,6 +92,9 @@ pub struct Db {
     /// Connections for expensive, bounded reads (search), so those never hold the readers
     /// that sign-ins, history and new connections need.
     heavy: Arc<ReadPool>,
+    /// Bumped after every change to a session or an account (a revocation, a password, the
+    /// administrator flag, disabling): caches of sessions compare it to know they are current.
+    sessions_generation: Arc<AtomicU64>,
 }
 
 /// Connections in the general read pool.
@@ -214,9 +217,23 @@ impl Db {
                 writer: tx,
                 readers,
                 heavy,
+                sessions_generation: Arc::new(AtomicU64::new(0)),
             },
             handle,
         ))
+    }
+
+    /// The current generation of sessions and accounts: it changes after every revocation,
+    /// password change or account change made through this store, and when
+    /// [`Db::forget_sessions`] is called.
+    pub fn sessions_generation(&self) -> u64 {
+        self.sessions_generation.load(Ordering::Acquire)
+    }
+
+    /// Sessions or accounts changed (here, or in another process: the command line): every
+    /// session cached so far is stale.
+    pub fn forget_sessions(&self) {
+        self.sessions_generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Run a read-only closure on a pooled connection, off the async runtime.

@@ -31,6 +31,7 @@ mod robustness;
 mod rooms;
 mod search;
 mod security;
+mod session_cache;
 mod tls;
 mod unread;
 mod upgrade;

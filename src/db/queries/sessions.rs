@@ -28,7 +28,7 @@ pub fn session_user(
     now_ms: i64,
 ) -> rusqlite::Result<Option<SessionInfo>> {
     conn.prepare_cached(
-        "SELECT u.id, u.username, s.kind, s.last_seen_at, u.is_admin FROM sessions s \
+        "SELECT u.id, u.username, s.kind, s.last_seen_at, u.is_admin, s.expires_at FROM sessions s \
          JOIN users u ON u.id = s.user_id \
          WHERE s.token_hash = ?1 AND u.disabled = 0 AND (s.expires_at IS NULL OR s.expires_at > ?2)",
     )?
@@ -41,6 +41,7 @@ pub fn session_user(
             kind: SessionKind::parse(&r.get::<_, String>(2)?),
             last_seen_at: r.get(3)?,
             is_admin: r.get(4)?,
+            expires_at: r.get(5)?,
         })
     })
     .optional()

@@ -154,15 +154,18 @@ impl Db {
         hash: String,
         keep: Option<[u8; 32]>,
     ) -> Result<Vec<[u8; 32]>, DbError> {
-        self.write(move |c| {
-            queries::set_password_hash(c, user_id, &hash)?;
-            let mut revoked = queries::delete_bot_sessions(c, user_id)?;
-            if let Some(keep) = keep {
-                revoked.extend(queries::delete_other_sessions(c, user_id, &keep)?);
-            }
-            Ok(revoked)
-        })
-        .await
+        let revoked = self
+            .write(move |c| {
+                queries::set_password_hash(c, user_id, &hash)?;
+                let mut revoked = queries::delete_bot_sessions(c, user_id)?;
+                if let Some(keep) = keep {
+                    revoked.extend(queries::delete_other_sessions(c, user_id, &keep)?);
+                }
+                Ok(revoked)
+            })
+            .await;
+        self.forget_sessions();
+        revoked
     }
 
     /// Store a new session or token; `false` (nothing stored) when it is a bot token and the
@@ -198,8 +201,11 @@ impl Db {
         user_id: i64,
         id: String,
     ) -> Result<Option<[u8; 32]>, DbError> {
-        self.write(move |c| queries::delete_session_by_listing_id(c, user_id, &id))
-            .await
+        let revoked = self
+            .write(move |c| queries::delete_session_by_listing_id(c, user_id, &id))
+            .await;
+        self.forget_sessions();
+        revoked
     }
 
     /// Delete expired sessions; how many went.
@@ -214,8 +220,11 @@ impl Db {
 
     /// Revoke the session behind a digest.
     pub async fn delete_session(&self, token_hash: [u8; 32]) -> Result<bool, DbError> {
-        self.write(move |c| queries::delete_session(c, &token_hash))
-            .await
+        let deleted = self
+            .write(move |c| queries::delete_session(c, &token_hash))
+            .await;
+        self.forget_sessions();
+        deleted
     }
 
     /// The session behind a digest and its user, if it is live at `now_ms`.

@@ -43,16 +43,15 @@ pub struct NewInvite {
     pub max_uses: i64,
 }
 
-/// Revoke every session and bot token of a user, and bump the sessions epoch so that a server
-/// other than the one revoking (the command line beside a running server) closes their
-/// sockets too.
-fn revoke_sessions(c: &Connection, user_id: i64) -> rusqlite::Result<()> {
-    queries::delete_user_sessions(c, user_id)?;
-    queries::bump_sessions_epoch(c)
+/// Revoke every session and bot token of a user.
+fn revoke_sessions(c: &Connection, user_id: i64) -> rusqlite::Result<usize> {
+    queries::delete_user_sessions(c, user_id)
 }
 
 /// Apply `change` to the account with this key; the account afterwards, or `None` when there
-/// is no such account. Runs inside the caller's transaction.
+/// is no such account. Runs inside the caller's transaction, and bumps the sessions epoch so
+/// that a server other than the one changing it (the command line beside a running server)
+/// closes revoked sockets and forgets what it knew of the account's sessions.
 pub(super) fn change_account(
     c: &Connection,
     key: &str,
@@ -69,12 +68,15 @@ pub(super) fn change_account(
         AccountChange::Enable => queries::set_disabled(c, user.id, false)?,
         AccountChange::Promote => queries::set_admin(c, user.id, true)?,
         AccountChange::Demote => queries::set_admin(c, user.id, false)?,
-        AccountChange::SignOut => revoke_sessions(c, user.id)?,
+        AccountChange::SignOut => {
+            revoke_sessions(c, user.id)?;
+        }
         AccountChange::ResetPassword(hash) => {
             queries::set_password_hash(c, user.id, hash)?;
             revoke_sessions(c, user.id)?;
         }
     }
+    queries::bump_sessions_epoch(c)?;
     queries::user_summary(c, key)
 }
 
@@ -134,7 +136,9 @@ impl Db {
         key: String,
         change: AccountChange,
     ) -> Result<Option<UserSummary>, DbError> {
-        self.write(move |c| change_account(c, &key, &change)).await
+        let changed = self.write(move |c| change_account(c, &key, &change)).await;
+        self.forget_sessions();
+        changed
     }
 
     /// Accounts, rooms and messages, the registration mode, and the bytes the database at
