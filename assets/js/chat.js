@@ -1282,6 +1282,8 @@ export class ChatView {
       ? 'Can’t reach the server. Messages you write are kept and sent when it is back.'
       : state === 'connecting' ? 'Connecting to the server…' : 'Connected: messages arrive live.';
     this.root.classList.toggle('is-offline', state !== 'connected');
+    // Who is online is only known while connected: the next `ready` fills the list again.
+    if (state !== 'connected') this.online.offline();
   }
 
   setPanelOpen(open) {
