@@ -162,6 +162,11 @@ fn axe_source() -> Option<String> {
 /// Run axe-core on the open Settings dialog; fail on any violation. Without axe-core (not a
 /// dependency of the build) the check says so and is skipped.
 async fn assert_axe_clean(b: &Browser, phase: &str) {
+    assert_axe_clean_in(b, "#settings-dialog", phase).await;
+}
+
+/// Run axe-core on the element `selector` (`html`: the whole page).
+async fn assert_axe_clean_in(b: &Browser, selector: &str, phase: &str) {
     let Some(source) = axe_source() else {
         say(&format!(
             "settings: axe-core not found (set AXE_JS or `npm install axe-core`): {phase} not checked"
@@ -182,10 +187,10 @@ async fn assert_axe_clean(b: &Browser, phase: &str) {
         "axe-core",
         b.client.execute_async(
             "const done = arguments[arguments.length - 1];
-             axe.run(document.querySelector('#settings-dialog'), { resultTypes: ['violations'] })
+             axe.run(document.querySelector(arguments[0]), { resultTypes: ['violations'] })
                .then((r) => done(r.violations.map((v) => v.id + ': ' + v.nodes.map((n) => n.target.join(' ')).join(', '))))
                .catch((e) => done(['axe failed: ' + e]));",
-            vec![],
+            vec![json!(selector)],
         ),
     )
     .await
@@ -622,9 +627,13 @@ async fn theme_and_density_apply_at_once_persist_and_beat_the_system_preference(
     let after_reload = b.eval(MSG_GAP, vec![]).await.as_f64();
     assert_eq!(after_reload, Some(after), "compact after a reload");
 
+    // The whole chat page in the forced dark palette on a light system.
+    assert_axe_clean_in(&b, "html", "the chat page, Dark on a light system").await;
+
     // The administration page follows the same choice.
     b.goto(&format!("{}admin.html", app.base)).await;
     wait_body_bg(&b, "the admin page in dark", DARK_BG).await;
+    assert_axe_clean_in(&b, "html", "the admin page, Dark on a light system").await;
     b.goto(&app.base).await;
     b.wait_chat_ready().await;
     b.eval(WATCH_CSP, vec![]).await;
