@@ -451,7 +451,7 @@ def scene_dm(phone):
 
 
 def scene_notify(phone):
-    open_dialog('#notify-open', '#notify-dialog')
+    open_dialog('#notify-open', '#settings-dialog')
 
 
 def scene_switcher(phone):

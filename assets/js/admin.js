@@ -348,7 +348,7 @@ async function userAction(u, action, slot) {
     if (i >= 0) users[i] = data.user;
     renderUsers({ user: data.user.username, slot });
     announce(DONE[action](data.user.username));
-    if (data.temporary_password) showTemporaryPassword(data.user.username, data.temporary_password);
+    if (data.temporary_password) showTemporaryPassword(data.user.username, data.temporary_password, isMe(data.user));
     if (isMe(data.user) && action === 'sign_out') {
       // We just signed ourselves out.
       gate('signed-out');
@@ -389,8 +389,10 @@ async function purgeUser(u, slot) {
   }
 }
 
-function showTemporaryPassword(username, password) {
+/** `self`: the reset was the reader's own, so offer to go and change it (Settings → Password). */
+function showTemporaryPassword(username, password, self) {
   $('#temp-password-user').textContent = username;
+  $('#temp-password-self').hidden = !self;
   const input = $('#temp-password-value');
   input.value = password;
   $('#temp-password').hidden = false;

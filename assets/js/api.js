@@ -96,6 +96,11 @@ export const api = {
   sessions: () => request('GET', 'api/sessions'),
   /** End one of them (its sockets close with 4001); `id` is the listing id, not the token. */
   revokeSession: (id) => request('DELETE', `api/sessions/${encodeURIComponent(id)}`),
+  /** 204; `signOutOthers` also ends every other browser session (bot tokens always end). */
+  changePassword: (current, next, signOutOthers) => request('POST', 'api/password',
+    { current_password: current, new_password: next, sign_out_others: signOutOthers }),
+  /** `{token, name}`: a bearer token for a bot, shown this once. */
+  createToken: (name) => request('POST', 'api/tokens', { name }),
   rooms: () => request('GET', 'api/rooms'),
   directory: () => request('GET', 'api/directory'),
   createRoom: (body) => request('POST', 'api/rooms', body),

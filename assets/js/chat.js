@@ -17,6 +17,7 @@ import { Switcher } from './switcher.js';
 import { Dialogs, confirmAction } from './dialogs.js';
 import { rememberEmoji } from './emoji.js';
 import { Drafts } from './drafts.js';
+import { Settings } from './settings.js';
 
 const PAGE = 50;
 const GAP_PAGE = 200;
@@ -142,9 +143,10 @@ export class ChatView {
     this.search = new SearchPanel(this);
     this.switcher = new Switcher(this);
     this.dialogs = new Dialogs(this);
+    this.settings = new Settings(this);
 
     $('#signout').addEventListener('click', () => this.confirmSignOut());
-    // The account menu: who is signed in, Devices, Sign out (and the online list on narrower
+    // The account menu: who is signed in, Settings, Sign out (and the online list on narrower
     // screens). A disclosure: Escape or a click elsewhere closes it.
     this.accountToggle.addEventListener('click', () => this.setAccountOpen(!this.accountOpen));
     // Choosing an item closes the menu first (capture phase), with focus on the account
@@ -269,6 +271,7 @@ export class ChatView {
     });
     await this.openRoom(this.current, { initial: true });
     this.composer.focus();
+    if (session === this.session) this.settings.openFromUrl();
   }
 
   /** Tear everything down (no network calls). */
@@ -282,6 +285,7 @@ export class ChatView {
     this.setDrawerOpen(false);
     this.search.close(false);
     this.dialogs.closeAll();
+    this.settings.close();
     this.switcher.close();
     this.root.hidden = true;
     document.body.classList.remove('in-chat');
@@ -1302,6 +1306,8 @@ export class ChatView {
       ? 'Can’t reach the server. Messages you write are kept and sent when it is back.'
       : state === 'connecting' ? 'Connecting to the server…' : 'Connected: messages arrive live.';
     this.root.classList.toggle('is-offline', state !== 'connected');
+    // Who is online is only known while connected: the next `ready` fills the list again.
+    if (state !== 'connected') this.online.offline();
   }
 
   setPanelOpen(open) {

@@ -1,14 +1,12 @@
 // The modal dialogs: create a room, browse public rooms, start a direct
 // message, room details (members, invite, rename/topic, notification level,
-// leave), notification preferences, the signed-in devices (browser
-// sessions and bot tokens, each revocable) and the confirmation asked before
-// something that cannot be undone. Each is a <dialog>: Escape closes it, focus
+// leave) and the confirmation asked before something that cannot be undone.
+// (The account's own settings are in settings.js.) Each is a <dialog>: Escape closes it, focus
 // moves into it and back to where it was.
 
 import { api, ApiError } from './api.js';
 import { $, h, setText } from './dom.js';
-import { avatar, dayLabel, formatFull, formatTime, parseTs } from './format.js';
-import { notificationsSupported } from './notify.js';
+import { avatar } from './format.js';
 
 /** Open a modal <dialog>, focus `focusEl` and give focus back on close. */
 export function openDialog(dialog, focusEl) {
@@ -65,7 +63,7 @@ const errorText = (err, fallback) => (err instanceof ApiError ? err.message : fa
 export class Dialogs {
   constructor(app) {
     this.app = app;
-    this.all = ['#create-room-dialog', '#directory-dialog', '#dm-dialog', '#room-dialog', '#notify-dialog', '#devices-dialog', '#confirm-dialog'].map((s) => $(s));
+    this.all = ['#create-room-dialog', '#directory-dialog', '#dm-dialog', '#room-dialog', '#confirm-dialog'].map((s) => $(s));
     for (const d of this.all) wireDialog(d);
     this.directory = [];
     this.roomDialogFor = '';
@@ -77,9 +75,6 @@ export class Dialogs {
     $('#room-settings').addEventListener('click', () => this.openRoomDialog());
     $('#room-members').addEventListener('click', () => this.openRoomDialog('members'));
     $('#room-invite').addEventListener('click', () => this.openRoomDialog('invite'));
-    $('#notify-open').addEventListener('click', () => this.openNotify());
-    $('#devices-open').addEventListener('click', () => this.openDevices());
-    this.devicesSeq = 0;
 
     $('#create-room-form').addEventListener('submit', (e) => {
       e.preventDefault();
@@ -107,12 +102,6 @@ export class Dialogs {
     $('#room-dialog').addEventListener('close', () => {
       this.roomDialogFor = '';
       this.disarmLeave();
-    });
-
-    $('#notify-desktop').addEventListener('change', (e) => this.toggleDesktop(e.target));
-    $('#notify-sound').addEventListener('change', (e) => {
-      this.app.notifier.setSound(e.target.checked);
-      setText($('#notify-status'), e.target.checked ? 'A short sound plays for direct messages and mentions.' : 'Sound is off.');
     });
   }
 
@@ -534,149 +523,6 @@ export class Dialogs {
     }
   }
 
-  // ---- notification preferences ----------------------------------------------------------
-
-  openNotify() {
-    const n = this.app.notifier;
-    const desktop = $('#notify-desktop');
-    desktop.checked = n.desktop;
-    desktop.disabled = !notificationsSupported();
-    $('#notify-sound').checked = n.sound;
-    setText($('#notify-status'), !notificationsSupported()
-      ? 'This browser cannot show desktop notifications.'
-      : n.permission === 'denied' ? 'Notifications are blocked for this site in the browser’s settings.' : '');
-    openDialog($('#notify-dialog'), desktop.disabled ? $('#notify-sound') : desktop);
-  }
-
-  async toggleDesktop(box) {
-    const text = await this.app.notifier.setDesktop(box.checked);
-    box.checked = this.app.notifier.desktop;
-    setText($('#notify-status'), text);
-  }
-
-  // ---- signed-in devices ------------------------------------------------------------------
-
-  openDevices() {
-    setText($('#devices-error'), '');
-    $('#devices-list').replaceChildren();
-    // The heading, not a Revoke button: nothing should be one keypress away from signing out.
-    openDialog($('#devices-dialog'), $('#devices-title'));
-    this.loadDevices();
-  }
-
-  /** Fetch the list again; `said` stays in the status line (the outcome of a revoke). */
-  async loadDevices(said = '') {
-    const seq = ++this.devicesSeq;
-    setText($('#devices-status'), said || 'Loading signed-in devices…');
-    try {
-      const data = await api.sessions();
-      if (seq !== this.devicesSeq) return;
-      const sessions = data && Array.isArray(data.sessions) ? data.sessions : [];
-      this.renderDevices(sessions, said);
-    } catch (err) {
-      if (seq !== this.devicesSeq) return;
-      if (err instanceof ApiError && err.isUnauthorized) {
-        this.app.sessionEnded();
-        return;
-      }
-      setText($('#devices-status'), said);
-      setText($('#devices-error'), errorText(err, 'Could not load the signed-in devices.'));
-    }
-  }
-
-  renderDevices(sessions, said) {
-    // This device first; otherwise the server's order (newest first).
-    const list = sessions.filter((s) => s.current).concat(sessions.filter((s) => !s.current));
-    const browsers = list.filter((s) => s.kind !== 'bot').length;
-    const bots = list.length - browsers;
-    const plural = (n, one) => `${n} ${one}${n === 1 ? '' : 's'}`;
-    const count = `${plural(browsers, 'browser session')} and ${plural(bots, 'bot token')}.`;
-    setText($('#devices-status'), said ? `${said} ${count}` : count);
-    const names = revokeNames(list);
-    $('#devices-list').replaceChildren(...list.map((s, i) => {
-      const bot = s.kind === 'bot';
-      const metaId = `device-meta-${s.id}`;
-      return h('li', { class: `device-item${s.current ? ' is-current' : ''}`, dataset: { session: s.id } },
-        h('div', { class: 'device-main' },
-          h('p', { class: 'device-name' },
-            sessionLabel(s),
-            s.current ? h('span', { class: 'device-tag' }, ' (this device)') : null),
-          h('p', { class: 'device-meta', id: metaId },
-            h('span', null, bot ? 'Created ' : 'Signed in ', when(s.created_at)),
-            h('span', null, 'Last used ', when(s.last_seen)))),
-        h('div', { class: 'device-actions' },
-          s.current
-            // Signing this page out goes through the same path as the header's Sign out, which
-            // stops the socket first so its 4001 close is not reported as an ended session.
-            ? h('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'aria-describedby': metaId, onclick: () => this.app.signOut() }, 'Sign out this device')
-            : h('button', {
-              type: 'button',
-              class: 'btn btn-danger btn-sm',
-              'aria-label': names[i],
-              'aria-describedby': metaId,
-              onclick: (e) => this.revokeDevice(s, e.currentTarget),
-            }, 'Revoke')));
-    }));
-  }
-
-  async revokeDevice(s, btn) {
-    const label = sessionLabel(s);
-    btn.disabled = true;
-    setText($('#devices-error'), '');
-    let said = `${label} revoked.`;
-    try {
-      await api.revokeSession(s.id);
-    } catch (err) {
-      if (err instanceof ApiError && err.isUnauthorized) {
-        this.app.sessionEnded();
-        return;
-      }
-      if (!(err instanceof ApiError && err.code === 'unknown_session')) {
-        btn.disabled = false;
-        setText($('#devices-error'), errorText(err, `Could not revoke ${label}.`));
-        return;
-      }
-      // Gone already (revoked elsewhere or expired): the refreshed list shows that.
-      said = `${label} had already ended.`;
-    }
-    // The row and its button go away: keep focus in the dialog, where the status is read out.
-    $('#devices-title').focus();
-    await this.loadDevices(said);
-  }
-}
-
-// ---- signed-in devices ---------------------------------------------------------------
-
-/** "Today at 9:41", "Monday, November 23 at 18:05" (the full date and time as a tooltip). */
-function when(ts) {
-  if (!ts) return null;
-  const d = parseTs(ts);
-  return h('time', { datetime: d.toISOString(), title: formatFull(d) }, `${dayLabel(d)} at ${formatTime(d)}`);
-}
-
-/** What a session is called in its row: never markup, the bot's name is the user's text. */
-function sessionLabel(s) {
-  return s.kind === 'bot' ? `Bot token: ${s.name || 'unnamed'}` : 'Browser session';
-}
-
-/**
- * The accessible name of each row's Revoke button. Two browser sessions (or two tokens with
- * one name) would share "Revoke Browser session", so repeats get their start time and, if even
- * that repeats, a number: every button must say which row it ends.
- */
-function revokeNames(sessions) {
-  const base = sessions.map((s) => `Revoke ${sessionLabel(s)}`);
-  const withTime = base.map((name, i) => (base.filter((n) => n === name).length > 1
-    ? `${name}, signed in ${formatFull(parseTs(sessions[i].created_at))}`
-    : name));
-  const seen = new Map();
-  return withTime.map((name) => {
-    const total = withTime.filter((n) => n === name).length;
-    if (total === 1) return name;
-    const k = (seen.get(name) || 0) + 1;
-    seen.set(name, k);
-    return `${name} (${k} of ${total})`;
-  });
 }
 
 function pickRoomFields(r) {

@@ -18,6 +18,7 @@ export class OnlineList {
     this.onPick = onPick || null;
     this.me = '';
     this.users = new Map(); // lowercased -> display name
+    this.isOffline = false;  // disconnected: nobody is known to be online
   }
 
   setMe(name) {
@@ -26,8 +27,17 @@ export class OnlineList {
   }
 
   reset(usernames = []) {
+    this.isOffline = false;
     this.users.clear();
     for (const u of usernames) this.users.set(String(u).toLowerCase(), String(u));
+    this.render();
+  }
+
+  /** The connection dropped: the list empties until the next `reset` (from `ready`). */
+  offline() {
+    if (this.isOffline) return;
+    this.isOffline = true;
+    this.users.clear();
     this.render();
   }
 
@@ -67,7 +77,9 @@ export class OnlineList {
           onclick: () => this.onPick(name),
         }, content));
     }));
-    if (!names.length) {
+    if (this.isOffline) {
+      this.listEl.append(h('li', { class: 'person-empty person-offline' }, 'Offline: who is online shows again once Hearth reconnects.'));
+    } else if (!names.length) {
       this.listEl.append(h('li', { class: 'person-empty' }, 'Nobody is here yet.'));
     }
     for (const el of this.countEls) setText(el, String(names.length));

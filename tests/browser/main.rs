@@ -16,6 +16,7 @@ mod harness;
 mod lifecycle;
 mod markdown;
 mod offline;
+mod settings;
 mod ux;
 
 use std::time::Instant;
@@ -1172,12 +1173,12 @@ async fn signed_in_devices_can_be_listed_and_revoked() {
         "the new token works"
     );
 
-    // Devices, in the account menu, opens the "Signed-in devices" dialog, listing both.
+    // Settings, in the account menu, opens the "Settings" dialog; its "Devices and bots"
+    // section lists both.
     click_on(&b, "the Account menu button", &account_menu_button()).await;
-    click_on(&b, "the Devices button", &button("Devices")).await;
-    let dialog = dialog_named("Signed-in devices");
-    b.wait_visible("the Signed-in devices dialog", &dialog)
-        .await;
+    click_on(&b, "the Settings button", &button("Settings")).await;
+    let dialog = dialog_named("Settings");
+    b.wait_visible("the Settings dialog", &dialog).await;
     let this_device =
         format!("{dialog}//li[contains(normalize-space(.), 'Browser session (this device)')]");
     let bot_row = format!("{dialog}//li[contains(normalize-space(.), 'Bot token: ci bot')]");
@@ -1211,7 +1212,7 @@ async fn signed_in_devices_can_be_listed_and_revoked() {
         .await;
     let errors = b
         .eval(
-            "return [...document.querySelectorAll('#devices-dialog [role=\"alert\"]')]
+            "return [...document.querySelectorAll('#settings-dialog [role=\"alert\"]')]
                  .map((e) => e.textContent).join('');",
             vec![],
         )
@@ -1231,19 +1232,20 @@ async fn signed_in_devices_can_be_listed_and_revoked() {
             &format!("{dialog}{}", button("Sign out this device")),
         )
         .await;
+    // The Settings dialog scrolls: bring the row into view, as a reader would.
     let v = b
         .eval(
-            ON_SCREEN,
+            &format!("arguments[0].scrollIntoView({{block: 'center'}});\n{ON_SCREEN}"),
             vec![serde_json::to_value(&sign_out_here).expect("an element reference")],
         )
         .await;
     assert_eq!(v, json!("ok"), "Sign out this device at 360x740");
-    assert_no_horizontal_scroll(&b, "devices dialog at 360px").await;
+    assert_no_horizontal_scroll(&b, "settings dialog at 360px").await;
     b.type_into(&sign_out_here, &key(Key::Escape)).await;
     b.wait_gone("Escape to close the dialog", &dialog).await;
     click_on(&b, "the Account menu button", &account_menu_button()).await;
     let devices = b
-        .wait_visible("the Devices button", &button("Devices"))
+        .wait_visible("the Settings button", &button("Settings"))
         .await;
     let v = b
         .eval(
@@ -1251,8 +1253,8 @@ async fn signed_in_devices_can_be_listed_and_revoked() {
             vec![serde_json::to_value(&devices).expect("an element reference")],
         )
         .await;
-    assert_eq!(v, json!("ok"), "the Devices button at 360x740");
-    assert_no_horizontal_scroll(&b, "chat with the Devices button at 360px").await;
+    assert_eq!(v, json!("ok"), "the Settings button at 360x740");
+    assert_no_horizontal_scroll(&b, "chat with the Settings button at 360px").await;
 
     // Signing this device out from the list ends the session here, like Sign out does.
     b.click(&devices).await;

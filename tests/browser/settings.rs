@@ -1,0 +1,829 @@
+//! The account's Settings dialog in a real browser: changing the password (errors inline, the
+//! other devices signed out, the new password the only one that works), bot tokens made in the
+//! page and used against the API, revoking a device, the theme and density (applied at once,
+//! kept across a reload, on the administration page too, both ways against the system's
+//! preference), accessibility of the dialog at both widths in both palettes, and the online
+//! list emptying while the server is unreachable.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::common::Auth;
+use crate::harness::{
+    account_menu_button, browser_tools, button, labelled, message_box, say, username_field, within,
+    App, Browser, Driver, PASSWORD, WAIT,
+};
+use crate::{assert_no_horizontal_scroll, dialog_named, me_status_with_token, WATCH_CSP};
+
+const NEW_PASSWORD: &str = "a brand new passphrase";
+
+/// The page background of each palette (main.css `--bg`).
+const LIGHT_BG: &str = "rgb(247, 243, 238)";
+const DARK_BG: &str = "rgb(21, 18, 15)";
+
+// ---- helpers -----------------------------------------------------------------------------------
+
+async fn no_csp_violations(b: &Browser, who: &str) {
+    let csp = b.eval("return window.__csp || [];", vec![]).await;
+    assert_eq!(csp, json!([]), "{who}: no CSP violations");
+}
+
+/// Open the account menu and choose Settings; returns the dialog's XPath.
+async fn open_settings(b: &Browser) -> String {
+    b.click_xpath("the Account menu button", &account_menu_button())
+        .await;
+    b.click_xpath(
+        "Settings in the account menu",
+        &format!("//*[@id = 'account-menu']{}", button("Settings")),
+    )
+    .await;
+    let dialog = dialog_named("Settings");
+    b.wait_visible("the Settings dialog", &dialog).await;
+    dialog
+}
+
+/// Clear the field labelled `label` inside `scope` and type `text`.
+async fn fill(b: &Browser, scope: &str, label: &str, text: &str) {
+    let el = b
+        .wait_visible(label, &format!("{scope}{}", labelled("input", label)))
+        .await;
+    within(WAIT, "clearing a field", el.clear())
+        .await
+        .expect("the field can be cleared");
+    if !text.is_empty() {
+        b.type_into(&el, text).await;
+    }
+}
+
+async fn fill_password_form(b: &Browser, dialog: &str, current: &str, new: &str, confirm: &str) {
+    fill(b, dialog, "Current password", current).await;
+    fill(b, dialog, "New password", new).await;
+    fill(b, dialog, "Confirm new password", confirm).await;
+}
+
+/// Wait for `role="alert"` text in `scope` containing `text`.
+async fn wait_alert(b: &Browser, scope: &str, text: &str) {
+    b.wait_visible(
+        &format!("the error {text:?}"),
+        &format!("{scope}//*[@role = 'alert' and contains(normalize-space(.), \"{text}\")]"),
+    )
+    .await;
+}
+
+/// `GET /api/me` with a session cookie: the status code.
+async fn me_status_with_cookie(app: &App, cookie: &str) -> u16 {
+    app.kit()
+        .get_as("/api/me", &Auth::Cookie(cookie.to_string()))
+        .await
+        .status()
+        .as_u16()
+}
+
+/// `GET /api/me` from inside the page (its own cookie): the status code.
+async fn me_status_in_page(b: &Browser) -> Value {
+    b.eval(
+        "return fetch('api/me', {credentials: 'same-origin', cache: 'no-store'}).then((r) => r.status);",
+        vec![],
+    )
+    .await
+}
+
+/// Chromium's DevTools command `method` with `params`, through chromedriver.
+async fn cdp(driver: &Driver, b: &Browser, method: &str, params: Value) {
+    let id = within(WAIT, "the session id", b.client.session_id())
+        .await
+        .ok()
+        .flatten()
+        .expect("a WebDriver session id");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(WAIT)
+        .build()
+        .expect("an HTTP client");
+    let res = http
+        .post(format!("{}/session/{id}/goog/cdp/execute", driver.url()))
+        .json(&json!({ "cmd": method, "params": params }))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method}: {e}"));
+    assert!(res.status().is_success(), "{method}: {}", res.status());
+}
+
+/// Make the page's `prefers-color-scheme` be `scheme` ("light" or "dark").
+async fn emulate_scheme(driver: &Driver, b: &Browser, scheme: &str) {
+    cdp(
+        driver,
+        b,
+        "Emulation.setEmulatedMedia",
+        json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] }),
+    )
+    .await;
+    let now = b
+        .eval(
+            "return matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';",
+            vec![],
+        )
+        .await;
+    assert_eq!(now, json!(scheme), "the emulated colour scheme");
+}
+
+/// The computed background colour of the body.
+async fn body_bg(b: &Browser) -> Value {
+    b.eval(
+        "return getComputedStyle(document.body).backgroundColor;",
+        vec![],
+    )
+    .await
+}
+
+async fn wait_body_bg(b: &Browser, what: &str, want: &str) {
+    b.wait_js(
+        what,
+        "return getComputedStyle(document.body).backgroundColor === arguments[0];",
+        vec![json!(want)],
+    )
+    .await;
+}
+
+/// axe-core, from `AXE_JS` or `node_modules/axe-core/axe.min.js` (as scripts/screenshot.sh).
+fn axe_source() -> Option<String> {
+    let path = std::env::var("AXE_JS").ok().unwrap_or_else(|| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/node_modules/axe-core/axe.min.js"
+        )
+        .to_string()
+    });
+    std::fs::read_to_string(path).ok()
+}
+
+/// Run axe-core on the open Settings dialog; fail on any violation. Without axe-core (not a
+/// dependency of the build) the check says so and is skipped.
+async fn assert_axe_clean(b: &Browser, phase: &str) {
+    assert_axe_clean_in(b, "#settings-dialog", phase).await;
+}
+
+/// Run axe-core on the element `selector` (`html`: the whole page).
+async fn assert_axe_clean_in(b: &Browser, selector: &str, phase: &str) {
+    let Some(source) = axe_source() else {
+        say(&format!(
+            "settings: axe-core not found (set AXE_JS or `npm install axe-core`): {phase} not checked"
+        ));
+        return;
+    };
+    // Buttons fade between colours (0.15 s): measure after a theme change has settled.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let loaded = b
+        .eval("return typeof window.axe !== 'undefined';", vec![])
+        .await;
+    if loaded != json!(true) {
+        // Evaluated by the test runner, not by the page: the CSP does not apply.
+        b.eval(&format!("{source}\nreturn true;"), vec![]).await;
+    }
+    let found = within(
+        WAIT * 3,
+        "axe-core",
+        b.client.execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document.querySelector(arguments[0]), { resultTypes: ['violations'] })
+               .then((r) => done(r.violations.map((v) => v.id + ': ' + v.nodes.map((n) => n.target.join(' ')).join(', '))))
+               .catch((e) => done(['axe failed: ' + e]));",
+            vec![json!(selector)],
+        ),
+    )
+    .await
+    .expect("axe-core runs");
+    assert_eq!(found, json!([]), "{phase}: axe-core violations");
+}
+
+// ---- password -----------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_the_password_checks_it_and_signs_out_the_other_devices() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let started = Instant::now();
+    let app = App::start().await;
+    let driver = Driver::start(&tools).await;
+    let b = driver.browser("erin", 1280, 800).await;
+    b.create_account(&app.base, "erin").await;
+    b.eval(WATCH_CSP, vec![]).await;
+
+    // Another device of erin's, signed in over HTTP, and a bot token of hers.
+    let (_, other) = app.kit().login("erin", PASSWORD).await;
+    let token = app.kit().token(&other).await;
+    assert_eq!(me_status_with_cookie(&app, &other).await, 200);
+
+    let dialog = open_settings(&b).await;
+    b.wait_visible(
+        "the Password heading",
+        &format!("{dialog}//h3[normalize-space(.) = 'Password']"),
+    )
+    .await;
+    let change = format!("{dialog}{}", button("Change password"));
+
+    // Checked in the page first: too short, then two different new passwords.
+    fill_password_form(&b, &dialog, PASSWORD, "short", "short").await;
+    b.click_xpath("Change password", &change).await;
+    wait_alert(&b, &dialog, "too short").await;
+    fill_password_form(
+        &b,
+        &dialog,
+        PASSWORD,
+        NEW_PASSWORD,
+        "something else entirely",
+    )
+    .await;
+    b.click_xpath("Change password", &change).await;
+    wait_alert(&b, &dialog, "do not match").await;
+
+    // A wrong current password: the server's answer, inline, on the right field.
+    fill_password_form(&b, &dialog, "not my password", NEW_PASSWORD, NEW_PASSWORD).await;
+    b.click_xpath("Change password", &change).await;
+    wait_alert(&b, &dialog, "current password is not right").await;
+    let invalid = b
+        .eval(
+            "return document.activeElement.getAttribute('aria-invalid') === 'true'
+                 && document.activeElement.labels[0].textContent.trim();",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        invalid,
+        json!("Current password"),
+        "focus on the current password"
+    );
+    assert_eq!(
+        me_status_with_cookie(&app, &other).await,
+        200,
+        "nothing changed"
+    );
+
+    // The right one, with "Sign out my other devices" (on by default).
+    let others = b
+        .eval(
+            "return document.querySelector('#password-others').checked;",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        others,
+        json!(true),
+        "Sign out my other devices starts checked"
+    );
+    b.wait_visible(
+        "the Sign out my other devices checkbox",
+        &format!("{dialog}{}", labelled("input", "Sign out my other devices")),
+    )
+    .await;
+    fill_password_form(&b, &dialog, PASSWORD, NEW_PASSWORD, NEW_PASSWORD).await;
+    b.click_xpath("Change password", &change).await;
+    b.wait_visible(
+        "the success message",
+        &format!(
+            "{dialog}//*[@role = 'status' and contains(normalize-space(.), 'Your password was changed.')]"
+        ),
+    )
+    .await;
+    let errors = b
+        .eval(
+            "return document.querySelector('#password-error').textContent;",
+            vec![],
+        )
+        .await;
+    assert_eq!(errors, json!(""), "no error left after success");
+
+    // The server: the other session and the bot token are gone, this page stays signed in.
+    assert_eq!(
+        me_status_with_cookie(&app, &other).await,
+        401,
+        "the other device is signed out"
+    );
+    assert_eq!(
+        me_status_with_token(&app.base, &token).await,
+        401,
+        "bot tokens are revoked"
+    );
+    assert_eq!(
+        me_status_in_page(&b).await,
+        json!(200),
+        "this page stays signed in"
+    );
+    b.wait_visible(
+        "the chat, still connected",
+        "//*[@role = 'status' and normalize-space(.) = 'Connected']",
+    )
+    .await;
+
+    // Closing the dialog forgets what was typed.
+    b.click_xpath("Done", &format!("{dialog}{}", button("Done")))
+        .await;
+    b.wait_gone("the dialog to close", &dialog).await;
+    let typed = b
+        .eval(
+            "return ['#password-current', '#password-new', '#password-confirm']
+                 .map((s) => document.querySelector(s).value).join('');",
+            vec![],
+        )
+        .await;
+    assert_eq!(typed, json!(""), "no password stays in the closed dialog");
+    no_csp_violations(&b, "erin").await;
+
+    // Sign out; the old password no longer works, the new one does.
+    b.sign_out().await;
+    b.submit_sign_in(&app.base, "Sign in", "erin", PASSWORD)
+        .await;
+    b.wait_js(
+        "the sign-in error",
+        "return document.querySelector('#signin-error').textContent;",
+        vec![],
+    )
+    .await;
+    b.wait_visible("still on the sign-in page", &username_field())
+        .await;
+    assert!(
+        b.visible(&message_box()).await.is_none(),
+        "the old password is refused"
+    );
+    b.submit_sign_in(&app.base, "Sign in", "erin", NEW_PASSWORD)
+        .await;
+    b.wait_chat_ready().await;
+    assert_eq!(
+        app.kit()
+            .try_login("erin", PASSWORD)
+            .await
+            .status()
+            .as_u16(),
+        401,
+        "the old password over HTTP"
+    );
+
+    // Throttled: after enough wrong attempts the page says how long to wait.
+    let bot = Auth::Bearer(
+        app.kit()
+            .token(&app.kit().login("erin", NEW_PASSWORD).await.1)
+            .await,
+    );
+    let mut throttled = false;
+    for _ in 0..12 {
+        let (status, _) = app
+            .kit()
+            .api(
+                Method::POST,
+                "/api/password",
+                &bot,
+                Some(&json!({"current_password": "wrong guess", "new_password": NEW_PASSWORD})),
+            )
+            .await;
+        if status == 429 {
+            throttled = true;
+            break;
+        }
+        assert_eq!(status, 401, "a wrong current password");
+    }
+    assert!(throttled, "wrong current passwords are throttled");
+    let dialog = open_settings(&b).await;
+    fill_password_form(&b, &dialog, "wrong again", NEW_PASSWORD, NEW_PASSWORD).await;
+    b.click_xpath(
+        "Change password",
+        &format!("{dialog}{}", button("Change password")),
+    )
+    .await;
+    wait_alert(&b, &dialog, "Too many attempts. Please wait").await;
+    let said = b
+        .eval(
+            "return document.querySelector('#password-error').textContent;",
+            vec![],
+        )
+        .await;
+    assert!(
+        said.as_str()
+            .is_some_and(|s| s.contains("minute") || s.contains("second")),
+        "the wait from Retry-After: {said}"
+    );
+
+    b.close().await;
+    drop(driver);
+    eprintln!(
+        "settings_password: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+// ---- devices and bots -----------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_token_made_in_settings_works_and_devices_can_be_revoked() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let started = Instant::now();
+    let app = App::start().await;
+    let driver = Driver::start(&tools).await;
+    let b = driver.browser("fay", 1280, 800).await;
+    b.create_account(&app.base, "fay").await;
+    b.eval(WATCH_CSP, vec![]).await;
+    let (_, other) = app.kit().login("fay", PASSWORD).await;
+
+    let dialog = open_settings(&b).await;
+    let browser_row = format!(
+        "{dialog}//li[normalize-space(.//*[contains(@class, 'device-name')]) = 'Browser session']"
+    );
+    b.wait_visible("the other browser session in the list", &browser_row)
+        .await;
+
+    // An empty name is refused in the page.
+    b.click_xpath(
+        "Create token",
+        &format!("{dialog}{}", button("Create token")),
+    )
+    .await;
+    wait_alert(&b, &dialog, "Give the token a name").await;
+
+    // Create a token: shown once, with a warning and "Copy token".
+    fill(&b, &dialog, "Token name", "deploy bot").await;
+    b.click_xpath(
+        "Create token",
+        &format!("{dialog}{}", button("Create token")),
+    )
+    .await;
+    let reveal =
+        format!("{dialog}//*[@role = 'region' and contains(normalize-space(.), 'deploy bot')]");
+    b.wait_visible("the new token", &reveal).await;
+    b.wait_visible(
+        "the shown-once warning",
+        &format!("{reveal}//*[contains(normalize-space(.), 'shown only this once')]"),
+    )
+    .await;
+    b.click_xpath("Copy token", &format!("{reveal}{}", button("Copy token")))
+        .await;
+    b.wait_visible(
+        "the copy to be confirmed",
+        &format!("{reveal}//*[@role = 'status' and contains(normalize-space(.), 'Token')]"),
+    )
+    .await;
+    let token = b
+        .eval(
+            "return document.querySelector('#token-value').value;",
+            vec![],
+        )
+        .await;
+    let token = token.as_str().unwrap_or_default().to_string();
+    assert_eq!(token.len(), 43, "a 43-character token: {token:?}");
+    assert_eq!(
+        me_status_with_token(&app.base, &token).await,
+        200,
+        "the token works as a bot's Bearer credential"
+    );
+    let bot_row = format!("{dialog}//li[contains(normalize-space(.), 'Bot token: deploy bot')]");
+    b.wait_visible("the token in the list", &bot_row).await;
+
+    // Revoke the other browser session: the server signs it out.
+    // (Named with its sign-in time: this page is a browser session too.)
+    b.click_xpath(
+        "Revoke Browser session",
+        &format!("{browser_row}//button[starts-with(@aria-label, 'Revoke Browser session')]"),
+    )
+    .await;
+    b.wait_gone("the other browser session to leave the list", &browser_row)
+        .await;
+    assert_eq!(
+        me_status_with_cookie(&app, &other).await,
+        401,
+        "the revoked device is signed out"
+    );
+
+    // Revoke the token too.
+    b.click_xpath(
+        "Revoke Bot token: deploy bot",
+        &format!("{dialog}{}", button("Revoke Bot token: deploy bot")),
+    )
+    .await;
+    b.wait_gone("the token to leave the list", &bot_row).await;
+    assert_eq!(me_status_with_token(&app.base, &token).await, 401);
+
+    // Closing the dialog hides the token for good.
+    b.click_xpath("Done", &format!("{dialog}{}", button("Done")))
+        .await;
+    b.wait_gone("the dialog to close", &dialog).await;
+    let shown = b
+        .eval(
+            "return document.querySelector('#token-value').value;",
+            vec![],
+        )
+        .await;
+    assert_eq!(shown, json!(""), "the token is not kept in the page");
+    no_csp_violations(&b, "fay").await;
+
+    b.close().await;
+    drop(driver);
+    eprintln!("settings_tokens: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+// ---- appearance -----------------------------------------------------------------------------
+
+/// The top margin of the first message that starts a group (not a continuation).
+const MSG_GAP: &str = r#"
+const m = document.querySelector('[role="log"] .msg[data-id]:not(.cont)');
+return m ? parseFloat(getComputedStyle(m).marginTop) : null;
+"#;
+
+async fn choose(b: &Browser, dialog: &str, label: &str) {
+    b.click_xpath(label, &format!("{dialog}{}", labelled("input", label)))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn theme_and_density_apply_at_once_persist_and_beat_the_system_preference() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let started = Instant::now();
+    let app = App::start().await;
+    let driver = Driver::start(&tools).await;
+    let b = driver.browser("gus", 1280, 800).await;
+    emulate_scheme(&driver, &b, "light").await;
+    b.create_account(&app.base, "gus").await;
+    b.eval(WATCH_CSP, vec![]).await;
+    b.send_with_enter("Spacing check").await;
+    b.wait_log_has("the message", &["Spacing check"]).await;
+    assert_eq!(
+        body_bg(&b).await,
+        json!(LIGHT_BG),
+        "light by default on a light system"
+    );
+
+    let dialog = open_settings(&b).await;
+    let system = b
+        .eval(
+            "return document.querySelector('input[name=\"theme\"]:checked').value;",
+            vec![],
+        )
+        .await;
+    assert_eq!(system, json!("system"), "System is the default");
+    b.wait_visible(
+        "the Theme radio group",
+        &format!("{dialog}//fieldset[legend[normalize-space(.) = 'Theme']]"),
+    )
+    .await;
+    assert_axe_clean(&b, "Settings, desktop, light").await;
+
+    // Dark on a light system, at once.
+    choose(&b, &dialog, "Dark").await;
+    wait_body_bg(&b, "the dark palette", DARK_BG).await;
+    let meta = b
+        .eval(
+            "return [...document.querySelectorAll('meta[name=\"theme-color\"]')].map((m) => m.content);",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        meta,
+        json!(["#15120f", "#15120f"]),
+        "the browser bar follows"
+    );
+    assert_axe_clean(&b, "Settings, desktop, dark").await;
+
+    // Compact density: tighter spacing between messages.
+    let before = b.eval(MSG_GAP, vec![]).await.as_f64().expect("a message");
+    choose(&b, &dialog, "Compact density").await;
+    let after = b.eval(MSG_GAP, vec![]).await.as_f64().expect("a message");
+    assert!(
+        after < before - 4.0,
+        "compact spacing: {before} px → {after} px"
+    );
+
+    // Phone width, both palettes.
+    b.set_viewport(360, 740).await;
+    assert_no_horizontal_scroll(&b, "Settings at 360px, dark").await;
+    assert_axe_clean(&b, "Settings, 360px, dark").await;
+    choose(&b, &dialog, "Light").await;
+    wait_body_bg(&b, "the light palette", LIGHT_BG).await;
+    assert_no_horizontal_scroll(&b, "Settings at 360px, light").await;
+    assert_axe_clean(&b, "Settings, 360px, light").await;
+    b.set_viewport(1280, 800).await;
+
+    // Kept across a reload, applied before the app's modules run (the attribute is there as
+    // soon as the page has parsed its head).
+    choose(&b, &dialog, "Dark").await;
+    b.reload().await;
+    b.wait_chat_ready().await;
+    b.eval(WATCH_CSP, vec![]).await;
+    assert_eq!(body_bg(&b).await, json!(DARK_BG), "dark after a reload");
+    let root = b
+        .eval(
+            "return [document.documentElement.dataset.theme, document.documentElement.classList.contains('density-compact')];",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        root,
+        json!(["dark", true]),
+        "theme and density after a reload"
+    );
+    let after_reload = b.eval(MSG_GAP, vec![]).await.as_f64();
+    assert_eq!(after_reload, Some(after), "compact after a reload");
+
+    // The whole chat page in the forced dark palette on a light system.
+    assert_axe_clean_in(&b, "html", "the chat page, Dark on a light system").await;
+
+    // The administration page follows the same choice.
+    b.goto(&format!("{}admin.html", app.base)).await;
+    wait_body_bg(&b, "the admin page in dark", DARK_BG).await;
+    assert_axe_clean_in(&b, "html", "the admin page, Dark on a light system").await;
+    b.goto(&app.base).await;
+    b.wait_chat_ready().await;
+    b.eval(WATCH_CSP, vec![]).await;
+
+    // A dark system: Light still gives light, System follows the system.
+    emulate_scheme(&driver, &b, "dark").await;
+    let dialog = open_settings(&b).await;
+    choose(&b, &dialog, "Light").await;
+    wait_body_bg(&b, "light on a dark system", LIGHT_BG).await;
+    choose(&b, &dialog, "System").await;
+    wait_body_bg(&b, "System on a dark system", DARK_BG).await;
+    assert_axe_clean(&b, "Settings, desktop, system dark").await;
+    choose(&b, &dialog, "Compact density").await;
+    let relaxed = b.eval(MSG_GAP, vec![]).await.as_f64();
+    assert_eq!(relaxed, Some(before), "compact density off again");
+    no_csp_violations(&b, "gus").await;
+
+    b.close().await;
+    drop(driver);
+    eprintln!(
+        "settings_appearance: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+// ---- presence while offline -------------------------------------------------------------------
+
+/// Who the page shows as online: the list, both counts and any note in the list.
+const ONLINE: &str = r#"
+const online = () => ({
+  count: document.getElementById('online-count').textContent.trim(),
+  menu: document.getElementById('online-toggle-count').textContent.trim(),
+  names: [...document.querySelectorAll('#online-list .person-name')].map((e) => e.textContent),
+  note: document.getElementById('online-list').textContent,
+});
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_online_empties_while_offline_and_refills_on_reconnect() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let started = Instant::now();
+    let mut app = App::start().await;
+    let driver = Driver::start(&tools).await;
+    let b = driver.browser("hal", 1280, 800).await;
+    b.create_account(&app.base, "hal").await;
+    let ivy = app.register("ivy").await;
+    let bot = app.ws(&ivy).await;
+    b.wait_js(
+        "ivy and hal online",
+        &format!("{ONLINE} return online().names.length === 2;"),
+        vec![],
+    )
+    .await;
+
+    app.stop().await;
+    drop(bot);
+    let gone = b
+        .wait_js(
+            "the online list to empty",
+            &format!(
+                "{ONLINE} const v = online(); return v.names.length === 0 && v.note.includes('Offline') ? v : null;"
+            ),
+            vec![],
+        )
+        .await;
+    assert_eq!(gone["count"], json!("0"), "the count clears: {gone}");
+    assert_eq!(gone["menu"], json!("0"), "the menu's count clears: {gone}");
+
+    app.restart().await;
+    b.wait_visible(
+        "the connection to come back",
+        "//*[@role = 'status' and normalize-space(.) = 'Connected']",
+    )
+    .await;
+    let _bot = app.ws(&ivy).await;
+    let back = b
+        .wait_js(
+            "the list to refill",
+            &format!("{ONLINE} const v = online(); return v.names.length === 2 ? v : null;"),
+            vec![],
+        )
+        .await;
+    assert_eq!(back["count"], json!("2"), "{back}");
+    assert!(
+        !back["note"].as_str().unwrap_or("").contains("Offline"),
+        "no offline note once connected: {back}"
+    );
+
+    b.close().await;
+    drop(driver);
+    eprintln!(
+        "settings_presence: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+// ---- from the administration page ---------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_of_your_own_password_leads_to_settings_password() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let started = Instant::now();
+    let app = App::start().await;
+    let driver = Driver::start(&tools).await;
+    let b = driver.browser("olga", 1280, 800).await;
+    app.register_admin("olga").await;
+    b.submit_sign_in(&app.base, "Sign in", "olga", PASSWORD)
+        .await;
+    b.wait_chat_ready().await;
+
+    b.goto(&format!("{}admin.html", app.base)).await;
+    b.eval(WATCH_CSP, vec![]).await;
+    b.click_xpath(
+        "Reset password for olga",
+        &button("Reset password for olga"),
+    )
+    .await;
+    b.click_xpath(
+        "Reset password in the confirmation",
+        &format!("//dialog[@open]{}", button("Reset password")),
+    )
+    .await;
+    let notice = "//*[@id = 'temp-password']";
+    b.wait_visible(
+        "the notice pointing to Settings → Password",
+        &format!("{notice}//*[contains(normalize-space(.), 'Settings → Password')]"),
+    )
+    .await;
+    let temporary = b
+        .wait_js(
+            "the temporary password",
+            "return document.querySelector('#temp-password-value').value;",
+            vec![],
+        )
+        .await;
+    let temporary = temporary.as_str().unwrap_or_default().to_string();
+    no_csp_violations(&b, "the admin page").await;
+    b.click_xpath(
+        "Change password in the notice",
+        &format!("{notice}{}", button("Change password")),
+    )
+    .await;
+
+    // Signed out by the reset: sign in with the temporary password, and Settings opens at
+    // Password, ready to type it.
+    b.submit_sign_in(&app.base, "Sign in", "olga", &temporary)
+        .await;
+    b.wait_chat_ready().await;
+    let dialog = dialog_named("Settings");
+    b.wait_visible("Settings, opened by the link", &dialog)
+        .await;
+    let focus = b
+        .wait_js(
+            "focus in Current password",
+            "return document.activeElement && document.activeElement.id === 'password-current' && location.search === '';",
+            vec![],
+        )
+        .await;
+    assert_eq!(focus, json!(true), "the link's ?settings= is used once");
+    fill_password_form(&b, &dialog, &temporary, NEW_PASSWORD, NEW_PASSWORD).await;
+    b.click_xpath(
+        "Change password",
+        &format!("{dialog}{}", button("Change password")),
+    )
+    .await;
+    b.wait_visible(
+        "the success message",
+        &format!(
+            "{dialog}//*[@role = 'status' and contains(normalize-space(.), 'Your password was changed.')]"
+        ),
+    )
+    .await;
+    assert_eq!(
+        app.kit()
+            .try_login("olga", NEW_PASSWORD)
+            .await
+            .status()
+            .as_u16(),
+        200,
+        "the new password works"
+    );
+
+    b.close().await;
+    drop(driver);
+    eprintln!(
+        "settings_admin_link: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
