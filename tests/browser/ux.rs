@@ -166,11 +166,28 @@ async fn jumping_to_a_search_result_leaves_the_app_shell_in_place() {
         .say("The walnut cake goes in at four, says the binder")
         .await;
     let recent_id = recent["id"].as_i64().expect("a message id");
+    let mut newest = 0;
     for i in 91..=95 {
-        bot.say(&format!("filler #{i:03}")).await;
+        newest = bot.say(&format!("filler #{i:03}")).await["id"]
+            .as_i64()
+            .expect("a message id");
     }
 
     for (b, who) in [(&desk, "desktop"), (&phone, "phone")] {
+        // Read up to the newest (a page with more unread than a page of history would open
+        // at the first unread instead).
+        let read = b
+            .eval(
+                "return fetch('api/rooms/general/read', {
+                     method: 'POST',
+                     credentials: 'same-origin',
+                     headers: {'Content-Type': 'application/json'},
+                     body: JSON.stringify({id: arguments[0]}),
+                 }).then((r) => r.status);",
+                vec![json!(newest)],
+            )
+            .await;
+        assert_eq!(read, json!(200), "{who}: marked read");
         b.reload().await;
         b.wait_chat_ready().await;
         b.eval(WATCH_CSP, vec![]).await;
