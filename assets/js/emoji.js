@@ -788,7 +788,10 @@ class Picker {
     this.label = h('span', { class: 'emoji-preview-name' });
     this.status = h('p', { class: 'visually-hidden', role: 'status' });
     const label = this.opts.label || 'Emoji picker';
+    // Its own (hidden) heading, so the group headings below follow a level-2 heading wherever
+    // the picker is placed in the page.
     this.root = h('div', { class: 'emoji-picker', role: 'dialog', 'aria-label': label, tabindex: -1 },
+      h('h2', { class: 'visually-hidden' }, label),
       h('div', { class: 'emoji-head' }, this.search),
       this.tabs,
       this.scroller,

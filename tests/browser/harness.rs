@@ -766,3 +766,61 @@ impl Browser {
         let _ = within(WAIT, "closing the browser", self.client.close()).await;
     }
 }
+
+// ---- accessibility ---------------------------------------------------------------------------
+
+/// axe-core's script: from `AXE_JS`, else where `scripts/install-axe.sh` puts it
+/// (`target/axe/`), else a `node_modules/` of the repository. Under `CI` it must be there.
+fn axe_source() -> Option<String> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let candidates = [
+        std::env::var("AXE_JS").ok(),
+        Some(format!(
+            "{root}/target/axe/node_modules/axe-core/axe.min.js"
+        )),
+        Some(format!("{root}/node_modules/axe-core/axe.min.js")),
+    ];
+    let found = candidates
+        .into_iter()
+        .flatten()
+        .find_map(|p| std::fs::read_to_string(p).ok());
+    if found.is_none() && std::env::var_os("CI").is_some() {
+        panic!("CI is set but axe-core was not found: run scripts/install-axe.sh first");
+    }
+    found
+}
+
+/// Run axe-core on the element `selector` (`html`: the whole page) and fail on any violation.
+/// Without axe-core (a test tool, not part of the build) the check says so and is skipped,
+/// except under `CI`.
+pub async fn assert_axe_clean_in(b: &Browser, selector: &str, phase: &str) {
+    let Some(source) = axe_source() else {
+        say(&format!(
+            "axe-core not found (run scripts/install-axe.sh or set AXE_JS): {phase} not checked"
+        ));
+        return;
+    };
+    // Buttons fade between colours (0.15 s): measure after a change has settled.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let loaded = b
+        .eval("return typeof window.axe !== 'undefined';", vec![])
+        .await;
+    if loaded != json!(true) {
+        // Evaluated by the test runner, not by the page: the CSP does not apply.
+        b.eval(&format!("{source}\nreturn true;"), vec![]).await;
+    }
+    let found = within(
+        WAIT * 3,
+        "axe-core",
+        b.client.execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document.querySelector(arguments[0]), { resultTypes: ['violations'] })
+               .then((r) => done(r.violations.map((v) => v.id + ': ' + v.nodes.map((n) => n.target.join(' ')).join(', '))))
+               .catch((e) => done(['axe failed: ' + e]));",
+            vec![json!(selector)],
+        ),
+    )
+    .await
+    .expect("axe-core runs");
+    assert_eq!(found, json!([]), "{}: {phase}: axe-core violations", b.name);
+}

@@ -9,6 +9,7 @@
 //! Needs `chromedriver` and `chromium` on PATH (`scripts/install-browser.sh` installs both).
 //! Without them each test prints a note and passes, unless `CI` is set: then it fails.
 
+mod a11y;
 #[path = "../common/mod.rs"]
 mod common;
 mod emoji;

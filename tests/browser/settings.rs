@@ -5,15 +5,15 @@
 //! preference), accessibility of the dialog at both widths in both palettes, and the online
 //! list emptying while the server is unreachable.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::common::Auth;
 use crate::harness::{
-    account_menu_button, browser_tools, button, labelled, message_box, say, username_field, within,
-    App, Browser, Driver, PASSWORD, WAIT,
+    account_menu_button, assert_axe_clean_in, browser_tools, button, labelled, message_box,
+    username_field, within, App, Browser, Driver, PASSWORD, WAIT,
 };
 use crate::{assert_no_horizontal_scroll, dialog_named, me_status_with_token, WATCH_CSP};
 
@@ -147,55 +147,9 @@ async fn wait_body_bg(b: &Browser, what: &str, want: &str) {
     .await;
 }
 
-/// axe-core, from `AXE_JS` or `node_modules/axe-core/axe.min.js` (as scripts/screenshot.sh).
-fn axe_source() -> Option<String> {
-    let path = std::env::var("AXE_JS").ok().unwrap_or_else(|| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/node_modules/axe-core/axe.min.js"
-        )
-        .to_string()
-    });
-    std::fs::read_to_string(path).ok()
-}
-
-/// Run axe-core on the open Settings dialog; fail on any violation. Without axe-core (not a
-/// dependency of the build) the check says so and is skipped.
+/// Run axe-core on the open Settings dialog; fail on any violation.
 async fn assert_axe_clean(b: &Browser, phase: &str) {
     assert_axe_clean_in(b, "#settings-dialog", phase).await;
-}
-
-/// Run axe-core on the element `selector` (`html`: the whole page).
-async fn assert_axe_clean_in(b: &Browser, selector: &str, phase: &str) {
-    let Some(source) = axe_source() else {
-        say(&format!(
-            "settings: axe-core not found (set AXE_JS or `npm install axe-core`): {phase} not checked"
-        ));
-        return;
-    };
-    // Buttons fade between colours (0.15 s): measure after a theme change has settled.
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let loaded = b
-        .eval("return typeof window.axe !== 'undefined';", vec![])
-        .await;
-    if loaded != json!(true) {
-        // Evaluated by the test runner, not by the page: the CSP does not apply.
-        b.eval(&format!("{source}\nreturn true;"), vec![]).await;
-    }
-    let found = within(
-        WAIT * 3,
-        "axe-core",
-        b.client.execute_async(
-            "const done = arguments[arguments.length - 1];
-             axe.run(document.querySelector(arguments[0]), { resultTypes: ['violations'] })
-               .then((r) => done(r.violations.map((v) => v.id + ': ' + v.nodes.map((n) => n.target.join(' ')).join(', '))))
-               .catch((e) => done(['axe failed: ' + e]));",
-            vec![json!(selector)],
-        ),
-    )
-    .await
-    .expect("axe-core runs");
-    assert_eq!(found, json!([]), "{phase}: axe-core violations");
 }
 
 // ---- password -----------------------------------------------------------------------------------
