@@ -17,6 +17,7 @@ import { Switcher } from './switcher.js';
 import { Dialogs, confirmAction } from './dialogs.js';
 import { rememberEmoji } from './emoji.js';
 import { Drafts } from './drafts.js';
+import { Onboarding } from './onboarding.js';
 
 const PAGE = 50;
 const GAP_PAGE = 200;
@@ -142,6 +143,7 @@ export class ChatView {
     this.search = new SearchPanel(this);
     this.switcher = new Switcher(this);
     this.dialogs = new Dialogs(this);
+    this.onboarding = new Onboarding(this);
 
     $('#signout').addEventListener('click', () => this.confirmSignOut());
     // The account menu: who is signed in, Devices, Sign out (and the online list on narrower
@@ -245,6 +247,7 @@ export class ChatView {
       this.isAdmin = Boolean(data.is_admin);
       $('#admin-link').hidden = !this.isAdmin;
       this.log.actions.refresh();
+      this.onboarding.start(data);
     }).catch(() => {});
 
     this.socket = new ChatSocket({
@@ -282,6 +285,7 @@ export class ChatView {
     this.setDrawerOpen(false);
     this.search.close(false);
     this.dialogs.closeAll();
+    this.onboarding.stop();
     this.switcher.close();
     this.root.hidden = true;
     document.body.classList.remove('in-chat');

@@ -15,6 +15,7 @@ mod emoji;
 mod harness;
 mod lifecycle;
 mod markdown;
+mod onboarding;
 mod ux;
 
 use std::time::Instant;
