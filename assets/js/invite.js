@@ -76,7 +76,7 @@ export class InviteDialog {
   build() {
     this.title = h('h2', { id: 'invite-people-title', class: 'dialog-title', tabindex: '-1' }, 'Invite people');
     this.sub = h('p', { id: 'invite-people-sub', class: 'dialog-sub' });
-    this.status = h('p', { class: 'field-hint', role: 'status' });
+    this.status = h('p', { class: 'field-hint invite-status', role: 'status' });
     this.error = h('p', { class: 'form-error', role: 'alert' });
     this.uses = h('input', {
       id: 'invite-people-uses', type: 'number', inputmode: 'numeric', min: '1', max: '1000', step: '1',
@@ -104,13 +104,22 @@ export class InviteDialog {
     this.url.addEventListener('focus', () => this.url.select());
     this.qr = h('div', { class: 'invite-qr' });
     this.linkNote = h('p', { class: 'field-hint' });
+    this.again = h('button', { type: 'button', class: 'btn btn-secondary', hidden: true }, 'Create another link');
+    this.again.addEventListener('click', () => {
+      this.result.hidden = true;
+      this.again.hidden = true;
+      this.form.hidden = false;
+      setText(this.status, '');
+      this.uses.focus();
+    });
     this.result = h('div', { class: 'invite-result', hidden: true },
       h('div', { class: 'field' },
         h('label', { for: 'invite-people-url' }, 'Invite link'),
         h('div', { class: 'invite-copy-row' }, this.url, this.copyBtn)),
       this.copied,
+      this.qr,
       this.linkNote,
-      this.qr);
+      this.again);
 
     this.dialog = h('dialog', {
       id: 'invite-people-dialog', class: 'dialog invite-dialog',
@@ -131,6 +140,7 @@ export class InviteDialog {
     const seq = ++this.seq;
     this.form.hidden = true;
     this.result.hidden = true;
+    this.again.hidden = true;
     this.sub.replaceChildren('Finding out who can join this server…');
     setText(this.status, '');
     setText(this.error, '');
@@ -152,7 +162,9 @@ export class InviteDialog {
     if (share.registration === 'open') {
       this.sub.replaceChildren(strong('Registration is open on this server.'),
         ' Anyone with its address can create an account, so the plain address works as an invite: share it.');
-      this.showLink(share.url, share.qr, 'This is the site’s address. Choose “Invite only” on the administration page to require invite links instead.');
+      this.showLink(share.url, share.qr, this.o.isAdmin()
+        ? 'This is the site’s address. To require invite links instead, choose “Invite only” on the administration page.'
+        : 'This is the site’s address.');
     } else if (share.registration === 'closed') {
       const parts = [strong('Registration is closed on this server.'), ' Nobody can create an account, not even with an invite link.'];
       if (this.o.isAdmin()) {
@@ -200,6 +212,8 @@ export class InviteDialog {
       this.showLink(invite.url, invite.qr,
         `It can create ${invite.max_uses} account${invite.max_uses === 1 ? '' : 's'} and works until ${until}. Copy it now: it is shown only this once.`);
       setText(this.status, 'Invite link created.');
+      this.form.hidden = true;
+      this.again.hidden = false;
       this.copyBtn.focus();
     } catch (err) {
       let text = err instanceof ApiError ? err.message : 'Something went wrong. Please try again.';

@@ -10,8 +10,8 @@ use warp::{Filter, Rejection, Reply};
 
 use super::admin::{invite_view, InviteRequest};
 use super::error::ApiError;
-use super::filters::{forwarded_proto, json_body, signed_in, signed_in_write, with_state};
 use super::filters::ForwardedProto;
+use super::filters::{forwarded_proto, json_body, signed_in, signed_in_write, with_state};
 use super::handlers::request_base_url;
 use super::SMALL_BODY;
 use crate::app::admin::{self as admin_case, InviteLimits, LimitNames};
@@ -61,9 +61,10 @@ fn reject(e: AppError) -> Rejection {
 
 /// `{"size","modules"}` for `text`, `null` when it is too long for a QR code.
 fn qr_json(text: &str) -> serde_json::Value {
-    qr_matrix(text).map_or(serde_json::Value::Null, |q| {
-        json!({ "size": q.size, "modules": q.modules })
-    })
+    qr_matrix(text).map_or(
+        serde_json::Value::Null,
+        |q| json!({ "size": q.size, "modules": q.modules }),
+    )
 }
 
 /// The 201 answer for a new invitation: its view with the code, the link and the link's QR

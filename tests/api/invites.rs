@@ -12,7 +12,7 @@ use crate::common::{Auth, TestApp};
 fn assert_qr(qr: &Value) {
     let size = qr["size"].as_u64().expect("qr.size") as usize;
     let modules = qr["modules"].as_str().expect("qr.modules");
-    assert!(size >= 21 && (size - 21) % 4 == 0, "size {size}");
+    assert!(size >= 21 && (size - 21).is_multiple_of(4), "size {size}");
     assert_eq!(modules.len(), size * size);
     assert!(modules.bytes().all(|b| b == b'0' || b == b'1'));
     let row = |y: usize| &modules[y * size..(y + 1) * size];
@@ -51,8 +51,15 @@ async fn members_may_not_create_invite_links_by_default_and_me_says_so() {
     let admin = app.signup_admin("root").await;
     let member = app.signup("mia").await;
     let body = json!({ "max_uses": 3, "expires_in_hours": 24 });
-    app.api_err(Method::POST, "/api/invites", &member, Some(&body), 403, "forbidden")
-        .await;
+    app.api_err(
+        Method::POST,
+        "/api/invites",
+        &member,
+        Some(&body),
+        403,
+        "forbidden",
+    )
+    .await;
     let me = app.api_ok(Method::GET, "/api/me", &member, None, 200).await;
     assert_eq!(me["can_invite"], json!(false), "{me}");
     let me = app.api_ok(Method::GET, "/api/me", &admin, None, 200).await;
@@ -134,7 +141,11 @@ async fn members_have_an_hourly_quota_of_invite_links_and_admins_do_not() {
         )
         .await;
     assert_eq!(res.status().as_u16(), 429);
-    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=3600).contains(&retry), "Retry-After {retry}");
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["error"]["code"], "rate_limited");
@@ -163,7 +174,9 @@ async fn members_list_and_revoke_only_their_own_links() {
         .await;
     let (mine_id, theirs_id) = (mine["invite"]["id"].clone(), theirs["invite"]["id"].clone());
 
-    let list = app.api_ok(Method::GET, "/api/invites", &mia, None, 200).await;
+    let list = app
+        .api_ok(Method::GET, "/api/invites", &mia, None, 200)
+        .await;
     let list = list["invites"].as_array().unwrap();
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0]["id"], mine_id);
@@ -172,16 +185,41 @@ async fn members_list_and_revoke_only_their_own_links() {
 
     // Someone else's link: 404, and it still works.
     let theirs_path = format!("/api/invites/{theirs_id}");
-    app.api_err(Method::DELETE, &theirs_path, &mia, None, 404, "unknown_invite")
-        .await;
-    app.api_err(Method::DELETE, "/api/invites/999", &mia, None, 404, "unknown_invite")
-        .await;
-    app.api_err(Method::DELETE, "/api/invites/x", &mia, None, 400, "bad_request")
-        .await;
+    app.api_err(
+        Method::DELETE,
+        &theirs_path,
+        &mia,
+        None,
+        404,
+        "unknown_invite",
+    )
+    .await;
+    app.api_err(
+        Method::DELETE,
+        "/api/invites/999",
+        &mia,
+        None,
+        404,
+        "unknown_invite",
+    )
+    .await;
+    app.api_err(
+        Method::DELETE,
+        "/api/invites/x",
+        &mia,
+        None,
+        400,
+        "bad_request",
+    )
+    .await;
     let mine_path = format!("/api/invites/{mine_id}");
-    app.api_ok(Method::DELETE, &mine_path, &mia, None, 204).await;
-    app.api_ok(Method::DELETE, &mine_path, &mia, None, 204).await;
-    let list = app.api_ok(Method::GET, "/api/invites", &mia, None, 200).await;
+    app.api_ok(Method::DELETE, &mine_path, &mia, None, 204)
+        .await;
+    app.api_ok(Method::DELETE, &mine_path, &mia, None, 204)
+        .await;
+    let list = app
+        .api_ok(Method::GET, "/api/invites", &mia, None, 200)
+        .await;
     assert_eq!(list["invites"][0]["state"], "revoked");
 
     let code = mine["invite"]["code"].as_str().unwrap();
@@ -209,7 +247,13 @@ async fn admin_invite_answers_carry_a_qr_code_and_share_tells_the_dialog_what_to
     let admin = app.signup_admin("root").await;
     let member = app.signup("mia").await;
     let v = app
-        .api_ok(Method::POST, "/api/admin/invites", &admin, Some(&json!({})), 201)
+        .api_ok(
+            Method::POST,
+            "/api/admin/invites",
+            &admin,
+            Some(&json!({})),
+            201,
+        )
         .await;
     assert_qr(&v["invite"]["qr"]);
     let listed = app
@@ -217,13 +261,17 @@ async fn admin_invite_answers_carry_a_qr_code_and_share_tells_the_dialog_what_to
         .await;
     assert!(listed["invites"][0].get("qr").is_none());
 
-    let share = app.api_ok(Method::GET, "/api/share", &member, None, 200).await;
+    let share = app
+        .api_ok(Method::GET, "/api/share", &member, None, 200)
+        .await;
     assert_eq!(share["registration"], "open");
     assert_eq!(share["can_invite"], false);
     assert_eq!(share["url"], format!("{}/", app.base));
     assert_qr(&share["qr"]);
     set_mode(&app, &admin, "closed").await;
-    let share = app.api_ok(Method::GET, "/api/share", &admin, None, 200).await;
+    let share = app
+        .api_ok(Method::GET, "/api/share", &admin, None, 200)
+        .await;
     assert_eq!(share["registration"], "closed");
     assert_eq!(share["can_invite"], true);
     let res = app.get("/api/share").await;

@@ -11,14 +11,15 @@ use serde_json::{json, Value};
 
 use crate::common::Auth;
 use crate::harness::{
-    account_menu_button, browser_tools, button, labelled, password_field, say, username_field,
-    App, Browser, Driver, PASSWORD,
+    account_menu_button, browser_tools, button, labelled, password_field, say, username_field, App,
+    Browser, Driver, PASSWORD,
 };
 use crate::WATCH_CSP;
 
 const WELCOME: &str = "You are the administrator";
 const INVITE: &str = "Invite people";
-const QR: &str = "//*[name() = 'svg' and @role = 'img' and @aria-label = 'QR code for the invite link']";
+const QR: &str =
+    "//*[name() = 'svg' and @role = 'img' and @aria-label = 'QR code for the invite link']";
 const GREETING: &str = "//*[@role = 'log']//*[normalize-space(.) = 'Welcome to #general']";
 
 /// XPath for the open dialog whose accessible name (its `aria-labelledby` heading) is `name`.
@@ -33,9 +34,12 @@ async fn no_csp_violations(b: &Browser, who: &str) {
 
 /// axe-core's source, when it is installed.
 fn axe_source() -> Option<String> {
-    let path = std::env::var_os("AXE_JS").map(std::path::PathBuf::from).unwrap_or_else(|| {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("node_modules/axe-core/axe.min.js")
-    });
+    let path = std::env::var_os("AXE_JS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("node_modules/axe-core/axe.min.js")
+        });
     std::fs::read_to_string(path).ok()
 }
 
@@ -47,11 +51,8 @@ async fn axe_clean(b: &Browser, axe: Option<&str>, name: &str, when: &str) {
     }
     let dialog = b.wait_visible(name, &dialog_named(name)).await;
     // Let the opening animation finish, or colours are measured half faded in.
-    b.eval(
-        "return new Promise((r) => setTimeout(r, 300));",
-        vec![],
-    )
-    .await;
+    b.eval("return new Promise((r) => setTimeout(r, 300));", vec![])
+        .await;
     let found = b
         .eval(
             "return axe.run(arguments[0], { resultTypes: ['violations'] }).then((r) => \
@@ -76,7 +77,8 @@ async fn page_call(b: &Browser, method: &str, path: &str, body: Value) -> Value 
 
 /// In the open Invite people dialog: create a link; its URL.
 async fn create_link(b: &Browser) -> String {
-    b.wait_visible("the Uses field", &labelled("input", "Uses")).await;
+    b.wait_visible("the Uses field", &labelled("input", "Uses"))
+        .await;
     b.click_xpath("Create invite link", &button("Create invite link"))
         .await;
     let v = b
@@ -103,27 +105,37 @@ async fn check_qr(b: &Browser) {
         )
         .await;
     let side = v["side"].as_u64().expect("a viewBox") - 8;
-    assert!(side >= 21 && (side - 21) % 4 == 0, "QR size {side}: {v}");
+    assert!(
+        side >= 21 && (side - 21).is_multiple_of(4),
+        "QR size {side}: {v}"
+    );
     assert_eq!(v["paths"], 1, "{v}");
     assert!(v["d"].as_u64().unwrap_or(0) > 100, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_first_administrator_is_welcomed_invites_people_and_general_greets_its_first_visitor()
-{
+async fn the_first_administrator_is_welcomed_invites_people_and_general_greets_its_first_visitor() {
     let Some(tools) = browser_tools() else {
         return;
     };
     let app = App::start().await;
     let driver = Driver::start(&tools).await;
     let root = driver.browser("root", 1280, 800).await;
-    let code = app.kit().server().setup_code().expect("a setup code").to_string();
+    let code = app
+        .kit()
+        .server()
+        .setup_code()
+        .expect("a setup code")
+        .to_string();
 
     // The setup link leads with "Create account".
     root.goto(&format!("{}?setup={code}", app.base)).await;
     root.eval(WATCH_CSP, vec![]).await;
-    root.wait_visible("the setup heading", "//h1[normalize-space(.) = 'Set up Hearth']")
-        .await;
+    root.wait_visible(
+        "the setup heading",
+        "//h1[normalize-space(.) = 'Set up Hearth']",
+    )
+    .await;
     root.submit_sign_in(&app.base, "Create account", "root", PASSWORD)
         .await;
     root.wait_chat_ready().await;
@@ -135,12 +147,21 @@ async fn the_first_administrator_is_welcomed_invites_people_and_general_greets_i
     let text = welcome.text().await.expect("the welcome's text");
     assert!(text.contains("Registration is open"), "{text}");
     assert!(text.contains("administration page"), "{text}");
-    root.wait_visible("the admin page link", "//dialog[@open]//a[@href = 'admin.html']")
-        .await;
+    root.wait_visible(
+        "the admin page link",
+        "//dialog[@open]//a[@href = 'admin.html']",
+    )
+    .await;
 
     // "Invite people": registration is open, so the plain address is the link, with its QR code.
-    root.click_xpath("Invite people in the welcome", &format!("//dialog[@open]{}", "//button[normalize-space(.) = 'Invite people']"))
-        .await;
+    root.click_xpath(
+        "Invite people in the welcome",
+        &format!(
+            "//dialog[@open]{}",
+            "//button[normalize-space(.) = 'Invite people']"
+        ),
+    )
+    .await;
     root.wait_gone("the welcome", &dialog_named(WELCOME)).await;
     root.wait_visible("the Invite people dialog", &dialog_named(INVITE))
         .await;
@@ -152,14 +173,22 @@ async fn the_first_administrator_is_welcomed_invites_people_and_general_greets_i
     let field = root
         .wait_visible("the Invite link field", &labelled("input", "Invite link"))
         .await;
-    let value = field.prop("value").await.expect("a value").unwrap_or_default();
+    let value = field
+        .prop("value")
+        .await
+        .expect("a value")
+        .unwrap_or_default();
     assert_eq!(value, app.base, "the site's address");
     check_qr(&root).await;
-    root.click_xpath("Close", "//dialog[@open]//button[normalize-space(.) = 'Close']")
-        .await;
+    root.click_xpath(
+        "Close",
+        "//dialog[@open]//button[normalize-space(.) = 'Close']",
+    )
+    .await;
 
     // The empty #general greets its first visitor, with "Invite people".
-    root.wait_visible("the greeting of an empty #general", GREETING).await;
+    root.wait_visible("the greeting of an empty #general", GREETING)
+        .await;
     root.wait_visible(
         "Invite people in the greeting",
         "//*[@role = 'log']//button[normalize-space(.) = 'Invite people']",
@@ -167,7 +196,13 @@ async fn the_first_administrator_is_welcomed_invites_people_and_general_greets_i
     .await;
 
     // Invite only: the dialog creates a link; Copy link copies it.
-    let r = page_call(&root, "PUT", "admin/registration", json!({ "mode": "invite" })).await;
+    let r = page_call(
+        &root,
+        "PUT",
+        "admin/registration",
+        json!({ "mode": "invite" }),
+    )
+    .await;
     assert_eq!(r["status"], 200, "{r}");
     root.click_xpath(
         "Invite people in the greeting",
@@ -180,10 +215,16 @@ async fn the_first_administrator_is_welcomed_invites_people_and_general_greets_i
     assert!(link.starts_with(&format!("{}?invite=", app.base)), "{link}");
     check_qr(&root).await;
     root.click_xpath("Copy link", &button("Copy link")).await;
-    root.wait_visible("the Copied status", "//*[@role = 'status' and normalize-space(.) = 'Copied']")
-        .await;
-    root.click_xpath("Close", "//dialog[@open]//button[normalize-space(.) = 'Close']")
-        .await;
+    root.wait_visible(
+        "the Copied status",
+        "//*[@role = 'status' and normalize-space(.) = 'Copied']",
+    )
+    .await;
+    root.click_xpath(
+        "Close",
+        "//dialog[@open]//button[normalize-space(.) = 'Close']",
+    )
+    .await;
     no_csp_violations(&root, "root").await;
 
     // The welcome stays dismissed after a reload.
@@ -195,14 +236,20 @@ async fn the_first_administrator_is_welcomed_invites_people_and_general_greets_i
         vec![],
     )
     .await;
-    assert!(root.visible(&dialog_named(WELCOME)).await.is_none(), "the welcome was dismissed");
+    assert!(
+        root.visible(&dialog_named(WELCOME)).await.is_none(),
+        "the welcome was dismissed"
+    );
 
     // The invite link, in a fresh browser, leads with "Create account".
     let guest = driver.browser("guest", 360, 740).await;
     guest.goto(&link).await;
     guest.eval(WATCH_CSP, vec![]).await;
     guest
-        .wait_visible("the invitation heading", "//h1[normalize-space(.) = 'You’re invited to Hearth']")
+        .wait_visible(
+            "the invitation heading",
+            "//h1[normalize-space(.) = 'You’re invited to Hearth']",
+        )
         .await;
     let order = guest
         .eval(
@@ -218,17 +265,29 @@ async fn the_first_administrator_is_welcomed_invites_people_and_general_greets_i
         json!(["Create account", "Already have an account?", "Sign in"]),
         "{order}"
     );
-    assert!(order["create"].as_str().unwrap().contains("btn-primary"), "{order}");
-    assert!(order["signin"].as_str().unwrap().contains("btn-secondary"), "{order}");
+    assert!(
+        order["create"].as_str().unwrap().contains("btn-primary"),
+        "{order}"
+    );
+    assert!(
+        order["signin"].as_str().unwrap().contains("btn-secondary"),
+        "{order}"
+    );
     // Enter in the form creates the account.
-    let user = guest.wait_visible("the Username field", &username_field()).await;
+    let user = guest
+        .wait_visible("the Username field", &username_field())
+        .await;
     guest.type_into(&user, "guest").await;
-    let pass = guest.wait_visible("the Password field", &password_field()).await;
+    let pass = guest
+        .wait_visible("the Password field", &password_field())
+        .await;
     guest.type_into(&pass, PASSWORD).await;
     guest.type_into(&pass, "\u{E007}").await;
     guest.wait_chat_ready().await;
     // Still nothing in #general: the greeting shows, without "Invite people" for a member.
-    guest.wait_visible("the greeting for the guest", GREETING).await;
+    guest
+        .wait_visible("the greeting for the guest", GREETING)
+        .await;
     assert!(guest
         .visible("//*[@role = 'log']//button[normalize-space(.) = 'Invite people']")
         .await
@@ -238,7 +297,8 @@ async fn the_first_administrator_is_welcomed_invites_people_and_general_greets_i
     // The first message ends the greeting, for everyone.
     root.wait_visible("the greeting", GREETING).await;
     root.send_with_enter("Hello, everyone!").await;
-    root.wait_log_has("the first message", &["Hello, everyone!"]).await;
+    root.wait_log_has("the first message", &["Hello, everyone!"])
+        .await;
     root.wait_gone("the greeting after the first message", GREETING)
         .await;
     guest
@@ -272,7 +332,13 @@ async fn members_see_invite_people_only_when_the_operator_allows_it() {
         // The member joins through an invite link, as people do.
         let v = app
             .kit()
-            .api_ok(Method::POST, "/api/admin/invites", &admin, Some(&json!({})), 201)
+            .api_ok(
+                Method::POST,
+                "/api/admin/invites",
+                &admin,
+                Some(&json!({})),
+                201,
+            )
             .await;
         let b = driver.browser("mia", 1280, 800).await;
         b.goto(v["invite"]["url"].as_str().unwrap()).await;
@@ -282,7 +348,8 @@ async fn members_see_invite_people_only_when_the_operator_allows_it() {
         b.wait_chat_ready().await;
         b.click_xpath("the Account menu button", &account_menu_button())
             .await;
-        b.wait_visible("Devices in the menu", &button("Devices")).await;
+        b.wait_visible("Devices in the menu", &button("Devices"))
+            .await;
         let shown = b
             .eval(
                 "const b = document.getElementById('invite-people-open'); \
@@ -292,20 +359,34 @@ async fn members_see_invite_people_only_when_the_operator_allows_it() {
             .await;
         // The menu knows only once /api/me answered: wait for that rather than race it.
         if allowed {
-            b.wait_visible("Invite people in the menu", "//*[@id = 'account-menu']//button[normalize-space(.) = 'Invite people']")
-                .await;
-            b.click_xpath("Invite people", "//*[@id = 'account-menu']//button[normalize-space(.) = 'Invite people']")
-                .await;
+            b.wait_visible(
+                "Invite people in the menu",
+                "//*[@id = 'account-menu']//button[normalize-space(.) = 'Invite people']",
+            )
+            .await;
+            b.click_xpath(
+                "Invite people",
+                "//*[@id = 'account-menu']//button[normalize-space(.) = 'Invite people']",
+            )
+            .await;
             b.wait_visible("the Invite people dialog", &dialog_named(INVITE))
                 .await;
             let link = create_link(&b).await;
             check_qr(&b).await;
             // The member's link is theirs to list.
             let mine = page_call(&b, "GET", "invites", Value::Null).await;
-            assert_eq!(mine["body"]["invites"].as_array().map(Vec::len), Some(1), "{mine}");
+            assert_eq!(
+                mine["body"]["invites"].as_array().map(Vec::len),
+                Some(1),
+                "{mine}"
+            );
             assert!(link.contains("?invite="));
         } else {
-            assert_eq!(shown, json!(false), "no Invite people for members by default");
+            assert_eq!(
+                shown,
+                json!(false),
+                "no Invite people for members by default"
+            );
             let me = page_call(&b, "GET", "me", Value::Null).await;
             assert_eq!(me["body"]["can_invite"], false, "{me}");
             assert!(b
@@ -343,10 +424,14 @@ async fn the_welcome_and_the_invite_dialog_are_accessible_light_and_dark_on_desk
         let theme = if dark { "dark" } else { "light" };
         let flags: &[&str] = if dark { &["--force-dark-mode"] } else { &[] };
         let b = driver.browser_with(theme, 1280, 800, flags).await;
-        b.submit_sign_in(&app.base, "Sign in", "root", PASSWORD).await;
+        b.submit_sign_in(&app.base, "Sign in", "root", PASSWORD)
+            .await;
         b.wait_chat_ready().await;
         let is_dark = b
-            .eval("return matchMedia('(prefers-color-scheme: dark)').matches;", vec![])
+            .eval(
+                "return matchMedia('(prefers-color-scheme: dark)').matches;",
+                vec![],
+            )
             .await;
         assert_eq!(is_dark, json!(dark), "{theme} theme");
         // The welcome is shown while the setup registration's mark says so.
@@ -365,8 +450,11 @@ async fn the_welcome_and_the_invite_dialog_are_accessible_light_and_dark_on_desk
             axe_clean(&b, axe.as_deref(), WELCOME, &when).await;
             assert_fits(&b, &when).await;
         }
-        b.click_xpath("Invite people in the welcome", "//dialog[@open]//button[normalize-space(.) = 'Invite people']")
-            .await;
+        b.click_xpath(
+            "Invite people in the welcome",
+            "//dialog[@open]//button[normalize-space(.) = 'Invite people']",
+        )
+        .await;
         b.wait_visible("the Invite people dialog", &dialog_named(INVITE))
             .await;
         create_link(&b).await;
@@ -393,6 +481,9 @@ async fn assert_fits(b: &Browser, when: &str) {
         )
         .await;
     let n = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
-    assert!(n("left") >= 0.0 && n("right") <= n("width") + 0.5, "{when}: {v}");
+    assert!(
+        n("left") >= 0.0 && n("right") <= n("width") + 0.5,
+        "{when}: {v}"
+    );
     assert!(n("scroll") <= 1.0 && n("page") <= 1.0, "{when}: {v}");
 }
