@@ -101,6 +101,16 @@ async fn a_members_invite_link_registers_people_in_invite_mode() {
     assert_eq!(invite["created_by"], "mia");
     assert_qr(&invite["qr"]);
 
+    // The matrix is the QR code of exactly this link.
+    let expected = qrcode::QrCode::with_error_correction_level(url, qrcode::EcLevel::M).unwrap();
+    let modules: String = expected
+        .to_colors()
+        .iter()
+        .map(|c| if *c == qrcode::Color::Dark { '1' } else { '0' })
+        .collect();
+    assert_eq!(invite["qr"]["size"], expected.width());
+    assert_eq!(invite["qr"]["modules"], modules);
+
     let (status, body) = register_with(&app, "newcomer", code).await;
     assert_eq!(status, 201, "{body}");
     // One use: a second registration is refused.

@@ -466,6 +466,15 @@ async fn the_welcome_and_the_invite_dialog_are_accessible_light_and_dark_on_desk
             assert_fits(&b, &when).await;
         }
         no_csp_violations(&b, theme).await;
+        if !dark {
+            // The admin page's new invite link comes with its QR code too.
+            b.goto(&format!("{}admin.html", app.base)).await;
+            b.eval(WATCH_CSP, vec![]).await;
+            b.click_xpath("Create invite link", &button("Create invite link"))
+                .await;
+            b.wait_visible("the admin page's QR code", QR).await;
+            no_csp_violations(&b, "admin page").await;
+        }
         b.close().await;
     }
 }
