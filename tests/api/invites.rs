@@ -74,6 +74,16 @@ async fn members_may_not_create_invite_links_by_default_and_me_says_so() {
     // A signed-out caller is 401, a foreign Origin 403.
     let res = app.post_json("/api/invites", &body).await;
     assert_eq!(res.status().as_u16(), 401);
+    let res = app
+        .send(
+            app.request(Method::POST, "/api/invites", Some(&admin))
+                .header("origin", "http://evil.example")
+                .json(&body),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 403);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "bad_origin");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
