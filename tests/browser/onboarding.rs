@@ -225,6 +225,50 @@ async fn the_first_administrator_is_welcomed_invites_people_and_general_greets_i
         "//dialog[@open]//button[normalize-space(.) = 'Close']",
     )
     .await;
+
+    // Closed: the dialog says nobody can join and points the administrator to the admin page.
+    let r = page_call(
+        &root,
+        "PUT",
+        "admin/registration",
+        json!({ "mode": "closed" }),
+    )
+    .await;
+    assert_eq!(r["status"], 200, "{r}");
+    root.click_xpath("the Account menu button", &account_menu_button())
+        .await;
+    root.click_xpath(
+        "Invite people in the account menu",
+        "//*[@id = 'account-menu']//button[normalize-space(.) = 'Invite people']",
+    )
+    .await;
+    root.wait_visible(
+        "the closed registration note",
+        "//dialog[@open]//*[contains(normalize-space(.), 'Registration is closed on this server.')]",
+    )
+    .await;
+    root.wait_visible(
+        "the admin page link",
+        "//dialog[@open]//a[@href = 'admin.html#registration-section']",
+    )
+    .await;
+    assert!(root
+        .visible(&labelled("input", "Invite link"))
+        .await
+        .is_none());
+    root.click_xpath(
+        "Close",
+        "//dialog[@open]//button[normalize-space(.) = 'Close']",
+    )
+    .await;
+    let r = page_call(
+        &root,
+        "PUT",
+        "admin/registration",
+        json!({ "mode": "invite" }),
+    )
+    .await;
+    assert_eq!(r["status"], 200, "{r}");
     no_csp_violations(&root, "root").await;
 
     // The welcome stays dismissed after a reload.
