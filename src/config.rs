@@ -25,6 +25,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Who may create rooms.
     pub rooms: RoomsConfig,
+    /// Who may create invite links.
+    pub registration: RegistrationConfig,
     /// What authors may do with what they sent.
     pub messages: MessagesConfig,
     /// The Prometheus endpoint.
@@ -39,6 +41,15 @@ pub struct Config {
 pub struct RoomsConfig {
     /// Who may create rooms (`everyone` or `admins`). Direct conversations are not rooms.
     pub creation: RoomCreation,
+}
+
+/// `[registration]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationConfig {
+    /// Every signed-in member may create invite links (`POST /api/invites`), not only
+    /// administrators. Off by default.
+    pub member_invites: bool,
 }
 
 /// `[messages]`
@@ -224,6 +235,8 @@ pub struct LimitsConfig {
     pub dms_per_hour: u32,
     /// People a user may add to rooms per hour; 0 = unlimited.
     pub invites_per_hour: u32,
+    /// Invite links a member (not an administrator) may create per hour; 0 = unlimited.
+    pub invite_links_per_hour: u32,
     /// Searches one user may run at once; 0 = unlimited.
     pub searches_per_user: u32,
 }
@@ -277,6 +290,7 @@ impl Default for LimitsConfig {
             rooms_per_hour: 20,
             dms_per_hour: 60,
             invites_per_hour: 100,
+            invite_links_per_hour: 10,
             searches_per_user: 2,
         }
     }
@@ -618,6 +632,8 @@ mod tests {
             "rooms_per_hour",
             "dms_per_hour",
             "invites_per_hour",
+            "invite_links_per_hour",
+            "member_invites",
             "searches_per_user",
             "creation",
             "pbkdf2_iterations",

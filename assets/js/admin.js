@@ -5,6 +5,8 @@
 // from the server is inserted as text, never parsed as HTML. The server enforces every rule;
 // this page only makes the actions convenient.
 
+import { qrSvg } from './qr.js';
+
 const $ = (selector) => document.querySelector(selector);
 
 /** Create an element: h('td', { class: 'x', 'data-label': 'Role' }, 'text', node). */
@@ -548,6 +550,8 @@ inviteForm.addEventListener('submit', async (e) => {
     const expires = dateFormat.format(new Date(invite.expires_at));
     $('#new-invite-text').textContent =
       `Copy it now: it is shown only this once. It can create ${invite.max_uses} account${invite.max_uses === 1 ? '' : 's'} and expires ${expires}.`;
+    const qr = qrSvg(invite.qr, 'QR code for the invite link');
+    $('#new-invite-qr').replaceChildren(...(qr ? [qr] : []));
     $('#new-invite').hidden = false;
     input.focus();
     input.select();
@@ -570,6 +574,7 @@ $('#temp-password-done').addEventListener('click', hideTemporaryPassword);
 $('#new-invite-copy').addEventListener('click', () => copyFrom($('#new-invite-url'), 'Invite link'));
 $('#new-invite-done').addEventListener('click', () => {
   $('#new-invite-url').value = '';
+  $('#new-invite-qr').replaceChildren();
   $('#new-invite').hidden = true;
   $('#invite-create').focus();
 });

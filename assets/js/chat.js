@@ -18,6 +18,7 @@ import { Dialogs, confirmAction } from './dialogs.js';
 import { rememberEmoji } from './emoji.js';
 import { Drafts } from './drafts.js';
 import { Settings } from './settings.js';
+import { Onboarding } from './onboarding.js';
 
 const PAGE = 50;
 const GAP_PAGE = 200;
@@ -144,6 +145,7 @@ export class ChatView {
     this.switcher = new Switcher(this);
     this.dialogs = new Dialogs(this);
     this.settings = new Settings(this);
+    this.onboarding = new Onboarding(this);
 
     $('#signout').addEventListener('click', () => this.confirmSignOut());
     // The account menu: who is signed in, Settings, Sign out (and the online list on narrower
@@ -247,6 +249,7 @@ export class ChatView {
       this.isAdmin = Boolean(data.is_admin);
       $('#admin-link').hidden = !this.isAdmin;
       this.log.actions.refresh();
+      this.onboarding.start(data);
     }).catch(() => {});
 
     this.socket = new ChatSocket({
@@ -286,6 +289,7 @@ export class ChatView {
     this.search.close(false);
     this.dialogs.closeAll();
     this.settings.close();
+    this.onboarding.stop();
     this.switcher.close();
     this.root.hidden = true;
     document.body.classList.remove('in-chat');

@@ -6,6 +6,7 @@
 
 import { api, ApiError } from './api.js';
 import { $, setText } from './dom.js';
+import { welcomeKey } from './onboarding.js';
 
 export class SignInView {
   /**
@@ -23,6 +24,14 @@ export class SignInView {
     this.createBtn = $('#signin-create');
     this.divider = $('#signin-divider');
     this.note = $('#signin-note');
+    this.heading = $('#signin-view .auth-brand h1');
+    this.tagline = $('#signin-view .auth-tagline');
+    this.plain = {
+      heading: this.heading.textContent,
+      tagline: this.tagline.textContent,
+      divider: this.divider.textContent,
+    };
+    this.inviteFirst = false; // opened from an invite or setup link: "Create account" leads
     this.busy = false;
     this.invite = codeFromUrl('invite');
     this.setup = codeFromUrl('setup');
@@ -31,11 +40,18 @@ export class SignInView {
     if (this.invite || this.setup) this.applyMode(this.mode);
     this.loadMode();
 
+    // Enter submits the leading action: "Sign in", or "Create account" on an invite link.
     this.form.addEventListener('submit', (e) => {
       e.preventDefault();
-      this.run('login', this.submitBtn);
+      if (this.inviteFirst) this.run('register', this.createBtn);
+      else this.run('login', this.submitBtn);
     });
-    this.createBtn.addEventListener('click', () => this.run('register', this.createBtn));
+    this.createBtn.addEventListener('click', () => {
+      if (!this.inviteFirst) this.run('register', this.createBtn);
+    });
+    this.submitBtn.addEventListener('click', () => {
+      if (this.inviteFirst) this.run('login', this.submitBtn);
+    });
     for (const input of [this.username, this.password]) {
       input.addEventListener('input', () => input.removeAttribute('aria-invalid'));
     }
@@ -63,6 +79,7 @@ export class SignInView {
     if (!canCreate && document.activeElement === this.createBtn) this.submitBtn.focus();
     this.createBtn.hidden = !canCreate;
     this.divider.hidden = !canCreate;
+    this.setInviteFirst(canCreate && Boolean(this.invite || this.setup));
     const strong = (text) => {
       const el = document.createElement('strong');
       el.textContent = text;
@@ -100,6 +117,40 @@ export class SignInView {
         '.',
       );
     }
+  }
+
+  /**
+   * Opened from an invite (or the setup) link, the page is a welcome: the heading says so,
+   * "Create account" comes first as the primary action (Enter creates the account), and
+   * "Sign in" follows for people who already have one.
+   */
+  setInviteFirst(on) {
+    if (on === this.inviteFirst) return;
+    this.inviteFirst = on;
+    const actions = this.submitBtn.parentElement;
+    if (on) {
+      actions.replaceChildren(this.createBtn, this.divider, this.submitBtn);
+      this.divider.replaceChildren(Object.assign(document.createElement('span'), { textContent: 'Already have an account?' }));
+      this.divider.removeAttribute('aria-hidden');
+      this.divider.classList.add('auth-divider-text');
+      const site = siteName();
+      setText(this.heading, this.setup ? 'Set up Hearth' : 'You’re invited to Hearth');
+      setText(this.tagline, this.setup
+        ? `Create the first account on ${site}: it will run this server.`
+        : `Create an account on ${site} to join the conversation.`);
+    } else {
+      actions.replaceChildren(this.submitBtn, this.divider, this.createBtn);
+      this.divider.replaceChildren(Object.assign(document.createElement('span'), { textContent: this.plain.divider.trim() }));
+      this.divider.setAttribute('aria-hidden', 'true');
+      this.divider.classList.remove('auth-divider-text');
+      setText(this.heading, this.plain.heading);
+      setText(this.tagline, this.plain.tagline);
+    }
+    this.createBtn.type = on ? 'submit' : 'button';
+    this.submitBtn.type = on ? 'button' : 'submit';
+    this.createBtn.className = `btn ${on ? 'btn-primary' : 'btn-secondary'} btn-block`;
+    this.submitBtn.className = `btn ${on ? 'btn-secondary' : 'btn-primary'} btn-block`;
+    this.password.setAttribute('autocomplete', on ? 'new-password' : 'current-password');
   }
 
   show(notice = '') {
@@ -165,6 +216,8 @@ export class SignInView {
       this.invite = null;
       // Signing in to an existing account leaves the setup link for the account still to create.
       if (action === 'register' && this.setup) {
+        // The administrator the setup link made is welcomed once signed in (onboarding.js).
+        try { window.localStorage.setItem(welcomeKey(data.user.username), 'pending'); } catch { /* not kept */ }
         forgetParam('setup');
         this.setup = null;
       }
@@ -198,6 +251,16 @@ const INVITE_MESSAGES = {
   invite_required: 'This server only accepts new accounts with an invite link. Ask an administrator for one, then open it.',
   invalid_invite: 'This invite link no longer works: it may have expired, been used up or been revoked. Ask an administrator for a new one.',
 };
+
+/** How this site is called to people: the host of its address. */
+function siteName() {
+  try {
+    const base = (window.HEARTH && window.HEARTH.url) || window.location.href;
+    return new URL(base).host || 'this server';
+  } catch {
+    return 'this server';
+  }
+}
 
 /** The code from `?invite=CODE` or `?setup=CODE`, if the page was opened from such a link. */
 function codeFromUrl(param) {

@@ -5,6 +5,7 @@
 //! - [`admin`]: accounts, registration mode, invitations and status, for the admin routes and
 //!   the operator commands.
 //! - [`error`]: [`error::AppError`] and the one table of error codes.
+//! - [`invites`]: invite links made by members, their quota, and the QR code of a link.
 //! - [`history`]: reading a room's history and searching messages.
 //! - [`messages`]: posting a message: the checks, the room it goes to, the hand-off to the
 //!   writer.
@@ -14,6 +15,7 @@ pub mod access;
 pub mod admin;
 pub mod error;
 pub mod history;
+pub mod invites;
 pub mod lifecycle;
 pub mod messages;
 pub mod rooms;

@@ -221,12 +221,13 @@ pub async fn set_registration(
 #[derive(Debug, Deserialize)]
 pub struct InviteRequest {
     #[serde(default)]
-    max_uses: Option<i64>,
+    pub(super) max_uses: Option<i64>,
     #[serde(default)]
-    expires_in_hours: Option<i64>,
+    pub(super) expires_in_hours: Option<i64>,
 }
 
-fn invite_view(i: &InviteRow, now: i64) -> serde_json::Value {
+/// An invitation as every invite route shows it (never with its code).
+pub(super) fn invite_view(i: &InviteRow, now: i64) -> serde_json::Value {
     json!({
         "id": i.id,
         "created_by": i.created_by,
@@ -252,15 +253,8 @@ pub async fn new_invite(
     let (row, code) = use_case::create_invite(&state, &id.user, limits)
         .await
         .map_err(reject)?;
-    let mut view = invite_view(&row, row.created_at);
-    view["code"] = json!(code);
     let base = request_base_url(&state, host.as_deref(), forwarded);
-    view["url"] = json!(use_case::invite_url(&base, &code));
-    Ok(warp::reply::with_status(
-        warp::reply::json(&json!({ "invite": view })),
-        StatusCode::CREATED,
-    )
-    .into_response())
+    Ok(super::invites::created(&row, &code, &base))
 }
 
 /// GET /api/admin/invites

@@ -153,11 +153,16 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// GET /api/me
-pub async fn me(id: Identity) -> Result<Response, Rejection> {
+/// GET /api/me: who the caller is, whether they administer the server, and whether they may
+/// create invite links.
+pub async fn me(id: Identity, state: App) -> Result<Response, Rejection> {
     Ok(json_reply(
         StatusCode::OK,
-        json!({ "user": UserView::from(&id.user), "is_admin": id.is_admin }),
+        json!({
+            "user": UserView::from(&id.user),
+            "is_admin": id.is_admin,
+            "can_invite": crate::app::invites::may_invite(&state, id.is_admin),
+        }),
     ))
 }
 

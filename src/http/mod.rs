@@ -5,12 +5,14 @@
 //! - [`rooms`]: rooms, DMs, history and search: routes and handlers.
 //! - [`upgrade`]: the WebSocket handshake.
 //! - [`admin`]: the administrators' routes.
+//! - [`invites`]: invite links made by members, and what the "Invite people" dialog shows.
 //! - [`error`]: the JSON error shape and the root rejection handler.
 
 pub mod admin;
 pub mod error;
 pub mod filters;
 pub mod handlers;
+pub mod invites;
 pub mod messages;
 pub mod rooms;
 pub mod upgrade;
@@ -62,7 +64,9 @@ fn api(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone 
         .unify()
         .or(rooms::routes(s.clone()))
         .unify()
-        .or(messages::routes(s))
+        .or(messages::routes(s.clone()))
+        .unify()
+        .or(invites::routes(s))
         .unify()
 }
 
@@ -110,6 +114,7 @@ fn profile_routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejectio
     let me = warp::path!("api" / "me")
         .and(warp::get())
         .and(signed_in(s.clone()))
+        .and(with_state(s.clone()))
         .and_then(handlers::me);
     // POST /api/password
     let password = warp::path!("api" / "password")

@@ -16,6 +16,7 @@ mod dms;
 mod hardening;
 mod health;
 mod history;
+mod invites;
 mod lifecycle;
 mod lifecycle_edits;
 mod lifecycle_reactions;

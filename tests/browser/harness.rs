@@ -125,7 +125,12 @@ pub struct App {
 impl App {
     /// A server on a free port of 127.0.0.1 with a fresh database and the test configuration.
     pub async fn start() -> App {
-        let inner = TestApp::start().await;
+        Self::start_with(|_| {}).await
+    }
+
+    /// [`App::start`] with the test configuration changed by `tweak`.
+    pub async fn start_with(tweak: impl FnOnce(&mut hearth::config::Config) + 'static) -> App {
+        let inner = TestApp::with_config(tweak).await;
         App {
             base: format!("{}/", inner.base),
             inner,
@@ -328,6 +333,17 @@ impl Driver {
 
     /// A new headless Chromium with a fresh profile, at `width`×`height` CSS pixels of viewport.
     pub async fn browser(&self, name: &str, width: u32, height: u32) -> Browser {
+        self.browser_with(name, width, height, &[]).await
+    }
+
+    /// [`Driver::browser`] with extra Chromium flags (`--force-dark-mode` for the dark theme).
+    pub async fn browser_with(
+        &self,
+        name: &str,
+        width: u32,
+        height: u32,
+        extra: &[&str],
+    ) -> Browser {
         let profile = tempfile::Builder::new()
             .prefix("profile-")
             .tempdir_in(self.dir.path())
@@ -335,6 +351,7 @@ impl Driver {
         let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|s| s.to_string()).collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
         args.push(format!("--window-size={width},{height}"));
+        args.extend(extra.iter().map(|a| a.to_string()));
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
         caps.insert(
@@ -771,7 +788,7 @@ impl Browser {
 
 /// axe-core's script: from `AXE_JS`, else where `scripts/install-axe.sh` puts it
 /// (`target/axe/`), else a `node_modules/` of the repository. Under `CI` it must be there.
-fn axe_source() -> Option<String> {
+pub fn axe_source() -> Option<String> {
     let root = env!("CARGO_MANIFEST_DIR");
     let candidates = [
         std::env::var("AXE_JS").ok(),

@@ -17,6 +17,7 @@ mod harness;
 mod lifecycle;
 mod markdown;
 mod offline;
+mod onboarding;
 mod settings;
 mod ux;
 

@@ -84,6 +84,20 @@ fn list_invites_where(
     })
 }
 
+/// The invitations one account made, newest first.
+pub fn list_invites_by(conn: &Connection, user_id: i64) -> rusqlite::Result<Vec<InviteRow>> {
+    list_invites_where(conn, "WHERE i.created_by = ?1", [user_id])
+}
+
+/// Revoke an invitation that `user_id` made. Returns false when there is no such invitation
+/// of theirs.
+pub fn revoke_own_invite(conn: &Connection, id: i64, user_id: i64) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("UPDATE invites SET revoked = 1 WHERE id = ?1 AND created_by = ?2")?
+        .execute([id, user_id])?
+        > 0)
+}
+
 /// Revoke an invitation. Returns false for an unknown id.
 pub fn revoke_invite(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
     Ok(conn

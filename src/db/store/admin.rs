@@ -173,6 +173,18 @@ impl Db {
         self.read(queries::list_invites).await
     }
 
+    /// The invitations `user_id` made, newest first.
+    pub async fn list_invites_by(&self, user_id: i64) -> Result<Vec<InviteRow>, DbError> {
+        self.read(move |c| queries::list_invites_by(c, user_id))
+            .await
+    }
+
+    /// Revoke an invitation `user_id` made; `false` when there is no such invitation of theirs.
+    pub async fn revoke_own_invite(&self, id: i64, user_id: i64) -> Result<bool, DbError> {
+        self.write(move |c| queries::revoke_own_invite(c, id, user_id))
+            .await
+    }
+
     /// Revoke an invitation; `false` when there is no such invitation.
     pub async fn revoke_invite(&self, id: i64) -> Result<bool, DbError> {
         self.write(move |c| queries::revoke_invite(c, id)).await
