@@ -3,6 +3,7 @@
 //! - [`filters`]: state, client address, JSON bodies, authentication, Origin.
 //! - [`handlers`]: the account, session and site handlers.
 //! - [`rooms`]: rooms, DMs, history and search: routes and handlers.
+//! - [`people`]: finding people by name.
 //! - [`upgrade`]: the WebSocket handshake.
 //! - [`admin`]: the administrators' routes.
 //! - [`error`]: the JSON error shape and the root rejection handler.
@@ -12,6 +13,7 @@ pub mod error;
 pub mod filters;
 pub mod handlers;
 pub mod messages;
+pub mod people;
 pub mod rooms;
 pub mod upgrade;
 
@@ -62,7 +64,9 @@ fn api(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone 
         .unify()
         .or(rooms::routes(s.clone()))
         .unify()
-        .or(messages::routes(s))
+        .or(messages::routes(s.clone()))
+        .unify()
+        .or(people::routes(s))
         .unify()
 }
 

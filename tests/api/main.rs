@@ -34,5 +34,6 @@ mod security;
 mod tls;
 mod unread;
 mod upgrade;
+mod users;
 mod ws_chat;
 mod ws_errors;
