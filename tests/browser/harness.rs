@@ -321,6 +321,11 @@ impl Driver {
         panic!("could not start chromedriver: {last_error}");
     }
 
+    /// chromedriver's base URL (for vendor endpoints such as Chromium's DevTools commands).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// A new headless Chromium with a fresh profile, at `width`×`height` CSS pixels of viewport.
     pub async fn browser(&self, name: &str, width: u32, height: u32) -> Browser {
         let profile = tempfile::Builder::new()

@@ -14,6 +14,7 @@ mod common;
 mod emoji;
 mod harness;
 mod lifecycle;
+mod links;
 mod markdown;
 mod ux;
 
