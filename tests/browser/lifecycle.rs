@@ -370,7 +370,13 @@ async fn two_people_reply_react_edit_and_delete_and_see_each_others_changes() {
     message_id(&bob, noon).await;
     assert_eq!(
         hover_tools(&alice, see).await,
-        json!(["Reply", "Add reaction", "Edit", "Copy link to message", "Delete"])
+        json!([
+            "Reply",
+            "Add reaction",
+            "Edit",
+            "Copy link to message",
+            "Delete"
+        ])
     );
     assert_eq!(
         hover_tools(&bob, see).await,
@@ -553,7 +559,11 @@ async fn a_tap_opens_the_message_toolbar_on_a_phone_and_everything_fits() {
         .wait_visible("the toolbar after a tap", &toolbar)
         .await;
     let t = phone.eval(TOOLBAR, vec![]).await;
-    assert_eq!(t["names"], json!(["Reply", "Add reaction", "Copy link to message"]), "{t}");
+    assert_eq!(
+        t["names"],
+        json!(["Reply", "Add reaction", "Copy link to message"]),
+        "{t}"
+    );
     assert_eq!(t["inside"], json!(true), "the toolbar is on screen: {t}");
     assert_eq!(
         t["inLog"],
@@ -618,7 +628,13 @@ async fn a_tap_opens_the_message_toolbar_on_a_phone_and_everything_fits() {
     let t = phone.eval(TOOLBAR, vec![]).await;
     assert_eq!(
         t["names"],
-        json!(["Reply", "Add reaction", "Edit", "Copy link to message", "Delete"]),
+        json!([
+            "Reply",
+            "Add reaction",
+            "Edit",
+            "Copy link to message",
+            "Delete"
+        ]),
         "{t}"
     );
     assert_eq!(t["inside"], json!(true), "the toolbar is on screen: {t}");
