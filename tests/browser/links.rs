@@ -657,6 +657,15 @@ async fn slash_commands_me_topic_invite() {
         "nothing else was sent"
     );
 
+    // /invite in a direct message is refused with a reason.
+    kit.open_dm(&alice, &["bob"]).await;
+    b.eval("location.hash = '#dm%3Aalice%2Cbob';", vec![]).await;
+    wait_room_open(&b, "dm:alice,bob", "bob").await;
+    let input = type_message(&b, "/invite carol").await;
+    b.type_into(&input, &key(Key::Enter)).await;
+    wait_notice(&b, "People can’t be added to a direct message.").await;
+    clear_box(&b).await;
+
     // /topic where it is not allowed: general is for administrators.
     b.eval("location.hash = '#general';", vec![]).await;
     wait_room_open(&b, "general", "general").await;
