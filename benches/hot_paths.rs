@@ -80,6 +80,7 @@ fn batch_commit(c: &mut Criterion) {
                             body: format!("message {i}"),
                             nonce: None,
                             reply_to: None,
+                            here: Vec::new(),
                             origin: 0,
                             answer: None,
                             queued_at: std::time::Instant::now(),

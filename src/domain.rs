@@ -193,6 +193,12 @@ pub fn mention_candidates(body: &str) -> Vec<String> {
     out
 }
 
+/// Whether a body says `@here` (bounded like a mention: `@here.` counts, `@heres` and
+/// `a@here` do not): it mentions every member of the room who is online when it is sent.
+pub fn mentions_here(body: &str) -> bool {
+    body.contains('@') && mention_candidates(body).iter().any(|n| n == "here")
+}
+
 /// Longest search query, in characters.
 pub const MAX_QUERY_CHARS: usize = 200;
 /// Different words or phrases used from one query; the rest are ignored.
@@ -331,6 +337,8 @@ mod tests {
         assert!(mention_candidates("mail me at a@b.org").is_empty());
         assert_eq!(mention_candidates("@a @a @"), ["a"]);
         assert_eq!(mention_candidates("(@x_y)"), ["x_y"]);
+        assert!(mentions_here("@here look") && mentions_here("all (@HERE)."));
+        assert!(!mentions_here("@heres") && !mentions_here("a@here") && !mentions_here("here"));
     }
 
     #[test]

@@ -112,6 +112,8 @@ export const api = {
   read: (name, id) => request('POST', `${room(name)}/read`, { id }),
   setNotify: (name, level) => request('PUT', `${room(name)}/notify`, { level }),
   createDm: (users) => request('POST', 'api/dms', { users }),
+  /** params: { q, limit }: people whose name starts with q. */
+  users: (params) => request('GET', `api/users${query(params)}`),
   /** params: { limit, before } or { limit, after } or { limit, around } */
   messages: (name, params = {}) => request('GET', `${room(name)}/messages${query(params)}`),
   /** params: { q, room, user, limit, sort, before, offset } */

@@ -19,6 +19,8 @@ import { rememberEmoji } from './emoji.js';
 import { Drafts } from './drafts.js';
 import { Settings } from './settings.js';
 import { Onboarding } from './onboarding.js';
+import { parseHash, permalinkFor, copyText } from './permalink.js';
+import { CommandAutocomplete, interpret, runCommand } from './commands.js';
 
 const PAGE = 50;
 const GAP_PAGE = 200;
@@ -102,6 +104,7 @@ export class ChatView {
       onEdit: (s, row, body) => this.edit(row, body),
       onDelete: (s, row) => this.confirmDelete(s, row),
       onQuote: (s, row) => this.showOriginal(s, row),
+      onCopyLink: (s, row) => this.copyLink(s, row),
     });
 
     this.mentionBox = new MentionAutocomplete({
@@ -112,6 +115,8 @@ export class ChatView {
       me: () => (this.me ? this.me.username : ''),
     });
 
+    this.commandBox = new CommandAutocomplete($('#composer-input'));
+
     this.composer = new Composer({
       form: $('#composer'),
       input: $('#composer-input'),
@@ -120,7 +125,8 @@ export class ChatView {
       counter: $('#composer-count'),
       onSend: (body) => this.send(body),
       onTyping: () => this.socket && !this.preview && this.socket.send({ type: 'typing', room: this.current }),
-      interceptKey: (e) => this.mentionBox.onKeyDown(e) || this.onComposerKey(e),
+      interceptKey: (e) => this.mentionBox.onKeyDown(e) || this.commandBox.onKeyDown(e) || this.onComposerKey(e),
+      onCommand: (body) => this.command(body),
     });
     $('#reply-cancel').addEventListener('click', () => this.cancelReply(true));
     // Each room keeps its own draft.
@@ -193,8 +199,10 @@ export class ChatView {
     });
     window.addEventListener('focus', () => this.scheduleRead());
     window.addEventListener('hashchange', () => {
-      const name = roomFromHash();
-      if (name && name !== this.current && this.me) this.openRoom(name);
+      const { room: name, id } = parseHash(window.location.hash);
+      if (!name || !this.me) return;
+      if (id != null) this.openPermalink(name, id);
+      else if (name !== this.current) this.openRoom(name);
     });
   }
 
@@ -272,7 +280,9 @@ export class ChatView {
     }).catch(() => {}).finally(() => {
       if (session === this.session && this.unreadArrived) this.unreadArrived();
     });
-    await this.openRoom(this.current, { initial: true });
+    const linked = parseHash(window.location.hash).id;
+    if (linked != null) await this.openPermalink(this.current, linked, { initial: true });
+    else await this.openRoom(this.current, { initial: true });
     this.composer.focus();
     if (session === this.session) this.settings.openFromUrl();
   }
@@ -939,7 +949,36 @@ export class ChatView {
       react: member,
       edit: own && inWindow,
       delete: (own && inWindow) || this.isAdmin || moderator,
+      link: true,
     };
+  }
+
+  /** "Copy link to message": its permalink on the clipboard (shown, in case it was not). */
+  async copyLink(s, row) {
+    const url = permalinkFor(s.room, row.id);
+    const ok = await copyText(url);
+    this.composer.showNotice(ok ? `Link copied: ${url}` : `Copy this link: ${url}`, { tone: 'info', timeoutMs: ok ? 6000 : 0 });
+    this.announce(ok ? 'Link to the message copied.' : 'The link could not be copied; it is shown above the message box.');
+  }
+
+  /** A permalink was opened: the room at that message, or a note that it is not available. */
+  async openPermalink(name, id, { initial = false } = {}) {
+    await this.openRoom(name, { at: id, initial });
+    const s = this.log.current;
+    const row = s && s.room === name ? s.byId.get(id) : null;
+    if (!row || row.msg.deleted) {
+      this.showRoomError('That message is not available.');
+      return false;
+    }
+    return true;
+  }
+
+  /** What sending `body` from the message box means (slash commands, see commands.js). */
+  command(body) {
+    const what = interpret(body);
+    if (!what.command) return what;
+    const room = this.store.get(this.current);
+    return { run: runCommand(what.command, what.arg, { name: this.current, kind: room ? room.kind : 'room' }) };
   }
 
   /** Send an `edit`, `delete` or `react` frame with a nonce; false when offline. */
@@ -1456,15 +1495,9 @@ function pickDefined(obj) {
   return out;
 }
 
-/** The room named in the address (`#general`, `#dm%3Aalice%2Cbob`). */
+/** The room named in the address (`#general`, `#dm%3Aalice%2Cbob`, `#general/1234`). */
 function roomFromHash() {
-  const raw = window.location.hash.replace(/^#/, '');
-  if (!raw) return '';
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return '';
-  }
+  return parseHash(window.location.hash).room;
 }
 
 function writeHash(name) {

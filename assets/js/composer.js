@@ -19,6 +19,9 @@ export class Composer {
    * @param {(body: string) => void} o.onSend
    * @param {() => void} o.onTyping
    * @param {(e: KeyboardEvent) => boolean} [o.interceptKey]  true when the key was used elsewhere
+   * @param {(body: string) => object} [o.onCommand]  what sending `body` means (see
+   *   commands.js `interpret`): { send } (this body instead), { error }, or { run } (a promise
+   *   of { error } or { info }; the box is emptied on success)
    */
   constructor(o) {
     this.o = o;
@@ -88,10 +91,22 @@ export class Composer {
   }
 
   submit() {
-    const body = this.input.value.trim();
+    let body = this.input.value.trim();
     if (!body) {
       this.input.focus();
       return;
+    }
+    if (this.o.onCommand) {
+      const what = this.o.onCommand(body);
+      if (what.error) {
+        this.showNotice(what.error);
+        return;
+      }
+      if (what.run) {
+        this.runCommand(what.run);
+        return;
+      }
+      body = what.send;
     }
     const n = charCount(body);
     if (n > MAX_CHARS) {
@@ -103,6 +118,28 @@ export class Composer {
     this.lastTypingAt = 0;
     this.autosize();
     this.updateCounter();
+    this.input.focus();
+  }
+
+  /** A command that is not a message: the box is emptied once it succeeded. */
+  async runCommand(run) {
+    const sent = this.input.value;
+    this.o.button.disabled = true;
+    let result;
+    try {
+      result = await run;
+    } finally {
+      this.updateCounter();
+    }
+    if (result.error) {
+      this.showNotice(result.error);
+      return;
+    }
+    if (this.input.value === sent) {
+      this.input.value = '';
+      this.input.dispatchEvent(new Event('input', { bubbles: true }));
+    }
+    if (result.info) this.showNotice(result.info, { tone: 'info', timeoutMs: 4000 });
     this.input.focus();
   }
 

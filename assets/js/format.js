@@ -97,8 +97,12 @@ export function findMentions(text, name) {
   return out;
 }
 
-/** Does `text` mention `name`? */
-export const mentions = (text, name) => findMentions(String(text || ''), name).length > 0;
+/**
+ * Does `text` mention `name`? `@here` counts as a mention of everyone reading it (the server
+ * mentions the room's members who are online when it is sent).
+ */
+export const mentions = (text, name) => findMentions(String(text || ''), name).length > 0
+  || findMentions(String(text || ''), 'here').length > 0;
 
 /**
  * A search snippet as DOM nodes: the server wraps each matched word in

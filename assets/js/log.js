@@ -12,6 +12,7 @@
 import { h, setText, prefersReducedMotion } from './dom.js';
 import { avatar, dayKey, dayLabel, formatFull, formatTime, mentions, parseTs } from './format.js';
 import { renderMarkdown } from './markdown.js';
+import { actionBody, actionText } from './commands.js';
 import { MessageActions } from './actions.js';
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000;
@@ -768,7 +769,8 @@ export class MessageLog {
       } else {
         const parts = [];
         if (reply) parts.push(quoteOf(reply));
-        parts.push(h('div', { class: 'msg-body' }, renderMarkdown(m.body, this.me)));
+        const action = actionText(m.body);
+        parts.push(action != null ? actionBody(m.user, action, this.me) : h('div', { class: 'msg-body' }, renderMarkdown(m.body, this.me)));
         if (m.edited_ts) {
           const when = parseTs(m.edited_ts);
           parts.push(h('span', { class: 'msg-edited', title: `Edited ${formatFull(when)}` }, '(edited)'));

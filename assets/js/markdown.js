@@ -4,8 +4,9 @@
 // optional language; an unclosed fence runs to the end of the message), block quotes (`>`),
 // bulleted (`-`, `*`) and numbered (`1.`, `1)`) lists, nested a few levels deep.
 // Inline: **bold**, __bold__, *italic*, _italic_, ~~strike~~, `code`, backslash escapes,
-// [text](url) links to http:, https: and mailto: URLs, bare http(s) URLs, mentions of the
-// reader (`@me`) and room references (`#room`).
+// [text](url) links to http:, https: and mailto: URLs, bare http(s) URLs and `www.` addresses
+// (linked as https), mentions of the reader (`@me`, and `@here`) and room references (`#room`).
+// A link to a message of this very page (a permalink, `PAGE#room/ID`) opens in the page.
 //
 // Nothing is ever parsed as HTML: every character of the text ends up in a text node, and the
 // only attributes set are fixed ones and URLs that passed the protocol check. Anything that
@@ -15,6 +16,7 @@
 
 import { h } from './dom.js';
 import { findMentions } from './format.js';
+import { localPermalink } from './permalink.js';
 
 /** How deep quotes and lists nest; deeper markers are shown as text. */
 const MAX_BLOCK_DEPTH = 6;
@@ -30,7 +32,7 @@ const LINK_PROTOCOLS = new Set(['http:', 'https:', 'mailto:']);
 
 const ESCAPABLE = '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~';
 /** A run of characters with no inline meaning: the scanner copies it in one step. */
-const PLAIN = /[^\\`*_~[\]hH@#]+/y;
+const PLAIN = /[^\\`*_~[\]hHwW@#]+/y;
 const SPACE = /\s/;
 const PUNCT = /[\p{P}\p{S}]/u;
 const WORD = /[A-Za-z0-9_]/;
@@ -408,6 +410,39 @@ function bareUrl(src, i, inBrackets) {
   return href ? { text: url, href, end: cut } : { end };
 }
 
+/** Characters after which a bare `www.` address is a link (besides whitespace and the start). */
+const WWW_LEAD = '(*_~';
+const HOST = /^www\.[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$/i;
+
+/**
+ * A bare `www.` address starting at `i`, linked as https (trailing punctuation left out, as
+ * for bare URLs): { text, href, end }, { end } for something address-like that is not a
+ * link, or null when `www.` does not start here.
+ */
+function bareWww(src, i, inBrackets) {
+  if (src.slice(i, i + 4).toLowerCase() !== 'www.') return null;
+  let end = i + 4;
+  while (end < src.length) {
+    const c = src[end];
+    if (URL_STOP.includes(c) || SPACE.test(c) || (inBrackets && c === ']')) break;
+    end++;
+  }
+  let cut = end;
+  while (cut > i + 4 && URL_TRAILING.includes(src[cut - 1])) cut--;
+  let text = src.slice(i, cut);
+  if (src[cut] === ')' && cut < end && text.includes('(') && !text.includes(')')) {
+    text += ')';
+    cut++;
+  }
+  const host = text.split(/[/?#:]/, 1)[0];
+  if (!HOST.test(host)) return { end: cut };
+  let href = null;
+  try {
+    href = new URL(`https://${text}`).href;
+  } catch { /* not an address after all */ }
+  return href ? { text, href, end: cut } : { end: cut };
+}
+
 /** `#room` at `i`: the name (lowercased) and where it ends, or null. */
 function roomRef(src, i) {
   const from = i + 1;
@@ -468,7 +503,7 @@ function inline(src, ctx) {
   const brackets = [];
   let activeFrom = 0; // brackets below this index can no longer open a link
   const closingRun = backtickRuns(src);
-  const mentionEnd = new Map(ctx.me ? findMentions(src, ctx.me) : []);
+  const mentionEnd = new Map(ctx.me ? findMentions(src, ctx.me).concat(findMentions(src, 'here')) : []);
   const mentionText = `@${ctx.me}`.toLowerCase();
   let text = '';
   const flush = () => {
@@ -585,8 +620,21 @@ function inline(src, ctx) {
         text += c;
         i++;
       }
+    } else if ((c === 'w' || c === 'W') && (i === 0 || SPACE.test(src[i - 1]) || WWW_LEAD.includes(src[i - 1]))) {
+      const www = bareWww(src, i, brackets.length > 0);
+      if (www && www.href) {
+        flush();
+        toks.push({ t: 'url', s: www.text, href: www.href });
+        i = www.end;
+      } else if (www) {
+        text += src.slice(i, www.end);
+        i = www.end;
+      } else {
+        text += c;
+        i++;
+      }
     } else if (c === '@' && mentionEnd.has(i)
-      && src.slice(i, mentionEnd.get(i)).toLowerCase() === mentionText) {
+      && [mentionText, '@here'].includes(src.slice(i, mentionEnd.get(i)).toLowerCase())) {
       flush();
       toks.push({ t: 'mention', s: src.slice(i, mentionEnd.get(i)) });
       i = mentionEnd.get(i);
@@ -678,6 +726,13 @@ function unlinkDelim(delims, d) {
   else delims.tail = d.prev;
 }
 
+/** A link's attributes: a new tab, except for a permalink into this page (followed here). */
+function linkAttrs(href) {
+  const local = localPermalink(href);
+  if (local) return { href: local, class: 'permalink' };
+  return { href, target: '_blank', rel: LINK_REL };
+}
+
 /** The token list as DOM nodes, without recursion (emphasis may nest deeply). */
 function toDom(head, ctx) {
   const root = document.createDocumentFragment();
@@ -714,7 +769,7 @@ function toDom(head, ctx) {
         parent.append(h('mark', { class: 'mention-me' }, tok.s));
         break;
       case 'url':
-        parent.append(h('a', { href: tok.href, target: '_blank', rel: LINK_REL }, tok.s));
+        parent.append(h('a', linkAttrs(tok.href), tok.s));
         break;
       case 'room':
         parent.append(h('a', {
@@ -731,9 +786,7 @@ function toDom(head, ctx) {
         break;
       }
       case 'link': {
-        const a = h('a', {
-          href: tok.href, target: '_blank', rel: LINK_REL, title: tok.href,
-        });
+        const a = h('a', { ...linkAttrs(tok.href), title: tok.href });
         parent.append(a);
         stack.push({ tok: tok.first, parent: a, inLink: true, depth: depth + 1, text: '' });
         break;

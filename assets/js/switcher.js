@@ -1,12 +1,19 @@
 // The quick switcher (Ctrl/Cmd+K): a filterable list of rooms and direct
 // messages in a modal dialog. A combobox with a listbox popup: arrows move,
-// Enter opens, Escape closes.
+// Enter opens, Escape closes. For typed text it also offers people ("Person":
+// opens the DM with them, creating it) and public rooms the reader has not
+// joined ("Join room": joins and opens it), asked of the server once typing
+// pauses.
 
 import { $, h } from './dom.js';
 import { avatar } from './format.js';
 import { openDialog, wireDialog } from './dialogs.js';
+import { api, ApiError } from './api.js';
 
 const MAX = 50;
+const MAX_REMOTE = 8;
+const DEBOUNCE_MS = 200;
+const USERNAME = /^[A-Za-z0-9_.-]{1,32}$/;
 
 /** "3 unread, 1 mention" for screen readers (the badges are pictures of it). */
 function badgeText(r) {
@@ -24,12 +31,19 @@ export class Switcher {
     this.list = $('#switcher-list');
     this.items = [];
     this.active = 0;
+    this.people = [];       // [{username, online}] for `remoteFor`
+    this.unjoined = [];     // public rooms the reader is not in, for `remoteFor`
+    this.remoteFor = null;  // the query `people` and `unjoined` answer
+    this.directory = null;  // the public rooms, fetched once per opening
+    this.remoteSeq = 0;
+    this.remoteTimer = 0;
     wireDialog(this.dialog);
 
     $('#switcher-open').addEventListener('click', () => this.open());
     this.input.addEventListener('input', () => {
       this.active = 0;
       this.render();
+      this.askServerSoon();
     });
     this.input.addEventListener('keydown', (e) => {
       if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
@@ -44,7 +58,7 @@ export class Switcher {
       } else if (e.key === 'Enter') {
         e.preventDefault();
         const item = this.items[this.active];
-        if (item) this.choose(item.name);
+        if (item) this.chooseItem(item);
       }
     });
     this.list.addEventListener('pointerdown', (e) => e.preventDefault());
@@ -56,6 +70,8 @@ export class Switcher {
     if (this.isOpen) return;
     this.input.value = '';
     this.active = 0;
+    this.directory = null;
+    this.remoteFor = null;
     this.render();
     openDialog(this.dialog, this.input);
   }
@@ -89,34 +105,100 @@ export class Switcher {
     return scored.slice(0, MAX).map((x) => x.r);
   }
 
-  render() {
+  /** The typed text, without a leading `#` or `@`. */
+  query() {
+    return this.input.value.trim().replace(/^[#@]/, '');
+  }
+
+  /** Ask the server for people and public rooms once typing pauses. */
+  askServerSoon() {
+    clearTimeout(this.remoteTimer);
+    const q = this.query();
+    if (!q) return;
+    this.remoteTimer = setTimeout(() => this.askServer(q), DEBOUNCE_MS);
+  }
+
+  async askServer(q) {
+    const seq = ++this.remoteSeq;
+    const [people, directory] = await Promise.all([
+      USERNAME.test(q) ? api.users({ q, limit: MAX_REMOTE }).then((d) => (d && d.users) || []).catch(() => []) : [],
+      this.directory || api.directory().then((d) => (d && d.rooms) || []).catch(() => null),
+    ]);
+    if (seq !== this.remoteSeq || !this.isOpen) return;
+    if (directory) this.directory = directory;
+    const key = q.toLowerCase();
     const store = this.app.store;
-    this.items = this.candidates();
+    this.people = people.filter((p) => !this.app.isMe(p.username));
+    this.unjoined = (this.directory || [])
+      .filter((r) => !r.joined && !store.has(r.name) && r.name.toLowerCase().includes(key))
+      .sort((a, b) => Number(!a.name.toLowerCase().startsWith(key)) - Number(!b.name.toLowerCase().startsWith(key)))
+      .slice(0, MAX_REMOTE);
+    this.remoteFor = q;
+    if (this.query() === q) this.render();
+  }
+
+  /** Rooms and DMs, then (for the typed text) people and public rooms to join. */
+  allItems() {
+    const store = this.app.store;
+    const rooms = this.candidates();
+    const items = rooms.map((r) => ({ kind: 'room', key: r.name, r }));
+    const q = this.query();
+    if (!q || this.remoteFor !== q) return items;
+    // A person whose one-to-one DM is listed already is that DM.
+    const listed = new Set(rooms.filter((r) => r.kind === 'dm' && store.others(r).length === 1)
+      .map((r) => store.others(r)[0].toLowerCase()));
+    for (const p of this.people) {
+      if (!listed.has(p.username.toLowerCase())) items.push({ kind: 'person', key: p.username, p });
+    }
+    for (const r of this.unjoined) items.push({ kind: 'join', key: r.name, r });
+    return items;
+  }
+
+  render() {
+    this.items = this.allItems();
     if (this.active >= this.items.length) this.active = Math.max(0, this.items.length - 1);
-    this.list.replaceChildren(...this.items.map((r, i) => {
-      const count = store.countFor(r);
-      const isDm = r.kind === 'dm';
-      return h('li', {
-        id: `switcher-option-${i}`,
-        role: 'option',
-        class: 'switcher-option',
-        'aria-selected': i === this.active ? 'true' : 'false',
-        dataset: { room: r.name },
-        onclick: () => this.choose(r.name),
-      },
-      isDm ? avatar(store.others(r)[0] || '?', 'xs') : h('span', { class: 'room-link-hash', 'aria-hidden': 'true' }, '#'),
-      h('span', { class: 'switcher-name' }, store.title(r)),
-      r.name === this.app.current ? h('span', { class: 'switcher-tag' }, 'open') : null,
-      r.mentions > 0 ? h('span', { class: 'room-mentions', 'aria-hidden': 'true' }, `@${r.mentions}`) : null,
-      count > 0 && r.notify === 'all' ? h('span', { class: 'room-unread', 'aria-hidden': 'true' }, String(count)) : null,
-      badgeText(r) ? h('span', { class: 'visually-hidden' }, `, ${badgeText(r)}`) : null);
-    }));
+    this.list.replaceChildren(...this.items.map((item, i) => this.option(item, i)));
     if (!this.items.length) {
       this.list.append(h('li', { class: 'switcher-empty', role: 'presentation' }, 'Nothing matches.'));
       this.input.removeAttribute('aria-activedescendant');
     } else {
       this.input.setAttribute('aria-activedescendant', `switcher-option-${this.active}`);
     }
+  }
+
+  option(item, i) {
+    const attrs = {
+      id: `switcher-option-${i}`,
+      role: 'option',
+      class: `switcher-option switcher-${item.kind}`,
+      'aria-selected': i === this.active ? 'true' : 'false',
+      dataset: { kind: item.kind, key: item.key },
+      onclick: () => this.chooseItem(item),
+    };
+    if (item.kind === 'person') {
+      const p = item.p;
+      return h('li', attrs, avatar(p.username, 'xs'),
+        h('span', { class: 'switcher-name' }, p.username),
+        p.online ? h('span', { class: 'visually-hidden' }, ', online') : null,
+        h('span', { class: 'switcher-tag' }, 'Person'));
+    }
+    if (item.kind === 'join') {
+      return h('li', attrs, h('span', { class: 'room-link-hash', 'aria-hidden': 'true' }, '#'),
+        h('span', { class: 'switcher-name' }, item.r.name),
+        h('span', { class: 'switcher-tag' }, 'Join room'));
+    }
+    const store = this.app.store;
+    const r = item.r;
+    const count = store.countFor(r);
+    const isDm = r.kind === 'dm';
+    attrs.dataset.room = r.name;
+    return h('li', attrs,
+      isDm ? avatar(store.others(r)[0] || '?', 'xs') : h('span', { class: 'room-link-hash', 'aria-hidden': 'true' }, '#'),
+      h('span', { class: 'switcher-name' }, store.title(r)),
+      r.name === this.app.current ? h('span', { class: 'switcher-tag' }, 'open') : null,
+      r.mentions > 0 ? h('span', { class: 'room-mentions', 'aria-hidden': 'true' }, `@${r.mentions}`) : null,
+      count > 0 && r.notify === 'all' ? h('span', { class: 'room-unread', 'aria-hidden': 'true' }, String(count)) : null,
+      badgeText(r) ? h('span', { class: 'visually-hidden' }, `, ${badgeText(r)}`) : null);
   }
 
   move(delta) {
@@ -133,10 +215,36 @@ export class Switcher {
     this.input.setAttribute('aria-activedescendant', `switcher-option-${i}`);
   }
 
+  async chooseItem(item) {
+    if (item.kind === 'person') {
+      this.close();
+      await this.app.startDm([item.p.username]);
+    } else if (item.kind === 'join') {
+      this.close();
+      await this.join(item.r.name);
+    } else {
+      await this.choose(item.r.name);
+    }
+  }
+
   async choose(name) {
     this.close();
     await this.app.openRoom(name);
     this.app.composer.focus();
+  }
+
+  /** "Join room": join the public room `name` and open it. */
+  async join(name) {
+    try {
+      const data = await api.join(name);
+      this.app.store.upsert(data && data.room ? data.room : { name, kind: 'room', public: true });
+      this.app.render();
+      await this.app.openRoom(name);
+      this.app.announce(`You joined #${name}.`);
+      this.app.composer.focus();
+    } catch (err) {
+      this.app.showRoomError(err instanceof ApiError ? err.message : 'Could not join that room.');
+    }
   }
 }
 

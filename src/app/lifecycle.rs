@@ -17,9 +17,9 @@ use crate::app::messages::trimmed_body;
 use crate::app::rooms::RoomError;
 use crate::app::App;
 use crate::db::{now_ms, Change, ChangeKind, MessageChange, StoredMessage, Tx};
-use crate::domain::{valid_emoji, valid_nonce, MAX_REACTIONS};
+use crate::domain::{mentions_here, valid_emoji, valid_nonce, MAX_REACTIONS};
 use crate::events::Audience;
-use crate::hub::ConnId;
+use crate::hub::{ConnId, Hub};
 use crate::model::{Room, RoomKind};
 
 /// Who edits or deletes, and which connection (if any) asked.
@@ -47,9 +47,10 @@ pub async fn edit(
     let body = trimmed_body(body)?;
     let (user_id, origin) = (actor.user_id, actor.origin);
     let window = state.config.messages.edit_window_ms();
+    let hub = state.hub.clone();
     let result = state
         .db
-        .transact(move |tx| edit_in(tx, (user_id, origin, window), id, body, nonce))
+        .transact(move |tx| edit_in(tx, (user_id, origin, window), &hub, id, body, nonce))
         .await;
     result
 }
@@ -163,6 +164,7 @@ type Editor = (i64, Option<ConnId>, Option<i64>);
 fn edit_in(
     tx: &Tx<'_>,
     (user_id, origin, window): Editor,
+    hub: &Hub,
     id: i64,
     body: String,
     nonce: Option<String>,
@@ -187,7 +189,14 @@ fn edit_in(
     let now = now_ms();
     check_window(&msg, window, now, "edited")?;
     let change = tx.edit_message(&msg, &body, user_id, now)?;
-    let newly_mentioned = tx.update_mentions(&msg, user_id, &body)?;
+    // An edit that adds `@here` reaches the members online now; one that keeps it pings
+    // nobody new for it (and takes the mention from nobody).
+    let here = if mentions_here(&body) && !mentions_here(&msg.body) {
+        hub.online_in_room(msg.room_id)
+    } else {
+        Vec::new()
+    };
+    let newly_mentioned = tx.update_mentions(&msg, user_id, &body, &here)?;
     msg.body = body;
     msg.edited_ms = Some(now);
     let mut changes = room_change(change, nonce);

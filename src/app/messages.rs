@@ -18,7 +18,7 @@ use crate::app::App;
 use tokio::sync::oneshot;
 
 use crate::db::{NewMessage, StoredMessage};
-use crate::domain::{parse_body, valid_nonce, BodyProblem};
+use crate::domain::{mentions_here, parse_body, valid_nonce, BodyProblem};
 use crate::events::{Refusal, SendOutcome};
 use crate::hub::ConnId;
 
@@ -107,6 +107,12 @@ where
     let (room_id, room) = postable_room(state, draft.user_id, draft.room, draft.known).await?;
     let body = trimmed_body(draft.body)?;
     admit()?;
+    // `@here` reaches the members online now, as the hub sees them at this moment.
+    let here = if mentions_here(&body) {
+        state.hub.online_in_room(room_id)
+    } else {
+        Vec::new()
+    };
     let msg = NewMessage {
         room_id,
         room,
@@ -115,6 +121,7 @@ where
         body,
         nonce: draft.nonce,
         reply_to: draft.reply_to,
+        here,
         origin: draft.origin,
         answer,
         queued_at: Instant::now(),

@@ -10,6 +10,7 @@
 //! - [`messages`]: posting a message: the checks, the room it goes to, the hand-off to the
 //!   writer.
 //! - [`rooms`]: rooms and DMs: membership rules, read markers, notification levels.
+//! - [`people`]: finding people by name.
 
 pub mod access;
 pub mod admin;
@@ -18,6 +19,7 @@ pub mod history;
 pub mod invites;
 pub mod lifecycle;
 pub mod messages;
+pub mod people;
 pub mod rooms;
 
 use std::sync::Arc;

@@ -66,6 +66,10 @@ pub struct NewMessage {
     pub nonce: Option<String>,
     /// The message it answers, checked inside the transaction (same room, not deleted).
     pub reply_to: Option<i64>,
+    /// For a body that says `@here`: the case-folded names of the room's members who were
+    /// online when it was sent, mentioned like `@name` (the author and anyone who is no longer
+    /// a member are skipped). Empty otherwise.
+    pub here: Vec<String>,
     /// The connection that sent it (for acknowledgements and errors); 0 for none.
     pub origin: u64,
     /// Told the outcome once the transaction is over (a send over HTTP, which has no
@@ -477,8 +481,9 @@ fn record_mentions(conn: &Connection, m: &NewMessage, id: i64) -> rusqlite::Resu
     if !m.body.contains('@') {
         return Ok(mentioned);
     }
-    for key in crate::domain::mention_candidates(&m.body) {
-        if let Some(uid) = queries::member_by_key(conn, m.room_id, &key)? {
+    let named = crate::domain::mention_candidates(&m.body);
+    for key in named.iter().chain(&m.here) {
+        if let Some(uid) = queries::member_by_key(conn, m.room_id, key)? {
             if uid != m.user_id && !mentioned.contains(&uid) {
                 queries::insert_mention(conn, uid, m.room_id, id)?;
                 mentioned.push(uid);
@@ -536,6 +541,7 @@ mod tests {
             body: format!("body of {nonce}"),
             nonce: Some(nonce.into()),
             reply_to: None,
+            here: Vec::new(),
             origin,
             answer: None,
             queued_at: Instant::now(),

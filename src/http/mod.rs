@@ -3,6 +3,7 @@
 //! - [`filters`]: state, client address, JSON bodies, authentication, Origin.
 //! - [`handlers`]: the account, session and site handlers.
 //! - [`rooms`]: rooms, DMs, history and search: routes and handlers.
+//! - [`people`]: finding people by name.
 //! - [`upgrade`]: the WebSocket handshake.
 //! - [`admin`]: the administrators' routes.
 //! - [`invites`]: invite links made by members, and what the "Invite people" dialog shows.
@@ -14,6 +15,7 @@ pub mod filters;
 pub mod handlers;
 pub mod invites;
 pub mod messages;
+pub mod people;
 pub mod rooms;
 pub mod upgrade;
 
@@ -66,7 +68,9 @@ fn api(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone 
         .unify()
         .or(messages::routes(s.clone()))
         .unify()
-        .or(invites::routes(s))
+        .or(invites::routes(s.clone()))
+        .unify()
+        .or(people::routes(s))
         .unify()
 }
 

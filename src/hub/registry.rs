@@ -155,6 +155,23 @@ impl Hub {
         names
     }
 
+    /// The case-folded names of the users with an open connection listening to room
+    /// `room_id` (its online members), without repeats: who `@here` reaches.
+    pub fn online_in_room(&self, room_id: i64) -> Vec<String> {
+        let st = lock_read(&self.inner.state);
+        let mut ids: Vec<i64> = st
+            .rooms
+            .get(&room_id)
+            .map(|members| members.iter().map(|m| m.user_id).collect())
+            .unwrap_or_default();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.iter()
+            .filter_map(|id| st.users.get(id))
+            .map(|u| u.username.to_ascii_lowercase())
+            .collect()
+    }
+
     /// The distinct session digests behind the open connections.
     pub fn live_sessions(&self) -> Vec<[u8; 32]> {
         let st = lock_read(&self.inner.state);

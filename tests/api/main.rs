@@ -36,5 +36,6 @@ mod session_cache;
 mod tls;
 mod unread;
 mod upgrade;
+mod users;
 mod ws_chat;
 mod ws_errors;

@@ -235,3 +235,129 @@ async fn notification_levels_are_stored_per_member() {
     )
     .await;
 }
+
+/// `@here`: every member of the room online at send time is mentioned (not the sender, not
+/// members who are offline, never non-members), exactly like `@name`.
+#[tokio::test]
+async fn here_mentions_the_members_online_at_send_time() {
+    let app = TestApp::start().await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    let carol = app.signup("carol").await;
+    let dave = app.signup("dave").await;
+    app.create_room(&alice, "team", false).await;
+    app.invite(&alice, "team", "bob").await;
+    app.invite(&alice, "team", "carol").await;
+    // alice, bob and dave are online; carol (a member) is not; dave is not a member.
+    let mut a1 = app.ws_connect(&alice, None).await;
+    let mut b1 = app.ws_connect(&bob, None).await;
+    let mut d1 = app.ws_connect(&dave, None).await;
+    // eve's connection only sends the ordering barrier.
+    let eve = app.signup("eve").await;
+    let mut e1 = app.ws_connect(&eve, None).await;
+
+    let m = a1.say("team", "@here standup in 5", "h1").await;
+    let note = b1
+        .wait_for("the @here mention", |f| f["type"] == "mention")
+        .await;
+    assert_eq!(
+        note,
+        json!({"type":"mention","room":"team","id":id_of(&m),"user":"alice"})
+    );
+    // Word-bounded like a mention: none of these reach anyone.
+    for (i, body) in ["mail me@here.org", "@heres a thought", "here without an at"]
+        .iter()
+        .enumerate()
+    {
+        a1.say("team", body, &format!("x{i}")).await;
+    }
+    e1.say("general", "barrier", "barrier").await;
+    for ws in [&mut a1, &mut b1, &mut d1] {
+        let frames = ws.frames_until_nonce("barrier").await;
+        assert_eq!(
+            mentions_in(&frames),
+            Vec::<Value>::new(),
+            "{}",
+            ws.username()
+        );
+    }
+    assert_eq!(app.my_room(&bob, "team").await.unwrap()["mentions"], 1);
+    assert_eq!(app.my_room(&carol, "team").await.unwrap()["mentions"], 0);
+    assert_eq!(app.my_room(&alice, "team").await.unwrap()["mentions"], 0);
+    assert!(app.my_room(&dave, "team").await.is_none());
+
+    // carol coming online later is not mentioned by the earlier @here; a new one reaches her.
+    let mut c1 = app.ws_connect(&carol, None).await;
+    let m2 = app
+        .api_ok(
+            Method::POST,
+            "/api/rooms/team/messages",
+            &alice,
+            Some(&json!({"body": "thanks @here."})),
+            201,
+        )
+        .await;
+    let id2 = id_of(&m2["message"]);
+    for ws in [&mut b1, &mut c1] {
+        let note = ws
+            .wait_for("the second @here mention", |f| f["type"] == "mention")
+            .await;
+        assert_eq!(note["id"], id2, "{}", ws.username());
+    }
+    assert_eq!(app.my_room(&carol, "team").await.unwrap()["mentions"], 1);
+    assert_eq!(app.my_room(&bob, "team").await.unwrap()["mentions"], 2);
+}
+
+/// An edit that adds `@here` mentions the members online then; one that keeps it changes
+/// nothing; one that removes it takes the mentions back.
+#[tokio::test]
+async fn here_follows_edits() {
+    let app = TestApp::start().await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    app.create_room(&alice, "team", false).await;
+    app.invite(&alice, "team", "bob").await;
+    let mut a1 = app.ws_connect(&alice, None).await;
+    let mut b1 = app.ws_connect(&bob, None).await;
+
+    let m = a1.say("team", "meeting now", "m1").await;
+    let id = id_of(&m);
+    let edit = |body: &str| json!({ "body": body });
+    let path = format!("/api/messages/{id}");
+    app.api_ok(
+        Method::PATCH,
+        &path,
+        &alice,
+        Some(&edit("meeting now @here")),
+        200,
+    )
+    .await;
+    let note = b1
+        .wait_for("the mention an edit added", |f| f["type"] == "mention")
+        .await;
+    assert_eq!(note["id"], id);
+    assert_eq!(app.my_room(&bob, "team").await.unwrap()["mentions"], 1);
+
+    app.api_ok(
+        Method::PATCH,
+        &path,
+        &alice,
+        Some(&edit("meeting now, @here!")),
+        200,
+    )
+    .await;
+    a1.say("general", "barrier", "barrier").await;
+    let frames = b1.frames_until_nonce("barrier").await;
+    assert_eq!(mentions_in(&frames), Vec::<Value>::new());
+    assert_eq!(app.my_room(&bob, "team").await.unwrap()["mentions"], 1);
+
+    app.api_ok(
+        Method::PATCH,
+        &path,
+        &alice,
+        Some(&edit("meeting later")),
+        200,
+    )
+    .await;
+    assert_eq!(app.my_room(&bob, "team").await.unwrap()["mentions"], 0);
+}

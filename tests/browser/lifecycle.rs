@@ -222,7 +222,7 @@ async fn two_people_reply_react_edit_and_delete_and_see_each_others_changes() {
     // Someone else's message: reply and react, but neither edit nor delete.
     assert_eq!(
         hover_tools(&bob, lunch).await,
-        json!(["Reply", "Add reaction"])
+        json!(["Reply", "Add reaction", "Copy link to message"])
     );
     bob.click_xpath("Reply", &tool(lunch, "Reply")).await;
     let banner =
@@ -318,7 +318,7 @@ async fn two_people_reply_react_edit_and_delete_and_see_each_others_changes() {
     // ---- reactions -------------------------------------------------------------------------
     assert_eq!(
         hover_tools(&alice, answer).await,
-        json!(["Reply", "Add reaction"])
+        json!(["Reply", "Add reaction", "Copy link to message"])
     );
     alice
         .click_xpath("Add reaction", &tool(answer, "Add reaction"))
@@ -370,11 +370,17 @@ async fn two_people_reply_react_edit_and_delete_and_see_each_others_changes() {
     message_id(&bob, noon).await;
     assert_eq!(
         hover_tools(&alice, see).await,
-        json!(["Reply", "Add reaction", "Edit", "Delete"])
+        json!([
+            "Reply",
+            "Add reaction",
+            "Edit",
+            "Copy link to message",
+            "Delete"
+        ])
     );
     assert_eq!(
         hover_tools(&bob, see).await,
-        json!(["Reply", "Add reaction"]),
+        json!(["Reply", "Add reaction", "Copy link to message"]),
         "bob may not edit or delete alice's message"
     );
     let editor = labelled("textarea", "Edit message");
@@ -500,7 +506,7 @@ async fn two_people_reply_react_edit_and_delete_and_see_each_others_changes() {
     assert_eq!(focused_message(&alice).await, answer, "Up: the one before");
     assert_eq!(
         alice.eval(TOOLBAR, vec![]).await["names"],
-        json!(["Reply", "Add reaction"]),
+        json!(["Reply", "Add reaction", "Copy link to message"]),
         "a focused message shows its toolbar"
     );
     press(&alice, &key(Key::Tab)).await;
@@ -553,7 +559,11 @@ async fn a_tap_opens_the_message_toolbar_on_a_phone_and_everything_fits() {
         .wait_visible("the toolbar after a tap", &toolbar)
         .await;
     let t = phone.eval(TOOLBAR, vec![]).await;
-    assert_eq!(t["names"], json!(["Reply", "Add reaction"]), "{t}");
+    assert_eq!(
+        t["names"],
+        json!(["Reply", "Add reaction", "Copy link to message"]),
+        "{t}"
+    );
     assert_eq!(t["inside"], json!(true), "the toolbar is on screen: {t}");
     assert_eq!(
         t["inLog"],
@@ -618,7 +628,13 @@ async fn a_tap_opens_the_message_toolbar_on_a_phone_and_everything_fits() {
     let t = phone.eval(TOOLBAR, vec![]).await;
     assert_eq!(
         t["names"],
-        json!(["Reply", "Add reaction", "Edit", "Delete"]),
+        json!([
+            "Reply",
+            "Add reaction",
+            "Edit",
+            "Copy link to message",
+            "Delete"
+        ]),
         "{t}"
     );
     assert_eq!(t["inside"], json!(true), "the toolbar is on screen: {t}");
@@ -714,7 +730,7 @@ async fn an_administrator_deletes_everything_a_user_wrote() {
     // An administrator may delete anyone's message (but edits only their own).
     assert_eq!(
         hover_tools(&admin, first).await,
-        json!(["Reply", "Add reaction", "Delete"])
+        json!(["Reply", "Add reaction", "Copy link to message", "Delete"])
     );
 
     admin.goto(&format!("{}admin.html", app.base)).await;

@@ -15,6 +15,7 @@ mod common;
 mod emoji;
 mod harness;
 mod lifecycle;
+mod links;
 mod markdown;
 mod offline;
 mod onboarding;

@@ -143,3 +143,23 @@ pub fn has_admin(conn: &Connection) -> rusqlite::Result<bool> {
     conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE is_admin = 1)")?
         .query_row([], |r| r.get(0))
 }
+
+/// Enabled accounts whose case-folded name starts with `prefix_key` (ASCII username
+/// characters only), in name order, at most `limit`: `(id, username)`. The range on the
+/// unique `username_key` index reads only the matching rows.
+pub fn users_by_prefix(
+    conn: &Connection,
+    prefix_key: &str,
+    limit: i64,
+) -> rusqlite::Result<Vec<(i64, String)>> {
+    // Every username character sorts below U+007F, so this bounds the prefix's range.
+    let upper = format!("{prefix_key}\u{7f}");
+    all_rows(
+        conn,
+        "SELECT id, username FROM users \
+         WHERE username_key >= ?1 AND username_key < ?2 AND disabled = 0 \
+         ORDER BY username_key LIMIT ?3",
+        params![prefix_key, upper, limit],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}

@@ -138,23 +138,28 @@ impl Tx<'_> {
     }
 
     /// Make the mentions of message `msg` (by `author_id`) those of its new `body`; returns
-    /// the members mentioned now who were not before.
+    /// the members mentioned now who were not before. `here` are further case-folded names
+    /// mentioned (the online members, for an edit that adds `@here`). While the new body
+    /// still says `@here`, nobody mentioned before loses the mention.
     pub fn update_mentions(
         &self,
         msg: &StoredMessage,
         author_id: i64,
         body: &str,
+        here: &[String],
     ) -> Result<Vec<i64>, DbError> {
         let before = queries::mentioned_by(self.0, msg.id)?;
         let mut now = Vec::new();
-        for key in crate::domain::mention_candidates(body) {
-            if let Some(uid) = queries::member_by_key(self.0, msg.room_id, &key)? {
+        let named = crate::domain::mention_candidates(body);
+        for key in named.iter().chain(here) {
+            if let Some(uid) = queries::member_by_key(self.0, msg.room_id, key)? {
                 if uid != author_id && !now.contains(&uid) {
                     now.push(uid);
                 }
             }
         }
-        for gone in before.iter().filter(|u| !now.contains(u)) {
+        let keep_all = crate::domain::mentions_here(body);
+        for gone in before.iter().filter(|u| !keep_all && !now.contains(u)) {
             queries::delete_mention(self.0, *gone, msg.id)?;
         }
         let added: Vec<i64> = now.into_iter().filter(|u| !before.contains(u)).collect();
@@ -182,6 +187,16 @@ impl Tx<'_> {
     /// Every public room, as `user_id` sees it.
     pub fn public_rooms(&self, user_id: i64) -> Result<Vec<Room>, DbError> {
         Ok(queries::public_rooms(self.0, user_id)?)
+    }
+
+    /// Enabled accounts whose case-folded name starts with `prefix_key`: `(id, username)`, in
+    /// name order, at most `limit`.
+    pub fn users_by_prefix(
+        &self,
+        prefix_key: &str,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>, DbError> {
+        Ok(queries::users_by_prefix(self.0, prefix_key, limit)?)
     }
 
     /// A room's members: `(user id, username)`, sorted ignoring case.

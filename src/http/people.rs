@@ -1,0 +1,42 @@
+//! People: `GET /api/users?q=PREFIX&limit=N`, finding members by the start of their name.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use super::filters::{signed_in, with_state};
+use crate::app::people::{self, MAX_PEOPLE};
+use crate::app::App;
+use crate::auth::Identity;
+
+/// `GET /api/users`.
+pub fn routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "users")
+        .and(warp::get())
+        .and(signed_in(s.clone()))
+        .and(warp::query::<HashMap<String, String>>())
+        .and(with_state(s))
+        .and_then(find)
+}
+
+/// GET /api/users?q=&limit=
+async fn find(
+    _id: Identity,
+    q: HashMap<String, String>,
+    state: App,
+) -> Result<Response, Rejection> {
+    let prefix = q.get("q").map(String::as_str).unwrap_or("");
+    let limit = match q.get("limit") {
+        None => MAX_PEOPLE,
+        // Text that is not a whole number reads as 0, refused with the range's sentence.
+        Some(v) => v.parse::<i64>().unwrap_or(0),
+    };
+    let found = people::find(&state, prefix, limit).await?;
+    let users: Vec<_> = found
+        .iter()
+        .map(|p| json!({ "username": p.username, "online": p.online }))
+        .collect();
+    Ok(warp::reply::json(&json!({ "users": users })).into_response())
+}
