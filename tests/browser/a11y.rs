@@ -205,6 +205,19 @@ async fn every_screen_passes_axe_at_both_widths_in_light_and_dark() {
         let mine = format!("Mine to delete, says {who}");
         b.send_with_enter(&mine).await;
         b.wait_log_has("my message", &[&mine]).await;
+        // A reply of one's own: its quote sits on the reader's own (accent) bubble.
+        let status = b
+            .eval(
+                "return fetch('api/rooms/general/messages', {
+                     method: 'POST',
+                     credentials: 'same-origin',
+                     headers: {'Content-Type': 'application/json'},
+                     body: JSON.stringify({body: 'Count me in, ' + arguments[1], reply_to: arguments[0]}),
+                 }).then((r) => r.status);",
+                vec![json!(id), json!(who)],
+            )
+            .await;
+        assert_eq!(status, json!(201), "{who}: a reply of their own");
     }
 
     for (b, who, width) in [(&desk, "ada", "desktop"), (&phone, "pip", "360 px")] {
