@@ -240,7 +240,7 @@ CONVERSATION = [
     ('book-club', 'theo', 'Next meeting: Thursday at 7, my place.'),
     (DM_MAYA, 'maya', 'Hey, do you still have the spare sleeping bag?'),
     (DM_MAYA, 'maya', 'The lake is cold this time of year, pack a towel!'),
-    ('cabin-weekend', 'maya', 'This is going to be great. Leave around noon on Saturday?'),
+    ('cabin-weekend', 'maya', 'Packing list so far:\n```\ntent x2, stove, board games\ncoffee (sam), crumble (theo)\n```\nLeave around noon on Saturday?'),
 ]
 
 ws_base = ws_url()
