@@ -16,6 +16,9 @@ use super::{
     PASSWORD,
 };
 
+/// The longest a server start may take before the test fails (a hang guard).
+const START_GUARD: Duration = Duration::from_secs(30);
+
 /// How a client proves who it is.
 #[derive(Debug, Clone)]
 pub enum Auth {
@@ -127,8 +130,10 @@ impl Builder {
     /// Start the server, returning the start-up error (for tests of bad configurations).
     pub async fn try_start(self) -> Result<TestApp, StartupError> {
         let (config, dir) = self.into_config();
+        // A hang guard, not a timing check: on a shared, loaded machine a start (a fresh
+        // database, its migrations, the writer thread) can take seconds.
         let server = within(
-            Duration::from_secs(10),
+            START_GUARD,
             "the server to start",
             hearth::run(config.clone()),
         )
@@ -194,7 +199,7 @@ impl TestApp {
     pub async fn restart(&mut self) {
         self.stop().await;
         let server = within(
-            Duration::from_secs(10),
+            START_GUARD,
             "the server to start again",
             hearth::run(self.config.clone()),
         )
