@@ -716,6 +716,30 @@ impl Browser {
         .await;
     }
 
+    /// Move this user's read marker in `room` to its newest message, as reading to the bottom
+    /// would (the page marks read a moment after messages were on screen; a test that reloads
+    /// at once must not leave them unread, or the room opens at the first unread message).
+    pub async fn mark_read(&self, room: &str) {
+        let status = self
+            .eval(
+                "return fetch('api/rooms', { credentials: 'same-origin' })
+                   .then((r) => r.json())
+                   .then((d) => {
+                     const room = d.rooms.find((r) => r.name === arguments[0]);
+                     return fetch('api/rooms/' + encodeURIComponent(arguments[0]) + '/read', {
+                       method: 'POST',
+                       credentials: 'same-origin',
+                       headers: { 'Content-Type': 'application/json' },
+                       body: JSON.stringify({ id: room.last_id }),
+                     });
+                   })
+                   .then((r) => r.status);",
+                vec![json!(room)],
+            )
+            .await;
+        assert_eq!(status, json!(200), "{}: marking {room} read", self.name);
+    }
+
     /// Open the account menu and choose "Sign out" (without confirming).
     pub async fn choose_sign_out(&self) {
         self.click_xpath("the Account menu button", &account_menu_button())

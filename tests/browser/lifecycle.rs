@@ -280,6 +280,7 @@ async fn two_people_reply_react_edit_and_delete_and_see_each_others_changes() {
         )
         .await;
     // ...and loaded around it where it is not.
+    bob.mark_read("general").await;
     bob.reload().await;
     bob.wait_chat_ready().await;
     bob.eval(WATCH_CSP, vec![]).await;

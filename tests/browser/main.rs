@@ -869,6 +869,7 @@ async fn search_finds_a_message_and_jumps_to_it_in_context() {
     }
 
     // A fresh page shows only the newest page of history: the target is far above it.
+    reader.mark_read("general").await;
     reader.reload().await;
     reader.wait_chat_ready().await;
     let log = reader

@@ -541,6 +541,7 @@ async fn hostile_markdown_is_inert_and_renders_in_linear_time() {
     inspect_markdown(&reader, "live", bodies.len()).await;
 
     // Rendered again from history (the newest page of it).
+    reader.mark_read("general").await;
     reader.reload().await;
     reader.wait_chat_ready().await;
     reader.eval(super::WATCH_CSP, vec![]).await;

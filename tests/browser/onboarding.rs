@@ -381,7 +381,7 @@ async fn members_see_invite_people_only_when_the_operator_allows_it() {
         b.wait_chat_ready().await;
         b.click_xpath("the Account menu button", &account_menu_button())
             .await;
-        b.wait_visible("Devices in the menu", &button("Devices"))
+        b.wait_visible("Settings in the menu", &button("Settings"))
             .await;
         let shown = b
             .eval(
