@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -420,8 +420,16 @@ pub async fn messages(
     let page = history::page(before, after, around)?;
     let limit = history::page_size(limit_param(&q))?;
     let rows = history::messages(&state, id.user.id, &room, page, limit).await?;
-    let views: Vec<MessageView> = rows.iter().map(MessageView::from).collect();
-    Ok(warp::reply::json(&json!({ "messages": views })).into_response())
+    let page = HistoryPage {
+        messages: rows.iter().map(MessageView::from).collect(),
+    };
+    Ok(warp::reply::json(&page).into_response())
+}
+
+/// A page of history as sent: serialized straight to bytes (no `serde_json::Value` between).
+#[derive(Serialize)]
+struct HistoryPage<'a> {
+    messages: Vec<MessageView<'a>>,
 }
 
 /// A message id in the query (`before`, `after`, `around`), if given.
