@@ -865,3 +865,44 @@ pub async fn assert_axe_clean_in(b: &Browser, selector: &str, phase: &str) {
     .expect("axe-core runs");
     assert_eq!(found, json!([]), "{}: {phase}: axe-core violations", b.name);
 }
+
+// ---- DevTools ------------------------------------------------------------------------------
+
+/// Chromium's DevTools command `method` with `params`, through chromedriver.
+pub async fn cdp(driver: &Driver, b: &Browser, method: &str, params: Value) {
+    let id = within(WAIT, "the session id", b.client.session_id())
+        .await
+        .ok()
+        .flatten()
+        .expect("a WebDriver session id");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(WAIT)
+        .build()
+        .expect("an HTTP client");
+    let res = http
+        .post(format!("{}/session/{id}/goog/cdp/execute", driver.url()))
+        .json(&json!({ "cmd": method, "params": params }))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method}: {e}"));
+    assert!(res.status().is_success(), "{method}: {}", res.status());
+}
+
+/// Make the page's `prefers-color-scheme` be `scheme` ("light" or "dark").
+pub async fn emulate_scheme(driver: &Driver, b: &Browser, scheme: &str) {
+    cdp(
+        driver,
+        b,
+        "Emulation.setEmulatedMedia",
+        json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] }),
+    )
+    .await;
+    let now = b
+        .eval(
+            "return matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';",
+            vec![],
+        )
+        .await;
+    assert_eq!(now, json!(scheme), "the emulated colour scheme");
+}

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use fantoccini::key::Key;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::common::Auth;
 use crate::harness::{
-    assert_axe_clean_in, browser_tools, labelled, message_box, say, within, App, Browser, Driver,
-    PASSWORD, WAIT,
+    assert_axe_clean_in, browser_tools, emulate_scheme, labelled, message_box, say, App, Browser,
+    Driver, PASSWORD, WAIT,
 };
 use crate::{wait_room_open, TARGET_SHOWN, WATCH_CSP};
 
@@ -29,45 +29,6 @@ fn cookie(c: &str) -> Auth {
 async fn no_csp_violations(b: &Browser, who: &str) {
     let csp = b.eval("return window.__csp || [];", vec![]).await;
     assert_eq!(csp, json!([]), "{who}: no CSP violations");
-}
-
-/// Chromium's DevTools command `method` with `params`, through chromedriver.
-async fn cdp(driver: &Driver, b: &Browser, method: &str, params: Value) {
-    let id = within(WAIT, "the session id", b.client.session_id())
-        .await
-        .ok()
-        .flatten()
-        .expect("a WebDriver session id");
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(WAIT)
-        .build()
-        .expect("an HTTP client");
-    let res = http
-        .post(format!("{}/session/{id}/goog/cdp/execute", driver.url()))
-        .json(&json!({ "cmd": method, "params": params }))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{method}: {e}"));
-    assert!(res.status().is_success(), "{method}: {}", res.status());
-}
-
-/// Make the page's `prefers-color-scheme` be `scheme` ("light" or "dark").
-async fn emulate_scheme(driver: &Driver, b: &Browser, scheme: &str) {
-    cdp(
-        driver,
-        b,
-        "Emulation.setEmulatedMedia",
-        json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] }),
-    )
-    .await;
-    let now = b
-        .eval(
-            "return matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';",
-            vec![],
-        )
-        .await;
-    assert_eq!(now, json!(scheme), "the emulated colour scheme");
 }
 
 /// Run axe-core on the element `selector` (and what is inside it); fail on any violation.

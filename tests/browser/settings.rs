@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use crate::common::Auth;
 use crate::harness::{
-    account_menu_button, assert_axe_clean_in, browser_tools, button, labelled, message_box,
-    username_field, within, App, Browser, Driver, PASSWORD, WAIT,
+    account_menu_button, assert_axe_clean_in, browser_tools, button, emulate_scheme, labelled,
+    message_box, username_field, within, App, Browser, Driver, PASSWORD, WAIT,
 };
 use crate::{assert_no_horizontal_scroll, dialog_named, me_status_with_token, WATCH_CSP};
 
@@ -88,45 +88,6 @@ async fn me_status_in_page(b: &Browser) -> Value {
         vec![],
     )
     .await
-}
-
-/// Chromium's DevTools command `method` with `params`, through chromedriver.
-async fn cdp(driver: &Driver, b: &Browser, method: &str, params: Value) {
-    let id = within(WAIT, "the session id", b.client.session_id())
-        .await
-        .ok()
-        .flatten()
-        .expect("a WebDriver session id");
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(WAIT)
-        .build()
-        .expect("an HTTP client");
-    let res = http
-        .post(format!("{}/session/{id}/goog/cdp/execute", driver.url()))
-        .json(&json!({ "cmd": method, "params": params }))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{method}: {e}"));
-    assert!(res.status().is_success(), "{method}: {}", res.status());
-}
-
-/// Make the page's `prefers-color-scheme` be `scheme` ("light" or "dark").
-async fn emulate_scheme(driver: &Driver, b: &Browser, scheme: &str) {
-    cdp(
-        driver,
-        b,
-        "Emulation.setEmulatedMedia",
-        json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] }),
-    )
-    .await;
-    let now = b
-        .eval(
-            "return matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';",
-            vec![],
-        )
-        .await;
-    assert_eq!(now, json!(scheme), "the emulated colour scheme");
 }
 
 /// The computed background colour of the body.
