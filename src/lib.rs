@@ -141,9 +141,9 @@ async fn announce_setup(state: &App, addr: SocketAddr) -> Option<String> {
     Some(code)
 }
 
-/// Background upkeep until the server stops: forget cached sessions and close sockets whose
-/// sessions another process revoked (`hearth user passwd`, `hearth user disable`, ...) within a
-/// second, and delete expired sessions every hour.
+/// Background upkeep until the server stops: forget cached sessions and history tails, and
+/// close sockets whose sessions another process revoked (`hearth user passwd`, `hearth user
+/// disable`, `hearth user purge`, ...) within a second, and delete expired sessions every hour.
 async fn housekeeping(state: App) {
     let mut stop = state.shutdown.clone();
     let mut poll = tokio::time::interval(REVOCATION_POLL);
@@ -167,6 +167,8 @@ async fn housekeeping(state: App) {
         if now.is_some() && now != epoch {
             epoch = now;
             state.db.forget_sessions();
+            // The command line may also have deleted messages (`hearth user purge`).
+            state.hub.tails().clear();
             close_revoked(&state).await;
         }
     }

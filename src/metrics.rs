@@ -67,6 +67,10 @@ pub struct Metrics {
     pub password_hashes: AtomicU64,
     /// Connections closed at accept because a connection cap was reached.
     pub connections_refused: AtomicU64,
+    /// History pages answered from the rooms' tails in memory.
+    pub pages_from_memory: AtomicU64,
+    /// History pages read from the database.
+    pub pages_from_store: AtomicU64,
     /// Time from a `send` being queued to its commit, seconds.
     pub commit_latency: Histogram,
     /// Commands per writer transaction.
@@ -84,6 +88,8 @@ impl Default for Metrics {
             rate_limited: AtomicU64::new(0),
             password_hashes: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
+            pages_from_memory: AtomicU64::new(0),
+            pages_from_store: AtomicU64::new(0),
             commit_latency: Histogram::new(&[
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
             ]),
@@ -144,6 +150,18 @@ impl Metrics {
             "hearth_connections_refused_total",
             "Connections closed at accept because a connection cap was reached.",
             load(&self.connections_refused),
+        );
+        counter(
+            &mut out,
+            "hearth_history_pages_memory_total",
+            "History pages answered from the rooms' newest messages kept in memory.",
+            load(&self.pages_from_memory),
+        );
+        counter(
+            &mut out,
+            "hearth_history_pages_database_total",
+            "History pages read from the database.",
+            load(&self.pages_from_store),
         );
         self.commit_latency.render(
             &mut out,

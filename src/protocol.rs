@@ -268,6 +268,25 @@ impl<'a> From<&'a StoredMessage> for MessageView<'a> {
     }
 }
 
+/// The JSON object of a message as a history page lists it.
+pub fn message_json(m: &StoredMessage) -> bytes::Bytes {
+    // Serializing these plain structs cannot fail.
+    bytes::Bytes::from(serde_json::to_vec(&MessageView::from(m)).unwrap_or_default())
+}
+
+/// How every `message` frame starts; the rest is the message's object.
+const MESSAGE_FRAME_START: &str = "{\"type\":\"message\",";
+
+/// The history object of a message from the `message` frame it was delivered in (the same
+/// fields without `type`), so a message is serialized once for both.
+pub fn message_json_from_frame(frame: &Utf8Bytes) -> Option<bytes::Bytes> {
+    let rest = frame.as_str().strip_prefix(MESSAGE_FRAME_START)?;
+    let mut out = Vec::with_capacity(rest.len() + 1);
+    out.push(b'{');
+    out.extend_from_slice(rest.as_bytes());
+    Some(out.into())
+}
+
 /// The frame of one replayed item, exactly as it was sent live (without the actor's nonce on
 /// a change, which is not stored).
 pub fn replayed_frame(item: &Replayed) -> Utf8Bytes {
@@ -483,6 +502,33 @@ impl ServerMsg<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_history_object_is_the_frame_without_its_type() {
+        let m = StoredMessage {
+            id: 7,
+            room_id: 1,
+            room: "general".into(),
+            user: "ann".into(),
+            body: "hi \"there\"".into(),
+            nonce: Some("n".into()),
+            ts_ms: 1_700_000_000_000,
+            edited_ms: None,
+            deleted: false,
+            reply_to: None,
+            reactions: Vec::new(),
+        };
+        let frame = ServerMsg::Message((&m).into()).encode();
+        let from_frame = message_json_from_frame(&frame).unwrap();
+        assert_eq!(from_frame, message_json(&m));
+        let mut v: serde_json::Value = serde_json::from_str(frame.as_str()).unwrap();
+        v.as_object_mut().unwrap().remove("type");
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&from_frame).unwrap(),
+            v
+        );
+        assert!(message_json_from_frame(&"{\"type\":\"edited\"}".into()).is_none());
+    }
 
     #[test]
     fn parses_client_frames() {

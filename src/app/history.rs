@@ -6,16 +6,21 @@
 //! These are hot read paths: each is one hop to the store (search: a room lookup when one is
 //! named, a search slot, then one hop to the search connections), no more.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use crate::app::access;
 use crate::app::error::{AppError, Code};
 use crate::app::rooms::{self, RoomError};
 use crate::app::App;
 use crate::db::queries::SearchQuery;
-use crate::db::{DbError, Page, SearchHit, StoredMessage};
+use crate::db::{DbError, Page, SearchHit};
 use crate::domain::{self, Username, MAX_QUERY_CHARS};
+use crate::hub::{Loaded, Lookup, Readers, TAIL_LEN};
 use crate::limits::Crowded;
+use crate::protocol;
 
 /// Largest page of history.
 pub const MAX_PAGE: u32 = 200;
@@ -65,22 +70,72 @@ pub fn page_size(limit: Option<i64>) -> Result<u32, AppError> {
     }
 }
 
-/// One page of the history of `room`, oldest first. A public room can be read before joining
-/// it (a preview); a private room or DM of others is answered as one that does not exist. The
-/// room and its page are read in one hop.
+/// One page of the history of `room`, oldest first, each message the JSON object a page
+/// lists. A public room can be read before joining it (a preview); a private room or DM of
+/// others is answered as one that does not exist.
+///
+/// Pages within a room's newest [`TAIL_LEN`] messages come from memory (see
+/// [`crate::hub::Tails`]); the newest page of a room not in memory loads its tail; any other
+/// page is one read of the store (the room and its page in one hop).
 pub async fn messages(
     state: &App,
     user_id: i64,
     room: &str,
     page: Page,
     limit: u32,
-) -> Result<Vec<StoredMessage>, AppError> {
+) -> Result<Vec<Bytes>, AppError> {
+    let metrics = state.hub.metrics();
+    match state.hub.tails().page(room, user_id, page, limit) {
+        Lookup::Page(items) => {
+            metrics.pages_from_memory.fetch_add(1, Ordering::Relaxed);
+            return Ok(items);
+        }
+        Lookup::Hidden => return Err(RoomError::UnknownRoom.into()),
+        Lookup::Miss => {}
+    }
+    metrics.pages_from_store.fetch_add(1, Ordering::Relaxed);
+    if page == Page::Before(None) {
+        return load_tail(state, user_id, room, limit).await;
+    }
     let (_, rows) = state
         .db
         .room_page(room, user_id, page, limit, access::readable)
         .await?
         .ok_or(RoomError::UnknownRoom)?;
-    Ok(rows)
+    Ok(rows.iter().map(protocol::message_json).collect())
+}
+
+/// The newest page of `room`, read with the rest of the room's tail, which is kept for the
+/// next reader unless the room changed during the read.
+async fn load_tail(
+    state: &App,
+    user_id: i64,
+    room: &str,
+    limit: u32,
+) -> Result<Vec<Bytes>, AppError> {
+    let tails = state.hub.tails();
+    let ticket = tails.ticket(room);
+    let read = state
+        .db
+        .room_tail(room, user_id, TAIL_LEN as u32, access::readable)
+        .await?
+        .ok_or(RoomError::UnknownRoom)?;
+    let messages: Vec<(i64, Bytes)> = read
+        .messages
+        .iter()
+        .map(|m| (m.id, protocol::message_json(m)))
+        .collect();
+    let start = messages.len().saturating_sub(limit as usize);
+    let page = messages[start..].iter().map(|(_, b)| b.clone()).collect();
+    // Kept under the name as stored only: the ticket was taken for the name as asked.
+    if read.room.name == room {
+        let readers = match read.members {
+            None => Readers::Everyone,
+            Some(ids) => Readers::Members(ids),
+        };
+        tails.install(room, ticket, Loaded { readers, messages });
+    }
+    Ok(page)
 }
 
 /// The words to search for, trimmed: something, and at most [`MAX_QUERY_CHARS`] characters.

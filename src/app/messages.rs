@@ -70,7 +70,10 @@ where
     let (answer, outcome) = oneshot::channel();
     queue(state, draft, admit, Some(answer)).await?;
     match outcome.await {
-        Ok(SendOutcome::Stored(msg)) => Ok(msg),
+        Ok(SendOutcome::Stored(msg)) => {
+            state.hub.fanned_out(msg.id).await;
+            Ok(msg)
+        }
         Ok(SendOutcome::Refused(Refusal::NotMember { public: true })) => {
             Err(RoomError::NotAMember.into())
         }

@@ -26,7 +26,7 @@ pub use crate::events::{Change, Changes, Committed};
 pub use crate::model::*;
 pub use store::{
     AccountChange, BackupError, Created, Exported, FileStore, Gate, NewAccount, NewInvite, Page,
-    Snapshot, Tx,
+    RoomTail, Snapshot, Tx,
 };
 pub use writer::NewMessage;
 

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use super::{lock_read, ConnId, Hub, Member, State};
 use crate::events::{Audience, Change, Committed, Refusal};
 use crate::model::{MessageChange, Room, StoredMessage};
-use crate::protocol::{change_frame, RoomView, ServerMsg};
+use crate::protocol::{change_frame, message_json_from_frame, RoomView, ServerMsg};
 
 /// What one [`Hub::fan_out`] call gathers on its way through a batch.
 #[derive(Default)]
@@ -26,6 +26,8 @@ struct Tally {
     slow: Vec<ConnId>,
     /// Message frames queued, for the `messages_delivered` counter.
     delivered: u64,
+    /// The highest id of a new message delivered.
+    last_id: i64,
 }
 
 /// The committed items of a batch, consumed as they are delivered.
@@ -51,6 +53,12 @@ impl Hub {
             .metrics
             .messages_delivered
             .fetch_add(tally.delivered, Ordering::Relaxed);
+        let last = tally.last_id;
+        self.inner.fanned.send_if_modified(|v| {
+            let newer = last > *v;
+            *v = (*v).max(last);
+            newer
+        });
         tally.slow.sort_unstable();
         tally.slow.dedup();
         self.drop_slow(tally.slow);
@@ -97,6 +105,12 @@ impl Hub {
         tally: &mut Tally,
     ) {
         let frame = ServerMsg::Message(msg.into()).encode();
+        // The room's tail first: once the sender hears back, a history page shows it.
+        match message_json_from_frame(&frame) {
+            Some(json) => self.inner.tails.append(&msg.room, msg.id, json),
+            None => self.inner.tails.forget(&msg.room),
+        }
+        tally.last_id = tally.last_id.max(msg.id);
         let Some(members) = st.rooms.get(&msg.room_id) else {
             return;
         };
@@ -156,6 +170,7 @@ impl Hub {
     /// Bring the membership index up to date with one committed change and send the frames
     /// that tell the people concerned.
     pub fn apply(&self, change: &Change) {
+        self.forget_tails(change);
         match change {
             Change::Joined { user_id, room } => {
                 let joined = ServerMsg::RoomJoined {
@@ -209,6 +224,27 @@ impl Hub {
                 nonce,
                 audience,
             } => self.apply_message_change(change, nonce.as_deref(), *audience),
+        }
+    }
+
+    /// Drop the cached tail of every room whose pages `change` may change: new members or
+    /// fewer (who may read it), a new name (every message carries it), and any change to a
+    /// message (its own object, and the quote of every reply to it).
+    fn forget_tails(&self, change: &Change) {
+        let tails = &self.inner.tails;
+        match change {
+            Change::Joined { room, .. } | Change::Created { room } => tails.forget(&room.name),
+            Change::MemberJoined { room, .. } | Change::Left { room, .. } => tails.forget(room),
+            Change::Updated { room, old_name } => {
+                tails.forget(&room.name);
+                if let Some(old) = old_name {
+                    tails.forget(old);
+                }
+            }
+            Change::Message {
+                change, audience, ..
+            } if *audience == Audience::Room => tails.forget(&change.room),
+            Change::Message { .. } | Change::Mentioned { .. } | Change::ReadMarker { .. } => {}
         }
     }
 

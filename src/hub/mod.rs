@@ -10,6 +10,8 @@
 //! - `deliver`: queueing frames for a connection, a user, a room or everyone.
 //! - `fanout`: turning what the writer committed into frames and index updates, in commit
 //!   order.
+//! - `tail`: the newest messages of recently read rooms, kept current by the fan-out, so
+//!   history pages are answered from memory.
 //!
 //! The hub knows nothing of the store, the rate limits or the transport: it is fed
 //! [`events::Committed`](crate::events::Committed) batches and direct calls, and answers
@@ -19,6 +21,7 @@ mod deliver;
 mod fanout;
 mod registry;
 mod rooms;
+mod tail;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -29,6 +32,8 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::metrics::Metrics;
+
+pub use tail::{Loaded, Lookup, Readers, Tails, Ticket, TAIL_LEN};
 
 /// Identifies one WebSocket connection.
 pub type ConnId = u64;
@@ -162,6 +167,10 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// Bumped by every membership change the hub applies (see [`Hub::sync_rooms`]).
     membership_epoch: AtomicU64,
+    /// The rooms' newest messages as history pages show them.
+    tails: Tails,
+    /// The highest message id the fan-out has delivered (and appended to its room's tail).
+    fanned: tokio::sync::watch::Sender<i64>,
 }
 
 /// A connection's place in the hub; disconnects itself when dropped.
@@ -203,6 +212,8 @@ impl Hub {
                 next_id: AtomicU64::new(1),
                 metrics,
                 membership_epoch: AtomicU64::new(0),
+                tails: Tails::default(),
+                fanned: tokio::sync::watch::Sender::new(0),
             }),
         }
     }
@@ -210,6 +221,20 @@ impl Hub {
     /// Shared counters.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Wait (at most a couple of seconds) until the fan-out has delivered message `id`, so
+    /// that a caller answered by the writer directly (an HTTP send) finds it in the room's
+    /// tail, as a WebSocket sender does when its echo arrives.
+    pub async fn fanned_out(&self, id: i64) {
+        let mut rx = self.inner.fanned.subscribe();
+        let wait = rx.wait_for(|v| *v >= id);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), wait).await;
+    }
+
+    /// The rooms' newest messages in memory (see [`Tails`]).
+    pub fn tails(&self) -> &Tails {
+        &self.inner.tails
     }
 }
 

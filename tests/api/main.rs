@@ -16,6 +16,7 @@ mod dms;
 mod hardening;
 mod health;
 mod history;
+mod history_tail;
 mod invites;
 mod lifecycle;
 mod lifecycle_edits;

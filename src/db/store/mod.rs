@@ -42,6 +42,17 @@ pub struct Snapshot {
     pub replay: Option<Vec<Replayed>>,
 }
 
+/// A room's newest messages and who may read them, as [`Db::room_tail`] reads them.
+#[derive(Debug)]
+pub struct RoomTail {
+    /// The room, as the asking user sees it.
+    pub room: Room,
+    /// Its newest messages, oldest first.
+    pub messages: Vec<StoredMessage>,
+    /// Its members' ids, ascending; `None` for a public room, which everyone may read.
+    pub members: Option<Vec<i64>>,
+}
+
 impl Db {
     /// A trivial read, to tell whether the readers work.
     pub async fn ping_read(&self) -> Result<(), DbError> {
@@ -102,6 +113,45 @@ impl Db {
             };
             queries::fill_reactions(c, &mut rows)?;
             Ok(Some((room, rows)))
+        })
+        .await
+    }
+
+    /// The room called `name` with its newest `len` messages and, unless everyone may read it,
+    /// its members' ids (ascending): what a room's history tail is made of, read in one hop
+    /// when `may_read` allows `user_id` to read the room; `None` as for [`Db::room_page`].
+    pub async fn room_tail(
+        &self,
+        name: &str,
+        user_id: i64,
+        len: u32,
+        may_read: fn(&Room) -> bool,
+    ) -> Result<Option<RoomTail>, DbError> {
+        let name = name.to_string();
+        self.read(move |c| {
+            let Some(room) = queries::room_by_name(c, &name, user_id)? else {
+                return Ok(None);
+            };
+            if !may_read(&room) {
+                return Ok(None);
+            }
+            let mut messages = queries::messages_before(c, room.id, None, len)?;
+            queries::fill_reactions(c, &mut messages)?;
+            let members = if room.public && room.kind == super::RoomKind::Room {
+                None
+            } else {
+                let mut ids: Vec<i64> = queries::room_members(c, room.id)?
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect();
+                ids.sort_unstable();
+                Some(ids)
+            };
+            Ok(Some(RoomTail {
+                room,
+                messages,
+                members,
+            }))
         })
         .await
     }
