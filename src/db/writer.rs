@@ -369,8 +369,8 @@ fn committed_pass(pass: Pass) -> (Vec<Committed>, Result<(), String>) {
         };
         let _ = answer.send(outcome);
     }
-    // SQLite may undo only the failing statement (e.g. disk full inside the search index's
-    // trigger) and commit the rest: still a failed write for the health check.
+    // SQLite may undo only the failing statement (e.g. disk full while inserting a message's
+    // mentions) and commit the rest: still a failed write for the health check.
     let refused = pass
         .outcomes
         .iter()
