@@ -27,7 +27,18 @@ async fn poll_search(
     q: &str,
     done: impl Fn(&[i64]) -> bool,
 ) -> Vec<i64> {
-    let deadline = Instant::now() + SEARCHABLE_WITHIN;
+    poll_search_for(SEARCHABLE_WITHIN, app, auth, q, done).await
+}
+
+/// [`poll_search`] for at most `limit`.
+async fn poll_search_for(
+    limit: Duration,
+    app: &TestApp,
+    auth: &Auth,
+    q: &str,
+    done: impl Fn(&[i64]) -> bool,
+) -> Vec<i64> {
+    let deadline = Instant::now() + limit;
     loop {
         let ids = found(app, auth, q).await;
         if done(&ids) || Instant::now() >= deadline {
@@ -37,11 +48,9 @@ async fn poll_search(
     }
 }
 
-/// The search index's high-water mark, the highest message id, and the result of FTS5's
-/// integrity check of the index against the messages, read from the database file.
-fn index_state(app: &TestApp) -> (i64, i64, Result<(), String>) {
-    let conn = Connection::open(app.db_path()).expect("opens the database");
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+/// The search index's high-water mark and the highest message id, read from the database
+/// file.
+fn mark_and_last(conn: &Connection) -> (i64, i64) {
     let mark = conn
         .query_row("SELECT indexed_through FROM search_index", [], |r| r.get(0))
         .expect("the search index has a high-water mark");
@@ -50,6 +59,15 @@ fn index_state(app: &TestApp) -> (i64, i64, Result<(), String>) {
             r.get(0)
         })
         .unwrap();
+    (mark, last)
+}
+
+/// The search index's high-water mark, the highest message id, and the result of FTS5's
+/// integrity check of the index against the messages, read from the database file.
+fn index_state(app: &TestApp) -> (i64, i64, Result<(), String>) {
+    let conn = Connection::open(app.db_path()).expect("opens the database");
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let (mark, last) = mark_and_last(&conn);
     let check = conn
         .execute(
             "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)",
@@ -255,4 +273,53 @@ async fn a_new_database_starts_with_an_empty_index_and_its_mark_at_zero() {
     assert!(found(&app, &alice, "anything").await.is_empty());
     let v: Value = app.search_ok(&alice, "anything", "").await;
     assert_eq!(v["next_before"], Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_index_pass_is_retried_and_loses_no_message() {
+    let app = TestApp::start().await;
+    let alice = app.signup("alice").await;
+    let mut ws = app.ws_connect(&alice, None).await;
+    // Every indexing pass fails (as on a full disk) while messages still commit: a trigger of
+    // the writer connection's own, which only the index's high-water mark trips.
+    let db = app.server().state().db.clone();
+    db.write(|c| {
+        c.execute_batch(
+            "CREATE TEMP TRIGGER refuse_index BEFORE UPDATE ON main.search_index \
+             BEGIN SELECT RAISE(ABORT, 'no room for the index'); END;",
+        )
+    })
+    .await
+    .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let m = ws
+            .say("general", &format!("puffin {i}"), &format!("p{i}"))
+            .await;
+        ids.push(id_of(&m));
+    }
+    let conn = Connection::open(app.db_path()).unwrap();
+    let (mark, last) = mark_and_last(&conn);
+    assert!(mark < ids[0], "nothing indexed while passes fail");
+    assert_eq!(last, ids[4], "every message acknowledged and stored");
+    // Searches still answer (after a bounded wait), from what is indexed.
+    assert!(found(&app, &alice, "puffin").await.is_empty());
+    assert_healthy(&app).await;
+
+    db.write(|c| c.execute_batch("DROP TRIGGER temp.refuse_index"))
+        .await
+        .unwrap();
+    let want: Vec<i64> = ids.iter().rev().copied().collect();
+    let got = poll_search_for(Duration::from_secs(15), &app, &alice, "puffin", |f| {
+        f == want
+    })
+    .await;
+    assert_eq!(got, want, "indexed by a retry");
+    let (mark, last, check) = index_state(&app);
+    assert_eq!(mark, last);
+    check.expect("the index matches the messages");
+    // And the writer goes on.
+    let next = id_of(&ws.say("general", "puffin after", "p5").await);
+    let got = poll_search(&app, &alice, "after", |f| f == [next]).await;
+    assert_eq!(got, [next]);
 }
