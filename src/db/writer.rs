@@ -113,13 +113,9 @@ pub(super) fn spawn(
     let (tx, rx) = mpsc::channel(QUEUE);
     let indexer = Indexer::start(&conn);
     let progress = indexer.progress();
-    // Only for the writer's timed waits while an indexing pass waits for a retry.
-    let timer = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()?;
     let thread = std::thread::Builder::new()
         .name("hearth-writer".into())
-        .spawn(move || run(conn, rx, (commits, metrics), indexer, timer))?;
+        .spawn(move || run(conn, rx, (commits, metrics), indexer))?;
     Ok((
         tx.clone(),
         WriterHandle {
@@ -142,13 +138,13 @@ enum Next {
 
 /// Wait for the next command: for as long as it takes when the search index is complete,
 /// else only until the indexer's next pass is due (at once if it is due already, though a
-/// command that is queued comes first).
+/// command that is queued comes first). Without a `timer`, always as long as it takes.
 fn next_command(
     rx: &mut mpsc::Receiver<WriteCmd>,
-    timer: &tokio::runtime::Runtime,
+    timer: Option<&tokio::runtime::Runtime>,
     patience: Option<Duration>,
 ) -> Next {
-    let Some(wait) = patience else {
+    let (Some(timer), Some(wait)) = (timer, patience) else {
         return rx.blocking_recv().map_or(Next::Closed, Next::Command);
     };
     match timer.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
@@ -169,12 +165,12 @@ fn run(
     mut rx: mpsc::Receiver<WriteCmd>,
     (commits, metrics): (std::sync::mpsc::Sender<Vec<Committed>>, Arc<Metrics>),
     mut indexer: Indexer,
-    timer: tokio::runtime::Runtime,
 ) {
+    let timer = writer_timer();
     let mut batch = Vec::with_capacity(64);
     let mut stopping = false;
     while !stopping {
-        match next_command(&mut rx, &timer, indexer.patience()) {
+        match next_command(&mut rx, timer.as_ref(), indexer.patience()) {
             Next::Command(cmd) => batch.push(cmd),
             Next::Idle => {
                 indexer.index(&conn);
@@ -207,6 +203,18 @@ fn run(
         tracing::warn!("checkpoint at shutdown failed: {e}");
     }
     tracing::debug!("writer stopped");
+}
+
+/// A runtime of the writer's own, only for its timed waits while an indexing pass waits for
+/// a retry. Should it fail to start, a failed pass is retried after the next write instead.
+fn writer_timer() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| {
+            tracing::error!("the writer has no timer; indexing retries wait for writes: {e}")
+        })
+        .ok()
 }
 
 /// Add what is queued already to `batch`. On a shutdown request, take everything still queued
