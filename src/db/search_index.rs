@@ -128,8 +128,10 @@ impl Indexer {
         let head = match queries::last_message_id(conn) {
             Ok(head) => head.max(stored),
             Err(e) => {
+                // A pass reads it again; run one to be sure.
                 tracing::warn!("cannot read the last message id: {e}");
-                stored.max(self.head + 1)
+                self.behind_since.get_or_insert_with(Instant::now);
+                stored
             }
         };
         if head > self.head {
