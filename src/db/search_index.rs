@@ -95,19 +95,23 @@ impl Indexer {
             let mark = queries::search_indexed_through(conn)?;
             Ok((sync, mark, queries::last_message_id(conn)?))
         };
-        let (sync, mark, head) = read(conn).unwrap_or_else(|e| {
-            tracing::error!("cannot read the search index's progress: {e}");
-            (2, 0, 1)
-        });
+        // Unreadable: a pass (which reads them again) runs at once and, if need be, retries.
+        let (sync, mark, head, known) = match read(conn) {
+            Ok((sync, mark, head)) => (sync, mark, head, true),
+            Err(e) => {
+                tracing::error!("cannot read the search index's progress: {e}");
+                (2, 0, 0, false)
+            }
+        };
         let mut indexer = Indexer {
             progress: std::sync::Arc::new(IndexProgress::new(head, mark)),
             mark,
             head,
-            behind_since: (head > mark).then(Instant::now),
+            behind_since: (head > mark || !known).then(Instant::now),
             retry: None,
             relax_sync: (sync >= 2).then_some(sync),
         };
-        if head > mark {
+        if indexer.behind_since.is_some() {
             tracing::info!(
                 "indexing the messages after id {mark} for search (the last run stopped first)"
             );
