@@ -7,9 +7,12 @@
 //! - `store`: typed methods on [`Db`], the only way the rest of Hearth reaches the data, and
 //!   [`FileStore`], the synchronous handle the operator commands open on the file.
 //! - [`writer`]: the writer thread and its group commit.
+//! - [`search_index`]: the full-text index, written just after each commit behind a durable
+//!   high-water mark.
 
 pub mod queries;
 pub mod schema;
+pub mod search_index;
 mod store;
 pub mod writer;
 
@@ -95,6 +98,8 @@ pub struct Db {
     /// Bumped after every change to a session or an account (a revocation, a password, the
     /// administrator flag, disabling): caches of sessions compare it to know they are current.
     sessions_generation: Arc<AtomicU64>,
+    /// How far the full-text index has caught up with the committed messages.
+    search_index: Arc<search_index::IndexProgress>,
 }
 
 /// Connections in the general read pool.
@@ -174,7 +179,8 @@ pub fn backup_path(path: &Path, version: u32) -> std::path::PathBuf {
 }
 
 impl Db {
-    /// Open (creating if needed) the database, migrate it, start the writer thread.
+    /// Open (creating if needed) the database, migrate it, index for search whatever a crash
+    /// left unindexed, start the writer thread.
     ///
     /// Committed messages are handed, batch by batch, to `commits`.
     pub fn open(
@@ -210,7 +216,7 @@ impl Db {
         let readers = pool(READERS)?;
         let heavy = pool(HEAVY_READERS)?;
 
-        let (tx, handle) =
+        let (tx, handle, search_index) =
             writer::spawn(conn, commits, metrics).map_err(|e| fail(e.to_string()))?;
         Ok((
             Db {
@@ -218,6 +224,7 @@ impl Db {
                 readers,
                 heavy,
                 sessions_generation: Arc::new(AtomicU64::new(0)),
+                search_index,
             },
             handle,
         ))

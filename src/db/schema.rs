@@ -167,6 +167,33 @@ pub const MIGRATIONS: &[&str] = &[
     INSERT INTO messages_fts (messages_fts, rank) VALUES ('secure-delete', 1);
     INSERT INTO messages_fts (messages_fts) VALUES ('optimize');
     "#,
+    // 6: the search index is written after the messages, in a transaction of its own (the
+    //    writer indexes each committed batch right after acknowledging it), no longer by a
+    //    trigger inside the message transaction. `search_index.indexed_through` is the
+    //    high-water mark: every message with an id up to it is in the index (a deleted one
+    //    with its empty body), none above it is. Every message stored so far was indexed by
+    //    the old trigger. Edits and deletions touch the index only for messages under the
+    //    mark: asking FTS5 to remove an entry it does not hold would corrupt it, and a message
+    //    above the mark is indexed later with whatever its body is by then.
+    r#"
+    CREATE TABLE search_index (
+        id              INTEGER PRIMARY KEY CHECK (id = 1),
+        indexed_through INTEGER NOT NULL
+    );
+    INSERT INTO search_index (id, indexed_through) SELECT 1, COALESCE(MAX(id), 0) FROM messages;
+    DROP TRIGGER messages_fts_insert;
+    DROP TRIGGER messages_fts_delete;
+    DROP TRIGGER messages_fts_update;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
+        WHEN old.id <= (SELECT indexed_through FROM search_index) BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.id, old.body);
+    END;
+    CREATE TRIGGER messages_fts_update AFTER UPDATE OF body ON messages
+        WHEN old.id <= (SELECT indexed_through FROM search_index) BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.id, old.body);
+        INSERT INTO messages_fts (rowid, body) VALUES (new.id, new.body);
+    END;
+    "#,
 ];
 
 /// The schema version a database is at (0 for a new file).

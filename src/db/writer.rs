@@ -1,14 +1,16 @@
 //! The writer thread: it owns the only write connection, takes everything queued, commits it
-//! in one transaction (group commit), then hands the committed messages on for fan-out.
+//! in one transaction (group commit), then hands the committed messages on for fan-out, and
+//! then indexes them for search in a second, short transaction (see [`super::search_index`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::mpsc;
 
+use super::search_index::{IndexProgress, Indexer};
 use super::{now_ms, queries, Changes, DbError, ReplyTo, StoredMessage};
 use crate::events::{Committed, Refusal, SendOutcome};
 use crate::metrics::Metrics;
@@ -101,40 +103,80 @@ impl WriterHandle {
     }
 }
 
+/// Index what a crash left unindexed, then start the writer thread on `conn`; its queue, the
+/// handle that stops it, and the search index's progress.
 pub(super) fn spawn(
     conn: Connection,
     commits: std::sync::mpsc::Sender<Vec<Committed>>,
     metrics: Arc<Metrics>,
-) -> std::io::Result<(mpsc::Sender<WriteCmd>, WriterHandle)> {
+) -> std::io::Result<(mpsc::Sender<WriteCmd>, WriterHandle, Arc<IndexProgress>)> {
     let (tx, rx) = mpsc::channel(QUEUE);
+    let indexer = Indexer::start(&conn);
+    let progress = indexer.progress();
     let thread = std::thread::Builder::new()
         .name("hearth-writer".into())
-        .spawn(move || run(conn, rx, commits, metrics))?;
+        .spawn(move || run(conn, rx, (commits, metrics), indexer))?;
     Ok((
         tx.clone(),
         WriterHandle {
             tx,
             thread: Some(thread),
         },
+        progress,
     ))
+}
+
+/// What the writer's wait for work ended with.
+enum Next {
+    /// A command.
+    Command(WriteCmd),
+    /// Nothing came before an indexing pass was due.
+    Idle,
+    /// Every sender is gone.
+    Closed,
+}
+
+/// Wait for the next command: for as long as it takes when the search index is complete,
+/// else only until the indexer's next pass is due (at once if it is due already, though a
+/// command that is queued comes first). Without a `timer`, always as long as it takes.
+fn next_command(
+    rx: &mut mpsc::Receiver<WriteCmd>,
+    timer: Option<&tokio::runtime::Runtime>,
+    patience: Option<Duration>,
+) -> Next {
+    let (Some(timer), Some(wait)) = (timer, patience) else {
+        return rx.blocking_recv().map_or(Next::Closed, Next::Command);
+    };
+    match timer.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
+        Ok(Some(cmd)) => Next::Command(cmd),
+        Ok(None) => Next::Closed,
+        Err(_) => Next::Idle,
+    }
 }
 
 /// The writer thread's loop: wait for work, take everything else already queued (up to
 /// [`MAX_BATCH`]) and commit it as one transaction. Under load, batches grow by themselves
 /// while a commit's fsync is in flight, so the cost of durability is shared by every message
-/// queued meanwhile; idle, a lone message is committed at once.
+/// queued meanwhile; idle, a lone message is committed at once. Once a batch's outcomes are
+/// handed on, its messages are indexed for search (put off for a few batches while more
+/// commands are queued).
 fn run(
     conn: Connection,
     mut rx: mpsc::Receiver<WriteCmd>,
-    commits: std::sync::mpsc::Sender<Vec<Committed>>,
-    metrics: Arc<Metrics>,
+    (commits, metrics): (std::sync::mpsc::Sender<Vec<Committed>>, Arc<Metrics>),
+    mut indexer: Indexer,
 ) {
+    let timer = writer_timer();
     let mut batch = Vec::with_capacity(64);
     let mut stopping = false;
     while !stopping {
-        match rx.blocking_recv() {
-            Some(cmd) => batch.push(cmd),
-            None => break,
+        match next_command(&mut rx, timer.as_ref(), indexer.patience()) {
+            Next::Command(cmd) => batch.push(cmd),
+            Next::Idle => {
+                indexer.index(&conn);
+                continue;
+            }
+            Next::Closed => break,
         }
         stopping = take_queued(&mut rx, &mut batch);
         metrics.batch_size.observe(batch.len() as f64);
@@ -145,16 +187,34 @@ fn run(
                 _ => None,
             })
             .collect();
-        let (out, result) = commit_batch(&conn, &mut batch);
+        let (out, result) = commit_batch(&conn, &mut batch, &mut indexer);
         record(&metrics, &out, result, &queued);
         if !out.is_empty() && commits.send(out).is_err() {
             tracing::warn!("fan-out has stopped; committed messages are not delivered live");
         }
+        if indexer.due(stopping || rx.is_empty()) {
+            indexer.index(&conn);
+        }
+    }
+    if indexer.patience().is_some() {
+        indexer.index(&conn); // one last try, so a clean stop leaves the index complete
     }
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
         tracing::warn!("checkpoint at shutdown failed: {e}");
     }
     tracing::debug!("writer stopped");
+}
+
+/// A runtime of the writer's own, only for its timed waits while an indexing pass waits for
+/// a retry. Should it fail to start, a failed pass is retried after the next write instead.
+fn writer_timer() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| {
+            tracing::error!("the writer has no timer; indexing retries wait for writes: {e}")
+        })
+        .ok()
 }
 
 /// Add what is queued already to `batch`. On a shutdown request, take everything still queued
@@ -223,10 +283,12 @@ struct Pass {
 }
 
 /// Run one transaction over `batch` (emptying it); returns the message outcomes and whether
-/// the transaction committed.
+/// the transaction committed. Once it committed, `indexer` learns of its messages before
+/// anyone is answered.
 fn commit_batch(
     conn: &Connection,
     batch: &mut Vec<WriteCmd>,
+    indexer: &mut Indexer,
 ) -> (Vec<Committed>, Result<(), String>) {
     let now = now_ms();
     let mut pass = Pass::default();
@@ -262,9 +324,24 @@ fn commit_batch(
         conn.execute_batch("COMMIT").map_err(|e| e.to_string())
     };
     match committed {
-        Ok(()) => committed_pass(pass),
+        Ok(()) => {
+            indexer.committed(conn, newest_stored(&pass.outcomes));
+            committed_pass(pass)
+        }
         Err(e) => failed_pass(conn, pass, e),
     }
+}
+
+/// The highest id of a message these outcomes stored (0: none).
+fn newest_stored(outcomes: &[Committed]) -> i64 {
+    outcomes
+        .iter()
+        .filter_map(|c| match c {
+            Committed::Stored { msg, .. } => Some(msg.id),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// Run a job in a savepoint of its own, so a refusal undoes only what it wrote.
@@ -300,8 +377,8 @@ fn committed_pass(pass: Pass) -> (Vec<Committed>, Result<(), String>) {
         };
         let _ = answer.send(outcome);
     }
-    // SQLite may undo only the failing statement (e.g. disk full inside the search index's
-    // trigger) and commit the rest: still a failed write for the health check.
+    // SQLite may undo only the failing statement (e.g. disk full while inserting a message's
+    // mentions) and commit the rest: still a failed write for the health check.
     let refused = pass
         .outcomes
         .iter()
@@ -522,14 +599,73 @@ mod tests {
         WriterHandle,
         std::sync::mpsc::Receiver<Vec<Committed>>,
     ) {
+        let (tx, handle, received, _) = writer_with_index();
+        (tx, handle, received)
+    }
+
+    /// [`writer`], and the progress of its search index.
+    fn writer_with_index() -> (
+        mpsc::Sender<WriteCmd>,
+        WriterHandle,
+        std::sync::mpsc::Receiver<Vec<Committed>>,
+        Arc<IndexProgress>,
+    ) {
         let mut conn = Connection::open_in_memory().unwrap();
         schema::migrate(&mut conn).unwrap().unwrap();
         queries::insert_user(&conn, "ada", "ada", "x", NewAdmin::No, 0)
             .unwrap()
             .unwrap();
         let (commits, received) = std::sync::mpsc::channel();
-        let (tx, handle) = spawn(conn, commits, Arc::new(Metrics::default())).unwrap();
-        (tx, handle, received)
+        let (tx, handle, progress) = spawn(conn, commits, Arc::new(Metrics::default())).unwrap();
+        (tx, handle, received, progress)
+    }
+
+    /// Run `f` on the writer's connection in its next transaction and return what it read.
+    async fn read_on_writer<T: Send + 'static>(
+        tx: &mpsc::Sender<WriteCmd>,
+        f: impl FnOnce(&Connection) -> T + Send + 'static,
+    ) -> T {
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move |conn: &Connection| {
+            let _ = answer.send(f(conn));
+            JobDone::new(true, |_| {}, None)
+        });
+        tx.send(WriteCmd::Exec(job)).await.unwrap();
+        answered.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn committed_messages_are_indexed_after_their_outcomes_went_out_and_the_mark_moves() {
+        let (tx, handle, received, progress) = writer_with_index();
+        for i in 0..50 {
+            tx.send(message(&format!("n{i}"), 1)).await.unwrap();
+        }
+        let out = outcomes(&received, 50);
+        assert_eq!(out.last().unwrap(), "stored 50 new");
+        assert!(
+            progress.committed() >= 50,
+            "known before the outcomes went out"
+        );
+        progress.caught_up(Duration::from_secs(10)).await;
+        assert_eq!(progress.indexed(), 50);
+        let (mark, hits, check) = read_on_writer(&tx, |conn| {
+            let hits: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH 'body'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let check = conn.execute(
+                "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)",
+                [],
+            );
+            (queries::search_indexed_through(conn).unwrap(), hits, check)
+        })
+        .await;
+        assert_eq!((mark, hits), (50, 50));
+        check.expect("the index matches the messages");
+        handle.shutdown().await;
     }
 
     fn message(nonce: &str, origin: u64) -> WriteCmd {

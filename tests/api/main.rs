@@ -32,6 +32,7 @@ mod resume;
 mod robustness;
 mod rooms;
 mod search;
+mod search_ingest;
 mod security;
 mod session_cache;
 mod tls;

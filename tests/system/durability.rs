@@ -16,6 +16,10 @@
 //!   a full `?since=0` replay (paged over HTTP past 1,000) equals the table,
 //!   and `PRAGMA integrity_check` is `ok`.
 //!
+//! One test also checks the search index after every restart: the writer indexes each batch
+//! in a second transaction, so a kill between the two leaves messages that the start indexes
+//! before serving; every acknowledged message must be found by its nonce.
+//!
 //! Randomness (kill moments, bodies, retry plans) comes from the kit's seeded generator. Each
 //! test prints its seed; `HEARTH_CRASH_SEED=<seed>` replays the same choices (thread timing
 //! still varies), and `HEARTH_CRASH_CYCLES=<n>` runs more kill cycles than the default 10.
@@ -1378,4 +1382,129 @@ async fn retry_storm_stores_each_nonce_once() {
     assert_clean(&v, test, seed, dir.path());
     assert_eq!(v.rows, nonces, "exactly one row per nonce");
     assert_eq!(nonces, CLIENTS * ROUNDS * plan.new_messages);
+}
+
+/// The search index's high-water mark and the last message id in the file.
+fn mark_and_last(db: &Path) -> (i64, i64) {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("opens the database");
+    conn.query_row(
+        "SELECT (SELECT indexed_through FROM search_index), \
+         (SELECT COALESCE(MAX(id), 0) FROM messages)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .expect("reads the high-water mark")
+}
+
+/// What is wrong with the search index after a restart: every message acknowledged so far
+/// must be in it (found by the nonce its body starts with), and its high-water mark must have
+/// reached the last message. Read straight from the file while the server runs.
+fn unsearchable(db: &Path, clients: &[Client]) -> Vec<String> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("opens the database");
+    let mut problems = Vec::new();
+    let (mark, last) = mark_and_last(db);
+    if mark != last {
+        problems.push(format!(
+            "indexed through {mark}, the last message is {last}"
+        ));
+    }
+    let mut find = conn
+        .prepare("SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?1")
+        .expect("prepares");
+    for c in clients {
+        for (nonce, rec) in &c.nonces {
+            let Some(id) = rec.id else { continue };
+            let phrase = format!("\"{}\"", nonce.replace('-', " "));
+            let hits: Vec<i64> = find
+                .query_map([&phrase], |r| r.get(0))
+                .expect("searches")
+                .collect::<rusqlite::Result<_>>()
+                .expect("reads hits");
+            if hits != [id] {
+                problems.push(format!("{nonce} (id {id}) is found as {hits:?}"));
+            }
+        }
+    }
+    problems
+}
+
+/// The last few messages each client had acknowledged, found through `GET /api/search`.
+async fn search_finds_latest(http: &reqwest::Client, port: u16, clients: &[Client]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for c in clients {
+        let acked = c.order.iter().filter_map(|n| Some((n, c.nonces[n].id?)));
+        let latest: Vec<(&String, i64)> = acked.collect();
+        for (nonce, id) in latest.iter().rev().take(5) {
+            let q = format!("\"{}\"", nonce.replace('-', " "));
+            let res = http
+                .get(format!("http://127.0.0.1:{port}/api/search"))
+                .query(&[("q", q.as_str())])
+                .bearer_auth(&c.token)
+                .send()
+                .await
+                .expect("search request");
+            let body = json_body(res).await;
+            let ids: Vec<i64> = body["results"]
+                .as_array()
+                .map(|r| r.iter().filter_map(|h| h["id"].as_i64()).collect())
+                .unwrap_or_default();
+            if ids != [*id] {
+                problems.push(format!("search for {nonce} (id {id}): {body}"));
+            }
+        }
+    }
+    problems
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_ingest_leaves_every_acknowledged_message_searchable() {
+    let test = "kill_9_mid_ingest_leaves_every_acknowledged_message_searchable";
+    let seed = seed(test, SEED_VAR, None);
+    let mut rng = Rng::new(seed);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let http = http_client();
+    let mut server = start_server(dir.path());
+    let mut clients = make_clients(&http, server.port, seed).await;
+    let (_stop_tx, stop) = watch::channel(false);
+    let (mut acked, mut cut_short) = (0, 0);
+    for cycle in 0..crash_cycles(4) {
+        let running = spawn_round(clients, server.port, STEADY, &stop, &http);
+        tokio::time::sleep(Duration::from_millis(rng.range(50, 400))).await;
+        server.kill_9();
+        clients = join_round(running, &format!("kill cycle {cycle}"))
+            .await
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
+        let (mark, last) = mark_and_last(&db_path(dir.path()));
+        cut_short += usize::from(mark < last);
+        server = start_server(dir.path());
+        let mut problems = unsearchable(&db_path(dir.path()), &clients);
+        problems.extend(search_finds_latest(&http, server.port, &clients).await);
+        assert!(
+            problems.is_empty(),
+            "{test} (seed {seed}), after kill {cycle}: {} problems, e.g. {:?}\n{}",
+            problems.len(),
+            &problems[..problems.len().min(10)],
+            log_tail(dir.path())
+        );
+        acked = progress(&clients).1;
+    }
+    let status = server.sigterm(HANG);
+    assert!(status.success(), "hearth exited with {status} on SIGTERM");
+    let conn = rusqlite::Connection::open(db_path(dir.path())).expect("opens the database");
+    conn.execute(
+        "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)",
+        [],
+    )
+    .expect("the search index matches the messages");
+    println!(
+        "{test}: {acked} acknowledged messages, each searchable after every restart; \
+         {cut_short} kills came between a commit and its indexing pass"
+    );
+    assert!(acked > 0, "nothing was acknowledged");
 }

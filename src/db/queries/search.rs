@@ -142,3 +142,36 @@ fn search_by_relevance(conn: &Connection, q: &SearchQuery) -> rusqlite::Result<V
     ];
     hits_for_ids(conn, &q.fts, &ids, args)
 }
+
+/// The search index's high-water mark: every message with an id up to it is in the index,
+/// none above it is.
+pub fn search_indexed_through(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT indexed_through FROM search_index WHERE id = 1")?
+        .query_row([], |r| r.get(0))
+}
+
+/// The highest message id (0 when there is none).
+pub fn last_message_id(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT COALESCE(MAX(id), 0) FROM messages")?
+        .query_row([], |r| r.get(0))
+}
+
+/// Index the messages above the mark, up to `through`, each with its body as it is now (a
+/// deleted message's is empty, so it is found by nothing), and move the mark to `through`;
+/// how many were indexed. Must run inside a write transaction, which makes reading the mark
+/// and moving it one step.
+pub fn index_messages_through(conn: &Connection, through: i64) -> rusqlite::Result<usize> {
+    let after = search_indexed_through(conn)?;
+    if through <= after {
+        return Ok(0);
+    }
+    let indexed = conn
+        .prepare_cached(
+            "INSERT INTO messages_fts (rowid, body) \
+             SELECT id, body FROM messages WHERE id > ?1 AND id <= ?2 ORDER BY id",
+        )?
+        .execute(params![after, through])?;
+    conn.prepare_cached("UPDATE search_index SET indexed_through = ?1 WHERE id = 1")?
+        .execute([through])?;
+    Ok(indexed)
+}

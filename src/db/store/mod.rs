@@ -18,6 +18,10 @@ use std::time::Duration;
 use super::queries::{self, SearchQuery};
 use super::{Db, DbError, Replayed, Room, SearchHit, StoredMessage};
 
+/// Longest a search waits for the search index to catch up with the messages committed
+/// before it began (it takes a millisecond or so; only a failing index takes this long).
+pub const INDEX_WAIT: Duration = Duration::from_secs(1);
+
 /// Which page of a room's history to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Page {
@@ -206,12 +210,15 @@ impl Db {
     }
 
     /// Run a search on a connection kept for expensive reads, stopped after `budget` (or when
-    /// the caller goes away) with [`DbError::Interrupted`].
+    /// the caller goes away) with [`DbError::Interrupted`]. It first waits (a moment, at most
+    /// [`INDEX_WAIT`]) for the search index to hold every message committed before it began,
+    /// so a message acknowledged before the search is found.
     pub async fn search(
         &self,
         query: SearchQuery,
         budget: Duration,
     ) -> Result<Vec<SearchHit>, DbError> {
+        self.search_index.caught_up(INDEX_WAIT).await;
         self.read_bounded(budget, move |c| queries::search(c, &query))
             .await
     }
