@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the hot spots: encoding a `message` frame, committing a batch through
-//! the writer thread, and the history queries.
+//! the writer thread, the history queries, and a history page from memory and from the
+//! database as the server writes it.
 //!
 //! `cargo bench --bench hot_paths`
 
@@ -9,8 +10,10 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use hearth::config::Synchronous;
+use hearth::db::Page;
 use hearth::db::{queries, Committed, Db, NewMessage, StoredMessage};
-use hearth::protocol::ServerMsg;
+use hearth::hub::{Loaded, Readers, Tails, TAIL_LEN};
+use hearth::protocol::{self, ServerMsg};
 
 fn sample_message() -> StoredMessage {
     StoredMessage {
@@ -130,6 +133,51 @@ fn history(c: &mut Criterion) {
     c.bench_function("replay: 1000 after id 90000", |b| {
         b.iter(|| {
             black_box(queries::messages_since_for_user(&conn, 1, 90_000, 1000).expect("rows"))
+        })
+    });
+    c.bench_function(
+        "history page from the database: latest 50 of 100k, as JSON",
+        |b| {
+            b.iter(|| {
+                let mut rows = queries::messages_before(&conn, 1, None, 50).expect("rows");
+                queries::fill_reactions(&conn, &mut rows).expect("reactions");
+                let items: Vec<_> = rows.iter().map(protocol::message_json).collect();
+                black_box(protocol::history_body(&items))
+            })
+        },
+    );
+    history_from_memory(c);
+}
+
+/// A room's tail of [`TAIL_LEN`] messages: the newest page answered from it, and a new
+/// message appended to it by the fan-out.
+fn history_from_memory(c: &mut Criterion) {
+    let tails = Tails::default();
+    let message = |id: i64| {
+        let mut m = sample_message();
+        m.id = id;
+        (id, protocol::message_json(&m))
+    };
+    let messages = (1..=TAIL_LEN as i64).map(message).collect();
+    let ticket = tails.ticket("general");
+    let loaded = Loaded {
+        readers: Readers::Everyone,
+        messages,
+    };
+    assert!(tails.install("general", ticket, loaded));
+    c.bench_function("history page from memory: latest 50, as JSON", |b| {
+        b.iter(|| match tails.page("general", 1, Page::Before(None), 50) {
+            hearth::hub::Lookup::Page(items) => black_box(protocol::history_body(&items)),
+            other => panic!("not from memory: {other:?}"),
+        })
+    });
+    let mut next = TAIL_LEN as i64 + 1;
+    let frame = ServerMsg::Message((&sample_message()).into()).encode();
+    c.bench_function("tail: append a delivered message", |b| {
+        b.iter(|| {
+            let json = protocol::message_json_from_frame(&frame).expect("a message frame");
+            tails.append("general", next, json);
+            next += 1;
         })
     });
 }

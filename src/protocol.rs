@@ -274,6 +274,23 @@ pub fn message_json(m: &StoredMessage) -> bytes::Bytes {
     bytes::Bytes::from(serde_json::to_vec(&MessageView::from(m)).unwrap_or_default())
 }
 
+/// The body of a history page, `{"messages":[...]}`, around message objects that are already
+/// JSON ([`message_json`], or kept from the frames).
+pub fn history_body(items: &[bytes::Bytes]) -> Vec<u8> {
+    const START: &[u8] = b"{\"messages\":[";
+    let len = START.len() + items.iter().map(|b| b.len() + 1).sum::<usize>() + 2;
+    let mut body = Vec::with_capacity(len);
+    body.extend_from_slice(START);
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(item);
+    }
+    body.extend_from_slice(b"]}");
+    body
+}
+
 /// How every `message` frame starts; the rest is the message's object.
 const MESSAGE_FRAME_START: &str = "{\"type\":\"message\",";
 

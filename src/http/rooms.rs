@@ -423,20 +423,9 @@ pub async fn messages(
     Ok(history_page(&items))
 }
 
-/// `{"messages":[...]}` around message objects that are already JSON.
+/// A history page as sent: the message objects (already JSON) in `{"messages":[...]}`.
 fn history_page(items: &[bytes::Bytes]) -> Response {
-    const START: &[u8] = b"{\"messages\":[";
-    let len = START.len() + items.iter().map(|b| b.len() + 1).sum::<usize>() + 2;
-    let mut body = Vec::with_capacity(len);
-    body.extend_from_slice(START);
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(item);
-    }
-    body.extend_from_slice(b"]}");
-    let mut res = Response::new(body.into());
+    let mut res = Response::new(crate::protocol::history_body(items).into());
     res.headers_mut().insert(
         warp::http::header::CONTENT_TYPE,
         warp::http::HeaderValue::from_static("application/json"),

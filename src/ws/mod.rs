@@ -21,11 +21,12 @@ use crate::protocol::MAX_FRAME;
 use commands::{Context, Rooms};
 use session::Connection;
 
-/// The tungstenite settings for every connection: a small read buffer (tungstenite's default
-/// is 128 KiB per connection) and a bounded write buffer.
+/// The tungstenite settings for every connection: a small read buffer (512 bytes hold a
+/// typical client frame; a larger one grows it as needed; tungstenite's default is 128 KiB
+/// per connection, all of it touched) and a bounded write buffer.
 pub fn socket_config() -> WebSocketConfig {
     let mut c = WebSocketConfig::default();
-    c.read_buffer_size = 2 * 1024;
+    c.read_buffer_size = 512;
     c.write_buffer_size = 16 * 1024;
     c.max_write_buffer_size = 4 * 1024 * 1024;
     c.max_message_size = Some(MAX_FRAME);

@@ -145,7 +145,9 @@ impl Connection {
     {
         // Taken before the greeting, so a shutdown that starts meanwhile is still seen.
         let mut shutdown = self.cx.state.shutdown.clone();
-        let skip_upto = match self.greet(&mut ws).await {
+        // The greeting, the commands and the session check are boxed: held inline, the
+        // largest of them would set the size of every idle connection's task.
+        let skip_upto = match Box::pin(self.greet(&mut ws)).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!("connection ended during greeting: {e}");
@@ -321,7 +323,7 @@ impl Connection {
         // `apply` consumes the command (the nonce goes on to the writer), so the refusal keeps
         // its own copy.
         let nonce = cmd.nonce().map(str::to_owned);
-        let refused = cmd.apply(&mut self.cx).await.err()?;
+        let refused = Box::pin(cmd.apply(&mut self.cx)).await.err()?;
         Some(error_frame(&refused, nonce.as_deref()))
     }
 
@@ -333,7 +335,7 @@ impl Connection {
         if last_heard.elapsed() >= IDLE_LIMIT {
             return Flow::Close(1001, "idle timeout", CLOSE_GRACE);
         }
-        if let Ok(false) = self.cx.state.auth.still_valid(self.token_hash).await {
+        if let Ok(false) = Box::pin(self.cx.state.auth.still_valid(self.token_hash)).await {
             return Flow::Close(CLOSE_SESSION_ENDED, "session ended", CLOSE_GRACE);
         }
         send(ws, Message::Ping(Default::default())).await
