@@ -107,6 +107,52 @@ fn counter(out: &mut String, name: &str, help: &str, v: u64) {
 }
 
 impl Metrics {
+    /// Every counter: name, help text and value.
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 8] {
+        [
+            (
+                "hearth_messages_stored_total",
+                "Messages committed to the database.",
+                &self.messages_stored,
+            ),
+            (
+                "hearth_messages_delivered_total",
+                "Message frames queued to connections.",
+                &self.messages_delivered,
+            ),
+            (
+                "hearth_slow_clients_dropped_total",
+                "Connections closed with 4008 for not reading.",
+                &self.dropped_slow,
+            ),
+            (
+                "hearth_rate_limited_total",
+                "Frames refused by the per-user message rate.",
+                &self.rate_limited,
+            ),
+            (
+                "hearth_password_hashes_total",
+                "PBKDF2 password hashes computed (sign-ins, registrations, password changes).",
+                &self.password_hashes,
+            ),
+            (
+                "hearth_connections_refused_total",
+                "Connections closed at accept because a connection cap was reached.",
+                &self.connections_refused,
+            ),
+            (
+                "hearth_history_pages_memory_total",
+                "History pages answered from the rooms' newest messages kept in memory.",
+                &self.pages_from_memory,
+            ),
+            (
+                "hearth_history_pages_database_total",
+                "History pages read from the database.",
+                &self.pages_from_store,
+            ),
+        ]
+    }
+
     /// Prometheus text exposition, with the live connection count.
     pub fn render(&self, connections: usize) -> String {
         let mut out = String::with_capacity(2048);
@@ -115,54 +161,10 @@ impl Metrics {
             "# HELP hearth_connections Open WebSocket connections.\n# TYPE hearth_connections gauge\nhearth_connections {connections}"
         );
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        counter(
-            &mut out,
-            "hearth_messages_stored_total",
-            "Messages committed to the database.",
-            load(&self.messages_stored),
-        );
-        counter(
-            &mut out,
-            "hearth_messages_delivered_total",
-            "Message frames queued to connections.",
-            load(&self.messages_delivered),
-        );
-        counter(
-            &mut out,
-            "hearth_slow_clients_dropped_total",
-            "Connections closed with 4008 for not reading.",
-            load(&self.dropped_slow),
-        );
-        counter(
-            &mut out,
-            "hearth_rate_limited_total",
-            "Frames refused by the per-user message rate.",
-            load(&self.rate_limited),
-        );
-        counter(
-            &mut out,
-            "hearth_password_hashes_total",
-            "PBKDF2 password hashes computed (sign-ins, registrations, password changes).",
-            load(&self.password_hashes),
-        );
-        counter(
-            &mut out,
-            "hearth_connections_refused_total",
-            "Connections closed at accept because a connection cap was reached.",
-            load(&self.connections_refused),
-        );
-        counter(
-            &mut out,
-            "hearth_history_pages_memory_total",
-            "History pages answered from the rooms' newest messages kept in memory.",
-            load(&self.pages_from_memory),
-        );
-        counter(
-            &mut out,
-            "hearth_history_pages_database_total",
-            "History pages read from the database.",
-            load(&self.pages_from_store),
-        );
+        let counters = self.counters();
+        for (name, help, value) in counters {
+            counter(&mut out, name, help, load(value));
+        }
         self.commit_latency.render(
             &mut out,
             "hearth_commit_latency_seconds",
