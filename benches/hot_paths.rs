@@ -175,7 +175,7 @@ fn history_from_memory(c: &mut Criterion) {
     let frame = ServerMsg::Message((&sample_message()).into()).encode();
     c.bench_function("tail: append a delivered message", |b| {
         b.iter(|| {
-            let json = protocol::message_json_from_frame(&frame).expect("a message frame");
+            let json = || protocol::message_json_from_frame(&frame);
             tails.append("general", next, json);
             next += 1;
         })

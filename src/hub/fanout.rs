@@ -106,10 +106,8 @@ impl Hub {
     ) {
         let frame = ServerMsg::Message(msg.into()).encode();
         // The room's tail first: once the sender hears back, a history page shows it.
-        match message_json_from_frame(&frame) {
-            Some(json) => self.inner.tails.append(&msg.room, msg.id, json),
-            None => self.inner.tails.forget(&msg.room),
-        }
+        let json = || message_json_from_frame(&frame);
+        self.inner.tails.append(&msg.room, msg.id, json);
         tally.last_id = tally.last_id.max(msg.id);
         let Some(members) = st.rooms.get(&msg.room_id) else {
             return;

@@ -181,9 +181,10 @@ impl Tails {
         true
     }
 
-    /// A message of `room` was committed (called in commit order): append it to the room's
-    /// tail, if there is one.
-    pub fn append(&self, room: &str, id: i64, json: Bytes) {
+    /// A message of `room` was committed (called in commit order): append its history object,
+    /// made by `json` only when the room has a tail, or drop the tail when `json` cannot make
+    /// it.
+    pub fn append(&self, room: &str, id: i64, json: impl FnOnce() -> Option<Bytes>) {
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
         self.bump(room);
         let Some(tail) = inner.rooms.get_mut(room) else {
@@ -192,6 +193,12 @@ impl Tails {
         if tail.items.back().is_some_and(|(last, _)| *last >= id) {
             return; // already loaded with the tail
         }
+        let Some(json) = json() else {
+            if let Some(old) = inner.rooms.remove(room) {
+                inner.bytes -= old.bytes;
+            }
+            return;
+        };
         let mut delta = json.len() as isize;
         tail.items.push_back((id, json));
         while tail.items.len() > TAIL_LEN {
@@ -224,8 +231,9 @@ impl Tails {
         inner.bytes = 0;
     }
 
-    /// Rooms and bytes held (for tests and metrics).
-    pub fn size(&self) -> (usize, usize) {
+    /// Rooms and bytes held.
+    #[cfg(test)]
+    fn size(&self) -> (usize, usize) {
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
         (inner.rooms.len(), inner.bytes)
     }
@@ -385,7 +393,7 @@ mod tests {
     fn a_load_that_raced_a_change_is_not_installed() {
         let tails = Tails::default();
         let t = tails.ticket("r");
-        tails.append("r", 5, json(5));
+        tails.append("r", 5, || Some(json(5)));
         assert!(!tails.install("r", t, loaded(&[1], Readers::Everyone)));
         let t = tails.ticket("r");
         tails.forget("r");
@@ -406,9 +414,9 @@ mod tests {
         let tails = Tails::default();
         let t = tails.ticket("r");
         assert!(tails.install("r", t, loaded(&[1, 2], Readers::Everyone)));
-        tails.append("r", 2, json(2)); // already loaded
+        tails.append("r", 2, || Some(json(2))); // already loaded
         for id in 3..=(TAIL_LEN as i64 + 10) {
-            tails.append("r", id, json(id));
+            tails.append("r", id, || Some(json(id)));
         }
         let page = ids(tails.page("r", 1, Page::Before(None), 3)).unwrap();
         let last = TAIL_LEN as i64 + 10;

@@ -104,12 +104,9 @@ impl Db {
     ) -> Result<Option<(Room, Vec<StoredMessage>)>, DbError> {
         let name = name.to_string();
         self.read(move |c| {
-            let Some(room) = queries::room_by_name(c, &name, user_id)? else {
+            let Some(room) = readable_room(c, &name, user_id, may_read)? else {
                 return Ok(None);
             };
-            if !may_read(&room) {
-                return Ok(None);
-            }
             let mut rows = match page {
                 Page::Before(before) => queries::messages_before(c, room.id, before, limit)?,
                 Page::After(after) => queries::messages_after(c, room.id, after, limit)?,
@@ -133,12 +130,9 @@ impl Db {
     ) -> Result<Option<RoomTail>, DbError> {
         let name = name.to_string();
         self.read(move |c| {
-            let Some(room) = queries::room_by_name(c, &name, user_id)? else {
+            let Some(room) = readable_room(c, &name, user_id, may_read)? else {
                 return Ok(None);
             };
-            if !may_read(&room) {
-                return Ok(None);
-            }
             let mut messages = queries::messages_before(c, room.id, None, len)?;
             queries::fill_reactions(c, &mut messages)?;
             let members = if room.public && room.kind == super::RoomKind::Room {
@@ -246,4 +240,15 @@ impl Db {
         })
         .await
     }
+}
+
+/// The room called `name` as `user_id` sees it, when it exists and `may_read` allows them to
+/// read it.
+fn readable_room(
+    c: &rusqlite::Connection,
+    name: &str,
+    user_id: i64,
+    may_read: fn(&Room) -> bool,
+) -> rusqlite::Result<Option<Room>> {
+    Ok(queries::room_by_name(c, name, user_id)?.filter(may_read))
 }
