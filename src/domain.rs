@@ -42,6 +42,13 @@ pub enum PasswordProblem {
     TooLong,
 }
 
+/// Order two names ignoring ASCII case (the order lists of users are shown in), without
+/// allocating.
+pub fn cmp_folded(a: &str, b: &str) -> std::cmp::Ordering {
+    let b = b.bytes().map(|c| c.to_ascii_lowercase());
+    a.bytes().map(|c| c.to_ascii_lowercase()).cmp(b)
+}
+
 /// Check a new password's length (8–1024 bytes).
 pub fn check_password(pw: &str) -> Result<(), PasswordProblem> {
     match pw.len() {
@@ -245,6 +252,14 @@ pub fn fts_query(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_ordered_without_regard_to_case() {
+        let mut names = vec!["bob", "Alice", "carol", "alice2", "Bob_"];
+        names.sort_unstable_by(|a, b| cmp_folded(a, b));
+        assert_eq!(names, ["Alice", "alice2", "bob", "Bob_", "carol"]);
+        assert_eq!(cmp_folded("ABC", "abc"), std::cmp::Ordering::Equal);
+    }
 
     #[test]
     fn usernames() {

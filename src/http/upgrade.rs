@@ -66,11 +66,10 @@ async fn upgrade(
     origin.check(&state, false)?;
     let identity = identify(&state, token).await?;
     let since = parse_since(&query)?;
-    let room_ids = state.db.room_ids_for_user(identity.user.id).await?;
     let Some(on_upgrade) = slot.and_then(|s| s.0.lock().ok().and_then(|mut g| g.take())) else {
         return Err(AppError::bad_request("The connection cannot be upgraded.").into());
     };
-    let admitted = admit(&state, identity, ip, since, &room_ids)?;
+    let admitted = admit(&state, identity, ip, since)?;
     crate::ws::spawn(state, admitted, on_upgrade);
     Ok(switching_protocols(&key))
 }
@@ -129,24 +128,18 @@ async fn identify(state: &App, token: Option<String>) -> Result<Identity, AppErr
         .ok_or_else(unauthorized)
 }
 
-/// Take a place in the hub. The connection joins the fan-out of the user's rooms before the
-/// session's first snapshot, so nothing committed after that snapshot is missed; the session
-/// then reads the rooms in full.
+/// Take a place in the hub, listening to no room yet: the session reads the user's rooms
+/// and makes the connection listen to them (see `ws::session`), so the handshake itself
+/// reads nothing but the session.
 fn admit(
     state: &App,
     identity: Identity,
     ip: IpAddr,
     since: Option<i64>,
-    room_ids: &[i64],
 ) -> Result<Admitted, AppError> {
     let reg = state
         .hub
-        .connect(
-            &identity.user,
-            address_key(ip),
-            identity.token_hash,
-            room_ids,
-        )
+        .connect(&identity.user, address_key(ip), identity.token_hash, &[])
         .map_err(|e| {
             let why = match e {
                 AdmitError::TooManyForUser => "You have too many open connections.",

@@ -65,6 +65,7 @@ impl Hub {
     /// connection whose `?since=` replay already covered `pos` skips it).
     pub fn to_room_at(&self, room_id: i64, frame: &Utf8Bytes, pos: i64) {
         let st = lock_read(&self.inner.state);
+        self.inner.offered.fetch_max(pos, Ordering::Release);
         let mut slow = Vec::new();
         if let Some(members) = st.rooms.get(&room_id) {
             for m in members {

@@ -109,6 +109,9 @@ impl Hub {
         let json = || message_json_from_frame(&frame);
         self.inner.tails.append(&msg.room, msg.id, json);
         tally.last_id = tally.last_id.max(msg.id);
+        // Under the read lock, so a connection syncing its rooms sees it before or after the
+        // whole offer, never half-way.
+        self.inner.offered.fetch_max(msg.id, Ordering::Release);
         let Some(members) = st.rooms.get(&msg.room_id) else {
             return;
         };

@@ -25,7 +25,7 @@ mod tail;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::mpsc;
@@ -109,6 +109,9 @@ struct Conn {
     session: [u8; 32],
     /// The rooms it listens to: the other side of the membership index in [`State::rooms`].
     rooms: Vec<i64>,
+    /// The fan-out position when it began listening to `rooms`: everything above it in
+    /// those rooms is queued for it (joins and leaves the hub applies keep that true).
+    listening_from: i64,
     /// Its outgoing queue (bounded; only ever `try_send`).
     tx: mpsc::Sender<Outgoing>,
     /// Shared with its [`Registration`]: set when the hub drops it for falling behind, so the
@@ -171,6 +174,10 @@ struct Inner {
     tails: Tails,
     /// The highest message id the fan-out has delivered (and appended to its room's tail).
     fanned: tokio::sync::watch::Sender<i64>,
+    /// The highest position (message id or change seq) the fan-out has offered to the
+    /// connections listening to its room. Moved only while the fan-out holds the state lock,
+    /// so whoever holds the write lock reads a settled value (see [`Hub::sync_rooms`]).
+    offered: AtomicI64,
 }
 
 /// A connection's place in the hub; disconnects itself when dropped.
@@ -214,6 +221,7 @@ impl Hub {
                 membership_epoch: AtomicU64::new(0),
                 tails: Tails::default(),
                 fanned: tokio::sync::watch::Sender::new(0),
+                offered: AtomicI64::new(0),
             }),
         }
     }

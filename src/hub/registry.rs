@@ -110,6 +110,7 @@ impl Hub {
             addr,
             session,
             rooms: rooms.to_vec(),
+            listening_from: self.inner.offered.load(Ordering::Acquire),
             tx,
             slow: slow.clone(),
         };
@@ -149,9 +150,12 @@ impl Hub {
 
     /// Usernames with at least one open connection, sorted.
     pub fn online(&self) -> Vec<String> {
-        let st = lock_read(&self.inner.state);
-        let mut names: Vec<String> = st.users.values().map(|u| u.username.to_string()).collect();
-        names.sort_unstable_by_key(|n| n.to_ascii_lowercase());
+        let mut names: Vec<String> = lock_read(&self.inner.state)
+            .users
+            .values()
+            .map(|u| u.username.to_string())
+            .collect();
+        names.sort_unstable_by(|a, b| crate::domain::cmp_folded(a, b));
         names
     }
 

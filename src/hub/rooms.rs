@@ -93,23 +93,33 @@ impl Hub {
     }
 
     /// Make one connection listen to exactly `rooms`, read from the database after `epoch`
-    /// was taken. Refused (false) if a membership change reached the hub since then: the read
-    /// may miss it, so the caller reads again. Changes committed later reach the connection
-    /// through [`Hub::join_room`] / [`Hub::leave_room`] as usual.
-    pub fn sync_rooms(&self, conn: ConnId, rooms: &[i64], epoch: u64) -> bool {
+    /// was taken. Refused (`None`) if a membership change reached the hub since then: the read
+    /// may miss it, so the caller reads again. Otherwise returns the fan-out position from
+    /// which the connection has been listening to all of `rooms`: a read whose head is below
+    /// it may have missed messages the fan-out offered before the connection listened, so
+    /// the caller reads again (the next read's head is at least that position). Changes
+    /// committed later reach the connection through [`Hub::join_room`] /
+    /// [`Hub::leave_room`] as usual.
+    pub fn sync_rooms(&self, conn: ConnId, rooms: &[i64], epoch: u64) -> Option<i64> {
         let mut st = lock_write(&self.inner.state);
         if self.membership_epoch() != epoch {
-            return false;
+            return None;
         }
         let Some(c) = st.conns.get_mut(&conn) else {
-            return true;
+            return Some(0);
         };
         let (user_id, tx) = (c.user_id, c.tx.clone());
         let (added, removed) = difference(&c.rooms, rooms);
         if added.is_empty() && removed.is_empty() {
-            return true;
+            return Some(c.listening_from);
         }
         c.rooms = rooms.to_vec();
+        if !added.is_empty() {
+            // Under the write lock no fan-out is under way: every position up to `offered`
+            // went out without this connection in the added rooms, every later one includes it.
+            c.listening_from = self.inner.offered.load(Ordering::Acquire);
+        }
+        let from = c.listening_from;
         for r in added {
             st.rooms.entry(r).or_default().push(Member {
                 conn,
@@ -122,7 +132,7 @@ impl Hub {
                 members.retain(|m| m.conn != conn);
             }
         }
-        true
+        Some(from)
     }
 }
 
@@ -143,13 +153,32 @@ mod tests {
         let mut a = hub.connect(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
         let epoch = hub.membership_epoch();
         hub.leave_room(2, 9, &"{\"type\":\"room_left\"}".into());
-        assert!(
-            !hub.sync_rooms(a.id, &[8], epoch),
+        assert_eq!(
+            hub.sync_rooms(a.id, &[8], epoch),
+            None,
             "a change raced the read"
         );
-        assert!(hub.sync_rooms(a.id, &[8], hub.membership_epoch()));
+        assert_eq!(hub.sync_rooms(a.id, &[8], hub.membership_epoch()), Some(0));
         drain_items(&mut a);
         hub.fan_out(vec![stored(1, 7, a.id), stored(2, 8, a.id)]);
         assert_eq!(drain(&mut a), frames(&[("message", 2)]));
+    }
+
+    #[test]
+    fn sync_rooms_tells_from_where_the_connection_hears_its_rooms() {
+        let hub = hub(16);
+        let mut a = hub.connect(&user(1), LOOPBACK, [1; 32], &[]).unwrap();
+        // Offered while the connection listened to nothing: a read with head 4 is complete,
+        // one with head 2 (taken before message 4 committed) would miss it.
+        hub.fan_out(vec![stored(3, 7, 99), stored(4, 7, 99)]);
+        let epoch = hub.membership_epoch();
+        assert_eq!(hub.sync_rooms(a.id, &[7], epoch), Some(4));
+        // Unchanged rooms keep the position; from now on every message is queued.
+        hub.fan_out(vec![stored(5, 7, 99)]);
+        assert_eq!(hub.sync_rooms(a.id, &[7], epoch), Some(4));
+        assert_eq!(drain(&mut a), frames(&[("message", 5)]));
+        // Only added rooms move it.
+        assert_eq!(hub.sync_rooms(a.id, &[], epoch), Some(4));
+        assert_eq!(hub.sync_rooms(a.id, &[8], epoch), Some(5));
     }
 }

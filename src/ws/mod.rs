@@ -42,7 +42,7 @@ pub struct Admitted {
     pub token_hash: [u8; 32],
     /// `?since=`: the last message id the client has.
     pub since: Option<i64>,
-    /// Its queue and room subscriptions in the hub, taken before the first snapshot.
+    /// Its queue in the hub, taken before the first snapshot; its rooms are set after it.
     pub reg: Registration,
 }
 

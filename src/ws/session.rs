@@ -342,12 +342,15 @@ impl Connection {
     }
 }
 
-/// Read the user's rooms, the replay after `since` and the head in one snapshot; `None` when
-/// storage failed (logged).
+/// Read the user's rooms, the replay after `since` and the head in one snapshot, and make the
+/// connection listen to those rooms; `None` when storage failed (logged).
 async fn snapshot(state: &App, uid: i64, since: Option<i64>, conn: ConnId) -> Option<Snapshot> {
-    // Registered with the hub already, so anything committed from here on is queued; the
-    // rooms, replay and head are read in one snapshot, and queued ids ≤ head are skipped.
-    // A membership change reaching the hub during the read means reading again.
+    // The connection was admitted listening to no room. A snapshot is good when, once the
+    // connection listens to its rooms, everything the fan-out offered before that is in the
+    // snapshot (its head is at least where listening began): then queued ids ≤ head are
+    // skipped and nothing is missed. A membership change reaching the hub during the read,
+    // or messages fanned out between the read and the sync, mean reading again (once more at
+    // most, unless memberships keep changing).
     let hub = &state.hub;
     let mut attempts = 0;
     loop {
@@ -361,9 +364,12 @@ async fn snapshot(state: &App, uid: i64, since: Option<i64>, conn: ConnId) -> Op
             }
         };
         let ids: Vec<i64> = snap.rooms.iter().map(|r| r.id).collect();
-        if hub.sync_rooms(conn, &ids, epoch)
-            || (attempts >= 20 && hub.sync_rooms(conn, &ids, hub.membership_epoch()))
-        {
+        let synced = hub.sync_rooms(conn, &ids, epoch).or_else(|| {
+            (attempts >= 20)
+                .then(|| hub.sync_rooms(conn, &ids, hub.membership_epoch()))
+                .flatten()
+        });
+        if synced.is_some_and(|from| snap.head >= from) {
             return Some(snap);
         }
     }

@@ -79,7 +79,7 @@ fn room_row(row: &Row<'_>) -> rusqlite::Result<Room> {
     let mut users: Vec<String> = users
         .map(|u| u.split('\n').map(str::to_string).collect())
         .unwrap_or_default();
-    users.sort_unstable_by_key(|u| u.to_ascii_lowercase());
+    users.sort_unstable_by(|a, b| crate::domain::cmp_folded(a, b));
     let last_read: Option<i64> = row.get(9)?;
     let membership = match last_read {
         Some(last_read) => Some(Membership {

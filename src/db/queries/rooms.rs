@@ -14,16 +14,6 @@ pub fn rooms_for_user(conn: &Connection, user_id: i64) -> rusqlite::Result<Vec<R
     )
 }
 
-/// Ids of the rooms and DMs a user belongs to.
-pub fn room_ids_for_user(conn: &Connection, user_id: i64) -> rusqlite::Result<Vec<i64>> {
-    all_rows(
-        conn,
-        "SELECT room_id FROM memberships WHERE user_id = ?1",
-        [user_id],
-        |r| r.get(0),
-    )
-}
-
 /// Every public room, by name, with the user's membership when they have one.
 pub fn public_rooms(conn: &Connection, user_id: i64) -> rusqlite::Result<Vec<Room>> {
     all_rows(

@@ -78,12 +78,6 @@ impl Db {
             .await
     }
 
-    /// The ids of the rooms and DMs `user_id` belongs to.
-    pub async fn room_ids_for_user(&self, user_id: i64) -> Result<Vec<i64>, DbError> {
-        self.read(move |c| queries::room_ids_for_user(c, user_id))
-            .await
-    }
-
     /// The room called `name` as `user_id` sees it (their membership filled in), if it exists.
     pub async fn room_by_name(&self, name: &str, user_id: i64) -> Result<Option<Room>, DbError> {
         let name = name.to_string();
