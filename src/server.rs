@@ -276,6 +276,7 @@ pub async fn accept_loop<F>(
     let counts = Arc::new(Open::default());
     let mut refused = RefusalLog::default();
     let front = Arc::new(front);
+    let routes = Routes(Arc::new(Mutex::new(warp::service(filter))));
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.changed() => break,
@@ -297,7 +298,7 @@ pub async fn accept_loop<F>(
         let _ = stream.set_nodelay(true);
         let conn = Conn {
             peer,
-            svc: warp::service(filter.clone()),
+            svc: routes.clone(),
             front: front.clone(),
             stop: shutdown.clone(),
         };
@@ -347,10 +348,9 @@ impl RefusalLog {
     }
 }
 
-/// What serves one connection's requests: warp's routes as a service.
+/// What serves the requests: warp's routes as a service.
 pub trait HttpService:
     Service<Request<Incoming>, Response = warp::reply::Response, Error = std::convert::Infallible>
-    + Clone
     + Send
     + 'static
 {
@@ -361,16 +361,33 @@ impl<S> HttpService for S where
             Request<Incoming>,
             Response = warp::reply::Response,
             Error = std::convert::Infallible,
-        > + Clone
-        + Send
+        > + Send
         + 'static
 {
+}
+
+/// The routes as one service shared by every connection. Starting a request's future takes
+/// `&mut` but the future borrows nothing, so one copy behind a mutex serves them all and no
+/// connection or request clones the filter tree (every route, each with its copy of the
+/// state): that clone and its drop were a sixth of the CPU of opening a WebSocket.
+struct Routes<S>(Arc<Mutex<S>>);
+
+impl<S> Clone for Routes<S> {
+    fn clone(&self) -> Self {
+        Routes(self.0.clone())
+    }
+}
+
+impl<S: HttpService> Routes<S> {
+    fn call(&self, req: Request<Incoming>) -> S::Future {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).call(req)
+    }
 }
 
 /// One accepted connection, ready to be served.
 struct Conn<S> {
     peer: SocketAddr,
-    svc: S,
+    svc: Routes<S>,
     front: Arc<Front>,
     stop: watch::Receiver<bool>,
 }
@@ -402,7 +419,7 @@ where
 async fn drive<I, S>(
     io: I,
     peer: SocketAddr,
-    svc: S,
+    svc: Routes<S>,
     front: Arc<Front>,
     mut stop: watch::Receiver<bool>,
 ) where
@@ -417,12 +434,14 @@ async fn drive<I, S>(
             req.extensions_mut()
                 .insert(UpgradeSlot(Arc::new(Mutex::new(Some(on)))));
         }
-        let prepared = front.prepare(req, peer);
-        let mut svc = svc.clone();
+        let routed = match front.prepare(req, peer) {
+            Prepared::Route(req) => Ok(svc.call(req)),
+            Prepared::Answer(res) => Err(res),
+        };
         async move {
-            match prepared {
-                Prepared::Route(req) => svc.call(req).await,
-                Prepared::Answer(res) => Ok(res),
+            match routed {
+                Ok(fut) => fut.await,
+                Err(res) => Ok(res),
             }
         }
     });
