@@ -53,7 +53,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use crate::app::App;
+pub use crate::app::{App, AppState};
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::db::Db;
@@ -272,7 +272,7 @@ fn app(
         0 => usize::MAX,
         n => n as usize,
     };
-    App {
+    App::new(AppState {
         config: Arc::new(config),
         db,
         auth,
@@ -283,7 +283,7 @@ fn app(
         quotas: Arc::new(limits::Counter::default()),
         message_rate,
         searches: Arc::new(limits::Concurrency::new(SEARCHES_AT_ONCE, per_user)),
-    }
+    })
 }
 
 /// The accept loop over the routes, within the connection caps.

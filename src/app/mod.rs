@@ -33,9 +33,28 @@ use crate::hub::Hub;
 use crate::limits;
 use crate::shutdown::Tracker;
 
-/// Shared state handed to every handler. Cloning is cheap.
+/// Shared state handed to every handler: one reference-counted [`AppState`], so a clone is one
+/// counter increment (warp clones the routes, each with its copy, for every request).
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<AppState>);
+
+impl App {
+    /// Share `state`.
+    pub fn new(state: AppState) -> Self {
+        App(Arc::new(state))
+    }
+}
+
+impl std::ops::Deref for App {
+    type Target = AppState;
+
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
+}
+
+/// What every handler shares (through [`App`]).
+pub struct AppState {
     /// The validated configuration.
     pub config: Arc<Config>,
     /// The store.

@@ -40,9 +40,9 @@ pub fn routes(state: App) -> impl Filter<Extract = (Response,), Error = Infallib
         .and(
             api(state.clone())
                 .map(|r: Response| no_store(r))
-                .or(upgrade::route(state.clone()))
+                .or(upgrade::route(state.clone()).boxed())
                 .unify()
-                .or(site(state))
+                .or(site(state).boxed())
                 .unify()
                 .recover(error::handle_rejection)
                 .unify(),
@@ -61,16 +61,18 @@ pub fn routes(state: App) -> impl Filter<Extract = (Response,), Error = Infallib
 
 /// The JSON API under `/api`.
 fn api(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    // Each group boxed: warp clones every route after the first for every request, and a
+    // boxed group clones as one reference count.
     account(s.clone())
-        .or(admin::routes(s.clone()))
+        .or(admin::routes(s.clone()).boxed())
         .unify()
-        .or(rooms::routes(s.clone()))
+        .or(rooms::routes(s.clone()).boxed())
         .unify()
-        .or(messages::routes(s.clone()))
+        .or(messages::routes(s.clone()).boxed())
         .unify()
-        .or(invites::routes(s.clone()))
+        .or(invites::routes(s.clone()).boxed())
         .unify()
-        .or(people::routes(s))
+        .or(people::routes(s).boxed())
         .unify()
 }
 
