@@ -33,11 +33,12 @@ pub async fn find(state: &App, prefix: &str, limit: i64) -> Result<Vec<Person>, 
         .db
         .read_tx(move |tx| tx.users_by_prefix(&key, limit))
         .await?;
-    let online: HashSet<String> = state.hub.online().into_iter().collect();
+    let online = state.hub.online();
+    let online: HashSet<&str> = online.iter().map(|n| &**n).collect();
     Ok(rows
         .into_iter()
         .map(|(_, username)| Person {
-            online: online.contains(&username),
+            online: online.contains(username.as_str()),
             username,
         })
         .collect())

@@ -168,11 +168,12 @@ pub async fn details(
         Ok((room, members))
     })
     .await?;
-    let online: HashSet<String> = state.hub.online().into_iter().collect();
+    let online = state.hub.online();
+    let online: HashSet<&str> = online.iter().map(|n| &**n).collect();
     let members = members
         .into_iter()
         .map(|(_, name)| {
-            let on = online.contains(&name);
+            let on = online.contains(name.as_str());
             (name, on)
         })
         .collect();

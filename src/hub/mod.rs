@@ -119,6 +119,9 @@ struct Conn {
     slow: Arc<AtomicBool>,
 }
 
+/// The names of the users online, ordered without regard to case; shared.
+pub type Online = Arc<[Arc<str>]>;
+
 /// A user with at least one open connection.
 struct OnlineUser {
     /// Kept to announce them offline (and to list who is online) without the store.
@@ -147,6 +150,9 @@ struct State {
     rooms: HashMap<i64, Vec<Member>>,
     /// Users with at least one open connection (presence, and the per-user admission limit).
     users: HashMap<i64, OnlineUser>,
+    /// Their names in display order, made on first use after a change to `users` (every new
+    /// connection's `ready` lists them).
+    online: std::sync::OnceLock<Online>,
     /// Open connections per address key (the per-address admission limit).
     per_addr: HashMap<IpAddr, u32>,
 }

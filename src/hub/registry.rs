@@ -4,13 +4,13 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::mpsc;
 
 use super::{
-    lock_read, lock_write, AdmitError, Conn, ConnId, Hub, HubLimits, Member, OnlineUser, Outgoing,
-    Registration, State,
+    lock_read, lock_write, AdmitError, Conn, ConnId, Hub, HubLimits, Member, Online, OnlineUser,
+    Outgoing, Registration, State,
 };
 use crate::model::User;
 use crate::protocol::ServerMsg;
@@ -68,7 +68,11 @@ impl State {
             conns: 0,
         });
         entry.conns += 1;
-        entry.conns == 1
+        let first = entry.conns == 1;
+        if first {
+            self.online = OnceLock::new();
+        }
+        first
     }
 
     /// Count one connection less for `user_id`; their name if it was the last (they went
@@ -79,6 +83,7 @@ impl State {
         if u.conns > 0 {
             return None;
         }
+        self.online = OnceLock::new();
         self.users.remove(&user_id).map(|u| u.username)
     }
 }
@@ -148,15 +153,17 @@ impl Hub {
         }
     }
 
-    /// Usernames with at least one open connection, sorted.
-    pub fn online(&self) -> Vec<String> {
-        let mut names: Vec<String> = lock_read(&self.inner.state)
-            .users
-            .values()
-            .map(|u| u.username.to_string())
-            .collect();
-        names.sort_unstable_by(|a, b| crate::domain::cmp_folded(a, b));
-        names
+    /// Usernames with at least one open connection, ordered without regard to case.
+    pub fn online(&self) -> Online {
+        let st = lock_read(&self.inner.state);
+        st.online
+            .get_or_init(|| {
+                let mut names: Vec<Arc<str>> =
+                    st.users.values().map(|u| u.username.clone()).collect();
+                names.sort_unstable_by(|a, b| crate::domain::cmp_folded(a, b));
+                names.into()
+            })
+            .clone()
     }
 
     /// The case-folded names of the users with an open connection listening to room
@@ -207,6 +214,10 @@ mod tests {
     use super::super::test_support::{drain_items, drain_json, hub, user, LOOPBACK};
     use super::*;
 
+    fn names(online: &Online) -> Vec<&str> {
+        online.iter().map(|n| &**n).collect()
+    }
+
     fn limited(per_user: u32, per_address: u32) -> Hub {
         let limits = HubLimits {
             queue: 16,
@@ -240,16 +251,16 @@ mod tests {
         );
         let second = hub.connect(&user(1), LOOPBACK, [1; 32], &[]).unwrap();
         assert!(drain_json(&mut watcher).is_empty(), "already online");
-        assert_eq!(hub.online(), ["user1", "user9"]);
+        assert_eq!(names(&hub.online()), ["user1", "user9"]);
         drop(first);
         assert!(drain_json(&mut watcher).is_empty(), "one connection left");
-        assert_eq!(hub.online(), ["user1", "user9"]);
+        assert_eq!(names(&hub.online()), ["user1", "user9"]);
         drop(second);
         assert_eq!(
             presence(&drain_json(&mut watcher)),
             [("user1".into(), false)]
         );
-        assert_eq!(hub.online(), ["user9"]);
+        assert_eq!(names(&hub.online()), ["user9"]);
         assert_eq!(hub.connection_count(), 1);
     }
 

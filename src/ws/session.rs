@@ -199,7 +199,7 @@ impl Connection {
         let ready = ServerMsg::Ready {
             user: UserView::from(&self.cx.user),
             rooms: rooms.iter().map(RoomView::from).collect(),
-            online: online.iter().map(String::as_str).collect(),
+            online: online.iter().map(|n| &**n).collect(),
             last_id: head,
         }
         .encode();
