@@ -10,6 +10,7 @@
 //! - [`search_index`]: the full-text index, written just after each commit behind a durable
 //!   high-water mark.
 
+mod checkpoint;
 pub mod queries;
 pub mod schema;
 pub mod search_index;

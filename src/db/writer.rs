@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use tokio::sync::mpsc;
 
+use super::checkpoint::Checkpointer;
 use super::search_index::{IndexProgress, Indexer};
 use super::{now_ms, queries, Changes, DbError, ReplyTo, StoredMessage};
 use crate::events::{Committed, Refusal, SendOutcome};
@@ -113,9 +114,26 @@ pub(super) fn spawn(
     let (tx, rx) = mpsc::channel(QUEUE);
     let indexer = Indexer::start(&conn);
     let progress = indexer.progress();
+    // Checkpoints run on their own thread, never inside a commit (see `checkpoint`). An
+    // in-memory database has no WAL and nothing to checkpoint.
+    let checkpoints = match conn.path().filter(|p| !p.is_empty()) {
+        Some(path) => {
+            conn.pragma_update(None, "wal_autocheckpoint", 0)
+                .map_err(std::io::Error::other)?;
+            Some(Checkpointer::start(std::path::Path::new(path))?)
+        }
+        None => None,
+    };
     let thread = std::thread::Builder::new()
         .name("hearth-writer".into())
-        .spawn(move || run(conn, rx, (commits, metrics), indexer))?;
+        .spawn(move || {
+            run(&conn, rx, (commits, metrics), indexer);
+            drop(checkpoints);
+            if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+                tracing::warn!("checkpoint at shutdown failed: {e}");
+            }
+            tracing::debug!("writer stopped");
+        })?;
     Ok((
         tx.clone(),
         WriterHandle {
@@ -161,7 +179,7 @@ fn next_command(
 /// handed on, its messages are indexed for search (put off for a few batches while more
 /// commands are queued).
 fn run(
-    conn: Connection,
+    conn: &Connection,
     mut rx: mpsc::Receiver<WriteCmd>,
     (commits, metrics): (std::sync::mpsc::Sender<Vec<Committed>>, Arc<Metrics>),
     mut indexer: Indexer,
@@ -199,10 +217,6 @@ fn run(
     if indexer.patience().is_some() {
         indexer.index(&conn); // one last try, so a clean stop leaves the index complete
     }
-    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
-        tracing::warn!("checkpoint at shutdown failed: {e}");
-    }
-    tracing::debug!("writer stopped");
 }
 
 /// A runtime of the writer's own, only for its timed waits while an indexing pass waits for
