@@ -191,7 +191,7 @@ fn run(
         match next_command(&mut rx, timer.as_ref(), indexer.patience()) {
             Next::Command(cmd) => batch.push(cmd),
             Next::Idle => {
-                indexer.index(&conn);
+                indexer.index(conn);
                 continue;
             }
             Next::Closed => break,
@@ -205,17 +205,17 @@ fn run(
                 _ => None,
             })
             .collect();
-        let (out, result) = commit_batch(&conn, &mut batch, &mut indexer);
+        let (out, result) = commit_batch(conn, &mut batch, &mut indexer);
         record(&metrics, &out, result, &queued);
         if !out.is_empty() && commits.send(out).is_err() {
             tracing::warn!("fan-out has stopped; committed messages are not delivered live");
         }
         if indexer.due(stopping || rx.is_empty()) {
-            indexer.index(&conn);
+            indexer.index(conn);
         }
     }
     if indexer.patience().is_some() {
-        indexer.index(&conn); // one last try, so a clean stop leaves the index complete
+        indexer.index(conn); // one last try, so a clean stop leaves the index complete
     }
 }
 
