@@ -118,4 +118,9 @@ export const api = {
   messages: (name, params = {}) => request('GET', `${room(name)}/messages${query(params)}`),
   /** params: { q, room, user, limit, sort, before, offset } */
   search: (params) => request('GET', `api/search${query(params)}`),
+  /** What the "Invite people" dialog offers: the site's address, registration mode, rights. */
+  share: () => request('GET', 'api/share'),
+  /** `{invite}`: a new invite link for `maxUses` sign-ups within `hours`. */
+  createInvite: (maxUses, hours) =>
+    request('POST', 'api/invites', { max_uses: maxUses, expires_in_hours: hours }),
 };

@@ -13,37 +13,6 @@ import { qrSvg } from './qr.js';
 
 const QR_LABEL = 'QR code for the invite link';
 
-async function request(method, path, body) {
-  const init = {
-    method,
-    credentials: 'same-origin',
-    cache: 'no-store',
-    headers: { Accept: 'application/json' },
-  };
-  if (body !== undefined) {
-    init.headers['Content-Type'] = 'application/json';
-    init.body = JSON.stringify(body);
-  }
-  let res;
-  try {
-    res = await fetch(path, init);
-  } catch {
-    throw new ApiError(0, 'network', 'Can’t reach the server. Check your connection and try again.');
-  }
-  const data = await res.json().catch(() => null);
-  if (!res.ok) {
-    const err = (data && data.error) || {};
-    const retry = Number(res.headers.get('Retry-After')) || null;
-    throw new ApiError(res.status, err.code || `http_${res.status}`, err.message || 'Something went wrong. Please try again.', retry);
-  }
-  return data;
-}
-
-export const inviteApi = {
-  share: () => request('GET', 'api/share'),
-  create: (maxUses, hours) => request('POST', 'api/invites', { max_uses: maxUses, expires_in_hours: hours }),
-};
-
 /** Copy `input`'s text; resolves to whether it worked (the text is left selected if not). */
 export async function copyText(input) {
   try {
@@ -147,7 +116,7 @@ export class InviteDialog {
     setText(this.copied, '');
     openDialog(this.dialog, this.title);
     try {
-      const share = await inviteApi.share();
+      const share = await api.share();
       if (seq === this.seq) this.offer(share);
     } catch (err) {
       if (seq !== this.seq) return;
@@ -207,7 +176,7 @@ export class InviteDialog {
     this.createBtn.disabled = true;
     this.createBtn.classList.add('is-loading');
     try {
-      const { invite } = await inviteApi.create(uses, Number(this.expiry.value));
+      const { invite } = await api.createInvite(uses, Number(this.expiry.value));
       const until = new Date(invite.expires_at).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
       this.showLink(invite.url, invite.qr,
         `It can create ${invite.max_uses} account${invite.max_uses === 1 ? '' : 's'} and works until ${until}. Copy it now: it is shown only this once.`);

@@ -265,21 +265,22 @@ pub async fn invites(_admin: Identity, state: App) -> Result<Response, Rejection
     Ok(warp::reply::json(&json!({ "invites": list })).into_response())
 }
 
+/// The `{id}` of `/api/invites/{id}` and `/api/admin/invites/{id}`: a whole number above 0.
+pub(super) fn invite_id(raw: &str) -> Result<i64, Rejection> {
+    raw.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+        reject(AppError::bad_request(
+            "An invite id is a whole number greater than 0.",
+        ))
+    })
+}
+
 /// DELETE /api/admin/invites/{id}
 pub async fn revoke_invite(
     invite: String,
     id: Identity,
     state: App,
 ) -> Result<Response, Rejection> {
-    let invite_id = invite
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| {
-            reject(AppError::bad_request(
-                "An invite id is a whole number greater than 0.",
-            ))
-        })?;
+    let invite_id = invite_id(&invite)?;
     use_case::revoke_invite(&state, &id.user, invite_id)
         .await
         .map_err(reject)?;

@@ -8,7 +8,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use super::admin::{invite_view, InviteRequest};
+use super::admin::{invite_id, invite_view, InviteRequest};
 use super::error::ApiError;
 use super::filters::ForwardedProto;
 use super::filters::{forwarded_proto, json_body, signed_in, signed_in_write, with_state};
@@ -109,15 +109,7 @@ pub async fn mine(id: Identity, state: App) -> Result<Response, Rejection> {
 
 /// DELETE /api/invites/{id}: revoke one of the caller's own links.
 pub async fn revoke(invite: String, id: Identity, state: App) -> Result<Response, Rejection> {
-    let invite_id = invite
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| {
-            reject(AppError::bad_request(
-                "An invite id is a whole number greater than 0.",
-            ))
-        })?;
+    let invite_id = invite_id(&invite)?;
     use_case::revoke_mine(&state, &id.user, invite_id)
         .await
         .map_err(reject)?;
