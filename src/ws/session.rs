@@ -347,10 +347,10 @@ impl Connection {
 async fn snapshot(state: &App, uid: i64, since: Option<i64>, conn: ConnId) -> Option<Snapshot> {
     // The connection was admitted listening to no room. A snapshot is good when, once the
     // connection listens to its rooms, everything the fan-out offered before that is in the
-    // snapshot (its head is at least where listening began): then queued ids ≤ head are
-    // skipped and nothing is missed. A membership change reaching the hub during the read,
-    // or messages fanned out between the read and the sync, mean reading again (once more at
-    // most, unless memberships keep changing).
+    // snapshot (its head is at least where listening began): then nothing is missed, and
+    // with `?since=` queued ids ≤ head are skipped (the replay has them). A membership
+    // change reaching the hub during the read, or messages fanned out between the read and
+    // the sync, mean reading again (once more at most, unless memberships keep changing).
     let hub = &state.hub;
     let mut attempts = 0;
     loop {
