@@ -28,6 +28,7 @@ fn sample_message() -> StoredMessage {
         deleted: false,
         reply_to: None,
         reactions: Vec::new(),
+        attachments: Vec::new(),
     }
 }
 
@@ -83,6 +84,7 @@ fn batch_commit(c: &mut Criterion) {
                             body: format!("message {i}"),
                             nonce: None,
                             reply_to: None,
+                            attachments: Vec::new(),
                             here: Vec::new(),
                             origin: 0,
                             answer: None,

@@ -341,11 +341,13 @@ pub fn invite_revoke(config: &Config, id: i64) -> Result<String, AdminError> {
 /// the server is writing (the copy is one snapshot), integrity-checked before it is moved to
 /// `out`.
 pub fn backup(config: &Config, out: &Path) -> Result<String, AdminError> {
-    if out.exists() {
-        return Err(AdminError(format!(
-            "{} already exists; choose a new file name",
-            out.display()
-        )));
+    for taken in [out.to_path_buf(), files_beside(out)] {
+        if taken.exists() {
+            return Err(AdminError(format!(
+                "{} already exists; choose a new file name",
+                taken.display()
+            )));
+        }
     }
     if !config.database.path.exists() {
         return Err(AdminError(format!(
@@ -359,10 +361,47 @@ pub fn backup(config: &Config, out: &Path) -> Result<String, AdminError> {
             BackupError::Db(e) => AdminError::from(e),
             e => AdminError(e.to_string()),
         })?;
-    Ok(format!(
-        "backed up {messages} messages to {}",
-        out.display()
-    ))
+    let (copied, missing) = backup_files(config, out)?;
+    let mut report = format!(
+        "backed up {messages} messages and {copied} files to {} and {}",
+        out.display(),
+        files_beside(out).display()
+    );
+    if missing > 0 {
+        report.push_str(&format!(
+            "; {missing} files were deleted while the backup ran (their messages were deleted \
+             meanwhile too)"
+        ));
+    }
+    Ok(report)
+}
+
+/// Where the files of the database copy `db` go: beside it, named after it with `-files`,
+/// which is where a server started on that copy (with `uploads.dir` empty) looks for them.
+pub fn files_beside(db: &Path) -> std::path::PathBuf {
+    crate::config::UploadsConfig::default().folder(db)
+}
+
+/// Copy every file the database copy `out` uses into its files folder; how many were copied
+/// and how many had been removed since the copy's snapshot.
+fn backup_files(config: &Config, out: &Path) -> Result<(usize, usize), AdminError> {
+    let in_use = FileStore::open_read_only(out)?.files_in_use()?;
+    let src = crate::files::Files::at(&config.uploads.folder(&config.database.path));
+    let dst =
+        crate::files::Files::open(&files_beside(out)).map_err(|e| AdminError(e.to_string()))?;
+    let (mut copied, mut missing) = (0, 0);
+    for hash in in_use.iter().filter(|h| crate::files::is_hash(h)) {
+        let to = dst.path_of(hash);
+        if let Some(dir) = to.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| AdminError(e.to_string()))?;
+        }
+        match std::fs::copy(src.path_of(hash), &to) {
+            Ok(_) => copied += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing += 1,
+            Err(e) => return Err(AdminError(format!("copying file {hash}: {e}"))),
+        }
+    }
+    Ok((copied, missing))
 }
 
 /// `hearth export --format json`: every room and message as one JSON document, streamed.

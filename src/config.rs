@@ -29,6 +29,8 @@ pub struct Config {
     pub registration: RegistrationConfig,
     /// What authors may do with what they sent.
     pub messages: MessagesConfig,
+    /// Files and images.
+    pub uploads: UploadsConfig,
     /// The Prometheus endpoint.
     pub metrics: MetricsConfig,
     /// Log output.
@@ -66,6 +68,45 @@ impl MessagesConfig {
     /// The window in milliseconds, `None` when unlimited.
     pub fn edit_window_ms(&self) -> Option<i64> {
         (self.edit_window_minutes > 0).then(|| i64::from(self.edit_window_minutes) * 60_000)
+    }
+}
+
+/// `[uploads]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadsConfig {
+    /// Largest file one upload may carry, in bytes (25 MiB).
+    pub max_bytes: u64,
+    /// Bytes of files one user may keep in all (1 GiB); 0 = unlimited.
+    pub user_quota_bytes: u64,
+    /// Largest image (width × height) Hearth decodes to measure it and make its thumbnail;
+    /// a larger one is refused, so a small file cannot unpack into gigabytes.
+    pub max_image_pixels: u64,
+    /// Folder of the stored files; empty: beside the database, named after it with `-files`
+    /// (`chat.db-files`).
+    pub dir: PathBuf,
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        UploadsConfig {
+            max_bytes: 25 * 1024 * 1024,
+            user_quota_bytes: 1024 * 1024 * 1024,
+            max_image_pixels: 50_000_000,
+            dir: PathBuf::new(),
+        }
+    }
+}
+
+impl UploadsConfig {
+    /// Where the files live: `dir`, or the database's path with `-files` appended.
+    pub fn folder(&self, database: &std::path::Path) -> PathBuf {
+        if !self.dir.as_os_str().is_empty() {
+            return self.dir.clone();
+        }
+        let mut name = database.as_os_str().to_owned();
+        name.push("-files");
+        PathBuf::from(name)
     }
 }
 
@@ -427,6 +468,12 @@ impl Config {
         }
         if self.limits.outgoing_queue < 16 {
             return Err("limits.outgoing_queue: must be at least 16".into());
+        }
+        if self.uploads.max_bytes == 0 {
+            return Err("uploads.max_bytes: must be at least 1".into());
+        }
+        if self.uploads.max_image_pixels == 0 {
+            return Err("uploads.max_image_pixels: must be at least 1".into());
         }
         if self.auth.pbkdf2_iterations < 1_000 {
             return Err(format!(

@@ -115,6 +115,9 @@ pub enum Refusal {
     },
     /// `reply_to` names no message of the room that is not deleted (`unknown_message`).
     UnknownReply,
+    /// An attachment is not one of the author's uploads that no message has used yet
+    /// (`unknown_upload`).
+    UnknownUpload,
 }
 
 /// What became of a message sent over HTTP, answered once its transaction is over.

@@ -17,6 +17,7 @@
 //! - [`events`]: what the writer hands the fan-out, in commit order (plain data).
 //! - [`protocol`]: WebSocket frames and close codes.
 //! - [`model`]: users, rooms, memberships and messages as plain data.
+//! - [`files`]: the uploads folder (files by SHA-256) and images (measure, strip, thumbnail).
 //! - [`config`], [`domain`] (validated names, passwords, bodies), [`limits`], [`metrics`],
 //!   [`assets`], [`shutdown`]: leaves.
 //!
@@ -37,6 +38,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod events;
+pub mod files;
 pub mod http;
 pub mod hub;
 pub mod limits;
@@ -80,6 +82,9 @@ pub enum StartupError {
     /// A background thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(#[from] std::io::Error),
+    /// The uploads folder could not be opened.
+    #[error("{0}")]
+    Files(std::io::Error),
 }
 
 /// A running server.
@@ -97,6 +102,8 @@ pub struct Server {
 /// Searches running at once over the whole server: each holds one of the dedicated search
 /// readers, so authentication and history keep the general readers.
 const SEARCHES_AT_ONCE: usize = 2;
+/// Images decoded at once (each may take up to `uploads.max_image_pixels` × 8 bytes).
+const DECODES_AT_ONCE: usize = 2;
 /// How often the server looks for sessions revoked by a command-line tool.
 const REVOCATION_POLL: Duration = Duration::from_secs(1);
 /// How often expired sessions are deleted.
@@ -162,6 +169,7 @@ async fn housekeeping(state: App) {
                 Ok(n) => tracing::info!("deleted {n} expired sessions"),
                 Err(e) => tracing::warn!("cannot delete expired sessions: {e}"),
             }
+            app::uploads::sweep(&state).await;
         }
         let now = state.db.sessions_epoch().await.ok();
         if now.is_some() && now != epoch {
@@ -212,6 +220,8 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
         metrics.clone(),
     );
     let fan_out = hub.spawn_fan_out(commit_rx)?;
+    let files = files::Files::open(&config.uploads.folder(&config.database.path))
+        .map_err(StartupError::Files)?;
     let tls = tls_acceptor(&config)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -220,7 +230,7 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
         .local_addr()
         .map_err(|source| StartupError::Bind { addr, source })?;
     let (stop, stop_rx) = watch::channel(false);
-    let state = app(config, db, hub, metrics.clone(), stop_rx.clone());
+    let state = app(config, (db, files), hub, metrics.clone(), stop_rx.clone());
     state.auth.prewarm();
     let setup_code = announce_setup(&state, addr).await;
     tokio::spawn(housekeeping(state.clone()));
@@ -252,7 +262,7 @@ fn tls_acceptor(config: &Config) -> Result<Option<tokio_rustls::TlsAcceptor>, St
 /// The state every handler shares.
 fn app(
     config: Config,
-    db: Db,
+    (db, files): (Db, files::Files),
     hub: Hub,
     metrics: Arc<metrics::Metrics>,
     shutdown: watch::Receiver<bool>,
@@ -283,6 +293,8 @@ fn app(
         quotas: Arc::new(limits::Counter::default()),
         message_rate,
         searches: Arc::new(limits::Concurrency::new(SEARCHES_AT_ONCE, per_user)),
+        files: Arc::new(files),
+        decoders: Arc::new(tokio::sync::Semaphore::new(DECODES_AT_ONCE)),
     })
 }
 

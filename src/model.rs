@@ -136,6 +136,36 @@ pub struct StoredMessage {
     pub reply_to: Option<Box<ReplyTo>>,
     /// Reactions, in order of first use (empty for a new message).
     pub reactions: Vec<Reaction>,
+    /// Files sent with it, in the order they were given (empty once it is deleted).
+    pub attachments: Vec<Attachment>,
+}
+
+/// A stored file: an upload, sent with a message or not yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// Random id, used in its URL.
+    pub id: String,
+    /// The file name as uploaded (cleaned of path separators and control characters).
+    pub name: String,
+    /// Its media type: what Hearth recognised for images, else what the uploader said.
+    pub mime: String,
+    /// Bytes.
+    pub size: i64,
+    /// An image's width and height in pixels; `None` for other files.
+    pub dimensions: Option<(u32, u32)>,
+}
+
+impl Attachment {
+    /// The path its bytes are served under.
+    pub fn url(&self) -> String {
+        format!("/api/uploads/{}", self.id)
+    }
+
+    /// The path of its thumbnail (images only).
+    pub fn thumbnail_url(&self) -> Option<String> {
+        self.dimensions
+            .map(|_| format!("/api/uploads/{}/thumbnail", self.id))
+    }
 }
 
 /// The message a reply answers, as the reply shows it.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::model::{
-    ChangeKind, MessageChange, Notify, Replayed, Room, RoomKind, StoredMessage, User,
+    Attachment, ChangeKind, MessageChange, Notify, Replayed, Room, RoomKind, StoredMessage, User,
 };
 
 /// Largest message or frame a client may send.
@@ -31,6 +31,9 @@ pub enum ClientMsg {
         /// The id of the message this one answers (same room, not deleted).
         #[serde(default)]
         reply_to: Option<i64>,
+        /// Ids of the sender's uploads to send with it (at most 10).
+        #[serde(default)]
+        attachments: Vec<String>,
     },
     /// Tell the room's other members this user is typing.
     Typing {
@@ -213,6 +216,50 @@ pub struct MessageView<'a> {
     /// Reactions in order of first use (empty for a new message; absent from a tombstone).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reactions: Option<Vec<ReactionView<'a>>>,
+    /// Files sent with it (absent from a tombstone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachments: Option<Vec<AttachmentView<'a>>>,
+}
+
+/// `{"id","name","type","size","url","width"?,"height"?,"thumbnail_url"?}`: an upload, as
+/// `POST /api/uploads` answers it and as messages carry it.
+#[derive(Debug, Serialize)]
+pub struct AttachmentView<'a> {
+    /// Its id.
+    pub id: &'a str,
+    /// File name.
+    pub name: &'a str,
+    /// Media type.
+    #[serde(rename = "type")]
+    pub mime: &'a str,
+    /// Bytes.
+    pub size: i64,
+    /// Where its bytes are served.
+    pub url: String,
+    /// An image's width in pixels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// An image's height in pixels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Where an image's thumbnail is served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
+}
+
+impl<'a> From<&'a Attachment> for AttachmentView<'a> {
+    fn from(a: &'a Attachment) -> Self {
+        AttachmentView {
+            id: &a.id,
+            name: &a.name,
+            mime: &a.mime,
+            size: a.size,
+            url: a.url(),
+            width: a.dimensions.map(|d| d.0),
+            height: a.dimensions.map(|d| d.1),
+            thumbnail_url: a.thumbnail_url(),
+        }
+    }
 }
 
 /// `{"id","user","excerpt"}`: the message a reply answers.
@@ -264,6 +311,7 @@ impl<'a> From<&'a StoredMessage> for MessageView<'a> {
                     })
                     .collect()
             }),
+            attachments: (!m.deleted).then(|| m.attachments.iter().map(Into::into).collect()),
         }
     }
 }
@@ -534,6 +582,7 @@ mod tests {
             deleted: false,
             reply_to: None,
             reactions: Vec::new(),
+            attachments: Vec::new(),
         };
         let frame = ServerMsg::Message((&m).into()).encode();
         let from_frame = message_json_from_frame(&frame).unwrap();
@@ -556,6 +605,7 @@ mod tests {
                 body: "hi".into(),
                 nonce: Some("n1".into()),
                 reply_to: None,
+                attachments: Vec::new(),
             })
         );
         assert_eq!(
@@ -602,6 +652,7 @@ mod tests {
             deleted: false,
             reply_to: None,
             reactions: Vec::new(),
+            attachments: Vec::new(),
         };
         let v: serde_json::Value =
             serde_json::from_str(&ServerMsg::Message((&m).into()).encode()).unwrap();

@@ -15,12 +15,13 @@ use tokio::sync::watch;
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
-use warp::http::{header, Request};
+use warp::http::{header, Request, Response};
 use warp::Filter;
 
 use crate::config::{Cidr, Config};
 use crate::http::filters::{ClientAddr, ForwardedFor, ForwardedProto};
 use crate::http::upgrade::UpgradeSlot;
+use crate::http::uploads::FileBody;
 use crate::shutdown::Tracker;
 
 /// Time a client has to finish the TLS handshake and to send its request headers; also how
@@ -415,6 +416,77 @@ where
     }
 }
 
+/// A response's body as hyper sends it: warp's, or a file streamed from disk.
+type Body = http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Bytes read from a file per chunk of a streamed body.
+const FILE_CHUNK: usize = 64 * 1024;
+
+/// The response with its body: a [`FileBody`] it carries is streamed from its file (a
+/// download: read a chunk at a time, never whole); any other keeps warp's body.
+fn file_body(res: warp::reply::Response) -> Response<Body> {
+    use http_body_util::BodyExt;
+    let (mut parts, body) = res.into_parts();
+    match parts.extensions.remove::<FileBody>() {
+        Some(file) => Response::from_parts(parts, stream_file(file)),
+        None => Response::from_parts(parts, body.map_err(BoxError::from).boxed()),
+    }
+}
+
+/// `file.len` bytes of `file.path` from `file.start`, as a body.
+fn stream_file(file: FileBody) -> Body {
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let state = (None::<tokio::fs::File>, file);
+    let chunks = futures_util::stream::unfold(state, |(f, spec)| async move {
+        if spec.len == 0 {
+            return None;
+        }
+        let mut f = match f {
+            Some(f) => f,
+            None => {
+                let opened = async {
+                    let mut f = tokio::fs::File::open(&spec.path).await?;
+                    f.seek(std::io::SeekFrom::Start(spec.start)).await?;
+                    Ok::<_, std::io::Error>(f)
+                };
+                match opened.await {
+                    Ok(f) => f,
+                    Err(e) => return Some((Err(e), (None, FileBody { len: 0, ..spec }))),
+                }
+            }
+        };
+        let want = spec.len.min(FILE_CHUNK as u64) as usize;
+        let mut buf = vec![0u8; want];
+        match f.read(&mut buf).await {
+            Ok(0) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file is shorter than its size",
+                )),
+                (None, FileBody { len: 0, ..spec }),
+            )),
+            Ok(n) => {
+                buf.truncate(n);
+                let rest = FileBody {
+                    len: spec.len - n as u64,
+                    start: spec.start + n as u64,
+                    ..spec
+                };
+                Some((
+                    Ok(hyper::body::Frame::data(bytes::Bytes::from(buf))),
+                    (Some(f), rest),
+                ))
+            }
+            Err(e) => Some((Err(e), (None, FileBody { len: 0, ..spec }))),
+        }
+    });
+    http_body_util::StreamBody::new(chunks)
+        .map_err(BoxError::from)
+        .boxed()
+}
+
 /// Serve HTTP/1 on one connection until it closes, upgrades, or the server stops.
 async fn drive<I, S>(
     io: I,
@@ -439,10 +511,11 @@ async fn drive<I, S>(
             Prepared::Answer(res) => Err(res),
         };
         async move {
-            match routed {
+            let res = match routed {
                 Ok(fut) => fut.await,
                 Err(res) => Ok(res),
-            }
+            };
+            res.map(file_body)
         }
     });
     let conn = hyper::server::conn::http1::Builder::new()

@@ -207,6 +207,7 @@ pub async fn purge_messages(
             Ok(((user, n), changes))
         })
         .await?;
+    crate::app::uploads::collect_soon(state);
     tracing::info!(admin = %admin.username, target = %user.username, deleted, "messages purged");
     Ok((user, deleted))
 }

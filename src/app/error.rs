@@ -66,6 +66,8 @@ codes! {
     SearchTooBroad = "search_too_broad", 400;
     /// A reaction that is not 1–16 characters without whitespace or control characters.
     InvalidEmoji = "invalid_emoji", 400;
+    /// More than ten attachments on one message.
+    TooManyAttachments = "too_many_attachments", 400;
     /// No valid session cookie or token.
     Unauthorized = "unauthorized", 401;
     /// Wrong username or password.
@@ -94,6 +96,8 @@ codes! {
     UnknownInvite = "unknown_invite", 404;
     /// No message the user may read has that id.
     UnknownMessage = "unknown_message", 404;
+    /// No upload the user may read (or attach) has that id.
+    UnknownUpload = "unknown_upload", 404;
     /// The method is not allowed on this route.
     MethodNotAllowed = "method_not_allowed", 405;
     /// The body did not arrive in time.
@@ -110,6 +114,10 @@ codes! {
     LengthRequired = "length_required", 411;
     /// A body over the size limit.
     PayloadTooLarge = "payload_too_large", 413;
+    /// The upload would take the user past their storage quota.
+    QuotaExceeded = "quota_exceeded", 413;
+    /// An image with more pixels than Hearth decodes.
+    ImageTooLarge = "image_too_large", 413;
     /// A body that is not JSON.
     UnsupportedMediaType = "unsupported_media_type", 415;
     /// Too many failed sign-ins.

@@ -71,6 +71,10 @@ pub async fn delete(
         .db
         .transact(move |tx| delete_in(tx, (user_id, &username, origin, window), id, nonce))
         .await;
+    if result.is_ok() {
+        // Its files go once nothing else uses them.
+        crate::app::uploads::collect_soon(state);
+    }
     result
 }
 

@@ -44,7 +44,13 @@ pub struct Draft<'a> {
     pub nonce: Option<String>,
     /// The message it answers, if any (checked by the writer: same room, not deleted).
     pub reply_to: Option<i64>,
+    /// Ids of the author's uploads to send with it (at most [`MAX_ATTACHMENTS`]; checked by
+    /// the writer: the author's, never sent).
+    pub attachments: Vec<String>,
 }
+
+/// Most files one message may carry.
+pub const MAX_ATTACHMENTS: usize = 10;
 
 /// Check `draft`, ask `admit` (the caller's rate limit: asked only once every other check has
 /// passed, so a refused message costs no token), and queue the message to the writer. The
@@ -84,6 +90,10 @@ where
             Code::UnknownMessage,
             "The message you replied to is not in this room, or was deleted.",
         )),
+        Ok(SendOutcome::Refused(Refusal::UnknownUpload)) => Err(AppError::new(
+            Code::UnknownUpload,
+            "An attached file is not one of your uploads, or was sent already.",
+        )),
         Ok(SendOutcome::Failed) | Err(_) => Err(AppError::new(
             Code::Unavailable,
             "The message could not be stored. It was not sent; try again.",
@@ -107,8 +117,22 @@ where
             "The nonce may be at most 64 characters.",
         ));
     }
+    if draft.attachments.len() > MAX_ATTACHMENTS {
+        return Err(AppError::new(
+            Code::TooManyAttachments,
+            "A message may carry at most 10 files.",
+        ));
+    }
     let (room_id, room) = postable_room(state, draft.user_id, draft.room, draft.known).await?;
-    let body = trimmed_body(draft.body)?;
+    let body = if draft.attachments.is_empty() {
+        trimmed_body(draft.body)?
+    } else {
+        trimmed_body(draft.body).or_else(|e| match e.code {
+            // A message with files may have no text.
+            Code::EmptyMessage => Ok(String::new()),
+            _ => Err(e),
+        })?
+    };
     admit()?;
     // `@here` reaches the members online now, as the hub sees them at this moment.
     let here = if mentions_here(&body) {
@@ -124,6 +148,7 @@ where
         body,
         nonce: draft.nonce,
         reply_to: draft.reply_to,
+        attachments: draft.attachments,
         here,
         origin: draft.origin,
         answer,

@@ -11,6 +11,7 @@
 //!   writer.
 //! - [`rooms`]: rooms and DMs: membership rules, read markers, notification levels.
 //! - [`people`]: finding people by name.
+//! - [`uploads`]: storing an upload, deciding who may download it, removing unused files.
 
 pub mod access;
 pub mod admin;
@@ -21,6 +22,7 @@ pub mod lifecycle;
 pub mod messages;
 pub mod people;
 pub mod rooms;
+pub mod uploads;
 
 use std::sync::Arc;
 
@@ -75,4 +77,8 @@ pub struct AppState {
     pub message_rate: Arc<limits::MessageRate>,
     /// Searches running now, bounded per user and in total.
     pub searches: Arc<limits::Concurrency>,
+    /// The uploads folder.
+    pub files: Arc<crate::files::Files>,
+    /// Image decodes running now (thumbnails), bounded to keep memory in check.
+    pub decoders: Arc<tokio::sync::Semaphore>,
 }

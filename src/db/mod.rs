@@ -30,7 +30,7 @@ pub use crate::events::{Change, Changes, Committed};
 pub use crate::model::*;
 pub use store::{
     AccountChange, BackupError, Created, Exported, FileStore, Gate, NewAccount, NewInvite, Page,
-    RoomTail, Snapshot, Tx,
+    RoomTail, Snapshot, Tx, UploadFiles, UploadRefused,
 };
 pub use writer::NewMessage;
 

@@ -194,6 +194,40 @@ pub const MIGRATIONS: &[&str] = &[
         INSERT INTO messages_fts (rowid, body) VALUES (new.id, new.body);
     END;
     "#,
+    // 7: files. Each stored file is kept once, named after the SHA-256 of its bytes, in the
+    //    uploads folder beside the database; `uploads` says what each upload is (its name,
+    //    type and size, an image's size and its thumbnail's file) and, once sent, the message
+    //    it belongs to and its place among that message's attachments. When an upload row
+    //    goes (its message deleted, never sent, its owner deleted) its files' hashes are
+    //    queued in `file_gc`; the server removes every queued file no upload still uses.
+    r#"
+    CREATE TABLE uploads (
+        id           TEXT    PRIMARY KEY,
+        user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        message_id   INTEGER REFERENCES messages(id),
+        position     INTEGER NOT NULL DEFAULT 0,
+        name         TEXT    NOT NULL,
+        type         TEXT    NOT NULL,
+        size         INTEGER NOT NULL,
+        sha256       TEXT    NOT NULL,
+        width        INTEGER,
+        height       INTEGER,
+        thumb_sha256 TEXT,
+        thumb_type   TEXT,
+        created_at   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX uploads_by_message ON uploads(message_id, position) WHERE message_id IS NOT NULL;
+    CREATE INDEX uploads_unsent ON uploads(created_at) WHERE message_id IS NULL;
+    CREATE INDEX uploads_by_user ON uploads(user_id);
+    CREATE INDEX uploads_by_file ON uploads(sha256);
+    CREATE INDEX uploads_by_thumb ON uploads(thumb_sha256) WHERE thumb_sha256 IS NOT NULL;
+    CREATE TABLE file_gc (sha256 TEXT PRIMARY KEY) WITHOUT ROWID;
+    CREATE TRIGGER uploads_gc AFTER DELETE ON uploads BEGIN
+        INSERT OR IGNORE INTO file_gc (sha256) VALUES (old.sha256);
+        INSERT OR IGNORE INTO file_gc (sha256)
+            SELECT old.thumb_sha256 WHERE old.thumb_sha256 IS NOT NULL;
+    END;
+    "#,
 ];
 
 /// The schema version a database is at (0 for a new file).

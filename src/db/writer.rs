@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::checkpoint::Checkpointer;
 use super::search_index::{IndexProgress, Indexer};
-use super::{now_ms, queries, Changes, DbError, ReplyTo, StoredMessage};
+use super::{now_ms, queries, Attachment, Changes, DbError, ReplyTo, StoredMessage};
 use crate::events::{Committed, Refusal, SendOutcome};
 use crate::metrics::Metrics;
 
@@ -69,6 +69,9 @@ pub struct NewMessage {
     pub nonce: Option<String>,
     /// The message it answers, checked inside the transaction (same room, not deleted).
     pub reply_to: Option<i64>,
+    /// Ids of the author's uploads sent with it, checked inside the transaction (the
+    /// author's, not sent before).
+    pub attachments: Vec<String>,
     /// For a body that says `@here`: the case-folded names of the room's members who were
     /// online when it was sent, mentioned like `@name` (the author and anyone who is no longer
     /// a member are skipped). Empty otherwise.
@@ -472,7 +475,12 @@ fn store_message(
             nonce: m.nonce,
             reason: Refusal::UnknownReply,
         },
-        Ok(Inserted::Stored(id, reply, mentioned)) => stored(m, (id, reply), now, mentioned),
+        Ok(Inserted::UnknownUpload) => Committed::Refused {
+            origin: m.origin,
+            nonce: m.nonce,
+            reason: Refusal::UnknownUpload,
+        },
+        Ok(Inserted::Stored(stored_as)) => stored(m, stored_as, now),
         Err(e) => {
             tracing::error!("message insert failed: {e}");
             first_error.get_or_insert(e.to_string());
@@ -494,12 +502,23 @@ fn stored_before(conn: &Connection, m: &NewMessage) -> rusqlite::Result<Option<S
 
 /// What became of an insert.
 enum Inserted {
-    /// Stored under this id, answering this message, mentioning these members.
-    Stored(i64, Option<ReplyTo>, Vec<i64>),
+    /// Stored.
+    Stored(StoredAs),
     /// The author is no longer a member of the room.
     NotMember,
     /// The message it answers is not in the room, or deleted.
     UnknownReply,
+    /// An attachment is not one of the author's unsent uploads.
+    UnknownUpload,
+}
+
+/// What storing a message gave it: its id, the message it answers, the members it mentions
+/// and its attachments.
+struct StoredAs {
+    id: i64,
+    reply: Option<ReplyTo>,
+    mentioned: Vec<i64>,
+    attachments: Vec<Attachment>,
 }
 
 /// Insert the message and its mentions.
@@ -511,8 +530,8 @@ fn insert_message(conn: &Connection, m: &NewMessage, now: i64) -> rusqlite::Resu
         },
         None => None,
     };
-    // A message with mentions is several statements: all of them or none.
-    let several = m.body.contains('@');
+    // A message with mentions or attachments is several statements: all of them or none.
+    let several = m.body.contains('@') || !m.attachments.is_empty();
     if several {
         conn.execute_batch("SAVEPOINT msg")?;
     }
@@ -523,12 +542,27 @@ fn insert_message(conn: &Connection, m: &NewMessage, now: i64) -> rusqlite::Resu
         (m.nonce.as_deref(), m.reply_to),
         now,
     )
-    .and_then(|id| match id {
-        Some(id) => Ok(Inserted::Stored(id, None, record_mentions(conn, m, id)?)),
-        None => Ok(Inserted::NotMember),
+    .and_then(|id| {
+        let Some(id) = id else {
+            return Ok(Inserted::NotMember);
+        };
+        let attachments = if m.attachments.is_empty() {
+            Vec::new()
+        } else {
+            match queries::attach_uploads(conn, id, m.user_id, &m.attachments)? {
+                Some(a) => a,
+                None => return Ok(Inserted::UnknownUpload),
+            }
+        };
+        Ok(Inserted::Stored(StoredAs {
+            id,
+            reply: None,
+            mentioned: record_mentions(conn, m, id)?,
+            attachments,
+        }))
     });
     if several {
-        let end = if stored.is_ok() {
+        let end = if matches!(stored, Ok(Inserted::Stored(_))) {
             "RELEASE msg"
         } else {
             "ROLLBACK TO msg; RELEASE msg"
@@ -536,17 +570,18 @@ fn insert_message(conn: &Connection, m: &NewMessage, now: i64) -> rusqlite::Resu
         conn.execute_batch(end)?;
     }
     stored.map(|s| match s {
-        Inserted::Stored(id, _, mentioned) => Inserted::Stored(id, reply, mentioned),
+        Inserted::Stored(s) => Inserted::Stored(StoredAs { reply, ..s }),
         other => other,
     })
 }
 
-fn stored(
-    m: NewMessage,
-    (id, reply_to): (i64, Option<ReplyTo>),
-    now: i64,
-    mentioned: Vec<i64>,
-) -> Committed {
+fn stored(m: NewMessage, s: StoredAs, now: i64) -> Committed {
+    let StoredAs {
+        id,
+        reply: reply_to,
+        mentioned,
+        attachments,
+    } = s;
     Committed::Stored {
         msg: StoredMessage {
             id,
@@ -560,6 +595,7 @@ fn stored(
             deleted: false,
             reply_to: reply_to.map(Box::new),
             reactions: Vec::new(),
+            attachments,
         },
         origin: m.origin,
         duplicate: false,
@@ -691,6 +727,7 @@ mod tests {
             body: format!("body of {nonce}"),
             nonce: Some(nonce.into()),
             reply_to: None,
+            attachments: Vec::new(),
             here: Vec::new(),
             origin,
             answer: None,

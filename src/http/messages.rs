@@ -97,7 +97,7 @@ pub struct NewMessageBody {
     #[serde(default)]
     nonce: Option<String>,
     #[serde(default)]
-    attachments: Vec<Value>,
+    attachments: Vec<String>,
 }
 
 /// POST /api/rooms/{room}/messages: 201 `{"message"}` once it is stored (and sent to the
@@ -108,11 +108,6 @@ pub async fn post(
     body: NewMessageBody,
     state: App,
 ) -> Result<Response, Rejection> {
-    if !body.attachments.is_empty() {
-        return Err(
-            AppError::bad_request("This server does not take file attachments yet.").into(),
-        );
-    }
     let room = room_param(&room)?;
     let username = std::sync::Arc::from(id.user.username.as_str());
     let draft = Draft {
@@ -124,6 +119,7 @@ pub async fn post(
         body: body.body,
         nonce: body.nonce,
         reply_to: body.reply_to,
+        attachments: body.attachments,
     };
     let msg = messages::post(&state, draft, || {
         state.message_rate.take(id.user.id).map_err(|ms| {

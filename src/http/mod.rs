@@ -5,6 +5,7 @@
 //! - [`rooms`]: rooms, DMs, history and search: routes and handlers.
 //! - [`people`]: finding people by name.
 //! - [`upgrade`]: the WebSocket handshake.
+//! - [`uploads`]: uploading files and serving them safely.
 //! - [`admin`]: the administrators' routes.
 //! - [`invites`]: invite links made by members, and what the "Invite people" dialog shows.
 //! - [`error`]: the JSON error shape and the root rejection handler.
@@ -18,6 +19,7 @@ pub mod messages;
 pub mod people;
 pub mod rooms;
 pub mod upgrade;
+pub mod uploads;
 
 use std::convert::Infallible;
 
@@ -41,6 +43,8 @@ pub fn routes(state: App) -> impl Filter<Extract = (Response,), Error = Infallib
             api(state.clone())
                 .map(|r: Response| no_store(r))
                 .or(upgrade::route(state.clone()).boxed())
+                .unify()
+                .or(uploads::downloads(state.clone()).boxed())
                 .unify()
                 .or(site(state).boxed())
                 .unify()
@@ -72,7 +76,9 @@ fn api(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone 
         .unify()
         .or(invites::routes(s.clone()).boxed())
         .unify()
-        .or(people::routes(s).boxed())
+        .or(people::routes(s.clone()).boxed())
+        .unify()
+        .or(uploads::routes(s).boxed())
         .unify()
 }
 

@@ -346,6 +346,10 @@ fn refused_frame(reason: Refusal, nonce: Option<&str>) -> Utf8Bytes {
             "unknown_message",
             "The message you replied to is not in this room, or was deleted.",
         ),
+        Refusal::UnknownUpload => (
+            "unknown_upload",
+            "An attached file is not one of your uploads, or was sent already.",
+        ),
     };
     ServerMsg::Error {
         code,

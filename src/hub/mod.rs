@@ -317,6 +317,7 @@ mod test_support {
                 deleted: false,
                 reply_to: None,
                 reactions: Vec::new(),
+                attachments: Vec::new(),
             },
             origin,
             duplicate: false,

@@ -693,7 +693,7 @@ proptest! {
             prop_assert_eq!(ClientMsg::parse(&text), Ok(ClientMsg::Typing { room }));
         } else {
             let text = json!({"type":"send","room":room,"body":body,"nonce":nonce}).to_string();
-            prop_assert_eq!(ClientMsg::parse(&text), Ok(ClientMsg::Send { room, body, nonce, reply_to: None }));
+            prop_assert_eq!(ClientMsg::parse(&text), Ok(ClientMsg::Send { room, body, nonce, reply_to: None, attachments: Vec::new() }));
         }
     }
 

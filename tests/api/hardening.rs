@@ -739,6 +739,7 @@ async fn a_send_that_lost_its_race_with_a_leave_is_not_stored() {
             body: "sent as I left".into(),
             nonce: Some("late".into()),
             reply_to: None,
+            attachments: Vec::new(),
             here: Vec::new(),
             origin: u64::MAX,
             answer: None,

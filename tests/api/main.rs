@@ -38,6 +38,7 @@ mod session_cache;
 mod tls;
 mod unread;
 mod upgrade;
+mod uploads;
 mod users;
 mod ws_chat;
 mod ws_errors;

@@ -33,7 +33,7 @@ pub fn message_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<(Sto
     .optional()?
     .map(|(msg, author)| {
         let mut one = [msg];
-        fill_reactions(conn, &mut one)?;
+        fill_extras(conn, &mut one)?;
         let [msg] = one;
         Ok((msg, author))
     })
@@ -56,6 +56,7 @@ pub fn set_message_body(
 /// mentions, its reactions and the bodies of its earlier edits.
 pub fn tombstone_message(conn: &Connection, id: i64) -> rusqlite::Result<()> {
     erase_reactions(conn, id)?;
+    erase_attachments(conn, id)?;
     conn.prepare_cached("UPDATE messages SET body = '', deleted = 1 WHERE id = ?1")?
         .execute([id])?;
     conn.prepare_cached("DELETE FROM mentions WHERE message_id = ?1")?
@@ -165,7 +166,7 @@ pub fn replay_for_user(
     limit: u32,
 ) -> rusqlite::Result<Vec<Replayed>> {
     let mut messages = messages_since_for_user(conn, user_id, since, limit)?;
-    fill_reactions(conn, &mut messages)?;
+    fill_extras(conn, &mut messages)?;
     let changes = changes_since_for_user(conn, user_id, since, limit)?;
     let mut all: Vec<Replayed> = messages
         .into_iter()

@@ -69,7 +69,14 @@ pub fn message_by_nonce(
         "SELECT {MESSAGE_COLUMNS} WHERE m.user_id = ?1 AND m.nonce = ?2"
     ))?
     .query_row(params![user_id, nonce], message_row)
-    .optional()
+    .optional()?
+    .map(|msg| {
+        let mut one = [msg];
+        fill_extras(conn, &mut one)?;
+        let [msg] = one;
+        Ok(msg)
+    })
+    .transpose()
 }
 
 /// The newest `limit` messages of a room with id < `before` (all when `None`), oldest first.
@@ -160,7 +167,10 @@ pub fn for_each_message<E>(
     let mut stmt = conn.prepare(&format!("SELECT {MESSAGE_COLUMNS} ORDER BY m.id"))?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        if let Err(e) = f(message_row(row)?) {
+        let mut one = [message_row(row)?];
+        fill_attachments(conn, &mut one)?;
+        let [msg] = one;
+        if let Err(e) = f(msg) {
             return Ok(Err(e));
         }
     }

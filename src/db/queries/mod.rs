@@ -12,6 +12,7 @@ mod rooms;
 mod search;
 mod server;
 mod sessions;
+mod uploads;
 mod users;
 
 pub use changes::*;
@@ -22,13 +23,14 @@ pub use rooms::*;
 pub use search::*;
 pub use server::*;
 pub use sessions::*;
+pub use uploads::*;
 pub use users::*;
 
 use rusqlite::{Connection, Params, Row};
 
 use super::{
-    Membership, NewAdmin, Notify, Replayed, ReplyTo, Room, RoomKind, SearchHit, SessionInfo,
-    SessionKind, SessionRow, StoredMessage, User, UNREAD_CAP,
+    Attachment, Membership, NewAdmin, Notify, Replayed, ReplyTo, Room, RoomKind, SearchHit,
+    SessionInfo, SessionKind, SessionRow, StoredMessage, User, UNREAD_CAP,
 };
 
 /// Every row the cached statement `sql` returns for `args`, each read by `row`.
@@ -128,5 +130,6 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
             None => None,
         },
         reactions: Vec::new(),
+        attachments: Vec::new(),
     })
 }

@@ -179,6 +179,11 @@ impl FileStore {
         Ok(messages)
     }
 
+    /// The hashes of every file an upload uses (its bytes or its thumbnail).
+    pub fn files_in_use(&self) -> Result<std::collections::HashSet<String>, DbError> {
+        self.read(queries::files_in_use)
+    }
+
     /// Hand every room, then every message in id order, to `f`, all from one read snapshot
     /// and without loading every message at once. Stops at the first error `f` returns.
     pub fn export<E: From<DbError>>(

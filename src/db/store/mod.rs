@@ -7,11 +7,13 @@ mod accounts;
 mod admin;
 mod file;
 mod tx;
+mod uploads;
 
 pub use accounts::{Created, Gate, NewAccount};
 pub use admin::{AccountChange, NewInvite};
 pub use file::{BackupError, Exported, FileStore};
 pub use tx::Tx;
+pub use uploads::{UploadFiles, UploadRefused};
 
 use std::time::Duration;
 
@@ -106,7 +108,7 @@ impl Db {
                 Page::After(after) => queries::messages_after(c, room.id, after, limit)?,
                 Page::Around(id) => queries::messages_around(c, room.id, id, limit)?,
             };
-            queries::fill_reactions(c, &mut rows)?;
+            queries::fill_extras(c, &mut rows)?;
             Ok(Some((room, rows)))
         })
         .await
@@ -128,7 +130,7 @@ impl Db {
                 return Ok(None);
             };
             let mut messages = queries::messages_before(c, room.id, None, len)?;
-            queries::fill_reactions(c, &mut messages)?;
+            queries::fill_extras(c, &mut messages)?;
             let members = if room.public && room.kind == super::RoomKind::Room {
                 None
             } else {

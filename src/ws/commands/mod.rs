@@ -95,11 +95,13 @@ impl Command {
                 body,
                 nonce,
                 reply_to,
+                attachments,
             } => Command::Send(SendMessage {
                 room,
                 body,
                 nonce,
                 reply_to,
+                attachments,
             }),
             ClientMsg::Edit { id, body, nonce } => Command::Edit(EditMessage { id, body, nonce }),
             ClientMsg::Delete { id, nonce } => Command::Delete(DeleteMessage { id, nonce }),

@@ -9,7 +9,7 @@ use crate::app::error::{AppError, Code};
 use crate::app::messages::{self, Draft};
 use crate::domain::valid_nonce;
 
-/// `{"type":"send","room","body","nonce"?,"reply_to"?}`.
+/// `{"type":"send","room","body","nonce"?,"reply_to"?,"attachments"?}`.
 pub struct SendMessage {
     /// Room name.
     pub room: String,
@@ -19,6 +19,8 @@ pub struct SendMessage {
     pub nonce: Option<String>,
     /// The message it answers.
     pub reply_to: Option<i64>,
+    /// Upload ids sent with it.
+    pub attachments: Vec<String>,
 }
 
 impl SendMessage {
@@ -40,6 +42,7 @@ impl SendMessage {
             body: self.body,
             nonce: self.nonce,
             reply_to: self.reply_to,
+            attachments: self.attachments,
         };
         messages::send(&cx.state, draft, || {
             cx.state.message_rate.take(cx.user.id).map_err(rate_limited)

@@ -1,0 +1,140 @@
+//! Uploads in the store: recording one (its files moved into place in the same writer job),
+//! reading one for a download, and removing the files nobody uses any more. Every job that
+//! moves or removes files runs on the writer thread, so those moves and removals happen in
+//! one order with the rows that say which files are in use.
+
+use std::sync::Arc;
+
+use super::Tx;
+use crate::db::queries::{self, NewUpload, UploadRow};
+use crate::db::{now_ms, Db, DbError};
+use crate::files::{Files, TempFile};
+
+/// Why an upload was not recorded.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UploadRefused {
+    /// The owner's files would exceed the quota.
+    OverQuota,
+}
+
+/// An upload's files, flushed to disk in `tmp/`: its bytes and, for an image, its thumbnail.
+pub struct UploadFiles {
+    /// The bytes.
+    pub file: TempFile,
+    /// The thumbnail, when it is not the file itself.
+    pub thumbnail: Option<TempFile>,
+}
+
+impl Db {
+    /// Record `upload` and move its files into place, unless its owner's uploads would then
+    /// exceed `quota` bytes (0: no quota). The files are dropped when it is refused or fails.
+    pub async fn record_upload(
+        &self,
+        files: Arc<Files>,
+        upload: NewUpload,
+        temps: UploadFiles,
+        quota: u64,
+    ) -> Result<Result<(), UploadRefused>, DbError> {
+        let now = now_ms();
+        self.write_if(
+            move |c| {
+                if quota > 0 {
+                    let used = queries::upload_bytes_of(c, upload.user_id)?;
+                    if (used.max(0) as u64).saturating_add(upload.size as u64) > quota {
+                        return Ok(Err(UploadRefused::OverQuota));
+                    }
+                }
+                queries::insert_upload(c, &upload, now)?;
+                let io = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+                files.settle(temps.file, &upload.sha256).map_err(io)?;
+                if let (Some(t), Some((hash, _))) = (temps.thumbnail, &upload.thumbnail) {
+                    files.settle(t, hash).map_err(io)?;
+                }
+                Ok(Ok(()))
+            },
+            Result::is_ok,
+        )
+        .await
+    }
+
+    /// The bytes of every upload `user_id` holds.
+    pub async fn upload_bytes_of(&self, user_id: i64) -> Result<u64, DbError> {
+        self.read(move |c| queries::upload_bytes_of(c, user_id))
+            .await
+            .map(|n| n.max(0) as u64)
+    }
+
+    /// The upload `id`, with the room of the message it was sent with.
+    pub async fn upload(&self, id: &str) -> Result<Option<UploadRow>, DbError> {
+        let id = id.to_string();
+        self.read(move |c| queries::upload_by_id(c, &id)).await
+    }
+
+    /// Remove `user_id`'s upload `id` if it was never sent, and its files if nothing else
+    /// uses them; whether it was removed.
+    pub async fn delete_unsent_upload(
+        &self,
+        files: Arc<Files>,
+        id: &str,
+        user_id: i64,
+    ) -> Result<bool, DbError> {
+        let id = id.to_string();
+        self.write(move |c| {
+            let removed = queries::delete_unsent_upload(c, &id, user_id)?;
+            collect(c, &files)?;
+            Ok(removed)
+        })
+        .await
+    }
+
+    /// Remove the uploads never sent that are older than `max_age_ms`, then every queued file
+    /// no upload uses; how many files went.
+    pub async fn sweep_uploads(
+        &self,
+        files: Arc<Files>,
+        max_age_ms: i64,
+    ) -> Result<usize, DbError> {
+        self.write(move |c| {
+            queries::delete_stale_uploads(c, now_ms() - max_age_ms)?;
+            collect(c, &files)
+        })
+        .await
+    }
+
+    /// Remove the files of the queue that no upload uses (after a message was deleted); how
+    /// many.
+    pub async fn collect_files(&self, files: Arc<Files>) -> Result<usize, DbError> {
+        self.write(move |c| collect(c, &files)).await
+    }
+
+    /// Remove every stored file no upload uses (what a crash between moving a file into place
+    /// and committing its row leaves behind); how many.
+    pub async fn remove_orphan_files(&self, files: Arc<Files>) -> Result<usize, DbError> {
+        self.write(move |c| {
+            let in_use = queries::files_in_use(c)?;
+            files
+                .remove_orphans(&in_use)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+        })
+        .await
+    }
+}
+
+/// Empty the queue of files that may have lost their last upload, removing the unused ones.
+fn collect(c: &rusqlite::Connection, files: &Files) -> rusqlite::Result<usize> {
+    let mut removed = 0;
+    loop {
+        let hashes = queries::take_file_gc(c, 500)?;
+        if hashes.is_empty() {
+            return Ok(removed);
+        }
+        removed += files.collect(&hashes, |h| queries::file_in_use(c, h))?;
+    }
+}
+
+impl Tx<'_> {
+    /// The upload `id` (for a use case checking access inside a read).
+    pub fn upload(&self, id: &str) -> Result<Option<UploadRow>, DbError> {
+        Ok(queries::upload_by_id(self.0, id)?)
+    }
+}
