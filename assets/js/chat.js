@@ -21,6 +21,7 @@ import { Settings } from './settings.js';
 import { Onboarding } from './onboarding.js';
 import { parseHash, permalinkFor, copyText } from './permalink.js';
 import { CommandAutocomplete, interpret, runCommand } from './commands.js';
+import { Lightbox, UploadTray } from './uploads.js';
 
 const PAGE = 50;
 const GAP_PAGE = 200;
@@ -105,7 +106,9 @@ export class ChatView {
       onDelete: (s, row) => this.confirmDelete(s, row),
       onQuote: (s, row) => this.showOriginal(s, row),
       onCopyLink: (s, row) => this.copyLink(s, row),
+      onOpenImage: (a) => this.lightbox.open(a),
     });
+    this.lightbox = new Lightbox($('#lightbox'));
 
     this.mentionBox = new MentionAutocomplete({
       input: $('#composer-input'),
@@ -124,11 +127,19 @@ export class ChatView {
       notice: $('#composer-notice'),
       counter: $('#composer-count'),
       onSend: (body) => this.send(body),
+      hasFiles: () => !this.tray.isEmpty,
+      attach: $('#attach-btn'),
       onTyping: () => this.socket && !this.preview && this.socket.send({ type: 'typing', room: this.current }),
       interceptKey: (e) => this.mentionBox.onKeyDown(e) || this.commandBox.onKeyDown(e) || this.onComposerKey(e),
       onCommand: (body) => this.command(body),
     });
     $('#reply-cancel').addEventListener('click', () => this.cancelReply(true));
+    this.tray = new UploadTray({
+      list: $('#upload-tray'),
+      onError: (text) => this.composer.showNotice(text),
+      onChange: () => this.composer.updateCounter(),
+    });
+    this.setUpFileInput();
     // Each room keeps its own draft.
     $('#composer-input').addEventListener('input', () => this.keepDraft());
 
@@ -905,11 +916,18 @@ export class ChatView {
   // ---- sending -------------------------------------------------------------------
 
   send(body) {
-    if (this.preview) return;
+    if (this.preview) return false;
+    const s = this.log.current;
+    if (!s) return false;
+    if (this.tray.busy) {
+      this.composer.showNotice('Your files are still uploading. Send once they are ready, or cancel them.');
+      return false;
+    }
+    const attachments = this.tray.ready();
+    if (!body && !attachments.length) return false;
+    this.tray.clear();
     const nonce = makeNonce();
     const room = this.current;
-    const s = this.log.current;
-    if (!s) return;
     if (!s.reachedEnd) this.jumpToLatest();
     this.mentionBox.close();
     const reply = this.replies.get(room) || null;
@@ -917,7 +935,7 @@ export class ChatView {
       this.replies.delete(room);
       this.renderReply();
     }
-    const row = this.log.addPending(s, { nonce, body, room, user: this.me.username, reply_to: reply });
+    const row = this.log.addPending(s, { nonce, body, room, user: this.me.username, reply_to: reply, attachments });
     this.drafts.delete(room);
     this.saveOutbox();
     if (this.socket) this.socket.send(sendFrame(row.msg));
@@ -1254,7 +1272,61 @@ export class ChatView {
       room: m.room,
       body: m.body,
       reply_to: m.reply_to && typeof m.reply_to.id === 'number' ? m.reply_to : undefined,
+      attachments: Array.isArray(m.attachments) && m.attachments.length ? m.attachments : undefined,
     })));
+  }
+
+  // ---- files ----------------------------------------------------------------------
+
+  /** The "Attach file" button, pasting files into the box and dropping them on the conversation. */
+  setUpFileInput() {
+    const input = $('#file-input');
+    $('#attach-btn').addEventListener('click', () => input.click());
+    input.addEventListener('change', () => {
+      this.attach(input.files);
+      input.value = '';
+    });
+    $('#composer-input').addEventListener('paste', (e) => {
+      const files = e.clipboardData && e.clipboardData.files;
+      if (!files || !files.length) return;
+      e.preventDefault();
+      this.attach(files);
+    });
+    const zone = $('#conversation');
+    const overlay = $('#drop-overlay');
+    const carriesFiles = (e) => e.dataTransfer && Array.from(e.dataTransfer.types || []).includes('Files');
+    let depth = 0;
+    zone.addEventListener('dragenter', (e) => {
+      if (!carriesFiles(e)) return;
+      depth += 1;
+      overlay.hidden = false;
+    });
+    zone.addEventListener('dragleave', () => {
+      depth = Math.max(0, depth - 1);
+      if (!depth) overlay.hidden = true;
+    });
+    zone.addEventListener('dragover', (e) => {
+      if (!carriesFiles(e)) return;
+      e.preventDefault();
+      e.dataTransfer.dropEffect = 'copy';
+    });
+    zone.addEventListener('drop', (e) => {
+      depth = 0;
+      overlay.hidden = true;
+      if (!e.dataTransfer || !e.dataTransfer.files.length) return;
+      e.preventDefault();
+      this.attach(e.dataTransfer.files);
+    });
+  }
+
+  /** Start uploading `files` for the next message of the open room. */
+  attach(files) {
+    if (!this.me || this.preview || !this.current) {
+      this.composer.showNotice('Join the room to send files to it.');
+      return;
+    }
+    this.tray.add(files);
+    this.composer.focus();
   }
 
   /** Who is signed in: the avatar on the account button and the name in its menu. */
@@ -1446,6 +1518,8 @@ function shortReason(frame) {
     case 'empty_message': return 'empty';
     case 'not_a_member': return 'not a member';
     case 'unknown_message': return 'the message it answers was deleted';
+    case 'unknown_upload': return 'its files are gone';
+    case 'too_many_attachments': return 'too many files';
     default: return frame.message || frame.code || '';
   }
 }
@@ -1454,6 +1528,7 @@ function shortReason(frame) {
 function sendFrame(m) {
   const frame = { type: 'send', room: m.room, body: m.body, nonce: m.nonce };
   if (m.reply_to && typeof m.reply_to.id === 'number') frame.reply_to = m.reply_to.id;
+  if (Array.isArray(m.attachments) && m.attachments.length) frame.attachments = m.attachments.map((a) => a.id);
   return frame;
 }
 

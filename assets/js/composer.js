@@ -16,7 +16,9 @@ export class Composer {
    * @param {HTMLButtonElement} o.button
    * @param {HTMLElement} o.notice   role=alert line above the box
    * @param {HTMLElement} o.counter
-   * @param {(body: string) => void} o.onSend
+   * @param {(body: string) => (boolean|void)} o.onSend  `false`: not sent, keep the text
+   * @param {HTMLButtonElement} [o.attach]  the "Attach file" button
+   * @param {() => boolean} [o.hasFiles]  files wait to go with the message (it may be empty)
    * @param {() => void} o.onTyping
    * @param {(e: KeyboardEvent) => boolean} [o.interceptKey]  true when the key was used elsewhere
    * @param {(body: string) => object} [o.onCommand]  what sending `body` means (see
@@ -65,6 +67,7 @@ export class Composer {
   setEnabled(on) {
     this.input.disabled = !on;
     this.o.button.disabled = !on;
+    if (this.o.attach) this.o.attach.disabled = !on;
     if (on) this.updateCounter();
   }
 
@@ -92,11 +95,11 @@ export class Composer {
 
   submit() {
     let body = this.input.value.trim();
-    if (!body) {
+    if (!body && !(this.o.hasFiles && this.o.hasFiles())) {
       this.input.focus();
       return;
     }
-    if (this.o.onCommand) {
+    if (body && this.o.onCommand) {
       const what = this.o.onCommand(body);
       if (what.error) {
         this.showNotice(what.error);
@@ -113,7 +116,7 @@ export class Composer {
       this.showNotice(`That message is too long: ${n.toLocaleString()} characters, the limit is ${MAX_CHARS.toLocaleString()}.`);
       return;
     }
-    this.o.onSend(body);
+    if (this.o.onSend(body) === false) return;
     this.input.value = '';
     this.lastTypingAt = 0;
     this.autosize();

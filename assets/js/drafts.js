@@ -70,13 +70,14 @@ export class Drafts {
     write(this.key('drafts'), all.size ? Object.fromEntries(all) : null);
   }
 
-  /** The stored outbox: `[{nonce, room, body, reply_to?}]`, oldest first. */
+  /** The stored outbox: `[{nonce, room, body, reply_to?, attachments?}]`, oldest first. */
   outbox() {
     if (!this.user) return [];
     const list = read(this.key('outbox'));
     if (!Array.isArray(list)) return [];
     return list.filter((m) => m && typeof m.nonce === 'string' && typeof m.room === 'string'
-      && typeof m.body === 'string' && m.body.trim());
+      && typeof m.body === 'string'
+      && (m.body.trim() || (Array.isArray(m.attachments) && m.attachments.length)));
   }
 
   /** This page is sending these stored messages now. */

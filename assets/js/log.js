@@ -14,6 +14,7 @@ import { avatar, dayKey, dayLabel, formatFull, formatTime, mentions, parseTs } f
 import { renderMarkdown } from './markdown.js';
 import { actionBody, actionText } from './commands.js';
 import { MessageActions } from './actions.js';
+import { attachmentsView } from './uploads.js';
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000;
 const PIN_THRESHOLD_PX = 56;
@@ -512,10 +513,14 @@ export class MessageLog {
 
   // ---- pending messages -----------------------------------------------------
 
-  /** `reply_to`, when given, is the `{id, user, excerpt}` of the message answered. */
-  addPending(s, { nonce, body, room, user, reply_to = null }) {
+  /**
+   * `reply_to`, when given, is the `{id, user, excerpt}` of the message answered;
+   * `attachments` the upload objects sent with it.
+   */
+  addPending(s, { nonce, body, room, user, reply_to = null, attachments = null }) {
     const msg = { id: null, room, user, body, ts: new Date().toISOString(), nonce };
     if (reply_to) msg.reply_to = reply_to;
+    if (Array.isArray(attachments) && attachments.length) msg.attachments = attachments;
     const row = this.buildRow(msg, true);
     row.nonce = nonce;
     s.pending.push(row);
@@ -758,7 +763,8 @@ export class MessageLog {
     const deleted = Boolean(m.deleted);
     row.el.classList.toggle('is-deleted', deleted);
     row.el.classList.toggle('mentions-me', !deleted && !row.own && mentions(m.body, this.me));
-    const bodyKey = deleted ? '' : `${m.edited_ts || ''}\u0000${m.body}`;
+    const files = !deleted && Array.isArray(m.attachments) ? m.attachments : [];
+    const bodyKey = deleted ? '' : `${m.edited_ts || ''}\u0000${m.body}\u0000${files.map((a) => a.id).join(',')}`;
     const reply = !deleted && m.reply_to && typeof m.reply_to === 'object' ? m.reply_to : null;
     const replyKey = reply ? `${reply.id}\u0000${reply.user}\u0000${reply.excerpt}` : '';
     if (bodyKey !== row.bodyKey || replyKey !== row.replyKey) {
@@ -770,7 +776,10 @@ export class MessageLog {
         const parts = [];
         if (reply) parts.push(quoteOf(reply));
         const action = actionText(m.body);
-        parts.push(action != null ? actionBody(m.user, action, this.me) : h('div', { class: 'msg-body' }, renderMarkdown(m.body, this.me)));
+        if (m.body || !files.length) {
+          parts.push(action != null ? actionBody(m.user, action, this.me) : h('div', { class: 'msg-body' }, renderMarkdown(m.body, this.me)));
+        }
+        if (files.length) parts.push(attachmentsView(files, (a) => this.o.onOpenImage && this.o.onOpenImage(a)));
         if (m.edited_ts) {
           const when = parseTs(m.edited_ts);
           parts.push(h('span', { class: 'msg-edited', title: `Edited ${formatFull(when)}` }, '(edited)'));

@@ -13,6 +13,7 @@ mod a11y;
 #[path = "../common/mod.rs"]
 mod common;
 mod emoji;
+mod files;
 mod harness;
 mod lifecycle;
 mod links;

@@ -1,0 +1,241 @@
+// Files: the tray of uploads waiting to be sent (each with its progress bar and a cancel
+// button), how a message shows its attachments (image previews and file cards), and the
+// lightbox that opens an image.
+
+import { h, setText } from './dom.js';
+
+/** Most files one message may carry (the server's limit). */
+export const MAX_FILES = 10;
+
+/** Path of an upload's bytes, relative to the page (so it works under a path prefix). */
+export const fileUrl = (id) => `api/uploads/${encodeURIComponent(id)}`;
+const thumbUrl = (id) => `${fileUrl(id)}/thumbnail`;
+
+/** "2.4 MB", "830 KB", "12 bytes". */
+export function formatSize(n) {
+  const size = Number(n) || 0;
+  if (size < 1000) return `${size} byte${size === 1 ? '' : 's'}`;
+  const units = ['KB', 'MB', 'GB'];
+  let v = size / 1000;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i += 1;
+  }
+  return `${v >= 100 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
+}
+
+/** A short name for a media type: "PDF", "PNG image", "ZIP". */
+function kindOf(type) {
+  const t = String(type || '');
+  if (t.startsWith('image/')) return `${t.slice(6).toUpperCase()} image`;
+  const sub = t.split('/')[1] || 'file';
+  return sub.replace(/^x-/, '').replace(/^vnd\..*\./, '').toUpperCase();
+}
+
+const isImage = (a) => Number(a.width) > 0 && Number(a.height) > 0;
+
+/**
+ * The attachments of a message: images as previews (a button that opens the lightbox), other
+ * files as cards with name, size and type that download the file.
+ * @param {Array<object>} list upload objects
+ * @param {(a: object) => void} onOpen
+ */
+export function attachmentsView(list, onOpen) {
+  const images = list.filter(isImage);
+  const others = list.filter((a) => !isImage(a));
+  const parts = [];
+  if (images.length) {
+    parts.push(h('div', { class: `msg-images${images.length > 1 ? ' is-grid' : ''}` },
+      ...images.map((a) => {
+        const scale = Math.min(1, 320 / Math.max(a.width, a.height));
+        return h('button', {
+          type: 'button',
+          class: 'msg-image',
+          'aria-label': `Open image ${a.name}`,
+          title: a.name,
+          onclick: () => onOpen(a),
+        }, h('img', {
+          src: thumbUrl(a.id),
+          alt: a.name,
+          width: Math.max(1, Math.round(a.width * scale)),
+          height: Math.max(1, Math.round(a.height * scale)),
+          loading: 'lazy',
+          decoding: 'async',
+        }));
+      })));
+  }
+  for (const a of others) {
+    parts.push(h('a', {
+      class: 'file-card',
+      href: fileUrl(a.id),
+      download: a.name,
+      'aria-label': `Download ${a.name}, ${formatSize(a.size)}`,
+    },
+    h('span', { class: 'file-icon', 'aria-hidden': 'true' }, fileGlyph()),
+    h('span', { class: 'file-text' },
+      h('span', { class: 'file-name' }, a.name),
+      h('span', { class: 'file-meta' }, `${formatSize(a.size)} · ${kindOf(a.type)}`))));
+  }
+  return h('div', { class: 'msg-files' }, ...parts);
+}
+
+function fileGlyph() {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('class', 'icon');
+  const p = document.createElementNS(ns, 'path');
+  p.setAttribute('d', 'M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8l-6-6Zm0 2.5L17.5 8H14V4.5ZM6 20V4h6v6h6v10H6Z');
+  svg.append(p);
+  return svg;
+}
+
+/** The lightbox: one image at full size; Esc, the close button or a click outside close it. */
+export class Lightbox {
+  /** @param {HTMLDialogElement} dialog */
+  constructor(dialog) {
+    this.dialog = dialog;
+    this.img = dialog.querySelector('img');
+    this.caption = dialog.querySelector('.lightbox-name');
+    this.download = dialog.querySelector('.lightbox-download');
+    dialog.querySelector('.lightbox-close').addEventListener('click', () => dialog.close());
+    dialog.addEventListener('click', (e) => {
+      if (e.target === dialog) dialog.close();
+    });
+    dialog.addEventListener('close', () => {
+      this.img.removeAttribute('src');
+      if (this.opener && this.opener.isConnected) this.opener.focus();
+    });
+  }
+
+  /** Show upload `a` (an image). */
+  open(a) {
+    this.opener = document.activeElement;
+    this.img.src = fileUrl(a.id);
+    this.img.alt = a.name;
+    this.img.width = a.width;
+    this.img.height = a.height;
+    setText(this.caption, a.name);
+    this.download.href = fileUrl(a.id);
+    this.download.setAttribute('download', a.name);
+    this.dialog.setAttribute('aria-label', `Image ${a.name}`);
+    this.dialog.showModal();
+  }
+}
+
+/**
+ * Files chosen for the next message: each uploads at once, with a progress bar and a button
+ * that cancels it (or removes it once uploaded, which deletes it on the server).
+ */
+export class UploadTray {
+  /**
+   * @param {object} o
+   * @param {HTMLElement} o.list   the tray (a list)
+   * @param {(text: string) => void} o.onError
+   * @param {() => void} o.onChange  files were added, finished or removed
+   */
+  constructor(o) {
+    this.o = o;
+    /** @type {Array<{file: File, el: HTMLElement, xhr: XMLHttpRequest|null, upload: object|null, failed: boolean}>} */
+    this.items = [];
+  }
+
+  /** Start uploading `files` (a FileList or an array of File). */
+  add(files) {
+    const list = Array.from(files || []);
+    const room = MAX_FILES - this.items.length;
+    if (list.length > room) this.o.onError(`A message may carry at most ${MAX_FILES} files.`);
+    for (const file of list.slice(0, Math.max(0, room))) this.start(file);
+    this.render();
+  }
+
+  start(file) {
+    const progress = h('progress', { class: 'upload-progress', max: String(Math.max(1, file.size)), value: '0', 'aria-label': `Uploading ${file.name}` });
+    const status = h('span', { class: 'upload-status' }, 'Uploading…');
+    const item = { file, xhr: null, upload: null, failed: false, progress, status };
+    const cancel = h('button', {
+      type: 'button',
+      class: 'icon-btn icon-btn-sm upload-cancel',
+      'aria-label': `Cancel upload of ${file.name}`,
+      title: 'Cancel',
+      onclick: () => this.remove(item),
+    }, '×');
+    item.cancel = cancel;
+    item.el = h('li', { class: 'upload-item' },
+      h('span', { class: 'upload-name', title: file.name }, file.name),
+      h('span', { class: 'upload-size' }, formatSize(file.size)),
+      progress, status, cancel);
+    this.items.push(item);
+
+    const xhr = new XMLHttpRequest();
+    item.xhr = xhr;
+    xhr.open('POST', `api/uploads?name=${encodeURIComponent(file.name)}`);
+    xhr.setRequestHeader('Content-Type', file.type || 'application/octet-stream');
+    xhr.responseType = 'json';
+    xhr.upload.addEventListener('progress', (e) => {
+      if (e.lengthComputable) progress.value = e.loaded;
+    });
+    xhr.addEventListener('load', () => {
+      item.xhr = null;
+      const body = xhr.response || {};
+      if (xhr.status === 201 && body.upload) {
+        item.upload = body.upload;
+        progress.value = progress.max;
+        setText(status, 'Ready');
+        item.el.classList.add('is-done');
+        cancel.setAttribute('aria-label', `Remove ${file.name}`);
+        cancel.title = 'Remove';
+      } else {
+        const message = (body.error && body.error.message) || `The upload failed (HTTP ${xhr.status}).`;
+        this.fail(item, message);
+      }
+      this.o.onChange();
+    });
+    xhr.addEventListener('error', () => {
+      item.xhr = null;
+      this.fail(item, 'The upload failed: the server could not be reached.');
+      this.o.onChange();
+    });
+    xhr.send(file);
+  }
+
+  fail(item, message) {
+    item.failed = true;
+    item.el.classList.add('is-failed');
+    setText(item.status, 'Failed');
+    item.cancel.setAttribute('aria-label', `Remove ${item.file.name}`);
+    this.o.onError(`${item.file.name}: ${message}`);
+  }
+
+  /** Cancel an upload in flight, or forget (and delete) a finished one. */
+  remove(item) {
+    if (item.xhr) item.xhr.abort();
+    if (item.upload) {
+      fetch(fileUrl(item.upload.id), { method: 'DELETE', credentials: 'same-origin' }).catch(() => {});
+    }
+    this.items = this.items.filter((i) => i !== item);
+    this.render();
+    this.o.onChange();
+  }
+
+  /** Whether a file is still uploading. */
+  get busy() { return this.items.some((i) => i.xhr); }
+
+  /** The finished uploads, in the order they were chosen. */
+  ready() { return this.items.filter((i) => i.upload).map((i) => i.upload); }
+
+  /** Whether anything waits in the tray. */
+  get isEmpty() { return this.items.length === 0; }
+
+  /** Empty the tray once its files were sent (they are the message's now). */
+  clear() {
+    this.items = [];
+    this.render();
+  }
+
+  render() {
+    this.o.list.replaceChildren(...this.items.map((i) => i.el));
+    this.o.list.hidden = this.items.length === 0;
+  }
+}
