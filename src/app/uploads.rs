@@ -24,6 +24,9 @@ use crate::files::{clean_name, clean_type, Files, TempFile};
 
 /// How long an upload may wait to be sent with a message before it is removed.
 pub const UNSENT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// How long an upload's body may stop arriving before the upload is given up (a slow link
+/// is fine; a stalled one does not hold a connection and a temporary file for ever).
+pub const STALL_LIMIT: Duration = Duration::from_secs(30);
 
 /// An upload as its HTTP request describes it.
 pub struct NewFile<'a> {
@@ -40,7 +43,8 @@ pub struct NewFile<'a> {
 /// Store the file streaming in as `body`. Refusals: `payload_too_large` (over
 /// `uploads.max_bytes`, told by `Content-Length` before anything is read, or found while
 /// reading), `quota_exceeded`, `image_too_large`, `rate_limited` (the message rate: an upload
-/// counts as a message), `bad_request` (the body broke off), `unavailable`.
+/// counts as a message), `bad_request` (the body broke off), `request_timeout` (the body
+/// stopped arriving for [`STALL_LIMIT`]), `unavailable`.
 pub async fn upload<S, B, E>(state: &App, f: NewFile<'_>, body: S) -> Result<Attachment, AppError>
 where
     S: Stream<Item = Result<B, E>> + Send,
@@ -149,7 +153,16 @@ where
     let mut size = 0u64;
     let mut head = Vec::with_capacity(16);
     let mut body = std::pin::pin!(body);
-    while let Some(chunk) = body.next().await {
+    loop {
+        let next = tokio::time::timeout(STALL_LIMIT, body.next())
+            .await
+            .map_err(|_| {
+                AppError::new(
+                    Code::RequestTimeout,
+                    "The upload stopped arriving for 30 seconds and was given up.",
+                )
+            })?;
+        let Some(chunk) = next else { break };
         let mut chunk = chunk.map_err(|e| {
             AppError::bad_request(format!(
                 "The upload broke off before it was complete ({e})."

@@ -15,3 +15,4 @@ mod cli;
 mod durability;
 mod durability_changes;
 mod reverse_proxy;
+mod uploads_crash;
