@@ -66,6 +66,9 @@ pub struct FanoutCfg {
     pub connect_concurrency: usize,
     /// Senders toggle reactions instead of posting messages (Hearth only).
     pub reactions: bool,
+    /// Clients uploading files during every step (Hearth only): how many, bytes per file,
+    /// each one's link speed in MiB/s.
+    pub uploads: Option<(usize, usize, f64)>,
 }
 
 /// Distinct emoji the reaction senders use on one message (the server's limit is 20).
@@ -84,6 +87,8 @@ struct Toggle {
 #[derive(Default)]
 struct Shared {
     hist: Vec<Mutex<Histogram<u64>>>,
+    /// Per step: from a message's intended send time to its sender seeing it (the ack).
+    ack: Vec<Mutex<Histogram<u64>>>,
     lag: Vec<Mutex<Histogram<u64>>>,
     delivered: Vec<AtomicU64>,
     sent: Vec<AtomicU64>,
@@ -120,7 +125,7 @@ struct RecvEnd {
     frames_after_resume: u64,
 }
 
-fn handle_text(text: &str, track: &mut Track, shared: &Shared, healthy: bool) {
+fn handle_text(text: &str, track: &mut Track, shared: &Shared, healthy: bool, own: Option<u32>) {
     let sc = scan(text);
     match sc.kind {
         "reaction" => {
@@ -130,7 +135,7 @@ fn handle_text(text: &str, track: &mut Track, shared: &Shared, healthy: bool) {
                 return;
             };
             if track.see(seq) && healthy {
-                record_latency(sc.nonce, shared);
+                record_latency(sc.nonce, shared, own);
             }
         }
         "message" => {
@@ -149,7 +154,7 @@ fn handle_text(text: &str, track: &mut Track, shared: &Shared, healthy: bool) {
             if !track.see(id) || !healthy {
                 return;
             }
-            record_latency(sc.nonce, shared);
+            record_latency(sc.nonce, shared, own);
         }
         "error" => {
             shared.error_frames.fetch_add(1, Relaxed);
@@ -160,14 +165,17 @@ fn handle_text(text: &str, track: &mut Track, shared: &Shared, healthy: bool) {
 }
 
 /// Count one delivery of the step its nonce names, with its latency from the intended send
-/// time.
-fn record_latency(nonce: Option<&str>, shared: &Shared) {
+/// time; on the sender's own connection (`own`), that is also its acknowledgement.
+fn record_latency(nonce: Option<&str>, shared: &Shared, own: Option<u32>) {
     if let Some(n) = nonce.and_then(Nonce::parse) {
         let step = n.step as usize;
         if step < shared.hist.len() {
             let now = now_us();
             let lat = now.saturating_sub(n.t_us).max(1);
             shared.hist[step].lock().unwrap().saturating_record(lat);
+            if own == Some(n.sender) {
+                shared.ack[step].lock().unwrap().saturating_record(lat);
+            }
             shared.delivered[step].fetch_add(1, Relaxed);
             shared.last_delivery_us[step].fetch_max(now, Relaxed);
         }
@@ -176,7 +184,7 @@ fn record_latency(nonce: Option<&str>, shared: &Shared) {
 
 async fn receive(
     mut stream: SplitStream<Ws>,
-    base: u64,
+    (base, own): (u64, Option<u32>),
     shared: Arc<Shared>,
     slow: bool,
     mut pause: watch::Receiver<bool>,
@@ -193,7 +201,7 @@ async fn receive(
             _ = stop.changed() => break,
             _ = pause.changed(), if slow => continue,
             m = stream.next() => match m {
-                Some(Ok(Message::Text(t))) => handle_text(&t, &mut track, &shared, !slow),
+                Some(Ok(Message::Text(t))) => handle_text(&t, &mut track, &shared, !slow, own),
                 Some(Ok(Message::Close(f))) => {
                     outcome = Outcome::Closed(f.map(|f| u16::from(f.code)));
                     break;
@@ -345,6 +353,7 @@ pub async fn run(
     let nsteps = cfg.steps.len();
     let shared = Arc::new(Shared {
         hist: (0..nsteps).map(|_| Mutex::new(new_hist())).collect(),
+        ack: (0..nsteps).map(|_| Mutex::new(new_hist())).collect(),
         lag: (0..nsteps).map(|_| Mutex::new(new_hist())).collect(),
         delivered: (0..nsteps).map(|_| AtomicU64::new(0)).collect(),
         sent: (0..nsteps).map(|_| AtomicU64::new(0)).collect(),
@@ -399,7 +408,7 @@ pub async fn run(
             i < senders,
             receive(
                 stream,
-                ready.last_id,
+                (ready.last_id, (i < senders).then_some(i as u32)),
                 shared.clone(),
                 i >= members - slow,
                 pause_rx.clone(),
@@ -460,11 +469,29 @@ pub async fn run(
                 ),
             ));
         }
+        let uploading = match cfg.uploads.filter(|_| !t.raw) {
+            Some(spec) => {
+                let (stop, stop_rx) = watch::channel(false);
+                let (tally, tasks) = crate::uploads::start(t, accounts, spec, stop_rx);
+                Some((stop, tally, tasks))
+            }
+            None => None,
+        };
         let pacer = pacer(txs, start_us, end_us, step.msgs_per_s);
         for task in tasks {
             task.await?;
         }
         let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
+        let uploaded = match uploading {
+            Some((stop, tally, tasks)) => {
+                let _ = stop.send(true);
+                for t in tasks {
+                    let _ = t.await;
+                }
+                Some(tally)
+            }
+            None => None,
+        };
         // Drain: wait until every healthy receiver has every message of this step.
         let drain_deadline = std::time::Instant::now() + Duration::from_secs_f64(cfg.drain_secs);
         let sent = shared.sent[si].load(Relaxed);
@@ -493,6 +520,25 @@ pub async fn run(
         let p99 = crate::util::quantiles_ms(&hist)[2];
         p99_by_step.push(p99);
         m.push(("send_lag_p99_ms".into(), crate::util::quantiles_ms(&lag)[2]));
+        let ack = shared.ack[si].lock().unwrap().clone();
+        let [ack_p50, _, ack_p99, _, _] = crate::util::quantiles_ms(&ack);
+        m.push(("ack_p50_ms".into(), ack_p50));
+        m.push(("ack_p99_ms".into(), ack_p99));
+        if let Some(tally) = &uploaded {
+            let done = tally.done.load(Relaxed);
+            m.push(("uploads".into(), done as f64));
+            m.push((
+                "upload_mib_per_s".into(),
+                tally.bytes.load(Relaxed) as f64 / (1024.0 * 1024.0) / step.secs,
+            ));
+            m.push(("upload_failures".into(), tally.failed.load(Relaxed) as f64));
+            if let Some(h) = tally.took.lock().unwrap().as_ref() {
+                m.push(("upload_p50_ms".into(), crate::util::quantiles_ms(h)[0]));
+            }
+            if let Some(p) = tally.problem.lock().unwrap().as_ref() {
+                report.notes.push(format!("an upload failed: {p}"));
+            }
+        }
         if let Some(c) = server_cpu {
             m.push(("server_cpu_pct".into(), 100.0 * c / wall));
             if delivered > 0 {

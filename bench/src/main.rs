@@ -12,6 +12,7 @@ mod ingest;
 mod search;
 mod startup;
 mod summary;
+mod uploads;
 mod util;
 
 use std::path::PathBuf;
@@ -135,6 +136,15 @@ enum Cmd {
         secs: Option<f64>,
         #[arg(long, default_value_t = 64)]
         body: usize,
+        /// Clients uploading files meanwhile (0: none), each one file after the other.
+        #[arg(long, default_value_t = 0)]
+        uploaders: usize,
+        /// Bytes of each uploaded file.
+        #[arg(long, default_value_t = 5 * 1024 * 1024)]
+        upload_bytes: usize,
+        /// Each uploader's link speed, MiB/s (0: as fast as it goes).
+        #[arg(long, default_value_t = 2.0)]
+        upload_mib_per_s: f64,
     },
     /// Fan-out with a share of clients that stop reading: a clean phase, then a slow phase.
     /// Defaults: 1,000 members at 100,000 deliveries/s (100 messages/s of 1,000 bytes), 30 s
@@ -458,6 +468,7 @@ async fn run(cli: Cli) -> Res<bool> {
                 },
                 connect_concurrency: 256,
                 reactions: false,
+                uploads: None,
             };
             let mut r = Report::new("fanout", &t.name, c.run);
             r.param("members", cfg.members);
@@ -507,6 +518,7 @@ async fn run(cli: Cli) -> Res<bool> {
                 stop_p99_ms: None,
                 connect_concurrency: 256,
                 reactions: true,
+                uploads: None,
             };
             let mut r = Report::new("reactions", &t.name, c.run);
             r.param("members", cfg.members);
@@ -524,6 +536,9 @@ async fn run(cli: Cli) -> Res<bool> {
             rate,
             secs,
             body,
+            uploaders,
+            upload_bytes,
+            upload_mib_per_s,
         } => {
             let t = target()?;
             let members = pick(clients, tiny, 50, 1000);
@@ -548,6 +563,7 @@ async fn run(cli: Cli) -> Res<bool> {
                 stop_p99_ms: None,
                 connect_concurrency: 256,
                 reactions: false,
+                uploads: (uploaders > 0).then_some((uploaders, upload_bytes, upload_mib_per_s)),
             };
             let mut r = Report::new("everyday", &t.name, c.run);
             r.param("clients", cfg.members);
@@ -556,6 +572,11 @@ async fn run(cli: Cli) -> Res<bool> {
             r.param("rate", rate);
             r.param("secs", secs);
             r.param("body", body);
+            if uploaders > 0 {
+                r.param("uploaders", uploaders);
+                r.param("upload_bytes", upload_bytes);
+                r.param("upload_mib_per_s", upload_mib_per_s);
+            }
             let accounts = client::make_accounts(&t, &client::user_prefix("ed"), cfg.users).await?;
             fanout::run(&t, &cfg, &accounts, &mut r).await?;
             r
@@ -600,6 +621,7 @@ async fn run(cli: Cli) -> Res<bool> {
                 stop_p99_ms: None,
                 connect_concurrency: 256,
                 reactions: false,
+                uploads: None,
             };
             let mut r = Report::new("slow", &t.name, c.run);
             r.param("members", members);
