@@ -12,7 +12,6 @@ use std::time::Duration;
 use bytes::Buf;
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use crate::app::access;
 use crate::app::error::{AppError, Code};
@@ -148,8 +147,11 @@ where
     E: std::fmt::Display,
 {
     let (temp, file) = files.temp().map_err(|e| internal(&e.to_string()))?;
-    let mut file = tokio::fs::File::from_std(file);
-    let mut hasher = Sha256::new();
+    // Arriving bytes are gathered into batches; each batch is hashed and written by one
+    // blocking task, off the runtime's threads (a hop per network read would cost more than
+    // the write itself).
+    let mut sink = Some((file, Sha256::new()));
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
     let mut size = 0u64;
     let mut head = Vec::with_capacity(16);
     let mut body = std::pin::pin!(body);
@@ -175,19 +177,19 @@ where
             if size > max {
                 return Err(too_large(max));
             }
-            hasher.update(part);
             if head.len() < 16 {
                 let take = (16 - head.len()).min(n);
                 head.extend_from_slice(&part[..take]);
             }
-            file.write_all(part)
-                .await
-                .map_err(|e| internal(&e.to_string()))?;
+            batch.extend_from_slice(part);
             chunk.advance(n);
+            if batch.len() >= WRITE_BATCH {
+                write_batch(&mut sink, &mut batch).await?;
+            }
         }
     }
-    file.flush().await.map_err(|e| internal(&e.to_string()))?;
-    let file = file.into_std().await;
+    write_batch(&mut sink, &mut batch).await?;
+    let (file, hasher) = sink.ok_or_else(|| internal("the upload's file was lost"))?;
     let received = Received {
         size,
         sha256: hex(&hasher.finalize()),
@@ -195,6 +197,34 @@ where
         file,
     };
     Ok((temp, received))
+}
+
+/// Bytes gathered before they are hashed and written in one go.
+const WRITE_BATCH: usize = 1024 * 1024;
+
+/// Hash and append `batch` to the file on a blocking thread; the batch comes back empty.
+async fn write_batch(
+    sink: &mut Option<(std::fs::File, Sha256)>,
+    batch: &mut Vec<u8>,
+) -> Result<(), AppError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let (mut file, mut hasher) = sink
+        .take()
+        .ok_or_else(|| internal("the upload's file was lost"))?;
+    let data = std::mem::take(batch);
+    let (file, hasher, mut data) = tokio::task::spawn_blocking(move || {
+        hasher.update(&data);
+        std::io::Write::write_all(&mut file, &data).map(|()| (file, hasher, data))
+    })
+    .await
+    .map_err(|e| internal(&e.to_string()))?
+    .map_err(|e| internal(&e.to_string()))?;
+    data.clear();
+    *batch = data;
+    *sink = Some((file, hasher));
+    Ok(())
 }
 
 /// An upload ready to be recorded.
