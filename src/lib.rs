@@ -232,6 +232,7 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
     let (stop, stop_rx) = watch::channel(false);
     let state = app(config, (db, files), hub, metrics.clone(), stop_rx.clone());
     state.auth.prewarm();
+    app::profiles::load(&state).await;
     let setup_code = announce_setup(&state, addr).await;
     tokio::spawn(housekeeping(state.clone()));
     let accept = tokio::spawn(accept(&state, listener, tls, metrics, stop_rx));
@@ -295,6 +296,7 @@ fn app(
         searches: Arc::new(limits::Concurrency::new(SEARCHES_AT_ONCE, per_user)),
         files: Arc::new(files),
         decoders: Arc::new(tokio::sync::Semaphore::new(DECODES_AT_ONCE)),
+        profile_changes: tokio::sync::Mutex::new(()),
     })
 }
 

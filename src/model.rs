@@ -140,6 +140,51 @@ pub struct StoredMessage {
     pub attachments: Vec<Attachment>,
 }
 
+/// How a person presents themselves: what the conversation shows instead of (or beside) their
+/// username.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// The username (what frames, mentions and history use).
+    pub username: String,
+    /// The name shown (empty: the username).
+    pub display_name: String,
+    /// A short status line (empty: none).
+    pub status: String,
+    /// The avatar's file (SHA-256, hex), if one is set.
+    pub avatar: Option<String>,
+}
+
+impl Profile {
+    /// Whether anything is set (only those are sent in `ready`).
+    pub fn is_set(&self) -> bool {
+        !self.display_name.is_empty() || !self.status.is_empty() || self.avatar.is_some()
+    }
+
+    /// Where the avatar is served, versioned by its file so a new one is fetched at once.
+    pub fn avatar_url(&self) -> Option<String> {
+        self.avatar.as_ref().map(|h| {
+            let v = &h[..12.min(h.len())];
+            format!(
+                "/api/users/{}/avatar?v={v}",
+                percent_segment(&self.username)
+            )
+        })
+    }
+}
+
+/// `s` percent-encoded for one URL path segment.
+fn percent_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// A stored file: an upload, sent with a message or not yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attachment {

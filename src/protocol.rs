@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::model::{
-    Attachment, ChangeKind, MessageChange, Notify, Replayed, Room, RoomKind, StoredMessage, User,
+    Attachment, ChangeKind, MessageChange, Notify, Profile, Replayed, Room, RoomKind,
+    StoredMessage, User,
 };
 
 /// Largest message or frame a client may send.
@@ -110,6 +111,30 @@ impl<'a> From<&'a User> for UserView<'a> {
         UserView {
             id: u.id,
             username: &u.username,
+        }
+    }
+}
+
+/// `{"username","display_name","status","avatar_url"}`: how a person presents themselves.
+#[derive(Debug, Serialize)]
+pub struct ProfileView<'a> {
+    /// The username.
+    pub username: &'a str,
+    /// The name to show (`""`: the username).
+    pub display_name: &'a str,
+    /// A short status line (`""`: none).
+    pub status: &'a str,
+    /// Where the avatar is served (`null`: none).
+    pub avatar_url: Option<String>,
+}
+
+impl<'a> From<&'a Profile> for ProfileView<'a> {
+    fn from(p: &'a Profile) -> Self {
+        ProfileView {
+            username: &p.username,
+            display_name: &p.display_name,
+            status: &p.status,
+            avatar_url: p.avatar_url(),
         }
     }
 }
@@ -410,6 +435,8 @@ pub enum ServerMsg<'a> {
         rooms: Vec<RoomView<'a>>,
         /// Usernames with at least one open connection.
         online: Vec<&'a str>,
+        /// Every profile with something set (others show their username).
+        profiles: Vec<ProfileView<'a>>,
         /// Highest committed message id.
         last_id: i64,
     },
@@ -462,6 +489,11 @@ pub enum ServerMsg<'a> {
         /// The reactor's nonce, when it gave one.
         #[serde(skip_serializing_if = "Option::is_none")]
         nonce: Option<&'a str>,
+    },
+    /// Someone changed their display name, status or avatar.
+    Profile {
+        /// The profile as it now is.
+        user: ProfileView<'a>,
     },
     /// A user's first connection opened or last one closed.
     Presence {

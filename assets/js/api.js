@@ -101,6 +101,9 @@ export const api = {
     { current_password: current, new_password: next, sign_out_others: signOutOthers }),
   /** `{token, name}`: a bearer token for a bot, shown this once. */
   createToken: (name) => request('POST', 'api/tokens', { name }),
+  /** `{user}`: the profile after the change; fields left out stay as they are. */
+  updateProfile: (body) => request('PATCH', 'api/me', body),
+  removeAvatar: () => request('DELETE', 'api/me/avatar'),
   rooms: () => request('GET', 'api/rooms'),
   directory: () => request('GET', 'api/directory'),
   createRoom: (body) => request('POST', 'api/rooms', body),

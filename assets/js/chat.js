@@ -22,6 +22,7 @@ import { Onboarding } from './onboarding.js';
 import { parseHash, permalinkFor, copyText } from './permalink.js';
 import { CommandAutocomplete, interpret, runCommand } from './commands.js';
 import { Lightbox, UploadTray } from './uploads.js';
+import { ProfileDialog, Profiles, paintAvatar } from './profiles.js';
 
 const PAGE = 50;
 const GAP_PAGE = 200;
@@ -63,6 +64,7 @@ export class ChatView {
     this.ops = new Map();      // nonce -> {frame, own}: edits, deletions and reactions not yet answered
     this.replies = new Map();  // room -> {id, user, excerpt}: the message the next send answers
     this.drafts = new Drafts(); // room -> what is half written there (and the outbox), kept per user
+    this.profiles = new Profiles(); // display names and pictures, by username
     this.unreadKnown = Promise.resolve(); // settles once the rooms' unread state arrived (or failed)
     this.unreadArrived = null;
 
@@ -107,6 +109,7 @@ export class ChatView {
       onQuote: (s, row) => this.showOriginal(s, row),
       onCopyLink: (s, row) => this.copyLink(s, row),
       onOpenImage: (a) => this.lightbox.open(a),
+      profiles: this.profiles,
     });
     this.lightbox = new Lightbox($('#lightbox'));
 
@@ -162,6 +165,14 @@ export class ChatView {
     this.switcher = new Switcher(this);
     this.dialogs = new Dialogs(this);
     this.settings = new Settings(this);
+    this.profileDialog = new ProfileDialog({
+      profiles: this.profiles,
+      me: () => (this.me ? this.me.username : ''),
+    });
+    this.profiles.onChange((user) => {
+      this.log.refreshAuthors(user);
+      if (this.me) this.showMe(this.me.username);
+    });
     this.onboarding = new Onboarding(this);
 
     $('#signout').addEventListener('click', () => this.confirmSignOut());
@@ -646,6 +657,7 @@ export class ChatView {
       case 'ready': return this.onReady(frame);
       case 'message': return this.onMessage(frame);
       case 'presence': return this.onPresence(frame);
+      case 'profile': return this.profiles.update(frame.user);
       case 'typing':
         if (frame.room === this.current && this.me && String(frame.user).toLowerCase() !== this.me.username.toLowerCase()) {
           this.typing.add(frame.user);
@@ -679,6 +691,7 @@ export class ChatView {
       this.online.setMe(frame.user.username);
       this.store.setMe(frame.user.username);
     }
+    if (Array.isArray(frame.profiles)) this.profiles.setAll(frame.profiles);
     if (typeof frame.last_id === 'number' && frame.last_id > this.lastId) this.lastId = frame.last_id;
     if (typeof frame.last_id === 'number') this.readyHead = frame.last_id;
     if (Array.isArray(frame.rooms) && frame.rooms.length) {
@@ -1334,6 +1347,8 @@ export class ChatView {
     setText($('#me-name'), username);
     setAvatar($('#me-avatar'), username);
     setAvatar($('#account-avatar'), username);
+    paintAvatar($('#me-avatar'), username, this.profiles);
+    paintAvatar($('#account-avatar'), username, this.profiles);
     this.accountToggle.title = `Signed in as ${username}`;
   }
 

@@ -15,6 +15,7 @@ import { renderMarkdown } from './markdown.js';
 import { actionBody, actionText } from './commands.js';
 import { MessageActions } from './actions.js';
 import { attachmentsView } from './uploads.js';
+import { paintAvatar } from './profiles.js';
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000;
 const PIN_THRESHOLD_PX = 56;
@@ -723,8 +724,10 @@ export class MessageLog {
     row.newEl = h('div', { class: 'new-sep', hidden: true }, h('span', { class: 'new-sep-label' }, 'New messages'));
     row.dayEl = h('div', { class: 'day-sep', hidden: true }, h('span', { class: 'day-sep-label' }));
     row.timeEl = h('time', { class: 'msg-time' });
+    const profiles = this.o.profiles;
     row.headEl = h('div', { class: 'msg-head' },
-      h('span', { class: 'msg-author' }, msg.user),
+      h('span', { class: 'msg-author', dataset: { author: msg.user }, title: `@${msg.user}` },
+        profiles ? profiles.name(msg.user) : msg.user),
       h('span', { class: 'visually-hidden' }, ', '),
       row.timeEl);
     row.bubbleEl = h('div', { class: 'msg-bubble' });
@@ -739,7 +742,7 @@ export class MessageLog {
     row.dayEl,
     row.newEl,
     h('div', { class: 'msg-row' },
-      own ? null : avatar(msg.user),
+      own ? null : this.authorAvatar(msg.user),
       row.contentEl));
     // Confirmed messages can take focus (the log's roving tab stop, see actions.js).
     if (msg.id != null) row.el.tabIndex = -1;
@@ -749,6 +752,26 @@ export class MessageLog {
     this.renderTime(row);
     if (pending) this.setStatus(row, 'pending');
     return row;
+  }
+
+  /** `user`'s avatar, with their picture when they set one. */
+  authorAvatar(user) {
+    const el = avatar(user);
+    if (this.o.profiles) paintAvatar(el, user, this.o.profiles);
+    return el;
+  }
+
+  /** Show `username`'s (every author's, when null) current display name and picture. */
+  refreshAuthors(username) {
+    const want = username == null ? null : String(username).toLowerCase();
+    const all = [];
+    for (const s of this.rooms.values()) all.push(...s.el.querySelectorAll('[data-author]'));
+    for (const el of all) {
+      const user = el.dataset.author;
+      if (want != null && user.toLowerCase() !== want) continue;
+      if (el.classList.contains('msg-author')) setText(el, this.o.profiles.name(user));
+      else if (el.classList.contains('avatar')) paintAvatar(el, user, this.o.profiles);
+    }
   }
 
   /** The row of a message element of the shown room. */

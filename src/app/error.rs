@@ -68,6 +68,10 @@ codes! {
     InvalidEmoji = "invalid_emoji", 400;
     /// More than ten attachments on one message.
     TooManyAttachments = "too_many_attachments", 400;
+    /// A display name or status that is too long or holds control characters.
+    InvalidProfile = "invalid_profile", 400;
+    /// A picture that is not a PNG, JPEG, GIF or WebP image that decodes.
+    BadImage = "bad_image", 400;
     /// No valid session cookie or token.
     Unauthorized = "unauthorized", 401;
     /// Wrong username or password.

@@ -11,6 +11,7 @@
 //!   writer.
 //! - [`rooms`]: rooms and DMs: membership rules, read markers, notification levels.
 //! - [`people`]: finding people by name.
+//! - [`profiles`]: display names, status lines and avatars.
 //! - [`uploads`]: storing an upload, deciding who may download it, removing unused files.
 
 pub mod access;
@@ -21,6 +22,7 @@ pub mod invites;
 pub mod lifecycle;
 pub mod messages;
 pub mod people;
+pub mod profiles;
 pub mod rooms;
 pub mod uploads;
 
@@ -81,4 +83,7 @@ pub struct AppState {
     pub files: Arc<crate::files::Files>,
     /// Image decodes running now (thumbnails), bounded to keep memory in check.
     pub decoders: Arc<tokio::sync::Semaphore>,
+    /// Held while a profile changes, so the hub's copy of the profiles is replaced in the
+    /// order the changes were written.
+    pub profile_changes: tokio::sync::Mutex<()>,
 }

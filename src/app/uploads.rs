@@ -128,15 +128,16 @@ where
 }
 
 /// What arrived: its size, hash, and first bytes.
-struct Received {
+pub(crate) struct Received {
     size: u64,
     sha256: String,
-    head: Vec<u8>,
+    /// The first bytes, for recognising an image.
+    pub(crate) head: Vec<u8>,
     file: std::fs::File,
 }
 
 /// Write `body` to a new temporary file, hashing it; refuse it past `max` bytes.
-async fn receive<S, B, E>(
+pub(crate) async fn receive<S, B, E>(
     files: &Files,
     body: S,
     max: u64,
@@ -263,15 +264,7 @@ fn finish(
     let data = std::fs::read(temp.path()).map_err(io)?;
     let prepared = match image::prepare(&data, kind, max_pixels) {
         Ok(p) => p,
-        Err(Problem::TooLarge) => {
-            return Err(AppError::new(
-                Code::ImageTooLarge,
-                format!(
-                    "The image has more than {} megapixels.",
-                    max_pixels / 1_000_000
-                ),
-            ))
-        }
+        Err(Problem::TooLarge) => return Err(image_too_large(max_pixels)),
         // Not really an image: kept as a plain file, served as a download.
         Err(Problem::Unreadable) => return Ok(plain(temp)),
     };
@@ -299,7 +292,7 @@ fn finish(
 }
 
 /// Write `bytes` to a new temporary file, flushed to disk; it and its hash.
-fn write_temp(files: &Files, bytes: &[u8]) -> std::io::Result<(TempFile, String)> {
+pub(crate) fn write_temp(files: &Files, bytes: &[u8]) -> std::io::Result<(TempFile, String)> {
     let (t, mut f) = files.temp()?;
     std::io::Write::write_all(&mut f, bytes)?;
     f.sync_all()?;
@@ -438,7 +431,18 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn too_large(max: u64) -> AppError {
+/// `image_too_large`, for an image over `max_pixels`.
+pub(crate) fn image_too_large(max_pixels: u64) -> AppError {
+    AppError::new(
+        Code::ImageTooLarge,
+        format!(
+            "The image has more than {} megapixels.",
+            max_pixels / 1_000_000
+        ),
+    )
+}
+
+pub(crate) fn too_large(max: u64) -> AppError {
     AppError::new(
         Code::PayloadTooLarge,
         format!(
@@ -459,7 +463,7 @@ fn stopping() -> AppError {
     AppError::new(Code::Unavailable, "The server is stopping.").retry_after(Duration::from_secs(1))
 }
 
-fn internal(e: &str) -> AppError {
+pub(crate) fn internal(e: &str) -> AppError {
     tracing::error!("upload failed: {e}");
     AppError::new(
         Code::Unavailable,

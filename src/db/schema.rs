@@ -228,6 +228,23 @@ pub const MIGRATIONS: &[&str] = &[
             SELECT old.thumb_sha256 WHERE old.thumb_sha256 IS NOT NULL;
     END;
     "#,
+    // 8: profiles. A display name and a status line (empty: none), and an avatar: a square
+    //    image kept in the uploads folder like any stored file, by hash and type. An avatar
+    //    replaced or an account deleted queues its old file in `file_gc`.
+    r#"
+    ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT '';
+    ALTER TABLE users ADD COLUMN status TEXT NOT NULL DEFAULT '';
+    ALTER TABLE users ADD COLUMN avatar_sha256 TEXT;
+    ALTER TABLE users ADD COLUMN avatar_type TEXT;
+    CREATE TRIGGER users_avatar_gc AFTER UPDATE OF avatar_sha256 ON users
+        WHEN old.avatar_sha256 IS NOT NULL AND old.avatar_sha256 IS NOT new.avatar_sha256 BEGIN
+        INSERT OR IGNORE INTO file_gc (sha256) VALUES (old.avatar_sha256);
+    END;
+    CREATE TRIGGER users_deleted_avatar_gc AFTER DELETE ON users
+        WHEN old.avatar_sha256 IS NOT NULL BEGIN
+        INSERT OR IGNORE INTO file_gc (sha256) VALUES (old.avatar_sha256);
+    END;
+    "#,
 ];
 
 /// The schema version a database is at (0 for a new file).

@@ -82,15 +82,19 @@ pub struct Prepared {
     pub thumbnail: Option<(Vec<u8>, &'static str)>,
 }
 
-/// Measure `data` (an image of `kind`), refuse it above `max_pixels`, strip its metadata and
-/// make its thumbnail. `bytes` is `None` when nothing needed stripping.
-pub fn prepare(data: &[u8], kind: Kind, max_pixels: u64) -> Result<Prepared, Problem> {
+/// A decoder for `data` (an image of `kind`) and its size from the header, refused above
+/// `max_pixels` before anything is decoded (the decoder's allocations are capped too).
+fn measured(
+    data: &[u8],
+    kind: Kind,
+    max_pixels: u64,
+) -> Result<(impl ImageDecoder + '_, (u32, u32)), Problem> {
     let mut reader = ImageReader::new(Cursor::new(data));
     reader.set_format(kind.format());
     let mut limits = Limits::default();
     limits.max_alloc = Some(max_pixels.saturating_mul(8).max(64 << 20));
     reader.limits(limits);
-    let mut decoder = reader.into_decoder().map_err(|_| Problem::Unreadable)?;
+    let decoder = reader.into_decoder().map_err(|_| Problem::Unreadable)?;
     let (w, h) = decoder.dimensions();
     if w == 0 || h == 0 {
         return Err(Problem::Unreadable);
@@ -98,6 +102,13 @@ pub fn prepare(data: &[u8], kind: Kind, max_pixels: u64) -> Result<Prepared, Pro
     if u64::from(w) * u64::from(h) > max_pixels {
         return Err(Problem::TooLarge);
     }
+    Ok((decoder, (w, h)))
+}
+
+/// Measure `data` (an image of `kind`), refuse it above `max_pixels`, strip its metadata and
+/// make its thumbnail. `bytes` is `None` when nothing needed stripping.
+pub fn prepare(data: &[u8], kind: Kind, max_pixels: u64) -> Result<Prepared, Problem> {
+    let (mut decoder, (w, h)) = measured(data, kind, max_pixels)?;
     let orientation = if kind == Kind::Jpeg {
         decoder.orientation().unwrap_or(Orientation::NoTransforms)
     } else {
@@ -136,6 +147,40 @@ pub fn prepare(data: &[u8], kind: Kind, max_pixels: u64) -> Result<Prepared, Pro
         dimensions,
         thumbnail,
     })
+}
+
+/// Side of an avatar, in pixels.
+pub const AVATAR_SIDE: u32 = 256;
+
+/// An avatar from `data` (an image of `kind`): turned upright, cropped to the centred square
+/// and scaled to [`AVATAR_SIDE`]; JPEG, or PNG when it has transparency. Refused above
+/// `max_pixels` before it is decoded.
+pub fn avatar(
+    data: &[u8],
+    kind: Kind,
+    max_pixels: u64,
+) -> Result<(Vec<u8>, &'static str), Problem> {
+    let (mut decoder, _) = measured(data, kind, max_pixels)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|_| Problem::Unreadable)?;
+    img.apply_orientation(orientation);
+    let side = img.width().min(img.height());
+    let square = img.crop_imm(
+        (img.width() - side) / 2,
+        (img.height() - side) / 2,
+        side,
+        side,
+    );
+    let scaled = if side > AVATAR_SIDE {
+        square.resize_exact(
+            AVATAR_SIDE,
+            AVATAR_SIDE,
+            image::imageops::FilterType::Triangle,
+        )
+    } else {
+        square
+    };
+    encode_thumbnail(&scaled)
 }
 
 /// A thumbnail as JPEG (PNG when it has transparency).
@@ -394,6 +439,25 @@ mod tests {
         assert!(
             p.thumbnail.is_some(),
             "a turned image gets an upright thumbnail"
+        );
+    }
+
+    #[test]
+    fn avatars_are_centred_squares() {
+        let (bytes, mime) = avatar(&png(900, 300), Kind::Png, 1_000_000).unwrap();
+        assert_eq!(mime, "image/jpeg");
+        let a = image::load_from_memory(&bytes).unwrap();
+        assert_eq!((a.width(), a.height()), (256, 256));
+        let (bytes, _) = avatar(&png(40, 90), Kind::Png, 1_000_000).unwrap();
+        let a = image::load_from_memory(&bytes).unwrap();
+        assert_eq!(
+            (a.width(), a.height()),
+            (40, 40),
+            "small ones are not enlarged"
+        );
+        assert_eq!(
+            avatar(&huge_png_header(20000, 20000), Kind::Png, 1_000_000).unwrap_err(),
+            Problem::TooLarge
         );
     }
 

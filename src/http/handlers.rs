@@ -160,10 +160,27 @@ pub async fn me(id: Identity, state: App) -> Result<Response, Rejection> {
         StatusCode::OK,
         json!({
             "user": UserView::from(&id.user),
+            "profile": crate::protocol::ProfileView::from(&own_profile(&state, &id.user.username)),
             "is_admin": id.is_admin,
             "can_invite": crate::app::invites::may_invite(&state, id.is_admin),
         }),
     ))
+}
+
+/// `username`'s profile as the hub holds it (an empty one when nothing is set).
+fn own_profile(state: &App, username: &str) -> crate::db::Profile {
+    state
+        .hub
+        .profiles()
+        .iter()
+        .find(|p| p.username == username)
+        .cloned()
+        .unwrap_or_else(|| crate::db::Profile {
+            username: username.to_string(),
+            display_name: String::new(),
+            status: String::new(),
+            avatar: None,
+        })
 }
 
 /// POST /api/tokens

@@ -3,7 +3,8 @@
 //! - [`filters`]: state, client address, JSON bodies, authentication, Origin.
 //! - [`handlers`]: the account, session and site handlers.
 //! - [`rooms`]: rooms, DMs, history and search: routes and handlers.
-//! - [`people`]: finding people by name.
+//! - [`people`]: finding people by name, one person's profile.
+//! - [`profiles`]: changing one's own display name, status and avatar.
 //! - [`upgrade`]: the WebSocket handshake.
 //! - [`uploads`]: uploading files and serving them safely.
 //! - [`admin`]: the administrators' routes.
@@ -17,6 +18,7 @@ pub mod handlers;
 pub mod invites;
 pub mod messages;
 pub mod people;
+pub mod profiles;
 pub mod rooms;
 pub mod upgrade;
 pub mod uploads;
@@ -122,6 +124,7 @@ fn sign_in_routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejectio
 
 /// The signed-in user: who they are, their password, their bot tokens.
 fn profile_routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let s2 = s.clone();
     // GET /api/me
     let me = warp::path!("api" / "me")
         .and(warp::get())
@@ -143,7 +146,12 @@ fn profile_routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejectio
         .and(json_body(SMALL_BODY))
         .and(with_state(s))
         .and_then(handlers::create_token);
-    me.or(password).unify().or(tokens).unify()
+    me.or(password)
+        .unify()
+        .or(tokens)
+        .unify()
+        .or(profiles::routes(s2))
+        .unify()
 }
 
 /// The signed-in user's sessions and tokens: listing and revoking them.

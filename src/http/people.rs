@@ -1,4 +1,5 @@
-//! People: `GET /api/users?q=PREFIX&limit=N`, finding members by the start of their name.
+//! People: `GET /api/users?q=PREFIX&limit=N`, finding members by the start of their name, and
+//! `GET /api/users/{name}`, one person's profile.
 
 use std::collections::HashMap;
 
@@ -10,15 +11,27 @@ use super::filters::{signed_in, with_state};
 use crate::app::people::{self, MAX_PEOPLE};
 use crate::app::App;
 use crate::auth::Identity;
+use crate::protocol::ProfileView;
 
-/// `GET /api/users`.
+/// `GET /api/users` and `GET /api/users/{name}`.
 pub fn routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path!("api" / "users")
+    let find = warp::path!("api" / "users")
         .and(warp::get())
         .and(signed_in(s.clone()))
         .and(warp::query::<HashMap<String, String>>())
+        .and(with_state(s.clone()))
+        .and_then(find);
+    let one = warp::path!("api" / "users" / String)
+        .and(warp::get())
+        .and(signed_in(s.clone()))
         .and(with_state(s))
-        .and_then(find)
+        .and_then(|name: String, _id: Identity, state: App| async move {
+            let p = crate::app::profiles::get(&state, &name).await?;
+            Ok::<_, Rejection>(
+                warp::reply::json(&json!({ "user": ProfileView::from(&p) })).into_response(),
+            )
+        });
+    find.or(one).unify()
 }
 
 /// GET /api/users?q=&limit=

@@ -46,12 +46,25 @@ pub fn routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> +
     post.or(delete).unify()
 }
 
-/// `GET /api/uploads/{id}` and `GET /api/uploads/{id}/thumbnail`: served with their own
-/// caching headers, outside the JSON API's `no-store`.
+/// `GET /api/uploads/{id}`, `GET /api/uploads/{id}/thumbnail` and `GET
+/// /api/users/{name}/avatar`: served with their own caching headers, outside the JSON API's
+/// `no-store`.
 pub fn downloads(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let file = warp::path!("api" / "uploads" / String).map(|id| (id, false));
     let thumb = warp::path!("api" / "uploads" / String / "thumbnail").map(|id| (id, true));
-    file.or(thumb)
+    let avatar = warp::path!("api" / "users" / String / "avatar")
+        .and(warp::get())
+        .and(signed_in(s.clone()))
+        .and(warp::header::optional::<String>("if-none-match"))
+        .and(with_state(s.clone()))
+        .and_then(
+            |name: String, _who: Identity, inm: Option<String>, state: App| async move {
+                let d = crate::app::profiles::avatar(&state, &name).await?;
+                serve(d, None, inm.as_deref()).await
+            },
+        );
+    let files = file
+        .or(thumb)
         .unify()
         .and(warp::get())
         .and(signed_in(s.clone()))
@@ -67,7 +80,8 @@ pub fn downloads(s: App) -> impl Filter<Extract = (Response,), Error = Rejection
                 let d = uploads::download(&state, who.user.id, &id, thumb).await?;
                 serve(d, range.as_deref(), inm.as_deref()).await
             },
-        )
+        );
+    files.or(avatar).unify()
 }
 
 async fn create(

@@ -32,6 +32,8 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::metrics::Metrics;
+use crate::model::Profile;
+use crate::protocol::{ProfileView, ServerMsg};
 
 pub use tail::{Loaded, Lookup, Readers, Tails, Ticket, TAIL_LEN};
 
@@ -184,6 +186,8 @@ struct Inner {
     /// connections listening to its room. Moved only while the fan-out holds the state lock,
     /// so whoever holds the write lock reads a settled value (see [`Hub::sync_rooms`]).
     offered: AtomicI64,
+    /// Every profile with something set, as `ready` sends them (replaced whole on a change).
+    profiles: RwLock<Arc<[Profile]>>,
 }
 
 /// A connection's place in the hub; disconnects itself when dropped.
@@ -228,7 +232,34 @@ impl Hub {
                 tails: Tails::default(),
                 fanned: tokio::sync::watch::Sender::new(0),
                 offered: AtomicI64::new(0),
+                profiles: RwLock::new(Arc::from(Vec::new())),
             }),
+        }
+    }
+
+    /// Every profile with something set, for a `ready` frame.
+    pub fn profiles(&self) -> Arc<[Profile]> {
+        self.inner
+            .profiles
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The profiles are now `all`; `changed`, when given, is sent to every connection as a
+    /// `profile` frame.
+    pub fn set_profiles(&self, all: Vec<Profile>, changed: Option<&Profile>) {
+        *self
+            .inner
+            .profiles
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::from(all);
+        if let Some(p) = changed {
+            let frame = ServerMsg::Profile {
+                user: ProfileView::from(p),
+            }
+            .encode();
+            self.to_all(&frame);
         }
     }
 

@@ -22,7 +22,8 @@ use crate::db::{Replayed, Room, Snapshot};
 use crate::domain::valid_nonce;
 use crate::hub::{ConnId, Outgoing, Registration, RoomChange};
 use crate::protocol::{
-    replayed_frame, ClientMsg, RoomView, ServerMsg, UserView, CLOSE_SESSION_ENDED, CLOSE_TOO_SLOW,
+    replayed_frame, ClientMsg, ProfileView, RoomView, ServerMsg, UserView, CLOSE_SESSION_ENDED,
+    CLOSE_TOO_SLOW,
 };
 use crate::ws::commands::{Command, Context, Rooms};
 
@@ -196,10 +197,12 @@ impl Connection {
             return Err(WsError::ConnectionClosed);
         };
         let online = self.cx.state.hub.online();
+        let profiles = self.cx.state.hub.profiles();
         let ready = ServerMsg::Ready {
             user: UserView::from(&self.cx.user),
             rooms: rooms.iter().map(RoomView::from).collect(),
             online: online.iter().map(|n| &**n).collect(),
+            profiles: profiles.iter().map(ProfileView::from).collect(),
             last_id: head,
         }
         .encode();

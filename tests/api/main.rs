@@ -27,6 +27,7 @@ mod migration;
 mod operator;
 mod prefix;
 mod privacy;
+mod profiles;
 mod proxy;
 mod resume;
 mod robustness;

@@ -7,6 +7,7 @@
 mod changes;
 mod invites;
 mod messages;
+mod profiles;
 mod reactions;
 mod rooms;
 mod search;
@@ -18,6 +19,7 @@ mod users;
 pub use changes::*;
 pub use invites::*;
 pub use messages::*;
+pub use profiles::*;
 pub use reactions::*;
 pub use rooms::*;
 pub use search::*;
@@ -29,8 +31,8 @@ pub use users::*;
 use rusqlite::{Connection, Params, Row};
 
 use super::{
-    Attachment, Membership, NewAdmin, Notify, Replayed, ReplyTo, Room, RoomKind, SearchHit,
-    SessionInfo, SessionKind, SessionRow, StoredMessage, User, UNREAD_CAP,
+    Attachment, Membership, NewAdmin, Notify, Profile, Replayed, ReplyTo, Room, RoomKind,
+    SearchHit, SessionInfo, SessionKind, SessionRow, StoredMessage, User, UNREAD_CAP,
 };
 
 /// Every row the cached statement `sql` returns for `args`, each read by `row`.

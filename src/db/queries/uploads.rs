@@ -200,11 +200,13 @@ pub fn delete_stale_uploads(conn: &Connection, cutoff_ms: i64) -> rusqlite::Resu
         .execute([cutoff_ms])
 }
 
-/// Whether any upload uses the file `sha256` (as its bytes or its thumbnail).
+/// Whether any upload uses the file `sha256` (as its bytes or its thumbnail), or an account as
+/// its avatar.
 pub fn file_in_use(conn: &Connection, sha256: &str) -> rusqlite::Result<bool> {
     conn.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM uploads WHERE sha256 = ?1) \
-         OR EXISTS (SELECT 1 FROM uploads WHERE thumb_sha256 = ?1)",
+         OR EXISTS (SELECT 1 FROM uploads WHERE thumb_sha256 = ?1) \
+         OR EXISTS (SELECT 1 FROM users WHERE avatar_sha256 = ?1)",
     )?
     .query_row([sha256], |r| r.get(0))
 }
@@ -223,12 +225,14 @@ pub fn take_file_gc(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<Strin
     Ok(hashes)
 }
 
-/// Every file hash some upload uses (bytes and thumbnails): for finding orphaned files.
+/// Every file hash some upload (bytes and thumbnails) or avatar uses: for finding orphaned
+/// files.
 pub fn files_in_use(conn: &Connection) -> rusqlite::Result<std::collections::HashSet<String>> {
     let mut out = std::collections::HashSet::new();
     let mut stmt = conn.prepare_cached(
         "SELECT sha256 FROM uploads UNION SELECT thumb_sha256 FROM uploads \
-         WHERE thumb_sha256 IS NOT NULL",
+         WHERE thumb_sha256 IS NOT NULL UNION SELECT avatar_sha256 FROM users \
+         WHERE avatar_sha256 IS NOT NULL",
     )?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {

@@ -121,7 +121,7 @@ impl Db {
 }
 
 /// Empty the queue of files that may have lost their last upload, removing the unused ones.
-fn collect(c: &rusqlite::Connection, files: &Files) -> rusqlite::Result<usize> {
+pub(super) fn collect(c: &rusqlite::Connection, files: &Files) -> rusqlite::Result<usize> {
     let mut removed = 0;
     loop {
         let hashes = queries::take_file_gc(c, 500)?;
