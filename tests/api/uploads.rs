@@ -570,6 +570,14 @@ async fn a_restored_backup_serves_every_file() {
         .unwrap()
         .expect("backup");
     assert!(report.contains("3 files"), "{report}");
+    // `hearth export` lists each message's files.
+    let mut exported = Vec::new();
+    hearth::admin::export_json(&app.config, &mut exported).expect("export");
+    let exported: Value = serde_json::from_slice(&exported).unwrap();
+    let files = &exported["messages"][0]["attachments"];
+    assert_eq!(files[0]["name"], "pic.png");
+    assert_eq!(files[1]["name"], "doc.txt");
+    assert_eq!(files[1]["url"], doc["url"]);
 
     // Restore: the copy and its folder in a new place, a new server on them.
     let restored_dir = tempfile::tempdir().unwrap();

@@ -273,6 +273,7 @@ async fn a_hostile_svg_and_an_html_page_never_run() {
     })
     .await;
     assert_eq!(seen["images"], json!([]), "an SVG is never previewed");
+    crate::assert_no_horizontal_scroll(&bob, "file cards on a phone").await;
     assert_eq!(
         seen["body"],
         Value::Null,
