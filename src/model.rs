@@ -161,28 +161,13 @@ impl Profile {
     }
 
     /// Where the avatar is served, versioned by its file so a new one is fetched at once.
+    /// (Usernames are `A-Z a-z 0-9 _ . -`: nothing in them needs encoding in a path.)
     pub fn avatar_url(&self) -> Option<String> {
         self.avatar.as_ref().map(|h| {
             let v = &h[..12.min(h.len())];
-            format!(
-                "/api/users/{}/avatar?v={v}",
-                percent_segment(&self.username)
-            )
+            format!("/api/users/{}/avatar?v={v}", self.username)
         })
     }
-}
-
-/// `s` percent-encoded for one URL path segment.
-fn percent_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// A stored file: an upload, sent with a message or not yet.

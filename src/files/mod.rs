@@ -119,12 +119,13 @@ impl Files {
         Ok(())
     }
 
-    /// Remove each file of `hashes` that `in_use` says no upload uses. Writer thread only.
-    pub fn collect(
+    /// Remove each file of `hashes` that `in_use` says nothing uses (the store answers it).
+    /// Writer thread only.
+    pub fn collect<E>(
         &self,
         hashes: &[String],
-        mut in_use: impl FnMut(&str) -> rusqlite::Result<bool>,
-    ) -> rusqlite::Result<usize> {
+        mut in_use: impl FnMut(&str) -> Result<bool, E>,
+    ) -> Result<usize, E> {
         let mut removed = 0;
         for h in hashes.iter().filter(|h| is_hash(h)) {
             if !in_use(h)? {
@@ -252,13 +253,19 @@ mod tests {
         assert_eq!(files.stored().unwrap(), vec![h.clone()]);
         assert_eq!(
             files
-                .collect(std::slice::from_ref(&h), |_| Ok(true))
+                .collect(std::slice::from_ref(&h), |_| Ok::<
+                    _,
+                    std::convert::Infallible,
+                >(true))
                 .unwrap(),
             0
         );
         assert_eq!(
             files
-                .collect(std::slice::from_ref(&h), |_| Ok(false))
+                .collect(std::slice::from_ref(&h), |_| Ok::<
+                    _,
+                    std::convert::Infallible,
+                >(false))
                 .unwrap(),
             1
         );
