@@ -29,6 +29,7 @@ fn sample_message() -> StoredMessage {
         reply_to: None,
         reactions: Vec::new(),
         attachments: Vec::new(),
+        preview: None,
     }
 }
 

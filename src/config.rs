@@ -31,6 +31,10 @@ pub struct Config {
     pub messages: MessagesConfig,
     /// Files and images.
     pub uploads: UploadsConfig,
+    /// Requests Hearth makes to addresses it was given (link previews).
+    pub outbound: OutboundConfig,
+    /// Link previews.
+    pub previews: PreviewsConfig,
     /// The Prometheus endpoint.
     pub metrics: MetricsConfig,
     /// Log output.
@@ -85,6 +89,48 @@ pub struct UploadsConfig {
     /// Folder of the stored files; empty: beside the database, named after it with `-files`
     /// (`chat.db-files`).
     pub dir: PathBuf,
+}
+
+/// `[outbound]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// Let outbound requests reach loopback, private, link-local and other non-public
+    /// addresses. Off by default: only for tests and closed networks.
+    pub allow_private_networks: bool,
+    /// Seconds one outbound request may take in all (connect, redirects, headers, body).
+    pub timeout_seconds: u64,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            allow_private_networks: false,
+            timeout_seconds: 10,
+        }
+    }
+}
+
+/// `[previews]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PreviewsConfig {
+    /// Fetch a preview of the first link of each new message.
+    pub enabled: bool,
+    /// Domains never fetched (each with its subdomains), such as `internal.example`.
+    pub never_fetch: Vec<String>,
+    /// Previews fetched at once; more wait their turn.
+    pub workers: usize,
+}
+
+impl Default for PreviewsConfig {
+    fn default() -> Self {
+        PreviewsConfig {
+            enabled: true,
+            never_fetch: Vec::new(),
+            workers: 4,
+        }
+    }
 }
 
 impl Default for UploadsConfig {
@@ -474,6 +520,20 @@ impl Config {
         }
         if self.uploads.max_image_pixels == 0 {
             return Err("uploads.max_image_pixels: must be at least 1".into());
+        }
+        if self.outbound.timeout_seconds == 0 || self.outbound.timeout_seconds > 300 {
+            return Err("outbound.timeout_seconds: must be 1 to 300".into());
+        }
+        if self.previews.workers == 0 || self.previews.workers > 64 {
+            return Err("previews.workers: must be 1 to 64".into());
+        }
+        for d in &self.previews.never_fetch {
+            let d = d.trim_start_matches('.');
+            if d.is_empty() || d.contains(['/', ':', ' ']) {
+                return Err(format!(
+                    "previews.never_fetch: {d:?} is not a domain name (write `example.com`)"
+                ));
+            }
         }
         if self.auth.pbkdf2_iterations < 1_000 {
             return Err(format!(

@@ -122,6 +122,7 @@ pub enum Refusal {
 
 /// What became of a message sent over HTTP, answered once its transaction is over.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // a stored message is the common answer: not boxed
 pub enum SendOutcome {
     /// Stored (or found stored under the same nonce).
     Stored(StoredMessage),
@@ -132,6 +133,9 @@ pub enum SendOutcome {
 }
 
 /// The outcome of one queued message, or the changes of a committed write, in commit order.
+/// Stored messages are nearly every item, so they are kept inline rather than boxed (one
+/// allocation fewer per message).
+#[allow(clippy::large_enum_variant)]
 pub enum Committed {
     /// Durably stored (or found already stored under the same nonce).
     Stored {

@@ -17,6 +17,8 @@
 //! - [`events`]: what the writer hands the fan-out, in commit order (plain data).
 //! - [`protocol`]: WebSocket frames and close codes.
 //! - [`model`]: users, rooms, memberships and messages as plain data.
+//! - [`outbound`]: the one HTTP client for addresses people give (link previews), with the
+//!   address rules against request forgery; the HTML head reader.
 //! - [`files`]: the uploads folder (files by SHA-256) and images (measure, strip, thumbnail).
 //! - [`config`], [`domain`] (validated names, passwords, bodies), [`limits`], [`metrics`],
 //!   [`assets`], [`shutdown`]: leaves.
@@ -44,6 +46,7 @@ pub mod hub;
 pub mod limits;
 pub mod metrics;
 pub mod model;
+pub mod outbound;
 pub mod protocol;
 pub mod server;
 pub mod shutdown;
@@ -170,6 +173,7 @@ async fn housekeeping(state: App) {
                 Err(e) => tracing::warn!("cannot delete expired sessions: {e}"),
             }
             app::uploads::sweep(&state).await;
+            app::previews::sweep(&state).await;
         }
         let now = state.db.sessions_epoch().await.ok();
         if now.is_some() && now != epoch {
@@ -233,6 +237,7 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
     let state = app(config, (db, files), hub, metrics.clone(), stop_rx.clone());
     state.auth.prewarm();
     app::profiles::load(&state).await;
+    app::previews::start(&state);
     let setup_code = announce_setup(&state, addr).await;
     tokio::spawn(housekeeping(state.clone()));
     let accept = tokio::spawn(accept(&state, listener, tls, metrics, stop_rx));

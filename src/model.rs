@@ -138,6 +138,31 @@ pub struct StoredMessage {
     pub reactions: Vec<Reaction>,
     /// Files sent with it, in the order they were given (empty once it is deleted).
     pub attachments: Vec<Attachment>,
+    /// The preview of its first link, once fetched (and unless its author removed it).
+    pub preview: Option<Box<LinkPreview>>,
+}
+
+/// What a message's first link leads to, as the server fetched it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkPreview {
+    /// The link.
+    pub url: String,
+    /// The page's title.
+    pub title: String,
+    /// Its description (may be empty).
+    pub description: String,
+    /// The site's name (may be empty).
+    pub site_name: String,
+    /// Whether Hearth keeps a picture for it (served at [`LinkPreview::image_url`]).
+    pub has_image: bool,
+}
+
+impl LinkPreview {
+    /// Where the picture of message `id`'s preview is served, if it has one.
+    pub fn image_url(&self, id: i64) -> Option<String> {
+        self.has_image
+            .then(|| format!("/api/messages/{id}/preview/image"))
+    }
 }
 
 /// How a person presents themselves: what the conversation shows instead of (or beside) their
@@ -256,6 +281,11 @@ pub enum ChangeKind {
         emoji: String,
         /// Added (`true`) or removed.
         on: bool,
+    },
+    /// The link preview arrived (`Some`) or its author removed it (`None`).
+    Preview {
+        /// The preview.
+        preview: Option<Box<LinkPreview>>,
     },
 }
 

@@ -244,6 +244,38 @@ pub struct MessageView<'a> {
     /// Files sent with it (absent from a tombstone).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attachments: Option<Vec<AttachmentView<'a>>>,
+    /// The preview of its first link, once fetched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview: Option<PreviewView<'a>>,
+}
+
+/// `{"url","title","description","site_name","image_url"?}`: a link preview.
+#[derive(Debug, Serialize)]
+pub struct PreviewView<'a> {
+    /// The link.
+    pub url: &'a str,
+    /// The page's title.
+    pub title: &'a str,
+    /// Its description (may be empty).
+    pub description: &'a str,
+    /// The site's name (may be empty).
+    pub site_name: &'a str,
+    /// The picture, served by Hearth.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
+}
+
+impl<'a> PreviewView<'a> {
+    /// The view of message `id`'s preview `p`.
+    pub fn of(id: i64, p: &'a crate::model::LinkPreview) -> Self {
+        PreviewView {
+            url: &p.url,
+            title: &p.title,
+            description: &p.description,
+            site_name: &p.site_name,
+            image_url: p.image_url(id),
+        }
+    }
 }
 
 /// `{"id","name","type","size","url","width"?,"height"?,"thumbnail_url"?}`: an upload, as
@@ -337,6 +369,11 @@ impl<'a> From<&'a StoredMessage> for MessageView<'a> {
                     .collect()
             }),
             attachments: (!m.deleted).then(|| m.attachments.iter().map(Into::into).collect()),
+            preview: m
+                .preview
+                .as_deref()
+                .filter(|_| !m.deleted)
+                .map(|p| PreviewView::of(m.id, p)),
         }
     }
 }
@@ -413,6 +450,13 @@ pub fn change_frame(c: &MessageChange, nonce: Option<&str>) -> Utf8Bytes {
             on: *on,
             nonce,
         },
+        ChangeKind::Preview { preview } => ServerMsg::Preview {
+            seq: c.seq,
+            id: c.id,
+            room: &c.room,
+            preview: preview.as_deref().map(|p| PreviewView::of(c.id, p)),
+            nonce,
+        },
     }
     .encode()
 }
@@ -455,6 +499,20 @@ pub enum ServerMsg<'a> {
         /// RFC 3339 UTC time of the edit.
         edited_ts: String,
         /// The editor's nonce, when it gave one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        nonce: Option<&'a str>,
+    },
+    /// A message's link preview arrived, or its author removed it (`preview: null`).
+    Preview {
+        /// The change's position.
+        seq: i64,
+        /// Message id.
+        id: i64,
+        /// Room name.
+        room: &'a str,
+        /// The preview, `null` once removed.
+        preview: Option<PreviewView<'a>>,
+        /// The remover's nonce, when it gave one.
         #[serde(skip_serializing_if = "Option::is_none")]
         nonce: Option<&'a str>,
     },
@@ -615,6 +673,7 @@ mod tests {
             reply_to: None,
             reactions: Vec::new(),
             attachments: Vec::new(),
+            preview: None,
         };
         let frame = ServerMsg::Message((&m).into()).encode();
         let from_frame = message_json_from_frame(&frame).unwrap();
@@ -685,6 +744,7 @@ mod tests {
             reply_to: None,
             reactions: Vec::new(),
             attachments: Vec::new(),
+            preview: None,
         };
         let v: serde_json::Value =
             serde_json::from_str(&ServerMsg::Message((&m).into()).encode()).unwrap();

@@ -104,6 +104,7 @@ export const api = {
   /** `{user}`: the profile after the change; fields left out stay as they are. */
   updateProfile: (body) => request('PATCH', 'api/me', body),
   removeAvatar: () => request('DELETE', 'api/me/avatar'),
+  removePreview: (id) => request('DELETE', `api/messages/${Number(id)}/preview`),
   rooms: () => request('GET', 'api/rooms'),
   directory: () => request('GET', 'api/directory'),
   createRoom: (body) => request('POST', 'api/rooms', body),

@@ -109,6 +109,7 @@ export class ChatView {
       onQuote: (s, row) => this.showOriginal(s, row),
       onCopyLink: (s, row) => this.copyLink(s, row),
       onOpenImage: (a) => this.lightbox.open(a),
+      onRemovePreview: (row) => this.removePreview(row),
       profiles: this.profiles,
     });
     this.lightbox = new Lightbox($('#lightbox'));
@@ -676,6 +677,7 @@ export class ChatView {
       case 'edited': return this.onEdited(frame);
       case 'deleted': return this.onDeleted(frame);
       case 'reaction': return this.onReaction(frame);
+      case 'preview': return this.onPreview(frame);
       default: return undefined; // unknown frame types are ignored (forward compatible)
     }
   }
@@ -1193,6 +1195,19 @@ export class ChatView {
     const s = this.log.state(f.room);
     if (s) this.log.applyReaction(s, f);
     this.settleOp(f.nonce);
+  }
+
+  onPreview(f) {
+    this.noteId(f.seq);
+    const s = this.log.state(f.room);
+    if (s) this.log.applyPreview(s, f);
+  }
+
+  /** Take the link preview of the user's own message away (the `preview` frame follows). */
+  removePreview(row) {
+    api.removePreview(row.id).catch((e) => {
+      this.composer.showNotice(e && e.message ? e.message : 'The preview could not be removed.', { tone: 'error' });
+    });
   }
 
   // ---- read markers -------------------------------------------------------------------

@@ -14,7 +14,7 @@ import { avatar, dayKey, dayLabel, formatFull, formatTime, mentions, parseTs } f
 import { renderMarkdown } from './markdown.js';
 import { actionBody, actionText } from './commands.js';
 import { MessageActions } from './actions.js';
-import { attachmentsView } from './uploads.js';
+import { attachmentsView, linkPreviewView } from './uploads.js';
 import { paintAvatar } from './profiles.js';
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000;
@@ -787,7 +787,9 @@ export class MessageLog {
     row.el.classList.toggle('is-deleted', deleted);
     row.el.classList.toggle('mentions-me', !deleted && !row.own && mentions(m.body, this.me));
     const files = !deleted && Array.isArray(m.attachments) ? m.attachments : [];
-    const bodyKey = deleted ? '' : `${m.edited_ts || ''}\u0000${m.body}\u0000${files.map((a) => a.id).join(',')}`;
+    const preview = !deleted && m.preview && typeof m.preview === 'object' ? m.preview : null;
+    const previewKey = preview ? `${preview.url}\u0000${preview.title}\u0000${preview.image_url || ''}` : '';
+    const bodyKey = deleted ? '' : `${m.edited_ts || ''}\u0000${m.body}\u0000${files.map((a) => a.id).join(',')}\u0000${previewKey}`;
     const reply = !deleted && m.reply_to && typeof m.reply_to === 'object' ? m.reply_to : null;
     const replyKey = reply ? `${reply.id}\u0000${reply.user}\u0000${reply.excerpt}` : '';
     if (bodyKey !== row.bodyKey || replyKey !== row.replyKey) {
@@ -803,6 +805,11 @@ export class MessageLog {
           parts.push(action != null ? actionBody(m.user, action, this.me) : h('div', { class: 'msg-body' }, renderMarkdown(m.body, this.me)));
         }
         if (files.length) parts.push(attachmentsView(files, (a) => this.o.onOpenImage && this.o.onOpenImage(a)));
+        if (preview) {
+          const remove = row.own && !row.pending && this.o.onRemovePreview ? () => this.o.onRemovePreview(row) : null;
+          const card = linkPreviewView(preview, remove);
+          if (card) parts.push(card);
+        }
         if (m.edited_ts) {
           const when = parseTs(m.edited_ts);
           parts.push(h('span', { class: 'msg-edited', title: `Edited ${formatFull(when)}` }, '(edited)'));
@@ -904,6 +911,18 @@ export class MessageLog {
     const before = this.change(s, f.id, (m) => ({ id: m.id, room: m.room, user: m.user, ts: m.ts, deleted: true, body: '' }));
     this.updateQuotes(s, f.id, '');
     return before;
+  }
+
+  /** A `preview` frame: the link preview arrived, or (`preview: null`) was removed. */
+  applyPreview(s, f) {
+    const p = f.preview && typeof f.preview === 'object' ? f.preview : null;
+    this.change(s, f.id, (m) => {
+      if (m.deleted) return m;
+      const next = { ...m };
+      if (p) next.preview = p;
+      else delete next.preview;
+      return next;
+    });
   }
 
   /** A `reaction` frame: `user` reacts with `emoji` (or not) after it, whatever was before. */

@@ -11,6 +11,36 @@ export const MAX_FILES = 10;
 export const fileUrl = (id) => `api/uploads/${encodeURIComponent(id)}`;
 const thumbUrl = (id) => `${fileUrl(id)}/thumbnail`;
 
+/**
+ * The card of a link preview: the site's picture (served by Hearth), the site's name, the
+ * page's title as a link and its description. `onRemove`, when given (the author's own
+ * message), adds a "Remove preview" button. Returns null for anything that is not an
+ * http(s) link.
+ */
+export function linkPreviewView(p, onRemove) {
+  if (!p || typeof p.url !== 'string' || !/^https?:\/\//i.test(p.url)) return null;
+  const title = String(p.title || p.url);
+  const text = h('div', { class: 'preview-text' });
+  if (p.site_name) text.append(h('span', { class: 'preview-site' }, String(p.site_name)));
+  text.append(h('a', { class: 'preview-title', href: p.url, target: '_blank', rel: 'noopener noreferrer' }, title));
+  if (p.description) text.append(h('p', { class: 'preview-description' }, String(p.description)));
+  const card = h('div', { class: 'link-preview' });
+  // Only a picture Hearth serves: a relative path under api/, never the linked site.
+  if (typeof p.image_url === 'string' && /^\/api\/messages\/\d+\/preview\/image$/.test(p.image_url)) {
+    card.append(h('img', { class: 'preview-image', src: p.image_url.slice(1), alt: '', loading: 'lazy', decoding: 'async' }));
+  }
+  card.append(text);
+  if (onRemove) {
+    const remove = h('button', { type: 'button', class: 'preview-remove icon-button', 'aria-label': 'Remove preview', title: 'Remove preview' }, '×');
+    remove.addEventListener('click', (e) => {
+      e.stopPropagation();
+      onRemove();
+    });
+    card.append(remove);
+  }
+  return card;
+}
+
 /** "2.4 MB", "830 KB", "12 bytes". */
 export function formatSize(n) {
   const size = Number(n) || 0;

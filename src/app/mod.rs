@@ -11,6 +11,7 @@
 //!   writer.
 //! - [`rooms`]: rooms and DMs: membership rules, read markers, notification levels.
 //! - [`people`]: finding people by name.
+//! - [`previews`]: link previews, fetched off the message path by a bounded worker pool.
 //! - [`profiles`]: display names, status lines and avatars.
 //! - [`uploads`]: storing an upload, deciding who may download it, removing unused files.
 
@@ -22,6 +23,7 @@ pub mod invites;
 pub mod lifecycle;
 pub mod messages;
 pub mod people;
+pub mod previews;
 pub mod profiles;
 pub mod rooms;
 pub mod uploads;

@@ -245,6 +245,72 @@ pub const MIGRATIONS: &[&str] = &[
         INSERT OR IGNORE INTO file_gc (sha256) VALUES (old.avatar_sha256);
     END;
     "#,
+    // 9: link previews. `link_previews` caches what a fetched page said about itself, per
+    //    link (`ok = 0`: nothing to show, so it is not fetched again soon); `message_previews`
+    //    is the preview a message shows, copied at the position it arrived (`removed = 1`: its
+    //    author took it away, and no late fetch brings it back). Pictures are stored files,
+    //    queued in `file_gc` when the last row naming them goes. A preview arriving or
+    //    removed is a change (`preview`, the preview as JSON in `body`, empty once removed)
+    //    at its own position; the change log is rebuilt to widen its CHECK again.
+    r#"
+    CREATE TABLE message_changes_v9 (
+        seq        INTEGER PRIMARY KEY,
+        message_id INTEGER NOT NULL REFERENCES messages(id),
+        room_id    INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        kind       TEXT    NOT NULL
+                   CHECK (kind IN ('edit', 'delete', 'react', 'unreact', 'preview')),
+        body       TEXT    NOT NULL DEFAULT '',
+        actor_id   INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        actor      TEXT    NOT NULL,
+        ts         INTEGER NOT NULL
+    );
+    INSERT INTO message_changes_v9 SELECT * FROM message_changes;
+    DROP TABLE message_changes;
+    ALTER TABLE message_changes_v9 RENAME TO message_changes;
+    CREATE INDEX message_changes_by_room ON message_changes(room_id, seq);
+    CREATE INDEX message_changes_by_message ON message_changes(message_id, seq);
+    CREATE TABLE link_previews (
+        url          TEXT    PRIMARY KEY,
+        ok           INTEGER NOT NULL,
+        title        TEXT    NOT NULL DEFAULT '',
+        description  TEXT    NOT NULL DEFAULT '',
+        site_name    TEXT    NOT NULL DEFAULT '',
+        image_sha256 TEXT,
+        image_type   TEXT,
+        fetched_at   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX link_previews_by_age ON link_previews(fetched_at);
+    CREATE INDEX link_previews_by_image ON link_previews(image_sha256)
+        WHERE image_sha256 IS NOT NULL;
+    CREATE TABLE message_previews (
+        message_id   INTEGER PRIMARY KEY REFERENCES messages(id),
+        url          TEXT    NOT NULL,
+        removed      INTEGER NOT NULL DEFAULT 0,
+        title        TEXT    NOT NULL DEFAULT '',
+        description  TEXT    NOT NULL DEFAULT '',
+        site_name    TEXT    NOT NULL DEFAULT '',
+        image_sha256 TEXT,
+        image_type   TEXT
+    );
+    CREATE INDEX message_previews_by_image ON message_previews(image_sha256)
+        WHERE image_sha256 IS NOT NULL;
+    CREATE TRIGGER link_previews_gc AFTER DELETE ON link_previews
+        WHEN old.image_sha256 IS NOT NULL BEGIN
+        INSERT OR IGNORE INTO file_gc (sha256) VALUES (old.image_sha256);
+    END;
+    CREATE TRIGGER link_previews_image_gc AFTER UPDATE OF image_sha256 ON link_previews
+        WHEN old.image_sha256 IS NOT NULL AND old.image_sha256 IS NOT new.image_sha256 BEGIN
+        INSERT OR IGNORE INTO file_gc (sha256) VALUES (old.image_sha256);
+    END;
+    CREATE TRIGGER message_previews_gc AFTER DELETE ON message_previews
+        WHEN old.image_sha256 IS NOT NULL BEGIN
+        INSERT OR IGNORE INTO file_gc (sha256) VALUES (old.image_sha256);
+    END;
+    CREATE TRIGGER message_previews_image_gc AFTER UPDATE OF image_sha256 ON message_previews
+        WHEN old.image_sha256 IS NOT NULL AND old.image_sha256 IS NOT new.image_sha256 BEGIN
+        INSERT OR IGNORE INTO file_gc (sha256) VALUES (old.image_sha256);
+    END;
+    "#,
 ];
 
 /// The schema version a database is at (0 for a new file).

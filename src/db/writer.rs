@@ -596,6 +596,7 @@ fn stored(m: NewMessage, s: StoredAs, now: i64) -> Committed {
             reply_to: reply_to.map(Box::new),
             reactions: Vec::new(),
             attachments,
+            preview: None,
         },
         origin: m.origin,
         duplicate: false,

@@ -22,7 +22,8 @@ use crate::db::StoredMessage;
 use crate::protocol::{replayed_frame, MessageView, MAX_FRAME};
 
 /// `POST /api/rooms/{room}/messages`, `GET`, `PATCH`, `DELETE /api/messages/{id}`,
-/// `PUT`, `DELETE /api/messages/{id}/reactions/{emoji}` and `GET /api/events`.
+/// `PUT`, `DELETE /api/messages/{id}/reactions/{emoji}`, `DELETE /api/messages/{id}/preview`
+/// and `GET /api/events`.
 pub fn routes(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let post = warp::path!("api" / "rooms" / String / "messages")
         .and(warp::post())
@@ -61,13 +62,25 @@ fn one_message(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> 
         .and(signed_in_write(s.clone()))
         .and(with_state(s.clone()))
         .and_then(delete);
+    let unpreview = warp::path!("api" / "messages" / i64 / "preview")
+        .and(warp::delete())
+        .and(signed_in_write(s.clone()))
+        .and(with_state(s.clone()))
+        .and_then(remove_preview);
     let events = warp::path!("api" / "events")
         .and(warp::get())
         .and(signed_in(s.clone()))
         .and(warp::query::<HashMap<String, String>>())
         .and(with_state(s))
         .and_then(events);
-    get.or(edit).unify().or(delete).unify().or(events).unify()
+    get.or(edit)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(unpreview)
+        .unify()
+        .or(events)
+        .unify()
 }
 
 /// `{"body"}`
@@ -169,6 +182,13 @@ pub async fn edit(
 /// DELETE /api/messages/{id}
 pub async fn delete(msg_id: i64, id: Identity, state: App) -> Result<Response, Rejection> {
     lifecycle::delete(&state, actor(&id), msg_id, None).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// DELETE /api/messages/{id}/preview: 204; the author's message shows no link preview from
+/// now on.
+pub async fn remove_preview(msg_id: i64, id: Identity, state: App) -> Result<Response, Rejection> {
+    crate::app::previews::remove(&state, actor(&id), msg_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

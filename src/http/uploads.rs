@@ -70,7 +70,7 @@ pub fn downloads(s: App) -> impl Filter<Extract = (Response,), Error = Rejection
         .and(signed_in(s.clone()))
         .and(warp::header::optional::<String>("range"))
         .and(warp::header::optional::<String>("if-none-match"))
-        .and(with_state(s))
+        .and(with_state(s.clone()))
         .and_then(
             |(id, thumb): (String, bool),
              who: Identity,
@@ -81,7 +81,18 @@ pub fn downloads(s: App) -> impl Filter<Extract = (Response,), Error = Rejection
                 serve(d, range.as_deref(), inm.as_deref()).await
             },
         );
-    files.or(avatar).unify()
+    let preview = warp::path!("api" / "messages" / i64 / "preview" / "image")
+        .and(warp::get())
+        .and(signed_in(s.clone()))
+        .and(warp::header::optional::<String>("if-none-match"))
+        .and(with_state(s))
+        .and_then(
+            |msg: i64, who: Identity, inm: Option<String>, state: App| async move {
+                let d = crate::app::previews::image(&state, who.user.id, msg).await?;
+                serve(d, None, inm.as_deref()).await
+            },
+        );
+    files.or(avatar).unify().or(preview).unify()
 }
 
 async fn create(

@@ -77,7 +77,10 @@ impl Hub {
                     ..
                 } => self.deliver_duplicate(&st, &msg, origin, tally),
                 Committed::Stored { msg, mentioned, .. } => {
-                    self.deliver_stored(&st, &msg, &mentioned, tally)
+                    self.deliver_stored(&st, &msg, &mentioned, tally);
+                    if let Some(watch) = self.inner.watcher.get() {
+                        watch(&msg);
+                    }
                 }
                 Committed::Failed { origin, nonce } => {
                     self.answer_sender(&st, origin, tally, || failed_frame(nonce.as_deref()));

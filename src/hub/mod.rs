@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::metrics::Metrics;
-use crate::model::Profile;
+use crate::model::{Profile, StoredMessage};
 use crate::protocol::{ProfileView, ServerMsg};
 
 pub use tail::{Loaded, Lookup, Readers, Tails, Ticket, TAIL_LEN};
@@ -188,7 +188,13 @@ struct Inner {
     offered: AtomicI64,
     /// Every profile with something set, as `ready` sends them (replaced whole on a change).
     profiles: RwLock<Arc<[Profile]>>,
+    /// Told of every new message once it was delivered (link previews); set once at start.
+    watcher: std::sync::OnceLock<Watcher>,
 }
+
+/// What [`Hub::watch_new_messages`] calls for each new message, on the fan-out thread: it
+/// must only look and hand off, never block.
+pub type Watcher = Box<dyn Fn(&StoredMessage) + Send + Sync>;
 
 /// A connection's place in the hub; disconnects itself when dropped.
 pub struct Registration {
@@ -233,8 +239,15 @@ impl Hub {
                 fanned: tokio::sync::watch::Sender::new(0),
                 offered: AtomicI64::new(0),
                 profiles: RwLock::new(Arc::from(Vec::new())),
+                watcher: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Call `watcher` for every new message, after it was delivered (only the first watcher
+    /// set counts).
+    pub fn watch_new_messages(&self, watcher: Watcher) {
+        let _ = self.inner.watcher.set(watcher);
     }
 
     /// Every profile with something set, for a `ready` frame.
@@ -349,6 +362,7 @@ mod test_support {
                 reply_to: None,
                 reactions: Vec::new(),
                 attachments: Vec::new(),
+                preview: None,
             },
             origin,
             duplicate: false,

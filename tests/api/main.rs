@@ -26,6 +26,7 @@ mod metrics;
 mod migration;
 mod operator;
 mod prefix;
+mod previews;
 mod privacy;
 mod profiles;
 mod proxy;

@@ -476,7 +476,7 @@ impl Browser {
     /// headless, but check rather than assume).
     pub async fn set_viewport(&self, width: u32, height: u32) {
         let mut outer = (width, height);
-        for _ in 0..3 {
+        for _ in 0..5 {
             within(
                 WAIT,
                 "resizing the window",
@@ -484,13 +484,23 @@ impl Browser {
             )
             .await
             .expect("the window can be resized");
-            let v = self
-                .eval("return [window.innerWidth, window.innerHeight];", vec![])
-                .await;
-            let (w, h) = (
-                v[0].as_u64().unwrap_or(0) as i64,
-                v[1].as_u64().unwrap_or(0) as i64,
-            );
+            // On a busy machine the page may still report the old size for a moment: read
+            // until two readings agree (or the size is right) before correcting for chrome.
+            let mut last = (-1, -1);
+            let (w, h) = loop {
+                let v = self
+                    .eval("return [window.innerWidth, window.innerHeight];", vec![])
+                    .await;
+                let now = (
+                    v[0].as_u64().unwrap_or(0) as i64,
+                    v[1].as_u64().unwrap_or(0) as i64,
+                );
+                if now == (width as i64, height as i64) || now == last {
+                    break now;
+                }
+                last = now;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            };
             if w == width as i64 && h == height as i64 {
                 return;
             }

@@ -20,6 +20,7 @@ mod links;
 mod markdown;
 mod offline;
 mod onboarding;
+mod previews;
 mod profiles;
 mod settings;
 mod ux;

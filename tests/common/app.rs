@@ -61,7 +61,8 @@ pub struct TestApp {
 
 /// The configuration every test server starts from: loopback, port 0, the database in `dir`,
 /// cheap password hashing (the release default stays 600,000 iterations) and the message and
-/// registration limits off (tests that exercise a limit switch it on themselves).
+/// registration limits off (tests that exercise a limit switch it on themselves), and link
+/// previews off.
 pub fn test_config(dir: &std::path::Path) -> Config {
     let mut config = Config::default();
     config.server.host = "127.0.0.1".into();
@@ -70,6 +71,9 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     config.auth.pbkdf2_iterations = 1000;
     config.limits.messages_per_second = 0.0;
     config.limits.registrations_per_hour = 0;
+    // Link previews fetch what messages link to; tests post links to example.com and must
+    // never reach it. The preview tests switch them on, pointed at servers on 127.0.0.1.
+    config.previews.enabled = false;
     config
 }
 

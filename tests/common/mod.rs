@@ -9,11 +9,13 @@
 mod app;
 mod http;
 mod rng;
+mod site;
 mod ws;
 
 pub use app::*;
 pub use http::*;
 pub use rng::*;
+pub use site::*;
 pub use ws::*;
 
 use std::future::Future;

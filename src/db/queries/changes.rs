@@ -57,6 +57,7 @@ pub fn set_message_body(
 pub fn tombstone_message(conn: &Connection, id: i64) -> rusqlite::Result<()> {
     erase_reactions(conn, id)?;
     erase_attachments(conn, id)?;
+    erase_preview(conn, id)?;
     conn.prepare_cached("UPDATE messages SET body = '', deleted = 1 WHERE id = ?1")?
         .execute([id])?;
     conn.prepare_cached("DELETE FROM mentions WHERE message_id = ?1")?
@@ -100,7 +101,23 @@ pub fn insert_change(
             let kind = if *on { "react" } else { "unreact" };
             (kind, emoji.as_str(), user.as_str(), now_ms)
         }
+        ChangeKind::Preview { preview } => {
+            let json = preview.as_deref().map(preview_json).unwrap_or_default();
+            return insert_change_row(conn, c, ("preview", &json, actor_id, ""), now_ms);
+        }
     };
+    insert_change_row(conn, c, (kind, body, actor_id, actor), ts)
+}
+
+/// The columns of one `message_changes` row besides its position.
+type ChangeRow<'a> = (&'a str, &'a str, Option<i64>, &'a str);
+
+fn insert_change_row(
+    conn: &Connection,
+    c: &MessageChange,
+    (kind, body, actor_id, actor): ChangeRow<'_>,
+    ts: i64,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO message_changes (seq, message_id, room_id, kind, body, actor_id, actor, ts) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -202,6 +219,9 @@ fn change_row(r: &Row<'_>) -> rusqlite::Result<MessageChange> {
             user: r.get(6)?,
             emoji: r.get(5)?,
             on: kind == "react",
+        },
+        "preview" => ChangeKind::Preview {
+            preview: preview_from_json(&r.get::<_, String>(5)?).map(Box::new),
         },
         _ => ChangeKind::Deleted { by: r.get(6)? },
     };

@@ -7,6 +7,7 @@
 mod changes;
 mod invites;
 mod messages;
+mod previews;
 mod profiles;
 mod reactions;
 mod rooms;
@@ -19,6 +20,7 @@ mod users;
 pub use changes::*;
 pub use invites::*;
 pub use messages::*;
+pub use previews::*;
 pub use profiles::*;
 pub use reactions::*;
 pub use rooms::*;
@@ -133,5 +135,6 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
         },
         reactions: Vec::new(),
         attachments: Vec::new(),
+        preview: None,
     })
 }

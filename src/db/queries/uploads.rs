@@ -173,7 +173,8 @@ pub fn fill_attachments(conn: &Connection, msgs: &mut [StoredMessage]) -> rusqli
 /// Fill in reactions and attachments: what a message read from its row lacks.
 pub fn fill_extras(conn: &Connection, msgs: &mut [StoredMessage]) -> rusqlite::Result<()> {
     fill_reactions(conn, msgs)?;
-    fill_attachments(conn, msgs)
+    fill_attachments(conn, msgs)?;
+    fill_previews(conn, msgs)
 }
 
 /// Remove the uploads of message `id` (it is being deleted); their files are queued for
@@ -206,7 +207,9 @@ pub fn file_in_use(conn: &Connection, sha256: &str) -> rusqlite::Result<bool> {
     conn.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM uploads WHERE sha256 = ?1) \
          OR EXISTS (SELECT 1 FROM uploads WHERE thumb_sha256 = ?1) \
-         OR EXISTS (SELECT 1 FROM users WHERE avatar_sha256 = ?1)",
+         OR EXISTS (SELECT 1 FROM users WHERE avatar_sha256 = ?1) \
+         OR EXISTS (SELECT 1 FROM message_previews WHERE image_sha256 = ?1) \
+         OR EXISTS (SELECT 1 FROM link_previews WHERE image_sha256 = ?1)",
     )?
     .query_row([sha256], |r| r.get(0))
 }
@@ -232,7 +235,9 @@ pub fn files_in_use(conn: &Connection) -> rusqlite::Result<std::collections::Has
     let mut stmt = conn.prepare_cached(
         "SELECT sha256 FROM uploads UNION SELECT thumb_sha256 FROM uploads \
          WHERE thumb_sha256 IS NOT NULL UNION SELECT avatar_sha256 FROM users \
-         WHERE avatar_sha256 IS NOT NULL",
+         WHERE avatar_sha256 IS NOT NULL UNION SELECT image_sha256 FROM message_previews \
+         WHERE image_sha256 IS NOT NULL UNION SELECT image_sha256 FROM link_previews \
+         WHERE image_sha256 IS NOT NULL",
     )?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {

@@ -6,6 +6,7 @@
 mod accounts;
 mod admin;
 mod file;
+mod previews;
 mod profiles;
 mod tx;
 mod uploads;

@@ -1,0 +1,351 @@
+//! Link previews: the first link of each new message is fetched off the message path, by a
+//! bounded pool of workers, after the message was acknowledged and delivered. What the page
+//! says about itself (title, description, site name) and a shrunk copy of its picture are
+//! cached per link for a day; the preview reaches the room as a `preview` change at a
+//! position of its own, like an edit, so a resuming client gets it too. Readers load the
+//! picture from Hearth, never from the linked site.
+//!
+//! Every fetch goes through [`crate::outbound`], with its address rules. A job that finds
+//! the queue full is dropped (a preview is a nicety; the message itself is never held up).
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, Semaphore};
+use url::Url;
+
+use crate::app::error::{AppError, Code};
+use crate::app::lifecycle::Actor;
+use crate::app::uploads::{write_temp, Download};
+use crate::app::App;
+use crate::db::queries::CachedPage;
+use crate::db::{Change, LinkPreview, StoredMessage};
+use crate::events::Audience;
+use crate::files::image::{self, Kind};
+use crate::outbound::page::{first_link, parse_head};
+use crate::outbound::{check_url, BodyLimit, Outbound, OutboundError, MAX_BODY};
+
+/// Links waiting for a worker; more are dropped.
+const QUEUE: usize = 256;
+/// Bytes of a page read for its head.
+const PAGE_PREFIX: usize = 256 * 1024;
+
+/// One link to preview.
+struct Job {
+    /// The message it belongs to.
+    message_id: i64,
+    /// Its first link.
+    url: Url,
+}
+
+/// Start the workers and have the hub hand them every new message's first link (nothing,
+/// when `previews.enabled` is off).
+pub fn start(state: &App) {
+    if !state.config.previews.enabled {
+        return;
+    }
+    let (tx, rx) = mpsc::channel::<Job>(QUEUE);
+    let allow_private = state.config.outbound.allow_private_networks;
+    let never: Arc<[String]> = state
+        .config
+        .previews
+        .never_fetch
+        .iter()
+        .map(|d| d.trim_start_matches('.').to_ascii_lowercase())
+        .collect();
+    state
+        .hub
+        .watch_new_messages(Box::new(move |msg: &StoredMessage| {
+            let Some(url) = first_link(&msg.body) else {
+                return;
+            };
+            if check_url(&url, allow_private).is_err() || never_fetched(&url, &never) {
+                return;
+            }
+            let _ = tx.try_send(Job {
+                message_id: msg.id,
+                url,
+            });
+        }));
+    tokio::spawn(dispatch(state.clone(), rx));
+}
+
+/// Whether `url`'s host is one of the domains never fetched, or under one.
+fn never_fetched(url: &Url, never: &[String]) -> bool {
+    let Some(host) = url.host_str() else {
+        return true;
+    };
+    let host = host.trim_end_matches('.');
+    never.iter().any(|d| {
+        host.eq_ignore_ascii_case(d)
+            || (host.len() > d.len()
+                && host[host.len() - d.len()..].eq_ignore_ascii_case(d)
+                && host.as_bytes()[host.len() - d.len() - 1] == b'.')
+    })
+}
+
+/// Hand each job to a worker, at most `previews.workers` at once, until the server stops.
+async fn dispatch(state: App, mut rx: mpsc::Receiver<Job>) {
+    let workers = Arc::new(Semaphore::new(state.config.previews.workers));
+    let client = Outbound::new(&state.config.outbound);
+    let mut stop = state.shutdown.clone();
+    loop {
+        let job = tokio::select! {
+            _ = stop.changed() => return,
+            job = rx.recv() => match job {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        let Ok(permit) = workers.clone().acquire_owned().await else {
+            return;
+        };
+        let (state, client) = (state.clone(), client.clone());
+        tokio::spawn(async move {
+            if let Err(e) = preview(&state, &client, job).await {
+                tracing::debug!("no link preview: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Fetch (or find in the cache) what `job`'s link says and give its message the preview.
+async fn preview(state: &App, client: &Outbound, job: Job) -> Result<(), String> {
+    let key = job.url.as_str();
+    let page = match state.db.cached_page(key).await.map_err(|e| e.to_string())? {
+        Some(page) => page,
+        None => {
+            let (page, image) = fetch(state, client, &job.url).await;
+            state
+                .db
+                .cache_page(state.files.clone(), key, page, image)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+    };
+    if !page.ok {
+        return Ok(());
+    }
+    let preview = LinkPreview {
+        url: job.url.to_string(),
+        title: page.title,
+        description: page.description,
+        site_name: page.site_name,
+        has_image: page.image.is_some(),
+    };
+    let image = page.image;
+    let id = job.message_id;
+    state
+        .db
+        .transact(move |tx| {
+            let image = image.as_ref().map(|(s, m)| (s.as_str(), m.as_str()));
+            let change = tx.attach_preview(id, preview, image)?;
+            Ok::<_, AppError>(((), room_change(change)))
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn room_change(change: Option<crate::db::MessageChange>) -> Vec<Change> {
+    change
+        .map(|change| Change::Message {
+            change,
+            nonce: None,
+            audience: Audience::Room,
+        })
+        .into_iter()
+        .collect()
+}
+
+/// A picture ready to be stored: the temporary file, its hash and its type.
+type Picture = (crate::files::TempFile, String, String);
+
+/// Fetch `url`'s page and, when it names one, its picture. Failures are cached as "nothing to
+/// show" so the same broken link is not fetched again for a day.
+async fn fetch(state: &App, client: &Outbound, url: &Url) -> (CachedPage, Option<Picture>) {
+    let nothing = CachedPage {
+        ok: false,
+        title: String::new(),
+        description: String::new(),
+        site_name: String::new(),
+        image: None,
+    };
+    let page = match client
+        .get(
+            url,
+            "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1",
+            BodyLimit::Prefix(PAGE_PREFIX),
+        )
+        .await
+    {
+        Ok(page) if page.status.is_success() => page,
+        Ok(page) => {
+            tracing::debug!("link preview of {url}: status {}", page.status);
+            return (nothing, None);
+        }
+        Err(e) => {
+            tracing::debug!("link preview of {url}: {e}");
+            return (nothing, None);
+        }
+    };
+    if !matches!(
+        page.content_type.as_str(),
+        "text/html" | "application/xhtml+xml"
+    ) {
+        return (nothing, None);
+    }
+    let html = String::from_utf8_lossy(&page.body);
+    let meta = parse_head(&html, &page.url);
+    if meta.is_empty() {
+        return (nothing, None);
+    }
+    let picture = match &meta.image {
+        Some(image_url) => match picture(state, client, image_url).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::debug!("link preview picture {image_url}: {e}");
+                None
+            }
+        },
+        None => None,
+    };
+    let title = if meta.title.is_empty() {
+        url.host_str().unwrap_or_default().to_string()
+    } else {
+        meta.title
+    };
+    let page = CachedPage {
+        ok: true,
+        title,
+        description: meta.description,
+        site_name: meta.site_name,
+        image: None,
+    };
+    (page, picture)
+}
+
+/// Fetch the picture at `url` and shrink it to a thumbnail (stripped of its metadata).
+async fn picture(state: &App, client: &Outbound, url: &Url) -> Result<Picture, String> {
+    let fetched = client
+        .get(url, "image/*", BodyLimit::Whole(MAX_BODY))
+        .await
+        .map_err(|e: OutboundError| e.to_string())?;
+    if !fetched.status.is_success() {
+        return Err(format!("status {}", fetched.status));
+    }
+    let kind = Kind::sniff(&fetched.body).ok_or("not a png, jpeg, gif or webp image")?;
+    let _permit = state
+        .decoders
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| "stopping")?;
+    let files = state.files.clone();
+    let max_pixels = state.config.uploads.max_image_pixels;
+    tokio::task::spawn_blocking(move || {
+        let data = fetched.body;
+        let prepared = image::prepare(&data, kind, max_pixels).map_err(|e| format!("{e:?}"))?;
+        let (bytes, mime): (&[u8], &str) = match (&prepared.thumbnail, &prepared.bytes) {
+            (Some((thumb, mime)), _) => (thumb, mime),
+            (None, Some(stripped)) => (stripped, kind.mime()),
+            (None, None) => (&data, kind.mime()),
+        };
+        let (file, sha) = write_temp(&files, bytes).map_err(|e| e.to_string())?;
+        Ok((file, sha, mime.to_string()))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Take the preview of the actor's message `id` away for good (also one still being
+/// fetched). Refusals: `unknown_message` (no such id, not readable, deleted), `forbidden`
+/// (not the author).
+pub async fn remove(state: &App, actor: Actor<'_>, id: i64) -> Result<(), AppError> {
+    let user_id = actor.user_id;
+    state
+        .db
+        .transact(move |tx| {
+            let Some((msg, author)) = tx.message_by_id(id)? else {
+                return Err(unknown_message());
+            };
+            let readable = tx
+                .room_by_id(msg.room_id, user_id)?
+                .is_some_and(|room| crate::app::access::readable(&room));
+            if !readable || msg.deleted {
+                return Err(unknown_message());
+            }
+            if author != user_id {
+                return Err(AppError::new(
+                    Code::Forbidden,
+                    "Only the author may remove a message's preview.",
+                ));
+            }
+            let change = tx.remove_preview(&msg, user_id)?;
+            Ok(((), room_change(change)))
+        })
+        .await
+}
+
+/// The picture of message `id`'s preview, for a user who may read the message. Refusal:
+/// `unknown_message` (no such message, not readable, no picture).
+pub async fn image(state: &App, user_id: i64, id: i64) -> Result<Download, AppError> {
+    crate::app::lifecycle::get(state, user_id, id).await?;
+    let (sha256, mime) = state
+        .db
+        .preview_image(id)
+        .await?
+        .ok_or_else(unknown_message)?;
+    Ok(Download {
+        path: state.files.path_of(&sha256),
+        name: format!(
+            "preview-{id}.{}",
+            if mime == "image/png" { "png" } else { "jpg" }
+        ),
+        mime,
+        sha256,
+        inline: true,
+    })
+}
+
+/// Forget pages cached more than a week ago (hourly, with the uploads' sweep).
+pub async fn sweep(state: &App) {
+    match state.db.forget_old_pages(state.files.clone()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("forgot {n} cached link previews"),
+        Err(e) => tracing::warn!("cannot forget old link previews: {e}"),
+    }
+}
+
+fn unknown_message() -> AppError {
+    AppError::new(Code::UnknownMessage, "There is no message with that id.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_fetched_matches_domains_and_their_subdomains() {
+        let never: Vec<String> = vec!["bank.example".into(), "intranet".into()];
+        let yes = [
+            "https://bank.example/",
+            "https://www.bank.example/x",
+            "http://BANK.example./",
+        ];
+        let no = [
+            "https://notbank.example/",
+            "https://bank.example.com/",
+            "https://x.example/",
+        ];
+        for s in yes {
+            assert!(never_fetched(&Url::parse(s).unwrap(), &never), "{s}");
+        }
+        for s in no {
+            assert!(!never_fetched(&Url::parse(s).unwrap(), &never), "{s}");
+        }
+        assert!(never_fetched(
+            &Url::parse("http://intranet/").unwrap(),
+            &never
+        ));
+    }
+}

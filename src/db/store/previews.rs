@@ -1,0 +1,120 @@
+//! Link previews in the store: the cache of fetched pages (whose pictures move into place in
+//! the same writer job, like an upload's), and a message's preview at its position.
+
+use std::sync::Arc;
+
+use crate::db::queries::{self, CachedPage};
+use crate::db::{now_ms, ChangeKind, Db, DbError, LinkPreview, MessageChange, Tx};
+use crate::files::{Files, TempFile};
+
+/// How long a fetched page is believed before it is fetched again.
+pub const PAGE_FRESH_MS: i64 = 24 * 3600 * 1000;
+/// How long a page is kept in the cache at all.
+pub const PAGE_KEPT_MS: i64 = 7 * 24 * 3600 * 1000;
+
+impl Db {
+    /// What `url` said when fetched within the last day.
+    pub async fn cached_page(&self, url: &str) -> Result<Option<CachedPage>, DbError> {
+        let url = url.to_string();
+        let since = now_ms() - PAGE_FRESH_MS;
+        self.read(move |c| queries::cached_page(c, &url, since))
+            .await
+    }
+
+    /// Remember what `url` said; `image` is its picture (a temporary file, its hash and type),
+    /// moved into place in the same job. Returns the page as cached.
+    pub async fn cache_page(
+        &self,
+        files: Arc<Files>,
+        url: &str,
+        mut page: CachedPage,
+        image: Option<(TempFile, String, String)>,
+    ) -> Result<CachedPage, DbError> {
+        let url = url.to_string();
+        self.write(move |c| {
+            let io = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+            if let Some((file, sha, mime)) = image {
+                files.settle(file, &sha).map_err(io)?;
+                page.image = Some((sha, mime));
+            }
+            queries::cache_page(c, &url, &page, now_ms())?;
+            super::uploads::collect(c, &files)?;
+            Ok(page)
+        })
+        .await
+    }
+
+    /// The picture of message `id`'s preview: its file and type.
+    pub async fn preview_image(&self, id: i64) -> Result<Option<(String, String)>, DbError> {
+        self.read(move |c| queries::preview_image(c, id)).await
+    }
+
+    /// Forget pages cached more than a week ago, and remove the pictures nothing uses any
+    /// more; how many pages.
+    pub async fn forget_old_pages(&self, files: Arc<Files>) -> Result<usize, DbError> {
+        self.write(move |c| {
+            let n = queries::forget_old_pages(c, now_ms() - PAGE_KEPT_MS)?;
+            super::uploads::collect(c, &files)?;
+            Ok(n)
+        })
+        .await
+    }
+}
+
+impl Tx<'_> {
+    /// Give message `id` the preview `p` (with the picture `image`, a stored file and its
+    /// type) at a new position, unless the message is gone or deleted, or already has (or
+    /// had) a preview; writer only.
+    pub fn attach_preview(
+        &self,
+        id: i64,
+        p: LinkPreview,
+        image: Option<(&str, &str)>,
+    ) -> Result<Option<MessageChange>, DbError> {
+        let Some((msg, _)) = queries::message_by_id(self.0, id)? else {
+            return Ok(None);
+        };
+        if msg.deleted || queries::has_preview_row(self.0, id)? {
+            return Ok(None);
+        }
+        queries::insert_message_preview(self.0, id, &p, image)?;
+        let change = MessageChange {
+            seq: queries::next_position(self.0)?,
+            id,
+            room_id: msg.room_id,
+            room: msg.room,
+            kind: ChangeKind::Preview {
+                preview: Some(Box::new(p)),
+            },
+        };
+        queries::insert_change(self.0, &change, None, now_ms())?;
+        Ok(Some(change))
+    }
+
+    /// Take the preview of `msg` away for good, at a new position when one was showing
+    /// (`None`: there was none, and none will come); writer only.
+    pub fn remove_preview(
+        &self,
+        msg: &crate::db::StoredMessage,
+        actor_id: i64,
+    ) -> Result<Option<MessageChange>, DbError> {
+        if !queries::remove_message_preview(self.0, msg.id)? {
+            queries::refuse_message_preview(self.0, msg.id)?;
+            return Ok(None);
+        }
+        let change = MessageChange {
+            seq: queries::next_position(self.0)?,
+            id: msg.id,
+            room_id: msg.room_id,
+            room: msg.room.clone(),
+            kind: ChangeKind::Preview { preview: None },
+        };
+        queries::insert_change(self.0, &change, Some(actor_id), now_ms())?;
+        Ok(Some(change))
+    }
+
+    /// The latest preview change of message `id`, if any.
+    pub fn last_preview_change(&self, id: i64) -> Result<Option<MessageChange>, DbError> {
+        Ok(queries::last_change(self.0, id, "preview")?)
+    }
+}

@@ -1,0 +1,542 @@
+//! The one HTTP client for requests to addresses people give Hearth (the links of link
+//! previews), with the guard against server-side request forgery built in.
+//!
+//! For each request, and again for each redirect (at most [`MAX_REDIRECTS`]):
+//! 1. the URL must be `http` or `https`, without user name or password;
+//! 2. the host is resolved once, and every address it resolves to that is not public
+//!    ([`addr::classify`]) is struck out (all of them stay with
+//!    `outbound.allow_private_networks`); none left: [`OutboundError::Refused`];
+//! 3. the connection goes to an address that was checked (never a second lookup of the
+//!    name), within [`CONNECT_TIMEOUT`];
+//! 4. the response body is read up to the caller's cap ([`MAX_BODY`] at most).
+//!
+//! The whole request, redirects included, runs within `outbound.timeout_seconds`.
+
+pub mod addr;
+pub mod page;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Empty};
+use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST, LOCATION, USER_AGENT};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls;
+use url::{Host, Url};
+
+use crate::config::OutboundConfig;
+
+/// Redirects followed before giving up.
+pub const MAX_REDIRECTS: usize = 3;
+/// How long connecting to one address may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest response body read, in bytes.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// Addresses of one name tried before giving up.
+const ADDRESSES_TRIED: usize = 2;
+
+/// Why an outbound request did not get an answer.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OutboundError {
+    /// Not an `http(s)` URL, or one with credentials in it.
+    #[error("not an http(s) address: {0}")]
+    BadUrl(String),
+    /// Every address the host has is of a refused class.
+    #[error("{host} is a {class} address, which outbound requests may not reach")]
+    Refused {
+        /// The host as written.
+        host: String,
+        /// The class of the (first) refused address.
+        class: &'static str,
+    },
+    /// The name does not resolve.
+    #[error("cannot resolve {0}")]
+    Resolve(String),
+    /// No connection could be made.
+    #[error("cannot connect to {0}")]
+    Connect(String),
+    /// The TLS handshake failed.
+    #[error("TLS with {host} failed: {reason}")]
+    Tls {
+        /// The host.
+        host: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The peer did not speak HTTP/1.1 as expected.
+    #[error("HTTP error: {0}")]
+    Http(String),
+    /// More than [`MAX_REDIRECTS`] redirects, or a redirect without a usable `Location`.
+    #[error("too many redirects")]
+    TooManyRedirects,
+    /// The body is longer than the cap (for a caller that needs it whole).
+    #[error("the response is larger than {0} bytes")]
+    TooLarge(usize),
+    /// Nothing within `outbound.timeout_seconds`.
+    #[error("no answer in time")]
+    Timeout,
+}
+
+/// An answer.
+#[derive(Debug)]
+pub struct Fetched {
+    /// Where it came from, after redirects.
+    pub url: Url,
+    /// Its status.
+    pub status: StatusCode,
+    /// Its `Content-Type`, lowercased, without parameters (empty when absent).
+    pub content_type: String,
+    /// The body, up to the cap.
+    pub body: Bytes,
+    /// Whether the body went on beyond the cap.
+    pub truncated: bool,
+}
+
+/// How much of a body a caller wants.
+#[derive(Debug, Clone, Copy)]
+pub enum BodyLimit {
+    /// The first `n` bytes are enough (a page's head); the rest is not read.
+    Prefix(usize),
+    /// All of it, at most `n` bytes, or [`OutboundError::TooLarge`].
+    Whole(usize),
+}
+
+/// The client. Cheap to clone.
+#[derive(Clone)]
+pub struct Outbound {
+    allow_private: bool,
+    timeout: Duration,
+    tls: tokio_rustls::TlsConnector,
+}
+
+impl Outbound {
+    /// A client under `config`'s rules.
+    pub fn new(config: &OutboundConfig) -> Self {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Outbound {
+            allow_private: config.allow_private_networks,
+            timeout: Duration::from_secs(config.timeout_seconds),
+            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+        }
+    }
+
+    /// `GET url` accepting `accept`, following redirects, reading at most `limit` of the
+    /// body. Any status is an answer; the caller judges it.
+    pub async fn get(
+        &self,
+        url: &Url,
+        accept: &'static str,
+        limit: BodyLimit,
+    ) -> Result<Fetched, OutboundError> {
+        match tokio::time::timeout(self.timeout, self.follow(url.clone(), accept, limit)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(OutboundError::Timeout),
+        }
+    }
+
+    async fn follow(
+        &self,
+        mut url: Url,
+        accept: &'static str,
+        limit: BodyLimit,
+    ) -> Result<Fetched, OutboundError> {
+        for _ in 0..=MAX_REDIRECTS {
+            let response = self.once(&url, accept, limit).await?;
+            match response {
+                Step::Done(fetched) => return Ok(fetched),
+                Step::Redirect(next) => url = next,
+            }
+        }
+        Err(OutboundError::TooManyRedirects)
+    }
+
+    /// One request to `url`, without following a redirect.
+    async fn once(
+        &self,
+        url: &Url,
+        accept: &'static str,
+        limit: BodyLimit,
+    ) -> Result<Step, OutboundError> {
+        let target = Target::of(url)?;
+        let addrs = self.checked_addresses(&target).await?;
+        let stream = connect(&addrs, &target.host).await?;
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(path_and_query(url))
+            .header(HOST, host_header(url))
+            .header(USER_AGENT, concat!("Hearth/", env!("CARGO_PKG_VERSION")))
+            .header(ACCEPT, accept)
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| OutboundError::Http(e.to_string()))?;
+        let response = if target.tls {
+            let name = server_name(&target.host)?;
+            let tls = self
+                .tls
+                .connect(name, stream)
+                .await
+                .map_err(|e| OutboundError::Tls {
+                    host: target.host.to_string(),
+                    reason: e.to_string(),
+                })?;
+            exchange(tls, request).await?
+        } else {
+            exchange(stream, request).await?
+        };
+        let status = response.status();
+        if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+            let next = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|loc| url.join(loc).ok())
+                .ok_or(OutboundError::TooManyRedirects)?;
+            return Ok(Step::Redirect(next));
+        }
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(media_type)
+            .unwrap_or_default();
+        let (body, truncated) = read_body(response.into_body(), limit).await?;
+        Ok(Step::Done(Fetched {
+            url: url.clone(),
+            status,
+            content_type,
+            body,
+            truncated,
+        }))
+    }
+
+    /// The addresses of `target` this client may connect to, in the resolver's order.
+    async fn checked_addresses(&self, target: &Target) -> Result<Vec<SocketAddr>, OutboundError> {
+        let resolved: Vec<SocketAddr> = match &target.host {
+            Host::Ipv4(ip) => vec![SocketAddr::new(IpAddr::V4(*ip), target.port)],
+            Host::Ipv6(ip) => vec![SocketAddr::new(IpAddr::V6(*ip), target.port)],
+            Host::Domain(name) => tokio::net::lookup_host((name.as_str(), target.port))
+                .await
+                .map_err(|_| OutboundError::Resolve(name.clone()))?
+                .collect(),
+        };
+        if resolved.is_empty() {
+            return Err(OutboundError::Resolve(target.host.to_string()));
+        }
+        let (allowed, refused): (Vec<_>, Vec<_>) = resolved
+            .into_iter()
+            .partition(|a| self.allow_private || addr::classify(a.ip()).is_public());
+        match (allowed.is_empty(), refused.first()) {
+            (true, Some(first)) => Err(OutboundError::Refused {
+                host: target.host.to_string(),
+                class: addr::classify(first.ip()).describe(),
+            }),
+            _ => Ok(allowed),
+        }
+    }
+}
+
+/// Whether `url` may be asked for at all, before any lookup: `http(s)`, a host, no
+/// credentials, and (unless private networks are allowed) not an address literal of a
+/// refused class.
+pub fn check_url(url: &Url, allow_private: bool) -> Result<(), OutboundError> {
+    let target = Target::of(url)?;
+    let ip = match target.host {
+        Host::Ipv4(ip) => IpAddr::V4(ip),
+        Host::Ipv6(ip) => IpAddr::V6(ip),
+        Host::Domain(_) => return Ok(()),
+    };
+    let class = addr::classify(ip);
+    if allow_private || class.is_public() {
+        Ok(())
+    } else {
+        Err(OutboundError::Refused {
+            host: target.host.to_string(),
+            class: class.describe(),
+        })
+    }
+}
+
+enum Step {
+    Done(Fetched),
+    Redirect(Url),
+}
+
+/// Where a URL points.
+struct Target {
+    host: Host<String>,
+    port: u16,
+    tls: bool,
+}
+
+impl Target {
+    fn of(url: &Url) -> Result<Target, OutboundError> {
+        let bad = || OutboundError::BadUrl(url.as_str().chars().take(200).collect());
+        let tls = match url.scheme() {
+            "https" => true,
+            "http" => false,
+            _ => return Err(bad()),
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad());
+        }
+        let host = url.host().ok_or_else(bad)?.to_owned();
+        let port = url.port_or_known_default().ok_or_else(bad)?;
+        Ok(Target { host, port, tls })
+    }
+}
+
+async fn connect(addrs: &[SocketAddr], host: &Host<String>) -> Result<TcpStream, OutboundError> {
+    for addr in addrs.iter().take(ADDRESSES_TRIED) {
+        if let Ok(Ok(stream)) =
+            tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await
+        {
+            let _ = stream.set_nodelay(true);
+            return Ok(stream);
+        }
+    }
+    Err(OutboundError::Connect(host.to_string()))
+}
+
+async fn exchange<S>(
+    stream: S,
+    request: Request<Empty<Bytes>>,
+) -> Result<hyper::Response<hyper::body::Incoming>, OutboundError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let http = |e: hyper::Error| OutboundError::Http(e.to_string());
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(http)?;
+    // The connection ends with the request: dropping the sender (or the body) closes it.
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    sender.send_request(request).await.map_err(http)
+}
+
+async fn read_body(
+    mut body: hyper::body::Incoming,
+    limit: BodyLimit,
+) -> Result<(Bytes, bool), OutboundError> {
+    let cap = match limit {
+        BodyLimit::Prefix(n) | BodyLimit::Whole(n) => n.min(MAX_BODY),
+    };
+    let mut out = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| OutboundError::Http(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if out.len() + data.len() > cap {
+            if let BodyLimit::Whole(_) = limit {
+                return Err(OutboundError::TooLarge(cap));
+            }
+            out.extend_from_slice(&data[..cap - out.len()]);
+            return Ok((out.freeze(), true));
+        }
+        out.extend_from_slice(&data);
+    }
+    Ok((out.freeze(), false))
+}
+
+fn server_name(
+    host: &Host<String>,
+) -> Result<rustls::pki_types::ServerName<'static>, OutboundError> {
+    let name = match host {
+        Host::Domain(d) => rustls::pki_types::ServerName::try_from(d.clone()).ok(),
+        Host::Ipv4(ip) => Some(IpAddr::V4(*ip).into()),
+        Host::Ipv6(ip) => Some(IpAddr::V6(*ip).into()),
+    };
+    name.ok_or_else(|| OutboundError::Tls {
+        host: host.to_string(),
+        reason: "not a valid server name".into(),
+    })
+}
+
+fn path_and_query(url: &Url) -> String {
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    }
+}
+
+fn host_header(url: &Url) -> HeaderValue {
+    let host = url.host_str().unwrap_or_default();
+    let value = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// `text/html; charset=utf-8` → `text/html`.
+fn media_type(value: &str) -> String {
+    value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn urls_are_checked_before_any_lookup() {
+        let refused = [
+            "http://127.0.0.1/",
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://0177.0.0.1/",
+            "http://127.1/",
+            "http://[::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::ffff:7f00:1]/",
+            "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[fd00:ec2::254]/",
+            "http://0.0.0.0:8080/",
+            "http://10.0.0.1/",
+            "https://192.168.1.1/",
+            "http://[fe80::1%25eth0]/",
+        ];
+        for s in refused {
+            let Ok(url) = Url::parse(s) else { continue };
+            assert!(
+                matches!(check_url(&url, false), Err(OutboundError::Refused { .. })),
+                "{s} must be refused"
+            );
+            assert_eq!(
+                check_url(&url, true),
+                Ok(()),
+                "{s} with private networks allowed"
+            );
+        }
+        for s in [
+            "ftp://example.com/",
+            "file:///etc/passwd",
+            "gopher://example.com/",
+            "http://user:pw@example.com/",
+            "http://user@example.com/",
+            "data:text/html,hi",
+            "javascript:alert(1)",
+        ] {
+            let url = Url::parse(s).unwrap();
+            assert!(
+                matches!(check_url(&url, true), Err(OutboundError::BadUrl(_))),
+                "{s} is not a fetchable address"
+            );
+        }
+        for s in [
+            "https://example.com/a?b=c",
+            "http://8.8.8.8:8080/",
+            "http://[2606:4700::1]/",
+        ] {
+            assert_eq!(check_url(&Url::parse(s).unwrap(), false), Ok(()), "{s}");
+        }
+    }
+
+    #[tokio::test]
+    async fn names_that_resolve_to_loopback_are_refused_without_connecting() {
+        let client = Outbound::new(&OutboundConfig::default());
+        // Nothing listens on port 9 here; a connection attempt would be Connect, not Refused.
+        for s in [
+            "http://localhost:9/",
+            "http://127.0.0.1:9/x",
+            "http://[::1]:9/",
+        ] {
+            let url = Url::parse(s).unwrap();
+            let answer = client.get(&url, "*/*", BodyLimit::Prefix(10)).await;
+            assert!(
+                matches!(answer, Err(OutboundError::Refused { .. })),
+                "{s}: {answer:?}"
+            );
+        }
+    }
+
+    /// An IPv4 address in every spelling the URL standard accepts.
+    fn spellings(ip: std::net::Ipv4Addr) -> Vec<String> {
+        let n = u32::from(ip);
+        let [a, b, c, d] = ip.octets();
+        vec![
+            format!("{a}.{b}.{c}.{d}"),
+            format!("{n}"),
+            format!("0x{n:x}"),
+            format!("0{n:o}"),
+            format!(
+                "{a}.{}",
+                (u32::from(b) << 16) | (u32::from(c) << 8) | u32::from(d)
+            ),
+            format!("0x{a:x}.0x{b:x}.0x{c:x}.0x{d:x}"),
+            format!("0{a:o}.0{b:o}.0{c:o}.0{d:o}"),
+            format!("[::ffff:{a}.{b}.{c}.{d}]"),
+            format!("[64:ff9b::{a}.{b}.{c}.{d}]"),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the spelling, port, path or scheme case, a URL whose host is an address
+        /// literal is allowed exactly when that address is public.
+        #[test]
+        fn address_literals_in_any_spelling(
+            n in any::<u32>(),
+            port in proptest::option::of(1u16..),
+            path in "[a-z0-9/._%-]{0,20}",
+            https in any::<bool>(),
+            upper in any::<bool>(),
+            which in 0usize..9,
+        ) {
+            let ip = std::net::Ipv4Addr::from(n);
+            let host = &spellings(ip)[which];
+            let scheme = match (https, upper) {
+                (true, true) => "HTTPS",
+                (true, false) => "https",
+                (false, true) => "HTTP",
+                (false, false) => "http",
+            };
+            let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+            let s = format!("{scheme}://{host}{port}/{path}");
+            let url = Url::parse(&s).unwrap();
+            let public = addr::classify(IpAddr::V4(ip)).is_public();
+            let answer = check_url(&url, false);
+            prop_assert_eq!(answer.is_ok(), public, "{} ({:?})", s, answer);
+        }
+
+        /// Redirect targets are joined to the current URL and checked the same way: a
+        /// `Location` of any shape never turns into an allowed request to a refused address.
+        #[test]
+        fn redirect_targets_are_checked_like_links(
+            n in any::<u32>(),
+            which in 0usize..9,
+            shape in 0usize..4,
+        ) {
+            let ip = std::net::Ipv4Addr::from(n);
+            let host = &spellings(ip)[which];
+            let base = Url::parse("https://example.com/a/b").unwrap();
+            let location = match shape {
+                0 => format!("http://{host}/x"),
+                1 => format!("//{host}/x"),
+                2 => format!("https://{host}:443"),
+                _ => format!("HTTP://{host}/?next=https://example.com"),
+            };
+            let next = base.join(&location).unwrap();
+            let public = addr::classify(IpAddr::V4(ip)).is_public();
+            prop_assert_eq!(check_url(&next, false).is_ok(), public, "{}", next);
+        }
+    }
+}
