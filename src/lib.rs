@@ -6,6 +6,7 @@
 //! Dependencies point down this list; no module imports one above it.
 //! - [`admin`]: operator commands (init, check-config, user, registration, invite, backup,
 //!   export).
+//! - [`script`]: `hearth post` and `hearth tail`, clients of a running server for scripts.
 //! - [`server`]: the accept loop (hyper connections routed through warp).
 //! - [`http`]: warp routes, guard filters, the WebSocket handshake, the JSON error shape.
 //! - [`ws`]: the per-connection session loop and its client commands.
@@ -48,6 +49,7 @@ pub mod metrics;
 pub mod model;
 pub mod outbound;
 pub mod protocol;
+pub mod script;
 pub mod server;
 pub mod shutdown;
 pub mod ws;
@@ -237,7 +239,15 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
     let state = app(config, (db, files), hub, metrics.clone(), stop_rx.clone());
     state.auth.prewarm();
     app::profiles::load(&state).await;
-    app::previews::start(&state);
+    let previews = app::previews::start(&state);
+    let deliveries = state.deliveries.clone();
+    state.hub.watch_new_messages(Box::new(move |msg| {
+        if let Some(preview) = &previews {
+            preview(msg);
+        }
+        deliveries.message_stored();
+    }));
+    app::hooks::start(&state);
     let setup_code = announce_setup(&state, addr).await;
     tokio::spawn(housekeeping(state.clone()));
     let accept = tokio::spawn(accept(&state, listener, tls, metrics, stop_rx));
@@ -302,6 +312,7 @@ fn app(
         files: Arc::new(files),
         decoders: Arc::new(tokio::sync::Semaphore::new(DECODES_AT_ONCE)),
         profile_changes: tokio::sync::Mutex::new(()),
+        deliveries: Arc::default(),
     })
 }
 

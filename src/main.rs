@@ -68,6 +68,39 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
     },
+    /// Post a message to a room of a running server with a bot token; prints it as stored.
+    Post {
+        /// The room (`general`, or a room's name).
+        room: String,
+        /// The text; `-` or nothing reads it from stdin.
+        text: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Follow a room of a running server: each message, edit, deletion, reaction and link
+    /// preview as one JSON line, resuming after a lost connection without gap or repeat.
+    Tail {
+        /// The room.
+        room: String,
+        /// Start after this position (a message id or a change's `seq`): replay what came
+        /// since, then follow. Without it, only what comes next.
+        #[arg(long, value_name = "POSITION")]
+        since: Option<i64>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+}
+
+/// Which server `post` and `tail` talk to, and as whom.
+#[derive(Debug, clap::Args)]
+struct TargetArgs {
+    /// The server's address; default: `server.public_url`, else this machine at the
+    /// configured port.
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// A bot token (Settings → Devices and bots); default: the HEARTH_TOKEN variable.
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -192,7 +225,53 @@ fn main() -> ExitCode {
             out.flush()?;
             Ok(String::new())
         }),
+        Command::Post { room, text, target } => with_config(&cli.config, |config| {
+            let text = match text.as_deref() {
+                None | Some("-") => {
+                    let mut all = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut all)?;
+                    all
+                }
+                Some(t) => t.to_string(),
+            };
+            let target =
+                hearth::script::Target::new(config, target.server.as_deref(), target.token)
+                    .map_err(|e| AdminError(e.0))?;
+            let msg = client_runtime()?
+                .block_on(hearth::script::post(&target, &room, &text))
+                .map_err(|e| AdminError(e.0))?;
+            Ok(msg.to_string())
+        }),
+        Command::Tail {
+            room,
+            since,
+            target,
+        } => with_config(&cli.config, |config| {
+            let target =
+                hearth::script::Target::new(config, target.server.as_deref(), target.token)
+                    .map_err(|e| AdminError(e.0))?;
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            client_runtime()?
+                .block_on(hearth::script::tail(
+                    &target,
+                    &room,
+                    since,
+                    &mut out,
+                    hearth::shutdown::signal(),
+                ))
+                .map_err(|e| AdminError(e.0))?;
+            Ok(String::new())
+        }),
     }
+}
+
+/// A small runtime for the commands that talk to a running server.
+fn client_runtime() -> Result<tokio::runtime::Runtime, AdminError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AdminError(format!("cannot start the async runtime: {e}")))
 }
 
 fn read_password() -> Result<String, AdminError> {

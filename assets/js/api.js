@@ -115,6 +115,16 @@ export const api = {
   invite: (name, username) => request('POST', `${room(name)}/members`, { username }),
   read: (name, id) => request('POST', `${room(name)}/read`, { id }),
   setNotify: (name, level) => request('PUT', `${room(name)}/notify`, { level }),
+  /** `{hooks}`: the room's incoming hooks (without their secret URLs). */
+  hooks: (name) => request('GET', `${room(name)}/hooks`),
+  /** `{hook}` with its secret `url`, shown this once. */
+  createHook: (name, hookName) => request('POST', `${room(name)}/hooks`, { name: hookName }),
+  deleteHook: (name, id) => request('DELETE', `${room(name)}/hooks/${encodeURIComponent(id)}`),
+  /** `{webhooks}`: the room's outgoing webhooks with their delivery state. */
+  webhooks: (name) => request('GET', `${room(name)}/webhooks`),
+  /** `{webhook}` with its signing `secret`, shown this once. */
+  createWebhook: (name, url) => request('POST', `${room(name)}/webhooks`, { url }),
+  deleteWebhook: (name, id) => request('DELETE', `${room(name)}/webhooks/${Number(id)}`),
   createDm: (users) => request('POST', 'api/dms', { users }),
   /** params: { q, limit }: people whose name starts with q. */
   users: (params) => request('GET', `api/users${query(params)}`),

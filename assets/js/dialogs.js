@@ -7,6 +7,7 @@
 import { api, ApiError } from './api.js';
 import { $, h, setText } from './dom.js';
 import { avatar } from './format.js';
+import { HooksPanel } from './hooks.js';
 
 /** Open a modal <dialog>, focus `focusEl` and give focus back on close. */
 export function openDialog(dialog, focusEl) {
@@ -99,7 +100,9 @@ export class Dialogs {
       radio.addEventListener('change', () => this.setLevel(radio.value));
     }
     $('#room-leave').addEventListener('click', () => this.leave());
+    this.hooks = new HooksPanel(app, () => app.store.get(this.roomDialogFor));
     $('#room-dialog').addEventListener('close', () => {
+      this.hooks.close();
       this.roomDialogFor = '';
       this.disarmLeave();
     });
@@ -316,6 +319,7 @@ export class Dialogs {
     const dialog = $('#room-dialog');
     const focus = section === 'invite' && room.kind !== 'dm' ? $('#invite-user') : null;
     openDialog(dialog, focus || $('#room-dialog-title'));
+    this.hooks.open(room);
     if (section === 'members') $('#members-title').scrollIntoView({ block: 'start' });
     app.loadMembers(room.name);
   }

@@ -72,6 +72,8 @@ codes! {
     InvalidProfile = "invalid_profile", 400;
     /// A picture that is not a PNG, JPEG, GIF or WebP image that decodes.
     BadImage = "bad_image", 400;
+    /// Not a web address Hearth may send to (webhooks).
+    BadUrl = "bad_url", 400;
     /// No valid session cookie or token.
     Unauthorized = "unauthorized", 401;
     /// Wrong username or password.
@@ -102,6 +104,8 @@ codes! {
     UnknownMessage = "unknown_message", 404;
     /// No upload the user may read (or attach) has that id.
     UnknownUpload = "unknown_upload", 404;
+    /// No such incoming hook or outgoing webhook (or the wrong secret).
+    UnknownHook = "unknown_hook", 404;
     /// The method is not allowed on this route.
     MethodNotAllowed = "method_not_allowed", 405;
     /// The body did not arrive in time.
@@ -114,6 +118,8 @@ codes! {
     RoomExists = "room_exists", 409;
     /// The user holds the most bot tokens allowed.
     TooManyTokens = "too_many_tokens", 409;
+    /// A room has as many hooks (or webhooks) as it may.
+    TooManyHooks = "too_many_hooks", 409;
     /// A body without `Content-Length`.
     LengthRequired = "length_required", 411;
     /// A body over the size limit.

@@ -7,6 +7,7 @@
 //! - [`error`]: [`error::AppError`] and the one table of error codes.
 //! - [`invites`]: invite links made by members, their quota, and the QR code of a link.
 //! - [`history`]: reading a room's history and searching messages.
+//! - [`hooks`]: incoming hooks, outgoing webhooks and the sender that delivers to them.
 //! - [`messages`]: posting a message: the checks, the room it goes to, the hand-off to the
 //!   writer.
 //! - [`rooms`]: rooms and DMs: membership rules, read markers, notification levels.
@@ -19,6 +20,7 @@ pub mod access;
 pub mod admin;
 pub mod error;
 pub mod history;
+pub mod hooks;
 pub mod invites;
 pub mod lifecycle;
 pub mod messages;
@@ -88,4 +90,6 @@ pub struct AppState {
     /// Held while a profile changes, so the hub's copy of the profiles is replaced in the
     /// order the changes were written.
     pub profile_changes: tokio::sync::Mutex<()>,
+    /// The outgoing webhooks' sender: rung when a message may owe deliveries.
+    pub deliveries: Arc<hooks::Deliveries>,
 }

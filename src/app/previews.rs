@@ -21,6 +21,7 @@ use crate::db::queries::CachedPage;
 use crate::db::{Change, LinkPreview, StoredMessage};
 use crate::events::Audience;
 use crate::files::image::{self, Kind};
+use crate::hub::Watcher;
 use crate::outbound::page::{first_link, parse_head};
 use crate::outbound::{check_url, BodyLimit, Outbound, OutboundError, MAX_BODY};
 
@@ -37,11 +38,11 @@ struct Job {
     url: Url,
 }
 
-/// Start the workers and have the hub hand them every new message's first link (nothing,
-/// when `previews.enabled` is off).
-pub fn start(state: &App) {
+/// Start the workers; what the hub should call with each new message to hand them its
+/// first link (`None` when `previews.enabled` is off).
+pub fn start(state: &App) -> Option<Watcher> {
     if !state.config.previews.enabled {
-        return;
+        return None;
     }
     let (tx, rx) = mpsc::channel::<Job>(QUEUE);
     let allow_private = state.config.outbound.allow_private_networks;
@@ -52,21 +53,19 @@ pub fn start(state: &App) {
         .iter()
         .map(|d| d.trim_start_matches('.').to_ascii_lowercase())
         .collect();
-    state
-        .hub
-        .watch_new_messages(Box::new(move |msg: &StoredMessage| {
-            let Some(url) = first_link(&msg.body) else {
-                return;
-            };
-            if check_url(&url, allow_private).is_err() || never_fetched(&url, &never) {
-                return;
-            }
-            let _ = tx.try_send(Job {
-                message_id: msg.id,
-                url,
-            });
-        }));
     tokio::spawn(dispatch(state.clone(), rx));
+    Some(Box::new(move |msg: &StoredMessage| {
+        let Some(url) = first_link(&msg.body) else {
+            return;
+        };
+        if check_url(&url, allow_private).is_err() || never_fetched(&url, &never) {
+            return;
+        }
+        let _ = tx.try_send(Job {
+            message_id: msg.id,
+            url,
+        });
+    }))
 }
 
 /// Whether `url`'s host is one of the domains never fetched, or under one.

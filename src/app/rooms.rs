@@ -149,6 +149,13 @@ pub async fn directory(state: &App, user_id: i64) -> Outcome<Vec<Room>> {
     read(state, move |c| Ok(c.public_rooms(user_id)?)).await
 }
 
+/// A room the user belongs to: `not_a_member` for a public room they have not joined,
+/// `unknown_room` for a room they may not see.
+pub async fn member_room(state: &App, user_id: i64, name: &str) -> Outcome<Room> {
+    let name = name.to_string();
+    read(state, move |c| member_in(c, &name, user_id)).await
+}
+
 /// A room the user may read.
 pub async fn readable(state: &App, user_id: i64, name: &str) -> Outcome<Room> {
     let name = name.to_string();

@@ -29,8 +29,8 @@ use crate::config::Synchronous;
 pub use crate::events::{Change, Changes, Committed};
 pub use crate::model::*;
 pub use store::{
-    AccountChange, BackupError, Created, Exported, FileStore, Gate, NewAccount, NewInvite, Page,
-    RoomTail, Snapshot, Tx, UploadFiles, UploadRefused,
+    AccountChange, BackupError, Created, Exported, FileStore, Gate, HookAuth, NewAccount, NewHook,
+    NewInvite, Page, RoomTail, Snapshot, Tx, UploadFiles, UploadRefused,
 };
 pub use writer::NewMessage;
 

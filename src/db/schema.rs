@@ -311,6 +311,55 @@ pub const MIGRATIONS: &[&str] = &[
         INSERT OR IGNORE INTO file_gc (sha256) VALUES (old.image_sha256);
     END;
     "#,
+    // 10: webhooks. An incoming hook (`hooks`) posts to its room as an account of its own
+    //     (`users.hook = 1`: no password, no session, a member of that room only), with a
+    //     secret token stored hashed. An outgoing webhook (`webhooks`) is a URL each new
+    //     message of its room is POSTed to; the trigger queues the delivery in the message's
+    //     own insert, so a message committed is a delivery owed, whatever happens next. The
+    //     sender removes a row once the receiver answered 2xx (or after a day of failures,
+    //     noted on the webhook).
+    r#"
+    ALTER TABLE users ADD COLUMN hook INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE hooks (
+        id           TEXT    PRIMARY KEY,
+        token_hash   BLOB    NOT NULL,
+        room_id      INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_by   INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        created_at   INTEGER NOT NULL,
+        last_used_at INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX hooks_by_room ON hooks(room_id);
+    CREATE TABLE webhooks (
+        id              INTEGER PRIMARY KEY,
+        room_id         INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        url             TEXT    NOT NULL,
+        secret          TEXT    NOT NULL,
+        created_by      INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        created_at      INTEGER NOT NULL,
+        delivered       INTEGER NOT NULL DEFAULT 0,
+        last_attempt_at INTEGER,
+        last_status     INTEGER,
+        last_error      TEXT    NOT NULL DEFAULT '',
+        failing_since   INTEGER
+    );
+    CREATE INDEX webhooks_by_room ON webhooks(room_id);
+    CREATE TABLE webhook_queue (
+        webhook_id INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+        message_id INTEGER NOT NULL,
+        queued_at  INTEGER NOT NULL,
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        next_at    INTEGER NOT NULL,
+        PRIMARY KEY (webhook_id, message_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX webhook_queue_due ON webhook_queue(next_at);
+    CREATE TRIGGER messages_webhooks AFTER INSERT ON messages
+        WHEN EXISTS (SELECT 1 FROM webhooks WHERE room_id = new.room_id) BEGIN
+        INSERT INTO webhook_queue (webhook_id, message_id, queued_at, next_at)
+            SELECT id, new.id, new.created_at, new.created_at FROM webhooks
+            WHERE room_id = new.room_id;
+    END;
+    "#,
 ];
 
 /// The schema version a database is at (0 for a new file).

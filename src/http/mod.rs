@@ -15,6 +15,7 @@ pub mod admin;
 pub mod error;
 pub mod filters;
 pub mod handlers;
+pub mod hooks;
 pub mod invites;
 pub mod messages;
 pub mod people;
@@ -79,6 +80,8 @@ fn api(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone 
         .or(invites::routes(s.clone()).boxed())
         .unify()
         .or(people::routes(s.clone()).boxed())
+        .unify()
+        .or(hooks::routes(s.clone()).boxed())
         .unify()
         .or(uploads::routes(s).boxed())
         .unify()

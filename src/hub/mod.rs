@@ -188,7 +188,8 @@ struct Inner {
     offered: AtomicI64,
     /// Every profile with something set, as `ready` sends them (replaced whole on a change).
     profiles: RwLock<Arc<[Profile]>>,
-    /// Told of every new message once it was delivered (link previews); set once at start.
+    /// Told of every new message once it was delivered (link previews, webhooks); set once
+    /// at start.
     watcher: std::sync::OnceLock<Watcher>,
 }
 

@@ -1,5 +1,5 @@
 //! The one HTTP client for requests to addresses people give Hearth (the links of link
-//! previews), with the guard against server-side request forgery built in.
+//! previews, outgoing webhooks), with the guard against server-side request forgery built in.
 //!
 //! For each request, and again for each redirect (at most [`MAX_REDIRECTS`]):
 //! 1. the URL must be `http` or `https`, without user name or password;
@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST, LOCATION, USER_AGENT};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -140,8 +140,62 @@ impl Outbound {
         accept: &'static str,
         limit: BodyLimit,
     ) -> Result<Fetched, OutboundError> {
-        match tokio::time::timeout(self.timeout, self.follow(url.clone(), accept, limit)).await {
+        let ask = Ask {
+            method: Method::GET,
+            accept,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        };
+        match tokio::time::timeout(self.timeout, self.follow(url.clone(), &ask, limit)).await {
             Ok(answer) => answer,
+            Err(_) => Err(OutboundError::Timeout),
+        }
+    }
+
+    /// `GET url` with `headers` besides, without following a redirect (so the headers, a
+    /// credential say, never go anywhere else).
+    pub async fn get_with(
+        &self,
+        url: &Url,
+        headers: Vec<(&'static str, String)>,
+        limit: BodyLimit,
+    ) -> Result<Fetched, OutboundError> {
+        let ask = Ask {
+            method: Method::GET,
+            accept: "application/json",
+            headers,
+            body: Bytes::new(),
+        };
+        match tokio::time::timeout(self.timeout, self.once(url, &ask, limit, false)).await {
+            Ok(Ok(Step::Done(answer))) => Ok(answer),
+            Ok(Ok(Step::Redirect(_))) => Err(OutboundError::TooManyRedirects),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(OutboundError::Timeout),
+        }
+    }
+
+    /// `POST` `body` (of `content_type`, with `headers` besides) to `url`. A redirect is not
+    /// followed: it is the answer. At most 64 KiB of the answer's body is read.
+    pub async fn post(
+        &self,
+        url: &Url,
+        content_type: &'static str,
+        headers: Vec<(&'static str, String)>,
+        body: Bytes,
+    ) -> Result<Fetched, OutboundError> {
+        let mut headers = headers;
+        headers.push(("content-type", content_type.to_string()));
+        let ask = Ask {
+            method: Method::POST,
+            accept: "*/*",
+            headers,
+            body,
+        };
+        let once = self.once(url, &ask, BodyLimit::Prefix(64 * 1024), false);
+        match tokio::time::timeout(self.timeout, once).await {
+            Ok(Ok(Step::Done(answer))) => Ok(answer),
+            Ok(Ok(Step::Redirect(_))) => Err(OutboundError::TooManyRedirects),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(OutboundError::Timeout),
         }
     }
@@ -149,11 +203,11 @@ impl Outbound {
     async fn follow(
         &self,
         mut url: Url,
-        accept: &'static str,
+        ask: &Ask,
         limit: BodyLimit,
     ) -> Result<Fetched, OutboundError> {
         for _ in 0..=MAX_REDIRECTS {
-            let response = self.once(&url, accept, limit).await?;
+            let response = self.once(&url, ask, limit, true).await?;
             match response {
                 Step::Done(fetched) => return Ok(fetched),
                 Step::Redirect(next) => url = next,
@@ -162,23 +216,29 @@ impl Outbound {
         Err(OutboundError::TooManyRedirects)
     }
 
-    /// One request to `url`, without following a redirect.
+    /// One request to `url`; a redirect is returned as such when `redirects` is set, else it
+    /// is the answer.
     async fn once(
         &self,
         url: &Url,
-        accept: &'static str,
+        ask: &Ask,
         limit: BodyLimit,
+        redirects: bool,
     ) -> Result<Step, OutboundError> {
         let target = Target::of(url)?;
         let addrs = self.checked_addresses(&target).await?;
         let stream = connect(&addrs, &target.host).await?;
-        let request = Request::builder()
-            .method(Method::GET)
+        let mut request = Request::builder()
+            .method(ask.method.clone())
             .uri(path_and_query(url))
             .header(HOST, host_header(url))
             .header(USER_AGENT, concat!("Hearth/", env!("CARGO_PKG_VERSION")))
-            .header(ACCEPT, accept)
-            .body(Empty::<Bytes>::new())
+            .header(ACCEPT, ask.accept);
+        for (name, value) in &ask.headers {
+            request = request.header(*name, value.as_str());
+        }
+        let request = request
+            .body(Full::new(ask.body.clone()))
             .map_err(|e| OutboundError::Http(e.to_string()))?;
         let response = if target.tls {
             let name = server_name(&target.host)?;
@@ -195,7 +255,7 @@ impl Outbound {
             exchange(stream, request).await?
         };
         let status = response.status();
-        if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+        if redirects && status.is_redirection() && status != StatusCode::NOT_MODIFIED {
             let next = response
                 .headers()
                 .get(LOCATION)
@@ -272,6 +332,14 @@ enum Step {
     Redirect(Url),
 }
 
+/// What to ask: method, `Accept`, further headers and a body.
+struct Ask {
+    method: Method,
+    accept: &'static str,
+    headers: Vec<(&'static str, String)>,
+    body: Bytes,
+}
+
 /// Where a URL points.
 struct Target {
     host: Host<String>,
@@ -310,7 +378,7 @@ async fn connect(addrs: &[SocketAddr], host: &Host<String>) -> Result<TcpStream,
 
 async fn exchange<S>(
     stream: S,
-    request: Request<Empty<Bytes>>,
+    request: Request<Full<Bytes>>,
 ) -> Result<hyper::Response<hyper::body::Incoming>, OutboundError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,

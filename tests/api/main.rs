@@ -17,6 +17,7 @@ mod hardening;
 mod health;
 mod history;
 mod history_tail;
+mod hooks;
 mod invites;
 mod lifecycle;
 mod lifecycle_edits;

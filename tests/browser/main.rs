@@ -15,6 +15,7 @@ mod common;
 mod emoji;
 mod files;
 mod harness;
+mod hooks;
 mod lifecycle;
 mod links;
 mod markdown;

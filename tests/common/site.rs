@@ -122,3 +122,145 @@ pub fn png(w: u32, h: u32) -> Vec<u8> {
         .unwrap();
     out
 }
+
+/// One request a [`Receiver`] got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Method and path.
+    pub line: String,
+    /// Header names lowercased, with their values.
+    pub headers: HashMap<String, String>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// The status it was answered with.
+    pub status: u16,
+}
+
+/// An HTTP endpoint on 127.0.0.1 that records every request with its body and answers with a
+/// status the test sets (and may change at any time): a webhook's receiver.
+pub struct Receiver {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    status: Arc<std::sync::atomic::AtomicU16>,
+    got: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    /// Listen, answering `status` until told otherwise.
+    pub async fn start(status: u16) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let answer = Arc::new(std::sync::atomic::AtomicU16::new(status));
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let (a, g) = (answer.clone(), got.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (answer, got) = (a.clone(), g.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 8192];
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                    let mut lines = head.lines();
+                    let line = lines.next().unwrap_or("").to_string();
+                    let headers: HashMap<String, String> = lines
+                        .filter_map(|l| l.split_once(':'))
+                        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                        .collect();
+                    let len: usize = headers
+                        .get("content-length")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    while buf.len() < head_end + len {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let body = buf[head_end..head_end + len].to_vec();
+                    let status = answer.load(std::sync::atomic::Ordering::SeqCst);
+                    got.lock().unwrap().push(Received {
+                        line,
+                        headers,
+                        body,
+                        status,
+                    });
+                    let reply = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                    );
+                    let _ = stream.write_all(reply.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        Receiver {
+            addr,
+            status: answer,
+            got,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Answer `status` from now on.
+    pub fn answer(&self, status: u16) {
+        self.status
+            .store(status, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Wait (up to `limit`) until `pred` holds of what was received; what was received then.
+    pub async fn wait_until(
+        &self,
+        limit: Duration,
+        what: &str,
+        pred: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let got = self.received();
+            if pred(&got) {
+                return got;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!(
+                    "timed out after {limit:?} waiting for {what}; received {} requests",
+                    got.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// `sha256=<hex HMAC-SHA256 of body keyed with secret>`: what `X-Hearth-Signature` must say.
+pub fn hmac_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}

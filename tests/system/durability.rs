@@ -84,6 +84,11 @@ pub(crate) fn make_body(rng: &mut Rng, nonce: &str) -> String {
 /// Start `hearth` on `dir/chat.db` (created on first start), its log appended to
 /// `dir/server.log` so that every restart's lines end up in one place for failure reports.
 pub(crate) fn start_server(dir: &Path) -> Hearth {
+    start_server_with(dir, &[])
+}
+
+/// [`start_server`] with further environment variables (`CHAT_…` settings).
+pub(crate) fn start_server_with(dir: &Path, envs: &[(&str, String)]) -> Hearth {
     let log = File::options()
         .create(true)
         .append(true)
@@ -93,6 +98,7 @@ pub(crate) fn start_server(dir: &Path) -> Hearth {
     cmd.env("CHAT_DATABASE__PATH", db_path(dir))
         .env("CHAT_LIMITS__MESSAGES_PER_SECOND", "0")
         .env("RUST_LOG", "warn")
+        .envs(envs.iter().map(|(k, v)| (k, v)))
         .stderr(Stdio::from(log));
     Hearth::start(cmd, || log_tail(dir))
 }

@@ -15,4 +15,6 @@ mod cli;
 mod durability;
 mod durability_changes;
 mod reverse_proxy;
+mod scripting;
 mod uploads_crash;
+mod webhooks_crash;

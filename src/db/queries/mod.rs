@@ -5,6 +5,7 @@
 //! write `queries::rooms_for_user`.
 
 mod changes;
+mod hooks;
 mod invites;
 mod messages;
 mod previews;
@@ -18,6 +19,7 @@ mod uploads;
 mod users;
 
 pub use changes::*;
+pub use hooks::*;
 pub use invites::*;
 pub use messages::*;
 pub use previews::*;

@@ -6,6 +6,7 @@
 mod accounts;
 mod admin;
 mod file;
+mod hooks;
 mod previews;
 mod profiles;
 mod tx;
@@ -14,6 +15,7 @@ mod uploads;
 pub use accounts::{Created, Gate, NewAccount};
 pub use admin::{AccountChange, NewInvite};
 pub use file::{BackupError, Exported, FileStore};
+pub use hooks::{HookAuth, NewHook};
 pub use tx::Tx;
 pub use uploads::{UploadFiles, UploadRefused};
 

@@ -1,0 +1,158 @@
+//! Webhooks in the store: incoming hooks and their accounts, outgoing webhooks, and the
+//! delivery queue the sender works through.
+
+pub use crate::db::queries::HookAuth;
+use crate::db::queries::{self, DueDelivery, HookRow, WebhookRow};
+use crate::db::{now_ms, Db, DbError, StoredMessage};
+
+/// A new incoming hook: its public id, its token's hash, its name and the name's key.
+pub struct NewHook {
+    /// Public id.
+    pub id: String,
+    /// SHA-256 of its token.
+    pub token_hash: Vec<u8>,
+    /// The name it posts under.
+    pub name: String,
+    /// That name, case-folded.
+    pub key: String,
+}
+
+impl Db {
+    /// Make incoming hook `hook` for `room_id`; its account's id, or `None` when its name is
+    /// taken.
+    pub async fn create_hook(
+        &self,
+        hook: NewHook,
+        room_id: i64,
+        created_by: i64,
+    ) -> Result<Option<i64>, DbError> {
+        self.write(move |c| {
+            queries::insert_hook(
+                c,
+                (&hook.id, &hook.token_hash),
+                (&hook.name, &hook.key),
+                room_id,
+                created_by,
+                now_ms(),
+            )
+        })
+        .await
+    }
+
+    /// The incoming hooks of `room_id` (every room's when `None`).
+    pub async fn hooks(&self, room_id: Option<i64>) -> Result<Vec<HookRow>, DbError> {
+        self.read(move |c| queries::hooks_of(c, room_id)).await
+    }
+
+    /// Incoming hook `id`, with what posting through it needs.
+    pub async fn hook(&self, id: &str) -> Result<Option<HookAuth>, DbError> {
+        let id = id.to_string();
+        self.read(move |c| queries::hook_by_id(c, &id)).await
+    }
+
+    /// Note that hook `id` posted.
+    pub async fn touch_hook(&self, id: &str) -> Result<(), DbError> {
+        let id = id.to_string();
+        self.write(move |c| queries::touch_hook(c, &id, now_ms()))
+            .await
+    }
+
+    /// Remove hook `id` (its account stays, disabled); whether it existed.
+    pub async fn delete_hook(&self, id: &str) -> Result<bool, DbError> {
+        let id = id.to_string();
+        self.write(move |c| queries::delete_hook(c, &id)).await
+    }
+
+    /// How many incoming and outgoing hooks room `room_id` has.
+    pub async fn hook_counts(&self, room_id: i64) -> Result<(i64, i64), DbError> {
+        self.read(move |c| queries::hook_counts(c, room_id)).await
+    }
+
+    /// Add an outgoing webhook to `room_id`; its row.
+    pub async fn create_webhook(
+        &self,
+        room_id: i64,
+        url: String,
+        secret: String,
+        created_by: i64,
+    ) -> Result<Option<WebhookRow>, DbError> {
+        self.write(move |c| {
+            let id = queries::insert_webhook(c, room_id, &url, &secret, created_by, now_ms())?;
+            Ok(queries::webhook_by_id(c, id)?.map(|(w, _)| w))
+        })
+        .await
+    }
+
+    /// The outgoing webhooks of `room_id` (every room's when `None`).
+    pub async fn webhooks(&self, room_id: Option<i64>) -> Result<Vec<WebhookRow>, DbError> {
+        self.read(move |c| queries::webhooks_of(c, room_id)).await
+    }
+
+    /// Outgoing webhook `id` and its maker's row id.
+    pub async fn webhook(&self, id: i64) -> Result<Option<(WebhookRow, Option<i64>)>, DbError> {
+        self.read(move |c| queries::webhook_by_id(c, id)).await
+    }
+
+    /// Remove outgoing webhook `id` and its queue; whether it existed.
+    pub async fn delete_webhook(&self, id: i64) -> Result<bool, DbError> {
+        self.write(move |c| queries::delete_webhook(c, id)).await
+    }
+
+    /// The deliveries due now (the head of each webhook's queue), at most `limit`, and when
+    /// the next one falls due after them.
+    pub async fn due_deliveries(
+        &self,
+        limit: u32,
+    ) -> Result<(Vec<DueDelivery>, Option<i64>), DbError> {
+        self.read(move |c| {
+            let due = queries::due_deliveries(c, now_ms(), limit)?;
+            Ok((due, queries::next_delivery_at(c)?))
+        })
+        .await
+    }
+
+    /// Message `id` as it is now, and whether its author is an incoming hook.
+    pub async fn message_for_delivery(
+        &self,
+        id: i64,
+    ) -> Result<Option<(StoredMessage, bool)>, DbError> {
+        self.read(move |c| {
+            let Some((msg, author)) = queries::message_by_id(c, id)? else {
+                return Ok(None);
+            };
+            Ok(Some((msg, queries::is_hook_account(c, author)?)))
+        })
+        .await
+    }
+
+    /// A delivery was answered 2xx.
+    pub async fn delivery_done(
+        &self,
+        webhook_id: i64,
+        message_id: i64,
+        status: i64,
+    ) -> Result<(), DbError> {
+        self.write(move |c| queries::delivery_done(c, webhook_id, message_id, status, now_ms()))
+            .await
+    }
+
+    /// A delivery failed; retried at `next_at`, or dropped when `None`.
+    pub async fn delivery_failed(
+        &self,
+        (webhook_id, message_id): (i64, i64),
+        status: Option<i64>,
+        error: String,
+        next_at: Option<i64>,
+    ) -> Result<(), DbError> {
+        self.write(move |c| {
+            queries::delivery_failed(
+                c,
+                (webhook_id, message_id),
+                (status, &error),
+                next_at,
+                now_ms(),
+            )
+        })
+        .await
+    }
+}

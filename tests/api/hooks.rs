@@ -1,0 +1,374 @@
+//! Webhooks: incoming hooks post to a room under their own name through a secret URL;
+//! outgoing webhooks receive every later message of their room, signed, in order, retried
+//! after failures until the receiver answers 2xx; members see the delivery state; only the
+//! maker, the room's creator or an administrator removes them.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::common::{
+    assert_error, hmac_signature, http_client, id_of, json_body, within, Receiver, TestApp,
+};
+
+/// The path of a hook's URL (`http://host/api/hooks/...` → `/api/hooks/...`).
+fn path_of(url: &str) -> String {
+    let rest = url.split_once("://").unwrap().1;
+    rest[rest.find('/').unwrap()..].to_string()
+}
+
+/// POST `body` to an incoming hook's URL the way a script would: no cookie, no Origin.
+async fn post_hook(app: &TestApp, url: &str, body: &Value) -> reqwest::Response {
+    http_client()
+        .post(app.url(&path_of(url)))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_incoming_hook_posts_under_its_own_name() {
+    let app = TestApp::start().await;
+    let admin = app.signup_admin("root").await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    let mut bw = app.ws_connect(&bob, None).await;
+
+    let made = app
+        .api_ok(
+            Method::POST,
+            "/api/rooms/general/hooks",
+            &alice,
+            Some(&json!({"name": "deploy-bot"})),
+            201,
+        )
+        .await;
+    let hook = &made["hook"];
+    assert_eq!(hook["name"], "deploy-bot");
+    assert_eq!(hook["room"], "general");
+    assert_eq!(hook["created_by"], "alice");
+    let url = hook["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with(&app.base), "{url}");
+
+    let res = post_hook(&app, &url, &json!({"text": "deployed v1.2"})).await;
+    assert_eq!(res.status(), 201);
+    let posted = json_body(res).await["message"].clone();
+    assert_eq!(posted["user"], "deploy-bot");
+    let live = bw.wait_type("message").await;
+    assert_eq!(live["body"], "deployed v1.2");
+    assert_eq!(live["user"], "deploy-bot");
+    assert_eq!(id_of(&live), id_of(&posted));
+
+    // The secret is the key: a wrong one, an unknown hook, or no text are refused.
+    let wrong = format!("{}x", &url[..url.len() - 1]);
+    assert_error(
+        post_hook(&app, &wrong, &json!({"text": "x"})).await,
+        404,
+        "unknown_hook",
+    )
+    .await;
+    let unknown = url.replace("/api/hooks/", "/api/hooks/zz");
+    assert_error(
+        post_hook(&app, &unknown, &json!({"text": "x"})).await,
+        404,
+        "unknown_hook",
+    )
+    .await;
+    assert_error(
+        post_hook(&app, &url, &json!({"text": "  "})).await,
+        400,
+        "empty_message",
+    )
+    .await;
+    assert_error(
+        post_hook(&app, &url, &json!({})).await,
+        400,
+        "empty_message",
+    )
+    .await;
+    // The hook's account cannot sign in.
+    let res = app.try_login("deploy-bot", "").await;
+    assert!(
+        res.status() == 400 || res.status() == 401,
+        "{}",
+        res.status()
+    );
+
+    // Names are accounts' names; bad ones, taken ones and DMs are refused.
+    for (name, status, code) in [
+        ("alice", 409, "username_taken"),
+        ("Deploy-Bot", 409, "username_taken"),
+        ("no spaces allowed", 400, "invalid_username"),
+    ] {
+        app.api_err(
+            Method::POST,
+            "/api/rooms/general/hooks",
+            &alice,
+            Some(&json!({"name": name})),
+            status,
+            code,
+        )
+        .await;
+    }
+    app.api_ok(
+        Method::POST,
+        "/api/rooms",
+        &alice,
+        Some(&json!({"name": "secret", "public": false})),
+        201,
+    )
+    .await;
+    app.api_err(
+        Method::POST,
+        "/api/rooms/secret/hooks",
+        &bob,
+        Some(&json!({"name": "spy"})),
+        404,
+        "unknown_room",
+    )
+    .await;
+
+    // Members list them (without the secret URL).
+    let list = app
+        .api_ok(Method::GET, "/api/rooms/general/hooks", &bob, None, 200)
+        .await;
+    let listed = &list["hooks"][0];
+    assert_eq!(listed["name"], "deploy-bot");
+    assert!(listed["last_used_ts"].is_string());
+    assert!(listed.get("url").is_none(), "{listed}");
+
+    // Only its maker, the room's creator or an administrator removes it.
+    let id = hook["id"].as_str().unwrap();
+    app.api_err(
+        Method::DELETE,
+        &format!("/api/rooms/general/hooks/{id}"),
+        &bob,
+        None,
+        403,
+        "forbidden",
+    )
+    .await;
+    let all = app
+        .api_ok(Method::GET, "/api/admin/hooks", &admin, None, 200)
+        .await;
+    assert_eq!(all["hooks"][0]["id"], id);
+    app.api_err(
+        Method::GET,
+        "/api/admin/hooks",
+        &bob,
+        None,
+        403,
+        "forbidden",
+    )
+    .await;
+    app.api_ok(
+        Method::DELETE,
+        &format!("/api/rooms/general/hooks/{id}"),
+        &alice,
+        None,
+        204,
+    )
+    .await;
+    assert_error(
+        post_hook(&app, &url, &json!({"text": "x"})).await,
+        404,
+        "unknown_hook",
+    )
+    .await;
+    // What it posted keeps its author.
+    let page = app.history(&bob, "general", "").await;
+    assert!(page.iter().any(|m| m["user"] == "deploy-bot"));
+}
+
+#[tokio::test]
+async fn outgoing_webhooks_receive_signed_messages_in_order_and_are_retried() {
+    let receiver = Receiver::start(200).await;
+    let app = TestApp::builder()
+        .config(|c| c.outbound.allow_private_networks = true)
+        .start()
+        .await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    let made = app
+        .api_ok(
+            Method::POST,
+            "/api/rooms/general/webhooks",
+            &alice,
+            Some(&json!({"url": receiver.url("/hook?x=1")})),
+            201,
+        )
+        .await;
+    let webhook = &made["webhook"];
+    let secret = webhook["secret"].as_str().unwrap().to_string();
+    let wid = webhook["id"].as_i64().unwrap();
+    assert_eq!(webhook["url"], receiver.url("/hook?x=1").as_str());
+
+    let mut aw = app.ws_connect(&alice, None).await;
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        sent.push(id_of(
+            &aw.say("general", &format!("m{i}"), &format!("n{i}")).await,
+        ));
+    }
+    let got = receiver
+        .wait_until(Duration::from_secs(10), "three deliveries", |r| {
+            r.len() >= 3
+        })
+        .await;
+    let check = |r: &crate::common::Received| -> Value {
+        assert_eq!(r.line, "POST /hook?x=1 HTTP/1.1");
+        assert_eq!(r.headers["content-type"], "application/json");
+        assert_eq!(
+            r.headers["x-hearth-signature"],
+            hmac_signature(&secret, &r.body)
+        );
+        assert_eq!(r.headers["x-hearth-event"], "message");
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["event"], "message");
+        v["message"].clone()
+    };
+    let ids: Vec<i64> = got.iter().map(|r| id_of(&check(r))).collect();
+    assert_eq!(ids, sent, "in id order");
+    assert_eq!(check(&got[0])["body"], "m0");
+    assert_eq!(check(&got[0])["user"], "alice");
+
+    // The receiver fails: the messages wait, the members see why, in order after recovery.
+    receiver.answer(500);
+    let later = [
+        id_of(&aw.say("general", "during the outage 1", "o1").await),
+        id_of(&aw.say("general", "during the outage 2", "o2").await),
+    ];
+    receiver
+        .wait_until(Duration::from_secs(10), "two failed attempts", |r| {
+            r.iter().filter(|x| x.status == 500).count() >= 2
+        })
+        .await;
+    let state = app
+        .api_ok(Method::GET, "/api/rooms/general/webhooks", &bob, None, 200)
+        .await;
+    let w = &state["webhooks"][0];
+    assert_eq!(w["id"], wid);
+    assert_eq!(w["last_status"], 500);
+    assert_eq!(w["delivered"], 3);
+    assert_eq!(w["pending"], 2);
+    assert!(w["failing_since"].is_string());
+    assert!(w["last_error"].as_str().unwrap().contains("500"), "{w}");
+    assert!(w.get("secret").is_none());
+    // Only the head of the queue is tried while it fails.
+    let failed: Vec<i64> = receiver
+        .received()
+        .iter()
+        .filter(|r| r.status == 500)
+        .map(|r| id_of(&check(r)))
+        .collect();
+    assert!(failed.iter().all(|id| *id == later[0]), "{failed:?}");
+    receiver.answer(200);
+    let got = receiver
+        .wait_until(Duration::from_secs(20), "the queued messages", |r| {
+            r.iter().filter(|x| x.status == 200).count() >= 5
+        })
+        .await;
+    let ok: Vec<i64> = got
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| id_of(&check(r)))
+        .collect();
+    assert_eq!(ok[3..], later[..], "in order after the recovery");
+    let state = app
+        .api_ok(
+            Method::GET,
+            "/api/rooms/general/webhooks",
+            &alice,
+            None,
+            200,
+        )
+        .await;
+    let w = &state["webhooks"][0];
+    assert_eq!(
+        (w["delivered"].clone(), w["pending"].clone()),
+        (json!(5), json!(0))
+    );
+    assert!(w["failing_since"].is_null());
+    assert_eq!(w["last_error"], "");
+
+    // Removed: nothing more is sent.
+    app.api_err(
+        Method::DELETE,
+        &format!("/api/rooms/general/webhooks/{wid}"),
+        &bob,
+        None,
+        403,
+        "forbidden",
+    )
+    .await;
+    app.api_ok(
+        Method::DELETE,
+        &format!("/api/rooms/general/webhooks/{wid}"),
+        &alice,
+        None,
+        204,
+    )
+    .await;
+    let before = receiver.received().len();
+    aw.say("general", "after removal", "r").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.received().len(), before);
+}
+
+#[tokio::test]
+async fn webhook_urls_must_be_public_web_addresses() {
+    let receiver = Receiver::start(200).await;
+    let app = TestApp::start().await;
+    let alice = app.signup("alice").await;
+    for url in [
+        receiver.url("/"),
+        format!("http://localhost:{}/", receiver.addr.port()),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://[::1]/".to_string(),
+        "ftp://files.example/".to_string(),
+        "http://user:pw@hooks.example/".to_string(),
+        "not a url".to_string(),
+    ] {
+        let (status, body) = app
+            .api(
+                Method::POST,
+                "/api/rooms/general/webhooks",
+                &alice,
+                Some(&json!({ "url": url })),
+            )
+            .await;
+        // A name is resolved only when delivering: `localhost` is accepted here and refused
+        // at delivery (below).
+        if url.contains("localhost") {
+            assert_eq!(status, 201, "{url}: {body}");
+            continue;
+        }
+        assert_eq!(status, 400, "{url}: {body}");
+        assert_eq!(body["error"]["code"], "bad_url", "{url}");
+    }
+    let mut ws = app.ws_connect(&alice, None).await;
+    ws.say("general", "to a refused address", "x").await;
+    let attempted = async {
+        loop {
+            let v = app
+                .api_ok(
+                    Method::GET,
+                    "/api/rooms/general/webhooks",
+                    &alice,
+                    None,
+                    200,
+                )
+                .await;
+            if v["webhooks"][0]["last_attempt_ts"].is_string() {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let state = within(Duration::from_secs(10), "a delivery attempt", attempted).await;
+    let err = state["webhooks"][0]["last_error"].as_str().unwrap();
+    assert!(err.contains("loopback"), "{err}");
+    assert_eq!(receiver.received().len(), 0, "never contacted");
+}

@@ -1,0 +1,123 @@
+//! The "Webhooks" section of a room's details in a real browser (assets/js/hooks.js): alice adds
+//! an incoming hook and gets its URL once; a script posts through it and the message shows
+//! under the hook's name; she adds an outgoing webhook to a receiver that fails, sees why it
+//! fails, and removes it. No CSP violations.
+
+use serde_json::json;
+
+use crate::common::{http_client, Receiver};
+use crate::harness::{browser_tools, button, labelled, App, Driver};
+use crate::WATCH_CSP;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_are_added_used_watched_and_removed_from_the_room_details() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let receiver = Receiver::start(500).await;
+    let app = App::start_with(|c| c.outbound.allow_private_networks = true).await;
+    let driver = Driver::start(&tools).await;
+    let alice = driver.browser("alice", 1280, 900).await;
+    alice.create_account(&app.base, "alice").await;
+    alice.eval(WATCH_CSP, vec![]).await;
+
+    alice
+        .click_xpath("Room settings", &button("Room settings"))
+        .await;
+    let name = alice
+        .wait_visible("the Hook name field", &labelled("input", "Hook name"))
+        .await;
+    alice.type_into(&name, "ci-bot").await;
+    alice
+        .click_xpath("Add incoming hook", &button("Add incoming hook"))
+        .await;
+    let url = alice
+        .wait_js(
+            "the hook's URL",
+            "const v = document.querySelector('#hook-secret-value'); \
+             return v && !document.querySelector('#hook-secret').hidden && v.value ? v.value : null;",
+            vec![],
+        )
+        .await;
+    let url = url.as_str().unwrap().to_string();
+    assert!(url.contains("/api/hooks/"), "{url}");
+    alice
+        .wait_js(
+            "the hook in the list",
+            "return document.querySelector('#hook-list').textContent.includes('ci-bot') || null;",
+            vec![],
+        )
+        .await;
+
+    // A script posts through it.
+    let res = http_client()
+        .post(&url)
+        .json(&json!({"text": "build 42 passed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    alice
+        .wait_log_has("the hook's message", &["build 42 passed"])
+        .await;
+    let author = alice
+        .eval(
+            "const a = document.querySelectorAll('[role=\"log\"] .msg-author'); \
+             return a.length ? a[a.length - 1].dataset.author : null;",
+            vec![],
+        )
+        .await;
+    assert_eq!(author, "ci-bot");
+
+    // An outgoing webhook to a receiver that fails: the section says so.
+    let field = alice
+        .wait_visible("the Webhook URL field", &labelled("input", "Webhook URL"))
+        .await;
+    alice.type_into(&field, &receiver.url("/in")).await;
+    alice
+        .click_xpath("Add webhook", &button("Add webhook"))
+        .await;
+    alice
+        .wait_js(
+            "the signing secret",
+            "return document.querySelector('#hook-secret-label').textContent === 'Signing secret' \
+             && document.querySelector('#hook-secret-value').value.length > 20 || null;",
+            vec![],
+        )
+        .await;
+    let res = http_client()
+        .post(&url)
+        .json(&json!({"text": "build 43 failed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    receiver
+        .wait_until(std::time::Duration::from_secs(10), "an attempt", |r| {
+            !r.is_empty()
+        })
+        .await;
+    alice
+        .wait_for("the failure to show", || async {
+            let v = alice
+                .eval(
+                    "const e = document.querySelector('#webhook-list .hook-error'); \
+                     return e ? e.textContent : null;",
+                    vec![],
+                )
+                .await;
+            v.as_str().filter(|t| t.contains("500")).map(str::to_string)
+        })
+        .await;
+    let remove = format!("Remove webhook {}", receiver.url("/in"));
+    alice.click_xpath(&remove, &button(&remove)).await;
+    alice
+        .wait_js(
+            "the webhook to leave the list",
+            "return document.querySelectorAll('#webhook-list li').length === 0 || null;",
+            vec![],
+        )
+        .await;
+    let csp = alice.eval("return window.__csp || [];", vec![]).await;
+    assert_eq!(csp, json!([]), "no CSP violations");
+}

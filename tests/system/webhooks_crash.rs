@@ -1,0 +1,127 @@
+//! Outgoing webhooks survive `kill -9`: forty messages are committed while the receiver answers
+//! 500, the server is killed with their deliveries still queued, restarted, killed again in the
+//! middle of delivering once the receiver has recovered, and restarted. Every message reaches
+//! the receiver at least once, correctly signed, and the messages arrive in id order (the
+//! first 2xx delivery of each, in the order they were received).
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::common::{hmac_signature, http_client, json_body, Receiver};
+use crate::durability::{create_account, start_server_with};
+use crate::process::Hearth;
+
+const MESSAGES: usize = 40;
+
+/// `hearth` on `dir/chat.db`, allowed to reach the receiver on 127.0.0.1.
+fn start(dir: &Path) -> Hearth {
+    start_server_with(
+        dir,
+        &[
+            ("CHAT_OUTBOUND__ALLOW_PRIVATE_NETWORKS", "true".into()),
+            ("CHAT_PREVIEWS__ENABLED", "false".into()),
+        ],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_never_loses_a_webhook_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(500).await;
+    let server = start(dir.path());
+    let http = http_client();
+    let token = create_account(&http, server.port, "alice").await;
+    let auth = format!("Bearer {token}");
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let res = http
+        .post(format!("{base}/api/rooms/general/webhooks"))
+        .header("authorization", &auth)
+        .json(&json!({"url": receiver.url("/deliveries")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let secret = json_body(res).await["webhook"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let mut sent = Vec::new();
+    for i in 0..MESSAGES {
+        let res = http
+            .post(format!("{base}/api/rooms/general/messages"))
+            .header("authorization", &auth)
+            .json(&json!({"body": format!("message {i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        sent.push(json_body(res).await["message"]["id"].as_i64().unwrap());
+    }
+    receiver
+        .wait_until(Duration::from_secs(30), "failed attempts", |r| r.len() >= 2)
+        .await;
+    server.kill_9();
+
+    // Back, and the receiver recovers; killed again half-way through the deliveries.
+    let server = start(dir.path());
+    receiver.answer(200);
+    let ok = |r: &[crate::common::Received]| r.iter().filter(|x| x.status == 200).count();
+    receiver
+        .wait_until(Duration::from_secs(60), "the first deliveries", |r| {
+            ok(r) >= 10
+        })
+        .await;
+    server.kill_9();
+    let server = start(dir.path());
+    let got = receiver
+        .wait_until(Duration::from_secs(60), "every delivery", |r| {
+            let mut ids: Vec<i64> = r
+                .iter()
+                .filter(|x| x.status == 200)
+                .filter_map(|x| serde_json::from_slice::<Value>(&x.body).ok())
+                .filter_map(|v| v["message"]["id"].as_i64())
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids.len() == MESSAGES
+        })
+        .await;
+
+    let mut first_seen = Vec::new();
+    for r in &got {
+        assert_eq!(
+            r.headers["x-hearth-signature"],
+            hmac_signature(&secret, &r.body)
+        );
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        let id = v["message"]["id"].as_i64().unwrap();
+        if r.status == 200 && !first_seen.contains(&id) {
+            first_seen.push(id);
+        }
+    }
+    assert_eq!(first_seen, sent, "each message once at least, in id order");
+    // Nothing is left queued once the last answer is recorded.
+    let url = format!(
+        "http://127.0.0.1:{}/api/rooms/general/webhooks",
+        server.port
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let res = http
+            .get(&url)
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap();
+        let w = json_body(res).await["webhooks"][0].clone();
+        if w["pending"] == 0 {
+            assert_eq!(w["last_error"], "", "{w}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still queued: {w}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
