@@ -9,7 +9,7 @@
 // other path pass through untouched, and the shell files are the same for everyone.
 
 const CACHE = 'hearth-shell-v1';
-const SHELL_FILE = /^[a-z0-9][a-z0-9._/-]*\.(?:html|js|css|svg|png|webp|ico|woff2?)$/i;
+const SHELL_FILE = /^[a-z0-9][a-z0-9._/-]*\.(?:html|js|css|svg|png|webp|ico|woff2?|webmanifest)$/i;
 
 self.addEventListener('install', () => {
   self.skipWaiting();
@@ -85,5 +85,42 @@ self.addEventListener('message', (event) => {
         // Offline already: nothing to keep now; the next visit fills it in.
       }
     }
+  })());
+});
+
+// Web Push: a mention or a direct message while no Hearth page is open. The payload is
+// {room, id, user, body}; the notification opens (or focuses) the chat at that message.
+self.addEventListener('push', (event) => {
+  let note = null;
+  try {
+    note = event.data ? event.data.json() : null;
+  } catch {
+    note = null;
+  }
+  if (!note || typeof note.room !== 'string') return;
+  const where = note.room.startsWith('dm:') ? 'sent you a message' : `in #${note.room}`;
+  const title = `${String(note.user || 'Someone')} ${where}`;
+  event.waitUntil(self.registration.showNotification(title, {
+    body: String(note.body || ''),
+    tag: `hearth-${note.room}`,
+    icon: 'icons/icon-192.png',
+    data: { room: note.room, id: Number(note.id) || 0 },
+  }));
+});
+
+self.addEventListener('notificationclick', (event) => {
+  event.notification.close();
+  const data = event.notification.data || {};
+  const target = new URL(`./#${encodeURIComponent(String(data.room || ''))}${data.id ? `/${data.id}` : ''}`, self.registration.scope).href;
+  event.waitUntil((async () => {
+    const open = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+    for (const client of open) {
+      if (client.url.startsWith(self.registration.scope) && 'focus' in client) {
+        await client.focus();
+        if ('navigate' in client) await client.navigate(target).catch(() => {});
+        return;
+      }
+    }
+    await self.clients.openWindow(target);
   })());
 });

@@ -240,13 +240,21 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
     state.auth.prewarm();
     app::profiles::load(&state).await;
     let previews = app::previews::start(&state);
-    let deliveries = state.deliveries.clone();
-    state.hub.watch_new_messages(Box::new(move |msg| {
-        if let Some(preview) = &previews {
-            preview(msg);
-        }
-        deliveries.message_stored();
-    }));
+    let pushes = app::push::start(&state);
+    let (deliveries, db) = (state.deliveries.clone(), state.db.clone());
+    state
+        .hub
+        .watch_new_messages(Box::new(move |msg, mentioned| {
+            if let Some(preview) = &previews {
+                preview(msg, mentioned);
+            }
+            if let Some(push) = &pushes {
+                push(msg, mentioned);
+            }
+            if db.has_webhooks() {
+                deliveries.ring();
+            }
+        }));
     app::hooks::start(&state);
     let setup_code = announce_setup(&state, addr).await;
     tokio::spawn(housekeeping(state.clone()));
@@ -313,6 +321,7 @@ fn app(
         decoders: Arc::new(tokio::sync::Semaphore::new(DECODES_AT_ONCE)),
         profile_changes: tokio::sync::Mutex::new(()),
         deliveries: Arc::default(),
+        push_keys: app::push::PushKeys::default(),
     })
 }
 

@@ -104,6 +104,11 @@ export const api = {
   /** `{user}`: the profile after the change; fields left out stay as they are. */
   updateProfile: (body) => request('PATCH', 'api/me', body),
   removeAvatar: () => request('DELETE', 'api/me/avatar'),
+  /** `{public_key}`: the server's VAPID key, for `pushManager.subscribe`. */
+  pushKey: () => request('GET', 'api/push/key'),
+  /** Keep this browser's `PushSubscription` (its `toJSON()`). */
+  subscribePush: (subscription) => request('POST', 'api/push/subscriptions', subscription),
+  unsubscribePush: (endpoint) => request('DELETE', 'api/push/subscriptions', { endpoint }),
   removePreview: (id) => request('DELETE', `api/messages/${Number(id)}/preview`),
   rooms: () => request('GET', 'api/rooms'),
   directory: () => request('GET', 'api/directory'),

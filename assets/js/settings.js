@@ -10,6 +10,7 @@ import { api, ApiError } from './api.js';
 import { $, $$, h, setText } from './dom.js';
 import { dayLabel, formatFull, formatTime, parseTs } from './format.js';
 import { notificationsSupported } from './notify.js';
+import { disablePush, enablePush, pushEnabled, pushSupported } from './pushsub.js';
 import { openDialog, wireDialog } from './dialogs.js';
 
 const MIN_PASSWORD = 8;
@@ -70,6 +71,7 @@ export class Settings {
     $('#density-compact').addEventListener('change', (e) => this.setAppearance({ compact: e.target.checked }));
 
     $('#notify-desktop').addEventListener('change', (e) => this.toggleDesktop(e.target));
+    $('#notify-push').addEventListener('change', (e) => this.togglePush(e.target));
     $('#notify-sound').addEventListener('change', (e) => {
       this.app.notifier.setSound(e.target.checked);
       setText($('#notify-status'), e.target.checked ? 'A short sound plays for direct messages and mentions.' : 'Sound is off.');
@@ -358,6 +360,31 @@ export class Settings {
     setText($('#notify-status'), !notificationsSupported()
       ? 'This browser cannot show desktop notifications.'
       : n.permission === 'denied' ? 'Notifications are blocked for this site in the browser’s settings.' : '');
+    const push = $('#notify-push');
+    push.disabled = !pushSupported();
+    push.checked = false;
+    if (!push.disabled) {
+      pushEnabled().then((on) => { push.checked = on; }).catch(() => {});
+    }
+  }
+
+  async togglePush(box) {
+    const want = box.checked;
+    box.disabled = true;
+    try {
+      if (want) {
+        await enablePush();
+        setText($('#notify-status'), 'Push notifications are on for this device.');
+      } else {
+        await disablePush();
+        setText($('#notify-status'), 'Push notifications are off for this device.');
+      }
+    } catch (err) {
+      box.checked = !want;
+      setText($('#notify-status'), err && err.message ? err.message : 'That did not work.');
+    } finally {
+      box.disabled = false;
+    }
   }
 
   async toggleDesktop(box) {

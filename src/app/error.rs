@@ -74,6 +74,8 @@ codes! {
     BadImage = "bad_image", 400;
     /// Not a web address Hearth may send to (webhooks).
     BadUrl = "bad_url", 400;
+    /// Not a push subscription Hearth can send to.
+    BadEndpoint = "bad_endpoint", 400;
     /// No valid session cookie or token.
     Unauthorized = "unauthorized", 401;
     /// Wrong username or password.

@@ -7,14 +7,13 @@
 //!
 //! **Outgoing**: a member adds a URL to a room; every later message of the room is POSTed there
 //! as JSON, signed with HMAC-SHA256 of the body under the webhook's secret. The delivery is
-//! queued by a trigger in the message's own insert, so a committed message is a delivery
+//! queued by the writer in the message's own insert, so a committed message is a delivery
 //! owed, across restarts and crashes. One sender task works through the queues: for each
 //! webhook only the oldest queued message is tried, so each receives its messages in id
 //! order; a failure (no answer, or not 2xx) is retried with exponential back-off (1 s
 //! doubling to 10 min) until a day has passed, then dropped and noted on the webhook. At least
 //! once: a delivery whose 2xx answer was not yet recorded when the server died is sent again.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,16 +53,12 @@ pub const SIGNATURE_HEADER: &str = "x-hearth-signature";
 #[derive(Default)]
 pub struct Deliveries {
     bell: Notify,
-    /// Outgoing webhooks known to exist (a hint for ringing the bell; the queue is the truth).
-    count: AtomicUsize,
 }
 
 impl Deliveries {
-    /// A message was stored: wake the sender if any webhook may want it.
-    pub fn message_stored(&self) {
-        if self.count.load(Ordering::Relaxed) > 0 {
-            self.bell.notify_one();
-        }
+    /// A message that may owe deliveries was stored: wake the sender.
+    pub fn ring(&self) {
+        self.bell.notify_one();
     }
 }
 
@@ -228,7 +223,6 @@ pub async fn create_webhook(
         .create_webhook(room.id, parsed.to_string(), secret.clone(), user.id)
         .await?
         .ok_or_else(unknown_hook)?;
-    state.deliveries.count.fetch_add(1, Ordering::Relaxed);
     Ok(CreatedWebhook { webhook, secret })
 }
 
@@ -330,10 +324,6 @@ async fn send_loop(state: App) {
     let client = Outbound::new(&state.config.outbound);
     let senders = Arc::new(Semaphore::new(SENDERS));
     let mut stop = state.shutdown.clone();
-    match state.db.webhooks(None).await {
-        Ok(all) => state.deliveries.count.store(all.len(), Ordering::Relaxed),
-        Err(e) => tracing::warn!("cannot read the webhooks: {e}"),
-    }
     loop {
         let wait = match state.db.due_deliveries(SENDERS as u32).await {
             Ok((due, next)) => {

@@ -14,6 +14,7 @@
 //! - [`people`]: finding people by name.
 //! - [`previews`]: link previews, fetched off the message path by a bounded worker pool.
 //! - [`profiles`]: display names, status lines and avatars.
+//! - [`push`]: Web Push to the browsers of people with no open connection.
 //! - [`uploads`]: storing an upload, deciding who may download it, removing unused files.
 
 pub mod access;
@@ -27,6 +28,7 @@ pub mod messages;
 pub mod people;
 pub mod previews;
 pub mod profiles;
+pub mod push;
 pub mod rooms;
 pub mod uploads;
 
@@ -92,4 +94,6 @@ pub struct AppState {
     pub profile_changes: tokio::sync::Mutex<()>,
     /// The outgoing webhooks' sender: rung when a message may owe deliveries.
     pub deliveries: Arc<hooks::Deliveries>,
+    /// The Web Push (VAPID) key, read or made on first use.
+    pub push_keys: push::PushKeys,
 }

@@ -54,7 +54,7 @@ pub fn start(state: &App) -> Option<Watcher> {
         .map(|d| d.trim_start_matches('.').to_ascii_lowercase())
         .collect();
     tokio::spawn(dispatch(state.clone(), rx));
-    Some(Box::new(move |msg: &StoredMessage| {
+    Some(Box::new(move |msg: &StoredMessage, _: &[i64]| {
         let Some(url) = first_link(&msg.body) else {
             return;
         };

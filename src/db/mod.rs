@@ -101,6 +101,10 @@ pub struct Db {
     sessions_generation: Arc<AtomicU64>,
     /// How far the full-text index has caught up with the committed messages.
     search_index: Arc<search_index::IndexProgress>,
+    /// Outgoing webhooks that exist (or may: raised inside the job that adds one, lowered
+    /// only after a removal committed), so the writer queues deliveries only when there can
+    /// be any, and never misses one.
+    webhooks: Arc<AtomicUsize>,
 }
 
 /// Connections in the general read pool.
@@ -217,8 +221,10 @@ impl Db {
         let readers = pool(READERS)?;
         let heavy = pool(HEAVY_READERS)?;
 
-        let (tx, handle, search_index) =
-            writer::spawn(conn, commits, metrics).map_err(|e| fail(e.to_string()))?;
+        let count = queries::webhook_count(&conn).map_err(|e| fail(e.to_string()))?;
+        let webhooks = Arc::new(AtomicUsize::new(count.max(0) as usize));
+        let (tx, handle, search_index) = writer::spawn(conn, commits, metrics, webhooks.clone())
+            .map_err(|e| fail(e.to_string()))?;
         Ok((
             Db {
                 writer: tx,
@@ -226,9 +232,15 @@ impl Db {
                 heavy,
                 sessions_generation: Arc::new(AtomicU64::new(0)),
                 search_index,
+                webhooks,
             },
             handle,
         ))
+    }
+
+    /// Whether any outgoing webhook may exist.
+    pub fn has_webhooks(&self) -> bool {
+        self.webhooks.load(Ordering::Relaxed) > 0
     }
 
     /// The current generation of sessions and accounts: it changes after every revocation,

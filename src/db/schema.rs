@@ -314,7 +314,7 @@ pub const MIGRATIONS: &[&str] = &[
     // 10: webhooks. An incoming hook (`hooks`) posts to its room as an account of its own
     //     (`users.hook = 1`: no password, no session, a member of that room only), with a
     //     secret token stored hashed. An outgoing webhook (`webhooks`) is a URL each new
-    //     message of its room is POSTed to; the trigger queues the delivery in the message's
+    //     message of its room is POSTed to; the writer queues the delivery in the message's
     //     own insert, so a message committed is a delivery owed, whatever happens next. The
     //     sender removes a row once the receiver answered 2xx (or after a day of failures,
     //     noted on the webhook).
@@ -353,12 +353,23 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (webhook_id, message_id)
     ) WITHOUT ROWID;
     CREATE INDEX webhook_queue_due ON webhook_queue(next_at);
-    CREATE TRIGGER messages_webhooks AFTER INSERT ON messages
-        WHEN EXISTS (SELECT 1 FROM webhooks WHERE room_id = new.room_id) BEGIN
-        INSERT INTO webhook_queue (webhook_id, message_id, queued_at, next_at)
-            SELECT id, new.id, new.created_at, new.created_at FROM webhooks
-            WHERE room_id = new.room_id;
-    END;
+    "#,
+    // 11: Web Push. `server_keys` keeps keys the server makes itself on first use (the VAPID
+    //     key, PKCS#8); `push_subscriptions` is each browser's subscription, by endpoint.
+    r#"
+    CREATE TABLE server_keys (
+        name  TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE push_subscriptions (
+        endpoint   TEXT    PRIMARY KEY,
+        user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        p256dh     BLOB    NOT NULL,
+        auth       BLOB    NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_ok_at INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX push_subscriptions_by_user ON push_subscriptions(user_id);
     "#,
 ];
 

@@ -2,7 +2,7 @@
 //! in one transaction (group commit), then hands the committed messages on for fan-out, and
 //! then indexes them for search in a second, short transaction (see [`super::search_index`]).
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -113,6 +113,7 @@ pub(super) fn spawn(
     conn: Connection,
     commits: std::sync::mpsc::Sender<Vec<Committed>>,
     metrics: Arc<Metrics>,
+    webhooks: Arc<AtomicUsize>,
 ) -> std::io::Result<(mpsc::Sender<WriteCmd>, WriterHandle, Arc<IndexProgress>)> {
     let (tx, rx) = mpsc::channel(QUEUE);
     let indexer = Indexer::start(&conn);
@@ -130,7 +131,7 @@ pub(super) fn spawn(
     let thread = std::thread::Builder::new()
         .name("hearth-writer".into())
         .spawn(move || {
-            run(&conn, rx, (commits, metrics), indexer);
+            run(&conn, rx, (commits, metrics), (indexer, &webhooks));
             drop(checkpoints);
             if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
                 tracing::warn!("checkpoint at shutdown failed: {e}");
@@ -185,7 +186,7 @@ fn run(
     conn: &Connection,
     mut rx: mpsc::Receiver<WriteCmd>,
     (commits, metrics): (std::sync::mpsc::Sender<Vec<Committed>>, Arc<Metrics>),
-    mut indexer: Indexer,
+    (mut indexer, webhooks): (Indexer, &AtomicUsize),
 ) {
     let timer = writer_timer();
     let mut batch = Vec::with_capacity(64);
@@ -208,7 +209,7 @@ fn run(
                 _ => None,
             })
             .collect();
-        let (out, result) = commit_batch(conn, &mut batch, &mut indexer);
+        let (out, result) = commit_batch(conn, &mut batch, &mut indexer, webhooks);
         record(&metrics, &out, result, &queued);
         if !out.is_empty() && commits.send(out).is_err() {
             tracing::warn!("fan-out has stopped; committed messages are not delivered live");
@@ -306,6 +307,7 @@ fn commit_batch(
     conn: &Connection,
     batch: &mut Vec<WriteCmd>,
     indexer: &mut Indexer,
+    webhooks: &AtomicUsize,
 ) -> (Vec<Committed>, Result<(), String>) {
     let now = now_ms();
     let mut pass = Pass::default();
@@ -321,7 +323,9 @@ fn commit_batch(
                 if let Some(answer) = m.answer.take() {
                     pass.answers.push((answer, pass.outcomes.len()));
                 }
-                let outcome = store_message(conn, m, now, &mut pass.first_error);
+                // Read per message: a webhook added by a job earlier in this batch counts.
+                let hooked = webhooks.load(Ordering::Acquire) > 0;
+                let outcome = store_message(conn, m, (now, hooked), &mut pass.first_error);
                 pass.outcomes.push(outcome);
             }
             WriteCmd::Exec(job) => run_job(conn, job, &mut pass),
@@ -439,7 +443,7 @@ fn failed_pass(conn: &Connection, pass: Pass, e: String) -> (Vec<Committed>, Res
 fn store_message(
     conn: &Connection,
     m: NewMessage,
-    now: i64,
+    (now, hooked): (i64, bool),
     first_error: &mut Option<String>,
 ) -> Committed {
     match stored_before(conn, &m) {
@@ -461,7 +465,7 @@ fn store_message(
             };
         }
     }
-    match insert_message(conn, &m, now) {
+    match insert_message(conn, &m, (now, hooked)) {
         Ok(Inserted::NotMember) => {
             let public = queries::room_is_public(conn, m.room_id).unwrap_or(false);
             Committed::Refused {
@@ -521,8 +525,13 @@ struct StoredAs {
     attachments: Vec<Attachment>,
 }
 
-/// Insert the message and its mentions.
-fn insert_message(conn: &Connection, m: &NewMessage, now: i64) -> rusqlite::Result<Inserted> {
+/// Insert the message, its mentions and attachments, and (`hooked`: the server has outgoing
+/// webhooks) the deliveries it owes its room's webhooks.
+fn insert_message(
+    conn: &Connection,
+    m: &NewMessage,
+    (now, hooked): (i64, bool),
+) -> rusqlite::Result<Inserted> {
     let reply = match m.reply_to {
         Some(id) => match queries::reply_target(conn, id, m.room_id)? {
             Some(reply) => Some(reply),
@@ -530,8 +539,9 @@ fn insert_message(conn: &Connection, m: &NewMessage, now: i64) -> rusqlite::Resu
         },
         None => None,
     };
-    // A message with mentions or attachments is several statements: all of them or none.
-    let several = m.body.contains('@') || !m.attachments.is_empty();
+    // A message with mentions, attachments or webhooks is several statements: all of them
+    // or none.
+    let several = hooked || m.body.contains('@') || !m.attachments.is_empty();
     if several {
         conn.execute_batch("SAVEPOINT msg")?;
     }
@@ -554,6 +564,9 @@ fn insert_message(conn: &Connection, m: &NewMessage, now: i64) -> rusqlite::Resu
                 None => return Ok(Inserted::UnknownUpload),
             }
         };
+        if hooked {
+            queries::queue_webhook_deliveries(conn, m.room_id, id, now)?;
+        }
         Ok(Inserted::Stored(StoredAs {
             id,
             reply: None,
@@ -667,7 +680,8 @@ mod tests {
             .unwrap()
             .unwrap();
         let (commits, received) = std::sync::mpsc::channel();
-        let (tx, handle, progress) = spawn(conn, commits, Arc::new(Metrics::default())).unwrap();
+        let (tx, handle, progress) =
+            spawn(conn, commits, Arc::new(Metrics::default()), Arc::default()).unwrap();
         (tx, handle, received, progress)
     }
 

@@ -20,6 +20,7 @@ pub mod invites;
 pub mod messages;
 pub mod people;
 pub mod profiles;
+pub mod push;
 pub mod rooms;
 pub mod upgrade;
 pub mod uploads;
@@ -82,6 +83,8 @@ fn api(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone 
         .or(people::routes(s.clone()).boxed())
         .unify()
         .or(hooks::routes(s.clone()).boxed())
+        .unify()
+        .or(push::routes(s.clone()).boxed())
         .unify()
         .or(uploads::routes(s).boxed())
         .unify()

@@ -79,7 +79,7 @@ impl Hub {
                 Committed::Stored { msg, mentioned, .. } => {
                     self.deliver_stored(&st, &msg, &mentioned, tally);
                     if let Some(watch) = self.inner.watcher.get() {
-                        watch(&msg);
+                        watch(&msg, &mentioned);
                     }
                 }
                 Committed::Failed { origin, nonce } => {

@@ -193,9 +193,9 @@ struct Inner {
     watcher: std::sync::OnceLock<Watcher>,
 }
 
-/// What [`Hub::watch_new_messages`] calls for each new message, on the fan-out thread: it
-/// must only look and hand off, never block.
-pub type Watcher = Box<dyn Fn(&StoredMessage) + Send + Sync>;
+/// What [`Hub::watch_new_messages`] calls for each new message with the users it mentions,
+/// on the fan-out thread: it must only look and hand off, never block.
+pub type Watcher = Box<dyn Fn(&StoredMessage, &[i64]) + Send + Sync>;
 
 /// A connection's place in the hub; disconnects itself when dropped.
 pub struct Registration {

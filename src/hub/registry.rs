@@ -166,6 +166,16 @@ impl Hub {
             .clone()
     }
 
+    /// Of `user_ids`, those with no open connection.
+    pub fn offline(&self, user_ids: &[i64]) -> Vec<i64> {
+        let st = lock_read(&self.inner.state);
+        user_ids
+            .iter()
+            .copied()
+            .filter(|id| !st.users.contains_key(id))
+            .collect()
+    }
+
     /// The case-folded names of the users with an open connection listening to room
     /// `room_id` (its online members), without repeats: who `@here` reaches.
     pub fn online_in_room(&self, room_id: i64) -> Vec<String> {

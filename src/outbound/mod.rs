@@ -14,6 +14,7 @@
 
 pub mod addr;
 pub mod page;
+pub mod webpush;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

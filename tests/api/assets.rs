@@ -177,3 +177,39 @@ async fn an_unknown_path_is_404_with_the_json_error_shape() {
         assert_error(res, 404, "not_found").await;
     }
 }
+
+/// The app can be installed: the index links a web app manifest whose icons are served, at
+/// the sizes it says, and whose addresses are relative (so they hold under a path prefix).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_app_manifest_and_its_icons_are_served() {
+    let app = TestApp::start().await;
+    let index = app.get("/").await.text().await.unwrap();
+    assert!(index.contains(r#"<link rel="manifest" href="manifest.webmanifest">"#));
+    let res = app.get("/manifest.webmanifest").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/manifest+json");
+    let manifest: Value = res.json().await.unwrap();
+    assert_eq!(manifest["display"], "standalone");
+    assert_eq!(manifest["start_url"], "./");
+    let icons = manifest["icons"].as_array().unwrap();
+    assert!(icons
+        .iter()
+        .any(|i| i["sizes"] == "512x512" && i["purpose"] == "maskable"));
+    for icon in icons {
+        let src = icon["src"].as_str().unwrap();
+        assert!(!src.starts_with('/'), "relative: {src}");
+        let res = app.get(&format!("/{src}")).await;
+        assert_eq!(res.status(), 200, "{src}");
+        let ty = res.headers()["content-type"].to_str().unwrap().to_string();
+        let bytes = res.bytes().await.unwrap();
+        if let Some((w, h)) = icon["sizes"].as_str().unwrap().split_once('x') {
+            assert_eq!(ty, "image/png", "{src}");
+            let img = image::load_from_memory(&bytes).unwrap();
+            assert_eq!(
+                (img.width().to_string(), img.height().to_string()),
+                (w.to_string(), h.to_string()),
+                "{src}"
+            );
+        }
+    }
+}

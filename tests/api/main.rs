@@ -31,6 +31,7 @@ mod previews;
 mod privacy;
 mod profiles;
 mod proxy;
+mod push;
 mod resume;
 mod robustness;
 mod rooms;

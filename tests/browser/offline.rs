@@ -54,6 +54,23 @@ async fn a_reload_while_the_server_is_down_opens_the_app_reconnecting() {
     b.send_with_enter(before).await;
     b.wait_log_has("the first message", &[before]).await;
     wait_shell_kept(&b).await;
+    // Installable: the page links a manifest the browser can read, whose icons load.
+    b.wait_js(
+        "the web app manifest and its icons",
+        "const link = document.querySelector('link[rel=\"manifest\"]');
+         if (!link) return false;
+         return fetch(link.href).then((r) => r.json()).then((m) => {
+           if (m.display !== 'standalone' || !Array.isArray(m.icons)) return false;
+           return Promise.all(m.icons.map((i) => new Promise((ok) => {
+             const img = new Image();
+             img.onload = () => ok(img.naturalWidth > 0);
+             img.onerror = () => ok(false);
+             img.src = new URL(i.src, link.href).href;
+           }))).then((loaded) => loaded.length >= 3 && loaded.every(Boolean));
+         }).catch(() => false);",
+        vec![],
+    )
+    .await;
 
     // The server goes away; the reload still opens the app (not an error page), reconnecting.
     app.stop().await;

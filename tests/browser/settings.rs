@@ -742,3 +742,57 @@ async fn a_reset_of_your_own_password_leads_to_settings_password() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// Settings → Notifications → "Push notifications on this device": on localhost (a secure
+/// context) the box is offered; here Chromium has no push service (a closed network), so
+/// turning it on ends with the box off and a sentence saying why, never a stuck box or a
+/// script error. The server side of pushes is tested against a local endpoint
+/// (tests/api/push.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_notifications_say_why_when_the_browser_cannot_subscribe() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let app = App::start().await;
+    let driver = Driver::start(&tools).await;
+    let b = driver.browser("alice", 1280, 900).await;
+    b.create_account(&app.base, "alice").await;
+    b.eval(WATCH_CSP, vec![]).await;
+    let dialog = open_settings(&b).await;
+    let boxed = format!(
+        "{dialog}{}",
+        labelled(
+            "input",
+            "Push notifications on this device — mentions and direct messages while Hearth is closed"
+        )
+    );
+    let push = b.wait_visible("the push notifications box", &boxed).await;
+    assert_eq!(
+        push.prop("disabled").await.unwrap().as_deref(),
+        Some("false")
+    );
+    b.click(&push).await;
+    let outcome = b
+        .wait_js(
+            "the outcome of turning push on",
+            "const box = document.getElementById('notify-push');
+             const text = document.getElementById('notify-status').textContent;
+             return !box.disabled && text ? { on: box.checked, text } : null;",
+            vec![],
+        )
+        .await;
+    if outcome["on"] == true {
+        assert_eq!(
+            outcome["text"],
+            "Push notifications are on for this device."
+        );
+    } else {
+        let text = outcome["text"].as_str().unwrap();
+        assert!(
+            text.contains("push service") || text.contains("blocked") || text.contains("cannot"),
+            "{text}"
+        );
+    }
+    let csp = b.eval("return window.__csp || [];", vec![]).await;
+    assert_eq!(csp, json!([]), "no CSP violations");
+}

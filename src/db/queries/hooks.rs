@@ -256,6 +256,28 @@ pub fn delete_webhook(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
         > 0)
 }
 
+/// Queue message `message_id` for every outgoing webhook of room `room_id` (in the message's
+/// own insert).
+pub fn queue_webhook_deliveries(
+    conn: &Connection,
+    room_id: i64,
+    message_id: i64,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO webhook_queue (webhook_id, message_id, queued_at, next_at) \
+         SELECT id, ?2, ?3, ?3 FROM webhooks WHERE room_id = ?1",
+    )?
+    .execute(params![room_id, message_id, now_ms])?;
+    Ok(())
+}
+
+/// How many outgoing webhooks there are.
+pub fn webhook_count(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT COUNT(*) FROM webhooks")?
+        .query_row([], |r| r.get(0))
+}
+
 /// The head of each webhook's queue (its oldest message), when due at `now_ms`; at most
 /// `limit`. Only heads, so each webhook receives its messages in id order.
 pub fn due_deliveries(

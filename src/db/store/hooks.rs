@@ -76,8 +76,12 @@ impl Db {
         secret: String,
         created_by: i64,
     ) -> Result<Option<WebhookRow>, DbError> {
+        let count = self.webhooks.clone();
         self.write(move |c| {
             let id = queries::insert_webhook(c, room_id, &url, &secret, created_by, now_ms())?;
+            // Raised before the commit: the messages after this job in the same batch are
+            // queued for it too.
+            count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
             Ok(queries::webhook_by_id(c, id)?.map(|(w, _)| w))
         })
         .await
@@ -95,7 +99,16 @@ impl Db {
 
     /// Remove outgoing webhook `id` and its queue; whether it existed.
     pub async fn delete_webhook(&self, id: i64) -> Result<bool, DbError> {
-        self.write(move |c| queries::delete_webhook(c, id)).await
+        let gone = self.write(move |c| queries::delete_webhook(c, id)).await?;
+        if gone {
+            // Lowered only once the removal committed.
+            let _ = self.webhooks.fetch_update(
+                std::sync::atomic::Ordering::AcqRel,
+                std::sync::atomic::Ordering::Acquire,
+                |n| n.checked_sub(1),
+            );
+        }
+        Ok(gone)
     }
 
     /// The deliveries due now (the head of each webhook's queue), at most `limit`, and when

@@ -9,6 +9,7 @@ mod file;
 mod hooks;
 mod previews;
 mod profiles;
+mod push;
 mod tx;
 mod uploads;
 

@@ -1,0 +1,269 @@
+//! Web Push: a mention or a direct message for someone with no open connection reaches their
+//! subscribed browsers (and phones) as an encrypted push, through the outbound client.
+//!
+//! The server's VAPID key is made on first use and kept in the database. Each new message
+//! is handed, off the fan-out thread, to one task that decides whom it concerns (the users it
+//! mentions; every other member of a direct conversation), keeps those with no open
+//! connection, and pushes `{"room","id","user","body"}` (at most 200 characters of body) to
+//! each of their subscriptions. An endpoint that answers 404 or 410 is forgotten.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
+use tokio::sync::{mpsc, OnceCell, Semaphore};
+use url::Url;
+
+use crate::app::error::{AppError, Code};
+use crate::app::App;
+use crate::db::queries::PushSubscription;
+use crate::db::StoredMessage;
+use crate::hub::Watcher;
+use crate::outbound::webpush::{encrypt, Vapid};
+use crate::outbound::{check_url, Outbound};
+
+/// Messages waiting to be looked at; more are dropped (nobody missed a live message: a push is
+/// a nudge).
+const QUEUE: usize = 1024;
+/// Pushes sent at once.
+const SENDERS: usize = 8;
+/// Characters of the body a push carries.
+const EXCERPT: usize = 200;
+/// How long a push service keeps an undelivered push (its `TTL`), in seconds.
+const TTL_SECONDS: u64 = 24 * 3600;
+/// The name of the VAPID key in `server_keys`.
+const VAPID_KEY: &str = "vapid";
+
+/// What the sender needs of a new message.
+struct Note {
+    room_id: i64,
+    room: String,
+    id: i64,
+    user: String,
+    body: String,
+    mentioned: Vec<i64>,
+}
+
+/// The VAPID key, read (or made) once, and how many subscriptions may exist (the fan-out
+/// hands nothing over while there are none).
+#[derive(Default)]
+pub struct PushKeys {
+    key: OnceCell<Arc<Vapid>>,
+    subscriptions: Arc<AtomicUsize>,
+}
+
+async fn vapid(state: &App) -> Result<Arc<Vapid>, AppError> {
+    state
+        .push_keys
+        .key
+        .get_or_try_init(|| async {
+            let pkcs8 = state.db.server_key(VAPID_KEY, Vapid::generate).await?;
+            Vapid::from_pkcs8(&pkcs8).map(Arc::new).map_err(|e| {
+                tracing::error!("the stored VAPID key: {e}");
+                AppError::new(Code::Internal, "The server's push key is damaged.")
+            })
+        })
+        .await
+        .cloned()
+}
+
+/// `GET /api/push/key`: the public key browsers subscribe with (base64url).
+pub async fn public_key(state: &App) -> Result<String, AppError> {
+    Ok(vapid(state).await?.public_key())
+}
+
+/// Keep `user_id`'s subscription. Refusal: `bad_endpoint` (not an https URL, unless
+/// private networks are allowed; an address Hearth may not reach; keys that are not a P-256
+/// point and a 16-byte secret).
+pub async fn subscribe(
+    state: &App,
+    user_id: i64,
+    endpoint: &str,
+    p256dh: &str,
+    auth: &str,
+) -> Result<(), AppError> {
+    let allow_private = state.config.outbound.allow_private_networks;
+    let url = Url::parse(endpoint)
+        .ok()
+        .filter(|_| endpoint.len() <= 2048)
+        .ok_or_else(|| bad_endpoint("The endpoint is not a URL."))?;
+    if url.scheme() != "https" && !allow_private {
+        return Err(bad_endpoint("A push endpoint is an https:// URL."));
+    }
+    check_url(&url, allow_private)
+        .map_err(|_| bad_endpoint("Hearth may not send to that endpoint."))?;
+    let key = B64URL.decode(p256dh.trim_end_matches('='));
+    let secret = B64URL.decode(auth.trim_end_matches('='));
+    let (Ok(key), Ok(secret)) = (key, secret) else {
+        return Err(bad_endpoint("The subscription's keys are not base64url."));
+    };
+    if key.len() != 65 || key[0] != 4 || secret.len() != 16 {
+        return Err(bad_endpoint(
+            "The subscription's keys are not a P-256 public key and a 16-byte secret.",
+        ));
+    }
+    state
+        .db
+        .subscribe_push(PushSubscription {
+            endpoint: url.to_string(),
+            user_id,
+            p256dh: key,
+            auth: secret,
+        })
+        .await?;
+    state
+        .push_keys
+        .subscriptions
+        .fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Forget `user_id`'s subscription `endpoint` (nothing to forget is fine).
+pub async fn unsubscribe(state: &App, user_id: i64, endpoint: &str) -> Result<(), AppError> {
+    let key = Url::parse(endpoint)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| endpoint.to_string());
+    state.db.unsubscribe_push(&key, Some(user_id)).await?;
+    Ok(())
+}
+
+/// Start the sender; what the hub should call with each new message.
+pub fn start(state: &App) -> Option<Watcher> {
+    let (tx, rx) = mpsc::channel::<Note>(QUEUE);
+    let subscriptions = state.push_keys.subscriptions.clone();
+    let counting = state.clone();
+    tokio::spawn(async move {
+        match counting.db.push_subscription_count().await {
+            Ok(n) => {
+                subscriptions.fetch_add(n.max(0) as usize, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!("cannot count push subscriptions: {e}"),
+        }
+        send_loop(counting, rx).await;
+    });
+    let subscriptions = state.push_keys.subscriptions.clone();
+    Some(Box::new(move |msg: &StoredMessage, mentioned: &[i64]| {
+        if subscriptions.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        // Cheap on the fan-out thread: direct conversations are told apart by the sender.
+        let _ = tx.try_send(Note {
+            room_id: msg.room_id,
+            room: msg.room.clone(),
+            id: msg.id,
+            user: msg.user.clone(),
+            body: msg.body.chars().take(EXCERPT).collect(),
+            mentioned: mentioned.to_vec(),
+        });
+    }))
+}
+
+/// Notes taken from the queue at once (one store read for all of them).
+const BATCH: usize = 256;
+
+async fn send_loop(state: App, mut rx: mpsc::Receiver<Note>) {
+    let client = Outbound::new(&state.config.outbound);
+    let senders = Arc::new(Semaphore::new(SENDERS));
+    let mut stop = state.shutdown.clone();
+    let mut notes = Vec::with_capacity(BATCH);
+    loop {
+        notes.clear();
+        let got = tokio::select! {
+            _ = stop.changed() => return,
+            got = rx.recv_many(&mut notes, BATCH) => got,
+        };
+        if got == 0 {
+            return;
+        }
+        let asks = notes
+            .iter()
+            .map(|n| (n.room_id, n.user.clone(), n.mentioned.clone()))
+            .collect();
+        let targets = match state.db.push_targets(asks).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!("cannot read push subscriptions: {e}");
+                continue;
+            }
+        };
+        for (note, subs) in notes.drain(..).zip(targets) {
+            if subs.is_empty() {
+                continue;
+            }
+            let users: Vec<i64> = subs.iter().map(|s| s.user_id).collect();
+            let offline = state.hub.offline(&users);
+            let payload = serde_json::json!({
+                "room": note.room,
+                "id": note.id,
+                "user": note.user,
+                "body": note.body,
+            })
+            .to_string();
+            for sub in subs.into_iter().filter(|s| offline.contains(&s.user_id)) {
+                let Ok(permit) = senders.clone().acquire_owned().await else {
+                    return;
+                };
+                let (state, client, payload) = (state.clone(), client.clone(), payload.clone());
+                tokio::spawn(async move {
+                    push(&state, &client, &sub, payload.as_bytes()).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+}
+
+/// Send one push; forget the subscription when its endpoint says it is gone.
+async fn push(state: &App, client: &Outbound, sub: &PushSubscription, payload: &[u8]) {
+    let Ok(vapid) = vapid(state).await else {
+        return;
+    };
+    let Ok(url) = Url::parse(&sub.endpoint) else {
+        return;
+    };
+    let body = match encrypt(&sub.p256dh, &sub.auth, payload) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!("cannot encrypt a push: {e}");
+            return;
+        }
+    };
+    let audience = url.origin().ascii_serialization();
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        + 12 * 3600;
+    let subject = match state.config.public_url() {
+        Some(u) if u.starts_with("https://") => u.to_string(),
+        _ => "mailto:postmaster@localhost".to_string(),
+    };
+    let headers = vec![
+        (
+            "authorization",
+            vapid.authorization(&audience, expires, &subject),
+        ),
+        ("content-encoding", "aes128gcm".to_string()),
+        ("ttl", TTL_SECONDS.to_string()),
+        ("urgency", "high".to_string()),
+    ];
+    match client
+        .post(&url, "application/octet-stream", headers, body.into())
+        .await
+    {
+        Ok(answer) if answer.status.is_success() => {
+            let _ = state.db.push_accepted(&sub.endpoint).await;
+        }
+        Ok(answer) if matches!(answer.status.as_u16(), 404 | 410) => {
+            tracing::info!("push endpoint gone ({}); forgetting it", answer.status);
+            let _ = state.db.unsubscribe_push(&sub.endpoint, None).await;
+        }
+        Ok(answer) => tracing::debug!("push refused: {}", answer.status),
+        Err(e) => tracing::debug!("push failed: {e}"),
+    }
+}
+
+fn bad_endpoint(why: &'static str) -> AppError {
+    AppError::new(Code::BadEndpoint, why)
+}
