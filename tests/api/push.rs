@@ -150,30 +150,34 @@ async fn mentions_and_direct_messages_reach_people_who_are_away() {
     let (_, dm) = app.open_dm(&alice, &["bob"]).await;
     let dm_name = dm["name"].as_str().unwrap().to_string();
     let mut aw = app.ws_connect(&alice, None).await;
+    let before = receiver.received().len().max(1);
     aw.say(&dm_name, "lunch?", "d1").await;
+    // (Bob closed his socket right after the mention above; whether that mention is pushed
+    // depends on which the sender saw first, so only the DM's push is waited for.)
     let got = receiver
-        .wait_until(Duration::from_secs(10), "the DM's push", |r| r.len() == 2)
+        .wait_until(Duration::from_secs(10), "the DM's push", |r| {
+            r.len() > before
+        })
         .await;
-    check_push(&got[1], &server_key, &origin);
-    assert!(
-        got[1].body.len() > 16 + 4 + 1 + 65 + 16,
-        "an encrypted body"
-    );
+    let last = got.last().unwrap();
+    check_push(last, &server_key, &origin);
+    assert!(last.body.len() > 16 + 4 + 1 + 65 + 16, "an encrypted body");
 
     // The endpoint is gone (410): forgotten after that answer, never asked again.
     receiver.answer(410);
     aw.say(&dm_name, "hello?", "d2").await;
     receiver
         .wait_until(Duration::from_secs(10), "the refused push", |r| {
-            r.len() == 3
+            r.iter().any(|x| x.status == 410)
         })
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let settled = receiver.received().len();
     aw.say(&dm_name, "still there?", "d3").await;
     aw.say("general", "@bob once more", "m4").await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let got = receiver.received();
-    assert_eq!(got.len(), 3, "a gone endpoint is forgotten");
+    assert_eq!(got.len(), settled, "a gone endpoint is forgotten");
     assert!(
         got.iter().all(|r| r.line.contains("/push/bob-phone")),
         "none for carol"
