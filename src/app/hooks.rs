@@ -259,9 +259,7 @@ pub async fn delete_webhook(
 
 /// Every hook and webhook of the server (administrators).
 pub async fn all(state: &App, is_admin: bool) -> Result<(Vec<HookRow>, Vec<WebhookRow>), AppError> {
-    if !is_admin {
-        return Err(AppError::new(Code::Forbidden, "Administrators only."));
-    }
+    admin_only(is_admin)?;
     Ok((state.db.hooks(None).await?, state.db.webhooks(None).await?))
 }
 
@@ -293,6 +291,15 @@ async fn check_manage(
             "Only whoever made it, the room's creator or an administrator may remove a {what}."
         ),
     ))
+}
+
+/// `forbidden` unless the caller administers the server.
+pub fn admin_only(is_admin: bool) -> Result<(), AppError> {
+    if is_admin {
+        Ok(())
+    } else {
+        Err(AppError::new(Code::Forbidden, "Administrators only."))
+    }
 }
 
 fn may_manage((user, is_admin): (&User, bool), room: Option<&Room>, maker: Option<i64>) -> bool {

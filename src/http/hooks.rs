@@ -132,7 +132,7 @@ fn admin(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clon
         .and(with_state(s.clone()))
         .and_then(|hook: String, id: Identity, state: App| async move {
             let hook = decode_segment(&hook).unwrap_or_default();
-            hooks::all(&state, id.is_admin).await?;
+            hooks::admin_only(id.is_admin)?;
             hooks::delete_hook(&state, (&id.user, id.is_admin), None, &hook).await?;
             Ok::<_, Rejection>(StatusCode::NO_CONTENT.into_response())
         });
@@ -141,7 +141,7 @@ fn admin(s: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clon
         .and(signed_in_write(s.clone()))
         .and(with_state(s))
         .and_then(|hook: i64, id: Identity, state: App| async move {
-            hooks::all(&state, id.is_admin).await?;
+            hooks::admin_only(id.is_admin)?;
             hooks::delete_webhook(&state, (&id.user, id.is_admin), None, hook).await?;
             Ok::<_, Rejection>(StatusCode::NO_CONTENT.into_response())
         });
