@@ -98,8 +98,10 @@ self.addEventListener('push', (event) => {
     note = null;
   }
   if (!note || typeof note.room !== 'string') return;
-  const where = note.room.startsWith('dm:') ? 'sent you a message' : `in #${note.room}`;
-  const title = `${String(note.user || 'Someone')} ${where}`;
+  const who = String(note.user || 'Someone');
+  const title = note.room.startsWith('dm:') ? `${who} sent you a message`
+    : note.reason === 'mention' ? `${who} mentioned you in #${note.room}`
+      : `${who} in #${note.room}`;
   event.waitUntil(self.registration.showNotification(title, {
     body: String(note.body || ''),
     tag: `hearth-${note.room}`,

@@ -95,6 +95,95 @@ impl Notify {
     }
 }
 
+/// What one device wants pushed while its user has no open connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PushLevel {
+    /// Every message of the rooms whose own level is [`Notify::All`], besides mentions and
+    /// direct messages.
+    All,
+    /// Mentions and direct messages (the default).
+    #[default]
+    Mentions,
+    /// Nothing for now (the subscription is kept).
+    Nothing,
+}
+
+impl PushLevel {
+    /// Value stored in the `level` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushLevel::All => "all",
+            PushLevel::Mentions => "mentions",
+            PushLevel::Nothing => "nothing",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> PushLevel {
+        match s {
+            "all" => PushLevel::All,
+            "nothing" => PushLevel::Nothing,
+            _ => PushLevel::Mentions,
+        }
+    }
+}
+
+/// A device's quiet hours: from `start` to `end`, minutes after its local midnight (across
+/// midnight when `end` comes first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuietHours {
+    /// First quiet minute.
+    pub start: u16,
+    /// First minute that is not quiet any more.
+    pub end: u16,
+}
+
+impl QuietHours {
+    /// Quiet hours from two `HH:MM` times (24-hour clock); `None` when either is not one or
+    /// they are the same.
+    pub fn parse(start: &str, end: &str) -> Option<QuietHours> {
+        let q = QuietHours {
+            start: minute_of_day(start)?,
+            end: minute_of_day(end)?,
+        };
+        (q.start != q.end).then_some(q)
+    }
+
+    /// Whether it is quiet at `now_ms` on a device `utc_offset` minutes east of UTC.
+    pub fn contains(self, now_ms: i64, utc_offset: i16) -> bool {
+        let local = (now_ms.div_euclid(60_000) + i64::from(utc_offset)).rem_euclid(1440);
+        let (start, end) = (i64::from(self.start), i64::from(self.end));
+        if start < end {
+            (start..end).contains(&local)
+        } else {
+            local >= start || local < end
+        }
+    }
+
+    /// `HH:MM` of a minute of the day.
+    pub fn clock(minute: u16) -> String {
+        format!("{:02}:{:02}", minute / 60, minute % 60)
+    }
+}
+
+/// `HH:MM` (or `H:MM`) → minutes after midnight.
+fn minute_of_day(s: &str) -> Option<u16> {
+    let (h, m) = s.split_once(':')?;
+    let digits = |t: &str, max: u16| -> Option<u16> {
+        if t.is_empty() || t.len() > 2 || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        t.parse::<u16>().ok().filter(|v| *v <= max)
+    };
+    if m.len() != 2 {
+        return None;
+    }
+    Some(digits(h, 23)? * 60 + digits(m, 59)?)
+}
+
+/// The furthest a device's clock may be from UTC, in minutes (UTC−14:00 … UTC+14:00).
+pub const MAX_UTC_OFFSET: i16 = 840;
+
 /// One user's state in a room they belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Membership {
@@ -375,4 +464,62 @@ pub struct SessionRow {
     pub created_at: i64,
     /// Absolute expiry (ms), none for bot tokens.
     pub expires_at: Option<i64>,
+}
+
+#[cfg(test)]
+mod push_tests {
+    use super::*;
+
+    const HOUR: i64 = 3_600_000;
+
+    #[test]
+    fn quiet_hours_parse_clock_times_only() {
+        assert_eq!(
+            QuietHours::parse("22:00", "07:30"),
+            Some(QuietHours {
+                start: 1320,
+                end: 450
+            })
+        );
+        assert_eq!(
+            QuietHours::parse("7:05", "23:59").map(|q| q.start),
+            Some(425)
+        );
+        for (a, b) in [
+            ("24:00", "07:00"),
+            ("22:60", "07:00"),
+            ("22", "07:00"),
+            ("22:0", "07:00"),
+            ("-1:00", "07:00"),
+            ("+1:00", "07:00"),
+            ("22:00", "22:00"),
+            ("", "07:00"),
+            ("１２:00", "07:00"),
+        ] {
+            assert_eq!(QuietHours::parse(a, b), None, "{a}–{b}");
+        }
+        assert_eq!(QuietHours::clock(450), "07:30");
+    }
+
+    #[test]
+    fn quiet_hours_follow_the_device_clock_across_midnight() {
+        let night = QuietHours::parse("22:00", "07:00").unwrap();
+        // Midnight UTC: a whole number of days after the epoch.
+        let midnight_utc = 20_425 * 24 * HOUR;
+        assert!(night.contains(midnight_utc, 0));
+        assert!(night.contains(midnight_utc + 6 * HOUR + 59 * 60_000, 0));
+        assert!(!night.contains(midnight_utc + 7 * HOUR, 0));
+        assert!(!night.contains(midnight_utc + 21 * HOUR + 59 * 60_000, 0));
+        assert!(night.contains(midnight_utc + 22 * HOUR, 0));
+        // Noon UTC is 23:00 at UTC+11 and 01:00 at UTC−11.
+        assert!(night.contains(midnight_utc + 12 * HOUR, 660));
+        assert!(night.contains(midnight_utc + 12 * HOUR, -660));
+        assert!(!night.contains(midnight_utc + 12 * HOUR, 60));
+        // Before the epoch and at the extremes the arithmetic still holds.
+        assert!(night.contains(-HOUR, 0));
+        let lunch = QuietHours::parse("12:00", "13:00").unwrap();
+        assert!(lunch.contains(midnight_utc + 12 * HOUR + 30 * 60_000, 0));
+        assert!(!lunch.contains(midnight_utc + 13 * HOUR, 0));
+        assert!(lunch.contains(midnight_utc - 2 * HOUR, MAX_UTC_OFFSET));
+    }
 }

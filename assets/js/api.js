@@ -109,6 +109,10 @@ export const api = {
   /** Keep this browser's `PushSubscription` (its `toJSON()`). */
   subscribePush: (subscription) => request('POST', 'api/push/subscriptions', subscription),
   unsubscribePush: (endpoint) => request('DELETE', 'api/push/subscriptions', { endpoint }),
+  /** `{subscriptions}`: this account's devices that receive pushes, with their settings. */
+  pushDevices: () => request('GET', 'api/push/subscriptions'),
+  /** The device after the change: `{level?, quiet?, utc_offset?}` (left out: unchanged). */
+  updatePush: (endpoint, change) => request('PATCH', 'api/push/subscriptions', { endpoint, ...change }),
   removePreview: (id) => request('DELETE', `api/messages/${Number(id)}/preview`),
   rooms: () => request('GET', 'api/rooms'),
   directory: () => request('GET', 'api/directory'),

@@ -18,6 +18,7 @@ import { Dialogs, confirmAction } from './dialogs.js';
 import { rememberEmoji } from './emoji.js';
 import { Drafts } from './drafts.js';
 import { Settings } from './settings.js';
+import { syncPushClock } from './pushsub.js';
 import { Onboarding } from './onboarding.js';
 import { parseHash, permalinkFor, copyText } from './permalink.js';
 import { CommandAutocomplete, interpret, runCommand } from './commands.js';
@@ -307,7 +308,10 @@ export class ChatView {
     if (linked != null) await this.openPermalink(this.current, linked, { initial: true });
     else await this.openRoom(this.current, { initial: true });
     this.composer.focus();
-    if (session === this.session) this.settings.openFromUrl();
+    if (session === this.session) {
+      this.settings.openFromUrl();
+      syncPushClock();
+    }
   }
 
   /** Tear everything down (no network calls). */

@@ -1,7 +1,8 @@
 // The account's Settings dialog (account menu → Settings): Password (change it, optionally
 // signing out the other devices), Devices and bots (the signed-in browsers and bot tokens, each
 // revocable, and a new bot token shown once), Appearance (theme and density, applied at once
-// through appearance.js) and Notifications (desktop notifications and sound).
+// through appearance.js) and Notifications (desktop notifications, sound, push on this device
+// and the devices that receive pushes, see pushdevices.js).
 //
 // `./?settings=SECTION` (e.g. from the administration page's temporary-password notice) opens
 // the dialog at that section once the chat has started.
@@ -10,7 +11,8 @@ import { api, ApiError } from './api.js';
 import { $, $$, h, setText } from './dom.js';
 import { dayLabel, formatFull, formatTime, parseTs } from './format.js';
 import { notificationsSupported } from './notify.js';
-import { disablePush, enablePush, pushEnabled, pushSupported } from './pushsub.js';
+import { PushDevices } from './pushdevices.js';
+import { disablePush, enablePush, pushSupported } from './pushsub.js';
 import { openDialog, wireDialog } from './dialogs.js';
 
 const MIN_PASSWORD = 8;
@@ -40,6 +42,7 @@ export class Settings {
     this.dialog = $('#settings-dialog');
     wireDialog(this.dialog);
     this.devicesSeq = 0;
+    this.pushDevices = new PushDevices(app, $('#notify-status'));
 
     $('#settings-open').addEventListener('click', () => this.open());
     $('#notify-open').addEventListener('click', () => this.open('notifications'));
@@ -363,9 +366,8 @@ export class Settings {
     const push = $('#notify-push');
     push.disabled = !pushSupported();
     push.checked = false;
-    if (!push.disabled) {
-      pushEnabled().then((on) => { push.checked = on; }).catch(() => {});
-    }
+    // On when this browser has a subscription that the server keeps for this account.
+    this.pushDevices.load().then((on) => { push.checked = on; });
   }
 
   async togglePush(box) {
@@ -379,6 +381,7 @@ export class Settings {
         await disablePush();
         setText($('#notify-status'), 'Push notifications are off for this device.');
       }
+      await this.pushDevices.load();
     } catch (err) {
       box.checked = !want;
       setText($('#notify-status'), err && err.message ? err.message : 'That did not work.');

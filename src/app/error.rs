@@ -108,6 +108,8 @@ codes! {
     UnknownUpload = "unknown_upload", 404;
     /// No such incoming hook or outgoing webhook (or the wrong secret).
     UnknownHook = "unknown_hook", 404;
+    /// No push subscription of this user has that endpoint.
+    UnknownSubscription = "unknown_subscription", 404;
     /// The method is not allowed on this route.
     MethodNotAllowed = "method_not_allowed", 405;
     /// The body did not arrive in time.

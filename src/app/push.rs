@@ -6,6 +6,10 @@
 //! mentions; every other member of a direct conversation), keeps those with no open
 //! connection, and pushes `{"room","id","user","body"}` (at most 200 characters of body) to
 //! each of their subscriptions. An endpoint that answers 404 or 410 is forgotten.
+//!
+//! Each device chooses what it wants ([`PushLevel`]: mentions and direct messages, every
+//! message of the rooms its user hears every message of as well, or nothing for now) and
+//! quiet hours on its own clock; the room's own level (muted, mentions only) applies too.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,9 +21,10 @@ use url::Url;
 
 use crate::app::error::{AppError, Code};
 use crate::app::App;
-use crate::db::queries::PushSubscription;
+use crate::db::queries::{PushReason, PushSettings, PushSubscription};
 use crate::db::StoredMessage;
 use crate::hub::Watcher;
+use crate::model::{PushLevel, QuietHours, MAX_UTC_OFFSET};
 use crate::outbound::webpush::{encrypt, Vapid};
 use crate::outbound::{check_url, Outbound};
 
@@ -73,16 +78,63 @@ pub async fn public_key(state: &App) -> Result<String, AppError> {
     Ok(vapid(state).await?.public_key())
 }
 
-/// Keep `user_id`'s subscription. Refusal: `bad_endpoint` (not an https URL, unless
-/// private networks are allowed; an address Hearth may not reach; keys that are not a P-256
-/// point and a 16-byte secret).
+/// What a device asks to change of its settings, as it was sent.
+#[derive(Debug, Default)]
+pub struct SettingsRequest {
+    /// What to push.
+    pub level: Option<PushLevel>,
+    /// Quiet hours as `HH:MM` times; `Some(None)` removes them.
+    pub quiet: Option<Option<(String, String)>>,
+    /// The device's offset from UTC in minutes east.
+    pub utc_offset: Option<i64>,
+}
+
+impl SettingsRequest {
+    /// The change, checked. Refusal: `bad_request` (times that are not `HH:MM` or are the
+    /// same, an offset beyond ±14 hours).
+    fn check(self) -> Result<PushSettings, AppError> {
+        let quiet = match self.quiet {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some((start, end))) => {
+                Some(Some(QuietHours::parse(&start, &end).ok_or_else(|| {
+                    AppError::new(
+                        Code::BadRequest,
+                        "Quiet hours are two different times of day, such as 22:00 and 07:00.",
+                    )
+                })?))
+            }
+        };
+        let utc_offset = match self.utc_offset {
+            None => None,
+            Some(m) if m.abs() <= i64::from(MAX_UTC_OFFSET) => Some(m as i16),
+            Some(_) => {
+                return Err(AppError::new(
+                    Code::BadRequest,
+                    "utc_offset is minutes east of UTC, from -840 to 840.",
+                ))
+            }
+        };
+        Ok(PushSettings {
+            level: self.level,
+            quiet,
+            utc_offset,
+        })
+    }
+}
+
+/// Keep `user_id`'s subscription, made through the session whose token hashes to `session`
+/// (signing out ends it), with `settings`; the subscription as stored. Refusal:
+/// `bad_endpoint` (not an https URL, unless private networks are allowed; an address Hearth
+/// may not reach; keys that are not a P-256 point and a 16-byte secret), `bad_request`
+/// (settings).
 pub async fn subscribe(
     state: &App,
-    user_id: i64,
+    (user_id, session): (i64, [u8; 32]),
     endpoint: &str,
-    p256dh: &str,
-    auth: &str,
-) -> Result<(), AppError> {
+    (p256dh, auth): (&str, &str),
+    settings: SettingsRequest,
+) -> Result<PushSubscription, AppError> {
     let allow_private = state.config.outbound.allow_private_networks;
     let url = Url::parse(endpoint)
         .ok()
@@ -103,29 +155,58 @@ pub async fn subscribe(
             "The subscription's keys are not a P-256 public key and a 16-byte secret.",
         ));
     }
-    state
+    let settings = settings.check()?;
+    let stored = state
         .db
-        .subscribe_push(PushSubscription {
-            endpoint: url.to_string(),
-            user_id,
-            p256dh: key,
-            auth: secret,
-        })
+        .subscribe_push(url.to_string(), (user_id, session), (key, secret), settings)
         .await?;
     state
         .push_keys
         .subscriptions
         .fetch_add(1, Ordering::Relaxed);
-    Ok(())
+    Ok(stored)
+}
+
+/// Change what `user_id`'s device `endpoint` wants pushed. Refusal: `unknown_subscription`,
+/// `bad_request`.
+pub async fn update(
+    state: &App,
+    user_id: i64,
+    endpoint: &str,
+    settings: SettingsRequest,
+) -> Result<PushSubscription, AppError> {
+    let settings = settings.check()?;
+    state
+        .db
+        .set_push_settings(endpoint_key(endpoint), user_id, settings)
+        .await?
+        .ok_or_else(|| {
+            AppError::new(
+                Code::UnknownSubscription,
+                "This device has no push subscription here; turn push notifications on again.",
+            )
+        })
+}
+
+/// `user_id`'s devices that receive pushes.
+pub async fn devices(state: &App, user_id: i64) -> Result<Vec<PushSubscription>, AppError> {
+    Ok(state.db.push_subscriptions_of(user_id).await?)
 }
 
 /// Forget `user_id`'s subscription `endpoint` (nothing to forget is fine).
 pub async fn unsubscribe(state: &App, user_id: i64, endpoint: &str) -> Result<(), AppError> {
-    let key = Url::parse(endpoint)
-        .map(|u| u.to_string())
-        .unwrap_or_else(|_| endpoint.to_string());
-    state.db.unsubscribe_push(&key, Some(user_id)).await?;
+    state
+        .db
+        .unsubscribe_push(&endpoint_key(endpoint), Some(user_id))
+        .await?;
     Ok(())
+}
+
+/// An endpoint as it is stored (as the URL parser writes it).
+fn endpoint_key(endpoint: &str) -> String {
+    Url::parse(endpoint)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| endpoint.to_string())
 }
 
 /// Start the sender; what the hub should call with each new message.
@@ -187,24 +268,33 @@ async fn send_loop(state: App, mut rx: mpsc::Receiver<Note>) {
                 continue;
             }
         };
-        for (note, subs) in notes.drain(..).zip(targets) {
-            if subs.is_empty() {
+        let now = crate::db::now_ms();
+        for (note, targets) in notes.drain(..).zip(targets) {
+            let targets: Vec<(PushSubscription, PushReason)> = targets
+                .into_iter()
+                .filter(|(s, _)| !s.quiet.is_some_and(|q| q.contains(now, s.utc_offset)))
+                .collect();
+            if targets.is_empty() {
                 continue;
             }
-            let users: Vec<i64> = subs.iter().map(|s| s.user_id).collect();
+            let users: Vec<i64> = targets.iter().map(|(s, _)| s.user_id).collect();
             let offline = state.hub.offline(&users);
-            let payload = serde_json::json!({
-                "room": note.room,
-                "id": note.id,
-                "user": note.user,
-                "body": note.body,
-            })
-            .to_string();
-            for sub in subs.into_iter().filter(|s| offline.contains(&s.user_id)) {
+            for (sub, reason) in targets {
+                if !offline.contains(&sub.user_id) {
+                    continue;
+                }
+                let payload = serde_json::json!({
+                    "room": note.room,
+                    "id": note.id,
+                    "user": note.user,
+                    "body": note.body,
+                    "reason": reason.as_str(),
+                })
+                .to_string();
                 let Ok(permit) = senders.clone().acquire_owned().await else {
                     return;
                 };
-                let (state, client, payload) = (state.clone(), client.clone(), payload.clone());
+                let (state, client) = (state.clone(), client.clone());
                 tokio::spawn(async move {
                     push(&state, &client, &sub, payload.as_bytes()).await;
                     drop(permit);

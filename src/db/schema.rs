@@ -371,6 +371,27 @@ pub const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX push_subscriptions_by_user ON push_subscriptions(user_id);
     "#,
+    // 12: What each device wants pushed: `level` ('mentions': mentions and direct messages;
+    //     'all': every message of the rooms whose own level is "every message" as well;
+    //     'nothing': paused) and quiet hours (`quiet_start`/`quiet_end`, minutes after the
+    //     device's local midnight; none when NULL), with the device's offset from UTC in
+    //     minutes, refreshed whenever the app opens on it. `session` is the sign-in that
+    //     subscribed: signing out, a revocation or an expiry ends its pushes with it.
+    r#"
+    ALTER TABLE push_subscriptions ADD COLUMN level TEXT NOT NULL DEFAULT 'mentions'
+        CHECK (level IN ('all', 'mentions', 'nothing'));
+    ALTER TABLE push_subscriptions ADD COLUMN quiet_start INTEGER
+        CHECK (quiet_start BETWEEN 0 AND 1439);
+    ALTER TABLE push_subscriptions ADD COLUMN quiet_end INTEGER
+        CHECK (quiet_end BETWEEN 0 AND 1439);
+    ALTER TABLE push_subscriptions ADD COLUMN utc_offset INTEGER NOT NULL DEFAULT 0
+        CHECK (utc_offset BETWEEN -840 AND 840);
+    ALTER TABLE push_subscriptions ADD COLUMN session BLOB
+        REFERENCES sessions(token_hash) ON DELETE CASCADE;
+    CREATE INDEX push_subscriptions_every_message ON push_subscriptions(user_id)
+        WHERE level = 'all';
+    CREATE INDEX push_subscriptions_by_session ON push_subscriptions(session);
+    "#,
 ];
 
 /// The schema version a database is at (0 for a new file).

@@ -82,6 +82,15 @@ async fn mentions_and_direct_messages_reach_people_who_are_away() {
         201,
     )
     .await;
+    let devices = app
+        .api_ok(Method::GET, "/api/push/subscriptions", &bob, None, 200)
+        .await;
+    assert_eq!(devices["subscriptions"].as_array().unwrap().len(), 1);
+    let phone = &devices["subscriptions"][0];
+    assert_eq!(
+        (&phone["endpoint"], &phone["level"], &phone["quiet"]),
+        (&json!(endpoint), &json!("mentions"), &Value::Null)
+    );
     for bad in [
         json!({"endpoint": "not a url", "keys": keys}),
         json!({"endpoint": endpoint, "keys": {"p256dh": "AAAA", "auth": keys["auth"]}}),
@@ -134,7 +143,7 @@ async fn mentions_and_direct_messages_reach_people_who_are_away() {
     let note: Value = serde_json::from_slice(&clear).unwrap();
     assert_eq!(
         note,
-        json!({"room": "general", "id": sent["id"], "user": "alice", "body": "@bob the build is red, @carol"})
+        json!({"room": "general", "id": sent["id"], "user": "alice", "body": "@bob the build is red, @carol", "reason": "mention"})
     );
 
     // Ordinary messages are not pushed; nothing is pushed while bob is online.
@@ -214,4 +223,342 @@ async fn endpoints_must_be_https_and_public_by_default() {
         201,
     )
     .await;
+}
+
+/// Pushes received so far, per endpoint path.
+fn counts(receiver: &Receiver) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for r in receiver.received() {
+        let path = r.line.split(' ').nth(1).unwrap_or("").to_string();
+        *out.entry(path).or_insert(0) += 1;
+    }
+    out
+}
+
+/// Wait until the pushes per path are `want`, then check that nothing more arrives.
+async fn expect_pushes(receiver: &Receiver, want: &[(&str, usize)], what: &str) {
+    let want: std::collections::BTreeMap<String, usize> = want
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(p, n)| (p.to_string(), *n))
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while counts(receiver) != want {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: pushes {:?}, wanted {want:?}",
+            counts(receiver)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(counts(receiver), want, "{what}: nothing more");
+}
+
+#[tokio::test]
+async fn each_device_chooses_what_is_pushed_and_when() {
+    let receiver = Receiver::start(201).await;
+    let app = TestApp::builder()
+        .config(|c| c.outbound.allow_private_networks = true)
+        .start()
+        .await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    let (phone, tablet, laptop) = (
+        receiver.url("/phone"),
+        receiver.url("/tablet"),
+        receiver.url("/laptop"),
+    );
+    let (_, _, _, phone_keys) = browser_keys();
+    let (_, _, _, tablet_keys) = browser_keys();
+    let (_, _, _, laptop_keys) = browser_keys();
+    app.api_ok(
+        Method::POST,
+        "/api/push/subscriptions",
+        &bob,
+        Some(&json!({"endpoint": phone, "keys": phone_keys})),
+        201,
+    )
+    .await;
+    let made = app
+        .api_ok(
+            Method::POST,
+            "/api/push/subscriptions",
+            &bob,
+            Some(
+                &json!({"endpoint": tablet, "keys": tablet_keys, "level": "all", "utc_offset": 60}),
+            ),
+            201,
+        )
+        .await;
+    assert_eq!(
+        (&made["level"], &made["utc_offset"]),
+        (&json!("all"), &json!(60))
+    );
+    app.api_ok(
+        Method::POST,
+        "/api/push/subscriptions",
+        &bob,
+        Some(&json!({"endpoint": laptop, "keys": laptop_keys})),
+        201,
+    )
+    .await;
+    let paused = app
+        .api_ok(
+            Method::PATCH,
+            "/api/push/subscriptions",
+            &bob,
+            Some(&json!({"endpoint": laptop, "level": "nothing"})),
+            200,
+        )
+        .await;
+    assert_eq!(paused["level"], "nothing");
+
+    // Settings that cannot be: clear errors, nothing changed.
+    for (body, status, code) in [
+        (
+            json!({"endpoint": receiver.url("/other"), "level": "all"}),
+            404,
+            "unknown_subscription",
+        ),
+        (
+            json!({"endpoint": phone, "level": "loud"}),
+            400,
+            "bad_request",
+        ),
+        (
+            json!({"endpoint": phone, "quiet": {"start": "25:00", "end": "07:00"}}),
+            400,
+            "bad_request",
+        ),
+        (
+            json!({"endpoint": phone, "quiet": {"start": "22:00", "end": "22:00"}}),
+            400,
+            "bad_request",
+        ),
+        (
+            json!({"endpoint": phone, "quiet": {"start": "22:00"}}),
+            400,
+            "bad_request",
+        ),
+        (
+            json!({"endpoint": phone, "utc_offset": 900}),
+            400,
+            "bad_request",
+        ),
+        (
+            json!({"endpoint": phone, "utc_offset": "+01:00"}),
+            400,
+            "bad_request",
+        ),
+    ] {
+        app.api_err(
+            Method::PATCH,
+            "/api/push/subscriptions",
+            &bob,
+            Some(&body),
+            status,
+            code,
+        )
+        .await;
+    }
+    // Someone else's device is not theirs to change.
+    app.api_err(
+        Method::PATCH,
+        "/api/push/subscriptions",
+        &alice,
+        Some(&json!({"endpoint": phone, "level": "nothing"})),
+        404,
+        "unknown_subscription",
+    )
+    .await;
+    // Subscribing again (new keys) keeps what the device chose.
+    let (tablet_key2, tablet_public2, tablet_auth2, tablet_keys2) = browser_keys();
+    let again = app
+        .api_ok(
+            Method::POST,
+            "/api/push/subscriptions",
+            &bob,
+            Some(&json!({"endpoint": tablet, "keys": tablet_keys2})),
+            201,
+        )
+        .await;
+    assert_eq!(
+        (&again["level"], &again["utc_offset"]),
+        (&json!("all"), &json!(60))
+    );
+    let listed = app
+        .api_ok(Method::GET, "/api/push/subscriptions", &bob, None, 200)
+        .await;
+    let levels: Vec<(&str, &str)> = listed["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["endpoint"].as_str().unwrap().rsplit('/').next().unwrap(),
+                s["level"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        levels,
+        [
+            ("phone", "mentions"),
+            ("tablet", "all"),
+            ("laptop", "nothing")
+        ]
+    );
+    let none = app
+        .api_ok(Method::GET, "/api/push/subscriptions", &alice, None, 200)
+        .await;
+    assert_eq!(none["subscriptions"], json!([]));
+
+    // An ordinary message reaches only the device that wants every message.
+    let mut aw = app.ws_connect(&alice, None).await;
+    let sent = aw.say("general", "standup in five", "g1").await;
+    expect_pushes(&receiver, &[("/tablet", 1)], "an ordinary message").await;
+    let first = &receiver.received()[0];
+    let clear = decrypt(tablet_key2, &tablet_public2, &tablet_auth2, &first.body).unwrap();
+    let note: Value = serde_json::from_slice(&clear).unwrap();
+    assert_eq!(
+        (&note["id"], &note["reason"]),
+        (&sent["id"], &json!("message"))
+    );
+    // A mention reaches both devices that want mentions, once each; the paused one nothing.
+    aw.say("general", "@bob can you run it?", "g2").await;
+    expect_pushes(&receiver, &[("/tablet", 2), ("/phone", 1)], "a mention").await;
+
+    // The room at "mentions only": its ordinary messages stop, mentions go on.
+    app.api_ok(
+        Method::PUT,
+        "/api/rooms/general/notify",
+        &bob,
+        Some(&json!({"level": "mentions"})),
+        200,
+    )
+    .await;
+    aw.say("general", "anyone?", "g3").await;
+    aw.say("general", "@bob ping", "g4").await;
+    expect_pushes(
+        &receiver,
+        &[("/tablet", 3), ("/phone", 2)],
+        "a room at mentions",
+    )
+    .await;
+    // Muted: not even mentions.
+    app.api_ok(
+        Method::PUT,
+        "/api/rooms/general/notify",
+        &bob,
+        Some(&json!({"level": "nothing"})),
+        200,
+    )
+    .await;
+    aw.say("general", "@bob muted?", "g5").await;
+    // A direct message still reaches both (the DM's own level is "every message").
+    let (_, dm) = app.open_dm(&alice, &["bob"]).await;
+    let dm_name = dm["name"].as_str().unwrap().to_string();
+    aw.say(&dm_name, "psst", "d1").await;
+    expect_pushes(
+        &receiver,
+        &[("/tablet", 4), ("/phone", 3)],
+        "a muted room, a DM",
+    )
+    .await;
+
+    // Quiet hours around the present moment on the tablet's clock: nothing for it.
+    let now_min = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 60) as i64;
+    let clock = |m: i64| {
+        let m = m.rem_euclid(1440);
+        format!("{:02}:{:02}", m / 60, m % 60)
+    };
+    let quiet = app
+        .api_ok(
+            Method::PATCH,
+            "/api/push/subscriptions",
+            &bob,
+            Some(&json!({
+                "endpoint": tablet,
+                "quiet": {"start": clock(now_min - 60), "end": clock(now_min + 60)},
+                "utc_offset": 0,
+            })),
+            200,
+        )
+        .await;
+    assert_eq!(quiet["quiet"]["start"], clock(now_min - 60));
+    assert_eq!(quiet["level"], "all", "left as it was");
+    aw.say(&dm_name, "quiet now?", "d2").await;
+    expect_pushes(&receiver, &[("/tablet", 4), ("/phone", 4)], "quiet hours").await;
+    // The same hours on a clock twelve hours ahead are not now.
+    app.api_ok(
+        Method::PATCH,
+        "/api/push/subscriptions",
+        &bob,
+        Some(&json!({"endpoint": tablet, "utc_offset": 720})),
+        200,
+    )
+    .await;
+    aw.say(&dm_name, "and now?", "d3").await;
+    expect_pushes(&receiver, &[("/tablet", 5), ("/phone", 5)], "another clock").await;
+    // Quiet hours removed with null; the paused laptop back to mentions and DMs.
+    let cleared = app
+        .api_ok(
+            Method::PATCH,
+            "/api/push/subscriptions",
+            &bob,
+            Some(&json!({"endpoint": tablet, "quiet": null})),
+            200,
+        )
+        .await;
+    assert_eq!(cleared["quiet"], Value::Null);
+    app.api_ok(
+        Method::PATCH,
+        "/api/push/subscriptions",
+        &bob,
+        Some(&json!({"endpoint": laptop, "level": "mentions"})),
+        200,
+    )
+    .await;
+    aw.say(&dm_name, "all of you", "d4").await;
+    expect_pushes(
+        &receiver,
+        &[("/tablet", 6), ("/phone", 6), ("/laptop", 1)],
+        "back on",
+    )
+    .await;
+
+    // A device's pushes end with the sign-in that subscribed it: signing out there (or a
+    // revocation elsewhere) stops them.
+    let (_, cookie) = app.login("bob", crate::common::PASSWORD).await;
+    let kiosk = crate::common::Auth::Cookie(cookie);
+    let (_, _, _, kiosk_keys) = browser_keys();
+    let kiosk_url = receiver.url("/kiosk");
+    app.api_ok(
+        Method::POST,
+        "/api/push/subscriptions",
+        &kiosk,
+        Some(&json!({"endpoint": kiosk_url, "keys": kiosk_keys})),
+        201,
+    )
+    .await;
+    aw.say(&dm_name, "kiosk too", "d5").await;
+    let mut want = vec![("/tablet", 7), ("/phone", 7), ("/laptop", 2), ("/kiosk", 1)];
+    expect_pushes(&receiver, &want, "a fourth device").await;
+    app.api_ok(Method::POST, "/api/logout", &kiosk, None, 204)
+        .await;
+    let listed = app
+        .api_ok(Method::GET, "/api/push/subscriptions", &bob, None, 200)
+        .await;
+    assert!(
+        !listed.to_string().contains("/kiosk"),
+        "signed out, forgotten: {listed}"
+    );
+    aw.say(&dm_name, "kiosk gone", "d6").await;
+    want = vec![("/tablet", 8), ("/phone", 8), ("/laptop", 3), ("/kiosk", 1)];
+    expect_pushes(&receiver, &want, "after signing out").await;
 }

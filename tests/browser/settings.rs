@@ -796,3 +796,112 @@ async fn push_notifications_say_why_when_the_browser_cannot_subscribe() {
     let csp = b.eval("return window.__csp || [];", vec![]).await;
     assert_eq!(csp, json!([]), "no CSP violations");
 }
+
+/// Settings → Notifications → "Devices that receive pushes": a phone subscribed elsewhere (to
+/// an endpoint on 127.0.0.1) is listed and managed from this page: what it gets, its quiet
+/// hours (saved on its own clock, which this page leaves alone) and stopping it. The server
+/// keeps each change; the dialog stays accessible with the device's controls in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_that_receive_pushes_are_managed_from_the_settings() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let receiver = crate::common::Receiver::start(201).await;
+    let app = App::start_with(|c| c.outbound.allow_private_networks = true).await;
+    let driver = Driver::start(&tools).await;
+    let b = driver.browser("alice", 1280, 900).await;
+    b.create_account(&app.base, "alice").await;
+    b.eval(WATCH_CSP, vec![]).await;
+
+    // Alice's phone subscribed from its own sign-in, on a clock an hour ahead of UTC.
+    let (_, cookie) = app.kit().login("alice", PASSWORD).await;
+    let phone = Auth::Cookie(cookie);
+    let rng = ring::rand::SystemRandom::new();
+    let key =
+        ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::ECDH_P256, &rng).unwrap();
+    let public = key.compute_public_key().unwrap();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let endpoint = receiver.url("/phone");
+    app.kit()
+        .api_ok(
+            Method::POST,
+            "/api/push/subscriptions",
+            &phone,
+            Some(&json!({
+                "endpoint": endpoint,
+                "keys": {"p256dh": b64.encode(public.as_ref()), "auth": b64.encode([7u8; 16])},
+                "utc_offset": 60,
+            })),
+            201,
+        )
+        .await;
+    let device = || async {
+        let all = app
+            .kit()
+            .api_ok(Method::GET, "/api/push/subscriptions", &phone, None, 200)
+            .await;
+        all["subscriptions"][0].clone()
+    };
+
+    let dialog = open_settings(&b).await;
+    let name = "127.0.0.1";
+    let level = format!("{dialog}//select[@aria-label = 'Push to {name}']");
+    b.wait_visible("the phone's push choice", &level).await;
+    b.wait_visible(
+        "the list's heading",
+        &format!("{dialog}//h4[normalize-space() = 'Devices that receive pushes']"),
+    )
+    .await;
+    b.click_xpath("Every message", &format!("{level}/option[@value = 'all']"))
+        .await;
+    b.wait_js(
+        "the choice saved",
+        "return document.getElementById('notify-status').textContent.includes('gets every message') || null;",
+        vec![],
+    )
+    .await;
+    assert_eq!(device().await["level"], "all");
+
+    let quiet = format!("{dialog}//input[@aria-label = 'Quiet hours on {name}']");
+    b.click_xpath("Quiet hours", &quiet).await;
+    let from = b
+        .wait_visible(
+            "Quiet from",
+            &format!("{dialog}//input[@aria-label = 'Quiet from on {name}']"),
+        )
+        .await;
+    assert_eq!(from.prop("value").await.unwrap().as_deref(), Some("22:00"));
+    b.wait_js(
+        "quiet hours saved",
+        "return document.getElementById('notify-status').textContent.includes('nothing is pushed from 22:00 until 07:00') || null;",
+        vec![],
+    )
+    .await;
+    let saved = device().await;
+    assert_eq!(saved["quiet"], json!({"start": "22:00", "end": "07:00"}));
+    assert_eq!(
+        saved["utc_offset"], 60,
+        "the phone's clock, not this page's"
+    );
+    assert_axe_clean(&b, "Settings with a device that receives pushes").await;
+
+    b.click_xpath(
+        "Stop pushes",
+        &format!("{dialog}{}", button(&format!("Stop pushes to {name}"))),
+    )
+    .await;
+    b.wait_js(
+        "the list emptied",
+        "return document.getElementById('push-devices').hidden || null;",
+        vec![],
+    )
+    .await;
+    let all = app
+        .kit()
+        .api_ok(Method::GET, "/api/push/subscriptions", &phone, None, 200)
+        .await;
+    assert_eq!(all["subscriptions"], json!([]));
+    assert!(receiver.received().is_empty(), "nothing was pushed");
+    no_csp_violations(&b, "alice").await;
+}

@@ -2,9 +2,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::*;
+use crate::model::{PushLevel, QuietHours};
 
-/// One browser's push subscription.
+/// One browser's push subscription and what it wants pushed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushSubscription {
     /// Where pushes go.
@@ -15,6 +15,69 @@ pub struct PushSubscription {
     pub p256dh: Vec<u8>,
     /// Its authentication secret (16 bytes).
     pub auth: Vec<u8>,
+    /// What this device wants pushed.
+    pub level: PushLevel,
+    /// When it wants nothing.
+    pub quiet: Option<QuietHours>,
+    /// The device's offset from UTC, in minutes east.
+    pub utc_offset: i16,
+    /// When it subscribed, milliseconds since the Unix epoch.
+    pub created_at: i64,
+    /// When its push service last accepted a push.
+    pub last_ok_at: Option<i64>,
+}
+
+/// A change to a subscription's settings; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PushSettings {
+    /// What to push.
+    pub level: Option<PushLevel>,
+    /// Quiet hours (`Some(None)` removes them).
+    pub quiet: Option<Option<QuietHours>>,
+    /// The device's offset from UTC, in minutes east.
+    pub utc_offset: Option<i16>,
+}
+
+/// Why a subscription receives a push for a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushReason {
+    /// The message mentions its user.
+    Mention,
+    /// A direct conversation of its user.
+    Direct,
+    /// A room its user follows message by message on this device.
+    Message,
+}
+
+impl PushReason {
+    /// The name a push carries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushReason::Mention => "mention",
+            PushReason::Direct => "dm",
+            PushReason::Message => "message",
+        }
+    }
+}
+
+/// The columns [`subscription_row`] reads, of `push_subscriptions s`.
+const SUBSCRIPTION: &str = "s.endpoint, s.user_id, s.p256dh, s.auth, s.level, s.quiet_start, \
+     s.quiet_end, s.utc_offset, s.created_at, s.last_ok_at";
+
+fn subscription_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PushSubscription> {
+    let start: Option<u16> = r.get(5)?;
+    let end: Option<u16> = r.get(6)?;
+    Ok(PushSubscription {
+        endpoint: r.get(0)?,
+        user_id: r.get(1)?,
+        p256dh: r.get(2)?,
+        auth: r.get(3)?,
+        level: PushLevel::parse(&r.get::<_, String>(4)?),
+        quiet: start.zip(end).map(|(start, end)| QuietHours { start, end }),
+        utc_offset: r.get(7)?,
+        created_at: r.get(8)?,
+        last_ok_at: r.get(9)?,
+    })
 }
 
 /// The key named `name`, made with `make` and stored the first time it is asked for.
@@ -37,20 +100,84 @@ pub fn server_key(
         .query_row([name], |r| r.get(0))
 }
 
-/// Store a subscription for `user_id` (an endpoint seen before moves to them, with its new
-/// keys).
+/// Store a subscription for `user_id`, made through the session `session` (an endpoint seen
+/// before moves to them with its new keys; it keeps its settings when it stays with the same
+/// user).
 pub fn upsert_subscription(
     conn: &Connection,
-    s: &PushSubscription,
+    endpoint: &str,
+    (user_id, session): (i64, &[u8]),
+    (p256dh, auth): (&[u8], &[u8]),
     now_ms: i64,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO push_subscriptions (endpoint, user_id, p256dh, auth, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (endpoint) DO UPDATE SET \
-         user_id = excluded.user_id, p256dh = excluded.p256dh, auth = excluded.auth",
+        "INSERT INTO push_subscriptions (endpoint, user_id, p256dh, auth, created_at, session) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (endpoint) DO UPDATE SET \
+         p256dh = excluded.p256dh, auth = excluded.auth, session = excluded.session, \
+         level = CASE WHEN user_id = excluded.user_id THEN level ELSE 'mentions' END, \
+         quiet_start = CASE WHEN user_id = excluded.user_id THEN quiet_start END, \
+         quiet_end = CASE WHEN user_id = excluded.user_id THEN quiet_end END, \
+         created_at = CASE WHEN user_id = excluded.user_id THEN created_at \
+                      ELSE excluded.created_at END, \
+         user_id = excluded.user_id",
     )?
-    .execute(params![s.endpoint, s.user_id, s.p256dh, s.auth, now_ms])?;
+    .execute(params![endpoint, user_id, p256dh, auth, now_ms, session])?;
     Ok(())
+}
+
+/// `user_id`'s subscription `endpoint`.
+pub fn subscription(
+    conn: &Connection,
+    endpoint: &str,
+    user_id: i64,
+) -> rusqlite::Result<Option<PushSubscription>> {
+    conn.prepare_cached(&format!(
+        "SELECT {SUBSCRIPTION} FROM push_subscriptions s WHERE s.endpoint = ?1 AND s.user_id = ?2"
+    ))?
+    .query_row(params![endpoint, user_id], subscription_row)
+    .optional()
+}
+
+/// Change the settings of `user_id`'s subscription `endpoint`; the subscription after it,
+/// `None` when there is no such subscription.
+pub fn update_subscription(
+    conn: &Connection,
+    endpoint: &str,
+    user_id: i64,
+    change: PushSettings,
+) -> rusqlite::Result<Option<PushSubscription>> {
+    let Some(mut s) = subscription(conn, endpoint, user_id)? else {
+        return Ok(None);
+    };
+    s.level = change.level.unwrap_or(s.level);
+    s.quiet = change.quiet.unwrap_or(s.quiet);
+    s.utc_offset = change.utc_offset.unwrap_or(s.utc_offset);
+    conn.prepare_cached(
+        "UPDATE push_subscriptions SET level = ?3, quiet_start = ?4, quiet_end = ?5, \
+         utc_offset = ?6 WHERE endpoint = ?1 AND user_id = ?2",
+    )?
+    .execute(params![
+        endpoint,
+        user_id,
+        s.level.as_str(),
+        s.quiet.map(|q| q.start),
+        s.quiet.map(|q| q.end),
+        s.utc_offset
+    ])?;
+    Ok(Some(s))
+}
+
+/// Every subscription of `user_id`, oldest first.
+pub fn subscriptions_of_user(
+    conn: &Connection,
+    user_id: i64,
+) -> rusqlite::Result<Vec<PushSubscription>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {SUBSCRIPTION} FROM push_subscriptions s WHERE s.user_id = ?1 \
+         ORDER BY s.created_at, s.endpoint"
+    ))?;
+    let rows = stmt.query_map([user_id], subscription_row)?;
+    rows.collect()
 }
 
 /// Remove `user_id`'s subscription `endpoint` (any user's when `None`); whether it existed.
@@ -67,28 +194,58 @@ pub fn delete_subscription(
         > 0)
 }
 
-/// Every subscription of the users in `user_ids`.
-pub fn subscriptions_of(
+/// The subscriptions a new message in room `room_id` by the account called `author`
+/// concerns, each once, with why: the users it mentions (unless they muted the room), the
+/// other members of a direct conversation who hear every message of it, and in other rooms
+/// the devices that want every message of the rooms their users hear every message of.
+/// Devices that want nothing are left out; quiet hours are the caller's to apply.
+pub fn push_targets(
     conn: &Connection,
-    user_ids: &[i64],
-) -> rusqlite::Result<Vec<PushSubscription>> {
-    let mut out = Vec::new();
-    let mut stmt = conn.prepare_cached(
-        "SELECT endpoint, user_id, p256dh, auth FROM push_subscriptions WHERE user_id = ?1",
-    )?;
-    for id in user_ids {
-        let rows = stmt.query_map([id], |r| {
-            Ok(PushSubscription {
-                endpoint: r.get(0)?,
-                user_id: r.get(1)?,
-                p256dh: r.get(2)?,
-                auth: r.get(3)?,
-            })
-        })?;
-        for row in rows {
-            out.push(row?);
+    room_id: i64,
+    author: &str,
+    mentioned: &[i64],
+) -> rusqlite::Result<Vec<(PushSubscription, PushReason)>> {
+    let mut out: Vec<(PushSubscription, PushReason)> = Vec::new();
+    let mut add = |rows: Vec<PushSubscription>, why: PushReason| {
+        for s in rows {
+            if !out.iter().any(|(t, _)| t.endpoint == s.endpoint) {
+                out.push((s, why));
+            }
         }
+    };
+    let mut by_mention = conn.prepare_cached(&format!(
+        "SELECT {SUBSCRIPTION} FROM push_subscriptions s \
+         JOIN memberships m ON m.room_id = ?1 AND m.user_id = s.user_id \
+         JOIN users u ON u.id = s.user_id \
+         WHERE s.user_id = ?2 AND u.username != ?3 AND s.level != 'nothing' \
+         AND m.notify != 'nothing'"
+    ))?;
+    for user in mentioned {
+        let rows = by_mention.query_map(params![room_id, user, author], subscription_row)?;
+        add(rows.collect::<rusqlite::Result<_>>()?, PushReason::Mention);
     }
+    let direct = conn
+        .prepare_cached(&format!(
+            "SELECT {SUBSCRIPTION} FROM memberships m JOIN rooms r ON r.id = m.room_id \
+             JOIN users u ON u.id = m.user_id \
+             JOIN push_subscriptions s ON s.user_id = m.user_id \
+             WHERE m.room_id = ?1 AND r.kind = 'dm' AND u.username != ?2 \
+             AND m.notify = 'all' AND s.level != 'nothing'"
+        ))?
+        .query_map(params![room_id, author], subscription_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    add(direct, PushReason::Direct);
+    let every = conn
+        .prepare_cached(&format!(
+            "SELECT {SUBSCRIPTION} FROM push_subscriptions s \
+             JOIN memberships m ON m.room_id = ?1 AND m.user_id = s.user_id \
+             JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = s.user_id \
+             WHERE s.level = 'all' AND m.notify = 'all' AND r.kind != 'dm' \
+             AND u.username != ?2"
+        ))?
+        .query_map(params![room_id, author], subscription_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    add(every, PushReason::Message);
     Ok(out)
 }
 
@@ -97,23 +254,6 @@ pub fn subscription_ok(conn: &Connection, endpoint: &str, now_ms: i64) -> rusqli
     conn.prepare_cached("UPDATE push_subscriptions SET last_ok_at = ?2 WHERE endpoint = ?1")?
         .execute(params![endpoint, now_ms])?;
     Ok(())
-}
-
-/// The members of room `room_id` other than the account called `author`, when it is a
-/// direct conversation (empty otherwise).
-pub fn dm_members_except(
-    conn: &Connection,
-    room_id: i64,
-    author: &str,
-) -> rusqlite::Result<Vec<i64>> {
-    all_rows(
-        conn,
-        "SELECT m.user_id FROM memberships m JOIN rooms r ON r.id = m.room_id \
-         JOIN users u ON u.id = m.user_id \
-         WHERE m.room_id = ?1 AND r.kind = 'dm' AND u.username != ?2",
-        params![room_id, author],
-        |r| r.get(0),
-    )
 }
 
 /// How many push subscriptions there are.

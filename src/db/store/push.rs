@@ -1,6 +1,6 @@
 //! Web Push in the store: the server's VAPID key and the browsers' subscriptions.
 
-use crate::db::queries::{self, PushSubscription};
+use crate::db::queries::{self, PushReason, PushSettings, PushSubscription};
 use crate::db::{now_ms, Db, DbError};
 
 impl Db {
@@ -14,9 +14,42 @@ impl Db {
             .await
     }
 
-    /// Keep subscription `s`.
-    pub async fn subscribe_push(&self, s: PushSubscription) -> Result<(), DbError> {
-        self.write(move |c| queries::upsert_subscription(c, &s, now_ms()))
+    /// Keep `user_id`'s subscription `endpoint` with its keys, made through the session whose
+    /// token hashes to `session` (it ends with it), and apply `settings`; the subscription as
+    /// stored.
+    pub async fn subscribe_push(
+        &self,
+        endpoint: String,
+        (user_id, session): (i64, [u8; 32]),
+        keys: (Vec<u8>, Vec<u8>),
+        settings: PushSettings,
+    ) -> Result<PushSubscription, DbError> {
+        self.write(move |c| {
+            let owner = (user_id, &session[..]);
+            queries::upsert_subscription(c, &endpoint, owner, (&keys.0, &keys.1), now_ms())?;
+            queries::update_subscription(c, &endpoint, user_id, settings)?
+                .ok_or(rusqlite::Error::QueryReturnedNoRows)
+        })
+        .await
+    }
+
+    /// Change the settings of `user_id`'s subscription `endpoint` (`None`: no such one).
+    pub async fn set_push_settings(
+        &self,
+        endpoint: String,
+        user_id: i64,
+        settings: PushSettings,
+    ) -> Result<Option<PushSubscription>, DbError> {
+        self.write(move |c| queries::update_subscription(c, &endpoint, user_id, settings))
+            .await
+    }
+
+    /// Every subscription of `user_id`.
+    pub async fn push_subscriptions_of(
+        &self,
+        user_id: i64,
+    ) -> Result<Vec<PushSubscription>, DbError> {
+        self.read(move |c| queries::subscriptions_of_user(c, user_id))
             .await
     }
 
@@ -38,23 +71,17 @@ impl Db {
             .await
     }
 
-    /// For each new message (its room, author and the users it mentions): the subscriptions
-    /// of those users and, when the room is a direct conversation, of its members other than
-    /// the author. One read for the whole batch.
+    /// For each new message (its room, author and the users it mentions): the
+    /// subscriptions it concerns and why (see [`queries::push_targets`]). One read for the
+    /// whole batch.
     pub async fn push_targets(
         &self,
         batch: Vec<(i64, String, Vec<i64>)>,
-    ) -> Result<Vec<Vec<PushSubscription>>, DbError> {
+    ) -> Result<Vec<Vec<(PushSubscription, PushReason)>>, DbError> {
         self.read(move |c| {
             batch
-                .into_iter()
-                .map(|(room_id, author, users)| {
-                    let mut all = users;
-                    all.extend(queries::dm_members_except(c, room_id, &author)?);
-                    all.sort_unstable();
-                    all.dedup();
-                    queries::subscriptions_of(c, &all)
-                })
+                .iter()
+                .map(|(room_id, author, users)| queries::push_targets(c, *room_id, author, users))
                 .collect()
         })
         .await
