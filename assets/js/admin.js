@@ -1,5 +1,5 @@
 // The administration page: server status, users (including deleting everything a user
-// wrote), registration mode and invite links.
+// wrote), registration mode, invite links, and every room's hooks and webhooks.
 //
 // Every URL is relative (the app may be served under a path prefix). Everything that comes
 // from the server is inserted as text, never parsed as HTML. The server enforces every rule;
@@ -78,6 +78,9 @@ const api = {
   invites: () => call('GET', 'api/admin/invites'),
   createInvite: (maxUses, hours) => call('POST', 'api/admin/invites', { max_uses: maxUses, expires_in_hours: hours }),
   revokeInvite: (id) => call('DELETE', `api/admin/invites/${encodeURIComponent(id)}`),
+  hooks: () => call('GET', 'api/admin/hooks'),
+  removeHook: (id) => call('DELETE', `api/admin/hooks/${encodeURIComponent(id)}`),
+  removeWebhook: (id) => call('DELETE', `api/admin/webhooks/${encodeURIComponent(id)}`),
 };
 
 // ---- Formatting -------------------------------------------------------------------------------
@@ -564,11 +567,109 @@ inviteForm.addEventListener('submit', async (e) => {
   }
 });
 
+// ---- Hooks and webhooks ---------------------------------------------------------------------------
+
+/** A room as people see it: `#name`, or "a direct conversation". */
+function roomName(room) {
+  return String(room).startsWith('dm:') ? 'a direct conversation' : `#${room}`;
+}
+
+/** How a webhook is doing, in words. */
+function webhookState(w) {
+  if (w.failing_since) {
+    const why = w.last_status ? `the receiver answered ${w.last_status}` : (w.last_error || 'no answer');
+    return [h('span', { class: 'pill pill-danger' }, 'Failing'), ' since ', timeEl(w.failing_since, { ago: true }), `: ${why}`];
+  }
+  if (w.pending > 0) return [h('span', { class: 'pill' }, 'Sending'), ` ${numberFormat.format(w.pending)} waiting`];
+  return [h('span', { class: 'pill pill-ok' }, 'OK'), w.last_attempt_ts ? [' last sent ', timeEl(w.last_attempt_ts, { ago: true })] : ''];
+}
+
+function renderHooks(data) {
+  const hooks = Array.isArray(data.hooks) ? data.hooks : [];
+  const webhooks = Array.isArray(data.webhooks) ? data.webhooks : [];
+  $('#hooks-empty').hidden = hooks.length + webhooks.length > 0;
+  $('#in-hooks-wrap').hidden = hooks.length === 0;
+  $('#out-hooks-wrap').hidden = webhooks.length === 0;
+  $('#in-hooks-body').replaceChildren(...hooks.map((k) => h('tr', {},
+    h('td', { 'data-label': 'Name' }, k.name),
+    h('td', { 'data-label': 'Room' }, roomName(k.room)),
+    h('td', { 'data-label': 'Created by' }, k.created_by || h('span', { class: 'muted' }, 'a deleted account')),
+    h('td', { 'data-label': 'Created' }, timeEl(k.created_ts)),
+    h('td', { 'data-label': 'Last used' }, timeEl(k.last_used_ts, { ago: true })),
+    h('td', { 'data-label': 'Actions', class: 'actions' },
+      h('button', {
+        type: 'button',
+        class: 'btn btn-sm btn-danger-outline',
+        'aria-label': `Remove hook ${k.name} of ${roomName(k.room)}`,
+        onclick: () => removeHook(k),
+      }, 'Remove')))));
+  $('#out-hooks-body').replaceChildren(...webhooks.map((w) => h('tr', { class: w.failing_since ? 'is-inactive' : null },
+    h('td', { 'data-label': 'URL', class: 'hook-url' }, w.url),
+    h('td', { 'data-label': 'Room' }, roomName(w.room)),
+    h('td', { 'data-label': 'Created by' }, w.created_by || h('span', { class: 'muted' }, 'a deleted account')),
+    h('td', { 'data-label': 'Deliveries' }, `${numberFormat.format(w.delivered)} delivered`),
+    h('td', { 'data-label': 'State' }, h('span', {}, webhookState(w))),
+    h('td', { 'data-label': 'Actions', class: 'actions' },
+      h('button', {
+        type: 'button',
+        class: 'btn btn-sm btn-danger-outline',
+        'aria-label': `Remove webhook ${w.url} of ${roomName(w.room)}`,
+        onclick: () => removeWebhook(w),
+      }, 'Remove')))));
+}
+
+async function loadHooks({ announceDone = false } = {}) {
+  const button = $('#hooks-refresh');
+  button.disabled = true;
+  try {
+    renderHooks(await api.hooks());
+    if (announceDone) announce('Hook list refreshed.');
+  } catch (err) {
+    showError(err);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function removeHook(k) {
+  const ok = await confirmAction(`Remove the hook ${k.name}?`,
+    `Its URL stops working at once; what it posted to ${roomName(k.room)} stays, under its name.`,
+    'Remove hook');
+  if (!ok) return;
+  await afterRemoval(() => api.removeHook(k.id), `The hook ${k.name} was removed.`);
+}
+
+async function removeWebhook(w) {
+  const ok = await confirmAction('Remove this webhook?',
+    `${w.url} receives nothing more from ${roomName(w.room)}, not even what is still waiting (${w.pending}).`,
+    'Remove webhook');
+  if (!ok) return;
+  await afterRemoval(() => api.removeWebhook(w.id), 'The webhook was removed.');
+}
+
+async function afterRemoval(remove, said) {
+  clearError();
+  try {
+    await remove();
+  } catch (err) {
+    // Gone already (removed from the room meanwhile): the refreshed list shows it.
+    if (!(err instanceof ApiError && err.code === 'unknown_hook')) {
+      showError(err);
+      return;
+    }
+  }
+  await loadHooks();
+  announce(said);
+  $('#hooks-heading').setAttribute('tabindex', '-1');
+  $('#hooks-heading').focus();
+}
+
 // ---- Wiring ---------------------------------------------------------------------------------------
 
 $('#status-refresh').addEventListener('click', () => loadStatus({ announceDone: true }));
 $('#users-refresh').addEventListener('click', () => loadUsers({ announceDone: true }));
 $('#invites-refresh').addEventListener('click', () => loadInvites({ announceDone: true }));
+$('#hooks-refresh').addEventListener('click', () => loadHooks({ announceDone: true }));
 $('#temp-password-copy').addEventListener('click', () => copyFrom($('#temp-password-value'), 'Temporary password'));
 $('#temp-password-done').addEventListener('click', hideTemporaryPassword);
 $('#new-invite-copy').addEventListener('click', () => copyFrom($('#new-invite-url'), 'Invite link'));
@@ -603,7 +704,7 @@ async function start() {
   gateEl.hidden = true;
   content.hidden = false;
   document.title = 'Administration · Hearth';
-  await Promise.all([loadStatus(), loadUsers(), loadRegistration(), loadInvites()]);
+  await Promise.all([loadStatus(), loadUsers(), loadRegistration(), loadInvites(), loadHooks()]);
 }
 
 start();

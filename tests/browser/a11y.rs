@@ -142,8 +142,7 @@ async fn walk(b: &Browser, base: &str, who: &str, phase: &str) {
     .await;
     assert_axe_clean_in(b, "html", &format!("{phase}: the admin page")).await;
     b.goto(base).await;
-    let csp = b.eval("return window.__csp || [];", vec![]).await;
-    assert_eq!(csp, json!([]), "{phase}: no CSP violations");
+    b.assert_no_csp_violations(phase).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -231,8 +231,7 @@ async fn a_pasted_image_and_a_dropped_file_go_out_together_and_the_image_opens()
     assert_eq!(t["hidden"], true, "{t}");
 
     for (who, b) in [("alice", &alice), ("bob", &bob)] {
-        let csp = b.eval("return window.__csp || [];", vec![]).await;
-        assert_eq!(csp, json!([]), "{who}: no CSP violations");
+        b.assert_no_csp_violations(who).await;
     }
 }
 

@@ -461,6 +461,13 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// Assert that the page reported no Content-Security-Policy violation since `WATCH_CSP`
+    /// was run in it; `who` names the page in the failure.
+    pub async fn assert_no_csp_violations(&self, who: &str) {
+        let csp = self.eval("return window.__csp || [];", vec![]).await;
+        assert_eq!(csp, serde_json::json!([]), "{who}: no CSP violations");
+    }
+
     /// Run `script` (a function body; `arguments[i]` are `args`) in the page.
     pub async fn eval(&self, script: &str, args: Vec<Value>) -> Value {
         within(

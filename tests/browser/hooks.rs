@@ -1,12 +1,14 @@
 //! The "Webhooks" section of a room's details in a real browser (assets/js/hooks.js): alice adds
 //! an incoming hook and gets its URL once; a script posts through it and the message shows
 //! under the hook's name; she adds an outgoing webhook to a receiver that fails, sees why it
-//! fails, and removes it. No CSP violations.
+//! fails, and removes it. The administration page lists every room's hooks and webhooks and
+//! removes them. No CSP violations.
 
+use reqwest::Method;
 use serde_json::json;
 
 use crate::common::{http_client, Receiver};
-use crate::harness::{browser_tools, button, labelled, App, Driver};
+use crate::harness::{assert_axe_clean_in, browser_tools, button, labelled, App, Driver, PASSWORD};
 use crate::WATCH_CSP;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,6 +120,123 @@ async fn hooks_are_added_used_watched_and_removed_from_the_room_details() {
             vec![],
         )
         .await;
-    let csp = alice.eval("return window.__csp || [];", vec![]).await;
-    assert_eq!(csp, json!([]), "no CSP violations");
+    alice.assert_no_csp_violations("alice").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn administrators_see_and_remove_every_hook() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let receiver = Receiver::start(500).await;
+    let app = App::start_with(|c| c.outbound.allow_private_networks = true).await;
+    app.register_admin("boss").await;
+    let alice = app.kit().signup("alice").await;
+    let made = app
+        .kit()
+        .api_ok(
+            Method::POST,
+            "/api/rooms/general/hooks",
+            &alice,
+            Some(&json!({"name": "ci-bot"})),
+            201,
+        )
+        .await;
+    let hook_url = made["hook"]["url"].as_str().unwrap().to_string();
+    let target = receiver.url("/in");
+    app.kit()
+        .api_ok(
+            Method::POST,
+            "/api/rooms/general/webhooks",
+            &alice,
+            Some(&json!({"url": target})),
+            201,
+        )
+        .await;
+    // The receiver fails: the admin page says so.
+    let res = http_client()
+        .post(&hook_url)
+        .json(&json!({"text": "deploy started"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    receiver
+        .wait_until(std::time::Duration::from_secs(10), "an attempt", |r| {
+            !r.is_empty()
+        })
+        .await;
+
+    let driver = Driver::start(&tools).await;
+    let boss = driver.browser("boss", 1280, 900).await;
+    boss.submit_sign_in(&app.base, "Sign in", "boss", PASSWORD)
+        .await;
+    boss.wait_chat_ready().await;
+    boss.goto(&format!("{}admin.html", app.base)).await;
+    boss.eval(crate::WATCH_CSP, vec![]).await;
+    let section = "//section[.//h2[normalize-space() = 'Hooks and webhooks']]";
+    boss.wait_visible(
+        "the hook in its table",
+        &format!("{section}//table[caption = 'Incoming hooks']//td[normalize-space() = 'ci-bot']"),
+    )
+    .await;
+    let state = boss
+        .wait_js(
+            "the webhook's failure",
+            "const rows = document.querySelectorAll('#out-hooks-body tr'); \
+             const t = rows.length === 1 ? rows[0].textContent : ''; \
+             return t.includes('Failing') && t.includes('500') ? t : null;",
+            vec![],
+        )
+        .await;
+    assert!(state.as_str().unwrap().contains(&target), "{state}");
+    assert_axe_clean_in(&boss, "#hooks-section", "the admin page's hooks").await;
+
+    let remove = "Remove hook ci-bot of #general";
+    boss.click_xpath(remove, &button(remove)).await;
+    boss.click_xpath(
+        "the confirmation",
+        "//dialog[@open]//button[normalize-space() = 'Remove hook']",
+    )
+    .await;
+    boss.wait_js(
+        "the hook gone",
+        "return document.getElementById('in-hooks-wrap').hidden || null;",
+        vec![],
+    )
+    .await;
+    let remove = format!("Remove webhook {target} of #general");
+    boss.click_xpath(&remove, &button(&remove)).await;
+    boss.click_xpath(
+        "the confirmation",
+        "//dialog[@open]//button[normalize-space() = 'Remove webhook']",
+    )
+    .await;
+    boss.wait_js(
+        "nothing left",
+        "return !document.getElementById('hooks-empty').hidden || null;",
+        vec![],
+    )
+    .await;
+
+    // Gone for the room too: the hook's URL no longer posts.
+    let listed = app
+        .kit()
+        .api_ok(
+            Method::GET,
+            "/api/rooms/general/webhooks",
+            &alice,
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(listed["webhooks"], json!([]));
+    let res = http_client()
+        .post(&hook_url)
+        .json(&json!({"text": "still here?"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    boss.assert_no_csp_violations("the admin page").await;
 }

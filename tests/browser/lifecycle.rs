@@ -177,11 +177,6 @@ async fn focused_message(b: &Browser) -> i64 {
     .unwrap_or(0)
 }
 
-async fn no_csp_violations(b: &Browser, who: &str) {
-    let csp = b.eval("return window.__csp || [];", vec![]).await;
-    assert_eq!(csp, json!([]), "{who}: no CSP violations");
-}
-
 async fn focused_id(b: &Browser) -> String {
     b.eval(
         "const a = document.activeElement; return a ? (a.id || a.getAttribute('aria-label') || a.tagName) : '';",
@@ -521,8 +516,8 @@ async fn two_people_reply_react_edit_and_delete_and_see_each_others_changes() {
         .await;
     assert_eq!(focused_id(&alice).await, "composer-input");
 
-    no_csp_violations(&alice, "alice").await;
-    no_csp_violations(&bob, "bob").await;
+    alice.assert_no_csp_violations("alice").await;
+    bob.assert_no_csp_violations("bob").await;
     alice.close().await;
     bob.close().await;
     drop(driver);
@@ -687,7 +682,7 @@ async fn a_tap_opens_the_message_toolbar_on_a_phone_and_everything_fits() {
     wait_message(&phone, "the quote after a reload", later, from_pal).await;
     assert_no_horizontal_scroll(&phone, "after a reload").await;
 
-    no_csp_violations(&phone, "phone").await;
+    phone.assert_no_csp_violations("phone").await;
     phone.close().await;
     drop(driver);
     eprintln!("lifecycle_phone: {:.1} s", started.elapsed().as_secs_f64());
@@ -769,8 +764,8 @@ async fn an_administrator_deletes_everything_a_user_wrote() {
     }
     assert!(log.contains(kept), "other people's messages stay");
 
-    no_csp_violations(&admin, "admin").await;
-    no_csp_violations(&reader, "reader").await;
+    admin.assert_no_csp_violations("admin").await;
+    reader.assert_no_csp_violations("reader").await;
     admin.close().await;
     reader.close().await;
     drop(driver);

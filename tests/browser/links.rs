@@ -26,11 +26,6 @@ fn cookie(c: &str) -> Auth {
     Auth::Cookie(c.to_string())
 }
 
-async fn no_csp_violations(b: &Browser, who: &str) {
-    let csp = b.eval("return window.__csp || [];", vec![]).await;
-    assert_eq!(csp, json!([]), "{who}: no CSP violations");
-}
-
 /// Run axe-core on the element `selector` (and what is inside it); fail on any violation.
 async fn assert_axe_clean(b: &Browser, selector: &str, phase: &str) {
     assert_axe_clean_in(b, selector, phase).await;
@@ -164,7 +159,7 @@ async fn the_switcher_finds_people_and_public_rooms_to_join() {
     assert_axe_clean(&b, "#switcher", "switcher, 360px, light").await;
     emulate_scheme(&driver, &b, "dark").await;
     assert_axe_clean(&b, "#switcher", "switcher, 360px, dark").await;
-    no_csp_violations(&b, "alice").await;
+    b.assert_no_csp_violations("alice").await;
     b.close().await;
     drop(driver);
     eprintln!("switcher: {:.1} s", started.elapsed().as_secs_f64());
@@ -383,7 +378,7 @@ async fn permalinks_www_links_and_here() {
     b.goto(&format!("{}#secret/{secret}", app.base)).await;
     b.wait_chat_ready().await;
     wait_room_error(&b, "That message is not available.").await;
-    no_csp_violations(&b, "alice").await;
+    b.assert_no_csp_violations("alice").await;
     b.close().await;
     drop(driver);
     eprintln!("permalinks: {:.1} s", started.elapsed().as_secs_f64());
@@ -593,7 +588,7 @@ async fn slash_commands_me_topic_invite() {
     let input = type_message(&b, "/topic Mine now").await;
     b.type_into(&input, &key(Key::Enter)).await;
     wait_notice(&b, "You may not change the topic of #general").await;
-    no_csp_violations(&b, "alice").await;
+    b.assert_no_csp_violations("alice").await;
     b.close().await;
     drop(driver);
     eprintln!("slash commands: {:.1} s", started.elapsed().as_secs_f64());

@@ -262,8 +262,7 @@ async fn markdown_renders_as_elements_at_desktop_and_phone_widths() {
         .await;
     super::wait_room_open(&reader, "random", "random").await;
 
-    let csp = reader.eval("return window.__csp || [];", vec![]).await;
-    assert_eq!(csp, json!([]), "no CSP violations");
+    reader.assert_no_csp_violations("reader").await;
 
     reader.close().await;
     drop(driver);
@@ -591,8 +590,7 @@ async fn hostile_markdown_is_inert_and_renders_in_linear_time() {
         );
     }
 
-    let csp: Value = reader.eval("return window.__csp || [];", vec![]).await;
-    assert_eq!(csp, json!([]), "no CSP violations");
+    reader.assert_no_csp_violations("reader").await;
     let title = reader.eval("return document.title;", vec![]).await;
     assert!(!title.as_str().unwrap_or("").contains("pwned"), "{title}");
 

@@ -118,8 +118,7 @@ async fn a_reload_while_the_server_is_down_opens_the_app_reconnecting() {
         )
         .await;
     assert_eq!(stored, json!(1));
-    let csp = b.eval("return window.__csp || [];", vec![]).await;
-    assert_eq!(csp, json!([]), "no CSP violations");
+    b.assert_no_csp_violations("the page").await;
 
     // Signed out: an offline reload shows the boot screen, not the last person's chat.
     b.sign_out().await;

@@ -27,11 +27,6 @@ fn dialog_named(name: &str) -> String {
     format!("//dialog[@open and @aria-labelledby = //*[normalize-space(.) = '{name}']/@id]")
 }
 
-async fn no_csp_violations(b: &Browser, who: &str) {
-    let csp = b.eval("return window.__csp || [];", vec![]).await;
-    assert_eq!(csp, json!([]), "{who}: no CSP violations");
-}
-
 /// Run axe-core on the open dialog named `name`; fail on any violation.
 async fn axe_clean(b: &Browser, axe: Option<&str>, name: &str, when: &str) {
     let Some(source) = axe else { return };
@@ -258,7 +253,7 @@ async fn the_first_administrator_is_welcomed_invites_people_and_general_greets_i
     )
     .await;
     assert_eq!(r["status"], 200, "{r}");
-    no_csp_violations(&root, "root").await;
+    root.assert_no_csp_violations("root").await;
 
     // The welcome stays dismissed after a reload.
     root.reload().await;
@@ -338,8 +333,8 @@ async fn the_first_administrator_is_welcomed_invites_people_and_general_greets_i
         .wait_log_has("the first message, for the guest", &["Hello, everyone!"])
         .await;
     guest.wait_gone("the guest's greeting", GREETING).await;
-    no_csp_violations(&guest, "guest").await;
-    no_csp_violations(&root, "root").await;
+    guest.assert_no_csp_violations("guest").await;
+    root.assert_no_csp_violations("root").await;
     root.close().await;
     guest.close().await;
 }
@@ -427,7 +422,7 @@ async fn members_see_invite_people_only_when_the_operator_allows_it() {
                 .await
                 .is_none());
         }
-        no_csp_violations(&b, "mia").await;
+        b.assert_no_csp_violations("mia").await;
         b.close().await;
     }
 }
@@ -498,7 +493,7 @@ async fn the_welcome_and_the_invite_dialog_are_accessible_light_and_dark_on_desk
             axe_clean(&b, axe.as_deref(), INVITE, &when).await;
             assert_fits(&b, &when).await;
         }
-        no_csp_violations(&b, theme).await;
+        b.assert_no_csp_violations(theme).await;
         if !dark {
             // The admin page's new invite link comes with its QR code too.
             b.goto(&format!("{}admin.html", app.base)).await;
@@ -506,7 +501,7 @@ async fn the_welcome_and_the_invite_dialog_are_accessible_light_and_dark_on_desk
             b.click_xpath("Create invite link", &button("Create invite link"))
                 .await;
             b.wait_visible("the admin page's QR code", QR).await;
-            no_csp_violations(&b, "admin page").await;
+            b.assert_no_csp_violations("admin page").await;
         }
         b.close().await;
     }

@@ -4,7 +4,7 @@
 //! Content-Security-Policy violations.
 
 use fantoccini::key::Key;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::harness::{browser_tools, button, labelled, message_box, App, Driver, WAIT};
 use crate::WATCH_CSP;
@@ -125,7 +125,6 @@ async fn a_display_name_and_a_picture_show_beside_messages() {
     input.send_keys(&Key::Enter.to_string()).await.unwrap();
     alice.wait_log_has("bob's mention", &["@alice hello"]).await;
     for (who, b) in [("alice", &alice), ("bob", &bob)] {
-        let csp = b.eval("return window.__csp || [];", vec![]).await;
-        assert_eq!(csp, json!([]), "{who}: no CSP violations");
+        b.assert_no_csp_violations(who).await;
     }
 }

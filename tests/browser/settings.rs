@@ -25,11 +25,6 @@ const DARK_BG: &str = "rgb(21, 18, 15)";
 
 // ---- helpers -----------------------------------------------------------------------------------
 
-async fn no_csp_violations(b: &Browser, who: &str) {
-    let csp = b.eval("return window.__csp || [];", vec![]).await;
-    assert_eq!(csp, json!([]), "{who}: no CSP violations");
-}
-
 /// Open the account menu and choose Settings; returns the dialog's XPath.
 async fn open_settings(b: &Browser) -> String {
     b.click_xpath("the Account menu button", &account_menu_button())
@@ -245,7 +240,7 @@ async fn changing_the_password_checks_it_and_signs_out_the_other_devices() {
         )
         .await;
     assert_eq!(typed, json!(""), "no password stays in the closed dialog");
-    no_csp_violations(&b, "erin").await;
+    b.assert_no_csp_violations("erin").await;
 
     // Sign out; the old password no longer works, the new one does.
     b.sign_out().await;
@@ -431,7 +426,7 @@ async fn a_bot_token_made_in_settings_works_and_devices_can_be_revoked() {
         )
         .await;
     assert_eq!(shown, json!(""), "the token is not kept in the page");
-    no_csp_violations(&b, "fay").await;
+    b.assert_no_csp_violations("fay").await;
 
     b.close().await;
     drop(driver);
@@ -564,7 +559,7 @@ async fn theme_and_density_apply_at_once_persist_and_beat_the_system_preference(
     choose(&b, &dialog, "Compact density").await;
     let relaxed = b.eval(MSG_GAP, vec![]).await.as_f64();
     assert_eq!(relaxed, Some(before), "compact density off again");
-    no_csp_violations(&b, "gus").await;
+    b.assert_no_csp_violations("gus").await;
 
     b.close().await;
     drop(driver);
@@ -689,7 +684,7 @@ async fn a_reset_of_your_own_password_leads_to_settings_password() {
         )
         .await;
     let temporary = temporary.as_str().unwrap_or_default().to_string();
-    no_csp_violations(&b, "the admin page").await;
+    b.assert_no_csp_violations("the admin page").await;
     b.click_xpath(
         "Change password in the notice",
         &format!("{notice}{}", button("Change password")),
@@ -793,8 +788,7 @@ async fn push_notifications_say_why_when_the_browser_cannot_subscribe() {
             "{text}"
         );
     }
-    let csp = b.eval("return window.__csp || [];", vec![]).await;
-    assert_eq!(csp, json!([]), "no CSP violations");
+    b.assert_no_csp_violations("the page").await;
 }
 
 /// Settings → Notifications → "Devices that receive pushes": a phone subscribed elsewhere (to
@@ -903,5 +897,5 @@ async fn devices_that_receive_pushes_are_managed_from_the_settings() {
         .await;
     assert_eq!(all["subscriptions"], json!([]));
     assert!(receiver.received().is_empty(), "nothing was pushed");
-    no_csp_violations(&b, "alice").await;
+    b.assert_no_csp_violations("alice").await;
 }

@@ -23,11 +23,6 @@ fn key(k: Key) -> String {
     char::from(k).to_string()
 }
 
-async fn no_csp_violations(b: &Browser, who: &str) {
-    let csp = b.eval("return window.__csp || [];", vec![]).await;
-    assert_eq!(csp, json!([]), "{who}: no CSP violations");
-}
-
 /// The text in the Message box.
 async fn draft(b: &Browser) -> String {
     let input = b.wait_visible("the Message box", &message_box()).await;
@@ -207,7 +202,7 @@ async fn jumping_to_a_search_result_leaves_the_app_shell_in_place() {
         jump_to_result(b, "pineapple", old_id).await;
         let v = b.eval(SHELL_IN_PLACE, vec![]).await;
         assert_eq!(v, json!("ok"), "{who}: after jumping back");
-        no_csp_violations(b, who).await;
+        b.assert_no_csp_violations(who).await;
     }
     assert_no_horizontal_scroll(&phone, "after the jumps").await;
 
@@ -355,7 +350,7 @@ async fn every_room_keeps_its_own_draft_and_unsent_messages_survive_a_reload() {
         .as_array()
         .map(|m| m.iter().filter(|m| m["body"] == offline).count());
     assert_eq!(n, Some(1), "still stored once: {stored}");
-    no_csp_violations(&b, "alice").await;
+    b.assert_no_csp_violations("alice").await;
 
     b.close().await;
     drop(driver);
@@ -519,7 +514,7 @@ async fn a_fresh_page_opens_at_the_first_unread_message() {
     alice
         .wait_log_has("the newest of the backlog", &["deep unread #120"])
         .await;
-    no_csp_violations(&alice, "alice").await;
+    alice.assert_no_csp_violations("alice").await;
 
     alice.close().await;
     drop(driver);
@@ -620,7 +615,7 @@ async fn the_phone_header_has_one_members_button_and_an_account_menu() {
         .wait_visible("the sign-in page after Sign out", &username_field())
         .await;
     phone.wait_gone("the chat to close", &message_box()).await;
-    no_csp_violations(&phone, "phone").await;
+    phone.assert_no_csp_violations("phone").await;
 
     phone.close().await;
     drop(driver);
@@ -744,7 +739,7 @@ async fn joins_leaves_topic_changes_and_renames_show_in_the_conversation() {
         )
         .await;
     assert_eq!(tools_shown, json!(0), "no message actions on a system line");
-    no_csp_violations(&b, "alice").await;
+    b.assert_no_csp_violations("alice").await;
 
     b.close().await;
     drop(driver);
@@ -839,7 +834,7 @@ async fn a_tap_shows_the_time_of_a_grouped_message() {
             vec![json!(second)],
         )
         .await;
-    no_csp_violations(&phone, "phone").await;
+    phone.assert_no_csp_violations("phone").await;
 
     phone.close().await;
     drop(driver);
