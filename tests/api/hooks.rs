@@ -185,10 +185,7 @@ async fn an_incoming_hook_posts_under_its_own_name() {
 #[tokio::test]
 async fn outgoing_webhooks_receive_signed_messages_in_order_and_are_retried() {
     let receiver = Receiver::start(200).await;
-    let app = TestApp::builder()
-        .config(|c| c.outbound.allow_private_networks = true)
-        .start()
-        .await;
+    let app = TestApp::builder().reaching_loopback().start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let made = app

@@ -13,7 +13,7 @@ use reqwest::Method;
 use ring::agreement;
 use serde_json::{json, Value};
 
-use crate::common::{Received, Receiver, TestApp};
+use crate::common::{Auth, Received, Receiver, TestApp};
 
 /// A browser's side of a subscription: its private key (good for one decryption) and what
 /// it sends the server.
@@ -55,10 +55,7 @@ fn check_push(r: &Received, server_key: &[u8], origin: &str) -> Value {
 #[tokio::test]
 async fn mentions_and_direct_messages_reach_people_who_are_away() {
     let receiver = Receiver::start(201).await;
-    let app = TestApp::builder()
-        .config(|c| c.outbound.allow_private_networks = true)
-        .start()
-        .await;
+    let app = TestApp::builder().reaching_loopback().start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let carol = app.signup("carol").await;
@@ -74,19 +71,15 @@ async fn mentions_and_direct_messages_reach_people_who_are_away() {
 
     let (private, public, auth, keys) = browser_keys();
     let endpoint = receiver.url("/push/bob-phone");
-    app.api_ok(
-        Method::POST,
-        "/api/push/subscriptions",
+    subscribe(
+        &app,
         &bob,
-        Some(&json!({"endpoint": endpoint, "keys": keys, "expirationTime": null})),
-        201,
+        json!({"endpoint": endpoint, "keys": keys, "expirationTime": null}),
     )
     .await;
-    let devices = app
-        .api_ok(Method::GET, "/api/push/subscriptions", &bob, None, 200)
-        .await;
-    assert_eq!(devices["subscriptions"].as_array().unwrap().len(), 1);
-    let phone = &devices["subscriptions"][0];
+    let listed = devices(&app, &bob).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let phone = &listed[0];
     assert_eq!(
         (&phone["endpoint"], &phone["level"], &phone["quiet"]),
         (&json!(endpoint), &json!("mentions"), &Value::Null)
@@ -111,12 +104,10 @@ async fn mentions_and_direct_messages_reach_people_who_are_away() {
     // Carol subscribes and changes her mind.
     let (_, _, _, carol_keys) = browser_keys();
     let carol_endpoint = receiver.url("/push/carol");
-    app.api_ok(
-        Method::POST,
-        "/api/push/subscriptions",
+    subscribe(
+        &app,
         &carol,
-        Some(&json!({"endpoint": carol_endpoint, "keys": carol_keys})),
-        201,
+        json!({"endpoint": carol_endpoint, "keys": carol_keys}),
     )
     .await;
     app.api_ok(
@@ -215,14 +206,43 @@ async fn endpoints_must_be_https_and_public_by_default() {
         )
         .await;
     }
+    subscribe(
+        &app,
+        &carol,
+        json!({"endpoint": "https://push.example/carol", "keys": keys}),
+    )
+    .await;
+}
+
+/// `POST /api/push/subscriptions` as `who`, which must succeed; the device object.
+async fn subscribe(app: &TestApp, who: &Auth, body: Value) -> Value {
     app.api_ok(
         Method::POST,
         "/api/push/subscriptions",
-        &carol,
-        Some(&json!({"endpoint": "https://push.example/carol", "keys": keys})),
+        who,
+        Some(&body),
         201,
     )
-    .await;
+    .await
+}
+
+/// `PATCH /api/push/subscriptions` as `who`, which must succeed; the device object.
+async fn change(app: &TestApp, who: &Auth, body: Value) -> Value {
+    app.api_ok(
+        Method::PATCH,
+        "/api/push/subscriptions",
+        who,
+        Some(&body),
+        200,
+    )
+    .await
+}
+
+/// `who`'s devices.
+async fn devices(app: &TestApp, who: &Auth) -> Value {
+    app.api_ok(Method::GET, "/api/push/subscriptions", who, None, 200)
+        .await["subscriptions"]
+        .clone()
 }
 
 /// Pushes received so far, per endpoint path.
@@ -258,10 +278,7 @@ async fn expect_pushes(receiver: &Receiver, want: &[(&str, usize)], what: &str) 
 #[tokio::test]
 async fn each_device_chooses_what_is_pushed_and_when() {
     let receiver = Receiver::start(201).await;
-    let app = TestApp::builder()
-        .config(|c| c.outbound.allow_private_networks = true)
-        .start()
-        .await;
+    let app = TestApp::builder().reaching_loopback().start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let (phone, tablet, laptop) = (
@@ -272,46 +289,19 @@ async fn each_device_chooses_what_is_pushed_and_when() {
     let (_, _, _, phone_keys) = browser_keys();
     let (_, _, _, tablet_keys) = browser_keys();
     let (_, _, _, laptop_keys) = browser_keys();
-    app.api_ok(
-        Method::POST,
-        "/api/push/subscriptions",
+    subscribe(&app, &bob, json!({"endpoint": phone, "keys": phone_keys})).await;
+    let made = subscribe(
+        &app,
         &bob,
-        Some(&json!({"endpoint": phone, "keys": phone_keys})),
-        201,
+        json!({"endpoint": tablet, "keys": tablet_keys, "level": "all", "utc_offset": 60}),
     )
     .await;
-    let made = app
-        .api_ok(
-            Method::POST,
-            "/api/push/subscriptions",
-            &bob,
-            Some(
-                &json!({"endpoint": tablet, "keys": tablet_keys, "level": "all", "utc_offset": 60}),
-            ),
-            201,
-        )
-        .await;
     assert_eq!(
         (&made["level"], &made["utc_offset"]),
         (&json!("all"), &json!(60))
     );
-    app.api_ok(
-        Method::POST,
-        "/api/push/subscriptions",
-        &bob,
-        Some(&json!({"endpoint": laptop, "keys": laptop_keys})),
-        201,
-    )
-    .await;
-    let paused = app
-        .api_ok(
-            Method::PATCH,
-            "/api/push/subscriptions",
-            &bob,
-            Some(&json!({"endpoint": laptop, "level": "nothing"})),
-            200,
-        )
-        .await;
+    subscribe(&app, &bob, json!({"endpoint": laptop, "keys": laptop_keys})).await;
+    let paused = change(&app, &bob, json!({"endpoint": laptop, "level": "nothing"})).await;
     assert_eq!(paused["level"], "nothing");
 
     // Settings that cannot be: clear errors, nothing changed.
@@ -374,23 +364,18 @@ async fn each_device_chooses_what_is_pushed_and_when() {
     .await;
     // Subscribing again (new keys) keeps what the device chose.
     let (tablet_key2, tablet_public2, tablet_auth2, tablet_keys2) = browser_keys();
-    let again = app
-        .api_ok(
-            Method::POST,
-            "/api/push/subscriptions",
-            &bob,
-            Some(&json!({"endpoint": tablet, "keys": tablet_keys2})),
-            201,
-        )
-        .await;
+    let again = subscribe(
+        &app,
+        &bob,
+        json!({"endpoint": tablet, "keys": tablet_keys2}),
+    )
+    .await;
     assert_eq!(
         (&again["level"], &again["utc_offset"]),
         (&json!("all"), &json!(60))
     );
-    let listed = app
-        .api_ok(Method::GET, "/api/push/subscriptions", &bob, None, 200)
-        .await;
-    let levels: Vec<(&str, &str)> = listed["subscriptions"]
+    let listed = devices(&app, &bob).await;
+    let levels: Vec<(&str, &str)> = listed
         .as_array()
         .unwrap()
         .iter()
@@ -409,10 +394,7 @@ async fn each_device_chooses_what_is_pushed_and_when() {
             ("laptop", "nothing")
         ]
     );
-    let none = app
-        .api_ok(Method::GET, "/api/push/subscriptions", &alice, None, 200)
-        .await;
-    assert_eq!(none["subscriptions"], json!([]));
+    assert_eq!(devices(&app, &alice).await, json!([]));
 
     // An ordinary message reaches only the device that wants every message.
     let mut aw = app.ws_connect(&alice, None).await;
@@ -430,14 +412,21 @@ async fn each_device_chooses_what_is_pushed_and_when() {
     expect_pushes(&receiver, &[("/tablet", 2), ("/phone", 1)], "a mention").await;
 
     // The room at "mentions only": its ordinary messages stop, mentions go on.
-    app.api_ok(
-        Method::PUT,
-        "/api/rooms/general/notify",
-        &bob,
-        Some(&json!({"level": "mentions"})),
-        200,
-    )
-    .await;
+    let room_level = |level: &'static str| {
+        let body = json!({ "level": level });
+        let (app, bob) = (&app, &bob);
+        async move {
+            app.api_ok(
+                Method::PUT,
+                "/api/rooms/general/notify",
+                bob,
+                Some(&body),
+                200,
+            )
+            .await;
+        }
+    };
+    room_level("mentions").await;
     aw.say("general", "anyone?", "g3").await;
     aw.say("general", "@bob ping", "g4").await;
     expect_pushes(
@@ -447,14 +436,7 @@ async fn each_device_chooses_what_is_pushed_and_when() {
     )
     .await;
     // Muted: not even mentions.
-    app.api_ok(
-        Method::PUT,
-        "/api/rooms/general/notify",
-        &bob,
-        Some(&json!({"level": "nothing"})),
-        200,
-    )
-    .await;
+    room_level("nothing").await;
     aw.say("general", "@bob muted?", "g5").await;
     // A direct message still reaches both (the DM's own level is "every message").
     let (_, dm) = app.open_dm(&alice, &["bob"]).await;
@@ -477,53 +459,28 @@ async fn each_device_chooses_what_is_pushed_and_when() {
         let m = m.rem_euclid(1440);
         format!("{:02}:{:02}", m / 60, m % 60)
     };
-    let quiet = app
-        .api_ok(
-            Method::PATCH,
-            "/api/push/subscriptions",
-            &bob,
-            Some(&json!({
-                "endpoint": tablet,
-                "quiet": {"start": clock(now_min - 60), "end": clock(now_min + 60)},
-                "utc_offset": 0,
-            })),
-            200,
-        )
-        .await;
+    let quiet = change(
+        &app,
+        &bob,
+        json!({
+            "endpoint": tablet,
+            "quiet": {"start": clock(now_min - 60), "end": clock(now_min + 60)},
+            "utc_offset": 0,
+        }),
+    )
+    .await;
     assert_eq!(quiet["quiet"]["start"], clock(now_min - 60));
     assert_eq!(quiet["level"], "all", "left as it was");
     aw.say(&dm_name, "quiet now?", "d2").await;
     expect_pushes(&receiver, &[("/tablet", 4), ("/phone", 4)], "quiet hours").await;
     // The same hours on a clock twelve hours ahead are not now.
-    app.api_ok(
-        Method::PATCH,
-        "/api/push/subscriptions",
-        &bob,
-        Some(&json!({"endpoint": tablet, "utc_offset": 720})),
-        200,
-    )
-    .await;
+    change(&app, &bob, json!({"endpoint": tablet, "utc_offset": 720})).await;
     aw.say(&dm_name, "and now?", "d3").await;
     expect_pushes(&receiver, &[("/tablet", 5), ("/phone", 5)], "another clock").await;
     // Quiet hours removed with null; the paused laptop back to mentions and DMs.
-    let cleared = app
-        .api_ok(
-            Method::PATCH,
-            "/api/push/subscriptions",
-            &bob,
-            Some(&json!({"endpoint": tablet, "quiet": null})),
-            200,
-        )
-        .await;
+    let cleared = change(&app, &bob, json!({"endpoint": tablet, "quiet": null})).await;
     assert_eq!(cleared["quiet"], Value::Null);
-    app.api_ok(
-        Method::PATCH,
-        "/api/push/subscriptions",
-        &bob,
-        Some(&json!({"endpoint": laptop, "level": "mentions"})),
-        200,
-    )
-    .await;
+    change(&app, &bob, json!({"endpoint": laptop, "level": "mentions"})).await;
     aw.say(&dm_name, "all of you", "d4").await;
     expect_pushes(
         &receiver,
@@ -535,15 +492,13 @@ async fn each_device_chooses_what_is_pushed_and_when() {
     // A device's pushes end with the sign-in that subscribed it: signing out there (or a
     // revocation elsewhere) stops them.
     let (_, cookie) = app.login("bob", crate::common::PASSWORD).await;
-    let kiosk = crate::common::Auth::Cookie(cookie);
+    let kiosk = Auth::Cookie(cookie);
     let (_, _, _, kiosk_keys) = browser_keys();
     let kiosk_url = receiver.url("/kiosk");
-    app.api_ok(
-        Method::POST,
-        "/api/push/subscriptions",
+    subscribe(
+        &app,
         &kiosk,
-        Some(&json!({"endpoint": kiosk_url, "keys": kiosk_keys})),
-        201,
+        json!({"endpoint": kiosk_url, "keys": kiosk_keys}),
     )
     .await;
     aw.say(&dm_name, "kiosk too", "d5").await;
@@ -551,9 +506,7 @@ async fn each_device_chooses_what_is_pushed_and_when() {
     expect_pushes(&receiver, &want, "a fourth device").await;
     app.api_ok(Method::POST, "/api/logout", &kiosk, None, 204)
         .await;
-    let listed = app
-        .api_ok(Method::GET, "/api/push/subscriptions", &bob, None, 200)
-        .await;
+    let listed = devices(&app, &bob).await;
     assert!(
         !listed.to_string().contains("/kiosk"),
         "signed out, forgotten: {listed}"

@@ -123,15 +123,9 @@ async fn a_pasted_image_and_a_dropped_file_go_out_together_and_the_image_opens()
     let app = App::start().await;
     let driver = Driver::start(&tools).await;
     let (alice, bob) = tokio::join!(
-        driver.browser("alice", 1280, 800),
-        driver.browser("bob", 1280, 800)
+        driver.member(&app.base, "alice", 1280, 800),
+        driver.member(&app.base, "bob", 1280, 800)
     );
-    tokio::join!(
-        alice.create_account(&app.base, "alice"),
-        bob.create_account(&app.base, "bob")
-    );
-    alice.eval(WATCH_CSP, vec![]).await;
-    bob.eval(WATCH_CSP, vec![]).await;
     alice
         .wait_visible("the Attach file button", &button("Attach file"))
         .await;

@@ -336,6 +336,15 @@ impl Driver {
         self.browser_with(name, width, height, &[]).await
     }
 
+    /// A browser in which `username` has just created an account (with [`PASSWORD`]) and
+    /// sees the chat, watching for Content-Security-Policy violations from then on.
+    pub async fn member(&self, base: &str, username: &str, width: u32, height: u32) -> Browser {
+        let b = self.browser(username, width, height).await;
+        b.create_account(base, username).await;
+        b.eval(crate::WATCH_CSP, vec![]).await;
+        b
+    }
+
     /// [`Driver::browser`] with extra Chromium flags (`--force-dark-mode` for the dark theme).
     pub async fn browser_with(
         &self,

@@ -9,7 +9,17 @@ use serde_json::json;
 
 use crate::common::{http_client, Receiver};
 use crate::harness::{assert_axe_clean_in, browser_tools, button, labelled, App, Driver, PASSWORD};
-use crate::WATCH_CSP;
+
+/// Post `text` through an incoming hook's URL as a script would; the status.
+async fn post_through(url: &str, text: &str) -> u16 {
+    let res = http_client()
+        .post(url)
+        .json(&json!({ "text": text }))
+        .send()
+        .await
+        .expect("the hook's URL answers");
+    res.status().as_u16()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hooks_are_added_used_watched_and_removed_from_the_room_details() {
@@ -19,9 +29,7 @@ async fn hooks_are_added_used_watched_and_removed_from_the_room_details() {
     let receiver = Receiver::start(500).await;
     let app = App::start_with(|c| c.outbound.allow_private_networks = true).await;
     let driver = Driver::start(&tools).await;
-    let alice = driver.browser("alice", 1280, 900).await;
-    alice.create_account(&app.base, "alice").await;
-    alice.eval(WATCH_CSP, vec![]).await;
+    let alice = driver.member(&app.base, "alice", 1280, 900).await;
 
     alice
         .click_xpath("Room settings", &button("Room settings"))
@@ -52,13 +60,7 @@ async fn hooks_are_added_used_watched_and_removed_from_the_room_details() {
         .await;
 
     // A script posts through it.
-    let res = http_client()
-        .post(&url)
-        .json(&json!({"text": "build 42 passed"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    assert_eq!(post_through(&url, "build 42 passed").await, 201);
     alice
         .wait_log_has("the hook's message", &["build 42 passed"])
         .await;
@@ -87,13 +89,7 @@ async fn hooks_are_added_used_watched_and_removed_from_the_room_details() {
             vec![],
         )
         .await;
-    let res = http_client()
-        .post(&url)
-        .json(&json!({"text": "build 43 failed"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    assert_eq!(post_through(&url, "build 43 failed").await, 201);
     receiver
         .wait_until(std::time::Duration::from_secs(10), "an attempt", |r| {
             !r.is_empty()
@@ -154,13 +150,7 @@ async fn administrators_see_and_remove_every_hook() {
         )
         .await;
     // The receiver fails: the admin page says so.
-    let res = http_client()
-        .post(&hook_url)
-        .json(&json!({"text": "deploy started"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    assert_eq!(post_through(&hook_url, "deploy started").await, 201);
     receiver
         .wait_until(std::time::Duration::from_secs(10), "an attempt", |r| {
             !r.is_empty()
@@ -231,12 +221,6 @@ async fn administrators_see_and_remove_every_hook() {
         )
         .await;
     assert_eq!(listed["webhooks"], json!([]));
-    let res = http_client()
-        .post(&hook_url)
-        .json(&json!({"text": "still here?"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 404);
+    assert_eq!(post_through(&hook_url, "still here?").await, 404);
     boss.assert_no_csp_violations("the admin page").await;
 }

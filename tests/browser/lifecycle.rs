@@ -197,15 +197,9 @@ async fn two_people_reply_react_edit_and_delete_and_see_each_others_changes() {
     let app = App::start().await;
     let driver = Driver::start(&tools).await;
     let (alice, bob) = tokio::join!(
-        driver.browser("alice", 1280, 800),
-        driver.browser("bob", 1280, 800)
+        driver.member(&app.base, "alice", 1280, 800),
+        driver.member(&app.base, "bob", 1280, 800)
     );
-    tokio::join!(
-        alice.create_account(&app.base, "alice"),
-        bob.create_account(&app.base, "bob")
-    );
-    alice.eval(WATCH_CSP, vec![]).await;
-    bob.eval(WATCH_CSP, vec![]).await;
     let mut pal = app.ws(&app.register("pal").await).await;
 
     // ---- reply -------------------------------------------------------------------------

@@ -10,7 +10,6 @@ use serde_json::Value;
 
 use crate::common::{png, Answer, Site};
 use crate::harness::{browser_tools, button, App, Driver};
-use crate::WATCH_CSP;
 
 /// The preview card of the newest message, as the page shows it.
 const CARD: &str = r#"
@@ -51,15 +50,9 @@ async fn a_link_shows_a_card_that_its_author_can_remove() {
     .await;
     let driver = Driver::start(&tools).await;
     let (alice, bob) = tokio::join!(
-        driver.browser("alice", 1280, 800),
-        driver.browser("bob", 360, 740)
+        driver.member(&app.base, "alice", 1280, 800),
+        driver.member(&app.base, "bob", 360, 740)
     );
-    tokio::join!(
-        alice.create_account(&app.base, "alice"),
-        bob.create_account(&app.base, "bob")
-    );
-    alice.eval(WATCH_CSP, vec![]).await;
-    bob.eval(WATCH_CSP, vec![]).await;
     let link = site.url("/bread");
     alice.send_with_enter(&format!("try this {link}")).await;
 

@@ -7,7 +7,6 @@ use fantoccini::key::Key;
 use serde_json::Value;
 
 use crate::harness::{browser_tools, button, labelled, message_box, App, Driver, WAIT};
-use crate::WATCH_CSP;
 
 /// Give the picture input a PNG drawn on a canvas, as choosing a file does.
 const CHOOSE_PICTURE: &str = r#"
@@ -49,15 +48,9 @@ async fn a_display_name_and_a_picture_show_beside_messages() {
     let app = App::start().await;
     let driver = Driver::start(&tools).await;
     let (alice, bob) = tokio::join!(
-        driver.browser("alice", 1280, 800),
-        driver.browser("bob", 1280, 800)
+        driver.member(&app.base, "alice", 1280, 800),
+        driver.member(&app.base, "bob", 1280, 800)
     );
-    tokio::join!(
-        alice.create_account(&app.base, "alice"),
-        bob.create_account(&app.base, "bob")
-    );
-    alice.eval(WATCH_CSP, vec![]).await;
-    bob.eval(WATCH_CSP, vec![]).await;
     alice.send_with_enter("before the profile").await;
     bob.wait_log_has("alice's first message", &["before the profile"])
         .await;

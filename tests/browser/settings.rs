@@ -118,9 +118,7 @@ async fn changing_the_password_checks_it_and_signs_out_the_other_devices() {
     let started = Instant::now();
     let app = App::start().await;
     let driver = Driver::start(&tools).await;
-    let b = driver.browser("erin", 1280, 800).await;
-    b.create_account(&app.base, "erin").await;
-    b.eval(WATCH_CSP, vec![]).await;
+    let b = driver.member(&app.base, "erin", 1280, 800).await;
 
     // Another device of erin's, signed in over HTTP, and a bot token of hers.
     let (_, other) = app.kit().login("erin", PASSWORD).await;
@@ -333,9 +331,7 @@ async fn a_bot_token_made_in_settings_works_and_devices_can_be_revoked() {
     let started = Instant::now();
     let app = App::start().await;
     let driver = Driver::start(&tools).await;
-    let b = driver.browser("fay", 1280, 800).await;
-    b.create_account(&app.base, "fay").await;
-    b.eval(WATCH_CSP, vec![]).await;
+    let b = driver.member(&app.base, "fay", 1280, 800).await;
     let (_, other) = app.kit().login("fay", PASSWORD).await;
 
     let dialog = open_settings(&b).await;
@@ -750,9 +746,7 @@ async fn push_notifications_say_why_when_the_browser_cannot_subscribe() {
     };
     let app = App::start().await;
     let driver = Driver::start(&tools).await;
-    let b = driver.browser("alice", 1280, 900).await;
-    b.create_account(&app.base, "alice").await;
-    b.eval(WATCH_CSP, vec![]).await;
+    let b = driver.member(&app.base, "alice", 1280, 900).await;
     let dialog = open_settings(&b).await;
     let boxed = format!(
         "{dialog}{}",
@@ -803,9 +797,7 @@ async fn devices_that_receive_pushes_are_managed_from_the_settings() {
     let receiver = crate::common::Receiver::start(201).await;
     let app = App::start_with(|c| c.outbound.allow_private_networks = true).await;
     let driver = Driver::start(&tools).await;
-    let b = driver.browser("alice", 1280, 900).await;
-    b.create_account(&app.base, "alice").await;
-    b.eval(WATCH_CSP, vec![]).await;
+    let b = driver.member(&app.base, "alice", 1280, 900).await;
 
     // Alice's phone subscribed from its own sign-in, on a clock an hour ahead of UTC.
     let (_, cookie) = app.kit().login("alice", PASSWORD).await;

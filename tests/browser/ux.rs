@@ -222,9 +222,7 @@ async fn every_room_keeps_its_own_draft_and_unsent_messages_survive_a_reload() {
     let started = Instant::now();
     let mut app = App::start().await;
     let driver = Driver::start(&tools).await;
-    let b = driver.browser("alice", 1280, 800).await;
-    b.create_account(&app.base, "alice").await;
-    b.eval(WATCH_CSP, vec![]).await;
+    let b = driver.member(&app.base, "alice", 1280, 800).await;
     let made = b
         .eval(
             "return fetch('api/rooms', {

@@ -104,6 +104,12 @@ impl Builder {
         self
     }
 
+    /// Let outbound requests (previews, pushes, webhooks) reach the test's own servers on
+    /// 127.0.0.1, which the default configuration refuses.
+    pub fn reaching_loopback(self) -> Self {
+        self.config(|c| c.outbound.allow_private_networks = true)
+    }
+
     /// Use `dir` (and a `chat.db` prepared in it beforehand) instead of a fresh directory.
     pub fn in_dir(mut self, dir: TempDir) -> Self {
         self.dir = Some(dir);
