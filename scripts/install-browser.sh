@@ -13,17 +13,8 @@ if [[ -x /usr/bin/chromedriver && -x /usr/bin/chromium ]]; then
   exit 0
 fi
 
-SUDO=""
-if [[ "$(id -u)" -ne 0 ]]; then
-  if command -v sudo >/dev/null 2>&1; then
-    SUDO="sudo"
-  else
-    echo "install-browser: must run as root (or with sudo available)" >&2
-    exit 1
-  fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
+source "$(dirname "$0")/apt.sh"
+need_root install-browser
 $SUDO apt-get update
 $SUDO apt-get install -y chromium chromium-driver
 

@@ -19,17 +19,8 @@ if [[ ${#missing[@]} -eq 0 ]]; then
   exit 0
 fi
 
-SUDO=""
-if [[ "$(id -u)" -ne 0 ]]; then
-  if command -v sudo >/dev/null 2>&1; then
-    SUDO="sudo -n"
-  else
-    echo "install-proxies: must run as root (or with sudo available)" >&2
-    exit 1
-  fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
+source "$(dirname "$0")/apt.sh"
+need_root install-proxies
 $SUDO apt-get update
 packages=()
 for p in "${missing[@]}"; do

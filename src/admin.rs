@@ -376,6 +376,28 @@ pub fn backup(config: &Config, out: &Path) -> Result<String, AdminError> {
     Ok(report)
 }
 
+/// `hearth migrate-to-postgres URL`: copy the community into the empty PostgreSQL database at
+/// `url` (see [`crate::db::pg::import`]); the tables and row counts copied.
+pub fn migrate_to_postgres(config: &Config, url: &str) -> Result<String, AdminError> {
+    use crate::db::pg::import;
+    let mut client = import::connect(url).map_err(|e| AdminError(e.to_string()))?;
+    let report = import::copy(&config.database.path, &mut client)
+        .map_err(|e| AdminError(format!("nothing was copied: {e}")))?;
+    let mut out = format!(
+        "copied {} into PostgreSQL and verified every table:",
+        config.database.path.display()
+    );
+    for (table, rows) in &report.tables {
+        out.push_str(&format!("\n  {table:<20} {rows:>10} rows"));
+    }
+    out.push_str(&format!(
+        "\nnext position: {}. Uploaded files stay in {}: every node needs them at that path.",
+        report.head + 1,
+        config.uploads.folder(&config.database.path).display()
+    ));
+    Ok(out)
+}
+
 /// Where the files of the database copy `db` go: beside it, named after it with `-files`,
 /// which is where a server started on that copy (with `uploads.dir` empty) looks for them.
 pub fn files_beside(db: &Path) -> std::path::PathBuf {

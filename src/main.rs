@@ -68,6 +68,13 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
     },
+    /// Copy this community (the SQLite database) into an empty PostgreSQL database for
+    /// cluster mode, from one snapshot, and verify every table's row count.
+    MigrateToPostgres {
+        /// The PostgreSQL database: `postgres://user:password@host/name`, or
+        /// `postgres:///name?host=/run/postgresql` for a local socket.
+        url: String,
+    },
     /// Post a message to a room of a running server with a bot token; prints it as stored.
     Post {
         /// The room (`general`, or a room's name).
@@ -216,6 +223,9 @@ fn main() -> ExitCode {
             InviteCommand::Revoke { id } => admin::invite_revoke(config, id),
         }),
         Command::Backup { out } => with_config(&cli.config, |config| admin::backup(config, &out)),
+        Command::MigrateToPostgres { url } => with_config(&cli.config, |config| {
+            admin::migrate_to_postgres(config, &url)
+        }),
         Command::Export {
             format: Format::Json,
         } => with_config(&cli.config, |config| {

@@ -9,8 +9,10 @@
 //! - [`writer`]: the writer thread and its group commit.
 //! - [`search_index`]: the full-text index, written just after each commit behind a durable
 //!   high-water mark.
+//! - [`pg`]: PostgreSQL for cluster mode (its schema, and the copy of a SQLite community).
 
 mod checkpoint;
+pub mod pg;
 pub mod queries;
 pub mod schema;
 pub mod search_index;

@@ -9,11 +9,13 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod engines;
 mod process;
 
 mod cli;
 mod durability;
 mod durability_changes;
+mod postgres;
 mod reverse_proxy;
 mod scripting;
 mod uploads_crash;

@@ -1,0 +1,597 @@
+//! `hearth migrate-to-postgres`: copy a SQLite community into an empty PostgreSQL database,
+//! table by table, from one SQLite snapshot and in one PostgreSQL transaction, then verify it.
+//!
+//! Every table that holds community data is listed in [`TABLES`] with its columns; the copy
+//! refuses a SQLite file with a table or column it does not know (a newer schema than this
+//! list), so nothing is silently left behind. Rows go through `COPY … FROM STDIN`. Ids are
+//! kept, the identity sequences continue after them, and the log head continues after the
+//! last message or change position. Before committing, the row count of every table, the sum
+//! of message ids and the total length of message bodies must match on both sides; otherwise
+//! nothing is kept.
+
+use std::io::Write;
+use std::path::Path;
+
+use postgres::{Client, NoTls};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+
+use super::schema;
+
+/// How a column is written to PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `bigint` from an integer.
+    Int,
+    /// `text`.
+    Text,
+    /// `bytea` from a blob.
+    Bytes,
+    /// `boolean` from 0 or 1.
+    Flag,
+}
+
+use Kind::{Bytes, Flag, Int, Text};
+
+/// A table copied, with its columns in the order both sides name them.
+struct Table {
+    name: &'static str,
+    columns: &'static [(&'static str, Kind)],
+}
+
+/// Every table copied, parents before children (foreign keys hold at each step).
+const TABLES: &[Table] = &[
+    Table {
+        name: "users",
+        columns: &[
+            ("id", Int),
+            ("username", Text),
+            ("username_key", Text),
+            ("password_hash", Text),
+            ("created_at", Int),
+            ("is_admin", Flag),
+            ("disabled", Flag),
+            ("display_name", Text),
+            ("status", Text),
+            ("avatar_sha256", Text),
+            ("avatar_type", Text),
+            ("hook", Flag),
+        ],
+    },
+    Table {
+        name: "sessions",
+        columns: &[
+            ("token_hash", Bytes),
+            ("user_id", Int),
+            ("kind", Text),
+            ("name", Text),
+            ("created_at", Int),
+            ("last_seen_at", Int),
+            ("expires_at", Int),
+        ],
+    },
+    Table {
+        name: "rooms",
+        columns: &[
+            ("id", Int),
+            ("name", Text),
+            ("topic", Text),
+            ("is_public", Flag),
+            ("created_at", Int),
+            ("kind", Text),
+            ("created_by", Int),
+        ],
+    },
+    Table {
+        name: "memberships",
+        columns: &[
+            ("room_id", Int),
+            ("user_id", Int),
+            ("joined_at", Int),
+            ("last_read", Int),
+            ("notify", Text),
+        ],
+    },
+    Table {
+        name: "messages",
+        columns: &[
+            ("id", Int),
+            ("room_id", Int),
+            ("user_id", Int),
+            ("body", Text),
+            ("nonce", Text),
+            ("created_at", Int),
+            ("edited_at", Int),
+            ("deleted", Flag),
+            ("reply_to", Int),
+        ],
+    },
+    Table {
+        name: "mentions",
+        columns: &[("user_id", Int), ("room_id", Int), ("message_id", Int)],
+    },
+    Table {
+        name: "settings",
+        columns: &[("key", Text), ("value", Text)],
+    },
+    Table {
+        name: "invites",
+        columns: &[
+            ("id", Int),
+            ("code_hash", Bytes),
+            ("created_by", Int),
+            ("created_at", Int),
+            ("expires_at", Int),
+            ("max_uses", Int),
+            ("uses", Int),
+            ("revoked", Flag),
+        ],
+    },
+    Table {
+        name: "reactions",
+        columns: &[
+            ("message_id", Int),
+            ("room_id", Int),
+            ("user_id", Int),
+            ("emoji", Text),
+            ("first_use", Int),
+            ("created_at", Int),
+        ],
+    },
+    Table {
+        name: "uploads",
+        columns: &[
+            ("id", Text),
+            ("user_id", Int),
+            ("message_id", Int),
+            ("position", Int),
+            ("name", Text),
+            ("type", Text),
+            ("size", Int),
+            ("sha256", Text),
+            ("width", Int),
+            ("height", Int),
+            ("thumb_sha256", Text),
+            ("thumb_type", Text),
+            ("created_at", Int),
+        ],
+    },
+    Table {
+        name: "message_changes",
+        columns: &[
+            ("seq", Int),
+            ("message_id", Int),
+            ("room_id", Int),
+            ("kind", Text),
+            ("body", Text),
+            ("actor_id", Int),
+            ("actor", Text),
+            ("ts", Int),
+        ],
+    },
+    Table {
+        name: "link_previews",
+        columns: &[
+            ("url", Text),
+            ("ok", Flag),
+            ("title", Text),
+            ("description", Text),
+            ("site_name", Text),
+            ("image_sha256", Text),
+            ("image_type", Text),
+            ("fetched_at", Int),
+        ],
+    },
+    Table {
+        name: "message_previews",
+        columns: &[
+            ("message_id", Int),
+            ("url", Text),
+            ("removed", Flag),
+            ("title", Text),
+            ("description", Text),
+            ("site_name", Text),
+            ("image_sha256", Text),
+            ("image_type", Text),
+        ],
+    },
+    Table {
+        name: "hooks",
+        columns: &[
+            ("id", Text),
+            ("token_hash", Bytes),
+            ("room_id", Int),
+            ("user_id", Int),
+            ("created_by", Int),
+            ("created_at", Int),
+            ("last_used_at", Int),
+        ],
+    },
+    Table {
+        name: "webhooks",
+        columns: &[
+            ("id", Int),
+            ("room_id", Int),
+            ("url", Text),
+            ("secret", Text),
+            ("created_by", Int),
+            ("created_at", Int),
+            ("delivered", Int),
+            ("last_attempt_at", Int),
+            ("last_status", Int),
+            ("last_error", Text),
+            ("failing_since", Int),
+        ],
+    },
+    Table {
+        name: "webhook_queue",
+        columns: &[
+            ("webhook_id", Int),
+            ("message_id", Int),
+            ("queued_at", Int),
+            ("attempts", Int),
+            ("next_at", Int),
+        ],
+    },
+    Table {
+        name: "server_keys",
+        columns: &[("name", Text), ("value", Bytes)],
+    },
+    Table {
+        name: "push_subscriptions",
+        columns: &[
+            ("endpoint", Text),
+            ("user_id", Int),
+            ("p256dh", Bytes),
+            ("auth", Bytes),
+            ("created_at", Int),
+            ("last_ok_at", Int),
+            ("level", Text),
+            ("quiet_start", Int),
+            ("quiet_end", Int),
+            ("utc_offset", Int),
+            ("session", Bytes),
+        ],
+    },
+];
+
+/// SQLite tables with nothing to copy: its own bookkeeping, the FTS5 index (PostgreSQL
+/// indexes the body itself), the search high-water mark, and the queue of unused files to
+/// delete (at worst a few files stay on disk).
+const NOT_COPIED: &[&str] = &["sqlite_sequence", "search_index", "file_gc"];
+
+/// Tables whose `id` is an identity column in PostgreSQL, to continue after the copied ids.
+const IDENTITIES: &[&str] = &["users", "rooms", "invites", "webhooks"];
+
+/// Why the copy did not happen (nothing was written to PostgreSQL).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The SQLite side.
+    #[error("{0}")]
+    Sqlite(String),
+    /// The PostgreSQL side.
+    #[error("postgresql: {0}")]
+    Postgres(String),
+    /// Something the operator must change first.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<rusqlite::Error> for ImportError {
+    fn from(e: rusqlite::Error) -> Self {
+        ImportError::Sqlite(format!("sqlite: {e}"))
+    }
+}
+
+impl From<postgres::Error> for ImportError {
+    fn from(e: postgres::Error) -> Self {
+        // The server's own message (with its detail) rather than "db error".
+        let text = match e.as_db_error() {
+            Some(db) => match db.detail() {
+                Some(d) => format!("{} ({d})", db.message()),
+                None => db.message().to_string(),
+            },
+            None => e.to_string(),
+        };
+        ImportError::Postgres(text)
+    }
+}
+
+impl From<schema::SchemaError> for ImportError {
+    fn from(e: schema::SchemaError) -> Self {
+        match e {
+            schema::SchemaError::Postgres(e) => e.into(),
+            e => ImportError::Refused(e.to_string()),
+        }
+    }
+}
+
+/// What was copied: each table with its row count (the same on both sides), and the log head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// `(table, rows)` in copy order.
+    pub tables: Vec<(&'static str, i64)>,
+    /// The last position (message id or change `seq`) handed out.
+    pub head: i64,
+}
+
+/// Open the PostgreSQL database at `url` (a `postgres://` URL or `key=value` settings).
+pub fn connect(url: &str) -> Result<Client, ImportError> {
+    let config: postgres::Config = url
+        .parse()
+        .map_err(|e| ImportError::Refused(format!("not a PostgreSQL URL: {e}")))?;
+    config.connect(NoTls).map_err(|e| {
+        ImportError::Postgres(format!(
+            "cannot connect: {}",
+            e.as_db_error()
+                .map(|d| d.message().to_string())
+                .unwrap_or_else(|| e.to_string())
+        ))
+    })
+}
+
+/// Copy the SQLite community at `sqlite` into the empty PostgreSQL database `pg`.
+pub fn copy(sqlite: &Path, pg: &mut Client) -> Result<Report, ImportError> {
+    let source = open_source(sqlite)?;
+    check_tables(&source)?;
+    schema::migrate(pg)?;
+    let mut tx = pg.transaction()?;
+    let taken: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM rooms) \
+             OR EXISTS (SELECT 1 FROM messages)",
+            &[],
+        )?
+        .get(0);
+    if taken {
+        return Err(ImportError::Refused(
+            "the PostgreSQL database already holds a community; copy into a new, empty database"
+                .into(),
+        ));
+    }
+    // One read transaction: every table from the same snapshot, even with a server writing.
+    let snapshot = source.unchecked_transaction()?;
+    let mut tables = Vec::with_capacity(TABLES.len());
+    for table in TABLES {
+        let rows = copy_table(&snapshot, &mut tx, table)?;
+        tables.push((table.name, rows));
+    }
+    for name in IDENTITIES {
+        tx.batch_execute(&format!(
+            "SELECT setval(pg_get_serial_sequence('{name}', 'id'), \
+             COALESCE((SELECT max(id) FROM {name}), 1), \
+             (SELECT max(id) FROM {name}) IS NOT NULL)"
+        ))?;
+    }
+    let head: i64 = snapshot.query_row(
+        "SELECT max(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0), \
+         COALESCE((SELECT max(id) FROM messages), 0), \
+         COALESCE((SELECT max(seq) FROM message_changes), 0))",
+        [],
+        |r| r.get(0),
+    )?;
+    tx.execute("UPDATE hearth_log_head SET pos = $1 WHERE id = 1", &[&head])?;
+    verify(&snapshot, &mut tx, &tables)?;
+    tx.commit()?;
+    Ok(Report { tables, head })
+}
+
+fn open_source(path: &Path) -> Result<Connection, ImportError> {
+    if !path.exists() {
+        return Err(ImportError::Refused(format!(
+            "no database at {}",
+            path.display()
+        )));
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let found = crate::db::schema::version(&conn)?;
+    let known = crate::db::schema::MIGRATIONS.len() as u32;
+    if found != known {
+        return Err(ImportError::Refused(format!(
+            "{} is at schema version {found} and this Hearth copies version {known}: {}",
+            path.display(),
+            if found < known {
+                "start this Hearth on it once to upgrade it, then copy it"
+            } else {
+                "use the Hearth that wrote it"
+            }
+        )));
+    }
+    Ok(conn)
+}
+
+/// Refuse a file holding a table or a column this copy does not know.
+fn check_tables(conn: &Connection) -> Result<(), ImportError> {
+    let mut stmt = conn.prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'table' \
+         AND name NOT LIKE 'messages_fts%' AND name NOT LIKE 'sqlite_%'",
+    )?;
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for name in &names {
+        let Some(table) = TABLES.iter().find(|t| t.name == name) else {
+            if NOT_COPIED.contains(&name.as_str()) {
+                continue;
+            }
+            return Err(ImportError::Refused(format!(
+                "this Hearth does not know how to copy the table {name}"
+            )));
+        };
+        let mut info = conn.prepare(&format!("PRAGMA table_info({name})"))?;
+        let columns = info
+            .query_map([], |r| r.get::<_, String>(1))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let known: Vec<&str> = table.columns.iter().map(|(c, _)| *c).collect();
+        if columns != known {
+            return Err(ImportError::Refused(format!(
+                "the table {name} has the columns {columns:?}; this Hearth copies {known:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Copy one table; how many rows went in.
+fn copy_table(
+    source: &Connection,
+    tx: &mut postgres::Transaction<'_>,
+    table: &Table,
+) -> Result<i64, ImportError> {
+    let names: Vec<&str> = table.columns.iter().map(|(c, _)| *c).collect();
+    let list = names.join(", ");
+    let mut stmt = source.prepare(&format!("SELECT {list} FROM {} ", table.name))?;
+    let mut rows = stmt.query([])?;
+    let mut writer = tx.copy_in(&format!("COPY {} ({list}) FROM STDIN", table.name))?;
+    let mut line = String::new();
+    let mut sent = 0i64;
+    while let Some(row) = rows.next()? {
+        line.clear();
+        for (i, (column, kind)) in table.columns.iter().enumerate() {
+            if i > 0 {
+                line.push('\t');
+            }
+            field(&mut line, row.get_ref(i)?, *kind).map_err(|why| {
+                ImportError::Refused(format!(
+                    "{}.{column} of row {}: {why}",
+                    table.name,
+                    sent + 1
+                ))
+            })?;
+        }
+        line.push('\n');
+        writer
+            .write_all(line.as_bytes())
+            .map_err(|e| ImportError::Postgres(format!("copying {}: {e}", table.name)))?;
+        sent += 1;
+    }
+    let written = writer.finish()?;
+    if written as i64 != sent {
+        return Err(ImportError::Postgres(format!(
+            "{}: {sent} rows sent, {written} stored",
+            table.name
+        )));
+    }
+    Ok(sent)
+}
+
+/// One value in `COPY`'s text format.
+fn field(out: &mut String, value: ValueRef<'_>, kind: Kind) -> Result<(), String> {
+    match (value, kind) {
+        (ValueRef::Null, _) => out.push_str("\\N"),
+        (ValueRef::Integer(n), Int) => out.push_str(&n.to_string()),
+        (ValueRef::Integer(n), Flag) => out.push(if n != 0 { 't' } else { 'f' }),
+        (ValueRef::Text(t), Text) => {
+            let t = std::str::from_utf8(t).map_err(|_| "text that is not UTF-8".to_string())?;
+            for c in t.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '\t' => out.push_str("\\t"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\0' => return Err("a NUL character, which PostgreSQL text cannot hold".into()),
+                    c => out.push(c),
+                }
+            }
+        }
+        (ValueRef::Blob(b), Bytes) => {
+            out.push_str("\\\\x");
+            for byte in b {
+                out.push_str(&format!("{byte:02x}"));
+            }
+        }
+        (other, kind) => {
+            return Err(format!(
+                "a {:?} value where {kind:?} was expected",
+                other.data_type()
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// Counts per table, and the sum of message ids and of body lengths, on both sides.
+fn verify(
+    source: &Connection,
+    tx: &mut postgres::Transaction<'_>,
+    copied: &[(&'static str, i64)],
+) -> Result<(), ImportError> {
+    for (name, rows) in copied {
+        let here: i64 =
+            source.query_row(&format!("SELECT COUNT(*) FROM {name}"), [], |r| r.get(0))?;
+        let there: i64 = tx
+            .query_one(&format!("SELECT count(*) FROM {name}"), &[])?
+            .get(0);
+        if here != *rows || there != *rows {
+            return Err(ImportError::Postgres(format!(
+                "{name}: {here} rows in SQLite, {rows} copied, {there} in PostgreSQL; nothing kept"
+            )));
+        }
+    }
+    let (ids, chars): (i64, i64) = source.query_row(
+        "SELECT COALESCE(SUM(id), 0), COALESCE(SUM(length(body)), 0) FROM messages",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let row = tx.query_one(
+        "SELECT COALESCE(SUM(id), 0)::bigint, COALESCE(SUM(length(body)), 0)::bigint \
+         FROM messages",
+        &[],
+    )?;
+    let (pg_ids, pg_chars): (i64, i64) = (row.get(0), row.get(1));
+    if (ids, chars) != (pg_ids, pg_chars) {
+        return Err(ImportError::Postgres(format!(
+            "messages differ after the copy (id sum {ids} / {pg_ids}, characters {chars} / \
+             {pg_chars}); nothing kept"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The copy knows every table and column of a database made by this Hearth: a migration
+    /// that adds one must teach the copy (and the PostgreSQL schema) about it.
+    #[test]
+    fn the_copy_knows_the_whole_sqlite_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let mut conn = Connection::open(&path).unwrap();
+        crate::db::schema::migrate(&mut conn).unwrap().unwrap();
+        check_tables(&conn).unwrap();
+        for table in TABLES {
+            let n: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    [table.name],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, 1, "{} exists in SQLite", table.name);
+        }
+    }
+
+    #[test]
+    fn values_are_written_in_copy_text_format() {
+        let mut out = String::new();
+        field(&mut out, ValueRef::Text(b"a\tb\\c\nd\re"), Text).unwrap();
+        assert_eq!(out, "a\\tb\\\\c\\nd\\re");
+        out.clear();
+        field(&mut out, ValueRef::Blob(&[0, 0xab, 0xff]), Bytes).unwrap();
+        assert_eq!(out, "\\\\x00abff");
+        out.clear();
+        field(&mut out, ValueRef::Null, Int).unwrap();
+        field(&mut out, ValueRef::Integer(1), Flag).unwrap();
+        field(&mut out, ValueRef::Integer(0), Flag).unwrap();
+        field(&mut out, ValueRef::Integer(-42), Int).unwrap();
+        assert_eq!(out, "\\Ntf-42");
+        assert!(field(&mut out, ValueRef::Text(b"x\0y"), Text).is_err());
+        assert!(field(&mut out, ValueRef::Text(b"12"), Int).is_err());
+    }
+}

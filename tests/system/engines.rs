@@ -1,0 +1,184 @@
+//! Database engines the cluster-mode tests start themselves: a private PostgreSQL server in a
+//! temporary directory, reachable only through a Unix socket there (no TCP port to collide
+//! with anything), stopped when the test ends. `scripts/install-engines.sh` installs it from
+//! Debian's packages; a missing engine skips its test, except in CI (`CI` set), where it fails.
+//!
+//! PostgreSQL refuses to run as root: as root (CI), `initdb` and `postgres` run as the
+//! `postgres` account that Debian's package creates, in a directory handed to it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// A running private PostgreSQL server.
+pub struct Postgres {
+    dir: TempDir,
+    child: Child,
+    bin: PathBuf,
+    root: bool,
+}
+
+/// Where Debian puts a PostgreSQL version's programs (the newest installed), or `None`.
+fn postgres_bin() -> Option<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("postgres").is_file().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// `program args…`, as the `postgres` account when running as root.
+fn as_owner(program: &Path, root: bool) -> Command {
+    if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+impl Postgres {
+    /// Start one; `None` (the test is skipped) when PostgreSQL is not installed outside CI.
+    pub fn start() -> Option<Postgres> {
+        let Some(bin) = postgres_bin() else {
+            if std::env::var_os("CI").is_some() {
+                panic!("PostgreSQL is not installed: CI runs scripts/install-engines.sh first");
+            }
+            eprintln!("skipped: PostgreSQL is not installed (bash scripts/install-engines.sh)");
+            return None;
+        };
+        let root = is_root();
+        let dir = tempfile::Builder::new()
+            .prefix("hearth-pg-")
+            .tempdir()
+            .expect("a temporary directory");
+        if root {
+            let status = Command::new("chown")
+                .args(["postgres:"])
+                .arg(dir.path())
+                .status()
+                .expect("chown runs");
+            assert!(status.success(), "the directory is handed to postgres");
+        }
+        let data = dir.path().join("data");
+        let out = as_owner(&bin.join("initdb"), root)
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
+            .output()
+            .expect("initdb runs");
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("a log file");
+        let child = as_owner(&bin.join("postgres"), root)
+            .arg("-D")
+            .arg(&data)
+            .arg("-k")
+            .arg(dir.path())
+            .args([
+                "-c",
+                "listen_addresses=",
+                "-c",
+                "port=5432",
+                "-c",
+                "fsync=on",
+                "-c",
+                "shared_buffers=32MB",
+                "-c",
+                "max_connections=40",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("postgres starts");
+        let pg = Postgres {
+            dir,
+            child,
+            bin,
+            root,
+        };
+        pg.wait_ready();
+        Some(pg)
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match postgres::Client::connect(&self.url("postgres"), postgres::NoTls) {
+                Ok(_) => return,
+                Err(e) if Instant::now() > deadline => panic!(
+                    "PostgreSQL did not start: {e}\n{}",
+                    std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+                ),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// The URL of database `name` on this server.
+    pub fn url(&self, name: &str) -> String {
+        format!(
+            "postgres://postgres@/{name}?host={}",
+            self.dir.path().display()
+        )
+    }
+
+    /// Create an empty database `name`; its URL.
+    pub fn create_database(&self, name: &str) -> String {
+        let mut admin = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
+            .expect("the server answers");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("a new database");
+        self.url(name)
+    }
+
+    /// A client of database `name`.
+    pub fn client(&self, name: &str) -> postgres::Client {
+        postgres::Client::connect(&self.url(name), postgres::NoTls).expect("the database answers")
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // A fast shutdown through pg_ctl, which signals the server itself (as root the child
+        // is runuser, which does not pass signals on).
+        let _ = as_owner(&self.bin.join("pg_ctl"), self.root)
+            .arg("stop")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "fast", "-w", "-t", "20"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
