@@ -5,7 +5,8 @@
 //! and read back from PostgreSQL: the same ids, bodies, bytes and flags, a working full-text
 //! index, identities and the log head continuing after the copied ids. A second copy into the
 //! same database and copies from bad sources are refused with a readable error and write
-//! nothing.
+//! nothing. Then the log itself: concurrent appends and followers that lose their listening
+//! connections.
 
 use std::process::Command;
 
@@ -419,5 +420,175 @@ fn a_sqlite_community_is_copied_into_postgres_and_verified() {
     assert!(
         !out.status.success() && err.contains("no database at"),
         "{err}"
+    );
+}
+
+/// The log under concurrent appends from three writers (one connection each, as three nodes
+/// would), a retry storm of one nonce through all three, rows from a non-member, and two
+/// followers whose listening connections are killed again and again: every follower hands
+/// out every stored message exactly once, in position order, with no gap; positions are
+/// gapless and each writer's acknowledged positions increase (commit order is position
+/// order); a nonce is stored once; a non-member's row never.
+#[test]
+fn the_log_reaches_every_follower_in_order_through_lost_listeners() {
+    use hearth::db::pg::log::{append, Appended, Follower, NewRow};
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let Some(pg) = Postgres::start() else {
+        return;
+    };
+    let url = pg.create_database("log");
+    let mut admin = pg.client("log");
+    hearth::db::pg::schema::migrate(&mut admin).unwrap();
+    admin
+        .batch_execute(
+            "INSERT INTO users (id, username, username_key, password_hash, created_at) VALUES \
+             (1, 'ann', 'ann', 'x', 0), (2, 'ben', 'ben', 'x', 0), (3, 'cy', 'cy', 'x', 0), \
+             (4, 'outsider', 'outsider', 'x', 0); \
+             INSERT INTO rooms (id, name, created_at) VALUES (1, 'a', 0), (2, 'b', 0); \
+             INSERT INTO memberships (room_id, user_id, joined_at) \
+             SELECT r, u, 0 FROM generate_series(1, 2) r, generate_series(1, 3) u",
+        )
+        .unwrap();
+
+    const WRITERS: usize = 3;
+    const BATCHES: usize = 120;
+    const ROWS: usize = 8;
+    let final_head = Arc::new(AtomicI64::new(i64::MAX));
+    let followers: Vec<_> = (0..2)
+        .map(|_| {
+            let (url, final_head) = (url.clone(), final_head.clone());
+            std::thread::spawn(move || {
+                let mut f = Follower::start(&url, 0, Duration::from_millis(100)).unwrap();
+                let mut seen = Vec::new();
+                while f.applied() < final_head.load(Ordering::SeqCst) {
+                    seen.extend(f.next_batch().expect("the log stays readable"));
+                }
+                seen
+            })
+        })
+        .collect();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let mut client = pg.client("log");
+            std::thread::spawn(move || {
+                let mut rng = crate::common::Rng::new(7 + w as u64);
+                let mut out: Vec<(Vec<NewRow>, Vec<Appended>)> = Vec::new();
+                for b in 0..BATCHES {
+                    let mut rows: Vec<NewRow> = (0..ROWS)
+                        .map(|i| {
+                            let outsider = rng.chance(5);
+                            NewRow {
+                                room_id: 1 + rng.below(2) as i64,
+                                user_id: if outsider { 4 } else { 1 + rng.below(3) as i64 },
+                                body: format!("w{w} b{b} r{i}"),
+                                nonce: Some(format!("w{w}-{b}-{i}")),
+                            }
+                        })
+                        .collect();
+                    if b % 10 == 0 {
+                        // The same message retried through every node at once.
+                        rows.push(NewRow {
+                            room_id: 1,
+                            user_id: 1,
+                            body: format!("storm {b}"),
+                            nonce: Some(format!("storm-{b}")),
+                        });
+                    }
+                    let got = append(&mut client, &rows, 0).expect("the append commits");
+                    out.push((rows, got));
+                }
+                out
+            })
+        })
+        .collect();
+    // Kill the followers' listening connections again and again while the writers run.
+    let mut killed = 0;
+    while !writers.iter().all(|w| w.is_finished()) {
+        std::thread::sleep(Duration::from_millis(40));
+        let n: i64 = admin
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE datname = 'log' AND query LIKE 'LISTEN%'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        killed += n;
+    }
+    let results: Vec<_> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    let head: i64 = admin
+        .query_one("SELECT pos FROM hearth_log_head", &[])
+        .unwrap()
+        .get(0);
+    final_head.store(head, Ordering::SeqCst);
+    let seen: Vec<_> = followers.into_iter().map(|f| f.join().unwrap()).collect();
+
+    // Positions are gapless and every stored row is there once.
+    let stored: Vec<(i64, String)> = admin
+        .query("SELECT id, body FROM messages ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let ids: Vec<i64> = stored.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, (1..=head).collect::<Vec<_>>(), "gapless positions");
+    for (i, follower) in seen.iter().enumerate() {
+        let got: Vec<(i64, String)> = follower.iter().map(|m| (m.id, m.body.clone())).collect();
+        assert_eq!(got, stored, "follower {i}: everything, once, in order");
+    }
+    // What each writer was told.
+    let mut storm_ids = std::collections::HashMap::new();
+    let mut refused = 0;
+    for batches in &results {
+        let mut last = 0;
+        for (rows, got) in batches {
+            for (row, outcome) in rows.iter().zip(got) {
+                match *outcome {
+                    Appended::Stored(id) => {
+                        assert!(id > last, "a writer's positions increase");
+                        last = id;
+                        let at = (id - 1) as usize;
+                        assert_eq!(stored[at].1, row.body, "stored at the position it was told");
+                    }
+                    Appended::Duplicate(id) => {
+                        assert!(row.body.starts_with("storm"), "{row:?}");
+                        assert!(id <= head);
+                    }
+                    Appended::NotAMember => {
+                        assert_eq!(row.user_id, 4, "{row:?}");
+                        refused += 1;
+                    }
+                }
+                if row.body.starts_with("storm") {
+                    let id = match *outcome {
+                        Appended::Stored(id) | Appended::Duplicate(id) => id,
+                        Appended::NotAMember => panic!("a member's storm row refused"),
+                    };
+                    let first = *storm_ids.entry(row.nonce.clone()).or_insert(id);
+                    assert_eq!(first, id, "one message per nonce");
+                }
+            }
+        }
+    }
+    assert!(refused > 0, "non-members were among the rows");
+    let outsiders: i64 = admin
+        .query_one("SELECT count(*) FROM messages WHERE user_id = 4", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(outsiders, 0);
+    let storms: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM messages WHERE body LIKE 'storm%'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(storms as usize, BATCHES / 10, "each storm stored once");
+    assert!(killed >= 3, "listening connections were killed ({killed})");
+    eprintln!(
+        "log: {head} positions, {killed} listeners killed, {refused} non-member rows refused"
     );
 }

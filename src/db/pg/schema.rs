@@ -232,6 +232,52 @@ pub const MIGRATIONS: &[&str] = &[
         WHERE level = 'all';
     CREATE INDEX push_subscriptions_by_session ON push_subscriptions(session);
     "#,
+    // 2: appending messages to the log. One call appends a batch in its own transaction:
+    //    it locks the log head first (every append after it waits here, so positions commit
+    //    in order), then for each row in order: a nonce its author already used gives the
+    //    stored id (outcome 1, nothing written), an author who is not a member of the room
+    //    is refused (outcome 2), anything else is stored at the next position (outcome 0).
+    //    Membership and nonces are read after the lock, so they are those of every position
+    //    before. The head moves and `hearth_log` is notified (`{"from","to"}`) in the same
+    //    transaction: a commit and its notification are one.
+    r#"
+    CREATE FUNCTION hearth_append(p_room bigint[], p_user bigint[], p_body text[],
+                                  p_nonce text[], p_now bigint)
+    RETURNS TABLE (o_ord integer, o_id bigint, o_outcome smallint)
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        base  bigint;
+        next  bigint;
+        known bigint;
+    BEGIN
+        SELECT h.pos INTO base FROM hearth_log_head h WHERE h.id = 1 FOR UPDATE;
+        next := base;
+        FOR i IN 1 .. coalesce(array_length(p_room, 1), 0) LOOP
+            o_ord := i;
+            IF p_nonce[i] IS NOT NULL THEN
+                SELECT m.id INTO known FROM messages m
+                 WHERE m.user_id = p_user[i] AND m.nonce = p_nonce[i];
+                IF FOUND THEN
+                    o_id := known; o_outcome := 1; RETURN NEXT; CONTINUE;
+                END IF;
+            END IF;
+            IF NOT EXISTS (SELECT 1 FROM memberships ms
+                            WHERE ms.room_id = p_room[i] AND ms.user_id = p_user[i]) THEN
+                o_id := NULL; o_outcome := 2; RETURN NEXT; CONTINUE;
+            END IF;
+            next := next + 1;
+            INSERT INTO messages (id, room_id, user_id, body, nonce, created_at)
+            VALUES (next, p_room[i], p_user[i], p_body[i], p_nonce[i], p_now);
+            o_id := next; o_outcome := 0; RETURN NEXT;
+        END LOOP;
+        IF next > base THEN
+            UPDATE hearth_log_head SET pos = next WHERE id = 1;
+            PERFORM pg_notify('hearth_log',
+                              json_build_object('from', base + 1, 'to', next)::text);
+        END IF;
+    END
+    $$;
+    "#,
 ];
 
 /// Why the PostgreSQL schema could not be brought up to date.

@@ -1,0 +1,220 @@
+//! The log of cluster mode: appending messages at gapless positions, and following the log
+//! from any node.
+//!
+//! [`append`] calls `hearth_append` (schema migration 2) as one statement in its own
+//! transaction, so the log head's lock is never held across a round trip to a node: a paused
+//! or cut-off node cannot stall the others. Positions commit in order, and the head moves in
+//! the same transaction as the rows it covers.
+//!
+//! A [`Follower`] delivers every position after the one it has applied, in order, exactly
+//! once. It never trusts notifications for content: a notification (or a timeout, the tail
+//! check) only wakes it, and it then reads the head and every row up to it from one snapshot.
+//! Because every position at or below a visible head is committed, and nothing commits below
+//! it later, that read is complete; a lost notification or a dropped listening connection
+//! costs at most one tail-check interval. After reconnecting it listens first and reads
+//! second, so nothing committed in between is missed.
+
+use std::time::Duration;
+
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::{Client, IsolationLevel, NoTls};
+
+/// A message to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRow {
+    /// Its room.
+    pub room_id: i64,
+    /// Its author.
+    pub user_id: i64,
+    /// Its text.
+    pub body: String,
+    /// The author's nonce, if any: a retry with the same nonce is stored once.
+    pub nonce: Option<String>,
+}
+
+/// What became of one appended row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored at this position.
+    Stored(i64),
+    /// Its nonce was used before by the same author: the message stored then.
+    Duplicate(i64),
+    /// Its author is not a member of the room (nothing stored).
+    NotAMember,
+}
+
+/// Append `rows` in order, in one transaction; what became of each, in the same order.
+pub fn append(
+    client: &mut Client,
+    rows: &[NewRow],
+    now_ms: i64,
+) -> Result<Vec<Appended>, postgres::Error> {
+    let rooms: Vec<i64> = rows.iter().map(|r| r.room_id).collect();
+    let users: Vec<i64> = rows.iter().map(|r| r.user_id).collect();
+    let bodies: Vec<&str> = rows.iter().map(|r| r.body.as_str()).collect();
+    let nonces: Vec<Option<&str>> = rows.iter().map(|r| r.nonce.as_deref()).collect();
+    let out = client.query(
+        "SELECT o_ord, o_id, o_outcome FROM hearth_append($1, $2, $3, $4, $5)",
+        &[&rooms, &users, &bodies, &nonces, &now_ms],
+    )?;
+    let mut result = vec![Appended::NotAMember; rows.len()];
+    for row in out {
+        let ord: i32 = row.get(0);
+        let id: Option<i64> = row.get(1);
+        let outcome: i16 = row.get(2);
+        let slot = usize::try_from(ord - 1)
+            .ok()
+            .and_then(|i| result.get_mut(i));
+        if let Some(slot) = slot {
+            *slot = match (outcome, id) {
+                (0, Some(id)) => Appended::Stored(id),
+                (1, Some(id)) => Appended::Duplicate(id),
+                _ => Appended::NotAMember,
+            };
+        }
+    }
+    Ok(result)
+}
+
+/// One message of the log, as a follower hands it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogMessage {
+    /// Its position (its id).
+    pub id: i64,
+    /// Its room.
+    pub room_id: i64,
+    /// Its author.
+    pub user_id: i64,
+    /// Its text.
+    pub body: String,
+    /// Its author's nonce.
+    pub nonce: Option<String>,
+}
+
+/// Follows the log from a position on, over two connections: one that only listens, one that
+/// reads.
+pub struct Follower {
+    config: postgres::Config,
+    listener: Option<Client>,
+    reader: Client,
+    applied: i64,
+    tail_check: Duration,
+}
+
+/// The notification channel appends signal on.
+const CHANNEL: &str = "hearth_log";
+
+impl Follower {
+    /// Follow the log at `url` after position `applied`, reading at least every
+    /// `tail_check` even when no notification comes.
+    pub fn start(url: &str, applied: i64, tail_check: Duration) -> Result<Follower, FollowError> {
+        let config: postgres::Config = url.parse().map_err(FollowError::Postgres)?;
+        let reader = config.connect(NoTls).map_err(FollowError::Postgres)?;
+        let mut f = Follower {
+            config,
+            listener: None,
+            reader,
+            applied,
+            tail_check,
+        };
+        f.listen()?;
+        Ok(f)
+    }
+
+    /// The last position handed out.
+    pub fn applied(&self) -> i64 {
+        self.applied
+    }
+
+    /// (Re)open the listening connection. Listening starts before the next read, so a
+    /// commit between the two is read, never missed.
+    fn listen(&mut self) -> Result<(), FollowError> {
+        let mut c = self.config.connect(NoTls).map_err(FollowError::Postgres)?;
+        c.batch_execute(&format!("LISTEN {CHANNEL}"))
+            .map_err(FollowError::Postgres)?;
+        self.listener = Some(c);
+        Ok(())
+    }
+
+    /// Wait for news (a notification, or at most the tail-check interval), then hand out
+    /// every message after the last one handed out, in position order (possibly none).
+    /// A lost listening connection is reopened; what was committed meanwhile is in the read.
+    pub fn next_batch(&mut self) -> Result<Vec<LogMessage>, FollowError> {
+        let lost = match self.listener.as_mut() {
+            None => true,
+            Some(l) => {
+                let mut notes = l.notifications();
+                let woken = notes.timeout_iter(self.tail_check).next();
+                match woken {
+                    Ok(_) => {
+                        // Take whatever else already arrived; one read serves them all.
+                        while let Ok(Some(_)) = notes.iter().next() {}
+                        false
+                    }
+                    Err(_) => true,
+                }
+            }
+        };
+        if lost || self.listener.as_ref().is_some_and(|l| l.is_closed()) {
+            self.listener = None;
+            self.listen()?;
+        }
+        self.read()
+    }
+
+    /// The head and every message after `applied` up to it, from one snapshot.
+    fn read(&mut self) -> Result<Vec<LogMessage>, FollowError> {
+        if self.reader.is_closed() {
+            self.reader = self.config.connect(NoTls).map_err(FollowError::Postgres)?;
+        }
+        let mut tx = self
+            .reader
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(FollowError::Postgres)?;
+        let head: i64 = tx
+            .query_one("SELECT pos FROM hearth_log_head WHERE id = 1", &[])
+            .map_err(FollowError::Postgres)?
+            .get(0);
+        if head <= self.applied {
+            return Ok(Vec::new());
+        }
+        let rows = tx
+            .query(
+                "SELECT id, room_id, user_id, body, nonce FROM messages \
+                 WHERE id > $1 AND id <= $2 ORDER BY id",
+                &[&self.applied, &head],
+            )
+            .map_err(FollowError::Postgres)?;
+        tx.commit().map_err(FollowError::Postgres)?;
+        self.applied = head;
+        Ok(rows
+            .iter()
+            .map(|r| LogMessage {
+                id: r.get(0),
+                room_id: r.get(1),
+                user_id: r.get(2),
+                body: r.get(3),
+                nonce: r.get(4),
+            })
+            .collect())
+    }
+
+    /// The backend process id of the listening connection (for operators and fault tests).
+    pub fn listener_pid(&mut self) -> Option<i32> {
+        let l = self.listener.as_mut()?;
+        l.query_one("SELECT pg_backend_pid()", &[])
+            .ok()
+            .map(|r| r.get(0))
+    }
+}
+
+/// Why following stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    /// PostgreSQL could not be reached or refused a read.
+    #[error("postgresql: {0}")]
+    Postgres(postgres::Error),
+}
