@@ -4,7 +4,11 @@
 #
 #   bench/run.sh [--tiny] [--runs N] [--no-raw] [--out FILE] SCENARIO [hearth-bench args...]
 #
-# SCENARIO: ingest | fanout | reactions | everyday | idle | history | slow | startup | search | all
+# SCENARIO: ingest | fanout | reactions | everyday | idle | history | slow | startup | search |
+#           pglog | all
+#   (pglog: the PostgreSQL log of cluster mode alone, on a private PostgreSQL server this
+#   script starts; needs scripts/install-engines.sh. `all` includes it when PostgreSQL is
+#   installed.)
 #   --tiny     small sizes, a few seconds per scenario (CI smoke test); fails on any lost,
 #              duplicated or reordered delivery
 #   --runs N   repeat N times, each on a fresh server and database (summary shows medians)
@@ -90,7 +94,14 @@ SERVER_KIND=""
 FAILED=0
 PROBLEMS=()
 
+PG_DIR=""
+PG_AS=()
+PG_BIN=""
 cleanup() {
+    if [[ -n $PG_DIR ]]; then
+        "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+        rm -rf "$PG_DIR"
+    fi
     if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill -TERM "$SERVER_PID" 2>/dev/null || true
         for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
@@ -187,6 +198,7 @@ run_scenario() {
         ingest|history|reactions) ;;
         startup) run_startup "$@"; return ;;
         search) run_search "$@"; return ;;
+        pglog) run_pglog "$@"; return ;;
         *) echo "run.sh: unknown scenario $s" >&2; exit 2 ;;
     esac
     local run kind db
@@ -274,10 +286,49 @@ run_search() {
     done
 }
 
+# pglog: a private PostgreSQL server (pinned like a Hearth server), a fresh database per run.
+run_pglog() {
+    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    if [[ -z $PG_BIN ]]; then
+        PROBLEMS+=("pglog: PostgreSQL is not installed (bash scripts/install-engines.sh)")
+        FAILED=1
+        return
+    fi
+    PG_DIR=$(mktemp -d /tmp/hearth-bench-pg.XXXXXX)
+    PG_AS=()
+    if [[ $(id -u) == 0 ]]; then
+        chown postgres: "$PG_DIR"
+        PG_AS=(runuser -u postgres --)
+    fi
+    "${PG_AS[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 >/dev/null
+    "${PIN_SERVER[@]}" "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
+        -o "-k $PG_DIR -c listen_addresses= -c fsync=on -c synchronous_commit=on -c shared_buffers=128MB" \
+        start >/dev/null
+    local run rc
+    for run in $(seq "$RUNS"); do
+        echo
+        echo "### pglog, run $run/$RUNS, postgresql"
+        wait_quiet
+        "${PG_AS[@]}" "$PG_BIN/createdb" -h "$PG_DIR" -U postgres "bench$run"
+        local flags=(--run "$run")
+        [[ $TINY == 1 ]] && flags+=(--tiny)
+        rc=0
+        "${PIN_CLIENT[@]}" "$BIN/hearth-bench" "${flags[@]}" pg-log \
+            --pg "postgres://postgres@/bench$run?host=$PG_DIR" "$@" >"$TMP/bench.out" 2>&1 || rc=$?
+        cat "$TMP/bench.out"
+        grep '^RESULT ' "$TMP/bench.out" >>"$RESULTS" || true
+        if [[ $rc -ne 0 ]]; then
+            PROBLEMS+=("hearth-bench pg-log (run $run) exited with $rc")
+            FAILED=1
+        fi
+    done
+}
+
 if [[ $SCENARIO == all ]]; then
     for s in ingest fanout reactions everyday idle history slow startup search; do
         run_scenario "$s"
     done
+    if ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then run_scenario pglog; fi
 else
     run_scenario "$SCENARIO" "${EXTRA[@]}"
 fi

@@ -9,6 +9,7 @@ mod fanout;
 mod history;
 mod idle;
 mod ingest;
+mod pglog;
 mod search;
 mod startup;
 mod summary;
@@ -220,6 +221,23 @@ enum Cmd {
         #[arg(long)]
         fill_window: Option<usize>,
     },
+    /// The PostgreSQL log of cluster mode alone: writers appending batches as nodes would, a
+    /// follower reading it; appended messages/s, append latency, delivery latency.
+    PgLog {
+        /// The empty PostgreSQL database to use (run.sh starts a private server).
+        #[arg(long)]
+        pg: String,
+        /// Concurrent writers (one connection each, as nodes).
+        #[arg(long, default_value_t = 3)]
+        writers: usize,
+        /// Messages per append.
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        #[arg(long)]
+        secs: Option<f64>,
+        #[arg(long)]
+        warmup: Option<f64>,
+    },
     /// Write N messages of natural-language-like text over several rooms, users and DMs into a
     /// database that hearth created (the server's triggers keep its search index). Adds only
     /// what is missing, so an existing database is reused.
@@ -331,6 +349,27 @@ async fn run(cli: Cli) -> Res<bool> {
                     return Ok(true);
                 }
             }
+        }
+        Cmd::PgLog {
+            pg,
+            writers,
+            batch,
+            secs,
+            warmup,
+        } => {
+            let cfg = pglog::PgLogCfg {
+                url: pg,
+                writers: writers.max(1),
+                batch: batch.max(1),
+                secs: pick(secs, tiny, 1.0, 10.0),
+                warmup: pick(warmup, tiny, 0.2, 2.0),
+            };
+            let mut r = Report::new("pglog", "postgresql", c.run);
+            r.param("writers", cfg.writers);
+            r.param("batch", cfg.batch);
+            r.param("secs", cfg.secs);
+            // The PostgreSQL client blocks: off the runtime.
+            tokio::task::spawn_blocking(move || pglog::run(&cfg, &mut r).map(|()| r)).await??
         }
         Cmd::Startup {
             server_bin,

@@ -8,7 +8,8 @@
 //!
 //! A [`Follower`] delivers every position after the one it has applied, in order, exactly
 //! once. It never trusts notifications for content: a notification (or a timeout, the tail
-//! check) only wakes it, and it then reads the head and every row up to it from one snapshot.
+//! check) only wakes it, and it then reads the head and every row up to it in one statement
+//! (one snapshot).
 //! Because every position at or below a visible head is committed, and nothing commits below
 //! it later, that read is complete; a lost notification or a dropped listening connection
 //! costs at most one tail-check interval. After reconnecting it listens first and reads
@@ -17,7 +18,7 @@
 use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Client, IsolationLevel, NoTls};
+use postgres::{Client, NoTls};
 
 /// A message to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,44 +163,38 @@ impl Follower {
         self.read()
     }
 
-    /// The head and every message after `applied` up to it, from one snapshot.
+    /// The head and every message after `applied` up to it, from one snapshot: one
+    /// statement (one round trip), which PostgreSQL runs on a single snapshot.
     fn read(&mut self) -> Result<Vec<LogMessage>, FollowError> {
         if self.reader.is_closed() {
             self.reader = self.config.connect(NoTls).map_err(FollowError::Postgres)?;
         }
-        let mut tx = self
+        let rows = self
             .reader
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(FollowError::Postgres)?;
-        let head: i64 = tx
-            .query_one("SELECT pos FROM hearth_log_head WHERE id = 1", &[])
-            .map_err(FollowError::Postgres)?
-            .get(0);
-        if head <= self.applied {
-            return Ok(Vec::new());
-        }
-        let rows = tx
             .query(
-                "SELECT id, room_id, user_id, body, nonce FROM messages \
-                 WHERE id > $1 AND id <= $2 ORDER BY id",
-                &[&self.applied, &head],
+                "WITH h AS (SELECT pos FROM hearth_log_head WHERE id = 1) \
+                 SELECT h.pos, m.id, m.room_id, m.user_id, m.body, m.nonce FROM h \
+                 LEFT JOIN messages m ON m.id > $1 AND m.id <= h.pos ORDER BY m.id",
+                &[&self.applied],
             )
             .map_err(FollowError::Postgres)?;
-        tx.commit().map_err(FollowError::Postgres)?;
-        self.applied = head;
-        Ok(rows
+        let Some(head) = rows.first().map(|r| r.get::<_, i64>(0)) else {
+            return Ok(Vec::new());
+        };
+        let out: Vec<LogMessage> = rows
             .iter()
-            .map(|r| LogMessage {
-                id: r.get(0),
-                room_id: r.get(1),
-                user_id: r.get(2),
-                body: r.get(3),
-                nonce: r.get(4),
+            .filter_map(|r| {
+                Some(LogMessage {
+                    id: r.get::<_, Option<i64>>(1)?,
+                    room_id: r.get(2),
+                    user_id: r.get(3),
+                    body: r.get(4),
+                    nonce: r.get(5),
+                })
             })
-            .collect())
+            .collect();
+        self.applied = self.applied.max(head);
+        Ok(out)
     }
 
     /// The backend process id of the listening connection (for operators and fault tests).

@@ -234,46 +234,67 @@ pub const MIGRATIONS: &[&str] = &[
     "#,
     // 2: appending messages to the log. One call appends a batch in its own transaction:
     //    it locks the log head first (every append after it waits here, so positions commit
-    //    in order), then for each row in order: a nonce its author already used gives the
-    //    stored id (outcome 1, nothing written), an author who is not a member of the room
-    //    is refused (outcome 2), anything else is stored at the next position (outcome 0).
-    //    Membership and nonces are read after the lock, so they are those of every position
-    //    before. The head moves and `hearth_log` is notified (`{"from","to"}`) in the same
-    //    transaction: a commit and its notification are one.
+    //    in order), then decides every row at once, in order: a nonce its author already used
+    //    (before, or earlier in the batch) gives that message's id (outcome 1, nothing
+    //    written), an author who is not a member of the room is refused (outcome 2), anything
+    //    else is stored at the next position (outcome 0). Membership and nonces are read
+    //    after the lock, so they are those of every position before. The head moves and
+    //    `hearth_log` is notified (`{"from","to"}`) in the same transaction: a commit and its
+    //    notification are one.
     r#"
     CREATE FUNCTION hearth_append(p_room bigint[], p_user bigint[], p_body text[],
                                   p_nonce text[], p_now bigint)
     RETURNS TABLE (o_ord integer, o_id bigint, o_outcome smallint)
     LANGUAGE plpgsql AS $$
     DECLARE
-        base  bigint;
-        next  bigint;
-        known bigint;
+        base     bigint;
+        last_pos bigint;
     BEGIN
         SELECT h.pos INTO base FROM hearth_log_head h WHERE h.id = 1 FOR UPDATE;
-        next := base;
-        FOR i IN 1 .. coalesce(array_length(p_room, 1), 0) LOOP
-            o_ord := i;
-            IF p_nonce[i] IS NOT NULL THEN
-                SELECT m.id INTO known FROM messages m
-                 WHERE m.user_id = p_user[i] AND m.nonce = p_nonce[i];
-                IF FOUND THEN
-                    o_id := known; o_outcome := 1; RETURN NEXT; CONTINUE;
-                END IF;
-            END IF;
-            IF NOT EXISTS (SELECT 1 FROM memberships ms
-                            WHERE ms.room_id = p_room[i] AND ms.user_id = p_user[i]) THEN
-                o_id := NULL; o_outcome := 2; RETURN NEXT; CONTINUE;
-            END IF;
-            next := next + 1;
+        RETURN QUERY
+        WITH t AS (
+            SELECT u.ord::integer AS ord, u.room, u.author, u.body, u.nonce
+              FROM unnest(p_room, p_user, p_body, p_nonce)
+                   WITH ORDINALITY AS u(room, author, body, nonce, ord)
+        ), k AS (
+            SELECT t.*, CASE WHEN t.nonce IS NULL THEN t.ord
+                             ELSE min(t.ord) OVER (PARTITION BY t.author, t.nonce) END AS first
+              FROM t
+        ), prior AS (
+            -- One index lookup per row (a join would let the planner scan every message).
+            SELECT k.ord, x.id FROM k
+             CROSS JOIN LATERAL (
+                SELECT m.id FROM messages m
+                 WHERE m.user_id = k.author AND m.nonce = k.nonce AND m.nonce IS NOT NULL
+                 LIMIT 1) x
+        ), cand AS (
+            SELECT k.* FROM k
+             WHERE k.ord = k.first
+               AND NOT EXISTS (SELECT 1 FROM prior p WHERE p.ord = k.ord)
+               AND EXISTS (SELECT 1 FROM memberships ms
+                            WHERE ms.room_id = k.room AND ms.user_id = k.author)
+        ), num AS (
+            SELECT cand.*, base + row_number() OVER (ORDER BY cand.ord) AS pos FROM cand
+        ), ins AS (
             INSERT INTO messages (id, room_id, user_id, body, nonce, created_at)
-            VALUES (next, p_room[i], p_user[i], p_body[i], p_nonce[i], p_now);
-            o_id := next; o_outcome := 0; RETURN NEXT;
-        END LOOP;
-        IF next > base THEN
-            UPDATE hearth_log_head SET pos = next WHERE id = 1;
+            SELECT num.pos, num.room, num.author, num.body, num.nonce, p_now FROM num
+            RETURNING messages.id
+        )
+        SELECT k.ord,
+               COALESCE(p.id, nm.pos),
+               (CASE WHEN p.id IS NOT NULL THEN 1
+                     WHEN nm.pos IS NULL THEN 2
+                     WHEN k.ord = k.first THEN 0
+                     ELSE 1 END)::smallint
+          FROM k
+          LEFT JOIN prior p ON p.ord = k.first
+          LEFT JOIN num nm ON nm.ord = k.first
+         ORDER BY k.ord;
+        SELECT COALESCE(max(m.id), base) INTO last_pos FROM messages m WHERE m.id > base;
+        IF last_pos > base THEN
+            UPDATE hearth_log_head SET pos = last_pos WHERE id = 1;
             PERFORM pg_notify('hearth_log',
-                              json_build_object('from', base + 1, 'to', next)::text);
+                              json_build_object('from', base + 1, 'to', last_pos)::text);
         END IF;
     END
     $$;
