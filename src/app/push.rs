@@ -4,8 +4,8 @@
 //! The server's VAPID key is made on first use and kept in the database. Each new message
 //! is handed, off the fan-out thread, to one task that decides whom it concerns (the users it
 //! mentions; every other member of a direct conversation), keeps those with no open
-//! connection, and pushes `{"room","id","user","body"}` (at most 200 characters of body) to
-//! each of their subscriptions. An endpoint that answers 404 or 410 is forgotten.
+//! connection, and pushes `{"room","id","user","body","reason"}` (at most 200 characters of
+//! body) to each of their subscriptions. An endpoint that answers 404 or 410 is forgotten.
 //!
 //! Each device chooses what it wants ([`PushLevel`]: mentions and direct messages, every
 //! message of the rooms its user hears every message of as well, or nothing for now) and
@@ -37,6 +37,8 @@ const SENDERS: usize = 8;
 const EXCERPT: usize = 200;
 /// How long a push service keeps an undelivered push (its `TTL`), in seconds.
 const TTL_SECONDS: u64 = 24 * 3600;
+/// How stale a device's "last accepted push" time may get before it is written again.
+const LAST_OK_EVERY_MS: i64 = 60_000;
 /// The name of the VAPID key in `server_keys`.
 const VAPID_KEY: &str = "vapid";
 
@@ -343,7 +345,14 @@ async fn push(state: &App, client: &Outbound, sub: &PushSubscription, payload: &
         .await
     {
         Ok(answer) if answer.status.is_success() => {
-            let _ = state.db.push_accepted(&sub.endpoint).await;
+            // "Last push" is shown to people, not used for decisions: at most one write a
+            // minute per device keeps busy rooms' pushes off the single writer.
+            let recent = sub
+                .last_ok_at
+                .is_some_and(|t| crate::db::now_ms() - t < LAST_OK_EVERY_MS);
+            if !recent {
+                let _ = state.db.push_accepted(&sub.endpoint).await;
+            }
         }
         Ok(answer) if matches!(answer.status.as_u16(), 404 | 410) => {
             tracing::info!("push endpoint gone ({}); forgetting it", answer.status);

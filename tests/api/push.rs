@@ -407,6 +407,32 @@ async fn each_device_chooses_what_is_pushed_and_when() {
         (&note["id"], &note["reason"]),
         (&sent["id"], &json!("message"))
     );
+    // The accepted push shows as the tablet's last push; the others have had none.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed = devices(&app, &bob).await;
+        let last = |name: &str| {
+            listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["endpoint"].as_str().unwrap().ends_with(name))
+                .unwrap()["last_ok_at"]
+                .clone()
+        };
+        if last("/tablet").is_i64() {
+            assert_eq!(
+                (last("/phone"), last("/laptop")),
+                (Value::Null, Value::Null)
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no last push: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // A mention reaches both devices that want mentions, once each; the paused one nothing.
     aw.say("general", "@bob can you run it?", "g2").await;
     expect_pushes(&receiver, &[("/tablet", 2), ("/phone", 1)], "a mention").await;

@@ -283,17 +283,20 @@ impl From<rusqlite::Error> for ImportError {
     }
 }
 
+/// The server's own message (with its detail) rather than "db error".
+fn pg_text(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(d) => format!("{} ({d})", db.message()),
+            None => db.message().to_string(),
+        },
+        None => e.to_string(),
+    }
+}
+
 impl From<postgres::Error> for ImportError {
     fn from(e: postgres::Error) -> Self {
-        // The server's own message (with its detail) rather than "db error".
-        let text = match e.as_db_error() {
-            Some(db) => match db.detail() {
-                Some(d) => format!("{} ({d})", db.message()),
-                None => db.message().to_string(),
-            },
-            None => e.to_string(),
-        };
-        ImportError::Postgres(text)
+        ImportError::Postgres(pg_text(&e))
     }
 }
 
@@ -320,14 +323,9 @@ pub fn connect(url: &str) -> Result<Client, ImportError> {
     let config: postgres::Config = url
         .parse()
         .map_err(|e| ImportError::Refused(format!("not a PostgreSQL URL: {e}")))?;
-    config.connect(NoTls).map_err(|e| {
-        ImportError::Postgres(format!(
-            "cannot connect: {}",
-            e.as_db_error()
-                .map(|d| d.message().to_string())
-                .unwrap_or_else(|| e.to_string())
-        ))
-    })
+    config
+        .connect(NoTls)
+        .map_err(|e| ImportError::Postgres(format!("cannot connect: {}", pg_text(&e))))
 }
 
 /// Copy the SQLite community at `sqlite` into the empty PostgreSQL database `pg`.

@@ -196,14 +196,6 @@ impl Follower {
         self.applied = self.applied.max(head);
         Ok(out)
     }
-
-    /// The backend process id of the listening connection (for operators and fault tests).
-    pub fn listener_pid(&mut self) -> Option<i32> {
-        let l = self.listener.as_mut()?;
-        l.query_one("SELECT pg_backend_pid()", &[])
-            .ok()
-            .map(|r| r.get(0))
-    }
 }
 
 /// Why following stopped.
