@@ -229,9 +229,7 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
     let files = files::Files::open(&config.uploads.folder(&config.database.path))
         .map_err(StartupError::Files)?;
     let tls = tls_acceptor(&config)?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartupError::Bind { addr, source })?;
+    let listener = server::listen(addr).map_err(|source| StartupError::Bind { addr, source })?;
     let addr = listener
         .local_addr()
         .map_err(|source| StartupError::Bind { addr, source })?;

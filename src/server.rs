@@ -258,6 +258,25 @@ fn wants_upgrade(req: &Request<Incoming>) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
+/// Connections the kernel completes and holds for us before we accept them. tokio's
+/// `TcpListener::bind` asks for 128 (the standard library's value); a reconnect storm (every
+/// client of a restarted server at once) overflows that while the server is busy, and each
+/// dropped handshake costs its client a one-second SYN retransmission. The kernel caps the
+/// value at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listening socket on `addr` with [`LISTEN_BACKLOG`].
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Accept connections until `shutdown` flips, then let open requests finish (bounded).
 pub async fn accept_loop<F>(
     listener: TcpListener,

@@ -1,5 +1,5 @@
-//! Storage: one writer thread owns the SQLite write connection; a small pool of read-only
-//! connections serves lookups off the async runtime.
+//! Storage: one writer thread owns the SQLite write connection; a few reader threads, each
+//! with a read-only connection, serve lookups off the async runtime (`readers`).
 //!
 //! - [`crate::model`]: the rows the store hands out (users, rooms, messages, sessions).
 //! - [`schema`]: versioned migrations.
@@ -14,6 +14,7 @@
 mod checkpoint;
 pub mod pg;
 pub mod queries;
+mod readers;
 pub mod schema;
 pub mod search_index;
 mod store;
@@ -72,6 +73,7 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Connections for bounded reads, each used by one blocking task at a time.
 struct ReadPool {
     conns: Vec<Mutex<Connection>>,
     next: AtomicUsize,
@@ -94,7 +96,7 @@ impl ReadPool {
 #[derive(Clone)]
 pub struct Db {
     writer: mpsc::Sender<writer::WriteCmd>,
-    readers: Arc<ReadPool>,
+    readers: Arc<readers::Readers>,
     /// Connections for expensive, bounded reads (search), so those never hold the readers
     /// that sign-ins, history and new connections need.
     heavy: Arc<ReadPool>,
@@ -109,7 +111,7 @@ pub struct Db {
     webhooks: Arc<AtomicUsize>,
 }
 
-/// Connections in the general read pool.
+/// Connections (and threads) in the general read pool.
 const READERS: usize = 4;
 /// Connections reserved for bounded, expensive reads.
 const HEAVY_READERS: usize = 2;
@@ -201,7 +203,7 @@ impl Db {
             reason,
         };
         let conn = open_writable(path, synchronous)?;
-        let pool = |n: usize| {
+        let open_readers = |n: usize| {
             (0..n)
                 .map(|_| {
                     let c = Connection::open_with_flags(
@@ -209,19 +211,21 @@ impl Db {
                         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                     )?;
                     common_pragmas(&c)?;
-                    Ok(Mutex::new(c))
+                    Ok(c)
                 })
                 .collect::<rusqlite::Result<Vec<_>>>()
-                .map(|conns| {
-                    Arc::new(ReadPool {
-                        conns,
-                        next: AtomicUsize::new(0),
-                    })
-                })
                 .map_err(|e| fail(e.to_string()))
         };
-        let readers = pool(READERS)?;
-        let heavy = pool(HEAVY_READERS)?;
+        let readers = readers::Readers::start(open_readers(READERS)?)
+            .map(Arc::new)
+            .map_err(|e| fail(e.to_string()))?;
+        let heavy = Arc::new(ReadPool {
+            conns: open_readers(HEAVY_READERS)?
+                .into_iter()
+                .map(Mutex::new)
+                .collect(),
+            next: AtomicUsize::new(0),
+        });
 
         let count = queries::webhook_count(&conn).map_err(|e| fail(e.to_string()))?;
         let webhooks = Arc::new(AtomicUsize::new(count.max(0) as usize));
@@ -258,19 +262,14 @@ impl Db {
         self.sessions_generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Run a read-only closure on a pooled connection, off the async runtime.
+    /// Run a read-only closure on one of the reader threads' connections, off the async
+    /// runtime.
     pub async fn read<T, F>(&self, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let pool = self.readers.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = pool.take()?;
-            f(&conn).map_err(DbError::from)
-        })
-        .await
-        .map_err(|e| DbError::Task(e.to_string()))?
+        self.readers.run(f).await
     }
 
     /// Run `f` over a [`Tx`] on a reader connection: for use cases that check their rules

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -205,7 +205,13 @@ async fn handle(stream: TcpStream, room: Arc<Mutex<Room>>) {
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
-    let listener = TcpListener::bind((args.host.as_str(), args.port)).await?;
+    // Hearth's own listening socket (its backlog), so both servers meet a burst of connects
+    // alike.
+    let want = tokio::net::lookup_host((args.host.as_str(), args.port))
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other("the host resolves to no address"))?;
+    let listener = hearth::server::listen(want)?;
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}");
     use std::io::Write;

@@ -20,6 +20,7 @@ pub use hooks::{HookAuth, NewHook};
 pub use tx::Tx;
 pub use uploads::{UploadFiles, UploadRefused};
 
+use rusqlite::Connection;
 use std::time::Duration;
 
 use super::queries::{self, SearchQuery};
@@ -164,18 +165,18 @@ impl Db {
         replay_limit: u32,
     ) -> Result<Snapshot, DbError> {
         self.read(move |c| {
-            let tx = c.unchecked_transaction()?;
-            let head = queries::head(&tx)?;
-            let rooms = queries::rooms_for_user(&tx, user_id)?;
-            let replay = match since {
-                Some(s) => Some(queries::replay_for_user(&tx, user_id, s, replay_limit)?),
-                None => None,
-            };
-            tx.finish()?;
-            Ok(Snapshot {
-                head,
-                rooms,
-                replay,
+            in_read_tx(c, |c| {
+                let head = queries::head(c)?;
+                let rooms = queries::rooms_for_user(c, user_id)?;
+                let replay = match since {
+                    Some(s) => Some(queries::replay_for_user(c, user_id, s, replay_limit)?),
+                    None => None,
+                };
+                Ok(Snapshot {
+                    head,
+                    rooms,
+                    replay,
+                })
             })
         })
         .await
@@ -195,11 +196,11 @@ impl Db {
         limit: u32,
     ) -> Result<(Vec<Replayed>, i64), DbError> {
         self.read(move |c| {
-            let tx = c.unchecked_transaction()?;
-            let head = queries::head(&tx)?;
-            let events = queries::replay_for_user(&tx, user_id, after, limit)?;
-            tx.finish()?;
-            Ok((events, head))
+            in_read_tx(c, |c| {
+                let head = queries::head(c)?;
+                let events = queries::replay_for_user(c, user_id, after, limit)?;
+                Ok((events, head))
+            })
         })
         .await
     }
@@ -252,4 +253,21 @@ fn readable_room(
     may_read: fn(&Room) -> bool,
 ) -> rusqlite::Result<Option<Room>> {
     Ok(queries::room_by_name(c, name, user_id)?.filter(may_read))
+}
+
+/// Run `f` inside one read transaction, so its statements see one snapshot. `BEGIN` and its
+/// end are cached statements: every new connection's greeting reads this way, and parsing
+/// them again each time was a measurable part of a connect. (A panic inside `f` is rolled
+/// back by the reader thread.)
+fn in_read_tx<T>(
+    c: &Connection,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached("BEGIN")?.execute([])?;
+    let out = f(c);
+    let end = if out.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = c.prepare_cached(end).and_then(|mut s| s.execute([]));
+    let out = out?;
+    ended?;
+    Ok(out)
 }
