@@ -136,6 +136,44 @@ async fn mentions_and_direct_messages_reach_people_who_are_away() {
         note,
         json!({"room": "general", "id": sent["id"], "user": "alice", "body": "@bob the build is red, @carol", "reason": "mention"})
     );
+    // A long message is pushed as its first 200 characters (characters, not bytes: a cut
+    // inside "é" would not even be JSON).
+    // (Bob's phone's key decrypts once; a second device of his, with keys of its own, reads
+    // this push and is then removed.)
+    let (tablet_private, tablet_public, tablet_auth, tablet_keys) = browser_keys();
+    let tablet = receiver.url("/push/bob-tablet");
+    subscribe(&app, &bob, json!({"endpoint": tablet, "keys": tablet_keys})).await;
+    let long = format!("@bob {}", "déjà vu, ".repeat(40));
+    let sent_long = aw.say("general", &long, "m1-long").await;
+    let got = receiver
+        .wait_until(Duration::from_secs(10), "the long message's pushes", |r| {
+            r.len() == 3
+        })
+        .await;
+    let to_tablet = got
+        .iter()
+        .find(|r| r.line == "POST /push/bob-tablet HTTP/1.1")
+        .expect("a push to the tablet");
+    let clear = decrypt(
+        tablet_private,
+        &tablet_public,
+        &tablet_auth,
+        &to_tablet.body,
+    )
+    .expect("decrypts");
+    let note: Value = serde_json::from_slice(&clear).unwrap();
+    assert_eq!(note["id"], sent_long["id"]);
+    let excerpt = note["body"].as_str().unwrap();
+    assert_eq!(excerpt.chars().count(), 200, "{excerpt}");
+    assert!(long.starts_with(excerpt) && long.chars().count() > 200);
+    app.api_ok(
+        Method::DELETE,
+        "/api/push/subscriptions",
+        &bob,
+        Some(&json!({"endpoint": tablet})),
+        204,
+    )
+    .await;
 
     // Ordinary messages are not pushed; nothing is pushed while bob is online.
     aw.say("general", "just chatting", "m2").await;
@@ -179,7 +217,8 @@ async fn mentions_and_direct_messages_reach_people_who_are_away() {
     let got = receiver.received();
     assert_eq!(got.len(), settled, "a gone endpoint is forgotten");
     assert!(
-        got.iter().all(|r| r.line.contains("/push/bob-phone")),
+        got.iter()
+            .all(|r| r.line.contains("/push/bob-phone") || r.line.contains("/push/bob-tablet")),
         "none for carol"
     );
 }
