@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Install the database engines the cluster-mode tests start privately (tests/system/engines.rs):
-# PostgreSQL from Debian's packages. Idempotent: installs only what is missing. The package's
-# own cluster and service are not used; the tests run initdb in a temporary directory and
-# start their own server on a Unix socket there.
+# Install the engines the cluster-mode tests start privately (tests/system/engines.rs):
+# PostgreSQL and Redis from Debian's packages. Idempotent: installs only what is missing. The
+# packages' own services are not used; the tests start their own servers on Unix sockets in
+# temporary directories.
 #
 #   bash scripts/install-engines.sh
 #
@@ -13,14 +13,27 @@ have_postgres() {
   compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null
 }
 
-if have_postgres; then
-  echo "install-engines: PostgreSQL already installed"
+have_redis() {
+  command -v redis-server >/dev/null
+}
+
+missing=()
+have_postgres || missing+=(postgresql)
+have_redis || missing+=(redis-server)
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-engines: PostgreSQL and Redis already installed"
   exit 0
 fi
 
 source "$(dirname "$0")/apt.sh"
 need_root install-engines
 $SUDO apt-get update
-$SUDO apt-get install -y --no-install-recommends postgresql </dev/null
+$SUDO apt-get install -y --no-install-recommends "${missing[@]}" </dev/null
 have_postgres
-echo "install-engines: PostgreSQL installed"
+have_redis
+# Debian starts the packaged Redis as a service where there is an init system; the tests do
+# not use it.
+if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then
+  $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
+fi
+echo "install-engines: installed ${missing[*]}"

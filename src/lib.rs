@@ -37,6 +37,7 @@ pub mod admin;
 pub mod app;
 pub mod assets;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod domain;

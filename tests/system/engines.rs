@@ -1,7 +1,8 @@
-//! Database engines the cluster-mode tests start themselves: a private PostgreSQL server in a
-//! temporary directory, reachable only through a Unix socket there (no TCP port to collide
-//! with anything), stopped when the test ends. `scripts/install-engines.sh` installs it from
-//! Debian's packages; a missing engine skips its test, except in CI (`CI` set), where it fails.
+//! Engines the cluster-mode tests start themselves: a private PostgreSQL server and a private
+//! Redis, each in a temporary directory and reachable only through a Unix socket there (no TCP
+//! port to collide with anything), stopped when the test ends. `scripts/install-engines.sh`
+//! installs both from Debian's packages; a missing engine skips its test, except in CI (`CI`
+//! set), where it fails.
 //!
 //! PostgreSQL refuses to run as root: as root (CI), `initdb` and `postgres` run as the
 //! `postgres` account that Debian's package creates, in a directory handed to it.
@@ -11,6 +12,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+/// A missing engine: the test is skipped outside CI, and fails in CI.
+fn missing(what: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{what} is not installed: CI runs scripts/install-engines.sh first");
+    }
+    eprintln!("skipped: {what} is not installed (bash scripts/install-engines.sh)");
+}
 
 /// A running private PostgreSQL server.
 pub struct Postgres {
@@ -57,10 +66,7 @@ impl Postgres {
     /// Start one; `None` (the test is skipped) when PostgreSQL is not installed outside CI.
     pub fn start() -> Option<Postgres> {
         let Some(bin) = postgres_bin() else {
-            if std::env::var_os("CI").is_some() {
-                panic!("PostgreSQL is not installed: CI runs scripts/install-engines.sh first");
-            }
-            eprintln!("skipped: PostgreSQL is not installed (bash scripts/install-engines.sh)");
+            missing("PostgreSQL");
             return None;
         };
         let root = is_root();
@@ -180,5 +186,99 @@ impl Drop for Postgres {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A running private Redis: no persistence, no TCP port, a Unix socket in its own directory.
+/// It can be killed and started again on the same socket, as the fault tests need.
+pub struct Redis {
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl Redis {
+    /// Start one; `None` (the test is skipped) when Redis is not installed outside CI.
+    pub fn start() -> Option<Redis> {
+        let found = Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            missing("Redis");
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("hearth-redis-")
+            .tempdir()
+            .expect("a temporary directory");
+        let mut redis = Redis { dir, child: None };
+        redis.restart();
+        Some(redis)
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("redis.sock")
+    }
+
+    /// The URL clients connect with.
+    pub fn url(&self) -> String {
+        format!("redis+unix://{}", self.socket().display())
+    }
+
+    /// Start the server (again, after [`Redis::kill`]), empty, and wait until it answers.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let _ = std::fs::remove_file(self.socket());
+        let log = std::fs::File::create(self.dir.path().join("server.log")).expect("a log file");
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(self.socket())
+            .args([
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+            ])
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut c) = redis::Client::open(self.url()).and_then(|c| c.get_connection()) {
+                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Redis did not start: {}",
+                std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kill the server at once (SIGKILL): everything it held is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

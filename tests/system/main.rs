@@ -16,6 +16,7 @@ mod cli;
 mod durability;
 mod durability_changes;
 mod postgres;
+mod redis_caps;
 mod reverse_proxy;
 mod scripting;
 mod uploads_crash;

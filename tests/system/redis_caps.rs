@@ -1,0 +1,189 @@
+//! Cluster mode's connection caps against a real Redis (a private `redis-server` started by the
+//! test): three node instances share one count, a dead node's places return after its lease,
+//! and Redis going away and coming back empty is survived.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use hearth::cluster::caps::{Admission, CapLimits, ClusterCaps, Place};
+
+use crate::engines::Redis;
+
+const LEASE: Duration = Duration::from_millis(1500);
+
+fn nodes(redis: &Redis, per_user: u32, per_address: u32) -> Vec<ClusterCaps> {
+    nodes_named(redis, &["a", "b", "c"], per_user, per_address)
+}
+
+fn nodes_named(redis: &Redis, names: &[&str], per_user: u32, per_address: u32) -> Vec<ClusterCaps> {
+    names
+        .iter()
+        .map(|n| {
+            ClusterCaps::new(
+                &redis.url(),
+                n,
+                CapLimits {
+                    per_user,
+                    per_address,
+                },
+                LEASE,
+            )
+            .expect("a Redis URL")
+        })
+        .collect()
+}
+
+/// `n` admissions of `user` from `addr` at once, spread over the nodes in turn.
+async fn storm(nodes: &[ClusterCaps], n: usize, user: i64, addr: &str) -> Vec<Admission> {
+    join_all((0..n).map(|i| nodes[i % nodes.len()].admit(user, addr))).await
+}
+
+/// The places taken, and how many admissions found the user or the address full.
+fn places(answers: Vec<Admission>) -> (Vec<Place>, usize, usize) {
+    let (mut held, mut user_full, mut addr_full, mut unknown) = (Vec::new(), 0, 0, 0);
+    for a in answers {
+        match a {
+            Admission::Admitted(p) => held.push(p),
+            Admission::UserFull => user_full += 1,
+            Admission::AddressFull => addr_full += 1,
+            Admission::Unknown => unknown += 1,
+        }
+    }
+    assert_eq!(unknown, 0, "Redis answered every admission");
+    (held, user_full, addr_full)
+}
+
+/// Wait until `f` holds (the releases are sent off the dropping thread), at most 5 s.
+async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !f().await {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn one_users_connections_over_three_nodes_admit_exactly_the_cap() {
+    let Some(redis) = Redis::start() else { return };
+    let nodes = nodes(&redis, 10, 0);
+    let instances: std::collections::HashSet<&str> = nodes.iter().map(|n| n.instance()).collect();
+    assert_eq!(instances.len(), 3, "every instance has its own id");
+
+    // 25 connections of one user, from 25 addresses, all at once over three nodes.
+    let addrs: Vec<String> = (0..25).map(|i| format!("10.0.0.{i}")).collect();
+    let answers = join_all((0..25).map(|i| nodes[i % 3].admit(7, &addrs[i]))).await;
+    let (mut held, user_full, addr_full) = places(answers);
+    assert_eq!(held.len(), 10, "exactly connections_per_user admitted");
+    assert_eq!((user_full, addr_full), (15, 0));
+    // Another user is not affected.
+    let (other, _, _) = places(storm(&nodes, 4, 8, "10.0.1.1").await);
+    assert_eq!(other.len(), 4);
+
+    // Three closed connections free three places, wherever they were.
+    held.truncate(7);
+    eventually("three places come back", async || {
+        let (more, _, _) = places(storm(&nodes, 5, 7, "10.0.2.1").await);
+        let n = more.len();
+        held.extend(more);
+        held.len() == 10 && n > 0
+    })
+    .await;
+    let (none, user_full, _) = places(storm(&nodes, 6, 7, "10.0.2.2").await);
+    assert!(none.is_empty());
+    assert_eq!(user_full, 6, "the cap holds again");
+}
+
+#[tokio::test]
+async fn one_addresss_connections_over_three_nodes_admit_exactly_its_cap() {
+    let Some(redis) = Redis::start() else { return };
+    let nodes = nodes(&redis, 0, 4);
+    // Nine users behind one address.
+    let answers = join_all((0..9).map(|u| nodes[u % 3].admit(u as i64 + 1, "192.0.2.9"))).await;
+    let (held, user_full, addr_full) = places(answers);
+    assert_eq!((held.len(), user_full, addr_full), (4, 0, 5));
+    let (elsewhere, _, _) = places(storm(&nodes, 3, 1, "192.0.2.10").await);
+    assert_eq!(elsewhere.len(), 3, "other addresses are not affected");
+}
+
+#[tokio::test]
+async fn a_dead_nodes_places_return_after_its_lease_and_a_clean_stop_returns_them_at_once() {
+    let Some(redis) = Redis::start() else { return };
+    let nodes = nodes(&redis, 6, 0);
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    for n in &nodes[1..] {
+        tokio::spawn(n.clone().keep_alive(stop_rx.clone()));
+    }
+    // Node a takes four places, then dies: it never renews and never releases.
+    let (dead, _, _) = places(storm(&nodes[..1], 4, 3, "198.51.100.1").await);
+    assert_eq!(dead.len(), 4);
+    std::mem::forget(dead);
+    let (live, _, _) = places(storm(&nodes[1..], 6, 3, "198.51.100.2").await);
+    assert_eq!(
+        live.len(),
+        2,
+        "the dead node's places still count within its lease"
+    );
+    let died = Instant::now();
+    let mut live = live;
+    eventually("the dead node's places come back", async || {
+        let (more, _, _) = places(storm(&nodes[1..], 1, 3, "198.51.100.2").await);
+        live.extend(more);
+        live.len() == 6
+    })
+    .await;
+    assert!(
+        died.elapsed() >= LEASE / 2,
+        "not before the lease could have run out"
+    );
+    // The live nodes kept their places through several renewals.
+    tokio::time::sleep(LEASE * 2).await;
+    let (none, _, _) = places(storm(&nodes[1..], 2, 3, "198.51.100.2").await);
+    assert!(none.is_empty(), "renewed places still count");
+
+    // A clean stop takes a node's places out at once. (Node a, which still believes in its
+    // four places, would write them back: a node paused past its lease is not dead. A fresh
+    // instance stands for the node that replaced it.)
+    let before = Instant::now();
+    std::mem::forget(live);
+    stop.send(true).unwrap();
+    let fresh = nodes_named(&redis, &["d"], 6, 0).remove(0);
+    eventually("a stopped node's places come back", async || {
+        let (more, _, _) = places(storm(std::slice::from_ref(&fresh), 6, 3, "198.51.100.3").await);
+        more.len() == 6
+    })
+    .await;
+    assert!(before.elapsed() < LEASE, "without waiting for the lease");
+}
+
+#[tokio::test]
+async fn without_redis_admission_is_unknown_and_an_empty_restart_is_repaired() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let nodes = nodes(&redis, 3, 0);
+    let (held, _, _) = places(storm(&nodes[..1], 3, 5, "203.0.113.1").await);
+    assert_eq!(held.len(), 3);
+
+    redis.kill();
+    let asked = Instant::now();
+    let answers = storm(&nodes, 3, 5, "203.0.113.2").await;
+    assert!(answers.iter().all(|a| matches!(a, Admission::Unknown)));
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "a missing Redis is noticed quickly, not waited for: {:?}",
+        asked.elapsed()
+    );
+    // A connection closing meanwhile is counted locally; its release is lost with Redis.
+    let mut held = held;
+    held.pop();
+
+    // Redis comes back empty; node a writes what it holds again at its renewal.
+    redis.restart();
+    eventually("node a renews its counts", async || nodes[0].renew().await).await;
+    let (more, user_full, _) = places(storm(&nodes[1..], 3, 5, "203.0.113.3").await);
+    assert_eq!(
+        (more.len(), user_full),
+        (1, 2),
+        "two places held on node a, one free"
+    );
+}
