@@ -23,8 +23,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::Script;
+
+use super::{connect_lazily, Breaker, LUA_NOW_MS};
 
 /// How long an instance's counts are trusted without a renewal, by default.
 pub const LEASE: Duration = Duration::from_secs(10);
@@ -37,8 +39,6 @@ const NODES: &str = "hearth:nodes";
 /// address's hash. ARGV: this instance, the user cap, the address cap (0: none), the lease in
 /// ms. Returns {outcome, lease_was_missing}: outcome 0 admitted, 1 user full, 2 address full.
 const ADMIT: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local missing = 0
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then missing = 1 end
@@ -79,8 +79,6 @@ return 0
 /// ARGV: this instance, the lease in ms, then one count per hash (0: delete the field).
 /// Returns 1 when the lease had expired or vanished (Redis restarted).
 const RENEW: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local missing = 0
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then missing = 1 end
@@ -133,6 +131,7 @@ struct Inner {
     admit: Script,
     release: Script,
     renew: Script,
+    breaker: Breaker,
     /// This instance's places per hash key: the truth that renewals write.
     local: Mutex<Local>,
 }
@@ -183,13 +182,7 @@ impl ClusterCaps {
         limits: CapLimits,
         lease: Duration,
     ) -> redis::RedisResult<ClusterCaps> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let redis = ConnectionManager::new_lazy_with_config(client, config)?;
+        let redis = connect_lazily(url, TIMEOUT)?;
         let mut raw = [0u8; 8];
         getrandom::fill(&mut raw).map_err(|e| {
             redis::RedisError::from((
@@ -205,9 +198,10 @@ impl ClusterCaps {
                 instance: format!("{node}:{suffix:016x}"),
                 limits,
                 lease_ms: lease.as_millis().max(1) as u64,
-                admit: Script::new(ADMIT),
+                admit: Script::new(&format!("{LUA_NOW_MS}{ADMIT}")),
                 release: Script::new(RELEASE),
-                renew: Script::new(RENEW),
+                renew: Script::new(&format!("{LUA_NOW_MS}{RENEW}")),
+                breaker: Breaker::default(),
                 local: Mutex::new(Local::default()),
             }),
         })
@@ -221,6 +215,9 @@ impl ClusterCaps {
     /// Take a place for a connection of `user` from `addr` (the per-address key), if the
     /// totals over every live node allow it.
     pub async fn admit(&self, user: i64, addr: &str) -> Admission {
+        if !self.inner.breaker.closed() {
+            return Admission::Unknown;
+        }
         let keys = [user_key(user), address_key(addr)];
         let mut redis = self.inner.redis.clone();
         let mut call = self.inner.admit.prepare_invoke();
@@ -233,12 +230,19 @@ impl ClusterCaps {
             .arg(self.inner.lease_ms);
         let answer = tokio::time::timeout(TIMEOUT, call.invoke_async::<(u8, u8)>(&mut redis)).await;
         let (outcome, lease_missing) = match answer {
-            Ok(Ok(a)) => a,
+            Ok(Ok(a)) => {
+                self.inner.breaker.reset();
+                a
+            }
             Ok(Err(e)) => {
                 tracing::debug!("cluster connection caps: Redis failed: {e}");
+                self.inner.breaker.trip();
                 return Admission::Unknown;
             }
-            Err(_) => return Admission::Unknown,
+            Err(_) => {
+                self.inner.breaker.trip();
+                return Admission::Unknown;
+            }
         };
         if lease_missing == 1 {
             // The lease was gone (Redis restarted, or this node was paused past it): write
@@ -292,7 +296,8 @@ impl ClusterCaps {
     }
 
     /// Renew the lease and write every count this instance holds (and delete the fields that
-    /// fell to zero). Whether Redis took it.
+    /// fell to zero). Whether Redis took it. (Renewals ask Redis even while admissions skip
+    /// it after a failure: they are what notices that it is back.)
     pub async fn renew(&self) -> bool {
         let (keys, counts): (Vec<String>, Vec<u32>) = {
             let Ok(local) = self.inner.local.lock() else {
@@ -315,6 +320,7 @@ impl ClusterCaps {
         let mut redis = self.inner.redis.clone();
         match tokio::time::timeout(TIMEOUT, call.invoke_async::<i64>(&mut redis)).await {
             Ok(Ok(_)) => {
+                self.inner.breaker.reset();
                 if let Ok(mut local) = self.inner.local.lock() {
                     // Only what was written: a key emptied meanwhile is deleted next time.
                     for (key, n) in keys.iter().zip(&counts) {

@@ -1,11 +1,15 @@
-//! Cluster mode's connection caps against a real Redis (a private `redis-server` started by the
-//! test): three node instances share one count, a dead node's places return after its lease,
-//! and Redis going away and coming back empty is survived.
+//! Cluster mode's ephemeral plane against a real Redis (a private `redis-server` started by
+//! each test): three node instances share one connection count and one message rate, a dead
+//! node's places return after its lease, and Redis going away (and coming back empty) is
+//! survived without waiting for it.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use hearth::cluster::caps::{Admission, CapLimits, ClusterCaps, Place};
+use hearth::cluster::rate::ClusterRate;
+use hearth::metrics::Metrics;
 
 use crate::engines::Redis;
 
@@ -180,10 +184,103 @@ async fn without_redis_admission_is_unknown_and_an_empty_restart_is_repaired() {
     // Redis comes back empty; node a writes what it holds again at its renewal.
     redis.restart();
     eventually("node a renews its counts", async || nodes[0].renew().await).await;
+    // (Nodes b and c skip Redis for a second after it failed them.)
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let (more, user_full, _) = places(storm(&nodes[1..], 3, 5, "203.0.113.3").await);
     assert_eq!(
         (more.len(), user_full),
         (1, 2),
         "two places held on node a, one free"
+    );
+}
+
+fn rates(redis: &Redis, rate: f64, burst: u32) -> Vec<ClusterRate> {
+    (0..3)
+        .map(|_| {
+            ClusterRate::new(&redis.url(), rate, burst, Arc::new(Metrics::default()))
+                .expect("a Redis URL")
+        })
+        .collect()
+}
+
+/// `n` sends of `user` at once, spread over the nodes in turn: how many were allowed, and
+/// the retry delays of the others.
+async fn sends(rates: &[ClusterRate], n: usize, user: i64) -> (usize, Vec<u64>) {
+    let answers = join_all((0..n).map(|i| rates[i % rates.len()].take(user))).await;
+    let allowed = answers.iter().filter(|a| a.is_ok()).count();
+    (
+        allowed,
+        answers.into_iter().filter_map(|a| a.err()).collect(),
+    )
+}
+
+#[tokio::test]
+async fn one_users_sends_over_three_nodes_share_one_rate_and_burst() {
+    let Some(redis) = Redis::start() else { return };
+    let rates = rates(&redis, 5.0, 10);
+    // 30 sends at once over three nodes: the burst of 10, once.
+    let burst_at = Instant::now();
+    let (allowed, retry) = sends(&rates, 30, 1).await;
+    assert_eq!(allowed, 10, "one burst over the cluster");
+    assert_eq!(retry.len(), 20);
+    assert!(
+        retry.iter().all(|&ms| (1..=200).contains(&ms)),
+        "retry within one emission interval (200 ms): {retry:?}"
+    );
+    // Another user has a burst of their own.
+    assert_eq!(sends(&rates, 12, 2).await.0, 10);
+    // After the retry delay, the rate has refilled: as many more as the time since allows
+    // (at least one, and never a second burst), wherever they are sent.
+    let wait = retry.iter().max().copied().unwrap();
+    tokio::time::sleep(Duration::from_millis(wait + 20)).await;
+    let (more, _) = sends(&rates, 10, 1).await;
+    let refilled = 1 + (burst_at.elapsed().as_secs_f64() * 5.0).ceil() as usize;
+    assert!(
+        (1..=refilled).contains(&more),
+        "{more} more after {:?}",
+        burst_at.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn without_redis_each_node_keeps_its_share_of_the_rate_and_sends_never_wait() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let nodes = nodes(&redis, 0, 0);
+    // Three live instances (their leases come with an admission).
+    for (i, n) in nodes.iter().enumerate() {
+        let Admission::Admitted(p) = n.admit(1, &format!("192.0.2.{i}")).await else {
+            panic!("admitted")
+        };
+        std::mem::forget(p);
+    }
+    let rates = rates(&redis, 6.0, 9);
+    assert_eq!(
+        sends(&rates, 1, 4).await.0,
+        1,
+        "Redis knows three nodes now"
+    );
+    redis.kill();
+    let asked = Instant::now();
+    // Node a alone: its share of the burst is 9 / 3.
+    let (allowed, retry) = sends(&rates[..1], 10, 5).await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "sends decide without waiting for Redis: {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(allowed, 3, "a third of the burst on each node");
+    assert!(
+        retry.iter().all(|&ms| (1..=500).contains(&ms)),
+        "at a third of the rate (one message per 500 ms): {retry:?}"
+    );
+    // Back: the shared state again (empty after the restart), once the skip has passed.
+    redis.restart();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        sends(&rates, 12, 6).await.0,
+        9,
+        "one burst over the cluster again"
     );
 }
