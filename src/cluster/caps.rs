@@ -183,19 +183,10 @@ impl ClusterCaps {
         lease: Duration,
     ) -> redis::RedisResult<ClusterCaps> {
         let redis = connect_lazily(url, TIMEOUT)?;
-        let mut raw = [0u8; 8];
-        getrandom::fill(&mut raw).map_err(|e| {
-            redis::RedisError::from((
-                redis::ErrorKind::Client,
-                "no random source for the instance id",
-                e.to_string(),
-            ))
-        })?;
-        let suffix = u64::from_le_bytes(raw);
         Ok(ClusterCaps {
             inner: Arc::new(Inner {
                 redis,
-                instance: format!("{node}:{suffix:016x}"),
+                instance: super::instance_id(node)?,
                 limits,
                 lease_ms: lease.as_millis().max(1) as u64,
                 admit: Script::new(&format!("{LUA_NOW_MS}{ADMIT}")),

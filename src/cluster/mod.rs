@@ -4,8 +4,10 @@
 //!
 //! - [`caps`]: connection caps counted over every node.
 //! - [`rate`]: the per-user message rate shared by every node.
+//! - [`presence`]: who is online on any node.
 
 pub mod caps;
+pub mod presence;
 pub mod rate;
 
 use std::sync::Mutex;
@@ -61,4 +63,18 @@ fn connect_lazily(
         .set_number_of_retries(1)
         .set_max_delay(Duration::from_secs(1));
     redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+}
+
+/// A fresh id for an instance of node `node`: its name and a random suffix, so a restarted
+/// node never takes over what its previous run left in Redis.
+fn instance_id(node: &str) -> redis::RedisResult<String> {
+    let mut raw = [0u8; 8];
+    getrandom::fill(&mut raw).map_err(|e| {
+        redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "no random source for the instance id",
+            e.to_string(),
+        ))
+    })?;
+    Ok(format!("{node}:{:016x}", u64::from_le_bytes(raw)))
 }

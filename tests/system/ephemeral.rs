@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use hearth::cluster::caps::{Admission, CapLimits, ClusterCaps, Place};
+use hearth::cluster::presence::{ClusterPresence, PresenceEvent};
 use hearth::cluster::rate::ClusterRate;
 use hearth::metrics::Metrics;
 
@@ -283,4 +284,134 @@ async fn without_redis_each_node_keeps_its_share_of_the_rate_and_sends_never_wai
         9,
         "one burst over the cluster again"
     );
+}
+
+/// The next presence event a node hands to its hub (within 10 s).
+async fn next_event(
+    rx: &mut tokio::sync::mpsc::Receiver<PresenceEvent>,
+    what: &str,
+) -> PresenceEvent {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("no presence event: {what}"))
+        .expect("the node runs")
+}
+
+/// A node instance that renews and follows; its events.
+fn presence_node(
+    redis: &Redis,
+    name: &str,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> (ClusterPresence, tokio::sync::mpsc::Receiver<PresenceEvent>) {
+    let node = ClusterPresence::new(&redis.url(), name, LEASE).expect("a Redis URL");
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(node.clone().run(tx, stop.clone()));
+    (node, rx)
+}
+
+#[tokio::test]
+async fn presence_over_three_nodes_is_announced_once_and_a_dead_nodes_users_go_offline() {
+    let Some(redis) = Redis::start() else { return };
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (a, _a_events) = presence_node(&redis, "a", &stop_rx);
+    let (b, _b_events) = presence_node(&redis, "b", &stop_rx);
+    // (Node c, which watches, is not stopped with the others.)
+    let (_keep_c, c_stop) = tokio::sync::watch::channel(false);
+    let (c, mut events) = presence_node(&redis, "c", &c_stop);
+    assert_eq!(
+        next_event(&mut events, "the list").await,
+        PresenceEvent::Everyone(vec![])
+    );
+
+    // Ada opens connections on a and b, then closes both: online once, offline once.
+    assert!(a.connected(1, "ada").await);
+    assert!(b.connected(1, "ada").await);
+    assert!(a.disconnected(1).await);
+    assert!(b.disconnected(1).await);
+    assert_eq!(
+        next_event(&mut events, "ada online").await,
+        PresenceEvent::Online("ada".into())
+    );
+    assert_eq!(
+        next_event(&mut events, "ada offline").await,
+        PresenceEvent::Offline("ada".into())
+    );
+
+    // Bo is on node d, which then dies (it never renews): offline once its lease is over.
+    let d = ClusterPresence::new(&redis.url(), "d", LEASE).unwrap();
+    assert!(d.connected(2, "bo").await);
+    assert!(b.connected(3, "cy").await);
+    assert_eq!(
+        next_event(&mut events, "bo online").await,
+        PresenceEvent::Online("bo".into())
+    );
+    assert_eq!(
+        next_event(&mut events, "cy online").await,
+        PresenceEvent::Online("cy".into())
+    );
+    let died = Instant::now();
+    assert_eq!(
+        next_event(&mut events, "bo offline").await,
+        PresenceEvent::Offline("bo".into())
+    );
+    assert!(
+        died.elapsed() >= LEASE / 2,
+        "not before its lease: {:?}",
+        died.elapsed()
+    );
+    assert_eq!(
+        c.online().await,
+        Some(vec!["cy".to_string()]),
+        "the live node's user stays"
+    );
+
+    // A clean stop of nodes a and b takes their users offline at once.
+    stop.send(true).unwrap();
+    let stopped = Instant::now();
+    assert_eq!(
+        next_event(&mut events, "cy offline").await,
+        PresenceEvent::Offline("cy".into())
+    );
+    assert!(stopped.elapsed() < LEASE, "without waiting for the lease");
+}
+
+#[tokio::test]
+async fn presence_survives_redis_restarting_empty() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (a, _a_events) = presence_node(&redis, "a", &stop_rx);
+    // (Node c, which watches, is not stopped with the others.)
+    let (_keep_c, c_stop) = tokio::sync::watch::channel(false);
+    let (c, mut events) = presence_node(&redis, "c", &c_stop);
+    assert_eq!(
+        next_event(&mut events, "the list").await,
+        PresenceEvent::Everyone(vec![])
+    );
+    assert!(a.connected(4, "di").await);
+    assert_eq!(
+        next_event(&mut events, "di online").await,
+        PresenceEvent::Online("di".into())
+    );
+
+    redis.kill();
+    // While Redis is away a change cannot be told; the node keeps it.
+    assert!(!a.connected(5, "ed").await);
+    redis.restart();
+    // Node a announces its users again at its next renewal; node c subscribes again and
+    // reloads the list, so it learns of both whichever came first.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut known: Vec<String> = Vec::new();
+    while !(known.contains(&"di".to_string()) && known.contains(&"ed".to_string())) {
+        assert!(Instant::now() < deadline, "node c knows {known:?}");
+        match next_event(&mut events, "after the restart").await {
+            PresenceEvent::Everyone(all) => known = all,
+            PresenceEvent::Online(u) => known.push(u),
+            PresenceEvent::Offline(u) => known.retain(|k| *k != u),
+        }
+    }
+    let mut online = c.online().await.expect("Redis answers");
+    online.sort();
+    assert_eq!(online, ["di", "ed"]);
 }

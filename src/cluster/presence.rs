@@ -1,0 +1,327 @@
+//! Who is online over every node. Each node tells Redis when a user's first connection to it
+//! opens and their last one closes; a user is online while any live node holds them, and the
+//! moments that changes are published on `hearth:eph` for every node to hand to its hub.
+//!
+//! - `hearth:pr:{user}`: a hash with one field per node instance holding the user.
+//! - `hearth:online`: user id → name, for everyone online somewhere (what a new connection's
+//!   `ready` lists, and what a node reloads after missing messages).
+//! - `hearth:pr:nodes`: the instances' leases, on Redis' clock; `hearth:pr:of:{instance}`:
+//!   the users an instance holds. A renewal also reaps the instances whose lease ran out:
+//!   their users go offline (and it is published) unless another node holds them, so a
+//!   killed node's users are offline within a lease and a renewal.
+//! - Redis restarted empty: the next renewal finds its lease gone and announces every user
+//!   the node holds again. Pub/sub loses what is published while a node is not subscribed,
+//!   so after every (re)subscription the node reloads the whole list
+//!   ([`PresenceEvent::Everyone`]).
+//!
+//! The scripts touch keys they compute (`hearth:pr:{user}` of each reaped user), which a
+//! single Redis allows and Redis Cluster would not; cluster mode uses one Redis.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::ConnectionManager;
+use redis::Script;
+use serde::Deserialize;
+use tokio::sync::{mpsc, watch};
+
+use super::{connect_lazily, LUA_NOW_MS};
+
+/// Longest a presence change waits for Redis.
+pub const TIMEOUT: Duration = Duration::from_millis(500);
+/// The channel presence changes are published on.
+const CHANNEL: &str = "hearth:eph";
+const NODES: &str = "hearth:pr:nodes";
+const ONLINE: &str = "hearth:online";
+
+/// ARGV: instance, user id, name, lease ms. Returns 1 when the lease had to be created.
+const CONNECT: &str = r"
+local missing = 0
+if not redis.call('ZSCORE', 'hearth:pr:nodes', ARGV[1]) then missing = 1 end
+redis.call('ZADD', 'hearth:pr:nodes', now + tonumber(ARGV[4]), ARGV[1])
+redis.call('HSET', 'hearth:pr:' .. ARGV[2], ARGV[1], 1)
+redis.call('SADD', 'hearth:pr:of:' .. ARGV[1], ARGV[2])
+if redis.call('HSETNX', 'hearth:online', ARGV[2], ARGV[3]) == 1 then
+  redis.call('PUBLISH', 'hearth:eph', cjson.encode({online = true, user = ARGV[3]}))
+end
+return missing
+";
+
+/// The user `uid` (a string) lost instance `inst`: offline (published) unless a live
+/// instance still holds them.
+const LEAVE_FN: &str = r"
+local function leave(inst, uid)
+  local key = 'hearth:pr:' .. uid
+  redis.call('HDEL', key, inst)
+  redis.call('SREM', 'hearth:pr:of:' .. inst, uid)
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    local lease = redis.call('ZSCORE', 'hearth:pr:nodes', f)
+    if lease and tonumber(lease) > now then return end
+    redis.call('HDEL', key, f)
+  end
+  local name = redis.call('HGET', 'hearth:online', uid)
+  if name then
+    redis.call('HDEL', 'hearth:online', uid)
+    redis.call('PUBLISH', 'hearth:eph', cjson.encode({online = false, user = name}))
+  end
+end
+";
+
+/// ARGV: instance, user id.
+const DISCONNECT: &str = r"
+leave(ARGV[1], ARGV[2])
+return 0
+";
+
+/// ARGV: instance, lease ms. Renews the lease, reaps the instances whose lease ran out.
+/// Returns 1 when this instance's lease was gone.
+const RENEW: &str = r"
+local missing = 0
+if not redis.call('ZSCORE', 'hearth:pr:nodes', ARGV[1]) then missing = 1 end
+redis.call('ZADD', 'hearth:pr:nodes', now + tonumber(ARGV[2]), ARGV[1])
+for _, dead in ipairs(redis.call('ZRANGEBYSCORE', 'hearth:pr:nodes', '-inf', now)) do
+  redis.call('ZREM', 'hearth:pr:nodes', dead)
+  for _, uid in ipairs(redis.call('SMEMBERS', 'hearth:pr:of:' .. dead)) do
+    leave(dead, uid)
+  end
+  redis.call('DEL', 'hearth:pr:of:' .. dead)
+end
+return missing
+";
+
+/// A change of who is online somewhere in the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresenceEvent {
+    /// This user's first connection anywhere opened.
+    Online(String),
+    /// This user's last connection anywhere closed (or its node died).
+    Offline(String),
+    /// Everyone online anywhere, after a (re)subscription: replaces what was known.
+    Everyone(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct Published {
+    online: bool,
+    user: String,
+}
+
+/// Presence over every node. Cheap to clone.
+#[derive(Clone)]
+pub struct ClusterPresence {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    redis: ConnectionManager,
+    instance: String,
+    lease_ms: u64,
+    connect: Script,
+    disconnect: Script,
+    renew: Script,
+    /// The users this instance holds: id → name.
+    here: Mutex<HashMap<i64, String>>,
+}
+
+impl ClusterPresence {
+    /// Presence in the Redis at `url` for a new instance of node `node`, whose users count as
+    /// online until `lease` after its last renewal.
+    pub fn new(url: &str, node: &str, lease: Duration) -> redis::RedisResult<ClusterPresence> {
+        let redis = connect_lazily(url, TIMEOUT)?;
+        Ok(ClusterPresence {
+            inner: Arc::new(Inner {
+                url: url.to_string(),
+                redis,
+                instance: super::instance_id(node)?,
+                lease_ms: lease.as_millis().max(3) as u64,
+                connect: Script::new(&format!("{LUA_NOW_MS}{CONNECT}")),
+                disconnect: Script::new(&format!("{LUA_NOW_MS}{LEAVE_FN}{DISCONNECT}")),
+                renew: Script::new(&format!("{LUA_NOW_MS}{LEAVE_FN}{RENEW}")),
+                here: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// `user`'s first connection to this node opened. Whether Redis took it (if not, the next
+    /// renewal that reaches Redis announces the user).
+    pub async fn connected(&self, user: i64, name: &str) -> bool {
+        if let Ok(mut here) = self.inner.here.lock() {
+            here.insert(user, name.to_string());
+        }
+        self.announce(user, name).await.is_some()
+    }
+
+    /// Run the connect script; whether the lease was missing, or `None` without an answer.
+    async fn announce(&self, user: i64, name: &str) -> Option<bool> {
+        let mut call = self.inner.connect.prepare_invoke();
+        call.arg(&self.inner.instance)
+            .arg(user)
+            .arg(name)
+            .arg(self.inner.lease_ms);
+        let mut redis = self.inner.redis.clone();
+        match tokio::time::timeout(TIMEOUT, call.invoke_async::<u8>(&mut redis)).await {
+            Ok(Ok(missing)) => Some(missing == 1),
+            Ok(Err(e)) => {
+                tracing::debug!("cluster presence: Redis failed: {e}");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// `user`'s last connection to this node closed. Whether Redis took it (if not, the user
+    /// stays online elsewhere until this node's lease runs out or Redis restarts).
+    pub async fn disconnected(&self, user: i64) -> bool {
+        if let Ok(mut here) = self.inner.here.lock() {
+            here.remove(&user);
+        }
+        let mut call = self.inner.disconnect.prepare_invoke();
+        call.arg(&self.inner.instance).arg(user);
+        let mut redis = self.inner.redis.clone();
+        matches!(
+            tokio::time::timeout(TIMEOUT, call.invoke_async::<u8>(&mut redis)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Everyone online on any node, or `None` when Redis does not answer.
+    pub async fn online(&self) -> Option<Vec<String>> {
+        let mut redis = self.inner.redis.clone();
+        let mut cmd = redis::cmd("HVALS");
+        cmd.arg(ONLINE);
+        match tokio::time::timeout(TIMEOUT, cmd.query_async::<Vec<String>>(&mut redis)).await {
+            Ok(Ok(mut names)) => {
+                names.sort_unstable_by(|a, b| crate::domain::cmp_folded(a, b));
+                Some(names)
+            }
+            _ => None,
+        }
+    }
+
+    /// Renew the lease and reap dead instances; when the lease was gone (Redis restarted, or
+    /// this node was paused past it), announce every user held here again. Whether Redis
+    /// answered.
+    pub async fn renew(&self) -> bool {
+        let mut call = self.inner.renew.prepare_invoke();
+        call.arg(&self.inner.instance).arg(self.inner.lease_ms);
+        let mut redis = self.inner.redis.clone();
+        let missing = match tokio::time::timeout(TIMEOUT, call.invoke_async::<u8>(&mut redis)).await
+        {
+            Ok(Ok(m)) => m == 1,
+            _ => return false,
+        };
+        if missing {
+            let here: Vec<(i64, String)> = match self.inner.here.lock() {
+                Ok(h) => h.iter().map(|(u, n)| (*u, n.clone())).collect(),
+                Err(_) => return false,
+            };
+            for (user, name) in here {
+                if self.announce(user, &name).await.is_none() {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Until `stop` flips: renew every third of the lease, and hand every presence change
+    /// published by any node to `events` (with the whole list after each subscription).
+    /// Then take this instance out: its users go offline unless held elsewhere.
+    pub async fn run(self, events: mpsc::Sender<PresenceEvent>, mut stop: watch::Receiver<bool>) {
+        let renewals = {
+            let me = self.clone();
+            let mut stop = stop.clone();
+            tokio::spawn(async move {
+                let period = Duration::from_millis(me.inner.lease_ms / 3);
+                let mut tick = tokio::time::interval(period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => { me.renew().await; }
+                        _ = stop.changed() => break,
+                    }
+                }
+            })
+        };
+        loop {
+            tokio::select! {
+                _ = self.follow(&events) => {}
+                _ = stop.changed() => break,
+            }
+            // Lost the subscription (Redis down or restarted): try again shortly.
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = stop.changed() => break,
+            }
+        }
+        let _ = renewals.await;
+        self.leave().await;
+    }
+
+    /// Subscribe, send the whole list, then forward published changes until the
+    /// subscription ends.
+    async fn follow(&self, events: &mpsc::Sender<PresenceEvent>) {
+        let Ok(client) = redis::Client::open(self.inner.url.as_str()) else {
+            return;
+        };
+        let Ok(Ok(mut pubsub)) = tokio::time::timeout(TIMEOUT, client.get_async_pubsub()).await
+        else {
+            return;
+        };
+        if pubsub.subscribe(CHANNEL).await.is_err() {
+            return;
+        }
+        // Subscribed first, then read: nothing published in between is missed.
+        let Some(everyone) = self.online().await else {
+            return;
+        };
+        if events
+            .send(PresenceEvent::Everyone(everyone))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let mut messages = pubsub.into_on_message();
+        while let Some(msg) = messages.next().await {
+            let Ok(payload) = msg.get_payload::<String>() else {
+                continue;
+            };
+            let Ok(p) = serde_json::from_str::<Published>(&payload) else {
+                continue;
+            };
+            let event = if p.online {
+                PresenceEvent::Online(p.user)
+            } else {
+                PresenceEvent::Offline(p.user)
+            };
+            if events.send(event).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Take this instance out of Redis: each of its users goes offline unless held elsewhere.
+    pub async fn leave(&self) {
+        let users: Vec<i64> = match self.inner.here.lock() {
+            Ok(mut h) => h.drain().map(|(u, _)| u).collect(),
+            Err(_) => return,
+        };
+        for user in users {
+            let mut call = self.inner.disconnect.prepare_invoke();
+            call.arg(&self.inner.instance).arg(user);
+            let mut redis = self.inner.redis.clone();
+            let _ = tokio::time::timeout(TIMEOUT, call.invoke_async::<u8>(&mut redis)).await;
+        }
+        let mut redis = self.inner.redis.clone();
+        let mut pipe = redis::pipe();
+        pipe.zrem(NODES, &self.inner.instance)
+            .ignore()
+            .del(format!("hearth:pr:of:{}", self.inner.instance))
+            .ignore();
+        let _ = tokio::time::timeout(TIMEOUT, pipe.query_async::<()>(&mut redis)).await;
+    }
+}
