@@ -1,6 +1,8 @@
-//! Who is online over every node. Each node tells Redis when a user's first connection to it
-//! opens and their last one closes; a user is online while any live node holds them, and the
-//! moments that changes are published on `hearth:eph` for every node to hand to its hub.
+//! Who is online over every node, and who is typing. Each node tells Redis when a user's
+//! first connection to it opens and their last one closes; a user is online while any live
+//! node holds them, and the moments that changes are published on `hearth:eph` for every node
+//! to hand to its hub. Typing notices go over the same channel, fire and forget, as they do
+//! inside one node.
 //!
 //! - `hearth:pr:{user}`: a hash with one field per node instance holding the user.
 //! - `hearth:online`: user id → name, for everyone online somewhere (what a new connection's
@@ -100,11 +102,25 @@ pub enum PresenceEvent {
     Offline(String),
     /// Everyone online anywhere, after a (re)subscription: replaces what was known.
     Everyone(Vec<String>),
+    /// `user` is typing in room `room` on another node.
+    Typing {
+        /// The room's id.
+        room: i64,
+        /// Who types.
+        user: String,
+    },
 }
 
-#[derive(Deserialize)]
+/// What goes over `hearth:eph`: a presence change (`online`), or a typing notice (`typing`,
+/// with its room and the instance it came from, which ignores its own).
+#[derive(serde::Serialize, Deserialize)]
 struct Published {
-    online: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    online: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    room: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
     user: String,
 }
 
@@ -185,6 +201,23 @@ impl ClusterPresence {
             tokio::time::timeout(TIMEOUT, call.invoke_async::<u8>(&mut redis)).await,
             Ok(Ok(_))
         )
+    }
+
+    /// Tell the other nodes that `user` is typing in `room` (at most once per notice the
+    /// node's own hub sends). Lost when Redis is away, like any typing notice can be.
+    pub async fn typing(&self, room: i64, user: &str) {
+        let Ok(payload) = serde_json::to_string(&Published {
+            online: None,
+            room: Some(room),
+            from: Some(self.inner.instance.clone()),
+            user: user.to_string(),
+        }) else {
+            return;
+        };
+        let mut redis = self.inner.redis.clone();
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(CHANNEL).arg(payload);
+        let _ = tokio::time::timeout(TIMEOUT, cmd.query_async::<i64>(&mut redis)).await;
     }
 
     /// Everyone online on any node, or `None` when Redis does not answer.
@@ -293,10 +326,13 @@ impl ClusterPresence {
             let Ok(p) = serde_json::from_str::<Published>(&payload) else {
                 continue;
             };
-            let event = if p.online {
-                PresenceEvent::Online(p.user)
-            } else {
-                PresenceEvent::Offline(p.user)
+            let event = match (p.online, p.room) {
+                (Some(true), _) => PresenceEvent::Online(p.user),
+                (Some(false), _) => PresenceEvent::Offline(p.user),
+                (None, Some(room)) if p.from.as_deref() != Some(&self.inner.instance) => {
+                    PresenceEvent::Typing { room, user: p.user }
+                }
+                _ => continue,
             };
             if events.send(event).await.is_err() {
                 return;

@@ -313,7 +313,7 @@ fn presence_node(
 async fn presence_over_three_nodes_is_announced_once_and_a_dead_nodes_users_go_offline() {
     let Some(redis) = Redis::start() else { return };
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let (a, _a_events) = presence_node(&redis, "a", &stop_rx);
+    let (a, mut a_events) = presence_node(&redis, "a", &stop_rx);
     let (b, _b_events) = presence_node(&redis, "b", &stop_rx);
     // (Node c, which watches, is not stopped with the others.)
     let (_keep_c, c_stop) = tokio::sync::watch::channel(false);
@@ -365,12 +365,56 @@ async fn presence_over_three_nodes_is_announced_once_and_a_dead_nodes_users_go_o
         "the live node's user stays"
     );
 
+    // Typing goes to the other nodes, not back to the one it came from.
+    a.typing(9, "cy").await;
+    assert_eq!(
+        next_event(&mut events, "typing").await,
+        PresenceEvent::Typing {
+            room: 9,
+            user: "cy".into()
+        }
+    );
+    c.typing(9, "eve").await;
+    assert!(a.connected(6, "fay").await);
+    assert_eq!(
+        next_event(&mut events, "fay online").await,
+        PresenceEvent::Online("fay".into()),
+        "node c does not hear its own typing"
+    );
+    // Everything node a heard up to fay's arrival (published after eve's typing).
+    let mut from_a = Vec::new();
+    loop {
+        let e = next_event(&mut a_events, "node a's events").await;
+        let done = e == PresenceEvent::Online("fay".into());
+        from_a.push(e);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        from_a.contains(&PresenceEvent::Typing {
+            room: 9,
+            user: "eve".into()
+        }) && !from_a
+            .iter()
+            .any(|e| matches!(e, PresenceEvent::Typing { user, .. } if user == "cy")),
+        "{from_a:?}"
+    );
+
     // A clean stop of nodes a and b takes their users offline at once.
     stop.send(true).unwrap();
     let stopped = Instant::now();
+    let mut offline = vec![
+        next_event(&mut events, "offline").await,
+        next_event(&mut events, "offline").await,
+    ];
+    offline.sort_by_key(|e| format!("{e:?}"));
     assert_eq!(
-        next_event(&mut events, "cy offline").await,
-        PresenceEvent::Offline("cy".into())
+        offline,
+        [
+            PresenceEvent::Offline("cy".into()),
+            PresenceEvent::Offline("fay".into())
+        ]
     );
     assert!(stopped.elapsed() < LEASE, "without waiting for the lease");
 }
@@ -409,6 +453,7 @@ async fn presence_survives_redis_restarting_empty() {
             PresenceEvent::Everyone(all) => known = all,
             PresenceEvent::Online(u) => known.push(u),
             PresenceEvent::Offline(u) => known.retain(|k| *k != u),
+            PresenceEvent::Typing { .. } => {}
         }
     }
     let mut online = c.online().await.expect("Redis answers");
