@@ -110,14 +110,7 @@ async fn mentions_and_direct_messages_reach_people_who_are_away() {
         json!({"endpoint": carol_endpoint, "keys": carol_keys}),
     )
     .await;
-    app.api_ok(
-        Method::DELETE,
-        "/api/push/subscriptions",
-        &carol,
-        Some(&json!({"endpoint": carol_endpoint})),
-        204,
-    )
-    .await;
+    unsubscribe(&app, &carol, &carol_endpoint).await;
 
     // Bob has no open connection: a mention is pushed, readable only with his keys.
     let mut aw = app.ws_connect(&alice, None).await;
@@ -166,14 +159,7 @@ async fn mentions_and_direct_messages_reach_people_who_are_away() {
     let excerpt = note["body"].as_str().unwrap();
     assert_eq!(excerpt.chars().count(), 200, "{excerpt}");
     assert!(long.starts_with(excerpt) && long.chars().count() > 200);
-    app.api_ok(
-        Method::DELETE,
-        "/api/push/subscriptions",
-        &bob,
-        Some(&json!({"endpoint": tablet})),
-        204,
-    )
-    .await;
+    unsubscribe(&app, &bob, &tablet).await;
 
     // Ordinary messages are not pushed; nothing is pushed while bob is online.
     aw.say("general", "just chatting", "m2").await;
@@ -275,6 +261,18 @@ async fn change(app: &TestApp, who: &Auth, body: Value) -> Value {
         200,
     )
     .await
+}
+
+/// `who` stops pushes to `endpoint`.
+async fn unsubscribe(app: &TestApp, who: &Auth, endpoint: &str) {
+    app.api_ok(
+        Method::DELETE,
+        "/api/push/subscriptions",
+        who,
+        Some(&json!({ "endpoint": endpoint })),
+        204,
+    )
+    .await;
 }
 
 /// `who`'s devices.
