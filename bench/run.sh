@@ -169,19 +169,28 @@ stop_server() {
 }
 
 # bench KIND RUN ARGS...: run the load generator against the current server.
+# client WHAT ARGS...: run hearth-bench ARGS on the load generator's core, show its output and
+# keep its RESULT lines; a failure is recorded as a problem named WHAT. Returns its exit code.
+client() {
+    local what=$1 rc=0
+    shift
+    "${PIN_CLIENT[@]}" "$BIN/hearth-bench" "$@" >"$TMP/bench.out" 2>&1 || rc=$?
+    cat "$TMP/bench.out"
+    grep '^RESULT ' "$TMP/bench.out" >>"$RESULTS" || true
+    if [[ $rc -ne 0 ]]; then
+        PROBLEMS+=("$what exited with $rc")
+        FAILED=1
+    fi
+    return "$rc"
+}
+
 bench() {
     local kind=$1 run=$2
     shift 2
     local flags=(--url "$SERVER_URL" --server-pid "$SERVER_PID" --target "$kind" --run "$run")
     [[ $TINY == 1 ]] && flags+=(--tiny)
     [[ " ${PIN_SERVER[*]} " == *" taskset -c 0 "* ]] && flags+=(--server-core 0)
-    local rc=0
-    "${PIN_CLIENT[@]}" "$BIN/hearth-bench" "${flags[@]}" "$@" >"$TMP/bench.out" 2>&1 || rc=$?
-    cat "$TMP/bench.out"
-    grep '^RESULT ' "$TMP/bench.out" >>"$RESULTS" || true
-    if [[ $rc -ne 0 ]]; then
-        PROBLEMS+=("hearth-bench $* against $kind (run $run) exited with $rc")
-        FAILED=1
+    if ! client "hearth-bench $* against $kind (run $run)" "${flags[@]}" "$@"; then
         if ! kill -0 "$SERVER_PID" 2>/dev/null; then
             PROBLEMS+=("$kind is no longer running; last log lines:")
             PROBLEMS+=("$(tail -n 20 "$TMP/$kind.err" 2>/dev/null)")
@@ -236,15 +245,8 @@ run_startup() {
         wait_quiet
         local flags=(--run "$run")
         [[ $TINY == 1 ]] && flags+=(--tiny)
-        local rc=0
-        "${PIN_CLIENT[@]}" "$BIN/hearth-bench" "${flags[@]}" startup --server-bin "$BIN/hearth" \
-            --db "$db" "$@" >"$TMP/bench.out" 2>&1 || rc=$?
-        cat "$TMP/bench.out"
-        grep '^RESULT ' "$TMP/bench.out" >>"$RESULTS" || true
-        if [[ $rc -ne 0 ]]; then
-            PROBLEMS+=("startup run $run exited with $rc (server log: $db.startup.log)")
-            FAILED=1
-        fi
+        client "startup run $run (server log: $db.startup.log)" "${flags[@]}" startup \
+            --server-bin "$BIN/hearth" --db "$db" "$@" || true
     done
 }
 
@@ -265,16 +267,10 @@ run_search() {
     fi
     local rc=0 t0 t1
     t0=$(date +%s.%N)
-    "${PIN_CLIENT[@]}" "$BIN/hearth-bench" search-db --db "$db" "${gen[@]}" >"$TMP/bench.out" 2>&1 || rc=$?
+    client search-db search-db --db "$db" "${gen[@]}" || rc=$?
     t1=$(date +%s.%N)
-    cat "$TMP/bench.out"
+    [[ $rc -eq 0 ]] || return 0
     echo "run.sh: search-db took $(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }") s; $db is $(du -m "$db" | cut -f1) MiB"
-    grep '^RESULT ' "$TMP/bench.out" >>"$RESULTS" || true
-    if [[ $rc -ne 0 ]]; then
-        PROBLEMS+=("search-db exited with $rc")
-        FAILED=1
-        return
-    fi
     local run
     for run in $(seq "$RUNS"); do
         echo
@@ -304,7 +300,7 @@ run_pglog() {
     "${PIN_SERVER[@]}" "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
         -o "-k $PG_DIR -c listen_addresses= -c fsync=on -c synchronous_commit=on -c shared_buffers=128MB" \
         start >/dev/null
-    local run rc
+    local run
     for run in $(seq "$RUNS"); do
         echo
         echo "### pglog, run $run/$RUNS, postgresql"
@@ -312,15 +308,8 @@ run_pglog() {
         "${PG_AS[@]}" "$PG_BIN/createdb" -h "$PG_DIR" -U postgres "bench$run"
         local flags=(--run "$run")
         [[ $TINY == 1 ]] && flags+=(--tiny)
-        rc=0
-        "${PIN_CLIENT[@]}" "$BIN/hearth-bench" "${flags[@]}" pg-log \
-            --pg "postgres://postgres@/bench$run?host=$PG_DIR" "$@" >"$TMP/bench.out" 2>&1 || rc=$?
-        cat "$TMP/bench.out"
-        grep '^RESULT ' "$TMP/bench.out" >>"$RESULTS" || true
-        if [[ $rc -ne 0 ]]; then
-            PROBLEMS+=("hearth-bench pg-log (run $run) exited with $rc")
-            FAILED=1
-        fi
+        client "hearth-bench pg-log (run $run)" "${flags[@]}" pg-log \
+            --pg "postgres://postgres@/bench$run?host=$PG_DIR" "$@" || true
     done
 }
 
