@@ -13,6 +13,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
@@ -35,6 +36,8 @@ const QUEUE: usize = 1024;
 const SENDERS: usize = 8;
 /// Characters of the body a push carries.
 const EXCERPT: usize = 200;
+/// How often, at most, the subscriptions are counted again when a message had no target.
+const RECOUNT_EVERY: Duration = Duration::from_secs(60);
 /// How long a push service keeps an undelivered push (its `TTL`), in seconds.
 const TTL_SECONDS: u64 = 24 * 3600;
 /// How stale a device's "last accepted push" time may get before it is written again.
@@ -201,7 +204,28 @@ pub async fn unsubscribe(state: &App, user_id: i64, endpoint: &str) -> Result<()
         .db
         .unsubscribe_push(&endpoint_key(endpoint), Some(user_id))
         .await?;
+    recount(state).await;
     Ok(())
+}
+
+/// Count the subscriptions again and lower the watcher's count to it, unless a subscription
+/// was added meanwhile: a subscriber raises the count only after its row committed, so
+/// either this count saw the row, or the raise comes after the exchange. The count never
+/// drops below what exists, so no push is missed.
+async fn recount(state: &App) {
+    let counter = &state.push_keys.subscriptions;
+    let before = counter.load(Ordering::Acquire);
+    match state.db.push_subscription_count().await {
+        Ok(n) => {
+            let _ = counter.compare_exchange(
+                before,
+                n.max(0) as usize,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+        Err(e) => tracing::warn!("cannot count push subscriptions: {e}"),
+    }
 }
 
 /// An endpoint as it is stored (as the URL parser writes it).
@@ -250,6 +274,7 @@ async fn send_loop(state: App, mut rx: mpsc::Receiver<Note>) {
     let senders = Arc::new(Semaphore::new(SENDERS));
     let mut stop = state.shutdown.clone();
     let mut notes = Vec::with_capacity(BATCH);
+    let mut last_recount = tokio::time::Instant::now();
     loop {
         notes.clear();
         let got = tokio::select! {
@@ -270,6 +295,12 @@ async fn send_loop(state: App, mut rx: mpsc::Receiver<Note>) {
                 continue;
             }
         };
+        if targets.iter().all(Vec::is_empty) && last_recount.elapsed() >= RECOUNT_EVERY {
+            // Subscriptions also end with their sign-in (in the database, unseen here): when
+            // nobody was a target, count them again, so the watcher can go quiet.
+            last_recount = tokio::time::Instant::now();
+            recount(&state).await;
+        }
         let now = crate::db::now_ms();
         for (note, targets) in notes.drain(..).zip(targets) {
             let targets: Vec<(PushSubscription, PushReason)> = targets
@@ -356,7 +387,9 @@ async fn push(state: &App, client: &Outbound, sub: &PushSubscription, payload: &
         }
         Ok(answer) if matches!(answer.status.as_u16(), 404 | 410) => {
             tracing::info!("push endpoint gone ({}); forgetting it", answer.status);
-            let _ = state.db.unsubscribe_push(&sub.endpoint, None).await;
+            if state.db.unsubscribe_push(&sub.endpoint, None).await.is_ok() {
+                recount(state).await;
+            }
         }
         Ok(answer) => tracing::debug!("push refused: {}", answer.status),
         Err(e) => tracing::debug!("push failed: {e}"),
