@@ -61,6 +61,8 @@ struct Note {
 pub struct PushKeys {
     key: OnceCell<Arc<Vapid>>,
     subscriptions: Arc<AtomicUsize>,
+    /// Held while the subscriptions are counted again (see `recount`).
+    recounting: tokio::sync::Mutex<()>,
 }
 
 async fn vapid(state: &App) -> Result<Arc<Vapid>, AppError> {
@@ -213,6 +215,9 @@ pub async fn unsubscribe(state: &App, user_id: i64, endpoint: &str) -> Result<()
 /// either this count saw the row, or the raise comes after the exchange. The count never
 /// drops below what exists, so no push is missed.
 async fn recount(state: &App) {
+    // One recount at a time: two interleaved ones could each swap from a value the other
+    // had already moved (an ABA), and lower the count below what exists.
+    let _one = state.push_keys.recounting.lock().await;
     let counter = &state.push_keys.subscriptions;
     let before = counter.load(Ordering::Acquire);
     match state.db.push_subscription_count().await {

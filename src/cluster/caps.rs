@@ -17,7 +17,11 @@
 //!   renewal.
 //! - Redis is not needed to chat: when it does not answer within [`TIMEOUT`], an admission
 //!   says [`Admission::Unknown`] and the node applies its own caps alone (a user may then
-//!   hold up to the cap on each node until Redis is back).
+//!   hold up to the cap on each node). Connections admitted that way are not counted in
+//!   Redis, so until they close a user may exceed the cluster-wide cap by them; counting
+//!   them locally for the renewals to write is part of wiring the caps into the server, as
+//!   is ordering a renewal after the releases and admissions in flight (a renewal that
+//!   overtakes one can leave Redis a place off until the next renewal).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -188,7 +192,7 @@ impl ClusterCaps {
                 redis,
                 instance: super::instance_id(node)?,
                 limits,
-                lease_ms: lease.as_millis().max(1) as u64,
+                lease_ms: lease.as_millis().max(3) as u64,
                 admit: Script::new(&format!("{LUA_NOW_MS}{ADMIT}")),
                 release: Script::new(RELEASE),
                 renew: Script::new(&format!("{LUA_NOW_MS}{RENEW}")),

@@ -161,8 +161,9 @@ impl ClusterPresence {
         })
     }
 
-    /// `user`'s first connection to this node opened. Whether Redis took it (if not, the next
-    /// renewal that reaches Redis announces the user).
+    /// `user`'s first connection to this node opened. Whether Redis took it. (If not, the
+    /// user is announced again only when this instance's lease had run out by its next
+    /// renewal; reconciling Redis with the users held here at every renewal is still to do.)
     pub async fn connected(&self, user: i64, name: &str) -> bool {
         if let Ok(mut here) = self.inner.here.lock() {
             here.insert(user, name.to_string());
@@ -188,8 +189,9 @@ impl ClusterPresence {
         }
     }
 
-    /// `user`'s last connection to this node closed. Whether Redis took it (if not, the user
-    /// stays online elsewhere until this node's lease runs out or Redis restarts).
+    /// `user`'s last connection to this node closed. Whether Redis took it. (If not, other
+    /// nodes see the user online until Redis restarts or this instance dies without a clean
+    /// stop; see [`ClusterPresence::connected`].)
     pub async fn disconnected(&self, user: i64) -> bool {
         if let Ok(mut here) = self.inner.here.lock() {
             here.remove(&user);

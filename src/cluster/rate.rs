@@ -24,7 +24,7 @@ use crate::limits::MessageRate;
 use crate::metrics::Metrics;
 
 /// Longest a send waits for Redis before deciding without it.
-pub const TIMEOUT: Duration = Duration::from_millis(100);
+pub const TIMEOUT: Duration = Duration::from_millis(250);
 
 /// KEYS: the user's state, the instance leases (`caps`). ARGV: the emission interval and the
 /// burst. Returns {allowed, retry_after_ms, live_instances}.
@@ -85,6 +85,19 @@ impl ClusterRate {
                 metrics,
             }),
         })
+    }
+
+    /// Connect and load the script, so the first send does not pay for both (and for a
+    /// `NOSCRIPT` round trip) within its [`TIMEOUT`]; sends use Redis again at once if it
+    /// answered. Whether it did.
+    pub async fn warm(&self) -> bool {
+        let mut redis = self.inner.redis.clone();
+        let load = self.inner.script.load_async(&mut redis);
+        let answered = matches!(tokio::time::timeout(TIMEOUT * 4, load).await, Ok(Ok(_)));
+        if answered {
+            self.inner.breaker.reset();
+        }
+        answered
     }
 
     /// Spend one message of `user`'s rate; `Err(ms)` says when to retry.

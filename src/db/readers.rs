@@ -58,7 +58,10 @@ impl Readers {
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
-            let _ = tx.send(f(conn).map_err(DbError::from));
+            // A caller that went away (its request was dropped) needs no answer.
+            if !tx.is_closed() {
+                let _ = tx.send(f(conn).map_err(DbError::from));
+            }
         });
         {
             let mut jobs = self
@@ -84,8 +87,8 @@ impl Drop for Readers {
 }
 
 /// A reader thread: take jobs until the queue is closed and empty. A panicking job is
-/// contained (its caller sees the dropped answer); the connection rolls back whatever the
-/// job left open, as its transaction guard unwinds.
+/// contained (its caller sees the dropped answer), and any transaction a job left open is
+/// rolled back before the next one.
 fn serve(queue: &Queue, conn: &Connection) {
     loop {
         let job = {
@@ -107,9 +110,11 @@ fn serve(queue: &Queue, conn: &Connection) {
         };
         if catch_unwind(AssertUnwindSafe(|| job(conn))).is_err() {
             tracing::error!("a database read panicked");
-            if !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
-            }
+        }
+        // A job that panicked, or whose COMMIT failed, may have left its transaction open:
+        // the next job must not start inside it (nor read its old snapshot).
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
         }
     }
 }
