@@ -437,9 +437,7 @@ async fn presence_survives_redis_restarting_empty() {
     };
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
     let (a, _a_events) = presence_node(&redis, "a", &stop_rx);
-    // (Node c, which watches, is not stopped with the others.)
-    let (_keep_c, c_stop) = tokio::sync::watch::channel(false);
-    let (c, mut events) = presence_node(&redis, "c", &c_stop);
+    let (c, mut events) = presence_node(&redis, "c", &stop_rx);
     assert_eq!(
         next_event(&mut events, "the list").await,
         PresenceEvent::Everyone(vec![])
