@@ -17,6 +17,7 @@ pub mod queries;
 mod readers;
 pub mod schema;
 pub mod search_index;
+pub mod sql;
 mod store;
 pub mod writer;
 

@@ -16,6 +16,7 @@ mod cli;
 mod durability;
 mod durability_changes;
 mod ephemeral;
+mod pgqueries;
 mod postgres;
 mod reverse_proxy;
 mod scripting;

@@ -299,6 +299,16 @@ pub const MIGRATIONS: &[&str] = &[
     END
     $$;
     "#,
+    // 3: names compare byte by byte, as in SQLite. The queries shared with SQLite range
+    //    over and sort by these columns (`users_by_prefix` bounds a prefix with U+007F), and
+    //    a database created with a language's collation would order and bound them
+    //    differently.
+    r#"
+    ALTER TABLE users ALTER COLUMN username TYPE text COLLATE "C";
+    ALTER TABLE users ALTER COLUMN username_key TYPE text COLLATE "C";
+    ALTER TABLE rooms ALTER COLUMN name TYPE text COLLATE "C";
+    ALTER TABLE push_subscriptions ALTER COLUMN endpoint TYPE text COLLATE "C";
+    "#,
 ];
 
 /// Why the PostgreSQL schema could not be brought up to date.

@@ -1,79 +1,98 @@
 //! Message lifecycle: edits, deletions and reaction changes, their positions, and their replay.
 
-use rusqlite::{params, Connection, OptionalExtension};
-
 use super::*;
 use crate::model::{ChangeKind, MessageChange};
 
-/// Take the next position from the counter message ids come from (the AUTOINCREMENT sequence
-/// of `messages`). Only the writer calls this, inside its transaction: a rolled-back batch
-/// rolls the counter back with it, and the next message id is always above this position.
-pub fn next_position(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.prepare_cached(
+/// Take the next position from the counter message ids come from. Only the writer calls
+/// this, inside its transaction: a rolled-back batch rolls the counter back with it, and the
+/// next message id is always above this position. On SQLite the counter is the AUTOINCREMENT
+/// sequence of `messages`; on PostgreSQL it is the log head, whose row stays locked until
+/// the transaction ends, so positions commit in order on every node.
+pub fn next_position<C: Sql>(conn: &C) -> Result<i64, C::Error> {
+    if C::POSTGRES {
+        let pos = conn.row(
+            "UPDATE hearth_log_head SET pos = pos + 1 WHERE id = 1 RETURNING pos",
+            args![],
+            |r| r.get(0),
+        )?;
+        return Ok(pos.unwrap_or(0));
+    }
+    conn.exec(
         "INSERT INTO sqlite_sequence (name, seq) SELECT 'messages', 0 \
          WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'messages')",
-    )?
-    .execute([])?;
+        args![],
+    )?;
     // Never below an id already used, whatever the sequence says.
-    conn.prepare_cached(
+    conn.exec(
         "UPDATE sqlite_sequence SET seq = \
          MAX(seq, (SELECT COALESCE(MAX(id), 0) FROM messages)) + 1 WHERE name = 'messages'",
-    )?
-    .execute([])?;
-    conn.prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'messages'")?
-        .query_row([], |r| r.get(0))
+        args![],
+    )?;
+    Ok(conn
+        .row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'messages'",
+            args![],
+            |r| r.get(0),
+        )?
+        .unwrap_or(0))
 }
 
 /// One message by id, in its current state, and its author's row id.
-pub fn message_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<(StoredMessage, i64)>> {
-    conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS_WITH_AUTHOR} WHERE m.id = ?1"
-    ))?
-    .query_row([id], |r| Ok((message_row(r)?, r.get(12)?)))
-    .optional()?
-    .map(|(msg, author)| {
-        let mut one = [msg];
-        fill_extras(conn, &mut one)?;
-        let [msg] = one;
-        Ok((msg, author))
-    })
-    .transpose()
+pub fn message_by_id<C: Sql>(conn: &C, id: i64) -> Result<Option<(StoredMessage, i64)>, C::Error> {
+    let found = conn.row(
+        &format!("SELECT {MESSAGE_COLUMNS_WITH_AUTHOR} WHERE m.id = ?1"),
+        args![id],
+        |r| Ok((message_row(r)?, r.get(12)?)),
+    )?;
+    found
+        .map(|(msg, author)| {
+            let mut one = [msg];
+            fill_extras(conn, &mut one)?;
+            let [msg] = one;
+            Ok((msg, author))
+        })
+        .transpose()
 }
 
 /// Replace a message's body (the search index follows through its trigger).
-pub fn set_message_body(
-    conn: &Connection,
+pub fn set_message_body<C: Sql>(
+    conn: &C,
     id: i64,
     body: &str,
     now_ms: i64,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE messages SET body = ?2, edited_at = ?3 WHERE id = ?1")?
-        .execute(params![id, body, now_ms])?;
+) -> Result<(), C::Error> {
+    conn.exec(
+        "UPDATE messages SET body = ?2, edited_at = ?3 WHERE id = ?1",
+        args![id, body, now_ms],
+    )?;
     Ok(())
 }
 
 /// Turn a message into a tombstone: its text leaves the row, the search index (trigger), its
 /// mentions, its reactions and the bodies of its earlier edits.
-pub fn tombstone_message(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+pub fn tombstone_message<C: Sql>(conn: &C, id: i64) -> Result<(), C::Error> {
     erase_reactions(conn, id)?;
     erase_attachments(conn, id)?;
     erase_preview(conn, id)?;
-    conn.prepare_cached("UPDATE messages SET body = '', deleted = 1 WHERE id = ?1")?
-        .execute([id])?;
-    conn.prepare_cached("DELETE FROM mentions WHERE message_id = ?1")?
-        .execute([id])?;
-    conn.prepare_cached("UPDATE message_changes SET body = '' WHERE message_id = ?1")?
-        .execute([id])?;
+    conn.exec(
+        "UPDATE messages SET body = '', deleted = TRUE WHERE id = ?1",
+        args![id],
+    )?;
+    conn.exec("DELETE FROM mentions WHERE message_id = ?1", args![id])?;
+    conn.exec(
+        "UPDATE message_changes SET body = '' WHERE message_id = ?1",
+        args![id],
+    )?;
     Ok(())
 }
 
 /// Delete `msg` (a tombstone) at a new position, by `by` (`actor_id` `None`: the operator).
-pub fn delete_message(
-    conn: &Connection,
+pub fn delete_message<C: Sql>(
+    conn: &C,
     msg: &StoredMessage,
     (actor_id, by): (Option<i64>, &str),
     now_ms: i64,
-) -> rusqlite::Result<MessageChange> {
+) -> Result<MessageChange, C::Error> {
     let seq = next_position(conn)?;
     tombstone_message(conn, msg.id)?;
     let change = MessageChange {
@@ -88,12 +107,12 @@ pub fn delete_message(
 }
 
 /// Record a change at its position `c.seq`, made by `actor_id` at `now_ms`.
-pub fn insert_change(
-    conn: &Connection,
+pub fn insert_change<C: Sql>(
+    conn: &C,
     c: &MessageChange,
     actor_id: Option<i64>,
     now_ms: i64,
-) -> rusqlite::Result<()> {
+) -> Result<(), C::Error> {
     let (kind, body, actor, ts) = match &c.kind {
         ChangeKind::Edited { body, edited_ms } => ("edit", body.as_str(), "", *edited_ms),
         ChangeKind::Deleted { by } => ("delete", "", by.as_str(), now_ms),
@@ -112,76 +131,78 @@ pub fn insert_change(
 /// The columns of one `message_changes` row besides its position.
 type ChangeRow<'a> = (&'a str, &'a str, Option<i64>, &'a str);
 
-fn insert_change_row(
-    conn: &Connection,
+fn insert_change_row<C: Sql>(
+    conn: &C,
     c: &MessageChange,
     (kind, body, actor_id, actor): ChangeRow<'_>,
     ts: i64,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
+) -> Result<(), C::Error> {
+    conn.exec(
         "INSERT INTO message_changes (seq, message_id, room_id, kind, body, actor_id, actor, ts) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        c.seq, c.id, c.room_id, kind, body, actor_id, actor, ts
-    ])?;
+        args![c.seq, c.id, c.room_id, kind, body, actor_id, actor, ts],
+    )?;
     Ok(())
 }
 
 /// The latest change of `kind` (`edit`, `delete`) to a message, as it replays.
-pub fn last_change(
-    conn: &Connection,
+pub fn last_change<C: Sql>(
+    conn: &C,
     message_id: i64,
     kind: &str,
-) -> rusqlite::Result<Option<MessageChange>> {
-    conn.prepare_cached(&format!(
-        "SELECT {CHANGE_COLUMNS} WHERE c.message_id = ?1 AND c.kind = ?2 ORDER BY c.seq DESC LIMIT 1"
-    ))?
-    .query_row(params![message_id, kind], change_row)
-    .optional()
+) -> Result<Option<MessageChange>, C::Error> {
+    conn.row(
+        &format!(
+            "SELECT {CHANGE_COLUMNS} WHERE c.message_id = ?1 AND c.kind = ?2 \
+             ORDER BY c.seq DESC LIMIT 1"
+        ),
+        args![message_id, kind],
+        |r| change_row(r),
+    )
 }
 
 /// The latest change of `actor_id`'s reaction `emoji` to a message, if any.
-pub fn last_reaction_change(
-    conn: &Connection,
+pub fn last_reaction_change<C: Sql>(
+    conn: &C,
     message_id: i64,
     actor_id: i64,
     emoji: &str,
-) -> rusqlite::Result<Option<MessageChange>> {
-    conn.prepare_cached(&format!(
-        "SELECT {CHANGE_COLUMNS} WHERE c.message_id = ?1 AND c.kind IN ('react', 'unreact') \
-         AND c.actor_id = ?2 AND c.body = ?3 ORDER BY c.seq DESC LIMIT 1"
-    ))?
-    .query_row(params![message_id, actor_id, emoji], change_row)
-    .optional()
+) -> Result<Option<MessageChange>, C::Error> {
+    conn.row(
+        &format!(
+            "SELECT {CHANGE_COLUMNS} WHERE c.message_id = ?1 AND c.kind IN ('react', 'unreact') \
+             AND c.actor_id = ?2 AND c.body = ?3 ORDER BY c.seq DESC LIMIT 1"
+        ),
+        args![message_id, actor_id, emoji],
+        |r| change_row(r),
+    )
 }
 
 /// Changes with seq > `since` in any room the user belongs to, oldest first, at most `limit`.
-pub fn changes_since_for_user(
-    conn: &Connection,
+pub fn changes_since_for_user<C: Sql>(
+    conn: &C,
     user_id: i64,
     since: i64,
     limit: u32,
-) -> rusqlite::Result<Vec<MessageChange>> {
-    all_rows(
-        conn,
+) -> Result<Vec<MessageChange>, C::Error> {
+    conn.rows(
         &format!(
             "SELECT {CHANGE_COLUMNS} WHERE c.seq > ?2 AND c.room_id IN \
              (SELECT room_id FROM memberships WHERE user_id = ?1) ORDER BY c.seq LIMIT ?3"
         ),
-        params![user_id, since, limit],
-        change_row,
+        args![user_id, since, i64::from(limit)],
+        |r| change_row(r),
     )
 }
 
 /// Messages and changes with a position above `since` in the user's rooms, in position order,
 /// at most `limit` of them together.
-pub fn replay_for_user(
-    conn: &Connection,
+pub fn replay_for_user<C: Sql>(
+    conn: &C,
     user_id: i64,
     since: i64,
     limit: u32,
-) -> rusqlite::Result<Vec<Replayed>> {
+) -> Result<Vec<Replayed>, C::Error> {
     let mut messages = messages_since_for_user(conn, user_id, since, limit)?;
     fill_extras(conn, &mut messages)?;
     let changes = changes_since_for_user(conn, user_id, since, limit)?;
@@ -196,11 +217,13 @@ pub fn replay_for_user(
 }
 
 /// Whether `user_id` is an administrator.
-pub fn user_is_admin(conn: &Connection, user_id: i64) -> rusqlite::Result<bool> {
+pub fn user_is_admin<C: Sql>(conn: &C, user_id: i64) -> Result<bool, C::Error> {
     Ok(conn
-        .prepare_cached("SELECT is_admin FROM users WHERE id = ?1")?
-        .query_row([user_id], |r| r.get(0))
-        .optional()?
+        .row(
+            "SELECT is_admin FROM users WHERE id = ?1",
+            args![user_id],
+            |r| r.get(0),
+        )?
         .unwrap_or(false))
 }
 
@@ -208,7 +231,7 @@ const CHANGE_COLUMNS: &str =
     "c.seq, c.message_id, c.room_id, r.name, c.kind, c.body, c.actor, c.ts \
      FROM message_changes c JOIN rooms r ON r.id = c.room_id";
 
-fn change_row(r: &Row<'_>) -> rusqlite::Result<MessageChange> {
+fn change_row<R: SqlRow + ?Sized>(r: &R) -> Result<MessageChange, R::Error> {
     let kind: String = r.get(4)?;
     let kind = match kind.as_str() {
         "edit" => ChangeKind::Edited {
@@ -221,7 +244,7 @@ fn change_row(r: &Row<'_>) -> rusqlite::Result<MessageChange> {
             on: kind == "react",
         },
         "preview" => ChangeKind::Preview {
-            preview: preview_from_json(&r.get::<_, String>(5)?).map(Box::new),
+            preview: preview_from_json(&r.get::<String>(5)?).map(Box::new),
         },
         _ => ChangeKind::Deleted { by: r.get(6)? },
     };
@@ -238,6 +261,7 @@ fn change_row(r: &Row<'_>) -> rusqlite::Result<MessageChange> {
 mod tests {
     use super::*;
     use crate::db::{schema, NewAdmin};
+    use rusqlite::Connection;
 
     fn db() -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();

@@ -1,8 +1,6 @@
 //! Webhooks: incoming hooks (`hooks`, each posting as an account of its own), outgoing webhooks
 //! (`webhooks`) and their delivery queue (`webhook_queue`, filled by a trigger on `messages`).
 
-use rusqlite::{params, Connection, OptionalExtension};
-
 use super::*;
 
 /// An incoming hook as its room's members see it.
@@ -75,35 +73,32 @@ pub struct DueDelivery {
 
 /// Make an incoming hook for `room_id`: its account (`name`, key `key`, a member of that room
 /// only) and its row. `None` when the name is taken.
-pub fn insert_hook(
-    conn: &Connection,
+pub fn insert_hook<C: Sql>(
+    conn: &C,
     (id, token_hash): (&str, &[u8]),
     (name, key): (&str, &str),
     room_id: i64,
     created_by: i64,
     now_ms: i64,
-) -> rusqlite::Result<Option<i64>> {
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO users (username, username_key, password_hash, created_at, hook) \
-             VALUES (?1, ?2, '!', ?3, 1) ON CONFLICT (username_key) DO NOTHING",
-        )?
-        .execute(params![name, key, now_ms])?;
-    if inserted == 0 {
+) -> Result<Option<i64>, C::Error> {
+    let inserted = conn.row(
+        "INSERT INTO users (username, username_key, password_hash, created_at, hook) \
+         VALUES (?1, ?2, '!', ?3, TRUE) ON CONFLICT (username_key) DO NOTHING RETURNING id",
+        args![name, key, now_ms],
+        |r| r.get::<i64>(0),
+    )?;
+    let Some(user_id) = inserted else {
         return Ok(None);
-    }
-    let user_id = conn.last_insert_rowid();
-    conn.prepare_cached(
+    };
+    conn.exec(
         "INSERT INTO memberships (room_id, user_id, joined_at, last_read) VALUES (?1, ?2, ?3, 0)",
-    )?
-    .execute(params![room_id, user_id, now_ms])?;
-    conn.prepare_cached(
+        args![room_id, user_id, now_ms],
+    )?;
+    conn.exec(
         "INSERT INTO hooks (id, token_hash, room_id, user_id, created_by, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        id, token_hash, room_id, user_id, created_by, now_ms
-    ])?;
+        args![id, token_hash, room_id, user_id, created_by, now_ms],
+    )?;
     Ok(Some(user_id))
 }
 
@@ -111,7 +106,7 @@ const HOOK_COLUMNS: &str = "h.id, u.username, r.name, h.room_id, cu.username, h.
      h.last_used_at FROM hooks h JOIN users u ON u.id = h.user_id JOIN rooms r ON r.id = h.room_id \
      LEFT JOIN users cu ON cu.id = h.created_by";
 
-fn hook_row(r: &Row<'_>) -> rusqlite::Result<HookRow> {
+fn hook_row<R: SqlRow + ?Sized>(r: &R) -> Result<HookRow, R::Error> {
     Ok(HookRow {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -124,24 +119,28 @@ fn hook_row(r: &Row<'_>) -> rusqlite::Result<HookRow> {
 }
 
 /// The incoming hooks of a room (`None`: of every room), oldest first.
-pub fn hooks_of(conn: &Connection, room_id: Option<i64>) -> rusqlite::Result<Vec<HookRow>> {
-    all_rows(
-        conn,
-        &format!(
-            "SELECT {HOOK_COLUMNS} WHERE ?1 IS NULL OR h.room_id = ?1 ORDER BY h.created_at, h.id"
+pub fn hooks_of<C: Sql>(conn: &C, room_id: Option<i64>) -> Result<Vec<HookRow>, C::Error> {
+    match room_id {
+        Some(room_id) => conn.rows(
+            &format!("SELECT {HOOK_COLUMNS} WHERE h.room_id = ?1 ORDER BY h.created_at, h.id"),
+            args![room_id],
+            |r| hook_row(r),
         ),
-        [room_id],
-        hook_row,
-    )
+        None => conn.rows(
+            &format!("SELECT {HOOK_COLUMNS} ORDER BY h.created_at, h.id"),
+            args![],
+            |r| hook_row(r),
+        ),
+    }
 }
 
 /// Hook `id`: its row, its account's id and its token's hash.
-pub fn hook_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<HookAuth>> {
-    conn.prepare_cached(&format!("SELECT {HOOK_COLUMNS_FULL} WHERE h.id = ?1"))?
-        .query_row([id], |r| {
-            Ok((hook_row(r)?, r.get(7)?, r.get(8)?, r.get(9)?))
-        })
-        .optional()
+pub fn hook_by_id<C: Sql>(conn: &C, id: &str) -> Result<Option<HookAuth>, C::Error> {
+    conn.row(
+        &format!("SELECT {HOOK_COLUMNS_FULL} WHERE h.id = ?1"),
+        args![id],
+        |r| Ok((hook_row(r)?, r.get(7)?, r.get(8)?, r.get(9)?)),
+    )
 }
 
 const HOOK_COLUMNS_FULL: &str = "h.id, u.username, r.name, h.room_id, cu.username, h.created_at, \
@@ -150,53 +149,61 @@ const HOOK_COLUMNS_FULL: &str = "h.id, u.username, r.name, h.room_id, cu.usernam
      LEFT JOIN users cu ON cu.id = h.created_by";
 
 /// Note that hook `id` posted.
-pub fn touch_hook(conn: &Connection, id: &str, now_ms: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE hooks SET last_used_at = ?2 WHERE id = ?1")?
-        .execute(params![id, now_ms])?;
+pub fn touch_hook<C: Sql>(conn: &C, id: &str, now_ms: i64) -> Result<(), C::Error> {
+    conn.exec(
+        "UPDATE hooks SET last_used_at = ?2 WHERE id = ?1",
+        args![id, now_ms],
+    )?;
     Ok(())
 }
 
 /// Remove hook `id`; its account stays, disabled, as the author of what it posted (and its
 /// name stays taken). Whether it existed.
-pub fn delete_hook(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
-    let user: Option<i64> = conn
-        .prepare_cached("SELECT user_id FROM hooks WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?;
+pub fn delete_hook<C: Sql>(conn: &C, id: &str) -> Result<bool, C::Error> {
+    let user: Option<i64> =
+        conn.row("SELECT user_id FROM hooks WHERE id = ?1", args![id], |r| {
+            r.get(0)
+        })?;
     let Some(user) = user else {
         return Ok(false);
     };
-    conn.prepare_cached("DELETE FROM hooks WHERE id = ?1")?
-        .execute([id])?;
-    conn.prepare_cached("UPDATE users SET disabled = 1 WHERE id = ?1")?
-        .execute([user])?;
+    conn.exec("DELETE FROM hooks WHERE id = ?1", args![id])?;
+    conn.exec(
+        "UPDATE users SET disabled = TRUE WHERE id = ?1",
+        args![user],
+    )?;
     Ok(true)
 }
 
 /// How many incoming and outgoing hooks room `room_id` has.
-pub fn hook_counts(conn: &Connection, room_id: i64) -> rusqlite::Result<(i64, i64)> {
-    conn.prepare_cached(
-        "SELECT (SELECT COUNT(*) FROM hooks WHERE room_id = ?1), \
-         (SELECT COUNT(*) FROM webhooks WHERE room_id = ?1)",
-    )?
-    .query_row([room_id], |r| Ok((r.get(0)?, r.get(1)?)))
+pub fn hook_counts<C: Sql>(conn: &C, room_id: i64) -> Result<(i64, i64), C::Error> {
+    Ok(conn
+        .row(
+            "SELECT (SELECT COUNT(*) FROM hooks WHERE room_id = ?1), \
+             (SELECT COUNT(*) FROM webhooks WHERE room_id = ?1)",
+            args![room_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
+        .unwrap_or((0, 0)))
 }
 
 /// Add an outgoing webhook; its id.
-pub fn insert_webhook(
-    conn: &Connection,
+pub fn insert_webhook<C: Sql>(
+    conn: &C,
     room_id: i64,
     url: &str,
     secret: &str,
     created_by: i64,
     now_ms: i64,
-) -> rusqlite::Result<i64> {
-    conn.prepare_cached(
-        "INSERT INTO webhooks (room_id, url, secret, created_by, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![room_id, url, secret, created_by, now_ms])?;
-    Ok(conn.last_insert_rowid())
+) -> Result<i64, C::Error> {
+    Ok(conn
+        .row(
+            "INSERT INTO webhooks (room_id, url, secret, created_by, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            args![room_id, url, secret, created_by, now_ms],
+            |r| r.get(0),
+        )?
+        .unwrap_or(0))
 }
 
 const WEBHOOK_COLUMNS: &str = "w.id, r.name, w.room_id, w.url, cu.username, w.created_at, \
@@ -204,7 +211,7 @@ const WEBHOOK_COLUMNS: &str = "w.id, r.name, w.room_id, w.url, cu.username, w.cr
      w.last_attempt_at, w.last_status, w.last_error, w.failing_since \
      FROM webhooks w JOIN rooms r ON r.id = w.room_id LEFT JOIN users cu ON cu.id = w.created_by";
 
-fn webhook_row(r: &Row<'_>) -> rusqlite::Result<WebhookRow> {
+fn webhook_row<R: SqlRow + ?Sized>(r: &R) -> Result<WebhookRow, R::Error> {
     Ok(WebhookRow {
         id: r.get(0)?,
         room: r.get(1)?,
@@ -222,23 +229,31 @@ fn webhook_row(r: &Row<'_>) -> rusqlite::Result<WebhookRow> {
 }
 
 /// The outgoing webhooks of a room (`None`: of every room), oldest first.
-pub fn webhooks_of(conn: &Connection, room_id: Option<i64>) -> rusqlite::Result<Vec<WebhookRow>> {
-    all_rows(
-        conn,
-        &format!("SELECT {WEBHOOK_COLUMNS} WHERE ?1 IS NULL OR w.room_id = ?1 ORDER BY w.id"),
-        [room_id],
-        webhook_row,
-    )
+pub fn webhooks_of<C: Sql>(conn: &C, room_id: Option<i64>) -> Result<Vec<WebhookRow>, C::Error> {
+    match room_id {
+        Some(room_id) => conn.rows(
+            &format!("SELECT {WEBHOOK_COLUMNS} WHERE w.room_id = ?1 ORDER BY w.id"),
+            args![room_id],
+            |r| webhook_row(r),
+        ),
+        None => conn.rows(
+            &format!("SELECT {WEBHOOK_COLUMNS} ORDER BY w.id"),
+            args![],
+            |r| webhook_row(r),
+        ),
+    }
 }
 
 /// Webhook `id` and the row id of whoever made it.
-pub fn webhook_by_id(
-    conn: &Connection,
+pub fn webhook_by_id<C: Sql>(
+    conn: &C,
     id: i64,
-) -> rusqlite::Result<Option<(WebhookRow, Option<i64>)>> {
-    conn.prepare_cached(&format!("SELECT {WEBHOOK_COLUMNS_BY} WHERE w.id = ?1"))?
-        .query_row([id], |r| Ok((webhook_row(r)?, r.get(12)?)))
-        .optional()
+) -> Result<Option<(WebhookRow, Option<i64>)>, C::Error> {
+    conn.row(
+        &format!("SELECT {WEBHOOK_COLUMNS_BY} WHERE w.id = ?1"),
+        args![id],
+        |r| Ok((webhook_row(r)?, r.get(12)?)),
+    )
 }
 
 const WEBHOOK_COLUMNS_BY: &str = "w.id, r.name, w.room_id, w.url, cu.username, w.created_at, \
@@ -247,52 +262,48 @@ const WEBHOOK_COLUMNS_BY: &str = "w.id, r.name, w.room_id, w.url, cu.username, w
      FROM webhooks w JOIN rooms r ON r.id = w.room_id LEFT JOIN users cu ON cu.id = w.created_by";
 
 /// Remove webhook `id` and what it still had queued; whether it existed.
-pub fn delete_webhook(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
-    conn.prepare_cached("DELETE FROM webhook_queue WHERE webhook_id = ?1")?
-        .execute([id])?;
-    Ok(conn
-        .prepare_cached("DELETE FROM webhooks WHERE id = ?1")?
-        .execute([id])?
-        > 0)
+pub fn delete_webhook<C: Sql>(conn: &C, id: i64) -> Result<bool, C::Error> {
+    conn.exec("DELETE FROM webhook_queue WHERE webhook_id = ?1", args![id])?;
+    Ok(conn.exec("DELETE FROM webhooks WHERE id = ?1", args![id])? > 0)
 }
 
 /// Queue message `message_id` for every outgoing webhook of room `room_id` (in the message's
 /// own insert).
-pub fn queue_webhook_deliveries(
-    conn: &Connection,
+pub fn queue_webhook_deliveries<C: Sql>(
+    conn: &C,
     room_id: i64,
     message_id: i64,
     now_ms: i64,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
+) -> Result<(), C::Error> {
+    conn.exec(
         "INSERT INTO webhook_queue (webhook_id, message_id, queued_at, next_at) \
          SELECT id, ?2, ?3, ?3 FROM webhooks WHERE room_id = ?1",
-    )?
-    .execute(params![room_id, message_id, now_ms])?;
+        args![room_id, message_id, now_ms],
+    )?;
     Ok(())
 }
 
 /// How many outgoing webhooks there are.
-pub fn webhook_count(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT COUNT(*) FROM webhooks")?
-        .query_row([], |r| r.get(0))
+pub fn webhook_count<C: Sql>(conn: &C) -> Result<i64, C::Error> {
+    Ok(conn
+        .row("SELECT COUNT(*) FROM webhooks", args![], |r| r.get(0))?
+        .unwrap_or(0))
 }
 
 /// The head of each webhook's queue (its oldest message), when due at `now_ms`; at most
 /// `limit`. Only heads, so each webhook receives its messages in id order.
-pub fn due_deliveries(
-    conn: &Connection,
+pub fn due_deliveries<C: Sql>(
+    conn: &C,
     now_ms: i64,
     limit: u32,
-) -> rusqlite::Result<Vec<DueDelivery>> {
-    all_rows(
-        conn,
+) -> Result<Vec<DueDelivery>, C::Error> {
+    conn.rows(
         "SELECT q.webhook_id, w.url, w.secret, q.message_id, q.attempts, q.queued_at \
          FROM webhook_queue q JOIN webhooks w ON w.id = q.webhook_id \
          WHERE q.message_id = (SELECT MIN(message_id) FROM webhook_queue h \
                                WHERE h.webhook_id = q.webhook_id) \
          AND q.next_at <= ?1 ORDER BY q.next_at LIMIT ?2",
-        params![now_ms, limit],
+        args![now_ms, i64::from(limit)],
         |r| {
             Ok(DueDelivery {
                 webhook_id: r.get(0)?,
@@ -307,63 +318,69 @@ pub fn due_deliveries(
 }
 
 /// When the next delivery falls due (`None`: nothing queued).
-pub fn next_delivery_at(conn: &Connection) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached("SELECT MIN(next_at) FROM webhook_queue")?
-        .query_row([], |r| r.get(0))
+pub fn next_delivery_at<C: Sql>(conn: &C) -> Result<Option<i64>, C::Error> {
+    Ok(conn
+        .row("SELECT MIN(next_at) FROM webhook_queue", args![], |r| {
+            r.get(0)
+        })?
+        .flatten())
 }
 
 /// A delivery got a 2xx (`status`): it leaves the queue.
-pub fn delivery_done(
-    conn: &Connection,
+pub fn delivery_done<C: Sql>(
+    conn: &C,
     webhook_id: i64,
     message_id: i64,
     status: i64,
     now_ms: i64,
-) -> rusqlite::Result<()> {
-    let n = conn
-        .prepare_cached("DELETE FROM webhook_queue WHERE webhook_id = ?1 AND message_id = ?2")?
-        .execute(params![webhook_id, message_id])?;
-    conn.prepare_cached(
+) -> Result<(), C::Error> {
+    let n = conn.exec(
+        "DELETE FROM webhook_queue WHERE webhook_id = ?1 AND message_id = ?2",
+        args![webhook_id, message_id],
+    )?;
+    conn.exec(
         "UPDATE webhooks SET delivered = delivered + ?3, last_attempt_at = ?4, \
          last_status = ?2, last_error = '', failing_since = NULL WHERE id = ?1",
-    )?
-    .execute(params![webhook_id, status, n as i64, now_ms])?;
+        args![webhook_id, status, n as i64, now_ms],
+    )?;
     Ok(())
 }
 
 /// A delivery failed (`status`: the answer's, if any): it is tried again at `next_at`, or,
 /// `give_up`, dropped.
-pub fn delivery_failed(
-    conn: &Connection,
+pub fn delivery_failed<C: Sql>(
+    conn: &C,
     (webhook_id, message_id): (i64, i64),
     (status, error): (Option<i64>, &str),
     next_at: Option<i64>,
     now_ms: i64,
-) -> rusqlite::Result<()> {
+) -> Result<(), C::Error> {
     match next_at {
-        Some(at) => conn
-            .prepare_cached(
-                "UPDATE webhook_queue SET attempts = attempts + 1, next_at = ?3 \
-                 WHERE webhook_id = ?1 AND message_id = ?2",
-            )?
-            .execute(params![webhook_id, message_id, at])?,
-        None => conn
-            .prepare_cached("DELETE FROM webhook_queue WHERE webhook_id = ?1 AND message_id = ?2")?
-            .execute(params![webhook_id, message_id])?,
+        Some(at) => conn.exec(
+            "UPDATE webhook_queue SET attempts = attempts + 1, next_at = ?3 \
+             WHERE webhook_id = ?1 AND message_id = ?2",
+            args![webhook_id, message_id, at],
+        )?,
+        None => conn.exec(
+            "DELETE FROM webhook_queue WHERE webhook_id = ?1 AND message_id = ?2",
+            args![webhook_id, message_id],
+        )?,
     };
-    conn.prepare_cached(
+    conn.exec(
         "UPDATE webhooks SET last_attempt_at = ?4, last_status = ?2, last_error = ?3, \
          failing_since = COALESCE(failing_since, ?4) WHERE id = ?1",
-    )?
-    .execute(params![webhook_id, status, error, now_ms])?;
+        args![webhook_id, status, error, now_ms],
+    )?;
     Ok(())
 }
 
 /// Whether the account `user_id` belongs to an incoming hook.
-pub fn is_hook_account(conn: &Connection, user_id: i64) -> rusqlite::Result<bool> {
+pub fn is_hook_account<C: Sql>(conn: &C, user_id: i64) -> Result<bool, C::Error> {
     Ok(conn
-        .prepare_cached("SELECT hook FROM users WHERE id = ?1")?
-        .query_row([user_id], |r| r.get(0))
-        .optional()?
+        .row(
+            "SELECT hook FROM users WHERE id = ?1",
+            args![user_id],
+            |r| r.get(0),
+        )?
         .unwrap_or(false))
 }

@@ -1,6 +1,6 @@
 //! Invitations: stored by hash, listed, used and revoked.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::{args, Arg, Sql, SqlRow};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InviteRow {
@@ -36,42 +36,44 @@ impl InviteRow {
 }
 
 /// Store a new invitation by the SHA-256 of its code; returns its id.
-pub fn insert_invite(
-    conn: &Connection,
+pub fn insert_invite<C: Sql>(
+    conn: &C,
     code_hash: &[u8],
     created_by: Option<i64>,
     now_ms: i64,
     expires_at: i64,
     max_uses: i64,
-) -> rusqlite::Result<i64> {
-    conn.prepare_cached(
-        "INSERT INTO invites (code_hash, created_by, created_at, expires_at, max_uses) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![code_hash, created_by, now_ms, expires_at, max_uses])?;
-    Ok(conn.last_insert_rowid())
+) -> Result<i64, C::Error> {
+    Ok(conn
+        .row(
+            "INSERT INTO invites (code_hash, created_by, created_at, expires_at, max_uses) \
+             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            args![code_hash, created_by, now_ms, expires_at, max_uses],
+            |r| r.get(0),
+        )?
+        .unwrap_or(0))
 }
 
 /// One invitation by id.
-pub fn invite(conn: &Connection, id: i64) -> rusqlite::Result<Option<InviteRow>> {
-    Ok(list_invites_where(conn, "WHERE i.id = ?1", [id])?.pop())
+pub fn invite<C: Sql>(conn: &C, id: i64) -> Result<Option<InviteRow>, C::Error> {
+    Ok(list_invites_where(conn, "WHERE i.id = ?1", args![id])?.pop())
 }
 
 /// Every invitation, newest first.
-pub fn list_invites(conn: &Connection) -> rusqlite::Result<Vec<InviteRow>> {
-    list_invites_where(conn, "", [])
+pub fn list_invites<C: Sql>(conn: &C) -> Result<Vec<InviteRow>, C::Error> {
+    list_invites_where(conn, "", args![])
 }
 
-fn list_invites_where(
-    conn: &Connection,
+fn list_invites_where<C: Sql>(
+    conn: &C,
     filter: &str,
-    args: impl rusqlite::Params,
-) -> rusqlite::Result<Vec<InviteRow>> {
+    args: &[&dyn Arg],
+) -> Result<Vec<InviteRow>, C::Error> {
     let sql = format!(
         "SELECT i.id, u.username, i.created_at, i.expires_at, i.max_uses, i.uses, i.revoked \
          FROM invites i LEFT JOIN users u ON u.id = i.created_by {filter} ORDER BY i.id DESC"
     );
-    super::all_rows(conn, &sql, args, |r| {
+    conn.rows(&sql, args, |r| {
         Ok(InviteRow {
             id: r.get(0)?,
             created_by: r.get(1)?,
@@ -85,48 +87,43 @@ fn list_invites_where(
 }
 
 /// The invitations one account made, newest first.
-pub fn list_invites_by(conn: &Connection, user_id: i64) -> rusqlite::Result<Vec<InviteRow>> {
-    list_invites_where(conn, "WHERE i.created_by = ?1", [user_id])
+pub fn list_invites_by<C: Sql>(conn: &C, user_id: i64) -> Result<Vec<InviteRow>, C::Error> {
+    list_invites_where(conn, "WHERE i.created_by = ?1", args![user_id])
 }
 
 /// Revoke an invitation that `user_id` made. Returns false when there is no such invitation
 /// of theirs.
-pub fn revoke_own_invite(conn: &Connection, id: i64, user_id: i64) -> rusqlite::Result<bool> {
-    Ok(conn
-        .prepare_cached("UPDATE invites SET revoked = 1 WHERE id = ?1 AND created_by = ?2")?
-        .execute([id, user_id])?
-        > 0)
+pub fn revoke_own_invite<C: Sql>(conn: &C, id: i64, user_id: i64) -> Result<bool, C::Error> {
+    Ok(conn.exec(
+        "UPDATE invites SET revoked = TRUE WHERE id = ?1 AND created_by = ?2",
+        args![id, user_id],
+    )? > 0)
 }
 
 /// Revoke an invitation. Returns false for an unknown id.
-pub fn revoke_invite(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
-    Ok(conn
-        .prepare_cached("UPDATE invites SET revoked = 1 WHERE id = ?1")?
-        .execute([id])?
-        > 0)
+pub fn revoke_invite<C: Sql>(conn: &C, id: i64) -> Result<bool, C::Error> {
+    Ok(conn.exec("UPDATE invites SET revoked = TRUE WHERE id = ?1", args![id])? > 0)
 }
 
 /// The id of the invitation with this code hash if it can still create an account.
-pub fn usable_invite(
-    conn: &Connection,
+pub fn usable_invite<C: Sql>(
+    conn: &C,
     code_hash: &[u8],
     now_ms: i64,
-) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached(
-        "SELECT id FROM invites WHERE code_hash = ?1 AND revoked = 0 AND uses < max_uses \
+) -> Result<Option<i64>, C::Error> {
+    conn.row(
+        "SELECT id FROM invites WHERE code_hash = ?1 AND revoked = FALSE AND uses < max_uses \
          AND expires_at > ?2",
-    )?
-    .query_row(params![code_hash, now_ms], |r| r.get(0))
-    .optional()
+        args![code_hash, now_ms],
+        |r| r.get(0),
+    )
 }
 
 /// Count one use of an invitation, only if it is still usable. Returns whether it was.
-pub fn use_invite(conn: &Connection, id: i64, now_ms: i64) -> rusqlite::Result<bool> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE invites SET uses = uses + 1 WHERE id = ?1 AND revoked = 0 \
-             AND uses < max_uses AND expires_at > ?2",
-        )?
-        .execute(params![id, now_ms])?
-        > 0)
+pub fn use_invite<C: Sql>(conn: &C, id: i64, now_ms: i64) -> Result<bool, C::Error> {
+    Ok(conn.exec(
+        "UPDATE invites SET uses = uses + 1 WHERE id = ?1 AND revoked = FALSE \
+         AND uses < max_uses AND expires_at > ?2",
+        args![id, now_ms],
+    )? > 0)
 }

@@ -1,129 +1,128 @@
 //! Messages: inserting, paging (before, after, around) and replay since a position.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::Connection;
 
 use super::*;
 
 /// Insert one message; returns its id.
-pub fn insert_message(
-    conn: &Connection,
+pub fn insert_message<C: Sql>(
+    conn: &C,
     (room_id, user_id): (i64, i64),
     body: &str,
     (nonce, reply_to): (Option<&str>, Option<i64>),
     now_ms: i64,
-) -> rusqlite::Result<Option<i64>> {
+) -> Result<Option<i64>, C::Error> {
     // Membership is checked by the insert itself, inside the writer's transaction: a send
     // that raced its author's leave (or removal) is not stored.
-    let n = conn
-        .prepare_cached(
-            "INSERT INTO messages (room_id, user_id, body, nonce, created_at, reply_to) \
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS \
-             (SELECT 1 FROM memberships WHERE room_id = ?1 AND user_id = ?2)",
-        )?
-        .execute(params![room_id, user_id, body, nonce, now_ms, reply_to])?;
-    Ok((n > 0).then(|| conn.last_insert_rowid()))
+    conn.row(
+        "INSERT INTO messages (room_id, user_id, body, nonce, created_at, reply_to) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS \
+         (SELECT 1 FROM memberships WHERE room_id = ?1 AND user_id = ?2) RETURNING id",
+        args![room_id, user_id, body, nonce, now_ms, reply_to],
+        |r| r.get(0),
+    )
 }
 
 /// The message `id` as a reply to it shows it, when it is in room `room_id` and not deleted.
-pub fn reply_target(conn: &Connection, id: i64, room_id: i64) -> rusqlite::Result<Option<ReplyTo>> {
-    conn.prepare_cached(
+pub fn reply_target<C: Sql>(conn: &C, id: i64, room_id: i64) -> Result<Option<ReplyTo>, C::Error> {
+    conn.row(
         "SELECT u.username, substr(m.body, 1, 200) FROM messages m JOIN users u ON u.id = m.user_id \
-         WHERE m.id = ?1 AND m.room_id = ?2 AND m.deleted = 0",
-    )?
-    .query_row([id, room_id], |r| {
-        Ok(ReplyTo {
-            id,
-            user: r.get(0)?,
-            excerpt: r.get(1)?,
-        })
-    })
-    .optional()
+         WHERE m.id = ?1 AND m.room_id = ?2 AND m.deleted = FALSE",
+        args![id, room_id],
+        |r| {
+            Ok(ReplyTo {
+                id,
+                user: r.get(0)?,
+                excerpt: r.get(1)?,
+            })
+        },
+    )
 }
 
 /// Ids of the messages by `user_id` that are not deleted, oldest first.
-pub fn live_message_ids_by(conn: &Connection, user_id: i64) -> rusqlite::Result<Vec<i64>> {
-    all_rows(
-        conn,
-        "SELECT id FROM messages WHERE user_id = ?1 AND deleted = 0 ORDER BY id",
-        [user_id],
+pub fn live_message_ids_by<C: Sql>(conn: &C, user_id: i64) -> Result<Vec<i64>, C::Error> {
+    conn.rows(
+        "SELECT id FROM messages WHERE user_id = ?1 AND deleted = FALSE ORDER BY id",
+        args![user_id],
         |r| r.get(0),
     )
 }
 
 /// Whether a room is a public room (not a private room or DM).
-pub fn room_is_public(conn: &Connection, room_id: i64) -> rusqlite::Result<bool> {
+pub fn room_is_public<C: Sql>(conn: &C, room_id: i64) -> Result<bool, C::Error> {
     Ok(conn
-        .prepare_cached("SELECT kind = 'room' AND is_public = 1 FROM rooms WHERE id = ?1")?
-        .query_row([room_id], |r| r.get(0))
-        .optional()?
+        .row(
+            "SELECT kind = 'room' AND is_public = TRUE FROM rooms WHERE id = ?1",
+            args![room_id],
+            |r| r.get(0),
+        )?
         .unwrap_or(false))
 }
 
 /// The message a user already stored with this nonce, if any.
-pub fn message_by_nonce(
-    conn: &Connection,
+pub fn message_by_nonce<C: Sql>(
+    conn: &C,
     user_id: i64,
     nonce: &str,
-) -> rusqlite::Result<Option<StoredMessage>> {
-    conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} WHERE m.user_id = ?1 AND m.nonce = ?2"
-    ))?
-    .query_row(params![user_id, nonce], message_row)
-    .optional()?
-    .map(|msg| {
-        let mut one = [msg];
-        fill_extras(conn, &mut one)?;
-        let [msg] = one;
-        Ok(msg)
-    })
-    .transpose()
+) -> Result<Option<StoredMessage>, C::Error> {
+    let found = conn.row(
+        &format!("SELECT {MESSAGE_COLUMNS} WHERE m.user_id = ?1 AND m.nonce = ?2"),
+        args![user_id, nonce],
+        |r| message_row(r),
+    )?;
+    found
+        .map(|msg| {
+            let mut one = [msg];
+            fill_extras(conn, &mut one)?;
+            let [msg] = one;
+            Ok(msg)
+        })
+        .transpose()
 }
 
 /// The newest `limit` messages of a room with id < `before` (all when `None`), oldest first.
-pub fn messages_before(
-    conn: &Connection,
+pub fn messages_before<C: Sql>(
+    conn: &C,
     room_id: i64,
     before: Option<i64>,
     limit: u32,
-) -> rusqlite::Result<Vec<StoredMessage>> {
-    let mut out = all_rows(
-        conn,
+) -> Result<Vec<StoredMessage>, C::Error> {
+    let mut out = conn.rows(
         &format!(
             "SELECT {MESSAGE_COLUMNS} WHERE m.room_id = ?1 AND m.id < ?2 \
              ORDER BY m.id DESC LIMIT ?3"
         ),
-        params![room_id, before.unwrap_or(i64::MAX), limit],
-        message_row,
+        args![room_id, before.unwrap_or(i64::MAX), i64::from(limit)],
+        |r| message_row(r),
     )?;
     out.reverse();
     Ok(out)
 }
 
 /// The oldest `limit` messages of a room with id > `after`, oldest first.
-pub fn messages_after(
-    conn: &Connection,
+pub fn messages_after<C: Sql>(
+    conn: &C,
     room_id: i64,
     after: i64,
     limit: u32,
-) -> rusqlite::Result<Vec<StoredMessage>> {
-    all_rows(
-        conn,
+) -> Result<Vec<StoredMessage>, C::Error> {
+    conn.rows(
         &format!(
             "SELECT {MESSAGE_COLUMNS} WHERE m.room_id = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3"
         ),
-        params![room_id, after, limit],
-        message_row,
+        args![room_id, after, i64::from(limit)],
+        |r| message_row(r),
     )
 }
 
 /// Up to `limit` messages of a room around `id`, oldest first: `id` itself when it is in the
 /// room, up to `(limit - 1) / 2` before it and the rest after it.
-pub fn messages_around(
-    conn: &Connection,
+pub fn messages_around<C: Sql>(
+    conn: &C,
     room_id: i64,
     id: i64,
     limit: u32,
-) -> rusqlite::Result<Vec<StoredMessage>> {
+) -> Result<Vec<StoredMessage>, C::Error> {
     let before_n = limit.saturating_sub(1) / 2;
     let mut out = messages_before(conn, room_id, Some(id), before_n)?;
     let after_n = limit - out.len() as u32;
@@ -132,30 +131,31 @@ pub fn messages_around(
 }
 
 /// Messages with id > `since` in any room the user belongs to, oldest first, at most `limit`.
-pub fn messages_since_for_user(
-    conn: &Connection,
+pub fn messages_since_for_user<C: Sql>(
+    conn: &C,
     user_id: i64,
     since: i64,
     limit: u32,
-) -> rusqlite::Result<Vec<StoredMessage>> {
-    all_rows(
-        conn,
+) -> Result<Vec<StoredMessage>, C::Error> {
+    conn.rows(
         &format!(
             "SELECT {MESSAGE_COLUMNS} WHERE m.id > ?2 AND m.room_id IN \
              (SELECT room_id FROM memberships WHERE user_id = ?1) ORDER BY m.id LIMIT ?3"
         ),
-        params![user_id, since, limit],
-        message_row,
+        args![user_id, since, i64::from(limit)],
+        |r| message_row(r),
     )
 }
 
-/// The highest committed position: message ids and change seqs (0 when there is none).
-pub fn head(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.prepare_cached(
+/// The highest committed position: message ids and change seqs (0 when there is none). On
+/// PostgreSQL it is the log's head, which moves in the same transaction as each append.
+pub fn head<C: Sql>(conn: &C) -> Result<i64, C::Error> {
+    let sql = conn.dialect(
         "SELECT MAX((SELECT COALESCE(MAX(id), 0) FROM messages), \
          (SELECT COALESCE(MAX(seq), 0) FROM message_changes))",
-    )?
-    .query_row([], |r| r.get(0))
+        "SELECT pos FROM hearth_log_head WHERE id = 1",
+    );
+    Ok(conn.row(sql, args![], |r| r.get(0))?.unwrap_or(0))
 }
 
 /// Visit every message in id order without loading them all; stops at the first error `f`

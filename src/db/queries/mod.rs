@@ -36,6 +36,8 @@ pub use users::*;
 
 use rusqlite::{Connection, Params, Row};
 
+use super::sql::{args, Arg, Row as SqlRow, Sql};
+
 use super::{
     Attachment, Membership, NewAdmin, Notify, Profile, Replayed, ReplyTo, Room, RoomKind,
     SearchHit, SessionInfo, SessionKind, SessionRow, StoredMessage, User, UNREAD_CAP,
@@ -68,22 +70,40 @@ const MESSAGE_COLUMNS_WITH_AUTHOR: &str =
      JOIN users u ON u.id = m.user_id JOIN rooms r ON r.id = m.room_id \
      LEFT JOIN messages p ON p.id = m.reply_to LEFT JOIN users pu ON pu.id = p.user_id";
 
-/// Columns of a room as [`room_row`] reads them; `?1` is the asking user.
-const ROOM_COLUMNS: &str = "r.id, r.name, r.topic, r.kind, r.is_public, cu.username, \
-     (SELECT COUNT(*) FROM memberships x WHERE x.room_id = r.id), \
-     CASE WHEN r.kind = 'dm' THEN (SELECT group_concat(du.username, char(10)) \
-        FROM memberships x JOIN users du ON du.id = x.user_id WHERE x.room_id = r.id) END, \
-     COALESCE((SELECT MAX(id) FROM messages WHERE room_id = r.id), 0), \
-     me.last_read, \
-     CASE WHEN me.user_id IS NULL THEN 0 ELSE (SELECT COUNT(*) FROM (SELECT 1 FROM messages mm \
-        WHERE mm.room_id = r.id AND mm.id > me.last_read AND mm.user_id != ?1 AND mm.deleted = 0 LIMIT 1000)) END, \
-     CASE WHEN me.user_id IS NULL THEN 0 ELSE (SELECT COUNT(*) FROM (SELECT 1 FROM mentions mn \
-        WHERE mn.user_id = ?1 AND mn.room_id = r.id AND mn.message_id > me.last_read LIMIT 1000)) END, \
-     me.notify \
-     FROM rooms r LEFT JOIN users cu ON cu.id = r.created_by \
-     LEFT JOIN memberships me ON me.room_id = r.id AND me.user_id = ?1";
+/// Columns of a room as [`room_row`] reads them, given the engine's way of joining names
+/// with newlines; `?1` is the asking user.
+macro_rules! room_columns {
+    ($names:literal) => {
+        concat!(
+            "r.id, r.name, r.topic, r.kind, r.is_public, cu.username, \
+             (SELECT COUNT(*) FROM memberships x WHERE x.room_id = r.id), \
+             CASE WHEN r.kind = 'dm' THEN (SELECT ",
+            $names,
+            " FROM memberships x JOIN users du ON du.id = x.user_id WHERE x.room_id = r.id) END, \
+             COALESCE((SELECT MAX(id) FROM messages WHERE room_id = r.id), 0), \
+             me.last_read, \
+             CASE WHEN me.user_id IS NULL THEN 0 ELSE (SELECT COUNT(*) FROM (SELECT 1 FROM messages mm \
+                WHERE mm.room_id = r.id AND mm.id > me.last_read AND mm.user_id != ?1 \
+                AND mm.deleted = FALSE LIMIT 1000) AS unread) END, \
+             CASE WHEN me.user_id IS NULL THEN 0 ELSE (SELECT COUNT(*) FROM (SELECT 1 FROM mentions mn \
+                WHERE mn.user_id = ?1 AND mn.room_id = r.id AND mn.message_id > me.last_read \
+                LIMIT 1000) AS mentioned) END, \
+             me.notify \
+             FROM rooms r LEFT JOIN users cu ON cu.id = r.created_by \
+             LEFT JOIN memberships me ON me.room_id = r.id AND me.user_id = ?1"
+        )
+    };
+}
 
-fn room_row(row: &Row<'_>) -> rusqlite::Result<Room> {
+/// The columns [`room_row`] reads, in `conn`'s dialect.
+fn room_columns<C: Sql>(conn: &C) -> &'static str {
+    conn.dialect(
+        room_columns!("group_concat(du.username, char(10))"),
+        room_columns!("string_agg(du.username, chr(10))"),
+    )
+}
+
+fn room_row<R: SqlRow + ?Sized>(row: &R) -> Result<Room, R::Error> {
     let kind: String = row.get(3)?;
     let users: Option<String> = row.get(7)?;
     let mut users: Vec<String> = users
@@ -94,9 +114,9 @@ fn room_row(row: &Row<'_>) -> rusqlite::Result<Room> {
     let membership = match last_read {
         Some(last_read) => Some(Membership {
             last_read,
-            unread: row.get::<_, i64>(10)?.min(UNREAD_CAP),
-            mentions: row.get::<_, i64>(11)?.min(UNREAD_CAP),
-            notify: Notify::parse(&row.get::<_, String>(12)?),
+            unread: row.get::<i64>(10)?.min(UNREAD_CAP),
+            mentions: row.get::<i64>(11)?.min(UNREAD_CAP),
+            notify: Notify::parse(&row.get::<String>(12)?),
         }),
         None => None,
     };
@@ -118,7 +138,7 @@ fn room_row(row: &Row<'_>) -> rusqlite::Result<Room> {
     })
 }
 
-fn message_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
+fn message_row<R: SqlRow + ?Sized>(row: &R) -> Result<StoredMessage, R::Error> {
     Ok(StoredMessage {
         id: row.get(0)?,
         room_id: row.get(1)?,
@@ -129,11 +149,11 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
         ts_ms: row.get(6)?,
         edited_ms: row.get(7)?,
         deleted: row.get(8)?,
-        reply_to: match row.get::<_, Option<i64>>(9)? {
+        reply_to: match row.get::<Option<i64>>(9)? {
             Some(id) => Some(Box::new(ReplyTo {
                 id,
-                user: row.get::<_, Option<String>>(10)?.unwrap_or_default(),
-                excerpt: row.get::<_, Option<String>>(11)?.unwrap_or_default(),
+                user: row.get::<Option<String>>(10)?.unwrap_or_default(),
+                excerpt: row.get::<Option<String>>(11)?.unwrap_or_default(),
             })),
             None => None,
         },

@@ -3,8 +3,6 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection, OptionalExtension};
-
 use super::*;
 use crate::model::LinkPreview;
 
@@ -24,42 +22,39 @@ pub struct CachedPage {
 }
 
 /// The cached page for `url`, if fetched at or after `fresh_since_ms`.
-pub fn cached_page(
-    conn: &Connection,
+pub fn cached_page<C: Sql>(
+    conn: &C,
     url: &str,
     fresh_since_ms: i64,
-) -> rusqlite::Result<Option<CachedPage>> {
-    conn.prepare_cached(
+) -> Result<Option<CachedPage>, C::Error> {
+    conn.row(
         "SELECT ok, title, description, site_name, image_sha256, image_type FROM link_previews \
          WHERE url = ?1 AND fetched_at >= ?2",
-    )?
-    .query_row(params![url, fresh_since_ms], |r| {
-        Ok(CachedPage {
-            ok: r.get(0)?,
-            title: r.get(1)?,
-            description: r.get(2)?,
-            site_name: r.get(3)?,
-            image: match (
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, Option<String>>(5)?,
-            ) {
-                (Some(sha), Some(mime)) => Some((sha, mime)),
-                _ => None,
-            },
-        })
-    })
-    .optional()
+        args![url, fresh_since_ms],
+        |r| {
+            Ok(CachedPage {
+                ok: r.get(0)?,
+                title: r.get(1)?,
+                description: r.get(2)?,
+                site_name: r.get(3)?,
+                image: match (r.get::<Option<String>>(4)?, r.get::<Option<String>>(5)?) {
+                    (Some(sha), Some(mime)) => Some((sha, mime)),
+                    _ => None,
+                },
+            })
+        },
+    )
 }
 
 /// Remember what `url` said (replacing what was cached).
-pub fn cache_page(
-    conn: &Connection,
+pub fn cache_page<C: Sql>(
+    conn: &C,
     url: &str,
     page: &CachedPage,
     now_ms: i64,
-) -> rusqlite::Result<()> {
+) -> Result<(), C::Error> {
     let (sha, mime) = page.image.clone().unzip();
-    conn.prepare_cached(
+    conn.exec(
         "INSERT INTO link_previews \
          (url, ok, title, description, site_name, image_sha256, image_type, fetched_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
@@ -67,129 +62,139 @@ pub fn cache_page(
          description = excluded.description, site_name = excluded.site_name, \
          image_sha256 = excluded.image_sha256, image_type = excluded.image_type, \
          fetched_at = excluded.fetched_at",
-    )?
-    .execute(params![
-        url,
-        page.ok,
-        page.title,
-        page.description,
-        page.site_name,
-        sha,
-        mime,
-        now_ms
-    ])?;
+        args![
+            url,
+            page.ok,
+            page.title,
+            page.description,
+            page.site_name,
+            sha,
+            mime,
+            now_ms
+        ],
+    )?;
     Ok(())
 }
 
 /// Forget pages fetched before `cutoff_ms` (their pictures are queued for removal); how many.
-pub fn forget_old_pages(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached("DELETE FROM link_previews WHERE fetched_at < ?1")?
-        .execute([cutoff_ms])
+pub fn forget_old_pages<C: Sql>(conn: &C, cutoff_ms: i64) -> Result<usize, C::Error> {
+    conn.exec(
+        "DELETE FROM link_previews WHERE fetched_at < ?1",
+        args![cutoff_ms],
+    )
 }
 
 /// Whether message `id` has (or had, before its author removed it) a preview.
-pub fn has_preview_row(conn: &Connection, message_id: i64) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM message_previews WHERE message_id = ?1)")?
-        .query_row([message_id], |r| r.get(0))
+pub fn has_preview_row<C: Sql>(conn: &C, message_id: i64) -> Result<bool, C::Error> {
+    Ok(conn
+        .row(
+            "SELECT 1 FROM message_previews WHERE message_id = ?1",
+            args![message_id],
+            |_| Ok(()),
+        )?
+        .is_some())
 }
 
 /// Give message `id` its preview (`image`: the picture's file and type).
-pub fn insert_message_preview(
-    conn: &Connection,
+pub fn insert_message_preview<C: Sql>(
+    conn: &C,
     message_id: i64,
     p: &LinkPreview,
     image: Option<(&str, &str)>,
-) -> rusqlite::Result<()> {
+) -> Result<(), C::Error> {
     let (sha, mime) = image.unzip();
-    conn.prepare_cached(
+    conn.exec(
         "INSERT INTO message_previews \
          (message_id, url, title, description, site_name, image_sha256, image_type) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        message_id,
-        p.url,
-        p.title,
-        p.description,
-        p.site_name,
-        sha,
-        mime
-    ])?;
+        args![
+            message_id,
+            p.url,
+            p.title,
+            p.description,
+            p.site_name,
+            sha,
+            mime
+        ],
+    )?;
     Ok(())
 }
 
 /// Take message `id`'s preview away for good; whether it had one showing.
-pub fn remove_message_preview(conn: &Connection, message_id: i64) -> rusqlite::Result<bool> {
-    let n = conn
-        .prepare_cached(
-            "UPDATE message_previews SET removed = 1, title = '', description = '', \
-             site_name = '', image_sha256 = NULL, image_type = NULL \
-             WHERE message_id = ?1 AND removed = 0",
-        )?
-        .execute([message_id])?;
+pub fn remove_message_preview<C: Sql>(conn: &C, message_id: i64) -> Result<bool, C::Error> {
+    let n = conn.exec(
+        "UPDATE message_previews SET removed = TRUE, title = '', description = '', \
+         site_name = '', image_sha256 = NULL, image_type = NULL \
+         WHERE message_id = ?1 AND removed = FALSE",
+        args![message_id],
+    )?;
     Ok(n > 0)
 }
 
 /// Mark message `id` as never to get a preview (its author removed it before it came).
-pub fn refuse_message_preview(conn: &Connection, message_id: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO message_previews (message_id, url, removed) VALUES (?1, '', 1)",
-    )?
-    .execute([message_id])?;
+pub fn refuse_message_preview<C: Sql>(conn: &C, message_id: i64) -> Result<(), C::Error> {
+    conn.exec(
+        "INSERT INTO message_previews (message_id, url, removed) VALUES (?1, '', TRUE) \
+         ON CONFLICT DO NOTHING",
+        args![message_id],
+    )?;
     Ok(())
 }
 
 /// Remove the preview of message `id` (it is being deleted).
-pub fn erase_preview(conn: &Connection, message_id: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached("DELETE FROM message_previews WHERE message_id = ?1")?
-        .execute([message_id])?;
+pub fn erase_preview<C: Sql>(conn: &C, message_id: i64) -> Result<(), C::Error> {
+    conn.exec(
+        "DELETE FROM message_previews WHERE message_id = ?1",
+        args![message_id],
+    )?;
     Ok(())
 }
 
 /// The picture of message `id`'s preview: its file and type.
-pub fn preview_image(
-    conn: &Connection,
+pub fn preview_image<C: Sql>(
+    conn: &C,
     message_id: i64,
-) -> rusqlite::Result<Option<(String, String)>> {
-    conn.prepare_cached(
+) -> Result<Option<(String, String)>, C::Error> {
+    conn.row(
         "SELECT image_sha256, image_type FROM message_previews \
-         WHERE message_id = ?1 AND removed = 0 AND image_sha256 IS NOT NULL",
-    )?
-    .query_row([message_id], |r| Ok((r.get(0)?, r.get(1)?)))
-    .optional()
+         WHERE message_id = ?1 AND removed = FALSE AND image_sha256 IS NOT NULL",
+        args![message_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
 /// Fill in the previews of `msgs` (not of tombstones).
-pub fn fill_previews(conn: &Connection, msgs: &mut [StoredMessage]) -> rusqlite::Result<()> {
+pub fn fill_previews<C: Sql>(conn: &C, msgs: &mut [StoredMessage]) -> Result<(), C::Error> {
     let live = msgs.iter().filter(|m| !m.deleted);
     let (Some(lo), Some(hi)) = (live.clone().map(|m| m.id).min(), live.map(|m| m.id).max()) else {
         return Ok(());
     };
-    let mut stmt = conn.prepare_cached(
-        "SELECT message_id, url, title, description, site_name, image_sha256 IS NOT NULL \
-         FROM message_previews WHERE message_id BETWEEN ?1 AND ?2 AND removed = 0",
-    )?;
-    let mut rows = stmt.query([lo, hi])?;
     let mut found: Option<HashMap<i64, usize>> = None;
-    while let Some(row) = rows.next()? {
-        let index = found.get_or_insert_with(|| {
-            msgs.iter()
-                .enumerate()
-                .filter(|(_, m)| !m.deleted)
-                .map(|(i, m)| (m.id, i))
-                .collect()
-        });
-        let id: i64 = row.get(0)?;
-        if let Some(&i) = index.get(&id) {
-            msgs[i].preview = Some(Box::new(LinkPreview {
-                url: row.get(1)?,
-                title: row.get(2)?,
-                description: row.get(3)?,
-                site_name: row.get(4)?,
-                has_image: row.get(5)?,
-            }));
-        }
-    }
+    conn.rows(
+        "SELECT message_id, url, title, description, site_name, image_sha256 IS NOT NULL \
+         FROM message_previews WHERE message_id BETWEEN ?1 AND ?2 AND removed = FALSE",
+        args![lo, hi],
+        |row| {
+            let index = found.get_or_insert_with(|| {
+                msgs.iter()
+                    .enumerate()
+                    .filter(|(_, m)| !m.deleted)
+                    .map(|(i, m)| (m.id, i))
+                    .collect()
+            });
+            let id: i64 = row.get(0)?;
+            if let Some(&i) = index.get(&id) {
+                msgs[i].preview = Some(Box::new(LinkPreview {
+                    url: row.get(1)?,
+                    title: row.get(2)?,
+                    description: row.get(3)?,
+                    site_name: row.get(4)?,
+                    has_image: row.get(5)?,
+                }));
+            }
+            Ok(())
+        },
+    )?;
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! Server-wide settings (registration mode, the sessions epoch's home) and the status totals.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::{args, Sql, SqlRow};
 
 /// Who may create an account through `POST /api/register`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -40,31 +40,33 @@ impl RegistrationMode {
 const REGISTRATION_KEY: &str = "registration";
 
 /// A value from `settings`.
-pub fn setting(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached("SELECT value FROM settings WHERE key = ?1")?
-        .query_row([key], |r| r.get(0))
-        .optional()
+pub fn setting<C: Sql>(conn: &C, key: &str) -> Result<Option<String>, C::Error> {
+    conn.row(
+        "SELECT value FROM settings WHERE key = ?1",
+        args![key],
+        |r| r.get(0),
+    )
 }
 
 /// Store a value in `settings`.
-pub fn set_setting(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(
+pub fn set_setting<C: Sql>(conn: &C, key: &str, value: &str) -> Result<(), C::Error> {
+    conn.exec(
         "INSERT INTO settings (key, value) VALUES (?1, ?2) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )?
-    .execute(params![key, value])?;
+        args![key, value],
+    )?;
     Ok(())
 }
 
 /// The registration mode (`open` when never set or unreadable).
-pub fn registration_mode(conn: &Connection) -> rusqlite::Result<RegistrationMode> {
+pub fn registration_mode<C: Sql>(conn: &C) -> Result<RegistrationMode, C::Error> {
     Ok(setting(conn, REGISTRATION_KEY)?
         .and_then(|v| RegistrationMode::parse(&v))
         .unwrap_or_default())
 }
 
 /// Change the registration mode.
-pub fn set_registration_mode(conn: &Connection, mode: RegistrationMode) -> rusqlite::Result<()> {
+pub fn set_registration_mode<C: Sql>(conn: &C, mode: RegistrationMode) -> Result<(), C::Error> {
     set_setting(conn, REGISTRATION_KEY, mode.as_str())
 }
 
@@ -80,16 +82,22 @@ pub struct Totals {
 }
 
 /// Count accounts, rooms and messages (one read snapshot).
-pub fn totals(conn: &Connection) -> rusqlite::Result<Totals> {
-    conn.prepare_cached(
+pub fn totals<C: Sql>(conn: &C) -> Result<Totals, C::Error> {
+    let totals = conn.row(
         "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM rooms), \
          (SELECT COUNT(*) FROM messages)",
-    )?
-    .query_row([], |r| {
-        Ok(Totals {
-            users: r.get(0)?,
-            rooms: r.get(1)?,
-            messages: r.get(2)?,
-        })
-    })
+        args![],
+        |r| {
+            Ok(Totals {
+                users: r.get(0)?,
+                rooms: r.get(1)?,
+                messages: r.get(2)?,
+            })
+        },
+    )?;
+    Ok(totals.unwrap_or(Totals {
+        users: 0,
+        rooms: 0,
+        messages: 0,
+    }))
 }

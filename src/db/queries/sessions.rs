@@ -1,123 +1,127 @@
 //! Browser sessions and bot tokens: stored by hash, listed, touched and revoked.
 
-use rusqlite::{params, Connection, OptionalExtension};
-
 use super::*;
 
 /// Store a new session or bot token (by its hash).
-pub fn insert_session(conn: &Connection, s: &SessionRow) -> rusqlite::Result<()> {
-    conn.prepare_cached(
+pub fn insert_session<C: Sql>(conn: &C, s: &SessionRow) -> Result<(), C::Error> {
+    conn.exec(
         "INSERT INTO sessions (token_hash, user_id, kind, name, created_at, last_seen_at, expires_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
-    )?
-    .execute(params![
-        &s.token_hash[..],
-        s.user_id,
-        s.kind.as_str(),
-        s.name,
-        s.created_at,
-        s.expires_at
-    ])?;
+        args![
+            &s.token_hash[..],
+            s.user_id,
+            s.kind.as_str(),
+            s.name,
+            s.created_at,
+            s.expires_at
+        ],
+    )?;
     Ok(())
 }
 
 /// The live session for a token hash: `(user, kind, created_at, last_seen_at)`.
-pub fn session_user(
-    conn: &Connection,
+pub fn session_user<C: Sql>(
+    conn: &C,
     token_hash: &[u8],
     now_ms: i64,
-) -> rusqlite::Result<Option<SessionInfo>> {
-    conn.prepare_cached(
+) -> Result<Option<SessionInfo>, C::Error> {
+    conn.row(
         "SELECT u.id, u.username, s.kind, s.last_seen_at, u.is_admin, s.expires_at FROM sessions s \
          JOIN users u ON u.id = s.user_id \
-         WHERE s.token_hash = ?1 AND u.disabled = 0 AND (s.expires_at IS NULL OR s.expires_at > ?2)",
-    )?
-    .query_row(params![token_hash, now_ms], |r| {
-        Ok(SessionInfo {
-            user: User {
-                id: r.get(0)?,
-                username: r.get(1)?,
-            },
-            kind: SessionKind::parse(&r.get::<_, String>(2)?),
-            last_seen_at: r.get(3)?,
-            is_admin: r.get(4)?,
-            expires_at: r.get(5)?,
-        })
-    })
-    .optional()
+         WHERE s.token_hash = ?1 AND u.disabled = FALSE \
+         AND (s.expires_at IS NULL OR s.expires_at > ?2)",
+        args![token_hash, now_ms],
+        |r| {
+            Ok(SessionInfo {
+                user: User {
+                    id: r.get(0)?,
+                    username: r.get(1)?,
+                },
+                kind: SessionKind::parse(&r.get::<String>(2)?),
+                last_seen_at: r.get(3)?,
+                is_admin: r.get(4)?,
+                expires_at: r.get(5)?,
+            })
+        },
+    )
 }
 
 /// Revoke every session (browser and bot) of a user.
-pub fn delete_user_sessions(conn: &Connection, user_id: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached("DELETE FROM sessions WHERE user_id = ?1")?
-        .execute([user_id])
+pub fn delete_user_sessions<C: Sql>(conn: &C, user_id: i64) -> Result<usize, C::Error> {
+    conn.exec("DELETE FROM sessions WHERE user_id = ?1", args![user_id])
 }
 
 /// Record activity on a session.
-pub fn touch_session(conn: &Connection, token_hash: &[u8], now_ms: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE sessions SET last_seen_at = ?2 WHERE token_hash = ?1")?
-        .execute(params![token_hash, now_ms])?;
+pub fn touch_session<C: Sql>(conn: &C, token_hash: &[u8], now_ms: i64) -> Result<(), C::Error> {
+    conn.exec(
+        "UPDATE sessions SET last_seen_at = ?2 WHERE token_hash = ?1",
+        args![token_hash, now_ms],
+    )?;
     Ok(())
 }
 
 /// Revoke one session. Returns whether it existed.
-pub fn delete_session(conn: &Connection, token_hash: &[u8]) -> rusqlite::Result<bool> {
-    Ok(conn
-        .prepare_cached("DELETE FROM sessions WHERE token_hash = ?1")?
-        .execute([token_hash])?
-        > 0)
+pub fn delete_session<C: Sql>(conn: &C, token_hash: &[u8]) -> Result<bool, C::Error> {
+    Ok(conn.exec(
+        "DELETE FROM sessions WHERE token_hash = ?1",
+        args![token_hash],
+    )? > 0)
 }
 
 /// Revoke every browser session of a user except `keep`; returns the revoked token hashes.
-pub fn delete_other_sessions(
-    conn: &Connection,
+pub fn delete_other_sessions<C: Sql>(
+    conn: &C,
     user_id: i64,
     keep: &[u8],
-) -> rusqlite::Result<Vec<[u8; 32]>> {
-    all_rows(
-        conn,
+) -> Result<Vec<[u8; 32]>, C::Error> {
+    conn.rows(
         "DELETE FROM sessions WHERE user_id = ?1 AND kind = 'cookie' AND token_hash != ?2 \
          RETURNING token_hash",
-        params![user_id, keep],
+        args![user_id, keep],
         |r| r.get(0),
     )
 }
 
 /// The stored hash of a user's password.
-pub fn password_hash(conn: &Connection, user_id: i64) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached("SELECT password_hash FROM users WHERE id = ?1")?
-        .query_row([user_id], |r| r.get(0))
-        .optional()
+pub fn password_hash<C: Sql>(conn: &C, user_id: i64) -> Result<Option<String>, C::Error> {
+    conn.row(
+        "SELECT password_hash FROM users WHERE id = ?1",
+        args![user_id],
+        |r| r.get(0),
+    )
 }
 
 /// Remove sessions past their expiry, and browser sessions unused for longer than
 /// `idle_ms`. Returns how many were removed.
-pub fn delete_expired_sessions(
-    conn: &Connection,
+pub fn delete_expired_sessions<C: Sql>(
+    conn: &C,
     now_ms: i64,
     idle_ms: i64,
-) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
+) -> Result<usize, C::Error> {
+    conn.exec(
         "DELETE FROM sessions WHERE (expires_at IS NOT NULL AND expires_at <= ?1) \
          OR (kind = 'cookie' AND last_seen_at < ?1 - ?2)",
-    )?
-    .execute(params![now_ms, idle_ms])
+        args![now_ms, idle_ms],
+    )
 }
 
 /// Revoke every bot token of a user; returns the revoked token hashes.
-pub fn delete_bot_sessions(conn: &Connection, user_id: i64) -> rusqlite::Result<Vec<[u8; 32]>> {
-    all_rows(
-        conn,
+pub fn delete_bot_sessions<C: Sql>(conn: &C, user_id: i64) -> Result<Vec<[u8; 32]>, C::Error> {
+    conn.rows(
         "DELETE FROM sessions WHERE user_id = ?1 AND kind = 'bot' RETURNING token_hash",
-        [user_id],
+        args![user_id],
         |r| r.get(0),
     )
 }
 
 /// How many bot tokens a user holds.
-pub fn bot_session_count(conn: &Connection, user_id: i64) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT COUNT(*) FROM sessions WHERE user_id = ?1 AND kind = 'bot'")?
-        .query_row([user_id], |r| r.get(0))
+pub fn bot_session_count<C: Sql>(conn: &C, user_id: i64) -> Result<i64, C::Error> {
+    let n = conn.row(
+        "SELECT COUNT(*) FROM sessions WHERE user_id = ?1 AND kind = 'bot'",
+        args![user_id],
+        |r| r.get(0),
+    )?;
+    Ok(n.unwrap_or(0))
 }
 
 /// One of a user's sessions or bot tokens, as listed to that user.
@@ -151,20 +155,20 @@ pub fn listing_id(hash: &[u8; 32]) -> String {
 }
 
 /// A user's live sessions and tokens, newest first.
-pub fn sessions_of_user(
-    conn: &Connection,
+pub fn sessions_of_user<C: Sql>(
+    conn: &C,
     user_id: i64,
     now_ms: i64,
     idle_ms: i64,
-) -> rusqlite::Result<Vec<SessionListing>> {
+) -> Result<Vec<SessionListing>, C::Error> {
     let sql = "SELECT token_hash, kind, name, created_at, last_seen_at, expires_at FROM sessions \
          WHERE user_id = ?1 AND (expires_at IS NULL OR expires_at > ?2) \
          AND (kind = 'bot' OR last_seen_at >= ?2 - ?3) \
          ORDER BY created_at DESC, token_hash";
-    all_rows(conn, sql, params![user_id, now_ms, idle_ms], |r| {
+    conn.rows(sql, args![user_id, now_ms, idle_ms], |r| {
         Ok(SessionListing {
             token_hash: r.get(0)?,
-            kind: SessionKind::parse(&r.get::<_, String>(1)?),
+            kind: SessionKind::parse(&r.get::<String>(1)?),
             name: r.get(2)?,
             created_at: r.get(3)?,
             last_seen_at: r.get(4)?,
@@ -174,15 +178,16 @@ pub fn sessions_of_user(
 }
 
 /// Delete the user's session whose listing id is `id`; returns its digest.
-pub fn delete_session_by_listing_id(
-    conn: &Connection,
+pub fn delete_session_by_listing_id<C: Sql>(
+    conn: &C,
     user_id: i64,
     id: &str,
-) -> rusqlite::Result<Option<[u8; 32]>> {
-    let mut stmt = conn.prepare_cached("SELECT token_hash FROM sessions WHERE user_id = ?1")?;
-    let hashes = stmt
-        .query_map([user_id], |r| r.get::<_, [u8; 32]>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+) -> Result<Option<[u8; 32]>, C::Error> {
+    let hashes: Vec<[u8; 32]> = conn.rows(
+        "SELECT token_hash FROM sessions WHERE user_id = ?1",
+        args![user_id],
+        |r| r.get(0),
+    )?;
     let Some(hash) = hashes.into_iter().find(|h| listing_id(h) == id) else {
         return Ok(None);
     };
@@ -195,17 +200,17 @@ pub fn delete_session_by_listing_id(
 const SESSIONS_EPOCH: &str = "sessions_epoch";
 
 /// Record that sessions were revoked by another process.
-pub fn bump_sessions_epoch(conn: &Connection) -> rusqlite::Result<()> {
-    conn.prepare_cached(
+pub fn bump_sessions_epoch<C: Sql>(conn: &C) -> Result<(), C::Error> {
+    conn.exec(
         "INSERT INTO settings (key, value) VALUES (?1, '1') \
-         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
-    )?
-    .execute([SESSIONS_EPOCH])?;
+         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(settings.value AS BIGINT) + 1 AS TEXT)",
+        args![SESSIONS_EPOCH],
+    )?;
     Ok(())
 }
 
 /// The current value of the revocation counter (0 before any).
-pub fn sessions_epoch(conn: &Connection) -> rusqlite::Result<i64> {
+pub fn sessions_epoch<C: Sql>(conn: &C) -> Result<i64, C::Error> {
     Ok(setting(conn, SESSIONS_EPOCH)?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0))

@@ -3,8 +3,6 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
-
 use super::*;
 
 /// An upload to record.
@@ -45,9 +43,11 @@ pub struct UploadRow {
 
 const ATTACHMENT_COLUMNS: &str = "u.id, u.name, u.type, u.size, u.width, u.height";
 
-fn attachment_row(r: &Row<'_>) -> rusqlite::Result<Attachment> {
-    let width: Option<u32> = r.get(4)?;
-    let height: Option<u32> = r.get(5)?;
+fn attachment_row<R: SqlRow + ?Sized>(r: &R) -> Result<Attachment, R::Error> {
+    // Dimensions are stored from `u32`s; anything else reads as none.
+    let side = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
+    let width = side(r.get(4)?);
+    let height = side(r.get(5)?);
     Ok(Attachment {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -58,94 +58,99 @@ fn attachment_row(r: &Row<'_>) -> rusqlite::Result<Attachment> {
 }
 
 /// Record an upload (not sent yet).
-pub fn insert_upload(conn: &Connection, u: &NewUpload, now_ms: i64) -> rusqlite::Result<()> {
+pub fn insert_upload<C: Sql>(conn: &C, u: &NewUpload, now_ms: i64) -> Result<(), C::Error> {
     let (thumb, thumb_type) = match &u.thumbnail {
         Some((h, t)) => (Some(h.as_str()), Some(t.as_str())),
         None => (None, None),
     };
-    conn.prepare_cached(
+    conn.exec(
         "INSERT INTO uploads (id, user_id, name, type, size, sha256, width, height, \
          thumb_sha256, thumb_type, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?
-    .execute(params![
-        u.id,
-        u.user_id,
-        u.name,
-        u.mime,
-        u.size,
-        u.sha256,
-        u.dimensions.map(|d| d.0),
-        u.dimensions.map(|d| d.1),
-        thumb,
-        thumb_type,
-        now_ms
-    ])?;
+        args![
+            u.id,
+            u.user_id,
+            u.name,
+            u.mime,
+            u.size,
+            u.sha256,
+            u.dimensions.map(|d| i64::from(d.0)),
+            u.dimensions.map(|d| i64::from(d.1)),
+            thumb,
+            thumb_type,
+            now_ms
+        ],
+    )?;
     Ok(())
 }
 
 /// The bytes of every upload `user_id` holds (sent or not).
-pub fn upload_bytes_of(conn: &Connection, user_id: i64) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT COALESCE(SUM(size), 0) FROM uploads WHERE user_id = ?1")?
-        .query_row([user_id], |r| r.get(0))
+pub fn upload_bytes_of<C: Sql>(conn: &C, user_id: i64) -> Result<i64, C::Error> {
+    Ok(conn
+        .row(
+            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM uploads WHERE user_id = ?1",
+            args![user_id],
+            |r| r.get(0),
+        )?
+        .unwrap_or(0))
 }
 
 /// The upload `id`, with its message's room when it was sent.
-pub fn upload_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<UploadRow>> {
-    conn.prepare_cached(&format!(
-        "SELECT {ATTACHMENT_COLUMNS}, u.user_id, u.sha256, u.thumb_sha256, u.thumb_type, \
-         u.message_id, m.room_id, m.deleted \
-         FROM uploads u LEFT JOIN messages m ON m.id = u.message_id WHERE u.id = ?1"
-    ))?
-    .query_row([id], |r| {
-        let thumb: Option<String> = r.get(8)?;
-        let thumb_type: Option<String> = r.get(9)?;
-        let message: Option<i64> = r.get(10)?;
-        Ok(UploadRow {
-            attachment: attachment_row(r)?,
-            user_id: r.get(6)?,
-            sha256: r.get(7)?,
-            thumbnail: thumb.zip(thumb_type),
-            message: match message {
-                Some(id) => Some((id, r.get(11)?, r.get(12)?)),
-                None => None,
-            },
-        })
-    })
-    .optional()
+pub fn upload_by_id<C: Sql>(conn: &C, id: &str) -> Result<Option<UploadRow>, C::Error> {
+    conn.row(
+        &format!(
+            "SELECT {ATTACHMENT_COLUMNS}, u.user_id, u.sha256, u.thumb_sha256, u.thumb_type, \
+             u.message_id, m.room_id, m.deleted \
+             FROM uploads u LEFT JOIN messages m ON m.id = u.message_id WHERE u.id = ?1"
+        ),
+        args![id],
+        |r| {
+            let thumb: Option<String> = r.get(8)?;
+            let thumb_type: Option<String> = r.get(9)?;
+            let message: Option<i64> = r.get(10)?;
+            Ok(UploadRow {
+                attachment: attachment_row(r)?,
+                user_id: r.get(6)?,
+                sha256: r.get(7)?,
+                thumbnail: thumb.zip(thumb_type),
+                message: match message {
+                    Some(id) => Some((id, r.get(11)?, r.get(12)?)),
+                    None => None,
+                },
+            })
+        },
+    )
 }
 
 /// Give the uploads `ids` (in this order) to message `message_id`: each must be `user_id`'s
 /// and not sent yet. Their views, or `None` (nothing changed) when one is not.
-pub fn attach_uploads(
-    conn: &Connection,
+pub fn attach_uploads<C: Sql>(
+    conn: &C,
     message_id: i64,
     user_id: i64,
     ids: &[String],
-) -> rusqlite::Result<Option<Vec<Attachment>>> {
+) -> Result<Option<Vec<Attachment>>, C::Error> {
     let mut out = Vec::with_capacity(ids.len());
-    let mut find = conn.prepare_cached(&format!(
+    let find = format!(
         "SELECT {ATTACHMENT_COLUMNS} FROM uploads u \
          WHERE u.id = ?1 AND u.user_id = ?2 AND u.message_id IS NULL"
-    ))?;
+    );
     for id in ids {
-        match find
-            .query_row(params![id, user_id], attachment_row)
-            .optional()?
-        {
+        match conn.row(&find, args![id, user_id], |r| attachment_row(r))? {
             Some(a) if !out.iter().any(|o: &Attachment| o.id == a.id) => out.push(a),
             _ => return Ok(None),
         }
     }
-    let mut set =
-        conn.prepare_cached("UPDATE uploads SET message_id = ?2, position = ?3 WHERE id = ?1")?;
     for (i, a) in out.iter().enumerate() {
-        set.execute(params![a.id, message_id, i as i64])?;
+        conn.exec(
+            "UPDATE uploads SET message_id = ?2, position = ?3 WHERE id = ?1",
+            args![a.id, message_id, i as i64],
+        )?;
     }
     Ok(Some(out))
 }
 
 /// Fill in the attachments of `msgs`: one indexed range read over their ids.
-pub fn fill_attachments(conn: &Connection, msgs: &mut [StoredMessage]) -> rusqlite::Result<()> {
+pub fn fill_attachments<C: Sql>(conn: &C, msgs: &mut [StoredMessage]) -> Result<(), C::Error> {
     let live = msgs.iter().filter(|m| !m.deleted);
     let (Some(lo), Some(hi)) = (live.clone().map(|m| m.id).min(), live.map(|m| m.id).max()) else {
         return Ok(());
@@ -156,22 +161,25 @@ pub fn fill_attachments(conn: &Connection, msgs: &mut [StoredMessage]) -> rusqli
         .filter(|(_, m)| !m.deleted)
         .map(|(i, m)| (m.id, i))
         .collect();
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {ATTACHMENT_COLUMNS}, u.message_id FROM uploads u \
-         WHERE u.message_id BETWEEN ?1 AND ?2 ORDER BY u.message_id, u.position"
-    ))?;
-    let mut rows = stmt.query([lo, hi])?;
-    while let Some(row) = rows.next()? {
-        let id: i64 = row.get(6)?;
-        if let Some(&i) = index.get(&id) {
-            msgs[i].attachments.push(attachment_row(row)?);
-        }
-    }
+    conn.rows(
+        &format!(
+            "SELECT {ATTACHMENT_COLUMNS}, u.message_id FROM uploads u \
+             WHERE u.message_id BETWEEN ?1 AND ?2 ORDER BY u.message_id, u.position"
+        ),
+        args![lo, hi],
+        |row| {
+            let id: i64 = row.get(6)?;
+            if let Some(&i) = index.get(&id) {
+                msgs[i].attachments.push(attachment_row(row)?);
+            }
+            Ok(())
+        },
+    )?;
     Ok(())
 }
 
 /// Fill in reactions and attachments: what a message read from its row lacks.
-pub fn fill_extras(conn: &Connection, msgs: &mut [StoredMessage]) -> rusqlite::Result<()> {
+pub fn fill_extras<C: Sql>(conn: &C, msgs: &mut [StoredMessage]) -> Result<(), C::Error> {
     fill_reactions(conn, msgs)?;
     fill_attachments(conn, msgs)?;
     fill_previews(conn, msgs)
@@ -179,69 +187,75 @@ pub fn fill_extras(conn: &Connection, msgs: &mut [StoredMessage]) -> rusqlite::R
 
 /// Remove the uploads of message `id` (it is being deleted); their files are queued for
 /// removal by the trigger.
-pub fn erase_attachments(conn: &Connection, message_id: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached("DELETE FROM uploads WHERE message_id = ?1")?
-        .execute([message_id])?;
+pub fn erase_attachments<C: Sql>(conn: &C, message_id: i64) -> Result<(), C::Error> {
+    conn.exec(
+        "DELETE FROM uploads WHERE message_id = ?1",
+        args![message_id],
+    )?;
     Ok(())
 }
 
 /// Remove `user_id`'s upload `id` if it was not sent; whether it was removed.
-pub fn delete_unsent_upload(conn: &Connection, id: &str, user_id: i64) -> rusqlite::Result<bool> {
-    let n = conn
-        .prepare_cached(
-            "DELETE FROM uploads WHERE id = ?1 AND user_id = ?2 AND message_id IS NULL",
-        )?
-        .execute(params![id, user_id])?;
+pub fn delete_unsent_upload<C: Sql>(conn: &C, id: &str, user_id: i64) -> Result<bool, C::Error> {
+    let n = conn.exec(
+        "DELETE FROM uploads WHERE id = ?1 AND user_id = ?2 AND message_id IS NULL",
+        args![id, user_id],
+    )?;
     Ok(n > 0)
 }
 
 /// Remove the uploads created before `cutoff_ms` that were never sent; how many.
-pub fn delete_stale_uploads(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached("DELETE FROM uploads WHERE message_id IS NULL AND created_at < ?1")?
-        .execute([cutoff_ms])
+pub fn delete_stale_uploads<C: Sql>(conn: &C, cutoff_ms: i64) -> Result<usize, C::Error> {
+    conn.exec(
+        "DELETE FROM uploads WHERE message_id IS NULL AND created_at < ?1",
+        args![cutoff_ms],
+    )
 }
 
 /// Whether any upload uses the file `sha256` (as its bytes or its thumbnail), or an account as
 /// its avatar.
-pub fn file_in_use(conn: &Connection, sha256: &str) -> rusqlite::Result<bool> {
-    conn.prepare_cached(
-        "SELECT EXISTS (SELECT 1 FROM uploads WHERE sha256 = ?1) \
-         OR EXISTS (SELECT 1 FROM uploads WHERE thumb_sha256 = ?1) \
-         OR EXISTS (SELECT 1 FROM users WHERE avatar_sha256 = ?1) \
-         OR EXISTS (SELECT 1 FROM message_previews WHERE image_sha256 = ?1) \
-         OR EXISTS (SELECT 1 FROM link_previews WHERE image_sha256 = ?1)",
-    )?
-    .query_row([sha256], |r| r.get(0))
+pub fn file_in_use<C: Sql>(conn: &C, sha256: &str) -> Result<bool, C::Error> {
+    Ok(conn
+        .row(
+            "SELECT EXISTS (SELECT 1 FROM uploads WHERE sha256 = ?1) \
+             OR EXISTS (SELECT 1 FROM uploads WHERE thumb_sha256 = ?1) \
+             OR EXISTS (SELECT 1 FROM users WHERE avatar_sha256 = ?1) \
+             OR EXISTS (SELECT 1 FROM message_previews WHERE image_sha256 = ?1) \
+             OR EXISTS (SELECT 1 FROM link_previews WHERE image_sha256 = ?1)",
+            args![sha256],
+            |r| r.get(0),
+        )?
+        .unwrap_or(false))
 }
 
 /// Take up to `limit` queued hashes of files that may have lost their last upload, removing
 /// them from the queue (the caller removes whichever file is unused, in the same transaction).
-pub fn take_file_gc(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<String>> {
+pub fn take_file_gc<C: Sql>(conn: &C, limit: i64) -> Result<Vec<String>, C::Error> {
     let hashes: Vec<String> =
-        all_rows(conn, "SELECT sha256 FROM file_gc LIMIT ?1", [limit], |r| {
+        conn.rows("SELECT sha256 FROM file_gc LIMIT ?1", args![limit], |r| {
             r.get(0)
         })?;
-    let mut del = conn.prepare_cached("DELETE FROM file_gc WHERE sha256 = ?1")?;
     for h in &hashes {
-        del.execute([h])?;
+        conn.exec("DELETE FROM file_gc WHERE sha256 = ?1", args![h])?;
     }
     Ok(hashes)
 }
 
 /// Every file hash some upload (bytes and thumbnails) or avatar uses: for finding orphaned
 /// files.
-pub fn files_in_use(conn: &Connection) -> rusqlite::Result<std::collections::HashSet<String>> {
+pub fn files_in_use<C: Sql>(conn: &C) -> Result<std::collections::HashSet<String>, C::Error> {
     let mut out = std::collections::HashSet::new();
-    let mut stmt = conn.prepare_cached(
+    conn.rows(
         "SELECT sha256 FROM uploads UNION SELECT thumb_sha256 FROM uploads \
          WHERE thumb_sha256 IS NOT NULL UNION SELECT avatar_sha256 FROM users \
          WHERE avatar_sha256 IS NOT NULL UNION SELECT image_sha256 FROM message_previews \
          WHERE image_sha256 IS NOT NULL UNION SELECT image_sha256 FROM link_previews \
          WHERE image_sha256 IS NOT NULL",
+        args![],
+        |r| {
+            out.insert(r.get(0)?);
+            Ok(())
+        },
     )?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        out.insert(r.get(0)?);
-    }
     Ok(out)
 }

@@ -1,41 +1,40 @@
 //! Accounts: creation, sign-in lookups, passwords, and what administrators read and change.
 
-use rusqlite::{params, Connection, OptionalExtension};
-
 use super::*;
 
 /// Create a user and make them a member of `general`, with nothing unread. `None` if the name
 /// is taken. `admin` says whether the new account administers the server.
-pub fn insert_user(
-    conn: &Connection,
+pub fn insert_user<C: Sql>(
+    conn: &C,
     username: &str,
     key: &str,
     password_hash: &str,
     admin: NewAdmin,
     now_ms: i64,
-) -> rusqlite::Result<Option<User>> {
+) -> Result<Option<User>, C::Error> {
     let is_admin = match admin {
-        NewAdmin::No => "0",
+        NewAdmin::No => "FALSE",
         NewAdmin::IfFirst => "NOT EXISTS (SELECT 1 FROM users)",
-        NewAdmin::IfNoAdmin => "NOT EXISTS (SELECT 1 FROM users WHERE is_admin = 1)",
+        NewAdmin::IfNoAdmin => "NOT EXISTS (SELECT 1 FROM users WHERE is_admin = TRUE)",
     };
-    let inserted = conn
-        .prepare_cached(&format!(
+    let inserted = conn.row(
+        &format!(
             "INSERT INTO users (username, username_key, password_hash, created_at, is_admin) \
              VALUES (?1, ?2, ?3, ?4, {is_admin}) \
-             ON CONFLICT (username_key) DO NOTHING"
-        ))?
-        .execute(params![username, key, password_hash, now_ms])?;
-    if inserted == 0 {
+             ON CONFLICT (username_key) DO NOTHING RETURNING id"
+        ),
+        args![username, key, password_hash, now_ms],
+        |r| r.get::<i64>(0),
+    )?;
+    let Some(id) = inserted else {
         return Ok(None);
-    }
-    let id = conn.last_insert_rowid();
-    conn.prepare_cached(
+    };
+    conn.exec(
         "INSERT INTO memberships (room_id, user_id, joined_at, last_read) \
          SELECT r.id, ?1, ?2, COALESCE((SELECT MAX(id) FROM messages WHERE room_id = r.id), 0) \
          FROM rooms r WHERE r.name = 'general'",
-    )?
-    .execute(params![id, now_ms])?;
+        args![id, now_ms],
+    )?;
     Ok(Some(User {
         id,
         username: username.to_string(),
@@ -43,26 +42,29 @@ pub fn insert_user(
 }
 
 /// A user and their password hash, looked up by case-folded name.
-pub fn user_for_login(conn: &Connection, key: &str) -> rusqlite::Result<Option<(User, String)>> {
-    conn.prepare_cached(
-        "SELECT id, username, password_hash FROM users WHERE username_key = ?1 AND disabled = 0",
-    )?
-    .query_row([key], |r| {
-        Ok((
-            User {
-                id: r.get(0)?,
-                username: r.get(1)?,
-            },
-            r.get(2)?,
-        ))
-    })
-    .optional()
+pub fn user_for_login<C: Sql>(conn: &C, key: &str) -> Result<Option<(User, String)>, C::Error> {
+    conn.row(
+        "SELECT id, username, password_hash FROM users \
+         WHERE username_key = ?1 AND disabled = FALSE",
+        args![key],
+        |r| {
+            Ok((
+                User {
+                    id: r.get(0)?,
+                    username: r.get(1)?,
+                },
+                r.get(2)?,
+            ))
+        },
+    )
 }
 
 /// Replace a user's password hash (used to raise the iteration count on login).
-pub fn set_password_hash(conn: &Connection, user_id: i64, hash: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
-        .execute(params![user_id, hash])?;
+pub fn set_password_hash<C: Sql>(conn: &C, user_id: i64, hash: &str) -> Result<(), C::Error> {
+    conn.exec(
+        "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+        args![user_id, hash],
+    )?;
     Ok(())
 }
 
@@ -86,21 +88,21 @@ pub struct UserSummary {
 }
 
 /// Every account, by id.
-pub fn list_users(conn: &Connection) -> rusqlite::Result<Vec<UserSummary>> {
-    list_users_where(conn, "", [])
+pub fn list_users<C: Sql>(conn: &C) -> Result<Vec<UserSummary>, C::Error> {
+    list_users_where(conn, "", args![])
 }
 
-fn list_users_where(
-    conn: &Connection,
+fn list_users_where<C: Sql>(
+    conn: &C,
     filter: &str,
-    args: impl rusqlite::Params,
-) -> rusqlite::Result<Vec<UserSummary>> {
+    args: &[&dyn Arg],
+) -> Result<Vec<UserSummary>, C::Error> {
     let sql = format!(
         "SELECT u.id, u.username, u.is_admin, u.disabled, u.created_at, \
          (SELECT MAX(last_seen_at) FROM sessions s WHERE s.user_id = u.id) \
          FROM users u {filter} ORDER BY u.id"
     );
-    all_rows(conn, &sql, args, |r| {
+    conn.rows(&sql, args, |r| {
         Ok(UserSummary {
             id: r.get(0)?,
             username: r.get(1)?,
@@ -114,52 +116,64 @@ fn list_users_where(
 
 /// Set whether an account is disabled. Revoking its sessions is the caller's part (the store
 /// does it in the same transaction).
-pub fn set_disabled(conn: &Connection, user_id: i64, disabled: bool) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE users SET disabled = ?2 WHERE id = ?1")?
-        .execute(params![user_id, disabled])?;
+pub fn set_disabled<C: Sql>(conn: &C, user_id: i64, disabled: bool) -> Result<(), C::Error> {
+    conn.exec(
+        "UPDATE users SET disabled = ?2 WHERE id = ?1",
+        args![user_id, disabled],
+    )?;
     Ok(())
 }
 
 /// Set whether an account administers the server.
-pub fn set_admin(conn: &Connection, user_id: i64, admin: bool) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE users SET is_admin = ?2 WHERE id = ?1")?
-        .execute(params![user_id, admin])?;
+pub fn set_admin<C: Sql>(conn: &C, user_id: i64, admin: bool) -> Result<(), C::Error> {
+    conn.exec(
+        "UPDATE users SET is_admin = ?2 WHERE id = ?1",
+        args![user_id, admin],
+    )?;
     Ok(())
 }
 
 /// One account by case-folded name.
-pub fn user_summary(conn: &Connection, key: &str) -> rusqlite::Result<Option<UserSummary>> {
-    Ok(list_users_where(conn, "WHERE u.username_key = ?1", [key])?.pop())
+pub fn user_summary<C: Sql>(conn: &C, key: &str) -> Result<Option<UserSummary>, C::Error> {
+    Ok(list_users_where(conn, "WHERE u.username_key = ?1", args![key])?.pop())
 }
 
 /// Whether a name (case-folded) belongs to an account.
-pub fn username_taken(conn: &Connection, key: &str) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE username_key = ?1)")?
-        .query_row([key], |r| r.get(0))
+pub fn username_taken<C: Sql>(conn: &C, key: &str) -> Result<bool, C::Error> {
+    let found = conn.row(
+        "SELECT 1 FROM users WHERE username_key = ?1",
+        args![key],
+        |_| Ok(()),
+    )?;
+    Ok(found.is_some())
 }
 
 /// Whether any account administers the server.
-pub fn has_admin(conn: &Connection) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE is_admin = 1)")?
-        .query_row([], |r| r.get(0))
+pub fn has_admin<C: Sql>(conn: &C) -> Result<bool, C::Error> {
+    let found = conn.row(
+        "SELECT 1 FROM users WHERE is_admin = TRUE LIMIT 1",
+        args![],
+        |_| Ok(()),
+    )?;
+    Ok(found.is_some())
 }
 
 /// Enabled accounts whose case-folded name starts with `prefix_key` (ASCII username
 /// characters only), in name order, at most `limit`: `(id, username)`. The range on the
-/// unique `username_key` index reads only the matching rows.
-pub fn users_by_prefix(
-    conn: &Connection,
+/// unique `username_key` index reads only the matching rows (in byte order, which
+/// PostgreSQL's key columns are declared to use).
+pub fn users_by_prefix<C: Sql>(
+    conn: &C,
     prefix_key: &str,
     limit: i64,
-) -> rusqlite::Result<Vec<(i64, String)>> {
+) -> Result<Vec<(i64, String)>, C::Error> {
     // Every username character sorts below U+007F, so this bounds the prefix's range.
     let upper = format!("{prefix_key}\u{7f}");
-    all_rows(
-        conn,
+    conn.rows(
         "SELECT id, username FROM users \
-         WHERE username_key >= ?1 AND username_key < ?2 AND disabled = 0 \
+         WHERE username_key >= ?1 AND username_key < ?2 AND disabled = FALSE \
          ORDER BY username_key LIMIT ?3",
-        params![prefix_key, upper, limit],
+        args![prefix_key, upper, limit],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
 }

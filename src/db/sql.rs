@@ -1,0 +1,473 @@
+//! One query set for both stores. A query in [`super::queries`] is written once, generic over
+//! [`Sql`], and runs on a SQLite connection (the embedded store) or a PostgreSQL one (cluster
+//! mode). Generic code is compiled once per store, so the SQLite path calls rusqlite directly
+//! with nothing in between but the argument slice.
+//!
+//! The SQL itself is written in the subset both engines read alike: numbered parameters
+//! (`?1`, rewritten to `$1` for PostgreSQL), `TRUE`/`FALSE` for flags, `RETURNING` instead of
+//! `last_insert_rowid()`, `ON CONFLICT` instead of `INSERT OR …`. Where the engines differ
+//! (string aggregation, full-text search), a query picks its text with [`Sql::dialect`].
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// A query argument: any value both drivers can bind. Arguments go to PostgreSQL with their
+/// Rust type, so integers are `i64` (a `bigint` column refuses an `i32`, and a `u32` would be
+/// sent as an OID).
+pub trait Arg {
+    /// The value as rusqlite binds it.
+    fn lite(&self) -> &dyn rusqlite::ToSql;
+    /// The value as the PostgreSQL client binds it.
+    fn pg(&self) -> &(dyn postgres::types::ToSql + Sync);
+}
+
+impl<T: rusqlite::ToSql + postgres::types::ToSql + Sync> Arg for T {
+    fn lite(&self) -> &dyn rusqlite::ToSql {
+        self
+    }
+    fn pg(&self) -> &(dyn postgres::types::ToSql + Sync) {
+        self
+    }
+}
+
+/// The argument list of a query: `args![a, b]` is `&[&a, &b]` as `&[&dyn Arg]`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! sql_args {
+    () => { &[] as &[&dyn $crate::db::sql::Arg] };
+    ($($a:expr),+ $(,)?) => { &[$(&$a as &dyn $crate::db::sql::Arg),+] as &[&dyn $crate::db::sql::Arg] };
+}
+pub use sql_args as args;
+
+/// A column value a query reads: the types Hearth's rows are made of.
+pub trait Value: Sized {
+    /// Read column `i` of a SQLite row.
+    fn lite(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Self>;
+    /// Read column `i` of a PostgreSQL row.
+    fn pg(row: &postgres::Row, i: usize) -> Result<Self, PgError>;
+}
+
+/// Types both drivers convert the same way.
+macro_rules! plain_value {
+    ($($t:ty),*) => {$(
+        impl Value for $t {
+            fn lite(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Self> {
+                row.get(i)
+            }
+            fn pg(row: &postgres::Row, i: usize) -> Result<Self, PgError> {
+                Ok(row.try_get(i)?)
+            }
+        }
+    )*};
+}
+plain_value!(
+    String,
+    Option<String>,
+    bool,
+    Option<bool>,
+    Vec<u8>,
+    Option<Vec<u8>>,
+    f64
+);
+
+/// A digest or key of a fixed length (a `BLOB`, a `bytea`).
+impl<const N: usize> Value for [u8; N] {
+    fn lite(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Self> {
+        row.get(i)
+    }
+    fn pg(row: &postgres::Row, i: usize) -> Result<Self, PgError> {
+        let bytes: Vec<u8> = row.try_get(i)?;
+        let len = bytes.len();
+        bytes
+            .try_into()
+            .map_err(|_| PgError::Decode(format!("column {i} holds {len} bytes, not {N}")))
+    }
+}
+
+/// What a query on PostgreSQL can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    /// The server or the connection failed, or a value had another type.
+    #[error(transparent)]
+    Db(#[from] postgres::Error),
+    /// A value of the expected type but not a possible one (a digest of the wrong length).
+    #[error("unexpected value: {0}")]
+    Decode(String),
+}
+
+impl PgError {
+    /// The SQLSTATE of a server error (`23505` a unique violation, …).
+    pub fn code(&self) -> Option<&postgres::error::SqlState> {
+        match self {
+            PgError::Db(e) => e.code(),
+            PgError::Decode(_) => None,
+        }
+    }
+}
+
+/// An integer column of any width: PostgreSQL types a literal or a `smallint` expression
+/// narrower than the `bigint` columns, where SQLite has one integer type.
+fn pg_int(row: &postgres::Row, i: usize) -> Result<Option<i64>, PgError> {
+    use postgres::types::Type;
+    let ty = row.columns()[i].type_();
+    Ok(if *ty == Type::INT4 {
+        row.try_get::<_, Option<i32>>(i)?.map(i64::from)
+    } else if *ty == Type::INT2 {
+        row.try_get::<_, Option<i16>>(i)?.map(i64::from)
+    } else if *ty == Type::BOOL {
+        row.try_get::<_, Option<bool>>(i)?.map(i64::from)
+    } else {
+        row.try_get::<_, Option<i64>>(i)?
+    })
+}
+
+impl Value for Option<i64> {
+    fn lite(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Self> {
+        row.get(i)
+    }
+    fn pg(row: &postgres::Row, i: usize) -> Result<Self, PgError> {
+        pg_int(row, i)
+    }
+}
+
+impl Value for i64 {
+    fn lite(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Self> {
+        row.get(i)
+    }
+    fn pg(row: &postgres::Row, i: usize) -> Result<Self, PgError> {
+        match pg_int(row, i)? {
+            Some(v) => Ok(v),
+            // The same error a NULL read as a plain integer gives.
+            None => Ok(row.try_get::<_, i64>(i)?),
+        }
+    }
+}
+
+/// One row of a result, whichever store it came from.
+pub trait Row {
+    /// The driver's error.
+    type Error;
+    /// Column `i` (from 0) as a `T`.
+    fn get<T: Value>(&self, i: usize) -> Result<T, Self::Error>;
+}
+
+impl Row for rusqlite::Row<'_> {
+    type Error = rusqlite::Error;
+    fn get<T: Value>(&self, i: usize) -> rusqlite::Result<T> {
+        T::lite(self, i)
+    }
+}
+
+impl Row for postgres::Row {
+    type Error = PgError;
+    fn get<T: Value>(&self, i: usize) -> Result<T, PgError> {
+        T::pg(self, i)
+    }
+}
+
+/// A connection a query runs on. Statements are prepared once per connection and kept.
+pub trait Sql {
+    /// The driver's error, which queries return unchanged.
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// A row of a result.
+    type Row<'r>: Row<Error = Self::Error>;
+    /// Whether this is PostgreSQL.
+    const POSTGRES: bool;
+
+    /// Every row `sql` returns for `args`, each read by `f`.
+    fn rows<T>(
+        &self,
+        sql: &str,
+        args: &[&dyn Arg],
+        f: impl FnMut(&Self::Row<'_>) -> Result<T, Self::Error>,
+    ) -> Result<Vec<T>, Self::Error>;
+
+    /// The first row `sql` returns for `args`, read by `f`, if there is one.
+    fn row<T>(
+        &self,
+        sql: &str,
+        args: &[&dyn Arg],
+        f: impl FnOnce(&Self::Row<'_>) -> Result<T, Self::Error>,
+    ) -> Result<Option<T>, Self::Error>;
+
+    /// Run `sql` for `args`; how many rows it changed.
+    fn exec(&self, sql: &str, args: &[&dyn Arg]) -> Result<usize, Self::Error>;
+
+    /// Run statements without arguments or results (`BEGIN`, `COMMIT`, `SAVEPOINT x`, …).
+    fn batch(&self, sql: &str) -> Result<(), Self::Error>;
+
+    /// `lite` on SQLite, `pg` on PostgreSQL: for the few statements the engines spell
+    /// differently.
+    fn dialect<'a>(&self, lite: &'a str, pg: &'a str) -> &'a str {
+        if Self::POSTGRES {
+            pg
+        } else {
+            lite
+        }
+    }
+}
+
+impl Sql for rusqlite::Connection {
+    type Error = rusqlite::Error;
+    type Row<'r> = rusqlite::Row<'r>;
+    const POSTGRES: bool = false;
+
+    fn rows<T>(
+        &self,
+        sql: &str,
+        args: &[&dyn Arg],
+        mut f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<Vec<T>> {
+        let mut stmt = self.prepare_cached(sql)?;
+        bind(&mut stmt, args)?;
+        let mut rows = stmt.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(f(row)?);
+        }
+        Ok(out)
+    }
+
+    fn row<T>(
+        &self,
+        sql: &str,
+        args: &[&dyn Arg],
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<Option<T>> {
+        let mut stmt = self.prepare_cached(sql)?;
+        bind(&mut stmt, args)?;
+        let mut rows = stmt.raw_query();
+        match rows.next()? {
+            Some(row) => f(row).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn exec(&self, sql: &str, args: &[&dyn Arg]) -> rusqlite::Result<usize> {
+        let mut stmt = self.prepare_cached(sql)?;
+        bind(&mut stmt, args)?;
+        stmt.raw_execute()
+    }
+
+    fn batch(&self, sql: &str) -> rusqlite::Result<()> {
+        self.execute_batch(sql)
+    }
+}
+
+/// A SQLite transaction runs queries as its connection does.
+impl Sql for rusqlite::Transaction<'_> {
+    type Error = rusqlite::Error;
+    type Row<'r> = rusqlite::Row<'r>;
+    const POSTGRES: bool = false;
+
+    fn rows<T>(
+        &self,
+        sql: &str,
+        args: &[&dyn Arg],
+        f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<Vec<T>> {
+        Sql::rows(&**self, sql, args, f)
+    }
+
+    fn row<T>(
+        &self,
+        sql: &str,
+        args: &[&dyn Arg],
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<Option<T>> {
+        Sql::row(&**self, sql, args, f)
+    }
+
+    fn exec(&self, sql: &str, args: &[&dyn Arg]) -> rusqlite::Result<usize> {
+        Sql::exec(&**self, sql, args)
+    }
+
+    fn batch(&self, sql: &str) -> rusqlite::Result<()> {
+        self.execute_batch(sql)
+    }
+}
+
+/// Bind `args` to `stmt`'s parameters 1, 2, …
+fn bind(stmt: &mut rusqlite::Statement<'_>, args: &[&dyn Arg]) -> rusqlite::Result<()> {
+    let expected = stmt.parameter_count();
+    if expected != args.len() {
+        return Err(rusqlite::Error::InvalidParameterCount(args.len(), expected));
+    }
+    for (i, a) in args.iter().enumerate() {
+        stmt.raw_bind_parameter(i + 1, a.lite())?;
+    }
+    Ok(())
+}
+
+/// A PostgreSQL connection as queries use it: statements prepared once (under their rewritten
+/// text) and kept for the life of the connection.
+pub struct PgConn {
+    client: RefCell<postgres::Client>,
+    prepared: RefCell<HashMap<String, postgres::Statement>>,
+}
+
+impl PgConn {
+    /// Wrap a connected client.
+    pub fn new(client: postgres::Client) -> PgConn {
+        PgConn {
+            client: RefCell::new(client),
+            prepared: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The client itself, for what queries do not cover (`COPY`, notifications).
+    pub fn client(&self) -> std::cell::RefMut<'_, postgres::Client> {
+        self.client.borrow_mut()
+    }
+
+    /// `sql`'s prepared statement, preparing it on first use.
+    fn statement(&self, sql: &str) -> Result<postgres::Statement, postgres::Error> {
+        if let Some(s) = self.prepared.borrow().get(sql) {
+            return Ok(s.clone());
+        }
+        let stmt = self.client.borrow_mut().prepare(&to_postgres(sql))?;
+        self.prepared
+            .borrow_mut()
+            .insert(sql.to_string(), stmt.clone());
+        Ok(stmt)
+    }
+
+    fn query(&self, sql: &str, args: &[&dyn Arg]) -> Result<Vec<postgres::Row>, postgres::Error> {
+        let stmt = self.statement(sql)?;
+        let args: Vec<_> = args.iter().map(|a| a.pg()).collect();
+        self.client.borrow_mut().query(&stmt, &args)
+    }
+}
+
+impl Sql for PgConn {
+    type Error = PgError;
+    type Row<'r> = postgres::Row;
+    const POSTGRES: bool = true;
+
+    fn rows<T>(
+        &self,
+        sql: &str,
+        args: &[&dyn Arg],
+        f: impl FnMut(&postgres::Row) -> Result<T, PgError>,
+    ) -> Result<Vec<T>, PgError> {
+        self.query(sql, args)?.iter().map(f).collect()
+    }
+
+    fn row<T>(
+        &self,
+        sql: &str,
+        args: &[&dyn Arg],
+        f: impl FnOnce(&postgres::Row) -> Result<T, PgError>,
+    ) -> Result<Option<T>, PgError> {
+        self.query(sql, args)?.first().map(f).transpose()
+    }
+
+    fn exec(&self, sql: &str, args: &[&dyn Arg]) -> Result<usize, PgError> {
+        let stmt = self.statement(sql)?;
+        let args: Vec<_> = args.iter().map(|a| a.pg()).collect();
+        let n = self.client.borrow_mut().execute(&stmt, &args)?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    fn batch(&self, sql: &str) -> Result<(), PgError> {
+        Ok(self.client.borrow_mut().batch_execute(sql)?)
+    }
+}
+
+/// Rewrite SQLite's parameters for PostgreSQL: `?N` becomes `$N` and a bare `?` the next
+/// number, outside string literals, quoted names and comments.
+pub fn to_postgres(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.chars().peekable();
+    let mut next = 0u32;
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                out.push(c);
+                // Copy through the closing quote (a doubled quote is an escaped one and
+                // simply opens the literal again).
+                for d in chars.by_ref() {
+                    out.push(d);
+                    if d == c {
+                        break;
+                    }
+                }
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                out.push(c);
+                for d in chars.by_ref() {
+                    out.push(d);
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            '?' => {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    digits.push(*d);
+                    chars.next();
+                }
+                out.push('$');
+                if digits.is_empty() {
+                    next += 1;
+                    out.push_str(&next.to_string());
+                } else {
+                    out.push_str(&digits);
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_renumbered_outside_literals_and_comments() {
+        assert_eq!(
+            to_postgres("SELECT a FROM t WHERE b = ?1 AND c = ?12 AND d = '?3' -- ?4\n AND e = ?2"),
+            "SELECT a FROM t WHERE b = $1 AND c = $12 AND d = '?3' -- ?4\n AND e = $2"
+        );
+        assert_eq!(
+            to_postgres("INSERT INTO \"t?\" VALUES (?, ?, 'it''s ?')"),
+            "INSERT INTO \"t?\" VALUES ($1, $2, 'it''s ?')"
+        );
+    }
+
+    type Script = (usize, Vec<(i64, Option<String>, bool)>, Option<i64>);
+
+    /// The same statements on any connection.
+    fn script<C: Sql>(c: &C) -> Result<Script, C::Error> {
+        let n = c.exec(
+            "INSERT INTO t (name, flag) VALUES (?1, ?2), (NULL, ?3)",
+            args!["a", true, false],
+        )?;
+        let rows = c.rows(
+            "SELECT id, name, flag FROM t WHERE id > ?1 ORDER BY id",
+            args![0i64],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let none = c.row("SELECT id FROM t WHERE id = ?1", args![9i64], |r| r.get(0))?;
+        Ok((n, rows, none))
+    }
+
+    #[test]
+    fn sqlite_rows_read_through_the_shared_interface() {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        c.batch("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, flag INTEGER NOT NULL)")
+            .unwrap();
+        let (n, rows, none) = script(&c).unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(rows, vec![(1, Some("a".into()), true), (2, None, false)]);
+        assert_eq!(none, None);
+        let wrong = c.exec("SELECT ?1, ?2", args![1i64]);
+        assert!(matches!(
+            wrong,
+            Err(rusqlite::Error::InvalidParameterCount(1, 2))
+        ));
+    }
+}
