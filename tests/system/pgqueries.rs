@@ -3,7 +3,7 @@
 //! step must answer the same on both.
 
 use hearth::db::pg::log::{append, Appended, NewRow};
-use hearth::db::queries::{self as q, CachedPage, NewUpload, PushSettings};
+use hearth::db::queries::{self as q, CachedPage, NewUpload, PushSettings, SearchQuery};
 use hearth::db::sql::{PgConn, Sql};
 use hearth::db::{
     ChangeKind, LinkPreview, MessageChange, NewAdmin, Notify, RoomKind, SessionKind, SessionRow,
@@ -15,6 +15,9 @@ use crate::engines::Postgres;
 /// Stores a message and returns its id: the writer's insert on SQLite, the log's append on
 /// PostgreSQL.
 type Post<C> = dyn Fn(&C, (i64, i64), &str, Option<&str>) -> i64;
+
+/// Runs a search: the ids found, and whether every excerpt marks a match.
+type Find<C> = dyn Fn(&C, &SearchQuery) -> (Vec<i64>, bool);
 
 /// One step's name and what it answered.
 type Steps = Vec<(&'static str, String)>;
@@ -32,7 +35,7 @@ fn session(hash: u8, user_id: i64, kind: SessionKind, created_at: i64) -> Sessio
 
 /// The script: accounts, sessions, rooms, messages and their lifecycle, and what hangs off
 /// them. Returns every read's answer, in order.
-fn script<C: Sql>(c: &C, post: &Post<C>) -> Result<Steps, C::Error> {
+fn script<C: Sql>(c: &C, post: &Post<C>, find: &Find<C>) -> Result<Steps, C::Error> {
     let mut out: Steps = Vec::new();
     let mut note = |step: &'static str, v: String| out.push((step, v));
     let t = 1_700_000_000_000i64;
@@ -264,6 +267,41 @@ fn script<C: Sql>(c: &C, post: &Post<C>) -> Result<Steps, C::Error> {
         "live ids",
         format!("{:?}", q::live_message_ids_by(c, ada.id)?),
     );
+
+    // Search: the same hits in the same order (excerpts are each engine's own).
+    let query = |raw: &str, user_id: i64| SearchQuery {
+        fts: hearth::domain::fts_query(raw).unwrap(),
+        user_id,
+        room_id: None,
+        author_key: None,
+        before: None,
+        offset: 0,
+        limit: 10,
+        by_relevance: false,
+    };
+    for (raw, user) in [
+        ("hey", bob.id),
+        ("HELLO", bob.id),
+        ("psst", cy.id),
+        ("psst", ada.id),
+        ("\"hey ada\"", bob.id),
+        ("\"ada hey\"", bob.id),
+        ("bob", ada.id),
+        ("hey nothing", bob.id),
+    ] {
+        note("search", format!("{raw} {:?}", find(c, &query(raw, user))));
+    }
+    let mut filtered = query("hello", bob.id);
+    filtered.room_id = Some(lounge);
+    note("search in room", format!("{:?}", find(c, &filtered)));
+    filtered.room_id = None;
+    filtered.author_key = Some("ada".into());
+    note("search by author", format!("{:?}", find(c, &filtered)));
+    filtered.author_key = Some("zed".into());
+    note("search by nobody", format!("{:?}", find(c, &filtered)));
+    let mut ranked = query("hey", bob.id);
+    ranked.by_relevance = true;
+    note("search ranked", format!("{:?}", find(c, &ranked)));
     note("head after changes", format!("{:?}", q::head(c)?));
     note("admin", format!("{:?}", q::user_is_admin(c, bob.id)?));
 
@@ -542,6 +580,15 @@ fn script<C: Sql>(c: &C, post: &Post<C>) -> Result<Steps, C::Error> {
     Ok(out)
 }
 
+/// The ids of `hits`, and whether each excerpt marks a match (`\x02…\x03`).
+fn found(hits: &[hearth::db::SearchHit]) -> (Vec<i64>, bool) {
+    let ids = hits.iter().map(|h| h.msg.id).collect();
+    let marked = hits
+        .iter()
+        .all(|h| h.snippet.contains('\u{2}') && h.snippet.contains('\u{3}'));
+    (ids, marked)
+}
+
 #[test]
 fn the_shared_queries_answer_alike_on_sqlite_and_postgresql() {
     let Some(pg) = Postgres::start() else {
@@ -558,7 +605,7 @@ fn the_shared_queries_answer_alike_on_sqlite_and_postgresql() {
         )
         .unwrap();
     let pg_conn = PgConn::new(client);
-    let on_pg = script(&pg_conn, &|c: &PgConn, (room_id, user_id), body, nonce| {
+    let post = |c: &PgConn, (room_id, user_id), body: &str, nonce: Option<&str>| {
         let row = NewRow {
             room_id,
             user_id,
@@ -569,6 +616,9 @@ fn the_shared_queries_answer_alike_on_sqlite_and_postgresql() {
             [Appended::Stored(id)] => id,
             ref other => panic!("not stored: {other:?}"),
         }
+    };
+    let on_pg = script(&pg_conn, &post, &|c: &PgConn, query| {
+        found(&q::search_pg(c, query).unwrap())
     })
     .unwrap();
 
@@ -576,16 +626,27 @@ fn the_shared_queries_answer_alike_on_sqlite_and_postgresql() {
     let mut lite = rusqlite::Connection::open(dir.path().join("chat.db")).unwrap();
     hearth::db::schema::migrate(&mut lite).unwrap().unwrap();
     lite.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-    let on_sqlite = script(&lite, &|c: &rusqlite::Connection,
-                                    room_user,
-                                    body,
-                                    nonce| {
+    let post = |c: &rusqlite::Connection, room_user, body: &str, nonce: Option<&str>| {
         q::insert_message(c, room_user, body, (nonce, None), 1_700_000_000_000)
             .unwrap()
             .expect("a member's message is stored")
+    };
+    let on_sqlite = script(&lite, &post, &|c: &rusqlite::Connection, query| {
+        // The search index is written after commits, by the writer; here, before each search.
+        let last = q::last_message_id(c).unwrap();
+        q::index_messages_through(c, last).unwrap();
+        found(&q::search(c, query).unwrap())
     })
     .unwrap();
 
+    let searches_with_hits = on_pg
+        .iter()
+        .filter(|(step, v)| step.starts_with("search") && !v.contains("[]"))
+        .count();
+    assert_eq!(
+        searches_with_hits, 6,
+        "the searches find what they should: {on_pg:?}"
+    );
     assert_eq!(on_sqlite.len(), on_pg.len());
     for ((step, lite), (_, pg)) in on_sqlite.iter().zip(&on_pg) {
         assert_eq!(

@@ -309,6 +309,12 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE rooms ALTER COLUMN name TYPE text COLLATE "C";
     ALTER TABLE push_subscriptions ALTER COLUMN endpoint TYPE text COLLATE "C";
     "#,
+    // 4: search. Every word or phrase of a query must match: one `tsquery` made of each
+    //    term's `phraseto_tsquery`, joined with `&&` by this aggregate, so the GIN index
+    //    answers the whole query at once.
+    r#"
+    CREATE AGGREGATE hearth_tsquery_and (tsquery) (SFUNC = tsquery_and, STYPE = tsquery);
+    "#,
 ];
 
 /// Why the PostgreSQL schema could not be brought up to date.

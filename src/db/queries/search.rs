@@ -2,6 +2,8 @@
 
 use rusqlite::{params, Connection, Params, Row};
 
+use crate::db::sql::{PgConn, PgError};
+
 use super::*;
 
 /// What to search for; see [`search`].
@@ -174,4 +176,114 @@ pub fn index_messages_through(conn: &Connection, through: i64) -> rusqlite::Resu
     conn.prepare_cached("UPDATE search_index SET indexed_through = ?1 WHERE id = 1")?
         .execute([through])?;
     Ok(indexed)
+}
+
+// ---- PostgreSQL ----------------------------------------------------------------------------
+
+/// The words and phrases of a query made by [`crate::domain::fts_query`] (each quoted, `""`
+/// an escaped quote), in order.
+pub fn fts_terms(fts: &str) -> Vec<String> {
+    let mut terms = Vec::new();
+    let mut rest = fts.trim_start();
+    while let Some(after) = rest.strip_prefix('"') {
+        let mut term = String::new();
+        let mut chars = after.char_indices().peekable();
+        let mut end = after.len();
+        while let Some((i, c)) = chars.next() {
+            if c == '"' {
+                if chars.peek().map(|&(_, d)| d) == Some('"') {
+                    term.push('"');
+                    chars.next();
+                    continue;
+                }
+                end = i + 1;
+                break;
+            }
+            term.push(c);
+        }
+        terms.push(term);
+        rest = after[end..].trim_start();
+    }
+    terms
+}
+
+/// The terms of a query, joined for `string_to_array(…, chr(31))` (queries hold no control
+/// characters).
+fn pg_terms(fts: &str) -> String {
+    fts_terms(fts).join("\u{1f}")
+}
+
+/// The query as one `tsquery`, `?1` the joined terms: every word or phrase must match.
+const PG_QUERY: &str = "WITH q AS (SELECT hearth_tsquery_and(phraseto_tsquery('simple', t)) AS q \
+     FROM unnest(string_to_array(?1, chr(31))) t)";
+
+/// A hit's columns on PostgreSQL: a message, then its excerpt with the matches between
+/// `\x02` and `\x03`, like FTS5's snippet (PostgreSQL picks the excerpt its own way).
+const PG_HIT_COLUMNS: &str = "m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at, \
+     m.edited_at, m.deleted, m.reply_to, pu.username, substr(p.body, 1, 200), \
+     ts_headline('simple', m.body, q.q, 'StartSel=' || chr(2) || ', StopSel=' || chr(3) || \
+     ', MaxWords=24, MinWords=12, MaxFragments=1, FragmentDelimiter=…') \
+     FROM q, messages m JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id \
+     LEFT JOIN messages p ON p.id = m.reply_to LEFT JOIN users pu ON pu.id = p.user_id";
+
+/// [`SEARCH_FILTER`] as PostgreSQL reads it (the same parameters).
+const PG_SEARCH_FILTER: &str = "((r.kind = 'room' AND r.is_public = TRUE) OR EXISTS (SELECT 1 \
+     FROM memberships x WHERE x.room_id = m.room_id AND x.user_id = ?3)) \
+     AND (CAST(?4 AS BIGINT) IS NULL OR m.room_id = ?4) \
+     AND (CAST(?5 AS TEXT) IS NULL OR u.username_key = ?5)";
+
+/// [`search`] on PostgreSQL: the generated `tsvector` of each message and its GIN index,
+/// newest first below `before`, or ranked (`ts_rank`) among the newest
+/// [`RELEVANCE_WINDOW`] matches.
+pub fn search_pg(conn: &PgConn, q: &SearchQuery) -> Result<Vec<SearchHit>, PgError> {
+    if let Some(key) = &q.author_key {
+        if !username_taken(conn, key)? {
+            return Ok(Vec::new());
+        }
+    }
+    let terms = pg_terms(&q.fts);
+    let hit = |r: &postgres::Row| -> Result<SearchHit, PgError> {
+        Ok(SearchHit {
+            msg: message_row(r)?,
+            snippet: SqlRow::get::<String>(r, 12)?,
+        })
+    };
+    if q.by_relevance {
+        let sql = format!(
+            "{PG_QUERY}, hits AS (SELECT m.id, ts_rank(m.search, q.q) AS score \
+                 FROM q, messages m JOIN rooms r ON r.id = m.room_id \
+                 JOIN users u ON u.id = m.user_id \
+                 WHERE m.search @@ q.q AND m.id < ?2 AND {PG_SEARCH_FILTER} \
+                 ORDER BY m.id DESC LIMIT {RELEVANCE_WINDOW}), \
+             page AS (SELECT id, score FROM hits ORDER BY score DESC, id DESC \
+                 LIMIT ?6 OFFSET ?7) \
+             SELECT {PG_HIT_COLUMNS} JOIN page ON page.id = m.id \
+             ORDER BY page.score DESC, m.id DESC"
+        );
+        let args = args![
+            terms,
+            i64::MAX,
+            q.user_id,
+            q.room_id,
+            q.author_key,
+            i64::from(q.limit),
+            i64::from(q.offset)
+        ];
+        return conn.rows(&sql, args, hit);
+    }
+    let sql = format!(
+        "{PG_QUERY} SELECT {PG_HIT_COLUMNS} \
+         WHERE m.search @@ q.q AND m.id < ?2 AND {PG_SEARCH_FILTER} \
+         ORDER BY m.id DESC LIMIT ?6"
+    );
+    let before = q.before.unwrap_or(i64::MAX);
+    let args = args![
+        terms,
+        before,
+        q.user_id,
+        q.room_id,
+        q.author_key,
+        i64::from(q.limit)
+    ];
+    conn.rows(&sql, args, hit)
 }
