@@ -172,7 +172,7 @@ pub trait Sql {
     /// A row of a result.
     type Row<'r>: Row<Error = Self::Error>;
     /// Whether this is PostgreSQL.
-    const POSTGRES: bool;
+    fn is_postgres(&self) -> bool;
 
     /// Every row `sql` returns for `args`, each read by `f`.
     fn rows<T>(
@@ -199,7 +199,7 @@ pub trait Sql {
     /// `lite` on SQLite, `pg` on PostgreSQL: for the few statements the engines spell
     /// differently.
     fn dialect<'a>(&self, lite: &'a str, pg: &'a str) -> &'a str {
-        if Self::POSTGRES {
+        if self.is_postgres() {
             pg
         } else {
             lite
@@ -210,7 +210,9 @@ pub trait Sql {
 impl Sql for rusqlite::Connection {
     type Error = rusqlite::Error;
     type Row<'r> = rusqlite::Row<'r>;
-    const POSTGRES: bool = false;
+    fn is_postgres(&self) -> bool {
+        false
+    }
 
     fn rows<T>(
         &self,
@@ -258,7 +260,9 @@ impl Sql for rusqlite::Connection {
 impl Sql for rusqlite::Transaction<'_> {
     type Error = rusqlite::Error;
     type Row<'r> = rusqlite::Row<'r>;
-    const POSTGRES: bool = false;
+    fn is_postgres(&self) -> bool {
+        false
+    }
 
     fn rows<T>(
         &self,
@@ -342,7 +346,9 @@ impl PgConn {
 impl Sql for PgConn {
     type Error = PgError;
     type Row<'r> = postgres::Row;
-    const POSTGRES: bool = true;
+    fn is_postgres(&self) -> bool {
+        true
+    }
 
     fn rows<T>(
         &self,
@@ -371,6 +377,123 @@ impl Sql for PgConn {
 
     fn batch(&self, sql: &str) -> Result<(), PgError> {
         Ok(self.client.borrow_mut().batch_execute(sql)?)
+    }
+}
+
+/// A connection to either store, for code that serves both: the store's reader threads and
+/// writer hold one, and its jobs run the generic queries on it. Each query costs one branch
+/// more than on the driver's own connection.
+pub enum Conn {
+    /// The embedded SQLite database.
+    Lite(rusqlite::Connection),
+    /// PostgreSQL (cluster mode).
+    Pg(PgConn),
+}
+
+/// What a query on either store can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    /// SQLite reported an error.
+    #[error("sqlite: {0}")]
+    Lite(#[from] rusqlite::Error),
+    /// PostgreSQL reported an error (or sent an impossible value).
+    #[error("postgresql: {0}")]
+    Pg(#[from] PgError),
+}
+
+impl From<postgres::Error> for SqlError {
+    fn from(e: postgres::Error) -> SqlError {
+        SqlError::Pg(PgError::Db(e))
+    }
+}
+
+/// A row of either store.
+pub enum AnyRow<'r> {
+    /// From SQLite.
+    Lite(&'r rusqlite::Row<'r>),
+    /// From PostgreSQL.
+    Pg(&'r postgres::Row),
+}
+
+impl Row for AnyRow<'_> {
+    type Error = SqlError;
+    fn get<T: Value>(&self, i: usize) -> Result<T, SqlError> {
+        match self {
+            AnyRow::Lite(r) => Ok(T::lite(r, i)?),
+            AnyRow::Pg(r) => Ok(T::pg(r, i)?),
+        }
+    }
+}
+
+impl Sql for Conn {
+    type Error = SqlError;
+    type Row<'r> = AnyRow<'r>;
+
+    fn is_postgres(&self) -> bool {
+        matches!(self, Conn::Pg(_))
+    }
+
+    fn rows<T>(
+        &self,
+        sql: &str,
+        args: &[&dyn Arg],
+        mut f: impl FnMut(&AnyRow<'_>) -> Result<T, SqlError>,
+    ) -> Result<Vec<T>, SqlError> {
+        match self {
+            Conn::Lite(c) => {
+                let mut stmt = c.prepare_cached(sql)?;
+                bind(&mut stmt, args)?;
+                let mut rows = stmt.raw_query();
+                let mut out = Vec::new();
+                while let Some(row) = rows.next()? {
+                    out.push(f(&AnyRow::Lite(row))?);
+                }
+                Ok(out)
+            }
+            Conn::Pg(c) => c
+                .query(sql, args)?
+                .iter()
+                .map(|r| f(&AnyRow::Pg(r)))
+                .collect(),
+        }
+    }
+
+    fn row<T>(
+        &self,
+        sql: &str,
+        args: &[&dyn Arg],
+        f: impl FnOnce(&AnyRow<'_>) -> Result<T, SqlError>,
+    ) -> Result<Option<T>, SqlError> {
+        match self {
+            Conn::Lite(c) => {
+                let mut stmt = c.prepare_cached(sql)?;
+                bind(&mut stmt, args)?;
+                let mut rows = stmt.raw_query();
+                match rows.next()? {
+                    Some(row) => f(&AnyRow::Lite(row)).map(Some),
+                    None => Ok(None),
+                }
+            }
+            Conn::Pg(c) => c
+                .query(sql, args)?
+                .first()
+                .map(|r| f(&AnyRow::Pg(r)))
+                .transpose(),
+        }
+    }
+
+    fn exec(&self, sql: &str, args: &[&dyn Arg]) -> Result<usize, SqlError> {
+        match self {
+            Conn::Lite(c) => Ok(Sql::exec(c, sql, args)?),
+            Conn::Pg(c) => Ok(Sql::exec(c, sql, args)?),
+        }
+    }
+
+    fn batch(&self, sql: &str) -> Result<(), SqlError> {
+        match self {
+            Conn::Lite(c) => Ok(c.execute_batch(sql)?),
+            Conn::Pg(c) => Ok(Sql::batch(c, sql)?),
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use hearth::db::pg::log::{append, Appended, NewRow};
 use hearth::db::queries::{self as q, CachedPage, NewUpload, PushSettings, SearchQuery};
-use hearth::db::sql::{PgConn, Sql};
+use hearth::db::sql::{Conn, PgConn, Sql};
 use hearth::db::{
     ChangeKind, LinkPreview, MessageChange, NewAdmin, Notify, RoomKind, SessionKind, SessionRow,
 };
@@ -589,55 +589,92 @@ fn found(hits: &[hearth::db::SearchHit]) -> (Vec<i64>, bool) {
     (ids, marked)
 }
 
-#[test]
-fn the_shared_queries_answer_alike_on_sqlite_and_postgresql() {
-    let Some(pg) = Postgres::start() else {
-        return;
-    };
-    pg.create_database("queries");
-    let mut client = pg.client("queries");
+/// A fresh PostgreSQL database at the newest schema, with `general` (a fresh SQLite database
+/// has it; a PostgreSQL one gets it when a node opens it).
+fn fresh_pg(pg: &Postgres, name: &str) -> PgConn {
+    pg.create_database(name);
+    let mut client = pg.client(name);
     hearth::db::pg::schema::migrate(&mut client).unwrap();
-    // A fresh SQLite database has `general`; a PostgreSQL one gets it when a node opens it.
     client
         .batch_execute(
             "INSERT INTO rooms (name, topic, is_public, created_at) \
              VALUES ('general', 'Everyone is here.', TRUE, 0)",
         )
         .unwrap();
-    let pg_conn = PgConn::new(client);
-    let post = |c: &PgConn, (room_id, user_id), body: &str, nonce: Option<&str>| {
-        let row = NewRow {
-            room_id,
-            user_id,
-            body: body.into(),
-            nonce: nonce.map(str::to_string),
-        };
-        match append(&mut c.client(), &[row], 1_700_000_000_000).unwrap()[..] {
-            [Appended::Stored(id)] => id,
-            ref other => panic!("not stored: {other:?}"),
-        }
-    };
-    let on_pg = script(&pg_conn, &post, &|c: &PgConn, query| {
-        found(&q::search_pg(c, query).unwrap())
-    })
-    .unwrap();
+    PgConn::new(client)
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let mut lite = rusqlite::Connection::open(dir.path().join("chat.db")).unwrap();
+/// A fresh SQLite database at the newest schema.
+fn fresh_sqlite(dir: &std::path::Path, name: &str) -> rusqlite::Connection {
+    let mut lite = rusqlite::Connection::open(dir.join(name)).unwrap();
     hearth::db::schema::migrate(&mut lite).unwrap().unwrap();
     lite.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-    let post = |c: &rusqlite::Connection, room_user, body: &str, nonce: Option<&str>| {
-        q::insert_message(c, room_user, body, (nonce, None), 1_700_000_000_000)
-            .unwrap()
-            .expect("a member's message is stored")
+    lite
+}
+
+const NOW: i64 = 1_700_000_000_000;
+
+fn post_pg(c: &PgConn, (room_id, user_id): (i64, i64), body: &str, nonce: Option<&str>) -> i64 {
+    let row = NewRow {
+        room_id,
+        user_id,
+        body: body.into(),
+        nonce: nonce.map(str::to_string),
     };
-    let on_sqlite = script(&lite, &post, &|c: &rusqlite::Connection, query| {
-        // The search index is written after commits, by the writer; here, before each search.
-        let last = q::last_message_id(c).unwrap();
-        q::index_messages_through(c, last).unwrap();
-        found(&q::search(c, query).unwrap())
-    })
+    match append(&mut c.client(), &[row], NOW).unwrap()[..] {
+        [Appended::Stored(id)] => id,
+        ref other => panic!("not stored: {other:?}"),
+    }
+}
+
+fn post_sqlite(
+    c: &rusqlite::Connection,
+    room_user: (i64, i64),
+    body: &str,
+    nonce: Option<&str>,
+) -> i64 {
+    q::insert_message(c, room_user, body, (nonce, None), NOW)
+        .unwrap()
+        .expect("a member's message is stored")
+}
+
+fn find_pg(c: &PgConn, query: &SearchQuery) -> (Vec<i64>, bool) {
+    found(&q::search_pg(c, query).unwrap())
+}
+
+fn find_sqlite(c: &rusqlite::Connection, query: &SearchQuery) -> (Vec<i64>, bool) {
+    // The search index is written after commits, by the writer; here, before each search.
+    let last = q::last_message_id(c).unwrap();
+    q::index_messages_through(c, last).unwrap();
+    found(&q::search(c, query).unwrap())
+}
+
+#[test]
+fn the_shared_queries_answer_alike_on_sqlite_and_postgresql() {
+    let Some(pg) = Postgres::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let on_pg = script(&fresh_pg(&pg, "queries"), &post_pg, &find_pg).unwrap();
+    let on_sqlite = script(
+        &fresh_sqlite(dir.path(), "chat.db"),
+        &post_sqlite,
+        &find_sqlite,
+    )
     .unwrap();
+    // The same script through the connection the store's threads hold, either store behind it.
+    let post_any = |c: &Conn, room_user, body: &str, nonce: Option<&str>| match c {
+        Conn::Lite(c) => post_sqlite(c, room_user, body, nonce),
+        Conn::Pg(c) => post_pg(c, room_user, body, nonce),
+    };
+    let find_any = |c: &Conn, query: &SearchQuery| match c {
+        Conn::Lite(c) => find_sqlite(c, query),
+        Conn::Pg(c) => find_pg(c, query),
+    };
+    let any_pg = Conn::Pg(fresh_pg(&pg, "queries_any"));
+    let any_sqlite = Conn::Lite(fresh_sqlite(dir.path(), "any.db"));
+    let through_pg = script(&any_pg, &post_any, &find_any).unwrap();
+    let through_sqlite = script(&any_sqlite, &post_any, &find_any).unwrap();
 
     let searches_with_hits = on_pg
         .iter()
@@ -647,11 +684,17 @@ fn the_shared_queries_answer_alike_on_sqlite_and_postgresql() {
         searches_with_hits, 6,
         "the searches find what they should: {on_pg:?}"
     );
-    assert_eq!(on_sqlite.len(), on_pg.len());
-    for ((step, lite), (_, pg)) in on_sqlite.iter().zip(&on_pg) {
-        assert_eq!(
-            lite, pg,
-            "step {step:?}: SQLite (left) and PostgreSQL (right) differ"
-        );
+    for (name, other) in [
+        ("PostgreSQL", &on_pg),
+        ("SQLite through Conn", &through_sqlite),
+        ("PostgreSQL through Conn", &through_pg),
+    ] {
+        assert_eq!(on_sqlite.len(), other.len(), "{name}");
+        for ((step, lite), (_, theirs)) in on_sqlite.iter().zip(other) {
+            assert_eq!(
+                lite, theirs,
+                "step {step:?}: SQLite (left) and {name} (right) differ"
+            );
+        }
     }
 }

@@ -9,7 +9,7 @@ use crate::model::{ChangeKind, MessageChange};
 /// sequence of `messages`; on PostgreSQL it is the log head, whose row stays locked until
 /// the transaction ends, so positions commit in order on every node.
 pub fn next_position<C: Sql>(conn: &C) -> Result<i64, C::Error> {
-    if C::POSTGRES {
+    if conn.is_postgres() {
         let pos = conn.row(
             "UPDATE hearth_log_head SET pos = pos + 1 WHERE id = 1 RETURNING pos",
             args![],
