@@ -44,6 +44,9 @@ pub enum DbError {
     /// SQLite reported an error.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL reported an error.
+    #[error("postgresql: {0}")]
+    Postgres(#[from] sql::PgError),
     /// The transaction holding this change failed to commit.
     #[error("commit failed: {0}")]
     Commit(String),
@@ -56,6 +59,17 @@ pub enum DbError {
     /// A bounded read used up its time budget (or its caller went away) and was stopped.
     #[error("the query took too long and was stopped")]
     Interrupted,
+}
+
+impl From<sql::SqlError> for DbError {
+    fn from(e: sql::SqlError) -> DbError {
+        match e {
+            sql::SqlError::Lite(e) => DbError::Sqlite(e),
+            sql::SqlError::Pg(e) => DbError::Postgres(e),
+            sql::SqlError::Missing(what) => DbError::Task(format!("{what} is missing")),
+            sql::SqlError::Io(e) => DbError::Task(format!("file: {e}")),
+        }
+    }
 }
 
 /// Why the database could not be opened.
@@ -214,12 +228,17 @@ impl Db {
                     common_pragmas(&c)?;
                     Ok(c)
                 })
-                .collect::<rusqlite::Result<Vec<_>>>()
+                .collect::<rusqlite::Result<Vec<Connection>>>()
                 .map_err(|e| fail(e.to_string()))
         };
-        let readers = readers::Readers::start(open_readers(READERS)?)
-            .map(Arc::new)
-            .map_err(|e| fail(e.to_string()))?;
+        let readers = readers::Readers::start(
+            open_readers(READERS)?
+                .into_iter()
+                .map(sql::Conn::Lite)
+                .collect(),
+        )
+        .map(Arc::new)
+        .map_err(|e| fail(e.to_string()))?;
         let heavy = Arc::new(ReadPool {
             conns: open_readers(HEAVY_READERS)?
                 .into_iter()
@@ -268,7 +287,7 @@ impl Db {
     pub async fn read<T, F>(&self, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        F: FnOnce(&sql::Conn) -> Result<T, sql::SqlError> + Send + 'static,
     {
         self.readers.run(f).await
     }
@@ -334,7 +353,7 @@ impl Db {
     pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        F: FnOnce(&sql::Conn) -> Result<T, sql::SqlError> + Send + 'static,
     {
         self.write_if(f, |_| true).await
     }
@@ -345,7 +364,7 @@ impl Db {
     pub async fn write_if<T, F>(&self, f: F, keep: fn(&T) -> bool) -> Result<T, DbError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        F: FnOnce(&sql::Conn) -> Result<T, sql::SqlError> + Send + 'static,
     {
         // Answered on commit, from the writer thread: no detour through the fan-out.
         let (tx, rx) = oneshot::channel();

@@ -12,12 +12,12 @@ use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex};
 
-use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::sql::{Conn, Sql, SqlError};
 use super::DbError;
 
-type Job = Box<dyn FnOnce(&Connection) + Send>;
+type Job = Box<dyn FnOnce(&Conn) + Send>;
 
 #[derive(Default)]
 struct Queue {
@@ -39,7 +39,7 @@ pub(super) struct Readers {
 
 impl Readers {
     /// One thread per connection.
-    pub(super) fn start(conns: Vec<Connection>) -> std::io::Result<Readers> {
+    pub(super) fn start(conns: Vec<Conn>) -> std::io::Result<Readers> {
         let queue = Arc::new(Queue::default());
         for (i, conn) in conns.into_iter().enumerate() {
             let queue = queue.clone();
@@ -54,7 +54,7 @@ impl Readers {
     pub(super) async fn run<T, F>(&self, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        F: FnOnce(&Conn) -> Result<T, SqlError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
@@ -89,7 +89,7 @@ impl Drop for Readers {
 /// A reader thread: take jobs until the queue is closed and empty. A panicking job is
 /// contained (its caller sees the dropped answer), and any transaction a job left open is
 /// rolled back before the next one.
-fn serve(queue: &Queue, conn: &Connection) {
+fn serve(queue: &Queue, conn: &Conn) {
     loop {
         let job = {
             let Ok(mut jobs) = queue.jobs.lock() else {
@@ -113,8 +113,8 @@ fn serve(queue: &Queue, conn: &Connection) {
         }
         // A job that panicked, or whose COMMIT failed, may have left its transaction open:
         // the next job must not start inside it (nor read its old snapshot).
-        if !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
+        if conn.in_transaction() {
+            let _ = conn.batch("ROLLBACK");
         }
     }
 }
@@ -122,10 +122,13 @@ fn serve(queue: &Queue, conn: &Connection) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::sql::{args, Row as _};
 
     fn readers(n: usize) -> Readers {
         let conns = (0..n)
-            .map(|_| Connection::open_in_memory().expect("an in-memory database"))
+            .map(|_| {
+                Conn::Lite(rusqlite::Connection::open_in_memory().expect("an in-memory database"))
+            })
             .collect();
         Readers::start(conns).expect("reader threads start")
     }
@@ -137,12 +140,12 @@ mod tests {
         for i in 0..500i64 {
             let r = r.clone();
             tasks.push(tokio::spawn(async move {
-                r.run(move |c| c.query_row("SELECT ?1 * 2", [i], |row| row.get::<_, i64>(0)))
+                r.run(move |c| c.row("SELECT ?1 * 2", args![i], |row| row.get::<i64>(0)))
                     .await
             }));
         }
         for (i, t) in tasks.into_iter().enumerate() {
-            assert_eq!(t.await.unwrap().unwrap(), i as i64 * 2);
+            assert_eq!(t.await.unwrap().unwrap(), Some(i as i64 * 2));
         }
     }
 
@@ -150,8 +153,8 @@ mod tests {
     async fn a_panicking_read_is_an_error_and_the_reader_goes_on() {
         let r = readers(1);
         let failed = r
-            .run(|c| -> rusqlite::Result<i64> {
-                c.execute_batch("BEGIN")?;
+            .run(|c| -> Result<i64, SqlError> {
+                c.batch("BEGIN")?;
                 panic!("a bug in a read")
             })
             .await;
@@ -160,19 +163,19 @@ mod tests {
         let ok = r
             .run(|c| {
                 Ok((
-                    c.is_autocommit(),
-                    c.query_row("SELECT 7", [], |row| row.get::<_, i64>(0))?,
+                    c.in_transaction(),
+                    c.row("SELECT 7", args![], |row| row.get::<i64>(0))?,
                 ))
             })
             .await
             .unwrap();
-        assert_eq!(ok, (true, 7));
+        assert_eq!(ok, (false, Some(7)));
     }
 
     #[tokio::test]
     async fn an_sql_error_comes_back_as_such() {
         let r = readers(1);
-        let e = r.run(|c| c.execute_batch("SELEC 1")).await;
+        let e = r.run(|c| c.batch("SELEC 1")).await;
         assert!(matches!(e, Err(DbError::Sqlite(_))), "{e:?}");
     }
 }

@@ -218,16 +218,9 @@ impl Sql for rusqlite::Connection {
         &self,
         sql: &str,
         args: &[&dyn Arg],
-        mut f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<Vec<T>> {
-        let mut stmt = self.prepare_cached(sql)?;
-        bind(&mut stmt, args)?;
-        let mut rows = stmt.raw_query();
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(f(row)?);
-        }
-        Ok(out)
+        lite_rows(self, sql, args, f)
     }
 
     fn row<T>(
@@ -236,13 +229,7 @@ impl Sql for rusqlite::Connection {
         args: &[&dyn Arg],
         f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<Option<T>> {
-        let mut stmt = self.prepare_cached(sql)?;
-        bind(&mut stmt, args)?;
-        let mut rows = stmt.raw_query();
-        match rows.next()? {
-            Some(row) => f(row).map(Some),
-            None => Ok(None),
-        }
+        lite_row(self, sql, args, f)
     }
 
     fn exec(&self, sql: &str, args: &[&dyn Arg]) -> rusqlite::Result<usize> {
@@ -256,38 +243,36 @@ impl Sql for rusqlite::Connection {
     }
 }
 
-/// A SQLite transaction runs queries as its connection does.
-impl Sql for rusqlite::Transaction<'_> {
-    type Error = rusqlite::Error;
-    type Row<'r> = rusqlite::Row<'r>;
-    fn is_postgres(&self) -> bool {
-        false
+/// Every row of the cached statement `sql` for `args`, each read by `f`.
+fn lite_rows<T, E: From<rusqlite::Error>>(
+    c: &rusqlite::Connection,
+    sql: &str,
+    args: &[&dyn Arg],
+    mut f: impl FnMut(&rusqlite::Row<'_>) -> Result<T, E>,
+) -> Result<Vec<T>, E> {
+    let mut stmt = c.prepare_cached(sql)?;
+    bind(&mut stmt, args)?;
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(f(row)?);
     }
+    Ok(out)
+}
 
-    fn rows<T>(
-        &self,
-        sql: &str,
-        args: &[&dyn Arg],
-        f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<Vec<T>> {
-        Sql::rows(&**self, sql, args, f)
-    }
-
-    fn row<T>(
-        &self,
-        sql: &str,
-        args: &[&dyn Arg],
-        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<Option<T>> {
-        Sql::row(&**self, sql, args, f)
-    }
-
-    fn exec(&self, sql: &str, args: &[&dyn Arg]) -> rusqlite::Result<usize> {
-        Sql::exec(&**self, sql, args)
-    }
-
-    fn batch(&self, sql: &str) -> rusqlite::Result<()> {
-        self.execute_batch(sql)
+/// The first row of the cached statement `sql` for `args`, read by `f`.
+fn lite_row<T, E: From<rusqlite::Error>>(
+    c: &rusqlite::Connection,
+    sql: &str,
+    args: &[&dyn Arg],
+    f: impl FnOnce(&rusqlite::Row<'_>) -> Result<T, E>,
+) -> Result<Option<T>, E> {
+    let mut stmt = c.prepare_cached(sql)?;
+    bind(&mut stmt, args)?;
+    let mut rows = stmt.raw_query();
+    match rows.next()? {
+        Some(row) => f(row).map(Some),
+        None => Ok(None),
     }
 }
 
@@ -308,6 +293,8 @@ fn bind(stmt: &mut rusqlite::Statement<'_>, args: &[&dyn Arg]) -> rusqlite::Resu
 pub struct PgConn {
     client: RefCell<postgres::Client>,
     prepared: RefCell<HashMap<String, postgres::Statement>>,
+    /// Whether a transaction this connection began is still open.
+    open: std::cell::Cell<bool>,
 }
 
 impl PgConn {
@@ -316,12 +303,33 @@ impl PgConn {
         PgConn {
             client: RefCell::new(client),
             prepared: RefCell::new(HashMap::new()),
+            open: std::cell::Cell::new(false),
         }
     }
 
     /// The client itself, for what queries do not cover (`COPY`, notifications).
     pub fn client(&self) -> std::cell::RefMut<'_, postgres::Client> {
         self.client.borrow_mut()
+    }
+
+    /// Whether a transaction is open on this connection (one begun through [`Sql::exec`] or
+    /// [`Sql::batch`]), so a reader thread can end what a failed job left open.
+    pub fn in_transaction(&self) -> bool {
+        self.open.get()
+    }
+
+    /// Follow `BEGIN`, `COMMIT` and `ROLLBACK` (a failed `COMMIT` ends the transaction too).
+    fn note_transaction(&self, sql: &str) {
+        let first = sql.split_whitespace().next().unwrap_or("");
+        if first.eq_ignore_ascii_case("BEGIN") || first.eq_ignore_ascii_case("START") {
+            self.open.set(true);
+        } else if ["COMMIT", "ROLLBACK", "END"]
+            .iter()
+            .any(|w| first.eq_ignore_ascii_case(w))
+            && !sql.to_ascii_uppercase().contains(" TO ")
+        {
+            self.open.set(false);
+        }
     }
 
     /// `sql`'s prepared statement, preparing it on first use.
@@ -369,6 +377,7 @@ impl Sql for PgConn {
     }
 
     fn exec(&self, sql: &str, args: &[&dyn Arg]) -> Result<usize, PgError> {
+        self.note_transaction(sql);
         let stmt = self.statement(sql)?;
         let args: Vec<_> = args.iter().map(|a| a.pg()).collect();
         let n = self.client.borrow_mut().execute(&stmt, &args)?;
@@ -376,6 +385,7 @@ impl Sql for PgConn {
     }
 
     fn batch(&self, sql: &str) -> Result<(), PgError> {
+        self.note_transaction(sql);
         Ok(self.client.borrow_mut().batch_execute(sql)?)
     }
 }
@@ -399,6 +409,12 @@ pub enum SqlError {
     /// PostgreSQL reported an error (or sent an impossible value).
     #[error("postgresql: {0}")]
     Pg(#[from] PgError),
+    /// A row the same transaction wrote or checked was not there.
+    #[error("missing: {0}")]
+    Missing(&'static str),
+    /// A file beside the database (an upload, an avatar) could not be written or removed.
+    #[error("file: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 impl From<postgres::Error> for SqlError {
@@ -425,6 +441,24 @@ impl Row for AnyRow<'_> {
     }
 }
 
+impl Conn {
+    /// The SQLite connection, for what only SQLite has (its writer, the progress handler).
+    pub fn lite(&self) -> Option<&rusqlite::Connection> {
+        match self {
+            Conn::Lite(c) => Some(c),
+            Conn::Pg(_) => None,
+        }
+    }
+
+    /// Whether a transaction is open, to be rolled back before the connection's next job.
+    pub fn in_transaction(&self) -> bool {
+        match self {
+            Conn::Lite(c) => !c.is_autocommit(),
+            Conn::Pg(c) => c.in_transaction(),
+        }
+    }
+}
+
 impl Sql for Conn {
     type Error = SqlError;
     type Row<'r> = AnyRow<'r>;
@@ -440,16 +474,7 @@ impl Sql for Conn {
         mut f: impl FnMut(&AnyRow<'_>) -> Result<T, SqlError>,
     ) -> Result<Vec<T>, SqlError> {
         match self {
-            Conn::Lite(c) => {
-                let mut stmt = c.prepare_cached(sql)?;
-                bind(&mut stmt, args)?;
-                let mut rows = stmt.raw_query();
-                let mut out = Vec::new();
-                while let Some(row) = rows.next()? {
-                    out.push(f(&AnyRow::Lite(row))?);
-                }
-                Ok(out)
-            }
+            Conn::Lite(c) => lite_rows(c, sql, args, |r| f(&AnyRow::Lite(r))),
             Conn::Pg(c) => c
                 .query(sql, args)?
                 .iter()
@@ -465,15 +490,7 @@ impl Sql for Conn {
         f: impl FnOnce(&AnyRow<'_>) -> Result<T, SqlError>,
     ) -> Result<Option<T>, SqlError> {
         match self {
-            Conn::Lite(c) => {
-                let mut stmt = c.prepare_cached(sql)?;
-                bind(&mut stmt, args)?;
-                let mut rows = stmt.raw_query();
-                match rows.next()? {
-                    Some(row) => f(&AnyRow::Lite(row)).map(Some),
-                    None => Ok(None),
-                }
-            }
+            Conn::Lite(c) => lite_row(c, sql, args, |r| f(&AnyRow::Lite(r))),
             Conn::Pg(c) => c
                 .query(sql, args)?
                 .first()

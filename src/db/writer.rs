@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use super::checkpoint::Checkpointer;
 use super::search_index::{IndexProgress, Indexer};
+use super::sql::{Conn, Sql};
 use super::{now_ms, queries, Attachment, Changes, DbError, ReplyTo, StoredMessage};
 use crate::events::{Committed, Refusal, SendOutcome};
 use crate::metrics::Metrics;
@@ -24,7 +25,7 @@ const QUEUE: usize = 16 * 1024;
 /// Called with the commit's outcome once the transaction is over.
 pub type Reply = Box<dyn FnOnce(Result<(), DbError>) + Send>;
 /// Runs inside the transaction (in a savepoint of its own) and says what became of it.
-pub type Job = Box<dyn FnOnce(&Connection) -> JobDone + Send>;
+pub type Job = Box<dyn FnOnce(&Conn) -> JobDone + Send>;
 
 /// What a [`Job`] did.
 pub struct JobDone {
@@ -131,7 +132,12 @@ pub(super) fn spawn(
     let thread = std::thread::Builder::new()
         .name("hearth-writer".into())
         .spawn(move || {
-            run(&conn, rx, (commits, metrics), (indexer, &webhooks));
+            // Jobs run the shared queries on the same connection, as a `Conn`.
+            let conn = Conn::Lite(conn);
+            if let Some(lite) = conn.lite() {
+                run((lite, &conn), rx, (commits, metrics), (indexer, &webhooks));
+            }
+            let Conn::Lite(conn) = conn else { return };
             drop(checkpoints);
             if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
                 tracing::warn!("checkpoint at shutdown failed: {e}");
@@ -183,7 +189,7 @@ fn next_command(
 /// handed on, its messages are indexed for search (put off for a few batches while more
 /// commands are queued).
 fn run(
-    conn: &Connection,
+    (conn, any): (&Connection, &Conn),
     mut rx: mpsc::Receiver<WriteCmd>,
     (commits, metrics): (std::sync::mpsc::Sender<Vec<Committed>>, Arc<Metrics>),
     (mut indexer, webhooks): (Indexer, &AtomicUsize),
@@ -209,7 +215,7 @@ fn run(
                 _ => None,
             })
             .collect();
-        let (out, result) = commit_batch(conn, &mut batch, &mut indexer, webhooks);
+        let (out, result) = commit_batch((conn, any), &mut batch, &mut indexer, webhooks);
         record(&metrics, &out, result, &queued);
         if !out.is_empty() && commits.send(out).is_err() {
             tracing::warn!("fan-out has stopped; committed messages are not delivered live");
@@ -304,7 +310,7 @@ struct Pass {
 /// the transaction committed. Once it committed, `indexer` learns of its messages before
 /// anyone is answered.
 fn commit_batch(
-    conn: &Connection,
+    (conn, any): (&Connection, &Conn),
     batch: &mut Vec<WriteCmd>,
     indexer: &mut Indexer,
     webhooks: &AtomicUsize,
@@ -328,7 +334,7 @@ fn commit_batch(
                 let outcome = store_message(conn, m, (now, hooked), &mut pass.first_error);
                 pass.outcomes.push(outcome);
             }
-            WriteCmd::Exec(job) => run_job(conn, job, &mut pass),
+            WriteCmd::Exec(job) => run_job(any, job, &mut pass),
             WriteCmd::Shutdown => {}
         }
         if conn.is_autocommit() {
@@ -366,8 +372,8 @@ fn newest_stored(outcomes: &[Committed]) -> i64 {
 }
 
 /// Run a job in a savepoint of its own, so a refusal undoes only what it wrote.
-fn run_job(conn: &Connection, job: Job, pass: &mut Pass) {
-    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+fn run_job(conn: &Conn, job: Job, pass: &mut Pass) {
+    if let Err(e) = conn.batch("SAVEPOINT job") {
         pass.first_error.get_or_insert(e.to_string());
     }
     let done = job(conn);
@@ -380,7 +386,7 @@ fn run_job(conn: &Connection, job: Job, pass: &mut Pass) {
         pass.first_error.get_or_insert("a write failed".into());
         "ROLLBACK TO job; RELEASE job"
     };
-    if let Err(e) = conn.execute_batch(end) {
+    if let Err(e) = conn.batch(end) {
         pass.first_error.get_or_insert(e.to_string());
     }
     pass.replies.push(done.reply);
@@ -691,8 +697,8 @@ mod tests {
         f: impl FnOnce(&Connection) -> T + Send + 'static,
     ) -> T {
         let (answer, answered) = oneshot::channel();
-        let job: Job = Box::new(move |conn: &Connection| {
-            let _ = answer.send(f(conn));
+        let job: Job = Box::new(move |conn: &Conn| {
+            let _ = answer.send(f(conn.lite().expect("the writer holds SQLite")));
             JobDone::new(true, |_| {}, None)
         });
         tx.send(WriteCmd::Exec(job)).await.unwrap();
@@ -776,7 +782,7 @@ mod tests {
         let (tx, handle, received) = writer();
         tx.send(message("a", 1)).await.unwrap();
         let (applied, _applied) = oneshot::channel();
-        let job: Job = Box::new(move |_conn: &Connection| {
+        let job: Job = Box::new(move |_conn: &Conn| {
             let reply: Reply = Box::new(|_| {});
             let change = Change::MemberJoined {
                 room_id: 1,
@@ -814,8 +820,8 @@ mod tests {
         let (tx, handle, received) = writer();
         let (applied, not_applied) = oneshot::channel();
         let (answer, answered) = oneshot::channel();
-        let job: Job = Box::new(move |conn: &Connection| {
-            conn.execute("UPDATE rooms SET topic = 'changed' WHERE id = 1", [])
+        let job: Job = Box::new(move |conn: &Conn| {
+            conn.exec("UPDATE rooms SET topic = 'changed' WHERE id = 1", &[])
                 .unwrap();
             let reply: Reply = Box::new(move |commit| {
                 let _ = answer.send(commit.is_ok());
@@ -835,8 +841,10 @@ mod tests {
         assert!(answered.await.unwrap(), "the rest of the batch committed");
         assert!(not_applied.await.is_err(), "no changes were handed on");
         let (check, topic) = oneshot::channel();
-        let read: Job = Box::new(move |conn: &Connection| {
+        let read: Job = Box::new(move |conn: &Conn| {
             let t: String = conn
+                .lite()
+                .expect("the writer holds SQLite")
                 .query_row("SELECT topic FROM rooms WHERE id = 1", [], |r| r.get(0))
                 .unwrap();
             let _ = check.send(t);

@@ -408,7 +408,11 @@ async fn invites_are_counted_expire_run_out_and_can_be_revoked() {
         .server()
         .state()
         .db
-        .read(|c| c.query_row("SELECT code_hash FROM invites", [], |r| r.get(0)))
+        .read(|c| {
+            Ok(c.lite()
+                .unwrap()
+                .query_row("SELECT code_hash FROM invites", [], |r| r.get(0))?)
+        })
         .await
         .unwrap();
     assert_eq!(stored, hearth::auth::token::digest(&code).to_vec());
@@ -442,10 +446,10 @@ async fn invites_are_counted_expire_run_out_and_can_be_revoked() {
         .state()
         .db
         .write(move |c| {
-            c.execute(
+            Ok(c.lite().unwrap().execute(
                 "UPDATE invites SET expires_at = ?1 WHERE id = ?2",
                 rusqlite::params![hearth::db::now_ms() - 1, expiring_id],
-            )
+            )?)
         })
         .await
         .unwrap();

@@ -26,12 +26,13 @@ async fn health(app: &TestApp) -> (u16, String) {
 /// which no store method or API can produce.
 async fn disk_full(db: &Db, full: bool) {
     db.write(move |c| {
+        let c = c.lite().unwrap();
         let pages: i64 = if full {
             c.query_row("PRAGMA page_count", [], |r| r.get(0))?
         } else {
             1_073_741_823
         };
-        c.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+        Ok(c.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?)
     })
     .await
     .unwrap();

@@ -337,6 +337,7 @@ async fn an_abandoned_expensive_search_does_not_stall_other_requests() {
     state
         .db
         .write(|c| {
+            let c = c.lite().unwrap();
             let mut stmt = c.prepare(
                 "INSERT INTO messages (room_id, user_id, body, created_at) VALUES (1, 1, ?1, 0)",
             )?;
@@ -861,11 +862,11 @@ async fn expired_sessions_are_deleted() {
     state
         .db
         .write(|c| {
-            c.execute(
+            Ok(c.lite().unwrap().execute(
                 "INSERT INTO sessions (token_hash, user_id, kind, created_at, last_seen_at, expires_at) \
                  VALUES (zeroblob(32), 1, 'cookie', 0, 0, 1)",
                 [],
-            )
+            )?)
         })
         .await
         .expect("an expired session");
@@ -877,11 +878,11 @@ async fn expired_sessions_are_deleted() {
         let left: i64 = state
             .db
             .read(|c| {
-                c.query_row(
+                Ok(c.lite().unwrap().query_row(
                     "SELECT COUNT(*) FROM sessions WHERE expires_at = 1",
                     [],
                     |r| r.get(0),
-                )
+                )?)
             })
             .await
             .unwrap();
@@ -897,7 +898,11 @@ async fn expired_sessions_are_deleted() {
     // The live session is kept.
     let live: i64 = state
         .db
-        .read(|c| c.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0)))
+        .read(|c| {
+            Ok(c.lite()
+                .unwrap()
+                .query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))?)
+        })
         .await
         .unwrap();
     assert_eq!(live, 1);

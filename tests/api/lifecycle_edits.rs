@@ -471,10 +471,10 @@ async fn age(app: &TestApp, id: i64, minutes: i64) {
         .state()
         .db
         .write(move |c| {
-            c.execute(
+            Ok(c.lite().unwrap().execute(
                 "UPDATE messages SET created_at = created_at - ?1 WHERE id = ?2",
                 [minutes * 60_000, id],
-            )
+            )?)
         })
         .await
         .unwrap();

@@ -42,11 +42,11 @@ async fn rows_about(app: &TestApp, table: &'static str, id: i64) -> i64 {
         .state()
         .db
         .read(move |c| {
-            c.query_row(
+            Ok(c.lite().unwrap().query_row(
                 &format!("SELECT COUNT(*) FROM {table} WHERE message_id = ?1"),
                 [id],
                 |r| r.get(0),
-            )
+            )?)
         })
         .await
         .unwrap()

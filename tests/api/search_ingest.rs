@@ -284,10 +284,10 @@ async fn a_failing_index_pass_is_retried_and_loses_no_message() {
     // the writer connection's own, which only the index's high-water mark trips.
     let db = app.server().state().db.clone();
     db.write(|c| {
-        c.execute_batch(
+        Ok(c.lite().unwrap().execute_batch(
             "CREATE TEMP TRIGGER refuse_index BEFORE UPDATE ON main.search_index \
              BEGIN SELECT RAISE(ABORT, 'no room for the index'); END;",
-        )
+        )?)
     })
     .await
     .unwrap();
@@ -306,9 +306,13 @@ async fn a_failing_index_pass_is_retried_and_loses_no_message() {
     assert!(found(&app, &alice, "puffin").await.is_empty());
     assert_healthy(&app).await;
 
-    db.write(|c| c.execute_batch("DROP TRIGGER temp.refuse_index"))
-        .await
-        .unwrap();
+    db.write(|c| {
+        Ok(c.lite()
+            .unwrap()
+            .execute_batch("DROP TRIGGER temp.refuse_index")?)
+    })
+    .await
+    .unwrap();
     let want: Vec<i64> = ids.iter().rev().copied().collect();
     let got = poll_search_for(Duration::from_secs(15), &app, &alice, "puffin", |f| {
         f == want

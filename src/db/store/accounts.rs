@@ -1,7 +1,7 @@
 //! Accounts and sessions: sign-up with its registration gate, sign-in lookups, password
 //! changes and the sessions and bot tokens they revoke.
 
-use rusqlite::Connection;
+use crate::db::sql::{Conn, SqlError};
 
 use crate::db::queries::{self, RegistrationMode, SessionListing};
 use crate::db::{Db, DbError, NewAdmin, SessionInfo, SessionKind, SessionRow, User};
@@ -57,7 +57,7 @@ pub enum Created {
 }
 
 /// The registration gate for an invitation code hash at `now_ms`.
-fn gate(c: &Connection, invite: Option<&[u8; 32]>, now_ms: i64) -> rusqlite::Result<Gate> {
+fn gate(c: &Conn, invite: Option<&[u8; 32]>, now_ms: i64) -> Result<Gate, SqlError> {
     Ok(match queries::registration_mode(c)? {
         RegistrationMode::Open => Gate::Open,
         RegistrationMode::Closed => Gate::Closed,

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use rusqlite::Connection;
+use crate::db::sql::{Conn, SqlError};
 
 use crate::db::queries::{self, InviteRow, RegistrationMode, Totals, UserSummary};
 use crate::db::{Db, DbError, MessageChange};
@@ -44,7 +44,7 @@ pub struct NewInvite {
 }
 
 /// Revoke every session and bot token of a user.
-fn revoke_sessions(c: &Connection, user_id: i64) -> rusqlite::Result<usize> {
+fn revoke_sessions(c: &Conn, user_id: i64) -> Result<usize, SqlError> {
     queries::delete_user_sessions(c, user_id)
 }
 
@@ -53,10 +53,10 @@ fn revoke_sessions(c: &Connection, user_id: i64) -> rusqlite::Result<usize> {
 /// that a server other than the one changing it (the command line beside a running server)
 /// closes revoked sockets and forgets what it knew of the account's sessions.
 pub(super) fn change_account(
-    c: &Connection,
+    c: &Conn,
     key: &str,
     change: &AccountChange,
-) -> rusqlite::Result<Option<UserSummary>> {
+) -> Result<Option<UserSummary>, SqlError> {
     let Some(user) = queries::user_summary(c, key)? else {
         return Ok(None);
     };
@@ -85,11 +85,11 @@ pub(super) fn change_account(
 /// the account and the deletions, or `None` when there is no such account. Runs inside the
 /// caller's transaction.
 pub(super) fn purge_messages(
-    c: &Connection,
+    c: &Conn,
     key: &str,
     by: (Option<i64>, &str),
     now_ms: i64,
-) -> rusqlite::Result<Option<(UserSummary, Vec<MessageChange>)>> {
+) -> Result<Option<(UserSummary, Vec<MessageChange>)>, SqlError> {
     let Some(user) = queries::user_summary(c, key)? else {
         return Ok(None);
     };
@@ -103,7 +103,7 @@ pub(super) fn purge_messages(
 }
 
 /// Store an invitation; the stored row, read back in the same transaction.
-pub(super) fn create_invite(c: &Connection, new: &NewInvite) -> rusqlite::Result<InviteRow> {
+pub(super) fn create_invite(c: &Conn, new: &NewInvite) -> Result<InviteRow, SqlError> {
     let id = queries::insert_invite(
         c,
         &new.code_hash,
@@ -112,7 +112,7 @@ pub(super) fn create_invite(c: &Connection, new: &NewInvite) -> rusqlite::Result
         new.expires_at,
         new.max_uses,
     )?;
-    queries::invite(c, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
+    queries::invite(c, id)?.ok_or(SqlError::Missing("the new invitation"))
 }
 
 /// The store's size on disk: the database file plus its write-ahead log.

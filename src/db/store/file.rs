@@ -9,11 +9,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::backup::{Backup, StepResult};
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 
 use super::admin::{self, AccountChange, NewInvite};
 use crate::config::Synchronous;
 use crate::db::queries::{self, InviteRow, RegistrationMode, UserSummary};
+use crate::db::sql::{Conn, Sql, SqlError};
 use crate::db::{open_writable, DbError, NewAdmin, OpenError, Room, StoredMessage, User};
 
 /// How long a command waits for a lock held by a running server.
@@ -57,14 +58,15 @@ pub enum Exported<'a> {
 
 /// A connection of the operator's own to the database file.
 pub struct FileStore {
-    conn: Connection,
+    /// Always SQLite (a `Conn`, so the store's shared steps run on it as on the server).
+    conn: Conn,
 }
 
 impl FileStore {
     /// Open the database read-write as the server does: created if missing, WAL, migrated.
     pub fn open(path: &Path, synchronous: Synchronous) -> Result<FileStore, OpenError> {
         Ok(FileStore {
-            conn: open_writable(path, synchronous)?,
+            conn: Conn::Lite(open_writable(path, synchronous)?),
         })
     }
 
@@ -76,19 +78,30 @@ impl FileStore {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        Ok(FileStore { conn })
+        Ok(FileStore {
+            conn: Conn::Lite(conn),
+        })
+    }
+
+    /// The SQLite connection, for SQLite's own tools (backups, streaming exports).
+    fn lite(&self) -> Result<&Connection, DbError> {
+        self.conn
+            .lite()
+            .ok_or_else(|| DbError::Task("not a SQLite database".into()))
     }
 
     /// Run `f` in one transaction that takes the write lock up front (waiting up to the busy
     /// timeout for a running server's writer), so it never fails half-way for want of it.
-    fn write<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, DbError> {
-        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
-        let value = f(&tx)?;
-        tx.commit()?;
-        Ok(value)
+    fn write<T>(&self, f: impl FnOnce(&Conn) -> Result<T, SqlError>) -> Result<T, DbError> {
+        self.conn.batch("BEGIN IMMEDIATE")?;
+        let done = f(&self.conn).and_then(|value| self.conn.batch("COMMIT").map(|()| value));
+        if done.is_err() && self.conn.in_transaction() {
+            let _ = self.conn.batch("ROLLBACK");
+        }
+        Ok(done?)
     }
 
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, DbError> {
+    fn read<T>(&self, f: impl FnOnce(&Conn) -> Result<T, SqlError>) -> Result<T, DbError> {
         Ok(f(&self.conn)?)
     }
 
@@ -167,7 +180,7 @@ impl FileStore {
     pub fn backup(&self, out: &Path) -> Result<i64, BackupError> {
         let tmp = out.with_extension("partial");
         let mut dst = Connection::open(&tmp)?;
-        copy_pages(&self.conn, &mut dst)?;
+        copy_pages(self.lite()?, &mut dst)?;
         let check: String = dst.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
         let messages: i64 = dst.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?;
         drop(dst);
@@ -190,9 +203,12 @@ impl FileStore {
         &self,
         mut f: impl FnMut(Exported<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        let tx = self.conn.unchecked_transaction().map_err(DbError::from)?;
+        let tx = self
+            .lite()?
+            .unchecked_transaction()
+            .map_err(DbError::from)?;
         f(Exported::Rooms(
-            &queries::all_rooms(&tx).map_err(DbError::from)?,
+            &queries::all_rooms(&*tx).map_err(DbError::from)?,
         ))?;
         queries::for_each_message(&tx, |m| f(Exported::Message(m))).map_err(DbError::from)?
     }

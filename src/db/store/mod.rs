@@ -20,8 +20,9 @@ pub use hooks::{HookAuth, NewHook};
 pub use tx::Tx;
 pub use uploads::{UploadFiles, UploadRefused};
 
-use rusqlite::Connection;
 use std::time::Duration;
+
+use super::sql::{args, Conn, Row as _, Sql, SqlError};
 
 use super::queries::{self, SearchQuery};
 use super::{Db, DbError, Replayed, Room, SearchHit, StoredMessage};
@@ -68,14 +69,14 @@ pub struct RoomTail {
 impl Db {
     /// A trivial read, to tell whether the readers work.
     pub async fn ping_read(&self) -> Result<(), DbError> {
-        self.read(|c| c.query_row("SELECT COUNT(*) FROM rooms", [], |r| r.get::<_, i64>(0)))
+        self.read(|c| c.row("SELECT COUNT(*) FROM rooms", args![], |r| r.get::<i64>(0)))
             .await
             .map(|_| ())
     }
 
     /// A write that changes nothing, to tell whether the writer can commit.
     pub async fn ping_write(&self) -> Result<(), DbError> {
-        self.write(|c| c.execute("UPDATE rooms SET id = id WHERE id = 0", []))
+        self.write(|c| c.exec("UPDATE rooms SET id = id WHERE id = 0", args![]))
             .await
             .map(|_| ())
     }
@@ -247,26 +248,25 @@ impl Db {
 /// The room called `name` as `user_id` sees it, when it exists and `may_read` allows them to
 /// read it.
 fn readable_room(
-    c: &rusqlite::Connection,
+    c: &Conn,
     name: &str,
     user_id: i64,
     may_read: fn(&Room) -> bool,
-) -> rusqlite::Result<Option<Room>> {
+) -> Result<Option<Room>, SqlError> {
     Ok(queries::room_by_name(c, name, user_id)?.filter(may_read))
 }
 
-/// Run `f` inside one read transaction, so its statements see one snapshot. `BEGIN` and its
-/// end are cached statements: every new connection's greeting reads this way, and parsing
-/// them again each time was a measurable part of a connect. (A panic inside `f` is rolled
-/// back by the reader thread.)
-fn in_read_tx<T>(
-    c: &Connection,
-    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
-    c.prepare_cached("BEGIN")?.execute([])?;
+/// Run `f` inside one read transaction, so its statements see one snapshot (on PostgreSQL a
+/// repeatable-read one: `head` and what is replayed above it must agree). On SQLite, `BEGIN`
+/// and its end are cached statements: every new connection's greeting reads this way, and
+/// parsing them again each time was a measurable part of a connect. (A panic inside `f` is
+/// rolled back by the reader thread.)
+fn in_read_tx<T>(c: &Conn, f: impl FnOnce(&Conn) -> Result<T, SqlError>) -> Result<T, SqlError> {
+    let begin = c.dialect("BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+    c.exec(begin, args![])?;
     let out = f(c);
     let end = if out.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    let ended = c.prepare_cached(end).and_then(|mut s| s.execute([]));
+    let ended = c.exec(end, args![]);
     let out = out?;
     ended?;
     Ok(out)

@@ -32,7 +32,7 @@ impl Db {
     ) -> Result<CachedPage, DbError> {
         let url = url.to_string();
         self.write(move |c| {
-            let io = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+            let io = crate::db::sql::SqlError::Io;
             if let Some((file, sha, mime)) = image {
                 files.settle(file, &sha).map_err(io)?;
                 page.image = Some((sha, mime));

@@ -44,7 +44,7 @@ impl Db {
         avatar: Option<(TempFile, String, String)>,
     ) -> Result<Option<Profile>, DbError> {
         self.write(move |c| {
-            let io = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+            let io = crate::db::sql::SqlError::Io;
             match avatar {
                 Some((file, sha, mime)) => {
                     queries::set_avatar(c, user_id, Some((&sha, &mime)))?;

@@ -28,7 +28,7 @@ impl Db {
             let owner = (user_id, &session[..]);
             queries::upsert_subscription(c, &endpoint, owner, (&keys.0, &keys.1), now_ms())?;
             queries::update_subscription(c, &endpoint, user_id, settings)?
-                .ok_or(rusqlite::Error::QueryReturnedNoRows)
+                .ok_or(crate::db::sql::SqlError::Missing("the new subscription"))
         })
         .await
     }

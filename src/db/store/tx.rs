@@ -2,14 +2,14 @@
 //! transaction, so their rules (who may join, who may rename) run next to the data they check
 //! without SQLite types leaving `db/`.
 
-use rusqlite::Connection;
+use crate::db::sql::Conn;
 
 use crate::db::queries;
 use crate::db::queries::UserSummary;
 use crate::db::{ChangeKind, DbError, MessageChange, Notify, Room, RoomKind, StoredMessage};
 
 /// A connection inside a read or inside the writer's transaction.
-pub struct Tx<'a>(pub(in crate::db) &'a Connection);
+pub struct Tx<'a>(pub(in crate::db) &'a Conn);
 
 impl Tx<'_> {
     /// A message by id in its current state, and its author's row id.

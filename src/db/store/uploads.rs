@@ -45,7 +45,7 @@ impl Db {
                     }
                 }
                 queries::insert_upload(c, &upload, now)?;
-                let io = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+                let io = crate::db::sql::SqlError::Io;
                 files.settle(temps.file, &upload.sha256).map_err(io)?;
                 if let (Some(t), Some((hash, _))) = (temps.thumbnail, &upload.thumbnail) {
                     files.settle(t, hash).map_err(io)?;
@@ -114,14 +114,17 @@ impl Db {
             let in_use = queries::files_in_use(c)?;
             files
                 .remove_orphans(&in_use)
-                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+                .map_err(crate::db::sql::SqlError::Io)
         })
         .await
     }
 }
 
 /// Empty the queue of files that may have lost their last upload, removing the unused ones.
-pub(super) fn collect(c: &rusqlite::Connection, files: &Files) -> rusqlite::Result<usize> {
+pub(super) fn collect(
+    c: &crate::db::sql::Conn,
+    files: &Files,
+) -> Result<usize, crate::db::sql::SqlError> {
     let mut removed = 0;
     loop {
         let hashes = queries::take_file_gc(c, 500)?;
