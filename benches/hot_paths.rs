@@ -130,6 +130,17 @@ fn history(c: &mut Criterion) {
     c.bench_function("history: latest 50 of 100k", |b| {
         b.iter(|| black_box(queries::messages_before(&conn, 1, None, 50).expect("rows")))
     });
+    // The same page through `Conn`, the connection type the store's threads hold (one more
+    // branch per statement and per column than the driver's own connection).
+    let any = hearth::db::sql::Conn::Lite(rusqlite::Connection::open(&path).expect("reader"));
+    c.bench_function("history: latest 50 of 100k, through Conn", |b| {
+        b.iter(|| black_box(queries::messages_before(&any, 1, None, 50).expect("rows")))
+    });
+    c.bench_function("replay: 1000 after id 90000, through Conn", |b| {
+        b.iter(|| {
+            black_box(queries::messages_since_for_user(&any, 1, 90_000, 1000).expect("rows"))
+        })
+    });
     c.bench_function("history: 50 before id 50000", |b| {
         b.iter(|| black_box(queries::messages_before(&conn, 1, Some(50_000), 50).expect("rows")))
     });
