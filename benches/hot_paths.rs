@@ -137,9 +137,7 @@ fn history(c: &mut Criterion) {
         b.iter(|| black_box(queries::messages_before(&any, 1, None, 50).expect("rows")))
     });
     c.bench_function("replay: 1000 after id 90000, through Conn", |b| {
-        b.iter(|| {
-            black_box(queries::messages_since_for_user(&any, 1, 90_000, 1000).expect("rows"))
-        })
+        b.iter(|| black_box(queries::messages_since_for_user(&any, 1, 90_000, 1000).expect("rows")))
     });
     c.bench_function("history: 50 before id 50000", |b| {
         b.iter(|| black_box(queries::messages_before(&conn, 1, Some(50_000), 50).expect("rows")))
