@@ -85,7 +85,12 @@ pub fn check_config(path: &Path, out: &mut impl Write) -> Result<(), AdminError>
     Ok(())
 }
 
+/// The database the configuration names: the PostgreSQL one when `database.url` is set,
+/// else the SQLite file.
 fn open(config: &Config) -> Result<FileStore, AdminError> {
+    if !config.database.url.is_empty() {
+        return Ok(FileStore::open_postgres(&config.database.url)?);
+    }
     Ok(FileStore::open(
         &config.database.path,
         config.database.synchronous,
@@ -341,6 +346,13 @@ pub fn invite_revoke(config: &Config, id: i64) -> Result<String, AdminError> {
 /// the server is writing (the copy is one snapshot), integrity-checked before it is moved to
 /// `out`.
 pub fn backup(config: &Config, out: &Path) -> Result<String, AdminError> {
+    if !config.database.url.is_empty() {
+        return Err(AdminError(format!(
+            "the community is in PostgreSQL (database.url): back it up with PostgreSQL's own \
+             tools (pg_dump, or continuous archiving), and copy the stored files in {} with it",
+            config.uploads.folder(&config.database.path).display()
+        )));
+    }
     for taken in [out.to_path_buf(), files_beside(out)] {
         if taken.exists() {
             return Err(AdminError(format!(
@@ -428,7 +440,11 @@ fn backup_files(config: &Config, out: &Path) -> Result<(usize, usize), AdminErro
 
 /// `hearth export --format json`: every room and message as one JSON document, streamed.
 pub fn export_json(config: &Config, out: &mut impl Write) -> Result<(), AdminError> {
-    let store = FileStore::open_read_only(&config.database.path)?;
+    let store = if config.database.url.is_empty() {
+        FileStore::open_read_only(&config.database.path)?
+    } else {
+        open(config)?
+    };
     let mut first = true;
     store.export(|part| match part {
         Exported::Rooms(rooms) => {

@@ -278,6 +278,9 @@ impl Cidr {
 pub struct DatabaseConfig {
     /// Path of the SQLite file; created with its schema on first run.
     pub path: PathBuf,
+    /// A PostgreSQL database (`postgres://USER@HOST:PORT/DB`) to store everything in
+    /// instead of the SQLite file; empty: the file. Stored files stay in `uploads.dir`.
+    pub url: String,
     /// `full` (every acknowledged message survives power loss) or `normal` (survives a crash of
     /// Hearth, may lose the last commits on power loss).
     pub synchronous: Synchronous,
@@ -357,6 +360,7 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
             path: PathBuf::from("chat.db"),
+            url: String::new(),
             synchronous: Synchronous::Full,
         }
     }
@@ -504,6 +508,14 @@ impl Config {
         }
         if self.database.path.as_os_str().is_empty() {
             return Err("database.path: must not be empty".into());
+        }
+        let url = &self.database.url;
+        if !(url.is_empty() || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(
+                "database.url: must be a PostgreSQL URL (postgres://USER@HOST:PORT/DB), or empty \
+                 for the SQLite file"
+                    .into(),
+            );
         }
         let rate = self.limits.messages_per_second;
         if !rate.is_finite() || rate < 0.0 {

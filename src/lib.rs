@@ -212,12 +212,16 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
     let addr = config.bind_addr().map_err(StartupError::Config)?;
     let (commit_tx, commit_rx) = std::sync::mpsc::channel();
     let metrics = Arc::new(metrics::Metrics::default());
-    let (db, writer) = Db::open(
-        &config.database.path,
-        config.database.synchronous,
-        commit_tx,
-        metrics.clone(),
-    )?;
+    let (db, writer) = if config.database.url.is_empty() {
+        Db::open(
+            &config.database.path,
+            config.database.synchronous,
+            commit_tx,
+            metrics.clone(),
+        )?
+    } else {
+        Db::open_postgres(&config.database.url, commit_tx, metrics.clone())?
+    };
     let hub = Hub::new(
         HubLimits {
             queue: config.limits.outgoing_queue,

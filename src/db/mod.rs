@@ -112,9 +112,10 @@ impl ReadPool {
 pub struct Db {
     writer: mpsc::Sender<writer::WriteCmd>,
     readers: Arc<readers::Readers>,
-    /// Connections for expensive, bounded reads (search), so those never hold the readers
-    /// that sign-ins, history and new connections need.
-    heavy: Arc<ReadPool>,
+    /// Connections for expensive, bounded reads (search on SQLite), so those never hold the
+    /// readers that sign-ins, history and new connections need. PostgreSQL bounds a search
+    /// with a statement timeout instead, on a reader.
+    heavy: Option<Arc<ReadPool>>,
     /// Bumped after every change to a session or an account (a revocation, a password, the
     /// administrator flag, disabling): caches of sessions compare it to know they are current.
     sessions_generation: Arc<AtomicU64>,
@@ -239,18 +240,19 @@ impl Db {
         )
         .map(Arc::new)
         .map_err(|e| fail(e.to_string()))?;
-        let heavy = Arc::new(ReadPool {
+        let heavy = Some(Arc::new(ReadPool {
             conns: open_readers(HEAVY_READERS)?
                 .into_iter()
                 .map(Mutex::new)
                 .collect(),
             next: AtomicUsize::new(0),
-        });
+        }));
 
         let count = queries::webhook_count(&conn).map_err(|e| fail(e.to_string()))?;
         let webhooks = Arc::new(AtomicUsize::new(count.max(0) as usize));
-        let (tx, handle, search_index) = writer::spawn(conn, commits, metrics, webhooks.clone())
-            .map_err(|e| fail(e.to_string()))?;
+        let (tx, handle, search_index) =
+            writer::spawn(sql::Conn::Lite(conn), commits, metrics, webhooks.clone())
+                .map_err(|e| fail(e.to_string()))?;
         Ok((
             Db {
                 writer: tx,
@@ -262,6 +264,85 @@ impl Db {
             },
             handle,
         ))
+    }
+
+    /// Open the PostgreSQL database at `url` (cluster mode): bring its schema up to date,
+    /// connect the readers, start the writer. Committed messages are handed, batch by batch,
+    /// to `commits`, as with [`Db::open`].
+    pub fn open_postgres(
+        url: &str,
+        commits: std::sync::mpsc::Sender<Vec<Committed>>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Result<(Db, writer::WriterHandle), OpenError> {
+        // The driver blocks on a runtime of its own, which may not start on one of tokio's
+        // threads: connect from a thread of our own.
+        std::thread::scope(|s| {
+            s.spawn(|| Db::connect_postgres(url, commits, metrics))
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(OpenError {
+                        path: pg::redacted(url),
+                        reason: "connecting failed".into(),
+                    })
+                })
+        })
+    }
+
+    fn connect_postgres(
+        url: &str,
+        commits: std::sync::mpsc::Sender<Vec<Committed>>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Result<(Db, writer::WriterHandle), OpenError> {
+        let fail = |reason: String| OpenError {
+            path: pg::redacted(url),
+            reason,
+        };
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(|e| fail(format!("not a PostgreSQL URL: {e}")))?;
+        if config.get_application_name().is_none() {
+            config.application_name("hearth");
+        }
+        let connect = |setup: &'static str| {
+            sql::PgConn::connect(config.clone(), setup).map_err(|e| match e {
+                sql::PgError::Db(e) => fail(format!("cannot connect: {}", pg::error_text(&e))),
+                e => fail(e.to_string()),
+            })
+        };
+        {
+            let mut client = config
+                .connect(postgres::NoTls)
+                .map_err(|e| fail(format!("cannot connect: {}", pg::error_text(&e))))?;
+            pg::schema::migrate(&mut client).map_err(|e| fail(e.to_string()))?;
+        }
+        let readers = (0..READERS)
+            .map(|_| connect(pg::READER_SESSION).map(sql::Conn::Pg))
+            .collect::<Result<Vec<_>, _>>()?;
+        let readers = readers::Readers::start(readers)
+            .map(Arc::new)
+            .map_err(|e| fail(e.to_string()))?;
+        let writer = connect(pg::WRITER_SESSION)?;
+        let count = queries::webhook_count(&writer).map_err(|e| fail(e.to_string()))?;
+        let webhooks = Arc::new(AtomicUsize::new(count.max(0) as usize));
+        let (tx, handle, search_index) =
+            writer::spawn(sql::Conn::Pg(writer), commits, metrics, webhooks.clone())
+                .map_err(|e| fail(e.to_string()))?;
+        Ok((
+            Db {
+                writer: tx,
+                readers,
+                heavy: None,
+                sessions_generation: Arc::new(AtomicU64::new(0)),
+                search_index,
+                webhooks,
+            },
+            handle,
+        ))
+    }
+
+    /// Whether this store is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.heavy.is_none()
     }
 
     /// Whether any outgoing webhook may exist.
@@ -319,7 +400,9 @@ impl Db {
         }
         let cancelled = Arc::new(AtomicBool::new(false));
         let _cancel = CancelOnDrop(cancelled.clone());
-        let pool = self.heavy.clone();
+        let Some(pool) = self.heavy.clone() else {
+            return Err(DbError::Task("bounded reads are SQLite's".into()));
+        };
         tokio::task::spawn_blocking(move || {
             let conn = pool.take()?;
             if cancelled.load(Ordering::Relaxed) {
@@ -377,7 +460,7 @@ impl Db {
             writer::JobDone::new(ok, reply, None)
         });
         self.writer
-            .send(writer::WriteCmd::Exec(job))
+            .send(writer::WriteCmd::Exec(job, false))
             .await
             .map_err(|_| DbError::Closed)?;
         rx.await.map_err(|_| DbError::Closed)?
@@ -413,7 +496,7 @@ impl Db {
             ),
         });
         self.writer
-            .send(writer::WriteCmd::Exec(job))
+            .send(writer::WriteCmd::Exec(job, true))
             .await
             .map_err(|_| E::from(DbError::Closed))?;
         let value = rx.await.map_err(|_| E::from(DbError::Closed))??;

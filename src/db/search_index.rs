@@ -58,6 +58,12 @@ impl IndexProgress {
         let _ = tokio::time::timeout(limit, indexed.wait_for(|at| *at >= target)).await;
     }
 
+    /// The progress of a store whose messages are searchable in their own transaction
+    /// (PostgreSQL): always caught up.
+    pub(super) fn complete() -> std::sync::Arc<IndexProgress> {
+        std::sync::Arc::new(IndexProgress::new(0, 0))
+    }
+
     /// The highest message id the writer saw committed.
     pub fn committed(&self) -> i64 {
         self.committed.load(Ordering::Acquire)

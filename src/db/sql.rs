@@ -93,6 +93,9 @@ pub enum PgError {
     /// A value of the expected type but not a possible one (a digest of the wrong length).
     #[error("unexpected value: {0}")]
     Decode(String),
+    /// A row the schema guarantees is not there.
+    #[error("missing: {0}")]
+    Missing(&'static str),
 }
 
 impl PgError {
@@ -100,7 +103,7 @@ impl PgError {
     pub fn code(&self) -> Option<&postgres::error::SqlState> {
         match self {
             PgError::Db(e) => e.code(),
-            PgError::Decode(_) => None,
+            PgError::Decode(_) | PgError::Missing(_) => None,
         }
     }
 }
@@ -196,6 +199,9 @@ pub trait Sql {
     /// Run statements without arguments or results (`BEGIN`, `COMMIT`, `SAVEPOINT x`, …).
     fn batch(&self, sql: &str) -> Result<(), Self::Error>;
 
+    /// The error for a row the schema guarantees (the log head) that is not there.
+    fn missing(what: &'static str) -> Self::Error;
+
     /// `lite` on SQLite, `pg` on PostgreSQL: for the few statements the engines spell
     /// differently.
     fn dialect<'a>(&self, lite: &'a str, pg: &'a str) -> &'a str {
@@ -241,6 +247,10 @@ impl Sql for rusqlite::Connection {
     fn batch(&self, sql: &str) -> rusqlite::Result<()> {
         self.execute_batch(sql)
     }
+
+    fn missing(_: &'static str) -> rusqlite::Error {
+        rusqlite::Error::QueryReturnedNoRows
+    }
 }
 
 /// Every row of the cached statement `sql` for `args`, each read by `f`.
@@ -269,11 +279,18 @@ fn lite_row<T, E: From<rusqlite::Error>>(
 ) -> Result<Option<T>, E> {
     let mut stmt = c.prepare_cached(sql)?;
     bind(&mut stmt, args)?;
+    // A write (`INSERT … RETURNING`) runs to its end, so that an error after the first row
+    // (or an implicit commit's) is reported, not lost with the statement.
+    let writes = !stmt.readonly();
     let mut rows = stmt.raw_query();
-    match rows.next()? {
-        Some(row) => f(row).map(Some),
-        None => Ok(None),
+    let first = match rows.next()? {
+        Some(row) => Some(f(row)?),
+        None => None,
+    };
+    if writes {
+        while rows.next()?.is_some() {}
     }
+    Ok(first)
 }
 
 /// Bind `args` to `stmt`'s parameters 1, 2, …
@@ -292,9 +309,15 @@ fn bind(stmt: &mut rusqlite::Statement<'_>, args: &[&dyn Arg]) -> rusqlite::Resu
 /// text) and kept for the life of the connection.
 pub struct PgConn {
     client: RefCell<postgres::Client>,
+    /// How to connect again once the connection is lost (a PostgreSQL restart), and the
+    /// settings to apply to each new session; `None`: never.
+    reconnect: Option<Box<(postgres::Config, &'static str)>>,
     prepared: RefCell<HashMap<String, postgres::Statement>>,
     /// Whether a transaction this connection began is still open.
     open: std::cell::Cell<bool>,
+    /// Whether a statement failed inside it: PostgreSQL then refuses everything but a
+    /// rollback (to a savepoint, which clears this, or of the whole transaction).
+    failed: std::cell::Cell<bool>,
 }
 
 impl PgConn {
@@ -302,14 +325,45 @@ impl PgConn {
     pub fn new(client: postgres::Client) -> PgConn {
         PgConn {
             client: RefCell::new(client),
+            reconnect: None,
             prepared: RefCell::new(HashMap::new()),
             open: std::cell::Cell::new(false),
+            failed: std::cell::Cell::new(false),
         }
+    }
+
+    /// Connect with `config` and run `setup` (session settings) on the new session, and
+    /// again on each new session should the connection be lost: the next statement outside
+    /// a transaction connects again (a transaction the loss cut short fails as a whole).
+    pub fn connect(config: postgres::Config, setup: &'static str) -> Result<PgConn, PgError> {
+        let mut client = config.connect(postgres::NoTls)?;
+        client.batch_execute(setup)?;
+        Ok(PgConn {
+            reconnect: Some(Box::new((config, setup))),
+            ..PgConn::new(client)
+        })
     }
 
     /// The client itself, for what queries do not cover (`COPY`, notifications).
     pub fn client(&self) -> std::cell::RefMut<'_, postgres::Client> {
         self.client.borrow_mut()
+    }
+
+    /// The client, connected again first if the connection was lost outside a transaction.
+    fn ready(&self) -> Result<std::cell::RefMut<'_, postgres::Client>, postgres::Error> {
+        let mut client = self.client.borrow_mut();
+        if let (true, false, Some((config, setup))) = (
+            client.is_closed(),
+            self.open.get(),
+            self.reconnect.as_deref(),
+        ) {
+            let mut fresh = config.connect(postgres::NoTls)?;
+            fresh.batch_execute(setup)?;
+            *client = fresh;
+            self.prepared.borrow_mut().clear();
+            self.failed.set(false);
+        }
+        Ok(client)
     }
 
     /// Whether a transaction is open on this connection (one begun through [`Sql::exec`] or
@@ -318,26 +372,49 @@ impl PgConn {
         self.open.get()
     }
 
-    /// Follow `BEGIN`, `COMMIT` and `ROLLBACK` (a failed `COMMIT` ends the transaction too).
+    /// Whether the open transaction can still do work: no statement failed in it since its
+    /// start or the last rollback to a savepoint.
+    pub fn usable(&self) -> bool {
+        self.open.get() && !self.failed.get()
+    }
+
+    /// Follow `BEGIN`, `COMMIT` and `ROLLBACK` (a failed `COMMIT` ends the transaction too),
+    /// and `ROLLBACK TO`, which makes a failed transaction usable again.
     fn note_transaction(&self, sql: &str) {
-        let first = sql.split_whitespace().next().unwrap_or("");
+        let first = sql
+            .split(|c: char| c.is_whitespace() || c == ';')
+            .find(|w| !w.is_empty())
+            .unwrap_or("");
+        let to_savepoint = || sql.to_ascii_uppercase().contains(" TO ");
         if first.eq_ignore_ascii_case("BEGIN") || first.eq_ignore_ascii_case("START") {
             self.open.set(true);
+            self.failed.set(false);
         } else if ["COMMIT", "ROLLBACK", "END"]
             .iter()
             .any(|w| first.eq_ignore_ascii_case(w))
-            && !sql.to_ascii_uppercase().contains(" TO ")
         {
-            self.open.set(false);
+            if !to_savepoint() {
+                self.open.set(false);
+            }
+            self.failed.set(false);
         }
+    }
+
+    /// Note a statement's failure: inside a transaction, it leaves the transaction failed.
+    fn noted<T>(&self, result: Result<T, postgres::Error>) -> Result<T, postgres::Error> {
+        if result.is_err() && self.open.get() {
+            self.failed.set(true);
+        }
+        result
     }
 
     /// `sql`'s prepared statement, preparing it on first use.
     fn statement(&self, sql: &str) -> Result<postgres::Statement, postgres::Error> {
+        let mut client = self.ready()?;
         if let Some(s) = self.prepared.borrow().get(sql) {
             return Ok(s.clone());
         }
-        let stmt = self.client.borrow_mut().prepare(&to_postgres(sql))?;
+        let stmt = client.prepare(&to_postgres(sql))?;
         self.prepared
             .borrow_mut()
             .insert(sql.to_string(), stmt.clone());
@@ -345,9 +422,10 @@ impl PgConn {
     }
 
     fn query(&self, sql: &str, args: &[&dyn Arg]) -> Result<Vec<postgres::Row>, postgres::Error> {
-        let stmt = self.statement(sql)?;
+        let stmt = self.noted(self.statement(sql))?;
         let args: Vec<_> = args.iter().map(|a| a.pg()).collect();
-        self.client.borrow_mut().query(&stmt, &args)
+        let rows = self.client.borrow_mut().query(&stmt, &args);
+        self.noted(rows)
     }
 }
 
@@ -377,16 +455,27 @@ impl Sql for PgConn {
     }
 
     fn exec(&self, sql: &str, args: &[&dyn Arg]) -> Result<usize, PgError> {
+        // Connected (again) before `BEGIN` counts; `COMMIT` and `ROLLBACK` end the
+        // transaction even when they cannot be sent.
+        let stmt = self.statement(sql);
         self.note_transaction(sql);
-        let stmt = self.statement(sql)?;
+        let stmt = self.noted(stmt)?;
         let args: Vec<_> = args.iter().map(|a| a.pg()).collect();
-        let n = self.client.borrow_mut().execute(&stmt, &args)?;
+        let n = self.client.borrow_mut().execute(&stmt, &args);
+        let n = self.noted(n)?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     fn batch(&self, sql: &str) -> Result<(), PgError> {
+        let mut client = self.noted(self.ready())?;
         self.note_transaction(sql);
-        Ok(self.client.borrow_mut().batch_execute(sql)?)
+        let done = client.batch_execute(sql);
+        drop(client);
+        Ok(self.noted(done)?)
+    }
+
+    fn missing(what: &'static str) -> PgError {
+        PgError::Missing(what)
     }
 }
 
@@ -457,6 +546,16 @@ impl Conn {
             Conn::Pg(c) => c.in_transaction(),
         }
     }
+
+    /// Whether a transaction is open and can still do work. SQLite ends the whole
+    /// transaction on some failures (disk full, I/O); PostgreSQL keeps it open but refuses
+    /// everything in it after any failure, until a rollback to a savepoint.
+    pub fn usable_transaction(&self) -> bool {
+        match self {
+            Conn::Lite(c) => !c.is_autocommit(),
+            Conn::Pg(c) => c.usable(),
+        }
+    }
 }
 
 impl Sql for Conn {
@@ -511,6 +610,10 @@ impl Sql for Conn {
             Conn::Lite(c) => Ok(c.execute_batch(sql)?),
             Conn::Pg(c) => Ok(Sql::batch(c, sql)?),
         }
+    }
+
+    fn missing(what: &'static str) -> SqlError {
+        SqlError::Missing(what)
     }
 }
 

@@ -1,18 +1,23 @@
 //! The writer thread: it owns the only write connection, takes everything queued, commits it
 //! in one transaction (group commit), then hands the committed messages on for fan-out, and
 //! then indexes them for search in a second, short transaction (see [`super::search_index`]).
+//!
+//! On PostgreSQL (cluster mode) the same writer runs on every node, and the nodes' writers
+//! take turns: a batch with messages or ordered changes first locks the log head, so its
+//! positions commit in order with every other node's, and its reads (nonces, membership)
+//! see everything committed at earlier positions. Searching needs no second transaction
+//! there (the index is written with the row), and the commit wakes every node's follower.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
 use tokio::sync::mpsc;
 
 use super::checkpoint::Checkpointer;
 use super::search_index::{IndexProgress, Indexer};
-use super::sql::{Conn, Sql};
+use super::sql::{Conn, Sql, SqlError};
 use super::{now_ms, queries, Attachment, Changes, DbError, ReplyTo, StoredMessage};
 use crate::events::{Committed, Refusal, SendOutcome};
 use crate::metrics::Metrics;
@@ -88,7 +93,8 @@ pub struct NewMessage {
 
 pub(super) enum WriteCmd {
     Message(NewMessage),
-    Exec(Job),
+    /// A job, and whether its changes are ordered with messages (see [`super::Db::transact`]).
+    Exec(Job, bool),
     Shutdown,
 }
 
@@ -108,23 +114,39 @@ impl WriterHandle {
     }
 }
 
-/// Index what a crash left unindexed, then start the writer thread on `conn`; its queue, the
-/// handle that stops it, and the search index's progress.
+impl Drop for WriterHandle {
+    /// A handle dropped without [`WriterHandle::shutdown`] (a server dropped as a whole)
+    /// still stops the writer once it has committed what is queued; without it, the writer
+    /// and the fan-out (which holds the store) would keep each other, and the database's
+    /// connections, alive.
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = self.tx.try_send(WriteCmd::Shutdown);
+        }
+    }
+}
+
+/// Index what a crash left unindexed (SQLite), then start the writer thread on `conn`; its
+/// queue, the handle that stops it, and the search index's progress.
 pub(super) fn spawn(
-    conn: Connection,
+    conn: Conn,
     commits: std::sync::mpsc::Sender<Vec<Committed>>,
     metrics: Arc<Metrics>,
     webhooks: Arc<AtomicUsize>,
 ) -> std::io::Result<(mpsc::Sender<WriteCmd>, WriterHandle, Arc<IndexProgress>)> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    let indexer = Indexer::start(&conn);
-    let progress = indexer.progress();
+    let indexer = conn.lite().map(Indexer::start);
+    let progress = indexer
+        .as_ref()
+        .map_or_else(IndexProgress::complete, Indexer::progress);
     // Checkpoints run on their own thread, never inside a commit (see `checkpoint`). An
     // in-memory database has no WAL and nothing to checkpoint.
-    let checkpoints = match conn.path().filter(|p| !p.is_empty()) {
+    let checkpoints = match conn.lite().and_then(|c| c.path()).filter(|p| !p.is_empty()) {
         Some(path) => {
-            conn.pragma_update(None, "wal_autocheckpoint", 0)
-                .map_err(std::io::Error::other)?;
+            if let Some(lite) = conn.lite() {
+                lite.pragma_update(None, "wal_autocheckpoint", 0)
+                    .map_err(std::io::Error::other)?;
+            }
             Some(Checkpointer::start(std::path::Path::new(path))?)
         }
         None => None,
@@ -132,15 +154,12 @@ pub(super) fn spawn(
     let thread = std::thread::Builder::new()
         .name("hearth-writer".into())
         .spawn(move || {
-            // Jobs run the shared queries on the same connection, as a `Conn`.
-            let conn = Conn::Lite(conn);
-            if let Some(lite) = conn.lite() {
-                run((lite, &conn), rx, (commits, metrics), (indexer, &webhooks));
-            }
-            let Conn::Lite(conn) = conn else { return };
+            run(&conn, rx, (commits, metrics), (indexer, &webhooks));
             drop(checkpoints);
-            if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
-                tracing::warn!("checkpoint at shutdown failed: {e}");
+            if let Some(lite) = conn.lite() {
+                if let Err(e) = lite.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+                    tracing::warn!("checkpoint at shutdown failed: {e}");
+                }
             }
             tracing::debug!("writer stopped");
         })?;
@@ -189,19 +208,20 @@ fn next_command(
 /// handed on, its messages are indexed for search (put off for a few batches while more
 /// commands are queued).
 fn run(
-    (conn, any): (&Connection, &Conn),
+    conn: &Conn,
     mut rx: mpsc::Receiver<WriteCmd>,
     (commits, metrics): (std::sync::mpsc::Sender<Vec<Committed>>, Arc<Metrics>),
-    (mut indexer, webhooks): (Indexer, &AtomicUsize),
+    (mut indexer, webhooks): (Option<Indexer>, &AtomicUsize),
 ) {
     let timer = writer_timer();
     let mut batch = Vec::with_capacity(64);
     let mut stopping = false;
+    let patience = |i: &Option<Indexer>| i.as_ref().and_then(Indexer::patience);
     while !stopping {
-        match next_command(&mut rx, timer.as_ref(), indexer.patience()) {
+        match next_command(&mut rx, timer.as_ref(), patience(&indexer)) {
             Next::Command(cmd) => batch.push(cmd),
             Next::Idle => {
-                indexer.index(conn);
+                index(conn, &mut indexer);
                 continue;
             }
             Next::Closed => break,
@@ -215,17 +235,25 @@ fn run(
                 _ => None,
             })
             .collect();
-        let (out, result) = commit_batch((conn, any), &mut batch, &mut indexer, webhooks);
+        let (out, result) = commit_batch(conn, &mut batch, &mut indexer, webhooks);
         record(&metrics, &out, result, &queued);
         if !out.is_empty() && commits.send(out).is_err() {
             tracing::warn!("fan-out has stopped; committed messages are not delivered live");
         }
-        if indexer.due(stopping || rx.is_empty()) {
-            indexer.index(conn);
+        let queue_empty = stopping || rx.is_empty();
+        if indexer.as_ref().is_some_and(|i| i.due(queue_empty)) {
+            index(conn, &mut indexer);
         }
     }
-    if indexer.patience().is_some() {
-        indexer.index(conn); // one last try, so a clean stop leaves the index complete
+    if patience(&indexer).is_some() {
+        index(conn, &mut indexer); // one last try, so a clean stop leaves the index complete
+    }
+}
+
+/// An indexing pass, on SQLite (which has an index to keep).
+fn index(conn: &Conn, indexer: &mut Option<Indexer>) {
+    if let (Some(lite), Some(indexer)) = (conn.lite(), indexer.as_mut()) {
+        indexer.index(lite);
     }
 }
 
@@ -306,19 +334,55 @@ struct Pass {
     first_error: Option<String>,
 }
 
+/// Start the batch's transaction. On PostgreSQL, a batch that stores messages or ordered
+/// changes locks the log head first: the other nodes' writers wait for its commit, so
+/// positions commit in order, and everything it reads (nonces, memberships, the state of
+/// the messages it changes) is as of every earlier position.
+fn begin(conn: &Conn, batch: &[WriteCmd]) -> Result<(), super::sql::SqlError> {
+    if !conn.is_postgres() {
+        return conn.batch("BEGIN IMMEDIATE");
+    }
+    let ordered = batch
+        .iter()
+        .any(|c| matches!(c, WriteCmd::Message(_) | WriteCmd::Exec(_, true)));
+    if ordered {
+        conn.batch("BEGIN; SELECT pos FROM hearth_log_head WHERE id = 1 FOR UPDATE")
+    } else {
+        conn.batch("BEGIN")
+    }
+}
+
+/// Commit the batch's transaction. On PostgreSQL, a batch that took positions wakes every
+/// node's follower with the commit (a notification is sent if and only if its transaction
+/// commits); followers read the log itself, so the notification carries nothing.
+fn commit(conn: &Conn, pass: &Pass) -> Result<(), super::sql::SqlError> {
+    let positioned = pass.outcomes.iter().any(|c| match c {
+        Committed::Stored { duplicate, .. } => !duplicate,
+        Committed::Changed(_) => true,
+        _ => false,
+    });
+    if conn.is_postgres() && positioned {
+        conn.batch("SELECT pg_notify('hearth_log', '')")?;
+    }
+    conn.batch("COMMIT")
+}
+
 /// Run one transaction over `batch` (emptying it); returns the message outcomes and whether
 /// the transaction committed. Once it committed, `indexer` learns of its messages before
 /// anyone is answered.
 fn commit_batch(
-    (conn, any): (&Connection, &Conn),
+    conn: &Conn,
     batch: &mut Vec<WriteCmd>,
-    indexer: &mut Indexer,
+    indexer: &mut Option<Indexer>,
     webhooks: &AtomicUsize,
 ) -> (Vec<Committed>, Result<(), String>) {
     let now = now_ms();
     let mut pass = Pass::default();
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = begin(conn, batch) {
         tracing::error!("cannot start a write transaction: {e}");
+        if conn.in_transaction() {
+            let _ = conn.batch("ROLLBACK");
+        }
         fail_all(batch.drain(..), &mut pass.outcomes);
         return (pass.outcomes, Err(e.to_string()));
     }
@@ -334,25 +398,27 @@ fn commit_batch(
                 let outcome = store_message(conn, m, (now, hooked), &mut pass.first_error);
                 pass.outcomes.push(outcome);
             }
-            WriteCmd::Exec(job) => run_job(any, job, &mut pass),
+            WriteCmd::Exec(job, _) => run_job(conn, job, &mut pass),
             WriteCmd::Shutdown => {}
         }
-        if conn.is_autocommit() {
-            break; // the transaction is gone
+        if !conn.usable_transaction() {
+            break; // the transaction is gone (or, on PostgreSQL, failed)
         }
     }
     fail_all(cmds, &mut pass.outcomes);
-    let committed = if conn.is_autocommit() {
+    let committed = if !conn.usable_transaction() {
         Err(pass
             .first_error
             .clone()
             .unwrap_or_else(|| "the transaction was rolled back".into()))
     } else {
-        conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+        commit(conn, &pass).map_err(|e| e.to_string())
     };
     match committed {
         Ok(()) => {
-            indexer.committed(conn, newest_stored(&pass.outcomes));
+            if let (Some(indexer), Some(lite)) = (indexer.as_mut(), conn.lite()) {
+                indexer.committed(lite, newest_stored(&pass.outcomes));
+            }
             committed_pass(pass)
         }
         Err(e) => failed_pass(conn, pass, e),
@@ -416,12 +482,12 @@ fn committed_pass(pass: Pass) -> (Vec<Committed>, Result<(), String>) {
     }
 }
 
-fn failed_pass(conn: &Connection, pass: Pass, e: String) -> (Vec<Committed>, Result<(), String>) {
+fn failed_pass(conn: &Conn, pass: Pass, e: String) -> (Vec<Committed>, Result<(), String>) {
     let mut outcomes = pass.outcomes;
     outcomes.retain(|c| !matches!(c, Committed::Changed(_)));
     tracing::error!("commit failed, {} messages refused: {e}", outcomes.len());
-    if !conn.is_autocommit() {
-        let _ = conn.execute_batch("ROLLBACK");
+    if conn.in_transaction() {
+        let _ = conn.batch("ROLLBACK");
     }
     for r in pass.replies {
         r(Err(DbError::Commit(e.clone())));
@@ -447,7 +513,7 @@ fn failed_pass(conn: &Connection, pass: Pass, e: String) -> (Vec<Committed>, Res
 
 /// Store one message, or find it already stored under its nonce.
 fn store_message(
-    conn: &Connection,
+    conn: &Conn,
     m: NewMessage,
     (now, hooked): (i64, bool),
     first_error: &mut Option<String>,
@@ -473,7 +539,11 @@ fn store_message(
     }
     match insert_message(conn, &m, (now, hooked)) {
         Ok(Inserted::NotMember) => {
-            let public = queries::room_is_public(conn, m.room_id).unwrap_or(false);
+            let public = queries::room_is_public(conn, m.room_id).unwrap_or_else(|e| {
+                tracing::error!("room lookup failed: {e}");
+                first_error.get_or_insert(e.to_string());
+                false
+            });
             Committed::Refused {
                 origin: m.origin,
                 nonce: m.nonce,
@@ -503,7 +573,7 @@ fn store_message(
 }
 
 /// The message this author already stored under the same nonce (a retry).
-fn stored_before(conn: &Connection, m: &NewMessage) -> rusqlite::Result<Option<StoredMessage>> {
+fn stored_before(conn: &Conn, m: &NewMessage) -> Result<Option<StoredMessage>, SqlError> {
     match &m.nonce {
         Some(nonce) => queries::message_by_nonce(conn, m.user_id, nonce),
         None => Ok(None),
@@ -534,10 +604,10 @@ struct StoredAs {
 /// Insert the message, its mentions and attachments, and (`hooked`: the server has outgoing
 /// webhooks) the deliveries it owes its room's webhooks.
 fn insert_message(
-    conn: &Connection,
+    conn: &Conn,
     m: &NewMessage,
     (now, hooked): (i64, bool),
-) -> rusqlite::Result<Inserted> {
+) -> Result<Inserted, SqlError> {
     let reply = match m.reply_to {
         Some(id) => match queries::reply_target(conn, id, m.room_id)? {
             Some(reply) => Some(reply),
@@ -549,7 +619,7 @@ fn insert_message(
     // or none.
     let several = hooked || m.body.contains('@') || !m.attachments.is_empty();
     if several {
-        conn.execute_batch("SAVEPOINT msg")?;
+        conn.batch("SAVEPOINT msg")?;
     }
     let stored = queries::insert_message(
         conn,
@@ -586,7 +656,7 @@ fn insert_message(
         } else {
             "ROLLBACK TO msg; RELEASE msg"
         };
-        conn.execute_batch(end)?;
+        conn.batch(end)?;
     }
     stored.map(|s| match s {
         Inserted::Stored(s) => Inserted::Stored(StoredAs { reply, ..s }),
@@ -623,7 +693,7 @@ fn stored(m: NewMessage, s: StoredAs, now: i64) -> Committed {
     }
 }
 
-fn record_mentions(conn: &Connection, m: &NewMessage, id: i64) -> rusqlite::Result<Vec<i64>> {
+fn record_mentions(conn: &Conn, m: &NewMessage, id: i64) -> Result<Vec<i64>, SqlError> {
     let mut mentioned = Vec::new();
     if !m.body.contains('@') {
         return Ok(mentioned);
@@ -659,6 +729,8 @@ mod tests {
 
     use tokio::sync::oneshot;
 
+    use rusqlite::Connection;
+
     use super::*;
     use crate::db::{schema, Change, NewAdmin};
 
@@ -686,8 +758,13 @@ mod tests {
             .unwrap()
             .unwrap();
         let (commits, received) = std::sync::mpsc::channel();
-        let (tx, handle, progress) =
-            spawn(conn, commits, Arc::new(Metrics::default()), Arc::default()).unwrap();
+        let (tx, handle, progress) = spawn(
+            Conn::Lite(conn),
+            commits,
+            Arc::new(Metrics::default()),
+            Arc::default(),
+        )
+        .unwrap();
         (tx, handle, received, progress)
     }
 
@@ -701,7 +778,7 @@ mod tests {
             let _ = answer.send(f(conn.lite().expect("the writer holds SQLite")));
             JobDone::new(true, |_| {}, None)
         });
-        tx.send(WriteCmd::Exec(job)).await.unwrap();
+        tx.send(WriteCmd::Exec(job, false)).await.unwrap();
         answered.await.unwrap()
     }
 
@@ -800,7 +877,7 @@ mod tests {
                 changes: Some(changes),
             }
         });
-        tx.send(WriteCmd::Exec(job)).await.unwrap();
+        tx.send(WriteCmd::Exec(job, false)).await.unwrap();
         tx.send(message("b", 1)).await.unwrap();
         tx.send(message("a", 2)).await.unwrap();
         assert_eq!(
@@ -835,7 +912,7 @@ mod tests {
                 }),
             }
         });
-        tx.send(WriteCmd::Exec(job)).await.unwrap();
+        tx.send(WriteCmd::Exec(job, false)).await.unwrap();
         tx.send(message("after", 1)).await.unwrap();
         assert_eq!(outcomes(&received, 1), ["stored 1 new"]);
         assert!(answered.await.unwrap(), "the rest of the batch committed");
@@ -854,7 +931,7 @@ mod tests {
                 changes: None,
             }
         });
-        tx.send(WriteCmd::Exec(read)).await.unwrap();
+        tx.send(WriteCmd::Exec(read, false)).await.unwrap();
         assert_ne!(
             topic.await.unwrap(),
             "changed",

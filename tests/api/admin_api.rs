@@ -1,5 +1,6 @@
 //! Administrator routes: enforced on the server, effective at once on open sockets.
 
+use hearth::db::sql::{args, Row as _, Sql as _};
 use std::ops::{Deref, DerefMut};
 
 use serde_json::{json, Value};
@@ -409,9 +410,10 @@ async fn invites_are_counted_expire_run_out_and_can_be_revoked() {
         .state()
         .db
         .read(|c| {
-            Ok(c.lite()
-                .unwrap()
-                .query_row("SELECT code_hash FROM invites", [], |r| r.get(0))?)
+            c.row("SELECT code_hash FROM invites", args![], |r| {
+                r.get::<Vec<u8>>(0)
+            })
+            .map(Option::unwrap)
         })
         .await
         .unwrap();
@@ -446,10 +448,10 @@ async fn invites_are_counted_expire_run_out_and_can_be_revoked() {
         .state()
         .db
         .write(move |c| {
-            Ok(c.lite().unwrap().execute(
+            c.exec(
                 "UPDATE invites SET expires_at = ?1 WHERE id = ?2",
-                rusqlite::params![hearth::db::now_ms() - 1, expiring_id],
-            )?)
+                args![hearth::db::now_ms() - 1, expiring_id],
+            )
         })
         .await
         .unwrap();

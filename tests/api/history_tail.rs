@@ -227,6 +227,7 @@ async fn a_purge_from_the_command_line_reaches_pages_in_memory() {
             "spammer",
         ])
         .env("CHAT_DATABASE__PATH", app.db_path())
+        .env("CHAT_DATABASE__URL", &app.config.database.url)
         .output()
         .expect("hearth runs");
     assert!(

@@ -2,6 +2,7 @@
 //! refusals, idempotence, positions in a `?since=` replay), the search index and history
 //! following the current text, and the HTTP equivalents.
 
+use hearth::db::sql::{args, Sql as _};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -471,10 +472,10 @@ async fn age(app: &TestApp, id: i64, minutes: i64) {
         .state()
         .db
         .write(move |c| {
-            Ok(c.lite().unwrap().execute(
+            c.exec(
                 "UPDATE messages SET created_at = created_at - ?1 WHERE id = ?2",
-                [minutes * 60_000, id],
-            )?)
+                args![minutes * 60_000, id],
+            )
         })
         .await
         .unwrap();

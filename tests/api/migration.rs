@@ -8,6 +8,9 @@ use crate::common::*;
 
 #[tokio::test]
 async fn a_version_1_database_is_upgraded_and_indexed() {
+    if crate::common::sqlite_only("upgrades of old SQLite files") {
+        return;
+    }
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = dir.path().join("chat.db");
     let mut ids = Vec::new();
@@ -102,6 +105,9 @@ async fn a_version_1_database_is_upgraded_and_indexed() {
 /// features work on the old messages.
 #[tokio::test]
 async fn a_version_4_change_log_survives_the_upgrade_to_reactions() {
+    if crate::common::sqlite_only("upgrades of old SQLite files") {
+        return;
+    }
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = dir.path().join("chat.db");
     {

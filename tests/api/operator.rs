@@ -9,7 +9,7 @@ use hearth::config::Config;
 use hearth::db::{queries, Db};
 use serde_json::json;
 
-use crate::common::{json_body, send_frame, session_cookie, test_config, Auth, TestApp};
+use crate::common::{json_body, operator, send_frame, session_cookie, test_config, Auth, TestApp};
 
 #[test]
 fn init_writes_the_commented_defaults_and_refuses_to_overwrite() {
@@ -57,27 +57,60 @@ fn check_config_names_the_source_of_every_value() {
 async fn user_commands_manage_accounts_on_a_database_file() {
     let dir = tempfile::tempdir().unwrap();
     let c = test_config(dir.path());
-    admin::user_add(&c, "carol", "password123").expect("add");
+    operator(&c, move |c| admin::user_add(c, "carol", "password123"))
+        .await
+        .expect("add");
     assert!(
-        admin::user_add(&c, "CAROL", "password123").is_err(),
+        operator(&c, move |c| admin::user_add(c, "CAROL", "password123"))
+            .await
+            .is_err(),
         "case-insensitive unique"
     );
-    assert!(admin::user_add(&c, "bad name", "password123").is_err());
-    assert!(admin::user_add(&c, "dave", "short").is_err());
-    admin::user_set_admin(&c, "carol", true).expect("promote");
-    admin::user_set_disabled(&c, "carol", true).expect("disable");
-    assert!(admin::user_set_disabled(&c, "nobody", true).is_err());
-    let mut out = Vec::new();
-    admin::user_list(&c, &mut out).unwrap();
+    assert!(
+        operator(&c, move |c| admin::user_add(c, "bad name", "password123"))
+            .await
+            .is_err()
+    );
+    assert!(operator(&c, move |c| admin::user_add(c, "dave", "short"))
+        .await
+        .is_err());
+    operator(&c, move |c| admin::user_set_admin(c, "carol", true))
+        .await
+        .expect("promote");
+    operator(&c, move |c| admin::user_set_disabled(c, "carol", true))
+        .await
+        .expect("disable");
+    assert!(
+        operator(&c, move |c| admin::user_set_disabled(c, "nobody", true))
+            .await
+            .is_err()
+    );
+    let out = operator(&c, |c| {
+        let mut out = Vec::new();
+        admin::user_list(c, &mut out).map(|()| out)
+    })
+    .await
+    .unwrap();
     let text = String::from_utf8(out).unwrap();
     assert!(
         text.contains("carol") && text.contains("disabled"),
         "{text}"
     );
-    admin::user_set_disabled(&c, "carol", false).expect("enable");
-    admin::user_passwd(&c, "carol", "another-password").expect("passwd");
+    operator(&c, move |c| admin::user_set_disabled(c, "carol", false))
+        .await
+        .expect("enable");
+    operator(&c, move |c| {
+        admin::user_passwd(c, "carol", "another-password")
+    })
+    .await
+    .expect("passwd");
     // A server started on the same file signs carol in, enabled, with the new password only.
-    let mut app = TestApp::builder().in_dir(dir).start().await;
+    let url = c.database.url.clone(); // the same PostgreSQL database, if any
+    let mut app = TestApp::builder()
+        .in_dir(dir)
+        .config(move |c| c.database.url = url)
+        .start()
+        .await;
     assert_eq!(app.try_login("carol", "password123").await.status(), 401);
     let res = app.try_login("carol", "another-password").await;
     assert_eq!(res.status(), 200);
@@ -92,7 +125,9 @@ async fn user_management_takes_effect_on_a_running_server() {
     let c = app.config.clone();
 
     // An account created from the command line can sign in at once.
-    admin::user_add(&c, "erin", "password123").expect("add while serving");
+    operator(&c, move |c| admin::user_add(c, "erin", "password123"))
+        .await
+        .expect("add while serving");
     let res = app.try_login("erin", "password123").await;
     assert_eq!(res.status(), 200);
     let session = Auth::Cookie(session_cookie(&res).expect("a session cookie"));
@@ -101,7 +136,9 @@ async fn user_management_takes_effect_on_a_running_server() {
 
     // Disabling signs them out everywhere (within the server's one-second poll of the
     // database: it keeps signed-in sessions in memory) and blocks sign-in at once.
-    admin::user_set_disabled(&c, "erin", true).expect("disable while serving");
+    operator(&c, move |c| admin::user_set_disabled(c, "erin", true))
+        .await
+        .expect("disable while serving");
     let started = std::time::Instant::now();
     while app.get_as("/api/me", &session).await.status() != 401 {
         assert!(
@@ -163,6 +200,9 @@ fn exported_ids(config: &Config, path: &std::path::Path) -> HashSet<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_during_writes_holds_every_message_committed_before_it_started() {
+    if crate::common::sqlite_only("hearth backup (PostgreSQL has its own)") {
+        return;
+    }
     let mut app = TestApp::start().await;
     let c = app.config.clone();
     let out = app.dir.path().join("backup.db");
@@ -214,8 +254,12 @@ async fn export_streams_every_room_and_message_as_json() {
     }
     drop(ws);
     app.stop().await;
-    let mut out = Vec::new();
-    admin::export_json(&c, &mut out).expect("export");
+    let out = operator(&c, |c| {
+        let mut out = Vec::new();
+        admin::export_json(c, &mut out).map(|()| out)
+    })
+    .await
+    .expect("export");
     let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
     assert_eq!(v["rooms"][0]["name"], "general");
     let msgs = v["messages"].as_array().unwrap();
@@ -224,14 +268,20 @@ async fn export_streams_every_room_and_message_as_json() {
     assert_eq!(msgs[3]["user"], "frank");
 }
 
-/// Run the `hearth` binary on the database in `dir`; (exit code, stdout, stderr).
-fn hearth(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+/// Run the `hearth` binary on the database in `dir` (or at the PostgreSQL `url`, when not
+/// empty); (exit code, stdout, stderr).
+fn hearth(
+    (dir, url): (&std::path::Path, &str),
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> (i32, String, String) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"));
     cmd.current_dir(dir)
         .arg("--config")
         .arg(dir.join("absent.toml"))
         .args(args)
         .env("CHAT_DATABASE__PATH", dir.join("chat.db"))
+        .env("CHAT_DATABASE__URL", url)
         .env("CHAT_AUTH__PBKDF2_ITERATIONS", "1000")
         .env_remove("CHAT_SERVER__PUBLIC_URL");
     for (k, v) in envs {
@@ -269,17 +319,25 @@ fn line_after(out: &str, prefix: &str) -> String {
 
 /// `hearth registration` shows the mode and sets it, and the running server obeys at once.
 async fn registration_modes_from_the_command_line(app: &TestApp, dir: &std::path::Path) {
-    let (code, out, err) = hearth(dir, &["registration"], &[]);
+    let (code, out, err) = hearth((dir, &app.config.database.url), &["registration"], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("registration is open"), "{out}");
 
-    let (code, out, err) = hearth(dir, &["registration", "closed"], &[]);
+    let (code, out, err) = hearth(
+        (dir, &app.config.database.url),
+        &["registration", "closed"],
+        &[],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("now closed"), "{out}");
     let refused = register(app, "alice", None).await;
     assert_eq!(refused, (403, "registration_closed".into()));
 
-    let (code, out, _) = hearth(dir, &["registration", "invite"], &[]);
+    let (code, out, _) = hearth(
+        (dir, &app.config.database.url),
+        &["registration", "invite"],
+        &[],
+    );
     assert_eq!(code, 0);
     assert!(out.contains("now invite"), "{out}");
     let refused = register(app, "alice", None).await;
@@ -290,7 +348,7 @@ async fn registration_modes_from_the_command_line(app: &TestApp, dir: &std::path
 /// it has uses; its code.
 async fn a_two_use_invite_from_the_command_line(app: &TestApp, dir: &std::path::Path) -> String {
     let (code, out, err) = hearth(
-        dir,
+        (dir, &app.config.database.url),
         &["invite", "create", "--uses", "2", "--hours", "1"],
         &[("CHAT_SERVER__PUBLIC_URL", "https://chat.example.org")],
     );
@@ -316,12 +374,12 @@ async fn registration_and_invite_commands_take_effect_on_a_running_server() {
     let invite = a_two_use_invite_from_the_command_line(&app, &dir).await;
 
     // Listing shows the use count, never the code; revoking stops a fresh invite.
-    let (code, out, _) = hearth(&dir, &["invite", "create"], &[]);
+    let (code, out, _) = hearth((&dir, &app.config.database.url), &["invite", "create"], &[]);
     assert_eq!(code, 0);
     let second = line_after(&out, "code: ");
     assert!(out.contains("1 use,"), "default is one use: {out}");
     assert!(out.contains("/?invite="), "{out}");
-    let (_, list, _) = hearth(&dir, &["invite", "list"], &[]);
+    let (_, list, _) = hearth((&dir, &app.config.database.url), &["invite", "list"], &[]);
     assert!(list.contains("used_up") && list.contains("2/2"), "{list}");
     assert!(list.contains("active") && list.contains("0/1"), "{list}");
     assert!(!list.contains(&invite) && !list.contains(&second), "{list}");
@@ -331,14 +389,26 @@ async fn registration_and_invite_commands_take_effect_on_a_running_server() {
         .and_then(|l| l.split_whitespace().next())
         .unwrap()
         .to_string();
-    let (code, out, _) = hearth(&dir, &["invite", "revoke", &id], &[]);
+    let (code, out, _) = hearth(
+        (&dir, &app.config.database.url),
+        &["invite", "revoke", &id],
+        &[],
+    );
     assert_eq!(code, 0);
     assert!(out.contains("revoked"), "{out}");
     let refused = register(&app, "carol", Some(&second)).await;
     assert_eq!(refused, (403, "invalid_invite".into()));
 
     // Back to open.
-    assert_eq!(hearth(&dir, &["registration", "open"], &[]).0, 0);
+    assert_eq!(
+        hearth(
+            (&dir, &app.config.database.url),
+            &["registration", "open"],
+            &[]
+        )
+        .0,
+        0
+    );
     assert_eq!(register(&app, "carol", None).await.0, 201);
     app.stop().await;
 }
@@ -346,7 +416,7 @@ async fn registration_and_invite_commands_take_effect_on_a_running_server() {
 #[test]
 fn registration_and_invite_commands_refuse_bad_input() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, _, err) = hearth(dir.path(), &["registration", "sometimes"], &[]);
+    let (code, _, err) = hearth((dir.path(), ""), &["registration", "sometimes"], &[]);
     assert_eq!(code, 2, "clap refuses an unknown mode: {err}");
     for args in [
         &["invite", "create", "--uses", "0"][..],
@@ -354,13 +424,17 @@ fn registration_and_invite_commands_refuse_bad_input() {
         &["invite", "create", "--hours", "0"],
         &["invite", "create", "--hours", "721"],
     ] {
-        let (code, out, err) = hearth(dir.path(), args, &[]);
+        let (code, out, err) = hearth((dir.path(), ""), args, &[]);
         assert_eq!(code, 1, "{args:?}: {out}");
         assert!(err.contains("--uses") || err.contains("--hours"), "{err}");
     }
-    let (code, _, err) = hearth(dir.path(), &["invite", "revoke", "42"], &[]);
+    let (code, _, err) = hearth((dir.path(), ""), &["invite", "revoke", "42"], &[]);
     assert_eq!(code, 1);
     assert!(err.contains("no invite 42"), "{err}");
-    let (code, _, _) = hearth(dir.path(), &["invite", "create", "--uses", "many"], &[]);
+    let (code, _, _) = hearth(
+        (dir.path(), ""),
+        &["invite", "create", "--uses", "many"],
+        &[],
+    );
     assert_eq!(code, 2);
 }

@@ -80,6 +80,9 @@ fn index_state(app: &TestApp) -> (i64, i64, Result<(), String>) {
 
 #[tokio::test]
 async fn messages_are_searchable_right_after_their_acknowledgement() {
+    if crate::common::sqlite_only("the SQLite search index and its high-water mark") {
+        return;
+    }
     let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
@@ -99,6 +102,9 @@ async fn messages_are_searchable_right_after_their_acknowledgement() {
 
 #[tokio::test]
 async fn an_edit_changes_what_search_finds_and_a_delete_removes_the_message() {
+    if crate::common::sqlite_only("the SQLite search index and its high-water mark") {
+        return;
+    }
     let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let mut ws = app.ws_connect(&alice, None).await;
@@ -160,6 +166,9 @@ async fn an_edit_changes_what_search_finds_and_a_delete_removes_the_message() {
 
 #[tokio::test]
 async fn many_messages_sent_quickly_all_become_searchable() {
+    if crate::common::sqlite_only("the SQLite search index and its high-water mark") {
+        return;
+    }
     let app = TestApp::start().await;
     let mut senders = Vec::new();
     let mut sockets = Vec::new();
@@ -228,6 +237,9 @@ fn commit_without_indexing(app: &TestApp, bodies: &[&str]) -> Vec<i64> {
 
 #[tokio::test]
 async fn messages_a_crash_left_unindexed_are_searchable_after_a_restart() {
+    if crate::common::sqlite_only("the SQLite search index and its high-water mark") {
+        return;
+    }
     let mut app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let mut ws = app.ws_connect(&alice, None).await;
@@ -265,6 +277,9 @@ async fn messages_a_crash_left_unindexed_are_searchable_after_a_restart() {
 
 #[tokio::test]
 async fn a_new_database_starts_with_an_empty_index_and_its_mark_at_zero() {
+    if crate::common::sqlite_only("the SQLite search index and its high-water mark") {
+        return;
+    }
     let app = TestApp::start().await;
     let (mark, last, check) = index_state(&app);
     assert_eq!((mark, last), (0, 0));
@@ -277,6 +292,9 @@ async fn a_new_database_starts_with_an_empty_index_and_its_mark_at_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_index_pass_is_retried_and_loses_no_message() {
+    if crate::common::sqlite_only("the SQLite search index and its high-water mark") {
+        return;
+    }
     let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let mut ws = app.ws_connect(&alice, None).await;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::{Auth, TestApp, PASSWORD};
+use crate::common::{operator, Auth, TestApp, PASSWORD};
 
 /// The status of `GET /api/me` with these credentials.
 async fn me(app: &TestApp, who: &Auth) -> u16 {
@@ -143,7 +143,11 @@ async fn changes_from_the_command_line_take_effect_within_a_second_or_so() {
     warm(&app, &carol, 200).await;
     warm(&app, &admin, 200).await;
 
-    hearth::admin::user_set_admin(&app.config, "carol", true).expect("promote");
+    operator(&app.config, move |c| {
+        hearth::admin::user_set_admin(c, "carol", true)
+    })
+    .await
+    .expect("promote");
     wait_for(
         &app,
         "carol to be an administrator",
@@ -151,9 +155,17 @@ async fn changes_from_the_command_line_take_effect_within_a_second_or_so() {
         200,
     )
     .await;
-    hearth::admin::user_set_admin(&app.config, "root", false).expect("demote");
+    operator(&app.config, move |c| {
+        hearth::admin::user_set_admin(c, "root", false)
+    })
+    .await
+    .expect("demote");
     wait_for(&app, "root to be demoted", || admin_list(&app, &admin), 403).await;
-    hearth::admin::user_set_disabled(&app.config, "carol", true).expect("disable");
+    operator(&app.config, move |c| {
+        hearth::admin::user_set_disabled(c, "carol", true)
+    })
+    .await
+    .expect("disable");
     wait_for(&app, "carol to be signed out", || me(&app, &carol), 401).await;
 }
 

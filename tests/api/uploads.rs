@@ -549,6 +549,9 @@ async fn unsent_uploads_and_orphans_are_swept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restored_backup_serves_every_file() {
+    if crate::common::sqlite_only("hearth backup (PostgreSQL has its own)") {
+        return;
+    }
     let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let pic = app

@@ -74,7 +74,69 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     // Link previews fetch what messages link to; tests post links to example.com and must
     // never reach it. The preview tests switch them on, pointed at servers on 127.0.0.1.
     config.previews.enabled = false;
+    if std::env::var_os("HEARTH_TEST_LOG").is_some() {
+        // The server's log on the test's output, for a failing test run by hand.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("HEARTH_TEST_LOG"))
+            .with_test_writer()
+            .try_init();
+    }
+    if let Some(server) = std::env::var_os("HEARTH_TEST_POSTGRES") {
+        config.database.url = fresh_postgres_database(&server.to_string_lossy());
+    }
     config
+}
+
+/// With `HEARTH_TEST_POSTGRES` set to the URL of a PostgreSQL server's `postgres` database
+/// (as a superuser), every test server stores its community in a new database there instead
+/// of a SQLite file: the same suite then checks the PostgreSQL store. Its URL.
+fn fresh_postgres_database(server: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("hearth_test_{}_{n}", std::process::id());
+    // The driver blocks on a runtime of its own: not on one of the test's threads.
+    let create = format!("CREATE DATABASE {name}");
+    let server_url = server.to_string();
+    std::thread::spawn(move || {
+        postgres::Client::connect(&server_url, postgres::NoTls)
+            .expect("the PostgreSQL server answers")
+            .batch_execute(&create)
+            .expect("a new database")
+    })
+    .join()
+    .expect("the database is created");
+    let (base, query) = server.split_once('?').unwrap_or((server, ""));
+    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+    match query {
+        "" => format!("{base}/{name}"),
+        q => format!("{base}/{name}?{q}"),
+    }
+}
+
+/// Run an operator command (`hearth::admin::…`) on `config`'s database, off the test's
+/// runtime: PostgreSQL's driver blocks on a runtime of its own.
+pub async fn operator<T: Send + 'static>(
+    config: &Config,
+    command: impl FnOnce(&Config) -> T + Send + 'static,
+) -> T {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || command(&config))
+        .await
+        .expect("the command ran")
+}
+
+/// Whether the test servers store their community in PostgreSQL (`HEARTH_TEST_POSTGRES`).
+pub fn on_postgres() -> bool {
+    std::env::var_os("HEARTH_TEST_POSTGRES").is_some()
+}
+
+/// For a test of what only the SQLite store has (its file, its search index, backups,
+/// upgrades of old files): whether it does not apply to this run, which says so.
+pub fn sqlite_only(what: &str) -> bool {
+    if on_postgres() {
+        eprintln!("not applicable on PostgreSQL: {what}");
+    }
+    on_postgres()
 }
 
 /// A plain HTTP client: no cookie store, no proxy, no redirects, a 10 s timeout.

@@ -110,7 +110,7 @@ impl Postgres {
                 "-c",
                 "shared_buffers=32MB",
                 "-c",
-                "max_connections=40",
+                "max_connections=200",
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -18,6 +18,7 @@ mod durability_changes;
 mod ephemeral;
 mod pgqueries;
 mod postgres;
+mod postgres_suite;
 mod reverse_proxy;
 mod scripting;
 mod uploads_crash;

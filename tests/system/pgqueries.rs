@@ -589,18 +589,12 @@ fn found(hits: &[hearth::db::SearchHit]) -> (Vec<i64>, bool) {
     (ids, marked)
 }
 
-/// A fresh PostgreSQL database at the newest schema, with `general` (a fresh SQLite database
-/// has it; a PostgreSQL one gets it when a node opens it).
+/// A fresh PostgreSQL database at the newest schema, with `general` (made by its migrations,
+/// as a fresh SQLite database has it).
 fn fresh_pg(pg: &Postgres, name: &str) -> PgConn {
     pg.create_database(name);
     let mut client = pg.client(name);
     hearth::db::pg::schema::migrate(&mut client).unwrap();
-    client
-        .batch_execute(
-            "INSERT INTO rooms (name, topic, is_public, created_at) \
-             VALUES ('general', 'Everyone is here.', TRUE, 0)",
-        )
-        .unwrap();
     PgConn::new(client)
 }
 

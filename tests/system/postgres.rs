@@ -303,7 +303,7 @@ fn a_sqlite_community_is_copied_into_postgres_and_verified() {
     // Full-text search over the copied bodies.
     let hits: Vec<i64> = db
         .query(
-            "SELECT id FROM messages WHERE search @@ plainto_tsquery('simple', 'zwölf')",
+            "SELECT id FROM messages WHERE search @@ plainto_tsquery('hearth', 'zwölf')",
             &[],
         )
         .unwrap()
@@ -444,7 +444,8 @@ fn the_log_reaches_every_follower_in_order_through_lost_listeners() {
     hearth::db::pg::schema::migrate(&mut admin).unwrap();
     admin
         .batch_execute(
-            "INSERT INTO users (id, username, username_key, password_hash, created_at) VALUES \
+            "DELETE FROM rooms; \
+             INSERT INTO users (id, username, username_key, password_hash, created_at) VALUES \
              (1, 'ann', 'ann', 'x', 0), (2, 'ben', 'ben', 'x', 0), (3, 'cy', 'cy', 'x', 0), \
              (4, 'outsider', 'outsider', 'x', 0); \
              INSERT INTO rooms (id, name, created_at) VALUES (1, 'a', 0), (2, 'b', 0); \

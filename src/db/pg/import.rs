@@ -253,12 +253,15 @@ const TABLES: &[Table] = &[
             ("session", Bytes),
         ],
     },
+    Table {
+        name: "file_gc",
+        columns: &[("sha256", Text)],
+    },
 ];
 
 /// SQLite tables with nothing to copy: its own bookkeeping, the FTS5 index (PostgreSQL
-/// indexes the body itself), the search high-water mark, and the queue of unused files to
-/// delete (at worst a few files stay on disk).
-const NOT_COPIED: &[&str] = &["sqlite_sequence", "search_index", "file_gc"];
+/// indexes the body itself) and the search high-water mark.
+const NOT_COPIED: &[&str] = &["sqlite_sequence", "search_index"];
 
 /// Tables whose `id` is an identity column in PostgreSQL, to continue after the copied ids.
 const IDENTITIES: &[&str] = &["users", "rooms", "invites", "webhooks"];
@@ -285,13 +288,7 @@ impl From<rusqlite::Error> for ImportError {
 
 /// The server's own message (with its detail) rather than "db error".
 fn pg_text(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => match db.detail() {
-            Some(d) => format!("{} ({d})", db.message()),
-            None => db.message().to_string(),
-        },
-        None => e.to_string(),
-    }
+    super::error_text(e)
 }
 
 impl From<postgres::Error> for ImportError {
@@ -334,13 +331,22 @@ pub fn copy(sqlite: &Path, pg: &mut Client) -> Result<Report, ImportError> {
     check_tables(&source)?;
     schema::migrate(pg)?;
     let mut tx = pg.transaction()?;
+    // A server started on the new database before anyone used it has created `general` and
+    // perhaps its own settings and keys: those give way to the community's.
     let taken: bool = tx
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM rooms) \
-             OR EXISTS (SELECT 1 FROM messages)",
+            "SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM messages) \
+             OR EXISTS (SELECT 1 FROM memberships) \
+             OR EXISTS (SELECT 1 FROM rooms WHERE name <> 'general')",
             &[],
         )?
         .get(0);
+    if !taken {
+        tx.batch_execute(
+            "DELETE FROM rooms; DELETE FROM settings; DELETE FROM server_keys; \
+             DELETE FROM file_gc",
+        )?;
+    }
     if taken {
         return Err(ImportError::Refused(
             "the PostgreSQL database already holds a community; copy into a new, empty database"

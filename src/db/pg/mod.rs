@@ -6,3 +6,60 @@
 pub mod import;
 pub mod log;
 pub mod schema;
+
+/// Session settings of a reader: read-only, and never holding a transaction open for long.
+pub const READER_SESSION: &str = "SET default_transaction_read_only = on; \
+     SET idle_in_transaction_session_timeout = '60s'";
+
+/// Session settings of a writer. A writer holding the log head while its process is paused
+/// (SIGSTOP, a frozen machine) would stop every node's writes: after five idle seconds in
+/// its transaction PostgreSQL ends its session, which rolls the batch back (its senders are
+/// told it failed and retry) and frees the head.
+pub const WRITER_SESSION: &str = "SET idle_in_transaction_session_timeout = '5s'; \
+     SET synchronous_commit = on";
+
+/// PostgreSQL's message for `e`, with its detail when it gave one.
+pub fn error_text(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(d) => format!("{} ({d})", db.message()),
+            None => db.message().to_string(),
+        },
+        None => e.to_string(),
+    }
+}
+
+/// A connection string as logs may show it: without its password.
+pub fn redacted(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if let Some((userinfo, host)) = authority.rsplit_once('@') {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            return format!("{scheme}://{user}@{host}{tail}");
+        }
+        return url.to_string();
+    }
+    url.split_whitespace()
+        .filter(|kv| !kv.to_ascii_lowercase().starts_with("password="))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_left_out_of_connection_strings() {
+        assert_eq!(
+            super::redacted("postgres://hearth:s3cret@db.example:5432/chat?sslmode=disable"),
+            "postgres://hearth@db.example:5432/chat?sslmode=disable"
+        );
+        assert_eq!(
+            super::redacted("postgresql://hearth@%2Frun%2Fpg/chat"),
+            "postgresql://hearth@%2Frun%2Fpg/chat"
+        );
+        assert_eq!(
+            super::redacted("host=/tmp user=hearth password=s3cret dbname=chat"),
+            "host=/tmp user=hearth dbname=chat"
+        );
+    }
+}

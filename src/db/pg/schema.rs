@@ -8,11 +8,11 @@
 //!   one log, handed out by the row `hearth_log_head` (one counter, locked by each appending
 //!   transaction until it commits), so positions are gapless and commit in order on every
 //!   node (docs/ARCHITECTURE.md, "Cluster mode").
-//! - Full-text search is a `tsvector` column generated from the body with the `simple`
-//!   configuration (no stemming, like FTS5's `unicode61`), indexed with GIN, written in the
-//!   message's own transaction; there is no separate search index and high-water mark.
-//! - File garbage collection and the SQLite-only bookkeeping (`sqlite_sequence`,
-//!   `search_index`) have no counterpart.
+//! - Full-text search is a `tsvector` column generated from the body with the `hearth`
+//!   configuration (no stemming, accents folded, like FTS5's `unicode61`), indexed with GIN,
+//!   written in the message's own transaction; there is no separate search index and
+//!   high-water mark.
+//! - The SQLite-only bookkeeping (`sqlite_sequence`, `search_index`) has no counterpart.
 //!
 //! Migrations run in one transaction under an advisory lock, so nodes starting together apply
 //! each one once; a database newer than the binary is refused.
@@ -314,6 +314,75 @@ pub const MIGRATIONS: &[&str] = &[
     //    answers the whole query at once.
     r#"
     CREATE AGGREGATE hearth_tsquery_and (tsquery) (SFUNC = tsquery_and, STYPE = tsquery);
+    "#,
+    // 5: a server's own start. Stored files no row names any more are queued in `file_gc`
+    //    by the same triggers as in SQLite (an upload gone, an avatar replaced or its account
+    //    deleted, a preview picture dropped); the server removes every queued file no row
+    //    still uses. A new community starts with `general`, as on SQLite (a community copied
+    //    in brings its own rooms: the copy replaces an untouched `general`).
+    r#"
+    CREATE TABLE file_gc (sha256 text COLLATE "C" PRIMARY KEY);
+    CREATE FUNCTION hearth_gc_upload() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO file_gc (sha256) VALUES (OLD.sha256) ON CONFLICT DO NOTHING;
+        IF OLD.thumb_sha256 IS NOT NULL THEN
+            INSERT INTO file_gc (sha256) VALUES (OLD.thumb_sha256) ON CONFLICT DO NOTHING;
+        END IF;
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER uploads_gc AFTER DELETE ON uploads
+        FOR EACH ROW EXECUTE FUNCTION hearth_gc_upload();
+    CREATE FUNCTION hearth_gc_avatar() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO file_gc (sha256) VALUES (OLD.avatar_sha256) ON CONFLICT DO NOTHING;
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER users_avatar_gc AFTER UPDATE OF avatar_sha256 ON users FOR EACH ROW
+        WHEN (OLD.avatar_sha256 IS NOT NULL
+              AND OLD.avatar_sha256 IS DISTINCT FROM NEW.avatar_sha256)
+        EXECUTE FUNCTION hearth_gc_avatar();
+    CREATE TRIGGER users_deleted_avatar_gc AFTER DELETE ON users FOR EACH ROW
+        WHEN (OLD.avatar_sha256 IS NOT NULL) EXECUTE FUNCTION hearth_gc_avatar();
+    CREATE FUNCTION hearth_gc_image() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO file_gc (sha256) VALUES (OLD.image_sha256) ON CONFLICT DO NOTHING;
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER link_previews_gc AFTER DELETE ON link_previews FOR EACH ROW
+        WHEN (OLD.image_sha256 IS NOT NULL) EXECUTE FUNCTION hearth_gc_image();
+    CREATE TRIGGER link_previews_image_gc AFTER UPDATE OF image_sha256 ON link_previews
+        FOR EACH ROW WHEN (OLD.image_sha256 IS NOT NULL
+                           AND OLD.image_sha256 IS DISTINCT FROM NEW.image_sha256)
+        EXECUTE FUNCTION hearth_gc_image();
+    CREATE TRIGGER message_previews_gc AFTER DELETE ON message_previews FOR EACH ROW
+        WHEN (OLD.image_sha256 IS NOT NULL) EXECUTE FUNCTION hearth_gc_image();
+    CREATE TRIGGER message_previews_image_gc AFTER UPDATE OF image_sha256 ON message_previews
+        FOR EACH ROW WHEN (OLD.image_sha256 IS NOT NULL
+                           AND OLD.image_sha256 IS DISTINCT FROM NEW.image_sha256)
+        EXECUTE FUNCTION hearth_gc_image();
+    INSERT INTO rooms (name, topic, is_public, created_at)
+        SELECT 'general', 'Everyone is here.', true,
+               (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+        WHERE NOT EXISTS (SELECT 1 FROM rooms);
+    "#,
+    // 6: search folds accents as SQLite's index does (`café` is found by `cafe`, `über`
+    //    by `uber`): the text search configuration `hearth` passes each word through the
+    //    `unaccent` dictionary (shipped with PostgreSQL; a trusted extension, so the role
+    //    needs only the CREATE privilege on its database), then lower-cases it like `simple`.
+    //    The body's vector is generated again with it.
+    r#"
+    CREATE EXTENSION IF NOT EXISTS unaccent;
+    CREATE TEXT SEARCH CONFIGURATION hearth (COPY = simple);
+    ALTER TEXT SEARCH CONFIGURATION hearth
+        ALTER MAPPING FOR asciiword, asciihword, hword_asciipart, word, hword, hword_part
+        WITH unaccent, simple;
+    ALTER TABLE messages DROP COLUMN search;
+    ALTER TABLE messages ADD COLUMN search tsvector
+        GENERATED ALWAYS AS (to_tsvector('hearth', body)) STORED;
+    CREATE INDEX messages_search ON messages USING gin (search);
     "#,
 ];
 

@@ -15,7 +15,7 @@ pub fn next_position<C: Sql>(conn: &C) -> Result<i64, C::Error> {
             args![],
             |r| r.get(0),
         )?;
-        return Ok(pos.unwrap_or(0));
+        return pos.ok_or_else(|| C::missing("the log head"));
     }
     conn.exec(
         "INSERT INTO sqlite_sequence (name, seq) SELECT 'messages', 0 \

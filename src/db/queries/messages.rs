@@ -13,11 +13,19 @@ pub fn insert_message<C: Sql>(
     now_ms: i64,
 ) -> Result<Option<i64>, C::Error> {
     // Membership is checked by the insert itself, inside the writer's transaction: a send
-    // that raced its author's leave (or removal) is not stored.
-    conn.row(
+    // that raced its author's leave (or removal) is not stored. On PostgreSQL the id is the
+    // next position of the log, taken only when the message is stored (no gap).
+    let sql = conn.dialect(
         "INSERT INTO messages (room_id, user_id, body, nonce, created_at, reply_to) \
          SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS \
          (SELECT 1 FROM memberships WHERE room_id = ?1 AND user_id = ?2) RETURNING id",
+        "WITH h AS (UPDATE hearth_log_head SET pos = pos + 1 WHERE id = 1 AND EXISTS \
+         (SELECT 1 FROM memberships WHERE room_id = ?1 AND user_id = ?2) RETURNING pos) \
+         INSERT INTO messages (id, room_id, user_id, body, nonce, created_at, reply_to) \
+         SELECT h.pos, ?1, ?2, ?3, ?4, ?5, ?6 FROM h RETURNING id",
+    );
+    conn.row(
+        sql,
         args![room_id, user_id, body, nonce, now_ms, reply_to],
         |r| r.get(0),
     )
@@ -155,7 +163,24 @@ pub fn head<C: Sql>(conn: &C) -> Result<i64, C::Error> {
          (SELECT COALESCE(MAX(seq), 0) FROM message_changes))",
         "SELECT pos FROM hearth_log_head WHERE id = 1",
     );
-    Ok(conn.row(sql, args![], |r| r.get(0))?.unwrap_or(0))
+    conn.row(sql, args![], |r| r.get(0))?
+        .ok_or_else(|| C::missing("the log head"))
+}
+
+/// Up to `limit` messages of every room with id > `after`, in id order, with their
+/// attachments: one page of an export.
+pub fn messages_page<C: Sql>(
+    conn: &C,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<StoredMessage>, C::Error> {
+    let mut out = conn.rows(
+        &format!("SELECT {MESSAGE_COLUMNS} WHERE m.id > ?1 ORDER BY m.id LIMIT ?2"),
+        args![after, i64::from(limit)],
+        |r| message_row(r),
+    )?;
+    fill_attachments(conn, &mut out)?;
+    Ok(out)
 }
 
 /// Visit every message in id order without loading them all; stops at the first error `f`

@@ -214,14 +214,14 @@ fn pg_terms(fts: &str) -> String {
 }
 
 /// The query as one `tsquery`, `?1` the joined terms: every word or phrase must match.
-const PG_QUERY: &str = "WITH q AS (SELECT hearth_tsquery_and(phraseto_tsquery('simple', t)) AS q \
+const PG_QUERY: &str = "WITH q AS (SELECT hearth_tsquery_and(phraseto_tsquery('hearth', t)) AS q \
      FROM unnest(string_to_array(?1, chr(31))) t)";
 
 /// A hit's columns on PostgreSQL: a message, then its excerpt with the matches between
 /// `\x02` and `\x03`, like FTS5's snippet (PostgreSQL picks the excerpt its own way).
 const PG_HIT_COLUMNS: &str = "m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at, \
      m.edited_at, m.deleted, m.reply_to, pu.username, substr(p.body, 1, 200), \
-     ts_headline('simple', m.body, q.q, 'StartSel=' || chr(2) || ', StopSel=' || chr(3) || \
+     ts_headline('hearth', m.body, q.q, 'StartSel=' || chr(2) || ', StopSel=' || chr(3) || \
      ', MaxWords=24, MinWords=12, MaxFragments=1, FragmentDelimiter=…') \
      FROM q, messages m JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id \
      LEFT JOIN messages p ON p.id = m.reply_to LEFT JOIN users pu ON pu.id = p.user_id";
@@ -233,7 +233,8 @@ const PG_SEARCH_FILTER: &str = "((r.kind = 'room' AND r.is_public = TRUE) OR EXI
      AND (CAST(?5 AS TEXT) IS NULL OR u.username_key = ?5)";
 
 /// [`search`] on PostgreSQL: the generated `tsvector` of each message and its GIN index,
-/// newest first below `before`, or ranked (`ts_rank`) among the newest
+/// newest first below `before`, or ranked (`ts_rank` over 1 + log2 of the length, so
+/// more occurrences and shorter messages rank first, as with bm25) among the newest
 /// [`RELEVANCE_WINDOW`] matches.
 pub fn search_pg(conn: &PgConn, q: &SearchQuery) -> Result<Vec<SearchHit>, PgError> {
     if let Some(key) = &q.author_key {
@@ -250,7 +251,7 @@ pub fn search_pg(conn: &PgConn, q: &SearchQuery) -> Result<Vec<SearchHit>, PgErr
     };
     if q.by_relevance {
         let sql = format!(
-            "{PG_QUERY}, hits AS (SELECT m.id, ts_rank(m.search, q.q) AS score \
+            "{PG_QUERY}, hits AS (SELECT m.id, ts_rank(m.search, q.q, 1) AS score \
                  FROM q, messages m JOIN rooms r ON r.id = m.room_id \
                  JOIN users u ON u.id = m.user_id \
                  WHERE m.search @@ q.q AND m.id < ?2 AND {PG_SEARCH_FILTER} \

@@ -101,3 +101,15 @@ pub fn totals<C: Sql>(conn: &C) -> Result<Totals, C::Error> {
         messages: 0,
     }))
 }
+
+/// The size of the PostgreSQL database in bytes; `None` on SQLite (whose size is its files').
+pub fn database_bytes<C: Sql>(conn: &C) -> Result<Option<i64>, C::Error> {
+    if !conn.is_postgres() {
+        return Ok(None);
+    }
+    conn.row(
+        "SELECT pg_database_size(current_database())",
+        args![],
+        |r| r.get(0),
+    )
+}

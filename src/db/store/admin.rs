@@ -147,7 +147,11 @@ impl Db {
         self.read(move |c| {
             let totals = queries::totals(c)?;
             let mode = queries::registration_mode(c)?;
-            Ok((totals, mode, bytes_on_disk(&path)))
+            let bytes = match queries::database_bytes(c)? {
+                Some(bytes) => bytes.max(0) as u64,
+                None => bytes_on_disk(&path),
+            };
+            Ok((totals, mode, bytes))
         })
         .await
     }

@@ -1,7 +1,9 @@
 //! [`FileStore`]: the store as the operator commands use it. They run without the server's
 //! writer thread, on a connection of their own to the database file (WAL, 5 s busy timeout),
 //! so they work whether or not a server is running on the same file and never hold a lock for
-//! long. Account and invitation changes run the same functions as [`Db`]'s.
+//! long. Account and invitation changes run the same functions as [`Db`]'s. With a PostgreSQL
+//! database (`database.url`) they run on a connection to it instead, taking their turn at
+//! the log head like any node's writer.
 //!
 //! [`Db`]: crate::db::Db
 
@@ -14,7 +16,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::admin::{self, AccountChange, NewInvite};
 use crate::config::Synchronous;
 use crate::db::queries::{self, InviteRow, RegistrationMode, UserSummary};
-use crate::db::sql::{Conn, Sql, SqlError};
+use crate::db::sql::{Conn, PgConn, PgError, Sql, SqlError};
 use crate::db::{open_writable, DbError, NewAdmin, OpenError, Room, StoredMessage, User};
 
 /// How long a command waits for a lock held by a running server.
@@ -56,17 +58,43 @@ pub enum Exported<'a> {
     Message(StoredMessage),
 }
 
-/// A connection of the operator's own to the database file.
+/// A connection of the operator's own to the database.
 pub struct FileStore {
-    /// Always SQLite (a `Conn`, so the store's shared steps run on it as on the server).
+    /// The SQLite file, or PostgreSQL (a `Conn`, so the store's shared steps run on it as on
+    /// the server).
     conn: Conn,
 }
+
+/// Messages read at once by an export from PostgreSQL.
+const EXPORT_PAGE: u32 = 1000;
 
 impl FileStore {
     /// Open the database read-write as the server does: created if missing, WAL, migrated.
     pub fn open(path: &Path, synchronous: Synchronous) -> Result<FileStore, OpenError> {
         Ok(FileStore {
             conn: Conn::Lite(open_writable(path, synchronous)?),
+        })
+    }
+
+    /// Connect to the PostgreSQL database at `url` and bring its schema up to date, as a
+    /// server would.
+    pub fn open_postgres(url: &str) -> Result<FileStore, OpenError> {
+        let fail = |reason: String| OpenError {
+            path: crate::db::pg::redacted(url),
+            reason,
+        };
+        let config: postgres::Config = url
+            .parse()
+            .map_err(|e| fail(format!("not a PostgreSQL URL: {e}")))?;
+        let conn = PgConn::connect(config, "SET application_name = 'hearth'").map_err(|e| {
+            fail(match e {
+                PgError::Db(e) => format!("cannot connect: {}", crate::db::pg::error_text(&e)),
+                e => e.to_string(),
+            })
+        })?;
+        crate::db::pg::schema::migrate(&mut conn.client()).map_err(|e| fail(e.to_string()))?;
+        Ok(FileStore {
+            conn: Conn::Pg(conn),
         })
     }
 
@@ -91,9 +119,14 @@ impl FileStore {
     }
 
     /// Run `f` in one transaction that takes the write lock up front (waiting up to the busy
-    /// timeout for a running server's writer), so it never fails half-way for want of it.
+    /// timeout for a running server's writer), so it never fails half-way for want of it. On
+    /// PostgreSQL the lock is the log head's, as the nodes' writers take it: what the command
+    /// changes (a purge's deletions) takes positions in order with theirs.
     fn write<T>(&self, f: impl FnOnce(&Conn) -> Result<T, SqlError>) -> Result<T, DbError> {
-        self.conn.batch("BEGIN IMMEDIATE")?;
+        self.conn.batch(self.conn.dialect(
+            "BEGIN IMMEDIATE",
+            "BEGIN; SELECT pos FROM hearth_log_head WHERE id = 1 FOR UPDATE",
+        ))?;
         let done = f(&self.conn).and_then(|value| self.conn.batch("COMMIT").map(|()| value));
         if done.is_err() && self.conn.in_transaction() {
             let _ = self.conn.batch("ROLLBACK");
@@ -203,6 +236,9 @@ impl FileStore {
         &self,
         mut f: impl FnMut(Exported<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
+        if self.conn.is_postgres() {
+            return self.export_pages(f);
+        }
         let tx = self
             .lite()?
             .unchecked_transaction()
@@ -211,6 +247,42 @@ impl FileStore {
             &queries::all_rooms(&*tx).map_err(DbError::from)?,
         ))?;
         queries::for_each_message(&tx, |m| f(Exported::Message(m))).map_err(DbError::from)?
+    }
+}
+
+impl FileStore {
+    /// [`FileStore::export`] on PostgreSQL: page after page of messages, all in one
+    /// repeatable-read transaction (one snapshot).
+    fn export_pages<E: From<DbError>>(
+        &self,
+        mut f: impl FnMut(Exported<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let c = &self.conn;
+        c.batch("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .map_err(DbError::from)?;
+        let done = (|| {
+            f(Exported::Rooms(
+                &queries::all_rooms(c).map_err(DbError::from)?,
+            ))?;
+            let mut after = 0;
+            loop {
+                let page = queries::messages_page(c, after, EXPORT_PAGE).map_err(DbError::from)?;
+                let Some(last) = page.last().map(|m| m.id) else {
+                    return Ok(());
+                };
+                after = last;
+                for m in page {
+                    f(Exported::Message(m))?;
+                }
+            }
+        })();
+        let _ = c.batch("ROLLBACK");
+        done
+    }
+
+    /// Whether this is a PostgreSQL database.
+    pub fn is_postgres(&self) -> bool {
+        self.conn.is_postgres()
     }
 }
 

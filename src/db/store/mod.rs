@@ -215,9 +215,42 @@ impl Db {
         query: SearchQuery,
         budget: Duration,
     ) -> Result<Vec<SearchHit>, DbError> {
+        if self.is_postgres() {
+            return self.search_postgres(query, budget).await;
+        }
         self.search_index.caught_up(INDEX_WAIT).await;
         self.read_bounded(budget, move |c| queries::search(c, &query))
             .await
+    }
+
+    /// A search on PostgreSQL, on a reader: the index is written with each message, so
+    /// there is nothing to wait for; `budget` is the statement timeout of its transaction.
+    async fn search_postgres(
+        &self,
+        query: SearchQuery,
+        budget: Duration,
+    ) -> Result<Vec<SearchHit>, DbError> {
+        let ms = budget.as_millis().clamp(1, i32::MAX as u128);
+        let found = self
+            .read(move |c| {
+                let Conn::Pg(pg) = c else {
+                    return Err(SqlError::Missing("a PostgreSQL connection"));
+                };
+                c.batch(&format!(
+                    "BEGIN READ ONLY; SET LOCAL statement_timeout = {ms}"
+                ))?;
+                let found = queries::search_pg(pg, &query);
+                c.batch(if found.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+                match found {
+                    Ok(hits) => Ok(Some(hits)),
+                    Err(e) if e.code() == Some(&postgres::error::SqlState::QUERY_CANCELED) => {
+                        Ok(None)
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await?;
+        found.ok_or(DbError::Interrupted)
     }
 
     /// The counter bumped whenever another process revokes sessions.
