@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 use crate::model::{MessageChange, Room, StoredMessage};
 
 /// One committed change to rooms and memberships.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Change {
     /// `user_id` became a member of `room` (as they see it): their connections start
     /// receiving the room and get a `room_joined` frame.
@@ -86,7 +86,7 @@ pub enum Change {
 }
 
 /// Who hears of a change to a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Audience {
     /// Every connection listening to the message's room (a committed change).
     Room,
@@ -167,6 +167,15 @@ pub enum Committed {
     },
     /// A committed write's changes to rooms and memberships, for the hub.
     Changed(Changes),
+    /// On PostgreSQL, first in a batch that took positions: it took those in
+    /// `(after, upto]`. The node's log follower delivers what other nodes committed below
+    /// them first; the hub ignores it.
+    Logged {
+        /// The head before the batch.
+        after: i64,
+        /// The head after it.
+        upto: i64,
+    },
 }
 
 impl std::fmt::Debug for Committed {
@@ -178,6 +187,7 @@ impl std::fmt::Debug for Committed {
             Committed::Failed { origin, .. } => write!(f, "Failed(from {origin})"),
             Committed::Refused { origin, .. } => write!(f, "Refused(from {origin})"),
             Committed::Changed(c) => write!(f, "Changed({:?})", c.changes),
+            Committed::Logged { after, upto } => write!(f, "Logged({after}..={upto})"),
         }
     }
 }

@@ -112,6 +112,14 @@ const SEARCHES_AT_ONCE: usize = 2;
 const DECODES_AT_ONCE: usize = 2;
 /// How often the server looks for sessions revoked by a command-line tool.
 const REVOCATION_POLL: Duration = Duration::from_secs(1);
+/// How often, on PostgreSQL, a node looks for revocations (every node's own revocations
+/// move the same counter, see `tell_other_nodes`): sessions end on every node within this.
+const REVOCATION_POLL_CLUSTER: Duration = Duration::from_millis(200);
+/// How often, on PostgreSQL, the hub's events every node has applied are deleted.
+const PRUNE_LOG_EVERY: Duration = Duration::from_secs(60);
+/// How long the hub's events are kept: well beyond [`cluster::log::STALE`], after which a
+/// node that has not read them has closed its connections anyway.
+const LOG_EVENTS_KEPT: Duration = Duration::from_secs(600);
 /// How often expired sessions are deleted.
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
@@ -159,14 +167,26 @@ async fn announce_setup(state: &App, addr: SocketAddr) -> Option<String> {
 /// disable`, `hearth user purge`, ...) within a second, and delete expired sessions every hour.
 async fn housekeeping(state: App) {
     let mut stop = state.shutdown.clone();
-    let mut poll = tokio::time::interval(REVOCATION_POLL);
+    let mut poll = tokio::time::interval(if state.db.is_postgres() {
+        REVOCATION_POLL_CLUSTER
+    } else {
+        REVOCATION_POLL
+    });
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_sweep: Option<std::time::Instant> = None;
+    let mut last_prune = std::time::Instant::now();
     let mut epoch = state.db.sessions_epoch().await.ok();
     loop {
         tokio::select! {
             _ = stop.changed() => return,
             _ = poll.tick() => {}
+        }
+        if state.db.is_postgres() && last_prune.elapsed() >= PRUNE_LOG_EVERY {
+            last_prune = std::time::Instant::now();
+            let before = db::now_ms() - LOG_EVENTS_KEPT.as_millis() as i64;
+            if let Err(e) = state.db.prune_hub_events(before).await {
+                tracing::warn!("cannot delete old hub events: {e}");
+            }
         }
         if last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
             last_sweep = Some(std::time::Instant::now());
@@ -212,6 +232,7 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
     let addr = config.bind_addr().map_err(StartupError::Config)?;
     let (commit_tx, commit_rx) = std::sync::mpsc::channel();
     let metrics = Arc::new(metrics::Metrics::default());
+    let wake = commit_tx.clone();
     let (db, writer) = if config.database.url.is_empty() {
         Db::open(
             &config.database.path,
@@ -230,7 +251,20 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
         },
         metrics.clone(),
     );
-    let fan_out = hub.spawn_fan_out(commit_rx)?;
+    // On PostgreSQL, the log's follower delivers this node's commits and every other
+    // node's, in position order; on SQLite the writer's commits are all there is.
+    let fan_out = match db.log_handoff() {
+        Some(handoff) => cluster::log::start(
+            &config.database.url,
+            hub.clone(),
+            (commit_rx, wake),
+            handoff,
+        )?,
+        None => {
+            drop(wake);
+            hub.spawn_fan_out(commit_rx)?
+        }
+    };
     let files = files::Files::open(&config.uploads.folder(&config.database.path))
         .map_err(StartupError::Files)?;
     let tls = tls_acceptor(&config)?;

@@ -21,7 +21,7 @@ pub struct User {
 }
 
 /// A room or direct conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Room {
     /// Row id.
     pub id: i64,
@@ -46,7 +46,7 @@ pub struct Room {
 }
 
 /// Whether a room is a named room or a direct conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RoomKind {
     /// A named room, public or private.
     Room,
@@ -185,7 +185,7 @@ fn minute_of_day(s: &str) -> Option<u16> {
 pub const MAX_UTC_OFFSET: i16 = 840;
 
 /// One user's state in a room they belong to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Membership {
     /// Highest message id read.
     pub last_read: i64,
@@ -232,7 +232,7 @@ pub struct StoredMessage {
 }
 
 /// What a message's first link leads to, as the server fetched it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LinkPreview {
     /// The link.
     pub url: String,
@@ -333,7 +333,7 @@ pub struct Reaction {
 }
 
 /// One committed edit, deletion or reaction change of a message, at its own position `seq`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MessageChange {
     /// Its position, from the counter message ids come from.
     pub seq: i64,
@@ -348,7 +348,7 @@ pub struct MessageChange {
 }
 
 /// What a [`MessageChange`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ChangeKind {
     /// The body became `body` (empty once the message was deleted later).
     Edited {

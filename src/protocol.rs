@@ -15,6 +15,9 @@ pub const MAX_FRAME: usize = 64 * 1024;
 pub const CLOSE_TOO_SLOW: u16 = 4008;
 /// Close code when the session was revoked (logout, password change, disabled account).
 pub const CLOSE_SESSION_ENDED: u16 = 4001;
+/// Close code: the node fell behind the others (cluster mode); reconnect, and resume with
+/// `since=`, here or on another node.
+pub const CLOSE_RECONNECT: u16 = 1012;
 
 /// A frame from a client.
 #[derive(Debug, Deserialize, PartialEq, Eq)]

@@ -2,11 +2,13 @@
 //! depends on, kept in Redis (see docs/ARCHITECTURE.md, "Cluster mode"). The durable plane,
 //! messages and their order, is PostgreSQL's (`db::pg`); losing Redis loses none of it.
 //!
+//! - [`log`]: the node's follower of the log, which hands every position to the hub.
 //! - [`caps`]: connection caps counted over every node.
 //! - [`rate`]: the per-user message rate shared by every node.
 //! - [`presence`]: who is online on any node.
 
 pub mod caps;
+pub mod log;
 pub mod presence;
 pub mod rate;
 

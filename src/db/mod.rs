@@ -125,6 +125,8 @@ pub struct Db {
     /// only after a removal committed), so the writer queues deliveries only when there can
     /// be any, and never misses one.
     webhooks: Arc<AtomicUsize>,
+    /// On PostgreSQL: what the writer tells the node's log follower.
+    handoff: Option<Arc<pg::log::Handoff>>,
 }
 
 /// Connections (and threads) in the general read pool.
@@ -250,9 +252,13 @@ impl Db {
 
         let count = queries::webhook_count(&conn).map_err(|e| fail(e.to_string()))?;
         let webhooks = Arc::new(AtomicUsize::new(count.max(0) as usize));
-        let (tx, handle, search_index) =
-            writer::spawn(sql::Conn::Lite(conn), commits, metrics, webhooks.clone())
-                .map_err(|e| fail(e.to_string()))?;
+        let (tx, handle, search_index) = writer::spawn(
+            sql::Conn::Lite(conn),
+            commits,
+            metrics,
+            (webhooks.clone(), None),
+        )
+        .map_err(|e| fail(e.to_string()))?;
         Ok((
             Db {
                 writer: tx,
@@ -261,6 +267,7 @@ impl Db {
                 sessions_generation: Arc::new(AtomicU64::new(0)),
                 search_index,
                 webhooks,
+                handoff: None,
             },
             handle,
         ))
@@ -322,11 +329,16 @@ impl Db {
             .map(Arc::new)
             .map_err(|e| fail(e.to_string()))?;
         let writer = connect(pg::WRITER_SESSION)?;
+        let handoff = Arc::new(pg::log::Handoff::default());
         let count = queries::webhook_count(&writer).map_err(|e| fail(e.to_string()))?;
         let webhooks = Arc::new(AtomicUsize::new(count.max(0) as usize));
-        let (tx, handle, search_index) =
-            writer::spawn(sql::Conn::Pg(writer), commits, metrics, webhooks.clone())
-                .map_err(|e| fail(e.to_string()))?;
+        let (tx, handle, search_index) = writer::spawn(
+            sql::Conn::Pg(writer),
+            commits,
+            metrics,
+            (webhooks.clone(), Some(handoff.clone())),
+        )
+        .map_err(|e| fail(e.to_string()))?;
         Ok((
             Db {
                 writer: tx,
@@ -335,9 +347,15 @@ impl Db {
                 sessions_generation: Arc::new(AtomicU64::new(0)),
                 search_index,
                 webhooks,
+                handoff: Some(handoff),
             },
             handle,
         ))
+    }
+
+    /// On PostgreSQL, what the writer tells the node's log follower.
+    pub fn log_handoff(&self) -> Option<Arc<pg::log::Handoff>> {
+        self.handoff.clone()
     }
 
     /// Whether this store is PostgreSQL.

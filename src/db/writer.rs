@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::checkpoint::Checkpointer;
+use super::pg::log::Handoff;
 use super::search_index::{IndexProgress, Indexer};
 use super::sql::{Conn, Sql, SqlError};
 use super::{now_ms, queries, Attachment, Changes, DbError, ReplyTo, StoredMessage};
@@ -132,7 +133,7 @@ pub(super) fn spawn(
     conn: Conn,
     commits: std::sync::mpsc::Sender<Vec<Committed>>,
     metrics: Arc<Metrics>,
-    webhooks: Arc<AtomicUsize>,
+    (webhooks, handoff): (Arc<AtomicUsize>, Option<Arc<Handoff>>),
 ) -> std::io::Result<(mpsc::Sender<WriteCmd>, WriterHandle, Arc<IndexProgress>)> {
     let (tx, rx) = mpsc::channel(QUEUE);
     let indexer = conn.lite().map(Indexer::start);
@@ -154,7 +155,15 @@ pub(super) fn spawn(
     let thread = std::thread::Builder::new()
         .name("hearth-writer".into())
         .spawn(move || {
-            run(&conn, rx, (commits, metrics), (indexer, &webhooks));
+            run(
+                &conn,
+                rx,
+                (commits, metrics),
+                (indexer, &webhooks, handoff.as_deref()),
+            );
+            if let Some(h) = &handoff {
+                h.writer_stopped();
+            }
             drop(checkpoints);
             if let Some(lite) = conn.lite() {
                 if let Err(e) = lite.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
@@ -211,7 +220,7 @@ fn run(
     conn: &Conn,
     mut rx: mpsc::Receiver<WriteCmd>,
     (commits, metrics): (std::sync::mpsc::Sender<Vec<Committed>>, Arc<Metrics>),
-    (mut indexer, webhooks): (Option<Indexer>, &AtomicUsize),
+    (mut indexer, webhooks, handoff): (Option<Indexer>, &AtomicUsize, Option<&Handoff>),
 ) {
     let timer = writer_timer();
     let mut batch = Vec::with_capacity(64);
@@ -235,7 +244,7 @@ fn run(
                 _ => None,
             })
             .collect();
-        let (out, result) = commit_batch(conn, &mut batch, &mut indexer, webhooks);
+        let (out, result) = commit_batch(conn, &mut batch, (&mut indexer, handoff), webhooks);
         record(&metrics, &out, result, &queued);
         if !out.is_empty() && commits.send(out).is_err() {
             tracing::warn!("fan-out has stopped; committed messages are not delivered live");
@@ -338,33 +347,44 @@ struct Pass {
 /// changes locks the log head first: the other nodes' writers wait for its commit, so
 /// positions commit in order, and everything it reads (nonces, memberships, the state of
 /// the messages it changes) is as of every earlier position.
-fn begin(conn: &Conn, batch: &[WriteCmd]) -> Result<(), super::sql::SqlError> {
+/// On PostgreSQL, returns the log head as locked (`None`: not locked).
+fn begin(conn: &Conn, batch: &[WriteCmd]) -> Result<Option<i64>, SqlError> {
     if !conn.is_postgres() {
-        return conn.batch("BEGIN IMMEDIATE");
+        return conn.batch("BEGIN IMMEDIATE").map(|()| None);
     }
     let ordered = batch
         .iter()
         .any(|c| matches!(c, WriteCmd::Message(_) | WriteCmd::Exec(_, true)));
+    conn.batch("BEGIN")?;
     if ordered {
-        conn.batch("BEGIN; SELECT pos FROM hearth_log_head WHERE id = 1 FOR UPDATE")
+        queries::lock_log_head(conn).map(Some)
     } else {
-        conn.batch("BEGIN")
+        Ok(None)
     }
 }
 
-/// Commit the batch's transaction. On PostgreSQL, a batch that took positions wakes every
-/// node's follower with the commit (a notification is sent if and only if its transaction
-/// commits); followers read the log itself, so the notification carries nothing.
-fn commit(conn: &Conn, pass: &Pass) -> Result<(), super::sql::SqlError> {
-    let positioned = pass.outcomes.iter().any(|c| match c {
-        Committed::Stored { duplicate, .. } => !duplicate,
-        Committed::Changed(_) => true,
-        _ => false,
-    });
-    if conn.is_postgres() && positioned {
-        conn.batch("SELECT pg_notify('hearth_log', '')")?;
-    }
-    conn.batch("COMMIT")
+/// Commit the batch's transaction. On PostgreSQL, a batch that locked the log head at
+/// `locked` and took positions wakes every node's follower with the commit (a notification
+/// is sent if and only if its transaction commits; followers read the log itself, so it
+/// carries nothing), and tells this node's follower, before the commit, that positions
+/// above `locked` are its own and arrive with its outcomes. Returns the positions taken.
+fn commit(
+    conn: &Conn,
+    locked: Option<i64>,
+    handoff: Option<&Handoff>,
+) -> Result<Option<(i64, i64)>, SqlError> {
+    let span = match locked {
+        Some(after) => {
+            let upto = queries::notify_log(conn, after)?;
+            if let Some(h) = handoff.filter(|_| upto > after) {
+                h.committing(after);
+            }
+            Some((after, upto))
+        }
+        None => None,
+    };
+    conn.batch("COMMIT")?;
+    Ok(span)
 }
 
 /// Run one transaction over `batch` (emptying it); returns the message outcomes and whether
@@ -373,19 +393,22 @@ fn commit(conn: &Conn, pass: &Pass) -> Result<(), super::sql::SqlError> {
 fn commit_batch(
     conn: &Conn,
     batch: &mut Vec<WriteCmd>,
-    indexer: &mut Option<Indexer>,
+    (indexer, handoff): (&mut Option<Indexer>, Option<&Handoff>),
     webhooks: &AtomicUsize,
 ) -> (Vec<Committed>, Result<(), String>) {
     let now = now_ms();
     let mut pass = Pass::default();
-    if let Err(e) = begin(conn, batch) {
-        tracing::error!("cannot start a write transaction: {e}");
-        if conn.in_transaction() {
-            let _ = conn.batch("ROLLBACK");
+    let locked = match begin(conn, batch) {
+        Ok(locked) => locked,
+        Err(e) => {
+            tracing::error!("cannot start a write transaction: {e}");
+            if conn.in_transaction() {
+                let _ = conn.batch("ROLLBACK");
+            }
+            fail_all(batch.drain(..), &mut pass.outcomes);
+            return (pass.outcomes, Err(e.to_string()));
         }
-        fail_all(batch.drain(..), &mut pass.outcomes);
-        return (pass.outcomes, Err(e.to_string()));
-    }
+    };
     let mut cmds = batch.drain(..);
     for cmd in cmds.by_ref() {
         match cmd {
@@ -398,7 +421,7 @@ fn commit_batch(
                 let outcome = store_message(conn, m, (now, hooked), &mut pass.first_error);
                 pass.outcomes.push(outcome);
             }
-            WriteCmd::Exec(job, _) => run_job(conn, job, &mut pass),
+            WriteCmd::Exec(job, _) => run_job(conn, job, &mut pass, now),
             WriteCmd::Shutdown => {}
         }
         if !conn.usable_transaction() {
@@ -412,16 +435,26 @@ fn commit_batch(
             .clone()
             .unwrap_or_else(|| "the transaction was rolled back".into()))
     } else {
-        commit(conn, &pass).map_err(|e| e.to_string())
+        commit(conn, locked, handoff).map_err(|e| e.to_string())
     };
     match committed {
-        Ok(()) => {
+        Ok(span) => {
             if let (Some(indexer), Some(lite)) = (indexer.as_mut(), conn.lite()) {
                 indexer.committed(lite, newest_stored(&pass.outcomes));
             }
-            committed_pass(pass)
+            let (mut outcomes, result) = committed_pass(pass);
+            if let Some((after, upto)) = span.filter(|(after, upto)| upto > after) {
+                outcomes.insert(0, Committed::Logged { after, upto });
+            }
+            (outcomes, result)
         }
-        Err(e) => failed_pass(conn, pass, e),
+        Err(e) => {
+            // Nothing of this batch arrives: the follower must not wait for it.
+            if let (Some(h), Some(after)) = (handoff, locked) {
+                h.settled(after);
+            }
+            failed_pass(conn, pass, e)
+        }
     }
 }
 
@@ -437,12 +470,23 @@ fn newest_stored(outcomes: &[Committed]) -> i64 {
         .unwrap_or(0)
 }
 
-/// Run a job in a savepoint of its own, so a refusal undoes only what it wrote.
-fn run_job(conn: &Conn, job: Job, pass: &mut Pass) {
+/// Run a job in a savepoint of its own, so a refusal undoes only what it wrote. On
+/// PostgreSQL, the changes of a kept job that other nodes must apply take a position of
+/// their own in the log (see [`log_changes`]).
+fn run_job(conn: &Conn, job: Job, pass: &mut Pass, now: i64) {
     if let Err(e) = conn.batch("SAVEPOINT job") {
         pass.first_error.get_or_insert(e.to_string());
     }
-    let done = job(conn);
+    let mut done = job(conn);
+    if done.keep && conn.is_postgres() {
+        if let Some(changes) = &done.changes {
+            if let Err(e) = log_changes(conn, &changes.changes, now) {
+                tracing::error!("cannot log the hub's changes: {e}");
+                pass.first_error.get_or_insert(e.to_string());
+                done.keep = false;
+            }
+        }
+    }
     if let Some(changes) = done.changes.filter(|_| done.keep) {
         pass.outcomes.push(Committed::Changed(changes));
     }
@@ -456,6 +500,45 @@ fn run_job(conn: &Conn, job: Job, pass: &mut Pass) {
         pass.first_error.get_or_insert(e.to_string());
     }
     pass.replies.push(done.reply);
+}
+
+/// Store `changes` (those every connection's node must apply, not the answers to one
+/// connection) as one hub event. Changes to messages already took positions of their own
+/// (their rows in the change log): the event shares the last of them, so an edit or a
+/// reaction takes one position on either store. Others (joins, leaves, rooms, read markers)
+/// take the next position.
+fn log_changes(conn: &Conn, changes: &[crate::events::Change], now: i64) -> Result<(), SqlError> {
+    use crate::events::{Audience, Change};
+    let shared: Vec<&Change> = changes
+        .iter()
+        .filter(|c| {
+            !matches!(
+                c,
+                Change::Message {
+                    audience: Audience::Only(_),
+                    ..
+                }
+            )
+        })
+        .collect();
+    if shared.is_empty() {
+        return Ok(());
+    }
+    let json = serde_json::to_string(&shared)
+        .map_err(|e| SqlError::Io(std::io::Error::other(e.to_string())))?;
+    let last_change = shared
+        .iter()
+        .filter_map(|c| match c {
+            Change::Message { change, .. } => Some(change.seq),
+            _ => None,
+        })
+        .max();
+    let pos = match last_change {
+        Some(seq) => seq,
+        None => queries::next_position(conn)?,
+    };
+    queries::insert_hub_event(conn, pos, &json, now)?;
+    Ok(())
 }
 
 fn committed_pass(pass: Pass) -> (Vec<Committed>, Result<(), String>) {
@@ -762,7 +845,7 @@ mod tests {
             Conn::Lite(conn),
             commits,
             Arc::new(Metrics::default()),
-            Arc::default(),
+            (Arc::default(), None),
         )
         .unwrap();
         (tx, handle, received, progress)
@@ -849,6 +932,7 @@ mod tests {
                 Committed::Failed { .. } => "failed".into(),
                 Committed::Refused { .. } => "refused".into(),
                 Committed::Changed(c) => format!("changed {}", c.changes.len()),
+                Committed::Logged { after, upto } => format!("logged {after}..={upto}"),
             }));
         }
         out

@@ -28,6 +28,8 @@ struct Tally {
     delivered: u64,
     /// The highest id of a new message delivered.
     last_id: i64,
+    /// Whether new messages are handed to the watcher (those this node stored).
+    watched: bool,
 }
 
 /// The committed items of a batch, consumed as they are delivered.
@@ -36,7 +38,21 @@ type Batch = Peekable<std::vec::IntoIter<Committed>>;
 impl Hub {
     /// Deliver one committed batch, in id order.
     pub fn fan_out(&self, batch: Vec<Committed>) {
-        let mut tally = Tally::default();
+        self.fan_out_with(batch, true);
+    }
+
+    /// Deliver messages and changes another node committed (cluster mode): as
+    /// [`Hub::fan_out`], except that the new-message watcher (previews, pushes, webhooks)
+    /// is not told, since the node that stored them tells its own.
+    pub fn fan_out_remote(&self, batch: Vec<Committed>) {
+        self.fan_out_with(batch, false);
+    }
+
+    fn fan_out_with(&self, batch: Vec<Committed>, watched: bool) {
+        let mut tally = Tally {
+            watched,
+            ..Tally::default()
+        };
         let mut batch = batch.into_iter().peekable();
         while batch.peek().is_some() {
             // Messages under the read lock; committed changes to rooms and memberships are
@@ -78,7 +94,7 @@ impl Hub {
                 } => self.deliver_duplicate(&st, &msg, origin, tally),
                 Committed::Stored { msg, mentioned, .. } => {
                     self.deliver_stored(&st, &msg, &mentioned, tally);
-                    if let Some(watch) = self.inner.watcher.get() {
+                    if let Some(watch) = self.inner.watcher.get().filter(|_| tally.watched) {
                         watch(&msg, &mentioned);
                     }
                 }
@@ -93,7 +109,7 @@ impl Hub {
                     let frame = || refused_frame(reason, nonce.as_deref());
                     self.answer_sender(&st, origin, tally, frame);
                 }
-                Committed::Changed(_) => {}
+                Committed::Changed(_) | Committed::Logged { .. } => {}
             }
         }
     }

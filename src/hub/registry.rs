@@ -210,6 +210,15 @@ impl Hub {
         }
     }
 
+    /// Close every connection with `code` (this node can no longer vouch for what they were
+    /// sent: they reconnect and resume).
+    pub fn close_all(&self, code: u16, reason: &'static str) {
+        let st = lock_read(&self.inner.state);
+        for c in st.conns.values() {
+            let _ = c.tx.try_send(Outgoing::Close(code, reason));
+        }
+    }
+
     /// Close every connection of a user (account disabled or signed out by an administrator).
     pub fn close_user(&self, user_id: i64, code: u16, reason: &'static str) {
         let st = lock_read(&self.inner.state);

@@ -16,9 +16,11 @@ mod cli;
 mod durability;
 mod durability_changes;
 mod ephemeral;
+mod nodes;
 mod pgqueries;
 mod postgres;
 mod postgres_suite;
+
 mod reverse_proxy;
 mod scripting;
 mod uploads_crash;

@@ -15,6 +15,9 @@
 //! costs at most one tail-check interval. After reconnecting it listens first and reads
 //! second, so nothing committed in between is missed.
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator;
@@ -158,7 +161,11 @@ impl Follower {
         };
         if lost || self.listener.as_ref().is_some_and(|l| l.is_closed()) {
             self.listener = None;
-            self.listen()?;
+            // A listener lost again while it starts is tried again on the next call, after
+            // a pause; the read below is complete either way.
+            if self.listen().is_err() {
+                std::thread::sleep(self.tail_check);
+            }
         }
         self.read()
     }
@@ -204,4 +211,74 @@ pub enum FollowError {
     /// PostgreSQL could not be reached or refused a read.
     #[error("postgresql: {0}")]
     Postgres(postgres::Error),
+}
+
+/// What a node's writer tells its own log follower, so that the follower never delivers the
+/// writer's rows as another node's: a batch's outcomes (acknowledgements, the changes' waiters)
+/// reach the hub only through the writer.
+#[derive(Debug, Default)]
+pub struct Handoff {
+    /// Where each batch the writer is committing, or has committed but the follower has not
+    /// yet delivered, starts (the head it locked), oldest first. Added before `COMMIT`, so a
+    /// follower that reads a batch's rows and then finds it here knows they are on their way.
+    /// The writer may commit its next batch before the follower delivered the last one.
+    committing: Mutex<VecDeque<i64>>,
+    /// The writer has stopped: nothing more comes from it.
+    stopped: AtomicBool,
+}
+
+impl Handoff {
+    fn marks(&self) -> std::sync::MutexGuard<'_, VecDeque<i64>> {
+        self.committing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The writer is about to commit positions above `after`.
+    pub fn committing(&self, after: i64) {
+        self.marks().push_back(after);
+    }
+
+    /// The batch that locked the head at `after` is delivered (or failed): positions above
+    /// it are no longer the writer's to deliver.
+    pub fn settled(&self, after: i64) {
+        let mut marks = self.marks();
+        if let Some(i) = marks.iter().position(|&a| a == after) {
+            marks.remove(i);
+        }
+    }
+
+    /// Where the writer's oldest batch in flight starts: positions above it arrive with its
+    /// outcomes.
+    pub fn in_flight(&self) -> Option<i64> {
+        self.marks().front().copied()
+    }
+
+    /// The writer has stopped.
+    pub fn writer_stopped(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the writer has stopped.
+    pub fn has_writer_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Handoff;
+
+    #[test]
+    fn the_oldest_batch_in_flight_holds_the_follower_back_until_it_is_delivered() {
+        let h = Handoff::default();
+        assert_eq!(h.in_flight(), None);
+        h.committing(10);
+        h.committing(14); // committed before the follower delivered the first
+        assert_eq!(h.in_flight(), Some(10));
+        h.settled(10);
+        assert_eq!(h.in_flight(), Some(14));
+        h.settled(99); // not in flight: nothing changes
+        assert_eq!(h.in_flight(), Some(14));
+        h.settled(14);
+        assert_eq!(h.in_flight(), None);
+    }
 }

@@ -384,6 +384,19 @@ pub const MIGRATIONS: &[&str] = &[
         GENERATED ALWAYS AS (to_tsvector('hearth', body)) STORED;
     CREATE INDEX messages_search ON messages USING gin (search);
     "#,
+    // 7: the hub's events in the log. A committed write that changes what connections see
+    //    (a join, a leave, a room created or renamed, an edit, a deletion, a reaction, a read
+    //    marker) takes one position more for its changes, as JSON, so every node applies
+    //    them in order with the messages around them. They are needed only until every node
+    //    has applied them: rows older than a few minutes are deleted.
+    r#"
+    CREATE TABLE hub_events (
+        pos     bigint PRIMARY KEY,
+        changes text   NOT NULL,
+        ts      bigint NOT NULL
+    );
+    CREATE INDEX hub_events_by_age ON hub_events(ts);
+    "#,
 ];
 
 /// Why the PostgreSQL schema could not be brought up to date.

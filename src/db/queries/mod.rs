@@ -7,6 +7,7 @@
 mod changes;
 mod hooks;
 mod invites;
+mod log;
 mod messages;
 mod previews;
 mod profiles;
@@ -22,6 +23,7 @@ mod users;
 pub use changes::*;
 pub use hooks::*;
 pub use invites::*;
+pub use log::*;
 pub use messages::*;
 pub use previews::*;
 pub use profiles::*;

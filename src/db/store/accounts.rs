@@ -1,7 +1,7 @@
 //! Accounts and sessions: sign-up with its registration gate, sign-in lookups, password
 //! changes and the sessions and bot tokens they revoke.
 
-use crate::db::sql::{Conn, SqlError};
+use crate::db::sql::{Conn, Sql as _, SqlError};
 
 use crate::db::queries::{self, RegistrationMode, SessionListing};
 use crate::db::{Db, DbError, NewAdmin, SessionInfo, SessionKind, SessionRow, User};
@@ -161,6 +161,7 @@ impl Db {
                 if let Some(keep) = keep {
                     revoked.extend(queries::delete_other_sessions(c, user_id, &keep)?);
                 }
+                tell_other_nodes(c)?;
                 Ok(revoked)
             })
             .await;
@@ -202,7 +203,11 @@ impl Db {
         id: String,
     ) -> Result<Option<[u8; 32]>, DbError> {
         let revoked = self
-            .write(move |c| queries::delete_session_by_listing_id(c, user_id, &id))
+            .write(move |c| {
+                let revoked = queries::delete_session_by_listing_id(c, user_id, &id)?;
+                tell_other_nodes(c)?;
+                Ok(revoked)
+            })
             .await;
         self.forget_sessions();
         revoked
@@ -221,7 +226,11 @@ impl Db {
     /// Revoke the session behind a digest.
     pub async fn delete_session(&self, token_hash: [u8; 32]) -> Result<bool, DbError> {
         let deleted = self
-            .write(move |c| queries::delete_session(c, &token_hash))
+            .write(move |c| {
+                let deleted = queries::delete_session(c, &token_hash)?;
+                tell_other_nodes(c)?;
+                Ok(deleted)
+            })
             .await;
         self.forget_sessions();
         deleted
@@ -242,4 +251,15 @@ impl Db {
         self.write(move |c| queries::touch_session(c, &token_hash, now_ms))
             .await
     }
+}
+
+/// On PostgreSQL, a revocation (a session ended, a password changed, an account changed) also
+/// moves the revocation counter, which every node watches: each of them forgets the sessions
+/// it cached and closes the sockets of the sessions that ended. (A single SQLite server has
+/// done both already; the counter there is for the command line's changes.)
+pub(super) fn tell_other_nodes(c: &Conn) -> Result<(), SqlError> {
+    if c.is_postgres() {
+        queries::bump_sessions_epoch(c)?;
+    }
+    Ok(())
 }

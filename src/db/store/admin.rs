@@ -136,7 +136,13 @@ impl Db {
         key: String,
         change: AccountChange,
     ) -> Result<Option<UserSummary>, DbError> {
-        let changed = self.write(move |c| change_account(c, &key, &change)).await;
+        let changed = self
+            .write(move |c| {
+                let changed = change_account(c, &key, &change)?;
+                super::accounts::tell_other_nodes(c)?;
+                Ok(changed)
+            })
+            .await;
         self.forget_sessions();
         changed
     }

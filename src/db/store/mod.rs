@@ -253,6 +253,12 @@ impl Db {
         found.ok_or(DbError::Interrupted)
     }
 
+    /// Delete the hub's events (PostgreSQL) stored before `before_ms`; how many went.
+    pub async fn prune_hub_events(&self, before_ms: i64) -> Result<usize, DbError> {
+        self.write(move |c| queries::prune_hub_events(c, before_ms))
+            .await
+    }
+
     /// The counter bumped whenever another process revokes sessions.
     pub async fn sessions_epoch(&self) -> Result<i64, DbError> {
         self.read(queries::sessions_epoch).await

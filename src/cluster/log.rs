@@ -1,0 +1,292 @@
+//! The node's log follower (PostgreSQL): every position of the log reaches this node's hub
+//! exactly once and in order, whichever node committed it.
+//!
+//! Two inputs arrive on one channel: the batches this node's writer committed (their
+//! outcomes: acknowledgements, refusals, and the waiters of its changes), and wake-ups (an
+//! empty batch) from a listener thread that `LISTEN`s on `hearth_log`. A wake-up, or the
+//! tail check when none comes, makes the follower read everything committed above what it
+//! delivered, up to the head, in one snapshot; a batch of the writer's, first marked with the
+//! positions it took ([`Committed::Logged`]), is delivered only after everything below them.
+//! Every position at or below a visible head is committed (the head's lock is held to the
+//! commit), so these reads never miss one: a lost notification costs one tail check.
+//!
+//! The writer marks a batch it is about to commit ([`Handoff`]); a read that finds rows above
+//! that mark leaves them to the batch, which brings them with their outcomes. A node that
+//! could not read the log for longer than [`STALE`] (paused, cut off) cannot vouch for what
+//! its connections missed: it closes them (1012) and they resume with `since=`.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use postgres::fallible_iterator::FallibleIterator;
+
+use crate::db::pg::log::Handoff;
+use crate::db::queries::{self, LogRange};
+use crate::db::sql::{PgConn, PgError, Sql};
+use crate::events::{Change, Changes, Committed};
+use crate::hub::Hub;
+use crate::protocol::CLOSE_RECONNECT;
+
+/// Read the log at least this often, notification or not.
+const TAIL_CHECK: Duration = Duration::from_millis(500);
+/// How long the listener waits for a notification before it checks whether to stop.
+const LISTEN_TICK: Duration = Duration::from_millis(250);
+/// Pause before trying PostgreSQL again after a failure.
+const RETRY: Duration = Duration::from_millis(200);
+/// Most positions read at once.
+const CHUNK: i64 = 2000;
+/// A node that could not read the log for this long closes its connections.
+pub const STALE: Duration = Duration::from_secs(30);
+/// The notification channel of appends.
+const CHANNEL: &str = "hearth_log";
+
+/// Start following the log of the PostgreSQL database at `url` from its current head,
+/// delivering to `hub`: this node's writer sends its committed batches on `commits`,
+/// `wake` is the same channel's sending end for the listener. Returns once the head is
+/// read; the thread stops after the writer did.
+pub fn start(
+    url: &str,
+    hub: Hub,
+    (commits, wake): (Receiver<Vec<Committed>>, Sender<Vec<Committed>>),
+    handoff: Arc<Handoff>,
+) -> std::io::Result<JoinHandle<()>> {
+    let config: postgres::Config = url.parse().map_err(std::io::Error::other)?;
+    let (ready, started) = std::sync::mpsc::channel();
+    let listen = config.clone();
+    let stop = handoff.clone();
+    std::thread::Builder::new()
+        .name("hearth-listen".into())
+        .spawn(move || listener(&listen, &wake, &stop))?;
+    let thread = std::thread::Builder::new()
+        .name("hearth-follow".into())
+        .spawn(move || {
+            let reader = match PgConn::connect(config, crate::db::pg::READER_SESSION)
+                .and_then(|r| queries::log_head(&r).map(|head| (r, head)))
+            {
+                Ok(started) => started,
+                Err(e) => {
+                    let _ = ready.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            let _ = ready.send(Ok(()));
+            let (reader, head) = reader;
+            let mut f = Follower {
+                reader,
+                hub,
+                handoff,
+                applied: head,
+                last_read: Instant::now(),
+            };
+            f.run(&commits);
+        })?;
+    match started.recv() {
+        Ok(Ok(())) => Ok(thread),
+        Ok(Err(e)) => Err(std::io::Error::other(format!("following the log: {e}"))),
+        Err(_) => Err(std::io::Error::other("the log follower did not start")),
+    }
+}
+
+/// Listen for notifications of appends and wake the follower for each burst of them, until
+/// the writer has stopped. A lost connection is opened again (and the follower woken, since
+/// notifications may have been missed meanwhile).
+fn listener(config: &postgres::Config, wake: &Sender<Vec<Committed>>, handoff: &Handoff) {
+    while !handoff.has_writer_stopped() {
+        let mut client = match config.connect(postgres::NoTls) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("log listener cannot connect: {e}");
+                std::thread::sleep(RETRY);
+                continue;
+            }
+        };
+        if let Err(e) = client.batch_execute(&format!("LISTEN {CHANNEL}")) {
+            tracing::warn!("log listener cannot listen: {e}");
+            std::thread::sleep(RETRY);
+            continue;
+        }
+        if wake.send(Vec::new()).is_err() {
+            return;
+        }
+        loop {
+            if handoff.has_writer_stopped() {
+                return;
+            }
+            let woken = {
+                let mut notes = client.notifications();
+                let first = notes.timeout_iter(LISTEN_TICK).next();
+                if matches!(first, Ok(Some(_))) {
+                    // One read serves every notification already here.
+                    while let Ok(Some(_)) = notes.iter().next() {}
+                }
+                first
+            };
+            match woken {
+                Ok(Some(_)) => {
+                    if wake.send(Vec::new()).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) if !client.is_closed() => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        tracing::warn!("log listener lost its connection; listening again");
+    }
+}
+
+/// The follower's state.
+struct Follower {
+    reader: PgConn,
+    hub: Hub,
+    handoff: Arc<Handoff>,
+    /// The last position delivered.
+    applied: i64,
+    /// When the log was last read.
+    last_read: Instant,
+}
+
+impl Follower {
+    fn run(&mut self, commits: &Receiver<Vec<Committed>>) {
+        loop {
+            match commits.recv_timeout(TAIL_CHECK) {
+                Ok(batch) if batch.is_empty() => self.catch_up(None),
+                Ok(batch) => self.local(batch),
+                Err(RecvTimeoutError::Timeout) => self.catch_up(None),
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            if self.handoff.has_writer_stopped() && self.handoff.in_flight().is_none() {
+                // Deliver what the writer sent last, then stop (the listener stops too).
+                while let Ok(batch) = commits.try_recv() {
+                    if !batch.is_empty() {
+                        self.local(batch);
+                    }
+                }
+                return;
+            }
+        }
+    }
+
+    /// A batch this node's writer committed: everything below its positions first.
+    fn local(&mut self, batch: Vec<Committed>) {
+        let Some(&Committed::Logged { after, upto }) = batch.first() else {
+            // No positions: answers and refusals only.
+            self.hub.fan_out(batch);
+            return;
+        };
+        if after > self.applied {
+            self.catch_up(Some(after));
+        }
+        self.hub.fan_out(batch);
+        self.applied = self.applied.max(upto);
+        self.handoff.settled(after);
+    }
+
+    /// Deliver what other nodes committed above `applied`, up to the head (or `limit`),
+    /// leaving the writer's batch in flight to the writer. Retried until it succeeds (or the
+    /// writer has stopped): nothing may be skipped.
+    fn catch_up(&mut self, limit: Option<i64>) {
+        loop {
+            if self.last_read.elapsed() > STALE {
+                self.resync();
+            }
+            match self.read_once(limit) {
+                Ok(true) => continue, // more than one chunk behind
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!("cannot read the log: {e}");
+                    if self.handoff.has_writer_stopped() {
+                        return;
+                    }
+                    std::thread::sleep(RETRY);
+                }
+            }
+        }
+    }
+
+    /// One read of at most [`CHUNK`] positions; whether more are waiting.
+    fn read_once(&mut self, limit: Option<i64>) -> Result<bool, PgError> {
+        let c = &self.reader;
+        c.batch("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+        type Read = (Option<(i64, LogRange)>, bool);
+        let read = (|| -> Result<Read, PgError> {
+            let head = queries::log_head(c)?;
+            // Checked after the head was read: a batch of this node's among the rows below
+            // it was marked before it committed.
+            let mut upto = head.min(limit.unwrap_or(i64::MAX));
+            if let Some(mine) = self.handoff.in_flight() {
+                upto = upto.min(mine);
+            }
+            let upto = upto.min(self.applied + CHUNK);
+            if upto <= self.applied {
+                return Ok((None, false));
+            }
+            let range = queries::log_range(c, self.applied, upto)?;
+            Ok((
+                Some((upto, range)),
+                upto < head.min(limit.unwrap_or(i64::MAX)),
+            ))
+        })();
+        let _ = c.batch("ROLLBACK");
+        let (found, more) = read?;
+        self.last_read = Instant::now();
+        if let Some((upto, range)) = found {
+            let items = remote_items(range);
+            if !items.is_empty() {
+                self.hub.fan_out_remote(items);
+            }
+            self.applied = upto;
+        }
+        Ok(more
+            && self
+                .handoff
+                .in_flight()
+                .is_none_or(|mine| mine > self.applied))
+    }
+
+    /// After a long gap, this node cannot vouch for what its connections missed (the hub's
+    /// events are kept only a few minutes): close them all, so they resume from the
+    /// database, and carry on from the head.
+    fn resync(&mut self) {
+        tracing::warn!(
+            "the log was not read for {:?}: closing every connection so clients resume",
+            self.last_read.elapsed()
+        );
+        self.hub.close_all(CLOSE_RECONNECT, "reconnect");
+        if let Ok(head) = queries::log_head(&self.reader) {
+            let head = self.handoff.in_flight().map_or(head, |mine| head.min(mine));
+            self.applied = self.applied.max(head);
+        }
+        self.last_read = Instant::now();
+    }
+}
+
+/// What another node committed, as the hub takes it, in position order.
+fn remote_items(range: LogRange) -> Vec<Committed> {
+    let mut items: Vec<(i64, Committed)> =
+        Vec::with_capacity(range.messages.len() + range.events.len());
+    for (msg, mentioned) in range.messages {
+        items.push((
+            msg.id,
+            Committed::Stored {
+                msg,
+                origin: 0,
+                duplicate: false,
+                mentioned,
+            },
+        ));
+    }
+    for (pos, json) in range.events {
+        match serde_json::from_str::<Vec<Change>>(&json) {
+            Ok(changes) => {
+                let (applied, _) = tokio::sync::oneshot::channel();
+                items.push((pos, Committed::Changed(Changes { changes, applied })));
+            }
+            Err(e) => tracing::error!("the hub event at {pos} cannot be read: {e}"),
+        }
+    }
+    items.sort_by_key(|(pos, _)| *pos);
+    items.into_iter().map(|(_, c)| c).collect()
+}

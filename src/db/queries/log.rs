@@ -1,0 +1,102 @@
+//! The log of cluster mode as each node follows it (PostgreSQL only): the hub's events at
+//! their positions, and everything committed in a range of positions.
+
+use super::*;
+use crate::db::sql::PgConn;
+
+/// Lock the log head for the rest of the transaction (every other writer waits for its
+/// end); the head as locked.
+pub fn lock_log_head<C: Sql>(conn: &C) -> Result<i64, C::Error> {
+    conn.row(
+        "SELECT pos FROM hearth_log_head WHERE id = 1 FOR UPDATE",
+        args![],
+        |r| r.get(0),
+    )?
+    .ok_or_else(|| C::missing("the log head"))
+}
+
+/// The head now, and, when it moved above `locked`, a notification to every node's follower
+/// sent with the commit.
+pub fn notify_log<C: Sql>(conn: &C, locked: i64) -> Result<i64, C::Error> {
+    let moved = conn.row(
+        "SELECT pos, pg_notify('hearth_log', '') FROM hearth_log_head WHERE id = 1 AND pos > ?1",
+        args![locked],
+        |r| r.get(0),
+    )?;
+    Ok(moved.unwrap_or(locked))
+}
+
+/// Store the hub's changes of a committed write at position `pos` (as JSON).
+pub fn insert_hub_event<C: Sql>(
+    conn: &C,
+    pos: i64,
+    changes: &str,
+    now_ms: i64,
+) -> Result<usize, C::Error> {
+    conn.exec(
+        "INSERT INTO hub_events (pos, changes, ts) VALUES (?1, ?2, ?3)",
+        args![pos, changes, now_ms],
+    )
+}
+
+/// Delete the hub's events stored before `before_ms` (every node has long applied them).
+pub fn prune_hub_events<C: Sql>(conn: &C, before_ms: i64) -> Result<usize, C::Error> {
+    conn.exec("DELETE FROM hub_events WHERE ts < ?1", args![before_ms])
+}
+
+/// Everything committed at positions in `(after, upto]`.
+#[derive(Debug, Default)]
+pub struct LogRange {
+    /// The messages, in position order, each with the members it mentions.
+    pub messages: Vec<(StoredMessage, Vec<i64>)>,
+    /// The hub's events, in position order: (position, changes as JSON).
+    pub events: Vec<(i64, String)>,
+}
+
+/// The log head as committed.
+pub fn log_head(conn: &PgConn) -> Result<i64, crate::db::sql::PgError> {
+    conn.row(
+        "SELECT pos FROM hearth_log_head WHERE id = 1",
+        args![],
+        |r| SqlRow::get(r, 0),
+    )?
+    .ok_or(crate::db::sql::PgError::Missing("the log head"))
+}
+
+/// Everything committed at positions in `(after, upto]` (read inside one snapshot by the
+/// caller).
+pub fn log_range(
+    conn: &PgConn,
+    after: i64,
+    upto: i64,
+) -> Result<LogRange, crate::db::sql::PgError> {
+    let mut messages = conn.rows(
+        &format!("SELECT {MESSAGE_COLUMNS} WHERE m.id > ?1 AND m.id <= ?2 ORDER BY m.id"),
+        args![after, upto],
+        message_row,
+    )?;
+    fill_extras(conn, &mut messages)?;
+    let mentions: Vec<(i64, i64)> = conn.rows(
+        "SELECT message_id, user_id FROM mentions WHERE message_id > ?1 AND message_id <= ?2 \
+         ORDER BY message_id, user_id",
+        args![after, upto],
+        |r| Ok((SqlRow::get(r, 0)?, SqlRow::get(r, 1)?)),
+    )?;
+    let messages = messages
+        .into_iter()
+        .map(|m| {
+            let mentioned = mentions
+                .iter()
+                .filter(|(id, _)| *id == m.id)
+                .map(|(_, user)| *user)
+                .collect();
+            (m, mentioned)
+        })
+        .collect();
+    let events = conn.rows(
+        "SELECT pos, changes FROM hub_events WHERE pos > ?1 AND pos <= ?2 ORDER BY pos",
+        args![after, upto],
+        |r| Ok((SqlRow::get(r, 0)?, SqlRow::get(r, 1)?)),
+    )?;
+    Ok(LogRange { messages, events })
+}

@@ -1,0 +1,189 @@
+//! Several Hearth servers on one PostgreSQL database: what any node commits reaches every
+//! member's connections on every node, in one order, once; membership, edits and
+//! revocations made through one node hold on the others; a client resumes on another node.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{id_of, within, Auth, TestApp, Ws, PASSWORD};
+use crate::engines::Postgres;
+
+/// A private PostgreSQL server with a new database `name`, and its URL (off the test's
+/// runtime: the driver blocks).
+async fn database(name: &'static str) -> Option<(Postgres, String)> {
+    tokio::task::spawn_blocking(move || {
+        let pg = Postgres::start()?;
+        let url = pg.create_database(name);
+        Some((pg, url))
+    })
+    .await
+    .expect("PostgreSQL starts")
+}
+
+/// `n` servers on the database at `url`.
+async fn nodes(url: &str, n: usize) -> Vec<TestApp> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let url = url.to_string();
+        out.push(
+            TestApp::builder()
+                .config(move |c| c.database.url = url)
+                .start()
+                .await,
+        );
+    }
+    out
+}
+
+/// Every `message` frame until `n` distinct ids arrived (other frames skipped): the ids in
+/// arrival order, and whether any arrived twice.
+async fn collect(ws: &mut Ws, n: usize) -> (Vec<i64>, bool) {
+    let mut ids = Vec::new();
+    let mut seen = HashSet::new();
+    let mut twice = false;
+    while seen.len() < n {
+        let f = ws.wait_type("message").await;
+        let id = id_of(&f);
+        twice |= !seen.insert(id);
+        ids.push(id);
+    }
+    (ids, twice)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_deliver_every_message_once_in_one_order() {
+    let Some((_pg, url)) = database("nodes").await else {
+        return;
+    };
+    let apps = nodes(&url, 3).await;
+    let names = ["ann", "ben", "cy"];
+    let mut auths = Vec::new();
+    for (app, name) in apps.iter().zip(names) {
+        auths.push(app.signup(name).await);
+    }
+    let mut sockets = Vec::new();
+    for (app, auth) in apps.iter().zip(&auths) {
+        sockets.push(app.ws_connect(auth, None).await);
+    }
+    // Each sends 40 messages through its own node, all at once.
+    const EACH: usize = 40;
+    for (i, ws) in sockets.iter_mut().enumerate() {
+        let frames: Vec<Value> = (0..EACH)
+            .map(|k| {
+                crate::common::send_frame(&format!("{} {k}", names[i]), Some(&format!("{i}-{k}")))
+            })
+            .collect();
+        ws.send_all(&frames).await;
+    }
+    let mut orders = Vec::new();
+    for ws in &mut sockets {
+        let (ids, twice) = within(
+            Duration::from_secs(30),
+            "every message on every node",
+            collect(ws, 3 * EACH),
+        )
+        .await;
+        assert!(!twice, "a message arrived twice: {ids:?}");
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "ids arrive in increasing order: {ids:?}"
+        );
+        orders.push(ids);
+    }
+    assert_eq!(orders[0], orders[1], "one order on every node");
+    assert_eq!(orders[1], orders[2], "one order on every node");
+    // Positions are gapless: the messages took consecutive ones (nothing else happened).
+    let ids = &orders[0];
+    assert_eq!(
+        ids.last().unwrap() - ids[0] + 1,
+        ids.len() as i64,
+        "{ids:?}"
+    );
+
+    // A client resumes on another node with nothing missing.
+    let mid = ids[EACH];
+    let mut again = apps[2].ws_connect(&auths[0], Some(mid)).await;
+    let (replayed, twice) = collect(&mut again, ids.len() - EACH - 1).await;
+    assert!(!twice);
+    assert_eq!(replayed, ids[EACH + 1..].to_vec());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rooms_edits_and_sign_outs_made_on_one_node_hold_on_the_others() {
+    let Some((_pg, url)) = database("changes").await else {
+        return;
+    };
+    let apps = nodes(&url, 2).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let ann = a.signup("ann").await;
+    let ben = b.signup("ben").await;
+    let mut ann_ws = a.ws_connect(&ann, None).await;
+    let mut ben_ws = b.ws_connect(&ben, None).await;
+
+    // A room made on node A, joined through node B: ann (on A) hears ben join and receives
+    // what he says through B; ben hears ann through A.
+    a.create_room(&ann, "plans", true).await;
+    b.join_room(&ben, "plans").await;
+    let joined = ann_ws
+        .wait_for("ben joining", |f| {
+            f["type"] == "member_joined" && f["user"] == "ben"
+        })
+        .await;
+    assert_eq!(joined["room"], "plans");
+    let said = ben_ws.say("plans", "hello from B", "b1").await;
+    let heard = ann_ws
+        .wait_for("ben's message", |f| {
+            f["type"] == "message" && f["nonce"] == "b1"
+        })
+        .await;
+    assert_eq!(heard["id"], said["id"]);
+    assert_eq!(heard["body"], "hello from B");
+
+    // An edit through A reaches B.
+    let mine = ann_ws.say("plans", "helo", "a1").await;
+    let id = id_of(&mine);
+    ben_ws
+        .wait_for("ann's message", |f| f["type"] == "message" && f["id"] == id)
+        .await;
+    let res = a
+        .api(
+            reqwest::Method::PATCH,
+            &format!("/api/messages/{id}"),
+            &ann,
+            Some(&serde_json::json!({"body": "hello"})),
+        )
+        .await;
+    assert_eq!(res.0, 200, "{}", res.1);
+    let edited = ben_ws
+        .wait_for("the edit", |f| f["type"] == "edited" && f["id"] == id)
+        .await;
+    assert_eq!(edited["body"], "hello");
+
+    // Leaving through B: ann on A is told, and ben's sends to the room are refused.
+    b.api(reqwest::Method::POST, "/api/rooms/plans/leave", &ben, None)
+        .await;
+    ann_ws
+        .wait_for("ben leaving", |f| {
+            f["type"] == "member_left" && f["user"] == "ben"
+        })
+        .await;
+
+    // Signing out through A closes ben's sockets on B (and the cookie stops working there).
+    let (_, cookie) = a.login("ben", PASSWORD).await;
+    let ben_a = Auth::Cookie(cookie);
+    let mut ben_b = b.ws_connect(&ben_a, None).await;
+    let out = a
+        .api(reqwest::Method::POST, "/api/logout", &ben_a, None)
+        .await;
+    assert!(out.0 < 300, "{}", out.1);
+    let code = within(
+        Duration::from_secs(5),
+        "the socket on the other node to close",
+        ben_b.expect_close(),
+    )
+    .await;
+    assert_eq!(code, 4001);
+    assert_eq!(b.get_as("/api/me", &ben_a).await.status(), 401);
+}
