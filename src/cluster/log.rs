@@ -209,6 +209,7 @@ impl Follower {
     /// One read of at most [`CHUNK`] positions; whether more are waiting.
     fn read_once(&mut self, limit: Option<i64>) -> Result<bool, PgError> {
         let c = &self.reader;
+        // A failed BEGIN leaves no transaction (the next one connects again if need be).
         c.batch("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
         type Read = (Option<(i64, LogRange)>, bool);
         let read = (|| -> Result<Read, PgError> {

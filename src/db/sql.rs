@@ -318,6 +318,9 @@ pub struct PgConn {
     /// Whether a statement failed inside it: PostgreSQL then refuses everything but a
     /// rollback (to a savepoint, which clears this, or of the whole transaction).
     failed: std::cell::Cell<bool>,
+    /// Whether a call found the connection gone (the server restarted or cut it): the
+    /// driver's own flag is not always set then.
+    broken: std::cell::Cell<bool>,
 }
 
 impl PgConn {
@@ -329,6 +332,7 @@ impl PgConn {
             prepared: RefCell::new(HashMap::new()),
             open: std::cell::Cell::new(false),
             failed: std::cell::Cell::new(false),
+            broken: std::cell::Cell::new(false),
         }
     }
 
@@ -352,16 +356,16 @@ impl PgConn {
     /// The client, connected again first if the connection was lost outside a transaction.
     fn ready(&self) -> Result<std::cell::RefMut<'_, postgres::Client>, postgres::Error> {
         let mut client = self.client.borrow_mut();
-        if let (true, false, Some((config, setup))) = (
-            client.is_closed(),
-            self.open.get(),
-            self.reconnect.as_deref(),
-        ) {
+        let gone = client.is_closed() || self.broken.get();
+        if let (true, false, Some((config, setup))) =
+            (gone, self.open.get(), self.reconnect.as_deref())
+        {
             let mut fresh = config.connect(postgres::NoTls)?;
             fresh.batch_execute(setup)?;
             *client = fresh;
             self.prepared.borrow_mut().clear();
             self.failed.set(false);
+            self.broken.set(false);
         }
         Ok(client)
     }
@@ -400,10 +404,36 @@ impl PgConn {
         }
     }
 
+    /// A `BEGIN` that failed began nothing (a batch must put nothing after its `BEGIN`).
+    fn began<T>(
+        &self,
+        sql: &str,
+        result: Result<T, postgres::Error>,
+    ) -> Result<T, postgres::Error> {
+        let first = sql
+            .split(|c: char| c.is_whitespace() || c == ';')
+            .find(|w| !w.is_empty());
+        if result.is_err() && first.is_some_and(|w| w.eq_ignore_ascii_case("BEGIN")) {
+            self.open.set(false);
+            self.failed.set(false);
+        }
+        result
+    }
+
     /// Note a statement's failure: inside a transaction, it leaves the transaction failed.
     fn noted<T>(&self, result: Result<T, postgres::Error>) -> Result<T, postgres::Error> {
-        if result.is_err() && self.open.get() {
-            self.failed.set(true);
+        if let Err(e) = &result {
+            if self.open.get() {
+                self.failed.set(true);
+            }
+            // The connection is gone, or the server ends it (a shutdown, an administrator,
+            // an idle transaction's timeout): connect again for the next transaction.
+            let ended = e
+                .as_db_error()
+                .is_some_and(|db| db.severity() == "FATAL" || db.code().code().starts_with("57P"));
+            if e.is_closed() || ended {
+                self.broken.set(true);
+            }
         }
         result
     }
@@ -459,10 +489,10 @@ impl Sql for PgConn {
         // transaction even when they cannot be sent.
         let stmt = self.statement(sql);
         self.note_transaction(sql);
-        let stmt = self.noted(stmt)?;
+        let stmt = self.noted(self.began(sql, stmt))?;
         let args: Vec<_> = args.iter().map(|a| a.pg()).collect();
         let n = self.client.borrow_mut().execute(&stmt, &args);
-        let n = self.noted(n)?;
+        let n = self.noted(self.began(sql, n))?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
@@ -471,7 +501,7 @@ impl Sql for PgConn {
         self.note_transaction(sql);
         let done = client.batch_execute(sql);
         drop(client);
-        Ok(self.noted(done)?)
+        Ok(self.noted(self.began(sql, done))?)
     }
 
     fn missing(what: &'static str) -> PgError {

@@ -94,29 +94,7 @@ impl Postgres {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("a log file");
-        let child = as_owner(&bin.join("postgres"), root)
-            .arg("-D")
-            .arg(&data)
-            .arg("-k")
-            .arg(dir.path())
-            .args([
-                "-c",
-                "listen_addresses=",
-                "-c",
-                "port=5432",
-                "-c",
-                "fsync=on",
-                "-c",
-                "shared_buffers=32MB",
-                "-c",
-                "max_connections=200",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("postgres starts");
+        let child = spawn_server(&bin, root, dir.path());
         let pg = Postgres {
             dir,
             child,
@@ -125,6 +103,36 @@ impl Postgres {
         };
         pg.wait_ready();
         Some(pg)
+    }
+
+    /// Stop the server (a fast shutdown: every connection is cut) and start it again on the
+    /// same data and socket; returns once it answers.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = spawn_server(&self.bin, self.root, self.dir.path());
+        self.wait_ready();
+    }
+
+    fn stop(&mut self) {
+        // A fast shutdown through pg_ctl, which signals the server itself (as root the child
+        // is runuser, which does not pass signals on).
+        let _ = as_owner(&self.bin.join("pg_ctl"), self.root)
+            .arg("stop")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "fast", "-w", "-t", "20"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     fn wait_ready(&self) {
@@ -165,27 +173,40 @@ impl Postgres {
     }
 }
 
+/// Start `postgres` on the data in `dir`, listening on a Unix socket there only.
+fn spawn_server(bin: &Path, root: bool, dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .expect("a log file");
+    as_owner(&bin.join("postgres"), root)
+        .arg("-D")
+        .arg(dir.join("data"))
+        .arg("-k")
+        .arg(dir)
+        .args([
+            "-c",
+            "listen_addresses=",
+            "-c",
+            "port=5432",
+            "-c",
+            "fsync=on",
+            "-c",
+            "shared_buffers=32MB",
+            "-c",
+            "max_connections=200",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("postgres starts")
+}
+
 impl Drop for Postgres {
     fn drop(&mut self) {
-        // A fast shutdown through pg_ctl, which signals the server itself (as root the child
-        // is runuser, which does not pass signals on).
-        let _ = as_owner(&self.bin.join("pg_ctl"), self.root)
-            .arg("stop")
-            .arg("-D")
-            .arg(self.dir.path().join("data"))
-            .args(["-m", "fast", "-w", "-t", "20"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 

@@ -187,3 +187,69 @@ async fn rooms_edits_and_sign_outs_made_on_one_node_hold_on_the_others() {
     assert_eq!(code, 4001);
     assert_eq!(b.get_as("/api/me", &ben_a).await.status(), 401);
 }
+
+/// Send to `general` with `nonce` until it is stored, as a client does after `unavailable`;
+/// its id.
+async fn say_until_stored(ws: &mut Ws, nonce: &str) -> i64 {
+    for _ in 0..50 {
+        ws.send_json(&crate::common::send_frame("after the restart", Some(nonce)))
+            .await;
+        let f = ws
+            .wait_for("the answer", |f| {
+                f["nonce"] == nonce && (f["type"] == "message" || f["type"] == "error")
+            })
+            .await;
+        if f["type"] == "message" {
+            return id_of(&f);
+        }
+        assert_eq!(f["code"], "unavailable", "{f}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{nonce} was never stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_postgresql_restart_fails_only_the_sends_in_flight_and_both_nodes_carry_on() {
+    let Some((pg, url)) = database("restart").await else {
+        return;
+    };
+    let apps = nodes(&url, 2).await;
+    let ann = apps[0].signup("ann").await;
+    let ben = apps[1].signup("ben").await;
+    let mut ann_ws = apps[0].ws_connect(&ann, None).await;
+    let mut ben_ws = apps[1].ws_connect(&ben, None).await;
+    let before = id_of(&ann_ws.say("general", "before", "a0").await);
+    ben_ws
+        .wait_for("ann's first message", |f| f["id"] == before)
+        .await;
+
+    let pg = tokio::task::spawn_blocking(move || {
+        let mut pg = pg;
+        pg.restart();
+        pg
+    })
+    .await
+    .expect("PostgreSQL restarts");
+
+    // Every send is answered (stored, or refused to be retried: a node finds its
+    // connections gone on their first use); retrying with the same nonce stores it once,
+    // and the other node delivers it.
+    let after = say_until_stored(&mut ann_ws, "a1").await;
+    assert!(after > before);
+    let seen = ben_ws
+        .wait_for("ann's message after the restart", |f| {
+            f["type"] == "message" && f["nonce"] == "a1"
+        })
+        .await;
+    assert_eq!(id_of(&seen), after);
+    let said = say_until_stored(&mut ben_ws, "b1").await;
+    assert!(said > after);
+    let heard = ann_ws
+        .wait_for("ben's message after the restart", |f| {
+            f["type"] == "message" && f["nonce"] == "b1"
+        })
+        .await;
+    assert_eq!(id_of(&heard), said);
+    drop(apps);
+    tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
+}

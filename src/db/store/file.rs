@@ -123,14 +123,22 @@ impl FileStore {
     /// PostgreSQL the lock is the log head's, as the nodes' writers take it: what the command
     /// changes (a purge's deletions) takes positions in order with theirs.
     fn write<T>(&self, f: impl FnOnce(&Conn) -> Result<T, SqlError>) -> Result<T, DbError> {
-        self.conn.batch(self.conn.dialect(
-            "BEGIN IMMEDIATE",
-            "BEGIN; SELECT pos FROM hearth_log_head WHERE id = 1 FOR UPDATE",
-        ))?;
-        let done = f(&self.conn).and_then(|value| self.conn.batch("COMMIT").map(|()| value));
-        if done.is_err() && self.conn.in_transaction() {
-            let _ = self.conn.batch("ROLLBACK");
+        self.conn
+            .batch(self.conn.dialect("BEGIN IMMEDIATE", "BEGIN"))?;
+        // Rolled back however `f` ends without a commit: an error, or a panic.
+        struct Open<'c>(&'c Conn);
+        impl Drop for Open<'_> {
+            fn drop(&mut self) {
+                if self.0.in_transaction() {
+                    let _ = self.0.batch("ROLLBACK");
+                }
+            }
         }
+        let _open = Open(&self.conn);
+        if self.conn.is_postgres() {
+            queries::lock_log_head(&self.conn)?;
+        }
+        let done = f(&self.conn).and_then(|value| self.conn.batch("COMMIT").map(|()| value));
         Ok(done?)
     }
 
