@@ -304,24 +304,8 @@ impl Db {
             path: pg::redacted(url),
             reason,
         };
-        let mut config: postgres::Config = url
-            .parse()
-            .map_err(|e| fail(format!("not a PostgreSQL URL: {e}")))?;
-        if config.get_application_name().is_none() {
-            config.application_name("hearth");
-        }
-        let connect = |setup: &'static str| {
-            sql::PgConn::connect(config.clone(), setup).map_err(|e| match e {
-                sql::PgError::Db(e) => fail(format!("cannot connect: {}", pg::error_text(&e))),
-                e => fail(e.to_string()),
-            })
-        };
-        {
-            let mut client = config
-                .connect(postgres::NoTls)
-                .map_err(|e| fail(format!("cannot connect: {}", pg::error_text(&e))))?;
-            pg::schema::migrate(&mut client).map_err(|e| fail(e.to_string()))?;
-        }
+        let config = pg::open(url).map_err(fail)?;
+        let connect = |setup| pg::session(&config, setup).map_err(fail);
         let readers = (0..READERS)
             .map(|_| connect(pg::READER_SESSION).map(sql::Conn::Pg))
             .collect::<Result<Vec<_>, _>>()?;
@@ -360,7 +344,7 @@ impl Db {
 
     /// Whether this store is PostgreSQL.
     pub fn is_postgres(&self) -> bool {
-        self.heavy.is_none()
+        self.handoff.is_some()
     }
 
     /// Whether any outgoing webhook may exist.

@@ -18,6 +18,34 @@ pub const READER_SESSION: &str = "SET default_transaction_read_only = on; \
 pub const WRITER_SESSION: &str = "SET idle_in_transaction_session_timeout = '5s'; \
      SET synchronous_commit = on";
 
+/// The database at `url` brought up to date (schema migrations, under their advisory lock),
+/// and how to open sessions on it; or why not, in words for the operator.
+pub fn open(url: &str) -> Result<postgres::Config, String> {
+    let mut config: postgres::Config = url
+        .parse()
+        .map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
+    if config.get_application_name().is_none() {
+        config.application_name("hearth");
+    }
+    let mut client = config
+        .connect(postgres::NoTls)
+        .map_err(|e| format!("cannot connect: {}", error_text(&e)))?;
+    schema::migrate(&mut client).map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
+/// A session on the database `config` names, with `setup` run on it (and again on each
+/// reconnection); or why not, in words for the operator.
+pub fn session(
+    config: &postgres::Config,
+    setup: &'static str,
+) -> Result<crate::db::sql::PgConn, String> {
+    crate::db::sql::PgConn::connect(config.clone(), setup).map_err(|e| match e {
+        crate::db::sql::PgError::Db(e) => format!("cannot connect: {}", error_text(&e)),
+        e => e.to_string(),
+    })
+}
+
 /// PostgreSQL's message for `e`, with its detail when it gave one.
 pub fn error_text(e: &postgres::Error) -> String {
     match e.as_db_error() {

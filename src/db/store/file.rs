@@ -16,7 +16,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::admin::{self, AccountChange, NewInvite};
 use crate::config::Synchronous;
 use crate::db::queries::{self, InviteRow, RegistrationMode, UserSummary};
-use crate::db::sql::{Conn, PgConn, PgError, Sql, SqlError};
+use crate::db::sql::{Conn, Sql, SqlError};
 use crate::db::{open_writable, DbError, NewAdmin, OpenError, Room, StoredMessage, User};
 
 /// How long a command waits for a lock held by a running server.
@@ -83,16 +83,8 @@ impl FileStore {
             path: crate::db::pg::redacted(url),
             reason,
         };
-        let config: postgres::Config = url
-            .parse()
-            .map_err(|e| fail(format!("not a PostgreSQL URL: {e}")))?;
-        let conn = PgConn::connect(config, "SET application_name = 'hearth'").map_err(|e| {
-            fail(match e {
-                PgError::Db(e) => format!("cannot connect: {}", crate::db::pg::error_text(&e)),
-                e => e.to_string(),
-            })
-        })?;
-        crate::db::pg::schema::migrate(&mut conn.client()).map_err(|e| fail(e.to_string()))?;
+        let config = crate::db::pg::open(url).map_err(fail)?;
+        let conn = crate::db::pg::session(&config, "").map_err(fail)?;
         Ok(FileStore {
             conn: Conn::Pg(conn),
         })
