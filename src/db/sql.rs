@@ -353,6 +353,19 @@ impl PgConn {
         self.client.borrow_mut()
     }
 
+    /// Run `f` on the client, for what the shared interface cannot say (array parameters),
+    /// with the connection's state kept as for any statement (a failure inside a
+    /// transaction leaves it failed; a lost connection is opened again next time).
+    pub fn run<T>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, PgError> {
+        let mut client = self.noted(self.ready())?;
+        let out = f(&mut client);
+        drop(client);
+        Ok(self.noted(out)?)
+    }
+
     /// The client, connected again first if the connection was lost outside a transaction.
     fn ready(&self) -> Result<std::cell::RefMut<'_, postgres::Client>, postgres::Error> {
         let mut client = self.client.borrow_mut();

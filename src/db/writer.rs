@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::checkpoint::Checkpointer;
-use super::pg::log::Handoff;
+use super::pg::log::{Appended, Handoff};
 use super::search_index::{IndexProgress, Indexer};
 use super::sql::{Conn, Sql, SqlError};
 use super::{now_ms, queries, Attachment, Changes, DbError, ReplyTo, StoredMessage};
@@ -409,9 +409,21 @@ fn commit_batch(
             return (pass.outcomes, Err(e.to_string()));
         }
     };
-    let mut cmds = batch.drain(..);
-    for cmd in cmds.by_ref() {
+    let mut cmds = batch.drain(..).peekable();
+    while let Some(cmd) = cmds.next() {
         match cmd {
+            WriteCmd::Message(m) if conn.is_postgres() && plain(&m, webhooks) => {
+                // A run of plain messages: one statement on PostgreSQL.
+                let mut run = vec![m];
+                while run.len() < MAX_RUN {
+                    match cmds.next_if(|c| matches!(c, WriteCmd::Message(n) if plain(n, webhooks)))
+                    {
+                        Some(WriteCmd::Message(n)) => run.push(n),
+                        _ => break,
+                    }
+                }
+                append_run(conn, run, now, &mut pass);
+            }
             WriteCmd::Message(mut m) => {
                 if let Some(answer) = m.answer.take() {
                     pass.answers.push((answer, pass.outcomes.len()));
@@ -592,6 +604,98 @@ fn failed_pass(conn: &Conn, pass: Pass, e: String) -> (Vec<Committed>, Result<()
         })
         .collect();
     (failed, Err(e))
+}
+
+/// Most messages one append statement stores.
+const MAX_RUN: usize = 1024;
+
+/// Whether a message is only a body in a room (no reply, attachment, possible mention or
+/// webhook to queue): what the log's append statement stores by itself.
+fn plain(m: &NewMessage, webhooks: &AtomicUsize) -> bool {
+    m.reply_to.is_none()
+        && m.attachments.is_empty()
+        && m.here.is_empty()
+        && !m.body.contains('@')
+        && webhooks.load(Ordering::Acquire) == 0
+}
+
+/// Store a run of plain messages on PostgreSQL in one statement (`hearth_append`: nonces,
+/// membership and positions decided after the head's lock, as one message at a time would),
+/// and record each one's outcome.
+fn append_run(conn: &Conn, run: Vec<NewMessage>, now: i64, pass: &mut Pass) {
+    let Conn::Pg(pg) = conn else {
+        return;
+    };
+    let rooms: Vec<i64> = run.iter().map(|m| m.room_id).collect();
+    let users: Vec<i64> = run.iter().map(|m| m.user_id).collect();
+    let bodies: Vec<&str> = run.iter().map(|m| m.body.as_str()).collect();
+    let nonces: Vec<Option<&str>> = run.iter().map(|m| m.nonce.as_deref()).collect();
+    let appended = pg.run(|client| {
+        super::pg::log::append_columns(client, (&rooms, &users), (&bodies, &nonces), now)
+    });
+    let appended = match appended {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("message append failed: {e}");
+            pass.first_error.get_or_insert(e.to_string());
+            for mut m in run {
+                if let Some(answer) = m.answer.take() {
+                    pass.answers.push((answer, pass.outcomes.len()));
+                }
+                pass.outcomes.push(Committed::Failed {
+                    origin: m.origin,
+                    nonce: m.nonce,
+                });
+            }
+            return;
+        }
+    };
+    for (mut m, outcome) in run.into_iter().zip(appended) {
+        if let Some(answer) = m.answer.take() {
+            pass.answers.push((answer, pass.outcomes.len()));
+        }
+        let committed = match outcome {
+            Appended::Stored(id) => stored(
+                m,
+                StoredAs {
+                    id,
+                    reply: None,
+                    mentioned: Vec::new(),
+                    attachments: Vec::new(),
+                },
+                now,
+            ),
+            Appended::Duplicate(id) => match queries::message_by_id(conn, id) {
+                Ok(Some((msg, _))) => Committed::Stored {
+                    msg,
+                    origin: m.origin,
+                    duplicate: true,
+                    mentioned: Vec::new(),
+                },
+                found => {
+                    if let Err(e) = found {
+                        pass.first_error.get_or_insert(e.to_string());
+                    }
+                    Committed::Failed {
+                        origin: m.origin,
+                        nonce: m.nonce,
+                    }
+                }
+            },
+            Appended::NotAMember => {
+                let public = queries::room_is_public(conn, m.room_id).unwrap_or_else(|e| {
+                    pass.first_error.get_or_insert(e.to_string());
+                    false
+                });
+                Committed::Refused {
+                    origin: m.origin,
+                    nonce: m.nonce,
+                    reason: Refusal::NotMember { public },
+                }
+            }
+        };
+        pass.outcomes.push(committed);
+    }
 }
 
 /// Store one message, or find it already stored under its nonce.

@@ -47,7 +47,8 @@ pub enum Appended {
     NotAMember,
 }
 
-/// Append `rows` in order, in one transaction; what became of each, in the same order.
+/// Append `rows` in order, in one transaction (its own, or the caller's); what became of
+/// each, in the same order.
 pub fn append(
     client: &mut Client,
     rows: &[NewRow],
@@ -57,11 +58,21 @@ pub fn append(
     let users: Vec<i64> = rows.iter().map(|r| r.user_id).collect();
     let bodies: Vec<&str> = rows.iter().map(|r| r.body.as_str()).collect();
     let nonces: Vec<Option<&str>> = rows.iter().map(|r| r.nonce.as_deref()).collect();
+    append_columns(client, (&rooms, &users), (&bodies, &nonces), now_ms)
+}
+
+/// [`append`] for rows given as columns (each the same length).
+pub fn append_columns(
+    client: &mut Client,
+    (rooms, users): (&[i64], &[i64]),
+    (bodies, nonces): (&[&str], &[Option<&str>]),
+    now_ms: i64,
+) -> Result<Vec<Appended>, postgres::Error> {
     let out = client.query(
         "SELECT o_ord, o_id, o_outcome FROM hearth_append($1, $2, $3, $4, $5)",
         &[&rooms, &users, &bodies, &nonces, &now_ms],
     )?;
-    let mut result = vec![Appended::NotAMember; rows.len()];
+    let mut result = vec![Appended::NotAMember; rooms.len()];
     for row in out {
         let ord: i32 = row.get(0);
         let id: Option<i64> = row.get(1);
