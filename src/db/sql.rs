@@ -366,6 +366,49 @@ impl PgConn {
         Ok(self.noted(out)?)
     }
 
+    /// `BEGIN`, then `sql` (a query of one value), in one round trip: the value as text.
+    pub fn begin_with(&self, sql: &str) -> Result<Option<String>, PgError> {
+        let mut client = self.noted(self.ready())?;
+        self.note_transaction("BEGIN");
+        let out = client.simple_query(&format!("BEGIN; {sql}"));
+        drop(client);
+        self.ended_on_error("BEGIN", out)
+    }
+
+    /// `sql` (a query of one value, or none), then `COMMIT`, in one round trip: the value as
+    /// text. On any error the transaction is over (rolled back).
+    pub fn commit_with(&self, sql: &str) -> Result<Option<String>, PgError> {
+        let mut client = self.noted(self.ready())?;
+        let out = client.simple_query(&format!("{sql}; COMMIT"));
+        drop(client);
+        self.note_transaction("COMMIT");
+        self.ended_on_error("COMMIT", out)
+    }
+
+    /// The first value of `out`; on an error, roll back what may be left open (a statement
+    /// after `BEGIN` failed, or the one before `COMMIT`).
+    fn ended_on_error(
+        &self,
+        what: &str,
+        out: Result<Vec<postgres::SimpleQueryMessage>, postgres::Error>,
+    ) -> Result<Option<String>, PgError> {
+        match out {
+            Ok(messages) => Ok(messages.iter().find_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+                _ => None,
+            })),
+            Err(e) => {
+                if !e.is_closed() {
+                    let _ = self.client.borrow_mut().batch_execute("ROLLBACK");
+                }
+                self.open.set(false);
+                self.failed.set(false);
+                tracing::debug!("{what} with a statement failed: {e}");
+                Ok(self.noted(Err(e))?)
+            }
+        }
+    }
+
     /// The client, connected again first if the connection was lost outside a transaction.
     fn ready(&self) -> Result<std::cell::RefMut<'_, postgres::Client>, postgres::Error> {
         let mut client = self.client.borrow_mut();

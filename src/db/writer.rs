@@ -355,11 +355,21 @@ fn begin(conn: &Conn, batch: &[WriteCmd]) -> Result<Option<i64>, SqlError> {
     let ordered = batch
         .iter()
         .any(|c| matches!(c, WriteCmd::Message(_) | WriteCmd::Exec(_, true)));
-    conn.batch("BEGIN")?;
-    if ordered {
-        queries::lock_log_head(conn).map(Some)
-    } else {
-        Ok(None)
+    match conn {
+        // One round trip for both.
+        Conn::Pg(pg) if ordered => {
+            let head = pg.begin_with(queries::LOCK_LOG_HEAD)?;
+            match head.and_then(|h| h.parse::<i64>().ok()) {
+                Some(head) => Ok(Some(head)),
+                None => {
+                    let _ = conn.batch("ROLLBACK");
+                    Err(SqlError::Pg(<super::sql::PgConn as Sql>::missing(
+                        "the log head",
+                    )))
+                }
+            }
+        }
+        _ => conn.batch("BEGIN").map(|()| None),
     }
 }
 
@@ -373,18 +383,23 @@ fn commit(
     locked: Option<i64>,
     handoff: Option<&Handoff>,
 ) -> Result<Option<(i64, i64)>, SqlError> {
-    let span = match locked {
-        Some(after) => {
-            let upto = queries::notify_log(conn, after)?;
-            if let Some(h) = handoff.filter(|_| upto > after) {
-                h.committing(after);
-            }
-            Some((after, upto))
-        }
-        None => None,
+    let (Some(after), Conn::Pg(pg)) = (locked, conn) else {
+        conn.batch("COMMIT")?;
+        return Ok(None);
     };
-    conn.batch("COMMIT")?;
-    Ok(span)
+    // The notification and the commit in one round trip; the follower learns first that
+    // whatever this batch took above `after` is on its way with its outcomes.
+    if let Some(h) = handoff {
+        h.committing(after);
+    }
+    let upto = pg
+        .commit_with(&queries::notify_log_sql(after))?
+        .and_then(|p| p.parse::<i64>().ok())
+        .unwrap_or(after);
+    if let Some(h) = handoff.filter(|_| upto <= after) {
+        h.settled(after); // took nothing
+    }
+    Ok(Some((after, upto)))
 }
 
 /// Run one transaction over `batch` (emptying it); returns the message outcomes and whether

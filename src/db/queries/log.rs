@@ -7,23 +7,20 @@ use crate::db::sql::PgConn;
 /// Lock the log head for the rest of the transaction (every other writer waits for its
 /// end); the head as locked.
 pub fn lock_log_head<C: Sql>(conn: &C) -> Result<i64, C::Error> {
-    conn.row(
-        "SELECT pos FROM hearth_log_head WHERE id = 1 FOR UPDATE",
-        args![],
-        |r| r.get(0),
-    )?
-    .ok_or_else(|| C::missing("the log head"))
+    conn.row(LOCK_LOG_HEAD, args![], |r| r.get(0))?
+        .ok_or_else(|| C::missing("the log head"))
 }
 
-/// The head now, and, when it moved above `locked`, a notification to every node's follower
-/// sent with the commit.
-pub fn notify_log<C: Sql>(conn: &C, locked: i64) -> Result<i64, C::Error> {
-    let moved = conn.row(
-        "SELECT pos, pg_notify('hearth_log', '') FROM hearth_log_head WHERE id = 1 AND pos > ?1",
-        args![locked],
-        |r| r.get(0),
-    )?;
-    Ok(moved.unwrap_or(locked))
+/// Locks the log head; its position.
+pub const LOCK_LOG_HEAD: &str = "SELECT pos FROM hearth_log_head WHERE id = 1 FOR UPDATE";
+
+/// The head, when it moved above `locked`, with a notification to every node's follower sent
+/// with the commit: one statement without parameters, for the round trip that commits.
+pub fn notify_log_sql(locked: i64) -> String {
+    format!(
+        "SELECT pos FROM (SELECT pos, pg_notify('hearth_log', '') FROM hearth_log_head \
+         WHERE id = 1 AND pos > {locked}) moved"
+    )
 }
 
 /// Store the hub's changes of a committed write at position `pos` (as JSON).
