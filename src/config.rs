@@ -39,6 +39,33 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Log output.
     pub log: LogConfig,
+    /// Several nodes on one database.
+    pub cluster: ClusterConfig,
+}
+
+/// `[cluster]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// The Redis every node shares for what is not stored (who is online, typing, the
+    /// connection caps and the message rate over every node); empty: this node alone.
+    pub redis_url: String,
+    /// This node's name in Redis and in the logs; empty: the machine's host name.
+    pub node: String,
+}
+
+impl ClusterConfig {
+    /// The node's name: `node`, or the host name, or `hearth`.
+    pub fn node_name(&self) -> String {
+        if !self.node.is_empty() {
+            return self.node.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "hearth".into())
+    }
 }
 
 /// `[rooms]`
@@ -517,6 +544,37 @@ impl Config {
                     .into(),
             );
         }
+        let redis = &self.cluster.redis_url;
+        if !redis.is_empty() {
+            if !["redis://", "rediss://", "unix://", "redis+unix://"]
+                .iter()
+                .any(|p| redis.starts_with(p))
+            {
+                return Err(
+                    "cluster.redis_url: must be a Redis URL (redis://HOST:PORT, or unix:///PATH \
+                     for a socket), or empty for a single node"
+                        .into(),
+                );
+            }
+            if url.is_empty() {
+                return Err(
+                    "cluster.redis_url: several nodes share one PostgreSQL database; set \
+                     database.url too"
+                        .into(),
+                );
+            }
+        }
+        if self.cluster.node.len() > 64
+            || self
+                .cluster
+                .node
+                .chars()
+                .any(|c| c.is_control() || c == ':')
+        {
+            return Err(
+                "cluster.node: at most 64 characters, without control characters or ':'".into(),
+            );
+        }
         let rate = self.limits.messages_per_second;
         if !rate.is_finite() || rate < 0.0 {
             return Err("limits.messages_per_second: must be a number ≥ 0".into());
@@ -758,6 +816,8 @@ mod tests {
             "pbkdf2_iterations",
             "session_idle_hours",
             "session_max_hours",
+            "redis_url",
+            "node",
             "enabled",
             "token",
             "format",

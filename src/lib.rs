@@ -102,6 +102,8 @@ pub struct Server {
     writer: db::writer::WriterHandle,
     fan_out: std::thread::JoinHandle<()>,
     tracker: Tracker,
+    /// Cluster mode's tasks (lease renewals, presence), which leave Redis when stopped.
+    shared: Vec<tokio::task::JoinHandle<()>>,
     state: App,
 }
 
@@ -273,7 +275,19 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
         .local_addr()
         .map_err(|source| StartupError::Bind { addr, source })?;
     let (stop, stop_rx) = watch::channel(false);
-    let state = app(config, (db, files), hub, metrics.clone(), stop_rx.clone());
+    let cluster = cluster::Cluster::new(&config, metrics.clone())
+        .map_err(|e| StartupError::Config(format!("cluster.redis_url: {e}")))?;
+    let shared = cluster
+        .as_ref()
+        .map(|c| c.start(&hub, stop_rx.clone()))
+        .unwrap_or_default();
+    let state = app(
+        config,
+        (db, files),
+        (hub, cluster),
+        metrics.clone(),
+        stop_rx.clone(),
+    );
     state.auth.prewarm();
     app::profiles::load(&state).await;
     let previews = app::previews::start(&state);
@@ -304,6 +318,7 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
         writer,
         fan_out,
         tracker: state.tracker.clone(),
+        shared,
         state,
     })
 }
@@ -324,7 +339,7 @@ fn tls_acceptor(config: &Config) -> Result<Option<tokio_rustls::TlsAcceptor>, St
 fn app(
     config: Config,
     (db, files): (Db, files::Files),
-    hub: Hub,
+    (hub, cluster): (Hub, Option<cluster::Cluster>),
     metrics: Arc<metrics::Metrics>,
     shutdown: watch::Receiver<bool>,
 ) -> App {
@@ -334,11 +349,14 @@ fn app(
         &config.limits,
         metrics.clone(),
     );
-    let message_rate = Arc::new(limits::MessageRate::new(
-        config.limits.messages_per_second,
-        config.limits.message_burst,
-        metrics,
-    ));
+    let message_rate = match &cluster {
+        Some(c) => app::MessageRate::Cluster(c.rate.clone()),
+        None => app::MessageRate::Node(Arc::new(limits::MessageRate::new(
+            config.limits.messages_per_second,
+            config.limits.message_burst,
+            metrics,
+        ))),
+    };
     let per_user = match config.limits.searches_per_user {
         0 => usize::MAX,
         n => n as usize,
@@ -353,6 +371,7 @@ fn app(
         started: std::time::Instant::now(),
         quotas: Arc::new(limits::Counter::default()),
         message_rate,
+        cluster,
         searches: Arc::new(limits::Concurrency::new(SEARCHES_AT_ONCE, per_user)),
         files: Arc::new(files),
         decoders: Arc::new(tokio::sync::Semaphore::new(DECODES_AT_ONCE)),
@@ -420,6 +439,11 @@ impl Server {
             );
         }
         drop(self.state);
+        // Out of Redis: this node's users go offline (unless held elsewhere) and its
+        // connection places are free at once.
+        for task in self.shared {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
         self.writer.shutdown().await;
         let _ = tokio::task::spawn_blocking(move || self.fan_out.join()).await;
     }

@@ -8,7 +8,7 @@
 //! already read. What is here is the exposition format and three atomic types, ~170 lines.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// A fixed-bucket histogram.
 pub struct Histogram {
@@ -77,6 +77,11 @@ pub struct Metrics {
     pub batch_size: Histogram,
     /// Why the last write transaction failed, until one succeeds again (for `/healthz`).
     pub write_error: std::sync::Mutex<Option<String>>,
+    /// On PostgreSQL: when this node's follower last read the log (Unix ms; 0: never, or
+    /// not on PostgreSQL), for `/healthz`.
+    pub log_read_ms: AtomicI64,
+    /// On PostgreSQL: the last log position this node delivered.
+    pub log_position: AtomicI64,
 }
 
 impl Default for Metrics {
@@ -95,6 +100,8 @@ impl Default for Metrics {
             ]),
             batch_size: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0, 4096.0]),
             write_error: std::sync::Mutex::new(None),
+            log_read_ms: AtomicI64::new(0),
+            log_position: AtomicI64::new(0),
         }
     }
 }
@@ -175,7 +182,32 @@ impl Metrics {
             "hearth_writer_batch_size",
             "Commands committed per writer transaction.",
         );
+        let read = self.log_read_ms.load(Ordering::Relaxed);
+        if read > 0 {
+            let age = (crate::db::now_ms() - read).max(0) as f64 / 1000.0;
+            let position = self.log_position.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "# HELP hearth_log_position The last log position this node delivered.\n\
+                 # TYPE hearth_log_position gauge\nhearth_log_position {position}\n\
+                 # HELP hearth_log_read_age_seconds Time since this node last read the log.\n\
+                 # TYPE hearth_log_read_age_seconds gauge\nhearth_log_read_age_seconds {age}"
+            );
+        }
         out
+    }
+
+    /// On PostgreSQL, how long ago this node last read the log, and the position it
+    /// delivered last (`None` on SQLite).
+    pub fn log_lag(&self) -> Option<(std::time::Duration, i64)> {
+        let read = self.log_read_ms.load(Ordering::Relaxed);
+        (read > 0).then(|| {
+            let age = (crate::db::now_ms() - read).max(0) as u64;
+            (
+                std::time::Duration::from_millis(age),
+                self.log_position.load(Ordering::Relaxed),
+            )
+        })
     }
 }
 

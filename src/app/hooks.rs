@@ -142,8 +142,8 @@ pub async fn post_through(
         reply_to: None,
         attachments: Vec::new(),
     };
-    let msg = messages::post(state, draft, || {
-        state.message_rate.take(account).map_err(|ms| {
+    let msg = messages::post(state, draft, async || {
+        state.message_rate.take(account).await.map_err(|ms| {
             AppError::new(Code::RateLimited, "This hook is posting too fast.")
                 .retry_after(Duration::from_millis(ms))
         })
@@ -331,8 +331,11 @@ async fn send_loop(state: App) {
     let client = Outbound::new(&state.config.outbound);
     let senders = Arc::new(Semaphore::new(SENDERS));
     let mut stop = state.shutdown.clone();
+    // On PostgreSQL, what a node takes is its own for this long (longer than any attempt):
+    // after that, should it have died, another node delivers it.
+    let claim = Duration::from_secs(state.config.outbound.timeout_seconds + 30);
     loop {
-        let wait = match state.db.due_deliveries(SENDERS as u32).await {
+        let wait = match state.db.due_deliveries(SENDERS as u32, claim).await {
             Ok((due, next)) => {
                 let mut running = Vec::new();
                 for d in due {
@@ -504,6 +507,7 @@ mod tests {
             message_id: 1,
             attempts,
             queued_at,
+            next_at: queued_at,
         };
         let now = 1_000_000_000;
         assert_eq!(next_attempt(&d(0, now), now), Some(now + 1_000));

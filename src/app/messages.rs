@@ -59,7 +59,7 @@ pub const MAX_ATTACHMENTS: usize = 10;
 /// `admit` says, and `unavailable` (retry in 1 s) when the writer is shutting down.
 pub async fn send<F>(state: &App, draft: Draft<'_>, admit: F) -> Result<(), AppError>
 where
-    F: FnOnce() -> Result<(), AppError>,
+    F: AsyncFnOnce() -> Result<(), AppError>,
 {
     queue(state, draft, admit, None).await
 }
@@ -71,7 +71,7 @@ where
 /// deleted) and `unavailable` (the write failed).
 pub async fn post<F>(state: &App, draft: Draft<'_>, admit: F) -> Result<StoredMessage, AppError>
 where
-    F: FnOnce() -> Result<(), AppError>,
+    F: AsyncFnOnce() -> Result<(), AppError>,
 {
     let (answer, outcome) = oneshot::channel();
     queue(state, draft, admit, Some(answer)).await?;
@@ -109,7 +109,7 @@ async fn queue<F>(
     answer: Option<oneshot::Sender<SendOutcome>>,
 ) -> Result<(), AppError>
 where
-    F: FnOnce() -> Result<(), AppError>,
+    F: AsyncFnOnce() -> Result<(), AppError>,
 {
     if draft.nonce.as_deref().is_some_and(|n| !valid_nonce(n)) {
         return Err(AppError::new(
@@ -133,7 +133,7 @@ where
             _ => Err(e),
         })?
     };
-    admit()?;
+    admit().await?;
     // `@here` reaches the members online now, as the hub sees them at this moment.
     let here = if mentions_here(&body) {
         state.hub.online_in_room(room_id)

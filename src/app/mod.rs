@@ -63,6 +63,24 @@ impl std::ops::Deref for App {
     }
 }
 
+/// The per-user message rate: this node's own, or one shared by every node (cluster mode).
+pub enum MessageRate {
+    /// Counted here.
+    Node(Arc<limits::MessageRate>),
+    /// Counted in Redis over every node.
+    Cluster(crate::cluster::rate::ClusterRate),
+}
+
+impl MessageRate {
+    /// Spend one message of `user`'s rate; `Err(ms)` says when to retry.
+    pub async fn take(&self, user: i64) -> Result<(), u64> {
+        match self {
+            MessageRate::Node(rate) => rate.take(user),
+            MessageRate::Cluster(rate) => rate.take(user).await,
+        }
+    }
+}
+
 /// What every handler shares (through [`App`]).
 pub struct AppState {
     /// The validated configuration.
@@ -82,7 +100,9 @@ pub struct AppState {
     /// Per-user quotas on rooms, DMs and invitations.
     pub quotas: Arc<limits::Counter>,
     /// The per-user message rate, checked before a message is queued for the writer.
-    pub message_rate: Arc<limits::MessageRate>,
+    pub message_rate: MessageRate,
+    /// Cluster mode's shared state in Redis (`cluster.redis_url`), when set.
+    pub cluster: Option<crate::cluster::Cluster>,
     /// Searches running now, bounded per user and in total.
     pub searches: Arc<limits::Concurrency>,
     /// The uploads folder.

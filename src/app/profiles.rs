@@ -89,7 +89,7 @@ where
     if length.is_some_and(|n| n > cfg.max_bytes) {
         return Err(uploads::too_large(cfg.max_bytes));
     }
-    state.message_rate.take(user_id).map_err(|ms| {
+    state.message_rate.take(user_id).await.map_err(|ms| {
         AppError::new(Code::RateLimited, "You are changing your picture too fast.")
             .retry_after(Duration::from_millis(ms))
     })?;

@@ -60,7 +60,7 @@ where
             return Err(over_quota());
         }
     }
-    state.message_rate.take(f.user_id).map_err(|ms| {
+    state.message_rate.take(f.user_id).await.map_err(|ms| {
         AppError::new(Code::RateLimited, "You are sending files too fast.")
             .retry_after(Duration::from_millis(ms))
     })?;

@@ -17,11 +17,10 @@
 //!   renewal.
 //! - Redis is not needed to chat: when it does not answer within [`TIMEOUT`], an admission
 //!   says [`Admission::Unknown`] and the node applies its own caps alone (a user may then
-//!   hold up to the cap on each node). Connections admitted that way are not counted in
-//!   Redis, so until they close a user may exceed the cluster-wide cap by them; counting
-//!   them locally for the renewals to write is part of wiring the caps into the server, as
-//!   is ordering a renewal after the releases and admissions in flight (a renewal that
-//!   overtakes one can leave Redis a place off until the next renewal).
+//!   hold up to the cap on each node). The place is still counted here, so the first
+//!   renewal that reaches Redis again writes it: from then on it counts over the cluster.
+//!   (A renewal that overtakes a release or an admission in flight can leave Redis a place
+//!   off until the next renewal.)
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -117,8 +116,9 @@ pub enum Admission {
     UserFull,
     /// The address holds as many connections as allowed.
     AddressFull,
-    /// Redis did not answer: decide with the node's own caps alone.
-    Unknown,
+    /// Redis did not answer: decide with the node's own caps alone. The place is counted
+    /// here and written to Redis by the first renewal that reaches it.
+    Unknown(Place),
 }
 
 /// Connection caps counted in Redis over every node. Cheap to clone.
@@ -207,13 +207,21 @@ impl ClusterCaps {
         &self.inner.instance
     }
 
+    /// Whether Redis answers a `PING` within [`TIMEOUT`].
+    pub async fn ping(&self) -> bool {
+        let mut redis = self.inner.redis.clone();
+        let ping = redis::cmd("PING");
+        let answer = ping.query_async::<String>(&mut redis);
+        matches!(tokio::time::timeout(TIMEOUT, answer).await, Ok(Ok(_)))
+    }
+
     /// Take a place for a connection of `user` from `addr` (the per-address key), if the
     /// totals over every live node allow it.
     pub async fn admit(&self, user: i64, addr: &str) -> Admission {
-        if !self.inner.breaker.closed() {
-            return Admission::Unknown;
-        }
         let keys = [user_key(user), address_key(addr)];
+        if !self.inner.breaker.closed() {
+            return self.unchecked(keys);
+        }
         let mut redis = self.inner.redis.clone();
         let mut call = self.inner.admit.prepare_invoke();
         call.key(NODES)
@@ -232,11 +240,11 @@ impl ClusterCaps {
             Ok(Err(e)) => {
                 tracing::debug!("cluster connection caps: Redis failed: {e}");
                 self.inner.breaker.trip();
-                return Admission::Unknown;
+                return self.unchecked(keys);
             }
             Err(_) => {
                 self.inner.breaker.trip();
-                return Admission::Unknown;
+                return self.unchecked(keys);
             }
         };
         if lease_missing == 1 {
@@ -256,6 +264,15 @@ impl ClusterCaps {
             1 => Admission::UserFull,
             _ => Admission::AddressFull,
         }
+    }
+
+    /// A place counted only here, for now (Redis did not answer).
+    fn unchecked(&self, keys: [String; 2]) -> Admission {
+        self.count(&keys, 1);
+        Admission::Unknown(Place {
+            caps: self.clone(),
+            keys,
+        })
     }
 
     /// Adjust this instance's own counts of `keys` by `delta`.

@@ -15,6 +15,7 @@
 //! could not read the log for longer than [`STALE`] (paused, cut off) cannot vouch for what
 //! its connections missed: it closes them (1012) and they resume with `since=`.
 
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -73,6 +74,11 @@ pub fn start(
             };
             let _ = ready.send(Ok(()));
             let (reader, head) = reader;
+            let metrics = hub.metrics();
+            metrics
+                .log_read_ms
+                .store(crate::db::now_ms(), Ordering::Relaxed);
+            metrics.log_position.store(head, Ordering::Relaxed);
             let mut f = Follower {
                 reader,
                 hub,
@@ -240,6 +246,11 @@ impl Follower {
             }
             self.applied = upto;
         }
+        let metrics = self.hub.metrics();
+        metrics
+            .log_read_ms
+            .store(crate::db::now_ms(), Ordering::Relaxed);
+        metrics.log_position.store(self.applied, Ordering::Relaxed);
         Ok(more
             && self
                 .handoff

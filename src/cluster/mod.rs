@@ -6,14 +6,121 @@
 //! - [`caps`]: connection caps counted over every node.
 //! - [`rate`]: the per-user message rate shared by every node.
 //! - [`presence`]: who is online on any node.
+//!
+//! [`Cluster`] puts the three together for a server (`cluster.redis_url`).
 
 pub mod caps;
 pub mod log;
 pub mod presence;
 pub mod rate;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::hub::{Hub, LocalPresence};
+use crate::metrics::Metrics;
+
+/// One node's share of the ephemeral plane: the connection caps, the message rate and
+/// presence over every node, all in the Redis at `cluster.redis_url`.
+#[derive(Clone)]
+pub struct Cluster {
+    /// Connection caps over every node.
+    pub caps: caps::ClusterCaps,
+    /// The per-user message rate over every node.
+    pub rate: rate::ClusterRate,
+    /// Who is online on any node, and typing.
+    pub presence: presence::ClusterPresence,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("instance", &self.caps.instance())
+            .finish()
+    }
+}
+
+impl Cluster {
+    /// The ephemeral plane for `config`, or `None` without `cluster.redis_url`. Connects
+    /// lazily: a Redis that is down at start only makes the first calls decide without it.
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> redis::RedisResult<Option<Cluster>> {
+        let url = &config.cluster.redis_url;
+        if url.is_empty() {
+            return Ok(None);
+        }
+        let node = config.cluster.node_name();
+        let limits = caps::CapLimits {
+            per_user: config.limits.connections_per_user,
+            per_address: config.limits.connections_per_address,
+        };
+        Ok(Some(Cluster {
+            caps: caps::ClusterCaps::new(url, &node, limits, caps::LEASE)?,
+            rate: rate::ClusterRate::new(
+                url,
+                config.limits.messages_per_second,
+                config.limits.message_burst,
+                metrics,
+            )?,
+            presence: presence::ClusterPresence::new(url, &node, caps::LEASE)?,
+        }))
+    }
+
+    /// Whether Redis answers a `PING` now (for `/healthz`).
+    pub async fn ping(&self) -> bool {
+        self.caps.ping().await
+    }
+
+    /// Start sharing with the other nodes until `stop` flips: the leases' renewals, what
+    /// the hub sees told to Redis in order, and what every node says handed to the hub.
+    /// The tasks end after taking this node out of Redis.
+    pub fn start(&self, hub: &Hub, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+        let rate = self.rate.clone();
+        tokio::spawn(async move { rate.warm().await });
+        let local = hub.share_presence();
+        let (events_tx, events) = mpsc::channel(256);
+        vec![
+            tokio::spawn(self.caps.clone().keep_alive(stop.clone())),
+            tokio::spawn(self.presence.clone().run(events_tx, stop)),
+            tokio::spawn(tell(self.presence.clone(), local)),
+            tokio::spawn(hear(hub.clone(), events)),
+        ]
+    }
+}
+
+/// Tell Redis what this node's hub sees, one change after the other (a user's connect and
+/// disconnect must not overtake each other). Ends when the hub is gone.
+async fn tell(
+    presence: presence::ClusterPresence,
+    mut local: mpsc::UnboundedReceiver<LocalPresence>,
+) {
+    while let Some(change) = local.recv().await {
+        match change {
+            LocalPresence::Connected { user, name } => {
+                presence.connected(user, &name).await;
+            }
+            LocalPresence::Disconnected { user } => {
+                presence.disconnected(user).await;
+            }
+            LocalPresence::Typing {
+                room,
+                room_name,
+                user,
+                name,
+            } => presence.typing((room, &room_name), (user, &name)).await,
+        }
+    }
+}
+
+/// Hand what every node says to the hub.
+async fn hear(hub: Hub, mut events: mpsc::Receiver<crate::hub::SharedPresence>) {
+    while let Some(event) = events.recv().await {
+        hub.apply_presence(event);
+    }
+}
 
 /// Time Redis' own clock (`TIME`) in milliseconds, for the scripts.
 const LUA_NOW_MS: &str = "local t = redis.call('TIME')

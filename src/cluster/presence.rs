@@ -29,7 +29,8 @@ use redis::Script;
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 
-use super::{connect_lazily, LUA_NOW_MS};
+use super::{connect_lazily, Breaker, LUA_NOW_MS};
+use crate::hub::SharedPresence as PresenceEvent;
 
 /// Longest a presence change waits for Redis.
 pub const TIMEOUT: Duration = Duration::from_millis(500);
@@ -93,32 +94,18 @@ end
 return missing
 ";
 
-/// A change of who is online somewhere in the cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PresenceEvent {
-    /// This user's first connection anywhere opened.
-    Online(String),
-    /// This user's last connection anywhere closed (or its node died).
-    Offline(String),
-    /// Everyone online anywhere, after a (re)subscription: replaces what was known.
-    Everyone(Vec<String>),
-    /// `user` is typing in room `room` on another node.
-    Typing {
-        /// The room's id.
-        room: i64,
-        /// Who types.
-        user: String,
-    },
-}
-
-/// What goes over `hearth:eph`: a presence change (`online`), or a typing notice (`typing`,
-/// with its room and the instance it came from, which ignores its own).
+/// What goes over `hearth:eph`: a presence change (`online`), or a typing notice (with its
+/// room, the typer's id and the instance it came from, which ignores its own).
 #[derive(serde::Serialize, Deserialize)]
 struct Published {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     online: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     room: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    room_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uid: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     from: Option<String>,
     user: String,
@@ -139,7 +126,20 @@ struct Inner {
     disconnect: Script,
     renew: Script,
     /// The users this instance holds: id → name.
-    here: Mutex<HashMap<i64, String>>,
+    here: Mutex<Held>,
+    /// Skips Redis for a moment after it failed, so changes do not queue up behind it.
+    breaker: Breaker,
+}
+
+/// What this instance holds, and what Redis may not know yet.
+#[derive(Default)]
+struct Held {
+    users: HashMap<i64, String>,
+    /// A change Redis did not take: the next renewal announces every user held here again.
+    resync: bool,
+    /// Users whose last connection here closed while Redis did not answer: the next
+    /// renewal takes them out.
+    unleft: std::collections::HashSet<i64>,
 }
 
 impl ClusterPresence {
@@ -156,19 +156,32 @@ impl ClusterPresence {
                 connect: Script::new(&format!("{LUA_NOW_MS}{CONNECT}")),
                 disconnect: Script::new(&format!("{LUA_NOW_MS}{LEAVE_FN}{DISCONNECT}")),
                 renew: Script::new(&format!("{LUA_NOW_MS}{LEAVE_FN}{RENEW}")),
-                here: Mutex::new(HashMap::new()),
+                here: Mutex::new(Held::default()),
+                breaker: Breaker::default(),
             }),
         })
     }
 
-    /// `user`'s first connection to this node opened. Whether Redis took it. (If not, the
-    /// user is announced again only when this instance's lease had run out by its next
-    /// renewal; reconciling Redis with the users held here at every renewal is still to do.)
+    /// `user`'s first connection to this node opened. Whether Redis took it (if not, the
+    /// next renewal that reaches Redis announces them).
     pub async fn connected(&self, user: i64, name: &str) -> bool {
         if let Ok(mut here) = self.inner.here.lock() {
-            here.insert(user, name.to_string());
+            here.users.insert(user, name.to_string());
+            here.unleft.remove(&user);
         }
-        self.announce(user, name).await.is_some()
+        let took = self.inner.breaker.closed() && self.announce(user, name).await.is_some();
+        if !took {
+            self.inner.breaker.trip();
+            self.mark(|h| h.resync = true);
+        }
+        took
+    }
+
+    /// Note something for the next renewal to repair.
+    fn mark(&self, f: impl FnOnce(&mut Held)) {
+        if let Ok(mut here) = self.inner.here.lock() {
+            f(&mut here);
+        }
     }
 
     /// Run the connect script; whether the lease was missing, or `None` without an answer.
@@ -189,13 +202,24 @@ impl ClusterPresence {
         }
     }
 
-    /// `user`'s last connection to this node closed. Whether Redis took it. (If not, other
-    /// nodes see the user online until Redis restarts or this instance dies without a clean
-    /// stop; see [`ClusterPresence::connected`].)
+    /// `user`'s last connection to this node closed. Whether Redis took it (if not, the next
+    /// renewal that reaches Redis takes them out).
     pub async fn disconnected(&self, user: i64) -> bool {
         if let Ok(mut here) = self.inner.here.lock() {
-            here.remove(&user);
+            here.users.remove(&user);
         }
+        let took = self.inner.breaker.closed() && self.leave_one(user).await;
+        if !took {
+            self.inner.breaker.trip();
+            self.mark(|h| {
+                h.unleft.insert(user);
+            });
+        }
+        took
+    }
+
+    /// Run the disconnect script for `user`; whether Redis answered.
+    async fn leave_one(&self, user: i64) -> bool {
         let mut call = self.inner.disconnect.prepare_invoke();
         call.arg(&self.inner.instance).arg(user);
         let mut redis = self.inner.redis.clone();
@@ -207,10 +231,15 @@ impl ClusterPresence {
 
     /// Tell the other nodes that `user` is typing in `room` (at most once per notice the
     /// node's own hub sends). Lost when Redis is away, like any typing notice can be.
-    pub async fn typing(&self, room: i64, user: &str) {
+    pub async fn typing(&self, (room, room_name): (i64, &str), (uid, user): (i64, &str)) {
+        if !self.inner.breaker.closed() {
+            return;
+        }
         let Ok(payload) = serde_json::to_string(&Published {
             online: None,
             room: Some(room),
+            room_name: Some(room_name.to_string()),
+            uid: Some(uid),
             from: Some(self.inner.instance.clone()),
             user: user.to_string(),
         }) else {
@@ -237,8 +266,8 @@ impl ClusterPresence {
     }
 
     /// Renew the lease and reap dead instances; when the lease was gone (Redis restarted, or
-    /// this node was paused past it), announce every user held here again. Whether Redis
-    /// answered.
+    /// this node was paused past it) or a change did not reach Redis, announce every user
+    /// held here again and take out those who left meanwhile. Whether Redis answered.
     pub async fn renew(&self) -> bool {
         let mut call = self.inner.renew.prepare_invoke();
         call.arg(&self.inner.instance).arg(self.inner.lease_ms);
@@ -248,18 +277,32 @@ impl ClusterPresence {
             Ok(Ok(m)) => m == 1,
             _ => return false,
         };
-        if missing {
-            let here: Vec<(i64, String)> = match self.inner.here.lock() {
-                Ok(h) => h.iter().map(|(u, n)| (*u, n.clone())).collect(),
-                Err(_) => return false,
-            };
-            for (user, name) in here {
-                if self.announce(user, &name).await.is_none() {
-                    return false;
-                }
+        self.inner.breaker.reset();
+        let (users, unleft) = match self.inner.here.lock() {
+            Ok(mut h) if missing || h.resync || !h.unleft.is_empty() => {
+                h.resync = false;
+                let users: Vec<(i64, String)> =
+                    h.users.iter().map(|(u, n)| (*u, n.clone())).collect();
+                (users, std::mem::take(&mut h.unleft))
             }
+            Ok(_) => return true,
+            Err(_) => return false,
+        };
+        let mut answered = true;
+        for user in &unleft {
+            answered &= self.leave_one(*user).await;
         }
-        true
+        for (user, name) in &users {
+            answered &= self.announce(*user, name).await.is_some();
+        }
+        if !answered {
+            // Try again at the next renewal.
+            self.mark(|h| {
+                h.resync = true;
+                h.unleft.extend(unleft);
+            });
+        }
+        answered
     }
 
     /// Until `stop` flips: renew every third of the lease, and hand every presence change
@@ -332,7 +375,12 @@ impl ClusterPresence {
                 (Some(true), _) => PresenceEvent::Online(p.user),
                 (Some(false), _) => PresenceEvent::Offline(p.user),
                 (None, Some(room)) if p.from.as_deref() != Some(&self.inner.instance) => {
-                    PresenceEvent::Typing { room, user: p.user }
+                    PresenceEvent::Typing {
+                        room,
+                        room_name: p.room_name.unwrap_or_default(),
+                        user: p.uid.unwrap_or(0),
+                        name: p.user,
+                    }
                 }
                 _ => continue,
             };
@@ -345,14 +393,17 @@ impl ClusterPresence {
     /// Take this instance out of Redis: each of its users goes offline unless held elsewhere.
     pub async fn leave(&self) {
         let users: Vec<i64> = match self.inner.here.lock() {
-            Ok(mut h) => h.drain().map(|(u, _)| u).collect(),
+            Ok(mut h) => {
+                let unleft = std::mem::take(&mut h.unleft);
+                h.users.drain().map(|(u, _)| u).chain(unleft).collect()
+            }
             Err(_) => return,
         };
         for user in users {
-            let mut call = self.inner.disconnect.prepare_invoke();
-            call.arg(&self.inner.instance).arg(user);
-            let mut redis = self.inner.redis.clone();
-            let _ = tokio::time::timeout(TIMEOUT, call.invoke_async::<u8>(&mut redis)).await;
+            // Without Redis, the lease running out takes them offline instead.
+            if !self.leave_one(user).await {
+                return;
+            }
         }
         let mut redis = self.inner.redis.clone();
         let mut pipe = redis::pipe();

@@ -2,6 +2,7 @@
 //! `auth` or the app, render.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
@@ -247,8 +248,13 @@ pub async fn revoke_session(
     Ok(signed_out(&state, revoked, own_cookie))
 }
 
-/// GET /healthz: reads and writes the database.
-pub async fn healthz(state: App) -> Result<Response, Rejection> {
+/// Longest a node may go without reading the log (PostgreSQL) and still call itself healthy:
+/// the follower reads it at least every half second.
+const HEALTHY_LOG_AGE: Duration = Duration::from_secs(5);
+
+/// GET /healthz: reads and writes the database (and, on PostgreSQL, follows the log). Body
+/// `ok`; with `?detail`, one more line per part (database, log, Redis).
+pub async fn healthz(detail: bool, state: App) -> Result<Response, Rejection> {
     let write_error = state
         .hub
         .metrics()
@@ -267,7 +273,38 @@ pub async fn healthz(state: App) -> Result<Response, Rejection> {
         let body = "unavailable: the database cannot be read or written";
         return Ok(plain_text(StatusCode::SERVICE_UNAVAILABLE, body.into()));
     }
-    Ok(plain_text(StatusCode::OK, "ok".into()))
+    let log = state.hub.metrics().log_lag();
+    if let Some((age, _)) = log.filter(|(age, _)| *age > HEALTHY_LOG_AGE) {
+        let body = format!(
+            "unavailable: this node last read the log {} s ago",
+            age.as_secs()
+        );
+        return Ok(plain_text(StatusCode::SERVICE_UNAVAILABLE, body));
+    }
+    if !detail {
+        return Ok(plain_text(StatusCode::OK, "ok".into()));
+    }
+    let store = if state.db.is_postgres() {
+        "postgresql"
+    } else {
+        "sqlite"
+    };
+    let mut body = format!("ok\ndatabase: {store}, ok\n");
+    if let Some((age, position)) = log {
+        body.push_str(&format!(
+            "log: position {position}, read {} ms ago\n",
+            age.as_millis()
+        ));
+    }
+    if let Some(cluster) = &state.cluster {
+        let redis = if cluster.ping().await {
+            "ok"
+        } else {
+            "unreachable (messages flow; presence, typing, caps and rates are per node)"
+        };
+        body.push_str(&format!("redis: {redis}\n"));
+    }
+    Ok(plain_text(StatusCode::OK, body))
 }
 
 fn plain_text(status: StatusCode, body: String) -> Response {

@@ -134,8 +134,8 @@ pub async fn post(
         reply_to: body.reply_to,
         attachments: body.attachments,
     };
-    let msg = messages::post(&state, draft, || {
-        state.message_rate.take(id.user.id).map_err(|ms| {
+    let msg = messages::post(&state, draft, async || {
+        state.message_rate.take(id.user.id).await.map_err(|ms| {
             AppError::new(
                 crate::app::error::Code::RateLimited,
                 "You are sending messages too fast.",

@@ -189,6 +189,15 @@ fn site(state: App) -> impl Filter<Extract = (Response,), Error = Rejection> + C
     // GET /healthz
     let healthz = warp::path!("healthz")
         .and(warp::get())
+        .and(
+            warp::query::raw()
+                .map(|q: String| {
+                    q.split('&')
+                        .any(|p| p == "detail" || p.starts_with("detail="))
+                })
+                .or(warp::any().map(|| false))
+                .unify(),
+        )
         .and(with_state(state.clone()))
         .and_then(handlers::healthz);
     // GET /metrics

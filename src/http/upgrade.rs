@@ -21,6 +21,7 @@ use super::filters::{client_ip, presented_token, request_origin, with_state, Req
 use crate::app::error::{AppError, Code};
 use crate::app::App;
 use crate::auth::Identity;
+use crate::cluster::caps::Admission;
 use crate::hub::AdmitError;
 use crate::limits::address_key;
 use crate::ws::Admitted;
@@ -69,7 +70,7 @@ async fn upgrade(
     let Some(on_upgrade) = slot.and_then(|s| s.0.lock().ok().and_then(|mut g| g.take())) else {
         return Err(AppError::bad_request("The connection cannot be upgraded.").into());
     };
-    let admitted = admit(&state, identity, ip, since)?;
+    let admitted = admit(&state, identity, ip, since).await?;
     crate::ws::spawn(state, admitted, on_upgrade);
     Ok(switching_protocols(&key))
 }
@@ -130,29 +131,46 @@ async fn identify(state: &App, token: Option<String>) -> Result<Identity, AppErr
 
 /// Take a place in the hub, listening to no room yet: the session reads the user's rooms
 /// and makes the connection listen to them (see `ws::session`), so the handshake itself
-/// reads nothing but the session.
-fn admit(
+/// reads nothing but the session. In cluster mode the caps count every node's connections
+/// first.
+async fn admit(
     state: &App,
     identity: Identity,
     ip: IpAddr,
     since: Option<i64>,
 ) -> Result<Admitted, AppError> {
+    let addr = address_key(ip);
+    let place = match &state.cluster {
+        Some(cluster) => match cluster
+            .caps
+            .admit(identity.user.id, &addr.to_string())
+            .await
+        {
+            Admission::Admitted(place) | Admission::Unknown(place) => Some(place),
+            Admission::UserFull => return Err(too_many(AdmitError::TooManyForUser)),
+            Admission::AddressFull => return Err(too_many(AdmitError::TooManyForAddress)),
+        },
+        None => None,
+    };
     let reg = state
         .hub
-        .connect(&identity.user, address_key(ip), identity.token_hash, &[])
-        .map_err(|e| {
-            let why = match e {
-                AdmitError::TooManyForUser => "You have too many open connections.",
-                AdmitError::TooManyForAddress => "Too many connections from your address.",
-            };
-            AppError::new(Code::TooManyConnections, why).retry_after(Duration::from_secs(5))
-        })?;
+        .connect(&identity.user, addr, identity.token_hash, &[])
+        .map_err(too_many)?;
     Ok(Admitted {
         user: identity.user,
         token_hash: identity.token_hash,
         since,
         reg,
+        place,
     })
+}
+
+fn too_many(e: AdmitError) -> AppError {
+    let why = match e {
+        AdmitError::TooManyForUser => "You have too many open connections.",
+        AdmitError::TooManyForAddress => "Too many connections from your address.",
+    };
+    AppError::new(Code::TooManyConnections, why).retry_after(Duration::from_secs(5))
 }
 
 fn switching_protocols(key: &HeaderValue) -> Response {

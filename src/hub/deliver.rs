@@ -19,6 +19,14 @@ impl Hub {
         }
         .encode();
         self.to_room(room_id, &frame, Some(user_id));
+        if self.shares_presence() {
+            self.tell_others(super::LocalPresence::Typing {
+                room: room_id,
+                room_name: std::sync::Arc::from(room),
+                user: user_id,
+                name: std::sync::Arc::from(username),
+            });
+        }
     }
 
     /// Queue a frame for one connection.

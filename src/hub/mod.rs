@@ -10,6 +10,7 @@
 //! - `deliver`: queueing frames for a connection, a user, a room or everyone.
 //! - `fanout`: turning what the writer committed into frames and index updates, in commit
 //!   order.
+//! - `shared`: presence and typing shared with other nodes (cluster mode).
 //! - `tail`: the newest messages of recently read rooms, kept current by the fan-out, so
 //!   history pages are answered from memory.
 //!
@@ -21,6 +22,7 @@ mod deliver;
 mod fanout;
 mod registry;
 mod rooms;
+mod shared;
 mod tail;
 
 use std::collections::HashMap;
@@ -35,6 +37,7 @@ use crate::metrics::Metrics;
 use crate::model::{Profile, StoredMessage};
 use crate::protocol::{ProfileView, ServerMsg};
 
+pub use shared::{LocalPresence, SharedPresence};
 pub use tail::{Loaded, Lookup, Readers, Tails, Ticket, TAIL_LEN};
 
 /// Identifies one WebSocket connection.
@@ -157,6 +160,9 @@ struct State {
     online: std::sync::OnceLock<Online>,
     /// Open connections per address key (the per-address admission limit).
     per_addr: HashMap<IpAddr, u32>,
+    /// When presence is shared with other nodes: everyone online on any node, as they say
+    /// (and the users connected here); `None` until they first said.
+    elsewhere: Option<std::collections::HashSet<Arc<str>>>,
 }
 
 /// Shared, cheaply cloned handle to the hub.
@@ -191,6 +197,8 @@ struct Inner {
     /// Told of every new message once it was delivered (link previews, webhooks); set once
     /// at start.
     watcher: std::sync::OnceLock<Watcher>,
+    /// Where presence changes and typing go when they are shared with other nodes.
+    shared: std::sync::OnceLock<mpsc::UnboundedSender<LocalPresence>>,
 }
 
 /// What [`Hub::watch_new_messages`] calls for each new message with the users it mentions,
@@ -241,6 +249,7 @@ impl Hub {
                 offered: AtomicI64::new(0),
                 profiles: RwLock::new(Arc::from(Vec::new())),
                 watcher: std::sync::OnceLock::new(),
+                shared: std::sync::OnceLock::new(),
             }),
         }
     }

@@ -120,7 +120,14 @@ impl Hub {
             slow: slow.clone(),
         };
         st.insert_conn(id, conn);
-        if st.user_connected(user) {
+        let first = st.user_connected(user);
+        let shared_name = first
+            .then(|| self.shares_presence())
+            .filter(|s| *s)
+            .and_then(|_| st.users.get(&user.id).map(|u| u.username.clone()));
+        if let Some(name) = shared_name {
+            self.came_online(&mut st, (user.id, &name), Some(id));
+        } else if first {
             let frame = ServerMsg::Presence {
                 user: &user.username,
                 online: true,
@@ -143,7 +150,13 @@ impl Hub {
         let Some(conn) = st.remove_conn(id) else {
             return;
         };
-        if let Some(name) = st.user_disconnected(conn.user_id) {
+        let Some(name) = st.user_disconnected(conn.user_id) else {
+            return;
+        };
+        if self.shares_presence() {
+            // Offline once no node holds them: the other nodes will say.
+            self.tell_others(super::LocalPresence::Disconnected { user: conn.user_id });
+        } else {
             let frame = ServerMsg::Presence {
                 user: &name,
                 online: false,
@@ -158,8 +171,14 @@ impl Hub {
         let st = lock_read(&self.inner.state);
         st.online
             .get_or_init(|| {
-                let mut names: Vec<Arc<str>> =
-                    st.users.values().map(|u| u.username.clone()).collect();
+                let mut names: Vec<Arc<str>> = match &st.elsewhere {
+                    Some(everyone) => {
+                        let mut all = everyone.clone();
+                        all.extend(st.users.values().map(|u| u.username.clone()));
+                        all.into_iter().collect()
+                    }
+                    None => st.users.values().map(|u| u.username.clone()).collect(),
+                };
                 names.sort_unstable_by(|a, b| crate::domain::cmp_folded(a, b));
                 names.into()
             })
@@ -177,7 +196,9 @@ impl Hub {
     }
 
     /// The case-folded names of the users with an open connection listening to room
-    /// `room_id` (its online members), without repeats: who `@here` reaches.
+    /// `room_id` (its online members), without repeats: who `@here` reaches. When presence
+    /// is shared with other nodes, everyone online on any node (the store keeps the room's
+    /// members among them).
     pub fn online_in_room(&self, room_id: i64) -> Vec<String> {
         let st = lock_read(&self.inner.state);
         let mut ids: Vec<i64> = st
@@ -187,10 +208,17 @@ impl Hub {
             .unwrap_or_default();
         ids.sort_unstable();
         ids.dedup();
-        ids.iter()
+        let mut names: Vec<String> = ids
+            .iter()
             .filter_map(|id| st.users.get(id))
             .map(|u| u.username.to_ascii_lowercase())
-            .collect()
+            .collect();
+        if let Some(everyone) = &st.elsewhere {
+            names.extend(everyone.iter().map(|n| n.to_ascii_lowercase()));
+            names.sort_unstable();
+            names.dedup();
+        }
+        names
     }
 
     /// The distinct session digests behind the open connections.

@@ -44,6 +44,9 @@ pub struct Admitted {
     pub since: Option<i64>,
     /// Its queue in the hub, taken before the first snapshot; its rooms are set after it.
     pub reg: Registration,
+    /// Its place in the connection caps over every node (cluster mode), given back when
+    /// the session ends.
+    pub place: Option<crate::cluster::caps::Place>,
 }
 
 /// Run the session of an admitted connection once hyper hands over the upgraded socket.
@@ -62,6 +65,7 @@ pub fn spawn(state: App, admitted: Admitted, on_upgrade: OnUpgrade) {
         token_hash: admitted.token_hash,
         reg: admitted.reg,
         guard,
+        place: admitted.place,
     };
     tokio::spawn(async move {
         match on_upgrade.await {

@@ -54,6 +54,8 @@ pub struct Connection {
     pub reg: Registration,
     /// Keeps shutdown waiting until this session has closed.
     pub guard: crate::shutdown::TrackGuard,
+    /// Its place in the connection caps over every node (cluster mode).
+    pub place: Option<crate::cluster::caps::Place>,
 }
 
 type Ws<S> = WebSocketStream<S>;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::{id_of, within, Auth, TestApp, Ws, PASSWORD};
-use crate::engines::Postgres;
+use crate::engines::{Postgres, Redis};
 
 /// A private PostgreSQL server with a new database `name`, and its URL (off the test's
 /// runtime: the driver blocks).
@@ -252,4 +252,230 @@ async fn a_postgresql_restart_fails_only_the_sends_in_flight_and_both_nodes_carr
     assert_eq!(id_of(&heard), said);
     drop(apps);
     tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
+}
+
+// Cluster mode: the same nodes sharing one Redis (`cluster.redis_url`).
+
+/// A private PostgreSQL with database `name`, a private Redis, and `n` nodes on both, each
+/// with `tweak` applied to its configuration.
+async fn cluster(
+    name: &'static str,
+    n: usize,
+    tweak: impl Fn(&mut hearth::config::Config) + Clone + 'static,
+) -> Option<(Postgres, Redis, Vec<TestApp>)> {
+    let (pg, url) = database(name).await?;
+    let redis = Redis::start()?;
+    let mut apps = Vec::new();
+    for i in 0..n {
+        let (url, redis_url, tweak) = (url.clone(), redis.url(), tweak.clone());
+        apps.push(
+            TestApp::builder()
+                .config(move |c| {
+                    c.database.url = url;
+                    c.cluster.redis_url = redis_url;
+                    c.cluster.node = format!("node{i}");
+                    tweak(c);
+                })
+                .start()
+                .await,
+        );
+    }
+    Some((pg, redis, apps))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_users_connections_over_three_nodes_admit_exactly_the_cap() {
+    let Some((_pg, _redis, apps)) =
+        cluster("caps", 3, |c| c.limits.connections_per_user = 10).await
+    else {
+        return;
+    };
+    let ann = apps[0].signup("ann").await;
+    let mut open = Vec::new();
+    let mut refused = Vec::new();
+    for i in 0..25 {
+        match apps[i % 3].try_ws(Some(&ann), "", None).await {
+            Ok(ws) => open.push(ws),
+            Err((status, body)) => refused.push((status, body)),
+        }
+    }
+    assert_eq!(open.len(), 10, "refused: {refused:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|(s, b)| *s == 429 && b.contains("too_many_connections")),
+        "{refused:?}"
+    );
+    // A connection closing anywhere frees a place everywhere.
+    open.pop().expect("one open").close().await;
+    within(
+        Duration::from_secs(5),
+        "a place to come free on another node",
+        async {
+            loop {
+                if let Ok(ws) = apps[2].try_ws(Some(&ann), "", None).await {
+                    return ws;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn presence_typing_and_here_reach_every_node() {
+    let Some((_pg, _redis, apps)) = cluster("presence", 3, |_| {}).await else {
+        return;
+    };
+    let ann = apps[0].signup("ann").await;
+    let ben = apps[1].signup("ben").await;
+    let cy = apps[2].signup("cy").await;
+    let mut ann_ws = apps[0].ws_connect(&ann, None).await;
+    let ben_ws = apps[1].ws_connect(&ben, None).await;
+    ann_ws
+        .wait_for("ben online", |f| {
+            f["type"] == "presence" && f["user"] == "ben" && f["online"] == true
+        })
+        .await;
+    // A connection on the third node lists both others.
+    let mut cy_ws = within(Duration::from_secs(5), "cy's ready to list both", async {
+        loop {
+            let ws = apps[2].ws_connect(&cy, None).await;
+            let online = ws.ready["online"].clone();
+            if online == serde_json::json!(["ann", "ben", "cy"]) {
+                return ws;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    // Typing on node 1 reaches node 3, not back to the typer.
+    let mut ben_ws = ben_ws;
+    ben_ws
+        .send_json(&serde_json::json!({"type": "typing", "room": "general"}))
+        .await;
+    let typing = cy_ws
+        .wait_for("ben typing", |f| f["type"] == "typing")
+        .await;
+    assert_eq!(typing["user"], "ben");
+    assert_eq!(typing["room"], "general");
+    // `@here` sent through node 3 mentions the members online on nodes 1 and 2.
+    let sent = cy_ws.say("general", "@here lunch?", "h1").await;
+    for ws in [&mut ann_ws, &mut ben_ws] {
+        let mention = ws.wait_for("the mention", |f| f["type"] == "mention").await;
+        assert_eq!(mention["id"], sent["id"], "{mention}");
+    }
+    // Ben's last connection closes: every node hears he is offline.
+    ben_ws.close().await;
+    for ws in [&mut ann_ws, &mut cy_ws] {
+        ws.wait_for("ben offline", |f| {
+            f["type"] == "presence" && f["user"] == "ben" && f["online"] == false
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_users_sends_over_two_nodes_share_one_rate_and_burst() {
+    let Some((_pg, _redis, apps)) = cluster("rate", 2, |c| {
+        c.limits.messages_per_second = 0.1;
+        c.limits.message_burst = 6;
+    })
+    .await
+    else {
+        return;
+    };
+    let ann = apps[0].signup("ann").await;
+    let mut on_a = apps[0].ws_connect(&ann, None).await;
+    let mut on_b = apps[1].ws_connect(&ann, None).await;
+    let mut stored = 0;
+    let mut limited = 0;
+    for i in 0..5 {
+        for (ws, node) in [(&mut on_a, "a"), (&mut on_b, "b")] {
+            let nonce = format!("{node}{i}");
+            ws.send_json(&crate::common::send_frame("hi", Some(&nonce)))
+                .await;
+            let f = ws
+                .wait_for("the answer", |f| {
+                    f["nonce"] == nonce.as_str() && (f["type"] == "error" || f["type"] == "message")
+                })
+                .await;
+            match (f["type"].as_str(), f["code"].as_str()) {
+                (Some("message"), _) => stored += 1,
+                (Some("error"), Some("rate_limited")) => limited += 1,
+                _ => panic!("unexpected answer: {f}"),
+            }
+        }
+    }
+    assert_eq!((stored, limited), (6, 4), "one burst over both nodes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_redis_messages_and_connections_carry_on() {
+    let Some((_pg, mut redis, apps)) = cluster("noredis", 2, |_| {}).await else {
+        return;
+    };
+    let ann = apps[0].signup("ann").await;
+    let ben = apps[1].signup("ben").await;
+    let mut ann_ws = apps[0].ws_connect(&ann, None).await;
+    let (status, body) = health(&apps[0]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.starts_with("ok\n") && body.contains("database: postgresql, ok"),
+        "{body}"
+    );
+    assert!(
+        body.contains("log: position ") && body.contains("redis: ok"),
+        "{body}"
+    );
+    assert_eq!(apps[0].get("/healthz").await.text().await.unwrap(), "ok");
+    redis.kill();
+    // Without Redis the node is still healthy (messages flow), and says what is missing.
+    let (status, body) = health(&apps[1]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("redis: unreachable"), "{body}");
+    // New connections are admitted on the node's own caps; messages flow both ways.
+    let mut ben_ws = within(
+        Duration::from_secs(5),
+        "a connection without Redis",
+        apps[1].ws_connect(&ben, None),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    for i in 0..20 {
+        let sent = ben_ws
+            .say("general", &format!("still here {i}"), &format!("n{i}"))
+            .await;
+        ann_ws
+            .wait_for("ben's message", |f| {
+                f["type"] == "message" && f["id"] == sent["id"]
+            })
+            .await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "sends do not wait for Redis: {:?}",
+        started.elapsed()
+    );
+    // Redis comes back empty: presence is rebuilt from what each node holds.
+    redis.restart();
+    let cy = apps[0].signup("cy").await;
+    within(Duration::from_secs(10), "the list to come back", async {
+        loop {
+            let ws = apps[0].ws_connect(&cy, None).await;
+            if ws.ready["online"] == serde_json::json!(["ann", "ben", "cy"]) {
+                return;
+            }
+            drop(ws);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+}
+
+/// `GET /healthz?detail`: the status and the body.
+async fn health(app: &TestApp) -> (u16, String) {
+    let res = app.get("/healthz?detail").await;
+    (res.status().as_u16(), res.text().await.unwrap_or_default())
 }

@@ -69,6 +69,8 @@ pub struct DueDelivery {
     pub attempts: i64,
     /// When it was queued.
     pub queued_at: i64,
+    /// When it fell due, as read (the claim checks that no one moved it since).
+    pub next_at: i64,
 }
 
 /// Make an incoming hook for `room_id`: its account (`name`, key `key`, a member of that room
@@ -298,7 +300,7 @@ pub fn due_deliveries<C: Sql>(
     limit: u32,
 ) -> Result<Vec<DueDelivery>, C::Error> {
     conn.rows(
-        "SELECT q.webhook_id, w.url, w.secret, q.message_id, q.attempts, q.queued_at \
+        "SELECT q.webhook_id, w.url, w.secret, q.message_id, q.attempts, q.queued_at, q.next_at \
          FROM webhook_queue q JOIN webhooks w ON w.id = q.webhook_id \
          WHERE q.message_id = (SELECT MIN(message_id) FROM webhook_queue h \
                                WHERE h.webhook_id = q.webhook_id) \
@@ -312,9 +314,30 @@ pub fn due_deliveries<C: Sql>(
                 message_id: r.get(3)?,
                 attempts: r.get(4)?,
                 queued_at: r.get(5)?,
+                next_at: r.get(6)?,
             })
         },
     )
+}
+
+/// Take the delivery of `message_id` to `webhook_id`, read as due at `seen`, until `until`:
+/// no other node finds it due before then (a node that dies while delivering leaves it to
+/// the others after the claim). Whether it was taken: `false` when someone else took it, or
+/// it was done, since it was read.
+pub fn claim_delivery<C: Sql>(
+    conn: &C,
+    (webhook_id, message_id): (i64, i64),
+    seen: i64,
+    until: i64,
+) -> Result<bool, C::Error> {
+    // On PostgreSQL a second claimer waits for the first's row lock, then finds `next_at`
+    // moved and updates nothing.
+    let n = conn.exec(
+        "UPDATE webhook_queue SET next_at = ?4 \
+         WHERE webhook_id = ?1 AND message_id = ?2 AND next_at = ?3",
+        args![webhook_id, message_id, seen, until],
+    )?;
+    Ok(n == 1)
 }
 
 /// When the next delivery falls due (`None`: nothing queued).

@@ -3,6 +3,8 @@
 
 pub use crate::db::queries::HookAuth;
 use crate::db::queries::{self, DueDelivery, HookRow, WebhookRow};
+use std::time::Duration;
+
 use crate::db::{now_ms, Db, DbError, StoredMessage};
 
 /// A new incoming hook: its public id, its token's hash, its name and the name's key.
@@ -116,12 +118,31 @@ impl Db {
     pub async fn due_deliveries(
         &self,
         limit: u32,
+        claim: Duration,
     ) -> Result<(Vec<DueDelivery>, Option<i64>), DbError> {
-        self.read(move |c| {
-            let due = queries::due_deliveries(c, now_ms(), limit)?;
-            Ok((due, queries::next_delivery_at(c)?))
-        })
-        .await
+        let (due, next) = self
+            .read(move |c| {
+                let due = queries::due_deliveries(c, now_ms(), limit)?;
+                Ok((due, queries::next_delivery_at(c)?))
+            })
+            .await?;
+        if due.is_empty() || !self.is_postgres() {
+            return Ok((due, next));
+        }
+        // Several nodes read the same queue: each delivers what it claimed.
+        let claimed = self
+            .write(move |c| {
+                let until = now_ms() + claim.as_millis() as i64;
+                let mut mine = Vec::new();
+                for d in due {
+                    if queries::claim_delivery(c, (d.webhook_id, d.message_id), d.next_at, until)? {
+                        mine.push(d);
+                    }
+                }
+                Ok(mine)
+            })
+            .await?;
+        Ok((claimed, next))
     }
 
     /// Message `id` as it is now, and whether its author is an incoming hook.

@@ -44,8 +44,12 @@ impl SendMessage {
             reply_to: self.reply_to,
             attachments: self.attachments,
         };
-        messages::send(&cx.state, draft, || {
-            cx.state.message_rate.take(cx.user.id).map_err(rate_limited)
+        messages::send(&cx.state, draft, async || {
+            cx.state
+                .message_rate
+                .take(cx.user.id)
+                .await
+                .map_err(rate_limited)
         })
         .await
     }
