@@ -49,7 +49,7 @@ use crate::process::{command, Hearth, HANG};
 pub(crate) const ROOM: &str = "general";
 /// Kill cycles in `kill_9_cycles_lose_no_acknowledged_message` unless `HEARTH_CRASH_CYCLES`.
 const DEFAULT_CYCLES: usize = 10;
-const CLIENTS: usize = 4;
+pub(crate) const CLIENTS: usize = 4;
 /// The environment variable that replays a run's random choices.
 pub(crate) const SEED_VAR: &str = "HEARTH_CRASH_SEED";
 
@@ -163,14 +163,14 @@ struct NonceRec {
 
 /// A message frame as seen.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Seen {
-    user: String,
-    nonce: Option<String>,
-    body: String,
+pub(crate) struct Seen {
+    pub(crate) user: String,
+    pub(crate) nonce: Option<String>,
+    pub(crate) body: String,
 }
 
 #[derive(Default)]
-struct Stats {
+pub(crate) struct Stats {
     /// `send` frames written, retries included.
     sends: u64,
     /// Extra copies sent right after the first (retry storm).
@@ -186,13 +186,13 @@ struct Stats {
     /// ... of which a resend stored (or found) after the restart.
     acked_on_resend: u64,
     /// Connections opened.
-    connections: u64,
+    pub(crate) connections: u64,
 }
 
 impl Stats {
     /// `N in doubt{when} (N found committed on replay, N stored on resend)`, for the summary
     /// lines.
-    fn doubts(&self, when: &str) -> String {
+    pub(crate) fn doubts(&self, when: &str) -> String {
         format!(
             "{} in doubt{when} ({} found committed on replay, {} stored on resend)",
             self.in_doubt, self.found_on_replay, self.acked_on_resend
@@ -202,18 +202,18 @@ impl Stats {
 
 /// How a client behaves on one connection.
 #[derive(Clone, Copy)]
-struct Plan {
+pub(crate) struct Plan {
     /// Most sends waiting for their echo at once.
-    window: usize,
+    pub(crate) window: usize,
     /// Most new nonces this connection starts; then it finishes once everything is answered.
-    new_messages: usize,
+    pub(crate) new_messages: usize,
     /// Each new nonce is sent 1..=max_copies times.
-    max_copies: u64,
+    pub(crate) max_copies: u64,
     /// Chance (percent) that an extra copy waits for the next connection instead of going at once.
-    deferred_percent: u64,
+    pub(crate) deferred_percent: u64,
 }
 
-const STEADY: Plan = Plan {
+pub(crate) const STEADY: Plan = Plan {
     window: 32,
     new_messages: usize::MAX,
     max_copies: 1,
@@ -221,14 +221,14 @@ const STEADY: Plan = Plan {
 };
 
 /// Resend what is unacknowledged (and deferred), start nothing new, finish.
-const DRAIN: Plan = Plan {
+pub(crate) const DRAIN: Plan = Plan {
     window: 32,
     new_messages: 0,
     max_copies: 1,
     deferred_percent: 0,
 };
 
-struct Client {
+pub(crate) struct Client {
     idx: usize,
     name: String,
     token: String,
@@ -384,7 +384,7 @@ impl Client {
         }
     }
 
-    fn violation(&mut self, what: String) {
+    pub(crate) fn violation(&mut self, what: String) {
         self.violations.push(format!("{}: {what}", self.name));
     }
 
@@ -741,7 +741,7 @@ impl Client {
 
     /// Bookkeeping after a connection that did not finish: what it left unacknowledged is in
     /// doubt until a replay or a resend settles it.
-    fn after_connection(&mut self) {
+    pub(crate) fn after_connection(&mut self) {
         for n in &self.order {
             let r = self.nonces.get_mut(n).expect("known nonce");
             if r.id.is_none() && r.sends > 0 && !r.in_doubt {
@@ -814,7 +814,7 @@ async fn full_history(
 // ---------------------------------------------------------------------------------------------
 // Harness
 
-async fn make_clients(http: &reqwest::Client, port: u16, seed: u64) -> Vec<Client> {
+pub(crate) async fn make_clients(http: &reqwest::Client, port: u16, seed: u64) -> Vec<Client> {
     let mut clients = Vec::new();
     for idx in 0..CLIENTS {
         let token = create_account(http, port, &format!("client{idx}")).await;
@@ -827,16 +827,19 @@ async fn make_clients(http: &reqwest::Client, port: u16, seed: u64) -> Vec<Clien
 pub(crate) type Running<C> = Vec<tokio::task::JoinHandle<(C, End)>>;
 
 /// Start one connection per client.
-fn spawn_round(
+pub(crate) fn spawn_round(
     clients: Vec<Client>,
-    port: u16,
+    ports: &[u16],
     plan: Plan,
     stop: &watch::Receiver<bool>,
     http: &reqwest::Client,
 ) -> Running<Client> {
     clients
         .into_iter()
-        .map(|mut c| {
+        .enumerate()
+        .map(|(i, mut c)| {
+            // Client i on server i (several servers: a cluster's nodes).
+            let port = ports[i % ports.len()];
             let stop = stop.clone();
             let http = http.clone();
             tokio::spawn(async move {
@@ -872,7 +875,7 @@ async fn settle_round(
     what: &str,
 ) -> Vec<Client> {
     let (_stop_tx, stop) = watch::channel(false);
-    let running = spawn_round(clients, port, plan, &stop, http);
+    let running = spawn_round(clients, &[port], plan, &stop, http);
     join_round(running, what)
         .await
         .into_iter()
@@ -887,7 +890,7 @@ async fn settle_round(
 
 /// Resend until everything is acknowledged, then let every client catch up with the head,
 /// and read each one's full `?since=0` history.
-async fn drain_and_catch_up(
+pub(crate) async fn drain_and_catch_up(
     clients: Vec<Client>,
     port: u16,
     http: &reqwest::Client,
@@ -908,11 +911,11 @@ async fn drain_and_catch_up(
 }
 
 /// A row of `messages`.
-struct Row {
-    id: i64,
-    user: String,
-    room: String,
-    seen: Seen,
+pub(crate) struct Row {
+    pub(crate) id: i64,
+    pub(crate) user: String,
+    pub(crate) room: String,
+    pub(crate) seen: Seen,
 }
 
 #[derive(Default)]
@@ -925,7 +928,7 @@ pub(crate) struct Verdict {
 }
 
 impl Verdict {
-    fn is_clean(&self) -> bool {
+    pub(crate) fn is_clean(&self) -> bool {
         self.lost.is_empty()
             && self.duplicated.is_empty()
             && self.unexpected.is_empty()
@@ -952,14 +955,25 @@ type ByKey = HashMap<(String, String), Vec<i64>>;
 fn check_database(db: &Path, clients: &[Client], histories: &[Vec<(i64, Seen)>]) -> Verdict {
     let mut v = Verdict::default();
     let rows = read_rows(db, &mut v);
+    check_against(&rows, v, clients, histories)
+}
+
+/// [`check_database`] for rows read from any store (`v` may already hold problems found
+/// while reading them).
+pub(crate) fn check_against(
+    rows: &[Row],
+    mut v: Verdict,
+    clients: &[Client],
+    histories: &[Vec<(i64, Seen)>],
+) -> Verdict {
     v.rows = rows.len();
-    let by_key = check_rows(&rows, clients, &mut v);
+    let by_key = check_rows(rows, clients, &mut v);
     let by_id: HashMap<i64, &Row> = rows.iter().map(|r| (r.id, r)).collect();
     let all_ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     for c in clients {
         check_client(c, &by_key, &by_id, &all_ids, &mut v);
     }
-    check_histories(&rows, clients, histories, &mut v);
+    check_histories(rows, clients, histories, &mut v);
     for c in clients {
         v.other.extend(c.violations.iter().cloned());
     }
@@ -1170,7 +1184,7 @@ pub(crate) fn assert_clean(v: &Verdict, test: &str, seed: u64, dir: &Path) {
     panic!("{report}");
 }
 
-fn totals(clients: &[Client]) -> (usize, u64, Stats) {
+pub(crate) fn totals(clients: &[Client]) -> (usize, u64, Stats) {
     let mut s = Stats::default();
     let mut nonces = 0;
     for c in clients {
@@ -1189,7 +1203,7 @@ fn totals(clients: &[Client]) -> (usize, u64, Stats) {
 }
 
 /// Nonces sent and nonces acknowledged so far, over all clients.
-fn progress(clients: &[Client]) -> (usize, usize) {
+pub(crate) fn progress(clients: &[Client]) -> (usize, usize) {
     (
         clients.iter().map(Client::sent).sum(),
         clients.iter().map(Client::acked).sum(),
@@ -1212,7 +1226,7 @@ async fn kill_9_cycles_lose_no_acknowledged_message() {
     let (_stop_tx, stop) = watch::channel(false);
     let mut kill_moments = Vec::new();
     for cycle in 0..cycles {
-        let running = spawn_round(clients, server.port, STEADY, &stop, &http);
+        let running = spawn_round(clients, &[server.port], STEADY, &stop, &http);
         let after = Duration::from_millis(rng.range(50, 400));
         kill_moments.push(after.as_millis());
         tokio::time::sleep(after).await;
@@ -1259,7 +1273,7 @@ async fn sigterm_loses_nothing_and_exits_zero() {
     let server = start_server(dir.path());
     let clients = make_clients(&http, server.port, seed).await;
     let (_stop_tx, stop) = watch::channel(false);
-    let running = spawn_round(clients, server.port, STEADY, &stop, &http);
+    let running = spawn_round(clients, &[server.port], STEADY, &stop, &http);
     let after = Duration::from_millis(rng.range(200, 600));
     tokio::time::sleep(after).await;
     let status = server.sigterm(HANG);
@@ -1478,7 +1492,7 @@ async fn kill_9_mid_ingest_leaves_every_acknowledged_message_searchable() {
     let (_stop_tx, stop) = watch::channel(false);
     let (mut acked, mut cut_short) = (0, 0);
     for cycle in 0..crash_cycles(4) {
-        let running = spawn_round(clients, server.port, STEADY, &stop, &http);
+        let running = spawn_round(clients, &[server.port], STEADY, &stop, &http);
         tokio::time::sleep(Duration::from_millis(rng.range(50, 400))).await;
         server.kill_9();
         clients = join_round(running, &format!("kill cycle {cycle}"))

@@ -13,6 +13,7 @@ mod engines;
 mod process;
 
 mod cli;
+mod cluster;
 mod durability;
 mod durability_changes;
 mod ephemeral;

@@ -87,6 +87,16 @@ impl Hearth {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
+    /// Send `signal` (`STOP`, `CONT`, …) without waiting for anything.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     /// SIGKILL: no chance to flush anything.
     pub fn kill_9(mut self) {
         self.child.kill().expect("SIGKILL is delivered");

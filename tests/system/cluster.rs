@@ -1,0 +1,334 @@
+//! Cluster mode under process faults, Jepsen-style: three `hearth` processes on one private
+//! PostgreSQL and one private Redis, four clients spread over them and moved to another node
+//! every cycle, and a seeded fault each cycle: `kill -9` of a node, SIGTERM, SIGSTOP then
+//! SIGCONT, the end of a node's notification listener (its PostgreSQL session is
+//! terminated), a PostgreSQL restart, or Redis killed and started again empty. The clients are
+//! those of the single-node durability tests (`durability.rs`): each message has a nonce,
+//! connections resume with `?since=` on whichever node they reach next, unacknowledged
+//! nonces are sent again there, and some nonces are sent several times (now, and after the
+//! next reconnect, through another node): a retry storm of one nonce through three nodes.
+//!
+//! At the end PostgreSQL is read directly and checked against every client's record: nothing
+//! acknowledged is lost, no (author, nonce) is stored twice, every frame seen matches its row,
+//! every client saw every message in increasing id order (`?since=` resumes without a gap on
+//! any node), a full `?since=0` replay equals the table, and the log's positions (messages and
+//! the hub's events) have no gap. Every client must have reconnected within 30 s of each
+//! fault. `HEARTH_CRASH_SEED` replays a run's choices; `HEARTH_CLUSTER_CYCLES` runs more
+//! cycles than the default 10.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::common::{http_client, seed, Rng};
+use crate::durability::{
+    assert_clean, check_against, drain_and_catch_up, join_round, make_clients, progress,
+    spawn_round, totals, Client, End, Plan, Row, Seen, Verdict, CLIENTS,
+};
+use crate::engines::{Postgres, Redis};
+use crate::process::{command, Hearth, HANG};
+
+const NODES: usize = 3;
+const DEFAULT_CYCLES: usize = 10;
+/// Acknowledged messages a run must reach (the issue's bar for CI).
+const AT_LEAST: usize = 5_000;
+
+/// Each connection keeps a few sends in flight and sends some nonces more than once.
+const PLAN: Plan = Plan {
+    window: 4,
+    new_messages: usize::MAX,
+    max_copies: 3,
+    deferred_percent: 50,
+};
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Kill9,
+    Sigterm,
+    Pause,
+    Listener,
+    PostgresRestart,
+    RedisRestart,
+}
+
+const FAULTS: [Fault; 6] = [
+    Fault::Kill9,
+    Fault::Sigterm,
+    Fault::Pause,
+    Fault::Listener,
+    Fault::PostgresRestart,
+    Fault::RedisRestart,
+];
+
+/// The three nodes: each slot holds its running process (or none while it is down).
+struct Cluster {
+    dir: PathBuf,
+    url: String,
+    redis_url: String,
+    nodes: Vec<Option<Hearth>>,
+}
+
+impl Cluster {
+    /// Start (again) node `i`, its log appended to the test's `server.log`.
+    fn start(&mut self, i: usize) {
+        let node_dir = self.dir.join(format!("node{i}"));
+        std::fs::create_dir_all(&node_dir).expect("a node folder");
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .expect("opens the server log");
+        let mut cmd = command(&node_dir, node_dir.join("absent.toml"));
+        cmd.env("CHAT_DATABASE__PATH", node_dir.join("chat.db"))
+            .env("CHAT_DATABASE__URL", &self.url)
+            .env("CHAT_CLUSTER__REDIS_URL", &self.redis_url)
+            .env("CHAT_CLUSTER__NODE", format!("node{i}"))
+            .env("CHAT_LIMITS__MESSAGES_PER_SECOND", "0")
+            .env("CHAT_LIMITS__CONNECTIONS_PER_USER", "0")
+            .env("CHAT_PREVIEWS__ENABLED", "false")
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::from(log));
+        let dir = self.dir.clone();
+        self.nodes[i] = Some(Hearth::start(cmd, move || {
+            crate::durability::log_tail(&dir)
+        }));
+    }
+
+    /// The ports of the nodes up, starting at node `first`.
+    fn ports_from(&self, first: usize) -> Vec<u16> {
+        (0..NODES)
+            .map(|k| (first + k) % NODES)
+            .filter_map(|i| self.nodes[i].as_ref().map(|n| n.port))
+            .collect()
+    }
+}
+
+/// Terminate node `node`'s notification listener: its session is the one waiting in
+/// `LISTEN hearth_log` (each node has one; the busiest is picked at random by PostgreSQL's
+/// order, which is enough: any node losing it must carry on).
+fn kill_a_listener(pg: &Postgres, db: &str) -> i64 {
+    let mut client = pg.client(db);
+    let row = client
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM (SELECT pid FROM pg_stat_activity \
+             WHERE datname = $1 AND query ILIKE 'LISTEN%' LIMIT 1) l",
+            &[&db],
+        )
+        .expect("terminates a listener");
+    row.get(0)
+}
+
+/// Every message row, with its author and room, and any gap in the log's positions.
+fn read_pg(pg: &Postgres, db: &str) -> (Vec<Row>, Verdict) {
+    let mut v = Verdict::default();
+    let mut client = pg.client(db);
+    let rows: Vec<Row> = client
+        .query(
+            "SELECT m.id, u.username, r.name, m.nonce, m.body FROM messages m \
+             JOIN users u ON u.id = m.user_id JOIN rooms r ON r.id = m.room_id ORDER BY m.id",
+            &[],
+        )
+        .expect("reads the messages")
+        .iter()
+        .map(|r| {
+            let user: String = r.get(1);
+            Row {
+                id: r.get(0),
+                user: user.clone(),
+                room: r.get(2),
+                seen: Seen {
+                    user,
+                    nonce: r.get(3),
+                    body: r.get(4),
+                },
+            }
+        })
+        .collect();
+    let total: i64 = client
+        .query_one("SELECT count(*) FROM messages", &[])
+        .expect("counts")
+        .get(0);
+    if total as usize != rows.len() {
+        v.other.push(format!(
+            "{total} rows in messages but {} with their user and room",
+            rows.len()
+        ));
+    }
+    // Positions: every one from the first message to the head is a message or a hub event.
+    let positions: Vec<i64> = client
+        .query(
+            "SELECT id FROM messages UNION ALL SELECT pos FROM hub_events ORDER BY 1",
+            &[],
+        )
+        .expect("reads the positions")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let head: i64 = client
+        .query_one("SELECT pos FROM hearth_log_head WHERE id = 1", &[])
+        .expect("reads the head")
+        .get(0);
+    if let Some(first) = rows.first().map(|r| r.id) {
+        let mut expected = first;
+        for &p in positions.iter().filter(|p| **p >= first) {
+            if p != expected {
+                v.other
+                    .push(format!("log positions jump from {} to {p}", expected - 1));
+                expected = p;
+            }
+            expected += 1;
+        }
+        if expected - 1 != head {
+            v.other.push(format!(
+                "the head is {head}, the last position stored {}",
+                expected - 1
+            ));
+        }
+    }
+    (rows, v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_lose_nothing_through_process_faults() {
+    let test = "three_nodes_lose_nothing_through_process_faults";
+    let seed = seed(test, crate::durability::SEED_VAR, None);
+    let cycles = match std::env::var("HEARTH_CLUSTER_CYCLES") {
+        Ok(s) => s.trim().parse().expect("HEARTH_CLUSTER_CYCLES is a number"),
+        Err(_) => DEFAULT_CYCLES,
+    };
+    let Some(mut pg) = tokio::task::spawn_blocking(Postgres::start)
+        .await
+        .expect("PostgreSQL starts")
+    else {
+        return;
+    };
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let db = "faults";
+    let url = {
+        let pg = &pg;
+        tokio::task::block_in_place(|| pg.create_database(db))
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cluster = Cluster {
+        dir: dir.path().to_path_buf(),
+        url,
+        redis_url: redis.url(),
+        nodes: (0..NODES).map(|_| None).collect(),
+    };
+    for i in 0..NODES {
+        cluster.start(i);
+    }
+    let mut rng = Rng::new(seed);
+    let http = http_client();
+    let first_port = cluster.ports_from(0)[0];
+    let mut clients: Vec<Client> = make_clients(&http, first_port, seed).await;
+    let mut faults = Vec::new();
+    let mut longest_return = Duration::ZERO;
+    for cycle in 0..cycles {
+        // Each cycle, every client moves to the next node.
+        let ports = cluster.ports_from(cycle);
+        let (stop_tx, stop) = watch::channel(false);
+        let running = spawn_round(clients, &ports, PLAN, &stop, &http);
+        tokio::time::sleep(Duration::from_millis(rng.range(300, 800))).await;
+        let fault = *rng.pick(&FAULTS);
+        let node = rng.below(NODES as u64) as usize;
+        faults.push(format!("{fault:?}@node{node}"));
+        let struck = Instant::now();
+        match fault {
+            Fault::Kill9 => {
+                if let Some(n) = cluster.nodes[node].take() {
+                    n.kill_9();
+                }
+            }
+            Fault::Sigterm => {
+                if let Some(n) = cluster.nodes[node].take() {
+                    let status = tokio::task::block_in_place(|| n.sigterm(HANG));
+                    assert!(
+                        status.success(),
+                        "node{node} exited with {status} on SIGTERM"
+                    );
+                }
+            }
+            Fault::Pause => {
+                if let Some(n) = &cluster.nodes[node] {
+                    n.signal("STOP");
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    n.signal("CONT");
+                }
+            }
+            Fault::Listener => {
+                let pg = &pg;
+                tokio::task::block_in_place(|| kill_a_listener(pg, db));
+            }
+            Fault::PostgresRestart => {
+                let pg = &mut pg;
+                tokio::task::block_in_place(|| pg.restart());
+            }
+            Fault::RedisRestart => {
+                redis.kill();
+                tokio::time::sleep(Duration::from_millis(1000)).await;
+                redis.restart();
+            }
+        }
+        // Traffic goes on for a moment through what is left, then the round winds down.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let _ = stop_tx.send(true);
+        clients = join_round(running, &format!("cycle {cycle} ({fault:?})"))
+            .await
+            .into_iter()
+            .map(|(mut c, end)| {
+                if end == End::Hung {
+                    c.violation(format!("cycle {cycle}: connection ended with {end:?}"));
+                }
+                if end != End::Finished {
+                    c.after_connection();
+                }
+                c
+            })
+            .collect();
+        if cluster.nodes[node].is_none() {
+            cluster.start(node);
+        }
+        // Everyone is back within 30 s: the next round's connections open on live nodes.
+        longest_return = longest_return.max(struck.elapsed());
+        assert!(
+            struck.elapsed() < Duration::from_secs(30),
+            "cycle {cycle}: clients could not return within 30 s of {fault:?}"
+        );
+    }
+    let (sent, acked) = progress(&clients);
+    let port = cluster.ports_from(0)[0];
+    let (clients, histories) = drain_and_catch_up(clients, port, &http).await;
+    for (i, n) in cluster.nodes.iter_mut().enumerate() {
+        if let Some(n) = n.take() {
+            let status = tokio::task::block_in_place(|| n.sigterm(HANG));
+            assert!(status.success(), "node{i} exited with {status} on SIGTERM");
+        }
+    }
+    let (rows, v) = {
+        let pg = &pg;
+        tokio::task::block_in_place(|| read_pg(pg, db))
+    };
+    let v = check_against(&rows, v, &clients, &histories);
+    let (nonces, sends, s) = totals(&clients);
+    println!("{test}: seed {seed}, faults {faults:?}");
+    println!(
+        "cluster: {cycles} fault cycles over {NODES} nodes, {CLIENTS} clients, {sent} sent, \
+         {acked} acknowledged during the faults, {}; after the final resend {nonces} nonces in \
+         {sends} sends over {} connections, {}; longest return {longest_return:?}",
+        s.doubts(" at a fault"),
+        s.connections,
+        v.counts()
+    );
+    assert_clean(&v, test, seed, dir.path());
+    assert_eq!(v.rows, nonces, "one row per nonce sent");
+    assert!(
+        acked >= AT_LEAST,
+        "only {acked} messages acknowledged during the faults (at least {AT_LEAST})"
+    );
+}
