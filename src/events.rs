@@ -5,7 +5,7 @@
 
 use tokio::sync::oneshot;
 
-use crate::model::{MessageChange, Room, StoredMessage};
+use crate::model::{MessageChange, Profile, Room, StoredMessage};
 
 /// One committed change to rooms and memberships.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -75,6 +75,12 @@ pub enum Change {
         author: String,
         /// The members newly mentioned.
         users: Vec<i64>,
+    },
+    /// Someone changed their profile (display name, status or picture): every connection
+    /// gets a `profile` frame, and `ready` lists it from now on.
+    Profile {
+        /// The profile as it is now.
+        profile: Profile,
     },
     /// `user_id` moved their read marker in `room` (`read`, to all their connections).
     ReadMarker {

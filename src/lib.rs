@@ -375,7 +375,6 @@ fn app(
         searches: Arc::new(limits::Concurrency::new(SEARCHES_AT_ONCE, per_user)),
         files: Arc::new(files),
         decoders: Arc::new(tokio::sync::Semaphore::new(DECODES_AT_ONCE)),
-        profile_changes: tokio::sync::Mutex::new(()),
         deliveries: Arc::default(),
         push_keys: app::push::PushKeys::default(),
     })

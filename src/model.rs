@@ -256,7 +256,7 @@ impl LinkPreview {
 
 /// How a person presents themselves: what the conversation shows instead of (or beside) their
 /// username.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Profile {
     /// The username (what frames, mentions and history use).
     pub username: String,

@@ -109,9 +109,6 @@ pub struct AppState {
     pub files: Arc<crate::files::Files>,
     /// Image decodes running now (thumbnails), bounded to keep memory in check.
     pub decoders: Arc<tokio::sync::Semaphore>,
-    /// Held while a profile changes, so the hub's copy of the profiles is replaced in the
-    /// order the changes were written.
-    pub profile_changes: tokio::sync::Mutex<()>,
     /// The outgoing webhooks' sender: rung when a message may owe deliveries.
     pub deliveries: Arc<hooks::Deliveries>,
     /// The Web Push (VAPID) key, read or made on first use.

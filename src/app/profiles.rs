@@ -20,10 +20,11 @@ pub const MAX_DISPLAY_NAME: usize = 64;
 /// Longest status line, in characters.
 pub const MAX_STATUS: usize = 140;
 
-/// Put the profiles into the hub at start.
+/// Put the profiles into the hub at start (changes reach it through the store, on every
+/// node).
 pub async fn load(state: &App) {
     match state.db.set_profiles().await {
-        Ok(all) => state.hub.set_profiles(all, None),
+        Ok(all) => state.hub.set_profiles(all),
         Err(e) => tracing::warn!("cannot read the profiles: {e}"),
     }
 }
@@ -61,13 +62,11 @@ pub async fn update(
         .map(|d| clean(d, MAX_DISPLAY_NAME, "display name"))
         .transpose()?;
     let status = status.map(|s| clean(s, MAX_STATUS, "status")).transpose()?;
-    let _one_at_a_time = state.profile_changes.lock().await;
     let profile = state
         .db
         .update_profile(user_id, display_name, status)
         .await?
         .ok_or_else(gone)?;
-    announce(state, &profile).await;
     Ok(profile)
 }
 
@@ -117,25 +116,21 @@ where
     })
     .await
     .map_err(|e| uploads::internal(&e.to_string()))??;
-    let _one_at_a_time = state.profile_changes.lock().await;
     let profile = state
         .db
         .set_avatar(state.files.clone(), user_id, Some(made))
         .await?
         .ok_or_else(gone)?;
-    announce(state, &profile).await;
     Ok(profile)
 }
 
 /// Take `user_id`'s avatar away.
 pub async fn clear_avatar(state: &App, user_id: i64) -> Result<Profile, AppError> {
-    let _one_at_a_time = state.profile_changes.lock().await;
     let profile = state
         .db
         .set_avatar(state.files.clone(), user_id, None)
         .await?
         .ok_or_else(gone)?;
-    announce(state, &profile).await;
     Ok(profile)
 }
 
@@ -177,13 +172,6 @@ pub async fn avatar(state: &App, name: &str) -> Result<Download, AppError> {
 }
 
 /// Refresh the hub's profiles and tell every connection about `changed`.
-async fn announce(state: &App, changed: &Profile) {
-    match state.db.set_profiles().await {
-        Ok(all) => state.hub.set_profiles(all, Some(changed)),
-        Err(e) => tracing::warn!("cannot read the profiles: {e}"),
-    }
-}
-
 fn bad_image() -> AppError {
     AppError::new(
         Code::BadImage,

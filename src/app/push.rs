@@ -316,7 +316,13 @@ async fn send_loop(state: App, mut rx: mpsc::Receiver<Note>) {
                 continue;
             }
             let users: Vec<i64> = targets.iter().map(|(s, _)| s.user_id).collect();
-            let offline = state.hub.offline(&users);
+            let mut offline = state.hub.offline(&users);
+            if let Some(cluster) = &state.cluster {
+                // Not connected here, but maybe to another node (without Redis: push).
+                if let Some(elsewhere) = cluster.presence.online_among(&offline).await {
+                    offline.retain(|u| !elsewhere.contains(u));
+                }
+            }
             for (sub, reason) in targets {
                 if !offline.contains(&sub.user_id) {
                     continue;

@@ -251,6 +251,29 @@ impl ClusterPresence {
         let _ = tokio::time::timeout(TIMEOUT, cmd.query_async::<i64>(&mut redis)).await;
     }
 
+    /// Of `users`, those online on any node, or `None` when Redis does not answer.
+    pub async fn online_among(&self, users: &[i64]) -> Option<Vec<i64>> {
+        if users.is_empty() {
+            return Some(Vec::new());
+        }
+        let mut redis = self.inner.redis.clone();
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(ONLINE).arg(users);
+        match tokio::time::timeout(TIMEOUT, cmd.query_async::<Vec<Option<String>>>(&mut redis))
+            .await
+        {
+            Ok(Ok(names)) => Some(
+                users
+                    .iter()
+                    .zip(names)
+                    .filter(|(_, n)| n.is_some())
+                    .map(|(u, _)| *u)
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
     /// Everyone online on any node, or `None` when Redis does not answer.
     pub async fn online(&self) -> Option<Vec<String>> {
         let mut redis = self.inner.redis.clone();

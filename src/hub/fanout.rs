@@ -224,6 +224,7 @@ impl Hub {
             } => self.apply_left(*user_id, username, *room_id, room),
             Change::Updated { room, old_name } => self.apply_updated(room, old_name.as_deref()),
             Change::ReadMarker { user_id, room } => self.apply_read_marker(*user_id, room),
+            Change::Profile { profile } => self.profile_changed(profile),
             Change::Mentioned {
                 room_id,
                 room,
@@ -264,7 +265,10 @@ impl Hub {
             Change::Message {
                 change, audience, ..
             } if *audience == Audience::Room => tails.forget(&change.room),
-            Change::Message { .. } | Change::Mentioned { .. } | Change::ReadMarker { .. } => {}
+            Change::Message { .. }
+            | Change::Mentioned { .. }
+            | Change::ReadMarker { .. }
+            | Change::Profile { .. } => {}
         }
     }
 

@@ -269,21 +269,39 @@ impl Hub {
             .clone()
     }
 
-    /// The profiles are now `all`; `changed`, when given, is sent to every connection as a
-    /// `profile` frame.
-    pub fn set_profiles(&self, all: Vec<Profile>, changed: Option<&Profile>) {
+    /// The profiles are now `all` (at start).
+    pub fn set_profiles(&self, all: Vec<Profile>) {
         *self
             .inner
             .profiles
             .write()
             .unwrap_or_else(|p| p.into_inner()) = Arc::from(all);
-        if let Some(p) = changed {
-            let frame = ServerMsg::Profile {
-                user: ProfileView::from(p),
+    }
+
+    /// One profile changed (on this node or another): the list `ready` sends follows, and
+    /// every connection gets a `profile` frame.
+    fn profile_changed(&self, changed: &Profile) {
+        {
+            let mut all = self
+                .inner
+                .profiles
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            let mut list: Vec<Profile> = all
+                .iter()
+                .filter(|p| p.username != changed.username)
+                .cloned()
+                .collect();
+            if changed.is_set() {
+                list.push(changed.clone());
             }
-            .encode();
-            self.to_all(&frame);
+            *all = Arc::from(list);
         }
+        let frame = ServerMsg::Profile {
+            user: ProfileView::from(changed),
+        }
+        .encode();
+        self.to_all(&frame);
     }
 
     /// Shared counters.

@@ -369,6 +369,8 @@ async fn presence_over_three_nodes_is_announced_once_and_a_dead_nodes_users_go_o
     let died = Instant::now();
     assert!(d.connected(2, "bo").await);
     assert!(b.connected(3, "cy").await);
+    // Who, of some users, is online anywhere (what a node asks before a push).
+    assert_eq!(c.online_among(&[1, 2, 3, 99]).await, Some(vec![2, 3]));
     assert_eq!(
         next_event(&mut events, "bo online").await,
         PresenceEvent::Online("bo".into())

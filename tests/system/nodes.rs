@@ -161,6 +161,21 @@ async fn rooms_edits_and_sign_outs_made_on_one_node_hold_on_the_others() {
         .await;
     assert_eq!(edited["body"], "hello");
 
+    // A profile changed through B reaches ann's connection on A, and A's next `ready`.
+    let res = b
+        .api(
+            reqwest::Method::PATCH,
+            "/api/me",
+            &ben,
+            Some(&serde_json::json!({"display_name": "Ben B.", "status": "on node B"})),
+        )
+        .await;
+    assert_eq!(res.0, 200, "{}", res.1);
+    let profile = ann_ws.wait_type("profile").await;
+    assert_eq!(profile["user"]["display_name"], "Ben B.");
+    let fresh = a.ws_connect(&ann, None).await;
+    assert_eq!(fresh.ready["profiles"][0]["status"], "on node B");
+
     // Leaving through B: ann on A is told, and ben's sends to the room are refused.
     b.api(reqwest::Method::POST, "/api/rooms/plans/leave", &ben, None)
         .await;

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::db::{queries, Db, DbError, Profile};
+use crate::db::{queries, Db, DbError, Profile, Tx};
+use crate::events::Change;
 use crate::files::{Files, TempFile};
 
 impl Db {
@@ -28,9 +29,10 @@ impl Db {
         display_name: Option<String>,
         status: Option<String>,
     ) -> Result<Option<Profile>, DbError> {
-        self.write(move |c| {
+        self.transact(move |tx: &Tx<'_>| {
+            let c = tx.0;
             queries::update_profile(c, user_id, display_name.as_deref(), status.as_deref())?;
-            queries::profile_of(c, user_id)
+            announced(queries::profile_of(c, user_id)?)
         })
         .await
     }
@@ -43,7 +45,8 @@ impl Db {
         user_id: i64,
         avatar: Option<(TempFile, String, String)>,
     ) -> Result<Option<Profile>, DbError> {
-        self.write(move |c| {
+        self.transact(move |tx: &Tx<'_>| {
+            let c = tx.0;
             let io = crate::db::sql::SqlError::Io;
             match avatar {
                 Some((file, sha, mime)) => {
@@ -53,8 +56,17 @@ impl Db {
                 None => queries::set_avatar(c, user_id, None)?,
             }
             super::uploads::collect(c, &files)?;
-            queries::profile_of(c, user_id)
+            announced(queries::profile_of(c, user_id)?)
         })
         .await
     }
+}
+
+/// A changed profile, and the change every node's connections are told of once it commits.
+fn announced(profile: Option<Profile>) -> Result<(Option<Profile>, Vec<Change>), DbError> {
+    let changes = profile
+        .iter()
+        .map(|p| Change::Profile { profile: p.clone() })
+        .collect();
+    Ok((profile, changes))
 }
