@@ -508,6 +508,61 @@ impl PgConn {
     }
 
     fn query(&self, sql: &str, args: &[&dyn Arg]) -> Result<Vec<postgres::Row>, postgres::Error> {
+        let first = self.query_once(sql, args);
+        // A read outside a transaction on a connection found lost (PostgreSQL restarted, or
+        // failed over): connect again and read once more, so the first request after a
+        // restart does not fail. (A plain `SELECT` changes nothing, so running it twice is
+        // harmless; writes are never repeated.)
+        let is_read = sql
+            .trim_start()
+            .get(..6)
+            .is_some_and(|w| w.eq_ignore_ascii_case("SELECT"));
+        if first.is_err()
+            && is_read
+            && !self.open.get()
+            && self.broken.get()
+            && self.reconnect.is_some()
+        {
+            return self.query_once(sql, args);
+        }
+        first
+    }
+
+    /// After `sql` failed: whether it was a `BEGIN` on a connection found lost, which never
+    /// ran and may be sent again on a new connection.
+    fn lost_before(&self, sql: &str) -> bool {
+        let begins = sql
+            .split(|c: char| c.is_whitespace() || c == ';')
+            .find(|w| !w.is_empty())
+            .is_some_and(|w| w.eq_ignore_ascii_case("BEGIN"));
+        begins && self.broken.get() && self.reconnect.is_some()
+    }
+
+    fn exec_once(&self, sql: &str, args: &[&dyn Arg]) -> Result<usize, PgError> {
+        // Connected (again) before `BEGIN` counts; `COMMIT` and `ROLLBACK` end the
+        // transaction even when they cannot be sent.
+        let stmt = self.statement(sql);
+        self.note_transaction(sql);
+        let stmt = self.noted(self.began(sql, stmt))?;
+        let args: Vec<_> = args.iter().map(|a| a.pg()).collect();
+        let n = self.client.borrow_mut().execute(&stmt, &args);
+        let n = self.noted(self.began(sql, n))?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    fn batch_once(&self, sql: &str) -> Result<(), PgError> {
+        let mut client = self.noted(self.ready())?;
+        self.note_transaction(sql);
+        let done = client.batch_execute(sql);
+        drop(client);
+        Ok(self.noted(self.began(sql, done))?)
+    }
+
+    fn query_once(
+        &self,
+        sql: &str,
+        args: &[&dyn Arg],
+    ) -> Result<Vec<postgres::Row>, postgres::Error> {
         let stmt = self.noted(self.statement(sql))?;
         let args: Vec<_> = args.iter().map(|a| a.pg()).collect();
         let rows = self.client.borrow_mut().query(&stmt, &args);
@@ -541,23 +596,19 @@ impl Sql for PgConn {
     }
 
     fn exec(&self, sql: &str, args: &[&dyn Arg]) -> Result<usize, PgError> {
-        // Connected (again) before `BEGIN` counts; `COMMIT` and `ROLLBACK` end the
-        // transaction even when they cannot be sent.
-        let stmt = self.statement(sql);
-        self.note_transaction(sql);
-        let stmt = self.noted(self.began(sql, stmt))?;
-        let args: Vec<_> = args.iter().map(|a| a.pg()).collect();
-        let n = self.client.borrow_mut().execute(&stmt, &args);
-        let n = self.noted(self.began(sql, n))?;
-        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        let done = self.exec_once(sql, args);
+        if done.is_err() && self.lost_before(sql) {
+            return self.exec_once(sql, args);
+        }
+        done
     }
 
     fn batch(&self, sql: &str) -> Result<(), PgError> {
-        let mut client = self.noted(self.ready())?;
-        self.note_transaction(sql);
-        let done = client.batch_execute(sql);
-        drop(client);
-        Ok(self.noted(self.began(sql, done))?)
+        let done = self.batch_once(sql);
+        if done.is_err() && self.lost_before(sql) {
+            return self.batch_once(sql);
+        }
+        done
     }
 
     fn missing(what: &'static str) -> PgError {

@@ -159,6 +159,8 @@ struct NonceRec {
     echoes: u32,
     /// A connection ended while it was sent but unacknowledged.
     in_doubt: bool,
+    /// Sends of it refused with `unavailable`.
+    refusals: u32,
 }
 
 /// A message frame as seen.
@@ -270,6 +272,8 @@ struct Conn {
     resumed: bool,
     /// Sends on this connection not answered yet.
     outstanding: usize,
+    /// The same, per nonce: an answer counts for the nonce it names.
+    pending: HashMap<String, u32>,
     refused: u64,
     close: Option<u16>,
     /// Nonces to send before new ones: resends, refused sends and extra copies.
@@ -287,6 +291,7 @@ impl Conn {
             frames: 0,
             resumed: false,
             outstanding: 0,
+            pending: HashMap::new(),
             refused: 0,
             close: None,
             queue,
@@ -411,6 +416,7 @@ impl Client {
                 sends: 0,
                 echoes: 0,
                 in_doubt: false,
+                refusals: 0,
             },
         );
         self.order.push(nonce.clone());
@@ -512,10 +518,31 @@ impl Client {
             }
             "message" => {
                 if self.on_message(cn, &v, cn.resumed) {
-                    if cn.outstanding == 0 {
-                        self.violation(format!("an echo nobody waited for: {text}"));
-                    } else {
+                    // A nonce whose fate was unknown when it was sent again: its connection
+                    // ended before the answer, or it was refused as `unavailable` although
+                    // its write committed (the database went away with the commit in
+                    // flight). With several nodes the first copy can then be delivered live,
+                    // like any committed message, and the resend is answered too: that extra
+                    // echo is the client's to ignore (same id, same nonce).
+                    let nonce = v["nonce"].as_str().unwrap_or_default();
+                    let rec = self.nonces.get(nonce);
+                    let ambiguous = rec.is_some_and(|r| r.refusals > 0 || r.in_doubt);
+                    let waited = cn.pending.get_mut(nonce).filter(|n| **n > 0);
+                    if let Some(n) = waited {
+                        *n -= 1;
                         cn.outstanding -= 1;
+                    } else if !ambiguous {
+                        let history = rec.map(|r| {
+                            format!(
+                                "{} sends, {} echoes, {} refusals",
+                                r.sends, r.echoes, r.refusals
+                            )
+                        });
+                        self.violation(format!(
+                            "connection {} (since={}): an echo nobody waited for \
+                             ({history:?}): {text}",
+                            cn.no, cn.since
+                        ));
                     }
                 }
             }
@@ -545,12 +572,18 @@ impl Client {
                 let code = v["code"].as_str().unwrap_or("").to_string();
                 let nonce = v["nonce"].as_str().map(str::to_string);
                 if let Some(n) = &nonce {
-                    if self.nonces.contains_key(n) && cn.outstanding > 0 {
+                    if let Some(k) = cn.pending.get_mut(n).filter(|k| **k > 0) {
+                        *k -= 1;
                         cn.outstanding -= 1;
                     }
                 }
                 match (code.as_str(), nonce) {
-                    ("unavailable", Some(n)) => return Event::Refused(n),
+                    ("unavailable", Some(n)) => {
+                        if let Some(r) = self.nonces.get_mut(&n) {
+                            r.refusals += 1;
+                        }
+                        return Event::Refused(n);
+                    }
                     _ => self.violation(format!("unexpected error frame {text}")),
                 }
             }
@@ -687,6 +720,7 @@ impl Client {
             rec.sends += 1;
             self.stats.sends += 1;
             cn.outstanding += 1;
+            *cn.pending.entry(nonce.clone()).or_default() += 1;
             fed = true;
             if tx.feed(Message::text(frame.to_string())).await.is_err() {
                 return false;
