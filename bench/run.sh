@@ -14,6 +14,10 @@
 #   --runs N   repeat N times, each on a fresh server and database (summary shows medians)
 #   --no-raw   skip the raw-broadcast comparison
 #   --out F    append the RESULT lines to F as well
+#   --cluster N  for ingest, fanout and everyday: run each against one node on SQLite
+#              (hearth), one node on PostgreSQL (hearth-pg) and N nodes on PostgreSQL and Redis
+#              (hearth-cluster, connections spread over the nodes), all on the server's core
+#              with a private PostgreSQL and Redis this script starts (scripts/install-engines.sh)
 # Extra arguments go to the scenario (see `target/release/hearth-bench SCENARIO --help`).
 #
 # Environment:
@@ -32,9 +36,10 @@
 # exist). Everything this script starts is stopped on exit.
 set -euo pipefail
 
-usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
 
 TINY=0
+CLUSTER=0
 RUNS=1
 RAW=1
 OUT=""
@@ -44,6 +49,7 @@ while [[ $# -gt 0 ]]; do
         --runs) RUNS=$2; shift 2 ;;
         --no-raw) RAW=0; shift ;;
         --out) OUT=$2; shift 2 ;;
+        --cluster) CLUSTER=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         -*) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
         *) break ;;
@@ -97,7 +103,15 @@ PROBLEMS=()
 PG_DIR=""
 PG_AS=()
 PG_BIN=""
+REDIS_PID=""
+NODE_PIDS=()
+LAST_PID=""
+LAST_URL=""
+PG_URL=""
+DB_SEQ=0
 cleanup() {
+    for pid in "${NODE_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    if [[ -n $REDIS_PID ]]; then kill -TERM "$REDIS_PID" 2>/dev/null || true; fi
     if [[ -n $PG_DIR ]]; then
         "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
         rm -rf "$PG_DIR"
@@ -121,11 +135,114 @@ wait_quiet() {
     "$BIN/hearth-bench" quiet --max-secs "$secs" || true
 }
 
-# start_server KIND DB: start hearth or raw-broadcast, set SERVER_PID and SERVER_URL.
+# start_pg: a private PostgreSQL server (pinned like a Hearth server), once per invocation.
+start_pg() {
+    [[ -n $PG_DIR ]] && return 0
+    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    if [[ -z $PG_BIN ]]; then
+        echo "run.sh: PostgreSQL is not installed (bash scripts/install-engines.sh)" >&2
+        exit 1
+    fi
+    PG_DIR=$(mktemp -d /tmp/hearth-bench-pg.XXXXXX)
+    PG_AS=()
+    if [[ $(id -u) == 0 ]]; then
+        chown postgres: "$PG_DIR"
+        PG_AS=(runuser -u postgres --)
+    fi
+    "${PG_AS[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 >/dev/null
+    "${PIN_SERVER[@]}" "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
+        -o "-k $PG_DIR -c listen_addresses= -c fsync=on -c synchronous_commit=on -c shared_buffers=128MB -c max_connections=200" \
+        start >/dev/null
+}
+
+# new_pg_db: a fresh database on the private PostgreSQL; sets PG_URL.
+new_pg_db() {
+    DB_SEQ=$((DB_SEQ + 1))
+    "${PG_AS[@]}" "$PG_BIN/createdb" -h "$PG_DIR" -U postgres "hearth$DB_SEQ"
+    PG_URL="postgres://postgres@/hearth$DB_SEQ?host=$PG_DIR"
+}
+
+# start_redis: a private Redis on a Unix socket (no persistence), once per invocation.
+start_redis() {
+    [[ -n $REDIS_PID ]] && return 0
+    command -v redis-server >/dev/null || { echo "run.sh: redis-server is not installed (bash scripts/install-engines.sh)" >&2; exit 1; }
+    "${PIN_SERVER[@]}" redis-server --port 0 --unixsocket "$TMP/redis.sock" --unixsocketperm 700 \
+        --save '' --appendonly no >"$TMP/redis.log" 2>&1 &
+    REDIS_PID=$!
+    for _ in $(seq 100); do [[ -S $TMP/redis.sock ]] && break; sleep 0.1; done
+    [[ -S $TMP/redis.sock ]] || { echo "run.sh: Redis did not start" >&2; exit 1; }
+}
+
+# start_hearth OUT ERR [VAR=VALUE...]: one hearth process with the load test's limits lifted
+# (and the given settings); sets LAST_PID.
+start_hearth() {
+    local out=$1 err=$2
+    shift 2
+    env CHAT_SERVER__HOST=127.0.0.1 CHAT_SERVER__PORT=0 \
+        CHAT_LIMITS__MESSAGES_PER_SECOND=0 CHAT_LIMITS__CONNECTIONS_PER_USER=0 \
+        CHAT_LIMITS__CONNECTIONS_PER_ADDRESS=0 CHAT_LIMITS__REGISTRATIONS_PER_HOUR=0 \
+        CHAT_LIMITS__HTTP_CONNECTIONS_PER_ADDRESS=0 CHAT_LIMITS__SEARCHES_PER_USER=0 \
+        CHAT_LIMITS__TOKENS_PER_USER=0 CHAT_AUTH__PBKDF2_ITERATIONS=1000 CHAT_DATABASE__SYNCHRONOUS=full \
+        CHAT_PREVIEWS__ENABLED=false "$@" \
+        "${PIN_SERVER[@]}" "$BIN/hearth" --config /nonexistent.toml >"$out" 2>>"$err" &
+    LAST_PID=$!
+}
+
+# wait_listening OUT PID KIND: set LAST_URL to the URL a server printed.
+wait_listening() {
+    local out=$1 pid=$2 kind=$3 url=""
+    for _ in $(seq 600); do
+        url=$(sed -n 's/^listening on //p' "$out" | head -n1)
+        [[ -n $url ]] && break
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "run.sh: $kind exited before listening; its log:" >&2
+            tail -n 30 "$TMP/$kind.err" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    [[ -n $url ]] || { echo "run.sh: $kind did not print 'listening on'" >&2; exit 1; }
+    LAST_URL=$url
+}
+
+# start_cluster DB: CLUSTER nodes of hearth on one new PostgreSQL database and the Redis.
+start_cluster() {
+    local db=$1 urls=() i
+    start_pg
+    start_redis
+    new_pg_db
+    local url=$PG_URL
+    NODE_PIDS=()
+    for i in $(seq "$CLUSTER"); do
+        : >"$TMP/hearth-cluster-$i.out"
+        start_hearth "$TMP/hearth-cluster-$i.out" "$TMP/hearth-cluster.err" \
+            CHAT_DATABASE__PATH="$db-node$i" CHAT_DATABASE__URL="$url" \
+            CHAT_CLUSTER__REDIS_URL="unix://$TMP/redis.sock" CHAT_CLUSTER__NODE="node$i"
+        NODE_PIDS+=("$LAST_PID")
+        wait_listening "$TMP/hearth-cluster-$i.out" "$LAST_PID" hearth-cluster
+        urls+=("$LAST_URL")
+    done
+    SERVER_PID=${NODE_PIDS[0]}
+    SERVER_KIND=hearth-cluster
+    SERVER_URL=$(IFS=,; echo "${urls[*]}")
+    echo "run.sh: hearth-cluster pids ${NODE_PIDS[*]} at $SERVER_URL"
+}
+
+# start_server KIND DB: start hearth, hearth-pg, hearth-cluster or raw-broadcast, set
+# SERVER_PID and SERVER_URL.
 start_server() {
     local kind=$1 db=$2 out=$TMP/$1.out err=$TMP/$1.err
     : >"$out"
-    if [[ $kind == hearth ]]; then
+    if [[ $kind == hearth-cluster ]]; then
+        start_cluster "$db"
+        return
+    fi
+    if [[ $kind == hearth-pg ]]; then
+        start_pg
+        new_pg_db
+        start_hearth "$out" "$err" CHAT_DATABASE__PATH="$db" CHAT_DATABASE__URL="$PG_URL"
+        SERVER_PID=$LAST_PID
+    elif [[ $kind == hearth ]]; then
         CHAT_SERVER__HOST=127.0.0.1 CHAT_SERVER__PORT=0 CHAT_DATABASE__PATH=$db \
         CHAT_LIMITS__MESSAGES_PER_SECOND=0 CHAT_LIMITS__CONNECTIONS_PER_USER=0 \
         CHAT_LIMITS__CONNECTIONS_PER_ADDRESS=0 CHAT_LIMITS__REGISTRATIONS_PER_HOUR=0 \
@@ -135,7 +252,7 @@ start_server() {
     else
         "${PIN_SERVER[@]}" "$BIN/raw-broadcast" --host 127.0.0.1 --port 0 >"$out" 2>>"$err" &
     fi
-    SERVER_PID=$!
+    [[ $kind == hearth-pg ]] || SERVER_PID=$!
     SERVER_KIND=$kind
     for _ in $(seq 600); do
         SERVER_URL=$(sed -n 's/^listening on //p' "$out" | head -n1)
@@ -153,6 +270,19 @@ start_server() {
 
 stop_server() {
     [[ -n $SERVER_PID ]] || return 0
+    if [[ ${#NODE_PIDS[@]} -gt 0 ]]; then
+        local pid
+        for pid in "${NODE_PIDS[@]:1}"; do
+            SERVER_PID=$pid stop_one
+        done
+        NODE_PIDS=()
+    fi
+    stop_one
+    SERVER_PID=""
+}
+
+# stop_one: SIGTERM SERVER_PID and check it exits 0 within 30 s.
+stop_one() {
     local rc=0 waited=0
     kill -TERM "$SERVER_PID" 2>/dev/null || true
     while kill -0 "$SERVER_PID" 2>/dev/null && [[ $waited -lt 300 ]]; do sleep 0.1; waited=$((waited + 1)); done
@@ -165,7 +295,6 @@ stop_server() {
         PROBLEMS+=("$SERVER_KIND exited with status $rc after SIGTERM (log: $TMP/$SERVER_KIND.err)")
         FAILED=1
     fi
-    SERVER_PID=""
 }
 
 # bench KIND RUN ARGS...: run the load generator against the current server.
@@ -203,7 +332,10 @@ run_scenario() {
     shift
     local targets=(hearth)
     case $s in
-        fanout|everyday|slow|idle) [[ $RAW == 1 ]] && targets+=(raw) ;;
+        ingest|fanout|everyday) [[ $CLUSTER -gt 0 ]] && targets+=(hearth-pg hearth-cluster) ;;
+    esac
+    case $s in
+        fanout|everyday|slow|idle) [[ $RAW == 1 && $CLUSTER == 0 ]] && targets+=(raw) ;;
         ingest|history|reactions) ;;
         startup) run_startup "$@"; return ;;
         search) run_search "$@"; return ;;
@@ -284,22 +416,12 @@ run_search() {
 
 # pglog: a private PostgreSQL server (pinned like a Hearth server), a fresh database per run.
 run_pglog() {
-    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-    if [[ -z $PG_BIN ]]; then
+    if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
         PROBLEMS+=("pglog: PostgreSQL is not installed (bash scripts/install-engines.sh)")
         FAILED=1
         return
     fi
-    PG_DIR=$(mktemp -d /tmp/hearth-bench-pg.XXXXXX)
-    PG_AS=()
-    if [[ $(id -u) == 0 ]]; then
-        chown postgres: "$PG_DIR"
-        PG_AS=(runuser -u postgres --)
-    fi
-    "${PG_AS[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 >/dev/null
-    "${PIN_SERVER[@]}" "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
-        -o "-k $PG_DIR -c listen_addresses= -c fsync=on -c synchronous_commit=on -c shared_buffers=128MB" \
-        start >/dev/null
+    start_pg
     local run
     for run in $(seq "$RUNS"); do
         echo

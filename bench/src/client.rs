@@ -24,9 +24,12 @@ pub const PASSWORD: &str = "bench-password-1";
 /// The server under test.
 #[derive(Clone)]
 pub struct Target {
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (the first server's, for accounts and HTTP requests)
     pub base: String,
     pub addr: SocketAddr,
+    /// Every server: connection `idx` goes to `addrs[idx % len]` (several nodes of a cluster
+    /// share the connections).
+    pub addrs: Vec<SocketAddr>,
     /// The raw-broadcast reference server: no accounts, no auth.
     pub raw: bool,
     pub name: String,
@@ -44,22 +47,32 @@ impl Target {
         read_buffer: usize,
         server_pid: Option<u32>,
     ) -> Res<Self> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or("--url must look like http://127.0.0.1:PORT")?;
-        let hostport = rest.trim_end_matches('/');
-        let addr: SocketAddr = hostport
-            .parse()
-            .map_err(|e| format!("--url {url}: {e} (use a numeric loopback address)"))?;
-        if !addr.ip().is_loopback() {
-            return err(format!(
-                "refusing to load {addr}: this tool only targets loopback addresses"
-            ));
+        let mut addrs = Vec::new();
+        for one in url.split(',') {
+            let rest = one
+                .strip_prefix("http://")
+                .ok_or("--url must look like http://127.0.0.1:PORT[,http://127.0.0.1:PORT…]")?;
+            let hostport = rest.trim_end_matches('/');
+            let addr: SocketAddr = hostport
+                .parse()
+                .map_err(|e| format!("--url {one}: {e} (use a numeric loopback address)"))?;
+            if !addr.ip().is_loopback() {
+                return err(format!(
+                    "refusing to load {addr}: this tool only targets loopback addresses"
+                ));
+            }
+            addrs.push(addr);
         }
+        let addr = addrs[0];
+        // `hearth`, or a label for one of its setups (`hearth-pg`, `hearth-cluster`).
         let raw = match target {
-            "hearth" => false,
             "raw" => true,
-            other => return err(format!("--target must be hearth or raw, not {other}")),
+            t if t == "hearth" || t.starts_with("hearth-") => false,
+            other => {
+                return err(format!(
+                    "--target must be hearth, hearth-LABEL or raw, not {other}"
+                ))
+            }
         };
         if src_addrs > 250 {
             return err("--src-addrs must be at most 250");
@@ -67,6 +80,7 @@ impl Target {
         Ok(Target {
             base: format!("http://{addr}"),
             addr,
+            addrs,
             raw,
             name: target.to_string(),
             src_addrs,
@@ -213,14 +227,15 @@ pub async fn connect(
     if let Some(b) = opts.rcvbuf {
         sock.set_recv_buffer_size(b)?;
     }
-    let stream = tokio::time::timeout(Duration::from_secs(30), sock.connect(t.addr))
+    let addr = t.addrs[idx % t.addrs.len()];
+    let stream = tokio::time::timeout(Duration::from_secs(30), sock.connect(addr))
         .await
         .map_err(|_| "TCP connect timed out")??;
     stream.set_nodelay(true)?;
     let url = if t.raw {
-        format!("ws://{}/ws?user={}", t.addr, acct.username)
+        format!("ws://{addr}/ws?user={}", acct.username)
     } else {
-        format!("ws://{}/ws", t.addr)
+        format!("ws://{addr}/ws")
     };
     let mut req = url.into_client_request()?;
     if let Some(tok) = &acct.token {
