@@ -177,7 +177,7 @@ async fn housekeeping(state: App) {
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_sweep: Option<std::time::Instant> = None;
     let mut last_prune = std::time::Instant::now();
-    let mut epoch = state.db.sessions_epoch().await.ok();
+    let mut epochs = state.db.epochs().await.ok();
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -200,13 +200,17 @@ async fn housekeeping(state: App) {
             app::uploads::sweep(&state).await;
             app::previews::sweep(&state).await;
         }
-        let now = state.db.sessions_epoch().await.ok();
-        if now.is_some() && now != epoch {
-            epoch = now;
+        let Ok(now) = state.db.epochs().await else {
+            continue;
+        };
+        let before = epochs.replace(now);
+        if before.is_none_or(|(sessions, _)| sessions != now.0) {
             state.db.forget_sessions();
-            // The command line may also have deleted messages (`hearth user purge`).
-            state.hub.tails().clear();
             close_revoked(&state).await;
+        }
+        if before.is_none_or(|(_, history)| history != now.1) {
+            // The command line deleted messages (`hearth user purge`).
+            state.hub.tails().clear();
         }
     }
 }

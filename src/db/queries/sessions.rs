@@ -196,17 +196,37 @@ pub fn delete_session_by_listing_id<C: Sql>(
 }
 
 /// `settings` key bumped whenever a command-line tool revokes sessions or disables an
-/// account, so a running server closes the affected sockets at once.
+/// account (and, on PostgreSQL, whenever any node does), so every running server closes the
+/// affected sockets at once.
 const SESSIONS_EPOCH: &str = "sessions_epoch";
+/// `settings` key bumped when the command line deletes messages (`hearth user purge`), so a
+/// running server drops the history it keeps in memory.
+const HISTORY_EPOCH: &str = "history_epoch";
 
 /// Record that sessions were revoked by another process.
 pub fn bump_sessions_epoch<C: Sql>(conn: &C) -> Result<(), C::Error> {
+    bump(conn, SESSIONS_EPOCH)
+}
+
+/// Record that another process deleted messages.
+pub fn bump_history_epoch<C: Sql>(conn: &C) -> Result<(), C::Error> {
+    bump(conn, HISTORY_EPOCH)
+}
+
+fn bump<C: Sql>(conn: &C, key: &str) -> Result<(), C::Error> {
     conn.exec(
         "INSERT INTO settings (key, value) VALUES (?1, '1') \
          ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(settings.value AS BIGINT) + 1 AS TEXT)",
-        args![SESSIONS_EPOCH],
+        args![key],
     )?;
     Ok(())
+}
+
+/// The history counter (0 before any).
+pub fn history_epoch<C: Sql>(conn: &C) -> Result<i64, C::Error> {
+    Ok(setting(conn, HISTORY_EPOCH)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
 }
 
 /// The current value of the revocation counter (0 before any).

@@ -164,13 +164,13 @@ impl FileStore {
     /// Delete every message of the account with this key (spam clean-up); the account and
     /// how many messages were deleted, or `None` when there is no such account. Connected
     /// clients of a running server see the tombstones when they next load the history or
-    /// resume: the sessions epoch moves, so the server drops the history it keeps in memory
+    /// resume: the history epoch moves, so the server drops the history it keeps in memory
     /// within a second.
     pub fn purge_messages(&self, key: &str) -> Result<Option<(UserSummary, usize)>, DbError> {
         let now = crate::db::now_ms();
         self.write(|c| {
             let purged = admin::purge_messages(c, key, (None, ""), now)?;
-            queries::bump_sessions_epoch(c)?;
+            queries::bump_history_epoch(c)?;
             Ok(purged)
         })
         .map(|r| r.map(|(user, deleted)| (user, deleted.len())))

@@ -259,9 +259,10 @@ impl Db {
             .await
     }
 
-    /// The counter bumped whenever another process revokes sessions.
-    pub async fn sessions_epoch(&self) -> Result<i64, DbError> {
-        self.read(queries::sessions_epoch).await
+    /// The counters other processes move: (revocations, deleted history).
+    pub async fn epochs(&self) -> Result<(i64, i64), DbError> {
+        self.read(|c| Ok((queries::sessions_epoch(c)?, queries::history_epoch(c)?)))
+            .await
     }
 
     /// Of these session hashes, the ones that no longer sign anybody in (revoked, expired or
