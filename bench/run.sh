@@ -243,16 +243,12 @@ start_server() {
         start_hearth "$out" "$err" CHAT_DATABASE__PATH="$db" CHAT_DATABASE__URL="$PG_URL"
         SERVER_PID=$LAST_PID
     elif [[ $kind == hearth ]]; then
-        CHAT_SERVER__HOST=127.0.0.1 CHAT_SERVER__PORT=0 CHAT_DATABASE__PATH=$db \
-        CHAT_LIMITS__MESSAGES_PER_SECOND=0 CHAT_LIMITS__CONNECTIONS_PER_USER=0 \
-        CHAT_LIMITS__CONNECTIONS_PER_ADDRESS=0 CHAT_LIMITS__REGISTRATIONS_PER_HOUR=0 \
-        CHAT_LIMITS__HTTP_CONNECTIONS_PER_ADDRESS=0 CHAT_LIMITS__SEARCHES_PER_USER=0 \
-        CHAT_LIMITS__TOKENS_PER_USER=0 CHAT_AUTH__PBKDF2_ITERATIONS=1000 CHAT_DATABASE__SYNCHRONOUS=full \
-            "${PIN_SERVER[@]}" "$BIN/hearth" --config /nonexistent.toml >"$out" 2>>"$err" &
+        start_hearth "$out" "$err" CHAT_DATABASE__PATH="$db"
+        SERVER_PID=$LAST_PID
     else
         "${PIN_SERVER[@]}" "$BIN/raw-broadcast" --host 127.0.0.1 --port 0 >"$out" 2>>"$err" &
     fi
-    [[ $kind == hearth-pg ]] || SERVER_PID=$!
+    [[ $kind == raw ]] && SERVER_PID=$!
     SERVER_KIND=$kind
     for _ in $(seq 600); do
         SERVER_URL=$(sed -n 's/^listening on //p' "$out" | head -n1)

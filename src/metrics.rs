@@ -77,11 +77,13 @@ pub struct Metrics {
     pub batch_size: Histogram,
     /// Why the last write transaction failed, until one succeeds again (for `/healthz`).
     pub write_error: std::sync::Mutex<Option<String>>,
-    /// On PostgreSQL: when this node's follower last read the log (Unix ms; 0: never, or
-    /// not on PostgreSQL), for `/healthz`.
-    pub log_read_ms: AtomicI64,
+    /// On PostgreSQL: when this node's follower last read the log, in ms after `started`
+    /// plus one (0: never, or not on PostgreSQL), for `/healthz`.
+    log_read: AtomicI64,
     /// On PostgreSQL: the last log position this node delivered.
-    pub log_position: AtomicI64,
+    log_position: AtomicI64,
+    /// The clock `log_read` counts on.
+    started: std::time::Instant,
 }
 
 impl Default for Metrics {
@@ -100,8 +102,9 @@ impl Default for Metrics {
             ]),
             batch_size: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0, 4096.0]),
             write_error: std::sync::Mutex::new(None),
-            log_read_ms: AtomicI64::new(0),
+            log_read: AtomicI64::new(0),
             log_position: AtomicI64::new(0),
+            started: std::time::Instant::now(),
         }
     }
 }
@@ -182,10 +185,8 @@ impl Metrics {
             "hearth_writer_batch_size",
             "Commands committed per writer transaction.",
         );
-        let read = self.log_read_ms.load(Ordering::Relaxed);
-        if read > 0 {
-            let age = (crate::db::now_ms() - read).max(0) as f64 / 1000.0;
-            let position = self.log_position.load(Ordering::Relaxed);
+        if let Some((age, position)) = self.log_lag() {
+            let age = age.as_secs_f64();
             let _ = writeln!(
                 out,
                 "# HELP hearth_log_position The last log position this node delivered.\n\
@@ -200,14 +201,21 @@ impl Metrics {
     /// On PostgreSQL, how long ago this node last read the log, and the position it
     /// delivered last (`None` on SQLite).
     pub fn log_lag(&self) -> Option<(std::time::Duration, i64)> {
-        let read = self.log_read_ms.load(Ordering::Relaxed);
+        let read = self.log_read.load(Ordering::Relaxed);
         (read > 0).then(|| {
-            let age = (crate::db::now_ms() - read).max(0) as u64;
+            let now = self.started.elapsed().as_millis() as i64 + 1;
             (
-                std::time::Duration::from_millis(age),
+                std::time::Duration::from_millis((now - read).max(0) as u64),
                 self.log_position.load(Ordering::Relaxed),
             )
         })
+    }
+
+    /// The follower read the log just now and has delivered up to `position`.
+    pub fn log_read(&self, position: i64) {
+        let now = self.started.elapsed().as_millis() as i64 + 1;
+        self.log_read.store(now, Ordering::Relaxed);
+        self.log_position.store(position, Ordering::Relaxed);
     }
 }
 

@@ -15,7 +15,6 @@
 //! could not read the log for longer than [`STALE`] (paused, cut off) cannot vouch for what
 //! its connections missed: it closes them (1012) and they resume with `since=`.
 
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -74,11 +73,7 @@ pub fn start(
             };
             let _ = ready.send(Ok(()));
             let (reader, head) = reader;
-            let metrics = hub.metrics();
-            metrics
-                .log_read_ms
-                .store(crate::db::now_ms(), Ordering::Relaxed);
-            metrics.log_position.store(head, Ordering::Relaxed);
+            hub.metrics().log_read(head);
             let mut f = Follower {
                 reader,
                 hub,
@@ -246,11 +241,7 @@ impl Follower {
             }
             self.applied = upto;
         }
-        let metrics = self.hub.metrics();
-        metrics
-            .log_read_ms
-            .store(crate::db::now_ms(), Ordering::Relaxed);
-        metrics.log_position.store(self.applied, Ordering::Relaxed);
+        self.hub.metrics().log_read(self.applied);
         Ok(more
             && self
                 .handoff
