@@ -35,8 +35,12 @@ const TAIL_CHECK: Duration = Duration::from_millis(500);
 const LISTEN_TICK: Duration = Duration::from_millis(250);
 /// Pause before trying PostgreSQL again after a failure.
 const RETRY: Duration = Duration::from_millis(200);
-/// Most positions read at once.
+/// Most positions read at once. Fewer when connections' queues are short: a chunk is
+/// delivered in one go, so a chunk longer than a queue would drop a client that reads every
+/// message of a busy room however fast it reads (see [`chunk`]).
 const CHUNK: i64 = 2000;
+/// Longest pause between two chunks of a catch-up while a connection drains the last one.
+const PACE: Duration = Duration::from_millis(50);
 /// A node that could not read the log for this long closes its connections.
 pub const STALE: Duration = Duration::from_secs(30);
 /// The notification channel of appends.
@@ -52,6 +56,7 @@ pub fn start(
     (commits, wake): (Receiver<Vec<Committed>>, Sender<Vec<Committed>>),
     handoff: Arc<Handoff>,
 ) -> std::io::Result<JoinHandle<()>> {
+    let hub_queue = hub.queue_len();
     let config: postgres::Config = url.parse().map_err(std::io::Error::other)?;
     let (ready, started) = std::sync::mpsc::channel();
     let listen = config.clone();
@@ -80,6 +85,7 @@ pub fn start(
                 handoff,
                 applied: head,
                 last_read: Instant::now(),
+                chunk: chunk(hub_queue),
             };
             f.run(&commits);
         })?;
@@ -147,6 +153,8 @@ struct Follower {
     applied: i64,
     /// When the log was last read.
     last_read: Instant,
+    /// Most positions read (and delivered) at once.
+    chunk: i64,
 }
 
 impl Follower {
@@ -194,7 +202,7 @@ impl Follower {
                 self.resync();
             }
             match self.read_once(limit) {
-                Ok(true) => continue, // more than one chunk behind
+                Ok(true) => self.pace(), // more than one chunk behind
                 Ok(false) => return,
                 Err(e) => {
                     tracing::warn!("cannot read the log: {e}");
@@ -207,7 +215,20 @@ impl Follower {
         }
     }
 
-    /// One read of at most [`CHUNK`] positions; whether more are waiting.
+    /// Between two chunks of a catch-up: wait (at most [`PACE`]) until every connection's
+    /// queue has room for two more chunks. A client that reads every message of a busy room
+    /// is not dropped by a catch-up's burst; one that stopped reading holds the follower up
+    /// for one pause per chunk until its queue overflows and it is dropped.
+    fn pace(&self) {
+        let room = (self.chunk as usize).saturating_mul(2);
+        let fill = self.hub.queue_len().saturating_sub(room);
+        let until = Instant::now() + PACE;
+        while self.hub.fullest_queue() > fill && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// One read of at most `chunk` positions; whether more are waiting.
     fn read_once(&mut self, limit: Option<i64>) -> Result<bool, PgError> {
         let c = &self.reader;
         // A failed BEGIN leaves no transaction (the next one connects again if need be).
@@ -221,7 +242,7 @@ impl Follower {
             if let Some(mine) = self.handoff.in_flight() {
                 upto = upto.min(mine);
             }
-            let upto = upto.min(self.applied + CHUNK);
+            let upto = upto.min(self.applied + self.chunk);
             if upto <= self.applied {
                 return Ok((None, false));
             }
@@ -264,6 +285,13 @@ impl Follower {
         }
         self.last_read = Instant::now();
     }
+}
+
+/// Positions read at once for connection queues of `queue` frames: at most a quarter of a
+/// queue, so that a client reading a busy room has room for the next read's burst while it
+/// still drains this one.
+fn chunk(queue: usize) -> i64 {
+    (queue as i64 / 4).clamp(4, CHUNK)
 }
 
 /// What another node committed, as the hub takes it, in position order.

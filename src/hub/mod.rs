@@ -304,6 +304,21 @@ impl Hub {
         self.to_all(&frame);
     }
 
+    /// How many frames a connection's queue holds.
+    pub fn queue_len(&self) -> usize {
+        self.inner.limits.queue
+    }
+
+    /// The most frames waiting in any connection's queue.
+    pub fn fullest_queue(&self) -> usize {
+        let st = lock_read(&self.inner.state);
+        st.conns
+            .values()
+            .map(|c| c.tx.max_capacity() - c.tx.capacity())
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Shared counters.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics

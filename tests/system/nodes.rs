@@ -110,6 +110,49 @@ async fn three_nodes_deliver_every_message_once_in_one_order() {
     assert_eq!(replayed, ids[EACH + 1..].to_vec());
 }
 
+/// A node reads what others committed in bursts; a client that reads every message of a busy
+/// room keeps up with them even when its queue is much shorter than a burst.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_from_another_node_does_not_drop_a_reader_with_a_short_queue() {
+    let Some((_pg, url)) = database("burst").await else {
+        return;
+    };
+    let short = {
+        let url = url.clone();
+        TestApp::builder()
+            .config(move |c| {
+                c.database.url = url;
+                c.limits.outgoing_queue = 64;
+            })
+            .start()
+            .await
+    };
+    let busy = TestApp::builder()
+        .config(move |c| {
+            c.database.url = url;
+            c.limits.messages_per_second = 0.0;
+        })
+        .start()
+        .await;
+    let reader = short.signup("ann").await;
+    let writer = busy.signup("ben").await;
+    let mut reader_ws = short.ws_connect(&reader, None).await;
+    let mut writer_ws = busy.ws_connect(&writer, None).await;
+    const BURST: usize = 600;
+    let frames: Vec<Value> = (0..BURST)
+        .map(|k| crate::common::send_frame(&format!("burst {k}"), Some(&format!("n{k}"))))
+        .collect();
+    writer_ws.send_all(&frames).await;
+    let (ids, twice) = within(
+        Duration::from_secs(30),
+        "the whole burst on the short-queued node",
+        collect(&mut reader_ws, BURST),
+    )
+    .await;
+    assert!(!twice, "a message arrived twice");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order: {ids:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rooms_edits_and_sign_outs_made_on_one_node_hold_on_the_others() {
     let Some((_pg, url)) = database("changes").await else {
