@@ -5,7 +5,7 @@
 #   bench/run.sh [--tiny] [--runs N] [--no-raw] [--out FILE] SCENARIO [hearth-bench args...]
 #
 # SCENARIO: ingest | fanout | reactions | everyday | idle | history | slow | startup | search |
-#           pglog | all
+#           pglog | failover | all
 #   (pglog: the PostgreSQL log of cluster mode alone, on a private PostgreSQL server this
 #   script starts; needs scripts/install-engines.sh. `all` includes it when PostgreSQL is
 #   installed.)
@@ -18,6 +18,9 @@
 #              (hearth), one node on PostgreSQL (hearth-pg) and N nodes on PostgreSQL and Redis
 #              (hearth-cluster, connections spread over the nodes), all on the server's core
 #              with a private PostgreSQL and Redis this script starts (scripts/install-engines.sh)
+#              failover needs it: N nodes only, the last one killed (SIGKILL) under load
+#   --redis-down with --cluster: also run N nodes whose Redis is stopped after they started
+#              (hearth-cluster-noredis), for ingest, fanout and everyday
 # Extra arguments go to the scenario (see `target/release/hearth-bench SCENARIO --help`).
 #
 # Environment:
@@ -40,6 +43,7 @@ usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
 
 TINY=0
 CLUSTER=0
+REDIS_DOWN=0
 RUNS=1
 RAW=1
 OUT=""
@@ -50,6 +54,7 @@ while [[ $# -gt 0 ]]; do
         --no-raw) RAW=0; shift ;;
         --out) OUT=$2; shift 2 ;;
         --cluster) CLUSTER=$2; shift 2 ;;
+        --redis-down) REDIS_DOWN=1; shift ;;
         -h|--help) usage; exit 0 ;;
         -*) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
         *) break ;;
@@ -228,6 +233,15 @@ start_cluster() {
     echo "run.sh: hearth-cluster pids ${NODE_PIDS[*]} at $SERVER_URL"
 }
 
+# stop_redis: stop the private Redis (the next start_cluster starts it again).
+stop_redis() {
+    [[ -n $REDIS_PID ]] || return 0
+    kill -KILL "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
+    REDIS_PID=""
+    rm -f "$TMP/redis.sock"
+}
+
 # start_server KIND DB: start hearth, hearth-pg, hearth-cluster or raw-broadcast, set
 # SERVER_PID and SERVER_URL.
 start_server() {
@@ -235,6 +249,13 @@ start_server() {
     : >"$out"
     if [[ $kind == hearth-cluster ]]; then
         start_cluster "$db"
+        return
+    fi
+    if [[ $kind == hearth-cluster-noredis ]]; then
+        start_cluster "$db"
+        stop_redis
+        SERVER_KIND=$kind
+        echo "run.sh: stopped Redis under the running nodes"
         return
     fi
     if [[ $kind == hearth-pg ]]; then
@@ -329,10 +350,16 @@ run_scenario() {
     local targets=(hearth)
     case $s in
         ingest|fanout|everyday) [[ $CLUSTER -gt 0 ]] && targets+=(hearth-pg hearth-cluster) ;;
+        failover)
+            [[ $CLUSTER -ge 2 ]] || { echo "run.sh: failover needs --cluster N (N >= 2)" >&2; exit 2; }
+            targets=(hearth-cluster) ;;
+    esac
+    case $s in
+        ingest|fanout|everyday) [[ $CLUSTER -gt 0 && $REDIS_DOWN == 1 ]] && targets+=(hearth-cluster-noredis) ;;
     esac
     case $s in
         fanout|everyday|slow|idle) [[ $RAW == 1 && $CLUSTER == 0 ]] && targets+=(raw) ;;
-        ingest|history|reactions) ;;
+        ingest|history|reactions|failover) ;;
         startup) run_startup "$@"; return ;;
         search) run_search "$@"; return ;;
         pglog) run_pglog "$@"; return ;;
@@ -350,11 +377,26 @@ run_scenario() {
             fi
             wait_quiet
             start_server "$kind" "$db"
-            bench "$kind" "$run" "$s" "$@"
+            if [[ $s == failover ]]; then
+                run_failover "$run" "$@"
+            else
+                bench "$kind" "$run" "$s" "$@"
+            fi
             stop_server
             if [[ $db == "$TMP"/* && $s != history ]]; then rm -f "$db" "$db-wal" "$db-shm"; fi
         done
     done
+}
+
+# run_failover RUN ARGS...: the failover scenario against the running nodes; the last node
+# is the one killed, and is then no longer stopped.
+run_failover() {
+    local run=$1 victim=${NODE_PIDS[-1]}
+    shift
+    bench hearth-cluster "$run" failover --kill-pid "$victim" "$@"
+    { wait "$victim"; } 2>/dev/null || true
+    unset 'NODE_PIDS[-1]'
+    if [[ $SERVER_PID == "$victim" ]]; then SERVER_PID=${NODE_PIDS[0]:-}; fi
 }
 
 run_startup() {

@@ -216,6 +216,19 @@ pub async fn connect(
     acct: &Account,
     opts: &ConnectOpts,
 ) -> Res<(Ws, Ready)> {
+    connect_node(t, idx % t.addrs.len(), idx, acct, opts, None).await
+}
+
+/// As [`connect`], to server `node` of the target, resuming after position `since` when
+/// given (the replay and `resumed` follow the `ready` frame).
+pub async fn connect_node(
+    t: &Target,
+    node: usize,
+    idx: usize,
+    acct: &Account,
+    opts: &ConnectOpts,
+    since: Option<u64>,
+) -> Res<(Ws, Ready)> {
     let sock = TcpSocket::new_v4()?;
     if t.src_addrs > 0 {
         let last = 2 + (idx as u32 % t.src_addrs) as u8;
@@ -227,15 +240,15 @@ pub async fn connect(
     if let Some(b) = opts.rcvbuf {
         sock.set_recv_buffer_size(b)?;
     }
-    let addr = t.addrs[idx % t.addrs.len()];
+    let addr = t.addrs[node % t.addrs.len()];
     let stream = tokio::time::timeout(Duration::from_secs(30), sock.connect(addr))
         .await
         .map_err(|_| "TCP connect timed out")??;
     stream.set_nodelay(true)?;
-    let url = if t.raw {
-        format!("ws://{addr}/ws?user={}", acct.username)
-    } else {
-        format!("ws://{addr}/ws")
+    let url = match (t.raw, since) {
+        (true, _) => format!("ws://{addr}/ws?user={}", acct.username),
+        (false, Some(pos)) => format!("ws://{addr}/ws?since={pos}"),
+        (false, None) => format!("ws://{addr}/ws"),
     };
     let mut req = url.into_client_request()?;
     if let Some(tok) = &acct.token {

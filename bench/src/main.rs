@@ -5,6 +5,7 @@
 //! reordered, or any other correctness check failed.
 
 mod client;
+mod failover;
 mod fanout;
 mod history;
 mod idle;
@@ -83,6 +84,29 @@ enum Cmd {
         secs: Option<f64>,
         #[arg(long)]
         warmup: Option<f64>,
+        #[arg(long, default_value_t = 64)]
+        body: usize,
+    },
+    /// Cluster failover: clients spread over the nodes in --url, senders at a steady rate, then
+    /// the node process --kill-pid is killed (SIGKILL); the moved clients resume on the next
+    /// node. Failover time (kill to `resumed`), 0 lost, 0 duplicated.
+    Failover {
+        #[arg(long)]
+        clients: Option<usize>,
+        #[arg(long)]
+        senders: Option<usize>,
+        /// Messages per second over all senders.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Seconds of traffic before the kill.
+        #[arg(long)]
+        before: Option<f64>,
+        /// Seconds of traffic after the kill.
+        #[arg(long)]
+        after: Option<f64>,
+        /// PID of the node to kill.
+        #[arg(long)]
+        kill_pid: u32,
         #[arg(long, default_value_t = 64)]
         body: usize,
     },
@@ -460,6 +484,37 @@ async fn run(cli: Cli) -> Res<bool> {
             let accounts =
                 client::make_accounts(&t, &client::user_prefix("in"), cfg.clients).await?;
             ingest::run(&t, &cfg, &accounts, &mut r).await?;
+            r
+        }
+        Cmd::Failover {
+            clients,
+            senders,
+            rate,
+            before,
+            after,
+            kill_pid,
+            body,
+        } => {
+            let t = target()?;
+            let cfg = failover::FailoverCfg {
+                clients: pick(clients, tiny, 12, 300).max(1),
+                senders: pick(senders, tiny, 3, 10).max(1),
+                rate: pick(rate, tiny, 30.0, 200.0),
+                before: pick(before, tiny, 1.0, 10.0),
+                after: pick(after, tiny, 3.0, 10.0),
+                kill_pid,
+                body_bytes: body,
+            };
+            let mut r = Report::new("failover", &t.name, c.run);
+            r.param("nodes", t.addrs.len());
+            r.param("clients", cfg.clients);
+            r.param("senders", cfg.senders);
+            r.param("rate", cfg.rate);
+            r.param("before", cfg.before);
+            r.param("after", cfg.after);
+            let accounts =
+                client::make_accounts(&t, &client::user_prefix("fo"), cfg.clients).await?;
+            failover::run(&t, &cfg, &accounts, &mut r).await?;
             r
         }
         Cmd::Fanout {
