@@ -182,6 +182,18 @@ pub enum Committed {
         /// The head after it.
         upto: i64,
     },
+    /// On PostgreSQL, first in what a commit's notification carried (from any node): it
+    /// took the positions in `(after, upto]`, and the items that follow are everything it
+    /// committed there when `complete` (a batch too large for a notification is announced
+    /// without them, and read from the log). The hub ignores it.
+    Notified {
+        /// The head before the batch.
+        after: i64,
+        /// The head after it.
+        upto: i64,
+        /// Whether the items that follow are all of it.
+        complete: bool,
+    },
 }
 
 impl std::fmt::Debug for Committed {
@@ -194,6 +206,7 @@ impl std::fmt::Debug for Committed {
             Committed::Refused { origin, .. } => write!(f, "Refused(from {origin})"),
             Committed::Changed(c) => write!(f, "Changed({:?})", c.changes),
             Committed::Logged { after, upto } => write!(f, "Logged({after}..={upto})"),
+            Committed::Notified { after, upto, .. } => write!(f, "Notified({after}..={upto})"),
         }
     }
 }

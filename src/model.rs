@@ -201,7 +201,7 @@ pub struct Membership {
 pub const UNREAD_CAP: i64 = 1000;
 
 /// A committed message with everything a frame needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoredMessage {
     /// Global, increasing id.
     pub id: i64,
@@ -285,7 +285,7 @@ impl Profile {
 }
 
 /// A stored file: an upload, sent with a message or not yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Attachment {
     /// Random id, used in its URL.
     pub id: String,
@@ -313,7 +313,7 @@ impl Attachment {
 }
 
 /// The message a reply answers, as the reply shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReplyTo {
     /// Its id.
     pub id: i64,
@@ -324,7 +324,7 @@ pub struct ReplyTo {
 }
 
 /// One emoji on a message and who added it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Reaction {
     /// The emoji.
     pub emoji: String,

@@ -2,9 +2,14 @@
 //! exactly once and in order, whichever node committed it.
 //!
 //! Two inputs arrive on one channel: the batches this node's writer committed (their
-//! outcomes: acknowledgements, refusals, and the waiters of its changes), and wake-ups (an
-//! empty batch) from a listener thread that `LISTEN`s on `hearth_log`. A wake-up, or the
-//! tail check when none comes, makes the follower read everything committed above what it
+//! outcomes: acknowledgements, refusals, and the waiters of its changes), and what a listener
+//! thread that `LISTEN`s on `hearth_log` hears. Every batch that takes positions, on any node,
+//! notifies with its commit, in commit order: the positions it took and, when they fit in a
+//! notification, the messages and hub events themselves. A notification whose batch starts
+//! right where the follower is, and carries its items, is delivered as it is, without reading
+//! the log (the common case, and one round trip less per commit between the nodes). Anything
+//! else (a gap, a batch too large to carry, a notification lost with a connection, or the
+//! tail check when none comes) makes the follower read everything committed above what it
 //! delivered, up to the head, in one snapshot; a batch of the writer's, first marked with the
 //! positions it took ([`Committed::Logged`]), is delivered only after everything below them.
 //! Every position at or below a visible head is committed (the head's lock is held to the
@@ -27,6 +32,7 @@ use crate::db::queries::{self, LogRange};
 use crate::db::sql::{PgConn, PgError, Sql};
 use crate::events::{Change, Changes, Committed};
 use crate::hub::Hub;
+use crate::model::StoredMessage;
 use crate::protocol::CLOSE_RECONNECT;
 
 /// Read the log at least this often, notification or not.
@@ -121,21 +127,18 @@ fn listener(config: &postgres::Config, wake: &Sender<Vec<Committed>>, handoff: &
             if handoff.has_writer_stopped() {
                 return;
             }
-            let woken = {
+            let got = {
                 let mut notes = client.notifications();
-                let first = notes.timeout_iter(LISTEN_TICK).next();
-                if matches!(first, Ok(Some(_))) {
-                    // One read serves every notification already here.
-                    while let Ok(Some(_)) = notes.iter().next() {}
-                }
-                first
+                let next = notes.timeout_iter(LISTEN_TICK).next();
+                next.map(|n| n.map(|note| notice(note.payload())))
             };
-            match woken {
-                Ok(Some(_)) => {
-                    if wake.send(Vec::new()).is_err() {
+            match got {
+                Ok(Some(Some(input))) => {
+                    if wake.send(input).is_err() {
                         return;
                     }
                 }
+                Ok(Some(None)) => {}
                 Ok(None) if !client.is_closed() => {}
                 Ok(None) | Err(_) => break,
             }
@@ -161,15 +164,18 @@ impl Follower {
     fn run(&mut self, commits: &Receiver<Vec<Committed>>) {
         loop {
             match commits.recv_timeout(TAIL_CHECK) {
-                Ok(batch) if batch.is_empty() => self.catch_up(None),
-                Ok(batch) => self.local(batch),
+                Ok(batch) => match batch.first() {
+                    None => self.catch_up(None),
+                    Some(Committed::Notified { .. }) => self.notified(batch),
+                    Some(_) => self.local(batch),
+                },
                 Err(RecvTimeoutError::Timeout) => self.catch_up(None),
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             if self.handoff.has_writer_stopped() && self.handoff.in_flight().is_none() {
                 // Deliver what the writer sent last, then stop (the listener stops too).
                 while let Ok(batch) = commits.try_recv() {
-                    if !batch.is_empty() {
+                    if !matches!(batch.first(), None | Some(Committed::Notified { .. })) {
                         self.local(batch);
                     }
                 }
@@ -191,6 +197,35 @@ impl Follower {
         self.hub.fan_out(batch);
         self.applied = self.applied.max(upto);
         self.handoff.settled(after);
+    }
+
+    /// A commit's notification: what another node committed right above `applied` is
+    /// delivered from it directly, without reading the log; anything else (a gap before it,
+    /// a batch announced without its items) is read.
+    fn notified(&mut self, batch: Vec<Committed>) {
+        let Some(&Committed::Notified {
+            after,
+            upto,
+            complete,
+        }) = batch.first()
+        else {
+            return;
+        };
+        if upto <= self.applied || self.handoff.is_mine(after) {
+            return; // delivered already, or this node's own: it comes with its outcomes
+        }
+        let below_mine = self.handoff.in_flight().is_none_or(|mine| mine >= upto);
+        if after == self.applied && complete && below_mine {
+            let items: Vec<Committed> = batch.into_iter().skip(1).collect();
+            if !items.is_empty() {
+                self.hub.fan_out_remote(items);
+            }
+            self.applied = upto;
+            self.last_read = Instant::now();
+            self.hub.metrics().log_read(upto);
+            return;
+        }
+        self.catch_up(None);
     }
 
     /// Deliver what other nodes committed above `applied`, up to the head (or `limit`),
@@ -294,6 +329,63 @@ fn chunk(queue: usize) -> i64 {
     (queue as i64 / 4).clamp(4, CHUNK)
 }
 
+/// What a notification on the log's channel asks of the follower: `Some(empty)` to read the
+/// log (a payload it does not know), the batch it announces (`Notified` first, then its
+/// items when it carries them), or `None` for the in-transaction notice of `hearth_append`
+/// (the commit's own notification follows it).
+fn notice(payload: &str) -> Option<Vec<Committed>> {
+    #[derive(serde::Deserialize)]
+    struct Note {
+        a: Option<i64>,
+        u: Option<i64>,
+        i: Option<Vec<Item>>,
+        from: Option<i64>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Item {
+        Message { m: Box<StoredMessage>, n: Vec<i64> },
+        Changes { c: Vec<Change> },
+    }
+    let note = match serde_json::from_str::<Note>(payload) {
+        Ok(note) => note,
+        Err(_) => return Some(Vec::new()),
+    };
+    let (Some(after), Some(upto)) = (note.a, note.u) else {
+        return if note.from.is_some() {
+            None
+        } else {
+            Some(Vec::new())
+        };
+    };
+    let complete = note.i.is_some();
+    let items = note.i.unwrap_or_default();
+    let mut out = Vec::with_capacity(items.len() + 1);
+    out.push(Committed::Notified {
+        after,
+        upto,
+        complete,
+    });
+    for item in items {
+        out.push(match item {
+            Item::Message { m, n } => Committed::Stored {
+                msg: *m,
+                origin: 0,
+                duplicate: false,
+                mentioned: n,
+            },
+            Item::Changes { c } => {
+                let (applied, _) = tokio::sync::oneshot::channel();
+                Committed::Changed(Changes {
+                    changes: c,
+                    applied,
+                })
+            }
+        });
+    }
+    Some(out)
+}
+
 /// What another node committed, as the hub takes it, in position order.
 fn remote_items(range: LogRange) -> Vec<Committed> {
     let mut items: Vec<(i64, Committed)> =
@@ -320,4 +412,41 @@ fn remote_items(range: LogRange) -> Vec<Committed> {
     }
     items.sort_by_key(|(pos, _)| *pos);
     items.into_iter().map(|(_, c)| c).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{notice, Committed};
+
+    #[test]
+    fn notifications_are_read_as_batches_wake_ups_or_nothing() {
+        assert!(notice("").unwrap().is_empty(), "unknown: read the log");
+        assert!(
+            notice("{\"from\":3,\"to\":5}").is_none(),
+            "hearth_append's own"
+        );
+        let bare = notice("{\"a\":4,\"u\":9}").unwrap();
+        assert!(matches!(
+            bare[..],
+            [Committed::Notified {
+                after: 4,
+                upto: 9,
+                complete: false
+            }]
+        ));
+        let full = notice(
+            r#"{"a":4,"u":6,"i":[{"m":{"id":5,"room_id":1,"room":"general","user":"ann","body":"hi","nonce":null,"ts_ms":1,"edited_ms":null,"deleted":false,"reply_to":null,"reactions":[],"attachments":[],"preview":null},"n":[7]},{"p":6,"c":[]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(full.len(), 3, "{full:?}");
+        assert!(matches!(
+            full[0],
+            Committed::Notified { complete: true, .. }
+        ));
+        assert!(matches!(
+            &full[1],
+            Committed::Stored { msg, mentioned, origin: 0, duplicate: false } if msg.id == 5 && mentioned == &[7]
+        ));
+        assert!(matches!(&full[2], Committed::Changed(c) if c.changes.is_empty()));
+    }
 }

@@ -341,6 +341,8 @@ struct Pass {
     /// The first statement error, if any; some (disk full, I/O) make SQLite roll the whole
     /// transaction back, after which nothing more may run in it.
     first_error: Option<String>,
+    /// On PostgreSQL, the hub events this pass stored: (position, changes as JSON).
+    logged: Vec<(i64, String)>,
 }
 
 /// Start the batch's transaction. On PostgreSQL, a batch that stores messages or ordered
@@ -375,25 +377,28 @@ fn begin(conn: &Conn, batch: &[WriteCmd]) -> Result<Option<i64>, SqlError> {
 
 /// Commit the batch's transaction. On PostgreSQL, a batch that locked the log head at
 /// `locked` and took positions wakes every node's follower with the commit (a notification
-/// is sent if and only if its transaction commits; followers read the log itself, so it
-/// carries nothing), and tells this node's follower, before the commit, that positions
+/// is sent if and only if its transaction commits, in commit order; it carries the positions
+/// and, up to [`queries::NOTIFY_ITEMS_MAX`] bytes, what was committed there, which the
+/// followers would otherwise read from the log), and tells this node's follower, before the commit, that positions
 /// above `locked` are its own and arrive with its outcomes. Returns the positions taken.
 fn commit(
     conn: &Conn,
     locked: Option<i64>,
     handoff: Option<&Handoff>,
+    pass: &Pass,
 ) -> Result<Option<(i64, i64)>, SqlError> {
     let (Some(after), Conn::Pg(pg)) = (locked, conn) else {
         conn.batch("COMMIT")?;
         return Ok(None);
     };
+    let items = notice_items(after, pass);
     // The notification and the commit in one round trip; the follower learns first that
     // whatever this batch took above `after` is on its way with its outcomes.
     if let Some(h) = handoff {
         h.committing(after);
     }
     let upto = pg
-        .commit_with(&queries::notify_log_sql(after))?
+        .commit_with(&queries::notify_log_sql(after, items.as_deref()))?
         .and_then(|p| p.parse::<i64>().ok())
         .unwrap_or(after);
     if let Some(h) = handoff.filter(|_| upto <= after) {
@@ -462,7 +467,7 @@ fn commit_batch(
             .clone()
             .unwrap_or_else(|| "the transaction was rolled back".into()))
     } else {
-        commit(conn, locked, handoff).map_err(|e| e.to_string())
+        commit(conn, locked, handoff, &pass).map_err(|e| e.to_string())
     };
     match committed {
         Ok(span) => {
@@ -507,10 +512,14 @@ fn run_job(conn: &Conn, job: Job, pass: &mut Pass, now: i64) {
     let mut done = job(conn);
     if done.keep && conn.is_postgres() {
         if let Some(changes) = &done.changes {
-            if let Err(e) = log_changes(conn, &changes.changes, now) {
-                tracing::error!("cannot log the hub's changes: {e}");
-                pass.first_error.get_or_insert(e.to_string());
-                done.keep = false;
+            match log_changes(conn, &changes.changes, now) {
+                Ok(Some(event)) => pass.logged.push(event),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!("cannot log the hub's changes: {e}");
+                    pass.first_error.get_or_insert(e.to_string());
+                    done.keep = false;
+                }
             }
         }
     }
@@ -534,7 +543,11 @@ fn run_job(conn: &Conn, job: Job, pass: &mut Pass, now: i64) {
 /// (their rows in the change log): the event shares the last of them, so an edit or a
 /// reaction takes one position on either store. Others (joins, leaves, rooms, read markers)
 /// take the next position.
-fn log_changes(conn: &Conn, changes: &[crate::events::Change], now: i64) -> Result<(), SqlError> {
+fn log_changes(
+    conn: &Conn,
+    changes: &[crate::events::Change],
+    now: i64,
+) -> Result<Option<(i64, String)>, SqlError> {
     use crate::events::{Audience, Change};
     let shared: Vec<&Change> = changes
         .iter()
@@ -549,7 +562,7 @@ fn log_changes(conn: &Conn, changes: &[crate::events::Change], now: i64) -> Resu
         })
         .collect();
     if shared.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let json = serde_json::to_string(&shared)
         .map_err(|e| SqlError::Io(std::io::Error::other(e.to_string())))?;
@@ -565,7 +578,56 @@ fn log_changes(conn: &Conn, changes: &[crate::events::Change], now: i64) -> Resu
         None => queries::next_position(conn)?,
     };
     queries::insert_hub_event(conn, pos, &json, now)?;
-    Ok(())
+    Ok(Some((pos, json)))
+}
+
+/// What a batch that locked the log head at `after` committed, as its notification carries
+/// it: a JSON array in position order of `{"m": message, "n": members mentioned}` and
+/// `{"p": position, "c": changes}`; `None` when it would exceed
+/// [`queries::NOTIFY_ITEMS_MAX`] bytes (or a message cannot be written).
+fn notice_items(after: i64, pass: &Pass) -> Option<String> {
+    let mut items: Vec<(i64, String)> = Vec::new();
+    let mut size = 2;
+    for c in &pass.outcomes {
+        if let Committed::Stored {
+            msg,
+            duplicate: false,
+            mentioned,
+            ..
+        } = c
+        {
+            if msg.id <= after {
+                continue;
+            }
+            let m = serde_json::to_string(msg).ok()?;
+            let n = serde_json::to_string(mentioned).ok()?;
+            let item = format!(r#"{{"m":{m},"n":{n}}}"#);
+            size += item.len() + 1;
+            if size > queries::NOTIFY_ITEMS_MAX {
+                return None;
+            }
+            items.push((msg.id, item));
+        }
+    }
+    for (pos, json) in &pass.logged {
+        let item = format!(r#"{{"p":{pos},"c":{json}}}"#);
+        size += item.len() + 1;
+        if size > queries::NOTIFY_ITEMS_MAX {
+            return None;
+        }
+        items.push((*pos, item));
+    }
+    items.sort_by_key(|(pos, _)| *pos);
+    let mut out = String::with_capacity(size);
+    out.push('[');
+    for (i, (_, item)) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(item);
+    }
+    out.push(']');
+    Some(out)
 }
 
 fn committed_pass(pass: Pass) -> (Vec<Committed>, Result<(), String>) {
@@ -1052,6 +1114,7 @@ mod tests {
                 Committed::Refused { .. } => "refused".into(),
                 Committed::Changed(c) => format!("changed {}", c.changes.len()),
                 Committed::Logged { after, upto } => format!("logged {after}..={upto}"),
+                Committed::Notified { .. } => "notified".into(),
             }));
         }
         out

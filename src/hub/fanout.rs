@@ -109,7 +109,7 @@ impl Hub {
                     let frame = || refused_frame(reason, nonce.as_deref());
                     self.answer_sender(&st, origin, tally, frame);
                 }
-                Committed::Changed(_) | Committed::Logged { .. } => {}
+                Committed::Changed(_) | Committed::Logged { .. } | Committed::Notified { .. } => {}
             }
         }
     }

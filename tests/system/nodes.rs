@@ -110,6 +110,59 @@ async fn three_nodes_deliver_every_message_once_in_one_order() {
     assert_eq!(replayed, ids[EACH + 1..].to_vec());
 }
 
+/// What crosses nodes arrives exactly as it was committed, whatever the body holds (quotes,
+/// backslashes, escapes, emoji), and a large batch (announced without its items) as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bodies_cross_nodes_intact_in_small_and_large_batches() {
+    let Some((_pg, url)) = database("bodies").await else {
+        return;
+    };
+    let mut apps = Vec::new();
+    for _ in 0..2 {
+        let url = url.clone();
+        apps.push(
+            TestApp::builder()
+                .config(move |c| {
+                    c.database.url = url;
+                    c.limits.messages_per_second = 0.0;
+                })
+                .start()
+                .await,
+        );
+    }
+    let ann = apps[0].signup("ann").await;
+    let ben = apps[1].signup("ben").await;
+    let mut ann_ws = apps[0].ws_connect(&ann, None).await;
+    let mut ben_ws = apps[1].ws_connect(&ben, None).await;
+    let tricky = "it's \\ a \"quote\" \\u0000 $1 E'x' \\' 🔥 été\nline two";
+    let sent = ann_ws.say("general", tricky, "t1").await;
+    let got = ben_ws
+        .wait_for("the tricky body", |f| {
+            f["type"] == "message" && f["nonce"] == "t1"
+        })
+        .await;
+    assert_eq!(got["body"], tricky);
+    assert_eq!(got["id"], sent["id"]);
+    assert_eq!(got["user"], "ann");
+    assert_eq!(got, sent, "the same frame on both nodes");
+    // Long bodies sent together: batches far over a notification's size.
+    let long = "x".repeat(3000);
+    let frames: Vec<Value> = (0..20)
+        .map(|k| {
+            serde_json::json!({"type": "send", "room": "general", "body": format!("{k} {long}"), "nonce": format!("L{k}")})
+        })
+        .collect();
+    ann_ws.send_all(&frames).await;
+    let (ids, twice) = within(
+        Duration::from_secs(30),
+        "the long bodies on the other node",
+        collect(&mut ben_ws, 20),
+    )
+    .await;
+    assert!(!twice);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+}
+
 /// A node reads what others committed in bursts; a client that reads every message of a busy
 /// room keeps up with them even when its queue is much shorter than a burst.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

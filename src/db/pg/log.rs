@@ -257,6 +257,12 @@ impl Handoff {
         }
     }
 
+    /// Whether the batch that locked the head at `after` is the writer's and not yet
+    /// delivered.
+    pub fn is_mine(&self, after: i64) -> bool {
+        self.marks().contains(&after)
+    }
+
     /// Where the writer's oldest batch in flight starts: positions above it arrive with its
     /// outcomes.
     pub fn in_flight(&self) -> Option<i64> {

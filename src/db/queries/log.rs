@@ -15,13 +15,27 @@ pub fn lock_log_head<C: Sql>(conn: &C) -> Result<i64, C::Error> {
 pub const LOCK_LOG_HEAD: &str = "SELECT pos FROM hearth_log_head WHERE id = 1 FOR UPDATE";
 
 /// The head, when it moved above `locked`, with a notification to every node's follower sent
-/// with the commit: one statement without parameters, for the round trip that commits.
-pub fn notify_log_sql(locked: i64) -> String {
+/// with the commit: one statement without parameters, for the round trip that commits. The
+/// notification carries the positions taken and, when given, `items`: the JSON array of what
+/// was committed there, so that followers need not read it (see `cluster::log`).
+pub fn notify_log_sql(locked: i64, items: Option<&str>) -> String {
+    // `{"a":locked,"u":head[,"i":items]}`; the items as an escape string literal, so the
+    // statement means the same whatever `standard_conforming_strings` says.
+    let items = items.map_or(String::new(), |i| {
+        format!(",\"i\":{i}")
+            .replace('\\', "\\\\")
+            .replace('\'', "''")
+    });
     format!(
-        "SELECT pos FROM (SELECT pos, pg_notify('hearth_log', '') FROM hearth_log_head \
+        "SELECT pos FROM (SELECT pos, pg_notify('hearth_log', \
+         '{{\"a\":{locked},\"u\":' || pos || E'{items}}}') FROM hearth_log_head \
          WHERE id = 1 AND pos > {locked}) moved"
     )
 }
+
+/// The most bytes of items a commit's notification carries (PostgreSQL's limit for a
+/// payload is 8,000); a larger batch is announced without them.
+pub const NOTIFY_ITEMS_MAX: usize = 7_000;
 
 /// Store the hub's changes of a committed write at position `pos` (as JSON).
 pub fn insert_hub_event<C: Sql>(
