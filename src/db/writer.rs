@@ -958,19 +958,13 @@ fn stored(m: NewMessage, s: StoredAs, now: i64) -> Committed {
 }
 
 fn record_mentions(conn: &Conn, m: &NewMessage, id: i64) -> Result<Vec<i64>, SqlError> {
-    let mut mentioned = Vec::new();
     if !m.body.contains('@') {
-        return Ok(mentioned);
+        return Ok(Vec::new());
     }
     let named = crate::domain::mention_candidates(&m.body);
-    for key in named.iter().chain(&m.here) {
-        if let Some(uid) = queries::member_by_key(conn, m.room_id, key)? {
-            if uid != m.user_id && !mentioned.contains(&uid) {
-                queries::insert_mention(conn, uid, m.room_id, id)?;
-                mentioned.push(uid);
-            }
-        }
-    }
+    let keys: Vec<&str> = named.iter().chain(&m.here).map(String::as_str).collect();
+    let mentioned = queries::members_named(conn, m.room_id, m.user_id, &keys)?;
+    queries::insert_mentions(conn, &mentioned, m.room_id, id)?;
     Ok(mentioned)
 }
 

@@ -155,14 +155,63 @@ pub fn user_by_key<C: Sql>(conn: &C, key: &str) -> Result<Option<(i64, String)>,
     )
 }
 
-/// The member of `room_id` called `key` (case-folded), if any: their user id.
-pub fn member_by_key<C: Sql>(conn: &C, room_id: i64, key: &str) -> Result<Option<i64>, C::Error> {
-    conn.row(
-        "SELECT u.id FROM users u JOIN memberships m ON m.user_id = u.id AND m.room_id = ?1 \
-         WHERE u.username_key = ?2",
-        args![room_id, key],
-        |r| r.get(0),
-    )
+/// The members of room `room_id` named by the case-folded names `keys`, other than
+/// `author_id`: their ids in the order first named, each once. One query however many names
+/// (an `@here` names everyone online).
+pub fn members_named<C: Sql>(
+    conn: &C,
+    room_id: i64,
+    author_id: i64,
+    keys: &[&str],
+) -> Result<Vec<i64>, C::Error> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = serde_json::to_string(keys).unwrap_or_else(|_| "[]".into());
+    let sql = conn.dialect(
+        "SELECT u.username_key, u.id FROM users u \
+         JOIN memberships m ON m.user_id = u.id AND m.room_id = ?1 \
+         WHERE u.username_key IN (SELECT value FROM json_each(?2))",
+        "SELECT u.username_key, u.id FROM users u \
+         JOIN memberships m ON m.user_id = u.id AND m.room_id = ?1 \
+         WHERE u.username_key IN (SELECT json_array_elements_text(?2::text::json))",
+    );
+    let found: std::collections::HashMap<String, i64> = conn
+        .rows(sql, args![room_id, list], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .into_iter()
+        .collect();
+    let mut ids = Vec::new();
+    for key in keys {
+        if let Some(&id) = found.get(*key) {
+            if id != author_id && !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// Record that `message_id` (in `room_id`) mentions each of `user_ids`, in one statement.
+pub fn insert_mentions<C: Sql>(
+    conn: &C,
+    user_ids: &[i64],
+    room_id: i64,
+    message_id: i64,
+) -> Result<(), C::Error> {
+    match user_ids {
+        [] => return Ok(()),
+        [one] => return insert_mention(conn, *one, room_id, message_id),
+        _ => {}
+    }
+    let list = serde_json::to_string(user_ids).unwrap_or_else(|_| "[]".into());
+    let sql = conn.dialect(
+        "INSERT INTO mentions (user_id, room_id, message_id) \
+         SELECT value, ?2, ?3 FROM json_each(?1) WHERE true ON CONFLICT DO NOTHING",
+        "INSERT INTO mentions (user_id, room_id, message_id) \
+         SELECT json_array_elements_text(?1::text::json)::bigint, ?2, ?3 ON CONFLICT DO NOTHING",
+    );
+    conn.exec(sql, args![list, room_id, message_id])?;
+    Ok(())
 }
 
 /// Record that `message_id` mentions `user_id`.

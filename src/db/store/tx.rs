@@ -149,23 +149,15 @@ impl Tx<'_> {
         here: &[String],
     ) -> Result<Vec<i64>, DbError> {
         let before = queries::mentioned_by(self.0, msg.id)?;
-        let mut now = Vec::new();
         let named = crate::domain::mention_candidates(body);
-        for key in named.iter().chain(here) {
-            if let Some(uid) = queries::member_by_key(self.0, msg.room_id, key)? {
-                if uid != author_id && !now.contains(&uid) {
-                    now.push(uid);
-                }
-            }
-        }
+        let keys: Vec<&str> = named.iter().chain(here).map(String::as_str).collect();
+        let now = queries::members_named(self.0, msg.room_id, author_id, &keys)?;
         let keep_all = crate::domain::mentions_here(body);
         for gone in before.iter().filter(|u| !keep_all && !now.contains(u)) {
             queries::delete_mention(self.0, *gone, msg.id)?;
         }
         let added: Vec<i64> = now.into_iter().filter(|u| !before.contains(u)).collect();
-        for uid in &added {
-            queries::insert_mention(self.0, *uid, msg.room_id, msg.id)?;
-        }
+        queries::insert_mentions(self.0, &added, msg.room_id, msg.id)?;
         Ok(added)
     }
 
