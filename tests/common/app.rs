@@ -98,10 +98,11 @@ fn fresh_postgres_database(server: &str) -> String {
     let create = format!("CREATE DATABASE {name}");
     let server_url = server.to_string();
     std::thread::spawn(move || {
-        postgres::Client::connect(&server_url, postgres::NoTls)
-            .expect("the PostgreSQL server answers")
-            .batch_execute(&create)
-            .expect("a new database")
+        let mut client = postgres::Client::connect(&server_url, postgres::NoTls)
+            .expect("the PostgreSQL server answers");
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| drop_orphans(&mut client));
+        client.batch_execute(&create).expect("a new database")
     })
     .join()
     .expect("the database is created");
@@ -110,6 +111,29 @@ fn fresh_postgres_database(server: &str) -> String {
     match query {
         "" => format!("{base}/{name}"),
         q => format!("{base}/{name}?{q}"),
+    }
+}
+
+/// Drop the test databases of earlier runs: those named after a process that is gone (a run
+/// leaves its own behind, as its servers may still hold them when it ends; the next run on
+/// the same server sweeps them, so they never pile up).
+fn drop_orphans(client: &mut postgres::Client) {
+    let names: Vec<String> = client
+        .query(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'hearth\\_test\\_%'",
+            &[],
+        )
+        .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+        .unwrap_or_default();
+    for name in names {
+        let pid = name
+            .strip_prefix("hearth_test_")
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        let gone = pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if gone {
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
     }
 }
 
