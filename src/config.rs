@@ -544,9 +544,20 @@ impl Config {
                     .into(),
             );
         }
+        if !url.is_empty() {
+            url.parse::<postgres::Config>()
+                .map_err(|e| format!("database.url: not a usable PostgreSQL URL ({e})"))?;
+        }
         let redis = &self.cluster.redis_url;
         if !redis.is_empty() {
-            if !["redis://", "rediss://", "unix://", "redis+unix://"]
+            if redis.starts_with("rediss://") {
+                return Err(
+                    "cluster.redis_url: TLS to Redis (rediss://) is not built in; reach Redis \
+                     over a private network or a unix socket (unix:///PATH)"
+                        .into(),
+                );
+            }
+            if !["redis://", "unix://", "redis+unix://"]
                 .iter()
                 .any(|p| redis.starts_with(p))
             {
@@ -556,6 +567,8 @@ impl Config {
                         .into(),
                 );
             }
+            redis::IntoConnectionInfo::into_connection_info(redis.as_str())
+                .map_err(|e| format!("cluster.redis_url: not a usable Redis URL ({e})"))?;
             if url.is_empty() {
                 return Err(
                     "cluster.redis_url: several nodes share one PostgreSQL database; set \
@@ -889,6 +902,50 @@ mod tests {
             assert!(e.contains("limits.message_burst"), "{e}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn cluster_settings_are_checked_before_anything_connects() {
+        let with = |url: &str, redis: &str, node: &str| {
+            let mut c = Config::default();
+            c.database.url = url.into();
+            c.cluster.redis_url = redis.into();
+            c.cluster.node = node.into();
+            c.validate()
+        };
+        let pg = "postgres://hearth@127.0.0.1:5432/hearth";
+        let long = "n".repeat(65);
+        for (url, redis, node) in [
+            (pg, "", ""),
+            ("postgresql://hearth@%2Frun%2Fpostgresql/hearth", "", ""),
+            (pg, "redis://127.0.0.1:6379", "web-1"),
+            (pg, "redis://127.0.0.1:6379/2", ""),
+            (pg, "unix:///run/redis/redis.sock", ""),
+        ] {
+            assert_eq!(with(url, redis, node), Ok(()), "{url} {redis} {node}");
+        }
+        for (url, redis, node, key) in [
+            ("mysql://x/y", "", "", "database.url:"),
+            ("postgres://h:notaport/db", "", "", "database.url:"),
+            (pg, "http://127.0.0.1:6379", "", "cluster.redis_url:"),
+            (pg, "redis://127.0.0.1:notaport", "", "cluster.redis_url:"),
+            (
+                pg,
+                "redis://127.0.0.1:6379/notadb",
+                "",
+                "cluster.redis_url:",
+            ),
+            (pg, "rediss://cache.example.org", "", "cluster.redis_url:"),
+            ("", "redis://127.0.0.1:6379", "", "cluster.redis_url:"),
+            (pg, "", "a:b", "cluster.node:"),
+            (pg, "", "line\nbreak", "cluster.node:"),
+            (pg, "", long.as_str(), "cluster.node:"),
+        ] {
+            let e = with(url, redis, node).unwrap_err();
+            assert!(e.starts_with(key), "{url} {redis} {node}: {e}");
+        }
+        let e = with("", "redis://127.0.0.1:6379", "").unwrap_err();
+        assert!(e.contains("database.url"), "{e}");
     }
 
     #[test]

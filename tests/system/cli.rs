@@ -91,6 +91,22 @@ fn config_errors_exit_2_with_one_line_naming_file_and_key() {
             "limits.message_burst",
         ),
         ("[server]\nhost = \"not an ip\"\n", vec![], "server.host"),
+        (
+            "[database]\nurl = \"mysql://db/chat\"\n",
+            vec![],
+            "database.url",
+        ),
+        (
+            "[cluster]\nredis_url = \"redis://127.0.0.1:6379\"\n",
+            vec![],
+            "cluster.redis_url",
+        ),
+        (
+            "[database]\nurl = \"postgres://h@127.0.0.1/c\"\n[cluster]\nredis_url = \"redis://127.0.0.1:port\"\n",
+            vec![],
+            "cluster.redis_url",
+        ),
+        ("[cluster]\nnode = \"a:b\"\n", vec![], "cluster.node"),
     ] {
         let (code, err) = config_error(toml, &envs);
         assert_eq!(code, Some(2), "{toml:?}: {err}");
