@@ -211,6 +211,11 @@ impl Metrics {
         })
     }
 
+    /// The node delivered its own writer's batch, up to `position` (not a read of the log).
+    pub fn log_delivered(&self, position: i64) {
+        self.log_position.fetch_max(position, Ordering::Relaxed);
+    }
+
     /// The follower read the log just now and has delivered up to `position`.
     pub fn log_read(&self, position: i64) {
         let now = self.started.elapsed().as_millis() as i64 + 1;

@@ -335,6 +335,9 @@ async fn send_loop(state: App) {
     // after that, should it have died, another node delivers it.
     let claim = Duration::from_secs(state.config.outbound.timeout_seconds + 30);
     loop {
+        if let Err(e) = state.db.recount_webhooks().await {
+            tracing::warn!("cannot count the webhooks: {e}");
+        }
         let wait = match state.db.due_deliveries(SENDERS as u32, claim).await {
             Ok((due, next)) => {
                 let mut running = Vec::new();

@@ -38,6 +38,10 @@ const SENDERS: usize = 8;
 const EXCERPT: usize = 200;
 /// How often, at most, the subscriptions are counted again when a message had no target.
 const RECOUNT_EVERY: Duration = Duration::from_secs(60);
+/// On PostgreSQL, how often the subscriptions are counted again: another node may have
+/// added the first one (someone subscribing is online then, and pushes go only to people
+/// with no connection, so this second hardly matters).
+const CLUSTER_RECOUNT_EVERY: Duration = Duration::from_secs(1);
 /// How long a push service keeps an undelivered push (its `TTL`), in seconds.
 const TTL_SECONDS: u64 = 24 * 3600;
 /// How stale a device's "last accepted push" time may get before it is written again.
@@ -254,6 +258,18 @@ pub fn start(state: &App) -> Option<Watcher> {
         }
         send_loop(counting, rx).await;
     });
+    if state.db.is_postgres() {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut stop = state.shutdown.clone();
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    _ = tokio::time::sleep(CLUSTER_RECOUNT_EVERY) => recount(&state).await,
+                }
+            }
+        });
+    }
     let subscriptions = state.push_keys.subscriptions.clone();
     Some(Box::new(move |msg: &StoredMessage, mentioned: &[i64]| {
         if subscriptions.load(Ordering::Relaxed) == 0 {

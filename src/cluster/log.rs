@@ -196,6 +196,7 @@ impl Follower {
         }
         self.hub.fan_out(batch);
         self.applied = self.applied.max(upto);
+        self.hub.metrics().log_delivered(self.applied);
         self.handoff.settled(after);
     }
 

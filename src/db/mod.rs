@@ -123,7 +123,9 @@ pub struct Db {
     search_index: Arc<search_index::IndexProgress>,
     /// Outgoing webhooks that exist (or may: raised inside the job that adds one, lowered
     /// only after a removal committed), so the writer queues deliveries only when there can
-    /// be any, and never misses one.
+    /// be any, and never misses one. On PostgreSQL another node may add one unseen: the
+    /// writer always looks the room's webhooks up there, and this count (read again by the
+    /// deliverer) only decides whether new messages wake the deliverer.
     webhooks: Arc<AtomicUsize>,
     /// On PostgreSQL: what the writer tells the node's log follower.
     handoff: Option<Arc<pg::log::Handoff>>,

@@ -432,12 +432,12 @@ fn commit_batch(
     let mut cmds = batch.drain(..).peekable();
     while let Some(cmd) = cmds.next() {
         match cmd {
-            WriteCmd::Message(m) if conn.is_postgres() && plain(&m, webhooks) => {
-                // A run of plain messages: one statement on PostgreSQL.
+            WriteCmd::Message(m) if conn.is_postgres() && plain(&m) => {
+                // A run of plain messages: one statement on PostgreSQL (which queues them
+                // for the room's webhooks too).
                 let mut run = vec![m];
                 while run.len() < MAX_RUN {
-                    match cmds.next_if(|c| matches!(c, WriteCmd::Message(n) if plain(n, webhooks)))
-                    {
+                    match cmds.next_if(|c| matches!(c, WriteCmd::Message(n) if plain(n))) {
                         Some(WriteCmd::Message(n)) => run.push(n),
                         _ => break,
                     }
@@ -449,7 +449,9 @@ fn commit_batch(
                     pass.answers.push((answer, pass.outcomes.len()));
                 }
                 // Read per message: a webhook added by a job earlier in this batch counts.
-                let hooked = webhooks.load(Ordering::Acquire) > 0;
+                // On PostgreSQL another node may have added one this node has not heard of:
+                // the room's webhooks are always looked up.
+                let hooked = conn.is_postgres() || webhooks.load(Ordering::Acquire) > 0;
                 let outcome = store_message(conn, m, (now, hooked), &mut pass.first_error);
                 pass.outcomes.push(outcome);
             }
@@ -686,14 +688,10 @@ fn failed_pass(conn: &Conn, pass: Pass, e: String) -> (Vec<Committed>, Result<()
 /// Most messages one append statement stores.
 const MAX_RUN: usize = 1024;
 
-/// Whether a message is only a body in a room (no reply, attachment, possible mention or
-/// webhook to queue): what the log's append statement stores by itself.
-fn plain(m: &NewMessage, webhooks: &AtomicUsize) -> bool {
-    m.reply_to.is_none()
-        && m.attachments.is_empty()
-        && m.here.is_empty()
-        && !m.body.contains('@')
-        && webhooks.load(Ordering::Acquire) == 0
+/// Whether a message is only a body in a room (no reply, attachment or possible mention):
+/// what the log's append statement stores by itself, webhook deliveries included.
+fn plain(m: &NewMessage) -> bool {
+    m.reply_to.is_none() && m.attachments.is_empty() && m.here.is_empty() && !m.body.contains('@')
 }
 
 /// Store a run of plain messages on PostgreSQL in one statement (`hearth_append`: nonces,

@@ -29,7 +29,10 @@ async fn nodes(url: &str, n: usize) -> Vec<TestApp> {
         let url = url.to_string();
         out.push(
             TestApp::builder()
-                .config(move |c| c.database.url = url)
+                .config(move |c| {
+                    c.database.url = url;
+                    c.metrics.enabled = true;
+                })
                 .start()
                 .await,
         );
@@ -101,6 +104,21 @@ async fn three_nodes_deliver_every_message_once_in_one_order() {
         ids.len() as i64,
         "{ids:?}"
     );
+
+    // Every node reports the position it delivered up to, and that it read the log lately.
+    for app in &apps {
+        let text = app.get("/metrics").await.text().await.unwrap();
+        let gauge = |name: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("{name} in {text}"))
+        };
+        assert!(
+            gauge("hearth_log_position") >= *ids.last().unwrap() as f64,
+            "{text}"
+        );
+        assert!(gauge("hearth_log_read_age_seconds") < 10.0, "{text}");
+    }
 
     // A client resumes on another node with nothing missing.
     let mid = ids[EACH];
@@ -589,4 +607,305 @@ async fn without_redis_messages_and_connections_carry_on() {
 async fn health(app: &TestApp) -> (u16, String) {
     let res = app.get("/healthz?detail").await;
     (res.status().as_u16(), res.text().await.unwrap_or_default())
+}
+
+/// Two nodes read one webhook queue: every message reaches the receiver once, in id order,
+/// whichever node committed it and whichever node delivers it, through a failing spell too
+/// (retries stay at the head of the queue on both nodes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_deliver_each_webhook_message_once_in_order() {
+    let Some((_pg, url)) = database("webhooks").await else {
+        return;
+    };
+    let receiver = crate::common::Receiver::start(200).await;
+    let mut apps = Vec::new();
+    for _ in 0..2 {
+        let url = url.clone();
+        apps.push(
+            TestApp::builder()
+                .config(move |c| {
+                    c.database.url = url;
+                    c.outbound.allow_private_networks = true;
+                    c.previews.enabled = false;
+                })
+                .start()
+                .await,
+        );
+    }
+    let ann = apps[0].signup("ann").await;
+    let ben = apps[1].signup("ben").await;
+    apps[1]
+        .api_ok(
+            reqwest::Method::POST,
+            "/api/rooms/general/webhooks",
+            &ben,
+            Some(&serde_json::json!({"url": receiver.url("/hook")})),
+            201,
+        )
+        .await;
+    let mut sockets = [
+        apps[0].ws_connect(&ann, None).await,
+        apps[1].ws_connect(&ben, None).await,
+    ];
+    let body_id = |r: &crate::common::Received| -> i64 {
+        let v: Value = serde_json::from_slice(&r.body).expect("a JSON delivery");
+        id_of(&v["message"])
+    };
+    // Both nodes commit at once, alternating sends; each node rings its own deliverer.
+    let mut sent = Vec::new();
+    const ROUNDS: usize = 15;
+    for k in 0..ROUNDS {
+        for (i, ws) in sockets.iter_mut().enumerate() {
+            sent.push(id_of(
+                &ws.say("general", &format!("{i}:{k}"), &format!("{i}-{k}"))
+                    .await,
+            ));
+        }
+    }
+    sent.sort_unstable();
+    let got = receiver
+        .wait_until(Duration::from_secs(30), "every message delivered", |r| {
+            r.len() >= sent.len()
+        })
+        .await;
+    let ids: Vec<i64> = got.iter().map(body_id).collect();
+    assert_eq!(ids, sent, "each once, in id order");
+
+    // The receiver fails for a while: both nodes retry only the head, and after the
+    // recovery the rest follows in order, none twice.
+    receiver.answer(503);
+    let mut later = Vec::new();
+    for (i, ws) in sockets.iter_mut().enumerate() {
+        for k in 0..3 {
+            later.push(id_of(
+                &ws.say("general", &format!("late {i}:{k}"), &format!("l{i}-{k}"))
+                    .await,
+            ));
+        }
+    }
+    later.sort_unstable();
+    receiver
+        .wait_until(Duration::from_secs(20), "failed attempts", |r| {
+            r.iter().filter(|x| x.status == 503).count() >= 2
+        })
+        .await;
+    let failed: Vec<i64> = receiver
+        .received()
+        .iter()
+        .filter(|r| r.status == 503)
+        .map(body_id)
+        .collect();
+    assert!(
+        failed.iter().all(|id| *id == later[0]),
+        "{failed:?} {later:?}"
+    );
+    receiver.answer(200);
+    let got = receiver
+        .wait_until(Duration::from_secs(30), "the queued messages", |r| {
+            r.iter().filter(|x| x.status == 200).count() >= sent.len() + later.len()
+        })
+        .await;
+    let ok: Vec<i64> = got
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(body_id)
+        .collect();
+    assert_eq!(ok[..sent.len()], sent[..]);
+    assert_eq!(
+        ok[sent.len()..],
+        later[..],
+        "in order after the recovery, once each"
+    );
+    // Nothing more trickles in afterwards.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let settled = receiver
+        .received()
+        .iter()
+        .filter(|x| x.status == 200)
+        .count();
+    assert_eq!(settled, sent.len() + later.len());
+}
+
+/// Web Push over two nodes: a subscription made through one node is used by the other, and
+/// a mention is pushed only while its target has no connection on any node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pushes_go_to_people_away_from_every_node() {
+    let Some((_pg, _redis, apps)) = cluster("push", 2, |c| {
+        c.outbound.allow_private_networks = true;
+        c.previews.enabled = false;
+    })
+    .await
+    else {
+        return;
+    };
+    let receiver = crate::common::Receiver::start(201).await;
+    let ann = apps[0].signup("ann").await;
+    let bob = apps[1].signup("bob").await;
+    let rng = ring::rand::SystemRandom::new();
+    let private =
+        ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::ECDH_P256, &rng).unwrap();
+    let public = private.compute_public_key().unwrap().as_ref().to_vec();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let keys = serde_json::json!({"p256dh": b64.encode(&public), "auth": b64.encode([7u8; 16])});
+    apps[1]
+        .api_ok(
+            reqwest::Method::POST,
+            "/api/push/subscriptions",
+            &bob,
+            Some(&serde_json::json!({"endpoint": receiver.url("/push/bob"), "keys": keys})),
+            201,
+        )
+        .await;
+    // (The other node counts the subscriptions again every second.)
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut ann_ws = apps[0].ws_connect(&ann, None).await;
+    // Bob is connected nowhere: a mention stored by the other node is pushed to him.
+    let first = ann_ws.say("general", "@bob ping", "p1").await;
+    let got = receiver
+        .wait_until(Duration::from_secs(10), "the push", |r| !r.is_empty())
+        .await;
+    assert_eq!(got[0].line, "POST /push/bob HTTP/1.1");
+    let clear = hearth::outbound::webpush::decrypt(private, &public, &[7u8; 16], &got[0].body)
+        .expect("decrypts with bob's keys");
+    let note: Value = serde_json::from_slice(&clear).unwrap();
+    assert_eq!(
+        (&note["id"], &note["reason"]),
+        (&first["id"], &serde_json::json!("mention"))
+    );
+
+    // Online on node 2: the mention through node 1 reaches his socket, not his phone.
+    let mut bob_ws = apps[1].ws_connect(&bob, None).await;
+    ann_ws
+        .wait_for("bob online", |f| {
+            f["type"] == "presence" && f["user"] == "bob" && f["online"] == true
+        })
+        .await;
+    ann_ws.say("general", "@bob are you there?", "p2").await;
+    bob_ws
+        .wait_for("the mention", |f| {
+            f["type"] == "message" && f["nonce"] == "p2"
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.received().len(), 1, "nothing pushed while online");
+
+    // Away again: pushed once more.
+    bob_ws.close().await;
+    ann_ws
+        .wait_for("bob offline", |f| {
+            f["type"] == "presence" && f["user"] == "bob" && f["online"] == false
+        })
+        .await;
+    ann_ws.say("general", "@bob back?", "p3").await;
+    receiver
+        .wait_until(Duration::from_secs(10), "the second push", |r| r.len() == 2)
+        .await;
+}
+
+/// Membership is ordered with messages on every node: while messages stream into a room
+/// through one node, a member joins and leaves it over and over through a second, and his
+/// socket on a third sees no message of the room between `room_left` and the next
+/// `room_joined`, and between `room_joined` and `room_left` a run of the room's messages
+/// with none missing in the middle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn joins_and_leaves_through_one_node_fence_messages_from_another_on_a_third() {
+    let Some((_pg, url)) = database("churn").await else {
+        return;
+    };
+    let apps = nodes(&url, 3).await;
+    let ann = apps[0].signup("ann").await;
+    let ben = apps[1].signup("ben").await;
+    apps[0].create_room(&ann, "churn", true).await;
+    let mut ben_ws = apps[2].ws_connect(&ben, None).await;
+    let mut ann_ws = apps[0].ws_connect(&ann, None).await;
+    // His socket is read all along (its queue must not fill while he is a member).
+    let reader = tokio::spawn(async move {
+        within(
+            Duration::from_secs(120),
+            "the last message",
+            ben_ws.frames_until_nonce("end"),
+        )
+        .await
+    });
+
+    const MESSAGES: usize = 300;
+    let sender = tokio::spawn(async move {
+        let mut ids = Vec::new();
+        for k in 0..MESSAGES {
+            let frames: Vec<Value> = (0..3)
+                .map(|j| {
+                    let nonce = format!("c{k}-{j}");
+                    crate::common::send_in("churn", &nonce, &nonce)
+                })
+                .collect();
+            ann_ws.send_all(&frames).await;
+            for j in 0..3 {
+                let nonce = format!("c{k}-{j}");
+                let f = ann_ws
+                    .wait_for("the ack", |f| {
+                        f["type"] == "message" && f["nonce"] == nonce.as_str()
+                    })
+                    .await;
+                ids.push(id_of(&f));
+            }
+        }
+        (ann_ws, ids)
+    });
+    let mut rng = crate::common::Rng::new(crate::common::seed("churn", "HEARTH_CHURN_SEED", None));
+    let mut joins = 0;
+    while !sender.is_finished() {
+        apps[1].join_room(&ben, "churn").await;
+        joins += 1;
+        tokio::time::sleep(Duration::from_millis(rng.below(40))).await;
+        let (status, body) = apps[1]
+            .api(reqwest::Method::POST, "/api/rooms/churn/leave", &ben, None)
+            .await;
+        assert!(status < 300, "{status} {body}");
+        tokio::time::sleep(Duration::from_millis(rng.below(40))).await;
+    }
+    let (mut ann_ws, mut ids) = sender.await.expect("the sender");
+    assert!(
+        joins >= 3,
+        "the churn overlapped the messages ({joins} joins)"
+    );
+    // He joins once more (committed before the last message, which marks the end).
+    apps[1].join_room(&ben, "churn").await;
+    ids.push(id_of(&ann_ws.say("churn", "the end", "end").await));
+    ids.sort_unstable();
+    let frames = reader.await.expect("his socket's reader");
+
+    // Replay what his socket saw of the room.
+    let next_of = |id: i64| ids.get(ids.binary_search(&id).ok()? + 1).copied();
+    let (mut member, mut last, mut intervals, mut seen) = (false, None::<i64>, 0, 0);
+    for f in &frames {
+        match f["type"].as_str() {
+            Some("room_joined") if f["room"]["name"] == "churn" => {
+                assert!(!member, "joined twice without leaving");
+                (member, last) = (true, None);
+                intervals += 1;
+            }
+            Some("room_left") if f["room"] == "churn" => {
+                assert!(member, "left without having joined");
+                member = false;
+            }
+            Some("message") if f["room"] == "churn" => {
+                let id = id_of(f);
+                assert!(member, "message {id} arrived while he was not a member");
+                if let Some(prev) = last {
+                    assert_eq!(
+                        next_of(prev),
+                        Some(id),
+                        "a gap between {prev} and {id} while he was a member"
+                    );
+                }
+                last = Some(id);
+                seen += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(member, "a member at the end");
+    assert_eq!(intervals, joins + 1, "every join reached his socket");
+    assert!(seen > 0, "he saw some of the room's messages");
 }

@@ -406,6 +406,71 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE messages DROP CONSTRAINT IF EXISTS messages_room_id_fkey;
     ALTER TABLE messages DROP CONSTRAINT IF EXISTS messages_user_id_fkey;
     "#,
+    // 9: the append queues its messages for their rooms' outgoing webhooks, as a message
+    //    stored alone does. A node cannot know from its own memory whether a webhook exists:
+    //    another node may have just added one. Looked up under the log head's lock, a
+    //    webhook committed before a message always gets it.
+    r#"
+    CREATE OR REPLACE FUNCTION hearth_append(p_room bigint[], p_user bigint[], p_body text[],
+                                  p_nonce text[], p_now bigint)
+    RETURNS TABLE (o_ord integer, o_id bigint, o_outcome smallint)
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        base     bigint;
+        last_pos bigint;
+    BEGIN
+        SELECT h.pos INTO base FROM hearth_log_head h WHERE h.id = 1 FOR UPDATE;
+        RETURN QUERY
+        WITH t AS (
+            SELECT u.ord::integer AS ord, u.room, u.author, u.body, u.nonce
+              FROM unnest(p_room, p_user, p_body, p_nonce)
+                   WITH ORDINALITY AS u(room, author, body, nonce, ord)
+        ), k AS (
+            SELECT t.*, CASE WHEN t.nonce IS NULL THEN t.ord
+                             ELSE min(t.ord) OVER (PARTITION BY t.author, t.nonce) END AS first
+              FROM t
+        ), prior AS (
+            -- One index lookup per row (a join would let the planner scan every message).
+            SELECT k.ord, x.id FROM k
+             CROSS JOIN LATERAL (
+                SELECT m.id FROM messages m
+                 WHERE m.user_id = k.author AND m.nonce = k.nonce AND m.nonce IS NOT NULL
+                 LIMIT 1) x
+        ), cand AS (
+            SELECT k.* FROM k
+             WHERE k.ord = k.first
+               AND NOT EXISTS (SELECT 1 FROM prior p WHERE p.ord = k.ord)
+               AND EXISTS (SELECT 1 FROM memberships ms
+                            WHERE ms.room_id = k.room AND ms.user_id = k.author)
+        ), num AS (
+            SELECT cand.*, base + row_number() OVER (ORDER BY cand.ord) AS pos FROM cand
+        ), ins AS (
+            INSERT INTO messages (id, room_id, user_id, body, nonce, created_at)
+            SELECT num.pos, num.room, num.author, num.body, num.nonce, p_now FROM num
+            RETURNING messages.id
+        ), hooked AS (
+            INSERT INTO webhook_queue (webhook_id, message_id, queued_at, next_at)
+            SELECT w.id, num.pos, p_now, p_now FROM num JOIN webhooks w ON w.room_id = num.room
+        )
+        SELECT k.ord,
+               COALESCE(p.id, nm.pos),
+               (CASE WHEN p.id IS NOT NULL THEN 1
+                     WHEN nm.pos IS NULL THEN 2
+                     WHEN k.ord = k.first THEN 0
+                     ELSE 1 END)::smallint
+          FROM k
+          LEFT JOIN prior p ON p.ord = k.first
+          LEFT JOIN num nm ON nm.ord = k.first
+         ORDER BY k.ord;
+        SELECT COALESCE(max(m.id), base) INTO last_pos FROM messages m WHERE m.id > base;
+        IF last_pos > base THEN
+            UPDATE hearth_log_head SET pos = last_pos WHERE id = 1;
+            PERFORM pg_notify('hearth_log',
+                              json_build_object('from', base + 1, 'to', last_pos)::text);
+        END IF;
+    END
+    $$;
+    "#,
 ];
 
 /// Why the PostgreSQL schema could not be brought up to date.

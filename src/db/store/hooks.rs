@@ -89,6 +89,20 @@ impl Db {
         .await
     }
 
+    /// On PostgreSQL, count the outgoing webhooks again: another node may have added the
+    /// first or removed the last. The count only decides whether this node's deliverer is
+    /// woken by each new message (every message is queued for its room's webhooks in its
+    /// own transaction whatever it says); on SQLite it is exact and left alone.
+    pub async fn recount_webhooks(&self) -> Result<(), DbError> {
+        if !self.is_postgres() {
+            return Ok(());
+        }
+        let n = self.read(queries::webhook_count).await?;
+        self.webhooks
+            .store(n.max(0) as usize, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
     /// The outgoing webhooks of `room_id` (every room's when `None`).
     pub async fn webhooks(&self, room_id: Option<i64>) -> Result<Vec<WebhookRow>, DbError> {
         self.read(move |c| queries::webhooks_of(c, room_id)).await
