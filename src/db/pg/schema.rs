@@ -409,7 +409,8 @@ pub const MIGRATIONS: &[&str] = &[
     // 9: the append queues its messages for their rooms' outgoing webhooks, as a message
     //    stored alone does. A node cannot know from its own memory whether a webhook exists:
     //    another node may have just added one. Looked up under the log head's lock, a
-    //    webhook committed before a message always gets it.
+    //    webhook committed before a message always gets it (one look at an empty table
+    //    when there are none).
     r#"
     CREATE OR REPLACE FUNCTION hearth_append(p_room bigint[], p_user bigint[], p_body text[],
                                   p_nonce text[], p_now bigint)
@@ -448,9 +449,6 @@ pub const MIGRATIONS: &[&str] = &[
             INSERT INTO messages (id, room_id, user_id, body, nonce, created_at)
             SELECT num.pos, num.room, num.author, num.body, num.nonce, p_now FROM num
             RETURNING messages.id
-        ), hooked AS (
-            INSERT INTO webhook_queue (webhook_id, message_id, queued_at, next_at)
-            SELECT w.id, num.pos, p_now, p_now FROM num JOIN webhooks w ON w.room_id = num.room
         )
         SELECT k.ord,
                COALESCE(p.id, nm.pos),
@@ -465,6 +463,12 @@ pub const MIGRATIONS: &[&str] = &[
         SELECT COALESCE(max(m.id), base) INTO last_pos FROM messages m WHERE m.id > base;
         IF last_pos > base THEN
             UPDATE hearth_log_head SET pos = last_pos WHERE id = 1;
+            IF EXISTS (SELECT 1 FROM webhooks) THEN
+                INSERT INTO webhook_queue (webhook_id, message_id, queued_at, next_at)
+                SELECT w.id, m.id, p_now, p_now
+                  FROM messages m JOIN webhooks w ON w.room_id = m.room_id
+                 WHERE m.id > base AND m.id <= last_pos;
+            END IF;
             PERFORM pg_notify('hearth_log',
                               json_build_object('from', base + 1, 'to', last_pos)::text);
         END IF;
