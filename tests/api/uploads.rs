@@ -522,6 +522,8 @@ async fn unsent_uploads_and_orphans_are_swept() {
     assert_eq!(app.stored_files().0, 3);
 
     let state = app.server().state().clone();
+    // "Older than the cut-off" is strict: an upload from this very millisecond is not.
+    tokio::time::sleep(Duration::from_millis(5)).await;
     let swept = state
         .db
         .sweep_uploads(state.files.clone(), 0)
