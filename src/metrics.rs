@@ -82,6 +82,15 @@ pub struct Metrics {
     log_read: AtomicI64,
     /// On PostgreSQL: the last log position this node delivered.
     log_position: AtomicI64,
+    /// On PostgreSQL: reads of the log by the follower (each at most one chunk).
+    pub log_reads: AtomicU64,
+    /// On PostgreSQL: other nodes' commits delivered from their notification, unread.
+    pub log_direct: AtomicU64,
+    /// On PostgreSQL: microseconds the follower paused between chunks for queues to drain.
+    pub log_paused_us: AtomicU64,
+    /// On PostgreSQL: microseconds this node's own batches (and so their acknowledgements)
+    /// waited for the follower to deliver what other nodes committed before them.
+    pub log_behind_us: AtomicU64,
     /// The clock `log_read` counts on.
     started: std::time::Instant,
 }
@@ -104,6 +113,10 @@ impl Default for Metrics {
             write_error: std::sync::Mutex::new(None),
             log_read: AtomicI64::new(0),
             log_position: AtomicI64::new(0),
+            log_reads: AtomicU64::new(0),
+            log_direct: AtomicU64::new(0),
+            log_paused_us: AtomicU64::new(0),
+            log_behind_us: AtomicU64::new(0),
             started: std::time::Instant::now(),
         }
     }
@@ -193,6 +206,32 @@ impl Metrics {
                  # TYPE hearth_log_position gauge\nhearth_log_position {position}\n\
                  # HELP hearth_log_read_age_seconds Time since this node last read the log.\n\
                  # TYPE hearth_log_read_age_seconds gauge\nhearth_log_read_age_seconds {age}"
+            );
+            counter(
+                &mut out,
+                "hearth_log_reads_total",
+                "Reads of the log by this node's follower.",
+                load(&self.log_reads),
+            );
+            counter(
+                &mut out,
+                "hearth_log_direct_total",
+                "Other nodes' commits delivered from their notification without a read.",
+                load(&self.log_direct),
+            );
+            let seconds = |a: &AtomicU64| load(a) as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "# HELP hearth_log_paused_seconds_total Time the follower paused between \
+                 chunks of a catch-up for queues to drain.\n\
+                 # TYPE hearth_log_paused_seconds_total counter\n\
+                 hearth_log_paused_seconds_total {}\n\
+                 # HELP hearth_log_behind_seconds_total Time this node's own commits waited \
+                 for the others' earlier commits to be delivered.\n\
+                 # TYPE hearth_log_behind_seconds_total counter\n\
+                 hearth_log_behind_seconds_total {}",
+                seconds(&self.log_paused_us),
+                seconds(&self.log_behind_us)
             );
         }
         out

@@ -20,6 +20,7 @@
 //! could not read the log for longer than [`STALE`] (paused, cut off) cannot vouch for what
 //! its connections missed: it closes them (1012) and they resume with `since=`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -192,7 +193,9 @@ impl Follower {
             return;
         };
         if after > self.applied {
+            let started = Instant::now();
             self.catch_up(Some(after));
+            add_us(&self.hub.metrics().log_behind_us, started);
         }
         self.hub.fan_out(batch);
         self.applied = self.applied.max(upto);
@@ -224,6 +227,10 @@ impl Follower {
             self.applied = upto;
             self.last_read = Instant::now();
             self.hub.metrics().log_read(upto);
+            self.hub
+                .metrics()
+                .log_direct
+                .fetch_add(1, Ordering::Relaxed);
             return;
         }
         self.catch_up(None);
@@ -258,10 +265,12 @@ impl Follower {
     fn pace(&self) {
         let room = (self.chunk as usize).saturating_mul(2);
         let fill = self.hub.queue_len().saturating_sub(room);
-        let until = Instant::now() + PACE;
+        let started = Instant::now();
+        let until = started + PACE;
         while self.hub.fullest_queue() > fill && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(1));
         }
+        add_us(&self.hub.metrics().log_paused_us, started);
     }
 
     /// One read of at most `chunk` positions; whether more are waiting.
@@ -289,6 +298,7 @@ impl Follower {
             ))
         })();
         let _ = c.batch("ROLLBACK");
+        self.hub.metrics().log_reads.fetch_add(1, Ordering::Relaxed);
         let (found, more) = read?;
         self.last_read = Instant::now();
         if let Some((upto, range)) = found {
@@ -326,6 +336,11 @@ impl Follower {
 /// Positions read at once for connection queues of `queue` frames: at most a quarter of a
 /// queue, so that a client reading a busy room has room for the next read's burst while it
 /// still drains this one.
+/// Add the microseconds since `started` to `counter`.
+fn add_us(counter: &AtomicU64, started: Instant) {
+    counter.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+}
+
 fn chunk(queue: usize) -> i64 {
     (queue as i64 / 4).clamp(4, CHUNK)
 }

@@ -118,6 +118,16 @@ async fn three_nodes_deliver_every_message_once_in_one_order() {
             "{text}"
         );
         assert!(gauge("hearth_log_read_age_seconds") < 10.0, "{text}");
+        // Each node delivered the other two's 80 messages, read or straight from their
+        // notifications, and reports how long its follower paused and its own commits
+        // waited for the others' (present, as counters).
+        let (reads, direct) = (
+            gauge("hearth_log_reads_total"),
+            gauge("hearth_log_direct_total"),
+        );
+        assert!(reads + direct >= 1.0, "{text}");
+        assert!(gauge("hearth_log_paused_seconds_total") >= 0.0, "{text}");
+        assert!(gauge("hearth_log_behind_seconds_total") >= 0.0, "{text}");
     }
 
     // A client resumes on another node with nothing missing.
