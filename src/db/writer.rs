@@ -449,9 +449,9 @@ fn commit_batch(
                     pass.answers.push((answer, pass.outcomes.len()));
                 }
                 // Read per message: a webhook added by a job earlier in this batch counts.
-                // On PostgreSQL another node may have added one this node has not heard of:
-                // the room's webhooks are always looked up.
-                let hooked = conn.is_postgres() || webhooks.load(Ordering::Acquire) > 0;
+                // On PostgreSQL the message's own insert queues it for its room's webhooks
+                // (another node may have added one this node has not heard of).
+                let hooked = !conn.is_postgres() && webhooks.load(Ordering::Acquire) > 0;
                 let outcome = store_message(conn, m, (now, hooked), &mut pass.first_error);
                 pass.outcomes.push(outcome);
             }
@@ -864,7 +864,8 @@ struct StoredAs {
 }
 
 /// Insert the message, its mentions and attachments, and (`hooked`: the server has outgoing
-/// webhooks) the deliveries it owes its room's webhooks.
+/// webhooks, on SQLite) the deliveries it owes its room's webhooks. On PostgreSQL the
+/// message's insert queues those itself.
 fn insert_message(
     conn: &Conn,
     m: &NewMessage,

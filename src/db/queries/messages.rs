@@ -4,7 +4,8 @@ use rusqlite::Connection;
 
 use super::*;
 
-/// Insert one message; returns its id.
+/// Insert one message; returns its id. On PostgreSQL this also queues it for its room's
+/// outgoing webhooks (on SQLite: [`queue_webhook_deliveries`]).
 pub fn insert_message<C: Sql>(
     conn: &C,
     (room_id, user_id): (i64, i64),
@@ -14,15 +15,21 @@ pub fn insert_message<C: Sql>(
 ) -> Result<Option<i64>, C::Error> {
     // Membership is checked by the insert itself, inside the writer's transaction: a send
     // that raced its author's leave (or removal) is not stored. On PostgreSQL the id is the
-    // next position of the log, taken only when the message is stored (no gap).
+    // next position of the log, taken only when the message is stored (no gap), and the
+    // same statement queues the message for its room's webhooks: any node may have added
+    // one, so they are always looked up (one index probe), and without a statement of its
+    // own the message needs no savepoint for them.
     let sql = conn.dialect(
         "INSERT INTO messages (room_id, user_id, body, nonce, created_at, reply_to) \
          SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS \
          (SELECT 1 FROM memberships WHERE room_id = ?1 AND user_id = ?2) RETURNING id",
         "WITH h AS (UPDATE hearth_log_head SET pos = pos + 1 WHERE id = 1 AND EXISTS \
-         (SELECT 1 FROM memberships WHERE room_id = ?1 AND user_id = ?2) RETURNING pos) \
-         INSERT INTO messages (id, room_id, user_id, body, nonce, created_at, reply_to) \
-         SELECT h.pos, ?1, ?2, ?3, ?4, ?5, ?6 FROM h RETURNING id",
+         (SELECT 1 FROM memberships WHERE room_id = ?1 AND user_id = ?2) RETURNING pos), \
+         m AS (INSERT INTO messages (id, room_id, user_id, body, nonce, created_at, reply_to) \
+         SELECT h.pos, ?1, ?2, ?3, ?4, ?5, ?6 FROM h RETURNING id), \
+         q AS (INSERT INTO webhook_queue (webhook_id, message_id, queued_at, next_at) \
+         SELECT w.id, m.id, ?5, ?5 FROM webhooks w, m WHERE w.room_id = ?1) \
+         SELECT id FROM m",
     );
     conn.row(
         sql,
