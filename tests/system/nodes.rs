@@ -22,16 +22,27 @@ async fn database(name: &'static str) -> Option<(Postgres, String)> {
     .expect("PostgreSQL starts")
 }
 
-/// `n` servers on the database at `url`.
+/// `n` servers on the database at `url`, with `/metrics` on.
 async fn nodes(url: &str, n: usize) -> Vec<TestApp> {
+    nodes_with(url, n, |_| {}).await
+}
+
+/// `n` servers on the database at `url`, with `/metrics` on and `tweak` applied to each
+/// one's configuration.
+async fn nodes_with(
+    url: &str,
+    n: usize,
+    tweak: impl Fn(&mut hearth::config::Config) + Clone + 'static,
+) -> Vec<TestApp> {
     let mut out = Vec::new();
     for _ in 0..n {
-        let url = url.to_string();
+        let (url, tweak) = (url.to_string(), tweak.clone());
         out.push(
             TestApp::builder()
                 .config(move |c| {
                     c.database.url = url;
                     c.metrics.enabled = true;
+                    tweak(c);
                 })
                 .start()
                 .await,
@@ -628,20 +639,11 @@ async fn two_nodes_deliver_each_webhook_message_once_in_order() {
         return;
     };
     let receiver = crate::common::Receiver::start(200).await;
-    let mut apps = Vec::new();
-    for _ in 0..2 {
-        let url = url.clone();
-        apps.push(
-            TestApp::builder()
-                .config(move |c| {
-                    c.database.url = url;
-                    c.outbound.allow_private_networks = true;
-                    c.previews.enabled = false;
-                })
-                .start()
-                .await,
-        );
-    }
+    let apps = nodes_with(&url, 2, |c| {
+        c.outbound.allow_private_networks = true;
+        c.previews.enabled = false;
+    })
+    .await;
     let ann = apps[0].signup("ann").await;
     let ben = apps[1].signup("ben").await;
     apps[1]
@@ -662,14 +664,18 @@ async fn two_nodes_deliver_each_webhook_message_once_in_order() {
         id_of(&v["message"])
     };
     // Both nodes commit at once, alternating sends; each node rings its own deliverer.
+    // Every third message mentions someone, so it is stored on its own rather than by the
+    // log's append statement: both ways queue it.
     let mut sent = Vec::new();
     const ROUNDS: usize = 15;
     for k in 0..ROUNDS {
         for (i, ws) in sockets.iter_mut().enumerate() {
-            sent.push(id_of(
-                &ws.say("general", &format!("{i}:{k}"), &format!("{i}-{k}"))
-                    .await,
-            ));
+            let body = if k % 3 == 0 {
+                format!("{i}:{k} @ann")
+            } else {
+                format!("{i}:{k}")
+            };
+            sent.push(id_of(&ws.say("general", &body, &format!("{i}-{k}")).await));
         }
     }
     sent.sort_unstable();
