@@ -21,7 +21,9 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{self, Account, ConnectOpts, Target, Ws, ROOM};
-use crate::util::{err, make_body, new_hist, now_us, push_quantiles, scan, send_frame};
+use crate::util::{
+    err, make_body, new_hist, now_us, push_quantiles, scan, send_frame, FirstProblem,
+};
 use crate::util::{Report, Res, Row, Track};
 
 pub struct FailoverCfg {
@@ -55,16 +57,7 @@ struct Shared {
     resumes: Mutex<Vec<u64>>,
     /// Acknowledgement delays (µs, from the first send of a nonce).
     ack_hist: Mutex<Option<Histogram<u64>>>,
-    first_problem: Mutex<Option<String>>,
-}
-
-impl Shared {
-    fn problem(&self, what: String) {
-        let mut p = self.first_problem.lock().unwrap();
-        if p.is_none() {
-            *p = Some(what);
-        }
-    }
+    problem: FirstProblem,
 }
 
 /// What one client saw.
@@ -151,7 +144,9 @@ impl Client {
         match s.kind {
             "message" => {
                 let Some(id) = s.id else {
-                    self.shared.problem(format!("a message without id: {text}"));
+                    self.shared
+                        .problem
+                        .record(format!("a message without id: {text}"));
                     return;
                 };
                 let own = s.nonce.and_then(|n| self.own(n));
@@ -198,7 +193,9 @@ impl Client {
                     return;
                 }
                 self.shared.error_frames.fetch_add(1, Relaxed);
-                self.shared.problem(format!("client {}: {text}", self.idx));
+                self.shared
+                    .problem
+                    .record(format!("client {}: {text}", self.idx));
             }
             _ => {}
         }
@@ -223,7 +220,9 @@ impl Client {
         let mut ws = match self.open(None).await {
             Ok(ws) => ws,
             Err(e) => {
-                self.shared.problem(format!("client {}: {e}", self.idx));
+                self.shared
+                    .problem
+                    .record(format!("client {}: {e}", self.idx));
                 return self.outcome();
             }
         };
@@ -275,7 +274,7 @@ impl Client {
             ws = match self.open(Some(since)).await {
                 Ok(ws) => ws,
                 Err(e) => {
-                    self.shared.problem(e.to_string());
+                    self.shared.problem.record(e.to_string());
                     return self.outcome();
                 }
             };
@@ -344,9 +343,9 @@ pub async fn run(
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while ready.load(Relaxed) < cfg.clients as u64 {
-        if std::time::Instant::now() > deadline || shared.first_problem.lock().unwrap().is_some() {
+        if std::time::Instant::now() > deadline || shared.problem.get().is_some() {
             let _ = stop_tx.send(true);
-            let p = shared.first_problem.lock().unwrap().clone();
+            let p = shared.problem.get();
             return err(format!(
                 "only {} of {} clients connected: {}",
                 ready.load(Relaxed),
@@ -454,8 +453,6 @@ pub async fn run(
     report
         .checks
         .push(("error_frames".into(), shared.error_frames.load(Relaxed)));
-    if let Some(p) = shared.first_problem.lock().unwrap().clone() {
-        report.notes.push(format!("first problem seen: {p}"));
-    }
+    shared.problem.note(report);
     Ok(())
 }

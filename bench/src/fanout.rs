@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::client::{self, send_text, Account, ConnectOpts, Target, Ws, ROOM};
 use crate::util::{
     account, make_body, new_hist, now_us, push_quantiles, rss_kib, scan, send_frame,
-    validate_message, CpuMark, Nonce, Report, Res, Row, Track,
+    validate_message, CpuMark, FirstProblem, Nonce, Report, Res, Row, Track,
 };
 
 /// A second runtime on its own thread for the sending connections, so that a sender is never
@@ -98,16 +98,7 @@ struct Shared {
     validated: AtomicU64,
     healthy_closed: AtomicU64,
     send_failures: AtomicU64,
-    first_problem: Mutex<Option<String>>,
-}
-
-impl Shared {
-    fn problem(&self, what: String) {
-        let mut p = self.first_problem.lock().unwrap();
-        if p.is_none() {
-            *p = Some(what);
-        }
-    }
+    problem: FirstProblem,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,7 +122,9 @@ fn handle_text(text: &str, track: &mut Track, shared: &Shared, healthy: bool, ow
         "reaction" => {
             let Some(seq) = sc.id else {
                 shared.invalid.fetch_add(1, Relaxed);
-                shared.problem(format!("reaction frame without seq: {text}"));
+                shared
+                    .problem
+                    .record(format!("reaction frame without seq: {text}"));
                 return;
             };
             if track.see(seq) && healthy {
@@ -141,14 +134,18 @@ fn handle_text(text: &str, track: &mut Track, shared: &Shared, healthy: bool, ow
         "message" => {
             let Some(id) = sc.id else {
                 shared.invalid.fetch_add(1, Relaxed);
-                shared.problem(format!("message frame without id: {text}"));
+                shared
+                    .problem
+                    .record(format!("message frame without id: {text}"));
                 return;
             };
             let n = shared.validated.fetch_add(1, Relaxed);
             if n < 64 || n.is_multiple_of(1024) {
                 if let Err(e) = validate_message(text, ROOM) {
                     shared.invalid.fetch_add(1, Relaxed);
-                    shared.problem(format!("invalid message frame ({e}): {text}"));
+                    shared
+                        .problem
+                        .record(format!("invalid message frame ({e}): {text}"));
                 }
             }
             if !track.see(id) || !healthy {
@@ -158,7 +155,7 @@ fn handle_text(text: &str, track: &mut Track, shared: &Shared, healthy: bool, ow
         }
         "error" => {
             shared.error_frames.fetch_add(1, Relaxed);
-            shared.problem(format!("error frame: {text}"));
+            shared.problem.record(format!("error frame: {text}"));
         }
         _ => {} // presence, typing, ...
     }
@@ -221,7 +218,9 @@ async fn receive(
     if !slow {
         if outcome != Outcome::Open {
             shared.healthy_closed.fetch_add(1, Relaxed);
-            shared.problem(format!("a healthy receiver was disconnected: {outcome:?}"));
+            shared
+                .problem
+                .record(format!("a healthy receiver was disconnected: {outcome:?}"));
         }
         return RecvEnd {
             track,
@@ -307,7 +306,7 @@ async fn send_step(
         };
         if let Err(e) = send_text(&mut *sink, frame).await {
             shared.send_failures.fetch_add(1, Relaxed);
-            shared.problem(format!("send failed: {e}"));
+            shared.problem.record(format!("send failed: {e}"));
             break;
         }
         shared.sent[step].fetch_add(1, Relaxed);
@@ -698,9 +697,7 @@ pub async fn run(
     report
         .checks
         .push(("frames_before_ready".into(), pre_ready));
-    if let Some(p) = shared.first_problem.lock().unwrap().clone() {
-        report.notes.push(format!("first problem seen: {p}"));
-    }
+    shared.problem.note(report);
     Ok(())
 }
 

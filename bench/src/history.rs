@@ -11,7 +11,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{self, Account, ConnectOpts, Target, Ws, ROOM};
 use crate::util::{
-    err, make_body, new_hist, push_quantiles, scan, send_frame, CpuMark, Nonce, Report, Res, Row,
+    err, make_body, new_hist, push_quantiles, scan, send_frame, CpuMark, FirstProblem, Nonce,
+    Report, Res, Row,
 };
 
 pub struct FillCfg {
@@ -155,16 +156,7 @@ struct Counters {
     ok: AtomicU64,
     http_errors: AtomicU64,
     invalid: AtomicU64,
-    first_problem: Mutex<Option<String>>,
-}
-
-impl Counters {
-    fn problem(&self, what: String) {
-        let mut p = self.first_problem.lock().unwrap();
-        if p.is_none() {
-            *p = Some(what);
-        }
-    }
+    problem: FirstProblem,
 }
 
 fn check_page(body: &str, limit: u32, before: Option<u64>, last_id: u64) -> Result<(), String> {
@@ -262,13 +254,13 @@ async fn hammer(
                         if n.is_multiple_of(64) {
                             if let Err(e) = check_page(&body, limit, before, last_id) {
                                 counters.invalid.fetch_add(1, Relaxed);
-                                counters.problem(format!("GET {url}: {e}"));
+                                counters.problem.record(format!("GET {url}: {e}"));
                             }
                         }
                     }
                     Err(e) => {
                         counters.http_errors.fetch_add(1, Relaxed);
-                        counters.problem(format!("GET {url}: {e}"));
+                        counters.problem.record(format!("GET {url}: {e}"));
                     }
                 }
                 n += 1;
@@ -301,7 +293,7 @@ async fn hammer(
         "invalid_pages".into(),
         counters.invalid.load(Relaxed) as f64,
     ));
-    if let Some(p) = counters.first_problem.lock().unwrap().clone() {
+    if let Some(p) = counters.problem.get() {
         eprintln!("history: first problem: {p}");
     }
     Ok(Row {

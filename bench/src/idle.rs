@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::client::{self, send_text, Account, ConnectOpts, Target, Ws, ROOM};
 use crate::util::{
     account, make_body, new_hist, now_us, push_quantiles, rss_kib, scan, send_frame,
-    validate_message, CpuMark, Nonce, Report, Res, Row, Track,
+    validate_message, CpuMark, FirstProblem, Nonce, Report, Res, Row, Track,
 };
 
 pub struct IdleCfg {
@@ -32,16 +32,7 @@ struct Shared {
     invalid: AtomicU64,
     validated: AtomicU64,
     hist: Mutex<Option<hdrhistogram::Histogram<u64>>>,
-    first_problem: Mutex<Option<String>>,
-}
-
-impl Shared {
-    fn problem(&self, what: String) {
-        let mut p = self.first_problem.lock().unwrap();
-        if p.is_none() {
-            *p = Some(what);
-        }
-    }
+    problem: FirstProblem,
 }
 
 async fn reader(
@@ -66,7 +57,9 @@ async fn reader(
                         if n < 64 || n.is_multiple_of(1024) {
                             if let Err(e) = validate_message(&text, ROOM) {
                                 shared.invalid.fetch_add(1, Relaxed);
-                                shared.problem(format!("invalid message frame ({e}): {text}"));
+                                shared
+                                    .problem
+                                    .record(format!("invalid message frame ({e}): {text}"));
                             }
                         }
                         if let Some(id) = sc.id {
@@ -82,25 +75,27 @@ async fn reader(
                     }
                     "error" => {
                         shared.error_frames.fetch_add(1, Relaxed);
-                        shared.problem(format!("error frame: {text}"));
+                        shared.problem.record(format!("error frame: {text}"));
                     }
                     _ => {}
                 }
             }
             Some(Ok(Message::Close(f))) => {
                 shared.closed.fetch_add(1, Relaxed);
-                shared.problem(format!("connection closed by server: {f:?}"));
+                shared
+                    .problem
+                    .record(format!("connection closed by server: {f:?}"));
                 break;
             }
             Some(Ok(_)) => {}
             Some(Err(e)) => {
                 shared.closed.fetch_add(1, Relaxed);
-                shared.problem(format!("connection error: {e}"));
+                shared.problem.record(format!("connection error: {e}"));
                 break;
             }
             None => {
                 shared.closed.fetch_add(1, Relaxed);
-                shared.problem("connection ended".into());
+                shared.problem.record("connection ended".into());
                 break;
             }
         }
@@ -224,8 +219,6 @@ pub async fn run(t: &Target, cfg: &IdleCfg, accounts: &[Account], report: &mut R
     report
         .checks
         .push(("disconnects".into(), shared.closed.load(Relaxed)));
-    if let Some(p) = shared.first_problem.lock().unwrap().clone() {
-        report.notes.push(format!("first problem seen: {p}"));
-    }
+    shared.problem.note(report);
     Ok(())
 }

@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::client::{self, Account, ConnectOpts, Target, Ws, ROOM};
 use crate::util::{
     account, instant_at, make_body, new_hist, now_us, push_quantiles, scan, send_frame,
-    validate_message, CpuMark, Nonce, Report, Res, Row, Track,
+    validate_message, CpuMark, FirstProblem, Nonce, Report, Res, Row, Track,
 };
 
 pub struct IngestCfg {
@@ -37,16 +37,7 @@ struct Shared {
     validated: AtomicU64,
     disconnects: AtomicU64,
     timeouts: AtomicU64,
-    first_problem: Mutex<Option<String>>,
-}
-
-impl Shared {
-    fn problem(&self, what: String) {
-        let mut p = self.first_problem.lock().unwrap();
-        if p.is_none() {
-            *p = Some(what);
-        }
-    }
+    problem: FirstProblem,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -86,7 +77,7 @@ async fn client_loop(
                 .send(Message::text(send_frame(ROOM, &body, &nonce)))
                 .await
             {
-                shared.problem(format!("send failed: {e}"));
+                shared.problem.record(format!("send failed: {e}"));
                 shared.disconnects.fetch_add(1, Relaxed);
                 break 'outer;
             }
@@ -107,7 +98,7 @@ async fn client_loop(
             Err(_) => {
                 if !done_sending {
                     shared.timeouts.fetch_add(1, Relaxed);
-                    shared.problem(format!(
+                    shared.problem.record(format!(
                         "client {idx}: no frame for 10 s with {outstanding} messages unacknowledged"
                     ));
                     done_sending = true;
@@ -118,18 +109,22 @@ async fn client_loop(
             Ok(Some(Ok(Message::Text(t)))) => t,
             Ok(Some(Ok(Message::Close(f)))) => {
                 shared.disconnects.fetch_add(1, Relaxed);
-                shared.problem(format!("client {idx} closed by server: {f:?}"));
+                shared
+                    .problem
+                    .record(format!("client {idx} closed by server: {f:?}"));
                 break;
             }
             Ok(Some(Ok(_))) => continue,
             Ok(Some(Err(e))) => {
                 shared.disconnects.fetch_add(1, Relaxed);
-                shared.problem(format!("client {idx}: {e}"));
+                shared.problem.record(format!("client {idx}: {e}"));
                 break;
             }
             Ok(None) => {
                 shared.disconnects.fetch_add(1, Relaxed);
-                shared.problem(format!("client {idx}: connection ended"));
+                shared
+                    .problem
+                    .record(format!("client {idx}: connection ended"));
                 break;
             }
         };
@@ -140,7 +135,9 @@ async fn client_loop(
                 if n < 64 || n.is_multiple_of(1024) {
                     if let Err(e) = validate_message(&text, ROOM) {
                         shared.invalid.fetch_add(1, Relaxed);
-                        shared.problem(format!("invalid message frame ({e}): {text}"));
+                        shared
+                            .problem
+                            .record(format!("invalid message frame ({e}): {text}"));
                     }
                 }
                 let Some(id) = sc.id else {
@@ -163,7 +160,7 @@ async fn client_loop(
             }
             "error" => {
                 shared.error_frames.fetch_add(1, Relaxed);
-                shared.problem(format!("error frame: {text}"));
+                shared.problem.record(format!("error frame: {text}"));
                 outstanding = outstanding.saturating_sub(1);
             }
             _ => {}
@@ -289,8 +286,6 @@ pub async fn run(
     report
         .checks
         .push(("ack_timeouts".into(), shared.timeouts.load(Relaxed)));
-    if let Some(p) = shared.first_problem.lock().unwrap().clone() {
-        report.notes.push(format!("first problem seen: {p}"));
-    }
+    shared.problem.note(report);
     Ok(())
 }

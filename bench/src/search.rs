@@ -23,7 +23,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
 use crate::client::{self, Target};
-use crate::util::{err, new_hist, push_quantiles, CpuMark, Report, Res, Row};
+use crate::util::{err, new_hist, push_quantiles, CpuMark, FirstProblem, Report, Res, Row};
 
 // ---------------------------------------------------------------------------
 // Deterministic randomness and the vocabulary
@@ -806,16 +806,7 @@ struct Counters {
     http_errors: AtomicU64,
     wrong: AtomicU64,
     results: AtomicU64,
-    first_problem: Mutex<Option<String>>,
-}
-
-impl Counters {
-    fn problem(&self, what: String) {
-        let mut p = self.first_problem.lock().unwrap();
-        if p.is_none() {
-            *p = Some(what);
-        }
-    }
+    problem: FirstProblem,
 }
 
 /// Issue one query, record its latency (µs) in `hist`, check the answer.
@@ -848,13 +839,13 @@ async fn one(
                 }
                 Err(e) => {
                     c.wrong.fetch_add(1, Relaxed);
-                    c.problem(format!("GET {url}: {e}"));
+                    c.problem.record(format!("GET {url}: {e}"));
                 }
             }
         }
         Err(e) => {
             c.http_errors.fetch_add(1, Relaxed);
-            c.problem(format!("GET {url}: {e}"));
+            c.problem.record(format!("GET {url}: {e}"));
         }
     }
 }
@@ -1076,7 +1067,7 @@ pub async fn run(t: &Target, cfg: &SearchCfg, report: &mut Report) -> Res<()> {
         for p in phases {
             errors += p.counters.http_errors.load(Relaxed);
             wrong += p.counters.wrong.load(Relaxed);
-            if let Some(e) = p.counters.first_problem.lock().unwrap().clone() {
+            if let Some(e) = p.counters.problem.get() {
                 problems.push(e);
             }
             if record {

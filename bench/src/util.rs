@@ -426,6 +426,35 @@ pub fn account(tracks: &[Track], sent: u64) -> (Delivery, u64) {
 }
 
 // ---------------------------------------------------------------------------
+// Problems
+
+/// The first problem a scenario saw (later ones are mostly its consequences).
+#[derive(Default)]
+pub struct FirstProblem(std::sync::Mutex<Option<String>>);
+
+impl FirstProblem {
+    /// Keep `what` unless a problem was seen before.
+    pub fn record(&self, what: String) {
+        let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if p.is_none() {
+            *p = Some(what);
+        }
+    }
+
+    /// The first problem, if any.
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Add it to `report`'s notes.
+    pub fn note(&self, report: &mut Report) {
+        if let Some(p) = self.get() {
+            report.notes.push(format!("first problem seen: {p}"));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Histograms
 
 pub fn new_hist() -> Histogram<u64> {
