@@ -109,16 +109,20 @@ PG_DIR=""
 PG_AS=()
 PG_BIN=""
 REDIS_PID=""
+SAMPLER_PID=""
+SAMPLE_FILE=""
 NODE_PIDS=()
 LAST_PID=""
 LAST_URL=""
 PG_URL=""
 DB_SEQ=0
 cleanup() {
+    if [[ -n $SAMPLER_PID ]]; then kill "$SAMPLER_PID" 2>/dev/null || true; fi
     for pid in "${NODE_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
     if [[ -n $REDIS_PID ]]; then kill -TERM "$REDIS_PID" 2>/dev/null || true; fi
     if [[ -n $PG_DIR ]]; then
         "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+        cp "$PG_DIR/server.log" "$TMP/postgresql.log" 2>/dev/null || true
         rm -rf "$PG_DIR"
     fi
     if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -156,7 +160,7 @@ start_pg() {
     fi
     "${PG_AS[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 >/dev/null
     "${PIN_SERVER[@]}" "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
-        -o "-k $PG_DIR -c listen_addresses= -c fsync=on -c synchronous_commit=on -c shared_buffers=128MB -c max_connections=200" \
+        -o "-k $PG_DIR -c listen_addresses= -c fsync=on -c synchronous_commit=on -c shared_buffers=128MB -c max_connections=200 -c log_lock_waits=on -c log_checkpoints=on -c log_min_duration_statement=250" \
         start >/dev/null
 }
 
@@ -222,7 +226,8 @@ start_cluster() {
         : >"$TMP/hearth-cluster-$i.out"
         start_hearth "$TMP/hearth-cluster-$i.out" "$TMP/hearth-cluster.err" \
             CHAT_DATABASE__PATH="$db-node$i" CHAT_DATABASE__URL="$url" \
-            CHAT_CLUSTER__REDIS_URL="unix://$TMP/redis.sock" CHAT_CLUSTER__NODE="node$i"
+            CHAT_CLUSTER__REDIS_URL="unix://$TMP/redis.sock" CHAT_CLUSTER__NODE="node$i" \
+            CHAT_METRICS__ENABLED=true
         NODE_PIDS+=("$LAST_PID")
         wait_listening "$TMP/hearth-cluster-$i.out" "$LAST_PID" hearth-cluster
         urls+=("$LAST_URL")
@@ -380,12 +385,63 @@ run_scenario() {
             if [[ $s == failover ]]; then
                 run_failover "$run" "$@"
             else
+                sample_lag_start "$s-$run"
                 bench "$kind" "$run" "$s" "$@"
+                sample_lag_stop
             fi
+            scrape_nodes "$s-$run"
             stop_server
             if [[ $db == "$TMP"/* && $s != history ]]; then rm -f "$db" "$db-wal" "$db-shm"; fi
         done
     done
+}
+
+# scrape_nodes NAME: keep each cluster node's /metrics in $TMP/metrics-NAME-nodeI.txt and
+# show the log follower's counters (where a node's time went while others wrote).
+scrape_nodes() {
+    [[ ${#NODE_PIDS[@]} -gt 0 ]] || return 0
+    local name=$1 i=0 url
+    for url in ${SERVER_URL//,/ }; do
+        i=$((i + 1))
+        curl -fsS --max-time 5 "$url/metrics" >"$TMP/metrics-$name-node$i.txt" 2>/dev/null || continue
+        echo "run.sh: node$i $(grep -E '^hearth_(log_(reads|direct|paused|behind|position)|messages_stored_total)' \
+            "$TMP/metrics-$name-node$i.txt" | tr '\n' ' ')"
+    done
+}
+
+# sample_lag_start NAME: while several nodes run, read each one's log position every 0.2 s
+# (on the load generator's core) into $TMP/positions-NAME.txt; sample_lag_stop prints how far
+# each node fell behind the one furthest ahead. A node behind the log acknowledges its own
+# clients late: their messages come after everything committed before them.
+sample_lag_start() {
+    [[ ${#NODE_PIDS[@]} -gt 1 ]] || return 0
+    SAMPLE_FILE=$TMP/positions-$1.txt
+    "${PIN_CLIENT[@]}" bash -c 'while :; do
+        line=$(date +%s.%N)
+        for url in "$@"; do
+            line+=" $(curl -fsS --max-time 1 "$url/metrics" 2>/dev/null | sed -n "s/^hearth_log_position //p")"
+        done
+        echo "$line"
+        sleep 0.2
+    done' sampler ${SERVER_URL//,/ } >"$SAMPLE_FILE" 2>/dev/null &
+    SAMPLER_PID=$!
+}
+sample_lag_stop() {
+    [[ -n $SAMPLER_PID ]] || return 0
+    kill "$SAMPLER_PID" 2>/dev/null || true
+    wait "$SAMPLER_PID" 2>/dev/null || true
+    SAMPLER_PID=""
+    awk -v n="${#NODE_PIDS[@]}" 'NF == n + 1 {
+            top = 0
+            for (i = 2; i <= NF; i++) if ($i > top) top = $i
+            for (i = 2; i <= NF; i++) if (top - $i > lag[i]) lag[i] = top - $i
+            samples++
+        }
+        END {
+            line = "run.sh: largest lag behind the node furthest ahead (log positions, " samples " samples):"
+            for (i = 2; i <= n + 1; i++) line = line " node" i - 1 " " lag[i] + 0
+            print line
+        }' "$SAMPLE_FILE"
 }
 
 # run_failover RUN ARGS...: the failover scenario against the running nodes; the last node
