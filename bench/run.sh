@@ -18,7 +18,10 @@
 #              (hearth), one node on PostgreSQL (hearth-pg) and N nodes on PostgreSQL and Redis
 #              (hearth-cluster, connections spread over the nodes), all on the server's core
 #              with a private PostgreSQL and Redis this script starts (scripts/install-engines.sh)
-#              failover needs it: N nodes only, the last one killed (SIGKILL) under load
+#              failover needs it: N nodes only, the last one killed (SIGKILL) under load;
+#              while nodes run, their log positions are sampled every 0.2 s and the largest
+#              lag behind the node furthest ahead is printed (their /metrics and PostgreSQL's
+#              log are kept with KEEP_TMP=1)
 #   --redis-down with --cluster: also run N nodes whose Redis is stopped after they started
 #              (hearth-cluster-noredis), for ingest, fanout and everyday
 # Extra arguments go to the scenario (see `target/release/hearth-bench SCENARIO --help`).
@@ -39,7 +42,7 @@
 # exist). Everything this script starts is stopped on exit.
 set -euo pipefail
 
-usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'; }
 
 TINY=0
 CLUSTER=0
