@@ -124,6 +124,7 @@ fn listener(config: &postgres::Config, wake: &Sender<Vec<Committed>>, handoff: &
         if wake.send(Vec::new()).is_err() {
             return;
         }
+        let mut parts = Parts::default();
         loop {
             if handoff.has_writer_stopped() {
                 return;
@@ -131,17 +132,23 @@ fn listener(config: &postgres::Config, wake: &Sender<Vec<Committed>>, handoff: &
             let got = {
                 let mut notes = client.notifications();
                 let next = notes.timeout_iter(LISTEN_TICK).next();
-                next.map(|n| n.map(|note| notice(note.payload())))
+                next.map(|n| n.map(|note| hear(note.payload())))
             };
-            match got {
-                Ok(Some(Some(input))) => {
-                    if wake.send(input).is_err() {
-                        return;
-                    }
+            let out = match got {
+                Ok(Some(Heard::Nothing)) => Vec::new(),
+                Ok(Some(Heard::Whole(batch))) => {
+                    let mut out: Vec<_> = parts.give_up().into_iter().collect();
+                    out.push(batch);
+                    out
                 }
-                Ok(Some(None)) => {}
-                Ok(None) if !client.is_closed() => {}
+                Ok(Some(Heard::Part(part))) => parts.add(part),
+                Ok(None) if !client.is_closed() => parts.give_up().into_iter().collect(),
                 Ok(None) | Err(_) => break,
+            };
+            for batch in out {
+                if wake.send(batch).is_err() {
+                    return;
+                }
             }
         }
         tracing::warn!("log listener lost its connection; listening again");
@@ -220,9 +227,15 @@ impl Follower {
         }
         let below_mine = self.handoff.in_flight().is_none_or(|mine| mine >= upto);
         if after == self.applied && complete && below_mine {
-            let items: Vec<Committed> = batch.into_iter().skip(1).collect();
-            if !items.is_empty() {
-                self.hub.fan_out_remote(items);
+            // In chunks a queue can take, paced like a catch-up's (a batch's parts may carry
+            // far more than a short queue holds).
+            let mut items = batch.into_iter().skip(1).peekable();
+            let size = usize::try_from(self.chunk).unwrap_or(usize::MAX);
+            while items.peek().is_some() {
+                self.hub.fan_out_remote(items.by_ref().take(size).collect());
+                if items.peek().is_some() {
+                    self.pace();
+                }
             }
             self.applied = upto;
             self.last_read = Instant::now();
@@ -345,16 +358,40 @@ fn chunk(queue: usize) -> i64 {
     (queue as i64 / 4).clamp(4, CHUNK)
 }
 
-/// What a notification on the log's channel asks of the follower: `Some(empty)` to read the
-/// log (a payload it does not know), the batch it announces (`Notified` first, then its
-/// items when it carries them), or `None` for the in-transaction notice of `hearth_append`
-/// (the commit's own notification follows it).
-fn notice(payload: &str) -> Option<Vec<Committed>> {
+/// What the listener heard on the log's channel.
+#[derive(Debug)]
+enum Heard {
+    /// Nothing to do: the in-transaction notice of `hearth_append` (the commit's own
+    /// notification follows it).
+    Nothing,
+    /// For the follower as it is: the batch a notification announces (`Notified` first,
+    /// then its items when it carries them), or nothing (a payload it does not know): read
+    /// the log.
+    Whole(Vec<Committed>),
+    /// One part of a batch's items, sent as several notifications.
+    Part(Part),
+}
+
+/// Part `k` of `n` of what the batch at `(after, upto]` committed.
+#[derive(Debug)]
+struct Part {
+    after: i64,
+    upto: i64,
+    k: usize,
+    n: usize,
+    items: Vec<Committed>,
+}
+
+/// Read a notification's payload.
+fn hear(payload: &str) -> Heard {
     #[derive(serde::Deserialize)]
     struct Note {
         a: Option<i64>,
         u: Option<i64>,
         i: Option<Vec<Item>>,
+        k: Option<usize>,
+        n: Option<usize>,
+        j: Option<Vec<Item>>,
         from: Option<i64>,
     }
     #[derive(serde::Deserialize)]
@@ -363,43 +400,115 @@ fn notice(payload: &str) -> Option<Vec<Committed>> {
         Message { m: Box<StoredMessage>, n: Vec<i64> },
         Changes { c: Vec<Change> },
     }
+    fn committed(items: Vec<Item>) -> Vec<Committed> {
+        items
+            .into_iter()
+            .map(|item| match item {
+                Item::Message { m, n } => Committed::Stored {
+                    msg: *m,
+                    origin: 0,
+                    duplicate: false,
+                    mentioned: n,
+                },
+                Item::Changes { c } => {
+                    let (applied, _) = tokio::sync::oneshot::channel();
+                    Committed::Changed(Changes {
+                        changes: c,
+                        applied,
+                    })
+                }
+            })
+            .collect()
+    }
     let note = match serde_json::from_str::<Note>(payload) {
         Ok(note) => note,
-        Err(_) => return Some(Vec::new()),
+        Err(_) => return Heard::Whole(Vec::new()),
     };
     let (Some(after), Some(upto)) = (note.a, note.u) else {
         return if note.from.is_some() {
-            None
+            Heard::Nothing
         } else {
-            Some(Vec::new())
+            Heard::Whole(Vec::new())
         };
     };
+    if let (Some(k), Some(n), Some(items)) = (note.k, note.n, note.j) {
+        if k < n && n <= MAX_PARTS {
+            return Heard::Part(Part {
+                after,
+                upto,
+                k,
+                n,
+                items: committed(items),
+            });
+        }
+    }
     let complete = note.i.is_some();
-    let items = note.i.unwrap_or_default();
-    let mut out = Vec::with_capacity(items.len() + 1);
-    out.push(Committed::Notified {
+    let mut out = vec![Committed::Notified {
         after,
         upto,
         complete,
-    });
-    for item in items {
-        out.push(match item {
-            Item::Message { m, n } => Committed::Stored {
-                msg: *m,
-                origin: 0,
-                duplicate: false,
-                mentioned: n,
-            },
-            Item::Changes { c } => {
-                let (applied, _) = tokio::sync::oneshot::channel();
-                Committed::Changed(Changes {
-                    changes: c,
-                    applied,
-                })
-            }
-        });
+    }];
+    out.extend(committed(note.i.unwrap_or_default()));
+    Heard::Whole(out)
+}
+
+/// Most parts a batch's notification is taken in (more: the batch is read from the log).
+const MAX_PARTS: usize = 1024;
+
+/// The parts of one batch's items heard so far. A transaction's notifications reach a
+/// listener together and in order, so a batch is complete before any other notification;
+/// should another come first (or none for a tick), the batch is handed on without its items
+/// and the follower reads it from the log.
+#[derive(Default)]
+struct Parts {
+    /// The batch's `(after, upto)`, and each part once heard.
+    batch: Option<(i64, i64)>,
+    got: Vec<Option<Vec<Committed>>>,
+}
+
+impl Parts {
+    /// Take `part`: what is ready for the follower (a batch given up on, the whole batch
+    /// once every part came).
+    fn add(&mut self, part: Part) -> Vec<Vec<Committed>> {
+        let Part {
+            after,
+            upto,
+            k,
+            n,
+            items,
+        } = part;
+        let mut out = Vec::new();
+        if self.batch != Some((after, upto)) || self.got.len() != n {
+            out.extend(self.give_up());
+            self.batch = Some((after, upto));
+            self.got = (0..n).map(|_| None).collect();
+        }
+        if let Some(slot @ None) = self.got.get_mut(k) {
+            *slot = Some(items);
+        }
+        if self.got.iter().all(Option::is_some) {
+            self.batch = None;
+            let mut whole = vec![Committed::Notified {
+                after,
+                upto,
+                complete: true,
+            }];
+            whole.extend(self.got.drain(..).flatten().flatten());
+            out.push(whole);
+        }
+        out
     }
-    Some(out)
+
+    /// Give up on the batch whose parts have not all come: announced without its items.
+    fn give_up(&mut self) -> Option<Vec<Committed>> {
+        let (after, upto) = self.batch.take()?;
+        self.got.clear();
+        Some(vec![Committed::Notified {
+            after,
+            upto,
+            complete: false,
+        }])
+    }
 }
 
 /// What another node committed, as the hub takes it, in position order.
@@ -432,16 +541,25 @@ fn remote_items(range: LogRange) -> Vec<Committed> {
 
 #[cfg(test)]
 mod tests {
-    use super::{notice, Committed};
+    use super::{hear, Committed, Heard, Part, Parts};
+
+    fn whole(payload: &str) -> Vec<Committed> {
+        match hear(payload) {
+            Heard::Whole(batch) => batch,
+            other => panic!("{payload} heard as {other:?}"),
+        }
+    }
+
+    const MESSAGE: &str = r#"{"m":{"id":5,"room_id":1,"room":"general","user":"ann","body":"hi","nonce":null,"ts_ms":1,"edited_ms":null,"deleted":false,"reply_to":null,"reactions":[],"attachments":[],"preview":null},"n":[7]}"#;
 
     #[test]
     fn notifications_are_read_as_batches_wake_ups_or_nothing() {
-        assert!(notice("").unwrap().is_empty(), "unknown: read the log");
+        assert!(whole("").is_empty(), "unknown: read the log");
         assert!(
-            notice("{\"from\":3,\"to\":5}").is_none(),
+            matches!(hear("{\"from\":3,\"to\":5}"), Heard::Nothing),
             "hearth_append's own"
         );
-        let bare = notice("{\"a\":4,\"u\":9}").unwrap();
+        let bare = whole("{\"a\":4,\"u\":9}");
         assert!(matches!(
             bare[..],
             [Committed::Notified {
@@ -450,10 +568,9 @@ mod tests {
                 complete: false
             }]
         ));
-        let full = notice(
-            r#"{"a":4,"u":6,"i":[{"m":{"id":5,"room_id":1,"room":"general","user":"ann","body":"hi","nonce":null,"ts_ms":1,"edited_ms":null,"deleted":false,"reply_to":null,"reactions":[],"attachments":[],"preview":null},"n":[7]},{"p":6,"c":[]}]}"#,
-        )
-        .unwrap();
+        let full = whole(&format!(
+            r#"{{"a":4,"u":6,"i":[{MESSAGE},{{"p":6,"c":[]}}]}}"#
+        ));
         assert_eq!(full.len(), 3, "{full:?}");
         assert!(matches!(
             full[0],
@@ -464,5 +581,67 @@ mod tests {
             Committed::Stored { msg, mentioned, origin: 0, duplicate: false } if msg.id == 5 && mentioned == &[7]
         ));
         assert!(matches!(&full[2], Committed::Changed(c) if c.changes.is_empty()));
+        // A part out of range is not trusted: the batch is read.
+        let odd = whole(&format!(r#"{{"a":4,"u":5,"k":2,"n":2,"j":[{MESSAGE}]}}"#));
+        assert!(matches!(
+            odd[..],
+            [Committed::Notified {
+                complete: false,
+                ..
+            }]
+        ));
+    }
+
+    fn part(payload: &str) -> Part {
+        match hear(payload) {
+            Heard::Part(p) => p,
+            other => panic!("{payload} heard as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_batch_in_parts_is_handed_on_whole_once_every_part_came() {
+        let mut parts = Parts::default();
+        let second = part(r#"{"a":4,"u":6,"k":1,"n":2,"j":[{"p":6,"c":[]}]}"#);
+        let first = part(&format!(r#"{{"a":4,"u":6,"k":0,"n":2,"j":[{MESSAGE}]}}"#));
+        assert!(parts.add(second).is_empty(), "one part of two");
+        let out = parts.add(first);
+        assert_eq!(out.len(), 1);
+        let batch = &out[0];
+        assert!(matches!(
+            batch[0],
+            Committed::Notified {
+                after: 4,
+                upto: 6,
+                complete: true
+            }
+        ));
+        assert!(matches!(&batch[1], Committed::Stored { msg, .. } if msg.id == 5));
+        assert!(matches!(&batch[2], Committed::Changed(_)));
+        assert_eq!(batch.len(), 3, "the parts in their order");
+        assert!(parts.give_up().is_none(), "nothing left over");
+    }
+
+    #[test]
+    fn a_batch_whose_parts_do_not_all_come_is_announced_without_items() {
+        let mut parts = Parts::default();
+        let first = part(&format!(r#"{{"a":4,"u":6,"k":0,"n":2,"j":[{MESSAGE}]}}"#));
+        assert!(parts.add(first).is_empty());
+        // Another batch's part: the first is given up on (read from the log).
+        let other = part(r#"{"a":6,"u":7,"k":0,"n":2,"j":[{"p":7,"c":[]}]}"#);
+        let out = parts.add(other);
+        assert!(matches!(
+            out[..],
+            [ref given_up] if matches!(given_up[..], [Committed::Notified { after: 4, upto: 6, complete: false }])
+        ));
+        let given_up = parts.give_up().expect("the second batch is pending");
+        assert!(matches!(
+            given_up[..],
+            [Committed::Notified {
+                after: 6,
+                upto: 7,
+                complete: false
+            }]
+        ));
     }
 }

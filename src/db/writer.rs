@@ -378,8 +378,8 @@ fn begin(conn: &Conn, batch: &[WriteCmd]) -> Result<Option<i64>, SqlError> {
 /// Commit the batch's transaction. On PostgreSQL, a batch that locked the log head at
 /// `locked` and took positions wakes every node's follower with the commit (a notification
 /// is sent if and only if its transaction commits, in commit order; it carries the positions
-/// and, up to [`queries::NOTIFY_ITEMS_MAX`] bytes, what was committed there, which the
-/// followers would otherwise read from the log), and tells this node's follower, before the commit, that positions
+/// and, in parts of up to [`queries::NOTIFY_ITEMS_MAX`] bytes, what was committed there,
+/// which the followers would otherwise read from the log), and tells this node's follower, before the commit, that positions
 /// above `locked` are its own and arrive with its outcomes. Returns the positions taken.
 fn commit(
     conn: &Conn,
@@ -584,12 +584,13 @@ fn log_changes(
 }
 
 /// What a batch that locked the log head at `after` committed, as its notification carries
-/// it: a JSON array in position order of `{"m": message, "n": members mentioned}` and
-/// `{"p": position, "c": changes}`; `None` when it would exceed
-/// [`queries::NOTIFY_ITEMS_MAX`] bytes (or a message cannot be written).
-fn notice_items(after: i64, pass: &Pass) -> Option<String> {
+/// it: JSON arrays in position order of `{"m": message, "n": members mentioned}` and
+/// `{"p": position, "c": changes}`, cut into parts of at most [`queries::NOTIFY_ITEMS_MAX`]
+/// bytes (one part when it fits); `None` when an item alone is larger than a part, when there
+/// would be more than [`queries::NOTIFY_PARTS_MAX`] parts, or when a message cannot be
+/// written: the batch is then announced without its items.
+fn notice_items(after: i64, pass: &Pass) -> Option<Vec<String>> {
     let mut items: Vec<(i64, String)> = Vec::new();
-    let mut size = 2;
     for c in &pass.outcomes {
         if let Committed::Stored {
             msg,
@@ -603,33 +604,40 @@ fn notice_items(after: i64, pass: &Pass) -> Option<String> {
             }
             let m = serde_json::to_string(msg).ok()?;
             let n = serde_json::to_string(mentioned).ok()?;
-            let item = format!(r#"{{"m":{m},"n":{n}}}"#);
-            size += item.len() + 1;
-            if size > queries::NOTIFY_ITEMS_MAX {
-                return None;
-            }
-            items.push((msg.id, item));
+            items.push((msg.id, format!(r#"{{"m":{m},"n":{n}}}"#)));
         }
     }
     for (pos, json) in &pass.logged {
-        let item = format!(r#"{{"p":{pos},"c":{json}}}"#);
-        size += item.len() + 1;
-        if size > queries::NOTIFY_ITEMS_MAX {
-            return None;
-        }
-        items.push((*pos, item));
+        items.push((*pos, format!(r#"{{"p":{pos},"c":{json}}}"#)));
     }
     items.sort_by_key(|(pos, _)| *pos);
-    let mut out = String::with_capacity(size);
-    out.push('[');
-    for (i, (_, item)) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+    pack_parts(items.into_iter().map(|(_, item)| item))
+}
+
+/// JSON arrays of `items`, in order, each at most [`queries::NOTIFY_ITEMS_MAX`] bytes; `None`
+/// when an item does not fit in one or the parts would be too many.
+fn pack_parts(items: impl Iterator<Item = String>) -> Option<Vec<String>> {
+    let mut parts = vec![String::from("[")];
+    for item in items {
+        if item.len() + 2 > queries::NOTIFY_ITEMS_MAX {
+            return None;
         }
-        out.push_str(item);
+        let part = parts.last_mut()?;
+        if part.len() + item.len() + 2 > queries::NOTIFY_ITEMS_MAX {
+            part.push(']');
+            if parts.len() >= queries::NOTIFY_PARTS_MAX {
+                return None;
+            }
+            parts.push(String::from("["));
+        }
+        let part = parts.last_mut()?;
+        if part.len() > 1 {
+            part.push(',');
+        }
+        part.push_str(&item);
     }
-    out.push(']');
-    Some(out)
+    parts.last_mut()?.push(']');
+    Some(parts)
 }
 
 fn committed_pass(pass: Pass) -> (Vec<Committed>, Result<(), String>) {
@@ -990,6 +998,41 @@ mod tests {
 
     use super::*;
     use crate::db::{schema, Change, NewAdmin};
+
+    #[test]
+    fn notification_items_are_cut_into_parts_that_each_fit_one_notification() {
+        let item = |n: usize| format!("\"{}\"", "x".repeat(n));
+        assert_eq!(pack_parts(std::iter::empty()), Some(vec!["[]".to_string()]));
+        assert_eq!(
+            pack_parts([item(10), item(10)].into_iter()),
+            Some(vec![format!("[{},{}]", item(10), item(10))])
+        );
+        let parts = pack_parts((0..5).map(|_| item(3000))).expect("five fit in parts");
+        assert_eq!(parts.len(), 3, "two items of 3,002 bytes per part");
+        let mut joined = Vec::new();
+        for p in &parts {
+            assert!(p.len() <= queries::NOTIFY_ITEMS_MAX, "{}", p.len());
+            joined.extend(serde_json::from_str::<Vec<String>>(p).expect("a JSON array"));
+        }
+        assert_eq!(
+            joined,
+            vec!["x".repeat(3000); 5],
+            "every item once, in order"
+        );
+        assert!(
+            pack_parts(std::iter::once(item(7000))).is_none(),
+            "one item too large"
+        );
+        let most = queries::NOTIFY_PARTS_MAX * 2;
+        assert_eq!(
+            pack_parts((0..most).map(|_| item(3400))).map(|p| p.len()),
+            Some(queries::NOTIFY_PARTS_MAX)
+        );
+        assert!(
+            pack_parts((0..=most).map(|_| item(3400))).is_none(),
+            "more parts than a commit sends"
+        );
+    }
 
     /// A writer over an in-memory database with one user (id 1, in `general`), and the
     /// receiving end of its commits.

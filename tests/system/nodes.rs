@@ -119,11 +119,7 @@ async fn three_nodes_deliver_every_message_once_in_one_order() {
     // Every node reports the position it delivered up to, and that it read the log lately.
     for app in &apps {
         let text = app.get("/metrics").await.text().await.unwrap();
-        let gauge = |name: &str| -> f64 {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-                .unwrap_or_else(|| panic!("{name} in {text}"))
-        };
+        let gauge = |name: &str| metric(&text, name);
         assert!(
             gauge("hearth_log_position") >= *ids.last().unwrap() as f64,
             "{text}"
@@ -149,26 +145,22 @@ async fn three_nodes_deliver_every_message_once_in_one_order() {
     assert_eq!(replayed, ids[EACH + 1..].to_vec());
 }
 
+/// A value of the Prometheus text `text` (`name` with its labels, if any).
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {text}"))
+}
+
 /// What crosses nodes arrives exactly as it was committed, whatever the body holds (quotes,
-/// backslashes, escapes, emoji), and a large batch (announced without its items) as well.
+/// backslashes, escapes, emoji), and a batch too large for one notification as well: sent in
+/// parts, the other node delivers it from them without reading the log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bodies_cross_nodes_intact_in_small_and_large_batches() {
     let Some((_pg, url)) = database("bodies").await else {
         return;
     };
-    let mut apps = Vec::new();
-    for _ in 0..2 {
-        let url = url.clone();
-        apps.push(
-            TestApp::builder()
-                .config(move |c| {
-                    c.database.url = url;
-                    c.limits.messages_per_second = 0.0;
-                })
-                .start()
-                .await,
-        );
-    }
+    let apps = nodes_with(&url, 2, |c| c.limits.messages_per_second = 0.0).await;
     let ann = apps[0].signup("ann").await;
     let ben = apps[1].signup("ben").await;
     let mut ann_ws = apps[0].ws_connect(&ann, None).await;
@@ -184,22 +176,51 @@ async fn bodies_cross_nodes_intact_in_small_and_large_batches() {
     assert_eq!(got["id"], sent["id"]);
     assert_eq!(got["user"], "ann");
     assert_eq!(got, sent, "the same frame on both nodes");
-    // Long bodies sent together: batches far over a notification's size.
+
+    // Long bodies sent together, in three bursts: batches far over a notification's size.
+    let before = (
+        apps[0].get("/metrics").await.text().await.unwrap(),
+        apps[1].get("/metrics").await.text().await.unwrap(),
+    );
     let long = "x".repeat(3000);
-    let frames: Vec<Value> = (0..20)
-        .map(|k| {
-            serde_json::json!({"type": "send", "room": "general", "body": format!("{k} {long}"), "nonce": format!("L{k}")})
-        })
-        .collect();
-    ann_ws.send_all(&frames).await;
-    let (ids, twice) = within(
-        Duration::from_secs(30),
-        "the long bodies on the other node",
-        collect(&mut ben_ws, 20),
-    )
-    .await;
-    assert!(!twice);
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    for burst in 0..3 {
+        let frames: Vec<Value> = (0..10)
+            .map(|k| {
+                let (body, nonce) = (format!("{burst}.{k} {long}"), format!("L{burst}.{k}"));
+                serde_json::json!({"type": "send", "room": "general", "body": body, "nonce": nonce})
+            })
+            .collect();
+        ann_ws.send_all(&frames).await;
+        let (ids, twice) = within(
+            Duration::from_secs(30),
+            "the long bodies on the other node",
+            collect(&mut ben_ws, 10),
+        )
+        .await;
+        assert!(!twice);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    }
+    let after = (
+        apps[0].get("/metrics").await.text().await.unwrap(),
+        apps[1].get("/metrics").await.text().await.unwrap(),
+    );
+    let delta = |name: &str, node: usize| match node {
+        0 => metric(&after.0, name) - metric(&before.0, name),
+        _ => metric(&after.1, name) - metric(&before.1, name),
+    };
+    let batches = delta("hearth_writer_batch_size_count", 0);
+    let over_two = batches - delta("hearth_writer_batch_size_bucket{le=\"2\"}", 0);
+    assert!(
+        over_two >= 1.0,
+        "the bursts were committed in batches of more than two messages (over 7,000 bytes)"
+    );
+    // Each of ann's batches reached ben's node from its notification (one may have been read
+    // by a tail check that came first).
+    let direct = delta("hearth_log_direct_total", 1);
+    assert!(
+        direct + 1.0 >= batches,
+        "{direct} of {batches} batches delivered from their notifications"
+    );
 }
 
 /// A node reads what others committed in bursts; a client that reads every message of a busy

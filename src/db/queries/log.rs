@@ -16,26 +16,47 @@ pub const LOCK_LOG_HEAD: &str = "SELECT pos FROM hearth_log_head WHERE id = 1 FO
 
 /// The head, when it moved above `locked`, with a notification to every node's follower sent
 /// with the commit: one statement without parameters, for the round trip that commits. The
-/// notification carries the positions taken and, when given, `items`: the JSON array of what
-/// was committed there, so that followers need not read it (see `cluster::log`).
-pub fn notify_log_sql(locked: i64, items: Option<&str>) -> String {
-    // `{"a":locked,"u":head[,"i":items]}`; the items as an escape string literal, so the
-    // statement means the same whatever `standard_conforming_strings` says.
-    let items = items.map_or(String::new(), |i| {
-        format!(",\"i\":{i}")
-            .replace('\\', "\\\\")
-            .replace('\'', "''")
-    });
+/// notification carries the positions taken and, when given, `parts`: what was committed
+/// there as JSON arrays, so that followers need not read it (see `cluster::log`). One part
+/// goes as `{"a":locked,"u":head,"i":items}`; several as one notification each,
+/// `{"a","u","k":index,"n":count,"j":items}` (a transaction's notifications reach listeners
+/// together, in order; a follower that does not know parts sees no `i` and reads the log).
+pub fn notify_log_sql(locked: i64, parts: Option<&[String]>) -> String {
+    // The items as an escape string literal, so the statement means the same whatever
+    // `standard_conforming_strings` says.
+    let quote = |s: String| s.replace('\\', "\\\\").replace('\'', "''");
+    let notes: Vec<String> = match parts {
+        None => vec![String::new()],
+        Some([one]) => vec![quote(format!(",\"i\":{one}"))],
+        Some(parts) => {
+            let n = parts.len();
+            parts
+                .iter()
+                .enumerate()
+                .map(|(k, part)| quote(format!(",\"k\":{k},\"n\":{n},\"j\":{part}")))
+                .collect()
+        }
+    };
+    let calls: Vec<String> = notes
+        .iter()
+        .map(|rest| {
+            format!("pg_notify('hearth_log', '{{\"a\":{locked},\"u\":' || pos || E'{rest}}}')")
+        })
+        .collect();
     format!(
-        "SELECT pos FROM (SELECT pos, pg_notify('hearth_log', \
-         '{{\"a\":{locked},\"u\":' || pos || E'{items}}}') FROM hearth_log_head \
-         WHERE id = 1 AND pos > {locked}) moved"
+        "SELECT pos FROM (SELECT pos, {} FROM hearth_log_head \
+         WHERE id = 1 AND pos > {locked}) moved",
+        calls.join(", ")
     )
 }
 
-/// The most bytes of items a commit's notification carries (PostgreSQL's limit for a
-/// payload is 8,000); a larger batch is announced without them.
+/// The most bytes of items one notification carries (PostgreSQL's limit for a payload is
+/// 8,000).
 pub const NOTIFY_ITEMS_MAX: usize = 7_000;
+
+/// The most notifications one commit sends for its items; a larger batch is announced
+/// without them (its followers read it from the log).
+pub const NOTIFY_PARTS_MAX: usize = 64;
 
 /// Store the hub's changes of a committed write at position `pos` (as JSON).
 pub fn insert_hub_event<C: Sql>(
