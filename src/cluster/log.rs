@@ -38,6 +38,9 @@ use crate::protocol::CLOSE_RECONNECT;
 
 /// Read the log at least this often, notification or not.
 const TAIL_CHECK: Duration = Duration::from_millis(500);
+/// How often each node's listener says hello on the channel, so that writers know another
+/// node listens even when it never writes.
+const HELLO_EVERY: Duration = Duration::from_secs(2);
 /// How long the listener waits for a notification before it checks whether to stop.
 const LISTEN_TICK: Duration = Duration::from_millis(250);
 /// Pause before trying PostgreSQL again after a failure.
@@ -107,6 +110,13 @@ pub fn start(
 /// the writer has stopped. A lost connection is opened again (and the follower woken, since
 /// notifications may have been missed meanwhile).
 fn listener(config: &postgres::Config, wake: &Sender<Vec<Committed>>, handoff: &Handoff) {
+    // Who this listener is in its hellos (a random name, so that several nodes in one
+    // process, as in tests, tell each other apart).
+    let me = {
+        let mut raw = [0u8; 8];
+        let _ = getrandom::fill(&mut raw);
+        format!("{:016x}", u64::from_le_bytes(raw))
+    };
     while !handoff.has_writer_stopped() {
         let mut client = match config.connect(postgres::NoTls) {
             Ok(c) => c,
@@ -125,17 +135,44 @@ fn listener(config: &postgres::Config, wake: &Sender<Vec<Committed>>, handoff: &
             return;
         }
         let mut parts = Parts::default();
+        let mut hello_at: Option<Instant> = None;
         loop {
             if handoff.has_writer_stopped() {
                 return;
             }
+            if hello_at.is_none_or(|t| t.elapsed() >= HELLO_EVERY) {
+                let hello = format!("NOTIFY {CHANNEL}, '{{\"hello\":\"{me}\"}}'");
+                if let Err(e) = client.batch_execute(&hello) {
+                    tracing::warn!("log listener cannot say hello: {e}");
+                    break;
+                }
+                hello_at = Some(Instant::now());
+            }
             let got = {
                 let mut notes = client.notifications();
                 let next = notes.timeout_iter(LISTEN_TICK).next();
-                next.map(|n| n.map(|note| hear(note.payload())))
+                next.map(|n| {
+                    n.map(|note| match locked_at(note.payload()) {
+                        // This node's own batch: it comes with its outcomes (not parsed).
+                        Some(after) if handoff.is_mine(after) => Heard::Nothing,
+                        Some(_) => {
+                            handoff.heard_another_node();
+                            hear(note.payload())
+                        }
+                        None => match hear(note.payload()) {
+                            Heard::Hello(from) => {
+                                if from != me {
+                                    handoff.heard_another_node();
+                                }
+                                Heard::Nothing
+                            }
+                            heard => heard,
+                        },
+                    })
+                })
             };
             let out = match got {
-                Ok(Some(Heard::Nothing)) => Vec::new(),
+                Ok(Some(Heard::Nothing | Heard::Hello(_))) => Vec::new(),
                 Ok(Some(Heard::Whole(batch))) => {
                     let mut out: Vec<_> = parts.give_up().into_iter().collect();
                     out.push(batch);
@@ -370,6 +407,8 @@ enum Heard {
     Whole(Vec<Committed>),
     /// One part of a batch's items, sent as several notifications.
     Part(Part),
+    /// A node's listener says it is there (`{"hello": name}`).
+    Hello(String),
 }
 
 /// Part `k` of `n` of what the batch at `(after, upto]` committed.
@@ -380,6 +419,14 @@ struct Part {
     k: usize,
     n: usize,
     items: Vec<Committed>,
+}
+
+/// Where the batch a notification announces locked the head, read from the payload's start
+/// (`{"a":N,...`) without parsing the rest.
+fn locked_at(payload: &str) -> Option<i64> {
+    let rest = payload.strip_prefix("{\"a\":")?;
+    let end = rest.find(',')?;
+    rest[..end].parse().ok()
 }
 
 /// Read a notification's payload.
@@ -393,6 +440,7 @@ fn hear(payload: &str) -> Heard {
         n: Option<usize>,
         j: Option<Vec<Item>>,
         from: Option<i64>,
+        hello: Option<String>,
     }
     #[derive(serde::Deserialize)]
     #[serde(untagged)]
@@ -425,10 +473,10 @@ fn hear(payload: &str) -> Heard {
         Err(_) => return Heard::Whole(Vec::new()),
     };
     let (Some(after), Some(upto)) = (note.a, note.u) else {
-        return if note.from.is_some() {
-            Heard::Nothing
-        } else {
-            Heard::Whole(Vec::new())
+        return match (note.from, note.hello) {
+            (_, Some(name)) => Heard::Hello(name),
+            (Some(_), None) => Heard::Nothing,
+            (None, None) => Heard::Whole(Vec::new()),
         };
     };
     if let (Some(k), Some(n), Some(items)) = (note.k, note.n, note.j) {
@@ -559,6 +607,7 @@ mod tests {
             matches!(hear("{\"from\":3,\"to\":5}"), Heard::Nothing),
             "hearth_append's own"
         );
+        assert!(matches!(hear("{\"hello\":\"0a1b\"}"), Heard::Hello(n) if n == "0a1b"));
         let bare = whole("{\"a\":4,\"u\":9}");
         assert!(matches!(
             bare[..],
@@ -597,6 +646,18 @@ mod tests {
             Heard::Part(p) => p,
             other => panic!("{payload} heard as {other:?}"),
         }
+    }
+
+    #[test]
+    fn where_a_batch_locked_the_head_is_read_from_the_payloads_start() {
+        assert_eq!(super::locked_at(r#"{"a":42,"u":50,"i":[]}"#), Some(42));
+        assert_eq!(
+            super::locked_at(r#"{"a":7,"u":9,"k":0,"n":2,"j":[]}"#),
+            Some(7)
+        );
+        assert_eq!(super::locked_at(r#"{"from":3,"to":5}"#), None);
+        assert_eq!(super::locked_at(r#"{"a":x,"u":1}"#), None);
+        assert_eq!(super::locked_at(""), None);
     }
 
     #[test]

@@ -391,7 +391,9 @@ fn commit(
         conn.batch("COMMIT")?;
         return Ok(None);
     };
-    let items = notice_items(after, pass);
+    // Items that need several notifications only when another node listens.
+    let items = notice_items(after, pass)
+        .filter(|parts| parts.len() == 1 || handoff.is_some_and(Handoff::others_listen));
     // The notification and the commit in one round trip; the follower learns first that
     // whatever this batch took above `after` is on its way with its outcomes.
     if let Some(h) = handoff {

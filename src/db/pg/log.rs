@@ -16,7 +16,7 @@
 //! second, so nothing committed in between is missed.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -236,6 +236,19 @@ pub struct Handoff {
     committing: Mutex<VecDeque<i64>>,
     /// The writer has stopped: nothing more comes from it.
     stopped: AtomicBool,
+    /// When another node was last heard on the log's channel (ms since the Unix epoch; 0:
+    /// never): commits carry their items in several notifications only while someone else
+    /// listens (a single node would only parse its own).
+    others_heard_ms: AtomicU64,
+}
+
+/// How long after another node was last heard this node still writes for it.
+const OTHERS_FORGOTTEN_MS: u64 = 15_000;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Handoff {
@@ -278,11 +291,30 @@ impl Handoff {
     pub fn has_writer_stopped(&self) -> bool {
         self.stopped.load(Ordering::SeqCst)
     }
+
+    /// Another node was heard on the log's channel.
+    pub fn heard_another_node(&self) {
+        self.others_heard_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Whether another node was heard lately.
+    pub fn others_listen(&self) -> bool {
+        let at = self.others_heard_ms.load(Ordering::Relaxed);
+        at != 0 && now_ms().saturating_sub(at) <= OTHERS_FORGOTTEN_MS
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::Handoff;
+
+    #[test]
+    fn a_node_writes_for_others_only_once_it_heard_one() {
+        let h = Handoff::default();
+        assert!(!h.others_listen(), "alone until another node is heard");
+        h.heard_another_node();
+        assert!(h.others_listen());
+    }
 
     #[test]
     fn the_oldest_batch_in_flight_holds_the_follower_back_until_it_is_delivered() {
