@@ -392,8 +392,12 @@ fn commit(
         return Ok(None);
     };
     // Items that need several notifications only when another node listens.
-    let items = notice_items(after, pass)
-        .filter(|parts| parts.len() == 1 || handoff.is_some_and(Handoff::others_listen));
+    let max_parts = if handoff.is_some_and(Handoff::others_listen) {
+        queries::NOTIFY_PARTS_MAX
+    } else {
+        1
+    };
+    let items = notice_items(after, pass, max_parts);
     // The notification and the commit in one round trip; the follower learns first that
     // whatever this batch took above `after` is on its way with its outcomes.
     if let Some(h) = handoff {
@@ -587,12 +591,16 @@ fn log_changes(
 
 /// What a batch that locked the log head at `after` committed, as its notification carries
 /// it: JSON arrays in position order of `{"m": message, "n": members mentioned}` and
-/// `{"p": position, "c": changes}`, cut into parts of at most [`queries::NOTIFY_ITEMS_MAX`]
-/// bytes (one part when it fits); `None` when an item alone is larger than a part, when there
-/// would be more than [`queries::NOTIFY_PARTS_MAX`] parts, or when a message cannot be
-/// written: the batch is then announced without its items.
-fn notice_items(after: i64, pass: &Pass) -> Option<Vec<String>> {
-    let mut items: Vec<(i64, String)> = Vec::new();
+/// `{"p": position, "c": changes}`, cut into at most `max_parts` parts of at most
+/// [`queries::NOTIFY_ITEMS_MAX`] bytes; `None` when an item alone is larger than a part, when
+/// more parts would be needed, or when a message cannot be written: the batch is then
+/// announced without its items. Items are written one by one and only while they fit.
+fn notice_items(after: i64, pass: &Pass, max_parts: usize) -> Option<Vec<String>> {
+    enum Item<'a> {
+        Message(&'a StoredMessage, &'a [i64]),
+        Event(i64, &'a str),
+    }
+    let mut items: Vec<(i64, Item<'_>)> = Vec::new();
     for c in &pass.outcomes {
         if let Committed::Stored {
             msg,
@@ -601,33 +609,43 @@ fn notice_items(after: i64, pass: &Pass) -> Option<Vec<String>> {
             ..
         } = c
         {
-            if msg.id <= after {
-                continue;
+            if msg.id > after {
+                items.push((msg.id, Item::Message(msg, mentioned)));
             }
-            let m = serde_json::to_string(msg).ok()?;
-            let n = serde_json::to_string(mentioned).ok()?;
-            items.push((msg.id, format!(r#"{{"m":{m},"n":{n}}}"#)));
         }
     }
     for (pos, json) in &pass.logged {
-        items.push((*pos, format!(r#"{{"p":{pos},"c":{json}}}"#)));
+        items.push((*pos, Item::Event(*pos, json)));
     }
     items.sort_by_key(|(pos, _)| *pos);
-    pack_parts(items.into_iter().map(|(_, item)| item))
+    let written = items.into_iter().map(|(_, item)| match item {
+        Item::Message(msg, mentioned) => {
+            let m = serde_json::to_string(msg).ok()?;
+            let n = serde_json::to_string(mentioned).ok()?;
+            Some(format!(r#"{{"m":{m},"n":{n}}}"#))
+        }
+        Item::Event(pos, json) => Some(format!(r#"{{"p":{pos},"c":{json}}}"#)),
+    });
+    pack_parts(written, max_parts)
 }
 
 /// JSON arrays of `items`, in order, each at most [`queries::NOTIFY_ITEMS_MAX`] bytes; `None`
-/// when an item does not fit in one or the parts would be too many.
-fn pack_parts(items: impl Iterator<Item = String>) -> Option<Vec<String>> {
+/// when an item is `None` or does not fit in one part, or more than `max_parts` parts would
+/// be needed (the rest of `items` is then not taken).
+fn pack_parts(
+    items: impl Iterator<Item = Option<String>>,
+    max_parts: usize,
+) -> Option<Vec<String>> {
     let mut parts = vec![String::from("[")];
     for item in items {
+        let item = item?;
         if item.len() + 2 > queries::NOTIFY_ITEMS_MAX {
             return None;
         }
         let part = parts.last_mut()?;
         if part.len() + item.len() + 2 > queries::NOTIFY_ITEMS_MAX {
             part.push(']');
-            if parts.len() >= queries::NOTIFY_PARTS_MAX {
+            if parts.len() >= max_parts {
                 return None;
             }
             parts.push(String::from("["));
@@ -1004,12 +1022,15 @@ mod tests {
     #[test]
     fn notification_items_are_cut_into_parts_that_each_fit_one_notification() {
         let item = |n: usize| format!("\"{}\"", "x".repeat(n));
-        assert_eq!(pack_parts(std::iter::empty()), Some(vec!["[]".to_string()]));
+        let most = queries::NOTIFY_PARTS_MAX;
+        let pack = |items: Vec<String>, max: usize| pack_parts(items.into_iter().map(Some), max);
+        assert_eq!(pack(Vec::new(), 1), Some(vec!["[]".to_string()]));
         assert_eq!(
-            pack_parts([item(10), item(10)].into_iter()),
+            pack(vec![item(10), item(10)], 1),
             Some(vec![format!("[{},{}]", item(10), item(10))])
         );
-        let parts = pack_parts((0..5).map(|_| item(3000))).expect("five fit in parts");
+        assert!(pack(vec![item(3000); 5], 1).is_none(), "one part only");
+        let parts = pack(vec![item(3000); 5], most).expect("five fit in parts");
         assert_eq!(parts.len(), 3, "two items of 3,002 bytes per part");
         let mut joined = Vec::new();
         for p in &parts {
@@ -1021,18 +1042,25 @@ mod tests {
             vec!["x".repeat(3000); 5],
             "every item once, in order"
         );
-        assert!(
-            pack_parts(std::iter::once(item(7000))).is_none(),
-            "one item too large"
-        );
-        let most = queries::NOTIFY_PARTS_MAX * 2;
+        assert!(pack(vec![item(7000)], most).is_none(), "one item too large");
         assert_eq!(
-            pack_parts((0..most).map(|_| item(3400))).map(|p| p.len()),
-            Some(queries::NOTIFY_PARTS_MAX)
+            pack(vec![item(3400); most * 2], most).map(|p| p.len()),
+            Some(most)
         );
         assert!(
-            pack_parts((0..=most).map(|_| item(3400))).is_none(),
+            pack(vec![item(3400); most * 2 + 1], most).is_none(),
             "more parts than a commit sends"
+        );
+        // Past the limit, the remaining items are not even written.
+        let mut written = 0;
+        let lazy = (0..100).map(|_| {
+            written += 1;
+            Some(item(3000))
+        });
+        assert!(pack_parts(lazy, 1).is_none());
+        assert_eq!(
+            written, 3,
+            "two fit in the one part; the third overflows it"
         );
     }
 
