@@ -4,8 +4,9 @@
 //! Two inputs arrive on one channel: the batches this node's writer committed (their
 //! outcomes: acknowledgements, refusals, and the waiters of its changes), and what a listener
 //! thread that `LISTEN`s on `hearth_log` hears. Every batch that takes positions, on any node,
-//! notifies with its commit, in commit order: the positions it took and, when they fit in a
-//! notification, the messages and hub events themselves. A notification whose batch starts
+//! notifies with its commit, in commit order: the positions it took and the messages and hub
+//! events themselves, in one notification when they fit and otherwise, while another node
+//! listens, in several that the listener puts together. A notification whose batch starts
 //! right where the follower is, and carries its items, is delivered as it is, without reading
 //! the log (the common case, and one round trip less per commit between the nodes). Anything
 //! else (a gap, a batch too large to carry, a notification lost with a connection, or the
@@ -107,8 +108,11 @@ pub fn start(
 }
 
 /// Listen for notifications of appends and wake the follower for each burst of them, until
-/// the writer has stopped. A lost connection is opened again (and the follower woken, since
-/// notifications may have been missed meanwhile).
+/// the writer has stopped. A batch sent in several parts is put together first; this node's
+/// own batches are skipped unread. Every [`HELLO_EVERY`] the listener says hello on the
+/// channel (so other nodes' writers know it listens) and reads how full PostgreSQL's
+/// notification queue is (see [`Handoff::parts_wanted`]). A lost connection is opened again
+/// (and the follower woken, since notifications may have been missed meanwhile).
 fn listener(config: &postgres::Config, wake: &Sender<Vec<Committed>>, handoff: &Handoff) {
     // Who this listener is in its hellos (a random name, so that several nodes in one
     // process, as in tests, tell each other apart).
@@ -142,9 +146,15 @@ fn listener(config: &postgres::Config, wake: &Sender<Vec<Committed>>, handoff: &
             }
             if hello_at.is_none_or(|t| t.elapsed() >= HELLO_EVERY) {
                 let hello = format!("NOTIFY {CHANNEL}, '{{\"hello\":\"{me}\"}}'");
-                if let Err(e) = client.batch_execute(&hello) {
-                    tracing::warn!("log listener cannot say hello: {e}");
-                    break;
+                let said = client
+                    .batch_execute(&hello)
+                    .and_then(|()| client.query_one("SELECT pg_notification_queue_usage()", &[]));
+                match said {
+                    Ok(row) => handoff.queue_usage(row.get(0)),
+                    Err(e) => {
+                        tracing::warn!("log listener cannot say hello: {e}");
+                        break;
+                    }
                 }
                 hello_at = Some(Instant::now());
             }
@@ -398,7 +408,7 @@ fn chunk(queue: usize) -> i64 {
 #[derive(Debug)]
 enum Heard {
     /// Nothing to do: the in-transaction notice of `hearth_append` (the commit's own
-    /// notification follows it).
+    /// notification follows it), a batch of this node's own, or a hello.
     Nothing,
     /// For the follower as it is: the batch a notification announces (`Notified` first,
     /// then its items when it carries them), or nothing (a payload it does not know): read
@@ -500,6 +510,8 @@ fn hear(payload: &str) -> Heard {
 }
 
 /// Most parts a batch's notification is taken in (more: the batch is read from the log).
+/// Above what this build sends (`queries::NOTIFY_PARTS_MAX`), so that a later build may send
+/// more.
 const MAX_PARTS: usize = 1024;
 
 /// The parts of one batch's items heard so far. A transaction's notifications reach a

@@ -378,8 +378,9 @@ fn begin(conn: &Conn, batch: &[WriteCmd]) -> Result<Option<i64>, SqlError> {
 /// Commit the batch's transaction. On PostgreSQL, a batch that locked the log head at
 /// `locked` and took positions wakes every node's follower with the commit (a notification
 /// is sent if and only if its transaction commits, in commit order; it carries the positions
-/// and, in parts of up to [`queries::NOTIFY_ITEMS_MAX`] bytes, what was committed there,
-/// which the followers would otherwise read from the log), and tells this node's follower, before the commit, that positions
+/// and, in one notification of up to [`queries::NOTIFY_ITEMS_MAX`] bytes or, while another
+/// node listens and the queue has room ([`Handoff::parts_wanted`]), in several, what was
+/// committed there, which the followers would otherwise read from the log), and tells this node's follower, before the commit, that positions
 /// above `locked` are its own and arrive with its outcomes. Returns the positions taken.
 fn commit(
     conn: &Conn,
@@ -392,7 +393,7 @@ fn commit(
         return Ok(None);
     };
     // Items that need several notifications only when another node listens.
-    let max_parts = if handoff.is_some_and(Handoff::others_listen) {
+    let max_parts = if handoff.is_some_and(Handoff::parts_wanted) {
         queries::NOTIFY_PARTS_MAX
     } else {
         1
@@ -643,7 +644,9 @@ fn pack_parts(
             return None;
         }
         let part = parts.last_mut()?;
-        if part.len() + item.len() + 2 > queries::NOTIFY_ITEMS_MAX {
+        // The item, a comma unless it is the part's first, and the closing bracket.
+        let comma = usize::from(part.len() > 1);
+        if part.len() + comma + item.len() + 1 > queries::NOTIFY_ITEMS_MAX {
             part.push(']');
             if parts.len() >= max_parts {
                 return None;
@@ -907,8 +910,12 @@ fn insert_message(
         None => None,
     };
     // A message with mentions, attachments or webhooks is several statements: all of them
-    // or none.
-    let several = hooked || m.body.contains('@') || !m.attachments.is_empty();
+    // or none. On PostgreSQL a reply's single insert also queues webhook deliveries, which a
+    // webhook removed meanwhile by another node can fail: only this message, not the batch.
+    let several = hooked
+        || m.body.contains('@')
+        || !m.attachments.is_empty()
+        || (conn.is_postgres() && m.reply_to.is_some());
     if several {
         conn.batch("SAVEPOINT msg")?;
     }

@@ -16,9 +16,9 @@
 //! second, so nothing committed in between is missed.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
@@ -236,20 +236,21 @@ pub struct Handoff {
     committing: Mutex<VecDeque<i64>>,
     /// The writer has stopped: nothing more comes from it.
     stopped: AtomicBool,
-    /// When another node was last heard on the log's channel (ms since the Unix epoch; 0:
-    /// never): commits carry their items in several notifications only while someone else
-    /// listens (a single node would only parse its own).
-    others_heard_ms: AtomicU64,
+    /// When another node was last heard on the log's channel, and whether PostgreSQL's
+    /// notification queue had room then: commits carry their items in several notifications
+    /// only while someone else listens (a single node would only parse its own) and the
+    /// queue is far from full (a listener that stopped reading holds the queue's tail, and
+    /// a full queue fails every commit that notifies).
+    others: Mutex<Option<Instant>>,
+    queue_has_room: AtomicBool,
 }
 
 /// How long after another node was last heard this node still writes for it.
-const OTHERS_FORGOTTEN_MS: u64 = 15_000;
+const OTHERS_FORGOTTEN: Duration = Duration::from_secs(15);
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+/// The share of PostgreSQL's notification queue in use above which commits announce large
+/// batches without their items.
+pub const QUEUE_ROOM: f64 = 0.05;
 
 impl Handoff {
     fn marks(&self) -> std::sync::MutexGuard<'_, VecDeque<i64>> {
@@ -294,13 +295,21 @@ impl Handoff {
 
     /// Another node was heard on the log's channel.
     pub fn heard_another_node(&self) {
-        self.others_heard_ms.store(now_ms(), Ordering::Relaxed);
+        *self.others.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
     }
 
-    /// Whether another node was heard lately.
-    pub fn others_listen(&self) -> bool {
-        let at = self.others_heard_ms.load(Ordering::Relaxed);
-        at != 0 && now_ms().saturating_sub(at) <= OTHERS_FORGOTTEN_MS
+    /// The share of PostgreSQL's notification queue in use, as last read.
+    pub fn queue_usage(&self, usage: f64) {
+        self.queue_has_room
+            .store(usage < QUEUE_ROOM, Ordering::Relaxed);
+    }
+
+    /// Whether a commit may send its items in several notifications: another node was
+    /// heard lately and the notification queue had room.
+    pub fn parts_wanted(&self) -> bool {
+        let heard = *self.others.lock().unwrap_or_else(|p| p.into_inner());
+        self.queue_has_room.load(Ordering::Relaxed)
+            && heard.is_some_and(|t| t.elapsed() <= OTHERS_FORGOTTEN)
     }
 }
 
@@ -309,11 +318,16 @@ mod tests {
     use super::Handoff;
 
     #[test]
-    fn a_node_writes_for_others_only_once_it_heard_one() {
+    fn a_node_writes_for_others_only_once_it_heard_one_and_the_queue_has_room() {
         let h = Handoff::default();
-        assert!(!h.others_listen(), "alone until another node is heard");
+        h.queue_usage(0.0);
+        assert!(!h.parts_wanted(), "alone until another node is heard");
         h.heard_another_node();
-        assert!(h.others_listen());
+        assert!(h.parts_wanted());
+        h.queue_usage(super::QUEUE_ROOM);
+        assert!(!h.parts_wanted(), "the notification queue fills up");
+        h.queue_usage(0.01);
+        assert!(h.parts_wanted());
     }
 
     #[test]

@@ -269,8 +269,8 @@ pub fn delete_webhook<C: Sql>(conn: &C, id: i64) -> Result<bool, C::Error> {
     Ok(conn.exec("DELETE FROM webhooks WHERE id = ?1", args![id])? > 0)
 }
 
-/// Queue message `message_id` for every outgoing webhook of room `room_id` (in the message's
-/// own insert).
+/// Queue message `message_id` for every outgoing webhook of room `room_id`, in the message's
+/// transaction (SQLite; on PostgreSQL the message's insert does it).
 pub fn queue_webhook_deliveries<C: Sql>(
     conn: &C,
     room_id: i64,
