@@ -56,8 +56,21 @@ pub enum Outgoing {
     },
     /// Close the connection with this code and reason.
     Close(u16, &'static str),
-    /// The connection's rooms changed; the frame telling the client follows.
-    Room(RoomChange),
+    /// The connection's rooms changed, with the frame telling the client (boxed: rare, and
+    /// every queue slot is as large as the largest variant).
+    Room(Box<RoomUpdate>),
+}
+
+/// A change to one connection's rooms and the frame that tells its client of it. The frame
+/// is written only if the change is news to the connection: a connection that read its rooms
+/// after the change committed but before the hub applied it already listed the change in
+/// `ready`.
+#[derive(Debug, Clone)]
+pub struct RoomUpdate {
+    /// The change.
+    pub change: RoomChange,
+    /// `room_joined`, `room_left` or `room_updated`.
+    pub frame: Utf8Bytes,
 }
 
 /// A change to the rooms one connection listens to and may post to.
@@ -422,8 +435,14 @@ mod test_support {
     pub fn drain_json(reg: &mut Registration) -> Vec<serde_json::Value> {
         let mut out = Vec::new();
         while let Ok(item) = reg.rx.try_recv() {
-            if let Outgoing::Frame { frame, .. } = item {
-                out.push(serde_json::from_str(frame.as_str()).unwrap());
+            match item {
+                Outgoing::Frame { frame, .. } => {
+                    out.push(serde_json::from_str(frame.as_str()).unwrap());
+                }
+                Outgoing::Room(update) => {
+                    out.push(serde_json::from_str(update.frame.as_str()).unwrap());
+                }
+                Outgoing::Close(..) => {}
             }
         }
         out
@@ -433,10 +452,13 @@ mod test_support {
     pub fn drain(reg: &mut Registration) -> Vec<(String, i64)> {
         let mut out = Vec::new();
         while let Ok(item) = reg.rx.try_recv() {
-            if let Outgoing::Frame { frame, msg_id } = item {
-                let v: serde_json::Value = serde_json::from_str(frame.as_str()).unwrap();
-                out.push((v["type"].as_str().unwrap_or_default().to_string(), msg_id));
-            }
+            let (frame, msg_id) = match item {
+                Outgoing::Frame { frame, msg_id } => (frame, msg_id),
+                Outgoing::Room(update) => (update.frame, 0),
+                Outgoing::Close(..) => continue,
+            };
+            let v: serde_json::Value = serde_json::from_str(frame.as_str()).unwrap();
+            out.push((v["type"].as_str().unwrap_or_default().to_string(), msg_id));
         }
         out
     }

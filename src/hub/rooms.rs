@@ -8,7 +8,25 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::{lock_read, lock_write, ConnId, Hub, Member, Outgoing, RoomChange};
+use super::{lock_read, lock_write, ConnId, Hub, Member, Outgoing, RoomChange, RoomUpdate};
+
+/// Queue a change to one connection's rooms with its frame; a full queue puts the
+/// connection on `slow`.
+fn tell(
+    tx: &mpsc::Sender<Outgoing>,
+    conn: ConnId,
+    change: RoomChange,
+    frame: &Utf8Bytes,
+    slow: &mut Vec<ConnId>,
+) {
+    let update = RoomUpdate {
+        change,
+        frame: frame.clone(),
+    };
+    if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(Outgoing::Room(Box::new(update))) {
+        slow.push(conn);
+    }
+}
 
 impl Hub {
     /// Every connection of `user_id` starts listening to a room, then gets `frame`.
@@ -33,12 +51,8 @@ impl Hub {
             members.push(Member { conn, user_id, tx });
         }
         for (id, c) in st.conns.iter().filter(|(_, c)| c.user_id == user_id) {
-            let change = Outgoing::Room(RoomChange::Joined(room_id, name.clone()));
-            if c.tx.try_send(change).is_err() {
-                slow.push(*id);
-                continue;
-            }
-            self.offer(&c.tx, *id, frame, 0, &mut slow);
+            let change = RoomChange::Joined(room_id, name.clone());
+            tell(&c.tx, *id, change, frame, &mut slow);
         }
         drop(st);
         self.drop_slow(slow);
@@ -54,14 +68,7 @@ impl Hub {
         }
         for (id, c) in st.conns.iter_mut().filter(|(_, c)| c.user_id == user_id) {
             c.rooms.retain(|r| *r != room_id);
-            if c.tx
-                .try_send(Outgoing::Room(RoomChange::Left(room_id)))
-                .is_err()
-            {
-                slow.push(*id);
-                continue;
-            }
-            self.offer(&c.tx, *id, frame, 0, &mut slow);
+            tell(&c.tx, *id, RoomChange::Left(room_id), frame, &mut slow);
         }
         drop(st);
         self.drop_slow(slow);
@@ -74,12 +81,8 @@ impl Hub {
         let mut slow = Vec::new();
         if let Some(members) = st.rooms.get(&room_id) {
             for m in members {
-                let change = Outgoing::Room(RoomChange::Renamed(room_id, name.clone()));
-                if m.tx.try_send(change).is_err() {
-                    slow.push(m.conn);
-                    continue;
-                }
-                self.offer(&m.tx, m.conn, frame, 0, &mut slow);
+                let change = RoomChange::Renamed(room_id, name.clone());
+                tell(&m.tx, m.conn, change, frame, &mut slow);
             }
         }
         drop(st);

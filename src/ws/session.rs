@@ -20,7 +20,7 @@ use crate::app::error::{AppError, Code};
 use crate::app::App;
 use crate::db::{Replayed, Room, Snapshot};
 use crate::domain::valid_nonce;
-use crate::hub::{ConnId, Outgoing, Registration, RoomChange};
+use crate::hub::{ConnId, Outgoing, Registration, RoomChange, RoomUpdate};
 use crate::protocol::{
     replayed_frame, ClientMsg, ProfileView, RoomView, ServerMsg, UserView, CLOSE_SESSION_ENDED,
     CLOSE_TOO_SLOW,
@@ -264,7 +264,15 @@ impl Connection {
                     closing = Some((code, reason));
                     break;
                 }
-                Outgoing::Room(change) => apply_room_change(&mut self.cx.rooms, change),
+                Outgoing::Room(update) => {
+                    let RoomUpdate { change, frame } = *update;
+                    if apply_room_change(&mut self.cx.rooms, change) {
+                        if ws.feed(Message::Text(frame)).await.is_err() {
+                            return Flow::Stop;
+                        }
+                        written += 1;
+                    }
+                }
             }
             if written >= MAX_COALESCE {
                 break;
@@ -405,15 +413,24 @@ fn postable(rooms: Vec<Room>) -> Rooms {
         .collect()
 }
 
-fn apply_room_change(rooms: &mut Rooms, change: RoomChange) {
+/// Apply a change to a connection's rooms. Returns whether it was news: a join or a leave
+/// that committed before the connection read its rooms, but reached the hub after, is
+/// already in `ready` and is not announced again.
+fn apply_room_change(rooms: &mut Rooms, change: RoomChange) -> bool {
     match change {
         RoomChange::Joined(id, name) => {
-            rooms.insert(name.to_string(), (id, name));
+            let before = rooms.insert(name.to_string(), (id, name));
+            before.is_none_or(|(was, _)| was != id)
         }
-        RoomChange::Left(id) => rooms.retain(|_, (r, _)| *r != id),
+        RoomChange::Left(id) => {
+            let before = rooms.len();
+            rooms.retain(|_, (r, _)| *r != id);
+            rooms.len() != before
+        }
         RoomChange::Renamed(id, name) => {
             rooms.retain(|_, (r, _)| *r != id);
             rooms.insert(name.to_string(), (id, name));
+            true
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Rooms: creating, the directory, joining, leaving, inviting, renaming and topics, with the
 //! WebSocket frames each change sends and the live effect on connections already open.
 
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -305,6 +307,62 @@ async fn joining_a_public_room_delivers_its_messages_to_open_sockets() {
         "unknown_room",
     )
     .await;
+}
+
+/// A connection opened while its user joins and leaves a room over and over hears of each
+/// change once: never `room_joined` for a room its `ready` already lists, nor `room_left`
+/// for one it does not (a change the hub applied while the connection read its rooms is in
+/// `ready`, and its frame, queued meanwhile, is not sent again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_opened_during_joins_and_leaves_hears_each_change_once() {
+    let app = TestApp::start().await;
+    let ann = app.signup("ann").await;
+    let ben = app.signup("ben").await;
+    app.create_room(&ann, "churn", true).await;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let churn = async {
+        let mut changes = 0;
+        while !done.load(std::sync::atomic::Ordering::Acquire) {
+            app.join_room(&ben, "churn").await;
+            let (status, body) = app
+                .api(Method::POST, "/api/rooms/churn/leave", &ben, None)
+                .await;
+            assert_eq!(status, 204, "{body}");
+            changes += 2;
+        }
+        changes
+    };
+    let watch = async {
+        let (mut connections, mut frames) = (0, 0);
+        while connections < 150 {
+            let mut ws = app.ws_connect(&ben, None).await;
+            connections += 1;
+            let mut member = names(ws.ready["rooms"].as_array().unwrap()).contains(&"churn".into());
+            let until = tokio::time::Instant::now() + Duration::from_millis(15);
+            while let Ok(f) = tokio::time::timeout_at(until, ws.next_frame()).await {
+                match f["type"].as_str().unwrap_or_default() {
+                    "room_joined" if f["room"]["name"] == "churn" => {
+                        assert!(!member, "connection {connections}: joined again: {f}");
+                        member = true;
+                    }
+                    "room_left" if f["room"] == "churn" => {
+                        assert!(member, "connection {connections}: left again: {f}");
+                        member = false;
+                    }
+                    _ => continue,
+                }
+                frames += 1;
+            }
+            ws.close().await;
+        }
+        done.store(true, std::sync::atomic::Ordering::Release);
+        frames
+    };
+    let (changes, frames) = tokio::join!(churn, watch);
+    assert!(
+        changes >= 100 && frames >= 100,
+        "{changes} changes, {frames} frames seen"
+    );
 }
 
 #[tokio::test]
