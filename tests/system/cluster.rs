@@ -13,7 +13,10 @@
 //! every client saw every message in increasing id order (`?since=` resumes without a gap on
 //! any node), a full `?since=0` replay equals the table, and the log's positions (messages and
 //! the hub's events) have no gap. Every client must have reconnected within 30 s of each
-//! fault. `HEARTH_CRASH_SEED` replays a run's choices; `HEARTH_CLUSTER_CYCLES` runs more
+//! fault. Beside them, membership churns through the same faults (`churn.rs`): one user joins
+//! and leaves a room over and over through any node while another posts to it, and his socket,
+//! moving between the nodes, must never see a message of the room while he is not a member,
+//! nor miss one while he is. `HEARTH_CRASH_SEED` replays a run's choices; `HEARTH_CLUSTER_CYCLES` runs more
 //! cycles than the default 10.
 
 use std::fs::File;
@@ -23,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::churn::{self, Churn};
 use crate::common::{http_client, seed, Rng};
 use crate::durability::{
     assert_clean, check_against, drain_and_catch_up, join_round, make_clients, progress,
@@ -76,6 +80,8 @@ struct Cluster {
     url: String,
     redis_url: String,
     nodes: Vec<Option<Hearth>>,
+    /// The live nodes' ports, for the membership churn's actors.
+    live: watch::Sender<Vec<u16>>,
 }
 
 impl Cluster {
@@ -102,6 +108,14 @@ impl Cluster {
         self.nodes[i] = Some(Hearth::start(cmd, move || {
             crate::durability::log_tail(&dir)
         }));
+        self.live.send_replace(self.ports_from(0));
+    }
+
+    /// Take node `i` out (to be killed or stopped), if it is up.
+    fn take(&mut self, i: usize) -> Option<Hearth> {
+        let node = self.nodes[i].take();
+        self.live.send_replace(self.ports_from(0));
+        node
     }
 
     /// The ports of the nodes up, starting at node `first`.
@@ -226,6 +240,7 @@ async fn three_nodes_lose_nothing_through_process_faults() {
         url,
         redis_url: redis.url(),
         nodes: (0..NODES).map(|_| None).collect(),
+        live: watch::channel(Vec::new()).0,
     };
     for i in 0..NODES {
         cluster.start(i);
@@ -234,6 +249,8 @@ async fn three_nodes_lose_nothing_through_process_faults() {
     let http = http_client();
     let first_port = cluster.ports_from(0)[0];
     let mut clients: Vec<Client> = make_clients(&http, first_port, seed).await;
+    clients.iter_mut().for_each(Client::share_the_log);
+    let churn = Churn::start(&http, cluster.live.subscribe(), seed).await;
     let mut faults = Vec::new();
     let mut longest_return = Duration::ZERO;
     for cycle in 0..cycles {
@@ -248,12 +265,12 @@ async fn three_nodes_lose_nothing_through_process_faults() {
         let struck = Instant::now();
         match fault {
             Fault::Kill9 => {
-                if let Some(n) = cluster.nodes[node].take() {
+                if let Some(n) = cluster.take(node) {
                     n.kill_9();
                 }
             }
             Fault::Sigterm => {
-                if let Some(n) = cluster.nodes[node].take() {
+                if let Some(n) = cluster.take(node) {
                     let status = tokio::task::block_in_place(|| n.sigterm(HANG));
                     assert!(
                         status.success(),
@@ -331,6 +348,7 @@ async fn three_nodes_lose_nothing_through_process_faults() {
             .collect();
     }
     let (sent, acked) = progress(&clients);
+    let churned = churn.finish(&http, &cluster.live.subscribe()).await;
     let port = cluster.ports_from(0)[0];
     let (clients, histories) = drain_and_catch_up(clients, port, &http).await;
     for (i, n) in cluster.nodes.iter_mut().enumerate() {
@@ -343,7 +361,10 @@ async fn three_nodes_lose_nothing_through_process_faults() {
         let pg = &pg;
         tokio::task::block_in_place(|| read_pg(pg, db))
     };
-    let v = check_against(&rows, v, &clients, &histories);
+    let membership = churned.check(&rows);
+    let general: Vec<Row> = rows.into_iter().filter(|r| r.room != churn::ROOM).collect();
+    let mut v = check_against(&general, v, &clients, &histories);
+    v.other.extend(membership.violations.iter().cloned());
     let (nonces, sends, s) = totals(&clients);
     println!("{test}: seed {seed}, faults {faults:?}");
     println!(
@@ -354,6 +375,7 @@ async fn three_nodes_lose_nothing_through_process_faults() {
         s.connections,
         v.counts()
     );
+    println!("{}", membership.summary);
     assert_clean(&v, test, seed, dir.path());
     assert_eq!(v.rows, nonces, "one row per nonce sent");
     assert!(

@@ -247,6 +247,10 @@ pub(crate) struct Client {
     seen: BTreeMap<i64, Seen>,
     violations: Vec<String>,
     stats: Stats,
+    /// Other rooms take positions in the log too (membership changes, other rooms'
+    /// messages): a replay or a page then ends at the last of this client's messages, which
+    /// may be below `head`.
+    shared_log: bool,
 }
 
 /// How a connection ended.
@@ -386,7 +390,13 @@ impl Client {
             seen: BTreeMap::new(),
             violations: Vec::new(),
             stats: Stats::default(),
+            shared_log: false,
         }
+    }
+
+    /// Say that positions outside this client's room exist (see `shared_log`).
+    pub(crate) fn share_the_log(&mut self) {
+        self.shared_log = true;
     }
 
     pub(crate) fn violation(&mut self, what: String) {
@@ -560,7 +570,7 @@ impl Client {
                     ));
                 }
                 // One room only: a complete replay ends exactly at the head.
-                if complete && cn.last != head.max(cn.since) {
+                if complete && !self.shared_log && cn.last != head.max(cn.since) {
                     self.violation(format!(
                         "replay since {} ended at {} but head is {head}",
                         cn.since, cn.last
@@ -604,14 +614,19 @@ impl Client {
     ) -> Result<(), String> {
         while cn.last < head {
             let page = page_after(http, port, &self.token, cn.last).await?;
-            if page.is_empty() {
-                self.violation(format!("paging stopped at {} below head {head}", cn.last));
+            let upto_head: Vec<&Value> = page
+                .iter()
+                .filter(|m| m["id"].as_i64().is_some_and(|id| id <= head))
+                .collect();
+            if upto_head.is_empty() {
+                // With a shared log the positions left up to `head` are other rooms'.
+                if !self.shared_log {
+                    self.violation(format!("paging stopped at {} below head {head}", cn.last));
+                }
                 return Ok(());
             }
-            for m in &page {
-                if m["id"].as_i64().is_some_and(|id| id <= head) {
-                    self.on_message(cn, m, false);
-                }
+            for m in upto_head {
+                self.on_message(cn, m, false);
             }
         }
         Ok(())
@@ -795,11 +810,13 @@ impl Client {
     }
 }
 
-/// Every client's full view: `?since=0` replay, then HTTP pages up to `head`.
+/// Every client's full view: `?since=0` replay, then HTTP pages up to `head` (with a
+/// `shared_log`, up to the first empty page).
 async fn full_history(
     http: &reqwest::Client,
     port: u16,
     token: &str,
+    shared_log: bool,
 ) -> Result<Vec<(i64, Seen)>, String> {
     let ws = open_socket(port, token, 0).await?;
     let (mut tx, mut rx) = ws.split();
@@ -832,15 +849,20 @@ async fn full_history(
     let mut last = out.last().map_or(0, |m| m.0);
     while last < head {
         let page = page_after(http, port, token, last).await?;
-        if page.is_empty() {
-            return Err(format!("paging stopped at {last} below head {head}"));
-        }
+        let before = out.len();
         for m in &page {
             let (id, seen) = parse_message(m).ok_or("malformed message")?;
             if id <= head {
                 out.push((id, seen));
                 last = id;
             }
+        }
+        if out.len() == before {
+            // With a shared log the positions left up to `head` are other rooms'.
+            if shared_log {
+                break;
+            }
+            return Err(format!("paging stopped at {last} below head {head}"));
         }
     }
     Ok(out)
@@ -933,7 +955,7 @@ pub(crate) async fn drain_and_catch_up(
     let mut clients = settle_round(clients, port, DRAIN, http, "catch-up").await;
     let mut histories = Vec::new();
     for c in &mut clients {
-        match full_history(http, port, &c.token).await {
+        match full_history(http, port, &c.token, c.shared_log).await {
             Ok(h) => histories.push(h),
             Err(e) => {
                 c.violation(format!("full history: {e}"));

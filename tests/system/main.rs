@@ -12,6 +12,7 @@ mod common;
 mod engines;
 mod process;
 
+mod churn;
 mod cli;
 mod cluster;
 mod durability;
