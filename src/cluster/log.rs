@@ -54,6 +54,10 @@ const CHUNK: i64 = 2000;
 const PACE: Duration = Duration::from_millis(50);
 /// A node that could not read the log for this long closes its connections.
 pub const STALE: Duration = Duration::from_secs(30);
+/// Most items (messages, changes) of notifications the listener hands to the follower ahead
+/// of it: beyond, a batch goes on without its items and the follower reads it from the log
+/// (see [`Backlog`]).
+const BACKLOG: usize = 16_384;
 /// The notification channel of appends.
 const CHANNEL: &str = "hearth_log";
 
@@ -72,9 +76,11 @@ pub fn start(
     let (ready, started) = std::sync::mpsc::channel();
     let listen = config.clone();
     let stop = handoff.clone();
+    let backlog = Arc::new(Backlog::default());
+    let taken = backlog.clone();
     std::thread::Builder::new()
         .name("hearth-listen".into())
-        .spawn(move || listener(&listen, &wake, &stop))?;
+        .spawn(move || listener(&listen, &wake, &stop, &backlog))?;
     let thread = std::thread::Builder::new()
         .name("hearth-follow".into())
         .spawn(move || {
@@ -97,6 +103,7 @@ pub fn start(
                 applied: head,
                 last_read: Instant::now(),
                 chunk: chunk(hub_queue),
+                backlog: taken,
             };
             f.run(&commits);
         })?;
@@ -113,7 +120,12 @@ pub fn start(
 /// channel (so other nodes' writers know it listens) and reads how full PostgreSQL's
 /// notification queue is (see [`Handoff::parts_wanted`]). A lost connection is opened again
 /// (and the follower woken, since notifications may have been missed meanwhile).
-fn listener(config: &postgres::Config, wake: &Sender<Vec<Committed>>, handoff: &Handoff) {
+fn listener(
+    config: &postgres::Config,
+    wake: &Sender<Vec<Committed>>,
+    handoff: &Handoff,
+    backlog: &Backlog,
+) {
     // Who this listener is in its hellos (a random name, so that several nodes in one
     // process, as in tests, tell each other apart).
     let me = {
@@ -192,7 +204,7 @@ fn listener(config: &postgres::Config, wake: &Sender<Vec<Committed>>, handoff: &
                 Ok(None) | Err(_) => break,
             };
             for batch in out {
-                if wake.send(batch).is_err() {
+                if wake.send(backlog.admit(batch)).is_err() {
                     return;
                 }
             }
@@ -212,6 +224,8 @@ struct Follower {
     last_read: Instant,
     /// Most positions read (and delivered) at once.
     chunk: i64,
+    /// What the listener handed on and this follower has not taken yet.
+    backlog: Arc<Backlog>,
 }
 
 impl Follower {
@@ -220,7 +234,10 @@ impl Follower {
             match commits.recv_timeout(TAIL_CHECK) {
                 Ok(batch) => match batch.first() {
                     None => self.catch_up(None),
-                    Some(Committed::Notified { .. }) => self.notified(batch),
+                    Some(Committed::Notified { .. }) => {
+                        self.backlog.taken(&batch);
+                        self.notified(batch)
+                    }
                     Some(_) => self.local(batch),
                 },
                 Err(RecvTimeoutError::Timeout) => self.catch_up(None),
@@ -392,16 +409,52 @@ impl Follower {
     }
 }
 
-/// Positions read at once for connection queues of `queue` frames: at most a quarter of a
-/// queue, so that a client reading a busy room has room for the next read's burst while it
-/// still drains this one.
 /// Add the microseconds since `started` to `counter`.
 fn add_us(counter: &AtomicU64, started: Instant) {
     counter.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
 }
 
+/// Positions read at once for connection queues of `queue` frames: at most a quarter of a
+/// queue, so that a client reading a busy room has room for the next read's burst while it
+/// still drains this one.
 fn chunk(queue: usize) -> i64 {
     (queue as i64 / 4).clamp(4, CHUNK)
+}
+
+/// The items of notifications the listener handed to the follower and the follower has not
+/// taken yet. A follower that lags (a paused node, a slow catch-up) would otherwise let the
+/// listener pile up every other node's parsed batches in memory; above [`BACKLOG`] items a
+/// batch is handed on without them, and the follower, once there, reads it from the log.
+#[derive(Debug, Default)]
+struct Backlog(std::sync::atomic::AtomicUsize);
+
+impl Backlog {
+    /// The batch to hand on: as it is while the backlog has room for its items, otherwise
+    /// its announcement alone (`complete: false`).
+    fn admit(&self, mut batch: Vec<Committed>) -> Vec<Committed> {
+        let Some(&Committed::Notified { after, upto, .. }) = batch.first() else {
+            return batch;
+        };
+        let items = batch.len() - 1;
+        // Only the listener adds, so the room checked is still there when it adds.
+        if self.0.load(Ordering::Acquire) + items <= BACKLOG {
+            self.0.fetch_add(items, Ordering::AcqRel);
+            return batch;
+        }
+        batch.truncate(1);
+        batch[0] = Committed::Notified {
+            after,
+            upto,
+            complete: false,
+        };
+        batch
+    }
+
+    /// The follower took `batch` off the channel.
+    fn taken(&self, batch: &[Committed]) {
+        let items = batch.len().saturating_sub(1);
+        self.0.fetch_sub(items, Ordering::AcqRel);
+    }
 }
 
 /// What the listener heard on the log's channel.
@@ -600,7 +653,7 @@ fn remote_items(range: LogRange) -> Vec<Committed> {
 
 #[cfg(test)]
 mod tests {
-    use super::{hear, Committed, Heard, Part, Parts};
+    use super::{hear, Backlog, Committed, Heard, Part, Parts, BACKLOG};
 
     fn whole(payload: &str) -> Vec<Committed> {
         match hear(payload) {
@@ -610,6 +663,44 @@ mod tests {
     }
 
     const MESSAGE: &str = r#"{"m":{"id":5,"room_id":1,"room":"general","user":"ann","body":"hi","nonce":null,"ts_ms":1,"edited_ms":null,"deleted":false,"reply_to":null,"reactions":[],"attachments":[],"preview":null},"n":[7]}"#;
+
+    #[test]
+    fn beyond_the_backlog_batches_go_on_without_their_items() {
+        let n = BACKLOG / 4;
+        let batch = || {
+            let items = vec![MESSAGE; n].join(",");
+            whole(&format!(r#"{{"a":4,"u":{},"i":[{items}]}}"#, 4 + n))
+        };
+        let complete =
+            |b: &[Committed]| matches!(b.first(), Some(Committed::Notified { complete: true, .. }));
+        let backlog = Backlog::default();
+        let mut handed = Vec::new();
+        for _ in 0..4 {
+            let b = backlog.admit(batch());
+            assert!(
+                complete(&b) && b.len() == n + 1,
+                "within the backlog: as it is"
+            );
+            handed.push(b);
+        }
+        let over = backlog.admit(batch());
+        assert!(
+            matches!(
+                over[..],
+                [Committed::Notified {
+                    after: 4,
+                    complete: false,
+                    ..
+                }]
+            ),
+            "beyond it: the announcement alone, to be read"
+        );
+        backlog.taken(&over);
+        backlog.taken(&handed[0]);
+        let b = backlog.admit(batch());
+        assert!(complete(&b), "room again once the follower took one");
+        assert!(backlog.admit(Vec::new()).is_empty(), "a wake-up passes");
+    }
 
     #[test]
     fn notifications_are_read_as_batches_wake_ups_or_nothing() {
