@@ -413,14 +413,19 @@ fn postable(rooms: Vec<Room>) -> Rooms {
         .collect()
 }
 
-/// Apply a change to a connection's rooms. Returns whether it was news: a join or a leave
-/// that committed before the connection read its rooms, but reached the hub after, is
-/// already in `ready` and is not announced again.
+/// Apply a change to a connection's rooms. Returns whether it was news, i.e. whether its
+/// frame is to be written: a join or a leave that committed before the connection read its
+/// rooms, but reached the hub after, is already in `ready` and is not announced again. Rooms
+/// are matched by id (a join may arrive with a name a later rename replaced).
 fn apply_room_change(rooms: &mut Rooms, change: RoomChange) -> bool {
+    let cached = |rooms: &Rooms, id: i64| rooms.values().any(|(r, _)| *r == id);
     match change {
         RoomChange::Joined(id, name) => {
-            let before = rooms.insert(name.to_string(), (id, name));
-            before.is_none_or(|(was, _)| was != id)
+            if cached(rooms, id) {
+                return false;
+            }
+            rooms.insert(name.to_string(), (id, name));
+            true
         }
         RoomChange::Left(id) => {
             let before = rooms.len();
@@ -428,9 +433,79 @@ fn apply_room_change(rooms: &mut Rooms, change: RoomChange) -> bool {
             rooms.len() != before
         }
         RoomChange::Renamed(id, name) => {
+            if !cached(rooms, id) {
+                return false;
+            }
             rooms.retain(|_, (r, _)| *r != id);
             rooms.insert(name.to_string(), (id, name));
             true
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{apply_room_change, RoomChange, Rooms};
+
+    fn rooms(list: &[(i64, &str)]) -> Rooms {
+        list.iter()
+            .map(|(id, name)| (name.to_string(), (*id, Arc::from(*name))))
+            .collect()
+    }
+
+    fn names(rooms: &Rooms) -> Vec<String> {
+        let mut names: Vec<String> = rooms.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn joins_and_leaves_are_news_only_when_they_change_the_rooms() {
+        // `ready` listed general and plans.
+        let mut r = rooms(&[(1, "general"), (7, "plans")]);
+        let joined = |id, name: &str| RoomChange::Joined(id, Arc::from(name));
+        assert!(
+            !apply_room_change(&mut r, joined(7, "plans")),
+            "in ready already"
+        );
+        assert!(apply_room_change(&mut r, RoomChange::Left(7)));
+        assert!(
+            !apply_room_change(&mut r, RoomChange::Left(7)),
+            "left already"
+        );
+        assert!(apply_room_change(&mut r, joined(7, "plans")));
+        assert_eq!(names(&r), ["general", "plans"]);
+    }
+
+    #[test]
+    fn a_join_under_an_old_name_does_not_add_the_room_twice() {
+        // Joined as "a", then renamed "b"; `ready` read both, the hub applies the join late.
+        let mut r = rooms(&[(1, "general"), (7, "b")]);
+        assert!(!apply_room_change(
+            &mut r,
+            RoomChange::Joined(7, Arc::from("a"))
+        ));
+        assert_eq!(names(&r), ["b", "general"]);
+        assert!(apply_room_change(
+            &mut r,
+            RoomChange::Renamed(7, Arc::from("c"))
+        ));
+        assert_eq!(names(&r), ["c", "general"]);
+    }
+
+    #[test]
+    fn a_rename_of_a_room_not_listed_adds_nothing() {
+        let mut r = rooms(&[(1, "general")]);
+        assert!(!apply_room_change(
+            &mut r,
+            RoomChange::Renamed(7, Arc::from("b"))
+        ));
+        assert_eq!(names(&r), ["general"]);
+        assert!(
+            !apply_room_change(&mut r, RoomChange::Left(7)),
+            "so no room_left either"
+        );
     }
 }
