@@ -19,9 +19,10 @@
 #              (hearth-cluster, connections spread over the nodes), all on the server's core
 #              with a private PostgreSQL and Redis this script starts (scripts/install-engines.sh)
 #              failover needs it: N nodes only, the last one killed (SIGKILL) under load;
-#              while nodes run, their log positions are sampled every 0.2 s and the largest
-#              lag behind the node furthest ahead is printed (their /metrics and PostgreSQL's
-#              log are kept with KEEP_TMP=1)
+#              in ingest the nodes' log positions are sampled every 0.2 s and the largest
+#              lag behind the node furthest ahead is printed (not in the latency scenarios:
+#              the sampling costs the server core three /metrics renders per tick); every
+#              node's /metrics and PostgreSQL's log are kept with KEEP_TMP=1
 #   --redis-down with --cluster: also run N nodes whose Redis is stopped after they started
 #              (hearth-cluster-noredis), for ingest, fanout and everyday
 # Extra arguments go to the scenario (see `target/release/hearth-bench SCENARIO --help`).
@@ -417,7 +418,7 @@ scrape_nodes() {
 # each node fell behind the one furthest ahead. A node behind the log acknowledges its own
 # clients late: their messages come after everything committed before them.
 sample_lag_start() {
-    [[ ${#NODE_PIDS[@]} -gt 1 ]] || return 0
+    [[ ${#NODE_PIDS[@]} -gt 1 && $1 == ingest-* ]] || return 0
     SAMPLE_FILE=$TMP/positions-$1.txt
     "${PIN_CLIENT[@]}" bash -c 'while :; do
         line=$(date +%s.%N)
