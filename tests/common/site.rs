@@ -196,6 +196,11 @@ impl Receiver {
                         body,
                         status,
                     });
+                    if status == 0 {
+                        // Held: no answer; the connection stays open until the sender goes.
+                        let _ = stream.read(&mut chunk).await;
+                        return;
+                    }
                     let reply = format!(
                         "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
                     );
@@ -216,7 +221,8 @@ impl Receiver {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Answer `status` from now on.
+    /// Answer `status` from now on; 0 holds each request unanswered (recorded with status 0)
+    /// until its sender gives up or goes away.
     pub fn answer(&self, status: u16) {
         self.status
             .store(status, std::sync::atomic::Ordering::SeqCst);

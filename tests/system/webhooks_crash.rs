@@ -125,3 +125,106 @@ async fn kill_9_never_loses_a_webhook_delivery() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Two nodes on one PostgreSQL database share a webhook's deliveries. Node a alone takes the
+/// first delivery and is killed with `kill -9` while the receiver holds that request
+/// unanswered; node b, started then, takes the delivery over once a's claim lapses and delivers
+/// everything, each message at least once, correctly signed and in id order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_outlives_the_node_that_was_delivering_it() {
+    let Some(pg) = tokio::task::spawn_blocking(crate::engines::Postgres::start)
+        .await
+        .expect("PostgreSQL starts")
+    else {
+        return;
+    };
+    let url = tokio::task::block_in_place(|| pg.create_database("hooks"));
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let node = |i: usize| {
+        start_server_with(
+            dirs[i].path(),
+            &[
+                ("CHAT_DATABASE__URL", url.clone()),
+                ("CHAT_CLUSTER__NODE", format!("node{i}")),
+                ("CHAT_OUTBOUND__ALLOW_PRIVATE_NETWORKS", "true".into()),
+                ("CHAT_OUTBOUND__TIMEOUT_SECONDS", "1".into()),
+                ("CHAT_PREVIEWS__ENABLED", "false".into()),
+            ],
+        )
+    };
+    let receiver = Receiver::start(0).await;
+    let a = node(0);
+    let http = http_client();
+    let token = create_account(&http, a.port, "alice").await;
+    let auth = format!("Bearer {token}");
+    let res = http
+        .post(format!(
+            "http://127.0.0.1:{}/api/rooms/general/webhooks",
+            a.port
+        ))
+        .header("authorization", &auth)
+        .json(&json!({"url": receiver.url("/deliveries")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let secret = json_body(res).await["webhook"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let post = |port: u16, i: usize| {
+        http.post(format!(
+            "http://127.0.0.1:{port}/api/rooms/general/messages"
+        ))
+        .header("authorization", &auth)
+        .json(&json!({"body": format!("message {i}")}))
+        .send()
+    };
+    let mut sent = Vec::new();
+    for i in 0..MESSAGES / 2 {
+        let res = post(a.port, i).await.unwrap();
+        assert_eq!(res.status(), 201);
+        sent.push(json_body(res).await["message"]["id"].as_i64().unwrap());
+    }
+    // A request is on its way from a (the only node) when a dies.
+    receiver
+        .wait_until(Duration::from_secs(30), "a held delivery", |r| {
+            !r.is_empty()
+        })
+        .await;
+    a.kill_9();
+    let b = node(1);
+    receiver.answer(200);
+    for i in MESSAGES / 2..MESSAGES {
+        let res = post(b.port, i).await.unwrap();
+        assert_eq!(res.status(), 201);
+        sent.push(json_body(res).await["message"]["id"].as_i64().unwrap());
+    }
+    let got = receiver
+        .wait_until(Duration::from_secs(120), "every delivery", |r| {
+            let mut ids: Vec<i64> = r
+                .iter()
+                .filter(|x| x.status == 200)
+                .filter_map(|x| serde_json::from_slice::<Value>(&x.body).ok())
+                .filter_map(|v| v["message"]["id"].as_i64())
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids.len() == MESSAGES
+        })
+        .await;
+    let mut first_seen = Vec::new();
+    for r in &got {
+        assert_eq!(
+            r.headers["x-hearth-signature"],
+            hmac_signature(&secret, &r.body)
+        );
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        let id = v["message"]["id"].as_i64().unwrap();
+        if r.status == 200 && !first_seen.contains(&id) {
+            first_seen.push(id);
+        }
+    }
+    assert_eq!(first_seen, sent, "each message once at least, in id order");
+    drop(b);
+}
