@@ -26,6 +26,57 @@ fn start(dir: &Path) -> Hearth {
     )
 }
 
+/// Add a webhook to `general` through the server on `port`, posting to the receiver; its
+/// signing secret.
+async fn add_webhook(http: &reqwest::Client, port: u16, auth: &str, receiver: &Receiver) -> String {
+    let res = http
+        .post(format!(
+            "http://127.0.0.1:{port}/api/rooms/general/webhooks"
+        ))
+        .header("authorization", auth)
+        .json(&json!({"url": receiver.url("/deliveries")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    json_body(res).await["webhook"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Wait (up to `limit`) until every message of `sent` was answered 2xx by the receiver;
+/// each request must carry the right signature, and the first 2xx delivery of each message
+/// must come in id order.
+async fn all_delivered_in_order(receiver: &Receiver, secret: &str, sent: &[i64], limit: Duration) {
+    let got = receiver
+        .wait_until(limit, "every delivery", |r| {
+            let mut ids: Vec<i64> = r
+                .iter()
+                .filter(|x| x.status == 200)
+                .filter_map(|x| serde_json::from_slice::<Value>(&x.body).ok())
+                .filter_map(|v| v["message"]["id"].as_i64())
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids.len() == sent.len()
+        })
+        .await;
+    let mut first_seen = Vec::new();
+    for r in &got {
+        assert_eq!(
+            r.headers["x-hearth-signature"],
+            hmac_signature(secret, &r.body)
+        );
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        let id = v["message"]["id"].as_i64().unwrap();
+        if r.status == 200 && !first_seen.contains(&id) {
+            first_seen.push(id);
+        }
+    }
+    assert_eq!(first_seen, sent, "each message once at least, in id order");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_never_loses_a_webhook_delivery() {
     let dir = tempfile::tempdir().unwrap();
@@ -35,18 +86,7 @@ async fn kill_9_never_loses_a_webhook_delivery() {
     let token = create_account(&http, server.port, "alice").await;
     let auth = format!("Bearer {token}");
     let base = format!("http://127.0.0.1:{}", server.port);
-    let res = http
-        .post(format!("{base}/api/rooms/general/webhooks"))
-        .header("authorization", &auth)
-        .json(&json!({"url": receiver.url("/deliveries")}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let secret = json_body(res).await["webhook"]["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let secret = add_webhook(&http, server.port, &auth, &receiver).await;
 
     let mut sent = Vec::new();
     for i in 0..MESSAGES {
@@ -76,33 +116,7 @@ async fn kill_9_never_loses_a_webhook_delivery() {
         .await;
     server.kill_9();
     let server = start(dir.path());
-    let got = receiver
-        .wait_until(Duration::from_secs(60), "every delivery", |r| {
-            let mut ids: Vec<i64> = r
-                .iter()
-                .filter(|x| x.status == 200)
-                .filter_map(|x| serde_json::from_slice::<Value>(&x.body).ok())
-                .filter_map(|v| v["message"]["id"].as_i64())
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            ids.len() == MESSAGES
-        })
-        .await;
-
-    let mut first_seen = Vec::new();
-    for r in &got {
-        assert_eq!(
-            r.headers["x-hearth-signature"],
-            hmac_signature(&secret, &r.body)
-        );
-        let v: Value = serde_json::from_slice(&r.body).unwrap();
-        let id = v["message"]["id"].as_i64().unwrap();
-        if r.status == 200 && !first_seen.contains(&id) {
-            first_seen.push(id);
-        }
-    }
-    assert_eq!(first_seen, sent, "each message once at least, in id order");
+    all_delivered_in_order(&receiver, &secret, &sent, Duration::from_secs(60)).await;
     // Nothing is left queued once the last answer is recorded.
     let url = format!(
         "http://127.0.0.1:{}/api/rooms/general/webhooks",
@@ -157,21 +171,7 @@ async fn a_webhook_outlives_the_node_that_was_delivering_it() {
     let http = http_client();
     let token = create_account(&http, a.port, "alice").await;
     let auth = format!("Bearer {token}");
-    let res = http
-        .post(format!(
-            "http://127.0.0.1:{}/api/rooms/general/webhooks",
-            a.port
-        ))
-        .header("authorization", &auth)
-        .json(&json!({"url": receiver.url("/deliveries")}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let secret = json_body(res).await["webhook"]["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let secret = add_webhook(&http, a.port, &auth, &receiver).await;
     let post = |port: u16, i: usize| {
         http.post(format!(
             "http://127.0.0.1:{port}/api/rooms/general/messages"
@@ -200,31 +200,6 @@ async fn a_webhook_outlives_the_node_that_was_delivering_it() {
         assert_eq!(res.status(), 201);
         sent.push(json_body(res).await["message"]["id"].as_i64().unwrap());
     }
-    let got = receiver
-        .wait_until(Duration::from_secs(120), "every delivery", |r| {
-            let mut ids: Vec<i64> = r
-                .iter()
-                .filter(|x| x.status == 200)
-                .filter_map(|x| serde_json::from_slice::<Value>(&x.body).ok())
-                .filter_map(|v| v["message"]["id"].as_i64())
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            ids.len() == MESSAGES
-        })
-        .await;
-    let mut first_seen = Vec::new();
-    for r in &got {
-        assert_eq!(
-            r.headers["x-hearth-signature"],
-            hmac_signature(&secret, &r.body)
-        );
-        let v: Value = serde_json::from_slice(&r.body).unwrap();
-        let id = v["message"]["id"].as_i64().unwrap();
-        if r.status == 200 && !first_seen.contains(&id) {
-            first_seen.push(id);
-        }
-    }
-    assert_eq!(first_seen, sent, "each message once at least, in id order");
+    all_delivered_in_order(&receiver, &secret, &sent, Duration::from_secs(120)).await;
     drop(b);
 }
