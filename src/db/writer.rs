@@ -380,8 +380,9 @@ fn begin(conn: &Conn, batch: &[WriteCmd]) -> Result<Option<i64>, SqlError> {
 /// is sent if and only if its transaction commits, in commit order; it carries the positions
 /// and, in one notification of up to [`queries::NOTIFY_ITEMS_MAX`] bytes or, while another
 /// node listens and the queue has room ([`Handoff::parts_wanted`]), in several, what was
-/// committed there, which the followers would otherwise read from the log), and tells this node's follower, before the commit, that positions
-/// above `locked` are its own and arrive with its outcomes. Returns the positions taken.
+/// committed there, which the followers would otherwise read from the log), and tells this
+/// node's follower, before the commit, that positions above `locked` are its own and arrive
+/// with its outcomes. Returns the positions taken.
 fn commit(
     conn: &Conn,
     locked: Option<i64>,

@@ -67,17 +67,18 @@ fn pick(live: &watch::Receiver<Vec<u16>>, k: usize) -> Option<u16> {
     (!ports.is_empty()).then(|| ports[k % ports.len()])
 }
 
-/// Send one request through the live nodes in turn until one answers with `want`.
+/// Send one request through the live nodes in turn, starting with the `first`-th, until one
+/// answers with `want`.
 async fn until_answered(
     http: &reqwest::Client,
     live: &watch::Receiver<Vec<u16>>,
-    what: &str,
+    (what, first): (&str, usize),
     want: u16,
     request: impl Fn(&reqwest::Client, String) -> reqwest::RequestBuilder,
 ) -> Value {
     let started = Instant::now();
     let mut last = String::new();
-    for k in 0.. {
+    for k in first.. {
         assert!(
             started.elapsed() < RETRY_FOR,
             "{what}: no node answered within {RETRY_FOR:?} (last: {last})"
@@ -99,18 +100,25 @@ async fn until_answered(
     unreachable!()
 }
 
-/// Post one message to the room, retried with its nonce until a node answers 201.
+/// Post one message to the room through the `first`-th live node (then the next, retried
+/// with its nonce) until a node answers 201.
 async fn post(
     http: &reqwest::Client,
     live: &watch::Receiver<Vec<u16>>,
-    token: &str,
+    (token, first): (&str, usize),
     nonce: &str,
 ) -> i64 {
-    let body = until_answered(http, live, &format!("ann's {nonce}"), 201, |http, base| {
-        http.post(format!("{base}/api/rooms/{ROOM}/messages"))
-            .bearer_auth(token)
-            .json(&json!({"body": format!("churn {nonce}"), "nonce": nonce}))
-    })
+    let body = until_answered(
+        http,
+        live,
+        (&format!("ann's {nonce}"), first),
+        201,
+        |http, base| {
+            http.post(format!("{base}/api/rooms/{ROOM}/messages"))
+                .bearer_auth(token)
+                .json(&json!({"body": format!("churn {nonce}"), "nonce": nonce}))
+        },
+    )
     .await;
     body["message"]["id"]
         .as_i64()
@@ -127,7 +135,7 @@ impl Churn {
         let port = pick(&live, 0).expect("a live node");
         let ann = create_account(http, port, "churn_ann").await;
         let ben = create_account(http, port, "churn_ben").await;
-        until_answered(http, &live, "creating the room", 201, |http, base| {
+        until_answered(http, &live, ("creating the room", 0), 201, |http, base| {
             http.post(format!("{base}/api/rooms"))
                 .bearer_auth(&ann)
                 .json(&json!({"name": ROOM, "public": true}))
@@ -142,7 +150,7 @@ impl Churn {
                 let mut sent = Vec::new();
                 while !*stopped.borrow() {
                     let nonce = format!("m{}", sent.len());
-                    let id = post(&http, &live, &token, &nonce).await;
+                    let id = post(&http, &live, (&token, sent.len()), &nonce).await;
                     sent.push((nonce, id));
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
@@ -206,12 +214,15 @@ impl Churn {
         let joins = self.joiner.await.expect("the joiner");
         let mut sent = self.poster.await.expect("the poster");
         let ben = &self.ben;
-        until_answered(http, live, "ben's last join", 200, |http, base| {
+        until_answered(http, live, ("ben's last join", 0), 200, |http, base| {
             http.post(format!("{base}/api/rooms/{ROOM}/join"))
                 .bearer_auth(ben)
         })
         .await;
-        sent.push(("end".to_string(), post(http, live, &self.ann, "end").await));
+        sent.push((
+            "end".to_string(),
+            post(http, live, (&self.ann, 0), "end").await,
+        ));
         let seen = tokio::time::timeout(RETRY_FOR, self.watcher)
             .await
             .expect("ben's socket saw the last message")

@@ -16,8 +16,8 @@
 //! fault. Beside them, membership churns through the same faults (`churn.rs`): one user joins
 //! and leaves a room over and over through any node while another posts to it, and his socket,
 //! moving between the nodes, must never see a message of the room while he is not a member,
-//! nor miss one while he is. `HEARTH_CRASH_SEED` replays a run's choices; `HEARTH_CLUSTER_CYCLES` runs more
-//! cycles than the default 10.
+//! nor miss one while he is. `HEARTH_CRASH_SEED` replays a run's choices;
+//! `HEARTH_CLUSTER_CYCLES` runs more cycles than the default 10.
 
 use std::fs::File;
 use std::path::PathBuf;
