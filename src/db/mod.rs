@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
@@ -142,8 +143,24 @@ const PROGRESS_STEPS: i32 = 4096;
 fn common_pragmas(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Plans must not depend on the values bound to a statement. SQLite reads the value of a
+    // `LIMIT ?n` while planning, which marks the statement to be compiled again whenever that
+    // parameter is bound anew: every run of a cached statement with `LIMIT ?n` (history
+    // pages, replays) was parsed and planned from scratch. With the stability guarantee a
+    // plan is made once per statement.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
+}
+
+/// Open a read-only connection to the database at `path` (which exists and is migrated).
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let c = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    common_pragmas(&c)?;
+    Ok(c)
 }
 
 /// Open a read-write connection: create the file if needed, WAL, pragmas, migrations. Used by
@@ -225,14 +242,7 @@ impl Db {
         let conn = open_writable(path, synchronous)?;
         let open_readers = |n: usize| {
             (0..n)
-                .map(|_| {
-                    let c = Connection::open_with_flags(
-                        path,
-                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                    )?;
-                    common_pragmas(&c)?;
-                    Ok(c)
-                })
+                .map(|_| open_reader(path))
                 .collect::<rusqlite::Result<Vec<Connection>>>()
                 .map_err(|e| fail(e.to_string()))
         };
@@ -517,5 +527,34 @@ impl Db {
             .send(writer::WriteCmd::Message(msg))
             .await
             .map_err(|_| DbError::Closed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::StatementStatus;
+
+    /// A cached statement with `LIMIT ?n` runs again with another limit without being
+    /// compiled again, on the writer's connection and on a reader's.
+    #[test]
+    fn cached_statements_with_a_bound_limit_are_planned_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let writer = open_writable(&path, Synchronous::Full).unwrap();
+        let reader = open_reader(&path).unwrap();
+        let sql = "SELECT id FROM users WHERE id < ?1 ORDER BY id DESC LIMIT ?2";
+        for conn in [&writer, &reader] {
+            for limit in 1..=5i64 {
+                let mut stmt = conn.prepare_cached(sql).unwrap();
+                let ids: Vec<i64> = stmt
+                    .query_map(rusqlite::params![i64::MAX, limit], |r| r.get(0))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                assert!(ids.len() <= limit as usize);
+                assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
+            }
+        }
     }
 }
