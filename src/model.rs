@@ -45,6 +45,23 @@ pub struct Room {
     pub membership: Option<Membership>,
 }
 
+/// The facts about a room that decide whether the asking user may read it, without the
+/// counts a [`Room`] carries (members, unread messages, mentions): what a history page
+/// looks up before it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomKey {
+    /// Row id.
+    pub id: i64,
+    /// Unique name used in URLs and frames.
+    pub name: String,
+    /// A room or a DM.
+    pub kind: RoomKind,
+    /// Listed in the directory and readable by everyone.
+    pub public: bool,
+    /// Whether the asking user is a member.
+    pub member: bool,
+}
+
 /// Whether a room is a named room or a direct conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RoomKind {
@@ -55,6 +72,15 @@ pub enum RoomKind {
 }
 
 impl RoomKind {
+    /// The kind stored in the `kind` column as `value`.
+    pub fn parse(value: &str) -> RoomKind {
+        if value == "dm" {
+            RoomKind::Dm
+        } else {
+            RoomKind::Room
+        }
+    }
+
     /// Value stored in the `kind` column and sent to clients.
     pub fn as_str(self) -> &'static str {
         match self {

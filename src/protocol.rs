@@ -404,6 +404,22 @@ pub fn history_body(items: &[bytes::Bytes]) -> Vec<u8> {
     body
 }
 
+/// The body of a history page read from the store, each message written straight into it
+/// (the same objects as [`message_json`]).
+pub fn history_body_of(messages: &[StoredMessage]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(64 + messages.len() * 192);
+    body.extend_from_slice(b"{\"messages\":[");
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        // Serializing these plain structs into a vector cannot fail.
+        let _ = serde_json::to_writer(&mut body, &MessageView::from(m));
+    }
+    body.extend_from_slice(b"]}");
+    body
+}
+
 /// How every `message` frame starts; the rest is the message's object.
 const MESSAGE_FRAME_START: &str = "{\"type\":\"message\",";
 
@@ -688,6 +704,23 @@ mod tests {
             v
         );
         assert!(message_json_from_frame(&"{\"type\":\"edited\"}".into()).is_none());
+
+        // A page written straight from the rows is the page of their objects.
+        let mut reply = m.clone();
+        reply.id = 8;
+        reply.body = "a reply".into();
+        reply.reply_to = Some(Box::new(crate::model::ReplyTo {
+            id: 7,
+            user: "ann".into(),
+            excerpt: "hi".into(),
+        }));
+        let mut gone = m.clone();
+        gone.id = 9;
+        gone.deleted = true;
+        let rows = [m.clone(), reply, gone];
+        let items: Vec<_> = rows.iter().map(message_json).collect();
+        assert_eq!(history_body_of(&rows), history_body(&items));
+        assert_eq!(history_body_of(&[]), b"{\"messages\":[]}");
     }
 
     #[test]

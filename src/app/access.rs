@@ -7,7 +7,7 @@
 //! - A private room or DM of others is answered exactly as a room that does not exist
 //!   (`unknown_room`), so nobody learns who talks to whom.
 
-use crate::db::{Room, RoomKind};
+use crate::db::{Room, RoomKey, RoomKind};
 
 /// What the asking user may do with a room (its `membership` is theirs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,18 +22,27 @@ pub enum Access {
 
 /// The asking user's access to `room`.
 pub fn access(room: &Room) -> Access {
-    if room.membership.is_some() {
-        Access::Member
-    } else if room.public && room.kind == RoomKind::Room {
-        Access::Preview
-    } else {
-        Access::Hidden
-    }
+    rule(room.membership.is_some(), room.public, room.kind)
 }
 
 /// Whether the asking user may read `room` (and learn that it exists).
 pub fn readable(room: &Room) -> bool {
     access(room) != Access::Hidden
+}
+
+/// [`readable`] for a room looked up without its counts.
+pub fn key_readable(room: &RoomKey) -> bool {
+    rule(room.member, room.public, room.kind) != Access::Hidden
+}
+
+fn rule(member: bool, public: bool, kind: RoomKind) -> Access {
+    if member {
+        Access::Member
+    } else if public && kind == RoomKind::Room {
+        Access::Preview
+    } else {
+        Access::Hidden
+    }
 }
 
 #[cfg(test)]
@@ -73,5 +82,25 @@ mod tests {
         assert_eq!(access(&room(RoomKind::Dm, true, false)), Hidden);
         assert!(readable(&room(RoomKind::Room, true, false)));
         assert!(!readable(&room(RoomKind::Dm, true, false)));
+    }
+
+    /// A room looked up without its counts is readable exactly when the whole room is.
+    #[test]
+    fn a_room_key_is_readable_when_its_room_is() {
+        for kind in [RoomKind::Room, RoomKind::Dm] {
+            for public in [true, false] {
+                for member in [true, false] {
+                    let full = room(kind, public, member);
+                    let key = RoomKey {
+                        id: full.id,
+                        name: full.name.clone(),
+                        kind,
+                        public,
+                        member,
+                    };
+                    assert_eq!(key_readable(&key), readable(&full), "{key:?}");
+                }
+            }
+        }
     }
 }

@@ -70,8 +70,8 @@ pub fn page_size(limit: Option<i64>) -> Result<u32, AppError> {
     }
 }
 
-/// One page of the history of `room`, oldest first, each message the JSON object a page
-/// lists. A public room can be read before joining it (a preview); a private room or DM of
+/// One page of the history of `room`, oldest first, as the body a page is sent with
+/// (`{"messages":[...]}`). A public room can be read before joining it (a preview); a private room or DM of
 /// others is answered as one that does not exist.
 ///
 /// Pages within a room's newest [`TAIL_LEN`] messages come from memory (see
@@ -83,26 +83,27 @@ pub async fn messages(
     room: &str,
     page: Page,
     limit: u32,
-) -> Result<Vec<Bytes>, AppError> {
+) -> Result<Vec<u8>, AppError> {
     let metrics = state.hub.metrics();
     match state.hub.tails().page(room, user_id, page, limit) {
         Lookup::Page(items) => {
             metrics.pages_from_memory.fetch_add(1, Ordering::Relaxed);
-            return Ok(items);
+            return Ok(protocol::history_body(&items));
         }
         Lookup::Hidden => return Err(RoomError::UnknownRoom.into()),
         Lookup::Miss => {}
     }
     metrics.pages_from_store.fetch_add(1, Ordering::Relaxed);
     if page == Page::Before(None) {
-        return load_tail(state, user_id, room, limit).await;
+        let items = load_tail(state, user_id, room, limit).await?;
+        return Ok(protocol::history_body(&items));
     }
     let (_, rows) = state
         .db
-        .room_page(room, user_id, page, limit, access::readable)
+        .room_page(room, user_id, page, limit, access::key_readable)
         .await?
         .ok_or(RoomError::UnknownRoom)?;
-    Ok(rows.iter().map(protocol::message_json).collect())
+    Ok(protocol::history_body_of(&rows))
 }
 
 /// The newest page of `room`, read with the rest of the room's tail, which is kept for the
@@ -117,7 +118,7 @@ async fn load_tail(
     let ticket = tails.ticket(room);
     let read = state
         .db
-        .room_tail(room, user_id, TAIL_LEN as u32, access::readable)
+        .room_tail(room, user_id, TAIL_LEN as u32, access::key_readable)
         .await?
         .ok_or(RoomError::UnknownRoom)?;
     let messages: Vec<(i64, Bytes)> = read

@@ -419,13 +419,13 @@ pub async fn messages(
     let around = id_param(&q, "around")?;
     let page = history::page(before, after, around)?;
     let limit = history::page_size(limit_param(&q))?;
-    let items = history::messages(&state, id.user.id, &room, page, limit).await?;
-    Ok(history_page(&items))
+    let body = history::messages(&state, id.user.id, &room, page, limit).await?;
+    Ok(history_page(body))
 }
 
-/// A history page as sent: the message objects (already JSON) in `{"messages":[...]}`.
-fn history_page(items: &[bytes::Bytes]) -> Response {
-    let mut res = Response::new(crate::protocol::history_body(items).into());
+/// A history page as sent: its body, `{"messages":[...]}`, as JSON.
+fn history_page(body: Vec<u8>) -> Response {
+    let mut res = Response::new(body.into());
     res.headers_mut().insert(
         warp::http::header::CONTENT_TYPE,
         warp::http::HeaderValue::from_static("application/json"),

@@ -41,7 +41,7 @@ use rusqlite::{Connection, Params, Row};
 use super::sql::{args, Arg, Row as SqlRow, Sql};
 
 use super::{
-    Attachment, Membership, NewAdmin, Notify, Profile, Replayed, ReplyTo, Room, RoomKind,
+    Attachment, Membership, NewAdmin, Notify, Profile, Replayed, ReplyTo, Room, RoomKey, RoomKind,
     SearchHit, SessionInfo, SessionKind, SessionRow, StoredMessage, User, UNREAD_CAP,
 };
 
@@ -126,11 +126,7 @@ fn room_row<R: SqlRow + ?Sized>(row: &R) -> Result<Room, R::Error> {
         id: row.get(0)?,
         name: row.get(1)?,
         topic: row.get(2)?,
-        kind: if kind == "dm" {
-            RoomKind::Dm
-        } else {
-            RoomKind::Room
-        },
+        kind: RoomKind::parse(&kind),
         public: row.get(4)?,
         created_by: row.get(5)?,
         members: row.get(6)?,

@@ -26,6 +26,28 @@ pub fn room_by_name<C: Sql>(conn: &C, name: &str, user_id: i64) -> Result<Option
     conn.row(&sql, args![user_id, name], |r| room_row(r))
 }
 
+/// A room by name, with whether `user_id` is a member and nothing counted: see [`RoomKey`].
+pub fn room_key_by_name<C: Sql>(
+    conn: &C,
+    name: &str,
+    user_id: i64,
+) -> Result<Option<RoomKey>, C::Error> {
+    conn.row(
+        "SELECT r.id, r.name, r.kind, r.is_public, me.user_id IS NOT NULL FROM rooms r \
+         LEFT JOIN memberships me ON me.room_id = r.id AND me.user_id = ?1 WHERE r.name = ?2",
+        args![user_id, name],
+        |r| {
+            Ok(RoomKey {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                kind: RoomKind::parse(&r.get::<String>(2)?),
+                public: r.get(3)?,
+                member: r.get(4)?,
+            })
+        },
+    )
+}
+
 /// A room by id, seen by `user_id`.
 pub fn room_by_id<C: Sql>(conn: &C, id: i64, user_id: i64) -> Result<Option<Room>, C::Error> {
     let sql = format!("SELECT {} WHERE r.id = ?2", room_columns(conn));

@@ -25,7 +25,7 @@ use std::time::Duration;
 use super::sql::{args, Conn, Row as _, Sql, SqlError};
 
 use super::queries::{self, SearchQuery};
-use super::{Db, DbError, Replayed, Room, SearchHit, StoredMessage};
+use super::{Db, DbError, Replayed, Room, RoomKey, SearchHit, StoredMessage};
 
 /// Longest a search waits for the search index to catch up with the messages committed
 /// before it began (it takes a millisecond or so; only a failing index takes this long).
@@ -59,7 +59,7 @@ pub struct Snapshot {
 #[derive(Debug)]
 pub struct RoomTail {
     /// The room, as the asking user sees it.
-    pub room: Room,
+    pub room: RoomKey,
     /// Its newest messages, oldest first.
     pub messages: Vec<StoredMessage>,
     /// Its members' ids, ascending; `None` for a public room, which everyone may read.
@@ -103,8 +103,8 @@ impl Db {
         user_id: i64,
         page: Page,
         limit: u32,
-        may_read: fn(&Room) -> bool,
-    ) -> Result<Option<(Room, Vec<StoredMessage>)>, DbError> {
+        may_read: fn(&RoomKey) -> bool,
+    ) -> Result<Option<(RoomKey, Vec<StoredMessage>)>, DbError> {
         let name = name.to_string();
         self.read(move |c| {
             let Some(room) = readable_room(c, &name, user_id, may_read)? else {
@@ -129,7 +129,7 @@ impl Db {
         name: &str,
         user_id: i64,
         len: u32,
-        may_read: fn(&Room) -> bool,
+        may_read: fn(&RoomKey) -> bool,
     ) -> Result<Option<RoomTail>, DbError> {
         let name = name.to_string();
         self.read(move |c| {
@@ -291,9 +291,9 @@ fn readable_room(
     c: &Conn,
     name: &str,
     user_id: i64,
-    may_read: fn(&Room) -> bool,
-) -> Result<Option<Room>, SqlError> {
-    Ok(queries::room_by_name(c, name, user_id)?.filter(may_read))
+    may_read: fn(&RoomKey) -> bool,
+) -> Result<Option<RoomKey>, SqlError> {
+    Ok(queries::room_key_by_name(c, name, user_id)?.filter(may_read))
 }
 
 /// Run `f` inside one read transaction, so its statements see one snapshot (on PostgreSQL a
