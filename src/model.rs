@@ -47,7 +47,7 @@ pub struct Room {
 
 /// The facts about a room that decide whether the asking user may read it, without the
 /// counts a [`Room`] carries (members, unread messages, mentions): what a history page
-/// looks up before it reads.
+/// looks up before it reads, and a reaction, an edit or a deletion before it writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomKey {
     /// Row id.
@@ -58,6 +58,8 @@ pub struct RoomKey {
     pub kind: RoomKind,
     /// Listed in the directory and readable by everyone.
     pub public: bool,
+    /// Creator's username (none for `general` and DMs).
+    pub created_by: Option<String>,
     /// Whether the asking user is a member.
     pub member: bool,
 }

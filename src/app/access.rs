@@ -96,6 +96,7 @@ mod tests {
                         name: full.name.clone(),
                         kind,
                         public,
+                        created_by: full.created_by.clone(),
                         member,
                     };
                     assert_eq!(key_readable(&key), readable(&full), "{key:?}");

@@ -20,7 +20,7 @@ use crate::db::{now_ms, Change, ChangeKind, MessageChange, StoredMessage, Tx};
 use crate::domain::{mentions_here, valid_emoji, valid_nonce, MAX_REACTIONS};
 use crate::events::Audience;
 use crate::hub::{ConnId, Hub};
-use crate::model::{Room, RoomKind};
+use crate::model::{RoomKey, RoomKind};
 
 /// Who edits or deletes, and which connection (if any) asked.
 #[derive(Debug, Clone, Copy)]
@@ -129,7 +129,7 @@ fn react_in(
     if msg.deleted {
         return Err(unknown_message());
     }
-    if room.membership.is_none() {
+    if !room.member {
         return Err(RoomError::NotAMember.into());
     }
     if tx.has_reaction(id, user_id, emoji)? == on {
@@ -251,10 +251,8 @@ fn delete_in(
 }
 
 /// Whether `username` moderates `room`: a named room they created and still belong to.
-fn moderates(room: &Room, username: &str) -> bool {
-    room.kind == RoomKind::Room
-        && room.membership.is_some()
-        && room.created_by.as_deref() == Some(username)
+fn moderates(room: &RoomKey, username: &str) -> bool {
+    room.kind == RoomKind::Room && room.member && room.created_by.as_deref() == Some(username)
 }
 
 /// The message, its author's id and its room (as `user_id` sees it), when `user_id` may read
@@ -264,12 +262,12 @@ fn readable_message(
     tx: &Tx<'_>,
     user_id: i64,
     id: i64,
-) -> Result<(StoredMessage, i64, Room), AppError> {
+) -> Result<(StoredMessage, i64, RoomKey), AppError> {
     let Some((msg, author)) = tx.message_by_id(id)? else {
         return Err(unknown_message());
     };
-    match tx.room_by_id(msg.room_id, user_id)? {
-        Some(room) if access::readable(&room) => Ok((msg, author, room)),
+    match tx.room_key_by_id(msg.room_id, user_id)? {
+        Some(room) if access::key_readable(&room) => Ok((msg, author, room)),
         _ => Err(unknown_message()),
     }
 }

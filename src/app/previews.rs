@@ -268,8 +268,8 @@ pub async fn remove(state: &App, actor: Actor<'_>, id: i64) -> Result<(), AppErr
                 return Err(unknown_message());
             };
             let readable = tx
-                .room_by_id(msg.room_id, user_id)?
-                .is_some_and(|room| crate::app::access::readable(&room));
+                .room_key_by_id(msg.room_id, user_id)?
+                .is_some_and(|room| crate::app::access::key_readable(&room));
             if !readable || msg.deleted {
                 return Err(unknown_message());
             }

@@ -338,8 +338,8 @@ pub async fn download(
                 None => row.user_id == user_id,
                 Some((_, _, true)) => false,
                 Some((_, room_id, false)) => tx
-                    .room_by_id(room_id, user_id)?
-                    .is_some_and(|r| access::readable(&r)),
+                    .room_key_by_id(room_id, user_id)?
+                    .is_some_and(|r| access::key_readable(&r)),
             };
             Ok(allowed.then_some(row))
         })

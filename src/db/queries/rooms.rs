@@ -26,26 +26,41 @@ pub fn room_by_name<C: Sql>(conn: &C, name: &str, user_id: i64) -> Result<Option
     conn.row(&sql, args![user_id, name], |r| room_row(r))
 }
 
+/// What [`room_key_row`] reads, `?1` being the asking user.
+const ROOM_KEY_COLUMNS: &str =
+    "r.id, r.name, r.kind, r.is_public, cu.username, me.user_id IS NOT NULL FROM rooms r \
+     LEFT JOIN users cu ON cu.id = r.created_by \
+     LEFT JOIN memberships me ON me.room_id = r.id AND me.user_id = ?1";
+
+fn room_key_row<R: SqlRow + ?Sized>(r: &R) -> Result<RoomKey, R::Error> {
+    Ok(RoomKey {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        kind: RoomKind::parse(&r.get::<String>(2)?),
+        public: r.get(3)?,
+        created_by: r.get(4)?,
+        member: r.get(5)?,
+    })
+}
+
 /// A room by name, with whether `user_id` is a member and nothing counted: see [`RoomKey`].
 pub fn room_key_by_name<C: Sql>(
     conn: &C,
     name: &str,
     user_id: i64,
 ) -> Result<Option<RoomKey>, C::Error> {
-    conn.row(
-        "SELECT r.id, r.name, r.kind, r.is_public, me.user_id IS NOT NULL FROM rooms r \
-         LEFT JOIN memberships me ON me.room_id = r.id AND me.user_id = ?1 WHERE r.name = ?2",
-        args![user_id, name],
-        |r| {
-            Ok(RoomKey {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                kind: RoomKind::parse(&r.get::<String>(2)?),
-                public: r.get(3)?,
-                member: r.get(4)?,
-            })
-        },
-    )
+    let sql = format!("SELECT {ROOM_KEY_COLUMNS} WHERE r.name = ?2");
+    conn.row(&sql, args![user_id, name], |r| room_key_row(r))
+}
+
+/// [`room_key_by_name`] by id.
+pub fn room_key_by_id<C: Sql>(
+    conn: &C,
+    id: i64,
+    user_id: i64,
+) -> Result<Option<RoomKey>, C::Error> {
+    let sql = format!("SELECT {ROOM_KEY_COLUMNS} WHERE r.id = ?2");
+    conn.row(&sql, args![user_id, id], |r| room_key_row(r))
 }
 
 /// A room by id, seen by `user_id`.

@@ -6,7 +6,9 @@ use crate::db::sql::Conn;
 
 use crate::db::queries;
 use crate::db::queries::UserSummary;
-use crate::db::{ChangeKind, DbError, MessageChange, Notify, Room, RoomKind, StoredMessage};
+use crate::db::{
+    ChangeKind, DbError, MessageChange, Notify, Room, RoomKey, RoomKind, StoredMessage,
+};
 
 /// A connection inside a read or inside the writer's transaction.
 pub struct Tx<'a>(pub(in crate::db) &'a Conn);
@@ -169,6 +171,12 @@ impl Tx<'_> {
     /// A room by id as `user_id` sees it, if it exists.
     pub fn room_by_id(&self, id: i64, user_id: i64) -> Result<Option<Room>, DbError> {
         Ok(queries::room_by_id(self.0, id, user_id)?)
+    }
+
+    /// A room by id, with whether `user_id` is a member and nothing counted (see
+    /// [`RoomKey`]), if it exists.
+    pub fn room_key_by_id(&self, id: i64, user_id: i64) -> Result<Option<RoomKey>, DbError> {
+        Ok(queries::room_key_by_id(self.0, id, user_id)?)
     }
 
     /// The rooms and DMs `user_id` belongs to.
