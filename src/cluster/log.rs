@@ -8,7 +8,9 @@
 //! events themselves, in one notification when they fit and otherwise, while another node
 //! listens, in several that the listener puts together. A notification whose batch starts
 //! right where the follower is, and carries its items, is delivered as it is, without reading
-//! the log (the common case, and one round trip less per commit between the nodes). Anything
+//! the log (the common case, and one round trip less per commit between the nodes); while the
+//! follower is idle the listener delivers it itself, one hand-off between threads less on the
+//! way to the clients (the follower's state is shared under a lock for this). Anything
 //! else (a gap, a batch too large to carry, a notification lost with a connection, or the
 //! tail check when none comes) makes the follower read everything committed above what it
 //! delivered, up to the head, in one snapshot; a batch of the writer's, first marked with the
@@ -23,7 +25,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -78,9 +80,11 @@ pub fn start(
     let stop = handoff.clone();
     let backlog = Arc::new(Backlog::default());
     let taken = backlog.clone();
+    let follower: Shared = Arc::new(Mutex::new(None));
+    let direct = follower.clone();
     std::thread::Builder::new()
         .name("hearth-listen".into())
-        .spawn(move || listener(&listen, &wake, &stop, &backlog))?;
+        .spawn(move || listener(&listen, &wake, &stop, &backlog, &direct))?;
     let thread = std::thread::Builder::new()
         .name("hearth-follow".into())
         .spawn(move || {
@@ -96,7 +100,7 @@ pub fn start(
             let _ = ready.send(Ok(()));
             let (reader, head) = reader;
             hub.metrics().log_read(head);
-            let mut f = Follower {
+            *lock(&follower) = Some(Follower {
                 reader,
                 hub,
                 handoff,
@@ -104,8 +108,8 @@ pub fn start(
                 last_read: Instant::now(),
                 chunk: chunk(hub_queue),
                 backlog: taken,
-            };
-            f.run(&commits);
+            });
+            Follower::run(&follower, &commits);
         })?;
     match started.recv() {
         Ok(Ok(())) => Ok(thread),
@@ -125,6 +129,7 @@ fn listener(
     wake: &Sender<Vec<Committed>>,
     handoff: &Handoff,
     backlog: &Backlog,
+    follower: &Shared,
 ) {
     // Who this listener is in its hellos (a random name, so that several nodes in one
     // process, as in tests, tell each other apart).
@@ -204,6 +209,18 @@ fn listener(
                 Ok(None) | Err(_) => break,
             };
             for batch in out {
+                // The next batch of the log, heard while the follower is idle: delivered
+                // from here, one hand-off between threads less on the way to the clients.
+                let batch = match follower.try_lock() {
+                    Ok(mut f) => match f.as_mut() {
+                        Some(f) => match f.notified_next(batch) {
+                            Ok(()) => continue,
+                            Err(batch) => batch,
+                        },
+                        None => batch,
+                    },
+                    Err(_) => batch,
+                };
                 if wake.send(backlog.admit(batch)).is_err() {
                     return;
                 }
@@ -211,6 +228,17 @@ fn listener(
         }
         tracing::warn!("log listener lost its connection; listening again");
     }
+}
+
+/// The follower, shared with the listener, which delivers the next batch itself when it hears
+/// it while the follower is idle (see [`Follower::notified_next`]); `None` until the follower
+/// has connected.
+type Shared = Arc<Mutex<Option<Follower>>>;
+
+/// `follower` locked, whether or not a panic poisoned it (its state is a position and a
+/// connection, both still valid).
+fn lock(follower: &Shared) -> MutexGuard<'_, Option<Follower>> {
+    follower.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The follower's state.
@@ -229,25 +257,30 @@ struct Follower {
 }
 
 impl Follower {
-    fn run(&mut self, commits: &Receiver<Vec<Committed>>) {
+    /// Take what arrives on `commits`, holding the follower only while acting on it (the
+    /// listener delivers the next batch itself meanwhile).
+    fn run(shared: &Shared, commits: &Receiver<Vec<Committed>>) {
         loop {
-            match commits.recv_timeout(TAIL_CHECK) {
+            let got = commits.recv_timeout(TAIL_CHECK);
+            let mut guard = lock(shared);
+            let Some(f) = guard.as_mut() else { return };
+            match got {
                 Ok(batch) => match batch.first() {
-                    None => self.catch_up(None),
+                    None => f.catch_up(None),
                     Some(Committed::Notified { .. }) => {
-                        self.backlog.taken(&batch);
-                        self.notified(batch)
+                        f.backlog.taken(&batch);
+                        f.notified(batch)
                     }
-                    Some(_) => self.local(batch),
+                    Some(_) => f.local(batch),
                 },
-                Err(RecvTimeoutError::Timeout) => self.catch_up(None),
+                Err(RecvTimeoutError::Timeout) => f.catch_up(None),
                 Err(RecvTimeoutError::Disconnected) => return,
             }
-            if self.handoff.has_writer_stopped() && self.handoff.in_flight().is_none() {
+            if f.handoff.has_writer_stopped() && f.handoff.in_flight().is_none() {
                 // Deliver what the writer sent last, then stop (the listener stops too).
                 while let Ok(batch) = commits.try_recv() {
                     if !matches!(batch.first(), None | Some(Committed::Notified { .. })) {
-                        self.local(batch);
+                        f.local(batch);
                     }
                 }
                 return;
@@ -288,8 +321,7 @@ impl Follower {
         if upto <= self.applied || self.handoff.is_mine(after) {
             return; // delivered already, or this node's own: it comes with its outcomes
         }
-        let below_mine = self.handoff.in_flight().is_none_or(|mine| mine >= upto);
-        if after == self.applied && complete && below_mine {
+        if after == self.applied && complete && self.below_mine(upto) {
             // In chunks a queue can take, paced like a catch-up's (a batch's parts may carry
             // far more than a short queue holds).
             let mut items = batch.into_iter().skip(1).peekable();
@@ -310,6 +342,38 @@ impl Follower {
             return;
         }
         self.catch_up(None);
+    }
+
+    /// Whether the batch up to `upto` comes before any batch this node's writer is about to
+    /// commit (or has committed and not yet delivered).
+    fn below_mine(&self, upto: i64) -> bool {
+        self.handoff.in_flight().is_none_or(|mine| mine >= upto)
+    }
+
+    /// On the listener's thread: deliver `batch` (a notification it heard) if it is what
+    /// comes next, whole, and short enough to go without pacing; otherwise hand it back, for
+    /// the follower's thread to deal with. Nothing the channel holds can come before such a
+    /// batch: it starts at `applied`, and whatever is still queued (a local batch, an earlier
+    /// notification) would have moved `applied` past it or lies above it.
+    fn notified_next(&mut self, batch: Vec<Committed>) -> Result<(), Vec<Committed>> {
+        let next = match batch.first() {
+            Some(&Committed::Notified {
+                after,
+                upto,
+                complete: true,
+            }) => {
+                after == self.applied
+                    && !self.handoff.is_mine(after)
+                    && self.below_mine(upto)
+                    && batch.len() - 1 <= usize::try_from(self.chunk).unwrap_or(usize::MAX)
+            }
+            _ => false,
+        };
+        if !next {
+            return Err(batch);
+        }
+        self.notified(batch);
+        Ok(())
     }
 
     /// Deliver what other nodes committed above `applied`, up to the head (or `limit`),
