@@ -142,6 +142,18 @@ fn history(c: &mut Criterion) {
     c.bench_function("history: 50 before id 50000", |b| {
         b.iter(|| black_box(queries::messages_before(&conn, 1, Some(50_000), 50).expect("rows")))
     });
+    // The same page on a connection opened as the server's readers are (one plan per
+    // statement, the file mapped): the plain connection above compiles the statement again
+    // on every run, since SQLite plans with the value bound to its `LIMIT`.
+    let reader = hearth::db::open_reader(&path).expect("reader");
+    c.bench_function("history: 50 before id 50000, a server reader", |b| {
+        b.iter(|| black_box(queries::messages_before(&reader, 1, Some(50_000), 50).expect("rows")))
+    });
+    c.bench_function("replay: 1000 after id 90000, a server reader", |b| {
+        b.iter(|| {
+            black_box(queries::messages_since_for_user(&reader, 1, 90_000, 1000).expect("rows"))
+        })
+    });
     c.bench_function("replay: 1000 after id 90000", |b| {
         b.iter(|| {
             black_box(queries::messages_since_for_user(&conn, 1, 90_000, 1000).expect("rows"))

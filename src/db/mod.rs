@@ -155,7 +155,7 @@ fn common_pragmas(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Open a read-only connection to the database at `path` (which exists and is migrated), as
 /// the read pools use it.
-fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     let c = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
