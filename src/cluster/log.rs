@@ -39,7 +39,7 @@ use crate::hub::Hub;
 use crate::model::StoredMessage;
 use crate::protocol::CLOSE_RECONNECT;
 
-/// Read the log at least this often, notification or not.
+/// Read the log when nothing was read or delivered for this long.
 const TAIL_CHECK: Duration = Duration::from_millis(500);
 /// How often each node's listener says hello on the channel, so that writers know another
 /// node listens even when it never writes.
@@ -110,6 +110,9 @@ pub fn start(
                 backlog: taken,
             });
             Follower::run(&follower, &commits);
+            // Gone with its thread: the listener's next batch finds no follower, its send
+            // fails (the channel's end is dropped), and it stops too.
+            lock(&follower).take();
         })?;
     match started.recv() {
         Ok(Ok(())) => Ok(thread),
@@ -235,10 +238,21 @@ fn listener(
 /// has connected.
 type Shared = Arc<Mutex<Option<Follower>>>;
 
-/// `follower` locked, whether or not a panic poisoned it (its state is a position and a
-/// connection, both still valid).
+/// `follower` locked. Only the listener can leave it poisoned with the follower still
+/// running: a panic in the middle of a delivery, which may have delivered part of a batch
+/// without moving `applied`. The follower cannot vouch for what its connections got then: it
+/// closes them so they resume (as after a long gap) and carries on from the head; the
+/// listener is gone, so the tail check reads the log every [`TAIL_CHECK`].
 fn lock(follower: &Shared) -> MutexGuard<'_, Option<Follower>> {
-    follower.lock().unwrap_or_else(|e| e.into_inner())
+    follower.lock().unwrap_or_else(|poisoned| {
+        follower.clear_poison();
+        let mut guard = poisoned.into_inner();
+        if let Some(f) = guard.as_mut() {
+            tracing::error!("the log listener failed in the middle of a delivery");
+            f.resync();
+        }
+        guard
+    })
 }
 
 /// The follower's state.
@@ -260,8 +274,9 @@ impl Follower {
     /// Take what arrives on `commits`, holding the follower only while acting on it (the
     /// listener delivers the next batch itself meanwhile).
     fn run(shared: &Shared, commits: &Receiver<Vec<Committed>>) {
+        let mut wait = TAIL_CHECK;
         loop {
-            let got = commits.recv_timeout(TAIL_CHECK);
+            let got = commits.recv_timeout(wait);
             let mut guard = lock(shared);
             let Some(f) = guard.as_mut() else { return };
             match got {
@@ -273,9 +288,18 @@ impl Follower {
                     }
                     Some(_) => f.local(batch),
                 },
-                Err(RecvTimeoutError::Timeout) => f.catch_up(None),
+                // The tail check, when nothing was read or delivered for a while: the listener
+                // may have delivered meanwhile, and a read right behind its deliveries would
+                // take batches whose notifications are on their way.
+                Err(RecvTimeoutError::Timeout) if f.last_read.elapsed() >= TAIL_CHECK => {
+                    f.catch_up(None)
+                }
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
+            wait = TAIL_CHECK
+                .saturating_sub(f.last_read.elapsed())
+                .max(Duration::from_millis(1));
             if f.handoff.has_writer_stopped() && f.handoff.in_flight().is_none() {
                 // Deliver what the writer sent last, then stop (the listener stops too).
                 while let Ok(batch) = commits.try_recv() {
@@ -322,26 +346,31 @@ impl Follower {
             return; // delivered already, or this node's own: it comes with its outcomes
         }
         if after == self.applied && complete && self.below_mine(upto) {
-            // In chunks a queue can take, paced like a catch-up's (a batch's parts may carry
-            // far more than a short queue holds).
-            let mut items = batch.into_iter().skip(1).peekable();
-            let size = usize::try_from(self.chunk).unwrap_or(usize::MAX);
-            while items.peek().is_some() {
-                self.hub.fan_out_remote(items.by_ref().take(size).collect());
-                if items.peek().is_some() {
-                    self.pace();
-                }
-            }
-            self.applied = upto;
-            self.last_read = Instant::now();
-            self.hub.metrics().log_read(upto);
-            self.hub
-                .metrics()
-                .log_direct
-                .fetch_add(1, Ordering::Relaxed);
+            self.deliver_notified(batch, upto);
             return;
         }
         self.catch_up(None);
+    }
+
+    /// Deliver the items of a notification that starts at `applied` and ends at `upto`, in
+    /// chunks a queue can take, paced like a catch-up's (a batch's parts may carry far more
+    /// than a short queue holds). Never reads the log.
+    fn deliver_notified(&mut self, batch: Vec<Committed>, upto: i64) {
+        let mut items = batch.into_iter().skip(1).peekable();
+        let size = usize::try_from(self.chunk).unwrap_or(usize::MAX);
+        while items.peek().is_some() {
+            self.hub.fan_out_remote(items.by_ref().take(size).collect());
+            if items.peek().is_some() {
+                self.pace();
+            }
+        }
+        self.applied = upto;
+        self.last_read = Instant::now();
+        self.hub.metrics().log_read(upto);
+        self.hub
+            .metrics()
+            .log_direct
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether the batch up to `upto` comes before any batch this node's writer is about to
@@ -352,27 +381,29 @@ impl Follower {
 
     /// On the listener's thread: deliver `batch` (a notification it heard) if it is what
     /// comes next, whole, and short enough to go without pacing; otherwise hand it back, for
-    /// the follower's thread to deal with. Nothing the channel holds can come before such a
-    /// batch: it starts at `applied`, and whatever is still queued (a local batch, an earlier
-    /// notification) would have moved `applied` past it or lies above it.
+    /// the follower's thread to deal with. Nothing still on its way to the follower can come
+    /// before such a batch:
+    /// - it starts at `applied`, the last position delivered;
+    /// - it lies below every batch this node's writer has marked, and a batch of the writer's
+    ///   keeps its mark until the follower has delivered it;
+    /// - the listener hears notifications in commit order, so an earlier one still queued
+    ///   would end above `applied`, and this batch would not start there.
     fn notified_next(&mut self, batch: Vec<Committed>) -> Result<(), Vec<Committed>> {
         let next = match batch.first() {
             Some(&Committed::Notified {
                 after,
                 upto,
                 complete: true,
-            }) => {
-                after == self.applied
-                    && !self.handoff.is_mine(after)
-                    && self.below_mine(upto)
-                    && batch.len() - 1 <= usize::try_from(self.chunk).unwrap_or(usize::MAX)
+            }) if after == self.applied
+                && !self.handoff.is_mine(after)
+                && self.below_mine(upto)
+                && batch.len() - 1 <= usize::try_from(self.chunk).unwrap_or(usize::MAX) =>
+            {
+                upto
             }
-            _ => false,
+            _ => return Err(batch),
         };
-        if !next {
-            return Err(batch);
-        }
-        self.notified(batch);
+        self.deliver_notified(batch, next);
         Ok(())
     }
 
