@@ -142,9 +142,20 @@ fn history(c: &mut Criterion) {
     c.bench_function("history: 50 before id 50000", |b| {
         b.iter(|| black_box(queries::messages_before(&conn, 1, Some(50_000), 50).expect("rows")))
     });
-    // The same page on a connection opened as the server's readers are (one plan per
-    // statement, the file mapped): the plain connection above compiles the statement again
-    // on every run, since SQLite plans with the value bound to its `LIMIT`.
+    // The same page on a plain connection with one plan per statement (the plain connection
+    // above compiles the statement again on every run, since SQLite plans with the value
+    // bound to its `LIMIT`), then on one opened as the server's readers are (one plan per
+    // statement, the file mapped).
+    let planned = rusqlite::Connection::open(&path).expect("reader");
+    planned
+        .set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .expect("planner setting");
+    c.bench_function("history: 50 before id 50000, planned once", |b| {
+        b.iter(|| black_box(queries::messages_before(&planned, 1, Some(50_000), 50).expect("rows")))
+    });
     let reader = hearth::db::open_reader(&path).expect("reader");
     c.bench_function("history: 50 before id 50000, a server reader", |b| {
         b.iter(|| black_box(queries::messages_before(&reader, 1, Some(50_000), 50).expect("rows")))

@@ -47,7 +47,8 @@ pub struct Room {
 
 /// The facts about a room that decide whether the asking user may read it, without the
 /// counts a [`Room`] carries (members, unread messages, mentions): what a history page
-/// looks up before it reads, and a reaction, an edit or a deletion before it writes.
+/// looks up before it reads; a reaction, an edit or a deletion before it writes; a preview's
+/// removal or a download before it acts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomKey {
     /// Row id.

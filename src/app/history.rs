@@ -71,8 +71,8 @@ pub fn page_size(limit: Option<i64>) -> Result<u32, AppError> {
 }
 
 /// One page of the history of `room`, oldest first, as the body a page is sent with
-/// (`{"messages":[...]}`). A public room can be read before joining it (a preview); a private room or DM of
-/// others is answered as one that does not exist.
+/// (`{"messages":[...]}`). A public room can be read before joining it (a preview); a private
+/// room or DM of others is answered as one that does not exist.
 ///
 /// Pages within a room's newest [`TAIL_LEN`] messages come from memory (see
 /// [`crate::hub::Tails`]); the newest page of a room not in memory loads its tail; any other
@@ -98,7 +98,7 @@ pub async fn messages(
         let items = load_tail(state, user_id, room, limit).await?;
         return Ok(protocol::history_body(&items));
     }
-    let (_, rows) = state
+    let rows = state
         .db
         .room_page(room, user_id, page, limit, access::key_readable)
         .await?

@@ -94,9 +94,9 @@ impl Db {
             .await
     }
 
-    /// The room called `name` and one page of its history, read in one hop, when `may_read`
-    /// allows `user_id` to read it; `None` when there is no such room or it is not theirs to
-    /// read (the caller answers both alike).
+    /// One page of the history of the room called `name`, read in one hop with the room,
+    /// when `may_read` allows `user_id` to read it; `None` when there is no such room or it is
+    /// not theirs to read (the caller answers both alike).
     pub async fn room_page(
         &self,
         name: &str,
@@ -104,7 +104,7 @@ impl Db {
         page: Page,
         limit: u32,
         may_read: fn(&RoomKey) -> bool,
-    ) -> Result<Option<(RoomKey, Vec<StoredMessage>)>, DbError> {
+    ) -> Result<Option<Vec<StoredMessage>>, DbError> {
         let name = name.to_string();
         self.read(move |c| {
             let Some(room) = readable_room(c, &name, user_id, may_read)? else {
@@ -116,7 +116,7 @@ impl Db {
                 Page::Around(id) => queries::messages_around(c, room.id, id, limit)?,
             };
             queries::fill_extras(c, &mut rows)?;
-            Ok(Some((room, rows)))
+            Ok(Some(rows))
         })
         .await
     }
