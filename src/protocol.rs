@@ -390,31 +390,28 @@ pub fn message_json(m: &StoredMessage) -> bytes::Bytes {
 /// The body of a history page, `{"messages":[...]}`, around message objects that are already
 /// JSON ([`message_json`], or kept from the frames).
 pub fn history_body(items: &[bytes::Bytes]) -> Vec<u8> {
-    const START: &[u8] = b"{\"messages\":[";
-    let len = START.len() + items.iter().map(|b| b.len() + 1).sum::<usize>() + 2;
-    let mut body = Vec::with_capacity(len);
-    body.extend_from_slice(START);
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(item);
-    }
-    body.extend_from_slice(b"]}");
-    body
+    let len = items.iter().map(|b| b.len() + 1).sum::<usize>() + 16;
+    page_body(len, items, |body, item| body.extend_from_slice(item))
 }
 
 /// The body of a history page read from the store, each message written straight into it
 /// (the same objects as [`message_json`]).
 pub fn history_body_of(messages: &[StoredMessage]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(64 + messages.len() * 192);
+    page_body(64 + messages.len() * 192, messages, |body, m| {
+        // Serializing these plain structs into a vector cannot fail.
+        let _ = serde_json::to_writer(body, &MessageView::from(m));
+    })
+}
+
+/// `{"messages":[...]}` in a buffer of `capacity`, each of `items` written by `write`.
+fn page_body<T>(capacity: usize, items: &[T], write: impl Fn(&mut Vec<u8>, &T)) -> Vec<u8> {
+    let mut body = Vec::with_capacity(capacity);
     body.extend_from_slice(b"{\"messages\":[");
-    for (i, m) in messages.iter().enumerate() {
+    for (i, item) in items.iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
-        // Serializing these plain structs into a vector cannot fail.
-        let _ = serde_json::to_writer(&mut body, &MessageView::from(m));
+        write(&mut body, item);
     }
     body.extend_from_slice(b"]}");
     body
