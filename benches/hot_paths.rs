@@ -160,6 +160,30 @@ fn history(c: &mut Criterion) {
     c.bench_function("history: 50 before id 50000, a server reader", |b| {
         b.iter(|| black_box(queries::messages_before(&reader, 1, Some(50_000), 50).expect("rows")))
     });
+    // A whole `before=` page as the server answers it from the store: the rows and their
+    // extras read and written as JSON, through a struct and strings per message and each
+    // message's own object (as before), then straight from the rows.
+    let key = queries::room_key_by_id(&reader, 1, 1)
+        .expect("room")
+        .expect("general");
+    c.bench_function("history page: 50 before id 50000, via messages", |b| {
+        b.iter(|| {
+            let mut rows = queries::messages_before(&reader, 1, Some(50_000), 50).expect("rows");
+            queries::fill_extras(&reader, &mut rows).expect("extras");
+            let items: Vec<_> = rows.iter().map(protocol::message_json).collect();
+            black_box(protocol::history_body(&items))
+        })
+    });
+    c.bench_function(
+        "history page: 50 before id 50000, straight from the rows",
+        |b| {
+            b.iter(|| {
+                let page = queries::room_page(&reader, &key, Page::Before(Some(50_000)), 50)
+                    .expect("page");
+                black_box(protocol::history_body_of(&page))
+            })
+        },
+    );
     c.bench_function("replay: 1000 after id 90000, a server reader", |b| {
         b.iter(|| {
             black_box(queries::messages_since_for_user(&reader, 1, 90_000, 1000).expect("rows"))

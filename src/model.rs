@@ -260,6 +260,108 @@ pub struct StoredMessage {
     pub preview: Option<Box<LinkPreview>>,
 }
 
+/// Which page of a room's history to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// The newest messages older than this id (the newest of all when `None`).
+    Before(Option<i64>),
+    /// The oldest messages newer than this id.
+    After(i64),
+    /// Messages on both sides of this id, the id itself included.
+    Around(i64),
+}
+
+/// A page of one room's messages as the store read them, oldest first, for a history page
+/// to be written from (`protocol::history_body_of_page`). Every row's text lies in one buffer
+/// shared by the page instead of a string of its own, as the store gave it: UTF-8 unless the
+/// database file was damaged, which the writer of the page checks.
+#[derive(Debug, Default)]
+pub struct PageRows {
+    /// The room's name, as stored.
+    pub room: String,
+    /// The rows, oldest first.
+    pub rows: Vec<PageRow>,
+    /// Reactions, files and previews of the messages that have any (never a tombstone's).
+    pub extras: std::collections::BTreeMap<i64, Extras>,
+    text: Vec<u8>,
+}
+
+/// Where a piece of text lies in its page's buffer ([`PageRows::text`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Span {
+    start: u32,
+    len: u32,
+}
+
+/// A message's row in a [`PageRows`]: what [`StoredMessage`] has, its text as [`Span`]s.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRow {
+    /// Global id.
+    pub id: i64,
+    /// Author's username.
+    pub user: Span,
+    /// Body (empty for a tombstone).
+    pub body: Span,
+    /// The sender's nonce, if it gave one.
+    pub nonce: Option<Span>,
+    /// Commit time, milliseconds since the Unix epoch.
+    pub ts_ms: i64,
+    /// When it was last edited, milliseconds since the Unix epoch.
+    pub edited_ms: Option<i64>,
+    /// Deleted: a tombstone.
+    pub deleted: bool,
+    /// The message it answers, when it is a reply: id, author and excerpt.
+    pub reply_to: Option<(i64, Span, Span)>,
+}
+
+/// What a message has beside its row: reactions, files and its link's preview.
+#[derive(Debug, Default)]
+pub struct Extras {
+    /// Reactions, in order of first use.
+    pub reactions: Vec<Reaction>,
+    /// Files, in the order they were given.
+    pub attachments: Vec<Attachment>,
+    /// The preview of its first link.
+    pub preview: Option<LinkPreview>,
+}
+
+impl PageRows {
+    /// An empty page of room `room`.
+    pub fn new(room: String) -> PageRows {
+        PageRows {
+            room,
+            ..PageRows::default()
+        }
+    }
+
+    /// Keep `text` in the page's buffer; where it lies.
+    pub fn keep(&mut self, text: &[u8]) -> Span {
+        let start = self.text.len() as u32;
+        self.text.extend_from_slice(text);
+        Span {
+            start,
+            len: text.len() as u32,
+        }
+    }
+
+    /// The text at `span`.
+    pub fn text(&self, span: Span) -> &[u8] {
+        &self.text[span.start as usize..(span.start + span.len) as usize]
+    }
+
+    /// Whether message `id` is on this page and not deleted (those are the ones with extras).
+    pub fn has_live(&self, id: i64) -> bool {
+        self.rows
+            .binary_search_by_key(&id, |r| r.id)
+            .is_ok_and(|i| !self.rows[i].deleted)
+    }
+
+    /// The extras of message `id`, made when it has none yet.
+    pub fn extras_of(&mut self, id: i64) -> &mut Extras {
+        self.extras.entry(id).or_default()
+    }
+}
+
 /// What a message's first link leads to, as the server fetched it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LinkPreview {

@@ -35,7 +35,7 @@ pub use crate::events::{Change, Changes, Committed};
 pub use crate::model::*;
 pub use store::{
     AccountChange, BackupError, Created, Exported, FileStore, Gate, HookAuth, NewAccount, NewHook,
-    NewInvite, Page, RoomTail, Snapshot, Tx, UploadFiles, UploadRefused,
+    NewInvite, RoomTail, Snapshot, Tx, UploadFiles, UploadRefused,
 };
 pub use writer::NewMessage;
 
@@ -561,5 +561,119 @@ mod tests {
                 assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
             }
         }
+    }
+
+    /// A page written straight from its rows (`queries::room_page`, `history_body_of`) is
+    /// byte for byte the page of its messages' own objects (`message_json`, which pages
+    /// from memory are made of): replies, tombstones, edits, reactions, files, previews,
+    /// text that needs escaping, and another room's message among the ids.
+    #[test]
+    fn a_page_from_its_rows_is_the_page_of_its_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writable(&dir.path().join("chat.db"), Synchronous::Full).unwrap();
+        conn.execute_batch(
+            r#"
+            INSERT INTO users (id, username, username_key, password_hash, created_at)
+                VALUES (1, 'Ann', 'ann', 'x', 0), (2, 'bob', 'bob', 'x', 0);
+            INSERT INTO rooms (id, name, created_at) VALUES (2, 'other', 0);
+            INSERT INTO messages (id, room_id, user_id, body, nonce, created_at, edited_at,
+                                  deleted, reply_to) VALUES
+                (1, 1, 1, 'hello "world" \ /', 'n1', 1764000000123, NULL, 0, NULL),
+                (2, 1, 2, 'café 😀 ' || char(10) || 'line' || char(9) || char(1), NULL,
+                    1764000001000, 1764000009999, 0, NULL),
+                (3, 1, 1, 'a reply', 'n3', 1764000002000, NULL, 0, 1),
+                (4, 1, 2, '', 'n4', 1764000003000, 1764000004000, 1, 2),
+                (5, 2, 1, 'in another room', NULL, 1764000005000, NULL, 0, NULL),
+                (6, 1, 1, 'reacted to', NULL, 1764000006000, NULL, 0, NULL),
+                (7, 1, 2, 'files and a link https://example.com', NULL, 1764000007000, NULL,
+                    0, NULL),
+                (8, 1, 1, 'a removed preview', NULL, 1764000008000, NULL, 0, NULL),
+                (9, 1, 2, 'answers a tombstone', NULL, 1764000009000, NULL, 0, 4);
+            INSERT INTO reactions (message_id, room_id, user_id, emoji, first_use, created_at)
+                VALUES (6, 1, 2, '🎉', 2, 5), (6, 1, 1, '👍', 1, 6), (6, 1, 2, '👍', 1, 7),
+                       (4, 1, 1, '👀', 1, 8);
+            INSERT INTO uploads (id, user_id, message_id, position, name, type, size, sha256,
+                                 width, height, thumb_sha256, thumb_type, created_at) VALUES
+                ('b', 2, 7, 1, 'notes "v2".txt', 'text/plain', 12, 'h2', NULL, NULL, NULL,
+                    NULL, 0),
+                ('a', 2, 7, 0, 'cat.png', 'image/png', 3000, 'h1', 640, 480, 't1',
+                    'image/webp', 0),
+                ('c', 1, 5, 0, 'elsewhere.txt', 'text/plain', 1, 'h3', NULL, NULL, NULL,
+                    NULL, 0);
+            INSERT INTO message_previews (message_id, url, removed, title, description,
+                                          site_name, image_sha256, image_type) VALUES
+                (7, 'https://example.com', 0, 'Example', 'A "page"', 'example', 'p1',
+                    'image/png'),
+                (8, 'https://example.org', 1, 'Gone', '', '', NULL, NULL);
+            "#,
+        )
+        .unwrap();
+        let conn = sql::Conn::Lite(conn);
+        let room = queries::room_key_by_id(&conn, 1, 1).unwrap().unwrap();
+        let expected = |ids: &[i64]| {
+            let items: Vec<_> = ids
+                .iter()
+                .map(|&id| {
+                    let (m, _) = queries::message_by_id(&conn, id).unwrap().unwrap();
+                    crate::protocol::message_json(&m)
+                })
+                .collect();
+            crate::protocol::history_body(&items)
+        };
+        for (page, limit, ids) in [
+            (Page::Before(None), 50, &[1, 2, 3, 4, 6, 7, 8, 9][..]),
+            (Page::Before(Some(7)), 3, &[3, 4, 6]),
+            (Page::After(2), 4, &[3, 4, 6, 7]),
+            (Page::Around(6), 5, &[3, 4, 6, 7, 8]),
+            (Page::After(9), 50, &[]),
+        ] {
+            let rows = queries::room_page(&conn, &room, page, limit).unwrap();
+            let ids_read: Vec<i64> = rows.rows.iter().map(|r| r.id).collect();
+            assert_eq!(ids_read, ids, "{page:?}");
+            let body = crate::protocol::history_body_of(&rows);
+            assert_eq!(
+                String::from_utf8(body).unwrap(),
+                String::from_utf8(expected(ids)).unwrap(),
+                "{page:?}"
+            );
+        }
+        // What the page says, checked once by hand as well.
+        let rows = queries::room_page(&conn, &room, Page::Around(6), 5).unwrap();
+        let page: serde_json::Value =
+            serde_json::from_slice(&crate::protocol::history_body_of(&rows)).unwrap();
+        let m = &page["messages"];
+        assert_eq!(m[0]["reply_to"]["excerpt"], "hello \"world\" \\ /");
+        assert_eq!(m[1]["deleted"], true);
+        assert!(m[1].get("reactions").is_none() && m[1].get("nonce").is_none());
+        assert_eq!(m[2]["reactions"][0]["emoji"], "👍");
+        assert_eq!(
+            m[2]["reactions"][0]["users"],
+            serde_json::json!(["Ann", "bob"])
+        );
+        assert_eq!(m[3]["attachments"][0]["name"], "cat.png");
+        assert_eq!(m[3]["attachments"].as_array().unwrap().len(), 2);
+        assert_eq!(m[3]["preview"]["description"], "A \"page\"");
+        assert!(m[4].get("preview").is_none());
+    }
+
+    /// Text that is not UTF-8 (a damaged file) is written with U+FFFD instead of failing the
+    /// page.
+    #[test]
+    fn a_page_with_bytes_that_are_not_utf8_is_still_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writable(&dir.path().join("chat.db"), Synchronous::Full).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, username, username_key, password_hash, created_at)
+                 VALUES (1, 'Ann', 'ann', 'x', 0);
+             INSERT INTO messages (room_id, user_id, body, created_at)
+                 VALUES (1, 1, CAST(x'6f6bff20c3' AS TEXT), 0);",
+        )
+        .unwrap();
+        let conn = sql::Conn::Lite(conn);
+        let room = queries::room_key_by_id(&conn, 1, 1).unwrap().unwrap();
+        let rows = queries::room_page(&conn, &room, Page::Before(None), 50).unwrap();
+        let page: serde_json::Value =
+            serde_json::from_slice(&crate::protocol::history_body_of(&rows)).unwrap();
+        assert_eq!(page["messages"][0]["body"], "ok\u{fffd} \u{fffd}");
     }
 }

@@ -152,6 +152,9 @@ pub trait Row {
     type Error;
     /// Column `i` (from 0) as a `T`.
     fn get<T: Value>(&self, i: usize) -> Result<T, Self::Error>;
+    /// Text column `i` as the bytes the row holds, without copying them; `None` for NULL.
+    /// SQLite does not check that they are UTF-8: the caller does, where it reads them.
+    fn text(&self, i: usize) -> Result<Option<&[u8]>, Self::Error>;
 }
 
 impl Row for rusqlite::Row<'_> {
@@ -159,12 +162,26 @@ impl Row for rusqlite::Row<'_> {
     fn get<T: Value>(&self, i: usize) -> rusqlite::Result<T> {
         T::lite(self, i)
     }
+    fn text(&self, i: usize) -> rusqlite::Result<Option<&[u8]>> {
+        match self.get_ref(i)? {
+            rusqlite::types::ValueRef::Text(t) => Ok(Some(t)),
+            rusqlite::types::ValueRef::Null => Ok(None),
+            other => Err(rusqlite::Error::InvalidColumnType(
+                i,
+                self.as_ref().column_name(i).unwrap_or("?").to_string(),
+                other.data_type(),
+            )),
+        }
+    }
 }
 
 impl Row for postgres::Row {
     type Error = PgError;
     fn get<T: Value>(&self, i: usize) -> Result<T, PgError> {
         T::pg(self, i)
+    }
+    fn text(&self, i: usize) -> Result<Option<&[u8]>, PgError> {
+        Ok(self.try_get::<_, Option<&str>>(i)?.map(str::as_bytes))
     }
 }
 
@@ -663,6 +680,12 @@ impl Row for AnyRow<'_> {
         match self {
             AnyRow::Lite(r) => Ok(T::lite(r, i)?),
             AnyRow::Pg(r) => Ok(T::pg(r, i)?),
+        }
+    }
+    fn text(&self, i: usize) -> Result<Option<&[u8]>, SqlError> {
+        match self {
+            AnyRow::Lite(r) => Ok(r.text(i)?),
+            AnyRow::Pg(r) => Ok(r.text(i)?),
         }
     }
 }

@@ -6,7 +6,8 @@ use hearth::db::pg::log::{append, Appended, NewRow};
 use hearth::db::queries::{self as q, CachedPage, NewUpload, PushSettings, SearchQuery};
 use hearth::db::sql::{Conn, PgConn, Sql};
 use hearth::db::{
-    ChangeKind, LinkPreview, MessageChange, NewAdmin, Notify, RoomKind, SessionKind, SessionRow,
+    ChangeKind, LinkPreview, MessageChange, NewAdmin, Notify, Page, RoomKind, SessionKind,
+    SessionRow,
 };
 use hearth::model::{PushLevel, QuietHours};
 
@@ -247,14 +248,18 @@ fn script<C: Sql>(c: &C, post: &Post<C>, find: &Find<C>) -> Result<Steps, C::Err
         "before",
         format!("{:?}", q::messages_before(c, lounge, None, 10)?),
     );
-    note(
-        "after",
-        format!("{:?}", q::messages_after(c, lounge, m2, 1)?),
-    );
-    note(
-        "around",
-        format!("{:?}", q::messages_around(c, lounge, m3, 3)?),
-    );
+    // Pages of history, written out as the server sends them.
+    let lounge_key = q::room_key_by_id(c, lounge, bob.id)?.unwrap();
+    for (name, page, limit) in [
+        ("page before", Page::Before(None), 10),
+        ("page before an id", Page::Before(Some(m3)), 2),
+        ("page after", Page::After(m2), 1),
+        ("page around", Page::Around(m3), 3),
+    ] {
+        let rows = q::room_page(c, &lounge_key, page, limit)?;
+        let body = String::from_utf8(hearth::protocol::history_body_of(&rows)).unwrap();
+        note(name, body);
+    }
     note(
         "replay",
         format!("{:?}", q::replay_for_user(c, bob.id, 0, 100)?),

@@ -102,47 +102,91 @@ pub fn messages_before<C: Sql>(
     before: Option<i64>,
     limit: u32,
 ) -> Result<Vec<StoredMessage>, C::Error> {
+    rows_before(conn, MESSAGE_COLUMNS, room_id, before, limit, |r| {
+        message_row(r)
+    })
+}
+
+/// One page of the history of `room`, oldest first, with the reactions, files and previews
+/// of its messages: what a history page is written from, each row's text copied once into
+/// the page's buffer.
+pub fn room_page<C: Sql>(
+    conn: &C,
+    room: &RoomKey,
+    page: Page,
+    limit: u32,
+) -> Result<PageRows, C::Error> {
+    let mut out = PageRows::new(room.name.clone());
+    // Each page is one or two range reads, all through the one reader of rows.
+    let rows = {
+        let mut read = page_reader::<C>(&mut out);
+        match page {
+            Page::Before(before) => {
+                rows_before(conn, PAGE_COLUMNS, room.id, before, limit, &mut read)?
+            }
+            Page::After(after) => rows_after(conn, PAGE_COLUMNS, room.id, after, limit, &mut read)?,
+            Page::Around(id) => {
+                let before_n = limit.saturating_sub(1) / 2;
+                let mut rows =
+                    rows_before(conn, PAGE_COLUMNS, room.id, Some(id), before_n, &mut read)?;
+                let after_n = limit - rows.len() as u32;
+                rows.extend(rows_after(
+                    conn,
+                    PAGE_COLUMNS,
+                    room.id,
+                    id - 1,
+                    after_n,
+                    &mut read,
+                )?);
+                rows
+            }
+        }
+    };
+    out.rows = rows;
+    fill_page_extras(conn, room.id, &mut out)?;
+    Ok(out)
+}
+
+/// Reads rows of [`PAGE_COLUMNS`] into `page`.
+fn page_reader<C: Sql>(
+    page: &mut PageRows,
+) -> impl FnMut(&C::Row<'_>) -> Result<PageRow, C::Error> + '_ {
+    move |r| page_row(r, page)
+}
+
+/// The newest `limit` rows of `columns` (a select list and its `FROM`, the message as `m`)
+/// for messages of a room with id < `before` (all when `None`), oldest first.
+fn rows_before<C: Sql, T>(
+    conn: &C,
+    columns: &str,
+    room_id: i64,
+    before: Option<i64>,
+    limit: u32,
+    f: impl FnMut(&C::Row<'_>) -> Result<T, C::Error>,
+) -> Result<Vec<T>, C::Error> {
     let mut out = conn.rows(
-        &format!(
-            "SELECT {MESSAGE_COLUMNS} WHERE m.room_id = ?1 AND m.id < ?2 \
-             ORDER BY m.id DESC LIMIT ?3"
-        ),
+        &format!("SELECT {columns} WHERE m.room_id = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3"),
         args![room_id, before.unwrap_or(i64::MAX), i64::from(limit)],
-        |r| message_row(r),
+        f,
     )?;
     out.reverse();
     Ok(out)
 }
 
-/// The oldest `limit` messages of a room with id > `after`, oldest first.
-pub fn messages_after<C: Sql>(
+/// The oldest `limit` rows of `columns` for messages of a room with id > `after`.
+fn rows_after<C: Sql, T>(
     conn: &C,
+    columns: &str,
     room_id: i64,
     after: i64,
     limit: u32,
-) -> Result<Vec<StoredMessage>, C::Error> {
+    f: impl FnMut(&C::Row<'_>) -> Result<T, C::Error>,
+) -> Result<Vec<T>, C::Error> {
     conn.rows(
-        &format!(
-            "SELECT {MESSAGE_COLUMNS} WHERE m.room_id = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3"
-        ),
+        &format!("SELECT {columns} WHERE m.room_id = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3"),
         args![room_id, after, i64::from(limit)],
-        |r| message_row(r),
+        f,
     )
-}
-
-/// Up to `limit` messages of a room around `id`, oldest first: `id` itself when it is in the
-/// room, up to `(limit - 1) / 2` before it and the rest after it.
-pub fn messages_around<C: Sql>(
-    conn: &C,
-    room_id: i64,
-    id: i64,
-    limit: u32,
-) -> Result<Vec<StoredMessage>, C::Error> {
-    let before_n = limit.saturating_sub(1) / 2;
-    let mut out = messages_before(conn, room_id, Some(id), before_n)?;
-    let after_n = limit - out.len() as u32;
-    out.extend(messages_after(conn, room_id, id - 1, after_n)?);
-    Ok(out)
 }
 
 /// Messages with id > `since` in any room the user belongs to, oldest first, at most `limit`.

@@ -41,8 +41,9 @@ use rusqlite::{Connection, Params, Row};
 use super::sql::{args, Arg, Row as SqlRow, Sql};
 
 use super::{
-    Attachment, Membership, NewAdmin, Notify, Profile, Replayed, ReplyTo, Room, RoomKey, RoomKind,
-    SearchHit, SessionInfo, SessionKind, SessionRow, StoredMessage, User, UNREAD_CAP,
+    Attachment, Membership, NewAdmin, Notify, Page, PageRow, PageRows, Profile, Replayed, ReplyTo,
+    Room, RoomKey, RoomKind, SearchHit, SessionInfo, SessionKind, SessionRow, Span, StoredMessage,
+    User, UNREAD_CAP,
 };
 
 /// Every row the cached statement `sql` returns for `args`, each read by `row`.
@@ -62,6 +63,14 @@ const MESSAGE_COLUMNS: &str =
      m.reply_to, pu.username, substr(p.body, 1, 200) \
      FROM messages m \
      JOIN users u ON u.id = m.user_id JOIN rooms r ON r.id = m.room_id \
+     LEFT JOIN messages p ON p.id = m.reply_to LEFT JOIN users pu ON pu.id = p.user_id";
+
+/// The columns of a message in a page of history, as [`page_row`] reads them: those of
+/// [`MESSAGE_COLUMNS`] but the room, which the page knows.
+const PAGE_COLUMNS: &str =
+    "m.id, u.username, m.body, m.nonce, m.created_at, m.edited_at, m.deleted, \
+     m.reply_to, pu.username, substr(p.body, 1, 200) \
+     FROM messages m JOIN users u ON u.id = m.user_id \
      LEFT JOIN messages p ON p.id = m.reply_to LEFT JOIN users pu ON pu.id = p.user_id";
 
 /// [`MESSAGE_COLUMNS`] with the author's row id as column 12.
@@ -136,6 +145,34 @@ fn room_row<R: SqlRow + ?Sized>(row: &R) -> Result<Room, R::Error> {
     })
 }
 
+/// A row of [`PAGE_COLUMNS`], its text kept in `page`'s buffer.
+fn page_row<R: SqlRow + ?Sized>(row: &R, page: &mut PageRows) -> Result<PageRow, R::Error> {
+    let mut keep =
+        |i: usize| -> Result<Option<Span>, R::Error> { Ok(row.text(i)?.map(|t| page.keep(t))) };
+    let user = keep(1)?.unwrap_or_default();
+    let body = keep(2)?.unwrap_or_default();
+    let nonce = keep(3)?;
+    let reply_to = match row.get::<Option<i64>>(7)? {
+        Some(id) => Some((
+            id,
+            keep(8)?.unwrap_or_default(),
+            keep(9)?.unwrap_or_default(),
+        )),
+        None => None,
+    };
+    Ok(PageRow {
+        id: row.get(0)?,
+        user,
+        body,
+        nonce,
+        ts_ms: row.get(4)?,
+        edited_ms: row.get(5)?,
+        deleted: row.get(6)?,
+        reply_to,
+    })
+}
+
+/// A row of [`MESSAGE_COLUMNS`].
 fn message_row<R: SqlRow + ?Sized>(row: &R) -> Result<StoredMessage, R::Error> {
     Ok(StoredMessage {
         id: row.get(0)?,

@@ -170,28 +170,41 @@ pub fn fill_previews<C: Sql>(conn: &C, msgs: &mut [StoredMessage]) -> Result<(),
         return Ok(());
     };
     let mut found: Option<HashMap<i64, usize>> = None;
+    previews_between(conn, lo, hi, |id, p| {
+        let index = found.get_or_insert_with(|| {
+            msgs.iter()
+                .enumerate()
+                .filter(|(_, m)| !m.deleted)
+                .map(|(i, m)| (m.id, i))
+                .collect()
+        });
+        if let Some(&i) = index.get(&id) {
+            msgs[i].preview = Some(Box::new(p));
+        }
+    })
+}
+
+/// The preview of each of the messages `lo..=hi` that has one (and whose author did not
+/// remove it), as `f(message id, preview)`.
+pub(super) fn previews_between<C: Sql>(
+    conn: &C,
+    lo: i64,
+    hi: i64,
+    mut f: impl FnMut(i64, LinkPreview),
+) -> Result<(), C::Error> {
     conn.rows(
         "SELECT message_id, url, title, description, site_name, image_sha256 IS NOT NULL \
          FROM message_previews WHERE message_id BETWEEN ?1 AND ?2 AND removed = FALSE",
         args![lo, hi],
         |row| {
-            let index = found.get_or_insert_with(|| {
-                msgs.iter()
-                    .enumerate()
-                    .filter(|(_, m)| !m.deleted)
-                    .map(|(i, m)| (m.id, i))
-                    .collect()
-            });
-            let id: i64 = row.get(0)?;
-            if let Some(&i) = index.get(&id) {
-                msgs[i].preview = Some(Box::new(LinkPreview {
-                    url: row.get(1)?,
-                    title: row.get(2)?,
-                    description: row.get(3)?,
-                    site_name: row.get(4)?,
-                    has_image: row.get(5)?,
-                }));
-            }
+            let preview = LinkPreview {
+                url: row.get(1)?,
+                title: row.get(2)?,
+                description: row.get(3)?,
+                site_name: row.get(4)?,
+                has_image: row.get(5)?,
+            };
+            f(row.get(0)?, preview);
             Ok(())
         },
     )?;

@@ -96,6 +96,26 @@ pub fn fill_reactions<C: Sql>(conn: &C, msgs: &mut [StoredMessage]) -> Result<()
         range.0 = range.0.min(m.id);
         range.1 = range.1.max(m.id);
     }
+    for (room_id, (lo, hi)) in ranges {
+        reactions_between(conn, room_id, lo, hi, |id, emoji, user| {
+            if let Some(&i) = index.get(&id) {
+                add_reaction(&mut msgs[i].reactions, emoji, user);
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// Every reaction on the messages `lo..=hi` of room `room_id`, as `f(message id, emoji,
+/// user)`: by message, each message's emoji in order of first use and their users in the
+/// order they reacted.
+pub(super) fn reactions_between<C: Sql>(
+    conn: &C,
+    room_id: i64,
+    lo: i64,
+    hi: i64,
+    mut f: impl FnMut(i64, String, String),
+) -> Result<(), C::Error> {
     let sql = conn.dialect(
         "SELECT x.message_id, x.emoji, u.username FROM reactions x \
          JOIN users u ON u.id = x.user_id \
@@ -106,19 +126,16 @@ pub fn fill_reactions<C: Sql>(conn: &C, msgs: &mut [StoredMessage]) -> Result<()
          WHERE x.room_id = ?1 AND x.message_id BETWEEN ?2 AND ?3 \
          ORDER BY x.message_id, x.first_use, x.created_at, x.user_id",
     );
-    for (room_id, (lo, hi)) in ranges {
-        conn.rows(sql, args![room_id, lo, hi], |row| {
-            let id: i64 = row.get(0)?;
-            if let Some(&i) = index.get(&id) {
-                add_reaction(&mut msgs[i].reactions, row.get(1)?, row.get(2)?);
-            }
-            Ok(())
-        })?;
-    }
+    conn.rows(sql, args![room_id, lo, hi], |row| {
+        f(row.get(0)?, row.get(1)?, row.get(2)?);
+        Ok(())
+    })?;
     Ok(())
 }
 
-fn add_reaction(reactions: &mut Vec<Reaction>, emoji: String, user: String) {
+/// Add `user`'s `emoji` to a message's `reactions`, after the emoji's earlier users or as a
+/// new emoji.
+pub(super) fn add_reaction(reactions: &mut Vec<Reaction>, emoji: String, user: String) {
     match reactions.iter_mut().find(|r| r.emoji == emoji) {
         Some(r) => r.users.push(user),
         None => reactions.push(Reaction {

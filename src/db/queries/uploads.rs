@@ -161,6 +161,21 @@ pub fn fill_attachments<C: Sql>(conn: &C, msgs: &mut [StoredMessage]) -> Result<
         .filter(|(_, m)| !m.deleted)
         .map(|(i, m)| (m.id, i))
         .collect();
+    attachments_between(conn, lo, hi, |id, a| {
+        if let Some(&i) = index.get(&id) {
+            msgs[i].attachments.push(a);
+        }
+    })
+}
+
+/// Every file sent with the messages `lo..=hi`, as `f(message id, file)`: by message, in the
+/// order they were given.
+fn attachments_between<C: Sql>(
+    conn: &C,
+    lo: i64,
+    hi: i64,
+    mut f: impl FnMut(i64, Attachment),
+) -> Result<(), C::Error> {
     conn.rows(
         &format!(
             "SELECT {ATTACHMENT_COLUMNS}, u.message_id FROM uploads u \
@@ -168,10 +183,7 @@ pub fn fill_attachments<C: Sql>(conn: &C, msgs: &mut [StoredMessage]) -> Result<
         ),
         args![lo, hi],
         |row| {
-            let id: i64 = row.get(6)?;
-            if let Some(&i) = index.get(&id) {
-                msgs[i].attachments.push(attachment_row(row)?);
-            }
+            f(row.get(6)?, attachment_row(row)?);
             Ok(())
         },
     )?;
@@ -183,6 +195,34 @@ pub fn fill_extras<C: Sql>(conn: &C, msgs: &mut [StoredMessage]) -> Result<(), C
     fill_reactions(conn, msgs)?;
     fill_attachments(conn, msgs)?;
     fill_previews(conn, msgs)
+}
+
+/// Fill in the extras of a page of room `room_id` (its reactions, files and previews): one
+/// indexed range read of each over the ids of its live messages.
+pub fn fill_page_extras<C: Sql>(
+    conn: &C,
+    room_id: i64,
+    page: &mut PageRows,
+) -> Result<(), C::Error> {
+    let live = page.rows.iter().filter(|r| !r.deleted);
+    let (Some(lo), Some(hi)) = (live.clone().map(|r| r.id).min(), live.map(|r| r.id).max()) else {
+        return Ok(());
+    };
+    reactions_between(conn, room_id, lo, hi, |id, emoji, user| {
+        if page.has_live(id) {
+            add_reaction(&mut page.extras_of(id).reactions, emoji, user);
+        }
+    })?;
+    attachments_between(conn, lo, hi, |id, a| {
+        if page.has_live(id) {
+            page.extras_of(id).attachments.push(a);
+        }
+    })?;
+    previews_between(conn, lo, hi, |id, p| {
+        if page.has_live(id) {
+            page.extras_of(id).preview = Some(p);
+        }
+    })
 }
 
 /// Remove the uploads of message `id` (it is being deleted); their files are queued for

@@ -25,22 +25,11 @@ use std::time::Duration;
 use super::sql::{args, Conn, Row as _, Sql, SqlError};
 
 use super::queries::{self, SearchQuery};
-use super::{Db, DbError, Replayed, Room, RoomKey, SearchHit, StoredMessage};
+use super::{Db, DbError, Page, PageRows, Replayed, Room, RoomKey, SearchHit, StoredMessage};
 
 /// Longest a search waits for the search index to catch up with the messages committed
 /// before it began (it takes a millisecond or so; only a failing index takes this long).
 pub const INDEX_WAIT: Duration = Duration::from_secs(1);
-
-/// Which page of a room's history to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Page {
-    /// The newest messages older than this id (the newest of all when `None`).
-    Before(Option<i64>),
-    /// The oldest messages newer than this id.
-    After(i64),
-    /// Messages on both sides of this id, the id itself included.
-    Around(i64),
-}
 
 /// What a new connection starts from, read in one snapshot: the head position, the user's
 /// rooms, and (when resuming) what they missed.
@@ -94,9 +83,9 @@ impl Db {
             .await
     }
 
-    /// One page of the history of the room called `name`, read in one hop with the room,
-    /// when `may_read` allows `user_id` to read it; `None` when there is no such room or it is
-    /// not theirs to read (the caller answers both alike).
+    /// One page of the history of the room called `name`, read in one hop and one snapshot
+    /// with the room, when `may_read` allows `user_id` to read it; `None` when there is no
+    /// such room or it is not theirs to read (the caller answers both alike).
     pub async fn room_page(
         &self,
         name: &str,
@@ -104,19 +93,15 @@ impl Db {
         page: Page,
         limit: u32,
         may_read: fn(&RoomKey) -> bool,
-    ) -> Result<Option<Vec<StoredMessage>>, DbError> {
+    ) -> Result<Option<PageRows>, DbError> {
         let name = name.to_string();
         self.read(move |c| {
-            let Some(room) = readable_room(c, &name, user_id, may_read)? else {
-                return Ok(None);
-            };
-            let mut rows = match page {
-                Page::Before(before) => queries::messages_before(c, room.id, before, limit)?,
-                Page::After(after) => queries::messages_after(c, room.id, after, limit)?,
-                Page::Around(id) => queries::messages_around(c, room.id, id, limit)?,
-            };
-            queries::fill_extras(c, &mut rows)?;
-            Ok(Some(rows))
+            in_read_tx(c, |c| {
+                let Some(room) = readable_room(c, &name, user_id, may_read)? else {
+                    return Ok(None);
+                };
+                queries::room_page(c, &room, page, limit).map(Some)
+            })
         })
         .await
     }
@@ -133,26 +118,28 @@ impl Db {
     ) -> Result<Option<RoomTail>, DbError> {
         let name = name.to_string();
         self.read(move |c| {
-            let Some(room) = readable_room(c, &name, user_id, may_read)? else {
-                return Ok(None);
-            };
-            let mut messages = queries::messages_before(c, room.id, None, len)?;
-            queries::fill_extras(c, &mut messages)?;
-            let members = if room.public && room.kind == super::RoomKind::Room {
-                None
-            } else {
-                let mut ids: Vec<i64> = queries::room_members(c, room.id)?
-                    .into_iter()
-                    .map(|(id, _)| id)
-                    .collect();
-                ids.sort_unstable();
-                Some(ids)
-            };
-            Ok(Some(RoomTail {
-                room,
-                messages,
-                members,
-            }))
+            in_read_tx(c, |c| {
+                let Some(room) = readable_room(c, &name, user_id, may_read)? else {
+                    return Ok(None);
+                };
+                let mut messages = queries::messages_before(c, room.id, None, len)?;
+                queries::fill_extras(c, &mut messages)?;
+                let members = if room.public && room.kind == super::RoomKind::Room {
+                    None
+                } else {
+                    let mut ids: Vec<i64> = queries::room_members(c, room.id)?
+                        .into_iter()
+                        .map(|(id, _)| id)
+                        .collect();
+                    ids.sort_unstable();
+                    Some(ids)
+                };
+                Ok(Some(RoomTail {
+                    room,
+                    messages,
+                    members,
+                }))
+            })
         })
         .await
     }

@@ -4,6 +4,10 @@
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+mod page;
+
+pub use page::history_body_of;
+
 use crate::model::{
     Attachment, ChangeKind, MessageChange, Notify, Profile, Replayed, Room, RoomKind,
     StoredMessage, User,
@@ -394,15 +398,6 @@ pub fn history_body(items: &[bytes::Bytes]) -> Vec<u8> {
     page_body(len, items, |body, item| body.extend_from_slice(item))
 }
 
-/// The body of a history page read from the store, each message written straight into it
-/// (the same objects as [`message_json`]).
-pub fn history_body_of(messages: &[StoredMessage]) -> Vec<u8> {
-    page_body(64 + messages.len() * 192, messages, |body, m| {
-        // Serializing these plain structs into a vector cannot fail.
-        let _ = serde_json::to_writer(body, &MessageView::from(m));
-    })
-}
-
 /// `{"messages":[...]}` in a buffer of `capacity`, each of `items` written by `write`.
 fn page_body<T>(capacity: usize, items: &[T], write: impl Fn(&mut Vec<u8>, &T)) -> Vec<u8> {
     let mut body = Vec::with_capacity(capacity);
@@ -477,9 +472,14 @@ pub fn change_frame(c: &MessageChange, nonce: Option<&str>) -> Utf8Bytes {
     .encode()
 }
 
-/// Milliseconds since the epoch as `2026-11-25T22:11:14.123Z`.
+/// The last millisecond RFC 3339 can write with a four-digit year (9999-12-31T23:59:59.999Z).
+const LAST_MS: i64 = 253_402_300_799_999;
+
+/// Milliseconds since the epoch as `2026-11-25T22:11:14.123Z` (before 1970 is 1970, after
+/// the year 9999 is its last millisecond).
 pub fn rfc3339(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    let ms = ms.clamp(0, LAST_MS);
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
     humantime::format_rfc3339_millis(t).to_string()
 }
 
@@ -701,23 +701,6 @@ mod tests {
             v
         );
         assert!(message_json_from_frame(&"{\"type\":\"edited\"}".into()).is_none());
-
-        // A page written straight from the rows is the page of their objects.
-        let mut reply = m.clone();
-        reply.id = 8;
-        reply.body = "a reply".into();
-        reply.reply_to = Some(Box::new(crate::model::ReplyTo {
-            id: 7,
-            user: "ann".into(),
-            excerpt: "hi".into(),
-        }));
-        let mut gone = m.clone();
-        gone.id = 9;
-        gone.deleted = true;
-        let rows = [m.clone(), reply, gone];
-        let items: Vec<_> = rows.iter().map(message_json).collect();
-        assert_eq!(history_body_of(&rows), history_body(&items));
-        assert_eq!(history_body_of(&[]), b"{\"messages\":[]}");
     }
 
     #[test]
