@@ -56,10 +56,10 @@ const CHUNK: i64 = 2000;
 const PACE: Duration = Duration::from_millis(50);
 /// A node that could not read the log for this long closes its connections.
 pub const STALE: Duration = Duration::from_secs(30);
-/// Most items (messages, changes) of notifications the listener hands to the follower ahead
-/// of it: beyond, a batch goes on without its items and the follower reads it from the log
-/// (see [`Backlog`]).
-const BACKLOG: usize = 16_384;
+/// Most memory (roughly: see [`held`]) the items of notifications the listener hands to the
+/// follower ahead of it may hold: beyond, a batch goes on without its items and the follower
+/// reads it from the log (see [`Backlog`]).
+const BACKLOG: usize = 16 << 20;
 /// The notification channel of appends.
 const CHANNEL: &str = "hearth_log";
 
@@ -518,8 +518,9 @@ fn chunk(queue: usize) -> i64 {
 
 /// The items of notifications the listener handed to the follower and the follower has not
 /// taken yet. A follower that lags (a paused node, a slow catch-up) would otherwise let the
-/// listener pile up every other node's parsed batches in memory; above [`BACKLOG`] items a
-/// batch is handed on without them, and the follower, once there, reads it from the log.
+/// listener pile up every other node's parsed batches in memory; once they hold [`BACKLOG`]
+/// bytes a batch is handed on without its items, and the follower, once there, reads it from
+/// the log. Counted in bytes, not items: a message may be a few bytes or 16 KB of text.
 #[derive(Debug, Default)]
 struct Backlog(std::sync::atomic::AtomicUsize);
 
@@ -530,10 +531,10 @@ impl Backlog {
         let Some(&Committed::Notified { after, upto, .. }) = batch.first() else {
             return batch;
         };
-        let items = batch.len() - 1;
+        let bytes = held(&batch);
         // Only the listener adds, so the room checked is still there when it adds.
-        if self.0.load(Ordering::Acquire) + items <= BACKLOG {
-            self.0.fetch_add(items, Ordering::AcqRel);
+        if self.0.load(Ordering::Acquire) + bytes <= BACKLOG {
+            self.0.fetch_add(bytes, Ordering::AcqRel);
             return batch;
         }
         batch.truncate(1);
@@ -547,9 +548,41 @@ impl Backlog {
 
     /// The follower took `batch` off the channel.
     fn taken(&self, batch: &[Committed]) {
-        let items = batch.len().saturating_sub(1);
-        self.0.fetch_sub(items, Ordering::AcqRel);
+        self.0.fetch_sub(held(batch), Ordering::AcqRel);
     }
+}
+
+/// Roughly the memory the items of a notified batch hold (not its announcement, first): each
+/// item's own size, a message's text and, for the rarer rest, a generous allowance. The same
+/// batch always gives the same count, which is what lets [`Backlog::taken`] give back what
+/// [`Backlog::admit`] counted.
+fn held(batch: &[Committed]) -> usize {
+    const ALLOWANCE: usize = 256;
+    let text = |s: &str| s.len();
+    batch
+        .iter()
+        .skip(1)
+        .map(|c| {
+            std::mem::size_of::<Committed>()
+                + match c {
+                    Committed::Stored { msg, mentioned, .. } => {
+                        text(&msg.room)
+                            + text(&msg.user)
+                            + text(&msg.body)
+                            + msg.nonce.as_deref().map_or(0, text)
+                            + msg
+                                .reply_to
+                                .as_ref()
+                                .map_or(0, |r| text(&r.user) + text(&r.excerpt) + ALLOWANCE)
+                            + (msg.reactions.len() + msg.attachments.len()) * ALLOWANCE
+                            + msg.preview.as_ref().map_or(0, |_| ALLOWANCE)
+                            + mentioned.len() * 8
+                    }
+                    Committed::Changed(c) => c.changes.len() * ALLOWANCE,
+                    _ => 0,
+                }
+        })
+        .sum()
 }
 
 /// What the listener heard on the log's channel.
@@ -748,7 +781,9 @@ fn remote_items(range: LogRange) -> Vec<Committed> {
 
 #[cfg(test)]
 mod tests {
-    use super::{hear, Backlog, Committed, Heard, Part, Parts, BACKLOG};
+    use std::sync::atomic::Ordering;
+
+    use super::{hear, held, Backlog, Committed, Heard, Part, Parts, BACKLOG};
 
     fn whole(payload: &str) -> Vec<Committed> {
         match hear(payload) {
@@ -759,13 +794,17 @@ mod tests {
 
     const MESSAGE: &str = r#"{"m":{"id":5,"room_id":1,"room":"general","user":"ann","body":"hi","nonce":null,"ts_ms":1,"edited_ms":null,"deleted":false,"reply_to":null,"reactions":[],"attachments":[],"preview":null},"n":[7]}"#;
 
+    /// A batch of `n` copies of `message` from position 4.
+    fn batch_of(message: &str, n: usize) -> Vec<Committed> {
+        let items = vec![message; n].join(",");
+        whole(&format!(r#"{{"a":4,"u":{},"i":[{items}]}}"#, 4 + n))
+    }
+
     #[test]
     fn beyond_the_backlog_batches_go_on_without_their_items() {
-        let n = BACKLOG / 4;
-        let batch = || {
-            let items = vec![MESSAGE; n].join(",");
-            whole(&format!(r#"{{"a":4,"u":{},"i":[{items}]}}"#, 4 + n))
-        };
+        // Four batches fill the backlog; a fifth does not fit.
+        let n = BACKLOG / 4 / held(&batch_of(MESSAGE, 1));
+        let batch = || batch_of(MESSAGE, n);
         let complete =
             |b: &[Committed]| matches!(b.first(), Some(Committed::Notified { complete: true, .. }));
         let backlog = Backlog::default();
@@ -795,6 +834,31 @@ mod tests {
         let b = backlog.admit(batch());
         assert!(complete(&b), "room again once the follower took one");
         assert!(backlog.admit(Vec::new()).is_empty(), "a wake-up passes");
+        for b in handed.iter().skip(1).chain([&b]) {
+            backlog.taken(b);
+        }
+        assert_eq!(backlog.0.load(Ordering::Acquire), 0, "all given back");
+    }
+
+    #[test]
+    fn the_backlog_counts_bytes_not_messages() {
+        // About a thousand messages of 16 KB of text each (4,000 characters, the most a
+        // message has): few items, but more bytes than the backlog holds.
+        let long = MESSAGE.replace(
+            r#""body":"hi""#,
+            &format!(r#""body":"{}""#, "😀".repeat(4_000)),
+        );
+        let one = held(&batch_of(&long, 1));
+        assert!(one > 16_000, "a long message counts its text: {one}");
+        let backlog = Backlog::default();
+        let n = BACKLOG / one + 1;
+        let over = backlog.admit(batch_of(&long, n));
+        assert!(
+            over.len() == 1,
+            "{n} long messages are more than the backlog holds"
+        );
+        let fits = backlog.admit(batch_of(&long, n - 2));
+        assert_eq!(fits.len(), n - 1, "fewer of them fit");
     }
 
     #[test]
