@@ -272,7 +272,7 @@ pub enum Page {
 }
 
 /// A page of one room's messages as the store read them, oldest first, for a history page
-/// to be written from (`protocol::history_body_of_page`). Every row's text lies in one buffer
+/// to be written from (`protocol::history_body_of`). Every row's text lies in one buffer
 /// shared by the page instead of a string of its own, as the store gave it: UTF-8 unless the
 /// database file was damaged, which the writer of the page checks.
 #[derive(Debug, Default)]

@@ -25,10 +25,15 @@ pub fn access(room: &Room) -> Access {
     rule(room.membership.is_some(), room.public, room.kind)
 }
 
+/// The asking user's access to `room`, looked up without its counts.
+pub fn key_access(room: &RoomKey) -> Access {
+    rule(room.member, room.public, room.kind)
+}
+
 /// Whether the asking user may read `room` (and learn that it exists), looked up without its
 /// counts.
 pub fn key_readable(room: &RoomKey) -> bool {
-    rule(room.member, room.public, room.kind) != Access::Hidden
+    key_access(room) != Access::Hidden
 }
 
 fn rule(member: bool, public: bool, kind: RoomKind) -> Access {
@@ -78,9 +83,9 @@ mod tests {
         assert_eq!(access(&room(RoomKind::Dm, true, false)), Hidden);
     }
 
-    /// A room looked up without its counts is readable exactly when the whole room is.
+    /// A room looked up without its counts gives the same access as the whole room.
     #[test]
-    fn a_room_key_is_readable_when_its_room_is() {
+    fn a_room_key_gives_the_access_of_its_room() {
         use Access::Hidden;
         for kind in [RoomKind::Room, RoomKind::Dm] {
             for public in [true, false] {
@@ -94,6 +99,7 @@ mod tests {
                         created_by: full.created_by.clone(),
                         member,
                     };
+                    assert_eq!(key_access(&key), access(&full), "{key:?}");
                     assert_eq!(key_readable(&key), access(&full) != Hidden, "{key:?}");
                 }
             }

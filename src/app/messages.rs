@@ -175,8 +175,8 @@ pub async fn postable_room(
     if let Some(known) = known {
         return Ok(known);
     }
-    match state.db.room_by_name(name, user_id).await {
-        Ok(Some(r)) => match access::access(&r) {
+    match state.db.room_key(name, user_id).await {
+        Ok(Some(r)) => match access::key_access(&r) {
             // Joined a moment ago; the hub's notice is still on its way to the caller.
             Access::Member => Ok((r.id, Arc::from(r.name.as_str()))),
             Access::Preview => Err(RoomError::NotAMember.into()),

@@ -36,7 +36,7 @@ use crate::db::queries::{self, LogRange};
 use crate::db::sql::{PgConn, PgError, Sql};
 use crate::events::{Change, Changes, Committed};
 use crate::hub::Hub;
-use crate::model::StoredMessage;
+use crate::model::{ChangeKind, MessageChange, StoredMessage};
 use crate::protocol::CLOSE_RECONNECT;
 
 /// Read the log when nothing was read or delivered for this long.
@@ -578,7 +578,21 @@ fn held(batch: &[Committed]) -> usize {
                             + msg.preview.as_ref().map_or(0, |_| ALLOWANCE)
                             + mentioned.len() * 8
                     }
-                    Committed::Changed(c) => c.changes.len() * ALLOWANCE,
+                    Committed::Changed(c) => c
+                        .changes
+                        .iter()
+                        .map(|change| match change {
+                            Change::Message {
+                                change:
+                                    MessageChange {
+                                        kind: ChangeKind::Edited { body, .. },
+                                        ..
+                                    },
+                                ..
+                            } => ALLOWANCE + text(body),
+                            _ => ALLOWANCE,
+                        })
+                        .sum(),
                     _ => 0,
                 }
         })
@@ -783,7 +797,11 @@ fn remote_items(range: LogRange) -> Vec<Committed> {
 mod tests {
     use std::sync::atomic::Ordering;
 
-    use super::{hear, held, Backlog, Committed, Heard, Part, Parts, BACKLOG};
+    use super::{
+        hear, held, Backlog, Change, ChangeKind, Changes, Committed, Heard, MessageChange, Part,
+        Parts, BACKLOG,
+    };
+    use crate::events::Audience;
 
     fn whole(payload: &str) -> Vec<Committed> {
         match hear(payload) {
@@ -859,6 +877,32 @@ mod tests {
         );
         let fits = backlog.admit(batch_of(&long, n - 2));
         assert_eq!(fits.len(), n - 1, "fewer of them fit");
+
+        // An edit counts its new body too.
+        let edit = |body: String| {
+            let change = MessageChange {
+                seq: 9,
+                id: 5,
+                room_id: 1,
+                room: "general".into(),
+                kind: ChangeKind::Edited { body, edited_ms: 1 },
+            };
+            let changes = Changes {
+                changes: vec![Change::Message {
+                    change,
+                    nonce: None,
+                    audience: Audience::Room,
+                }],
+                applied: tokio::sync::oneshot::channel().0,
+            };
+            let header = Committed::Notified {
+                after: 8,
+                upto: 9,
+                complete: true,
+            };
+            held(&[header, Committed::Changed(changes)])
+        };
+        assert!(edit("😀".repeat(4_000)) >= edit(String::new()) + 16_000);
     }
 
     #[test]

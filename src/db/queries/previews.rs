@@ -169,27 +169,39 @@ pub fn fill_previews<C: Sql>(conn: &C, msgs: &mut [StoredMessage]) -> Result<(),
     let (Some(lo), Some(hi)) = (live.clone().map(|m| m.id).min(), live.map(|m| m.id).max()) else {
         return Ok(());
     };
-    let mut found: Option<HashMap<i64, usize>> = None;
-    previews_between(conn, lo, hi, |id, p| {
-        let index = found.get_or_insert_with(|| {
+    // Built at the first row, if any: most pages have no preview.
+    let index: std::cell::OnceCell<HashMap<i64, usize>> = std::cell::OnceCell::new();
+    let index_of = || {
+        index.get_or_init(|| {
             msgs.iter()
                 .enumerate()
                 .filter(|(_, m)| !m.deleted)
                 .map(|(i, m)| (m.id, i))
                 .collect()
-        });
-        if let Some(&i) = index.get(&id) {
-            msgs[i].preview = Some(Box::new(p));
+        })
+    };
+    let mut found = Vec::new();
+    previews_between(
+        conn,
+        (lo, hi),
+        |id| index_of().contains_key(&id),
+        |id, p| found.push((id, p)),
+    )?;
+    if let Some(index) = index.get() {
+        for (id, p) in found {
+            msgs[index[&id]].preview = Some(Box::new(p));
         }
-    })
+    }
+    Ok(())
 }
 
-/// The preview of each of the messages `lo..=hi` that has one (and whose author did not
-/// remove it), as `f(message id, preview)`.
+/// The preview of each of the messages `lo..=hi` that `wanted` and has one (and whose author
+/// did not remove it), as `f(message id, preview)`. Rows of messages not wanted are not read
+/// further than their id.
 pub(super) fn previews_between<C: Sql>(
     conn: &C,
-    lo: i64,
-    hi: i64,
+    (lo, hi): (i64, i64),
+    wanted: impl Fn(i64) -> bool,
     mut f: impl FnMut(i64, LinkPreview),
 ) -> Result<(), C::Error> {
     conn.rows(
@@ -197,14 +209,19 @@ pub(super) fn previews_between<C: Sql>(
          FROM message_previews WHERE message_id BETWEEN ?1 AND ?2 AND removed = FALSE",
         args![lo, hi],
         |row| {
-            let preview = LinkPreview {
-                url: row.get(1)?,
-                title: row.get(2)?,
-                description: row.get(3)?,
-                site_name: row.get(4)?,
-                has_image: row.get(5)?,
-            };
-            f(row.get(0)?, preview);
+            let id = row.get(0)?;
+            if wanted(id) {
+                f(
+                    id,
+                    LinkPreview {
+                        url: row.get(1)?,
+                        title: row.get(2)?,
+                        description: row.get(3)?,
+                        site_name: row.get(4)?,
+                        has_image: row.get(5)?,
+                    },
+                );
+            }
             Ok(())
         },
     )?;

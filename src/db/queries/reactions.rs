@@ -96,24 +96,28 @@ pub fn fill_reactions<C: Sql>(conn: &C, msgs: &mut [StoredMessage]) -> Result<()
         range.0 = range.0.min(m.id);
         range.1 = range.1.max(m.id);
     }
+    let mut found = Vec::new();
     for (room_id, (lo, hi)) in ranges {
-        reactions_between(conn, room_id, lo, hi, |id, emoji, user| {
-            if let Some(&i) = index.get(&id) {
-                add_reaction(&mut msgs[i].reactions, emoji, user);
-            }
-        })?;
+        reactions_between(
+            conn,
+            (room_id, lo, hi),
+            |id| index.contains_key(&id),
+            |id, emoji, user| found.push((id, emoji, user)),
+        )?;
+    }
+    for (id, emoji, user) in found {
+        add_reaction(&mut msgs[index[&id]].reactions, emoji, user);
     }
     Ok(())
 }
 
-/// Every reaction on the messages `lo..=hi` of room `room_id`, as `f(message id, emoji,
-/// user)`: by message, each message's emoji in order of first use and their users in the
-/// order they reacted.
+/// Every reaction on the messages `lo..=hi` of room `room_id` that `wanted`, as `f(message
+/// id, emoji, user)`: by message, each message's emoji in order of first use and their users
+/// in the order they reacted. Rows of messages not wanted are not read further than their id.
 pub(super) fn reactions_between<C: Sql>(
     conn: &C,
-    room_id: i64,
-    lo: i64,
-    hi: i64,
+    (room_id, lo, hi): (i64, i64, i64),
+    wanted: impl Fn(i64) -> bool,
     mut f: impl FnMut(i64, String, String),
 ) -> Result<(), C::Error> {
     let sql = conn.dialect(
@@ -127,7 +131,10 @@ pub(super) fn reactions_between<C: Sql>(
          ORDER BY x.message_id, x.first_use, x.created_at, x.user_id",
     );
     conn.rows(sql, args![room_id, lo, hi], |row| {
-        f(row.get(0)?, row.get(1)?, row.get(2)?);
+        let id = row.get(0)?;
+        if wanted(id) {
+            f(id, row.get(1)?, row.get(2)?);
+        }
         Ok(())
     })?;
     Ok(())

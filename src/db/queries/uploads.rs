@@ -161,19 +161,26 @@ pub fn fill_attachments<C: Sql>(conn: &C, msgs: &mut [StoredMessage]) -> Result<
         .filter(|(_, m)| !m.deleted)
         .map(|(i, m)| (m.id, i))
         .collect();
-    attachments_between(conn, lo, hi, |id, a| {
-        if let Some(&i) = index.get(&id) {
-            msgs[i].attachments.push(a);
-        }
-    })
+    let mut found = Vec::new();
+    attachments_between(
+        conn,
+        (lo, hi),
+        |id| index.contains_key(&id),
+        |id, a| found.push((id, a)),
+    )?;
+    for (id, a) in found {
+        msgs[index[&id]].attachments.push(a);
+    }
+    Ok(())
 }
 
-/// Every file sent with the messages `lo..=hi`, as `f(message id, file)`: by message, in the
-/// order they were given.
+/// Every file sent with the messages `lo..=hi` that `wanted` (ids of any room: a busy server
+/// has others' between a quiet room's), as `f(message id, file)`: by message, in the order
+/// they were given. Rows of messages not wanted are not read further than their id.
 fn attachments_between<C: Sql>(
     conn: &C,
-    lo: i64,
-    hi: i64,
+    (lo, hi): (i64, i64),
+    wanted: impl Fn(i64) -> bool,
     mut f: impl FnMut(i64, Attachment),
 ) -> Result<(), C::Error> {
     conn.rows(
@@ -183,7 +190,10 @@ fn attachments_between<C: Sql>(
         ),
         args![lo, hi],
         |row| {
-            f(row.get(6)?, attachment_row(row)?);
+            let id = row.get(6)?;
+            if wanted(id) {
+                f(id, attachment_row(row)?);
+            }
             Ok(())
         },
     )?;
@@ -208,21 +218,37 @@ pub fn fill_page_extras<C: Sql>(
     let (Some(lo), Some(hi)) = (live.clone().map(|r| r.id).min(), live.map(|r| r.id).max()) else {
         return Ok(());
     };
-    reactions_between(conn, room_id, lo, hi, |id, emoji, user| {
-        if page.has_live(id) {
-            add_reaction(&mut page.extras_of(id).reactions, emoji, user);
-        }
-    })?;
-    attachments_between(conn, lo, hi, |id, a| {
-        if page.has_live(id) {
-            page.extras_of(id).attachments.push(a);
-        }
-    })?;
-    previews_between(conn, lo, hi, |id, p| {
-        if page.has_live(id) {
-            page.extras_of(id).preview = Some(p);
-        }
-    })
+    let mut reactions = Vec::new();
+    reactions_between(
+        conn,
+        (room_id, lo, hi),
+        |id| page.has_live(id),
+        |id, emoji, user| reactions.push((id, emoji, user)),
+    )?;
+    let mut attachments = Vec::new();
+    attachments_between(
+        conn,
+        (lo, hi),
+        |id| page.has_live(id),
+        |id, a| attachments.push((id, a)),
+    )?;
+    let mut previews = Vec::new();
+    previews_between(
+        conn,
+        (lo, hi),
+        |id| page.has_live(id),
+        |id, p| previews.push((id, p)),
+    )?;
+    for (id, emoji, user) in reactions {
+        add_reaction(&mut page.extras_of(id).reactions, emoji, user);
+    }
+    for (id, a) in attachments {
+        page.extras_of(id).attachments.push(a);
+    }
+    for (id, p) in previews {
+        page.extras_of(id).preview = Some(p);
+    }
+    Ok(())
 }
 
 /// Remove the uploads of message `id` (it is being deleted); their files are queued for

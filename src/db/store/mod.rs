@@ -76,10 +76,11 @@ impl Db {
             .await
     }
 
-    /// The room called `name` as `user_id` sees it (their membership filled in), if it exists.
-    pub async fn room_by_name(&self, name: &str, user_id: i64) -> Result<Option<Room>, DbError> {
+    /// The room called `name` as `user_id` sees it, without its counts (what access needs),
+    /// if it exists.
+    pub async fn room_key(&self, name: &str, user_id: i64) -> Result<Option<RoomKey>, DbError> {
         let name = name.to_string();
-        self.read(move |c| queries::room_by_name(c, &name, user_id))
+        self.read(move |c| queries::room_key_by_name(c, &name, user_id))
             .await
     }
 
