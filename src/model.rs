@@ -355,11 +355,6 @@ impl PageRows {
             .binary_search_by_key(&id, |r| r.id)
             .is_ok_and(|i| !self.rows[i].deleted)
     }
-
-    /// The extras of message `id`, made when it has none yet.
-    pub fn extras_of(&mut self, id: i64) -> &mut Extras {
-        self.extras.entry(id).or_default()
-    }
 }
 
 /// What a message's first link leads to, as the server fetched it.

@@ -637,6 +637,11 @@ mod tests {
                 "{page:?}"
             );
         }
+        let empty = queries::room_page(&conn, &room, Page::After(9), 50).unwrap();
+        assert_eq!(
+            crate::protocol::history_body_of(&empty),
+            b"{\"messages\":[]}"
+        );
         // What the page says, checked once by hand as well.
         let rows = queries::room_page(&conn, &room, Page::Around(6), 5).unwrap();
         let page: serde_json::Value =

@@ -96,17 +96,13 @@ pub fn fill_reactions<C: Sql>(conn: &C, msgs: &mut [StoredMessage]) -> Result<()
         range.0 = range.0.min(m.id);
         range.1 = range.1.max(m.id);
     }
-    let mut found = Vec::new();
     for (room_id, (lo, hi)) in ranges {
         reactions_between(
             conn,
             (room_id, lo, hi),
             |id| index.contains_key(&id),
-            |id, emoji, user| found.push((id, emoji, user)),
+            |id, emoji, user| add_reaction(&mut msgs[index[&id]].reactions, emoji, user),
         )?;
-    }
-    for (id, emoji, user) in found {
-        add_reaction(&mut msgs[index[&id]].reactions, emoji, user);
     }
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! Uploads: the stored files' rows, attaching them to messages, and the queue of files that
 //! may have lost their last user.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+use crate::model::Extras;
 
 use super::*;
 
@@ -161,17 +163,12 @@ pub fn fill_attachments<C: Sql>(conn: &C, msgs: &mut [StoredMessage]) -> Result<
         .filter(|(_, m)| !m.deleted)
         .map(|(i, m)| (m.id, i))
         .collect();
-    let mut found = Vec::new();
     attachments_between(
         conn,
         (lo, hi),
         |id| index.contains_key(&id),
-        |id, a| found.push((id, a)),
-    )?;
-    for (id, a) in found {
-        msgs[index[&id]].attachments.push(a);
-    }
-    Ok(())
+        |id, a| msgs[index[&id]].attachments.push(a),
+    )
 }
 
 /// Every file sent with the messages `lo..=hi` that `wanted` (ids of any room: a busy server
@@ -218,36 +215,18 @@ pub fn fill_page_extras<C: Sql>(
     let (Some(lo), Some(hi)) = (live.clone().map(|r| r.id).min(), live.map(|r| r.id).max()) else {
         return Ok(());
     };
-    let mut reactions = Vec::new();
-    reactions_between(
-        conn,
-        (room_id, lo, hi),
-        |id| page.has_live(id),
-        |id, emoji, user| reactions.push((id, emoji, user)),
-    )?;
-    let mut attachments = Vec::new();
-    attachments_between(
-        conn,
-        (lo, hi),
-        |id| page.has_live(id),
-        |id, a| attachments.push((id, a)),
-    )?;
-    let mut previews = Vec::new();
-    previews_between(
-        conn,
-        (lo, hi),
-        |id| page.has_live(id),
-        |id, p| previews.push((id, p)),
-    )?;
-    for (id, emoji, user) in reactions {
-        add_reaction(&mut page.extras_of(id).reactions, emoji, user);
-    }
-    for (id, a) in attachments {
-        page.extras_of(id).attachments.push(a);
-    }
-    for (id, p) in previews {
-        page.extras_of(id).preview = Some(p);
-    }
+    let mut extras: BTreeMap<i64, Extras> = BTreeMap::new();
+    let live = |id| page.has_live(id);
+    reactions_between(conn, (room_id, lo, hi), live, |id, emoji, user| {
+        add_reaction(&mut extras.entry(id).or_default().reactions, emoji, user)
+    })?;
+    attachments_between(conn, (lo, hi), live, |id, a| {
+        extras.entry(id).or_default().attachments.push(a)
+    })?;
+    previews_between(conn, (lo, hi), live, |id, p| {
+        extras.entry(id).or_default().preview = Some(p)
+    })?;
+    page.extras = extras;
     Ok(())
 }
 
