@@ -91,6 +91,8 @@ pub struct Metrics {
     /// On PostgreSQL: microseconds this node's own batches (and so their acknowledgements)
     /// waited for the follower to deliver what other nodes committed before them.
     pub log_behind_us: AtomicU64,
+    /// On PostgreSQL: other nodes whose log listener this node heard lately.
+    pub log_nodes: AtomicU64,
     /// The clock `log_read` counts on.
     started: std::time::Instant,
 }
@@ -117,6 +119,7 @@ impl Default for Metrics {
             log_direct: AtomicU64::new(0),
             log_paused_us: AtomicU64::new(0),
             log_behind_us: AtomicU64::new(0),
+            log_nodes: AtomicU64::new(0),
             started: std::time::Instant::now(),
         }
     }
@@ -205,7 +208,11 @@ impl Metrics {
                 "# HELP hearth_log_position The last log position this node delivered.\n\
                  # TYPE hearth_log_position gauge\nhearth_log_position {position}\n\
                  # HELP hearth_log_read_age_seconds Time since this node last read the log.\n\
-                 # TYPE hearth_log_read_age_seconds gauge\nhearth_log_read_age_seconds {age}"
+                 # TYPE hearth_log_read_age_seconds gauge\nhearth_log_read_age_seconds {age}\n\
+                 # HELP hearth_log_nodes_heard Other nodes whose log listener this node heard \
+                 in the last 10 seconds.\n\
+                 # TYPE hearth_log_nodes_heard gauge\nhearth_log_nodes_heard {}",
+                load(&self.log_nodes)
             );
             counter(
                 &mut out,

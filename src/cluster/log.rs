@@ -23,6 +23,7 @@
 //! could not read the log for longer than [`STALE`] (paused, cut off) cannot vouch for what
 //! its connections missed: it closes them (1012) and they resume with `since=`.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,6 +45,10 @@ const TAIL_CHECK: Duration = Duration::from_millis(500);
 /// How often each node's listener says hello on the channel, so that writers know another
 /// node listens even when it never writes.
 const HELLO_EVERY: Duration = Duration::from_secs(2);
+
+/// How long a listener not heard from counts as gone: heard again after that, it is greeted
+/// at once, like a newcomer.
+const FORGET_NODE: Duration = Duration::from_secs(10);
 /// How long the listener waits for a notification before it checks whether to stop.
 const LISTEN_TICK: Duration = Duration::from_millis(250);
 /// Pause before trying PostgreSQL again after a failure.
@@ -82,9 +87,10 @@ pub fn start(
     let taken = backlog.clone();
     let follower: Shared = Arc::new(Mutex::new(None));
     let direct = follower.clone();
+    let heard = hub.clone();
     std::thread::Builder::new()
         .name("hearth-listen".into())
-        .spawn(move || listener(&listen, &wake, &stop, &backlog, &direct))?;
+        .spawn(move || listener(&listen, &wake, &stop, &backlog, &direct, &heard))?;
     let thread = std::thread::Builder::new()
         .name("hearth-follow".into())
         .spawn(move || {
@@ -124,7 +130,9 @@ pub fn start(
 /// Listen for notifications of appends and wake the follower for each burst of them, until
 /// the writer has stopped. A batch sent in several parts is put together first; this node's
 /// own batches are skipped unread. Every [`HELLO_EVERY`] the listener says hello on the
-/// channel (so other nodes' writers know it listens) and reads how full PostgreSQL's
+/// channel (so other nodes' writers know it listens), and at once when it hears a node it
+/// has not heard for [`FORGET_NODE`] (so a node that starts learns in milliseconds, not
+/// seconds, that others listen, and writes its batches' items for them), and reads how full PostgreSQL's
 /// notification queue is (see [`Handoff::parts_wanted`]). A lost connection is opened again
 /// (and the follower woken, since notifications may have been missed meanwhile).
 fn listener(
@@ -133,6 +141,7 @@ fn listener(
     handoff: &Handoff,
     backlog: &Backlog,
     follower: &Shared,
+    hub: &Hub,
 ) {
     // Who this listener is in its hellos (a random name, so that several nodes in one
     // process, as in tests, tell each other apart).
@@ -141,6 +150,7 @@ fn listener(
         let _ = getrandom::fill(&mut raw);
         format!("{:016x}", u64::from_le_bytes(raw))
     };
+    let nodes = &hub.metrics().log_nodes;
     while !handoff.has_writer_stopped() {
         let mut client = match config.connect(postgres::NoTls) {
             Ok(c) => c,
@@ -159,12 +169,12 @@ fn listener(
             return;
         }
         let mut parts = Parts::default();
-        let mut hello_at: Option<Instant> = None;
+        let mut greetings = Greetings::new(me.clone());
         loop {
             if handoff.has_writer_stopped() {
                 return;
             }
-            if hello_at.is_none_or(|t| t.elapsed() >= HELLO_EVERY) {
+            if greetings.due(Instant::now()) {
                 let hello = format!("NOTIFY {CHANNEL}, '{{\"hello\":\"{me}\"}}'");
                 let said = client
                     .batch_execute(&hello)
@@ -176,7 +186,8 @@ fn listener(
                         break;
                     }
                 }
-                hello_at = Some(Instant::now());
+                let others = greetings.said(Instant::now());
+                nodes.store(others as u64, Ordering::Relaxed);
             }
             let got = {
                 let mut notes = client.notifications();
@@ -190,8 +201,9 @@ fn listener(
                         Some(_) => hear(note.payload()),
                         None => match hear(note.payload()) {
                             Heard::Hello(from) => {
-                                if from != me {
+                                if greetings.hello_from(from, Instant::now()) {
                                     handoff.heard_another_node();
+                                    nodes.store(greetings.others() as u64, Ordering::Relaxed);
                                 }
                                 Heard::Nothing
                             }
@@ -230,6 +242,59 @@ fn listener(
             }
         }
         tracing::warn!("log listener lost its connection; listening again");
+    }
+}
+
+/// The hellos of a node's listener: whom it heard on the log's channel, and when it says hello
+/// next (every [`HELLO_EVERY`], and at once to a node not heard for [`FORGET_NODE`]).
+struct Greetings {
+    me: String,
+    /// Other listeners, by name, and when each was last heard.
+    heard: HashMap<String, Instant>,
+    /// When the next hello is due (`None`: now).
+    next: Option<Instant>,
+}
+
+impl Greetings {
+    fn new(me: String) -> Greetings {
+        Greetings {
+            me,
+            heard: HashMap::new(),
+            next: None,
+        }
+    }
+
+    /// Whether a hello is due.
+    fn due(&self, now: Instant) -> bool {
+        self.next.is_none_or(|t| now >= t)
+    }
+
+    /// A hello was said: the next is due in [`HELLO_EVERY`], and nodes not heard for
+    /// [`FORGET_NODE`] are forgotten. How many others are known.
+    fn said(&mut self, now: Instant) -> usize {
+        self.next = Some(now + HELLO_EVERY);
+        self.heard
+            .retain(|_, at| now.saturating_duration_since(*at) < FORGET_NODE);
+        self.heard.len()
+    }
+
+    /// `from` said hello: whether it is another node (not this one). A node not heard
+    /// before, or not for [`FORGET_NODE`], makes the next hello due at once, so that it learns
+    /// as quickly that this node listens.
+    fn hello_from(&mut self, from: String, now: Instant) -> bool {
+        if from == self.me {
+            return false;
+        }
+        let last = self.heard.insert(from, now);
+        if last.is_none_or(|t| now.saturating_duration_since(t) >= FORGET_NODE) {
+            self.next = None;
+        }
+        true
+    }
+
+    /// How many other nodes are known.
+    fn others(&self) -> usize {
+        self.heard.len()
     }
 }
 
@@ -951,6 +1016,35 @@ mod tests {
             Heard::Part(p) => p,
             other => panic!("{payload} heard as {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_listener_greets_a_newcomer_at_once_and_a_known_node_on_its_round() {
+        let t0 = std::time::Instant::now();
+        let at = |ms: u64| t0 + std::time::Duration::from_millis(ms);
+        let mut g = super::Greetings::new("me".into());
+        assert!(g.due(t0), "the first hello goes out at once");
+        assert_eq!(g.said(t0), 0);
+        assert!(!g.due(at(100)));
+        assert!(!g.hello_from("me".into(), at(100)), "its own hello");
+        assert!(!g.due(at(100)));
+        assert!(g.hello_from("b".into(), at(200)), "another node");
+        assert!(g.due(at(200)), "a newcomer is answered at once");
+        assert_eq!(g.said(at(210)), 1);
+        assert!(!g.due(at(300)));
+        assert!(g.hello_from("b".into(), at(2_200)));
+        assert!(!g.due(at(2_200)), "a known node waits for the next round");
+        assert!(g.due(at(2_210)), "every two seconds");
+        assert_eq!(g.said(at(2_210)), 1);
+        // Silent for longer than FORGET_NODE: forgotten, and greeted again when it comes back.
+        assert_eq!(g.said(at(12_300)), 0);
+        assert_eq!(g.others(), 0);
+        assert!(g.hello_from("b".into(), at(12_400)));
+        assert!(
+            g.due(at(12_400)),
+            "a node heard again after a silence is greeted at once"
+        );
+        assert_eq!(g.others(), 1);
     }
 
     #[test]

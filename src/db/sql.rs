@@ -383,6 +383,17 @@ impl PgConn {
         Ok(self.noted(out)?)
     }
 
+    /// [`PgConn::run`] with `sql`'s statement, prepared on first use and kept like every
+    /// query's (`sql` uses PostgreSQL's `$1` parameters).
+    pub fn run_prepared<T>(
+        &self,
+        sql: &str,
+        f: impl FnOnce(&mut postgres::Client, &postgres::Statement) -> Result<T, postgres::Error>,
+    ) -> Result<T, PgError> {
+        let statement = self.noted(self.statement(sql))?;
+        self.run(|client| f(client, &statement))
+    }
+
     /// `BEGIN`, then `sql` (a query of one value), in one round trip: the value as text.
     pub fn begin_with(&self, sql: &str) -> Result<Option<String>, PgError> {
         let mut client = self.noted(self.ready())?;

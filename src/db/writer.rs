@@ -378,9 +378,10 @@ fn begin(conn: &Conn, batch: &[WriteCmd]) -> Result<Option<i64>, SqlError> {
 /// Commit the batch's transaction. On PostgreSQL, a batch that locked the log head at
 /// `locked` and took positions wakes every node's follower with the commit (a notification
 /// is sent if and only if its transaction commits, in commit order; it carries the positions
-/// and, in one notification of up to [`queries::NOTIFY_ITEMS_MAX`] bytes or, while another
-/// node listens and the queue has room ([`Handoff::parts_wanted`]), in several, what was
-/// committed there, which the followers would otherwise read from the log), and tells this
+/// and, while another node listens ([`Handoff::others_listen`]), what was committed there,
+/// which the followers would otherwise read from the log: in one notification of up to
+/// [`queries::NOTIFY_ITEMS_MAX`] bytes or, while the queue has room too
+/// ([`Handoff::parts_wanted`]), in several), and tells this
 /// node's follower, before the commit, that positions above `locked` are its own and arrive
 /// with its outcomes. Returns the positions taken.
 fn commit(
@@ -393,13 +394,18 @@ fn commit(
         conn.batch("COMMIT")?;
         return Ok(None);
     };
-    // Items that need several notifications only when another node listens.
-    let max_parts = if handoff.is_some_and(Handoff::parts_wanted) {
-        queries::NOTIFY_PARTS_MAX
-    } else {
-        1
+    // Items only when another node listens, and in several notifications only when the
+    // queue has room too.
+    let max_parts = match handoff {
+        Some(h) if !h.others_listen() => 0,
+        Some(h) if h.parts_wanted() => queries::NOTIFY_PARTS_MAX,
+        _ => 1,
     };
-    let items = notice_items(after, pass, max_parts);
+    let items = if max_parts == 0 {
+        None
+    } else {
+        notice_items(after, pass, max_parts)
+    };
     // The notification and the commit in one round trip; the follower learns first that
     // whatever this batch took above `after` is on its way with its outcomes.
     if let Some(h) = handoff {
@@ -737,8 +743,8 @@ fn append_run(conn: &Conn, run: Vec<NewMessage>, now: i64, pass: &mut Pass) {
     let users: Vec<i64> = run.iter().map(|m| m.user_id).collect();
     let bodies: Vec<&str> = run.iter().map(|m| m.body.as_str()).collect();
     let nonces: Vec<Option<&str>> = run.iter().map(|m| m.nonce.as_deref()).collect();
-    let appended = pg.run(|client| {
-        super::pg::log::append_columns(client, (&rooms, &users), (&bodies, &nonces), now)
+    let appended = pg.run_prepared(super::pg::log::APPEND, |client, append| {
+        super::pg::log::append_columns(client, append, (&rooms, &users), (&bodies, &nonces), now)
     });
     let appended = match appended {
         Ok(a) => a,

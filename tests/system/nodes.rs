@@ -125,6 +125,8 @@ async fn three_nodes_deliver_every_message_once_in_one_order() {
             "{text}"
         );
         assert!(gauge("hearth_log_read_age_seconds") < 10.0, "{text}");
+        // Each node's listener heard the other two (hellos are answered at once).
+        assert_eq!(gauge("hearth_log_nodes_heard"), 2.0, "{text}");
         // Each node delivered the other two's 80 messages, read or straight from their
         // notifications, and reports how long its follower paused and its own commits
         // waited for the others' (present, as counters).

@@ -58,20 +58,22 @@ pub fn append(
     let users: Vec<i64> = rows.iter().map(|r| r.user_id).collect();
     let bodies: Vec<&str> = rows.iter().map(|r| r.body.as_str()).collect();
     let nonces: Vec<Option<&str>> = rows.iter().map(|r| r.nonce.as_deref()).collect();
-    append_columns(client, (&rooms, &users), (&bodies, &nonces), now_ms)
+    append_columns(client, APPEND, (&rooms, &users), (&bodies, &nonces), now_ms)
 }
 
-/// [`append`] for rows given as columns (each the same length).
-pub fn append_columns(
+/// The append statement: rooms, authors, bodies and nonces as arrays, then the time.
+pub const APPEND: &str = "SELECT o_ord, o_id, o_outcome FROM hearth_append($1, $2, $3, $4, $5)";
+
+/// [`append`] for rows given as columns (each the same length), with [`APPEND`] as text or
+/// as a statement prepared from it.
+pub fn append_columns<S: postgres::ToStatement + ?Sized>(
     client: &mut Client,
+    statement: &S,
     (rooms, users): (&[i64], &[i64]),
     (bodies, nonces): (&[&str], &[Option<&str>]),
     now_ms: i64,
 ) -> Result<Vec<Appended>, postgres::Error> {
-    let out = client.query(
-        "SELECT o_ord, o_id, o_outcome FROM hearth_append($1, $2, $3, $4, $5)",
-        &[&rooms, &users, &bodies, &nonces, &now_ms],
-    )?;
+    let out = client.query(statement, &[&rooms, &users, &bodies, &nonces, &now_ms])?;
     let mut result = vec![Appended::NotAMember; rooms.len()];
     for row in out {
         let ord: i32 = row.get(0);
@@ -304,12 +306,18 @@ impl Handoff {
             .store(usage < QUEUE_ROOM, Ordering::Relaxed);
     }
 
+    /// Whether another node was heard on the log's channel lately: a commit then says what
+    /// it committed in its notification (otherwise nobody would read it: this node's own
+    /// batches reach its hub with their outcomes, and a node that starts reads the log).
+    pub fn others_listen(&self) -> bool {
+        let heard = *self.others.lock().unwrap_or_else(|p| p.into_inner());
+        heard.is_some_and(|t| t.elapsed() <= OTHERS_FORGOTTEN)
+    }
+
     /// Whether a commit may send its items in several notifications: another node was
     /// heard lately and the notification queue had room.
     pub fn parts_wanted(&self) -> bool {
-        let heard = *self.others.lock().unwrap_or_else(|p| p.into_inner());
-        self.queue_has_room.load(Ordering::Relaxed)
-            && heard.is_some_and(|t| t.elapsed() <= OTHERS_FORGOTTEN)
+        self.queue_has_room.load(Ordering::Relaxed) && self.others_listen()
     }
 }
 
@@ -318,11 +326,13 @@ mod tests {
     use super::Handoff;
 
     #[test]
-    fn a_node_writes_for_others_only_once_it_heard_one_and_the_queue_has_room() {
+    fn a_node_writes_for_others_only_once_it_heard_one_and_in_parts_while_the_queue_has_room() {
         let h = Handoff::default();
         h.queue_usage(0.0);
         assert!(!h.parts_wanted(), "alone until another node is heard");
+        assert!(!h.others_listen());
         h.heard_another_node();
+        assert!(h.others_listen());
         assert!(h.parts_wanted());
         h.queue_usage(super::QUEUE_ROOM);
         assert!(!h.parts_wanted(), "the notification queue fills up");
