@@ -228,6 +228,116 @@ async fn bodies_cross_nodes_intact_in_small_and_large_batches() {
     );
 }
 
+/// Every payload on the log's channel from now on, heard by an onlooker that is not a node
+/// (it says no hello); the thread ends with the database.
+fn overhear(url: &str) -> std::sync::mpsc::Receiver<Value> {
+    use postgres::fallible_iterator::FallibleIterator as _;
+    let mut client = postgres::Client::connect(url, postgres::NoTls).expect("the database answers");
+    client.batch_execute("LISTEN hearth_log").expect("listens");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || loop {
+        let mut notes = client.notifications();
+        let mut heard = notes.timeout_iter(Duration::from_millis(100));
+        loop {
+            match heard.next() {
+                Ok(Some(note)) => {
+                    let payload = serde_json::from_str(note.payload()).expect("JSON payloads");
+                    if tx.send(payload).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+    });
+    rx
+}
+
+/// The notification that announces position `id` (hellos and earlier commits skipped).
+async fn announcing(heard: &std::sync::mpsc::Receiver<Value>, id: i64) -> Value {
+    within(
+        Duration::from_secs(10),
+        &format!("the notification of {id}"),
+        async {
+            loop {
+                while let Ok(p) = heard.try_recv() {
+                    let (Some(after), Some(upto)) = (p["a"].as_i64(), p["u"].as_i64()) else {
+                        continue;
+                    };
+                    if after < id && id <= upto {
+                        return p;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        },
+    )
+    .await
+}
+
+/// A node that hears no other announces its commits without their items (nobody would read
+/// them); a node that starts is greeted at once, not on the others' next round, and from then
+/// on commits carry their items for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_alone_announces_bare_and_a_newcomer_is_greeted_at_once() {
+    let Some((_pg, url)) = database("greetings").await else {
+        return;
+    };
+    let first = nodes(&url, 1).await;
+    let heard = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || overhear(&url))
+            .await
+            .unwrap()
+    };
+    let ann = first[0].signup("ann").await;
+    let mut ws = first[0].ws_connect(&ann, None).await;
+    let alone = id_of(&ws.say("general", "said alone", "g1").await);
+    let note = announcing(&heard, alone).await;
+    assert!(
+        note.get("i").is_none() && note.get("j").is_none(),
+        "announced bare while alone: {note}"
+    );
+
+    // A second node: each hears the other at once (the first hears the newcomer's hello, and
+    // answers it instead of waiting up to two seconds for its next round).
+    let second = nodes(&url, 1).await;
+    let started = std::time::Instant::now();
+    for (app, who) in [(&second[0], "the newcomer"), (&first[0], "the first node")] {
+        within(
+            Duration::from_secs(10),
+            &format!("{who} to hear the other"),
+            async {
+                loop {
+                    let text = app.get("/metrics").await.text().await.unwrap();
+                    if metric(&text, "hearth_log_nodes_heard") == 1.0 {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+        )
+        .await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "greeted in {:?}, not on the next round of hellos",
+        started.elapsed()
+    );
+
+    // Now a commit carries its items for the other node.
+    let together = id_of(&ws.say("general", "said together", "g2").await);
+    let note = announcing(&heard, together).await;
+    let items = note["i"]
+        .as_array()
+        .unwrap_or_else(|| panic!("items: {note}"));
+    assert!(
+        items.iter().any(|i| i["m"]["body"] == "said together"),
+        "{note}"
+    );
+}
+
 /// A node reads what others committed in bursts; a client that reads every message of a busy
 /// room keeps up with them even when its queue is much shorter than a burst.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
