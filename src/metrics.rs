@@ -210,7 +210,7 @@ impl Metrics {
                  # HELP hearth_log_read_age_seconds Time since this node last read the log.\n\
                  # TYPE hearth_log_read_age_seconds gauge\nhearth_log_read_age_seconds {age}\n\
                  # HELP hearth_log_nodes_heard Other nodes whose log listener this node heard \
-                 in the last 10 seconds.\n\
+                 lately (within 10 to 12 seconds).\n\
                  # TYPE hearth_log_nodes_heard gauge\nhearth_log_nodes_heard {}",
                 load(&self.log_nodes)
             );

@@ -132,8 +132,8 @@ pub fn start(
 /// own batches are skipped unread. Every [`HELLO_EVERY`] the listener says hello on the
 /// channel (so other nodes' writers know it listens), and at once when it hears a node it
 /// has not heard for [`FORGET_NODE`] (so a node that starts learns in milliseconds, not
-/// seconds, that others listen, and writes its batches' items for them), and reads how full PostgreSQL's
-/// notification queue is (see [`Handoff::parts_wanted`]). A lost connection is opened again
+/// seconds, that others listen, and writes its batches' items for them). With each hello it
+/// reads how full PostgreSQL's notification queue is (see [`Handoff::parts_wanted`]). A lost connection is opened again
 /// (and the follower woken, since notifications may have been missed meanwhile).
 fn listener(
     config: &postgres::Config,
@@ -152,6 +152,8 @@ fn listener(
     };
     let nodes = &hub.metrics().log_nodes;
     while !handoff.has_writer_stopped() {
+        // Not listening: no other node is heard.
+        nodes.store(0, Ordering::Relaxed);
         let mut client = match config.connect(postgres::NoTls) {
             Ok(c) => c,
             Err(e) => {
@@ -1045,6 +1047,13 @@ mod tests {
             "a node heard again after a silence is greeted at once"
         );
         assert_eq!(g.others(), 1);
+        // Silent that long but not yet forgotten (no hello said meanwhile): greeted too.
+        assert_eq!(g.said(at(12_410)), 1);
+        assert!(g.hello_from("b".into(), at(22_500)));
+        assert!(
+            g.due(at(22_500)),
+            "heard again 10 s after it was last heard"
+        );
     }
 
     #[test]

@@ -384,14 +384,17 @@ impl PgConn {
     }
 
     /// [`PgConn::run`] with `sql`'s statement, prepared on first use and kept like every
-    /// query's (`sql` uses PostgreSQL's `$1` parameters).
+    /// query's (on the same client: a connection opened again comes with its own).
     pub fn run_prepared<T>(
         &self,
         sql: &str,
         f: impl FnOnce(&mut postgres::Client, &postgres::Statement) -> Result<T, postgres::Error>,
     ) -> Result<T, PgError> {
-        let statement = self.noted(self.statement(sql))?;
-        self.run(|client| f(client, &statement))
+        let mut client = self.noted(self.ready())?;
+        let statement = self.noted(self.prepared_on(&mut client, sql))?;
+        let out = f(&mut client, &statement);
+        drop(client);
+        Ok(self.noted(out)?)
     }
 
     /// `BEGIN`, then `sql` (a query of one value), in one round trip: the value as text.
@@ -525,6 +528,16 @@ impl PgConn {
     /// `sql`'s prepared statement, preparing it on first use.
     fn statement(&self, sql: &str) -> Result<postgres::Statement, postgres::Error> {
         let mut client = self.ready()?;
+        self.prepared_on(&mut client, sql)
+    }
+
+    /// `sql`'s prepared statement on `client` (this connection's, as [`PgConn::ready`] gave
+    /// it), preparing it on first use (`sql` with `?1` or `$1` parameters).
+    fn prepared_on(
+        &self,
+        client: &mut postgres::Client,
+        sql: &str,
+    ) -> Result<postgres::Statement, postgres::Error> {
         if let Some(s) = self.prepared.borrow().get(sql) {
             return Ok(s.clone());
         }

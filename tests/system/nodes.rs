@@ -3,7 +3,7 @@
 //! revocations made through one node hold on the others; a client resumes on another node.
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -228,9 +228,9 @@ async fn bodies_cross_nodes_intact_in_small_and_large_batches() {
     );
 }
 
-/// Every payload on the log's channel from now on, heard by an onlooker that is not a node
-/// (it says no hello); the thread ends with the database.
-fn overhear(url: &str) -> std::sync::mpsc::Receiver<Value> {
+/// Every payload on the log's channel from now on, with when it was heard, by an onlooker
+/// that is not a node (it says no hello); the thread ends with the database.
+fn overhear(url: &str) -> std::sync::mpsc::Receiver<(Instant, Value)> {
     use postgres::fallible_iterator::FallibleIterator as _;
     let mut client = postgres::Client::connect(url, postgres::NoTls).expect("the database answers");
     client.batch_execute("LISTEN hearth_log").expect("listens");
@@ -242,7 +242,7 @@ fn overhear(url: &str) -> std::sync::mpsc::Receiver<Value> {
             match heard.next() {
                 Ok(Some(note)) => {
                     let payload = serde_json::from_str(note.payload()).expect("JSON payloads");
-                    if tx.send(payload).is_err() {
+                    if tx.send((Instant::now(), payload)).is_err() {
                         return;
                     }
                 }
@@ -254,31 +254,44 @@ fn overhear(url: &str) -> std::sync::mpsc::Receiver<Value> {
     rx
 }
 
-/// The notification that announces position `id` (hellos and earlier commits skipped).
-async fn announcing(heard: &std::sync::mpsc::Receiver<Value>, id: i64) -> Value {
-    within(
-        Duration::from_secs(10),
-        &format!("the notification of {id}"),
-        async {
-            loop {
-                while let Ok(p) = heard.try_recv() {
-                    let (Some(after), Some(upto)) = (p["a"].as_i64(), p["u"].as_i64()) else {
-                        continue;
-                    };
-                    if after < id && id <= upto {
-                        return p;
-                    }
+/// The next payload `pick` accepts (others skipped), with when it was heard.
+async fn overheard<T>(
+    heard: &std::sync::mpsc::Receiver<(Instant, Value)>,
+    what: &str,
+    mut pick: impl FnMut(&Value) -> Option<T>,
+) -> (Instant, T) {
+    within(Duration::from_secs(10), what, async {
+        loop {
+            while let Ok((at, p)) = heard.try_recv() {
+                if let Some(v) = pick(&p) {
+                    return (at, v);
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-        },
-    )
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
     .await
 }
 
+/// The notification that announces position `id`.
+async fn announcing(heard: &std::sync::mpsc::Receiver<(Instant, Value)>, id: i64) -> Value {
+    let what = format!("the notification of {id}");
+    let (_, note) = overheard(heard, &what, |p| {
+        let (after, upto) = (p["a"].as_i64()?, p["u"].as_i64()?);
+        (after < id && id <= upto).then(|| p.clone())
+    })
+    .await;
+    note
+}
+
+/// A hello: who said it.
+fn hello(p: &Value) -> Option<String> {
+    p["hello"].as_str().map(str::to_string)
+}
+
 /// A node that hears no other announces its commits without their items (nobody would read
-/// them); a node that starts is greeted at once, not on the others' next round, and from then
-/// on commits carry their items for it.
+/// them); a node that starts is greeted at once, not on the others' next round of hellos
+/// (every 2 s), and from then on commits carry their items for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_alone_announces_bare_and_a_newcomer_is_greeted_at_once() {
     let Some((_pg, url)) = database("greetings").await else {
@@ -300,10 +313,27 @@ async fn a_node_alone_announces_bare_and_a_newcomer_is_greeted_at_once() {
         "announced bare while alone: {note}"
     );
 
-    // A second node: each hears the other at once (the first hears the newcomer's hello, and
-    // answers it instead of waiting up to two seconds for its next round).
+    // Start a second node right after one of the first node's rounds: its next round is two
+    // seconds away, so a hello from it soon after the newcomer's is an answer.
+    while heard.try_recv().is_ok() {} // a fresh round, not one heard earlier
+    let (round, old) = overheard(&heard, "a round of the first node's hellos", hello).await;
     let second = nodes(&url, 1).await;
-    let started = std::time::Instant::now();
+    let (arrived, new) = overheard(&heard, "the newcomer's hello", |p| {
+        hello(p).filter(|h| *h != old)
+    })
+    .await;
+    let (answered, _) = overheard(&heard, "the first node's next hello", |p| {
+        hello(p).filter(|h| *h == old)
+    })
+    .await;
+    let late_start = arrived - round > Duration::from_millis(1_300);
+    assert!(
+        answered - arrived < Duration::from_millis(700) || late_start,
+        "{new} was answered {:?} after its hello, {:?} after the first node's round",
+        answered - arrived,
+        answered - round
+    );
+    // Each reports hearing the other.
     for (app, who) in [(&second[0], "the newcomer"), (&first[0], "the first node")] {
         within(
             Duration::from_secs(10),
@@ -320,11 +350,6 @@ async fn a_node_alone_announces_bare_and_a_newcomer_is_greeted_at_once() {
         )
         .await;
     }
-    assert!(
-        started.elapsed() < Duration::from_millis(1_500),
-        "greeted in {:?}, not on the next round of hellos",
-        started.elapsed()
-    );
 
     // Now a commit carries its items for the other node.
     let together = id_of(&ws.say("general", "said together", "g2").await);
