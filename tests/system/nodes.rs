@@ -326,9 +326,11 @@ async fn a_node_alone_announces_bare_and_a_newcomer_is_greeted_at_once() {
         hello(p).filter(|h| *h == old)
     })
     .await;
-    let late_start = arrived - round > Duration::from_millis(1_300);
+    // (A newcomer that took over 0.9 s to say hello proves nothing either way: the round
+    // after the first node's could then be within a second of it.)
+    let late_start = arrived - round > Duration::from_millis(900);
     assert!(
-        answered - arrived < Duration::from_millis(700) || late_start,
+        answered - arrived < Duration::from_secs(1) || late_start,
         "{new} was answered {:?} after its hello, {:?} after the first node's round",
         answered - arrived,
         answered - round
