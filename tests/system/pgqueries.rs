@@ -255,6 +255,8 @@ fn script<C: Sql>(c: &C, post: &Post<C>, find: &Find<C>) -> Result<Steps, C::Err
         ("page before an id", Page::Before(Some(m3)), 2),
         ("page after", Page::After(m2), 1),
         ("page around", Page::Around(m3), 3),
+        // Nothing before it: a limit of 0 on one side.
+        ("page around, 1", Page::Around(m3), 1),
     ] {
         let rows = q::room_page(c, &lounge_key, page, limit)?;
         let body = String::from_utf8(hearth::protocol::history_body_of(&rows)).unwrap();

@@ -182,8 +182,8 @@ fn rows_before<C: Sql, T>(
 /// limit a parameter reads the whole room in parallel and sorts it, so every page was planned
 /// afresh: 0.2 ms, twice its execution. With the limit in the text, the generic plan is the
 /// backward scan of the room's index, and PostgreSQL keeps it after the fifth use. Each
-/// connection keeps one statement per limit used: a few hundred at most, as a page holds
-/// at most 200 messages.
+/// connection keeps one statement per limit and direction used, so `limit` must stay
+/// bounded: pages hold at most 200 messages, which makes about 400 statements.
 fn written_limit(sql: &str, limit: u32) -> String {
     format!("{sql} LIMIT {limit}")
 }
