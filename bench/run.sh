@@ -14,10 +14,13 @@
 #   --runs N   repeat N times, each on a fresh server and database (summary shows medians)
 #   --no-raw   skip the raw-broadcast comparison
 #   --out F    append the RESULT lines to F as well
-#   --cluster N  for ingest, fanout and everyday: run each against one node on SQLite
+#   --cluster N  for ingest, fanout, everyday and history: run each against one node on SQLite
 #              (hearth), one node on PostgreSQL (hearth-pg) and N nodes on PostgreSQL and Redis
 #              (hearth-cluster, connections spread over the nodes), all on the server's core
-#              with a private PostgreSQL and Redis this script starts (scripts/install-engines.sh)
+#              with a private PostgreSQL and Redis this script starts (scripts/install-engines.sh);
+#              history: the PostgreSQL setups read a copy of the filled history database (hearth
+#              migrate-to-postgres, once per invocation and setup), and all page requests go to
+#              the first node (hearth-bench history sends its HTTP requests to the first URL);
 #              failover needs it: N nodes only, the last one killed (SIGKILL) under load;
 #              in ingest the nodes' log positions are sampled every 0.2 s and the largest
 #              lag behind the node furthest ahead is printed (not in the latency scenarios:
@@ -218,13 +221,16 @@ wait_listening() {
     LAST_URL=$url
 }
 
-# start_cluster DB: CLUSTER nodes of hearth on one new PostgreSQL database and the Redis.
+# start_cluster DB [PG]: CLUSTER nodes of hearth on the PostgreSQL database PG (default: a new
+# one) and the Redis.
 start_cluster() {
-    local db=$1 urls=() i
+    local db=$1 url=${2:-} urls=() i
     start_pg
     start_redis
-    new_pg_db
-    local url=$PG_URL
+    if [[ -z $url ]]; then
+        new_pg_db
+        url=$PG_URL
+    fi
     NODE_PIDS=()
     for i in $(seq "$CLUSTER"); do
         : >"$TMP/hearth-cluster-$i.out"
@@ -251,17 +257,18 @@ stop_redis() {
     rm -f "$TMP/redis.sock"
 }
 
-# start_server KIND DB: start hearth, hearth-pg, hearth-cluster or raw-broadcast, set
-# SERVER_PID and SERVER_URL.
+# start_server KIND DB [PG]: start hearth, hearth-pg, hearth-cluster or raw-broadcast, set
+# SERVER_PID and SERVER_URL. hearth-pg and hearth-cluster run on the PostgreSQL database PG
+# (default: a new one); DB is then only where their uploads folder goes.
 start_server() {
-    local kind=$1 db=$2 out=$TMP/$1.out err=$TMP/$1.err
+    local kind=$1 db=$2 pg=${3:-} out=$TMP/$1.out err=$TMP/$1.err
     : >"$out"
     if [[ $kind == hearth-cluster ]]; then
-        start_cluster "$db"
+        start_cluster "$db" "$pg"
         return
     fi
     if [[ $kind == hearth-cluster-noredis ]]; then
-        start_cluster "$db"
+        start_cluster "$db" "$pg"
         stop_redis
         SERVER_KIND=$kind
         echo "run.sh: stopped Redis under the running nodes"
@@ -269,8 +276,11 @@ start_server() {
     fi
     if [[ $kind == hearth-pg ]]; then
         start_pg
-        new_pg_db
-        start_hearth "$out" "$err" CHAT_DATABASE__PATH="$db" CHAT_DATABASE__URL="$PG_URL"
+        if [[ -z $pg ]]; then
+            new_pg_db
+            pg=$PG_URL
+        fi
+        start_hearth "$out" "$err" CHAT_DATABASE__PATH="$db" CHAT_DATABASE__URL="$pg"
         SERVER_PID=$LAST_PID
     elif [[ $kind == hearth ]]; then
         start_hearth "$out" "$err" CHAT_DATABASE__PATH="$db"
@@ -292,6 +302,34 @@ start_server() {
     done
     [[ -n $SERVER_URL ]] || { echo "run.sh: $kind did not print 'listening on'" >&2; exit 1; }
     echo "run.sh: $kind pid $SERVER_PID at $SERVER_URL"
+}
+
+# history_pg KIND SQLITE: set PG_URL to the PostgreSQL database the history scenario's KIND
+# (hearth-pg or hearth-cluster) reads: the first time, a new database into which
+# `hearth migrate-to-postgres` copies SQLITE (filled by the hearth run before it), then
+# VACUUM ANALYZE so that the planner has statistics from the first page on; afterwards the
+# same database. The scenario only reads the room (it fills nothing more once the room is
+# full) and adds its own accounts under new names, so every run starts on the same rows.
+declare -A HISTORY_PG=()
+history_pg() {
+    local kind=$1 sqlite=$2 t0 t1
+    if [[ -n ${HISTORY_PG[$kind]:-} ]]; then
+        PG_URL=${HISTORY_PG[$kind]}
+        return 0
+    fi
+    start_pg
+    new_pg_db
+    echo "run.sh: copying $sqlite into $PG_URL for $kind"
+    t0=$(date +%s.%N)
+    if ! CHAT_DATABASE__PATH=$sqlite "$BIN/hearth" --config /nonexistent.toml \
+        migrate-to-postgres "$PG_URL"; then
+        echo "run.sh: hearth migrate-to-postgres of $sqlite failed" >&2
+        exit 1
+    fi
+    "${PG_AS[@]}" "$PG_BIN/vacuumdb" --analyze --quiet --dbname "$PG_URL"
+    t1=$(date +%s.%N)
+    echo "run.sh: copy and VACUUM ANALYZE took $(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }") s"
+    HISTORY_PG[$kind]=$PG_URL
 }
 
 stop_server() {
@@ -358,7 +396,7 @@ run_scenario() {
     shift
     local targets=(hearth)
     case $s in
-        ingest|fanout|everyday) [[ $CLUSTER -gt 0 ]] && targets+=(hearth-pg hearth-cluster) ;;
+        ingest|fanout|everyday|history) [[ $CLUSTER -gt 0 ]] && targets+=(hearth-pg hearth-cluster) ;;
         failover)
             [[ $CLUSTER -ge 2 ]] || { echo "run.sh: failover needs --cluster N (N >= 2)" >&2; exit 2; }
             targets=(hearth-cluster) ;;
@@ -374,18 +412,26 @@ run_scenario() {
         pglog) run_pglog "$@"; return ;;
         *) echo "run.sh: unknown scenario $s" >&2; exit 2 ;;
     esac
-    local run kind db
+    local run kind db pg
     for run in $(seq "$RUNS"); do
         for kind in "${targets[@]}"; do
             echo
             echo "### $s, run $run/$RUNS, $kind"
+            pg=""
             if [[ $s == history ]]; then
                 db=${BENCH_DB:-$TMP/history.db}
+                # hearth (first in targets) has filled db; the PostgreSQL setups read a copy of
+                # it, and their uploads folders go to $TMP rather than beside BENCH_DB.
+                if [[ $kind == hearth-pg || $kind == hearth-cluster ]]; then
+                    history_pg "$kind" "$db"
+                    pg=$PG_URL
+                    db=$TMP/history-$kind.db
+                fi
             else
                 db=$TMP/$s-$run.db
             fi
             wait_quiet
-            start_server "$kind" "$db"
+            start_server "$kind" "$db" "$pg"
             if [[ $s == failover ]]; then
                 run_failover "$run" "$@"
             else
