@@ -311,6 +311,8 @@ fn a_sqlite_community_is_copied_into_postgres_and_verified() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(hits, vec![ids[1]]);
+    // Every copied message carries the vector Hearth makes of its body.
+    assert_eq!(vectors_differing(&mut db), 0);
     // Bytes and flags.
     let admins: Vec<String> = db
         .query("SELECT username FROM users WHERE is_admin", &[])
@@ -592,4 +594,95 @@ fn the_log_reaches_every_follower_in_order_through_lost_listeners() {
     eprintln!(
         "log: {head} positions, {killed} listeners killed, {refused} non-member rows refused"
     );
+}
+
+/// How many messages' search vector is not the one Hearth makes of their body.
+fn vectors_differing(db: &mut postgres::Client) -> i64 {
+    let rows = db.query("SELECT id, body FROM messages", &[]).unwrap();
+    let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let vectors: Vec<String> = rows
+        .iter()
+        .map(|r| hearth::db::pg::words::vector(r.get(1)))
+        .collect();
+    db.query_one(
+        "SELECT count(*) FROM unnest($1::bigint[], $2::text[]) AS v(id, s) \
+         JOIN messages m ON m.id = v.id WHERE m.search IS DISTINCT FROM v.s::tsvector",
+        &[&ids, &vectors],
+    )
+    .unwrap()
+    .get(0)
+}
+
+/// Upgrading from the schema whose search vectors PostgreSQL generated: the stored vectors
+/// are made again by Hearth in the migration (an address, a decimal and a hyphenated word are
+/// found by their parts, as on SQLite), and the append of the previous version still stores
+/// and indexes messages.
+#[test]
+fn an_upgrade_makes_the_stored_search_vectors_again() {
+    use hearth::db::pg::log::{append, Appended, NewRow};
+
+    let Some(pg) = Postgres::start() else {
+        return;
+    };
+    pg.create_database("upgrade");
+    let mut db = pg.client("upgrade");
+    hearth::db::pg::schema::migrate_to(&mut db, 9).unwrap();
+    db.batch_execute(
+        "INSERT INTO users (id, username, username_key, password_hash, created_at) \
+         VALUES (1, 'ann', 'ann', 'x', 0); \
+         INSERT INTO memberships (room_id, user_id, joined_at) SELECT id, 1, 0 FROM rooms; \
+         INSERT INTO messages (id, room_id, user_id, body, created_at) \
+         SELECT 1, id, 1, 'mail bob@example.com', 0 FROM rooms; \
+         INSERT INTO messages (id, room_id, user_id, body, created_at) \
+         SELECT 2, id, 1, 'pi is 3.14, well-known', 0 FROM rooms; \
+         UPDATE hearth_log_head SET pos = 2",
+    )
+    .unwrap();
+    let found = |db: &mut postgres::Client, word: &str| -> Vec<i64> {
+        let terms = [word.to_string()];
+        let query = hearth::db::pg::words::query(&terms).unwrap();
+        db.query(
+            "SELECT id FROM messages WHERE search @@ $1::text::tsquery ORDER BY id",
+            &[&query],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    };
+    // PostgreSQL's parser keeps an address and a decimal whole.
+    assert_eq!(found(&mut db, "example"), Vec::<i64>::new());
+    assert_eq!(found(&mut db, "14"), Vec::<i64>::new());
+    assert_eq!(vectors_differing(&mut db), 2);
+
+    let version = hearth::db::pg::schema::migrate(&mut db).unwrap();
+    assert_eq!(version as usize, hearth::db::pg::schema::MIGRATIONS.len());
+    assert_eq!(vectors_differing(&mut db), 0);
+    assert_eq!(found(&mut db, "example"), vec![1]);
+    assert_eq!(found(&mut db, "bob@example.com"), vec![1]);
+    assert_eq!(found(&mut db, "14"), vec![2]);
+    assert_eq!(found(&mut db, "well-known"), vec![2]);
+
+    // The previous version's append (no vectors given) indexes its messages itself.
+    let room: i64 = db.query_one("SELECT id FROM rooms", &[]).unwrap().get(0);
+    let old = db
+        .query_one(
+            "SELECT o_id FROM hearth_append(ARRAY[$1]::bigint[], ARRAY[1]::bigint[], \
+             ARRAY['Über alles']::text[], ARRAY[NULL]::text[], 0)",
+            &[&room],
+        )
+        .unwrap()
+        .get::<_, Option<i64>>(0);
+    assert_eq!(old, Some(3));
+    assert_eq!(found(&mut db, "uber"), vec![3]);
+    // This version's append gives Hearth's vectors.
+    let row = NewRow {
+        room_id: room,
+        user_id: 1,
+        body: "Ça va? ça-va".into(),
+        nonce: None,
+    };
+    assert_eq!(append(&mut db, &[row], 0).unwrap(), [Appended::Stored(4)]);
+    assert_eq!(found(&mut db, "ca va"), vec![4]);
+    assert_eq!(found(&mut db, "\"va ca\""), vec![4]);
 }

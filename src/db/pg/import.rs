@@ -450,7 +450,15 @@ fn copy_table(
     let list = names.join(", ");
     let mut stmt = source.prepare(&format!("SELECT {list} FROM {} ", table.name))?;
     let mut rows = stmt.query([])?;
-    let mut writer = tx.copy_in(&format!("COPY {} ({list}) FROM STDIN", table.name))?;
+    // A message's search vector is not a SQLite column: it is made from the body here.
+    let body_at = (table.name == "messages")
+        .then(|| names.iter().position(|c| *c == "body"))
+        .flatten();
+    let target = match body_at {
+        Some(_) => format!("{list}, search"),
+        None => list.clone(),
+    };
+    let mut writer = tx.copy_in(&format!("COPY {} ({target}) FROM STDIN", table.name))?;
     let mut line = String::new();
     let mut sent = 0i64;
     while let Some(row) = rows.next()? {
@@ -466,6 +474,16 @@ fn copy_table(
                     sent + 1
                 ))
             })?;
+        }
+        if let Some(at) = body_at {
+            line.push('\t');
+            let body = match row.get_ref(at)? {
+                ValueRef::Text(t) => std::str::from_utf8(t).unwrap_or_default(),
+                _ => "",
+            };
+            let vector = super::words::vector(body);
+            field(&mut line, ValueRef::Text(vector.as_bytes()), Text)
+                .map_err(|why| ImportError::Refused(format!("messages.search: {why}")))?;
         }
         line.push('\n');
         writer

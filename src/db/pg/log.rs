@@ -61,11 +61,13 @@ pub fn append(
     append_columns(client, APPEND, (&rooms, &users), (&bodies, &nonces), now_ms)
 }
 
-/// The append statement: rooms, authors, bodies and nonces as arrays, then the time.
-pub const APPEND: &str = "SELECT o_ord, o_id, o_outcome FROM hearth_append($1, $2, $3, $4, $5)";
+/// The append statement: rooms, authors, bodies, nonces and search vectors as arrays, then
+/// the time.
+pub const APPEND: &str = "SELECT o_ord, o_id, o_outcome FROM hearth_append($1, $2, $3, $4, $5, $6)";
 
 /// [`append`] for rows given as columns (each the same length), with [`APPEND`] as text or
-/// as a statement prepared from it.
+/// as a statement prepared from it. Each body's search vector is made here, before the
+/// statement takes the log head.
 pub fn append_columns<S: postgres::ToStatement + ?Sized>(
     client: &mut Client,
     statement: &S,
@@ -73,7 +75,11 @@ pub fn append_columns<S: postgres::ToStatement + ?Sized>(
     (bodies, nonces): (&[&str], &[Option<&str>]),
     now_ms: i64,
 ) -> Result<Vec<Appended>, postgres::Error> {
-    let out = client.query(statement, &[&rooms, &users, &bodies, &nonces, &now_ms])?;
+    let vectors: Vec<String> = bodies.iter().map(|b| super::words::vector(b)).collect();
+    let out = client.query(
+        statement,
+        &[&rooms, &users, &bodies, &nonces, &vectors, &now_ms],
+    )?;
     let mut result = vec![Appended::NotAMember; rooms.len()];
     for row in out {
         let ord: i32 = row.get(0);

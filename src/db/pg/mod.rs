@@ -1,11 +1,12 @@
 //! PostgreSQL, the shared store of cluster mode: its schema ([`schema`]), the log every node
-//! appends to and follows ([`log`]), and the copy of a SQLite community into it ([`import`],
-//! `hearth migrate-to-postgres`). The embedded SQLite
+//! appends to and follows ([`log`]), the words search indexes ([`words`]), and the copy of a
+//! SQLite community into it ([`import`], `hearth migrate-to-postgres`). The embedded SQLite
 //! store stays the default; nothing here runs unless an operator asks for PostgreSQL.
 
 pub mod import;
 pub mod log;
 pub mod schema;
+pub mod words;
 
 /// Session settings of a reader: read-only, and never holding a transaction open for long.
 pub const READER_SESSION: &str = "SET default_transaction_read_only = on; \

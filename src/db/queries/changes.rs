@@ -54,17 +54,27 @@ pub fn message_by_id<C: Sql>(conn: &C, id: i64) -> Result<Option<(StoredMessage,
         .transpose()
 }
 
-/// Replace a message's body (the search index follows through its trigger).
+/// Replace a message's body (on SQLite the search index follows through its trigger; on
+/// PostgreSQL the search vector is written with it).
 pub fn set_message_body<C: Sql>(
     conn: &C,
     id: i64,
     body: &str,
     now_ms: i64,
 ) -> Result<(), C::Error> {
-    conn.exec(
-        "UPDATE messages SET body = ?2, edited_at = ?3 WHERE id = ?1",
-        args![id, body, now_ms],
-    )?;
+    if conn.is_postgres() {
+        let search = crate::db::pg::words::vector(body);
+        conn.exec(
+            "UPDATE messages SET body = ?2, edited_at = ?3, search = CAST(CAST(?4 AS TEXT) AS tsvector) \
+             WHERE id = ?1",
+            args![id, body, now_ms, search],
+        )?;
+    } else {
+        conn.exec(
+            "UPDATE messages SET body = ?2, edited_at = ?3 WHERE id = ?1",
+            args![id, body, now_ms],
+        )?;
+    }
     Ok(())
 }
 
@@ -75,7 +85,11 @@ pub fn tombstone_message<C: Sql>(conn: &C, id: i64) -> Result<(), C::Error> {
     erase_attachments(conn, id)?;
     erase_preview(conn, id)?;
     conn.exec(
-        "UPDATE messages SET body = '', deleted = TRUE WHERE id = ?1",
+        conn.dialect(
+            "UPDATE messages SET body = '', deleted = TRUE WHERE id = ?1",
+            "UPDATE messages SET body = '', deleted = TRUE, search = CAST('' AS tsvector) \
+             WHERE id = ?1",
+        ),
         args![id],
     )?;
     conn.exec("DELETE FROM mentions WHERE message_id = ?1", args![id])?;

@@ -19,20 +19,25 @@ pub fn insert_message<C: Sql>(
     // same statement queues the message for its room's webhooks: any node may have added
     // one, so they are always looked up (one index probe), and without a statement of its
     // own the message needs no savepoint for them.
-    let sql = conn.dialect(
+    if conn.is_postgres() {
+        let search = crate::db::pg::words::vector(body);
+        return conn.row(
+            "WITH h AS (UPDATE hearth_log_head SET pos = pos + 1 WHERE id = 1 AND EXISTS \
+             (SELECT 1 FROM memberships WHERE room_id = ?1 AND user_id = ?2) RETURNING pos), \
+             m AS (INSERT INTO messages (id, room_id, user_id, body, nonce, created_at, \
+             reply_to, search) SELECT h.pos, ?1, ?2, ?3, ?4, ?5, ?6, CAST(CAST(?7 AS TEXT) AS tsvector) \
+             FROM h RETURNING id), \
+             q AS (INSERT INTO webhook_queue (webhook_id, message_id, queued_at, next_at) \
+             SELECT w.id, m.id, ?5, ?5 FROM webhooks w, m WHERE w.room_id = ?1) \
+             SELECT id FROM m",
+            args![room_id, user_id, body, nonce, now_ms, reply_to, search],
+            |r| r.get(0),
+        );
+    }
+    conn.row(
         "INSERT INTO messages (room_id, user_id, body, nonce, created_at, reply_to) \
          SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS \
          (SELECT 1 FROM memberships WHERE room_id = ?1 AND user_id = ?2) RETURNING id",
-        "WITH h AS (UPDATE hearth_log_head SET pos = pos + 1 WHERE id = 1 AND EXISTS \
-         (SELECT 1 FROM memberships WHERE room_id = ?1 AND user_id = ?2) RETURNING pos), \
-         m AS (INSERT INTO messages (id, room_id, user_id, body, nonce, created_at, reply_to) \
-         SELECT h.pos, ?1, ?2, ?3, ?4, ?5, ?6 FROM h RETURNING id), \
-         q AS (INSERT INTO webhook_queue (webhook_id, message_id, queued_at, next_at) \
-         SELECT w.id, m.id, ?5, ?5 FROM webhooks w, m WHERE w.room_id = ?1) \
-         SELECT id FROM m",
-    );
-    conn.row(
-        sql,
         args![room_id, user_id, body, nonce, now_ms, reply_to],
         |r| r.get(0),
     )

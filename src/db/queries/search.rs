@@ -207,22 +207,15 @@ pub fn fts_terms(fts: &str) -> Vec<String> {
     terms
 }
 
-/// The terms of a query, joined for `string_to_array(…, chr(31))` (queries hold no control
-/// characters).
-fn pg_terms(fts: &str) -> String {
-    fts_terms(fts).join("\u{1f}")
-}
+/// The query as one `tsquery` (`?1`, its literal as [`crate::db::pg::words::query`] makes
+/// it): every word or phrase must match.
+const PG_QUERY: &str = "WITH q AS (SELECT CAST(CAST(?1 AS TEXT) AS tsquery) AS q)";
 
-/// The query as one `tsquery`, `?1` the joined terms: every word or phrase must match.
-const PG_QUERY: &str = "WITH q AS (SELECT hearth_tsquery_and(phraseto_tsquery('hearth', t)) AS q \
-     FROM unnest(string_to_array(?1, chr(31))) t)";
-
-/// A hit's columns on PostgreSQL: a message, then its excerpt with the matches between
-/// `\x02` and `\x03`, like FTS5's snippet (PostgreSQL picks the excerpt its own way).
+/// A hit's columns on PostgreSQL: a message (its excerpt is cut by Hearth,
+/// [`crate::db::pg::words::excerpt`], with the words of the query marked as FTS5's
+/// `snippet` marks them).
 const PG_HIT_COLUMNS: &str = "m.id, m.room_id, r.name, u.username, m.body, m.nonce, m.created_at, \
-     m.edited_at, m.deleted, m.reply_to, pu.username, substr(p.body, 1, 200), \
-     ts_headline('hearth', m.body, q.q, 'StartSel=' || chr(2) || ', StopSel=' || chr(3) || \
-     ', MaxWords=24, MinWords=12, MaxFragments=1, FragmentDelimiter=…') \
+     m.edited_at, m.deleted, m.reply_to, pu.username, substr(p.body, 1, 200) \
      FROM q, messages m JOIN rooms r ON r.id = m.room_id JOIN users u ON u.id = m.user_id \
      LEFT JOIN messages p ON p.id = m.reply_to LEFT JOIN users pu ON pu.id = p.user_id";
 
@@ -232,7 +225,7 @@ const PG_SEARCH_FILTER: &str = "((r.kind = 'room' AND r.is_public = TRUE) OR EXI
      AND (CAST(?4 AS BIGINT) IS NULL OR m.room_id = ?4) \
      AND (CAST(?5 AS TEXT) IS NULL OR u.username_key = ?5)";
 
-/// [`search`] on PostgreSQL: the generated `tsvector` of each message and its GIN index,
+/// [`search`] on PostgreSQL: the `tsvector` of each message and its GIN index,
 /// newest first below `before`, or ranked (`ts_rank` over 1 + log2 of the length, so
 /// more occurrences and shorter messages rank first, as with bm25) among the newest
 /// [`RELEVANCE_WINDOW`] matches.
@@ -242,12 +235,14 @@ pub fn search_pg(conn: &PgConn, q: &SearchQuery) -> Result<Vec<SearchHit>, PgErr
             return Ok(Vec::new());
         }
     }
-    let terms = pg_terms(&q.fts);
+    let words = fts_terms(&q.fts);
+    let Some(terms) = crate::db::pg::words::query(&words) else {
+        return Ok(Vec::new());
+    };
     let hit = |r: &postgres::Row| -> Result<SearchHit, PgError> {
-        Ok(SearchHit {
-            msg: message_row(r)?,
-            snippet: SqlRow::get::<String>(r, 12)?,
-        })
+        let msg = message_row(r)?;
+        let snippet = crate::db::pg::words::excerpt(&msg.body, &words);
+        Ok(SearchHit { msg, snippet })
     };
     if q.by_relevance {
         let sql = format!(
