@@ -21,7 +21,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use unicode_normalization::char::{decompose_canonical, is_combining_mark};
+#[rustfmt::skip]
+mod tables;
 
 /// The longest word PostgreSQL keeps in a `tsvector` (bytes); longer words are not indexed,
 /// as PostgreSQL's own parser does.
@@ -36,6 +37,27 @@ const MAX_POSITIONS_PER_WORD: usize = 256;
 /// Whether `c` starts or continues a word.
 fn is_word_char(c: char) -> bool {
     c.is_alphanumeric()
+}
+
+/// Whether `c` is a combining mark (general category M), from [`tables::MARKS`].
+fn is_combining_mark(c: char) -> bool {
+    let c = u32::from(c);
+    if c < 0x300 {
+        return false;
+    }
+    let at = tables::MARKS.partition_point(|&(_, last)| last < c);
+    tables::MARKS.get(at).is_some_and(|&(first, _)| first <= c)
+}
+
+/// The letter `c` (below U+2000, not a mark) is, without its marks, from [`tables::BASES`].
+fn base_of(c: char) -> char {
+    let Ok(code) = u16::try_from(u32::from(c)) else {
+        return c;
+    };
+    match tables::BASES.binary_search_by_key(&code, |&(from, _)| from) {
+        Ok(at) => char::from_u32(u32::from(tables::BASES[at].1)).unwrap_or(c),
+        Err(_) => c,
+    }
 }
 
 /// The folded words of `text`, in order.
@@ -64,17 +86,16 @@ fn spans(text: &str) -> Vec<(std::ops::Range<usize>, String)> {
 }
 
 /// Append `c` folded. Below U+2000 (Latin, Greek, Cyrillic and the other alphabets FTS5
-/// removes diacritics from): its canonical decomposition without combining marks,
-/// lower-cased. Above, lower-cased only: a syllable or kana keeps its marks (`デ` is not `テ`).
+/// removes diacritics from): its base letter without combining marks (its canonical
+/// decomposition's first character), lower-cased; a mark is dropped. Above, lower-cased only:
+/// a syllable or kana keeps its marks (`デ` is not `テ`).
 fn fold_into(word: &mut String, c: char) {
     if c.is_ascii() {
         word.push(c.to_ascii_lowercase());
     } else if c < '\u{2000}' {
-        decompose_canonical(c, |d| {
-            if !is_combining_mark(d) {
-                word.extend(d.to_lowercase().filter(|l| !is_combining_mark(*l)));
-            }
-        });
+        if !is_combining_mark(c) {
+            word.extend(base_of(c).to_lowercase().filter(|l| !is_combining_mark(*l)));
+        }
     } else {
         word.extend(c.to_lowercase());
     }
@@ -287,6 +308,73 @@ mod tests {
         assert!(
             got.starts_with("…w76 ") && got.ends_with("\u{2}w99\u{3}!"),
             "{got}"
+        );
+    }
+
+    /// The source of `tables.rs`, made from the Unicode data of the `unicode-normalization`
+    /// crate (the one PostgreSQL's client uses).
+    fn tables_source() -> String {
+        use unicode_normalization::char::{decompose_canonical, is_combining_mark as mark};
+        let mut marks: Vec<(u32, u32)> = Vec::new();
+        for c in (0..=0x10FFFF)
+            .filter_map(char::from_u32)
+            .filter(|c| mark(*c))
+        {
+            let c = u32::from(c);
+            match marks.last_mut() {
+                Some((_, last)) if *last + 1 == c => *last = c,
+                _ => marks.push((c, c)),
+            }
+        }
+        let mut bases = Vec::new();
+        for c in (0x80..0x2000)
+            .filter_map(char::from_u32)
+            .filter(|c| !mark(*c))
+        {
+            let mut letters = Vec::new();
+            decompose_canonical(c, |d| {
+                if !mark(d) {
+                    letters.push(d)
+                }
+            });
+            assert_eq!(letters.len(), 1, "{c:?} decomposes to one letter and marks");
+            if letters[0] != c {
+                bases.push((c as u32, letters[0] as u32));
+            }
+        }
+        let mut out = String::from(
+            "//! Unicode data for [`super`], written by its test `the_tables_are_unicodes` \
+             (run it\n//! with `HEARTH_WRITE_TABLES=1` to write them again).\n\n\
+             /// Every combining mark (general category M), as ranges of code points.\n\
+             pub const MARKS: &[(u32, u32)] = &[\n",
+        );
+        for (first, last) in marks {
+            out.push_str(&format!("    (0x{first:04X}, 0x{last:04X}),\n"));
+        }
+        out.push_str(
+            "];\n\n/// Each letter below U+2000 whose canonical decomposition is another \
+             letter and marks,\n/// with that letter.\n\
+             pub const BASES: &[(u16, u16)] = &[\n",
+        );
+        for (from, to) in bases {
+            out.push_str(&format!("    (0x{from:04X}, 0x{to:04X}),\n"));
+        }
+        out.push_str("];\n");
+        out
+    }
+
+    #[test]
+    fn the_tables_are_unicodes() {
+        let made = tables_source();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/db/pg/words/tables.rs");
+        if std::env::var_os("HEARTH_WRITE_TABLES").is_some() {
+            std::fs::write(path, &made).unwrap();
+        }
+        let kept = std::fs::read_to_string(path).unwrap();
+        assert!(
+            kept == made,
+            "src/db/pg/words/tables.rs is not the Unicode data: run this test with \
+             HEARTH_WRITE_TABLES=1"
         );
     }
 
