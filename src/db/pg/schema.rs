@@ -571,16 +571,18 @@ type Step = fn(&mut Transaction<'_>) -> Result<(), postgres::Error>;
 const AFTER: &[(i32, Step)] = &[(10, revectorize)];
 
 /// Make every message's search vector again with [`words::vector`], a batch of ids at a time;
-/// only the rows whose vector differs are written.
+/// only the rows whose vector differs are written. It holds the migration's lock on the
+/// messages, so the operator is told how far it got.
 fn revectorize(tx: &mut Transaction<'_>) -> Result<(), postgres::Error> {
-    let mut after = 0i64;
+    let started = std::time::Instant::now();
+    let (mut after, mut read, mut written) = (0i64, 0u64, 0u64);
     loop {
         let rows = tx.query(
             "SELECT id, body FROM messages WHERE id > $1 ORDER BY id LIMIT 5000",
             &[&after],
         )?;
         let Some(last) = rows.last() else {
-            return Ok(());
+            break;
         };
         after = last.get(0);
         let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
@@ -588,13 +590,24 @@ fn revectorize(tx: &mut Transaction<'_>) -> Result<(), postgres::Error> {
             .iter()
             .map(|r| words::vector(r.get::<_, &str>(1)))
             .collect();
-        tx.execute(
+        written += tx.execute(
             "UPDATE messages m SET search = v.s::tsvector \
              FROM unnest($1::bigint[], $2::text[]) AS v(id, s) \
              WHERE m.id = v.id AND m.search IS DISTINCT FROM v.s::tsvector",
             &[&ids, &vectors],
         )?;
+        read += rows.len() as u64;
+        if read % 100_000 == 0 {
+            tracing::info!(read, written, "search vectors: making them again");
+        }
     }
+    tracing::info!(
+        read,
+        written,
+        secs = started.elapsed().as_secs_f64(),
+        "search vectors made again by Hearth"
+    );
+    Ok(())
 }
 
 /// Why the PostgreSQL schema could not be brought up to date.

@@ -2,24 +2,25 @@
 //! PostgreSQL's text search parser.
 //!
 //! SQLite's index splits a body with FTS5's `unicode61` tokenizer (`remove_diacritics 2`).
-//! This module splits the same way, so both stores find the same messages:
+//! This module splits and folds the same way, from tables of what that tokenizer does with
+//! each character ([`tables`], read off SQLite's own FTS5 by the unit test that writes them),
+//! so both stores find the same messages:
 //!
-//! - a word is a run of letters and digits (Unicode's alphabetic and numeric characters);
-//!   combining marks inside a word belong to it; everything else separates words, so
-//!   `bob@example.com` is the three words `bob`, `example`, `com` and `well-known` is two;
-//! - each word is folded: letters are lower-cased, and in the alphabets FTS5 folds (below
-//!   U+2000: Latin, Greek, Cyrillic…) accents and other combining marks are removed (`Café`
-//!   is `cafe`, `Über` is `uber`). Letters that are not a base letter with marks stay as
-//!   they are (`ß`, `æ`, `ø`), as in FTS5.
+//! - a word starts with a letter, a digit or a private-use character (Unicode categories L,
+//!   N and Co) and goes on through those and the combining accents FTS5 lets continue a word;
+//!   everything else separates words, so `bob@example.com` is the three words `bob`,
+//!   `example`, `com`, and `well-known` is two;
+//! - each character of a word is folded as FTS5 folds it: case folded (`Σ` and `ς` are `σ`)
+//!   and, in the ranges FTS5 knows, accents removed (`Café` is `cafe`, `Über` is `uber`).
 //!
 //! A message's words go to PostgreSQL as a `tsvector` literal ([`vector`]), stored in the
-//! indexed `search` column; a query's words as a `tsquery` literal ([`query`]), so PostgreSQL
-//! never parses a body (which cost 3 µs of its time per message, against 1 µs to read the
-//! literal). Excerpts are still cut by PostgreSQL (`ts_headline`), which marks the words its
-//! own parser finds equal to the query's.
+//! indexed `search` column, and a query's as a `tsquery` literal ([`query`]), so PostgreSQL
+//! never parses a body. The excerpt of a hit is cut here too ([`excerpt`]), with the query's
+//! words and phrases marked as FTS5's `snippet` marks them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
+use std::ops::Range;
 
 #[rustfmt::skip]
 mod tables;
@@ -34,29 +35,36 @@ const MAX_POSITION: usize = 16383;
 /// The most positions PostgreSQL keeps for one word.
 const MAX_POSITIONS_PER_WORD: usize = 256;
 
+/// Whether code point `c` is in one of `ranges` (sorted, inclusive, disjoint).
+fn in_ranges(ranges: &[(u32, u32)], c: char) -> bool {
+    let c = u32::from(c);
+    let at = ranges.partition_point(|&(_, last)| last < c);
+    ranges.get(at).is_some_and(|&(first, _)| first <= c)
+}
+
 /// Whether `c` starts or continues a word.
 fn is_word_char(c: char) -> bool {
-    c.is_alphanumeric()
-}
-
-/// Whether `c` is a combining mark (general category M), from [`tables::MARKS`].
-fn is_combining_mark(c: char) -> bool {
-    let c = u32::from(c);
-    if c < 0x300 {
-        return false;
+    if c.is_ascii() {
+        c.is_ascii_alphanumeric()
+    } else {
+        in_ranges(tables::WORD, c)
     }
-    let at = tables::MARKS.partition_point(|&(_, last)| last < c);
-    tables::MARKS.get(at).is_some_and(|&(first, _)| first <= c)
 }
 
-/// The letter `c` (below U+2000, not a mark) is, without its marks, from [`tables::BASES`].
-fn base_of(c: char) -> char {
-    let Ok(code) = u16::try_from(u32::from(c)) else {
-        return c;
-    };
-    match tables::BASES.binary_search_by_key(&code, |&(from, _)| from) {
-        Ok(at) => char::from_u32(u32::from(tables::BASES[at].1)).unwrap_or(c),
-        Err(_) => c,
+/// Whether `c`, not a word character, continues a word it follows (an accent).
+fn joins(c: char) -> bool {
+    !c.is_ascii() && in_ranges(tables::JOIN, c)
+}
+
+/// Append `c` folded, as FTS5 folds it ([`tables::FOLD`]; 0 there: dropped).
+fn fold_into(word: &mut String, c: char) {
+    if c.is_ascii() {
+        word.push(c.to_ascii_lowercase());
+        return;
+    }
+    match tables::FOLD.binary_search_by_key(&u32::from(c), |&(from, _)| from) {
+        Ok(at) => word.extend(char::from_u32(tables::FOLD[at].1).filter(|f| *f != '\0')),
+        Err(_) => word.push(c),
     }
 }
 
@@ -66,12 +74,12 @@ pub fn words(text: &str) -> Vec<String> {
 }
 
 /// Each word of `text` with where it is (a byte range), in order.
-fn spans(text: &str) -> Vec<(std::ops::Range<usize>, String)> {
+fn spans(text: &str) -> Vec<(Range<usize>, String)> {
     let mut out = Vec::new();
     let mut word = String::new();
     let mut start = None;
     for (i, c) in text.char_indices() {
-        if is_word_char(c) || (start.is_some() && is_combining_mark(c)) {
+        if is_word_char(c) || (start.is_some() && joins(c)) {
             start.get_or_insert(i);
             fold_into(&mut word, c);
         } else if let Some(from) = start.take() {
@@ -81,24 +89,7 @@ fn spans(text: &str) -> Vec<(std::ops::Range<usize>, String)> {
     if let Some(from) = start {
         out.push((from..text.len(), word));
     }
-    out.retain(|(_, w)| !w.is_empty());
     out
-}
-
-/// Append `c` folded. Below U+2000 (Latin, Greek, Cyrillic and the other alphabets FTS5
-/// removes diacritics from): its base letter without combining marks (its canonical
-/// decomposition's first character), lower-cased; a mark is dropped. Above, lower-cased only:
-/// a syllable or kana keeps its marks (`デ` is not `テ`).
-fn fold_into(word: &mut String, c: char) {
-    if c.is_ascii() {
-        word.push(c.to_ascii_lowercase());
-    } else if c < '\u{2000}' {
-        if !is_combining_mark(c) {
-            word.extend(base_of(c).to_lowercase().filter(|l| !is_combining_mark(*l)));
-        }
-    } else {
-        word.extend(c.to_lowercase());
-    }
 }
 
 /// `word` quoted for a `tsvector` or `tsquery` literal.
@@ -114,11 +105,16 @@ fn quote_into(out: &mut String, word: &str) {
     out.push('\'');
 }
 
+/// Whether PostgreSQL can hold `word` in a `tsvector` or `tsquery`.
+fn indexable(word: &str) -> bool {
+    !word.is_empty() && word.len() <= MAX_WORD_BYTES
+}
+
 /// The `tsvector` literal of a body: each distinct word with its positions (from 1).
 pub fn vector(body: &str) -> String {
     let mut positions: BTreeMap<String, Vec<u16>> = BTreeMap::new();
     for (i, word) in words(body).into_iter().enumerate() {
-        if word.len() > MAX_WORD_BYTES {
+        if !indexable(&word) {
             continue;
         }
         let at = (i + 1).min(MAX_POSITION) as u16;
@@ -142,26 +138,41 @@ pub fn vector(body: &str) -> String {
 }
 
 /// The `tsquery` literal that matches a message holding every term (a word or a phrase, as
-/// [`crate::db::queries::fts_terms`] gives them) with its words next to each other and in
-/// order; `None` when no term has a word.
+/// [`crate::db::queries::fts_terms`] gives them) with its words in order, each right after
+/// the one before; `None` when nothing can match. A term without words is left out, as FTS5
+/// leaves out an empty phrase. A word too long for PostgreSQL (never stored) keeps its place
+/// in its phrase (the words around it must be that far apart), and a term made only of such
+/// words matches nothing.
 pub fn query(terms: &[String]) -> Option<String> {
     let mut out = String::new();
     for term in terms {
-        let words: Vec<String> = words(term)
-            .into_iter()
-            .filter(|w| w.len() <= MAX_WORD_BYTES)
-            .collect();
+        let words = words(term);
         if words.is_empty() {
             continue;
+        }
+        if !words.iter().any(|w| indexable(w)) {
+            return None;
         }
         if !out.is_empty() {
             out.push_str(" & ");
         }
         out.push('(');
-        for (i, word) in words.iter().enumerate() {
-            if i > 0 {
-                out.push_str(" <-> ");
+        let mut gap = 0;
+        let mut first = true;
+        for word in &words {
+            gap += 1;
+            if !indexable(word) {
+                continue;
             }
+            if !first {
+                if gap == 1 {
+                    out.push_str(" <-> ");
+                } else {
+                    let _ = write!(out, " <{gap}> ");
+                }
+            }
+            first = false;
+            gap = 0;
             quote_into(&mut out, word);
         }
         out.push(')');
@@ -172,53 +183,82 @@ pub fn query(terms: &[String]) -> Option<String> {
 /// The most words an excerpt shows, as SQLite's `snippet` is asked for.
 pub const EXCERPT_WORDS: usize = 24;
 
-/// The excerpt of a search hit: at most [`EXCERPT_WORDS`] words of `body` around the words
-/// of `terms`, each word of the query between `\x02` and `\x03`, `…` where the body goes on,
-/// as SQLite's `snippet` gives it. The window holds the most distinct query words (the
-/// earliest such), starting two words before a match.
+/// The excerpt of a search hit: at most [`EXCERPT_WORDS`] words of `body`, each occurrence of
+/// a term of the query (a word, or a phrase's words in a row) between `\x02` and `\x03`, and
+/// `…` where the body goes on, as SQLite's `snippet` gives it. The window holds the most
+/// distinct terms (the earliest such), from two words before a match; FTS5 weighs its
+/// windows a little differently, so a long body's excerpt may start elsewhere.
 pub fn excerpt(body: &str, terms: &[String]) -> String {
-    let wanted: std::collections::HashSet<String> = terms.iter().flat_map(|t| words(t)).collect();
     let spans = spans(body);
-    let hit: Vec<bool> = spans.iter().map(|(_, w)| wanted.contains(w)).collect();
     let n = spans.len();
+    let phrases: Vec<Vec<String>> = terms
+        .iter()
+        .map(|t| words(t))
+        .filter(|w| !w.is_empty())
+        .collect();
+    // Where each term occurs: (first word, words, term).
+    let mut found: Vec<(usize, usize, usize)> = Vec::new();
+    for (t, phrase) in phrases.iter().enumerate() {
+        let k = phrase.len();
+        for i in 0..n.saturating_sub(k - 1) {
+            if spans[i..i + k].iter().zip(phrase).all(|((_, w), p)| w == p) {
+                found.push((i, k, t));
+            }
+        }
+    }
+    found.sort_unstable();
     let mut from = 0;
     if n > EXCERPT_WORDS {
         let last_start = n - EXCERPT_WORDS;
         let mut best = 0;
-        for (m, _) in hit.iter().enumerate().filter(|(_, h)| **h) {
-            let s = m.saturating_sub(2).min(last_start);
-            let distinct: std::collections::HashSet<&str> = (s..s + EXCERPT_WORDS)
-                .filter(|&i| hit[i])
-                .map(|i| spans[i].1.as_str())
+        for &(i, _, _) in &found {
+            let start = i.saturating_sub(2).min(last_start);
+            let end = start + EXCERPT_WORDS;
+            let distinct: HashSet<usize> = found
+                .iter()
+                .filter(|&&(j, k, _)| j >= start && j + k <= end)
+                .map(|&(_, _, t)| t)
                 .collect();
             if distinct.len() > best {
                 best = distinct.len();
-                from = s;
+                from = start;
             }
         }
     }
     let to = n.min(from + EXCERPT_WORDS);
-    let mut out = String::with_capacity(body.len().min(400) + 16);
+    // The marked byte ranges inside the window, overlapping occurrences merged.
+    let mut marks: Vec<Range<usize>> = Vec::new();
+    for &(i, k, _) in &found {
+        if i < from || i + k > to {
+            continue;
+        }
+        let range = spans[i].0.start..spans[i + k - 1].0.end;
+        match marks.last_mut() {
+            Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+            _ => marks.push(range),
+        }
+    }
+    let begin = if from == 0 { 0 } else { spans[from].0.start };
+    let end = if to == n {
+        body.len()
+    } else {
+        spans[to - 1].0.end
+    };
+    let mut out = String::with_capacity(end - begin + 4 * marks.len() + 8);
     if from > 0 {
         out.push('…');
     }
-    let mut at = if from == 0 { 0 } else { spans[from].0.start };
-    for i in from..to {
-        let range = &spans[i].0;
-        out.push_str(&body[at..range.start]);
-        if hit[i] {
-            out.push('\u{2}');
-            out.push_str(&body[range.clone()]);
-            out.push('\u{3}');
-        } else {
-            out.push_str(&body[range.clone()]);
-        }
-        at = range.end;
+    let mut at = begin;
+    for mark in marks {
+        out.push_str(&body[at..mark.start]);
+        out.push('\u{2}');
+        out.push_str(&body[mark.clone()]);
+        out.push('\u{3}');
+        at = mark.end;
     }
+    out.push_str(&body[at..end]);
     if to < n {
         out.push('…');
-    } else {
-        out.push_str(&body[at..]);
     }
     out
 }
@@ -227,6 +267,10 @@ pub fn excerpt(body: &str, terms: &[String]) -> String {
 mod tests {
     use super::*;
 
+    fn terms(t: &[&str]) -> Vec<String> {
+        t.iter().map(|s| s.to_string()).collect()
+    }
+
     #[test]
     fn words_split_and_fold_as_sqlites_index_does() {
         assert_eq!(words("Hello, World!"), ["hello", "world"]);
@@ -234,19 +278,153 @@ mod tests {
         // Decomposed input folds the same as composed input.
         assert_eq!(words("Cafe\u{301}"), ["cafe"]);
         assert_eq!(
-            words("bob@example.com well-known 3.14"),
-            ["bob", "example", "com", "well", "known", "3", "14"]
+            words("bob@example.com well-known 3.14 snake_case"),
+            ["bob", "example", "com", "well", "known", "3", "14", "snake", "case"]
         );
-        assert_eq!(words("Straße Æther Øre"), ["straße", "æther", "øre"]);
-        assert_eq!(words("İstanbul"), ["istanbul"]);
-        assert_eq!(
-            words("日本語 デスト 한국어"),
-            ["日本語", "デスト", "한국어"]
-        );
-        assert_eq!(words("ΚΑΦΈ Привет"), ["καφε", "привет"]);
+        assert_eq!(words("Straße Æther"), ["straße", "æther"]);
+        // Case folding, not lower-casing: a final sigma is a sigma.
+        assert_eq!(words("ΛΌΓΟΣ λόγος"), words("λόγοσ ΛΌΓΟΣ"));
+        assert_eq!(words("日本語 한국어"), ["日本語", "한국어"]);
         assert_eq!(words("  ... -- !!! "), Vec::<String>::new());
-        // A mark with no letter before it is a separator.
+        // An accent with no letter before it is a separator.
         assert_eq!(words("\u{301}a"), ["a"]);
+    }
+
+    /// The words of each text, straight from SQLite's FTS5 index (`unicode61`,
+    /// `remove_diacritics 2`), in order.
+    fn fts5_words(texts: &[&str]) -> Vec<Vec<String>> {
+        let db = rusqlite::Connection::open_in_memory().unwrap();
+        db.execute_batch(
+            "CREATE VIRTUAL TABLE t USING fts5(b, tokenize = 'unicode61 remove_diacritics 2');
+             CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance');",
+        )
+        .unwrap();
+        for (i, text) in texts.iter().enumerate() {
+            db.execute("INSERT INTO t (rowid, b) VALUES (?1, ?2)", (i as i64, text))
+                .unwrap();
+        }
+        let mut out = vec![Vec::new(); texts.len()];
+        let mut stmt = db
+            .prepare("SELECT doc, term FROM v ORDER BY doc, \"offset\"")
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .unwrap();
+        for row in rows {
+            let (doc, term) = row.unwrap();
+            out[doc as usize].push(term);
+        }
+        out
+    }
+
+    #[test]
+    fn texts_in_many_scripts_split_into_the_words_fts5_finds() {
+        let texts = [
+            "Ça va? Straße, ŒUVRE, Ærø, İstanbul, ǅemal, ﬁne",
+            "ΚΑΦΈ καφέ ΛΌΓΟΣ λόγος µ μ ſ",
+            "Привет, мой ёж! Їжак ўсё",
+            "كتاب آخر إلى مُحَمَّد",
+            "काम कम नमस्ते",
+            "ภาษาไทย สวัสดี",
+            "日本語のテキスト、デスクとテスト。한국어 문장",
+            "1️⃣ 👍🏽 a\u{301}b e\u{20DD}f \u{E000}private",
+            "x\u{0345}y Ǆ ǆ ꭰ Ꭰ 𐐀𐐨",
+        ];
+        let ours: Vec<Vec<String>> = texts.iter().map(|t| words(t)).collect();
+        assert_eq!(ours, fts5_words(&texts));
+    }
+
+    /// The source of `tables.rs`, read off SQLite's FTS5: for every character `c`, the words
+    /// FTS5 makes of `a{c}a {c}a {c}` tell whether `c` separates words (`a`, `a`, `a`),
+    /// continues one (`a{f}a`, `a`) or is a word character (`a{f}a`, `{f}a`, `{f}`), and what
+    /// it folds to (`f`).
+    fn tables_source() -> String {
+        let chars: Vec<char> = (0x80..=0x10FFFF).filter_map(char::from_u32).collect();
+        let texts: Vec<String> = chars.iter().map(|c| format!("a{c}a {c}a {c}")).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let found = fts5_words(&refs);
+        let mut word: Vec<(u32, u32)> = Vec::new();
+        let mut join: Vec<(u32, u32)> = Vec::new();
+        let mut fold: Vec<(u32, u32)> = Vec::new();
+        let push = |ranges: &mut Vec<(u32, u32)>, c: u32| match ranges.last_mut() {
+            Some((_, last)) if *last + 1 == c => *last = c,
+            _ => ranges.push((c, c)),
+        };
+        for (c, words) in chars.iter().zip(&found) {
+            let code = u32::from(*c);
+            let folded = match &words[..] {
+                [a, b, d] if a == "a" && b == "a" && d == "a" => continue,
+                [w, a] if a == "a" => {
+                    push(&mut join, code);
+                    w.strip_prefix('a').and_then(|w| w.strip_suffix('a'))
+                }
+                [w, _, f] => {
+                    push(&mut word, code);
+                    assert!(!f.is_empty(), "{c:?} is a word character that folds away");
+                    assert_eq!(w, &format!("a{f}a"), "{c:?}");
+                    Some(f.as_str())
+                }
+                other => panic!("FTS5 made {other:?} of {c:?}"),
+            };
+            let folded = folded.unwrap_or_else(|| panic!("{c:?}: {words:?}"));
+            let mut it = folded.chars();
+            let to = match (it.next(), it.next()) {
+                (None, _) => 0,
+                (Some(f), None) => u32::from(f),
+                _ => panic!("{c:?} folds to more than one character: {folded:?}"),
+            };
+            if to != code {
+                fold.push((code, to));
+            }
+        }
+        let mut out = String::from(
+            "//! What SQLite's FTS5 tokenizer (`unicode61`, `remove_diacritics 2`) does with each\n\
+             //! character outside ASCII, read off FTS5 itself by the test `the_tables_are_fts5s`\n\
+             //! (run it with `HEARTH_WRITE_TABLES=1` to write them again).\n",
+        );
+        let mut list = |name: &str, doc: &str, kind: &str, rows: &[(u32, u32)]| {
+            out.push_str(&format!(
+                "\n/// {doc}\npub const {name}: &[({kind}, {kind})] = &[\n"
+            ));
+            for (a, b) in rows {
+                out.push_str(&format!("    (0x{a:04X}, 0x{b:04X}),\n"));
+            }
+            out.push_str("];\n");
+        };
+        list(
+            "WORD",
+            "Characters that start or continue a word, as ranges.",
+            "u32",
+            &word,
+        );
+        list(
+            "JOIN",
+            "Characters that continue a word they follow (accents), as ranges.",
+            "u32",
+            &join,
+        );
+        list(
+            "FOLD",
+            "Each character of a word that is folded, with what it becomes (0: nothing).",
+            "u32",
+            &fold,
+        );
+        out
+    }
+
+    #[test]
+    fn the_tables_are_fts5s() {
+        let made = tables_source();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/db/pg/words/tables.rs");
+        if std::env::var_os("HEARTH_WRITE_TABLES").is_some() {
+            std::fs::write(path, &made).unwrap();
+        }
+        let kept = std::fs::read_to_string(path).unwrap();
+        assert!(
+            kept == made,
+            "src/db/pg/words/tables.rs is not what FTS5 does: run this test with \
+             HEARTH_WRITE_TABLES=1"
+        );
     }
 
     #[test]
@@ -279,8 +457,27 @@ mod tests {
     }
 
     #[test]
+    fn a_query_needs_every_term_with_its_words_in_order() {
+        assert_eq!(
+            query(&terms(&["Café", "brown fox"])).as_deref(),
+            Some("('cafe') & ('brown' <-> 'fox')")
+        );
+        assert_eq!(query(&terms(&["o'k"])).as_deref(), Some("('o' <-> 'k')"));
+        assert_eq!(query(&terms(&["!!!", "x"])).as_deref(), Some("('x')"));
+        assert_eq!(query(&terms(&["!!!"])), None);
+        assert_eq!(query(&[]), None);
+        // A word PostgreSQL cannot hold keeps its place; alone, it matches nothing.
+        let long = "x".repeat(MAX_WORD_BYTES + 1);
+        assert_eq!(
+            query(&[format!("a {long} {long} b")]).as_deref(),
+            Some("('a' <3> 'b')")
+        );
+        assert_eq!(query(&[format!("{long} b")]).as_deref(), Some("('b')"));
+        assert_eq!(query(&[long.clone(), "b".into()]), None);
+    }
+
+    #[test]
     fn an_excerpt_marks_the_query_words_around_the_best_window() {
-        let terms = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
             excerpt("Mail bob@Example.com, now!", &terms(&["example"])),
             "Mail bob@\u{2}Example\u{3}.com, now!"
@@ -289,7 +486,16 @@ mod tests {
             excerpt("Un café, s'il vous plaît", &terms(&["CAFE", "plait"])),
             "Un \u{2}café\u{3}, s'il vous \u{2}plaît\u{3}"
         );
-        // A long body: the window with both words, from two words before the first.
+        // A phrase is marked where its words stand together, as one span.
+        assert_eq!(
+            excerpt("the fox, the brown fox", &terms(&["brown fox"])),
+            "the fox, the \u{2}brown fox\u{3}"
+        );
+        assert_eq!(
+            excerpt("Ça va, ça va", &terms(&["ca", "va"])),
+            "\u{2}Ça\u{3} \u{2}va\u{3}, \u{2}ça\u{3} \u{2}va\u{3}"
+        );
+        // A long body: the window with both terms, from two words before the first.
         let mut body: Vec<String> = (0..100).map(|i| format!("w{i}")).collect();
         body[10] = "fox".into();
         body[60] = "fox".into();
@@ -309,85 +515,8 @@ mod tests {
             got.starts_with("…w76 ") && got.ends_with("\u{2}w99\u{3}!"),
             "{got}"
         );
-    }
-
-    /// The source of `tables.rs`, made from the Unicode data of the `unicode-normalization`
-    /// crate (the one PostgreSQL's client uses).
-    fn tables_source() -> String {
-        use unicode_normalization::char::{decompose_canonical, is_combining_mark as mark};
-        let mut marks: Vec<(u32, u32)> = Vec::new();
-        for c in (0..=0x10FFFF)
-            .filter_map(char::from_u32)
-            .filter(|c| mark(*c))
-        {
-            let c = u32::from(c);
-            match marks.last_mut() {
-                Some((_, last)) if *last + 1 == c => *last = c,
-                _ => marks.push((c, c)),
-            }
-        }
-        let mut bases = Vec::new();
-        for c in (0x80..0x2000)
-            .filter_map(char::from_u32)
-            .filter(|c| !mark(*c))
-        {
-            let mut letters = Vec::new();
-            decompose_canonical(c, |d| {
-                if !mark(d) {
-                    letters.push(d)
-                }
-            });
-            assert_eq!(letters.len(), 1, "{c:?} decomposes to one letter and marks");
-            if letters[0] != c {
-                bases.push((c as u32, letters[0] as u32));
-            }
-        }
-        let mut out = String::from(
-            "//! Unicode data for [`super`], written by its test `the_tables_are_unicodes` \
-             (run it\n//! with `HEARTH_WRITE_TABLES=1` to write them again).\n\n\
-             /// Every combining mark (general category M), as ranges of code points.\n\
-             pub const MARKS: &[(u32, u32)] = &[\n",
-        );
-        for (first, last) in marks {
-            out.push_str(&format!("    (0x{first:04X}, 0x{last:04X}),\n"));
-        }
-        out.push_str(
-            "];\n\n/// Each letter below U+2000 whose canonical decomposition is another \
-             letter and marks,\n/// with that letter.\n\
-             pub const BASES: &[(u16, u16)] = &[\n",
-        );
-        for (from, to) in bases {
-            out.push_str(&format!("    (0x{from:04X}, 0x{to:04X}),\n"));
-        }
-        out.push_str("];\n");
-        out
-    }
-
-    #[test]
-    fn the_tables_are_unicodes() {
-        let made = tables_source();
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/db/pg/words/tables.rs");
-        if std::env::var_os("HEARTH_WRITE_TABLES").is_some() {
-            std::fs::write(path, &made).unwrap();
-        }
-        let kept = std::fs::read_to_string(path).unwrap();
-        assert!(
-            kept == made,
-            "src/db/pg/words/tables.rs is not the Unicode data: run this test with \
-             HEARTH_WRITE_TABLES=1"
-        );
-    }
-
-    #[test]
-    fn a_query_needs_every_term_with_its_words_in_order() {
-        let terms = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            query(&terms(&["Café", "brown fox"])).as_deref(),
-            Some("('cafe') & ('brown' <-> 'fox')")
-        );
-        assert_eq!(query(&terms(&["o'k"])).as_deref(), Some("('o' <-> 'k')"));
-        assert_eq!(query(&terms(&["!!!", "x"])).as_deref(), Some("('x')"));
-        assert_eq!(query(&terms(&["!!!"])), None);
-        assert_eq!(query(&[]), None);
+        // Nothing of the query in it: the first words.
+        let got = excerpt(&text, &terms(&["cat"]));
+        assert!(got.starts_with("w0 w1 ") && got.ends_with("w23…"), "{got}");
     }
 }
