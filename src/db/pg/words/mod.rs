@@ -7,7 +7,8 @@
 //! so both stores find the same messages:
 //!
 //! - a word starts with a letter, a digit or a private-use character (Unicode categories L,
-//!   N and Co) and goes on through those and the combining accents FTS5 lets continue a word;
+//!   N and Co, and the code points FTS5's Unicode data does not know, such as emoji newer
+//!   than it) and goes on through those and the combining accents FTS5 lets continue a word;
 //!   everything else separates words, so `bob@example.com` is the three words `bob`,
 //!   `example`, `com`, and `well-known` is two;
 //! - each character of a word is folded as FTS5 folds it: case folded (`Σ` and `ς` are `σ`)
@@ -18,7 +19,7 @@
 //! never parses a body. The excerpt of a hit is cut here too ([`excerpt`]), with the query's
 //! words and phrases marked as FTS5's `snippet` marks them.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::ops::Range;
 
@@ -184,19 +185,22 @@ pub fn query(terms: &[String]) -> Option<String> {
 pub const EXCERPT_WORDS: usize = 24;
 
 /// The excerpt of a search hit: at most [`EXCERPT_WORDS`] words of `body`, each occurrence of
-/// a term of the query (a word, or a phrase's words in a row) between `\x02` and `\x03`, and
-/// `…` where the body goes on, as SQLite's `snippet` gives it. The window holds the most
-/// distinct terms (the earliest such), from two words before a match; FTS5 weighs its
-/// windows a little differently, so a long body's excerpt may start elsewhere.
+/// a term of the query (a word, or a phrase's words in a row; the part inside the window) between
+/// `\x02` and `\x03`, and `…` where the body goes on, as SQLite's `snippet` gives it. The
+/// window holds the most distinct terms (the earliest such), from two words before a match;
+/// FTS5 weighs its windows a little differently, so a long body's excerpt may start elsewhere.
 pub fn excerpt(body: &str, terms: &[String]) -> String {
     let spans = spans(body);
     let n = spans.len();
-    let phrases: Vec<Vec<String>> = terms
-        .iter()
-        .map(|t| words(t))
-        .filter(|w| !w.is_empty())
-        .collect();
-    // Where each term occurs: (first word, words, term).
+    // Terms that fold to the same words occur together: one of them is enough. Queries hold
+    // at most `MAX_QUERY_TERMS` terms, so each window's distinct terms fit a bit set.
+    let mut phrases: Vec<Vec<String>> = Vec::new();
+    for phrase in terms.iter().map(|t| words(t)) {
+        if !phrase.is_empty() && !phrases.contains(&phrase) && phrases.len() < 64 {
+            phrases.push(phrase);
+        }
+    }
+    // Where each term occurs: (first word, words, term), by first word.
     let mut found: Vec<(usize, usize, usize)> = Vec::new();
     for (t, phrase) in phrases.iter().enumerate() {
         let k = phrase.len();
@@ -210,17 +214,22 @@ pub fn excerpt(body: &str, terms: &[String]) -> String {
     let mut from = 0;
     if n > EXCERPT_WORDS {
         let last_start = n - EXCERPT_WORDS;
-        let mut best = 0;
+        let (mut best, mut tried) = (0, None);
         for &(i, _, _) in &found {
             let start = i.saturating_sub(2).min(last_start);
+            if tried == Some(start) {
+                continue;
+            }
+            tried = Some(start);
             let end = start + EXCERPT_WORDS;
-            let distinct: HashSet<usize> = found
+            let first = found.partition_point(|f| f.0 < start);
+            let seen = found[first..]
                 .iter()
-                .filter(|&&(j, k, _)| j >= start && j + k <= end)
-                .map(|&(_, _, t)| t)
-                .collect();
-            if distinct.len() > best {
-                best = distinct.len();
+                .take_while(|f| f.0 < end)
+                .filter(|f| f.0 + f.1 <= end)
+                .fold(0u64, |seen, f| seen | 1 << f.2);
+            if seen.count_ones() > best {
+                best = seen.count_ones();
                 from = start;
             }
         }
@@ -229,10 +238,10 @@ pub fn excerpt(body: &str, terms: &[String]) -> String {
     // The marked byte ranges inside the window, overlapping occurrences merged.
     let mut marks: Vec<Range<usize>> = Vec::new();
     for &(i, k, _) in &found {
-        if i < from || i + k > to {
+        if i >= to || i + k <= from {
             continue;
         }
-        let range = spans[i].0.start..spans[i + k - 1].0.end;
+        let range = spans[i.max(from)].0.start..spans[(i + k).min(to) - 1].0.end;
         match marks.last_mut() {
             Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
             _ => marks.push(range),
@@ -299,10 +308,15 @@ mod tests {
              CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance');",
         )
         .unwrap();
+        db.execute_batch("BEGIN").unwrap();
+        let mut insert = db
+            .prepare("INSERT INTO t (rowid, b) VALUES (?1, ?2)")
+            .unwrap();
         for (i, text) in texts.iter().enumerate() {
-            db.execute("INSERT INTO t (rowid, b) VALUES (?1, ?2)", (i as i64, text))
-                .unwrap();
+            insert.execute((i as i64, text)).unwrap();
         }
+        drop(insert);
+        db.execute_batch("COMMIT").unwrap();
         let mut out = vec![Vec::new(); texts.len()];
         let mut stmt = db
             .prepare("SELECT doc, term FROM v ORDER BY doc, \"offset\"")
@@ -328,7 +342,8 @@ mod tests {
             "ภาษาไทย สวัสดี",
             "日本語のテキスト、デスクとテスト。한국어 문장",
             "1️⃣ 👍🏽 a\u{301}b e\u{20DD}f \u{E000}private",
-            "x\u{0345}y Ǆ ǆ ꭰ Ꭰ 𐐀𐐨",
+            "x\u{0345}y Ǆ ǆ ꭰ Ꭰ 𐐀𐐨 ok🤔 ok😀",
+            " !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~",
         ];
         let ours: Vec<Vec<String>> = texts.iter().map(|t| words(t)).collect();
         assert_eq!(ours, fts5_words(&texts));
@@ -355,6 +370,9 @@ mod tests {
             let folded = match &words[..] {
                 [a, b, d] if a == "a" && b == "a" && d == "a" => continue,
                 [w, a] if a == "a" => {
+                    // FTS5 lets only accents continue a word (`sqlite3Fts5UnicodeIsdiacritic`);
+                    // a word character folding to nothing would look the same here.
+                    assert!((0x300..0x370).contains(&code), "{c:?} continues a word");
                     push(&mut join, code);
                     w.strip_prefix('a').and_then(|w| w.strip_suffix('a'))
                 }
@@ -515,6 +533,16 @@ mod tests {
             got.starts_with("…w76 ") && got.ends_with("\u{2}w99\u{3}!"),
             "{got}"
         );
+        // A phrase across the window's edge: its part inside is marked.
+        let got = excerpt(&text, &terms(&["w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 fox w11 w12 w13 w14 w15 w16 w17 w18 w19 w20 w21 w22 w23 w24 w25"]));
+        assert!(
+            got.starts_with("\u{2}w0 w1") && got.ends_with("w23\u{3}…"),
+            "{got}"
+        );
+        // Terms that fold alike, against a body of nothing else: as cheap as one.
+        let same = terms(&["a", "A", "á", "à", "â", "ä", "ã", "å"]);
+        let got = excerpt(&"a ".repeat(2000), &same);
+        assert_eq!(got.matches('\u{2}').count(), EXCERPT_WORDS);
         // Nothing of the query in it: the first words.
         let got = excerpt(&text, &terms(&["cat"]));
         assert!(got.starts_with("w0 w1 ") && got.ends_with("w23…"), "{got}");
