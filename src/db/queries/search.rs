@@ -239,9 +239,10 @@ pub fn search_pg(conn: &PgConn, q: &SearchQuery) -> Result<Vec<SearchHit>, PgErr
     let Some(terms) = crate::db::pg::words::query(&words) else {
         return Ok(Vec::new());
     };
+    let phrases = crate::db::pg::words::Phrases::new(&words);
     let hit = |r: &postgres::Row| -> Result<SearchHit, PgError> {
         let msg = message_row(r)?;
-        let snippet = crate::db::pg::words::excerpt(&msg.body, &words);
+        let snippet = crate::db::pg::words::excerpt(&msg.body, &phrases);
         Ok(SearchHit { msg, snippet })
     };
     if q.by_relevance {

@@ -184,22 +184,32 @@ pub fn query(terms: &[String]) -> Option<String> {
 /// The most words an excerpt shows, as SQLite's `snippet` is asked for.
 pub const EXCERPT_WORDS: usize = 24;
 
+/// A query's terms as an excerpt looks for them: each term's words, folded once per query
+/// rather than once per hit. Terms that fold to the same words occur together, so one of
+/// them is kept; queries hold at most `MAX_QUERY_TERMS` terms, so a window's distinct terms
+/// fit a bit set.
+pub struct Phrases(Vec<Vec<String>>);
+
+impl Phrases {
+    pub fn new(terms: &[String]) -> Phrases {
+        let mut phrases: Vec<Vec<String>> = Vec::new();
+        for phrase in terms.iter().map(|t| words(t)) {
+            if !phrase.is_empty() && !phrases.contains(&phrase) && phrases.len() < 64 {
+                phrases.push(phrase);
+            }
+        }
+        Phrases(phrases)
+    }
+}
+
 /// The excerpt of a search hit: at most [`EXCERPT_WORDS`] words of `body`, each occurrence of
 /// a term of the query (a word, or a phrase's words in a row; the part inside the window) between
 /// `\x02` and `\x03`, and `…` where the body goes on, as SQLite's `snippet` gives it. The
 /// window holds the most distinct terms (the earliest such), from two words before a match;
 /// FTS5 weighs its windows a little differently, so a long body's excerpt may start elsewhere.
-pub fn excerpt(body: &str, terms: &[String]) -> String {
+pub fn excerpt(body: &str, Phrases(phrases): &Phrases) -> String {
     let spans = spans(body);
     let n = spans.len();
-    // Terms that fold to the same words occur together: one of them is enough. Queries hold
-    // at most `MAX_QUERY_TERMS` terms, so each window's distinct terms fit a bit set.
-    let mut phrases: Vec<Vec<String>> = Vec::new();
-    for phrase in terms.iter().map(|t| words(t)) {
-        if !phrase.is_empty() && !phrases.contains(&phrase) && phrases.len() < 64 {
-            phrases.push(phrase);
-        }
-    }
     // Where each term occurs: (first word, words, term), by first word.
     let mut found: Vec<(usize, usize, usize)> = Vec::new();
     for (t, phrase) in phrases.iter().enumerate() {
@@ -278,6 +288,10 @@ mod tests {
 
     fn terms(t: &[&str]) -> Vec<String> {
         t.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn excerpt_of(body: &str, terms: &[String]) -> String {
+        excerpt(body, &Phrases::new(terms))
     }
 
     #[test]
@@ -497,20 +511,20 @@ mod tests {
     #[test]
     fn an_excerpt_marks_the_query_words_around_the_best_window() {
         assert_eq!(
-            excerpt("Mail bob@Example.com, now!", &terms(&["example"])),
+            excerpt_of("Mail bob@Example.com, now!", &terms(&["example"])),
             "Mail bob@\u{2}Example\u{3}.com, now!"
         );
         assert_eq!(
-            excerpt("Un café, s'il vous plaît", &terms(&["CAFE", "plait"])),
+            excerpt_of("Un café, s'il vous plaît", &terms(&["CAFE", "plait"])),
             "Un \u{2}café\u{3}, s'il vous \u{2}plaît\u{3}"
         );
         // A phrase is marked where its words stand together, as one span.
         assert_eq!(
-            excerpt("the fox, the brown fox", &terms(&["brown fox"])),
+            excerpt_of("the fox, the brown fox", &terms(&["brown fox"])),
             "the fox, the \u{2}brown fox\u{3}"
         );
         assert_eq!(
-            excerpt("Ça va, ça va", &terms(&["ca", "va"])),
+            excerpt_of("Ça va, ça va", &terms(&["ca", "va"])),
             "\u{2}Ça\u{3} \u{2}va\u{3}, \u{2}ça\u{3} \u{2}va\u{3}"
         );
         // A long body: the window with both terms, from two words before the first.
@@ -519,32 +533,32 @@ mod tests {
         body[60] = "fox".into();
         body[70] = "dog".into();
         let text = body.join(" ");
-        let got = excerpt(&text, &terms(&["fox", "dog"]));
+        let got = excerpt_of(&text, &terms(&["fox", "dog"]));
         assert!(got.starts_with("…w58 w59 \u{2}fox\u{3} w61"), "{got}");
         assert!(got.contains("\u{2}dog\u{3}"), "{got}");
         assert!(got.ends_with("w81…"), "{got}");
         assert_eq!(got.split(' ').count(), EXCERPT_WORDS);
         // Near the start: no leading ellipsis.
-        let got = excerpt(&text, &terms(&["w1"]));
+        let got = excerpt_of(&text, &terms(&["w1"]));
         assert!(got.starts_with("w0 \u{2}w1\u{3} w2"), "{got}");
         // Near the end: the last words, and what follows them.
-        let got = excerpt(&format!("{text}!"), &terms(&["w99"]));
+        let got = excerpt_of(&format!("{text}!"), &terms(&["w99"]));
         assert!(
             got.starts_with("…w76 ") && got.ends_with("\u{2}w99\u{3}!"),
             "{got}"
         );
         // A phrase across the window's edge: its part inside is marked.
-        let got = excerpt(&text, &terms(&["w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 fox w11 w12 w13 w14 w15 w16 w17 w18 w19 w20 w21 w22 w23 w24 w25"]));
+        let got = excerpt_of(&text, &terms(&["w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 fox w11 w12 w13 w14 w15 w16 w17 w18 w19 w20 w21 w22 w23 w24 w25"]));
         assert!(
             got.starts_with("\u{2}w0 w1") && got.ends_with("w23\u{3}…"),
             "{got}"
         );
         // Terms that fold alike, against a body of nothing else: as cheap as one.
         let same = terms(&["a", "A", "á", "à", "â", "ä", "ã", "å"]);
-        let got = excerpt(&"a ".repeat(2000), &same);
+        let got = excerpt_of(&"a ".repeat(2000), &same);
         assert_eq!(got.matches('\u{2}').count(), EXCERPT_WORDS);
         // Nothing of the query in it: the first words.
-        let got = excerpt(&text, &terms(&["cat"]));
+        let got = excerpt_of(&text, &terms(&["cat"]));
         assert!(got.starts_with("w0 w1 ") && got.ends_with("w23…"), "{got}");
     }
 }
