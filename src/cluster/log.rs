@@ -230,10 +230,18 @@ fn listener(
                 // from here, one hand-off between threads less on the way to the clients.
                 let batch = match follower.try_lock() {
                     Ok(mut f) => match f.as_mut() {
-                        Some(f) => match f.notified_next(batch) {
-                            Ok(()) => continue,
-                            Err(batch) => batch,
-                        },
+                        Some(f) => {
+                            let mut next = None;
+                            let hub = f.hub.clone();
+                            if !hub.deliver_or_reset(|| next = Some(f.notified_next(batch))) {
+                                f.failed(None);
+                            }
+                            match next {
+                                // Delivered, or failed (and the follower reset).
+                                Some(Ok(())) | None => continue,
+                                Some(Err(batch)) => batch,
+                            }
+                        }
                         None => batch,
                     },
                     Err(_) => batch,
@@ -305,11 +313,11 @@ impl Greetings {
 /// has connected.
 type Shared = Arc<Mutex<Option<Follower>>>;
 
-/// `follower` locked. Only the listener can leave it poisoned with the follower still
-/// running: a panic in the middle of a delivery, which may have delivered part of a batch
-/// without moving `applied`. The follower cannot vouch for what its connections got then: it
-/// closes them so they resume (as after a long gap) and carries on from the head; the
-/// listener is gone, so the tail check reads the log every [`TAIL_CHECK`].
+/// `follower` locked. A delivery that panics (a bug) is caught where it runs, on either
+/// thread ([`Hub::deliver_or_reset`], [`Follower::failed`]), so the lock is left poisoned
+/// only by a panic outside one (the listener's thread then is gone). The follower cannot
+/// vouch for what its connections got: it closes them so they resume (as after a long gap)
+/// and carries on from the head, and the tail check reads the log every [`TAIL_CHECK`].
 fn lock(follower: &Shared) -> MutexGuard<'_, Option<Follower>> {
     follower.lock().unwrap_or_else(|poisoned| {
         follower.clear_poison();
@@ -346,7 +354,18 @@ impl Follower {
             let got = commits.recv_timeout(wait);
             let mut guard = lock(shared);
             let Some(f) = guard.as_mut() else { return };
-            match got {
+            if matches!(got, Err(RecvTimeoutError::Disconnected)) {
+                return;
+            }
+            let mine = match &got {
+                Ok(batch) => match batch.first() {
+                    Some(&Committed::Logged { after, .. }) => Some(after),
+                    _ => None,
+                },
+                Err(_) => None,
+            };
+            let hub = f.hub.clone();
+            let delivered = hub.deliver_or_reset(|| match got {
                 Ok(batch) => match batch.first() {
                     None => f.catch_up(None),
                     Some(Committed::Notified { .. }) => {
@@ -358,11 +377,11 @@ impl Follower {
                 // The tail check, when nothing was read or delivered for a while: the listener
                 // may have delivered meanwhile, and a read right behind its deliveries would
                 // take batches whose notifications are on their way.
-                Err(RecvTimeoutError::Timeout) if f.last_read.elapsed() >= TAIL_CHECK => {
-                    f.catch_up(None)
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
+                Err(_) if f.last_read.elapsed() >= TAIL_CHECK => f.catch_up(None),
+                Err(_) => {}
+            });
+            if !delivered {
+                f.failed(mine);
             }
             wait = TAIL_CHECK
                 .saturating_sub(f.last_read.elapsed())
@@ -563,6 +582,23 @@ impl Follower {
             self.last_read.elapsed()
         );
         self.hub.close_all(CLOSE_RECONNECT, "reconnect");
+        self.go_on_from_head();
+    }
+
+    /// After a delivery failed midway (a bug; every connection was closed, see
+    /// [`Hub::deliver_or_reset`]): the batch of this node's writer that was being delivered,
+    /// if any, is settled (nothing else will deliver it, and the batches after it must not
+    /// wait for it), and the follower carries on from the head.
+    fn failed(&mut self, mine: Option<i64>) {
+        if let Some(after) = mine {
+            self.handoff.settled(after);
+        }
+        self.go_on_from_head();
+    }
+
+    /// Carry on from the head of the log (below the writer's batches in flight): what lies
+    /// between is not delivered, and every connection was closed so that clients resume.
+    fn go_on_from_head(&mut self) {
         if let Ok(head) = queries::log_head(&self.reader) {
             let head = self.handoff.in_flight().map_or(head, |mine| head.min(mine));
             self.applied = self.applied.max(head);

@@ -17,7 +17,9 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use super::{lock_read, ConnId, Hub, Member, State};
 use crate::events::{Audience, Change, Committed, Refusal};
 use crate::model::{MessageChange, Room, StoredMessage};
-use crate::protocol::{change_frame, message_json_from_frame, RoomView, ServerMsg};
+use crate::protocol::{
+    change_frame, message_json_from_frame, RoomView, ServerMsg, CLOSE_RECONNECT,
+};
 
 /// What one [`Hub::fan_out`] call gathers on its way through a batch.
 #[derive(Default)]
@@ -336,9 +338,24 @@ impl Hub {
             .name("hearth-fanout".into())
             .spawn(move || {
                 while let Ok(batch) = commits.recv() {
-                    hub.fan_out(batch);
+                    hub.deliver_or_reset(|| hub.fan_out(batch));
                 }
             })
+    }
+
+    /// Run `deliver` (a delivery of committed batches), or, should it panic (a bug), close
+    /// every connection so that its client resumes from the database: part of a batch may
+    /// have gone out and the rest not, and nothing tells which. The fan-out goes on with the
+    /// next batch. Answers in the failed batch are lost with it; their connections are closed
+    /// with the others, and a client that resumes finds its message in the replay. Whether
+    /// `deliver` went through.
+    pub fn deliver_or_reset(&self, deliver: impl FnOnce()) -> bool {
+        let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(deliver)).is_ok();
+        if !delivered {
+            tracing::error!("a delivery failed: closing every connection so that clients resume");
+            self.close_all(CLOSE_RECONNECT, "reconnect");
+        }
+        delivered
     }
 }
 
@@ -386,9 +403,44 @@ fn refused_frame(reason: Refusal, nonce: Option<&str>) -> Utf8Bytes {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{
-        changed, drain, drain_json, frames, hub, room, stored, user, LOOPBACK,
+        changed, drain, drain_items, drain_json, frames, hub, room, stored, user, LOOPBACK,
     };
+    use super::super::Outgoing;
     use super::*;
+
+    #[test]
+    fn a_delivery_that_fails_midway_closes_every_connection_and_the_next_one_goes_out() {
+        let hub = hub(16);
+        let mut a = hub.connect(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        let mut b = hub.connect(&user(2), LOOPBACK, [2; 32], &[8]).unwrap();
+        drain(&mut a);
+        drain(&mut b);
+        // Half a batch out, then a bug: nobody can tell who got what.
+        let delivered = hub.deliver_or_reset(|| {
+            hub.fan_out(vec![stored(10, 7, a.id)]);
+            panic!("a bug in the middle of a delivery");
+        });
+        assert!(!delivered);
+        for (reg, got) in [(&mut a, true), (&mut b, false)] {
+            let items = drain_items(reg);
+            let closes: Vec<_> = items
+                .iter()
+                .filter_map(|i| match i {
+                    Outgoing::Close(code, _) => Some(*code),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                closes,
+                [CLOSE_RECONNECT],
+                "every connection is told to resume"
+            );
+            assert_eq!(items.len(), 1 + usize::from(got));
+        }
+        // The hub is whole: the next batch goes out as usual.
+        assert!(hub.deliver_or_reset(|| hub.fan_out(vec![stored(11, 8, b.id)])));
+        assert_eq!(drain(&mut b), [("message".to_string(), 11)]);
+    }
 
     #[test]
     fn a_message_reaches_every_member_once_and_nobody_else() {
