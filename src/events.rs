@@ -106,7 +106,8 @@ pub enum Audience {
 pub struct Changes {
     /// In the order they were made.
     pub changes: Vec<Change>,
-    /// Answered once every change was applied (dropped unanswered if the commit failed).
+    /// Answered once every change was applied (dropped unanswered if the commit failed, or
+    /// if its delivery failed midway, a bug: see `Hub::deliver_or_reset`).
     pub applied: oneshot::Sender<()>,
 }
 

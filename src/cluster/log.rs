@@ -36,9 +36,8 @@ use crate::db::pg::log::Handoff;
 use crate::db::queries::{self, LogRange};
 use crate::db::sql::{PgConn, PgError, Sql};
 use crate::events::{Change, Changes, Committed};
-use crate::hub::Hub;
+use crate::hub::{highest_position, Hub};
 use crate::model::{ChangeKind, MessageChange, StoredMessage};
-use crate::protocol::CLOSE_RECONNECT;
 
 /// Read the log when nothing was read or delivered for this long.
 const TAIL_CHECK: Duration = Duration::from_millis(500);
@@ -232,8 +231,8 @@ fn listener(
                     Ok(mut f) => match f.as_mut() {
                         Some(f) => {
                             let mut next = None;
-                            let hub = f.hub.clone();
-                            if !hub.deliver_or_reset(|| next = Some(f.notified_next(batch))) {
+                            let (hub, upto) = (f.hub.clone(), highest_position(&batch));
+                            if !hub.deliver_or_reset(upto, || next = Some(f.notified_next(batch))) {
                                 f.failed(None);
                             }
                             match next {
@@ -315,15 +314,16 @@ type Shared = Arc<Mutex<Option<Follower>>>;
 
 /// `follower` locked. A delivery that panics (a bug) is caught where it runs, on either
 /// thread ([`Hub::deliver_or_reset`], [`Follower::failed`]), so the lock is left poisoned
-/// only by a panic outside one (the listener's thread then is gone). The follower cannot
-/// vouch for what its connections got: it closes them so they resume (as after a long gap)
-/// and carries on from the head, and the tail check reads the log every [`TAIL_CHECK`].
+/// only by a panic outside one, on the listener's thread (which is then gone) or on the
+/// follower's own (which then stops, and nothing locks it again). The follower cannot vouch
+/// for what its connections got: it closes them so they resume (as after a long gap) and
+/// carries on from the head, and the tail check reads the log every [`TAIL_CHECK`].
 fn lock(follower: &Shared) -> MutexGuard<'_, Option<Follower>> {
     follower.lock().unwrap_or_else(|poisoned| {
         follower.clear_poison();
         let mut guard = poisoned.into_inner();
         if let Some(f) = guard.as_mut() {
-            tracing::error!("the log listener failed in the middle of a delivery");
+            tracing::error!("the log listener failed while it held the follower");
             f.resync();
         }
         guard
@@ -357,15 +357,17 @@ impl Follower {
             if matches!(got, Err(RecvTimeoutError::Disconnected)) {
                 return;
             }
-            let mine = match &got {
+            let (mine, upto) = match &got {
                 Ok(batch) => match batch.first() {
-                    Some(&Committed::Logged { after, .. }) => Some(after),
-                    _ => None,
+                    Some(&Committed::Logged { after, .. }) => {
+                        (Some(after), highest_position(batch))
+                    }
+                    _ => (None, highest_position(batch)),
                 },
-                Err(_) => None,
+                Err(_) => (None, None),
             };
             let hub = f.hub.clone();
-            let delivered = hub.deliver_or_reset(|| match got {
+            let delivered = hub.deliver_or_reset(upto, || match got {
                 Ok(batch) => match batch.first() {
                     None => f.catch_up(None),
                     Some(Committed::Notified { .. }) => {
@@ -574,21 +576,20 @@ impl Follower {
     }
 
     /// After a long gap, this node cannot vouch for what its connections missed (the hub's
-    /// events are kept only a few minutes): close them all, so they resume from the
-    /// database, and carry on from the head.
+    /// events are kept only a few minutes): carry on from the head, and close every
+    /// connection so that it resumes from the database.
     fn resync(&mut self) {
         tracing::warn!(
             "the log was not read for {:?}: closing every connection so clients resume",
             self.last_read.elapsed()
         );
-        self.hub.close_all(CLOSE_RECONNECT, "reconnect");
         self.go_on_from_head();
     }
 
-    /// After a delivery failed midway (a bug; every connection was closed, see
-    /// [`Hub::deliver_or_reset`]): the batch of this node's writer that was being delivered,
-    /// if any, is settled (nothing else will deliver it, and the batches after it must not
-    /// wait for it), and the follower carries on from the head.
+    /// After a delivery failed midway (a bug; see [`Hub::deliver_or_reset`]): the batch of
+    /// this node's writer that was being delivered, if any, is settled (nothing else will
+    /// deliver it, and the batches after it must not wait for it), and the follower carries
+    /// on from the head.
     fn failed(&mut self, mine: Option<i64>) {
         if let Some(after) = mine {
             self.handoff.settled(after);
@@ -596,13 +597,32 @@ impl Follower {
         self.go_on_from_head();
     }
 
-    /// Carry on from the head of the log (below the writer's batches in flight): what lies
-    /// between is not delivered, and every connection was closed so that clients resume.
+    /// Carry on from the head of the log (below the writer's batches in flight), leaving
+    /// what lies between undelivered: the hub counts it as offered and closes every
+    /// connection ([`Hub::reset`]), after the head is read, so that a connection that read
+    /// its history before the jump is either closed or made to read again. Retried until the
+    /// head is read (or the writer has stopped), as a catch-up is.
     fn go_on_from_head(&mut self) {
-        if let Ok(head) = queries::log_head(&self.reader) {
-            let head = self.handoff.in_flight().map_or(head, |mine| head.min(mine));
-            self.applied = self.applied.max(head);
+        // A failure in the middle of a read may have left its transaction open.
+        if self.reader.in_transaction() {
+            let _ = self.reader.batch("ROLLBACK");
         }
+        loop {
+            match queries::log_head(&self.reader) {
+                Ok(head) => {
+                    let head = self.handoff.in_flight().map_or(head, |mine| head.min(mine));
+                    self.applied = self.applied.max(head);
+                    break;
+                }
+                Err(e) if !self.handoff.has_writer_stopped() => {
+                    tracing::warn!("cannot read the log's head: {e}");
+                    std::thread::sleep(RETRY);
+                }
+                Err(_) => break,
+            }
+        }
+        self.hub.reset(Some(self.applied));
+        self.hub.metrics().log_read(self.applied);
         self.last_read = Instant::now();
     }
 }

@@ -338,25 +338,70 @@ impl Hub {
             .name("hearth-fanout".into())
             .spawn(move || {
                 while let Ok(batch) = commits.recv() {
-                    hub.deliver_or_reset(|| hub.fan_out(batch));
+                    let upto = highest_position(&batch);
+                    hub.deliver_or_reset(upto, || hub.fan_out(batch));
                 }
             })
     }
 
-    /// Run `deliver` (a delivery of committed batches), or, should it panic (a bug), close
-    /// every connection so that its client resumes from the database: part of a batch may
-    /// have gone out and the rest not, and nothing tells which. The fan-out goes on with the
-    /// next batch. Answers in the failed batch are lost with it; their connections are closed
-    /// with the others, and a client that resumes finds its message in the replay. Whether
-    /// `deliver` went through.
-    pub fn deliver_or_reset(&self, deliver: impl FnOnce()) -> bool {
-        let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(deliver)).is_ok();
-        if !delivered {
-            tracing::error!("a delivery failed: closing every connection so that clients resume");
-            self.close_all(CLOSE_RECONNECT, "reconnect");
-        }
-        delivered
+    /// Run `deliver` (a delivery of committed items whose positions end at `upto`, when they
+    /// take any), or, should it panic (a bug), [`Hub::reset`] at `upto`: part of it may have
+    /// gone out and the rest not, and nothing tells which. The fan-out goes on with the next
+    /// batch. Answers in the failed batch are lost with it (a committed change's caller is
+    /// told the store is unavailable); their connections are closed with the others, and a
+    /// client that resumes finds the stored messages in the replay and sends again what was
+    /// not acknowledged. Whether `deliver` went through.
+    pub fn deliver_or_reset(&self, upto: Option<i64>, deliver: impl FnOnce()) -> bool {
+        let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(deliver)) else {
+            return true;
+        };
+        let what = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("a panic");
+        tracing::error!(
+            "a delivery failed ({what}): closing every connection so that clients resume"
+        );
+        self.reset(upto);
+        false
     }
+
+    /// Count every position up to `upto` as offered, though part of what lies below may not
+    /// have gone out, and make every client read again: the rooms' cached tails are
+    /// forgotten, a membership read under way is refused (it may have missed a join or a
+    /// leave that was not delivered), a connection that starts listening from now on must
+    /// have read past `upto`, and then every connection is closed (1012, or 4008 if its queue
+    /// is full) so that it resumes from the database.
+    pub fn reset(&self, upto: Option<i64>) {
+        if let Some(upto) = upto {
+            self.inner.offered.fetch_max(upto, Ordering::Release);
+        }
+        self.inner.membership_epoch.fetch_add(1, Ordering::AcqRel);
+        self.inner.tails.clear();
+        self.close_all(CLOSE_RECONNECT, "reconnect");
+    }
+}
+
+/// The highest position the items of `batch` took: their messages' ids, their changes'
+/// sequence numbers, and on PostgreSQL the end of the range the batch took.
+pub fn highest_position(batch: &[Committed]) -> Option<i64> {
+    batch
+        .iter()
+        .filter_map(|item| match item {
+            Committed::Stored { msg, .. } => Some(msg.id),
+            Committed::Changed(c) => c
+                .changes
+                .iter()
+                .filter_map(|change| match change {
+                    Change::Message { change, .. } => Some(change.seq),
+                    _ => None,
+                })
+                .max(),
+            Committed::Logged { upto, .. } | Committed::Notified { upto, .. } => Some(*upto),
+            Committed::Failed { .. } | Committed::Refused { .. } => None,
+        })
+        .max()
 }
 
 /// The error frame for a message the writer could not store: nothing was sent, so the client
@@ -408,6 +453,16 @@ mod tests {
     use super::super::Outgoing;
     use super::*;
 
+    fn closes(items: &[Outgoing]) -> Vec<u16> {
+        items
+            .iter()
+            .filter_map(|i| match i {
+                Outgoing::Close(code, _) => Some(*code),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
     fn a_delivery_that_fails_midway_closes_every_connection_and_the_next_one_goes_out() {
         let hub = hub(16);
@@ -416,30 +471,57 @@ mod tests {
         drain(&mut a);
         drain(&mut b);
         // Half a batch out, then a bug: nobody can tell who got what.
-        let delivered = hub.deliver_or_reset(|| {
-            hub.fan_out(vec![stored(10, 7, a.id)]);
+        let batch = vec![stored(10, 7, a.id), stored(11, 8, b.id)];
+        assert_eq!(highest_position(&batch), Some(11));
+        let delivered = hub.deliver_or_reset(Some(11), || {
+            hub.fan_out(batch.into_iter().take(1).collect());
             panic!("a bug in the middle of a delivery");
         });
         assert!(!delivered);
         for (reg, got) in [(&mut a, true), (&mut b, false)] {
             let items = drain_items(reg);
-            let closes: Vec<_> = items
-                .iter()
-                .filter_map(|i| match i {
-                    Outgoing::Close(code, _) => Some(*code),
-                    _ => None,
-                })
-                .collect();
             assert_eq!(
-                closes,
+                closes(&items),
                 [CLOSE_RECONNECT],
-                "every connection is told to resume"
+                "every connection resumes"
             );
             assert_eq!(items.len(), 1 + usize::from(got));
         }
         // The hub is whole: the next batch goes out as usual.
-        assert!(hub.deliver_or_reset(|| hub.fan_out(vec![stored(11, 8, b.id)])));
-        assert_eq!(drain(&mut b), [("message".to_string(), 11)]);
+        assert!(hub.deliver_or_reset(Some(12), || hub.fan_out(vec![stored(12, 8, b.id)])));
+        assert_eq!(drain(&mut b), [("message".to_string(), 12)]);
+    }
+
+    #[test]
+    fn after_a_failed_delivery_every_client_reads_again() {
+        let hub = hub(2);
+        let mut a = hub.connect(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        let mut full = hub.connect(&user(2), LOOPBACK, [2; 32], &[7]).unwrap();
+        drain(&mut a);
+        drain(&mut full);
+        // `full` does not read: its queue of two is full.
+        hub.fan_out(vec![stored(10, 7, a.id), stored(11, 7, a.id)]);
+        drain(&mut a);
+        let ticket = hub.tails().ticket("room7");
+        let epoch = hub.membership_epoch();
+        assert!(!hub.deliver_or_reset(Some(15), || panic!("a bug")));
+        assert_eq!(closes(&drain_items(&mut a)), [CLOSE_RECONNECT]);
+        // A full queue cannot take the close: the connection is dropped as too slow.
+        assert!(full.slow.load(Ordering::Acquire), "closed with 4008");
+        assert_eq!(hub.connection_count(), 1);
+        // A tail read before the reset is not kept, nor a membership read.
+        let loaded = crate::hub::Loaded {
+            readers: crate::hub::Readers::Everyone,
+            messages: Vec::new(),
+        };
+        assert!(!hub.tails().install("room7", ticket, loaded));
+        assert_ne!(hub.membership_epoch(), epoch);
+        // A client that connects now must have read past the positions skipped.
+        let late = hub.connect(&user(3), LOOPBACK, [3; 32], &[]).unwrap();
+        assert_eq!(
+            hub.sync_rooms(late.id, &[7], hub.membership_epoch()),
+            Some(15)
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@
 
 mod deliver;
 mod fanout;
+pub use fanout::highest_position;
 mod registry;
 mod rooms;
 mod shared;

@@ -232,27 +232,35 @@ impl Hub {
 
     /// Close every connection of a session (after logout) with `code`.
     pub fn close_session(&self, session: [u8; 32], code: u16, reason: &'static str) {
-        let st = lock_read(&self.inner.state);
-        for c in st.conns.values().filter(|c| c.session == session) {
-            let _ = c.tx.try_send(Outgoing::Close(code, reason));
-        }
+        self.close_where(|c| c.session == session, code, reason);
     }
 
     /// Close every connection with `code` (this node can no longer vouch for what they were
     /// sent: they reconnect and resume).
     pub fn close_all(&self, code: u16, reason: &'static str) {
-        let st = lock_read(&self.inner.state);
-        for c in st.conns.values() {
-            let _ = c.tx.try_send(Outgoing::Close(code, reason));
-        }
+        self.close_where(|_| true, code, reason);
     }
 
     /// Close every connection of a user (account disabled or signed out by an administrator).
     pub fn close_user(&self, user_id: i64, code: u16, reason: &'static str) {
-        let st = lock_read(&self.inner.state);
-        for c in st.conns.values().filter(|c| c.user_id == user_id) {
-            let _ = c.tx.try_send(Outgoing::Close(code, reason));
+        self.close_where(|c| c.user_id == user_id, code, reason);
+    }
+
+    /// Close the connections `pick` selects with `code`. One whose queue is full cannot take
+    /// the close: it is dropped as too slow (4008) instead, so it is closed either way.
+    fn close_where(&self, pick: impl Fn(&Conn) -> bool, code: u16, reason: &'static str) {
+        let mut full = Vec::new();
+        {
+            let st = lock_read(&self.inner.state);
+            for (&id, c) in st.conns.iter().filter(|(_, c)| pick(c)) {
+                if let Err(mpsc::error::TrySendError::Full(_)) =
+                    c.tx.try_send(Outgoing::Close(code, reason))
+                {
+                    full.push(id);
+                }
+            }
         }
+        self.drop_slow(full);
     }
 }
 
