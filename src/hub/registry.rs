@@ -320,6 +320,26 @@ mod tests {
     }
 
     #[test]
+    fn a_user_whose_queue_is_full_is_closed_all_the_same() {
+        let hub = hub(1);
+        let mut stuck = hub.connect(&user(2), LOOPBACK, [2; 32], &[]).unwrap();
+        let mut other = hub.connect(&user(3), LOOPBACK, [3; 32], &[]).unwrap();
+        // `stuck` holds user 3's presence and reads nothing more: no room for a close.
+        assert!(!stuck.slow.load(Ordering::Acquire));
+        assert_eq!(hub.connection_count(), 2);
+        hub.close_user(2, 4001, "session ended");
+        assert!(
+            stuck.slow.load(Ordering::Acquire),
+            "dropped: it closes with 4008"
+        );
+        assert_eq!(hub.connection_count(), 1);
+        assert!(drain_items(&mut other)
+            .iter()
+            .all(|i| !matches!(i, Outgoing::Close(..))));
+        let _ = drain_items(&mut stuck);
+    }
+
+    #[test]
     fn close_session_closes_only_that_sessions_connections() {
         let hub = hub(16);
         let mut a1 = hub.connect(&user(1), LOOPBACK, [1; 32], &[]).unwrap();
