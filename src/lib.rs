@@ -166,7 +166,8 @@ async fn announce_setup(state: &App, addr: SocketAddr) -> Option<String> {
 
 /// Background upkeep until the server stops: forget cached sessions and history tails, and
 /// close sockets whose sessions another process revoked (`hearth user passwd`, `hearth user
-/// disable`, `hearth user purge`, ...) within a second, and delete expired sessions every hour.
+/// disable`, `hearth user purge`, ...) within a second, delete expired sessions every hour,
+/// and read the profiles again after the hub was reset (it may have skipped a change).
 async fn housekeeping(state: App) {
     let mut stop = state.shutdown.clone();
     let mut poll = tokio::time::interval(if state.db.is_postgres() {
@@ -178,10 +179,16 @@ async fn housekeeping(state: App) {
     let mut last_sweep: Option<std::time::Instant> = None;
     let mut last_prune = std::time::Instant::now();
     let mut epochs = state.db.epochs().await.ok();
+    let mut resets = state.hub.resets();
     loop {
         tokio::select! {
             _ = stop.changed() => return,
             _ = poll.tick() => {}
+            // The hub may have skipped a profile's change: read them all again.
+            Ok(()) = resets.changed() => {
+                app::profiles::load(&state).await;
+                continue;
+            }
         }
         if state.db.is_postgres() && last_prune.elapsed() >= PRUNE_LOG_EVERY {
             last_prune = std::time::Instant::now();

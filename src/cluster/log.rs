@@ -38,6 +38,7 @@ use crate::db::sql::{PgConn, PgError, Sql};
 use crate::events::{Change, Changes, Committed};
 use crate::hub::{highest_position, Hub};
 use crate::model::{ChangeKind, MessageChange, StoredMessage};
+use crate::protocol::CLOSE_RECONNECT;
 
 /// Read the log when nothing was read or delivered for this long.
 const TAIL_CHECK: Duration = Duration::from_millis(500);
@@ -231,9 +232,9 @@ fn listener(
                     Ok(mut f) => match f.as_mut() {
                         Some(f) => {
                             let mut next = None;
-                            let (hub, upto) = (f.hub.clone(), highest_position(&batch));
-                            if !hub.deliver_or_reset(upto, || next = Some(f.notified_next(batch))) {
-                                f.failed(None);
+                            let upto = highest_position(&batch);
+                            if !Hub::caught(|| next = Some(f.notified_next(batch))) {
+                                f.failed(None, upto);
                             }
                             match next {
                                 // Delivered, or failed (and the follower reset).
@@ -366,8 +367,7 @@ impl Follower {
                 },
                 Err(_) => (None, None),
             };
-            let hub = f.hub.clone();
-            let delivered = hub.deliver_or_reset(upto, || match got {
+            let delivered = Hub::caught(|| match got {
                 Ok(batch) => match batch.first() {
                     None => f.catch_up(None),
                     Some(Committed::Notified { .. }) => {
@@ -383,7 +383,7 @@ impl Follower {
                 Err(_) => {}
             });
             if !delivered {
-                f.failed(mine);
+                f.failed(mine, upto);
             }
             wait = TAIL_CHECK
                 .saturating_sub(f.last_read.elapsed())
@@ -583,26 +583,29 @@ impl Follower {
             "the log was not read for {:?}: closing every connection so clients resume",
             self.last_read.elapsed()
         );
-        self.go_on_from_head();
+        // At once, so that clients move to another node while this one cannot read the log;
+        // a connection opened meanwhile is closed by the reset at the head.
+        self.hub.close_all(CLOSE_RECONNECT, "reconnect");
+        self.go_on_from_head(None);
     }
 
-    /// After a delivery failed midway (a bug; see [`Hub::deliver_or_reset`]): the batch of
-    /// this node's writer that was being delivered, if any, is settled (nothing else will
-    /// deliver it, and the batches after it must not wait for it), and the follower carries
-    /// on from the head.
-    fn failed(&mut self, mine: Option<i64>) {
+    /// After a delivery of positions up to `upto` failed midway (a bug; see
+    /// [`Hub::caught`]): the batch of this node's writer that was being delivered, if any, is
+    /// settled (nothing else will deliver it, and the batches after it must not wait for it),
+    /// and the follower carries on from the head.
+    fn failed(&mut self, mine: Option<i64>, upto: Option<i64>) {
         if let Some(after) = mine {
             self.handoff.settled(after);
         }
-        self.go_on_from_head();
+        self.go_on_from_head(upto);
     }
 
     /// Carry on from the head of the log (below the writer's batches in flight), leaving
-    /// what lies between undelivered: the hub counts it as offered and closes every
-    /// connection ([`Hub::reset`]), after the head is read, so that a connection that read
-    /// its history before the jump is either closed or made to read again. Retried until the
-    /// head is read (or the writer has stopped), as a catch-up is.
-    fn go_on_from_head(&mut self) {
+    /// what lies between undelivered: the hub counts it (and anything up to `upto`) as
+    /// offered and closes every connection ([`Hub::reset`]), after the head is read, so that
+    /// a connection that read its history before the jump is either closed or made to read
+    /// again. Retried until the head is read (or the writer has stopped), as a catch-up is.
+    fn go_on_from_head(&mut self, upto: Option<i64>) {
         // A failure in the middle of a read may have left its transaction open.
         if self.reader.in_transaction() {
             let _ = self.reader.batch("ROLLBACK");
@@ -621,7 +624,8 @@ impl Follower {
                 Err(_) => break,
             }
         }
-        self.hub.reset(Some(self.applied));
+        self.hub
+            .reset(Some(upto.map_or(self.applied, |u| u.max(self.applied))));
         self.hub.metrics().log_read(self.applied);
         self.last_read = Instant::now();
     }

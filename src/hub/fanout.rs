@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::{lock_read, ConnId, Hub, Member, State};
+use super::{lock_read, lock_write, ConnId, Hub, Member, State};
 use crate::events::{Audience, Change, Committed, Refusal};
 use crate::model::{MessageChange, Room, StoredMessage};
 use crate::protocol::{
@@ -352,6 +352,16 @@ impl Hub {
     /// client that resumes finds the stored messages in the replay and sends again what was
     /// not acknowledged. Whether `deliver` went through.
     pub fn deliver_or_reset(&self, upto: Option<i64>, deliver: impl FnOnce()) -> bool {
+        let delivered = Hub::caught(deliver);
+        if !delivered {
+            self.reset(upto);
+        }
+        delivered
+    }
+
+    /// Run `deliver`; whether it went through, or panicked (a bug: logged). The caller resets
+    /// the hub ([`Hub::reset`]).
+    pub fn caught(deliver: impl FnOnce()) -> bool {
         let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(deliver)) else {
             return true;
         };
@@ -363,23 +373,39 @@ impl Hub {
         tracing::error!(
             "a delivery failed ({what}): closing every connection so that clients resume"
         );
-        self.reset(upto);
         false
     }
 
-    /// Count every position up to `upto` as offered, though part of what lies below may not
-    /// have gone out, and make every client read again: the rooms' cached tails are
-    /// forgotten, a membership read under way is refused (it may have missed a join or a
+    /// Count every position up to `upto` as offered and delivered, though part of what lies
+    /// below may not have gone out, and make every client read again: the rooms' cached tails
+    /// are forgotten, a membership read under way is refused (it may have missed a join or a
     /// leave that was not delivered), a connection that starts listening from now on must
-    /// have read past `upto`, and then every connection is closed (1012, or 4008 if its queue
-    /// is full) so that it resumes from the database.
+    /// have read past `upto`, the profiles are read again from the store (see
+    /// [`Hub::resets`]), and every connection is closed (1012, or 4008 if its queue is full)
+    /// so that it resumes from the database.
     pub fn reset(&self, upto: Option<i64>) {
-        if let Some(upto) = upto {
-            self.inner.offered.fetch_max(upto, Ordering::Release);
+        {
+            let _st = lock_write(&self.inner.state);
+            if let Some(upto) = upto {
+                self.inner.offered.fetch_max(upto, Ordering::Release);
+            }
+            self.inner.membership_epoch.fetch_add(1, Ordering::AcqRel);
         }
-        self.inner.membership_epoch.fetch_add(1, Ordering::AcqRel);
         self.inner.tails.clear();
+        if let Some(upto) = upto {
+            self.inner.fanned.send_if_modified(|v| {
+                let newer = upto > *v;
+                *v = (*v).max(upto);
+                newer
+            });
+        }
+        self.inner.resets.send_modify(|n| *n += 1);
         self.close_all(CLOSE_RECONNECT, "reconnect");
+    }
+
+    /// Changes with every [`Hub::reset`].
+    pub fn resets(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.resets.subscribe()
     }
 }
 
@@ -493,6 +519,24 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_ends_at_its_highest_position() {
+        let (changes, _) = changed(vec![Change::Left {
+            user_id: 2,
+            username: "user2".into(),
+            room_id: 7,
+            room: "room7".into(),
+        }]);
+        let failed = Committed::Failed {
+            origin: 1,
+            nonce: None,
+        };
+        assert_eq!(highest_position(&[failed]), None);
+        assert_eq!(highest_position(&[changes, stored(4, 7, 1)]), Some(4));
+        let logged = Committed::Logged { after: 3, upto: 9 };
+        assert_eq!(highest_position(&[logged, stored(4, 7, 1)]), Some(9));
+    }
+
+    #[test]
     fn after_a_failed_delivery_every_client_reads_again() {
         let hub = hub(2);
         let mut a = hub.connect(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
@@ -504,8 +548,14 @@ mod tests {
         drain(&mut a);
         let ticket = hub.tails().ticket("room7");
         let epoch = hub.membership_epoch();
+        let resets = hub.resets();
         assert!(!hub.deliver_or_reset(Some(15), || panic!("a bug")));
+        assert!(resets.has_changed().unwrap(), "the profiles are read again");
+        // A second reset (the follower's, once it read the head) leaves a connection that
+        // is closing already to its first close.
+        hub.reset(Some(15));
         assert_eq!(closes(&drain_items(&mut a)), [CLOSE_RECONNECT]);
+        assert!(!a.slow.load(Ordering::Acquire));
         // A full queue cannot take the close: the connection is dropped as too slow.
         assert!(full.slow.load(Ordering::Acquire), "closed with 4008");
         assert_eq!(hub.connection_count(), 1);

@@ -136,6 +136,8 @@ struct Conn {
     /// Shared with its [`Registration`]: set when the hub drops it for falling behind, so the
     /// session closes with 4008 rather than as a normal close.
     slow: Arc<AtomicBool>,
+    /// Set once a close is queued for it: a second close would only find its queue fuller.
+    closing: AtomicBool,
 }
 
 /// The names of the users online, ordered without regard to case; shared.
@@ -196,16 +198,21 @@ struct Inner {
     next_id: AtomicU64,
     /// Where the delivered, dropped-as-slow counts go (shared with `/metrics`).
     metrics: Arc<Metrics>,
-    /// Bumped by every membership change the hub applies (see [`Hub::sync_rooms`]).
+    /// Bumped by every membership change the hub applies (see [`Hub::sync_rooms`]), and by
+    /// every [`Hub::reset`].
     membership_epoch: AtomicU64,
     /// The rooms' newest messages as history pages show them.
     tails: Tails,
     /// The highest message id the fan-out has delivered (and appended to its room's tail).
     fanned: tokio::sync::watch::Sender<i64>,
     /// The highest position (message id or change seq) the fan-out has offered to the
-    /// connections listening to its room. Moved only while the fan-out holds the state lock,
-    /// so whoever holds the write lock reads a settled value (see [`Hub::sync_rooms`]).
+    /// connections listening to its room. Moved only while the fan-out (or a [`Hub::reset`])
+    /// holds the state lock, so whoever holds the write lock reads a settled value (see
+    /// [`Hub::sync_rooms`]).
     offered: AtomicI64,
+    /// Counts the hub's resets (see [`Hub::reset`]): what it was told may have been skipped,
+    /// so what it holds from the store (the profiles) is read again.
+    resets: tokio::sync::watch::Sender<u64>,
     /// Every profile with something set, as `ready` sends them (replaced whole on a change).
     profiles: RwLock<Arc<[Profile]>>,
     /// Told of every new message once it was delivered (link previews, webhooks); set once
@@ -261,6 +268,7 @@ impl Hub {
                 tails: Tails::default(),
                 fanned: tokio::sync::watch::Sender::new(0),
                 offered: AtomicI64::new(0),
+                resets: tokio::sync::watch::Sender::new(0),
                 profiles: RwLock::new(Arc::from(Vec::new())),
                 watcher: std::sync::OnceLock::new(),
                 shared: std::sync::OnceLock::new(),

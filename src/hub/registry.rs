@@ -118,6 +118,7 @@ impl Hub {
             listening_from: self.inner.offered.load(Ordering::Acquire),
             tx,
             slow: slow.clone(),
+            closing: AtomicBool::new(false),
         };
         st.insert_conn(id, conn);
         let first = st.user_connected(user);
@@ -247,16 +248,20 @@ impl Hub {
     }
 
     /// Close the connections `pick` selects with `code`. One whose queue is full cannot take
-    /// the close: it is dropped as too slow (4008) instead, so it is closed either way.
+    /// the close: it is dropped as too slow (4008) instead, so it is closed either way. One
+    /// with a close queued already is left to it.
     fn close_where(&self, pick: impl Fn(&Conn) -> bool, code: u16, reason: &'static str) {
         let mut full = Vec::new();
         {
             let st = lock_read(&self.inner.state);
             for (&id, c) in st.conns.iter().filter(|(_, c)| pick(c)) {
-                if let Err(mpsc::error::TrySendError::Full(_)) =
-                    c.tx.try_send(Outgoing::Close(code, reason))
-                {
-                    full.push(id);
+                if c.closing.load(Ordering::Acquire) {
+                    continue; // closing already
+                }
+                match c.tx.try_send(Outgoing::Close(code, reason)) {
+                    Ok(()) => c.closing.store(true, Ordering::Release),
+                    Err(mpsc::error::TrySendError::Full(_)) => full.push(id),
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
                 }
             }
         }
