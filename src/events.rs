@@ -107,7 +107,7 @@ pub struct Changes {
     /// In the order they were made.
     pub changes: Vec<Change>,
     /// Answered once every change was applied (dropped unanswered if the commit failed, or
-    /// if its delivery failed midway, a bug: see `Hub::deliver_or_reset`).
+    /// if its delivery failed midway, a bug: see `Hub::caught`).
     pub applied: oneshot::Sender<()>,
 }
 

@@ -168,7 +168,7 @@ async fn announce_setup(state: &App, addr: SocketAddr) -> Option<String> {
 /// close sockets whose sessions another process revoked (`hearth user passwd`, `hearth user
 /// disable`, `hearth user purge`, ...) within a second, delete expired sessions every hour,
 /// and read the profiles again after the hub was reset (it may have skipped a change).
-async fn housekeeping(state: App) {
+async fn housekeeping(state: App, mut resets: tokio::sync::watch::Receiver<u64>) {
     let mut stop = state.shutdown.clone();
     let mut poll = tokio::time::interval(if state.db.is_postgres() {
         REVOCATION_POLL_CLUSTER
@@ -179,7 +179,6 @@ async fn housekeeping(state: App) {
     let mut last_sweep: Option<std::time::Instant> = None;
     let mut last_prune = std::time::Instant::now();
     let mut epochs = state.db.epochs().await.ok();
-    let mut resets = state.hub.resets();
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -300,6 +299,8 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
         stop_rx.clone(),
     );
     state.auth.prewarm();
+    // Taken before the profiles are read: a reset from then on reads them again.
+    let resets = state.hub.resets();
     app::profiles::load(&state).await;
     let previews = app::previews::start(&state);
     let pushes = app::push::start(&state);
@@ -319,7 +320,7 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
         }));
     app::hooks::start(&state);
     let setup_code = announce_setup(&state, addr).await;
-    tokio::spawn(housekeeping(state.clone()));
+    tokio::spawn(housekeeping(state.clone(), resets));
     let accept = tokio::spawn(accept(&state, listener, tls, metrics, stop_rx));
     Ok(Server {
         setup_code,

@@ -20,13 +20,25 @@ pub const MAX_DISPLAY_NAME: usize = 64;
 /// Longest status line, in characters.
 pub const MAX_STATUS: usize = 140;
 
-/// Put the profiles into the hub at start (changes reach it through the store, on every
-/// node).
+/// Put the profiles into the hub at start, and again after it was reset (changes reach it
+/// through the store, on every node). A change that reaches the hub during the read makes it
+/// read again, since the read may not hold it.
 pub async fn load(state: &App) {
-    match state.db.set_profiles().await {
-        Ok(all) => state.hub.set_profiles(all),
-        Err(e) => tracing::warn!("cannot read the profiles: {e}"),
+    for _ in 0..5 {
+        let seen = state.hub.profile_changes();
+        match state.db.set_profiles().await {
+            Ok(all) => {
+                if state.hub.set_profiles(all, seen) {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot read the profiles: {e}");
+                return;
+            }
+        }
     }
+    tracing::warn!("the profiles kept changing while they were read; kept as the hub has them");
 }
 
 /// `text` trimmed, checked against `max` characters and control characters; `what` names it

@@ -314,7 +314,7 @@ impl Greetings {
 type Shared = Arc<Mutex<Option<Follower>>>;
 
 /// `follower` locked. A delivery that panics (a bug) is caught where it runs, on either
-/// thread ([`Hub::deliver_or_reset`], [`Follower::failed`]), so the lock is left poisoned
+/// thread ([`Hub::caught`], [`Follower::failed`]), so the lock is left poisoned
 /// only by a panic outside one, on the listener's thread (which is then gone) or on the
 /// follower's own (which then stops, and nothing locks it again). The follower cannot vouch
 /// for what its connections got: it closes them so they resume (as after a long gap) and

@@ -371,7 +371,7 @@ impl Hub {
             .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
             .unwrap_or("a panic");
         tracing::error!(
-            "a delivery failed ({what}): closing every connection so that clients resume"
+            "a delivery failed ({what}): every connection will be closed so that clients resume"
         );
         false
     }
@@ -516,6 +516,29 @@ mod tests {
         // The hub is whole: the next batch goes out as usual.
         assert!(hub.deliver_or_reset(Some(12), || hub.fan_out(vec![stored(12, 8, b.id)])));
         assert_eq!(drain(&mut b), [("message".to_string(), 12)]);
+    }
+
+    #[test]
+    fn profiles_read_before_a_change_reached_the_hub_are_not_kept() {
+        let hub = hub(16);
+        let profile = |name: &str, status: &str| crate::model::Profile {
+            username: name.into(),
+            display_name: String::new(),
+            status: status.into(),
+            avatar: None,
+        };
+        let seen = hub.profile_changes();
+        // The read (of an older state) is under way when a change is delivered.
+        let (change, _) = changed(vec![Change::Profile {
+            profile: profile("ann", "new"),
+        }]);
+        hub.fan_out(vec![change]);
+        assert!(!hub.set_profiles(vec![profile("ann", "old")], seen));
+        assert_eq!(hub.profiles()[0].status, "new");
+        // Read again: kept.
+        let seen = hub.profile_changes();
+        assert!(hub.set_profiles(vec![profile("ann", "new"), profile("bo", "hi")], seen));
+        assert_eq!(hub.profiles().len(), 2);
     }
 
     #[test]

@@ -28,7 +28,7 @@ mod tail;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::mpsc;
@@ -203,7 +203,8 @@ struct Inner {
     membership_epoch: AtomicU64,
     /// The rooms' newest messages as history pages show them.
     tails: Tails,
-    /// The highest message id the fan-out has delivered (and appended to its room's tail).
+    /// The highest message id the fan-out has delivered (and appended to its room's tail), or
+    /// skipped at a [`Hub::reset`].
     fanned: tokio::sync::watch::Sender<i64>,
     /// The highest position (message id or change seq) the fan-out has offered to the
     /// connections listening to its room. Moved only while the fan-out (or a [`Hub::reset`])
@@ -215,6 +216,8 @@ struct Inner {
     resets: tokio::sync::watch::Sender<u64>,
     /// Every profile with something set, as `ready` sends them (replaced whole on a change).
     profiles: RwLock<Arc<[Profile]>>,
+    /// Bumped (under `profiles`' lock) by every profile change the hub applies.
+    profile_changes: AtomicU64,
     /// Told of every new message once it was delivered (link previews, webhooks); set once
     /// at start.
     watcher: std::sync::OnceLock<Watcher>,
@@ -270,6 +273,7 @@ impl Hub {
                 offered: AtomicI64::new(0),
                 resets: tokio::sync::watch::Sender::new(0),
                 profiles: RwLock::new(Arc::from(Vec::new())),
+                profile_changes: AtomicU64::new(0),
                 watcher: std::sync::OnceLock::new(),
                 shared: std::sync::OnceLock::new(),
             }),
@@ -291,13 +295,26 @@ impl Hub {
             .clone()
     }
 
-    /// The profiles are now `all` (at start).
-    pub fn set_profiles(&self, all: Vec<Profile>) {
-        *self
+    /// How many profile changes the hub has applied: taken before the profiles are read
+    /// from the store, for [`Hub::set_profiles`].
+    pub fn profile_changes(&self) -> u64 {
+        self.inner.profile_changes.load(Ordering::Acquire)
+    }
+
+    /// The profiles are now `all` (at start, and after a reset), as read from the store after
+    /// [`Hub::profile_changes`] gave `seen`: unless a change reached the hub since, which the
+    /// read may not hold. Whether they were kept.
+    pub fn set_profiles(&self, all: Vec<Profile>, seen: u64) -> bool {
+        let mut profiles = self
             .inner
             .profiles
             .write()
-            .unwrap_or_else(|p| p.into_inner()) = Arc::from(all);
+            .unwrap_or_else(|p| p.into_inner());
+        if self.inner.profile_changes.load(Ordering::Acquire) != seen {
+            return false;
+        }
+        *profiles = Arc::from(all);
+        true
     }
 
     /// One profile changed (on this node or another): the list `ready` sends follows, and
@@ -318,6 +335,7 @@ impl Hub {
                 list.push(changed.clone());
             }
             *all = Arc::from(list);
+            self.inner.profile_changes.fetch_add(1, Ordering::AcqRel);
         }
         let frame = ServerMsg::Profile {
             user: ProfileView::from(changed),
@@ -348,7 +366,7 @@ impl Hub {
 
     /// Wait (at most a couple of seconds) until the fan-out has delivered message `id`, so
     /// that a caller answered by the writer directly (an HTTP send) finds it in the room's
-    /// tail, as a WebSocket sender does when its echo arrives.
+    /// tail, as a WebSocket sender does when its echo arrives (or until a reset skipped it).
     pub async fn fanned_out(&self, id: i64) {
         let mut rx = self.inner.fanned.subscribe();
         let wait = rx.wait_for(|v| *v >= id);
