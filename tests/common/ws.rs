@@ -329,6 +329,23 @@ impl Ws {
         }
     }
 
+    /// Read until a close frame arrives, for at most `limit` however long the server is
+    /// silent meanwhile, and return its code. Other frames are skipped.
+    pub async fn expect_close_within(&mut self, limit: Duration) -> u16 {
+        let read = async {
+            loop {
+                match self.inner.next().await {
+                    Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
+                    Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => panic!("WebSocket error while reading: {e}"),
+                    None => panic!("the connection ended without a close frame"),
+                }
+            }
+        };
+        within(limit, "a close frame", read).await
+    }
+
     /// Close from the client side and wait until the server has ended the connection.
     pub async fn close(mut self) {
         let _ = within(

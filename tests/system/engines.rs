@@ -113,6 +113,17 @@ impl Postgres {
         self.wait_ready();
     }
 
+    /// Stop the server (a fast shutdown) until [`Postgres::start_again`].
+    pub fn stop_for_now(&mut self) {
+        self.stop();
+    }
+
+    /// Start the server again after [`Postgres::stop_for_now`]; returns once it answers.
+    pub fn start_again(&mut self) {
+        self.child = spawn_server(&self.bin, self.root, self.dir.path());
+        self.wait_ready();
+    }
+
     fn stop(&mut self) {
         // A fast shutdown through pg_ctl, which signals the server itself (as root the child
         // is runuser, which does not pass signals on).

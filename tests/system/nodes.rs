@@ -567,6 +567,55 @@ async fn a_postgresql_restart_fails_only_the_sends_in_flight_and_both_nodes_carr
     tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
 }
 
+/// A node that cannot read the log for longer than it may (30 s; PostgreSQL is down) cannot
+/// vouch for what its connections missed: it closes them with 1012 at once, while PostgreSQL
+/// is still down, so that clients can move to another node; once PostgreSQL is back a client
+/// resumes there with `since=` and sends again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_cut_off_from_the_log_closes_its_sockets_while_it_is_cut_off() {
+    let Some((pg, url)) = database("cutoff").await else {
+        return;
+    };
+    let apps = nodes(&url, 1).await;
+    let ann = apps[0].signup("ann").await;
+    let mut ws = apps[0].ws_connect(&ann, None).await;
+    let before = id_of(&ws.say("general", "before", "c0").await);
+
+    let pg = tokio::task::spawn_blocking(move || {
+        let mut pg = pg;
+        pg.stop_for_now();
+        pg
+    })
+    .await
+    .expect("PostgreSQL stops");
+    let down = Instant::now();
+    let code = ws.expect_close_within(Duration::from_secs(60)).await;
+    assert_eq!(code, 1012, "closed so that the client resumes elsewhere");
+    let after = down.elapsed();
+    assert!(
+        after >= Duration::from_secs(25),
+        "a short outage does not close anyone ({after:?})"
+    );
+
+    let pg = tokio::task::spawn_blocking(move || {
+        let mut pg = pg;
+        pg.start_again();
+        pg
+    })
+    .await
+    .expect("PostgreSQL starts again");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while health(&apps[0]).await.0 != 200 {
+        assert!(Instant::now() < deadline, "the node is healthy again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut ws = apps[0].ws_connect(&ann, Some(before)).await;
+    let said = say_until_stored(&mut ws, "c1").await;
+    assert!(said > before);
+    drop(apps);
+    tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
+}
+
 // Cluster mode: the same nodes sharing one Redis (`cluster.redis_url`).
 
 /// A private PostgreSQL with database `name`, a private Redis, and `n` nodes on both, each
