@@ -71,12 +71,7 @@ impl Hub {
             .metrics
             .messages_delivered
             .fetch_add(tally.delivered, Ordering::Relaxed);
-        let last = tally.last_id;
-        self.inner.fanned.send_if_modified(|v| {
-            let newer = last > *v;
-            *v = (*v).max(last);
-            newer
-        });
+        self.mark_fanned(tally.last_id);
         tally.slow.sort_unstable();
         tally.slow.dedup();
         self.drop_slow(tally.slow);
@@ -393,14 +388,20 @@ impl Hub {
         }
         self.inner.tails.clear();
         if let Some(upto) = upto {
-            self.inner.fanned.send_if_modified(|v| {
-                let newer = upto > *v;
-                *v = (*v).max(upto);
-                newer
-            });
+            self.mark_fanned(upto);
         }
         self.inner.resets.send_modify(|n| *n += 1);
         self.close_all(CLOSE_RECONNECT, "reconnect");
+    }
+
+    /// Everything up to `upto` was fanned out: an HTTP send waiting for its message's
+    /// delivery may answer (the waiters are woken only when it moves).
+    fn mark_fanned(&self, upto: i64) {
+        self.inner.fanned.send_if_modified(|v| {
+            let newer = upto > *v;
+            *v = (*v).max(upto);
+            newer
+        });
     }
 
     /// Changes with every [`Hub::reset`].
