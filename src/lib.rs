@@ -241,6 +241,12 @@ async fn close_revoked(state: &App) {
 /// Open the database, bind, and start serving. Returns once the socket is listening.
 pub async fn run(config: Config) -> Result<Server, StartupError> {
     config.validate().map_err(StartupError::Config)?;
+    #[cfg(feature = "faults")]
+    tracing::error!(
+        "this build has the test suites' `faults` feature: a message whose text is {:?} \
+         closes every connection; build with `cargo build --release` to serve people",
+        hub::FAULT_BODY
+    );
     let addr = config.bind_addr().map_err(StartupError::Config)?;
     let (commit_tx, commit_rx) = std::sync::mpsc::channel();
     let metrics = Arc::new(metrics::Metrics::default());

@@ -21,6 +21,11 @@ use crate::protocol::{
     change_frame, message_json_from_frame, RoomView, ServerMsg, CLOSE_RECONNECT,
 };
 
+/// With the `faults` feature (the test suites' build only): the text of a message whose
+/// delivery panics, as a bug in the hub's delivery would.
+#[cfg(feature = "faults")]
+pub const FAULT_BODY: &str = "hearth-fault: this delivery panics";
+
 /// What one [`Hub::fan_out`] call gathers on its way through a batch.
 #[derive(Default)]
 struct Tally {
@@ -120,6 +125,10 @@ impl Hub {
         mentioned: &[i64],
         tally: &mut Tally,
     ) {
+        #[cfg(feature = "faults")]
+        if msg.body == FAULT_BODY {
+            panic!("hearth-fault: a delivery failed on purpose");
+        }
         let frame = ServerMsg::Message(msg.into()).encode();
         // The room's tail first: once the sender hears back, a history page shows it.
         let json = || message_json_from_frame(&frame);

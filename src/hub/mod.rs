@@ -21,6 +21,8 @@
 mod deliver;
 mod fanout;
 pub use fanout::highest_position;
+#[cfg(feature = "faults")]
+pub use fanout::FAULT_BODY;
 mod registry;
 mod rooms;
 mod shared;

@@ -341,3 +341,45 @@ async fn a_client_that_stops_reading_is_closed_with_4008_and_loses_nothing_by_re
     received.extend(rest);
     assert_eq!(received, posted, "nothing lost, nothing doubled");
 }
+
+/// A delivery that fails (a bug in the hub, here made to panic on purpose) does not take the
+/// fan-out down with it: every socket is closed with 1012, the clients resume with `since=`,
+/// find the message stored once, and the next message goes out live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_that_panics_closes_every_socket_and_the_next_message_goes_out() {
+    let app = TestApp::start().await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    let mut a = app.ws_connect(&alice, None).await;
+    let mut b = app.ws_connect(&bob, None).await;
+    let first = a.send_and_ack("before", "f-0").await;
+    assert_eq!(b.next_of_type("message").await["id"], first["id"]);
+
+    a.send_json(&send_frame(hearth::hub::FAULT_BODY, Some("f-1")))
+        .await;
+    for ws in [&mut a, &mut b] {
+        assert_eq!(ws.expect_close_within(Duration::from_secs(10)).await, 1012);
+    }
+
+    let since = id_of(&first);
+    let mut a = app.ws_connect(&alice, Some(since)).await;
+    let mut b = app.ws_connect(&bob, Some(since)).await;
+    let mut failed = None;
+    for ws in [&mut a, &mut b] {
+        let (replayed, resumed) = read_replay(ws).await;
+        assert_eq!(replayed.len(), 1, "stored once: {replayed:?}");
+        assert_eq!(replayed[0]["body"], hearth::hub::FAULT_BODY);
+        assert_eq!(replayed[0]["nonce"], "f-1");
+        assert_eq!(resumed["complete"], true);
+        let id = id_of(&replayed[0]);
+        assert!(id > since);
+        assert_eq!(*failed.get_or_insert(id), id);
+    }
+    // The retry of the failed send (as the web client's outbox does) is answered with the
+    // stored message, and the next message is delivered live.
+    let again = a.send_and_ack(hearth::hub::FAULT_BODY, "f-1").await;
+    assert_eq!(Some(id_of(&again)), failed);
+    let live = a.send_and_ack("after", "f-2").await;
+    assert_eq!(b.next_of_type("message").await["id"], live["id"]);
+    assert!(id_of(&live) > failed.unwrap());
+}

@@ -616,6 +616,83 @@ async fn a_node_cut_off_from_the_log_closes_its_sockets_while_it_is_cut_off() {
     tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
 }
 
+/// A delivery that fails on every node at once (a bug in the hub, here made to panic on
+/// purpose), on each thread that delivers: the sender's node (its own batch, which must be
+/// settled or its later batches would wait for it forever) and the others (a batch heard on
+/// the log's channel). Every node closes its sockets with 1012 and carries on from the log's
+/// head: the clients resume with `since=`, find the message stored once, and what each node
+/// commits next reaches every node, in one order, at the next positions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delivery_that_panics_on_every_node_closes_the_sockets_and_the_nodes_carry_on() {
+    let Some((_pg, url)) = database("faults").await else {
+        return;
+    };
+    let apps = nodes(&url, 3).await;
+    let names = ["ann", "ben", "cy"];
+    let mut auths = Vec::new();
+    for (app, name) in apps.iter().zip(names) {
+        auths.push(app.signup(name).await);
+    }
+    let mut sockets = Vec::new();
+    for (app, auth) in apps.iter().zip(&auths) {
+        sockets.push(app.ws_connect(auth, None).await);
+    }
+    let first = id_of(&sockets[0].say("general", "before", "f-0").await);
+    for ws in &mut sockets[1..] {
+        let (ids, _) = collect(ws, 1).await;
+        assert_eq!(ids, [first]);
+    }
+
+    sockets[0]
+        .send_json(&crate::common::send_frame(
+            hearth::hub::FAULT_BODY,
+            Some("f-1"),
+        ))
+        .await;
+    for ws in &mut sockets {
+        assert_eq!(ws.expect_close_within(Duration::from_secs(15)).await, 1012);
+    }
+
+    let mut sockets = Vec::new();
+    for (app, auth) in apps.iter().zip(&auths) {
+        sockets.push(app.ws_connect(auth, Some(first)).await);
+    }
+    let mut failed = None;
+    for ws in &mut sockets {
+        let f = ws.wait_type("message").await;
+        assert_eq!(f["body"], hearth::hub::FAULT_BODY);
+        let id = id_of(&f);
+        assert!(id > first);
+        assert_eq!(*failed.get_or_insert(id), id, "stored once");
+        ws.wait_type("resumed").await;
+    }
+    let failed = failed.unwrap();
+
+    // Each node commits one more message; each reaches every node in one order.
+    for (i, ws) in sockets.iter_mut().enumerate() {
+        let frame = crate::common::send_frame(&format!("after {i}"), Some(&format!("f-{}", i + 2)));
+        ws.send_json(&frame).await;
+    }
+    let mut orders = Vec::new();
+    for ws in &mut sockets {
+        let (ids, twice) = within(
+            Duration::from_secs(20),
+            "every later message on every node",
+            collect(ws, 3),
+        )
+        .await;
+        assert!(!twice);
+        orders.push(ids);
+    }
+    assert_eq!(orders[0], orders[1], "one order on every node");
+    assert_eq!(orders[1], orders[2], "one order on every node");
+    assert_eq!(
+        orders[0],
+        [failed + 1, failed + 2, failed + 3],
+        "at the next positions"
+    );
+}
+
 // Cluster mode: the same nodes sharing one Redis (`cluster.redis_url`).
 
 /// A private PostgreSQL with database `name`, a private Redis, and `n` nodes on both, each
