@@ -625,7 +625,7 @@ impl Follower {
             }
         }
         self.hub
-            .reset(Some(upto.map_or(self.applied, |u| u.max(self.applied))));
+            .reset_until_done(Some(upto.map_or(self.applied, |u| u.max(self.applied))));
         self.hub.metrics().log_read(self.applied);
         self.last_read = Instant::now();
     }

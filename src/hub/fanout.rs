@@ -26,6 +26,11 @@ use crate::protocol::{
 #[cfg(feature = "faults")]
 pub const FAULT_BODY: &str = "hearth-fault: this delivery panics";
 
+/// With the `faults` feature: the text of a message whose delivery panics, and the
+/// [`Hub::reset`] after it too, once.
+#[cfg(feature = "faults")]
+pub const FAULT_IN_RECOVERY_BODY: &str = "hearth-fault: this delivery panics, and its reset";
+
 /// What one [`Hub::fan_out`] call gathers on its way through a batch.
 #[derive(Default)]
 struct Tally {
@@ -126,7 +131,10 @@ impl Hub {
         tally: &mut Tally,
     ) {
         #[cfg(feature = "faults")]
-        if msg.body == FAULT_BODY {
+        if msg.body == FAULT_BODY || msg.body == FAULT_IN_RECOVERY_BODY {
+            if msg.body == FAULT_IN_RECOVERY_BODY {
+                self.inner.fail_next_reset.store(true, Ordering::SeqCst);
+            }
             panic!("hearth-fault: a delivery failed on purpose");
         }
         let frame = ServerMsg::Message(msg.into()).encode();
@@ -358,9 +366,19 @@ impl Hub {
     pub fn deliver_or_reset(&self, upto: Option<i64>, deliver: impl FnOnce()) -> bool {
         let delivered = Hub::caught(deliver);
         if !delivered {
-            self.reset(upto);
+            self.reset_until_done(upto);
         }
         delivered
+    }
+
+    /// [`Hub::reset`] at `upto`, tried again after a pause for as long as it panics (a bug
+    /// too): nothing more is delivered until every client was made to read again, and the
+    /// thread that delivers must not end with the reset.
+    pub fn reset_until_done(&self, upto: Option<i64>) {
+        while !Hub::caught(|| self.reset(upto)) {
+            tracing::error!("the reset after a failed delivery failed too: trying it again");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 
     /// Run `deliver`; whether it went through, or panicked (a bug: logged). The caller resets
@@ -388,6 +406,10 @@ impl Hub {
     /// [`Hub::resets`]), and every connection is closed (1012, or 4008 if its queue is full)
     /// so that it resumes from the database.
     pub fn reset(&self, upto: Option<i64>) {
+        #[cfg(feature = "faults")]
+        if self.inner.fail_next_reset.swap(false, Ordering::SeqCst) {
+            panic!("hearth-fault: a reset failed on purpose");
+        }
         {
             let _st = lock_write(&self.inner.state);
             if let Some(upto) = upto {

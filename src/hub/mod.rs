@@ -22,7 +22,7 @@ mod deliver;
 mod fanout;
 pub use fanout::highest_position;
 #[cfg(feature = "faults")]
-pub use fanout::FAULT_BODY;
+pub use fanout::{FAULT_BODY, FAULT_IN_RECOVERY_BODY};
 mod registry;
 mod rooms;
 mod shared;
@@ -216,6 +216,10 @@ struct Inner {
     /// Counts the hub's resets (see [`Hub::reset`]): what it was told may have been skipped,
     /// so what it holds from the store (the profiles) is read again.
     resets: tokio::sync::watch::Sender<u64>,
+    /// With the `faults` feature: the next [`Hub::reset`] panics (see
+    /// [`FAULT_IN_RECOVERY_BODY`]).
+    #[cfg(feature = "faults")]
+    fail_next_reset: std::sync::atomic::AtomicBool,
     /// Every profile with something set, as `ready` sends them (replaced whole on a change).
     profiles: RwLock<Arc<[Profile]>>,
     /// Bumped (under `profiles`' lock) by every profile change the hub applies.
@@ -274,6 +278,8 @@ impl Hub {
                 fanned: tokio::sync::watch::Sender::new(0),
                 offered: AtomicI64::new(0),
                 resets: tokio::sync::watch::Sender::new(0),
+                #[cfg(feature = "faults")]
+                fail_next_reset: std::sync::atomic::AtomicBool::new(false),
                 profiles: RwLock::new(Arc::from(Vec::new())),
                 profile_changes: AtomicU64::new(0),
                 watcher: std::sync::OnceLock::new(),

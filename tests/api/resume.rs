@@ -347,6 +347,17 @@ async fn a_client_that_stops_reading_is_closed_with_4008_and_loses_nothing_by_re
 /// find the message stored once, and the next message goes out live.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_that_panics_closes_every_socket_and_the_next_message_goes_out() {
+    a_failed_delivery(hearth::hub::FAULT_BODY).await;
+}
+
+/// The same when the reset after the failed delivery panics too: it is tried again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_that_panics_after_a_failed_delivery_is_tried_again() {
+    a_failed_delivery(hearth::hub::FAULT_IN_RECOVERY_BODY).await;
+}
+
+/// Two clients; `body`'s delivery fails; both are closed with 1012, resume, and carry on.
+async fn a_failed_delivery(body: &str) {
     let app = TestApp::start().await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
@@ -355,8 +366,7 @@ async fn a_delivery_that_panics_closes_every_socket_and_the_next_message_goes_ou
     let first = a.send_and_ack("before", "f-0").await;
     assert_eq!(b.next_of_type("message").await["id"], first["id"]);
 
-    a.send_json(&send_frame(hearth::hub::FAULT_BODY, Some("f-1")))
-        .await;
+    a.send_json(&send_frame(body, Some("f-1"))).await;
     for ws in [&mut a, &mut b] {
         assert_eq!(ws.expect_close_within(Duration::from_secs(10)).await, 1012);
     }
@@ -368,7 +378,7 @@ async fn a_delivery_that_panics_closes_every_socket_and_the_next_message_goes_ou
     for ws in [&mut a, &mut b] {
         let (replayed, resumed) = read_replay(ws).await;
         assert_eq!(replayed.len(), 1, "stored once: {replayed:?}");
-        assert_eq!(replayed[0]["body"], hearth::hub::FAULT_BODY);
+        assert_eq!(replayed[0]["body"], body);
         assert_eq!(replayed[0]["nonce"], "f-1");
         assert_eq!(resumed["complete"], true);
         let id = id_of(&replayed[0]);
@@ -377,7 +387,7 @@ async fn a_delivery_that_panics_closes_every_socket_and_the_next_message_goes_ou
     }
     // The retry of the failed send (as the web client's outbox does) is answered with the
     // stored message, and the next message is delivered live.
-    let again = a.send_and_ack(hearth::hub::FAULT_BODY, "f-1").await;
+    let again = a.send_and_ack(body, "f-1").await;
     assert_eq!(Some(id_of(&again)), failed);
     let live = a.send_and_ack("after", "f-2").await;
     assert_eq!(b.next_of_type("message").await["id"], live["id"]);

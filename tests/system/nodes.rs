@@ -624,7 +624,20 @@ async fn a_node_cut_off_from_the_log_closes_its_sockets_while_it_is_cut_off() {
 /// commits next reaches every node, in one order, at the next positions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_delivery_that_panics_on_every_node_closes_the_sockets_and_the_nodes_carry_on() {
-    let Some((_pg, url)) = database("faults").await else {
+    a_failed_delivery_on_three_nodes("faults", hearth::hub::FAULT_BODY).await;
+}
+
+/// The same when each node's reset after the failed delivery panics too: it is tried again,
+/// on the follower's thread and the listener's alike, and neither thread ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reset_that_panics_after_a_failed_delivery_is_tried_again_on_every_node() {
+    a_failed_delivery_on_three_nodes("faults2", hearth::hub::FAULT_IN_RECOVERY_BODY).await;
+}
+
+/// Three nodes, a client on each; `body`'s delivery fails on every node; every client is
+/// closed with 1012, resumes, and what each node commits next reaches every node.
+async fn a_failed_delivery_on_three_nodes(name: &'static str, body: &str) {
+    let Some((_pg, url)) = database(name).await else {
         return;
     };
     let apps = nodes(&url, 3).await;
@@ -644,10 +657,7 @@ async fn a_delivery_that_panics_on_every_node_closes_the_sockets_and_the_nodes_c
     }
 
     sockets[0]
-        .send_json(&crate::common::send_frame(
-            hearth::hub::FAULT_BODY,
-            Some("f-1"),
-        ))
+        .send_json(&crate::common::send_frame(body, Some("f-1")))
         .await;
     for ws in &mut sockets {
         assert_eq!(ws.expect_close_within(Duration::from_secs(15)).await, 1012);
@@ -660,7 +670,7 @@ async fn a_delivery_that_panics_on_every_node_closes_the_sockets_and_the_nodes_c
     let mut failed = None;
     for ws in &mut sockets {
         let f = ws.wait_type("message").await;
-        assert_eq!(f["body"], hearth::hub::FAULT_BODY);
+        assert_eq!(f["body"], body);
         let id = id_of(&f);
         assert!(id > first);
         assert_eq!(*failed.get_or_insert(id), id, "stored once");
