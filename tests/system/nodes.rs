@@ -66,27 +66,36 @@ async fn collect(ws: &mut Ws, n: usize) -> (Vec<i64>, bool) {
     (ids, twice)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn three_nodes_deliver_every_message_once_in_one_order() {
-    let Some((_pg, url)) = database("nodes").await else {
-        return;
-    };
-    let apps = nodes(&url, 3).await;
-    let names = ["ann", "ben", "cy"];
+/// The names of the users [`three_connected`] signs up, one per node.
+const NAMES: [&str; 3] = ["ann", "ben", "cy"];
+
+/// Three nodes on the database at `url`, a user signed up on each ([`NAMES`]) and connected
+/// to it.
+async fn three_connected(url: &str) -> (Vec<TestApp>, Vec<Auth>, Vec<Ws>) {
+    let apps = nodes(url, 3).await;
     let mut auths = Vec::new();
-    for (app, name) in apps.iter().zip(names) {
+    for (app, name) in apps.iter().zip(NAMES) {
         auths.push(app.signup(name).await);
     }
     let mut sockets = Vec::new();
     for (app, auth) in apps.iter().zip(&auths) {
         sockets.push(app.ws_connect(auth, None).await);
     }
+    (apps, auths, sockets)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_deliver_every_message_once_in_one_order() {
+    let Some((_pg, url)) = database("nodes").await else {
+        return;
+    };
+    let (apps, auths, mut sockets) = three_connected(&url).await;
     // Each sends 40 messages through its own node, all at once.
     const EACH: usize = 40;
     for (i, ws) in sockets.iter_mut().enumerate() {
         let frames: Vec<Value> = (0..EACH)
             .map(|k| {
-                crate::common::send_frame(&format!("{} {k}", names[i]), Some(&format!("{i}-{k}")))
+                crate::common::send_frame(&format!("{} {k}", NAMES[i]), Some(&format!("{i}-{k}")))
             })
             .collect();
         ws.send_all(&frames).await;
@@ -640,16 +649,7 @@ async fn a_failed_delivery_on_three_nodes(name: &'static str, body: &str) {
     let Some((_pg, url)) = database(name).await else {
         return;
     };
-    let apps = nodes(&url, 3).await;
-    let names = ["ann", "ben", "cy"];
-    let mut auths = Vec::new();
-    for (app, name) in apps.iter().zip(names) {
-        auths.push(app.signup(name).await);
-    }
-    let mut sockets = Vec::new();
-    for (app, auth) in apps.iter().zip(&auths) {
-        sockets.push(app.ws_connect(auth, None).await);
-    }
+    let (apps, auths, mut sockets) = three_connected(&url).await;
     let first = id_of(&sockets[0].say("general", "before", "f-0").await);
     for ws in &mut sockets[1..] {
         let (ids, _) = collect(ws, 1).await;
