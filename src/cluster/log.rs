@@ -602,9 +602,10 @@ impl Follower {
 
     /// Carry on from the head of the log (below the writer's batches in flight), leaving
     /// what lies between undelivered: the hub counts it (and anything up to `upto`) as
-    /// offered and closes every connection ([`Hub::reset`]), after the head is read, so that
-    /// a connection that read its history before the jump is either closed or made to read
-    /// again. Retried until the head is read (or the writer has stopped), as a catch-up is.
+    /// offered and closes every connection ([`Hub::reset_or_abort`]), after the head is
+    /// read, so that a connection that read its history before the jump is either closed or
+    /// made to read again. The head's read is retried until it succeeds (or the writer has
+    /// stopped), as a catch-up is.
     fn go_on_from_head(&mut self, upto: Option<i64>) {
         // A failure in the middle of a read may have left its transaction open.
         if self.reader.in_transaction() {
@@ -625,7 +626,7 @@ impl Follower {
             }
         }
         self.hub
-            .reset_until_done(Some(upto.map_or(self.applied, |u| u.max(self.applied))));
+            .reset_or_abort(Some(upto.map_or(self.applied, |u| u.max(self.applied))));
         self.hub.metrics().log_read(self.applied);
         self.last_read = Instant::now();
     }

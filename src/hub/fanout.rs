@@ -31,6 +31,9 @@ pub const FAULT_BODY: &str = "hearth-fault: this delivery panics";
 #[cfg(feature = "faults")]
 pub const FAULT_IN_RECOVERY_BODY: &str = "hearth-fault: this delivery panics, and its reset";
 
+/// How many times [`Hub::reset_or_abort`] tries a reset that panics.
+const RESET_TRIES: u32 = 4;
+
 /// What one [`Hub::fan_out`] call gathers on its way through a batch.
 #[derive(Default)]
 struct Tally {
@@ -366,34 +369,53 @@ impl Hub {
     pub fn deliver_or_reset(&self, upto: Option<i64>, deliver: impl FnOnce()) -> bool {
         let delivered = Hub::caught(deliver);
         if !delivered {
-            self.reset_until_done(upto);
+            self.reset_or_abort(upto);
         }
         delivered
     }
 
-    /// [`Hub::reset`] at `upto`, tried again after a pause for as long as it panics (a bug
-    /// too): nothing more is delivered until every client was made to read again, and the
-    /// thread that delivers must not end with the reset.
-    pub fn reset_until_done(&self, upto: Option<i64>) {
-        while !Hub::caught(|| self.reset(upto)) {
-            tracing::error!("the reset after a failed delivery failed too: trying it again");
-            std::thread::sleep(std::time::Duration::from_millis(100));
+    /// [`Hub::reset`] at `upto`, tried again after a pause should it panic (a bug too: every
+    /// step of a reset may be run again), up to [`RESET_TRIES`] times. Nothing more is
+    /// delivered meanwhile, and the thread that delivers does not end with the reset. A hub
+    /// that cannot be reset cannot make its clients read again: the process then stops
+    /// (aborts), for its supervisor to start it afresh and its clients to resume there or on
+    /// another node.
+    pub fn reset_or_abort(&self, upto: Option<i64>) {
+        let mut pause = std::time::Duration::from_millis(100);
+        for tried in 1..=RESET_TRIES {
+            if Hub::caught_as("the reset after a failed delivery", || self.reset(upto)) {
+                return;
+            }
+            if tried < RESET_TRIES {
+                std::thread::sleep(pause);
+                pause *= 2;
+            }
         }
+        tracing::error!(
+            "the hub could not be reset after a failed delivery ({RESET_TRIES} tries): \
+             stopping, so that the server starts afresh and its clients resume"
+        );
+        std::process::abort();
     }
 
     /// Run `deliver`; whether it went through, or panicked (a bug: logged). The caller resets
-    /// the hub ([`Hub::reset`]).
+    /// the hub ([`Hub::reset_or_abort`]).
     pub fn caught(deliver: impl FnOnce()) -> bool {
-        let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(deliver)) else {
+        Hub::caught_as("a delivery", deliver)
+    }
+
+    /// Run `task` (`what` names it in the log); whether it went through, or panicked.
+    fn caught_as(what: &str, task: impl FnOnce()) -> bool {
+        let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(task)) else {
             return true;
         };
-        let what = panic
+        let why = panic
             .downcast_ref::<&str>()
             .copied()
             .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
             .unwrap_or("a panic");
         tracing::error!(
-            "a delivery failed ({what}): every connection will be closed so that clients resume"
+            "{what} failed ({why}): every connection will be closed so that clients resume"
         );
         false
     }
@@ -406,10 +428,6 @@ impl Hub {
     /// [`Hub::resets`]), and every connection is closed (1012, or 4008 if its queue is full)
     /// so that it resumes from the database.
     pub fn reset(&self, upto: Option<i64>) {
-        #[cfg(feature = "faults")]
-        if self.inner.fail_next_reset.swap(false, Ordering::SeqCst) {
-            panic!("hearth-fault: a reset failed on purpose");
-        }
         {
             let _st = lock_write(&self.inner.state);
             if let Some(upto) = upto {
@@ -422,6 +440,11 @@ impl Hub {
             self.mark_fanned(upto);
         }
         self.inner.resets.send_modify(|n| *n += 1);
+        // Midway, so that the reset tried again runs the steps above a second time.
+        #[cfg(feature = "faults")]
+        if self.inner.fail_next_reset.swap(false, Ordering::SeqCst) {
+            panic!("hearth-fault: a reset failed on purpose");
+        }
         self.close_all(CLOSE_RECONNECT, "reconnect");
     }
 
