@@ -75,8 +75,9 @@ pub struct Metrics {
     pub commit_latency: Histogram,
     /// Commands per writer transaction.
     pub batch_size: Histogram,
-    /// Why the last write transaction failed, until one succeeds again (for `/healthz`).
-    pub write_error: std::sync::Mutex<Option<String>>,
+    /// The last write transaction that failed, until a batch with messages commits again or
+    /// `/healthz` finds writes working long enough after it.
+    pub write_error: std::sync::Mutex<Option<WriteFailure>>,
     /// On PostgreSQL: when this node's follower last read the log, in ms after `started`
     /// plus one (0: never, or not on PostgreSQL), for `/healthz`.
     log_read: AtomicI64,
@@ -95,6 +96,13 @@ pub struct Metrics {
     pub log_nodes: AtomicU64,
     /// The clock `log_read` counts on.
     started: std::time::Instant,
+}
+
+/// A write transaction that failed: why, and when.
+#[derive(Clone, Debug)]
+pub struct WriteFailure {
+    pub why: String,
+    pub at: std::time::Instant,
 }
 
 impl Default for Metrics {

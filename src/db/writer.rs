@@ -21,7 +21,7 @@ use super::search_index::{IndexProgress, Indexer};
 use super::sql::{Conn, Sql, SqlError};
 use super::{now_ms, queries, Attachment, Changes, DbError, ReplyTo, StoredMessage};
 use crate::events::{Committed, Refusal, SendOutcome};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, WriteFailure};
 
 /// Most commands committed in one transaction.
 const MAX_BATCH: usize = 4096;
@@ -301,10 +301,14 @@ fn take_queued(rx: &mut mpsc::Receiver<WriteCmd>, batch: &mut Vec<WriteCmd>) -> 
 /// Metrics of one committed (or failed) batch.
 fn record(metrics: &Metrics, out: &[Committed], result: Result<(), String>, queued: &[Instant]) {
     // Remember a failure until a batch with messages commits again: a passing health probe
-    // alone does not prove messages can be stored (e.g. the database may not grow).
+    // alone does not prove messages can be stored (e.g. the database may not grow), so
+    // `/healthz` trusts one only a while after the failure.
     if result.is_err() || !queued.is_empty() {
         if let Ok(mut e) = metrics.write_error.lock() {
-            *e = result.err();
+            *e = result.err().map(|why| WriteFailure {
+                why,
+                at: Instant::now(),
+            });
         }
     }
     let stored = out

@@ -252,34 +252,64 @@ pub async fn revoke_session(
 /// the follower reads it at least every half second.
 const HEALTHY_LOG_AGE: Duration = Duration::from_secs(5);
 
+/// How long after a failed write `/healthz` answers 503 even though its own probe writes: a
+/// probe that changes nothing does not prove that messages can be stored (a full disk refuses
+/// only the writes that grow the database). After that, a probe that writes clears the
+/// failure, so a node whose database came back (after a PostgreSQL restart, say) is taken back
+/// by a load balancer that sent it nothing meanwhile; a message that fails again sets it again.
+const WRITE_FAILURE_HOLD: Duration = Duration::from_secs(30);
+
+/// Longest the database probes of `/healthz` (a read and a write) may take together.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// GET /healthz: reads and writes the database (and, on PostgreSQL, follows the log). Body
 /// `ok`; with `?detail`, one more line per part (database, log, Redis).
 pub async fn healthz(detail: bool, state: App) -> Result<Response, Rejection> {
-    let write_error = state
-        .hub
-        .metrics()
-        .write_error
-        .lock()
-        .ok()
-        .and_then(|e| e.clone());
-    if let Some(why) = write_error {
-        let body = format!("unavailable: the last database write failed: {why}");
+    let metrics = state.hub.metrics();
+    let failure = metrics.write_error.lock().ok().and_then(|e| e.clone());
+    if let Some(f) = failure
+        .as_ref()
+        .filter(|f| f.at.elapsed() < WRITE_FAILURE_HOLD)
+    {
+        let body = format!("unavailable: the last database write failed: {}", f.why);
         return Ok(plain_text(StatusCode::SERVICE_UNAVAILABLE, body));
     }
-    let read = state.db.ping_read().await;
-    let write = state.db.ping_write().await;
-    if let Some(e) = read.err().or(write.err()) {
-        tracing::error!("health check failed: {e}");
-        let body = "unavailable: the database cannot be read or written";
-        return Ok(plain_text(StatusCode::SERVICE_UNAVAILABLE, body.into()));
-    }
-    let log = state.hub.metrics().log_lag();
+    // Before the probes: a node that stopped following the log may be stuck on the database.
+    let log = metrics.log_lag();
     if let Some((age, _)) = log.filter(|(age, _)| *age > HEALTHY_LOG_AGE) {
         let body = format!(
             "unavailable: this node last read the log {} s ago",
             age.as_secs()
         );
         return Ok(plain_text(StatusCode::SERVICE_UNAVAILABLE, body));
+    }
+    let probes = async {
+        state.db.ping_read().await?;
+        state.db.ping_write().await
+    };
+    match tokio::time::timeout(PROBE_TIMEOUT, probes).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::error!("health check failed: {e}");
+            let body = "unavailable: the database cannot be read or written";
+            return Ok(plain_text(StatusCode::SERVICE_UNAVAILABLE, body.into()));
+        }
+        Err(_) => {
+            tracing::error!("health check: the database did not answer within {PROBE_TIMEOUT:?}");
+            let body = format!(
+                "unavailable: the database did not answer within {} s",
+                PROBE_TIMEOUT.as_secs()
+            );
+            return Ok(plain_text(StatusCode::SERVICE_UNAVAILABLE, body));
+        }
+    }
+    if let Some(old) = failure {
+        // The probe wrote, long enough after the failure: forget it (unless a newer one came).
+        if let Ok(mut e) = metrics.write_error.lock() {
+            if e.as_ref().is_some_and(|f| f.at == old.at) {
+                *e = None;
+            }
+        }
     }
     if !detail {
         return Ok(plain_text(StatusCode::OK, "ok".into()));

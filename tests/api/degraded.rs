@@ -117,3 +117,48 @@ async fn a_full_database_refuses_sends_then_recovers_without_losing_or_duplicati
         assert_eq!(n, 1, "{nonce}");
     }
 }
+
+/// A failed write keeps `/healthz` at 503 for a while even when its own probe writes (a probe
+/// that changes nothing proves little about a full disk); after that, a probe that writes
+/// clears it, so a node a load balancer took out (and so sends no messages) comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_write_holds_healthz_down_for_a_while_then_a_probe_that_writes_clears_it() {
+    if crate::common::sqlite_only("the database file filling its disk") {
+        return;
+    }
+    let app = TestApp::start().await;
+    let ivan = app.signup("ivan").await;
+    let mut ws = app.ws_connect(&ivan, None).await;
+    let db = app.server().state().db.clone();
+    disk_full(&db, true).await;
+    assert!(!sends_to_a_full_database(&mut ws).await.is_empty());
+    disk_full(&db, false).await;
+
+    // Space is back, but no message has been stored since: still held down.
+    let (status, text) = health(&app).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("last database write failed"), "{text}");
+
+    // The failure is older than the hold (set back in time, rather than waiting for it).
+    let failure = || {
+        app.server()
+            .state()
+            .hub
+            .metrics()
+            .write_error
+            .lock()
+            .unwrap()
+    };
+    {
+        let mut failure = failure();
+        let f = failure.as_mut().expect("the failed write is remembered");
+        f.at = std::time::Instant::now()
+            .checked_sub(std::time::Duration::from_secs(31))
+            .unwrap();
+    }
+    let (status, text) = health(&app).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(failure().is_none());
+    assert_eq!(health(&app).await.0, 200);
+    assert_eq!(send(&mut ws, "after").await["type"], "message");
+}
