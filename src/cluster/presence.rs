@@ -39,10 +39,12 @@ const CHANNEL: &str = "hearth:eph";
 const NODES: &str = "hearth:pr:nodes";
 const ONLINE: &str = "hearth:online";
 
-/// ARGV: instance, user id, name, lease ms. Returns 1 when the lease had to be created.
+/// ARGV: instance, user id, name, lease ms. Returns 1 when the lease had to be created (it
+/// was gone, or had run out: another node's leave may then have taken this one's users out).
 const CONNECT: &str = r"
 local missing = 0
-if not redis.call('ZSCORE', 'hearth:pr:nodes', ARGV[1]) then missing = 1 end
+local lease = redis.call('ZSCORE', 'hearth:pr:nodes', ARGV[1])
+if not lease or tonumber(lease) <= now then missing = 1 end
 redis.call('ZADD', 'hearth:pr:nodes', now + tonumber(ARGV[4]), ARGV[1])
 redis.call('HSET', 'hearth:pr:' .. ARGV[2], ARGV[1], 1)
 redis.call('SADD', 'hearth:pr:of:' .. ARGV[1], ARGV[2])
@@ -79,10 +81,11 @@ return 0
 ";
 
 /// ARGV: instance, lease ms. Renews the lease, reaps the instances whose lease ran out.
-/// Returns 1 when this instance's lease was gone.
+/// Returns 1 when this instance's lease was gone or had run out (as in `CONNECT`).
 const RENEW: &str = r"
 local missing = 0
-if not redis.call('ZSCORE', 'hearth:pr:nodes', ARGV[1]) then missing = 1 end
+local lease = redis.call('ZSCORE', 'hearth:pr:nodes', ARGV[1])
+if not lease or tonumber(lease) <= now then missing = 1 end
 redis.call('ZADD', 'hearth:pr:nodes', now + tonumber(ARGV[2]), ARGV[1])
 for _, dead in ipairs(redis.call('ZRANGEBYSCORE', 'hearth:pr:nodes', '-inf', now)) do
   redis.call('ZREM', 'hearth:pr:nodes', dead)
@@ -129,6 +132,10 @@ struct Inner {
     here: Mutex<Held>,
     /// Skips Redis for a moment after it failed, so changes do not queue up behind it.
     breaker: Breaker,
+    /// Taken around each presence write to Redis (a connect, a leave, a renewal's repair of
+    /// one user), with what is held here checked under it: a repair never lands after a
+    /// newer change of the same user and undoes it.
+    writes: tokio::sync::Mutex<()>,
 }
 
 /// What this instance holds, and what Redis may not know yet.
@@ -158,6 +165,7 @@ impl ClusterPresence {
                 renew: Script::new(&format!("{LUA_NOW_MS}{LEAVE_FN}{RENEW}")),
                 here: Mutex::new(Held::default()),
                 breaker: Breaker::default(),
+                writes: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -165,16 +173,40 @@ impl ClusterPresence {
     /// `user`'s first connection to this node opened. Whether Redis took it (if not, the
     /// next renewal that reaches Redis announces them).
     pub async fn connected(&self, user: i64, name: &str) -> bool {
+        let _turn = self.inner.writes.lock().await;
         if let Ok(mut here) = self.inner.here.lock() {
             here.users.insert(user, name.to_string());
             here.unleft.remove(&user);
         }
-        let took = self.inner.breaker.closed() && self.announce(user, name).await.is_some();
-        if !took {
-            self.inner.breaker.trip();
-            self.mark(|h| h.resync = true);
+        let answer = if self.inner.breaker.closed() {
+            self.announce(user, name).await
+        } else {
+            None
+        };
+        match answer {
+            Some(missing) => {
+                if missing {
+                    // Redis lost this node's lease (it restarted empty, or the node was
+                    // paused past it): the users held here before may be gone from it too.
+                    self.mark(|h| h.resync = true);
+                }
+                true
+            }
+            None => {
+                self.inner.breaker.trip();
+                self.mark(|h| h.resync = true);
+                false
+            }
         }
-        took
+    }
+
+    /// Whether `user` has a connection to this node.
+    fn holds(&self, user: i64) -> bool {
+        self.inner
+            .here
+            .lock()
+            .map(|h| h.users.contains_key(&user))
+            .unwrap_or(false)
     }
 
     /// Note something for the next renewal to repair.
@@ -205,6 +237,7 @@ impl ClusterPresence {
     /// `user`'s last connection to this node closed. Whether Redis took it (if not, the next
     /// renewal that reaches Redis takes them out).
     pub async fn disconnected(&self, user: i64) -> bool {
+        let _turn = self.inner.writes.lock().await;
         if let Ok(mut here) = self.inner.here.lock() {
             here.users.remove(&user);
         }
@@ -248,7 +281,12 @@ impl ClusterPresence {
         let mut redis = self.inner.redis.clone();
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(CHANNEL).arg(payload);
-        let _ = tokio::time::timeout(TIMEOUT, cmd.query_async::<i64>(&mut redis)).await;
+        let published = tokio::time::timeout(TIMEOUT, cmd.query_async::<i64>(&mut redis)).await;
+        if !matches!(published, Ok(Ok(_))) {
+            // Skip Redis for a moment, so that the next notices (and the connects queued
+            // behind them) do not each wait for it.
+            self.inner.breaker.trip();
+        }
     }
 
     /// Of `users`, those online on any node, or `None` when Redis does not answer.
@@ -311,18 +349,31 @@ impl ClusterPresence {
             Ok(_) => return true,
             Err(_) => return false,
         };
+        // Each user checked again under the turn: one who came back or left meanwhile was
+        // told by their own connect or leave, which a repair must not undo.
         let mut answered = true;
-        for user in &unleft {
-            answered &= self.leave_one(*user).await;
+        let mut still_unleft = Vec::new();
+        for &user in &unleft {
+            let _turn = self.inner.writes.lock().await;
+            if !self.holds(user) && !self.leave_one(user).await {
+                answered = false;
+                still_unleft.push(user);
+            }
         }
         for (user, name) in &users {
-            answered &= self.announce(*user, name).await.is_some();
+            let _turn = self.inner.writes.lock().await;
+            if self.holds(*user) {
+                answered &= self.announce(*user, name).await.is_some();
+            }
         }
         if !answered {
             // Try again at the next renewal.
             self.mark(|h| {
                 h.resync = true;
-                h.unleft.extend(unleft);
+                let gone = still_unleft
+                    .into_iter()
+                    .filter(|u| !h.users.contains_key(u));
+                h.unleft.extend(gone.collect::<Vec<_>>());
             });
         }
         answered

@@ -491,3 +491,56 @@ async fn presence_survives_redis_restarting_empty() {
     online.sort();
     assert_eq!(online, ["di", "ed"]);
 }
+
+/// Wait until `node`'s connection to Redis answers again (after a restart).
+async fn until_redis_answers(node: &ClusterPresence) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while node.online().await.is_none() {
+        assert!(Instant::now() < deadline, "Redis answers again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Redis restarts empty and the first thing this node tells it is a new connection (no change
+/// failed meanwhile): the node's lease had to be made again, so its next renewal announces the
+/// users it held before too. (The nodes here renew only when the test says.)
+#[tokio::test]
+async fn a_connect_that_finds_the_lease_gone_makes_the_next_renewal_announce_everyone() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let a = ClusterPresence::new(&redis.url(), "a", LEASE).unwrap();
+    assert!(a.connected(4, "di").await);
+    redis.kill();
+    redis.restart();
+    until_redis_answers(&a).await;
+    assert!(a.connected(5, "ed").await, "Redis takes the connect");
+    assert_eq!(a.online().await, Some(vec!["ed".to_string()]));
+    assert!(a.renew().await);
+    assert_eq!(
+        a.online().await,
+        Some(vec!["di".to_string(), "ed".to_string()]),
+        "the renewal announced the user held before the restart"
+    );
+}
+
+/// A node paused past its lease, not yet reaped: another node's leave takes the user it
+/// shares with it offline (the paused node's lease ran out). When the paused node renews, it
+/// finds its lease had run out and announces its users again.
+#[tokio::test]
+async fn a_node_whose_lease_ran_out_announces_its_users_again_when_it_renews() {
+    let Some(redis) = Redis::start() else { return };
+    let a = ClusterPresence::new(&redis.url(), "a", LEASE).unwrap();
+    let b = ClusterPresence::new(&redis.url(), "b", LEASE).unwrap();
+    assert!(a.connected(7, "ul").await);
+    assert!(b.connected(7, "ul").await);
+    tokio::time::sleep(LEASE + Duration::from_millis(300)).await;
+    assert!(b.disconnected(7).await);
+    assert_eq!(a.online().await, Some(vec![]), "node a's lease ran out");
+    assert!(a.renew().await);
+    assert_eq!(
+        a.online().await,
+        Some(vec!["ul".to_string()]),
+        "node a still holds ul"
+    );
+}
