@@ -124,6 +124,19 @@ impl Hub {
         }
     }
 
+    /// With the `faults` feature: panic for a message whose text is [`FAULT_BODY`] or
+    /// [`FAULT_IN_RECOVERY_BODY`] (the latter also makes the next reset panic once).
+    #[cfg(feature = "faults")]
+    fn strike_if_faulty(&self, msg: &StoredMessage) {
+        let in_recovery = msg.body == FAULT_IN_RECOVERY_BODY;
+        if in_recovery {
+            self.inner.fail_next_reset.store(true, Ordering::SeqCst);
+        }
+        if in_recovery || msg.body == FAULT_BODY {
+            panic!("hearth-fault: a delivery failed on purpose");
+        }
+    }
+
     /// A new message: to every connection listening to its room, then a `mention` to the
     /// connections of the members it mentions.
     fn deliver_stored(
@@ -134,12 +147,7 @@ impl Hub {
         tally: &mut Tally,
     ) {
         #[cfg(feature = "faults")]
-        if msg.body == FAULT_BODY || msg.body == FAULT_IN_RECOVERY_BODY {
-            if msg.body == FAULT_IN_RECOVERY_BODY {
-                self.inner.fail_next_reset.store(true, Ordering::SeqCst);
-            }
-            panic!("hearth-fault: a delivery failed on purpose");
-        }
+        self.strike_if_faulty(msg);
         let frame = ServerMsg::Message(msg.into()).encode();
         // The room's tail first: once the sender hears back, a history page shows it.
         let json = || message_json_from_frame(&frame);
