@@ -458,8 +458,12 @@ impl Server {
         drop(self.state);
         // Out of Redis: this node's users go offline (unless held elsewhere) and its
         // connection places are free at once.
-        for task in self.shared {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        let shared = futures_util::future::join_all(self.shared);
+        if tokio::time::timeout(Duration::from_secs(5), shared)
+            .await
+            .is_err()
+        {
+            tracing::warn!("leaving Redis took more than 5 s: going on without it");
         }
         self.writer.shutdown().await;
         let _ = tokio::task::spawn_blocking(move || self.fan_out.join()).await;

@@ -413,7 +413,26 @@ async fn run(config: Config, source: Source) -> ExitCode {
     }
     hearth::shutdown::signal().await;
     tracing::info!("shutting down");
-    server.shutdown().await;
+    tokio::select! {
+        () = server.shutdown() => {}
+        () = tokio::time::sleep(STOP_LIMIT) => {
+            // A database that hangs (PostgreSQL stopped, a network that drops everything)
+            // must not keep the process alive: what was acknowledged is committed already.
+            tracing::error!(
+                "not stopped within {} s (the database or Redis may hang): exiting now",
+                STOP_LIMIT.as_secs()
+            );
+            std::process::exit(1);
+        }
+        () = hearth::shutdown::signal() => {
+            tracing::warn!("a second signal: exiting now");
+            std::process::exit(1);
+        }
+    }
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }
+
+/// Longest a shutdown may take before the process exits anyway: below systemd's
+/// `TimeoutStopSec=30` in docs/hearth.service, after which it would be killed.
+const STOP_LIMIT: std::time::Duration = std::time::Duration::from_secs(25);

@@ -84,20 +84,27 @@ impl Cluster {
         let (events_tx, events) = mpsc::channel(256);
         vec![
             tokio::spawn(self.caps.clone().keep_alive(stop.clone())),
-            tokio::spawn(self.presence.clone().run(events_tx, stop)),
-            tokio::spawn(tell(self.presence.clone(), local)),
+            tokio::spawn(self.presence.clone().run(events_tx, stop.clone())),
+            tokio::spawn(tell(self.presence.clone(), local, stop)),
             tokio::spawn(hear(hub.clone(), events)),
         ]
     }
 }
 
 /// Tell Redis what this node's hub sees, one change after the other (a user's connect and
-/// disconnect must not overtake each other). Ends when the hub is gone.
+/// disconnect must not overtake each other). Ends when the hub is gone, or when `stop` flips
+/// (the node then takes itself out of Redis whole: see [`presence::ClusterPresence::run`]).
 async fn tell(
     presence: presence::ClusterPresence,
     mut local: mpsc::UnboundedReceiver<LocalPresence>,
+    mut stop: watch::Receiver<bool>,
 ) {
-    while let Some(change) = local.recv().await {
+    loop {
+        let change = tokio::select! {
+            change = local.recv() => change,
+            _ = stop.wait_for(|stop| *stop) => None,
+        };
+        let Some(change) = change else { return };
         match change {
             LocalPresence::Connected { user, name } => {
                 presence.connected(user, &name).await;

@@ -383,3 +383,82 @@ async fn three_nodes_lose_nothing_through_process_faults() {
         "only {acked} messages acknowledged in the fault cycles (at least {AT_LEAST})"
     );
 }
+
+/// PostgreSQL stops answering (frozen with SIGSTOP: connections open, nothing answers).
+/// `/healthz` says so within its probe timeout instead of hanging; a node told to stop, whose
+/// shutdown waits on the database, exits on a second SIGTERM at once, or by itself once its
+/// stop limit (25 s) is over, instead of hanging until a SIGKILL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_postgresql_hangs_still_answers_healthz_and_stops() {
+    let Some(pg) = tokio::task::spawn_blocking(Postgres::start)
+        .await
+        .expect("the start does not panic")
+    else {
+        return;
+    };
+    let url = tokio::task::block_in_place(|| pg.create_database("frozen"));
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let node = |i: usize| {
+        let node_dir = dir.path().join(format!("node{i}"));
+        std::fs::create_dir_all(&node_dir).expect("a node folder");
+        let mut cmd = command(&node_dir, node_dir.join("absent.toml"));
+        cmd.env("CHAT_DATABASE__URL", &url)
+            .env("CHAT_CLUSTER__NODE", format!("node{i}"))
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::null());
+        Hearth::start(cmd, String::new)
+    };
+    let (mut a, mut b) = (node(0), node(1));
+    let http = http_client();
+    let health = |port: u16| {
+        let http = http.clone();
+        async move {
+            let res = http
+                .get(format!("http://127.0.0.1:{port}/healthz"))
+                .send()
+                .await
+                .expect("/healthz answers");
+            (res.status().as_u16(), res.text().await.unwrap_or_default())
+        }
+    };
+    assert_eq!(health(a.port).await.0, 200);
+
+    let frozen = pg.freeze();
+    // Long enough for each node's follower to be waiting on a read of the log.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let asked = Instant::now();
+    let (status, text) = health(a.port).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("did not answer"), "{text}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+
+    a.signal("TERM");
+    b.signal("TERM");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(a.exited().is_none(), "the shutdown waits on the database");
+    let second = Instant::now();
+    let status = tokio::task::block_in_place(|| a.sigterm(Duration::from_secs(5)));
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "{status:?} after {:?}",
+        second.elapsed()
+    );
+
+    // Node b, told once: out by its stop limit (25 s after the signal), not held forever.
+    let deadline = Instant::now() + Duration::from_secs(35);
+    let status = loop {
+        if let Some(status) = b.exited() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "node b did not stop by itself");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    drop(frozen);
+    tokio::task::block_in_place(|| drop(pg));
+}

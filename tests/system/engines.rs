@@ -21,6 +21,26 @@ fn missing(what: &str) {
     eprintln!("skipped: {what} is not installed (bash scripts/install-engines.sh)");
 }
 
+/// A PostgreSQL server stopped with SIGSTOP ([`Postgres::freeze`]); SIGCONT when dropped.
+pub struct Frozen {
+    pids: Vec<String>,
+}
+
+impl Frozen {
+    fn signal(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .args(&self.pids)
+            .status();
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        self.signal("CONT");
+    }
+}
+
 /// A running private PostgreSQL server.
 pub struct Postgres {
     dir: TempDir,
@@ -111,6 +131,28 @@ impl Postgres {
         self.stop();
         self.child = spawn_server(&self.bin, self.root, self.dir.path());
         self.wait_ready();
+    }
+
+    /// Freeze the server (SIGSTOP to the postmaster and each of its backends), as a host
+    /// that stops answering would: connections stay open and nothing answers. Thawed when
+    /// the guard is dropped (also when the test fails).
+    pub fn freeze(&self) -> Frozen {
+        let pid_file = self.dir.path().join("data/postmaster.pid");
+        let text = std::fs::read_to_string(&pid_file).expect("postmaster.pid is readable");
+        let postmaster = text.lines().next().expect("a pid").trim().to_string();
+        let children = Command::new("pgrep")
+            .args(["-P", &postmaster])
+            .output()
+            .expect("pgrep runs");
+        let mut pids = vec![postmaster];
+        pids.extend(
+            String::from_utf8_lossy(&children.stdout)
+                .split_whitespace()
+                .map(str::to_string),
+        );
+        let frozen = Frozen { pids };
+        frozen.signal("STOP");
+        frozen
     }
 
     /// Stop the server (a fast shutdown) until [`Postgres::start_again`].

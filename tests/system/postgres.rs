@@ -399,6 +399,27 @@ fn a_sqlite_community_is_copied_into_postgres_and_verified() {
     assert!(err.contains("already holds a community"), "{err}");
     assert_eq!(count(&mut db, "messages"), before);
 
+    // A new database where the only thing made is an invite (`hearth invite create` on it):
+    // refused as clearly, not with a clash of ids halfway.
+    let invited = pg.create_database("invited");
+    let made = Command::new(BIN)
+        .args(["--config", "absent.toml", "invite", "create"])
+        .env("CHAT_DATABASE__URL", &invited)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let out = migrate(app, &invited);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(1) && err.contains("already holds a community"),
+        "{err}"
+    );
+
     // A database that does not exist, a URL that is not one, a missing SQLite file.
     let out = migrate(app, &pg.url("missing"));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -97,6 +97,11 @@ impl Hearth {
         assert!(status.success(), "kill -{signal} failed");
     }
 
+    /// How it exited, if it has (without waiting).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+
     /// SIGKILL: no chance to flush anything.
     pub fn kill_9(mut self) {
         self.child.kill().expect("SIGKILL is delivered");

@@ -333,14 +333,17 @@ pub fn copy(sqlite: &Path, pg: &mut Client) -> Result<Report, ImportError> {
     let mut tx = pg.transaction()?;
     // A server started on the new database before anyone used it has created `general` and
     // perhaps its own settings and keys: those give way to the community's.
-    let taken: bool = tx
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM messages) \
-             OR EXISTS (SELECT 1 FROM memberships) \
-             OR EXISTS (SELECT 1 FROM rooms WHERE name <> 'general')",
-            &[],
-        )?
-        .get(0);
+    // Any row of the community's tables counts (an invite made with `hearth invite create`
+    // on the new database too), but for those a server makes at start.
+    let made_at_start = ["rooms", "settings", "server_keys", "file_gc"];
+    let taken_if = TABLES
+        .iter()
+        .filter(|t| !made_at_start.contains(&t.name))
+        .map(|t| format!("EXISTS (SELECT 1 FROM {})", t.name))
+        .chain(["EXISTS (SELECT 1 FROM rooms WHERE name <> 'general')".to_string()])
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let taken: bool = tx.query_one(&format!("SELECT {taken_if}"), &[])?.get(0);
     if !taken {
         tx.batch_execute(
             "DELETE FROM rooms; DELETE FROM settings; DELETE FROM server_keys; \
