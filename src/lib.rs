@@ -221,6 +221,39 @@ async fn housekeeping(state: App, mut resets: tokio::sync::watch::Receiver<u64>)
     }
 }
 
+/// On PostgreSQL: while this node has not read the log for [`cluster::log::STALE`], close
+/// every connection (1012) once a second, so that clients resume on a node that follows it.
+/// The follower does so itself when its reads fail; this covers a follower stuck in a read
+/// of a database that stopped answering, where its own check never runs. A task of its own:
+/// housekeeping waits on the database too.
+async fn log_watchdog(state: App) {
+    let mut stop = state.shutdown.clone();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stalled = false;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let age = state.hub.metrics().log_lag().map(|(age, _)| age);
+        if age.is_none_or(|age| age <= cluster::log::STALE) {
+            stalled = false;
+            continue;
+        }
+        if !stalled {
+            stalled = true;
+            tracing::error!(
+                "this node has not read the log for {:?}: closing its connections until it does",
+                age.unwrap_or_default()
+            );
+        }
+        if state.hub.connection_count() > 0 {
+            state.hub.close_all(protocol::CLOSE_RECONNECT, "reconnect");
+        }
+    }
+}
+
 /// Close, with 4001, every socket whose session no longer exists or whose user is disabled.
 async fn close_revoked(state: &App) {
     let live = state.hub.live_sessions();
@@ -327,6 +360,9 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
     app::hooks::start(&state);
     let setup_code = announce_setup(&state, addr).await;
     tokio::spawn(housekeeping(state.clone(), resets));
+    if state.db.is_postgres() {
+        tokio::spawn(log_watchdog(state.clone()));
+    }
     let accept = tokio::spawn(accept(&state, listener, tls, metrics, stop_rx));
     Ok(Server {
         setup_code,

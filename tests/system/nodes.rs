@@ -625,6 +625,43 @@ async fn a_node_cut_off_from_the_log_closes_its_sockets_while_it_is_cut_off() {
     tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
 }
 
+/// The same with PostgreSQL frozen (SIGSTOP: connections open, nothing answers), where the
+/// follower waits inside a read and its own check never runs: the node's watchdog closes the
+/// sockets with 1012 all the same; once PostgreSQL answers again the node is healthy and a
+/// client resumes there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_whose_database_stops_answering_closes_its_sockets_all_the_same() {
+    let Some((pg, url)) = database("frozen").await else {
+        return;
+    };
+    let apps = nodes(&url, 1).await;
+    let ann = apps[0].signup("ann").await;
+    let mut ws = apps[0].ws_connect(&ann, None).await;
+    let before = id_of(&ws.say("general", "before", "f0").await);
+
+    let frozen = pg.freeze();
+    let down = Instant::now();
+    let code = ws.expect_close_within(Duration::from_secs(60)).await;
+    assert_eq!(code, 1012, "closed so that the client resumes elsewhere");
+    let after = down.elapsed();
+    assert!(
+        after >= Duration::from_secs(25),
+        "a short stall does not close anyone ({after:?})"
+    );
+
+    drop(frozen);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while health(&apps[0]).await.0 != 200 {
+        assert!(Instant::now() < deadline, "the node is healthy again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut ws = apps[0].ws_connect(&ann, Some(before)).await;
+    let said = say_until_stored(&mut ws, "f1").await;
+    assert!(said > before);
+    drop(apps);
+    tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
+}
+
 /// A delivery that fails on every node at once (a bug in the hub, here made to panic on
 /// purpose), on each thread that delivers: the sender's node (its own batch, which must be
 /// settled or its later batches would wait for it forever) and the others (a batch heard on
