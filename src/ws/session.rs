@@ -40,6 +40,13 @@ const MAX_COALESCE: usize = 256;
 /// How long a closing connection waits for the client's own close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
+/// At shutdown a connection stops reading and forwards what still reaches its queue (the
+/// answers to sends already on their way to the database, which the writer still commits,
+/// and the messages they carry) until the queue has been quiet this long…
+const DRAIN_QUIET: Duration = Duration::from_millis(250);
+/// …or this long at most, then closes with 1001.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
 /// One WebSocket connection and everything its loop needs, gathered before the upgrade. (A
 /// *session* is a sign-in: a cookie or a bot token, see `auth`; one session may hold many
 /// connections.)
@@ -163,7 +170,7 @@ impl Connection {
         loop {
             let flow = tokio::select! {
                 biased;
-                _ = shutdown.changed() => Flow::Close(1001, "server shutting down", CLOSE_GRACE),
+                _ = shutdown.changed() => self.drain(&mut ws, skip_upto).await,
                 out = self.reg.rx.recv() => self.on_queue(&mut ws, out, skip_upto).await,
                 incoming = ws.next() => {
                     last_heard = Instant::now();
@@ -219,6 +226,31 @@ impl Connection {
         };
         ws.flush().await?;
         Ok(skip_upto)
+    }
+
+    /// At shutdown: read nothing more from the client, forward what reaches the queue until
+    /// it has been quiet for [`DRAIN_QUIET`] (at most [`DRAIN_LIMIT`]), then close with 1001.
+    /// A send read before the shutdown is answered on this connection, not lost with it.
+    async fn drain<S>(&mut self, ws: &mut Ws<S>, skip_upto: i64) -> Flow
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let until = Instant::now() + DRAIN_LIMIT;
+        loop {
+            let quiet = (Instant::now() + DRAIN_QUIET).min(until);
+            let out = match tokio::time::timeout_at(quiet, self.reg.rx.recv()).await {
+                Ok(Some(out)) => out,
+                Ok(None) | Err(_) => break,
+            };
+            match self.forward(ws, out, skip_upto).await {
+                Flow::Continue => {}
+                other => return other,
+            }
+            if Instant::now() >= until {
+                break;
+            }
+        }
+        Flow::Close(1001, "server shutting down", CLOSE_GRACE)
     }
 
     /// A hub queue event: frames to forward, or the queue's end (dropped as too slow, or

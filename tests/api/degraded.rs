@@ -2,12 +2,10 @@
 //! error frame, nothing is acknowledged, `/healthz` says what is wrong, and everything recovers
 //! once space is back — with the retried nonces stored exactly once.
 
-use std::path::Path;
-
-use hearth::db::{Db, DbError, Exported, FileStore};
+use hearth::db::Db;
 use serde_json::Value;
 
-use crate::common::{send_frame, text, TestApp, Ws};
+use crate::common::{send_frame, stored_nonces, text, TestApp, Ws};
 
 /// Send `body {nonce}` to `general` and return the answer (the stored message or an error).
 async fn send(ws: &mut Ws, nonce: &str) -> Value {
@@ -59,21 +57,6 @@ async fn sends_to_a_full_database(ws: &mut Ws) -> Vec<String> {
         }
     }
     refused
-}
-
-/// The nonces of every message in the database file at `path`, read with the server stopped.
-fn stored_nonces(path: &Path) -> Vec<String> {
-    let mut stored = Vec::new();
-    FileStore::open_read_only(path)
-        .expect("the database opens")
-        .export(|part| {
-            if let Exported::Message(m) = part {
-                stored.extend(m.nonce);
-            }
-            Ok::<_, DbError>(())
-        })
-        .expect("the database reads");
-    stored
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::{id_of, send_frame, within, Auth, TestApp, PASSWORD};
+use crate::common::{id_of, send_frame, stored_nonces, within, Auth, TestApp, PASSWORD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_and_messages_survive_a_restart() {
@@ -130,4 +130,46 @@ async fn every_message_acknowledged_before_a_shutdown_is_stored() {
         assert!(stored.contains(id), "acknowledged message {id} was lost");
     }
     assert!(stored.windows(2).all(|w| w[0] < w[1]));
+}
+
+/// Sends on their way when the server is told to stop: each one that was stored is answered
+/// on its connection before the 1001 (a send without a nonce could not be reconciled later),
+/// and what is not answered was not stored (the client sends it again elsewhere).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_in_flight_at_shutdown_are_answered_before_the_close() {
+    if crate::common::sqlite_only("reading the stopped server's database file") {
+        return;
+    }
+    let mut app = TestApp::start().await;
+    let alice = app.signup("alice").await;
+    let mut ws = app.ws_connect(&alice, None).await;
+    let frames: Vec<_> = (0..300)
+        .map(|i| send_frame(&format!("in flight {i}"), Some(&format!("f{i}"))))
+        .collect();
+    ws.send_all(&frames).await;
+    // The server is reading them: stop it now.
+    let first = ws.next_skipping(&["presence", "typing"]).await;
+    assert_eq!(first["nonce"], "f0", "{first}");
+    let server = app.server.take().expect("running");
+    let stopping = tokio::spawn(server.shutdown());
+    let (rest, code) = ws.frames_until_close().await;
+    assert_eq!(code, 1001);
+    within(Duration::from_secs(30), "shutdown to finish", stopping)
+        .await
+        .expect("shutdown task");
+
+    let answered: Vec<String> = std::iter::once(&first)
+        .chain(&rest)
+        .filter(|f| f["type"] == "message")
+        .filter_map(|f| f["nonce"].as_str().map(str::to_string))
+        .collect();
+    let stored = stored_nonces(&app.db_path());
+    let unanswered: Vec<&String> = stored.iter().filter(|n| !answered.contains(n)).collect();
+    assert!(
+        unanswered.is_empty(),
+        "{} stored but never answered, from {:?}",
+        unanswered.len(),
+        unanswered.first()
+    );
+    assert_eq!(answered.len(), stored.len(), "answered but not stored");
 }

@@ -651,3 +651,19 @@ async fn signed_in(res: reqwest::Response, expected: StatusCode, what: &str) -> 
     let v: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{what}: not JSON"));
     (v["user"].clone(), cookie)
 }
+
+/// The nonces of every message in the SQLite file at `path`, read with the server stopped.
+pub fn stored_nonces(path: &std::path::Path) -> Vec<String> {
+    use hearth::db::{DbError, Exported, FileStore};
+    let mut stored = Vec::new();
+    FileStore::open_read_only(path)
+        .expect("the database opens")
+        .export(|part| {
+            if let Exported::Message(m) = part {
+                stored.extend(m.nonce);
+            }
+            Ok::<_, DbError>(())
+        })
+        .expect("the database reads");
+    stored
+}

@@ -346,6 +346,23 @@ impl Ws {
         within(limit, "a close frame", read).await
     }
 
+    /// Every text frame (as JSON) until the close frame, and its code.
+    pub async fn frames_until_close(&mut self) -> (Vec<Value>, u16) {
+        let mut frames = Vec::new();
+        loop {
+            match self.next_raw().await {
+                Some(Message::Text(t)) => frames.push(
+                    serde_json::from_str(t.as_str())
+                        .unwrap_or_else(|e| panic!("frame is not JSON ({e}): {t}")),
+                ),
+                Some(Message::Close(Some(frame))) => return (frames, u16::from(frame.code)),
+                Some(Message::Close(None)) => panic!("close frame without a code"),
+                Some(_) => continue,
+                None => panic!("the connection ended without a close frame"),
+            }
+        }
+    }
+
     /// Close from the client side and wait until the server has ended the connection.
     pub async fn close(mut self) {
         let _ = within(
