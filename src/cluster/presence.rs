@@ -423,7 +423,8 @@ impl ClusterPresence {
         else {
             return;
         };
-        if pubsub.subscribe(CHANNEL).await.is_err() {
+        let subscribed = tokio::time::timeout(TIMEOUT, pubsub.subscribe(CHANNEL)).await;
+        if !matches!(subscribed, Ok(Ok(()))) {
             return;
         }
         // Subscribed first, then read: nothing published in between is missed.
@@ -437,8 +438,27 @@ impl ClusterPresence {
         {
             return;
         }
-        let mut messages = pubsub.into_on_message();
-        while let Some(msg) = messages.next().await {
+        let (mut sink, mut messages) = pubsub.split();
+        // A subscription only listens, so a connection that went silent (a Redis host gone
+        // without a reset, a frozen server) would never end it: ask Redis every third of a
+        // lease, and subscribe again when it does not answer.
+        let period = Duration::from_millis(self.inner.lease_ms / 3);
+        let mut check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            let msg = tokio::select! {
+                msg = messages.next() => match msg {
+                    Some(msg) => msg,
+                    None => return,
+                },
+                _ = check.tick() => {
+                    let pong = tokio::time::timeout(TIMEOUT, sink.ping::<redis::Value>()).await;
+                    if !matches!(pong, Ok(Ok(_))) {
+                        tracing::debug!("cluster presence: the subscription went silent");
+                        return;
+                    }
+                    continue;
+                }
+            };
             let Ok(payload) = msg.get_payload::<String>() else {
                 continue;
             };

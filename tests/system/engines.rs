@@ -342,6 +342,17 @@ impl Redis {
         }
     }
 
+    /// Freeze the server (SIGSTOP): connections stay open and nothing answers. Thawed when
+    /// the guard is dropped.
+    pub fn freeze(&self) -> Frozen {
+        let pid = self.child.as_ref().expect("running").id();
+        let frozen = Frozen {
+            pids: vec![pid.to_string()],
+        };
+        frozen.signal("STOP");
+        frozen
+    }
+
     /// Kill the server at once (SIGKILL): everything it held is gone.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

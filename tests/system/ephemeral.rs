@@ -544,3 +544,25 @@ async fn a_node_whose_lease_ran_out_announces_its_users_again_when_it_renews() {
         "node a still holds ul"
     );
 }
+
+/// Redis stops answering without closing anything (frozen with SIGSTOP, as a host that
+/// vanished without a reset): a node notices that its subscription went silent and, once
+/// Redis answers again, subscribes again and reloads the list (a silent subscription would
+/// otherwise never end, and what was published meanwhile would never be made up for).
+#[tokio::test]
+async fn a_subscription_that_went_silent_is_made_again() {
+    let Some(redis) = Redis::start() else { return };
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (_c, mut events) = presence_node(&redis, "c", &stop_rx);
+    assert_eq!(
+        next_event(&mut events, "the list").await,
+        PresenceEvent::Everyone(vec![])
+    );
+    let frozen = redis.freeze();
+    tokio::time::sleep(LEASE).await;
+    drop(frozen);
+    assert_eq!(
+        next_event(&mut events, "the list, after subscribing again").await,
+        PresenceEvent::Everyone(vec![])
+    );
+}
