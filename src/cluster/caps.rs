@@ -160,11 +160,14 @@ impl std::fmt::Debug for ClusterCaps {
 pub struct Place {
     caps: ClusterCaps,
     keys: [String; 2],
+    /// Whether Redis counted it when it was taken (else only a renewal wrote it there).
+    counted: bool,
 }
 
 impl Drop for Place {
     fn drop(&mut self) {
-        self.caps.give_back(std::mem::take(&mut self.keys));
+        self.caps
+            .give_back(std::mem::take(&mut self.keys), self.counted);
     }
 }
 
@@ -217,8 +220,13 @@ impl ClusterCaps {
 
     /// Take a place for a connection of `user` from `addr` (the per-address key), if the
     /// totals over every live node allow it.
+    ///
+    /// The place is counted here before Redis is asked, and a refusal takes it back after:
+    /// a renewal that overtakes the admission then writes one place too many for a moment,
+    /// never one too few (which would let another node admit one over the cap).
     pub async fn admit(&self, user: i64, addr: &str) -> Admission {
         let keys = [user_key(user), address_key(addr)];
+        self.count(&keys, 1);
         if !self.inner.breaker.closed() {
             return self.unchecked(keys);
         }
@@ -254,24 +262,28 @@ impl ClusterCaps {
             tokio::spawn(async move { caps.renew().await });
         }
         match outcome {
-            0 => {
-                self.count(&keys, 1);
-                Admission::Admitted(Place {
-                    caps: self.clone(),
-                    keys,
-                })
+            0 => Admission::Admitted(Place {
+                caps: self.clone(),
+                keys,
+                counted: true,
+            }),
+            refused => {
+                self.count(&keys, -1);
+                if refused == 1 {
+                    Admission::UserFull
+                } else {
+                    Admission::AddressFull
+                }
             }
-            1 => Admission::UserFull,
-            _ => Admission::AddressFull,
         }
     }
 
-    /// A place counted only here, for now (Redis did not answer).
+    /// A place counted only here, for now (Redis did not answer); counted already.
     fn unchecked(&self, keys: [String; 2]) -> Admission {
-        self.count(&keys, 1);
         Admission::Unknown(Place {
             caps: self.clone(),
             keys,
+            counted: false,
         })
     }
 
@@ -292,19 +304,25 @@ impl ClusterCaps {
         }
     }
 
-    fn give_back(&self, keys: [String; 2]) {
-        self.count(&keys, -1);
+    /// A place is given back. One Redis counted is released there first and only then here,
+    /// so that a renewal meanwhile writes one place too many, never one too few. One Redis
+    /// did not count (admitted while it did not answer) is only taken out here: Redis has
+    /// it only if a renewal wrote it, and the next renewal writes the count again.
+    fn give_back(&self, keys: [String; 2], counted: bool) {
+        let rt = tokio::runtime::Handle::try_current();
+        let (true, Ok(rt)) = (counted, rt) else {
+            self.count(&keys, -1);
+            return;
+        };
         let caps = self.clone();
-        let release = async move {
+        rt.spawn(async move {
             let mut redis = caps.inner.redis.clone();
             let mut call = caps.inner.release.prepare_invoke();
             call.key(&keys[0]).key(&keys[1]).arg(&caps.inner.instance);
             // A release lost here is repaired by the next renewal, which writes the counts.
             let _ = tokio::time::timeout(TIMEOUT, call.invoke_async::<i64>(&mut redis)).await;
-        };
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(release);
-        }
+            caps.count(&keys, -1);
+        });
     }
 
     /// Renew the lease and write every count this instance holds (and delete the fields that

@@ -367,20 +367,24 @@ impl Follower {
                 },
                 Err(_) => (None, None),
             };
-            let delivered = Hub::caught(|| match got {
-                Ok(batch) => match batch.first() {
-                    None => f.catch_up(None),
-                    Some(Committed::Notified { .. }) => {
-                        f.backlog.taken(&batch);
-                        f.notified(batch)
+            let delivered = Hub::caught(|| {
+                if let Ok(batch) = got {
+                    match batch.first() {
+                        None => f.catch_up(None),
+                        Some(Committed::Notified { .. }) => {
+                            f.backlog.taken(&batch);
+                            f.notified(batch)
+                        }
+                        Some(_) => f.local(batch),
                     }
-                    Some(_) => f.local(batch),
-                },
-                // The tail check, when nothing was read or delivered for a while: the listener
+                }
+                // The tail check, when nothing was read or delivered from the log for a while
+                // (a steady stream of this node's own batches is no read of it): the listener
                 // may have delivered meanwhile, and a read right behind its deliveries would
                 // take batches whose notifications are on their way.
-                Err(_) if f.last_read.elapsed() >= TAIL_CHECK => f.catch_up(None),
-                Err(_) => {}
+                if f.last_read.elapsed() >= TAIL_CHECK {
+                    f.catch_up(None);
+                }
             });
             if !delivered {
                 f.failed(mine, upto);

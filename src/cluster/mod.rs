@@ -101,8 +101,9 @@ async fn tell(
 ) {
     loop {
         let change = tokio::select! {
-            change = local.recv() => change,
+            biased;
             _ = stop.wait_for(|stop| *stop) => None,
+            change = local.recv() => change,
         };
         let Some(change) = change else { return };
         match change {

@@ -39,12 +39,20 @@ const CHANNEL: &str = "hearth:eph";
 const NODES: &str = "hearth:pr:nodes";
 const ONLINE: &str = "hearth:online";
 
+/// Whether instance `inst`'s lease is live: there, and not run out (a lease that ran out
+/// counts as gone before a renewal reaps it).
+const LIVE_FN: &str = r"
+local function live(inst)
+  local lease = redis.call('ZSCORE', 'hearth:pr:nodes', inst)
+  return lease and tonumber(lease) > now
+end
+";
+
 /// ARGV: instance, user id, name, lease ms. Returns 1 when the lease had to be created (it
 /// was gone, or had run out: another node's leave may then have taken this one's users out).
 const CONNECT: &str = r"
 local missing = 0
-local lease = redis.call('ZSCORE', 'hearth:pr:nodes', ARGV[1])
-if not lease or tonumber(lease) <= now then missing = 1 end
+if not live(ARGV[1]) then missing = 1 end
 redis.call('ZADD', 'hearth:pr:nodes', now + tonumber(ARGV[4]), ARGV[1])
 redis.call('HSET', 'hearth:pr:' .. ARGV[2], ARGV[1], 1)
 redis.call('SADD', 'hearth:pr:of:' .. ARGV[1], ARGV[2])
@@ -62,8 +70,7 @@ local function leave(inst, uid)
   redis.call('HDEL', key, inst)
   redis.call('SREM', 'hearth:pr:of:' .. inst, uid)
   for _, f in ipairs(redis.call('HKEYS', key)) do
-    local lease = redis.call('ZSCORE', 'hearth:pr:nodes', f)
-    if lease and tonumber(lease) > now then return end
+    if live(f) then return end
     redis.call('HDEL', key, f)
   end
   local name = redis.call('HGET', 'hearth:online', uid)
@@ -84,8 +91,7 @@ return 0
 /// Returns 1 when this instance's lease was gone or had run out (as in `CONNECT`).
 const RENEW: &str = r"
 local missing = 0
-local lease = redis.call('ZSCORE', 'hearth:pr:nodes', ARGV[1])
-if not lease or tonumber(lease) <= now then missing = 1 end
+if not live(ARGV[1]) then missing = 1 end
 redis.call('ZADD', 'hearth:pr:nodes', now + tonumber(ARGV[2]), ARGV[1])
 for _, dead in ipairs(redis.call('ZRANGEBYSCORE', 'hearth:pr:nodes', '-inf', now)) do
   redis.call('ZREM', 'hearth:pr:nodes', dead)
@@ -136,6 +142,9 @@ struct Inner {
     /// one user), with what is held here checked under it: a repair never lands after a
     /// newer change of the same user and undoes it.
     writes: tokio::sync::Mutex<()>,
+    /// The instance left Redis (shutdown): later changes are not told, since one would
+    /// bring back a lease nothing renews or reaps any more.
+    left: std::sync::atomic::AtomicBool,
 }
 
 /// What this instance holds, and what Redis may not know yet.
@@ -160,12 +169,13 @@ impl ClusterPresence {
                 redis,
                 instance: super::instance_id(node)?,
                 lease_ms: lease.as_millis().max(3) as u64,
-                connect: Script::new(&format!("{LUA_NOW_MS}{CONNECT}")),
-                disconnect: Script::new(&format!("{LUA_NOW_MS}{LEAVE_FN}{DISCONNECT}")),
-                renew: Script::new(&format!("{LUA_NOW_MS}{LEAVE_FN}{RENEW}")),
+                connect: Script::new(&format!("{LUA_NOW_MS}{LIVE_FN}{CONNECT}")),
+                disconnect: Script::new(&format!("{LUA_NOW_MS}{LIVE_FN}{LEAVE_FN}{DISCONNECT}")),
+                renew: Script::new(&format!("{LUA_NOW_MS}{LIVE_FN}{LEAVE_FN}{RENEW}")),
                 here: Mutex::new(Held::default()),
                 breaker: Breaker::default(),
                 writes: tokio::sync::Mutex::new(()),
+                left: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -174,6 +184,9 @@ impl ClusterPresence {
     /// next renewal that reaches Redis announces them).
     pub async fn connected(&self, user: i64, name: &str) -> bool {
         let _turn = self.inner.writes.lock().await;
+        if self.has_left() {
+            return false;
+        }
         if let Ok(mut here) = self.inner.here.lock() {
             here.users.insert(user, name.to_string());
             here.unleft.remove(&user);
@@ -198,6 +211,11 @@ impl ClusterPresence {
                 false
             }
         }
+    }
+
+    /// Whether this instance left Redis.
+    fn has_left(&self) -> bool {
+        self.inner.left.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Whether `user` has a connection to this node.
@@ -238,6 +256,9 @@ impl ClusterPresence {
     /// renewal that reaches Redis takes them out).
     pub async fn disconnected(&self, user: i64) -> bool {
         let _turn = self.inner.writes.lock().await;
+        if self.has_left() {
+            return false;
+        }
         if let Ok(mut here) = self.inner.here.lock() {
             here.users.remove(&user);
         }
@@ -486,6 +507,11 @@ impl ClusterPresence {
 
     /// Take this instance out of Redis: each of its users goes offline unless held elsewhere.
     pub async fn leave(&self) {
+        // After any change in flight, and before any later one (which then is not told).
+        let _turn = self.inner.writes.lock().await;
+        self.inner
+            .left
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let users: Vec<i64> = match self.inner.here.lock() {
             Ok(mut h) => {
                 let unleft = std::mem::take(&mut h.unleft);

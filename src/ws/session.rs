@@ -42,9 +42,10 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// At shutdown a connection stops reading and forwards what still reaches its queue (the
 /// answers to sends already on their way to the database, which the writer still commits,
-/// and the messages they carry) until the queue has been quiet this long…
+/// and the messages they carry): once they are committed, until the queue has been quiet
+/// this long…
 const DRAIN_QUIET: Duration = Duration::from_millis(250);
-/// …or this long at most, then closes with 1001.
+/// …and this long at most, then closes with 1001.
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
 /// One WebSocket connection and everything its loop needs, gathered before the upgrade. (A
@@ -228,23 +229,49 @@ impl Connection {
         Ok(skip_upto)
     }
 
-    /// At shutdown: read nothing more from the client, forward what reaches the queue until
-    /// it has been quiet for [`DRAIN_QUIET`] (at most [`DRAIN_LIMIT`]), then close with 1001.
-    /// A send read before the shutdown is answered on this connection, not lost with it.
+    /// At shutdown: read nothing more from the client and forward what reaches the queue
+    /// until every send this connection handed to the writer is committed (a job queued
+    /// after them is) and the queue has then been quiet for [`DRAIN_QUIET`] (the fan-out's
+    /// hop), all within [`DRAIN_LIMIT`]; then close with 1001. A send read before the
+    /// shutdown is answered on this connection, not lost with it.
     async fn drain<S>(&mut self, ws: &mut Ws<S>, skip_upto: i64) -> Flow
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let until = Instant::now() + DRAIN_LIMIT;
+        let db = self.cx.state.db.clone();
+        let committed = async move { db.write(|_| Ok(())).await };
+        tokio::pin!(committed);
+        let mut settled = false;
         loop {
-            let quiet = (Instant::now() + DRAIN_QUIET).min(until);
-            let out = match tokio::time::timeout_at(quiet, self.reg.rx.recv()).await {
-                Ok(Some(out)) => out,
-                Ok(None) | Err(_) => break,
+            let wait = if settled {
+                (Instant::now() + DRAIN_QUIET).min(until)
+            } else {
+                until
             };
-            match self.forward(ws, out, skip_upto).await {
-                Flow::Continue => {}
-                other => return other,
+            tokio::select! {
+                biased;
+                _ = &mut committed, if !settled => settled = true,
+                out = tokio::time::timeout_at(wait, self.reg.rx.recv()) => match out {
+                    Ok(Some(out)) => {
+                        match tokio::time::timeout_at(until, self.forward(ws, out, skip_upto)).await {
+                            Ok(Flow::Continue) => {}
+                            // A close queued behind the frames (4001, 4008): no longer patient.
+                            Ok(Flow::Close(code, reason, _)) => {
+                                return Flow::Close(code, reason, CLOSE_GRACE)
+                            }
+                            Ok(Flow::Stop) | Err(_) => return Flow::Stop,
+                        }
+                    }
+                    // Dropped as too slow meanwhile (4008), or unregistered.
+                    Ok(None) => {
+                        return match self.on_queue(ws, None, skip_upto).await {
+                            Flow::Close(code, reason, _) => Flow::Close(code, reason, CLOSE_GRACE),
+                            other => other,
+                        }
+                    }
+                    Err(_) => break,
+                },
             }
             if Instant::now() >= until {
                 break;

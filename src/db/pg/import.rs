@@ -345,10 +345,11 @@ pub fn copy(sqlite: &Path, pg: &mut Client) -> Result<Report, ImportError> {
         .join(" OR ");
     let taken: bool = tx.query_one(&format!("SELECT {taken_if}"), &[])?.get(0);
     if !taken {
-        tx.batch_execute(
-            "DELETE FROM rooms; DELETE FROM settings; DELETE FROM server_keys; \
-             DELETE FROM file_gc",
-        )?;
+        let clear: String = made_at_start
+            .iter()
+            .map(|t| format!("DELETE FROM {t}; "))
+            .collect();
+        tx.batch_execute(&clear)?;
     }
     if taken {
         return Err(ImportError::Refused(
