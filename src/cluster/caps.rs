@@ -223,18 +223,25 @@ impl ClusterCaps {
     ///
     /// The place is counted here before Redis is asked, and a refusal takes it back after:
     /// a renewal that overtakes the admission then writes one place too many for a moment,
-    /// never one too few (which would let another node admit one over the cap).
+    /// never one too few (which would let another node admit one over the cap). Held as a
+    /// [`Place`] from the start, so an admission abandoned while Redis answers (the client
+    /// went away) gives it back too.
     pub async fn admit(&self, user: i64, addr: &str) -> Admission {
         let keys = [user_key(user), address_key(addr)];
         self.count(&keys, 1);
+        let mut place = Place {
+            caps: self.clone(),
+            keys,
+            counted: false,
+        };
         if !self.inner.breaker.closed() {
-            return self.unchecked(keys);
+            return Admission::Unknown(place);
         }
         let mut redis = self.inner.redis.clone();
         let mut call = self.inner.admit.prepare_invoke();
         call.key(NODES)
-            .key(&keys[0])
-            .key(&keys[1])
+            .key(&place.keys[0])
+            .key(&place.keys[1])
             .arg(&self.inner.instance)
             .arg(self.inner.limits.per_user)
             .arg(self.inner.limits.per_address)
@@ -248,11 +255,11 @@ impl ClusterCaps {
             Ok(Err(e)) => {
                 tracing::debug!("cluster connection caps: Redis failed: {e}");
                 self.inner.breaker.trip();
-                return self.unchecked(keys);
+                return Admission::Unknown(place);
             }
             Err(_) => {
                 self.inner.breaker.trip();
-                return self.unchecked(keys);
+                return Admission::Unknown(place);
             }
         };
         if lease_missing == 1 {
@@ -262,29 +269,14 @@ impl ClusterCaps {
             tokio::spawn(async move { caps.renew().await });
         }
         match outcome {
-            0 => Admission::Admitted(Place {
-                caps: self.clone(),
-                keys,
-                counted: true,
-            }),
-            refused => {
-                self.count(&keys, -1);
-                if refused == 1 {
-                    Admission::UserFull
-                } else {
-                    Admission::AddressFull
-                }
+            0 => {
+                place.counted = true;
+                Admission::Admitted(place)
             }
+            // Redis took nothing: dropped, the place is only taken back here.
+            1 => Admission::UserFull,
+            _ => Admission::AddressFull,
         }
-    }
-
-    /// A place counted only here, for now (Redis did not answer); counted already.
-    fn unchecked(&self, keys: [String; 2]) -> Admission {
-        Admission::Unknown(Place {
-            caps: self.clone(),
-            keys,
-            counted: false,
-        })
     }
 
     /// Adjust this instance's own counts of `keys` by `delta`.

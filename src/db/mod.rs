@@ -525,6 +525,22 @@ impl Db {
         Ok(value)
     }
 
+    /// Resolve once everything queued to the writer before this call is committed (or has
+    /// failed) and the hub has delivered its outcomes: the answers to earlier sends are then
+    /// in their connections' queues. Runs no SQL; resolves at once when the writer has
+    /// stopped.
+    pub async fn barrier(&self) {
+        let (applied, delivered) = oneshot::channel();
+        if self
+            .writer
+            .send(writer::WriteCmd::Barrier(applied))
+            .await
+            .is_ok()
+        {
+            let _ = delivered.await;
+        }
+    }
+
     /// Queue a message for the next commit. Its outcome arrives through the commit channel.
     /// Waits only if the writer's queue is full.
     pub async fn submit(&self, msg: NewMessage) -> Result<(), DbError> {

@@ -96,6 +96,9 @@ pub(super) enum WriteCmd {
     Message(NewMessage),
     /// A job, and whether its changes are ordered with messages (see [`super::Db::transact`]).
     Exec(Job, bool),
+    /// Answered by the hub once it has delivered everything committed before it (runs no
+    /// SQL): see [`super::Db::barrier`].
+    Barrier(tokio::sync::oneshot::Sender<()>),
     Shutdown,
 }
 
@@ -474,6 +477,11 @@ fn commit_batch(
                 pass.outcomes.push(outcome);
             }
             WriteCmd::Exec(job, _) => run_job(conn, job, &mut pass, now),
+            // No change: only its place among the outcomes, which the hub answers in turn.
+            WriteCmd::Barrier(applied) => pass.outcomes.push(Committed::Changed(Changes {
+                changes: Vec::new(),
+                applied,
+            })),
             WriteCmd::Shutdown => {}
         }
         if !conn.usable_transaction() {
@@ -1238,6 +1246,21 @@ mod tests {
                 "stored 2 new",
                 "stored 1 again"
             ]
+        );
+        handle.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_barrier_reaches_the_hub_after_everything_queued_before_it() {
+        let (tx, handle, received) = writer();
+        tx.send(message("a", 1)).await.unwrap();
+        tx.send(message("b", 1)).await.unwrap();
+        let (applied, _applied) = oneshot::channel();
+        tx.send(WriteCmd::Barrier(applied)).await.unwrap();
+        tx.send(message("c", 1)).await.unwrap();
+        assert_eq!(
+            outcomes(&received, 4),
+            ["stored 1 new", "stored 2 new", "changed 0", "stored 3 new"]
         );
         handle.shutdown().await;
     }

@@ -66,6 +66,7 @@ pub fn spawn(state: App, admitted: Admitted, on_upgrade: OnUpgrade) {
         reg: admitted.reg,
         guard,
         place: admitted.place,
+        sent: false,
     };
     tokio::spawn(async move {
         match on_upgrade.await {

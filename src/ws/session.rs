@@ -64,6 +64,8 @@ pub struct Connection {
     pub guard: crate::shutdown::TrackGuard,
     /// Its place in the connection caps over every node (cluster mode).
     pub place: Option<crate::cluster::caps::Place>,
+    /// Whether it handed a message to the writer (answered later, through the hub).
+    pub sent: bool,
 }
 
 type Ws<S> = WebSocketStream<S>;
@@ -240,9 +242,11 @@ impl Connection {
     {
         let until = Instant::now() + DRAIN_LIMIT;
         let db = self.cx.state.db.clone();
-        let committed = async move { db.write(|_| Ok(())).await };
+        let committed = async move { db.barrier().await };
         tokio::pin!(committed);
-        let mut settled = false;
+        // A connection that never sent has nothing on its way (its other commands are
+        // answered before the next frame is read).
+        let mut settled = !self.sent;
         loop {
             let wait = if settled {
                 (Instant::now() + DRAIN_QUIET).min(until)
@@ -395,7 +399,14 @@ impl Connection {
         // `apply` consumes the command (the nonce goes on to the writer), so the refusal keeps
         // its own copy.
         let nonce = cmd.nonce().map(str::to_owned);
-        let refused = Box::pin(cmd.apply(&mut self.cx)).await.err()?;
+        let is_send = matches!(cmd, Command::Send(_));
+        let refused = match Box::pin(cmd.apply(&mut self.cx)).await {
+            Ok(()) => {
+                self.sent |= is_send;
+                return None;
+            }
+            Err(refused) => refused,
+        };
         Some(error_frame(&refused, nonce.as_deref()))
     }
 
