@@ -576,13 +576,19 @@ async fn a_postgresql_restart_fails_only_the_sends_in_flight_and_both_nodes_carr
     tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
 }
 
-/// A node that cannot read the log for longer than it may (30 s; PostgreSQL is down) cannot
-/// vouch for what its connections missed: it closes them with 1012 at once, while PostgreSQL
-/// is still down, so that clients can move to another node; once PostgreSQL is back a client
-/// resumes there with `since=` and sends again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_node_cut_off_from_the_log_closes_its_sockets_while_it_is_cut_off() {
-    let Some((pg, url)) = database("cutoff").await else {
+/// How PostgreSQL goes away under a node.
+enum Outage {
+    /// Stopped: every connection to it fails.
+    Stopped,
+    /// Frozen with SIGSTOP: connections stay open and nothing answers.
+    Frozen,
+}
+
+/// A node's client is closed with 1012 once the node has not read the log for longer than it
+/// may (30 s), while PostgreSQL is still away; once it is back the node is healthy and the
+/// client resumes there with `since=` and sends again.
+async fn cut_off_and_back(name: &'static str, outage: Outage) {
+    let Some((pg, url)) = database(name).await else {
         return;
     };
     let apps = nodes(&url, 1).await;
@@ -590,13 +596,22 @@ async fn a_node_cut_off_from_the_log_closes_its_sockets_while_it_is_cut_off() {
     let mut ws = apps[0].ws_connect(&ann, None).await;
     let before = id_of(&ws.say("general", "before", "c0").await);
 
-    let pg = tokio::task::spawn_blocking(move || {
-        let mut pg = pg;
-        pg.stop_for_now();
-        pg
-    })
-    .await
-    .expect("PostgreSQL stops");
+    let (pg, frozen) = match outage {
+        Outage::Stopped => {
+            let pg = tokio::task::spawn_blocking(move || {
+                let mut pg = pg;
+                pg.stop_for_now();
+                pg
+            })
+            .await
+            .expect("PostgreSQL stops");
+            (pg, None)
+        }
+        Outage::Frozen => {
+            let frozen = pg.freeze();
+            (pg, Some(frozen))
+        }
+    };
     let down = Instant::now();
     let code = ws.expect_close_within(Duration::from_secs(60)).await;
     assert_eq!(code, 1012, "closed so that the client resumes elsewhere");
@@ -606,13 +621,19 @@ async fn a_node_cut_off_from_the_log_closes_its_sockets_while_it_is_cut_off() {
         "a short outage does not close anyone ({after:?})"
     );
 
-    let pg = tokio::task::spawn_blocking(move || {
-        let mut pg = pg;
-        pg.start_again();
-        pg
-    })
-    .await
-    .expect("PostgreSQL starts again");
+    let pg = match frozen {
+        Some(frozen) => {
+            drop(frozen);
+            pg
+        }
+        None => tokio::task::spawn_blocking(move || {
+            let mut pg = pg;
+            pg.start_again();
+            pg
+        })
+        .await
+        .expect("PostgreSQL starts again"),
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     while health(&apps[0]).await.0 != 200 {
         assert!(Instant::now() < deadline, "the node is healthy again");
@@ -625,41 +646,18 @@ async fn a_node_cut_off_from_the_log_closes_its_sockets_while_it_is_cut_off() {
     tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
 }
 
-/// The same with PostgreSQL frozen (SIGSTOP: connections open, nothing answers), where the
-/// follower waits inside a read and its own check never runs: the node's watchdog closes the
-/// sockets with 1012 all the same; once PostgreSQL answers again the node is healthy and a
-/// client resumes there.
+/// PostgreSQL down: the follower's reads fail, and after 30 s it closes the node's sockets
+/// so that clients can move to another node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_cut_off_from_the_log_closes_its_sockets_while_it_is_cut_off() {
+    cut_off_and_back("cutoff", Outage::Stopped).await;
+}
+
+/// PostgreSQL frozen: the follower waits inside a read and its own check never runs; the
+/// node's watchdog closes the sockets all the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_whose_database_stops_answering_closes_its_sockets_all_the_same() {
-    let Some((pg, url)) = database("frozen").await else {
-        return;
-    };
-    let apps = nodes(&url, 1).await;
-    let ann = apps[0].signup("ann").await;
-    let mut ws = apps[0].ws_connect(&ann, None).await;
-    let before = id_of(&ws.say("general", "before", "f0").await);
-
-    let frozen = pg.freeze();
-    let down = Instant::now();
-    let code = ws.expect_close_within(Duration::from_secs(60)).await;
-    assert_eq!(code, 1012, "closed so that the client resumes elsewhere");
-    let after = down.elapsed();
-    assert!(
-        after >= Duration::from_secs(25),
-        "a short stall does not close anyone ({after:?})"
-    );
-
-    drop(frozen);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while health(&apps[0]).await.0 != 200 {
-        assert!(Instant::now() < deadline, "the node is healthy again");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let mut ws = apps[0].ws_connect(&ann, Some(before)).await;
-    let said = say_until_stored(&mut ws, "f1").await;
-    assert!(said > before);
-    drop(apps);
-    tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
+    cut_off_and_back("frozen", Outage::Frozen).await;
 }
 
 /// A delivery that fails on every node at once (a bug in the hub, here made to panic on
