@@ -79,6 +79,17 @@ enum Flow {
     Close(u16, &'static str, Duration),
 }
 
+impl Flow {
+    /// The same, with a close (a 4001 or 4008 queued behind the frames) given at most
+    /// `limit` to go out: during a shutdown's drain nothing is patient.
+    fn within(self, limit: Duration) -> Flow {
+        match self {
+            Flow::Close(code, reason, _) => Flow::Close(code, reason, limit),
+            other => other,
+        }
+    }
+}
+
 /// Close cleanly: send the close frame (waiting up to `send_within` for the socket to take
 /// it), then keep reading (and discarding) what the client still sends until its close frame
 /// arrives, the connection ends or [`CLOSE_GRACE`] passes. Dropping a socket with unread input
@@ -232,10 +243,10 @@ impl Connection {
     }
 
     /// At shutdown: read nothing more from the client and forward what reaches the queue
-    /// until every send this connection handed to the writer is committed (a job queued
-    /// after them is) and the queue has then been quiet for [`DRAIN_QUIET`] (the fan-out's
-    /// hop), all within [`DRAIN_LIMIT`]; then close with 1001. A send read before the
-    /// shutdown is answered on this connection, not lost with it.
+    /// until every send this connection handed to the writer is answered (the hub has
+    /// delivered a [`crate::db::Db::barrier`] queued after them) and the queue has then been
+    /// quiet for [`DRAIN_QUIET`], all within [`DRAIN_LIMIT`]; then close with 1001. A send
+    /// read before the shutdown is answered on this connection, not lost with it.
     async fn drain<S>(&mut self, ws: &mut Ws<S>, skip_upto: i64) -> Flow
     where
         S: AsyncRead + AsyncWrite + Unpin,
@@ -260,20 +271,12 @@ impl Connection {
                     Ok(Some(out)) => {
                         match tokio::time::timeout_at(until, self.forward(ws, out, skip_upto)).await {
                             Ok(Flow::Continue) => {}
-                            // A close queued behind the frames (4001, 4008): no longer patient.
-                            Ok(Flow::Close(code, reason, _)) => {
-                                return Flow::Close(code, reason, CLOSE_GRACE)
-                            }
-                            Ok(Flow::Stop) | Err(_) => return Flow::Stop,
+                            Ok(flow) => return flow.within(CLOSE_GRACE),
+                            Err(_) => return Flow::Stop,
                         }
                     }
                     // Dropped as too slow meanwhile (4008), or unregistered.
-                    Ok(None) => {
-                        return match self.on_queue(ws, None, skip_upto).await {
-                            Flow::Close(code, reason, _) => Flow::Close(code, reason, CLOSE_GRACE),
-                            other => other,
-                        }
-                    }
+                    Ok(None) => return self.on_queue(ws, None, skip_upto).await.within(CLOSE_GRACE),
                     Err(_) => break,
                 },
             }
