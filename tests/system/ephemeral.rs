@@ -161,6 +161,77 @@ async fn a_dead_nodes_places_return_after_its_lease_and_a_clean_stop_returns_the
     assert!(before.elapsed() < LEASE, "without waiting for the lease");
 }
 
+/// Poll `future` once: far enough to put its command on the shared Redis connection, not long
+/// enough for the answer.
+fn start<F: std::future::Future>(future: std::pin::Pin<&mut F>) {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(
+        future.poll(&mut cx).is_pending(),
+        "the command is in flight, not answered yet"
+    );
+}
+
+/// A renewal writes this instance's counts as absolute numbers. One that reads them while an
+/// admission or a release is in flight, and lands in Redis after it, must leave Redis at or
+/// above the truth, never below: below, another node admits one connection over the cap.
+#[tokio::test]
+async fn a_renewal_racing_an_admission_or_a_release_never_lets_another_node_over_the_cap() {
+    let Some(redis) = Redis::start() else { return };
+    let nodes = nodes(&redis, 2, 0);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (mut held, _, _) = places(storm(&nodes[..1], 1, 4, "198.51.100.7").await);
+    assert!(a.renew().await, "the renew script is loaded");
+    // So is the release script (another user's place, taken and given back): a release is
+    // then one command, not a failed one, a load and a retry.
+    drop(places(storm(&nodes[..1], 1, 5, "198.51.100.6").await));
+
+    // Node a's second admission is on the wire when its renewal reads the counts; the
+    // renewal's script runs in Redis after the admission's (one connection, in order).
+    let second = a.admit(4, "198.51.100.7");
+    let mut second = std::pin::pin!(second);
+    start(second.as_mut());
+    assert!(a.renew().await);
+    match second.await {
+        Admission::Admitted(p) => held.push(p),
+        other => panic!("the second place is free: {other:?}"),
+    }
+    let (over, user_full, _) = places(storm(std::slice::from_ref(b), 2, 4, "198.51.100.8").await);
+    assert_eq!(
+        (over.len(), user_full),
+        (0, 2),
+        "node a holds both places: none on node b"
+    );
+
+    // Node a closes one: its release is sent off the dropping task, and a renewal reads the
+    // counts before it has run.
+    held.pop();
+    let renewal = a.renew();
+    let mut renewal = std::pin::pin!(renewal);
+    start(renewal.as_mut());
+    tokio::task::yield_now().await;
+    assert!(renewal.await);
+    // Node b asks over its own connection: let node a's release land first. (Were it later,
+    // Redis would count one place too many, which this test allows; it cannot hide one too few.)
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (first, _, _) = places(storm(std::slice::from_ref(b), 2, 4, "198.51.100.8").await);
+    assert!(
+        first.len() <= 1,
+        "one place is free, not two: node b took {}",
+        first.len()
+    );
+    // At worst Redis counted one place too many, until node a's next renewal.
+    let mut taken = first;
+    eventually("the freed place comes back", async || {
+        assert!(a.renew().await);
+        let (more, _, _) = places(storm(std::slice::from_ref(b), 1, 4, "198.51.100.8").await);
+        taken.extend(more);
+        taken.len() == 1
+    })
+    .await;
+    let (none, _, _) = places(storm(&nodes, 3, 4, "198.51.100.9").await);
+    assert!(none.is_empty(), "the cap holds over every node");
+}
+
 #[tokio::test]
 async fn without_redis_admission_is_unknown_and_an_empty_restart_is_repaired() {
     let Some(mut redis) = Redis::start() else {
