@@ -316,8 +316,14 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
             hub.spawn_fan_out(commit_rx)?
         }
     };
-    let files = files::Files::open(&config.uploads.folder(&config.database.path))
-        .map_err(StartupError::Files)?;
+    // On PostgreSQL every node's writer moves and removes files in the one shared folder.
+    let folder = config.uploads.folder(&config.database.path);
+    let files = if config.database.url.is_empty() {
+        files::Files::open(&folder)
+    } else {
+        files::Files::open_shared(&folder)
+    }
+    .map_err(StartupError::Files)?;
     let tls = tls_acceptor(&config)?;
     let listener = server::listen(addr).map_err(|source| StartupError::Bind { addr, source })?;
     let addr = listener

@@ -9,6 +9,13 @@
 //! - Removing a file that lost its last upload also runs on the writer thread
 //!   ([`Files::collect`]), so it is ordered with the moves: a new upload of the same bytes
 //!   either finds the file still there or puts it back.
+//! - Several nodes sharing one folder (cluster mode, [`Files::open_shared`]) have one writer
+//!   each, and a node's removal cannot see another node's rows before they commit. There a
+//!   file that is reused is touched first, and a removal leaves alone every file written or
+//!   touched within [`SHARED_GRACE`]: it moves the file aside, looks at its time again, and
+//!   puts it back when a reuse came in between. What is left alone goes at a later sweep.
+//!   `tmp/` keeps other nodes' uploads in progress: only what is older than
+//!   [`SHARED_TMP_AGE`] is removed from it.
 //! - [`image`]: recognising images, measuring them, dropping their location metadata and
 //!   making thumbnails.
 
@@ -17,12 +24,23 @@ pub mod image;
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// In a folder several nodes share, how long a stored file that was written or reused is
+/// left alone by removals: longer than any batch between a node's move (or reuse) and its
+/// commit, and longer than the nodes' clocks drift apart.
+pub const SHARED_GRACE: Duration = Duration::from_secs(10 * 60);
+/// In a folder several nodes share, how old a file in `tmp/` must be before it is taken for
+/// a crash's leftover (an upload in progress on another node is written to, so it is young).
+pub const SHARED_TMP_AGE: Duration = Duration::from_secs(60 * 60);
 
 /// The uploads folder.
 #[derive(Debug)]
 pub struct Files {
     root: PathBuf,
     tmp: PathBuf,
+    /// Whether other nodes' writers move and remove files here too.
+    shared: bool,
 }
 
 /// A file being written in `tmp/`: removed when dropped unless it was handed on.
@@ -57,19 +75,30 @@ pub fn is_hash(s: &str) -> bool {
 }
 
 impl Files {
-    /// Open (creating) the folder `root` and empty its `tmp/` of what a crash left there.
+    /// Open (creating) the folder `root`, this server's alone, and empty its `tmp/` of what a
+    /// crash left there.
     pub fn open(root: &Path) -> io::Result<Files> {
+        Files::open_as(root, false)
+    }
+
+    /// Open (creating) the folder `root`, which other nodes' writers share, and remove from
+    /// its `tmp/` what is older than [`SHARED_TMP_AGE`].
+    pub fn open_shared(root: &Path) -> io::Result<Files> {
+        Files::open_as(root, true)
+    }
+
+    fn open_as(root: &Path, shared: bool) -> io::Result<Files> {
         let tmp = root.join("tmp");
         std::fs::create_dir_all(&tmp).map_err(|e| {
             io::Error::new(e.kind(), format!("uploads folder {}: {e}", root.display()))
         })?;
-        for entry in std::fs::read_dir(&tmp)?.flatten() {
-            let _ = std::fs::remove_file(entry.path());
-        }
-        Ok(Files {
+        let files = Files {
             root: root.to_path_buf(),
             tmp,
-        })
+            shared,
+        };
+        files.clear_tmp()?;
+        Ok(files)
     }
 
     /// The folder `root` as it is, touching nothing on disk (for reading another process's
@@ -78,7 +107,24 @@ impl Files {
         Files {
             root: root.to_path_buf(),
             tmp: root.join("tmp"),
+            shared: false,
         }
+    }
+
+    /// Remove what a crash left in `tmp/`: everything when the folder is this server's alone,
+    /// what is older than [`SHARED_TMP_AGE`] when it is shared; how many.
+    fn clear_tmp(&self) -> io::Result<usize> {
+        let mut removed = 0;
+        for entry in std::fs::read_dir(&self.tmp)?.flatten() {
+            let path = entry.path();
+            if self.shared && younger_than(&path, SHARED_TMP_AGE) {
+                continue;
+            }
+            if std::fs::remove_file(path).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// The folder.
@@ -93,10 +139,7 @@ impl Files {
 
     /// A new, empty file in `tmp/`.
     pub fn temp(&self) -> io::Result<(TempFile, std::fs::File)> {
-        let mut raw = [0u8; 12];
-        getrandom::fill(&mut raw).map_err(|e| io::Error::other(e.to_string()))?;
-        let name: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        let path = self.tmp.join(name);
+        let path = self.tmp.join(random_name()?);
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -109,7 +152,16 @@ impl Files {
     pub fn settle(&self, temp: TempFile, sha256: &str) -> io::Result<()> {
         let dest = self.path_of(sha256);
         if dest.is_file() {
-            return Ok(()); // `temp` is removed as it drops
+            if !self.shared {
+                return Ok(()); // `temp` is removed as it drops
+            }
+            // Touched, so that another node's removal leaves it alone until this node's
+            // row naming it is committed; if it went meanwhile, this copy takes its place.
+            match touch(&dest) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         }
         if let Some(dir) = dest.parent() {
             std::fs::create_dir_all(dir)?;
@@ -129,14 +181,42 @@ impl Files {
         let mut removed = 0;
         for h in hashes.iter().filter(|h| is_hash(h)) {
             if !in_use(h)? {
-                match std::fs::remove_file(self.path_of(h)) {
-                    Ok(()) => removed += 1,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                match self.remove_unused(h) {
+                    Ok(gone) => removed += usize::from(gone),
                     Err(e) => tracing::warn!("could not remove file {h}: {e}"),
                 }
             }
         }
         Ok(removed)
+    }
+
+    /// Remove the stored file `h`, which no committed row names; whether it went. In a shared
+    /// folder a file written or touched within [`SHARED_GRACE`] stays: another node may be
+    /// about to commit a row naming it. The file is moved aside before its time is read
+    /// again, so a reuse that touched it after the first look puts it back.
+    fn remove_unused(&self, h: &str) -> io::Result<bool> {
+        let path = self.path_of(h);
+        let gone = |r: io::Result<()>| match r {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        };
+        if !self.shared {
+            return gone(std::fs::remove_file(&path));
+        }
+        if younger_than(&path, SHARED_GRACE) {
+            return Ok(false);
+        }
+        let aside = self.tmp.join(format!("gone-{h}-{}", random_name()?));
+        if !gone(std::fs::rename(&path, &aside))? {
+            return Ok(false);
+        }
+        if younger_than(&aside, SHARED_GRACE) {
+            // Reused between the look and the move. The same bytes, wherever they came from.
+            std::fs::rename(&aside, &path)?;
+            return Ok(false);
+        }
+        gone(std::fs::remove_file(&aside))
     }
 
     /// The hashes of every stored file.
@@ -158,15 +238,43 @@ impl Files {
     }
 
     /// Remove every stored file that `in_use` does not hold (left by a crash between a move
-    /// and its commit); how many. Writer thread only.
+    /// and its commit, or left alone by a removal in a shared folder), and in a shared folder
+    /// the old leftovers in `tmp/`; how many. Writer thread only.
     pub fn remove_orphans(&self, in_use: &HashSet<String>) -> io::Result<usize> {
         let mut removed = 0;
         for h in self.stored()? {
-            if !in_use.contains(&h) && std::fs::remove_file(self.path_of(&h)).is_ok() {
+            if !in_use.contains(&h) && self.remove_unused(&h).unwrap_or(false) {
                 removed += 1;
             }
         }
+        if self.shared {
+            removed += self.clear_tmp()?;
+        }
         Ok(removed)
+    }
+}
+
+/// 24 random hex digits, for a name in `tmp/`.
+fn random_name() -> io::Result<String> {
+    let mut raw = [0u8; 12];
+    getrandom::fill(&mut raw).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Set the file's modification time to now.
+fn touch(path: &Path) -> io::Result<()> {
+    std::fs::File::options()
+        .write(true)
+        .open(path)?
+        .set_modified(SystemTime::now())
+}
+
+/// Whether the file at `path` was modified within `age` (or in the future, by a clock ahead
+/// of this one). A file that cannot be read counts as young: it is left alone.
+fn younger_than(path: &Path, age: Duration) -> bool {
+    match std::fs::metadata(path).and_then(|m| m.modified()) {
+        Ok(t) => !matches!(SystemTime::now().duration_since(t), Ok(d) if d >= age),
+        Err(_) => true,
     }
 }
 
@@ -275,6 +383,65 @@ mod tests {
         std::mem::forget(t);
         Files::open(&dir).unwrap();
         assert!(!left.exists(), "opening empties tmp/");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Make the file at `path` look written `ago`.
+    fn age(path: &Path, ago: Duration) {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(SystemTime::now() - ago)
+            .unwrap();
+    }
+
+    fn new_temp(files: &Files, bytes: &[u8]) -> TempFile {
+        let (t, mut f) = files.temp().unwrap();
+        std::io::Write::write_all(&mut f, bytes).unwrap();
+        t
+    }
+
+    #[test]
+    fn a_shared_folder_removes_only_files_nobody_wrote_or_reused_lately() {
+        let dir = std::env::temp_dir().join(format!("hearth-shared-{}", std::process::id()));
+        let files = Files::open_shared(&dir).unwrap();
+        let unused = |_: &str| Ok::<_, std::convert::Infallible>(false);
+        let h = "cd".repeat(32);
+        files.settle(new_temp(&files, b"two"), &h).unwrap();
+        let path = files.path_of(&h);
+
+        // Just moved in: another node's row naming it may not be committed yet.
+        assert_eq!(files.collect(std::slice::from_ref(&h), unused).unwrap(), 0);
+        assert!(path.is_file());
+        age(&path, SHARED_GRACE * 2);
+        // Reused by an upload of the same bytes: touched, so left alone again.
+        files.settle(new_temp(&files, b"two"), &h).unwrap();
+        assert_eq!(files.collect(std::slice::from_ref(&h), unused).unwrap(), 0);
+        assert_eq!(files.remove_orphans(&HashSet::new()).unwrap(), 0);
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        // Untouched for longer than the grace: removed, and nothing is left aside in tmp/.
+        age(&path, SHARED_GRACE * 2);
+        assert_eq!(files.collect(std::slice::from_ref(&h), unused).unwrap(), 1);
+        assert!(!path.exists());
+        assert_eq!(std::fs::read_dir(&files.tmp).unwrap().count(), 0);
+        // A reuse that finds the file gone puts its own copy there.
+        files.settle(new_temp(&files, b"two"), &h).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        age(&path, SHARED_GRACE * 2);
+        assert_eq!(files.remove_orphans(&HashSet::new()).unwrap(), 1);
+
+        // Opening leaves other nodes' uploads in progress in tmp/, and the sweep takes what
+        // a crash left there long ago.
+        let (young, _) = files.temp().unwrap();
+        let (old, _) = files.temp().unwrap();
+        age(old.path(), SHARED_TMP_AGE * 2);
+        let (young, old) = (young.keep(), old.keep());
+        Files::open_shared(&dir).unwrap();
+        assert!(young.exists() && !old.exists());
+        age(&young, SHARED_TMP_AGE * 2);
+        assert_eq!(files.remove_orphans(&HashSet::new()).unwrap(), 1);
+        assert!(!young.exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
