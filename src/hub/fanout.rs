@@ -437,11 +437,11 @@ impl Hub {
     /// so that it resumes from the database.
     pub fn reset(&self, upto: Option<i64>) {
         {
-            let _st = lock_write(&self.inner.state);
+            let mut st = lock_write(&self.inner.state);
             if let Some(upto) = upto {
                 self.inner.offered.fetch_max(upto, Ordering::Release);
             }
-            self.inner.membership_epoch.fetch_add(1, Ordering::AcqRel);
+            st.membership.floor = self.inner.membership_epoch.fetch_add(1, Ordering::AcqRel) + 1;
         }
         self.inner.tails.clear();
         if let Some(upto) = upto {
@@ -652,6 +652,11 @@ mod tests {
         };
         assert!(!hub.tails().install("room7", ticket, loaded));
         assert_ne!(hub.membership_epoch(), epoch);
+        assert_eq!(
+            hub.sync_rooms(a.id, &[7], epoch),
+            None,
+            "a read under way is refused"
+        );
         // A client that connects now must have read past the positions skipped.
         let late = hub.connect(&user(3), LOOPBACK, [3; 32], &[]).unwrap();
         assert_eq!(

@@ -181,6 +181,36 @@ struct State {
     /// When presence is shared with other nodes: everyone online on any node, as they say
     /// (and the users connected here); `None` until they first said.
     elsewhere: Option<std::collections::HashSet<Arc<str>>>,
+    /// Membership reads: the epoch each user's own rooms last changed at, so that a read of
+    /// one user's rooms is refused only for a change of theirs (others' churn never starves
+    /// it), and the epoch below which every read is refused (a reset, or this map emptied
+    /// when it grew past [`MEMBERSHIP_USERS`]).
+    membership: Membership,
+}
+
+/// Users whose last membership change [`Membership`] keeps, at most.
+const MEMBERSHIP_USERS: usize = 100_000;
+
+#[derive(Default)]
+struct Membership {
+    changed: HashMap<i64, u64>,
+    floor: u64,
+}
+
+impl Membership {
+    /// `user`'s rooms changed at `epoch`.
+    fn changed(&mut self, user: i64, epoch: u64) {
+        if self.changed.len() >= MEMBERSHIP_USERS {
+            self.changed.clear();
+            self.floor = epoch;
+        }
+        self.changed.insert(user, epoch);
+    }
+
+    /// Whether a read of `user`'s rooms begun at `epoch` may have missed a change.
+    fn stale(&self, user: i64, epoch: u64) -> bool {
+        self.floor > epoch || self.changed.get(&user).is_some_and(|e| *e > epoch)
+    }
 }
 
 /// Shared, cheaply cloned handle to the hub.
@@ -201,7 +231,7 @@ struct Inner {
     /// Where the delivered, dropped-as-slow counts go (shared with `/metrics`).
     metrics: Arc<Metrics>,
     /// Bumped by every membership change the hub applies (see [`Hub::sync_rooms`]), and by
-    /// every [`Hub::reset`].
+    /// every [`Hub::reset`]; `State::membership` says whose rooms changed at which value.
     membership_epoch: AtomicU64,
     /// The rooms' newest messages as history pages show them.
     tails: Tails,

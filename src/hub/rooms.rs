@@ -34,7 +34,8 @@ impl Hub {
         let name: Arc<str> = Arc::from(name);
         let mut slow = Vec::new();
         let mut st = lock_write(&self.inner.state);
-        self.inner.membership_epoch.fetch_add(1, Ordering::AcqRel);
+        let epoch = self.inner.membership_epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        st.membership.changed(user_id, epoch);
         let joining: Vec<(ConnId, mpsc::Sender<Outgoing>)> = st
             .conns
             .iter_mut()
@@ -62,7 +63,8 @@ impl Hub {
     pub fn leave_room(&self, user_id: i64, room_id: i64, frame: &Utf8Bytes) {
         let mut slow = Vec::new();
         let mut st = lock_write(&self.inner.state);
-        self.inner.membership_epoch.fetch_add(1, Ordering::AcqRel);
+        let epoch = self.inner.membership_epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        st.membership.changed(user_id, epoch);
         if let Some(members) = st.rooms.get_mut(&room_id) {
             members.retain(|m| m.user_id != user_id);
         }
@@ -96,8 +98,8 @@ impl Hub {
     }
 
     /// Make one connection listen to exactly `rooms`, read from the database after `epoch`
-    /// was taken. Refused (`None`) if a membership change reached the hub since then: the read
-    /// may miss it, so the caller reads again. Otherwise returns the fan-out position from
+    /// was taken. Refused (`None`) if a change of its user's rooms (or a reset) reached the
+    /// hub since then: the read may miss it, so the caller reads again. Otherwise returns the fan-out position from
     /// which the connection has been listening to all of `rooms`: a read whose head is below
     /// it may have missed messages the fan-out offered before the connection listened, so
     /// the caller reads again (the next read's head is at least that position). Changes
@@ -105,7 +107,10 @@ impl Hub {
     /// [`Hub::leave_room`] as usual.
     pub fn sync_rooms(&self, conn: ConnId, rooms: &[i64], epoch: u64) -> Option<i64> {
         let mut st = lock_write(&self.inner.state);
-        if self.membership_epoch() != epoch {
+        let Some(user_id) = st.conns.get(&conn).map(|c| c.user_id) else {
+            return Some(0);
+        };
+        if st.membership.stale(user_id, epoch) {
             return None;
         }
         let Some(c) = st.conns.get_mut(&conn) else {
@@ -157,9 +162,15 @@ mod tests {
         let epoch = hub.membership_epoch();
         hub.leave_room(2, 9, &"{\"type\":\"room_left\"}".into());
         assert_eq!(
+            hub.sync_rooms(a.id, &[7], epoch),
+            Some(0),
+            "another user's change does not touch this read"
+        );
+        hub.leave_room(1, 7, &"{\"type\":\"room_left\"}".into());
+        assert_eq!(
             hub.sync_rooms(a.id, &[8], epoch),
             None,
-            "a change raced the read"
+            "a change of the user's own rooms raced the read"
         );
         assert_eq!(hub.sync_rooms(a.id, &[8], hub.membership_epoch()), Some(0));
         drain_items(&mut a);

@@ -210,14 +210,20 @@ impl Connection {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let read = snapshot(&self.cx.state, self.cx.user.id, self.since, self.reg.id).await;
-        let Some(Snapshot {
+        let Snapshot {
             head,
             rooms,
             replay,
-        }) = read
-        else {
-            let _ = ws.send(close(1011, "storage unavailable")).await;
-            return Err(WsError::ConnectionClosed);
+        } = match read {
+            Ok(snap) => snap,
+            Err(Unread::Storage) => {
+                let _ = ws.send(close(1011, "storage unavailable")).await;
+                return Err(WsError::ConnectionClosed);
+            }
+            Err(Unread::Churn) => {
+                let _ = ws.send(close(1013, "rooms changing, try again")).await;
+                return Err(WsError::ConnectionClosed);
+            }
         };
         let online = self.cx.state.hub.online();
         let profiles = self.cx.state.hub.profiles();
@@ -428,37 +434,52 @@ impl Connection {
     }
 }
 
+/// Why a new connection's snapshot was not taken.
+enum Unread {
+    /// Storage failed (logged).
+    Storage,
+    /// The user's own rooms changed during every one of [`SNAPSHOT_ATTEMPTS`] reads.
+    Churn,
+}
+
+/// Reads of a new connection's rooms before it is told to come back later.
+const SNAPSHOT_ATTEMPTS: u32 = 20;
+
 /// Read the user's rooms, the replay after `since` and the head in one snapshot, and make the
-/// connection listen to those rooms; `None` when storage failed (logged).
-async fn snapshot(state: &App, uid: i64, since: Option<i64>, conn: ConnId) -> Option<Snapshot> {
+/// connection listen to those rooms.
+async fn snapshot(
+    state: &App,
+    uid: i64,
+    since: Option<i64>,
+    conn: ConnId,
+) -> Result<Snapshot, Unread> {
     // The connection was admitted listening to no room. A snapshot is good when, once the
     // connection listens to its rooms, everything the fan-out offered before that is in the
     // snapshot (its head is at least where listening began): then nothing is missed, and
-    // with `?since=` queued ids ≤ head are skipped (the replay has them). A membership
-    // change reaching the hub during the read, or messages fanned out between the read and
-    // the sync, mean reading again (once more at most, unless memberships keep changing).
+    // with `?since=` queued ids ≤ head are skipped (the replay has them). A change of this
+    // user's rooms reaching the hub during the read, or messages fanned out between the read
+    // and the sync, mean reading again (once more at most, unless the user's rooms keep
+    // changing). A read that cannot be made good is never forced through: listening to rooms
+    // the user has just left would deliver them their messages for the socket's life.
     let hub = &state.hub;
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
+    for _ in 0..SNAPSHOT_ATTEMPTS {
         let epoch = hub.membership_epoch();
         let snap = match state.db.snapshot(uid, since, REPLAY_LIMIT + 1).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("cannot read history for a new connection: {e}");
-                return None;
+                return Err(Unread::Storage);
             }
         };
         let ids: Vec<i64> = snap.rooms.iter().map(|r| r.id).collect();
-        let synced = hub.sync_rooms(conn, &ids, epoch).or_else(|| {
-            (attempts >= 20)
-                .then(|| hub.sync_rooms(conn, &ids, hub.membership_epoch()))
-                .flatten()
-        });
-        if synced.is_some_and(|from| snap.head >= from) {
-            return Some(snap);
+        if hub
+            .sync_rooms(conn, &ids, epoch)
+            .is_some_and(|from| snap.head >= from)
+        {
+            return Ok(snap);
         }
     }
+    Err(Unread::Churn)
 }
 
 /// Feed (not flush) the replay, at most [`REPLAY_LIMIT`] messages, and `resumed`.
