@@ -501,12 +501,15 @@ impl Config {
                         Some(m) if m.name.contains("TOML") => path.display().to_string(),
                         _ => "default".to_string(),
                     };
-                    let shown = if (key == "token" || key == "tls.key")
-                        && value.as_str().is_some_and(|t| !t.is_empty())
-                    {
-                        "\"********\"".to_string()
-                    } else {
-                        value.to_string()
+                    let shown = match value.as_str() {
+                        Some(t) if !t.is_empty() && (key == "token" || key == "tls.key") => {
+                            "\"********\"".to_string()
+                        }
+                        // The database's and Redis' URLs may carry a password.
+                        Some(u) if key == "url" || key == "redis_url" => {
+                            toml::Value::String(without_password(u)).to_string()
+                        }
+                        _ => value.to_string(),
                     };
                     out.push((dotted, shown, source));
                 }
@@ -773,6 +776,27 @@ fn describe(err: figment::Error, path: &Path) -> ConfigError {
     ConfigError(lines.join("; "))
 }
 
+/// `url` with the password of its user part (`scheme://user:PASSWORD@host`) hidden.
+fn without_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    match authority[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:********{}",
+            &url[..scheme_end],
+            &authority[..colon],
+            &rest[at..]
+        ),
+        None => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
 mod tests {
@@ -1009,6 +1033,31 @@ mod tests {
         }
         assert!(with("HTTPS://Example.org/chat").is_https());
         assert!(!with("http://example.org/chat").is_https());
+    }
+
+    #[test]
+    fn passwords_in_urls_are_hidden() {
+        for (url, shown) in [
+            (
+                "postgres://hearth:s3cret@10.0.0.5/hearth",
+                "postgres://hearth:********@10.0.0.5/hearth",
+            ),
+            (
+                "redis://:pw@10.0.0.5:6379",
+                "redis://:********@10.0.0.5:6379",
+            ),
+            (
+                "postgres://hearth@%2Frun%2Fpostgresql/hearth",
+                "postgres://hearth@%2Frun%2Fpostgresql/hearth",
+            ),
+            (
+                "unix:///run/redis/redis-server.sock",
+                "unix:///run/redis/redis-server.sock",
+            ),
+            ("redis://10.0.0.5/?a=b@c:d", "redis://10.0.0.5/?a=b@c:d"),
+        ] {
+            assert_eq!(without_password(url), shown);
+        }
     }
 
     #[test]

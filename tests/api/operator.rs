@@ -31,7 +31,9 @@ fn init_writes_the_commented_defaults_and_refuses_to_overwrite() {
 fn check_config_names_the_source_of_every_value() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
-    std::fs::write(&path, "[server]\nport = 8080\n").unwrap();
+    let secrets = "[database]\nurl = \"postgres://hearth:topsecret@10.0.0.5/hearth\"\n\
+                   [cluster]\nredis_url = \"redis://:alsosecret@10.0.0.5:6379\"\n";
+    std::fs::write(&path, format!("[server]\nport = 8080\n{secrets}")).unwrap();
     let mut out = Vec::new();
     admin::check_config(&path, &mut out).expect("valid");
     let text = String::from_utf8(out).unwrap();
@@ -51,6 +53,10 @@ fn check_config_names_the_source_of_every_value() {
         .count();
     assert_eq!(text.lines().count(), keys, "{text}");
     assert!(line("server.tls.cert").contains("default"));
+    // Passwords in the database's and Redis' URLs are not printed.
+    assert!(!text.contains("secret"), "{text}");
+    assert!(line("database.url").contains("postgres://hearth:********@10.0.0.5/hearth"));
+    assert!(line("cluster.redis_url").contains("redis://:********@10.0.0.5:6379"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
