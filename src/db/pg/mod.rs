@@ -28,6 +28,21 @@ pub fn open(url: &str) -> Result<postgres::Config, String> {
     if config.get_application_name().is_none() {
         config.application_name("hearth");
     }
+    // Over TCP, a connection whose peer went away without a word (a machine lost, a network
+    // that drops everything) fails within about half a minute instead of the kernel's two
+    // hours, so a node's writer or log reader does not hang on it; the URL may say otherwise.
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(10));
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(std::time::Duration::from_secs(20));
+    }
+    if !url.contains("keepalives") {
+        config
+            .keepalives_idle(std::time::Duration::from_secs(10))
+            .keepalives_interval(std::time::Duration::from_secs(5))
+            .keepalives_retries(3);
+    }
     let mut client = config
         .connect(postgres::NoTls)
         .map_err(|e| format!("cannot connect: {}", error_text(&e)))?;
