@@ -586,14 +586,18 @@ impl Auth {
 
     /// The live session behind a digest: from the cache when it is current, else from the
     /// store (then cached).
+    /// With `cached: false`, always from the store. Also says whether it came from the cache.
     async fn session(
         &self,
         token_hash: [u8; 32],
         now: i64,
-    ) -> Result<Option<SessionInfo>, AuthError> {
+        cached: bool,
+    ) -> Result<Option<(SessionInfo, bool)>, AuthError> {
         let generation = self.inner.db.sessions_generation();
-        if let Some(info) = self.inner.sessions.get(&token_hash, generation, now) {
-            return Ok(Some(info));
+        if cached {
+            if let Some(info) = self.inner.sessions.get(&token_hash, generation, now) {
+                return Ok(Some((info, true)));
+            }
         }
         let found = self.inner.db.session_user(token_hash, now).await?;
         if let Some(info) = &found {
@@ -601,21 +605,32 @@ impl Auth {
                 .sessions
                 .put(token_hash, info.clone(), generation);
         }
-        Ok(found)
+        Ok(found.map(|info| (info, false)))
+    }
+
+    /// Whether a browser session has been idle for longer than allowed at `now`.
+    fn idle_too_long(&self, info: &SessionInfo, now: i64) -> bool {
+        let idle_ms = i64::from(self.inner.config.session_idle_hours) * 3_600_000;
+        info.kind == SessionKind::Cookie && now - info.last_seen_at > idle_ms
     }
 
     async fn lookup(&self, token_hash: [u8; 32]) -> Result<Option<Identity>, AuthError> {
         let now = db::now_ms();
-        let Some(info) = self.session(token_hash, now).await? else {
+        let Some((mut info, cached)) = self.session(token_hash, now, true).await? else {
             return Ok(None);
         };
-        let (kind, last_seen) = (info.kind, info.last_seen_at);
-        if kind == SessionKind::Cookie {
-            let idle_ms = i64::from(self.inner.config.session_idle_hours) * 3_600_000;
-            if now - last_seen > idle_ms {
-                return Ok(None);
+        if self.idle_too_long(&info, now) {
+            // The cache's last activity may be older than the store's: with several nodes,
+            // the one a user was active on recorded it, not this one. Only the store decides.
+            match cached {
+                true => match self.session(token_hash, now, false).await? {
+                    Some((fresh, _)) if !self.idle_too_long(&fresh, now) => info = fresh,
+                    _ => return Ok(None),
+                },
+                false => return Ok(None),
             }
         }
+        let (kind, last_seen) = (info.kind, info.last_seen_at);
         if now - last_seen > TOUCH_EVERY_MS {
             self.inner.sessions.touched(&token_hash, now);
             let db = self.inner.db.clone();

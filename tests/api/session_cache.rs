@@ -188,3 +188,34 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Another node records a session's activity in the shared store, not in this node's cache:
+/// a cached session that looks idle for too long is read again before it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_looks_idle_in_the_cache_is_read_again_from_the_store() {
+    use hearth::db::sql::{args, Sql as _};
+    let app = TestApp::with_config(|c| c.auth.session_idle_hours = 1).await;
+    let alice = app.signup("alice").await;
+    let state = app.server().state().clone();
+    let seen = |at: i64| {
+        let db = state.db.clone();
+        async move {
+            db.write(move |c| c.exec("UPDATE sessions SET last_seen_at = ?1", args![at]))
+                .await
+                .expect("the session's activity");
+            db.forget_sessions();
+        }
+    };
+    let now = hearth::db::now_ms();
+    // Idle for two hours in the store, and so in the cache that reads it.
+    seen(now - 2 * 3_600_000).await;
+    assert_eq!(me(&app, &alice).await, 401, "idle for longer than allowed");
+    // Active since, as another node recorded; this node's cache still says two hours.
+    state
+        .db
+        .write(move |c| c.exec("UPDATE sessions SET last_seen_at = ?1", args![now]))
+        .await
+        .expect("the session's activity");
+    assert_eq!(me(&app, &alice).await, 200, "the store has the last word");
+    warm(&app, &alice, 200).await;
+}
