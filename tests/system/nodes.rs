@@ -1268,3 +1268,75 @@ async fn joins_and_leaves_through_one_node_fence_messages_from_another_on_a_thir
     assert_eq!(intervals, joins + 1, "every join reached his socket");
     assert!(seen > 0, "he saw some of the room's messages");
 }
+
+/// The notification listener of a node that froze (SIGSTOP, a machine that stopped) keeps
+/// its session and reads nothing: PostgreSQL keeps every notification after it, until its
+/// queue is full and every commit on every node fails. A live node ends such a session once
+/// it has run nothing for 30 s, and its own listener carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_reads_nothing_is_ended_by_a_live_node() {
+    let Some((pg, url)) = database("stalled_listener").await else {
+        return;
+    };
+    let node = nodes(&url, 1).await.remove(0);
+    let listeners = move |pg: &Postgres| -> Vec<i32> {
+        tokio::task::block_in_place(|| {
+            pg.client("stalled_listener")
+                .query(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+                     AND application_name = $1",
+                    &[&hearth::cluster::log::LISTENER],
+                )
+                .expect("the sessions")
+                .iter()
+                .map(|r| r.get(0))
+                .collect()
+        })
+    };
+    within(Duration::from_secs(10), "the node's listener", async {
+        while listeners(&pg).len() != 1 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let own = listeners(&pg);
+
+    // The frozen node's listener: it listens, then runs nothing more.
+    let (stalled, pid, listening) = tokio::task::block_in_place(|| {
+        let mut config: postgres::Config = url.parse().expect("the URL");
+        config.application_name(hearth::cluster::log::LISTENER);
+        let mut c = config.connect(postgres::NoTls).expect("a session");
+        let pid: i32 = c
+            .query_one("SELECT pg_backend_pid()", &[])
+            .expect("pid")
+            .get(0);
+        c.batch_execute("LISTEN hearth_log").expect("listens");
+        (c, pid, Instant::now())
+    });
+    let gone = within(
+        Duration::from_secs(50),
+        "the stalled listener ended",
+        async {
+            while listeners(&pg).contains(&pid) {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            listening.elapsed()
+        },
+    )
+    .await;
+    assert!(
+        gone >= Duration::from_secs(29),
+        "not before it ran nothing for 30 s: ended after {gone:?}"
+    );
+    assert_eq!(
+        listeners(&pg),
+        own,
+        "the live node's own listener is untouched"
+    );
+    let closed = tokio::task::block_in_place(move || {
+        let mut stalled = stalled;
+        stalled.batch_execute("SELECT 1").is_err()
+    });
+    assert!(closed, "the stalled session was ended");
+    assert_eq!(health(&node).await.0, 200);
+}
