@@ -94,7 +94,14 @@ impl Hub {
     /// lock.
     fn deliver_until_change(&self, batch: &mut Batch, tally: &mut Tally) {
         let st = lock_read(&self.inner.state);
-        while let Some(c) = batch.next_if(|c| !matches!(c, Committed::Changed(_))) {
+        while let Some(mut c) = batch.next_if(|c| !matches!(c, Committed::Changed(_))) {
+            if let Committed::Stored { msg, .. } = &mut c {
+                if let Some(name) = st.renamed.get(&msg.room_id) {
+                    if **name != *msg.room {
+                        msg.room = name.to_string();
+                    }
+                }
+            }
             match c {
                 Committed::Stored {
                     msg,

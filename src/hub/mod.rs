@@ -186,6 +186,11 @@ struct State {
     /// it), and the epoch below which every read is refused (a reset, or this map emptied
     /// when it grew past [`MEMBERSHIP_USERS`]).
     membership: Membership,
+    /// The rooms renamed since the start, by id, with their names as of the position being
+    /// delivered (renames are applied in position order between messages). A message carries
+    /// the name its sender's connection knew, which lags a rename committed just before it:
+    /// its frame gets the room's name from here.
+    renamed: HashMap<i64, Arc<str>>,
 }
 
 /// Users whose last membership change [`Membership`] keeps, at most.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::{lock_read, lock_write, ConnId, Hub, Member, Outgoing, RoomChange, RoomUpdate};
+use super::{lock_write, ConnId, Hub, Member, Outgoing, RoomChange, RoomUpdate};
 
 /// Queue a change to one connection's rooms with its frame; a full queue puts the
 /// connection on `slow`.
@@ -79,7 +79,8 @@ impl Hub {
     /// Every connection listening to a room learns its new name, then gets `frame`.
     pub fn rename_room(&self, room_id: i64, name: &str, frame: &Utf8Bytes) {
         let name: Arc<str> = Arc::from(name);
-        let st = lock_read(&self.inner.state);
+        let mut st = lock_write(&self.inner.state);
+        st.renamed.insert(room_id, name.clone());
         let mut slow = Vec::new();
         if let Some(members) = st.rooms.get(&room_id) {
             for m in members {
@@ -153,7 +154,31 @@ fn difference(have: &[i64], want: &[i64]) -> (Vec<i64>, Vec<i64>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{drain, drain_items, frames, hub, stored, user, LOOPBACK};
+    use super::super::test_support::{
+        drain, drain_items, drain_json, frames, hub, stored, user, LOOPBACK,
+    };
+
+    #[test]
+    fn a_message_sent_under_a_rooms_old_name_goes_out_under_its_new_one() {
+        let hub = hub(16);
+        let mut a = hub.connect(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        drain_items(&mut a);
+        hub.fan_out(vec![stored(1, 7, a.id)]);
+        hub.rename_room(7, "lounge", &"{\"type\":\"room_updated\"}".into());
+        // Checked by a connection that had not heard of the rename yet: "room7".
+        hub.fan_out(vec![stored(2, 7, a.id), stored(3, 8, a.id)]);
+        let rooms: Vec<_> = drain_json(&mut a)
+            .into_iter()
+            .filter(|f| f["type"] == "message")
+            .map(|f| {
+                (
+                    f["id"].as_i64().unwrap(),
+                    f["room"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(rooms, [(1, "room7".to_string()), (2, "lounge".to_string())]);
+    }
 
     #[test]
     fn sync_rooms_is_refused_after_a_membership_change_and_then_applies() {
