@@ -408,6 +408,14 @@ fn app(
         config.auth.clone(),
         &config.limits,
         metrics.clone(),
+        cluster
+            .as_ref()
+            .map(|c| &c.windows as &dyn limits::SharedWindows),
+    );
+    let quotas = limits::Limiter::new(
+        cluster
+            .as_ref()
+            .map(|c| limits::SharedWindows::scoped(&c.windows, "quota")),
     );
     let message_rate = match &cluster {
         Some(c) => app::MessageRate::Cluster(c.rate.clone()),
@@ -429,7 +437,7 @@ fn app(
         shutdown,
         tracker: Tracker::default(),
         started: std::time::Instant::now(),
-        quotas: Arc::new(limits::Counter::default()),
+        quotas: Arc::new(quotas),
         message_rate,
         cluster,
         searches: Arc::new(limits::Concurrency::new(SEARCHES_AT_ONCE, per_user)),

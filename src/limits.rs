@@ -9,6 +9,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
+
 use crate::metrics::Metrics;
 
 /// Keys past which old windows are pruned, so a flood of distinct keys cannot grow the map
@@ -112,11 +114,22 @@ pub struct Counter {
     windows: Mutex<Windows>,
 }
 
-/// An event counted ahead of the work it stands for; [`Counter::release`] takes it back.
+/// An event counted ahead of the work it stands for; [`Counter::release`] (or
+/// [`Limiter::release`]) takes it back where it was counted.
 #[derive(Debug, Clone)]
 pub struct Reservation {
+    /// The keys it was counted under (those with a limit).
     keys: Vec<String>,
-    at: Instant,
+    counted: Counted,
+}
+
+/// Where a reservation was counted.
+#[derive(Debug, Clone)]
+enum Counted {
+    /// On this node, at this instant.
+    Here(Instant),
+    /// In Redis over every node, as this member of each key's window.
+    Cluster(String),
 }
 
 impl Counter {
@@ -146,20 +159,134 @@ impl Counter {
                 keys.push(key.to_string());
             }
         }
-        Ok(Reservation { keys, at: now })
+        Ok(Reservation {
+            keys,
+            counted: Counted::Here(now),
+        })
     }
 
-    /// Take a reservation back: the event did not happen or does not count.
+    /// Take a reservation back: the event did not happen or does not count. (One counted in
+    /// Redis is not here: [`Limiter::release`] takes it back there.)
     pub fn release(&self, r: &Reservation) {
+        let Counted::Here(at) = r.counted else {
+            return;
+        };
         let mut w = self.lock();
         for key in &r.keys {
-            w.remove(key, r.at);
+            w.remove(key, at);
         }
     }
 
     /// Forget everything counted for `key`.
     pub fn clear(&self, key: &str) {
         self.lock().clear(key);
+    }
+}
+
+/// What a count over every node said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every key had room; the event is counted under this member of each key's window.
+    Counted(String),
+    /// A key is full: retry after this many seconds (at least 1).
+    Full(u64),
+    /// The shared count did not answer in time: count on this node.
+    Unknown,
+}
+
+/// Sliding windows counted over every node (cluster mode: `cluster::windows`, in Redis). A
+/// trait so that this module, and the services holding a [`Limiter`], need not know where.
+pub trait SharedWindows: Send + Sync {
+    /// Check every `(key, limit)` with `max > 0` and, only if all have room, count one event
+    /// for each, in one step over every node.
+    fn reserve<'a>(&'a self, checks: &'a [(&'a str, Limit)]) -> BoxFuture<'a, Verdict>;
+    /// Take back the event counted as `member` under `keys`. Whether it was taken back.
+    fn release<'a>(&'a self, keys: &'a [String], member: &'a str) -> BoxFuture<'a, bool>;
+    /// Forget every event of `key`. Whether it was forgotten.
+    fn clear<'a>(&'a self, key: &'a str) -> BoxFuture<'a, bool>;
+    /// The same windows with keys apart from every other scope's (one scope per
+    /// [`Limiter`], so that two limiters' keys of the same name do not meet).
+    fn scoped(&self, scope: &str) -> Arc<dyn SharedWindows>;
+}
+
+/// Sliding-window limits counted on this node, or over every node (cluster mode), so that N
+/// nodes allow each limit once rather than N times.
+///
+/// In cluster mode a request the shared count does not answer in time (Redis down, slow, or
+/// failed less than a second ago) is counted on this node instead: while Redis is away each
+/// node applies the whole limit alone, and no request waits for Redis. A [`Reservation`]
+/// remembers where it was counted, so it is taken back there.
+#[derive(Default)]
+pub struct Limiter {
+    here: Counter,
+    shared: Option<Arc<dyn SharedWindows>>,
+}
+
+impl Limiter {
+    /// Limits counted over every node through `shared` (falling back to this node), or on
+    /// this node alone without it.
+    pub fn new(shared: Option<Arc<dyn SharedWindows>>) -> Self {
+        Limiter {
+            here: Counter::default(),
+            shared,
+        }
+    }
+
+    /// Whether the limits are counted over every node.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Check every `(key, limit)` and, only if all of them have room, count one event for
+    /// each, in one step (over every node in cluster mode): concurrent callers cannot all
+    /// pass a limit they jointly exceed. `Err(seconds)` says when to retry.
+    pub async fn reserve(&self, checks: &[(&str, Limit)]) -> Result<Reservation, u64> {
+        let limited = checks.iter().any(|(_, l)| l.max > 0);
+        if let (Some(shared), true) = (&self.shared, limited) {
+            match shared.reserve(checks).await {
+                Verdict::Counted(member) => {
+                    let keys = checks
+                        .iter()
+                        .filter(|(_, l)| l.max > 0)
+                        .map(|(k, _)| k.to_string())
+                        .collect();
+                    return Ok(Reservation {
+                        keys,
+                        counted: Counted::Cluster(member),
+                    });
+                }
+                Verdict::Full(secs) => return Err(secs),
+                Verdict::Unknown => {}
+            }
+        }
+        self.here.reserve(checks)
+    }
+
+    /// [`Limiter::reserve`] on this node only, for a caller that cannot wait (inside a
+    /// database transaction). Only meaningful when not shared: then this node's count holds
+    /// only what it counted while Redis was away.
+    pub fn reserve_here(&self, checks: &[(&str, Limit)]) -> Result<Reservation, u64> {
+        self.here.reserve(checks)
+    }
+
+    /// Take a reservation back where it was counted: the event did not happen or does not
+    /// count. One the shared count does not take back in time stays counted until it leaves
+    /// its window.
+    pub async fn release(&self, r: &Reservation) {
+        match (&r.counted, &self.shared) {
+            (Counted::Cluster(member), Some(shared)) => {
+                shared.release(&r.keys, member).await;
+            }
+            _ => self.here.release(r),
+        }
+    }
+
+    /// Forget everything counted for `key`, here and over every node.
+    pub async fn clear(&self, key: &str) {
+        self.here.clear(key);
+        if let Some(shared) = &self.shared {
+            shared.clear(key).await;
+        }
     }
 }
 
@@ -375,6 +502,25 @@ mod tests {
         assert!(c.reserve(&[("o", other), ("k", limit)]).is_err());
         let (n, _) = c.lock().count("o", other.window, Instant::now());
         assert_eq!(n, 0);
+    }
+
+    #[tokio::test]
+    async fn a_limiter_without_a_cluster_counts_here() {
+        let l = Limiter::new(None);
+        assert!(!l.is_shared());
+        let limit = Limit {
+            max: 2,
+            window: Duration::from_secs(60),
+        };
+        let a = l.reserve(&[("k", limit)]).await.unwrap();
+        let _b = l.reserve(&[("k", limit)]).await.unwrap();
+        let retry = l.reserve(&[("k", limit)]).await.err();
+        assert!(retry.is_some_and(|s| (59..=60).contains(&s)), "{retry:?}");
+        l.release(&a).await;
+        let _c = l.reserve(&[("k", limit)]).await.unwrap();
+        assert!(l.reserve(&[("k", limit)]).await.is_err());
+        l.clear("k").await;
+        assert!(l.reserve(&[("k", limit)]).await.is_ok());
     }
 
     fn rate(rate: f64, burst: u32) -> MessageRate {

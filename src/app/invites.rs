@@ -70,13 +70,17 @@ pub async fn create(
             max: state.config.limits.invite_links_per_hour as usize,
             window: HOUR,
         };
-        let r = state.quotas.reserve(&[(&key, limit)]).map_err(|secs| {
-            AppError::new(
-                Code::RateLimited,
-                "You have created many invite links in the last hour; try again later.",
-            )
-            .retry_after(Duration::from_secs(secs))
-        })?;
+        let r = state
+            .quotas
+            .reserve(&[(&key, limit)])
+            .await
+            .map_err(|secs| {
+                AppError::new(
+                    Code::RateLimited,
+                    "You have created many invite links in the last hour; try again later.",
+                )
+                .retry_after(Duration::from_secs(secs))
+            })?;
         Some(r)
     };
     let (code, invite) = mint_invite(limits, Some(user.id));
@@ -84,7 +88,7 @@ pub async fn create(
         Ok(row) => row,
         Err(e) => {
             if let Some(r) = &reservation {
-                state.quotas.release(r);
+                state.quotas.release(r).await;
             }
             return Err(e.into());
         }

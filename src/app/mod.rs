@@ -97,8 +97,9 @@ pub struct AppState {
     pub tracker: Tracker,
     /// When the server started (for the uptime shown to administrators).
     pub started: std::time::Instant,
-    /// Per-user quotas on rooms, DMs and invitations.
-    pub quotas: Arc<limits::Counter>,
+    /// Per-user quotas on rooms, DMs, people added and invite links (over every node in
+    /// cluster mode).
+    pub quotas: Arc<limits::Limiter>,
     /// The per-user message rate, checked before a message is queued for the writer.
     pub message_rate: MessageRate,
     /// Cluster mode's shared state in Redis (`cluster.redis_url`), when set.

@@ -10,7 +10,7 @@ use crate::app::App;
 use crate::config::RoomCreation;
 use crate::db::{self, Change, DbError, Notify, Room, RoomKind, Tx, User};
 use crate::domain::{self, Username, MAX_DM_USERS};
-use crate::limits::{Counter, Limit, Reservation};
+use crate::limits::{Limit, Limiter, Reservation};
 
 /// Name of the room every user belongs to.
 pub const GENERAL: &str = "general";
@@ -111,31 +111,44 @@ fn member_in(c: &Tx<'_>, name: &str, user_id: i64) -> Outcome<Room> {
 /// Window of the per-user room, DM and invitation quotas.
 const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Count one use of a per-user quota (`max == 0`: none), or say when to retry.
-fn take_quota(
+/// The key and limit of a per-user quota (`max == 0`: none).
+fn quota_key(what: &'static str, uid: i64, max: u32) -> (String, Limit) {
+    let limit = Limit {
+        max: max as usize,
+        window: HOUR,
+    };
+    (format!("{what}:{uid}"), limit)
+}
+
+/// Count one use of a per-user quota (`max == 0`: none; over every node in cluster mode), or
+/// say when to retry.
+async fn take_quota(
     state: &App,
     what: &'static str,
     uid: i64,
     max: u32,
     refusal: &'static str,
 ) -> Outcome<Reservation> {
-    take_quota_in(&state.quotas, what, uid, max, refusal)
+    let (key, limit) = quota_key(what, uid, max);
+    state
+        .quotas
+        .reserve(&[(&key, limit)])
+        .await
+        .map_err(|secs| RoomError::Quota(refusal, secs))
 }
 
-fn take_quota_in(
-    quotas: &Counter,
+/// [`take_quota`] on this node, for a use decided inside a transaction (which cannot wait for
+/// Redis): single-node mode only.
+fn take_quota_here(
+    quotas: &Limiter,
     what: &'static str,
     uid: i64,
     max: u32,
     refusal: &'static str,
 ) -> Outcome<Reservation> {
-    let key = format!("{what}:{uid}");
-    let limit = Limit {
-        max: max as usize,
-        window: HOUR,
-    };
+    let (key, limit) = quota_key(what, uid, max);
     quotas
-        .reserve(&[(&key, limit)])
+        .reserve_here(&[(&key, limit)])
         .map_err(|secs| RoomError::Quota(refusal, secs))
 }
 
@@ -213,7 +226,8 @@ pub async fn create(
         uid,
         state.config.limits.rooms_per_hour,
         "You have created many rooms in the last hour; try again later.",
-    )?;
+    )
+    .await?;
     let created = write(state, move |c| {
         let now = db::now_ms();
         let id = c
@@ -231,7 +245,13 @@ pub async fn create(
         Ok((room, changes))
     })
     .await;
-    let room = created.inspect_err(|_| state.quotas.release(&quota))?;
+    let room = match created {
+        Ok(room) => room,
+        Err(e) => {
+            state.quotas.release(&quota).await;
+            return Err(e);
+        }
+    };
     tracing::info!(user = %user.username, room = %room.name, public, "room created");
     Ok(room)
 }
@@ -332,7 +352,8 @@ pub async fn invite(state: &App, user: &User, name: &str, username: &str) -> Out
         uid,
         state.config.limits.invites_per_hour,
         "You have added many people to rooms in the last hour; try again later.",
-    )?;
+    )
+    .await?;
     let outcome = write(state, move |c| {
         let room = member_in(c, &name, uid)?;
         if room.kind == RoomKind::Dm {
@@ -353,9 +374,15 @@ pub async fn invite(state: &App, user: &User, name: &str, username: &str) -> Out
         Ok(((room, (target, target_name), added), changes))
     })
     .await;
-    let (room, target, added) = outcome.inspect_err(|_| state.quotas.release(&quota))?;
+    let (room, target, added) = match outcome {
+        Ok(done) => done,
+        Err(e) => {
+            state.quotas.release(&quota).await;
+            return Err(e);
+        }
+    };
     if !added {
-        state.quotas.release(&quota);
+        state.quotas.release(&quota).await;
     }
     if added {
         tracing::info!(by = %user.username, user = %target.1, room = %room.name, "member added");
@@ -365,14 +392,34 @@ pub async fn invite(state: &App, user: &User, name: &str, username: &str) -> Out
     read(state, move |c| lookup(c, &name, uid)).await
 }
 
+/// Refusal of a new DM over `limits.dms_per_hour`.
+const DMS_REFUSAL: &str = "You have started many conversations in the last hour; try again later.";
+
 /// Find or create the DM between the caller and `usernames`. Returns the room and whether it
 /// was created.
+///
+/// Only a new conversation counts against `limits.dms_per_hour`, and whether it is new is
+/// known inside the transaction. On one node the quota is taken there. Over several nodes it
+/// is counted in Redis, which a transaction must not wait for: it is taken before, given back
+/// when no conversation was started, and a refusal applies only to a new one (so opening an
+/// existing conversation near the limit may, for that moment, refuse a new one opened at the
+/// same time).
 pub async fn open_dm(state: &App, user: &User, usernames: &[String]) -> Outcome<(Room, bool)> {
     let keys = dm_keys(user, usernames)?;
     let uid = user.id;
     let quotas = state.quotas.clone();
     let per_hour = state.config.limits.dms_per_hour;
-    write(state, move |c| {
+    let ahead = if quotas.is_shared() {
+        let (key, limit) = quota_key("dms", uid, per_hour);
+        Some(quotas.reserve(&[(&key, limit)]).await)
+    } else {
+        None
+    };
+    // What the quota taken ahead said, for the transaction: `None` when it was not taken.
+    let verdict: Option<Result<(), u64>> = ahead
+        .as_ref()
+        .map(|r| r.as_ref().map(|_| ()).map_err(|s| *s));
+    let opened = write(state, move |c| {
         let mut people = Vec::with_capacity(keys.len());
         for key in &keys {
             let (id, name) = c
@@ -386,13 +433,13 @@ pub async fn open_dm(state: &App, user: &User, usernames: &[String]) -> Outcome<
         let (id, created) = match lookup(c, &name, uid) {
             Ok(room) => (room.id, false),
             Err(RoomError::UnknownRoom) => {
-                take_quota_in(
-                    &quotas,
-                    "dms",
-                    uid,
-                    per_hour,
-                    "You have started many conversations in the last hour; try again later.",
-                )?;
+                match verdict {
+                    None => {
+                        take_quota_here(&quotas, "dms", uid, per_hour, DMS_REFUSAL)?;
+                    }
+                    Some(Err(secs)) => return Err(RoomError::Quota(DMS_REFUSAL, secs)),
+                    Some(Ok(())) => {}
+                }
                 let id = c
                     .insert_room(&name, "", RoomKind::Dm, false, None, now)?
                     .ok_or(RoomError::UnknownRoom)?;
@@ -405,7 +452,13 @@ pub async fn open_dm(state: &App, user: &User, usernames: &[String]) -> Outcome<
         let changes = dm_changes(&room, added, created);
         Ok(((room, created), changes))
     })
-    .await
+    .await;
+    if let Some(Ok(quota)) = &ahead {
+        if !matches!(opened, Ok((_, true))) {
+            state.quotas.release(quota).await;
+        }
+    }
+    opened
 }
 
 /// The case-folded names of a DM's people, the opener first, each once.

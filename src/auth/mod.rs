@@ -21,7 +21,7 @@ use crate::db::{
     SessionRow, User,
 };
 use crate::domain::{check_password, PasswordProblem, Username};
-use crate::limits::{address_key, Counter, Limit, Reservation};
+use crate::limits::{address_key, Limit, Limiter, Reservation};
 
 /// Failed logins counted per account and per address within this window.
 const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -118,10 +118,11 @@ struct Inner {
     hashing: Arc<Semaphore>,
     /// Requests waiting for a permit, given back by [`WaitingForHash`] however they end.
     hash_waiters: AtomicUsize,
-    /// Failed logins and password checks, per account and per address.
-    failures: Counter,
-    /// Registration attempts per address.
-    registrations: Counter,
+    /// Failed logins and password checks, per account and per address (over every node in
+    /// cluster mode).
+    failures: Limiter,
+    /// Registration attempts per address (over every node in cluster mode).
+    registrations: Limiter,
     /// Digest of the one-time setup code whose registration becomes the first
     /// administrator, while the server has none.
     setup: Mutex<Option<[u8; 32]>>,
@@ -159,12 +160,14 @@ fn refusal(gate: Gate) -> Option<AuthError> {
 }
 
 impl Auth {
-    /// Build the service over the store.
+    /// Build the service over the store; with `shared` (cluster mode) failed logins and
+    /// registration attempts are counted over every node.
     pub fn new(
         db: Db,
         config: AuthConfig,
         limits: &crate::config::LimitsConfig,
         metrics: Arc<crate::metrics::Metrics>,
+        shared: Option<&dyn crate::limits::SharedWindows>,
     ) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Auth {
@@ -176,8 +179,8 @@ impl Auth {
                 tokens_per_user: limits.tokens_per_user,
                 hashing: Arc::new(Semaphore::new(cores)),
                 hash_waiters: AtomicUsize::new(0),
-                failures: Counter::default(),
-                registrations: Counter::default(),
+                failures: Limiter::new(shared.map(|w| w.scoped("fail"))),
+                registrations: Limiter::new(shared.map(|w| w.scoped("reg"))),
                 setup: Mutex::new(None),
                 metrics,
                 sessions: cache::SessionCache::default(),
@@ -338,6 +341,7 @@ impl Auth {
         self.inner
             .registrations
             .reserve(&[(&ip_key, limit)])
+            .await
             .map_err(AuthError::TooManyAttempts)?;
         if taken {
             return Err(AuthError::UsernameTaken);
@@ -354,8 +358,9 @@ impl Auth {
 
     /// Count a failure ahead of a password check, per account (when there is one) and per
     /// address, refusing when either limit is reached. Reserving before the hash means
-    /// concurrent guesses cannot all pass a limit they jointly exceed.
-    fn reserve_failure(
+    /// concurrent guesses cannot all pass a limit they jointly exceed (on any node: in
+    /// cluster mode the count is over every node).
+    async fn reserve_failure(
         &self,
         account: Option<&str>,
         client: IpAddr,
@@ -381,16 +386,20 @@ impl Auth {
         self.inner
             .failures
             .reserve(&checks)
+            .await
             .map_err(AuthError::TooManyAttempts)
     }
 
     /// The password check succeeded: its reserved failure does not count, and the account's
     /// earlier failures are forgiven.
-    fn forgive(&self, reserved: &Reservation, account: Option<&str>) {
-        self.inner.failures.release(reserved);
-        if let Some(key) = account {
-            self.inner.failures.clear(key);
-        }
+    async fn forgive(&self, reserved: &Reservation, account: Option<&str>) {
+        let failures = &self.inner.failures;
+        let clear = async {
+            if let Some(key) = account {
+                failures.clear(key).await;
+            }
+        };
+        tokio::join!(failures.release(reserved), clear);
     }
 
     /// The user and stored hash when `password` is theirs; the dummy hash keeps unknown
@@ -435,20 +444,20 @@ impl Auth {
         // and the key stays bounded (at most 32 characters) whatever the client sends.
         let name = Username::parse(username).ok();
         let account_key = name.as_ref().map(login_key);
-        let reserved = self.reserve_failure(account_key.as_deref(), client)?;
+        let reserved = self.reserve_failure(account_key.as_deref(), client).await?;
         let checked = self.check_login(name, password).await;
         let found = match checked {
             Ok(found) => found,
             Err(e) => {
                 // Not a wrong password: the server could not check it. Nothing counts.
-                self.inner.failures.release(&reserved);
+                self.inner.failures.release(&reserved).await;
                 return Err(e);
             }
         };
         let Some((user, old_hash)) = found else {
             return Err(AuthError::InvalidCredentials);
         };
-        self.forgive(&reserved, account_key.as_deref());
+        self.forgive(&reserved, account_key.as_deref()).await;
         let iterations = self.inner.config.pbkdf2_iterations;
         if password::needs_rehash(&old_hash, iterations) {
             let pw = password.to_string();
@@ -482,7 +491,7 @@ impl Auth {
         }
         let uid = who.user.id;
         let account_key = format!("p:{uid}");
-        let reserved = self.reserve_failure(Some(&account_key), client)?;
+        let reserved = self.reserve_failure(Some(&account_key), client).await?;
         let verified = async {
             let stored = self.inner.db.password_hash(uid).await?.unwrap_or_default();
             let pw = current.to_string();
@@ -492,11 +501,11 @@ impl Auth {
             Ok(true) => {}
             Ok(false) => return Err(AuthError::InvalidCredentials),
             Err(e) => {
-                self.inner.failures.release(&reserved);
+                self.inner.failures.release(&reserved).await;
                 return Err(e);
             }
         }
-        self.forgive(&reserved, Some(&account_key));
+        self.forgive(&reserved, Some(&account_key)).await;
         let iterations = self.inner.config.pbkdf2_iterations;
         let pw = new.to_string();
         let hash = self

@@ -6,13 +6,16 @@
 //! - [`caps`]: connection caps counted over every node.
 //! - [`rate`]: the per-user message rate shared by every node.
 //! - [`presence`]: who is online on any node.
+//! - [`windows`]: the sliding-window limits (failed logins, registrations, hourly quotas)
+//!   counted over every node.
 //!
-//! [`Cluster`] puts the three together for a server (`cluster.redis_url`).
+//! [`Cluster`] puts them together for a server (`cluster.redis_url`).
 
 pub mod caps;
 pub mod log;
 pub mod presence;
 pub mod rate;
+pub mod windows;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,14 +27,16 @@ use crate::config::Config;
 use crate::hub::{Hub, LocalPresence};
 use crate::metrics::Metrics;
 
-/// One node's share of the ephemeral plane: the connection caps, the message rate and
-/// presence over every node, all in the Redis at `cluster.redis_url`.
+/// One node's share of the ephemeral plane: the connection caps, the message rate, the
+/// windowed limits and presence over every node, all in the Redis at `cluster.redis_url`.
 #[derive(Clone)]
 pub struct Cluster {
     /// Connection caps over every node.
     pub caps: caps::ClusterCaps,
     /// The per-user message rate over every node.
     pub rate: rate::ClusterRate,
+    /// Sliding-window limits over every node (see `limits::Limiter`); scope it per counter.
+    pub windows: windows::ClusterWindows,
     /// Who is online on any node, and typing.
     pub presence: presence::ClusterPresence,
 }
@@ -65,6 +70,7 @@ impl Cluster {
                 config.limits.message_burst,
                 metrics,
             )?,
+            windows: windows::ClusterWindows::new(url, &node)?,
             presence: presence::ClusterPresence::new(url, &node, caps::LEASE)?,
         }))
     }
@@ -78,8 +84,9 @@ impl Cluster {
     /// the hub sees told to Redis in order, and what every node says handed to the hub.
     /// The tasks end after taking this node out of Redis.
     pub fn start(&self, hub: &Hub, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-        let rate = self.rate.clone();
+        let (rate, windows) = (self.rate.clone(), self.windows.clone());
         tokio::spawn(async move { rate.warm().await });
+        tokio::spawn(async move { windows.warm().await });
         let local = hub.share_presence();
         let (events_tx, events) = mpsc::channel(256);
         vec![

@@ -1,7 +1,7 @@
 //! Cluster mode's ephemeral plane against a real Redis (a private `redis-server` started by
-//! each test): three node instances share one connection count and one message rate, a dead
-//! node's places return after its lease, and Redis going away (and coming back empty) is
-//! survived without waiting for it.
+//! each test): three node instances share one connection count, one message rate and one
+//! count per windowed limit, a dead node's places return after its lease, and Redis going
+//! away (and coming back empty) is survived without waiting for it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,7 +10,9 @@ use futures_util::future::join_all;
 use hearth::cluster::caps::{Admission, CapLimits, ClusterCaps, Place};
 use hearth::cluster::presence::ClusterPresence;
 use hearth::cluster::rate::ClusterRate;
+use hearth::cluster::windows::ClusterWindows;
 use hearth::hub::SharedPresence as PresenceEvent;
+use hearth::limits::{Limit, Limiter, Reservation};
 use hearth::metrics::Metrics;
 
 use crate::engines::Redis;
@@ -636,4 +638,198 @@ async fn a_subscription_that_went_silent_is_made_again() {
         next_event(&mut events, "the list, after subscribing again").await,
         PresenceEvent::Everyone(vec![])
     );
+}
+
+// The sliding-window limits (failed logins, registrations, hourly quotas).
+
+/// Three nodes' windowed limits on one Redis, connected and with their scripts loaded.
+async fn limiters(redis: &Redis) -> Vec<Limiter> {
+    let mut out = Vec::new();
+    for windows in windows(redis).await {
+        out.push(Limiter::new(Some(Arc::new(windows.scoped("test")))));
+    }
+    out
+}
+
+/// Three nodes' connections for windowed limits, connected and with their scripts loaded.
+async fn windows(redis: &Redis) -> Vec<ClusterWindows> {
+    let mut out = Vec::new();
+    for name in ["a", "b", "c"] {
+        let windows = ClusterWindows::new(&redis.url(), name).expect("a Redis URL");
+        assert!(windows.warm().await, "Redis answers");
+        out.push(windows);
+    }
+    out
+}
+
+fn per_minute(max: usize) -> Limit {
+    Limit {
+        max,
+        window: Duration::from_secs(60),
+    }
+}
+
+/// `n` reservations of `checks` at once, spread over the nodes in turn: those taken, and the
+/// retry delays of the refused.
+async fn attempts(
+    nodes: &[Limiter],
+    n: usize,
+    checks: &[(&str, Limit)],
+) -> (Vec<Reservation>, Vec<u64>) {
+    let answers = join_all((0..n).map(|i| nodes[i % nodes.len()].reserve(checks))).await;
+    let (mut taken, mut refused) = (Vec::new(), Vec::new());
+    for a in answers {
+        match a {
+            Ok(r) => taken.push(r),
+            Err(secs) => refused.push(secs),
+        }
+    }
+    (taken, refused)
+}
+
+#[tokio::test]
+async fn a_windowed_limit_over_three_nodes_admits_exactly_the_limit() {
+    let Some(redis) = Redis::start() else { return };
+    let nodes = limiters(&redis).await;
+    assert!(nodes.iter().all(Limiter::is_shared));
+    let ten = per_minute(10);
+
+    // 30 attempts at once over three nodes: the limit, once.
+    let (taken, refused) = attempts(&nodes, 30, &[("u:ann", ten)]).await;
+    assert_eq!(taken.len(), 10, "one limit over the cluster");
+    assert!(
+        refused.iter().all(|s| (59..=60).contains(s)),
+        "retry when the oldest leaves the window: {refused:?}"
+    );
+    // Another key has a limit of its own; no limit (0) is no limit.
+    assert_eq!(attempts(&nodes, 12, &[("u:ben", ten)]).await.0.len(), 10);
+    assert_eq!(
+        attempts(&nodes, 30, &[("u:cy", per_minute(0))])
+            .await
+            .0
+            .len(),
+        30
+    );
+    // A refusal by one key counts nothing for the others.
+    let one = per_minute(1);
+    let (none, _) = attempts(&nodes, 3, &[("a:192.0.2.1", one), ("u:ann", ten)]).await;
+    assert!(none.is_empty());
+    assert_eq!(
+        attempts(&nodes, 3, &[("a:192.0.2.1", one)]).await.0.len(),
+        1,
+        "the refused attempts took nothing from the address"
+    );
+
+    // A place given back on any node is free on every node, once.
+    nodes[1].release(&taken[0]).await;
+    assert_eq!(attempts(&nodes, 3, &[("u:ann", ten)]).await.0.len(), 1);
+    // Forgetting a key (a successful login) frees the whole limit everywhere.
+    nodes[2].clear("u:ann").await;
+    assert_eq!(attempts(&nodes, 30, &[("u:ann", ten)]).await.0.len(), 10);
+    // Keys of another scope are apart: the same name counts anew.
+    let other = ClusterWindows::new(&redis.url(), "d")
+        .unwrap()
+        .scoped("other");
+    assert_eq!(
+        attempts(&[Limiter::new(Some(Arc::new(other)))], 3, &[("u:ann", one)])
+            .await
+            .0
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn events_leave_a_windowed_limit_after_its_window_on_redis_clock() {
+    let Some(redis) = Redis::start() else { return };
+    let nodes = limiters(&redis).await;
+    let short = Limit {
+        max: 2,
+        window: Duration::from_millis(800),
+    };
+    let (taken, refused) = attempts(&nodes, 6, &[("r:198.51.100.7", short)]).await;
+    assert_eq!((taken.len(), refused), (2, vec![1; 4]), "at least a second");
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(
+        attempts(&nodes, 6, &[("r:198.51.100.7", short)])
+            .await
+            .0
+            .len(),
+        2,
+        "the window slid past the first two"
+    );
+}
+
+#[tokio::test]
+async fn without_redis_each_node_counts_a_windowed_limit_alone_and_never_waits() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let shared = windows(&redis).await;
+    let nodes: Vec<Limiter> = shared
+        .iter()
+        .map(|w| Limiter::new(Some(Arc::new(w.scoped("test")))))
+        .collect();
+    let three = per_minute(3);
+    let (held, _) = attempts(&nodes, 2, &[("u:dee", three)]).await;
+    assert_eq!(held.len(), 2);
+
+    redis.kill();
+    let asked = Instant::now();
+    // Each node alone: the whole limit on each (what Redis counted is not known here).
+    let (a, _) = attempts(&nodes[..1], 5, &[("u:dee", three)]).await;
+    let (b, _) = attempts(&nodes[1..2], 5, &[("u:dee", three)]).await;
+    assert!(
+        asked.elapsed() < Duration::from_millis(800),
+        "a missing Redis is not waited for: {:?}",
+        asked.elapsed()
+    );
+    assert_eq!((a.len(), b.len()), (3, 3), "each node counts alone");
+    // Taken back and forgotten where they were counted: on the node.
+    nodes[0].release(&a[0]).await;
+    assert_eq!(
+        attempts(&nodes[..1], 3, &[("u:dee", three)]).await.0.len(),
+        1
+    );
+    nodes[1].clear("u:dee").await;
+    assert_eq!(
+        attempts(&nodes[1..2], 5, &[("u:dee", three)]).await.0.len(),
+        3
+    );
+    // A place Redis counted is given back without waiting either (and is lost with it).
+    let released = Instant::now();
+    nodes[2].release(&held[0]).await;
+    assert!(released.elapsed() < Duration::from_millis(500));
+
+    // Back (empty): counted over the cluster again once each node reached Redis.
+    redis.restart();
+    for w in &shared {
+        eventually("the node reaches Redis again", async || w.warm().await).await;
+    }
+    let (again, _) = attempts(&nodes, 9, &[("u:eve", three)]).await;
+    assert_eq!(again.len(), 3, "one limit over the cluster again");
+}
+
+#[tokio::test]
+async fn a_frozen_redis_is_waited_for_once_briefly_then_skipped() {
+    let Some(redis) = Redis::start() else { return };
+    let nodes = limiters(&redis).await;
+    let two = per_minute(2);
+    let frozen = redis.freeze();
+    let asked = Instant::now();
+    assert!(nodes[0].reserve(&[("u:fay", two)]).await.is_ok());
+    let first = asked.elapsed();
+    assert!(
+        first < Duration::from_millis(500),
+        "at most the timeout: {first:?}"
+    );
+    let asked = Instant::now();
+    let (taken, _) = attempts(&nodes[..1], 3, &[("u:fay", two)]).await;
+    assert!(
+        asked.elapsed() < Duration::from_millis(50),
+        "the next ones do not wait at all: {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(taken.len(), 1, "counted on the node: two in all");
+    drop(frozen);
 }

@@ -905,6 +905,75 @@ async fn one_users_sends_over_two_nodes_share_one_rate_and_burst() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn login_failures_registrations_and_quotas_count_over_every_node() {
+    let Some((_pg, _redis, apps)) = cluster("windows", 3, |c| {
+        c.limits.registrations_per_hour = 4;
+        c.limits.dms_per_hour = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    // Four registrations from this address, one per node and a fourth: the fifth is
+    // refused on any node.
+    let ann = apps[0].signup("ann").await;
+    apps[1].signup("ben").await;
+    apps[2].signup("cy").await;
+    apps[0].signup("di").await;
+    for app in &apps {
+        let res = app.try_register("ed", PASSWORD).await;
+        crate::common::assert_error(res, 429, "too_many_attempts").await;
+    }
+
+    // Ten wrong passwords for one account, spread over the nodes: the eleventh attempt is
+    // refused on every node, the right password too.
+    for i in 0..10 {
+        let res = apps[i % 3].try_login("ann", "wrong password").await;
+        crate::common::assert_error(res, 401, "invalid_credentials").await;
+    }
+    for app in &apps {
+        let res = app.try_login("ann", "wrong password").await;
+        crate::common::assert_error(res, 429, "too_many_attempts").await;
+        let res = app.try_login("ann", PASSWORD).await;
+        crate::common::assert_error(res, 429, "too_many_attempts").await;
+    }
+    // A successful login on one node forgives the account's failures on every node.
+    for i in 0..9 {
+        let res = apps[i % 3].try_login("ben", "wrong password").await;
+        crate::common::assert_error(res, 401, "invalid_credentials").await;
+    }
+    apps[2].login("ben", PASSWORD).await;
+    for i in 0..10 {
+        let res = apps[i % 3].try_login("ben", "wrong password").await;
+        crate::common::assert_error(res, 401, "invalid_credentials").await;
+    }
+    let res = apps[1].try_login("ben", "wrong password").await;
+    crate::common::assert_error(res, 429, "too_many_attempts").await;
+
+    // Two new conversations an hour over every node; finding one again is free.
+    assert_eq!(apps[0].open_dm(&ann, &["ben"]).await.0, 201);
+    assert_eq!(apps[1].open_dm(&ann, &["ben"]).await.0, 200);
+    assert_eq!(apps[2].open_dm(&ann, &["cy"]).await.0, 201);
+    for app in &apps {
+        let (status, body) = app
+            .api(
+                reqwest::Method::POST,
+                "/api/dms",
+                &ann,
+                Some(&serde_json::json!({ "users": ["di"] })),
+            )
+            .await;
+        assert_eq!(status, 429, "{body}");
+        crate::common::assert_error_shape(&body, "rate_limited");
+    }
+    assert_eq!(
+        apps[2].open_dm(&ann, &["ben"]).await.0,
+        200,
+        "an existing conversation opens past the quota"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_redis_messages_and_connections_carry_on() {
     let Some((_pg, mut redis, apps)) = cluster("noredis", 2, |_| {}).await else {
         return;

@@ -1,0 +1,244 @@
+//! Sliding-window limits over every node: failed logins, registration attempts, and the
+//! hourly quotas on rooms, DMs, people added and invite links. Counted on one node each, three
+//! nodes would allow three times each limit; counted here, the limit holds once over the
+//! cluster.
+//!
+//! - A key is a sorted set `hearth:w:{scope}:{key}` with one member per event, scored by the
+//!   event's time on Redis' own clock (no node clock matters). A member is this instance's id
+//!   and a sequence number, unique over the cluster, so one event can be taken back alone.
+//! - One Lua script checks every key of a request and, only if all are under their limit,
+//!   adds the event to each, atomically: concurrent requests on several nodes cannot all
+//!   pass a limit they jointly exceed (the same rule as `limits::Counter` on one node). A
+//!   key expires one window after its last event, so Redis holds nothing idle.
+//! - When Redis does not answer within [`TIMEOUT`] (or failed less than a second ago), the
+//!   caller counts on its own node instead (`Verdict::Unknown`; see `limits::Limiter`):
+//!   while Redis is away each node allows the whole limit alone, and nothing waits for
+//!   Redis. What was counted there stays there; what was counted here is taken back here.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::Script;
+
+use super::{connect_lazily, Breaker, LUA_NOW_MS};
+use futures_util::future::BoxFuture;
+
+use crate::limits::{Limit, SharedWindows, Verdict};
+
+/// Longest a request waits for Redis before counting on its own node.
+pub const TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Counts one event under every key if each has room. KEYS: the windows. ARGV: the event's
+/// member, then a limit and a window in ms per key (every limit at least 1). Returns 0 when
+/// counted, else the ms until the oldest event of the first full key leaves its window.
+const RESERVE: &str = r"
+local t = math.floor(now)
+for i = 1, #KEYS do
+  local max, window = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', t - window)
+  if redis.call('ZCARD', KEYS[i]) >= max then
+    local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+    return math.max(tonumber(oldest[2]) + window - t, 1)
+  end
+end
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], t, ARGV[1])
+  redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[2 * i + 1]))
+end
+return 0
+";
+
+/// Takes one event back. KEYS: its windows. ARGV: its member.
+const RELEASE: &str = r"
+for i = 1, #KEYS do
+  redis.call('ZREM', KEYS[i], ARGV[1])
+end
+return 0
+";
+
+/// Sliding windows counted in Redis over every node. Cheap to clone; clones share one
+/// connection.
+#[derive(Clone)]
+pub struct ClusterWindows {
+    inner: Arc<Inner>,
+    /// Prefix of this counter's keys, so that counters using the same key names stay apart.
+    prefix: Arc<str>,
+}
+
+struct Inner {
+    redis: ConnectionManager,
+    instance: String,
+    /// The sequence behind members.
+    next: AtomicU64,
+    reserve: Script,
+    release: Script,
+    breaker: Breaker,
+}
+
+impl std::fmt::Debug for ClusterWindows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterWindows")
+            .field("instance", &self.inner.instance)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl ClusterWindows {
+    /// Windows in the Redis at `url`, counted by a new instance of node `node`. Connects
+    /// lazily: a Redis that is down now only makes requests count on this node until it is
+    /// up. Its keys are under `hearth:w:`; see [`ClusterWindows::scoped`].
+    pub fn new(url: &str, node: &str) -> redis::RedisResult<ClusterWindows> {
+        let redis = connect_lazily(url, TIMEOUT)?;
+        Ok(ClusterWindows {
+            inner: Arc::new(Inner {
+                redis,
+                instance: super::instance_id(node)?,
+                next: AtomicU64::new(0),
+                reserve: Script::new(&format!("{LUA_NOW_MS}{RESERVE}")),
+                release: Script::new(RELEASE),
+                breaker: Breaker::default(),
+            }),
+            prefix: Arc::from("hearth:w:"),
+        })
+    }
+
+    /// The same windows with keys under `hearth:w:{scope}:`, sharing the connection.
+    pub fn scoped(&self, scope: &str) -> ClusterWindows {
+        ClusterWindows {
+            inner: self.inner.clone(),
+            prefix: Arc::from(format!("hearth:w:{scope}:")),
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Connect and load the scripts, so the first request does not pay for both within its
+    /// [`TIMEOUT`]; requests use Redis again at once if it answered. Whether it did.
+    pub async fn warm(&self) -> bool {
+        let inner = &self.inner;
+        let mut redis = inner.redis.clone();
+        let load = async {
+            inner.reserve.load_async(&mut redis).await?;
+            inner.release.load_async(&mut redis).await
+        };
+        let answered = matches!(tokio::time::timeout(TIMEOUT * 4, load).await, Ok(Ok(_)));
+        if answered {
+            inner.breaker.reset();
+        }
+        answered
+    }
+
+    /// Check every `(key, limit)` with a limit (`max > 0`) over every node and, only if all
+    /// have room, count one event for each.
+    pub async fn reserve(&self, checks: &[(&str, Limit)]) -> Verdict {
+        let inner = &self.inner;
+        if !inner.breaker.closed() {
+            return Verdict::Unknown;
+        }
+        let n = inner.next.fetch_add(1, Ordering::Relaxed);
+        let member = format!("{}:{n}", inner.instance);
+        let mut call = inner.reserve.prepare_invoke();
+        call.arg(&member);
+        for (key, limit) in checks.iter().filter(|(_, l)| l.max > 0) {
+            call.key(self.key(key))
+                .arg(limit.max)
+                .arg(limit.window.as_millis().max(1) as u64);
+        }
+        let mut redis = inner.redis.clone();
+        match tokio::time::timeout(TIMEOUT, call.invoke_async::<u64>(&mut redis)).await {
+            Ok(Ok(0)) => {
+                inner.breaker.reset();
+                Verdict::Counted(member)
+            }
+            Ok(Ok(retry_ms)) => {
+                inner.breaker.reset();
+                Verdict::Full((retry_ms / 1000).max(1))
+            }
+            Ok(Err(e)) => {
+                tracing::debug!("cluster windows: Redis failed: {e}");
+                inner.breaker.trip();
+                Verdict::Unknown
+            }
+            Err(_) => {
+                inner.breaker.trip();
+                Verdict::Unknown
+            }
+        }
+    }
+
+    /// Take back the event counted as `member` under `keys`. Whether Redis took it; one it
+    /// did not take stays counted until it leaves its window.
+    pub async fn release(&self, keys: &[String], member: &str) -> bool {
+        if keys.is_empty() {
+            return true;
+        }
+        let inner = &self.inner;
+        let mut call = inner.release.prepare_invoke();
+        call.arg(member);
+        for key in keys {
+            call.key(self.key(key));
+        }
+        let mut redis = inner.redis.clone();
+        self.answered(call.invoke_async::<i64>(&mut redis)).await
+    }
+
+    /// Forget every event of `key` on every node. Whether Redis took it. Skipped for a
+    /// moment after Redis failed, like a reservation: what was counted there meanwhile
+    /// leaves its window on its own.
+    pub async fn clear(&self, key: &str) -> bool {
+        if !self.inner.breaker.closed() {
+            return false;
+        }
+        let mut redis = self.inner.redis.clone();
+        let mut del = redis::cmd("DEL");
+        del.arg(self.key(key));
+        self.answered(del.query_async::<i64>(&mut redis)).await
+    }
+
+    /// Whether `call` got an answer within [`TIMEOUT`]; a failure makes the next requests
+    /// count on this node for a moment. (A release is tried even then: an event counted in
+    /// Redis can only be taken back there, and Redis answered it moments ago.)
+    async fn answered<T>(
+        &self,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> bool {
+        match tokio::time::timeout(TIMEOUT, call).await {
+            Ok(Ok(_)) => {
+                self.inner.breaker.reset();
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::debug!("cluster windows: Redis failed: {e}");
+                self.inner.breaker.trip();
+                false
+            }
+            Err(_) => {
+                self.inner.breaker.trip();
+                false
+            }
+        }
+    }
+}
+
+impl SharedWindows for ClusterWindows {
+    fn reserve<'a>(&'a self, checks: &'a [(&'a str, Limit)]) -> BoxFuture<'a, Verdict> {
+        Box::pin(ClusterWindows::reserve(self, checks))
+    }
+
+    fn release<'a>(&'a self, keys: &'a [String], member: &'a str) -> BoxFuture<'a, bool> {
+        Box::pin(ClusterWindows::release(self, keys, member))
+    }
+
+    fn clear<'a>(&'a self, key: &'a str) -> BoxFuture<'a, bool> {
+        Box::pin(ClusterWindows::clear(self, key))
+    }
+
+    fn scoped(&self, scope: &str) -> Arc<dyn SharedWindows> {
+        Arc::new(ClusterWindows::scoped(self, scope))
+    }
+}
