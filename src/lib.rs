@@ -316,9 +316,10 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
             hub.spawn_fan_out(commit_rx)?
         }
     };
-    // On PostgreSQL every node's writer moves and removes files in the one shared folder.
+    // Several nodes (cluster.redis_url; "empty = this node alone") each have a writer that
+    // moves and removes files in the one shared folder.
     let folder = config.uploads.folder(&config.database.path);
-    let files = if config.database.url.is_empty() {
+    let files = if config.cluster.redis_url.is_empty() {
         files::Files::open(&folder)
     } else {
         files::Files::open_shared(&folder)
