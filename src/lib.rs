@@ -164,25 +164,19 @@ async fn announce_setup(state: &App, addr: SocketAddr) -> Option<String> {
     Some(code)
 }
 
-/// Background upkeep until the server stops: forget cached sessions and history tails, and
-/// close sockets whose sessions another process revoked (`hearth user passwd`, `hearth user
-/// disable`, `hearth user purge`, ...) within a second, delete expired sessions every hour,
-/// and read the profiles again after the hub was reset (it may have skipped a change).
+/// Background upkeep until the server stops: delete expired sessions, unsent uploads and
+/// unused files every hour, prune the log's old hub events (PostgreSQL), and read the
+/// profiles again after the hub was reset (it may have skipped a change).
 async fn housekeeping(state: App, mut resets: tokio::sync::watch::Receiver<u64>) {
     let mut stop = state.shutdown.clone();
-    let mut poll = tokio::time::interval(if state.db.is_postgres() {
-        REVOCATION_POLL_CLUSTER
-    } else {
-        REVOCATION_POLL
-    });
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = tokio::time::interval(REVOCATION_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_sweep: Option<std::time::Instant> = None;
     let mut last_prune = std::time::Instant::now();
-    let mut epochs = state.db.epochs().await.ok();
     loop {
         tokio::select! {
             _ = stop.changed() => return,
-            _ = poll.tick() => {}
+            _ = tick.tick() => {}
             // The hub may have skipped a profile's change: read them all again.
             Ok(()) = resets.changed() => {
                 app::profiles::load(&state).await;
@@ -206,13 +200,37 @@ async fn housekeeping(state: App, mut resets: tokio::sync::watch::Receiver<u64>)
             app::uploads::sweep(&state).await;
             app::previews::sweep(&state).await;
         }
+    }
+}
+
+/// Until the server stops: forget cached sessions and history tails, and close sockets whose
+/// sessions another process revoked (`hearth user passwd`, `hearth user disable`, another
+/// node's sign-out, ...) within a second (200 ms on PostgreSQL). A task of its own, so the
+/// hourly sweeps (a folder listing on a shared disk) never hold a revocation back; a check
+/// that failed is made again at the next poll.
+async fn revocations(state: App) {
+    let mut stop = state.shutdown.clone();
+    let mut poll = tokio::time::interval(if state.db.is_postgres() {
+        REVOCATION_POLL_CLUSTER
+    } else {
+        REVOCATION_POLL
+    });
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut epochs = state.db.epochs().await.ok();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = poll.tick() => {}
+        }
         let Ok(now) = state.db.epochs().await else {
             continue;
         };
         let before = epochs.replace(now);
         if before.is_none_or(|(sessions, _)| sessions != now.0) {
             state.db.forget_sessions();
-            close_revoked(&state).await;
+            if !close_revoked(&state).await {
+                epochs = before;
+            }
         }
         if before.is_none_or(|(_, history)| history != now.1) {
             // The command line deleted messages (`hearth user purge`).
@@ -254,8 +272,9 @@ async fn log_watchdog(state: App) {
     }
 }
 
-/// Close, with 4001, every socket whose session no longer exists or whose user is disabled.
-async fn close_revoked(state: &App) {
+/// Close, with 4001, every socket whose session no longer exists or whose user is disabled;
+/// whether the check was made.
+async fn close_revoked(state: &App) -> bool {
     let live = state.hub.live_sessions();
     let now = db::now_ms();
     let gone = state.db.ended_sessions(live, now).await;
@@ -266,8 +285,12 @@ async fn close_revoked(state: &App) {
                     .hub
                     .close_session(hash, protocol::CLOSE_SESSION_ENDED, "session ended");
             }
+            true
         }
-        Err(e) => tracing::warn!("cannot check sessions for revocation: {e}"),
+        Err(e) => {
+            tracing::warn!("cannot check sessions for revocation: {e}");
+            false
+        }
     }
 }
 
@@ -367,6 +390,7 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
     app::hooks::start(&state);
     let setup_code = announce_setup(&state, addr).await;
     tokio::spawn(housekeeping(state.clone(), resets));
+    tokio::spawn(revocations(state.clone()));
     if state.db.is_postgres() {
         tokio::spawn(log_watchdog(state.clone()));
     }
