@@ -66,13 +66,20 @@ pub const STALE: Duration = Duration::from_secs(30);
 /// that stopped reading.
 pub const LISTENER: &str = "hearth-listener";
 
-/// With each hello: PostgreSQL's notification queue in use, and the end of every other
+/// Before each hello: PostgreSQL's notification queue in use, and the end of every other
 /// node's listener session that has run nothing for [`STALE`]. A healthy listener asks this
 /// every [`HELLO_EVERY`]; one that ran nothing for that long belongs to a node that is paused
 /// or lost, and a listener that does not read pins the queue: every notification after it
 /// stays, until the queue is full and every commit that notifies fails, on every node. Ended,
-/// its node (if it ever runs again) listens again and reads the log from where it was.
-const HELLO_CHECKS: &str = "SELECT pg_notification_queue_usage(),      (SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity       WHERE datname = current_database() AND application_name = $1         AND pid <> pg_backend_pid() AND query_start < now() - make_interval(secs => $2))";
+/// its node (if it ever runs again) listens again and reads the log from where it was. Asked
+/// before the hello (whose `NOTIFY` fails once the queue is full), and only of sessions of
+/// this role (ending another role's session is an error, not a refusal).
+const HELLO_CHECKS: &str = "SELECT pg_notification_queue_usage(), \
+     (SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+      WHERE datname = current_database() AND usename = current_user \
+        AND application_name = $1 AND pid <> pg_backend_pid() \
+        AND query_start < now() - make_interval(secs => $2))";
+
 /// Most memory (roughly: see [`held`]) the items of notifications the listener hands to the
 /// follower ahead of it may hold: beyond, a batch goes on without its items and the follower
 /// reads it from the log (see [`Backlog`]).
@@ -91,7 +98,8 @@ pub fn start(
     handoff: Arc<Handoff>,
 ) -> std::io::Result<JoinHandle<()>> {
     let hub_queue = hub.queue_len();
-    let config: postgres::Config = url.parse().map_err(std::io::Error::other)?;
+    let mut config: postgres::Config = url.parse().map_err(std::io::Error::other)?;
+    crate::db::pg::with_defaults(&mut config, url);
     let (ready, started) = std::sync::mpsc::channel();
     let mut listen = config.clone();
     listen.application_name(LISTENER);
@@ -191,16 +199,18 @@ fn listener(
             }
             if greetings.due(Instant::now()) {
                 let hello = format!("NOTIFY {CHANNEL}, '{{\"hello\":\"{me}\"}}'");
-                let said = client.batch_execute(&hello).and_then(|()| {
-                    client.query_one(HELLO_CHECKS, &[&LISTENER, &STALE.as_secs_f64()])
-                });
+                let said = client
+                    .query_one(HELLO_CHECKS, &[&LISTENER, &STALE.as_secs_f64()])
+                    .and_then(|row| client.batch_execute(&hello).map(|()| row));
                 match said {
                     Ok(row) => {
                         handoff.queue_usage(row.get(0));
                         let ended: i64 = row.get(1);
                         if ended > 0 {
                             tracing::warn!(
-                                "ended {ended} other listener session(s) that read nothing for                                  {} s (a node paused or lost): they held PostgreSQL's                                  notification queue",
+                                "ended {ended} other listener session(s) that read nothing for \
+                                 {} s (a node paused or lost): they held PostgreSQL's \
+                                 notification queue",
                                 STALE.as_secs()
                             );
                         }

@@ -11,9 +11,10 @@
 //!   either finds the file still there or puts it back.
 //! - Several nodes sharing one folder (cluster mode, [`Files::open_shared`]) have one writer
 //!   each, and a node's removal cannot see another node's rows before they commit. There a
-//!   file that is reused is touched first, and a removal leaves alone every file written or
-//!   touched within [`SHARED_GRACE`]: it moves the file aside, looks at its time again, and
-//!   puts it back when a reuse came in between. What is left alone goes at a later sweep.
+//!   file that is reused is replaced by the new copy (the same bytes, just written), and a
+//!   removal leaves alone every file written within [`SHARED_GRACE`]: it moves the file
+//!   aside, looks at its time again, and puts it back when a reuse came in between. What is
+//!   left alone goes at a later sweep.
 //!   `tmp/` keeps other nodes' uploads in progress: only what is older than
 //!   [`SHARED_TMP_AGE`] is removed from it.
 //! - [`image`]: recognising images, measuring them, dropping their location metadata and
@@ -26,8 +27,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-/// In a folder several nodes share, how long a stored file that was written or reused is
-/// left alone by removals: longer than any batch between a node's move (or reuse) and its
+/// In a folder several nodes share, how long a stored file that was written (or replaced by
+/// a reuse) is left alone by removals: longer than any batch between a node's move (or reuse) and its
 /// commit, and longer than the nodes' clocks drift apart.
 pub const SHARED_GRACE: Duration = Duration::from_secs(10 * 60);
 /// In a folder several nodes share, how old a file in `tmp/` must be before it is taken for
@@ -151,17 +152,13 @@ impl Files {
     /// in its place, or drop it when that file is there already. Writer thread only.
     pub fn settle(&self, temp: TempFile, sha256: &str) -> io::Result<()> {
         let dest = self.path_of(sha256);
-        if dest.is_file() {
-            if !self.shared {
-                return Ok(()); // `temp` is removed as it drops
-            }
-            // Touched, so that another node's removal leaves it alone until this node's
-            // row naming it is committed; if it went meanwhile, this copy takes its place.
-            match touch(&dest) {
-                Ok(()) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
+        // In a shared folder a file already there is replaced all the same (the same bytes,
+        // in one rename): the new copy, just written, is young, so another node's removal
+        // leaves it alone until this node's row naming it is committed. (Touching the old
+        // one instead could lose to a removal that unlinks it between the open and the
+        // touch.)
+        if !self.shared && dest.is_file() {
+            return Ok(()); // `temp` is removed as it drops
         }
         if let Some(dir) = dest.parent() {
             std::fs::create_dir_all(dir)?;
@@ -191,9 +188,9 @@ impl Files {
     }
 
     /// Remove the stored file `h`, which no committed row names; whether it went. In a shared
-    /// folder a file written or touched within [`SHARED_GRACE`] stays: another node may be
-    /// about to commit a row naming it. The file is moved aside before its time is read
-    /// again, so a reuse that touched it after the first look puts it back.
+    /// folder a file written within [`SHARED_GRACE`] stays: another node may be about to
+    /// commit a row naming it. The file is moved aside before its time is read again, so a
+    /// reuse that replaced it after the first look is put back.
     fn remove_unused(&self, h: &str) -> io::Result<bool> {
         let path = self.path_of(h);
         let gone = |r: io::Result<()>| match r {
@@ -259,14 +256,6 @@ fn random_name() -> io::Result<String> {
     let mut raw = [0u8; 12];
     getrandom::fill(&mut raw).map_err(|e| io::Error::other(e.to_string()))?;
     Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// Set the file's modification time to now.
-fn touch(path: &Path) -> io::Result<()> {
-    std::fs::File::options()
-        .write(true)
-        .open(path)?
-        .set_modified(SystemTime::now())
 }
 
 /// Whether the file at `path` was modified within `age` (or in the future, by a clock ahead
@@ -415,7 +404,7 @@ mod tests {
         assert_eq!(files.collect(std::slice::from_ref(&h), unused).unwrap(), 0);
         assert!(path.is_file());
         age(&path, SHARED_GRACE * 2);
-        // Reused by an upload of the same bytes: touched, so left alone again.
+        // Reused by an upload of the same bytes: replaced by its copy, so left alone again.
         files.settle(new_temp(&files, b"two"), &h).unwrap();
         assert_eq!(files.collect(std::slice::from_ref(&h), unused).unwrap(), 0);
         assert_eq!(files.remove_orphans(&HashSet::new()).unwrap(), 0);

@@ -449,6 +449,9 @@ impl Hub {
                 self.inner.offered.fetch_max(upto, Ordering::Release);
             }
             st.membership.floor = self.inner.membership_epoch.fetch_add(1, Ordering::AcqRel) + 1;
+            // A rename may be among what was skipped: a name kept from before would then
+            // overwrite the right one on every later message of the room.
+            st.renamed.clear();
         }
         self.inner.tails.clear();
         if let Some(upto) = upto {

@@ -825,9 +825,10 @@ async fn a_frozen_redis_is_waited_for_once_briefly_then_skipped() {
     );
     let asked = Instant::now();
     let (taken, _) = attempts(&nodes[..1], 3, &[("u:fay", two)]).await;
+    // Well under the 250 ms a single call would wait for Redis (slack for a busy machine).
     assert!(
-        asked.elapsed() < Duration::from_millis(50),
-        "the next ones do not wait at all: {:?}",
+        asked.elapsed() < Duration::from_millis(200),
+        "the next ones do not wait for Redis: {:?}",
         asked.elapsed()
     );
     assert_eq!(taken.len(), 1, "counted on the node: two in all");

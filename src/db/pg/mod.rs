@@ -25,12 +25,23 @@ pub fn open(url: &str) -> Result<postgres::Config, String> {
     let mut config: postgres::Config = url
         .parse()
         .map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
+    with_defaults(&mut config, url);
+    let mut client = config
+        .connect(postgres::NoTls)
+        .map_err(|e| format!("cannot connect: {}", error_text(&e)))?;
+    schema::migrate(&mut client).map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
+/// What every session to PostgreSQL gets unless the URL `url` (parsed into `config`) says
+/// otherwise: the application name `hearth` and, over TCP, a connection whose peer went away
+/// without a word (a machine lost, a network that drops everything) failing within about half
+/// a minute instead of the kernel's two hours, so a node's writer or log reader does not hang
+/// on it.
+pub fn with_defaults(config: &mut postgres::Config, url: &str) {
     if config.get_application_name().is_none() {
         config.application_name("hearth");
     }
-    // Over TCP, a connection whose peer went away without a word (a machine lost, a network
-    // that drops everything) fails within about half a minute instead of the kernel's two
-    // hours, so a node's writer or log reader does not hang on it; the URL may say otherwise.
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(std::time::Duration::from_secs(10));
     }
@@ -43,11 +54,6 @@ pub fn open(url: &str) -> Result<postgres::Config, String> {
             .keepalives_interval(std::time::Duration::from_secs(5))
             .keepalives_retries(3);
     }
-    let mut client = config
-        .connect(postgres::NoTls)
-        .map_err(|e| format!("cannot connect: {}", error_text(&e)))?;
-    schema::migrate(&mut client).map_err(|e| e.to_string())?;
-    Ok(config)
 }
 
 /// A session on the database `config` names, with `setup` run on it (and again on each
@@ -73,21 +79,7 @@ pub fn error_text(e: &postgres::Error) -> String {
     }
 }
 
-/// A connection string as logs may show it: without its password.
-pub fn redacted(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        if let Some((userinfo, host)) = authority.rsplit_once('@') {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            return format!("{scheme}://{user}@{host}{tail}");
-        }
-        return url.to_string();
-    }
-    url.split_whitespace()
-        .filter(|kv| !kv.to_ascii_lowercase().starts_with("password="))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub use crate::config::redacted;
 
 #[cfg(test)]
 mod tests {
