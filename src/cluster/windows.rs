@@ -150,24 +150,10 @@ impl ClusterWindows {
                 .arg(limit.window.as_millis().max(1) as u64);
         }
         let mut redis = inner.redis.clone();
-        match tokio::time::timeout(TIMEOUT, call.invoke_async::<u64>(&mut redis)).await {
-            Ok(Ok(0)) => {
-                inner.breaker.reset();
-                Verdict::Counted(member)
-            }
-            Ok(Ok(retry_ms)) => {
-                inner.breaker.reset();
-                Verdict::Full((retry_ms / 1000).max(1))
-            }
-            Ok(Err(e)) => {
-                tracing::debug!("cluster windows: Redis failed: {e}");
-                inner.breaker.trip();
-                Verdict::Unknown
-            }
-            Err(_) => {
-                inner.breaker.trip();
-                Verdict::Unknown
-            }
+        match self.answer(call.invoke_async::<u64>(&mut redis)).await {
+            Some(0) => Verdict::Counted(member),
+            Some(retry_ms) => Verdict::Full((retry_ms / 1000).max(1)),
+            None => Verdict::Unknown,
         }
     }
 
@@ -184,7 +170,9 @@ impl ClusterWindows {
             call.key(self.key(key));
         }
         let mut redis = inner.redis.clone();
-        self.answered(call.invoke_async::<i64>(&mut redis)).await
+        self.answer(call.invoke_async::<i64>(&mut redis))
+            .await
+            .is_some()
     }
 
     /// Forget every event of `key` on every node. Whether Redis took it. Skipped for a
@@ -197,29 +185,31 @@ impl ClusterWindows {
         let mut redis = self.inner.redis.clone();
         let mut del = redis::cmd("DEL");
         del.arg(self.key(key));
-        self.answered(del.query_async::<i64>(&mut redis)).await
+        self.answer(del.query_async::<i64>(&mut redis))
+            .await
+            .is_some()
     }
 
-    /// Whether `call` got an answer within [`TIMEOUT`]; a failure makes the next requests
+    /// The answer to `call` if it came within [`TIMEOUT`]; a failure makes the next requests
     /// count on this node for a moment. (A release is tried even then: an event counted in
     /// Redis can only be taken back there, and Redis answered it moments ago.)
-    async fn answered<T>(
+    async fn answer<T>(
         &self,
         call: impl std::future::Future<Output = redis::RedisResult<T>>,
-    ) -> bool {
+    ) -> Option<T> {
         match tokio::time::timeout(TIMEOUT, call).await {
-            Ok(Ok(_)) => {
+            Ok(Ok(answer)) => {
                 self.inner.breaker.reset();
-                true
+                Some(answer)
             }
             Ok(Err(e)) => {
                 tracing::debug!("cluster windows: Redis failed: {e}");
                 self.inner.breaker.trip();
-                false
+                None
             }
             Err(_) => {
                 self.inner.breaker.trip();
-                false
+                None
             }
         }
     }
