@@ -134,6 +134,7 @@ pub fn start(
                 applied: head,
                 last_read: Instant::now(),
                 chunk: chunk(hub_queue),
+                vouched: 0,
                 backlog: taken,
             });
             Follower::run(&follower, &commits);
@@ -374,6 +375,10 @@ struct Follower {
     last_read: Instant,
     /// Most positions read (and delivered) at once.
     chunk: i64,
+    /// Positions every connection has from the store (after hub events this node had not
+    /// delivered were deleted, see [`Follower::pruned_behind`]): nothing up to it is
+    /// delivered any more.
+    vouched: i64,
     /// What the listener handed on and this follower has not taken yet.
     backlog: Arc<Backlog>,
 }
@@ -448,6 +453,13 @@ impl Follower {
             self.catch_up(Some(after));
             add_us(&self.hub.metrics().log_behind_us, started);
         }
+        // A batch lies wholly on one side of the head a snapshot reads (it holds the head's
+        // lock until it commits).
+        let batch = if upto <= self.vouched {
+            without_changes(batch)
+        } else {
+            batch
+        };
         self.hub.fan_out(batch);
         self.applied = self.applied.max(upto);
         self.hub.metrics().log_delivered(self.applied);
@@ -480,7 +492,8 @@ impl Follower {
     /// chunks a queue can take, paced like a catch-up's (a batch's parts may carry far more
     /// than a short queue holds). Never reads the log.
     fn deliver_notified(&mut self, batch: Vec<Committed>, upto: i64) {
-        let mut items = batch.into_iter().skip(1).peekable();
+        let skipped = upto <= self.vouched;
+        let mut items = batch.into_iter().skip(1).filter(|_| !skipped).peekable();
         let size = usize::try_from(self.chunk).unwrap_or(usize::MAX);
         while items.peek().is_some() {
             self.hub.fan_out_remote(items.by_ref().take(size).collect());
@@ -570,12 +583,19 @@ impl Follower {
 
     /// One read of at most `chunk` positions; whether more are waiting.
     fn read_once(&mut self, limit: Option<i64>) -> Result<bool, PgError> {
+        /// What one snapshot of the log gave.
+        enum Read {
+            /// Positions up to `upto` (`None`: nothing new), what they hold above
+            /// `vouched`, and whether more are waiting.
+            Range(Option<(i64, LogRange)>, bool),
+            /// Hub events this node has not delivered were deleted; the head.
+            Pruned(i64),
+        }
         let c = &self.reader;
         // A failed BEGIN leaves no transaction (the next one connects again if need be).
         c.batch("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
-        type Read = (Option<(i64, LogRange)>, bool);
         let read = (|| -> Result<Read, PgError> {
-            let head = queries::log_head(c)?;
+            let (head, pruned) = queries::log_head_and_pruned(c)?;
             // Checked after the head was read: a batch of this node's among the rows below
             // it was marked before it committed.
             let mut upto = head.min(limit.unwrap_or(i64::MAX));
@@ -584,24 +604,40 @@ impl Follower {
             }
             let upto = upto.min(self.applied + self.chunk);
             if upto <= self.applied {
-                return Ok((None, false));
+                return Ok(Read::Range(None, false));
             }
-            let range = queries::log_range(c, self.applied, upto)?;
-            Ok((
-                Some((upto, range)),
-                upto < head.min(limit.unwrap_or(i64::MAX)),
-            ))
+            let more = upto < head.min(limit.unwrap_or(i64::MAX));
+            let from = self.applied.max(self.vouched);
+            if pruned > from {
+                return Ok(Read::Pruned(head));
+            }
+            if upto <= from {
+                return Ok(Read::Range(Some((upto, LogRange::default())), more));
+            }
+            let range = queries::log_range(c, from, upto)?;
+            Ok(Read::Range(Some((upto, range)), more))
         })();
         let _ = c.batch("ROLLBACK");
         self.hub.metrics().log_reads.fetch_add(1, Ordering::Relaxed);
-        let (found, more) = read?;
         self.last_read = Instant::now();
+        let (found, more) = match read? {
+            Read::Range(found, more) => (found, more),
+            Read::Pruned(head) => {
+                self.pruned_behind(head);
+                return Ok(false);
+            }
+        };
         if let Some((upto, range)) = found {
-            let items = remote_items(range);
+            let (items, unreadable) = remote_items(range);
             if !items.is_empty() {
                 self.hub.fan_out_remote(items);
             }
             self.applied = upto;
+            if unreadable {
+                // A change this node cannot apply (a bug, or a newer node's: a cluster is
+                // upgraded whole): its connections may be missing it, so they read again.
+                self.hub.reset_or_abort(Some(upto));
+            }
         }
         self.hub.metrics().log_read(self.applied);
         Ok(more
@@ -609,6 +645,27 @@ impl Follower {
                 .handoff
                 .in_flight()
                 .is_none_or(|mine| mine > self.applied))
+    }
+
+    /// Some of the hub's events above what this node delivered were deleted before it read
+    /// them (it fell more than their lifetime behind): what its connections missed cannot be
+    /// told from the log any more, and applying what is left around the holes could leave a
+    /// connection in a room its user has left. Every connection is closed, and one opened
+    /// from now on reads the store at `head` or later ([`Hub::reset`]), so nothing up to
+    /// `head` is delivered any more ([`Follower::vouched`]): the reads skip it, and this
+    /// node's own batches up to it (still on their way to the follower) go out without their
+    /// room and membership changes.
+    fn pruned_behind(&mut self, head: i64) {
+        tracing::warn!(
+            "the log's events above position {} were deleted before this node read them: \
+             closing every connection so that clients read everything again",
+            self.applied.max(self.vouched)
+        );
+        self.vouched = head;
+        self.hub.reset_or_abort(Some(head));
+        let head = self.handoff.in_flight().map_or(head, |mine| head.min(mine));
+        self.applied = self.applied.max(head);
+        self.hub.metrics().log_read(self.applied);
     }
 
     /// After a long gap, this node cannot vouch for what its connections missed (the hub's
@@ -666,6 +723,23 @@ impl Follower {
         self.hub.metrics().log_read(self.applied);
         self.last_read = Instant::now();
     }
+}
+
+/// A batch of this node's own below what every connection has from the store: its
+/// messages still go out (the answers to their senders, the new-message watcher), but its
+/// room and membership changes are not applied again over what connections read later
+/// (each is answered as applied).
+fn without_changes(batch: Vec<Committed>) -> Vec<Committed> {
+    batch
+        .into_iter()
+        .filter_map(|item| match item {
+            Committed::Changed(done) => {
+                let _ = done.applied.send(());
+                None
+            }
+            other => Some(other),
+        })
+        .collect()
 }
 
 /// Add the microseconds since `started` to `counter`.
@@ -929,8 +1003,10 @@ impl Parts {
     }
 }
 
-/// What another node committed, as the hub takes it, in position order.
-fn remote_items(range: LogRange) -> Vec<Committed> {
+/// What another node committed, as the hub takes it, in position order; and whether a hub
+/// event could not be read (it is left out, and logged).
+fn remote_items(range: LogRange) -> (Vec<Committed>, bool) {
+    let mut unreadable = false;
     let mut items: Vec<(i64, Committed)> =
         Vec::with_capacity(range.messages.len() + range.events.len());
     for (msg, mentioned) in range.messages {
@@ -950,11 +1026,14 @@ fn remote_items(range: LogRange) -> Vec<Committed> {
                 let (applied, _) = tokio::sync::oneshot::channel();
                 items.push((pos, Committed::Changed(Changes { changes, applied })));
             }
-            Err(e) => tracing::error!("the hub event at {pos} cannot be read: {e}"),
+            Err(e) => {
+                tracing::error!("the hub event at {pos} cannot be read: {e}");
+                unreadable = true;
+            }
         }
     }
     items.sort_by_key(|(pos, _)| *pos);
-    items.into_iter().map(|(_, c)| c).collect()
+    (items.into_iter().map(|(_, c)| c).collect(), unreadable)
 }
 
 #[cfg(test)]
@@ -962,8 +1041,8 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::{
-        hear, held, Backlog, Change, ChangeKind, Changes, Committed, Heard, MessageChange, Part,
-        Parts, BACKLOG,
+        hear, held, remote_items, Backlog, Change, ChangeKind, Changes, Committed, Heard, LogRange,
+        MessageChange, Part, Parts, BACKLOG,
     };
     use crate::events::Audience;
 
@@ -1108,6 +1187,22 @@ mod tests {
                 ..
             }]
         ));
+    }
+
+    #[test]
+    fn a_hub_event_read_from_the_log_that_cannot_be_parsed_is_left_out_and_said() {
+        let range = |events: &[(i64, &str)]| LogRange {
+            messages: Vec::new(),
+            events: events.iter().map(|(p, j)| (*p, j.to_string())).collect(),
+        };
+        let (items, unreadable) = remote_items(range(&[(3, "[]"), (5, "[]")]));
+        assert_eq!((items.len(), unreadable), (2, false));
+        let (items, unreadable) = remote_items(range(&[(3, "[]"), (4, "{\"x\":1}"), (5, "[]")]));
+        assert_eq!(
+            (items.len(), unreadable),
+            (2, true),
+            "the others are delivered; the follower then resets the hub"
+        );
     }
 
     fn part(payload: &str) -> Part {

@@ -939,3 +939,134 @@ async fn a_node_whose_postgresql_hangs_still_answers_healthz_and_stops() {
     drop(frozen);
     tokio::task::block_in_place(|| drop(pg));
 }
+
+/// A node that reads the log after hub events it had not delivered were deleted (they live
+/// 10 minutes; here node B is paused while its listener is gone, and they are deleted at
+/// once) cannot tell what its connections missed: it closes them (1012) so that they read
+/// everything again, instead of leaving a member who joined meanwhile deaf to the room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_reads_past_deleted_hub_events_makes_its_clients_read_again() {
+    let Some(pg) = tokio::task::spawn_blocking(Postgres::start)
+        .await
+        .expect("the start does not panic")
+    else {
+        return;
+    };
+    let db = "pruned";
+    let url = tokio::task::block_in_place(|| pg.create_database(db));
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let node = |i: usize| {
+        let node_dir = dir.path().join(format!("node{i}"));
+        std::fs::create_dir_all(&node_dir).expect("a node folder");
+        let mut cmd = command(&node_dir, node_dir.join("absent.toml"));
+        cmd.env("CHAT_DATABASE__URL", &url)
+            .env("CHAT_CLUSTER__NODE", format!("node{i}"))
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::null());
+        Hearth::start(cmd, String::new)
+    };
+    let (a, b) = (node(0), node(1));
+    let http = http_client();
+    let ann = create_account(&http, a.port, "ann").await;
+    let cy = create_account(&http, a.port, "cy").await;
+    let post = |port: u16, path: &str, token: &str, body: Value| {
+        let req = http
+            .post(format!("http://127.0.0.1:{port}{path}"))
+            .bearer_auth(token)
+            .json(&body);
+        async move {
+            let res = req.send().await.expect("the request is answered");
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, body) = post(
+        a.port,
+        "/api/rooms",
+        &ann,
+        json!({"name": "late", "public": true}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let mut cy_on_b = open_ready(b.port, &cy).await.expect("cy connects to B");
+
+    // Both listeners up, then B paused and both listeners' sessions ended: A listens again
+    // at once, B cannot until it runs again.
+    let mut client = tokio::task::block_in_place(|| pg.client(db));
+    // Until the listeners' sessions are `n`, none of them in `gone`.
+    let wait_for = |client: &mut postgres::Client, n: usize, gone: &[i32]| {
+        let deadline = Instant::now() + HANG;
+        loop {
+            let now = listeners(client, db);
+            if now.len() == n && !now.iter().any(|pid| gone.contains(pid)) {
+                return now;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{n} new listener(s) on {db}: {now:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let both = tokio::task::block_in_place(|| wait_for(&mut client, 2, &[]));
+    b.signal("STOP");
+    tokio::task::block_in_place(|| {
+        for pid in &both {
+            client
+                .execute("SELECT pg_terminate_backend($1)", &[pid])
+                .expect("ends a listener");
+        }
+        wait_for(&mut client, 1, &both);
+    });
+
+    // cy joins through A: a hub event B never hears of; then every event is deleted, as the
+    // prune (every minute) does with those older than 10 minutes.
+    let (status, body) = post(a.port, "/api/rooms/late/join", &cy, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let deleted = tokio::task::block_in_place(|| {
+        let conn = hearth::db::sql::PgConn::new(pg.client(db));
+        hearth::db::queries::prune_hub_events(&conn, i64::MAX).expect("the prune")
+    });
+    assert_eq!(deleted, 1, "the mark of deleted events moved");
+    b.signal("CONT");
+
+    let closed = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match cy_on_b.next().await {
+                Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                other => panic!("cy's socket on B ended without a close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("B closes its connections once it reads past the deleted events");
+    assert_eq!(closed, Some(1012));
+
+    // Read again, cy is in the room on B.
+    let mut cy_on_b = open_ready(b.port, &cy)
+        .await
+        .expect("cy connects to B again");
+    let (status, body) = post(
+        a.port,
+        "/api/rooms/late/messages",
+        &ann,
+        json!({"body": "heard on B", "nonce": "late-1"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(Ok(Message::Text(t))) = cy_on_b.next().await {
+                let v: Value = serde_json::from_str(t.as_str()).expect("JSON");
+                if v["type"] == "message" && v["body"] == "heard on B" {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .expect("cy hears the room on B");
+    drop((a, b));
+    tokio::task::block_in_place(move || drop((client, pg)));
+}

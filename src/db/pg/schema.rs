@@ -561,6 +561,17 @@ pub const MIGRATIONS: &[&str] = &[
             p_now)
     $$;
     "#,
+    // 11: how far the hub's events have been deleted. A follower that reads the log from
+    //     below this position may have missed a deleted event (a join, a leave), so it
+    //     makes its clients read everything again instead of carrying on. Events deleted
+    //     before this version are not counted.
+    r#"
+    CREATE TABLE hearth_log_pruned (
+        id  smallint PRIMARY KEY CHECK (id = 1),
+        pos bigint   NOT NULL
+    );
+    INSERT INTO hearth_log_pruned (id, pos) VALUES (1, 0);
+    "#,
 ];
 
 /// What a migration needs done in Rust after its SQL, in the same transaction: its version

@@ -71,9 +71,16 @@ pub fn insert_hub_event<C: Sql>(
     )
 }
 
-/// Delete the hub's events stored before `before_ms` (every node has long applied them).
+/// Delete the hub's events stored before `before_ms` (every node has long applied them),
+/// and raise the mark of how far events were deleted to the last one deleted (see
+/// [`log_head_and_pruned`]), in one statement. PostgreSQL only; 1 when any was deleted.
 pub fn prune_hub_events<C: Sql>(conn: &C, before_ms: i64) -> Result<usize, C::Error> {
-    conn.exec("DELETE FROM hub_events WHERE ts < ?1", args![before_ms])
+    conn.exec(
+        "WITH gone AS (DELETE FROM hub_events WHERE ts < ?1 RETURNING pos) \
+         UPDATE hearth_log_pruned SET pos = GREATEST(pos, (SELECT max(pos) FROM gone)) \
+         WHERE id = 1 AND EXISTS (SELECT 1 FROM gone)",
+        args![before_ms],
+    )
 }
 
 /// Everything committed at positions in `(after, upto]`.
@@ -91,6 +98,18 @@ pub fn log_head(conn: &PgConn) -> Result<i64, crate::db::sql::PgError> {
         "SELECT pos FROM hearth_log_head WHERE id = 1",
         args![],
         |r| SqlRow::get(r, 0),
+    )?
+    .ok_or(crate::db::sql::PgError::Missing("the log head"))
+}
+
+/// The log head as committed, and the last position whose hub event was deleted (0 when
+/// none was): a follower that has delivered less than that may have missed an event.
+pub fn log_head_and_pruned(conn: &PgConn) -> Result<(i64, i64), crate::db::sql::PgError> {
+    conn.row(
+        "SELECT h.pos, p.pos FROM hearth_log_head h, hearth_log_pruned p \
+         WHERE h.id = 1 AND p.id = 1",
+        args![],
+        |r| Ok((SqlRow::get(r, 0)?, SqlRow::get(r, 1)?)),
     )?
     .ok_or(crate::db::sql::PgError::Missing("the log head"))
 }

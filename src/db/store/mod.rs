@@ -241,9 +241,10 @@ impl Db {
         found.ok_or(DbError::Interrupted)
     }
 
-    /// Delete the hub's events (PostgreSQL) stored before `before_ms`; how many went.
-    pub async fn prune_hub_events(&self, before_ms: i64) -> Result<usize, DbError> {
-        self.write(move |c| queries::prune_hub_events(c, before_ms))
+    /// Delete the hub's events (PostgreSQL) stored before `before_ms`, and mark how far
+    /// they were deleted.
+    pub async fn prune_hub_events(&self, before_ms: i64) -> Result<(), DbError> {
+        self.write(move |c| queries::prune_hub_events(c, before_ms).map(drop))
             .await
     }
 
