@@ -335,11 +335,8 @@ impl Hub {
             old_name,
         }
         .encode();
-        if old_name.is_some() {
-            self.rename_room(room.id, &room.name, &frame);
-        } else {
-            self.to_room(room.id, &frame, None);
-        }
+        let renamed = old_name.is_some().then_some(room.name.as_str());
+        self.update_room(room.id, renamed, &frame);
     }
 
     /// The moved read marker, to every connection of its owner (other tabs clear their

@@ -196,9 +196,12 @@ struct State {
 /// Users whose last membership change [`Membership`] keeps, at most.
 const MEMBERSHIP_USERS: usize = 100_000;
 
+/// When each user's rooms, and each room's name or topic, last changed (as membership
+/// epochs), for [`Hub::sync_rooms`]; below `floor`, everything may have.
 #[derive(Default)]
 struct Membership {
     changed: HashMap<i64, u64>,
+    rooms: HashMap<i64, u64>,
     floor: u64,
 }
 
@@ -212,9 +215,22 @@ impl Membership {
         self.changed.insert(user, epoch);
     }
 
-    /// Whether a read of `user`'s rooms begun at `epoch` may have missed a change.
-    fn stale(&self, user: i64, epoch: u64) -> bool {
-        self.floor > epoch || self.changed.get(&user).is_some_and(|e| *e > epoch)
+    /// `room`'s name or topic changed at `epoch`.
+    fn room_changed(&mut self, room: i64, epoch: u64) {
+        if self.rooms.len() >= MEMBERSHIP_USERS {
+            self.rooms.clear();
+            self.floor = epoch;
+        }
+        self.rooms.insert(room, epoch);
+    }
+
+    /// Whether a read of `user`'s rooms (`rooms`, as read) begun at `epoch` may have missed
+    /// a change: of which rooms are theirs, or of one of those rooms.
+    fn stale(&self, user: i64, rooms: &[i64], epoch: u64) -> bool {
+        let after = |e: Option<&u64>| e.is_some_and(|e| *e > epoch);
+        self.floor > epoch
+            || after(self.changed.get(&user))
+            || rooms.iter().any(|r| after(self.rooms.get(r)))
     }
 }
 
@@ -235,8 +251,9 @@ struct Inner {
     next_id: AtomicU64,
     /// Where the delivered, dropped-as-slow counts go (shared with `/metrics`).
     metrics: Arc<Metrics>,
-    /// Bumped by every membership change the hub applies (see [`Hub::sync_rooms`]), and by
-    /// every [`Hub::reset`]; `State::membership` says whose rooms changed at which value.
+    /// Bumped by every membership change the hub applies (see [`Hub::sync_rooms`]), every
+    /// room's new name or topic, and every [`Hub::reset`]; `State::membership` says whose
+    /// rooms, or which room, changed at which value.
     membership_epoch: AtomicU64,
     /// The rooms' newest messages as history pages show them.
     tails: Tails,

@@ -76,16 +76,28 @@ impl Hub {
         self.drop_slow(slow);
     }
 
-    /// Every connection listening to a room learns its new name, then gets `frame`.
-    pub fn rename_room(&self, room_id: i64, name: &str, frame: &Utf8Bytes) {
-        let name: Arc<str> = Arc::from(name);
+    /// A room's name or topic changed: every connection listening to it learns its new name
+    /// (`renamed`), then gets `frame`. A connection reading its rooms from the store
+    /// meanwhile may have read the room as it was and start listening too late to hear of
+    /// the change: a read under way that found the room is refused and made again.
+    pub fn update_room(&self, room_id: i64, renamed: Option<&str>, frame: &Utf8Bytes) {
+        let name: Option<Arc<str>> = renamed.map(Arc::from);
         let mut st = lock_write(&self.inner.state);
-        st.renamed.insert(room_id, name.clone());
+        let epoch = self.inner.membership_epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        st.membership.room_changed(room_id, epoch);
+        if let Some(name) = &name {
+            st.renamed.insert(room_id, name.clone());
+        }
         let mut slow = Vec::new();
         if let Some(members) = st.rooms.get(&room_id) {
             for m in members {
-                let change = RoomChange::Renamed(room_id, name.clone());
-                tell(&m.tx, m.conn, change, frame, &mut slow);
+                match &name {
+                    Some(name) => {
+                        let change = RoomChange::Renamed(room_id, name.clone());
+                        tell(&m.tx, m.conn, change, frame, &mut slow);
+                    }
+                    None => self.offer(&m.tx, m.conn, frame, 0, &mut slow),
+                }
             }
         }
         drop(st);
@@ -99,8 +111,8 @@ impl Hub {
     }
 
     /// Make one connection listen to exactly `rooms`, read from the database after `epoch`
-    /// was taken. Refused (`None`) if a change of its user's rooms (or a reset) reached the
-    /// hub since then: the read may miss it, so the caller reads again. Otherwise returns the fan-out position from
+    /// was taken. Refused (`None`) if a change of its user's rooms, of one of `rooms`' names
+    /// or topics, or a reset reached the hub since then: the read may miss it, so the caller reads again. Otherwise returns the fan-out position from
     /// which the connection has been listening to all of `rooms`: a read whose head is below
     /// it may have missed messages the fan-out offered before the connection listened, so
     /// the caller reads again (the next read's head is at least that position). Changes
@@ -111,7 +123,7 @@ impl Hub {
         let Some(user_id) = st.conns.get(&conn).map(|c| c.user_id) else {
             return Some(0);
         };
-        if st.membership.stale(user_id, epoch) {
+        if st.membership.stale(user_id, rooms, epoch) {
             return None;
         }
         let Some(c) = st.conns.get_mut(&conn) else {
@@ -164,7 +176,7 @@ mod tests {
         let mut a = hub.connect(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
         drain_items(&mut a);
         hub.fan_out(vec![stored(1, 7, a.id)]);
-        hub.rename_room(7, "lounge", &"{\"type\":\"room_updated\"}".into());
+        hub.update_room(7, Some("lounge"), &"{\"type\":\"room_updated\"}".into());
         // Checked by a connection that had not heard of the rename yet: "room7".
         hub.fan_out(vec![stored(2, 7, a.id), stored(3, 8, a.id)]);
         let rooms: Vec<_> = drain_json(&mut a)
@@ -201,6 +213,24 @@ mod tests {
         drain_items(&mut a);
         hub.fan_out(vec![stored(1, 7, a.id), stored(2, 8, a.id)]);
         assert_eq!(drain(&mut a), frames(&[("message", 2)]));
+    }
+
+    #[test]
+    fn a_rooms_new_name_or_topic_refuses_the_reads_under_way_that_found_it() {
+        let hub = hub(16);
+        let a = hub.connect(&user(1), LOOPBACK, [1; 32], &[]).unwrap();
+        let epoch = hub.membership_epoch();
+        // Renamed after the read, before the sync: the read has the old name and the
+        // connection, not listening yet, would never hear the new one.
+        hub.update_room(7, Some("lounge"), &"{\"type\":\"room_updated\"}".into());
+        assert_eq!(hub.sync_rooms(a.id, &[7], epoch), None);
+        let epoch = hub.membership_epoch();
+        hub.update_room(7, None, &"{\"type\":\"room_updated\"}".into());
+        assert_eq!(hub.sync_rooms(a.id, &[7], epoch), None, "a new topic too");
+        // Changes of rooms the read did not find leave it alone.
+        hub.update_room(9, Some("elsewhere"), &"{\"type\":\"room_updated\"}".into());
+        assert_eq!(hub.sync_rooms(a.id, &[8], epoch), Some(0));
+        assert_eq!(hub.sync_rooms(a.id, &[7], hub.membership_epoch()), Some(0));
     }
 
     #[test]

@@ -438,7 +438,8 @@ impl Connection {
 enum Unread {
     /// Storage failed (logged).
     Storage,
-    /// The user's own rooms changed during every one of [`SNAPSHOT_ATTEMPTS`] reads.
+    /// The user's own rooms (or their names or topics) changed during every one of
+    /// [`SNAPSHOT_ATTEMPTS`] reads.
     Churn,
 }
 
@@ -457,9 +458,9 @@ async fn snapshot(
     // connection listens to its rooms, everything the fan-out offered before that is in the
     // snapshot (its head is at least where listening began): then nothing is missed, and
     // with `?since=` queued ids ≤ head are skipped (the replay has them). A change of this
-    // user's rooms reaching the hub during the read, or messages fanned out between the read
-    // and the sync, mean reading again (once more at most, unless the user's rooms keep
-    // changing). A read that cannot be made good is never forced through: listening to rooms
+    // user's rooms (or of the name or topic of one of them) reaching the hub during the
+    // read, or messages fanned out between the read and the sync, mean reading again (once
+    // more at most, unless the user's rooms keep changing). A read that cannot be made good is never forced through: listening to rooms
     // the user has just left would deliver them their messages for the socket's life.
     let hub = &state.hub;
     for _ in 0..SNAPSHOT_ATTEMPTS {
