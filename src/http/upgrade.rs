@@ -65,12 +65,25 @@ async fn upgrade(
         return Ok(version_required());
     }
     origin.check(&state, false)?;
+    let generation = state.db.sessions_generation();
     let identity = identify(&state, token).await?;
     let since = parse_since(&query)?;
     let Some(on_upgrade) = slot.and_then(|s| s.0.lock().ok().and_then(|mut g| g.take())) else {
         return Err(AppError::bad_request("The connection cannot be upgraded.").into());
     };
     let admitted = admit(&state, identity, ip, since).await?;
+    // A revocation this node learnt of after the session was read (from its cache, or a
+    // sign-out elsewhere that its poll has just seen) closed the session's connections in
+    // the hub, perhaps before this one was in it: read the session again.
+    if state.db.sessions_generation() != generation
+        && !state
+            .auth
+            .still_valid(admitted.token_hash)
+            .await
+            .map_err(AppError::from)?
+    {
+        return Err(unauthorized().into());
+    }
     crate::ws::spawn(state, admitted, on_upgrade);
     Ok(switching_protocols(&key))
 }

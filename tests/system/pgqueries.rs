@@ -82,6 +82,28 @@ fn script<C: Sql>(c: &C, post: &Post<C>, find: &Find<C>) -> Result<Steps, C::Err
         "expired session",
         format!("{:?}", q::session_user(c, &[1; 32], t + 2_000_000)?),
     );
+    // Three chunks of hashes, most of them unknown.
+    let mut asked: Vec<[u8; 32]> = (0..300u16)
+        .map(|i| {
+            let mut h = [0xee; 32];
+            h[..2].copy_from_slice(&i.to_le_bytes());
+            h
+        })
+        .collect();
+    asked[150] = [3; 32];
+    asked.extend([[1; 32], [4; 32]]);
+    let live = |at: i64| -> Result<Vec<u8>, C::Error> {
+        let mut firsts: Vec<u8> = q::live_among(c, &asked, at)?.iter().map(|h| h[0]).collect();
+        firsts.sort_unstable();
+        Ok(firsts)
+    };
+    let (now, later) = (live(t + 10)?, live(t + 2_000_000)?);
+    assert_eq!(
+        (&now[..], &later[..]),
+        (&[1, 3, 4][..], &[3][..]),
+        "cookies expire, bots stay"
+    );
+    note("live among", format!("{now:?} {later:?}"));
     q::touch_session(c, &[2; 32], t + 50)?;
     note(
         "sessions of ada",

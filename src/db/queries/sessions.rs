@@ -46,6 +46,42 @@ pub fn session_user<C: Sql>(
     )
 }
 
+/// Sessions looked up at once by [`live_among`] (one statement, whatever the count: a short
+/// last chunk repeats a hash).
+const LIVE_CHUNK: usize = 128;
+
+/// Which of `hashes` are live sessions at `now_ms` (by the rule of [`session_user`]), in
+/// statements of [`LIVE_CHUNK`] hashes rather than one per session: a node checks every
+/// socket's session after each revocation anywhere.
+pub fn live_among<C: Sql>(
+    conn: &C,
+    hashes: &[[u8; 32]],
+    now_ms: i64,
+) -> Result<std::collections::HashSet<[u8; 32]>, C::Error> {
+    let marks: Vec<String> = (2..LIVE_CHUNK + 2).map(|i| format!("?{i}")).collect();
+    let sql = format!(
+        "SELECT s.token_hash FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.token_hash IN ({}) AND u.disabled = FALSE \
+         AND (s.expires_at IS NULL OR s.expires_at > ?1)",
+        marks.join(", ")
+    );
+    let mut live = std::collections::HashSet::new();
+    for chunk in hashes.chunks(LIVE_CHUNK) {
+        let keys: Vec<&[u8]> = (0..LIVE_CHUNK)
+            .map(|i| &chunk[i.min(chunk.len() - 1)][..])
+            .collect();
+        let mut bound: Vec<&dyn Arg> = Vec::with_capacity(LIVE_CHUNK + 1);
+        bound.push(&now_ms);
+        bound.extend(keys.iter().map(|k| k as &dyn Arg));
+        for hash in conn.rows(&sql, &bound, |r| r.get::<Vec<u8>>(0))? {
+            if let Ok(hash) = <[u8; 32]>::try_from(hash) {
+                live.insert(hash);
+            }
+        }
+    }
+    Ok(live)
+}
+
 /// Revoke every session (browser and bot) of a user.
 pub fn delete_user_sessions<C: Sql>(conn: &C, user_id: i64) -> Result<usize, C::Error> {
     conn.exec("DELETE FROM sessions WHERE user_id = ?1", args![user_id])

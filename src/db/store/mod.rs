@@ -262,13 +262,8 @@ impl Db {
         now_ms: i64,
     ) -> Result<Vec<[u8; 32]>, DbError> {
         self.read(move |c| {
-            let mut gone = Vec::new();
-            for hash in hashes {
-                if queries::session_user(c, &hash, now_ms)?.is_none() {
-                    gone.push(hash);
-                }
-            }
-            Ok(gone)
+            let live = queries::live_among(c, &hashes, now_ms)?;
+            Ok(hashes.into_iter().filter(|h| !live.contains(h)).collect())
         })
         .await
     }
