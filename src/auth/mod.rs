@@ -36,6 +36,8 @@ const HOUR: Duration = Duration::from_secs(3600);
 const MAX_HASH_WAITERS: usize = 64;
 /// A session's `last_seen_at` is rewritten at most this often.
 const TOUCH_EVERY_MS: i64 = 60 * 60 * 1000;
+/// The name of the setup code in the store's server keys (see [`Auth::prepare_setup`]).
+const SETUP_KEY: &str = "setup_code";
 
 /// Why an account operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -230,15 +232,25 @@ impl Auth {
 
     /// Make a one-time setup code when the server has no administrator yet: whoever
     /// registers with it becomes the administrator. Returns the code to show the operator.
+    ///
+    /// The code is kept in the store until an administrator exists, so that every node of a
+    /// cluster (and a restart) shows the same link and takes it, wherever a load balancer
+    /// sends the registration.
     pub async fn prepare_setup(&self) -> Result<Option<String>, AuthError> {
-        let has_admin = self.inner.db.has_admin().await?;
-        let mut slot = self.inner.setup.lock().unwrap_or_else(|p| p.into_inner());
-        if has_admin {
-            *slot = None;
+        if self.inner.db.has_admin().await? {
+            *self.inner.setup.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            self.inner.db.forget_server_key(SETUP_KEY).await?;
             return Ok(None);
         }
-        let (code, digest) = token::generate();
-        *slot = Some(digest);
+        let new_code = || token::generate().0.into_bytes();
+        let mut stored = self.inner.db.server_key(SETUP_KEY, new_code).await?;
+        if !std::str::from_utf8(&stored).is_ok_and(token::well_formed) {
+            // Not one this build made: make a new one.
+            self.inner.db.forget_server_key(SETUP_KEY).await?;
+            stored = self.inner.db.server_key(SETUP_KEY, new_code).await?;
+        }
+        let code = String::from_utf8(stored).unwrap_or_default();
+        *self.inner.setup.lock().unwrap_or_else(|p| p.into_inner()) = Some(token::digest(&code));
         Ok(Some(code))
     }
 
@@ -310,6 +322,10 @@ impl Auth {
         if admin == NewAdmin::IfNoAdmin {
             *self.inner.setup.lock().unwrap_or_else(|p| p.into_inner()) = None;
             tracing::info!(user = %user.username, "the setup link was used: this account administers the server");
+            // An administrator exists now (this account, or one made just before it).
+            if let Err(e) = self.inner.db.forget_server_key(SETUP_KEY).await {
+                tracing::warn!("cannot forget the used setup code: {e}");
+            }
         }
         tracing::info!(user = %user.username, invite = ?invite_id, "account created");
         self.start_session(user, SessionKind::Cookie, None).await

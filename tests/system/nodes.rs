@@ -1409,3 +1409,57 @@ async fn a_listener_that_reads_nothing_is_ended_by_a_live_node() {
     assert!(closed, "the stalled session was ended");
     assert_eq!(health(&node).await.0, 200);
 }
+
+/// Before the first administrator exists, every node shows the same setup link and takes it
+/// (the code is kept in the database), so a load balancer may send the registration to any
+/// node; once it is used, no node shows one, even after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_node_shows_and_takes_the_one_setup_link() {
+    let Some((_pg, url)) = database("setup_link").await else {
+        return;
+    };
+    let mut apps = nodes(&url, 2).await;
+    let code = |app: &TestApp| app.server().setup_code().map(str::to_string);
+    let link = code(&apps[0]).expect("a fresh cluster has a setup code");
+    assert_eq!(
+        code(&apps[1]).as_deref(),
+        Some(link.as_str()),
+        "the same link on every node"
+    );
+    apps[0].restart().await;
+    assert_eq!(
+        code(&apps[0]).as_deref(),
+        Some(link.as_str()),
+        "and after a restart, while it is unused"
+    );
+
+    // Shown by node 0, sent to node 1.
+    let res = apps[1]
+        .post_json(
+            "/api/register",
+            &serde_json::json!({"username": "owner", "password": PASSWORD, "setup": link}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let owner = Auth::Cookie(crate::common::session_cookie(&res).expect("a session cookie"));
+    let me = apps[0]
+        .api_ok(reqwest::Method::GET, "/api/me", &owner, None, 200)
+        .await;
+    assert_eq!(me["is_admin"], true, "{me}");
+
+    // Used: a second try through the other node makes a member.
+    let res = apps[0]
+        .post_json(
+            "/api/register",
+            &serde_json::json!({"username": "late", "password": PASSWORD, "setup": link}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let late = Auth::Cookie(crate::common::session_cookie(&res).expect("a session cookie"));
+    let me = apps[0]
+        .api_ok(reqwest::Method::GET, "/api/me", &late, None, 200)
+        .await;
+    assert_eq!(me["is_admin"], false, "{me}");
+    apps[1].restart().await;
+    assert_eq!(code(&apps[1]), None, "no link once an administrator exists");
+}

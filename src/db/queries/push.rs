@@ -108,6 +108,11 @@ pub fn server_key<C: Sql>(
     Ok(read(conn)?.unwrap_or(value))
 }
 
+/// Forget the key named `name` (the next [`server_key`] makes a new one).
+pub fn forget_server_key<C: Sql>(conn: &C, name: &str) -> Result<usize, C::Error> {
+    conn.exec("DELETE FROM server_keys WHERE name = ?1", args![name])
+}
+
 /// Store a subscription for `user_id`, made through the session `session` (an endpoint seen
 /// before moves to them with its new keys; it keeps its settings when it stays with the same
 /// user).

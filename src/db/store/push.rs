@@ -14,6 +14,12 @@ impl Db {
             .await
     }
 
+    /// Forget the stored key `name`.
+    pub async fn forget_server_key(&self, name: &'static str) -> Result<(), DbError> {
+        self.write(move |c| queries::forget_server_key(c, name).map(drop))
+            .await
+    }
+
     /// Keep `user_id`'s subscription `endpoint` with its keys, made through the session whose
     /// token hashes to `session` (it ends with it), and apply `settings`; the subscription as
     /// stored.
