@@ -150,6 +150,9 @@ pub fn search_text(raw: &str) -> Result<&str, AppError> {
             "Searches are at most 200 characters.",
         ));
     }
+    if text.contains('\0') {
+        return Err(AppError::bad_request(crate::protocol::NUL_REFUSED));
+    }
     Ok(text)
 }
 

@@ -191,6 +191,9 @@ fn parse_json<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> R
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(AppError::bad_request("The body must be a JSON object."));
     }
+    if std::str::from_utf8(body).is_ok_and(crate::protocol::holds_nul) {
+        return Err(AppError::bad_request(crate::protocol::NUL_REFUSED));
+    }
     serde_json::from_slice::<T>(body)
         .map_err(|e| AppError::bad_request(format!("The JSON body is not valid: {e}.")))
 }

@@ -93,6 +93,9 @@ impl ClientMsg {
         if !text.trim_start().starts_with('{') {
             return Err("A frame must be one JSON object.".to_string());
         }
+        if holds_nul(text) {
+            return Err(NUL_REFUSED.to_string());
+        }
         serde_json::from_str(text).map_err(|e| {
             let e = e.to_string();
             if e.contains("unknown variant") {
@@ -102,6 +105,26 @@ impl ClientMsg {
             }
         })
     }
+}
+
+/// Why JSON with a NUL character in it is refused.
+pub const NUL_REFUSED: &str = "Text may not contain the NUL character (U+0000).";
+
+/// Whether JSON `text` has a string (or key) with the NUL character in it: PostgreSQL
+/// stores no text with it, so it is refused at the door (alike on SQLite). A JSON text can
+/// only hold it escaped, so texts without `u0000` are not parsed twice.
+pub fn holds_nul(text: &str) -> bool {
+    fn any_nul(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(any_nul),
+            serde_json::Value::Object(map) => {
+                map.iter().any(|(k, v)| k.contains('\0') || any_nul(v))
+            }
+            _ => false,
+        }
+    }
+    text.contains("u0000") && serde_json::from_str(text).is_ok_and(|v| any_nul(&v))
 }
 
 /// `{"id","username"}` as in `/api/me`.
@@ -673,6 +696,29 @@ impl ServerMsg<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nul_is_found_in_any_string_or_key_and_only_there() {
+        for held in [
+            r#"{"body":"a\u0000b"}"#,
+            r#"{"x":["ok",{"deep":"\u0000"}]}"#,
+            r#"{"k\u0000":1}"#,
+        ] {
+            assert!(holds_nul(held), "{held}");
+        }
+        for clean in [
+            r#"{"body":"an escaped backslash: \\u0000"}"#,
+            r#"{"body":"u0000"}"#,
+            r#"{"body":"plain"}"#,
+            r#"{"body":"\u0000"#,
+        ] {
+            assert!(!holds_nul(clean), "{clean}");
+        }
+        assert!(
+            ClientMsg::parse(r#"{"type":"send","room":"r","body":"\u0000"}"#)
+                .is_err_and(|e| e == NUL_REFUSED)
+        );
+    }
 
     #[test]
     fn the_history_object_is_the_frame_without_its_type() {
