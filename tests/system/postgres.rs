@@ -433,6 +433,22 @@ fn a_sqlite_community_is_copied_into_postgres_and_verified() {
         !out.status.success() && err.contains("not a PostgreSQL URL"),
         "{err}"
     );
+    // A database an older Hearth used (its nodes may still run): refused, not upgraded.
+    pg.create_database("older");
+    let mut older = pg.client("older");
+    hearth::db::pg::schema::migrate_to(&mut older, 9).unwrap();
+    let out = migrate(app, &pg.url("older"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(1) && err.contains("schema version 9"),
+        "{err}"
+    );
+    let version: i32 = older
+        .query_one("SELECT version FROM hearth_schema", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 9, "left as it was");
+
     let empty = pg.create_database("spare");
     let out = Command::new(BIN)
         .args(["--config", "absent.toml", "migrate-to-postgres", &empty])
@@ -444,6 +460,50 @@ fn a_sqlite_community_is_copied_into_postgres_and_verified() {
         !out.status.success() && err.contains("no database at"),
         "{err}"
     );
+}
+
+/// A server still writing to the SQLite file while it is copied: the copy is refused and
+/// writes nothing, rather than missing what the server acknowledges meanwhile.
+#[test]
+fn a_copy_while_a_server_writes_to_the_file_is_refused() {
+    let Some(pg) = Postgres::start() else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(TestApp::with_config(|c| c.limits.messages_per_second = 0.0));
+    let ann = rt.block_on(app.signup("ann"));
+    let url = pg.create_database("busy");
+    let copying = std::thread::spawn({
+        let path = app.db_path();
+        move || {
+            Command::new(BIN)
+                .args(["--config", "absent.toml", "migrate-to-postgres", &url])
+                .env("CHAT_DATABASE__PATH", path)
+                .env("RUST_LOG", "warn")
+                .output()
+                .expect("hearth runs")
+        }
+    });
+    let posted = rt.block_on(async {
+        let mut n = 0;
+        while !copying.is_finished() {
+            post(&app, &ann, "general", &format!("still here {n}"), json!({})).await;
+            n += 1;
+        }
+        n
+    });
+    let out = copying.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(1) && err.contains("changed while it was copied"),
+        "{posted} messages posted meanwhile: {err}"
+    );
+    let mut db = pg.client("busy");
+    let users: i64 = db
+        .query_one("SELECT count(*) FROM users", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(users, 0, "nothing was written to PostgreSQL");
 }
 
 /// The log under concurrent appends from three writers (one connection each, as three nodes

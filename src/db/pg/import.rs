@@ -329,6 +329,14 @@ pub fn connect(url: &str) -> Result<Client, ImportError> {
 pub fn copy(sqlite: &Path, pg: &mut Client) -> Result<Report, ImportError> {
     let source = open_source(sqlite)?;
     check_tables(&source)?;
+    // A server still writing to the file would go on acknowledging messages the copy never
+    // sees, whose ids PostgreSQL then hands out again: watched from a connection of its own
+    // (`data_version` moves with every commit another connection makes).
+    let watch = open_source(sqlite)?;
+    let data_version =
+        |c: &Connection| c.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0));
+    let before = data_version(&watch)?;
+    refuse_another_version(pg)?;
     schema::migrate(pg)?;
     let mut tx = pg.transaction()?;
     // A server started on the new database before anyone used it has created `general` and
@@ -380,8 +388,30 @@ pub fn copy(sqlite: &Path, pg: &mut Client) -> Result<Report, ImportError> {
     )?;
     tx.execute("UPDATE hearth_log_head SET pos = $1 WHERE id = 1", &[&head])?;
     verify(&snapshot, &mut tx, &tables)?;
+    if data_version(&watch)? != before {
+        return Err(ImportError::Refused(format!(
+            "{} changed while it was copied: is a server still running on it? Stop it and \
+             copy again (nothing was written to PostgreSQL)",
+            sqlite.display()
+        )));
+    }
     tx.commit()?;
     Ok(Report { tables, head })
+}
+
+/// Refuse a database another version of Hearth has used: migrating it here would upgrade it
+/// under nodes that may still run (a cluster is upgraded whole), and it is not empty anyway.
+fn refuse_another_version(pg: &mut Client) -> Result<(), ImportError> {
+    // `version` makes its table on a database Hearth never touched: not kept (rolled back).
+    let found = schema::version(&mut pg.transaction()?)?;
+    let known = schema::MIGRATIONS.len() as i32;
+    if found != 0 && found != known {
+        return Err(ImportError::Refused(format!(
+            "the PostgreSQL database is at schema version {found}, not this Hearth's {known}: \
+             copy into a new, empty database"
+        )));
+    }
+    Ok(())
 }
 
 fn open_source(path: &Path) -> Result<Connection, ImportError> {
