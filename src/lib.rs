@@ -98,6 +98,9 @@ pub struct Server {
     setup_code: Option<String>,
     addr: SocketAddr,
     stop: watch::Sender<bool>,
+    /// Cluster mode: flipped once the sockets are closed, to take this node's users out of
+    /// Redis' presence.
+    leave: watch::Sender<bool>,
     accept: tokio::task::JoinHandle<()>,
     writer: db::writer::WriterHandle,
     fan_out: std::thread::JoinHandle<()>,
@@ -122,6 +125,9 @@ const PRUNE_LOG_EVERY: Duration = Duration::from_secs(60);
 /// How long the hub's events are kept: well beyond [`cluster::log::STALE`], after which a
 /// node that has not read them has closed its connections anyway.
 const LOG_EVENTS_KEPT: Duration = Duration::from_secs(600);
+/// Cluster mode: how long a stopping node still holds its users in Redis' presence after its
+/// sockets closed (see [`Server::shutdown`]).
+const PRESENCE_GRACE: Duration = Duration::from_secs(1);
 /// How often expired sessions are deleted.
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
@@ -354,11 +360,12 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
         .local_addr()
         .map_err(|source| StartupError::Bind { addr, source })?;
     let (stop, stop_rx) = watch::channel(false);
+    let (leave, leave_rx) = watch::channel(false);
     let cluster = cluster::Cluster::new(&config, metrics.clone())
         .map_err(|e| StartupError::Config(format!("cluster.redis_url: {e}")))?;
     let shared = cluster
         .as_ref()
-        .map(|c| c.start(&hub, stop_rx.clone()))
+        .map(|c| c.start(&hub, stop_rx.clone(), leave_rx))
         .unwrap_or_default();
     let state = app(
         config,
@@ -399,6 +406,7 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
         setup_code,
         addr,
         stop,
+        leave,
         accept,
         writer,
         fan_out,
@@ -532,7 +540,13 @@ impl Server {
         }
         drop(self.state);
         // Out of Redis: this node's users go offline (unless held elsewhere) and its
-        // connection places are free at once.
+        // connection places are free at once. The presence waits a moment more: clients
+        // closed with 1001 come back within half a second, on another node, and are still
+        // online there rather than offline and then online again.
+        if !self.shared.is_empty() {
+            tokio::time::sleep(PRESENCE_GRACE).await;
+        }
+        let _ = self.leave.send(true);
         let shared = futures_util::future::join_all(self.shared);
         if tokio::time::timeout(Duration::from_secs(5), shared)
             .await

@@ -82,8 +82,15 @@ impl Cluster {
 
     /// Start sharing with the other nodes until `stop` flips: the leases' renewals, what
     /// the hub sees told to Redis in order, and what every node says handed to the hub.
-    /// The tasks end after taking this node out of Redis.
-    pub fn start(&self, hub: &Hub, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    /// The tasks end after taking this node out of Redis; the presence's once `leave` flips
+    /// (the node's users stay online meanwhile: its sockets close after `stop`, and their
+    /// clients reconnect to other nodes).
+    pub fn start(
+        &self,
+        hub: &Hub,
+        stop: watch::Receiver<bool>,
+        leave: watch::Receiver<bool>,
+    ) -> Vec<JoinHandle<()>> {
         let (rate, windows) = (self.rate.clone(), self.windows.clone());
         tokio::spawn(async move { rate.warm().await });
         tokio::spawn(async move { windows.warm().await });
@@ -91,7 +98,7 @@ impl Cluster {
         let (events_tx, events) = mpsc::channel(256);
         vec![
             tokio::spawn(self.caps.clone().keep_alive(stop.clone())),
-            tokio::spawn(self.presence.clone().run(events_tx, stop.clone())),
+            tokio::spawn(self.presence.clone().run(events_tx, leave)),
             tokio::spawn(tell(self.presence.clone(), local, stop)),
             tokio::spawn(hear(hub.clone(), events)),
         ]

@@ -12,7 +12,9 @@
 //!   their users go offline (and it is published) unless another node holds them, so a
 //!   killed node's users are offline within a lease and a renewal.
 //! - Redis restarted empty: the next renewal finds its lease gone and announces every user
-//!   the node holds again. Pub/sub loses what is published while a node is not subscribed,
+//!   the node holds again. Redis brought back from an old snapshot (Debian's Redis saves one
+//!   now and then): a renewal finds Redis counting other users for the node than it holds
+//!   and takes out those it no longer holds (who left since), announcing the others again. Pub/sub loses what is published while a node is not subscribed,
 //!   so after every (re)subscription the node reloads the whole list
 //!   ([`PresenceEvent::Everyone`]).
 //!
@@ -88,7 +90,8 @@ return 0
 ";
 
 /// ARGV: instance, lease ms. Renews the lease, reaps the instances whose lease ran out.
-/// Returns 1 when this instance's lease was gone or had run out (as in `CONNECT`).
+/// Returns 1 when this instance's lease was gone or had run out (as in `CONNECT`), and how
+/// many users Redis says this instance holds.
 const RENEW: &str = r"
 local missing = 0
 if not live(ARGV[1]) then missing = 1 end
@@ -100,7 +103,7 @@ for _, dead in ipairs(redis.call('ZRANGEBYSCORE', 'hearth:pr:nodes', '-inf', now
   end
   redis.call('DEL', 'hearth:pr:of:' .. dead)
 end
-return missing
+return {missing, redis.call('SCARD', 'hearth:pr:of:' .. ARGV[1])}
 ";
 
 /// What goes over `hearth:eph`: a presence change (`online`), or a typing notice (with its
@@ -348,20 +351,24 @@ impl ClusterPresence {
     }
 
     /// Renew the lease and reap dead instances; when the lease was gone (Redis restarted, or
-    /// this node was paused past it) or a change did not reach Redis, announce every user
-    /// held here again and take out those who left meanwhile. Whether Redis answered.
+    /// this node was paused past it), a change did not reach Redis, or Redis counts other
+    /// users for this node than it holds (Redis brought back from an old snapshot: users who
+    /// left since are in it again), announce every user held here again and take out those
+    /// Redis has and this node does not hold. Whether Redis answered.
     pub async fn renew(&self) -> bool {
         let mut call = self.inner.renew.prepare_invoke();
         call.arg(&self.inner.instance).arg(self.inner.lease_ms);
         let mut redis = self.inner.redis.clone();
-        let missing = match tokio::time::timeout(TIMEOUT, call.invoke_async::<u8>(&mut redis)).await
-        {
-            Ok(Ok(m)) => m == 1,
+        let renewed = call.invoke_async::<(u8, usize)>(&mut redis);
+        let (missing, counted) = match tokio::time::timeout(TIMEOUT, renewed).await {
+            Ok(Ok((m, counted))) => (m == 1, counted),
             _ => return false,
         };
         self.inner.breaker.reset();
-        let (users, unleft) = match self.inner.here.lock() {
-            Ok(mut h) if missing || h.resync || !h.unleft.is_empty() => {
+        let (users, mut unleft) = match self.inner.here.lock() {
+            Ok(mut h)
+                if missing || h.resync || !h.unleft.is_empty() || counted != h.users.len() =>
+            {
                 h.resync = false;
                 let users: Vec<(i64, String)> =
                     h.users.iter().map(|(u, n)| (*u, n.clone())).collect();
@@ -370,9 +377,15 @@ impl ClusterPresence {
             Ok(_) => return true,
             Err(_) => return false,
         };
+        let mut answered = true;
+        let mut smembers = redis::cmd("SMEMBERS");
+        smembers.arg(format!("hearth:pr:of:{}", self.inner.instance));
+        match tokio::time::timeout(TIMEOUT, smembers.query_async::<Vec<i64>>(&mut redis)).await {
+            Ok(Ok(recorded)) => unleft.extend(recorded.into_iter().filter(|u| !self.holds(*u))),
+            _ => answered = false,
+        }
         // Each user checked again under the turn: one who came back or left meanwhile was
         // told by their own connect or leave, which a repair must not undo.
-        let mut answered = true;
         let mut still_unleft = Vec::new();
         for &user in &unleft {
             let _turn = self.inner.writes.lock().await;
@@ -419,11 +432,13 @@ impl ClusterPresence {
                 }
             })
         };
+        let mut first = true;
         loop {
             tokio::select! {
-                _ = self.follow(&events) => {}
+                _ = self.follow(&events, first) => {}
                 _ = stop.changed() => break,
             }
+            first = false;
             // Lost the subscription (Redis down or restarted): try again shortly.
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
@@ -435,8 +450,12 @@ impl ClusterPresence {
     }
 
     /// Subscribe, send the whole list, then forward published changes until the
-    /// subscription ends.
-    async fn follow(&self, events: &mpsc::Sender<PresenceEvent>) {
+    /// subscription ends. Subscribed again (`first` false: Redis restarted, perhaps empty,
+    /// or the subscription was lost), only those on the list are sent at once, as online:
+    /// the whole list, which takes out who is not on it, follows a lease later, once every
+    /// node has written again what it holds (else every user of the other nodes would
+    /// be shown offline, then online again).
+    async fn follow(&self, events: &mpsc::Sender<PresenceEvent>, first: bool) {
         let Ok(client) = redis::Client::open(self.inner.url.as_str()) else {
             return;
         };
@@ -452,18 +471,28 @@ impl ClusterPresence {
         let Some(everyone) = self.online().await else {
             return;
         };
-        if events
-            .send(PresenceEvent::Everyone(everyone))
-            .await
-            .is_err()
-        {
-            return;
+        let period = Duration::from_millis(self.inner.lease_ms / 3);
+        let mut reload = None;
+        if first {
+            if events
+                .send(PresenceEvent::Everyone(everyone))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        } else {
+            for name in everyone {
+                if events.send(PresenceEvent::Online(name)).await.is_err() {
+                    return;
+                }
+            }
+            reload = Some(tokio::time::Instant::now() + period * 3 + TIMEOUT);
         }
         let (mut sink, mut messages) = pubsub.split();
         // A subscription only listens, so a connection that went silent (a Redis host gone
         // without a reset, a frozen server) would never end it: ask Redis every third of a
         // lease, and subscribe again when it does not answer.
-        let period = Duration::from_millis(self.inner.lease_ms / 3);
         let mut check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             let msg = tokio::select! {
@@ -471,6 +500,18 @@ impl ClusterPresence {
                     Some(msg) => msg,
                     None => return,
                 },
+                _ = tokio::time::sleep_until(reload.unwrap_or_else(tokio::time::Instant::now)),
+                    if reload.is_some() =>
+                {
+                    reload = None;
+                    let Some(everyone) = self.online().await else {
+                        return;
+                    };
+                    if events.send(PresenceEvent::Everyone(everyone)).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
                 _ = check.tick() => {
                     let pong = tokio::time::timeout(TIMEOUT, sink.ping::<redis::Value>()).await;
                     if !matches!(pong, Ok(Ok(_))) {

@@ -869,6 +869,44 @@ async fn presence_typing_and_here_reach_every_node() {
     }
 }
 
+/// A node that stops holds its users in the presence a moment after its sockets closed: a
+/// client closed with 1001 that comes back at once on another node is never seen offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn users_of_a_stopping_node_who_move_to_another_are_never_seen_offline() {
+    let Some((_pg, _redis, mut apps)) = cluster("moving", 2, |_| {}).await else {
+        return;
+    };
+    let ann = apps[0].signup("ann").await;
+    let ben = apps[1].signup("ben").await;
+    let mut ben_ws = apps[1].ws_connect(&ben, None).await;
+    let mut ann_ws = apps[0].ws_connect(&ann, None).await;
+    ben_ws
+        .wait_for("ann online", |f| {
+            f["type"] == "presence" && f["user"] == "ann" && f["online"] == true
+        })
+        .await;
+    let mut stopping = apps.remove(0);
+    let moved = async {
+        assert_eq!(
+            ann_ws.expect_close_within(Duration::from_secs(10)).await,
+            1001
+        );
+        apps[0].ws_connect(&ann, None).await
+    };
+    let ((), mut ann_ws) = tokio::join!(stopping.stop(), moved);
+    // The stopped node has left Redis (its presence once its grace was over).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let said = ann_ws.say("general", "moved", "m1").await;
+    let seen = ben_ws
+        .frames_until(|f| f["type"] == "message" && f["id"] == said["id"])
+        .await;
+    let offline: Vec<&Value> = seen
+        .iter()
+        .filter(|f| f["type"] == "presence" && f["user"] == "ann" && f["online"] == false)
+        .collect();
+    assert!(offline.is_empty(), "ben saw {offline:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_users_sends_over_two_nodes_share_one_rate_and_burst() {
     let Some((_pg, _redis, apps)) = cluster("rate", 2, |c| {
