@@ -127,15 +127,23 @@ async fn tell(
             LocalPresence::Disconnected { user } => {
                 presence.disconnected(user).await;
             }
+            // Behind a slow Redis, stale notices are dropped unsent, so the queue (every
+            // connection's notices, at most one a second each) drains at once.
+            LocalPresence::Typing { at, .. } if at.elapsed() > TYPING_STALE => {}
             LocalPresence::Typing {
                 room,
                 room_name,
                 user,
                 name,
+                ..
             } => presence.typing((room, &room_name), (user, &name)).await,
         }
     }
 }
+
+/// Oldest typing notice still told to the other nodes (a client shows one for a few
+/// seconds).
+const TYPING_STALE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Hand what every node says to the hub.
 async fn hear(hub: Hub, mut events: mpsc::Receiver<crate::hub::SharedPresence>) {

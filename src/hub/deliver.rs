@@ -25,6 +25,7 @@ impl Hub {
                 room_name: std::sync::Arc::from(room),
                 user: user_id,
                 name: std::sync::Arc::from(username),
+                at: std::time::Instant::now(),
             });
         }
     }

@@ -44,6 +44,8 @@ pub enum LocalPresence {
         user: i64,
         /// Their name.
         name: Arc<str>,
+        /// When: a notice that waited too long behind Redis is worth nothing any more.
+        at: std::time::Instant,
     },
 }
 
