@@ -37,7 +37,7 @@ const MAX_HASH_WAITERS: usize = 64;
 /// A session's `last_seen_at` is rewritten at most this often.
 const TOUCH_EVERY_MS: i64 = 60 * 60 * 1000;
 /// The name of the setup code in the store's server keys (see [`Auth::prepare_setup`]).
-const SETUP_KEY: &str = "setup_code";
+const SETUP_KEY: &str = crate::db::queries::SETUP_CODE_KEY;
 
 /// Why an account operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -321,11 +321,8 @@ impl Auth {
         };
         if admin == NewAdmin::IfNoAdmin {
             *self.inner.setup.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            // The account's transaction spent the stored code if it made it the administrator.
             tracing::info!(user = %user.username, "the setup link was used: this account administers the server");
-            // An administrator exists now (this account, or one made just before it).
-            if let Err(e) = self.inner.db.forget_server_key(SETUP_KEY).await {
-                tracing::warn!("cannot forget the used setup code: {e}");
-            }
         }
         tracing::info!(user = %user.username, invite = ?invite_id, "account created");
         self.start_session(user, SessionKind::Cookie, None).await

@@ -641,6 +641,31 @@ fn script<C: Sql>(c: &C, post: &Post<C>, find: &Find<C>) -> Result<Steps, C::Err
             )
         ),
     );
+    // The setup code is spent by the administrator it makes: with no administrator left and
+    // the code gone, the next registration through the setup link stays a member.
+    let admins: Vec<i64> = q::list_users(c)?
+        .iter()
+        .filter(|u| u.is_admin)
+        .map(|u| u.id)
+        .collect();
+    for id in &admins {
+        q::set_admin(c, *id, false)?;
+    }
+    q::server_key(c, q::SETUP_CODE_KEY, || b"code".to_vec())?;
+    let eve = q::insert_user(c, "Eve", "eve", "h", NewAdmin::IfNoAdmin, t + 7)?.unwrap();
+    let eve_admin = q::user_summary(c, "eve")?.is_some_and(|u| u.is_admin);
+    q::set_admin(c, eve.id, false)?;
+    q::insert_user(c, "Fay", "fay", "h", NewAdmin::IfNoAdmin, t + 8)?.unwrap();
+    let fay_admin = q::user_summary(c, "fay")?.is_some_and(|u| u.is_admin);
+    assert_eq!(
+        (eve_admin, fay_admin),
+        (true, false),
+        "the code made one administrator"
+    );
+    note("setup code spent", format!("{eve_admin} {fay_admin}"));
+    for id in &admins {
+        q::set_admin(c, *id, true)?;
+    }
     // Refused inserts come last: PostgreSQL's identities skip the value a refused insert drew
     // (SQLite's do not), which would shift every later id.
     note(

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// The name of the one-time setup code in `server_keys` (see `Auth::prepare_setup`).
+pub const SETUP_CODE_KEY: &str = "setup_code";
+
 /// Create a user and make them a member of `general`, with nothing unread. `None` if the name
 /// is taken. `admin` says whether the new account administers the server.
 pub fn insert_user<C: Sql>(
@@ -21,14 +24,27 @@ pub fn insert_user<C: Sql>(
         &format!(
             "INSERT INTO users (username, username_key, password_hash, created_at, is_admin) \
              VALUES (?1, ?2, ?3, ?4, {is_admin}) \
-             ON CONFLICT (username_key) DO NOTHING RETURNING id"
+             ON CONFLICT (username_key) DO NOTHING RETURNING id, is_admin"
         ),
         args![username, key, password_hash, now_ms],
-        |r| r.get::<i64>(0),
+        |r| Ok((r.get::<i64>(0)?, r.get::<bool>(1)?)),
     )?;
-    let Some(id) = inserted else {
+    let Some((id, made_admin)) = inserted else {
         return Ok(None);
     };
+    if made_admin && admin == NewAdmin::IfNoAdmin {
+        // The setup code is spent by the account it makes the administrator. Two
+        // registrations with it at once on two nodes may both have seen no administrator
+        // (PostgreSQL reads what was committed): the second waits for the first's deletion,
+        // finds nothing to delete, and stays a member.
+        let spent = conn.exec(
+            "DELETE FROM server_keys WHERE name = ?1",
+            args![SETUP_CODE_KEY],
+        )?;
+        if spent == 0 {
+            conn.exec("UPDATE users SET is_admin = FALSE WHERE id = ?1", args![id])?;
+        }
+    }
     conn.exec(
         "INSERT INTO memberships (room_id, user_id, joined_at, last_read) \
          SELECT r.id, ?1, ?2, COALESCE((SELECT MAX(id) FROM messages WHERE room_id = r.id), 0) \
