@@ -13,10 +13,12 @@
 //!   killed node's users are offline within a lease and a renewal.
 //! - Redis restarted empty: the next renewal finds its lease gone and announces every user
 //!   the node holds again. Redis brought back from an old snapshot (Debian's Redis saves one
-//!   now and then): a renewal finds Redis counting other users for the node than it holds
-//!   and takes out those it no longer holds (who left since), announcing the others again. Pub/sub loses what is published while a node is not subscribed,
-//!   so after every (re)subscription the node reloads the whole list
-//!   ([`PresenceEvent::Everyone`]).
+//!   now and then): each change of an instance counts in `hearth:pr:ver:{instance}`, so a
+//!   renewal finds Redis counting other changes than the node made, takes out the users
+//!   Redis says it holds and it no longer does (who left since), and announces the others
+//!   again. Pub/sub loses what is published while a node is not subscribed, so after every
+//!   (re)subscription the node reloads the whole list ([`PresenceEvent::Everyone`]): at once
+//!   the first time; a lease later when subscribed again, adding who is online meanwhile.
 //!
 //! The scripts touch keys they compute (`hearth:pr:{user}` of each reaped user), which a
 //! single Redis allows and Redis Cluster would not; cluster mode uses one Redis.
@@ -51,7 +53,8 @@ end
 ";
 
 /// ARGV: instance, user id, name, lease ms. Returns 1 when the lease had to be created (it
-/// was gone, or had run out: another node's leave may then have taken this one's users out).
+/// was gone, or had run out: another node's leave may then have taken this one's users out),
+/// and the instance's count of changes (`hearth:pr:ver:{instance}`) after this one.
 const CONNECT: &str = r"
 local missing = 0
 if not live(ARGV[1]) then missing = 1 end
@@ -61,7 +64,7 @@ redis.call('SADD', 'hearth:pr:of:' .. ARGV[1], ARGV[2])
 if redis.call('HSETNX', 'hearth:online', ARGV[2], ARGV[3]) == 1 then
   redis.call('PUBLISH', 'hearth:eph', cjson.encode({online = true, user = ARGV[3]}))
 end
-return missing
+return {missing, redis.call('INCR', 'hearth:pr:ver:' .. ARGV[1])}
 ";
 
 /// The user `uid` (a string) lost instance `inst`: offline (published) unless a live
@@ -83,15 +86,15 @@ local function leave(inst, uid)
 end
 ";
 
-/// ARGV: instance, user id.
+/// ARGV: instance, user id. Returns the instance's count of changes after this one.
 const DISCONNECT: &str = r"
 leave(ARGV[1], ARGV[2])
-return 0
+return redis.call('INCR', 'hearth:pr:ver:' .. ARGV[1])
 ";
 
 /// ARGV: instance, lease ms. Renews the lease, reaps the instances whose lease ran out.
-/// Returns 1 when this instance's lease was gone or had run out (as in `CONNECT`), and how
-/// many users Redis says this instance holds.
+/// Returns 1 when this instance's lease was gone or had run out (as in `CONNECT`), and the
+/// instance's count of changes (0 when Redis has none).
 const RENEW: &str = r"
 local missing = 0
 if not live(ARGV[1]) then missing = 1 end
@@ -101,9 +104,9 @@ for _, dead in ipairs(redis.call('ZRANGEBYSCORE', 'hearth:pr:nodes', '-inf', now
   for _, uid in ipairs(redis.call('SMEMBERS', 'hearth:pr:of:' .. dead)) do
     leave(dead, uid)
   end
-  redis.call('DEL', 'hearth:pr:of:' .. dead)
+  redis.call('DEL', 'hearth:pr:of:' .. dead, 'hearth:pr:ver:' .. dead)
 end
-return {missing, redis.call('SCARD', 'hearth:pr:of:' .. ARGV[1])}
+return {missing, tonumber(redis.call('GET', 'hearth:pr:ver:' .. ARGV[1]) or '0')}
 ";
 
 /// What goes over `hearth:eph`: a presence change (`online`), or a typing notice (with its
@@ -159,6 +162,10 @@ struct Held {
     /// Users whose last connection here closed while Redis did not answer: the next
     /// renewal takes them out.
     unleft: std::collections::HashSet<i64>,
+    /// The count of this instance's changes Redis gave with the last one it took. A renewal
+    /// that reads another count finds Redis did not keep them all (it restarted, perhaps
+    /// from an old snapshot) and repairs.
+    changes: u64,
 }
 
 impl ClusterPresence {
@@ -238,6 +245,7 @@ impl ClusterPresence {
     }
 
     /// Run the connect script; whether the lease was missing, or `None` without an answer.
+    /// Called under the writes' turn.
     async fn announce(&self, user: i64, name: &str) -> Option<bool> {
         let mut call = self.inner.connect.prepare_invoke();
         call.arg(&self.inner.instance)
@@ -245,8 +253,11 @@ impl ClusterPresence {
             .arg(name)
             .arg(self.inner.lease_ms);
         let mut redis = self.inner.redis.clone();
-        match tokio::time::timeout(TIMEOUT, call.invoke_async::<u8>(&mut redis)).await {
-            Ok(Ok(missing)) => Some(missing == 1),
+        match tokio::time::timeout(TIMEOUT, call.invoke_async::<(u8, u64)>(&mut redis)).await {
+            Ok(Ok((missing, changes))) => {
+                self.mark(|h| h.changes = changes);
+                Some(missing == 1)
+            }
             Ok(Err(e)) => {
                 tracing::debug!("cluster presence: Redis failed: {e}");
                 None
@@ -275,15 +286,19 @@ impl ClusterPresence {
         took
     }
 
-    /// Run the disconnect script for `user`; whether Redis answered.
+    /// Run the disconnect script for `user`; whether Redis answered. Called under the
+    /// writes' turn.
     async fn leave_one(&self, user: i64) -> bool {
         let mut call = self.inner.disconnect.prepare_invoke();
         call.arg(&self.inner.instance).arg(user);
         let mut redis = self.inner.redis.clone();
-        matches!(
-            tokio::time::timeout(TIMEOUT, call.invoke_async::<u8>(&mut redis)).await,
-            Ok(Ok(_))
-        )
+        match tokio::time::timeout(TIMEOUT, call.invoke_async::<u64>(&mut redis)).await {
+            Ok(Ok(changes)) => {
+                self.mark(|h| h.changes = changes);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Tell the other nodes that `user` is typing in `room` (at most once per notice the
@@ -352,23 +367,25 @@ impl ClusterPresence {
 
     /// Renew the lease and reap dead instances; when the lease was gone (Redis restarted, or
     /// this node was paused past it), a change did not reach Redis, or Redis counts other
-    /// users for this node than it holds (Redis brought back from an old snapshot: users who
+    /// changes of this node than it made (Redis brought back from an old snapshot: users who
     /// left since are in it again), announce every user held here again and take out those
     /// Redis has and this node does not hold. Whether Redis answered.
     pub async fn renew(&self) -> bool {
         let mut call = self.inner.renew.prepare_invoke();
         call.arg(&self.inner.instance).arg(self.inner.lease_ms);
         let mut redis = self.inner.redis.clone();
-        let renewed = call.invoke_async::<(u8, usize)>(&mut redis);
-        let (missing, counted) = match tokio::time::timeout(TIMEOUT, renewed).await {
-            Ok(Ok((m, counted))) => (m == 1, counted),
+        // Under the writes' turn, so that no change of this node is halfway (counted in
+        // Redis, not yet here) when the counts are compared.
+        let turn = self.inner.writes.lock().await;
+        let renewed = call.invoke_async::<(u8, u64)>(&mut redis);
+        let (missing, changes) = match tokio::time::timeout(TIMEOUT, renewed).await {
+            Ok(Ok((m, changes))) => (m == 1, changes),
             _ => return false,
         };
+        drop(turn);
         self.inner.breaker.reset();
         let (users, mut unleft) = match self.inner.here.lock() {
-            Ok(mut h)
-                if missing || h.resync || !h.unleft.is_empty() || counted != h.users.len() =>
-            {
+            Ok(mut h) if missing || h.resync || !h.unleft.is_empty() || changes != h.changes => {
                 h.resync = false;
                 let users: Vec<(i64, String)> =
                     h.users.iter().map(|(u, n)| (*u, n.clone())).collect();
@@ -432,13 +449,14 @@ impl ClusterPresence {
                 }
             })
         };
-        let mut first = true;
+        // After the first subscription: when the whole list is due (a lease after the
+        // subscription was made again), kept over the next subscriptions until it is sent.
+        let mut reload: Option<Option<tokio::time::Instant>> = None;
         loop {
             tokio::select! {
-                _ = self.follow(&events, first) => {}
+                _ = self.follow(&events, &mut reload) => {}
                 _ = stop.changed() => break,
             }
-            first = false;
             // Lost the subscription (Redis down or restarted): try again shortly.
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
@@ -450,12 +468,17 @@ impl ClusterPresence {
     }
 
     /// Subscribe, send the whole list, then forward published changes until the
-    /// subscription ends. Subscribed again (`first` false: Redis restarted, perhaps empty,
-    /// or the subscription was lost), only those on the list are sent at once, as online:
-    /// the whole list, which takes out who is not on it, follows a lease later, once every
-    /// node has written again what it holds (else every user of the other nodes would
-    /// be shown offline, then online again).
-    async fn follow(&self, events: &mpsc::Sender<PresenceEvent>, first: bool) {
+    /// subscription ends. Subscribed again (`due` is `Some`: Redis restarted, perhaps
+    /// empty, or the subscription was lost), only those on the list are sent at once, as
+    /// online: the whole list, which takes out who is not on it, follows a lease later (the
+    /// deadline in `due` outlives this subscription), once every node has written again
+    /// what it holds (else every user of the other nodes would be shown offline, then online
+    /// again).
+    async fn follow(
+        &self,
+        events: &mpsc::Sender<PresenceEvent>,
+        due: &mut Option<Option<tokio::time::Instant>>,
+    ) {
         let Ok(client) = redis::Client::open(self.inner.url.as_str()) else {
             return;
         };
@@ -472,23 +495,28 @@ impl ClusterPresence {
             return;
         };
         let period = Duration::from_millis(self.inner.lease_ms / 3);
-        let mut reload = None;
-        if first {
-            if events
-                .send(PresenceEvent::Everyone(everyone))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        } else {
-            for name in everyone {
-                if events.send(PresenceEvent::Online(name)).await.is_err() {
+        let reload = match due {
+            // The first subscription.
+            None => {
+                if events
+                    .send(PresenceEvent::Everyone(everyone))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
+                due.insert(None)
             }
-            reload = Some(tokio::time::Instant::now() + period * 3 + TIMEOUT);
-        }
+            Some(reload) => {
+                for name in everyone {
+                    if events.send(PresenceEvent::Online(name)).await.is_err() {
+                        return;
+                    }
+                }
+                reload.get_or_insert(tokio::time::Instant::now() + period * 3 + TIMEOUT);
+                reload
+            }
+        };
         let (mut sink, mut messages) = pubsub.split();
         // A subscription only listens, so a connection that went silent (a Redis host gone
         // without a reset, a frozen server) would never end it: ask Redis every third of a
@@ -503,13 +531,13 @@ impl ClusterPresence {
                 _ = tokio::time::sleep_until(reload.unwrap_or_else(tokio::time::Instant::now)),
                     if reload.is_some() =>
                 {
-                    reload = None;
                     let Some(everyone) = self.online().await else {
                         return;
                     };
                     if events.send(PresenceEvent::Everyone(everyone)).await.is_err() {
                         return;
                     }
+                    *reload = None;
                     continue;
                 }
                 _ = check.tick() => {
@@ -553,24 +581,35 @@ impl ClusterPresence {
         self.inner
             .left
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        let users: Vec<i64> = match self.inner.here.lock() {
+        let mut users: std::collections::HashSet<i64> = match self.inner.here.lock() {
             Ok(mut h) => {
                 let unleft = std::mem::take(&mut h.unleft);
                 h.users.drain().map(|(u, _)| u).chain(unleft).collect()
             }
             Err(_) => return,
         };
+        // And whoever Redis says this instance holds (after a Redis brought back from an old
+        // snapshot, not yet repaired): no renewal or reaping takes them out later.
+        let mut redis = self.inner.redis.clone();
+        let mut smembers = redis::cmd("SMEMBERS");
+        smembers.arg(format!("hearth:pr:of:{}", self.inner.instance));
+        if let Ok(Ok(recorded)) =
+            tokio::time::timeout(TIMEOUT, smembers.query_async::<Vec<i64>>(&mut redis)).await
+        {
+            users.extend(recorded);
+        }
         for user in users {
             // Without Redis, the lease running out takes them offline instead.
             if !self.leave_one(user).await {
                 return;
             }
         }
-        let mut redis = self.inner.redis.clone();
         let mut pipe = redis::pipe();
         pipe.zrem(NODES, &self.inner.instance)
             .ignore()
             .del(format!("hearth:pr:of:{}", self.inner.instance))
+            .ignore()
+            .del(format!("hearth:pr:ver:{}", self.inner.instance))
             .ignore();
         let _ = tokio::time::timeout(TIMEOUT, pipe.query_async::<()>(&mut redis)).await;
     }
