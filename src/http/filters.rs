@@ -66,6 +66,27 @@ pub fn with_state(state: App) -> impl Filter<Extract = (App,), Error = Infallibl
     warp::any().map(move || state.clone())
 }
 
+/// Refuse an API or WebSocket request whose path or query holds an encoded NUL (`%00`):
+/// PostgreSQL stores and compares no text with it, and no name or value Hearth keeps has one.
+/// (Other paths name files, which `%00` never names: those answer 404 as before.)
+pub fn no_nul() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::path::peek()
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and_then(|path: warp::path::Peek, query: String| async move {
+            let nul = |s: &str| s.as_bytes().windows(3).any(|w| w == b"%00");
+            let path = path.as_str();
+            let api = path.starts_with("api/") || path == "ws";
+            if api && (nul(path) || nul(&query)) {
+                Err(Rejection::from(AppError::bad_request(
+                    crate::protocol::NUL_REFUSED,
+                )))
+            } else {
+                Ok(())
+            }
+        })
+        .untuple_one()
+}
+
 /// The client's IP address: the peer, or — when the peer is a trusted proxy — the rightmost
 /// address in `X-Forwarded-For` that is not itself a trusted proxy.
 pub fn client_ip(state: &App) -> impl Filter<Extract = (IpAddr,), Error = Infallible> + Clone {

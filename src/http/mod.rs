@@ -44,14 +44,17 @@ pub fn routes(state: App) -> impl Filter<Extract = (Response,), Error = Infallib
     let https = state.config.is_https();
     filters::forwarded_proto()
         .and(
-            api(state.clone())
-                .map(|r: Response| no_store(r))
-                .or(upgrade::route(state.clone()).boxed())
-                .unify()
-                .or(uploads::downloads(state.clone()).boxed())
-                .unify()
-                .or(site(state).boxed())
-                .unify()
+            filters::no_nul()
+                .and(
+                    api(state.clone())
+                        .map(|r: Response| no_store(r))
+                        .or(upgrade::route(state.clone()).boxed())
+                        .unify()
+                        .or(uploads::downloads(state.clone()).boxed())
+                        .unify()
+                        .or(site(state).boxed())
+                        .unify(),
+                )
                 .recover(error::handle_rejection)
                 .unify(),
         )

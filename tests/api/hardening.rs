@@ -987,3 +987,64 @@ async fn only_the_setup_link_makes_the_first_administrator() {
     let me = app.api_ok(Method::GET, "/api/me", &second, None, 200).await;
     assert_eq!(me["is_admin"], false);
 }
+
+/// NUL is refused wherever text comes in (PostgreSQL stores and compares no text with it; the
+/// rule is the same on SQLite): an escaped NUL in a JSON body, even beside a field that does
+/// not parse as a value, and `%00` in a path or a query.
+#[tokio::test]
+async fn text_with_nul_is_refused_in_bodies_paths_and_queries() {
+    let app = TestApp::start().await;
+    let ann = app.signup("ann").await;
+    for body in [
+        json!({"body": "x\u{0}y"}),
+        json!({"body": "fine", "nonce": "n\u{0}"}),
+    ] {
+        let v = app
+            .api_err(
+                Method::POST,
+                "/api/rooms/general/messages",
+                &ann,
+                Some(&body),
+                400,
+                "bad_request",
+            )
+            .await;
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("NUL"),
+            "{v}"
+        );
+    }
+    // A field the request ignores, out of a number's range, does not carry it through.
+    let raw = r#"{"body":"x\u0000","pad":1e999}"#;
+    let res = app
+        .send(
+            app.request(Method::POST, "/api/rooms/general/messages", Some(&ann))
+                .header("origin", app.url(""))
+                .header("content-type", "application/json")
+                .body(raw),
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    for path in [
+        "/api/rooms/general%00/messages",
+        "/api/search?q=a%00b",
+        "/api/rooms/general/messages?before=1%00",
+    ] {
+        app.api_err(Method::GET, path, &ann, None, 400, "bad_request")
+            .await;
+    }
+    // An escaped backslash followed by the text u0000 is ordinary text.
+    let m = app
+        .api_ok(
+            Method::POST,
+            "/api/rooms/general/messages",
+            &ann,
+            Some(&json!({"body": "a \\u0000 b"})),
+            201,
+        )
+        .await;
+    assert_eq!(m["message"]["body"], "a \\u0000 b");
+}
