@@ -602,12 +602,13 @@ impl Follower {
             if let Some(mine) = self.handoff.in_flight() {
                 upto = upto.min(mine);
             }
-            let upto = upto.min(self.applied + self.chunk);
+            // A chunk from where delivery resumes: what lies up to `vouched` is skipped whole.
+            let from = self.applied.max(self.vouched);
+            let upto = upto.min(from + self.chunk);
             if upto <= self.applied {
                 return Ok(Read::Range(None, false));
             }
             let more = upto < head.min(limit.unwrap_or(i64::MAX));
-            let from = self.applied.max(self.vouched);
             if pruned > from {
                 return Ok(Read::Pruned(head));
             }
