@@ -463,7 +463,7 @@ fn a_sqlite_community_is_copied_into_postgres_and_verified() {
 }
 
 /// A server still writing to the SQLite file while it is copied: the copy is refused and
-/// writes nothing, rather than missing what the server acknowledges meanwhile.
+/// copies nothing, rather than missing what the server acknowledges meanwhile.
 #[test]
 fn a_copy_while_a_server_writes_to_the_file_is_refused() {
     let Some(pg) = Postgres::start() else {
@@ -503,7 +503,7 @@ fn a_copy_while_a_server_writes_to_the_file_is_refused() {
         .query_one("SELECT count(*) FROM users", &[])
         .unwrap()
         .get(0);
-    assert_eq!(users, 0, "nothing was written to PostgreSQL");
+    assert_eq!(users, 0, "nothing was copied");
 }
 
 /// The log under concurrent appends from three writers (one connection each, as three nodes

@@ -391,7 +391,7 @@ pub fn copy(sqlite: &Path, pg: &mut Client) -> Result<Report, ImportError> {
     if data_version(&watch)? != before {
         return Err(ImportError::Refused(format!(
             "{} changed while it was copied: is a server still running on it? Stop it and \
-             copy again (nothing was written to PostgreSQL)",
+             copy again (nothing was copied)",
             sqlite.display()
         )));
     }
