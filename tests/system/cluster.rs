@@ -861,6 +861,19 @@ async fn three_nodes_lose_nothing_through_process_faults() {
     );
 }
 
+/// Node `i` in a folder of its own under `dir`, on the PostgreSQL database at `url`, without
+/// Redis, its log discarded.
+fn plain_node(dir: &std::path::Path, url: &str, i: usize) -> Hearth {
+    let node_dir = dir.join(format!("node{i}"));
+    std::fs::create_dir_all(&node_dir).expect("a node folder");
+    let mut cmd = command(&node_dir, node_dir.join("absent.toml"));
+    cmd.env("CHAT_DATABASE__URL", url)
+        .env("CHAT_CLUSTER__NODE", format!("node{i}"))
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::null());
+    Hearth::start(cmd, String::new)
+}
+
 /// PostgreSQL stops answering (frozen with SIGSTOP: connections open, nothing answers).
 /// `/healthz` says so within its probe timeout instead of hanging; a node told to stop, whose
 /// shutdown waits on the database, exits on a second SIGTERM at once, or by itself once its
@@ -875,16 +888,7 @@ async fn a_node_whose_postgresql_hangs_still_answers_healthz_and_stops() {
     };
     let url = tokio::task::block_in_place(|| pg.create_database("frozen"));
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let node = |i: usize| {
-        let node_dir = dir.path().join(format!("node{i}"));
-        std::fs::create_dir_all(&node_dir).expect("a node folder");
-        let mut cmd = command(&node_dir, node_dir.join("absent.toml"));
-        cmd.env("CHAT_DATABASE__URL", &url)
-            .env("CHAT_CLUSTER__NODE", format!("node{i}"))
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::null());
-        Hearth::start(cmd, String::new)
-    };
+    let node = |i: usize| plain_node(dir.path(), &url, i);
     let (mut a, mut b) = (node(0), node(1));
     let http = http_client();
     let health = |port: u16| {
@@ -955,16 +959,7 @@ async fn a_node_that_reads_past_deleted_hub_events_makes_its_clients_read_again(
     let db = "pruned";
     let url = tokio::task::block_in_place(|| pg.create_database(db));
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let node = |i: usize| {
-        let node_dir = dir.path().join(format!("node{i}"));
-        std::fs::create_dir_all(&node_dir).expect("a node folder");
-        let mut cmd = command(&node_dir, node_dir.join("absent.toml"));
-        cmd.env("CHAT_DATABASE__URL", &url)
-            .env("CHAT_CLUSTER__NODE", format!("node{i}"))
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::null());
-        Hearth::start(cmd, String::new)
-    };
+    let node = |i: usize| plain_node(dir.path(), &url, i);
     let (a, b) = (node(0), node(1));
     let http = http_client();
     let ann = create_account(&http, a.port, "ann").await;
