@@ -143,10 +143,8 @@ pub async fn post_through(
         attachments: Vec::new(),
     };
     let msg = messages::post(state, draft, async || {
-        state.message_rate.take(account).await.map_err(|ms| {
-            AppError::new(Code::RateLimited, "This hook is posting too fast.")
-                .retry_after(Duration::from_millis(ms))
-        })
+        let why = "This hook is posting too fast.";
+        state.message_rate.spend(account, why).await
     })
     .await?;
     if let Err(e) = state.db.touch_hook(id).await {

@@ -45,6 +45,8 @@ pub async fn edit(
 ) -> Result<StoredMessage, AppError> {
     check_nonce(nonce.as_deref())?;
     let body = trimmed_body(body)?;
+    let why = "You are editing messages too fast.";
+    state.message_rate.spend(actor.user_id, why).await?;
     let (user_id, origin) = (actor.user_id, actor.origin);
     let window = state.config.messages.edit_window_ms();
     let hub = state.hub.clone();
@@ -64,6 +66,8 @@ pub async fn delete(
     nonce: Option<String>,
 ) -> Result<(), AppError> {
     check_nonce(nonce.as_deref())?;
+    let why = "You are deleting messages too fast.";
+    state.message_rate.spend(actor.user_id, why).await?;
     let (user_id, origin) = (actor.user_id, actor.origin);
     let username = actor.username.to_string();
     let window = state.config.messages.edit_window_ms();
@@ -104,6 +108,8 @@ pub async fn react(
             "A reaction is 1 to 16 characters, without spaces.",
         ));
     }
+    let why = "You are reacting too fast.";
+    state.message_rate.spend(actor.user_id, why).await?;
     let (user_id, origin) = (actor.user_id, actor.origin);
     let username = actor.username.to_string();
     let result = state

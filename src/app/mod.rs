@@ -79,6 +79,15 @@ impl MessageRate {
             MessageRate::Cluster(rate) => rate.take(user).await,
         }
     }
+
+    /// [`MessageRate::take`] for a change others see (a message, an edit, a reaction, a file,
+    /// a room's topic): `rate_limited` saying `why`, with when to retry.
+    pub async fn spend(&self, user: i64, why: &'static str) -> Result<(), error::AppError> {
+        self.take(user).await.map_err(|ms| {
+            error::AppError::new(error::Code::RateLimited, why)
+                .retry_after(std::time::Duration::from_millis(ms))
+        })
+    }
 }
 
 /// What every handler shares (through [`App`]).

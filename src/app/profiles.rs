@@ -3,8 +3,6 @@
 //! every profile with something set, and a `profile` frame goes to every connection when one
 //! changes.
 
-use std::time::Duration;
-
 use bytes::Buf;
 use futures_util::Stream;
 
@@ -74,6 +72,9 @@ pub async fn update(
         .map(|d| clean(d, MAX_DISPLAY_NAME, "display name"))
         .transpose()?;
     let status = status.map(|s| clean(s, MAX_STATUS, "status")).transpose()?;
+    // Every connection everywhere hears a profile change: one token of the message rate.
+    let why = "You are changing your profile too fast.";
+    state.message_rate.spend(user_id, why).await?;
     let profile = state
         .db
         .update_profile(user_id, display_name, status)
@@ -100,10 +101,8 @@ where
     if length.is_some_and(|n| n > cfg.max_bytes) {
         return Err(uploads::too_large(cfg.max_bytes));
     }
-    state.message_rate.take(user_id).await.map_err(|ms| {
-        AppError::new(Code::RateLimited, "You are changing your picture too fast.")
-            .retry_after(Duration::from_millis(ms))
-    })?;
+    let why = "You are changing your picture too fast.";
+    state.message_rate.spend(user_id, why).await?;
     let (temp, received) = uploads::receive(&state.files, body, cfg.max_bytes).await?;
     let kind = Kind::sniff(&received.head).ok_or_else(bad_image)?;
     let _permit = state

@@ -543,6 +543,12 @@ pub async fn update(
         .map(|t| domain::parse_topic(t).ok_or(RoomError::TopicTooLong))
         .transpose()?
         .map(str::to_string);
+    // Every member hears the change (and connections starting meanwhile read their rooms
+    // again): one token of the message rate, so a loop cannot keep a room changing.
+    let why = "You are changing rooms too fast.";
+    if let Err(ms) = state.message_rate.take(user.id).await {
+        return Err(RoomError::Quota(why, ms.div_ceil(1000)));
+    }
     let name = name.to_string();
     let uid = user.id;
     let username = user.username.clone();

@@ -60,10 +60,8 @@ where
             return Err(over_quota());
         }
     }
-    state.message_rate.take(f.user_id).await.map_err(|ms| {
-        AppError::new(Code::RateLimited, "You are sending files too fast.")
-            .retry_after(Duration::from_millis(ms))
-    })?;
+    let why = "You are sending files too fast.";
+    state.message_rate.spend(f.user_id, why).await?;
     let (temp, received) = receive(&state.files, body, cfg.max_bytes).await?;
     let kind = Kind::sniff(&received.head);
     let permit = match kind {

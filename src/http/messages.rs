@@ -135,13 +135,8 @@ pub async fn post(
         attachments: body.attachments,
     };
     let msg = messages::post(&state, draft, async || {
-        state.message_rate.take(id.user.id).await.map_err(|ms| {
-            AppError::new(
-                crate::app::error::Code::RateLimited,
-                "You are sending messages too fast.",
-            )
-            .retry_after(std::time::Duration::from_millis(ms))
-        })
+        let why = "You are sending messages too fast.";
+        state.message_rate.spend(id.user.id, why).await
     })
     .await?;
     let reply = warp::reply::json(&json!({ "message": MessageView::from(&msg) }));

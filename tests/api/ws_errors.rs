@@ -1,5 +1,6 @@
 //! Refused upgrades and refused frames: every `error` code, and the connection stays usable.
 
+use reqwest::Method;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -325,4 +326,124 @@ async fn error_frames_echo_the_nonce_of_the_refused_frame() {
 
     assert_eq!(missing_body["nonce"], "no-body");
     assert_eq!(wrong_type["nonce"], "typed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_others_see_spends_the_message_rate() {
+    // Three tokens, the next one 10 s away: no refill during the test.
+    let app = TestApp::with_config(|c| {
+        c.limits.messages_per_second = 0.1;
+        c.limits.message_burst = 3;
+    })
+    .await;
+
+    // Edits and reactions over the WebSocket: a message (1), two more changes (2, 3), then
+    // `rate_limited` with when to retry, echoing the nonce.
+    for (who, frame) in [
+        (
+            "editor",
+            json!({"type": "edit", "body": "again", "nonce": "x"}),
+        ),
+        (
+            "reactor",
+            json!({"type": "react", "emoji": "👍", "on": true, "nonce": "x"}),
+        ),
+    ] {
+        let auth = app.signup(who).await;
+        let mut ws = app.ws_connect(&auth, None).await;
+        let ack = ws.send_and_ack("first", &format!("{who}-1")).await;
+        let id = ack["id"].as_i64().unwrap();
+        for (i, on) in [true, false, true].into_iter().enumerate() {
+            let mut f = frame.clone();
+            f["id"] = json!(id);
+            f["on"] = json!(on);
+            f["body"] = json!(format!("again {i}"));
+            f["nonce"] = json!(format!("{who}-c{i}"));
+            if frame["type"] == "edit" {
+                f.as_object_mut().unwrap().remove("on");
+            } else {
+                f.as_object_mut().unwrap().remove("body");
+            }
+            ws.send_json(&f).await;
+            let got = ws.next_skipping(&["presence", "typing"]).await;
+            if i < 2 {
+                assert_ne!(got["type"], "error", "{who}'s change {i}: {got}");
+                continue;
+            }
+            assert_eq!(got["code"], "rate_limited", "{who}: {got}");
+            assert_eq!(got["nonce"], format!("{who}-c{i}"));
+            let ms = got["retry_after_ms"].as_u64().expect("retry_after_ms");
+            assert!(ms > 1000 && ms <= 10_000, "{who}: retry after {ms} ms");
+        }
+    }
+
+    // Deletions, a room's topic and one's profile over HTTP: 429 with Retry-After once three
+    // tokens are spent.
+    let deleter = app.signup("deleter").await;
+    let mut ids = Vec::new();
+    for body in ["one", "two"] {
+        let path = "/api/rooms/general/messages";
+        let m = app
+            .api_ok(
+                Method::POST,
+                path,
+                &deleter,
+                Some(&json!({ "body": body })),
+                201,
+            )
+            .await;
+        ids.push(m["message"]["id"].as_i64().unwrap());
+    }
+    app.api_ok(
+        Method::DELETE,
+        &format!("/api/messages/{}", ids[0]),
+        &deleter,
+        None,
+        204,
+    )
+    .await;
+    let path = format!("/api/messages/{}", ids[1]);
+    app.api_err(Method::DELETE, &path, &deleter, None, 429, "rate_limited")
+        .await;
+
+    let topics = app.signup("topics").await;
+    app.create_room(&topics, "loop", true).await;
+    for i in 0..3 {
+        let body = json!({ "topic": format!("topic {i}") });
+        app.api_ok(Method::PATCH, "/api/rooms/loop", &topics, Some(&body), 200)
+            .await;
+    }
+    let body = json!({ "topic": "one too many" });
+    app.api_err(
+        Method::PATCH,
+        "/api/rooms/loop",
+        &topics,
+        Some(&body),
+        429,
+        "rate_limited",
+    )
+    .await;
+    let room = app.my_room(&topics, "loop").await.expect("the room");
+    assert_eq!(room["topic"], "topic 2");
+
+    let profile = app.signup("profile").await;
+    for i in 0..3 {
+        let body = json!({ "status": format!("status {i}") });
+        app.api_ok(Method::PATCH, "/api/me", &profile, Some(&body), 200)
+            .await;
+    }
+    let res = app
+        .send(
+            app.request(Method::PATCH, "/api/me", Some(&profile))
+                .header("origin", &app.base)
+                .json(&json!({ "status": "one too many" })),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 429);
+    let after: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=10).contains(&after), "Retry-After {after}");
 }

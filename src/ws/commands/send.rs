@@ -2,10 +2,8 @@
 //! ([`messages::send`]); the connection adds what it knows (its rooms) and its per-user rate
 //! limit.
 
-use std::time::Duration;
-
 use super::Context;
-use crate::app::error::{AppError, Code};
+use crate::app::error::AppError;
 use crate::app::messages::{self, Draft};
 use crate::domain::valid_nonce;
 
@@ -45,18 +43,9 @@ impl SendMessage {
             attachments: self.attachments,
         };
         messages::send(&cx.state, draft, async || {
-            cx.state
-                .message_rate
-                .take(cx.user.id)
-                .await
-                .map_err(rate_limited)
+            let why = "You are sending messages too fast.";
+            cx.state.message_rate.spend(cx.user.id, why).await
         })
         .await
     }
-}
-
-/// `rate_limited`, to retry after `ms`.
-fn rate_limited(ms: u64) -> AppError {
-    AppError::new(Code::RateLimited, "You are sending messages too fast.")
-        .retry_after(Duration::from_millis(ms))
 }
