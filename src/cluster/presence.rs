@@ -38,6 +38,8 @@ use crate::hub::SharedPresence as PresenceEvent;
 
 /// Longest a presence change waits for Redis.
 pub const TIMEOUT: Duration = Duration::from_millis(500);
+/// Users a repair (or a node's leave) tells Redis about in one round trip.
+const REPAIR_CHUNK: usize = 128;
 /// The channel presence changes are published on.
 const CHANNEL: &str = "hearth:eph";
 const NODES: &str = "hearth:pr:nodes";
@@ -328,10 +330,14 @@ impl ClusterPresence {
         }
     }
 
-    /// Of `users`, those online on any node, or `None` when Redis does not answer.
+    /// Of `users`, those online on any node, or `None` when Redis does not answer (or
+    /// failed a moment ago: Web Push does not wait for it each time).
     pub async fn online_among(&self, users: &[i64]) -> Option<Vec<i64>> {
         if users.is_empty() {
             return Some(Vec::new());
+        }
+        if !self.inner.breaker.closed() {
+            return None;
         }
         let mut redis = self.inner.redis.clone();
         let mut cmd = redis::cmd("HMGET");
@@ -347,7 +353,10 @@ impl ClusterPresence {
                     .map(|(u, _)| *u)
                     .collect(),
             ),
-            _ => None,
+            _ => {
+                self.inner.breaker.trip();
+                None
+            }
         }
     }
 
@@ -394,40 +403,124 @@ impl ClusterPresence {
             Ok(_) => return true,
             Err(_) => return false,
         };
-        let mut answered = true;
+        let Some(recorded) = self.recorded().await else {
+            self.retry_later(unleft);
+            return false;
+        };
+        unleft.extend(recorded.into_iter().filter(|u| !self.holds(*u)));
+        let unleft: Vec<i64> = unleft.into_iter().collect();
+        // In chunks, each under the writes' turn with who is held checked again under it:
+        // one who came back or left meanwhile was told by their own connect or leave, which a
+        // repair must not undo. The first chunk Redis does not take ends the repair until the
+        // next renewal: one wait of at most `TIMEOUT` however many users, so the renewals
+        // (this node's lease) never wait behind a repair through a Redis going away.
+        for (i, chunk) in unleft.chunks(REPAIR_CHUNK).enumerate() {
+            let turn = self.inner.writes.lock().await;
+            let gone: Vec<i64> = chunk.iter().copied().filter(|u| !self.holds(*u)).collect();
+            if !self.leave_many(&gone).await {
+                drop(turn);
+                self.retry_later(unleft[i * REPAIR_CHUNK..].iter().copied());
+                return false;
+            }
+        }
+        for chunk in users.chunks(REPAIR_CHUNK) {
+            let turn = self.inner.writes.lock().await;
+            let held: Vec<&(i64, String)> = chunk.iter().filter(|(u, _)| self.holds(*u)).collect();
+            if !self.announce_many(&held).await {
+                drop(turn);
+                self.retry_later([]);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A repair Redis did not take: the next renewal announces everyone again and takes out
+    /// `unleft` (those of them not held here meanwhile); connects and leaves skip Redis for
+    /// a moment.
+    fn retry_later(&self, unleft: impl IntoIterator<Item = i64>) {
+        self.inner.breaker.trip();
+        self.mark(|h| {
+            h.resync = true;
+            let gone: Vec<i64> = unleft
+                .into_iter()
+                .filter(|u| !h.users.contains_key(u))
+                .collect();
+            h.unleft.extend(gone);
+        });
+    }
+
+    /// The users Redis says this instance holds, or `None` without an answer.
+    async fn recorded(&self) -> Option<Vec<i64>> {
+        let mut redis = self.inner.redis.clone();
         let mut smembers = redis::cmd("SMEMBERS");
         smembers.arg(format!("hearth:pr:of:{}", self.inner.instance));
         match tokio::time::timeout(TIMEOUT, smembers.query_async::<Vec<i64>>(&mut redis)).await {
-            Ok(Ok(recorded)) => unleft.extend(recorded.into_iter().filter(|u| !self.holds(*u))),
-            _ => answered = false,
+            Ok(Ok(recorded)) => Some(recorded),
+            _ => None,
         }
-        // Each user checked again under the turn: one who came back or left meanwhile was
-        // told by their own connect or leave, which a repair must not undo.
-        let mut still_unleft = Vec::new();
-        for &user in &unleft {
-            let _turn = self.inner.writes.lock().await;
-            if !self.holds(user) && !self.leave_one(user).await {
-                answered = false;
-                still_unleft.push(user);
+    }
+
+    /// Run the disconnect script for each of `users` in one round trip; whether Redis took
+    /// them all. Called under the writes' turn.
+    async fn leave_many(&self, users: &[i64]) -> bool {
+        let Some(&last) = users.last() else {
+            return true;
+        };
+        let script = &self.inner.disconnect;
+        let mut pipe = redis::pipe();
+        pipe.load_script(script).ignore();
+        for user in &users[..users.len() - 1] {
+            pipe.invoke_script(script.arg(&self.inner.instance).arg(*user))
+                .ignore();
+        }
+        pipe.invoke_script(script.arg(&self.inner.instance).arg(last));
+        let mut redis = self.inner.redis.clone();
+        match tokio::time::timeout(TIMEOUT, pipe.query_async::<(u64,)>(&mut redis)).await {
+            Ok(Ok((changes,))) => {
+                self.mark(|h| h.changes = changes);
+                true
             }
+            _ => false,
         }
-        for (user, name) in &users {
-            let _turn = self.inner.writes.lock().await;
-            if self.holds(*user) {
-                answered &= self.announce(*user, name).await.is_some();
+    }
+
+    /// Run the connect script for each of `users` in one round trip; whether Redis took them
+    /// all. Called under the writes' turn.
+    async fn announce_many(&self, users: &[&(i64, String)]) -> bool {
+        let Some((last, _)) = users.split_last() else {
+            return true;
+        };
+        let script = &self.inner.connect;
+        let lease = self.inner.lease_ms;
+        let mut pipe = redis::pipe();
+        pipe.load_script(script).ignore();
+        for (user, name) in users[..users.len() - 1].iter().copied() {
+            pipe.invoke_script(
+                script
+                    .arg(&self.inner.instance)
+                    .arg(*user)
+                    .arg(name)
+                    .arg(lease),
+            )
+            .ignore();
+        }
+        let (user, name) = last;
+        pipe.invoke_script(
+            script
+                .arg(&self.inner.instance)
+                .arg(*user)
+                .arg(name)
+                .arg(lease),
+        );
+        let mut redis = self.inner.redis.clone();
+        match tokio::time::timeout(TIMEOUT, pipe.query_async::<((u8, u64),)>(&mut redis)).await {
+            Ok(Ok(((_, changes),))) => {
+                self.mark(|h| h.changes = changes);
+                true
             }
+            _ => false,
         }
-        if !answered {
-            // Try again at the next renewal.
-            self.mark(|h| {
-                h.resync = true;
-                let gone = still_unleft
-                    .into_iter()
-                    .filter(|u| !h.users.contains_key(u));
-                h.unleft.extend(gone.collect::<Vec<_>>());
-            });
-        }
-        answered
     }
 
     /// Until `stop` flips: renew every third of the lease, and hand every presence change
@@ -590,20 +683,15 @@ impl ClusterPresence {
         };
         // And whoever Redis says this instance holds (after a Redis brought back from an old
         // snapshot, not yet repaired): no renewal or reaping takes them out later.
-        let mut redis = self.inner.redis.clone();
-        let mut smembers = redis::cmd("SMEMBERS");
-        smembers.arg(format!("hearth:pr:of:{}", self.inner.instance));
-        if let Ok(Ok(recorded)) =
-            tokio::time::timeout(TIMEOUT, smembers.query_async::<Vec<i64>>(&mut redis)).await
-        {
-            users.extend(recorded);
-        }
-        for user in users {
+        users.extend(self.recorded().await.unwrap_or_default());
+        let users: Vec<i64> = users.into_iter().collect();
+        for chunk in users.chunks(REPAIR_CHUNK) {
             // Without Redis, the lease running out takes them offline instead.
-            if !self.leave_one(user).await {
+            if !self.leave_many(chunk).await {
                 return;
             }
         }
+        let mut redis = self.inner.redis.clone();
         let mut pipe = redis::pipe();
         pipe.zrem(NODES, &self.inner.instance)
             .ignore()

@@ -640,6 +640,41 @@ async fn a_redis_brought_back_from_an_old_snapshot_forgets_who_left_since() {
     );
 }
 
+/// The same with hundreds of users: the repair goes in chunks (of 128 users a round trip), and
+/// every user who left since the snapshot is taken out, every one who came is announced.
+#[tokio::test]
+async fn a_repair_of_hundreds_of_users_takes_out_and_announces_every_one() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let a = ClusterPresence::new(&redis.url(), "a", LEASE).unwrap();
+    let name = |u: i64| format!("u{u:03}");
+    for u in 0..300 {
+        assert!(a.connected(u, &name(u)).await);
+    }
+    let mut c = redis::Client::open(redis.url())
+        .and_then(|c| c.get_connection())
+        .expect("Redis answers");
+    redis::cmd("SAVE")
+        .query::<String>(&mut c)
+        .expect("a snapshot");
+    drop(c);
+    // 0..170 leave, 300..450 come.
+    for u in 0..170 {
+        assert!(a.disconnected(u).await);
+    }
+    for u in 300..450 {
+        assert!(a.connected(u, &name(u)).await);
+    }
+    redis.kill();
+    redis.restart();
+    until_redis_answers(&a).await;
+    assert_eq!(a.online().await.map(|o| o.len()), Some(300), "the snapshot");
+    assert!(a.renew().await);
+    let expected: Vec<String> = (170..450).map(name).collect();
+    assert_eq!(a.online().await, Some(expected));
+}
+
 /// A node paused past its lease, not yet reaped: another node's leave takes the user it
 /// shares with it offline (the paused node's lease ran out). When the paused node renews, it
 /// finds its lease had run out and announces its users again.
