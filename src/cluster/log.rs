@@ -492,13 +492,15 @@ impl Follower {
     /// chunks a queue can take, paced like a catch-up's (a batch's parts may carry far more
     /// than a short queue holds). Never reads the log.
     fn deliver_notified(&mut self, batch: Vec<Committed>, upto: i64) {
-        let skipped = upto <= self.vouched;
-        let mut items = batch.into_iter().skip(1).filter(|_| !skipped).peekable();
-        let size = usize::try_from(self.chunk).unwrap_or(usize::MAX);
-        while items.peek().is_some() {
-            self.hub.fan_out_remote(items.by_ref().take(size).collect());
-            if items.peek().is_some() {
-                self.pace();
+        // Up to `vouched`, every connection read it from the store.
+        if upto > self.vouched {
+            let mut items = batch.into_iter().skip(1).peekable();
+            let size = usize::try_from(self.chunk).unwrap_or(usize::MAX);
+            while items.peek().is_some() {
+                self.hub.fan_out_remote(items.by_ref().take(size).collect());
+                if items.peek().is_some() {
+                    self.pace();
+                }
             }
         }
         self.applied = upto;
@@ -663,10 +665,7 @@ impl Follower {
             self.applied.max(self.vouched)
         );
         self.vouched = head;
-        self.hub.reset_or_abort(Some(head));
-        let head = self.handoff.in_flight().map_or(head, |mine| head.min(mine));
-        self.applied = self.applied.max(head);
-        self.hub.metrics().log_read(self.applied);
+        self.go_on_from(head, Some(head));
     }
 
     /// After a long gap, this node cannot vouch for what its connections missed (the hub's
@@ -705,20 +704,23 @@ impl Follower {
         if self.reader.in_transaction() {
             let _ = self.reader.batch("ROLLBACK");
         }
-        loop {
+        let head = loop {
             match queries::log_head(&self.reader) {
-                Ok(head) => {
-                    let head = self.handoff.in_flight().map_or(head, |mine| head.min(mine));
-                    self.applied = self.applied.max(head);
-                    break;
-                }
+                Ok(head) => break head,
                 Err(e) if !self.handoff.has_writer_stopped() => {
                     tracing::warn!("cannot read the log's head: {e}");
                     std::thread::sleep(RETRY);
                 }
-                Err(_) => break,
+                Err(_) => break self.applied,
             }
-        }
+        };
+        self.go_on_from(head, upto);
+    }
+
+    /// [`Follower::go_on_from_head`] with the head read.
+    fn go_on_from(&mut self, head: i64, upto: Option<i64>) {
+        let head = self.handoff.in_flight().map_or(head, |mine| head.min(mine));
+        self.applied = self.applied.max(head);
         self.hub
             .reset_or_abort(Some(upto.map_or(self.applied, |u| u.max(self.applied))));
         self.hub.metrics().log_read(self.applied);

@@ -111,6 +111,16 @@ end
 return {missing, tonumber(redis.call('GET', 'hearth:pr:ver:' .. ARGV[1]) or '0')}
 ";
 
+/// When a subscription sends the whole list of who is online.
+enum Reload {
+    /// At once: it is the first.
+    First,
+    /// Sent; due again a lease after a subscription made again.
+    Sent,
+    /// Due at this moment (kept over the subscriptions made again until it is sent).
+    Due(tokio::time::Instant),
+}
+
 /// What goes over `hearth:eph`: a presence change (`online`), or a typing notice (with its
 /// room, the typer's id and the instance it came from, which ignores its own).
 #[derive(serde::Serialize, Deserialize)]
@@ -542,9 +552,7 @@ impl ClusterPresence {
                 }
             })
         };
-        // After the first subscription: when the whole list is due (a lease after the
-        // subscription was made again), kept over the next subscriptions until it is sent.
-        let mut reload: Option<Option<tokio::time::Instant>> = None;
+        let mut reload = Reload::First;
         loop {
             tokio::select! {
                 _ = self.follow(&events, &mut reload) => {}
@@ -561,17 +569,12 @@ impl ClusterPresence {
     }
 
     /// Subscribe, send the whole list, then forward published changes until the
-    /// subscription ends. Subscribed again (`due` is `Some`: Redis restarted, perhaps
-    /// empty, or the subscription was lost), only those on the list are sent at once, as
-    /// online: the whole list, which takes out who is not on it, follows a lease later (the
-    /// deadline in `due` outlives this subscription), once every node has written again
-    /// what it holds (else every user of the other nodes would be shown offline, then online
-    /// again).
-    async fn follow(
-        &self,
-        events: &mpsc::Sender<PresenceEvent>,
-        due: &mut Option<Option<tokio::time::Instant>>,
-    ) {
+    /// subscription ends. Subscribed again (Redis restarted, perhaps empty, or the
+    /// subscription was lost), only those on the list are sent at once, as online: the whole
+    /// list, which takes out who is not on it, follows a lease later (the deadline in `due`
+    /// outlives this subscription), once every node has written again what it holds (else
+    /// every user of the other nodes would be shown offline, then online again).
+    async fn follow(&self, events: &mpsc::Sender<PresenceEvent>, due: &mut Reload) {
         let Ok(client) = redis::Client::open(self.inner.url.as_str()) else {
             return;
         };
@@ -588,34 +591,35 @@ impl ClusterPresence {
             return;
         };
         let period = Duration::from_millis(self.inner.lease_ms / 3);
-        let reload = match due {
-            // The first subscription.
-            None => {
-                if events
-                    .send(PresenceEvent::Everyone(everyone))
-                    .await
-                    .is_err()
-                {
+        if let Reload::First = due {
+            if events
+                .send(PresenceEvent::Everyone(everyone))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            *due = Reload::Sent;
+        } else {
+            for name in everyone {
+                if events.send(PresenceEvent::Online(name)).await.is_err() {
                     return;
                 }
-                due.insert(None)
             }
-            Some(reload) => {
-                for name in everyone {
-                    if events.send(PresenceEvent::Online(name)).await.is_err() {
-                        return;
-                    }
-                }
-                reload.get_or_insert(tokio::time::Instant::now() + period * 3 + TIMEOUT);
-                reload
+            if let Reload::Sent = due {
+                *due = Reload::Due(tokio::time::Instant::now() + period * 3 + TIMEOUT);
             }
-        };
+        }
         let (mut sink, mut messages) = pubsub.split();
         // A subscription only listens, so a connection that went silent (a Redis host gone
         // without a reset, a frozen server) would never end it: ask Redis every third of a
         // lease, and subscribe again when it does not answer.
         let mut check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
+            let reload = match *due {
+                Reload::Due(at) => Some(at),
+                _ => None,
+            };
             let msg = tokio::select! {
                 msg = messages.next() => match msg {
                     Some(msg) => msg,
@@ -630,7 +634,7 @@ impl ClusterPresence {
                     if events.send(PresenceEvent::Everyone(everyone)).await.is_err() {
                         return;
                     }
-                    *reload = None;
+                    *due = Reload::Sent;
                     continue;
                 }
                 _ = check.tick() => {

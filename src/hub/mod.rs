@@ -208,20 +208,22 @@ struct Membership {
 impl Membership {
     /// `user`'s rooms changed at `epoch`.
     fn changed(&mut self, user: i64, epoch: u64) {
-        if self.changed.len() >= MEMBERSHIP_USERS {
-            self.changed.clear();
-            self.floor = epoch;
-        }
-        self.changed.insert(user, epoch);
+        Self::note(&mut self.changed, &mut self.floor, user, epoch);
     }
 
     /// `room`'s name or topic changed at `epoch`.
     fn room_changed(&mut self, room: i64, epoch: u64) {
-        if self.rooms.len() >= MEMBERSHIP_USERS {
-            self.rooms.clear();
-            self.floor = epoch;
+        Self::note(&mut self.rooms, &mut self.floor, room, epoch);
+    }
+
+    /// `id` changed at `epoch` in `map`, which is emptied (every read before `epoch` then
+    /// refused, through `floor`) when it holds [`MEMBERSHIP_USERS`] already.
+    fn note(map: &mut HashMap<i64, u64>, floor: &mut u64, id: i64, epoch: u64) {
+        if map.len() >= MEMBERSHIP_USERS {
+            map.clear();
+            *floor = epoch;
         }
-        self.rooms.insert(room, epoch);
+        map.insert(id, epoch);
     }
 
     /// Whether a read of `user`'s rooms (`rooms`, as read) begun at `epoch` may have missed
