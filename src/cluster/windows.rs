@@ -14,6 +14,10 @@
 //!   caller counts on its own node instead (`Verdict::Unknown`; see `limits::Limiter`):
 //!   while Redis is away each node allows the whole limit alone, and nothing waits for
 //!   Redis. What was counted there stays there; what was counted here is taken back here.
+//!   A reservation that timed out may still run in Redis later: it is taken back there at
+//!   once (the release follows it on the same connection), so it counts once, here. A clear
+//!   Redis did not take (a successful login forgiving failures) is kept and made with the
+//!   next reservation that reaches Redis.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -75,7 +79,14 @@ struct Inner {
     reserve: Script,
     release: Script,
     breaker: Breaker,
+    /// Keys (whole) cleared while Redis did not answer, to clear there with the next
+    /// reservation that reaches it; at most [`PENDING_CLEARS`].
+    pending_clears: std::sync::Mutex<Vec<String>>,
 }
+
+/// Clears kept for Redis at most; more (a long outage with many logins) are forgotten, and
+/// what they would have cleared leaves its window on its own.
+const PENDING_CLEARS: usize = 10_000;
 
 impl std::fmt::Debug for ClusterWindows {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -100,6 +111,7 @@ impl ClusterWindows {
                 reserve: Script::new(&format!("{LUA_NOW_MS}{RESERVE}")),
                 release: Script::new(RELEASE),
                 breaker: Breaker::default(),
+                pending_clears: std::sync::Mutex::new(Vec::new()),
             }),
             prefix: Arc::from("hearth:w:"),
         })
@@ -144,16 +156,75 @@ impl ClusterWindows {
         let member = format!("{}:{n}", inner.instance);
         let mut call = inner.reserve.prepare_invoke();
         call.arg(&member);
+        let mut keys = Vec::new();
         for (key, limit) in checks.iter().filter(|(_, l)| l.max > 0) {
             call.key(self.key(key))
                 .arg(limit.max)
                 .arg(limit.window.as_millis().max(1) as u64);
+            keys.push(key.to_string());
         }
         let mut redis = inner.redis.clone();
-        match self.answer(call.invoke_async::<u64>(&mut redis)).await {
-            Some(0) => Verdict::Counted(member),
-            Some(retry_ms) => Verdict::Full((retry_ms / 1000).max(1)),
-            None => Verdict::Unknown,
+        let clears = self.take_pending_clears();
+        let answer = if clears.is_empty() {
+            tokio::time::timeout(TIMEOUT, call.invoke_async::<u64>(&mut redis)).await
+        } else {
+            // The clears first, in the same round trip.
+            let mut pipe = redis::pipe();
+            pipe.load_script(&inner.reserve)
+                .ignore()
+                .del(&clears)
+                .ignore()
+                .invoke_script(&call);
+            let asked = pipe.query_async::<(u64,)>(&mut redis);
+            let answer = tokio::time::timeout(TIMEOUT, asked).await;
+            let answer = answer.map(|r| r.map(|(retry_ms,)| retry_ms));
+            if !matches!(answer, Ok(Ok(_))) {
+                self.keep_pending_clears(clears);
+            }
+            answer
+        };
+        match answer {
+            Ok(Ok(retry_ms)) => {
+                inner.breaker.reset();
+                match retry_ms {
+                    0 => Verdict::Counted(member),
+                    ms => Verdict::Full((ms / 1000).max(1)),
+                }
+            }
+            failed => {
+                if let Ok(Err(e)) = failed {
+                    tracing::debug!("cluster windows: Redis failed: {e}");
+                }
+                // Perhaps asked and not answered (a timeout, a connection lost): Redis may
+                // still count it. Taken back there (after it, on the same connection), since
+                // the caller counts it here instead.
+                inner.breaker.trip();
+                let me = self.clone();
+                tokio::spawn(async move { me.release(&keys, &member).await });
+                Verdict::Unknown
+            }
+        }
+    }
+
+    /// The clears Redis did not take yet.
+    fn take_pending_clears(&self) -> Vec<String> {
+        match self.inner.pending_clears.lock() {
+            Ok(mut pending) => std::mem::take(&mut *pending),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Keep `keys` (whole) to clear in Redis with a later reservation.
+    fn keep_pending_clears(&self, keys: impl IntoIterator<Item = String>) {
+        if let Ok(mut pending) = self.inner.pending_clears.lock() {
+            for key in keys {
+                if pending.len() >= PENDING_CLEARS {
+                    break;
+                }
+                if !pending.contains(&key) {
+                    pending.push(key);
+                }
+            }
         }
     }
 
@@ -175,19 +246,26 @@ impl ClusterWindows {
             .is_some()
     }
 
-    /// Forget every event of `key` on every node. Whether Redis took it. Skipped for a
-    /// moment after Redis failed, like a reservation: what was counted there meanwhile
-    /// leaves its window on its own.
+    /// Forget every event of `key` on every node. Whether Redis took it now. Skipped for a
+    /// moment after Redis failed, like a reservation; one not taken is made with the next
+    /// reservation that reaches Redis.
     pub async fn clear(&self, key: &str) -> bool {
+        let key = self.key(key);
         if !self.inner.breaker.closed() {
+            self.keep_pending_clears([key]);
             return false;
         }
         let mut redis = self.inner.redis.clone();
         let mut del = redis::cmd("DEL");
-        del.arg(self.key(key));
-        self.answer(del.query_async::<i64>(&mut redis))
+        del.arg(&key);
+        let took = self
+            .answer(del.query_async::<i64>(&mut redis))
             .await
-            .is_some()
+            .is_some();
+        if !took {
+            self.keep_pending_clears([key]);
+        }
+        took
     }
 
     /// The answer to `call` if it came within [`TIMEOUT`]; a failure makes the next requests

@@ -912,3 +912,39 @@ async fn a_frozen_redis_is_waited_for_once_briefly_then_skipped() {
     assert_eq!(taken.len(), 1, "counted on the node: two in all");
     drop(frozen);
 }
+
+/// A reservation Redis runs only after its caller stopped waiting (frozen, then thawed)
+/// counts once: on the node that counted it instead, since it is taken back in Redis. A clear
+/// (a successful login forgiving failures) that Redis did not take is made with the node's
+/// next reservation that reaches it.
+#[tokio::test]
+async fn a_late_reservation_is_taken_back_and_a_missed_clear_made_later() {
+    let Some(redis) = Redis::start() else { return };
+    let nodes = limiters(&redis).await;
+    let three = per_minute(3);
+    let (held, _) = attempts(&nodes[1..2], 2, &[("u:gus", three)]).await;
+    assert_eq!(held.len(), 2, "two of gus' failures counted in Redis");
+
+    let frozen = redis.freeze();
+    assert!(nodes[0].reserve(&[("u:hal", three)]).await.is_ok());
+    nodes[1].clear("u:gus").await;
+    drop(frozen);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Node c asks Redis: hal's late reservation was taken back there.
+    let (hal, _) = attempts(&nodes[2..3], 5, &[("u:hal", three)]).await;
+    assert_eq!(
+        hal.len(),
+        3,
+        "hal's timed-out reservation counted in Redis too"
+    );
+    // Node b's next reservation (of anything) reaches Redis once its breaker closed (a
+    // second after the failure), and clears gus there first.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let one = per_minute(1);
+    assert!(nodes[1].reserve(&[("u:ivy", one)]).await.is_ok());
+    let (ivy, _) = attempts(&nodes[2..3], 1, &[("u:ivy", one)]).await;
+    assert!(ivy.is_empty(), "node b's reservation was counted in Redis");
+    let (gus, _) = attempts(&nodes[2..3], 5, &[("u:gus", three)]).await;
+    assert_eq!(gus.len(), 3, "gus' failures were forgiven in Redis too");
+}
