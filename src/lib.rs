@@ -191,8 +191,8 @@ async fn housekeeping(state: App, mut resets: tokio::sync::watch::Receiver<u64>)
         }
         if state.db.is_postgres() && last_prune.elapsed() >= PRUNE_LOG_EVERY {
             last_prune = std::time::Instant::now();
-            let before = db::now_ms() - LOG_EVENTS_KEPT.as_millis() as i64;
-            if let Err(e) = state.db.prune_hub_events(before).await {
+            let kept = LOG_EVENTS_KEPT.as_millis() as i64;
+            if let Err(e) = state.db.prune_hub_events(kept).await {
                 tracing::warn!("cannot delete old hub events: {e}");
             }
         }

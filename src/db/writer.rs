@@ -476,7 +476,7 @@ fn commit_batch(
                 let outcome = store_message(conn, m, (now, hooked), &mut pass.first_error);
                 pass.outcomes.push(outcome);
             }
-            WriteCmd::Exec(job, _) => run_job(conn, job, &mut pass, now),
+            WriteCmd::Exec(job, _) => run_job(conn, job, &mut pass),
             // No change: only its place among the outcomes, which the hub answers in turn.
             WriteCmd::Barrier(applied) => pass.outcomes.push(Committed::Changed(Changes {
                 changes: Vec::new(),
@@ -533,14 +533,14 @@ fn newest_stored(outcomes: &[Committed]) -> i64 {
 /// Run a job in a savepoint of its own, so a refusal undoes only what it wrote. On
 /// PostgreSQL, the changes of a kept job that other nodes must apply take a position of
 /// their own in the log (see [`log_changes`]).
-fn run_job(conn: &Conn, job: Job, pass: &mut Pass, now: i64) {
+fn run_job(conn: &Conn, job: Job, pass: &mut Pass) {
     if let Err(e) = conn.batch("SAVEPOINT job") {
         pass.first_error.get_or_insert(e.to_string());
     }
     let mut done = job(conn);
     if done.keep && conn.is_postgres() {
         if let Some(changes) = &done.changes {
-            match log_changes(conn, &changes.changes, now) {
+            match log_changes(conn, &changes.changes) {
                 Ok(Some(event)) => pass.logged.push(event),
                 Ok(None) => {}
                 Err(e) => {
@@ -574,7 +574,6 @@ fn run_job(conn: &Conn, job: Job, pass: &mut Pass, now: i64) {
 fn log_changes(
     conn: &Conn,
     changes: &[crate::events::Change],
-    now: i64,
 ) -> Result<Option<(i64, String)>, SqlError> {
     use crate::events::{Audience, Change};
     let shared: Vec<&Change> = changes
@@ -605,7 +604,7 @@ fn log_changes(
         Some(seq) => seq,
         None => queries::next_position(conn)?,
     };
-    queries::insert_hub_event(conn, pos, &json, now)?;
+    queries::insert_hub_event(conn, pos, &json)?;
     Ok(Some((pos, json)))
 }
 

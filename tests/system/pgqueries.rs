@@ -4,7 +4,7 @@
 
 use hearth::db::pg::log::{append, Appended, NewRow};
 use hearth::db::queries::{self as q, CachedPage, NewUpload, PushSettings, SearchQuery};
-use hearth::db::sql::{Conn, PgConn, Sql};
+use hearth::db::sql::{args, Conn, PgConn, Row as SqlRow, Sql};
 use hearth::db::{
     ChangeKind, LinkPreview, MessageChange, NewAdmin, Notify, Page, RoomKind, SessionKind,
     SessionRow,
@@ -790,4 +790,36 @@ fn the_shared_queries_answer_alike_on_sqlite_and_postgresql() {
             );
         }
     }
+}
+
+/// The hub's events age on PostgreSQL's clock, which every node shares: a node whose own
+/// clock is minutes off neither stamps events in the past nor deletes fresh ones.
+#[test]
+fn hub_events_are_stamped_and_pruned_on_postgresqls_clock() {
+    let Some(pg) = Postgres::start() else {
+        return;
+    };
+    let c = fresh_pg(&pg, "events");
+    q::insert_hub_event(&c, 7, "[]").unwrap();
+    let skew: i64 = c
+        .row(
+            "SELECT abs(ts - (extract(epoch FROM now()) * 1000)::bigint) FROM hub_events",
+            args![],
+            |r| SqlRow::get(r, 0),
+        )
+        .unwrap()
+        .unwrap();
+    assert!(skew < 60_000, "stamped {skew} ms from PostgreSQL's clock");
+    assert_eq!(
+        q::prune_hub_events(&c, 600_000).unwrap(),
+        0,
+        "a fresh event stays"
+    );
+    assert_eq!(
+        q::prune_hub_events(&c, -60_000).unwrap(),
+        1,
+        "older than a minute ahead"
+    );
+    let (_, pruned) = q::log_head_and_pruned(&c).unwrap();
+    assert_eq!(pruned, 7, "the mark of deleted events");
 }

@@ -58,28 +58,31 @@ pub const NOTIFY_ITEMS_MAX: usize = 7_000;
 /// without them (its followers read it from the log).
 pub const NOTIFY_PARTS_MAX: usize = 64;
 
-/// Store the hub's changes of a committed write at position `pos` (as JSON).
-pub fn insert_hub_event<C: Sql>(
-    conn: &C,
-    pos: i64,
-    changes: &str,
-    now_ms: i64,
-) -> Result<usize, C::Error> {
+/// PostgreSQL's clock in Unix milliseconds, as SQL: the hub events' age is measured on the
+/// one clock every node shares, so no node's own clock (perhaps minutes off) matters.
+const PG_NOW_MS: &str = "(extract(epoch FROM statement_timestamp()) * 1000)::bigint";
+
+/// Store the hub's changes of a committed write at position `pos` (as JSON), stamped with
+/// PostgreSQL's clock. PostgreSQL only.
+pub fn insert_hub_event<C: Sql>(conn: &C, pos: i64, changes: &str) -> Result<usize, C::Error> {
     conn.exec(
-        "INSERT INTO hub_events (pos, changes, ts) VALUES (?1, ?2, ?3)",
-        args![pos, changes, now_ms],
+        &format!("INSERT INTO hub_events (pos, changes, ts) VALUES (?1, ?2, {PG_NOW_MS})"),
+        args![pos, changes],
     )
 }
 
-/// Delete the hub's events stored before `before_ms` (every node has long applied them),
-/// and raise the mark of how far events were deleted to the last one deleted (see
-/// [`log_head_and_pruned`]), in one statement. PostgreSQL only; 1 when any was deleted.
-pub fn prune_hub_events<C: Sql>(conn: &C, before_ms: i64) -> Result<usize, C::Error> {
+/// Delete the hub's events stored more than `kept_ms` ago on PostgreSQL's clock (every node
+/// has long applied them), and raise the mark of how far events were deleted to the last one
+/// deleted (see [`log_head_and_pruned`]), in one statement. PostgreSQL only; 1 when any was
+/// deleted.
+pub fn prune_hub_events<C: Sql>(conn: &C, kept_ms: i64) -> Result<usize, C::Error> {
     conn.exec(
-        "WITH gone AS (DELETE FROM hub_events WHERE ts < ?1 RETURNING pos) \
-         UPDATE hearth_log_pruned SET pos = GREATEST(pos, (SELECT max(pos) FROM gone)) \
-         WHERE id = 1 AND EXISTS (SELECT 1 FROM gone)",
-        args![before_ms],
+        &format!(
+            "WITH gone AS (DELETE FROM hub_events WHERE ts < {PG_NOW_MS} - ?1 RETURNING pos) \
+             UPDATE hearth_log_pruned SET pos = GREATEST(pos, (SELECT max(pos) FROM gone)) \
+             WHERE id = 1 AND EXISTS (SELECT 1 FROM gone)"
+        ),
+        args![kept_ms],
     )
 }
 

@@ -241,10 +241,10 @@ impl Db {
         found.ok_or(DbError::Interrupted)
     }
 
-    /// Delete the hub's events (PostgreSQL) stored before `before_ms`, and mark how far
-    /// they were deleted.
-    pub async fn prune_hub_events(&self, before_ms: i64) -> Result<(), DbError> {
-        self.write(move |c| queries::prune_hub_events(c, before_ms).map(drop))
+    /// Delete the hub's events (PostgreSQL) stored more than `kept_ms` ago on PostgreSQL's
+    /// clock, and mark how far they were deleted.
+    pub async fn prune_hub_events(&self, kept_ms: i64) -> Result<(), DbError> {
+        self.write(move |c| queries::prune_hub_events(c, kept_ms).map(drop))
             .await
     }
 
