@@ -137,6 +137,8 @@ where
 
 /// Take `user_id`'s avatar away.
 pub async fn clear_avatar(state: &App, user_id: i64) -> Result<Profile, AppError> {
+    let why = "You are changing your picture too fast.";
+    state.message_rate.spend(user_id, why).await?;
     let profile = state
         .db
         .set_avatar(state.files.clone(), user_id, None)

@@ -217,3 +217,42 @@ fn instance_id(node: &str) -> redis::RedisResult<String> {
     })?;
     Ok(format!("{node}:{:016x}", u64::from_le_bytes(raw)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A typing notice that waited more than 2 s behind Redis is dropped unsent; a fresh one
+    /// is sent (here to a Redis that refuses connections, which trips the breaker).
+    #[tokio::test]
+    async fn stale_typing_notices_are_dropped_unsent() {
+        let presence =
+            presence::ClusterPresence::new("redis://127.0.0.1:1", "n", Duration::from_secs(10))
+                .expect("a Redis URL");
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (_stop_tx, stop) = watch::channel(false);
+        let told = tokio::spawn(tell(presence.clone(), rx, stop));
+        let notice = |age: Duration| LocalPresence::Typing {
+            room: 1,
+            room_name: "general".into(),
+            user: 2,
+            name: "ann".into(),
+            at: std::time::Instant::now() - age,
+        };
+        tx.send(notice(TYPING_STALE + Duration::from_millis(100)))
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!presence.skipping_redis(), "the stale notice went to Redis");
+        tx.send(notice(Duration::ZERO)).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !presence.skipping_redis() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the fresh notice was not sent"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(tx);
+        told.await.unwrap();
+    }
+}

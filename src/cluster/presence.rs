@@ -156,9 +156,9 @@ struct Inner {
     here: Mutex<Held>,
     /// Skips Redis for a moment after it failed, so changes do not queue up behind it.
     breaker: Breaker,
-    /// Taken around each presence write to Redis (a connect, a leave, a renewal's repair of
-    /// one user), with what is held here checked under it: a repair never lands after a
-    /// newer change of the same user and undoes it.
+    /// Taken around each presence write to Redis (a connect, a leave, a chunk of a renewal's
+    /// repair), with what is held here checked under it: a repair never lands after a newer
+    /// change of the same user and undoes it.
     writes: tokio::sync::Mutex<()>,
     /// The instance left Redis (shutdown): later changes are not told, since one would
     /// bring back a lease nothing renews or reaps any more.
@@ -233,6 +233,12 @@ impl ClusterPresence {
                 false
             }
         }
+    }
+
+    /// Whether changes skip Redis for a moment (it failed just now).
+    #[cfg(test)]
+    pub(super) fn skipping_redis(&self) -> bool {
+        !self.inner.breaker.closed()
     }
 
     /// Whether this instance left Redis.
@@ -421,13 +427,14 @@ impl ClusterPresence {
         let unleft: Vec<i64> = unleft.into_iter().collect();
         // In chunks, each under the writes' turn with who is held checked again under it:
         // one who came back or left meanwhile was told by their own connect or leave, which a
-        // repair must not undo. The first chunk Redis does not take ends the repair until the
-        // next renewal: one wait of at most `TIMEOUT` however many users, so the renewals
-        // (this node's lease) never wait behind a repair through a Redis going away.
+        // repair must not undo. The first chunk Redis does not take, or one due after a
+        // renewal period, ends the repair until the next renewal: the renewals (this node's
+        // lease) never wait long behind a repair through a Redis going away or crawling.
+        let until = std::time::Instant::now() + Duration::from_millis(self.inner.lease_ms / 3);
         for (i, chunk) in unleft.chunks(REPAIR_CHUNK).enumerate() {
             let turn = self.inner.writes.lock().await;
             let gone: Vec<i64> = chunk.iter().copied().filter(|u| !self.holds(*u)).collect();
-            if !self.leave_many(&gone).await {
+            if std::time::Instant::now() > until || !self.leave_many(&gone).await {
                 drop(turn);
                 self.retry_later(unleft[i * REPAIR_CHUNK..].iter().copied());
                 return false;
@@ -436,7 +443,7 @@ impl ClusterPresence {
         for chunk in users.chunks(REPAIR_CHUNK) {
             let turn = self.inner.writes.lock().await;
             let held: Vec<&(i64, String)> = chunk.iter().filter(|(u, _)| self.holds(*u)).collect();
-            if !self.announce_many(&held).await {
+            if std::time::Instant::now() > until || !self.announce_many(&held).await {
                 drop(turn);
                 self.retry_later([]);
                 return false;

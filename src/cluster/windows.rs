@@ -16,12 +16,13 @@
 //!   Redis. What was counted there stays there; what was counted here is taken back here.
 //!   A reservation that timed out may still run in Redis later: it is taken back there at
 //!   once (the release follows it on the same connection), so it counts once, here. A clear
-//!   Redis did not take (a successful login forgiving failures) is kept and made with the
-//!   next reservation that reaches Redis.
+//!   Redis did not take (a successful login forgiving failures) is kept for a minute and
+//!   made with the next reservation that reaches Redis.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 use redis::Script;
@@ -79,14 +80,18 @@ struct Inner {
     reserve: Script,
     release: Script,
     breaker: Breaker,
-    /// Keys (whole) cleared while Redis did not answer, to clear there with the next
-    /// reservation that reaches it; at most [`PENDING_CLEARS`].
-    pending_clears: std::sync::Mutex<Vec<String>>,
+    /// Keys (whole) cleared while Redis did not answer, with when, to clear there with the
+    /// next reservation that reaches it; at most [`PENDING_CLEARS`].
+    pending_clears: std::sync::Mutex<HashMap<String, Instant>>,
 }
 
 /// Clears kept for Redis at most; more (a long outage with many logins) are forgotten, and
 /// what they would have cleared leaves its window on its own.
 const PENDING_CLEARS: usize = 10_000;
+
+/// How long a clear is kept for Redis. One sent much later would also forgive the failures
+/// counted since (through other nodes); one dropped leaves them to leave their window.
+const PENDING_CLEAR_FOR: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for ClusterWindows {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -111,7 +116,7 @@ impl ClusterWindows {
                 reserve: Script::new(&format!("{LUA_NOW_MS}{RESERVE}")),
                 release: Script::new(RELEASE),
                 breaker: Breaker::default(),
-                pending_clears: std::sync::Mutex::new(Vec::new()),
+                pending_clears: std::sync::Mutex::new(HashMap::new()),
             }),
             prefix: Arc::from("hearth:w:"),
         })
@@ -170,9 +175,10 @@ impl ClusterWindows {
         } else {
             // The clears first, in the same round trip.
             let mut pipe = redis::pipe();
+            let cleared: Vec<&String> = clears.iter().map(|(key, _)| key).collect();
             pipe.load_script(&inner.reserve)
                 .ignore()
-                .del(&clears)
+                .del(cleared)
                 .ignore()
                 .invoke_script(&call);
             let asked = pipe.query_async::<(u64,)>(&mut redis);
@@ -200,30 +206,46 @@ impl ClusterWindows {
                 // the caller counts it here instead.
                 inner.breaker.trip();
                 let me = self.clone();
-                tokio::spawn(async move { me.release(&keys, &member).await });
+                tokio::spawn(async move { me.take_back(&keys, &member).await });
                 Verdict::Unknown
             }
         }
     }
 
-    /// The clears Redis did not take yet.
-    fn take_pending_clears(&self) -> Vec<String> {
+    /// Take back in Redis the event a reservation that failed may still count there. Leaves
+    /// the breaker as it is: an answer to this one (behind the reservation that did not
+    /// answer in time) does not say that Redis answers in time again.
+    async fn take_back(&self, keys: &[String], member: &str) {
+        let inner = &self.inner;
+        let mut call = inner.release.prepare_invoke();
+        call.arg(member);
+        for key in keys {
+            call.key(self.key(key));
+        }
+        let mut redis = inner.redis.clone();
+        let _ = tokio::time::timeout(TIMEOUT, call.invoke_async::<i64>(&mut redis)).await;
+    }
+
+    /// The clears Redis did not take yet (those kept no longer than [`PENDING_CLEAR_FOR`]),
+    /// with when each was made.
+    fn take_pending_clears(&self) -> Vec<(String, Instant)> {
         match self.inner.pending_clears.lock() {
-            Ok(mut pending) => std::mem::take(&mut *pending),
+            Ok(mut pending) => std::mem::take(&mut *pending)
+                .into_iter()
+                .filter(|(_, at)| at.elapsed() <= PENDING_CLEAR_FOR)
+                .collect(),
             Err(_) => Vec::new(),
         }
     }
 
-    /// Keep `keys` (whole) to clear in Redis with a later reservation.
-    fn keep_pending_clears(&self, keys: impl IntoIterator<Item = String>) {
+    /// Keep the clears of `keys` (whole, with when each was made) for a later reservation.
+    fn keep_pending_clears(&self, keys: impl IntoIterator<Item = (String, Instant)>) {
         if let Ok(mut pending) = self.inner.pending_clears.lock() {
-            for key in keys {
+            for (key, at) in keys {
                 if pending.len() >= PENDING_CLEARS {
                     break;
                 }
-                if !pending.contains(&key) {
-                    pending.push(key);
-                }
+                pending.entry(key).or_insert(at);
             }
         }
     }
@@ -252,7 +274,7 @@ impl ClusterWindows {
     pub async fn clear(&self, key: &str) -> bool {
         let key = self.key(key);
         if !self.inner.breaker.closed() {
-            self.keep_pending_clears([key]);
+            self.keep_pending_clears([(key, Instant::now())]);
             return false;
         }
         let mut redis = self.inner.redis.clone();
@@ -263,7 +285,7 @@ impl ClusterWindows {
             .await
             .is_some();
         if !took {
-            self.keep_pending_clears([key]);
+            self.keep_pending_clears([(key, Instant::now())]);
         }
         took
     }

@@ -446,4 +446,14 @@ async fn every_change_others_see_spends_the_message_rate() {
         .parse()
         .unwrap();
     assert!((1..=10).contains(&after), "Retry-After {after}");
+    // Taking one's picture away is told to everyone too.
+    app.api_err(
+        Method::DELETE,
+        "/api/me/avatar",
+        &profile,
+        None,
+        429,
+        "rate_limited",
+    )
+    .await;
 }

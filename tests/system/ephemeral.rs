@@ -927,9 +927,30 @@ async fn a_late_reservation_is_taken_back_and_a_missed_clear_made_later() {
 
     let frozen = redis.freeze();
     assert!(nodes[0].reserve(&[("u:hal", three)]).await.is_ok());
+    // Node b finds Redis frozen too, then skips it: its clear is not sent.
+    assert!(nodes[1].reserve(&[("u:jo", three)]).await.is_ok());
     nodes[1].clear("u:gus").await;
     drop(frozen);
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let counted = |key: &str| -> usize {
+        let mut c = redis::Client::open(redis.url())
+            .and_then(|c| c.get_connection())
+            .expect("Redis answers");
+        redis::cmd("ZCARD")
+            .arg(format!("hearth:w:test:{key}"))
+            .query(&mut c)
+            .expect("a count")
+    };
+    assert_eq!(
+        counted("u:gus"),
+        2,
+        "the clear waits for node b's next reservation"
+    );
+    assert_eq!(
+        counted("u:jo"),
+        0,
+        "node b's late reservation was taken back"
+    );
 
     // Node c asks Redis: hal's late reservation was taken back there.
     let (hal, _) = attempts(&nodes[2..3], 5, &[("u:hal", three)]).await;
