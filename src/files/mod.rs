@@ -121,6 +121,9 @@ impl Files {
             if self.shared && younger_than(&path, SHARED_TMP_AGE) {
                 continue;
             }
+            if self.shared && aside_hash(&entry.file_name()).is_some() {
+                continue; // a stored file moved aside: see `look_aside`
+            }
             if std::fs::remove_file(path).is_ok() {
                 removed += 1;
             }
@@ -245,10 +248,50 @@ impl Files {
             }
         }
         if self.shared {
+            removed += self.look_aside(in_use)?;
             removed += self.clear_tmp()?;
         }
         Ok(removed)
     }
+
+    /// In a shared folder, the stored files a removal moved aside and a crash kept there
+    /// (between the move and the removal, or the move back after a reuse): one a committed
+    /// row names is put back in its place (or dropped when a copy is there again); one
+    /// nobody uses goes once older than [`SHARED_GRACE`] (a young one may be another node's
+    /// removal under way, about to put a reuse back). How many went.
+    fn look_aside(&self, in_use: &HashSet<String>) -> io::Result<usize> {
+        let mut removed = 0;
+        for entry in std::fs::read_dir(&self.tmp)?.flatten() {
+            let Some(h) = aside_hash(&entry.file_name()) else {
+                continue;
+            };
+            let aside = entry.path();
+            if in_use.contains(&h) {
+                let path = self.path_of(&h);
+                if path.exists() {
+                    let _ = std::fs::remove_file(&aside);
+                } else {
+                    if let Some(dir) = path.parent() {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                    tracing::warn!(
+                        "put back stored file {h}, moved aside by an interrupted removal"
+                    );
+                    std::fs::rename(&aside, &path)?;
+                }
+            } else if !younger_than(&aside, SHARED_GRACE) && std::fs::remove_file(&aside).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// The hash of a stored file moved aside to `tmp/` by a removal (`gone-{hash}-{random}`).
+fn aside_hash(name: &std::ffi::OsStr) -> Option<String> {
+    let rest = name.to_str()?.strip_prefix("gone-")?;
+    let (h, _) = rest.split_once('-')?;
+    is_hash(h).then(|| h.to_string())
 }
 
 /// 24 random hex digits, for a name in `tmp/`.
@@ -431,6 +474,32 @@ mod tests {
         age(&young, SHARED_TMP_AGE * 2);
         assert_eq!(files.remove_orphans(&HashSet::new()).unwrap(), 1);
         assert!(!young.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_shared_folder_puts_back_a_file_a_crash_left_aside_that_a_row_names() {
+        let dir = std::env::temp_dir().join(format!("hearth-aside-{}", std::process::id()));
+        let files = Files::open_shared(&dir).unwrap();
+        let (kept, dropped) = ("ab".repeat(32), "ef".repeat(32));
+        // As a removal leaves them when its node dies after moving them aside: one of them
+        // reused meanwhile (a committed row names it), the other not.
+        for (h, bytes) in [(&kept, b"kept"), (&dropped, b"gone")] {
+            files.settle(new_temp(&files, bytes), h).unwrap();
+            let aside = files
+                .tmp
+                .join(format!("gone-{h}-{}", random_name().unwrap()));
+            std::fs::rename(files.path_of(h), &aside).unwrap();
+            age(&aside, SHARED_TMP_AGE * 2);
+        }
+        // A node opening the folder leaves them for the sweep, which knows what is in use.
+        Files::open_shared(&dir).unwrap();
+        assert_eq!(std::fs::read_dir(&files.tmp).unwrap().count(), 2);
+        let in_use: HashSet<String> = [kept.clone()].into();
+        assert_eq!(files.remove_orphans(&in_use).unwrap(), 1);
+        assert_eq!(std::fs::read(files.path_of(&kept)).unwrap(), b"kept");
+        assert!(!files.path_of(&dropped).exists());
+        assert_eq!(std::fs::read_dir(&files.tmp).unwrap().count(), 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
