@@ -14,7 +14,8 @@
 //!   file that is reused is replaced by the new copy (the same bytes, just written), and a
 //!   removal leaves alone every file written within [`SHARED_GRACE`]: it moves the file
 //!   aside, looks at its time again, and puts it back when a reuse came in between. What is
-//!   left alone goes at a later sweep.
+//!   left alone goes at a later sweep; what a crash left aside, the sweep puts back when a
+//!   row names it.
 //!   `tmp/` keeps other nodes' uploads in progress: only what is older than
 //!   [`SHARED_TMP_AGE`] is removed from it.
 //! - [`image`]: recognising images, measuring them, dropping their location metadata and
