@@ -241,7 +241,9 @@ mod tests {
         };
         tx.send(notice(TYPING_STALE + Duration::from_millis(100)))
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Longer than a refused connection takes to trip the breaker (the fresh notice
+        // below shows how long: well under this).
+        tokio::time::sleep(Duration::from_millis(800)).await;
         assert!(!presence.skipping_redis(), "the stale notice went to Redis");
         tx.send(notice(Duration::ZERO)).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);

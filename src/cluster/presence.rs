@@ -427,14 +427,15 @@ impl ClusterPresence {
         let unleft: Vec<i64> = unleft.into_iter().collect();
         // In chunks, each under the writes' turn with who is held checked again under it:
         // one who came back or left meanwhile was told by their own connect or leave, which a
-        // repair must not undo. The first chunk Redis does not take, or one due after a
-        // renewal period, ends the repair until the next renewal: the renewals (this node's
-        // lease) never wait long behind a repair through a Redis going away or crawling.
-        let until = std::time::Instant::now() + Duration::from_millis(self.inner.lease_ms / 3);
+        // repair must not undo. The first chunk Redis does not take ends the repair until the
+        // next renewal; a long one (many users, a slow Redis) renews the lease on the way, as
+        // the renewals it holds up would.
+        let period = Duration::from_millis(self.inner.lease_ms / 3);
+        let mut renew_at = std::time::Instant::now() + period;
         for (i, chunk) in unleft.chunks(REPAIR_CHUNK).enumerate() {
             let turn = self.inner.writes.lock().await;
             let gone: Vec<i64> = chunk.iter().copied().filter(|u| !self.holds(*u)).collect();
-            if std::time::Instant::now() > until || !self.leave_many(&gone).await {
+            if !self.leave_many(&gone).await || !self.keep_lease(&mut renew_at, period).await {
                 drop(turn);
                 self.retry_later(unleft[i * REPAIR_CHUNK..].iter().copied());
                 return false;
@@ -443,13 +444,27 @@ impl ClusterPresence {
         for chunk in users.chunks(REPAIR_CHUNK) {
             let turn = self.inner.writes.lock().await;
             let held: Vec<&(i64, String)> = chunk.iter().filter(|(u, _)| self.holds(*u)).collect();
-            if std::time::Instant::now() > until || !self.announce_many(&held).await {
+            if !self.announce_many(&held).await || !self.keep_lease(&mut renew_at, period).await {
                 drop(turn);
                 self.retry_later([]);
                 return false;
             }
         }
         true
+    }
+
+    /// During a repair: renew the lease when `at` has come (then due again a `period`
+    /// later). Whether Redis answered (or nothing was due). Called under the writes' turn.
+    async fn keep_lease(&self, at: &mut std::time::Instant, period: Duration) -> bool {
+        if std::time::Instant::now() < *at {
+            return true;
+        }
+        *at = std::time::Instant::now() + period;
+        let mut call = self.inner.renew.prepare_invoke();
+        call.arg(&self.inner.instance).arg(self.inner.lease_ms);
+        let mut redis = self.inner.redis.clone();
+        let renewed = call.invoke_async::<(u8, u64)>(&mut redis);
+        matches!(tokio::time::timeout(TIMEOUT, renewed).await, Ok(Ok(_)))
     }
 
     /// A repair Redis did not take: the next renewal announces everyone again and takes out

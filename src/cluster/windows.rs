@@ -243,7 +243,10 @@ impl ClusterWindows {
         if let Ok(mut pending) = self.inner.pending_clears.lock() {
             for (key, at) in keys {
                 if pending.len() >= PENDING_CLEARS {
-                    break;
+                    pending.retain(|_, at| at.elapsed() <= PENDING_CLEAR_FOR);
+                    if pending.len() >= PENDING_CLEARS {
+                        break;
+                    }
                 }
                 pending.entry(key).or_insert(at);
             }
@@ -286,6 +289,8 @@ impl ClusterWindows {
             .is_some();
         if !took {
             self.keep_pending_clears([(key, Instant::now())]);
+        } else if let Ok(mut pending) = self.inner.pending_clears.lock() {
+            pending.remove(&key); // made now: not again later
         }
         took
     }

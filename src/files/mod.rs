@@ -122,7 +122,7 @@ impl Files {
             if self.shared && younger_than(&path, SHARED_TMP_AGE) {
                 continue;
             }
-            if self.shared && aside_hash(&entry.file_name()).is_some() {
+            if aside_hash(&entry.file_name()).is_some() {
                 continue; // a stored file moved aside: see `look_aside`
             }
             if std::fs::remove_file(path).is_ok() {
@@ -248,18 +248,21 @@ impl Files {
                 removed += 1;
             }
         }
+        removed += self.look_aside(in_use)?;
         if self.shared {
-            removed += self.look_aside(in_use)?;
             removed += self.clear_tmp()?;
         }
         Ok(removed)
     }
 
-    /// In a shared folder, the stored files a removal moved aside and a crash kept there
-    /// (between the move and the removal, or the move back after a reuse): one a committed
-    /// row names is put back in its place (or dropped when a copy is there again); one
-    /// nobody uses goes once older than [`SHARED_GRACE`] (a young one may be another node's
-    /// removal under way, about to put a reuse back). How many went.
+    /// The stored files a removal in a shared folder moved aside and a crash kept there
+    /// (between the move and the removal, or the move back after a reuse; a folder a single
+    /// server took over from a cluster may hold some too): one a committed row names is put
+    /// back in its place (or dropped when a copy is there again); one nobody uses goes once
+    /// older than [`SHARED_GRACE`] (a young one may be another node's removal under way,
+    /// about to put a reuse back). How many went. Another node's sweep or removal may handle
+    /// the same file meanwhile: each entry is settled on its own, whatever became of the
+    /// others.
     fn look_aside(&self, in_use: &HashSet<String>) -> io::Result<usize> {
         let mut removed = 0;
         for entry in std::fs::read_dir(&self.tmp)?.flatten() {
@@ -267,24 +270,40 @@ impl Files {
                 continue;
             };
             let aside = entry.path();
-            if in_use.contains(&h) {
-                let path = self.path_of(&h);
-                if path.exists() {
-                    let _ = std::fs::remove_file(&aside);
-                } else {
-                    if let Some(dir) = path.parent() {
-                        std::fs::create_dir_all(dir)?;
-                    }
-                    tracing::warn!(
-                        "put back stored file {h}, moved aside by an interrupted removal"
-                    );
-                    std::fs::rename(&aside, &path)?;
+            if !in_use.contains(&h) {
+                if !younger_than(&aside, SHARED_GRACE) && std::fs::remove_file(&aside).is_ok() {
+                    removed += 1;
                 }
-            } else if !younger_than(&aside, SHARED_GRACE) && std::fs::remove_file(&aside).is_ok() {
-                removed += 1;
+                continue;
+            }
+            if let Err(e) = self.put_back(&h, &aside) {
+                tracing::warn!("could not put back stored file {h} from {aside:?}: {e}");
             }
         }
         Ok(removed)
+    }
+
+    /// Put the stored file `h`, found aside at `aside`, back in its place, unless a copy is
+    /// there already. It is made young first, as a reuse's copy is, so no removal takes it
+    /// for one nobody wrote lately; and linked rather than renamed, so it never replaces a
+    /// copy another node has just put there.
+    fn put_back(&self, h: &str, aside: &Path) -> io::Result<()> {
+        let path = self.path_of(h);
+        std::fs::File::options()
+            .write(true)
+            .open(aside)?
+            .set_modified(SystemTime::now())?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        match std::fs::hard_link(aside, &path) {
+            Ok(()) => {
+                tracing::warn!("put back stored file {h}, left aside by an interrupted removal")
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        std::fs::remove_file(aside)
     }
 }
 
@@ -496,11 +515,27 @@ mod tests {
         // A node opening the folder leaves them for the sweep, which knows what is in use.
         Files::open_shared(&dir).unwrap();
         assert_eq!(std::fs::read_dir(&files.tmp).unwrap().count(), 2);
+        // One moved aside just now, as another node's removal under way does.
+        let young = "12".repeat(32);
+        let young_aside = files
+            .tmp
+            .join(format!("gone-{young}-{}", random_name().unwrap()));
+        std::fs::write(&young_aside, b"young").unwrap();
         let in_use: HashSet<String> = [kept.clone()].into();
         assert_eq!(files.remove_orphans(&in_use).unwrap(), 1);
         assert_eq!(std::fs::read(files.path_of(&kept)).unwrap(), b"kept");
         assert!(!files.path_of(&dropped).exists());
-        assert_eq!(std::fs::read_dir(&files.tmp).unwrap().count(), 0);
+        assert!(young_aside.exists(), "a young file aside is left alone");
+        assert_eq!(std::fs::read_dir(&files.tmp).unwrap().count(), 1);
+        // Put back young: a removal that finds it unused (its row deleted meanwhile) leaves
+        // it alone for the grace, as a reuse's copy, since another node may be about to
+        // name it.
+        let unused = |_: &str| Ok::<_, std::convert::Infallible>(false);
+        assert_eq!(
+            files.collect(std::slice::from_ref(&kept), unused).unwrap(),
+            0
+        );
+        assert!(files.path_of(&kept).exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
