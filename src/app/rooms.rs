@@ -256,8 +256,16 @@ pub async fn create(
     Ok(room)
 }
 
+/// One token of `uid`'s message rate, for a change a room's members are told of (like a
+/// message): refused with `why` and when to retry.
+async fn spend(state: &App, uid: i64, why: &'static str) -> Outcome<()> {
+    let taken = state.message_rate.take(uid).await;
+    taken.map_err(|ms| RoomError::Quota(why, ms.div_ceil(1000)))
+}
+
 /// Join a public room (a no-op for a member).
 pub async fn join(state: &App, user: &User, name: &str) -> Outcome<Room> {
+    spend(state, user.id, "You are joining rooms too fast.").await?;
     let name = name.to_string();
     let uid = user.id;
     let username = user.username.clone();
@@ -295,6 +303,12 @@ pub async fn leave(state: &App, user: &User, name: &str) -> Outcome<()> {
     if name == GENERAL {
         return Err(RoomError::CannotLeave);
     }
+    spend(state, user.id, "You are leaving rooms too fast.").await?;
+    leave_one(state, user, name).await
+}
+
+/// [`leave`] without its token.
+async fn leave_one(state: &App, user: &User, name: &str) -> Outcome<()> {
     let name = name.to_string();
     let uid = user.id;
     let username = user.username.clone();
@@ -317,19 +331,20 @@ pub const MAX_LEAVE_MANY: usize = 500;
 
 /// Leave several rooms and DMs at once (a way out for someone added to many rooms against
 /// their will). `general`, rooms the caller is not in and unknown names are skipped. Returns
-/// the names left.
+/// the names left. One token of the message rate for the whole request.
 pub async fn leave_many(state: &App, user: &User, names: &[String]) -> Outcome<Vec<String>> {
     if names.len() > MAX_LEAVE_MANY {
         return Err(RoomError::BadRequest(
             "Leave at most 500 rooms in one request.",
         ));
     }
+    spend(state, user.id, "You are leaving rooms too fast.").await?;
     let mut left = Vec::new();
     for name in names {
         if name == GENERAL || left.contains(name) {
             continue;
         }
-        match leave(state, user, name).await {
+        match leave_one(state, user, name).await {
             Ok(()) => left.push(name.clone()),
             Err(RoomError::UnknownRoom | RoomError::NotAMember) => {}
             Err(e) => return Err(e),
@@ -544,11 +559,8 @@ pub async fn update(
         .transpose()?
         .map(str::to_string);
     // Every member hears the change (and connections starting meanwhile read their rooms
-    // again): one token of the message rate, so a loop cannot keep a room changing.
-    let why = "You are changing rooms too fast.";
-    if let Err(ms) = state.message_rate.take(user.id).await {
-        return Err(RoomError::Quota(why, ms.div_ceil(1000)));
-    }
+    // again): a loop must not keep a room changing.
+    spend(state, user.id, "You are changing rooms too fast.").await?;
     let name = name.to_string();
     let uid = user.id;
     let username = user.username.clone();

@@ -464,7 +464,17 @@ impl ClusterPresence {
         call.arg(&self.inner.instance).arg(self.inner.lease_ms);
         let mut redis = self.inner.redis.clone();
         let renewed = call.invoke_async::<(u8, u64)>(&mut redis);
-        matches!(tokio::time::timeout(TIMEOUT, renewed).await, Ok(Ok(_)))
+        match tokio::time::timeout(TIMEOUT, renewed).await {
+            Ok(Ok((missing, changes))) => {
+                // The lease ran out (or Redis restarted) during the repair: the users
+                // announced before may have been reaped, so the next renewal repairs again.
+                // (Every script of this instance runs under the turn held here, so the
+                // counts compare.)
+                self.mark(|h| h.resync |= missing == 1 || changes != h.changes);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// A repair Redis did not take: the next renewal announces everyone again and takes out
@@ -496,21 +506,21 @@ impl ClusterPresence {
     /// Run the disconnect script for each of `users` in one round trip; whether Redis took
     /// them all. Called under the writes' turn.
     async fn leave_many(&self, users: &[i64]) -> bool {
-        let Some(&last) = users.last() else {
+        if users.is_empty() {
             return true;
-        };
+        }
         let script = &self.inner.disconnect;
         let mut pipe = redis::pipe();
         pipe.load_script(script).ignore();
-        for user in &users[..users.len() - 1] {
-            pipe.invoke_script(script.arg(&self.inner.instance).arg(*user))
-                .ignore();
+        for user in users {
+            pipe.invoke_script(script.arg(&self.inner.instance).arg(*user));
         }
-        pipe.invoke_script(script.arg(&self.inner.instance).arg(last));
         let mut redis = self.inner.redis.clone();
-        match tokio::time::timeout(TIMEOUT, pipe.query_async::<(u64,)>(&mut redis)).await {
-            Ok(Ok((changes,))) => {
-                self.mark(|h| h.changes = changes);
+        match tokio::time::timeout(TIMEOUT, pipe.query_async::<Vec<u64>>(&mut redis)).await {
+            Ok(Ok(counts)) => {
+                if let Some(&changes) = counts.last() {
+                    self.mark(|h| h.changes = changes);
+                }
                 true
             }
             _ => false,
@@ -518,37 +528,37 @@ impl ClusterPresence {
     }
 
     /// Run the connect script for each of `users` in one round trip; whether Redis took them
-    /// all. Called under the writes' turn.
+    /// all. One that had to make the lease again (Redis restarted, or the lease ran out and
+    /// the users before it were reaped) makes the next renewal announce everyone again, as
+    /// after a connect. Called under the writes' turn.
     async fn announce_many(&self, users: &[&(i64, String)]) -> bool {
-        let Some((last, _)) = users.split_last() else {
+        if users.is_empty() {
             return true;
-        };
+        }
         let script = &self.inner.connect;
         let lease = self.inner.lease_ms;
         let mut pipe = redis::pipe();
         pipe.load_script(script).ignore();
-        for (user, name) in users[..users.len() - 1].iter().copied() {
+        for (user, name) in users.iter().copied() {
             pipe.invoke_script(
                 script
                     .arg(&self.inner.instance)
                     .arg(*user)
                     .arg(name)
                     .arg(lease),
-            )
-            .ignore();
+            );
         }
-        let (user, name) = last;
-        pipe.invoke_script(
-            script
-                .arg(&self.inner.instance)
-                .arg(*user)
-                .arg(name)
-                .arg(lease),
-        );
         let mut redis = self.inner.redis.clone();
-        match tokio::time::timeout(TIMEOUT, pipe.query_async::<((u8, u64),)>(&mut redis)).await {
-            Ok(Ok(((_, changes),))) => {
-                self.mark(|h| h.changes = changes);
+        let asked = pipe.query_async::<Vec<(u8, u64)>>(&mut redis);
+        match tokio::time::timeout(TIMEOUT, asked).await {
+            Ok(Ok(answers)) => {
+                let missing = answers.iter().any(|(m, _)| *m == 1);
+                if let Some(&(_, changes)) = answers.last() {
+                    self.mark(|h| {
+                        h.changes = changes;
+                        h.resync |= missing;
+                    });
+                }
                 true
             }
             _ => false,

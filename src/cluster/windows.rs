@@ -242,13 +242,15 @@ impl ClusterWindows {
     fn keep_pending_clears(&self, keys: impl IntoIterator<Item = (String, Instant)>) {
         if let Ok(mut pending) = self.inner.pending_clears.lock() {
             for (key, at) in keys {
-                if pending.len() >= PENDING_CLEARS {
+                if pending.len() >= PENDING_CLEARS && !pending.contains_key(&key) {
                     pending.retain(|_, at| at.elapsed() <= PENDING_CLEAR_FOR);
                     if pending.len() >= PENDING_CLEARS {
                         break;
                     }
                 }
-                pending.entry(key).or_insert(at);
+                // The newer of two clears of one key says how long it is kept.
+                let kept = pending.entry(key).or_insert(at);
+                *kept = (*kept).max(at);
             }
         }
     }

@@ -276,8 +276,11 @@ impl Files {
                 }
                 continue;
             }
-            if let Err(e) = self.put_back(&h, &aside) {
-                tracing::warn!("could not put back stored file {h} from {aside:?}: {e}");
+            match self.put_back(&h, &aside) {
+                Ok(()) => {}
+                // Another node's sweep or removal settled it first.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!("could not put back stored file {h} from {aside:?}: {e}"),
             }
         }
         Ok(removed)
@@ -296,12 +299,17 @@ impl Files {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
+        let put = "put back a stored file left aside by an interrupted removal";
         match std::fs::hard_link(aside, &path) {
-            Ok(()) => {
-                tracing::warn!("put back stored file {h}, left aside by an interrupted removal")
-            }
+            Ok(()) => tracing::warn!("{put}: {h}"),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
+            // A folder without hard links (some network mounts): moved, when no copy is there.
+            Err(_) if !path.exists() => {
+                std::fs::rename(aside, &path)?;
+                tracing::warn!("{put}: {h}");
+                return Ok(());
+            }
+            Err(_) => {}
         }
         std::fs::remove_file(aside)
     }
@@ -515,15 +523,25 @@ mod tests {
         // A node opening the folder leaves them for the sweep, which knows what is in use.
         Files::open_shared(&dir).unwrap();
         assert_eq!(std::fs::read_dir(&files.tmp).unwrap().count(), 2);
+        // One whose bytes were uploaded again meanwhile: the copy in place stays.
+        let again = "34".repeat(32);
+        files.settle(new_temp(&files, b"old"), &again).unwrap();
+        let again_aside = files
+            .tmp
+            .join(format!("gone-{again}-{}", random_name().unwrap()));
+        std::fs::rename(files.path_of(&again), &again_aside).unwrap();
+        files.settle(new_temp(&files, b"new"), &again).unwrap();
         // One moved aside just now, as another node's removal under way does.
         let young = "12".repeat(32);
         let young_aside = files
             .tmp
             .join(format!("gone-{young}-{}", random_name().unwrap()));
         std::fs::write(&young_aside, b"young").unwrap();
-        let in_use: HashSet<String> = [kept.clone()].into();
+        let in_use: HashSet<String> = [kept.clone(), again.clone()].into();
         assert_eq!(files.remove_orphans(&in_use).unwrap(), 1);
         assert_eq!(std::fs::read(files.path_of(&kept)).unwrap(), b"kept");
+        assert_eq!(std::fs::read(files.path_of(&again)).unwrap(), b"new");
+        assert!(!again_aside.exists());
         assert!(!files.path_of(&dropped).exists());
         assert!(young_aside.exists(), "a young file aside is left alone");
         assert_eq!(std::fs::read_dir(&files.tmp).unwrap().count(), 1);

@@ -426,6 +426,27 @@ async fn every_change_others_see_spends_the_message_rate() {
     let room = app.my_room(&topics, "loop").await.expect("the room");
     assert_eq!(room["topic"], "topic 2");
 
+    // Joining and leaving: every member is told.
+    let mover = app.signup("mover").await;
+    for path in ["join", "leave", "join"] {
+        let path = format!("/api/rooms/loop/{path}");
+        let (status, v) = app.api(Method::POST, &path, &mover, None).await;
+        assert!(status == 200 || status == 204, "{path}: {status} {v}");
+    }
+    app.api_err(
+        Method::POST,
+        "/api/rooms/loop/leave",
+        &mover,
+        None,
+        429,
+        "rate_limited",
+    )
+    .await;
+    assert!(
+        app.my_room(&mover, "loop").await.is_some(),
+        "still a member"
+    );
+
     let profile = app.signup("profile").await;
     for i in 0..3 {
         let body = json!({ "status": format!("status {i}") });
