@@ -263,8 +263,14 @@ async fn spend(state: &App, uid: i64, why: &'static str) -> Outcome<()> {
     taken.map_err(|ms| RoomError::Quota(why, ms.div_ceil(1000)))
 }
 
-/// Join a public room (a no-op for a member).
+/// Join a public room (a no-op for a member). Only a join that changes something spends a
+/// token: a bot making sure it is in its rooms at every start is not refused for that.
 pub async fn join(state: &App, user: &User, name: &str) -> Outcome<Room> {
+    let (shown, uid) = (name.to_string(), user.id);
+    let room = read(state, move |c| visible_in(c, &shown, uid)).await?;
+    if room.membership.is_some() {
+        return Ok(room);
+    }
     spend(state, user.id, "You are joining rooms too fast.").await?;
     let name = name.to_string();
     let uid = user.id;
@@ -303,6 +309,8 @@ pub async fn leave(state: &App, user: &User, name: &str) -> Outcome<()> {
     if name == GENERAL {
         return Err(RoomError::CannotLeave);
     }
+    let (shown, uid) = (name.to_string(), user.id);
+    read(state, move |c| member_in(c, &shown, uid)).await?;
     spend(state, user.id, "You are leaving rooms too fast.").await?;
     leave_one(state, user, name).await
 }
@@ -331,12 +339,28 @@ pub const MAX_LEAVE_MANY: usize = 500;
 
 /// Leave several rooms and DMs at once (a way out for someone added to many rooms against
 /// their will). `general`, rooms the caller is not in and unknown names are skipped. Returns
-/// the names left. One token of the message rate for the whole request.
+/// the names left. One token of the message rate for the whole request, none if it leaves
+/// nothing.
 pub async fn leave_many(state: &App, user: &User, names: &[String]) -> Outcome<Vec<String>> {
     if names.len() > MAX_LEAVE_MANY {
         return Err(RoomError::BadRequest(
             "Leave at most 500 rooms in one request.",
         ));
+    }
+    let (wanted, uid) = (names.to_vec(), user.id);
+    let any = read(state, move |c| {
+        for name in wanted.iter().filter(|n| *n != GENERAL) {
+            match member_in(c, name, uid) {
+                Ok(_) => return Ok(true),
+                Err(RoomError::UnknownRoom | RoomError::NotAMember) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
+    })
+    .await?;
+    if !any {
+        return Ok(Vec::new());
     }
     spend(state, user.id, "You are leaving rooms too fast.").await?;
     let mut left = Vec::new();

@@ -407,10 +407,13 @@ impl ClusterPresence {
             Ok(Ok((m, changes))) => (m == 1, changes),
             _ => return false,
         };
-        drop(turn);
         self.inner.breaker.reset();
         let (users, mut unleft) = match self.inner.here.lock() {
             Ok(mut h) if missing || h.resync || !h.unleft.is_empty() || changes != h.changes => {
+                // Level from here (still under the turn): the repair's own scripts count on
+                // from it, and a node with nobody to repair does not repair again at every
+                // renewal.
+                h.changes = changes;
                 h.resync = false;
                 let users: Vec<(i64, String)> =
                     h.users.iter().map(|(u, n)| (*u, n.clone())).collect();
@@ -419,6 +422,7 @@ impl ClusterPresence {
             Ok(_) => return true,
             Err(_) => return false,
         };
+        drop(turn);
         let Some(recorded) = self.recorded().await else {
             self.retry_later(unleft);
             return false;

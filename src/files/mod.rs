@@ -304,6 +304,8 @@ impl Files {
             Ok(()) => tracing::warn!("{put}: {h}"),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             // A folder without hard links (some network mounts): moved, when no copy is there.
+            // A copy another node settles between the check and the move is replaced, by the
+            // same bytes (the name is their hash), so nothing is lost.
             Err(_) if !path.exists() => {
                 std::fs::rename(aside, &path)?;
                 tracing::warn!("{put}: {h}");

@@ -426,26 +426,50 @@ async fn every_change_others_see_spends_the_message_rate() {
     let room = app.my_room(&topics, "loop").await.expect("the room");
     assert_eq!(room["topic"], "topic 2");
 
-    // Joining and leaving: every member is told.
+    // Joining and leaving: every member is told. What changes nothing, or is refused, is
+    // free: joining a room one is in, an unknown room, leaving a room one is not in, a bulk
+    // leave of nothing.
     let mover = app.signup("mover").await;
-    for path in ["join", "leave", "join"] {
-        let path = format!("/api/rooms/loop/{path}");
+    app.create_room(&topics, "other", true).await;
+    for path in ["loop/join", "loop/join", "nowhere/join", "other/leave"] {
+        let path = format!("/api/rooms/{path}");
         let (status, v) = app.api(Method::POST, &path, &mover, None).await;
-        assert!(status == 200 || status == 204, "{path}: {status} {v}");
+        assert!(status < 500 && status != 429, "{path}: {status} {v}");
     }
-    app.api_err(
-        Method::POST,
-        "/api/rooms/loop/leave",
-        &mover,
-        None,
-        429,
-        "rate_limited",
-    )
-    .await;
-    assert!(
-        app.my_room(&mover, "loop").await.is_some(),
-        "still a member"
-    );
+    let nothing = json!({ "rooms": ["other", "nowhere", "general"] });
+    let v = app
+        .api_ok(
+            Method::POST,
+            "/api/rooms/leave",
+            &mover,
+            Some(&nothing),
+            200,
+        )
+        .await;
+    assert_eq!(v["left"], json!([]));
+    // Token 1 was the first join. Joining `other` (2), then one bulk leave of both rooms (3,
+    // for two rooms), then a join refused with when to retry.
+    app.api_ok(Method::POST, "/api/rooms/other/join", &mover, None, 200)
+        .await;
+    let both = json!({ "rooms": ["loop", "other"] });
+    let v = app
+        .api_ok(Method::POST, "/api/rooms/leave", &mover, Some(&both), 200)
+        .await;
+    assert_eq!(v["left"], json!(["loop", "other"]));
+    let res = app
+        .send(
+            app.request(Method::POST, "/api/rooms/loop/join", Some(&mover))
+                .header("origin", &app.base),
+        )
+        .await;
+    assert_eq!(res.status().as_u16(), 429);
+    let after: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=10).contains(&after), "Retry-After {after}");
+    assert!(app.my_room(&mover, "loop").await.is_none(), "not joined");
 
     let profile = app.signup("profile").await;
     for i in 0..3 {

@@ -342,6 +342,19 @@ impl Redis {
         }
     }
 
+    /// Run one command on a connection of its own (a test looking behind the node's back).
+    pub fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
+        let mut c = redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("Redis answers");
+        cmd.query(&mut c).expect("Redis answers the command")
+    }
+
+    /// Write a snapshot now (`SAVE`), which the next [`Redis::restart`] starts from.
+    pub fn save(&self) {
+        let _: String = self.query(&redis::cmd("SAVE"));
+    }
+
     /// Freeze the server (SIGSTOP): connections stay open and nothing answers. Thawed when
     /// the guard is dropped.
     pub fn freeze(&self) -> Frozen {

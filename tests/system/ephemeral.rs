@@ -615,13 +615,7 @@ async fn a_redis_brought_back_from_an_old_snapshot_forgets_who_left_since() {
     let a = ClusterPresence::new(&redis.url(), "a", LEASE).unwrap();
     assert!(a.connected(4, "di").await);
     assert!(a.connected(5, "ed").await);
-    let mut c = redis::Client::open(redis.url())
-        .and_then(|c| c.get_connection())
-        .expect("Redis answers");
-    redis::cmd("SAVE")
-        .query::<String>(&mut c)
-        .expect("a snapshot");
-    drop(c);
+    redis.save();
     assert!(a.disconnected(4).await);
     assert!(a.connected(6, "flo").await);
     redis.kill();
@@ -652,13 +646,7 @@ async fn a_repair_of_hundreds_of_users_takes_out_and_announces_every_one() {
     for u in 0..300 {
         assert!(a.connected(u, &name(u)).await);
     }
-    let mut c = redis::Client::open(redis.url())
-        .and_then(|c| c.get_connection())
-        .expect("Redis answers");
-    redis::cmd("SAVE")
-        .query::<String>(&mut c)
-        .expect("a snapshot");
-    drop(c);
+    redis.save();
     // 0..170 leave, 300..450 come.
     for u in 0..170 {
         assert!(a.disconnected(u).await);
@@ -673,6 +661,41 @@ async fn a_repair_of_hundreds_of_users_takes_out_and_announces_every_one() {
     assert!(a.renew().await);
     let expected: Vec<String> = (170..450).map(name).collect();
     assert_eq!(a.online().await, Some(expected));
+}
+
+/// How many times Redis ran `SMEMBERS` (the first step of a repair) since it started.
+fn repairs_begun(redis: &Redis) -> u64 {
+    let info: String = redis.query(redis::cmd("INFO").arg("commandstats"));
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_smembers:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().expect("a count"))
+}
+
+/// A node with nobody to repair, after Redis restarted empty: the first renewal repairs
+/// (nothing to do) and takes Redis' count of its changes (none) as its own; the next
+/// renewals do not repair again.
+#[tokio::test]
+async fn an_idle_node_repairs_once_after_redis_restarted_empty() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let a = ClusterPresence::new(&redis.url(), "a", LEASE).unwrap();
+    assert!(a.connected(8, "vi").await);
+    assert!(a.disconnected(8).await);
+    redis.kill();
+    redis.restart();
+    until_redis_answers(&a).await;
+    let before = repairs_begun(&redis);
+    for _ in 0..3 {
+        assert!(a.renew().await);
+    }
+    assert_eq!(a.online().await, Some(vec![]), "vi taken out");
+    assert_eq!(
+        repairs_begun(&redis) - before,
+        1,
+        "one repair, not one per renewal"
+    );
 }
 
 /// A node paused past its lease, not yet reaped: another node's leave takes the user it
@@ -933,13 +956,7 @@ async fn a_late_reservation_is_taken_back_and_a_missed_clear_made_later() {
     drop(frozen);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let counted = |key: &str| -> usize {
-        let mut c = redis::Client::open(redis.url())
-            .and_then(|c| c.get_connection())
-            .expect("Redis answers");
-        redis::cmd("ZCARD")
-            .arg(format!("hearth:w:test:{key}"))
-            .query(&mut c)
-            .expect("a count")
+        redis.query(redis::cmd("ZCARD").arg(format!("hearth:w:test:{key}")))
     };
     assert_eq!(
         counted("u:gus"),
