@@ -134,10 +134,18 @@ async fn preview(state: &App, client: &Outbound, job: Job) -> Result<(), String>
     };
     let image = page.image;
     let id = job.message_id;
+    let files = state.files.clone();
     state
         .db
         .transact(move |tx| {
-            let image = image.as_ref().map(|(s, m)| (s.as_str(), m.as_str()));
+            // The picture may have gone since the page was cached (its page fetched again
+            // with another one, and nothing else naming it): the preview goes without it.
+            let image = image.as_ref().filter(|(h, _)| files.hold(h));
+            let image = image.map(|(s, m)| (s.as_str(), m.as_str()));
+            let preview = LinkPreview {
+                has_image: image.is_some(),
+                ..preview
+            };
             let change = tx.attach_preview(id, preview, image)?;
             Ok::<_, AppError>(((), room_change(change)))
         })

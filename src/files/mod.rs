@@ -220,6 +220,31 @@ impl Files {
         gone(std::fs::remove_file(&aside))
     }
 
+    /// Whether the stored file `h` is there for a row about to name it (a link preview's
+    /// picture, found in the page cache by an earlier fetch). Writer thread only. In a shared
+    /// folder it is made young first, so that no other node's removal takes it before that
+    /// row commits: a removal already under way either sees the new time and puts it back,
+    /// or took it, and then it is missing here.
+    pub fn hold(&self, h: &str) -> bool {
+        if !is_hash(h) {
+            return false;
+        }
+        let path = self.path_of(h);
+        if self.shared {
+            let touched = std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_modified(SystemTime::now()));
+            if touched.is_err() {
+                return false;
+            }
+        }
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => !self.shared || younger_than(&path, SHARED_GRACE),
+            _ => false,
+        }
+    }
+
     /// The hashes of every stored file.
     pub fn stored(&self) -> io::Result<Vec<String>> {
         let mut out = Vec::new();
@@ -505,6 +530,32 @@ mod tests {
         assert_eq!(files.remove_orphans(&HashSet::new()).unwrap(), 1);
         assert!(!young.exists());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_held_for_a_new_row_is_there_and_in_a_shared_folder_young() {
+        for shared in [false, true] {
+            let dir =
+                std::env::temp_dir().join(format!("hearth-hold-{shared}-{}", std::process::id()));
+            let files = if shared {
+                Files::open_shared(&dir).unwrap()
+            } else {
+                Files::open(&dir).unwrap()
+            };
+            let unused = |_: &str| Ok::<_, std::convert::Infallible>(false);
+            let h = "12".repeat(32);
+            assert!(!files.hold(&h), "not there");
+            assert!(!files.hold("../../etc/passwd"), "not a hash");
+            files.settle(new_temp(&files, b"picture"), &h).unwrap();
+            let path = files.path_of(&h);
+            age(&path, SHARED_GRACE * 2);
+            assert!(files.hold(&h));
+            // In a shared folder, a removal now leaves it for the row about to name it.
+            let removed = files.collect(std::slice::from_ref(&h), unused).unwrap();
+            assert_eq!((removed, path.exists()), (usize::from(!shared), shared));
+            assert!(!files.hold(&h) || shared);
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
     }
 
     #[test]
