@@ -31,6 +31,17 @@ pub const FAULT_BODY: &str = "hearth-fault: this delivery panics";
 #[cfg(feature = "faults")]
 pub const FAULT_IN_RECOVERY_BODY: &str = "hearth-fault: this delivery panics, and its reset";
 
+/// With the `faults` feature: the text of a message after whose delivery the next
+/// [`FAULT_CHURN_SYNCS`] calls of [`Hub::sync_rooms`] are refused, as if the user's rooms
+/// changed during each read (a new connection reads its rooms that many times at most, then
+/// gives up with 1013).
+#[cfg(feature = "faults")]
+pub const FAULT_CHURN_BODY: &str = "hearth-fault: rooms keep changing";
+
+/// With the `faults` feature: how many room syncs [`FAULT_CHURN_BODY`] refuses.
+#[cfg(feature = "faults")]
+pub const FAULT_CHURN_SYNCS: u32 = 20;
+
 /// How many times [`Hub::reset_or_abort`] tries a reset that panics.
 const RESET_TRIES: u32 = 4;
 
@@ -132,9 +143,15 @@ impl Hub {
     }
 
     /// With the `faults` feature: panic for a message whose text is [`FAULT_BODY`] or
-    /// [`FAULT_IN_RECOVERY_BODY`] (the latter also makes the next reset panic once).
+    /// [`FAULT_IN_RECOVERY_BODY`] (the latter also makes the next reset panic once); refuse
+    /// the next room syncs after [`FAULT_CHURN_BODY`].
     #[cfg(feature = "faults")]
     fn strike_if_faulty(&self, msg: &StoredMessage) {
+        if msg.body == FAULT_CHURN_BODY {
+            self.inner
+                .churn_syncs
+                .store(FAULT_CHURN_SYNCS, Ordering::SeqCst);
+        }
         let in_recovery = msg.body == FAULT_IN_RECOVERY_BODY;
         if in_recovery {
             self.inner.fail_next_reset.store(true, Ordering::SeqCst);

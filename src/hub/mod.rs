@@ -22,7 +22,7 @@ mod deliver;
 mod fanout;
 pub use fanout::highest_position;
 #[cfg(feature = "faults")]
-pub use fanout::{FAULT_BODY, FAULT_IN_RECOVERY_BODY};
+pub use fanout::{FAULT_BODY, FAULT_CHURN_BODY, FAULT_CHURN_SYNCS, FAULT_IN_RECOVERY_BODY};
 mod registry;
 mod rooms;
 mod shared;
@@ -274,6 +274,10 @@ struct Inner {
     /// [`FAULT_IN_RECOVERY_BODY`]).
     #[cfg(feature = "faults")]
     fail_next_reset: std::sync::atomic::AtomicBool,
+    /// With the `faults` feature: how many more room syncs are refused (see
+    /// [`FAULT_CHURN_BODY`]).
+    #[cfg(feature = "faults")]
+    churn_syncs: std::sync::atomic::AtomicU32,
     /// Every profile with something set, as `ready` sends them (replaced whole on a change).
     profiles: RwLock<Arc<[Profile]>>,
     /// Bumped (under `profiles`' lock) by every profile change the hub applies.
@@ -334,6 +338,8 @@ impl Hub {
                 resets: tokio::sync::watch::Sender::new(0),
                 #[cfg(feature = "faults")]
                 fail_next_reset: std::sync::atomic::AtomicBool::new(false),
+                #[cfg(feature = "faults")]
+                churn_syncs: std::sync::atomic::AtomicU32::new(0),
                 profiles: RwLock::new(Arc::from(Vec::new())),
                 profile_changes: AtomicU64::new(0),
                 watcher: std::sync::OnceLock::new(),

@@ -126,6 +126,15 @@ impl Hub {
         if st.membership.stale(user_id, rooms, epoch) {
             return None;
         }
+        #[cfg(feature = "faults")]
+        if self
+            .inner
+            .churn_syncs
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return None;
+        }
         let Some(c) = st.conns.get_mut(&conn) else {
             return Some(0);
         };

@@ -445,6 +445,8 @@ enum Unread {
 
 /// Reads of a new connection's rooms before it is told to come back later.
 const SNAPSHOT_ATTEMPTS: u32 = 20;
+#[cfg(feature = "faults")]
+const _: () = assert!(SNAPSHOT_ATTEMPTS == crate::hub::FAULT_CHURN_SYNCS);
 
 /// Read the user's rooms, the replay after `since` and the head in one snapshot, and make the
 /// connection listen to those rooms.

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use reqwest::Method;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -354,6 +355,34 @@ async fn a_delivery_that_panics_closes_every_socket_and_the_next_message_goes_ou
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reset_that_panics_after_a_failed_delivery_is_tried_again() {
     a_failed_delivery(hearth::hub::FAULT_IN_RECOVERY_BODY).await;
+}
+
+/// A new connection whose user's rooms keep changing while it reads them (made so here: the
+/// hub refuses the next 20 room syncs) is told to come back later (1013) rather than listen
+/// to rooms it may have just left, and holds nothing once closed: the user is not online,
+/// and their next connection is greeted as usual.
+#[tokio::test]
+async fn a_connection_whose_rooms_keep_changing_is_told_to_come_back_later() {
+    let app = TestApp::start().await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    let mut a = app.ws_connect(&alice, None).await;
+    a.send_and_ack(hearth::hub::FAULT_CHURN_BODY, "c-1").await;
+
+    let (code, reason) = app.ws_closed_before_ready(&bob).await;
+    assert_eq!((code, reason.as_str()), (1013, "rooms changing, try again"));
+    let online = || async {
+        let v = app
+            .api_ok(Method::GET, "/api/users?q=bob", &alice, None, 200)
+            .await;
+        v["users"][0]["online"] == true
+    };
+    assert!(!online().await, "the refused connection left no presence");
+
+    let mut b = app.ws_connect(&bob, None).await;
+    assert!(online().await);
+    let live = a.send_and_ack("after", "c-2").await;
+    assert_eq!(b.next_of_type("message").await["id"], live["id"]);
 }
 
 /// Two clients; `body`'s delivery fails; both are closed with 1012, resume, and carry on.

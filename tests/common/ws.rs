@@ -89,6 +89,21 @@ impl TestApp {
         self.open_ws_at(&path, auth, headers, recv_buffer).await
     }
 
+    /// Open a WebSocket the server closes before `ready`; the close frame's code and reason.
+    pub async fn ws_closed_before_ready(&self, auth: &Auth) -> (u16, String) {
+        let mut stream = match self.handshake("/ws", Some(auth), &[], None).await {
+            Ok(stream) => stream,
+            Err((status, body)) => panic!("WebSocket upgrade refused: {status} {body}"),
+        };
+        let first = within(FRAME_TIMEOUT, "a close frame", stream.next()).await;
+        match first {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                (u16::from(frame.code), frame.reason.to_string())
+            }
+            other => panic!("expected a close frame first, got {other:?}"),
+        }
+    }
+
     async fn open_ws_at(
         &self,
         path: &str,
@@ -96,6 +111,25 @@ impl TestApp {
         headers: &[(&str, &str)],
         recv_buffer: Option<u32>,
     ) -> Result<Ws, (u16, String)> {
+        let stream = self.handshake(path, auth, headers, recv_buffer).await?;
+        let mut ws = Ws {
+            inner: stream,
+            ready: Value::Null,
+        };
+        let first = ws.next_frame().await;
+        assert_eq!(first["type"], "ready", "first frame: {first}");
+        ws.ready = first;
+        Ok(ws)
+    }
+
+    /// The WebSocket handshake alone; on refusal the HTTP status and body.
+    async fn handshake(
+        &self,
+        path: &str,
+        auth: Option<&Auth>,
+        headers: &[(&str, &str)],
+        recv_buffer: Option<u32>,
+    ) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, (u16, String)> {
         let url = format!("ws://{}{path}", self.addr);
         let mut req = url.into_client_request().expect("a valid ws request");
         if let Some(a) = auth {
@@ -122,16 +156,7 @@ impl TestApp {
         })
         .await;
         match connected {
-            Ok((stream, _)) => {
-                let mut ws = Ws {
-                    inner: stream,
-                    ready: Value::Null,
-                };
-                let first = ws.next_frame().await;
-                assert_eq!(first["type"], "ready", "first frame: {first}");
-                ws.ready = first;
-                Ok(ws)
-            }
+            Ok((stream, _)) => Ok(stream),
             Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
                 let body = res
                     .body()
