@@ -816,6 +816,40 @@ async fn one_users_connections_over_three_nodes_admit_exactly_the_cap() {
     .await;
 }
 
+/// A sign-out that lands while a connection of that session is being admitted (here: its
+/// admission waits for a frozen Redis, up to half a second, before the node's own caps admit
+/// it) closes the session's connections in the hub before this one is in it. The handshake
+/// reads the session again before answering, so the connection is refused, never left open
+/// for a session that ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sign_out_during_admission_refuses_the_connection() {
+    let Some((_pg, redis, apps)) = cluster("lateadmit", 1, |_| {}).await else {
+        return;
+    };
+    let app = &apps[0];
+    let ann = app.signup("ann").await;
+    let frozen = redis.freeze();
+    let (upgrade, signed_out) = tokio::join!(app.try_ws(Some(&ann), "", None), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        let (status, _) = app
+            .api(reqwest::Method::POST, "/api/logout", &ann, None)
+            .await;
+        (status, started.elapsed())
+    });
+    drop(frozen);
+    assert_eq!(signed_out.0, 204, "signed out");
+    assert!(
+        signed_out.1 < Duration::from_millis(350),
+        "the sign-out did not wait for Redis ({:?}), so it landed mid-admission",
+        signed_out.1
+    );
+    match upgrade {
+        Err((status, body)) => assert_eq!(status, 401, "{body}"),
+        Ok(_) => panic!("a connection of a session that ended was opened"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn presence_typing_and_here_reach_every_node() {
     let Some((_pg, _redis, apps)) = cluster("presence", 3, |_| {}).await else {
