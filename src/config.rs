@@ -331,6 +331,11 @@ pub struct LimitsConfig {
     pub messages_per_second: f64,
     /// Messages a user may send in a burst above the rate.
     pub message_burst: u32,
+    /// Sustained changes others see, other than messages (edits, deletions, reactions,
+    /// joins and leaves, room and profile changes), per second per user; 0 disables it.
+    pub changes_per_second: f64,
+    /// Such changes a user may make in a burst above that rate.
+    pub change_burst: u32,
     /// Open WebSockets per user; 0 = unlimited.
     pub connections_per_user: u32,
     /// Open WebSockets per client address; 0 = unlimited.
@@ -398,6 +403,8 @@ impl Default for LimitsConfig {
         Self {
             messages_per_second: 5.0,
             message_burst: 20,
+            changes_per_second: 10.0,
+            change_burst: 60,
             connections_per_user: 20,
             connections_per_address: 200,
             registrations_per_hour: 20,
@@ -597,6 +604,13 @@ impl Config {
         }
         if rate > 0.0 && self.limits.message_burst == 0 {
             return Err("limits.message_burst: must be at least 1 when a rate is set".into());
+        }
+        let rate = self.limits.changes_per_second;
+        if !rate.is_finite() || rate < 0.0 {
+            return Err("limits.changes_per_second: must be a number ≥ 0".into());
+        }
+        if rate > 0.0 && self.limits.change_burst == 0 {
+            return Err("limits.change_burst: must be at least 1 when a rate is set".into());
         }
         if self.limits.outgoing_queue < 16 {
             return Err("limits.outgoing_queue: must be at least 16".into());
@@ -832,6 +846,8 @@ mod tests {
             "synchronous",
             "messages_per_second",
             "message_burst",
+            "changes_per_second",
+            "change_burst",
             "connections_per_user",
             "connections_per_address",
             "registrations_per_hour",

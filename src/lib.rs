@@ -450,13 +450,23 @@ fn app(
             .as_ref()
             .map(|c| limits::SharedWindows::scoped(&c.windows, "quota")),
     );
-    let message_rate = match &cluster {
-        Some(c) => app::MessageRate::Cluster(c.rate.clone()),
-        None => app::MessageRate::Node(Arc::new(limits::MessageRate::new(
-            config.limits.messages_per_second,
-            config.limits.message_burst,
-            metrics,
-        ))),
+    let (message_rate, change_rate) = match &cluster {
+        Some(c) => (
+            app::MessageRate::Cluster(c.rate.clone()),
+            app::MessageRate::Cluster(c.change_rate.clone()),
+        ),
+        None => (
+            app::MessageRate::Node(Arc::new(limits::MessageRate::new(
+                config.limits.messages_per_second,
+                config.limits.message_burst,
+                metrics.clone(),
+            ))),
+            app::MessageRate::Node(Arc::new(limits::MessageRate::new(
+                config.limits.changes_per_second,
+                config.limits.change_burst,
+                metrics,
+            ))),
+        ),
     };
     let per_user = match config.limits.searches_per_user {
         0 => usize::MAX,
@@ -472,6 +482,7 @@ fn app(
         started: std::time::Instant::now(),
         quotas: Arc::new(quotas),
         message_rate,
+        change_rate,
         cluster,
         searches: Arc::new(limits::Concurrency::new(SEARCHES_AT_ONCE, per_user)),
         files: Arc::new(files),

@@ -46,7 +46,7 @@ pub async fn edit(
     check_nonce(nonce.as_deref())?;
     let body = trimmed_body(body)?;
     let why = "You are editing messages too fast.";
-    state.message_rate.spend(actor.user_id, why).await?;
+    state.change_rate.spend(actor.user_id, why).await?;
     let (user_id, origin) = (actor.user_id, actor.origin);
     let window = state.config.messages.edit_window_ms();
     let hub = state.hub.clone();
@@ -67,7 +67,7 @@ pub async fn delete(
 ) -> Result<(), AppError> {
     check_nonce(nonce.as_deref())?;
     let why = "You are deleting messages too fast.";
-    state.message_rate.spend(actor.user_id, why).await?;
+    state.change_rate.spend(actor.user_id, why).await?;
     let (user_id, origin) = (actor.user_id, actor.origin);
     let username = actor.username.to_string();
     let window = state.config.messages.edit_window_ms();
@@ -109,7 +109,7 @@ pub async fn react(
         ));
     }
     let why = "You are reacting too fast.";
-    state.message_rate.spend(actor.user_id, why).await?;
+    state.change_rate.spend(actor.user_id, why).await?;
     let (user_id, origin) = (actor.user_id, actor.origin);
     let username = actor.username.to_string();
     let result = state

@@ -63,7 +63,8 @@ impl std::ops::Deref for App {
     }
 }
 
-/// The per-user message rate: this node's own, or one shared by every node (cluster mode).
+/// A per-user rate (of messages, or of other changes others see): this node's own, or one
+/// shared by every node (cluster mode).
 pub enum MessageRate {
     /// Counted here.
     Node(Arc<limits::MessageRate>),
@@ -80,8 +81,9 @@ impl MessageRate {
         }
     }
 
-    /// [`MessageRate::take`] for a change others see (a message, an edit, a reaction, a file,
-    /// a room's topic): `rate_limited` saying `why`, with when to retry.
+    /// [`MessageRate::take`] for a change others see (a message or a file; with the change
+    /// rate, an edit, a reaction, a join, a room's topic): `rate_limited` saying `why`, with
+    /// when to retry.
     pub async fn spend(&self, user: i64, why: &'static str) -> Result<(), error::AppError> {
         self.take(user).await.map_err(|ms| {
             error::AppError::new(error::Code::RateLimited, why)
@@ -109,8 +111,12 @@ pub struct AppState {
     /// Per-user quotas on rooms, DMs, people added and invite links (over every node in
     /// cluster mode).
     pub quotas: Arc<limits::Limiter>,
-    /// The per-user message rate, checked before a message is queued for the writer.
+    /// The per-user message rate, checked before a message (or file) is queued for the
+    /// writer.
     pub message_rate: MessageRate,
+    /// The per-user rate of the other changes others see: edits, deletions, reactions,
+    /// joins and leaves, room and profile changes (`limits.changes_per_second`).
+    pub change_rate: MessageRate,
     /// Cluster mode's shared state in Redis (`cluster.redis_url`), when set.
     pub cluster: Option<crate::cluster::Cluster>,
     /// Searches running now, bounded per user and in total.

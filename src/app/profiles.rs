@@ -72,9 +72,9 @@ pub async fn update(
         .map(|d| clean(d, MAX_DISPLAY_NAME, "display name"))
         .transpose()?;
     let status = status.map(|s| clean(s, MAX_STATUS, "status")).transpose()?;
-    // Every connection everywhere hears a profile change: one token of the message rate.
+    // Every connection everywhere hears a profile change: one token of the change rate.
     let why = "You are changing your profile too fast.";
-    state.message_rate.spend(user_id, why).await?;
+    state.change_rate.spend(user_id, why).await?;
     let profile = state
         .db
         .update_profile(user_id, display_name, status)
@@ -138,7 +138,7 @@ where
 /// Take `user_id`'s avatar away.
 pub async fn clear_avatar(state: &App, user_id: i64) -> Result<Profile, AppError> {
     let why = "You are changing your picture too fast.";
-    state.message_rate.spend(user_id, why).await?;
+    state.change_rate.spend(user_id, why).await?;
     let profile = state
         .db
         .set_avatar(state.files.clone(), user_id, None)

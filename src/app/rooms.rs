@@ -256,24 +256,23 @@ pub async fn create(
     Ok(room)
 }
 
-/// One token of `uid`'s message rate, for a change a room's members are told of (like a
-/// message): refused with `why` and when to retry.
+/// One token of `uid`'s change rate, for a change a room's members are told of: refused with
+/// `why` and when to retry.
 async fn spend(state: &App, uid: i64, why: &'static str) -> Outcome<()> {
-    let taken = state.message_rate.take(uid).await;
+    let taken = state.change_rate.take(uid).await;
     taken.map_err(|ms| RoomError::Quota(why, ms.div_ceil(1000)))
 }
 
 /// Join a public room (a no-op for a member). Only a join that changes something spends a
 /// token: a bot making sure it is in its rooms at every start is not refused for that.
 pub async fn join(state: &App, user: &User, name: &str) -> Outcome<Room> {
-    let (shown, uid) = (name.to_string(), user.id);
+    let (name, uid) = (name.to_string(), user.id);
+    let shown = name.clone();
     let room = read(state, move |c| visible_in(c, &shown, uid)).await?;
     if room.membership.is_some() {
         return Ok(room);
     }
-    spend(state, user.id, "You are joining rooms too fast.").await?;
-    let name = name.to_string();
-    let uid = user.id;
+    spend(state, uid, "You are joining rooms too fast.").await?;
     let username = user.username.clone();
     write(state, move |c| {
         let room = visible_in(c, &name, uid)?;
@@ -310,9 +309,22 @@ pub async fn leave(state: &App, user: &User, name: &str) -> Outcome<()> {
         return Err(RoomError::CannotLeave);
     }
     let (shown, uid) = (name.to_string(), user.id);
-    read(state, move |c| member_in(c, &shown, uid)).await?;
+    read(state, move |c| leavable(c, &shown, uid)).await?;
     spend(state, user.id, "You are leaving rooms too fast.").await?;
     leave_one(state, user, name).await
+}
+
+/// Whether `user_id` may leave the room called `name` (is a member), looked up without
+/// counting anything: refused as [`member_in`] refuses.
+fn leavable(c: &Tx<'_>, name: &str, user_id: i64) -> Outcome<()> {
+    let room = c
+        .room_key_by_name(name, user_id)?
+        .ok_or(RoomError::UnknownRoom)?;
+    match access::key_access(&room) {
+        Access::Hidden => Err(RoomError::UnknownRoom),
+        Access::Preview => Err(RoomError::NotAMember),
+        Access::Member => Ok(()),
+    }
 }
 
 /// [`leave`] without its token.
@@ -339,7 +351,7 @@ pub const MAX_LEAVE_MANY: usize = 500;
 
 /// Leave several rooms and DMs at once (a way out for someone added to many rooms against
 /// their will). `general`, rooms the caller is not in and unknown names are skipped. Returns
-/// the names left. One token of the message rate for the whole request, none if it leaves
+/// the names left. One token of the change rate for the whole request, none if it leaves
 /// nothing.
 pub async fn leave_many(state: &App, user: &User, names: &[String]) -> Outcome<Vec<String>> {
     if names.len() > MAX_LEAVE_MANY {
@@ -347,11 +359,17 @@ pub async fn leave_many(state: &App, user: &User, names: &[String]) -> Outcome<V
             "Leave at most 500 rooms in one request.",
         ));
     }
-    let (wanted, uid) = (names.to_vec(), user.id);
+    let mut wanted: Vec<String> = Vec::new();
+    for name in names {
+        if name != GENERAL && !wanted.contains(name) {
+            wanted.push(name.clone());
+        }
+    }
+    let (check, uid) = (wanted.clone(), user.id);
     let any = read(state, move |c| {
-        for name in wanted.iter().filter(|n| *n != GENERAL) {
-            match member_in(c, name, uid) {
-                Ok(_) => return Ok(true),
+        for name in &check {
+            match leavable(c, name, uid) {
+                Ok(()) => return Ok(true),
                 Err(RoomError::UnknownRoom | RoomError::NotAMember) => {}
                 Err(e) => return Err(e),
             }
@@ -362,14 +380,11 @@ pub async fn leave_many(state: &App, user: &User, names: &[String]) -> Outcome<V
     if !any {
         return Ok(Vec::new());
     }
-    spend(state, user.id, "You are leaving rooms too fast.").await?;
+    spend(state, uid, "You are leaving rooms too fast.").await?;
     let mut left = Vec::new();
-    for name in names {
-        if name == GENERAL || left.contains(name) {
-            continue;
-        }
-        match leave_one(state, user, name).await {
-            Ok(()) => left.push(name.clone()),
+    for name in wanted {
+        match leave_one(state, user, &name).await {
+            Ok(()) => left.push(name),
             Err(RoomError::UnknownRoom | RoomError::NotAMember) => {}
             Err(e) => return Err(e),
         }

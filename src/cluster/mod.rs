@@ -35,6 +35,9 @@ pub struct Cluster {
     pub caps: caps::ClusterCaps,
     /// The per-user message rate over every node.
     pub rate: rate::ClusterRate,
+    /// The per-user rate of other changes others see (edits, reactions, joins…) over every
+    /// node.
+    pub change_rate: rate::ClusterRate,
     /// Sliding-window limits over every node (see `limits::Limiter`); scope it per counter.
     pub windows: windows::ClusterWindows,
     /// Who is online on any node, and typing.
@@ -66,8 +69,16 @@ impl Cluster {
             caps: caps::ClusterCaps::new(url, &node, limits, caps::LEASE)?,
             rate: rate::ClusterRate::new(
                 url,
+                "u",
                 config.limits.messages_per_second,
                 config.limits.message_burst,
+                metrics.clone(),
+            )?,
+            change_rate: rate::ClusterRate::new(
+                url,
+                "c",
+                config.limits.changes_per_second,
+                config.limits.change_burst,
                 metrics,
             )?,
             windows: windows::ClusterWindows::new(url, &node)?,
@@ -93,6 +104,8 @@ impl Cluster {
     ) -> Vec<JoinHandle<()>> {
         let (rate, windows) = (self.rate.clone(), self.windows.clone());
         tokio::spawn(async move { rate.warm().await });
+        let changes = self.change_rate.clone();
+        tokio::spawn(async move { changes.warm().await });
         tokio::spawn(async move { windows.warm().await });
         let local = hub.share_presence();
         let (events_tx, events) = mpsc::channel(256);

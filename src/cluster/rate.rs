@@ -51,6 +51,8 @@ pub struct ClusterRate {
 
 struct Inner {
     redis: ConnectionManager,
+    /// What the budget pays for, in its keys (`hearth:rate:{scope}:{user}`).
+    scope: &'static str,
     rate: f64,
     burst: u32,
     script: Script,
@@ -63,10 +65,12 @@ struct Inner {
 }
 
 impl ClusterRate {
-    /// `rate` messages per second per user with bursts of `burst` (`rate` 0: no limit), over
-    /// every node using the Redis at `url`; refusals are counted in `metrics`.
+    /// `rate` messages (or other actions: `scope` names the budget in Redis' keys) per
+    /// second per user with bursts of `burst` (`rate` 0: no limit), over every node using the
+    /// Redis at `url`; refusals are counted in `metrics`.
     pub fn new(
         url: &str,
+        scope: &'static str,
         rate: f64,
         burst: u32,
         metrics: Arc<Metrics>,
@@ -76,6 +80,7 @@ impl ClusterRate {
         Ok(ClusterRate {
             inner: Arc::new(Inner {
                 redis,
+                scope,
                 rate,
                 burst,
                 script: Script::new(&format!("{LUA_NOW_MS}{GCRA}")),
@@ -108,7 +113,7 @@ impl ClusterRate {
         }
         if inner.breaker.closed() {
             let mut call = inner.script.prepare_invoke();
-            call.key(format!("hearth:rate:u:{user}"))
+            call.key(format!("hearth:rate:{}:{user}", inner.scope))
                 .key("hearth:nodes")
                 .arg(1000.0 / inner.rate)
                 .arg(inner.burst.max(1));

@@ -151,7 +151,16 @@ async fn a_reaction_already_in_that_state_takes_no_position_and_answers_only_its
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reactions_are_refused_for_bad_emoji_unreadable_messages_non_members_and_past_twenty() {
-    let app = TestApp::start().await;
+    // With the shipped rates: twenty reactions in a row after a few messages are not
+    // `rate_limited` (reactions have a budget of their own, larger than the messages').
+    let app = TestApp::with_config(|c| {
+        let shipped = hearth::config::LimitsConfig::default();
+        c.limits.messages_per_second = shipped.messages_per_second;
+        c.limits.message_burst = shipped.message_burst;
+        c.limits.changes_per_second = shipped.changes_per_second;
+        c.limits.change_burst = shipped.change_burst;
+    })
+    .await;
     let alice = app.signup("alice").await;
     let _bob = app.signup("bob").await;
     let carol = app.signup("carol").await;

@@ -329,16 +329,19 @@ async fn error_frames_echo_the_nonce_of_the_refused_frame() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_change_others_see_spends_the_message_rate() {
-    // Three tokens, the next one 10 s away: no refill during the test.
+async fn every_change_others_see_spends_the_change_rate() {
+    // Three changes and five messages per user, the next token 10 s away: no refill during
+    // the test.
     let app = TestApp::with_config(|c| {
+        c.limits.changes_per_second = 0.1;
+        c.limits.change_burst = 3;
         c.limits.messages_per_second = 0.1;
-        c.limits.message_burst = 3;
+        c.limits.message_burst = 5;
     })
     .await;
 
-    // Edits and reactions over the WebSocket: a message (1), two more changes (2, 3), then
-    // `rate_limited` with when to retry, echoing the nonce.
+    // Edits and reactions over the WebSocket: three changes, then `rate_limited` with when to
+    // retry, echoing the nonce; messages have a budget of their own and still go out.
     for (who, frame) in [
         (
             "editor",
@@ -353,7 +356,7 @@ async fn every_change_others_see_spends_the_message_rate() {
         let mut ws = app.ws_connect(&auth, None).await;
         let ack = ws.send_and_ack("first", &format!("{who}-1")).await;
         let id = ack["id"].as_i64().unwrap();
-        for (i, on) in [true, false, true].into_iter().enumerate() {
+        for (i, on) in [true, false, true, false].into_iter().enumerate() {
             let mut f = frame.clone();
             f["id"] = json!(id);
             f["on"] = json!(on);
@@ -366,7 +369,7 @@ async fn every_change_others_see_spends_the_message_rate() {
             }
             ws.send_json(&f).await;
             let got = ws.next_skipping(&["presence", "typing"]).await;
-            if i < 2 {
+            if i < 3 {
                 assert_ne!(got["type"], "error", "{who}'s change {i}: {got}");
                 continue;
             }
@@ -375,13 +378,14 @@ async fn every_change_others_see_spends_the_message_rate() {
             let ms = got["retry_after_ms"].as_u64().expect("retry_after_ms");
             assert!(ms > 1000 && ms <= 10_000, "{who}: retry after {ms} ms");
         }
+        ws.send_and_ack("still talking", &format!("{who}-2")).await;
     }
 
     // Deletions, a room's topic and one's profile over HTTP: 429 with Retry-After once three
     // tokens are spent.
     let deleter = app.signup("deleter").await;
     let mut ids = Vec::new();
-    for body in ["one", "two"] {
+    for body in ["one", "two", "three", "four"] {
         let path = "/api/rooms/general/messages";
         let m = app
             .api_ok(
@@ -394,15 +398,11 @@ async fn every_change_others_see_spends_the_message_rate() {
             .await;
         ids.push(m["message"]["id"].as_i64().unwrap());
     }
-    app.api_ok(
-        Method::DELETE,
-        &format!("/api/messages/{}", ids[0]),
-        &deleter,
-        None,
-        204,
-    )
-    .await;
-    let path = format!("/api/messages/{}", ids[1]);
+    for id in &ids[..3] {
+        let path = format!("/api/messages/{id}");
+        app.api_ok(Method::DELETE, &path, &deleter, None, 204).await;
+    }
+    let path = format!("/api/messages/{}", ids[3]);
     app.api_err(Method::DELETE, &path, &deleter, None, 429, "rate_limited")
         .await;
 

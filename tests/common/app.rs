@@ -70,6 +70,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     config.database.path = dir.join("chat.db");
     config.auth.pbkdf2_iterations = 1000;
     config.limits.messages_per_second = 0.0;
+    config.limits.changes_per_second = 0.0;
     config.limits.registrations_per_hour = 0;
     // Link previews fetch what messages link to; tests post links to example.com and must
     // never reach it. The preview tests switch them on, pointed at servers on 127.0.0.1.

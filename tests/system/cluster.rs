@@ -159,6 +159,7 @@ impl Cluster {
             .env("CHAT_CLUSTER__REDIS_URL", &self.redis_url)
             .env("CHAT_CLUSTER__NODE", format!("node{i}"))
             .env("CHAT_LIMITS__MESSAGES_PER_SECOND", "0")
+            .env("CHAT_LIMITS__CHANGES_PER_SECOND", "0")
             .env("CHAT_LIMITS__CONNECTIONS_PER_USER", "0")
             .env("CHAT_PREVIEWS__ENABLED", "false")
             .env("RUST_LOG", "warn")

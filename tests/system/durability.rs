@@ -97,6 +97,7 @@ pub(crate) fn start_server_with(dir: &Path, envs: &[(&str, String)]) -> Hearth {
     let mut cmd = command(dir, dir.join("absent.toml"));
     cmd.env("CHAT_DATABASE__PATH", db_path(dir))
         .env("CHAT_LIMITS__MESSAGES_PER_SECOND", "0")
+        .env("CHAT_LIMITS__CHANGES_PER_SECOND", "0")
         .env("RUST_LOG", "warn")
         .envs(envs.iter().map(|(k, v)| (k, v)))
         .stderr(Stdio::from(log));

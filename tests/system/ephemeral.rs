@@ -292,7 +292,7 @@ async fn without_redis_admission_is_unknown_and_an_empty_restart_is_repaired() {
 async fn rates(redis: &Redis, rate: f64, burst: u32) -> Vec<ClusterRate> {
     let rates: Vec<ClusterRate> = (0..3)
         .map(|_| {
-            ClusterRate::new(&redis.url(), rate, burst, Arc::new(Metrics::default()))
+            ClusterRate::new(&redis.url(), "u", rate, burst, Arc::new(Metrics::default()))
                 .expect("a Redis URL")
         })
         .collect();

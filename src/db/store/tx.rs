@@ -173,6 +173,12 @@ impl Tx<'_> {
         Ok(queries::room_by_id(self.0, id, user_id)?)
     }
 
+    /// A room by name, with whether `user_id` is a member and nothing counted (see
+    /// [`RoomKey`]), if it exists.
+    pub fn room_key_by_name(&self, name: &str, user_id: i64) -> Result<Option<RoomKey>, DbError> {
+        Ok(queries::room_key_by_name(self.0, name, user_id)?)
+    }
+
     /// A room by id, with whether `user_id` is a member and nothing counted (see
     /// [`RoomKey`]), if it exists.
     pub fn room_key_by_id(&self, id: i64, user_id: i64) -> Result<Option<RoomKey>, DbError> {
