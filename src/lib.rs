@@ -306,7 +306,8 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
     #[cfg(feature = "faults")]
     tracing::error!(
         "this build has the test suites' `faults` feature: a message whose text is {:?} \
-         closes every connection; build with `cargo build --release` to serve people",
+         closes every connection (and others starting with \"hearth-fault\" do harm too); \
+         build with `cargo build --release` to serve people",
         hub::FAULT_BODY
     );
     let addr = config.bind_addr().map_err(StartupError::Config)?;

@@ -224,7 +224,8 @@ impl Files {
     /// picture, found in the page cache by an earlier fetch). Writer thread only. In a shared
     /// folder it is made young first, so that no other node's removal takes it before that
     /// row commits: a removal already under way either sees the new time and puts it back,
-    /// or took it, and then it is missing here.
+    /// or took it, and then it is missing here. (Caught between a removal's move aside and
+    /// its put-back, it is missing too: the row goes without it, and nothing is lost.)
     pub fn hold(&self, h: &str) -> bool {
         if !is_hash(h) {
             return false;
@@ -239,10 +240,7 @@ impl Files {
                 return false;
             }
         }
-        match std::fs::metadata(&path) {
-            Ok(m) if m.is_file() => !self.shared || younger_than(&path, SHARED_GRACE),
-            _ => false,
-        }
+        std::fs::metadata(&path).is_ok_and(|m| m.is_file())
     }
 
     /// The hashes of every stored file.
