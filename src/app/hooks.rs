@@ -123,12 +123,19 @@ pub async fn post_through(
     secret: &str,
     text: String,
 ) -> Result<StoredMessage, AppError> {
-    let (hook, account, hash, _) = state.db.hook(id).await?.ok_or_else(unknown_hook)?;
+    let (hook, account, hash, _, active) = state.db.hook(id).await?.ok_or_else(unknown_hook)?;
     let given = token::digest(secret);
     if !token::well_formed(secret)
         || !bool::from(subtle::ConstantTimeEq::ct_eq(&given[..], &hash[..]))
     {
         return Err(unknown_hook());
+    }
+    if !active {
+        return Err(AppError::new(
+            Code::Forbidden,
+            "Whoever made this hook has left its room or been disabled; it posts again once \
+             they are back.",
+        ));
     }
     let username = Arc::from(hook.name.as_str());
     let draft = Draft {
@@ -168,7 +175,7 @@ pub async fn delete_hook(
     room_name: Option<&str>,
     id: &str,
 ) -> Result<(), AppError> {
-    let (hook, _, _, maker) = state.db.hook(id).await?.ok_or_else(unknown_hook)?;
+    let (hook, _, _, maker, _) = state.db.hook(id).await?.ok_or_else(unknown_hook)?;
     check_manage(
         state,
         (user, is_admin),

@@ -369,3 +369,118 @@ async fn webhook_urls_must_be_public_web_addresses() {
     assert!(err.contains("loopback"), "{err}");
     assert_eq!(receiver.received().len(), 0, "never contacted");
 }
+
+/// A hook or webhook works only while its maker is in its room with an enabled account:
+/// someone who left (or was disabled) neither posts into the room nor receives its messages
+/// through what they made there. Once they are back (and may read the room again), both work
+/// again, and what was said meanwhile is delivered, in order.
+#[tokio::test]
+async fn hooks_and_webhooks_stop_while_their_maker_is_out_of_the_room() {
+    let receiver = Receiver::start(200).await;
+    let app = TestApp::builder().reaching_loopback().start().await;
+    let admin = app.signup_admin("root").await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    app.create_room(&alice, "ops", true).await;
+    app.api_ok(Method::POST, "/api/rooms/ops/join", &bob, None, 200)
+        .await;
+    let made = app
+        .api_ok(
+            Method::POST,
+            "/api/rooms/ops/hooks",
+            &alice,
+            Some(&json!({"name": "ci-bot"})),
+            201,
+        )
+        .await;
+    let hook_url = made["hook"]["url"].as_str().unwrap().to_string();
+    app.api_ok(
+        Method::POST,
+        "/api/rooms/ops/webhooks",
+        &alice,
+        Some(&json!({"url": receiver.url("/out")})),
+        201,
+    )
+    .await;
+    let mut bw = app.ws_connect(&bob, None).await;
+    let delivered = async |n: usize| -> Vec<String> {
+        let got = receiver
+            .wait_until(Duration::from_secs(10), "deliveries", |r| r.len() >= n)
+            .await;
+        got.iter()
+            .map(|r| {
+                let v: Value = serde_json::from_slice(&r.body).unwrap();
+                v["message"]["body"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    let hook_says = async |text: &str| {
+        post_hook(&app, &hook_url, &json!({ "text": text }))
+            .await
+            .status()
+            .as_u16()
+    };
+
+    bw.say("ops", "one", "n1").await;
+    assert_eq!(hook_says("from ci").await, 201);
+    assert_eq!(delivered(2).await, ["one", "from ci"]);
+
+    // Alice leaves: nothing of the room reaches her webhook, her hook is refused.
+    app.api_ok(Method::POST, "/api/rooms/ops/leave", &alice, None, 204)
+        .await;
+    bw.say("ops", "while alice is away", "n2").await;
+    let res = post_hook(&app, &hook_url, &json!({"text": "ghost"})).await;
+    assert_error(res, 403, "forbidden").await;
+    // A delivery takes milliseconds here (the first two came at once): none in a second.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(receiver.received().len(), 2, "nothing while alice is away");
+    // Back: what was said meanwhile comes first.
+    app.api_ok(Method::POST, "/api/rooms/ops/join", &alice, None, 200)
+        .await;
+    bw.say("ops", "welcome back", "n3").await;
+    assert_eq!(hook_says("ci again").await, 201);
+    assert_eq!(
+        delivered(5).await,
+        [
+            "one",
+            "from ci",
+            "while alice is away",
+            "welcome back",
+            "ci again"
+        ]
+    );
+
+    // Disabled: the same until enabled again.
+    let act = async |action: &str| {
+        app.api_ok(
+            Method::POST,
+            "/api/admin/users/alice",
+            &admin,
+            Some(&json!({ "action": action })),
+            200,
+        )
+        .await;
+    };
+    act("disable").await;
+    bw.say("ops", "while alice is disabled", "n4").await;
+    assert_eq!(hook_says("ghost").await, 403);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        receiver.received().len(),
+        5,
+        "nothing while alice is disabled"
+    );
+    act("enable").await;
+    bw.say("ops", "enabled", "n5").await;
+    assert_eq!(
+        delivered(7).await[5..],
+        ["while alice is disabled", "enabled"]
+    );
+    assert!(
+        !app.history(&bob, "ops", "")
+            .await
+            .iter()
+            .any(|m| m["body"] == "ghost"),
+        "nothing posted through the hook while its maker was out"
+    );
+}

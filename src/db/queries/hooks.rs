@@ -51,8 +51,9 @@ pub struct WebhookRow {
     pub failing_since: Option<i64>,
 }
 
-/// What a hook needs to post: its row, its account's id, its token's hash and its maker's id.
-pub type HookAuth = (HookRow, i64, Vec<u8>, Option<i64>);
+/// What a hook needs to post: its row, its account's id, its token's hash, its maker's id and
+/// whether its maker may still use it (see [`MAKER_IN_ROOM`]).
+pub type HookAuth = (HookRow, i64, Vec<u8>, Option<i64>, bool);
 
 /// One delivery that is due: the head of its webhook's queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,16 +140,16 @@ pub fn hooks_of<C: Sql>(conn: &C, room_id: Option<i64>) -> Result<Vec<HookRow>, 
 /// Hook `id`: its row, its account's id and its token's hash.
 pub fn hook_by_id<C: Sql>(conn: &C, id: &str) -> Result<Option<HookAuth>, C::Error> {
     conn.row(
-        &format!("SELECT {HOOK_COLUMNS_FULL} WHERE h.id = ?1"),
+        &format!("SELECT {HOOK_COLUMNS_FULL}, {MAKER_IN_ROOM} {HOOK_FROM} WHERE w.id = ?1"),
         args![id],
-        |r| Ok((hook_row(r)?, r.get(7)?, r.get(8)?, r.get(9)?)),
+        |r| Ok((hook_row(r)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?)),
     )
 }
 
-const HOOK_COLUMNS_FULL: &str = "h.id, u.username, r.name, h.room_id, cu.username, h.created_at, \
-     h.last_used_at, h.user_id, h.token_hash, h.created_by FROM hooks h \
-     JOIN users u ON u.id = h.user_id JOIN rooms r ON r.id = h.room_id \
-     LEFT JOIN users cu ON cu.id = h.created_by";
+const HOOK_COLUMNS_FULL: &str = "w.id, u.username, r.name, w.room_id, cu.username, \
+     w.created_at, w.last_used_at, w.user_id, w.token_hash, w.created_by";
+const HOOK_FROM: &str = "FROM hooks w JOIN users u ON u.id = w.user_id \
+     JOIN rooms r ON r.id = w.room_id LEFT JOIN users cu ON cu.id = w.created_by";
 
 /// Note that hook `id` posted.
 pub fn touch_hook<C: Sql>(conn: &C, id: &str, now_ms: i64) -> Result<(), C::Error> {
@@ -293,18 +294,22 @@ pub fn webhook_count<C: Sql>(conn: &C) -> Result<i64, C::Error> {
 }
 
 /// The head of each webhook's queue (its oldest message), when due at `now_ms`; at most
-/// `limit`. Only heads, so each webhook receives its messages in id order.
+/// `limit`. Only heads, so each webhook receives its messages in id order. A webhook whose
+/// maker is out of its room (or disabled) waits: what its room says meanwhile is delivered
+/// once they are back (and may read it again), not before.
 pub fn due_deliveries<C: Sql>(
     conn: &C,
     now_ms: i64,
     limit: u32,
 ) -> Result<Vec<DueDelivery>, C::Error> {
     conn.rows(
-        "SELECT q.webhook_id, w.url, w.secret, q.message_id, q.attempts, q.queued_at, q.next_at \
-         FROM webhook_queue q JOIN webhooks w ON w.id = q.webhook_id \
-         WHERE q.message_id = (SELECT MIN(message_id) FROM webhook_queue h \
-                               WHERE h.webhook_id = q.webhook_id) \
-         AND q.next_at <= ?1 ORDER BY q.next_at LIMIT ?2",
+        &format!(
+            "SELECT q.webhook_id, w.url, w.secret, q.message_id, q.attempts, q.queued_at, \
+             q.next_at FROM webhook_queue q JOIN webhooks w ON w.id = q.webhook_id \
+             WHERE q.message_id = (SELECT MIN(message_id) FROM webhook_queue h \
+                                   WHERE h.webhook_id = q.webhook_id) \
+             AND q.next_at <= ?1 AND {MAKER_IN_ROOM} ORDER BY q.next_at LIMIT ?2"
+        ),
         args![now_ms, i64::from(limit)],
         |r| {
             Ok(DueDelivery {

@@ -4,6 +4,14 @@
 //! One file per table (or group of tables); every function is re-exported here, so callers
 //! write `queries::rooms_for_user`.
 
+/// SQL: the maker of the hook or webhook `w` (a row with `room_id` and `created_by`) is still
+/// a member of its room and their account is enabled. A hook or webhook works only while this
+/// holds: someone who left a room (or was disabled) neither posts into it nor receives its
+/// messages through what they made there.
+const MAKER_IN_ROOM: &str = "EXISTS (SELECT 1 FROM memberships mm JOIN users mu \
+     ON mu.id = mm.user_id WHERE mm.room_id = w.room_id AND mm.user_id = w.created_by \
+     AND mu.disabled = FALSE)";
+
 mod changes;
 mod hooks;
 mod invites;
