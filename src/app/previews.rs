@@ -46,19 +46,13 @@ pub fn start(state: &App) -> Option<Watcher> {
     }
     let (tx, rx) = mpsc::channel::<Job>(QUEUE);
     let allow_private = state.config.outbound.allow_private_networks;
-    let never: Arc<[String]> = state
-        .config
-        .previews
-        .never_fetch
-        .iter()
-        .map(|d| d.trim_start_matches('.').to_ascii_lowercase())
-        .collect();
-    tokio::spawn(dispatch(state.clone(), rx));
+    let client = client(state);
+    tokio::spawn(dispatch(state.clone(), client.clone(), rx));
     Some(Box::new(move |msg: &StoredMessage, _: &[i64]| {
         let Some(url) = first_link(&msg.body) else {
             return;
         };
-        if check_url(&url, allow_private).is_err() || never_fetched(&url, &never) {
+        if check_url(&url, allow_private).is_err() || client.never_fetches(&url) {
             return;
         }
         let _ = tx.try_send(Job {
@@ -68,24 +62,15 @@ pub fn start(state: &App) -> Option<Watcher> {
     }))
 }
 
-/// Whether `url`'s host is one of the domains never fetched, or under one.
-fn never_fetched(url: &Url, never: &[String]) -> bool {
-    let Some(host) = url.host_str() else {
-        return true;
-    };
-    let host = host.trim_end_matches('.');
-    never.iter().any(|d| {
-        host.eq_ignore_ascii_case(d)
-            || (host.len() > d.len()
-                && host[host.len() - d.len()..].eq_ignore_ascii_case(d)
-                && host.as_bytes()[host.len() - d.len() - 1] == b'.')
-    })
+/// The previews' outbound client: it never fetches `previews.never_fetch`'s domains, at the
+/// link, at any redirect or at the picture.
+fn client(state: &App) -> Outbound {
+    Outbound::new(&state.config.outbound).never(&state.config.previews.never_fetch)
 }
 
 /// Hand each job to a worker, at most `previews.workers` at once, until the server stops.
-async fn dispatch(state: App, mut rx: mpsc::Receiver<Job>) {
+async fn dispatch(state: App, client: Outbound, mut rx: mpsc::Receiver<Job>) {
     let workers = Arc::new(Semaphore::new(state.config.previews.workers));
-    let client = Outbound::new(&state.config.outbound);
     let mut stop = state.shutdown.clone();
     loop {
         let job = tokio::select! {
@@ -231,7 +216,11 @@ async fn fetch(state: &App, client: &Outbound, url: &Url) -> (CachedPage, Option
     (page, picture)
 }
 
-/// Fetch the picture at `url` and shrink it to a thumbnail (stripped of its metadata).
+/// The largest picture a preview decodes (it becomes at most 400 px a side).
+const PICTURE_MAX_PIXELS: u64 = 16_000_000;
+
+/// Fetch the picture at `url` and make it a new JPEG of at most 400 px a side: nothing the
+/// site put in the file (metadata, padding, frames) is kept, and each is small.
 async fn picture(state: &App, client: &Outbound, url: &Url) -> Result<Picture, String> {
     let fetched = client
         .get(url, "image/*", BodyLimit::Whole(MAX_BODY))
@@ -248,16 +237,15 @@ async fn picture(state: &App, client: &Outbound, url: &Url) -> Result<Picture, S
         .await
         .map_err(|_| "stopping")?;
     let files = state.files.clone();
-    let max_pixels = state.config.uploads.max_image_pixels;
+    let max_pixels = state
+        .config
+        .uploads
+        .max_image_pixels
+        .min(PICTURE_MAX_PIXELS);
     tokio::task::spawn_blocking(move || {
-        let data = fetched.body;
-        let prepared = image::prepare(&data, kind, max_pixels).map_err(|e| format!("{e:?}"))?;
-        let (bytes, mime): (&[u8], &str) = match (&prepared.thumbnail, &prepared.bytes) {
-            (Some((thumb, mime)), _) => (thumb, mime),
-            (None, Some(stripped)) => (stripped, kind.mime()),
-            (None, None) => (&data, kind.mime()),
-        };
-        let (file, sha) = write_temp(&files, bytes).map_err(|e| e.to_string())?;
+        let (bytes, mime) = image::preview_picture(&fetched.body, kind, max_pixels)
+            .map_err(|e| format!("{e:?}"))?;
+        let (file, sha) = write_temp(&files, &bytes).map_err(|e| e.to_string())?;
         Ok((file, sha, mime.to_string()))
     })
     .await
@@ -333,7 +321,10 @@ mod tests {
 
     #[test]
     fn never_fetched_matches_domains_and_their_subdomains() {
-        let never: Vec<String> = vec!["bank.example".into(), "intranet".into()];
+        let list: Vec<String> = vec![".Bank.example".into(), "intranet".into()];
+        let client = Outbound::new(&crate::config::OutboundConfig::default()).never(&list);
+        let never_fetched = |url: &Url, _: &()| client.never_fetches(url);
+        let never = ();
         let yes = [
             "https://bank.example/",
             "https://www.bank.example/x",

@@ -149,6 +149,38 @@ pub fn prepare(data: &[u8], kind: Kind, max_pixels: u64) -> Result<Prepared, Pro
     })
 }
 
+/// A link preview's picture from `data` (an image of `kind`): turned upright, scaled down to
+/// at most [`THUMBNAIL_SIDE`] a side, and always encoded anew as JPEG (transparency on
+/// white), so that nothing the site put in the file is kept and each is small. Refused above
+/// `max_pixels` before it is decoded.
+pub fn preview_picture(
+    data: &[u8],
+    kind: Kind,
+    max_pixels: u64,
+) -> Result<(Vec<u8>, &'static str), Problem> {
+    let (mut decoder, (w, h)) = measured(data, kind, max_pixels)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|_| Problem::Unreadable)?;
+    img.apply_orientation(orientation);
+    if w.max(h) > THUMBNAIL_SIDE {
+        img = img.thumbnail(THUMBNAIL_SIDE, THUMBNAIL_SIDE);
+    }
+    let mut rgba = img.to_rgba8();
+    for p in rgba.pixels_mut() {
+        let a = u16::from(p[3]);
+        for c in 0..3 {
+            p[c] = ((u16::from(p[c]) * a + 255 * (255 - a) + 127) / 255) as u8;
+        }
+        p[3] = 255;
+    }
+    let flat = DynamicImage::ImageRgba8(rgba).to_rgb8();
+    let mut out = Vec::new();
+    JpegEncoder::new_with_quality(&mut out, 82)
+        .encode_image(&flat)
+        .map_err(|_| Problem::Unreadable)?;
+    Ok((out, "image/jpeg"))
+}
+
 /// Side of an avatar, in pixels.
 pub const AVATAR_SIDE: u32 = 256;
 
@@ -474,5 +506,34 @@ mod tests {
         let out = strip_png(&tagged).unwrap();
         assert_eq!(out, data);
         assert!(strip_png(&data).is_none());
+    }
+
+    #[test]
+    fn a_preview_picture_is_always_a_small_new_jpeg() {
+        // A transparent pixel carrying 900 KB in a chunk of its own: nothing of it is kept.
+        let mut one = Vec::new();
+        DynamicImage::new_rgba8(1, 1)
+            .write_to(&mut Cursor::new(&mut one), ImageFormat::Png)
+            .unwrap();
+        let mut padded = one[..33].to_vec();
+        let filler = vec![7u8; 900_000];
+        padded.extend_from_slice(&(filler.len() as u32).to_be_bytes());
+        padded.extend_from_slice(b"zzZz");
+        padded.extend_from_slice(&filler);
+        padded.extend_from_slice(&[0, 0, 0, 0]);
+        padded.extend_from_slice(&one[33..]);
+        let (bytes, mime) = preview_picture(&padded, Kind::Png, 1_000_000).unwrap();
+        assert_eq!(mime, "image/jpeg");
+        assert!(bytes.len() < 2_000, "{} bytes", bytes.len());
+        let shown = image::load_from_memory(&bytes).unwrap().to_rgb8();
+        assert!(shown.get_pixel(0, 0).0.iter().all(|c| *c > 240), "on white");
+        // A large one is scaled down to 400 px a side.
+        let (bytes, _) = preview_picture(&png(1000, 500), Kind::Png, 1_000_000).unwrap();
+        let shown = image::load_from_memory(&bytes).unwrap();
+        assert_eq!((shown.width(), shown.height()), (400, 200));
+        assert!(matches!(
+            preview_picture(&png(1000, 500), Kind::Png, 100_000),
+            Err(Problem::TooLarge)
+        ));
     }
 }

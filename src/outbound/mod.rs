@@ -81,6 +81,10 @@ pub enum OutboundError {
     /// Nothing within `outbound.timeout_seconds`.
     #[error("no answer in time")]
     Timeout,
+    /// The host is one of the domains this client never fetches (or under one), at the
+    /// first request or a redirect.
+    #[error("{0} is never fetched")]
+    NeverFetched(String),
 }
 
 /// An answer.
@@ -111,6 +115,8 @@ pub enum BodyLimit {
 #[derive(Clone)]
 pub struct Outbound {
     allow_private: bool,
+    /// Domains never fetched, lower-case, without a leading dot (see [`Outbound::never`]).
+    never: Arc<[String]>,
     timeout: Duration,
     tls: tokio_rustls::TlsConnector,
 }
@@ -128,6 +134,7 @@ impl Outbound {
             .with_no_client_auth();
         Outbound {
             allow_private: config.allow_private_networks,
+            never: Arc::from(Vec::new()),
             timeout: Duration::from_secs(config.timeout_seconds),
             tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
         }
@@ -201,6 +208,31 @@ impl Outbound {
         }
     }
 
+    /// The same client, refusing every request (the first, a redirect, or another URL
+    /// found on the way such as a page's picture) to one of `domains` or a name under one
+    /// (`previews.never_fetch`). An address literal of the same host is not a name under it.
+    pub fn never(mut self, domains: &[String]) -> Self {
+        self.never = domains
+            .iter()
+            .map(|d| d.trim_start_matches('.').to_ascii_lowercase())
+            .collect();
+        self
+    }
+
+    /// Whether `url`'s host is one of the domains this client never fetches, or under one.
+    pub fn never_fetches(&self, url: &Url) -> bool {
+        let Some(host) = url.host_str() else {
+            return true;
+        };
+        let host = host.trim_end_matches('.');
+        self.never.iter().any(|d| {
+            host.eq_ignore_ascii_case(d)
+                || (host.len() > d.len()
+                    && host[host.len() - d.len()..].eq_ignore_ascii_case(d)
+                    && host.as_bytes()[host.len() - d.len() - 1] == b'.')
+        })
+    }
+
     async fn follow(
         &self,
         mut url: Url,
@@ -226,6 +258,11 @@ impl Outbound {
         limit: BodyLimit,
         redirects: bool,
     ) -> Result<Step, OutboundError> {
+        if self.never_fetches(url) {
+            return Err(OutboundError::NeverFetched(
+                url.host_str().unwrap_or_default().to_string(),
+            ));
+        }
         let target = Target::of(url)?;
         let addrs = self.checked_addresses(&target).await?;
         let stream = connect(&addrs, &target.host).await?;

@@ -266,6 +266,15 @@ async fn redirects_sizes_and_slow_sites_have_limits() {
     pages.insert("/r2", Answer::Redirect("/r3".into()));
     pages.insert("/r3", Answer::Redirect("/final".into()));
     pages.insert("/final", html("After redirects", "Arrived", None));
+    // A domain never fetched, reached through a redirect or named as a page's picture.
+    let mut kept_away = HashMap::new();
+    kept_away.insert("/page", html("Secret", "", None));
+    kept_away.insert("/pic.png", Answer::Ok("image/png", png(8, 8)));
+    let never = Site::start(kept_away).await;
+    let away = format!("http://localhost:{}", never.addr.port());
+    pages.insert("/to-never", Answer::Redirect(format!("{away}/page")));
+    let pic = format!("{away}/pic.png");
+    pages.insert("/never-pic", html("Public page", "", Some(&pic)));
     let site = Site::start(pages).await;
     let app = TestApp::builder()
         .config(|c| {
@@ -288,6 +297,8 @@ async fn redirects_sizes_and_slow_sites_have_limits() {
         site.url("/big"),
         site.url("/file.zip"),
         site.url("/bigpic"),
+        site.url("/to-never"),
+        site.url("/never-pic"),
     ]
     .iter()
     .enumerate()
@@ -306,6 +317,12 @@ async fn redirects_sizes_and_slow_sites_have_limits() {
         big_picture["preview"].get("image_url").is_none(),
         "{big_picture}"
     );
+    let never_pic = ws.wait_type("preview").await;
+    assert_eq!(never_pic["id"], ids[7]);
+    assert!(
+        never_pic["preview"].get("image_url").is_none(),
+        "{never_pic}"
+    );
     let last = ws
         .say("general", &format!("finally {}", site.url("/r1")), "r")
         .await;
@@ -318,7 +335,7 @@ async fn redirects_sizes_and_slow_sites_have_limits() {
         "the link as posted"
     );
 
-    for id in &ids[..5] {
+    for id in ids[..5].iter().chain(&ids[6..7]) {
         assert!(
             preview_in_history(&app, &alice, *id).await.is_null(),
             "message {id}"
@@ -337,4 +354,5 @@ async fn redirects_sizes_and_slow_sites_have_limits() {
         hosts.iter().all(|h| !h.starts_with("localhost")),
         "a domain never fetched was: {hosts:?}"
     );
+    assert_eq!(never.seen(), [], "nothing reached the domain never fetched");
 }
