@@ -383,11 +383,15 @@ impl<'a> From<&'a StoredMessage> for MessageView<'a> {
             nonce: m.nonce.as_deref().filter(|_| !m.deleted),
             edited_ts: m.edited_ms.filter(|_| !m.deleted).map(rfc3339),
             deleted: m.deleted,
-            reply_to: m.reply_to.as_ref().map(|r| ReplyView {
-                id: r.id,
-                user: &r.user,
-                excerpt: &r.excerpt,
-            }),
+            reply_to: m
+                .reply_to
+                .as_ref()
+                .filter(|_| !m.deleted)
+                .map(|r| ReplyView {
+                    id: r.id,
+                    user: &r.user,
+                    excerpt: &r.excerpt,
+                }),
             reactions: (!m.deleted).then(|| {
                 m.reactions
                     .iter()

@@ -46,7 +46,7 @@ fn message(out: &mut Vec<u8>, page: &PageRows, room: &[u8], r: &PageRow) {
             out.push(b'"');
         }
     }
-    if let Some((id, user, excerpt)) = r.reply_to {
+    if let Some((id, user, excerpt)) = r.reply_to.filter(|_| !r.deleted) {
         out.extend_from_slice(b",\"reply_to\":{\"id\":");
         integer(out, id);
         out.extend_from_slice(b",\"user\":");

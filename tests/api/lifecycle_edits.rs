@@ -232,7 +232,15 @@ async fn a_deletion_removes_the_text_and_is_broadcast_once() {
     let bob = app.signup("bob").await;
     let mut a = app.ws_connect(&alice, None).await;
     let mut b = app.ws_connect(&bob, None).await;
-    let id = id_of(&a.say("general", "secret plans", "m1").await);
+    // A reply: its tombstone does not say what it answered either.
+    let first = id_of(&b.say("general", "what next?", "m0").await);
+    a.send_json(
+        &json!({"type": "send", "room": "general", "body": "secret plans",
+        "reply_to": first, "nonce": "m1"}),
+    )
+    .await;
+    let id = id_of(&answer(&mut a, "m1").await);
+    assert_eq!(b.wait_type("message").await["reply_to"]["id"], first);
     a.send_json(&edit(id, "secret plans, revised", "e1")).await;
     let edit_seq = answer(&mut a, "e1").await["seq"].as_i64().unwrap();
     let unread = app.my_room(&bob, "general").await.unwrap()["unread"].clone();
@@ -265,6 +273,7 @@ async fn a_deletion_removes_the_text_and_is_broadcast_once() {
         .api_ok(Method::GET, &format!("/api/messages/{id}"), &bob, None, 200)
         .await;
     assert_eq!(got["message"]["body"], "");
+    assert!(got["message"].get("reply_to").is_none(), "{got}");
     assert!(result_ids(&app.search_ok(&bob, "plans", "").await).is_empty());
     assert_eq!(app.my_room(&bob, "general").await.unwrap()["unread"], 0);
     refused(&mut a, edit(id, "back again", "e2"), "unknown_message").await;
