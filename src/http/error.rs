@@ -62,6 +62,12 @@ impl ApiError {
             warp::http::header::CACHE_CONTROL,
             warp::http::HeaderValue::from_static("no-store"),
         );
+        // A refusal is never a page to run: opened in a tab (a file's URL one may not read,
+        // say) it is sandboxed like every file Hearth serves.
+        res.headers_mut().insert(
+            warp::http::header::CONTENT_SECURITY_POLICY,
+            warp::http::HeaderValue::from_static("sandbox"),
+        );
         if let Some(secs) = self.retry_after {
             if let Ok(v) = secs.to_string().parse() {
                 res.headers_mut().insert("retry-after", v);

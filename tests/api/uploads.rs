@@ -273,7 +273,14 @@ async fn only_the_uploader_then_the_rooms_readers_may_download() {
     let url = |u: &Value| u["url"].as_str().unwrap().to_string();
     // Before it is sent: the uploader only.
     assert_eq!(app.get_as(&url(&public), &alice).await.status(), 200);
-    assert_error(app.get_as(&url(&public), &bob).await, 404, "unknown_upload").await;
+    let refused = app.get_as(&url(&public), &bob).await;
+    for (name, value) in [
+        ("content-security-policy", "sandbox"),
+        ("x-content-type-options", "nosniff"),
+    ] {
+        assert_eq!(refused.headers()[name], value, "a refusal's {name}");
+    }
+    assert_error(refused, 404, "unknown_upload").await;
 
     let (s, _) = app.post_with(&alice, "general", "", &[&public]).await;
     assert_eq!(s, 201);
