@@ -164,7 +164,7 @@ async fn serve(d: Download, range: Option<&str>, inm: Option<&str>) -> Result<Re
         return Ok(res);
     }
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, value(&d.mime));
+    h.insert(header::CONTENT_TYPE, value(served_type(&d.mime, d.inline)));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
         header::CONTENT_DISPOSITION,
@@ -199,6 +199,51 @@ async fn serve(d: Download, range: Option<&str>, inm: Option<&str>) -> Result<Re
 
 fn value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The type a download is served with. A picture shown inline keeps its own; anything else
+/// keeps the type its uploader declared only when no page would run or apply it from a tag
+/// (documents, archives, sound, video, plain text). Scripts, styles, markup and the rest are
+/// served as `application/octet-stream`, which `nosniff` keeps any page, this site's included,
+/// from loading as code. (The upload object still says what was declared.)
+fn served_type(declared: &str, inline: bool) -> &str {
+    let (kind, sub) = declared.split_once('/').unwrap_or((declared, ""));
+    let harmless = match kind {
+        "audio" | "video" => true,
+        "image" => !sub.contains("svg"),
+        "text" => matches!(
+            sub,
+            "plain" | "csv" | "tab-separated-values" | "markdown" | "calendar" | "vcard"
+        ),
+        "application" => {
+            matches!(
+                sub,
+                "pdf"
+                    | "zip"
+                    | "gzip"
+                    | "x-gzip"
+                    | "x-tar"
+                    | "x-bzip2"
+                    | "x-xz"
+                    | "x-7z-compressed"
+                    | "vnd.rar"
+                    | "x-rar-compressed"
+                    | "zstd"
+                    | "epub+zip"
+                    | "msword"
+                    | "rtf"
+                    | "octet-stream"
+            ) || sub.starts_with("vnd.openxmlformats-officedocument.")
+                || sub.starts_with("vnd.oasis.opendocument.")
+                || sub.starts_with("vnd.ms-")
+        }
+        _ => false,
+    };
+    if inline || harmless {
+        declared
+    } else {
+        "application/octet-stream"
+    }
 }
 
 /// `inline` or `attachment`, with the name as an ASCII fallback and as UTF-8 (RFC 6266,

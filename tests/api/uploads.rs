@@ -127,6 +127,27 @@ async fn a_file_comes_back_byte_for_byte_with_safe_headers() {
     assert_eq!(h["accept-ranges"], "bytes");
     assert_eq!(bytes_of(res).await, data, "byte-identical");
 
+    // What a page could run or apply from a tag (a script, a style, an SVG, a page) is served
+    // as bytes, whatever was declared: nothing loads it as code, on this site or another.
+    for (name, declared) in [
+        ("x.js", "text/javascript"),
+        ("x.css", "text/css; charset=utf-8"),
+        ("x.svg", "image/svg+xml"),
+        ("x.html", "text/html"),
+        ("x.wasm", "application/wasm"),
+    ] {
+        let up = app.upload(&alice, name, declared, b"1".to_vec()).await;
+        let res = app.get_as(up["url"].as_str().unwrap(), &alice).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(
+            res.headers()["content-type"],
+            "application/octet-stream",
+            "{name}"
+        );
+        let shown = declared.split(';').next().unwrap();
+        assert_eq!(up["type"], shown, "the upload says what was declared");
+    }
+
     // Entity tag and ranges.
     let etag = h["etag"].to_str().unwrap().to_string();
     let get_with = |name: &'static str, value: String| {
