@@ -1553,7 +1553,6 @@ function shortReason(frame) {
     case 'not_a_member': return 'not a member';
     case 'unknown_message': return 'the message it answers was deleted';
     case 'unknown_upload': return 'its files are gone';
-    case 'too_many_attachments': return 'too many files';
     default: return frame.message || frame.code || '';
   }
 }

@@ -66,8 +66,6 @@ codes! {
     SearchTooBroad = "search_too_broad", 400;
     /// A reaction that is not 1–16 characters without whitespace or control characters.
     InvalidEmoji = "invalid_emoji", 400;
-    /// More than ten attachments on one message.
-    TooManyAttachments = "too_many_attachments", 400;
     /// A display name or status that is too long or holds control characters.
     InvalidProfile = "invalid_profile", 400;
     /// A picture that is not a PNG, JPEG, GIF or WebP image that decodes.

@@ -44,7 +44,13 @@ pub async fn edit(
     nonce: Option<String>,
 ) -> Result<StoredMessage, AppError> {
     check_nonce(nonce.as_deref())?;
-    let body = trimmed_body(body)?;
+    // As for `send`, a message with files may have no text: checked in the writer, which
+    // knows whether it has any.
+    let body = match trimmed_body(body) {
+        Ok(body) => body,
+        Err(e) if e.code == Code::EmptyMessage => String::new(),
+        Err(e) => return Err(e),
+    };
     let why = "You are editing messages too fast.";
     state.change_rate.spend(actor.user_id, why).await?;
     let (user_id, origin) = (actor.user_id, actor.origin);
@@ -188,6 +194,9 @@ fn edit_in(
             Code::Forbidden,
             "Only the author may edit a message.",
         ));
+    }
+    if body.is_empty() && msg.attachments.is_empty() {
+        return Err(AppError::new(Code::EmptyMessage, "The message is empty."));
     }
     if msg.body == body {
         let change = match tx.last_change(id, "edit")? {

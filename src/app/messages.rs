@@ -119,7 +119,7 @@ where
     }
     if draft.attachments.len() > MAX_ATTACHMENTS {
         return Err(AppError::new(
-            Code::TooManyAttachments,
+            Code::UnknownUpload,
             "A message may carry at most 10 files.",
         ));
     }

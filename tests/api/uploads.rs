@@ -405,7 +405,11 @@ async fn messages_carry_their_attachments_live_in_history_and_on_resume() {
     )
     .await;
     let err = ws.wait_for("the refusal", |f| f["nonce"] == "n3").await;
-    assert_eq!(err["code"], "too_many_attachments", "{err}");
+    assert_eq!(err["code"], "unknown_upload", "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("10 files"),
+        "{err}"
+    );
     ws.send_json(&json!({"type": "send", "room": "general", "body": " ", "nonce": "n4"}))
         .await;
     let err = ws.wait_for("the refusal", |f| f["nonce"] == "n4").await;
@@ -642,4 +646,45 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
             std::fs::copy(e.path(), dest).unwrap();
         }
     }
+}
+
+/// As a message with files may be sent without text, its text may be edited away; a message
+/// without files may not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caption_may_be_edited_away_but_not_a_messages_only_text() {
+    let app = TestApp::start().await;
+    let alice = app.signup("alice").await;
+    let file = app
+        .upload(&alice, "notes.txt", "text/plain", b"notes".to_vec())
+        .await;
+    let (s, posted) = app
+        .post_with(&alice, "general", "a caption", &[&file])
+        .await;
+    assert_eq!(s, 201, "{posted}");
+    let with_file = posted["message"]["id"].as_i64().unwrap();
+    let (s, posted) = app.post_with(&alice, "general", "just text", &[]).await;
+    assert_eq!(s, 201, "{posted}");
+    let text_only = posted["message"]["id"].as_i64().unwrap();
+
+    let empty = json!({ "body": "  " });
+    let edited = app
+        .api_ok(
+            Method::PATCH,
+            &format!("/api/messages/{with_file}"),
+            &alice,
+            Some(&empty),
+            200,
+        )
+        .await;
+    assert_eq!(edited["message"]["body"], "");
+    assert_eq!(edited["message"]["attachments"][0]["id"], file["id"]);
+    app.api_err(
+        Method::PATCH,
+        &format!("/api/messages/{text_only}"),
+        &alice,
+        Some(&empty),
+        400,
+        "empty_message",
+    )
+    .await;
 }
