@@ -328,6 +328,17 @@ async fn error_frames_echo_the_nonce_of_the_refused_frame() {
     assert_eq!(wrong_type["nonce"], "typed");
 }
 
+/// Assert `res` is a 429 whose `Retry-After` is within the next token's 10 s.
+fn refused_for_a_while(res: &reqwest::Response) {
+    assert_eq!(res.status().as_u16(), 429);
+    let after: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=10).contains(&after), "Retry-After {after}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_change_others_see_spends_the_change_rate() {
     // Three changes and five messages per user, the next token 10 s away: no refill during
@@ -462,13 +473,7 @@ async fn every_change_others_see_spends_the_change_rate() {
                 .header("origin", &app.base),
         )
         .await;
-    assert_eq!(res.status().as_u16(), 429);
-    let after: u64 = res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=10).contains(&after), "Retry-After {after}");
+    refused_for_a_while(&res);
     assert!(app.my_room(&mover, "loop").await.is_none(), "not joined");
 
     let profile = app.signup("profile").await;
@@ -484,13 +489,7 @@ async fn every_change_others_see_spends_the_change_rate() {
                 .json(&json!({ "status": "one too many" })),
         )
         .await;
-    assert_eq!(res.status().as_u16(), 429);
-    let after: u64 = res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=10).contains(&after), "Retry-After {after}");
+    refused_for_a_while(&res);
     // Taking one's picture away is told to everyone too.
     app.api_err(
         Method::DELETE,
