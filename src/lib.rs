@@ -205,6 +205,7 @@ async fn housekeeping(state: App, mut resets: tokio::sync::watch::Receiver<u64>)
             }
             app::uploads::sweep(&state).await;
             app::previews::sweep(&state).await;
+            app::hooks::sweep(&state).await;
         }
     }
 }

@@ -418,7 +418,7 @@ export class MessageActions {
     const s = this.log.current;
     if (!ed || ed.nonce || !s) return;
     const body = ed.input.value.trim();
-    if (!body) {
+    if (!body && !row.msg.attachments?.length) {
       this.editFailed(row, 'A message can’t be empty. To remove it, use Delete instead.');
       return;
     }

@@ -899,8 +899,10 @@ export class MessageLog {
 
   /** An `edited` frame. Returns the row when it is shown. */
   applyEdited(s, f) {
-    // A replayed edit of a message deleted since carries no text: its `deleted` frame follows.
-    if (typeof f.body !== 'string' || f.body === '') return null;
+    // A replayed edit of a message deleted since carries no text; the message is a tombstone
+    // by then (or its `deleted` frame follows), which an edit leaves alone. An empty body is
+    // otherwise a caption edited away from a message with files.
+    if (typeof f.body !== 'string') return null;
     const before = this.change(s, f.id, (m) => (m.deleted ? m : { ...m, body: f.body, edited_ts: f.edited_ts || m.edited_ts }));
     if (before && !before.deleted) this.updateQuotes(s, f.id, excerpt(f.body));
     return s.byId.get(f.id) || null;

@@ -45,6 +45,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(600);
 const SENDERS: usize = 8;
 /// How often the sender looks at the queue when nothing woke it.
 const IDLE_POLL: Duration = Duration::from_secs(2);
+/// The least the sender waits after a pass that sent nothing.
+const MIN_WAIT: Duration = Duration::from_millis(50);
 /// The header carrying the signature.
 pub const SIGNATURE_HEADER: &str = "x-hearth-signature";
 
@@ -326,6 +328,16 @@ async fn member_room(state: &App, user: &User, name: &str) -> Result<Room, AppEr
     Ok(room)
 }
 
+/// Drop what paused webhooks (their maker left the room, or was disabled) had waiting
+/// (hourly, with the uploads' sweep).
+pub async fn sweep(state: &App) {
+    match state.db.drop_paused_deliveries().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("dropped {n} deliveries of webhooks whose maker is away"),
+        Err(e) => tracing::warn!("cannot drop the deliveries of paused webhooks: {e}"),
+    }
+}
+
 /// Start the sender (once, at start).
 pub fn start(state: &App) {
     tokio::spawn(send_loop(state.clone()));
@@ -361,10 +373,11 @@ async fn send_loop(state: App) {
                 if worked {
                     continue;
                 }
+                // Nothing was sent: never poll again at once, whatever the queue says.
                 let now = crate::db::now_ms();
                 next.map(|at| Duration::from_millis((at - now).clamp(0, 600_000) as u64))
                     .unwrap_or(IDLE_POLL)
-                    .min(IDLE_POLL)
+                    .clamp(MIN_WAIT, IDLE_POLL)
             }
             Err(e) => {
                 tracing::warn!("cannot read the webhook queue: {e}");

@@ -402,6 +402,16 @@ async fn hooks_and_webhooks_stop_while_their_maker_is_out_of_the_room() {
         201,
     )
     .await;
+    // Bob's webhook in the same room: the control, never held up by alice's.
+    let control = Receiver::start(200).await;
+    app.api_ok(
+        Method::POST,
+        "/api/rooms/ops/webhooks",
+        &bob,
+        Some(&json!({"url": control.url("/out")})),
+        201,
+    )
+    .await;
     let mut bw = app.ws_connect(&bob, None).await;
     let delivered = async |n: usize| -> Vec<String> {
         let got = receiver
@@ -431,8 +441,12 @@ async fn hooks_and_webhooks_stop_while_their_maker_is_out_of_the_room() {
     bw.say("ops", "while alice is away", "n2").await;
     let res = post_hook(&app, &hook_url, &json!({"text": "ghost"})).await;
     assert_error(res, 403, "forbidden").await;
-    // A delivery takes milliseconds here (the first two came at once): none in a second.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Bob's webhook receives it; alice's, paused, does not.
+    control
+        .wait_until(Duration::from_secs(10), "the control's deliveries", |r| {
+            r.len() >= 3
+        })
+        .await;
     assert_eq!(receiver.received().len(), 2, "nothing while alice is away");
     // Back: what was said meanwhile comes first.
     app.api_ok(Method::POST, "/api/rooms/ops/join", &alice, None, 200)
@@ -464,7 +478,11 @@ async fn hooks_and_webhooks_stop_while_their_maker_is_out_of_the_room() {
     act("disable").await;
     bw.say("ops", "while alice is disabled", "n4").await;
     assert_eq!(hook_says("ghost").await, 403);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    control
+        .wait_until(Duration::from_secs(10), "the control's deliveries", |r| {
+            r.len() >= 6
+        })
+        .await;
     assert_eq!(
         receiver.received().len(),
         5,

@@ -623,6 +623,26 @@ fn script<C: Sql>(c: &C, post: &Post<C>, find: &Find<C>) -> Result<Steps, C::Err
     q::delivery_failed(c, (wh, m3), (Some(500), "server error"), Some(t + 60), t)?;
     note("next due", format!("{:?}", q::next_delivery_at(c)?));
     q::delivery_done(c, wh, m3, 200, t + 61)?;
+    // Its maker leaves the room: nothing of the webhook is due, nor next, the hook made by
+    // the same member may not post, and the sweep drops what the webhook had waiting.
+    q::remove_member(c, lounge, ada.id)?;
+    let away = (
+        q::due_deliveries(c, t + 100, 10)?,
+        q::next_delivery_at(c)?,
+        q::hook_by_id(c, "h1")?.map(|h| h.4),
+        q::drop_paused_deliveries(c)?,
+    );
+    assert_eq!(
+        (away.0.len(), away.1, away.2, away.3),
+        (0, None, Some(false), 1),
+        "nothing due, next or allowed while the maker is away; one delivery dropped"
+    );
+    note("maker away", format!("{away:?}"));
+    q::add_member(c, lounge, ada.id, t)?;
+    note(
+        "maker back",
+        format!("{:?}", q::hook_by_id(c, "h1")?.map(|h| h.4)),
+    );
     note(
         "webhooks",
         format!("{:?}", q::webhooks_of(c, Some(lounge))?),

@@ -345,13 +345,34 @@ pub fn claim_delivery<C: Sql>(
     Ok(n == 1)
 }
 
-/// When the next delivery falls due (`None`: nothing queued).
+/// When the next delivery falls due (`None`: nothing queued that may be sent): the earliest
+/// head of a queue whose webhook's maker is in its room, as [`due_deliveries`] takes them
+/// (the rows behind a head that is backing off, or a paused webhook's, are not due).
 pub fn next_delivery_at<C: Sql>(conn: &C) -> Result<Option<i64>, C::Error> {
     Ok(conn
-        .row("SELECT MIN(next_at) FROM webhook_queue", args![], |r| {
-            r.get(0)
-        })?
+        .row(
+            &format!(
+                "SELECT MIN(q.next_at) FROM webhook_queue q JOIN webhooks w \
+                 ON w.id = q.webhook_id WHERE q.message_id = (SELECT MIN(message_id) \
+                 FROM webhook_queue h WHERE h.webhook_id = q.webhook_id) AND {MAKER_IN_ROOM}"
+            ),
+            args![],
+            |r| r.get(0),
+        )?
         .flatten())
+}
+
+/// Drop what the webhooks whose maker is out of their room (or disabled) had waiting; how
+/// many deliveries. Run by the hourly sweep, so a paused webhook's queue does not grow
+/// while nobody may receive it.
+pub fn drop_paused_deliveries<C: Sql>(conn: &C) -> Result<usize, C::Error> {
+    conn.exec(
+        &format!(
+            "DELETE FROM webhook_queue WHERE webhook_id IN \
+             (SELECT w.id FROM webhooks w WHERE NOT {MAKER_IN_ROOM})"
+        ),
+        args![],
+    )
 }
 
 /// A delivery got a 2xx (`status`): it leaves the queue.

@@ -103,6 +103,11 @@ impl Db {
         Ok(())
     }
 
+    /// Drop what webhooks whose maker is out of their room had waiting; how many deliveries.
+    pub async fn drop_paused_deliveries(&self) -> Result<usize, DbError> {
+        self.write(queries::drop_paused_deliveries).await
+    }
+
     /// The outgoing webhooks of `room_id` (every room's when `None`).
     pub async fn webhooks(&self, room_id: Option<i64>) -> Result<Vec<WebhookRow>, DbError> {
         self.read(move |c| queries::webhooks_of(c, room_id)).await
