@@ -314,36 +314,3 @@ pub async fn sweep(state: &App) {
 fn unknown_message() -> AppError {
     AppError::new(Code::UnknownMessage, "There is no message with that id.")
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn never_fetched_matches_domains_and_their_subdomains() {
-        let list: Vec<String> = vec![".Bank.example".into(), "intranet".into()];
-        let client = Outbound::new(&crate::config::OutboundConfig::default()).never(&list);
-        let never_fetched = |url: &Url, _: &()| client.never_fetches(url);
-        let never = ();
-        let yes = [
-            "https://bank.example/",
-            "https://www.bank.example/x",
-            "http://BANK.example./",
-        ];
-        let no = [
-            "https://notbank.example/",
-            "https://bank.example.com/",
-            "https://x.example/",
-        ];
-        for s in yes {
-            assert!(never_fetched(&Url::parse(s).unwrap(), &never), "{s}");
-        }
-        for s in no {
-            assert!(!never_fetched(&Url::parse(s).unwrap(), &never), "{s}");
-        }
-        assert!(never_fetched(
-            &Url::parse("http://intranet/").unwrap(),
-            &never
-        ));
-    }
-}

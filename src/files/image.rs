@@ -173,12 +173,7 @@ pub fn preview_picture(
         }
         p[3] = 255;
     }
-    let flat = DynamicImage::ImageRgba8(rgba).to_rgb8();
-    let mut out = Vec::new();
-    JpegEncoder::new_with_quality(&mut out, 82)
-        .encode_image(&flat)
-        .map_err(|_| Problem::Unreadable)?;
-    Ok((out, "image/jpeg"))
+    jpeg(&DynamicImage::ImageRgba8(rgba).to_rgb8())
 }
 
 /// Side of an avatar, in pixels.
@@ -217,18 +212,23 @@ pub fn avatar(
 
 /// A thumbnail as JPEG (PNG when it has transparency).
 fn encode_thumbnail(img: &DynamicImage) -> Result<(Vec<u8>, &'static str), Problem> {
-    let mut out = Vec::new();
     if img.color().has_alpha() {
+        let mut out = Vec::new();
         img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
             .map_err(|_| Problem::Unreadable)?;
         Ok((out, "image/png"))
     } else {
-        let rgb = img.to_rgb8();
-        JpegEncoder::new_with_quality(&mut out, 82)
-            .encode_image(&rgb)
-            .map_err(|_| Problem::Unreadable)?;
-        Ok((out, "image/jpeg"))
+        jpeg(&img.to_rgb8())
     }
+}
+
+/// `rgb` as a JPEG of the quality every picture Hearth makes has.
+fn jpeg(rgb: &image::RgbImage) -> Result<(Vec<u8>, &'static str), Problem> {
+    let mut out = Vec::new();
+    JpegEncoder::new_with_quality(&mut out, 82)
+        .encode_image(rgb)
+        .map_err(|_| Problem::Unreadable)?;
+    Ok((out, "image/jpeg"))
 }
 
 /// The EXIF orientation value (1–8) of `o`.

@@ -503,6 +503,30 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn never_fetched_matches_domains_and_their_subdomains() {
+        let list: Vec<String> = vec![".Bank.example".into(), "intranet".into()];
+        let client = Outbound::new(&OutboundConfig::default()).never(&list);
+        let never = |s: &str| client.never_fetches(&Url::parse(s).unwrap());
+        for s in [
+            "https://bank.example/",
+            "https://www.bank.example/x",
+            "http://BANK.example./",
+            "http://intranet/",
+        ] {
+            assert!(never(s), "{s}");
+        }
+        for s in [
+            "https://notbank.example/",
+            "https://bank.example.com/",
+            "https://x.example/",
+        ] {
+            assert!(!never(s), "{s}");
+        }
+        assert!(!Outbound::new(&OutboundConfig::default())
+            .never_fetches(&Url::parse("https://bank.example/").unwrap()));
+    }
+
+    #[test]
     fn urls_are_checked_before_any_lookup() {
         let refused = [
             "http://127.0.0.1/",
