@@ -106,7 +106,8 @@ fn measured(
 }
 
 /// Measure `data` (an image of `kind`), refuse it above `max_pixels`, strip its metadata and
-/// make its thumbnail. `bytes` is `None` when nothing needed stripping.
+/// make its thumbnail. `bytes` is `None` when nothing needed stripping; a file whose structure
+/// does not parse (though it decodes) is encoded anew, so nothing in it is kept unread.
 pub fn prepare(data: &[u8], kind: Kind, max_pixels: u64) -> Result<Prepared, Problem> {
     let (mut decoder, (w, h)) = measured(data, kind, max_pixels)?;
     let orientation = if kind == Kind::Jpeg {
@@ -122,31 +123,70 @@ pub fn prepare(data: &[u8], kind: Kind, max_pixels: u64) -> Result<Prepared, Pro
             | Orientation::Rotate270FlipH
     );
     let dimensions = if turned { (h, w) } else { (w, h) };
-    let thumbnail = if w.max(h) > THUMBNAIL_SIDE || orientation != Orientation::NoTransforms {
-        let mut img = DynamicImage::from_decoder(decoder).map_err(|_| Problem::Unreadable)?;
-        img.apply_orientation(orientation);
-        Some(encode_thumbnail(
-            &img.thumbnail(THUMBNAIL_SIDE, THUMBNAIL_SIDE),
-        )?)
+    let decoded = if w.max(h) > THUMBNAIL_SIDE || orientation != Orientation::NoTransforms {
+        upright(decoder, orientation)?
     } else {
         drop(decoder);
         // Small enough to be its own thumbnail, but it must decode to be shown as an image.
         let mut reader = ImageReader::new(Cursor::new(data));
         reader.set_format(kind.format());
-        reader.decode().map_err(|_| Problem::Unreadable)?;
-        None
+        reader.decode().map_err(|_| Problem::Unreadable)?
     };
-    let bytes = match kind {
+    let stripped = match kind {
         Kind::Jpeg => strip_jpeg(data, orientation_tag(orientation)),
         Kind::Png => strip_png(data),
         Kind::Webp => strip_webp(data),
-        Kind::Gif => None,
+        Kind::Gif => strip_gif(data),
+    };
+    let bytes = match stripped {
+        Strip::Clean => None,
+        Strip::Stripped(bytes) => Some(bytes),
+        Strip::Unparsed => Some(encode_as(&decoded, kind)?),
+    };
+    let thumbnail = if w.max(h) > THUMBNAIL_SIDE || orientation != Orientation::NoTransforms {
+        Some(encode_thumbnail(
+            &decoded.thumbnail(THUMBNAIL_SIDE, THUMBNAIL_SIDE),
+        )?)
+    } else {
+        None
     };
     Ok(Prepared {
         bytes,
         dimensions,
         thumbnail,
     })
+}
+
+/// The image `decoder` reads, turned by `orientation`.
+fn upright(decoder: impl ImageDecoder, orientation: Orientation) -> Result<DynamicImage, Problem> {
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|_| Problem::Unreadable)?;
+    img.apply_orientation(orientation);
+    Ok(img)
+}
+
+/// The image in `data` (of `kind`), turned upright by its own orientation tag, refused above
+/// `max_pixels` before it is decoded.
+fn decoded_upright(data: &[u8], kind: Kind, max_pixels: u64) -> Result<DynamicImage, Problem> {
+    let (mut decoder, _) = measured(data, kind, max_pixels)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    upright(decoder, orientation)
+}
+
+/// `img` encoded anew as `kind` (a GIF as its first frame; WebP losslessly): a file made here,
+/// holding nothing but pixels.
+fn encode_as(img: &DynamicImage, kind: Kind) -> Result<Vec<u8>, Problem> {
+    if kind == Kind::Jpeg {
+        return jpeg(&img.to_rgb8()).map(|(bytes, _)| bytes);
+    }
+    let img = if img.color().has_alpha() {
+        DynamicImage::ImageRgba8(img.to_rgba8())
+    } else {
+        DynamicImage::ImageRgb8(img.to_rgb8())
+    };
+    let mut out = Vec::new();
+    img.write_to(&mut Cursor::new(&mut out), kind.format())
+        .map_err(|_| Problem::Unreadable)?;
+    Ok(out)
 }
 
 /// A link preview's picture from `data` (an image of `kind`): turned upright, scaled down to
@@ -158,11 +198,8 @@ pub fn preview_picture(
     kind: Kind,
     max_pixels: u64,
 ) -> Result<(Vec<u8>, &'static str), Problem> {
-    let (mut decoder, (w, h)) = measured(data, kind, max_pixels)?;
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|_| Problem::Unreadable)?;
-    img.apply_orientation(orientation);
-    if w.max(h) > THUMBNAIL_SIDE {
+    let mut img = decoded_upright(data, kind, max_pixels)?;
+    if img.width().max(img.height()) > THUMBNAIL_SIDE {
         img = img.thumbnail(THUMBNAIL_SIDE, THUMBNAIL_SIDE);
     }
     let mut rgba = img.to_rgba8();
@@ -187,10 +224,7 @@ pub fn avatar(
     kind: Kind,
     max_pixels: u64,
 ) -> Result<(Vec<u8>, &'static str), Problem> {
-    let (mut decoder, _) = measured(data, kind, max_pixels)?;
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|_| Problem::Unreadable)?;
-    img.apply_orientation(orientation);
+    let img = decoded_upright(data, kind, max_pixels)?;
     let side = img.width().min(img.height());
     let square = img.crop_imm(
         (img.width() - side) / 2,
@@ -245,52 +279,111 @@ fn orientation_tag(o: Orientation) -> u16 {
     }
 }
 
-/// A JPEG without its APP1 (EXIF, XMP) and APP13 (IPTC) segments; when the orientation was
-/// not upright, a minimal EXIF segment holding only it takes their place. `None` when there
-/// was nothing to remove (or the segments do not parse: the file is kept as it is, since it
-/// decoded).
-pub fn strip_jpeg(data: &[u8], orientation: u16) -> Option<Vec<u8>> {
+/// What taking an image's metadata out came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Strip {
+    /// There was nothing to take out: the file is kept as it came.
+    Clean,
+    /// The file without its metadata (and without anything after its end).
+    Stripped(Vec<u8>),
+    /// Its structure does not parse, though it decodes: it must be encoded anew, since what
+    /// could not be read could not be taken out either.
+    Unparsed,
+}
+
+impl Strip {
+    fn of(out: Vec<u8>, removed: bool) -> Strip {
+        if removed {
+            Strip::Stripped(out)
+        } else {
+            Strip::Clean
+        }
+    }
+}
+
+/// A JPEG without its APP1 (EXIF, XMP), APP13 (IPTC), comment and multi-picture (`MPF`)
+/// segments, and without anything after its end (a motion photo's video, the further pictures
+/// of a multi-picture file: each may carry a location of its own); when the orientation was
+/// not upright, a minimal EXIF segment holding only it takes their place.
+pub fn strip_jpeg(data: &[u8], orientation: u16) -> Strip {
     let mut out = Vec::with_capacity(data.len());
     out.extend_from_slice(&data[..2]);
     let mut i = 2;
     let mut removed = false;
     let mut inserted = orientation == 1;
-    while i + 4 <= data.len() {
-        if data[i] != 0xff {
-            return None;
+    loop {
+        if i >= data.len() {
+            break; // no end marker: a cut-short file that still decodes, kept whole
+        }
+        if i + 2 > data.len() || data[i] != 0xff {
+            return Strip::Unparsed;
         }
         let marker = data[i + 1];
-        if marker == 0xff {
-            i += 1; // fill byte
-            continue;
+        match marker {
+            0xff => {
+                i += 1; // fill byte
+                continue;
+            }
+            0xd9 => {
+                out.extend_from_slice(&data[i..i + 2]);
+                i += 2;
+                break;
+            }
+            0xd8 => return Strip::Unparsed,
+            0x01 | 0xd0..=0xd7 => {
+                out.extend_from_slice(&data[i..i + 2]);
+                i += 2;
+                continue;
+            }
+            _ => {}
         }
-        if marker == 0xda || (0xd0..=0xd9).contains(&marker) {
-            break; // start of scan: the rest is image data
+        if i + 4 > data.len() {
+            return Strip::Unparsed;
         }
         let len = usize::from(u16::from_be_bytes([data[i + 2], data[i + 3]]));
         let end = i + 2 + len;
         if len < 2 || end > data.len() {
-            return None;
+            return Strip::Unparsed;
         }
         if !inserted && marker != 0xe0 {
             out.extend_from_slice(&orientation_segment(orientation));
             inserted = true;
         }
-        if marker == 0xe1 || marker == 0xed {
+        let payload = &data[i + 4..end];
+        let multi_picture = marker == 0xe2 && payload.starts_with(b"MPF\0");
+        if matches!(marker, 0xe1 | 0xed | 0xfe) || multi_picture {
             removed = true;
         } else {
             out.extend_from_slice(&data[i..end]);
         }
         i = end;
+        if marker == 0xda {
+            // Entropy-coded data runs to the next marker that is not a stuffed 0xff (0xff00),
+            // a restart marker or a fill byte.
+            let mut j = i;
+            while j < data.len() {
+                if data[j] == 0xff
+                    && j + 1 < data.len()
+                    && !matches!(data[j + 1], 0x00 | 0xd0..=0xd7 | 0xff)
+                {
+                    break;
+                }
+                j += 1;
+            }
+            out.extend_from_slice(&data[i..j]);
+            i = j;
+        }
+    }
+    if i < data.len() {
+        removed = true; // whatever follows the end of the image
     }
     if !removed {
-        return None;
+        return Strip::Clean;
     }
     if !inserted {
         out.extend_from_slice(&orientation_segment(orientation));
     }
-    out.extend_from_slice(&data[i..]);
-    Some(out)
+    Strip::Stripped(out)
 }
 
 /// An APP1 segment with an EXIF block holding one tag: the orientation.
@@ -303,42 +396,66 @@ fn orientation_segment(orientation: u16) -> Vec<u8> {
     s
 }
 
-/// A PNG without its `eXIf` and text chunks (`tEXt`, `zTXt`, `iTXt`: XMP lives there). `None`
-/// when there were none.
-pub fn strip_png(data: &[u8]) -> Option<Vec<u8>> {
+/// A PNG without its `eXIf` and text chunks (`tEXt`, `zTXt`, `iTXt`: XMP lives there), and
+/// without anything after its `IEND`.
+pub fn strip_png(data: &[u8]) -> Strip {
+    let Some(signature) = data.get(..8) else {
+        return Strip::Unparsed;
+    };
     let mut out = Vec::with_capacity(data.len());
-    out.extend_from_slice(data.get(..8)?);
+    out.extend_from_slice(signature);
     let mut i = 8;
     let mut removed = false;
-    while i + 12 <= data.len() {
-        let len = u32::from_be_bytes(data[i..i + 4].try_into().ok()?) as usize;
-        let end = i.checked_add(12)?.checked_add(len)?;
-        if end > data.len() {
-            return None;
+    loop {
+        if i == data.len() {
+            return Strip::of(out, removed); // no IEND: a cut-short file that still decodes
         }
-        let kind = &data[i + 4..i + 8];
+        let Some(header) = data.get(i..i + 8) else {
+            return Strip::Unparsed;
+        };
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let Some(end) = (i + 12).checked_add(len).filter(|e| *e <= data.len()) else {
+            return Strip::Unparsed;
+        };
+        let kind = &header[4..8];
         if matches!(kind, b"eXIf" | b"tEXt" | b"zTXt" | b"iTXt") {
             removed = true;
         } else {
             out.extend_from_slice(&data[i..end]);
         }
         i = end;
+        if kind == b"IEND" {
+            break;
+        }
     }
-    out.extend_from_slice(&data[i..]);
-    removed.then_some(out)
+    Strip::of(out, removed || i < data.len())
 }
 
-/// A WebP without its `EXIF` and `XMP ` chunks (their flags cleared). `None` when there were
-/// none.
-pub fn strip_webp(data: &[u8]) -> Option<Vec<u8>> {
+/// A WebP without its `EXIF` and `XMP ` chunks (their flags cleared), and without anything
+/// after the length its header gives.
+pub fn strip_webp(data: &[u8]) -> Strip {
+    let Some(header) = data.get(..12) else {
+        return Strip::Unparsed;
+    };
+    let riff_end = (u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize)
+        .saturating_add(8);
+    if riff_end > data.len() {
+        return Strip::Unparsed;
+    }
     let mut out = Vec::with_capacity(data.len());
-    out.extend_from_slice(data.get(..12)?);
+    out.extend_from_slice(header);
     let mut i = 12;
-    let mut removed = false;
-    while i + 8 <= data.len() {
-        let len = u32::from_le_bytes(data[i + 4..i + 8].try_into().ok()?) as usize;
-        let end = (i + 8).checked_add(len + (len & 1))?.min(data.len());
-        match &data[i..i + 4] {
+    let mut removed = riff_end < data.len();
+    while i < riff_end {
+        let Some(chunk) = data.get(i..i + 8).filter(|_| i + 8 <= riff_end) else {
+            return Strip::Unparsed;
+        };
+        let len = u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]) as usize;
+        let end = (i + 8).saturating_add(len).saturating_add(len & 1);
+        if end > riff_end {
+            return Strip::Unparsed;
+        }
+        match &chunk[..4] {
             b"EXIF" | b"XMP " => removed = true,
             b"VP8X" if end >= i + 9 => {
                 let at = out.len() + 8;
@@ -350,11 +467,93 @@ pub fn strip_webp(data: &[u8]) -> Option<Vec<u8>> {
         i = end;
     }
     if !removed {
-        return None;
+        return Strip::Clean;
     }
-    let size = u32::try_from(out.len() - 8).ok()?;
+    let Ok(size) = u32::try_from(out.len() - 8) else {
+        return Strip::Unparsed;
+    };
     out[4..8].copy_from_slice(&size.to_le_bytes());
-    Some(out)
+    Strip::Stripped(out)
+}
+
+/// A GIF without its comments, its application blocks other than the looping one
+/// (`NETSCAPE2.0`, `ANIMEXTS1.0`; XMP lives in one), extensions nobody draws, and anything
+/// after its trailer. Frames, palettes and timing stay as they were.
+pub fn strip_gif(data: &[u8]) -> Strip {
+    /// The end of the run of sub-blocks starting at `i` (after its zero terminator).
+    fn sub_blocks(data: &[u8], mut i: usize) -> Option<usize> {
+        loop {
+            let len = usize::from(*data.get(i)?);
+            i += 1 + len;
+            if len == 0 {
+                return Some(i);
+            }
+        }
+    }
+    fn table(packed: u8) -> usize {
+        if packed & 0x80 != 0 {
+            3 << ((packed & 7) + 1)
+        } else {
+            0
+        }
+    }
+    let Some(screen) = data.get(..13) else {
+        return Strip::Unparsed;
+    };
+    let mut i = 13 + table(screen[10]);
+    if i > data.len() {
+        return Strip::Unparsed;
+    }
+    let mut out = Vec::with_capacity(data.len());
+    out.extend_from_slice(&data[..i]);
+    let mut removed = false;
+    loop {
+        let Some(&block) = data.get(i) else {
+            return Strip::of(out, removed); // no trailer: a cut-short file that still decodes
+        };
+        let end = match block {
+            0x3b => {
+                out.push(0x3b);
+                i += 1;
+                break;
+            }
+            0x2c => {
+                let Some(descriptor) = data.get(i..i + 10) else {
+                    return Strip::Unparsed;
+                };
+                // Descriptor, local palette, the code size byte, then the pixels.
+                sub_blocks(data, i + 10 + table(descriptor[9]) + 1)
+            }
+            0x21 => {
+                let label = data.get(i + 1).copied();
+                let end = sub_blocks(data, i + 2);
+                let kept = match label {
+                    Some(0xf9) | Some(0x01) => true,
+                    Some(0xff) => matches!(
+                        data.get(i + 2..i + 14),
+                        Some(b"\x0bNETSCAPE2.0") | Some(b"\x0bANIMEXTS1.0")
+                    ),
+                    _ => false,
+                };
+                if !kept {
+                    let Some(end) = end.filter(|e| *e <= data.len()) else {
+                        return Strip::Unparsed;
+                    };
+                    removed = true;
+                    i = end;
+                    continue;
+                }
+                end
+            }
+            _ => return Strip::Unparsed,
+        };
+        let Some(end) = end.filter(|e| *e <= data.len()) else {
+            return Strip::Unparsed;
+        };
+        out.extend_from_slice(&data[i..end]);
+        i = end;
+    }
+    Strip::of(out, removed || i < data.len())
 }
 
 /// A PNG that claims `w` × `h` pixels (a valid header, CRC included) with one tiny chunk of
@@ -503,9 +702,120 @@ mod tests {
         tagged.extend_from_slice(text);
         tagged.extend_from_slice(&[0, 0, 0, 0]);
         tagged.extend_from_slice(&data[33..]);
-        let out = strip_png(&tagged).unwrap();
-        assert_eq!(out, data);
-        assert!(strip_png(&data).is_none());
+        assert_eq!(strip_png(&tagged), Strip::Stripped(data.clone()));
+        assert_eq!(strip_png(&data), Strip::Clean);
+        // Whatever follows IEND goes too.
+        let mut trailed = data.clone();
+        trailed.extend_from_slice(b"PK\x03\x04 GPS 51.5 N");
+        assert_eq!(strip_png(&trailed), Strip::Stripped(data.clone()));
+        // A chunk cut short does not parse.
+        let mut cut = tagged[..tagged.len() - 12].to_vec(); // without IEND
+        cut.extend_from_slice(&[0, 0, 1, 0, b't']);
+        assert_eq!(strip_png(&cut), Strip::Unparsed);
+    }
+
+    fn jpeg_of(w: u32, h: u32) -> Vec<u8> {
+        let mut plain = Vec::new();
+        DynamicImage::new_rgb8(w, h)
+            .write_to(&mut Cursor::new(&mut plain), ImageFormat::Jpeg)
+            .unwrap();
+        plain
+    }
+
+    #[test]
+    fn what_follows_a_jpeg_goes_and_a_jpeg_that_does_not_parse_is_made_anew() {
+        let plain = jpeg_of(16, 8);
+        assert_eq!(strip_jpeg(&plain, 1), Strip::Clean);
+        // A motion photo: the video (with a location of its own) follows the picture.
+        let mut motion = plain.clone();
+        motion.extend_from_slice(b"\0\0\0\x18ftypmp42 GPS 51.5 N");
+        assert_eq!(strip_jpeg(&motion, 1), Strip::Stripped(plain.clone()));
+        // Comments and multi-picture indexes go with the EXIF.
+        let mut tagged = plain[..2].to_vec();
+        tagged.extend_from_slice(&[0xff, 0xfe, 0, 12]);
+        tagged.extend_from_slice(b"GPS 51.5 N");
+        tagged.extend_from_slice(&[0xff, 0xe2, 0, 8]);
+        tagged.extend_from_slice(b"MPF\0II");
+        tagged.extend_from_slice(&plain[2..]);
+        assert_eq!(strip_jpeg(&tagged, 1), Strip::Stripped(plain.clone()));
+        // Restart markers and stuffed bytes in the scan are image data, not the end.
+        let mut scan = plain[..plain.len() - 2].to_vec();
+        let tail = [0xff, 0x00, 0xff, 0xd3, 0x12, 0xff, 0xff, 0xd9];
+        scan.extend_from_slice(&tail);
+        assert_eq!(strip_jpeg(&scan, 1), Strip::Clean);
+        // Segments that do not parse: nothing is kept unread.
+        let mut broken = plain[..2].to_vec();
+        broken.extend_from_slice(&[0xff, 0xe1, 0, 12]);
+        broken.extend_from_slice(b"GPS 51.5 N");
+        broken.extend_from_slice(&[0x00, 0x00]);
+        broken.extend_from_slice(&plain[2..]);
+        assert_eq!(strip_jpeg(&broken, 1), Strip::Unparsed);
+        // It decodes all the same, so it is stored encoded anew, without the segment.
+        let p = prepare(&broken, Kind::Jpeg, 1000).unwrap();
+        let anew = p.bytes.expect("encoded anew");
+        assert!(!anew.windows(3).any(|w| w == b"GPS"));
+        assert_eq!(strip_jpeg(&anew, 1), Strip::Clean);
+        assert_eq!(p.dimensions, (16, 8));
+        let shown = image::load_from_memory(&anew).unwrap();
+        assert_eq!((shown.width(), shown.height()), (16, 8));
+        assert_eq!(strip_jpeg(&plain[..plain.len() - 2], 1), Strip::Clean);
+    }
+
+    #[test]
+    fn gif_comments_and_foreign_blocks_go_and_the_loop_stays() {
+        use image::codecs::gif::{GifEncoder, Repeat};
+        let mut plain = Vec::new();
+        {
+            let mut enc = GifEncoder::new(&mut plain);
+            enc.set_repeat(Repeat::Infinite).unwrap();
+            let frames = (0..2).map(|i| {
+                image::Frame::new(image::RgbaImage::from_pixel(
+                    4,
+                    3,
+                    image::Rgba([i * 200, 10, 10, 255]),
+                ))
+            });
+            enc.encode_frames(frames).unwrap();
+        }
+        assert!(plain.windows(11).any(|w| w == b"NETSCAPE2.0"));
+        assert_eq!(strip_gif(&plain), Strip::Clean);
+        let at = 13
+            + if plain[10] & 0x80 != 0 {
+                3 << ((plain[10] & 7) + 1)
+            } else {
+                0
+            };
+        let mut tagged = plain[..at].to_vec();
+        tagged.extend_from_slice(&[0x21, 0xfe, 10]);
+        tagged.extend_from_slice(b"GPS 51.5 N");
+        tagged.push(0);
+        tagged.extend_from_slice(&[0x21, 0xff, 11]);
+        tagged.extend_from_slice(b"XMP DataXMP");
+        tagged.extend_from_slice(&[4]);
+        tagged.extend_from_slice(b"<gps");
+        tagged.push(0);
+        tagged.extend_from_slice(&plain[at..]);
+        tagged.extend_from_slice(b"trailing GPS");
+        let Strip::Stripped(out) = strip_gif(&tagged) else {
+            panic!("not stripped");
+        };
+        assert_eq!(out, plain);
+        assert!(prepare(&tagged, Kind::Gif, 1000).unwrap().bytes == Some(plain.clone()));
+        assert_eq!(strip_gif(&plain[..20]), Strip::Unparsed);
+        assert_eq!(strip_gif(b"GIF89a"), Strip::Unparsed);
+    }
+
+    #[test]
+    fn webp_trailing_bytes_go() {
+        let mut plain = Vec::new();
+        DynamicImage::new_rgb8(3, 3)
+            .write_to(&mut Cursor::new(&mut plain), ImageFormat::WebP)
+            .unwrap();
+        assert_eq!(strip_webp(&plain), Strip::Clean);
+        let mut trailed = plain.clone();
+        trailed.extend_from_slice(b"GPS 51.5 N");
+        assert_eq!(strip_webp(&trailed), Strip::Stripped(plain.clone()));
+        assert_eq!(strip_webp(&plain[..plain.len() - 1]), Strip::Unparsed);
     }
 
     #[test]
