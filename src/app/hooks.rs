@@ -217,6 +217,10 @@ pub async fn create_webhook(
             OutboundError::Refused { .. } => {
                 "Hearth may not send to that address (it is not a public one)."
             }
+            OutboundError::BadPort(_) => {
+                "Hearth may not send to that port (browsers refuse it too: it belongs to mail, \
+                 shell access and the like)."
+            }
             _ => "A webhook URL is http:// or https://, without a user name or password.",
         }));
     }

@@ -47,6 +47,10 @@ pub enum OutboundError {
     /// Not an `http(s)` URL, or one with credentials in it.
     #[error("not an http(s) address: {0}")]
     BadUrl(String),
+    /// A port browsers refuse to fetch from (the Fetch standard's "bad ports": mail, shell,
+    /// file sharing and the like), where a request could speak to a service that is not HTTP.
+    #[error("port {0} is one that outbound requests may not use")]
+    BadPort(u16),
     /// Every address the host has is of a refused class.
     #[error("{host} is a {class} address, which outbound requests may not reach")]
     Refused {
@@ -378,6 +382,15 @@ struct Ask {
     body: Bytes,
 }
 
+/// The ports a browser never fetches from (the Fetch standard's list of bad ports), sorted.
+const BAD_PORTS: [u16; 83] = [
+    0, 1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101,
+    102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427,
+    465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990,
+    993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667,
+    6668, 6669, 6679, 6697, 10080,
+];
+
 /// Where a URL points.
 struct Target {
     host: Host<String>,
@@ -398,6 +411,9 @@ impl Target {
         }
         let host = url.host().ok_or_else(bad)?.to_owned();
         let port = url.port_or_known_default().ok_or_else(bad)?;
+        if BAD_PORTS.binary_search(&port).is_ok() {
+            return Err(OutboundError::BadPort(port));
+        }
         Ok(Target { host, port, tls })
     }
 }
@@ -582,13 +598,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn ports_browsers_refuse_are_refused_before_and_after_a_redirect() {
+        for (s, port) in [
+            ("http://example.com:25/", 25),
+            ("https://example.com:6697/x", 6697),
+            ("http://example.com:0/", 0),
+        ] {
+            let url = Url::parse(s).unwrap();
+            assert_eq!(
+                check_url(&url, true),
+                Err(OutboundError::BadPort(port)),
+                "{s}"
+            );
+        }
+        for s in ["http://example.com:8080/", "https://example.com/"] {
+            assert_eq!(check_url(&Url::parse(s).unwrap(), false), Ok(()), "{s}");
+        }
+        assert!(BAD_PORTS.windows(2).all(|w| w[0] < w[1]), "sorted");
+        // A redirect to one is refused at that hop, before any connection.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request).await;
+            let answer = "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:22/\r\n\
+                          Content-Length: 0\r\n\r\n";
+            let _ = socket.write_all(answer.as_bytes()).await;
+        });
+        let config = OutboundConfig {
+            allow_private_networks: true,
+            ..OutboundConfig::default()
+        };
+        let answer = Outbound::new(&config)
+            .get(&server, "*/*", BodyLimit::Prefix(10))
+            .await;
+        assert!(
+            matches!(answer, Err(OutboundError::BadPort(22))),
+            "{answer:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn names_that_resolve_to_loopback_are_refused_without_connecting() {
         let client = Outbound::new(&OutboundConfig::default());
-        // Nothing listens on port 9 here; a connection attempt would be Connect, not Refused.
+        // Nothing listens on port 47 here; a connection attempt would be Connect, not Refused.
         for s in [
-            "http://localhost:9/",
-            "http://127.0.0.1:9/x",
-            "http://[::1]:9/",
+            "http://localhost:47/",
+            "http://127.0.0.1:47/x",
+            "http://[::1]:47/",
         ] {
             let url = Url::parse(s).unwrap();
             let answer = client.get(&url, "*/*", BodyLimit::Prefix(10)).await;
@@ -621,7 +680,8 @@ mod tests {
 
     proptest! {
         /// Whatever the spelling, port, path or scheme case, a URL whose host is an address
-        /// literal is allowed exactly when that address is public.
+        /// literal is allowed exactly when that address is public (and its port not one
+        /// browsers refuse).
         #[test]
         fn address_literals_in_any_spelling(
             n in any::<u32>(),
@@ -639,12 +699,13 @@ mod tests {
                 (false, true) => "HTTP",
                 (false, false) => "http",
             };
+            let bad_port = port.is_some_and(|p| BAD_PORTS.contains(&p));
             let port = port.map(|p| format!(":{p}")).unwrap_or_default();
             let s = format!("{scheme}://{host}{port}/{path}");
             let url = Url::parse(&s).unwrap();
             let public = addr::classify(IpAddr::V4(ip)).is_public();
             let answer = check_url(&url, false);
-            prop_assert_eq!(answer.is_ok(), public, "{} ({:?})", s, answer);
+            prop_assert_eq!(answer.is_ok(), public && !bad_port, "{} ({:?})", s, answer);
         }
 
         /// Redirect targets are joined to the current URL and checked the same way: a

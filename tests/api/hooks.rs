@@ -327,6 +327,7 @@ async fn webhook_urls_must_be_public_web_addresses() {
         "ftp://files.example/".to_string(),
         "http://user:pw@hooks.example/".to_string(),
         "not a url".to_string(),
+        "http://hooks.example:25/".to_string(),
     ] {
         let (status, body) = app
             .api(
@@ -344,6 +345,10 @@ async fn webhook_urls_must_be_public_web_addresses() {
         }
         assert_eq!(status, 400, "{url}: {body}");
         assert_eq!(body["error"]["code"], "bad_url", "{url}");
+        if url.ends_with(":25/") {
+            let why = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(why.contains("port"), "{why}");
+        }
     }
     let mut ws = app.ws_connect(&alice, None).await;
     ws.say("general", "to a refused address", "x").await;
