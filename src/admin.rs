@@ -402,6 +402,17 @@ pub fn migrate_to_postgres(config: &Config, url: &str) -> Result<String, AdminEr
     for (table, rows) in &report.tables {
         out.push_str(&format!("\n  {table:<20} {rows:>10} rows"));
     }
+    if !report.nuls.is_empty() {
+        let list: Vec<String> = report
+            .nuls
+            .iter()
+            .map(|(column, n)| format!("{column} ({n} value{})", if *n == 1 { "" } else { "s" }))
+            .collect();
+        out.push_str(&format!(
+            "\nNUL characters (which PostgreSQL text cannot hold) were left out of: {}.",
+            list.join(", ")
+        ));
+    }
     out.push_str(&format!(
         "\nnext position: {}. Uploaded files stay in {}: every node needs them at that path.",
         report.head + 1,

@@ -225,6 +225,47 @@ fn a_sqlite_community_is_copied_into_postgres_and_verified() {
     // counts below are final.
     rt.block_on(community.app.stop());
     let app = &community.app;
+    // Text an older Hearth let in: a NUL (PostgreSQL text cannot hold it) and the control
+    // characters `COPY` writes as escapes.
+    {
+        let sqlite = rusqlite::Connection::open(app.db_path()).unwrap();
+        sqlite
+            .execute(
+                "UPDATE messages SET body = ?1 WHERE id = ?2",
+                rusqlite::params!["ps\0st\u{8}", community.message_ids[3]],
+            )
+            .unwrap();
+        sqlite
+            .execute(
+                "UPDATE rooms SET topic = ?1 WHERE name = 'ops'",
+                ["vertical\u{b}tab, form\u{c}feed"],
+            )
+            .unwrap();
+    }
+
+    // A database whose tables change what they are given (a trigger here; a wrong encoding
+    // in the copy would look the same): the read-back differs, nothing is kept.
+    let tampered = pg.create_database("tampered");
+    let mut db = pg.client("tampered");
+    hearth::db::pg::schema::migrate(&mut db).unwrap();
+    db.batch_execute(
+        "CREATE FUNCTION tamper() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN NEW.topic := NEW.topic || '!'; RETURN NEW; END $$; \
+         CREATE TRIGGER tamper BEFORE INSERT ON rooms FOR EACH ROW EXECUTE FUNCTION tamper();",
+    )
+    .unwrap();
+    let out = migrate(app, &tampered);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(1) && err.contains("rooms differs after the copy"),
+        "{err}"
+    );
+    let kept: i64 = db
+        .query_one("SELECT count(*) FROM messages", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, 0, "nothing kept");
+    drop(db);
 
     let url = pg.create_database("community");
     let out = migrate(app, &url);
@@ -235,6 +276,7 @@ fn a_sqlite_community_is_copied_into_postgres_and_verified() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(said.contains("verified every table"), "{said}");
+    assert!(said.contains("messages.body (1 value)"), "{said}");
 
     let mut db = pg.client("community");
     let count = |db: &mut postgres::Client, table: &str| -> i64 {
@@ -285,6 +327,11 @@ fn a_sqlite_community_is_copied_into_postgres_and_verified() {
     };
     assert_eq!(body_of(ids[0]), "Tabs\tand\nnew lines \\ back");
     assert_eq!(body_of(ids[1]), "@alice zwölf Äpfel, naïve café");
+    assert_eq!(
+        body_of(ids[3]),
+        "psst\u{8}",
+        "the NUL left out, the rest kept"
+    );
     let reply: Option<i64> = rows[1].get(4);
     assert_eq!(reply, Some(ids[0]));
     for r in &rows {
@@ -353,11 +400,11 @@ fn a_sqlite_community_is_copied_into_postgres_and_verified() {
         (Some(22 * 60), Some(7 * 60))
     );
     assert_eq!(device.get::<_, i32>(3), 65);
-    let private: bool = db
-        .query_one("SELECT is_public FROM rooms WHERE name = 'ops'", &[])
-        .unwrap()
-        .get(0);
-    assert!(!private);
+    let ops = db
+        .query_one("SELECT is_public, topic FROM rooms WHERE name = 'ops'", &[])
+        .unwrap();
+    assert!(!ops.get::<_, bool>(0));
+    assert_eq!(ops.get::<_, String>(1), "vertical\u{b}tab, form\u{c}feed");
 
     // Positions and identities go on after the copied ones.
     let head_here: i64 = sqlite

@@ -5,11 +5,15 @@
 //! refuses a SQLite file with a table or column it does not know (a newer schema than this
 //! list), so nothing is silently left behind. Rows go through `COPY … FROM STDIN`. Ids are
 //! kept, the identity sequences continue after them, and the log head continues after the
-//! last message or change position. Before committing, the row count of every table, the sum
-//! of message ids and the total length of message bodies must match on both sides; otherwise
-//! nothing is kept.
+//! last message or change position. Before committing, every table is read back from
+//! PostgreSQL (`COPY … TO STDOUT`, in the same text form the copy wrote) and must hold the
+//! same rows as the SQLite snapshot: the same count and the same sum of each row's SHA-256
+//! (a digest that does not depend on the order rows come back in); otherwise nothing is kept.
+//!
+//! PostgreSQL text cannot hold the NUL character, which older versions of Hearth let into
+//! message bodies and other text: it is left out of the copy and the report says where.
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::Path;
 
 use postgres::{Client, NoTls};
@@ -313,13 +317,41 @@ pub struct Report {
     pub tables: Vec<(&'static str, i64)>,
     /// The last position (message id or change `seq`) handed out.
     pub head: i64,
+    /// `("table.column", values)`: the values that held NUL characters, which were left out.
+    pub nuls: Vec<(String, i64)>,
+}
+
+/// A table's rows as the copy wrote them: how many, and the wrapping sum of each row's
+/// digest ([`row_digest`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Digest {
+    rows: i64,
+    sum: u64,
+}
+
+impl Digest {
+    fn add(&mut self, line: &[u8]) {
+        self.rows += 1;
+        self.sum = self.sum.wrapping_add(row_digest(line));
+    }
+}
+
+/// The first 8 bytes of the SHA-256 of one row in `COPY`'s text form (without its newline).
+fn row_digest(line: &[u8]) -> u64 {
+    use sha2::{Digest as _, Sha256};
+    let d = Sha256::digest(line);
+    u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 
 /// Open the PostgreSQL database at `url` (a `postgres://` URL or `key=value` settings).
 pub fn connect(url: &str) -> Result<Client, ImportError> {
-    let config: postgres::Config = url
+    let mut config: postgres::Config = url
         .parse()
         .map_err(|e| ImportError::Refused(format!("not a PostgreSQL URL: {e}")))?;
+    if config.get_application_name().is_none() {
+        config.application_name("hearth-migrate");
+    }
+    super::with_defaults(&mut config, url);
     config
         .connect(NoTls)
         .map_err(|e| ImportError::Postgres(format!("cannot connect: {}", pg_text(&e))))
@@ -367,10 +399,16 @@ pub fn copy(sqlite: &Path, pg: &mut Client) -> Result<Report, ImportError> {
     }
     // One read transaction: every table from the same snapshot, even with a server writing.
     let snapshot = source.unchecked_transaction()?;
+    // The read-back compares text, so `bytea` must come back in the form it went in.
+    tx.batch_execute("SET LOCAL bytea_output = 'hex'")?;
     let mut tables = Vec::with_capacity(TABLES.len());
+    let mut digests = Vec::with_capacity(TABLES.len());
+    let mut nuls = Vec::new();
     for table in TABLES {
-        let rows = copy_table(&snapshot, &mut tx, table)?;
-        tables.push((table.name, rows));
+        let (digest, nul) = copy_table(&snapshot, &mut tx, table)?;
+        tables.push((table.name, digest.rows));
+        digests.push(digest);
+        nuls.extend(nul);
     }
     for name in IDENTITIES {
         tx.batch_execute(&format!(
@@ -387,7 +425,7 @@ pub fn copy(sqlite: &Path, pg: &mut Client) -> Result<Report, ImportError> {
         |r| r.get(0),
     )?;
     tx.execute("UPDATE hearth_log_head SET pos = $1 WHERE id = 1", &[&head])?;
-    verify(&snapshot, &mut tx, &tables)?;
+    verify(&snapshot, &mut tx, &digests)?;
     if data_version(&watch)? != before {
         return Err(ImportError::Refused(format!(
             "{} changed while it was copied: is a server still running on it? Stop it and \
@@ -396,7 +434,7 @@ pub fn copy(sqlite: &Path, pg: &mut Client) -> Result<Report, ImportError> {
         )));
     }
     tx.commit()?;
-    Ok(Report { tables, head })
+    Ok(Report { tables, head, nuls })
 }
 
 /// Refuse a database another version of Hearth has used: migrating it here would upgrade it
@@ -474,12 +512,13 @@ fn check_tables(conn: &Connection) -> Result<(), ImportError> {
     Ok(())
 }
 
-/// Copy one table; how many rows went in.
+/// Copy one table: the digest of what went in, and `("table.column", values)` for the
+/// columns whose values held NUL characters (left out).
 fn copy_table(
     source: &Connection,
     tx: &mut postgres::Transaction<'_>,
     table: &Table,
-) -> Result<i64, ImportError> {
+) -> Result<(Digest, Vec<(String, i64)>), ImportError> {
     let names: Vec<&str> = table.columns.iter().map(|(c, _)| *c).collect();
     let list = names.join(", ");
     let mut stmt = source.prepare(&format!("SELECT {list} FROM {} ", table.name))?;
@@ -494,28 +533,31 @@ fn copy_table(
     };
     let mut writer = tx.copy_in(&format!("COPY {} ({target}) FROM STDIN", table.name))?;
     let mut line = String::new();
-    let mut sent = 0i64;
+    let mut digest = Digest::default();
+    let mut nuls = vec![0i64; names.len()];
     while let Some(row) = rows.next()? {
         line.clear();
         for (i, (column, kind)) in table.columns.iter().enumerate() {
             if i > 0 {
                 line.push('\t');
             }
-            field(&mut line, row.get_ref(i)?, *kind).map_err(|why| {
+            let left_out = field(&mut line, row.get_ref(i)?, *kind).map_err(|why| {
                 ImportError::Refused(format!(
-                    "{}.{column} of row {}: {why}",
+                    "{}.{column} of the row whose {}: {why}",
                     table.name,
-                    sent + 1
+                    row_name(names[0], row.get_ref(0))
                 ))
             })?;
+            nuls[i] += i64::from(left_out);
         }
+        digest.add(line.as_bytes());
         if let Some(at) = body_at {
             line.push('\t');
             let body = match row.get_ref(at)? {
                 ValueRef::Text(t) => std::str::from_utf8(t).unwrap_or_default(),
                 _ => "",
             };
-            let vector = super::words::vector(body);
+            let vector = super::words::vector(&body.replace('\0', ""));
             field(&mut line, ValueRef::Text(vector.as_bytes()), Text)
                 .map_err(|why| ImportError::Refused(format!("messages.search: {why}")))?;
         }
@@ -523,20 +565,39 @@ fn copy_table(
         writer
             .write_all(line.as_bytes())
             .map_err(|e| ImportError::Postgres(format!("copying {}: {e}", table.name)))?;
-        sent += 1;
     }
     let written = writer.finish()?;
-    if written as i64 != sent {
+    if written as i64 != digest.rows {
         return Err(ImportError::Postgres(format!(
-            "{}: {sent} rows sent, {written} stored",
-            table.name
+            "{}: {} rows sent, {written} stored",
+            table.name, digest.rows
         )));
     }
-    Ok(sent)
+    let nuls = names
+        .iter()
+        .zip(nuls)
+        .filter(|(_, n)| *n > 0)
+        .map(|(column, n)| (format!("{}.{column}", table.name), n))
+        .collect();
+    Ok((digest, nuls))
 }
 
-/// One value in `COPY`'s text format.
-fn field(out: &mut String, value: ValueRef<'_>, kind: Kind) -> Result<(), String> {
+/// How an error names a row: by its first column (its key, or the first part of it).
+fn row_name(column: &str, value: rusqlite::Result<ValueRef<'_>>) -> String {
+    match value {
+        Ok(ValueRef::Integer(n)) => format!("{column} is {n}"),
+        Ok(ValueRef::Text(t)) => {
+            let t: String = String::from_utf8_lossy(t).chars().take(60).collect();
+            format!("{column} is {t:?}")
+        }
+        _ => format!("{column} is not shown"),
+    }
+}
+
+/// One value in `COPY`'s text form, escaped exactly as `COPY … TO` writes it (so a row read
+/// back is the same text); whether a NUL character was left out of it.
+fn field(out: &mut String, value: ValueRef<'_>, kind: Kind) -> Result<bool, String> {
+    let mut left_out = false;
     match (value, kind) {
         (ValueRef::Null, _) => out.push_str("\\N"),
         (ValueRef::Integer(n), Int) => out.push_str(&n.to_string()),
@@ -549,7 +610,10 @@ fn field(out: &mut String, value: ValueRef<'_>, kind: Kind) -> Result<(), String
                     '\t' => out.push_str("\\t"),
                     '\n' => out.push_str("\\n"),
                     '\r' => out.push_str("\\r"),
-                    '\0' => return Err("a NUL character, which PostgreSQL text cannot hold".into()),
+                    '\u{8}' => out.push_str("\\b"),
+                    '\u{b}' => out.push_str("\\v"),
+                    '\u{c}' => out.push_str("\\f"),
+                    '\0' => left_out = true,
                     c => out.push(c),
                 }
             }
@@ -567,43 +631,53 @@ fn field(out: &mut String, value: ValueRef<'_>, kind: Kind) -> Result<(), String
             ))
         }
     }
-    Ok(())
+    Ok(left_out)
 }
 
-/// Counts per table, and the sum of message ids and of body lengths, on both sides.
+/// Every table, read back from PostgreSQL, against what the copy wrote from the snapshot:
+/// the row count (the snapshot's own count too) and the sum of row digests.
 fn verify(
     source: &Connection,
     tx: &mut postgres::Transaction<'_>,
-    copied: &[(&'static str, i64)],
+    copied: &[Digest],
 ) -> Result<(), ImportError> {
-    for (name, rows) in copied {
+    for (table, wrote) in TABLES.iter().zip(copied) {
+        let name = table.name;
         let here: i64 =
             source.query_row(&format!("SELECT COUNT(*) FROM {name}"), [], |r| r.get(0))?;
-        let there: i64 = tx
-            .query_one(&format!("SELECT count(*) FROM {name}"), &[])?
-            .get(0);
-        if here != *rows || there != *rows {
+        let list: Vec<&str> = table.columns.iter().map(|(c, _)| *c).collect();
+        let mut reader = std::io::BufReader::new(tx.copy_out(&format!(
+            "COPY (SELECT {} FROM {name}) TO STDOUT",
+            list.join(", ")
+        ))?);
+        let mut there = Digest::default();
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| ImportError::Postgres(format!("reading {name} back: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            there.add(&line);
+        }
+        if here != wrote.rows || there != *wrote {
             return Err(ImportError::Postgres(format!(
-                "{name}: {here} rows in SQLite, {rows} copied, {there} in PostgreSQL; nothing kept"
+                "{name} differs after the copy ({here} rows in SQLite, {} copied, {} read back{}); \
+                 nothing kept",
+                wrote.rows,
+                there.rows,
+                if there.rows == wrote.rows {
+                    ", with other values"
+                } else {
+                    ""
+                }
             )));
         }
-    }
-    let (ids, chars): (i64, i64) = source.query_row(
-        "SELECT COALESCE(SUM(id), 0), COALESCE(SUM(length(body)), 0) FROM messages",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let row = tx.query_one(
-        "SELECT COALESCE(SUM(id), 0)::bigint, COALESCE(SUM(length(body)), 0)::bigint \
-         FROM messages",
-        &[],
-    )?;
-    let (pg_ids, pg_chars): (i64, i64) = (row.get(0), row.get(1));
-    if (ids, chars) != (pg_ids, pg_chars) {
-        return Err(ImportError::Postgres(format!(
-            "messages differ after the copy (id sum {ids} / {pg_ids}, characters {chars} / \
-             {pg_chars}); nothing kept"
-        )));
     }
     Ok(())
 }
@@ -647,7 +721,14 @@ mod tests {
         field(&mut out, ValueRef::Integer(0), Flag).unwrap();
         field(&mut out, ValueRef::Integer(-42), Int).unwrap();
         assert_eq!(out, "\\Ntf-42");
-        assert!(field(&mut out, ValueRef::Text(b"x\0y"), Text).is_err());
         assert!(field(&mut out, ValueRef::Text(b"12"), Int).is_err());
+        // Written as `COPY … TO` writes them, so that a row read back is the same text; a
+        // NUL, which PostgreSQL text cannot hold, is left out (and said so).
+        out.clear();
+        assert!(!field(&mut out, ValueRef::Text(b"\x08\x0b\x0c\x01"), Text).unwrap());
+        assert_eq!(out, "\\b\\v\\f\u{1}");
+        out.clear();
+        assert!(field(&mut out, ValueRef::Text(b"x\0y"), Text).unwrap());
+        assert_eq!(out, "xy");
     }
 }
