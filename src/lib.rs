@@ -454,16 +454,16 @@ fn app(
     );
     let (message_rate, change_rate) = match &cluster {
         Some(c) => (
-            app::MessageRate::Cluster(c.rate.clone()),
-            app::MessageRate::Cluster(c.change_rate.clone()),
+            app::UserRate::Cluster(c.rate.clone()),
+            app::UserRate::Cluster(c.change_rate.clone()),
         ),
         None => (
-            app::MessageRate::Node(Arc::new(limits::MessageRate::new(
+            app::UserRate::Node(Arc::new(limits::UserRate::new(
                 config.limits.messages_per_second,
                 config.limits.message_burst,
                 metrics.clone(),
             ))),
-            app::MessageRate::Node(Arc::new(limits::MessageRate::new(
+            app::UserRate::Node(Arc::new(limits::UserRate::new(
                 config.limits.changes_per_second,
                 config.limits.change_burst,
                 metrics,

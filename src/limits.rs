@@ -300,7 +300,7 @@ impl Limiter {
 /// yet (governor, dashmap, quanta, spinning_top, nonzero_ext, ...) to a deliberately short
 /// dependency list to replace thirty lines, and this way the tests drive the bucket with
 /// explicit instants.
-pub struct MessageRate {
+pub struct UserRate {
     /// Sustained messages per second per user; 0 or less means no limit.
     rate: f64,
     /// Messages a user may send at once after being quiet.
@@ -318,7 +318,7 @@ struct Bucket {
     at: Instant,
 }
 
-impl MessageRate {
+impl UserRate {
     /// `rate` messages per second per user with bursts of `burst` (`rate` 0 = unlimited),
     /// counting refusals in `metrics`.
     pub fn new(rate: f64, burst: u32, metrics: Arc<Metrics>) -> Self {
@@ -523,8 +523,8 @@ mod tests {
         assert!(l.reserve(&[("k", limit)]).await.is_ok());
     }
 
-    fn rate(rate: f64, burst: u32) -> MessageRate {
-        MessageRate::new(rate, burst, Arc::new(Metrics::default()))
+    fn rate(rate: f64, burst: u32) -> UserRate {
+        UserRate::new(rate, burst, Arc::new(Metrics::default()))
     }
 
     #[test]

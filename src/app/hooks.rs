@@ -109,7 +109,7 @@ pub async fn create_hook(
             "That name is taken. Hooks post under a name of their own.",
         ));
     }
-    let hook = state.db.hook(&id).await?.ok_or_else(unknown_hook)?.0;
+    let hook = state.db.hook(&id).await?.ok_or_else(unknown_hook)?.hook;
     Ok(CreatedHook {
         url: format!("{}/api/hooks/{id}/{secret}", base.trim_end_matches('/')),
         hook,
@@ -125,14 +125,18 @@ pub async fn post_through(
     secret: &str,
     text: String,
 ) -> Result<StoredMessage, AppError> {
-    let (hook, account, hash, _, active) = state.db.hook(id).await?.ok_or_else(unknown_hook)?;
+    let auth = state.db.hook(id).await?.ok_or_else(unknown_hook)?;
     let given = token::digest(secret);
     if !token::well_formed(secret)
-        || !bool::from(subtle::ConstantTimeEq::ct_eq(&given[..], &hash[..]))
+        || !bool::from(subtle::ConstantTimeEq::ct_eq(
+            &given[..],
+            &auth.token_hash[..],
+        ))
     {
         return Err(unknown_hook());
     }
-    if !active {
+    let (hook, account) = (auth.hook, auth.account);
+    if !auth.active {
         return Err(AppError::new(
             Code::Forbidden,
             "Whoever made this hook has left its room or been disabled; it posts again once \
@@ -177,12 +181,12 @@ pub async fn delete_hook(
     room_name: Option<&str>,
     id: &str,
 ) -> Result<(), AppError> {
-    let (hook, _, _, maker, _) = state.db.hook(id).await?.ok_or_else(unknown_hook)?;
+    let auth = state.db.hook(id).await?.ok_or_else(unknown_hook)?;
     check_manage(
         state,
         (user, is_admin),
         room_name,
-        (hook.room_id, maker),
+        (auth.hook.room_id, auth.maker),
         "hook",
     )
     .await?;

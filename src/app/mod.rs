@@ -65,23 +65,23 @@ impl std::ops::Deref for App {
 
 /// A per-user rate (of messages, or of other changes others see): this node's own, or one
 /// shared by every node (cluster mode).
-pub enum MessageRate {
+pub enum UserRate {
     /// Counted here.
-    Node(Arc<limits::MessageRate>),
+    Node(Arc<limits::UserRate>),
     /// Counted in Redis over every node.
     Cluster(crate::cluster::rate::ClusterRate),
 }
 
-impl MessageRate {
+impl UserRate {
     /// Spend one message of `user`'s rate; `Err(ms)` says when to retry.
     pub async fn take(&self, user: i64) -> Result<(), u64> {
         match self {
-            MessageRate::Node(rate) => rate.take(user),
-            MessageRate::Cluster(rate) => rate.take(user).await,
+            UserRate::Node(rate) => rate.take(user),
+            UserRate::Cluster(rate) => rate.take(user).await,
         }
     }
 
-    /// [`MessageRate::take`] for a change others see (a message or a file; with the change
+    /// [`UserRate::take`] for a change others see (a message or a file; with the change
     /// rate, an edit, a reaction, a join, a room's topic): `rate_limited` saying `why`, with
     /// when to retry.
     pub async fn spend(&self, user: i64, why: &'static str) -> Result<(), error::AppError> {
@@ -113,10 +113,10 @@ pub struct AppState {
     pub quotas: Arc<limits::Limiter>,
     /// The per-user message rate, checked before a message (or file) is queued for the
     /// writer.
-    pub message_rate: MessageRate,
+    pub message_rate: UserRate,
     /// The per-user rate of the other changes others see: edits, deletions, reactions,
     /// joins and leaves, room and profile changes (`limits.changes_per_second`).
-    pub change_rate: MessageRate,
+    pub change_rate: UserRate,
     /// Cluster mode's shared state in Redis (`cluster.redis_url`), when set.
     pub cluster: Option<crate::cluster::Cluster>,
     /// Searches running now, bounded per user and in total.

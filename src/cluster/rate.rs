@@ -5,7 +5,7 @@
 //! GCRA (the generic cell rate algorithm) keeps one number per user, the theoretical arrival
 //! time of their next message, and allows a message when it is at most `burst - 1` emission
 //! intervals ahead of now; that is the same rule as the single node's token bucket
-//! (`limits::MessageRate`). The script reads Redis' own clock, so node clocks do not matter,
+//! (`limits::UserRate`). The script reads Redis' own clock, so node clocks do not matter,
 //! and costs one round trip per send.
 //!
 //! When Redis does not answer within [`TIMEOUT`] the node falls back to a local bucket at
@@ -20,7 +20,7 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 
 use super::{connect_lazily, Breaker, LUA_NOW_MS};
-use crate::limits::MessageRate;
+use crate::limits::UserRate;
 use crate::metrics::Metrics;
 
 /// Longest a send waits for Redis before deciding without it.
@@ -60,7 +60,7 @@ struct Inner {
     /// Live node instances when Redis last answered.
     nodes: AtomicU32,
     /// The fallback: `rate / nodes` with `burst / nodes`, rebuilt when `nodes` changes.
-    local: std::sync::Mutex<(u32, Arc<MessageRate>)>,
+    local: std::sync::Mutex<(u32, Arc<UserRate>)>,
     metrics: Arc<Metrics>,
 }
 
@@ -76,7 +76,7 @@ impl ClusterRate {
         metrics: Arc<Metrics>,
     ) -> redis::RedisResult<ClusterRate> {
         let redis = connect_lazily(url, TIMEOUT)?;
-        let local = Arc::new(MessageRate::new(rate, burst, metrics.clone()));
+        let local = Arc::new(UserRate::new(rate, burst, metrics.clone()));
         Ok(ClusterRate {
             inner: Arc::new(Inner {
                 redis,
@@ -141,12 +141,12 @@ impl ClusterRate {
     }
 
     /// The local bucket for the node count Redis last reported.
-    fn local(&self) -> Arc<MessageRate> {
+    fn local(&self) -> Arc<UserRate> {
         let inner = &self.inner;
         let nodes = inner.nodes.load(Ordering::Relaxed).max(1);
         let mut local = inner.local.lock().unwrap_or_else(|p| p.into_inner());
         if local.0 != nodes {
-            let share = MessageRate::new(
+            let share = UserRate::new(
                 inner.rate / f64::from(nodes),
                 (inner.burst / nodes).max(1),
                 inner.metrics.clone(),

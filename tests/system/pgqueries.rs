@@ -629,7 +629,7 @@ fn script<C: Sql>(c: &C, post: &Post<C>, find: &Find<C>) -> Result<Steps, C::Err
     let away = (
         q::due_deliveries(c, t + 100, 10)?,
         q::next_delivery_at(c)?,
-        q::hook_by_id(c, "h1")?.map(|h| h.4),
+        q::hook_by_id(c, "h1")?.map(|h| h.active),
         q::drop_paused_deliveries(c)?,
     );
     assert_eq!(
@@ -641,7 +641,7 @@ fn script<C: Sql>(c: &C, post: &Post<C>, find: &Find<C>) -> Result<Steps, C::Err
     q::add_member(c, lounge, ada.id, t)?;
     note(
         "maker back",
-        format!("{:?}", q::hook_by_id(c, "h1")?.map(|h| h.4)),
+        format!("{:?}", q::hook_by_id(c, "h1")?.map(|h| h.active)),
     );
     note(
         "webhooks",

@@ -51,9 +51,20 @@ pub struct WebhookRow {
     pub failing_since: Option<i64>,
 }
 
-/// What a hook needs to post: its row, its account's id, its token's hash, its maker's id and
-/// whether its maker may still use it (see [`MAKER_IN_ROOM`]).
-pub type HookAuth = (HookRow, i64, Vec<u8>, Option<i64>, bool);
+/// What a hook needs to post.
+#[derive(Debug, Clone)]
+pub struct HookAuth {
+    /// Its row.
+    pub hook: HookRow,
+    /// The id of the account it posts as.
+    pub account: i64,
+    /// Its token's SHA-256.
+    pub token_hash: Vec<u8>,
+    /// Who made it (`None` once their account is gone).
+    pub maker: Option<i64>,
+    /// Whether its maker may still use it (see [`MAKER_IN_ROOM`]).
+    pub active: bool,
+}
 
 /// One delivery that is due: the head of its webhook's queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,12 +148,20 @@ pub fn hooks_of<C: Sql>(conn: &C, room_id: Option<i64>) -> Result<Vec<HookRow>, 
     }
 }
 
-/// Hook `id`: its row, its account's id and its token's hash.
+/// Hook `id` and what posting through it needs.
 pub fn hook_by_id<C: Sql>(conn: &C, id: &str) -> Result<Option<HookAuth>, C::Error> {
     conn.row(
         &format!("SELECT {HOOK_COLUMNS_FULL}, {MAKER_IN_ROOM} {HOOK_FROM} WHERE w.id = ?1"),
         args![id],
-        |r| Ok((hook_row(r)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?)),
+        |r| {
+            Ok(HookAuth {
+                hook: hook_row(r)?,
+                account: r.get(7)?,
+                token_hash: r.get(8)?,
+                maker: r.get(9)?,
+                active: r.get(10)?,
+            })
+        },
     )
 }
 
