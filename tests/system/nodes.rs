@@ -953,10 +953,12 @@ async fn users_of_a_stopping_node_who_move_to_another_are_never_seen_offline() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn one_users_sends_over_two_nodes_share_one_rate_and_burst() {
-    let Some((_pg, _redis, apps)) = cluster("rate", 2, |c| {
+async fn one_users_sends_and_changes_over_two_nodes_share_one_rate_and_burst_each() {
+    let Some((_pg, redis, apps)) = cluster("rate", 2, |c| {
         c.limits.messages_per_second = 0.1;
         c.limits.message_burst = 6;
+        c.limits.changes_per_second = 0.1;
+        c.limits.change_burst = 4;
     })
     .await
     else {
@@ -965,26 +967,55 @@ async fn one_users_sends_over_two_nodes_share_one_rate_and_burst() {
     let ann = apps[0].signup("ann").await;
     let mut on_a = apps[0].ws_connect(&ann, None).await;
     let mut on_b = apps[1].ws_connect(&ann, None).await;
-    let mut stored = 0;
+    /// Send `frame` (with `nonce`) on `ws`: its echo if it was taken, `None` if it was
+    /// refused with `rate_limited`.
+    async fn taken(ws: &mut Ws, frame: Value, nonce: &str, echo: &str) -> Option<Value> {
+        ws.send_json(&frame).await;
+        let f = ws
+            .wait_for("the answer", |f| {
+                f["nonce"] == nonce && (f["type"] == "error" || f["type"] == echo)
+            })
+            .await;
+        match (f["type"].as_str(), f["code"].as_str()) {
+            (Some(t), _) if t == echo => Some(f),
+            (Some("error"), Some("rate_limited")) => None,
+            _ => panic!("unexpected answer: {f}"),
+        }
+    }
+    let mut stored = Vec::new();
     let mut limited = 0;
     for i in 0..5 {
         for (ws, node) in [(&mut on_a, "a"), (&mut on_b, "b")] {
             let nonce = format!("{node}{i}");
-            ws.send_json(&crate::common::send_frame("hi", Some(&nonce)))
-                .await;
-            let f = ws
-                .wait_for("the answer", |f| {
-                    f["nonce"] == nonce.as_str() && (f["type"] == "error" || f["type"] == "message")
-                })
-                .await;
-            match (f["type"].as_str(), f["code"].as_str()) {
-                (Some("message"), _) => stored += 1,
-                (Some("error"), Some("rate_limited")) => limited += 1,
-                _ => panic!("unexpected answer: {f}"),
+            let frame = crate::common::send_frame("hi", Some(&nonce));
+            match taken(ws, frame, &nonce, "message").await {
+                Some(f) => stored.push(id_of(&f)),
+                None => limited += 1,
             }
         }
     }
-    assert_eq!((stored, limited), (6, 4), "one burst over both nodes");
+    assert_eq!((stored.len(), limited), (6, 4), "one burst over both nodes");
+    // The message budget is spent; changes have a budget of their own (under keys of their
+    // own in Redis), shared over both nodes too.
+    let mut reacted = 0;
+    for (i, id) in stored.iter().enumerate().take(4) {
+        for (ws, node, emoji) in [(&mut on_a, "a", "👍"), (&mut on_b, "b", "🎉")] {
+            let nonce = format!("r{node}{i}");
+            let frame = serde_json::json!({
+                "type": "react", "id": id, "emoji": emoji, "on": true, "nonce": nonce,
+            });
+            if taken(ws, frame, &nonce, "reaction").await.is_some() {
+                reacted += 1;
+            }
+        }
+    }
+    assert_eq!(
+        reacted, 4,
+        "one change burst over both nodes, untouched by messages"
+    );
+    let keys: Vec<String> = redis.query(redis::cmd("KEYS").arg("hearth:rate:*"));
+    let scopes: HashSet<&str> = keys.iter().filter_map(|k| k.split(':').nth(2)).collect();
+    assert_eq!(scopes, HashSet::from(["u", "c"]), "{keys:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
