@@ -114,6 +114,8 @@ export const api = {
   /** The device after the change: `{level?, quiet?, utc_offset?}` (left out: unchanged). */
   updatePush: (endpoint, change) => request('PATCH', 'api/push/subscriptions', { endpoint, ...change }),
   removePreview: (id) => request('DELETE', `api/messages/${Number(id)}/preview`),
+  /** `{events, head}`: the message, edit, deletion and reaction frames after position `after`. */
+  events: (after, limit) => request('GET', `api/events${query({ after, limit })}`),
   rooms: () => request('GET', 'api/rooms'),
   directory: () => request('GET', 'api/directory'),
   createRoom: (body) => request('POST', 'api/rooms', body),

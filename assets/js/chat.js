@@ -27,6 +27,8 @@ import { ProfileDialog, Profiles, paintAvatar } from './profiles.js';
 
 const PAGE = 50;
 const GAP_PAGE = 200;
+// Frames that wait while the rest of a replay is paged in (they must follow it).
+const GAP_HELD = new Set(['message', 'edited', 'deleted', 'reaction', 'preview']);
 const DEFAULT_ROOM = 'general';
 const READ_DEBOUNCE_MS = 400;
 
@@ -56,7 +58,8 @@ export class ChatView {
     this.socket = null;
     this.session = 0;          // bumps on every start/stop, to drop stale async results
     this.readies = 0;          // `ready` frames on this session
-    this.gapFilling = false;
+    this.gap = null;           // a replay's rest being paged in over HTTP (see onResumed)
+    this.resuming = false;     // the current connection was opened with ?since=
     this.readTimer = null;
     this.openSeq = 0;
     this.renderQueued = false;
@@ -247,7 +250,8 @@ export class ChatView {
     this.readyHead = 0;
     this.ops.clear();
     this.replies.clear();
-    this.gapFilling = false;
+    this.gap = null;
+    this.resuming = false;
     this.current = roomFromHash() || DEFAULT_ROOM;
     this.drafts.open(user.username);
     // The first room opens at the first unread message: that needs the unread state (from the
@@ -286,7 +290,13 @@ export class ChatView {
 
     this.socket = new ChatSocket({
       url: (window.HEARTH && window.HEARTH.ws) || defaultWsUrl(),
-      since: () => this.lastId || null,
+      since: () => {
+        // While the rest of a replay is being paged in, a new connection starts where that
+        // rest starts.
+        const since = this.gap ? this.gap.after : (this.lastId || null);
+        this.resuming = since != null;
+        return since;
+      },
       onFrame: (frame) => this.onFrame(frame),
       onState: (state) => this.setConnection(state),
       onSessionEnded: () => this.sessionEnded(),
@@ -489,7 +499,6 @@ export class ChatView {
         const data = await api.messages(s.room, { limit: PAGE });
         if (session !== this.session) return;
         const messages = (data && data.messages) || [];
-        for (const m of messages) this.noteId(m.id);
         this.log.setHistory(s, messages, { reachedStart: messages.length < PAGE, reachedEnd: true });
         // A connection became ready while this was loading: close any gap in between.
         if (this.readies !== readiesBefore) this.catchUp(s);
@@ -516,7 +525,6 @@ export class ChatView {
     const data = await api.messages(s.room, { after: 0, limit: PAGE });
     if (session !== this.session) return undefined;
     const messages = (data && data.messages) || [];
-    for (const m of messages) this.noteId(m.id);
     s.pinned = false;
     this.log.setHistory(s, messages, { reachedStart: true, reachedEnd: messages.length < PAGE });
     return undefined;
@@ -538,7 +546,6 @@ export class ChatView {
     const room = this.store.get(s.room);
     const newest = messages.length ? messages[messages.length - 1].id : 0;
     const reachedEnd = after < PAGE - 1 - half || Boolean(room && room.last_id && newest >= room.last_id);
-    for (const m of messages) this.noteId(m.id);
     s.pinned = false;
     this.log.setHistory(s, messages, { reachedStart: before < half, reachedEnd });
   }
@@ -552,7 +559,6 @@ export class ChatView {
   async fetchNewer(room, after) {
     const data = await api.messages(room, { after, limit: PAGE });
     const messages = (data && data.messages) || [];
-    for (const m of messages) this.noteId(m.id);
     return { messages, reachedEnd: messages.length < PAGE };
   }
 
@@ -585,7 +591,6 @@ export class ChatView {
         if (session !== this.session) return;
         const messages = (data && data.messages) || [];
         if (!messages.length) break;
-        for (const m of messages) this.noteId(m.id);
         this.log.addMessages(s, messages);
         after = messages[messages.length - 1].id;
         if (messages.length < GAP_PAGE) break;
@@ -658,6 +663,14 @@ export class ChatView {
   // ---- frames ---------------------------------------------------------------------
 
   onFrame(frame) {
+    if (this.gap && !this.gap.stalled && GAP_HELD.has(frame.type)) {
+      this.gap.held.push(frame);
+      return undefined;
+    }
+    return this.applyFrame(frame);
+  }
+
+  applyFrame(frame) {
     switch (frame.type) {
       case 'ready': return this.onReady(frame);
       case 'message': return this.onMessage(frame);
@@ -698,8 +711,15 @@ export class ChatView {
       this.store.setMe(frame.user.username);
     }
     if (Array.isArray(frame.profiles)) this.profiles.setAll(frame.profiles);
-    if (typeof frame.last_id === 'number' && frame.last_id > this.lastId) this.lastId = frame.last_id;
-    if (typeof frame.last_id === 'number') this.readyHead = frame.last_id;
+    if (typeof frame.last_id === 'number') {
+      this.readyHead = frame.last_id;
+      // A fresh connection starts at head (history comes over HTTP). A resuming one moves on
+      // only with the frames it replays, and reaches head at `resumed`: a connection lost in
+      // the middle of its replay resumes from the last frame applied.
+      if (!this.resuming) this.noteId(frame.last_id);
+    }
+    // This connection's replay covers whatever a gap being paged in still missed.
+    this.gap = null;
     if (Array.isArray(frame.rooms) && frame.rooms.length) {
       this.store.setAll(frame.rooms);
       this.readyMentionFloor.clear();
@@ -904,17 +924,57 @@ export class ChatView {
     }
   }
 
-  async onResumed(frame) {
-    if (frame.complete !== false) return;
-    // More was missed than the server replays: page the rest of the open room over HTTP.
-    if (this.gapFilling) return;
-    this.gapFilling = true;
-    try {
-      const s = this.log.current;
-      if (s) await this.catchUp(s);
-    } finally {
-      this.gapFilling = false;
+  onResumed(frame) {
+    const head = typeof frame.head === 'number' ? frame.head : this.readyHead;
+    if (frame.complete !== false) {
+      this.noteId(head);
+      return;
     }
+    // More was missed than the server replays: page the rest over HTTP (every room's
+    // messages, edits, deletions and reactions) up to `head`, holding live frames until then
+    // so that nothing is applied out of order.
+    const gap = { after: this.lastId, head, held: [], stalled: false };
+    this.gap = gap;
+    this.fillGap(gap);
+  }
+
+  /** Page `/api/events` from `gap.after` to `gap.head`, then apply the frames held meanwhile. */
+  async fillGap(gap) {
+    const session = this.session;
+    const current = () => session === this.session && this.gap === gap;
+    let failures = 0;
+    for (;;) {
+      let data;
+      try {
+        data = await api.events(gap.after, GAP_PAGE);
+      } catch {
+        if (!current()) return;
+        if (++failures >= 4) {
+          // Leave the rest to the next connection's replay (it starts at `gap.after`); show
+          // what is live meanwhile.
+          gap.stalled = true;
+          for (const f of gap.held.splice(0)) this.applyFrame(f);
+          return;
+        }
+        await sleep(1000 * failures);
+        if (!current()) return;
+        continue;
+      }
+      if (!current()) return;
+      const events = (data && Array.isArray(data.events)) ? data.events : [];
+      let beyond = false;
+      for (const f of events) {
+        const at = f.type === 'message' ? f.id : f.seq;
+        if (typeof at !== 'number' || at <= gap.after) continue;
+        if (at > gap.head) { beyond = true; break; } // live from here on: held or to come
+        this.applyFrame(f);
+        gap.after = at;
+      }
+      if (beyond || events.length < GAP_PAGE) break;
+    }
+    this.gap = null;
+    this.noteId(gap.head);
+    for (const f of gap.held) this.applyFrame(f);
   }
 
   onError(frame) {
@@ -926,8 +986,14 @@ export class ChatView {
     }
     // Refused read markers and typing pings carry no nonce and need no words on screen.
     if (!frame.nonce && frame.code !== 'rate_limited') return;
-    const text = describeError(frame);
-    if (frame.nonce && this.log.markFailed(frame.nonce, shortReason(frame))) this.saveOutbox();
+    let text = describeError(frame);
+    let reason = shortReason(frame);
+    // A reply to a message deleted meanwhile: Retry sends it on its own.
+    if (frame.nonce && frame.code === 'unknown_message' && this.log.dropQuote(frame.nonce)) {
+      text = 'The message you replied to was deleted. Retry sends yours without the quote.';
+      reason = 'the message it answers was deleted; Retry sends it without the quote';
+    }
+    if (frame.nonce && this.log.markFailed(frame.nonce, reason)) this.saveOutbox();
     const retryMs = Number(frame.retry_after_ms) || 0;
     this.composer.showNotice(text, { timeoutMs: frame.code === 'rate_limited' ? Math.max(3000, retryMs + 500) : 8000 });
   }
@@ -1230,7 +1296,8 @@ export class ChatView {
     const s = this.log.current;
     const room = s && this.store.get(s.room);
     if (!room || !this.log.newestVisible()) return;
-    const id = s.newestId;
+    // Not past messages that are not loaded yet (below a window into the past).
+    const id = s.windowNewestId;
     if (!id || id <= room.last_read) {
       if (room.unread === 0 && room.mentions === 0) return;
       if (!id || id < room.last_id) return;

@@ -54,6 +54,18 @@ export class RoomLog {
 
   get oldestId() { return this.confirmed.length ? this.confirmed[0].id : 0; }
   get newestId() { return this.confirmed.length ? this.confirmed[this.confirmed.length - 1].id : 0; }
+  /**
+   * The newest message of the window read from history: the reader's own messages confirmed
+   * while a window into the past is shown sit below it, ahead of messages not loaded yet.
+   */
+  get windowNewestId() {
+    if (this.reachedEnd || !this.buffer.length) return this.newestId;
+    const ahead = new Set(this.buffer.map((m) => m && m.id));
+    for (let i = this.confirmed.length - 1; i >= 0; i--) {
+      if (!ahead.has(this.confirmed[i].id)) return this.confirmed[i].id;
+    }
+    return 0;
+  }
 
   /** Forget the confirmed history (pending messages stay). */
   clearHistory() {
@@ -369,7 +381,7 @@ export class MessageLog {
     this.updateLoaders();
     let page = null;
     try {
-      page = await this.o.onLoadNewer(s.room, s.newestId);
+      page = await this.o.onLoadNewer(s.room, s.windowNewestId);
     } catch {
       page = null;
     }
@@ -558,6 +570,17 @@ export class MessageLog {
     row.el.classList.remove('pending');
     this.setStatus(row, 'failed', reason);
     this.refreshRow(s, row);
+    return true;
+  }
+
+  /** Send pending message `nonce` without its quote (what it answered is gone). Whether it had one. */
+  dropQuote(nonce) {
+    const s = this.pendingState(nonce);
+    const row = s && s.byNonce.get(nonce);
+    if (!row || !row.msg.reply_to) return false;
+    const { reply_to: _gone, ...rest } = row.msg;
+    row.msg = rest;
+    this.renderMessage(row);
     return true;
   }
 
@@ -904,7 +927,8 @@ export class MessageLog {
     // otherwise a caption edited away from a message with files.
     if (typeof f.body !== 'string') return null;
     const before = this.change(s, f.id, (m) => (m.deleted ? m : { ...m, body: f.body, edited_ts: f.edited_ts || m.edited_ts }));
-    if (before && !before.deleted) this.updateQuotes(s, f.id, excerpt(f.body));
+    // Replies quote it whether or not the message itself is loaded here.
+    if (!before || !before.deleted) this.updateQuotes(s, f.id, excerpt(f.body));
     return s.byId.get(f.id) || null;
   }
 

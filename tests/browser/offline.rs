@@ -2,14 +2,16 @@
 //! opens the app itself (kept by the service worker) in its "reconnecting" state, with the
 //! drafts and unsent messages of before; when the server is back the page reconnects on its
 //! own, loads the room and sends what was written, once. A browser that signed out gets the
-//! boot screen instead, never someone's chat.
+//! boot screen instead, never someone's chat. A page that comes back after missing more than
+//! a replay holds gets the rest of every room, edits included, before anything live.
 
 use std::time::Instant;
 
 use serde_json::json;
 
-use crate::harness::{browser_tools, message_box, App, Browser, Driver};
-use crate::{wait_room_open, WATCH_CSP};
+use crate::common::Auth;
+use crate::harness::{browser_tools, cdp, message_box, App, Browser, Driver};
+use crate::{room_link, wait_room_open, WATCH_CSP};
 
 /// Wait until the service worker controls the page and keeps the page and its script.
 async fn wait_shell_kept(b: &Browser) {
@@ -144,4 +146,134 @@ async fn a_reload_while_the_server_is_down_opens_the_app_reconnecting() {
         .await;
     assert_eq!(chat_shown, json!(false), "no chat for a signed-out browser");
     eprintln!("offline_reload: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Installed before the page's own scripts: the page's WebSockets can be cut
+/// (`__sockets.cut()`) and kept from coming back (while `__sockets.blocked`, a new one asks
+/// for a path that refuses the upgrade) until `__sockets.mend()`, which also tells the page
+/// it is online again.
+const CUTTABLE_SOCKETS: &str = r#"
+(() => {
+  const Real = window.WebSocket;
+  const state = { sockets: [], blocked: false };
+  state.cut = () => { state.blocked = true; for (const s of state.sockets) s.close(); };
+  state.mend = () => { state.blocked = false; window.dispatchEvent(new Event('online')); };
+  function Cuttable(url, protocols) {
+    const target = state.blocked ? String(url).replace('/ws', '/ws-cut') : url;
+    const ws = protocols === undefined ? new Real(target) : new Real(target, protocols);
+    state.sockets.push(ws);
+    return ws;
+  }
+  Cuttable.prototype = Real.prototype;
+  for (const k of ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED']) Cuttable[k] = Real[k];
+  window.WebSocket = Cuttable;
+  window.__sockets = state;
+})();
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_missed_more_than_a_replay_gets_every_room_and_edit_back_in_order() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let started = Instant::now();
+    let app = App::start().await;
+    let driver = Driver::start(&tools).await;
+    let b = driver.browser("ann", 1280, 800).await;
+    cdp(
+        &driver,
+        &b,
+        "Page.addScriptToEvaluateOnNewDocument",
+        json!({ "source": CUTTABLE_SOCKETS }),
+    )
+    .await;
+    b.create_account(&app.base, "ann").await;
+    b.eval(WATCH_CSP, vec![]).await;
+    let bob_cookie = app.register("bob").await;
+    let bob_auth = Auth::Cookie(bob_cookie.clone());
+    app.kit().create_room(&bob_auth, "side", false).await;
+    app.kit().invite(&bob_auth, "side", "ann").await;
+    let mut bob = app.ws(&bob_cookie).await;
+    let early = bob.say_in("side", "side: written before the cut").await;
+    let early_id = early["id"].as_i64().unwrap();
+
+    // Ann has read both rooms (each is loaded in the page) and is in general.
+    b.click_xpath("side in the sidebar", &room_link("side"))
+        .await;
+    wait_room_open(&b, "side", "side").await;
+    b.wait_log_has("side's history", &["side: written before the cut"])
+        .await;
+    b.click_xpath("general in the sidebar", &room_link("general"))
+        .await;
+    wait_room_open(&b, "general", "general").await;
+
+    // Her connection drops; meanwhile more happens than one replay holds (1,000 positions).
+    b.eval("window.__sockets.cut();", vec![]).await;
+    b.wait_js(
+        "the page to notice it is offline",
+        "return document.getElementById('conn').dataset.state !== 'connected';",
+        vec![],
+    )
+    .await;
+    for i in 0..1010 {
+        bob.say(&format!("general {i}")).await;
+    }
+    bob.say_in("side", "side: written in the gap").await;
+    app.kit()
+        .api_ok(
+            reqwest::Method::PATCH,
+            &format!("/api/messages/{early_id}"),
+            &bob_auth,
+            Some(&json!({ "body": "side: edited in the gap" })),
+            200,
+        )
+        .await;
+
+    // Back: the replay (the oldest 1,000) and then the rest over HTTP, in every room; what
+    // is said live meanwhile comes after it.
+    b.eval("window.__sockets.mend();", vec![]).await;
+    b.wait_visible(
+        "the connection to come back",
+        "//*[@role = 'status' and normalize-space(.) = 'Connected']",
+    )
+    .await;
+    bob.say("general: live after the gap").await;
+    b.wait_log_has(
+        "the end of general's gap and the live message",
+        &["general 1009", "general: live after the gap"],
+    )
+    .await;
+    let order = b
+        .eval(
+            "const t = document.querySelector('[role=\"log\"]').textContent;
+             return [t.indexOf('general 999'), t.indexOf('general 1009'),
+                     t.indexOf('general: live after the gap')];",
+            vec![],
+        )
+        .await;
+    let at: Vec<i64> = serde_json::from_value(order).unwrap();
+    assert!(
+        at[0] >= 0 && at[0] < at[1] && at[1] < at[2],
+        "in order: {at:?}"
+    );
+    b.click_xpath("side in the sidebar", &room_link("side"))
+        .await;
+    wait_room_open(&b, "side", "side").await;
+    let shown = b
+        .wait_log_has(
+            "side's message and edit from the gap",
+            &["side: edited in the gap", "side: written in the gap"],
+        )
+        .await;
+    assert!(!shown.contains("written before the cut"), "{shown}");
+    let since = b
+        .eval(
+            "const s = window.__sockets.sockets.map((w) => new URL(w.url).searchParams.get('since'));
+             return s[s.length - 1];",
+            vec![],
+        )
+        .await;
+    assert!(since.is_string(), "the page resumed with since=: {since}");
+    b.assert_no_csp_violations("the page").await;
+    eprintln!("gap: {:.1} s", started.elapsed().as_secs_f64());
 }
