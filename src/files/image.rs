@@ -184,6 +184,15 @@ fn encode_as(img: &DynamicImage, kind: Kind) -> Result<Vec<u8>, Problem> {
         DynamicImage::ImageRgb8(img.to_rgb8())
     };
     let mut out = Vec::new();
+    if kind == Kind::Gif {
+        // The fastest palette search: a large canvas must not cost minutes of a core.
+        let mut encoder = image::codecs::gif::GifEncoder::new_with_speed(&mut out, 30);
+        encoder
+            .encode_frame(image::Frame::new(img.to_rgba8()))
+            .map_err(|_| Problem::Unreadable)?;
+        drop(encoder);
+        return Ok(out);
+    }
     img.write_to(&mut Cursor::new(&mut out), kind.format())
         .map_err(|_| Problem::Unreadable)?;
     Ok(out)
@@ -351,7 +360,9 @@ pub fn strip_jpeg(data: &[u8], orientation: u16) -> Strip {
         }
         let payload = &data[i + 4..end];
         let multi_picture = marker == 0xe2 && payload.starts_with(b"MPF\0");
-        if matches!(marker, 0xe1 | 0xed | 0xfe) || multi_picture {
+        // APP1 (EXIF, XMP), APP11 (JUMBF: C2PA manifests, which may hold EXIF), APP13
+        // (IPTC), comments.
+        if matches!(marker, 0xe1 | 0xeb | 0xed | 0xfe) || multi_picture {
             removed = true;
         } else {
             out.extend_from_slice(&data[i..end]);
@@ -396,8 +407,8 @@ fn orientation_segment(orientation: u16) -> Vec<u8> {
     s
 }
 
-/// A PNG without its `eXIf` and text chunks (`tEXt`, `zTXt`, `iTXt`: XMP lives there), and
-/// without anything after its `IEND`.
+/// A PNG without its `eXIf`, text (`tEXt`, `zTXt`, `iTXt`: XMP lives there) and C2PA
+/// (`caBX`) chunks, and without anything after its `IEND`.
 pub fn strip_png(data: &[u8]) -> Strip {
     let Some(signature) = data.get(..8) else {
         return Strip::Unparsed;
@@ -418,7 +429,7 @@ pub fn strip_png(data: &[u8]) -> Strip {
             return Strip::Unparsed;
         };
         let kind = &header[4..8];
-        if matches!(kind, b"eXIf" | b"tEXt" | b"zTXt" | b"iTXt") {
+        if matches!(kind, b"eXIf" | b"tEXt" | b"zTXt" | b"iTXt" | b"caBX") {
             removed = true;
         } else {
             out.extend_from_slice(&data[i..end]);
@@ -431,21 +442,23 @@ pub fn strip_png(data: &[u8]) -> Strip {
     Strip::of(out, removed || i < data.len())
 }
 
-/// A WebP without its `EXIF` and `XMP ` chunks (their flags cleared), and without anything
-/// after the length its header gives.
+/// A WebP without its `EXIF`, `XMP ` and `C2PA` chunks (the flags of the first two cleared),
+/// and without anything after the length its header gives. One whose length leaves out every
+/// picture chunk does not parse.
 pub fn strip_webp(data: &[u8]) -> Strip {
     let Some(header) = data.get(..12) else {
         return Strip::Unparsed;
     };
     let riff_end = (u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize)
         .saturating_add(8);
-    if riff_end > data.len() {
+    if riff_end > data.len() || riff_end < 20 {
         return Strip::Unparsed;
     }
     let mut out = Vec::with_capacity(data.len());
     out.extend_from_slice(header);
     let mut i = 12;
     let mut removed = riff_end < data.len();
+    let mut pixels = false;
     while i < riff_end {
         let Some(chunk) = data.get(i..i + 8).filter(|_| i + 8 <= riff_end) else {
             return Strip::Unparsed;
@@ -455,8 +468,9 @@ pub fn strip_webp(data: &[u8]) -> Strip {
         if end > riff_end {
             return Strip::Unparsed;
         }
+        pixels |= matches!(&chunk[..4], b"VP8 " | b"VP8L" | b"ANMF");
         match &chunk[..4] {
-            b"EXIF" | b"XMP " => removed = true,
+            b"EXIF" | b"XMP " | b"C2PA" => removed = true,
             b"VP8X" if end >= i + 9 => {
                 let at = out.len() + 8;
                 out.extend_from_slice(&data[i..end]);
@@ -465,6 +479,9 @@ pub fn strip_webp(data: &[u8]) -> Strip {
             _ => out.extend_from_slice(&data[i..end]),
         }
         i = end;
+    }
+    if !pixels {
+        return Strip::Unparsed; // a size that leaves the picture out: not kept as it says
     }
     if !removed {
         return Strip::Clean;
@@ -476,9 +493,10 @@ pub fn strip_webp(data: &[u8]) -> Strip {
     Strip::Stripped(out)
 }
 
-/// A GIF without its comments, its application blocks other than the looping one
-/// (`NETSCAPE2.0`, `ANIMEXTS1.0`; XMP lives in one), extensions nobody draws, and anything
-/// after its trailer. Frames, palettes and timing stay as they were.
+/// A GIF without its comments, its text blocks (which browsers do not draw), its application
+/// blocks other than looping (`NETSCAPE2.0`, `ANIMEXTS1.0`) and the colour profile
+/// (`ICCRGBG1012`) (XMP lives in one), and anything after its trailer. Frames, palettes and
+/// timing stay as they were.
 pub fn strip_gif(data: &[u8]) -> Strip {
     /// The end of the run of sub-blocks starting at `i` (after its zero terminator).
     fn sub_blocks(data: &[u8], mut i: usize) -> Option<usize> {
@@ -527,11 +545,15 @@ pub fn strip_gif(data: &[u8]) -> Strip {
             0x21 => {
                 let label = data.get(i + 1).copied();
                 let end = sub_blocks(data, i + 2);
+                // Frame timing, looping and the colour profile stay; comments, text
+                // (browsers do not draw it) and other applications' blocks go.
                 let kept = match label {
-                    Some(0xf9) | Some(0x01) => true,
+                    Some(0xf9) => true,
                     Some(0xff) => matches!(
                         data.get(i + 2..i + 14),
-                        Some(b"\x0bNETSCAPE2.0") | Some(b"\x0bANIMEXTS1.0")
+                        Some(b"\x0bNETSCAPE2.0")
+                            | Some(b"\x0bANIMEXTS1.0")
+                            | Some(b"\x0bICCRGBG1012")
                     ),
                     _ => false,
                 };
@@ -803,6 +825,17 @@ mod tests {
         assert!(prepare(&tagged, Kind::Gif, 1000).unwrap().bytes == Some(plain.clone()));
         assert_eq!(strip_gif(&plain[..20]), Strip::Unparsed);
         assert_eq!(strip_gif(b"GIF89a"), Strip::Unparsed);
+        // Junk where the next block should start: the first frame, encoded anew.
+        let mut junk = plain.clone();
+        *junk.last_mut().unwrap() = 0x99;
+        junk.extend_from_slice(b"GPS 51.5 N");
+        assert_eq!(strip_gif(&junk), Strip::Unparsed);
+        let p = prepare(&junk, Kind::Gif, 1000).unwrap();
+        let anew = p.bytes.expect("encoded anew");
+        assert_eq!(Kind::sniff(&anew), Some(Kind::Gif));
+        assert!(!anew.windows(3).any(|w| w == b"GPS"));
+        let shown = image::load_from_memory(&anew).unwrap();
+        assert_eq!((shown.width(), shown.height()), (4, 3));
     }
 
     #[test]
@@ -816,6 +849,10 @@ mod tests {
         trailed.extend_from_slice(b"GPS 51.5 N");
         assert_eq!(strip_webp(&trailed), Strip::Stripped(plain.clone()));
         assert_eq!(strip_webp(&plain[..plain.len() - 1]), Strip::Unparsed);
+        // A RIFF size that leaves the picture out is not taken at its word.
+        let mut short = plain.clone();
+        short[4..8].copy_from_slice(&4u32.to_le_bytes());
+        assert_eq!(strip_webp(&short), Strip::Unparsed);
     }
 
     #[test]
