@@ -59,7 +59,8 @@ export class ChatView {
     this.session = 0;          // bumps on every start/stop, to drop stale async results
     this.readies = 0;          // `ready` frames on this session
     this.gap = null;           // a replay's rest being paged in over HTTP (see onResumed)
-    this.resuming = false;     // the current connection was opened with ?since=
+    this.resuming = false;     // the current connection was opened with ?since=...
+    this.resumedFrom = 0;      // ...this position
     this.readTimer = null;
     this.openSeq = 0;
     this.renderQueued = false;
@@ -252,6 +253,7 @@ export class ChatView {
     this.replies.clear();
     this.gap = null;
     this.resuming = false;
+    this.resumedFrom = 0;
     this.current = roomFromHash() || DEFAULT_ROOM;
     this.drafts.open(user.username);
     // The first room opens at the first unread message: that needs the unread state (from the
@@ -295,6 +297,7 @@ export class ChatView {
         // rest starts.
         const since = this.gap ? this.gap.after : (this.lastId || null);
         this.resuming = since != null;
+        this.resumedFrom = since || 0;
         return since;
       },
       onFrame: (frame) => this.onFrame(frame),
@@ -718,6 +721,9 @@ export class ChatView {
       // the middle of its replay resumes from the last frame applied.
       if (!this.resuming) this.noteId(frame.last_id);
     }
+    // Everything after the position this connection resumed from comes again (a gap that
+    // stalled may have let live frames beyond it move the position on).
+    if (this.resuming) this.lastId = this.resumedFrom;
     // This connection's replay covers whatever a gap being paged in still missed.
     this.gap = null;
     if (Array.isArray(frame.rooms) && frame.rooms.length) {
@@ -855,6 +861,11 @@ export class ChatView {
     const r = frame.room;
     if (!r || !r.name) return;
     const oldName = frame.old_name && frame.old_name !== r.name ? frame.old_name : null;
+    // Frames waiting for a gap to fill name the room as it was.
+    if (oldName && this.gap) {
+      for (const [from, to] of this.gap.renamed) if (to === oldName) this.gap.renamed.set(from, r.name);
+      this.gap.renamed.set(oldName, r.name);
+    }
     const before = this.store.get(oldName || r.name);
     const topicChanged = Boolean(before) && before.kind !== 'dm' && typeof r.topic === 'string'
       && r.topic !== (before.topic || '');
@@ -933,7 +944,7 @@ export class ChatView {
     // More was missed than the server replays: page the rest over HTTP (every room's
     // messages, edits, deletions and reactions) up to `head`, holding live frames until then
     // so that nothing is applied out of order.
-    const gap = { after: this.lastId, head, held: [], stalled: false };
+    const gap = { after: this.lastId, head, held: [], stalled: false, renamed: new Map() };
     this.gap = gap;
     this.fillGap(gap);
   }
@@ -953,7 +964,7 @@ export class ChatView {
           // Leave the rest to the next connection's replay (it starts at `gap.after`); show
           // what is live meanwhile.
           gap.stalled = true;
-          for (const f of gap.held.splice(0)) this.applyFrame(f);
+          for (const f of gap.held.splice(0)) this.applyFrame(renamedIn(gap, f));
           return;
         }
         await sleep(1000 * failures);
@@ -967,14 +978,15 @@ export class ChatView {
         const at = f.type === 'message' ? f.id : f.seq;
         if (typeof at !== 'number' || at <= gap.after) continue;
         if (at > gap.head) { beyond = true; break; } // live from here on: held or to come
-        this.applyFrame(f);
+        this.applyFrame(renamedIn(gap, f));
         gap.after = at;
       }
+      failures = 0;
       if (beyond || events.length < GAP_PAGE) break;
     }
     this.gap = null;
     this.noteId(gap.head);
-    for (const f of gap.held) this.applyFrame(f);
+    for (const f of gap.held) this.applyFrame(renamedIn(gap, f));
   }
 
   onError(frame) {
@@ -1691,4 +1703,10 @@ function defaultWsUrl() {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Frame `f` (held or paged while `gap` filled) naming its room as it is called now. */
+function renamedIn(gap, f) {
+  const now = f && typeof f.room === 'string' ? gap.renamed.get(f.room) : undefined;
+  return now ? { ...f, room: now } : f;
+}
 
