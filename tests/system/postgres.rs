@@ -467,6 +467,32 @@ fn a_sqlite_community_is_copied_into_postgres_and_verified() {
         "{err}"
     );
 
+    // A database a server runs on (started before the copy): refused while it runs, copied
+    // once it has stopped.
+    let running = pg.create_database("running");
+    let mut node = {
+        let url = running.clone();
+        rt.block_on(
+            TestApp::builder()
+                .config(move |c| c.database.url = url)
+                .start(),
+        )
+    };
+    let out = migrate(app, &running);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(1) && err.contains("a Hearth server is connected"),
+        "{err}"
+    );
+    rt.block_on(node.stop());
+    drop(node);
+    let out = migrate(app, &running);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // A database that does not exist, a URL that is not one, a missing SQLite file.
     let out = migrate(app, &pg.url("missing"));
     let err = String::from_utf8_lossy(&out.stderr);

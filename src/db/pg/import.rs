@@ -369,6 +369,7 @@ pub fn copy(sqlite: &Path, pg: &mut Client) -> Result<Report, ImportError> {
         |c: &Connection| c.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0));
     let before = data_version(&watch)?;
     refuse_another_version(pg)?;
+    refuse_running_servers(pg)?;
     schema::migrate(pg)?;
     let mut tx = pg.transaction()?;
     // A server started on the new database before anyone used it has created `general` and
@@ -447,6 +448,26 @@ fn refuse_another_version(pg: &mut Client) -> Result<(), ImportError> {
         return Err(ImportError::Refused(format!(
             "the PostgreSQL database is at schema version {found}, not this Hearth's {known}: \
              copy into a new, empty database"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuse a database a Hearth server is connected to (sessions named `hearth`, as servers
+/// name theirs): started on the new database before the copy, it would go on with what it
+/// read at start (no community, its own keys) and hand the copied history out as new.
+fn refuse_running_servers(pg: &mut Client) -> Result<(), ImportError> {
+    let servers: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name = 'hearth' AND pid <> pg_backend_pid()",
+            &[],
+        )?
+        .get(0);
+    if servers > 0 {
+        return Err(ImportError::Refused(format!(
+            "a Hearth server is connected to the PostgreSQL database ({servers} sessions): \
+             stop every node on it, then copy"
         )));
     }
     Ok(())
