@@ -67,6 +67,8 @@ export class ChatView {
     this.readyMentionFloor = new Map(); // room -> last_id when its counts came from the server
     this.readyHead = 0;        // the position the last `ready` counted unread messages at
     this.ops = new Map();      // nonce -> {frame, own}: edits, deletions and reactions not yet answered
+    this.autoRetries = new Map(); // nonce -> times a rate-limited message was sent again by itself
+    this.rateWait = { timer: null, due: 0, nonces: [] }; // ...and those waiting to go again
     this.replies = new Map();  // room -> {id, user, excerpt}: the message the next send answers
     this.drafts = new Drafts(); // room -> what is half written there (and the outbox), kept per user
     this.profiles = new Profiles(); // display names and pictures, by username
@@ -250,6 +252,9 @@ export class ChatView {
     this.readyMentionFloor.clear();
     this.readyHead = 0;
     this.ops.clear();
+    this.autoRetries.clear();
+    clearTimeout(this.rateWait.timer);
+    this.rateWait = { timer: null, due: 0, nonces: [] };
     this.replies.clear();
     this.gap = null;
     this.resuming = false;
@@ -998,6 +1003,12 @@ export class ChatView {
     }
     // Refused read markers and typing pings carry no nonce and need no words on screen.
     if (!frame.nonce && frame.code !== 'rate_limited') return;
+    const retryMs = Number(frame.retry_after_ms) || 0;
+    if (frame.nonce && frame.code === 'rate_limited' && this.sendLater(frame.nonce, retryMs)) {
+      const s = Math.max(1, Math.ceil((retryMs || 1000) / 1000));
+      this.composer.showNotice(`Slow down — sending again in ${s} s`, { timeoutMs: Math.max(3000, retryMs + 500) });
+      return;
+    }
     let text = describeError(frame);
     let reason = shortReason(frame);
     // A reply to a message deleted meanwhile: Retry sends it on its own.
@@ -1006,7 +1017,6 @@ export class ChatView {
       reason = 'the message it answers was deleted; Retry sends it without the quote';
     }
     if (frame.nonce && this.log.markFailed(frame.nonce, reason)) this.saveOutbox();
-    const retryMs = Number(frame.retry_after_ms) || 0;
     this.composer.showNotice(text, { timeoutMs: frame.code === 'rate_limited' ? Math.max(3000, retryMs + 500) : 8000 });
   }
 
@@ -1037,6 +1047,38 @@ export class ChatView {
     this.saveOutbox();
     if (this.socket) this.socket.send(sendFrame(row.msg));
     // Otherwise it stays pending and goes out after the next `ready`.
+  }
+
+  /**
+   * A message refused for going too fast is sent again by itself once the rate allows (five
+   * times at most; after that it waits for Retry). Those waiting go again together, in the
+   * order they were written. Whether it will be.
+   */
+  sendLater(nonce, ms) {
+    const tries = (this.autoRetries.get(nonce) || 0) + 1;
+    if (tries > 5) return false;
+    const s = Math.max(1, Math.ceil((ms || 1000) / 1000));
+    if (!this.log.markFailed(nonce, `too many messages at once; sending again in ${s} s`)) return false;
+    this.autoRetries.set(nonce, tries);
+    this.saveOutbox();
+    const wait = this.rateWait;
+    if (!wait.nonces.includes(nonce)) wait.nonces.push(nonce);
+    const due = Date.now() + Math.max(250, ms || 1000);
+    if (wait.timer && wait.due >= due) return true;
+    clearTimeout(wait.timer);
+    wait.due = due;
+    const session = this.session;
+    wait.timer = setTimeout(() => {
+      wait.timer = null;
+      if (session !== this.session) return;
+      for (const n of wait.nonces.splice(0)) {
+        // Not those discarded meanwhile.
+        const m = this.log.markRetrying(n);
+        if (m && this.socket) this.socket.send(sendFrame(m));
+      }
+      this.saveOutbox();
+    }, due - Date.now());
+    return true;
   }
 
   retry(nonce) {

@@ -3,7 +3,8 @@
 //! drafts and unsent messages of before; when the server is back the page reconnects on its
 //! own, loads the room and sends what was written, once. A browser that signed out gets the
 //! boot screen instead, never someone's chat. A page that comes back after missing more than
-//! a replay holds gets the rest of every room, edits included, before anything live.
+//! a replay holds gets the rest of every room, edits included, before anything live. Messages
+//! refused for going too fast go again by themselves, in order.
 
 use std::time::Instant;
 
@@ -276,4 +277,47 @@ async fn a_page_that_missed_more_than_a_replay_gets_every_room_and_edit_back_in_
     assert!(since.is_string(), "the page resumed with since=: {since}");
     b.assert_no_csp_violations("the page").await;
     eprintln!("gap: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_refused_for_going_too_fast_are_sent_again_by_themselves_in_order() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let app = App::start_with(|c| {
+        c.limits.messages_per_second = 1.0;
+        c.limits.message_burst = 3;
+    })
+    .await;
+    let driver = Driver::start(&tools).await;
+    let b = driver.member(&app.base, "quick", 1280, 800).await;
+    let texts: Vec<String> = (1..=5).map(|i| format!("quick message {i}")).collect();
+    for t in &texts {
+        b.send_with_enter(t).await;
+    }
+    let wanted: Vec<&str> = texts.iter().map(String::as_str).collect();
+    b.wait_log_has("every message, in order", &wanted).await;
+    b.wait_for("every message to be sent, none waiting or failed", || async {
+        let left = b
+            .eval(
+                "return document.querySelectorAll('[role=\"log\"] .msg.pending, [role=\"log\"] .msg.failed').length;",
+                vec![],
+            )
+            .await;
+        (left == json!(0)).then_some(())
+    })
+    .await;
+    let stored = b
+        .eval(
+            "return fetch('api/rooms/general/messages?limit=50', { credentials: 'same-origin' })
+               .then((r) => r.json()).then((d) => d.messages.map((m) => m.body));",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        stored,
+        json!(texts),
+        "stored once each, in the order written"
+    );
+    b.assert_no_csp_violations("the page").await;
 }
