@@ -600,6 +600,7 @@ export class ChatView {
         const messages = (data && data.messages) || [];
         if (!messages.length) break;
         this.log.addMessages(s, messages);
+        this.log.reapplyChanges(s, messages);
         after = messages[messages.length - 1].id;
         if (messages.length < GAP_PAGE) break;
       }

@@ -20,6 +20,8 @@ import { paintAvatar } from './profiles.js';
 const GROUP_WINDOW_MS = 5 * 60 * 1000;
 const PIN_THRESHOLD_PX = 56;
 const LOAD_THRESHOLD_PX = 400;
+// Change frames per room kept to apply again over history read meanwhile.
+const RECENT_CHANGES = 300;
 /** How much of the original a reply quotes (as the server does). */
 const EXCERPT_CHARS = 200;
 const DELETED_TEXT = 'This message was deleted.';
@@ -38,6 +40,7 @@ export class RoomLog {
     this.reachedStart = false; // the oldest message is shown
     this.reachedEnd = true;    // the newest message is shown (false after a jump into the past)
     this.buffer = [];          // live messages that arrived while !reachedEnd
+    this.changes = [];         // recent edits, deletions, reactions and previews applied, in order
     this.loadingOlder = false;
     this.olderFailed = false;
     this.loadingNewer = false;
@@ -270,6 +273,7 @@ export class MessageLog {
     const shown = this.isShown(s);
     if (shown) this.logEl.setAttribute('aria-busy', 'true');
     for (const m of messages) this.insertMessage(s, m);
+    this.reapplyChanges(s, messages);
     s.loaded = true;
     s.reachedStart = reachedStart;
     s.reachedEnd = reachedEnd;
@@ -363,6 +367,7 @@ export class MessageLog {
     const topBefore = el.scrollTop;
     if (shown) el.setAttribute('aria-busy', 'true');
     for (const m of messages) this.insertMessage(s, m);
+    this.reapplyChanges(s, messages);
     this.refreshAll(s);
     this.ensureRoving(s);
     s.reachedStart = reachedStart;
@@ -398,6 +403,7 @@ export class MessageLog {
     const top = this.logEl.scrollTop;
     if (shown) this.logEl.setAttribute('aria-busy', 'true');
     for (const m of page.messages) this.insertMessage(s, m);
+    this.reapplyChanges(s, page.messages);
     if (page.reachedEnd) {
       s.reachedEnd = true;
       this.flushBuffer(s);
@@ -920,8 +926,32 @@ export class MessageLog {
     return before;
   }
 
+  /**
+   * Keep change frame `f` (applied with `apply`) for a while: a page of history fetched before
+   * it was made, arriving after it, would otherwise undo it (or miss it, for a message not
+   * shown yet).
+   */
+  remember(s, f, apply) {
+    if (this.reapplying) return;
+    s.changes.push({ f, apply });
+    if (s.changes.length > RECENT_CHANGES) s.changes.splice(0, s.changes.length - RECENT_CHANGES);
+  }
+
+  /** Apply again, in order, the recent changes of `messages` (just read over HTTP). */
+  reapplyChanges(s, messages) {
+    if (!s.changes.length || !messages.length) return;
+    const ids = new Set(messages.map((m) => m.id));
+    this.reapplying = true;
+    try {
+      for (const { f, apply } of s.changes) if (ids.has(f.id)) apply.call(this, s, f);
+    } finally {
+      this.reapplying = false;
+    }
+  }
+
   /** An `edited` frame. Returns the row when it is shown. */
   applyEdited(s, f) {
+    this.remember(s, f, this.applyEdited);
     // A replayed edit of a message deleted since carries no text; the message is a tombstone
     // by then (or its `deleted` frame follows), which an edit leaves alone. An empty body is
     // otherwise a caption edited away from a message with files.
@@ -934,6 +964,7 @@ export class MessageLog {
 
   /** A `deleted` frame. Returns the message as it was before (null when not known). */
   applyDeleted(s, f) {
+    this.remember(s, f, this.applyDeleted);
     const before = this.change(s, f.id, (m) => ({ id: m.id, room: m.room, user: m.user, ts: m.ts, deleted: true, body: '' }));
     this.updateQuotes(s, f.id, '');
     return before;
@@ -941,6 +972,7 @@ export class MessageLog {
 
   /** A `preview` frame: the link preview arrived, or (`preview: null`) was removed. */
   applyPreview(s, f) {
+    this.remember(s, f, this.applyPreview);
     const p = f.preview && typeof f.preview === 'object' ? f.preview : null;
     this.change(s, f.id, (m) => {
       if (m.deleted) return m;
@@ -954,6 +986,7 @@ export class MessageLog {
   /** A `reaction` frame: `user` reacts with `emoji` (or not) after it, whatever was before. */
   applyReaction(s, f) {
     if (typeof f.emoji !== 'string' || !f.emoji) return;
+    this.remember(s, f, this.applyReaction);
     this.change(s, f.id, (m) => (m.deleted ? m : { ...m, reactions: withReaction(m.reactions, f.emoji, f.user, Boolean(f.on)) }));
   }
 
