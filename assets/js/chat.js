@@ -67,8 +67,7 @@ export class ChatView {
     this.readyMentionFloor = new Map(); // room -> last_id when its counts came from the server
     this.readyHead = 0;        // the position the last `ready` counted unread messages at
     this.ops = new Map();      // nonce -> {frame, own}: edits, deletions and reactions not yet answered
-    this.autoRetries = new Map(); // nonce -> times a rate-limited message was sent again by itself
-    this.rateWait = { timer: null, due: 0, nonces: [] }; // ...and those waiting to go again
+    this.rateWait = newRateWait(); // messages refused for going too fast, waiting to go again
     this.replies = new Map();  // room -> {id, user, excerpt}: the message the next send answers
     this.drafts = new Drafts(); // room -> what is half written there (and the outbox), kept per user
     this.profiles = new Profiles(); // display names and pictures, by username
@@ -252,9 +251,8 @@ export class ChatView {
     this.readyMentionFloor.clear();
     this.readyHead = 0;
     this.ops.clear();
-    this.autoRetries.clear();
     clearTimeout(this.rateWait.timer);
-    this.rateWait = { timer: null, due: 0, nonces: [] };
+    this.rateWait = newRateWait();
     this.replies.clear();
     this.gap = null;
     this.resuming = false;
@@ -756,6 +754,9 @@ export class ChatView {
 
     // Resend what never got acknowledged, with the same nonces: the server
     // stores nothing twice and echoes the stored message back.
+    // (Those waiting for the rate go too, in order: any refused again wait anew.)
+    clearTimeout(this.rateWait.timer);
+    this.rateWait = { ...newRateWait(), tries: this.rateWait.tries };
     for (const m of this.log.unsent()) this.socket.send(sendFrame(m));
     // Changes sent just before the connection dropped: repeats are harmless (the server
     // answers a repeat with the current state and stores nothing).
@@ -766,6 +767,7 @@ export class ChatView {
   onMessage(m) {
     if (typeof m.id !== 'number') return;
     this.noteId(m.id);
+    if (m.nonce && m.nonce === this.rateWait.inFlight) this.sendNextWaiting(0);
     const own = this.isMe(m.user);
     const room = this.store.get(m.room);
     let fresh = false;
@@ -1006,10 +1008,12 @@ export class ChatView {
     if (!frame.nonce && frame.code !== 'rate_limited') return;
     const retryMs = Number(frame.retry_after_ms) || 0;
     if (frame.nonce && frame.code === 'rate_limited' && this.sendLater(frame.nonce, retryMs)) {
-      const s = Math.max(1, Math.ceil((retryMs || 1000) / 1000));
-      this.composer.showNotice(`Slow down — sending again in ${s} s`, { timeoutMs: Math.max(3000, retryMs + 500) });
+      this.composer.showNotice('Slow down: your messages go out one by one as the rate allows.',
+        { timeoutMs: Math.max(3000, retryMs + 500) });
       return;
     }
+    // The one sent from the waiting line was refused otherwise: the next one goes.
+    if (frame.nonce && frame.nonce === this.rateWait.inFlight) this.sendNextWaiting(0);
     let text = describeError(frame);
     let reason = shortReason(frame);
     // A reply to a message deleted meanwhile: Retry sends it on its own.
@@ -1046,40 +1050,58 @@ export class ChatView {
     const row = this.log.addPending(s, { nonce, body, room, user: this.me.username, reply_to: reply, attachments });
     this.drafts.delete(room);
     this.saveOutbox();
+    // Behind messages waiting for the rate: it waits its turn.
+    if (this.rateWait.nonces.length || this.rateWait.inFlight) {
+      this.rateWait.nonces.push(nonce);
+      this.log.markWaiting(nonce);
+      return;
+    }
     if (this.socket) this.socket.send(sendFrame(row.msg));
     // Otherwise it stays pending and goes out after the next `ready`.
   }
 
   /**
-   * A message refused for going too fast is sent again by itself once the rate allows (five
-   * times at most; after that it waits for Retry). Those waiting go again together, in the
-   * order they were written. Whether it will be.
+   * A message refused for going too fast waits (still unsent, so it stays in the outbox) and
+   * goes again by itself once the rate allows: those waiting go one at a time, in the order
+   * written, the next as soon as one is stored. Ten refusals of one message make it "Not
+   * sent" (Retry). Whether it waits.
    */
   sendLater(nonce, ms) {
-    const tries = (this.autoRetries.get(nonce) || 0) + 1;
-    if (tries > 5) return false;
-    const s = Math.max(1, Math.ceil((ms || 1000) / 1000));
-    if (!this.log.markFailed(nonce, `too many messages at once; sending again in ${s} s`)) return false;
-    this.autoRetries.set(nonce, tries);
-    this.saveOutbox();
     const wait = this.rateWait;
-    if (!wait.nonces.includes(nonce)) wait.nonces.push(nonce);
-    const due = Date.now() + Math.max(250, ms || 1000);
-    if (wait.timer && wait.due >= due) return true;
+    const tries = (wait.tries.get(nonce) || 0) + 1;
+    if (tries > 10) return false;
+    if (!this.log.markWaiting(nonce)) return false;
+    wait.tries.set(nonce, tries);
+    if (wait.inFlight === nonce) {
+      wait.inFlight = null;
+      wait.nonces.unshift(nonce);
+    } else if (!wait.nonces.includes(nonce)) {
+      wait.nonces.push(nonce);
+    }
+    if (!wait.inFlight) this.sendNextWaiting(ms);
+    return true;
+  }
+
+  /** Send the first message waiting for the rate after `ms`. */
+  sendNextWaiting(ms) {
+    const wait = this.rateWait;
+    wait.inFlight = null;
     clearTimeout(wait.timer);
-    wait.due = due;
+    if (!wait.nonces.length) return;
     const session = this.session;
     wait.timer = setTimeout(() => {
       wait.timer = null;
-      if (session !== this.session) return;
-      for (const n of wait.nonces.splice(0)) {
-        // Not those discarded meanwhile.
-        const m = this.log.markRetrying(n);
-        if (m && this.socket) this.socket.send(sendFrame(m));
+      if (session !== this.session || this.rateWait !== wait) return;
+      while (wait.nonces.length) {
+        const nonce = wait.nonces.shift();
+        // Not one discarded meanwhile.
+        const m = this.log.markRetrying(nonce);
+        if (!m) continue;
+        wait.inFlight = nonce;
+        if (this.socket) this.socket.send(sendFrame(m));
+        return;
       }
-      this.saveOutbox();
-    }, due - Date.now());
-    return true;
+    }, ms > 0 ? ms + Math.floor(Math.random() * 100) : 0);
   }
 
   retry(nonce) {
@@ -1746,6 +1768,12 @@ function defaultWsUrl() {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Messages refused for going too fast: waiting in the order written, the one sent from
+ * among them, the timer that sends the next, and refusals per message. */
+function newRateWait() {
+  return { timer: null, nonces: [], inFlight: null, tries: new Map() };
+}
 
 /** Frame `f` (held or paged while `gap` filled) naming its room as it is called now. */
 function renamedIn(gap, f) {

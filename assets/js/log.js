@@ -590,6 +590,18 @@ export class MessageLog {
     return true;
   }
 
+  /** Pending message `nonce` waits for the rate to allow it (it stays unsent). Whether it is there. */
+  markWaiting(nonce) {
+    const s = this.pendingState(nonce);
+    const row = s && s.byNonce.get(nonce);
+    if (!row) return false;
+    row.failed = false;
+    row.el.classList.remove('failed');
+    row.el.classList.add('pending');
+    this.setStatus(row, 'waiting');
+    return true;
+  }
+
   markRetrying(nonce) {
     const s = this.pendingState(nonce);
     const row = s && s.byNonce.get(nonce);
@@ -940,7 +952,13 @@ export class MessageLog {
   /** Apply again, in order, the recent changes of `messages` (just read over HTTP). */
   reapplyChanges(s, messages) {
     if (!s.changes.length || !messages.length) return;
-    const ids = new Set(messages.map((m) => m.id));
+    // The page's messages, and those its replies quote.
+    const ids = new Set();
+    for (const m of messages) {
+      if (!m) continue;
+      ids.add(m.id);
+      if (m.reply_to && typeof m.reply_to.id === 'number') ids.add(m.reply_to.id);
+    }
     this.reapplying = true;
     try {
       for (const { f, apply } of s.changes) if (ids.has(f.id)) apply.call(this, s, f);
@@ -1038,8 +1056,9 @@ export class MessageLog {
       return;
     }
     el.hidden = false;
-    if (kind === 'pending') {
-      el.replaceChildren(h('span', { class: 'msg-sending' }, 'sending…'));
+    if (kind === 'pending' || kind === 'waiting') {
+      const text = kind === 'waiting' ? 'waiting: too many messages at once, sending soon…' : 'sending…';
+      el.replaceChildren(h('span', { class: 'msg-sending' }, text));
       return;
     }
     const nonce = row.nonce;

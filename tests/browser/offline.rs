@@ -295,6 +295,19 @@ async fn messages_refused_for_going_too_fast_are_sent_again_by_themselves_in_ord
     for t in &texts {
         b.send_with_enter(t).await;
     }
+    // While one waits it is still unsent: kept in the outbox (a reload would send it).
+    let kept = b
+        .wait_js(
+            "a message waiting for the rate, kept in the outbox",
+            "const waiting = Array.from(document.querySelectorAll('[role=\"log\"] .msg.pending'))
+               .filter((r) => r.textContent.includes('waiting: too many messages at once'))
+               .map((r) => r.querySelector('.msg-body').textContent);
+             const outbox = localStorage.getItem('hearth:outbox:quick') || '';
+             return waiting.length && waiting.every((t) => outbox.includes(t)) ? waiting.length : false;",
+            vec![],
+        )
+        .await;
+    assert!(kept.as_i64().unwrap_or(0) >= 1, "{kept}");
     let wanted: Vec<&str> = texts.iter().map(String::as_str).collect();
     b.wait_log_has("every message, in order", &wanted).await;
     b.wait_for("every message to be sent, none waiting or failed", || async {
