@@ -754,9 +754,10 @@ export class ChatView {
 
     // Resend what never got acknowledged, with the same nonces: the server
     // stores nothing twice and echoes the stored message back.
-    // (Those waiting for the rate go too, in order: any refused again wait anew.)
+    // (Those waiting for the rate go too, in order: any refused again wait anew, with a
+    // fresh count.)
     clearTimeout(this.rateWait.timer);
-    this.rateWait = { ...newRateWait(), tries: this.rateWait.tries };
+    this.rateWait = newRateWait();
     for (const m of this.log.unsent()) this.socket.send(sendFrame(m));
     // Changes sent just before the connection dropped: repeats are harmless (the server
     // answers a repeat with the current state and stores nothing).
@@ -767,7 +768,10 @@ export class ChatView {
   onMessage(m) {
     if (typeof m.id !== 'number') return;
     this.noteId(m.id);
-    if (m.nonce && m.nonce === this.rateWait.inFlight) this.sendNextWaiting(0);
+    if (m.nonce) {
+      this.rateWait.tries.delete(m.nonce);
+      if (m.nonce === this.rateWait.inFlight) this.sendNextWaiting(0);
+    }
     const own = this.isMe(m.user);
     const room = this.store.get(m.room);
     let fresh = false;
@@ -1109,7 +1113,16 @@ export class ChatView {
     if (!m) return;
     this.saveOutbox();
     this.composer.clearNotice(true);
-    if (this.socket) this.socket.send(sendFrame(m));
+    // A fresh start for its count of refusals; behind messages waiting for the rate, it
+    // waits its turn.
+    const wait = this.rateWait;
+    wait.tries.delete(nonce);
+    if (wait.nonces.length || wait.inFlight) {
+      wait.nonces.push(nonce);
+      this.log.markWaiting(nonce);
+    } else if (this.socket) {
+      this.socket.send(sendFrame(m));
+    }
     this.composer.focus();
   }
 

@@ -308,6 +308,12 @@ async fn messages_refused_for_going_too_fast_are_sent_again_by_themselves_in_ord
         )
         .await;
     assert!(kept.as_i64().unwrap_or(0) >= 1, "{kept}");
+    // Written while others wait: they wait their turn behind them.
+    let mut texts = texts;
+    for i in 6..=7 {
+        texts.push(format!("quick message {i}, written while others wait"));
+        b.send_with_enter(&texts[i - 1]).await;
+    }
     let wanted: Vec<&str> = texts.iter().map(String::as_str).collect();
     b.wait_log_has("every message, in order", &wanted).await;
     b.wait_for("every message to be sent, none waiting or failed", || async {
