@@ -59,8 +59,7 @@ export class ChatView {
     this.session = 0;          // bumps on every start/stop, to drop stale async results
     this.readies = 0;          // `ready` frames on this session
     this.gap = null;           // a replay's rest being paged in over HTTP (see onResumed)
-    this.resuming = false;     // the current connection was opened with ?since=...
-    this.resumedFrom = 0;      // ...this position
+    this.resumedFrom = null;   // the ?since= the current connection was opened with
     this.readTimer = null;
     this.openSeq = 0;
     this.renderQueued = false;
@@ -255,8 +254,7 @@ export class ChatView {
     this.rateWait = newRateWait();
     this.replies.clear();
     this.gap = null;
-    this.resuming = false;
-    this.resumedFrom = 0;
+    this.resumedFrom = null;
     this.current = roomFromHash() || DEFAULT_ROOM;
     this.drafts.open(user.username);
     // The first room opens at the first unread message: that needs the unread state (from the
@@ -299,8 +297,7 @@ export class ChatView {
         // While the rest of a replay is being paged in, a new connection starts where that
         // rest starts.
         const since = this.gap ? this.gap.after : (this.lastId || null);
-        this.resuming = since != null;
-        this.resumedFrom = since || 0;
+        this.resumedFrom = since;
         return since;
       },
       onFrame: (frame) => this.onFrame(frame),
@@ -723,11 +720,11 @@ export class ChatView {
       // A fresh connection starts at head (history comes over HTTP). A resuming one moves on
       // only with the frames it replays, and reaches head at `resumed`: a connection lost in
       // the middle of its replay resumes from the last frame applied.
-      if (!this.resuming) this.noteId(frame.last_id);
+      if (this.resumedFrom == null) this.noteId(frame.last_id);
     }
     // Everything after the position this connection resumed from comes again (a gap that
     // stalled may have let live frames beyond it move the position on).
-    if (this.resuming) this.lastId = this.resumedFrom;
+    if (this.resumedFrom != null) this.lastId = this.resumedFrom;
     // This connection's replay covers whatever a gap being paged in still missed.
     this.gap = null;
     if (Array.isArray(frame.rooms) && frame.rooms.length) {
@@ -1054,14 +1051,8 @@ export class ChatView {
     const row = this.log.addPending(s, { nonce, body, room, user: this.me.username, reply_to: reply, attachments });
     this.drafts.delete(room);
     this.saveOutbox();
-    // Behind messages waiting for the rate: it waits its turn.
-    if (this.rateWait.nonces.length || this.rateWait.inFlight) {
-      this.rateWait.nonces.push(nonce);
-      this.log.markWaiting(nonce);
-      return;
-    }
-    if (this.socket) this.socket.send(sendFrame(row.msg));
-    // Otherwise it stays pending and goes out after the next `ready`.
+    this.sendOrWait(nonce, row.msg);
+    // Without a socket it stays pending and goes out after the next `ready`.
   }
 
   /**
@@ -1074,7 +1065,7 @@ export class ChatView {
     const wait = this.rateWait;
     const tries = (wait.tries.get(nonce) || 0) + 1;
     if (tries > 10) return false;
-    if (!this.log.markWaiting(nonce)) return false;
+    if (!this.log.markRetrying(nonce, 'waiting')) return false;
     wait.tries.set(nonce, tries);
     if (wait.inFlight === nonce) {
       wait.inFlight = null;
@@ -1084,6 +1075,17 @@ export class ChatView {
     }
     if (!wait.inFlight) this.sendNextWaiting(ms);
     return true;
+  }
+
+  /** Send pending message `m` (`nonce`) now, or behind messages waiting for the rate. */
+  sendOrWait(nonce, m) {
+    const wait = this.rateWait;
+    if (wait.nonces.length || wait.inFlight) {
+      wait.nonces.push(nonce);
+      this.log.markRetrying(nonce, 'waiting');
+    } else if (this.socket) {
+      this.socket.send(sendFrame(m));
+    }
   }
 
   /** Send the first message waiting for the rate after `ms`. */
@@ -1113,16 +1115,8 @@ export class ChatView {
     if (!m) return;
     this.saveOutbox();
     this.composer.clearNotice(true);
-    // A fresh start for its count of refusals; behind messages waiting for the rate, it
-    // waits its turn.
-    const wait = this.rateWait;
-    wait.tries.delete(nonce);
-    if (wait.nonces.length || wait.inFlight) {
-      wait.nonces.push(nonce);
-      this.log.markWaiting(nonce);
-    } else if (this.socket) {
-      this.socket.send(sendFrame(m));
-    }
+    this.rateWait.tries.delete(nonce); // a fresh count of refusals
+    this.sendOrWait(nonce, m);
     this.composer.focus();
   }
 

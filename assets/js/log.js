@@ -590,26 +590,18 @@ export class MessageLog {
     return true;
   }
 
-  /** Pending message `nonce` waits for the rate to allow it (it stays unsent). Whether it is there. */
-  markWaiting(nonce) {
-    const s = this.pendingState(nonce);
-    const row = s && s.byNonce.get(nonce);
-    if (!row) return false;
-    row.failed = false;
-    row.el.classList.remove('failed');
-    row.el.classList.add('pending');
-    this.setStatus(row, 'waiting');
-    return true;
-  }
-
-  markRetrying(nonce) {
+  /**
+   * Pending message `nonce` is unsent again: being sent (`status` 'pending') or waiting for
+   * the rate to allow it ('waiting'). Its message, or null when it is not there any more.
+   */
+  markRetrying(nonce, status = 'pending') {
     const s = this.pendingState(nonce);
     const row = s && s.byNonce.get(nonce);
     if (!row) return null;
     row.failed = false;
     row.el.classList.remove('failed');
     row.el.classList.add('pending');
-    this.setStatus(row, 'pending');
+    this.setStatus(row, status);
     return row.msg;
   }
 
