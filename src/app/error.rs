@@ -159,12 +159,14 @@ pub struct AppError {
 }
 
 impl AppError {
-    /// A refusal with no retry hint.
+    /// A refusal with no retry hint, but `unavailable`, which is always worth trying again
+    /// and says when: in a second (unless [`AppError::retry_after`] says otherwise).
     pub fn new(code: Code, message: impl Into<Cow<'static, str>>) -> Self {
+        let retry_after = matches!(code, Code::Unavailable).then_some(Duration::from_secs(1));
         AppError {
             code,
             message: message.into(),
-            retry_after: None,
+            retry_after,
         }
     }
 

@@ -112,8 +112,14 @@ where
     F: AsyncFnOnce() -> Result<(), AppError>,
 {
     if draft.nonce.as_deref().is_some_and(|n| !valid_nonce(n)) {
+        // A frame's field over the socket; a body's field over HTTP (origin 0).
+        let code = if draft.origin == 0 {
+            Code::BadRequest
+        } else {
+            Code::BadFrame
+        };
         return Err(AppError::new(
-            Code::BadFrame,
+            code,
             "The nonce may be at most 64 characters.",
         ));
     }

@@ -118,7 +118,9 @@ impl SettingsRequest {
         };
         let utc_offset = match self.utc_offset {
             None => None,
-            Some(m) if m.abs() <= i64::from(MAX_UTC_OFFSET) => Some(m as i16),
+            Some(m) if m.unsigned_abs() <= u64::from(MAX_UTC_OFFSET.unsigned_abs()) => {
+                Some(m as i16)
+            }
             Some(_) => {
                 return Err(AppError::new(
                     Code::BadRequest,
@@ -161,7 +163,9 @@ pub async fn subscribe(
     let (Ok(key), Ok(secret)) = (key, secret) else {
         return Err(bad_endpoint("The subscription's keys are not base64url."));
     };
-    if key.len() != 65 || key[0] != 4 || secret.len() != 16 {
+    // Encrypting an empty push checks the key is a point of the curve, not just its shape:
+    // else every push to it would fail later, with nobody told.
+    if crate::outbound::webpush::encrypt(&key, &secret, b"").is_err() {
         return Err(bad_endpoint(
             "The subscription's keys are not a P-256 public key and a 16-byte secret.",
         ));

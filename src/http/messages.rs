@@ -198,7 +198,7 @@ pub async fn events(
         Some(Ok(n)) if n >= 0 => n,
         Some(_) => return Err(AppError::bad_request("`after` must be a whole number ≥ 0.").into()),
     };
-    let limit = q.get("limit").map(|v| v.parse::<i64>().unwrap_or(0));
+    let limit = q.get("limit").map(|v| super::rooms::limit_value(v));
     let limit = history::page_size(limit)?;
     let (events, head) = state
         .db

@@ -44,7 +44,7 @@ async fn find(
     let limit = match q.get("limit") {
         None => MAX_PEOPLE,
         // Text that is not a whole number reads as 0, refused with the range's sentence.
-        Some(v) => v.parse::<i64>().unwrap_or(0),
+        Some(v) => super::rooms::limit_value(v),
     };
     let found = people::find(&state, prefix, limit).await?;
     let users: Vec<_> = found

@@ -452,7 +452,23 @@ fn id_param(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, AppEr
 /// `limit` in the query, if given. Text that is not a whole number reads as 0, which
 /// [`history::page_size`] refuses with the sentence for both.
 fn limit_param(q: &HashMap<String, String>) -> Option<i64> {
-    q.get("limit").map(|v| v.parse::<i64>().unwrap_or(0))
+    q.get("limit").map(|v| limit_value(v))
+}
+
+/// A `limit` as a number: a whole number too large for 64 bits is the largest (clamped
+/// like any large one), other text 0 (refused like any number below 1).
+pub(super) fn limit_value(v: &str) -> i64 {
+    match v.parse::<i64>() {
+        Ok(n) => n,
+        Err(_) => {
+            let digits = v.strip_prefix('+').unwrap_or(v);
+            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                i64::MAX
+            } else {
+                0
+            }
+        }
+    }
 }
 
 /// GET /api/search?q=&sort=&limit=&before=&offset=&room=&user=
@@ -475,7 +491,10 @@ fn search_params(q: &HashMap<String, String>) -> Result<history::Search<'_>, App
         Some("relevance") => true,
         Some(_) => return Err(AppError::bad_request("`sort` is `newest` or `relevance`.")),
     };
-    let limit = history::search_size(number(q, "limit")?)?;
+    let limit = history::search_size(match q.get("limit") {
+        Some(v) if limit_value(v) == i64::MAX => Some(i64::MAX),
+        _ => number(q, "limit")?,
+    })?;
     Ok(history::Search {
         text,
         by_relevance,

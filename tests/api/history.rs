@@ -67,6 +67,11 @@ async fn history_limit_above_200_is_clamped_to_200() {
     assert_eq!(ids(&page), posted[10..].to_vec());
     let page = app.history(&auth, "general", "limit=201").await;
     assert_eq!(page.len(), 200);
+    // However large: a number past 64 bits is clamped too, not refused.
+    let page = app
+        .history(&auth, "general", "limit=100000000000000000000")
+        .await;
+    assert_eq!(page.len(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -95,6 +95,38 @@ async fn an_incoming_hook_posts_under_its_own_name() {
         "{}",
         res.status()
     );
+    // It belongs to its room only: nobody can add it to another room or write to it, and
+    // it is not offered among the people to write to.
+    app.api_ok(
+        Method::POST,
+        "/api/rooms",
+        &alice,
+        Some(&json!({"name": "elsewhere"})),
+        201,
+    )
+    .await;
+    app.api_err(
+        Method::POST,
+        "/api/rooms/elsewhere/members",
+        &alice,
+        Some(&json!({"username": "deploy-bot"})),
+        404,
+        "unknown_user",
+    )
+    .await;
+    app.api_err(
+        Method::POST,
+        "/api/dms",
+        &alice,
+        Some(&json!({"users": ["deploy-bot"]})),
+        404,
+        "unknown_user",
+    )
+    .await;
+    let people = app
+        .api_ok(Method::GET, "/api/users?q=deploy", &alice, None, 200)
+        .await;
+    assert_eq!(people["users"], json!([]), "{people}");
 
     // Names are accounts' names; bad ones, taken ones and DMs are refused.
     for (name, status, code) in [

@@ -434,6 +434,16 @@ async fn messages_and_reactions_over_http_for_bots() {
         "not_a_member",
     )
     .await;
+    // A body's bad field is a bad request (`bad_frame` is the socket's word).
+    app.api_err(
+        Method::POST,
+        path,
+        &alice,
+        Some(&json!({ "body": "hi", "nonce": "n".repeat(65) })),
+        400,
+        "bad_request",
+    )
+    .await;
     app.api_err(
         Method::POST,
         "/api/rooms/nowhere/messages",

@@ -183,7 +183,10 @@ async fn a_link_gets_a_preview_whose_picture_comes_from_hearth() {
         .iter()
         .any(|f| f["type"] == "preview" && f["preview"]["title"] == "A page & more"));
 
-    // Deleting a message takes its preview with it.
+    // Deleting a message takes its preview with it, and the link's page from the cache
+    // once no message shows it any more (the first one's was removed).
+    let cached = || async { app.server().state().db.cached_page(&link).await.unwrap() };
+    assert!(cached().await.is_some(), "the page is cached");
     app.api_ok(
         Method::DELETE,
         &format!("/api/messages/{closed_id}"),
@@ -196,6 +199,10 @@ async fn a_link_gets_a_preview_whose_picture_comes_from_hearth() {
         .get_as(&format!("/api/messages/{closed_id}/preview/image"), &alice)
         .await;
     assert_eq!(res.status(), 404);
+    assert!(
+        cached().await.is_none(),
+        "the deleted message's link is not kept"
+    );
     assert!(
         site.total() == 2,
         "nothing else was fetched: {:?}",

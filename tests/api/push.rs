@@ -89,6 +89,8 @@ async fn mentions_and_direct_messages_reach_people_who_are_away() {
         json!({"endpoint": endpoint, "keys": {"p256dh": "AAAA", "auth": keys["auth"]}}),
         json!({"endpoint": endpoint, "keys": {"p256dh": keys["p256dh"], "auth": "AAAA"}}),
         json!({"endpoint": "ftp://push.example/x", "keys": keys}),
+        // The shape of a key (65 bytes, uncompressed) but not a point of the curve.
+        json!({"endpoint": endpoint, "keys": {"p256dh": B64URL.encode([4u8; 65]), "auth": keys["auth"]}}),
     ] {
         app.api_err(
             Method::POST,
@@ -375,6 +377,16 @@ async fn each_device_chooses_what_is_pushed_and_when() {
         ),
         (
             json!({"endpoint": phone, "utc_offset": "+01:00"}),
+            400,
+            "bad_request",
+        ),
+        (
+            json!({"endpoint": phone, "utc_offset": i64::MIN}),
+            400,
+            "bad_request",
+        ),
+        (
+            json!({"endpoint": phone, "utc_offset": -841}),
             400,
             "bad_request",
         ),

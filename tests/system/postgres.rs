@@ -183,13 +183,23 @@ async fn build() -> Community {
         bytes[0] = first;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     };
+    // A browser's public key: a point of P-256.
+    let point = || {
+        use base64::Engine;
+        let rng = ring::rand::SystemRandom::new();
+        let private =
+            ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::ECDH_P256, &rng)
+                .expect("a key");
+        let public = private.compute_public_key().expect("its public half");
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(public.as_ref())
+    };
     app.api_ok(
         Method::POST,
         "/api/push/subscriptions",
         &bob,
         Some(&json!({
             "endpoint": receiver.url("/push"),
-            "keys": {"p256dh": b64(65, 4), "auth": b64(16, 1)},
+            "keys": {"p256dh": point(), "auth": b64(16, 1)},
             "level": "all",
             "quiet": {"start": "22:00", "end": "07:00"},
         })),

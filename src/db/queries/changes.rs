@@ -79,8 +79,20 @@ pub fn set_message_body<C: Sql>(
 }
 
 /// Turn a message into a tombstone: its text leaves the row, the search index (trigger), its
-/// mentions, its reactions and the bodies of its earlier edits.
+/// mentions, its reactions, the bodies of its earlier edits, and what was fetched for its
+/// link (unless another message's preview still shows that page: the cache is for them).
 pub fn tombstone_message<C: Sql>(conn: &C, id: i64) -> Result<(), C::Error> {
+    let body = conn.row("SELECT body FROM messages WHERE id = ?1", args![id], |r| {
+        r.get::<String>(0)
+    })?;
+    if let Some(link) = body.as_deref().and_then(crate::outbound::page::first_link) {
+        conn.exec(
+            "DELETE FROM link_previews WHERE url = ?1 AND NOT EXISTS \
+             (SELECT 1 FROM message_previews p \
+              WHERE p.url = ?1 AND p.message_id <> ?2 AND p.removed = FALSE)",
+            args![link.as_str(), id],
+        )?;
+    }
     erase_reactions(conn, id)?;
     erase_attachments(conn, id)?;
     erase_preview(conn, id)?;

@@ -183,10 +183,12 @@ pub fn set_notify<C: Sql>(
     )? > 0)
 }
 
-/// Users by case-folded name: `(id, username)`; disabled accounts are not found.
+/// Users by case-folded name: `(id, username)`; disabled accounts and incoming hooks' own
+/// accounts (members of their room only) are not found.
 pub fn user_by_key<C: Sql>(conn: &C, key: &str) -> Result<Option<(i64, String)>, C::Error> {
     conn.row(
-        "SELECT id, username FROM users WHERE username_key = ?1 AND disabled = FALSE",
+        "SELECT id, username FROM users WHERE username_key = ?1 AND disabled = FALSE \
+         AND hook = FALSE",
         args![key],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )

@@ -187,7 +187,7 @@ pub fn users_by_prefix<C: Sql>(
     let upper = format!("{prefix_key}\u{7f}");
     conn.rows(
         "SELECT id, username FROM users \
-         WHERE username_key >= ?1 AND username_key < ?2 AND disabled = FALSE \
+         WHERE username_key >= ?1 AND username_key < ?2 AND disabled = FALSE AND hook = FALSE \
          ORDER BY username_key LIMIT ?3",
         args![prefix_key, upper, limit],
         |r| Ok((r.get(0)?, r.get(1)?)),
