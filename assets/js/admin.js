@@ -233,6 +233,15 @@ function gate(kind) {
 
 let currentMode = null;
 
+/** One node of several: its name, Redis, and whose presence it shows. */
+function describeNode(c) {
+  const redis = c.redis === 'ok' ? 'Redis answers' : 'Redis unreachable';
+  const presence = c.presence === 'shared'
+    ? 'who is online on every node'
+    : 'who is online as last known, then on this node only';
+  return `${c.node}: ${redis}; shows ${presence}`;
+}
+
 async function loadStatus({ announceDone = false } = {}) {
   const button = $('#status-refresh');
   button.disabled = true;
@@ -247,6 +256,8 @@ async function loadStatus({ announceDone = false } = {}) {
     $('#stat-messages').textContent = numberFormat.format(s.messages);
     $('#stat-database').textContent = formatBytes(s.database_bytes);
     $('#stat-registration').textContent = MODE_NAMES[s.registration] || s.registration;
+    $('#stat-node-row').hidden = !s.cluster;
+    if (s.cluster) $('#stat-node').textContent = describeNode(s.cluster);
     $('#status-updated').textContent = `Updated ${dateFormat.format(new Date())}.`;
     if (announceDone) announce('Server status refreshed.');
   } catch (err) {

@@ -247,7 +247,7 @@ fn temporary_password() -> Result<String, AppError> {
 }
 
 /// The figures on the administrators' status panel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     /// Seconds since the server started.
     pub uptime_seconds: u64,
@@ -261,6 +261,20 @@ pub struct Status {
     pub database_bytes: u64,
     /// Who may create an account.
     pub registration: RegistrationMode,
+    /// With several nodes: this node's share.
+    pub cluster: Option<NodeStatus>,
+}
+
+/// One node of several, as its status panel shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// Its name (`cluster.node`, or the host's).
+    pub node: String,
+    /// Whether Redis answers it.
+    pub redis: bool,
+    /// Whether it hears who is online on the other nodes (else it shows the last it knew,
+    /// then its own users only).
+    pub presence_shared: bool,
 }
 
 /// The server's status figures.
@@ -274,6 +288,14 @@ pub async fn status(state: &App) -> Result<Status, AppError> {
         totals,
         database_bytes,
         registration,
+        cluster: match &state.cluster {
+            Some(c) => Some(NodeStatus {
+                node: state.config.cluster.node_name(),
+                redis: c.ping().await,
+                presence_shared: c.presence.following(),
+            }),
+            None => None,
+        },
     })
 }
 

@@ -19,6 +19,11 @@
 //!   again. Pub/sub loses what is published while a node is not subscribed, so after every
 //!   (re)subscription the node reloads the whole list ([`PresenceEvent::Everyone`]): at once
 //!   the first time; a lease later when subscribed again, adding who is online meanwhile.
+//! - Redis away: the node goes on with the last list it heard, and once the subscription
+//!   has been lost for as long as the other nodes keep showing its users (a lease and a
+//!   renewal), it shows its own users only ([`PresenceEvent::Local`]) until subscribed
+//!   again: both sides of the cut then agree, rather than each showing whoever was online
+//!   when it began for as long as it lasts.
 //!
 //! The scripts touch keys they compute (`hearth:pr:{user}` of each reaped user), which a
 //! single Redis allows and Redis Cluster would not; cluster mode uses one Redis.
@@ -121,6 +126,16 @@ enum Reload {
     Due(tokio::time::Instant),
 }
 
+/// Where [`ClusterPresence::run`] stands in following what every node says.
+struct Following {
+    /// When the whole list is sent.
+    reload: Reload,
+    /// Since when the subscription is lost (`None` while subscribed, and before the first).
+    lost: Option<tokio::time::Instant>,
+    /// Whether [`PresenceEvent::Local`] was sent since it was lost.
+    local: bool,
+}
+
 /// What goes over `hearth:eph`: a presence change (`online`), or a typing notice (with its
 /// room, the typer's id and the instance it came from, which ignores its own).
 #[derive(serde::Serialize, Deserialize)]
@@ -163,6 +178,9 @@ struct Inner {
     /// The instance left Redis (shutdown): later changes are not told, since one would
     /// bring back a lease nothing renews or reaps any more.
     left: std::sync::atomic::AtomicBool,
+    /// Whether this node follows what every node says (subscribed); false before the first
+    /// subscription and while it is lost.
+    following: std::sync::atomic::AtomicBool,
 }
 
 /// What this instance holds, and what Redis may not know yet.
@@ -198,6 +216,7 @@ impl ClusterPresence {
                 breaker: Breaker::default(),
                 writes: tokio::sync::Mutex::new(()),
                 left: std::sync::atomic::AtomicBool::new(false),
+                following: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -239,6 +258,22 @@ impl ClusterPresence {
     #[cfg(test)]
     pub(super) fn skipping_redis(&self) -> bool {
         !self.inner.breaker.closed()
+    }
+
+    /// Whether this node hears what every node says (for the status panels): false while
+    /// it cannot follow Redis, when its view is first the last one it knew and, after
+    /// [`ClusterPresence::local_after`], its own users alone.
+    pub fn following(&self) -> bool {
+        self.inner
+            .following
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How long after losing the subscription this node shows only its own users: the
+    /// longest the other nodes go on showing its users (a lease after its last renewal, and
+    /// a renewal of theirs to reap it), so that the two sides of a cut agree that long after.
+    fn local_after(&self) -> Duration {
+        Duration::from_millis(self.inner.lease_ms + self.inner.lease_ms / 3)
     }
 
     /// Whether this instance left Redis.
@@ -588,13 +623,33 @@ impl ClusterPresence {
                 }
             })
         };
-        let mut reload = Reload::First;
+        let mut follow = Following {
+            reload: Reload::First,
+            lost: None,
+            local: false,
+        };
         loop {
             tokio::select! {
-                _ = self.follow(&events, &mut reload) => {}
+                _ = self.follow(&events, &mut follow) => {}
                 _ = stop.changed() => break,
             }
-            // Lost the subscription (Redis down or restarted): try again shortly.
+            self.inner
+                .following
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            // Lost the subscription (Redis down or restarted): try again shortly. Lost for
+            // as long as the other nodes take to drop this node's users, drop theirs: show
+            // this node's own users only, rather than the last ones known for ever.
+            let lost = *follow.lost.get_or_insert_with(tokio::time::Instant::now);
+            if !follow.local && lost.elapsed() >= self.local_after() {
+                tracing::warn!(
+                    "cluster presence: Redis away for {} s, showing this node's users only",
+                    lost.elapsed().as_secs()
+                );
+                if events.send(PresenceEvent::Local).await.is_err() {
+                    break;
+                }
+                follow.local = true;
+            }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                 _ = stop.changed() => break,
@@ -606,11 +661,12 @@ impl ClusterPresence {
 
     /// Subscribe, send the whole list, then forward published changes until the
     /// subscription ends. Subscribed again (Redis restarted, perhaps empty, or the
-    /// subscription was lost), only those on the list are sent at once, as online: the whole
-    /// list, which takes out who is not on it, follows a lease later (the deadline in `due`
-    /// outlives this subscription), once every node has written again what it holds (else
-    /// every user of the other nodes would be shown offline, then online again).
-    async fn follow(&self, events: &mpsc::Sender<PresenceEvent>, due: &mut Reload) {
+    /// subscription was lost), only those on the list are sent at once, as online
+    /// ([`PresenceEvent::Back`]): the whole list, which takes out who is not on it, follows
+    /// a lease later (the deadline in `due` outlives this subscription), once every node has
+    /// written again what it holds (else every user of the other nodes would be shown
+    /// offline, then online again).
+    async fn follow(&self, events: &mpsc::Sender<PresenceEvent>, follow: &mut Following) {
         let Ok(client) = redis::Client::open(self.inner.url.as_str()) else {
             return;
         };
@@ -626,6 +682,12 @@ impl ClusterPresence {
         let Some(everyone) = self.online().await else {
             return;
         };
+        follow.lost = None;
+        follow.local = false;
+        self.inner
+            .following
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let due = &mut follow.reload;
         let period = Duration::from_millis(self.inner.lease_ms / 3);
         if let Reload::First = due {
             if events
@@ -637,15 +699,14 @@ impl ClusterPresence {
             }
             *due = Reload::Sent;
         } else {
-            for name in everyone {
-                if events.send(PresenceEvent::Online(name)).await.is_err() {
-                    return;
-                }
+            if events.send(PresenceEvent::Back(everyone)).await.is_err() {
+                return;
             }
             if let Reload::Sent = due {
                 *due = Reload::Due(tokio::time::Instant::now() + period * 3 + TIMEOUT);
             }
         }
+        let due = &mut follow.reload;
         let (mut sink, mut messages) = pubsub.split();
         // A subscription only listens, so a connection that went silent (a Redis host gone
         // without a reset, a frozen server) would never end it: ask Redis every third of a

@@ -179,6 +179,11 @@ pub async fn server_status(_admin: Identity, state: App) -> Result<Response, Rej
         "messages": s.totals.messages,
         "database_bytes": s.database_bytes,
         "registration": s.registration.as_str(),
+        "cluster": s.cluster.map(|c| json!({
+            "node": c.node,
+            "redis": if c.redis { "ok" } else { "unreachable" },
+            "presence": if c.presence_shared { "shared" } else { "local" },
+        })),
     }))
     .into_response())
 }

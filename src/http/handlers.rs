@@ -333,6 +333,12 @@ pub async fn healthz(detail: bool, state: App) -> Result<Response, Rejection> {
             "unreachable (messages flow; presence, typing, caps and rates are per node)"
         };
         body.push_str(&format!("redis: {redis}\n"));
+        let presence = if cluster.presence.following() {
+            "every node"
+        } else {
+            "as last known, then this node's users only (Redis cannot be followed)"
+        };
+        body.push_str(&format!("presence: {presence}\n"));
     }
     Ok(plain_text(StatusCode::OK, body))
 }

@@ -191,6 +191,9 @@ struct State {
     /// the name its sender's connection knew, which lags a rename committed just before it:
     /// its frame gets the room's name from here.
     renamed: HashMap<i64, Arc<str>>,
+    /// Presence is shared, but the other nodes cannot be heard: `elsewhere` holds this
+    /// node's users only, and one who leaves here is announced offline here at once.
+    presence_local: bool,
 }
 
 /// Users whose last membership change [`Membership`] keeps, at most.

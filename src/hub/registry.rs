@@ -155,8 +155,21 @@ impl Hub {
             return;
         };
         if self.shares_presence() {
-            // Offline once no node holds them: the other nodes will say.
+            // Offline once no node holds them: the other nodes will say (unless they cannot
+            // be heard: then this node alone).
             self.tell_others(super::LocalPresence::Disconnected { user: conn.user_id });
+            if st.presence_local {
+                if let Some(all) = st.elsewhere.as_mut() {
+                    all.remove(&name);
+                }
+                st.online = std::sync::OnceLock::new();
+                let frame = ServerMsg::Presence {
+                    user: &name,
+                    online: false,
+                }
+                .encode();
+                self.broadcast_all(&st, &frame, None);
+            }
         } else {
             let frame = ServerMsg::Presence {
                 user: &name,

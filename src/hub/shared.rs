@@ -56,8 +56,15 @@ pub enum SharedPresence {
     Online(String),
     /// A user is no longer online anywhere.
     Offline(String),
-    /// Everyone online anywhere (after the subscription began or began again).
+    /// Everyone online anywhere (after the subscription began, or a lease after it began
+    /// again).
     Everyone(Vec<String>),
+    /// Heard again after a while (the subscription began again): these are online somewhere
+    /// (nobody is taken out until the next [`SharedPresence::Everyone`]).
+    Back(Vec<String>),
+    /// The other nodes cannot be heard for long enough that they no longer show this node's
+    /// users: show only this node's own, until they are heard again.
+    Local,
     /// Someone on another node types in a room.
     Typing {
         /// The room's id.
@@ -72,6 +79,15 @@ pub enum SharedPresence {
 }
 
 impl State {
+    /// Show only the users connected here; the names of those who were online elsewhere.
+    fn only_here(&mut self) -> Vec<Arc<str>> {
+        let here: HashSet<Arc<str>> = self.users.values().map(|u| u.username.clone()).collect();
+        let before = self.elsewhere.replace(here).unwrap_or_default();
+        self.online = std::sync::OnceLock::new();
+        let here = self.elsewhere.as_ref().expect("just set");
+        before.into_iter().filter(|n| !here.contains(n)).collect()
+    }
+
     /// Record that `name` is online (somewhere); whether that is news.
     fn online_somewhere(&mut self, name: &str) -> bool {
         let everyone = self.elsewhere.get_or_insert_with(HashSet::new);
@@ -137,6 +153,18 @@ impl Hub {
                     changes.push((name, true));
                 }
             }
+            SharedPresence::Back(names) => {
+                st.presence_local = false;
+                for name in names {
+                    if st.online_somewhere(&name) {
+                        changes.push((name, true));
+                    }
+                }
+            }
+            SharedPresence::Local => {
+                st.presence_local = true;
+                changes.extend(st.only_here().iter().map(|n| (n.to_string(), false)));
+            }
             SharedPresence::Offline(name) => {
                 // A user with a connection here is online whatever arrives late.
                 let here = st.users.values().any(|u| *u.username == *name);
@@ -157,6 +185,7 @@ impl Hub {
                 );
                 st.elsewhere = Some(now);
                 st.online = std::sync::OnceLock::new();
+                st.presence_local = false;
             }
             SharedPresence::Typing {
                 room,
@@ -261,6 +290,59 @@ mod tests {
         assert_eq!(
             presence(&drain_json(&mut watcher)),
             vec![("user2".to_string(), false)]
+        );
+    }
+
+    #[test]
+    fn cut_off_from_the_other_nodes_it_shows_its_own_users_until_heard_again() {
+        let hub = hub(16);
+        let mut told = hub.share_presence();
+        let mut watcher = hub
+            .connect(&user(1), LOOPBACK, [1; 32], &[])
+            .expect("admitted");
+        let leaver = hub
+            .connect(&user(2), LOOPBACK, [2; 32], &[])
+            .expect("admitted");
+        hub.apply_presence(SharedPresence::Everyone(vec!["bob".into(), "cy".into()]));
+        drain_json(&mut watcher);
+        // Cut off: the other nodes' users go, this node's stay.
+        hub.apply_presence(SharedPresence::Local);
+        let mut got = presence(&drain_json(&mut watcher));
+        got.sort();
+        assert_eq!(
+            got,
+            vec![("bob".to_string(), false), ("cy".to_string(), false)]
+        );
+        let online: Vec<String> = hub.online().iter().map(|n| n.to_string()).collect();
+        assert_eq!(online, ["user1", "user2"]);
+        // One who leaves here meanwhile is announced here at once (nobody else would), and
+        // still told to the others for when they are heard again.
+        while told.try_recv().is_ok() {}
+        drop(leaver);
+        assert_eq!(
+            told.try_recv().ok(),
+            Some(LocalPresence::Disconnected { user: 2 })
+        );
+        assert_eq!(
+            presence(&drain_json(&mut watcher)),
+            vec![("user2".to_string(), false)]
+        );
+        let online: Vec<String> = hub.online().iter().map(|n| n.to_string()).collect();
+        assert_eq!(online, ["user1"]);
+        // Heard again: who is online elsewhere comes back; leaving is again theirs to say.
+        hub.apply_presence(SharedPresence::Back(vec!["bob".into(), "user1".into()]));
+        assert_eq!(
+            presence(&drain_json(&mut watcher)),
+            vec![("bob".to_string(), true)]
+        );
+        let third = hub
+            .connect(&user(3), LOOPBACK, [3; 32], &[])
+            .expect("admitted");
+        drop(third);
+        assert_eq!(
+            presence(&drain_json(&mut watcher)),
+            vec![("user3".to_string(), true)],
+            "the offline is the other nodes' to say"
         );
     }
 

@@ -241,6 +241,7 @@ async fn status_reports_version_uptime_connections_and_totals() {
     assert_eq!(s["messages"], 0);
     assert!(s["database_bytes"].as_u64().unwrap() > 0, "{s}");
     assert_eq!(s["registration"], "open");
+    assert!(s["cluster"].is_null(), "a single node: {s}");
 
     // Counts follow the database.
     app.server()

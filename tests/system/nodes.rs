@@ -1092,9 +1092,15 @@ async fn without_redis_messages_and_connections_carry_on() {
     let Some((_pg, mut redis, apps)) = cluster("noredis", 2, |_| {}).await else {
         return;
     };
-    let ann = apps[0].signup("ann").await;
+    let ann = apps[0].signup_admin("ann").await;
     let ben = apps[1].signup("ben").await;
     let mut ann_ws = apps[0].ws_connect(&ann, None).await;
+    let node = |status: Value| status["cluster"].clone();
+    let status = apps[0].get_as("/api/admin/status", &ann).await;
+    let status: Value = status.json().await.expect("the status");
+    assert_eq!(node(status.clone())["redis"], "ok", "{status}");
+    assert_eq!(node(status.clone())["presence"], "shared", "{status}");
+    assert!(node(status.clone())["node"].is_string(), "{status}");
     let (status, body) = health(&apps[0]).await;
     assert_eq!(status, 200, "{body}");
     assert!(
@@ -1111,6 +1117,20 @@ async fn without_redis_messages_and_connections_carry_on() {
     let (status, body) = health(&apps[1]).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("redis: unreachable"), "{body}");
+    // The status panel says so, and that presence is no longer heard from the other nodes.
+    within(Duration::from_secs(5), "the panel to say Redis is away", async {
+        loop {
+            let status = apps[0].get_as("/api/admin/status", &ann).await;
+            let status: Value = status.json().await.expect("the status");
+            if node(status.clone())
+                == serde_json::json!({"node": node(status.clone())["node"], "redis": "unreachable", "presence": "local"})
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
     // New connections are admitted on the node's own caps; messages flow both ways.
     let mut ben_ws = within(
         Duration::from_secs(5),
