@@ -58,7 +58,10 @@ pub async fn edit(
     let hub = state.hub.clone();
     let result = state
         .db
-        .transact(move |tx| edit_in(tx, (user_id, origin, window), &hub, id, body, nonce))
+        .transact_then(
+            move |tx| edit_in(tx, (user_id, origin, window), &hub, id, body, nonce),
+            origin.is_none(),
+        )
         .await;
     result
 }
@@ -79,7 +82,10 @@ pub async fn delete(
     let window = state.config.messages.edit_window_ms();
     let result = state
         .db
-        .transact(move |tx| delete_in(tx, (user_id, &username, origin, window), id, nonce))
+        .transact_then(
+            move |tx| delete_in(tx, (user_id, &username, origin, window), id, nonce),
+            origin.is_none(),
+        )
         .await;
     if result.is_ok() {
         // Its files go once nothing else uses them.
@@ -120,9 +126,12 @@ pub async fn react(
     let username = actor.username.to_string();
     let result = state
         .db
-        .transact(move |tx| {
-            react_in(tx, (user_id, &username, origin), id, (&emoji, on), nonce).map(|c| ((), c))
-        })
+        .transact_then(
+            move |tx| {
+                react_in(tx, (user_id, &username, origin), id, (&emoji, on), nonce).map(|c| ((), c))
+            },
+            origin.is_none(),
+        )
         .await;
     result
 }

@@ -643,9 +643,16 @@ pub async fn update(
 }
 
 /// Move the user's read marker forward and tell all their connections.
-pub async fn mark_read(state: &App, user_id: i64, name: &str, id: i64) -> Outcome<Room> {
+/// `from_socket`: asked over a WebSocket, which returns on the commit (its other tabs hear of
+/// it through the hub in any case); over HTTP the answer waits until the hub has it too.
+pub async fn mark_read(
+    state: &App,
+    user_id: i64,
+    (name, id): (&str, i64),
+    from_socket: bool,
+) -> Outcome<Room> {
     let name = name.to_string();
-    write(state, move |c| {
+    let f = move |c: &Tx<'_>| {
         let room = update_membership(c, &name, user_id, |c, room| {
             c.set_last_read(room, user_id, id)
         })?;
@@ -654,8 +661,8 @@ pub async fn mark_read(state: &App, user_id: i64, name: &str, id: i64) -> Outcom
             room: room.clone(),
         };
         Ok((room, vec![change]))
-    })
-    .await
+    };
+    state.db.transact_then(f, !from_socket).await
 }
 
 /// Set the user's notification level for a room.

@@ -496,6 +496,20 @@ impl Db {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&Tx<'_>) -> Result<(T, Vec<Change>), E> + Send + 'static,
     {
+        self.transact_then(f, true).await
+    }
+
+    /// [`Db::transact`], returning on the commit when `wait_applied` is false: for a
+    /// WebSocket command, whose acknowledgement is its echo through the hub anyway, and
+    /// whose session must go on forwarding its queue meanwhile (with several nodes, the hub
+    /// applies the change once this node has read the log that far, which a node catching
+    /// up takes a while to).
+    pub async fn transact_then<T, E, F>(&self, f: F, wait_applied: bool) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<(T, Vec<Change>), E> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<Result<T, E>>();
         let (applied, on_applied) = oneshot::channel::<()>();
         let job: writer::Job = Box::new(move |conn| match f(&Tx(conn)) {
@@ -521,7 +535,9 @@ impl Db {
         let value = rx.await.map_err(|_| E::from(DbError::Closed))??;
         // Committed: wait until the hub has applied the changes, so the caller's next step
         // (a message to the room just joined, say) finds the hub up to date.
-        on_applied.await.map_err(|_| E::from(DbError::Closed))?;
+        if wait_applied {
+            on_applied.await.map_err(|_| E::from(DbError::Closed))?;
+        }
         Ok(value)
     }
 

@@ -172,8 +172,13 @@ impl Files {
         Ok(())
     }
 
+    /// Whether several nodes share the folder (see the module's notes).
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
     /// Remove each file of `hashes` that `in_use` says nothing uses (the store answers it).
-    /// Writer thread only.
+    /// Writer thread only, but in a shared folder.
     pub fn collect<E>(
         &self,
         hashes: &[String],
@@ -263,7 +268,7 @@ impl Files {
 
     /// Remove every stored file that `in_use` does not hold (left by a crash between a move
     /// and its commit, or left alone by a removal in a shared folder), and in a shared folder
-    /// the old leftovers in `tmp/`; how many. Writer thread only.
+    /// the old leftovers in `tmp/`; how many. Writer thread only, but in a shared folder.
     pub fn remove_orphans(&self, in_use: &HashSet<String>) -> io::Result<usize> {
         let mut removed = 0;
         for h in self.stored()? {

@@ -363,7 +363,7 @@ pub async fn mark_read(
     if body.id < 0 {
         return Err(AppError::bad_request("`id` must be a message id (≥ 0).").into());
     }
-    let room = rooms::mark_read(&state, id.user.id, &room, body.id).await?;
+    let room = rooms::mark_read(&state, id.user.id, (&room, body.id), false).await?;
     let m = room.membership.unwrap_or(crate::db::Membership {
         last_read: body.id,
         unread: 0,

@@ -1,7 +1,11 @@
 //! Uploads in the store: recording one (its files moved into place in the same writer job),
-//! reading one for a download, and removing the files nobody uses any more. Every job that
-//! moves or removes files runs on the writer thread, so those moves and removals happen in
-//! one order with the rows that say which files are in use.
+//! reading one for a download, and removing the files nobody uses any more. On one node every
+//! job that moves or removes files runs on the writer thread, so those moves and removals
+//! happen in one order with the rows that say which files are in use. In a folder several
+//! nodes share, a removal cannot be ordered with the other nodes' moves anyway and is guarded
+//! by the files' age instead (see [`crate::files`]): there the removals run off the writer,
+//! whose batch may hold the log head every node's writer waits for, and a walk of a folder
+//! (perhaps over the network) must not.
 
 use std::sync::Arc;
 
@@ -79,12 +83,20 @@ impl Db {
         user_id: i64,
     ) -> Result<bool, DbError> {
         let id = id.to_string();
-        self.write(move |c| {
-            let removed = queries::delete_unsent_upload(c, &id, user_id)?;
-            collect(c, &files)?;
-            Ok(removed)
-        })
-        .await
+        let removed = self
+            .write({
+                let files = files.clone();
+                move |c| {
+                    let removed = queries::delete_unsent_upload(c, &id, user_id)?;
+                    collect(c, &files)?;
+                    Ok(removed)
+                }
+            })
+            .await?;
+        if files.is_shared() {
+            self.collect_files(files).await?;
+        }
+        Ok(removed)
     }
 
     /// Remove the uploads never sent that are older than `max_age_ms`, then every queued file
@@ -94,37 +106,93 @@ impl Db {
         files: Arc<Files>,
         max_age_ms: i64,
     ) -> Result<usize, DbError> {
-        self.write(move |c| {
-            queries::delete_stale_uploads(c, now_ms() - max_age_ms)?;
-            collect(c, &files)
-        })
-        .await
+        let removed = self
+            .write({
+                let files = files.clone();
+                move |c| {
+                    queries::delete_stale_uploads(c, now_ms() - max_age_ms)?;
+                    collect(c, &files)
+                }
+            })
+            .await?;
+        if files.is_shared() {
+            return Ok(removed + self.collect_files(files).await?);
+        }
+        Ok(removed)
     }
 
     /// Remove the files of the queue that no upload uses (after a message was deleted); how
     /// many.
     pub async fn collect_files(&self, files: Arc<Files>) -> Result<usize, DbError> {
-        self.write(move |c| collect(c, &files)).await
+        if !files.is_shared() {
+            return self.write(move |c| collect(c, &files)).await;
+        }
+        let mut removed = 0;
+        loop {
+            let hashes = self.write(|c| queries::take_file_gc(c, 500)).await?;
+            if hashes.is_empty() {
+                return Ok(removed);
+            }
+            let (taken, used) = self
+                .read(move |c| {
+                    let mut used = std::collections::HashSet::new();
+                    for h in &hashes {
+                        if queries::file_in_use(c, h)? {
+                            used.insert(h.clone());
+                        }
+                    }
+                    Ok((hashes, used))
+                })
+                .await?;
+            let files = files.clone();
+            removed += off_writer(move || {
+                files.collect(&taken, |h| Ok::<bool, std::io::Error>(used.contains(h)))
+            })
+            .await?;
+        }
     }
 
     /// Remove every stored file no upload uses (what a crash between moving a file into place
     /// and committing its row leaves behind); how many.
     pub async fn remove_orphan_files(&self, files: Arc<Files>) -> Result<usize, DbError> {
-        self.write(move |c| {
-            let in_use = queries::files_in_use(c)?;
-            files
-                .remove_orphans(&in_use)
-                .map_err(crate::db::sql::SqlError::Io)
-        })
-        .await
+        if !files.is_shared() {
+            return self
+                .write(move |c| {
+                    let in_use = queries::files_in_use(c)?;
+                    files
+                        .remove_orphans(&in_use)
+                        .map_err(crate::db::sql::SqlError::Io)
+                })
+                .await;
+        }
+        let in_use = self.read(queries::files_in_use).await?;
+        off_writer(move || files.remove_orphans(&in_use)).await
     }
 }
 
-/// Empty the queue of files that may have lost their last upload, removing the unused ones.
+/// Run file work on a blocking thread (not the writer's).
+async fn off_writer<F>(f: F) -> Result<usize, DbError>
+where
+    F: FnOnce() -> std::io::Result<usize> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(done) => done.map_err(|e| DbError::from(crate::db::sql::SqlError::Io(e))),
+        Err(e) => Err(DbError::from(crate::db::sql::SqlError::Io(
+            std::io::Error::other(e.to_string()),
+        ))),
+    }
+}
+
+/// Empty the queue of files that may have lost their last upload, removing the unused ones
+/// (in a job of the writer). In a shared folder nothing: the queue waits for
+/// [`Db::collect_files`], which removes off the writer.
 pub(super) fn collect(
     c: &crate::db::sql::Conn,
     files: &Files,
 ) -> Result<usize, crate::db::sql::SqlError> {
+    if files.is_shared() {
+        return Ok(0);
+    }
     let mut removed = 0;
     loop {
         let hashes = queries::take_file_gc(c, 500)?;

@@ -25,7 +25,7 @@ impl MarkRead {
             ));
         }
         // Awaited here, so a client flooding `read` frames waits for its own commits.
-        match rooms::mark_read(&cx.state, cx.user.id, &self.room, self.id).await {
+        match rooms::mark_read(&cx.state, cx.user.id, (&self.room, self.id), true).await {
             Ok(_) => Ok(()),
             Err(RoomError::Db(e)) => {
                 tracing::error!("read marker not stored: {e}");
