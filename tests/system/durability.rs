@@ -598,7 +598,9 @@ impl Client {
                     _ => self.violation(format!("unexpected error frame {text}")),
                 }
             }
-            "presence" | "typing" => {}
+            // A public room made meanwhile (the cluster run's membership churn makes one) is
+            // news to every connection.
+            "presence" | "typing" | "room_created" => {}
             _ => self.violation(format!("unknown frame type: {text}")),
         }
         Event::Other
