@@ -31,6 +31,8 @@ const FALLBACK_MESSAGES = {
   429: 'Too many attempts. Please wait a moment and try again.',
 };
 
+const timedOut = () => new ApiError(0, 'timeout', 'The server took too long to answer. Please try again.');
+
 function parseRetryAfter(res) {
   const value = res.headers.get('Retry-After');
   if (!value) return null;
@@ -40,26 +42,33 @@ function parseRetryAfter(res) {
   return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - Date.now()) / 1000));
 }
 
-async function request(method, path, body) {
+/** `timeoutMs` gives up on a request that has not been answered by then (no default). */
+async function request(method, path, body, { timeoutMs } = {}) {
   const init = {
     method,
     credentials: 'same-origin',
     cache: 'no-store',
     headers: { Accept: 'application/json' },
   };
+  if (timeoutMs) init.signal = AbortSignal.timeout(timeoutMs);
   if (method !== 'GET') init.headers['Content-Type'] = 'application/json';
   if (body !== undefined) init.body = JSON.stringify(body);
 
   let res;
   try {
     res = await fetch(path, init);
-  } catch {
+  } catch (e) {
+    if (e && e.name === 'TimeoutError') throw timedOut();
     throw new ApiError(0, 'network', 'Can’t reach the server. Check your connection and try again.');
   }
 
   let data = null;
   if (res.status !== 204) {
-    const text = await res.text().catch(() => '');
+    const text = await res.text().catch(() => {
+      // A body cut off by the timeout is no answer; one that cannot be read is none.
+      if (init.signal && init.signal.aborted) throw timedOut();
+      return '';
+    });
     if (text) {
       try { data = JSON.parse(text); } catch { data = null; }
     }
@@ -114,8 +123,10 @@ export const api = {
   /** The device after the change: `{level?, quiet?, utc_offset?}` (left out: unchanged). */
   updatePush: (endpoint, change) => request('PATCH', 'api/push/subscriptions', { endpoint, ...change }),
   removePreview: (id) => request('DELETE', `api/messages/${Number(id)}/preview`),
-  /** `{events, head}`: the message, edit, deletion and reaction frames after position `after`. */
-  events: (after, limit) => request('GET', `api/events${query({ after, limit })}`),
+  /** `{events, head}`: the message, edit, deletion and reaction frames after position `after`
+   * (a page not answered in 20 s fails, so a gap being filled tries again). */
+  events: (after, limit) => request('GET', `api/events${query({ after, limit })}`, undefined,
+    { timeoutMs: 20000 }),
   rooms: () => request('GET', 'api/rooms'),
   directory: () => request('GET', 'api/directory'),
   createRoom: (body) => request('POST', 'api/rooms', body),

@@ -102,6 +102,7 @@ export class ChatView {
       onRetry: (nonce) => this.retry(nonce),
       onDiscard: (nonce) => {
         this.log.discard(nonce);
+        removeWaiting(this.rateWait, nonce);
         this.saveOutbox();
         this.composer.focus();
       },
@@ -277,6 +278,8 @@ export class ChatView {
     this.drafts.adopt(outbox);
     for (const m of outbox) {
       this.log.addPending(this.log.state(m.room, true), { ...m, user: user.username });
+      // "Not sent" before the reload: still there, still waiting for Retry or Discard.
+      if (m.failed) this.log.markFailed(m.nonce, typeof m.reason === 'string' ? m.reason : '');
     }
     this.composer.setValue(this.drafts.get(this.current));
     this.search.reset();
@@ -363,7 +366,7 @@ export class ChatView {
 
   /** "Sign out" in the account menu: ask first (unsent messages would be lost). */
   async confirmSignOut() {
-    const unsent = this.log.unsent().length;
+    const unsent = this.log.unsent(true).length;
     const ok = await confirmAction({
       title: 'Sign out?',
       text: `You are signed in as ${this.me.username}.${unsent
@@ -439,6 +442,7 @@ export class ChatView {
     const switching = this.current !== name;
     if (switching) this.keepDraft();
     this.current = name;
+    this.tray.show(name);
     this.preview = room ? null : preview;
     if (switching) this.typing.clear();
     writeHash(name);
@@ -461,22 +465,26 @@ export class ChatView {
       this.scheduleRead();
       return undefined;
     }
+    let applied = true;
     try {
       if (at != null) {
-        await this.loadAround(s, at);
+        applied = await this.loadAround(s, at);
       } else if (!s.loaded && lastReadAtOpen != null && room.unread >= PAGE) {
         // More unread than a page: open where they start, not at the newest.
-        await this.loadFromUnread(s, lastReadAtOpen).catch(() => this.loadLatest(s, { retry: initial }));
+        applied = await this.loadFromUnread(s, lastReadAtOpen).catch(() => this.loadLatest(s, { retry: initial }));
       } else if (!s.loaded) {
-        await this.loadLatest(s, { retry: initial });
+        applied = await this.loadLatest(s, { retry: initial });
       }
     } catch (err) {
       if (session !== this.session) return undefined;
       if (err instanceof ApiError && err.isUnauthorized) return this.sessionEnded();
-      if (this.log.current === s) this.showRoomError(roomErrorText(err, this.store.label(info)));
+      if (this.log.current === s && seq === this.openSeq) this.showRoomError(roomErrorText(err, this.store.label(info)));
       return undefined;
     }
     if (session !== this.session || this.log.current !== s) return undefined;
+    // Another room, or the same one at another message (or its newest), was asked for
+    // meanwhile: that one is shown (false).
+    if (seq !== this.openSeq || applied === false) return false;
 
     this.log.markUnread(s, lastReadAtOpen);
     if (at != null) {
@@ -492,25 +500,27 @@ export class ChatView {
     return undefined;
   }
 
-  /** The newest page of a room, merged with what is shown. */
+  /** The newest page of a room, merged with what is shown; false when a jump replaced it. */
   async loadLatest(s, { retry = false } = {}) {
     const session = this.session;
     let delay = 1000;
+    const epoch = s.epoch;
     for (;;) {
       const readiesBefore = this.readies;
       try {
         const data = await api.messages(s.room, { limit: PAGE });
-        if (session !== this.session) return;
+        // The history was replaced meanwhile (a jump): this page belongs to none of it.
+        if (session !== this.session || s.epoch !== epoch) return false;
         const messages = (data && data.messages) || [];
         this.log.setHistory(s, messages, { reachedStart: messages.length < PAGE, reachedEnd: true });
         // A connection became ready while this was loading: close any gap in between.
         if (this.readies !== readiesBefore) this.catchUp(s);
-        return;
+        return true;
       } catch (err) {
         if (!retry || session !== this.session || (err instanceof ApiError && !err.isNetwork && err.status < 500)) throw err;
         this.setConnection('offline');
         await sleep(delay);
-        if (session !== this.session) return;
+        if (session !== this.session || s.epoch !== epoch) return false;
         this.setConnection(this.socket && this.socket.isReady ? 'connected' : 'connecting');
         delay = Math.min(delay * 2, 15000);
       }
@@ -522,26 +532,28 @@ export class ChatView {
     if (lastRead > 0) return this.loadAround(s, lastRead);
     const session = this.session;
     s.clearHistory();
+    const epoch = s.epoch;
     s.settled = true;
     s.reachedEnd = false;
     this.log.updateLoaders();
     const data = await api.messages(s.room, { after: 0, limit: PAGE });
-    if (session !== this.session) return undefined;
+    if (session !== this.session || s.epoch !== epoch) return false;
     const messages = (data && data.messages) || [];
     s.pinned = false;
     this.log.setHistory(s, messages, { reachedStart: true, reachedEnd: messages.length < PAGE });
-    return undefined;
+    return true;
   }
 
-  /** A window of history around message `id`. */
+  /** A window of history around message `id`; false when another replaced it meanwhile. */
   async loadAround(s, id) {
     const session = this.session;
     s.clearHistory();
+    const epoch = s.epoch;
     s.settled = true;
     s.reachedEnd = false; // hold live messages until we know where the window ends
     this.log.updateLoaders();
     const data = await api.messages(s.room, { around: id, limit: PAGE });
-    if (session !== this.session) return;
+    if (session !== this.session || s.epoch !== epoch) return false;
     const messages = (data && data.messages) || [];
     const half = Math.floor((PAGE - 1) / 2);
     const before = messages.filter((m) => m.id < id).length;
@@ -551,6 +563,7 @@ export class ChatView {
     const reachedEnd = after < PAGE - 1 - half || Boolean(room && room.last_id && newest >= room.last_id);
     s.pinned = false;
     this.log.setHistory(s, messages, { reachedStart: before < half, reachedEnd });
+    return true;
   }
 
   async fetchOlder(room, before) {
@@ -570,15 +583,16 @@ export class ChatView {
     const s = this.log.current;
     if (!s) return;
     s.clearHistory();
+    const epoch = s.epoch;
     s.settled = false;
     this.log.updateLoaders();
     try {
       await this.loadLatest(s);
     } catch (err) {
-      this.showRoomError(roomErrorText(err, s.title));
+      if (s.epoch === epoch && this.log.current === s) this.showRoomError(roomErrorText(err, s.title));
       return;
     }
-    if (this.log.current !== s) return;
+    if (this.log.current !== s || s.epoch !== epoch) return;
     s.settled = true;
     this.log.settle();
   }
@@ -588,10 +602,11 @@ export class ChatView {
     const session = this.session;
     let after = s.newestId;
     if (!after || !s.reachedEnd) return;
+    const epoch = s.epoch;
     try {
       for (let i = 0; i < 50; i++) {
         const data = await api.messages(s.room, { after, limit: GAP_PAGE });
-        if (session !== this.session) return;
+        if (session !== this.session || s.epoch !== epoch) return;
         const messages = (data && data.messages) || [];
         if (!messages.length) break;
         this.log.addMessages(s, messages);
@@ -967,6 +982,8 @@ export class ChatView {
       let data;
       try {
         data = await api.events(gap.after, GAP_PAGE);
+        // An answer without its list is no page (an empty one would end the fill).
+        if (!data || !Array.isArray(data.events)) throw new Error('no events');
       } catch {
         if (!current()) return;
         if (++failures >= 4) {
@@ -981,7 +998,7 @@ export class ChatView {
         continue;
       }
       if (!current()) return;
-      const events = (data && Array.isArray(data.events)) ? data.events : [];
+      const events = data.events;
       let beyond = false;
       for (const f of events) {
         const at = f.type === 'message' ? f.id : f.seq;
@@ -1037,8 +1054,13 @@ export class ChatView {
       return false;
     }
     const attachments = this.tray.ready();
-    if (!body && !attachments.length) return false;
+    const failed = this.tray.failedNames();
+    if (!body && !attachments.length) {
+      if (failed.length) this.composer.showNotice(`${failed.join(', ')} did not upload: remove ${failed.length > 1 ? 'them' : 'it'} or attach ${failed.length > 1 ? 'them' : 'it'} again.`);
+      return false;
+    }
     this.tray.clear();
+    if (failed.length) this.composer.showNotice(`Sent without ${failed.join(', ')}, which did not upload.`);
     const nonce = makeNonce();
     const room = this.current;
     if (!s.reachedEnd) this.jumpToLatest();
@@ -1150,7 +1172,8 @@ export class ChatView {
 
   /** A permalink was opened: the room at that message, or a note that it is not available. */
   async openPermalink(name, id, { initial = false } = {}) {
-    await this.openRoom(name, { at: id, initial });
+    // Superseded (another jump, or a message sent meanwhile shows the newest): nothing to say.
+    if ((await this.openRoom(name, { at: id, initial })) === false) return false;
     const s = this.log.current;
     const row = s && s.room === name ? s.byId.get(id) : null;
     if (!row || row.msg.deleted) {
@@ -1450,12 +1473,15 @@ export class ChatView {
   /** What has not reached the server yet, for the next page load. */
   saveOutbox() {
     if (!this.me) return;
-    this.drafts.setOutbox(this.log.unsent().map((m) => pickDefined({
+    // "Not sent" ones too, so a reload or a crash loses no text: they come back as such.
+    this.drafts.setOutbox(this.log.unsent(true).map((m) => pickDefined({
       nonce: m.nonce,
       room: m.room,
       body: m.body,
       reply_to: m.reply_to && typeof m.reply_to.id === 'number' ? m.reply_to : undefined,
       attachments: Array.isArray(m.attachments) && m.attachments.length ? m.attachments : undefined,
+      failed: m.failed || undefined,
+      reason: m.failed ? m.reason : undefined,
     })));
   }
 
@@ -1592,6 +1618,27 @@ export class ChatView {
     if (text) this.roomErrorTimer = setTimeout(() => this.showRoomError(''), 12000);
   }
 
+  /**
+   * Tell screen readers when the connection is lost (and still lost 3 s later) and when it
+   * is back after that: not each attempt to reconnect, which the badge shows (it is not a
+   * live region for that reason).
+   */
+  announceConnection(state) {
+    const up = state === 'connected';
+    if (up) {
+      clearTimeout(this.connLostTimer);
+      this.connLostTimer = null;
+      if (this.connLostSaid) this.announce('Connected again.');
+      this.connLostSaid = false;
+    } else if (!this.connLostTimer && !this.connLostSaid) {
+      this.connLostTimer = setTimeout(() => {
+        this.connLostTimer = null;
+        this.connLostSaid = true;
+        this.announce('Connection lost. Reconnecting; messages you write are kept.');
+      }, 3000);
+    }
+  }
+
   /** A polite announcement for screen readers (one at a time). */
   announce(text) {
     const el = $('#announcer');
@@ -1600,6 +1647,7 @@ export class ChatView {
   }
 
   setConnection(state) {
+    this.announceConnection(state);
     this.connEl.dataset.state = state;
     setText(this.connText, CONNECTION_TEXT[state] || state);
     this.connEl.title = state === 'offline'
@@ -1780,6 +1828,13 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * among them, the timer that sends the next, and refusals per message. */
 function newRateWait() {
   return { timer: null, nonces: [], inFlight: null, tries: new Map() };
+}
+
+/** Message `nonce` no longer waits for the rate (the one in flight has gone already). */
+function removeWaiting(wait, nonce) {
+  const i = wait.nonces.indexOf(nonce);
+  if (i >= 0) wait.nonces.splice(i, 1);
+  wait.tries.delete(nonce);
 }
 
 /** Frame `f` (held or paged while `gap` filled) naming its room as it is called now. */

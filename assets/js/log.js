@@ -53,6 +53,7 @@ export class RoomLog {
     this.focusRow = null;      // the row that is the log's tab stop
     this.followNewest = true;  // ...and it moves to each new newest message
     this.notes = [];           // system lines ("carol joined"): elements, live only
+    this.epoch = 0;            // bumped by clearHistory: a page asked for before is dropped
   }
 
   get oldestId() { return this.confirmed.length ? this.confirmed[0].id : 0; }
@@ -72,6 +73,9 @@ export class RoomLog {
 
   /** Forget the confirmed history (pending messages stay). */
   clearHistory() {
+    this.epoch++;
+    this.loadingOlder = false;
+    this.loadingNewer = false;
     for (const row of this.confirmed) row.el.remove();
     for (const el of this.notes) el.remove();
     this.notes = [];
@@ -256,10 +260,10 @@ export class MessageLog {
     const start = s.loaded && s.reachedStart;
     this.o.startEl.hidden = !start;
     this.o.loaderEl.hidden = !s.loaded || start;
-    this.o.loadBtn.hidden = s.loadingOlder;
+    busyButton(this.o.loadBtn, s.loadingOlder);
     this.o.loadingEl.hidden = !s.loadingOlder;
     this.o.newerEl.hidden = !s.loaded || s.reachedEnd;
-    this.o.newerBtn.hidden = s.loadingNewer;
+    busyButton(this.o.newerBtn, s.loadingNewer);
     this.o.newerLoadingEl.hidden = !s.loadingNewer;
   }
 
@@ -340,14 +344,16 @@ export class MessageLog {
     s.olderFailed = false;
     this.updateLoaders();
     const before = s.oldestId;
+    const epoch = s.epoch;
     let page = null;
     try {
       page = await this.o.onLoadOlder(s.room, before);
     } catch {
       page = null;
     }
+    // The history was replaced meanwhile (a jump): this page belongs to none of it.
+    if (this.rooms.get(s.room) !== s || s.epoch !== epoch) return;
     s.loadingOlder = false;
-    if (this.rooms.get(s.room) !== s) return;
     if (page == null) {
       // Failed: leave the button so the reader can try again.
       s.olderFailed = true;
@@ -384,14 +390,15 @@ export class MessageLog {
     s.loadingNewer = true;
     s.newerFailed = false;
     this.updateLoaders();
+    const epoch = s.epoch;
     let page = null;
     try {
       page = await this.o.onLoadNewer(s.room, s.windowNewestId);
     } catch {
       page = null;
     }
+    if (this.rooms.get(s.room) !== s || s.epoch !== epoch) return;
     s.loadingNewer = false;
-    if (this.rooms.get(s.room) !== s) return;
     if (page == null) {
       s.newerFailed = true;
       setText(this.o.newerBtn, 'Couldn’t load newer messages. Try again');
@@ -554,24 +561,35 @@ export class MessageLog {
     return row;
   }
 
-  /** The RoomLog holding the pending message `nonce`, if any. */
-  pendingState(nonce) {
-    for (const s of this.rooms.values()) if (s.byNonce.has(nonce)) return s;
+  /** The pending message `nonce` and the RoomLog holding it: `{ s, row }`, or null. */
+  pendingRow(nonce) {
+    for (const s of this.rooms.values()) {
+      const row = s.byNonce.get(nonce);
+      if (row) return { s, row };
+    }
     return null;
   }
 
-  /** Pending (not failed) messages of every room, in the order written. */
-  unsent() {
+  /**
+   * Pending messages of every room, in the order written: those still to be sent, and with
+   * `withFailed` also those "Not sent" (marked `failed`, with their `reason`).
+   */
+  unsent(withFailed = false) {
     const out = [];
-    for (const s of this.rooms.values()) for (const r of s.pending) if (!r.failed) out.push(r.msg);
+    for (const s of this.rooms.values()) {
+      for (const r of s.pending) {
+        if (!r.failed) out.push(r.msg);
+        else if (withFailed) out.push({ ...r.msg, failed: true, reason: r.failReason || '' });
+      }
+    }
     return out;
   }
 
   markFailed(nonce, reason) {
-    const s = this.pendingState(nonce);
-    const row = s && s.byNonce.get(nonce);
+    const { s, row } = this.pendingRow(nonce) || {};
     if (!row) return false;
     row.failed = true;
+    row.failReason = reason;
     row.el.classList.add('failed');
     row.el.classList.remove('pending');
     this.setStatus(row, 'failed', reason);
@@ -581,8 +599,7 @@ export class MessageLog {
 
   /** Send pending message `nonce` without its quote (what it answered is gone). Whether it had one. */
   dropQuote(nonce) {
-    const s = this.pendingState(nonce);
-    const row = s && s.byNonce.get(nonce);
+    const { row } = this.pendingRow(nonce) || {};
     if (!row || !row.msg.reply_to) return false;
     const { reply_to: _gone, ...rest } = row.msg;
     row.msg = rest;
@@ -595,8 +612,7 @@ export class MessageLog {
    * the rate to allow it ('waiting'). Its message, or null when it is not there any more.
    */
   markRetrying(nonce, status = 'pending') {
-    const s = this.pendingState(nonce);
-    const row = s && s.byNonce.get(nonce);
+    const { row } = this.pendingRow(nonce) || {};
     if (!row) return null;
     row.failed = false;
     row.el.classList.remove('failed');
@@ -606,8 +622,7 @@ export class MessageLog {
   }
 
   discard(nonce) {
-    const s = this.pendingState(nonce);
-    const row = s && s.byNonce.get(nonce);
+    const { s, row } = this.pendingRow(nonce) || {};
     if (row) this.removeRow(s, row);
   }
 
@@ -824,7 +839,7 @@ export class MessageLog {
     const previewKey = preview ? `${preview.url}\u0000${preview.title}\u0000${preview.image_url || ''}` : '';
     const bodyKey = deleted ? '' : `${m.edited_ts || ''}\u0000${m.body}\u0000${files.map((a) => a.id).join(',')}\u0000${previewKey}`;
     const reply = !deleted && m.reply_to && typeof m.reply_to === 'object' ? m.reply_to : null;
-    const replyKey = reply ? `${reply.id}\u0000${reply.user}\u0000${reply.excerpt}` : '';
+    const replyKey = reply ? `${reply.id}\u0000${reply.user}\u0000${reply.excerpt}\u0000${Boolean(reply.deleted)}` : '';
     if (bodyKey !== row.bodyKey || replyKey !== row.replyKey) {
       row.bodyKey = bodyKey;
       row.replyKey = replyKey;
@@ -832,7 +847,11 @@ export class MessageLog {
         row.bubbleEl.replaceChildren(h('p', { class: 'msg-deleted' }, DELETED_TEXT));
       } else {
         const parts = [];
-        if (reply) parts.push(quoteOf(reply));
+        if (reply) {
+          const s = this.rooms.get(m.room);
+          const original = s && s.byId.get(reply.id);
+          parts.push(quoteOf(reply, original ? original.msg : null));
+        }
         const action = actionText(m.body);
         if (m.body || !files.length) {
           parts.push(action != null ? actionBody(m.user, action, this.me) : h('div', { class: 'msg-body' }, renderMarkdown(m.body, this.me)));
@@ -976,7 +995,7 @@ export class MessageLog {
   applyDeleted(s, f) {
     this.remember(s, f, this.applyDeleted);
     const before = this.change(s, f.id, (m) => ({ id: m.id, room: m.room, user: m.user, ts: m.ts, deleted: true, body: '' }));
-    this.updateQuotes(s, f.id, '');
+    this.updateQuotes(s, f.id, '', true);
     return before;
   }
 
@@ -1000,9 +1019,10 @@ export class MessageLog {
     this.change(s, f.id, (m) => (m.deleted ? m : { ...m, reactions: withReaction(m.reactions, f.emoji, f.user, Boolean(f.on)) }));
   }
 
-  /** The quotes of the replies to message `id` follow its text (`''` once it is deleted). */
-  updateQuotes(s, id, text) {
-    const update = (m) => (m.reply_to && m.reply_to.id === id ? { ...m, reply_to: { ...m.reply_to, excerpt: text } } : m);
+  /** The quotes of the replies to message `id` follow its text (`''` once it is `deleted`). */
+  updateQuotes(s, id, text, deleted = false) {
+    const quote = (r) => (deleted ? { ...r, excerpt: text, deleted } : { ...r, excerpt: text });
+    const update = (m) => (m.reply_to && m.reply_to.id === id ? { ...m, reply_to: quote(m.reply_to) } : m);
     for (const row of s.confirmed.concat(s.pending)) {
       if (!row.msg.reply_to || row.msg.reply_to.id !== id) continue;
       row.msg = update(row.msg);
@@ -1048,19 +1068,26 @@ export class MessageLog {
       return;
     }
     el.hidden = false;
-    if (kind === 'pending' || kind === 'waiting') {
-      const text = kind === 'waiting' ? 'waiting: too many messages at once, sending soon…' : 'sending…';
-      el.replaceChildren(h('span', { class: 'msg-sending' }, text));
+    const nonce = row.nonce;
+    const discard = () => h('button', { type: 'button', class: 'link-btn', onclick: () => this.o.onDiscard(nonce) }, 'Discard');
+    if (kind === 'pending') {
+      el.replaceChildren(h('span', { class: 'msg-sending' }, 'sending…'));
       return;
     }
-    const nonce = row.nonce;
+    if (kind === 'waiting') {
+      // Still in the outbox, going by itself; the writer may take it back meanwhile.
+      el.replaceChildren(
+        h('span', { class: 'msg-sending' }, 'waiting: too many messages at once, sending soon…'),
+        h('span', { class: 'msg-actions' }, discard()));
+      return;
+    }
     el.replaceChildren(
       h('span', { class: 'msg-failed-text' },
         h('span', { class: 'msg-failed-icon', 'aria-hidden': 'true' }, '!'),
         `Not sent${reason ? `: ${reason}` : ''}`),
       h('span', { class: 'msg-actions' },
         h('button', { type: 'button', class: 'link-btn', onclick: () => this.o.onRetry(nonce) }, 'Retry'),
-        h('button', { type: 'button', class: 'link-btn', onclick: () => this.o.onDiscard(nonce) }, 'Discard')),
+        discard()),
     );
   }
 
@@ -1132,6 +1159,16 @@ export class MessageLog {
   }
 }
 
+/**
+ * A loader button while its page loads: hidden behind the "Loading…" line, unless it has the
+ * keyboard focus (hiding it would drop the focus to the page): then it stays, disabled.
+ */
+function busyButton(btn, loading) {
+  btn.hidden = loading && document.activeElement !== btn;
+  if (loading) btn.setAttribute('aria-disabled', 'true');
+  else btn.removeAttribute('aria-disabled');
+}
+
 function sortedIndex(rows, id) {
   let lo = 0;
   let hi = rows.length;
@@ -1164,17 +1201,26 @@ export function plainText(markdown) {
   return box.textContent.replace(/\s+/g, ' ').trim();
 }
 
-/** A quote of the message a reply answers: its author and the start of its text. */
-function quoteOf(reply) {
+/**
+ * A quote of the message a reply answers: its author and the start of its text. An empty
+ * excerpt is a message deleted or one of files alone: `original` (when it is loaded) tells.
+ */
+function quoteOf(reply, original) {
   const raw = String(reply.excerpt || '');
   const text = plainText(raw) || raw.replace(/\s+/g, ' ').trim();
+  const gone = reply.deleted || (original && original.deleted);
+  const files = original && !gone && Array.isArray(original.attachments) ? original.attachments.length : 0;
+  let quoted;
+  if (text) quoted = h('span', { class: 'msg-quote-text' }, text);
+  else if (gone) quoted = h('span', { class: 'msg-quote-text is-gone' }, 'Original message deleted');
+  else if (files) quoted = h('span', { class: 'msg-quote-text is-files' }, files === 1 ? '1 file' : `${files} files`);
+  else if (original) quoted = h('span', { class: 'msg-quote-text is-gone' }, 'No text');
+  else quoted = h('span', { class: 'msg-quote-text is-gone' }, 'No text: files, or deleted');
   return h('button', { type: 'button', class: 'msg-quote', title: 'Show the original message', dataset: { replyTo: String(reply.id) } },
     h('span', { class: 'visually-hidden' }, 'In reply to '),
     h('span', { class: 'msg-quote-author' }, reply.user),
     h('span', { class: 'visually-hidden' }, ': '),
-    text
-      ? h('span', { class: 'msg-quote-text' }, text)
-      : h('span', { class: 'msg-quote-text is-gone' }, 'Original message deleted'));
+    quoted);
 }
 
 /** `reactions` after `user` reacted with `emoji` (`on`) or took it back. */

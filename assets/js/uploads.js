@@ -156,7 +156,9 @@ export class Lightbox {
 
 /**
  * Files chosen for the next message: each uploads at once, with a progress bar and a button
- * that cancels it (or removes it once uploaded, which deletes it on the server).
+ * that cancels it (or removes it once uploaded, which deletes it on the server). Each room
+ * keeps its own (as it keeps its draft): files attached in one conversation never go to
+ * another.
  */
 export class UploadTray {
   /**
@@ -167,23 +169,40 @@ export class UploadTray {
    */
   constructor(o) {
     this.o = o;
-    /** @type {Array<{file: File, el: HTMLElement, xhr: XMLHttpRequest|null, upload: object|null, failed: boolean}>} */
-    this.items = [];
+    /** @type {Map<string, Array<{file: File, room: string, el: HTMLElement, xhr: XMLHttpRequest|null, upload: object|null, failed: boolean}>>} */
+    this.trays = new Map();
+    this.room = null;
+  }
+
+  /** The files of the room shown. */
+  get items() { return this.trays.get(this.room) || []; }
+
+  /** Show the files attached in `room`. */
+  show(room) {
+    this.room = room;
+    this.render();
+  }
+
+  /** Forget `item`, of whichever room. */
+  drop(item) {
+    const left = (this.trays.get(item.room) || []).filter((i) => i !== item);
+    if (left.length) this.trays.set(item.room, left);
+    else this.trays.delete(item.room);
   }
 
   /** Start uploading `files` (a FileList or an array of File). */
   add(files) {
     const list = Array.from(files || []);
-    const room = MAX_FILES - this.items.length;
-    if (list.length > room) this.o.onError(`A message may carry at most ${MAX_FILES} files.`);
-    for (const file of list.slice(0, Math.max(0, room))) this.start(file);
+    const space = MAX_FILES - this.items.length;
+    if (list.length > space) this.o.onError(`A message may carry at most ${MAX_FILES} files.`);
+    for (const file of list.slice(0, Math.max(0, space))) this.start(file);
     this.render();
   }
 
   start(file) {
     const progress = h('progress', { class: 'upload-progress', max: String(Math.max(1, file.size)), value: '0', 'aria-label': `Uploading ${file.name}` });
     const status = h('span', { class: 'upload-status' }, 'Uploading…');
-    const item = { file, xhr: null, upload: null, failed: false, progress, status };
+    const item = { file, room: this.room, xhr: null, upload: null, failed: false, progress, status };
     const cancel = h('button', {
       type: 'button',
       class: 'icon-btn icon-btn-sm upload-cancel',
@@ -196,7 +215,7 @@ export class UploadTray {
       h('span', { class: 'upload-name', title: file.name }, file.name),
       h('span', { class: 'upload-size' }, formatSize(file.size)),
       progress, status, cancel);
-    this.items.push(item);
+    this.trays.set(this.room, [...this.items, item]);
 
     const xhr = new XMLHttpRequest();
     item.xhr = xhr;
@@ -235,7 +254,8 @@ export class UploadTray {
     item.el.classList.add('is-failed');
     setText(item.status, 'Failed');
     item.cancel.setAttribute('aria-label', `Remove ${item.file.name}`);
-    this.o.onError(`${item.file.name}: ${message}`);
+    // (Attached in a room not shown: its tray says so when it is opened again.)
+    if (item.room === this.room) this.o.onError(`${item.file.name}: ${message}`);
   }
 
   /** Cancel an upload in flight, or forget (and delete) a finished one. */
@@ -244,7 +264,7 @@ export class UploadTray {
     if (item.upload) {
       fetch(fileUrl(item.upload.id), { method: 'DELETE', credentials: 'same-origin' }).catch(() => {});
     }
-    this.items = this.items.filter((i) => i !== item);
+    this.drop(item);
     this.render();
     this.o.onChange();
   }
@@ -255,12 +275,15 @@ export class UploadTray {
   /** The finished uploads, in the order they were chosen. */
   ready() { return this.items.filter((i) => i.upload).map((i) => i.upload); }
 
+  /** The names of the files whose upload failed. */
+  failedNames() { return this.items.filter((i) => i.failed).map((i) => i.file.name); }
+
   /** Whether anything waits in the tray. */
   get isEmpty() { return this.items.length === 0; }
 
   /** Empty the tray once its files were sent (they are the message's now). */
   clear() {
-    this.items = [];
+    this.trays.delete(this.room);
     this.render();
   }
 

@@ -319,3 +319,63 @@ async fn a_hostile_svg_and_an_html_page_never_run() {
     assert_eq!(pwned[1], json!([]), "{pwned}");
     assert_ne!(pwned[2], "pwned");
 }
+
+/// Files attached in one conversation stay with it, as its draft does: switching to another
+/// and sending there sends none of them; back in the first, they are still in the tray.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_attached_in_one_conversation_never_go_to_another() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let app = App::start().await;
+    let driver = Driver::start(&tools).await;
+    let b = driver.member(&app.base, "ann", 1280, 800).await;
+    let bob = crate::common::Auth::Cookie(app.register("bob").await);
+    app.kit().create_room(&bob, "side", false).await;
+    app.kit().invite(&bob, "side", "ann").await;
+    give(
+        &b,
+        "paste",
+        json!([{"name": "private.txt", "type": "text/plain", "text": "for general only"}]),
+    )
+    .await;
+    tray_ready(&b, 1).await;
+
+    b.click_xpath("side in the sidebar", &crate::room_link("side"))
+        .await;
+    crate::wait_room_open(&b, "side", "side").await;
+    let tray = b.eval(TRAY, vec![]).await;
+    assert_eq!(tray["items"], json!([]), "another room's tray: {tray}");
+    assert_eq!(tray["hidden"], true);
+    b.send_with_enter("said in side").await;
+    b.wait_log_has("the message in side", &["said in side"])
+        .await;
+    let side = app
+        .kit()
+        .get_as("/api/rooms/side/messages", &bob)
+        .await
+        .json::<Value>()
+        .await
+        .expect("side's history");
+    let side = side["messages"].as_array().cloned().unwrap_or_default();
+    assert_eq!(side.len(), 1, "{side:?}");
+    assert!(
+        side[0].get("attachments").is_none() || side[0]["attachments"] == json!([]),
+        "no file went to side: {:?}",
+        side[0]
+    );
+
+    b.click_xpath("general in the sidebar", &crate::room_link("general"))
+        .await;
+    crate::wait_room_open(&b, "general", "general").await;
+    let tray = tray_ready(&b, 1).await;
+    assert_eq!(tray["items"][0]["name"], "private.txt");
+    b.send_with_enter("with the file").await;
+    last_files(&b, "the file in general", |v| {
+        v["body"] == "with the file" && v["cards"].as_array().is_some_and(|c| c.len() == 1)
+    })
+    .await;
+    let tray = b.eval(TRAY, vec![]).await;
+    assert_eq!(tray["items"], json!([]), "sent: {tray}");
+    b.assert_no_csp_violations("the page").await;
+}

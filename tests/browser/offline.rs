@@ -292,9 +292,19 @@ async fn messages_refused_for_going_too_fast_are_sent_again_by_themselves_in_ord
     let driver = Driver::start(&tools).await;
     let b = driver.member(&app.base, "quick", 1280, 800).await;
     let texts: Vec<String> = (1..=5).map(|i| format!("quick message {i}")).collect();
-    for t in &texts {
-        b.send_with_enter(t).await;
-    }
+    // All five at once (typed one by one, a slow machine lets the rate refill between them).
+    b.wait_visible("the Message box", &message_box()).await;
+    b.eval(
+        "const box = document.getElementById('composer-input');
+         for (const text of arguments[0]) {
+           box.value = text;
+           box.dispatchEvent(new Event('input', { bubbles: true }));
+           box.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true, cancelable: true }));
+         }
+         return box.value;",
+        vec![json!(texts)],
+    )
+    .await;
     // While one waits it is still unsent: kept in the outbox (a reload would send it).
     let kept = b
         .wait_js(
@@ -314,6 +324,29 @@ async fn messages_refused_for_going_too_fast_are_sent_again_by_themselves_in_ord
         texts.push(format!("quick message {i}, written while others wait"));
         b.send_with_enter(&texts[i - 1]).await;
     }
+    // One waiting can be taken back: it leaves the log and the outbox and is never sent.
+    let discarded = texts.pop().expect("seven messages");
+    let gone = b
+        .eval(
+            "const row = Array.from(document.querySelectorAll('[role=\"log\"] .msg.pending'))
+               .find((r) => r.querySelector('.msg-body').textContent === arguments[0]
+                 && r.textContent.includes('waiting: too many messages at once'));
+             const button = row && Array.from(row.querySelectorAll('button'))
+               .find((x) => x.textContent === 'Discard');
+             if (!button) return false;
+             button.click();
+             return !(localStorage.getItem('hearth:outbox:quick') || '').includes(arguments[0]);",
+            vec![json!(discarded)],
+        )
+        .await;
+    assert_eq!(
+        gone,
+        json!(true),
+        "a waiting message has Discard, which empties it from the outbox"
+    );
+    // Written after it: were the discarded one sent, it would be stored before this one.
+    texts.push("quick message 8, after the discarded one".to_string());
+    b.send_with_enter(&texts[6]).await;
     let wanted: Vec<&str> = texts.iter().map(String::as_str).collect();
     b.wait_log_has("every message, in order", &wanted).await;
     b.wait_for("every message to be sent, none waiting or failed", || async {
@@ -336,7 +369,168 @@ async fn messages_refused_for_going_too_fast_are_sent_again_by_themselves_in_ord
     assert_eq!(
         stored,
         json!(texts),
-        "stored once each, in the order written"
+        "stored once each, in the order written, but the one discarded"
+    );
+    let shown = b
+        .eval(
+            "return document.querySelector('[role=\"log\"]').textContent.includes(arguments[0]);",
+            vec![json!(discarded)],
+        )
+        .await;
+    assert_eq!(shown, json!(false), "the discarded message is not shown");
+    b.assert_no_csp_violations("the page").await;
+}
+
+/// Sends whose text contains `FAIL-ME` go to a room that does not exist, so the server
+/// refuses them (`unknown_room`) and the page shows them "Not sent".
+const REFUSED_SENDS: &str = r#"
+(() => {
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    if (typeof data === 'string' && data.includes('FAIL-ME')) {
+      const f = JSON.parse(data);
+      if (f.type === 'send') data = JSON.stringify({ ...f, room: 'nowhere-at-all' });
+    }
+    return send.call(this, data);
+  };
+})();
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_not_sent_survives_a_reload_until_discarded() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let app = App::start().await;
+    let driver = Driver::start(&tools).await;
+    let b = driver.browser("nell", 1280, 800).await;
+    cdp(
+        &driver,
+        &b,
+        "Page.addScriptToEvaluateOnNewDocument",
+        json!({ "source": REFUSED_SENDS }),
+    )
+    .await;
+    b.create_account(&app.base, "nell").await;
+    b.eval(WATCH_CSP, vec![]).await;
+    let text = "FAIL-ME: words worth keeping";
+    let failed = |what: &'static str| {
+        let b = &b;
+        async move {
+            b.wait_js(
+                what,
+                "const row = Array.from(document.querySelectorAll('[role=\"log\"] .msg.failed'))
+                   .find((r) => r.querySelector('.msg-body').textContent === arguments[0]);
+                 return Boolean(row && row.textContent.includes('Not sent')
+                   && Array.from(row.querySelectorAll('button')).some((x) => x.textContent === 'Retry'));",
+                vec![json!(text)],
+            )
+            .await;
+        }
+    };
+    b.send_with_enter(text).await;
+    failed("the refused message, Not sent").await;
+    let outbox = "return localStorage.getItem('hearth:outbox:nell') || '';";
+    let kept = b.eval(outbox, vec![]).await;
+    assert!(kept.as_str().unwrap_or("").contains(text), "{kept}");
+
+    // A reload (or a crash) keeps it, still Not sent: not sent again by itself.
+    b.reload().await;
+    b.eval(WATCH_CSP, vec![]).await;
+    failed("the refused message after the reload").await;
+    b.send_with_enter("said after the reload").await;
+    b.wait_log_has("a later message", &["said after the reload"])
+        .await;
+    let stored = b
+        .eval(
+            "return fetch('api/rooms/general/messages?limit=50', { credentials: 'same-origin' })
+               .then((r) => r.json()).then((d) => d.messages.map((m) => m.body));",
+            vec![],
+        )
+        .await;
+    assert_eq!(stored, json!(["said after the reload"]), "never stored");
+
+    // Discard takes it out of the page and the outbox for good.
+    b.eval(
+        "const row = Array.from(document.querySelectorAll('[role=\"log\"] .msg.failed'))
+           .find((r) => r.querySelector('.msg-body').textContent === arguments[0]);
+         Array.from(row.querySelectorAll('button')).find((x) => x.textContent === 'Discard').click();",
+        vec![json!(text)],
+    )
+    .await;
+    let left = b.eval(outbox, vec![]).await;
+    assert!(!left.as_str().unwrap_or("").contains(text), "{left}");
+    b.reload().await;
+    b.wait_log_has(
+        "the history after a second reload",
+        &["said after the reload"],
+    )
+    .await;
+    let shown = b
+        .eval(
+            "return document.querySelector('[role=\"log\"]').textContent.includes(arguments[0]);",
+            vec![json!(text)],
+        )
+        .await;
+    assert_eq!(shown, json!(false), "discarded for good");
+    b.assert_no_csp_violations("the page").await;
+}
+
+/// Pages of history asked for `around=` a message answer 2 s late.
+const SLOW_JUMPS: &str = "
+const real = window.fetch;
+window.fetch = (input, init) => {
+  const url = String((input && input.url) || input);
+  const answer = real(input, init);
+  return url.includes('around=') ? answer.then((r) => new Promise((ok) => setTimeout(() => ok(r), 2000))) : answer;
+};";
+
+/// A jump into the past (a link to an old message) still loading when a message is sent:
+/// sending shows the newest messages, and the jump's late page must not come back over them
+/// (before, it did: the log was left as a window into the past, holding back live messages).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jump_still_loading_when_a_message_is_sent_does_not_come_back_over_the_newest() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let app = App::start().await;
+    let driver = Driver::start(&tools).await;
+    let mut bob = app.ws(&app.register("bob").await).await;
+    let first = bob.say("old 0").await;
+    let old = first["id"].as_i64().expect("an id");
+    for i in 1..120 {
+        bob.say(&format!("old {i}")).await;
+    }
+    // The page loads the newest page only: "old 0" is far outside it.
+    let b = driver.member(&app.base, "amy", 1280, 800).await;
+    b.wait_log_has("the newest", &["old 119"]).await;
+    b.eval(SLOW_JUMPS, vec![]).await;
+    b.eval(
+        "window.location.hash = `general/${arguments[0]}`;",
+        vec![json!(old)],
+    )
+    .await;
+    b.send_with_enter("sent while the jump loads").await;
+    b.wait_log_has("the message sent", &["sent while the jump loads"])
+        .await;
+    // Past the late page: still the newest, following what is said live.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    bob.say("live after the jump").await;
+    b.wait_log_has("a live message", &["live after the jump"])
+        .await;
+    let state = b
+        .eval(
+            "return {
+               newer: !document.getElementById('log-newer').hidden,
+               oldest: document.querySelector('[role=\"log\"] .msg[data-id] .msg-body').textContent,
+             };",
+            vec![],
+        )
+        .await;
+    assert_eq!(state["newer"], false, "no Load newer: {state}");
+    assert_ne!(
+        state["oldest"], "old 0",
+        "the jump's window is gone: {state}"
     );
     b.assert_no_csp_violations("the page").await;
 }
