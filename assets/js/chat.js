@@ -431,10 +431,18 @@ export class ChatView {
       } catch (err) {
         if (session !== this.session || seq !== this.openSeq) return;
         if (err instanceof ApiError && err.isUnauthorized) return this.sessionEnded();
-        this.showRoomError(roomErrorText(err, name));
-        if (name !== DEFAULT_ROOM && !initial) return undefined;
-        if (name !== DEFAULT_ROOM) return this.openRoom(DEFAULT_ROOM);
-        room = this.store.get(DEFAULT_ROOM);
+        if (initial && err instanceof ApiError && err.isNetwork && name !== DEFAULT_ROOM) {
+          // Reloaded while the server is out of reach: open it all the same, as far as its
+          // name tells, so its draft and unsent messages show and can be added to. Its
+          // history comes once the server answers; the first `ready` says what it is (and
+          // opens #general instead if it is not the reader's).
+          room = this.store.upsert({ name });
+        } else {
+          this.showRoomError(roomErrorText(err, name));
+          if (name !== DEFAULT_ROOM && !initial) return undefined;
+          if (name !== DEFAULT_ROOM) return this.openRoom(DEFAULT_ROOM);
+          room = this.store.get(DEFAULT_ROOM);
+        }
       }
       if (!room && !preview) return undefined;
     }

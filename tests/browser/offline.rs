@@ -53,6 +53,13 @@ async fn a_reload_while_the_server_is_down_opens_the_app_reconnecting() {
     let driver = Driver::start(&tools).await;
     let b = driver.browser("alice", 1280, 800).await;
     b.create_account(&app.base, "alice").await;
+    // A room of two, open when the server goes away: the reload opens it again.
+    let bob = Auth::Cookie(app.register("bob").await);
+    app.kit().create_room(&bob, "side", false).await;
+    app.kit().invite(&bob, "side", "alice").await;
+    b.click_xpath("side in the sidebar", &room_link("side"))
+        .await;
+    wait_room_open(&b, "side", "side").await;
     let before = "Said before the outage";
     b.send_with_enter(before).await;
     b.wait_log_has("the first message", &[before]).await;
@@ -96,6 +103,8 @@ async fn a_reload_while_the_server_is_down_opens_the_app_reconnecting() {
     .await;
     assert_ne!(connection_text(&b).await, "Connected");
 
+    // The room it was in, not #general: what was written there (and is written now) shows.
+    wait_room_open(&b, "side", "side").await;
     // Written while offline: kept, shown as pending, sent once the server is back.
     let offline = "Written after an offline reload";
     b.send_with_enter(offline).await;
@@ -107,13 +116,13 @@ async fn a_reload_while_the_server_is_down_opens_the_app_reconnecting() {
         "//*[@role = 'status' and normalize-space(.) = 'Connected']",
     )
     .await;
-    wait_room_open(&b, "general", "general").await;
+    wait_room_open(&b, "side", "side").await;
     b.wait_log_has("the history and the kept message", &[before, offline])
         .await;
     let stored = b
         .wait_js(
             "the kept message to be stored once",
-            "return fetch('api/rooms/general/messages?limit=50', { credentials: 'same-origin' })
+            "return fetch('api/rooms/side/messages?limit=50', { credentials: 'same-origin' })
                .then((r) => r.json())
                .then((d) => d.messages.filter((m) => m.body === arguments[0]).length === 1 ? 1 : false)
                .catch(() => false);",
