@@ -59,8 +59,6 @@ const RETRY: Duration = Duration::from_millis(200);
 const CHUNK: i64 = 2000;
 /// Longest pause between two chunks of a catch-up while a connection drains the last one.
 const PACE: Duration = Duration::from_millis(50);
-/// How long after a [`PACE`] that ran out the follower goes on without pausing.
-const UNPACED: Duration = Duration::from_secs(1);
 /// A node that could not read the log for this long closes its connections.
 pub const STALE: Duration = Duration::from_secs(30);
 
@@ -138,7 +136,6 @@ pub fn start(
                 chunk: chunk(hub_queue),
                 vouched: 0,
                 backlog: taken,
-                unpaced_until: None,
             });
             Follower::run(&follower, &commits);
             // Gone with its thread: the listener's next batch finds no follower, its send
@@ -384,9 +381,6 @@ struct Follower {
     vouched: i64,
     /// What the listener handed on and this follower has not taken yet.
     backlog: Arc<Backlog>,
-    /// Until when chunks follow each other without a pause: a pause that ran out (a
-    /// connection reading too slowly to make room) is not waited again for a while.
-    unpaced_until: Option<Instant>,
 }
 
 impl Follower {
@@ -576,25 +570,15 @@ impl Follower {
 
     /// Between two chunks of a catch-up: wait (at most [`PACE`]) until every connection's
     /// queue has room for two more chunks. A client that reads every message of a busy room
-    /// is not dropped by a catch-up's burst. One that reads too slowly to make room in a
-    /// pause (stopped, or reading at a trickle) is not waited for again for
-    /// [`UNPACED`]: the node's other clients are not held to its pace (at most one pause
-    /// in twenty), and its queue overflows and it is dropped, as a slow client is.
-    fn pace(&mut self) {
-        let started = Instant::now();
-        if self.unpaced_until.is_some_and(|u| started < u) {
-            return;
-        }
+    /// is not dropped by a catch-up's burst; one that stopped reading holds the follower up
+    /// for one pause per chunk until its queue overflows and it is dropped.
+    fn pace(&self) {
         let room = (self.chunk as usize).saturating_mul(2);
         let fill = self.hub.queue_len().saturating_sub(room);
+        let started = Instant::now();
         let until = started + PACE;
-        let mut full = self.hub.fullest_queue() > fill;
-        while full && Instant::now() < until {
+        while self.hub.fullest_queue() > fill && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(1));
-            full = self.hub.fullest_queue() > fill;
-        }
-        if full {
-            self.unpaced_until = Some(Instant::now() + UNPACED);
         }
         add_us(&self.hub.metrics().log_paused_us, started);
     }
