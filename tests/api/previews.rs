@@ -187,6 +187,16 @@ async fn a_link_gets_a_preview_whose_picture_comes_from_hearth() {
     // once no message shows it any more (the first one's was removed).
     let cached = || async { app.server().state().db.cached_page(&link).await.unwrap() };
     assert!(cached().await.is_some(), "the page is cached");
+    // (Edited first so that its text no longer has the link: the page its preview shows goes
+    // all the same.)
+    app.api_ok(
+        Method::PATCH,
+        &format!("/api/messages/{closed_id}"),
+        &alice,
+        Some(&serde_json::json!({"body": "again, without the link"})),
+        200,
+    )
+    .await;
     app.api_ok(
         Method::DELETE,
         &format!("/api/messages/{closed_id}"),

@@ -85,12 +85,19 @@ pub fn tombstone_message<C: Sql>(conn: &C, id: i64) -> Result<(), C::Error> {
     let body = conn.row("SELECT body FROM messages WHERE id = ?1", args![id], |r| {
         r.get::<String>(0)
     })?;
-    if let Some(link) = body.as_deref().and_then(crate::outbound::page::first_link) {
+    // The link its text has now, and the one its preview was made from (before an edit).
+    let shown = conn.row(
+        "SELECT url FROM message_previews WHERE message_id = ?1 AND url <> ''",
+        args![id],
+        |r| r.get::<String>(0),
+    )?;
+    let linked = body.as_deref().and_then(crate::outbound::page::first_link);
+    for url in linked.map(|u| u.to_string()).into_iter().chain(shown) {
         conn.exec(
             "DELETE FROM link_previews WHERE url = ?1 AND NOT EXISTS \
              (SELECT 1 FROM message_previews p \
               WHERE p.url = ?1 AND p.message_id <> ?2 AND p.removed = FALSE)",
-            args![link.as_str(), id],
+            args![url.as_str(), id],
         )?;
     }
     erase_reactions(conn, id)?;

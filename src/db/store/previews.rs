@@ -31,17 +31,21 @@ impl Db {
         image: Option<(TempFile, String, String)>,
     ) -> Result<CachedPage, DbError> {
         let url = url.to_string();
-        self.write(move |c| {
-            let io = crate::db::sql::SqlError::Io;
-            if let Some((file, sha, mime)) = image {
-                files.settle(file, &sha).map_err(io)?;
-                page.image = Some((sha, mime));
-            }
-            queries::cache_page(c, &url, &page, now_ms())?;
-            super::uploads::collect(c, &files)?;
-            Ok(page)
-        })
-        .await
+        let shared = files.clone();
+        let page = self
+            .write(move |c| {
+                let io = crate::db::sql::SqlError::Io;
+                if let Some((file, sha, mime)) = image {
+                    files.settle(file, &sha).map_err(io)?;
+                    page.image = Some((sha, mime));
+                }
+                queries::cache_page(c, &url, &page, now_ms())?;
+                super::uploads::collect(c, &files)?;
+                Ok(page)
+            })
+            .await?;
+        super::uploads::collect_shared(self, shared).await;
+        Ok(page)
     }
 
     /// The picture of message `id`'s preview: its file and type.
@@ -52,12 +56,16 @@ impl Db {
     /// Forget pages cached more than a week ago, and remove the pictures nothing uses any
     /// more; how many pages.
     pub async fn forget_old_pages(&self, files: Arc<Files>) -> Result<usize, DbError> {
-        self.write(move |c| {
-            let n = queries::forget_old_pages(c, now_ms() - PAGE_KEPT_MS)?;
-            super::uploads::collect(c, &files)?;
-            Ok(n)
-        })
-        .await
+        let shared = files.clone();
+        let n = self
+            .write(move |c| {
+                let n = queries::forget_old_pages(c, now_ms() - PAGE_KEPT_MS)?;
+                super::uploads::collect(c, &files)?;
+                Ok(n)
+            })
+            .await?;
+        super::uploads::collect_shared(self, shared).await;
+        Ok(n)
     }
 }
 

@@ -45,20 +45,24 @@ impl Db {
         user_id: i64,
         avatar: Option<(TempFile, String, String)>,
     ) -> Result<Option<Profile>, DbError> {
-        self.transact(move |tx: &Tx<'_>| {
-            let c = tx.0;
-            let io = crate::db::sql::SqlError::Io;
-            match avatar {
-                Some((file, sha, mime)) => {
-                    queries::set_avatar(c, user_id, Some((&sha, &mime)))?;
-                    files.settle(file, &sha).map_err(io)?;
+        let shared = files.clone();
+        let profile = self
+            .transact(move |tx: &Tx<'_>| {
+                let c = tx.0;
+                let io = crate::db::sql::SqlError::Io;
+                match avatar {
+                    Some((file, sha, mime)) => {
+                        queries::set_avatar(c, user_id, Some((&sha, &mime)))?;
+                        files.settle(file, &sha).map_err(io)?;
+                    }
+                    None => queries::set_avatar(c, user_id, None)?,
                 }
-                None => queries::set_avatar(c, user_id, None)?,
-            }
-            super::uploads::collect(c, &files)?;
-            announced(queries::profile_of(c, user_id)?)
-        })
-        .await
+                super::uploads::collect(c, &files)?;
+                announced(queries::profile_of(c, user_id)?)
+            })
+            .await?;
+        super::uploads::collect_shared(self, shared).await;
+        Ok(profile)
     }
 }
 

@@ -170,6 +170,16 @@ impl Db {
     }
 }
 
+/// In a shared folder, after a job whose [`collect`] left the queue alone: remove what it
+/// queued now, off the writer (a failure is logged; the hourly sweep tries again).
+pub(super) async fn collect_shared(db: &Db, files: Arc<Files>) {
+    if files.is_shared() {
+        if let Err(e) = db.collect_files(files).await {
+            tracing::warn!("cannot remove unused files: {e}");
+        }
+    }
+}
+
 /// Run file work on a blocking thread (not the writer's).
 async fn off_writer<F>(f: F) -> Result<usize, DbError>
 where
