@@ -347,6 +347,12 @@ export class ChatView {
     this.root.hidden = true;
     document.body.classList.remove('in-chat');
     clearTimeout(this.readTimer);
+    // Nothing of this session is said or kept for the next one.
+    clearTimeout(this.connLostTimer);
+    this.connLostTimer = null;
+    this.connLostSaid = false;
+    this.connUpOnce = false;
+    this.tray.reset();
     document.title = 'Hearth';
   }
 
@@ -778,7 +784,11 @@ export class ChatView {
     // fresh count.)
     clearTimeout(this.rateWait.timer);
     this.rateWait = newRateWait();
-    for (const m of this.log.unsent()) this.socket.send(sendFrame(m));
+    for (const m of this.log.unsent()) {
+      // Sent (again) now: "sending…", no longer "waiting" with Discard; it has gone.
+      this.log.markRetrying(m.nonce);
+      this.socket.send(sendFrame(m));
+    }
     // Changes sent just before the connection dropped: repeats are harmless (the server
     // answers a repeat with the current state and stores nothing).
     for (const op of this.ops.values()) this.socket.send(op.frame);
@@ -907,6 +917,7 @@ export class ChatView {
       this.store.rename(oldName, fields);
       this.log.rename(oldName, r.name);
       this.drafts.rename(oldName, r.name);
+      this.tray.rename(oldName, r.name);
       if (this.replies.has(oldName)) {
         this.replies.set(r.name, this.replies.get(oldName));
         this.replies.delete(oldName);
@@ -1542,6 +1553,7 @@ export class ChatView {
       this.composer.showNotice('Join the room to send files to it.');
       return;
     }
+    if (this.tray.room !== this.current) this.tray.show(this.current);
     this.tray.add(files);
     this.composer.focus();
   }
@@ -1633,7 +1645,10 @@ export class ChatView {
    */
   announceConnection(state) {
     const up = state === 'connected';
+    // A first connection that is slow to come is not a lost one.
+    if (!up && !this.connUpOnce) return;
     if (up) {
+      this.connUpOnce = true;
       clearTimeout(this.connLostTimer);
       this.connLostTimer = null;
       if (this.connLostSaid) this.announce('Connected again.');

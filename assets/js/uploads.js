@@ -183,6 +183,26 @@ export class UploadTray {
     this.render();
   }
 
+  /** Room `from` is called `to` now: its files go with it. */
+  rename(from, to) {
+    const items = this.trays.get(from);
+    if (items) {
+      this.trays.delete(from);
+      for (const i of items) i.room = to;
+      this.trays.set(to, items);
+    }
+    if (this.room === from) this.room = to;
+    this.render();
+  }
+
+  /** Signed out: every upload in flight stops, and nothing is left for the next person. */
+  reset() {
+    for (const items of this.trays.values()) for (const i of items) if (i.xhr) i.xhr.abort();
+    this.trays.clear();
+    this.room = null;
+    this.render();
+  }
+
   /** Forget `item`, of whichever room. */
   drop(item) {
     const left = (this.trays.get(item.room) || []).filter((i) => i !== item);

@@ -288,6 +288,16 @@ async fn a_page_that_missed_more_than_a_replay_gets_every_room_and_edit_back_in_
     eprintln!("gap: {:.1} s", started.elapsed().as_secs_f64());
 }
 
+/// Write each of `arguments[0]` in the Message box and press Enter, all in one go.
+const TYPE_ALL: &str = "
+const box = document.getElementById('composer-input');
+for (const text of arguments[0]) {
+  box.value = text;
+  box.dispatchEvent(new Event('input', { bubbles: true }));
+  box.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true, cancelable: true }));
+}
+return box.value;";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_refused_for_going_too_fast_are_sent_again_by_themselves_in_order() {
     let Some(tools) = browser_tools() else {
@@ -303,17 +313,7 @@ async fn messages_refused_for_going_too_fast_are_sent_again_by_themselves_in_ord
     let texts: Vec<String> = (1..=5).map(|i| format!("quick message {i}")).collect();
     // All five at once (typed one by one, a slow machine lets the rate refill between them).
     b.wait_visible("the Message box", &message_box()).await;
-    b.eval(
-        "const box = document.getElementById('composer-input');
-         for (const text of arguments[0]) {
-           box.value = text;
-           box.dispatchEvent(new Event('input', { bubbles: true }));
-           box.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true, cancelable: true }));
-         }
-         return box.value;",
-        vec![json!(texts)],
-    )
-    .await;
+    b.eval(TYPE_ALL, vec![json!(texts)]).await;
     // While one waits it is still unsent: kept in the outbox (a reload would send it).
     let kept = b
         .wait_js(
@@ -327,12 +327,14 @@ async fn messages_refused_for_going_too_fast_are_sent_again_by_themselves_in_ord
         )
         .await;
     assert!(kept.as_i64().unwrap_or(0) >= 1, "{kept}");
-    // Written while others wait: they wait their turn behind them.
+    // Written while others wait: they wait their turn behind them. (At once again: typed,
+    // they could come after the line emptied.)
     let mut texts = texts;
-    for i in 6..=7 {
-        texts.push(format!("quick message {i}, written while others wait"));
-        b.send_with_enter(&texts[i - 1]).await;
-    }
+    let more: Vec<String> = (6..=7)
+        .map(|i| format!("quick message {i}, written while others wait"))
+        .collect();
+    b.eval(TYPE_ALL, vec![json!(more)]).await;
+    texts.extend(more);
     // One waiting can be taken back: it leaves the log and the outbox and is never sent.
     let discarded = texts.pop().expect("seven messages");
     let gone = b
