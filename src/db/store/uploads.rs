@@ -93,9 +93,8 @@ impl Db {
                 }
             })
             .await?;
-        if files.is_shared() {
-            self.collect_files(files).await?;
-        }
+        // (Committed: a removal that fails now is the hourly sweep's, not the caller's error.)
+        collect_shared(self, files).await;
         Ok(removed)
     }
 
@@ -115,10 +114,7 @@ impl Db {
                 }
             })
             .await?;
-        if files.is_shared() {
-            return Ok(removed + self.collect_files(files).await?);
-        }
-        Ok(removed)
+        Ok(removed + collect_shared(self, files).await)
     }
 
     /// Remove the files of the queue that no upload uses (after a message was deleted); how
@@ -171,13 +167,16 @@ impl Db {
 }
 
 /// In a shared folder, after a job whose [`collect`] left the queue alone: remove what it
-/// queued now, off the writer (a failure is logged; the hourly sweep tries again).
-pub(super) async fn collect_shared(db: &Db, files: Arc<Files>) {
-    if files.is_shared() {
-        if let Err(e) = db.collect_files(files).await {
-            tracing::warn!("cannot remove unused files: {e}");
-        }
+/// queued now, off the writer; how many files went (a failure is logged, and the hourly
+/// sweep tries again).
+pub(super) async fn collect_shared(db: &Db, files: Arc<Files>) -> usize {
+    if !files.is_shared() {
+        return 0;
     }
+    db.collect_files(files).await.unwrap_or_else(|e| {
+        tracing::warn!("cannot remove unused files: {e}");
+        0
+    })
 }
 
 /// Run file work on a blocking thread (not the writer's).
