@@ -28,7 +28,7 @@ use crate::app::rooms;
 use crate::app::App;
 use crate::auth::token;
 use crate::db::queries::{DueDelivery, HookRow, WebhookRow};
-use crate::db::{NewHook, Room, RoomKind, StoredMessage, User};
+use crate::db::{HookMade, NewHook, Room, RoomKind, StoredMessage, User};
 use crate::domain::Username;
 use crate::outbound::{check_url, Outbound, OutboundError};
 use crate::protocol::MessageView;
@@ -85,10 +85,6 @@ pub async fn create_hook(
 ) -> Result<CreatedHook, AppError> {
     let room = member_room(state, user, room_name).await?;
     let name = Username::parse(name).map_err(|why| AppError::new(Code::InvalidUsername, why))?;
-    let (hooks, _) = state.db.hook_counts(room.id).await?;
-    if hooks >= MAX_HOOKS_PER_ROOM {
-        return Err(too_many("incoming hooks", MAX_HOOKS_PER_ROOM));
-    }
     let (secret, token_hash) = token::generate();
     let (id, _) = token::generate();
     let id: String = id.chars().take(16).collect();
@@ -98,16 +94,19 @@ pub async fn create_hook(
         name: name.as_str().to_string(),
         key: name.key(),
     };
-    if state
+    match state
         .db
-        .create_hook(made, room.id, user.id)
+        .create_hook(made, room.id, (user.id, MAX_HOOKS_PER_ROOM))
         .await?
-        .is_none()
     {
-        return Err(AppError::new(
-            Code::UsernameTaken,
-            "That name is taken. Hooks post under a name of their own.",
-        ));
+        HookMade::Made(_) => {}
+        HookMade::NameTaken => {
+            return Err(AppError::new(
+                Code::UsernameTaken,
+                "That name is taken. Hooks post under a name of their own.",
+            ))
+        }
+        HookMade::TooMany => return Err(too_many("incoming hooks", MAX_HOOKS_PER_ROOM)),
     }
     let hook = state.db.hook(&id).await?.ok_or_else(unknown_hook)?.hook;
     Ok(CreatedHook {
@@ -228,16 +227,20 @@ pub async fn create_webhook(
             _ => "A webhook URL is http:// or https://, without a user name or password.",
         }));
     }
-    let (_, webhooks) = state.db.hook_counts(room.id).await?;
-    if webhooks >= MAX_WEBHOOKS_PER_ROOM {
-        return Err(too_many("outgoing webhooks", MAX_WEBHOOKS_PER_ROOM));
-    }
     let (secret, _) = token::generate();
-    let webhook = state
+    let made = state
         .db
-        .create_webhook(room.id, parsed.to_string(), secret.clone(), user.id)
-        .await?
-        .ok_or_else(unknown_hook)?;
+        .create_webhook(
+            room.id,
+            (parsed.to_string(), secret.clone()),
+            (user.id, MAX_WEBHOOKS_PER_ROOM),
+        )
+        .await?;
+    let webhook = match made {
+        HookMade::Made(webhook) => webhook.ok_or_else(unknown_hook)?,
+        HookMade::NameTaken => return Err(unknown_hook()),
+        HookMade::TooMany => return Err(too_many("outgoing webhooks", MAX_WEBHOOKS_PER_ROOM)),
+    };
     Ok(CreatedWebhook { webhook, secret })
 }
 

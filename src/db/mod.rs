@@ -34,8 +34,8 @@ use crate::config::Synchronous;
 pub use crate::events::{Change, Changes, Committed};
 pub use crate::model::*;
 pub use store::{
-    AccountChange, BackupError, Created, Exported, FileStore, Gate, HookAuth, NewAccount, NewHook,
-    NewInvite, RoomTail, Snapshot, Tx, UploadFiles, UploadRefused,
+    AccountChange, BackupError, Created, Exported, FileStore, Gate, HookAuth, HookMade, NewAccount,
+    NewHook, NewInvite, RoomTail, Snapshot, Tx, UploadFiles, UploadRefused,
 };
 pub use writer::NewMessage;
 

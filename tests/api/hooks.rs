@@ -539,3 +539,66 @@ async fn hooks_and_webhooks_stop_while_their_maker_is_out_of_the_room() {
         "nothing posted through the hook while its maker was out"
     );
 }
+
+#[tokio::test]
+async fn a_room_takes_ten_hooks_and_ten_webhooks_even_when_asked_for_at_once() {
+    let receiver = Receiver::start(200).await;
+    let app = TestApp::builder().reaching_loopback().start().await;
+    let alice = app.signup("alice").await;
+    // Fourteen of each asked for together: the count is taken where they are added, so no
+    // two requests both see room for one more.
+    let hooks = (0..14).map(|i| {
+        let body = json!({"name": format!("bot-{i}")});
+        let (app, alice) = (&app, &alice);
+        async move {
+            app.api(Method::POST, "/api/rooms/general/hooks", alice, Some(&body))
+                .await
+        }
+    });
+    let webhooks = (0..14).map(|i| {
+        let body = json!({"url": receiver.url(&format!("/hook/{i}"))});
+        let (app, alice) = (&app, &alice);
+        async move {
+            app.api(
+                Method::POST,
+                "/api/rooms/general/webhooks",
+                alice,
+                Some(&body),
+            )
+            .await
+        }
+    });
+    let (hooks, webhooks) = tokio::join!(
+        futures_util::future::join_all(hooks),
+        futures_util::future::join_all(webhooks)
+    );
+    for (what, answers) in [("hooks", hooks), ("webhooks", webhooks)] {
+        let made = answers.iter().filter(|(status, _)| *status == 201).count();
+        let refused: Vec<&Value> = answers
+            .iter()
+            .filter(|(status, _)| *status != 201)
+            .map(|(status, body)| {
+                assert_eq!(*status, 409, "{what}: {body}");
+                assert_eq!(body["error"]["code"], "too_many_hooks", "{what}: {body}");
+                body
+            })
+            .collect();
+        assert_eq!((made, refused.len()), (10, 4), "{what}");
+    }
+    let (_, listed) = app
+        .api(Method::GET, "/api/rooms/general/hooks", &alice, None)
+        .await;
+    assert_eq!(
+        listed["hooks"].as_array().map(Vec::len),
+        Some(10),
+        "{listed}"
+    );
+    let (_, listed) = app
+        .api(Method::GET, "/api/rooms/general/webhooks", &alice, None)
+        .await;
+    assert_eq!(
+        listed["webhooks"].as_array().map(Vec::len),
+        Some(10),
+        "{listed}"
+    );
+}

@@ -197,6 +197,21 @@ pub fn delete_hook<C: Sql>(conn: &C, id: &str) -> Result<bool, C::Error> {
     Ok(true)
 }
 
+/// How many incoming and outgoing hooks room `room_id` has, counted for adding one: on
+/// PostgreSQL the room's row is locked to the end of the transaction first, so that two
+/// nodes adding a hook to one room at once count one after the other (on SQLite the write
+/// transaction already excludes every other writer).
+pub fn hook_counts_for_update<C: Sql>(conn: &C, room_id: i64) -> Result<(i64, i64), C::Error> {
+    if conn.is_postgres() {
+        conn.row(
+            "SELECT id FROM rooms WHERE id = ?1 FOR UPDATE",
+            args![room_id],
+            |r| r.get::<i64>(0),
+        )?;
+    }
+    hook_counts(conn, room_id)
+}
+
 /// How many incoming and outgoing hooks room `room_id` has.
 pub fn hook_counts<C: Sql>(conn: &C, room_id: i64) -> Result<(i64, i64), C::Error> {
     Ok(conn

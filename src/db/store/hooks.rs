@@ -19,24 +19,40 @@ pub struct NewHook {
     pub key: String,
 }
 
+/// What became of adding a hook to a room.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HookMade<T> {
+    /// Added.
+    Made(T),
+    /// Its name is another account's.
+    NameTaken,
+    /// The room has as many as it may have already (counted in the transaction that would
+    /// add it, so two added at once never make one too many).
+    TooMany,
+}
+
 impl Db {
-    /// Make incoming hook `hook` for `room_id`; its account's id, or `None` when its name is
-    /// taken.
+    /// Make incoming hook `hook` for `room_id` by `created_by`, unless the room has `most`
+    /// already; its account's id.
     pub async fn create_hook(
         &self,
         hook: NewHook,
         room_id: i64,
-        created_by: i64,
-    ) -> Result<Option<i64>, DbError> {
+        (created_by, most): (i64, i64),
+    ) -> Result<HookMade<i64>, DbError> {
         self.write(move |c| {
-            queries::insert_hook(
+            if queries::hook_counts_for_update(c, room_id)?.0 >= most {
+                return Ok(HookMade::TooMany);
+            }
+            let made = queries::insert_hook(
                 c,
                 (&hook.id, &hook.token_hash),
                 (&hook.name, &hook.key),
                 room_id,
                 created_by,
                 now_ms(),
-            )
+            )?;
+            Ok(made.map_or(HookMade::NameTaken, HookMade::Made))
         })
         .await
     }
@@ -65,26 +81,26 @@ impl Db {
         self.write(move |c| queries::delete_hook(c, &id)).await
     }
 
-    /// How many incoming and outgoing hooks room `room_id` has.
-    pub async fn hook_counts(&self, room_id: i64) -> Result<(i64, i64), DbError> {
-        self.read(move |c| queries::hook_counts(c, room_id)).await
-    }
-
-    /// Add an outgoing webhook to `room_id`; its row.
+    /// Add an outgoing webhook to `room_id` by `created_by`, unless the room has `most`
+    /// already; its row.
     pub async fn create_webhook(
         &self,
         room_id: i64,
-        url: String,
-        secret: String,
-        created_by: i64,
-    ) -> Result<Option<WebhookRow>, DbError> {
+        (url, secret): (String, String),
+        (created_by, most): (i64, i64),
+    ) -> Result<HookMade<Option<WebhookRow>>, DbError> {
         let count = self.webhooks.clone();
         self.write(move |c| {
+            if queries::hook_counts_for_update(c, room_id)?.1 >= most {
+                return Ok(HookMade::TooMany);
+            }
             let id = queries::insert_webhook(c, room_id, &url, &secret, created_by, now_ms())?;
             // Raised before the commit: the messages after this job in the same batch are
             // queued for it too.
             count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-            Ok(queries::webhook_by_id(c, id)?.map(|(w, _)| w))
+            Ok(HookMade::Made(
+                queries::webhook_by_id(c, id)?.map(|(w, _)| w),
+            ))
         })
         .await
     }

@@ -16,7 +16,7 @@ mod uploads;
 pub use accounts::{Created, Gate, NewAccount};
 pub use admin::{AccountChange, NewInvite};
 pub use file::{BackupError, Exported, FileStore};
-pub use hooks::{HookAuth, NewHook};
+pub use hooks::{HookAuth, HookMade, NewHook};
 pub use tx::Tx;
 pub use uploads::{UploadFiles, UploadRefused};
 
