@@ -56,14 +56,27 @@ pub async fn edit(
     let (user_id, origin) = (actor.user_id, actor.origin);
     let window = state.config.messages.edit_window_ms();
     let hub = state.hub.clone();
-    let result = state
+    let (msg, mentioned) = state
         .db
         .transact_then(
-            move |tx| edit_in(tx, (user_id, origin, window), &hub, id, body, nonce),
+            move |tx| {
+                let (msg, changes) = edit_in(tx, (user_id, origin, window), &hub, id, body, nonce)?;
+                let mentioned: Vec<i64> = changes
+                    .iter()
+                    .filter_map(|c| match c {
+                        Change::Mentioned { users, .. } => Some(users.clone()),
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect();
+                Ok::<_, AppError>(((msg, mentioned), changes))
+            },
             origin.is_none(),
         )
-        .await;
-    result
+        .await?;
+    // Committed: the people the edit mentions for the first time are pushed it.
+    crate::app::push::mentioned_by_edit(state, &msg, &mentioned);
+    Ok(msg)
 }
 
 /// Delete message `id` (the author's own, or anyone's for an administrator) and broadcast

@@ -57,6 +57,9 @@ struct Note {
     user: String,
     body: String,
     mentioned: Vec<i64>,
+    /// An edit that newly mentions `mentioned`: it concerns them alone (everyone else was
+    /// pushed the message when it was sent).
+    edit: bool,
 }
 
 /// The VAPID key, read (or made) once, and how many subscriptions may exist (the fan-out
@@ -67,6 +70,41 @@ pub struct PushKeys {
     subscriptions: Arc<AtomicUsize>,
     /// Held while the subscriptions are counted again (see `recount`).
     recounting: tokio::sync::Mutex<()>,
+    /// The sender's queue, for the mentions an edit adds (new messages reach it through the
+    /// hub's watcher).
+    queue: std::sync::OnceLock<mpsc::Sender<Note>>,
+}
+
+/// An edit of message `msg` (as it now is) mentions `users`, who were not mentioned before:
+/// those of them with no open connection are pushed it, as for a new message that mentions
+/// them (on the node that stored the edit, as a new message is pushed by the node that
+/// stored it).
+pub fn mentioned_by_edit(state: &App, msg: &StoredMessage, users: &[i64]) {
+    let Some(queue) = state.push_keys.queue.get() else {
+        return;
+    };
+    if users.is_empty() || state.push_keys.subscriptions.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let _ = queue.try_send(Note {
+        edit: true,
+        ..Note::of(msg, users)
+    });
+}
+
+impl Note {
+    /// The note of a new message `msg` that mentions `mentioned`.
+    fn of(msg: &StoredMessage, mentioned: &[i64]) -> Note {
+        Note {
+            room_id: msg.room_id,
+            room: msg.room.clone(),
+            id: msg.id,
+            user: msg.user.clone(),
+            body: msg.body.chars().take(EXCERPT).collect(),
+            mentioned: mentioned.to_vec(),
+            edit: false,
+        }
+    }
 }
 
 async fn vapid(state: &App) -> Result<Arc<Vapid>, AppError> {
@@ -251,6 +289,7 @@ fn endpoint_key(endpoint: &str) -> String {
 /// Start the sender; what the hub should call with each new message.
 pub fn start(state: &App) -> Option<Watcher> {
     let (tx, rx) = mpsc::channel::<Note>(QUEUE);
+    let _ = state.push_keys.queue.set(tx.clone());
     let subscriptions = state.push_keys.subscriptions.clone();
     let counting = state.clone();
     tokio::spawn(async move {
@@ -280,14 +319,7 @@ pub fn start(state: &App) -> Option<Watcher> {
             return;
         }
         // Cheap on the fan-out thread: direct conversations are told apart by the sender.
-        let _ = tx.try_send(Note {
-            room_id: msg.room_id,
-            room: msg.room.clone(),
-            id: msg.id,
-            user: msg.user.clone(),
-            body: msg.body.chars().take(EXCERPT).collect(),
-            mentioned: mentioned.to_vec(),
-        });
+        let _ = tx.try_send(Note::of(msg, mentioned));
     }))
 }
 
@@ -311,7 +343,7 @@ async fn send_loop(state: App, mut rx: mpsc::Receiver<Note>) {
         }
         let asks = notes
             .iter()
-            .map(|n| (n.room_id, n.user.clone(), n.mentioned.clone()))
+            .map(|n| (n.room_id, n.user.clone(), n.mentioned.clone(), n.edit))
             .collect();
         let targets = match state.db.push_targets(asks).await {
             Ok(t) => t,

@@ -590,3 +590,62 @@ async fn each_device_chooses_what_is_pushed_and_when() {
     want = vec![("/tablet", 8), ("/phone", 8), ("/laptop", 3), ("/kiosk", 1)];
     expect_pushes(&receiver, &want, "after signing out").await;
 }
+
+#[tokio::test]
+async fn an_edit_that_mentions_someone_away_pushes_it_to_them_alone() {
+    let receiver = Receiver::start(201).await;
+    let app = TestApp::builder().reaching_loopback().start().await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    let carol = app.signup("carol").await;
+    let (bob_private, bob_public, bob_auth, bob_keys) = browser_keys();
+    let (_, _, _, carol_keys) = browser_keys();
+    let (to_bob, to_carol) = (receiver.url("/bob"), receiver.url("/carol"));
+    subscribe(&app, &bob, json!({"endpoint": to_bob, "keys": bob_keys})).await;
+    subscribe(
+        &app,
+        &carol,
+        json!({"endpoint": to_carol, "keys": carol_keys, "level": "all"}),
+    )
+    .await;
+
+    // Carol hears every message; bob only what mentions him.
+    let mut aw = app.ws_connect(&alice, None).await;
+    let sent = aw.say("general", "the build is red", "m1").await;
+    let id = sent["id"].as_i64().unwrap();
+    expect_pushes(&receiver, &[("/carol", 1)], "the message").await;
+
+    // Alice edits it to mention bob: he is pushed it (the edited text), carol not again.
+    let edit = |body: &str| json!({ "body": body });
+    app.api_ok(
+        Method::PATCH,
+        &format!("/api/messages/{id}"),
+        &alice,
+        Some(&edit("@bob the build is red")),
+        200,
+    )
+    .await;
+    expect_pushes(&receiver, &[("/carol", 1), ("/bob", 1)], "the edit").await;
+    let got = receiver.received();
+    let push = got
+        .iter()
+        .find(|r| r.line.starts_with("POST /bob "))
+        .unwrap();
+    let clear = decrypt(bob_private, &bob_public, &bob_auth, &push.body).expect("decrypts");
+    let note: Value = serde_json::from_slice(&clear).unwrap();
+    assert_eq!(
+        note,
+        json!({"room": "general", "id": id, "user": "alice", "body": "@bob the build is red", "reason": "mention"})
+    );
+
+    // An edit that keeps the mention mentions nobody new: nothing is pushed.
+    app.api_ok(
+        Method::PATCH,
+        &format!("/api/messages/{id}"),
+        &alice,
+        Some(&edit("@bob the build is green")),
+        200,
+    )
+    .await;
+    expect_pushes(&receiver, &[("/carol", 1), ("/bob", 1)], "a second edit").await;
+}

@@ -556,11 +556,18 @@ fn script<C: Sql>(c: &C, post: &Post<C>, find: &Find<C>) -> Result<Steps, C::Err
     );
     note(
         "push targets",
-        format!("{:?}", q::push_targets(c, lounge, "bob", &[ada.id])?),
+        format!(
+            "{:?}",
+            q::push_targets(c, lounge, "bob", (&[ada.id], false))?
+        ),
     );
     note(
         "push dm targets",
-        format!("{:?}", q::push_targets(c, dm, "ada", &[])?),
+        format!("{:?}", q::push_targets(c, dm, "ada", (&[], false))?),
+    );
+    note(
+        "push targets of an edit's mention",
+        format!("{:?}", q::push_targets(c, dm, "ada", (&[bob.id], true))?),
     );
     // The endpoint moves to another user: its settings start over.
     q::upsert_subscription(

@@ -224,12 +224,13 @@ pub fn delete_subscription<C: Sql>(
 /// concerns, each once, with why: the users it mentions (unless they muted the room), the
 /// other members of a direct conversation who hear every message of it, and in other rooms
 /// the devices that want every message of the rooms their users hear every message of.
-/// Devices that want nothing are left out; quiet hours are the caller's to apply.
+/// Devices that want nothing are left out; quiet hours are the caller's to apply. With
+/// `only_mentioned` (an edit that added mentions), the mentioned users' devices alone.
 pub fn push_targets<C: Sql>(
     conn: &C,
     room_id: i64,
     author: &str,
-    mentioned: &[i64],
+    (mentioned, only_mentioned): (&[i64], bool),
 ) -> Result<Vec<(PushSubscription, PushReason)>, C::Error> {
     let mut out: Vec<(PushSubscription, PushReason)> = Vec::new();
     let mut add = |rows: Vec<PushSubscription>, why: PushReason| {
@@ -251,6 +252,9 @@ pub fn push_targets<C: Sql>(
             subscription_row(r)
         })?;
         add(rows, PushReason::Mention);
+    }
+    if only_mentioned {
+        return Ok(out);
     }
     let direct = conn.rows(
         &format!(

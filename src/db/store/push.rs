@@ -82,12 +82,14 @@ impl Db {
     /// whole batch.
     pub async fn push_targets(
         &self,
-        batch: Vec<(i64, String, Vec<i64>)>,
+        batch: Vec<(i64, String, Vec<i64>, bool)>,
     ) -> Result<Vec<Vec<(PushSubscription, PushReason)>>, DbError> {
         self.read(move |c| {
             batch
                 .iter()
-                .map(|(room_id, author, users)| queries::push_targets(c, *room_id, author, users))
+                .map(|(room_id, author, users, only_mentioned)| {
+                    queries::push_targets(c, *room_id, author, (users, *only_mentioned))
+                })
                 .collect()
         })
         .await
