@@ -116,7 +116,7 @@ pub fn start(
         .name("hearth-follow".into())
         .spawn(move || {
             let reader = match PgConn::connect(config, crate::db::pg::READER_SESSION)
-                .and_then(|r| queries::log_head(&r).map(|head| (r, head)))
+                .and_then(|r| queries::log_head_and_names(&r).map(|head| (r, head)))
             {
                 Ok(started) => started,
                 Err(e) => {
@@ -125,7 +125,8 @@ pub fn start(
                 }
             };
             let _ = ready.send(Ok(()));
-            let (reader, head) = reader;
+            let (reader, (head, names)) = reader;
+            hub.know_room_names(names);
             hub.metrics().log_read(head);
             *lock(&follower) = Some(Follower {
                 reader,
@@ -590,8 +591,9 @@ impl Follower {
             /// Positions up to `upto` (`None`: nothing new), what they hold above
             /// `vouched`, and whether more are waiting.
             Range(Option<(i64, LogRange)>, bool),
-            /// Hub events this node has not delivered were deleted; the head.
-            Pruned(i64),
+            /// Hub events this node has not delivered were deleted; the head, and every
+            /// room's name there.
+            Pruned(i64, Vec<(i64, String)>),
         }
         let c = &self.reader;
         // A failed BEGIN leaves no transaction (the next one connects again if need be).
@@ -612,7 +614,8 @@ impl Follower {
             }
             let more = upto < head.min(limit.unwrap_or(i64::MAX));
             if pruned > from {
-                return Ok(Read::Pruned(head));
+                let (head, names) = queries::log_head_and_names(c)?;
+                return Ok(Read::Pruned(head, names));
             }
             if upto <= from {
                 return Ok(Read::Range(Some((upto, LogRange::default())), more));
@@ -625,8 +628,8 @@ impl Follower {
         self.last_read = Instant::now();
         let (found, more) = match read? {
             Read::Range(found, more) => (found, more),
-            Read::Pruned(head) => {
-                self.pruned_behind(head);
+            Read::Pruned(head, names) => {
+                self.pruned_behind(head, names);
                 return Ok(false);
             }
         };
@@ -658,14 +661,14 @@ impl Follower {
     /// `head` is delivered any more ([`Follower::vouched`]): the reads skip it, and this
     /// node's own batches up to it (still on their way to the follower) go out without their
     /// room and membership changes.
-    fn pruned_behind(&mut self, head: i64) {
+    fn pruned_behind(&mut self, head: i64, names: Vec<(i64, String)>) {
         tracing::warn!(
             "the log's events above position {} were deleted before this node read them: \
              closing every connection so that clients read everything again",
             self.applied.max(self.vouched)
         );
         self.vouched = head;
-        self.go_on_from(head, Some(head));
+        self.go_on_from((head, names), Some(head));
     }
 
     /// After a long gap, this node cannot vouch for what its connections missed (the hub's
@@ -704,25 +707,31 @@ impl Follower {
         if self.reader.in_transaction() {
             let _ = self.reader.batch("ROLLBACK");
         }
-        let head = loop {
-            match queries::log_head(&self.reader) {
-                Ok(head) => break head,
+        let read = loop {
+            match queries::log_head_and_names(&self.reader) {
+                Ok(read) => break read,
                 Err(e) if !self.handoff.has_writer_stopped() => {
                     tracing::warn!("cannot read the log's head: {e}");
                     std::thread::sleep(RETRY);
                 }
-                Err(_) => break self.applied,
+                Err(_) => break (self.applied, Vec::new()),
             }
         };
-        self.go_on_from(head, upto);
+        self.go_on_from(read, upto);
     }
 
-    /// [`Follower::go_on_from_head`] with the head read.
-    fn go_on_from(&mut self, head: i64, upto: Option<i64>) {
+    /// [`Follower::go_on_from_head`] with the head read, and every room's name there: the
+    /// hub knows them again after its reset when delivery goes on from that very head (not
+    /// below it, where a batch of this node's is still on its way, nor above it).
+    fn go_on_from(&mut self, (head, names): (i64, Vec<(i64, String)>), upto: Option<i64>) {
+        let read = head;
         let head = self.handoff.in_flight().map_or(head, |mine| head.min(mine));
         self.applied = self.applied.max(head);
         self.hub
             .reset_or_abort(Some(upto.map_or(self.applied, |u| u.max(self.applied))));
+        if self.applied == read {
+            self.hub.know_room_names(names);
+        }
         self.hub.metrics().log_read(self.applied);
         self.last_read = Instant::now();
     }

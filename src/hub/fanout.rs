@@ -107,7 +107,7 @@ impl Hub {
         let st = lock_read(&self.inner.state);
         while let Some(mut c) = batch.next_if(|c| !matches!(c, Committed::Changed(_))) {
             if let Committed::Stored { msg, .. } = &mut c {
-                if let Some(name) = st.renamed.get(&msg.room_id) {
+                if let Some(name) = st.names.get(&msg.room_id) {
                     if **name != *msg.room {
                         msg.room = name.to_string();
                     }
@@ -192,7 +192,10 @@ impl Hub {
         }
     }
 
-    /// Queue a `mention` note for the connections of the mentioned members of a room.
+    /// Queue a `mention` note for the connections of the mentioned members of a room, at its
+    /// message's position: a connection whose replay had the message skips it too (its
+    /// `ready` counted the mention), so one that resumed on a node still catching up does
+    /// not hear of it twice.
     fn notify_mentioned(
         &self,
         members: &[Member],
@@ -207,7 +210,7 @@ impl Hub {
         }
         .encode();
         for m in members.iter().filter(|m| mentioned.contains(&m.user_id)) {
-            self.offer(&m.tx, m.conn, &note, 0, slow);
+            self.offer(&m.tx, m.conn, &note, msg.id, slow);
         }
     }
 
@@ -262,6 +265,9 @@ impl Hub {
                 self.to_room(*room_id, &note, Some(*user_id));
             }
             Change::Created { room } => {
+                lock_write(&self.inner.state)
+                    .names
+                    .insert(room.id, std::sync::Arc::from(room.name.as_str()));
                 let room = RoomView::shared(room);
                 self.to_all(&ServerMsg::RoomCreated { room }.encode());
             }
@@ -464,8 +470,9 @@ impl Hub {
             }
             st.membership.floor = self.inner.membership_epoch.fetch_add(1, Ordering::AcqRel) + 1;
             // A rename may be among what was skipped: a name kept from before would then
-            // overwrite the right one on every later message of the room.
-            st.renamed.clear();
+            // overwrite the right one on every later message of the room. (A node following
+            // the log reads every room's name again at the position it goes on from.)
+            st.names.clear();
         }
         self.inner.tails.clear();
         if let Some(upto) = upto {
@@ -756,6 +763,62 @@ mod tests {
                 ("member_left", 0),
                 ("message", 12),
             ])
+        );
+    }
+
+    #[test]
+    fn a_message_goes_out_under_its_rooms_name_as_of_its_position() {
+        let hub = hub(16);
+        let mut a = hub.connect(&user(1), LOOPBACK, [1; 32], &[7]).unwrap();
+        drain(&mut a);
+        let rooms = |items: Vec<serde_json::Value>| -> Vec<String> {
+            items
+                .iter()
+                .map(|f| {
+                    let room = f["room"].as_str().or(f["room"]["name"].as_str());
+                    format!("{} {}", f["type"], room.unwrap_or(""))
+                })
+                .collect()
+        };
+        let with_room = |id: i64, name: &str| {
+            let mut item = stored(id, 7, 0);
+            if let Committed::Stored { msg, .. } = &mut item {
+                msg.room = name.into();
+            }
+            item
+        };
+        // Room 7 was renamed "seven" before this node started following the log: a
+        // message sent under the name its sender's connection still knew goes out under
+        // the name it has at its position, as does one read back from the log after a
+        // later rename (which carries the newer name).
+        hub.know_room_names(vec![(7, "seven".into())]);
+        let (rename, renamed) = changed(vec![Change::Updated {
+            room: room(7, "sept"),
+            old_name: Some("seven".into()),
+        }]);
+        hub.fan_out(vec![
+            with_room(10, "room7"),
+            with_room(11, "sept"),
+            rename,
+            with_room(12, "seven"),
+        ]);
+        assert!(renamed.blocking_recv().is_ok());
+        assert_eq!(
+            rooms(drain_json(&mut a)),
+            [
+                "\"message\" seven",
+                "\"message\" seven",
+                "\"room_updated\" sept",
+                "\"message\" sept"
+            ]
+        );
+        // A reset forgets every name (the log's follower reads them again).
+        hub.reset(Some(12));
+        hub.fan_out(vec![with_room(13, "seven")]);
+        let frames = rooms(drain_json(&mut a));
+        assert!(
+            frames.contains(&"\"message\" seven".to_string()),
+            "{frames:?}"
         );
     }
 

@@ -186,11 +186,14 @@ struct State {
     /// it), and the epoch below which every read is refused (a reset, or this map emptied
     /// when it grew past [`MEMBERSHIP_USERS`]).
     membership: Membership,
-    /// The rooms renamed since the start, by id, with their names as of the position being
-    /// delivered (renames are applied in position order between messages). A message carries
-    /// the name its sender's connection knew, which lags a rename committed just before it:
-    /// its frame gets the room's name from here.
-    renamed: HashMap<i64, Arc<str>>,
+    /// Rooms' names by id as of the position being delivered: every room renamed, created
+    /// or joined since the start and, on a node following the cluster's log, every room as of
+    /// the position it started (or was reset) at ([`Hub::know_room_names`]); renames are
+    /// applied in position order between messages. A message carries the name its sender's
+    /// connection knew, which lags a rename committed just before it, and one read back from
+    /// the log carries the room's name as of the read, which may be a rename ahead of it: its
+    /// frame gets the room's name from here.
+    names: HashMap<i64, Arc<str>>,
     /// Presence is shared, but the other nodes cannot be heard: `elsewhere` holds this
     /// node's users only, and one who leaves here is announced offline here at once.
     presence_local: bool,

@@ -36,6 +36,7 @@ impl Hub {
         let mut st = lock_write(&self.inner.state);
         let epoch = self.inner.membership_epoch.fetch_add(1, Ordering::AcqRel) + 1;
         st.membership.changed(user_id, epoch);
+        st.names.insert(room_id, name.clone());
         let joining: Vec<(ConnId, mpsc::Sender<Outgoing>)> = st
             .conns
             .iter_mut()
@@ -76,6 +77,19 @@ impl Hub {
         self.drop_slow(slow);
     }
 
+    /// Every room's name as of the position delivery goes on from (a node following the
+    /// cluster's log, at its start and after a reset): the frame of a message read from the
+    /// log, or sent under a name its sender's connection had not seen change, is then given
+    /// its room's name as of its position even when the rename came before this node
+    /// listened.
+    pub fn know_room_names(&self, names: Vec<(i64, String)>) {
+        let mut st = lock_write(&self.inner.state);
+        st.names = names
+            .into_iter()
+            .map(|(id, name)| (id, Arc::from(name)))
+            .collect();
+    }
+
     /// A room's name or topic changed: every connection listening to it learns its new name
     /// (`renamed`), then gets `frame`. A connection reading its rooms from the store
     /// meanwhile may have read the room as it was and start listening too late to hear of
@@ -86,7 +100,7 @@ impl Hub {
         let epoch = self.inner.membership_epoch.fetch_add(1, Ordering::AcqRel) + 1;
         st.membership.room_changed(room_id, epoch);
         if let Some(name) = &name {
-            st.renamed.insert(room_id, name.clone());
+            st.names.insert(room_id, name.clone());
         }
         let mut slow = Vec::new();
         if let Some(members) = st.rooms.get(&room_id) {

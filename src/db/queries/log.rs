@@ -95,14 +95,30 @@ pub struct LogRange {
     pub events: Vec<(i64, String)>,
 }
 
-/// The log head as committed.
-pub fn log_head(conn: &PgConn) -> Result<i64, crate::db::sql::PgError> {
-    conn.row(
-        "SELECT pos FROM hearth_log_head WHERE id = 1",
+/// The log head as committed, and every room's name there (by id), in one snapshot.
+pub fn log_head_and_names(
+    conn: &PgConn,
+) -> Result<(i64, Vec<(i64, String)>), crate::db::sql::PgError> {
+    let rows: Vec<(i64, Option<(i64, String)>)> = conn.rows(
+        "SELECT h.pos, r.id, r.name FROM hearth_log_head h LEFT JOIN rooms r ON TRUE \
+         WHERE h.id = 1",
         args![],
-        |r| SqlRow::get(r, 0),
-    )?
-    .ok_or(crate::db::sql::PgError::Missing("the log head"))
+        |r| {
+            let room = match SqlRow::get::<Option<i64>>(r, 1)? {
+                Some(id) => Some((id, SqlRow::get(r, 2)?)),
+                None => None,
+            };
+            Ok((SqlRow::get(r, 0)?, room))
+        },
+    )?;
+    let head = rows
+        .first()
+        .map(|(head, _)| *head)
+        .ok_or(crate::db::sql::PgError::Missing("the log head"))?;
+    Ok((
+        head,
+        rows.into_iter().filter_map(|(_, room)| room).collect(),
+    ))
 }
 
 /// The log head as committed, and the last position whose hub event was deleted (0 when
