@@ -102,7 +102,7 @@ async fn preview(state: &App, client: &Outbound, job: Job) -> Result<(), String>
             let (page, image) = fetch(state, client, &job.url).await;
             state
                 .db
-                .cache_page(state.files.clone(), key, page, image)
+                .cache_page(state.files.clone(), (key, job.message_id), page, image)
                 .await
                 .map_err(|e| e.to_string())?
         }

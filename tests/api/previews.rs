@@ -221,6 +221,66 @@ async fn a_link_gets_a_preview_whose_picture_comes_from_hearth() {
 }
 
 #[tokio::test]
+async fn a_message_deleted_while_its_link_is_fetched_leaves_nothing_cached() {
+    let mut pages = HashMap::new();
+    let Answer::Ok(ty, page) = html("Slow page", "Still coming", Some("/pic.png")) else {
+        unreachable!()
+    };
+    pages.insert("/slow", Answer::Late(Duration::from_millis(1500), ty, page));
+    pages.insert("/pic.png", Answer::Ok("image/png", png(64, 64)));
+    let site = Site::start(pages).await;
+    let app = TestApp::builder()
+        .config(|c| {
+            c.previews.enabled = true;
+            c.outbound.allow_private_networks = true;
+        })
+        .start()
+        .await;
+    let alice = app.signup("alice").await;
+    let mut aw = app.ws_connect(&alice, None).await;
+    let link = site.url("/slow");
+    let id = id_of(&aw.say("general", &format!("see {link}"), "s1").await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while site.hits("/slow") == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the page is asked for"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Deleted while the page is on its way.
+    app.api_ok(
+        Method::DELETE,
+        &format!("/api/messages/{id}"),
+        &alice,
+        None,
+        204,
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while site.hits("/pic.png") == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the picture is fetched"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The page and its picture arrive after the deletion: nothing is kept of them, and no
+    // preview goes out.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let db = &app.server().state().db;
+    assert!(db.cached_page(&link).await.unwrap().is_none(), "not cached");
+    let frames = aw.frames_until(|f| f["type"] == "deleted").await;
+    assert!(frames.iter().all(|f| f["type"] != "preview"), "{frames:?}");
+    aw.send_json(
+        &serde_json::json!({"type": "send", "room": "general", "body": "after", "nonce": "s2"}),
+    )
+    .await;
+    let frames = aw.frames_until_nonce("s2").await;
+    assert!(frames.iter().all(|f| f["type"] != "preview"), "{frames:?}");
+}
+
+#[tokio::test]
 async fn with_the_default_setting_loopback_is_never_contacted() {
     let mut pages = HashMap::new();
     pages.insert("/page", html("Secret", "Internal", None));

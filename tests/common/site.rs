@@ -19,6 +19,8 @@ pub enum Answer {
     Redirect(String),
     /// Read the request, then say nothing for a minute.
     Hang,
+    /// 200 with this type and body, after this pause.
+    Late(Duration, &'static str, Vec<u8>),
 }
 
 /// A web site on 127.0.0.1 that records the path and `Host` of every request.
@@ -65,6 +67,10 @@ impl Site {
                         }
                         Some(Answer::Redirect(to)) => {
                             ("302 Found", format!("Location: {to}\r\n"), Vec::new())
+                        }
+                        Some(Answer::Late(pause, ty, body)) => {
+                            tokio::time::sleep(*pause).await;
+                            ("200 OK", format!("Content-Type: {ty}\r\n"), body.clone())
                         }
                         Some(Answer::Hang) => {
                             tokio::time::sleep(Duration::from_secs(60)).await;

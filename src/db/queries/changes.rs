@@ -82,9 +82,16 @@ pub fn set_message_body<C: Sql>(
 /// mentions, its reactions, the bodies of its earlier edits, and what was fetched for its
 /// link (unless another message's preview still shows that page: the cache is for them).
 pub fn tombstone_message<C: Sql>(conn: &C, id: i64) -> Result<(), C::Error> {
-    let body = conn.row("SELECT body FROM messages WHERE id = ?1", args![id], |r| {
-        r.get::<String>(0)
-    })?;
+    // Locked first on PostgreSQL: a link's page being cached for this message meanwhile
+    // (`message_live_locked`) is then either seen here and dropped, or sees the deletion.
+    let body = conn.row(
+        conn.dialect(
+            "SELECT body FROM messages WHERE id = ?1",
+            "SELECT body FROM messages WHERE id = ?1 FOR UPDATE",
+        ),
+        args![id],
+        |r| r.get::<String>(0),
+    )?;
     // The link its text has now, and the one its preview was made from (before an edit).
     let shown = conn.row(
         "SELECT url FROM message_previews WHERE message_id = ?1 AND url <> ''",
@@ -117,6 +124,20 @@ pub fn tombstone_message<C: Sql>(conn: &C, id: i64) -> Result<(), C::Error> {
         args![id],
     )?;
     Ok(())
+}
+
+/// Whether message `id` exists and is not deleted, its row locked to the end of the
+/// transaction on PostgreSQL (see [`tombstone_message`]).
+pub fn message_live_locked<C: Sql>(conn: &C, id: i64) -> Result<bool, C::Error> {
+    let deleted = conn.row(
+        conn.dialect(
+            "SELECT deleted FROM messages WHERE id = ?1",
+            "SELECT deleted FROM messages WHERE id = ?1 FOR UPDATE",
+        ),
+        args![id],
+        |r| r.get::<bool>(0),
+    )?;
+    Ok(deleted == Some(false))
 }
 
 /// Delete `msg` (a tombstone) at a new position, by `by` (`actor_id` `None`: the operator).

@@ -21,12 +21,16 @@ impl Db {
             .await
     }
 
-    /// Remember what `url` said; `image` is its picture (a temporary file, its hash and type),
-    /// moved into place in the same job. Returns the page as cached.
+    /// Remember what `url` said, fetched for message `for_message`; `image` is its picture (a
+    /// temporary file, its hash and type), moved into place in the same job. Returns the page
+    /// as cached. Nothing is kept when the message was deleted (or is gone) meanwhile: the
+    /// deletion dropped what was cached for its link, and a fetch still under way must not
+    /// bring it back for a week. The message's row is locked first on PostgreSQL, as a
+    /// deletion locks it, so that one of the two sees the other.
     pub async fn cache_page(
         &self,
         files: Arc<Files>,
-        url: &str,
+        (url, for_message): (&str, i64),
         mut page: CachedPage,
         image: Option<(TempFile, String, String)>,
     ) -> Result<CachedPage, DbError> {
@@ -34,6 +38,10 @@ impl Db {
         let shared = files.clone();
         let page = self
             .write(move |c| {
+                if !queries::message_live_locked(c, for_message)? {
+                    page.image = None;
+                    return Ok(page);
+                }
                 let io = crate::db::sql::SqlError::Io;
                 if let Some((file, sha, mime)) = image {
                     files.settle(file, &sha).map_err(io)?;
