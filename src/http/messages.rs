@@ -193,13 +193,8 @@ pub async fn events(
     q: HashMap<String, String>,
     state: App,
 ) -> Result<Response, Rejection> {
-    let after = match q.get("after").map(|v| v.parse::<i64>()) {
-        None => 0,
-        Some(Ok(n)) if n >= 0 => n,
-        Some(_) => return Err(AppError::bad_request("`after` must be a whole number ≥ 0.").into()),
-    };
-    let limit = q.get("limit").map(|v| super::rooms::limit_value(v));
-    let limit = history::page_size(limit)?;
+    let after = super::query::number(&q, "after")?.unwrap_or(0);
+    let limit = history::page_size(super::query::limit(&q))?;
     let (events, head) = state
         .db
         .events(id.user.id, after, limit)

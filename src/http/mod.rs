@@ -10,6 +10,7 @@
 //! - [`admin`]: the administrators' routes.
 //! - [`invites`]: invite links made by members, and what the "Invite people" dialog shows.
 //! - [`error`]: the JSON error shape and the root rejection handler.
+//! - [`query`]: numbers in query strings (ids, counts, `limit`).
 
 pub mod admin;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod messages;
 pub mod people;
 pub mod profiles;
 pub mod push;
+pub mod query;
 pub mod rooms;
 pub mod upgrade;
 pub mod uploads;

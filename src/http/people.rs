@@ -41,11 +41,7 @@ async fn find(
     state: App,
 ) -> Result<Response, Rejection> {
     let prefix = q.get("q").map(String::as_str).unwrap_or("");
-    let limit = match q.get("limit") {
-        None => MAX_PEOPLE,
-        // Text that is not a whole number reads as 0, refused with the range's sentence.
-        Some(v) => super::rooms::limit_value(v),
-    };
+    let limit = super::query::limit(&q).unwrap_or(MAX_PEOPLE);
     let found = people::find(&state, prefix, limit).await?;
     let users: Vec<_> = found
         .iter()

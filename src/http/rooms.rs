@@ -9,7 +9,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use super::filters::{json_body, signed_in, signed_in_write, with_state};
-use super::SMALL_BODY;
+use super::{query, SMALL_BODY};
 use crate::app::error::AppError;
 use crate::app::history::{self, SearchPage};
 use crate::app::rooms::{self, RoomError};
@@ -414,11 +414,11 @@ pub async fn messages(
     state: App,
 ) -> Result<Response, Rejection> {
     let room = room_param(&room)?;
-    let before = id_param(&q, "before")?;
-    let after = id_param(&q, "after")?;
-    let around = id_param(&q, "around")?;
+    let before = query::message_id(&q, "before")?;
+    let after = query::message_id(&q, "after")?;
+    let around = query::message_id(&q, "around")?;
     let page = history::page(before, after, around)?;
-    let limit = history::page_size(limit_param(&q))?;
+    let limit = history::page_size(query::limit(&q))?;
     let body = history::messages(&state, id.user.id, &room, page, limit).await?;
     Ok(history_page(body))
 }
@@ -431,44 +431,6 @@ fn history_page(body: Vec<u8>) -> Response {
         warp::http::HeaderValue::from_static("application/json"),
     );
     res
-}
-
-/// A message id in the query (`before`, `after`, `around`), if given.
-fn id_param(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, AppError> {
-    match q.get(key) {
-        None => Ok(None),
-        Some(v) => v
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .map(Some)
-            .ok_or_else(|| {
-                let why = format!("`{key}` must be a message id (a whole number ≥ 0).");
-                AppError::bad_request(why)
-            }),
-    }
-}
-
-/// `limit` in the query, if given. Text that is not a whole number reads as 0, which
-/// [`history::page_size`] refuses with the sentence for both.
-fn limit_param(q: &HashMap<String, String>) -> Option<i64> {
-    q.get("limit").map(|v| limit_value(v))
-}
-
-/// A `limit` as a number: a whole number too large for 64 bits is the largest (clamped
-/// like any large one), other text 0 (refused like any number below 1).
-pub(super) fn limit_value(v: &str) -> i64 {
-    match v.parse::<i64>() {
-        Ok(n) => n,
-        Err(_) => {
-            let digits = v.strip_prefix('+').unwrap_or(v);
-            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-                i64::MAX
-            } else {
-                0
-            }
-        }
-    }
 }
 
 /// GET /api/search?q=&sort=&limit=&before=&offset=&room=&user=
@@ -491,32 +453,16 @@ fn search_params(q: &HashMap<String, String>) -> Result<history::Search<'_>, App
         Some("relevance") => true,
         Some(_) => return Err(AppError::bad_request("`sort` is `newest` or `relevance`.")),
     };
-    let limit = history::search_size(match q.get("limit") {
-        Some(v) if limit_value(v) == i64::MAX => Some(i64::MAX),
-        _ => number(q, "limit")?,
-    })?;
+    let limit = history::search_size(query::count(q, "limit")?)?;
     Ok(history::Search {
         text,
         by_relevance,
         limit,
-        before: number(q, "before")?,
-        offset: number(q, "offset")?,
+        before: query::number(q, "before")?,
+        offset: query::number(q, "offset")?,
         room: q.get("room").map(String::as_str),
         author: q.get("user").map(String::as_str),
     })
-}
-
-/// A whole number ≥ 0 in the query, if given.
-fn number(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, AppError> {
-    match q.get(key) {
-        None => Ok(None),
-        Some(v) => match v.parse::<i64>() {
-            Ok(n) if n >= 0 => Ok(Some(n)),
-            _ => Err(AppError::bad_request(format!(
-                "`{key}` must be a whole number ≥ 0."
-            ))),
-        },
-    }
 }
 
 /// `{"results":[message + "snippet"...],"next_before","next_offset"}`
