@@ -460,13 +460,27 @@ export class MessageActions {
     ed.input.focus({ preventScroll: true });
   }
 
+  /**
+   * Another room is shown (or none): the open editor is cancelled, as Escape would, so that
+   * the message shows as it is when its room is shown again. An edit already sent still
+   * applies when the server stores it.
+   */
+  cancelEdit() {
+    if (this.editing) this.closeEditor(this.editing, false, { moveFocus: false });
+  }
+
   /** The edit with this nonce was stored: close its editor. */
   editSaved(row, nonce) {
     const ed = row.editor;
     if (ed && ed.nonce && ed.nonce === nonce) this.closeEditor(row, true);
   }
 
-  closeEditor(row, restoreFocus) {
+  /**
+   * Close the editor of `row`, keeping the message as it is. Focus goes back (to `returnTo` or
+   * the row) when `restoreFocus` or when the editor had it, unless `moveFocus` is false: the
+   * caller decides where it goes.
+   */
+  closeEditor(row, restoreFocus, { moveFocus = true } = {}) {
     const ed = row.editor;
     if (!ed) return;
     const hadFocus = ed.el.contains(document.activeElement);
@@ -475,7 +489,7 @@ export class MessageActions {
     ed.el.remove();
     row.bubbleEl.hidden = false;
     row.el.classList.remove('is-editing', 'is-saving');
-    if (!restoreFocus && !hadFocus) return;
+    if (!moveFocus || (!restoreFocus && !hadFocus)) return;
     const target = ed.returnTo && ed.returnTo.isConnected && !ed.returnTo.disabled ? ed.returnTo : row.el;
     if (target.isConnected) target.focus({ preventScroll: true });
   }

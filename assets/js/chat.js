@@ -68,7 +68,8 @@ export class ChatView {
     this.ops = new Map();      // nonce -> {frame, own}: edits, deletions and reactions not yet answered
     this.rateWait = newRateWait(); // messages refused for going too fast, waiting to go again
     this.replies = new Map();  // room -> {id, user, excerpt}: the message the next send answers
-    this.drafts = new Drafts(); // room -> what is half written there (and the outbox), kept per user
+    // room -> what is half written there (and the outbox), kept per user
+    this.drafts = new Drafts({ onTaken: (nonces) => this.letGoUnsent(nonces) });
     this.profiles = new Profiles(); // display names and pictures, by username
     this.unreadKnown = Promise.resolve(); // settles once the rooms' unread state arrived (or failed)
     this.unreadArrived = null;
@@ -514,6 +515,14 @@ export class ChatView {
     return undefined;
   }
 
+  /**
+   * Whether a page of history asked for in `session` while `s` was at `epoch` belongs to
+   * nothing shown any more: the session ended, or the room's history was replaced (a jump).
+   */
+  stale(session, s, epoch) {
+    return session !== this.session || s.epoch !== epoch;
+  }
+
   /** The newest page of a room, merged with what is shown; false when a jump replaced it. */
   async loadLatest(s, { retry = false } = {}) {
     const session = this.session;
@@ -524,7 +533,7 @@ export class ChatView {
       try {
         const data = await api.messages(s.room, { limit: PAGE });
         // The history was replaced meanwhile (a jump): this page belongs to none of it.
-        if (session !== this.session || s.epoch !== epoch) return false;
+        if (this.stale(session, s, epoch)) return false;
         const messages = (data && data.messages) || [];
         this.log.setHistory(s, messages, { reachedStart: messages.length < PAGE, reachedEnd: true });
         // A connection became ready while this was loading: close any gap in between.
@@ -534,7 +543,7 @@ export class ChatView {
         if (!retry || session !== this.session || (err instanceof ApiError && !err.isNetwork && err.status < 500)) throw err;
         this.setConnection('offline');
         await sleep(delay);
-        if (session !== this.session || s.epoch !== epoch) return false;
+        if (this.stale(session, s, epoch)) return false;
         this.setConnection(this.socket && this.socket.isReady ? 'connected' : 'connecting');
         delay = Math.min(delay * 2, 15000);
       }
@@ -551,7 +560,7 @@ export class ChatView {
     s.reachedEnd = false;
     this.log.updateLoaders();
     const data = await api.messages(s.room, { after: 0, limit: PAGE });
-    if (session !== this.session || s.epoch !== epoch) return false;
+    if (this.stale(session, s, epoch)) return false;
     const messages = (data && data.messages) || [];
     s.pinned = false;
     this.log.setHistory(s, messages, { reachedStart: true, reachedEnd: messages.length < PAGE });
@@ -567,7 +576,7 @@ export class ChatView {
     s.reachedEnd = false; // hold live messages until we know where the window ends
     this.log.updateLoaders();
     const data = await api.messages(s.room, { around: id, limit: PAGE });
-    if (session !== this.session || s.epoch !== epoch) return false;
+    if (this.stale(session, s, epoch)) return false;
     const messages = (data && data.messages) || [];
     const half = Math.floor((PAGE - 1) / 2);
     const before = messages.filter((m) => m.id < id).length;
@@ -620,7 +629,7 @@ export class ChatView {
     try {
       for (let i = 0; i < 50; i++) {
         const data = await api.messages(s.room, { after, limit: GAP_PAGE });
-        if (session !== this.session || s.epoch !== epoch) return;
+        if (this.stale(session, s, epoch)) return;
         const messages = (data && data.messages) || [];
         if (!messages.length) break;
         this.log.addMessages(s, messages);
@@ -1181,12 +1190,14 @@ export class ChatView {
     };
   }
 
-  /** "Copy link to message": its permalink on the clipboard (shown, in case it was not). */
+  /**
+   * "Copy link to message": its permalink on the clipboard (shown, in case it was not). The
+   * notice above the message box is a live region: it is what screen readers are told, once.
+   */
   async copyLink(s, row) {
     const url = permalinkFor(s.room, row.id);
     const ok = await copyText(url);
     this.composer.showNotice(ok ? `Link copied: ${url}` : `Copy this link: ${url}`, { tone: 'info', timeoutMs: ok ? 6000 : 0 });
-    this.announce(ok ? 'Link to the message copied.' : 'The link could not be copied; it is shown above the message box.');
   }
 
   /** A permalink was opened: the room at that message, or a note that it is not available. */
@@ -1493,7 +1504,7 @@ export class ChatView {
   saveOutbox() {
     if (!this.me) return;
     // "Not sent" ones too, so a reload or a crash loses no text: they come back as such.
-    this.drafts.setOutbox(this.log.unsent(true).map((m) => pickDefined({
+    const taken = this.drafts.setOutbox(this.log.unsent(true).map((m) => pickDefined({
       nonce: m.nonce,
       room: m.room,
       body: m.body,
@@ -1502,6 +1513,21 @@ export class ChatView {
       failed: m.failed || undefined,
       reason: m.failed ? m.reason : undefined,
     })));
+    if (taken.length) this.letGoUnsent(taken);
+  }
+
+  /**
+   * Another tab of this browser took these unsent messages out of the shared outbox: it
+   * discarded them, or the server stored them (the message itself then arrives as any other
+   * does). This page stops showing and sending them.
+   */
+  letGoUnsent(nonces) {
+    if (this.root.hidden) return;
+    for (const nonce of nonces) {
+      this.log.discard(nonce);
+      removeWaiting(this.rateWait, nonce);
+    }
+    this.saveOutbox();
   }
 
   // ---- files ----------------------------------------------------------------------

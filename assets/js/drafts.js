@@ -1,18 +1,36 @@
 // What the reader has written but not sent, kept in localStorage per user so that a reload
 // loses none of it: the draft of each room and direct message, and the outbox (messages sent
 // while the server was out of reach and not acknowledged yet). Other tabs of the same user
-// share the storage: each change is merged into what is stored, never written over it. Where
-// storage is unavailable (disabled, full, a private window that refuses it) all of this lasts
-// as long as the page.
+// share the storage: each change is merged into what is stored, never written over it. A tab
+// that opens takes on the stored outbox, so two tabs can hold the same message: when one of
+// them takes it out (discarded, or stored by the server), the other lets it go too instead
+// of writing it back. Where storage is unavailable (disabled, full, a private window that
+// refuses it) all of this lasts as long as the page.
 
 const PREFIX = 'hearth:';
 
 export class Drafts {
-  constructor() {
+  /**
+   * @param {object} [o]
+   * @param {(nonces: string[]) => void} [o.onTaken]  another tab took these of this page's
+   *   outbox messages out of the stored outbox (see `takenElsewhere`)
+   */
+  constructor({ onTaken = null } = {}) {
     this.user = '';
     this.drafts = new Map(); // room -> text
     this.mine = new Set();   // nonces of the outbox messages this page has (had) to send
+    this.seen = new Set();   // nonces in the stored outbox when this page last read or wrote it
     this.outboxJson = '';
+    this.onTaken = onTaken;
+
+    // Another tab changed the stored outbox (the event never fires in the tab that wrote).
+    window.addEventListener('storage', (e) => {
+      if (!this.user || e.key !== this.key('outbox')) return;
+      if (e.storageArea && e.storageArea !== window.localStorage) return;
+      const taken = this.takenElsewhere(this.outbox());
+      this.noteStored();
+      if (taken.length && this.onTaken) this.onTaken(taken);
+    });
   }
 
   /** Load what `username` left in this browser. */
@@ -21,6 +39,7 @@ export class Drafts {
     this.mine.clear();
     this.outboxJson = '';
     this.drafts = this.stored();
+    this.noteStored();
   }
 
   key(kind) { return `${PREFIX}${kind}:${this.user}`; }
@@ -85,16 +104,43 @@ export class Drafts {
     for (const m of list) this.mine.add(m.nonce);
   }
 
-  /** This page's unsent messages are `list` (other pages' entries stay as they are). */
+  /**
+   * This page's unsent messages are `list` (other pages' entries stay as they are). Returns
+   * the nonces of those another page took out of the stored outbox meanwhile (see
+   * `takenElsewhere`): they are not written back, and the page should let them go.
+   */
   setOutbox(list) {
-    if (!this.user) return;
+    if (!this.user) return [];
     const json = JSON.stringify(list);
-    if (json === this.outboxJson) return;
-    this.outboxJson = json;
-    const others = this.outbox().filter((m) => !this.mine.has(m.nonce));
-    this.adopt(list);
-    const next = others.concat(list);
+    if (json === this.outboxJson) return [];
+    const stored = this.outbox();
+    const taken = this.takenElsewhere(stored);
+    const keep = taken.length ? list.filter((m) => !taken.includes(m.nonce)) : list;
+    this.outboxJson = keep === list ? json : JSON.stringify(keep);
+    const others = stored.filter((m) => !this.mine.has(m.nonce));
+    this.adopt(keep);
+    const next = others.concat(keep);
     write(this.key('outbox'), next.length ? next : null);
+    this.noteStored();
+    return taken;
+  }
+
+  /**
+   * Nonces of this page's outbox messages that were stored when this page last looked and
+   * are not in `stored` any more: another page took them out (it discarded them, or the
+   * server stored them), and they are not this page's to keep either.
+   */
+  takenElsewhere(stored) {
+    const now = new Set(stored.map((m) => m.nonce));
+    return Array.from(this.seen).filter((nonce) => this.mine.has(nonce) && !now.has(nonce));
+  }
+
+  /**
+   * Remember which messages the stored outbox holds, as read back (a write that storage
+   * refused leaves out what it did not keep, which then never counts as taken out).
+   */
+  noteStored() {
+    this.seen = new Set(this.outbox().map((m) => m.nonce));
   }
 
   /** Signing out: leave nothing of this user's behind. */
@@ -104,6 +150,7 @@ export class Drafts {
     write(this.key('outbox'), null);
     this.drafts.clear();
     this.mine.clear();
+    this.seen.clear();
     this.outboxJson = '';
     this.user = '';
   }

@@ -172,6 +172,7 @@ export class MessageLog {
 
   /** Forget every room (sign-out). */
   resetAll(me) {
+    this.actions.cancelEdit();
     this.me = me;
     this.rooms.clear();
     this.s = null;
@@ -228,12 +229,14 @@ export class MessageLog {
    * @param {string} title  how the room is named to people ("#general", "alice, bob")
    */
   show(room, title) {
+    const s = this.state(room, true);
+    // An editor left open would still be there, half written, on coming back.
+    if (s !== this.s) this.actions.cancelEdit();
     if (this.s) {
       this.s.scrollTop = this.logEl.scrollTop;
       this.clearTarget(this.s);
     }
     this.actions.hide();
-    const s = this.state(room, true);
     s.title = title;
     this.s = s;
     this.logEl.setAttribute('aria-busy', 'true');

@@ -3,18 +3,20 @@
 //! arrow) and delete, and each sees the other's changes live, and the keyboard reaches the
 //! toolbar; a phone opens the message toolbar with a tap, everything stays inside 360 px, and
 //! a reply written while the server is away keeps its quote when it is resent; an
-//! administrator deletes everything a user wrote from the administration page. No
-//! Content-Security-Policy violations anywhere.
+//! administrator deletes everything a user wrote from the administration page. An editor left
+//! open when another room or DM is opened is cancelled. No Content-Security-Policy violations
+//! anywhere.
 
 use std::time::Instant;
 
 use fantoccini::key::Key;
 use serde_json::{json, Value};
 
+use crate::common::Auth;
 use crate::harness::{
     browser_tools, button, labelled, message_box, within, App, Browser, Driver, LOG, PASSWORD, WAIT,
 };
-use crate::{assert_no_horizontal_scroll, TARGET_SHOWN, WATCH_CSP};
+use crate::{assert_no_horizontal_scroll, room_link, wait_room_open, TARGET_SHOWN, WATCH_CSP};
 
 /// What a deleted message reads.
 const TOMBSTONE: &str = "This message was deleted.";
@@ -764,4 +766,132 @@ async fn an_administrator_deletes_everything_a_user_wrote() {
     reader.close().await;
     drop(driver);
     eprintln!("lifecycle_purge: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_editor_left_open_is_cancelled_when_another_room_or_dm_is_opened() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let started = Instant::now();
+    let app = App::start().await;
+    let driver = Driver::start(&tools).await;
+    let alice = driver.member(&app.base, "alice", 1280, 800).await;
+    let bob_cookie = app.register("bob").await;
+    let bob = Auth::Cookie(bob_cookie.clone());
+    app.kit().create_room(&bob, "side", false).await;
+    app.kit().invite(&bob, "side", "alice").await;
+    let (_, dm) = app.kit().open_dm(&bob, &["alice"]).await;
+    let dm = dm["name"].as_str().expect("the DM's name").to_string();
+    app.ws(&bob_cookie).await.say_in(&dm, "Hi Alice").await;
+    alice
+        .wait_visible("side in the sidebar", &room_link("side"))
+        .await;
+    alice
+        .wait_visible("the DM in the sidebar", &room_link(&dm))
+        .await;
+
+    let text = "Meet at the north gate";
+    alice.send_with_enter(text).await;
+    let id = message_id(&alice, text).await;
+    let editor = labelled("textarea", "Edit message");
+    // Nothing was edited: the message shows its text, without an editor, and the server has
+    // it as it was sent.
+    let unchanged = |phase: &'static str| {
+        let alice = &alice;
+        let editor = &editor;
+        async move {
+            let m = wait_message(alice, phase, id, |m| m["body"] == json!(text)).await;
+            assert_eq!(m["editor"], json!(false), "{phase}: no editor: {m}");
+            assert_eq!(m["edited"], Value::Null, "{phase}: not edited: {m}");
+            assert!(
+                alice.visible(editor).await.is_none(),
+                "{phase}: no editor anywhere"
+            );
+            let stored = alice
+                .eval(
+                    "return fetch('api/rooms/general/messages?limit=50', { credentials: 'same-origin' })
+                       .then((r) => r.json())
+                       .then((d) => d.messages.filter((m) => m.id === arguments[0]).map((m) => m.body));",
+                    vec![json!(id)],
+                )
+                .await;
+            assert_eq!(stored, json!([text]), "{phase}: stored as sent");
+        }
+    };
+
+    // The toolbar's Edit, a change half written, then another room from the sidebar.
+    hover_tools(&alice, id).await;
+    alice.click_xpath("Edit", &tool(id, "Edit")).await;
+    let field = alice.wait_visible("the inline editor", &editor).await;
+    alice.type_into(&field, " or the south one").await;
+    alice
+        .click_xpath("side in the sidebar", &room_link("side"))
+        .await;
+    wait_room_open(&alice, "side", "side").await;
+    // Enter in the message box there sends a new message to that room.
+    let there = "A new message in side";
+    alice.send_with_enter(there).await;
+    message_id(&alice, there).await;
+    alice
+        .click_xpath("general in the sidebar", &room_link("general"))
+        .await;
+    wait_room_open(&alice, "general", "general").await;
+    unchanged("back in general after side").await;
+
+    // The Up arrow in the empty message box, a change half written, then the DM from the
+    // quick switcher (Ctrl+K from inside the editor).
+    let input = alice.wait_visible("the Message box", &message_box()).await;
+    alice.click(&input).await;
+    alice.type_into(&input, &key(Key::Up)).await;
+    let field = alice.wait_visible("the inline editor", &editor).await;
+    alice.type_into(&field, ", at noon").await;
+    alice
+        .type_into(&field, &format!("{}k", key(Key::Control)))
+        .await;
+    let filter = alice
+        .wait_visible(
+            "the quick switcher",
+            &labelled("input", "Find a room or conversation"),
+        )
+        .await;
+    alice.type_into(&filter, "bob").await;
+    alice
+        .wait_js(
+            "the DM with bob to be the only option",
+            "const o = document.querySelectorAll('#switcher-list [role=\"option\"]');
+             return o.length === 1 && o[0].dataset.room === arguments[0];",
+            vec![json!(dm)],
+        )
+        .await;
+    alice.type_into(&filter, &key(Key::Enter)).await;
+    wait_room_open(&alice, &dm, "bob").await;
+    let in_dm = "A new message to bob";
+    alice.send_with_enter(in_dm).await;
+    message_id(&alice, in_dm).await;
+    alice
+        .click_xpath("general in the sidebar", &room_link("general"))
+        .await;
+    wait_room_open(&alice, "general", "general").await;
+    unchanged("back in general after the DM").await;
+
+    // A new editor starts from the message as it is.
+    hover_tools(&alice, id).await;
+    alice.click_xpath("Edit", &tool(id, "Edit")).await;
+    let field = alice.wait_visible("the inline editor", &editor).await;
+    assert_eq!(
+        field.prop("value").await.expect("the editor's text"),
+        Some(text.to_string()),
+        "a new editor starts from the message's text"
+    );
+    alice.type_into(&field, &key(Key::Escape)).await;
+    alice.wait_gone("the editor to close", &editor).await;
+
+    alice.assert_no_csp_violations("alice").await;
+    alice.close().await;
+    drop(driver);
+    eprintln!(
+        "lifecycle_switch_while_editing: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }

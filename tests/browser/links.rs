@@ -1,9 +1,9 @@
 //! Finding and linking, in a real browser: the quick switcher finds people (opening a DM) and
 //! public rooms to join; bare `www.` addresses become https links; "Copy link to message" gives
 //! a permalink that opens the room at that message, even far back in history (and says so when
-//! the message is not available); `@here` is highlighted; the slash commands `/me`, `/topic` and
-//! `/invite` with their autocomplete list. axe-core on the switcher and the list at both widths
-//! in both palettes, and no CSP violations.
+//! the message is not available), and tells screen readers once; `@here` is highlighted; the
+//! slash commands `/me`, `/topic` and `/invite` with their autocomplete list. axe-core on the
+//! switcher and the list at both widths in both palettes, and no CSP violations.
 
 use std::time::{Duration, Instant};
 
@@ -592,4 +592,75 @@ async fn slash_commands_me_topic_invite() {
     b.close().await;
     drop(driver);
     eprintln!("slash commands: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Record what live regions tell screen readers from now on, in `window.__said` as
+/// `[region id, text]`: each time the text of a region (`aria-live` other than `off`,
+/// `role="alert"` or `role="status"`; the message log is one too, but what it announces is
+/// messages) changes to something, once per region per batch of changes. A second after
+/// the first one, `window.__settled` is true: any timer the page started with it, with a
+/// shorter delay, has fired by then.
+const RECORD_ANNOUNCEMENTS: &str = r#"
+window.__said = [];
+window.__settled = false;
+const REGION = '[aria-live], [role="alert"], [role="status"], [role="log"]';
+const regionOf = (node) => {
+  const el = node instanceof Element ? node : node.parentElement;
+  const r = el && el.closest(REGION);
+  if (!r || r.getAttribute('role') === 'log' || r.getAttribute('aria-live') === 'off') return null;
+  return r.closest('[hidden]') ? null : r;
+};
+new MutationObserver((records) => {
+  const touched = new Set();
+  for (const rec of records) {
+    const r = regionOf(rec.target);
+    if (r) touched.add(r);
+    for (const n of rec.addedNodes) {
+      if (n instanceof Element && n.matches(REGION)) {
+        const inner = regionOf(n);
+        if (inner) touched.add(inner);
+      }
+    }
+  }
+  for (const r of touched) {
+    const text = r.textContent.trim();
+    if (!text) continue;
+    window.__said.push([r.id || r.className, text]);
+    if (window.__said.length === 1) setTimeout(() => { window.__settled = true; }, 1000);
+  }
+}).observe(document.body, { subtree: true, childList: true, characterData: true });
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_link_to_message_is_announced_once() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let app = App::start().await;
+    let driver = Driver::start(&tools).await;
+    let b = driver.member(&app.base, "alice", 1280, 800).await;
+    let text = "A message worth linking to";
+    b.send_with_enter(text).await;
+    let id = message_id(&b, text).await;
+
+    b.eval(RECORD_ANNOUNCEMENTS, vec![]).await;
+    let link = copy_link(&b, id).await;
+    assert_eq!(link, format!("{}#general/{id}", app.base), "the permalink");
+    let said = b
+        .wait_js(
+            "the announcements to settle",
+            "return window.__settled ? window.__said : false;",
+            vec![],
+        )
+        .await;
+    let said = said.as_array().expect("a list of announcements");
+    assert_eq!(said.len(), 1, "announced exactly once: {said:?}");
+    let words = said[0][1].as_str().unwrap_or_default();
+    assert!(
+        words.contains(&link),
+        "the announcement gives the link: {said:?}"
+    );
+    b.assert_no_csp_violations("alice").await;
+    b.close().await;
+    drop(driver);
 }

@@ -4,14 +4,15 @@
 //! own, loads the room and sends what was written, once. A browser that signed out gets the
 //! boot screen instead, never someone's chat. A page that comes back after missing more than
 //! a replay holds gets the rest of every room, edits included, before anything live. Messages
-//! refused for going too fast go again by themselves, in order.
+//! refused for going too fast go again by themselves, in order. A message Not sent that is
+//! discarded in one tab of a browser stays discarded in its other tabs.
 
 use std::time::Instant;
 
 use serde_json::json;
 
 use crate::common::Auth;
-use crate::harness::{browser_tools, cdp, message_box, App, Browser, Driver};
+use crate::harness::{browser_tools, cdp, message_box, within, App, Browser, Driver, WAIT};
 use crate::{room_link, wait_room_open, WATCH_CSP};
 
 /// Wait until the service worker controls the page and keeps the page and its script.
@@ -544,4 +545,127 @@ async fn a_jump_still_loading_when_a_message_is_sent_does_not_come_back_over_the
         "the jump's window is gone: {state}"
     );
     b.assert_no_csp_violations("the page").await;
+}
+
+/// Wait until `b` shows `text` as a message "Not sent", with Retry.
+async fn wait_not_sent(b: &Browser, what: &str, text: &str) {
+    b.wait_js(
+        what,
+        "const row = Array.from(document.querySelectorAll('[role=\"log\"] .msg.failed'))
+           .find((r) => r.querySelector('.msg-body').textContent === arguments[0]);
+         return Boolean(row && row.textContent.includes('Not sent')
+           && Array.from(row.querySelectorAll('button')).some((x) => x.textContent === 'Retry'));",
+        vec![json!(text)],
+    )
+    .await;
+}
+
+/// Two tabs of one browser share its storage, and each takes on the stored outbox when it
+/// opens: a message Not sent that is discarded in one tab must not be written back by the
+/// other (before, it was, as soon as that tab saved its own outbox, and it came back on the
+/// next reload).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_discarded_in_one_tab_stays_discarded_in_the_others() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let app = App::start().await;
+    let driver = Driver::start(&tools).await;
+    let b = driver.browser("nell", 1280, 800).await;
+    cdp(
+        &driver,
+        &b,
+        "Page.addScriptToEvaluateOnNewDocument",
+        json!({ "source": REFUSED_SENDS }),
+    )
+    .await;
+    b.create_account(&app.base, "nell").await;
+    b.eval(WATCH_CSP, vec![]).await;
+    let text = "FAIL-ME: taken back in the first tab";
+    b.send_with_enter(text).await;
+    wait_not_sent(&b, "the refused message, Not sent", text).await;
+    let outbox = "return localStorage.getItem('hearth:outbox:nell') || '';";
+    let kept = b.eval(outbox, vec![]).await;
+    assert!(kept.as_str().unwrap_or("").contains(text), "{kept}");
+
+    // A second tab of the same browser opens the chat: it shows the message Not sent too.
+    let first = within(WAIT, "the first tab", b.client.window())
+        .await
+        .expect("the first tab's handle");
+    let second = within(WAIT, "a new tab", b.client.new_window(true))
+        .await
+        .expect("a second tab")
+        .handle;
+    within(
+        WAIT,
+        "switching tabs",
+        b.client.switch_to_window(second.clone()),
+    )
+    .await
+    .expect("the second tab");
+    b.goto(&app.base).await;
+    b.wait_chat_ready().await;
+    b.eval(WATCH_CSP, vec![]).await;
+    wait_not_sent(&b, "the message Not sent in the second tab", text).await;
+
+    // Discarded in the first tab: out of its log and of the stored outbox.
+    within(WAIT, "switching tabs", b.client.switch_to_window(first))
+        .await
+        .expect("the first tab");
+    b.eval(
+        "const row = Array.from(document.querySelectorAll('[role=\"log\"] .msg.failed'))
+           .find((r) => r.querySelector('.msg-body').textContent === arguments[0]);
+         Array.from(row.querySelectorAll('button')).find((x) => x.textContent === 'Discard').click();",
+        vec![json!(text)],
+    )
+    .await;
+    let left = b.eval(outbox, vec![]).await;
+    assert!(!left.as_str().unwrap_or("").contains(text), "{left}");
+
+    // The second tab saves its outbox (a message is sent there): the discarded one is not
+    // written back, and it leaves that tab's log too.
+    within(WAIT, "switching tabs", b.client.switch_to_window(second))
+        .await
+        .expect("the second tab");
+    let later = "said in the second tab";
+    b.send_with_enter(later).await;
+    b.wait_js(
+        "the second tab's message to be stored",
+        "return Array.from(document.querySelectorAll('[role=\"log\"] .msg[data-id] .msg-body'))
+           .some((e) => e.textContent === arguments[0]);",
+        vec![json!(later)],
+    )
+    .await;
+    let left = b.eval(outbox, vec![]).await;
+    assert!(
+        !left.as_str().unwrap_or("").contains(text),
+        "the second tab wrote the discarded message back: {left}"
+    );
+    b.wait_js(
+        "the discarded message to leave the second tab",
+        "return !document.querySelector('[role=\"log\"]').textContent.includes(arguments[0]);",
+        vec![json!(text)],
+    )
+    .await;
+    b.assert_no_csp_violations("the second tab").await;
+
+    // A reload of either tab does not bring it back.
+    b.reload().await;
+    b.wait_log_has("the second tab after a reload", &[later])
+        .await;
+    let shown = b
+        .eval(
+            "return document.querySelector('[role=\"log\"]').textContent.includes(arguments[0]);",
+            vec![json!(text)],
+        )
+        .await;
+    assert_eq!(shown, json!(false), "discarded for good");
+    let stored = b
+        .eval(
+            "return fetch('api/rooms/general/messages?limit=50', { credentials: 'same-origin' })
+               .then((r) => r.json()).then((d) => d.messages.map((m) => m.body));",
+            vec![],
+        )
+        .await;
+    assert_eq!(stored, json!([later]), "never stored");
 }
