@@ -216,9 +216,13 @@ impl Hub {
 
     /// A retried nonce that was already stored: only the sending connection hears of it
     /// again (with message id 0, so a replay filter does not skip it), everyone else already
-    /// has it.
+    /// has it. The echo carries the nonce even when the message was deleted since (a
+    /// tombstone shows nobody its nonce): the sender matches its answer by it, and would
+    /// otherwise wait on it for ever.
     fn deliver_duplicate(&self, st: &State, msg: &StoredMessage, origin: u64, tally: &mut Tally) {
-        let frame = ServerMsg::Message(msg.into()).encode();
+        let mut view = crate::protocol::MessageView::from(msg);
+        view.nonce = msg.nonce.as_deref();
+        let frame = ServerMsg::Message(view).encode();
         if let Some(conn) = st.conns.get(&origin) {
             self.offer(&conn.tx, origin, &frame, 0, &mut tally.slow);
             tally.delivered += 1;

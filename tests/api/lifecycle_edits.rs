@@ -277,6 +277,24 @@ async fn a_deletion_removes_the_text_and_is_broadcast_once() {
     assert!(result_ids(&app.search_ok(&bob, "plans", "").await).is_empty());
     assert_eq!(app.my_room(&bob, "general").await.unwrap()["unread"], 0);
     refused(&mut a, edit(id, "back again", "e2"), "unknown_message").await;
+    // Its sender, having missed the answer, sends it again: the tombstone comes back to that
+    // connection alone, with the nonce it is waiting on (nobody else sees a tombstone's).
+    a.send_json(
+        &json!({"type": "send", "room": "general", "body": "secret plans",
+        "reply_to": first, "nonce": "m1"}),
+    )
+    .await;
+    let again = answer(&mut a, "m1").await;
+    assert_eq!(
+        (
+            &again["type"],
+            &again["id"],
+            &again["deleted"],
+            &again["body"]
+        ),
+        (&json!("message"), &json!(id), &json!(true), &json!("")),
+        "{again}"
+    );
 
     // The replay: the edit carries no text any more, then the deletion.
     let mut r = app.ws_connect(&bob, Some(id)).await;
