@@ -221,12 +221,19 @@ async fn a_link_gets_a_preview_whose_picture_comes_from_hearth() {
 }
 
 #[tokio::test]
-async fn a_message_deleted_while_its_link_is_fetched_leaves_nothing_cached() {
+async fn a_message_deleted_or_edited_while_its_link_is_fetched_gets_no_preview_nor_cache() {
     let mut pages = HashMap::new();
     let Answer::Ok(ty, page) = html("Slow page", "Still coming", Some("/pic.png")) else {
         unreachable!()
     };
-    pages.insert("/slow", Answer::Late(Duration::from_millis(1500), ty, page));
+    pages.insert(
+        "/slow",
+        Answer::Late(Duration::from_millis(1500), ty, page.clone()),
+    );
+    pages.insert(
+        "/slow2",
+        Answer::Late(Duration::from_millis(1500), ty, page),
+    );
     pages.insert("/pic.png", Answer::Ok("image/png", png(64, 64)));
     let site = Site::start(pages).await;
     let app = TestApp::builder()
@@ -277,6 +284,43 @@ async fn a_message_deleted_while_its_link_is_fetched_leaves_nothing_cached() {
     )
     .await;
     let frames = aw.frames_until_nonce("s2").await;
+    assert!(frames.iter().all(|f| f["type"] != "preview"), "{frames:?}");
+
+    // Edited while the page is on its way, so that the link is gone from the text: the
+    // preview of a link the message no longer has never comes, and the page is not kept.
+    let link = site.url("/slow2");
+    let id = id_of(&aw.say("general", &format!("see {link}"), "s3").await);
+    while site.hits("/slow2") == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the page is asked for"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.api_ok(
+        Method::PATCH,
+        &format!("/api/messages/{id}"),
+        &alice,
+        Some(&serde_json::json!({"body": "never mind"})),
+        200,
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while site.hits("/pic.png") < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the picture is fetched"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(db.cached_page(&link).await.unwrap().is_none(), "not cached");
+    assert!(preview_in_history(&app, &alice, id).await.is_null());
+    aw.send_json(
+        &serde_json::json!({"type": "send", "room": "general", "body": "after", "nonce": "s4"}),
+    )
+    .await;
+    let frames = aw.frames_until_nonce("s4").await;
     assert!(frames.iter().all(|f| f["type"] != "preview"), "{frames:?}");
 }
 

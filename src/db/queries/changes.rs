@@ -83,7 +83,7 @@ pub fn set_message_body<C: Sql>(
 /// link (unless another message's preview still shows that page: the cache is for them).
 pub fn tombstone_message<C: Sql>(conn: &C, id: i64) -> Result<(), C::Error> {
     // Locked first on PostgreSQL: a link's page being cached for this message meanwhile
-    // (`message_live_locked`) is then either seen here and dropped, or sees the deletion.
+    // (`live_body_locked`) is then either seen here and dropped, or sees the deletion.
     let body = conn.row(
         conn.dialect(
             "SELECT body FROM messages WHERE id = ?1",
@@ -126,18 +126,18 @@ pub fn tombstone_message<C: Sql>(conn: &C, id: i64) -> Result<(), C::Error> {
     Ok(())
 }
 
-/// Whether message `id` exists and is not deleted, its row locked to the end of the
-/// transaction on PostgreSQL (see [`tombstone_message`]).
-pub fn message_live_locked<C: Sql>(conn: &C, id: i64) -> Result<bool, C::Error> {
-    let deleted = conn.row(
+/// The text of message `id` when it exists and is not deleted, its row locked to the end
+/// of the transaction on PostgreSQL (see [`tombstone_message`]).
+pub fn live_body_locked<C: Sql>(conn: &C, id: i64) -> Result<Option<String>, C::Error> {
+    let row = conn.row(
         conn.dialect(
-            "SELECT deleted FROM messages WHERE id = ?1",
-            "SELECT deleted FROM messages WHERE id = ?1 FOR UPDATE",
+            "SELECT deleted, body FROM messages WHERE id = ?1",
+            "SELECT deleted, body FROM messages WHERE id = ?1 FOR UPDATE",
         ),
         args![id],
-        |r| r.get::<bool>(0),
+        |r| Ok((r.get::<bool>(0)?, r.get::<String>(1)?)),
     )?;
-    Ok(deleted == Some(false))
+    Ok(row.filter(|(deleted, _)| !deleted).map(|(_, body)| body))
 }
 
 /// Delete `msg` (a tombstone) at a new position, by `by` (`actor_id` `None`: the operator).

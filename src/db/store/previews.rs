@@ -23,9 +23,10 @@ impl Db {
 
     /// Remember what `url` said, fetched for message `for_message`; `image` is its picture (a
     /// temporary file, its hash and type), moved into place in the same job. Returns the page
-    /// as cached. Nothing is kept when the message was deleted (or is gone) meanwhile: the
-    /// deletion dropped what was cached for its link, and a fetch still under way must not
-    /// bring it back for a week. The message's row is locked first on PostgreSQL, as a
+    /// as cached. Nothing is kept when the message was deleted (or is gone) meanwhile, or
+    /// edited so that this is no longer its link: the deletion dropped what was cached for
+    /// its link, and a fetch still under way must not bring it back for a week (nor keep the
+    /// page of a link edited away, which no deletion would then drop). The message's row is locked first on PostgreSQL, as a
     /// deletion locks it, so that one of the two sees the other.
     pub async fn cache_page(
         &self,
@@ -38,7 +39,9 @@ impl Db {
         let shared = files.clone();
         let page = self
             .write(move |c| {
-                if !queries::message_live_locked(c, for_message)? {
+                let body = queries::live_body_locked(c, for_message)?;
+                let linked = body.as_deref().and_then(crate::outbound::page::first_link);
+                if linked.is_none_or(|l| l.as_str() != url) {
                     page.image = None;
                     return Ok(page);
                 }
@@ -79,8 +82,9 @@ impl Db {
 
 impl Tx<'_> {
     /// Give message `id` the preview `p` (with the picture `image`, a stored file and its
-    /// type) at a new position, unless the message is gone or deleted, or already has (or
-    /// had) a preview; writer only.
+    /// type) at a new position, unless the message is gone or deleted, no longer has the
+    /// preview's link first (edited meanwhile), or already has (or had) a preview; writer
+    /// only.
     pub fn attach_preview(
         &self,
         id: i64,
@@ -90,7 +94,13 @@ impl Tx<'_> {
         let Some((msg, _)) = queries::message_by_id(self.0, id)? else {
             return Ok(None);
         };
-        if msg.deleted || queries::has_preview_row(self.0, id)? {
+        // An edit that took the link out (or changed it) while its page was fetched: the
+        // preview would show a link the message no longer has.
+        let linked = crate::outbound::page::first_link(&msg.body).map(|u| u.to_string());
+        if msg.deleted || linked.as_deref() != Some(p.url.as_str()) {
+            return Ok(None);
+        }
+        if queries::has_preview_row(self.0, id)? {
             return Ok(None);
         }
         queries::insert_message_preview(self.0, id, &p, image)?;
