@@ -48,6 +48,12 @@ const TTL_SECONDS: u64 = 24 * 3600;
 const LAST_OK_EVERY_MS: i64 = 60_000;
 /// The name of the VAPID key in `server_keys`.
 const VAPID_KEY: &str = "vapid";
+/// How long an endpoint that did not answer (a timeout, a refused or broken connection) is
+/// left out: a push service that is down, or one made to hold connections open, then costs
+/// one of the few senders once per pause, not once per message.
+const UNREACHABLE_PAUSE: Duration = Duration::from_secs(600);
+/// Endpoints remembered as unreachable, at most (the oldest pause is forgotten first).
+const UNREACHABLE_KEPT: usize = 10_000;
 
 /// What the sender needs of a new message.
 struct Note {
@@ -73,6 +79,42 @@ pub struct PushKeys {
     /// The sender's queue, for the mentions an edit adds (new messages reach it through the
     /// hub's watcher).
     queue: std::sync::OnceLock<mpsc::Sender<Note>>,
+    /// Endpoints that did not answer, with when they may be tried again.
+    unreachable: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+impl PushKeys {
+    /// Whether `endpoint` is left out for now (it did not answer lately).
+    fn paused(&self, endpoint: &str) -> bool {
+        let mut paused = self.unreachable.lock().unwrap_or_else(|e| e.into_inner());
+        match paused.get(endpoint) {
+            Some(until) if *until > std::time::Instant::now() => true,
+            Some(_) => {
+                paused.remove(endpoint);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// `endpoint` did not answer: leave it out for [`UNREACHABLE_PAUSE`].
+    fn pause(&self, endpoint: &str) {
+        let now = std::time::Instant::now();
+        let mut paused = self.unreachable.lock().unwrap_or_else(|e| e.into_inner());
+        if paused.len() >= UNREACHABLE_KEPT {
+            paused.retain(|_, until| *until > now);
+            if paused.len() >= UNREACHABLE_KEPT {
+                let oldest = paused
+                    .iter()
+                    .min_by_key(|(_, u)| **u)
+                    .map(|(e, _)| e.clone());
+                if let Some(oldest) = oldest {
+                    paused.remove(&oldest);
+                }
+            }
+        }
+        paused.insert(endpoint.to_string(), now + UNREACHABLE_PAUSE);
+    }
 }
 
 /// An edit of message `msg` (as it now is) mentions `users`, who were not mentioned before:
@@ -376,7 +418,7 @@ async fn send_loop(state: App, mut rx: mpsc::Receiver<Note>) {
                 }
             }
             for (sub, reason) in targets {
-                if !offline.contains(&sub.user_id) {
+                if !offline.contains(&sub.user_id) || state.push_keys.paused(&sub.endpoint) {
                     continue;
                 }
                 let payload = serde_json::json!({
@@ -455,7 +497,10 @@ async fn push(state: &App, client: &Outbound, sub: &PushSubscription, payload: &
             }
         }
         Ok(answer) => tracing::debug!("push refused: {}", answer.status),
-        Err(e) => tracing::debug!("push failed: {e}"),
+        Err(e) => {
+            tracing::debug!("push failed: {e}; leaving the endpoint out for a while");
+            state.push_keys.pause(&sub.endpoint);
+        }
     }
 }
 

@@ -649,3 +649,81 @@ async fn an_edit_that_mentions_someone_away_pushes_it_to_them_alone() {
     .await;
     expect_pushes(&receiver, &[("/carol", 1), ("/bob", 1)], "a second edit").await;
 }
+
+#[tokio::test]
+async fn a_user_keeps_twenty_devices_and_an_endpoint_that_does_not_answer_is_left_out() {
+    let receiver = Receiver::start(201).await;
+    let app = TestApp::builder().reaching_loopback().start().await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+
+    // Twenty-two subscriptions: the two oldest are forgotten.
+    for i in 0..22 {
+        let (_, _, _, keys) = browser_keys();
+        let endpoint = receiver.url(&format!("/device/{i}"));
+        subscribe(&app, &bob, json!({"endpoint": endpoint, "keys": keys})).await;
+        // (Apart in time: the oldest are told by when they were subscribed.)
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let listed = devices(&app, &bob).await;
+    let endpoints: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["endpoint"].as_str().unwrap())
+        .collect();
+    assert_eq!(endpoints.len(), 20, "{endpoints:?}");
+    for gone in [receiver.url("/device/0"), receiver.url("/device/1")] {
+        assert!(!endpoints.contains(&gone.as_str()), "{gone} kept");
+    }
+    assert!(endpoints.contains(&receiver.url("/device/21").as_str()));
+
+    // Carol's push service takes the connection and closes it without an answer: after that
+    // failure it is left out for a while, not tried again on every message.
+    let carol = app.signup("carol").await;
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let tried = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = tried.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = silent.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let (_, _, _, keys) = browser_keys();
+    let endpoint = format!("http://{silent_addr}/push/carol");
+    subscribe(&app, &carol, json!({"endpoint": endpoint, "keys": keys})).await;
+    let mut aw = app.ws_connect(&alice, None).await;
+    aw.say("general", "@carol are you there?", "c1").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tried.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the push is tried");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let first = tried.load(std::sync::atomic::Ordering::SeqCst);
+    for i in 0..3 {
+        aw.say(
+            "general",
+            &format!("@carol again {i}"),
+            &format!("c{}", i + 2),
+        )
+        .await;
+    }
+    // Bob's devices are pushed the mentions of him meanwhile, so the sender is not stuck.
+    aw.say("general", "@bob still there?", "b1").await;
+    receiver
+        .wait_until(Duration::from_secs(10), "bob's pushes", |r| r.len() >= 20)
+        .await;
+    assert_eq!(
+        tried.load(std::sync::atomic::Ordering::SeqCst),
+        first,
+        "the silent endpoint was not tried again"
+    );
+    assert_eq!(
+        devices(&app, &carol).await.as_array().map(Vec::len),
+        Some(1),
+        "still subscribed"
+    );
+}

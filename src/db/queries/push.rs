@@ -141,6 +141,25 @@ pub fn upsert_subscription<C: Sql>(
     Ok(())
 }
 
+/// The most devices one user may have subscribed.
+pub const MAX_DEVICES: i64 = 20;
+
+/// Forget `user_id`'s devices beyond [`MAX_DEVICES`], the oldest subscribed first, keeping
+/// `endpoint` (just subscribed); how many.
+pub fn trim_subscriptions<C: Sql>(
+    conn: &C,
+    user_id: i64,
+    endpoint: &str,
+) -> Result<usize, C::Error> {
+    conn.exec(
+        "DELETE FROM push_subscriptions WHERE user_id = ?1 AND endpoint NOT IN \
+         (SELECT endpoint FROM push_subscriptions WHERE user_id = ?1 \
+          ORDER BY CASE WHEN endpoint = ?2 THEN 0 ELSE 1 END, created_at DESC, endpoint \
+          LIMIT ?3)",
+        args![user_id, endpoint, MAX_DEVICES],
+    )
+}
+
 /// `user_id`'s subscription `endpoint`.
 pub fn subscription<C: Sql>(
     conn: &C,
@@ -233,9 +252,10 @@ pub fn push_targets<C: Sql>(
     (mentioned, only_mentioned): (&[i64], bool),
 ) -> Result<Vec<(PushSubscription, PushReason)>, C::Error> {
     let mut out: Vec<(PushSubscription, PushReason)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut add = |rows: Vec<PushSubscription>, why: PushReason| {
         for s in rows {
-            if !out.iter().any(|(t, _)| t.endpoint == s.endpoint) {
+            if seen.insert(s.endpoint.clone()) {
                 out.push((s, why));
             }
         }

@@ -33,6 +33,7 @@ impl Db {
         self.write(move |c| {
             let owner = (user_id, &session[..]);
             queries::upsert_subscription(c, &endpoint, owner, (&keys.0, &keys.1), now_ms())?;
+            queries::trim_subscriptions(c, user_id, &endpoint)?;
             queries::update_subscription(c, &endpoint, user_id, settings)?
                 .ok_or(crate::db::sql::SqlError::Missing("the new subscription"))
         })
