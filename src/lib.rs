@@ -440,7 +440,7 @@ fn app(
 ) -> App {
     let auth = Auth::new(
         db.clone(),
-        config.auth.clone(),
+        (config.auth.clone(), config.registration.member_invites),
         &config.limits,
         metrics.clone(),
         cluster

@@ -112,6 +112,9 @@ struct Inner {
     db: Db,
     config: AuthConfig,
     registrations_per_hour: u32,
+    /// Whether members' invite links admit (`registration.member_invites`); administrators'
+    /// always do, while their maker is one and is not disabled.
+    members_invite: bool,
     tokens_per_user: u32,
     /// Computed on first need (600,000 iterations would delay start-up by a quarter second).
     dummy_hash: Arc<std::sync::OnceLock<String>>,
@@ -166,7 +169,7 @@ impl Auth {
     /// registration attempts are counted over every node.
     pub fn new(
         db: Db,
-        config: AuthConfig,
+        (config, members_invite): (AuthConfig, bool),
         limits: &crate::config::LimitsConfig,
         metrics: Arc<crate::metrics::Metrics>,
         shared: Option<&dyn crate::limits::SharedWindows>,
@@ -177,6 +180,7 @@ impl Auth {
                 db,
                 dummy_hash: Arc::new(std::sync::OnceLock::new()),
                 config,
+                members_invite,
                 registrations_per_hour: limits.registrations_per_hour,
                 tokens_per_user: limits.tokens_per_user,
                 hashing: Arc::new(Semaphore::new(cores)),
@@ -312,6 +316,7 @@ impl Auth {
             password_hash: hash,
             admin,
             invite: code_hash,
+            members_invite: self.inner.members_invite,
             now_ms: db::now_ms(),
         };
         let (user, invite_id) = match self.inner.db.create_account(account).await? {
@@ -341,7 +346,7 @@ impl Auth {
         let (gate, taken) = self
             .inner
             .db
-            .registration_check(code_hash, name.key(), now)
+            .registration_check(code_hash, name.key(), now, self.inner.members_invite)
             .await?;
         if let Some(refused) = refusal(gate) {
             return Err(refused);

@@ -297,3 +297,69 @@ async fn admin_invite_answers_carry_a_qr_code_and_share_tells_the_dialog_what_to
     let res = app.get("/api/share").await;
     assert_eq!(res.status().as_u16(), 401);
 }
+
+/// `admin` applies `action` (`disable`, `enable`, `promote`, `demote`) to `target`.
+async fn act(app: &TestApp, admin: &Auth, target: &str, action: &str) {
+    app.api_ok(
+        Method::POST,
+        &format!("/api/admin/users/{target}"),
+        admin,
+        Some(&json!({ "action": action })),
+        200,
+    )
+    .await;
+}
+
+/// `who` makes an invite link for five people; its code.
+async fn link_of(app: &TestApp, who: &Auth) -> String {
+    let v = app
+        .api_ok(
+            Method::POST,
+            "/api/invites",
+            who,
+            Some(&json!({ "max_uses": 5, "expires_in_hours": 1 })),
+            201,
+        )
+        .await;
+    v["invite"]["code"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_admits_nobody_while_its_maker_may_not_invite() {
+    // Members may invite: a disabled member's links stop admitting, and work again once the
+    // account is enabled.
+    let app = TestApp::with_config(|c| c.registration.member_invites = true).await;
+    let admin = app.signup_admin("root").await;
+    let mia = app.signup("mia").await;
+    set_mode(&app, &admin, "invite").await;
+    let code = link_of(&app, &mia).await;
+    act(&app, &admin, "mia", "disable").await;
+    let (status, body) = register_with(&app, "spam1", &code).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &json!("invalid_invite")),
+        "{body}"
+    );
+    act(&app, &admin, "mia", "enable").await;
+    let (status, body) = register_with(&app, "friend1", &code).await;
+    assert_eq!(status, 201, "{body}");
+
+    // Members may not invite: a link made by an administrator stops admitting once they are
+    // no longer one; another administrator's still admits.
+    let app = TestApp::start().await;
+    let admin = app.signup_admin("root").await;
+    let ann = app.signup("ann").await;
+    set_mode(&app, &admin, "invite").await;
+    act(&app, &admin, "ann", "promote").await;
+    let anns = link_of(&app, &ann).await;
+    let roots = link_of(&app, &admin).await;
+    act(&app, &admin, "ann", "demote").await;
+    let (status, body) = register_with(&app, "spam2", &anns).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &json!("invalid_invite")),
+        "{body}"
+    );
+    let (status, body) = register_with(&app, "friend2", &roots).await;
+    assert_eq!(status, 201, "{body}");
+}

@@ -387,7 +387,9 @@ fn script<C: Sql>(c: &C, post: &Post<C>, find: &Find<C>) -> Result<Steps, C::Err
         format!(
             "{:?}",
             (
-                q::usable_invite(c, &[7; 32], t)?,
+                q::usable_invite(c, &[7; 32], (t, true))?,
+                q::usable_invite(c, &[7; 32], (t, false))?,
+                q::usable_invite(c, &[8; 32], (t, false))?,
                 q::use_invite(c, inv, t)?,
                 q::use_invite(c, inv, t)?,
                 q::use_invite(c, inv, t)?,

@@ -105,16 +105,22 @@ pub fn revoke_invite<C: Sql>(conn: &C, id: i64) -> Result<bool, C::Error> {
     Ok(conn.exec("UPDATE invites SET revoked = TRUE WHERE id = ?1", args![id])? > 0)
 }
 
-/// The id of the invitation with this code hash if it can still create an account.
+/// The id of the invitation with this code hash if it can still create an account: not
+/// revoked, used up or expired, and its maker (when one made it, not the operator's command
+/// line) still able to invite: not disabled, and an administrator unless `members_invite`.
+/// A disabled spammer's links, or a member's once member invites are turned off, admit
+/// nobody more.
 pub fn usable_invite<C: Sql>(
     conn: &C,
     code_hash: &[u8],
-    now_ms: i64,
+    (now_ms, members_invite): (i64, bool),
 ) -> Result<Option<i64>, C::Error> {
     conn.row(
-        "SELECT id FROM invites WHERE code_hash = ?1 AND revoked = FALSE AND uses < max_uses \
-         AND expires_at > ?2",
-        args![code_hash, now_ms],
+        "SELECT i.id FROM invites i LEFT JOIN users u ON u.id = i.created_by \
+         WHERE i.code_hash = ?1 AND i.revoked = FALSE AND i.uses < i.max_uses \
+         AND i.expires_at > ?2 \
+         AND (i.created_by IS NULL OR (u.disabled = FALSE AND (u.is_admin = TRUE OR ?3)))",
+        args![code_hash, now_ms, members_invite],
         |r| r.get(0),
     )
 }

@@ -41,6 +41,8 @@ pub struct NewAccount {
     pub admin: NewAdmin,
     /// SHA-256 of the invitation code presented, if any.
     pub invite: Option<[u8; 32]>,
+    /// Whether links made by members (not administrators) admit.
+    pub members_invite: bool,
     /// Creation time (ms).
     pub now_ms: i64,
 }
@@ -56,16 +58,20 @@ pub enum Created {
     NameTaken,
 }
 
-/// The registration gate for an invitation code hash at `now_ms`.
-fn gate(c: &Conn, invite: Option<&[u8; 32]>, now_ms: i64) -> Result<Gate, SqlError> {
+/// The registration gate for an invitation code hash at `now_ms` (`members_invite`: links
+/// made by members admit).
+fn gate(
+    c: &Conn,
+    invite: Option<&[u8; 32]>,
+    (now_ms, members_invite): (i64, bool),
+) -> Result<Gate, SqlError> {
     Ok(match queries::registration_mode(c)? {
         RegistrationMode::Open => Gate::Open,
         RegistrationMode::Closed => Gate::Closed,
         RegistrationMode::Invite => match invite {
             None => Gate::InviteRequired,
-            Some(h) => {
-                queries::usable_invite(c, h, now_ms)?.map_or(Gate::InvalidInvite, Gate::Invite)
-            }
+            Some(h) => queries::usable_invite(c, h, (now_ms, members_invite))?
+                .map_or(Gate::InvalidInvite, Gate::Invite),
         },
     })
 }
@@ -83,9 +89,10 @@ impl Db {
         invite: Option<[u8; 32]>,
         key: String,
         now_ms: i64,
+        members_invite: bool,
     ) -> Result<(Gate, bool), DbError> {
         self.read(move |c| {
-            let gate = gate(c, invite.as_ref(), now_ms)?;
+            let gate = gate(c, invite.as_ref(), (now_ms, members_invite))?;
             let taken = gate.admits() && queries::username_taken(c, &key)?;
             Ok((gate, taken))
         })
@@ -97,7 +104,7 @@ impl Db {
     pub async fn create_account(&self, new: NewAccount) -> Result<Created, DbError> {
         self.write_if(
             move |c| {
-                let gate = gate(c, new.invite.as_ref(), new.now_ms)?;
+                let gate = gate(c, new.invite.as_ref(), (new.now_ms, new.members_invite))?;
                 if !gate.admits() {
                     return Ok(Created::Refused(gate));
                 }
