@@ -52,6 +52,23 @@ async fn a_message_is_searchable_as_soon_as_it_is_delivered() {
     assert!(!snippet.contains("\u{2}quick"), "{snippet:?}");
     assert_eq!(v["next_before"], Value::Null);
     assert_eq!(v["next_offset"], Value::Null);
+
+    // A result is the message as it is, with its reactions (newest first and by relevance).
+    let id = hit["id"].as_i64().unwrap();
+    b1.send_json(
+        &serde_json::json!({"type": "react", "id": id, "emoji": "👍", "on": true, "nonce": "r1"}),
+    )
+    .await;
+    b1.wait_for("the reaction", |f| f["nonce"] == "r1").await;
+    for sort in ["", "sort=relevance"] {
+        let v = app.search_ok(&alice, "fox 7", sort).await;
+        let hits = results(&v);
+        assert_eq!(
+            hits[0]["reactions"],
+            serde_json::json!([{"emoji": "👍", "count": 1, "users": ["bob"]}]),
+            "{v}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -27,6 +27,19 @@ pub struct SearchQuery {
     pub by_relevance: bool,
 }
 
+/// `hits` with their messages' reactions, attachments and previews, as every other message
+/// object carries them.
+pub fn with_extras<C: Sql>(conn: &C, hits: Vec<SearchHit>) -> Result<Vec<SearchHit>, C::Error> {
+    let (mut msgs, snippets): (Vec<StoredMessage>, Vec<String>) =
+        hits.into_iter().map(|h| (h.msg, h.snippet)).unzip();
+    fill_extras(conn, &mut msgs)?;
+    Ok(msgs
+        .into_iter()
+        .zip(snippets)
+        .map(|(msg, snippet)| SearchHit { msg, snippet })
+        .collect())
+}
+
 /// Full-text search over every message `q.user_id` may read.
 pub fn search(conn: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<SearchHit>> {
     if let Some(key) = &q.author_key {

@@ -207,8 +207,10 @@ impl Db {
             return self.search_postgres(query, budget).await;
         }
         self.search_index.caught_up(INDEX_WAIT).await;
-        self.read_bounded(budget, move |c| queries::search(c, &query))
-            .await
+        self.read_bounded(budget, move |c| {
+            queries::search(c, &query).and_then(|hits| queries::with_extras(c, hits))
+        })
+        .await
     }
 
     /// A search on PostgreSQL, on a reader: the index is written with each message, so
@@ -227,7 +229,8 @@ impl Db {
                 c.batch(&format!(
                     "BEGIN READ ONLY; SET LOCAL statement_timeout = {ms}"
                 ))?;
-                let found = queries::search_pg(pg, &query);
+                let found =
+                    queries::search_pg(pg, &query).and_then(|hits| queries::with_extras(pg, hits));
                 c.batch(if found.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
                 match found {
                     Ok(hits) => Ok(Some(hits)),
