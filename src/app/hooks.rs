@@ -75,7 +75,7 @@ pub struct CreatedHook {
 /// Make an incoming hook called `name` for room `room_name`, which `user` belongs to. `base` is
 /// the server's address as the client reaches it. Refusals: `unknown_room`,
 /// `not_a_member`, `invalid_username` (the name), `username_taken`, `too_many_hooks`,
-/// `forbidden` (a DM).
+/// `forbidden` (a DM), `rate_limited` (`limits.rooms_per_hour` hooks made in the last hour).
 pub async fn create_hook(
     state: &App,
     user: &User,
@@ -85,6 +85,35 @@ pub async fn create_hook(
 ) -> Result<CreatedHook, AppError> {
     let room = member_room(state, user, room_name).await?;
     let name = Username::parse(name).map_err(|why| AppError::new(Code::InvalidUsername, why))?;
+    // A hook is an account of its own (its name is taken for good): made at most as often
+    // as rooms are, per hour, and only a hook actually made counts.
+    let quota = crate::app::rooms::take_quota(
+        state,
+        "hooks",
+        user.id,
+        state.config.limits.rooms_per_hour,
+        "You have made many hooks in the last hour; try again later.",
+    )
+    .await?;
+    let made = make_hook(state, user, room.id, &name).await;
+    if made.is_err() {
+        state.quotas.release(&quota).await;
+    }
+    let (id, secret) = made?;
+    let hook = state.db.hook(&id).await?.ok_or_else(unknown_hook)?.hook;
+    Ok(CreatedHook {
+        url: format!("{}/api/hooks/{id}/{secret}", base.trim_end_matches('/')),
+        hook,
+    })
+}
+
+/// Store a new hook called `name` in room `room_id`; its id and secret.
+async fn make_hook(
+    state: &App,
+    user: &User,
+    room_id: i64,
+    name: &Username,
+) -> Result<(String, String), AppError> {
     let (secret, token_hash) = token::generate();
     let (id, _) = token::generate();
     let id: String = id.chars().take(16).collect();
@@ -96,23 +125,16 @@ pub async fn create_hook(
     };
     match state
         .db
-        .create_hook(made, room.id, (user.id, MAX_HOOKS_PER_ROOM))
+        .create_hook(made, room_id, (user.id, MAX_HOOKS_PER_ROOM))
         .await?
     {
-        HookMade::Made(_) => {}
-        HookMade::NameTaken => {
-            return Err(AppError::new(
-                Code::UsernameTaken,
-                "That name is taken. Hooks post under a name of their own.",
-            ))
-        }
-        HookMade::TooMany => return Err(too_many("incoming hooks", MAX_HOOKS_PER_ROOM)),
+        HookMade::Made(_) => Ok((id, secret)),
+        HookMade::NameTaken => Err(AppError::new(
+            Code::UsernameTaken,
+            "That name is taken. Hooks post under a name of their own.",
+        )),
+        HookMade::TooMany => Err(too_many("incoming hooks", MAX_HOOKS_PER_ROOM)),
     }
-    let hook = state.db.hook(&id).await?.ok_or_else(unknown_hook)?.hook;
-    Ok(CreatedHook {
-        url: format!("{}/api/hooks/{id}/{secret}", base.trim_end_matches('/')),
-        hook,
-    })
 }
 
 /// Post `text` through hook `id` presenting `secret`. Refusals: `unknown_hook` (no such hook,

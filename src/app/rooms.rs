@@ -122,7 +122,7 @@ fn quota_key(what: &'static str, uid: i64, max: u32) -> (String, Limit) {
 
 /// Count one use of a per-user quota (`max == 0`: none; over every node in cluster mode), or
 /// say when to retry.
-async fn take_quota(
+pub(crate) async fn take_quota(
     state: &App,
     what: &'static str,
     uid: i64,
@@ -247,6 +247,9 @@ pub async fn create(
     .await;
     let room = match created {
         Ok(room) => room,
+        // A name that is taken keeps its use of the quota: a private room's name must not be
+        // found out for free by trying names (it is one namespace).
+        Err(RoomError::RoomExists) => return Err(RoomError::RoomExists),
         Err(e) => {
             state.quotas.release(&quota).await;
             return Err(e);
@@ -603,7 +606,7 @@ pub async fn update(
     let name = name.to_string();
     let uid = user.id;
     let username = user.username.clone();
-    let (room, old_name) = write(state, move |c| {
+    let (room, old_name) = match write(state, move |c| {
         let room = member_in(c, &name, uid)?;
         if room.kind == RoomKind::Dm {
             return Err(RoomError::BadRequest(
@@ -637,7 +640,24 @@ pub async fn update(
         };
         Ok(((updated, old_name), vec![change]))
     })
-    .await?;
+    .await
+    {
+        Ok(done) => done,
+        // A rename to a taken name counts against the hourly room quota, as a room created
+        // under it does: names of private rooms are not to be found out by renaming.
+        Err(RoomError::RoomExists) => {
+            take_quota(
+                state,
+                "rooms",
+                uid,
+                state.config.limits.rooms_per_hour,
+                "You have tried many room names in the last hour; try again later.",
+            )
+            .await?;
+            return Err(RoomError::RoomExists);
+        }
+        Err(e) => return Err(e),
+    };
     tracing::info!(user = %user.username, room = %room.name, renamed_from = ?old_name, "room updated");
     Ok(room)
 }

@@ -547,6 +547,93 @@ async fn quotas_bound_rooms_dms_and_invitations() {
 }
 
 #[tokio::test]
+async fn trying_taken_room_names_and_making_hooks_count_against_the_hourly_quota() {
+    let app = TestApp::with_config(|c| c.limits.rooms_per_hour = 3).await;
+    let admin = app.signup_admin("root").await;
+    let mallory = app.signup("mallory").await;
+    // A private room mallory cannot see.
+    app.create_room(&admin, "secret-plans", false).await;
+    app.create_room(&mallory, "mine", true).await;
+    // Guessing its name by creating or renaming costs a room each time.
+    app.api_err(
+        Method::POST,
+        "/api/rooms",
+        &mallory,
+        Some(&json!({ "name": "secret-plans" })),
+        409,
+        "room_exists",
+    )
+    .await;
+    app.api_err(
+        Method::PATCH,
+        "/api/rooms/mine",
+        &mallory,
+        Some(&json!({ "name": "secret-plans" })),
+        409,
+        "room_exists",
+    )
+    .await;
+    app.api_err(
+        Method::POST,
+        "/api/rooms",
+        &mallory,
+        Some(&json!({ "name": "guess" })),
+        429,
+        "rate_limited",
+    )
+    .await;
+    app.api_err(
+        Method::PATCH,
+        "/api/rooms/mine",
+        &mallory,
+        Some(&json!({ "name": "secret-plans" })),
+        429,
+        "rate_limited",
+    )
+    .await;
+    // A rename to a free name is no guess: it costs nothing.
+    app.api_ok(
+        Method::PATCH,
+        "/api/rooms/mine",
+        &mallory,
+        Some(&json!({ "name": "ours" })),
+        200,
+    )
+    .await;
+
+    // Hooks are accounts: as many per hour as rooms, only those made counting.
+    let hooks = |name: &str| json!({ "name": name });
+    app.api_err(
+        Method::POST,
+        "/api/rooms/general/hooks",
+        &admin,
+        Some(&hooks("mallory")),
+        409,
+        "username_taken",
+    )
+    .await;
+    for name in ["bot-1", "bot-2", "bot-3"] {
+        app.api_ok(
+            Method::POST,
+            "/api/rooms/general/hooks",
+            &admin,
+            Some(&hooks(name)),
+            201,
+        )
+        .await;
+    }
+    app.api_err(
+        Method::POST,
+        "/api/rooms/general/hooks",
+        &admin,
+        Some(&hooks("bot-4")),
+        429,
+        "rate_limited",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn operators_can_reserve_room_creation_to_administrators() {
     let app =
         TestApp::with_config(|c| c.rooms.creation = hearth::config::RoomCreation::Admins).await;
