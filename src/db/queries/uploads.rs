@@ -123,8 +123,23 @@ pub fn upload_by_id<C: Sql>(conn: &C, id: &str) -> Result<Option<UploadRow>, C::
     )
 }
 
+/// Lock `user_id`'s row to the end of the transaction on PostgreSQL, so that what is
+/// counted of theirs next (their uploads' bytes) is not counted by another node's writer at
+/// the same time; nothing on SQLite, whose write transaction excludes every other writer.
+pub fn lock_user<C: Sql>(conn: &C, user_id: i64) -> Result<(), C::Error> {
+    if conn.is_postgres() {
+        conn.row(
+            "SELECT id FROM users WHERE id = ?1 FOR UPDATE",
+            args![user_id],
+            |r| r.get::<i64>(0),
+        )?;
+    }
+    Ok(())
+}
+
 /// Give the uploads `ids` (in this order) to message `message_id`: each must be `user_id`'s
-/// and not sent yet. Their views, or `None` (nothing changed) when one is not.
+/// and not sent yet. Their views, or `None` when one is not (the caller rolls back whatever
+/// was changed).
 pub fn attach_uploads<C: Sql>(
     conn: &C,
     message_id: i64,
@@ -132,9 +147,17 @@ pub fn attach_uploads<C: Sql>(
     ids: &[String],
 ) -> Result<Option<Vec<Attachment>>, C::Error> {
     let mut out = Vec::with_capacity(ids.len());
+    // Locked on PostgreSQL: an upload discarded or swept by another node meanwhile is then
+    // either still there to attach, or seen gone here (not attached to a message as a file
+    // that no longer exists).
+    let lock = if conn.is_postgres() {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
     let find = format!(
         "SELECT {ATTACHMENT_COLUMNS} FROM uploads u \
-         WHERE u.id = ?1 AND u.user_id = ?2 AND u.message_id IS NULL"
+         WHERE u.id = ?1 AND u.user_id = ?2 AND u.message_id IS NULL{lock}"
     );
     for id in ids {
         match conn.row(&find, args![id, user_id], |r| attachment_row(r))? {
@@ -143,10 +166,15 @@ pub fn attach_uploads<C: Sql>(
         }
     }
     for (i, a) in out.iter().enumerate() {
-        conn.exec(
-            "UPDATE uploads SET message_id = ?2, position = ?3 WHERE id = ?1",
+        let changed = conn.exec(
+            "UPDATE uploads SET message_id = ?2, position = ?3 WHERE id = ?1 \
+             AND message_id IS NULL",
             args![a.id, message_id, i as i64],
         )?;
+        if changed == 0 {
+            // Taken meanwhile: the caller rolls back what this message changed.
+            return Ok(None);
+        }
     }
     Ok(Some(out))
 }

@@ -43,6 +43,9 @@ impl Db {
         self.write_if(
             move |c| {
                 if quota > 0 {
+                    // Counted under the uploader's row lock on PostgreSQL: two uploads through
+                    // two nodes at once count one after the other, not both under the quota.
+                    queries::lock_user(c, upload.user_id)?;
                     let used = queries::upload_bytes_of(c, upload.user_id)?;
                     if (used.max(0) as u64).saturating_add(upload.size as u64) > quota {
                         return Ok(Err(UploadRefused::OverQuota));
