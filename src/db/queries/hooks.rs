@@ -328,9 +328,11 @@ pub fn webhook_count<C: Sql>(conn: &C) -> Result<i64, C::Error> {
 }
 
 /// The head of each webhook's queue (its oldest message), when due at `now_ms`; at most
-/// `limit`. Only heads, so each webhook receives its messages in id order. A webhook whose
-/// maker is out of its room (or disabled) waits: what its room says meanwhile is delivered
-/// once they are back (and may read it again), not before.
+/// `limit`, the webhooks tried longest ago first (round and round: a few webhooks whose
+/// receivers answer slowly, with long queues, cannot keep the others waiting). Only heads,
+/// so each webhook receives its messages in id order. A webhook whose maker is out of its
+/// room (or disabled) waits: what its room says meanwhile is delivered once they are back
+/// (and may read it again), not before.
 pub fn due_deliveries<C: Sql>(
     conn: &C,
     now_ms: i64,
@@ -342,7 +344,8 @@ pub fn due_deliveries<C: Sql>(
              q.next_at FROM webhook_queue q JOIN webhooks w ON w.id = q.webhook_id \
              WHERE q.message_id = (SELECT MIN(message_id) FROM webhook_queue h \
                                    WHERE h.webhook_id = q.webhook_id) \
-             AND q.next_at <= ?1 AND {MAKER_IN_ROOM} ORDER BY q.next_at LIMIT ?2"
+             AND q.next_at <= ?1 AND {MAKER_IN_ROOM} \
+             ORDER BY COALESCE(w.last_attempt_at, 0), q.next_at LIMIT ?2"
         ),
         args![now_ms, i64::from(limit)],
         |r| {
