@@ -8,9 +8,7 @@
 //! Every fetch goes through [`crate::outbound`], with its address rules. A job that finds
 //! the queue full is dropped (a preview is a nicety; the message itself is never held up).
 
-use std::sync::Arc;
-
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use url::Url;
 
 use crate::app::error::{AppError, Code};
@@ -30,12 +28,17 @@ const QUEUE: usize = 256;
 /// Bytes of a page read for its head.
 const PAGE_PREFIX: usize = 256 * 1024;
 
+/// Links of one author waiting for a worker, at most; more of theirs are dropped.
+const PENDING_PER_AUTHOR: usize = 32;
+
 /// One link to preview.
 struct Job {
     /// The message it belongs to.
     message_id: i64,
     /// Its first link.
     url: Url,
+    /// Who wrote it: the workers go round the authors.
+    author: String,
 }
 
 /// Start the workers; what the hub should call with each new message to hand them its
@@ -58,6 +61,7 @@ pub fn start(state: &App) -> Option<Watcher> {
         let _ = tx.try_send(Job {
             message_id: msg.id,
             url,
+            author: msg.user.clone(),
         });
     }))
 }
@@ -69,27 +73,93 @@ fn client(state: &App) -> Outbound {
 }
 
 /// Hand each job to a worker, at most `previews.workers` at once, until the server stops.
+/// The workers go round the authors with links waiting, and one author's links take at most
+/// half of them (at least one): someone posting link after link to a slow site delays their
+/// own previews, not everyone's.
 async fn dispatch(state: App, client: Outbound, mut rx: mpsc::Receiver<Job>) {
-    let workers = Arc::new(Semaphore::new(state.config.previews.workers));
+    let workers = state.config.previews.workers;
+    let per_author = (workers / 2).max(1);
     let mut stop = state.shutdown.clone();
+    let (done_tx, mut done) = mpsc::unbounded_channel::<String>();
+    let mut waiting = Waiting::default();
+    let mut busy = 0usize;
     loop {
-        let job = tokio::select! {
+        while busy < workers {
+            let Some(job) = waiting.next(per_author) else {
+                break;
+            };
+            busy += 1;
+            let (state, client, done_tx) = (state.clone(), client.clone(), done_tx.clone());
+            tokio::spawn(async move {
+                let author = job.author.clone();
+                if let Err(e) = preview(&state, &client, job).await {
+                    tracing::debug!("no link preview: {e}");
+                }
+                let _ = done_tx.send(author);
+            });
+        }
+        tokio::select! {
             _ = stop.changed() => return,
             job = rx.recv() => match job {
-                Some(job) => job,
+                Some(job) => waiting.add(job),
                 None => return,
             },
-        };
-        let Ok(permit) = workers.clone().acquire_owned().await else {
-            return;
-        };
-        let (state, client) = (state.clone(), client.clone());
-        tokio::spawn(async move {
-            if let Err(e) = preview(&state, &client, job).await {
-                tracing::debug!("no link preview: {e}");
+            Some(author) = done.recv() => {
+                busy -= 1;
+                waiting.finished(&author);
             }
-            drop(permit);
-        });
+        }
+    }
+}
+
+/// The jobs waiting for a worker, per author, and how many of each author's are running.
+#[derive(Default)]
+struct Waiting {
+    /// Authors with jobs waiting, in turn.
+    turns: std::collections::VecDeque<String>,
+    /// Each author's waiting jobs, oldest first.
+    jobs: std::collections::HashMap<String, std::collections::VecDeque<Job>>,
+    /// Jobs running, per author.
+    running: std::collections::HashMap<String, usize>,
+}
+
+impl Waiting {
+    fn add(&mut self, job: Job) {
+        let queue = self.jobs.entry(job.author.clone()).or_default();
+        if queue.len() >= PENDING_PER_AUTHOR {
+            return;
+        }
+        if queue.is_empty() {
+            self.turns.push_back(job.author.clone());
+        }
+        queue.push_back(job);
+    }
+
+    /// The next job to run: the first author in turn with fewer than `per_author` running.
+    fn next(&mut self, per_author: usize) -> Option<Job> {
+        let at = self
+            .turns
+            .iter()
+            .position(|a| self.running.get(a).copied().unwrap_or(0) < per_author)?;
+        let author = self.turns.remove(at)?;
+        let queue = self.jobs.get_mut(&author)?;
+        let job = queue.pop_front()?;
+        if queue.is_empty() {
+            self.jobs.remove(&author);
+        } else {
+            self.turns.push_back(author.clone());
+        }
+        *self.running.entry(author).or_insert(0) += 1;
+        Some(job)
+    }
+
+    fn finished(&mut self, author: &str) {
+        if let Some(n) = self.running.get_mut(author) {
+            *n -= 1;
+            if *n == 0 {
+                self.running.remove(author);
+            }
+        }
     }
 }
 

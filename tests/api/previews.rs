@@ -325,6 +325,57 @@ async fn a_message_deleted_or_edited_while_its_link_is_fetched_gets_no_preview_n
 }
 
 #[tokio::test]
+async fn one_author_posting_slow_links_takes_half_the_workers_and_the_others_get_theirs() {
+    let mut pages = HashMap::new();
+    let Answer::Ok(ty, page) = html("Slow", "Slow page", None) else {
+        unreachable!()
+    };
+    for path in ["/s1", "/s2", "/s3", "/s4"] {
+        let late = Answer::Late(Duration::from_millis(3000), ty, page.clone());
+        pages.insert(path, late);
+    }
+    pages.insert("/quick", html("Quick", "A quick page", None));
+    let site = Site::start(pages).await;
+    let app = TestApp::builder()
+        .config(|c| {
+            c.previews.enabled = true;
+            c.previews.workers = 4;
+            c.outbound.allow_private_networks = true;
+        })
+        .start()
+        .await;
+    let mallory = app.signup("mallory").await;
+    let bob = app.signup("bob").await;
+    let mut mw = app.ws_connect(&mallory, None).await;
+    let mut bw = app.ws_connect(&bob, None).await;
+    for i in 1..=4 {
+        let body = format!("look {}", site.url(&format!("/s{i}")));
+        mw.say("general", &body, &format!("m{i}")).await;
+    }
+    let sent = bw
+        .say("general", &format!("mine {}", site.url("/quick")), "b1")
+        .await;
+    let p = bw
+        .wait_for("bob's preview", |f| {
+            f["type"] == "preview" && f["id"] == sent["id"]
+        })
+        .await;
+    assert_eq!(p["preview"]["title"], "Quick");
+    // Bob's came while mallory's first two were still being fetched, the other two waiting.
+    let fetched: Vec<usize> = (1..=4).map(|i| site.hits(&format!("/s{i}"))).collect();
+    assert_eq!(fetched, [1, 1, 0, 0], "two of mallory's links at a time");
+    // Mallory's all get theirs in the end.
+    let mut previews = 0;
+    while previews < 4 {
+        mw.wait_for("mallory's previews", |f| {
+            f["type"] == "preview" && f["preview"]["title"] == "Slow"
+        })
+        .await;
+        previews += 1;
+    }
+}
+
+#[tokio::test]
 async fn with_the_default_setting_loopback_is_never_contacted() {
     let mut pages = HashMap::new();
     pages.insert("/page", html("Secret", "Internal", None));
