@@ -27,7 +27,7 @@ use crate::db::StoredMessage;
 use crate::hub::Watcher;
 use crate::model::{PushLevel, QuietHours, MAX_UTC_OFFSET};
 use crate::outbound::webpush::{encrypt, Vapid};
-use crate::outbound::{check_url, Outbound};
+use crate::outbound::{check_url, Outbound, OutboundError};
 
 /// Messages waiting to be looked at; more are dropped (nobody missed a live message: a push is
 /// a nudge).
@@ -48,8 +48,8 @@ const TTL_SECONDS: u64 = 24 * 3600;
 const LAST_OK_EVERY_MS: i64 = 60_000;
 /// The name of the VAPID key in `server_keys`.
 const VAPID_KEY: &str = "vapid";
-/// How long an endpoint that did not answer (a timeout, a refused or broken connection) is
-/// left out: a push service that is down, or one made to hold connections open, then costs
+/// How long an endpoint that does not answer is left out (after a timeout, or a few failures
+/// in a row): a push service that is down, or one made to hold connections open, then costs
 /// one of the few senders once per pause, not once per message.
 const UNREACHABLE_PAUSE: Duration = Duration::from_secs(600);
 /// Endpoints remembered as unreachable, at most (the oldest pause is forgotten first).
@@ -79,41 +79,61 @@ pub struct PushKeys {
     /// The sender's queue, for the mentions an edit adds (new messages reach it through the
     /// hub's watcher).
     queue: std::sync::OnceLock<mpsc::Sender<Note>>,
-    /// Endpoints that did not answer, with when they may be tried again.
-    unreachable: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Endpoints that failed lately: how many times in a row, and until when they are left
+    /// out.
+    unreachable: std::sync::Mutex<std::collections::HashMap<String, Failing>>,
 }
 
+/// An endpoint's failures in a row, and until when it is left out (if it is).
+#[derive(Clone, Copy)]
+struct Failing {
+    times: u32,
+    until: Option<std::time::Instant>,
+}
+
+/// Failures in a row (other than a timeout) after which an endpoint is left out: one
+/// hiccup of a push service does not silence a device.
+const FAILURES_BEFORE_PAUSE: u32 = 3;
+
 impl PushKeys {
-    /// Whether `endpoint` is left out for now (it did not answer lately).
+    /// Whether `endpoint` is left out for now.
     fn paused(&self, endpoint: &str) -> bool {
-        let mut paused = self.unreachable.lock().unwrap_or_else(|e| e.into_inner());
-        match paused.get(endpoint) {
-            Some(until) if *until > std::time::Instant::now() => true,
-            Some(_) => {
-                paused.remove(endpoint);
-                false
-            }
-            None => false,
-        }
+        let paused = self.unreachable.lock().unwrap_or_else(|e| e.into_inner());
+        paused
+            .get(endpoint)
+            .and_then(|f| f.until)
+            .is_some_and(|until| until > std::time::Instant::now())
     }
 
-    /// `endpoint` did not answer: leave it out for [`UNREACHABLE_PAUSE`].
-    fn pause(&self, endpoint: &str) {
+    /// `endpoint` answered: its failures are forgotten.
+    fn answered(&self, endpoint: &str) {
+        let mut failing = self.unreachable.lock().unwrap_or_else(|e| e.into_inner());
+        failing.remove(endpoint);
+    }
+
+    /// A push to `endpoint` failed; it is left out for [`UNREACHABLE_PAUSE`] at once when
+    /// `at_once` (it held a sender until the timeout), else after
+    /// [`FAILURES_BEFORE_PAUSE`] failures in a row.
+    fn failed(&self, endpoint: &str, at_once: bool) {
         let now = std::time::Instant::now();
-        let mut paused = self.unreachable.lock().unwrap_or_else(|e| e.into_inner());
-        if paused.len() >= UNREACHABLE_KEPT {
-            paused.retain(|_, until| *until > now);
-            if paused.len() >= UNREACHABLE_KEPT {
-                let oldest = paused
-                    .iter()
-                    .min_by_key(|(_, u)| **u)
-                    .map(|(e, _)| e.clone());
-                if let Some(oldest) = oldest {
-                    paused.remove(&oldest);
-                }
+        let mut failing = self.unreachable.lock().unwrap_or_else(|e| e.into_inner());
+        if failing.len() >= UNREACHABLE_KEPT && !failing.contains_key(endpoint) {
+            failing.retain(|_, f| f.until.is_some_and(|u| u > now));
+            if failing.len() >= UNREACHABLE_KEPT {
+                return;
             }
         }
-        paused.insert(endpoint.to_string(), now + UNREACHABLE_PAUSE);
+        let f = failing.entry(endpoint.to_string()).or_insert(Failing {
+            times: 0,
+            until: None,
+        });
+        f.times += 1;
+        if at_once || f.times >= FAILURES_BEFORE_PAUSE {
+            *f = Failing {
+                times: 0,
+                until: Some(now + UNREACHABLE_PAUSE),
+            };
+        }
     }
 }
 
@@ -481,6 +501,7 @@ async fn push(state: &App, client: &Outbound, sub: &PushSubscription, payload: &
         .await
     {
         Ok(answer) if answer.status.is_success() => {
+            state.push_keys.answered(&sub.endpoint);
             // "Last push" is shown to people, not used for decisions: at most one write a
             // minute per device keeps busy rooms' pushes off the single writer.
             let recent = sub
@@ -498,8 +519,12 @@ async fn push(state: &App, client: &Outbound, sub: &PushSubscription, payload: &
         }
         Ok(answer) => tracing::debug!("push refused: {}", answer.status),
         Err(e) => {
-            tracing::debug!("push failed: {e}; leaving the endpoint out for a while");
-            state.push_keys.pause(&sub.endpoint);
+            tracing::debug!("push failed: {e}");
+            let at_once = matches!(
+                e,
+                OutboundError::Timeout | OutboundError::Refused { .. } | OutboundError::BadPort(_)
+            );
+            state.push_keys.failed(&sub.endpoint, at_once);
         }
     }
 }

@@ -144,8 +144,8 @@ pub fn upsert_subscription<C: Sql>(
 /// The most devices one user may have subscribed.
 pub const MAX_DEVICES: i64 = 20;
 
-/// Forget `user_id`'s devices beyond [`MAX_DEVICES`], the oldest subscribed first, keeping
-/// `endpoint` (just subscribed); how many.
+/// Forget `user_id`'s devices beyond [`MAX_DEVICES`], keeping `endpoint` (just subscribed)
+/// and those that accepted a push (or were subscribed) most lately; how many.
 pub fn trim_subscriptions<C: Sql>(
     conn: &C,
     user_id: i64,
@@ -154,7 +154,8 @@ pub fn trim_subscriptions<C: Sql>(
     conn.exec(
         "DELETE FROM push_subscriptions WHERE user_id = ?1 AND endpoint NOT IN \
          (SELECT endpoint FROM push_subscriptions WHERE user_id = ?1 \
-          ORDER BY CASE WHEN endpoint = ?2 THEN 0 ELSE 1 END, created_at DESC, endpoint \
+          ORDER BY CASE WHEN endpoint = ?2 THEN 0 ELSE 1 END, \
+          COALESCE(last_ok_at, created_at) DESC, endpoint \
           LIMIT ?3)",
         args![user_id, endpoint, MAX_DEVICES],
     )
