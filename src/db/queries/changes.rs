@@ -87,7 +87,7 @@ pub fn tombstone_message<C: Sql>(conn: &C, id: i64) -> Result<(), C::Error> {
     let body = conn.row(
         conn.dialect(
             "SELECT body FROM messages WHERE id = ?1",
-            "SELECT body FROM messages WHERE id = ?1 FOR UPDATE",
+            "SELECT body FROM messages WHERE id = ?1 FOR NO KEY UPDATE",
         ),
         args![id],
         |r| r.get::<String>(0),
@@ -132,7 +132,7 @@ pub fn live_body_locked<C: Sql>(conn: &C, id: i64) -> Result<Option<String>, C::
     let row = conn.row(
         conn.dialect(
             "SELECT deleted, body FROM messages WHERE id = ?1",
-            "SELECT deleted, body FROM messages WHERE id = ?1 FOR UPDATE",
+            "SELECT deleted, body FROM messages WHERE id = ?1 FOR NO KEY UPDATE",
         ),
         args![id],
         |r| Ok((r.get::<bool>(0)?, r.get::<String>(1)?)),

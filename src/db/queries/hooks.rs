@@ -204,7 +204,7 @@ pub fn delete_hook<C: Sql>(conn: &C, id: &str) -> Result<bool, C::Error> {
 pub fn hook_counts_for_update<C: Sql>(conn: &C, room_id: i64) -> Result<(i64, i64), C::Error> {
     if conn.is_postgres() {
         conn.row(
-            "SELECT id FROM rooms WHERE id = ?1 FOR UPDATE",
+            "SELECT id FROM rooms WHERE id = ?1 FOR NO KEY UPDATE",
             args![room_id],
             |r| r.get::<i64>(0),
         )?;

@@ -126,10 +126,13 @@ pub fn upload_by_id<C: Sql>(conn: &C, id: &str) -> Result<Option<UploadRow>, C::
 /// Lock `user_id`'s row to the end of the transaction on PostgreSQL, so that what is
 /// counted of theirs next (their uploads' bytes) is not counted by another node's writer at
 /// the same time; nothing on SQLite, whose write transaction excludes every other writer.
+/// (`FOR NO KEY UPDATE`, as every such lock here: it does not hold up the foreign-key checks
+/// of rows that name the locked one, such as another node's message by this user, which
+/// waits for the log head other nodes' messages queue behind.)
 pub fn lock_user<C: Sql>(conn: &C, user_id: i64) -> Result<(), C::Error> {
     if conn.is_postgres() {
         conn.row(
-            "SELECT id FROM users WHERE id = ?1 FOR UPDATE",
+            "SELECT id FROM users WHERE id = ?1 FOR NO KEY UPDATE",
             args![user_id],
             |r| r.get::<i64>(0),
         )?;
@@ -151,7 +154,7 @@ pub fn attach_uploads<C: Sql>(
     // either still there to attach, or seen gone here (not attached to a message as a file
     // that no longer exists).
     let lock = if conn.is_postgres() {
-        " FOR UPDATE"
+        " FOR NO KEY UPDATE"
     } else {
         ""
     };
