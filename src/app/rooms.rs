@@ -606,6 +606,22 @@ pub async fn update(
     let name = name.to_string();
     let uid = user.id;
     let username = user.username.clone();
+    // A rename may find its name taken, which must cost a try of the hourly quota whether
+    // or not the quota is spent (else a refusal for the quota would itself say "taken"):
+    // one is reserved first and given back unless the name was taken.
+    let quota = match new_name.as_deref() {
+        Some(n) if n != name => Some(
+            take_quota(
+                state,
+                "rooms",
+                uid,
+                state.config.limits.rooms_per_hour,
+                "You have tried many room names in the last hour; try again later.",
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     let (room, old_name) = match write(state, move |c| {
         let room = member_in(c, &name, uid)?;
         if room.kind == RoomKind::Dm {
@@ -642,21 +658,15 @@ pub async fn update(
     })
     .await
     {
-        Ok(done) => done,
         // A rename to a taken name counts against the hourly room quota, as a room created
         // under it does: names of private rooms are not to be found out by renaming.
-        Err(RoomError::RoomExists) => {
-            take_quota(
-                state,
-                "rooms",
-                uid,
-                state.config.limits.rooms_per_hour,
-                "You have tried many room names in the last hour; try again later.",
-            )
-            .await?;
-            return Err(RoomError::RoomExists);
+        Err(RoomError::RoomExists) => return Err(RoomError::RoomExists),
+        done => {
+            if let Some(quota) = &quota {
+                state.quotas.release(quota).await;
+            }
+            done?
         }
-        Err(e) => return Err(e),
     };
     tracing::info!(user = %user.username, room = %room.name, renamed_from = ?old_name, "room updated");
     Ok(room)

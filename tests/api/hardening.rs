@@ -591,15 +591,30 @@ async fn trying_taken_room_names_and_making_hooks_count_against_the_hourly_quota
         "rate_limited",
     )
     .await;
-    // A rename to a free name is no guess: it costs nothing.
-    app.api_ok(
+    // Once the quota is spent a rename answers alike whether the name is taken or free
+    // (else the refusal itself would tell); a rename that succeeds costs nothing.
+    app.api_err(
         Method::PATCH,
         "/api/rooms/mine",
         &mallory,
         Some(&json!({ "name": "ours" })),
-        200,
+        429,
+        "rate_limited",
     )
     .await;
+    // Five renames to free names in a row, past a quota of three: each costs nothing.
+    let mut current = "secret-plans".to_string();
+    for next in ["plans-1", "plans-2", "plans-3", "plans-4", "plans-5"] {
+        app.api_ok(
+            Method::PATCH,
+            &format!("/api/rooms/{current}"),
+            &admin,
+            Some(&json!({ "name": next })),
+            200,
+        )
+        .await;
+        current = next.to_string();
+    }
 
     // Hooks are accounts: as many per hour as rooms, only those made counting.
     let hooks = |name: &str| json!({ "name": name });
