@@ -91,11 +91,11 @@ async fn dispatch(state: App, client: Outbound, mut rx: mpsc::Receiver<Job>) {
             busy += 1;
             let (state, client, done_tx) = (state.clone(), client.clone(), done_tx.clone());
             tokio::spawn(async move {
-                let author = job.author.clone();
+                // Said when the task ends, even by a panic: the worker is free again.
+                let _done = Done(done_tx, job.author.clone());
                 if let Err(e) = preview(&state, &client, job).await {
                     tracing::debug!("no link preview: {e}");
                 }
-                let _ = done_tx.send(author);
             });
         }
         tokio::select! {
@@ -109,6 +109,15 @@ async fn dispatch(state: App, client: Outbound, mut rx: mpsc::Receiver<Job>) {
                 waiting.finished(&author);
             }
         }
+    }
+}
+
+/// Tells the dispatcher, when dropped, that a job of this author ended.
+struct Done(mpsc::UnboundedSender<String>, String);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        let _ = self.0.send(std::mem::take(&mut self.1));
     }
 }
 
