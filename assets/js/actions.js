@@ -462,11 +462,14 @@ export class MessageActions {
 
   /**
    * Another room is shown (or none): the open editor is cancelled, as Escape would, so that
-   * the message shows as it is when its room is shown again. An edit already sent still
-   * applies when the server stores it.
+   * the message shows as it is when its room is shown again. An editor whose edit was sent
+   * and not answered yet stays (unless `all`, at sign-out): a refusal then shows in it, with
+   * the text, when its room is shown again.
    */
-  cancelEdit() {
-    if (this.editing) this.closeEditor(this.editing, false, { moveFocus: false });
+  cancelEdit({ all = false } = {}) {
+    const row = this.editing;
+    if (!row || (!all && row.editor && row.editor.nonce)) return;
+    this.closeEditor(row, false, { moveFocus: false });
   }
 
   /** The edit with this nonce was stored: close its editor. */

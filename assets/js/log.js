@@ -172,7 +172,7 @@ export class MessageLog {
 
   /** Forget every room (sign-out). */
   resetAll(me) {
-    this.actions.cancelEdit();
+    this.actions.cancelEdit({ all: true });
     this.me = me;
     this.rooms.clear();
     this.s = null;
