@@ -298,18 +298,6 @@ async fn admin_invite_answers_carry_a_qr_code_and_share_tells_the_dialog_what_to
     assert_eq!(res.status().as_u16(), 401);
 }
 
-/// `admin` applies `action` (`disable`, `enable`, `promote`, `demote`) to `target`.
-async fn act(app: &TestApp, admin: &Auth, target: &str, action: &str) {
-    app.api_ok(
-        Method::POST,
-        &format!("/api/admin/users/{target}"),
-        admin,
-        Some(&json!({ "action": action })),
-        200,
-    )
-    .await;
-}
-
 /// `who` makes an invite link for five people; its code.
 async fn link_of(app: &TestApp, who: &Auth) -> String {
     let v = app
@@ -333,14 +321,14 @@ async fn a_link_admits_nobody_while_its_maker_may_not_invite() {
     let mia = app.signup("mia").await;
     set_mode(&app, &admin, "invite").await;
     let code = link_of(&app, &mia).await;
-    act(&app, &admin, "mia", "disable").await;
+    app.admin_act(&admin, "mia", "disable").await;
     let (status, body) = register_with(&app, "spam1", &code).await;
     assert_eq!(
         (status, &body["error"]["code"]),
         (403, &json!("invalid_invite")),
         "{body}"
     );
-    act(&app, &admin, "mia", "enable").await;
+    app.admin_act(&admin, "mia", "enable").await;
     let (status, body) = register_with(&app, "friend1", &code).await;
     assert_eq!(status, 201, "{body}");
 
@@ -350,10 +338,10 @@ async fn a_link_admits_nobody_while_its_maker_may_not_invite() {
     let admin = app.signup_admin("root").await;
     let ann = app.signup("ann").await;
     set_mode(&app, &admin, "invite").await;
-    act(&app, &admin, "ann", "promote").await;
+    app.admin_act(&admin, "ann", "promote").await;
     let anns = link_of(&app, &ann).await;
     let roots = link_of(&app, &admin).await;
-    act(&app, &admin, "ann", "demote").await;
+    app.admin_act(&admin, "ann", "demote").await;
     let (status, body) = register_with(&app, "spam2", &anns).await;
     assert_eq!(
         (status, &body["error"]["code"]),

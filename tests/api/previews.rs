@@ -27,6 +27,18 @@ fn html(title: &str, description: &str, image: Option<&str>) -> Answer {
     )
 }
 
+/// Wait until `site` was asked for `path` at least `n` times (within 10 s).
+async fn until_hits(site: &Site, path: &str, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while site.hits(path) < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} asked for {n} times"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A message's `preview` as history shows it now.
 async fn preview_in_history(app: &TestApp, auth: &crate::common::Auth, id: i64) -> Value {
     let v = app
@@ -247,14 +259,7 @@ async fn a_message_deleted_or_edited_while_its_link_is_fetched_gets_no_preview_n
     let mut aw = app.ws_connect(&alice, None).await;
     let link = site.url("/slow");
     let id = id_of(&aw.say("general", &format!("see {link}"), "s1").await);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while site.hits("/slow") == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the page is asked for"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_hits(&site, "/slow", 1).await;
     // Deleted while the page is on its way.
     app.api_ok(
         Method::DELETE,
@@ -264,14 +269,7 @@ async fn a_message_deleted_or_edited_while_its_link_is_fetched_gets_no_preview_n
         204,
     )
     .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while site.hits("/pic.png") == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the picture is fetched"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_hits(&site, "/pic.png", 1).await;
     // The page and its picture arrive after the deletion: nothing is kept of them, and no
     // preview goes out.
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -290,13 +288,7 @@ async fn a_message_deleted_or_edited_while_its_link_is_fetched_gets_no_preview_n
     // preview of a link the message no longer has never comes, and the page is not kept.
     let link = site.url("/slow2");
     let id = id_of(&aw.say("general", &format!("see {link}"), "s3").await);
-    while site.hits("/slow2") == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the page is asked for"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_hits(&site, "/slow2", 1).await;
     app.api_ok(
         Method::PATCH,
         &format!("/api/messages/{id}"),
@@ -305,14 +297,7 @@ async fn a_message_deleted_or_edited_while_its_link_is_fetched_gets_no_preview_n
         200,
     )
     .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while site.hits("/pic.png") < 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the picture is fetched"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_hits(&site, "/pic.png", 2).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(db.cached_page(&link).await.unwrap().is_none(), "not cached");
     assert!(preview_in_history(&app, &alice, id).await.is_null());

@@ -30,17 +30,6 @@ async fn login(app: &TestApp, name: &str) -> Auth {
     Auth::Cookie(app.login(name, PASSWORD).await.1)
 }
 
-async fn act(app: &TestApp, admin: &Auth, target: &str, action: &str) {
-    app.api_ok(
-        Method::POST,
-        &format!("/api/admin/users/{target}"),
-        admin,
-        Some(&json!({ "action": action })),
-        200,
-    )
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_and_revoking_a_device_take_effect_at_once() {
     let app = TestApp::start().await;
@@ -116,21 +105,21 @@ async fn administrators_changes_take_effect_at_once() {
     assert_eq!(admin_list(&app, &bob).await, 403);
 
     // Promoted: bob's cached session knows at once; demoted: likewise.
-    act(&app, &admin, "bob", "promote").await;
+    app.admin_act(&admin, "bob", "promote").await;
     assert_eq!(admin_list(&app, &bob).await, 200, "promoted");
-    act(&app, &admin, "bob", "demote").await;
+    app.admin_act(&admin, "bob", "demote").await;
     assert_eq!(admin_list(&app, &bob).await, 403, "demoted");
 
-    act(&app, &admin, "bob", "disable").await;
+    app.admin_act(&admin, "bob", "disable").await;
     assert_eq!(me(&app, &bob).await, 401, "disabled");
-    act(&app, &admin, "bob", "enable").await;
+    app.admin_act(&admin, "bob", "enable").await;
 
     // Signing bob out everywhere, then resetting his password (which must come last: it
     // changes the password these sign-ins use).
     for action in ["sign_out", "reset_password"] {
         let bob = login(&app, "bob").await;
         warm(&app, &bob, 200).await;
-        act(&app, &admin, "bob", action).await;
+        app.admin_act(&admin, "bob", action).await;
         assert_eq!(me(&app, &bob).await, 401, "{action}");
     }
 }

@@ -520,6 +520,19 @@ impl TestApp {
         (status, v)
     }
 
+    /// `admin` applies `action` (`disable`, `enable`, `promote`, `demote`) to account
+    /// `target`, which must succeed.
+    pub async fn admin_act(&self, admin: &Auth, target: &str, action: &str) {
+        self.api_ok(
+            Method::POST,
+            &format!("/api/admin/users/{target}"),
+            admin,
+            Some(&serde_json::json!({ "action": action })),
+            200,
+        )
+        .await;
+    }
+
     /// An API call that must answer `status`; returns the body.
     pub async fn api_ok(
         &self,
