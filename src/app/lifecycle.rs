@@ -59,18 +59,7 @@ pub async fn edit(
     let (msg, mentioned) = state
         .db
         .transact_then(
-            move |tx| {
-                let (msg, changes) = edit_in(tx, (user_id, origin, window), &hub, id, body, nonce)?;
-                let mentioned: Vec<i64> = changes
-                    .iter()
-                    .filter_map(|c| match c {
-                        Change::Mentioned { users, .. } => Some(users.clone()),
-                        _ => None,
-                    })
-                    .flatten()
-                    .collect();
-                Ok::<_, AppError>(((msg, mentioned), changes))
-            },
+            move |tx| edit_in(tx, (user_id, origin, window), &hub, id, body, nonce),
             origin.is_none(),
         )
         .await?;
@@ -199,6 +188,10 @@ fn react_in(
 /// Who edits: the user, the asking connection, and the edit window (`None` = unlimited).
 type Editor = (i64, Option<ConnId>, Option<i64>);
 
+/// An edit stored: the message as it now is and the users it mentions for the first time,
+/// with the changes the room is told of.
+type Edited = ((StoredMessage, Vec<i64>), Vec<Change>);
+
 fn edit_in(
     tx: &Tx<'_>,
     (user_id, origin, window): Editor,
@@ -206,7 +199,7 @@ fn edit_in(
     id: i64,
     body: String,
     nonce: Option<String>,
-) -> Result<(StoredMessage, Vec<Change>), AppError> {
+) -> Result<Edited, AppError> {
     let (mut msg, author, _) = readable_message(tx, user_id, id)?;
     if msg.deleted {
         return Err(unknown_message());
@@ -225,7 +218,7 @@ fn edit_in(
             Some(c) => c,
             None => never_edited(&msg),
         };
-        return Ok((msg, echo(change, nonce, origin)));
+        return Ok(((msg, Vec::new()), echo(change, nonce, origin)));
     }
     let now = now_ms();
     check_window(&msg, window, now, "edited")?;
@@ -247,10 +240,10 @@ fn edit_in(
             room: msg.room.clone(),
             id: msg.id,
             author: msg.user.clone(),
-            users: newly_mentioned,
+            users: newly_mentioned.clone(),
         });
     }
-    Ok((msg, changes))
+    Ok(((msg, newly_mentioned), changes))
 }
 
 /// Who deletes: the user, their name, the asking connection, and the edit window.

@@ -14,6 +14,12 @@ pub const MAX_SITE_NAME: usize = 80;
 /// Longest link previewed, in bytes.
 pub const MAX_URL: usize = 2048;
 
+/// Whether `url` (as [`first_link`] writes it) is still the first link of `body`: a page
+/// fetched for a message is kept and shown only while its text links to it.
+pub fn links_first_to(body: &str, url: &str) -> bool {
+    first_link(body).is_some_and(|l| l.as_str() == url)
+}
+
 /// The first `http://` or `https://` link in a message body, as a parsed URL, skipping text in
 /// backticks (code is not a link). Trailing punctuation that ends a sentence is not part of
 /// it, nor is a closing parenthesis without its opening one.

@@ -26,8 +26,9 @@ impl Db {
     /// as cached. Nothing is kept when the message was deleted (or is gone) meanwhile, or
     /// edited so that this is no longer its link: the deletion dropped what was cached for
     /// its link, and a fetch still under way must not bring it back for a week (nor keep the
-    /// page of a link edited away, which no deletion would then drop). The message's row is locked first on PostgreSQL, as a
-    /// deletion locks it, so that one of the two sees the other.
+    /// page of a link edited away, which no deletion would then drop). The message's row is
+    /// locked first on PostgreSQL, as a deletion locks it, so that one of the two sees the
+    /// other.
     pub async fn cache_page(
         &self,
         files: Arc<Files>,
@@ -40,8 +41,7 @@ impl Db {
         let page = self
             .write(move |c| {
                 let body = queries::live_body_locked(c, for_message)?;
-                let linked = body.as_deref().and_then(crate::outbound::page::first_link);
-                if linked.is_none_or(|l| l.as_str() != url) {
+                if !body.is_some_and(|b| crate::outbound::page::links_first_to(&b, &url)) {
                     page.image = None;
                     return Ok(page);
                 }
@@ -96,8 +96,7 @@ impl Tx<'_> {
         };
         // An edit that took the link out (or changed it) while its page was fetched: the
         // preview would show a link the message no longer has.
-        let linked = crate::outbound::page::first_link(&msg.body).map(|u| u.to_string());
-        if msg.deleted || linked.as_deref() != Some(p.url.as_str()) {
+        if msg.deleted || !crate::outbound::page::links_first_to(&msg.body, &p.url) {
             return Ok(None);
         }
         if queries::has_preview_row(self.0, id)? {
