@@ -485,6 +485,46 @@ impl Db {
         rx.await.map_err(|_| DbError::Closed)?
     }
 
+    /// Run `f` inside the writer's next transaction and, once that committed, `then` with its
+    /// value on the write connection, outside any transaction and before the writer starts
+    /// another: for work that must not happen unless the commit did, and that must see
+    /// only committed rows (a job later in the same batch may write rows `f` did not see,
+    /// and a batch that fails rolls back what `f` saw other jobs write). Returns what `then`
+    /// returned; when `f` fails or the commit does, `then` does not run.
+    pub(crate) async fn write_then<T, U, F, G>(&self, f: F, then: G) -> Result<U, DbError>
+    where
+        T: Send + 'static,
+        U: Send + 'static,
+        F: FnOnce(&sql::Conn) -> Result<T, sql::SqlError> + Send + 'static,
+        G: FnOnce(&sql::Conn, T) -> Result<U, sql::SqlError> + Send + 'static,
+    {
+        let (committed, on_commit) = oneshot::channel::<Result<(), DbError>>();
+        let (done, on_done) = oneshot::channel::<Result<U, DbError>>();
+        let job: writer::Job = Box::new(move |conn| {
+            let value = match f(conn) {
+                Ok(value) => value,
+                Err(e) => {
+                    let e = DbError::from(e);
+                    return writer::JobDone::new(
+                        false,
+                        move |_| drop(committed.send(Err(e))),
+                        None,
+                    );
+                }
+            };
+            let reply = move |commit: Result<(), DbError>| drop(committed.send(commit));
+            writer::JobDone::new(true, reply, None).then(move |conn| {
+                let _ = done.send(then(conn, value).map_err(DbError::from));
+            })
+        });
+        self.writer
+            .send(writer::WriteCmd::Exec(job, false))
+            .await
+            .map_err(|_| DbError::Closed)?;
+        on_commit.await.map_err(|_| DbError::Closed)??;
+        on_done.await.map_err(|_| DbError::Closed)?
+    }
+
     /// Like [`Db::write`] for changes that others must see in order with messages: `f` returns
     /// its value and the [`Change`]s it made; once committed, the fan-out thread applies them
     /// after every message committed before and before any committed after, and only then is

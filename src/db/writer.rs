@@ -32,6 +32,10 @@ const QUEUE: usize = 16 * 1024;
 pub type Reply = Box<dyn FnOnce(Result<(), DbError>) + Send>;
 /// Runs inside the transaction (in a savepoint of its own) and says what became of it.
 pub type Job = Box<dyn FnOnce(&Conn) -> JobDone + Send>;
+/// Runs on the write connection once the transaction committed, outside any transaction and
+/// before the writer starts the next one: work that must not happen unless the commit did
+/// (removing files), and sees only what is committed.
+pub type AfterCommit = Box<dyn FnOnce(&Conn) + Send>;
 
 /// What a [`Job`] did.
 pub struct JobDone {
@@ -42,6 +46,8 @@ pub struct JobDone {
     /// The changes the fan-out must apply, in order with the messages around it, once
     /// committed (only when kept).
     pub changes: Option<Changes>,
+    /// What to do once committed (only when kept): see [`AfterCommit`].
+    pub after: Option<AfterCommit>,
 }
 
 impl JobDone {
@@ -55,7 +61,14 @@ impl JobDone {
             keep,
             reply: Box::new(reply),
             changes,
+            after: None,
         }
+    }
+
+    /// The same, with `after` run once the transaction committed.
+    pub fn then(mut self, after: impl FnOnce(&Conn) + Send + 'static) -> Self {
+        self.after = Some(Box::new(after));
+        self
     }
 }
 
@@ -343,6 +356,8 @@ struct Pass {
     outcomes: Vec<Committed>,
     /// Answers to the jobs, sent once the transaction is over.
     replies: Vec<Reply>,
+    /// What kept jobs want done once the transaction committed.
+    after: Vec<AfterCommit>,
     /// Messages whose sender waits for their outcome, and its index in `outcomes`.
     answers: Vec<(tokio::sync::oneshot::Sender<SendOutcome>, usize)>,
     /// The first statement error, if any; some (disk full, I/O) make SQLite roll the whole
@@ -502,6 +517,9 @@ fn commit_batch(
             if let (Some(indexer), Some(lite)) = (indexer.as_mut(), conn.lite()) {
                 indexer.committed(lite, newest_stored(&pass.outcomes));
             }
+            for after in std::mem::take(&mut pass.after) {
+                after(conn);
+            }
             let (mut outcomes, result) = committed_pass(pass);
             if let Some((after, upto)) = span.filter(|(after, upto)| upto > after) {
                 outcomes.insert(0, Committed::Logged { after, upto });
@@ -562,6 +580,9 @@ fn run_job(conn: &Conn, job: Job, pass: &mut Pass) {
     };
     if let Err(e) = conn.batch(end) {
         pass.first_error.get_or_insert(e.to_string());
+    }
+    if let Some(after) = done.after.filter(|_| done.keep) {
+        pass.after.push(after);
     }
     pass.replies.push(done.reply);
 }
@@ -1228,11 +1249,7 @@ mod tests {
                 changes: vec![change],
                 applied,
             };
-            JobDone {
-                keep: true,
-                reply,
-                changes: Some(changes),
-            }
+            JobDone::new(true, reply, Some(changes))
         });
         tx.send(WriteCmd::Exec(job, false)).await.unwrap();
         tx.send(message("b", 1)).await.unwrap();
@@ -1275,14 +1292,11 @@ mod tests {
             let reply: Reply = Box::new(move |commit| {
                 let _ = answer.send(commit.is_ok());
             });
-            JobDone {
-                keep: false,
-                reply,
-                changes: Some(Changes {
-                    changes: Vec::new(),
-                    applied,
-                }),
-            }
+            let changes = Changes {
+                changes: Vec::new(),
+                applied,
+            };
+            JobDone::new(false, reply, Some(changes))
         });
         tx.send(WriteCmd::Exec(job, false)).await.unwrap();
         tx.send(message("after", 1)).await.unwrap();
@@ -1297,11 +1311,7 @@ mod tests {
                 .query_row("SELECT topic FROM rooms WHERE id = 1", [], |r| r.get(0))
                 .unwrap();
             let _ = check.send(t);
-            JobDone {
-                keep: true,
-                reply: Box::new(|_| {}),
-                changes: None,
-            }
+            JobDone::new(true, |_| {}, None)
         });
         tx.send(WriteCmd::Exec(read, false)).await.unwrap();
         assert_ne!(

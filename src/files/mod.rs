@@ -7,8 +7,10 @@
 //!   empties; a crash between the move and the commit leaves a file nobody uses, which the
 //!   orphan sweep removes.
 //! - Removing a file that lost its last upload also runs on the writer thread
-//!   ([`Files::collect`]), so it is ordered with the moves: a new upload of the same bytes
-//!   either finds the file still there or puts it back.
+//!   ([`Files::collect`]), between two of its transactions, so it is ordered with the moves
+//!   (a new upload of the same bytes either finds the file still there or puts it back) and
+//!   sees only committed rows (a transaction that fails cannot bring back a row naming a
+//!   file already removed).
 //! - Several nodes sharing one folder (cluster mode, [`Files::open_shared`]) have one writer
 //!   each, and a node's removal cannot see another node's rows before they commit. There a
 //!   file that is reused is replaced by the new copy (the same bytes, just written), and a

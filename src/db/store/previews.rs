@@ -37,7 +37,7 @@ impl Db {
         image: Option<(TempFile, String, String)>,
     ) -> Result<CachedPage, DbError> {
         let url = url.to_string();
-        let shared = files.clone();
+        let later = files.clone();
         let page = self
             .write(move |c| {
                 let body = queries::live_body_locked(c, for_message)?;
@@ -51,11 +51,10 @@ impl Db {
                     page.image = Some((sha, mime));
                 }
                 queries::cache_page(c, &url, &page, now_ms())?;
-                super::uploads::collect(c, &files)?;
                 Ok(page)
             })
             .await?;
-        super::uploads::collect_shared(self, shared).await;
+        super::uploads::collect_after(self, later).await;
         Ok(page)
     }
 
@@ -67,15 +66,10 @@ impl Db {
     /// Forget pages cached more than a week ago, and remove the pictures nothing uses any
     /// more; how many pages.
     pub async fn forget_old_pages(&self, files: Arc<Files>) -> Result<usize, DbError> {
-        let shared = files.clone();
         let n = self
-            .write(move |c| {
-                let n = queries::forget_old_pages(c, now_ms() - PAGE_KEPT_MS)?;
-                super::uploads::collect(c, &files)?;
-                Ok(n)
-            })
+            .write(move |c| queries::forget_old_pages(c, now_ms() - PAGE_KEPT_MS))
             .await?;
-        super::uploads::collect_shared(self, shared).await;
+        super::uploads::collect_after(self, files).await;
         Ok(n)
     }
 }

@@ -45,7 +45,7 @@ impl Db {
         user_id: i64,
         avatar: Option<(TempFile, String, String)>,
     ) -> Result<Option<Profile>, DbError> {
-        let shared = files.clone();
+        let later = files.clone();
         let profile = self
             .transact(move |tx: &Tx<'_>| {
                 let c = tx.0;
@@ -57,11 +57,10 @@ impl Db {
                     }
                     None => queries::set_avatar(c, user_id, None)?,
                 }
-                super::uploads::collect(c, &files)?;
                 announced(queries::profile_of(c, user_id)?)
             })
             .await?;
-        super::uploads::collect_shared(self, shared).await;
+        super::uploads::collect_after(self, later).await;
         Ok(profile)
     }
 }

@@ -87,17 +87,10 @@ impl Db {
     ) -> Result<bool, DbError> {
         let id = id.to_string();
         let removed = self
-            .write({
-                let files = files.clone();
-                move |c| {
-                    let removed = queries::delete_unsent_upload(c, &id, user_id)?;
-                    collect(c, &files)?;
-                    Ok(removed)
-                }
-            })
+            .write(move |c| queries::delete_unsent_upload(c, &id, user_id))
             .await?;
         // (Committed: a removal that fails now is the hourly sweep's, not the caller's error.)
-        collect_shared(self, files).await;
+        collect_after(self, files).await;
         Ok(removed)
     }
 
@@ -108,26 +101,40 @@ impl Db {
         files: Arc<Files>,
         max_age_ms: i64,
     ) -> Result<usize, DbError> {
-        let removed = self
-            .write({
-                let files = files.clone();
-                move |c| {
-                    queries::delete_stale_uploads(c, now_ms() - max_age_ms)?;
-                    collect(c, &files)
-                }
-            })
+        self.write(move |c| queries::delete_stale_uploads(c, now_ms() - max_age_ms))
             .await?;
-        Ok(removed + collect_shared(self, files).await)
+        Ok(collect_after(self, files).await)
     }
 
     /// Remove the files of the queue that no upload uses (after a message was deleted); how
     /// many.
+    ///
+    /// With the folder this server's alone, each part of the queue is taken in a transaction
+    /// of the writer's and its files are removed once that committed, before the writer's
+    /// next transaction: a file goes only when no committed row names it (a transaction that
+    /// fails leaves the queue and the files as they were), and no upload is moved into place
+    /// meanwhile (the writer does that, in its jobs). In a shared folder the part taken is
+    /// checked and removed off the writer (see [`Files`]).
     pub async fn collect_files(&self, files: Arc<Files>) -> Result<usize, DbError> {
-        if !files.is_shared() {
-            return self.write(move |c| collect(c, &files)).await;
-        }
         let mut removed = 0;
         loop {
+            if !files.is_shared() {
+                let files = files.clone();
+                let (taken, gone) = self
+                    .write_then(
+                        |c| queries::take_file_gc(c, 500),
+                        move |c, hashes| {
+                            let gone = files.collect(&hashes, |h| queries::file_in_use(c, h))?;
+                            Ok((hashes.len(), gone))
+                        },
+                    )
+                    .await?;
+                removed += gone;
+                if taken == 0 {
+                    return Ok(removed);
+                }
+                continue;
+            }
             let hashes = self.write(|c| queries::take_file_gc(c, 500)).await?;
             if hashes.is_empty() {
                 return Ok(removed);
@@ -152,16 +159,20 @@ impl Db {
     }
 
     /// Remove every stored file no upload uses (what a crash between moving a file into place
-    /// and committing its row leaves behind); how many.
+    /// and committing its row leaves behind); how many. With the folder this server's alone,
+    /// on the writer thread between two transactions, as committed rows name them.
     pub async fn remove_orphan_files(&self, files: Arc<Files>) -> Result<usize, DbError> {
         if !files.is_shared() {
             return self
-                .write(move |c| {
-                    let in_use = queries::files_in_use(c)?;
-                    files
-                        .remove_orphans(&in_use)
-                        .map_err(crate::db::sql::SqlError::Io)
-                })
+                .write_then(
+                    |_| Ok(()),
+                    move |c, ()| {
+                        let in_use = queries::files_in_use(c)?;
+                        files
+                            .remove_orphans(&in_use)
+                            .map_err(crate::db::sql::SqlError::Io)
+                    },
+                )
                 .await;
         }
         let in_use = self.read(queries::files_in_use).await?;
@@ -169,13 +180,9 @@ impl Db {
     }
 }
 
-/// In a shared folder, after a job whose [`collect`] left the queue alone: remove what it
-/// queued now, off the writer; how many files went (a failure is logged, and the hourly
-/// sweep tries again).
-pub(super) async fn collect_shared(db: &Db, files: Arc<Files>) -> usize {
-    if !files.is_shared() {
-        return 0;
-    }
+/// After a committed job that may have queued files (their last upload deleted): remove
+/// the unused ones; how many went (a failure is logged, and the hourly sweep tries again).
+pub(super) async fn collect_after(db: &Db, files: Arc<Files>) -> usize {
     db.collect_files(files).await.unwrap_or_else(|e| {
         tracing::warn!("cannot remove unused files: {e}");
         0
@@ -195,29 +202,105 @@ where
     }
 }
 
-/// Empty the queue of files that may have lost their last upload, removing the unused ones
-/// (in a job of the writer). In a shared folder nothing: the queue waits for
-/// [`Db::collect_files`], which removes off the writer.
-pub(super) fn collect(
-    c: &crate::db::sql::Conn,
-    files: &Files,
-) -> Result<usize, crate::db::sql::SqlError> {
-    if files.is_shared() {
-        return Ok(0);
-    }
-    let mut removed = 0;
-    loop {
-        let hashes = queries::take_file_gc(c, 500)?;
-        if hashes.is_empty() {
-            return Ok(removed);
-        }
-        removed += files.collect(&hashes, |h| queries::file_in_use(c, h))?;
-    }
-}
-
 impl Tx<'_> {
     /// The upload `id` (for a use case checking access inside a read).
     pub fn upload(&self, id: &str) -> Result<Option<UploadRow>, DbError> {
         Ok(queries::upload_by_id(self.0, id)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Waker};
+
+    use super::*;
+    use crate::db::sql::Sql;
+    use crate::db::NewAdmin;
+
+    type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+    /// Queue `fut`'s write with the writer now (its first poll sends it), to be awaited later.
+    fn queued<'a, T>(fut: impl Future<Output = T> + Send + 'a) -> Pending<'a, T> {
+        let mut fut: Pending<'a, T> = Box::pin(fut);
+        let polled = fut.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+        assert!(polled.is_pending(), "a write waits for its commit");
+        fut
+    }
+
+    /// A batch that deletes an upload, takes its file off the queue and then fails (SQLite
+    /// rolls a transaction back by itself on an I/O error or a full disk: a job does it here)
+    /// leaves the file in place, for the row that comes back with the rollback. Once a
+    /// deletion commits, the file goes.
+    #[tokio::test]
+    async fn a_file_is_removed_only_once_the_transaction_that_freed_it_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (commits, _received) = std::sync::mpsc::channel();
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let full = crate::config::Synchronous::Full;
+        let (db, writer) = Db::open(&dir.path().join("chat.db"), full, commits, metrics).unwrap();
+        let files = Arc::new(Files::open(&dir.path().join("uploads")).unwrap());
+        let user = db
+            .write(|c| queries::insert_user(c, "ada", "ada", "x", NewAdmin::No, 0))
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let sha = "ab".repeat(32);
+        let (temp, mut f) = files.temp().unwrap();
+        std::io::Write::write_all(&mut f, b"bytes").unwrap();
+        let upload = NewUpload {
+            id: "u1".into(),
+            user_id: user,
+            name: "a.txt".into(),
+            mime: "text/plain".into(),
+            size: 5,
+            sha256: sha.clone(),
+            dimensions: None,
+            thumbnail: None,
+        };
+        let temps = UploadFiles {
+            file: temp,
+            thumbnail: None,
+        };
+        db.record_upload(files.clone(), upload, temps, 0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(files.path_of(&sha).is_file());
+
+        // Hold the writer so the next three writes make one batch.
+        let (gate, wait) = std::sync::mpsc::channel::<()>();
+        let (started, on_started) = tokio::sync::oneshot::channel();
+        let held = queued(db.write(move |_| {
+            let _ = started.send(());
+            let _ = wait.recv();
+            Ok(())
+        }));
+        on_started.await.unwrap();
+        let delete = queued(db.write(move |c| queries::delete_unsent_upload(c, "u1", user)));
+        let collect = queued(db.collect_files(files.clone()));
+        let fail = queued(db.write(|c| c.batch("ROLLBACK")));
+        gate.send(()).unwrap();
+        held.await.unwrap();
+        assert!(delete.await.is_err(), "the batch failed");
+        assert!(collect.await.is_err());
+        assert!(fail.await.is_err());
+        assert!(db.upload("u1").await.unwrap().is_some(), "rolled back");
+        assert!(
+            files.path_of(&sha).is_file(),
+            "the row that came back names it"
+        );
+
+        assert!(db
+            .delete_unsent_upload(files.clone(), "u1", user)
+            .await
+            .unwrap());
+        assert!(
+            !files.path_of(&sha).exists(),
+            "removed once the deletion committed"
+        );
+        writer.shutdown().await;
     }
 }
