@@ -137,6 +137,7 @@ pub fn start(
                 chunk: chunk(hub_queue),
                 vouched: 0,
                 backlog: taken,
+                names_due: false,
             });
             Follower::run(&follower, &commits);
             // Gone with its thread: the listener's next batch finds no follower, its send
@@ -382,6 +383,10 @@ struct Follower {
     vouched: i64,
     /// What the listener handed on and this follower has not taken yet.
     backlog: Arc<Backlog>,
+    /// The hub forgot the rooms' names at a reset that did not go on from the head (a change
+    /// this node cannot read, or its own batch still on its way): they are read with the
+    /// next snapshot whose positions are delivered up to its head.
+    names_due: bool,
 }
 
 impl Follower {
@@ -589,8 +594,9 @@ impl Follower {
         /// What one snapshot of the log gave.
         enum Read {
             /// Positions up to `upto` (`None`: nothing new), what they hold above
-            /// `vouched`, and whether more are waiting.
-            Range(Option<(i64, LogRange)>, bool),
+            /// `vouched`, whether more are waiting, and, when the hub's names are due and
+            /// `upto` is the head, every room's name there.
+            Range(Option<(i64, LogRange)>, bool, Option<Vec<(i64, String)>>),
             /// Hub events this node has not delivered were deleted; the head, and every
             /// room's name there.
             Pruned(i64, Vec<(i64, String)>),
@@ -609,8 +615,13 @@ impl Follower {
             // A chunk from where delivery resumes: what lies up to `vouched` is skipped whole.
             let from = self.applied.max(self.vouched);
             let upto = upto.min(from + self.chunk);
+            let names = if self.names_due && upto == head && pruned <= from {
+                Some(queries::log_head_and_names(c)?.1)
+            } else {
+                None
+            };
             if upto <= self.applied {
-                return Ok(Read::Range(None, false));
+                return Ok(Read::Range(None, false, names));
             }
             let more = upto < head.min(limit.unwrap_or(i64::MAX));
             if pruned > from {
@@ -618,16 +629,16 @@ impl Follower {
                 return Ok(Read::Pruned(head, names));
             }
             if upto <= from {
-                return Ok(Read::Range(Some((upto, LogRange::default())), more));
+                return Ok(Read::Range(Some((upto, LogRange::default())), more, names));
             }
             let range = queries::log_range(c, from, upto)?;
-            Ok(Read::Range(Some((upto, range)), more))
+            Ok(Read::Range(Some((upto, range)), more, names))
         })();
         let _ = c.batch("ROLLBACK");
         self.hub.metrics().log_reads.fetch_add(1, Ordering::Relaxed);
         self.last_read = Instant::now();
-        let (found, more) = match read? {
-            Read::Range(found, more) => (found, more),
+        let (found, more, names) = match read? {
+            Read::Range(found, more, names) => (found, more, names),
             Read::Pruned(head, names) => {
                 self.pruned_behind(head, names);
                 return Ok(false);
@@ -643,7 +654,13 @@ impl Follower {
                 // A change this node cannot apply (a bug, or a newer node's: a cluster is
                 // upgraded whole): its connections may be missing it, so they read again.
                 self.hub.reset_or_abort(Some(upto));
+                self.names_due = true;
             }
+        }
+        if let Some(names) = names.filter(|_| self.names_due) {
+            // As of `applied`, the snapshot's head: what the hub delivers next is above it.
+            self.hub.know_room_names(names);
+            self.names_due = false;
         }
         self.hub.metrics().log_read(self.applied);
         Ok(more
@@ -732,6 +749,7 @@ impl Follower {
         if self.applied == read {
             self.hub.know_room_names(names);
         }
+        self.names_due = self.applied != read;
         self.hub.metrics().log_read(self.applied);
         self.last_read = Instant::now();
     }

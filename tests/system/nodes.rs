@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
 use serde_json::Value;
 
 use crate::common::{id_of, within, Auth, TestApp, Ws, PASSWORD};
@@ -745,6 +746,80 @@ async fn a_failed_delivery_on_three_nodes(name: &'static str, body: &str) {
         [failed + 1, failed + 2, failed + 3],
         "at the next positions"
     );
+}
+
+/// A change in the log that a node cannot read (a newer node's, written while a cluster is
+/// upgraded by halves, or a bug) closes every socket of every node that reads it, so that
+/// clients read again from the store; the nodes carry on in one order, and a room renamed
+/// afterwards is named anew on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_no_node_can_read_closes_the_sockets_and_the_nodes_carry_on() {
+    let Some((pg, url)) = database("unreadable").await else {
+        return;
+    };
+    let apps = nodes(&url, 2).await;
+    let ann = apps[0].signup("ann").await;
+    let ben = apps[1].signup("ben").await;
+    let mut sockets = vec![
+        apps[0].ws_connect(&ann, None).await,
+        apps[1].ws_connect(&ben, None).await,
+    ];
+    let first = id_of(&sockets[0].say("general", "before", "before").await);
+    assert_eq!(collect(&mut sockets[1], 1).await.0, [first]);
+
+    // A change at the next position, in a shape no node knows, announced as a commit is.
+    tokio::task::block_in_place(|| {
+        let mut client = pg.client("unreadable");
+        client
+            .batch_execute(
+                "BEGIN; \
+                 INSERT INTO hub_events (pos, changes, ts) \
+                 SELECT pos + 1, '[{\"kind\":\"from_a_newer_node\"}]', \
+                 (extract(epoch FROM now()) * 1000)::bigint FROM hearth_log_head WHERE id = 1; \
+                 SELECT pg_notify('hearth_log', '{\"a\":' || pos || ',\"u\":' || (pos + 1) || '}') \
+                 FROM hearth_log_head WHERE id = 1; \
+                 UPDATE hearth_log_head SET pos = pos + 1 WHERE id = 1; \
+                 COMMIT",
+            )
+            .expect("the change is written");
+    });
+    for ws in &mut sockets {
+        assert_eq!(ws.expect_close_within(Duration::from_secs(15)).await, 1012);
+    }
+
+    let mut sockets = vec![
+        apps[0].ws_connect(&ann, Some(first)).await,
+        apps[1].ws_connect(&ben, Some(first)).await,
+    ];
+    apps[0].create_room(&ann, "early", true).await;
+    apps[1].join_room(&ben, "early").await;
+    let rename = serde_json::json!({"name": "later"});
+    apps[0]
+        .api_ok(Method::PATCH, "/api/rooms/early", &ann, Some(&rename), 200)
+        .await;
+    for (i, ws) in sockets.iter_mut().enumerate() {
+        let frame = crate::common::send_in("later", &format!("after {i}"), &format!("u-{i}"));
+        ws.send_json(&frame).await;
+    }
+    let mut orders = Vec::new();
+    for ws in &mut sockets {
+        let mut got = Vec::new();
+        within(
+            Duration::from_secs(20),
+            "both messages on both nodes",
+            async {
+                while got.len() < 2 {
+                    let f = ws.wait_type("message").await;
+                    if f["room"] == "later" {
+                        got.push(id_of(&f));
+                    }
+                }
+            },
+        )
+        .await;
+        orders.push(got);
+    }
+    assert_eq!(orders[0], orders[1], "one order on every node");
 }
 
 // Cluster mode: the same nodes sharing one Redis (`cluster.redis_url`).
