@@ -602,3 +602,69 @@ async fn a_room_takes_ten_hooks_and_ten_webhooks_even_when_asked_for_at_once() {
         "{listed}"
     );
 }
+
+/// The senders go round the webhooks tried longest ago first: eight webhooks whose receiver
+/// answers slowly, each with a queue of messages, do not keep a ninth waiting until they are
+/// all done (ordered by when each message fell due, the ninth came last).
+#[tokio::test]
+async fn webhooks_with_long_queues_do_not_keep_another_waiting() {
+    use crate::common::{Answer, Site};
+    let site = Site::start(std::collections::HashMap::from([
+        (
+            "/busy",
+            Answer::Late(Duration::from_millis(400), "text/plain", b"ok".to_vec()),
+        ),
+        ("/quiet", Answer::Ok("text/plain", b"ok".to_vec())),
+    ]))
+    .await;
+    let app = TestApp::builder().reaching_loopback().start().await;
+    let alice = app.signup("alice").await;
+    app.create_room(&alice, "busy", true).await;
+    app.create_room(&alice, "quiet", true).await;
+    let hook = |room: &'static str, path: &'static str| {
+        let body = json!({"url": site.url(path)});
+        let (app, alice) = (&app, &alice);
+        async move {
+            app.api_ok(
+                Method::POST,
+                &format!("/api/rooms/{room}/webhooks"),
+                alice,
+                Some(&body),
+                201,
+            )
+            .await
+        }
+    };
+    for _ in 0..8 {
+        hook("busy", "/busy").await;
+    }
+    hook("quiet", "/quiet").await;
+
+    let mut aw = app.ws_connect(&alice, None).await;
+    const QUEUED: usize = 4;
+    for i in 0..QUEUED {
+        aw.say("busy", &format!("busy {i}"), &format!("b{i}")).await;
+    }
+    aw.say("quiet", "quiet", "q").await;
+    within(
+        Duration::from_secs(20),
+        "the quiet webhook's delivery",
+        async {
+            while site.hits("/quiet") == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        },
+    )
+    .await;
+    let busy = site.hits("/busy");
+    assert!(
+        busy < 8 * QUEUED,
+        "the quiet webhook waited for all {busy} busy deliveries"
+    );
+    within(Duration::from_secs(20), "every busy delivery", async {
+        while site.hits("/busy") < 8 * QUEUED {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}

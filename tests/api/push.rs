@@ -730,3 +730,46 @@ async fn a_user_keeps_twenty_devices_and_an_endpoint_that_does_not_answer_is_lef
         "still subscribed"
     );
 }
+
+/// A push service that takes the connection and never answers is left out at once after
+/// one timeout (not after three): each try holds a sender for the whole timeout.
+#[tokio::test]
+async fn an_endpoint_that_times_out_is_left_out_after_one_try() {
+    let app = TestApp::builder()
+        .reaching_loopback()
+        .config(|c| c.outbound.timeout_seconds = 1)
+        .start()
+        .await;
+    let alice = app.signup("alice").await;
+    let carol = app.signup("carol").await;
+    let mute = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mute_addr = mute.local_addr().unwrap();
+    let tried = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = tried.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = mute.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(stream); // open, and silent
+        }
+    });
+    let (_, _, _, keys) = browser_keys();
+    let endpoint = format!("http://{mute_addr}/push/carol");
+    subscribe(&app, &carol, json!({"endpoint": endpoint, "keys": keys})).await;
+    let mut aw = app.ws_connect(&alice, None).await;
+    aw.say("general", "@carol one", "t1").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tried.load(std::sync::atomic::Ordering::SeqCst) < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "the push is tried");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Past the timeout (and the time to record it).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    aw.say("general", "@carol two", "t2").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        tried.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the endpoint that timed out was not tried again"
+    );
+}
