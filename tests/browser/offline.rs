@@ -15,6 +15,22 @@ use crate::common::Auth;
 use crate::harness::{browser_tools, cdp, message_box, within, App, Browser, Driver, WAIT};
 use crate::{room_link, wait_room_open, WATCH_CSP};
 
+/// A 1280×800 window for `name` whose pages run `script` before their own, signed up as
+/// `name` and watching for CSP violations.
+async fn signed_up_with(driver: &Driver, app: &App, name: &str, script: &str) -> Browser {
+    let b = driver.browser(name, 1280, 800).await;
+    cdp(
+        driver,
+        &b,
+        "Page.addScriptToEvaluateOnNewDocument",
+        json!({ "source": script }),
+    )
+    .await;
+    b.create_account(&app.base, name).await;
+    b.eval(WATCH_CSP, vec![]).await;
+    b
+}
+
 /// Wait until the service worker controls the page and keeps the page and its script.
 async fn wait_shell_kept(b: &Browser) {
     b.wait_js(
@@ -190,16 +206,7 @@ async fn a_page_that_missed_more_than_a_replay_gets_every_room_and_edit_back_in_
     let started = Instant::now();
     let app = App::start().await;
     let driver = Driver::start(&tools).await;
-    let b = driver.browser("ann", 1280, 800).await;
-    cdp(
-        &driver,
-        &b,
-        "Page.addScriptToEvaluateOnNewDocument",
-        json!({ "source": CUTTABLE_SOCKETS }),
-    )
-    .await;
-    b.create_account(&app.base, "ann").await;
-    b.eval(WATCH_CSP, vec![]).await;
+    let b = signed_up_with(&driver, &app, "ann", CUTTABLE_SOCKETS).await;
     let bob_cookie = app.register("bob").await;
     let bob_auth = Auth::Cookie(bob_cookie.clone());
     app.kit().create_room(&bob_auth, "side", false).await;
@@ -415,16 +422,7 @@ async fn a_message_not_sent_survives_a_reload_until_discarded() {
     };
     let app = App::start().await;
     let driver = Driver::start(&tools).await;
-    let b = driver.browser("nell", 1280, 800).await;
-    cdp(
-        &driver,
-        &b,
-        "Page.addScriptToEvaluateOnNewDocument",
-        json!({ "source": REFUSED_SENDS }),
-    )
-    .await;
-    b.create_account(&app.base, "nell").await;
-    b.eval(WATCH_CSP, vec![]).await;
+    let b = signed_up_with(&driver, &app, "nell", REFUSED_SENDS).await;
     let text = "FAIL-ME: words worth keeping";
     let failed = |what: &'static str| {
         let b = &b;
@@ -571,16 +569,7 @@ async fn a_message_discarded_in_one_tab_stays_discarded_in_the_others() {
     };
     let app = App::start().await;
     let driver = Driver::start(&tools).await;
-    let b = driver.browser("nell", 1280, 800).await;
-    cdp(
-        &driver,
-        &b,
-        "Page.addScriptToEvaluateOnNewDocument",
-        json!({ "source": REFUSED_SENDS }),
-    )
-    .await;
-    b.create_account(&app.base, "nell").await;
-    b.eval(WATCH_CSP, vec![]).await;
+    let b = signed_up_with(&driver, &app, "nell", REFUSED_SENDS).await;
     let text = "FAIL-ME: taken back in the first tab";
     b.send_with_enter(text).await;
     wait_not_sent(&b, "the refused message, Not sent", text).await;
