@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -77,6 +77,10 @@ enum Flow {
     /// Close the connection with this code and reason, waiting this long to hand the close
     /// frame to the socket.
     Close(u16, &'static str, Duration),
+    /// The client's frames cannot be read any more (a protocol error, text that is not UTF-8,
+    /// a frame over the limit): close with this code and reason, then discard what it still
+    /// sends, unread, until it closes or [`CLOSE_GRACE`] passes.
+    Refuse(u16, &'static str),
 }
 
 impl Flow {
@@ -117,11 +121,43 @@ where
     .await;
 }
 
+/// Close a connection whose frames can no longer be read: the close frame goes out, and the
+/// bytes the client still sends (the rest of a frame over the limit, its answering close)
+/// are read and dropped as they come, not parsed, until it closes or [`CLOSE_GRACE`]
+/// passes. Without that the socket would be dropped with unread input, which the kernel
+/// answers with a reset, and the client would never see the close code.
+async fn close_refusing<S>(ws: &mut Ws<S>, code: u16, reason: &'static str)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if !matches!(
+        timeout(CLOSE_GRACE, ws.send(close(code, reason))).await,
+        Ok(Ok(()))
+    ) {
+        return;
+    }
+    let _ = timeout(CLOSE_GRACE, async {
+        let mut scrap = [0u8; 4096];
+        while matches!(ws.get_mut().read(&mut scrap).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
 fn close(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
         code: CloseCode::from(code),
         reason: reason.into(),
     }))
+}
+
+/// Whether a protocol error only says the connection is ending (or ended) anyway, so that
+/// no close frame is owed for it.
+fn closing_error(e: &tokio_tungstenite::tungstenite::error::ProtocolError) -> bool {
+    use tokio_tungstenite::tungstenite::error::ProtocolError as P;
+    matches!(
+        e,
+        P::ResetWithoutClosingHandshake | P::SendAfterClosing | P::ReceivedAfterClosing
+    )
 }
 
 /// Send one frame, as patient as any write; a stalled or broken socket ends the connection.
@@ -197,6 +233,10 @@ impl Connection {
                 Flow::Stop => break,
                 Flow::Close(code, reason, within) => {
                     close_gracefully(&mut ws, code, reason, within).await;
+                    break;
+                }
+                Flow::Refuse(code, reason) => {
+                    close_refusing(&mut ws, code, reason).await;
                     break;
                 }
             }
@@ -383,11 +423,24 @@ impl Connection {
                 );
                 send(ws, error_frame(&e, None)).await
             }
-            Some(Ok(Message::Close(_))) | None => Flow::Stop,
+            Some(Ok(Message::Close(_))) => {
+                // The library has queued the answering close; it goes out with a flush.
+                let _ = timeout(CLOSE_GRACE, ws.flush()).await;
+                Flow::Stop
+            }
+            None => Flow::Stop,
             Some(Ok(_)) => Flow::Continue, // ping/pong: answered by the library
             Some(Err(WsError::Capacity(e))) => {
                 tracing::debug!("frame too large: {e}");
-                Flow::Close(1009, "frame too large (max 64 KiB)", CLOSE_GRACE)
+                Flow::Refuse(1009, "frame too large (max 64 KiB)")
+            }
+            Some(Err(WsError::Utf8(e))) => {
+                tracing::debug!("text frame not UTF-8: {e}");
+                Flow::Refuse(1007, "text frames must be UTF-8")
+            }
+            Some(Err(WsError::Protocol(e))) if !closing_error(&e) => {
+                tracing::debug!("websocket protocol error: {e}");
+                Flow::Refuse(1002, "protocol error")
             }
             Some(Err(e)) => {
                 tracing::debug!("websocket read error: {e}");

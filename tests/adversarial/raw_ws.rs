@@ -82,7 +82,7 @@ fn frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
     ws_frame(first_byte, payload, true, None)
 }
 
-/// Text that is not UTF-8 ends the connection; a binary frame is only a bad frame.
+/// Text that is not UTF-8 ends the connection with 1007; a binary frame is only a bad frame.
 fn utf8_cases() -> Vec<Case> {
     let mut across_fragments = frame(0x01, b"{\"x\":\"\xe2\x82");
     across_fragments.extend(frame(0x80, b"(\"}"));
@@ -93,27 +93,27 @@ fn utf8_cases() -> Vec<Case> {
         (
             "text, invalid UTF-8",
             frame(FIN_TEXT, b"\xff\xfe"),
-            Want::Closed(None),
+            Want::Closed(Some(1007)),
         ),
         (
             "text, truncated sequence",
             frame(FIN_TEXT, b"{\"a\":\"\xc3\"}"),
-            Want::Closed(None),
+            Want::Closed(Some(1007)),
         ),
         (
             "text, overlong encoding",
             frame(FIN_TEXT, b"\xc0\xaf"),
-            Want::Closed(None),
+            Want::Closed(Some(1007)),
         ),
         (
             "text, encoded surrogate",
             frame(FIN_TEXT, b"\"\xed\xa0\x80\""),
-            Want::Closed(None),
+            Want::Closed(Some(1007)),
         ),
         (
             "text, invalid UTF-8 across fragments",
             across_fragments,
-            Want::Closed(None),
+            Want::Closed(Some(1007)),
         ),
         (
             "binary, invalid UTF-8",
@@ -124,11 +124,12 @@ fn utf8_cases() -> Vec<Case> {
     ]
 }
 
-/// Frames that break the protocol: unmasked, reserved opcodes and bits, broken fragmentation.
+/// Frames that break the protocol (unmasked, reserved opcodes and bits, broken
+/// fragmentation) end the connection with 1002.
 fn framing_cases() -> Vec<Case> {
     let mut two_starts = frame(0x01, b"{");
     two_starts.extend(frame(0x01, b"}"));
-    let closed = |label, bytes| (label, bytes, Want::Closed(None));
+    let closed = |label, bytes| (label, bytes, Want::Closed(Some(1002)));
     vec![
         closed("unmasked frame", ws_frame(FIN_TEXT, TEXT_JSON, false, None)),
         closed("reserved opcode 3", frame(0x83, TEXT_JSON)),
@@ -140,7 +141,8 @@ fn framing_cases() -> Vec<Case> {
     ]
 }
 
-/// Control frames that are too long, fragmented, or carry a bad close code or reason.
+/// Control frames that are too long or fragmented (1002), or carry a bad close code or
+/// reason.
 fn control_cases() -> Vec<Case> {
     let mut close_bad = vec![0x03, 0xe7]; // close code 999
     close_bad.extend_from_slice(b"bye");
@@ -150,9 +152,13 @@ fn control_cases() -> Vec<Case> {
         (
             "ping over 125 bytes",
             frame(0x89, &[0u8; 126]),
-            Want::Closed(None),
+            Want::Closed(Some(1002)),
         ),
-        ("fragmented ping", frame(0x09, b"x"), Want::Closed(None)),
+        (
+            "fragmented ping",
+            frame(0x09, b"x"),
+            Want::Closed(Some(1002)),
+        ),
         (
             "close with code 999",
             frame(0x88, &close_bad),

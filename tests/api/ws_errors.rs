@@ -501,3 +501,32 @@ async fn every_change_others_see_spends_the_change_rate() {
     )
     .await;
 }
+
+/// A client's close is answered with a close frame (its code echoed) before the connection
+/// ends, so a browser's `close()` ends cleanly (1000, not 1006).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_from_the_client_is_answered_with_a_close() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    let app = TestApp::start().await;
+    let auth = app.signup("alice").await;
+    let mut ws = app.ws_connect(&auth, None).await;
+    ws.send_raw(Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    })))
+    .await;
+    let mut inner = ws.into_inner();
+    let answer = loop {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(5), inner.next())
+            .await
+            .expect("an answer within 5 s");
+        match next {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue, // presence and the like, sent before the close
+            other => panic!("the connection ended without a close frame: {other:?}"),
+        }
+    };
+    assert_eq!(answer.map(|f| u16::from(f.code)), Some(1000));
+}
