@@ -203,6 +203,13 @@ fn parse_json<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> R
         .and_then(|c| c.split(';').next())
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
     if !is_json {
+        // No body and no type at all: a missing body, like a missing field (a body of
+        // another type is 415).
+        if content_type.is_none() && body.is_empty() {
+            return Err(AppError::bad_request(
+                "This request needs a JSON object as its body.",
+            ));
+        }
         return Err(AppError::new(
             Code::UnsupportedMediaType,
             "Send the body as application/json.",

@@ -208,6 +208,11 @@ async fn register_with_a_non_json_content_type_is_415() {
 
         assert_error(res, 415, "unsupported_media_type").await;
     }
+    // No body and no type at all: a missing body, 400 like a missing field.
+    let res = app
+        .send(app.request(Method::POST, "/api/register", None))
+        .await;
+    assert_error(res, 400, "bad_request").await;
     // Nothing was created by the refused requests.
     app.register("alice", PASSWORD).await;
 }
