@@ -10,7 +10,9 @@
 //
 // Keyboard: the message rows form a roving tab stop inside the log. Tab reaches one message
 // (the newest, or the one last focused); Up and Down (Home, End) move between messages; Tab
-// from a message goes through its toolbar, then through what is inside the message.
+// from a message goes through its toolbar, then through what is inside the message. What is
+// inside the other messages (links, "Copy code", code blocks that scroll, reactions) stays out
+// of the Tab order (log.js syncInner), so the whole log is one tab stop.
 
 import { h } from './dom.js';
 import { charCount } from './format.js';
@@ -158,6 +160,27 @@ export class MessageActions {
     row.contentEl.prepend(bar);
     row.el.classList.add('is-active');
     this.active = { row, bar, tapped };
+    this.place(bar, tapped);
+  }
+
+  /**
+   * Where the log is narrow the toolbar floats under the message (actions.css): there while the
+   * log shows room for it, else above the message. Only a tapped message too tall for either
+   * scrolls the log to show its toolbar. Where the log is wide the toolbar is beside the message.
+   */
+  place(bar, tapped) {
+    const log = this.logEl.getBoundingClientRect();
+    const below = bar.getBoundingClientRect();
+    if (below.bottom <= log.bottom - 4) return;
+    bar.classList.add('is-above');
+    const above = bar.getBoundingClientRect();
+    if (above.top === below.top) {
+      bar.classList.remove('is-above');
+      return;
+    }
+    if (above.top >= log.top + 4) return;
+    bar.classList.remove('is-above');
+    if (tapped) this.log.scrollIntoLog(bar, 'nearest');
   }
 
   hide() {
@@ -305,9 +328,10 @@ export class MessageActions {
       }
       this.revealTime(null);
     } else if (!this.pinned) {
+      // The time first: the toolbar is placed around the message as it will be shown.
+      this.revealTime(row);
       if (a && a.row === row) a.tapped = true;
       else this.show(row, true);
-      this.revealTime(row);
     }
   }
 

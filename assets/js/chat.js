@@ -192,6 +192,15 @@ export class ChatView {
     this.accountMenu.addEventListener('click', (e) => {
       if (e.target instanceof Element && e.target.closest('button')) this.setAccountOpen(false);
     }, true);
+    // Tabbing (or otherwise moving the focus) out of the menu and its button closes it too.
+    // Focus going nowhere (a click on the menu's own text, the window losing focus) does not:
+    // clicks elsewhere close it on pointerdown (below).
+    this.accountToggle.parentElement.addEventListener('focusout', (e) => {
+      const next = e.relatedTarget;
+      if (this.accountOpen && next instanceof Node && !this.accountToggle.parentElement.contains(next)) {
+        this.setAccountOpen(false, false);
+      }
+    });
     this.accountOpen = false;
     $('#preview-join').addEventListener('click', () => this.joinPreview());
 
@@ -267,6 +276,7 @@ export class ChatView {
     document.body.classList.add('in-chat');
     this.showMe(user.username);
     $('#admin-link').hidden = true;
+    this.connSettled = false;
     this.setConnection('connecting');
     this.online.setMe(user.username);
     this.online.reset([user.username]);
@@ -1699,6 +1709,11 @@ export class ChatView {
     this.announceConnection(state);
     this.connEl.dataset.state = state;
     setText(this.connText, CONNECTION_TEXT[state] || state);
+    // Where the text does not fit (phones) the badge shows one word instead (chat.css): how the
+    // first connection goes, then "Offline" whenever it is down, retrying or not, so that the
+    // word does not flicker with each attempt.
+    if (state !== 'connecting') this.connSettled = true;
+    this.connEl.dataset.short = state === 'connected' ? '' : this.connSettled ? 'Offline' : 'Connecting…';
     this.connEl.title = state === 'offline'
       ? 'Can’t reach the server. Messages you write are kept and sent when it is back.'
       : state === 'connecting' ? 'Connecting to the server…' : 'Connected: messages arrive live.';
@@ -1730,14 +1745,19 @@ export class ChatView {
 
   /**
    * A closed drawer is out of the tab order and the accessibility tree; an open one
-   * is modal: everything behind it is, until it closes.
+   * is modal: everything behind it is, until it closes. Search results that cover the
+   * conversation (up to 1024 px wide) put what they cover out of reach the same way.
    */
   syncDrawerA11y() {
     const hiddenDrawer = this.narrow.matches && !this.drawerOpen;
     this.sidebarEl.toggleAttribute('inert', hiddenDrawer);
     const modal = this.narrow.matches && this.drawerOpen;
-    for (const el of this.root.querySelectorAll('.topbar, #conversation, #online-panel, #search-panel')) {
+    const covered = Boolean(this.search && this.search.covers());
+    for (const el of this.root.querySelectorAll('.topbar, #search-panel')) {
       el.toggleAttribute('inert', modal);
+    }
+    for (const el of this.root.querySelectorAll('#conversation, #online-panel')) {
+      el.toggleAttribute('inert', modal || covered);
     }
   }
 

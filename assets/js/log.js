@@ -25,6 +25,13 @@ const RECENT_CHANGES = 300;
 /** How much of the original a reply quotes (as the server does). */
 const EXCERPT_CHARS = 200;
 const DELETED_TEXT = 'This message was deleted.';
+/**
+ * What can take the focus inside a message: its links, buttons ("Copy code", the quote,
+ * reactions, files), and code blocks that scroll (browsers give those a tab stop of their own).
+ */
+const INNER_FOCUSABLE = 'a[href], button, input, select, textarea, summary, iframe, '
+  + 'audio[controls], video[controls], pre, [tabindex], [contenteditable]';
+let textIds = 0; // for the ids of message texts (the rows' descriptions)
 
 /** Everything the log knows about one room. */
 export class RoomLog {
@@ -134,7 +141,21 @@ export class MessageLog {
     this.quietScroll = false; // the next scroll event is the log placing the divider
     this.lastDayKey = dayKey(new Date());
     this.rowEls = new WeakMap(); // row element -> row
+    this.innerRow = null;        // the row whose contents are in the Tab order (it has focus)
+    this.savedTabs = new WeakMap(); // element inside a row -> its own tabindex (null: none)
     this.actions = new MessageActions(this, o);
+
+    // One tab stop for the whole list: only the message holding the focus has its links and
+    // buttons in the Tab order (Tab from a message goes through them).
+    this.logEl.addEventListener('focusin', (e) => {
+      const el = e.target instanceof Element ? e.target.closest('.msg') : null;
+      this.openInner(el ? this.rowEls.get(el) || null : null);
+    });
+    this.logEl.addEventListener('focusout', (e) => {
+      const row = this.innerRow;
+      const next = e.relatedTarget;
+      if (row && !(next instanceof Node && row.el.contains(next))) this.openInner(null);
+    });
 
     this.logEl.addEventListener('scroll', () => this.onScroll(), { passive: true });
     o.loadBtn.addEventListener('click', () => this.loadOlder());
@@ -237,6 +258,7 @@ export class MessageLog {
       this.clearTarget(this.s);
     }
     this.actions.hide();
+    this.openInner(null);
     s.title = title;
     this.s = s;
     this.logEl.setAttribute('aria-busy', 'true');
@@ -781,13 +803,17 @@ export class MessageLog {
         profiles ? profiles.name(msg.user) : msg.user),
       h('span', { class: 'visually-hidden' }, ', '),
       row.timeEl);
-    row.bubbleEl = h('div', { class: 'msg-bubble' });
+    row.bubbleEl = h('div', { class: 'msg-bubble', id: `msg-text-${++textIds}` });
     row.reactionsEl = h('div', { class: 'msg-reactions', role: 'group', 'aria-label': 'Reactions', hidden: true });
     row.statusEl = h('div', { class: 'msg-status', hidden: true });
     row.contentEl = h('div', { class: 'msg-content' }, row.headEl, row.bubbleEl, row.reactionsEl, row.statusEl);
 
+    // A message is an article named by who wrote it and when ("alice, 7:09 AM"), described
+    // by its text: what a screen reader says when the message takes the focus.
     row.el = h('div', {
       class: `msg${own ? ' own' : ''}${pending ? ' pending' : ''}`,
+      role: 'article',
+      'aria-describedby': row.bubbleEl.id,
       dataset: msg.id != null ? { id: String(msg.id) } : {},
     },
     row.dayEl,
@@ -820,8 +846,11 @@ export class MessageLog {
     for (const el of all) {
       const user = el.dataset.author;
       if (want != null && user.toLowerCase() !== want) continue;
-      if (el.classList.contains('msg-author')) setText(el, this.o.profiles.name(user));
-      else if (el.classList.contains('avatar')) paintAvatar(el, user, this.o.profiles);
+      if (el.classList.contains('msg-author')) {
+        setText(el, this.o.profiles.name(user));
+        const row = this.rowEls.get(el.closest('.msg'));
+        if (row) this.labelRow(row);
+      } else if (el.classList.contains('avatar')) paintAvatar(el, user, this.o.profiles);
     }
   }
 
@@ -910,6 +939,7 @@ export class MessageLog {
       if (box.children[i] !== chip) box.insertBefore(chip, box.children[i] || null);
     });
     box.hidden = chips.length === 0;
+    this.syncInner(row);
     if (lostFocus && row.el.isConnected) (chips[0] || row.el).focus({ preventScroll: true });
   }
 
@@ -1060,6 +1090,50 @@ export class MessageLog {
     row.timeEl.title = full;
     setText(row.timeEl, formatTime(row.date));
     row.bubbleEl.title = full;
+    this.labelRow(row);
+  }
+
+  /** The row's accessible name: "alice, 7:09 AM" (the author's display name). */
+  labelRow(row) {
+    const profiles = this.o.profiles;
+    const name = profiles ? profiles.name(row.msg.user) : row.msg.user;
+    row.el.setAttribute('aria-label', `${name}, ${formatTime(row.date)}`);
+  }
+
+  // ---- what is inside a message, in the Tab order or not -------------------------------------
+
+  /** `row` (null: none) holds the focus: its contents join the Tab order, the last one's leave. */
+  openInner(row) {
+    if (row && (row.id == null || !row.el.isConnected)) row = null;
+    if (this.innerRow === row) return;
+    const old = this.innerRow;
+    this.innerRow = row;
+    if (old) this.syncInner(old);
+    if (row) this.syncInner(row);
+  }
+
+  /**
+   * Take what can be focused inside a confirmed message out of the Tab order (tabindex -1: the
+   * mouse and touch still reach it), unless the message holds the focus. Pending messages keep
+   * theirs ("Retry", "Discard" and the toolbar are never touched).
+   */
+  syncInner(row) {
+    if (row.id == null) return;
+    const open = this.innerRow === row;
+    for (const box of [row.bubbleEl, row.reactionsEl]) {
+      for (const el of box.querySelectorAll(INNER_FOCUSABLE)) {
+        if (open) {
+          if (!this.savedTabs.has(el)) continue;
+          const own = this.savedTabs.get(el);
+          this.savedTabs.delete(el);
+          if (own == null) el.removeAttribute('tabindex');
+          else el.setAttribute('tabindex', own);
+        } else if (!this.savedTabs.has(el)) {
+          this.savedTabs.set(el, el.getAttribute('tabindex'));
+          el.tabIndex = -1;
+        }
+      }
+    }
   }
 
   setStatus(row, kind, reason = '') {
@@ -1194,12 +1268,14 @@ export function excerpt(body) {
 }
 
 /**
- * Markdown as the words a reader sees, on one line (for quotes of it): rendered by
- * renderMarkdown, so the markers go and nothing is ever parsed as HTML.
+ * Markdown as the words a reader sees, on one line (for quotes of it, and search results):
+ * rendered by renderMarkdown, so the markers go and nothing is ever parsed as HTML. Other
+ * characters (the search snippets' match marks, U+0002 and U+0003) stay as they are.
  */
 export function plainText(markdown) {
   const box = document.createElement('div');
   box.append(...renderMarkdown(markdown, '', { roomLinks: false, copyButtons: false }));
+  for (const el of box.querySelectorAll('.md-code-bar')) el.remove(); // a code block's language
   for (const el of box.querySelectorAll('p, li, pre, blockquote, br')) el.after(' ');
   return box.textContent.replace(/\s+/g, ' ').trim();
 }

@@ -4,6 +4,8 @@
 import { api, ApiError } from './api.js';
 import { $, h, setText } from './dom.js';
 import { avatar, formatFull, formatTime, dayLabel, parseTs, renderSnippet } from './format.js';
+import { plainText } from './log.js';
+import { paintAvatar } from './profiles.js';
 
 const LIMIT = 20;
 
@@ -33,8 +35,26 @@ export class SearchPanel {
       if (e.key === 'Escape' && this.isOpen) {
         e.preventDefault();
         this.close(false);
+      } else if (e.key === 'Tab' && !e.shiftKey && !e.altKey && !e.ctrlKey && !e.metaKey && this.isOpen) {
+        // The results come next after the box (in the page they come last): the first result,
+        // or the panel's first control while there is none.
+        const target = this.list.querySelector('button') || this.tabbables()[0];
+        if (target) {
+          e.preventDefault();
+          target.focus();
+        }
       }
     });
+    // ...and back: Shift+Tab from the panel's first control returns to the box.
+    this.panel.addEventListener('keydown', (e) => {
+      if (e.key !== 'Tab' || !e.shiftKey || e.altKey || e.ctrlKey || e.metaKey) return;
+      if (e.target === this.tabbables()[0]) {
+        e.preventDefault();
+        this.input.focus();
+      }
+    });
+    // Up to 1024 px wide the panel covers the conversation (see covers()).
+    this.wide.addEventListener('change', () => this.app.syncDrawerA11y());
     $('#search-close').addEventListener('click', () => this.close(true));
     $('#search-filters').addEventListener('submit', (e) => {
       e.preventDefault();
@@ -84,6 +104,7 @@ export class SearchPanel {
     this.panel.hidden = false;
     $('#workspace').classList.add('is-searching');
     this.app.setPanelOpen(false);
+    this.app.syncDrawerA11y();
   }
 
   /** @param {boolean} focusBox  give focus back to the search box */
@@ -92,7 +113,22 @@ export class SearchPanel {
     this.isOpen = false;
     this.panel.hidden = true;
     $('#workspace').classList.remove('is-searching');
+    this.app.syncDrawerA11y();
     if (focusBox) this.input.focus();
+  }
+
+  /**
+   * Do the results cover the conversation (up to 1024 px wide)? Then what they cover is inert
+   * (out of the Tab order and the accessibility tree) until they close.
+   */
+  covers() {
+    return this.isOpen && !this.wide.matches;
+  }
+
+  /** The panel's controls in the Tab order, in order. */
+  tabbables() {
+    return Array.from(this.panel.querySelectorAll('button, input, select, a[href]'))
+      .filter((el) => !el.disabled && el.tabIndex >= 0 && el.getClientRects().length > 0);
   }
 
   async run() {
@@ -154,7 +190,10 @@ export class SearchPanel {
     const room = store.get(r.room);
     const where = room ? store.label(room) : String(r.room).startsWith('dm:') ? 'a direct message' : `#${r.room}`;
     const date = parseTs(r.ts);
-    const snippet = r.snippet != null ? r.snippet : r.body;
+    const snippet = plainSnippet(r.snippet != null ? r.snippet : r.body);
+    const profiles = this.app.profiles;
+    const face = avatar(r.user, 'xs');
+    if (profiles) paintAvatar(face, r.user, profiles);
     return h('li', { class: 'result' },
       h('button', {
         type: 'button',
@@ -163,8 +202,8 @@ export class SearchPanel {
         onclick: () => this.choose(r),
       },
       h('span', { class: 'result-meta' },
-        avatar(r.user, 'xs'),
-        h('span', { class: 'result-author' }, r.user),
+        face,
+        h('span', { class: 'result-author', title: `@${r.user}` }, profiles ? profiles.name(r.user) : r.user),
         h('span', { class: 'result-room' }, where),
         h('time', { class: 'result-time', datetime: date.toISOString(), title: formatFull(date) }, `${dayLabel(date)}, ${formatTime(date)}`)),
       h('span', { class: 'result-snippet' }, renderSnippet(snippet))));
@@ -176,6 +215,16 @@ export class SearchPanel {
     // Reading it: move focus to the conversation so the reader lands there.
     if (!this.isOpen) this.app.log.logEl.focus({ preventScroll: true });
   }
+}
+
+/**
+ * A snippet (Markdown, its matches between U+0002 and U+0003) as the words a reader sees, on
+ * one line: no fences, `**` or `>` (plainText renders it, making only text of it, and keeps
+ * the match marks for renderSnippet).
+ */
+function plainSnippet(snippet) {
+  const raw = String(snippet == null ? '' : snippet);
+  return plainText(raw) || raw;
 }
 
 function searchError(err) {

@@ -56,7 +56,8 @@ return {
 };
 "#;
 
-/// The shown message toolbar: its buttons and whether it is inside the viewport and the log.
+/// The shown message toolbar: its buttons and whether it is inside the viewport and the log
+/// (across and, `inLogY`, up and down: not hidden under the log's edges).
 const TOOLBAR: &str = r#"
 const bars = document.querySelectorAll('[role="group"][aria-label="Message actions"]');
 if (bars.length !== 1) return { count: bars.length };
@@ -67,7 +68,16 @@ return {
   names: Array.from(bars[0].querySelectorAll('button'), (b) => b.getAttribute('aria-label')),
   inside: r.width > 0 && r.left >= 0 && r.right <= innerWidth && r.top >= 0 && r.bottom <= innerHeight,
   inLog: r.left >= log.left - 0.5 && r.right <= log.right + 0.5,
+  inLogY: r.top >= log.top - 0.5 && r.bottom <= log.bottom + 0.5,
 };
+"#;
+
+/// Where the bubble of message `arguments[0]` is on screen (its top, in CSS pixels), once the
+/// page has drawn two more frames (a scroll the log makes after a change is done by then).
+const BUBBLE_TOP: &str = r#"
+const b = document.querySelector('[role="log"] .msg[data-id="' + arguments[0] + '"] .msg-bubble');
+return new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(
+  () => done(b ? b.getBoundingClientRect().top : null))));
 "#;
 
 /// XPath for the row of message `id`.
@@ -79,6 +89,14 @@ fn row(id: i64) -> String {
 fn bubble(id: i64) -> String {
     format!(
         "{}//div[contains(concat(' ', @class, ' '), ' msg-bubble ')]",
+        row(id)
+    )
+}
+
+/// XPath for the text of message `id` (in its bubble, below the quote of a reply).
+fn text_of(id: i64) -> String {
+    format!(
+        "{}//div[contains(concat(' ', @class, ' '), ' msg-body ')]",
         row(id)
     )
 }
@@ -536,6 +554,10 @@ async fn a_tap_opens_the_message_toolbar_on_a_phone_and_everything_fits() {
     phone.eval(WATCH_CSP, vec![]).await;
     let mut pal = app.ws(&app.register("pal").await).await;
 
+    // Enough before it that the log scrolls, and keeps itself at the bottom.
+    for i in 1..=12 {
+        pal.say(&format!("Earlier words #{i}")).await;
+    }
     let hello = "Tap me for options, there are a few of them";
     pal.say(hello).await;
     let id = message_id(&phone, hello).await;
@@ -611,8 +633,40 @@ async fn a_tap_opens_the_message_toolbar_on_a_phone_and_everything_fits() {
     .await;
     assert_no_horizontal_scroll(&phone, "reply").await;
 
-    // Own message: edit and delete too; the toolbar still fits.
-    let el = phone.wait_visible("my message", &bubble(mine)).await;
+    // Own message, the newest, at the bottom of the log: the toolbar floats over the log
+    // instead of pushing the message up (keeping the log at its bottom would move it from under
+    // the finger), so a second tap hides it again instead of landing on "Edit".
+    let top = phone.eval(BUBBLE_TOP, vec![json!(mine)]).await;
+    // (Its text, not the middle of the bubble: that is the quote, which leads to the original.)
+    let el = phone.wait_visible("my message", &text_of(mine)).await;
+    phone.tap(&el).await;
+    phone
+        .wait_visible("the toolbar of my message", &tool(mine, "Delete"))
+        .await;
+    let moved = phone.eval(BUBBLE_TOP, vec![json!(mine)]).await;
+    assert!(
+        (moved.as_f64().unwrap_or(f64::MAX) - top.as_f64().unwrap_or(0.0)).abs() < 1.0,
+        "the tapped message stays under the finger: top {top} before, {moved} with the toolbar"
+    );
+    let t = phone.eval(TOOLBAR, vec![]).await;
+    assert_eq!(
+        t["inLogY"],
+        json!(true),
+        "the toolbar is in the log's view: {t}"
+    );
+    let el = phone.wait_visible("my message", &text_of(mine)).await;
+    phone.tap(&el).await;
+    phone
+        .wait_gone("the toolbar after a second tap", &tool(mine, "Delete"))
+        .await;
+    assert_eq!(
+        message(&phone, mine).await["editor"],
+        json!(false),
+        "the second tap does not open the editor"
+    );
+
+    // Edit and delete too; the toolbar still fits.
+    let el = phone.wait_visible("my message", &text_of(mine)).await;
     phone.tap(&el).await;
     phone
         .wait_visible("the toolbar of my message", &tool(mine, "Delete"))
@@ -661,6 +715,19 @@ async fn a_tap_opens_the_message_toolbar_on_a_phone_and_everything_fits() {
             vec![],
         )
         .await;
+    // At 360 px the badge says it in a word too, not by the colour of its dot alone.
+    phone
+        .wait_js(
+            "the connection badge to show a word",
+            "const c = document.getElementById('conn');
+             const r = c.getBoundingClientRect();
+             return c.dataset.state !== 'connected' && c.dataset.short === 'Offline'
+               && /data-short|Offline/.test(getComputedStyle(c, '::after').content)
+               && r.width > 50 && r.right <= innerWidth;",
+            vec![],
+        )
+        .await;
+    assert_no_horizontal_scroll(&phone, "offline badge").await;
     let offline = "Written while the server was away";
     phone.send_with_enter(offline).await;
     app.restart().await;

@@ -34,7 +34,10 @@ use harness::{
     account_menu_button, browser_tools, button, labelled, message_box, password_field, say,
     username_field, App, Driver, LOG, PASSWORD,
 };
+use reqwest::Method;
 use serde_json::json;
+
+use crate::common::Auth;
 
 /// Each occurrence count of `needle` in `hay`.
 fn count(hay: &str, needle: &str) -> usize {
@@ -435,6 +438,56 @@ async fn assert_no_horizontal_scroll(browser: &harness::Browser, phase: &str) {
     );
 }
 
+/// The message whose text holds `arguments[0]`, once its author shows as `arguments[1]`: whether
+/// its time is inside the log, and its role and accessible name.
+const LONG_AUTHOR: &str = r#"
+const rows = Array.from(document.querySelectorAll('[role="log"] .msg[data-id]'));
+const row = rows.find((r) => r.textContent.includes(arguments[0]));
+if (!row || row.querySelector('.msg-author').textContent !== arguments[1]) return null;
+const time = row.querySelector('time.msg-time');
+const t = time.getBoundingClientRect();
+const log = document.querySelector('[role="log"]').getBoundingClientRect();
+return {
+  timeShown: t.width > 10 && t.left >= log.left && t.right <= log.right - 4,
+  time: time.textContent,
+  role: row.getAttribute('role'),
+  name: row.getAttribute('aria-label'),
+};
+"#;
+
+/// The sidebar's link to room `arguments[0]`: its name cut (an ellipsis), inside the sidebar,
+/// and how far the sidebar scrolls sideways.
+const LONG_ROOM: &str = r#"
+const a = document.querySelector('#room-list a[data-room="' + arguments[0] + '"]');
+if (!a) return null;
+const n = a.querySelector('.room-link-name');
+const nav = document.getElementById('sidebar').getBoundingClientRect();
+const r = a.getBoundingClientRect();
+const scroll = document.querySelector('#sidebar .sidebar-scroll');
+return {
+  cut: n.scrollWidth > n.clientWidth && getComputedStyle(n).textOverflow === 'ellipsis',
+  inside: r.right <= nav.right + 0.5,
+  sideways: scroll.scrollWidth - scroll.clientWidth,
+};
+"#;
+
+/// The open room details, once they list `arguments[0]`: how far they scroll sideways and the
+/// controls that stick out of them.
+const ROOM_DIALOG_FITS: &str = r#"
+const d = document.getElementById('room-dialog');
+const names = Array.from(d.querySelectorAll('.member-name'), (n) => n.textContent);
+if (!d.open || !names.includes(arguments[0])) return null;
+const box = d.getBoundingClientRect();
+const out = Array.from(d.querySelectorAll('button, input, select'))
+  .filter((el) => el.getClientRects().length > 0)
+  .filter((el) => {
+    const r = el.getBoundingClientRect();
+    return r.left < box.left - 0.5 || r.right > box.right + 0.5 || r.right > innerWidth;
+  })
+  .map((el) => el.getAttribute('aria-label') || el.textContent.trim() || el.id);
+return { sideways: d.scrollWidth - d.clientWidth, out };
+"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phone_width_layout_has_no_horizontal_scroll() {
     let Some(tools) = browser_tools() else {
@@ -480,6 +533,100 @@ async fn phone_width_layout_has_no_horizontal_scroll() {
         .wait_log_has("the long word and link to show", &[hello, &word, &link])
         .await;
     assert_no_horizontal_scroll(&phone, "after long messages").await;
+
+    // Long names. A 31-character username with a longer display name: the name gives way to
+    // an ellipsis, the time beside it stays on screen, and the message is an article named
+    // by both, for screen readers.
+    let long_user = "Maximiliano_Alessandro_Longname";
+    let long_name = "Maximiliano Alessandro de la Santísima Trinidad";
+    let cookie = app.register(long_user).await;
+    app.kit()
+        .api_ok(
+            Method::PATCH,
+            "/api/me",
+            &Auth::Cookie(cookie.clone()),
+            Some(&json!({ "display_name": long_name })),
+            200,
+        )
+        .await;
+    let long_hello = "Hello from a person with a very long name";
+    app.ws(&cookie).await.say(long_hello).await;
+    let row = phone
+        .wait_js(
+            "the long display name beside the message",
+            LONG_AUTHOR,
+            vec![json!(long_hello), json!(long_name)],
+        )
+        .await;
+    assert_eq!(
+        row["timeShown"],
+        json!(true),
+        "the time stays on screen: {row}"
+    );
+    assert_eq!(
+        row["role"],
+        json!("article"),
+        "a message is an article: {row}"
+    );
+    assert_eq!(
+        row["name"],
+        json!(format!(
+            "{long_name}, {}",
+            row["time"].as_str().unwrap_or("?")
+        )),
+        "named by its author and time: {row}"
+    );
+    assert_no_horizontal_scroll(&phone, "a long display name").await;
+
+    // A 48-character room name is cut with an ellipsis inside the sidebar (the drawer here,
+    // the column at desktop width).
+    let long_room = "a-very-long-room-name-that-fills-the-whole-limit";
+    let created = phone
+        .eval(
+            "return fetch('api/rooms', { method: 'POST', credentials: 'same-origin', \
+             headers: { 'Content-Type': 'application/json' }, \
+             body: JSON.stringify({ name: arguments[0] }) }).then((r) => r.status);",
+            vec![json!(long_room)],
+        )
+        .await;
+    assert_eq!(created, json!(201), "the room is created");
+    for width in [360, 1280] {
+        phone.set_viewport(width, 740).await;
+        let v = phone
+            .wait_js(
+                "the long room in the sidebar",
+                LONG_ROOM,
+                vec![json!(long_room)],
+            )
+            .await;
+        assert_eq!(
+            (&v["cut"], &v["inside"], &v["sideways"]),
+            (&json!(true), &json!(true), &json!(0)),
+            "at {width} px the room name ends in an ellipsis inside the sidebar: {v}"
+        );
+    }
+    phone.set_viewport(360, 740).await;
+
+    // The room's details list the long username without widening past the screen.
+    phone
+        .click_xpath("Room settings", &button("Room settings"))
+        .await;
+    let v = phone
+        .wait_js(
+            "the room details listing the long username",
+            ROOM_DIALOG_FITS,
+            vec![json!(long_user)],
+        )
+        .await;
+    assert_eq!(
+        (&v["sideways"], &v["out"]),
+        (&json!(0), &json!([])),
+        "the room details fit 360 px: {v}"
+    );
+    phone
+        .eval("document.getElementById('room-dialog').close();", vec![])
+        .await;
+    assert_no_horizontal_scroll(&phone, "long names").await;
 
     phone.close().await;
     drop(driver);
@@ -863,7 +1010,18 @@ async fn search_finds_a_message_and_jumps_to_it_in_context() {
     reader.create_account(&app.base, "reader").await;
 
     let cookie = app.register("talker").await;
+    app.kit()
+        .api_ok(
+            Method::PATCH,
+            "/api/me",
+            &Auth::Cookie(cookie.clone()),
+            Some(&json!({ "display_name": "Tilly Talker" })),
+            200,
+        )
+        .await;
     let mut bot = app.ws(&cookie).await;
+    let markdown = "**Mango** salsa, the way I make it:\n```\nchop(mango)\n```\n> and _lime_";
+    bot.say(markdown).await;
     let target_text = "The pineapple recipe is in the blue binder";
     let target = bot.say(target_text).await;
     let target_id = target["id"].as_i64().expect("a message id");
@@ -900,8 +1058,8 @@ async fn search_finds_a_message_and_jumps_to_it_in_context() {
         .await;
     let text = result.text().await.expect("result text");
     assert!(
-        text.contains("talker"),
-        "the result names its author: {text}"
+        text.contains("Tilly Talker"),
+        "the result names its author by the display name: {text}"
     );
     reader.click(&result).await;
 
@@ -945,6 +1103,41 @@ async fn search_finds_a_message_and_jumps_to_it_in_context() {
     reader
         .wait_log_has("a live message after paging", &["filler #120", live])
         .await;
+
+    // A result shows the words of its message, not its Markdown: no fences, stars or quote
+    // marks; the matches still highlighted.
+    let search = reader
+        .wait_visible(
+            "the Search messages box",
+            &labelled("input", "Search messages"),
+        )
+        .await;
+    search.clear().await.expect("clear the search box");
+    reader.type_into(&search, "mango").await;
+    reader.type_into(&search, &key(Key::Enter)).await;
+    let v = reader
+        .wait_js(
+            "the Markdown result",
+            "const b = document.querySelector('#search-results .result-btn');
+             if (!b) return null;
+             const s = b.querySelector('.result-snippet');
+             const a = b.querySelector('.result-author');
+             return { snippet: s.textContent, marks: Array.from(s.querySelectorAll('mark'), (m) => m.textContent),
+                      author: a.textContent, title: a.title };",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        v["snippet"],
+        json!("Mango salsa, the way I make it: chop(mango) and lime"),
+        "plain words: {v}"
+    );
+    assert_eq!(v["marks"], json!(["Mango", "mango"]), "highlighted: {v}");
+    assert_eq!(
+        (&v["author"], &v["title"]),
+        (&json!("Tilly Talker"), &json!("@talker")),
+        "{v}"
+    );
 
     reader.close().await;
     drop(driver);

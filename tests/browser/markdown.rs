@@ -4,9 +4,10 @@
 
 use std::time::Instant;
 
+use fantoccini::key::Key;
 use serde_json::{json, Value};
 
-use crate::harness::{self, browser_tools, button, say, App, Driver};
+use crate::harness::{self, browser_tools, button, say, App, Driver, LOG};
 
 /// The prelude of the page scripts below: `body(needle)` is the `.msg-body` of the message
 /// whose text contains `needle`.
@@ -123,6 +124,33 @@ return {
 };
 "#;
 
+/// Where the focus is, when it is inside the log: on a message row (`row`, and whether it is the
+/// newest) or inside one (`id`: the message's id; null outside any).
+const FOCUS_IN_LOG: &str = r#"
+const log = document.querySelector('[role="log"]');
+const a = document.activeElement;
+if (!a || !log.contains(a) || a === log) return null;
+const rows = log.querySelectorAll('.msg[data-id]');
+const row = a.closest('.msg');
+return {
+  tag: a.tagName, text: (a.getAttribute('aria-label') || a.textContent).slice(0, 40),
+  row: a === row, newest: row === rows[rows.length - 1],
+  id: row ? row.dataset.id || null : null,
+};
+"#;
+
+/// Press Tab on whatever has the focus.
+async fn press_tab(b: &harness::Browser) {
+    let el = harness::within(
+        harness::WAIT,
+        "the focused element",
+        b.client.active_element(),
+    )
+    .await
+    .expect("an active element");
+    b.type_into(&el, &char::from(Key::Tab).to_string()).await;
+}
+
 /// Problems a page script returned, as strings.
 fn problems(v: &Value, phase: &str) -> Vec<String> {
     v.as_array()
@@ -196,6 +224,64 @@ async fn markdown_renders_as_elements_at_desktop_and_phone_widths() {
         .await;
 
     check_rendering(&reader, "desktop").await;
+
+    // The log is one tab stop: Tab from the log reaches a message (the newest), not the links,
+    // "Copy code" buttons and scrolling code blocks of the messages above it; Tab goes through
+    // what is inside a message only once that message has the focus.
+    let focused = reader
+        .eval(
+            &format!(
+                "{FIND_BODY} {LOG}.focus();
+                 return document.activeElement === {LOG};"
+            ),
+            vec![],
+        )
+        .await;
+    assert_eq!(focused, json!(true), "the log takes the focus");
+    let mut visited = Vec::new();
+    for _ in 0..12 {
+        press_tab(&reader).await;
+        let at = reader.eval(FOCUS_IN_LOG, vec![]).await;
+        if at.is_null() {
+            break;
+        }
+        visited.push(at);
+    }
+    assert!(
+        visited
+            .first()
+            .is_some_and(|v| v["row"] == json!(true) && v["newest"] == json!(true)),
+        "Tab from the log reaches the newest message first: {visited:?}"
+    );
+    let newest = visited[0]["id"].clone();
+    assert!(
+        visited
+            .iter()
+            .all(|v| v["id"] == newest || v["id"].is_null()),
+        "Tab never reaches inside another message: {visited:?}"
+    );
+    // Inside the message with the links: Tab reaches them (after its toolbar).
+    reader
+        .eval(
+            &format!("{FIND_BODY} body('Example site').closest('.msg').focus();"),
+            vec![],
+        )
+        .await;
+    let mut reached = false;
+    for _ in 0..10 {
+        press_tab(&reader).await;
+        let text = reader
+            .eval(
+                "const a = document.activeElement; return a.tagName === 'A' ? a.textContent : '';",
+                vec![],
+            )
+            .await;
+        if text == json!("Example site") {
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached, "Tab from a message reaches its links");
 
     // The copy button answers (the clipboard, or a selection where it is not allowed).
     reader
@@ -376,7 +462,9 @@ for (const b of bodies) {
     for (const a of el.attributes) {
       const n = a.name.toLowerCase();
       if (n.startsWith('on')) problems.push('event handler attribute ' + n + ': ' + short(el));
-      else if (!allowedAttrs.has(n)) problems.push('attribute ' + n + ': ' + short(el));
+      // The page takes links, buttons and code blocks of a message out of the Tab order while
+      // another message has the focus (tabindex -1): that one value, and no other.
+      else if (n === 'tabindex' ? a.value !== '-1' : !allowedAttrs.has(n)) problems.push('attribute ' + n + ': ' + short(el));
     }
     if (el.tagName === 'A') {
       const href = el.getAttribute('href') || '';

@@ -133,6 +133,60 @@ async fn jump_to_result(b: &Browser, word: &str, id: i64) {
     .await;
 }
 
+/// Where the focus is after a search, and whether the conversation is out of reach.
+const SEARCH_FOCUS: &str = r#"
+const a = document.activeElement;
+return {
+  inResults: !!(a && a.closest('#search-results')),
+  inBox: a === document.getElementById('search-input'),
+  open: !document.getElementById('search-panel').hidden,
+  covered: document.getElementById('conversation').inert,
+};
+"#;
+
+/// Search for `word` with the keyboard: Tab from the box goes straight to the results (in the
+/// page they come last); where they cover the conversation (`covers`: a phone) it is inert
+/// until they close; Escape closes them, back in the box.
+async fn search_by_keyboard(b: &Browser, word: &str, covers: bool) {
+    let search = b
+        .wait_visible(
+            "the Search messages box",
+            &labelled("input", "Search messages"),
+        )
+        .await;
+    within(WAIT, "clearing the search box", search.clear())
+        .await
+        .expect("clear the search box");
+    b.type_into(&search, word).await;
+    b.type_into(&search, &key(Key::Enter)).await;
+    b.wait_visible("a search result", "//*[@id = 'search-results']//button")
+        .await;
+    let v = b.eval(SEARCH_FOCUS, vec![]).await;
+    assert_eq!(v["inBox"], json!(true), "the box keeps the focus: {v}");
+    assert_eq!(
+        v["covered"],
+        json!(covers),
+        "the covered conversation is inert: {v}"
+    );
+    b.type_into(&search, &key(Key::Tab)).await;
+    let v = b.eval(SEARCH_FOCUS, vec![]).await;
+    assert_eq!(
+        v["inResults"],
+        json!(true),
+        "Tab from the box: the results: {v}"
+    );
+    let el = within(WAIT, "the focused element", b.client.active_element())
+        .await
+        .expect("an active element");
+    b.type_into(&el, &key(Key::Escape)).await;
+    let v = b.eval(SEARCH_FOCUS, vec![]).await;
+    assert_eq!(
+        (&v["open"], &v["inBox"], &v["covered"]),
+        (&json!(false), &json!(true), &json!(false)),
+        "Escape closes the results, back in the box: {v}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jumping_to_a_search_result_leaves_the_app_shell_in_place() {
     let Some(tools) = browser_tools() else {
@@ -188,6 +242,7 @@ async fn jumping_to_a_search_result_leaves_the_app_shell_in_place() {
         b.eval(WATCH_CSP, vec![]).await;
         b.eval(KEYBOARD_STAND_IN, vec![]).await;
         b.wait_log_has("the newest fillers", &["filler #095"]).await;
+        search_by_keyboard(b, "walnut", who == "phone").await;
 
         // Far into the past: the history around it is loaded first.
         jump_to_result(b, "pineapple", old_id).await;
@@ -588,6 +643,21 @@ async fn the_phone_header_has_one_members_button_and_an_account_menu() {
     // Escape closes the menu; Sign out asks first, and Cancel keeps the reader signed in.
     phone.type_into(&out, &key(Key::Escape)).await;
     phone.wait_gone("Escape to close the menu", menu).await;
+    // So does Tab out of it (from its last item, "Sign out").
+    let menu_btn = phone
+        .wait_visible("the Account menu button", &account_menu_button())
+        .await;
+    phone.tap(&menu_btn).await;
+    let out = phone
+        .wait_visible(
+            "Sign out in the menu",
+            &format!("{menu}{}", sign_out_button()),
+        )
+        .await;
+    phone.type_into(&out, &key(Key::Tab)).await;
+    phone
+        .wait_gone("Tab out of the menu to close it", menu)
+        .await;
     phone.choose_sign_out().await;
     let confirm = "//dialog[@open and .//*[normalize-space(.) = 'Sign out?']]";
     phone
