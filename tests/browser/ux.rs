@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use fantoccini::elements::Element;
 use fantoccini::key::Key;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -107,8 +108,8 @@ spacer.style.height = '300px';
 document.body.append(spacer);
 "#;
 
-/// Search for `word` and choose the result that holds it; wait until message `id` is shown.
-async fn jump_to_result(b: &Browser, word: &str, id: i64) {
+/// Type `word` in the "Search messages" box (cleared first) and press Enter; the box.
+async fn search_for(b: &Browser, word: &str) -> Element {
     let search = b
         .wait_visible(
             "the Search messages box",
@@ -120,6 +121,12 @@ async fn jump_to_result(b: &Browser, word: &str, id: i64) {
         .expect("clear the search box");
     b.type_into(&search, word).await;
     b.type_into(&search, &key(Key::Enter)).await;
+    search
+}
+
+/// Search for `word` and choose the result that holds it; wait until message `id` is shown.
+async fn jump_to_result(b: &Browser, word: &str, id: i64) {
+    search_for(b, word).await;
     b.click_xpath(
         "the search result",
         &format!("//*[@id = 'search-results']//button[@data-id = '{id}']"),
@@ -148,17 +155,7 @@ return {
 /// page they come last); where they cover the conversation (`covers`: a phone) it is inert
 /// until they close; Escape closes them, back in the box.
 async fn search_by_keyboard(b: &Browser, word: &str, covers: bool) {
-    let search = b
-        .wait_visible(
-            "the Search messages box",
-            &labelled("input", "Search messages"),
-        )
-        .await;
-    within(WAIT, "clearing the search box", search.clear())
-        .await
-        .expect("clear the search box");
-    b.type_into(&search, word).await;
-    b.type_into(&search, &key(Key::Enter)).await;
+    let search = search_for(b, word).await;
     b.wait_visible("a search result", "//*[@id = 'search-results']//button")
         .await;
     let v = b.eval(SEARCH_FOCUS, vec![]).await;
