@@ -424,17 +424,21 @@ impl Follower {
                 // The tail check, when nothing was read or delivered from the log for a while
                 // (a steady stream of this node's own batches is no read of it): the listener
                 // may have delivered meanwhile, and a read right behind its deliveries would
-                // take batches whose notifications are on their way.
-                if f.last_read.elapsed() >= TAIL_CHECK {
+                // take batches whose notifications are on their way. Due at once while the
+                // rooms' names are (the listener's deliveries keep `last_read` fresh).
+                if f.names_due || f.last_read.elapsed() >= TAIL_CHECK {
                     f.catch_up(None);
                 }
             });
             if !delivered {
                 f.failed(mine, upto);
             }
-            wait = TAIL_CHECK
-                .saturating_sub(f.last_read.elapsed())
-                .max(Duration::from_millis(1));
+            wait = if f.names_due {
+                RETRY
+            } else {
+                TAIL_CHECK.saturating_sub(f.last_read.elapsed())
+            }
+            .max(Duration::from_millis(1));
             if f.handoff.has_writer_stopped() && f.handoff.in_flight().is_none() {
                 // Deliver what the writer sent last, then stop (the listener stops too).
                 while let Ok(batch) = commits.try_recv() {

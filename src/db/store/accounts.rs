@@ -114,50 +114,60 @@ impl Db {
                 NotMade::Failed(e)
             }
         }
+        // Answered at the commit, then once the hub has told `general` (a barrier): the
+        // caller's next step (the new account's connection, say) comes after the notice, and
+        // a delivery that fails (a bug, reset) does not turn a committed account into an
+        // error that a retry would answer with "name taken".
         let made = self
-            .transact(move |tx: &Tx<'_>| {
-                let c = tx.0;
-                let gate = gate(c, new.invite.as_ref(), (new.now_ms, new.members_invite))
-                    .map_err(DbError::from)?;
-                if !gate.admits() {
-                    return Err(NotMade::Refused(gate));
-                }
-                let user = queries::insert_user(
-                    c,
-                    &new.username,
-                    &new.key,
-                    &new.password_hash,
-                    new.admin,
-                    new.now_ms,
-                )
-                .map_err(DbError::from)?
-                .ok_or(NotMade::NameTaken)?;
-                let invite = match gate {
-                    Gate::Invite(id) => {
-                        // Usable a moment ago in this transaction, so this cannot fail short
-                        // of a bug; if it does, nobody gets in on a used-up invitation.
-                        if !queries::use_invite(c, id, new.now_ms).map_err(DbError::from)? {
-                            return Err(NotMade::Refused(Gate::InvalidInvite));
-                        }
-                        Some(id)
+            .transact_then(
+                move |tx: &Tx<'_>| {
+                    let c = tx.0;
+                    let gate = gate(c, new.invite.as_ref(), (new.now_ms, new.members_invite))
+                        .map_err(DbError::from)?;
+                    if !gate.admits() {
+                        return Err(NotMade::Refused(gate));
                     }
-                    _ => None,
-                };
-                // Everyone starts in `general`: its members' pages count one more.
-                let general =
-                    queries::room_by_name(c, "general", user.id).map_err(DbError::from)?;
-                let changes = general
-                    .map(|room| Change::MemberJoined {
-                        room_id: room.id,
-                        room: room.name,
-                        user_id: user.id,
-                        username: user.username.clone(),
-                    })
-                    .into_iter()
-                    .collect();
-                Ok(((user, invite), changes))
-            })
+                    let user = queries::insert_user(
+                        c,
+                        &new.username,
+                        &new.key,
+                        &new.password_hash,
+                        new.admin,
+                        new.now_ms,
+                    )
+                    .map_err(DbError::from)?
+                    .ok_or(NotMade::NameTaken)?;
+                    let invite = match gate {
+                        Gate::Invite(id) => {
+                            // Usable a moment ago in this transaction, so this cannot fail short
+                            // of a bug; if it does, nobody gets in on a used-up invitation.
+                            if !queries::use_invite(c, id, new.now_ms).map_err(DbError::from)? {
+                                return Err(NotMade::Refused(Gate::InvalidInvite));
+                            }
+                            Some(id)
+                        }
+                        _ => None,
+                    };
+                    // Everyone starts in `general`: its members' pages count one more.
+                    let general =
+                        queries::room_by_name(c, "general", user.id).map_err(DbError::from)?;
+                    let changes = general
+                        .map(|room| Change::MemberJoined {
+                            room_id: room.id,
+                            room: room.name,
+                            user_id: user.id,
+                            username: user.username.clone(),
+                        })
+                        .into_iter()
+                        .collect();
+                    Ok(((user, invite), changes))
+                },
+                false,
+            )
             .await;
+        if made.is_ok() {
+            self.barrier().await;
+        }
         match made {
             Ok((user, invite)) => Ok(Created::Account(user, invite)),
             Err(NotMade::Refused(gate)) => Ok(Created::Refused(gate)),
