@@ -195,6 +195,13 @@ impl Front {
     /// so that relative URLs in the page resolve under it. Paths without the prefix are left
     /// alone: a proxy that strips the prefix itself works too.
     pub fn prepare(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Prepared {
+        // A request target without a path (`CONNECT host:port`, or a full URL without one):
+        // nothing here answers it, and the router takes every request for one with a path.
+        if req.uri().path_and_query().is_none() {
+            let e = crate::app::error::AppError::bad_request("The request target needs a path.");
+            let res = crate::http::error::ApiError::from(e).to_reply();
+            return Prepared::Answer(crate::http::security_headers(res, self.https));
+        }
         let trusted = self.trusted.iter().any(|c| c.contains(peer.ip()));
         if trusted {
             if let Some(xff) = ForwardedFor::from_headers(req.headers()) {

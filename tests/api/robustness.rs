@@ -152,3 +152,18 @@ async fn a_very_long_url_is_a_client_error() {
     );
     assert_healthy(&app).await;
 }
+
+/// A request target without a path (`CONNECT host:port`) is answered 400 with the JSON error
+/// shape; the router, which expects a path, never sees it (it panicked on one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_target_without_a_path_is_400() {
+    let app = TestApp::start().await;
+    let res = raw_http(
+        app.addr,
+        b"CONNECT 127.0.0.1:80 HTTP/1.1\r\nHost: 127.0.0.1:80\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(res.status, 400, "{}", res.body);
+    assert!(res.body.contains("\"bad_request\""), "{}", res.body);
+    assert_healthy(&app).await;
+}
