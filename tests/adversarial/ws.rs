@@ -173,8 +173,7 @@ async fn errors_before_probe(
                 return Some(errors);
             }
             Some("error") => errors.push(v),
-            // (A sign-up in another phase is announced in general: member_joined.)
-            Some("message" | "typing" | "presence" | "member_joined") => {}
+            Some("message" | "typing" | "presence") => {}
             other => tally.problem(format!("{label}: unexpected frame type {other:?}: {v}")),
         }
     }

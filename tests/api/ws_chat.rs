@@ -209,16 +209,12 @@ async fn concurrent_senders_are_seen_by_every_receiver_in_the_same_order_without
     const SENDERS: usize = 4;
     const EACH: usize = 50;
     let app = TestApp::start().await;
-    // Everyone signed up before anyone connects: a sign-up is announced in `general`.
-    let mut auths = Vec::new();
+    let mut clients = Vec::new();
     for i in 0..SENDERS {
-        auths.push(app.signup(&format!("sender{i}")).await);
+        let auth = app.signup(&format!("sender{i}")).await;
+        clients.push((i, app.ws_connect(&auth, None).await));
     }
     let observer_auth = app.signup("observer").await;
-    let mut clients = Vec::new();
-    for (i, auth) in auths.iter().enumerate() {
-        clients.push((i, app.ws_connect(auth, None).await));
-    }
     let mut observer = app.ws_connect(&observer_auth, None).await;
 
     let mut tasks = Vec::new();
