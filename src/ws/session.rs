@@ -94,13 +94,26 @@ impl Flow {
     }
 }
 
+/// How a closing connection's remaining input is read (see [`close_gracefully`]).
+#[derive(Clone, Copy)]
+enum Drain {
+    /// As frames, until the client's close frame.
+    Frames,
+    /// As bytes, unparsed: the framing is broken (the rest of a frame over the limit, say).
+    Bytes,
+}
+
 /// Close cleanly: send the close frame (waiting up to `send_within` for the socket to take
 /// it), then keep reading (and discarding) what the client still sends until its close frame
-/// arrives, the connection ends or [`CLOSE_GRACE`] passes. Dropping a socket with unread input
-/// would make the kernel reset it, and the client would see an abnormal closure instead of our
-/// close code.
-async fn close_gracefully<S>(ws: &mut Ws<S>, code: u16, reason: &'static str, send_within: Duration)
-where
+/// arrives (`Drain::Frames`), the connection ends or [`CLOSE_GRACE`] passes. Dropping a
+/// socket with unread input would make the kernel reset it, and the client would see an
+/// abnormal closure instead of our close code.
+async fn close_gracefully<S>(
+    ws: &mut Ws<S>,
+    (code, reason): (u16, &'static str),
+    send_within: Duration,
+    drain: Drain,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     if !matches!(
@@ -110,35 +123,21 @@ where
         return;
     }
     let _ = timeout(CLOSE_GRACE, async {
-        while let Some(Ok(msg)) = ws.next().await {
-            if matches!(msg, Message::Close(_)) {
-                // tungstenite answers nothing more; flush anything still buffered.
-                let _ = ws.flush().await;
-                break;
+        match drain {
+            Drain::Frames => {
+                while let Some(Ok(msg)) = ws.next().await {
+                    if matches!(msg, Message::Close(_)) {
+                        // tungstenite answers nothing more; flush anything still buffered.
+                        let _ = ws.flush().await;
+                        break;
+                    }
+                }
+            }
+            Drain::Bytes => {
+                let mut scrap = [0u8; 4096];
+                while matches!(ws.get_mut().read(&mut scrap).await, Ok(n) if n > 0) {}
             }
         }
-    })
-    .await;
-}
-
-/// Close a connection whose frames can no longer be read: the close frame goes out, and the
-/// bytes the client still sends (the rest of a frame over the limit, its answering close)
-/// are read and dropped as they come, not parsed, until it closes or [`CLOSE_GRACE`]
-/// passes. Without that the socket would be dropped with unread input, which the kernel
-/// answers with a reset, and the client would never see the close code.
-async fn close_refusing<S>(ws: &mut Ws<S>, code: u16, reason: &'static str)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    if !matches!(
-        timeout(CLOSE_GRACE, ws.send(close(code, reason))).await,
-        Ok(Ok(()))
-    ) {
-        return;
-    }
-    let _ = timeout(CLOSE_GRACE, async {
-        let mut scrap = [0u8; 4096];
-        while matches!(ws.get_mut().read(&mut scrap).await, Ok(n) if n > 0) {}
     })
     .await;
 }
@@ -232,11 +231,11 @@ impl Connection {
                 Flow::Continue => {}
                 Flow::Stop => break,
                 Flow::Close(code, reason, within) => {
-                    close_gracefully(&mut ws, code, reason, within).await;
+                    close_gracefully(&mut ws, (code, reason), within, Drain::Frames).await;
                     break;
                 }
                 Flow::Refuse(code, reason) => {
-                    close_refusing(&mut ws, code, reason).await;
+                    close_gracefully(&mut ws, (code, reason), CLOSE_GRACE, Drain::Bytes).await;
                     break;
                 }
             }
