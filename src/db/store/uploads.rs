@@ -14,6 +14,9 @@ use crate::db::queries::{self, NewUpload, UploadRow};
 use crate::db::{now_ms, Db, DbError};
 use crate::files::{Files, TempFile};
 
+/// Queued files taken (and checked) at once.
+const GC_PART: i64 = 500;
+
 /// Why an upload was not recorded.
 #[derive(Debug, PartialEq, Eq)]
 pub enum UploadRefused {
@@ -118,44 +121,55 @@ impl Db {
     pub async fn collect_files(&self, files: Arc<Files>) -> Result<usize, DbError> {
         let mut removed = 0;
         loop {
-            if !files.is_shared() {
-                let files = files.clone();
-                let (taken, gone) = self
-                    .write_then(
-                        |c| queries::take_file_gc(c, 500),
-                        move |c, hashes| {
-                            let gone = files.collect(&hashes, |h| queries::file_in_use(c, h))?;
-                            Ok((hashes.len(), gone))
-                        },
-                    )
-                    .await?;
-                removed += gone;
-                if taken == 0 {
-                    return Ok(removed);
-                }
-                continue;
-            }
-            let hashes = self.write(|c| queries::take_file_gc(c, 500)).await?;
-            if hashes.is_empty() {
+            let (taken, gone) = if files.is_shared() {
+                self.collect_part_shared(files.clone()).await?
+            } else {
+                self.collect_part_here(files.clone()).await?
+            };
+            removed += gone;
+            if taken == 0 {
                 return Ok(removed);
             }
-            let (taken, used) = self
-                .read(move |c| {
-                    let mut used = std::collections::HashSet::new();
-                    for h in &hashes {
-                        if queries::file_in_use(c, h)? {
-                            used.insert(h.clone());
-                        }
+        }
+    }
+
+    /// One part of the queue, this server's folder alone: taken in a transaction, removed
+    /// on the writer thread once it committed. How many were taken, and how many went.
+    async fn collect_part_here(&self, files: Arc<Files>) -> Result<(usize, usize), DbError> {
+        self.write_then(
+            |c| queries::take_file_gc(c, GC_PART),
+            move |c, hashes| {
+                let gone = files.collect(&hashes, |h| queries::file_in_use(c, h))?;
+                Ok((hashes.len(), gone))
+            },
+        )
+        .await
+    }
+
+    /// One part of the queue, in a shared folder: taken in a short writer job, checked on a
+    /// reader, removed off the writer. How many were taken, and how many went.
+    async fn collect_part_shared(&self, files: Arc<Files>) -> Result<(usize, usize), DbError> {
+        let hashes = self.write(|c| queries::take_file_gc(c, GC_PART)).await?;
+        if hashes.is_empty() {
+            return Ok((0, 0));
+        }
+        let (taken, used) = self
+            .read(move |c| {
+                let mut used = std::collections::HashSet::new();
+                for h in &hashes {
+                    if queries::file_in_use(c, h)? {
+                        used.insert(h.clone());
                     }
-                    Ok((hashes, used))
-                })
-                .await?;
-            let files = files.clone();
-            removed += off_writer(move || {
-                files.collect(&taken, |h| Ok::<bool, std::io::Error>(used.contains(h)))
+                }
+                Ok((hashes, used))
             })
             .await?;
-        }
+        let n = taken.len();
+        let gone = off_writer(move || {
+            files.collect(&taken, |h| Ok::<bool, std::io::Error>(used.contains(h)))
+        })
+        .await?;
+        Ok((n, gone))
     }
 
     /// Remove every stored file no upload uses (what a crash between moving a file into place
