@@ -18,6 +18,28 @@ fn path_of(url: &str) -> String {
     rest[rest.find('/').unwrap()..].to_string()
 }
 
+/// `GET /api/rooms/general/webhooks` as `auth`, asked again (for up to 10 s) until `ready`
+/// holds of its first webhook; the whole answer.
+async fn general_webhooks_once(
+    app: &TestApp,
+    auth: &crate::common::Auth,
+    what: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let asked = async {
+        loop {
+            let v = app
+                .api_ok(Method::GET, "/api/rooms/general/webhooks", auth, None, 200)
+                .await;
+            if ready(&v["webhooks"][0]) {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    within(Duration::from_secs(10), what, asked).await
+}
+
 /// POST `body` to an incoming hook's URL the way a script would: no cookie, no Origin.
 async fn post_hook(app: &TestApp, url: &str, body: &Value) -> reqwest::Response {
     http_client()
@@ -306,22 +328,10 @@ async fn outgoing_webhooks_receive_signed_messages_in_order_and_are_retried() {
         .collect();
     assert_eq!(ok[3..], later[..], "in order after the recovery");
     // The receiver has the last request; the server records its answer a moment later.
-    let mut state = Value::Null;
-    for _ in 0..100 {
-        state = app
-            .api_ok(
-                Method::GET,
-                "/api/rooms/general/webhooks",
-                &alice,
-                None,
-                200,
-            )
-            .await;
-        if state["webhooks"][0]["pending"] == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let state = general_webhooks_once(&app, &alice, "the last delivery recorded", |w| {
+        w["pending"] == 0
+    })
+    .await;
     let w = &state["webhooks"][0];
     assert_eq!(
         (w["delivered"].clone(), w["pending"].clone()),
@@ -392,24 +402,10 @@ async fn webhook_urls_must_be_public_web_addresses() {
     }
     let mut ws = app.ws_connect(&alice, None).await;
     ws.say("general", "to a refused address", "x").await;
-    let attempted = async {
-        loop {
-            let v = app
-                .api_ok(
-                    Method::GET,
-                    "/api/rooms/general/webhooks",
-                    &alice,
-                    None,
-                    200,
-                )
-                .await;
-            if v["webhooks"][0]["last_attempt_ts"].is_string() {
-                return v;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    let state = within(Duration::from_secs(10), "a delivery attempt", attempted).await;
+    let state = general_webhooks_once(&app, &alice, "a delivery attempt", |w| {
+        w["last_attempt_ts"].is_string()
+    })
+    .await;
     let err = state["webhooks"][0]["last_error"].as_str().unwrap();
     assert!(err.contains("loopback"), "{err}");
     assert_eq!(receiver.received().len(), 0, "never contacted");

@@ -681,16 +681,7 @@ async fn a_user_keeps_twenty_devices_and_an_endpoint_that_does_not_answer_is_lef
     // Carol's push service takes the connection and closes it without an answer: after
     // three such failures in a row it is left out for a while, not tried on every message.
     let carol = app.signup("carol").await;
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let silent_addr = silent.local_addr().unwrap();
-    let tried = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = tried.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = silent.accept().await {
-            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            drop(stream);
-        }
-    });
+    let (silent_addr, tried) = unanswering_service(false).await;
     let (_, _, _, keys) = browser_keys();
     let endpoint = format!("http://{silent_addr}/push/carol");
     subscribe(&app, &carol, json!({"endpoint": endpoint, "keys": keys})).await;
@@ -702,11 +693,7 @@ async fn a_user_keeps_twenty_devices_and_an_endpoint_that_does_not_answer_is_lef
             &format!("c{i}"),
         )
         .await;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while tried.load(std::sync::atomic::Ordering::SeqCst) < i {
-            assert!(tokio::time::Instant::now() < deadline, "push {i} is tried");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        tried_at_least(&tried, i).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let first = tried.load(std::sync::atomic::Ordering::SeqCst);
@@ -742,27 +729,13 @@ async fn an_endpoint_that_times_out_is_left_out_after_one_try() {
         .await;
     let alice = app.signup("alice").await;
     let carol = app.signup("carol").await;
-    let mute = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mute_addr = mute.local_addr().unwrap();
-    let tried = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = tried.clone();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = mute.accept().await {
-            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            held.push(stream); // open, and silent
-        }
-    });
+    let (mute_addr, tried) = unanswering_service(true).await;
     let (_, _, _, keys) = browser_keys();
     let endpoint = format!("http://{mute_addr}/push/carol");
     subscribe(&app, &carol, json!({"endpoint": endpoint, "keys": keys})).await;
     let mut aw = app.ws_connect(&alice, None).await;
     aw.say("general", "@carol one", "t1").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tried.load(std::sync::atomic::Ordering::SeqCst) < 1 {
-        assert!(tokio::time::Instant::now() < deadline, "the push is tried");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    tried_at_least(&tried, 1).await;
     // Past the timeout (and the time to record it).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     aw.say("general", "@carol two", "t2").await;
@@ -772,4 +745,38 @@ async fn an_endpoint_that_times_out_is_left_out_after_one_try() {
         1,
         "the endpoint that timed out was not tried again"
     );
+}
+
+/// A push service on 127.0.0.1 that takes connections and never answers: it closes each at
+/// once, or holds it open and silent (`hold`) until the test ends. Its address, and how
+/// many connections it took.
+async fn unanswering_service(
+    hold: bool,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tried = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = tried.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if hold {
+                held.push(stream);
+            }
+        }
+    });
+    (addr, tried)
+}
+
+/// Wait (up to 10 s) until the service behind `tried` took `n` connections.
+async fn tried_at_least(tried: &std::sync::atomic::AtomicUsize, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tried.load(std::sync::atomic::Ordering::SeqCst) < n {
+        assert!(tokio::time::Instant::now() < deadline, "push {n} is tried");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
