@@ -173,7 +173,8 @@ async fn errors_before_probe(
                 return Some(errors);
             }
             Some("error") => errors.push(v),
-            Some("message" | "typing" | "presence") => {}
+            // (A sign-up in another phase is announced in general: member_joined.)
+            Some("message" | "typing" | "presence" | "member_joined") => {}
             other => tally.problem(format!("{label}: unexpected frame type {other:?}: {v}")),
         }
     }

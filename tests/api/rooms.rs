@@ -796,3 +796,23 @@ async fn membership_changes_apply_to_the_very_next_frame() {
     let seen = a1.wait_for("bob's message", |f| f["nonce"] == "new").await;
     assert_eq!(seen["room"], "quicker");
 }
+
+/// Everyone starts in `general`: its members' connections hear of a new account there, so
+/// their member counts stay right.
+#[tokio::test]
+async fn a_new_account_joins_general_and_its_members_are_told() {
+    let app = TestApp::start().await;
+    let alice = app.signup("alice").await;
+    let mut aw = app.ws_connect(&alice, None).await;
+    app.signup("bob").await;
+    let note = aw.wait_type("member_joined").await;
+    assert_eq!(
+        note,
+        json!({"type": "member_joined", "room": "general", "user": "bob"})
+    );
+    let general = app
+        .my_room(&alice, "general")
+        .await
+        .expect("alice's general");
+    assert_eq!(general["members"], 2);
+}

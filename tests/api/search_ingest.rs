@@ -172,10 +172,12 @@ async fn many_messages_sent_quickly_all_become_searchable() {
     let app = TestApp::start().await;
     let mut senders = Vec::new();
     let mut sockets = Vec::new();
+    // Everyone signed up before anyone connects: a sign-up is announced in `general`.
     for name in ["ann", "ben", "cat"] {
-        let auth = app.signup(name).await;
-        sockets.push(app.ws_connect(&auth, None).await);
-        senders.push(auth);
+        senders.push(app.signup(name).await);
+    }
+    for auth in &senders {
+        sockets.push(app.ws_connect(auth, None).await);
     }
     // Three connections pipelining 300 messages each, all at once.
     let posts = sockets

@@ -4,7 +4,8 @@
 use crate::db::sql::{Conn, Sql as _, SqlError};
 
 use crate::db::queries::{self, RegistrationMode, SessionListing};
-use crate::db::{Db, DbError, NewAdmin, SessionInfo, SessionKind, SessionRow, User};
+use crate::db::{Db, DbError, NewAdmin, SessionInfo, SessionKind, SessionRow, Tx, User};
+use crate::events::Change;
 
 /// What the registration mode says about a new account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,39 +103,77 @@ impl Db {
     /// Create an account: the gate is checked again and the invitation used in the same
     /// transaction, which is rolled back unless the account was created.
     pub async fn create_account(&self, new: NewAccount) -> Result<Created, DbError> {
-        self.write_if(
-            move |c| {
-                let gate = gate(c, new.invite.as_ref(), (new.now_ms, new.members_invite))?;
-                if !gate.admits() {
-                    return Ok(Created::Refused(gate));
-                }
-                let Some(user) = queries::insert_user(
-                    c,
-                    &new.username,
-                    &new.key,
-                    &new.password_hash,
-                    new.admin,
-                    new.now_ms,
-                )?
-                else {
-                    return Ok(Created::NameTaken);
-                };
-                let invite = match gate {
-                    Gate::Invite(id) => {
-                        // Usable a moment ago in this transaction, so this cannot fail short
-                        // of a bug; if it does, nobody gets in on a used-up invitation.
-                        if !queries::use_invite(c, id, new.now_ms)? {
-                            return Ok(Created::Refused(Gate::InvalidInvite));
-                        }
-                        Some(id)
+        /// Why no account was made (its writes are rolled back).
+        enum NotMade {
+            Refused(Gate),
+            NameTaken,
+            Failed(DbError),
+        }
+        impl From<DbError> for NotMade {
+            fn from(e: DbError) -> Self {
+                NotMade::Failed(e)
+            }
+        }
+        // Answered at the commit, then once the hub has told `general` (a barrier): the
+        // caller's next step (the new account's connection, say) comes after the notice, and
+        // a delivery that fails (a bug, reset) does not turn a committed account into an
+        // error that a retry would answer with "name taken".
+        let made = self
+            .transact_then(
+                move |tx: &Tx<'_>| {
+                    let c = tx.0;
+                    let gate = gate(c, new.invite.as_ref(), (new.now_ms, new.members_invite))
+                        .map_err(DbError::from)?;
+                    if !gate.admits() {
+                        return Err(NotMade::Refused(gate));
                     }
-                    _ => None,
-                };
-                Ok(Created::Account(user, invite))
-            },
-            |created| matches!(created, Created::Account(..)),
-        )
-        .await
+                    let user = queries::insert_user(
+                        c,
+                        &new.username,
+                        &new.key,
+                        &new.password_hash,
+                        new.admin,
+                        new.now_ms,
+                    )
+                    .map_err(DbError::from)?
+                    .ok_or(NotMade::NameTaken)?;
+                    let invite = match gate {
+                        Gate::Invite(id) => {
+                            // Usable a moment ago in this transaction, so this cannot fail short
+                            // of a bug; if it does, nobody gets in on a used-up invitation.
+                            if !queries::use_invite(c, id, new.now_ms).map_err(DbError::from)? {
+                                return Err(NotMade::Refused(Gate::InvalidInvite));
+                            }
+                            Some(id)
+                        }
+                        _ => None,
+                    };
+                    // Everyone starts in `general`: its members' pages count one more.
+                    let general =
+                        queries::room_by_name(c, "general", user.id).map_err(DbError::from)?;
+                    let changes = general
+                        .map(|room| Change::MemberJoined {
+                            room_id: room.id,
+                            room: room.name,
+                            user_id: user.id,
+                            username: user.username.clone(),
+                        })
+                        .into_iter()
+                        .collect();
+                    Ok(((user, invite), changes))
+                },
+                false,
+            )
+            .await;
+        if made.is_ok() {
+            self.barrier().await;
+        }
+        match made {
+            Ok((user, invite)) => Ok(Created::Account(user, invite)),
+            Err(NotMade::Refused(gate)) => Ok(Created::Refused(gate)),
+            Err(NotMade::NameTaken) => Ok(Created::NameTaken),
+            Err(NotMade::Failed(e)) => Err(e),
+        }
     }
 
     /// The account and password hash for a sign-in, if it exists and is enabled.
