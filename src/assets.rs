@@ -30,6 +30,13 @@ fn acceptable(path: &str) -> bool {
             .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
 }
 
+/// Whether `path` (from the site's root, empty for the index) names a file of the UI.
+/// Nothing under `api/` does, whatever the embedded files are called.
+pub fn exists(path: &str) -> bool {
+    let path = if path.is_empty() { "index.html" } else { path };
+    !path.starts_with("api/") && acceptable(path) && Assets::get(path).is_some()
+}
+
 /// Serve `path` (relative, "" for the index). `None` when no such asset exists.
 pub fn serve(path: &str, if_none_match: Option<&str>, csp: &str) -> Option<Response> {
     let path = if path.is_empty() { "index.html" } else { path };

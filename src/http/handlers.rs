@@ -460,10 +460,6 @@ pub async fn asset(
     forwarded: Option<ForwardedProto>,
     state: App,
 ) -> Result<Response, Rejection> {
-    // Nothing under /api/ is a file of the UI, whatever the embedded files are called.
-    if tail.as_str().starts_with("api/") {
-        return Err(warp::reject::not_found());
-    }
     let base = request_base_url(&state, host.as_deref(), forwarded);
     let ws = ws_url(&base);
     let csp = crate::assets::content_security_policy(super::ws_origin(&ws));

@@ -211,9 +211,17 @@ fn site(state: App) -> impl Filter<Extract = (Response,), Error = Rejection> + C
         .and(warp::header::optional::<String>("authorization"))
         .and(with_state(state.clone()))
         .and_then(handlers::metrics);
-    // GET /{asset}
-    let assets = warp::get()
-        .and(warp::path::tail())
+    // GET /{asset}: the path first, so another method on a path that is no file of the UI
+    // (nor any route) is 404, not 405.
+    let assets = warp::path::tail()
+        .and_then(|tail: warp::path::Tail| async move {
+            if crate::assets::exists(tail.as_str()) {
+                Ok(tail)
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .and(warp::get())
         .and(warp::header::optional::<String>("if-none-match"))
         .and(warp::header::optional::<String>("host"))
         .and(filters::forwarded_proto())

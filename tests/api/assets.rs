@@ -1,5 +1,6 @@
 //! The embedded browser UI: security headers, caching, and no way out of the asset folder.
 
+use reqwest::Method;
 use serde_json::Value;
 
 use crate::common::{assert_error, assert_error_shape, raw_get, text, TestApp};
@@ -175,6 +176,40 @@ async fn an_unknown_path_is_404_with_the_json_error_shape() {
         let res = app.get(path).await;
 
         assert_error(res, 404, "not_found").await;
+    }
+}
+
+/// A path that is no route and no file of the UI is 404 whatever the method; a known path
+/// asked with a method it does not take is 405.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_path_is_404_for_every_method_and_a_known_one_405() {
+    let app = TestApp::start().await;
+    let alice = app.signup("alice").await;
+
+    for (method, path) in [
+        (Method::DELETE, "/api/nope"),
+        (Method::POST, "/nope"),
+        (Method::PUT, "/js/nope.js"),
+        (Method::DELETE, "/api/messages/abc"),
+        (Method::PATCH, "/api/messages/abc"),
+        (Method::POST, "/api/rooms/general/nope"),
+    ] {
+        let res = app
+            .send(app.request(method.clone(), path, Some(&alice)))
+            .await;
+        assert_error(res, 404, "not_found").await;
+    }
+    for (method, path) in [
+        (Method::DELETE, "/"),
+        (Method::POST, "/index.html"),
+        (Method::PUT, "/api/messages/1"),
+        (Method::DELETE, "/api/me"),
+        (Method::POST, "/config.js"),
+    ] {
+        let res = app
+            .send(app.request(method.clone(), path, Some(&alice)))
+            .await;
+        assert_error(res, 405, "method_not_allowed").await;
     }
 }
 
