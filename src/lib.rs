@@ -370,7 +370,7 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
         .map(|c| c.start(&hub, stop_rx.clone(), leave_rx))
         .unwrap_or_default();
     let state = app(
-        config,
+        (config, addr),
         (db, files),
         (hub, cluster),
         metrics.clone(),
@@ -432,7 +432,7 @@ fn tls_acceptor(config: &Config) -> Result<Option<tokio_rustls::TlsAcceptor>, St
 
 /// The state every handler shares.
 fn app(
-    config: Config,
+    (config, local_addr): (Config, SocketAddr),
     (db, files): (Db, files::Files),
     (hub, cluster): (Hub, Option<cluster::Cluster>),
     metrics: Arc<metrics::Metrics>,
@@ -476,6 +476,7 @@ fn app(
     };
     App::new(AppState {
         config: Arc::new(config),
+        local_addr,
         db,
         auth,
         hub,

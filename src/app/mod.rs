@@ -96,6 +96,8 @@ impl UserRate {
 pub struct AppState {
     /// The validated configuration.
     pub config: Arc<Config>,
+    /// The address this server listens on (its port when `server.port` is 0).
+    pub local_addr: std::net::SocketAddr,
     /// The store.
     pub db: Db,
     /// Accounts and sessions.

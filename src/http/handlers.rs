@@ -375,7 +375,9 @@ pub async fn metrics(auth: Option<String>, state: App) -> Result<Response, Rejec
 }
 
 /// The public base URL, without a trailing slash: `public_url` (scheme and host lowercased,
-/// path prefix kept), else `http://HOST` (`https://HOST` when Hearth serves TLS itself).
+/// path prefix kept), else `http://HOST` (`https://HOST` when Hearth serves TLS itself), or,
+/// for a request without a usable `Host`, the address this server listens on (loopback when
+/// it listens on every address).
 pub fn base_url(state: &App, host: Option<&str>) -> String {
     request_base_url(state, host, None)
 }
@@ -401,7 +403,8 @@ pub fn request_base_url(
                                 || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']')
                         })
                 })
-                .unwrap_or("127.0.0.1");
+                .map(str::to_string)
+                .unwrap_or_else(|| own_address(state.local_addr));
             let scheme = match forwarded {
                 Some(proto) => proto.scheme(),
                 None if state.config.server.tls.enabled() => "https",
@@ -410,6 +413,17 @@ pub fn request_base_url(
             format!("{scheme}://{host}")
         }
     }
+}
+
+/// This server's address as a URL's host and port: loopback in place of "every address".
+fn own_address(mut addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    addr.to_string()
 }
 
 /// The WebSocket URL derived from a base URL.
@@ -469,7 +483,15 @@ pub async fn asset(
 
 #[cfg(test)]
 mod tests {
-    use super::ws_url;
+    use super::{own_address, ws_url};
+
+    #[test]
+    fn a_server_on_every_address_names_loopback() {
+        let own = |a: &str| own_address(a.parse().unwrap());
+        assert_eq!(own("0.0.0.0:8080"), "127.0.0.1:8080");
+        assert_eq!(own("[::]:8080"), "[::1]:8080");
+        assert_eq!(own("192.0.2.7:80"), "192.0.2.7:80");
+    }
 
     #[test]
     fn ws_urls_follow_the_scheme() {

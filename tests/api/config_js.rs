@@ -44,6 +44,24 @@ async fn config_js_follows_the_host_a_friend_used_to_reach_the_server() {
     );
 }
 
+/// An HTTP/1.0 client may send no `Host`: the URLs then name the address the server
+/// listens on, port included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_js_without_a_host_names_the_address_the_server_listens_on() {
+    let app = TestApp::start().await;
+
+    let res = raw_http(app.addr, b"GET /config.js HTTP/1.0\r\n\r\n").await;
+
+    assert_eq!(res.status, 200, "{res:?}");
+    let port = app.addr.port();
+    assert_eq!(
+        res.body.trim_end(),
+        format!(
+            r#"window.HEARTH = {{"url":"http://127.0.0.1:{port}","ws":"ws://127.0.0.1:{port}/ws"}};"#
+        )
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_js_with_an_https_public_url_shows_it_and_a_wss_url() {
     let app =
