@@ -212,7 +212,8 @@ async fn housekeeping(state: App, mut resets: tokio::sync::watch::Receiver<u64>)
 
 /// Until the server stops: forget cached sessions and history tails, and close sockets whose
 /// sessions another process revoked (`hearth user passwd`, `hearth user disable`, another
-/// node's sign-out, ...) within a second (200 ms on PostgreSQL). A task of its own, so the
+/// node's sign-out, ...) within a second (200 ms on PostgreSQL, where each look that finds
+/// the node up to date renews its lease on the sessions it cached: `db::SESSIONS_LEASE`). A task of its own, so the
 /// hourly sweeps (a folder listing on a shared disk) never hold a revocation back; a check
 /// that failed is made again at the next poll.
 async fn revocations(state: App) {
@@ -229,15 +230,21 @@ async fn revocations(state: App) {
             _ = stop.changed() => return,
             _ = poll.tick() => {}
         }
+        let began = std::time::Instant::now();
         let Ok(now) = state.db.epochs().await else {
             continue;
         };
         let before = epochs.replace(now);
+        let mut up_to_date = true;
         if before.is_none_or(|(sessions, _)| sessions != now.0) {
             state.db.forget_sessions();
             if !close_revoked(&state).await {
                 epochs = before;
+                up_to_date = false;
             }
+        }
+        if up_to_date {
+            state.db.sessions_checked(began);
         }
         if before.is_none_or(|(_, history)| history != now.1) {
             // The command line deleted messages (`hearth user purge`).

@@ -621,7 +621,7 @@ impl Auth {
         cached: bool,
     ) -> Result<Option<(SessionInfo, bool)>, AuthError> {
         let generation = self.inner.db.sessions_generation();
-        if cached {
+        if cached && self.inner.db.cached_sessions_usable() {
             if let Some(info) = self.inner.sessions.get(&token_hash, generation, now) {
                 return Ok(Some((info, true)));
             }

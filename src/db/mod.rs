@@ -108,6 +108,30 @@ impl ReadPool {
     }
 }
 
+/// On PostgreSQL, how long a node answers from the sessions it cached after its last look at
+/// the revocation counter began (every node looks every 200 ms; past this it asks the
+/// database for every session until a look succeeds again). A revocation answers only this
+/// long after its commit, so by then every node has seen it or stopped trusting its cache:
+/// a session revoked through one node is refused by every node from the moment the
+/// revocation was answered, even by a node that was frozen or cut off from the database.
+pub const SESSIONS_LEASE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// When a node last began a look at the revocation counter that brought it up to date.
+struct SessionsLease {
+    born: std::time::Instant,
+    /// Milliseconds from `born` to the start of that look, plus one; 0 before the first.
+    checked: AtomicU64,
+}
+
+impl Default for SessionsLease {
+    fn default() -> Self {
+        SessionsLease {
+            born: std::time::Instant::now(),
+            checked: AtomicU64::new(0),
+        }
+    }
+}
+
 /// Cheap-to-clone handle to the store.
 #[derive(Clone)]
 pub struct Db {
@@ -120,6 +144,9 @@ pub struct Db {
     /// Bumped after every change to a session or an account (a revocation, a password, the
     /// administrator flag, disabling): caches of sessions compare it to know they are current.
     sessions_generation: Arc<AtomicU64>,
+    /// On PostgreSQL: when this node last found itself up to date with the revocation
+    /// counter (see [`SESSIONS_LEASE`]).
+    sessions_lease: Option<Arc<SessionsLease>>,
     /// How far the full-text index has caught up with the committed messages.
     search_index: Arc<search_index::IndexProgress>,
     /// Outgoing webhooks that exist (or may: raised inside the job that adds one, lowered
@@ -282,6 +309,7 @@ impl Db {
                 readers,
                 heavy,
                 sessions_generation: Arc::new(AtomicU64::new(0)),
+                sessions_lease: None,
                 search_index,
                 webhooks,
                 handoff: None,
@@ -346,6 +374,7 @@ impl Db {
                 readers,
                 heavy: None,
                 sessions_generation: Arc::new(AtomicU64::new(0)),
+                sessions_lease: Some(Arc::new(SessionsLease::default())),
                 search_index,
                 webhooks,
                 handoff: Some(handoff),
@@ -380,6 +409,40 @@ impl Db {
     /// session cached so far is stale.
     pub fn forget_sessions(&self) {
         self.sessions_generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A look at the revocation counter that began at `began` found this node up to date
+    /// (every session revoked before then forgotten, its sockets closed).
+    pub fn sessions_checked(&self, began: std::time::Instant) {
+        if let Some(lease) = &self.sessions_lease {
+            let ms = began.saturating_duration_since(lease.born).as_millis() as u64 + 1;
+            lease.checked.fetch_max(ms, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether the sessions cached here may answer a request: always on SQLite (every
+    /// revocation but the command line's goes through this server); on PostgreSQL while
+    /// the last successful look at the revocation counter began less than
+    /// [`SESSIONS_LEASE`] ago.
+    pub fn cached_sessions_usable(&self) -> bool {
+        let Some(lease) = &self.sessions_lease else {
+            return true;
+        };
+        match lease.checked.load(Ordering::Acquire) {
+            0 => false,
+            ms => {
+                let began = lease.born + std::time::Duration::from_millis(ms - 1);
+                began.elapsed() < SESSIONS_LEASE
+            }
+        }
+    }
+
+    /// After a revocation committed: on PostgreSQL, wait out [`SESSIONS_LEASE`], so that
+    /// no node still trusts a cache that holds the revoked sessions when the caller answers.
+    async fn revoked_everywhere(&self) {
+        if self.sessions_lease.is_some() {
+            tokio::time::sleep(SESSIONS_LEASE).await;
+        }
     }
 
     /// Run a read-only closure on one of the reader threads' connections, off the async

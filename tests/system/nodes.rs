@@ -511,6 +511,88 @@ async fn rooms_edits_and_sign_outs_made_on_one_node_hold_on_the_others() {
     assert_eq!(b.get_as("/api/me", &ben_a).await.status(), 401);
 }
 
+/// A session revoked through one node is refused by the other from the moment the
+/// revocation is answered, though the other node had it cached: no request slips through
+/// (a bot token minted with a stolen cookie would outlive the revocation), whichever way
+/// the session ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_revoked_through_one_node_is_refused_by_the_others_once_that_is_answered() {
+    let Some((_pg, url)) = database("revocations").await else {
+        return;
+    };
+    let apps = nodes(&url, 2).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let admin = a.signup_admin("root").await;
+    b.signup("ben").await;
+    let mut password = PASSWORD.to_string();
+    let ways = [
+        "logout", "revoke", "password", "sign_out", "disable", "logout", "revoke", "password",
+    ];
+    for (round, way) in ways.into_iter().enumerate() {
+        // The session to end, in use on node B (so B has it cached), and another one of
+        // ben's on node A to end it with where it is ben who ends it.
+        let victim = Auth::Cookie(b.login("ben", &password).await.1);
+        assert_eq!(b.get_as("/api/me", &victim).await.status(), 200);
+        let own = Auth::Cookie(a.login("ben", &password).await.1);
+        let answered = match way {
+            "logout" => a.api(Method::POST, "/api/logout", &victim, None).await,
+            "revoke" => {
+                let (_, listing) = a.api(Method::GET, "/api/sessions", &victim, None).await;
+                let id = listing["sessions"]
+                    .as_array()
+                    .and_then(|l| l.iter().find(|s| s["current"] == true))
+                    .map(|s| s["id"].as_str().unwrap_or_default().to_string())
+                    .expect("the current session listed");
+                a.api(Method::DELETE, &format!("/api/sessions/{id}"), &own, None)
+                    .await
+            }
+            "password" => {
+                let new = format!("{PASSWORD}-{round}");
+                let body = serde_json::json!({
+                    "current_password": password,
+                    "new_password": new,
+                    "sign_out_others": true,
+                });
+                password = new;
+                a.api(Method::POST, "/api/password", &own, Some(&body))
+                    .await
+            }
+            action => {
+                let body = serde_json::json!({ "action": action });
+                a.api(Method::POST, "/api/admin/users/ben", &admin, Some(&body))
+                    .await
+            }
+        };
+        assert!(answered.0 < 300, "{way}: {answered:?}");
+        // At once, through B: no new token, no message, no answer as ben.
+        let (minted, body) = b
+            .api(
+                Method::POST,
+                "/api/tokens",
+                &victim,
+                Some(&serde_json::json!({"name": "stolen"})),
+            )
+            .await;
+        assert_eq!(
+            minted, 401,
+            "{way}: a token minted after the revocation: {body}"
+        );
+        let (said, body) = b
+            .api(
+                Method::POST,
+                "/api/rooms/general/messages",
+                &victim,
+                Some(&serde_json::json!({"body": "still here"})),
+            )
+            .await;
+        assert_eq!(said, 401, "{way}: {body}");
+        assert_eq!(b.get_as("/api/me", &victim).await.status(), 401, "{way}");
+        if way == "disable" {
+            a.admin_act(&admin, "ben", "enable").await;
+        }
+    }
+}
+
 /// Send to `general` with `nonce` until it is stored, as a client does after `unavailable`;
 /// its id.
 async fn say_until_stored(ws: &mut Ws, nonce: &str) -> i64 {

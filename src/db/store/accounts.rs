@@ -212,6 +212,7 @@ impl Db {
             })
             .await;
         self.forget_sessions();
+        self.revoked_everywhere().await;
         revoked
     }
 
@@ -256,6 +257,7 @@ impl Db {
             })
             .await;
         self.forget_sessions();
+        self.revoked_everywhere().await;
         revoked
     }
 
@@ -279,6 +281,7 @@ impl Db {
             })
             .await;
         self.forget_sessions();
+        self.revoked_everywhere().await;
         deleted
     }
 

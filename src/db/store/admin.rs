@@ -144,6 +144,7 @@ impl Db {
             })
             .await;
         self.forget_sessions();
+        self.revoked_everywhere().await;
         changed
     }
 

@@ -152,13 +152,18 @@ impl FileStore {
 
     /// Apply `change` to the account with this key; the account afterwards, or `None` when
     /// there is no such account. A running server closes the sockets of revoked sessions
-    /// within a second.
+    /// within a second; on PostgreSQL this returns only once no node trusts a cached copy
+    /// of them any more ([`crate::db::SESSIONS_LEASE`] after the commit).
     pub fn change_account(
         &self,
         key: &str,
         change: &AccountChange,
     ) -> Result<Option<UserSummary>, DbError> {
-        self.write(|c| admin::change_account(c, key, change))
+        let changed = self.write(|c| admin::change_account(c, key, change))?;
+        if self.is_postgres() {
+            std::thread::sleep(crate::db::SESSIONS_LEASE);
+        }
+        Ok(changed)
     }
 
     /// Delete every message of the account with this key (spam clean-up); the account and
