@@ -243,7 +243,7 @@ impl Connection {
     }
 
     /// Send `ready` and, for `?since=`, the replay and `resumed`. Returns the id up to which
-    /// live messages were already covered by the replay.
+    /// live messages are covered already (`ready`'s `last_id`).
     async fn greet<S>(&mut self, ws: &mut Ws<S>) -> Result<i64, WsError>
     where
         S: AsyncRead + AsyncWrite + Unpin,
@@ -276,13 +276,14 @@ impl Connection {
         .encode();
         self.cx.rooms = postable(rooms);
         ws.feed(Message::Text(ready)).await?;
-        let skip_upto = match replay {
-            Some(replay) => {
-                feed_replay(ws, replay, head).await?;
-                head
-            }
-            None => 0,
-        };
+        // What the fan-out offers up to `head` is covered: by the replay, or (without
+        // `?since=`) by the history the client reads after `ready`, whose `last_id` says
+        // where the live frames start. On several nodes this node's fan-out may still be
+        // short of the head it read, and would otherwise send again what came before it.
+        if let Some(replay) = replay {
+            feed_replay(ws, replay, head).await?;
+        }
+        let skip_upto = head;
         ws.flush().await?;
         Ok(skip_upto)
     }
@@ -362,7 +363,7 @@ impl Connection {
         let mut closing = None;
         while let Some(out) = next.take() {
             match out {
-                // Messages up to `skip_upto` were in the replay already.
+                // Messages up to `skip_upto` came before `ready` (or in the replay).
                 Outgoing::Frame { frame, msg_id } => {
                     if msg_id == 0 || msg_id > skip_upto {
                         if ws.feed(Message::Text(frame)).await.is_err() {

@@ -593,6 +593,66 @@ async fn a_session_revoked_through_one_node_is_refused_by_the_others_once_that_i
     }
 }
 
+/// `ready`'s `last_id` is where the live frames start, on a node whose fan-out is short of
+/// the head it read too: a connection opened while its user joins a busy room (through the
+/// same node, another node sending) gets no message at or below it live (those are the
+/// history it reads), and misses none above it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_live_message_at_or_below_ready_last_id_while_joining_a_busy_room() {
+    let Some((_pg, url)) = database("ready_head").await else {
+        return;
+    };
+    let apps = nodes(&url, 2).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let alice = a.signup("alice").await;
+    let bob = b.signup("bob").await;
+    a.create_room(&alice, "busy", true).await;
+    let mut alice_ws = a.ws_connect(&alice, None).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let talker = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let nonce = format!("t{n}");
+                alice_ws
+                    .send_json(&crate::common::send_in("busy", &nonce, &nonce))
+                    .await;
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(4)).await;
+            }
+            alice_ws
+        })
+    };
+    let mut early = Vec::new();
+    for round in 0..12 {
+        let (_, mut ws) = tokio::join!(b.join_room(&bob, "busy"), b.ws_connect(&bob, None));
+        let last_id = ws.ready["last_id"].as_i64().expect("last_id");
+        // Up to the first message above `last_id`, and a few after it.
+        let mut above = 0;
+        while above < 5 {
+            let f = ws.next_frame().await;
+            if f["type"] == "message" {
+                let id = id_of(&f);
+                if id <= last_id {
+                    early.push((round, last_id, id));
+                } else {
+                    above += 1;
+                }
+            }
+        }
+        drop(ws);
+        b.api(Method::POST, "/api/rooms/busy/leave", &bob, None)
+            .await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    talker.await.expect("the talker");
+    assert!(
+        early.is_empty(),
+        "messages at or below ready's last_id came live (round, last_id, id): {early:?}"
+    );
+}
+
 /// Send to `general` with `nonce` until it is stored, as a client does after `unavailable`;
 /// its id.
 async fn say_until_stored(ws: &mut Ws, nonce: &str) -> i64 {
