@@ -603,25 +603,32 @@ impl Auth {
         if !token::well_formed(token) {
             return Ok(None);
         }
-        self.lookup(token::digest(token)).await
+        self.lookup(token::digest(token), Cache::Leased).await
     }
 
     /// Whether a session is still live (long-lived WebSockets re-check this periodically).
+    /// From the cache while it is current, lease or not: on PostgreSQL the revocation poll
+    /// closes the sockets of ended sessions itself, and a socket's check must not wait on a
+    /// database that stopped answering.
     pub async fn still_valid(&self, token_hash: [u8; 32]) -> Result<bool, AuthError> {
-        Ok(self.lookup(token_hash).await?.is_some())
+        Ok(self.lookup(token_hash, Cache::Current).await?.is_some())
     }
 
-    /// The live session behind a digest: from the cache when it is current, else from the
-    /// store (then cached).
-    /// With `cached: false`, always from the store. Also says whether it came from the cache.
+    /// The live session behind a digest: from the cache as `cache` allows, else from the
+    /// store (then cached). Also says whether it came from the cache.
     async fn session(
         &self,
         token_hash: [u8; 32],
         now: i64,
-        cached: bool,
+        cache: Cache,
     ) -> Result<Option<(SessionInfo, bool)>, AuthError> {
         let generation = self.inner.db.sessions_generation();
-        if cached && self.inner.db.cached_sessions_usable() {
+        let usable = match cache {
+            Cache::Leased => self.inner.db.cached_sessions_usable(),
+            Cache::Current => true,
+            Cache::Skip => false,
+        };
+        if usable {
             if let Some(info) = self.inner.sessions.get(&token_hash, generation, now) {
                 return Ok(Some((info, true)));
             }
@@ -641,16 +648,20 @@ impl Auth {
         info.kind == SessionKind::Cookie && now - info.last_seen_at > idle_ms
     }
 
-    async fn lookup(&self, token_hash: [u8; 32]) -> Result<Option<Identity>, AuthError> {
+    async fn lookup(
+        &self,
+        token_hash: [u8; 32],
+        cache: Cache,
+    ) -> Result<Option<Identity>, AuthError> {
         let now = db::now_ms();
-        let Some((mut info, cached)) = self.session(token_hash, now, true).await? else {
+        let Some((mut info, cached)) = self.session(token_hash, now, cache).await? else {
             return Ok(None);
         };
         if self.idle_too_long(&info, now) {
             // The cache's last activity may be older than the store's: with several nodes,
             // the one a user was active on recorded it, not this one. Only the store decides.
             match cached {
-                true => match self.session(token_hash, now, false).await? {
+                true => match self.session(token_hash, now, Cache::Skip).await? {
                     Some((fresh, _)) if !self.idle_too_long(&fresh, now) => info = fresh,
                     _ => return Ok(None),
                 },
@@ -674,6 +685,18 @@ impl Auth {
             is_admin: info.is_admin,
         }))
     }
+}
+
+/// When a lookup may answer from the sessions cache.
+#[derive(Clone, Copy)]
+enum Cache {
+    /// While the entry is current and, on PostgreSQL, this node's lease on the cache holds
+    /// (`db::SESSIONS_LEASE`): requests.
+    Leased,
+    /// While the entry is current.
+    Current,
+    /// Never: from the store.
+    Skip,
 }
 
 #[cfg(test)]

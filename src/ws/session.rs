@@ -480,12 +480,18 @@ impl Connection {
         if last_heard.elapsed() >= IDLE_LIMIT {
             return Flow::Close(1001, "idle timeout", CLOSE_GRACE);
         }
-        if let Ok(false) = Box::pin(self.cx.state.auth.still_valid(self.token_hash)).await {
+        // Bounded: a database that stopped answering must not hold the connection's loop
+        // (and the close the node may owe it); the next tick asks again.
+        let check = Box::pin(self.cx.state.auth.still_valid(self.token_hash));
+        if let Ok(Ok(false)) = timeout(SESSION_CHECK_WITHIN, check).await {
             return Flow::Close(CLOSE_SESSION_ENDED, "session ended", CLOSE_GRACE);
         }
         send(ws, Message::Ping(Default::default())).await
     }
 }
+
+/// Longest a connection's periodic session check waits for the database.
+const SESSION_CHECK_WITHIN: Duration = Duration::from_secs(5);
 
 /// Why a new connection's snapshot was not taken.
 enum Unread {

@@ -1059,11 +1059,18 @@ async fn a_sign_out_during_admission_refuses_the_connection() {
             },
             async {
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                let (status, _) = app
-                    .api(reqwest::Method::POST, "/api/logout", &ann, None)
-                    .await;
+                // The sign-out holds on this node once its session is refused here (the
+                // answer comes a lease later, when it holds on every node).
+                let logout = app.api(reqwest::Method::POST, "/api/logout", &ann, None);
+                let refused = async {
+                    while app.get_as("/api/me", &ann).await.status() != 401 {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    started.elapsed()
+                };
+                let ((status, _), at) = tokio::join!(logout, refused);
                 assert_eq!(status, 204, "signed out");
-                started.elapsed()
+                at
             }
         );
         drop(frozen);
