@@ -389,6 +389,7 @@ export class MessageActions {
       class: 'msg-editor-input',
       'aria-label': 'Edit message',
       'aria-describedby': hintId,
+      dir: 'auto',
       rows: 1,
       autocomplete: 'off',
       spellcheck: 'true',

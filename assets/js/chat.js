@@ -4,17 +4,17 @@
 
 import { api, ApiError } from './api.js';
 import { $, h, setText } from './dom.js';
-import { makeNonce, mentions, parseTs, setAvatar } from './format.js';
+import { avatar, makeNonce, mentions, parseTs, setAvatar } from './format.js';
 import { MessageLog, excerpt, plainText } from './log.js';
 import { Composer } from './composer.js';
 import { OnlineList, TypingIndicator } from './presence.js';
 import { ChatSocket } from './socket.js';
-import { RoomStore, Sidebar, lockIcon } from './rooms.js';
+import { RoomStore, Sidebar, lockIcon, personIcon } from './rooms.js';
 import { MentionAutocomplete } from './mentions.js';
 import { Notifier } from './notify.js';
 import { SearchPanel } from './search.js';
 import { Switcher } from './switcher.js';
-import { Dialogs, confirmAction } from './dialogs.js';
+import { Dialogs, confirmAction, setDialogFocusFallback } from './dialogs.js';
 import { rememberEmoji } from './emoji.js';
 import { Drafts } from './drafts.js';
 import { Settings } from './settings.js';
@@ -71,6 +71,8 @@ export class ChatView {
     // room -> what is half written there (and the outbox), kept per user
     this.drafts = new Drafts({ onTaken: (nonces) => this.letGoUnsent(nonces) });
     this.profiles = new Profiles(); // display names and pictures, by username
+    this.meKnown = false;      // /api/me answered for this session (administrator, invitations)
+    this.meAsking = null;      // ...or is being asked
     this.unreadKnown = Promise.resolve(); // settles once the rooms' unread state arrived (or failed)
     this.unreadArrived = null;
 
@@ -127,6 +129,8 @@ export class ChatView {
       statusEl: $('#mention-status'),
       candidates: () => this.mentionCandidates(),
       me: () => (this.me ? this.me.username : ''),
+      combobox: $('#composer-field'),
+      profiles: this.profiles,
     });
 
     this.commandBox = new CommandAutocomplete($('#composer-input'));
@@ -136,6 +140,7 @@ export class ChatView {
       input: $('#composer-input'),
       button: $('#composer-send'),
       notice: $('#composer-notice'),
+      status: $('#composer-status'),
       counter: $('#composer-count'),
       onSend: (body) => this.send(body),
       hasFiles: () => !this.tray.isEmpty,
@@ -158,6 +163,7 @@ export class ChatView {
       listEl: $('#online-list'),
       countEls: [$('#online-count'), $('#online-toggle-count')],
       onPick: (user) => this.startDm([user]),
+      profiles: this.profiles,
     });
     this.typing = new TypingIndicator($('#typing'));
 
@@ -177,10 +183,24 @@ export class ChatView {
       profiles: this.profiles,
       me: () => (this.me ? this.me.username : ''),
     });
+    this.store.setProfiles(this.profiles);
+    // Display names, statuses and pictures show wherever people do: messages and their
+    // system lines, the online list, the sidebar's direct messages, the header, the members
+    // dialog, the quick switcher and the @mention list.
     this.profiles.onChange((user) => {
       this.log.refreshAuthors(user);
       if (this.me) this.showMe(this.me.username);
+      this.online.render();
+      if (!this.root.hidden) {
+        this.render();
+        this.refreshHeaderAndLog();
+      }
+      this.dialogs.membersChanged(this.dialogs.roomDialogFor);
+      this.mentionBox.refresh();
     });
+    // A dialog closed with nowhere to give the focus back (its opener went, or sits in the
+    // closed drawer): the conversation takes it.
+    setDialogFocusFallback(() => this.focusConversation());
     this.onboarding = new Onboarding(this);
 
     $('#signout').addEventListener('click', () => this.confirmSignOut());
@@ -297,13 +317,9 @@ export class ChatView {
     this.syncDrawerA11y();
     this.render();
 
-    api.me().then((data) => {
-      if (session !== this.session || !data) return;
-      this.isAdmin = Boolean(data.is_admin);
-      $('#admin-link').hidden = !this.isAdmin;
-      this.log.actions.refresh();
-      this.onboarding.start(data);
-    }).catch(() => {});
+    this.meKnown = false;
+    this.meAsking = null;
+    this.loadMe(session);
 
     this.socket = new ChatSocket({
       url: (window.HEARTH && window.HEARTH.ws) || defaultWsUrl(),
@@ -367,6 +383,28 @@ export class ChatView {
     document.title = 'Hearth';
   }
 
+  /**
+   * What the signed-in person may do (`/api/me`: administrator, invitations, the welcome). A page
+   * opened while the server was out of reach asks again with each `ready` until it is known.
+   */
+  loadMe(session) {
+    if (this.meKnown || this.meAsking) return;
+    const asking = api.me().then((data) => {
+      if (session !== this.session || !data) return;
+      this.meKnown = true;
+      this.isAdmin = Boolean(data.is_admin);
+      $('#admin-link').hidden = !this.isAdmin;
+      this.log.actions.refresh();
+      this.onboarding.start(data);
+      this.dialogs.roomChanged(this.dialogs.roomDialogFor);
+    }).catch(() => {
+      // Asked again on the next `ready`.
+    }).finally(() => {
+      if (this.meAsking === asking) this.meAsking = null;
+    });
+    this.meAsking = asking;
+  }
+
   /** After a connection failed before `ready`: is the session still valid? */
   async checkSession(session) {
     try {
@@ -410,6 +448,10 @@ export class ChatView {
     }
     btn.disabled = false;
     this.stop();
+    // The next person to sign in on this browser does not start in this one's conversation.
+    try {
+      window.history.replaceState(null, '', window.location.pathname + window.location.search);
+    } catch { /* ignore */ }
     this.o.onSignedOut('');
   }
 
@@ -686,7 +728,7 @@ export class ChatView {
       this.render();
       await this.openRoom(room.name);
       this.announce(`You joined ${this.store.label(this.store.get(room.name))}.`);
-      this.composer.focus();
+      this.focusConversation();
     } catch (err) {
       this.showRoomError(err.message || 'Could not join that room.');
     } finally {
@@ -703,7 +745,7 @@ export class ChatView {
       this.store.upsert(room);
       this.setPanelOpen(false);
       await this.openRoom(room.name);
-      this.composer.focus();
+      this.focusConversation();
       return null;
     } catch (err) {
       const text = err instanceof ApiError ? err.message : 'Could not start that conversation.';
@@ -788,6 +830,13 @@ export class ChatView {
       if (!this.store.has(this.current) && !this.preview && !this.openingFirst) this.openRoom(DEFAULT_ROOM);
       this.endPreviewIfMember();
     }
+    // Who belongs to each room may have changed while the page was not connected (a sign-up,
+    // someone leaving): the member lists read before are stale, and the room objects of `ready`
+    // carry the counts. The open room's list is read again (the header, the members dialog and
+    // @mentions use it).
+    this.members.clear();
+    if (this.store.has(this.current)) this.loadMembers(this.current);
+    if (!this.meKnown) this.loadMe(this.session);
     this.online.reset(Array.isArray(frame.online) ? frame.online : []);
     if (this.me && !this.online.has(this.me.username)) this.online.set(this.me.username, true);
     this.typing.clear();
@@ -984,7 +1033,7 @@ export class ChatView {
     if (frame.room === this.current) this.refreshHeader();
     this.dialogs.membersChanged(frame.room);
     const s = this.log.state(frame.room);
-    if (s && frame.user) this.log.addNote(s, `${frame.user} ${joined ? 'joined' : 'left'}`);
+    if (s && frame.user) this.log.addNote(s, '', { user: String(frame.user), verb: joined ? 'joined' : 'left' });
   }
 
   onPresence(frame) {
@@ -1325,7 +1374,7 @@ export class ChatView {
         'Replying to ',
         h('strong', { class: 'reply-author' }, r.user),
         text ? ': ' : '',
-        text ? h('span', { class: 'reply-excerpt' }, text) : '');
+        text ? h('span', { class: 'reply-excerpt', dir: 'auto' }, text) : '');
       described.unshift('reply-text');
     }
     input.setAttribute('aria-describedby', described.join(' '));
@@ -1393,7 +1442,7 @@ export class ChatView {
       this.replies.delete(f.room);
       if (f.room === this.current) {
         this.renderReply();
-        this.composer.showNotice('The message you were replying to was deleted.', { tone: 'info' });
+        this.composer.showNotice('The message you were replying to was deleted.', { tone: 'info', polite: true, timeoutMs: 6000 });
       }
     }
     // A deleted message no longer counts as unread (the server's counts already knew of
@@ -1594,6 +1643,19 @@ export class ChatView {
     this.composer.focus();
   }
 
+  /**
+   * A conversation was opened (from a dialog, the quick switcher, the online list...): the
+   * focus goes to its "Message" box where a keyboard is at hand, else (a touch screen, where
+   * focusing the box would open the on-screen keyboard, or a room read without joining) to the
+   * conversation's heading.
+   */
+  focusConversation() {
+    if (this.root.hidden || document.querySelector('dialog[open]')) return;
+    if (this.composer.focus()) return;
+    const heading = $('#room-heading');
+    if (heading) heading.focus({ preventScroll: true });
+  }
+
   /** Who is signed in: the avatar on the account button and the name in its menu. */
   showMe(username) {
     setText($('#me-name'), username);
@@ -1621,7 +1683,7 @@ export class ChatView {
   /** Sidebar, page title and the drawer button's dot. */
   render() {
     this.saveOutbox();
-    this.sidebar.render(this.current);
+    this.renderSidebar();
     const total = this.store.totalUnread();
     document.title = total > 0 ? `(${total}) Hearth` : 'Hearth';
     const elsewhere = this.store.all().some((r) => r.name !== this.current && this.store.countFor(r) > 0);
@@ -1630,6 +1692,14 @@ export class ChatView {
     this.drawerToggle.title = elsewhere ? 'Rooms (unread messages)' : 'Rooms';
     this.switcher.refresh();
     this.search.roomsChanged();
+  }
+
+  /**
+   * The sidebar's lists. Until the room list has arrived (a page opened while the server is out
+   * of reach) an empty list says so rather than "No conversations yet.".
+   */
+  renderSidebar() {
+    this.sidebar.render(this.current, { offline: this.connEl.dataset.state !== 'connected' });
   }
 
   refreshHeaderAndLog() {
@@ -1653,6 +1723,7 @@ export class ChatView {
     const topicEl = $('#room-topic');
     setText(topicEl, topic || '');
     topicEl.hidden = !topic;
+    this.renderLogStart(room);
     const members = this.members.get(room.name);
     const count = members ? members.length : room.members;
     setText($('#room-members-count'), count == null ? '–' : String(count));
@@ -1664,6 +1735,35 @@ export class ChatView {
     if (this.preview) setText($('#preview-text'), `You are reading #${this.preview.name} without being a member.`);
     $('#composer').hidden = Boolean(this.preview);
     this.renderReply();
+  }
+
+  /**
+   * "Beginning of #general" with a "#" (a lock for a private room), or for a direct message
+   * "Beginning of your conversation with alice" with their picture (a person for a group).
+   */
+  renderLogStart(room) {
+    const isDm = room.kind === 'dm';
+    const icon = $('#log-start-icon');
+    icon.replaceChildren();
+    icon.classList.toggle('is-person', isDm);
+    if (isDm) {
+      const others = this.store.others(room);
+      if (others.length === 1) {
+        const face = avatar(others[0], 'lg');
+        paintAvatar(face, others[0], this.profiles);
+        icon.append(face);
+      } else {
+        icon.append(personIcon());
+      }
+    } else if (room.public === false) {
+      icon.append(lockIcon());
+    } else {
+      icon.textContent = '#';
+    }
+    setText($('#log-start-lead'), isDm ? 'Beginning of your conversation with ' : 'Beginning of ');
+    setText($('#log-start-sub'), isDm
+      ? 'Only the people in this conversation can read it. Say hello!'
+      : 'This is the very start of the conversation. Say hello!');
   }
 
   showRoomError(text) {
@@ -1718,6 +1818,7 @@ export class ChatView {
       ? 'Can’t reach the server. Messages you write are kept and sent when it is back.'
       : state === 'connecting' ? 'Connecting to the server…' : 'Connected: messages arrive live.';
     this.root.classList.toggle('is-offline', state !== 'connected');
+    if (!this.store.known && !this.root.hidden) this.renderSidebar();
     // Who is online is only known while connected: the next `ready` fills the list again.
     if (state !== 'connected') this.online.offline();
   }

@@ -11,7 +11,7 @@
 
 import { api, ApiError } from './api.js';
 import { $, h, setText } from './dom.js';
-import { renderMarkdown } from './markdown.js';
+import { autoDir, renderMarkdown } from './markdown.js';
 
 /** The commands, in the order the list shows them. */
 export const COMMANDS = [
@@ -64,7 +64,7 @@ export function actionBody(user, text, me) {
   const first = blocks[0];
   if (first && first.nodeName === 'P') first.prepend(actor);
   else blocks.unshift(h('p', null, actor));
-  return h('div', { class: 'msg-body msg-action' }, blocks);
+  return autoDir(h('div', { class: 'msg-body msg-action' }, blocks));
 }
 
 /** Run `/topic` or `/invite` in `room` ({ name, kind }); resolves to { error } or { info }. */

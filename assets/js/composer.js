@@ -16,6 +16,7 @@ export class Composer {
    * @param {HTMLButtonElement} o.button
    * @param {HTMLElement} o.notice   role=alert line above the box
    * @param {HTMLElement} o.counter
+   * @param {HTMLElement} [o.status]  a polite live region for news that is not a problem
    * @param {(body: string) => (boolean|void)} o.onSend  `false`: not sent, keep the text
    * @param {HTMLButtonElement} [o.attach]  the "Attach file" button
    * @param {() => boolean} [o.hasFiles]  files wait to go with the message (it may be empty)
@@ -71,10 +72,14 @@ export class Composer {
     if (on) this.updateCounter();
   }
 
+  /**
+   * Focus the box, except where that would pop up the on-screen keyboard unasked (a touch
+   * screen) or the box is disabled. Whether it has the focus now.
+   */
   focus() {
-    // Do not pop up the on-screen keyboard on phones just because a page loaded.
-    if (window.matchMedia('(pointer: coarse)').matches) return;
+    if (window.matchMedia('(pointer: coarse)').matches || this.input.disabled) return false;
     this.input.focus({ preventScroll: true });
+    return document.activeElement === this.input;
   }
 
   /** Put `text` in the box (the draft of the room just opened). */
@@ -178,11 +183,20 @@ export class Composer {
    * @param {object} [opts]
    * @param {number} [opts.timeoutMs] hide after this long (default 8 s; 0 = until cleared)
    * @param {'error'|'info'} [opts.tone]
+   * @param {boolean} [opts.polite] said politely (a status, not an alert): news, not a problem
    */
-  showNotice(text, { timeoutMs = 8000, tone = 'error' } = {}) {
+  showNotice(text, { timeoutMs = 8000, tone = 'error', polite = false } = {}) {
     const el = this.o.notice;
     clearTimeout(this.noticeTimer);
     el.dataset.tone = tone;
+    // The line is an alert; polite news is shown there (aria-hidden, so it is not said
+    // assertively) and said in the polite status line beside it.
+    if (polite) el.setAttribute('aria-hidden', 'true');
+    else el.removeAttribute('aria-hidden');
+    if (this.o.status) {
+      setText(this.o.status, '');
+      if (polite) setTimeout(() => setText(this.o.status, text), 50);
+    }
     setText(el, text);
     this.noticeSticky = true;
     // Typing right away should not hide what just appeared.
@@ -194,5 +208,7 @@ export class Composer {
     if (!force && !this.o.notice.textContent) return;
     clearTimeout(this.noticeTimer);
     setText(this.o.notice, '');
+    this.o.notice.removeAttribute('aria-hidden');
+    if (this.o.status) setText(this.o.status, '');
   }
 }

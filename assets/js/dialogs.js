@@ -6,8 +6,19 @@
 
 import { api, ApiError } from './api.js';
 import { $, h, setText } from './dom.js';
-import { avatar } from './format.js';
 import { HooksPanel } from './hooks.js';
+import { personAvatar, personParts } from './profiles.js';
+
+let focusFallback = null;
+
+/**
+ * Where the focus goes when a dialog closes and the element that opened it cannot take it
+ * back (it is gone, it sits in the closed drawer, or nothing had the focus) and nothing else
+ * took it meanwhile.
+ */
+export function setDialogFocusFallback(fn) {
+  focusFallback = fn;
+}
 
 /** Open a modal <dialog>, focus `focusEl` and give focus back on close. */
 export function openDialog(dialog, focusEl) {
@@ -17,9 +28,16 @@ export function openDialog(dialog, focusEl) {
   const target = focusEl || dialog.querySelector('input, select, textarea, button');
   if (target) target.focus();
   dialog.addEventListener('close', () => {
-    if (opener && opener.isConnected && typeof opener.focus === 'function' && !opener.closest('[inert]')) {
+    if (opener && opener !== document.body && opener.isConnected && typeof opener.focus === 'function'
+        && !opener.closest('[inert]') && opener.getClientRects().length > 0) {
       opener.focus({ preventScroll: true });
+      if (document.activeElement === opener) return;
     }
+    // Lost: on the page's body, or still inside the closed dialog (a browser may leave it on
+    // the button that closed it until the next frame, then on the body).
+    const now = document.activeElement;
+    const lost = !now || now === document.body || dialog.contains(now) || now.getClientRects().length === 0;
+    if (lost && focusFallback && !document.querySelector('dialog[open]')) focusFallback();
   }, { once: true });
 }
 
@@ -146,7 +164,7 @@ export class Dialogs {
       this.app.render();
       await this.app.openRoom(room.name);
       this.app.announce(`Room #${room.name} created.`);
-      this.app.composer.focus();
+      this.app.focusConversation();
     } catch (err) {
       setText(errEl, errorText(err, 'Could not create the room.'));
       if (err instanceof ApiError && ['invalid_room_name', 'room_exists'].includes(err.code)) {
@@ -200,7 +218,7 @@ export class Dialogs {
       return h('li', { class: 'directory-item' },
         h('div', { class: 'directory-main' },
           h('p', { class: 'directory-name' }, `#${r.name}`),
-          r.topic ? h('p', { class: 'directory-topic' }, r.topic) : null,
+          r.topic ? h('p', { class: 'directory-topic', dir: 'auto' }, r.topic) : null,
           members ? h('p', { class: 'directory-meta' }, members) : null),
         h('div', { class: 'directory-actions' },
           joined
@@ -215,6 +233,7 @@ export class Dialogs {
   async openFromDirectory(name) {
     $('#directory-dialog').close();
     await this.app.openRoom(name);
+    this.app.focusConversation();
   }
 
   async join(name, btn) {
@@ -228,7 +247,7 @@ export class Dialogs {
       this.app.render();
       await this.app.openRoom(name);
       this.app.announce(`You joined #${name}.`);
-      this.app.composer.focus();
+      this.app.focusConversation();
     } catch (err) {
       btn.disabled = false;
       setText($('#directory-error'), errorText(err, `Could not join #${name}.`));
@@ -268,7 +287,8 @@ export class Dialogs {
         class: 'suggest-btn',
         'aria-pressed': on ? 'true' : 'false',
         onclick: () => this.toggleDmName(name),
-      }, avatar(name, 'xs'), h('span', null, name)));
+      }, personAvatar(name, this.app.profiles, 'xs'), h('span', { dir: 'auto' }, personParts(name, this.app.profiles).name),
+      personParts(name, this.app.profiles).handle ? h('span', { class: 'suggest-handle' }, ` @${name}`) : null));
     }));
   }
 
@@ -300,7 +320,7 @@ export class Dialogs {
       $('#dm-users').focus();
     } else {
       $('#dm-dialog').close();
-      this.app.composer.focus();
+      this.app.focusConversation();
     }
   }
 
@@ -338,7 +358,15 @@ export class Dialogs {
     setText($('#room-dialog-sub'), parts.join(' · '));
 
     const canRename = !isDm && !isGeneral && (app.isAdmin || (room.created_by && app.isMe(room.created_by)));
-    $('#room-edit-form').hidden = isDm;
+    // Any member may set a room's topic, except #general's (administrators only): who may
+    // not sees the topic as text instead of an editor the server would refuse.
+    const canEdit = !isDm && (!isGeneral || app.isAdmin);
+    const editing = $('#room-edit-form').contains(document.activeElement);
+    $('#room-edit-form').hidden = !canEdit && !editing;
+    $('#room-about').hidden = isDm || canEdit || editing;
+    setText($('#room-about-topic'), room.topic || 'No topic set.');
+    $('#room-about-topic').classList.toggle('is-empty', !room.topic);
+    setText($('#room-about-note'), isGeneral ? 'Only an administrator can change #general.' : '');
     $('#room-edit-name-field').hidden = !canRename;
     if (document.activeElement !== $('#room-edit-name')) $('#room-edit-name').value = room.name;
     if (document.activeElement !== $('#room-edit-topic')) $('#room-edit-topic').value = room.topic || '';
@@ -359,17 +387,25 @@ export class Dialogs {
       return;
     }
     setText($('#members-title'), `Members (${list.length})`);
-    const sorted = list.slice().sort((a, b) => (b.online - a.online) || String(a.username).localeCompare(String(b.username), undefined, { sensitivity: 'base' }));
+    const profiles = app.profiles;
+    const shown = (u) => (profiles ? profiles.name(u) : String(u));
+    const sorted = list.slice().sort((a, b) => (b.online - a.online) || shown(a.username).localeCompare(shown(b.username), undefined, { sensitivity: 'base' }));
     el.replaceChildren(...sorted.map((m) => {
       const me = app.isMe(m.username);
+      const who = personParts(m.username, profiles);
+      const label = who.handle ? `${who.name} (${who.handle})` : who.name;
       return h('li', { class: `member${m.online ? ' is-online' : ''}` },
-        h('span', { class: 'person-avatar' }, avatar(m.username, 'sm'), m.online ? h('span', { class: 'presence-dot', 'aria-hidden': 'true' }) : null),
-        h('span', { class: 'member-name' }, m.username),
+        h('span', { class: 'person-avatar' }, personAvatar(m.username, profiles, 'sm'), m.online ? h('span', { class: 'presence-dot', 'aria-hidden': 'true' }) : null),
+        h('span', { class: 'member-text' },
+          h('span', { class: 'person-line' },
+            h('span', { class: 'member-name', dir: 'auto' }, who.name),
+            who.handle ? h('span', { class: 'person-handle' }, who.handle) : null),
+          who.status ? h('span', { class: 'person-status member-status', dir: 'auto' }, who.status) : null),
         h('span', { class: 'member-state' }, me ? 'you' : m.online ? 'online' : 'offline'),
         me ? null : h('button', {
           type: 'button',
           class: 'link-btn',
-          'aria-label': `Message ${m.username}`,
+          'aria-label': `Message ${label}`,
           onclick: () => {
             $('#room-dialog').close();
             app.startDm([m.username]);

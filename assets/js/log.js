@@ -11,7 +11,7 @@
 
 import { h, setText, prefersReducedMotion } from './dom.js';
 import { avatar, dayKey, dayLabel, formatFull, formatTime, mentions, parseTs } from './format.js';
-import { renderMarkdown } from './markdown.js';
+import { autoDir, renderMarkdown } from './markdown.js';
 import { actionBody, actionText } from './commands.js';
 import { MessageActions } from './actions.js';
 import { attachmentsView, linkPreviewView } from './uploads.js';
@@ -198,6 +198,7 @@ export class MessageLog {
     this.rooms.clear();
     this.s = null;
     this.listEl.replaceChildren();
+    this.syncLogTab();
     this.o.jumpBtn.hidden = true;
     this.o.unreadBtn.hidden = true;
     this.o.startEl.hidden = true;
@@ -237,6 +238,7 @@ export class MessageLog {
     if (this.s === s) {
       this.s = null;
       this.listEl.replaceChildren();
+      this.syncLogTab();
     }
   }
 
@@ -263,6 +265,7 @@ export class MessageLog {
     this.s = s;
     this.logEl.setAttribute('aria-busy', 'true');
     this.listEl.replaceChildren(s.el);
+    this.syncLogTab();
     this.logEl.setAttribute('aria-label', `${title} conversation`);
     for (const el of this.o.startEl.querySelectorAll('.log-start-room')) setText(el, title);
     this.o.jumpBtn.hidden = true;
@@ -281,6 +284,7 @@ export class MessageLog {
 
   updateLoaders() {
     const s = this.s;
+    this.syncLogTab();
     if (!s) return;
     const start = s.loaded && s.reachedStart;
     this.o.startEl.hidden = !start;
@@ -550,16 +554,22 @@ export class MessageLog {
    * newest message. Not a message: no toolbar, no tab stop, never unread. Live only: the
    * history does not carry these.
    */
-  addNote(s, text) {
+  addNote(s, text, { user = null, verb = '' } = {}) {
     const now = new Date();
-    const el = h('div', { class: 'sys-line' },
-      h('span', { class: 'sys-line-text' }, text),
+    const el = h('div', { class: 'sys-line', dataset: user ? { user, verb } : null },
+      h('span', { class: 'sys-line-text', dir: 'auto' }, user ? this.noteText(user, verb) : text),
       h('span', { class: 'visually-hidden' }, ', '),
       h('time', { class: 'sys-line-time', datetime: now.toISOString(), title: formatFull(now) }, formatTime(now)));
     s.el.insertBefore(el, s.pending[0] ? s.pending[0].el : null);
     s.notes.push(el);
     if (this.isShown(s) && s.pinned) this.queueScrollToBottom();
     return el;
+  }
+
+  /** "Ada Lovelace joined": what a line about `user` says (their display name). */
+  noteText(user, verb) {
+    const name = this.o.profiles ? this.o.profiles.name(user) : user;
+    return `${name} ${verb}`;
   }
 
   // ---- pending messages -----------------------------------------------------
@@ -799,7 +809,7 @@ export class MessageLog {
     row.timeEl = h('time', { class: 'msg-time' });
     const profiles = this.o.profiles;
     row.headEl = h('div', { class: 'msg-head' },
-      h('span', { class: 'msg-author', dataset: { author: msg.user }, title: `@${msg.user}` },
+      h('span', { class: 'msg-author', dir: 'auto', dataset: { author: msg.user }, title: `@${msg.user}` },
         profiles ? profiles.name(msg.user) : msg.user),
       h('span', { class: 'visually-hidden' }, ', '),
       row.timeEl);
@@ -842,7 +852,14 @@ export class MessageLog {
   refreshAuthors(username) {
     const want = username == null ? null : String(username).toLowerCase();
     const all = [];
-    for (const s of this.rooms.values()) all.push(...s.el.querySelectorAll('[data-author]'));
+    for (const s of this.rooms.values()) {
+      all.push(...s.el.querySelectorAll('[data-author]'));
+      for (const line of s.notes) {
+        const user = line.dataset.user;
+        if (!user || (want != null && user.toLowerCase() !== want)) continue;
+        setText(line.querySelector('.sys-line-text'), this.noteText(user, line.dataset.verb || ''));
+      }
+    }
     for (const el of all) {
       const user = el.dataset.author;
       if (want != null && user.toLowerCase() !== want) continue;
@@ -886,7 +903,9 @@ export class MessageLog {
         }
         const action = actionText(m.body);
         if (m.body || !files.length) {
-          parts.push(action != null ? actionBody(m.user, action, this.me) : h('div', { class: 'msg-body' }, renderMarkdown(m.body, this.me)));
+          // Each paragraph takes the direction of its own text (markdown.js), the message as a
+          // whole that of its first words: Hebrew or Arabic read right to left.
+          parts.push(action != null ? actionBody(m.user, action, this.me) : autoDir(h('div', { class: 'msg-body' }, renderMarkdown(m.body, this.me))));
         }
         if (files.length) parts.push(attachmentsView(files, (a) => this.o.onOpenImage && this.o.onOpenImage(a)));
         if (preview) {
@@ -1069,10 +1088,23 @@ export class MessageLog {
   /** Make `row` the log's tab stop (`byUser`: the reader put focus there). */
   setRoving(s, row, byUser = false) {
     if (byUser) s.followNewest = row === s.confirmed[s.confirmed.length - 1];
-    if (s.focusRow === row) return;
-    if (s.focusRow) s.focusRow.el.tabIndex = -1;
-    s.focusRow = row;
-    if (row) row.el.tabIndex = 0;
+    if (s.focusRow !== row) {
+      if (s.focusRow) s.focusRow.el.tabIndex = -1;
+      s.focusRow = row;
+      if (row) row.el.tabIndex = 0;
+    }
+    if (this.s === s) this.syncLogTab();
+  }
+
+  /**
+   * One tab stop for the conversation: while a message of the shown room holds it, the log
+   * itself is out of the Tab order (it still takes the focus from the page, e.g. after a jump);
+   * with no message to hold it (an empty room) the log is the stop, so the keyboard can still
+   * reach and scroll it.
+   */
+  syncLogTab() {
+    const row = this.s ? this.s.focusRow : null;
+    this.logEl.tabIndex = row && row.el.isConnected ? -1 : 0;
   }
 
   /** Keep a tab stop on a message that is there: the newest, or the one chosen last. */
@@ -1290,14 +1322,14 @@ function quoteOf(reply, original) {
   const gone = reply.deleted || (original && original.deleted);
   const files = original && !gone && Array.isArray(original.attachments) ? original.attachments.length : 0;
   let quoted;
-  if (text) quoted = h('span', { class: 'msg-quote-text' }, text);
+  if (text) quoted = h('span', { class: 'msg-quote-text', dir: 'auto' }, text);
   else if (gone) quoted = h('span', { class: 'msg-quote-text is-gone' }, 'Original message deleted');
   else if (files) quoted = h('span', { class: 'msg-quote-text is-files' }, files === 1 ? '1 file' : `${files} files`);
   else if (original) quoted = h('span', { class: 'msg-quote-text is-gone' }, 'No text');
   else quoted = h('span', { class: 'msg-quote-text is-gone' }, 'No text: files, or deleted');
   return h('button', { type: 'button', class: 'msg-quote', title: 'Show the original message', dataset: { replyTo: String(reply.id) } },
     h('span', { class: 'visually-hidden' }, 'In reply to '),
-    h('span', { class: 'msg-quote-author' }, reply.user),
+    h('span', { class: 'msg-quote-author', dir: 'auto' }, reply.user),
     h('span', { class: 'visually-hidden' }, ': '),
     quoted);
 }

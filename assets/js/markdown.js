@@ -170,7 +170,7 @@ function paragraph(lines, i, depth, out, ctx) {
   i++;
   while (i < lines.length && !isBlank(lines[i]) && !interrupts(lines[i], depth)) i++;
   // The lines keep their leading spaces: .msg-body keeps white space as typed.
-  out.push(h('p', null, inline(lines.slice(start, i).join('\n'), ctx)));
+  out.push(autoDir(h('p', null, inline(lines.slice(start, i).join('\n'), ctx))));
   return i;
 }
 
@@ -234,7 +234,7 @@ function list(lines, i, depth, out, ctx) {
       body.push(line.slice(Math.min(indent, marker.width)));
       i++;
     }
-    items.push(h('li', null, blocks(body, depth + 1, ctx)));
+    items.push(autoDir(h('li', null, blocks(body, depth + 1, ctx))));
     i = next;
     marker = null;
     if (next < lines.length) {
@@ -247,6 +247,17 @@ function list(lines, i, depth, out, ctx) {
   return i;
 }
 
+/**
+ * Let `el` take the direction of its own text (`dir="auto"`): right to left for Hebrew or
+ * Arabic, whatever the message's other paragraphs are. Set once its content is in place: the
+ * browser looks for the first letter with a direction again after every child added to an
+ * element that has it, which would make building a long paragraph quadratic.
+ */
+export function autoDir(el) {
+  el.dir = 'auto';
+  return el;
+}
+
 function codeBlockNode(text, lang, ctx) {
   const code = h('code', lang ? { class: `language-${lang}` } : null, text);
   const bar = ctx.copyButtons || lang
@@ -254,7 +265,8 @@ function codeBlockNode(text, lang, ctx) {
       lang ? h('span', { class: 'md-code-lang' }, lang) : null,
       ctx.copyButtons ? copyButton(code) : null)
     : null;
-  return h('div', { class: 'md-code' }, bar, h('pre', { class: 'md-pre' }, code));
+  // Code reads left to right, in a message of any direction.
+  return h('div', { class: 'md-code', dir: 'ltr' }, bar, h('pre', { class: 'md-pre' }, code));
 }
 
 /** "Copy code": the clipboard when the page may use it, else select the code for the reader. */

@@ -1,11 +1,13 @@
-// @mention autocomplete for the message box: a listbox of usernames that
-// opens while typing "@na…", driven by the keyboard (arrows, Enter or Tab to
-// pick, Escape to close) or the pointer. The textarea keeps focus and points
-// at the active option with aria-activedescendant (the combobox pattern, with
-// the message box as its text field).
+// @mention autocomplete for the message box: a listbox of people (display name and
+// @username) that opens while typing "@na…", driven by the keyboard (arrows, Enter or Tab to
+// pick, Escape to close) or the pointer. The combobox pattern, as the quick switcher has it:
+// the combobox says whether the list is open (aria-expanded) and which list it controls
+// (aria-controls); the textarea keeps the focus and points at the active option with
+// aria-activedescendant. (A textarea may not take the combobox role itself, so the role is on
+// the element around it, #composer-field.)
 
 import { h, setText } from './dom.js';
-import { avatar } from './format.js';
+import { personAvatar, personParts } from './profiles.js';
 
 const TOKEN = /(^|[^A-Za-z0-9_.\-])@([A-Za-z0-9_.\-]{0,32})$/;
 const MAX = 8;
@@ -18,11 +20,14 @@ export class MentionAutocomplete {
    * @param {HTMLElement} o.statusEl  a polite live region
    * @param {() => string[]} o.candidates  usernames, best first (room members first)
    * @param {() => string} o.me
+   * @param {HTMLElement} [o.combobox]  the element with the combobox role (around the input)
+   * @param {import('./profiles.js').Profiles} [o.profiles]  display names and pictures
    */
   constructor(o) {
     this.o = o;
     this.input = o.input;
     this.list = o.listEl;
+    this.combobox = o.combobox || o.input;
     this.items = [];
     this.active = -1;
     this.token = null; // { start, end, query }
@@ -31,6 +36,9 @@ export class MentionAutocomplete {
     this.list.setAttribute('role', 'listbox');
     this.list.setAttribute('aria-label', 'People to mention');
     this.input.setAttribute('aria-autocomplete', 'list');
+    this.combobox.setAttribute('aria-haspopup', 'listbox');
+    this.combobox.setAttribute('aria-controls', this.list.id);
+    this.combobox.setAttribute('aria-expanded', 'false');
 
     this.input.addEventListener('input', () => this.update());
     this.input.addEventListener('click', () => this.update());
@@ -89,7 +97,8 @@ export class MentionAutocomplete {
       const key = String(name).toLowerCase();
       if (key === me || seen.has(key)) continue;
       seen.add(key);
-      if (key.startsWith(q)) names.push(String(name));
+      const shown = this.o.profiles ? this.o.profiles.name(name).toLowerCase() : key;
+      if (key.startsWith(q) || shown.startsWith(q)) names.push(String(name));
     }
     if (!names.length) return this.close();
     this.token = { start, end: caret, query };
@@ -102,18 +111,31 @@ export class MentionAutocomplete {
     this.items = names;
     const keep = previous ? names.indexOf(previous) : -1;
     this.active = keep >= 0 ? keep : 0;
-    this.list.replaceChildren(...names.map((name, i) => h('li', {
-      id: `mention-option-${i}`,
-      role: 'option',
-      class: 'mention-option',
-      'aria-selected': i === this.active ? 'true' : 'false',
-      onclick: () => this.choose(name),
-    }, avatar(name, 'xs'), h('span', { class: 'mention-name' }, name))));
+    const profiles = this.o.profiles || null;
+    this.list.replaceChildren(...names.map((name, i) => {
+      // Their display name, and the @username that the mention inserts.
+      const who = personParts(name, profiles);
+      return h('li', {
+        id: `mention-option-${i}`,
+        role: 'option',
+        class: 'mention-option',
+        'aria-selected': i === this.active ? 'true' : 'false',
+        onclick: () => this.choose(name),
+      }, personAvatar(name, profiles, 'xs'),
+      h('span', { class: 'mention-name', dir: 'auto' }, who.name),
+      who.handle ? h('span', { class: 'mention-handle' }, who.handle) : null);
+    }));
     this.list.hidden = false;
     this.open = true;
+    this.combobox.setAttribute('aria-expanded', 'true');
     this.input.setAttribute('aria-controls', this.list.id);
     this.input.setAttribute('aria-activedescendant', `mention-option-${this.active}`);
     setText(this.o.statusEl, `${names.length} ${names.length === 1 ? 'person' : 'people'} to mention. Up and down arrows to choose, Enter to insert.`);
+  }
+
+  /** Display names or pictures changed: show the open list again. */
+  refresh() {
+    if (this.open) this.render(this.items.slice());
   }
 
   move(delta) {
@@ -148,6 +170,7 @@ export class MentionAutocomplete {
     this.token = null;
     this.list.hidden = true;
     this.list.replaceChildren();
+    this.combobox.setAttribute('aria-expanded', 'false');
     this.input.removeAttribute('aria-activedescendant');
     this.input.removeAttribute('aria-controls');
     setText(this.o.statusEl, '');

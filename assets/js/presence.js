@@ -1,7 +1,8 @@
 // Who is online, and who is typing.
 
 import { h, setText } from './dom.js';
-import { avatar, listNames } from './format.js';
+import { listNames } from './format.js';
+import { personAvatar, personParts } from './profiles.js';
 
 const TYPING_TTL_MS = 5000;
 
@@ -11,11 +12,13 @@ export class OnlineList {
    * @param {HTMLElement} o.listEl
    * @param {HTMLElement[]} o.countEls
    * @param {(user: string) => void} [o.onPick]  a person was chosen (start a direct message)
+   * @param {import('./profiles.js').Profiles} [o.profiles]  display names, statuses, pictures
    */
-  constructor({ listEl, countEls, onPick }) {
+  constructor({ listEl, countEls, onPick, profiles }) {
     this.listEl = listEl;
     this.countEls = countEls;
     this.onPick = onPick || null;
+    this.profiles = profiles || null;
     this.me = '';
     this.users = new Map(); // lowercased -> display name
     this.isOffline = false;  // disconnected: nobody is known to be online
@@ -54,25 +57,35 @@ export class OnlineList {
 
   render() {
     const meKey = this.me.toLowerCase();
+    const shown = (u) => (this.profiles ? this.profiles.name(u) : u);
     const names = Array.from(this.users.values()).sort((a, b) => {
       const ak = a.toLowerCase() === meKey ? 0 : 1;
       const bk = b.toLowerCase() === meKey ? 0 : 1;
-      return ak - bk || a.localeCompare(b, undefined, { sensitivity: 'base' });
+      return ak - bk || shown(a).localeCompare(shown(b), undefined, { sensitivity: 'base' });
     });
-    this.listEl.replaceChildren(...names.map((name) => {
+    this.listEl.replaceChildren(...names.map((name, i) => {
       const self = name.toLowerCase() === meKey;
+      // Their display name (with @username when it differs) and status line.
+      const who = personParts(name, this.profiles);
+      const statusId = who.status ? `online-status-${i}` : null;
       const content = [
-        h('span', { class: 'person-avatar' }, avatar(name), h('span', { class: 'presence-dot', 'aria-hidden': 'true' })),
-        h('span', { class: 'person-name' }, name),
-        self ? h('span', { class: 'person-tag' }, 'you') : null,
+        h('span', { class: 'person-avatar' }, personAvatar(name, this.profiles), h('span', { class: 'presence-dot', 'aria-hidden': 'true' })),
+        h('span', { class: 'person-text' },
+          h('span', { class: 'person-line' },
+            h('span', { class: 'person-name', dir: 'auto' }, who.name),
+            who.handle ? h('span', { class: 'person-handle' }, who.handle) : null,
+            self ? h('span', { class: 'person-tag' }, 'you') : null),
+          who.status ? h('span', { class: 'person-status', id: statusId, dir: 'auto' }, who.status) : null),
       ];
       if (self || !this.onPick) return h('li', { class: `person${self ? ' is-self' : ''}` }, content);
+      const label = who.handle ? `${who.name} (${who.handle})` : who.name;
       return h('li', { class: 'person' },
         h('button', {
           type: 'button',
           class: 'person-btn',
-          'aria-label': `Message ${name}`,
-          title: `Send ${name} a direct message`,
+          'aria-label': `Message ${label}`,
+          'aria-describedby': statusId,
+          title: `Send ${label} a direct message`,
           dataset: { user: name },
           onclick: () => this.onPick(name),
         }, content));

@@ -4,7 +4,7 @@
 // edits one's own.
 
 import { $, h, setText } from './dom.js';
-import { hueIndex, initial } from './format.js';
+import { avatar, hueIndex, initial } from './format.js';
 import { api, ApiError } from './api.js';
 import { wireDialog } from './dialogs.js';
 
@@ -71,6 +71,29 @@ export function paintAvatar(el, username, profiles) {
     el.classList.remove('has-picture');
     if (img) img.remove();
   }
+}
+
+/** `username`'s avatar element: their picture when they set one, else their initial. */
+export function personAvatar(username, profiles, size = '') {
+  const el = avatar(username, size);
+  if (profiles) paintAvatar(el, username, profiles);
+  return el;
+}
+
+/**
+ * How a person is shown in a list: `name` (their display name, else the username), `handle`
+ * (`@username` when the display name is not the username: two people may both be "Sam") and
+ * `status` (their status line, or '').
+ */
+export function personParts(username, profiles) {
+  const user = String(username);
+  const p = profiles ? profiles.get(user) : null;
+  const name = p && p.display_name ? p.display_name : user;
+  return {
+    name,
+    handle: name !== user ? `@${user}` : '',
+    status: p && p.status ? p.status : '',
+  };
 }
 
 /** The "Your profile" dialog: display name, status and picture. */

@@ -2,7 +2,7 @@
 // and the sidebar that lists them.
 
 import { h } from './dom.js';
-import { avatar } from './format.js';
+import { personAvatar } from './profiles.js';
 
 export const NOTIFY_LEVELS = ['all', 'mentions', 'nothing'];
 
@@ -35,13 +35,22 @@ export class RoomStore {
   constructor() {
     this.map = new Map(); // name -> room
     this.me = '';
+    this.known = false;   // the room list arrived (from the server) since the last clear()
+    this.profiles = null; // display names for the titles of direct messages
   }
 
   setMe(name) { this.me = String(name || ''); }
 
-  clear() { this.map.clear(); }
+  /** @param {import('./profiles.js').Profiles} profiles */
+  setProfiles(profiles) { this.profiles = profiles; }
+
+  clear() {
+    this.map.clear();
+    this.known = false;
+  }
 
   setAll(list) {
+    this.known = true;
     const previous = this.map;
     this.map = new Map();
     for (const r of list || []) {
@@ -92,10 +101,12 @@ export class RoomStore {
     return others.length ? others : room.users.slice(0, 1);
   }
 
-  /** How a room is named to people: "general" or "alice, bob". */
+  /** How a room is named to people: "general" or "alice, bob" (their display names). */
   title(room) {
     if (!room) return '';
-    return room.kind === 'dm' ? this.others(room).join(', ') : room.name;
+    if (room.kind !== 'dm') return room.name;
+    const names = this.others(room);
+    return (this.profiles ? names.map((u) => this.profiles.name(u)) : names).join(', ');
   }
 
   /** "#general" or "alice, bob" (for labels and the page). */
@@ -143,11 +154,18 @@ export class Sidebar {
     this.current = '';
   }
 
-  render(current) {
+  /**
+   * @param {string} current  the open room
+   * @param {{offline?: boolean}} [state]  whether the server is out of reach
+   */
+  render(current, { offline = false } = {}) {
     this.current = current;
     const { store, roomList, dmList } = this.o;
-    this.fill(roomList, store.rooms(), 'No rooms yet.');
-    this.fill(dmList, store.dms(), 'No conversations yet.');
+    // Until the room list arrives, an empty list is not known to be empty.
+    const unknown = !store.known;
+    const waiting = offline ? 'Offline — conversations appear when connected.' : 'Loading conversations…';
+    this.fill(roomList, store.rooms(), unknown ? waiting : 'No rooms yet.');
+    this.fill(dmList, store.dms(), unknown ? waiting : 'No conversations yet.');
   }
 
   /**
@@ -178,8 +196,10 @@ export class Sidebar {
 
   key(room) {
     const { store } = this.o;
+    const face = room.kind === 'dm' ? store.others(room)[0] || '' : '';
+    const picture = face && store.profiles ? store.profiles.picture(face) || '' : '';
     return [room.name === this.current, store.title(room), room.unread, room.mentions, room.notify,
-      room.public, room.kind, store.others(room)[0] || ''].join('|');
+      room.public, room.kind, face, picture, store.known].join('|');
   }
 
   item(room) {
@@ -202,8 +222,10 @@ export class Sidebar {
     if (!isDm && !room.public) srParts.push('private');
 
     const icon = isDm
-      ? avatar(store.others(room)[0] || '?', 'xs')
+      ? personAvatar(store.others(room)[0] || '?', store.profiles, 'xs')
       : h('span', { class: 'room-link-hash', 'aria-hidden': 'true' }, room.public ? '#' : lockIcon());
+    const handles = isDm && store.profiles
+      ? store.others(room).filter((u) => store.profiles.name(u) !== u).map((u) => `@${u}`) : [];
 
     return h('li', null,
       h('a', {
@@ -218,7 +240,7 @@ export class Sidebar {
         },
       },
       icon,
-      h('span', { class: 'room-link-name' }, title),
+      h('span', { class: 'room-link-name', dir: 'auto', title: handles.length ? handles.join(', ') : null }, title),
       srParts.length ? h('span', { class: 'visually-hidden' }, `, ${srParts.join(', ')}`) : null,
       showMentions ? h('span', { class: 'room-mentions', 'aria-hidden': 'true', title: `${room.mentions} mention${room.mentions === 1 ? '' : 's'}` }, `@${room.mentions}`) : null,
       showCount ? h('span', { class: 'room-unread', 'aria-hidden': 'true' }, String(room.unread)) : null,
@@ -242,5 +264,7 @@ function svgIcon(d) {
   return svg;
 }
 
+/** A person (a group conversation's icon). */
+export const personIcon = () => svgIcon('M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8Zm0 2c-3.3 0-7 1.6-7 4.5V21h14v-2.5c0-2.9-3.7-4.5-7-4.5Z');
 export const lockIcon = () => svgIcon('M7 10V7a5 5 0 0 1 10 0v3h1a1 1 0 0 1 1 1v9a1 1 0 0 1-1 1H6a1 1 0 0 1-1-1v-9a1 1 0 0 1 1-1h1Zm2 0h6V7a3 3 0 0 0-6 0v3Z');
 export const bellOff = () => svgIcon('M4.3 3 3 4.3l3.2 3.2A6 6 0 0 0 6 9v5l-2 2v1h12.7l3 3 1.3-1.3L4.3 3ZM18 14V9a6 6 0 0 0-8.7-5.4L18 12.3V14Zm-6 8a2 2 0 0 0 2-2h-4a2 2 0 0 0 2 2Z');

@@ -90,7 +90,7 @@ export class SearchPanel {
     const current = this.roomSel.value;
     const options = [h('option', { value: '' }, 'All rooms')];
     for (const r of store.rooms()) options.push(h('option', { value: r.name }, `#${r.name}`));
-    for (const r of store.dms()) options.push(h('option', { value: r.name }, store.title(r)));
+    for (const r of store.dms()) options.push(h('option', { value: r.name }, dmLabel(store, r)));
     const key = options.map((o) => o.value + o.textContent).join('|');
     if (key === this.optionsKey) return;
     this.optionsKey = key;
@@ -188,7 +188,9 @@ export class SearchPanel {
   item(r) {
     const store = this.app.store;
     const room = store.get(r.room);
-    const where = room ? store.label(room) : String(r.room).startsWith('dm:') ? 'a direct message' : `#${r.room}`;
+    // A direct message is labelled as one, not by a bare name as if it were a room.
+    const isDm = room ? room.kind === 'dm' : String(r.room).startsWith('dm:');
+    const where = isDm ? (room ? dmLabel(store, room) : 'A direct message') : `#${room ? room.name : r.room}`;
     const date = parseTs(r.ts);
     const snippet = plainSnippet(r.snippet != null ? r.snippet : r.body);
     const profiles = this.app.profiles;
@@ -203,10 +205,10 @@ export class SearchPanel {
       },
       h('span', { class: 'result-meta' },
         face,
-        h('span', { class: 'result-author', title: `@${r.user}` }, profiles ? profiles.name(r.user) : r.user),
-        h('span', { class: 'result-room' }, where),
+        h('span', { class: 'result-author', dir: 'auto', title: `@${r.user}` }, profiles ? profiles.name(r.user) : r.user),
+        h('span', { class: `result-room${isDm ? ' is-dm' : ''}` }, where),
         h('time', { class: 'result-time', datetime: date.toISOString(), title: formatFull(date) }, `${dayLabel(date)}, ${formatTime(date)}`)),
-      h('span', { class: 'result-snippet' }, renderSnippet(snippet))));
+      h('span', { class: 'result-snippet', dir: 'auto' }, renderSnippet(snippet))));
   }
 
   async choose(r) {
@@ -215,6 +217,11 @@ export class SearchPanel {
     // Reading it: move focus to the conversation so the reader lands there.
     if (!this.isOpen) this.app.log.logEl.focus({ preventScroll: true });
   }
+}
+
+/** "Direct message with alice" ("Group conversation with alice, bob"). */
+function dmLabel(store, room) {
+  return `${store.others(room).length > 1 ? 'Group conversation' : 'Direct message'} with ${store.title(room)}`;
 }
 
 /**

@@ -6,8 +6,8 @@
 // pauses.
 
 import { $, h } from './dom.js';
-import { avatar } from './format.js';
 import { openDialog, wireDialog } from './dialogs.js';
+import { personAvatar, personParts } from './profiles.js';
 import { api, ApiError } from './api.js';
 
 const MAX = 50;
@@ -92,6 +92,7 @@ export class Switcher {
     const scored = [];
     for (const r of all) {
       const title = store.title(r).toLowerCase();
+      // A direct message is found by its people's usernames too ("dm:alice,bob").
       const name = r.name.toLowerCase();
       let score;
       if (!q) score = 2;
@@ -175,10 +176,13 @@ export class Switcher {
       dataset: { kind: item.kind, key: item.key },
       onclick: () => this.chooseItem(item),
     };
+    const profiles = this.app.profiles;
     if (item.kind === 'person') {
       const p = item.p;
-      return h('li', attrs, avatar(p.username, 'xs'),
-        h('span', { class: 'switcher-name' }, p.username),
+      const who = personParts(p.username, profiles);
+      return h('li', attrs, personAvatar(p.username, profiles, 'xs'),
+        h('span', { class: 'switcher-name', dir: 'auto' }, who.name),
+        who.handle ? h('span', { class: 'switcher-handle' }, who.handle) : null,
         p.online ? h('span', { class: 'visually-hidden' }, ', online') : null,
         h('span', { class: 'switcher-tag' }, 'Person'));
     }
@@ -192,9 +196,11 @@ export class Switcher {
     const count = store.countFor(r);
     const isDm = r.kind === 'dm';
     attrs.dataset.room = r.name;
+    const handles = isDm ? store.others(r).filter((u) => personParts(u, profiles).handle).map((u) => `@${u}`) : [];
     return h('li', attrs,
-      isDm ? avatar(store.others(r)[0] || '?', 'xs') : h('span', { class: 'room-link-hash', 'aria-hidden': 'true' }, '#'),
-      h('span', { class: 'switcher-name' }, store.title(r)),
+      isDm ? personAvatar(store.others(r)[0] || '?', profiles, 'xs') : h('span', { class: 'room-link-hash', 'aria-hidden': 'true' }, '#'),
+      h('span', { class: 'switcher-name', dir: isDm ? 'auto' : null }, store.title(r)),
+      handles.length ? h('span', { class: 'switcher-handle' }, handles.join(', ')) : null,
       r.name === this.app.current ? h('span', { class: 'switcher-tag' }, 'open') : null,
       r.mentions > 0 ? h('span', { class: 'room-mentions', 'aria-hidden': 'true' }, `@${r.mentions}`) : null,
       count > 0 && r.notify === 'all' ? h('span', { class: 'room-unread', 'aria-hidden': 'true' }, String(count)) : null,
@@ -230,7 +236,7 @@ export class Switcher {
   async choose(name) {
     this.close();
     await this.app.openRoom(name);
-    this.app.composer.focus();
+    this.app.focusConversation();
   }
 
   /** "Join room": join the public room `name` and open it. */
@@ -241,7 +247,7 @@ export class Switcher {
       this.app.render();
       await this.app.openRoom(name);
       this.app.announce(`You joined #${name}.`);
-      this.app.composer.focus();
+      this.app.focusConversation();
     } catch (err) {
       this.app.showRoomError(err instanceof ApiError ? err.message : 'Could not join that room.');
     }

@@ -22,8 +22,8 @@ export function linkPreviewView(p, onRemove) {
   const title = String(p.title || p.url);
   const text = h('div', { class: 'preview-text' });
   if (p.site_name) text.append(h('span', { class: 'preview-site' }, String(p.site_name)));
-  text.append(h('a', { class: 'preview-title', href: p.url, target: '_blank', rel: 'noopener noreferrer' }, title));
-  if (p.description) text.append(h('p', { class: 'preview-description' }, String(p.description)));
+  text.append(h('a', { class: 'preview-title', href: p.url, target: '_blank', rel: 'noopener noreferrer', dir: 'auto' }, title));
+  if (p.description) text.append(h('p', { class: 'preview-description', dir: 'auto' }, String(p.description)));
   const card = h('div', { class: 'link-preview' });
   // Only a picture Hearth serves: a relative path under api/, never the linked site.
   if (typeof p.image_url === 'string' && /^\/api\/messages\/\d+\/preview\/image$/.test(p.image_url)) {
@@ -55,15 +55,63 @@ export function formatSize(n) {
   return `${v >= 100 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
 }
 
-/** A short name for a media type: "PDF", "PNG image", "ZIP". */
-function kindOf(type) {
-  const t = String(type || '');
-  if (t.startsWith('image/')) return `${t.slice(6).toUpperCase()} image`;
-  const sub = t.split('/')[1] || 'file';
-  return sub.replace(/^x-/, '').replace(/^vnd\..*\./, '').toUpperCase();
+/** What common media types are called. */
+const KINDS = {
+  'text/plain': 'Text',
+  'text/markdown': 'Markdown text',
+  'text/csv': 'CSV table',
+  'text/html': 'HTML page',
+  'application/pdf': 'PDF',
+  'application/json': 'JSON',
+  'application/zip': 'ZIP archive',
+  'application/gzip': 'GZIP archive',
+  'application/octet-stream': 'File',
+  'application/msword': 'Word document',
+  'application/vnd.openxmlformats-officedocument.wordprocessingml.document': 'Word document',
+  'application/vnd.ms-excel': 'Excel spreadsheet',
+  'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet': 'Excel spreadsheet',
+  'application/vnd.ms-powerpoint': 'PowerPoint presentation',
+  'application/vnd.openxmlformats-officedocument.presentationml.presentation': 'PowerPoint presentation',
+  'application/vnd.oasis.opendocument.text': 'OpenDocument text',
+  'application/vnd.oasis.opendocument.spreadsheet': 'OpenDocument spreadsheet',
+};
+
+/** A short, readable name for a media type: "PDF", "PNG image", "SVG image", "Text". */
+export function kindOf(type) {
+  const t = String(type || '').toLowerCase().split(';')[0].trim();
+  if (KINDS[t]) return KINDS[t];
+  const [top, rawSub = ''] = t.split('/');
+  // "svg+xml" is SVG, "x-tar" is TAR, "vnd.foo.bar" is BAR.
+  const sub = rawSub.replace(/\+.*$/, '').replace(/^x-/, '').split('.').pop().toUpperCase();
+  if (!sub) return 'File';
+  switch (top) {
+    case 'image': return `${sub} image`;
+    case 'audio': return `${sub} audio`;
+    case 'video': return `${sub} video`;
+    case 'text': return `${sub} text`;
+    default: return sub;
+  }
 }
 
 const isImage = (a) => Number(a.width) > 0 && Number(a.height) > 0;
+
+/** The largest side of an image preview, and the smallest (a usable tap target). */
+const PREVIEW_MAX = 320;
+const PREVIEW_MIN = 48;
+
+/**
+ * The box an image of `w`×`h` is shown in: scaled down to fit PREVIEW_MAX, and no side under
+ * PREVIEW_MIN (a sliver of 60×3000 or a 1×1 dot is still something to tap); the image is
+ * fitted inside it whole (files.css: object-fit: contain).
+ */
+export function previewBox(w, h) {
+  const scale = Math.min(1, PREVIEW_MAX / Math.max(w, h));
+  const side = (n) => Math.min(PREVIEW_MAX, Math.max(PREVIEW_MIN, Math.round(n * scale)));
+  const box = [side(w), side(h)];
+  // Clamped: the box is not the picture's shape (it must keep its own, files.css).
+  const clamped = box[0] !== Math.round(w * scale) || box[1] !== Math.round(h * scale);
+  return [box[0], box[1], clamped];
+}
 
 /**
  * The attachments of a message: images as previews (a button that opens the lightbox), other
@@ -78,7 +126,7 @@ export function attachmentsView(list, onOpen) {
   if (images.length) {
     parts.push(h('div', { class: `msg-images${images.length > 1 ? ' is-grid' : ''}` },
       ...images.map((a) => {
-        const scale = Math.min(1, 320 / Math.max(a.width, a.height));
+        const [width, height, clamped] = previewBox(Number(a.width), Number(a.height));
         return h('button', {
           type: 'button',
           class: 'msg-image',
@@ -86,10 +134,11 @@ export function attachmentsView(list, onOpen) {
           title: a.name,
           onclick: () => onOpen(a),
         }, h('img', {
+          class: clamped ? 'is-clamped' : null,
           src: thumbUrl(a.id),
           alt: a.name,
-          width: Math.max(1, Math.round(a.width * scale)),
-          height: Math.max(1, Math.round(a.height * scale)),
+          width,
+          height,
           loading: 'lazy',
           decoding: 'async',
         }));
@@ -104,7 +153,7 @@ export function attachmentsView(list, onOpen) {
     },
     h('span', { class: 'file-icon', 'aria-hidden': 'true' }, fileGlyph()),
     h('span', { class: 'file-text' },
-      h('span', { class: 'file-name' }, a.name),
+      h('span', { class: 'file-name', dir: 'auto' }, a.name),
       h('span', { class: 'file-meta' }, `${formatSize(a.size)} · ${kindOf(a.type)}`))));
   }
   return h('div', { class: 'msg-files' }, ...parts);

@@ -23,6 +23,7 @@ mod offline;
 mod onboarding;
 mod previews;
 mod profiles;
+mod review;
 mod settings;
 mod ux;
 
@@ -471,12 +472,13 @@ return {
 };
 "#;
 
-/// The open room details, once they list `arguments[0]`: how far they scroll sideways and the
-/// controls that stick out of them.
+/// The open room details, once they list `arguments[0]` (a username: shown as such, or as
+/// `@username` beside a display name): how far they scroll sideways and the controls that stick
+/// out of them.
 const ROOM_DIALOG_FITS: &str = r#"
 const d = document.getElementById('room-dialog');
-const names = Array.from(d.querySelectorAll('.member-name'), (n) => n.textContent);
-if (!d.open || !names.includes(arguments[0])) return null;
+const names = Array.from(d.querySelectorAll('.member-name, .member .person-handle'), (n) => n.textContent);
+if (!d.open || !(names.includes(arguments[0]) || names.includes('@' + arguments[0]))) return null;
 const box = d.getBoundingClientRect();
 const out = Array.from(d.querySelectorAll('button, input, select'))
   .filter((el) => el.getClientRects().length > 0)

@@ -455,8 +455,11 @@ const allowedAttrs = new Set(['class', 'href', 'target', 'rel', 'title', 'type',
 const bodies = document.querySelectorAll('[role="log"] .msg-body');
 if (bodies.length < arguments[0]) problems.push('only ' + bodies.length + ' message bodies');
 const short = (el) => el.outerHTML.slice(0, 160);
+// `dir`: the page sets the direction of a body and of its paragraphs from their text (`auto`),
+// and keeps code blocks left to right (`ltr`); nothing else.
+const dirOk = (a) => a.name === 'dir' && (a.value === 'auto' || a.value === 'ltr');
 for (const b of bodies) {
-  for (const a of b.attributes) if (a.name !== 'class') problems.push('attribute ' + a.name + ' on .msg-body');
+  for (const a of b.attributes) if (a.name !== 'class' && !dirOk(a)) problems.push('attribute ' + a.name + ' on .msg-body');
   for (const el of b.querySelectorAll('*')) {
     if (!allowedTags.has(el.tagName)) problems.push('element <' + el.tagName.toLowerCase() + '>: ' + short(el));
     for (const a of el.attributes) {
@@ -464,7 +467,7 @@ for (const b of bodies) {
       if (n.startsWith('on')) problems.push('event handler attribute ' + n + ': ' + short(el));
       // The page takes links, buttons and code blocks of a message out of the Tab order while
       // another message has the focus (tabindex -1): that one value, and no other.
-      else if (n === 'tabindex' ? a.value !== '-1' : !allowedAttrs.has(n)) problems.push('attribute ' + n + ': ' + short(el));
+      else if (n === 'tabindex' ? a.value !== '-1' : !allowedAttrs.has(n) && !dirOk(a)) problems.push('attribute ' + n + ': ' + short(el));
     }
     if (el.tagName === 'A') {
       const href = el.getAttribute('href') || '';

@@ -32,7 +32,7 @@ async fn signed_up_with(driver: &Driver, app: &App, name: &str, script: &str) ->
 }
 
 /// Wait until the service worker controls the page and keeps the page and its script.
-async fn wait_shell_kept(b: &Browser) {
+pub(crate) async fn wait_shell_kept(b: &Browser) {
     b.wait_js(
         "the service worker to control the page and keep the shell",
         "if (!navigator.serviceWorker || !navigator.serviceWorker.controller) return false;
@@ -179,7 +179,7 @@ async fn a_reload_while_the_server_is_down_opens_the_app_reconnecting() {
 /// (`__sockets.cut()`) and kept from coming back (while `__sockets.blocked`, a new one asks
 /// for a path that refuses the upgrade) until `__sockets.mend()`, which also tells the page
 /// it is online again.
-const CUTTABLE_SOCKETS: &str = r#"
+pub(crate) const CUTTABLE_SOCKETS: &str = r#"
 (() => {
   const Real = window.WebSocket;
   const state = { sockets: [], blocked: false };
