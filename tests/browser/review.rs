@@ -225,6 +225,21 @@ async fn after_a_reconnection_the_member_count_admin_features_and_rooms_come_bac
 
 // ---- the focus on a touch phone ---------------------------------------------------------------
 
+/// On a phone: open the rooms drawer, press `action` there, type `text` into the dialog's
+/// field labelled `field` and press Enter.
+async fn from_the_drawer(phone: &Browser, action: &str, field: &str, text: &str) {
+    phone
+        .click_xpath("the Open rooms button", &button("Open rooms"))
+        .await;
+    phone
+        .wait_js("the drawer to open", DRAWER_OPEN, vec![])
+        .await;
+    phone.click_xpath(action, &button(action)).await;
+    let input = phone.wait_visible(field, &labelled("input", field)).await;
+    phone.type_into(&input, text).await;
+    phone.type_into(&input, &key(Key::Enter)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_touch_phone_opening_a_conversation_leaves_the_focus_in_it() {
     let Some(tools) = browser_tools() else {
@@ -290,40 +305,14 @@ async fn on_a_touch_phone_opening_a_conversation_leaves_the_focus_in_it() {
     check(wait_focus_in_conversation(&phone, "Got it").await, "Got it");
 
     // Drawer → "Start a direct message" → a name → Enter.
-    phone
-        .click_xpath("the Open rooms button", &button("Open rooms"))
-        .await;
-    phone
-        .wait_js("the drawer to open", DRAWER_OPEN, vec![])
-        .await;
-    phone
-        .click_xpath("Start a direct message", &button("Start a direct message"))
-        .await;
-    let users = phone
-        .wait_visible("the Usernames field", &labelled("input", "Usernames"))
-        .await;
-    phone.type_into(&users, "bob").await;
-    phone.type_into(&users, &key(Key::Enter)).await;
+    from_the_drawer(&phone, "Start a direct message", "Usernames", "bob").await;
     wait_room_open(&phone, "dm:ada,bob", "bob").await;
     let f = wait_focus_in_conversation(&phone, "starting a direct message").await;
     check(f.clone(), "a direct message");
     assert_eq!(f["id"], json!("room-heading"), "{f}");
 
     // Drawer → "Create a room" → a name → Enter.
-    phone
-        .click_xpath("the Open rooms button", &button("Open rooms"))
-        .await;
-    phone
-        .wait_js("the drawer to open", DRAWER_OPEN, vec![])
-        .await;
-    phone
-        .click_xpath("Create a room", &button("Create a room"))
-        .await;
-    let name = phone
-        .wait_visible("the Room name field", &labelled("input", "Room name"))
-        .await;
-    phone.type_into(&name, "den").await;
-    phone.type_into(&name, &key(Key::Enter)).await;
+    from_the_drawer(&phone, "Create a room", "Room name", "den").await;
     wait_room_open(&phone, "den", "den").await;
     check(
         wait_focus_in_conversation(&phone, "creating a room").await,
