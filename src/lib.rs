@@ -344,7 +344,7 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
     // node's, in position order; on SQLite the writer's commits are all there is.
     let fan_out = match db.log_handoff() {
         Some(handoff) => cluster::log::start(
-            &config.database.url,
+            (&config.database.url, !config.cluster.redis_url.is_empty()),
             hub.clone(),
             (commit_rx, wake),
             handoff,

@@ -394,7 +394,11 @@ async fn run(config: Config, source: Source) -> ExitCode {
             p.display()
         ),
     }
-    let db_path = config.database.path.clone();
+    let database = if config.database.url.is_empty() {
+        config.database.path.display().to_string()
+    } else {
+        hearth::config::redacted(&config.database.url)
+    };
     if let Some(hint) = reachability_hint(&config) {
         tracing::warn!("{hint}");
     }
@@ -407,7 +411,7 @@ async fn run(config: Config, source: Source) -> ExitCode {
     };
     let addr = server.local_addr();
     println!("listening on http://{addr}");
-    tracing::info!("database: {}", db_path.display());
+    tracing::info!("database: {database}");
     if addr.ip().is_unspecified() {
         tracing::info!("open http://127.0.0.1:{} in a browser", addr.port());
     }

@@ -94,6 +94,9 @@ pub struct Metrics {
     pub log_behind_us: AtomicU64,
     /// On PostgreSQL: other nodes whose log listener this node heard lately.
     pub log_nodes: AtomicU64,
+    /// Of those, the nodes that share through Redis where this one does not, or the other
+    /// way round (a misconfiguration).
+    pub log_nodes_apart: AtomicU64,
     /// The clock `log_read` counts on.
     started: std::time::Instant,
 }
@@ -128,6 +131,7 @@ impl Default for Metrics {
             log_paused_us: AtomicU64::new(0),
             log_behind_us: AtomicU64::new(0),
             log_nodes: AtomicU64::new(0),
+            log_nodes_apart: AtomicU64::new(0),
             started: std::time::Instant::now(),
         }
     }
@@ -219,8 +223,13 @@ impl Metrics {
                  # TYPE hearth_log_read_age_seconds gauge\nhearth_log_read_age_seconds {age}\n\
                  # HELP hearth_log_nodes_heard Other nodes whose log listener this node heard \
                  lately (within 10 to 12 seconds).\n\
-                 # TYPE hearth_log_nodes_heard gauge\nhearth_log_nodes_heard {}",
-                load(&self.log_nodes)
+                 # TYPE hearth_log_nodes_heard gauge\nhearth_log_nodes_heard {}\n\
+                 # HELP hearth_log_nodes_apart Of those, nodes whose cluster.redis_url is set \
+                 where this node's is empty, or the other way round (they share no presence, \
+                 caps or limits with this node).\n\
+                 # TYPE hearth_log_nodes_apart gauge\nhearth_log_nodes_apart {}",
+                load(&self.log_nodes),
+                load(&self.log_nodes_apart)
             );
             counter(
                 &mut out,

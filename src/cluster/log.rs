@@ -92,7 +92,7 @@ const CHANNEL: &str = "hearth_log";
 /// `wake` is the same channel's sending end for the listener. Returns once the head is
 /// read; the thread stops after the writer did.
 pub fn start(
-    url: &str,
+    (url, shared): (&str, bool),
     hub: Hub,
     (commits, wake): (Receiver<Vec<Committed>>, Sender<Vec<Committed>>),
     handoff: Arc<Handoff>,
@@ -111,7 +111,10 @@ pub fn start(
     let heard = hub.clone();
     std::thread::Builder::new()
         .name("hearth-listen".into())
-        .spawn(move || listener(&listen, &wake, &stop, &backlog, &direct, &heard))?;
+        .spawn(move || {
+            let me = Me::new(shared);
+            listener(&listen, &me, &wake, &stop, &backlog, &direct, &heard)
+        })?;
     let thread = std::thread::Builder::new()
         .name("hearth-follow".into())
         .spawn(move || {
@@ -161,20 +164,15 @@ pub fn start(
 /// (and the follower woken, since notifications may have been missed meanwhile).
 fn listener(
     config: &postgres::Config,
+    me: &Me,
     wake: &Sender<Vec<Committed>>,
     handoff: &Handoff,
     backlog: &Backlog,
     follower: &Shared,
     hub: &Hub,
 ) {
-    // Who this listener is in its hellos (a random name, so that several nodes in one
-    // process, as in tests, tell each other apart).
-    let me = {
-        let mut raw = [0u8; 8];
-        let _ = getrandom::fill(&mut raw);
-        format!("{:016x}", u64::from_le_bytes(raw))
-    };
     let nodes = &hub.metrics().log_nodes;
+    let apart = &hub.metrics().log_nodes_apart;
     while !handoff.has_writer_stopped() {
         // Not listening: no other node is heard.
         nodes.store(0, Ordering::Relaxed);
@@ -195,13 +193,16 @@ fn listener(
             return;
         }
         let mut parts = Parts::default();
-        let mut greetings = Greetings::new(me.clone());
+        let mut greetings = Greetings::new(me.name.clone());
         loop {
             if handoff.has_writer_stopped() {
                 return;
             }
             if greetings.due(Instant::now()) {
-                let hello = format!("NOTIFY {CHANNEL}, '{{\"hello\":\"{me}\"}}'");
+                let hello = format!(
+                    "NOTIFY {CHANNEL}, '{{\"hello\":\"{}\",\"shared\":{}}}'",
+                    me.name, me.shared
+                );
                 let said = client
                     .query_one(HELLO_CHECKS, &[&LISTENER, &STALE.as_secs_f64()])
                     .and_then(|row| client.batch_execute(&hello).map(|()| row));
@@ -225,6 +226,7 @@ fn listener(
                 }
                 let others = greetings.said(Instant::now());
                 nodes.store(others as u64, Ordering::Relaxed);
+                apart.store(greetings.apart(me.shared) as u64, Ordering::Relaxed);
             }
             let got = {
                 let mut notes = client.notifications();
@@ -237,10 +239,15 @@ fn listener(
                         // same once their batch was delivered. Hellos are.)
                         Some(_) => hear(note.payload()),
                         None => match hear(note.payload()) {
-                            Heard::Hello(from) => {
-                                if greetings.hello_from(from, Instant::now()) {
+                            Heard::Hello(from, shared) => {
+                                if greetings.hello_from(&from, shared, Instant::now()) {
                                     handoff.heard_another_node();
                                     nodes.store(greetings.others() as u64, Ordering::Relaxed);
+                                    apart.store(
+                                        greetings.apart(me.shared) as u64,
+                                        Ordering::Relaxed,
+                                    );
+                                    me.warn_if_apart(&from, shared);
                                 }
                                 Heard::Nothing
                             }
@@ -250,7 +257,7 @@ fn listener(
                 })
             };
             let out = match got {
-                Ok(Some(Heard::Nothing | Heard::Hello(_))) => Vec::new(),
+                Ok(Some(Heard::Nothing | Heard::Hello(..))) => Vec::new(),
                 Ok(Some(Heard::Whole(batch))) => {
                     let mut out: Vec<_> = parts.give_up().into_iter().collect();
                     out.push(batch);
@@ -290,12 +297,61 @@ fn listener(
     }
 }
 
+/// Who this node's listener is in its hellos.
+struct Me {
+    /// A random name, so that several nodes in one process, as in tests, tell each other
+    /// apart.
+    name: String,
+    /// Whether this node shares its ephemeral state through Redis (`cluster.redis_url`).
+    shared: bool,
+    /// Other nodes already warned about (see [`Me::warn_if_apart`]).
+    warned: Mutex<std::collections::HashSet<String>>,
+}
+
+impl Me {
+    fn new(shared: bool) -> Me {
+        let mut raw = [0u8; 8];
+        let _ = getrandom::fill(&mut raw);
+        Me {
+            name: format!("{:016x}", u64::from_le_bytes(raw)),
+            shared,
+            warned: Mutex::default(),
+        }
+    }
+
+    /// Warn, once per node, of another node on this database that shares through Redis
+    /// where this one does not (or the other way round): presence, typing, connection caps
+    /// and limits then hold per node, not over every node.
+    fn warn_if_apart(&self, other: &str, shared: Option<bool>) {
+        let Some(shared) = shared.filter(|s| *s != self.shared) else {
+            return;
+        };
+        if !self
+            .warned
+            .lock()
+            .is_ok_and(|mut w| w.insert(other.to_string()))
+        {
+            return;
+        }
+        if shared {
+            tracing::warn!(
+                "another node on this database uses Redis (cluster.redis_url), and this one                  does not: who is online, typing, connection caps and limits are not shared                  with it; give every node the same cluster.redis_url"
+            );
+        } else {
+            tracing::warn!(
+                "another node on this database has no cluster.redis_url: who is online,                  typing, connection caps and limits are not shared with it; give every node                  the same cluster.redis_url"
+            );
+        }
+    }
+}
+
 /// The hellos of a node's listener: whom it heard on the log's channel, and when it says hello
 /// next (every [`HELLO_EVERY`], and at once to a node not heard for [`FORGET_NODE`]).
 struct Greetings {
     me: String,
-    /// Other listeners, by name, and when each was last heard.
-    heard: HashMap<String, Instant>,
+    /// Other listeners, by name: when each was last heard, and whether it shares through
+    /// Redis (`None`: it did not say).
+    heard: HashMap<String, (Instant, Option<bool>)>,
     /// When the next hello is due (`None`: now).
     next: Option<Instant>,
 }
@@ -319,19 +375,19 @@ impl Greetings {
     fn said(&mut self, now: Instant) -> usize {
         self.next = Some(now + HELLO_EVERY);
         self.heard
-            .retain(|_, at| now.saturating_duration_since(*at) < FORGET_NODE);
+            .retain(|_, (at, _)| now.saturating_duration_since(*at) < FORGET_NODE);
         self.heard.len()
     }
 
     /// `from` said hello: whether it is another node (not this one). A node not heard
     /// before, or not for [`FORGET_NODE`], makes the next hello due at once, so that it learns
     /// as quickly that this node listens.
-    fn hello_from(&mut self, from: String, now: Instant) -> bool {
+    fn hello_from(&mut self, from: &str, shared: Option<bool>, now: Instant) -> bool {
         if from == self.me {
             return false;
         }
-        let last = self.heard.insert(from, now);
-        if last.is_none_or(|t| now.saturating_duration_since(t) >= FORGET_NODE) {
+        let last = self.heard.insert(from.to_string(), (now, shared));
+        if last.is_none_or(|(t, _)| now.saturating_duration_since(t) >= FORGET_NODE) {
             self.next = None;
         }
         true
@@ -340,6 +396,15 @@ impl Greetings {
     /// How many other nodes are known.
     fn others(&self) -> usize {
         self.heard.len()
+    }
+
+    /// How many of them share through Redis where this node does not, or the other way
+    /// round (`shared`: whether this node does).
+    fn apart(&self, shared: bool) -> usize {
+        self.heard
+            .values()
+            .filter(|(_, s)| s.is_some_and(|s| s != shared))
+            .count()
     }
 }
 
@@ -883,8 +948,9 @@ enum Heard {
     Whole(Vec<Committed>),
     /// One part of a batch's items, sent as several notifications.
     Part(Part),
-    /// A node's listener says it is there (`{"hello": name}`).
-    Hello(String),
+    /// A node's listener says it is there (`{"hello": name, "shared": bool}`: whether it
+    /// shares through Redis; absent from older nodes).
+    Hello(String, Option<bool>),
 }
 
 /// Part `k` of `n` of what the batch at `(after, upto]` committed.
@@ -917,6 +983,7 @@ fn hear(payload: &str) -> Heard {
         j: Option<Vec<Item>>,
         from: Option<i64>,
         hello: Option<String>,
+        shared: Option<bool>,
     }
     #[derive(serde::Deserialize)]
     #[serde(untagged)]
@@ -950,7 +1017,7 @@ fn hear(payload: &str) -> Heard {
     };
     let (Some(after), Some(upto)) = (note.a, note.u) else {
         return match (note.from, note.hello) {
-            (_, Some(name)) => Heard::Hello(name),
+            (_, Some(name)) => Heard::Hello(name, note.shared),
             (Some(_), None) => Heard::Nothing,
             (None, None) => Heard::Whole(Vec::new()),
         };
@@ -1189,7 +1256,11 @@ mod tests {
             matches!(hear("{\"from\":3,\"to\":5}"), Heard::Nothing),
             "hearth_append's own"
         );
-        assert!(matches!(hear("{\"hello\":\"0a1b\"}"), Heard::Hello(n) if n == "0a1b"));
+        assert!(matches!(hear("{\"hello\":\"0a1b\"}"), Heard::Hello(n, None) if n == "0a1b"));
+        assert!(matches!(
+            hear("{\"hello\":\"0a1b\",\"shared\":true}"),
+            Heard::Hello(n, Some(true)) if n == "0a1b"
+        ));
         let bare = whole("{\"a\":4,\"u\":9}");
         assert!(matches!(
             bare[..],
@@ -1254,20 +1325,22 @@ mod tests {
         assert!(g.due(t0), "the first hello goes out at once");
         assert_eq!(g.said(t0), 0);
         assert!(!g.due(at(100)));
-        assert!(!g.hello_from("me".into(), at(100)), "its own hello");
+        assert!(!g.hello_from("me", None, at(100)), "its own hello");
         assert!(!g.due(at(100)));
-        assert!(g.hello_from("b".into(), at(200)), "another node");
+        assert!(g.hello_from("b", Some(true), at(200)), "another node");
         assert!(g.due(at(200)), "a newcomer is answered at once");
         assert_eq!(g.said(at(210)), 1);
         assert!(!g.due(at(300)));
-        assert!(g.hello_from("b".into(), at(2_200)));
+        assert!(g.hello_from("b", Some(false), at(2_200)));
         assert!(!g.due(at(2_200)), "a known node waits for the next round");
+        assert_eq!(g.apart(true), 1, "it says it has no Redis, this node has");
+        assert_eq!(g.apart(false), 0);
         assert!(g.due(at(2_210)), "every two seconds");
         assert_eq!(g.said(at(2_210)), 1);
         // Silent for longer than FORGET_NODE: forgotten, and greeted again when it comes back.
         assert_eq!(g.said(at(12_300)), 0);
         assert_eq!(g.others(), 0);
-        assert!(g.hello_from("b".into(), at(12_400)));
+        assert!(g.hello_from("b", None, at(12_400)));
         assert!(
             g.due(at(12_400)),
             "a node heard again after a silence is greeted at once"
@@ -1275,7 +1348,7 @@ mod tests {
         assert_eq!(g.others(), 1);
         // Silent that long but not yet forgotten (no hello said meanwhile): greeted too.
         assert_eq!(g.said(at(12_410)), 1);
-        assert!(g.hello_from("b".into(), at(22_500)));
+        assert!(g.hello_from("b", Some(false), at(22_500)));
         assert!(
             g.due(at(22_500)),
             "heard again 10 s after it was last heard"

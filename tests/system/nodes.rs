@@ -993,6 +993,40 @@ async fn cluster(
     Some((pg, redis, apps))
 }
 
+/// A node started on the cluster's database without `cluster.redis_url` shares no presence,
+/// caps or limits with the others: each side counts the other as apart (and warns once),
+/// while nodes configured alike count none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_without_redis_on_the_clusters_database_is_counted_apart() {
+    let Some((_pg, url)) = database("apart").await else {
+        return;
+    };
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let redis_url = redis.url();
+    let mut apps = nodes_with(&url, 2, move |c| c.cluster.redis_url = redis_url.clone()).await;
+    apps.extend(nodes(&url, 1).await);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut seen = Vec::new();
+        for app in &apps {
+            let text = app.get("/metrics").await.text().await.unwrap();
+            seen.push((
+                metric(&text, "hearth_log_nodes_heard"),
+                metric(&text, "hearth_log_nodes_apart"),
+            ));
+        }
+        // Each Redis node hears two others, one of them apart; the lone node hears two
+        // others, both apart.
+        if seen == [(2.0, 1.0), (2.0, 1.0), (2.0, 2.0)] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "heard and apart: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_users_connections_over_three_nodes_admit_exactly_the_cap() {
     let Some((_pg, _redis, apps)) =
