@@ -437,9 +437,11 @@ impl Db {
         }
     }
 
-    /// After a revocation committed: on PostgreSQL, wait out [`SESSIONS_LEASE`], so that
-    /// no node still trusts a cache that holds the revoked sessions when the caller answers.
-    async fn revoked_everywhere(&self) {
+    /// After a revocation through this store committed: forget the sessions cached here
+    /// and, on PostgreSQL, wait out [`SESSIONS_LEASE`], so that no node still trusts a
+    /// cache that holds the revoked sessions when the caller answers.
+    async fn sessions_revoked(&self) {
+        self.forget_sessions();
         if self.sessions_lease.is_some() {
             tokio::time::sleep(SESSIONS_LEASE).await;
         }

@@ -283,9 +283,8 @@ impl Connection {
         if let Some(replay) = replay {
             feed_replay(ws, replay, head).await?;
         }
-        let skip_upto = head;
         ws.flush().await?;
-        Ok(skip_upto)
+        Ok(head)
     }
 
     /// At shutdown: read nothing more from the client and forward what reaches the queue

@@ -211,8 +211,7 @@ impl Db {
                 Ok(revoked)
             })
             .await;
-        self.forget_sessions();
-        self.revoked_everywhere().await;
+        self.sessions_revoked().await;
         revoked
     }
 
@@ -256,8 +255,7 @@ impl Db {
                 Ok(revoked)
             })
             .await;
-        self.forget_sessions();
-        self.revoked_everywhere().await;
+        self.sessions_revoked().await;
         revoked
     }
 
@@ -280,8 +278,7 @@ impl Db {
                 Ok(deleted)
             })
             .await;
-        self.forget_sessions();
-        self.revoked_everywhere().await;
+        self.sessions_revoked().await;
         deleted
     }
 

@@ -143,8 +143,7 @@ impl Db {
                 Ok(changed)
             })
             .await;
-        self.forget_sessions();
-        self.revoked_everywhere().await;
+        self.sessions_revoked().await;
         changed
     }
 
