@@ -148,10 +148,46 @@ pub fn parse_room_name(raw: &str) -> Result<String, &'static str> {
     Ok(name)
 }
 
-/// Trim a topic and check its length.
-pub fn parse_topic(raw: &str) -> Option<&str> {
+/// Whether `c` may not appear in a one-line label people read in lists (a room's topic, a
+/// display name, a status): control characters (line breaks among them), the bidirectional
+/// embeddings, overrides and isolates that reorder what follows them (`pay\u{202E}exe.txt`),
+/// and characters that show nothing at all where a name should be. Joiners, and the marks
+/// right-to-left text uses, stay allowed.
+pub fn spoofs_label(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{200B}'
+                | '\u{2060}'
+                | '\u{FEFF}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{3164}'
+                | '\u{FFA0}'
+        )
+}
+
+/// Why a topic was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicProblem {
+    /// Over [`MAX_TOPIC_CHARS`].
+    TooLong,
+    /// A line break, control character or one of the other [`spoofs_label`] characters.
+    Invalid,
+}
+
+/// Trim a topic and check its length and characters.
+pub fn parse_topic(raw: &str) -> Result<&str, TopicProblem> {
     let t = raw.trim();
-    (t.chars().count() <= MAX_TOPIC_CHARS).then_some(t)
+    if t.chars().count() > MAX_TOPIC_CHARS {
+        return Err(TopicProblem::TooLong);
+    }
+    if t.chars().any(spoofs_label) {
+        return Err(TopicProblem::Invalid);
+    }
+    Ok(t)
 }
 
 /// The name of the DM between these case-folded usernames: `dm:` + sorted keys joined by `,`.

@@ -113,8 +113,10 @@ pub struct Server {
 /// Searches running at once over the whole server: each holds one of the dedicated search
 /// readers, so authentication and history keep the general readers.
 const SEARCHES_AT_ONCE: usize = 2;
-/// Images decoded at once (each may take up to `uploads.max_image_pixels` × 8 bytes).
-const DECODES_AT_ONCE: usize = 2;
+/// Images decoded at once. Each may take `uploads.max_image_pixels` × 4 bytes decoded, and
+/// about as much again while it is scaled or encoded anew: one at a time keeps a burst of
+/// large pictures from several users to that much memory, however many cores there are.
+const DECODES_AT_ONCE: usize = 1;
 /// How often the server looks for sessions revoked by a command-line tool.
 const REVOCATION_POLL: Duration = Duration::from_secs(1);
 /// How often, on PostgreSQL, a node looks for revocations (every node's own revocations

@@ -54,6 +54,7 @@ codes! {
     InvalidRoomName = "invalid_room_name", 400;
     /// The topic is too long.
     TopicTooLong = "topic_too_long", 400;
+    InvalidTopic = "invalid_topic", 400;
     /// `general` cannot be left.
     CannotLeave = "cannot_leave", 400;
     /// A DM with too many people.
@@ -242,6 +243,7 @@ impl From<RoomError> for AppError {
             RoomError::UnknownUser(_) => Code::UnknownUser,
             RoomError::InvalidName(_) => Code::InvalidRoomName,
             RoomError::TopicTooLong => Code::TopicTooLong,
+            RoomError::InvalidTopic => Code::InvalidTopic,
             RoomError::RoomExists => Code::RoomExists,
             RoomError::CannotLeave => Code::CannotLeave,
             RoomError::Forbidden(_) => Code::Forbidden,

@@ -49,12 +49,10 @@ fn clean(text: &str, max: usize, what: &str) -> Result<String, AppError> {
             format!("The {what} may be at most {max} characters."),
         ));
     }
-    if t.chars()
-        .any(|c| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
-    {
+    if t.chars().any(crate::domain::spoofs_label) {
         return Err(AppError::new(
             Code::InvalidProfile,
-            format!("The {what} may not contain line breaks or control characters."),
+            format!("The {what} may not contain line breaks, control characters or invisible characters."),
         ));
     }
     Ok(t.to_string())

@@ -33,6 +33,9 @@ pub enum RoomError {
     /// The topic is too long.
     #[error("Topics may be at most 250 characters.")]
     TopicTooLong,
+    /// The topic has a line break, a control character or an invisible one.
+    #[error("Topics are one line of visible text: no line breaks, control characters or invisible characters.")]
+    InvalidTopic,
     /// Another room already has that name.
     #[error("A room with that name already exists.")]
     RoomExists,
@@ -54,6 +57,15 @@ pub enum RoomError {
     /// The database failed.
     #[error("storage: {0}")]
     Db(#[from] DbError),
+}
+
+impl From<domain::TopicProblem> for RoomError {
+    fn from(p: domain::TopicProblem) -> Self {
+        match p {
+            domain::TopicProblem::TooLong => RoomError::TopicTooLong,
+            domain::TopicProblem::Invalid => RoomError::InvalidTopic,
+        }
+    }
 }
 
 type Outcome<T> = Result<T, RoomError>;
@@ -217,7 +229,7 @@ pub async fn create(
     }
     let name = domain::parse_room_name(name).map_err(RoomError::InvalidName)?;
     let topic = domain::parse_topic(topic)
-        .ok_or(RoomError::TopicTooLong)?
+        .map_err(RoomError::from)?
         .to_string();
     let uid = user.id;
     let quota = take_quota(
@@ -597,7 +609,7 @@ pub async fn update(
         .transpose()
         .map_err(RoomError::InvalidName)?;
     let topic = topic
-        .map(|t| domain::parse_topic(t).ok_or(RoomError::TopicTooLong))
+        .map(|t| domain::parse_topic(t).map_err(RoomError::from))
         .transpose()?
         .map(str::to_string);
     // Every member hears the change (and connections starting meanwhile read their rooms

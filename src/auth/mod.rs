@@ -303,12 +303,14 @@ impl Auth {
             PasswordProblem::TooShort => AuthError::WeakPassword,
             PasswordProblem::TooLong => AuthError::PasswordTooLong,
         })?;
-        self.admit_registration(&name, code_hash, client).await?;
         let admin = if self.setup_matches(setup) {
             NewAdmin::IfNoAdmin
         } else {
             NewAdmin::No
         };
+        let with_setup = admin == NewAdmin::IfNoAdmin;
+        self.admit_registration(&name, code_hash, with_setup, client)
+            .await?;
         let hash = self.hash_new_password(password.to_string()).await?;
         let account = NewAccount {
             username: name.as_str().to_string(),
@@ -334,19 +336,26 @@ impl Auth {
     }
 
     /// The cheap answers before a password hash is spent (checked again when writing): the
-    /// registration mode and invitation, the per-address attempt budget (reserved here, so
-    /// concurrent attempts cannot overrun it), and whether the name is taken.
+    /// registration mode and invitation (the setup link, `with_setup`, admits in any mode
+    /// while nobody administers the server), the per-address attempt budget (reserved here,
+    /// so concurrent attempts cannot overrun it), and whether the name is taken.
     async fn admit_registration(
         &self,
         name: &Username,
         code_hash: Option<[u8; 32]>,
+        with_setup: bool,
         client: IpAddr,
     ) -> Result<(), AuthError> {
         let now = db::now_ms();
         let (gate, taken) = self
             .inner
             .db
-            .registration_check(code_hash, name.key(), now, self.inner.members_invite)
+            .registration_check(
+                code_hash,
+                with_setup,
+                name.key(),
+                (now, self.inner.members_invite),
+            )
             .await?;
         if let Some(refused) = refusal(gate) {
             return Err(refused);

@@ -82,8 +82,14 @@ pub struct Prepared {
     pub thumbnail: Option<(Vec<u8>, &'static str)>,
 }
 
+/// The most bytes an image allowed `max_pixels` may take decoded: its pixels as 8-bit RGBA.
+fn decoded_budget(max_pixels: u64) -> u64 {
+    max_pixels.saturating_mul(4)
+}
+
 /// A decoder for `data` (an image of `kind`) and its size from the header, refused above
-/// `max_pixels` before anything is decoded (the decoder's allocations are capped too).
+/// `max_pixels`, or above that many pixels' worth of 8-bit RGBA once decoded, before
+/// anything is decoded (the decoder's allocations are capped too).
 fn measured(
     data: &[u8],
     kind: Kind,
@@ -92,14 +98,18 @@ fn measured(
     let mut reader = ImageReader::new(Cursor::new(data));
     reader.set_format(kind.format());
     let mut limits = Limits::default();
-    limits.max_alloc = Some(max_pixels.saturating_mul(8).max(64 << 20));
+    limits.max_alloc = Some(decoded_budget(max_pixels).max(64 << 20));
     reader.limits(limits);
     let decoder = reader.into_decoder().map_err(|_| Problem::Unreadable)?;
     let (w, h) = decoder.dimensions();
     if w == 0 || h == 0 {
         return Err(Problem::Unreadable);
     }
-    if u64::from(w) * u64::from(h) > max_pixels {
+    // Pixels, and what they take once decoded: a 16-bit image takes twice the memory of an
+    // 8-bit one, so it may have half as many.
+    if u64::from(w) * u64::from(h) > max_pixels
+        || decoder.total_bytes() > decoded_budget(max_pixels)
+    {
         return Err(Problem::TooLarge);
     }
     Ok((decoder, (w, h)))
@@ -235,21 +245,30 @@ pub fn avatar(
 ) -> Result<(Vec<u8>, &'static str), Problem> {
     let img = decoded_upright(data, kind, max_pixels)?;
     let side = img.width().min(img.height());
-    let square = img.crop_imm(
+    let alpha = img.color().has_alpha();
+    // Scaled from a view of the square: a copy of it would double the memory a large
+    // picture takes.
+    let square = image::imageops::crop_imm(
+        &img,
         (img.width() - side) / 2,
         (img.height() - side) / 2,
         side,
         side,
     );
-    let scaled = if side > AVATAR_SIDE {
-        square.resize_exact(
+    let scaled = DynamicImage::ImageRgba8(if side > AVATAR_SIDE {
+        image::imageops::resize(
+            &*square,
             AVATAR_SIDE,
             AVATAR_SIDE,
             image::imageops::FilterType::Triangle,
         )
     } else {
-        square
-    };
+        square.to_image()
+    });
+    drop(img);
+    if !alpha {
+        return encode_thumbnail(&DynamicImage::ImageRgb8(scaled.to_rgb8()));
+    }
     encode_thumbnail(&scaled)
 }
 
@@ -665,6 +684,37 @@ mod tests {
             prepare(b"\x89PNG\r\n\x1a\nnot really", Kind::Png, 100).unwrap_err(),
             Problem::Unreadable
         );
+    }
+
+    #[test]
+    fn deep_images_count_what_they_take_decoded() {
+        // 16-bit RGBA: 8 bytes a pixel, twice what the budget allows per allowed pixel.
+        let deep = |w: u32, h: u32| {
+            let img = DynamicImage::ImageRgba16(image::ImageBuffer::new(w, h));
+            let mut out = Vec::new();
+            img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+                .unwrap();
+            out
+        };
+        let max = 100 * 100;
+        // Within the pixels but not the bytes: refused from the header, like an avatar.
+        assert_eq!(
+            prepare(&deep(100, 100), Kind::Png, max).unwrap_err(),
+            Problem::TooLarge
+        );
+        assert_eq!(
+            avatar(&deep(100, 100), Kind::Png, max).unwrap_err(),
+            Problem::TooLarge
+        );
+        // Half the pixels fit.
+        let p = prepare(&deep(100, 50), Kind::Png, max).unwrap();
+        assert_eq!(p.dimensions, (100, 50));
+        let (bytes, mime) = avatar(&deep(100, 50), Kind::Png, max).unwrap();
+        assert_eq!(mime, "image/png");
+        let a = image::load_from_memory(&bytes).unwrap();
+        assert_eq!((a.width(), a.height()), (50, 50));
+        // The same pixels at 8 bits fit.
+        assert!(prepare(&png(100, 100), Kind::Png, max).is_ok());
     }
 
     #[test]

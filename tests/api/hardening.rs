@@ -1030,6 +1030,54 @@ async fn expired_sessions_are_deleted() {
 }
 
 #[tokio::test]
+async fn the_setup_link_admits_the_first_administrator_when_registration_is_closed() {
+    for mode in ["closed", "invite"] {
+        let mut app = TestApp::start().await;
+        let code = app.server().setup_code().expect("a setup code").to_string();
+        app.stop().await;
+        // The operator closed registration (or made it invitation only) before anyone
+        // followed the setup link.
+        let set = hearth::db::queries::RegistrationMode::parse(mode).expect("a mode");
+        operator(&app.config, move |c| {
+            hearth::admin::registration(c, Some(set)).expect("the mode is set")
+        })
+        .await;
+        app.restart().await;
+        let refused = if mode == "closed" {
+            ("registration_closed", 403)
+        } else {
+            ("invite_required", 403)
+        };
+        let res = app
+            .post_json(
+                "/api/register",
+                &json!({ "username": "passerby", "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(res.status(), refused.1, "{mode}: no setup code");
+        assert_eq!(json_body(res).await["error"]["code"], refused.0);
+        let res = app
+            .post_json(
+                "/api/register",
+                &json!({ "username": "owner", "password": PASSWORD, "setup": code }),
+            )
+            .await;
+        assert_eq!(res.status(), 201, "{mode}: the setup link admits");
+        let owner = Auth::Cookie(session_cookie(&res).unwrap());
+        let me = app.api_ok(Method::GET, "/api/me", &owner, None, 200).await;
+        assert_eq!(me["is_admin"], true);
+        // Used up: the mode holds again.
+        let res = app
+            .post_json(
+                "/api/register",
+                &json!({ "username": "second", "password": PASSWORD, "setup": code }),
+            )
+            .await;
+        assert_eq!(res.status(), refused.1, "{mode}: the code is spent");
+    }
+}
+
+#[tokio::test]
 async fn only_the_setup_link_makes_the_first_administrator() {
     let app = TestApp::start().await;
     let code = app

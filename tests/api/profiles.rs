@@ -97,6 +97,12 @@ async fn display_names_and_statuses_are_kept_checked_and_announced() {
     for (body, code) in [
         (json!({"display_name": long}), "invalid_profile"),
         (json!({"display_name": "two\nlines"}), "invalid_profile"),
+        (json!({"display_name": "\u{200b}"}), "invalid_profile"),
+        (
+            json!({"display_name": "\u{115f}\u{3164}"}),
+            "invalid_profile",
+        ),
+        (json!({"status": "\u{feff}away"}), "invalid_profile"),
         (json!({"status": "y".repeat(141)}), "invalid_profile"),
         (json!({"colour": "red"}), "bad_request"),
     ] {

@@ -128,6 +128,48 @@ async fn invalid_room_names_and_long_topics_are_refused() {
         )
         .await;
     assert_eq!(v["room"]["topic"].as_str().unwrap().chars().count(), 250);
+    // One line of visible text: no line break, escape sequence, reordering override or
+    // character that shows nothing; right-to-left text and emoji sequences are fine.
+    for bad in [
+        "line\nbreak",
+        "bell\u{7}",
+        "\u{1b}[31mred",
+        "pay \u{202e}exe.txt",
+        "isolate \u{2066}x\u{2069}",
+        "zero\u{200b}width",
+        "\u{feff}bom",
+        "\u{3164}",
+    ] {
+        app.api_err(
+            Method::POST,
+            "/api/rooms",
+            &alice,
+            Some(&json!({ "name": "spoofed", "topic": bad })),
+            400,
+            "invalid_topic",
+        )
+        .await;
+        app.api_err(
+            Method::PATCH,
+            "/api/rooms/topical",
+            &alice,
+            Some(&json!({ "topic": bad })),
+            400,
+            "invalid_topic",
+        )
+        .await;
+    }
+    let fine = "שלום 👩\u{200d}💻 café";
+    let v = app
+        .api_ok(
+            Method::PATCH,
+            "/api/rooms/topical",
+            &alice,
+            Some(&json!({ "topic": fine })),
+            200,
+        )
+        .await;
+    assert_eq!(v["room"]["topic"], fine);
 
     // Missing or wrongly typed fields.
     app.api_err(

@@ -60,12 +60,18 @@ pub enum Created {
 }
 
 /// The registration gate for an invitation code hash at `now_ms` (`members_invite`: links
-/// made by members admit).
+/// made by members admit). The setup link (`setup`: its code was presented) admits whatever
+/// the mode while no account administers the server: the first administrator needs a way in
+/// on a server whose registration an operator closed before starting it.
 fn gate(
     c: &Conn,
     invite: Option<&[u8; 32]>,
+    setup: bool,
     (now_ms, members_invite): (i64, bool),
 ) -> Result<Gate, SqlError> {
+    if setup && !queries::has_admin(c)? {
+        return Ok(Gate::Open);
+    }
     Ok(match queries::registration_mode(c)? {
         RegistrationMode::Open => Gate::Open,
         RegistrationMode::Closed => Gate::Closed,
@@ -88,12 +94,12 @@ impl Db {
     pub async fn registration_check(
         &self,
         invite: Option<[u8; 32]>,
+        setup: bool,
         key: String,
-        now_ms: i64,
-        members_invite: bool,
+        (now_ms, members_invite): (i64, bool),
     ) -> Result<(Gate, bool), DbError> {
         self.read(move |c| {
-            let gate = gate(c, invite.as_ref(), (now_ms, members_invite))?;
+            let gate = gate(c, invite.as_ref(), setup, (now_ms, members_invite))?;
             let taken = gate.admits() && queries::username_taken(c, &key)?;
             Ok((gate, taken))
         })
@@ -122,8 +128,14 @@ impl Db {
             .transact_then(
                 move |tx: &Tx<'_>| {
                     let c = tx.0;
-                    let gate = gate(c, new.invite.as_ref(), (new.now_ms, new.members_invite))
-                        .map_err(DbError::from)?;
+                    let setup = new.admin == NewAdmin::IfNoAdmin;
+                    let gate = gate(
+                        c,
+                        new.invite.as_ref(),
+                        setup,
+                        (new.now_ms, new.members_invite),
+                    )
+                    .map_err(DbError::from)?;
                     if !gate.admits() {
                         return Err(NotMade::Refused(gate));
                     }
