@@ -392,6 +392,13 @@ pub fn backup(config: &Config, out: &Path) -> Result<String, AdminError> {
 /// `url` (see [`crate::db::pg::import`]); the tables and row counts copied.
 pub fn migrate_to_postgres(config: &Config, url: &str) -> Result<String, AdminError> {
     use crate::db::pg::import;
+    if crate::db::serving_elsewhere(&config.database.path) {
+        return Err(AdminError(format!(
+            "a Hearth server is serving {} now: stop it first, or messages sent after the copy \
+             would be left behind",
+            config.database.path.display()
+        )));
+    }
     let mut client = import::connect(url).map_err(|e| AdminError(e.to_string()))?;
     let report = import::copy(&config.database.path, &mut client)
         .map_err(|e| AdminError(format!("nothing was copied: {e}")))?;

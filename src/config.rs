@@ -461,8 +461,29 @@ impl Config {
             .map_err(|e| describe(e, path))?;
         config
             .validate()
-            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+            .map_err(|e| ConfigError(format!("{}: {e}", Self::origin_of(path, &e))))?;
         Ok((config, source))
+    }
+
+    /// Where the value that `problem` (a validation error, `key: what`) is about came from:
+    /// the environment variable that set it, else the file.
+    fn origin_of(path: &Path, problem: &str) -> String {
+        let key = problem.split(':').next().unwrap_or("").trim();
+        let from_env = !key.is_empty()
+            && !key.contains(' ')
+            && Self::figment(path)
+                .find_metadata(key)
+                .is_some_and(|m| m.name.contains("environment"));
+        if from_env {
+            let var = key
+                .split('.')
+                .map(str::to_ascii_uppercase)
+                .collect::<Vec<_>>()
+                .join("__");
+            format!("environment variable CHAT_{var}")
+        } else {
+            path.display().to_string()
+        }
     }
 
     /// The layered providers: defaults, then the file (if it exists), then `CHAT_*`.
@@ -640,9 +661,10 @@ impl Config {
                 "auth.pbkdf2_iterations: must be at least 1000 (the default, {DEFAULT_PBKDF2_ITERATIONS}, is the safe choice)"
             ));
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+        if !log_filter_ok(&self.log.level) {
             return Err(format!(
-                "log.level: {:?} is not a log filter (try \"info\" or \"debug\")",
+                "log.level: {:?} is not a log filter (a level: \"error\", \"warn\", \"info\", \
+                 \"debug\", \"trace\" or \"off\", then any `target=level`, separated by commas)",
                 self.log.level
             ));
         }
@@ -788,6 +810,20 @@ fn describe(err: figment::Error, path: &Path) -> ConfigError {
         }
     }
     ConfigError(lines.join("; "))
+}
+
+/// Whether `filter` is a log filter Hearth takes: one that parses, each of whose
+/// comma-separated parts is a level or a `target=level` directive. A bare word parses too (as
+/// "everything from that target"), so a misspelt level (`"inf"`) would otherwise turn every
+/// other log line off, the setup link among them.
+fn log_filter_ok(filter: &str) -> bool {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    tracing_subscriber::EnvFilter::try_new(filter).is_ok()
+        && filter
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .all(|part| part.contains('=') || LEVELS.iter().any(|l| l.eq_ignore_ascii_case(part)))
 }
 
 /// A database or Redis URL (or a PostgreSQL `key=value` connection string) without its
@@ -938,6 +974,43 @@ mod tests {
             assert!(e.contains("limits.message_burst"), "{e}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_value_the_environment_set_is_blamed_on_its_variable() {
+        Jail::expect_with(|jail| {
+            jail.create_file("chat.toml", "[previews]\nworkers = 0\n")?;
+            let e = Config::load(Path::new("chat.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("chat.toml: previews.workers"), "{e}");
+            jail.set_env("CHAT_PREVIEWS__WORKERS", "0");
+            jail.create_file("chat.toml", "")?;
+            let e = Config::load(Path::new("chat.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("environment variable CHAT_PREVIEWS__WORKERS: previews.workers"),
+                "{e}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_misspelt_log_level_is_refused() {
+        for good in [
+            "info",
+            "WARN",
+            "debug,hyper=warn",
+            "off",
+            "hearth=trace,warn",
+        ] {
+            assert!(log_filter_ok(good), "{good}");
+        }
+        for bad in ["inf", "loud", "debug,,==", "info,hyper"] {
+            assert!(!log_filter_ok(bad), "{bad}");
+        }
     }
 
     #[test]

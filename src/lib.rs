@@ -108,6 +108,8 @@ pub struct Server {
     /// Cluster mode's tasks (lease renewals, presence), which leave Redis when stopped.
     shared: Vec<tokio::task::JoinHandle<()>>,
     state: App,
+    /// On SQLite, the file's claim ([`db::claim`]), given up once everything is written.
+    claim: Option<std::fs::File>,
 }
 
 /// Searches running at once over the whole server: each holds one of the dedicated search
@@ -324,6 +326,11 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
     let (commit_tx, commit_rx) = std::sync::mpsc::channel();
     let metrics = Arc::new(metrics::Metrics::default());
     let wake = commit_tx.clone();
+    let claim = if config.database.url.is_empty() {
+        Some(db::claim(&config.database.path)?)
+    } else {
+        None
+    };
     let (db, writer) = if config.database.url.is_empty() {
         Db::open(
             &config.database.path,
@@ -424,6 +431,7 @@ pub async fn run(config: Config) -> Result<Server, StartupError> {
         tracker: state.tracker.clone(),
         shared,
         state,
+        claim,
     })
 }
 
@@ -579,5 +587,6 @@ impl Server {
         }
         self.writer.shutdown().await;
         let _ = tokio::task::spawn_blocking(move || self.fan_out.join()).await;
+        drop(self.claim);
     }
 }

@@ -21,7 +21,7 @@ struct Cli {
     #[arg(
         long,
         short,
-        default_value = "chat.toml",
+        default_value = DEFAULT_CONFIG,
         value_name = "PATH",
         global = true
     )]
@@ -188,6 +188,10 @@ enum UserCommand {
     List,
 }
 
+/// The configuration file read when `--config` is not given (absent: built-in defaults, as
+/// for any missing file).
+const DEFAULT_CONFIG: &str = "chat.toml";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve);
@@ -336,8 +340,13 @@ fn report(result: Result<String, AdminError>) -> ExitCode {
     }
 }
 
-/// A one-line hint when `public_url` cannot reach the bind address as configured.
+/// A one-line hint when `public_url` cannot reach the bind address as configured (none when
+/// a reverse proxy is configured, `server.trusted_proxies`: listening on loopback is then the
+/// point).
 fn reachability_hint(config: &Config) -> Option<String> {
+    if !config.server.trusted_proxies.is_empty() {
+        return None;
+    }
     let url = config.public_url()?;
     let origin = hearth::config::parse_origin(url).ok()?;
     let host = origin.split("://").nth(1)?;
@@ -358,8 +367,12 @@ fn init_logging(log: &LogConfig) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(format!("{},hyper=warn,warp=warn", log.level)))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a terminal (not a file or the journal), and never with NO_COLOR set.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_env_filter(filter);
     match log.format {
         LogFormat::Text => builder.init(),
@@ -389,6 +402,14 @@ fn serve(path: &Path) -> ExitCode {
 async fn run(config: Config, source: Source) -> ExitCode {
     match &source {
         Source::File(p) => tracing::info!("configuration from {}", p.display()),
+        // Named on the command line and missing: likely a typo, which would start a new,
+        // empty community; said loudly.
+        Source::Defaults(p) if p != Path::new(DEFAULT_CONFIG) => tracing::warn!(
+            "{} does not exist: using built-in defaults (check the --config path, or write \
+             one with `hearth init {}`)",
+            p.display(),
+            p.display()
+        ),
         Source::Defaults(p) => tracing::info!(
             "no {} found: using built-in defaults (write one with `hearth init`)",
             p.display()
@@ -402,6 +423,11 @@ async fn run(config: Config, source: Source) -> ExitCode {
     if let Some(hint) = reachability_hint(&config) {
         tracing::warn!("{hint}");
     }
+    let scheme = if config.server.tls.enabled() {
+        "https"
+    } else {
+        "http"
+    };
     let server = match hearth::run(config).await {
         Ok(s) => s,
         Err(e) => {
@@ -410,7 +436,7 @@ async fn run(config: Config, source: Source) -> ExitCode {
         }
     };
     let addr = server.local_addr();
-    println!("listening on http://{addr}");
+    println!("listening on {scheme}://{addr}");
     tracing::info!("database: {database}");
     if addr.ip().is_unspecified() {
         tracing::info!("open http://127.0.0.1:{} in a browser", addr.port());

@@ -81,6 +81,55 @@ pub struct OpenError {
     reason: String,
 }
 
+/// The file beside the SQLite file at `path` that a serving process holds locked.
+pub fn serving_lock_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-lock");
+    std::path::PathBuf::from(name)
+}
+
+/// Claim the SQLite file at `path` for this process's server: an exclusive lock on
+/// [`serving_lock_path`], held as long as the returned file is open (the kernel lets it go
+/// if the process dies). A second server on the same file would keep its own view of the
+/// rooms in memory and never hear of the first one's messages, so it is refused. Operator
+/// commands do not claim the file (they run beside a live server);
+/// `hearth migrate-to-postgres` asks [`serving_elsewhere`] first.
+pub fn claim(path: &Path) -> Result<std::fs::File, OpenError> {
+    let lock = serving_lock_path(path);
+    let fail = |reason: String| OpenError {
+        path: path.display().to_string(),
+        reason,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|e| fail(format!("cannot open {}: {e}", lock.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(fail(
+            "another Hearth server is serving this file; stop it first (one SQLite file \
+             has one server: several nodes share a PostgreSQL database instead)"
+                .into(),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(fail(format!("cannot lock {}: {e}", lock.display())))
+        }
+    }
+}
+
+/// Whether a server holds the SQLite file at `path` now (see [`claim`]).
+pub fn serving_elsewhere(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(serving_lock_path(path)) else {
+        return false;
+    };
+    matches!(
+        file.try_lock_shared(),
+        Err(std::fs::TryLockError::WouldBlock)
+    )
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()

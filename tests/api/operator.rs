@@ -444,3 +444,36 @@ fn registration_and_invite_commands_refuse_bad_input() {
     );
     assert_eq!(code, 2);
 }
+
+#[tokio::test]
+async fn a_second_server_on_the_same_file_is_refused_and_the_copy_waits_for_the_first() {
+    if crate::common::sqlite_only("one server per SQLite file") {
+        return;
+    }
+    let mut app = TestApp::start().await;
+    let path = app.db_path();
+    assert!(hearth::db::serving_elsewhere(&path));
+    // Another server on the same file: refused at start-up, with a reason that says so.
+    let err = match hearth::run(app.config.clone()).await {
+        Ok(_) => panic!("a second server started on the same file"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("another Hearth server is serving"), "{err}");
+    // The copy into PostgreSQL refuses before it connects anywhere.
+    let said = operator(&app.config, |c| {
+        admin::migrate_to_postgres(c, "postgres://nobody@127.0.0.1:1/none")
+    })
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(said.contains("is serving"), "{said}");
+    // The first one still serves; once it stops, the file is free again.
+    let auth = app.signup("alice").await;
+    app.api_ok(reqwest::Method::GET, "/api/me", &auth, None, 200)
+        .await;
+    app.stop().await;
+    assert!(!hearth::db::serving_elsewhere(&path));
+    app.restart().await;
+    app.api_ok(reqwest::Method::GET, "/api/me", &auth, None, 200)
+        .await;
+}
