@@ -390,6 +390,7 @@ pub async fn sweep(state: &App) {
     }
 }
 
-fn unknown_message() -> AppError {
+/// The answer to anyone who may not read a message, whether it exists or not.
+pub fn unknown_message() -> AppError {
     AppError::new(Code::UnknownMessage, "There is no message with that id.")
 }

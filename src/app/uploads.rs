@@ -312,6 +312,11 @@ pub struct Download {
     pub inline: bool,
 }
 
+/// The answer to anyone who may not see a file, whether it exists or not.
+pub fn unknown_upload() -> AppError {
+    AppError::new(Code::UnknownUpload, "There is no such file.")
+}
+
 /// The file of upload `id` (its thumbnail when `thumbnail`) if `user_id` may read it: the
 /// uploader before it is sent, and anyone who may read its message's room after. Everything
 /// else is `unknown_upload`, so nobody learns which ids exist.
@@ -321,7 +326,7 @@ pub async fn download(
     id: &str,
     thumbnail: bool,
 ) -> Result<Download, AppError> {
-    let unknown = || AppError::new(Code::UnknownUpload, "There is no such file.");
+    let unknown = unknown_upload;
     if !valid_id(id) {
         return Err(unknown());
     }

@@ -366,6 +366,27 @@ pub fn signed_in(state: App) -> impl Filter<Extract = (Identity,), Error = Rejec
     authenticated(state)
 }
 
+/// A live session or bot token, on a route whose resources anyone who may not see them is
+/// told do not exist (a file, a preview's picture): without one, the `hidden` error (a 404),
+/// so that a signed-out visitor learns no more than another user would.
+pub fn signed_in_or_hidden(
+    state: App,
+    hidden: fn() -> AppError,
+) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
+    presented_token().and(with_state(state)).and_then(
+        move |token: Option<String>, state: App| async move {
+            let Some(token) = token else {
+                return Err(Rejection::from(hidden()));
+            };
+            match state.auth.authenticate(&token).await {
+                Ok(Some(id)) => Ok(id),
+                Ok(None) => Err(Rejection::from(hidden())),
+                Err(e) => Err(Rejection::from(e)),
+            }
+        },
+    )
+}
+
 /// A live session or bot token allowed to change something: a cookie session must also come
 /// from one of our origins (no cross-site request forgery); a bot token needs no Origin.
 pub fn signed_in_write(

@@ -16,7 +16,7 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use super::filters::{signed_in, signed_in_write, with_state};
+use super::filters::{signed_in, signed_in_or_hidden, signed_in_write, with_state};
 use crate::app::error::AppError;
 use crate::app::uploads::{self, Download, NewFile};
 use crate::app::App;
@@ -67,7 +67,7 @@ pub fn downloads(s: App) -> impl Filter<Extract = (Response,), Error = Rejection
         .or(thumb)
         .unify()
         .and(warp::get())
-        .and(signed_in(s.clone()))
+        .and(signed_in_or_hidden(s.clone(), uploads::unknown_upload))
         .and(warp::header::optional::<String>("range"))
         .and(warp::header::optional::<String>("if-none-match"))
         .and(with_state(s.clone()))
@@ -83,7 +83,10 @@ pub fn downloads(s: App) -> impl Filter<Extract = (Response,), Error = Rejection
         );
     let preview = warp::path!("api" / "messages" / i64 / "preview" / "image")
         .and(warp::get())
-        .and(signed_in(s.clone()))
+        .and(signed_in_or_hidden(
+            s.clone(),
+            crate::app::previews::unknown_message,
+        ))
         .and(warp::header::optional::<String>("if-none-match"))
         .and(with_state(s))
         .and_then(

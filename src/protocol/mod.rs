@@ -279,7 +279,7 @@ pub struct MessageView<'a> {
     pub preview: Option<PreviewView<'a>>,
 }
 
-/// `{"url","title","description","site_name","image_url"?}`: a link preview.
+/// `{"url","title","description","site_name","image_url"}`: a link preview.
 #[derive(Debug, Serialize)]
 pub struct PreviewView<'a> {
     /// The link.
@@ -290,8 +290,7 @@ pub struct PreviewView<'a> {
     pub description: &'a str,
     /// The site's name (may be empty).
     pub site_name: &'a str,
-    /// The picture, served by Hearth.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The picture, served by Hearth; `null` without one.
     pub image_url: Option<String>,
 }
 

@@ -19,7 +19,6 @@ use tokio_tungstenite::WebSocketStream;
 use crate::app::error::{AppError, Code};
 use crate::app::App;
 use crate::db::{Replayed, Room, Snapshot};
-use crate::domain::valid_nonce;
 use crate::hub::{ConnId, Outgoing, Registration, RoomChange, RoomUpdate};
 use crate::protocol::{
     replayed_frame, ClientMsg, ProfileView, RoomView, ServerMsg, UserView, CLOSE_SESSION_ENDED,
@@ -187,13 +186,11 @@ fn error_frame(e: &AppError, nonce: Option<&str>) -> Message {
     )
 }
 
-/// Best-effort nonce of a frame that failed to parse, so the client can match the error.
+/// Best-effort nonce of a frame that failed to parse, so the client can match the error: any
+/// string, a nonce refused for its length included (the frame itself is at most 64 KiB).
 fn salvage_nonce(text: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(text).ok()?;
-    v.get("nonce")?
-        .as_str()
-        .filter(|n| valid_nonce(n))
-        .map(str::to_string)
+    v.get("nonce")?.as_str().map(str::to_string)
 }
 
 impl Connection {
@@ -225,7 +222,16 @@ impl Connection {
                     last_heard = Instant::now();
                     self.on_incoming(&mut ws, incoming).await
                 }
-                _ = ping.tick() => self.on_tick(&mut ws, last_heard).await,
+                _ = ping.tick() => {
+                    let flow = self.on_tick(&mut ws, last_heard).await;
+                    // A silent client is closed once IDLE_LIMIT has passed, not at the first
+                    // ping after it: the next tick comes no later than that.
+                    let idle_at = last_heard + IDLE_LIMIT;
+                    if idle_at < Instant::now() + PING_EVERY {
+                        ping.reset_at(idle_at);
+                    }
+                    flow
+                }
             };
             match flow {
                 Flow::Continue => {}

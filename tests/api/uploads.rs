@@ -167,8 +167,22 @@ async fn a_file_comes_back_byte_for_byte_with_safe_headers() {
     assert_eq!(res.status(), 416);
     assert_eq!(res.headers()["content-range"], "bytes */300000");
 
-    // Without a session: 401; an id nobody has: 404.
-    assert_eq!(app.get(url).await.status(), 401);
+    // Without a session, or with one that ended: 404, as for anyone who may not see it
+    // (the thumbnail likewise); an id nobody has: 404.
+    assert_error(app.get(url).await, 404, "unknown_upload").await;
+    assert_error(
+        app.get(&format!("{url}/thumbnail")).await,
+        404,
+        "unknown_upload",
+    )
+    .await;
+    let res = app
+        .send(
+            app.request(reqwest::Method::GET, url, None)
+                .header("cookie", "hearth_session=not-a-session"),
+        )
+        .await;
+    assert_error(res, 404, "unknown_upload").await;
     let res = app
         .get_as("/api/uploads/AAAAAAAAAAAAAAAAAAAAAA", &alice)
         .await;

@@ -307,7 +307,9 @@ async fn nonces_are_limited_to_64_characters_not_bytes() {
 
     ws.send_json(&send_frame("too long", Some(&"é".repeat(65))))
         .await;
-    expect_error(&mut ws, "bad_frame").await;
+    let refused = expect_error(&mut ws, "bad_frame").await;
+    // The error names the frame's nonce, the one refused for its length too.
+    assert_eq!(refused["nonce"], "é".repeat(65), "{refused}");
     assert_still_works(&mut ws, "after-nonce").await;
 }
 

@@ -5,7 +5,6 @@
 use super::Context;
 use crate::app::error::AppError;
 use crate::app::lifecycle;
-use crate::domain::valid_nonce;
 
 /// `{"type":"delete","id","nonce"?}`.
 pub struct DeleteMessage {
@@ -16,9 +15,9 @@ pub struct DeleteMessage {
 }
 
 impl DeleteMessage {
-    /// The nonce refusals name: none when the nonce itself is what is refused.
+    /// The nonce refusals name: the frame's own, even one refused for its length.
     pub fn nonce(&self) -> Option<&str> {
-        self.nonce.as_deref().filter(|n| valid_nonce(n))
+        self.nonce.as_deref()
     }
 
     /// Delete the message; the hub's `deleted` frame is the answer.

@@ -5,7 +5,6 @@
 use super::Context;
 use crate::app::error::AppError;
 use crate::app::lifecycle;
-use crate::domain::valid_nonce;
 
 /// `{"type":"edit","id","body","nonce"?}`.
 pub struct EditMessage {
@@ -18,9 +17,9 @@ pub struct EditMessage {
 }
 
 impl EditMessage {
-    /// The nonce refusals name: none when the nonce itself is what is refused.
+    /// The nonce refusals name: the frame's own, even one refused for its length.
     pub fn nonce(&self) -> Option<&str> {
-        self.nonce.as_deref().filter(|n| valid_nonce(n))
+        self.nonce.as_deref()
     }
 
     /// Edit the message; the hub's `edited` frame is the answer.

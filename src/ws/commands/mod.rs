@@ -121,8 +121,8 @@ impl Command {
         }
     }
 
-    /// The nonce a refusal of this command names, so the client can match it: the frame's own,
-    /// when it has a valid one.
+    /// The nonce a refusal of this command names, so the client can match it: the frame's own
+    /// (one refused for its length too).
     pub fn nonce(&self) -> Option<&str> {
         match self {
             Command::Send(c) => c.nonce(),

@@ -5,7 +5,6 @@
 use super::Context;
 use crate::app::error::AppError;
 use crate::app::lifecycle;
-use crate::domain::valid_nonce;
 
 /// `{"type":"react","id","emoji","on","nonce"?}`.
 pub struct React {
@@ -20,9 +19,9 @@ pub struct React {
 }
 
 impl React {
-    /// The nonce refusals name: none when the nonce itself is what is refused.
+    /// The nonce refusals name: the frame's own, even one refused for its length.
     pub fn nonce(&self) -> Option<&str> {
-        self.nonce.as_deref().filter(|n| valid_nonce(n))
+        self.nonce.as_deref()
     }
 
     /// Change the reaction; the hub's `reaction` frame is the answer.

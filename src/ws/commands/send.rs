@@ -5,7 +5,6 @@
 use super::Context;
 use crate::app::error::AppError;
 use crate::app::messages::{self, Draft};
-use crate::domain::valid_nonce;
 
 /// `{"type":"send","room","body","nonce"?,"reply_to"?,"attachments"?}`.
 pub struct SendMessage {
@@ -22,9 +21,9 @@ pub struct SendMessage {
 }
 
 impl SendMessage {
-    /// The nonce refusals name: none when the nonce itself is what is refused.
+    /// The nonce refusals name: the frame's own, even one refused for its length.
     pub fn nonce(&self) -> Option<&str> {
-        self.nonce.as_deref().filter(|n| valid_nonce(n))
+        self.nonce.as_deref()
     }
 
     /// Queue the message to the writer; the sender's acknowledgement is the `message` frame
