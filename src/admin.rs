@@ -137,7 +137,10 @@ pub fn user_add(config: &Config, name: &str, pw: &str) -> Result<String, AdminEr
         NewAdmin::IfFirst,
         db::now_ms(),
     )? {
-        Some(u) => Ok(format!("created {} (id {})", u.username, u.id)),
+        Some(u) => {
+            tracing::info!(user = %u.username, "account created from the command line");
+            Ok(format!("created {} (id {})", u.username, u.id))
+        }
         None => Err(AdminError(format!("{} is taken", name.as_str()))),
     }
 }
@@ -148,6 +151,10 @@ pub fn user_passwd(config: &Config, name: &str, pw: &str) -> Result<String, Admi
     let name = username(name)?;
     let hash = new_hash(config, pw)?;
     change_account(config, &name, AccountChange::ResetPassword(hash))?;
+    tracing::info!(
+        user = name.as_str(),
+        "password changed from the command line"
+    );
     Ok(format!(
         "password of {} changed; their sessions were signed out",
         name.as_str()
@@ -163,25 +170,51 @@ pub fn user_set_disabled(
     let name = username(name)?;
     if disabled {
         change_account(config, &name, AccountChange::Disable)?;
+        tracing::info!(
+            user = name.as_str(),
+            "account disabled from the command line"
+        );
         Ok(format!(
-            "{} disabled and signed out everywhere",
-            name.as_str()
+            "{} disabled and signed out everywhere{}",
+            name.as_str(),
+            if_no_admin_left(config)?
         ))
     } else {
         change_account(config, &name, AccountChange::Enable)?;
+        tracing::info!(
+            user = name.as_str(),
+            "account enabled from the command line"
+        );
         Ok(format!("{} enabled", name.as_str()))
     }
+}
+
+/// A warning to add when no enabled account administers the server any more, else nothing.
+fn if_no_admin_left(config: &Config) -> Result<&'static str, AdminError> {
+    let left = open(config)?
+        .list_users()?
+        .iter()
+        .any(|u| u.is_admin && !u.disabled);
+    Ok(if left {
+        ""
+    } else {
+        "\nwarning: no enabled account administers the server now; the next start prints a \
+         setup link (or promote someone: hearth user promote NAME)"
+    })
 }
 
 /// `hearth user purge NAME`.
 pub fn user_purge(config: &Config, name: &str) -> Result<String, AdminError> {
     let name = username(name)?;
     match open(config)?.purge_messages(&name.key())? {
-        Some((user, n)) => Ok(format!(
-            "deleted {n} message{} of {}",
-            if n == 1 { "" } else { "s" },
-            user.username
-        )),
+        Some((user, n)) => Ok({
+            tracing::info!(user = %user.username, messages = n, "messages purged from the command line");
+            format!(
+                "deleted {n} message{} of {}",
+                if n == 1 { "" } else { "s" },
+                user.username
+            )
+        }),
         None => Err(AdminError(format!("no user {}", name.as_str()))),
     }
 }
@@ -195,8 +228,14 @@ pub fn user_set_admin(config: &Config, name: &str, admin: bool) -> Result<String
         AccountChange::Demote
     };
     change_account(config, &name, change)?;
+    tracing::info!(
+        user = name.as_str(),
+        admin,
+        "administrator rights changed from the command line"
+    );
+    let warning = if admin { "" } else { if_no_admin_left(config)? };
     Ok(format!(
-        "{} is {} an administrator",
+        "{} is {} an administrator{warning}",
         name.as_str(),
         if admin { "now" } else { "no longer" }
     ))
@@ -207,18 +246,19 @@ pub fn user_list(config: &Config, out: &mut impl Write) -> Result<(), AdminError
     let store = open(config)?;
     writeln!(
         out,
-        "{:>6}  {:<32}  {:<8}  {:<24}  last seen",
+        "{:>6}  {:<32}  {:<15}  {:<24}  last seen",
         "id", "username", "role", "created"
     )?;
     for u in store.list_users()? {
         let role = match (u.is_admin, u.disabled) {
-            (_, true) => "disabled",
+            (true, true) => "admin, disabled",
+            (false, true) => "disabled",
             (true, false) => "admin",
             (false, false) => "member",
         };
         writeln!(
             out,
-            "{:>6}  {:<32}  {:<8}  {:<24}  {}",
+            "{:>6}  {:<32}  {:<15}  {:<24}  {}",
             u.id,
             u.username,
             role,

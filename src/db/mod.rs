@@ -260,7 +260,8 @@ pub(in crate::db) fn open_writable(
             return Err(fail(format!("folder {} does not exist", dir.display())));
         }
     }
-    let mut conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
+    let access = "may this user write the file and its folder?";
+    let mut conn = Connection::open(path).map_err(|e| fail(format!("{e} ({access})")))?;
     let setup = |conn: &mut Connection| -> rusqlite::Result<Result<u32, String>> {
         common_pragmas(conn)?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
@@ -294,6 +295,11 @@ pub(in crate::db) fn open_writable(
     setup(&mut conn)
         .map_err(|e| fail(e.to_string()))?
         .map_err(fail)?;
+    // SQLite opens a file it may not write read-only without a word, and a database already
+    // up to date needs no write to open: ask for the write lock now rather than fail every
+    // write later.
+    conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK")
+        .map_err(|e| fail(format!("cannot write it: {e} ({access})")))?;
     Ok(conn)
 }
 

@@ -68,14 +68,18 @@ pub fn session(
     })
 }
 
-/// PostgreSQL's message for `e`, with its detail when it gave one.
+/// PostgreSQL's message for `e`, with its detail when it gave one; for an error that never
+/// reached the server, what the system said (connection refused, no such socket file).
 pub fn error_text(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => match db.detail() {
             Some(d) => format!("{} ({d})", db.message()),
             None => db.message().to_string(),
         },
-        None => e.to_string(),
+        None => match std::error::Error::source(e) {
+            Some(cause) if !e.to_string().contains(&cause.to_string()) => format!("{e}: {cause}"),
+            _ => e.to_string(),
+        },
     }
 }
 
