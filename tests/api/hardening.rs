@@ -1198,3 +1198,35 @@ async fn text_with_nul_is_refused_in_bodies_paths_and_queries() {
         .await;
     assert_eq!(m["message"]["body"], "a \\u0000 b");
 }
+
+#[tokio::test]
+async fn signing_in_again_and_again_keeps_the_hundred_newest_browser_sessions() {
+    let app = TestApp::start().await;
+    let first = app.signup("alice").await;
+    let token = app
+        .api_ok(
+            Method::POST,
+            "/api/tokens",
+            &first,
+            Some(&json!({ "name": "bot" })),
+            201,
+        )
+        .await;
+    let bot = Auth::Bearer(token["token"].as_str().unwrap().to_string());
+    let mut latest = None;
+    for _ in 0..100 {
+        latest = Some(Auth::Cookie(app.login("alice", PASSWORD).await.1));
+    }
+    let latest = latest.unwrap();
+    // The 101st browser session signed the least recently used one out, and only that one.
+    app.api_err(Method::GET, "/api/me", &first, None, 401, "unauthorized")
+        .await;
+    app.api_ok(Method::GET, "/api/me", &latest, None, 200).await;
+    let list = app
+        .api_ok(Method::GET, "/api/sessions", &bot, None, 200)
+        .await;
+    let sessions = list["sessions"].as_array().unwrap();
+    let browsers = sessions.iter().filter(|s| s["kind"] == "cookie").count();
+    let bots = sessions.iter().filter(|s| s["kind"] == "bot").count();
+    assert_eq!((browsers, bots), (100, 1), "{list}");
+}

@@ -160,6 +160,16 @@ pub fn bot_session_count<C: Sql>(conn: &C, user_id: i64) -> Result<i64, C::Error
     Ok(n.unwrap_or(0))
 }
 
+/// Sign out the user's browser sessions beyond the `keep` most recently used; how many went.
+pub fn trim_cookie_sessions<C: Sql>(conn: &C, user_id: i64, keep: i64) -> Result<usize, C::Error> {
+    conn.exec(
+        "DELETE FROM sessions WHERE user_id = ?1 AND kind = 'cookie' AND token_hash NOT IN \
+         (SELECT token_hash FROM sessions WHERE user_id = ?1 AND kind = 'cookie' \
+          ORDER BY last_seen_at DESC, created_at DESC LIMIT ?2)",
+        args![user_id, keep],
+    )
+}
+
 /// One of a user's sessions or bot tokens, as listed to that user.
 #[derive(Debug, Clone)]
 pub struct SessionListing {

@@ -7,6 +7,11 @@ use crate::db::queries::{self, RegistrationMode, SessionListing};
 use crate::db::{Db, DbError, NewAdmin, SessionInfo, SessionKind, SessionRow, Tx, User};
 use crate::events::Change;
 
+/// Browser sessions one account keeps: signing in once more signs out the one used least
+/// recently, so that sign-ins in a loop cannot grow the table (or the list of devices)
+/// without end.
+pub const BROWSER_SESSIONS: i64 = 100;
+
 /// What the registration mode says about a new account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
@@ -228,19 +233,32 @@ impl Db {
     }
 
     /// Store a new session or token; `false` (nothing stored) when it is a bot token and the
-    /// user already has `cap` of them (0 = no cap), counted in the same transaction.
+    /// user already has `cap` of them (0 = no cap), counted in the same transaction. A browser
+    /// session beyond [`BROWSER_SESSIONS`] signs the least recently used one out.
     pub async fn insert_session(&self, row: SessionRow, cap: u32) -> Result<bool, DbError> {
-        self.write(move |c| {
-            if row.kind == SessionKind::Bot
-                && cap > 0
-                && queries::bot_session_count(c, row.user_id)? >= i64::from(cap)
-            {
-                return Ok(false);
-            }
-            queries::insert_session(c, &row)?;
-            Ok(true)
-        })
-        .await
+        let (inserted, trimmed) = self
+            .write(move |c| {
+                if row.kind == SessionKind::Bot
+                    && cap > 0
+                    && queries::bot_session_count(c, row.user_id)? >= i64::from(cap)
+                {
+                    return Ok((false, 0));
+                }
+                queries::insert_session(c, &row)?;
+                let mut trimmed = 0;
+                if row.kind == SessionKind::Cookie {
+                    trimmed = queries::trim_cookie_sessions(c, row.user_id, BROWSER_SESSIONS)?;
+                    if trimmed > 0 {
+                        tell_other_nodes(c)?;
+                    }
+                }
+                Ok((true, trimmed))
+            })
+            .await?;
+        if trimmed > 0 {
+            self.sessions_revoked().await;
+        }
+        Ok(inserted)
     }
 
     /// The user's live sessions and bot tokens, newest first.
