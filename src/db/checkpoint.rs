@@ -9,19 +9,60 @@
 //! change: a commit is durable in the WAL before it is acknowledged, as before.
 
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
 /// Time between two checkpoints.
 const EVERY: Duration = Duration::from_millis(200);
 
+/// How long after the last deletion or edit the write-ahead log is emptied: time for the
+/// search index's pass over the same messages to be written too.
+const SCRUB_AFTER: Duration = Duration::from_secs(2);
+
 /// The checkpoint thread; stopped (and waited for) when dropped.
 pub(super) struct Checkpointer {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    scrub: Scrub,
+}
+
+/// Asks the checkpoint thread to empty the write-ahead log soon. A deleted message's words,
+/// or an edited one's earlier words, are overwritten in the database file (`secure_delete`),
+/// but the log still holds the pages written when they were stored until it is written over;
+/// an emptied log holds nothing.
+#[derive(Clone, Default)]
+pub(super) struct Scrub {
+    /// Milliseconds after the thread started of the latest request (0: none).
+    asked: Arc<AtomicU64>,
+    started: Arc<std::sync::OnceLock<Instant>>,
+}
+
+impl Scrub {
+    /// Text was deleted or replaced: empty the log [`SCRUB_AFTER`] from now.
+    pub(super) fn ask(&self) {
+        let since = self.started.get_or_init(Instant::now).elapsed();
+        self.asked
+            .store(since.as_millis().max(1) as u64, Ordering::Release);
+    }
+
+    /// The request to act on now, if one is due.
+    fn due(&self) -> Option<u64> {
+        let asked = self.asked.load(Ordering::Acquire);
+        let since = self.started.get_or_init(Instant::now).elapsed();
+        (asked != 0 && since.as_millis() as u64 >= asked + SCRUB_AFTER.as_millis() as u64)
+            .then_some(asked)
+    }
+
+    /// The request `asked` was carried out (unless a newer one came meanwhile).
+    fn done(&self, asked: u64) {
+        let _ = self
+            .asked
+            .compare_exchange(asked, 0, Ordering::AcqRel, Ordering::Acquire);
+    }
 }
 
 impl Checkpointer {
@@ -29,13 +70,21 @@ impl Checkpointer {
     pub(super) fn start(path: &Path) -> std::io::Result<Checkpointer> {
         let conn = Connection::open(path).map_err(std::io::Error::other)?;
         let (stop, stopped) = mpsc::channel::<()>();
+        let scrub = Scrub::default();
+        let asked = scrub.clone();
         let thread = std::thread::Builder::new()
             .name("hearth-checkpoint".into())
-            .spawn(move || run(&conn, &stopped))?;
+            .spawn(move || run(&conn, &stopped, &asked))?;
         Ok(Checkpointer {
             stop: Some(stop),
             thread: Some(thread),
+            scrub,
         })
+    }
+
+    /// Where to ask for the log to be emptied.
+    pub(super) fn scrub(&self) -> Scrub {
+        self.scrub.clone()
     }
 }
 
@@ -48,8 +97,23 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run(conn: &Connection, stopped: &mpsc::Receiver<()>) {
+fn run(conn: &Connection, stopped: &mpsc::Receiver<()>, scrub: &Scrub) {
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
+        if let Some(asked) = scrub.due() {
+            // Copies what is left and truncates the log, once no reader is in the middle of
+            // it (else it says busy at once, and the next round tries again).
+            match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            }) {
+                Ok(0) => {
+                    scrub.done(asked);
+                    tracing::debug!("write-ahead log emptied after deletions or edits");
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("emptying the write-ahead log failed: {e}"),
+            }
+        }
         let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
             Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
         });

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::checkpoint::Checkpointer;
+use super::checkpoint::{Checkpointer, Scrub};
 use super::pg::log::{Appended, Handoff};
 use super::search_index::{IndexProgress, Indexer};
 use super::sql::{Conn, Sql, SqlError};
@@ -168,6 +168,7 @@ pub(super) fn spawn(
         }
         None => None,
     };
+    let scrub = checkpoints.as_ref().map(Checkpointer::scrub);
     let thread = std::thread::Builder::new()
         .name("hearth-writer".into())
         .spawn(move || {
@@ -176,6 +177,7 @@ pub(super) fn spawn(
                 rx,
                 (commits, metrics),
                 (indexer, &webhooks, handoff.as_deref()),
+                scrub.as_ref(),
             );
             if let Some(h) = &handoff {
                 h.writer_stopped();
@@ -232,11 +234,30 @@ fn next_command(
 /// queued meanwhile; idle, a lone message is committed at once. Once a batch's outcomes are
 /// handed on, its messages are indexed for search (put off for a few batches while more
 /// commands are queued).
+/// Whether a committed batch deleted a message or replaced its text (whose earlier words
+/// the write-ahead log may still hold).
+fn removes_text(out: &[Committed]) -> bool {
+    out.iter().any(|c| match c {
+        Committed::Changed(c) => c.changes.iter().any(|ch| {
+            matches!(
+                ch,
+                crate::events::Change::Message { change, .. }
+                    if matches!(
+                        change.kind,
+                        crate::model::ChangeKind::Edited { .. } | crate::model::ChangeKind::Deleted { .. }
+                    )
+            )
+        }),
+        _ => false,
+    })
+}
+
 fn run(
     conn: &Conn,
     mut rx: mpsc::Receiver<WriteCmd>,
     (commits, metrics): (std::sync::mpsc::Sender<Vec<Committed>>, Arc<Metrics>),
     (mut indexer, webhooks, handoff): (Option<Indexer>, &AtomicUsize, Option<&Handoff>),
+    scrub: Option<&Scrub>,
 ) {
     let timer = writer_timer();
     let mut batch = Vec::with_capacity(64);
@@ -262,6 +283,9 @@ fn run(
             .collect();
         let (out, result) = commit_batch(conn, &mut batch, (&mut indexer, handoff), webhooks);
         record(&metrics, &out, result, &queued);
+        if let Some(scrub) = scrub.filter(|_| removes_text(&out)) {
+            scrub.ask();
+        }
         if !out.is_empty() && commits.send(out).is_err() {
             tracing::warn!("fan-out has stopped; committed messages are not delivered live");
         }

@@ -776,3 +776,48 @@ async fn a_deleted_message_is_gone_from_the_file_and_from_a_backup_made_afterwar
     let hits = app.search_ok(&alice, edited, "").await;
     assert_eq!(hits["results"], json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_ahead_log_lets_go_of_deleted_and_replaced_words_on_its_own() {
+    if crate::common::sqlite_only("the bytes of the write-ahead log") {
+        return;
+    }
+    let app = TestApp::start().await;
+    let alice = app.signup("alice").await;
+    let mut a = app.ws_connect(&alice, None).await;
+    let (first, edited, gone) = ("quillobrandish", "farthingloomer", "wobblecrumpet");
+    let id = id_of(&a.say("general", &format!("secret {first}"), "m").await);
+    a.send_json(
+        &json!({"type": "edit", "id": id, "body": format!("secret {edited}"), "nonce": "e"}),
+    )
+    .await;
+    answer(&mut a, "e").await;
+    let other = id_of(&a.say("general", &format!("oops {gone}"), "g").await);
+    a.send_json(&json!({"type": "delete", "id": other, "nonce": "d"}))
+        .await;
+    answer(&mut a, "d").await;
+    // No checkpoint from here: only the server's own work may clear the log.
+    let path = app.db_path();
+    let mut wal = path.clone().into_os_string();
+    wal.push("-wal");
+    let wal = std::path::PathBuf::from(wal);
+    let held = || {
+        [first, gone]
+            .into_iter()
+            .filter(|w| file_holds(&path, w) || file_holds(&wal, w))
+            .collect::<Vec<_>>()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !held().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        held(),
+        Vec::<&str>::new(),
+        "words the log or file still hold"
+    );
+    // What stays is stored as ever.
+    let m = a.say("general", "after", "after").await;
+    assert!(id_of(&m) > other);
+    assert!(file_holds(&path, edited) || file_holds(&wal, edited));
+}
