@@ -36,32 +36,44 @@ pub(super) struct Checkpointer {
 /// an emptied log holds nothing.
 #[derive(Clone, Default)]
 pub(super) struct Scrub {
-    /// Milliseconds after the thread started of the latest request (0: none).
+    /// When the oldest request not yet carried out came, in milliseconds on `clock` (0: none).
+    /// The oldest one, so that a steady stream of edits cannot put the emptying off for ever.
     asked: Arc<AtomicU64>,
-    started: Arc<std::sync::OnceLock<Instant>>,
+    clock: Arc<std::sync::OnceLock<Instant>>,
 }
 
 impl Scrub {
-    /// Text was deleted or replaced: empty the log [`SCRUB_AFTER`] from now.
+    fn now(&self) -> u64 {
+        (self.clock.get_or_init(Instant::now).elapsed().as_millis() as u64).max(1)
+    }
+
+    /// Text was deleted or replaced: empty the log [`SCRUB_AFTER`] from now (or sooner, for a
+    /// request already waiting).
     pub(super) fn ask(&self) {
-        let since = self.started.get_or_init(Instant::now).elapsed();
-        self.asked
-            .store(since.as_millis().max(1) as u64, Ordering::Release);
-    }
-
-    /// The request to act on now, if one is due.
-    fn due(&self) -> Option<u64> {
-        let asked = self.asked.load(Ordering::Acquire);
-        let since = self.started.get_or_init(Instant::now).elapsed();
-        (asked != 0 && since.as_millis() as u64 >= asked + SCRUB_AFTER.as_millis() as u64)
-            .then_some(asked)
-    }
-
-    /// The request `asked` was carried out (unless a newer one came meanwhile).
-    fn done(&self, asked: u64) {
+        let now = self.now();
         let _ = self
             .asked
-            .compare_exchange(asked, 0, Ordering::AcqRel, Ordering::Acquire);
+            .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// The request to act on now, if one is due; taken (a request that comes meanwhile waits
+    /// for the next round).
+    fn take_due(&self) -> Option<u64> {
+        let asked = self.asked.load(Ordering::Acquire);
+        let due = asked != 0 && self.now() >= asked + SCRUB_AFTER.as_millis() as u64;
+        (due && self
+            .asked
+            .compare_exchange(asked, 0, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok())
+        .then_some(asked)
+    }
+
+    /// The request `asked` could not be carried out: it waits again (as the oldest, unless
+    /// another came meanwhile, which is then carried out with it).
+    fn again(&self, asked: u64) {
+        let _ = self
+            .asked
+            .compare_exchange(0, asked, Ordering::AcqRel, Ordering::Acquire);
     }
 }
 
@@ -99,19 +111,21 @@ impl Drop for Checkpointer {
 
 fn run(conn: &Connection, stopped: &mpsc::Receiver<()>, scrub: &Scrub) {
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
-        if let Some(asked) = scrub.due() {
+        if let Some(asked) = scrub.take_due() {
             // Copies what is left and truncates the log, once no reader is in the middle of
             // it (else it says busy at once, and the next round tries again).
             match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
                 r.get::<_, i64>(0)
             }) {
                 Ok(0) => {
-                    scrub.done(asked);
                     tracing::debug!("write-ahead log emptied after deletions or edits");
                     continue;
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!("emptying the write-ahead log failed: {e}"),
+                Ok(_) => scrub.again(asked),
+                Err(e) => {
+                    scrub.again(asked);
+                    tracing::warn!("emptying the write-ahead log failed: {e}");
+                }
             }
         }
         let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
