@@ -233,7 +233,15 @@ export class MessageActions {
     }
     if (this.hovered === row) this.hovered = null;
     if (this.timeRow === row) this.revealTime(null);
-    if (row.editor) this.closeEditor(row, false);
+    if (row.editor && row.msg.deleted) {
+      // Deleted (elsewhere, or by a moderator) while being edited: the typed text is not lost.
+      const text = row.editor.input.value;
+      const hadFocus = row.editor.el.contains(document.activeElement);
+      this.closeEditor(row, false, { moveFocus: false });
+      if (this.o.onEditLost) this.o.onEditLost(text, hadFocus);
+    } else if (row.editor) {
+      this.closeEditor(row, false);
+    }
   }
 
   async run(action, row, btn) {
@@ -248,7 +256,9 @@ export class MessageActions {
         // A second press closes the picker (and its onClose lets go of the toolbar).
         if (btn.getAttribute('aria-expanded') !== 'true') this.pinned++;
         openEmojiPicker(btn, (emoji) => {
-          this.hideAfterUse(row);
+          // Picked with the keyboard, the focus is back on "Add reaction": the toolbar stays
+          // with it (as after Escape). Picked with a pointer, the toolbar has done its job.
+          if (this.input !== 'keyboard' || document.activeElement !== btn) this.hideAfterUse(row);
           this.o.onReact(s, row, emoji, true);
         }, {
           label: 'Choose a reaction',
@@ -397,18 +407,20 @@ export class MessageActions {
     input.value = row.msg.body;
     const error = h('p', { class: 'msg-editor-error', role: 'alert' });
     const status = h('p', { class: 'visually-hidden', role: 'status' });
+    const note = h('p', { class: 'msg-editor-note', role: 'status' });
     const cancel = h('button', { type: 'button', class: 'btn btn-ghost btn-sm' }, 'Cancel');
     const save = h('button', { type: 'button', class: 'btn btn-primary btn-sm' }, 'Save');
     const el = h('div', { class: 'msg-editor' },
       input,
       error,
       status,
+      note,
       h('div', { class: 'msg-editor-foot' },
         h('p', { class: 'msg-editor-hint', id: hintId },
           h('kbd', null, 'Enter'), ' to save · ', h('kbd', null, 'Shift'), ' + ', h('kbd', null, 'Enter'), ' for a new line · ',
           h('kbd', null, 'Esc'), ' to cancel'),
         h('div', { class: 'msg-editor-buttons' }, cancel, save)));
-    const editor = { el, input, error, status, save, nonce: null, returnTo };
+    const editor = { el, input, error, status, note, save, nonce: null, returnTo };
     row.editor = editor;
     this.editing = row;
 
@@ -425,6 +437,10 @@ export class MessageActions {
     input.addEventListener('input', () => {
       if (!editor.nonce) error.textContent = '';
       autosize(input);
+      // Growing, the editor keeps its Save and Cancel in view (above the message box).
+      requestAnimationFrame(() => {
+        if (row.editor === editor) this.log.scrollIntoLog(editor.el.querySelector('.msg-editor-buttons'), 'nearest');
+      });
     });
     cancel.addEventListener('click', () => this.closeEditor(row, true));
     save.addEventListener('click', () => this.saveEdit(row));
@@ -468,6 +484,16 @@ export class MessageActions {
     ed.error.textContent = '';
     ed.status.textContent = 'Saving…';
     row.el.classList.add('is-saving');
+  }
+
+  /**
+   * The message being edited was edited elsewhere meanwhile (another device, another tab): say
+   * so, politely, before Save replaces that version with the text here.
+   */
+  changedElsewhere(row) {
+    const ed = row.editor;
+    if (!ed || ed.nonce) return;
+    ed.note.textContent = 'This message was edited elsewhere while you were editing. Save replaces that version with yours.';
   }
 
   /** The server refused the edit (or it could not be sent): say why, keep the text. */

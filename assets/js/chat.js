@@ -117,6 +117,7 @@ export class ChatView {
       onDelete: (s, row) => this.confirmDelete(s, row),
       onQuote: (s, row) => this.showOriginal(s, row),
       onCopyLink: (s, row) => this.copyLink(s, row),
+      onEditLost: (text, hadFocus) => this.editLost(text, hadFocus),
       onOpenImage: (a) => this.lightbox.open(a),
       onRemovePreview: (row) => this.removePreview(row),
       profiles: this.profiles,
@@ -225,11 +226,13 @@ export class ChatView {
     $('#preview-join').addEventListener('click', () => this.joinPreview());
 
     // Narrow screens: the online panel opens as a sheet below the header.
+    // The focus moves into it (its first person, or the list itself when nobody there is a
+    // button); Escape closes it and gives the focus back.
     this.onlineToggle.addEventListener('click', () => {
       this.setPanelOpen(!this.panelOpen);
       if (this.panelOpen) {
         const first = this.onlinePanel.querySelector('button');
-        if (first) first.focus({ preventScroll: true });
+        (first || this.onlinePanel).focus({ preventScroll: true });
       }
     });
     this.panelOpen = false;
@@ -254,6 +257,7 @@ export class ChatView {
     });
 
     document.addEventListener('visibilitychange', () => {
+      if (!this.root.hidden) this.updateTitle();
       if (document.visibilityState === 'visible') this.scheduleRead();
     });
     window.addEventListener('focus', () => this.scheduleRead());
@@ -1346,6 +1350,25 @@ export class ChatView {
     if (row.el.isConnected) row.el.focus({ preventScroll: true });
   }
 
+  /**
+   * The message being edited was deleted meanwhile: say so, politely, and keep the typed text:
+   * in the Message box when it is empty, else in the notice.
+   */
+  editLost(text, hadFocus) {
+    const typed = text.trim();
+    const box = this.composer.input;
+    const said = 'The message you were editing was deleted.';
+    if (typed && !this.preview && !box.disabled && !box.value.trim()) {
+      this.composer.setValue(typed);
+      this.keepDraft();
+      this.composer.showNotice(`${said} Your text is in the message box.`, { tone: 'info', polite: true, timeoutMs: 10000 });
+      if (hadFocus) box.focus({ preventScroll: true });
+      return;
+    }
+    this.composer.showNotice(typed ? `${said} Your text: ${typed}` : said, { tone: 'info', polite: true, timeoutMs: typed ? 0 : 6000 });
+    if (hadFocus) this.focusConversation();
+  }
+
   /** "Reply": the next message sent in this room answers `row`. */
   startReply(s, row) {
     const m = row.msg;
@@ -1370,9 +1393,12 @@ export class ChatView {
     bar.hidden = !r;
     if (r) {
       const text = plainText(r.excerpt) || String(r.excerpt || '').trim();
+      // Who by their display name, as the message's header says, with the @username beside it.
+      const name = this.profiles.name(r.user);
       $('#reply-text').replaceChildren(
         'Replying to ',
-        h('strong', { class: 'reply-author' }, r.user),
+        h('strong', { class: 'reply-author', dir: 'auto', title: `@${r.user}` }, name),
+        name !== r.user ? h('span', { class: 'reply-handle' }, ` @${r.user}`) : '',
         text ? ': ' : '',
         text ? h('span', { class: 'reply-excerpt', dir: 'auto' }, text) : '');
       described.unshift('reply-text');
@@ -1680,12 +1706,22 @@ export class ChatView {
     }
   }
 
+  /**
+   * The page title counts what the sidebar's badges count: the open room has none while it is
+   * on screen, and counts again while the page is hidden (another tab is in front).
+   */
+  updateTitle() {
+    const shown = document.visibilityState === 'visible';
+    let total = 0;
+    for (const r of this.store.all()) if (!(shown && r.name === this.current)) total += this.store.countFor(r);
+    document.title = total > 0 ? `(${total}) Hearth` : 'Hearth';
+  }
+
   /** Sidebar, page title and the drawer button's dot. */
   render() {
     this.saveOutbox();
     this.renderSidebar();
-    const total = this.store.totalUnread();
-    document.title = total > 0 ? `(${total}) Hearth` : 'Hearth';
+    this.updateTitle();
     const elsewhere = this.store.all().some((r) => r.name !== this.current && this.store.countFor(r) > 0);
     $('#drawer-dot').hidden = !elsewhere;
     this.drawerToggle.setAttribute('aria-label', 'Open rooms');

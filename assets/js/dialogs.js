@@ -20,6 +20,19 @@ export function setDialogFocusFallback(fn) {
   focusFallback = fn;
 }
 
+/**
+ * `btn` had the focus (`hadFocus`) before it was disabled for a while, which dropped the focus
+ * on the page's body: it takes it back, unless something else took it meanwhile or its dialog
+ * closed.
+ */
+export function keepFocus(btn, hadFocus) {
+  const now = document.activeElement;
+  if (!hadFocus || (now && now !== document.body) || !btn.isConnected || btn.disabled) return;
+  const dialog = btn.closest('dialog');
+  if (dialog && !dialog.open) return;
+  btn.focus({ preventScroll: true });
+}
+
 /** Open a modal <dialog>, focus `focusEl` and give focus back on close. */
 export function openDialog(dialog, focusEl) {
   if (dialog.open) return;
@@ -319,7 +332,14 @@ export class Dialogs {
       setText(errEl, problem);
       $('#dm-users').focus();
     } else {
-      $('#dm-dialog').close();
+      // The dialog gives the focus back to what opened it as it closes (the `close` event comes
+      // after close() returns): only then does the conversation take it.
+      const dialog = $('#dm-dialog');
+      if (dialog.open) {
+        const closed = new Promise((resolve) => dialog.addEventListener('close', resolve, { once: true }));
+        dialog.close();
+        await closed;
+      }
       this.app.focusConversation();
     }
   }
@@ -451,6 +471,7 @@ export class Dialogs {
       return;
     }
     const btn = $('#room-edit-form').querySelector('button[type="submit"]');
+    const hadFocus = document.activeElement === btn;
     btn.disabled = true;
     try {
       const data = await api.updateRoom(room.name, body);
@@ -467,6 +488,9 @@ export class Dialogs {
       setText(errEl, errorText(err, 'Could not save the room details.'));
     } finally {
       btn.disabled = false;
+      // Disabled while saving, the button let go of the focus (to the page's body): it takes
+      // it back while the dialog stays open.
+      keepFocus(btn, hadFocus);
     }
   }
 

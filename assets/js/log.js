@@ -46,6 +46,7 @@ export class RoomLog {
     this.loaded = false;       // a first page of history arrived
     this.reachedStart = false; // the oldest message is shown
     this.reachedEnd = true;    // the newest message is shown (false after a jump into the past)
+    this.jumped = false;       // the reader jumped to a message: "Jump to latest" until back at the newest
     this.buffer = [];          // live messages that arrived while !reachedEnd
     this.changes = [];         // recent edits, deletions, reactions and previews applied, in order
     this.loadingOlder = false;
@@ -83,8 +84,9 @@ export class RoomLog {
     this.epoch++;
     this.loadingOlder = false;
     this.loadingNewer = false;
-    for (const row of this.confirmed) row.el.remove();
+    for (const row of this.confirmed) unplaceRow(row);
     for (const el of this.notes) el.remove();
+    this.jumped = false;
     this.notes = [];
     this.confirmed = [];
     this.byId.clear();
@@ -113,7 +115,7 @@ export class MessageLog {
    * @param {HTMLElement} o.newerEl    holds the load-newer button and spinner
    * @param {HTMLButtonElement} o.newerBtn
    * @param {HTMLElement} o.newerLoadingEl
-   * @param {HTMLButtonElement} o.jumpBtn "New messages ↓"
+   * @param {HTMLButtonElement} o.jumpBtn "New messages ↓" (or "Jump to latest ↓" after a jump into the past)
    * @param {HTMLButtonElement} o.unreadBtn "Jump to first unread" (shown while the "New messages"
    *   divider is out of view)
    * @param {(room: string, beforeId: number) => Promise<{messages: object[], reachedStart: boolean}>} o.onLoadOlder
@@ -273,6 +275,7 @@ export class MessageLog {
     if (s.pinned) this.scrollToBottom(false);
     else this.logEl.scrollTop = s.scrollTop;
     this.updateUnreadJump();
+    this.updateLatestJump();
     // Announce only what arrives from now on, not the swap itself.
     requestAnimationFrame(() => {
       if (this.s === s) this.logEl.setAttribute('aria-busy', 'false');
@@ -315,6 +318,7 @@ export class MessageLog {
     this.ensureRoving(s);
     if (shown) {
       this.updateLoaders();
+      this.updateLatestJump();
       this.logEl.setAttribute('aria-busy', 'false');
     }
   }
@@ -340,7 +344,42 @@ export class MessageLog {
     if (!quiet && this.logEl.scrollTop < LOAD_THRESHOLD_PX && !s.olderFailed) this.loadOlder();
     if (!s.reachedEnd && this.distanceFromBottom() < LOAD_THRESHOLD_PX && !s.newerFailed) this.loadNewer();
     this.updateUnreadJump();
+    this.updateLatestJump();
     this.o.onSeen();
+  }
+
+  /**
+   * The button at the bottom of the log: "New messages ↓" (others wrote while the reader was
+   * up in the history) or "Jump to latest ↓" (the reader jumped into the past). Both bring
+   * the newest messages (loading them when needed); "New messages" says more, so it stays.
+   */
+  showJump(kind) {
+    const btn = this.o.jumpBtn;
+    if (kind === 'latest' && !btn.hidden && btn.dataset.kind === 'new') return;
+    btn.dataset.kind = kind;
+    const label = btn.querySelector('.jump-label') || btn;
+    setText(label, kind === 'new' ? 'New messages' : 'Jump to latest');
+    btn.hidden = false;
+  }
+
+  /**
+   * After a jump into the past (a reply's quote, a search result, a link to a message) or
+   * while the newest messages are not loaded, "Jump to latest" is offered; it goes once the
+   * newest message is loaded and in view.
+   */
+  updateLatestJump() {
+    const s = this.s;
+    const btn = this.o.jumpBtn;
+    if (!s || !s.loaded) return;
+    if (this.newestVisible()) {
+      s.jumped = false;
+      if (!btn.hidden && btn.dataset.kind === 'latest') {
+        if (btn.contains(document.activeElement)) this.logEl.focus({ preventScroll: true });
+        btn.hidden = true;
+      }
+    } else if (!s.reachedEnd || s.jumped) {
+      this.showJump('latest');
+    }
   }
 
   distanceFromBottom() {
@@ -472,7 +511,7 @@ export class MessageLog {
       s.buffer.push(...messages);
       const own = messages.filter((m) => m.nonce && this.isOwn(m.user) && s.byNonce.has(m.nonce));
       for (const m of own) this.insertMessage(s, m, true);
-      if (this.isShown(s) && messages.some((m) => !this.isOwn(m.user))) this.o.jumpBtn.hidden = false;
+      if (this.isShown(s) && messages.some((m) => !this.isOwn(m.user))) this.showJump('new');
       return 0;
     }
     let added = 0;
@@ -489,7 +528,7 @@ export class MessageLog {
     if (added) this.ensureRoving(s);
     if (!added || !this.isShown(s)) return added;
     if (s.pinned || own) this.queueScrollToBottom();
-    else if (fromOthers) this.o.jumpBtn.hidden = false;
+    else if (fromOthers) this.showJump('new');
     this.o.onSeen();
     return added;
   }
@@ -534,7 +573,7 @@ export class MessageLog {
 
     const index = sortedIndex(s.confirmed, m.id);
     const next = s.confirmed[index] || s.pending[0] || null;
-    s.el.insertBefore(row.el, next ? next.el : null);
+    placeRow(s, row, next);
     s.confirmed.splice(index, 0, row);
     s.byId.set(m.id, row);
 
@@ -560,7 +599,7 @@ export class MessageLog {
       h('span', { class: 'sys-line-text', dir: 'auto' }, user ? this.noteText(user, verb) : text),
       h('span', { class: 'visually-hidden' }, ', '),
       h('time', { class: 'sys-line-time', datetime: now.toISOString(), title: formatFull(now) }, formatTime(now)));
-    s.el.insertBefore(el, s.pending[0] ? s.pending[0].el : null);
+    s.el.insertBefore(el, s.pending[0] ? s.pending[0].dayEl : null);
     s.notes.push(el);
     if (this.isShown(s) && s.pinned) this.queueScrollToBottom();
     return el;
@@ -586,7 +625,7 @@ export class MessageLog {
     row.nonce = nonce;
     s.pending.push(row);
     s.byNonce.set(nonce, row);
-    s.el.append(row.el);
+    placeRow(s, row, null);
     this.refreshRow(s, row);
     s.pinned = true;
     if (this.isShown(s)) {
@@ -672,7 +711,7 @@ export class MessageLog {
       removeFrom(s.confirmed, row);
     }
     this.actions.forget(row);
-    row.el.remove();
+    unplaceRow(row);
     if (next) this.refreshRow(s, next);
     if (s.focusRow === row) this.ensureRoving(s);
   }
@@ -730,7 +769,7 @@ export class MessageLog {
     if (!row || !row.el.isConnected) return;
     this.scrollIntoLog(row.el, 'start');
     s.pinned = s.reachedEnd && this.distanceFromBottom() < PIN_THRESHOLD_PX;
-    if (!s.pinned && !this.newestVisible()) this.o.jumpBtn.hidden = false;
+    if (!s.pinned && !this.newestVisible()) this.showJump('new');
     this.actions.focusQuietly(row.el);
     this.updateUnreadJump();
   }
@@ -746,7 +785,7 @@ export class MessageLog {
     this.quietScroll = true;
     this.logEl.scrollTop += r.top - box.top - 8;
     s.pinned = false;
-    this.o.jumpBtn.hidden = false;
+    this.showJump('new');
     this.updateUnreadJump();
   }
 
@@ -762,6 +801,8 @@ export class MessageLog {
     s.pinned = false;
     this.scrollIntoLog(row.el, 'center');
     s.pinned = s.reachedEnd && this.distanceFromBottom() < PIN_THRESHOLD_PX;
+    s.jumped = true;
+    this.updateLatestJump();
     return true;
   }
 
@@ -820,13 +861,13 @@ export class MessageLog {
 
     // A message is an article named by who wrote it and when ("alice, 7:09 AM"), described
     // by its text: what a screen reader says when the message takes the focus.
+    // Its day line ("Today") comes before it in the log, outside it: not part of the message.
     row.el = h('div', {
       class: `msg${own ? ' own' : ''}${pending ? ' pending' : ''}`,
       role: 'article',
       'aria-describedby': row.bubbleEl.id,
       dataset: msg.id != null ? { id: String(msg.id) } : {},
     },
-    row.dayEl,
     row.newEl,
     h('div', { class: 'msg-row' },
       own ? null : this.authorAvatar(msg.user),
@@ -976,6 +1017,7 @@ export class MessageLog {
     }
     row.msg = m;
     if (m.deleted && !prev.deleted) this.actions.forget(row);
+    else if (row.editor && !m.deleted && m.body !== prev.body) this.actions.changedElsewhere(row);
     this.renderMessage(row);
     if (row.editor && m.deleted) this.actions.closeEditor(row, false);
   }
@@ -1327,11 +1369,32 @@ function quoteOf(reply, original) {
   else if (files) quoted = h('span', { class: 'msg-quote-text is-files' }, files === 1 ? '1 file' : `${files} files`);
   else if (original) quoted = h('span', { class: 'msg-quote-text is-gone' }, 'No text');
   else quoted = h('span', { class: 'msg-quote-text is-gone' }, 'No text: files, or deleted');
-  return h('button', { type: 'button', class: 'msg-quote', title: 'Show the original message', dataset: { replyTo: String(reply.id) } },
+  // Named in one piece: the parts are laid out apart, which would put spaces in a name
+  // built from them ("In reply to alice : …").
+  return h('button', {
+    type: 'button',
+    class: 'msg-quote',
+    title: 'Show the original message',
+    'aria-label': `In reply to ${reply.user}: ${quoted.textContent}`,
+    dataset: { replyTo: String(reply.id) },
+  },
     h('span', { class: 'visually-hidden' }, 'In reply to '),
     h('span', { class: 'msg-quote-author', dir: 'auto' }, reply.user),
     h('span', { class: 'visually-hidden' }, ': '),
     quoted);
+}
+
+/** Put `row` (its day line, then the message) before the row `next` (null: at the end). */
+function placeRow(s, row, next) {
+  const at = next ? next.dayEl : null;
+  s.el.insertBefore(row.dayEl, at);
+  s.el.insertBefore(row.el, at);
+}
+
+/** Take `row` (and its day line) out of the log. */
+function unplaceRow(row) {
+  row.dayEl.remove();
+  row.el.remove();
 }
 
 /** `reactions` after `user` reacted with `emoji` (`on`) or took it back. */

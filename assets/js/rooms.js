@@ -232,6 +232,9 @@ export class Sidebar {
         class: `room-link${current ? ' is-current' : ''}${bold ? ' is-unread' : ''}${level === 'nothing' ? ' is-muted' : ''}`,
         href: `#${encodeURIComponent(room.name)}`,
         'aria-current': current ? 'page' : null,
+        // Named in one piece: its parts are laid out apart, which would put spaces in a name
+        // built from them ("history , 3 unread").
+        'aria-label': srParts.length ? `${title}, ${srParts.join(', ')}` : null,
         dataset: { room: room.name },
         onclick: (e) => {
           if (e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
@@ -241,7 +244,6 @@ export class Sidebar {
       },
       icon,
       h('span', { class: 'room-link-name', dir: 'auto', title: handles.length ? handles.join(', ') : null }, title),
-      srParts.length ? h('span', { class: 'visually-hidden' }, `, ${srParts.join(', ')}`) : null,
       showMentions ? h('span', { class: 'room-mentions', 'aria-hidden': 'true', title: `${room.mentions} mention${room.mentions === 1 ? '' : 's'}` }, `@${room.mentions}`) : null,
       showCount ? h('span', { class: 'room-unread', 'aria-hidden': 'true' }, String(room.unread)) : null,
       !showCount && !showMentions && count === 0 && level === 'nothing'

@@ -45,13 +45,31 @@ export class SearchPanel {
         }
       }
     });
-    // ...and back: Shift+Tab from the panel's first control returns to the box.
+    // ...and back: Shift+Tab from the panel's first control returns to the box. The panel sits
+    // between the box and the rest of the page in the Tab order: Tab from its last control
+    // goes on to what follows the box (it is not modal beside a wide conversation).
     this.panel.addEventListener('keydown', (e) => {
-      if (e.key !== 'Tab' || !e.shiftKey || e.altKey || e.ctrlKey || e.metaKey) return;
-      if (e.target === this.tabbables()[0]) {
+      if (e.key !== 'Tab' || e.altKey || e.ctrlKey || e.metaKey) return;
+      const controls = this.tabbables();
+      if (e.shiftKey && e.target === controls[0]) {
         e.preventDefault();
         this.input.focus();
+      } else if (!e.shiftKey && e.target === controls[controls.length - 1]) {
+        const next = this.afterBox();
+        if (next) {
+          e.preventDefault();
+          next.focus();
+        }
       }
+    });
+    // Shift+Tab from what follows the box comes back to the panel's last control.
+    document.addEventListener('keydown', (e) => {
+      if (e.key !== 'Tab' || !e.shiftKey || e.altKey || e.ctrlKey || e.metaKey || !this.isOpen) return;
+      if (e.defaultPrevented || e.target === this.input || e.target !== this.afterBox()) return;
+      const controls = this.tabbables();
+      if (!controls.length) return;
+      e.preventDefault();
+      controls[controls.length - 1].focus();
     });
     // Up to 1024 px wide the panel covers the conversation (see covers()).
     this.wide.addEventListener('change', () => this.app.syncDrawerA11y());
@@ -123,6 +141,14 @@ export class SearchPanel {
    */
   covers() {
     return this.isOpen && !this.wide.matches;
+  }
+
+  /** The page's first control after the search box in the Tab order, outside the panel. */
+  afterBox() {
+    const all = Array.from(document.querySelectorAll('button, input, select, textarea, a[href], [tabindex]'))
+      .filter((el) => !el.disabled && el.tabIndex >= 0 && !el.closest('[inert], [hidden], #search-panel')
+        && el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden');
+    return all[all.indexOf(this.input) + 1] || null;
   }
 
   /** The panel's controls in the Tab order, in order. */

@@ -13,7 +13,7 @@ import { dayLabel, formatFull, formatTime, parseTs } from './format.js';
 import { notificationsSupported } from './notify.js';
 import { PushDevices } from './pushdevices.js';
 import { disablePush, enablePush, pushSupported } from './pushsub.js';
-import { openDialog, wireDialog } from './dialogs.js';
+import { keepFocus, openDialog, wireDialog } from './dialogs.js';
 
 const MIN_PASSWORD = 8;
 const MAX_TOKEN_NAME = 64;
@@ -156,6 +156,7 @@ export class Settings {
     }
     this.passwordError(null, '');
     const btn = $('#password-submit');
+    const hadFocus = document.activeElement === btn;
     btn.disabled = true;
     try {
       await api.changePassword(current, next, others);
@@ -172,6 +173,9 @@ export class Settings {
       this.passwordError(...passwordFailure(err));
     } finally {
       btn.disabled = false;
+      // Disabled while saving, the button let go of the focus: it takes it back (the status
+      // line beside it says what happened).
+      keepFocus(btn, hadFocus);
     }
   }
 

@@ -84,7 +84,7 @@ return {
 };
 "#;
 
-async fn give(b: &Browser, how: &str, specs: Value) {
+pub(crate) async fn give(b: &Browser, how: &str, specs: Value) {
     within_async(b, GIVE_FILES, vec![json!(how), specs]).await;
 }
 

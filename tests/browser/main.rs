@@ -21,6 +21,7 @@ mod links;
 mod markdown;
 mod offline;
 mod onboarding;
+mod polish;
 mod previews;
 mod profiles;
 mod review;
