@@ -894,8 +894,8 @@ pub async fn assert_axe_clean_in(b: &Browser, selector: &str, phase: &str) {
 
 // ---- DevTools ------------------------------------------------------------------------------
 
-/// Chromium's DevTools command `method` with `params`, through chromedriver.
-pub async fn cdp(driver: &Driver, b: &Browser, method: &str, params: Value) {
+/// Chromium's DevTools command `method` with `params`, through chromedriver: its answer.
+pub async fn cdp(driver: &Driver, b: &Browser, method: &str, params: Value) -> Value {
     let id = within(WAIT, "the session id", b.client.session_id())
         .await
         .ok()
@@ -913,6 +913,8 @@ pub async fn cdp(driver: &Driver, b: &Browser, method: &str, params: Value) {
         .await
         .unwrap_or_else(|e| panic!("{method}: {e}"));
     assert!(res.status().is_success(), "{method}: {}", res.status());
+    let v: Value = res.json().await.expect("a JSON answer");
+    v["value"].clone()
 }
 
 /// Make the page's `prefers-color-scheme` be `scheme` ("light" or "dark").

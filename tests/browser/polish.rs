@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 use crate::common::{Answer, Site};
 use crate::files::give;
 use crate::harness::{
-    axe_source, browser_tools, button, emulate_scheme, labelled, message_box, within, App, Browser,
-    Driver, WAIT,
+    axe_source, browser_tools, button, cdp, emulate_scheme, labelled, message_box, within, App,
+    Browser, Driver, WAIT,
 };
 
 fn k(key: Key) -> String {
@@ -787,33 +787,10 @@ async fn an_edit_hears_of_an_edit_elsewhere_and_survives_a_deletion() {
 
 // ---- 13: accessible names ---------------------------------------------------------------------
 
-/// Chromium's DevTools command `method` with `params`, through chromedriver: its answer.
-async fn cdp_answer(driver: &Driver, b: &Browser, method: &str, params: Value) -> Value {
-    let id = within(WAIT, "the session id", b.client.session_id())
-        .await
-        .ok()
-        .flatten()
-        .expect("a WebDriver session id");
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(WAIT)
-        .build()
-        .expect("an HTTP client");
-    let res = http
-        .post(format!("{}/session/{id}/goog/cdp/execute", driver.url()))
-        .json(&json!({ "cmd": method, "params": params }))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{method}: {e}"));
-    assert!(res.status().is_success(), "{method}: {}", res.status());
-    let v: Value = res.json().await.expect("a JSON answer");
-    v["value"].clone()
-}
-
 /// The accessible names of the nodes with `role`, as Chromium computes them.
 async fn ax_names(driver: &Driver, b: &Browser, role: &str) -> Vec<String> {
-    cdp_answer(driver, b, "Accessibility.enable", json!({})).await;
-    let tree = cdp_answer(driver, b, "Accessibility.getFullAXTree", json!({})).await;
+    cdp(driver, b, "Accessibility.enable", json!({})).await;
+    let tree = cdp(driver, b, "Accessibility.getFullAXTree", json!({})).await;
     tree["nodes"]
         .as_array()
         .map(|nodes| {
