@@ -82,7 +82,41 @@ pub fn check_config(path: &Path, out: &mut impl Write) -> Result<(), AdminError>
         let pair = format!("{key} = {value}");
         writeln!(out, "{pair:<width$} # {source}")?;
     }
-    Ok(())
+    let (config, _) = Config::load(path).map_err(|e| AdminError(e.to_string()))?;
+    let problems = start_up_problems(&config);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(AdminError(problems.join("; ")))
+    }
+}
+
+/// What would stop `config` from serving although it parses: a certificate or key that
+/// cannot be read or do not fit, a database folder that does not exist.
+fn start_up_problems(config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    if config.server.tls.enabled() {
+        if let Err(e) = crate::server::tls_acceptor(
+            Path::new(&config.server.tls.cert),
+            Path::new(&config.server.tls.key),
+        ) {
+            problems.push(e);
+        }
+    }
+    if config.database.url.is_empty() {
+        let dir = config
+            .database
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty());
+        if let Some(dir) = dir.filter(|d| !d.is_dir()) {
+            problems.push(format!(
+                "database.path: the folder {} does not exist",
+                dir.display()
+            ));
+        }
+    }
+    problems
 }
 
 /// The database the configuration names: the PostgreSQL one when `database.url` is set,

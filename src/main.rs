@@ -207,9 +207,14 @@ fn main() -> ExitCode {
                 path.display()
             )
         })),
-        Command::CheckConfig => {
-            report(admin::check_config(&cli.config, &mut std::io::stdout()).map(|()| String::new()))
-        }
+        // A configuration that cannot serve exits as `serve` would on it: 2.
+        Command::CheckConfig => match admin::check_config(&cli.config, &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hearth: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::User(cmd) => with_config(&cli.config, |config| user(config, cmd)),
         Command::Registration { mode } => with_config(&cli.config, |config| {
             let mode = mode.map(|m| match m {

@@ -57,6 +57,21 @@ fn check_config_names_the_source_of_every_value() {
     assert!(!text.contains("secret"), "{text}");
     assert!(line("database.url").contains("\"postgres://hearth@10.0.0.5/hearth\""));
     assert!(line("cluster.redis_url").contains("\"redis://@10.0.0.5:6379\""));
+
+    // What parses but could not serve is refused, naming the file or folder.
+    std::fs::write(
+        &path,
+        "[server.tls]\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n\
+         [database]\npath = \"/nonexistent/dir/chat.db\"\n",
+    )
+    .unwrap();
+    let e = admin::check_config(&path, &mut Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("/nonexistent/cert.pem") && e.contains("folder /nonexistent/dir does not exist"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
