@@ -248,6 +248,15 @@ async fn backup_during_writes_holds_every_message_committed_before_it_started() 
     app.stop().await;
 
     assert!(msg.starts_with("backed up"), "{msg}");
+    // One file: nothing of a write-ahead log is left beside it.
+    for tail in ["-wal", "-shm"] {
+        let mut side = out.clone().into_os_string();
+        side.push(tail);
+        assert!(
+            !std::path::Path::new(&side).exists(),
+            "{side:?} beside the copy"
+        );
+    }
     let ids = exported_ids(&c, &out);
     let missing: Vec<_> = before.difference(&ids).collect();
     assert!(missing.is_empty(), "backup lacks committed ids {missing:?}");
@@ -258,6 +267,13 @@ async fn backup_during_writes_holds_every_message_committed_before_it_started() 
         .unwrap();
     assert_eq!(check, "ok");
     assert!(admin::backup(&c, &out).is_err(), "never overwrites");
+    let e = admin::backup(&c, &app.dir.path().join("nodir").join("b.db"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("nodir does not exist") && !e.contains("partial"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

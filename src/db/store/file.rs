@@ -216,11 +216,24 @@ impl FileStore {
     /// and moved into place once it passed its integrity check. Returns how many messages the
     /// copy holds.
     pub fn backup(&self, out: &Path) -> Result<i64, BackupError> {
+        if let Some(dir) = out
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
+        {
+            return Err(BackupError::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("the folder {} does not exist", dir.display()),
+            )));
+        }
         let tmp = out.with_extension("partial");
         let mut dst = Connection::open(&tmp)?;
         copy_pages(self.lite()?, &mut dst)?;
         let check: String = dst.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
         let messages: i64 = dst.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?;
+        // A copy in rollback-journal mode is one file: reading it (as the uploads' copy does
+        // next, or an operator's sqlite3) leaves no -wal and -shm beside it. Hearth turns WAL
+        // back on when it opens a restored copy.
+        let _: String = dst.query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))?;
         drop(dst);
         if check != "ok" {
             let _ = std::fs::remove_file(&tmp);
