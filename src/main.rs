@@ -293,9 +293,32 @@ fn client_runtime() -> Result<tokio::runtime::Runtime, AdminError> {
         .map_err(|e| AdminError(format!("cannot start the async runtime: {e}")))
 }
 
+/// The password on the first line of stdin; typed at a terminal, asked for and not shown.
 fn read_password() -> Result<String, AdminError> {
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    // The terminal's own setting hides what is typed (where `stty` is there to ask).
+    let stty = |arg: &str| {
+        std::process::Command::new("stty")
+            .arg(arg)
+            .stdin(std::process::Stdio::inherit())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let hidden = if terminal {
+        eprint!("Password: ");
+        stty("-echo")
+    } else {
+        false
+    };
+    let read = std::io::stdin().lock().read_line(&mut line);
+    if hidden {
+        stty("echo");
+    }
+    if terminal {
+        eprintln!();
+    }
+    read?;
     let pw = line.trim_end_matches(['\r', '\n']).to_string();
     if pw.is_empty() {
         return Err(AdminError(
