@@ -434,13 +434,14 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `image_too_large`, for an image over `max_pixels`.
+/// `image_too_large`, for an image over `max_pixels` (or over what that many take decoded).
 pub(crate) fn image_too_large(max_pixels: u64) -> AppError {
+    let mp = max_pixels / 1_000_000;
     AppError::new(
         Code::ImageTooLarge,
         format!(
-            "The image has more than {} megapixels.",
-            max_pixels / 1_000_000
+            "The image is too large: at most {mp} megapixels ({} with 16 bits per channel).",
+            mp / 2
         ),
     )
 }
