@@ -347,14 +347,22 @@ pub fn presented_token() -> impl Filter<Extract = (Option<String>,), Error = Rej
 
 /// Require a live session or bot token.
 pub fn authenticated(state: App) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
+    identified(state, unauthorized)
+}
+
+/// A live session or bot token; without one, the `refused` error.
+fn identified(
+    state: App,
+    refused: fn() -> AppError,
+) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
     presented_token().and(with_state(state)).and_then(
-        |token: Option<String>, state: App| async move {
+        move |token: Option<String>, state: App| async move {
             let Some(token) = token else {
-                return Err(Rejection::from(unauthorized()));
+                return Err(Rejection::from(refused()));
             };
             match state.auth.authenticate(&token).await {
                 Ok(Some(id)) => Ok(id),
-                Ok(None) => Err(Rejection::from(unauthorized())),
+                Ok(None) => Err(Rejection::from(refused())),
                 Err(e) => Err(Rejection::from(e)),
             }
         },
@@ -373,18 +381,7 @@ pub fn signed_in_or_hidden(
     state: App,
     hidden: fn() -> AppError,
 ) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
-    presented_token().and(with_state(state)).and_then(
-        move |token: Option<String>, state: App| async move {
-            let Some(token) = token else {
-                return Err(Rejection::from(hidden()));
-            };
-            match state.auth.authenticate(&token).await {
-                Ok(Some(id)) => Ok(id),
-                Ok(None) => Err(Rejection::from(hidden())),
-                Err(e) => Err(Rejection::from(e)),
-            }
-        },
-    )
+    identified(state, hidden)
 }
 
 /// A live session or bot token allowed to change something: a cookie session must also come
