@@ -34,17 +34,24 @@ pub(super) struct Checkpointer {
 /// or an edited one's earlier words, are overwritten in the database file (`secure_delete`),
 /// but the log still holds the pages written when they were stored until it is written over;
 /// an emptied log holds nothing.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(super) struct Scrub {
-    /// When the oldest request not yet carried out came, in milliseconds on `clock` (0: none).
-    /// The oldest one, so that a steady stream of edits cannot put the emptying off for ever.
+    /// When the oldest request not yet carried out came, in milliseconds since `start` (0:
+    /// none). The oldest one, so that a steady stream of edits cannot put the emptying off.
     asked: Arc<AtomicU64>,
-    clock: Arc<std::sync::OnceLock<Instant>>,
+    start: Instant,
 }
 
 impl Scrub {
+    fn new() -> Scrub {
+        Scrub {
+            asked: Arc::default(),
+            start: Instant::now(),
+        }
+    }
+
     fn now(&self) -> u64 {
-        (self.clock.get_or_init(Instant::now).elapsed().as_millis() as u64).max(1)
+        (self.start.elapsed().as_millis() as u64).max(1)
     }
 
     /// Text was deleted or replaced: empty the log [`SCRUB_AFTER`] from now (or sooner, for a
@@ -82,7 +89,7 @@ impl Checkpointer {
     pub(super) fn start(path: &Path) -> std::io::Result<Checkpointer> {
         let conn = Connection::open(path).map_err(std::io::Error::other)?;
         let (stop, stopped) = mpsc::channel::<()>();
-        let scrub = Scrub::default();
+        let scrub = Scrub::new();
         let asked = scrub.clone();
         let thread = std::thread::Builder::new()
             .name("hearth-checkpoint".into())
