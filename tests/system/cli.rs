@@ -57,6 +57,32 @@ async fn sigterm_stops_cleanly_with_exit_code_zero() {
     );
 }
 
+#[tokio::test]
+async fn sighup_stops_as_orderly_as_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = start(dir.path(), "absent.toml");
+    assert!(raw_get(p.addr(), "/healthz").await.body.ends_with("ok"));
+    p.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(status) = p.exited() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running after SIGHUP"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Not killed by the signal (129 from a shell, no code at all here): stopped, exit 0.
+    assert_eq!(exit.code(), Some(0), "{exit:?}");
+    let wal = dir.path().join("chat.db-wal");
+    assert!(
+        !wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0,
+        "WAL left behind"
+    );
+}
+
 /// Run `hearth --config bad.toml` (with `toml` in it) and the environment `envs`; returns the
 /// exit code and stderr. Nothing else is set, so the error can only come from these two.
 fn config_error(toml: &str, envs: &[(&str, &str)]) -> (Option<i32>, String) {
