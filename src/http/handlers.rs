@@ -470,6 +470,7 @@ pub async fn config_js(
 pub async fn asset(
     tail: warp::path::Tail,
     if_none_match: Option<String>,
+    accept_encoding: Option<String>,
     host: Option<String>,
     forwarded: Option<ForwardedProto>,
     state: App,
@@ -477,7 +478,8 @@ pub async fn asset(
     let base = request_base_url(&state, host.as_deref(), forwarded);
     let ws = ws_url(&base);
     let csp = crate::assets::content_security_policy(super::ws_origin(&ws));
-    crate::assets::serve(tail.as_str(), if_none_match.as_deref(), &csp)
+    let gzip = crate::assets::accepts_gzip(accept_encoding.as_deref());
+    crate::assets::serve(tail.as_str(), if_none_match.as_deref(), gzip, &csp)
         .ok_or_else(warp::reject::not_found)
 }
 

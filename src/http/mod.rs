@@ -223,6 +223,7 @@ fn site(state: App) -> impl Filter<Extract = (Response,), Error = Rejection> + C
         })
         .and(warp::get())
         .and(warp::header::optional::<String>("if-none-match"))
+        .and(warp::header::optional::<String>("accept-encoding"))
         .and(warp::header::optional::<String>("host"))
         .and(filters::forwarded_proto())
         .and(with_state(state))

@@ -248,3 +248,91 @@ async fn the_web_app_manifest_and_its_icons_are_served() {
         }
     }
 }
+
+/// Every file of the UI, by its path under `assets/`.
+fn ui_files(dir: &std::path::Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = format!("{prefix}{}", path.file_name().unwrap().to_str().unwrap());
+        if path.is_dir() {
+            ui_files(&path, &format!("{name}/"), out);
+        } else {
+            out.push((name, std::fs::read(&path).unwrap()));
+        }
+    }
+}
+
+/// Text files go out gzipped to a client that takes gzip and as written to one that does
+/// not; pictures go as they are. Each form of a text file has its own tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_files_come_gzipped_when_accepted_and_as_written_otherwise() {
+    use std::io::Read;
+    let app = TestApp::start().await;
+    let mut files = Vec::new();
+    ui_files(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets"),
+        "",
+        &mut files,
+    );
+    assert!(files.len() > 20, "{} files", files.len());
+    let get = |path: String, accept: Option<&'static str>, tag: Option<String>| {
+        let mut rb = app.http.get(app.url(&path));
+        if let Some(a) = accept {
+            rb = rb.header("accept-encoding", a);
+        }
+        if let Some(t) = tag {
+            rb = rb.header("if-none-match", t);
+        }
+        app.send(rb)
+    };
+
+    for (name, written) in files {
+        let text = !name.ends_with(".png");
+        let path = format!("/{name}");
+        let plain = get(path.clone(), None, None).await;
+        assert_eq!(plain.status(), 200, "{path}");
+        assert!(plain.headers().get("content-encoding").is_none(), "{path}");
+        let plain_tag = plain.headers()["etag"].to_str().unwrap().to_string();
+        assert_eq!(plain.bytes().await.unwrap(), written, "{path} as written");
+
+        let packed = get(path.clone(), Some("br, gzip;q=0.8"), None).await;
+        assert_eq!(packed.status(), 200, "{path}");
+        let h = packed.headers().clone();
+        let packed_tag = h["etag"].to_str().unwrap().to_string();
+        let body = packed.bytes().await.unwrap();
+        if text {
+            assert_eq!(h["content-encoding"], "gzip", "{path}");
+            assert_eq!(h["vary"], "accept-encoding", "{path}");
+            assert!(body.len() < written.len(), "{path}: {} bytes", body.len());
+            let mut unpacked = Vec::new();
+            flate2::read::GzDecoder::new(&body[..])
+                .read_to_end(&mut unpacked)
+                .unwrap();
+            assert_eq!(unpacked, written, "{path} gzipped");
+            assert_ne!(packed_tag, plain_tag, "{path}");
+        } else {
+            assert!(h.get("content-encoding").is_none(), "{path}");
+            assert_eq!(body, written, "{path}");
+            assert_eq!(packed_tag, plain_tag, "{path}");
+        }
+
+        // Each tag is current for its own form only.
+        let again = get(path.clone(), Some("gzip"), Some(packed_tag.clone())).await;
+        assert_eq!(again.status(), 304, "{path}");
+        let again = get(path.clone(), None, Some(plain_tag.clone())).await;
+        assert_eq!(again.status(), 304, "{path}");
+        if text {
+            let other = get(path.clone(), None, Some(packed_tag)).await;
+            assert_eq!(other.status(), 200, "{path}");
+            assert_eq!(other.bytes().await.unwrap(), written, "{path}");
+        }
+    }
+
+    // The stored names are nobody's to ask for.
+    assert_error(
+        get("/js/chat.js.gz".into(), Some("gzip"), None).await,
+        404,
+        "not_found",
+    )
+    .await;
+}
