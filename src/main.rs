@@ -238,11 +238,11 @@ fn main() -> ExitCode {
         Command::Export {
             format: Format::Json,
         } => with_config(&cli.config, |config| {
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            admin::export_json(config, &mut out)?;
-            out.flush()?;
-            Ok(String::new())
+            let mut out = std::io::BufWriter::new(Stdout::default());
+            let done = admin::export_json(config, &mut out)
+                .and_then(|()| Ok(out.flush()?))
+                .map(|()| String::new());
+            out.get_ref().unless_gone(done)
         }),
         Command::Post { room, text, target } => with_config(&cli.config, |config| {
             let text = match text.as_deref() {
@@ -269,9 +269,8 @@ fn main() -> ExitCode {
             let target =
                 hearth::script::Target::new(config, target.server.as_deref(), target.token)
                     .map_err(|e| AdminError(e.0))?;
-            let stdout = std::io::stdout();
-            let mut out = stdout.lock();
-            client_runtime()?
+            let mut out = Stdout::default();
+            let done = client_runtime()?
                 .block_on(hearth::script::tail(
                     &target,
                     &room,
@@ -279,9 +278,57 @@ fn main() -> ExitCode {
                     &mut out,
                     hearth::shutdown::signal(),
                 ))
-                .map_err(|e| AdminError(e.0))?;
-            Ok(String::new())
+                .map(|()| String::new())
+                .map_err(|e| AdminError(e.0));
+            out.unless_gone(done)
         }),
+    }
+}
+
+/// Standard output for the commands that may write a lot (`export`, `tail`): it notes when
+/// its reader has gone (`hearth export | head`), and the command then ends quietly with
+/// success, as Unix tools do, instead of reporting a broken pipe.
+struct Stdout {
+    out: std::io::StdoutLock<'static>,
+    gone: bool,
+}
+
+impl Default for Stdout {
+    fn default() -> Self {
+        Stdout {
+            out: std::io::stdout().lock(),
+            gone: false,
+        }
+    }
+}
+
+impl Stdout {
+    fn note<T>(&mut self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe) {
+            self.gone = true;
+        }
+        r
+    }
+
+    /// `result`, or quiet success when the reader left.
+    fn unless_gone(&self, result: Result<String, AdminError>) -> Result<String, AdminError> {
+        if self.gone {
+            Ok(String::new())
+        } else {
+            result
+        }
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = self.out.write(buf);
+        self.note(r)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.out.flush();
+        self.note(r)
     }
 }
 

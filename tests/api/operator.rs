@@ -305,6 +305,45 @@ async fn export_streams_every_room_and_message_as_json() {
     assert_eq!(msgs[3]["user"], "frank");
 }
 
+/// `hearth export | head`: a reader that leaves early ends the export quietly with success,
+/// not with a broken pipe on standard error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_whose_reader_leaves_ends_quietly() {
+    let mut app = TestApp::start().await;
+    let frank = app.signup("frank").await;
+    let mut ws = app.ws_connect(&frank, None).await;
+    ws.send_json(&send_frame("hello", Some("n1"))).await;
+    let ack = ws.next_skipping(&["presence", "typing"]).await;
+    assert_eq!(ack["nonce"], "n1", "{ack}");
+    drop(ws);
+    app.stop().await;
+    let dir = app.dir.path().to_path_buf();
+    let url = app.config.database.url.clone();
+
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .current_dir(&dir)
+            .arg("--config")
+            .arg(dir.join("absent.toml"))
+            .arg("export")
+            .env("CHAT_DATABASE__PATH", dir.join("chat.db"))
+            .env("CHAT_DATABASE__URL", &url)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("hearth runs");
+        // The reader leaves before the first byte: every write finds the pipe closed.
+        drop(child.stdout.take());
+        child.wait_with_output().expect("hearth ends")
+    })
+    .await
+    .unwrap();
+
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(!err.to_lowercase().contains("pipe"), "{err}");
+}
+
 /// Run the `hearth` binary on the database in `dir` (or at the PostgreSQL `url`, when not
 /// empty); (exit code, stdout, stderr).
 fn hearth(
