@@ -36,33 +36,6 @@ const IDLE_LIMIT: Duration = Duration::from_secs(60);
 const WRITE_STALL: Duration = Duration::from_secs(30);
 /// Frames written before one flush.
 const MAX_COALESCE: usize = 256;
-/// Flushes a runtime thread makes between two offers of its core (see [`share_core`]).
-const FLUSHES_PER_YIELD: u32 = 32;
-
-thread_local! {
-    /// Flushes this runtime thread made since it last offered its core.
-    static FLUSHES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-}
-
-/// After a flush: every [`FLUSHES_PER_YIELD`] flushes (about 0.1 ms of socket writes) offer
-/// the core to whatever else is ready to run on it (`sched_yield`). A big room's fan-out
-/// keeps a runtime thread writing for milliseconds; the writer thread and, in cluster mode,
-/// PostgreSQL's backend that wake meanwhile on the same core then wait a fraction of a
-/// millisecond instead of the rest of the scheduler's slice, and the next message commits
-/// sooner. With nothing else ready the call returns at once. Measured in BENCHMARKS.md
-/// ("the runtime offering its core"): lower latency at the same CPU per delivery.
-fn share_core() {
-    FLUSHES.with(|n| {
-        let flushes = n.get() + 1;
-        if flushes >= FLUSHES_PER_YIELD {
-            n.set(0);
-            std::thread::yield_now();
-        } else {
-            n.set(flushes);
-        }
-    });
-}
-
 /// How long a closing connection waits for the client's own close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -426,9 +399,7 @@ impl Connection {
                 Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => None,
             };
         }
-        let flushed = timeout(WRITE_STALL, ws.flush()).await;
-        share_core();
-        match (flushed, closing) {
+        match (timeout(WRITE_STALL, ws.flush()).await, closing) {
             // Queued behind the frames before it (4001, 4008): as patient as any other write.
             (Ok(Ok(())), Some((code, reason))) => Flow::Close(code, reason, WRITE_STALL),
             (Ok(Ok(())), None) => Flow::Continue,
