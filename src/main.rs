@@ -269,8 +269,10 @@ fn main() -> ExitCode {
             let target =
                 hearth::script::Target::new(config, target.server.as_deref(), target.token)
                     .map_err(|e| AdminError(e.0))?;
-            let mut out = Stdout::default();
-            let done = client_runtime()?
+            // A closed pipe ends `tail` quietly (hearth::script::tail).
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            client_runtime()?
                 .block_on(hearth::script::tail(
                     &target,
                     &room,
@@ -278,16 +280,15 @@ fn main() -> ExitCode {
                     &mut out,
                     hearth::shutdown::signal(),
                 ))
-                .map(|()| String::new())
-                .map_err(|e| AdminError(e.0));
-            out.unless_gone(done)
+                .map_err(|e| AdminError(e.0))?;
+            Ok(String::new())
         }),
     }
 }
 
-/// Standard output for the commands that may write a lot (`export`, `tail`): it notes when
-/// its reader has gone (`hearth export | head`), and the command then ends quietly with
-/// success, as Unix tools do, instead of reporting a broken pipe.
+/// Standard output for `export`: it notes when its reader has gone (`hearth export | head`),
+/// and the command then ends quietly with success, as Unix tools do (and as `tail` does),
+/// instead of reporting a broken pipe.
 struct Stdout {
     out: std::io::StdoutLock<'static>,
     gone: bool,
