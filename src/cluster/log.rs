@@ -519,7 +519,17 @@ impl Follower {
     /// A batch this node's writer committed: everything below its positions first.
     fn local(&mut self, batch: Vec<Committed>) {
         let Some(&Committed::Logged { after, upto }) = batch.first() else {
-            // No positions: answers and refusals only.
+            // No positions: answers and refusals only. A retried nonce is answered with the
+            // message stored the first time, which this node may not have delivered yet
+            // (another node stored it, or a batch of this node's whose commit seemed to fail
+            // and was read back from the log): everything up to it goes out first, so that
+            // its sender never hears of it before the messages below it (the connection
+            // resumes from the highest id it heard of, and would skip those).
+            if let Some(id) = newest_duplicate(&batch).filter(|id| *id > self.applied) {
+                let started = Instant::now();
+                self.catch_up(Some(id));
+                add_us(&self.hub.metrics().log_behind_us, started);
+            }
             self.hub.fan_out(batch);
             return;
         };
@@ -839,6 +849,22 @@ fn without_changes(batch: Vec<Committed>) -> Vec<Committed> {
             other => Some(other),
         })
         .collect()
+}
+
+/// The highest id of the messages `batch` answers a retried nonce with (each stored the
+/// first time it was sent).
+fn newest_duplicate(batch: &[Committed]) -> Option<i64> {
+    batch
+        .iter()
+        .filter_map(|c| match c {
+            Committed::Stored {
+                msg,
+                duplicate: true,
+                ..
+            } => Some(msg.id),
+            _ => None,
+        })
+        .max()
 }
 
 /// Add the microseconds since `started` to `counter`.

@@ -285,7 +285,13 @@ struct Conn {
     queue: VecDeque<String>,
     /// New nonces this connection started.
     started: usize,
+    /// The last frames that moved the connection's place (ids, `ready`, `resumed`), oldest
+    /// first: shown with an ordering violation.
+    trail: VecDeque<String>,
 }
+
+/// How many frames [`Conn::trail`] keeps.
+const TRAIL: usize = 48;
 
 impl Conn {
     fn new(no: u64, since: i64, queue: VecDeque<String>) -> Conn {
@@ -293,6 +299,7 @@ impl Conn {
             no,
             since,
             last: since,
+            trail: VecDeque::new(),
             frames: 0,
             resumed: false,
             outstanding: 0,
@@ -302,6 +309,14 @@ impl Conn {
             queue,
             started: 0,
         }
+    }
+
+    /// Note one frame in the trail.
+    fn note(&mut self, what: String) {
+        if self.trail.len() == TRAIL {
+            self.trail.pop_front();
+        }
+        self.trail.push_back(format!("#{} {what}", self.frames));
     }
 }
 
@@ -450,6 +465,14 @@ impl Client {
         } else {
             self.seen.insert(id, seen.clone());
         }
+        cn.note(format!(
+            "{id}{}{}",
+            if live { " live" } else { " replayed" },
+            match (&seen.nonce, seen.user == self.name) {
+                (Some(n), true) => format!(" own {n}"),
+                _ => String::new(),
+            }
+        ));
         let mut answer = false;
         let mut stored_reply = false;
         if seen.user == self.name {
@@ -500,8 +523,8 @@ impl Client {
             self.stats.stored_replies += 1;
         } else {
             self.violation(format!(
-                "connection {} (since={}): id {id} arrived after id {}",
-                cn.no, cn.since, cn.last
+                "connection {} (since={}): id {id} arrived after id {} (frames: {:?})",
+                cn.no, cn.since, cn.last, cn.trail
             ));
         }
         self.max_seen = self.max_seen.max(id);
@@ -518,6 +541,14 @@ impl Client {
             }
         };
         let kind = v["type"].as_str().unwrap_or("");
+        if matches!(kind, "ready" | "resumed" | "error") {
+            let at = match kind {
+                "ready" => format!(" last_id {}", v["last_id"]),
+                "resumed" => format!(" head {}", v["head"]),
+                _ => format!(" {} {}", v["code"], v["nonce"]),
+            };
+            cn.note(format!("{kind}{at}"));
+        }
         if cn.frames == 1 && kind != "ready" {
             self.violation(format!("first frame is not ready: {text}"));
         }
@@ -660,6 +691,7 @@ impl Client {
         self.stats.connections += 1;
         let queue = self.resend_queue();
         let mut cn = Conn::new(self.stats.connections, self.max_seen, queue);
+        cn.note(format!("to port {port}"));
         let ws = match open_socket(port, &self.token, cn.since).await {
             Ok(ws) => ws,
             Err(e) => return End::ConnectFailed(e),
@@ -735,6 +767,7 @@ impl Client {
             };
             let rec = self.nonces.get_mut(&nonce).expect("known nonce");
             let frame = send_in(ROOM, &rec.body, &nonce);
+            cn.note(format!("sent {nonce}"));
             rec.sends += 1;
             self.stats.sends += 1;
             cn.outstanding += 1;

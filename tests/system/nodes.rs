@@ -719,6 +719,83 @@ async fn a_postgresql_restart_fails_only_the_sends_in_flight_and_both_nodes_carr
     tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
 }
 
+/// A retried nonce whose message the node has not delivered yet (another node stored it, or
+/// this node's commit seemed to fail and is read back from the log) is answered only after
+/// every message below it: its sender, who resumes from the highest id it heard of, would
+/// otherwise skip those. The two messages are appended by hand (as another node's writer
+/// does, without the notification a writer sends with its commit), so the node only finds
+/// them at its next read of the log, up to half a second later, while the retry is answered
+/// in milliseconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_is_answered_after_every_message_below_its_first_copy() {
+    let Some((pg, url)) = database("retry_order").await else {
+        return;
+    };
+    let apps = nodes(&url, 1).await;
+    let app = &apps[0];
+    let ann = app.signup("ann").await;
+    let _ben = app.signup("ben").await;
+    let mut ann_ws = app.ws_connect(&ann, None).await;
+    let before = id_of(&ann_ws.say("general", "before", "a0").await);
+    // Past the node's read of the log that the first message's commit may still bring.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let appended = tokio::task::block_in_place(|| {
+        let mut c = pg.client("retry_order");
+        let mut id = |sql: &str| -> i64 { c.query_one(sql, &[]).expect(sql).get(0) };
+        let general = id("SELECT id FROM rooms WHERE name = 'general'");
+        let (ann_id, ben_id) = (
+            id("SELECT id FROM users WHERE username = 'ann'"),
+            id("SELECT id FROM users WHERE username = 'ben'"),
+        );
+        let row = |user_id, body: &str, nonce: Option<&str>| hearth::db::pg::log::NewRow {
+            room_id: general,
+            user_id,
+            body: body.into(),
+            nonce: nonce.map(str::to_string),
+        };
+        let rows = [
+            row(ben_id, "ben's, first", None),
+            row(ann_id, "ann's, stored once", Some("a1")),
+        ];
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis() as i64;
+        hearth::db::pg::log::append(&mut c, &rows, now).expect("appended")
+    });
+    use hearth::db::pg::log::Appended;
+    let (bens, anns) = match appended[..] {
+        [Appended::Stored(b), Appended::Stored(a)] => (b, a),
+        ref other => panic!("appended {other:?}"),
+    };
+    assert_eq!((bens, anns), (before + 1, before + 2));
+    ann_ws
+        .send_json(&crate::common::send_frame("ann's, stored once", Some("a1")))
+        .await;
+    let frames = ann_ws
+        .frames_until(|f| f["type"] == "message" && f["nonce"] == "a1" && f["id"] == anns)
+        .await;
+    let ids: Vec<i64> = frames
+        .iter()
+        .filter(|f| f["type"] == "message")
+        .map(id_of)
+        .collect();
+    assert_eq!(
+        ids.first(),
+        Some(&bens),
+        "the answer to the retry came before ben's message below it: {frames:?}"
+    );
+    // Ann's message itself, and the answer to the retry (the same message, with her nonce).
+    let answer = ann_ws
+        .wait_for("the answer to the retry", |f| {
+            f["type"] == "message" && f["nonce"] == "a1"
+        })
+        .await;
+    assert_eq!(id_of(&answer), anns, "{answer}");
+    drop(apps);
+    tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
+}
+
 /// How PostgreSQL goes away under a node.
 enum Outage {
     /// Stopped: every connection to it fails.
