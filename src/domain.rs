@@ -129,6 +129,13 @@ pub const MAX_TOPIC_CHARS: usize = 250;
 /// Most participants in a DM, the creator included.
 pub const MAX_DM_USERS: usize = 8;
 
+/// A room name as a request names it, in the case rooms are stored in: public rooms' names
+/// (see [`parse_room_name`]) and DMs' (`dm:` and case-folded usernames, see [`dm_name`]) are
+/// lower-case ASCII, so `General` names the room `general`.
+pub fn fold_room_name(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
 /// Validate a room name as typed; returns it lowercased. 1–48 characters of `a-z 0-9 - _`,
 /// starting with a letter or digit.
 pub fn parse_room_name(raw: &str) -> Result<String, &'static str> {

@@ -202,7 +202,10 @@ pub struct SearchPage {
 pub async fn search(state: &App, user_id: i64, s: Search<'_>) -> Result<SearchPage, AppError> {
     let offset = s.offset.unwrap_or(0).clamp(0, MAX_SEARCH_OFFSET) as u32;
     let room_id = match s.room.filter(|r| !r.is_empty()) {
-        Some(name) => Some(rooms::readable(state, user_id, name).await?.id),
+        Some(name) => {
+            let name = crate::domain::fold_room_name(name);
+            Some(rooms::readable(state, user_id, &name).await?.id)
+        }
         None => None,
     };
     let author_key = match s.author.filter(|u| !u.is_empty()) {

@@ -16,6 +16,7 @@ use crate::app::rooms::{self, RoomError};
 use crate::app::App;
 use crate::auth::Identity;
 use crate::db::Notify;
+use crate::domain::fold_room_name;
 use crate::protocol::{MessageView, RoomView};
 
 /// Body limit of `POST /api/rooms/leave`: 500 of the longest DM names fit.
@@ -211,10 +212,13 @@ pub struct NotifyLevel {
     level: Notify,
 }
 
-/// A room name from the URL, percent-decoded (clients may encode the `:` and `,` of DM names).
+/// A room name from the URL, percent-decoded (clients may encode the `:` and `,` of DM names)
+/// and case-folded: every room's name is stored in lower case (see [`fold_room_name`]).
 pub fn room_param(raw: &str) -> Result<String, Rejection> {
     // No room can have a name that does not decode.
-    decode_segment(raw).ok_or_else(no_such_room)
+    decode_segment(raw)
+        .map(|name| fold_room_name(&name))
+        .ok_or_else(no_such_room)
 }
 
 /// A path segment percent-decoded to text; `None` for a bad escape or bytes that are not
@@ -336,7 +340,8 @@ pub async fn leave(room: String, id: Identity, state: App) -> Result<Response, R
 
 /// POST /api/rooms/leave
 pub async fn leave_many(id: Identity, body: LeaveMany, state: App) -> Result<Response, Rejection> {
-    let left = rooms::leave_many(&state, &id.user, &body.rooms).await?;
+    let names: Vec<String> = body.rooms.iter().map(|r| fold_room_name(r)).collect();
+    let left = rooms::leave_many(&state, &id.user, &names).await?;
     Ok(warp::reply::json(&json!({ "left": left })).into_response())
 }
 

@@ -96,14 +96,22 @@ impl ClientMsg {
         if holds_nul(text) {
             return Err(NUL_REFUSED.to_string());
         }
-        serde_json::from_str(text).map_err(|e| {
+        let mut msg: ClientMsg = serde_json::from_str(text).map_err(|e| {
             let e = e.to_string();
             if e.contains("unknown variant") {
                 "Unknown frame type.".to_string()
             } else {
                 format!("Malformed frame: {e}.")
             }
-        })
+        })?;
+        // Rooms are named in any case, as in URLs.
+        if let ClientMsg::Send { room, .. }
+        | ClientMsg::Typing { room }
+        | ClientMsg::Read { room, .. } = &mut msg
+        {
+            room.make_ascii_lowercase();
+        }
+        Ok(msg)
     }
 }
 
@@ -751,6 +759,27 @@ mod tests {
             v
         );
         assert!(message_json_from_frame(&"{\"type\":\"edited\"}".into()).is_none());
+    }
+
+    #[test]
+    fn rooms_in_client_frames_are_named_in_any_case() {
+        let room = |text: &str| match ClientMsg::parse(text) {
+            Ok(
+                ClientMsg::Send { room, .. }
+                | ClientMsg::Typing { room }
+                | ClientMsg::Read { room, .. },
+            ) => room,
+            other => panic!("{text}: {other:?}"),
+        };
+        assert_eq!(
+            room(r#"{"type":"send","room":"General","body":"hi"}"#),
+            "general"
+        );
+        assert_eq!(
+            room(r#"{"type":"typing","room":"DM:Ann,Bob"}"#),
+            "dm:ann,bob"
+        );
+        assert_eq!(room(r#"{"type":"read","room":"TEAM-2","id":3}"#), "team-2");
     }
 
     #[test]

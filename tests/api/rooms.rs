@@ -222,6 +222,91 @@ async fn duplicate_room_names_conflict_ignoring_case() {
 }
 
 #[tokio::test]
+async fn rooms_are_named_in_any_case_in_urls_frames_and_searches() {
+    let app = TestApp::start().await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    app.create_room(&alice, "Team", true).await;
+    // Joined, posted to, read and searched under other spellings of its name.
+    let joined = app
+        .api_ok(Method::POST, "/api/rooms/TEAM/join", &bob, None, 200)
+        .await;
+    assert_eq!(joined["room"]["name"], "team", "{joined}");
+    let posted = app
+        .api_ok(
+            Method::POST,
+            "/api/rooms/Team/messages",
+            &bob,
+            Some(&json!({ "body": "hello from http" })),
+            201,
+        )
+        .await;
+    assert_eq!(posted["message"]["room"], "team", "{posted}");
+    let mut ws = app.ws_connect(&alice, None).await;
+    let sent = ws.say("tEaM", "hello from a socket", "n-case").await;
+    assert_eq!(sent["room"], "team", "{sent}");
+    ws.send_json(&json!({ "type": "read", "room": "TEAM", "id": sent["id"] }))
+        .await;
+    let read = ws.wait_type("read").await;
+    assert_eq!(read["room"], "team", "{read}");
+    let bodies: Vec<Value> = app
+        .history(&bob, "TeAm", "")
+        .await
+        .iter()
+        .map(|m| m["body"].clone())
+        .collect();
+    assert_eq!(
+        bodies,
+        [json!("hello from http"), json!("hello from a socket")]
+    );
+    let found = app.search_ok(&alice, "hello", "&room=TEAM").await;
+    assert_eq!(
+        found["results"].as_array().map(Vec::len),
+        Some(2),
+        "{found}"
+    );
+    // A DM's name too: its people are named in any case.
+    let (_, dm) = app.open_dm(&alice, &["bob"]).await;
+    let name = dm["name"].as_str().expect("a DM name").to_string();
+    let shouted = urlencode(&name.to_ascii_uppercase());
+    app.api_ok(
+        Method::POST,
+        &format!("/api/rooms/{shouted}/messages"),
+        &bob,
+        Some(&json!({ "body": "psst" })),
+        201,
+    )
+    .await;
+    // Leaving under another spelling, one room or several.
+    let (status, _) = app
+        .api(Method::POST, "/api/rooms/TEAM/leave", &bob, None)
+        .await;
+    assert_eq!(status, 204);
+    assert!(app.my_room(&bob, "team").await.is_none());
+    app.join_room(&bob, "team").await;
+    let left = app
+        .api_ok(
+            Method::POST,
+            "/api/rooms/leave",
+            &bob,
+            Some(&json!({ "rooms": ["Team"] })),
+            200,
+        )
+        .await;
+    assert_eq!(left["left"], json!(["team"]), "{left}");
+    // A name no room has, in any case, is still unknown.
+    app.api_err(
+        Method::GET,
+        "/api/rooms/Nowhere/messages",
+        &bob,
+        None,
+        404,
+        "unknown_room",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn cookie_requests_without_origin_are_refused() {
     let app = TestApp::start().await;
     let alice = app.signup("alice").await;
