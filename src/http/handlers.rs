@@ -263,63 +263,66 @@ const WRITE_FAILURE_HOLD: Duration = Duration::from_secs(30);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// GET /healthz: reads and writes the database (and, on PostgreSQL, follows the log). Body
-/// `ok`; with `?detail`, one more line per part (database, log, Redis).
+/// `ok`, or `unavailable: <why>` with 503; with `?detail`, one more line per part (database,
+/// log, Redis, presence), whatever the status: a node taken out of a load balancer says what
+/// else is wrong with it too.
 pub async fn healthz(detail: bool, state: App) -> Result<Response, Rejection> {
     let metrics = state.hub.metrics();
     let failure = metrics.write_error.lock().ok().and_then(|e| e.clone());
-    if let Some(f) = failure
-        .as_ref()
-        .filter(|f| f.at.elapsed() < WRITE_FAILURE_HOLD)
-    {
-        let body = format!("unavailable: the last database write failed: {}", f.why);
-        return Ok(plain_text(StatusCode::SERVICE_UNAVAILABLE, body));
-    }
-    // Before the probes: a node that stopped following the log may be stuck on the database.
     let log = metrics.log_lag();
-    if let Some((age, _)) = log.filter(|(age, _)| *age > HEALTHY_LOG_AGE) {
-        let body = format!(
-            "unavailable: this node last read the log {} s ago",
-            age.as_secs()
-        );
-        return Ok(plain_text(StatusCode::SERVICE_UNAVAILABLE, body));
-    }
-    let probes = async {
-        state.db.ping_read().await?;
-        state.db.ping_write().await
+    let mut unavailable = match &failure {
+        Some(f) if f.at.elapsed() < WRITE_FAILURE_HOLD => {
+            Some(format!("the last database write failed: {}", f.why))
+        }
+        // Before the probes: a node that stopped following the log may be stuck on the
+        // database.
+        _ => log
+            .filter(|(age, _)| *age > HEALTHY_LOG_AGE)
+            .map(|(age, _)| format!("this node last read the log {} s ago", age.as_secs())),
     };
-    match tokio::time::timeout(PROBE_TIMEOUT, probes).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            tracing::error!("health check failed: {e}");
-            let body = "unavailable: the database cannot be read or written";
-            return Ok(plain_text(StatusCode::SERVICE_UNAVAILABLE, body.into()));
-        }
-        Err(_) => {
-            tracing::error!("health check: the database did not answer within {PROBE_TIMEOUT:?}");
-            let body = format!(
-                "unavailable: the database did not answer within {} s",
-                PROBE_TIMEOUT.as_secs()
-            );
-            return Ok(plain_text(StatusCode::SERVICE_UNAVAILABLE, body));
-        }
-    }
-    if let Some(old) = failure {
-        // The probe wrote, long enough after the failure: forget it (unless a newer one came).
-        if let Ok(mut e) = metrics.write_error.lock() {
-            if e.as_ref().is_some_and(|f| f.at == old.at) {
-                *e = None;
+    // Without `?detail` a node already known to be unavailable is not probed.
+    let probed = if unavailable.is_none() || detail {
+        Some(probe(&state).await)
+    } else {
+        None
+    };
+    if unavailable.is_none() {
+        match &probed {
+            Some(Err(why)) => unavailable = Some(why.clone()),
+            _ => {
+                if let Some(old) = &failure {
+                    // The probe wrote, long enough after the failure: forget it (unless a
+                    // newer one came).
+                    if let Ok(mut e) = metrics.write_error.lock() {
+                        if e.as_ref().is_some_and(|f| f.at == old.at) {
+                            *e = None;
+                        }
+                    }
+                }
             }
         }
     }
+    let (status, mut body) = match &unavailable {
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unavailable: {why}"),
+        ),
+        None => (StatusCode::OK, "ok".to_string()),
+    };
     if !detail {
-        return Ok(plain_text(StatusCode::OK, "ok".into()));
+        return Ok(plain_text(status, body));
     }
     let store = if state.db.is_postgres() {
         "postgresql"
     } else {
         "sqlite"
     };
-    let mut body = format!("ok\ndatabase: {store}, ok\n");
+    let database = match &probed {
+        Some(Ok(())) => "ok",
+        Some(Err(why)) => why.as_str(),
+        None => "not probed",
+    };
+    body.push_str(&format!("\ndatabase: {store}, {database}\n"));
     if let Some((age, position)) = log {
         body.push_str(&format!(
             "log: position {position}, read {} ms ago\n",
@@ -340,7 +343,30 @@ pub async fn healthz(detail: bool, state: App) -> Result<Response, Rejection> {
         };
         body.push_str(&format!("presence: {presence}\n"));
     }
-    Ok(plain_text(StatusCode::OK, body))
+    Ok(plain_text(status, body))
+}
+
+/// The database probes of `/healthz`: a read, then a write, within [`PROBE_TIMEOUT`]
+/// together. The error is the reason `/healthz` gives.
+async fn probe(state: &App) -> Result<(), String> {
+    let probes = async {
+        state.db.ping_read().await?;
+        state.db.ping_write().await
+    };
+    match tokio::time::timeout(PROBE_TIMEOUT, probes).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::error!("health check failed: {e}");
+            Err("the database cannot be read or written".into())
+        }
+        Err(_) => {
+            tracing::error!("health check: the database did not answer within {PROBE_TIMEOUT:?}");
+            Err(format!(
+                "the database did not answer within {} s",
+                PROBE_TIMEOUT.as_secs()
+            ))
+        }
+    }
 }
 
 fn plain_text(status: StatusCode, body: String) -> Response {

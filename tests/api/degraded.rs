@@ -121,6 +121,18 @@ async fn a_failed_write_holds_healthz_down_for_a_while_then_a_probe_that_writes_
     let (status, text) = health(&app).await;
     assert_eq!(status, 503, "{text}");
     assert!(text.contains("last database write failed"), "{text}");
+    // With `?detail`, the same status and reason, then how each part fares: the database
+    // answers its probes again (and probing it with `?detail` does not end the hold).
+    let res = app.get("/healthz?detail").await;
+    let (status, detail) = (res.status().as_u16(), crate::common::text(res).await);
+    assert_eq!(status, 503, "{detail}");
+    let lines: Vec<&str> = detail.lines().collect();
+    assert!(
+        lines[0].starts_with("unavailable: the last database write failed"),
+        "{detail}"
+    );
+    assert_eq!(lines.get(1), Some(&"database: sqlite, ok"), "{detail}");
+    assert_eq!(health(&app).await.0, 503);
 
     // The failure is older than the hold (set back in time, rather than waiting for it).
     let failure = || {
