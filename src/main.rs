@@ -108,6 +108,10 @@ struct TargetArgs {
     /// A bot token (Settings → Devices and bots); default: the HEARTH_TOKEN variable.
     #[arg(long, value_name = "TOKEN")]
     token: Option<String>,
+    /// Trust the certificates in this PEM file too: a server whose certificate no public
+    /// authority signed (a private authority's, or its own self-signed one).
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -253,9 +257,13 @@ fn main() -> ExitCode {
                 }
                 Some(t) => t.to_string(),
             };
-            let target =
-                hearth::script::Target::new(config, target.server.as_deref(), target.token)
-                    .map_err(|e| AdminError(e.0))?;
+            let target = hearth::script::Target::new(
+                config,
+                target.server.as_deref(),
+                target.token,
+                target.cacert.as_deref(),
+            )
+            .map_err(|e| AdminError(e.0))?;
             let msg = client_runtime()?
                 .block_on(hearth::script::post(&target, &room, &text))
                 .map_err(|e| AdminError(e.0))?;
@@ -266,9 +274,13 @@ fn main() -> ExitCode {
             since,
             target,
         } => with_config(&cli.config, |config| {
-            let target =
-                hearth::script::Target::new(config, target.server.as_deref(), target.token)
-                    .map_err(|e| AdminError(e.0))?;
+            let target = hearth::script::Target::new(
+                config,
+                target.server.as_deref(),
+                target.token,
+                target.cacert.as_deref(),
+            )
+            .map_err(|e| AdminError(e.0))?;
             // A closed pipe ends `tail` quietly (hearth::script::tail).
             let stdout = std::io::stdout();
             let mut out = stdout.lock();

@@ -8,6 +8,7 @@
 //!   printed, so nothing is skipped and nothing is printed twice.
 
 use std::io::Write;
+use std::path::Path;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -17,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use url::Url;
 
-use crate::config::{Config, OutboundConfig};
+use crate::config::Config;
 use crate::outbound::{BodyLimit, Outbound};
 
 /// Why a script command failed.
@@ -26,22 +27,47 @@ use crate::outbound::{BodyLimit, Outbound};
 pub struct ScriptError(pub String);
 
 /// Which server, as whom.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Target {
     /// The server's address (`http://127.0.0.1:12345/`, or its public URL).
     pub base: Url,
     /// A bot token.
     pub token: String,
+    /// The client for it: any address and port (the operator names the server), trusting
+    /// the public authorities and the `--cacert` certificates.
+    client: Outbound,
 }
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long `post` and `tail` wait for the server.
+const TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Target {
     /// `server` when given, else the configuration's `public_url`, else this machine at the
-    /// configured port; `token` when given, else `HEARTH_TOKEN`.
+    /// configured port; `token` when given, else `HEARTH_TOKEN`. A server with a certificate
+    /// no public authority signed (a private authority, or self-signed) is trusted through
+    /// `cacert`, a PEM file of the certificates to trust besides them.
     pub fn new(
         config: &Config,
         server: Option<&str>,
         token: Option<String>,
+        cacert: Option<&std::path::Path>,
     ) -> Result<Target, ScriptError> {
+        let roots = match cacert {
+            Some(path) => trusted(path)?,
+            None => Vec::new(),
+        };
+        let client = Outbound::own_server(TIMEOUT, roots).map_err(|e| {
+            let file = cacert.map(|p| p.display().to_string()).unwrap_or_default();
+            ScriptError(format!("{file}: {e}"))
+        })?;
         let base = match server.or(config.public_url()) {
             Some(s) => s.to_string(),
             None => {
@@ -67,6 +93,7 @@ impl Target {
         Ok(Target {
             base,
             token: token.trim().to_string(),
+            client,
         })
     }
 
@@ -78,13 +105,27 @@ impl Target {
         url
     }
 
-    fn client(&self) -> Outbound {
-        // The operator's own server, named on the command line: any address is fine.
-        Outbound::new(&OutboundConfig {
-            allow_private_networks: true,
-            timeout_seconds: 30,
-        })
+    fn client(&self) -> &Outbound {
+        &self.client
     }
+}
+
+/// The certificates of the PEM file at `path` (`--cacert`), at least one.
+fn trusted(
+    path: &Path,
+) -> Result<Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>, ScriptError> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    let shown = path.display();
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| ScriptError(format!("cannot read certificates from {shown}: {e}")))?;
+    if certs.is_empty() {
+        return Err(ScriptError(format!(
+            "{shown} holds no certificate (a PEM file with -----BEGIN CERTIFICATE-----)"
+        )));
+    }
+    Ok(certs)
 }
 
 /// The sentence of an error answer (`{"error":{"message"}}`), or its status.
@@ -207,7 +248,13 @@ async fn follow(
     if let Ok(v) = format!("Bearer {}", target.token).parse() {
         request.headers_mut().insert("authorization", v);
     }
-    let connected = tokio_tungstenite::connect_async(request).await;
+    // Opened by the script's own client: its roots (`--cacert`) and its rules hold for the
+    // WebSocket too.
+    let stream = match target.client().open(&url).await {
+        Ok(s) => s,
+        Err(e) => return Ended::Dropped(e.to_string()),
+    };
+    let connected = tokio_tungstenite::client_async(request, stream).await;
     let mut ws = match connected {
         Ok((ws, _)) => ws,
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 401 => {

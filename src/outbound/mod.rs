@@ -115,10 +115,17 @@ pub enum BodyLimit {
     Whole(usize),
 }
 
+/// A byte stream [`Outbound::open`] gives: TCP, or TLS over it.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
 /// The client. Cheap to clone.
 #[derive(Clone)]
 pub struct Outbound {
     allow_private: bool,
+    /// Whether every port may be used (the operator's own server; see [`Outbound::own_server`]).
+    any_port: bool,
     /// Domains never fetched, lower-case, without a leading dot (see [`Outbound::never`]).
     never: Arc<[String]>,
     timeout: Duration,
@@ -128,19 +135,70 @@ pub struct Outbound {
 impl Outbound {
     /// A client under `config`'s rules.
     pub fn new(config: &OutboundConfig) -> Self {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         Outbound {
             allow_private: config.allow_private_networks,
+            any_port: false,
             never: Arc::from(Vec::new()),
             timeout: Duration::from_secs(config.timeout_seconds),
-            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            tls: connector(Vec::new()).0,
+        }
+    }
+
+    /// A client for the operator's own server, named on the command line (`hearth post`,
+    /// `hearth tail`), not by a user or a page: any address and any port, and the
+    /// certificates of `extra_roots` (`--cacert`: a private authority, or a server's own
+    /// self-signed certificate) trusted besides the public authorities. Refuses a
+    /// certificate that cannot be a root.
+    pub fn own_server(
+        timeout: Duration,
+        extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    ) -> Result<Self, String> {
+        let (tls, refused) = connector(extra_roots);
+        if let Some(e) = refused {
+            return Err(e);
+        }
+        Ok(Outbound {
+            allow_private: true,
+            any_port: true,
+            never: Arc::from(Vec::new()),
+            timeout,
+            tls,
+        })
+    }
+
+    /// A connection to `url`'s server for a protocol other than this client's requests (a
+    /// WebSocket): `ws`/`http` plain, `wss`/`https` TLS under this client's roots, and the
+    /// same rules for addresses and ports; within the client's timeout.
+    pub async fn open(&self, url: &Url) -> Result<Box<dyn Stream>, OutboundError> {
+        let bad = || OutboundError::BadUrl(url.as_str().chars().take(200).collect());
+        let scheme = match url.scheme() {
+            "ws" | "http" => "http",
+            "wss" | "https" => "https",
+            _ => return Err(bad()),
+        };
+        let mut http = url.clone();
+        http.set_scheme(scheme).map_err(|()| bad())?;
+        let target = Target::of(&http, self.any_port)?;
+        let opened = async {
+            let addrs = self.checked_addresses(&target).await?;
+            let stream = connect(&addrs, &target.host).await?;
+            if !target.tls {
+                return Ok(Box::new(stream) as Box<dyn Stream>);
+            }
+            let name = server_name(&target.host)?;
+            let tls = self
+                .tls
+                .connect(name, stream)
+                .await
+                .map_err(|e| OutboundError::Tls {
+                    host: target.host.to_string(),
+                    reason: e.to_string(),
+                })?;
+            Ok(Box::new(tls) as Box<dyn Stream>)
+        };
+        match tokio::time::timeout(self.timeout, opened).await {
+            Ok(opened) => opened,
+            Err(_) => Err(OutboundError::Timeout),
         }
     }
 
@@ -267,7 +325,7 @@ impl Outbound {
                 url.host_str().unwrap_or_default().to_string(),
             ));
         }
-        let target = Target::of(url)?;
+        let target = Target::of(url, self.any_port)?;
         let addrs = self.checked_addresses(&target).await?;
         let stream = connect(&addrs, &target.host).await?;
         let mut request = Request::builder()
@@ -352,7 +410,7 @@ impl Outbound {
 /// credentials, and (unless private networks are allowed) not an address literal of a
 /// refused class.
 pub fn check_url(url: &Url, allow_private: bool) -> Result<(), OutboundError> {
-    let target = Target::of(url)?;
+    let target = Target::of(url, false)?;
     let ip = match target.host {
         Host::Ipv4(ip) => IpAddr::V4(ip),
         Host::Ipv6(ip) => IpAddr::V6(ip),
@@ -399,7 +457,8 @@ struct Target {
 }
 
 impl Target {
-    fn of(url: &Url) -> Result<Target, OutboundError> {
+    /// Where `url` points; a port browsers refuse is refused too, unless `any_port`.
+    fn of(url: &Url, any_port: bool) -> Result<Target, OutboundError> {
         let bad = || OutboundError::BadUrl(url.as_str().chars().take(200).collect());
         let tls = match url.scheme() {
             "https" => true,
@@ -411,11 +470,33 @@ impl Target {
         }
         let host = url.host().ok_or_else(bad)?.to_owned();
         let port = url.port_or_known_default().ok_or_else(bad)?;
-        if BAD_PORTS.binary_search(&port).is_ok() {
+        if !any_port && BAD_PORTS.binary_search(&port).is_ok() {
             return Err(OutboundError::BadPort(port));
         }
         Ok(Target { host, port, tls })
     }
+}
+
+/// A TLS connector trusting the public authorities and `extra_roots`; with the first reason
+/// one of those could not be trusted.
+fn connector(
+    extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+) -> (tokio_rustls::TlsConnector, Option<String>) {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let mut refused = None;
+    for cert in extra_roots {
+        if let Err(e) = roots.add(cert) {
+            refused.get_or_insert(format!("a certificate cannot be trusted: {e}"));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (tokio_rustls::TlsConnector::from(Arc::new(tls)), refused)
 }
 
 async fn connect(addrs: &[SocketAddr], host: &Host<String>) -> Result<TcpStream, OutboundError> {
@@ -595,6 +676,35 @@ mod tests {
         ] {
             assert_eq!(check_url(&Url::parse(s).unwrap(), false), Ok(()), "{s}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_operators_own_server_may_use_any_port() {
+        // 10080 is a port browsers refuse; nothing listens on it here.
+        let url = Url::parse("http://127.0.0.1:10080/").unwrap();
+        let config = OutboundConfig {
+            allow_private_networks: true,
+            ..OutboundConfig::default()
+        };
+        let answer = Outbound::new(&config)
+            .get(&url, "*/*", BodyLimit::Prefix(10))
+            .await;
+        assert!(
+            matches!(answer, Err(OutboundError::BadPort(10080))),
+            "{answer:?}"
+        );
+        // Named by the operator: tried (and nothing answers), not refused beforehand.
+        let own = Outbound::own_server(Duration::from_secs(5), Vec::new()).unwrap();
+        let answer = own.get(&url, "*/*", BodyLimit::Prefix(10)).await;
+        assert!(
+            matches!(answer, Err(OutboundError::Connect(_))),
+            "{answer:?}"
+        );
+        let ws = Url::parse("ws://127.0.0.1:10080/ws").unwrap();
+        assert!(matches!(
+            own.open(&ws).await,
+            Err(OutboundError::Connect(_))
+        ));
     }
 
     #[tokio::test]

@@ -144,8 +144,10 @@ impl Drop for Hearth {
 
 /// The port in `listening on http://127.0.0.1:PORT`.
 fn port_of(line: &str) -> Option<u16> {
-    line.trim()
-        .strip_prefix("listening on http://127.0.0.1:")?
+    let url = line.trim().strip_prefix("listening on ")?;
+    url.strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))?
+        .strip_prefix("127.0.0.1:")?
         .parse()
         .ok()
 }

@@ -190,3 +190,92 @@ async fn post_and_tail_follow_a_room_across_a_restart() {
     let _ = tail.wait();
     drop(server);
 }
+
+/// A server whose certificate no public authority signed (its own, self-signed): `post` and
+/// `tail` (over `wss`) reach it once `--cacert` names the certificate, and without it refuse
+/// it, saying why; a `--cacert` file without a certificate is refused before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_and_tail_trust_a_servers_own_certificate_given_with_cacert() {
+    let dir = tempfile::tempdir().unwrap();
+    // The bot's token is made over plain HTTP; then the server starts again, with TLS.
+    let token = {
+        let server = start(dir.path(), 0);
+        create_account(&http_client(), server.port, "cron").await
+    };
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let server = start_server_with(
+        dir.path(),
+        &[
+            ("CHAT_SERVER__PORT", "0".into()),
+            ("CHAT_PREVIEWS__ENABLED", "false".into()),
+            ("CHAT_SERVER__TLS__CERT", cert.display().to_string()),
+            ("CHAT_SERVER__TLS__KEY", key.display().to_string()),
+        ],
+    );
+    let base = format!("https://localhost:{}", server.port);
+    let cacert = cert.display().to_string();
+
+    let out = hearth(dir.path(), &base, &token, &["post", "general", "x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("TLS") && err.contains("cert"), "{err}");
+
+    let out = hearth(
+        dir.path(),
+        &base,
+        &token,
+        &["post", "general", "over TLS", "--cacert", &cacert],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let posted: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(posted["body"], "over TLS");
+
+    // From the start of the room, over wss.
+    let mut tail = hearth(
+        dir.path(),
+        &base,
+        &token,
+        &["tail", "general", "--since", "0", "--cacert", &cacert],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let lines = lines_of(&mut tail);
+    let line = next_line(&lines, "the message posted over TLS");
+    assert_eq!(line["id"], posted["id"], "{line}");
+    let _ = tail.kill();
+    let _ = tail.wait();
+
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "no certificate here\n").unwrap();
+    let out = hearth(
+        dir.path(),
+        &base,
+        &token,
+        &[
+            "post",
+            "general",
+            "x",
+            "--cacert",
+            &empty.display().to_string(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("holds no certificate"), "{err}");
+    drop(server);
+}
