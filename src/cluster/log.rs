@@ -519,13 +519,14 @@ impl Follower {
     /// A batch this node's writer committed: everything below its positions first.
     fn local(&mut self, batch: Vec<Committed>) {
         let Some(&Committed::Logged { after, upto }) = batch.first() else {
-            // No positions: answers and refusals only. A retried nonce is answered with the
-            // message stored the first time, which this node may not have delivered yet
-            // (another node stored it, or a batch of this node's whose commit seemed to fail
-            // and was read back from the log): everything up to it goes out first, so that
-            // its sender never hears of it before the messages below it (the connection
-            // resumes from the highest id it heard of, and would skip those).
-            if let Some(id) = newest_duplicate(&batch).filter(|id| *id > self.applied) {
+            // No positions: answers and refusals only. A retry is answered with what its
+            // first copy stored (a message, or the change of an edit, reaction or deletion),
+            // which this node may not have delivered yet (another node stored it, or a batch
+            // of this node's whose commit seemed to fail and was read back from the log):
+            // everything up to it goes out first, so that its sender never hears of it before
+            // what lies below it (a connection resumes from the highest position it heard
+            // of, and would skip that).
+            if let Some(id) = newest_repeated(&batch).filter(|id| *id > self.applied) {
                 let started = Instant::now();
                 self.catch_up(Some(id));
                 add_us(&self.hub.metrics().log_behind_us, started);
@@ -851,9 +852,10 @@ fn without_changes(batch: Vec<Committed>) -> Vec<Committed> {
         .collect()
 }
 
-/// The highest id of the messages `batch` answers a retried nonce with (each stored the
-/// first time it was sent).
-fn newest_duplicate(batch: &[Committed]) -> Option<i64> {
+/// The highest position of what `batch` answers retries with, each stored by the retry's
+/// first copy: a message (a retried send), or a change to one told only to the connection
+/// that asked again (a repeated edit, reaction or deletion).
+fn newest_repeated(batch: &[Committed]) -> Option<i64> {
     batch
         .iter()
         .filter_map(|c| match c {
@@ -862,6 +864,18 @@ fn newest_duplicate(batch: &[Committed]) -> Option<i64> {
                 duplicate: true,
                 ..
             } => Some(msg.id),
+            Committed::Changed(done) => done
+                .changes
+                .iter()
+                .filter_map(|change| match change {
+                    Change::Message {
+                        change,
+                        audience: crate::events::Audience::Only(_),
+                        ..
+                    } => Some(change.seq),
+                    _ => None,
+                })
+                .max(),
             _ => None,
         })
         .max()
@@ -1168,8 +1182,8 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::{
-        hear, held, remote_items, Backlog, Change, ChangeKind, Changes, Committed, Heard, LogRange,
-        MessageChange, Part, Parts, BACKLOG,
+        hear, held, newest_repeated, remote_items, Backlog, Change, ChangeKind, Changes, Committed,
+        Heard, LogRange, MessageChange, Part, Parts, BACKLOG,
     };
     use crate::events::Audience;
 
@@ -1186,6 +1200,45 @@ mod tests {
     fn batch_of(message: &str, n: usize) -> Vec<Committed> {
         let items = vec![message; n].join(",");
         whole(&format!(r#"{{"a":4,"u":{},"i":[{items}]}}"#, 4 + n))
+    }
+
+    #[test]
+    fn a_batch_without_positions_names_the_newest_first_copy_it_answers() {
+        let deleted = |seq, audience| {
+            let change = MessageChange {
+                seq,
+                id: 5,
+                room_id: 1,
+                room: "general".into(),
+                kind: ChangeKind::Deleted { by: "ann".into() },
+            };
+            let (applied, _) = tokio::sync::oneshot::channel();
+            Committed::Changed(Changes {
+                changes: vec![Change::Message {
+                    change,
+                    nonce: None,
+                    audience,
+                }],
+                applied,
+            })
+        };
+        // The message of MESSAGE (id 5), as the answer to a retried send.
+        let mut repeat = batch_of(MESSAGE, 1).remove(1);
+        if let Committed::Stored { duplicate, .. } = &mut repeat {
+            *duplicate = true;
+        }
+        assert_eq!(newest_repeated(&[repeat]), Some(5));
+        let answers = vec![
+            deleted(9, Audience::Only(3)),
+            Committed::Failed {
+                origin: 3,
+                nonce: None,
+            },
+        ];
+        assert_eq!(newest_repeated(&answers), Some(9));
+        // A new message, or a change every member hears, is no answer to a retry.
+        let fresh = batch_of(MESSAGE, 1).remove(1);
+        assert_eq!(newest_repeated(&[fresh, deleted(12, Audience::Room)]), None);
     }
 
     #[test]
