@@ -392,6 +392,19 @@ pub const MIGRATIONS: &[&str] = &[
         WHERE level = 'all';
     CREATE INDEX push_subscriptions_by_session ON push_subscriptions(session);
     "#,
+    // 13: When each account was last seen, kept as its sessions end (signing out, a
+    //     revocation, disabling the account, an expiry), so that the account list still
+    //     says when someone last came by once none of their sessions is left. The latest of
+    //     it and of the open sessions' own times is their last visit.
+    r#"
+    ALTER TABLE users ADD COLUMN last_seen_at INTEGER;
+    CREATE TRIGGER sessions_end_keeps_last_seen AFTER DELETE ON sessions
+    BEGIN
+        UPDATE users SET last_seen_at = OLD.last_seen_at
+         WHERE id = OLD.user_id
+           AND (last_seen_at IS NULL OR last_seen_at < OLD.last_seen_at);
+    END;
+    "#,
 ];
 
 /// The schema version a database is at (0 for a new file).

@@ -219,6 +219,70 @@ async fn the_setup_account_administers_and_disabling_closes_sockets_at_once() {
     app.stop().await;
 }
 
+/// The account list says when each person last came by, also once none of their sessions is
+/// left (disabled, signed out): only an account that never signed in shows none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_visit_outlives_the_sessions_that_made_it() {
+    let mut app = start().await;
+    let (_, admin) = app.account("register", "alice").await;
+    let admin = admin.unwrap();
+    app.account("register", "bob").await;
+    let (_, carol) = app.account("register", "carol").await;
+    let last_seen = |body: &Value, who: &str| {
+        body["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["username"] == who)
+            .unwrap_or_else(|| panic!("{who} is listed: {body}"))["last_seen"]
+            .clone()
+    };
+    let (_, before) = app.list(&admin).await;
+    let bobs = last_seen(&before, "bob");
+    assert!(bobs.is_string(), "{before}");
+    assert!(last_seen(&before, "carol").is_string(), "{before}");
+
+    // Disabling bob ends his sessions; signing out ends carol's only one.
+    assert_eq!(app.act(&admin, "bob", "disable").await.0, 200);
+    let res = app
+        .http
+        .post(format!("{}/api/logout", app.base))
+        .header("cookie", carol.unwrap())
+        .header("origin", &app.base)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    let (_, after) = app.list(&admin).await;
+    assert_eq!(last_seen(&after, "bob"), bobs, "{after}");
+    assert!(last_seen(&after, "carol").is_string(), "{after}");
+
+    // An account made by the operator that never signed in has no last visit.
+    let c = app.config.clone();
+    crate::common::operator(&c, |c| hearth::admin::user_add(c, "dave", "password123"))
+        .await
+        .expect("add");
+    let (_, listed) = app.list(&admin).await;
+    assert!(last_seen(&listed, "dave").is_null(), "{listed}");
+    // The command line says the same.
+    let out = crate::common::operator(&c, |c| {
+        let mut out = Vec::new();
+        hearth::admin::user_list(c, &mut out).map(|()| out)
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let line = |who: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(who))
+            .unwrap_or_else(|| panic!("{who} in {text}"))
+            .to_string()
+    };
+    assert!(!line("bob").contains("never"), "{text}");
+    assert!(line("dave").contains("never"), "{text}");
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_reports_version_uptime_connections_and_totals() {
     let mut app = start().await;

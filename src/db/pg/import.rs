@@ -60,6 +60,7 @@ const TABLES: &[Table] = &[
             ("avatar_sha256", Text),
             ("avatar_type", Text),
             ("hook", Flag),
+            ("last_seen_at", Int),
         ],
     },
     Table {

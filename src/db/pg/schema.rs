@@ -572,6 +572,20 @@ pub const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO hearth_log_pruned (id, pos) VALUES (1, 0);
     "#,
+    // 12: when each account was last seen, kept as its sessions end (as SQLite's 13).
+    r#"
+    ALTER TABLE users ADD COLUMN last_seen_at bigint;
+    CREATE FUNCTION hearth_session_ended() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE users SET last_seen_at = OLD.last_seen_at
+         WHERE id = OLD.user_id
+           AND (last_seen_at IS NULL OR last_seen_at < OLD.last_seen_at);
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER sessions_end_keeps_last_seen AFTER DELETE ON sessions
+        FOR EACH ROW EXECUTE FUNCTION hearth_session_ended();
+    "#,
 ];
 
 /// What a migration needs done in Rust after its SQL, in the same transaction: its version

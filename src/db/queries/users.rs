@@ -99,7 +99,8 @@ pub struct UserSummary {
     pub disabled: bool,
     /// Account creation time (ms).
     pub created_at: i64,
-    /// Most recent session activity (ms), if any session exists.
+    /// Most recent activity (ms): of an open session, or of one that ended (signed out,
+    /// revoked, expired); none if the account never signed in.
     pub last_seen: Option<i64>,
 }
 
@@ -114,9 +115,12 @@ fn list_users_where<C: Sql>(
     args: &[&dyn Arg],
 ) -> Result<Vec<UserSummary>, C::Error> {
     let sql = format!(
-        "SELECT u.id, u.username, u.is_admin, u.disabled, u.created_at, \
-         (SELECT MAX(last_seen_at) FROM sessions s WHERE s.user_id = u.id) \
-         FROM users u {filter} ORDER BY u.id"
+        "SELECT id, username, is_admin, disabled, created_at, \
+         CASE WHEN open_at IS NULL OR ended_at > open_at THEN ended_at ELSE open_at END FROM \
+         (SELECT u.id, u.username, u.is_admin, u.disabled, u.created_at, \
+          u.last_seen_at AS ended_at, \
+          (SELECT MAX(last_seen_at) FROM sessions s WHERE s.user_id = u.id) AS open_at \
+          FROM users u {filter}) seen ORDER BY id"
     );
     conn.rows(&sql, args, |r| {
         Ok(UserSummary {
