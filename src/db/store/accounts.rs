@@ -219,11 +219,12 @@ impl Db {
     ) -> Result<Vec<[u8; 32]>, DbError> {
         let revoked = self
             .write(move |c| {
-                queries::set_password_hash(c, user_id, &hash)?;
+                // Sessions first, then the account's row (see `admin::change_account`).
                 let mut revoked = queries::delete_bot_sessions(c, user_id)?;
                 if let Some(keep) = keep {
                     revoked.extend(queries::delete_other_sessions(c, user_id, &keep)?);
                 }
+                queries::set_password_hash(c, user_id, &hash)?;
                 tell_other_nodes(c)?;
                 Ok(revoked)
             })

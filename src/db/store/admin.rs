@@ -60,10 +60,14 @@ pub(super) fn change_account(
     let Some(user) = queries::user_summary(c, key)? else {
         return Ok(None);
     };
+    // Sessions are deleted before the account's row is written, in the order every
+    // transaction takes them (deleting a session writes its account's last visit, see
+    // schema migration 13): on PostgreSQL, the other order could deadlock with a node's
+    // sweep of expired sessions.
     match change {
         AccountChange::Disable => {
-            queries::set_disabled(c, user.id, true)?;
             revoke_sessions(c, user.id)?;
+            queries::set_disabled(c, user.id, true)?;
         }
         AccountChange::Enable => queries::set_disabled(c, user.id, false)?,
         AccountChange::Promote => queries::set_admin(c, user.id, true)?,
@@ -72,8 +76,8 @@ pub(super) fn change_account(
             revoke_sessions(c, user.id)?;
         }
         AccountChange::ResetPassword(hash) => {
-            queries::set_password_hash(c, user.id, hash)?;
             revoke_sessions(c, user.id)?;
+            queries::set_password_hash(c, user.id, hash)?;
         }
     }
     queries::bump_sessions_epoch(c)?;
