@@ -83,6 +83,9 @@ pub struct Metrics {
     log_read: AtomicI64,
     /// On PostgreSQL: the last log position this node delivered.
     log_position: AtomicI64,
+    /// On PostgreSQL: the highest log position this node heard was committed (every commit
+    /// notifies), delivered or not.
+    log_heard: AtomicI64,
     /// On PostgreSQL: reads of the log by the follower (each at most one chunk).
     pub log_reads: AtomicU64,
     /// On PostgreSQL: other nodes' commits delivered from their notification, unread.
@@ -126,6 +129,7 @@ impl Default for Metrics {
             write_error: std::sync::Mutex::new(None),
             log_read: AtomicI64::new(0),
             log_position: AtomicI64::new(0),
+            log_heard: AtomicI64::new(0),
             log_reads: AtomicU64::new(0),
             log_direct: AtomicU64::new(0),
             log_paused_us: AtomicU64::new(0),
@@ -276,14 +280,25 @@ impl Metrics {
 
     /// The node delivered its own writer's batch, up to `position` (not a read of the log).
     pub fn log_delivered(&self, position: i64) {
-        self.log_position.fetch_max(position, Ordering::Relaxed);
+        self.log_position.fetch_max(position, Ordering::Release);
     }
 
     /// The follower read the log just now and has delivered up to `position`.
     pub fn log_read(&self, position: i64) {
         let now = self.started.elapsed().as_millis() as i64 + 1;
         self.log_read.store(now, Ordering::Relaxed);
-        self.log_position.store(position, Ordering::Relaxed);
+        self.log_position.store(position, Ordering::Release);
+    }
+
+    /// A commit up to `position` was heard of (its notification), on any node.
+    pub fn log_heard(&self, position: i64) {
+        self.log_heard.fetch_max(position, Ordering::Release);
+    }
+
+    /// Whether this node has heard of commits it has not delivered yet: its rooms' newest
+    /// messages in memory may then lack some (never on SQLite, where nothing is heard).
+    pub fn log_behind(&self) -> bool {
+        self.log_position.load(Ordering::Acquire) < self.log_heard.load(Ordering::Acquire)
     }
 }
 

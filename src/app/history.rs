@@ -85,7 +85,16 @@ pub async fn messages(
     limit: u32,
 ) -> Result<Vec<u8>, AppError> {
     let metrics = state.hub.metrics();
-    match state.hub.tails().page(room, user_id, page, limit) {
+    // On several nodes, a node that heard of commits it has not delivered yet (another
+    // node's, a moment ago, or a backlog after a pause) reads the store: its rooms' newest
+    // messages in memory may lack them, and a client whose `ready` counted them would never
+    // see them (they are no longer sent to it live).
+    let lookup = if metrics.log_behind() {
+        Lookup::Miss
+    } else {
+        state.hub.tails().page(room, user_id, page, limit)
+    };
+    match lookup {
         Lookup::Page(items) => {
             metrics.pages_from_memory.fetch_add(1, Ordering::Relaxed);
             return Ok(protocol::history_body(&items));

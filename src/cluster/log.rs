@@ -232,7 +232,12 @@ fn listener(
                 let mut notes = client.notifications();
                 let next = notes.timeout_iter(LISTEN_TICK).next();
                 next.map(|n| {
-                    n.map(|note| match locked_at(note.payload()) {
+                    n.inspect(|note| {
+                        if let Some(upto) = heard_upto(note.payload()) {
+                            hub.metrics().log_heard(upto);
+                        }
+                    })
+                    .map(|note| match locked_at(note.payload()) {
                         // This node's own batch: it comes with its outcomes (not parsed).
                         Some(after) if handoff.is_mine(after) => Heard::Nothing,
                         // (Not proof of another node: this node's own commits look the
@@ -1005,6 +1010,25 @@ struct Part {
 
 /// Where the batch a notification announces locked the head, read from the payload's start
 /// (`{"a":N,...`) without parsing the rest.
+/// The highest position a notification says is committed: `u` of a commit's own
+/// (`{"a":…,"u":…}`), `to` of an append's (`{"from":…,"to":…}`); `None` for a hello.
+fn heard_upto(payload: &str) -> Option<i64> {
+    // The first occurrence is the key: both come before any item (whose text is escaped).
+    let (at, key) = match payload.find("\"u\"") {
+        Some(at) => (at, 3),
+        None => (payload.find("\"to\"")?, 4),
+    };
+    // `json_build_object` writes `"to" : 5`.
+    let rest = payload[at + key..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
 fn locked_at(payload: &str) -> Option<i64> {
     let rest = payload.strip_prefix("{\"a\":")?;
     let end = rest.find(',')?;
@@ -1182,8 +1206,8 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::{
-        hear, held, newest_repeated, remote_items, Backlog, Change, ChangeKind, Changes, Committed,
-        Heard, LogRange, MessageChange, Part, Parts, BACKLOG,
+        hear, heard_upto, held, newest_repeated, remote_items, Backlog, Change, ChangeKind,
+        Changes, Committed, Heard, LogRange, MessageChange, Part, Parts, BACKLOG,
     };
     use crate::events::Audience;
 
@@ -1200,6 +1224,15 @@ mod tests {
     fn batch_of(message: &str, n: usize) -> Vec<Committed> {
         let items = vec![message; n].join(",");
         whole(&format!(r#"{{"a":4,"u":{},"i":[{items}]}}"#, 4 + n))
+    }
+
+    #[test]
+    fn a_notification_tells_how_far_the_log_is_committed() {
+        assert_eq!(heard_upto(r#"{"a":4,"u":9,"i":[]}"#), Some(9));
+        assert_eq!(heard_upto(r#"{"a":4,"u":12}"#), Some(12));
+        assert_eq!(heard_upto(r#"{"from" : 5, "to" : 7}"#), Some(7));
+        assert_eq!(heard_upto(r#"{"hello":"00ff","shared":true}"#), None);
+        assert_eq!(heard_upto("not json"), None);
     }
 
     #[test]

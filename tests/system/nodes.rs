@@ -796,6 +796,85 @@ async fn a_retry_is_answered_after_every_message_below_its_first_copy() {
     tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
 }
 
+/// A history page asked of a node that heard of a commit it has not delivered yet comes from
+/// the store, not from the room's newest messages the node keeps in memory (they lack it):
+/// a client whose `ready` counted that message, and so is no longer sent it live, would never
+/// see it. The message is appended by hand, as another node's writer does, with only the
+/// append's own notification: the node hears of it at once and reads it at its next read
+/// of the log, up to half a second later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_behind_the_log_answers_history_from_the_store() {
+    let Some((pg, url)) = database("history_behind").await else {
+        return;
+    };
+    let apps = nodes(&url, 1).await;
+    let app = &apps[0];
+    let ann = app.signup("ann").await;
+    let _ben = app.signup("ben").await;
+    let mut ann_ws = app.ws_connect(&ann, None).await;
+    ann_ws.say("general", "before", "a0").await;
+    let pages = || async {
+        let text = app.get("/metrics").await.text().await.unwrap();
+        (
+            metric(&text, "hearth_history_pages_memory_total"),
+            metric(&text, "hearth_history_pages_database_total"),
+        )
+    };
+    // The room's newest messages are in memory, and answer the next page.
+    app.history(&ann, "general", "").await;
+    let (memory, _) = pages().await;
+    app.history(&ann, "general", "").await;
+    assert_eq!(pages().await.0, memory + 1.0, "a page from memory");
+    // Past the node's read of the log that the first message's commit may still bring.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    let id = tokio::task::block_in_place(|| {
+        let mut c = pg.client("history_behind");
+        let mut one = |sql: &str| -> i64 { c.query_one(sql, &[]).expect(sql).get(0) };
+        let general = one("SELECT id FROM rooms WHERE name = 'general'");
+        let ben = one("SELECT id FROM users WHERE username = 'ben'");
+        let row = hearth::db::pg::log::NewRow {
+            room_id: general,
+            user_id: ben,
+            body: "from another node".into(),
+            nonce: None,
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis() as i64;
+        match hearth::db::pg::log::append(&mut c, &[row], now).expect("appended")[..] {
+            [hearth::db::pg::log::Appended::Stored(id)] => id,
+            ref other => panic!("appended {other:?}"),
+        }
+    });
+    // Heard of within milliseconds (the append's notification).
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (memory, store) = pages().await;
+    let page = app.history(&ann, "general", "").await;
+    assert_eq!(
+        page.last().map(id_of),
+        Some(id),
+        "the newest page lacks the message committed last: {page:?}"
+    );
+    // Unless the node had read the log meanwhile, that page came from the store.
+    let after = pages().await;
+    assert!(
+        after == (memory, store + 1.0) || after == (memory + 1.0, store),
+        "{after:?}"
+    );
+    // Once the node has read the log, pages come from memory again.
+    ann_ws
+        .wait_for("the appended message, live", |f| f["id"] == id)
+        .await;
+    let (memory, _) = pages().await;
+    let page = app.history(&ann, "general", "").await;
+    assert_eq!(page.last().map(id_of), Some(id));
+    assert_eq!(pages().await.0, memory + 1.0, "a page from memory again");
+    drop(apps);
+    tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
+}
+
 /// How PostgreSQL goes away under a node.
 enum Outage {
     /// Stopped: every connection to it fails.
