@@ -211,3 +211,24 @@ impl std::fmt::Debug for Committed {
         }
     }
 }
+
+/// The highest position the items of `batch` took: their messages' ids, their changes'
+/// sequence numbers, and on PostgreSQL the end of the range the batch took.
+pub fn highest_position(batch: &[Committed]) -> Option<i64> {
+    batch
+        .iter()
+        .filter_map(|item| match item {
+            Committed::Stored { msg, .. } => Some(msg.id),
+            Committed::Changed(c) => c
+                .changes
+                .iter()
+                .filter_map(|change| match change {
+                    Change::Message { change, .. } => Some(change.seq),
+                    _ => None,
+                })
+                .max(),
+            Committed::Logged { upto, .. } | Committed::Notified { upto, .. } => Some(*upto),
+            Committed::Failed { .. } | Committed::Refused { .. } => None,
+        })
+        .max()
+}

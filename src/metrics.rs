@@ -81,10 +81,10 @@ pub struct Metrics {
     /// On PostgreSQL: when this node's follower last read the log, in ms after `started`
     /// plus one (0: never, or not on PostgreSQL), for `/healthz`.
     log_read: AtomicI64,
-    /// On PostgreSQL: the last log position this node delivered.
+    /// The last position this node delivered (on PostgreSQL, of the log).
     log_position: AtomicI64,
-    /// On PostgreSQL: the highest log position this node heard was committed (every commit
-    /// notifies), delivered or not.
+    /// The highest position this node knows was committed, delivered or not: on PostgreSQL
+    /// heard of (every commit notifies every node), on SQLite told by the writer.
     log_heard: AtomicI64,
     /// On PostgreSQL: reads of the log by the follower (each at most one chunk).
     pub log_reads: AtomicU64,
@@ -290,13 +290,14 @@ impl Metrics {
         self.log_position.store(position, Ordering::Release);
     }
 
-    /// A commit up to `position` was heard of (its notification), on any node.
+    /// A commit up to `position` was heard of (its notification, on any node; on SQLite,
+    /// the writer).
     pub fn log_heard(&self, position: i64) {
         self.log_heard.fetch_max(position, Ordering::Release);
     }
 
-    /// Whether this node has heard of commits it has not delivered yet: its rooms' newest
-    /// messages in memory may then lack some (never on SQLite, where nothing is heard).
+    /// Whether this node knows of commits it has not delivered yet: its rooms' newest
+    /// messages in memory may then lack some.
     pub fn log_behind(&self) -> bool {
         self.log_position.load(Ordering::Acquire) < self.log_heard.load(Ordering::Acquire)
     }

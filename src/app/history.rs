@@ -85,10 +85,11 @@ pub async fn messages(
     limit: u32,
 ) -> Result<Vec<u8>, AppError> {
     let metrics = state.hub.metrics();
-    // On several nodes, a node that heard of commits it has not delivered yet (another
-    // node's, a moment ago, or a backlog after a pause) reads the store: its rooms' newest
-    // messages in memory may lack them, and a client whose `ready` counted them would never
-    // see them (they are no longer sent to it live).
+    // A node that knows of commits it has not delivered yet reads the store: its rooms'
+    // newest messages in memory may lack them, and a client whose `ready` counted them would
+    // never see them (they are no longer sent to it live). On one node, the fan-out is then
+    // a batch or two behind the writer; on several, another node committed a moment ago, or
+    // this one catches up after a pause.
     let lookup = if metrics.log_behind() {
         Lookup::Miss
     } else {

@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{lock_read, lock_write, ConnId, Hub, Member, State};
-use crate::events::{Audience, Change, Committed, Refusal};
+use crate::events::{highest_position, Audience, Change, Committed, Refusal};
 use crate::model::{MessageChange, Room, StoredMessage};
 use crate::protocol::{
     change_frame, message_json_from_frame, RoomView, ServerMsg, CLOSE_RECONNECT,
@@ -394,6 +394,9 @@ impl Hub {
                 while let Ok(batch) = commits.recv() {
                     let upto = highest_position(&batch);
                     hub.deliver_or_reset(upto, || hub.fan_out(batch));
+                    if let Some(upto) = upto {
+                        hub.metrics().log_delivered(upto);
+                    }
                 }
             })
     }
@@ -505,27 +508,6 @@ impl Hub {
     pub fn resets(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.resets.subscribe()
     }
-}
-
-/// The highest position the items of `batch` took: their messages' ids, their changes'
-/// sequence numbers, and on PostgreSQL the end of the range the batch took.
-pub fn highest_position(batch: &[Committed]) -> Option<i64> {
-    batch
-        .iter()
-        .filter_map(|item| match item {
-            Committed::Stored { msg, .. } => Some(msg.id),
-            Committed::Changed(c) => c
-                .changes
-                .iter()
-                .filter_map(|change| match change {
-                    Change::Message { change, .. } => Some(change.seq),
-                    _ => None,
-                })
-                .max(),
-            Committed::Logged { upto, .. } | Committed::Notified { upto, .. } => Some(*upto),
-            Committed::Failed { .. } | Committed::Refused { .. } => None,
-        })
-        .max()
 }
 
 /// The error frame for a message the writer could not store: nothing was sent, so the client

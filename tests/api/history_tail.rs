@@ -253,3 +253,55 @@ async fn a_purge_from_the_command_line_reaches_pages_in_memory() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Whatever a new connection's `ready` counted (and so no longer sends it live) is on the
+/// newest page asked right after, while messages pour in: a page is answered from memory only
+/// when the fan-out has delivered everything the writer committed, since the rooms' newest
+/// messages in memory are kept by the fan-out, a batch or two behind the writer under load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_newest_page_holds_all_that_ready_counted_while_messages_pour_in() {
+    let app = metrics_app().await;
+    let ann = app.signup("ann").await;
+    let bob = app.signup("bob").await;
+    app.history(&bob, "general", "").await;
+    let mut ws = app.ws_connect(&ann, None).await;
+    const SENDS: usize = 3000;
+    let sender = tokio::spawn(async move {
+        for i in 0..SENDS {
+            let nonce = format!("p{i}");
+            ws.send_json(&crate::common::send_frame(&nonce, Some(&nonce)))
+                .await;
+        }
+        let last = format!("p{}", SENDS - 1);
+        ws.wait_for("the last acknowledgement", |f| f["nonce"] == last.as_str())
+            .await;
+    });
+    let mut short = Vec::new();
+    let mut probes = 0;
+    while !sender.is_finished() && probes < 200 {
+        probes += 1;
+        let probe = app.ws_connect(&bob, None).await;
+        let counted = probe.ready["last_id"].as_i64().expect("last_id");
+        let (status, body) = page(&app, &bob, "general", "limit=5").await;
+        assert_eq!(status, 200, "{body}");
+        let newest = body["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .map(id_of)
+            .unwrap_or(0);
+        if newest < counted {
+            short.push((counted, newest));
+        }
+        drop(probe);
+    }
+    sender.await.expect("the sender");
+    assert!(
+        short.is_empty(),
+        "{} of {probes} newest pages lacked messages ready had counted (last_id, newest): {short:?}",
+        short.len()
+    );
+    // Quiet again, pages come from memory.
+    let (memory, _) = page_sources(&app).await;
+    page(&app, &bob, "general", "limit=5").await;
+    assert_eq!(page_sources(&app).await.0, memory + 1);
+}
