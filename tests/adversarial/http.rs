@@ -305,7 +305,7 @@ async fn room_names(p: Phase<'_>) {
     let long_room = "r".repeat(8000);
     let rooms = [
         "nope",
-        "GENERAL",
+        "NOPE",
         "general%20",
         "%2e%2e",
         "..",

@@ -688,12 +688,14 @@ proptest! {
         nonce in proptest::option::of(any::<String>()),
         typing in any::<bool>(),
     ) {
+        // Rooms are named in any case: the parsed name is the stored, lower-case one.
+        let folded = room.to_ascii_lowercase();
         if typing {
             let text = json!({"type":"typing","room":room}).to_string();
-            prop_assert_eq!(ClientMsg::parse(&text), Ok(ClientMsg::Typing { room }));
+            prop_assert_eq!(ClientMsg::parse(&text), Ok(ClientMsg::Typing { room: folded }));
         } else {
             let text = json!({"type":"send","room":room,"body":body,"nonce":nonce}).to_string();
-            prop_assert_eq!(ClientMsg::parse(&text), Ok(ClientMsg::Send { room, body, nonce, reply_to: None, attachments: Vec::new() }));
+            prop_assert_eq!(ClientMsg::parse(&text), Ok(ClientMsg::Send { room: folded, body, nonce, reply_to: None, attachments: Vec::new() }));
         }
     }
 

@@ -340,7 +340,7 @@ fn refused_content() -> Vec<FrameCase> {
         &[
             r#"{"type":"send","room":"nope","body":"x"}"#,
             r#"{"type":"send","room":"","body":"x"}"#,
-            r#"{"type":"send","room":"GENERAL","body":"x"}"#,
+            r#"{"type":"send","room":"NOPE","body":"x"}"#,
             r#"{"type":"send","room":"general ","body":"x"}"#,
             r#"{"type":"send","room":"' OR 1=1 --","body":"x"}"#,
             &long_room,
@@ -361,6 +361,7 @@ fn valid_frames() -> Vec<FrameCase> {
         Quiet,
         &[
             r#"{"type":"typing","room":"general"}"#,
+            r#"{"type":"typing","room":"General"}"#,
             r#"{"type":"typing","room":"general","extra":[1,2,3]}"#,
             r#"{"type":"send","room":"general","body":"an escaped \\u0000 is text","nonce":null}"#,
             &at_limits,
