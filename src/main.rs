@@ -114,6 +114,19 @@ struct TargetArgs {
     cacert: Option<std::path::PathBuf>,
 }
 
+impl TargetArgs {
+    /// The server and credentials these arguments name, with `config`'s defaults.
+    fn resolve(self, config: &Config) -> Result<hearth::script::Target, AdminError> {
+        hearth::script::Target::new(
+            config,
+            self.server.as_deref(),
+            self.token,
+            self.cacert.as_deref(),
+        )
+        .map_err(|e| AdminError(e.0))
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {
     /// One JSON document: {"rooms":[...],"messages":[...]}.
@@ -257,13 +270,7 @@ fn main() -> ExitCode {
                 }
                 Some(t) => t.to_string(),
             };
-            let target = hearth::script::Target::new(
-                config,
-                target.server.as_deref(),
-                target.token,
-                target.cacert.as_deref(),
-            )
-            .map_err(|e| AdminError(e.0))?;
+            let target = target.resolve(config)?;
             let msg = client_runtime()?
                 .block_on(hearth::script::post(&target, &room, &text))
                 .map_err(|e| AdminError(e.0))?;
@@ -274,13 +281,7 @@ fn main() -> ExitCode {
             since,
             target,
         } => with_config(&cli.config, |config| {
-            let target = hearth::script::Target::new(
-                config,
-                target.server.as_deref(),
-                target.token,
-                target.cacert.as_deref(),
-            )
-            .map_err(|e| AdminError(e.0))?;
+            let target = target.resolve(config)?;
             // A closed pipe ends `tail` quietly (hearth::script::tail).
             let stdout = std::io::stdout();
             let mut out = stdout.lock();

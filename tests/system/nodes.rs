@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::common::{id_of, within, Auth, TestApp, Ws, PASSWORD};
 use crate::engines::{Postgres, Redis};
+use hearth::db::pg::log::{Appended, NewRow};
 
 /// A private PostgreSQL server with a new database `name`, and its URL (off the test's
 /// runtime: the driver blocks).
@@ -719,6 +720,37 @@ async fn a_postgresql_restart_fails_only_the_sends_in_flight_and_both_nodes_carr
     tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
 }
 
+/// Append messages to `general` of the database `db` by hand, as another node's writer does
+/// (the same statement), but without the notification a writer's commit sends: only the
+/// append's own, which tells a node how far the log is committed and brings nothing itself.
+/// Each row is (author, text, nonce); what became of each.
+fn append_by_hand(pg: &Postgres, db: &str, rows: &[(&str, &str, Option<&str>)]) -> Vec<Appended> {
+    tokio::task::block_in_place(|| {
+        let mut c = pg.client(db);
+        let general: i64 = c
+            .query_one("SELECT id FROM rooms WHERE name = 'general'", &[])
+            .expect("general")
+            .get(0);
+        let rows: Vec<NewRow> = rows
+            .iter()
+            .map(|(user, body, nonce)| NewRow {
+                room_id: general,
+                user_id: c
+                    .query_one("SELECT id FROM users WHERE username = $1", &[user])
+                    .expect("the author")
+                    .get(0),
+                body: body.to_string(),
+                nonce: nonce.map(str::to_string),
+            })
+            .collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis() as i64;
+        hearth::db::pg::log::append(&mut c, &rows, now).expect("appended")
+    })
+}
+
 /// A retried nonce whose message the node has not delivered yet (another node stored it, or
 /// this node's commit seemed to fail and is read back from the log) is answered only after
 /// every message below it: its sender, who resumes from the highest id it heard of, would
@@ -739,31 +771,14 @@ async fn a_retry_is_answered_after_every_message_below_its_first_copy() {
     let before = id_of(&ann_ws.say("general", "before", "a0").await);
     // Past the node's read of the log that the first message's commit may still bring.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let appended = tokio::task::block_in_place(|| {
-        let mut c = pg.client("retry_order");
-        let mut id = |sql: &str| -> i64 { c.query_one(sql, &[]).expect(sql).get(0) };
-        let general = id("SELECT id FROM rooms WHERE name = 'general'");
-        let (ann_id, ben_id) = (
-            id("SELECT id FROM users WHERE username = 'ann'"),
-            id("SELECT id FROM users WHERE username = 'ben'"),
-        );
-        let row = |user_id, body: &str, nonce: Option<&str>| hearth::db::pg::log::NewRow {
-            room_id: general,
-            user_id,
-            body: body.into(),
-            nonce: nonce.map(str::to_string),
-        };
-        let rows = [
-            row(ben_id, "ben's, first", None),
-            row(ann_id, "ann's, stored once", Some("a1")),
-        ];
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("after 1970")
-            .as_millis() as i64;
-        hearth::db::pg::log::append(&mut c, &rows, now).expect("appended")
-    });
-    use hearth::db::pg::log::Appended;
+    let appended = append_by_hand(
+        &pg,
+        "retry_order",
+        &[
+            ("ben", "ben's, first", None),
+            ("ann", "ann's, stored once", Some("a1")),
+        ],
+    );
     let (bens, anns) = match appended[..] {
         [Appended::Stored(b), Appended::Stored(a)] => (b, a),
         ref other => panic!("appended {other:?}"),
@@ -828,26 +843,11 @@ async fn a_node_behind_the_log_answers_history_from_the_store() {
     // Past the node's read of the log that the first message's commit may still bring.
     tokio::time::sleep(Duration::from_millis(600)).await;
 
-    let id = tokio::task::block_in_place(|| {
-        let mut c = pg.client("history_behind");
-        let mut one = |sql: &str| -> i64 { c.query_one(sql, &[]).expect(sql).get(0) };
-        let general = one("SELECT id FROM rooms WHERE name = 'general'");
-        let ben = one("SELECT id FROM users WHERE username = 'ben'");
-        let row = hearth::db::pg::log::NewRow {
-            room_id: general,
-            user_id: ben,
-            body: "from another node".into(),
-            nonce: None,
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("after 1970")
-            .as_millis() as i64;
-        match hearth::db::pg::log::append(&mut c, &[row], now).expect("appended")[..] {
-            [hearth::db::pg::log::Appended::Stored(id)] => id,
-            ref other => panic!("appended {other:?}"),
-        }
-    });
+    let id = match append_by_hand(&pg, "history_behind", &[("ben", "from another node", None)])[..]
+    {
+        [Appended::Stored(id)] => id,
+        ref other => panic!("appended {other:?}"),
+    };
     // Heard of within milliseconds (the append's notification).
     tokio::time::sleep(Duration::from_millis(50)).await;
     let (memory, store) = pages().await;
