@@ -16,6 +16,7 @@ export function permalinkFor(room, id) {
 /**
  * A page fragment (`#general`, `#general/1234`, `#dm%3Aalice%2Cbob/7`) as { room, id }: the
  * room name ('' when there is none or it is malformed) and the message id (null when absent).
+ * Rooms are named in any case, as the server takes them: `#General` is the room general.
  */
 export function parseHash(hash) {
   const raw = String(hash || '').replace(/^#/, '');
@@ -24,7 +25,7 @@ export function parseHash(hash) {
   const part = m ? m[1] : raw;
   let room = '';
   try {
-    room = decodeURIComponent(part);
+    room = decodeURIComponent(part).replace(/[A-Z]/g, (c) => c.toLowerCase());
   } catch {
     room = '';
   }

@@ -575,7 +575,8 @@ async fn slash_commands_me_topic_invite() {
 
     // /invite in a direct message is refused with a reason.
     kit.open_dm(&alice, &["bob"]).await;
-    b.eval("location.hash = '#dm%3Aalice%2Cbob';", vec![]).await;
+    // Named in any case, as a person may type it.
+    b.eval("location.hash = '#DM%3AAlice%2CBob';", vec![]).await;
     wait_room_open(&b, "dm:alice,bob", "bob").await;
     let input = type_message(&b, "/invite carol").await;
     b.type_into(&input, &key(Key::Enter)).await;
@@ -583,7 +584,7 @@ async fn slash_commands_me_topic_invite() {
     clear_box(&b).await;
 
     // /topic where it is not allowed: general is for administrators.
-    b.eval("location.hash = '#general';", vec![]).await;
+    b.eval("location.hash = '#General';", vec![]).await;
     wait_room_open(&b, "general", "general").await;
     let input = type_message(&b, "/topic Mine now").await;
     b.type_into(&input, &key(Key::Enter)).await;
