@@ -83,8 +83,9 @@ pub struct Metrics {
     log_read: AtomicI64,
     /// The last position this node delivered (on PostgreSQL, of the log).
     log_position: AtomicI64,
-    /// The highest position this node knows was committed, delivered or not: on PostgreSQL
-    /// heard of (every commit notifies every node), on SQLite told by the writer.
+    /// The highest position this node knows was committed, delivered or not: read by a new
+    /// connection (its `ready` counts it) and, on PostgreSQL, heard of (every commit
+    /// notifies every node).
     log_heard: AtomicI64,
     /// On PostgreSQL: reads of the log by the follower (each at most one chunk).
     pub log_reads: AtomicU64,
@@ -290,8 +291,8 @@ impl Metrics {
         self.log_position.store(position, Ordering::Release);
     }
 
-    /// A commit up to `position` was heard of (its notification, on any node; on SQLite,
-    /// the writer).
+    /// Positions up to `position` are committed (a connection's `ready` counted them, or a
+    /// commit's notification said so).
     pub fn log_heard(&self, position: i64) {
         self.log_heard.fetch_max(position, Ordering::Release);
     }

@@ -90,7 +90,8 @@ pub async fn messages(
     // never see them (they are no longer sent to it live). On one node, the fan-out is then
     // a batch or two behind the writer; on several, another node committed a moment ago, or
     // this one catches up after a pause.
-    let lookup = if metrics.log_behind() {
+    let behind = metrics.log_behind();
+    let lookup = if behind {
         Lookup::Miss
     } else {
         state.hub.tails().page(room, user_id, page, limit)
@@ -104,7 +105,8 @@ pub async fn messages(
         Lookup::Miss => {}
     }
     metrics.pages_from_store.fetch_add(1, Ordering::Relaxed);
-    if page == Page::Before(None) {
+    // Behind, the page alone (the tail is loaded by a later page).
+    if page == Page::Before(None) && !behind {
         let items = load_tail(state, user_id, room, limit).await?;
         return Ok(protocol::history_body(&items));
     }

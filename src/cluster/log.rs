@@ -1008,8 +1008,6 @@ struct Part {
     items: Vec<Committed>,
 }
 
-/// Where the batch a notification announces locked the head, read from the payload's start
-/// (`{"a":N,...`) without parsing the rest.
 /// The highest position a notification says is committed: `u` of a commit's own
 /// (`{"a":…,"u":…}`), `to` of an append's (`{"from":…,"to":…}`); `None` for a hello.
 fn heard_upto(payload: &str) -> Option<i64> {
@@ -1029,6 +1027,8 @@ fn heard_upto(payload: &str) -> Option<i64> {
     rest[..end].parse().ok()
 }
 
+/// Where the batch a notification announces locked the head, read from the payload's start
+/// (`{"a":N,...`) without parsing the rest.
 fn locked_at(payload: &str) -> Option<i64> {
     let rest = payload.strip_prefix("{\"a\":")?;
     let end = rest.find(',')?;

@@ -281,12 +281,7 @@ fn run(
                 _ => None,
             })
             .collect();
-        let (out, result) = commit_batch(
-            conn,
-            &mut batch,
-            (&mut indexer, handoff),
-            (webhooks, &metrics),
-        );
+        let (out, result) = commit_batch(conn, &mut batch, (&mut indexer, handoff), webhooks);
         record(&metrics, &out, result, &queued);
         if let Some(scrub) = scrub.filter(|_| removes_text(&out)) {
             scrub.ask();
@@ -479,7 +474,7 @@ fn commit_batch(
     conn: &Conn,
     batch: &mut Vec<WriteCmd>,
     (indexer, handoff): (&mut Option<Indexer>, Option<&Handoff>),
-    (webhooks, metrics): (&AtomicUsize, &Metrics),
+    webhooks: &AtomicUsize,
 ) -> (Vec<Committed>, Result<(), String>) {
     let now = now_ms();
     let mut pass = Pass::default();
@@ -539,15 +534,6 @@ fn commit_batch(
             .clone()
             .unwrap_or_else(|| "the transaction was rolled back".into()))
     } else {
-        if handoff.is_none() {
-            // On SQLite, known as committed from before the `COMMIT` (a reader may see it
-            // at once) until the fan-out thread has delivered it: pages are read from the
-            // store meanwhile ([`Metrics::log_behind`]). On PostgreSQL the commit's
-            // notification tells every node.
-            if let Some(upto) = crate::events::highest_position(&pass.outcomes) {
-                metrics.log_heard(upto);
-            }
-        }
         commit(conn, locked, handoff, &pass).map_err(|e| e.to_string())
     };
     match committed {

@@ -270,6 +270,10 @@ impl Connection {
                 return Err(WsError::ConnectionClosed);
             }
         };
+        // Whatever `ready` counts is no longer sent to this connection live: until the
+        // fan-out has delivered it, history pages are read from the store, not from the
+        // rooms' newest messages in memory, which may lack it (`Metrics::log_behind`).
+        self.cx.state.hub.metrics().log_heard(head);
         let online = self.cx.state.hub.online();
         let profiles = self.cx.state.hub.profiles();
         let ready = ServerMsg::Ready {

@@ -811,12 +811,12 @@ async fn a_retry_is_answered_after_every_message_below_its_first_copy() {
     tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
 }
 
-/// A history page asked of a node that heard of a commit it has not delivered yet comes from
+/// A history page asked of a node that knows of a commit it has not delivered yet comes from
 /// the store, not from the room's newest messages the node keeps in memory (they lack it):
 /// a client whose `ready` counted that message, and so is no longer sent it live, would never
 /// see it. The message is appended by hand, as another node's writer does, with only the
-/// append's own notification: the node hears of it at once and reads it at its next read
-/// of the log, up to half a second later.
+/// append's own notification: the node reads it at its next read of the log, up to half a
+/// second later, while a new connection's `ready` counts it at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_behind_the_log_answers_history_from_the_store() {
     let Some((pg, url)) = database("history_behind").await else {
@@ -848,8 +848,14 @@ async fn a_node_behind_the_log_answers_history_from_the_store() {
         [Appended::Stored(id)] => id,
         ref other => panic!("appended {other:?}"),
     };
-    // Heard of within milliseconds (the append's notification).
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // A new connection's `ready` counts it, so it is not sent live there: the page must hold
+    // it.
+    let newcomer = app.ws_connect(&ann, None).await;
+    assert!(
+        newcomer.ready["last_id"].as_i64() >= Some(id),
+        "{}",
+        newcomer.ready
+    );
     let (memory, store) = pages().await;
     let page = app.history(&ann, "general", "").await;
     assert_eq!(
