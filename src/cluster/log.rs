@@ -35,8 +35,8 @@ use postgres::fallible_iterator::FallibleIterator;
 use crate::db::pg::log::Handoff;
 use crate::db::queries::{self, LogRange};
 use crate::db::sql::{PgConn, PgError, Sql};
-use crate::events::{Change, Changes, Committed};
-use crate::hub::{highest_position, Hub};
+use crate::events::{highest_position, Change, Changes, Committed};
+use crate::hub::Hub;
 use crate::model::{ChangeKind, MessageChange, StoredMessage};
 use crate::protocol::CLOSE_RECONNECT;
 

@@ -351,6 +351,9 @@ impl Db {
 
         let count = queries::webhook_count(&conn).map_err(|e| fail(e.to_string()))?;
         let webhooks = Arc::new(AtomicUsize::new(count.max(0) as usize));
+        // Everything committed before this start counts as delivered: nothing of it is on its
+        // way to the fan-out (`Metrics::log_behind`).
+        metrics.log_delivered(queries::head(&conn).map_err(|e| fail(e.to_string()))?);
         let (tx, handle, search_index) = writer::spawn(
             sql::Conn::Lite(conn),
             commits,

@@ -216,9 +216,10 @@ impl Hub {
 
     /// A retried nonce that was already stored: only the sending connection hears of it
     /// again (with message id 0, so a replay filter does not skip it), everyone else already
-    /// has it (on several nodes, the log follower delivers every position up to it first). The echo carries the nonce even when the message was deleted since (a
-    /// tombstone shows nobody its nonce): the sender matches its answer by it, and would
-    /// otherwise wait on it for ever.
+    /// has it (on several nodes, the log follower delivers every position up to it first).
+    /// The echo carries the nonce even when the message was deleted since (a tombstone shows
+    /// nobody its nonce): the sender matches its answer by it, and would otherwise wait on it
+    /// for ever.
     fn deliver_duplicate(&self, st: &State, msg: &StoredMessage, origin: u64, tally: &mut Tally) {
         let mut view = crate::protocol::MessageView::from(msg);
         view.nonce = msg.nonce.as_deref();

@@ -20,7 +20,6 @@
 
 mod deliver;
 mod fanout;
-pub use crate::events::highest_position;
 #[cfg(feature = "faults")]
 pub use fanout::{FAULT_BODY, FAULT_CHURN_BODY, FAULT_CHURN_SYNCS, FAULT_IN_RECOVERY_BODY};
 mod registry;

@@ -305,3 +305,23 @@ async fn the_newest_page_holds_all_that_ready_counted_while_messages_pour_in() {
     page(&app, &bob, "general", "limit=5").await;
     assert_eq!(page_sources(&app).await.0, memory + 1);
 }
+
+/// After a restart the rooms' newest messages are in memory again as soon as they are read:
+/// what a new connection's `ready` counts was committed before the start, so nothing is
+/// waiting for the fan-out and pages do not go to the store on its account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_pages_come_from_memory_again() {
+    let mut app = metrics_app().await;
+    let ann = app.signup("ann").await;
+    let mut ws = app.ws_connect(&ann, None).await;
+    ws.say("general", "before the restart", "r0").await;
+    drop(ws);
+    app.restart().await;
+    let ws = app.ws_connect(&ann, None).await;
+    assert!(ws.ready["last_id"].as_i64() > Some(0), "{}", ws.ready);
+    page(&app, &ann, "general", "").await;
+    let (memory, _) = page_sources(&app).await;
+    let (status, body) = page(&app, &ann, "general", "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(page_sources(&app).await.0, memory + 1, "a page from memory");
+}
