@@ -179,24 +179,7 @@ impl Outbound {
         let mut http = url.clone();
         http.set_scheme(scheme).map_err(|()| bad())?;
         let target = Target::of(&http, self.any_port)?;
-        let opened = async {
-            let addrs = self.checked_addresses(&target).await?;
-            let stream = connect(&addrs, &target.host).await?;
-            if !target.tls {
-                return Ok(Box::new(stream) as Box<dyn Stream>);
-            }
-            let name = server_name(&target.host)?;
-            let tls = self
-                .tls
-                .connect(name, stream)
-                .await
-                .map_err(|e| OutboundError::Tls {
-                    host: target.host.to_string(),
-                    reason: e.to_string(),
-                })?;
-            Ok(Box::new(tls) as Box<dyn Stream>)
-        };
-        match tokio::time::timeout(self.timeout, opened).await {
+        match tokio::time::timeout(self.timeout, self.connected(&target)).await {
             Ok(opened) => opened,
             Err(_) => Err(OutboundError::Timeout),
         }
@@ -326,8 +309,7 @@ impl Outbound {
             ));
         }
         let target = Target::of(url, self.any_port)?;
-        let addrs = self.checked_addresses(&target).await?;
-        let stream = connect(&addrs, &target.host).await?;
+        let stream = self.connected(&target).await?;
         let mut request = Request::builder()
             .method(ask.method.clone())
             .uri(path_and_query(url))
@@ -340,20 +322,7 @@ impl Outbound {
         let request = request
             .body(Full::new(ask.body.clone()))
             .map_err(|e| OutboundError::Http(e.to_string()))?;
-        let response = if target.tls {
-            let name = server_name(&target.host)?;
-            let tls = self
-                .tls
-                .connect(name, stream)
-                .await
-                .map_err(|e| OutboundError::Tls {
-                    host: target.host.to_string(),
-                    reason: e.to_string(),
-                })?;
-            exchange(tls, request).await?
-        } else {
-            exchange(stream, request).await?
-        };
+        let response = exchange(stream, request).await?;
         let status = response.status();
         if redirects && status.is_redirection() && status != StatusCode::NOT_MODIFIED {
             let next = response
@@ -378,6 +347,26 @@ impl Outbound {
             body,
             truncated,
         }))
+    }
+
+    /// A connection to `target` under this client's rules for addresses: TCP, and TLS over it
+    /// for `https`.
+    async fn connected(&self, target: &Target) -> Result<Box<dyn Stream>, OutboundError> {
+        let addrs = self.checked_addresses(target).await?;
+        let stream = connect(&addrs, &target.host).await?;
+        if !target.tls {
+            return Ok(Box::new(stream));
+        }
+        let name = server_name(&target.host)?;
+        let tls = self
+            .tls
+            .connect(name, stream)
+            .await
+            .map_err(|e| OutboundError::Tls {
+                host: target.host.to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(Box::new(tls))
     }
 
     /// The addresses of `target` this client may connect to, in the resolver's order.
