@@ -317,12 +317,12 @@ pub async fn healthz(detail: bool, state: App) -> Result<Response, Rejection> {
     } else {
         "sqlite"
     };
-    let database = match &probed {
-        Some(Ok(())) => "ok",
-        Some(Err(why)) => why.as_str(),
-        None => "not probed",
-    };
-    body.push_str(&format!("\ndatabase: {store}, {database}\n"));
+    body.push('\n');
+    // Always probed with `?detail`.
+    if let Some(probed) = &probed {
+        let database = probed.as_ref().map_or_else(String::as_str, |()| "ok");
+        body.push_str(&format!("database: {store}, {database}\n"));
+    }
     if let Some((age, position)) = log {
         body.push_str(&format!(
             "log: position {position}, read {} ms ago\n",
