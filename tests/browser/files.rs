@@ -350,14 +350,23 @@ async fn files_attached_in_one_conversation_never_go_to_another() {
     b.send_with_enter("said in side").await;
     b.wait_log_has("the message in side", &["said in side"])
         .await;
-    let side = app
-        .kit()
-        .get_as("/api/rooms/side/messages", &bob)
-        .await
-        .json::<Value>()
-        .await
-        .expect("side's history");
-    let side = side["messages"].as_array().cloned().unwrap_or_default();
+    // The log shows a message before the server acknowledges it: read side's history once
+    // it is stored (within 10 s).
+    let mut side = Vec::new();
+    for _ in 0..100 {
+        let page = app
+            .kit()
+            .get_as("/api/rooms/side/messages", &bob)
+            .await
+            .json::<Value>()
+            .await
+            .expect("side's history");
+        side = page["messages"].as_array().cloned().unwrap_or_default();
+        if !side.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(side.len(), 1, "{side:?}");
     assert!(
         side[0].get("attachments").is_none() || side[0]["attachments"] == json!([]),
