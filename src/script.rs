@@ -114,18 +114,7 @@ impl Target {
 fn trusted(
     path: &Path,
 ) -> Result<Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>, ScriptError> {
-    use tokio_rustls::rustls::pki_types::pem::PemObject;
-    use tokio_rustls::rustls::pki_types::CertificateDer;
-    let shown = path.display();
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| ScriptError(format!("cannot read certificates from {shown}: {e}")))?;
-    if certs.is_empty() {
-        return Err(ScriptError(format!(
-            "{shown} holds no certificate (a PEM file with -----BEGIN CERTIFICATE-----)"
-        )));
-    }
-    Ok(certs)
+    crate::server::read_certificates(path).map_err(|e| ScriptError(format!("--cacert: {e}")))
 }
 
 /// The sentence of an error answer (`{"error":{"message"}}`), or its status.

@@ -129,16 +129,8 @@ const MAX_HEAD: usize = 16 * 1024;
 /// Build the TLS acceptor from PEM files.
 pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
     use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("server.tls.cert: cannot read {}: {e}", cert.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "server.tls.cert: {} holds no certificate",
-            cert.display()
-        ));
-    }
+    use rustls::pki_types::PrivateKeyDer;
+    let certs = read_certificates(cert).map_err(|e| format!("server.tls.cert: {e}"))?;
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| format!("server.tls.key: cannot read {}: {e}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -150,6 +142,25 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
         .map_err(|e| format!("server.tls: the key does not fit the certificate: {e}"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The certificates of the PEM file at `path`, at least one (the server's chain, or what
+/// `hearth post`/`tail --cacert` trusts). The error names the file.
+pub fn read_certificates(
+    path: &Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{} holds no certificate (a PEM file with -----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    Ok(certs)
 }
 
 /// What the accept loop does to each request before routing: strip the path prefix and
