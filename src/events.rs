@@ -71,6 +71,11 @@ pub enum Change {
         room: String,
         /// The message.
         id: i64,
+        /// The edit's position: a connection whose `ready` counted the edit (and so the
+        /// mention, in the room's `mentions`) skips the note. 0 in events written before it
+        /// was recorded (delivered to every connection of the mentioned, as then).
+        #[serde(default)]
+        seq: i64,
         /// Its author.
         author: String,
         /// The members newly mentioned.

@@ -913,7 +913,10 @@ export class ChatView {
     const room = this.store.get(frame.room);
     if (!room || typeof frame.id !== 'number') return;
     if (frame.id <= room.last_read) return;
-    if (frame.id <= (this.readyMentionFloor.get(room.name) || 0)) return; // already counted by the server
+    // A new message's mention up to the room's last_id at ready was counted by the server. An
+    // edit's (with its `seq`) may name an older message: the server skips it when ready
+    // counted the edit, so it is news whatever the message's id.
+    if (typeof frame.seq !== 'number' && frame.id <= (this.readyMentionFloor.get(room.name) || 0)) return;
     room.mentions += 1;
     this.queueRender();
   }

@@ -223,6 +223,7 @@ fn edit_in(
     let now = now_ms();
     check_window(&msg, window, now, "edited")?;
     let change = tx.edit_message(&msg, &body, user_id, now)?;
+    let seq = change.seq;
     // An edit that adds `@here` reaches the members online now; one that keeps it pings
     // nobody new for it (and takes the mention from nobody).
     let here = if mentions_here(&body) && !mentions_here(&msg.body) {
@@ -239,6 +240,7 @@ fn edit_in(
             room_id: msg.room_id,
             room: msg.room.clone(),
             id: msg.id,
+            seq,
             author: msg.user.clone(),
             users: newly_mentioned.clone(),
         });

@@ -59,25 +59,32 @@ impl Hub {
 
     /// Queue a frame for the connections listening to a room whose user `wanted` accepts.
     pub fn to_room_where(&self, room_id: i64, frame: &Utf8Bytes, wanted: impl Fn(i64) -> bool) {
-        let st = lock_read(&self.inner.state);
-        let mut slow = Vec::new();
-        if let Some(members) = st.rooms.get(&room_id) {
-            for m in members.iter().filter(|m| wanted(m.user_id)) {
-                self.offer(&m.tx, m.conn, frame, 0, &mut slow);
-            }
-        }
-        drop(st);
-        self.drop_slow(slow);
+        self.to_room_matching(room_id, frame, 0, wanted);
     }
 
     /// Queue a frame at position `pos` for every connection listening to a room (a
     /// connection whose `?since=` replay already covered `pos` skips it).
     pub fn to_room_at(&self, room_id: i64, frame: &Utf8Bytes, pos: i64) {
+        self.to_room_matching(room_id, frame, pos, |_| true);
+    }
+
+    /// Queue a frame at position `pos` (0: none, sent to every connection) for the
+    /// connections listening to a room whose user `wanted` accepts; a connection whose
+    /// `ready` or replay covered `pos` skips it.
+    pub fn to_room_matching(
+        &self,
+        room_id: i64,
+        frame: &Utf8Bytes,
+        pos: i64,
+        wanted: impl Fn(i64) -> bool,
+    ) {
         let st = lock_read(&self.inner.state);
-        self.inner.offered.fetch_max(pos, Ordering::Release);
+        if pos > 0 {
+            self.inner.offered.fetch_max(pos, Ordering::Release);
+        }
         let mut slow = Vec::new();
         if let Some(members) = st.rooms.get(&room_id) {
-            for m in members {
+            for m in members.iter().filter(|m| wanted(m.user_id)) {
                 self.offer(&m.tx, m.conn, frame, pos, &mut slow);
             }
         }

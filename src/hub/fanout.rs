@@ -207,6 +207,7 @@ impl Hub {
             room: &msg.room,
             id: msg.id,
             user: &msg.user,
+            seq: None,
         }
         .encode();
         for m in members.iter().filter(|m| mentioned.contains(&m.user_id)) {
@@ -289,6 +290,7 @@ impl Hub {
                 room_id,
                 room,
                 id,
+                seq,
                 author,
                 users,
             } => {
@@ -296,9 +298,11 @@ impl Hub {
                     room,
                     id: *id,
                     user: author,
+                    seq: Some(*seq).filter(|s| *s > 0),
                 }
                 .encode();
-                self.to_room_where(*room_id, &note, |user| users.contains(&user));
+                let to = |user| users.contains(&user);
+                self.to_room_matching(*room_id, &note, *seq, to);
             }
             Change::Message {
                 change,

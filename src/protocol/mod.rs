@@ -680,6 +680,9 @@ pub enum ServerMsg<'a> {
         id: i64,
         /// Author.
         user: &'a str,
+        /// The position of the edit that made the mention (none for a new message's).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<i64>,
     },
     /// A frame was refused.
     Error {

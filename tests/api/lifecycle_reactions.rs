@@ -634,18 +634,38 @@ async fn an_edit_that_adds_a_mention_notifies_the_newly_mentioned_and_one_that_d
     let mut b = app.ws_connect(&bob, None).await;
     let mut c = app.ws_connect(&carol, None).await;
     let id = id_of(&a.say("general", "thanks @bob", "m1").await);
-    assert_eq!(b.wait_type("mention").await["id"], id);
+    let first = b.wait_type("mention").await;
+    assert_eq!(first["id"], id);
+    assert!(
+        first.get("seq").is_none(),
+        "a new message's mention: {first}"
+    );
 
     a.send_json(
         &json!({"type": "edit", "id": id, "body": "thanks @bob and @carol", "nonce": "e1"}),
     )
     .await;
-    answer(&mut a, "e1").await;
+    let edited = answer(&mut a, "e1").await;
     let note = c.wait_type("mention").await;
     assert_eq!(
-        (&note["id"], &note["user"], &note["room"]),
-        (&json!(id), &json!("alice"), &json!("general"))
+        (&note["id"], &note["user"], &note["room"], &note["seq"]),
+        (
+            &json!(id),
+            &json!("alice"),
+            &json!("general"),
+            &edited["seq"]
+        ),
+        "the edit's mention at the edit's position"
     );
+    // A connection whose `ready` counted the edit is not told of it again.
+    let mut late = app.ws_connect(&carol, None).await;
+    a.say("general", "after the edit", "m1b").await;
+    let f = late
+        .wait_for("a mention or the message after it", |f| {
+            f["type"] == "mention" || f["nonce"] == "m1b"
+        })
+        .await;
+    assert_eq!(f["nonce"], "m1b", "ready counted the edit's mention: {f}");
     assert_eq!(app.my_room(&carol, "general").await.unwrap()["mentions"], 1);
     a.say("general", "marker", "m2").await;
     let f = b

@@ -962,3 +962,47 @@ async fn an_editor_left_open_is_cancelled_when_another_room_or_dm_is_opened() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// A mention that an edit adds to a message written before the page loaded (so below the
+/// room's `last_id` in `ready`) still shows on the room's entry: the edit is news, and the
+/// server, not the message's id, says whether `ready` counted it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_that_mentions_you_in_an_older_unread_message_shows_on_the_room() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    let app = App::start().await;
+    let kit = app.kit();
+    let alice = Auth::Cookie(app.register("alice").await);
+    let bob = Auth::Cookie(app.register("bob").await);
+    kit.create_room(&alice, "side", true).await;
+    kit.join_room(&bob, "side").await;
+    let mut ws = kit.ws_connect(&alice, None).await;
+    let id = ws.say("side", "Lunch at noon?", "l1").await["id"].clone();
+
+    let driver = Driver::start(&tools).await;
+    let b = driver.browser("bob", 1280, 800).await;
+    b.submit_sign_in(&app.base, "Sign in", "bob", PASSWORD)
+        .await;
+    b.wait_chat_ready().await;
+    wait_room_open(&b, "general", "general").await;
+    let entry = room_link("side");
+    let mentions = format!("{entry}//span[contains(concat(' ', @class, ' '), ' room-mentions ')]");
+    b.wait_visible(
+        "side's unread count",
+        &format!("{entry}//span[contains(concat(' ', @class, ' '), ' room-unread ')]"),
+    )
+    .await;
+    assert!(b.visible(&mentions).await.is_none(), "no mention yet");
+
+    ws.send_json(&json!({"type": "edit", "id": id, "body": "Lunch at noon, @bob?", "nonce": "e1"}))
+        .await;
+    ws.wait_for("the edit's echo", |f| {
+        f["type"] == "edited" && f["nonce"] == "e1"
+    })
+    .await;
+    let badge = b.wait_visible("side's mention badge", &mentions).await;
+    assert_eq!(badge.text().await.expect("badge text").trim(), "@1");
+    drop(ws);
+    b.close().await;
+}
