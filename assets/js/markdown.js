@@ -27,7 +27,7 @@ const MAX_DESTINATION = 2048;
 /** Longest room name (src/domain.rs, MAX_ROOM_NAME). */
 const MAX_ROOM_NAME = 48;
 
-const LINK_REL = 'noopener noreferrer nofollow ugc';
+const LINK_REL = 'noopener noreferrer';
 const LINK_PROTOCOLS = new Set(['http:', 'https:', 'mailto:']);
 
 const ESCAPABLE = '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~';

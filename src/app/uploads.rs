@@ -449,11 +449,23 @@ pub(crate) fn image_too_large(max_pixels: u64) -> AppError {
 pub(crate) fn too_large(max: u64) -> AppError {
     AppError::new(
         Code::PayloadTooLarge,
-        format!(
-            "Files may be at most {} MiB.",
-            (max as f64 / (1024.0 * 1024.0) * 10.0).round() / 10.0
-        ),
+        format!("Files may be at most {}.", size_text(max)),
     )
+}
+
+/// `bytes` for a sentence: in MiB (one decimal, when it has one) from 1 MiB on, in KiB from
+/// 1 KiB, else in bytes.
+fn size_text(bytes: u64) -> String {
+    let unit = |n: u64, name: &str| {
+        let tenths = (bytes as f64 / n as f64 * 10.0).round() / 10.0;
+        format!("{tenths} {name}")
+    };
+    match bytes {
+        b if b >= 1 << 20 => unit(1 << 20, "MiB"),
+        b if b >= 1 << 10 => unit(1 << 10, "KiB"),
+        1 => "1 byte".to_string(),
+        b => format!("{b} bytes"),
+    }
 }
 
 fn over_quota() -> AppError {
@@ -487,5 +499,15 @@ mod tests {
         assert_ne!(a, new_id().unwrap());
         assert!(!valid_id("../../etc/passwd"));
         assert!(!valid_id(&"a".repeat(23)));
+    }
+
+    #[test]
+    fn sizes_read_in_the_unit_that_fits() {
+        assert_eq!(size_text(25 << 20), "25 MiB");
+        assert_eq!(size_text(1_572_864), "1.5 MiB");
+        assert_eq!(size_text(2000), "2 KiB");
+        assert_eq!(size_text(1536), "1.5 KiB");
+        assert_eq!(size_text(512), "512 bytes");
+        assert_eq!(size_text(1), "1 byte");
     }
 }

@@ -60,7 +60,8 @@ impl ApiError {
         let mut res = warp::reply::with_status(json, self.status).into_response();
         res.headers_mut().insert(
             warp::http::header::CACHE_CONTROL,
-            warp::http::HeaderValue::from_static("no-store"),
+            // `private` as well: a refused download is still an answer about one user's file.
+            warp::http::HeaderValue::from_static("private, no-store"),
         );
         // A refusal is never a page to run: opened in a tab (a file's URL one may not read,
         // say) it is sandboxed like every file Hearth serves.

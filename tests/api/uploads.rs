@@ -126,6 +126,14 @@ async fn a_file_comes_back_byte_for_byte_with_safe_headers() {
     );
     assert_eq!(h["accept-ranges"], "bytes");
     assert_eq!(bytes_of(res).await, data, "byte-identical");
+    // Refused (not sent yet, so the uploader's alone): the same safety headers.
+    let bob = app.signup("bob").await;
+    let res = app.get_as(url, &bob).await;
+    assert_eq!(res.status(), 404);
+    let refused = res.headers();
+    assert_eq!(refused["x-content-type-options"], "nosniff");
+    assert_eq!(refused["content-security-policy"], "sandbox");
+    assert_eq!(refused["cache-control"], "private, no-store");
 
     // What a page could run or apply from a tag (a script, a style, an SVG, a page) is served
     // as bytes, whatever was declared: nothing loads it as code, on this site or another.

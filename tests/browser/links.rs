@@ -275,7 +275,7 @@ async fn permalinks_www_links_and_here() {
             vec![],
         )
         .await;
-    let rel = "noopener noreferrer nofollow ugc";
+    let rel = "noopener noreferrer";
     assert_eq!(
         www,
         json!([

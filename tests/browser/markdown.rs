@@ -75,8 +75,7 @@ const links = body('Example site');
 if (links) {
   const a = Array.from(links.querySelectorAll('a')).find((x) => x.textContent === 'Example site');
   need(a && a.href === 'https://example.com/', 'a markdown link: ' + (a ? a.outerHTML : tags(links)));
-  const rel = a ? a.rel.split(/\s+/) : [];
-  need(rel.includes('noopener') && rel.includes('noreferrer'), 'rel noopener noreferrer: ' + rel);
+  need(a && a.rel === 'noopener noreferrer', 'rel="noopener noreferrer" exactly: ' + (a && a.rel));
   need(a && a.target === '_blank', 'opens in a new tab');
   const bare = Array.from(links.querySelectorAll('a')).find((x) => x.textContent === 'https://example.org/path');
   need(bare && bare.rel.includes('noopener'), 'a bare URL is a link without its trailing dot: ' + links.innerHTML);
