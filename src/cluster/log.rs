@@ -141,6 +141,7 @@ pub fn start(
                 vouched: 0,
                 backlog: taken,
                 names_due: false,
+                heard: head,
             });
             Follower::run(&follower, &commits);
             // Gone with its thread: the listener's next batch finds no follower, its send
@@ -457,6 +458,9 @@ struct Follower {
     /// this node cannot read, or its own batch still on its way): they are read with the
     /// next snapshot whose positions are delivered up to its head.
     names_due: bool,
+    /// The highest position a notification handed to this follower announced: one above
+    /// this node's own batch in flight waits for that batch, and is read right after it.
+    heard: i64,
 }
 
 impl Follower {
@@ -555,6 +559,12 @@ impl Follower {
         self.applied = self.applied.max(upto);
         self.hub.metrics().log_delivered(self.applied);
         self.handoff.settled(after);
+        // Another node's commit above this batch, heard while the batch was in flight, was
+        // left to wait for it (a read stops at the batch's mark, and its notification did
+        // not start at `applied` then): read it now rather than at the next tail check.
+        if self.heard > self.applied {
+            self.catch_up(None);
+        }
     }
 
     /// A commit's notification: what another node committed right above `applied` is
@@ -572,6 +582,7 @@ impl Follower {
         if upto <= self.applied || self.handoff.is_mine(after) {
             return; // delivered already, or this node's own: it comes with its outcomes
         }
+        self.heard = self.heard.max(upto);
         if after == self.applied && complete && self.below_mine(upto) {
             self.deliver_notified(batch, upto);
             return;

@@ -23,6 +23,27 @@ use super::{now_ms, queries, Attachment, Changes, DbError, ReplyTo, StoredMessag
 use crate::events::{Committed, Refusal, SendOutcome};
 use crate::metrics::{Metrics, WriteFailure};
 
+/// With the `faults` feature (the test suites' build only): the text of a message whose
+/// batch the writer holds for [`FAULT_HOLD`] after its commit, before handing it to the
+/// fan-out, as a writer thread that lost its core right after `COMMIT` would.
+#[cfg(feature = "faults")]
+pub const FAULT_HOLD_BODY: &str = "hearth-fault: hold this batch after its commit";
+
+/// With the `faults` feature: how long [`FAULT_HOLD_BODY`] holds its batch.
+#[cfg(feature = "faults")]
+pub const FAULT_HOLD: Duration = Duration::from_millis(250);
+
+/// With the `faults` feature: hold a committed batch that stored [`FAULT_HOLD_BODY`].
+#[cfg(feature = "faults")]
+fn hold_if_asked(out: &[Committed]) {
+    let asked = out.iter().any(|c| {
+        matches!(c, Committed::Stored { msg, duplicate: false, .. } if msg.body == FAULT_HOLD_BODY)
+    });
+    if asked {
+        std::thread::sleep(FAULT_HOLD);
+    }
+}
+
 /// Most commands committed in one transaction.
 const MAX_BATCH: usize = 4096;
 /// Commands waiting for the writer before senders have to wait.
@@ -286,6 +307,8 @@ fn run(
         if let Some(scrub) = scrub.filter(|_| removes_text(&out)) {
             scrub.ask();
         }
+        #[cfg(feature = "faults")]
+        hold_if_asked(&out);
         if !out.is_empty() && commits.send(out).is_err() {
             tracing::warn!("fan-out has stopped; committed messages are not delivered live");
         }

@@ -817,6 +817,70 @@ async fn a_retry_is_answered_after_every_message_below_its_first_copy() {
 /// see it. The message is appended by hand, as another node's writer does, with only the
 /// append's own notification: the node reads it at its next read of the log, up to half a
 /// second later, while a new connection's `ready` counts it at once.
+/// Another node's commit that a node hears while its own batch below it is still on its way
+/// from the writer (the writer lost its core right after `COMMIT`, say) waits for that batch,
+/// then goes out right after it: not at the next read of the log, half a second later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_commit_heard_behind_an_own_batch_goes_out_right_after_it() {
+    use hearth::db::writer::{FAULT_HOLD, FAULT_HOLD_BODY};
+    let Some((pg, url)) = database("heard_behind").await else {
+        return;
+    };
+    let apps = nodes(&url, 2).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let ann = a.signup("ann").await;
+    let carl = a.signup("carl").await;
+    let bob = b.signup("bob").await;
+    let mut ann_ws = a.ws_connect(&ann, None).await;
+    let mut carl_ws = a.ws_connect(&carl, None).await;
+    let mut bob_ws = b.ws_connect(&bob, None).await;
+    ann_ws.say("general", "hello", "w").await;
+    bob_ws.wait_for("ann's hello", |f| f["nonce"] == "w").await;
+    carl_ws.wait_for("ann's hello", |f| f["nonce"] == "w").await;
+    // Bob's message must commit while ann's batch is held (and be heard on ann's node
+    // before the hold ends); on a machine too busy for that, the attempt is made again.
+    for attempt in 0..5 {
+        let (held, after) = (format!("h{attempt}"), format!("b{attempt}"));
+        let sent = Instant::now();
+        ann_ws
+            .send_json(&serde_json::json!({
+                "type": "send", "room": "general", "body": FAULT_HOLD_BODY, "nonce": held
+            }))
+            .await;
+        // Bob's node hears ann's commit from the log at once; ann's own node delivers it
+        // only when the writer lets go of the batch.
+        bob_ws
+            .wait_for("ann's held message", |f| f["nonce"] == held.as_str())
+            .await;
+        bob_ws.say("general", "right behind it", &after).await;
+        let acked = sent.elapsed();
+        carl_ws
+            .wait_for("ann's held message", |f| f["nonce"] == held.as_str())
+            .await;
+        let out = Instant::now();
+        carl_ws
+            .wait_for("bob's message", |f| f["nonce"] == after.as_str())
+            .await;
+        let gap = out.elapsed();
+        ann_ws
+            .wait_for("the held message's answer", |f| f["nonce"] == held.as_str())
+            .await;
+        if acked > FAULT_HOLD / 2 {
+            eprintln!("attempt {attempt}: bob's message stored {acked:?} after ann's; again");
+            continue;
+        }
+        assert!(
+            gap < Duration::from_millis(150),
+            "bob's message reached carl {gap:?} after ann's held one (stored {acked:?} after \
+             ann's was sent)"
+        );
+        drop(apps);
+        tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
+        return;
+    }
+    panic!("bob's message never committed while ann's batch was held");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_behind_the_log_answers_history_from_the_store() {
     let Some((pg, url)) = database("history_behind").await else {
