@@ -54,12 +54,7 @@ impl Hub {
 
     /// Queue a frame for every connection listening to a room, except those of `skip_user`.
     pub fn to_room(&self, room_id: i64, frame: &Utf8Bytes, skip_user: Option<i64>) {
-        self.to_room_where(room_id, frame, |user| Some(user) != skip_user);
-    }
-
-    /// Queue a frame for the connections listening to a room whose user `wanted` accepts.
-    pub fn to_room_where(&self, room_id: i64, frame: &Utf8Bytes, wanted: impl Fn(i64) -> bool) {
-        self.to_room_matching(room_id, frame, 0, wanted);
+        self.to_room_matching(room_id, frame, 0, |user| Some(user) != skip_user);
     }
 
     /// Queue a frame at position `pos` for every connection listening to a room (a
